@@ -134,6 +134,10 @@ pub struct EnvoyConfig {
     pub http_listener: bool,
     /// `-l` log level.
     pub log_level: String,
+    /// Port of the HTTP listener (0: any free port).
+    pub http_port: u16,
+    /// Port of the admin interface (0: any free port).
+    pub admin_port: u16,
 }
 
 impl EnvoyConfig {
@@ -148,6 +152,8 @@ impl EnvoyConfig {
             extra_listeners: Vec::new(),
             http_listener: true,
             log_level: "info".into(),
+            http_port: 0,
+            admin_port: 0,
         }
     }
 
@@ -237,7 +243,7 @@ impl EnvoyConfig {
         if self.http_listener {
             listeners.push(json!({
                 "name": "http",
-                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.http_port } },
                 "filter_chains": [{ "filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": {
@@ -268,7 +274,7 @@ impl EnvoyConfig {
             .collect();
         let bootstrap = json!({
             "node": { "id": "envoy-harness", "cluster": "envoy-harness" },
-            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.admin_port } } },
             "static_resources": { "listeners": listeners, "clusters": clusters }
         });
         (bootstrap, ecds_files)
