@@ -11,11 +11,13 @@
 //!   configure time.
 //! * [`metrics`]: counters, gauges and histograms declared once at configure time.
 //! * [`reply`]: local replies with a small JSON body carrying the request id.
+//! * [`jwt`]: JWT claims from the header Istio writes with `outputPayloadToHeader`.
 //! * [`filter`]: the [`HttpFilter`] trait and what a filter can ask the proxy to do.
 //! * [`testing`]: fakes (properties, metric sink) for native unit tests of filters.
 
 pub mod config;
 pub mod filter;
+pub mod jwt;
 pub mod matcher;
 pub mod metrics;
 pub mod proxy;

@@ -54,9 +54,14 @@ pub fn build_and_report(only: &[String]) -> Result<PathBuf> {
     std::fs::create_dir_all(&out_dir)?;
     let wasm_opt = which("wasm-opt");
     if wasm_opt.is_none() {
-        println!("note: wasm-opt not found (Debian package `binaryen`); modules are not post-optimised");
+        println!(
+            "note: wasm-opt not found (Debian package `binaryen`); modules are not post-optimised"
+        );
     }
-    println!("{:<16} {:>12} {:>12}", "filter", "cargo bytes", "final bytes");
+    println!(
+        "{:<16} {:>12} {:>12}",
+        "filter", "cargo bytes", "final bytes"
+    );
     for name in &names {
         let built = modules::build(name, &root.join("target"))?;
         let out = out_dir.join(format!("{name}.wasm"));
@@ -85,18 +90,25 @@ fn optimise(wasm_opt: &Path, input: &Path, output: &Path) -> bool {
     match status {
         Ok(s) if s.success() => true,
         other => {
-            println!("warning: wasm-opt failed on {} ({other:?}); using cargo's output", input.display());
+            println!(
+                "warning: wasm-opt failed on {} ({other:?}); using cargo's output",
+                input.display()
+            );
             false
         }
     }
 }
 
 fn size(p: &Path) -> Result<u64> {
-    Ok(std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?.len())
+    Ok(std::fs::metadata(p)
+        .with_context(|| format!("reading {}", p.display()))?
+        .len())
 }
 
 /// Find an executable on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }

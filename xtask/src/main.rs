@@ -25,7 +25,10 @@ fn main() {
 
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (cmd, rest) = args.split_first().map(|(c, r)| (c.as_str(), r)).unwrap_or(("help", &[]));
+    let (cmd, rest) = args
+        .split_first()
+        .map(|(c, r)| (c.as_str(), r))
+        .unwrap_or(("help", &[]));
     match cmd {
         "build" => build::build_and_report(rest).map(|_| ()),
         "up" => up::up(rest),
@@ -76,13 +79,25 @@ fn test(args: &[String]) -> Result<()> {
         println!("==> cargo fmt --check");
         run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
         println!("==> cargo clippy --workspace --all-targets -- -D warnings");
-        run_cmd(cargo().args(["clippy", "--quiet", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+        run_cmd(cargo().args([
+            "clippy",
+            "--quiet",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
     }
     let envoy = envoy_harness::locate::envoy()?;
     println!("==> using {}", envoy.describe());
     let modules_dir = build::build_and_report(&[])?;
     println!("==> cargo test --workspace");
-    run_cmd(cargo().args(["test", "--workspace"]).env("FILTER_MODULES_DIR", &modules_dir))?;
+    run_cmd(
+        cargo()
+            .args(["test", "--workspace"])
+            .env("FILTER_MODULES_DIR", &modules_dir),
+    )?;
     println!("==> all tests passed in {:.0?}", started.elapsed());
     Ok(())
 }

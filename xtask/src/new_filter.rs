@@ -6,7 +6,9 @@ use std::path::Path;
 
 pub fn new_filter(name: &str) -> Result<()> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-');
     if !valid {
         bail!("filter name `{name}` must be lowercase letters, digits and `-`, starting with a letter");
@@ -21,7 +23,9 @@ pub fn new_filter(name: &str) -> Result<()> {
         .split('-')
         .map(|part| {
             let mut c = part.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect();
     copy_tree(&src, &dst, &|text| {
@@ -29,9 +33,18 @@ pub fn new_filter(name: &str) -> Result<()> {
             .replace("ExampleFilter", &format!("{camel}Filter"))
             .replace("x-example-filter", &format!("x-{name}-filter"))
             .replace("`example`", &format!("`{name}`"))
-            .replace("recording_metrics(\"example\")", &format!("recording_metrics(\"{name}\")"))
-            .replace("example_requests_total", &format!("{}_requests_total", name.replace('-', "_")))
-            .replace("example_denied_total", &format!("{}_denied_total", name.replace('-', "_")))
+            .replace(
+                "recording_metrics(\"example\")",
+                &format!("recording_metrics(\"{name}\")"),
+            )
+            .replace(
+                "example_requests_total",
+                &format!("{}_requests_total", name.replace('-', "_")),
+            )
+            .replace(
+                "example_denied_total",
+                &format!("{}_denied_total", name.replace('-', "_")),
+            )
     })?;
     std::fs::write(
         dst.join("README.md"),
@@ -42,7 +55,10 @@ pub fn new_filter(name: &str) -> Result<()> {
             m = name.replace('-', "_")
         ),
     )?;
-    println!("created {} (package `{name}`, filter type `{camel}Filter`)", dst.display());
+    println!(
+        "created {} (package `{name}`, filter type `{camel}Filter`)",
+        dst.display()
+    );
     println!("build it with: cargo xtask build {name}");
     Ok(())
 }
@@ -57,7 +73,8 @@ fn copy_tree(src: &Path, dst: &Path, edit: &dyn Fn(&str) -> String) -> Result<()
                 copy_tree(&from, &to, edit)?;
             }
         } else {
-            let text = std::fs::read_to_string(&from).with_context(|| format!("reading {}", from.display()))?;
+            let text = std::fs::read_to_string(&from)
+                .with_context(|| format!("reading {}", from.display()))?;
             std::fs::write(&to, edit(&text))?;
         }
     }

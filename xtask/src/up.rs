@@ -12,7 +12,9 @@ pub fn up(args: &[String]) -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--port" => port = it.next().context("--port needs a value")?.parse()?,
-            "--admin-port" => admin_port = it.next().context("--admin-port needs a value")?.parse()?,
+            "--admin-port" => {
+                admin_port = it.next().context("--admin-port needs a value")?.parse()?
+            }
             other => bail!("unknown option `{other}` (options: --port P, --admin-port P)"),
         }
     }
@@ -26,14 +28,24 @@ pub fn up(args: &[String]) -> Result<()> {
     let mut names = Vec::new();
     for name in crate::build::filter_names()? {
         // Each filter's local configuration lives next to its code.
-        let cfg_path = workspace_root().join("filters").join(&name).join("config.json");
+        let cfg_path = workspace_root()
+            .join("filters")
+            .join(&name)
+            .join("config.json");
         let cfg = std::fs::read_to_string(&cfg_path).unwrap_or_else(|_| "{}".into());
-        config = config.filter(HttpFilter::wasm(&name, modules.join(format!("{name}.wasm")), cfg));
+        config = config.filter(HttpFilter::wasm(
+            &name,
+            modules.join(format!("{name}.wasm")),
+            cfg,
+        ));
         names.push(name);
     }
     let mut envoy = Envoy::start(config)?;
     println!();
-    println!("Envoy is serving filters [{}] in front of an echo upstream.", names.join(", "));
+    println!(
+        "Envoy is serving filters [{}] in front of an echo upstream.",
+        names.join(", ")
+    );
     println!("  URL:    {}", envoy.url("/"));
     println!("  admin:  {}", envoy.admin_url("/"));
     println!("  log:    {}", envoy.dir().join("envoy.log").display());
@@ -41,7 +53,10 @@ pub fn up(args: &[String]) -> Result<()> {
     println!("Try:");
     println!("  curl -i {}", envoy.url("/hello"));
     println!("  curl -i -H 'x-deny: 1' {}", envoy.url("/hello"));
-    println!("  curl -s {} | grep -E '^(example|policy|router|threat)'", envoy.admin_url("/stats/prometheus"));
+    println!(
+        "  curl -s {} | grep -E '^(example|policy|router|threat)'",
+        envoy.admin_url("/stats/prometheus")
+    );
     println!();
     println!("Ctrl-C stops Envoy.");
     let status = envoy.wait()?;
