@@ -112,9 +112,8 @@ pub fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
     if lower.is_empty() {
         return Err(ConfigError::new(path, "header name must not be empty"));
     }
-    if !lower.chars().all(valid_token)
-        && !(lower.starts_with(':') && lower[1..].chars().all(valid_token))
-    {
+    let body = lower.strip_prefix(':').unwrap_or(&lower);
+    if body.is_empty() || !body.chars().all(valid_token) {
         return Err(ConfigError::new(
             path,
             format!("`{name}` is not a valid HTTP header name"),

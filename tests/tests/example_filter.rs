@@ -1,6 +1,8 @@
 //! The example filter in a real Envoy: header added, deny works, bad configs refused with the
 //! field named (at startup and on a live ECDS update), and Envoy keeps serving.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter};
 use std::time::Duration;
 
