@@ -40,7 +40,7 @@ pub use proxy_wasm as __proxy_wasm;
 /// Use it once per `cdylib`, gated on the target so native builds and crates that embed the
 /// filter (the suite module) do not export a second entry point:
 ///
-/// ```ignore
+/// ```text
 /// #[cfg(all(target_arch = "wasm32", feature = "export"))]
 /// sdk_ext::export_http_filter!(MyFilter);
 /// ```
