@@ -7,6 +7,7 @@
 //! * [`config`]: parse JSON plugin configuration with unknown fields rejected; errors name the
 //!   JSON path and the reason.
 //! * [`view`]: the request as the filter sees it: headers fetched once, properties on demand.
+//! * [`cookie`]: request cookies and a cookie matcher.
 //! * [`matcher`]: method, path, host, header, query and source-CIDR matchers, compiled at
 //!   configure time.
 //! * [`metrics`]: counters, gauges and histograms declared once at configure time.
@@ -16,6 +17,7 @@
 //! * [`testing`]: fakes (properties, metric sink) for native unit tests of filters.
 
 pub mod config;
+pub mod cookie;
 pub mod filter;
 pub mod jwt;
 pub mod matcher;
