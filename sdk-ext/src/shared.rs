@@ -66,10 +66,13 @@ impl Services {
     }
 }
 
+/// Stored entries (value and version) and the last version handed out.
+type Entries = (HashMap<String, (Vec<u8>, u32)>, u32);
+
 /// An in-memory [`SharedStore`] with the same compare-and-swap semantics as the host's.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    inner: RefCell<(HashMap<String, (Vec<u8>, u32)>, u32)>,
+    inner: RefCell<Entries>,
 }
 
 impl MemoryStore {
