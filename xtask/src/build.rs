@@ -21,7 +21,7 @@ pub fn filter_names() -> Result<Vec<String>> {
     for entry in std::fs::read_dir(workspace_root().join("filters"))? {
         let dir = entry?.path();
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
-        if manifest.contains("cdylib") {
+        if builds_module(&manifest) {
             if let Some(name) = package_name(&manifest) {
                 names.push(name);
             }
@@ -29,6 +29,14 @@ pub fn filter_names() -> Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// Whether a manifest's `crate-type` line (not a comment) lists `cdylib`.
+fn builds_module(manifest: &str) -> bool {
+    manifest.lines().any(|l| {
+        let l = l.trim();
+        l.starts_with("crate-type") && l.contains("\"cdylib\"")
+    })
 }
 
 fn package_name(manifest: &str) -> Option<String> {
