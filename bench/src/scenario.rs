@@ -104,17 +104,26 @@ fn native(name: &str, config: Value) -> HttpFilter {
     HttpFilter::native(name, config)
 }
 
-/// The suite's combined configuration: each member's benchmark configuration under its key.
+/// The filters `chain` runs as separate Wasm filters and `suite` composes in one module, in
+/// the same order (the suite's order, see `filters/suite/README.md`): cheap policy denials
+/// first, then the expensive threat scoring, then routing of what is forwarded.
+pub const SUITE_MEMBERS: &[&str] = &["policy", "router"];
+
+/// The suite's combined configuration: each member's benchmark configuration under its key
+/// (`threat-score` -> `threat_score`).
 pub fn suite_config(inputs: &Inputs) -> Result<String> {
-    let part = |name: &str| -> Result<Value> {
-        serde_json::from_str(&inputs.config(name)?).with_context(|| format!("{name} config"))
-    };
-    Ok(json!({
-        "policy": part("policy")?,
-        "router": part("router")?,
-        "threat_score": part("threat-score")?,
-    })
-    .to_string())
+    let mut doc = serde_json::Map::new();
+    for name in SUITE_MEMBERS {
+        let part: Value = serde_json::from_str(&inputs.config(name)?)
+            .with_context(|| format!("{name} config"))?;
+        doc.insert(name.replace('-', "_"), part);
+    }
+    Ok(Value::Object(doc).to_string())
+}
+
+/// The `chain` scenario's filters: [`SUITE_MEMBERS`] as separate Wasm filters.
+fn chain(inputs: &Inputs) -> Result<Vec<HttpFilter>> {
+    SUITE_MEMBERS.iter().map(|m| inputs.wasm(m)).collect()
 }
 
 /// Every scenario, in the order each round runs them.
@@ -224,14 +233,8 @@ pub fn all() -> Vec<Scenario> {
             name: "chain",
             kind: Kind::Wasm,
             description: "policy, threat-score and router as three separate Wasm filters",
-            needs: &["policy", "threat-score", "router"],
-            chain: |i| {
-                Ok(vec![
-                    i.wasm("policy")?,
-                    i.wasm("threat-score")?,
-                    i.wasm("router")?,
-                ])
-            },
+            needs: SUITE_MEMBERS,
+            chain,
         },
         Scenario {
             name: "suite",

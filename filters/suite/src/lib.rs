@@ -174,9 +174,21 @@ macro_rules! compose {
             type Config = $config;
             type State = $state;
 
+            /// Without host services (native use): members that keep state across requests
+            /// (policy's rate limits) get thread-local ones.
             fn configure(
                 config: $config,
                 metrics: &mut $crate::sdk_ext::Metrics,
+            ) -> Result<Self, $crate::sdk_ext::ConfigError> {
+                Self::configure_with(config, metrics, &$crate::sdk_ext::Services::local())
+            }
+
+            /// Each present member's `configure_with`, in order, with its own metric scope and
+            /// the host's services (shared data, clock); errors are prefixed with its key.
+            fn configure_with(
+                config: $config,
+                metrics: &mut $crate::sdk_ext::Metrics,
+                services: &$crate::sdk_ext::Services,
             ) -> Result<Self, $crate::sdk_ext::ConfigError> {
                 $(
                     let $field = match config.$field {
@@ -184,8 +196,12 @@ macro_rules! compose {
                             let mut scoped = metrics
                                 .scoped(<$member as $crate::sdk_ext::HttpFilter>::NAME);
                             Some(
-                                <$member as $crate::sdk_ext::HttpFilter>::configure(c, &mut scoped)
-                                    .map_err(|e| e.within(stringify!($field)))?,
+                                <$member as $crate::sdk_ext::HttpFilter>::configure_with(
+                                    c,
+                                    &mut scoped,
+                                    services,
+                                )
+                                .map_err(|e| e.within(stringify!($field)))?,
                             )
                         }
                         None => None,
@@ -239,6 +255,17 @@ macro_rules! compose {
         }
     };
 }
+
+compose! {
+    /// The suite module's filter: policy, then routing. See the crate documentation and
+    /// `README.md` for the order and the configuration.
+    pub filter SuiteFilter, config SuiteConfig, state SuiteState, name "suite";
+    policy: policy::PolicyFilter,
+    router: router::RouterFilter,
+}
+
+#[cfg(all(target_arch = "wasm32", feature = "export"))]
+sdk_ext::export_http_filter!(SuiteFilter);
 
 /// The part of `body` a member with body limit `limit` sees.
 pub fn clip(body: sdk_ext::BodyChunk<'_>, limit: usize) -> sdk_ext::BodyChunk<'_> {
