@@ -1,0 +1,242 @@
+//! Native driver of the filters' logic on the benchmark's request mix, for profiling with
+//! instruction counts (repeatable on a noisy machine) or `perf`:
+//!
+//! ```text
+//! cargo build --release -p bench --example profile_filters
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \
+//!     target/release/examples/profile_filters threat-score 200
+//! callgrind_annotate --inclusive=yes /tmp/cg.out | head -60
+//! ```
+//!
+//! `profile_filters FILTER [ROUNDS]` runs ROUNDS passes over the 40-request mix
+//! (`bench::workload::mix`), each request the way the glue (`sdk_ext::proxy`) runs it: the
+//! header vector handed to a fresh `RequestView` (as `get_http_request_headers` delivers it),
+//! `on_request_headers`, the body (clipped to `max_body_bytes`) to `on_request_body` on
+//! `InspectBody`, and `on_response_headers` unless the filter replied. Host services are counted
+//! instead of called: per request it prints the metric updates (`increment_metric`), shared-data
+//! reads and writes, clock reads and header edits each filter asks of the host, which is what the
+//! Wasm build turns into host calls. FILTER: policy, router, threat-score, suite, noop.
+
+use bench::workload;
+use sdk_ext::config::parse_json;
+use sdk_ext::metrics::{MetricKind, MetricSink};
+use sdk_ext::shared::{Clock, MemoryStore, SharedStore, StoreError, SystemClock};
+use sdk_ext::testing::FakeProperties;
+use sdk_ext::{BodyChunk, Decision, HeaderOps, HttpFilter, Metrics, RequestView, Services};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// Host calls the filter asked for, by kind.
+#[derive(Default)]
+struct HostCalls {
+    metric_updates: Cell<u64>,
+    shared_gets: Cell<u64>,
+    shared_sets: Cell<u64>,
+    clock_reads: Cell<u64>,
+    header_edits: Cell<u64>,
+    body_reads: Cell<u64>,
+    replies: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>, n: u64) {
+    c.set(c.get() + n);
+}
+
+struct CountingSink(Rc<HostCalls>);
+
+impl MetricSink for CountingSink {
+    fn define(&self, _: MetricKind, _: &str) -> Option<u32> {
+        Some(0)
+    }
+    fn increment(&self, _: u32, _: i64) {
+        bump(&self.0.metric_updates, 1);
+    }
+    fn record(&self, _: u32, _: u64) {
+        bump(&self.0.metric_updates, 1);
+    }
+}
+
+struct CountingStore(MemoryStore, Rc<HostCalls>);
+
+impl SharedStore for CountingStore {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        bump(&self.1.shared_gets, 1);
+        self.0.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        bump(&self.1.shared_sets, 1);
+        self.0.set(key, value, cas)
+    }
+}
+
+struct CountingClock(Rc<HostCalls>);
+
+impl Clock for CountingClock {
+    fn now_nanos(&self) -> u64 {
+        bump(&self.0.clock_reads, 1);
+        SystemClock.now_nanos()
+    }
+}
+
+/// A workload request as the glue sees it: Envoy's header map (pseudo-headers first, the
+/// headers Envoy adds) and the body.
+struct Input {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn inputs() -> Vec<Input> {
+    workload::mix()
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut headers = vec![
+                (":authority".to_string(), "127.0.0.1:10000".to_string()),
+                (":path".to_string(), r.path.clone()),
+                (":method".to_string(), r.method.clone()),
+                (":scheme".to_string(), "http".to_string()),
+            ];
+            headers.extend(
+                r.headers
+                    .iter()
+                    .map(|(n, v)| (n.to_ascii_lowercase(), v.clone())),
+            );
+            if !r.body.is_empty() {
+                headers.push(("content-length".into(), r.body.len().to_string()));
+            }
+            headers.push(("x-forwarded-proto".into(), "http".into()));
+            headers.push((
+                "x-request-id".into(),
+                format!("3f1c2a9e-5b7d-4c1e-9a2b-{i:012}"),
+            ));
+            Input {
+                headers,
+                body: r.body.into_bytes(),
+            }
+        })
+        .collect()
+}
+
+fn props() -> Box<FakeProperties> {
+    let mut p = FakeProperties::default();
+    p.0.insert("source.address".into(), b"127.0.0.1:50000".to_vec());
+    p.0.insert("request.protocol".into(), b"HTTP/1.1".to_vec());
+    Box::new(p)
+}
+
+fn config(root: &std::path::Path, name: &str) -> String {
+    let p = root.join("bench/configs").join(format!("{name}.json"));
+    std::fs::read_to_string(&p).unwrap_or_else(|_| "{}".into())
+}
+
+/// One request through `f`, as `sdk_ext::proxy` runs it. Returns the status of a local reply.
+fn one<F: HttpFilter>(f: &F, input: &Input, calls: &HostCalls) -> Option<u16> {
+    let view = RequestView::new(input.headers.clone(), props());
+    let mut state = F::State::default();
+    let mut ops = HeaderOps::default();
+    let mut decision = f.on_request_headers(&view, &mut state, &mut ops);
+    if decision == Decision::InspectBody && f.max_body_bytes() > 0 {
+        let limit = f.max_body_bytes();
+        let n = input.body.len().min(limit);
+        bump(&calls.body_reads, u64::from(!input.body.is_empty()));
+        let chunk = BodyChunk {
+            bytes: &input.body[..n],
+            truncated: input.body.len() > limit,
+        };
+        decision = f.on_request_body(&view, chunk, &mut state, &mut ops);
+    }
+    let edits = ops.remove.len() + ops.set.len() + ops.add.len();
+    bump(&calls.header_edits, edits as u64);
+    if let Decision::Respond(r) = decision {
+        bump(&calls.replies, 1);
+        return Some(r.status);
+    }
+    let mut resp = HeaderOps::default();
+    f.on_response_headers(&mut state, &mut resp);
+    let edits = resp.remove.len() + resp.set.len() + resp.add.len();
+    bump(&calls.header_edits, edits as u64);
+    std::hint::black_box(&resp);
+    None
+}
+
+fn drive<F: HttpFilter>(json: &str, rounds: usize) -> Result<(), String> {
+    let calls = Rc::new(HostCalls::default());
+    let mut metrics = Metrics::new(F::NAME, Rc::new(CountingSink(Rc::clone(&calls))));
+    let services = Services {
+        shared: Rc::new(CountingStore(MemoryStore::default(), Rc::clone(&calls))),
+        clock: Rc::new(CountingClock(Rc::clone(&calls))),
+    };
+    let cfg = parse_json::<F::Config>(json.as_bytes()).map_err(|e| e.to_string())?;
+    let f = F::configure_with(cfg, &mut metrics, &services).map_err(|e| e.to_string())?;
+    let inputs = inputs();
+    let mut replies = std::collections::BTreeMap::new();
+    for input in &inputs {
+        let status = one(&f, input, &calls).unwrap_or(200);
+        *replies.entry(status).or_insert(0u32) += 1;
+    }
+    for c in [
+        &calls.metric_updates,
+        &calls.shared_gets,
+        &calls.shared_sets,
+        &calls.clock_reads,
+        &calls.header_edits,
+        &calls.body_reads,
+        &calls.replies,
+    ] {
+        c.set(0);
+    }
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for input in &inputs {
+            std::hint::black_box(one(&f, input, &calls));
+        }
+    }
+    let elapsed = started.elapsed();
+    let n = (rounds * inputs.len()).max(1) as f64;
+    let per = |c: &Cell<u64>| c.get() as f64 / n;
+    println!("filter {}: statuses over the mix {replies:?}", F::NAME);
+    println!(
+        "native time {:.2} us/request ({} requests; wall clock, indicative only)",
+        elapsed.as_secs_f64() * 1e6 / n,
+        n
+    );
+    println!(
+        "per request asked of the host: {:.2} metric updates, {:.2} shared-data gets, {:.2} sets, {:.2} clock reads, {:.2} header edits, {:.2} body reads, {:.2} local replies",
+        per(&calls.metric_updates),
+        per(&calls.shared_gets),
+        per(&calls.shared_sets),
+        per(&calls.clock_reads),
+        per(&calls.header_edits),
+        per(&calls.body_reads),
+        per(&calls.replies),
+    );
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let name = args.first().map(String::as_str).unwrap_or("suite");
+    let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(200);
+    let root = envoy_harness::workspace_root();
+    let scenario = bench::scenario::Inputs {
+        modules_dir: root.join("target/modules"),
+        root: root.clone(),
+    };
+    let result = match name {
+        "policy" => drive::<policy::PolicyFilter>(&config(&root, "policy"), rounds),
+        "router" => drive::<router::RouterFilter>(&config(&root, "router"), rounds),
+        "noop" => drive::<noop::NoopFilter>("{}", rounds),
+        "suite" => match bench::scenario::suite_config(&scenario) {
+            Ok(json) => drive::<suite::SuiteFilter>(&json, rounds),
+            Err(e) => Err(format!("{e:#}")),
+        },
+        other => Err(format!(
+            "unknown filter `{other}` (policy, router, threat-score, suite, noop)"
+        )),
+    };
+    if let Err(e) = result {
+        eprintln!("profile_filters: {e}");
+        std::process::exit(1);
+    }
+}
