@@ -348,6 +348,11 @@ impl<F: NetworkFilter> StreamContext for NetStream<F> {
         } else {
             Vec::new()
         };
+        log::debug!(
+            "{}: {data_size} bytes buffered ({} new, end_of_stream={end_of_stream})",
+            F::NAME,
+            new_bytes.len()
+        );
         conn.seen = data_size;
         conn.view.set_now_ms(now_ms());
         let mut ops = ConnOps::default();

@@ -161,7 +161,16 @@ mod tests {
 
     #[test]
     fn bad_patterns_name_their_path() {
-        for bad in ["a.*.com", "*example.com", "a b", "", ".", "a..b", "**.x", "*.a..b"] {
+        for bad in [
+            "a.*.com",
+            "*example.com",
+            "a b",
+            "",
+            ".",
+            "a..b",
+            "**.x",
+            "*.a..b",
+        ] {
             let err =
                 SniTable::compile([(bad.to_string(), (), "sni.allow[0]".to_string())]).unwrap_err();
             assert_eq!(err.path, "sni.allow[0]", "{bad}");
