@@ -3,6 +3,8 @@
 //! 1-byte writes), protocol allow list, inspection timeout, and per-source limits shared by
 //! two workers. Upstreams are plain TCP echo servers that greet with their name.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use envoy_harness::tcp::{
     connect_from, network_wasm_typed_config, read_reply, tcp_proxy_listener, Seen,
 };
