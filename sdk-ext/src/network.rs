@@ -12,6 +12,9 @@
 //! returns `StopIteration` from `onNewConnection`, so while a filter returns
 //! [`NetDecision::Pause`] the filters after it (and `tcp_proxy`'s upstream connect) have not
 //! started: no byte and no connection attempt reaches the upstream before the decision.
+//! `tcp_proxy` must be configured with `max_early_data_bytes` for the paused filter to receive
+//! bytes at all: otherwise it disables reading when it is created and re-enables it only once
+//! its upstream is connected (measured with Envoy 1.40).
 
 use crate::config::ConfigError;
 use crate::conn_limit::SharedStore;
