@@ -17,13 +17,12 @@
 //! its upstream is connected (measured with Envoy 1.40).
 
 use crate::config::ConfigError;
-use crate::conn_limit::SharedStore;
 use crate::metrics::Metrics;
+use crate::shared::Services;
 use crate::view::{prop_i64, prop_string, PropertySource};
 use serde::de::DeserializeOwned;
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
 use std::time::Duration;
 
 /// What to do with the connection after a hook.
@@ -157,8 +156,8 @@ fn parse_addr(props: &dyn PropertySource, path: &[&str], port_root: &str) -> Opt
 pub struct NetworkSetup<'a> {
     /// Register counters, gauges and histograms.
     pub metrics: &'a mut Metrics,
-    /// Key/value store shared by every worker of this VM (proxy-wasm shared data).
-    pub shared: Rc<dyn SharedStore>,
+    /// Shared data (one store for every worker of this `vm_id`) and the proxy's clock.
+    pub services: Services,
 }
 
 /// A network filter's logic. Implement it, then export it with

@@ -23,12 +23,11 @@
 //! to that connection.
 
 use crate::config::parse_json;
-use crate::conn_limit::{SharedStore, StoreError};
 use crate::metrics::Metrics;
 use crate::network::{
     ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter, NetworkSetup,
 };
-use crate::proxy::{init_logging, sync_log_level, HostMetrics, HostProperties};
+use crate::proxy::{host_services, init_logging, sync_log_level, HostMetrics, HostProperties};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, RootContext, StreamContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, PeerType};
@@ -36,22 +35,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
-
-/// proxy-wasm shared data (one map per `vm_id`, shared by every worker).
-pub struct HostSharedData;
-
-impl SharedStore for HostSharedData {
-    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        match hostcalls::get_shared_data(key) {
-            Ok((Some(value), cas)) => Some((value, cas.unwrap_or(0))),
-            _ => None,
-        }
-    }
-
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        hostcalls::set_shared_data(key, Some(value), cas).map_err(|_| StoreError::CasMismatch)
-    }
-}
 
 /// The proxy's clock in milliseconds since the Unix epoch.
 fn now_ms() -> u64 {
@@ -158,7 +141,7 @@ impl<F: NetworkFilter> RootContext for NetRoot<F> {
                 cfg,
                 NetworkSetup {
                     metrics: &mut metrics,
-                    shared: Rc::new(HostSharedData),
+                    services: host_services(),
                 },
             )
         });

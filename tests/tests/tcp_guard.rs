@@ -321,7 +321,7 @@ fn connection_rate_limit_holds_across_two_workers() {
     let max_tokens = 4u64;
     let envoy = start(
         &up,
-        r#"{"connection_rate": {"max_tokens": 4, "tokens_per_fill": 1, "fill_interval_ms": 3600000}}"#,
+        r#"{"connection_rate": {"max_tokens": 4, "tokens_per_fill": 1, "fill_interval": "1h", "max_keys": 64}}"#,
         2,
     );
     // Connect until both workers have had enough connections that per-worker buckets would

@@ -17,11 +17,12 @@ pub mod sniff;
 pub mod tls;
 
 use ipnet::IpNet;
-use sdk_ext::conn_limit::{Outcome, SharedCounter, TokenBucket, TokenBucketSpec};
+use sdk_ext::conn_limit::{Outcome, SharedCounter};
 use sdk_ext::matcher::{canonical_ip, parse_cidr};
 use sdk_ext::network::{
     ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter, NetworkSetup,
 };
+use sdk_ext::ratelimit::{parse_duration, BucketSpec, TokenBuckets};
 use sdk_ext::{ConfigError, Counter, Gauge, Metrics};
 use serde::Deserialize;
 use sni::SniTable;
@@ -50,7 +51,7 @@ pub struct Config {
     pub source: SourceSpec,
     /// Per-source-IP token bucket for new connections (shared by all workers).
     #[serde(default)]
-    pub connection_rate: Option<TokenBucketSpec>,
+    pub connection_rate: Option<RateSpec>,
     /// Per-source-IP cap on open connections (shared by all workers).
     #[serde(default)]
     pub max_connections_per_source: Option<u64>,
@@ -75,6 +76,27 @@ pub struct SourceSpec {
     /// Never admitted; wins over `allow`.
     #[serde(default)]
     pub deny: Vec<String>,
+}
+
+/// A connection rate limit per source IP, as the policy filter writes rate limits
+/// (`sdk_ext::ratelimit`, Envoy `local_ratelimit` semantics).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSpec {
+    /// Bucket size: the burst of new connections a source may open.
+    pub max_tokens: u64,
+    /// Tokens added per fill; default `max_tokens`.
+    #[serde(default)]
+    pub tokens_per_fill: Option<u64>,
+    /// Fill period: `500ms`, `10s`, `5m`, `1h`.
+    pub fill_interval: String,
+    /// Distinct sources tracked at once (slots created at configure time).
+    #[serde(default = "default_max_keys")]
+    pub max_keys: u32,
+}
+
+fn default_max_keys() -> u32 {
+    10_000
 }
 
 /// First-bytes inspection.
@@ -179,7 +201,7 @@ fn compile_cidrs(list: &[String], field: &str) -> Result<Vec<CidrRule>, ConfigEr
 pub struct TcpGuard {
     allow: Vec<CidrRule>,
     deny: Vec<CidrRule>,
-    rate: Option<TokenBucket>,
+    rate: Option<TokenBuckets>,
     cap: Option<(SharedCounter, u64)>,
     /// Whether any rule needs the first bytes.
     inspect: bool,
@@ -278,19 +300,19 @@ impl TcpGuard {
         }
         // Limits are per source IP; a connection without one (a pipe) is not limited.
         let key = ip?.to_string();
-        if let Some(bucket) = &self.rate {
-            match bucket.try_acquire(&key, conn.now_ms()) {
-                Outcome::Allowed => {}
-                Outcome::Limited => {
+        if let Some(buckets) = &self.rate {
+            match buckets.take(key.as_bytes(), 1) {
+                Ok(admission) if admission.allowed => {}
+                Ok(_) => {
                     let why = format_args!("connection_rate exceeded for {key}");
                     return Some(self.close(&self.stats.rate_limited, conn, why));
                 }
-                Outcome::Contended => {
+                Err(err) => {
                     // Fail open: losing every CAS race means heavy contention on this
-                    // source's bucket, not an attack on the limit itself.
+                    // source's bucket (or a host error), not an attack on the limit itself.
                     self.stats.limiter_contended.inc();
                     log::warn!(
-                        "{}: connection_rate bucket for {key} contended; admitting",
+                        "{}: connection_rate for {key}: {err}; admitting",
                         Self::NAME
                     );
                 }
@@ -406,10 +428,19 @@ impl NetworkFilter for TcpGuard {
         let allow = compile_cidrs(&c.source.allow, "source.allow")?;
         let deny = compile_cidrs(&c.source.deny, "source.deny")?;
         let rate = match &c.connection_rate {
-            Some(spec) => Some(
-                spec.compile("tcp-guard/rate/", setup.shared.clone())
-                    .map_err(|e| e.within("connection_rate"))?,
-            ),
+            Some(r) => {
+                let interval = parse_duration(&r.fill_interval)
+                    .map_err(|e| ConfigError::new("connection_rate.fill_interval", e))?;
+                let spec = BucketSpec::new(r.max_tokens, r.tokens_per_fill, interval)
+                    .map_err(|e| e.within("connection_rate"))?;
+                let buckets =
+                    TokenBuckets::new("tcp-guard/rate", spec, r.max_keys, &setup.services)
+                        .map_err(|e| e.within("connection_rate"))?;
+                buckets.prepare().map_err(|e| {
+                    ConfigError::new("connection_rate", format!("cannot create buckets: {e}"))
+                })?;
+                Some(buckets)
+            }
             None => None,
         };
         let cap = match c.max_connections_per_source {
@@ -420,7 +451,7 @@ impl NetworkFilter for TcpGuard {
                 ))
             }
             Some(n) => Some((
-                SharedCounter::new("tcp-guard/conns/", setup.shared.clone()),
+                SharedCounter::new("tcp-guard/conns/", setup.services.shared.clone()),
                 n,
             )),
             None => None,

@@ -3,8 +3,8 @@
 
 use super::*;
 use sdk_ext::config::parse_json;
-use sdk_ext::conn_limit::{MemoryStore, SharedStore};
-use sdk_ext::testing::{recording_metrics, FakeProperties, RecordingSink};
+use sdk_ext::shared::{MemoryStore, Services};
+use sdk_ext::testing::{recording_metrics, FakeClock, FakeProperties, RecordingSink};
 use std::rc::Rc;
 
 use crate::test_hello as hellos;
@@ -14,34 +14,43 @@ struct Harness {
     sink: Rc<RecordingSink>,
 }
 
-fn harness_with_store(config: &str, store: Rc<dyn SharedStore>) -> Harness {
+fn harness_with_services(config: &str, services: Services) -> Harness {
     let (mut metrics, sink) = recording_metrics("tcp-guard");
     let cfg: Config = parse_json(config.as_bytes()).unwrap();
     let filter = TcpGuard::configure(
         cfg,
         NetworkSetup {
             metrics: &mut metrics,
-            shared: store,
+            services,
         },
     )
     .unwrap();
     Harness { filter, sink }
 }
 
+/// Two workers' services: one store, one clock.
+fn shared_services() -> (Services, Rc<FakeClock>) {
+    let clock = Rc::new(FakeClock::at(1_000_000_000));
+    let services = Services {
+        shared: Rc::new(MemoryStore::default()),
+        clock: clock.clone(),
+    };
+    (services, clock)
+}
+
 fn harness(config: &str) -> Harness {
-    harness_with_store(config, Rc::new(MemoryStore::default()))
+    harness_with_services(config, shared_services().0)
 }
 
 fn config_error(config: &str) -> ConfigError {
     let (mut metrics, _) = recording_metrics("tcp-guard");
-    let store: Rc<dyn SharedStore> = Rc::new(MemoryStore::default());
     parse_json::<Config>(config.as_bytes())
         .and_then(|cfg| {
             TcpGuard::configure(
                 cfg,
                 NetworkSetup {
                     metrics: &mut metrics,
-                    shared: store,
+                    services: shared_services().0,
                 },
             )
         })
@@ -178,33 +187,30 @@ fn unknown_source_fails_an_allow_list_closed() {
 
 #[test]
 fn rate_limit_is_per_source_and_refills() {
-    let store = Rc::new(MemoryStore::default());
-    let cfg =
-        r#"{"connection_rate": {"max_tokens": 2, "tokens_per_fill": 1, "fill_interval_ms": 1000}}"#;
-    // Two workers: two filter instances over one shared store.
-    let w1 = harness_with_store(cfg, store.clone());
-    let w2 = harness_with_store(cfg, store);
-    let open = |h: &Harness, addr: &str, t: u64| {
+    let cfg = r#"{"connection_rate": {"max_tokens": 2, "tokens_per_fill": 1, "fill_interval": "1s", "max_keys": 64}}"#;
+    // Two workers: two filter instances over one shared store and clock.
+    let (services, clock) = shared_services();
+    let w1 = harness_with_services(cfg, services.clone());
+    let w2 = harness_with_services(cfg, services);
+    let open = |h: &Harness, addr: &str| {
         h.filter.on_new_connection(
-            &from(addr, t),
+            &from(addr, 0),
             &mut ConnState::default(),
             &mut ConnOps::default(),
         )
     };
-    assert_eq!(open(&w1, "10.0.0.1:1", 0), NetDecision::Continue);
-    assert_eq!(open(&w2, "10.0.0.1:2", 0), NetDecision::Continue);
-    assert_eq!(open(&w1, "10.0.0.1:3", 10), NetDecision::Close);
-    assert_eq!(open(&w2, "10.0.0.1:4", 10), NetDecision::Close);
+    assert_eq!(open(&w1, "10.0.0.1:1"), NetDecision::Continue);
+    assert_eq!(open(&w2, "10.0.0.1:2"), NetDecision::Continue);
+    clock.advance(Duration::from_millis(10));
+    assert_eq!(open(&w1, "10.0.0.1:3"), NetDecision::Close);
+    assert_eq!(open(&w2, "10.0.0.1:4"), NetDecision::Close);
     assert_eq!(
-        open(&w2, "10.0.0.2:1", 10),
+        open(&w2, "10.0.0.2:1"),
         NetDecision::Continue,
         "other source"
     );
-    assert_eq!(
-        open(&w1, "10.0.0.1:5", 1000),
-        NetDecision::Continue,
-        "refilled"
-    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(open(&w1, "10.0.0.1:5"), NetDecision::Continue, "refilled");
     assert_eq!(
         stat(&w1, "rate_limited_total") + stat(&w2, "rate_limited_total"),
         2
@@ -213,10 +219,10 @@ fn rate_limit_is_per_source_and_refills() {
 
 #[test]
 fn concurrent_cap_counts_open_connections_across_workers() {
-    let store = Rc::new(MemoryStore::default());
     let cfg = r#"{"max_connections_per_source": 2}"#;
-    let w1 = harness_with_store(cfg, store.clone());
-    let w2 = harness_with_store(cfg, store);
+    let (services, _) = shared_services();
+    let w1 = harness_with_services(cfg, services.clone());
+    let w2 = harness_with_services(cfg, services);
     let (mut a, d1) = Conn::open(&w1, "10.0.0.9:1");
     let (_b, d2) = Conn::open(&w2, "10.0.0.9:2");
     let (mut c, d3) = Conn::open(&w1, "10.0.0.9:3");
@@ -381,8 +387,16 @@ fn config_errors_name_the_field() {
         (r#"{"source": {"deny": ["10.0.0.0/33"]}}"#, "source.deny[0]"),
         (r#"{"source": {"alow": []}}"#, "source.alow"),
         (
-            r#"{"connection_rate": {"max_tokens": 0}}"#,
+            r#"{"connection_rate": {"max_tokens": 0, "fill_interval": "1s"}}"#,
             "connection_rate.max_tokens",
+        ),
+        (
+            r#"{"connection_rate": {"max_tokens": 1, "fill_interval": "1 year"}}"#,
+            "connection_rate.fill_interval",
+        ),
+        (
+            r#"{"connection_rate": {"max_tokens": 1, "fill_interval": "1s", "max_keys": 0}}"#,
+            "connection_rate.max_keys",
         ),
         (
             r#"{"max_connections_per_source": 0}"#,
