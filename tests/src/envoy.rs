@@ -73,6 +73,8 @@ impl Envoy {
             .arg(&config.log_level)
             .arg("--log-path")
             .arg(&log_path)
+            // The log file is flushed every 10 s by default; tests read it while Envoy runs.
+            .args(["--file-flush-interval-msec", "100"])
             .arg("--admin-address-path")
             .arg(&admin_path)
             .stdin(Stdio::null())
