@@ -162,3 +162,30 @@ fn absent_members_are_off_and_response_hooks_run() {
     f.on_response_headers(&mut st, &mut ops);
     assert_eq!(ops.set, vec![("x-example-filter".into(), "active".into())]);
 }
+
+/// The benchmark's member configurations (`bench/configs/`) make a valid suite, and an error in
+/// a member is reported under its key.
+#[test]
+fn the_benchmark_configs_compose_and_member_errors_name_the_member() {
+    let json = format!(
+        r#"{{"policy": {}, "router": {}}}"#,
+        include_str!("../../../bench/configs/policy.json"),
+        include_str!("../../../bench/configs/router.json"),
+    );
+    let (mut m, _) = recording_metrics("suite");
+    let f = crate::SuiteFilter::configure(parse_json(json.as_bytes()).unwrap(), &mut m).unwrap();
+    assert!(f.policy.is_some() && f.router.is_some());
+    let bad = r#"{"policy": {"rules": [{"name": "x", "match": {"paths": [{"regex": "("}]}, "action": "deny"}]}}"#;
+    let (mut m, _) = recording_metrics("suite");
+    let err = crate::SuiteFilter::configure(parse_json(bad.as_bytes()).unwrap(), &mut m)
+        .err()
+        .unwrap();
+    assert_eq!(err.path, "policy.rules[0].match.paths[0].regex");
+    let (mut m, _) = recording_metrics("suite");
+    let typo = r#"{"policy": {"rules": [{"name": "x", "match": {}, "acton": "deny"}]}}"#;
+    let err = parse_json::<crate::SuiteConfig>(typo.as_bytes())
+        .and_then(|c| crate::SuiteFilter::configure(c, &mut m))
+        .err()
+        .unwrap();
+    assert_eq!(err.path, "policy.rules[0].acton");
+}

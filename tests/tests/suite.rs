@@ -1,0 +1,215 @@
+//! The suite module in a real Envoy, side by side with the same filters as separate Wasm
+//! filters (the `chain`): on the same requests both answer the same (policy denial, threat
+//! block, the router's tag reaching the upstream, a spoofed tag replaced) and count the same
+//! metrics under the members' own names; an absent member is off; a bad member configuration
+//! is refused naming the member's JSON path.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter, Response};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn policy_config() -> Value {
+    json!({
+        "rules": [
+            {"name": "internal", "match": {"paths": [{"prefix": "/internal/"}]}, "action": "deny",
+             "deny": {"status": 403, "message": "internal API"}},
+            {"name": "per-user", "match": {"paths": [{"prefix": "/"}]}, "action": "rate_limit",
+             "rate_limit": {"max_tokens": 1000, "fill_interval": "1s", "key": [{"header": "x-user-id"}]}}
+        ]
+    })
+}
+
+fn router_config() -> Value {
+    json!({
+        "route_header": "x-route-tag",
+        "default_tag": "stable",
+        "rules": [
+            {"name": "beta", "match": {"cookies": [{"name": "beta", "value": {"exact": "yes"}}]}, "tag": "canary"},
+            {"name": "split", "weights": [{"tag": "canary", "percent": 10}, {"tag": "stable", "percent": 90}],
+             "hash_on": [{"header": "x-user-id"}], "fallback": {"tag": "stable"}}
+        ]
+    })
+}
+
+fn wasm(name: &str, config: &Value) -> HttpFilter {
+    HttpFilter::wasm(name, modules::module(name).unwrap(), config.to_string())
+}
+
+fn suite(config: &Value) -> HttpFilter {
+    wasm("suite", config)
+}
+
+/// The chain's members in the suite's order, and the suite's combined configuration.
+fn members() -> Vec<(&'static str, Value)> {
+    vec![("policy", policy_config()), ("router", router_config())]
+}
+
+fn suite_config() -> Value {
+    let mut doc = serde_json::Map::new();
+    for (name, config) in members() {
+        doc.insert(name.replace('-', "_"), config);
+    }
+    Value::Object(doc)
+}
+
+fn send(envoy: &Envoy, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    Client::new()
+        .request(method, &envoy.url(path), headers, body.as_bytes())
+        .unwrap()
+}
+
+/// What a client and the upstream saw of one request: status, the local reply's `error` and
+/// `message`, and the routing/threat headers the upstream received.
+fn outcome(resp: &Response) -> (u16, Value, Value, Option<String>, Option<String>) {
+    let upstream = resp.status == 200;
+    let body = if upstream { Value::Null } else { resp.json() };
+    (
+        resp.status,
+        body["error"].clone(),
+        body["message"].clone(),
+        upstream
+            .then(|| resp.upstream_header("x-route-tag"))
+            .flatten(),
+        upstream
+            .then(|| resp.upstream_header("x-threat-score"))
+            .flatten(),
+    )
+}
+
+/// Every `wasmcustom.*` counter of the members (the suite's own name defines none).
+fn member_metrics(envoy: &Envoy) -> BTreeMap<String, u64> {
+    envoy
+        .stats()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("wasmcustom."))
+        .collect()
+}
+
+/// The requests both Envoys get: (method, path, headers, body).
+fn requests() -> Vec<(&'static str, String, Vec<(&'static str, String)>, String)> {
+    let mut out = Vec::new();
+    out.push((
+        "GET",
+        "/internal/admin".into(),
+        vec![("x-user-id", "user-01".into())],
+        String::new(),
+    ));
+    for i in 0..20 {
+        out.push((
+            "GET",
+            format!("/api/items/{i}"),
+            vec![("x-user-id", format!("user-{i:02}"))],
+            String::new(),
+        ));
+    }
+    out.push((
+        "GET",
+        "/api/items".into(),
+        vec![
+            ("x-user-id", "user-03".into()),
+            ("cookie", "beta=yes".into()),
+        ],
+        String::new(),
+    ));
+    // A client cannot choose its route: the router owns the header.
+    out.push((
+        "GET",
+        "/api/items".into(),
+        vec![
+            ("x-user-id", "user-04".into()),
+            ("x-route-tag", "canary".into()),
+        ],
+        String::new(),
+    ));
+    out.push((
+        "POST",
+        "/api/orders".into(),
+        vec![
+            ("x-user-id", "user-05".into()),
+            ("content-type", "application/json".into()),
+        ],
+        r#"{"sku": "SKU-1", "qty": 2, "note": "leave at the door"}"#.into(),
+    ));
+    out
+}
+
+#[test]
+fn the_suite_answers_like_the_separate_filters_and_counts_the_same_metrics() {
+    let echo = EchoServer::start("echo").unwrap();
+    let mut chain_cfg = EnvoyConfig::new(echo.addr());
+    for (name, config) in members() {
+        chain_cfg = chain_cfg.filter(wasm(name, &config));
+    }
+    let chain = Envoy::start(chain_cfg).unwrap();
+    let one = Envoy::start(EnvoyConfig::new(echo.addr()).filter(suite(&suite_config()))).unwrap();
+
+    let mut tags = BTreeMap::new();
+    for (method, path, headers, body) in requests() {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let a = outcome(&send(&chain, method, &path, &headers, &body));
+        let b = outcome(&send(&one, method, &path, &headers, &body));
+        assert_eq!(a, b, "{method} {path} {headers:?}: chain vs suite");
+        *tags.entry(format!("{}/{:?}", a.0, a.3)).or_insert(0) += 1;
+    }
+    // The requests exercised a denial and both routes (so "the same" is not trivially "nothing").
+    assert_eq!(tags.get("403/None"), Some(&1), "{tags:?}");
+    assert!(tags.contains_key("200/Some(\"canary\")"), "{tags:?}");
+    assert!(tags.contains_key("200/Some(\"stable\")"), "{tags:?}");
+
+    // Same metric names and values, whether the members run separately or in the suite.
+    let (a, b) = (member_metrics(&chain), member_metrics(&one));
+    assert!(
+        a.contains_key("wasmcustom.policy_rule_internal_denied"),
+        "{a:?}"
+    );
+    assert_eq!(a, b, "chain vs suite metrics");
+}
+
+#[test]
+fn an_absent_member_is_off() {
+    let echo = EchoServer::start("echo").unwrap();
+    let envoy = Envoy::start(
+        EnvoyConfig::new(echo.addr()).filter(suite(&json!({"router": router_config()}))),
+    )
+    .unwrap();
+    let resp = send(
+        &envoy,
+        "GET",
+        "/internal/admin",
+        &[("x-user-id", "user-01")],
+        "",
+    );
+    assert_eq!(resp.status, 200, "policy is off: {}", resp.body);
+    assert!(resp.upstream_header("x-route-tag").is_some());
+}
+
+#[test]
+fn a_bad_member_config_is_refused_naming_the_member_path() {
+    let echo = EchoServer::start("echo").unwrap();
+    let mut bad = suite_config();
+    bad["policy"]["rules"][0]["match"]["paths"][0] = json!({"regex": "("});
+    let log = Envoy::start_expecting_failure(
+        EnvoyConfig::new(echo.addr())
+            .filter(suite(&bad))
+            .inline_filters(),
+    )
+    .unwrap();
+    assert!(
+        log.contains("invalid configuration at `policy.rules[0].match.paths[0].regex`: rule `internal`: invalid regex"),
+        "log does not name the member path:\n{log}"
+    );
+
+    let log = Envoy::start_expecting_failure(
+        EnvoyConfig::new(echo.addr())
+            .filter(suite(&json!({"polcy": policy_config()})))
+            .inline_filters(),
+    )
+    .unwrap();
+    assert!(
+        log.contains("invalid configuration at `polcy`: unknown field `polcy`"),
+        "log does not name the unknown member:\n{log}"
+    );
+}
