@@ -256,6 +256,42 @@ pub fn comparisons(scenarios: &[ScenarioResult]) -> Vec<Comparison> {
                 detail: format!("suite +{a:.1} us/req, chain +{b:.1} us/req (medians)"),
             });
         }
+        // Rounds are interleaved, so round i of both ran under about the same machine load.
+        let paired: Vec<(f64, f64)> = suite
+            .samples
+            .iter()
+            .filter_map(|a| {
+                chain
+                    .samples
+                    .iter()
+                    .find(|b| b.round == a.round)
+                    .map(|b| (a.cpu_us_per_req, b.cpu_us_per_req))
+            })
+            .collect();
+        if !paired.is_empty() {
+            let below = paired.iter().filter(|(a, b)| a < b).count();
+            out.push(Comparison {
+                claim: "suite below chain in every round (same round, same machine load)".into(),
+                holds: below == paired.len(),
+                detail: format!(
+                    "suite below chain in {below} of {} rounds; per round suite/chain us/req: {}",
+                    paired.len(),
+                    paired
+                        .iter()
+                        .map(|(a, b)| format!("{a:.1}/{b:.1}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        out.push(Comparison {
+            claim: "suite and chain answer the workload alike (probe statuses)".into(),
+            holds: suite.probe_statuses == chain.probe_statuses,
+            detail: format!(
+                "suite {:?}, chain {:?}",
+                suite.probe_statuses, chain.probe_statuses
+            ),
+        });
     }
     if let (Some(one), Some(three)) = (get("noop-wasm"), get("noop-wasm-x3")) {
         if let (Some(a), Some(b)) = (one.added_us_over_baseline, three.added_us_over_baseline) {
@@ -533,7 +569,8 @@ mod tests {
             measured("suite", Kind::Wasm, &[45.0], 2),
         ]);
         let c = comparisons(&out);
-        assert_eq!(c.len(), 1);
-        assert!(c[0].holds, "{c:?}");
+        assert_eq!(c.len(), 3, "{c:?}");
+        assert!(c.iter().all(|c| c.holds), "{c:?}");
+        assert!(c[1].detail.contains("1 of 1 rounds"), "{c:?}");
     }
 }
