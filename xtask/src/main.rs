@@ -11,8 +11,14 @@
 
 mod bench;
 mod build;
+mod cel_rules;
 mod new_filter;
+mod package;
+mod plugins;
+mod schema;
+mod push;
 mod up;
+mod validate;
 
 use anyhow::{bail, Result};
 use std::process::Command;
@@ -40,6 +46,9 @@ fn run() -> Result<()> {
             [name] => new_filter::new_filter(name),
             _ => bail!("usage: cargo xtask new-filter NAME"),
         },
+        "validate" => validate::validate(rest),
+        "package" => package::package_command(rest),
+        "push" => push::push_command(rest),
         "envoy" => {
             println!("{}", envoy_harness::locate::envoy()?.describe());
             Ok(())
