@@ -112,7 +112,11 @@ mod tests {
         assert!(!evaluate(keys, &json!({"app*": "x"})).unwrap());
         let env = r#"(has(self.valueFrom) ? self.valueFrom : "") != "HOST" || !has(self.value)"#;
         assert!(evaluate(env, &json!({"name": "a", "value": "v"})).unwrap());
-        assert!(!evaluate(env, &json!({"name": "a", "valueFrom": "HOST", "value": "v"})).unwrap());
+        assert!(!evaluate(
+            env,
+            &json!({"name": "a", "valueFrom": "HOST", "value": "v"})
+        )
+        .unwrap());
     }
 
     #[test]

@@ -15,10 +15,11 @@ mod cel_rules;
 mod new_filter;
 mod package;
 mod plugins;
-mod schema;
 mod push;
+mod schema;
 mod up;
 mod validate;
+mod watch;
 
 use anyhow::{bail, Result};
 use std::process::Command;

@@ -111,8 +111,7 @@ impl WasmImage {
     /// Write an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/*`) tagged `tag`.
     pub fn write_layout(&self, dir: &Path, tag: &str) -> Result<()> {
         if dir.exists() {
-            std::fs::remove_dir_all(dir)
-                .with_context(|| format!("clearing {}", dir.display()))?;
+            std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
         }
         let blobs = dir.join("blobs/sha256");
         std::fs::create_dir_all(&blobs)?;
@@ -120,10 +119,7 @@ impl WasmImage {
             let hex = blob.digest().trim_start_matches("sha256:").to_string();
             std::fs::write(blobs.join(hex), &blob.bytes)?;
         }
-        std::fs::write(
-            dir.join("oci-layout"),
-            br#"{"imageLayoutVersion":"1.0.0"}"#,
-        )?;
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         let mut desc = self.manifest.descriptor();
         desc["annotations"] = json!({ "org.opencontainers.image.ref.name": tag });
         std::fs::write(
@@ -286,7 +282,9 @@ pub fn package_command(args: &[String]) -> Result<()> {
                 manifests = PathBuf::from(it.next().context("--manifests needs a directory")?)
             }
             "--no-pin" => pin = false,
-            other if filter.is_none() && !other.starts_with('-') => filter = Some(other.to_string()),
+            other if filter.is_none() && !other.starts_with('-') => {
+                filter = Some(other.to_string())
+            }
             other => bail!("unexpected argument `{other}`\n{PACKAGE_USAGE}"),
         }
     }
@@ -302,7 +300,12 @@ pub fn package_command(args: &[String]) -> Result<()> {
     let out = out.unwrap_or_else(|| layout_dir(&filter));
     image.write_layout(&out, &version)?;
     println!("image layout:    {} (tag {version})", out.display());
-    println!("module:          {} ({} bytes, {})", module.display(), bytes.len(), sha256_digest(&bytes));
+    println!(
+        "module:          {} ({} bytes, {})",
+        module.display(),
+        bytes.len(),
+        sha256_digest(&bytes)
+    );
     println!("manifest digest: {}", image.digest());
     if pin {
         let manifest = manifests.join("base").join(format!("{filter}.yaml"));
@@ -316,7 +319,8 @@ pub fn package_command(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-const PACKAGE_USAGE: &str = "usage: cargo xtask package FILTER [--module FILE] [--out DIR] [--manifests DIR] [--no-pin]";
+const PACKAGE_USAGE: &str =
+    "usage: cargo xtask package FILTER [--module FILE] [--out DIR] [--manifests DIR] [--no-pin]";
 
 #[cfg(test)]
 mod tests {
@@ -347,12 +351,18 @@ mod tests {
     fn layout_round_trips_and_pin_rewrites_only_the_digest() {
         let dir = tempfile::tempdir().unwrap();
         let image = WasmImage::new(b"\0asm\x01\0\0\0", "f", "1.0.0").unwrap();
-        image.write_layout(&dir.path().join("oci"), "1.0.0").unwrap();
+        image
+            .write_layout(&dir.path().join("oci"), "1.0.0")
+            .unwrap();
         let back = WasmImage::read_layout(&dir.path().join("oci")).unwrap();
         assert_eq!(back.digest(), image.digest());
 
         let yaml = dir.path().join("f.yaml");
-        std::fs::write(&yaml, "spec:\n  url: oci://r/f:1\n  sha256: \"\"\n  phase: AUTHZ\n").unwrap();
+        std::fs::write(
+            &yaml,
+            "spec:\n  url: oci://r/f:1\n  sha256: \"\"\n  phase: AUTHZ\n",
+        )
+        .unwrap();
         assert!(pin_digest(&yaml, &image.digest()).unwrap());
         let text = std::fs::read_to_string(&yaml).unwrap();
         let hex = image.digest().trim_start_matches("sha256:").to_string();

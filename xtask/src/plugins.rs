@@ -181,12 +181,10 @@ impl WasmPlugin {
     }
 }
 
-/// Istio's order for HTTP plugins: by phase, then priority descending, then namespace/name.
-pub fn chain_order(plugins: &[WasmPlugin]) -> Vec<&WasmPlugin> {
-    let mut http: Vec<&WasmPlugin> = plugins
-        .iter()
-        .filter(|p| p.plugin_type() == PluginType::Http)
-        .collect();
+/// Istio's order for the plugins of one type (HTTP chain or network chain): by phase, then
+/// priority descending, then namespace/name.
+pub fn chain_order(plugins: &[WasmPlugin], kind: PluginType) -> Vec<&WasmPlugin> {
+    let mut http: Vec<&WasmPlugin> = plugins.iter().filter(|p| p.plugin_type() == kind).collect();
     http.sort_by(|a, b| {
         a.phase()
             .cmp(&b.phase())
@@ -272,10 +270,20 @@ mod tests {
             plugin("authn-b", Some("AUTHN"), None),
             plugin("authn-a", Some("AUTHN"), None),
         ];
-        let order: Vec<&str> = chain_order(&plugins).iter().map(|p| p.name()).collect();
+        let order: Vec<&str> = chain_order(&plugins, PluginType::Http)
+            .iter()
+            .map(|p| p.name())
+            .collect();
         assert_eq!(
             order,
-            ["authn-a", "authn-b", "authz-high", "authz-low", "stats", "none"]
+            [
+                "authn-a",
+                "authn-b",
+                "authz-high",
+                "authz-low",
+                "stats",
+                "none"
+            ]
         );
     }
 
@@ -300,8 +308,7 @@ mod tests {
         assert_eq!(c["vm_config"]["code"]["local"]["filename"], "/m/p.wasm");
         // FAIL_CLOSE is the default.
         assert_eq!(
-            plugin("q", None, None).envoy_typed_config(Path::new("/m"))["config"]
-                ["failure_policy"],
+            plugin("q", None, None).envoy_typed_config(Path::new("/m"))["config"]["failure_policy"],
             "FAIL_CLOSED"
         );
     }

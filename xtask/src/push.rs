@@ -80,7 +80,9 @@ pub fn push_command(args: &[String]) -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--layout" => {
-                layout = Some(PathBuf::from(it.next().context("--layout needs a directory")?))
+                layout = Some(PathBuf::from(
+                    it.next().context("--layout needs a directory")?,
+                ))
             }
             "--plain-http" => plain_http = true,
             other if !other.starts_with('-') => positional.push(other.to_string()),
@@ -100,9 +102,13 @@ pub fn push_command(args: &[String]) -> Result<()> {
         .map_or(reference.as_str(), |(repo, _)| repo);
     println!("pushed {reference}");
     println!("digest {digest}");
-    println!("url: oci://{reference}   sha256: {}", digest.trim_start_matches("sha256:"));
+    println!(
+        "url: oci://{reference}   sha256: {}",
+        digest.trim_start_matches("sha256:")
+    );
     println!("pinned reference: {repo}@{digest}");
     Ok(())
 }
 
-const PUSH_USAGE: &str = "usage: cargo xtask push FILTER REGISTRY/REPO[:TAG] [--layout DIR] [--plain-http]";
+const PUSH_USAGE: &str =
+    "usage: cargo xtask push FILTER REGISTRY/REPO[:TAG] [--layout DIR] [--plain-http]";

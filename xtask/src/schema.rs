@@ -82,7 +82,10 @@ impl CrdSchema {
             .ok_or_else(|| SchemaError::NoVersion(version.to_string()))?;
         Ok(Self {
             group: spec["group"].as_str().unwrap_or_default().to_string(),
-            kind: spec["names"]["kind"].as_str().unwrap_or_default().to_string(),
+            kind: spec["names"]["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             version: version.to_string(),
             root,
         })
@@ -99,7 +102,13 @@ impl CrdSchema {
         let mut v = Validator { out: &mut out };
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         if api_version != self.api_version() {
-            v.push("apiVersion", format!("apiVersion: Unsupported value: \"{api_version}\": supported values: \"{}\"", self.api_version()));
+            v.push(
+                "apiVersion",
+                format!(
+                    "apiVersion: Unsupported value: \"{api_version}\": supported values: \"{}\"",
+                    self.api_version()
+                ),
+            );
         }
         if object["kind"] != self.kind.as_str() {
             v.push(
@@ -185,7 +194,10 @@ impl Validator<'_> {
         };
         for key in s.keys() {
             if !KNOWN_KEYWORDS.contains(&key.as_str()) {
-                self.push(path, format!("{path}: schema keyword `{key}` is not supported by this validator"));
+                self.push(
+                    path,
+                    format!("{path}: schema keyword `{key}` is not supported by this validator"),
+                );
             }
         }
         let shown = if path.is_empty() { "body" } else { path };
@@ -269,11 +281,11 @@ impl Validator<'_> {
         if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
             match Regex::new(pattern) {
                 Ok(re) if re.is_match(text) => {}
-                Ok(_) => self.push(
+                Ok(_) => self.push(path, format!("{shown} in body should match '{pattern}'")),
+                Err(e) => self.push(
                     path,
-                    format!("{shown} in body should match '{pattern}'"),
+                    format!("{shown}: schema pattern does not compile: {e}"),
                 ),
-                Err(e) => self.push(path, format!("{shown}: schema pattern does not compile: {e}")),
             }
         }
     }
@@ -308,7 +320,10 @@ impl Validator<'_> {
             if items.len() as u64 > max {
                 self.push(
                     path,
-                    format!("{shown}: Too many: {}: must have at most {max} items", items.len()),
+                    format!(
+                        "{shown}: Too many: {}: must have at most {max} items",
+                        items.len()
+                    ),
                 );
             }
         }
@@ -337,18 +352,30 @@ impl Validator<'_> {
                         .collect();
                     self.push(
                         &format!("{path}[{i}]"),
-                        format!("{path}[{i}]: Duplicate value: map[string]interface {{}}{{{}}}", shown_key.join(", ")),
+                        format!(
+                            "{path}[{i}]: Duplicate value: map[string]interface {{}}{{{}}}",
+                            shown_key.join(", ")
+                        ),
                     );
                 }
             }
         }
     }
 
-    fn object(&mut self, s: &Map<String, Value>, map: &Map<String, Value>, path: &str, shown: &str) {
+    fn object(
+        &mut self,
+        s: &Map<String, Value>,
+        map: &Map<String, Value>,
+        path: &str,
+        shown: &str,
+    ) {
         if let Some(required) = s.get("required").and_then(Value::as_array) {
             for r in required.iter().filter_map(Value::as_str) {
                 if !map.contains_key(r) {
-                    self.push(&child(path, r), format!("{}: Required value", child(path, r)));
+                    self.push(
+                        &child(path, r),
+                        format!("{}: Required value", child(path, r)),
+                    );
                 }
             }
         }
@@ -356,7 +383,10 @@ impl Validator<'_> {
             if map.len() as u64 > max {
                 self.push(
                     path,
-                    format!("{shown}: Too many: {}: must have at most {max} items", map.len()),
+                    format!(
+                        "{shown}: Too many: {}: must have at most {max} items",
+                        map.len()
+                    ),
                 );
             }
         }
@@ -387,9 +417,15 @@ impl Validator<'_> {
             Ok(true) => {}
             Ok(false) => self.push(
                 path,
-                format!("{shown}: Invalid value: \"{}\": {message}", json_type(value)),
+                format!(
+                    "{shown}: Invalid value: \"{}\": {message}",
+                    json_type(value)
+                ),
             ),
-            Err(e) => self.push(path, format!("{shown}: rule `{expr}` could not be evaluated: {e}")),
+            Err(e) => self.push(
+                path,
+                format!("{shown}: rule `{expr}` could not be evaluated: {e}"),
+            ),
         }
     }
 }

@@ -314,10 +314,7 @@ mod tests {
             "{v:?}"
         );
         let mut unpinned = good();
-        unpinned["spec"]
-            .as_object_mut()
-            .unwrap()
-            .remove("sha256");
+        unpinned["spec"].as_object_mut().unwrap().remove("sha256");
         unpinned["spec"]
             .as_object_mut()
             .unwrap()
