@@ -190,20 +190,6 @@ fn tar_with_plugin(module: &[u8]) -> Result<Vec<u8>> {
     Ok(builder.into_inner()?)
 }
 
-/// The `plugin.wasm` inside a compat-variant layer (`tar+gzip`), as Istio's agent extracts it.
-pub fn extract_plugin(layer: &[u8]) -> Result<Vec<u8>> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        if entry.path()?.file_name() == Some(std::ffi::OsStr::new(WASM_FILE_NAME)) {
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut out)?;
-            return Ok(out);
-        }
-    }
-    bail!("{WASM_FILE_NAME} not found in the layer")
-}
-
 /// Default layout directory for a filter.
 pub fn layout_dir(filter: &str) -> PathBuf {
     workspace_root().join("target/oci").join(filter)
@@ -325,6 +311,20 @@ const PACKAGE_USAGE: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `plugin.wasm` inside a compat-variant layer (`tar+gzip`), as Istio's agent extracts it.
+    pub fn extract_plugin(layer: &[u8]) -> Result<Vec<u8>> {
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            if entry.path()?.file_name() == Some(std::ffi::OsStr::new(WASM_FILE_NAME)) {
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut out)?;
+                return Ok(out);
+            }
+        }
+        bail!("{WASM_FILE_NAME} not found in the layer")
+    }
 
     #[test]
     fn image_is_deterministic_and_in_the_compat_format() {
