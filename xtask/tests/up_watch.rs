@@ -160,15 +160,16 @@ fn serves_the_dev_overlay_and_swaps_edits_live() {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("x-example-filter"), Some("dev-edited"));
     }
-    // Same Envoy process throughout.
-    assert_eq!(up.wait_line("pid:", 0), pid);
+    // One Envoy throughout: its counters hold the initial load, the applied and the rejected
+    // update.
+    let stats = client.get(&format!("{admin}/stats")).unwrap().body;
+    let prefix = "extension_config_discovery.http_filter.example";
     assert!(
-        up.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains("pid:"))
-            .count()
-            == 1
+        stats.contains(&format!("{prefix}.update_success: 2")),
+        "{stats}"
+    );
+    assert!(
+        stats.contains(&format!("{prefix}.update_rejected: 1")),
+        "{stats}"
     );
 }
