@@ -8,6 +8,8 @@
 //! says which module answered; each swap also changes the config (the deny message), which a
 //! probe request with `x-probe` reads back.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

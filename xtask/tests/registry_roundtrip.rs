@@ -3,6 +3,8 @@
 //! loopback, and `skopeo` (an independent client) pulls it back: same manifest digest as the
 //! pin, compat-variant media types, and the module bytes inside `plugin.wasm`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::*;
 use envoy_harness::registry::Registry;

@@ -2,6 +2,8 @@
 //! Envoy runs (pluginConfig, failStrategy), an edit of the manifest is swapped into the running
 //! Envoy, and a broken module dropped in is rejected while the previous one keeps serving.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 use common::*;
 use envoy_harness::Client;
@@ -142,7 +144,7 @@ fn serves_the_dev_overlay_and_swaps_edits_live() {
     // Edit the manifest: the watcher re-renders the overlay and swaps the config live.
     let from = up.line_count();
     edit(
-        &istio.join("overlays/dev/kustomization.yaml"),
+        &istio.join("overlays/dev/example.patch.yaml"),
         "value: dev-detect",
         "value: dev-edited",
     );

@@ -1,6 +1,6 @@
 //! Shared by the xtask end-to-end tests: run the `xtask` binary, copy the manifests tree.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
