@@ -43,12 +43,14 @@ pub fn http<F: HttpFilter>() -> FilterHook {
 /// Every filter whose manifests can be validated. One line per filter:
 /// ```text
 /// http::<policy::PolicyFilter>(),
-/// http::<router::RouterFilter>(),
 /// http::<threat_score::ThreatScoreFilter>(),
 /// // NETWORK filters: FilterHook { name: "tcp-guard", kind: PluginType::Network, check: |json| ... }
 /// ```
 pub fn filters() -> Vec<FilterHook> {
-    vec![http::<example::ExampleFilter>()]
+    vec![
+        http::<example::ExampleFilter>(),
+        http::<router::RouterFilter>(),
+    ]
 }
 
 /// A problem with one manifest.

@@ -111,7 +111,10 @@ fn pushed_image_pulls_back_with_the_pinned_digest() {
     // The manifests every overlay renders pin exactly this digest.
     for overlay in ["base", "overlays/dev", "overlays/prod"] {
         let docs = kustomize(&istio.join(overlay));
-        let plugin = docs.iter().find(|d| d["kind"] == "WasmPlugin").unwrap();
+        let plugin = docs
+            .iter()
+            .find(|d| d["kind"] == "WasmPlugin" && d["metadata"]["name"] == "example")
+            .unwrap();
         assert_eq!(plugin["spec"]["sha256"], hex, "{overlay}");
         assert!(plugin["spec"]["url"]
             .as_str()

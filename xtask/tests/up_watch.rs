@@ -73,8 +73,11 @@ fn serves_the_dev_overlay_and_swaps_edits_live() {
     let istio = copy_istio(tmp.path());
     let modules = tmp.path().join("modules");
     std::fs::create_dir_all(&modules).unwrap();
-    let module = envoy_harness::modules::module("example").unwrap();
-    std::fs::copy(&module, modules.join("example.wasm")).unwrap();
+    // Every filter the dev overlay names.
+    for filter in ["example", "router"] {
+        let module = envoy_harness::modules::module(filter).unwrap();
+        std::fs::copy(&module, modules.join(format!("{filter}.wasm"))).unwrap();
+    }
 
     // Temporary files of xtask and its Envoy stay inside this test's directory, even though
     // the process group is killed without a chance to clean up.
