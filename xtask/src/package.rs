@@ -213,31 +213,41 @@ pub fn filter_version(filter: &str) -> Result<String> {
 }
 
 /// Replace the `sha256:` value of the WasmPlugin in `manifest` (a YAML file), keeping the rest
-/// of the file as it is. Returns whether the file changed.
+/// of the file as it is. The line pinned is the `sha256:` at the indentation of `url:` (a
+/// sibling in `spec`), so a `sha256` key inside `pluginConfig` is left alone. Returns whether
+/// the file changed.
 pub fn pin_digest(manifest: &Path, digest: &str) -> Result<bool> {
     let hex = digest.trim_start_matches("sha256:");
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
+    let indent_of = |line: &str| line.len() - line.trim_start().len();
+    let url_indents: Vec<usize> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("url:"))
+        .map(indent_of)
+        .collect();
+    let [spec_indent] = url_indents.as_slice() else {
+        bail!(
+            "{} must have exactly one `url:` line (found {})",
+            manifest.display(),
+            url_indents.len()
+        );
+    };
     let mut found = 0;
     let pinned: Vec<String> = text
         .lines()
         .map(|line| {
-            let trimmed = line.trim_start();
-            if let Some(rest) = trimmed.strip_prefix("sha256:") {
-                let value = rest.trim().trim_matches('"');
-                if value.is_empty() || value.chars().all(|c| c.is_ascii_hexdigit()) {
-                    found += 1;
-                    let indent = &line[..line.len() - trimmed.len()];
-                    // Quoted: an all-digit digest would otherwise be read as a number.
-                    return format!("{indent}sha256: \"{hex}\"");
-                }
+            if indent_of(line) == *spec_indent && line.trim_start().starts_with("sha256:") {
+                found += 1;
+                // Quoted: an all-digit digest would otherwise be read as a number.
+                return format!("{}sha256: \"{hex}\"", &line[..*spec_indent]);
             }
             line.to_string()
         })
         .collect();
     if found != 1 {
         bail!(
-            "{} must have exactly one `sha256:` line to pin (found {found})",
+            "{} must have exactly one `sha256:` line beside `url:` to pin (found {found})",
             manifest.display()
         );
     }
@@ -371,5 +381,15 @@ mod tests {
             format!("spec:\n  url: oci://r/f:1\n  sha256: \"{hex}\"\n  phase: AUTHZ\n")
         );
         assert!(!pin_digest(&yaml, &image.digest()).unwrap());
+
+        // A `sha256` inside pluginConfig is not the pin.
+        let nested = dir.path().join("g.yaml");
+        let doc = "spec:\n  url: oci://r/g:1\n  sha256: \"\"\n  pluginConfig:\n    keys:\n      - sha256: \"abc\"\n";
+        std::fs::write(&nested, doc).unwrap();
+        pin_digest(&nested, &image.digest()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&nested).unwrap(),
+            doc.replace("sha256: \"\"", &format!("sha256: \"{hex}\""))
+        );
     }
 }

@@ -42,7 +42,6 @@ pub fn http<F: HttpFilter>() -> FilterHook {
 
 /// Every filter whose manifests can be validated. One line per filter:
 /// ```text
-/// http::<policy::PolicyFilter>(),
 /// http::<threat_score::ThreatScoreFilter>(),
 /// // NETWORK filters: FilterHook { name: "tcp-guard", kind: PluginType::Network, check: |json| ... }
 /// ```
@@ -50,6 +49,7 @@ pub fn filters() -> Vec<FilterHook> {
     vec![
         http::<example::ExampleFilter>(),
         http::<router::RouterFilter>(),
+        http::<policy::PolicyFilter>(),
     ]
 }
 

@@ -73,9 +73,13 @@ fn serves_the_dev_overlay_and_swaps_edits_live() {
     let istio = copy_istio(tmp.path());
     let modules = tmp.path().join("modules");
     std::fs::create_dir_all(&modules).unwrap();
-    // Every filter the dev overlay names.
-    for filter in ["example", "router"] {
-        let module = envoy_harness::modules::module(filter).unwrap();
+    // Every filter the dev overlay runs (named by the label on each WasmPlugin).
+    for plugin in kustomize(&istio.join("overlays/dev")) {
+        let filter = plugin["metadata"]["labels"]["app.kubernetes.io/name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let module = envoy_harness::modules::module(&filter).unwrap();
         std::fs::copy(&module, modules.join(format!("{filter}.wasm"))).unwrap();
     }
 
