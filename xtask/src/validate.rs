@@ -17,6 +17,8 @@ use crate::schema::{CrdSchema, Violation};
 use anyhow::{bail, Context, Result};
 use envoy_harness::workspace_root;
 use sdk_ext::config::parse_json;
+use sdk_ext::network::{NetworkFilter, NetworkSetup};
+use sdk_ext::shared::Services;
 use sdk_ext::testing::recording_metrics;
 use sdk_ext::{ConfigError, HttpFilter};
 use std::path::{Path, PathBuf};
@@ -40,16 +42,32 @@ pub fn http<F: HttpFilter>() -> FilterHook {
     }
 }
 
-/// Every filter whose manifests can be validated. One line per filter:
+/// A hook for a network filter: parse as `F::Config` and run `F::configure`.
+pub fn network<F: NetworkFilter>() -> FilterHook {
+    FilterHook {
+        name: F::NAME,
+        kind: PluginType::Network,
+        check: |json| {
+            let (mut metrics, _) = recording_metrics(F::NAME);
+            let setup = NetworkSetup {
+                metrics: &mut metrics,
+                services: Services::local(),
+            };
+            F::configure(parse_json::<F::Config>(json.as_bytes())?, setup).map(|_| ())
+        },
+    }
+}
+
+/// Every filter whose manifests can be validated. One line per filter, e.g. when it lands:
 /// ```text
 /// http::<threat_score::ThreatScoreFilter>(),
-/// // NETWORK filters: FilterHook { name: "tcp-guard", kind: PluginType::Network, check: |json| ... }
 /// ```
 pub fn filters() -> Vec<FilterHook> {
     vec![
         http::<example::ExampleFilter>(),
         http::<router::RouterFilter>(),
         http::<policy::PolicyFilter>(),
+        network::<tcp_guard::TcpGuard>(),
     ]
 }
 

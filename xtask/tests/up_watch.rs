@@ -148,6 +148,30 @@ fn serves_the_dev_overlay_and_swaps_edits_live() {
         .body;
     assert!(dump.contains("\"failure_policy\": \"FAIL_OPEN\""), "{dump}");
 
+    // The overlay's NETWORK plugin (tcp-guard) guards a TCP listener in front of a TCP echo.
+    let tcp = up.wait_line("guard TCP", 0);
+    let tcp_addr = tcp
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap()
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&tcp_addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    std::io::Write::write_all(&mut conn, b"hello through tcp-guard").unwrap();
+    let mut echoed = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&echoed).contains("hello through tcp-guard") {
+        let n = std::io::Read::read(&mut conn, &mut buf).unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {:?}",
+            String::from_utf8_lossy(&echoed)
+        );
+        echoed.extend_from_slice(&buf[..n]);
+    }
+    drop(conn);
+
     // Edit the manifest: the watcher re-renders the overlay and swaps the config live.
     let from = up.line_count();
     edit(
