@@ -252,6 +252,11 @@ impl Envoy {
         write_atomically(&path, &serde_json::to_vec_pretty(&content)?)
     }
 
+    /// Whether Envoy has exited (without blocking).
+    pub fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
     /// Block until Envoy exits (the local runner uses this).
     pub fn wait(&mut self) -> Result<std::process::ExitStatus> {
         Ok(self.child.wait()?)

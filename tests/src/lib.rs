@@ -11,12 +11,14 @@
 //! * [`client`]: a small HTTP client for tests.
 //! * [`tcp`]: for network filters: a TCP echo upstream, a `tcp_proxy` listener renderer and a
 //!   client bound to a chosen loopback source address.
+//! * [`registry`]: a real OCI registry (Debian's `docker-registry`) on loopback.
 
 pub mod client;
 pub mod echo;
 pub mod envoy;
 pub mod locate;
 pub mod modules;
+pub mod registry;
 pub mod render;
 pub mod tcp;
 

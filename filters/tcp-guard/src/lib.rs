@@ -19,6 +19,7 @@ pub mod tls;
 use ipnet::IpNet;
 use sdk_ext::conn_limit::{Outcome, SharedCounter};
 use sdk_ext::matcher::{canonical_ip, parse_cidr};
+use sdk_ext::metrics::metric_safe;
 use sdk_ext::network::{
     ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter, NetworkSetup,
 };
@@ -160,19 +161,6 @@ struct Stats {
     active: Gauge,
     detected: HashMap<Protocol, Counter>,
     routed: HashMap<String, Counter>,
-}
-
-/// A metric-name-safe form of a cluster name: `outbound|443||a.svc` -> `outbound_443__a_svc`.
-fn metric_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// One CIDR rule and where it was configured (`source.deny[1]`), for log lines.
