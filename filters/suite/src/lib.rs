@@ -13,9 +13,12 @@
 //!   (`policy_*`, `router_*`, ...) whether the member runs alone or in the suite.
 //! * **Request**: members run in order, as separate filters in that order would: the first
 //!   local reply wins and the rest do not run; header changes accumulate in order. A member that
-//!   asks for the body holds the members after it until the body has arrived (up to the largest
-//!   `max_body_bytes` of the members; each sees at most its own limit, `truncated` set
-//!   accordingly), then they continue.
+//!   asks for the body (`InspectBody`) does not hold the members after it: their header hooks
+//!   run at once (the glue cannot hold the headers while it waits for the body, so header
+//!   changes must be made now, as separate filters after a body-inspecting one make them). Once
+//!   the body has arrived (up to the largest `max_body_bytes` of the members; each sees at most
+//!   its own limit, `truncated` set accordingly), the waiting members' body hooks run in order
+//!   and the first reply wins.
 //! * **Response**: members' response hooks run in reverse order, as Envoy's encoder chain does.
 
 pub use sdk_ext;
@@ -51,12 +54,18 @@ macro_rules! compose {
             )+
         }
 
-        /// Each member's per-request state, and which member waits for the body.
+        // `waiting` is a 64-bit mask of members.
+        const _: () = assert!(
+            [$(stringify!($field)),+].len() <= 64,
+            "compose! takes at most 64 members"
+        );
+
+        /// Each member's per-request state, and which members wait for the body.
         #[derive(Default)]
         pub struct $state {
             $( pub $field: <$member as $crate::sdk_ext::HttpFilter>::State, )+
-            /// Index of the member whose `InspectBody` paused the others.
-            pub resume: usize,
+            /// Bit `i` set: member `i` asked for the body (`InspectBody`) and waits for it.
+            pub waiting: u64,
         }
 
         $(#[$meta])*
@@ -137,35 +146,30 @@ macro_rules! compose {
                 let _ = k;
             }
 
-            /// Run members `start..` on the request headers. With `body` (resuming after a
-            /// member's `InspectBody`), a member that asks for the body gets it at once.
-            fn run_from(
+            /// Every member's header hook, in order, until one replies. A member that asks
+            /// for the body is noted in `waiting` and the members after it still run now:
+            /// their header changes must be made before the headers go upstream (the glue
+            /// cannot hold them while it waits for the body, see `Decision::InspectBody`),
+            /// exactly as separate filters after a body-inspecting filter see the headers.
+            fn run_headers(
                 &self,
-                start: usize,
                 req: &$crate::sdk_ext::RequestView,
                 st: &mut $state,
                 ops: &mut $crate::sdk_ext::HeaderOps,
-                body: Option<$crate::sdk_ext::BodyChunk<'_>>,
             ) -> $crate::sdk_ext::Decision {
                 use $crate::sdk_ext::Decision;
-                for i in start..Self::MEMBERS.len() {
+                for i in 0..Self::MEMBERS.len() {
                     match self.member_headers(i, req, st, ops) {
                         Decision::Continue => {}
                         Decision::Respond(r) => return Decision::Respond(r),
-                        Decision::InspectBody => match body {
-                            Some(b) => {
-                                if let Decision::Respond(r) = self.member_body(i, req, b, st, ops) {
-                                    return Decision::Respond(r);
-                                }
-                            }
-                            None => {
-                                st.resume = i;
-                                return Decision::InspectBody;
-                            }
-                        },
+                        Decision::InspectBody => st.waiting |= 1u64 << i,
                     }
                 }
-                Decision::Continue
+                if st.waiting == 0 {
+                    Decision::Continue
+                } else {
+                    Decision::InspectBody
+                }
             }
         }
 
@@ -224,7 +228,7 @@ macro_rules! compose {
                 st: &mut $state,
                 ops: &mut $crate::sdk_ext::HeaderOps,
             ) -> $crate::sdk_ext::Decision {
-                self.run_from(0, req, st, ops, None)
+                self.run_headers(req, st, ops)
             }
 
             fn max_body_bytes(&self) -> usize {
@@ -238,13 +242,17 @@ macro_rules! compose {
                 st: &mut $state,
                 ops: &mut $crate::sdk_ext::HeaderOps,
             ) -> $crate::sdk_ext::Decision {
-                let i = st.resume;
-                if let $crate::sdk_ext::Decision::Respond(r) =
-                    self.member_body(i, req, body, st, ops)
-                {
-                    return $crate::sdk_ext::Decision::Respond(r);
+                // The waiting members' body hooks, in member order; the first reply wins.
+                for i in 0..Self::MEMBERS.len() {
+                    if st.waiting & (1u64 << i) != 0 {
+                        if let $crate::sdk_ext::Decision::Respond(r) =
+                            self.member_body(i, req, body, st, ops)
+                        {
+                            return $crate::sdk_ext::Decision::Respond(r);
+                        }
+                    }
                 }
-                self.run_from(i + 1, req, st, ops, Some(body))
+                $crate::sdk_ext::Decision::Continue
             }
 
             fn on_response_headers(&self, st: &mut $state, ops: &mut $crate::sdk_ext::HeaderOps) {

@@ -114,7 +114,7 @@ fn first_local_reply_wins_and_later_members_do_not_run() {
 }
 
 #[test]
-fn a_member_waiting_for_the_body_holds_the_rest_and_sees_its_own_limit() {
+fn members_after_a_body_waiter_run_on_the_headers_and_the_waiter_sees_its_own_limit() {
     let f = suite(ALL).unwrap();
     assert_eq!(f.max_body_bytes(), 8);
     let req = RequestBuilder::get("/").build();
@@ -124,17 +124,20 @@ fn a_member_waiting_for_the_body_holds_the_rest_and_sees_its_own_limit() {
         f.on_request_headers(&req, &mut st, &mut ops),
         Decision::InspectBody
     );
-    assert_eq!(st.resume, 1);
+    // The guard (member 1) waits; example (0) ran before it and noop (2) after it, now.
+    assert_eq!(st.waiting, 0b010);
+    assert_eq!(ops.set, vec![("x-guard".into(), "headers".into())]);
     let body = BodyChunk {
         bytes: b"0123456789",
         truncated: false,
     };
+    let mut body_ops = HeaderOps::default();
     assert_eq!(
-        f.on_request_body(&req, body, &mut st, &mut ops),
+        f.on_request_body(&req, body, &mut st, &mut body_ops),
         Decision::Continue
     );
     assert_eq!(st.guard.body, Some((8, true)));
-    assert_eq!(ops.set, vec![("x-guard".into(), "headers".into())]);
+    assert!(body_ops.is_empty(), "{body_ops:?}");
     let evil = BodyChunk {
         bytes: b"an evil body",
         truncated: false,
@@ -145,6 +148,17 @@ fn a_member_waiting_for_the_body_holds_the_rest_and_sees_its_own_limit() {
         f.on_request_body(&req, evil, &mut st, &mut HeaderOps::default()),
         Decision::Respond(_)
     ));
+}
+
+#[test]
+fn a_reply_on_the_headers_comes_before_any_body_wait() {
+    // example denies on the headers: the guard after it never asks for the body.
+    let f = suite(ALL).unwrap();
+    let req = RequestBuilder::get("/").header("x-deny", "1").build();
+    let mut st = TestState::default();
+    let d = f.on_request_headers(&req, &mut st, &mut HeaderOps::default());
+    assert!(matches!(d, Decision::Respond(_)));
+    assert_eq!(st.waiting, 0);
 }
 
 #[test]
