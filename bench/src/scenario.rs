@@ -232,7 +232,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "chain",
             kind: Kind::Wasm,
-            description: "policy, threat-score and router as three separate Wasm filters",
+            description: "the suite's members (policy, threat-score, router) as separate Wasm filters, in the suite's order",
             needs: SUITE_MEMBERS,
             chain,
         },
@@ -240,7 +240,7 @@ pub fn all() -> Vec<Scenario> {
             name: "suite",
             kind: Kind::Wasm,
             description:
-                "filters/suite: the same three filters in one module, one VM crossing per callback",
+                "filters/suite: the same filters and configs in one module, one VM crossing per callback",
             needs: &["suite"],
             chain: |i| {
                 Ok(vec![HttpFilter::wasm(
