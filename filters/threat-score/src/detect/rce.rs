@@ -56,8 +56,12 @@ const DISTINCTIVE: &[&str] = &[
     "ren", "rename", "tree", "findstr", "forfiles", "cipher", "format", "ver", "vol", "cls",
     "start", "call", "runas", "msbuild", "installutil", "regasm", "regsvcs", "odbcconf",
     "cmstp", "hh", "wusa", "expand", "makecab", "esentutl", "ntdsutil", "procdump",
-    "mimikatz",
+    "mimikatz", "c89", "c99", "trap", "bsdtar", "perf", "cscli", "rmt", "cpulimit", "lastlogin",
+    "ansible", "puppet", "terraform", "helm", "gcloud", "irb", "cpan", "gem",
 ];
+
+/// Tool families whose sub-commands are separate programs (`ansible-vault`, `chef-client`).
+const FAMILIES: &[&str] = &["ansible-", "chef-", "rmt-", "puppet-", "salt-", "kube"];
 
 /// Commands that are also common words ("more than", "time warner", "a hero; set out"): they
 /// count only with a shell-looking argument or standing alone after a strong separator.
@@ -95,7 +99,9 @@ const BIN_DIRS: &[&str] = &[
 fn is_command(w: &str) -> bool {
     let base = w.rsplit(['/', '\\']).next().unwrap_or(w);
     let base = base.strip_suffix(".exe").unwrap_or(base);
-    DISTINCTIVE.contains(&base) || versioned_interpreter(base)
+    DISTINCTIVE.contains(&base)
+        || versioned_interpreter(base)
+        || FAMILIES.iter().any(|f| base.starts_with(f) && base.len() > f.len())
 }
 
 /// `python3.10`, `perl5.36`, `php8`: interpreters carry versions in their names.
@@ -195,6 +201,7 @@ fn segments(s: &str) -> Vec<(Intro, &str)> {
     while let Some(&c) = b.get(i) {
         let next = b.get(i + 1).copied();
         let (sep_len, kind) = match (c, next) {
+            (b'<', Some(b'<')) if b.get(i + 2) == Some(&b'<') => (3, Intro::Strong),
             (b'&', Some(b'&')) | (b'|', Some(b'|')) => (2, Intro::Strong),
             (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (2, Intro::Strong),
             (b';' | b'|' | b'\n' | b'\r' | b'`', _) => (1, Intro::Strong),
@@ -241,11 +248,17 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
     let mut words = seg.split_whitespace().peekable();
     let mut first = words.next()?;
     let mut prefixed = false;
-    // Skip prefixes and VAR=value assignments.
+    // Skip prefixes, `$var` expansions and VAR=value assignments.
     for _ in 0..4 {
         let is_assign = first.contains('=') && !first.starts_with('=') && !first.starts_with('-');
-        if PREFIXES.contains(&first) || is_assign {
-            prefixed = PREFIXES.contains(&first) || prefixed;
+        let is_var = first.starts_with('$') && first.len() > 1;
+        let is_prefix = PREFIXES.contains(&first);
+        let next_is_option = words.peek().is_none_or(|w| w.starts_with('-'));
+        if is_prefix && next_is_option && is_command(first) {
+            break;
+        }
+        if is_prefix || is_assign || is_var {
+            prefixed = is_prefix || prefixed;
             match words.next() {
                 Some(w) => first = w,
                 None => return None,
@@ -254,13 +267,39 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
             break;
         }
     }
+    // Windows options glued to the program: `cmd/c`, `bcdboot/r`.
+    let mut glued_option = None;
+    if !first.starts_with('/') && !is_command(first) {
+        if let Some((prog, opt)) = first.split_once('/') {
+            if is_command(prog) && !opt.is_empty() && opt.len() <= 3 {
+                glued_option = Some(opt);
+                first = prog;
+            }
+        }
+    }
+    // `; tool --option` is shell usage whatever the tool is called.
+    let peek_option = words
+        .peek()
+        .is_some_and(|w| w.len() > 1 && w.starts_with('-') && w.as_bytes().get(1).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'-'));
+    if intro == Intro::Strong
+        && peek_option
+        && first.len() >= 2
+        && first.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && first.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+    {
+        return Some("rce.command-after-separator");
+    }
     let has_path = BIN_DIRS.iter().any(|d| first.starts_with(d));
     if !is_command(first) {
         return None;
     }
     let base = first.rsplit(['/', '\\']).next().unwrap_or(first);
     let base = base.strip_suffix(".exe").unwrap_or(base);
-    let args: Vec<&str> = words.collect();
+    let mut args: Vec<&str> = words.collect();
+    if glued_option.is_some() {
+        args.insert(0, "-");
+        return Some(if intro == Intro::Start { "rce.command" } else { "rce.command-after-separator" });
+    }
     let any_shellish = args.iter().any(|a| shellish_arg(a));
     let word = wordlike(base) && !has_path;
     match intro {
@@ -394,7 +433,7 @@ fn windows_batch(s: &str) -> bool {
                 return true;
             }
         }
-        if w == "if" {
+        if w == "if" || w.starts_with("if/") {
             let mut rest = words.get(i + 1..).unwrap_or_default();
             while rest.first().is_some_and(|n| *n == "/i" || *n == "not") {
                 rest = rest.get(1..).unwrap_or_default();
@@ -406,15 +445,12 @@ fn windows_batch(s: &str) -> bool {
             {
                 return true;
             }
-            // `if a==b command`, possibly with spaces around `==`.
-            let joined = rest.iter().take(6).copied().collect::<Vec<_>>().join(" ");
-            if let Some(eq) = joined.find("==") {
-                let left = joined.get(..eq).unwrap_or_default().trim();
-                let right = joined.get(eq + 2..).unwrap_or_default().trim_start();
-                let mut rw = right.split_whitespace();
-                let operand = rw.next();
-                let action = rw.next();
-                if !left.is_empty() && operand.is_some() && action.is_some() && (left.contains('%') || left.starts_with('"')) {
+            // `if a==b command`, `if %x% equ 2 command`: a comparison followed by an action.
+            for (k, t) in rest.iter().take(6).enumerate() {
+                let op = matches!(*t, "equ" | "neq" | "lss" | "leq" | "gtr" | "geq" | "==" | "===");
+                let glued = t.contains("==") && !t.ends_with("==");
+                let tail = rest.get(k + 1..).unwrap_or_default();
+                if (op && k > 0 && tail.len() >= 2) || (glued && !tail.is_empty()) || (t.ends_with("==") && t.len() > 2 && tail.len() >= 2) {
                     return true;
                 }
             }
@@ -452,7 +488,12 @@ fn restricted_upload(l: &str) -> bool {
         "settings.py", "docker-compose.yml", "dockerfile", "id_rsa", "id_ed25519",
         "authorized_keys", "known_hosts", "crontab", "passwd", "shadow", "sudoers",
     ];
-    (base.starts_with('.') && base.len() > 1 && base.bytes().nth(1).is_some_and(|b| b.is_ascii_alphabetic()))
+    let compact: String = base.chars().filter(|c| !c.is_whitespace()).collect();
+    let stem = compact.split(['.', '_']).next().unwrap_or_default();
+    let config_stem = matches!(stem, "wp-config" | "config" | "settings" | "local_settings" | "configuration" | "secrets" | "credentials" | "database")
+        && compact.len() > stem.len();
+    config_stem
+        || (base.starts_with('.') && base.len() > 1 && base.bytes().nth(1).is_some_and(|b| b.is_ascii_alphabetic()))
         || NAMES.contains(&base)
 }
 
@@ -477,8 +518,17 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }) {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
     }
+    if ["bin/", "sbin/", "usr/bin/"].iter().any(|d| s.strip_prefix(d).is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))) {
+        out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
+    }
     if substitution(&s) || s.contains("<(") || s.contains(">(") && s.contains(')') {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
+    }
+    if s.contains("/dev/tcp/") || s.contains("/dev/udp/") || s.contains("$[") || s.contains("$((") || param_expansion(&s) {
+        out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
+    }
+    if v.trim_start().strip_prefix('\\').is_some_and(|r| is_command(r.split_whitespace().next().unwrap_or_default())) {
+        out.hit(input, CAT, "rce.alias-bypass", Severity::Critical, 1);
     }
     if l.contains("${ifs}") || l.contains("$ifs") {
         out.hit(input, CAT, "rce.ifs", Severity::Critical, 1);
@@ -514,6 +564,23 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
 }
 
+/// `${name#pattern}`, `${name:-x}`, `${name/a/b}`: parameter expansion with operators.
+fn param_expansion(s: &str) -> bool {
+    let mut from = 0;
+    while let Some(p) = s.get(from..).and_then(|h| h.find("${")).map(|p| p + from) {
+        let rest = s.get(p + 2..).unwrap_or_default();
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if !name.is_empty()
+            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && rest.get(name.len()..).is_some_and(|r| r.starts_with(['#', '%', '/', '^', ',', '~']) || r.starts_with(":-") || r.starts_with(":="))
+        {
+            return true;
+        }
+        from = p + 2;
+    }
+    false
+}
+
 /// `~+`, `~-1` (directory stack) and `!-1`, `!!` (history) expansions at word starts.
 fn tilde_or_history(s: &str) -> bool {
     s.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
@@ -532,12 +599,19 @@ fn alias_definition(s: &str) -> bool {
         let rest = s.get(p + 5..).unwrap_or_default();
         let trimmed = rest.trim_start();
         if trimmed.len() < rest.len() {
-            let name: String = trimmed
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
-                .collect();
-            if !name.is_empty() && trimmed.get(name.len()..).is_some_and(|r| r.starts_with('=')) {
-                return true;
+            let mut words = trimmed.split_whitespace();
+            for w in words.by_ref().take(4) {
+                if w.starts_with(['+', '-']) && !w.contains('=') {
+                    continue;
+                }
+                let w = w.trim_start_matches(['\'', '"']);
+                if let Some((name, _)) = w.split_once('=') {
+                    let name = name.trim_end_matches(['\'', '"']);
+                    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+                        return true;
+                    }
+                }
+                break;
             }
         }
         from = p + 5;
