@@ -79,6 +79,11 @@ const WORDLIKE: &[&str] = &[
     "cd", "pushd", "popd",
 ];
 
+/// Reconnaissance commands that attackers send without arguments.
+const RECON: &[&str] = &[
+    "whoami", "ifconfig", "ipconfig", "netstat", "systeminfo", "tasklist", "uname", "printenv",
+];
+
 /// Words that only prefix the real command.
 const PREFIXES: &[&str] = &[
     "sudo", "nohup", "time", "env", "exec", "nice", "busybox", "command", "builtin", "xargs",
@@ -325,13 +330,19 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
             if word {
                 return (args.first().is_some_and(|a| shellish_arg(a))).then_some("rce.command");
             }
-            if any_shellish || (base.len() > 3 && (args.is_empty() || prefixed)) {
+            if any_shellish {
                 return Some("rce.command");
             }
-            if base.len() > 3 && !args.is_empty() && args.len() <= 3 {
-                return Some("rce.command");
+            // A program name alone is usually a word ("lang=python", "format=lastlog"); only
+            // reconnaissance commands stand alone in attacks.
+            if args.is_empty() {
+                return (RECON.contains(&base) || prefixed).then_some("rce.command");
             }
-            None
+            let strong_name = versioned_interpreter(base) || FAMILIES.iter().any(|f| base.starts_with(f));
+            let target_arg = args
+                .iter()
+                .any(|a| a.contains('.') || a.contains(':') || a.bytes().all(|b| b.is_ascii_digit()));
+            (strong_name || target_arg || prefixed).then_some("rce.command")
         }
     }
 }
