@@ -24,6 +24,25 @@ const DANGEROUS_FUNCTIONS: &[&str] = &[
     "is_srvrolemember",
 ];
 
+/// Function names that exist only in SQL dialects (not in prose, not generic programming
+/// names like `user(` or `count(`): a call to one in a parameter is an injection probe.
+const SQL_ONLY_FUNCTIONS: &[&str] = &[
+    "benchmark", "coalesce", "concat", "concat_ws", "group_concat", "xmltype", "current_user",
+    "system_user", "session_user", "database", "db_name", "extractvalue", "updatexml",
+    "load_file", "make_set", "name_const", "sysdate", "ifnull", "nullif", "unhex", "hex", "md5",
+    "mid", "substr", "substring", "rtrim", "ltrim", "rand", "compress", "uncompress", "ascii",
+    "char", "chr", "find_in_set", "json_extract", "json_build_object", "unistr", "xp_cmdshell",
+    "pg_sleep", "sleep", "sqlite_version", "randomblob", "utl_inaddr.get_host_name",
+    "dbms_pipe.receive_message", "to_char", "string_to_array", "is_srvrolemember",
+    "schema_name", "table_name", "column_name",
+];
+
+/// PostgreSQL type names: `x::int` casts are a staple of error-based injection.
+const PG_TYPES: &[&str] = &[
+    "int", "int4", "int8", "integer", "bigint", "smallint", "text", "varchar", "json", "jsonb",
+    "numeric", "bool", "boolean", "regclass", "oid", "bytea", "float", "real", "xml", "char",
+];
+
 /// System catalogs that only reconnaissance queries name.
 const CATALOGS: &[&str] = &[
     "information_schema",
@@ -38,6 +57,9 @@ const CATALOGS: &[&str] = &[
     "all_tables",
     "user_tables",
     "msysobjects",
+    "msysaccessobjects",
+    "msdb",
+    "mysql.db",
 ];
 
 /// MongoDB query operators: as argument names (`user[$ne]=`, `{"$where": ...}`) they turn a
@@ -104,6 +126,16 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
         {
             return Some("sqli.function");
         }
+        // CASE WHEN ... THEN: conditional blind injection.
+        if nc.get(i).is_some_and(|t| t.text == "case")
+            && nc.get(i + 1).is_some_and(|t| t.text == "when")
+            && nc.iter().skip(i + 2).take(16).any(|t| t.text == "then")
+        {
+            return Some("sqli.conditional");
+        }
+        if nc.get(i).is_some_and(|t| t.text == "procedure") && nc.get(i + 1).is_some_and(|t| t.text == "analyse") {
+            return Some("sqli.statement");
+        }
         // SELECT <expr> ... : a statement with an SQL-looking start.
         if k == Some(Kind::Stmt) && statement(&nc, i) {
             return Some("sqli.statement");
@@ -137,7 +169,7 @@ fn statement(nc: &[&Token], i: usize) -> bool {
             let Some(n) = next else {
                 return false;
             };
-            let expr_start = matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
+            let expr_start = matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str | Kind::LParen)
                 || (n.kind == Kind::Op && n.text == "*")
                 || (n.kind == Kind::Keyword && (n.text == "distinct" || n.text == "top" || n.text == "all"));
             let has_from = nc.iter().skip(i + 1).take(12).any(|x| x.text == "from")
@@ -154,7 +186,7 @@ fn statement(nc: &[&Token], i: usize) -> bool {
             matches!(n.text.as_str(), "table" | "database" | "schema" | "user" | "procedure" | "function" | "view" | "index" | "trigger" | "login")
         }) && t(i + 2).is_some(),
         "exec" | "execute" => next.is_some_and(|n| {
-            n.text.starts_with("xp_") || n.text.starts_with("sp_") || n.text.starts_with("master.") || n.kind == Kind::LParen || n.kind == Kind::Str
+            n.text.starts_with("xp_") || n.text.starts_with("sp_") || n.text.starts_with("master.") || n.text == "immediate" || n.kind == Kind::LParen || n.kind == Kind::Str
         }),
         "declare" => next.is_some_and(|n| n.kind == Kind::Var),
         "shutdown" => at_boundary && next.is_none_or(|n| n.kind == Kind::Semi || n.text == "with"),
@@ -178,11 +210,13 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
             // admin'--  admin'#  admin'/*
             Some("sqli.quote-comment")
         }
-        Kind::Semi => k(i + 1).map(|_| "sqli.quote-stacked"),
+        Kind::Semi => Some("sqli.quote-stacked"),
         Kind::Logic => {
             let x = k(i + 1)?;
             let after = k(i + 2);
-            let strong = matches!(x, Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen);
+            let continues = matches!(after, Some(Kind::Op | Kind::Logic | Kind::Comment | Kind::Semi | Kind::RParen));
+            let strong = matches!(x, Kind::Num | Kind::Var | Kind::Func | Kind::LParen)
+                || (x == Kind::Str && continues);
             let bare_cmp = x == Kind::Bare
                 && matches!(after, Some(Kind::Op | Kind::Comment | Kind::Logic) | None);
             let not = x == Kind::Op && t(i + 1).is_some_and(|o| o.text == "not" || o.text == "!");
@@ -216,7 +250,10 @@ fn numeric(nc: &[&Token]) -> Option<&'static str> {
     let mut i = 0;
     if !matches!(k(0), Some(Kind::Num | Kind::Var)) {
         // A value that starts with a logic operator: `OR x=y`, ` AND 1`.
-        if k(0) == Some(Kind::Logic) && k(1).is_some_and(is_operand) && k(2) == Some(Kind::Op) {
+        if k(0) == Some(Kind::Logic)
+            && k(1).is_some_and(is_operand)
+            && (k(2) == Some(Kind::Op) || k(1) == Some(Kind::Func) && k(2) == Some(Kind::LParen))
+        {
             return Some("sqli.logic-suffix");
         }
         return None;
@@ -275,8 +312,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // User agents and the path are prose-like; only unmistakable shapes count there.
         if input.location.source == Source::Path {
             // Path segments carry injections in REST-style APIs: scan each decoded segment.
+            scan_value(input, &input.value, out);
             for seg in input.value.split('/').filter(|s| !s.is_empty()) {
                 scan_value(input, seg, out);
+            }
+            if sql_function_call(&input.lower) || pg_cast(&input.lower) {
+                out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
             }
             continue;
         }
@@ -287,6 +328,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if CATALOGS.iter().any(|c| l.contains(c)) {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
         }
+        if sql_function_call(l) {
+            out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
+        }
+        if pg_cast(l) {
+            out.hit(input, CAT, "sqli.pg-cast", Severity::Critical, 1);
+        }
         if l.contains("/*!") {
             out.hit(input, CAT, "sqli.mysql-comment", Severity::Critical, 1);
         }
@@ -294,6 +341,46 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             out.hit(input, CAT, "sqli.nosql-operator", Severity::Critical, 1);
         }
     }
+}
+
+/// `name(` for a function only SQL has, allowing whitespace and comments before `(`.
+fn sql_function_call(l: &str) -> bool {
+    let b = l.as_bytes();
+    SQL_ONLY_FUNCTIONS.iter().any(|f| {
+        let mut from = 0;
+        while let Some(at) = super::find_word(l, f, from) {
+            let j = super::skip_space_comments(b, at + f.len());
+            let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
+            if b.get(j) == Some(&b'(') {
+                return true;
+            }
+            from = at + f.len();
+        }
+        false
+    })
+}
+
+/// `expr::type` casts (PostgreSQL).
+fn pg_cast(l: &str) -> bool {
+    let mut from = 0;
+    while let Some(p) = l.get(from..).and_then(|h| h.find("::")).map(|p| p + from) {
+        let before = p.checked_sub(1).and_then(|i| l.as_bytes().get(i)).copied();
+        let ty: String = l
+            .get(p + 2..)
+            .unwrap_or_default()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let after = l.as_bytes().get(p + 2 + ty.len()).copied();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b')' | b'\'' | b'"'))
+            && PG_TYPES.contains(&ty.as_str())
+            && after.is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_' && c != b'(' && c != b':')
+        {
+            return true;
+        }
+        from = p + 2;
+    }
+    false
 }
 
 /// `$ne`-style operators as a JSON key or in bracket syntax (`user[$ne]`).
@@ -359,9 +446,22 @@ mod tests {
             "rock and roll",
             "-created_at",
             "Bob's burgers -- best in town",
+            "what does 'or' mean in logic",
         ] {
             assert_eq!(detect(s), None, "false positive: {s}");
         }
+    }
+
+    #[test]
+    fn function_calls_and_casts() {
+        assert!(sql_function_call("benchmark("));
+        assert!(sql_function_call("concat /*x*/ (0x7e"));
+        assert!(!sql_function_call("user(id: 1) { name }"));
+        assert!(!sql_function_call("my database is down"));
+        assert!(pg_cast("password::int"));
+        assert!(pg_cast("(x)::jsonb @> y"));
+        assert!(!pg_cast("std::string"));
+        assert!(!pg_cast("fe80::1"));
     }
 
     #[test]
