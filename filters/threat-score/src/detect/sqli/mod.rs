@@ -169,7 +169,9 @@ fn statement(nc: &[&Token], i: usize) -> bool {
             let Some(n) = next else {
                 return false;
             };
-            let expr_start = matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str | Kind::LParen)
+            let sub = n.kind == Kind::LParen && t(i + 2).is_some_and(|x| matches!(x.kind, Kind::Func | Kind::Stmt | Kind::Var));
+            let expr_start = sub
+                || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
                 || (n.kind == Kind::Op && n.text == "*")
                 || (n.kind == Kind::Keyword && (n.text == "distinct" || n.text == "top" || n.text == "all"));
             let has_from = nc.iter().skip(i + 1).take(12).any(|x| x.text == "from")
@@ -447,6 +449,7 @@ mod tests {
             "-created_at",
             "Bob's burgers -- best in town",
             "what does 'or' mean in logic",
+            "reinstall drop and select (again).",
         ] {
             assert_eq!(detect(s), None, "false positive: {s}");
         }
