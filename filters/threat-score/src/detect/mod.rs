@@ -202,6 +202,14 @@ pub const INJECTION_SOURCES: &[Source] = &[
     Source::Body,
 ];
 
+/// True when `v` is a plain token (letters, digits, `-_.@`): most parameter values are, and
+/// no injection shape fits in one, so detectors skip them cheaply.
+pub fn is_plain(v: &str) -> bool {
+    v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@') || b >= 0x80)
+        && !v.contains("..")
+}
+
 /// True when `needle` occurs in `hay` as a whole word (ASCII alphanumerics and `_` are word
 /// characters).
 pub fn has_word(hay: &str, needle: &str) -> bool {

@@ -335,6 +335,9 @@ fn session_file(l: &str) -> bool {
 
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
+    if super::is_plain(l) && !super::java::is_upload_name(input.location.source, &input.location.name) {
+        return;
+    }
     let hit = |out: &mut Findings, rule| out.hit(input, CAT, rule, Severity::Critical, 1);
     if super::java::is_upload_name(input.location.source, &input.location.name) {
         if php_file(l) {

@@ -283,6 +283,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             continue;
         }
+        if super::is_plain(&input.value) && !input.value.contains('.') {
+            continue;
+        }
         scan_input(input, out);
     }
 }

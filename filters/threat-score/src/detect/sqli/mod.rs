@@ -310,6 +310,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if input.value.is_empty() {
             continue;
         }
+        let plain = super::is_plain(&input.value);
         let is_header = input.location.source == Source::Header;
         // User agents and the path are prose-like; only unmistakable shapes count there.
         if input.location.source == Source::Path {
@@ -323,17 +324,17 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             continue;
         }
-        if !is_header || input.location.name != "user-agent" {
+        if !plain && (!is_header || input.location.name != "user-agent") {
             scan_value(input, &input.value, out);
         }
         let l = &input.lower;
         if CATALOGS.iter().any(|c| l.contains(c)) {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
         }
-        if sql_function_call(l) {
+        if l.contains('(') && sql_function_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
         }
-        if pg_cast(l) {
+        if l.contains("::") && pg_cast(l) {
             out.hit(input, CAT, "sqli.pg-cast", Severity::Critical, 1);
         }
         if l.contains("/*!") {
