@@ -97,7 +97,7 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
             }
         }
         // ; STATEMENT
-        if k == Some(Kind::Semi) && kind(i + 1) == Some(Kind::Stmt) {
+        if k == Some(Kind::Semi) && kind(i + 1) == Some(Kind::Stmt) && statement(&nc, i + 1) {
             return Some("sqli.stacked");
         }
         // logic  literal op literal  (tautology / contradiction)
@@ -451,6 +451,7 @@ mod tests {
             "Bob's burgers -- best in town",
             "what does 'or' mean in logic",
             "reinstall drop and select (again).",
+            "I'm into rock and roll; select the best",
         ] {
             assert_eq!(detect(s), None, "false positive: {s}");
         }
