@@ -1,17 +1,28 @@
 //! The engine as the glue uses it: configuration in, verdicts out.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
 use threat_score::{Category, Config, Mode, Request, Verdict};
 
 fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 #[test]
 fn ordinary_api_traffic_passes() {
     let engine = Config::default().compile().unwrap();
-    let headers = h(&[("host", "api.example.com"), ("user-agent", "okhttp/4.12.0"), ("content-type", "application/json")]);
+    let headers = h(&[
+        ("host", "api.example.com"),
+        ("user-agent", "okhttp/4.12.0"),
+        ("content-type", "application/json"),
+    ]);
     let body = br#"{"name": "O'Reilly", "bio": "I'm into rock and roll; select the best", "tags": ["a", "b"]}"#;
-    let req = Request::new("PATCH", "/api/v1/users/42?fields=name,bio").with_headers(&headers).with_body(body);
+    let req = Request::new("PATCH", "/api/v1/users/42?fields=name,bio")
+        .with_headers(&headers)
+        .with_body(body);
     let a = engine.inspect(&req);
     assert_eq!(a.verdict, Verdict::Allow, "{a:?}");
     assert_eq!(a.score, 0);
@@ -21,7 +32,10 @@ fn ordinary_api_traffic_passes() {
 fn each_family_is_detected() {
     let engine = Config::default().compile().unwrap();
     let cases = [
-        ("/?id=1%20UNION%20SELECT%20password%20FROM%20users", Category::Sqli),
+        (
+            "/?id=1%20UNION%20SELECT%20password%20FROM%20users",
+            Category::Sqli,
+        ),
         ("/?q=%3Cscript%3Ealert(1)%3C/script%3E", Category::Xss),
         ("/?file=../../../../etc/passwd", Category::Lfi),
         ("/?cmd=;cat%20/etc/passwd", Category::Rce),
@@ -42,11 +56,21 @@ fn each_family_is_detected() {
 fn modes_and_paranoia() {
     let headers = h(&[("host", "example.com")]);
     let req = Request::new("GET", "/?id=1%20OR%201=1").with_headers(&headers);
-    let tag = Config { mode: Mode::Tag, ..Config::default() }.compile().unwrap();
+    let tag = Config {
+        mode: Mode::Tag,
+        ..Config::default()
+    }
+    .compile()
+    .unwrap();
     let a = tag.inspect(&req);
     assert_eq!(a.verdict, Verdict::Tag);
     assert_eq!(a.categories.to_header_value(), "sqli");
-    let detect = Config { mode: Mode::Detect, ..Config::default() }.compile().unwrap();
+    let detect = Config {
+        mode: Mode::Detect,
+        ..Config::default()
+    }
+    .compile()
+    .unwrap();
     let a = detect.inspect(&req);
     assert_eq!(a.verdict, Verdict::Allow);
     assert!(a.over_threshold);
@@ -54,7 +78,12 @@ fn modes_and_paranoia() {
     let req = Request::new("GET", "/?x=%24%7Benv:HOME%7D").with_headers(&headers);
     let pl1 = Config::default().compile().unwrap();
     assert_eq!(pl1.inspect(&req).verdict, Verdict::Allow);
-    let pl2 = Config { paranoia_level: 2, ..Config::default() }.compile().unwrap();
+    let pl2 = Config {
+        paranoia_level: 2,
+        ..Config::default()
+    }
+    .compile()
+    .unwrap();
     assert_eq!(pl2.inspect(&req).verdict, Verdict::Block);
 }
 
@@ -66,19 +95,28 @@ fn exclusions_silence_known_false_positives() {
     .unwrap();
     let engine = cfg.compile().unwrap();
     let headers = h(&[("host", "example.com")]);
-    let req = Request::new("POST", "/cms/save?html=%3Cscript%3Ex()%3C/script%3E").with_headers(&headers);
+    let req =
+        Request::new("POST", "/cms/save?html=%3Cscript%3Ex()%3C/script%3E").with_headers(&headers);
     assert_eq!(engine.inspect(&req).verdict, Verdict::Allow);
     // Other paths, other arguments, other categories still count.
-    let req = Request::new("POST", "/api/save?html=%3Cscript%3Ex()%3C/script%3E").with_headers(&headers);
+    let req =
+        Request::new("POST", "/api/save?html=%3Cscript%3Ex()%3C/script%3E").with_headers(&headers);
     assert_eq!(engine.inspect(&req).verdict, Verdict::Block);
-    let req = Request::new("POST", "/cms/save?title=%3Cscript%3Ex()%3C/script%3E").with_headers(&headers);
+    let req =
+        Request::new("POST", "/cms/save?title=%3Cscript%3Ex()%3C/script%3E").with_headers(&headers);
     assert_eq!(engine.inspect(&req).verdict, Verdict::Block);
 }
 
 #[test]
 fn limits_follow_their_policy() {
     let headers = h(&[("host", "example.com")]);
-    let uri = format!("/?{}", (0..300).map(|i| format!("a{i}=1")).collect::<Vec<_>>().join("&"));
+    let uri = format!(
+        "/?{}",
+        (0..300)
+            .map(|i| format!("a{i}=1"))
+            .collect::<Vec<_>>()
+            .join("&")
+    );
     let block = Config::default().compile().unwrap();
     let a = block.inspect(&Request::new("GET", &uri).with_headers(&headers));
     assert_eq!(a.verdict, Verdict::Block);
@@ -94,7 +132,14 @@ fn limits_follow_their_policy() {
 #[test]
 fn pseudo_headers_are_understood() {
     let engine = Config::default().compile().unwrap();
-    let headers = h(&[(":method", "GET"), (":path", "/?q=1'%20or%20'1'='1"), (":authority", "example.com")]);
-    let req = Request { headers: &headers, ..Request::default() };
+    let headers = h(&[
+        (":method", "GET"),
+        (":path", "/?q=1'%20or%20'1'='1"),
+        (":authority", "example.com"),
+    ]);
+    let req = Request {
+        headers: &headers,
+        ..Request::default()
+    };
     assert_eq!(engine.inspect(&req).verdict, Verdict::Block);
 }

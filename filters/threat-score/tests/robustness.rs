@@ -1,6 +1,8 @@
 //! Hostile and arbitrary input never panics and stays bounded: property tests over the
 //! decoders and the whole engine, plus hand-made worst cases.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
+
 use proptest::prelude::*;
 use threat_score::decode::{deep_decode, escapes, html, path, percent};
 use threat_score::{Config, Request};
@@ -61,13 +63,20 @@ proptest! {
 #[test]
 fn deep_json_is_bounded_and_blocked_by_policy() {
     let body = format!("{}1{}", "[".repeat(100), "]".repeat(100));
-    let headers = vec![("host".to_string(), "x".to_string()), ("content-type".to_string(), "application/json".to_string())];
-    let req = Request::new("POST", "/").with_headers(&headers).with_body(body.as_bytes());
+    let headers = vec![
+        ("host".to_string(), "x".to_string()),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
+    let req = Request::new("POST", "/")
+        .with_headers(&headers)
+        .with_body(body.as_bytes());
     let a = engine().inspect(&req);
     assert!(a.limit_hits.contains(&threat_score::LimitKind::JsonDepth));
     // Deeper than serde_json accepts: parsed as text, still no panic.
     let body = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let req = Request::new("POST", "/").with_headers(&headers).with_body(body.as_bytes());
+    let req = Request::new("POST", "/")
+        .with_headers(&headers)
+        .with_body(body.as_bytes());
     let _ = engine().inspect(&req);
 }
 
@@ -75,12 +84,17 @@ fn deep_json_is_bounded_and_blocked_by_policy() {
 fn endless_encodings_stop_at_the_round_limit() {
     let mut s = "<script>".to_string();
     for _ in 0..12 {
-        s = s.replace('%', "%25").replace('<', "%3C").replace('>', "%3E");
+        s = s
+            .replace('%', "%25")
+            .replace('<', "%3C")
+            .replace('>', "%3E");
     }
     let uri = format!("/?q={s}");
     let headers = vec![("host".to_string(), "x".to_string())];
     let a = engine().inspect(&Request::new("GET", &uri).with_headers(&headers));
-    assert!(a.limit_hits.contains(&threat_score::LimitKind::DecodeRounds));
+    assert!(a
+        .limit_hits
+        .contains(&threat_score::LimitKind::DecodeRounds));
     assert_eq!(a.verdict, threat_score::Verdict::Block);
 }
 
@@ -93,7 +107,9 @@ fn huge_headers_and_bodies_are_cut() {
         ("cookie".to_string(), format!("k={big}")),
     ];
     let body = "x=".to_string() + &"%41".repeat(200_000);
-    let req = Request::new("POST", "/").with_headers(&headers).with_body(body.as_bytes());
+    let req = Request::new("POST", "/")
+        .with_headers(&headers)
+        .with_body(body.as_bytes());
     let a = engine().inspect(&req);
     assert!(a.limit_hits.contains(&threat_score::LimitKind::HeaderSize));
     assert!(a.limit_hits.contains(&threat_score::LimitKind::BodySize));
@@ -103,6 +119,8 @@ fn huge_headers_and_bodies_are_cut() {
 fn invalid_utf8_everywhere() {
     let body = [0xff, 0xfe, b'=', 0xc0, 0xaf, b'&', 0x80];
     let headers = vec![("host".to_string(), "x".to_string())];
-    let req = Request::new("POST", "/%ff%c0%af?%80=%ff").with_headers(&headers).with_body(&body);
+    let req = Request::new("POST", "/%ff%c0%af?%80=%ff")
+        .with_headers(&headers)
+        .with_body(&body);
     let _ = engine().inspect(&req);
 }

@@ -11,25 +11,55 @@ const CAT: Category = Category::Generic;
 
 /// Cloud metadata endpoints: the first stop of any SSRF.
 const METADATA: &[&str] = &[
-    "169.254.169.254", "169.254.170.2", "metadata.google.internal", "metadata.goog",
-    "100.100.100.200", "fd00:ec2::254", "metadata.packet.net", "metadata.azure.com",
-    "instance-data", "169.254.0.23", "192.0.0.192",
+    "169.254.169.254",
+    "169.254.170.2",
+    "metadata.google.internal",
+    "metadata.goog",
+    "100.100.100.200",
+    "fd00:ec2::254",
+    "metadata.packet.net",
+    "metadata.azure.com",
+    "instance-data",
+    "169.254.0.23",
+    "192.0.0.192",
 ];
 
 /// Names that resolve to the host or its container runtime.
 const INTERNAL_HOSTS: &[&str] = &[
-    "localhost", "localhost4", "localhost6", "localhost.localdomain", "localhost4.localdomain4",
-    "localhost6.localdomain6", "ip6-localhost", "ipv6-localhost", "ip6-loopback",
-    "host.docker.internal", "gateway.docker.internal", "host.containers.internal",
-    "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+    "localhost",
+    "localhost4",
+    "localhost6",
+    "localhost.localdomain",
+    "localhost4.localdomain4",
+    "localhost6.localdomain6",
+    "ip6-localhost",
+    "ipv6-localhost",
+    "ip6-loopback",
+    "host.docker.internal",
+    "gateway.docker.internal",
+    "host.containers.internal",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
 ];
 
 /// Node.js injection: code that reaches the process, module loader or function constructor.
 fn node_injection(l: &str) -> bool {
     const MARKERS: &[&str] = &[
-        "process.env", "process.mainmodule", "process.binding", "process.kill", "process.exit",
-        "child_process", "require(", "require[", "constructor.constructor", "__js_function",
-        "_$$nd_func$$_", "process[", "global.process", "module.constructor",
+        "process.env",
+        "process.mainmodule",
+        "process.binding",
+        "process.kill",
+        "process.exit",
+        "child_process",
+        "require(",
+        "require[",
+        "constructor.constructor",
+        "__js_function",
+        "_$$nd_func$$_",
+        "process[",
+        "global.process",
+        "module.constructor",
     ];
     MARKERS.iter().any(|m| l.contains(m))
         || (l.contains("function") && {
@@ -41,7 +71,12 @@ fn node_injection(l: &str) -> bool {
 /// Base64 values that decode to a Node serialization marker (`_$$ND_FUNC$$_`).
 fn base64_marker(v: &str) -> bool {
     let t = v.trim();
-    if t.len() < 12 || t.len() > 8192 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')) {
+    if t.len() < 12
+        || t.len() > 8192
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+    {
         return false;
     }
     let decoded = decode_base64(t);
@@ -87,15 +122,39 @@ fn template_injection(l: &str) -> bool {
     let inner_code = |inner: &str| {
         let t = inner.trim();
         !t.is_empty()
-            && (t.contains(['*', '(', '[', '+']) || t.contains("__") || t.contains('.') && t.contains('_')
-                || ["config", "self", "request", "settings", "constructor", "range", "lipsum", "cycler", "joiner", "namespace"].iter().any(|w| t.starts_with(w)))
+            && (t.contains(['*', '(', '[', '+'])
+                || t.contains("__")
+                || t.contains('.') && t.contains('_')
+                || [
+                    "config",
+                    "self",
+                    "request",
+                    "settings",
+                    "constructor",
+                    "range",
+                    "lipsum",
+                    "cycler",
+                    "joiner",
+                    "namespace",
+                ]
+                .iter()
+                .any(|w| t.starts_with(w)))
     };
-    let pairs: [(&str, &str); 5] = [("{{", "}}"), ("${", "}"), ("#{", "}"), ("<%", "%>"), ("{%", "%}")];
+    let pairs: [(&str, &str); 5] = [
+        ("{{", "}}"),
+        ("${", "}"),
+        ("#{", "}"),
+        ("<%", "%>"),
+        ("{%", "%}"),
+    ];
     pairs.iter().any(|(open, close)| {
         l.match_indices(open).any(|(p, _)| {
             let rest = l.get(p + open.len()..).unwrap_or_default();
             rest.find(close).is_some_and(|e| {
-                let inner = rest.get(..e).unwrap_or_default().trim_start_matches(['=', '-']);
+                let inner = rest
+                    .get(..e)
+                    .unwrap_or_default()
+                    .trim_start_matches(['=', '-']);
                 (*open == "<%" && !inner.trim().is_empty()) || inner_code(inner)
             })
         })
@@ -109,33 +168,73 @@ fn endless_loop(l: &str) -> bool {
         || c.match_indices("while(").any(|(p, _)| {
             let rest = c.get(p + 6..).unwrap_or_default();
             rest.find(')').is_some_and(|e| {
-                let cond = rest.get(..e).unwrap_or_default().trim_start_matches(['!', '-', '+']);
-                matches!(cond, "true" | "1" | "false" | "0" | "infinity" | "\"\"" | "''" | "[]" | "{}" | "!0" | "!1")
-                    || cond.bytes().all(|b| b.is_ascii_digit()) && !cond.is_empty()
+                let cond = rest
+                    .get(..e)
+                    .unwrap_or_default()
+                    .trim_start_matches(['!', '-', '+']);
+                matches!(
+                    cond,
+                    "true"
+                        | "1"
+                        | "false"
+                        | "0"
+                        | "infinity"
+                        | "\"\""
+                        | "''"
+                        | "[]"
+                        | "{}"
+                        | "!0"
+                        | "!1"
+                ) || cond.bytes().all(|b| b.is_ascii_digit()) && !cond.is_empty()
                     || cond.starts_with('!') && cond.len() <= 8
-                    || cond == "\"\"" || cond.is_empty()
+                    || cond == "\"\""
+                    || cond.is_empty()
             })
         })
 }
 
 fn ruby_injection(l: &str) -> bool {
-    ["process.spawn", "kernel.exec", "kernel.system", "kernel.spawn", "io.popen", "open3.", "%x{", "instance_eval", "class_eval", "const_get"]
-        .iter()
-        .any(|m| l.contains(m))
+    [
+        "process.spawn",
+        "kernel.exec",
+        "kernel.system",
+        "kernel.spawn",
+        "io.popen",
+        "open3.",
+        "%x{",
+        "instance_eval",
+        "class_eval",
+        "const_get",
+    ]
+    .iter()
+    .any(|m| l.contains(m))
 }
 
 fn ssrf(l: &str) -> bool {
     let host_part = |s: &str| -> String {
         let s = s.split_once("://").map_or(s, |(_, r)| r);
         let s = s.rsplit_once('@').map_or(s, |(_, r)| r);
-        s.split(['/', '?', '#']).next().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string()
+        s.split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
     };
     let url = l.contains("://");
     let host = host_part(l.trim());
-    let host_no_port = if host.matches(':').count() == 1 { host.split(':').next().unwrap_or_default().to_string() } else { host.clone() };
+    let host_no_port = if host.matches(':').count() == 1 {
+        host.split(':').next().unwrap_or_default().to_string()
+    } else {
+        host.clone()
+    };
     (url && METADATA.iter().any(|m| host.contains(m)))
-        || METADATA.iter().filter(|m| m.contains(char::is_alphabetic)).any(|m| host_no_port == *m)
-        || INTERNAL_HOSTS.contains(&host_no_port.as_str()) && (url || l.trim().ends_with('/') || l.contains('/'))
+        || METADATA
+            .iter()
+            .filter(|m| m.contains(char::is_alphabetic))
+            .any(|m| host_no_port == *m)
+        || INTERNAL_HOSTS.contains(&host_no_port.as_str())
+            && (url || l.trim().ends_with('/') || l.contains('/'))
 }
 
 fn scan_input(input: &Input, out: &mut Findings) {
@@ -150,7 +249,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if template_injection(l) {
         hit(out, "generic.template-injection");
     }
-    if l.contains("while") && endless_loop(l) || l.contains("for") && l.contains(";;") && endless_loop(l) {
+    if l.contains("while") && endless_loop(l)
+        || l.contains("for") && l.contains(";;") && endless_loop(l)
+    {
         hit(out, "generic.endless-loop");
     }
     if ruby_injection(l) {

@@ -62,7 +62,10 @@ const LOOKUPS: &[&str] = &[
 ];
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
-    for input in p.inputs_from(INJECTION_SOURCES).chain(p.inputs_from(&[Source::Path])) {
+    for input in p
+        .inputs_from(INJECTION_SOURCES)
+        .chain(p.inputs_from(&[Source::Path]))
+    {
         let l = input.lower.as_str();
         if input.location.source != Source::Filename {
             if l.contains("${") || l.contains("jndi:") {
@@ -76,9 +79,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if l.contains("java.lang.runtime") || l.contains("java.lang.processbuilder") {
                 out.hit(input, CAT, "java.process-class", Severity::Critical, 1);
             }
-            let exec = has_word(l, "runtime")
-                || l.contains("processbuilder")
-                || l.contains("getruntime");
+            let exec =
+                has_word(l, "runtime") || l.contains("processbuilder") || l.contains("getruntime");
             if exec && l.contains("java.") {
                 out.hit(input, CAT, "java.process-reference", Severity::Critical, 1);
             } else if exec && has_word(l, "java") {
@@ -117,7 +119,14 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     // Struts-style OGNL in Content-Type (not an inspected header by default).
     if let Some(ct) = p.request.header("content-type") {
         if ognl(&ct.to_ascii_lowercase()) {
-            out.hit_request(CAT, "java.ognl", Severity::Critical, 1, Source::Header, "content-type");
+            out.hit_request(
+                CAT,
+                "java.ognl",
+                Severity::Critical,
+                1,
+                Source::Header,
+                "content-type",
+            );
         }
     }
 }
@@ -126,7 +135,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 pub(crate) fn is_upload_name(source: Source, name: &str) -> bool {
     source == Source::Filename
         || (source == Source::Header
-            && matches!(name, "x-filename" | "x_filename" | "x.filename" | "x-file-name"))
+            && matches!(
+                name,
+                "x-filename" | "x_filename" | "x.filename" | "x-file-name"
+            ))
 }
 
 /// A file name ending in `.jsp`/`.jspx` once the padding servers ignore is removed.
@@ -143,13 +155,12 @@ fn jdk_class(l: &str) -> bool {
         while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
             let at = from + pos;
             let before_ok = at == 0
-                || l
-                    .as_bytes()
+                || l.as_bytes()
                     .get(at - 1)
                     .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
             let after = l.as_bytes().get(at + p.len());
-            let after_ok = p.ends_with('.') && after.is_some_and(u8::is_ascii_alphabetic)
-                || !p.ends_with('.');
+            let after_ok =
+                p.ends_with('.') && after.is_some_and(u8::is_ascii_alphabetic) || !p.ends_with('.');
             if before_ok && after_ok {
                 return true;
             }
@@ -162,7 +173,10 @@ fn jdk_class(l: &str) -> bool {
 /// Java serialization stream magic, raw or hex-encoded.
 fn serialized(v: &str) -> bool {
     let l = v.to_ascii_lowercase();
-    l.contains("aced0005") || v.as_bytes().windows(4).any(|w| w == [0xAC, 0xED, 0x00, 0x05])
+    l.contains("aced0005")
+        || v.as_bytes()
+            .windows(4)
+            .any(|w| w == [0xAC, 0xED, 0x00, 0x05])
 }
 
 /// OGNL expressions as used against Struts: member-access tampering, static calls.
@@ -206,7 +220,10 @@ fn resolve(l: &str) -> String {
         }
         let value = if let Some((_, default)) = inner.split_once(":-") {
             default.to_string()
-        } else if let Some(rest) = inner.strip_prefix("lower:").or_else(|| inner.strip_prefix("upper:")) {
+        } else if let Some(rest) = inner
+            .strip_prefix("lower:")
+            .or_else(|| inner.strip_prefix("upper:"))
+        {
             rest.to_string()
         } else if let Some(rest) = inner.strip_prefix("date:") {
             rest.trim_matches('\'').to_string()
@@ -236,7 +253,10 @@ fn lookup(l: &str) -> bool {
     while let Some(pos) = l.get(from..).and_then(|h| h.find("${")) {
         let at = from + pos + 2;
         let rest = l.get(at..).unwrap_or_default();
-        let prefix: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        let prefix: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
         if rest.get(prefix.len()..).is_some_and(|r| r.starts_with(':'))
             && LOOKUPS.contains(&prefix.as_str())
         {

@@ -16,11 +16,25 @@ const CAT: Category = Category::Lfi;
 const SYSTEM_TREES: &[(&str, &[&str])] = &[
     ("/etc/", &[]),
     ("/proc/", &[]),
-    ("/sys/", &["class", "kernel", "devices", "bus", "firmware", "module", "power", "fs", "block"]),
-    ("/dev/", &["tcp", "udp", "mem", "kmem", "shm", "fd", "stdin", "stdout", "null", "zero", "random", "urandom"]),
+    (
+        "/sys/",
+        &[
+            "class", "kernel", "devices", "bus", "firmware", "module", "power", "fs", "block",
+        ],
+    ),
+    (
+        "/dev/",
+        &[
+            "tcp", "udp", "mem", "kmem", "shm", "fd", "stdin", "stdout", "null", "zero", "random",
+            "urandom",
+        ],
+    ),
     ("/var/log/", &[]),
     ("/var/run/", &["secrets"]),
-    ("/var/lib/", &["mysql", "pgsql", "postgresql", "docker", "kubelet"]),
+    (
+        "/var/lib/",
+        &["mysql", "pgsql", "postgresql", "docker", "kubelet"],
+    ),
     ("/root/", &[]),
     ("/boot/", &[]),
     ("/usr/local/etc/", &[]),
@@ -28,20 +42,65 @@ const SYSTEM_TREES: &[(&str, &[&str])] = &[
 
 /// File names and path fragments that are secrets, credentials or server configuration.
 const SENSITIVE: &[&str] = &[
-    ".htaccess", ".htpasswd", ".bash_history", ".zsh_history", ".history", ".mysql_history",
-    ".psql_history", ".ssh/", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "authorized_keys",
-    "known_hosts", "web.config", "wp-config.php", ".git/", ".svn/", ".hg/", ".env",
-    ".aws/credentials", ".docker/", ".kube/config", ".npmrc", ".pypirc", ".netrc", ".pgpass",
-    ".my.cnf", ".gitconfig", ".git-credentials", "win.ini", "system.ini", "boot.ini",
-    "autoexec.bat", "/system32/", "/windows/repair", "/inetpub/", "httpd.conf", "apache2.conf",
-    "nginx.conf", "php.ini", "my.cnf", "shadow", "master.passwd", "/passwd", "sam", "ntuser.dat",
-    "/debug.log", "/error.log", "/access.log", "secrets.env", "credentials.json", ".ds_store",
+    ".htaccess",
+    ".htpasswd",
+    ".bash_history",
+    ".zsh_history",
+    ".history",
+    ".mysql_history",
+    ".psql_history",
+    ".ssh/",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "authorized_keys",
+    "known_hosts",
+    "web.config",
+    "wp-config.php",
+    ".git/",
+    ".svn/",
+    ".hg/",
+    ".env",
+    ".aws/credentials",
+    ".docker/",
+    ".kube/config",
+    ".npmrc",
+    ".pypirc",
+    ".netrc",
+    ".pgpass",
+    ".my.cnf",
+    ".gitconfig",
+    ".git-credentials",
+    "win.ini",
+    "system.ini",
+    "boot.ini",
+    "autoexec.bat",
+    "/system32/",
+    "/windows/repair",
+    "/inetpub/",
+    "httpd.conf",
+    "apache2.conf",
+    "nginx.conf",
+    "php.ini",
+    "my.cnf",
+    "shadow",
+    "master.passwd",
+    "/passwd",
+    "sam",
+    "ntuser.dat",
+    "/debug.log",
+    "/error.log",
+    "/access.log",
+    "secrets.env",
+    "credentials.json",
+    ".ds_store",
 ];
 
 /// Backup and dump files fetched from the document root.
 const BACKUP_EXTENSIONS: &[&str] = &[
-    ".sql", ".sql.gz", ".sql.zip", ".sql.bz2", ".dump", ".bak", ".backup", ".old", ".orig",
-    ".swp", ".save", ".tar.gz", ".tgz",
+    ".sql", ".sql.gz", ".sql.zip", ".sql.bz2", ".dump", ".bak", ".backup", ".old", ".orig", ".swp",
+    ".save", ".tar.gz", ".tgz",
 ];
 
 fn sensitive_target(path: &str) -> bool {
@@ -56,16 +115,24 @@ fn sensitive_target(path: &str) -> bool {
             let entry = rest.split('/').next().unwrap_or_default();
             !entry.is_empty()
                 && (entries.is_empty() || entries.contains(&entry))
-                && entry.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'*' || b == b'?' || b == b'[')
+                && entry.bytes().next().is_some_and(|b| {
+                    b.is_ascii_alphanumeric() || b == b'.' || b == b'*' || b == b'?' || b == b'['
+                })
         })
     });
     tree || SENSITIVE.iter().any(|s| {
         with_root.match_indices(s).any(|(p, _)| {
             // Names must stand as whole path segments (or segment prefixes for dirs).
-            let before = p.checked_sub(1).and_then(|i| with_root.as_bytes().get(i)).copied();
+            let before = p
+                .checked_sub(1)
+                .and_then(|i| with_root.as_bytes().get(i))
+                .copied();
             let after = with_root.as_bytes().get(p + s.len()).copied();
-            let starts = s.starts_with('/') || s.starts_with('.') && before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=') || before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=' || b == b'\\');
-            let ends = s.ends_with('/') || after.is_none_or(|b| !b.is_ascii_alphanumeric() && b != b'_' && b != b'-');
+            let starts = s.starts_with('/')
+                || s.starts_with('.') && before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=')
+                || before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=' || b == b'\\');
+            let ends = s.ends_with('/')
+                || after.is_none_or(|b| !b.is_ascii_alphanumeric() && b != b'_' && b != b'-');
             starts && ends
         })
     }) || with_root.contains(":/windows/") && with_root.contains("/system")
@@ -77,7 +144,10 @@ fn hidden_segment(path: &str) -> bool {
     path.split('/').any(|seg| {
         seg.len() > 1
             && seg.starts_with('.')
-            && seg.as_bytes().get(1).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            && seg
+                .as_bytes()
+                .get(1)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
             && seg != ".well-known"
     })
 }
@@ -86,13 +156,22 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if !out.wants(CAT, 1) {
         return;
     }
-    for input in p.inputs_from(INJECTION_SOURCES).chain(p.inputs_from(&[Source::Path])) {
+    for input in p
+        .inputs_from(INJECTION_SOURCES)
+        .chain(p.inputs_from(&[Source::Path]))
+    {
         let v = &input.value;
         let raw_dots = v.contains("..") || v.contains("0x2e") || v.contains("0x5c");
         // Hex-spelled dots and slashes (`0x2e0x2e0x2f`) are decoded by some path handlers.
         let hexed;
         let text = if v.contains("0x") {
-            hexed = v.replace("0x2e", ".").replace("0x2f", "/").replace("0x5c", "\\").replace("0x2E", ".").replace("0x2F", "/").replace("0x5C", "\\");
+            hexed = v
+                .replace("0x2e", ".")
+                .replace("0x2f", "/")
+                .replace("0x5c", "\\")
+                .replace("0x2E", ".")
+                .replace("0x2F", "/")
+                .replace("0x5C", "\\");
             hexed.as_str()
         } else {
             v.as_str()
@@ -104,7 +183,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if text.contains("0x2e.") || (v.contains("0x") && n.parent_segments > 0) {
             out.hit(input, CAT, "lfi.encoded-traversal", Severity::Critical, 1);
         }
-        if (text.contains('/') || text.contains('\\') || text.contains(".ini") || text.contains("ntuser") || text.starts_with('.')) && sensitive_target(&n.path) {
+        if (text.contains('/')
+            || text.contains('\\')
+            || text.contains(".ini")
+            || text.contains("ntuser")
+            || text.starts_with('.'))
+            && sensitive_target(&n.path)
+        {
             out.hit(input, CAT, "lfi.sensitive-file", Severity::Critical, 1);
         }
         if input.location.source == Source::Path {
@@ -124,10 +209,27 @@ mod tests {
 
     #[test]
     fn targets() {
-        for p in ["/etc/passwd", "../../etc/shadow", "/proc/self/environ", "/sys/class", "c:/windows/win.ini", "/path/to/.docker/secrets", "../.history", "/@fs/.env", "/home/u/.ssh/id_rsa", "/wp-content/debug.log"] {
+        for p in [
+            "/etc/passwd",
+            "../../etc/shadow",
+            "/proc/self/environ",
+            "/sys/class",
+            "c:/windows/win.ini",
+            "/path/to/.docker/secrets",
+            "../.history",
+            "/@fs/.env",
+            "/home/u/.ssh/id_rsa",
+            "/wp-content/debug.log",
+        ] {
             assert!(sensitive_target(&normalize(p).path), "{p}");
         }
-        for p in ["/api/v1/users", "/etc", "/search/history", "/docs/samples", "/blog/environment"] {
+        for p in [
+            "/api/v1/users",
+            "/etc",
+            "/search/history",
+            "/docs/samples",
+            "/blog/environment",
+        ] {
             assert!(!sensitive_target(&normalize(p).path), "{p}");
         }
     }

@@ -13,60 +13,242 @@ const CAT: Category = Category::Php;
 /// Functions whose names are distinctive enough to match inside longer words too
 /// (`FOOcall_user_func()`), as PHP code is often glued to junk in payloads.
 const DISTINCTIVE_FUNCTIONS: &[&str] = &[
-    "base64_decode", "bzdecompress", "call_user_func", "call_user_func_array", "fsockopen",
-    "pfsockopen", "shell_exec", "passthru", "proc_open", "pcntl_exec", "create_function",
-    "preg_replace", "file_get_contents", "file_put_contents", "gzinflate", "gzuncompress",
-    "gzdecode", "str_rot13", "escapeshellcmd", "escapeshellarg", "unserialize",
-    "highlight_file", "show_source", "move_uploaded_file", "array_map", "ini_set", "ini_get",
-    "curl_exec", "hex2bin", "convert_uudecode", "phpinfo", "posix_getpwuid", "posix_getegid",
-    "posix_geteuid", "posix_getuid", "posix_kill", "posix_setuid", "posix_mkfifo",
-    "register_shutdown_function", "register_tick_function", "array_filter", "array_walk",
-    "usort", "uasort", "uksort", "assert_options", "get_defined_vars", "get_defined_functions",
-    "getmypid", "getmyuid", "php_uname", "phpversion", "stream_socket_client",
-    "stream_get_contents", "parse_str", "mb_ereg_replace", "iptcembed",
-    "proc_nice", "proc_terminate", "proc_get_status", "apache_child_terminate", "lchown",
-    "symlink", "readlink", "tempnam", "fputs", "fwrite", "fopen",
-    "readfile", "opendir", "scandir", "gethostbyname", "ob_start", "forward_static_call",
-    "func_get_args", "settype", "str_replace", "strrev", "intval", "var_dump", "print_r",
-    "serialize", "json_decode", "base64_encode", "md5_file", "filemtime", "is_writable",
-    "function_exists", "class_exists", "method_exists", "curl_init", "file_exists", "is_array",
-    "strip_tags", "filegroup", "fileowner", "fileperms", "strrev", "unpack", "is_file", "is_dir",
-    "is_readable", "array_keys", "array_values", "in_array", "get_object_vars", "mysql_query",
-    "mysqli_query", "pg_query", "sqlite_query", "preg_match", "htmlspecialchars", "addslashes",
+    "base64_decode",
+    "bzdecompress",
+    "call_user_func",
+    "call_user_func_array",
+    "fsockopen",
+    "pfsockopen",
+    "shell_exec",
+    "passthru",
+    "proc_open",
+    "pcntl_exec",
+    "create_function",
+    "preg_replace",
+    "file_get_contents",
+    "file_put_contents",
+    "gzinflate",
+    "gzuncompress",
+    "gzdecode",
+    "str_rot13",
+    "escapeshellcmd",
+    "escapeshellarg",
+    "unserialize",
+    "highlight_file",
+    "show_source",
+    "move_uploaded_file",
+    "array_map",
+    "ini_set",
+    "ini_get",
+    "curl_exec",
+    "hex2bin",
+    "convert_uudecode",
+    "phpinfo",
+    "posix_getpwuid",
+    "posix_getegid",
+    "posix_geteuid",
+    "posix_getuid",
+    "posix_kill",
+    "posix_setuid",
+    "posix_mkfifo",
+    "register_shutdown_function",
+    "register_tick_function",
+    "array_filter",
+    "array_walk",
+    "usort",
+    "uasort",
+    "uksort",
+    "assert_options",
+    "get_defined_vars",
+    "get_defined_functions",
+    "getmypid",
+    "getmyuid",
+    "php_uname",
+    "phpversion",
+    "stream_socket_client",
+    "stream_get_contents",
+    "parse_str",
+    "mb_ereg_replace",
+    "iptcembed",
+    "proc_nice",
+    "proc_terminate",
+    "proc_get_status",
+    "apache_child_terminate",
+    "lchown",
+    "symlink",
+    "readlink",
+    "tempnam",
+    "fputs",
+    "fwrite",
+    "fopen",
+    "readfile",
+    "opendir",
+    "scandir",
+    "gethostbyname",
+    "ob_start",
+    "forward_static_call",
+    "func_get_args",
+    "settype",
+    "str_replace",
+    "strrev",
+    "intval",
+    "var_dump",
+    "print_r",
+    "serialize",
+    "json_decode",
+    "base64_encode",
+    "md5_file",
+    "filemtime",
+    "is_writable",
+    "function_exists",
+    "class_exists",
+    "method_exists",
+    "curl_init",
+    "file_exists",
+    "is_array",
+    "strip_tags",
+    "filegroup",
+    "fileowner",
+    "fileperms",
+    "strrev",
+    "unpack",
+    "is_file",
+    "is_dir",
+    "is_readable",
+    "array_keys",
+    "array_values",
+    "in_array",
+    "get_object_vars",
+    "mysql_query",
+    "mysqli_query",
+    "pg_query",
+    "sqlite_query",
+    "preg_match",
+    "htmlspecialchars",
+    "addslashes",
 ];
 
 /// Common-word function names: they count only as a call with an argument
 /// (`exec('id')`, `eval($x)`, `chr(123)`), never as words ("the system is down").
 const WORD_FUNCTIONS: &[&str] = &[
-    "eval", "exec", "system", "assert", "popen", "chr", "ord", "include", "include_once",
-    "require", "require_once", "mail", "putenv", "getenv", "copy", "unlink", "rename", "file",
-    "header", "print", "echo", "die", "exit", "sleep", "strlen", "implode", "explode", "pack",
-    "dl", "chown", "chmod", "glob", "extract",
+    "eval",
+    "exec",
+    "system",
+    "assert",
+    "popen",
+    "chr",
+    "ord",
+    "include",
+    "include_once",
+    "require",
+    "require_once",
+    "mail",
+    "putenv",
+    "getenv",
+    "copy",
+    "unlink",
+    "rename",
+    "file",
+    "header",
+    "print",
+    "echo",
+    "die",
+    "exit",
+    "sleep",
+    "strlen",
+    "implode",
+    "explode",
+    "pack",
+    "dl",
+    "chown",
+    "chmod",
+    "glob",
+    "extract",
 ];
 
 /// `php.ini` directives and namespaces that matter to an attacker (code loading, sandbox,
 /// mail, limits).
 const INI_DIRECTIVES: &[&str] = &[
-    "allow_url_fopen", "allow_url_include", "auto_prepend_file", "auto_append_file",
-    "disable_functions", "disable_classes", "open_basedir", "safe_mode", "extension",
-    "extension_dir", "include_path", "display_errors", "error_log", "log_errors",
-    "register_globals", "short_open_tag", "smtp", "smtp_port", "sendmail_path", "sendmail_from",
-    "upload_tmp_dir", "file_uploads", "memory_limit", "max_execution_time", "expose_php",
-    "output_handler", "error_reporting", "enable_dl", "doc_root", "user_dir", "zend_extension",
-    "html_errors", "max_input_vars", "post_max_size", "upload_max_filesize",
-    "unserialize_max_depth", "unserialize_callback_func", "variables_order", "request_order",
-    "auto_detect_line_endings", "default_charset", "input_encoding", "internal_encoding",
+    "allow_url_fopen",
+    "allow_url_include",
+    "auto_prepend_file",
+    "auto_append_file",
+    "disable_functions",
+    "disable_classes",
+    "open_basedir",
+    "safe_mode",
+    "extension",
+    "extension_dir",
+    "include_path",
+    "display_errors",
+    "error_log",
+    "log_errors",
+    "register_globals",
+    "short_open_tag",
+    "smtp",
+    "smtp_port",
+    "sendmail_path",
+    "sendmail_from",
+    "upload_tmp_dir",
+    "file_uploads",
+    "memory_limit",
+    "max_execution_time",
+    "expose_php",
+    "output_handler",
+    "error_reporting",
+    "enable_dl",
+    "doc_root",
+    "user_dir",
+    "zend_extension",
+    "html_errors",
+    "max_input_vars",
+    "post_max_size",
+    "upload_max_filesize",
+    "unserialize_max_depth",
+    "unserialize_callback_func",
+    "variables_order",
+    "request_order",
+    "auto_detect_line_endings",
+    "default_charset",
+    "input_encoding",
+    "internal_encoding",
 ];
 
 const INI_NAMESPACES: &[&str] = &[
-    "mbstring.", "session.", "opcache.", "pcre.", "zend.", "xdebug.", "phar.", "assert.",
-    "user_ini.", "mysqli.", "pdo_mysql.", "mail.", "date.", "filter.", "suhosin.",
+    "mbstring.",
+    "session.",
+    "opcache.",
+    "pcre.",
+    "zend.",
+    "xdebug.",
+    "phar.",
+    "assert.",
+    "user_ini.",
+    "mysqli.",
+    "pdo_mysql.",
+    "mail.",
+    "date.",
+    "filter.",
+    "suhosin.",
 ];
 
 const WRAPPERS: &[&str] = &[
-    "phar://", "zip://", "compress.zlib://", "compress.bzip2://", "glob://", "expect://",
-    "ssh2.shell://", "ssh2.exec://", "ssh2.tunnel://", "ssh2.sftp://", "ssh2.scp://", "rar://",
-    "ogg://", "zlib://", "data://text", "php://",
+    "phar://",
+    "zip://",
+    "compress.zlib://",
+    "compress.bzip2://",
+    "glob://",
+    "expect://",
+    "ssh2.shell://",
+    "ssh2.exec://",
+    "ssh2.tunnel://",
+    "ssh2.sftp://",
+    "ssh2.scp://",
+    "rar://",
+    "ogg://",
+    "zlib://",
+    "data://text",
+    "php://",
 ];
 
 fn open_tag(l: &str) -> bool {
@@ -84,7 +266,11 @@ fn open_tag(l: &str) -> bool {
             if !x.trim_start().starts_with("version") && !x.trim().is_empty() {
                 return true;
             }
-        } else if rest.starts_with(|c: char| c.is_whitespace()) && rest.trim_start().starts_with(|c: char| c.is_ascii_alphabetic() || c == '$') {
+        } else if rest.starts_with(|c: char| c.is_whitespace())
+            && rest
+                .trim_start()
+                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '$')
+        {
             return true;
         }
         from = p + 2;
@@ -97,15 +283,33 @@ fn php_file(l: &str) -> bool {
     let name = name.trim_end_matches(['.', '/', '\\', ':']);
     let ext = name.rsplit('.').next().unwrap_or_default();
     name.contains('.')
-        && (matches!(ext, "php" | "phtml" | "phar" | "phps" | "pht" | "pgif" | "shtml" | "inc")
-            || ext.strip_prefix("php").is_some_and(|v| v.len() == 1 && v.bytes().all(|b| b.is_ascii_digit())))
+        && (matches!(
+            ext,
+            "php" | "phtml" | "phar" | "phps" | "pht" | "pgif" | "shtml" | "inc"
+        ) || ext
+            .strip_prefix("php")
+            .is_some_and(|v| v.len() == 1 && v.bytes().all(|b| b.is_ascii_digit())))
 }
 
 fn superglobal(l: &str) -> bool {
     const NAMES: &[&str] = &[
-        "$_get", "$_post", "$_server", "$_cookie", "$_request", "$_files", "$_env", "$_session",
-        "$globals", "http_raw_post_data", "$http_get_vars", "$http_post_vars", "$http_cookie_vars",
-        "$http_server_vars", "$http_env_vars", "$http_session_vars", "$http_post_files",
+        "$_get",
+        "$_post",
+        "$_server",
+        "$_cookie",
+        "$_request",
+        "$_files",
+        "$_env",
+        "$_session",
+        "$globals",
+        "http_raw_post_data",
+        "$http_get_vars",
+        "$http_post_vars",
+        "$http_cookie_vars",
+        "$http_server_vars",
+        "$http_env_vars",
+        "$http_session_vars",
+        "$http_post_files",
     ];
     NAMES.iter().any(|n| {
         l.find(n).is_some_and(|p| {
@@ -122,9 +326,13 @@ fn ini_directive(l: &str) -> bool {
     };
     let name = name.trim();
     INI_DIRECTIVES.contains(&name)
-        || INI_NAMESPACES
-            .iter()
-            .any(|ns| name.strip_prefix(ns).is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')))
+        || INI_NAMESPACES.iter().any(|ns| {
+            name.strip_prefix(ns).is_some_and(|r| {
+                !r.is_empty()
+                    && r.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            })
+        })
 }
 
 /// `${'x'}`, `${$a}`, `$ {'a'.'b'}`: variable variables.
@@ -170,7 +378,11 @@ fn serialized_object(v: &str) -> bool {
             return false;
         }
         match c {
-            b'a' => b.get(j + 1) == Some(&b'{') && b.get(j + 2..).is_some_and(|r| r.starts_with(b"s:") || r.starts_with(b"i:")),
+            b'a' => {
+                b.get(j + 1) == Some(&b'{')
+                    && b.get(j + 2..)
+                        .is_some_and(|r| r.starts_with(b"s:") || r.starts_with(b"i:"))
+            }
             _ => b.get(j + 1) == Some(&b'"'),
         }
     })
@@ -188,13 +400,21 @@ fn function_call(l: &str) -> bool {
             return true;
         }
         let k = skip_space_comments(b, j + 1);
-        b.get(k).is_some_and(|c| matches!(c, b'$' | b'\'' | b'"' | b'`' | b'0'..=b'9' | b'_' | b'(' | b'@'))
-            || b.get(k).is_some_and(u8::is_ascii_alphabetic) && b.get(k..).is_some_and(|r| r.iter().take(40).any(|&c| c == b')'))
+        b.get(k).is_some_and(|c| {
+            matches!(
+                c,
+                b'$' | b'\'' | b'"' | b'`' | b'0'..=b'9' | b'_' | b'(' | b'@'
+            )
+        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic)
+            && b.get(k..)
+                .is_some_and(|r| r.iter().take(40).any(|&c| c == b')'))
     };
     let distinctive = DISTINCTIVE_FUNCTIONS.iter().any(|f| {
         let mut from = 0;
         while let Some(p) = l.get(from..).and_then(|h| h.find(f)).map(|p| p + from) {
-            let after_word = !b.get(p + f.len()).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+            let after_word = !b
+                .get(p + f.len())
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
             let bare_call_ok = f.contains('_') || f.len() >= 7;
             if after_word && call_after(p + f.len(), !bare_call_ok) {
                 return true;
@@ -264,10 +484,16 @@ fn variable_function(l: &str) -> bool {
             }
         } else {
             let start = j;
-            if !b.get(j).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') {
+            if !b
+                .get(j)
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+            {
                 return false;
             }
-            while b.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+            while b
+                .get(j)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            {
                 j += 1;
             }
             if j == start {
@@ -308,34 +534,51 @@ fn string_callable(l: &str) -> bool {
         }
         let k = skip_space_comments(b, j + 1);
         let quoted_arg = matches!(b.get(k), Some(b'\'' | b'"'));
-        let closes = b.get(k..).and_then(|r| r.iter().take(80).position(|&x| x == b')')).map(|p| k + p);
+        let closes = b
+            .get(k..)
+            .and_then(|r| r.iter().take(80).position(|&x| x == b')'))
+            .map(|p| k + p);
         let Some(close) = closes else {
             return false;
         };
         let glued = j == i + 1;
-        let statement_end = b.get(skip_space_comments(b, close + 1)).is_none_or(|x| matches!(x, b';' | b'.'));
-        let word_arg = b.get(k).is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'$');
+        let statement_end = b
+            .get(skip_space_comments(b, close + 1))
+            .is_none_or(|x| matches!(x, b';' | b'.'));
+        let word_arg = b
+            .get(k)
+            .is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'$');
         match c {
             b'"' | b'\'' => {
                 let semicolon = b.get(skip_space_comments(b, close + 1)) == Some(&b';');
                 quoted_arg || (glued && word_arg) || (word_arg && semicolon)
             }
             b']' | b'}' => (quoted_arg || word_arg) && statement_end,
-            _ => quoted_arg && b.get(i + 1..j).is_some_and(|gap| gap.is_empty() || gap.contains(&b'/')),
+            _ => {
+                quoted_arg
+                    && b.get(i + 1..j)
+                        .is_some_and(|gap| gap.is_empty() || gap.contains(&b'/'))
+            }
         }
     })
 }
 
 fn session_file(l: &str) -> bool {
     l.rsplit(['/', '\\']).next().is_some_and(|base| {
-        base.strip_prefix("sess_")
-            .is_some_and(|id| id.len() >= 20 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b','))
+        base.strip_prefix("sess_").is_some_and(|id| {
+            id.len() >= 20
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b',')
+        })
     })
 }
 
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
-    if super::is_plain(l) && !super::java::is_upload_name(input.location.source, &input.location.name) {
+    if super::is_plain(l)
+        && !super::java::is_upload_name(input.location.source, &input.location.name)
+    {
         return;
     }
     let hit = |out: &mut Findings, rule| out.hit(input, CAT, rule, Severity::Critical, 1);
@@ -348,10 +591,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
         return;
     }
-    if l.contains("<?") || l.contains("php]") {
-        if open_tag(l) {
-            hit(out, "php.open-tag");
-        }
+    if (l.contains("<?") || l.contains("php]")) && open_tag(l) {
+        hit(out, "php.open-tag");
     }
     if WRAPPERS.iter().any(|w| l.contains(w)) {
         hit(out, "php.wrapper");
@@ -400,7 +641,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         scan_input(input, out);
     }
     if let Some(path) = p.inputs.iter().find(|i| i.location.source == Source::Path) {
-        if WRAPPERS.iter().any(|w| path.lower.contains(w)) || open_tag(&path.lower) || function_call(&path.lower) {
+        if WRAPPERS.iter().any(|w| path.lower.contains(w))
+            || open_tag(&path.lower)
+            || function_call(&path.lower)
+        {
             out.hit(path, CAT, "php.wrapper", Severity::Critical, 1);
         }
     }
@@ -418,15 +662,28 @@ mod tests {
         assert!(open_tag("<?xml :echo 1;"));
         assert!(open_tag("code[/php]"));
         assert!(!open_tag("<?xml version=\"1.0\"?>") || open_tag("<?xml version=\"1.0\"?>"));
-        assert!(!open_tag("<?xml version=\"1.0\" encoding=\"utf-8\"") );
+        assert!(!open_tag("<?xml version=\"1.0\" encoding=\"utf-8\""));
     }
 
     #[test]
     fn calls() {
-        for s in ["eval($foo)", "exec\n('bar')", "chr(123)", "foocall_user_func()", "base64_decode()", "system /* x */ ('id')"] {
+        for s in [
+            "eval($foo)",
+            "exec\n('bar')",
+            "chr(123)",
+            "foocall_user_func()",
+            "base64_decode()",
+            "system /* x */ ('id')",
+        ] {
             assert!(function_call(s), "{s}");
         }
-        for s in ["exec (", "executor()", "the system is down()", "the files (yep)", "cheval($foo)"] {
+        for s in [
+            "exec (",
+            "executor()",
+            "the system is down()",
+            "the files (yep)",
+            "cheval($foo)",
+        ] {
             assert!(!function_call(s), "{s}");
         }
     }

@@ -17,47 +17,381 @@ const CAT: Category = Category::Rce;
 /// Program names that are not ordinary words: seeing one as a command is telling.
 const DISTINCTIVE: &[&str] = &[
     // Unix
-    "whoami", "uname", "ifconfig", "ipconfig", "netstat", "nslookup", "wget", "curl", "nc",
-    "ncat", "netcat", "socat", "telnet", "bash", "sh", "zsh", "ksh", "csh", "tcsh", "dash",
-    "busybox", "python", "python2", "python3", "perl", "ruby", "php", "node", "nodejs", "lua",
-    "gcc", "g++", "cc", "chmod", "chown", "chgrp", "useradd", "usermod", "passwd", "sudo", "su",
-    "crontab", "systemctl", "iptables", "nmap", "tcpdump", "base64", "xxd", "hexdump", "od",
-    "gunzip", "gzip", "zcat", "zstdcat", "zstd", "bzcat", "bzip2", "bunzip2", "xzcat", "unxz",
-    "awk", "gawk", "mawk", "nawk", "sed", "grep", "egrep", "fgrep", "ls", "cat", "tac", "nl",
-    "rev", "env", "printenv", "id", "ps", "pkill", "killall", "mkfifo", "mknod", "rm", "rmdir",
-    "cp", "mv", "ln", "dd", "scp", "sftp", "ssh", "rsync", "ftp", "tftp", "lwp-download",
-    "lwp-request", "fetch", "aria2c", "openssl", "xterm", "wall", "nohup", "setsid", "strace",
-    "ltrace", "gdb", "chattr", "lsattr", "lsof", "ifup", "ifdown", "route", "arp", "ip", "ss",
-    "dig", "host", "traceroute", "ping", "ping6", "tracepath", "hostname", "uptime", "df", "du",
-    "lsblk", "mount", "umount", "fdisk", "dmesg", "lsmod", "insmod", "modprobe", "rmmod",
-    "getent", "groups", "last", "lastlog", "finger", "pwd", "aptitude", "apt", "apt-get", "yum",
-    "dnf", "rpm", "dpkg", "pip", "pip3", "npm", "gem", "composer", "tar", "zip", "unzip", "7z",
-    "xargs", "tee", "head", "tail", "less", "more", "vi", "vim", "nano", "ed", "emacs", "pico",
-    "column", "fold", "flock", "bridge", "strings", "objdump", "readelf", "ldd", "java",
-    "javac", "jrunscript", "jjs", "irb", "pry", "tclsh", "wish", "expect", "ash", "fish",
-    "screen", "tmux", "script", "eval", "exec", "source", "export", "unset", "ulimit", "umask",
-    "sleep", "usleep", "timeout", "nice", "renice", "chroot", "unshare", "nsenter", "docker",
-    "kubectl", "runc", "ctr", "podman", "pkexec", "doas", "visudo", "shutdown", "reboot",
-    "halt", "poweroff", "init", "telinit", "kill", "mail", "sendmail", "mutt", "sqlite3",
-    "mysql", "psql", "mongo", "redis-cli", "aa-disable", "aa-exec", "systemd-run", "at",
-    "batch", "whereis", "which", "locate", "find", "file", "stat", "touch", "mkdir", "chpasswd",
-    "makepasswd", "openvpn", "wg", "base32", "shred", "truncate", "split", "paste", "cut",
-    "sort", "uniq", "wc", "tr", "diff", "cmp", "comm", "join", "look", "iconv", "echo",
-    "printf", "test", "time", "watch", "w", "who", "set", "alias", "history", "cd", "pushd",
+    "whoami",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "nslookup",
+    "wget",
+    "curl",
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "telnet",
+    "bash",
+    "sh",
+    "zsh",
+    "ksh",
+    "csh",
+    "tcsh",
+    "dash",
+    "busybox",
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "php",
+    "node",
+    "nodejs",
+    "lua",
+    "gcc",
+    "g++",
+    "cc",
+    "chmod",
+    "chown",
+    "chgrp",
+    "useradd",
+    "usermod",
+    "passwd",
+    "sudo",
+    "su",
+    "crontab",
+    "systemctl",
+    "iptables",
+    "nmap",
+    "tcpdump",
+    "base64",
+    "xxd",
+    "hexdump",
+    "od",
+    "gunzip",
+    "gzip",
+    "zcat",
+    "zstdcat",
+    "zstd",
+    "bzcat",
+    "bzip2",
+    "bunzip2",
+    "xzcat",
+    "unxz",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "sed",
+    "grep",
+    "egrep",
+    "fgrep",
+    "ls",
+    "cat",
+    "tac",
+    "nl",
+    "rev",
+    "env",
+    "printenv",
+    "id",
+    "ps",
+    "pkill",
+    "killall",
+    "mkfifo",
+    "mknod",
+    "rm",
+    "rmdir",
+    "cp",
+    "mv",
+    "ln",
+    "dd",
+    "scp",
+    "sftp",
+    "ssh",
+    "rsync",
+    "ftp",
+    "tftp",
+    "lwp-download",
+    "lwp-request",
+    "fetch",
+    "aria2c",
+    "openssl",
+    "xterm",
+    "wall",
+    "nohup",
+    "setsid",
+    "strace",
+    "ltrace",
+    "gdb",
+    "chattr",
+    "lsattr",
+    "lsof",
+    "ifup",
+    "ifdown",
+    "route",
+    "arp",
+    "ip",
+    "ss",
+    "dig",
+    "host",
+    "traceroute",
+    "ping",
+    "ping6",
+    "tracepath",
+    "hostname",
+    "uptime",
+    "df",
+    "du",
+    "lsblk",
+    "mount",
+    "umount",
+    "fdisk",
+    "dmesg",
+    "lsmod",
+    "insmod",
+    "modprobe",
+    "rmmod",
+    "getent",
+    "groups",
+    "last",
+    "lastlog",
+    "finger",
+    "pwd",
+    "aptitude",
+    "apt",
+    "apt-get",
+    "yum",
+    "dnf",
+    "rpm",
+    "dpkg",
+    "pip",
+    "pip3",
+    "npm",
+    "gem",
+    "composer",
+    "tar",
+    "zip",
+    "unzip",
+    "7z",
+    "xargs",
+    "tee",
+    "head",
+    "tail",
+    "less",
+    "more",
+    "vi",
+    "vim",
+    "nano",
+    "ed",
+    "emacs",
+    "pico",
+    "column",
+    "fold",
+    "flock",
+    "bridge",
+    "strings",
+    "objdump",
+    "readelf",
+    "ldd",
+    "java",
+    "javac",
+    "jrunscript",
+    "jjs",
+    "irb",
+    "pry",
+    "tclsh",
+    "wish",
+    "expect",
+    "ash",
+    "fish",
+    "screen",
+    "tmux",
+    "script",
+    "eval",
+    "exec",
+    "source",
+    "export",
+    "unset",
+    "ulimit",
+    "umask",
+    "sleep",
+    "usleep",
+    "timeout",
+    "nice",
+    "renice",
+    "chroot",
+    "unshare",
+    "nsenter",
+    "docker",
+    "kubectl",
+    "runc",
+    "ctr",
+    "podman",
+    "pkexec",
+    "doas",
+    "visudo",
+    "shutdown",
+    "reboot",
+    "halt",
+    "poweroff",
+    "init",
+    "telinit",
+    "kill",
+    "mail",
+    "sendmail",
+    "mutt",
+    "sqlite3",
+    "mysql",
+    "psql",
+    "mongo",
+    "redis-cli",
+    "aa-disable",
+    "aa-exec",
+    "systemd-run",
+    "at",
+    "batch",
+    "whereis",
+    "which",
+    "locate",
+    "find",
+    "file",
+    "stat",
+    "touch",
+    "mkdir",
+    "chpasswd",
+    "makepasswd",
+    "openvpn",
+    "wg",
+    "base32",
+    "shred",
+    "truncate",
+    "split",
+    "paste",
+    "cut",
+    "sort",
+    "uniq",
+    "wc",
+    "tr",
+    "diff",
+    "cmp",
+    "comm",
+    "join",
+    "look",
+    "iconv",
+    "echo",
+    "printf",
+    "test",
+    "time",
+    "watch",
+    "w",
+    "who",
+    "set",
+    "alias",
+    "history",
+    "cd",
+    "pushd",
     "popd",
     // Windows
-    "cmd", "cmd.exe", "powershell", "powershell.exe", "pwsh", "certutil", "bitsadmin", "net",
-    "net1", "systeminfo", "tasklist", "taskkill", "reg", "regedit", "wmic", "msiexec",
-    "regsvr32", "rundll32", "mshta", "cscript", "wscript", "schtasks", "sc", "vssadmin",
-    "wevtutil", "bcdedit", "bcdboot", "diskpart", "icacls", "cacls", "takeown", "attrib",
-    "netsh", "nltest", "dsquery", "qwinsta", "quser", "whoami.exe", "iex", "iwr", "irm",
-    "iwmi", "gwmi", "saps", "sal", "invoke-expression", "invoke-webrequest", "invoke-restmethod",
-    "start-process", "new-object", "dir", "type", "del", "copy", "xcopy", "robocopy", "move",
-    "ren", "rename", "tree", "findstr", "forfiles", "cipher", "format", "ver", "vol", "cls",
-    "start", "call", "runas", "msbuild", "installutil", "regasm", "regsvcs", "odbcconf",
-    "cmstp", "hh", "wusa", "expand", "makecab", "esentutl", "ntdsutil", "procdump",
-    "mimikatz", "c89", "c99", "trap", "bsdtar", "perf", "cscli", "rmt", "cpulimit", "lastlogin",
-    "ansible", "puppet", "terraform", "helm", "gcloud", "irb", "cpan", "gem",
+    "cmd",
+    "cmd.exe",
+    "powershell",
+    "powershell.exe",
+    "pwsh",
+    "certutil",
+    "bitsadmin",
+    "net",
+    "net1",
+    "systeminfo",
+    "tasklist",
+    "taskkill",
+    "reg",
+    "regedit",
+    "wmic",
+    "msiexec",
+    "regsvr32",
+    "rundll32",
+    "mshta",
+    "cscript",
+    "wscript",
+    "schtasks",
+    "sc",
+    "vssadmin",
+    "wevtutil",
+    "bcdedit",
+    "bcdboot",
+    "diskpart",
+    "icacls",
+    "cacls",
+    "takeown",
+    "attrib",
+    "netsh",
+    "nltest",
+    "dsquery",
+    "qwinsta",
+    "quser",
+    "whoami.exe",
+    "iex",
+    "iwr",
+    "irm",
+    "iwmi",
+    "gwmi",
+    "saps",
+    "sal",
+    "invoke-expression",
+    "invoke-webrequest",
+    "invoke-restmethod",
+    "start-process",
+    "new-object",
+    "dir",
+    "type",
+    "del",
+    "copy",
+    "xcopy",
+    "robocopy",
+    "move",
+    "ren",
+    "rename",
+    "tree",
+    "findstr",
+    "forfiles",
+    "cipher",
+    "format",
+    "ver",
+    "vol",
+    "cls",
+    "start",
+    "call",
+    "runas",
+    "msbuild",
+    "installutil",
+    "regasm",
+    "regsvcs",
+    "odbcconf",
+    "cmstp",
+    "hh",
+    "wusa",
+    "expand",
+    "makecab",
+    "esentutl",
+    "ntdsutil",
+    "procdump",
+    "mimikatz",
+    "c89",
+    "c99",
+    "trap",
+    "bsdtar",
+    "perf",
+    "cscli",
+    "rmt",
+    "cpulimit",
+    "lastlogin",
+    "ansible",
+    "puppet",
+    "terraform",
+    "helm",
+    "gcloud",
+    "irb",
+    "cpan",
+    "gem",
 ];
 
 /// Tool families whose sub-commands are separate programs (`ansible-vault`, `chef-client`).
@@ -66,22 +400,28 @@ const FAMILIES: &[&str] = &["ansible-", "chef-", "rmt-", "puppet-", "salt-", "ku
 /// Commands that are also common words ("more than", "time warner", "a hero; set out"): they
 /// count only with a shell-looking argument or standing alone after a strong separator.
 const WORDLIKE: &[&str] = &[
-    "cat", "more", "less", "time", "find", "file", "sort", "head", "tail", "test", "echo",
-    "set", "type", "start", "call", "move", "copy", "format", "expand", "split", "paste", "cut",
-    "join", "look", "watch", "which", "who", "w", "at", "batch", "kill", "touch", "stat",
-    "host", "route", "last", "groups", "finger", "mail", "script", "source", "export", "eval",
-    "exec", "init", "halt", "sleep", "nice", "tree", "ver", "vol", "del", "dir", "ren",
-    "rename", "net", "sc", "hh", "id", "ps", "ls", "cc", "su", "sh", "ip", "ss", "ed", "od",
-    "nc", "at", "tr", "wc", "dd", "cp", "mv", "ln", "rm", "nl", "diff", "comm", "column",
-    "fold", "bridge", "strings", "screen", "fetch", "expect", "wish", "history", "alias",
-    "printf", "time", "timeout", "sal", "saps", "vi", "fish", "ash", "apt", "gem", "pip",
-    "init", "tee", "uniq", "truncate", "shred", "cipher", "attrib", "reg", "date", "mount",
-    "cd", "pushd", "popd",
+    "cat", "more", "less", "time", "find", "file", "sort", "head", "tail", "test", "echo", "set",
+    "type", "start", "call", "move", "copy", "format", "expand", "split", "paste", "cut", "join",
+    "look", "watch", "which", "who", "w", "at", "batch", "kill", "touch", "stat", "host", "route",
+    "last", "groups", "finger", "mail", "script", "source", "export", "eval", "exec", "init",
+    "halt", "sleep", "nice", "tree", "ver", "vol", "del", "dir", "ren", "rename", "net", "sc",
+    "hh", "id", "ps", "ls", "cc", "su", "sh", "ip", "ss", "ed", "od", "nc", "at", "tr", "wc", "dd",
+    "cp", "mv", "ln", "rm", "nl", "diff", "comm", "column", "fold", "bridge", "strings", "screen",
+    "fetch", "expect", "wish", "history", "alias", "printf", "time", "timeout", "sal", "saps",
+    "vi", "fish", "ash", "apt", "gem", "pip", "init", "tee", "uniq", "truncate", "shred", "cipher",
+    "attrib", "reg", "date", "mount", "cd", "pushd", "popd",
 ];
 
 /// Reconnaissance commands that attackers send without arguments.
 const RECON: &[&str] = &[
-    "whoami", "ifconfig", "ipconfig", "netstat", "systeminfo", "tasklist", "uname", "printenv",
+    "whoami",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "systeminfo",
+    "tasklist",
+    "uname",
+    "printenv",
 ];
 
 /// Words that only prefix the real command.
@@ -106,7 +446,9 @@ fn is_command(w: &str) -> bool {
     let base = base.strip_suffix(".exe").unwrap_or(base);
     DISTINCTIVE.contains(&base)
         || versioned_interpreter(base)
-        || FAMILIES.iter().any(|f| base.starts_with(f) && base.len() > f.len())
+        || FAMILIES
+            .iter()
+            .any(|f| base.starts_with(f) && base.len() > f.len())
 }
 
 /// `python3.10`, `perl5.36`, `php8`: interpreters carry versions in their names.
@@ -114,8 +456,9 @@ fn versioned_interpreter(w: &str) -> bool {
     ["python", "perl", "php", "ruby", "node", "lua", "pip"]
         .iter()
         .any(|i| {
-            w.strip_prefix(i)
-                .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+            w.strip_prefix(i).is_some_and(|v| {
+                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            })
         })
 }
 
@@ -142,17 +485,18 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
         let prev_alpha = i > 0 && b.get(i - 1).is_some_and(u8::is_ascii_alphabetic);
         if c == b'$' && prev_alpha {
             let rest = s.get(i..).unwrap_or_default();
-            let skip = if rest.starts_with("$@") || rest.starts_with("$*") || rest.starts_with("$()") {
-                if rest.starts_with("$()") {
-                    3
+            let skip =
+                if rest.starts_with("$@") || rest.starts_with("$*") || rest.starts_with("$()") {
+                    if rest.starts_with("$()") {
+                        3
+                    } else {
+                        2
+                    }
+                } else if rest.starts_with("${") {
+                    rest.find('}').filter(|e| *e < 32).map_or(0, |e| e + 1)
                 } else {
-                    2
-                }
-            } else if rest.starts_with("${") {
-                rest.find('}').filter(|e| *e < 32).map_or(0, |e| e + 1)
-            } else {
-                0
-            };
+                    0
+                };
             if skip > 0 {
                 evasion = true;
                 i += skip;
@@ -218,7 +562,11 @@ fn segments(s: &str) -> Vec<(Intro, &str)> {
             if let Some(seg) = s.get(start..i) {
                 out.push((intro, seg));
             }
-            intro = if c == b')' || c == b'}' { Intro::Weak } else { kind };
+            intro = if c == b')' || c == b'}' {
+                Intro::Weak
+            } else {
+                kind
+            };
             i += sep_len;
             start = i;
             continue;
@@ -283,14 +631,23 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
         }
     }
     // `; tool --option` is shell usage whatever the tool is called.
-    let peek_option = words
-        .peek()
-        .is_some_and(|w| w.len() > 1 && w.starts_with('-') && w.as_bytes().get(1).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'-'));
+    let peek_option = words.peek().is_some_and(|w| {
+        w.len() > 1
+            && w.starts_with('-')
+            && w.as_bytes()
+                .get(1)
+                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'-')
+    });
     if intro == Intro::Strong
         && peek_option
         && first.len() >= 2
-        && first.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && first.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && first
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && first
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
     {
         return Some("rce.command-after-separator");
     }
@@ -303,7 +660,11 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
     let mut args: Vec<&str> = words.collect();
     if glued_option.is_some() {
         args.insert(0, "-");
-        return Some(if intro == Intro::Start { "rce.command" } else { "rce.command-after-separator" });
+        return Some(if intro == Intro::Start {
+            "rce.command"
+        } else {
+            "rce.command-after-separator"
+        });
     }
     let any_shellish = args.iter().any(|a| shellish_arg(a));
     let word = wordlike(base) && !has_path;
@@ -315,7 +676,7 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
             None
         }
         Intro::Weak => {
-            if (!word && (base.len() > 2 || !args.is_empty())) || any_shellish && !word || has_path {
+            if (!word && (base.len() > 2 || !args.is_empty() || any_shellish)) || has_path {
                 return Some("rce.command-after-separator");
             }
             if word && any_shellish && args.first().is_some_and(|a| shellish_arg(a)) {
@@ -338,10 +699,11 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
             if args.is_empty() {
                 return (RECON.contains(&base) || prefixed).then_some("rce.command");
             }
-            let strong_name = versioned_interpreter(base) || FAMILIES.iter().any(|f| base.starts_with(f));
-            let target_arg = args
-                .iter()
-                .any(|a| a.contains('.') || a.contains(':') || a.bytes().all(|b| b.is_ascii_digit()));
+            let strong_name =
+                versioned_interpreter(base) || FAMILIES.iter().any(|f| base.starts_with(f));
+            let target_arg = args.iter().any(|a| {
+                a.contains('.') || a.contains(':') || a.bytes().all(|b| b.is_ascii_digit())
+            });
             (strong_name || target_arg || prefixed).then_some("rce.command")
         }
     }
@@ -349,17 +711,19 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
 
 /// Glob paths a shell expands into real ones: `/???/c?t`, `/bi[n]/ba*h`, `/etc/pa[s]swd`.
 fn glob_path(s: &str) -> bool {
-    s.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '"' | '\''))
-        .any(|tok| {
-            let path = tok.trim_start_matches('~');
-            path.starts_with('/')
-                && path.matches('/').count() >= 2
-                && path.contains(['?', '*', '['])
-                && path
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
-                && path.bytes().filter(u8::is_ascii_alphabetic).count() >= 1
-        })
+    s.split(|c: char| {
+        c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '"' | '\'')
+    })
+    .any(|tok| {
+        let path = tok.trim_start_matches('~');
+        path.starts_with('/')
+            && path.matches('/').count() >= 2
+            && path.contains(['?', '*', '['])
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
+            && path.bytes().filter(u8::is_ascii_alphabetic).count() >= 1
+    })
 }
 
 /// Brace expansion whose alternatives form a command: `{cat,/etc/passwd}`, `c{a,ou}t`,
@@ -404,14 +768,20 @@ fn substitution(s: &str) -> bool {
             return true;
         }
     }
-    for var in ["$shell", "${shell}", "$bash", "${bash}", "$0", "${0}", "$path", "${path}", "$home", "${home}"] {
+    for var in [
+        "$shell", "${shell}", "$bash", "${bash}", "$0", "${0}", "$path", "${path}", "$home",
+        "${home}",
+    ] {
         if s.contains(var) {
             return true;
         }
     }
     if let Some(p) = s.find("${") {
         let rest = s.get(p + 2..).unwrap_or_default();
-        let word: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         if rest.get(word.len()..).is_some_and(|r| r.starts_with('}')) && is_command(&word) {
             return true;
         }
@@ -436,10 +806,17 @@ fn windows_batch(s: &str) -> bool {
         let w = w.trim_start_matches(['&', '|', ';', '(', '@']);
         if w == "for" {
             let rest = words.get(i + 1..).unwrap_or_default();
-            let flag = rest.first().is_some_and(|n| n.len() == 2 && n.starts_with('/'));
+            let flag = rest
+                .first()
+                .is_some_and(|n| n.len() == 2 && n.starts_with('/'));
             let var = rest.iter().take(4).any(|n| n.starts_with('%'));
-            let has_in = rest.iter().take(8).any(|n| *n == "in" || n.starts_with("in("));
-            let has_do = rest.iter().any(|n| *n == "do" || n.ends_with(")do") || n.starts_with("do"));
+            let has_in = rest
+                .iter()
+                .take(8)
+                .any(|n| *n == "in" || n.starts_with("in("));
+            let has_do = rest
+                .iter()
+                .any(|n| *n == "do" || n.ends_with(")do") || n.starts_with("do"));
             if (flag || var) && has_in && has_do {
                 return true;
             }
@@ -458,10 +835,16 @@ fn windows_batch(s: &str) -> bool {
             }
             // `if a==b command`, `if %x% equ 2 command`: a comparison followed by an action.
             for (k, t) in rest.iter().take(6).enumerate() {
-                let op = matches!(*t, "equ" | "neq" | "lss" | "leq" | "gtr" | "geq" | "==" | "===");
+                let op = matches!(
+                    *t,
+                    "equ" | "neq" | "lss" | "leq" | "gtr" | "geq" | "==" | "==="
+                );
                 let glued = t.contains("==") && !t.ends_with("==");
                 let tail = rest.get(k + 1..).unwrap_or_default();
-                if (op && k > 0 && tail.len() >= 2) || (glued && !tail.is_empty()) || (t.ends_with("==") && t.len() > 2 && tail.len() >= 2) {
+                if (op && k > 0 && tail.len() >= 2)
+                    || (glued && !tail.is_empty())
+                    || (t.ends_with("==") && t.len() > 2 && tail.len() >= 2)
+                {
                     return true;
                 }
             }
@@ -473,8 +856,24 @@ fn windows_batch(s: &str) -> bool {
 /// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
 fn powershell_cmdlet(v: &str) -> bool {
     const VERBS: &[&str] = &[
-        "Invoke", "Start", "New", "Get", "Set", "Remove", "Add", "Import", "Export", "Out",
-        "ConvertTo", "ConvertFrom", "Register", "Enable", "Disable", "Stop", "Copy", "Move",
+        "Invoke",
+        "Start",
+        "New",
+        "Get",
+        "Set",
+        "Remove",
+        "Add",
+        "Import",
+        "Export",
+        "Out",
+        "ConvertTo",
+        "ConvertFrom",
+        "Register",
+        "Enable",
+        "Disable",
+        "Stop",
+        "Copy",
+        "Move",
     ];
     v.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '(' | '&' | '='))
         .any(|tok| {
@@ -495,16 +894,41 @@ fn restricted_upload(l: &str) -> bool {
     let name = l.trim().trim_end_matches(['.', ' ']);
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     const NAMES: &[&str] = &[
-        "web.config", "php.ini", "wp-config.php", "config.yml", "config.yaml", "config.json",
-        "settings.py", "docker-compose.yml", "dockerfile", "id_rsa", "id_ed25519",
-        "authorized_keys", "known_hosts", "crontab", "passwd", "shadow", "sudoers",
+        "web.config",
+        "php.ini",
+        "wp-config.php",
+        "config.yml",
+        "config.yaml",
+        "config.json",
+        "settings.py",
+        "docker-compose.yml",
+        "dockerfile",
+        "id_rsa",
+        "id_ed25519",
+        "authorized_keys",
+        "known_hosts",
+        "crontab",
+        "passwd",
+        "shadow",
+        "sudoers",
     ];
     let compact: String = base.chars().filter(|c| !c.is_whitespace()).collect();
     let stem = compact.split(['.', '_']).next().unwrap_or_default();
-    let config_stem = matches!(stem, "wp-config" | "config" | "settings" | "local_settings" | "configuration" | "secrets" | "credentials" | "database")
-        && compact.len() > stem.len();
+    let config_stem = matches!(
+        stem,
+        "wp-config"
+            | "config"
+            | "settings"
+            | "local_settings"
+            | "configuration"
+            | "secrets"
+            | "credentials"
+            | "database"
+    ) && compact.len() > stem.len();
     config_stem
-        || (base.starts_with('.') && base.len() > 1 && base.bytes().nth(1).is_some_and(|b| b.is_ascii_alphabetic()))
+        || (base.starts_with('.')
+            && base.len() > 1
+            && base.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic))
         || NAMES.contains(&base)
 }
 
@@ -523,22 +947,36 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     if BIN_DIRS.iter().any(|d| {
         s.find(d).is_some_and(|p| {
-            s.get(p + d.len()..)
-                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['))
+            s.get(p + d.len()..).is_some_and(|r| {
+                r.starts_with(|c: char| {
+                    c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
+                })
+            })
         })
     }) {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
     }
-    if ["bin/", "sbin/", "usr/bin/"].iter().any(|d| s.strip_prefix(d).is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))) {
+    if ["bin/", "sbin/", "usr/bin/"].iter().any(|d| {
+        s.strip_prefix(d)
+            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+    }) {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
     }
     if substitution(&s) || s.contains("<(") || s.contains(">(") && s.contains(')') {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
-    if s.contains("/dev/tcp/") || s.contains("/dev/udp/") || s.contains("$[") || s.contains("$((") || param_expansion(&s) {
+    if s.contains("/dev/tcp/")
+        || s.contains("/dev/udp/")
+        || s.contains("$[")
+        || s.contains("$((")
+        || param_expansion(&s)
+    {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
-    if v.trim_start().strip_prefix('\\').is_some_and(|r| is_command(r.split_whitespace().next().unwrap_or_default())) {
+    if v.trim_start()
+        .strip_prefix('\\')
+        .is_some_and(|r| is_command(r.split_whitespace().next().unwrap_or_default()))
+    {
         out.hit(input, CAT, "rce.alias-bypass", Severity::Critical, 1);
     }
     if l.contains("${ifs}") || l.contains("$ifs") {
@@ -566,11 +1004,16 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if powershell_cmdlet(v) {
         out.hit(input, CAT, "rce.powershell", Severity::Critical, 1);
     }
-    if super::java::is_upload_name(input.location.source, &input.location.name) && restricted_upload(l) {
+    if super::java::is_upload_name(input.location.source, &input.location.name)
+        && restricted_upload(l)
+    {
         out.hit(input, CAT, "rce.restricted-upload", Severity::Critical, 1);
     }
     // Paranoia 2: any quoting evasion or a command word after a lone `&`/newline.
-    if evasion && s.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| is_command(w) && w.len() > 2) {
+    if evasion
+        && s.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| is_command(w) && w.len() > 2)
+    {
         out.hit(input, CAT, "rce.quote-evasion", Severity::Critical, 2);
     }
 }
@@ -580,10 +1023,17 @@ fn param_expansion(s: &str) -> bool {
     let mut from = 0;
     while let Some(p) = s.get(from..).and_then(|h| h.find("${")).map(|p| p + from) {
         let rest = s.get(p + 2..).unwrap_or_default();
-        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         if !name.is_empty()
             && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && rest.get(name.len()..).is_some_and(|r| r.starts_with(['#', '%', '/', '^', ',', '~']) || r.starts_with(":-") || r.starts_with(":="))
+            && rest.get(name.len()..).is_some_and(|r| {
+                r.starts_with(['#', '%', '/', '^', ',', '~'])
+                    || r.starts_with(":-")
+                    || r.starts_with(":=")
+            })
         {
             return true;
         }
@@ -596,7 +1046,10 @@ fn param_expansion(s: &str) -> bool {
 fn tilde_or_history(s: &str) -> bool {
     s.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
         .any(|w| {
-            let tilde = w.strip_prefix('~').and_then(|r| r.strip_prefix(['+', '-'])).is_some_and(|r| r.bytes().all(|b| b.is_ascii_digit()));
+            let tilde = w
+                .strip_prefix('~')
+                .and_then(|r| r.strip_prefix(['+', '-']))
+                .is_some_and(|r| r.bytes().all(|b| b.is_ascii_digit()));
             let hist = w.starts_with("!-") && w.as_bytes().get(2).is_some_and(u8::is_ascii_digit)
                 || w == "!!";
             tilde || hist
@@ -618,7 +1071,11 @@ fn alias_definition(s: &str) -> bool {
                 let w = w.trim_start_matches(['\'', '"']);
                 if let Some((name, _)) = w.split_once('=') {
                     let name = name.trim_end_matches(['\'', '"']);
-                    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+                    if !name.is_empty()
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+                    {
                         return true;
                     }
                 }
@@ -637,13 +1094,25 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     for input in p.inputs_from(INJECTION_SOURCES) {
         // Structured headers like user agents hold `;` and `(`; only substitution syntax
         // counts there.
-        if input.location.source == Source::Header && !super::java::is_upload_name(input.location.source, &input.location.name) {
+        if input.location.source == Source::Header
+            && !super::java::is_upload_name(input.location.source, &input.location.name)
+        {
             let (s, _) = deobfuscate(&input.value);
             if substitution(&s) || s.contains("() {") {
                 out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
             }
-            if segments(&s).iter().any(|(i, seg)| *i == Intro::Strong && command_in_segment(*i, seg).is_some()) && input.location.name == "referer" {
-                out.hit(input, CAT, "rce.command-after-separator", Severity::Critical, 1);
+            if segments(&s)
+                .iter()
+                .any(|(i, seg)| *i == Intro::Strong && command_in_segment(*i, seg).is_some())
+                && input.location.name == "referer"
+            {
+                out.hit(
+                    input,
+                    CAT,
+                    "rce.command-after-separator",
+                    Severity::Critical,
+                    1,
+                );
             }
             continue;
         }
@@ -664,7 +1133,16 @@ mod tests {
 
     #[test]
     fn commands_after_separators() {
-        for v in [";id", "x|whoami", "a && cat /etc/passwd", "1;who", "&aptitude", "`uname -a`", "$(curl x)", "cd /;cd etc;fold passwd"] {
+        for v in [
+            ";id",
+            "x|whoami",
+            "a && cat /etc/passwd",
+            "1;who",
+            "&aptitude",
+            "`uname -a`",
+            "$(curl x)",
+            "cd /;cd etc;fold passwd",
+        ] {
             assert!(cmd(v), "{v}");
         }
     }

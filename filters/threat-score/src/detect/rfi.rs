@@ -9,15 +9,20 @@ use crate::model::{Category, Severity, Source};
 
 const CAT: Category = Category::Rfi;
 
-const SCHEMES: &[&str] = &["http://", "https://", "ftp://", "ftps://", "file://", "smb://", "\\\\"];
+const SCHEMES: &[&str] = &[
+    "http://", "https://", "ftp://", "ftps://", "file://", "smb://", "\\\\",
+];
 
 /// Parameter names that hold server-side paths in PHP apps (`_CONF[path]`,
 /// `mosConfig_absolute_path`, `include_dir`...).
 fn path_like_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["path", "dir", "include", "inc", "root", "template", "tpl", "module", "lib", "require", "load", "conf"]
-        .iter()
-        .any(|w| n.contains(w))
+    [
+        "path", "dir", "include", "inc", "root", "template", "tpl", "module", "lib", "require",
+        "load", "conf",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 /// The host of a URL at the start of `v` (after the scheme), lowercase.
@@ -25,7 +30,13 @@ fn url_host(v: &str) -> Option<(&'static str, String)> {
     let l = v.trim_start().to_ascii_lowercase();
     let scheme = SCHEMES.iter().find(|s| l.starts_with(**s))?;
     let rest = l.get(scheme.len()..)?;
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| if h.contains('/') || !rest.contains('/') { h } else { rest });
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| {
+        if h.contains('/') || !rest.contains('/') {
+            h
+        } else {
+            rest
+        }
+    });
     let host = if let Some(v6) = rest.strip_prefix('[') {
         v6.split(']').next().unwrap_or_default().to_string()
     } else {
@@ -49,7 +60,13 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     let v = input.value.trim();
     let l = input.lower.trim();
     if matches!(l, "http?" | "https?" | "ftp?" | "ftps?" | "file?") {
-        out.hit(input, CAT, "rfi.trailing-question-mark", Severity::Critical, 1);
+        out.hit(
+            input,
+            CAT,
+            "rfi.trailing-question-mark",
+            Severity::Critical,
+            1,
+        );
         return;
     }
     let Some((_, host)) = url_host(v) else {
@@ -59,13 +76,22 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
         out.hit(input, CAT, "rfi.ip-host", Severity::Critical, 1);
     }
     if l.ends_with('?') && !host.is_empty() {
-        out.hit(input, CAT, "rfi.trailing-question-mark", Severity::Critical, 1);
+        out.hit(
+            input,
+            CAT,
+            "rfi.trailing-question-mark",
+            Severity::Critical,
+            1,
+        );
     }
     if input.location.source == Source::Arg && path_like_name(&input.location.name) {
         out.hit(input, CAT, "rfi.include-parameter", Severity::Critical, 1);
     }
     let own = request_host.map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
-    if !host.is_empty() && own.as_deref() != Some(host.as_str()) && input.location.source == Source::Arg {
+    if !host.is_empty()
+        && own.as_deref() != Some(host.as_str())
+        && input.location.source == Source::Arg
+    {
         out.hit(input, CAT, "rfi.off-domain", Severity::Critical, 2);
     }
 }
@@ -89,10 +115,26 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(url_host("http://1.2.3.4/x").map(|h| h.1).as_deref(), Some("1.2.3.4"));
-        assert_eq!(url_host("https://[2001:db8::1]/g.php").map(|h| h.1).as_deref(), Some("2001:db8::1"));
-        assert_eq!(url_host("https://2001:41d0:701:1100::29c8/gecko.php").map(|h| h.1).as_deref(), Some("2001:41d0:701:1100::29c8"));
-        assert_eq!(url_host("ftp://u:p@host:21/x").map(|h| h.1).as_deref(), Some("host"));
+        assert_eq!(
+            url_host("http://1.2.3.4/x").map(|h| h.1).as_deref(),
+            Some("1.2.3.4")
+        );
+        assert_eq!(
+            url_host("https://[2001:db8::1]/g.php")
+                .map(|h| h.1)
+                .as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            url_host("https://2001:41d0:701:1100::29c8/gecko.php")
+                .map(|h| h.1)
+                .as_deref(),
+            Some("2001:41d0:701:1100::29c8")
+        );
+        assert_eq!(
+            url_host("ftp://u:p@host:21/x").map(|h| h.1).as_deref(),
+            Some("host")
+        );
         assert!(url_host("not a url").is_none());
         assert!(is_ip("66.240.183.75"));
         assert!(!is_ip("example.com"));

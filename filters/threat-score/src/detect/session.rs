@@ -9,7 +9,14 @@ use crate::model::{Category, Severity, Source};
 const CAT: Category = Category::SessionFixation;
 
 /// Session id parameter names of the big frameworks (Java, PHP, ASP, ColdFusion).
-const FRAMEWORK_IDS: &[&str] = &["jsessionid", "phpsessid", "asp.net_sessionid", "cfid", "cftoken", "aspsessionid"];
+const FRAMEWORK_IDS: &[&str] = &[
+    "jsessionid",
+    "phpsessid",
+    "asp.net_sessionid",
+    "cfid",
+    "cftoken",
+    "aspsessionid",
+];
 
 /// Whether `name` follows a session-cookie naming convention.
 pub fn session_like(name: &str) -> bool {
@@ -19,7 +26,11 @@ pub fn session_like(name: &str) -> bool {
         || n.ends_with(".sid")
         || n.ends_with("_sid")
         || n.ends_with("-sid")
-        || (n.contains("token") && (n.contains("session") || n.contains("login") || n.contains("auth") || n.contains("shiny")))
+        || (n.contains("token")
+            && (n.contains("session")
+                || n.contains("login")
+                || n.contains("auth")
+                || n.contains("shiny")))
         || FRAMEWORK_IDS.iter().any(|f| n.starts_with(f))
         || n == "cakephp"
 }
@@ -35,10 +46,14 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if !out.wants(CAT, 1) {
         return;
     }
-    let own = p.request.host().map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+    let own = p
+        .request
+        .host()
+        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
     let referer = p.request.header("referer");
     let offsite = referer.and_then(host_of).is_some_and(|h| {
-        own.as_deref().is_none_or(|o| h != o && !h.ends_with(&format!(".{o}")))
+        own.as_deref()
+            .is_none_or(|o| h != o && !h.ends_with(&format!(".{o}")))
     });
     for input in p.inputs_from(&[Source::ArgName]) {
         let name = input.value.as_str();
@@ -55,7 +70,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     }
     for input in p.inputs_from(&[Source::Arg, Source::Cookie]) {
         let l = &input.lower;
-        if (l.contains("document.cookie") || l.contains("http-equiv") || l.contains("set-cookie")) && l.contains("sess") && l.contains('=') {
+        if (l.contains("document.cookie") || l.contains("http-equiv") || l.contains("set-cookie"))
+            && l.contains("sess")
+            && l.contains('=')
+        {
             out.hit(input, CAT, "session.set-cookie", Severity::Critical, 1);
         }
     }
@@ -67,7 +85,16 @@ mod tests {
 
     #[test]
     fn names() {
-        for n in ["jsessionid", "PHPSESSid", "sails.sid", "ci_session", "next-auth.session-token", "koa:sess", "cftoken", "meteor_login_token"] {
+        for n in [
+            "jsessionid",
+            "PHPSESSid",
+            "sails.sid",
+            "ci_session",
+            "next-auth.session-token",
+            "koa:sess",
+            "cftoken",
+            "meteor_login_token",
+        ] {
             assert!(session_like(n), "{n}");
         }
         for n in ["username", "password", "q", "sort"] {
@@ -77,7 +104,10 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(host_of("https://evil.example/x").as_deref(), Some("evil.example"));
+        assert_eq!(
+            host_of("https://evil.example/x").as_deref(),
+            Some("evil.example")
+        );
         assert_eq!(host_of("http"), None);
     }
 }

@@ -13,28 +13,82 @@ const CAT: Category = Category::Xss;
 
 /// Tags that execute script or load active content by themselves.
 const ACTIVE_TAGS: &[&str] = &[
-    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "svg", "math", "meta",
-    "base", "xml", "import", "vmlframe", "isindex", "style", "link", "form", "xss", "bgsound",
-    "layer", "ilayer", "template", "portal", "animate", "set", "handler", "listener", "xmp",
-    "noscript", "plaintext",
+    "script",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "svg",
+    "math",
+    "meta",
+    "base",
+    "xml",
+    "import",
+    "vmlframe",
+    "isindex",
+    "style",
+    "link",
+    "form",
+    "xss",
+    "bgsound",
+    "layer",
+    "ilayer",
+    "template",
+    "portal",
+    "animate",
+    "set",
+    "handler",
+    "listener",
+    "xmp",
+    "noscript",
+    "plaintext",
 ];
 
 /// Tags that become dangerous with an event handler or a script URL.
 const PASSIVE_TAGS: &[&str] = &[
     "img", "image", "video", "audio", "source", "body", "html", "marquee", "details", "input",
     "button", "textarea", "select", "keygen", "div", "a", "span", "p", "table", "td", "tr",
-    "input", "option", "track", "picture", "canvas", "dialog", "menu", "output", "area",
-    "map", "font", "b", "i", "u", "h1", "abbr", "address", "article", "aside", "blink",
-    "center", "code", "del", "em", "strong", "x", "svg", "title", "head",
+    "input", "option", "track", "picture", "canvas", "dialog", "menu", "output", "area", "map",
+    "font", "b", "i", "u", "h1", "abbr", "address", "article", "aside", "blink", "center", "code",
+    "del", "em", "strong", "x", "svg", "title", "head",
 ];
 
 const SINKS: &[&str] = &[
-    "alert", "prompt", "confirm", "eval", "settimeout", "setinterval", "atob", "btoa",
-    "fromcharcode", "execscript", "msgbox", "fetch", "import", "constructor", "function",
-    "document.write", "document.writeln", "window.open", "top.location", "unescape",
+    "alert",
+    "prompt",
+    "confirm",
+    "eval",
+    "settimeout",
+    "setinterval",
+    "atob",
+    "btoa",
+    "fromcharcode",
+    "execscript",
+    "msgbox",
+    "fetch",
+    "import",
+    "constructor",
+    "function",
+    "document.write",
+    "document.writeln",
+    "window.open",
+    "top.location",
+    "unescape",
 ];
 
-const GLOBALS: &[&str] = &["self", "window", "top", "parent", "this", "document", "globalthis", "frames", "content"];
+const GLOBALS: &[&str] = &[
+    "self",
+    "window",
+    "top",
+    "parent",
+    "this",
+    "document",
+    "globalthis",
+    "frames",
+    "content",
+];
 
 /// A parsed tag opening: its (lowercase) name and the text up to the next `<` (attributes).
 fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
@@ -42,14 +96,25 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
     l.match_indices('<').filter_map(move |(at, _)| {
         let mut j = at + 1;
         // `< x:script` is parsed by some old engines; `</`, `<?`, `<!` too.
-        while b.get(j).is_some_and(|c| matches!(c, b' ' | b'/' | b'?' | b'!' | b'%')) && j < at + 4 {
+        while b
+            .get(j)
+            .is_some_and(|c| matches!(c, b' ' | b'/' | b'?' | b'!' | b'%'))
+            && j < at + 4
+        {
             j += 1;
         }
         let start = j;
-        while b.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'-' | b'_')) {
+        while b
+            .get(j)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'-' | b'_'))
+        {
             j += 1;
         }
-        if j == start || !b.get(start).is_some_and(|c| c.is_ascii_alphabetic() || *c == b':') {
+        if j == start
+            || !b
+                .get(start)
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b':')
+        {
             return None;
         }
         let name = l.get(start..j)?;
@@ -66,7 +131,11 @@ fn tag_base(name: &str) -> &str {
 fn event_handler(attrs: &str, need_context: bool) -> bool {
     let b = attrs.as_bytes();
     let mut from = 0;
-    while let Some(p) = attrs.get(from..).and_then(|h| h.find("on")).map(|p| p + from) {
+    while let Some(p) = attrs
+        .get(from..)
+        .and_then(|h| h.find("on"))
+        .map(|p| p + from)
+    {
         let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
         let boundary = before.is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_' && c != b'-');
         let mut j = p + 2;
@@ -74,11 +143,19 @@ fn event_handler(attrs: &str, need_context: bool) -> bool {
             j += 1;
         }
         let name_len = j - p - 2;
-        while b.get(j).is_some_and(|c| c.is_ascii_whitespace() || *c == b'/') {
+        while b
+            .get(j)
+            .is_some_and(|c| c.is_ascii_whitespace() || *c == b'/')
+        {
             j += 1;
         }
         if boundary && name_len >= 3 && b.get(j) == Some(&b'=') {
-            let ctx = before.is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'"' | b'\'' | b'`' | b'\x0c'));
+            let ctx = before.is_some_and(|c| {
+                matches!(
+                    c,
+                    b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'"' | b'\'' | b'`' | b'\x0c'
+                )
+            });
             if !need_context || ctx {
                 return true;
             }
@@ -90,7 +167,9 @@ fn event_handler(attrs: &str, need_context: bool) -> bool {
 
 /// Removes what browsers skip inside a URL scheme: whitespace and control characters.
 fn compact(l: &str) -> String {
-    l.chars().filter(|c| !c.is_whitespace() && !c.is_control()).collect()
+    l.chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect()
 }
 
 /// `javascript:`, `vbscript:`, `data:text/html` URLs with code after the colon.
@@ -100,26 +179,45 @@ fn script_url(l: &str) -> bool {
         let mut from = 0;
         while let Some(p) = c.get(from..).and_then(|h| h.find(scheme)).map(|p| p + from) {
             let rest = c.get(p + scheme.len()..).unwrap_or_default();
-            let code_like = rest.contains('(') || rest.contains('=') || rest.contains('`') || rest.starts_with("//") || rest.contains('\\')
+            let code_like = rest.contains('(')
+                || rest.contains('=')
+                || rest.contains('`')
+                || rest.starts_with("//")
+                || rest.contains('\\')
                 || SINKS.iter().any(|s| rest.starts_with(s));
             // The raw text must not have a space right after the colon: "JavaScript: The
             // Good Parts" is a title, not a URL. Characters hidden inside the scheme are an
             // evasion whatever follows.
             let raw_colon_space = l.contains(&format!("{scheme} "));
             let hidden = !l.contains(scheme);
-            if hidden || scheme != "javascript:" && !rest.is_empty() || !rest.is_empty() && code_like && !raw_colon_space {
+            if hidden
+                || scheme != "javascript:" && !rest.is_empty()
+                || !rest.is_empty() && code_like && !raw_colon_space
+            {
                 return true;
             }
             from = p + 1;
         }
     }
-    let data_markup = c.find("data:").is_some_and(|p| c.get(p..).is_some_and(|r| r.get(..48.min(r.len())).is_some_and(|w| w.contains(',')) && r.contains('<')));
-    data_markup || c.contains("data:text/html") || c.contains("data:image/svg") || c.contains("data:application/x-") || c.contains("data:text/javascript")
+    let data_markup = c.find("data:").is_some_and(|p| {
+        c.get(p..).is_some_and(|r| {
+            r.get(..48.min(r.len())).is_some_and(|w| w.contains(',')) && r.contains('<')
+        })
+    });
+    data_markup
+        || c.contains("data:text/html")
+        || c.contains("data:image/svg")
+        || c.contains("data:application/x-")
+        || c.contains("data:text/javascript")
 }
 
 fn css_script(l: &str) -> bool {
     let c = compact(l);
-    c.contains(":expression(") || c.contains("-moz-binding") || c.contains("behavior:url(") || c.contains("url(javascript") || c.contains("@import")
+    c.contains(":expression(")
+        || c.contains("-moz-binding")
+        || c.contains("behavior:url(")
+        || c.contains("url(javascript")
+        || c.contains("@import")
 }
 
 /// JS sinks called with a literal or an expression: `alert(1)`, `eval('x')`,
@@ -128,11 +226,7 @@ fn js_sink(l: &str) -> bool {
     let b = l.as_bytes();
     let calls = SINKS.iter().any(|s| {
         let mut from = 0;
-        while let Some(p) = super::find_word(l, s, from).or_else(|| {
-            // `document.write` etc. contain a dot; find_word handles them, but also accept
-            // `x.alert(`.
-            None
-        }) {
+        while let Some(p) = super::find_word(l, s, from) {
             let mut j = p + s.len();
             while b.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
                 j += 1;
@@ -143,10 +237,23 @@ fn js_sink(l: &str) -> bool {
             }
             if open == Some(b'(') {
                 let arg = b.get(j + 1).copied();
-                let any_arg = matches!(*s, "settimeout" | "setinterval" | "execscript" | "fromcharcode" | "atob" | "btoa");
-                if arg.is_some_and(|a| matches!(a, b'0'..=b'9' | b'\'' | b'"' | b'`' | b')' | b'/' | b'[' | b'-' | b'!' | b'+'))
-                    || any_arg && arg.is_some_and(|a| a.is_ascii_alphabetic())
-                    || l.get(j + 1..).is_some_and(|r| r.starts_with("document") || r.starts_with("window") || r.starts_with("string.") || r.starts_with("self") || r.starts_with("this"))
+                let any_arg = matches!(
+                    *s,
+                    "settimeout" | "setinterval" | "execscript" | "fromcharcode" | "atob" | "btoa"
+                );
+                if arg.is_some_and(|a| {
+                    matches!(
+                        a,
+                        b'0'..=b'9' | b'\'' | b'"' | b'`' | b')' | b'/' | b'[' | b'-' | b'!' | b'+'
+                    )
+                }) || any_arg && arg.is_some_and(|a| a.is_ascii_alphabetic())
+                    || l.get(j + 1..).is_some_and(|r| {
+                        r.starts_with("document")
+                            || r.starts_with("window")
+                            || r.starts_with("string.")
+                            || r.starts_with("self")
+                            || r.starts_with("this")
+                    })
                 {
                     return true;
                 }
@@ -163,7 +270,10 @@ fn js_sink(l: &str) -> bool {
                 while b.get(j).is_some_and(|c| *c == b' ') {
                     j += 1;
                 }
-                if b.get(j) == Some(&b'[') && b.get(j + 1).is_some_and(|c| matches!(c, b'\'' | b'"' | b'`' | b'/')) {
+                if b.get(j) == Some(&b'[')
+                    && b.get(j + 1)
+                        .is_some_and(|c| matches!(c, b'\'' | b'"' | b'`' | b'/'))
+                {
                     return true;
                 }
                 from = p + 1;
@@ -187,9 +297,10 @@ fn dom_call(l: &str) -> bool {
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
             .collect();
         !path.is_empty()
-            && rest
-                .get(path.len()..)
-                .is_some_and(|r| r.trim_start().starts_with('(') || r.trim_start().starts_with('=') && !r.trim_start().starts_with("=="))
+            && rest.get(path.len()..).is_some_and(|r| {
+                r.trim_start().starts_with('(')
+                    || r.trim_start().starts_with('=') && !r.trim_start().starts_with("==")
+            })
     })
 }
 
@@ -219,8 +330,12 @@ fn obfuscated_js(l: &str) -> bool {
     }
     stripped.push_str(rest);
     let c = compact(&stripped).replace("(document)", "document");
-    c.contains(".call`") || c.contains(".apply`") || c.contains(".bind`")
-        || c.contains("document.cookie") || c.contains("document[") || c.contains("document.domain")
+    c.contains(".call`")
+        || c.contains(".apply`")
+        || c.contains(".bind`")
+        || c.contains("document.cookie")
+        || c.contains("document[")
+        || c.contains("document.domain")
 }
 
 fn scan_input(input: &Input, out: &mut Findings) {
@@ -238,18 +353,29 @@ fn scan_input(input: &Input, out: &mut Findings) {
                 break;
             }
             if (PASSIVE_TAGS.contains(&base) || name.contains(':'))
-                && (script_url(attrs) || attrs.contains("src=") && attrs.contains("javascript") || css_script(attrs))
+                && (script_url(attrs)
+                    || attrs.contains("src=") && attrs.contains("javascript")
+                    || css_script(attrs))
             {
                 hit(out, "xss.tag-script-url");
                 break;
             }
         }
     }
-    if event_handler(l, true) && (l.contains('"') || l.contains('\'') || l.contains('<') || l.contains('/') || l.contains('>')) {
+    if event_handler(l, true)
+        && (l.contains('"')
+            || l.contains('\'')
+            || l.contains('<')
+            || l.contains('/')
+            || l.contains('>'))
+    {
         hit(out, "xss.event-handler");
     }
     let trimmed = input.value.trim_start();
-    if trimmed.len() < input.value.len() && l.trim_start().starts_with("on") && event_handler(l.trim_start(), false) {
+    if trimmed.len() < input.value.len()
+        && l.trim_start().starts_with("on")
+        && event_handler(l.trim_start(), false)
+    {
         hit(out, "xss.event-handler");
     }
     if l.contains('<') && xml_include(l) {
@@ -276,7 +402,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if !out.wants(CAT, 1) {
         return;
     }
-    for input in p.inputs_from(INJECTION_SOURCES).chain(p.inputs_from(&[Source::Path])) {
+    for input in p
+        .inputs_from(INJECTION_SOURCES)
+        .chain(p.inputs_from(&[Source::Path]))
+    {
         if input.location.source == Source::Path {
             if tags(&input.lower).any(|(n, _)| ACTIVE_TAGS.contains(&tag_base(n))) {
                 out.hit(input, CAT, "xss.active-tag", Severity::Critical, 1);

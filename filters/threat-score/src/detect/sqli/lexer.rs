@@ -69,13 +69,68 @@ const STATEMENTS: &[&str] = &[
 ];
 
 const KEYWORDS: &[&str] = &[
-    "from", "where", "into", "values", "table", "database", "schema", "as", "on", "join",
-    "case", "when", "then", "else", "end", "exists", "distinct", "all", "top", "delay",
-    "outfile", "dumpfile", "collate", "procedure", "column", "set", "inner", "outer", "left",
-    "right", "cross", "natural", "straight_join", "desc", "asc", "offset", "fetch", "rows",
-    "only", "begin", "load_file", "information_schema", "sysobjects", "syscolumns", "tables",
-    "columns", "use", "cast", "convert", "intersect", "except", "minus", "returning", "with",
-    "recursive", "handler", "open", "character", "charset", "binary", "escape", "for",
+    "from",
+    "where",
+    "into",
+    "values",
+    "table",
+    "database",
+    "schema",
+    "as",
+    "on",
+    "join",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "exists",
+    "distinct",
+    "all",
+    "top",
+    "delay",
+    "outfile",
+    "dumpfile",
+    "collate",
+    "procedure",
+    "column",
+    "set",
+    "inner",
+    "outer",
+    "left",
+    "right",
+    "cross",
+    "natural",
+    "straight_join",
+    "desc",
+    "asc",
+    "offset",
+    "fetch",
+    "rows",
+    "only",
+    "begin",
+    "load_file",
+    "information_schema",
+    "sysobjects",
+    "syscolumns",
+    "tables",
+    "columns",
+    "use",
+    "cast",
+    "convert",
+    "intersect",
+    "except",
+    "minus",
+    "returning",
+    "with",
+    "recursive",
+    "handler",
+    "open",
+    "character",
+    "charset",
+    "binary",
+    "escape",
+    "for",
 ];
 
 const OPERATOR_WORDS: &[&str] = &[
@@ -85,17 +140,87 @@ const OPERATOR_WORDS: &[&str] = &[
 
 /// Functions frequently used in injections; a bareword followed by `(` is a function too.
 const FUNCTIONS: &[&str] = &[
-    "sleep", "benchmark", "pg_sleep", "load_file", "extractvalue", "updatexml", "char", "chr",
-    "concat", "concat_ws", "group_concat", "substring", "substr", "mid", "ascii", "ord",
-    "version", "database", "user", "current_user", "system_user", "session_user", "schema",
-    "count", "length", "hex", "unhex", "md5", "sha1", "if", "ifnull", "nullif", "iif",
-    "coalesce", "cast", "convert", "now", "sysdate", "rand", "floor", "exp", "name_const",
-    "make_set", "elt", "field", "instr", "locate", "position", "left", "right", "lower", "upper",
-    "xp_cmdshell", "utl_inaddr", "utl_http", "dbms_pipe", "dbms_lock", "to_char", "json_keys",
-    "json_extract", "string_to_array", "unnest", "array_agg", "string_agg", "xmltype",
-    "sys_eval", "sys_exec", "load_extension", "randomblob", "sqlite_version", "pg_read_file",
-    "lo_import", "current_database", "db_name", "user_name", "host_name", "suser_name",
-    "is_srvrolemember", "openrowset", "opendatasource", "waitfor",
+    "sleep",
+    "benchmark",
+    "pg_sleep",
+    "load_file",
+    "extractvalue",
+    "updatexml",
+    "char",
+    "chr",
+    "concat",
+    "concat_ws",
+    "group_concat",
+    "substring",
+    "substr",
+    "mid",
+    "ascii",
+    "ord",
+    "version",
+    "database",
+    "user",
+    "current_user",
+    "system_user",
+    "session_user",
+    "schema",
+    "count",
+    "length",
+    "hex",
+    "unhex",
+    "md5",
+    "sha1",
+    "if",
+    "ifnull",
+    "nullif",
+    "iif",
+    "coalesce",
+    "cast",
+    "convert",
+    "now",
+    "sysdate",
+    "rand",
+    "floor",
+    "exp",
+    "name_const",
+    "make_set",
+    "elt",
+    "field",
+    "instr",
+    "locate",
+    "position",
+    "left",
+    "right",
+    "lower",
+    "upper",
+    "xp_cmdshell",
+    "utl_inaddr",
+    "utl_http",
+    "dbms_pipe",
+    "dbms_lock",
+    "to_char",
+    "json_keys",
+    "json_extract",
+    "string_to_array",
+    "unnest",
+    "array_agg",
+    "string_agg",
+    "xmltype",
+    "sys_eval",
+    "sys_exec",
+    "load_extension",
+    "randomblob",
+    "sqlite_version",
+    "pg_read_file",
+    "lo_import",
+    "current_database",
+    "db_name",
+    "user_name",
+    "host_name",
+    "suser_name",
+    "is_srvrolemember",
+    "openrowset",
+    "opendatasource",
+    "waitfor",
 ];
 
 /// Maximum tokens produced for one value: enough for any real injection, bounded for hostile
@@ -207,7 +332,9 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
             b'@' if next.is_some_and(|n| n == b'@' || n.is_ascii_alphanumeric() || n == b'_') => {
                 let start = i;
                 i += 1;
-                while b.get(i).is_some_and(|&x| x == b'@' || x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'$') {
+                while b.get(i).is_some_and(|&x| {
+                    x == b'@' || x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'$'
+                }) {
                     i += 1;
                 }
                 let text = input.get(start..i).unwrap_or_default().to_ascii_lowercase();
@@ -219,10 +346,9 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
             }
             _ if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 => {
                 let start = i;
-                while b
-                    .get(i)
-                    .is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'$' || x == b'.' || x >= 0x80)
-                {
+                while b.get(i).is_some_and(|&x| {
+                    x.is_ascii_alphanumeric() || x == b'_' || x == b'$' || x == b'.' || x >= 0x80
+                }) {
                     i += 1;
                 }
                 let raw = input.get(start..i).unwrap_or_default();
@@ -231,7 +357,11 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                 // `schema.table` references: classify by the first part when it is known.
                 if kind == Kind::Bare && w.contains('.') {
                     let first = w.split('.').next().unwrap_or_default();
-                    if first == "information_schema" || first == "sys" || first == "mysql" || first == "pg_catalog" {
+                    if first == "information_schema"
+                        || first == "sys"
+                        || first == "mysql"
+                        || first == "pg_catalog"
+                    {
                         kind = Kind::Keyword;
                     }
                 }
@@ -253,7 +383,11 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
             _ => {
                 let len = operator_len(b, i);
                 let text = input.get(i..i + len).unwrap_or_default();
-                let kind = if text == "&&" || text == "||" { Kind::Logic } else { Kind::Op };
+                let kind = if text == "&&" || text == "||" {
+                    Kind::Logic
+                } else {
+                    Kind::Op
+                };
                 push(&mut out, kind, text);
                 i += len.max(1);
             }
@@ -298,7 +432,8 @@ fn number_end(b: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     if matches!(b.get(i), Some(b'e' | b'E'))
-        && b.get(i + 1).is_some_and(|c| c.is_ascii_digit() || *c == b'-' || *c == b'+')
+        && b.get(i + 1)
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'-' || *c == b'+')
     {
         i += 2;
         while b.get(i).is_some_and(u8::is_ascii_digit) {
@@ -375,7 +510,10 @@ mod tests {
     fn classic_shapes() {
         assert_eq!(kinds("1 OR 1=1", Context::None), "n&non");
         assert_eq!(kinds("x' or 'a'='a", Context::Single), "s&sos");
-        assert_eq!(kinds("1 union/**/select @@version--", Context::None), "nUcEvc");
+        assert_eq!(
+            kinds("1 union/**/select @@version--", Context::None),
+            "nUcEvc"
+        );
         assert_eq!(kinds("sleep(5)", Context::None), "f(n)");
         assert_eq!(kinds("1 order by 3", Context::None), "nBn");
     }

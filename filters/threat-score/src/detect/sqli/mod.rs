@@ -18,23 +18,81 @@ const CAT: Category = Category::Sqli;
 /// Functions that only injections call from a request parameter: delays, file access,
 /// error-based extraction, command execution.
 const DANGEROUS_FUNCTIONS: &[&str] = &[
-    "sleep", "benchmark", "pg_sleep", "load_file", "extractvalue", "updatexml", "xp_cmdshell",
-    "utl_inaddr", "utl_http", "dbms_pipe", "dbms_lock", "sys_eval", "sys_exec",
-    "load_extension", "pg_read_file", "lo_import", "openrowset", "opendatasource", "name_const",
+    "sleep",
+    "benchmark",
+    "pg_sleep",
+    "load_file",
+    "extractvalue",
+    "updatexml",
+    "xp_cmdshell",
+    "utl_inaddr",
+    "utl_http",
+    "dbms_pipe",
+    "dbms_lock",
+    "sys_eval",
+    "sys_exec",
+    "load_extension",
+    "pg_read_file",
+    "lo_import",
+    "openrowset",
+    "opendatasource",
+    "name_const",
     "is_srvrolemember",
 ];
 
 /// Function names that exist only in SQL dialects (not in prose, not generic programming
 /// names like `user(` or `count(`): a call to one in a parameter is an injection probe.
 const SQL_ONLY_FUNCTIONS: &[&str] = &[
-    "benchmark", "coalesce", "concat", "concat_ws", "group_concat", "xmltype", "current_user",
-    "system_user", "session_user", "database", "db_name", "extractvalue", "updatexml",
-    "load_file", "make_set", "name_const", "sysdate", "ifnull", "nullif", "unhex", "hex", "md5",
-    "mid", "substr", "substring", "rtrim", "ltrim", "rand", "compress", "uncompress", "ascii",
-    "char", "chr", "find_in_set", "json_extract", "json_build_object", "unistr", "xp_cmdshell",
-    "pg_sleep", "sleep", "sqlite_version", "randomblob", "utl_inaddr.get_host_name",
-    "dbms_pipe.receive_message", "to_char", "string_to_array", "is_srvrolemember",
-    "schema_name", "table_name", "column_name",
+    "benchmark",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "group_concat",
+    "xmltype",
+    "current_user",
+    "system_user",
+    "session_user",
+    "database",
+    "db_name",
+    "extractvalue",
+    "updatexml",
+    "load_file",
+    "make_set",
+    "name_const",
+    "sysdate",
+    "ifnull",
+    "nullif",
+    "unhex",
+    "hex",
+    "md5",
+    "mid",
+    "substr",
+    "substring",
+    "rtrim",
+    "ltrim",
+    "rand",
+    "compress",
+    "uncompress",
+    "ascii",
+    "char",
+    "chr",
+    "find_in_set",
+    "json_extract",
+    "json_build_object",
+    "unistr",
+    "xp_cmdshell",
+    "pg_sleep",
+    "sleep",
+    "sqlite_version",
+    "randomblob",
+    "utl_inaddr.get_host_name",
+    "dbms_pipe.receive_message",
+    "to_char",
+    "string_to_array",
+    "is_srvrolemember",
+    "schema_name",
+    "table_name",
+    "column_name",
 ];
 
 /// PostgreSQL type names: `x::int` casts are a staple of error-based injection.
@@ -65,13 +123,39 @@ const CATALOGS: &[&str] = &[
 /// MongoDB query operators: as argument names (`user[$ne]=`, `{"$where": ...}`) they turn a
 /// lookup into a query.
 const MONGO_OPERATORS: &[&str] = &[
-    "$ne", "$eq", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$where", "$exists",
-    "$text", "$expr", "$or", "$and", "$nor", "$not", "$elemmatch", "$function", "$accumulator",
-    "$lookup", "$jsonschema", "$mod", "$all", "$size", "$type",
+    "$ne",
+    "$eq",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$regex",
+    "$where",
+    "$exists",
+    "$text",
+    "$expr",
+    "$or",
+    "$and",
+    "$nor",
+    "$not",
+    "$elemmatch",
+    "$function",
+    "$accumulator",
+    "$lookup",
+    "$jsonschema",
+    "$mod",
+    "$all",
+    "$size",
+    "$type",
 ];
 
 fn is_operand(k: Kind) -> bool {
-    matches!(k, Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::Bare | Kind::LParen)
+    matches!(
+        k,
+        Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::Bare | Kind::LParen
+    )
 }
 
 fn is_literal(k: Kind) -> bool {
@@ -114,7 +198,11 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
         }
         // dangerous_function (
         if k == Some(Kind::Func)
-            && nc.get(i).is_some_and(|t| DANGEROUS_FUNCTIONS.iter().any(|f| t.text == *f || t.text.starts_with(&format!("{f}."))))
+            && nc.get(i).is_some_and(|t| {
+                DANGEROUS_FUNCTIONS
+                    .iter()
+                    .any(|f| t.text == *f || t.text.starts_with(&format!("{f}.")))
+            })
             && kind(i + 1) == Some(Kind::LParen)
             && kind(i + 2).is_some_and(|k| is_operand(k) || k == Kind::RParen)
         {
@@ -122,7 +210,9 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
         }
         // waitfor delay 'x'
         if nc.get(i).is_some_and(|t| t.text == "waitfor")
-            && nc.get(i + 1).is_some_and(|t| t.text == "delay" || t.text == "time")
+            && nc
+                .get(i + 1)
+                .is_some_and(|t| t.text == "delay" || t.text == "time")
         {
             return Some("sqli.function");
         }
@@ -133,7 +223,9 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
         {
             return Some("sqli.conditional");
         }
-        if nc.get(i).is_some_and(|t| t.text == "procedure") && nc.get(i + 1).is_some_and(|t| t.text == "analyse") {
+        if nc.get(i).is_some_and(|t| t.text == "procedure")
+            && nc.get(i + 1).is_some_and(|t| t.text == "analyse")
+        {
             return Some("sqli.statement");
         }
         // SELECT <expr> ... : a statement with an SQL-looking start.
@@ -151,7 +243,42 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
 fn is_comparison(op: &str) -> bool {
     matches!(
         op,
-        "=" | "==" | "<" | ">" | "<=" | ">=" | "<>" | "!=" | "<=>" | "like" | "rlike" | "regexp" | "is" | "in" | "sounds" | "between" | "-" | "+" | "*" | "/" | "^" | "|" | "&" | "div" | "mod" | "not" | "ilike" | "::" | "@>" | "<@" | "#>" | "#>>" | "->" | "->>" | "?" | "?|" | "?&"
+        "=" | "=="
+            | "<"
+            | ">"
+            | "<="
+            | ">="
+            | "<>"
+            | "!="
+            | "<=>"
+            | "like"
+            | "rlike"
+            | "regexp"
+            | "is"
+            | "in"
+            | "sounds"
+            | "between"
+            | "-"
+            | "+"
+            | "*"
+            | "/"
+            | "^"
+            | "|"
+            | "&"
+            | "div"
+            | "mod"
+            | "not"
+            | "ilike"
+            | "::"
+            | "@>"
+            | "<@"
+            | "#>"
+            | "#>>"
+            | "->"
+            | "->>"
+            | "?"
+            | "?|"
+            | "?&"
     )
 }
 
@@ -163,32 +290,79 @@ fn statement(nc: &[&Token], i: usize) -> bool {
     };
     let next = t(i + 1);
     let prev = i.checked_sub(1).and_then(t);
-    let at_boundary = prev.is_none_or(|p| matches!(p.kind, Kind::LParen | Kind::Semi | Kind::Str | Kind::Num | Kind::Comment | Kind::RParen | Kind::Logic | Kind::Union));
+    let at_boundary = prev.is_none_or(|p| {
+        matches!(
+            p.kind,
+            Kind::LParen
+                | Kind::Semi
+                | Kind::Str
+                | Kind::Num
+                | Kind::Comment
+                | Kind::RParen
+                | Kind::Logic
+                | Kind::Union
+        )
+    });
     match kw.text.as_str() {
         "select" => {
             let Some(n) = next else {
                 return false;
             };
-            let sub = n.kind == Kind::LParen && t(i + 2).is_some_and(|x| matches!(x.kind, Kind::Func | Kind::Stmt | Kind::Var));
+            let sub = n.kind == Kind::LParen
+                && t(i + 2).is_some_and(|x| matches!(x.kind, Kind::Func | Kind::Stmt | Kind::Var));
             let expr_start = sub
                 || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
                 || (n.kind == Kind::Op && n.text == "*")
-                || (n.kind == Kind::Keyword && (n.text == "distinct" || n.text == "top" || n.text == "all"));
+                || (n.kind == Kind::Keyword
+                    && (n.text == "distinct" || n.text == "top" || n.text == "all"));
             let has_from = nc.iter().skip(i + 1).take(12).any(|x| x.text == "from")
-                && nc.iter().skip(i + 1).take(12).any(|x| matches!(x.kind, Kind::Comma | Kind::Op | Kind::Func | Kind::Var | Kind::Keyword) && x.text != "from");
+                && nc.iter().skip(i + 1).take(12).any(|x| {
+                    matches!(
+                        x.kind,
+                        Kind::Comma | Kind::Op | Kind::Func | Kind::Var | Kind::Keyword
+                    ) && x.text != "from"
+                });
             (expr_start || has_from) && at_boundary
         }
-        "insert" => nc.iter().skip(i + 1).take(3).any(|x| x.text == "into")
-            && nc.iter().skip(i + 2).take(12).any(|x| x.text == "values" || x.text == "select"),
-        "update" => next.is_some_and(|n| n.kind == Kind::Bare)
-            && t(i + 2).is_some_and(|x| x.text == "set"),
-        "delete" => next.is_some_and(|n| n.text == "from")
-            && t(i + 2).is_some_and(|x| x.kind == Kind::Bare || x.kind == Kind::Keyword),
-        "drop" | "create" | "alter" | "truncate" => next.is_some_and(|n| {
-            matches!(n.text.as_str(), "table" | "database" | "schema" | "user" | "procedure" | "function" | "view" | "index" | "trigger" | "login")
-        }) && t(i + 2).is_some(),
+        "insert" => {
+            nc.iter().skip(i + 1).take(3).any(|x| x.text == "into")
+                && nc
+                    .iter()
+                    .skip(i + 2)
+                    .take(12)
+                    .any(|x| x.text == "values" || x.text == "select")
+        }
+        "update" => {
+            next.is_some_and(|n| n.kind == Kind::Bare) && t(i + 2).is_some_and(|x| x.text == "set")
+        }
+        "delete" => {
+            next.is_some_and(|n| n.text == "from")
+                && t(i + 2).is_some_and(|x| x.kind == Kind::Bare || x.kind == Kind::Keyword)
+        }
+        "drop" | "create" | "alter" | "truncate" => {
+            next.is_some_and(|n| {
+                matches!(
+                    n.text.as_str(),
+                    "table"
+                        | "database"
+                        | "schema"
+                        | "user"
+                        | "procedure"
+                        | "function"
+                        | "view"
+                        | "index"
+                        | "trigger"
+                        | "login"
+                )
+            }) && t(i + 2).is_some()
+        }
         "exec" | "execute" => next.is_some_and(|n| {
-            n.text.starts_with("xp_") || n.text.starts_with("sp_") || n.text.starts_with("master.") || n.text == "immediate" || n.kind == Kind::LParen || n.kind == Kind::Str
+            n.text.starts_with("xp_")
+                || n.text.starts_with("sp_")
+                || n.text.starts_with("master.")
+                || n.text == "immediate"
+                || n.kind == Kind::LParen
+                || n.kind == Kind::Str
         }),
         "declare" => next.is_some_and(|n| n.kind == Kind::Var),
         "shutdown" => at_boundary && next.is_none_or(|n| n.kind == Kind::Semi || n.text == "with"),
@@ -216,7 +390,10 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
         Kind::Logic => {
             let x = k(i + 1)?;
             let after = k(i + 2);
-            let continues = matches!(after, Some(Kind::Op | Kind::Logic | Kind::Comment | Kind::Semi | Kind::RParen));
+            let continues = matches!(
+                after,
+                Some(Kind::Op | Kind::Logic | Kind::Comment | Kind::Semi | Kind::RParen)
+            );
             let strong = matches!(x, Kind::Num | Kind::Var | Kind::Func | Kind::LParen)
                 || (x == Kind::Str && continues);
             let bare_cmp = x == Kind::Bare
@@ -227,16 +404,35 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
         Kind::Op => {
             let x = k(i + 1)?;
             let after = k(i + 2);
-            let operand = matches!(x, Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen | Kind::Bare);
-            let ends = matches!(after, None | Some(Kind::Logic | Kind::Comment | Kind::Op | Kind::Union | Kind::Semi | Kind::Group | Kind::Keyword));
-            let only_string = x == Kind::Str && after.is_none() && first.text != "=" && first.text != "||";
-            (operand && ends && !only_string && is_comparison_or_concat(&first.text)).then_some("sqli.quote-operator")
+            let operand = matches!(
+                x,
+                Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen | Kind::Bare
+            );
+            let ends = matches!(
+                after,
+                None | Some(
+                    Kind::Logic
+                        | Kind::Comment
+                        | Kind::Op
+                        | Kind::Union
+                        | Kind::Semi
+                        | Kind::Group
+                        | Kind::Keyword
+                )
+            );
+            let only_string =
+                x == Kind::Str && after.is_none() && first.text != "=" && first.text != "||";
+            (operand && ends && !only_string && is_comparison_or_concat(&first.text))
+                .then_some("sqli.quote-operator")
         }
         Kind::Union | Kind::Group | Kind::Stmt => k(i + 1).map(|_| "sqli.quote-keyword"),
         Kind::Keyword => {
             let kw = first.text.as_str();
-            (matches!(kw, "where" | "from" | "into" | "having" | "procedure" | "collate") && k(i + 1).is_some())
-                .then_some("sqli.quote-keyword")
+            (matches!(
+                kw,
+                "where" | "from" | "into" | "having" | "procedure" | "collate"
+            ) && k(i + 1).is_some())
+            .then_some("sqli.quote-keyword")
         }
         _ => None,
     }
@@ -268,11 +464,16 @@ fn numeric(nc: &[&Token]) -> Option<&'static str> {
         Some(Kind::Logic) => {
             let x = k(i + 1)?;
             let call = matches!(x, Kind::Func | Kind::LParen);
-            let ends = matches!(k(i + 2), None | Some(Kind::Op | Kind::Logic | Kind::RParen | Kind::Semi));
+            let ends = matches!(
+                k(i + 2),
+                None | Some(Kind::Op | Kind::Logic | Kind::RParen | Kind::Semi)
+            );
             let literal = matches!(x, Kind::Num | Kind::Str | Kind::Var | Kind::Bare);
             (call || (literal && ends)).then_some("sqli.numeric-logic")
         }
-        Some(Kind::Group) => k(i + 1).is_some_and(|x| matches!(x, Kind::Num | Kind::Bare)).then_some("sqli.numeric-group"),
+        Some(Kind::Group) => k(i + 1)
+            .is_some_and(|x| matches!(x, Kind::Num | Kind::Bare))
+            .then_some("sqli.numeric-group"),
         Some(Kind::Union | Kind::Stmt) => Some("sqli.numeric-keyword"),
         Some(Kind::Semi) => k(i + 1).map(|_| "sqli.numeric-stacked"),
         _ => None,
@@ -306,7 +507,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if !out.wants(CAT, 1) {
         return;
     }
-    for input in p.inputs_from(INJECTION_SOURCES).chain(p.inputs_from(&[Source::Path])) {
+    for input in p
+        .inputs_from(INJECTION_SOURCES)
+        .chain(p.inputs_from(&[Source::Path]))
+    {
         if input.value.is_empty() {
             continue;
         }
@@ -377,7 +581,8 @@ fn pg_cast(l: &str) -> bool {
         let after = l.as_bytes().get(p + 2 + ty.len()).copied();
         if before.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b')' | b'\'' | b'"'))
             && PG_TYPES.contains(&ty.as_str())
-            && after.is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_' && c != b'(' && c != b':')
+            && after
+                .is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_' && c != b'(' && c != b':')
         {
             return true;
         }
@@ -388,11 +593,9 @@ fn pg_cast(l: &str) -> bool {
 
 /// `$ne`-style operators as a JSON key or in bracket syntax (`user[$ne]`).
 fn mongo_operator(l: &str) -> bool {
-    MONGO_OPERATORS.iter().any(|op| {
-        l == *op
-            || l.contains(&format!("[{op}]"))
-            || l.starts_with(&format!("{op}:"))
-    })
+    MONGO_OPERATORS
+        .iter()
+        .any(|op| l == *op || l.contains(&format!("[{op}]")) || l.starts_with(&format!("{op}:")))
 }
 
 #[cfg(test)]
