@@ -1009,13 +1009,25 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         out.hit(input, CAT, "rce.restricted-upload", Severity::Critical, 1);
     }
-    // Paranoia 2: any quoting evasion or a command word after a lone `&`/newline.
-    if evasion
-        && s.split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|w| is_command(w) && w.len() > 2)
-    {
+    // Paranoia 2: a word that becomes a command once quotes are removed (`w'h'o'am'i`).
+    if evasion && quoted_command(v) {
         out.hit(input, CAT, "rce.quote-evasion", Severity::Critical, 2);
     }
+}
+
+/// Whether a whitespace-separated word with quotes, backslashes or carets inside it spells
+/// a command once they are removed ("you're" does not; "c'a't" does).
+fn quoted_command(v: &str) -> bool {
+    v.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')'))
+        .filter(|w| w.contains(['\'', '"', '\\', '^']))
+        .any(|w| {
+            let joined: String = w
+                .chars()
+                .filter(|c| !matches!(c, '\'' | '"' | '\\' | '^'))
+                .collect::<String>()
+                .to_ascii_lowercase();
+            joined.len() > 1 && is_command(&joined)
+        })
 }
 
 /// `${name#pattern}`, `${name:-x}`, `${name/a/b}`: parameter expansion with operators.
@@ -1201,6 +1213,13 @@ mod tests {
         assert!(!tilde_or_history("~+z"));
         assert!(alias_definition("alias a=curl"));
         assert!(!alias_definition("the alias \"pineapple\""));
+    }
+
+    #[test]
+    fn quoted_words() {
+        assert!(quoted_command("c'a't /etc/passwd"));
+        assert!(quoted_command("w\"h\"oami"));
+        assert!(!quoted_command("Call me when you're near"));
     }
 
     #[test]
