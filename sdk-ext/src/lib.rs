@@ -1,1 +1,56 @@
-//! Placeholder; the real crate lands with the foundation issue.
+//! `sdk-ext`: what every filter in this workspace needs on top of the `proxy-wasm` crate.
+//!
+//! Filters implement [`HttpFilter`]: plain Rust over plain data (a [`RequestView`] in, a
+//! [`Decision`] out). This crate's [`proxy`] module is the only code that talks to the host ABI;
+//! everything else compiles and is unit-tested natively.
+//!
+//! * [`config`]: parse JSON plugin configuration with unknown fields rejected; errors name the
+//!   JSON path and the reason.
+//! * [`view`]: the request as the filter sees it: headers fetched once, properties on demand.
+//! * [`cookie`]: request cookies and a cookie matcher.
+//! * [`matcher`]: method, path, host, header, query and source-CIDR matchers, compiled at
+//!   configure time.
+//! * [`metrics`]: counters, gauges and histograms declared once at configure time.
+//! * [`reply`]: local replies with a small JSON body carrying the request id.
+//! * [`jwt`]: JWT claims from the header Istio writes with `outputPayloadToHeader`.
+//! * [`filter`]: the [`HttpFilter`] trait and what a filter can ask the proxy to do.
+//! * [`testing`]: fakes (properties, metric sink) for native unit tests of filters.
+
+pub mod config;
+pub mod cookie;
+pub mod filter;
+pub mod jwt;
+pub mod matcher;
+pub mod metrics;
+pub mod proxy;
+pub mod reply;
+pub mod testing;
+pub mod view;
+
+pub use config::{parse_json, ConfigError};
+pub use filter::{BodyChunk, Decision, HeaderOps, HttpFilter};
+pub use metrics::{Counter, Gauge, Histogram, Metrics};
+pub use reply::LocalReply;
+pub use view::RequestView;
+
+/// Re-exported so [`export_http_filter!`] works in crates that do not depend on `proxy-wasm`.
+#[doc(hidden)]
+pub use proxy_wasm as __proxy_wasm;
+
+/// Export `$filter` (a type implementing [`HttpFilter`]) as the proxy-wasm module's entry point.
+///
+/// Use it once per `cdylib`, gated on the target so native builds and crates that embed the
+/// filter (the suite module) do not export a second entry point:
+///
+/// ```text
+/// #[cfg(all(target_arch = "wasm32", feature = "export"))]
+/// sdk_ext::export_http_filter!(MyFilter);
+/// ```
+#[macro_export]
+macro_rules! export_http_filter {
+    ($filter:ty) => {
+        $crate::__proxy_wasm::main! {{
+            $crate::proxy::install_http_filter::<$filter>();
+        }}
+    };
+}

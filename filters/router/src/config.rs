@@ -1,0 +1,609 @@
+//! Configuration: the serde form users write, validated and compiled once in `configure`.
+//!
+//! Errors name the JSON path and the reason (`rules[1].weights[0].percent: ...`). Validation is
+//! strict where a mistake would silently misroute traffic: weights must add up to exactly 100,
+//! a rule must not read the routing header the filter owns, two tags must not share a metric.
+
+use crate::{hash, metric_tag};
+use sdk_ext::config::{header_name, ConfigError};
+use sdk_ext::cookie::{CookieMatchSpec, CookieMatcher};
+use sdk_ext::jwt::{ClaimMatchSpec, ClaimMatcher, Claims};
+use sdk_ext::matcher::{
+    HeaderMatchSpec, QueryMatchSpec, RequestMatchSpec, RequestMatcher, StringMatchSpec,
+};
+use sdk_ext::{HeaderOps, RequestView};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Default routing header: what the `VirtualService` / Envoy route matches on.
+pub const DEFAULT_ROUTE_HEADER: &str = "x-route-tag";
+/// Default header carrying the verified JWT payload (Istio `outputPayloadToHeader`).
+pub const DEFAULT_CLAIMS_HEADER: &str = "x-jwt-payload";
+/// Longest tag accepted (it becomes a header value and part of a metric name).
+pub const MAX_TAG_LEN: usize = 64;
+
+/// The JSON configuration. Every field is optional; `{}` removes client copies of
+/// `x-route-tag` and sets nothing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The header this filter owns and sets to the destination tag.
+    #[serde(default = "default_route_header")]
+    pub route_header: String,
+    /// Tag for requests no rule matched; none leaves the header unset.
+    #[serde(default)]
+    pub default_tag: Option<String>,
+    /// Header with the JWT payload for `claims` matchers and `{"claim": ..}` split keys.
+    #[serde(default = "default_claims_header")]
+    pub claims_header: String,
+    /// Tried in order; the first match wins.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+fn default_route_header() -> String {
+    DEFAULT_ROUTE_HEADER.into()
+}
+
+fn default_claims_header() -> String {
+    DEFAULT_CLAIMS_HEADER.into()
+}
+
+/// One rule: a match, a destination (`tag`, or a `weights` split) and optional edits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// For logs only. Default `rules[i]`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Conditions, all of which must hold; omitted matches every request.
+    #[serde(default, rename = "match")]
+    pub matches: MatchSpec,
+    /// Fixed destination. Exactly one of `tag` and `weights`.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Weighted split; percentages add up to 100.
+    #[serde(default)]
+    pub weights: Option<Vec<WeightSpec>>,
+    /// Split key sources, first present wins. Omitted: a fresh random draw per request.
+    #[serde(default)]
+    pub hash_on: Option<Vec<HashKey>>,
+    /// When no `hash_on` key is present: `"random"` (default) or `{"tag": "stable"}`.
+    #[serde(default)]
+    pub fallback: Option<FallbackSpec>,
+    /// Mixed into the hash so two experiments on the same key assign users independently.
+    #[serde(default)]
+    pub salt: Option<String>,
+    /// Path prefix and host rewrites.
+    #[serde(default)]
+    pub rewrite: Option<RewriteSpec>,
+    /// Request header edits.
+    #[serde(default)]
+    pub request_headers: HeaderEditsSpec,
+}
+
+/// What a rule matches on: `RequestMatchSpec`'s kinds plus cookies and JWT claims. Kinds are
+/// ANDed; alternatives within methods/paths/hosts/source_cidrs are ORed; headers, query,
+/// cookies and claims lists are ANDed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<StringMatchSpec>,
+    #[serde(default)]
+    pub hosts: Vec<StringMatchSpec>,
+    #[serde(default)]
+    pub headers: Vec<HeaderMatchSpec>,
+    #[serde(default)]
+    pub query: Vec<QueryMatchSpec>,
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+    #[serde(default)]
+    pub cookies: Vec<CookieMatchSpec>,
+    #[serde(default)]
+    pub claims: Vec<ClaimMatchSpec>,
+}
+
+/// One side of a split.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightSpec {
+    pub tag: String,
+    /// 0 to 100, at most two decimals.
+    pub percent: f64,
+}
+
+/// Where a split key comes from: `{"header": "x-user-id"}`, `{"cookie": "uid"}`,
+/// `{"query": "user"}`, `{"claim": "sub"}` or `"source_ip"`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HashKey {
+    Header(String),
+    Cookie(String),
+    Query(String),
+    Claim(String),
+    SourceIp,
+}
+
+/// What a split does without a key.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FallbackSpec {
+    /// Draw a bucket per request (not sticky).
+    Random,
+    /// Send every keyless request to this tag.
+    Tag(String),
+}
+
+/// Rewrites applied when the rule wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteSpec {
+    /// Replace a leading path prefix (query kept); no effect when the path does not start
+    /// with `from`.
+    #[serde(default)]
+    pub path_prefix: Option<PrefixRewrite>,
+    /// New `:authority`.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// `{"from": "/v1/", "to": "/v2/"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixRewrite {
+    pub from: String,
+    pub to: String,
+}
+
+/// Header edits, applied as removals, then sets (replacing), then adds (appending).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderEditsSpec {
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// The validated configuration, ready for the filter.
+#[derive(Debug)]
+pub struct Compiled {
+    pub route_header: String,
+    pub claims_header: String,
+    pub rules: Vec<Rule>,
+    /// Every tag, in first-seen order; `Action`s refer to them by index.
+    pub tags: Vec<String>,
+    pub default_dest: Option<usize>,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    request: RequestMatcher,
+    cookies: Vec<CookieMatcher>,
+    claims: Vec<ClaimMatcher>,
+    pub action: Action,
+    pub edits: Edits,
+}
+
+/// A compiled destination choice.
+#[derive(Debug)]
+pub enum Action {
+    /// Always this destination.
+    Tag(usize),
+    /// Buckets `[previous end, end)` go to the destination.
+    Split {
+        weights: Vec<(u32, usize)>,
+        hash_on: Vec<HashKey>,
+        fallback: Fallback,
+        salt: String,
+    },
+}
+
+/// A compiled [`FallbackSpec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    Random,
+    Tag(usize),
+}
+
+/// Compiled rewrites and header edits.
+#[derive(Debug, Default)]
+pub struct Edits {
+    path_prefix: Option<(String, String)>,
+    host: Option<String>,
+    remove: Vec<String>,
+    set: Vec<(String, String)>,
+    add: Vec<(String, String)>,
+}
+
+impl Rule {
+    /// Do all conditions hold? Claims are decoded at most once per request, and only when a
+    /// rule that reaches its claim matchers needs them.
+    pub fn matches<'c>(&self, req: &RequestView, claims: &dyn Fn() -> Option<&'c Claims>) -> bool {
+        self.request.matches(req)
+            && self.cookies.iter().all(|m| m.matches(req))
+            && (self.claims.is_empty() || {
+                let c = claims();
+                self.claims.iter().all(|m| m.matches(c))
+            })
+    }
+}
+
+impl Edits {
+    /// Add this rule's edits to `ops`.
+    pub fn apply(&self, req: &RequestView, ops: &mut HeaderOps) {
+        for name in &self.remove {
+            ops.remove(name.as_str());
+        }
+        for (n, v) in &self.set {
+            ops.set(n.as_str(), v.as_str());
+        }
+        for (n, v) in &self.add {
+            ops.add(n.as_str(), v.as_str());
+        }
+        if let Some((from, to)) = &self.path_prefix {
+            if let Some(rest) = req.raw_path().strip_prefix(from.as_str()) {
+                ops.set(":path", format!("{to}{rest}"));
+            }
+        }
+        if let Some(host) = &self.host {
+            ops.set(":authority", host.as_str());
+        }
+    }
+}
+
+/// The destination whose bucket range holds `bucket`.
+pub fn pick_weighted(weights: &[(u32, usize)], bucket: u32) -> usize {
+    weights
+        .iter()
+        .find(|(end, _)| bucket < *end)
+        .or(weights.last())
+        .map_or(0, |(_, d)| *d)
+}
+
+/// Interns tags, checking each and that no two share a metric name.
+#[derive(Default)]
+struct Tags(Vec<String>);
+
+impl Tags {
+    fn intern(&mut self, path: &str, tag: &str) -> Result<usize, ConfigError> {
+        if let Some(i) = self.0.iter().position(|t| t == tag) {
+            return Ok(i);
+        }
+        let valid = !tag.is_empty()
+            && tag.len() <= MAX_TAG_LEN
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(ConfigError::new(
+                path,
+                format!("tag `{tag}` must be 1 to {MAX_TAG_LEN} characters of A-Z a-z 0-9 - _ ."),
+            ));
+        }
+        let metric = metric_tag(tag);
+        if let Some(other) = self.0.iter().find(|t| metric_tag(t) == metric) {
+            return Err(ConfigError::new(
+                path,
+                format!("tags `{other}` and `{tag}` would share the metric `routed_{metric}_total`; rename one"),
+            ));
+        }
+        self.0.push(tag.to_string());
+        Ok(self.0.len() - 1)
+    }
+}
+
+impl Config {
+    /// Validate and compile.
+    pub fn compile(self) -> Result<Compiled, ConfigError> {
+        let route_header = header_name("route_header", &self.route_header)?;
+        if route_header.starts_with(':') || route_header == "host" {
+            return Err(ConfigError::new(
+                "route_header",
+                format!("`{route_header}` cannot be a routing header; use a custom header such as `x-route-tag`"),
+            ));
+        }
+        let claims_header = header_name("claims_header", &self.claims_header)?;
+        if claims_header == route_header {
+            return Err(ConfigError::new(
+                "claims_header",
+                "must differ from `route_header`",
+            ));
+        }
+        let mut tags = Tags::default();
+        let default_dest = self
+            .default_tag
+            .as_deref()
+            .map(|t| tags.intern("default_tag", t))
+            .transpose()?;
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (i, spec) in self.rules.into_iter().enumerate() {
+            let at = format!("rules[{i}]");
+            rules.push(compile_rule(spec, &at, &route_header, &mut tags)?);
+        }
+        Ok(Compiled {
+            route_header,
+            claims_header,
+            rules,
+            tags: tags.0,
+            default_dest,
+        })
+    }
+}
+
+fn compile_rule(
+    spec: RuleSpec,
+    at: &str,
+    route_header: &str,
+    tags: &mut Tags,
+) -> Result<Rule, ConfigError> {
+    let in_rule = |e: ConfigError| e.within(at);
+    let (request, cookies, claims) =
+        compile_match(&spec.matches, route_header).map_err(|e| in_rule(e.within("match")))?;
+    let action = match (&spec.tag, &spec.weights) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                at,
+                "give either `tag` or `weights`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                at,
+                "a rule needs a destination: `tag` or `weights`",
+            ))
+        }
+        (Some(tag), None) => {
+            for (field, given) in [
+                ("hash_on", spec.hash_on.is_some()),
+                ("fallback", spec.fallback.is_some()),
+                ("salt", spec.salt.is_some()),
+            ] {
+                if given {
+                    return Err(ConfigError::new(
+                        format!("{at}.{field}"),
+                        "only applies to a `weights` split",
+                    ));
+                }
+            }
+            Action::Tag(tags.intern(&format!("{at}.tag"), tag)?)
+        }
+        (None, Some(weights)) => compile_split(&spec, weights, at, route_header, tags)?,
+    };
+    let edits = compile_edits(spec.rewrite.as_ref(), &spec.request_headers, route_header)
+        .map_err(in_rule)?;
+    Ok(Rule {
+        name: spec.name.clone().unwrap_or_else(|| at.to_string()),
+        request,
+        cookies,
+        claims,
+        action,
+        edits,
+    })
+}
+
+type MatchParts = (RequestMatcher, Vec<CookieMatcher>, Vec<ClaimMatcher>);
+
+fn compile_match(m: &MatchSpec, route_header: &str) -> Result<MatchParts, ConfigError> {
+    for (j, h) in m.headers.iter().enumerate() {
+        if h.name.eq_ignore_ascii_case(route_header) {
+            return Err(ConfigError::new(
+                format!("headers[{j}].name"),
+                format!("`{route_header}` is the routing header this filter owns; matching on it would let clients pick their destination"),
+            ));
+        }
+    }
+    let request = RequestMatchSpec {
+        methods: m.methods.clone(),
+        paths: m.paths.clone(),
+        hosts: m.hosts.clone(),
+        headers: m.headers.clone(),
+        query: m.query.clone(),
+        source_cidrs: m.source_cidrs.clone(),
+    }
+    .compile()?;
+    let cookies = m
+        .cookies
+        .iter()
+        .enumerate()
+        .map(|(j, c)| c.compile().map_err(|e| e.within(&format!("cookies[{j}]"))))
+        .collect::<Result<_, _>>()?;
+    let claims = m
+        .claims
+        .iter()
+        .enumerate()
+        .map(|(j, c)| c.compile().map_err(|e| e.within(&format!("claims[{j}]"))))
+        .collect::<Result<_, _>>()?;
+    Ok((request, cookies, claims))
+}
+
+fn compile_split(
+    spec: &RuleSpec,
+    weights: &[WeightSpec],
+    at: &str,
+    route_header: &str,
+    tags: &mut Tags,
+) -> Result<Action, ConfigError> {
+    if weights.is_empty() {
+        return Err(ConfigError::new(
+            format!("{at}.weights"),
+            "needs at least one entry",
+        ));
+    }
+    let mut ranges = Vec::with_capacity(weights.len());
+    let mut end = 0u32;
+    let mut sum = 0.0f64;
+    for (j, w) in weights.iter().enumerate() {
+        let wat = format!("{at}.weights[{j}]");
+        let dest = tags.intern(&format!("{wat}.tag"), &w.tag)?;
+        if ranges.iter().any(|(_, d)| *d == dest) {
+            return Err(ConfigError::new(
+                format!("{wat}.tag"),
+                format!("tag `{}` appears twice in this split", w.tag),
+            ));
+        }
+        let bp =
+            basis_points(w.percent).map_err(|r| ConfigError::new(format!("{wat}.percent"), r))?;
+        end += bp;
+        sum += w.percent;
+        ranges.push((end, dest));
+    }
+    if end != hash::BUCKETS {
+        return Err(ConfigError::new(
+            format!("{at}.weights"),
+            format!("percentages add up to {sum}, they must add up to 100"),
+        ));
+    }
+    let hash_on = spec.hash_on.clone().unwrap_or_default();
+    for (k, key) in hash_on.iter().enumerate() {
+        let kat = format!("{at}.hash_on[{k}]");
+        match key {
+            HashKey::Header(name) => {
+                let name = header_name(&format!("{kat}.header"), name)?;
+                if name == route_header {
+                    return Err(ConfigError::new(
+                        format!("{kat}.header"),
+                        "cannot hash on the routing header this filter owns",
+                    ));
+                }
+            }
+            HashKey::Cookie(n) | HashKey::Query(n) | HashKey::Claim(n) if n.is_empty() => {
+                let field = match key {
+                    HashKey::Cookie(_) => "cookie",
+                    HashKey::Query(_) => "query",
+                    _ => "claim",
+                };
+                return Err(ConfigError::new(
+                    format!("{kat}.{field}"),
+                    "must not be empty",
+                ));
+            }
+            _ => {}
+        }
+    }
+    let hash_on: Vec<HashKey> = hash_on
+        .into_iter()
+        .map(|k| match k {
+            HashKey::Header(n) => HashKey::Header(n.to_ascii_lowercase()),
+            other => other,
+        })
+        .collect();
+    let fallback = match &spec.fallback {
+        None | Some(FallbackSpec::Random) => Fallback::Random,
+        Some(FallbackSpec::Tag(_)) if hash_on.is_empty() => return Err(ConfigError::new(
+            format!("{at}.fallback"),
+            "a fallback tag needs `hash_on` (without a key source every request would fall back)",
+        )),
+        Some(FallbackSpec::Tag(t)) => Fallback::Tag(tags.intern(&format!("{at}.fallback.tag"), t)?),
+    };
+    Ok(Action::Split {
+        weights: ranges,
+        hash_on,
+        fallback,
+        salt: spec.salt.clone().unwrap_or_default(),
+    })
+}
+
+/// A percentage as basis points of [`hash::BUCKETS`].
+fn basis_points(percent: f64) -> Result<u32, String> {
+    if !percent.is_finite() || !(0.0..=100.0).contains(&percent) {
+        return Err(format!("{percent} is not between 0 and 100"));
+    }
+    let scaled = percent * 100.0;
+    let rounded = scaled.round();
+    if (scaled - rounded).abs() > 1e-6 {
+        return Err(format!(
+            "{percent} has more than two decimals (splits resolve to 0.01 %)"
+        ));
+    }
+    // 0 <= rounded <= 10_000, so the cast is exact.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(rounded as u32)
+}
+
+fn compile_edits(
+    rewrite: Option<&RewriteSpec>,
+    headers: &HeaderEditsSpec,
+    route_header: &str,
+) -> Result<Edits, ConfigError> {
+    let mut edits = Edits::default();
+    if let Some(rw) = rewrite {
+        if let Some(p) = &rw.path_prefix {
+            for (field, v) in [("from", &p.from), ("to", &p.to)] {
+                let ok = v.starts_with('/')
+                    && !v
+                        .chars()
+                        .any(|c| c.is_ascii_control() || c.is_whitespace() || c == '?' || c == '#');
+                if !ok {
+                    return Err(ConfigError::new(
+                        format!("rewrite.path_prefix.{field}"),
+                        format!("`{v}` must start with `/` and contain no whitespace, `?` or `#`"),
+                    ));
+                }
+            }
+            edits.path_prefix = Some((p.from.clone(), p.to.clone()));
+        }
+        if let Some(h) = &rw.host {
+            let ok = !h.is_empty()
+                && h.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']' | '_')
+                });
+            if !ok {
+                return Err(ConfigError::new(
+                    "rewrite.host",
+                    format!("`{h}` is not a host or host:port"),
+                ));
+            }
+            edits.host = Some(h.clone());
+        }
+    }
+    let check_name = |path: String, name: &str| -> Result<String, ConfigError> {
+        let name = header_name(&path, name)?;
+        if name.starts_with(':') || name == "host" {
+            return Err(ConfigError::new(
+                path,
+                "use `rewrite` for the path and host; other pseudo-headers cannot be edited",
+            ));
+        }
+        if name == route_header {
+            return Err(ConfigError::new(
+                path,
+                "the routing header is set by the rule's `tag`/`weights`",
+            ));
+        }
+        Ok(name)
+    };
+    let check_value = |path: String, v: &str| -> Result<(), ConfigError> {
+        if v.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
+            return Err(ConfigError::new(
+                path,
+                "header values must not contain CR, LF or NUL",
+            ));
+        }
+        Ok(())
+    };
+    for (j, name) in headers.remove.iter().enumerate() {
+        edits
+            .remove
+            .push(check_name(format!("request_headers.remove[{j}]"), name)?);
+    }
+    for (kind, map, out) in [
+        ("set", &headers.set, &mut edits.set),
+        ("add", &headers.add, &mut edits.add),
+    ] {
+        for (name, value) in map {
+            let path = format!("request_headers.{kind}.{name}");
+            let lower = check_name(path.clone(), name)?;
+            check_value(path, value)?;
+            out.push((lower, value.clone()));
+        }
+    }
+    Ok(edits)
+}

@@ -1,0 +1,170 @@
+//! Request cookies and a cookie matcher.
+//!
+//! Cookies are read from every `cookie` header (HTTP/1.1 sends one; HTTP/2 clients may send
+//! one per cookie, RFC 9113 section 8.2.3) as `name=value` pairs separated by `;`. Values are
+//! returned as sent, minus one pair of surrounding double quotes (RFC 6265 `cookie-value`); they
+//! are not percent-decoded, because RFC 6265 does not define an encoding and applications
+//! differ. Pairs without `=` are skipped.
+
+use crate::config::ConfigError;
+use crate::matcher::{StringMatchSpec, StringMatcher};
+use crate::view::RequestView;
+use serde::Deserialize;
+
+/// Every `(name, value)` cookie pair in the request, in header order.
+pub fn cookies(req: &RequestView) -> impl Iterator<Item = (&str, &str)> {
+    req.header_values("cookie").flat_map(parse_cookie_header)
+}
+
+/// Every value of cookie `name` (names are case-sensitive, RFC 6265 section 5.4).
+pub fn cookie_values<'a, 'n>(
+    req: &'a RequestView,
+    name: &'n str,
+) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+    cookies(req)
+        .filter(move |(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// The pairs of one `cookie` header value.
+pub fn parse_cookie_header(value: &str) -> impl Iterator<Item = (&str, &str)> {
+    value.split(';').filter_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        let name = name.trim();
+        if name.is_empty() {
+            return None;
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        Some((name, value))
+    })
+}
+
+/// Match a cookie: `{"name": "beta", "value": {"exact": "yes"}}`; without `value` the cookie
+/// only has to be present. `invert: true` negates the result (so it matches a missing cookie).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CookieMatchSpec {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<StringMatchSpec>,
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// A compiled [`CookieMatchSpec`].
+#[derive(Debug, Clone)]
+pub struct CookieMatcher {
+    name: String,
+    value: Option<StringMatcher>,
+    invert: bool,
+}
+
+impl CookieMatchSpec {
+    /// Validate and compile; errors are relative (`name`, `value.regex`).
+    pub fn compile(&self) -> Result<CookieMatcher, ConfigError> {
+        let valid = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+        if self.name.is_empty() || !self.name.chars().all(valid) {
+            return Err(ConfigError::new(
+                "name",
+                format!("`{}` is not a valid cookie name", self.name),
+            ));
+        }
+        let value = self
+            .value
+            .as_ref()
+            .map(|v| v.compile().map_err(|e| e.within("value")))
+            .transpose()?;
+        Ok(CookieMatcher {
+            name: self.name.clone(),
+            value,
+            invert: self.invert,
+        })
+    }
+}
+
+impl CookieMatcher {
+    /// The cookie name this matcher reads.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Does any value of the cookie match (or, inverted, none)?
+    pub fn matches(&self, req: &RequestView) -> bool {
+        let mut values = cookie_values(req, &self.name).peekable();
+        let hit = match &self.value {
+            None => values.peek().is_some(),
+            Some(m) => values.any(|v| m.matches(v)),
+        };
+        hit != self.invert
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::RequestBuilder;
+
+    fn m(json: &str) -> CookieMatcher {
+        serde_json::from_str::<CookieMatchSpec>(json)
+            .unwrap()
+            .compile()
+            .unwrap()
+    }
+
+    #[test]
+    fn parses_pairs_across_headers_quotes_and_junk() {
+        let req = RequestBuilder::get("/")
+            .header("cookie", "a=1; b=\"two\";c=;  ;noeq; =x; d=x=y")
+            .header("cookie", "a=3")
+            .build();
+        let all: Vec<_> = cookies(&req).collect();
+        assert_eq!(
+            all,
+            [
+                ("a", "1"),
+                ("b", "two"),
+                ("c", ""),
+                ("d", "x=y"),
+                ("a", "3")
+            ]
+        );
+        assert_eq!(cookie_values(&req, "a").collect::<Vec<_>>(), ["1", "3"]);
+        assert_eq!(
+            cookie_values(&req, "A").next(),
+            None,
+            "names are case-sensitive"
+        );
+    }
+
+    #[test]
+    fn matcher_semantics() {
+        let req = RequestBuilder::get("/")
+            .header("cookie", "beta=yes; uid=42")
+            .build();
+        assert!(m(r#"{"name": "beta"}"#).matches(&req));
+        assert!(m(r#"{"name": "beta", "value": {"exact": "yes"}}"#).matches(&req));
+        assert!(!m(r#"{"name": "beta", "value": {"exact": "no"}}"#).matches(&req));
+        assert!(!m(r#"{"name": "gamma"}"#).matches(&req));
+        assert!(m(r#"{"name": "gamma", "invert": true}"#).matches(&req));
+        assert!(!m(r#"{"name": "beta"}"#).matches(&RequestBuilder::get("/").build()));
+    }
+
+    #[test]
+    fn spec_errors_name_fields() {
+        for (json, path) in [
+            (r#"{"name": ""}"#, "name"),
+            (r#"{"name": "a b"}"#, "name"),
+            (r#"{"name": "a", "value": {"regex": "("}}"#, "value.regex"),
+        ] {
+            let e = serde_json::from_str::<CookieMatchSpec>(json)
+                .unwrap()
+                .compile()
+                .unwrap_err();
+            assert_eq!(e.path, path, "{json}");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The contract between a filter's logic and the proxy glue.
+//!
+//! A filter is a value built once per configuration (`configure`) and shared by every request;
+//! per-request data lives in `State`. Hooks receive plain data and say what to do; they never
+//! call the host. The glue in [`crate::proxy`] turns each [`Decision`] and [`HeaderOps`] into
+//! host calls.
+
+use crate::config::ConfigError;
+use crate::metrics::Metrics;
+use crate::reply::LocalReply;
+use crate::view::RequestView;
+use serde::de::DeserializeOwned;
+
+/// What to do with the request after a hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Forward it (with any header changes applied).
+    Continue,
+    /// Answer locally; the request never reaches the upstream.
+    Respond(LocalReply),
+    /// Hold the request until its body (up to [`HttpFilter::max_body_bytes`]) has arrived, then
+    /// call [`HttpFilter::on_request_body`]. Only meaningful from `on_request_headers`.
+    InspectBody,
+}
+
+/// Header changes a hook asks for; applied in order: removals, then sets, then adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderOps {
+    pub remove: Vec<String>,
+    pub set: Vec<(String, String)>,
+    pub add: Vec<(String, String)>,
+}
+
+impl HeaderOps {
+    /// Replace every value of `name` with `value`.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.set.push((name.into(), value.into()));
+    }
+    /// Append a value (keeps existing values).
+    pub fn add(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.add.push((name.into(), value.into()));
+    }
+    /// Remove every value of `name`.
+    pub fn remove(&mut self, name: impl Into<String>) {
+        self.remove.push(name.into());
+    }
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
+    }
+}
+
+/// The request body as the filter sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyChunk<'a> {
+    /// The first `min(size, max_body_bytes)` bytes of the body.
+    pub bytes: &'a [u8],
+    /// True when the body is longer than `max_body_bytes` and `bytes` is a prefix.
+    pub truncated: bool,
+}
+
+/// An HTTP filter's logic. Implement it, then export it with [`crate::export_http_filter!`].
+pub trait HttpFilter: Sized + 'static {
+    /// Filter name: metric prefix (`-` becomes `_`) and log prefix.
+    const NAME: &'static str;
+    /// The JSON configuration, as serde reads it (use `#[serde(deny_unknown_fields)]`).
+    type Config: DeserializeOwned;
+    /// Per-request state, created with `Default` for each request.
+    type State: Default + 'static;
+
+    /// Phase: plugin (re)configuration. Validate and compile `config`; define metrics.
+    /// An error refuses the configuration: Envoy will not start with it, and on a live update
+    /// it keeps the previous configuration.
+    fn configure(config: Self::Config, metrics: &mut Metrics) -> Result<Self, ConfigError>;
+
+    /// Phase: request headers received. Default: continue.
+    fn on_request_headers(
+        &self,
+        _req: &RequestView,
+        _state: &mut Self::State,
+        _ops: &mut HeaderOps,
+    ) -> Decision {
+        Decision::Continue
+    }
+
+    /// How many body bytes [`Decision::InspectBody`] buffers at most. Default: 0.
+    fn max_body_bytes(&self) -> usize {
+        0
+    }
+
+    /// Phase: request body complete (or `max_body_bytes` reached), after `InspectBody`.
+    /// `ops` still changes request headers: they are held until this hook returns.
+    /// Default: continue.
+    fn on_request_body(
+        &self,
+        _req: &RequestView,
+        _body: BodyChunk<'_>,
+        _state: &mut Self::State,
+        _ops: &mut HeaderOps,
+    ) -> Decision {
+        Decision::Continue
+    }
+
+    /// Phase: response headers from the upstream (or a local reply). `ops` changes response
+    /// headers. Default: nothing.
+    fn on_response_headers(&self, _state: &mut Self::State, _ops: &mut HeaderOps) {}
+}

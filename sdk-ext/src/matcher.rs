@@ -1,0 +1,441 @@
+//! Request matchers, compiled once at configure time.
+//!
+//! Each matcher has a serde *spec* (what users write in JSON, unknown fields rejected) and a
+//! compiled form. `compile` validates the spec and returns a [`ConfigError`] whose path is
+//! relative to the spec (callers add their own prefix with [`ConfigError::within`]).
+//!
+//! Semantics follow Envoy's route and RBAC matchers where they overlap:
+//! * regexes must match the **whole** value (as Envoy's `safe_regex`);
+//! * glob `*` matches within one path segment, `**` across segments;
+//! * a header matcher matches if **any** value of that header matches; `invert` negates the
+//!   result (so an inverted matcher matches a missing header);
+//! * in a [`RequestMatcher`], every configured kind must match (AND); within one kind's list,
+//!   methods, paths, hosts and CIDRs are alternatives (OR) while headers and query parameters
+//!   must all match (AND), as in Envoy's `RouteMatch`.
+
+use crate::config::{header_name, ConfigError};
+use crate::view::RequestView;
+use ipnet::IpNet;
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+use std::net::IpAddr;
+
+/// Upper bound on a compiled regex's size, so a hostile config cannot exhaust VM memory.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// How to match a string value. Exactly one of the match kinds must be given.
+///
+/// ```json
+/// {"prefix": "/api/"}   {"regex": "/users/[0-9]+"}   {"glob": "/static/**"}
+/// {"exact": "Bob", "ignore_case": true}
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StringMatchSpec {
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    pub contains: Option<String>,
+    /// RE2-like syntax (Rust `regex`), matched against the whole value.
+    pub regex: Option<String>,
+    /// `*` (within a `/`-separated segment), `**` (across segments), `?`, `[a-z]`.
+    pub glob: Option<String>,
+    /// Compare ASCII case-insensitively (all kinds).
+    #[serde(default)]
+    pub ignore_case: bool,
+}
+
+/// A compiled [`StringMatchSpec`].
+#[derive(Debug, Clone)]
+pub enum StringMatcher {
+    Exact(String, bool),
+    Prefix(String, bool),
+    Suffix(String, bool),
+    Contains(String, bool),
+    Regex(Regex),
+    Glob(glob::Pattern, bool),
+}
+
+impl StringMatchSpec {
+    pub fn exact(v: &str) -> Self {
+        Self {
+            exact: Some(v.into()),
+            ..Self::default()
+        }
+    }
+    pub fn prefix(v: &str) -> Self {
+        Self {
+            prefix: Some(v.into()),
+            ..Self::default()
+        }
+    }
+    pub fn regex(v: &str) -> Self {
+        Self {
+            regex: Some(v.into()),
+            ..Self::default()
+        }
+    }
+    pub fn glob(v: &str) -> Self {
+        Self {
+            glob: Some(v.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Validate and compile. Errors name the match kind's field (`regex`, `glob`, ...).
+    pub fn compile(&self) -> Result<StringMatcher, ConfigError> {
+        let given: Vec<&str> = [
+            ("exact", self.exact.is_some()),
+            ("prefix", self.prefix.is_some()),
+            ("suffix", self.suffix.is_some()),
+            ("contains", self.contains.is_some()),
+            ("regex", self.regex.is_some()),
+            ("glob", self.glob.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(n, _)| *n)
+        .collect();
+        if given.len() != 1 {
+            return Err(ConfigError::new(
+                "$",
+                format!(
+                    "exactly one of exact, prefix, suffix, contains, regex, glob is required (found {})",
+                    if given.is_empty() { "none".to_string() } else { given.join(", ") }
+                ),
+            ));
+        }
+        let ic = self.ignore_case;
+        let fold = |s: &String| {
+            if ic {
+                s.to_ascii_lowercase()
+            } else {
+                s.clone()
+            }
+        };
+        if let Some(v) = &self.exact {
+            return Ok(StringMatcher::Exact(fold(v), ic));
+        }
+        if let Some(v) = &self.prefix {
+            return Ok(StringMatcher::Prefix(fold(v), ic));
+        }
+        if let Some(v) = &self.suffix {
+            return Ok(StringMatcher::Suffix(fold(v), ic));
+        }
+        if let Some(v) = &self.contains {
+            return Ok(StringMatcher::Contains(fold(v), ic));
+        }
+        if let Some(v) = &self.regex {
+            return compile_regex(v, ic)
+                .map(StringMatcher::Regex)
+                .map_err(|reason| ConfigError::new("regex", reason));
+        }
+        if let Some(v) = &self.glob {
+            let pattern = glob::Pattern::new(&fold(v))
+                .map_err(|e| ConfigError::new("glob", format!("invalid glob `{v}`: {}", e.msg)))?;
+            return Ok(StringMatcher::Glob(pattern, ic));
+        }
+        Err(ConfigError::new("$", "no match kind given"))
+    }
+}
+
+/// Compile `pattern` anchored at both ends, with a size limit.
+pub fn compile_regex(pattern: &str, ignore_case: bool) -> Result<Regex, String> {
+    RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .case_insensitive(ignore_case)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("invalid regex `{pattern}`: {e}"))
+}
+
+impl StringMatcher {
+    /// Does `value` match?
+    pub fn matches(&self, value: &str) -> bool {
+        fn cmp(ic: bool, value: &str, f: impl Fn(&str) -> bool) -> bool {
+            if ic {
+                f(&value.to_ascii_lowercase())
+            } else {
+                f(value)
+            }
+        }
+        match self {
+            Self::Exact(p, ic) => {
+                if *ic {
+                    value.eq_ignore_ascii_case(p)
+                } else {
+                    value == p
+                }
+            }
+            Self::Prefix(p, ic) => {
+                value.len() >= p.len()
+                    && value.is_char_boundary(p.len())
+                    && if *ic {
+                        value[..p.len()].eq_ignore_ascii_case(p)
+                    } else {
+                        value.starts_with(p.as_str())
+                    }
+            }
+            Self::Suffix(p, ic) => cmp(*ic, value, |v| v.ends_with(p.as_str())),
+            Self::Contains(p, ic) => cmp(*ic, value, |v| v.contains(p.as_str())),
+            Self::Regex(re) => re.is_match(value),
+            Self::Glob(pattern, ic) => {
+                let opts = glob::MatchOptions {
+                    case_sensitive: true,
+                    require_literal_separator: true,
+                    require_literal_leading_dot: false,
+                };
+                cmp(*ic, value, |v| pattern.matches_with(v, opts))
+            }
+        }
+    }
+}
+
+/// Match a header: `{"name": "x-user", "value": {"exact": "bob"}}`; without `value` the header
+/// only has to be present. `invert: true` negates the result.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatchSpec {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<StringMatchSpec>,
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// A compiled [`HeaderMatchSpec`].
+#[derive(Debug, Clone)]
+pub struct HeaderMatcher {
+    name: String,
+    value: Option<StringMatcher>,
+    invert: bool,
+}
+
+impl HeaderMatchSpec {
+    pub fn compile(&self) -> Result<HeaderMatcher, ConfigError> {
+        Ok(HeaderMatcher {
+            name: header_name("name", &self.name)?,
+            value: compile_opt(&self.value, "value")?,
+            invert: self.invert,
+        })
+    }
+}
+
+fn compile_opt(
+    spec: &Option<StringMatchSpec>,
+    field: &str,
+) -> Result<Option<StringMatcher>, ConfigError> {
+    spec.as_ref()
+        .map(|s| s.compile().map_err(|e| e.within(field)))
+        .transpose()
+}
+
+impl HeaderMatcher {
+    /// The (lowercase) header name this matcher reads.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn matches(&self, req: &RequestView) -> bool {
+        let mut values = req.header_values(&self.name).peekable();
+        let hit = match &self.value {
+            None => values.peek().is_some(),
+            Some(m) => values.any(|v| m.matches(v)),
+        };
+        hit != self.invert
+    }
+}
+
+/// Match a query parameter (decoded): `{"name": "debug"}` (present) or with a `value` matcher.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QueryMatchSpec {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<StringMatchSpec>,
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// A compiled [`QueryMatchSpec`].
+#[derive(Debug, Clone)]
+pub struct QueryMatcher {
+    name: String,
+    value: Option<StringMatcher>,
+    invert: bool,
+}
+
+impl QueryMatchSpec {
+    pub fn compile(&self) -> Result<QueryMatcher, ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::new("name", "must not be empty"));
+        }
+        Ok(QueryMatcher {
+            name: self.name.clone(),
+            value: compile_opt(&self.value, "value")?,
+            invert: self.invert,
+        })
+    }
+}
+
+impl QueryMatcher {
+    pub fn matches(&self, req: &RequestView) -> bool {
+        let mut values = req.query_values(&self.name).peekable();
+        let hit = match &self.value {
+            None => values.peek().is_some(),
+            Some(m) => values.any(|v| m.matches(v)),
+        };
+        hit != self.invert
+    }
+}
+
+/// Methods, compared case-sensitively after upper-casing the configured names (HTTP methods
+/// are case-sensitive and conventionally upper case).
+#[derive(Debug, Clone, Default)]
+pub struct MethodMatcher(Vec<String>);
+
+impl MethodMatcher {
+    pub fn compile(methods: &[String]) -> Result<Self, ConfigError> {
+        let mut out = Vec::with_capacity(methods.len());
+        for (i, m) in methods.iter().enumerate() {
+            if m.is_empty() || !m.chars().all(|c| c.is_ascii_alphabetic() || c == '-') {
+                return Err(ConfigError::new(
+                    format!("[{i}]"),
+                    format!("`{m}` is not an HTTP method"),
+                ));
+            }
+            out.push(m.to_ascii_uppercase());
+        }
+        Ok(Self(out))
+    }
+
+    pub fn matches(&self, method: &str) -> bool {
+        self.0.iter().any(|m| m == method)
+    }
+}
+
+/// Source address ranges, IPv4 and IPv6. A bare address is a single-host range. IPv4-mapped
+/// IPv6 sources (`::ffff:10.0.0.1`) are matched as IPv4.
+#[derive(Debug, Clone, Default)]
+pub struct CidrMatcher(Vec<IpNet>);
+
+impl CidrMatcher {
+    pub fn compile(cidrs: &[String]) -> Result<Self, ConfigError> {
+        let mut out = Vec::with_capacity(cidrs.len());
+        for (i, c) in cidrs.iter().enumerate() {
+            out.push(parse_cidr(c).map_err(|reason| ConfigError::new(format!("[{i}]"), reason))?);
+        }
+        Ok(Self(out))
+    }
+
+    pub fn matches(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Parse `10.0.0.0/8`, `2001:db8::/32` or a bare address.
+pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let t = text.trim();
+    if let Ok(net) = t.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    t.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("`{text}` is not an IP address or CIDR range"))
+}
+
+/// IPv4-mapped IPv6 addresses become IPv4 so one v4 rule covers dual-stack listeners.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// Everything a rule can match on, as users write it. Omitted kinds match anything.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RequestMatchSpec {
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<StringMatchSpec>,
+    #[serde(default)]
+    pub hosts: Vec<StringMatchSpec>,
+    #[serde(default)]
+    pub headers: Vec<HeaderMatchSpec>,
+    #[serde(default)]
+    pub query: Vec<QueryMatchSpec>,
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+}
+
+/// A compiled [`RequestMatchSpec`].
+#[derive(Debug, Clone, Default)]
+pub struct RequestMatcher {
+    methods: MethodMatcher,
+    paths: Vec<StringMatcher>,
+    hosts: Vec<StringMatcher>,
+    headers: Vec<HeaderMatcher>,
+    query: Vec<QueryMatcher>,
+    cidrs: CidrMatcher,
+}
+
+fn compile_list<S, T>(
+    field: &str,
+    specs: &[S],
+    f: impl Fn(&S) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| f(s).map_err(|e| e.within(&format!("{field}[{i}]"))))
+        .collect()
+}
+
+impl RequestMatchSpec {
+    /// True when nothing is configured (the matcher would match every request).
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    pub fn compile(&self) -> Result<RequestMatcher, ConfigError> {
+        let host_spec = |s: &StringMatchSpec| {
+            // Hosts are case-insensitive (RFC 9110 section 4.2.3).
+            StringMatchSpec {
+                ignore_case: true,
+                ..s.clone()
+            }
+            .compile()
+        };
+        Ok(RequestMatcher {
+            methods: MethodMatcher::compile(&self.methods).map_err(|e| e.within("methods"))?,
+            paths: compile_list("paths", &self.paths, StringMatchSpec::compile)?,
+            hosts: compile_list("hosts", &self.hosts, host_spec)?,
+            headers: compile_list("headers", &self.headers, HeaderMatchSpec::compile)?,
+            query: compile_list("query", &self.query, QueryMatchSpec::compile)?,
+            cidrs: CidrMatcher::compile(&self.source_cidrs)
+                .map_err(|e| e.within("source_cidrs"))?,
+        })
+    }
+}
+
+impl RequestMatcher {
+    /// Does the request match every configured kind?
+    pub fn matches(&self, req: &RequestView) -> bool {
+        (self.methods.0.is_empty() || self.methods.matches(req.method()))
+            && (self.paths.is_empty() || self.paths.iter().any(|m| m.matches(req.path())))
+            && (self.hosts.is_empty() || self.hosts.iter().any(|m| m.matches(req.host())))
+            && self.headers.iter().all(|m| m.matches(req))
+            && self.query.iter().all(|m| m.matches(req))
+            && (self.cidrs.is_empty() || req.source_ip().is_some_and(|ip| self.cidrs.matches(ip)))
+    }
+}
+
+#[cfg(test)]
+#[path = "matcher_tests.rs"]
+mod tests;

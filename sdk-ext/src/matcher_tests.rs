@@ -1,0 +1,221 @@
+//! Table-driven tests for the matchers.
+
+use super::*;
+use crate::testing::RequestBuilder;
+
+fn sm(json: &str) -> StringMatcher {
+    serde_json::from_str::<StringMatchSpec>(json)
+        .unwrap()
+        .compile()
+        .unwrap()
+}
+
+#[test]
+fn string_match_kinds() {
+    let cases: &[(&str, &str, bool)] = &[
+        (r#"{"exact":"/a"}"#, "/a", true),
+        (r#"{"exact":"/a"}"#, "/a/", false),
+        (r#"{"exact":"/A","ignore_case":true}"#, "/a", true),
+        (r#"{"prefix":"/api/"}"#, "/api/v1", true),
+        (r#"{"prefix":"/api/"}"#, "/ap", false),
+        (r#"{"prefix":"/API/","ignore_case":true}"#, "/api/x", true),
+        (r#"{"prefix":"/é"}"#, "/e", false),
+        (r#"{"suffix":".php"}"#, "/x.php", true),
+        (r#"{"contains":"admin"}"#, "/x/admin/y", true),
+        (r#"{"regex":"/users/[0-9]+"}"#, "/users/42", true),
+        (r#"{"regex":"/users/[0-9]+"}"#, "/users/42/x", false),
+        (r#"{"regex":"[0-9]+"}"#, "a1", false),
+        (r#"{"glob":"/static/*"}"#, "/static/a.css", true),
+        (r#"{"glob":"/static/*"}"#, "/static/a/b.css", false),
+        (r#"{"glob":"/static/**"}"#, "/static/a/b.css", true),
+        (r#"{"glob":"/v?/items"}"#, "/v2/items", true),
+        (
+            r#"{"glob":"*.example.com","ignore_case":true}"#,
+            "API.example.com",
+            true,
+        ),
+    ];
+    for (spec, value, want) in cases {
+        assert_eq!(sm(spec).matches(value), *want, "{spec} vs {value}");
+    }
+}
+
+#[test]
+fn string_match_spec_errors_name_the_field() {
+    let none = StringMatchSpec::default().compile().unwrap_err();
+    assert!(none.reason.contains("exactly one of"), "{none}");
+    let two = StringMatchSpec {
+        exact: Some("a".into()),
+        prefix: Some("b".into()),
+        ..Default::default()
+    };
+    assert!(two.compile().unwrap_err().reason.contains("exact, prefix"));
+    let re = StringMatchSpec::regex("(").compile().unwrap_err();
+    assert_eq!(re.path, "regex");
+    assert!(re.reason.contains("invalid regex"));
+    let gl = StringMatchSpec::glob("[").compile().unwrap_err();
+    assert_eq!(gl.path, "glob");
+}
+
+#[test]
+fn oversized_regex_is_refused() {
+    let err = StringMatchSpec::regex("(a{1000}){1000}")
+        .compile()
+        .unwrap_err();
+    assert_eq!(err.path, "regex");
+}
+
+#[test]
+fn header_matchers() {
+    let req = RequestBuilder::get("/")
+        .header("x-user", "alice")
+        .header("x-user", "bob")
+        .build();
+    let hm = |json: &str| {
+        serde_json::from_str::<HeaderMatchSpec>(json)
+            .unwrap()
+            .compile()
+            .unwrap()
+            .matches(&req)
+    };
+    assert!(hm(r#"{"name":"X-User"}"#));
+    assert!(!hm(r#"{"name":"x-none"}"#));
+    assert!(hm(r#"{"name":"x-none","invert":true}"#));
+    assert!(
+        hm(r#"{"name":"x-user","value":{"exact":"bob"}}"#),
+        "any value matches"
+    );
+    assert!(hm(r#"{"name":"x-user","value":{"prefix":"al"}}"#));
+    assert!(!hm(r#"{"name":"x-user","value":{"regex":"c.*"}}"#));
+    assert!(hm(
+        r#"{"name":"x-user","value":{"regex":"c.*"},"invert":true}"#
+    ));
+}
+
+#[test]
+fn header_spec_errors() {
+    let bad = HeaderMatchSpec {
+        name: "bad name".into(),
+        value: None,
+        invert: false,
+    };
+    assert_eq!(bad.compile().unwrap_err().path, "name");
+    let bad_re = HeaderMatchSpec {
+        name: "x".into(),
+        value: Some(StringMatchSpec::regex("[")),
+        invert: false,
+    };
+    assert_eq!(bad_re.compile().unwrap_err().path, "value.regex");
+    assert!(serde_json::from_str::<HeaderMatchSpec>(r#"{"name":"x","exact":"y"}"#).is_err());
+}
+
+#[test]
+fn query_matchers() {
+    let req = RequestBuilder::get("/p?debug=1&tag=a%20b&tag=c").build();
+    let qm = |json: &str| {
+        serde_json::from_str::<QueryMatchSpec>(json)
+            .unwrap()
+            .compile()
+            .unwrap()
+            .matches(&req)
+    };
+    assert!(qm(r#"{"name":"debug"}"#));
+    assert!(qm(r#"{"name":"tag","value":{"exact":"a b"}}"#));
+    assert!(qm(r#"{"name":"tag","value":{"exact":"c"}}"#));
+    assert!(!qm(r#"{"name":"nope"}"#));
+    assert!(qm(r#"{"name":"nope","invert":true}"#));
+}
+
+#[test]
+fn methods() {
+    let m = MethodMatcher::compile(&["get".into(), "POST".into()]).unwrap();
+    assert!(m.matches("GET") && m.matches("POST") && !m.matches("PUT"));
+    let err = MethodMatcher::compile(&["GET".into(), "G T".into()]).unwrap_err();
+    assert_eq!(err.path, "[1]");
+}
+
+#[test]
+fn cidrs_v4_v6_and_mapped() {
+    let m = CidrMatcher::compile(&[
+        "10.0.0.0/8".into(),
+        "192.168.1.7".into(),
+        "2001:db8::/32".into(),
+        "172.16.5.9/12".into(),
+    ])
+    .unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert!(m.matches(ip("10.200.1.1")));
+    assert!(m.matches(ip("192.168.1.7")));
+    assert!(!m.matches(ip("192.168.1.8")));
+    assert!(m.matches(ip("2001:db8:1::1")));
+    assert!(!m.matches(ip("2001:db9::1")));
+    assert!(
+        m.matches(ip("::ffff:10.1.1.1")),
+        "v4-mapped v6 matches v4 range"
+    );
+    assert!(
+        m.matches(ip("172.31.0.1")),
+        "host bits in config are truncated"
+    );
+    let err = CidrMatcher::compile(&["10.0.0.0/8".into(), "10.0.0.0/33".into()]).unwrap_err();
+    assert_eq!(err.path, "[1]");
+    assert!(CidrMatcher::compile(&["nonsense".into()]).is_err());
+}
+
+#[test]
+fn request_matcher_combines_kinds() {
+    let spec: RequestMatchSpec = serde_json::from_str(
+        r#"{
+            "methods": ["GET", "HEAD"],
+            "paths": [{"prefix": "/api/"}, {"exact": "/health"}],
+            "hosts": [{"glob": "*.example.com"}],
+            "headers": [{"name": "x-env", "value": {"exact": "prod"}}],
+            "query": [{"name": "v"}],
+            "source_cidrs": ["10.0.0.0/8"]
+        }"#,
+    )
+    .unwrap();
+    let m = spec.compile().unwrap();
+    let base = || {
+        RequestBuilder::get("/api/x?v=1")
+            .header(":authority", "API.example.com:443")
+            .header("x-env", "prod")
+            .source("10.1.2.3:999")
+    };
+    assert!(m.matches(&base().build()));
+    assert!(!m.matches(&base().header(":method", "POST").build()));
+    assert!(!m.matches(&base().header(":path", "/other?v=1").build()));
+    assert!(m.matches(&base().header(":path", "/health?v=2").build()));
+    assert!(!m.matches(&base().header(":authority", "example.org").build()));
+    assert!(!m.matches(&base().header(":path", "/api/x").build()));
+    assert!(!m.matches(&base().source("11.0.0.1:1").build()));
+    assert!(
+        !m.matches(
+            &RequestBuilder::get("/api/x?v=1")
+                .header(":authority", "a.example.com")
+                .header("x-env", "prod")
+                .build()
+        ),
+        "no source address: CIDR rule cannot match"
+    );
+    assert!(RequestMatchSpec::default()
+        .compile()
+        .unwrap()
+        .matches(&RequestBuilder::get("/").build()));
+}
+
+#[test]
+fn request_matcher_errors_carry_the_full_path() {
+    let spec: RequestMatchSpec = serde_json::from_str(
+        r#"{"paths": [{"prefix": "/a"}, {"regex": "("}], "source_cidrs": ["10.0.0.0/8"]}"#,
+    )
+    .unwrap();
+    let err = spec.compile().unwrap_err();
+    assert_eq!(err.path, "paths[1].regex");
+    let spec: RequestMatchSpec =
+        serde_json::from_str(r#"{"source_cidrs": ["1.2.3.4", "x"]}"#).unwrap();
+    assert_eq!(spec.compile().unwrap_err().path, "source_cidrs[1]");
+    let spec: RequestMatchSpec =
+        serde_json::from_str(r#"{"headers": [{"name": "ok"}, {"name": ""}]}"#).unwrap();
+    assert_eq!(spec.compile().unwrap_err().path, "headers[1].name");
+}

@@ -1,0 +1,191 @@
+//! Metrics declared once at configure time.
+//!
+//! A filter asks [`Metrics`] for its counters, gauges and histograms in `configure`; the handles
+//! are cheap to use on the request path (one host call per update, no name lookup).
+//!
+//! Naming: a metric `denied_total` of filter `example` is defined as `example_denied_total`.
+//! Envoy files metrics that Wasm code defines under its custom stat namespace, so it shows as
+//! `wasmcustom.example_denied_total` in `/stats` and as `example_denied_total` (no `envoy_`
+//! prefix) in `/stats/prometheus`, which is what Istio's Prometheus endpoint serves once the
+//! proxy's stats matcher includes it (`proxyStatsMatcher.inclusionPrefixes: ["wasmcustom"]`).
+
+use crate::config::ConfigError;
+use std::rc::Rc;
+
+/// The three metric types proxy-wasm defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Where metric updates go: the proxy in production, [`crate::testing::RecordingSink`] in tests.
+pub trait MetricSink {
+    /// Define a metric, returning its id (`None` if the host refused).
+    fn define(&self, kind: MetricKind, name: &str) -> Option<u32>;
+    /// Add `delta` to a counter or gauge.
+    fn increment(&self, id: u32, delta: i64);
+    /// Set a gauge or record a histogram sample.
+    fn record(&self, id: u32, value: u64);
+}
+
+/// The registry a filter receives in `configure`.
+pub struct Metrics {
+    prefix: String,
+    sink: Rc<dyn MetricSink>,
+    defined: Vec<(String, MetricKind)>,
+}
+
+impl Metrics {
+    /// A registry for filter `filter_name` (dashes become underscores in metric names).
+    pub fn new(filter_name: &str, sink: Rc<dyn MetricSink>) -> Self {
+        Self {
+            prefix: filter_name.replace('-', "_"),
+            sink,
+            defined: Vec::new(),
+        }
+    }
+
+    /// Full names and kinds of everything defined so far (for docs and tests).
+    pub fn defined(&self) -> &[(String, MetricKind)] {
+        &self.defined
+    }
+
+    fn define(
+        &mut self,
+        kind: MetricKind,
+        name: &str,
+    ) -> Result<(u32, Rc<dyn MetricSink>), ConfigError> {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(ConfigError::new(
+                "$",
+                format!("metric name `{name}` must be lowercase letters, digits and `_`"),
+            ));
+        }
+        let full = format!("{}_{}", self.prefix, name);
+        let id = self.sink.define(kind, &full).ok_or_else(|| {
+            ConfigError::new("$", format!("the proxy refused to define metric `{full}`"))
+        })?;
+        self.defined.push((full, kind));
+        Ok((id, Rc::clone(&self.sink)))
+    }
+
+    /// A monotonically increasing counter.
+    pub fn counter(&mut self, name: &str) -> Result<Counter, ConfigError> {
+        let (id, sink) = self.define(MetricKind::Counter, name)?;
+        Ok(Counter { id, sink })
+    }
+
+    /// A value that goes up and down.
+    pub fn gauge(&mut self, name: &str) -> Result<Gauge, ConfigError> {
+        let (id, sink) = self.define(MetricKind::Gauge, name)?;
+        Ok(Gauge { id, sink })
+    }
+
+    /// A distribution of samples (Envoy computes quantiles).
+    pub fn histogram(&mut self, name: &str) -> Result<Histogram, ConfigError> {
+        let (id, sink) = self.define(MetricKind::Histogram, name)?;
+        Ok(Histogram { id, sink })
+    }
+}
+
+/// A counter handle.
+#[derive(Clone)]
+pub struct Counter {
+    id: u32,
+    sink: Rc<dyn MetricSink>,
+}
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, n: u64) {
+        self.sink
+            .increment(self.id, i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+/// A gauge handle.
+#[derive(Clone)]
+pub struct Gauge {
+    id: u32,
+    sink: Rc<dyn MetricSink>,
+}
+
+impl Gauge {
+    pub fn set(&self, value: u64) {
+        self.sink.record(self.id, value);
+    }
+    pub fn add(&self, delta: i64) {
+        self.sink.increment(self.id, delta);
+    }
+}
+
+/// A histogram handle.
+#[derive(Clone)]
+pub struct Histogram {
+    id: u32,
+    sink: Rc<dyn MetricSink>,
+}
+
+impl Histogram {
+    pub fn record(&self, value: u64) {
+        self.sink.record(self.id, value);
+    }
+}
+
+impl std::fmt::Debug for Counter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Counter({})", self.id)
+    }
+}
+impl std::fmt::Debug for Gauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gauge({})", self.id)
+    }
+}
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Histogram({})", self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::RecordingSink;
+
+    #[test]
+    fn names_are_prefixed_and_updates_recorded() {
+        let sink = Rc::new(RecordingSink::default());
+        let mut m = Metrics::new("threat-score", sink.clone());
+        let c = m.counter("blocked_total").unwrap();
+        let g = m.gauge("buckets").unwrap();
+        let h = m.histogram("score").unwrap();
+        c.inc();
+        c.add(2);
+        g.set(10);
+        g.add(-3);
+        h.record(7);
+        h.record(9);
+        assert_eq!(sink.value("threat_score_blocked_total"), 3);
+        assert_eq!(sink.value("threat_score_buckets"), 7);
+        assert_eq!(sink.samples("threat_score_score"), vec![7, 9]);
+        assert_eq!(m.defined().len(), 3);
+        assert_eq!(sink.kind("threat_score_score"), Some(MetricKind::Histogram));
+    }
+
+    #[test]
+    fn bad_names_are_config_errors() {
+        let sink = Rc::new(RecordingSink::default());
+        let mut m = Metrics::new("x", sink);
+        assert!(m.counter("Bad-Name").is_err());
+        assert!(m.counter("").is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! Fakes for native unit tests of filter logic: a request builder with properties, and a metric
+//! sink that records what it was told. Not compiled out in release builds on purpose: filters'
+//! own tests use them, and unused code costs nothing in the `.wasm` after LTO.
+
+use crate::metrics::{MetricKind, MetricSink, Metrics};
+use crate::view::{PropertySource, RequestView};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Properties from a map keyed by the path joined with `.`.
+#[derive(Debug, Clone, Default)]
+pub struct FakeProperties(pub HashMap<String, Vec<u8>>);
+
+impl PropertySource for FakeProperties {
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.0.get(&path.join(".")).cloned()
+    }
+}
+
+/// Builds a [`RequestView`] for tests: `RequestBuilder::get("/x").header("a", "b").build()`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestBuilder {
+    headers: Vec<(String, String)>,
+    props: FakeProperties,
+}
+
+impl RequestBuilder {
+    /// A request with `:method` and `:path` set (and `:authority: localhost`).
+    pub fn new(method: &str, path: &str) -> Self {
+        Self::default()
+            .header(":method", method)
+            .header(":path", path)
+            .header(":authority", "localhost")
+    }
+
+    pub fn get(path: &str) -> Self {
+        Self::new("GET", path)
+    }
+
+    pub fn post(path: &str) -> Self {
+        Self::new("POST", path)
+    }
+
+    /// Add a header (the name is lowercased, as the proxy delivers them). Setting a
+    /// pseudo-header that already exists replaces it.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let name = name.to_ascii_lowercase();
+        if name.starts_with(':') {
+            self.headers.retain(|(n, _)| *n != name);
+        }
+        self.headers.push((name, value.to_string()));
+        self
+    }
+
+    /// Set `source.address` (`"10.0.0.1:1234"` or `"[::1]:80"`).
+    #[must_use]
+    pub fn source(self, addr: &str) -> Self {
+        self.property(&["source", "address"], addr.as_bytes())
+    }
+
+    /// Set any property.
+    #[must_use]
+    pub fn property(mut self, path: &[&str], value: &[u8]) -> Self {
+        self.props.0.insert(path.join("."), value.to_vec());
+        self
+    }
+
+    pub fn build(self) -> RequestView {
+        RequestView::new(self.headers, Box::new(self.props))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    names: Vec<(String, MetricKind)>,
+    values: HashMap<u32, i64>,
+    samples: HashMap<u32, Vec<u64>>,
+}
+
+/// A metric sink that remembers every update, for assertions.
+#[derive(Debug, Default)]
+pub struct RecordingSink(RefCell<Recorded>);
+
+impl RecordingSink {
+    fn id(&self, name: &str) -> Option<u32> {
+        let r = self.0.borrow();
+        r.names
+            .iter()
+            .position(|(n, _)| n == name)
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// Current value of a counter or gauge (0 if never updated or unknown).
+    pub fn value(&self, full_name: &str) -> i64 {
+        self.id(full_name)
+            .and_then(|id| self.0.borrow().values.get(&id).copied())
+            .unwrap_or(0)
+    }
+
+    /// Histogram samples recorded so far.
+    pub fn samples(&self, full_name: &str) -> Vec<u64> {
+        self.id(full_name)
+            .and_then(|id| self.0.borrow().samples.get(&id).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Kind of a defined metric.
+    pub fn kind(&self, full_name: &str) -> Option<MetricKind> {
+        let r = self.0.borrow();
+        r.names
+            .iter()
+            .find(|(n, _)| n == full_name)
+            .map(|(_, k)| *k)
+    }
+}
+
+impl MetricSink for RecordingSink {
+    fn define(&self, kind: MetricKind, name: &str) -> Option<u32> {
+        if let Some(id) = self.id(name) {
+            return Some(id);
+        }
+        let mut r = self.0.borrow_mut();
+        r.names.push((name.to_string(), kind));
+        u32::try_from(r.names.len() - 1).ok()
+    }
+
+    fn increment(&self, id: u32, delta: i64) {
+        *self.0.borrow_mut().values.entry(id).or_insert(0) += delta;
+    }
+
+    fn record(&self, id: u32, value: u64) {
+        let mut r = self.0.borrow_mut();
+        let is_hist = r
+            .names
+            .get(id as usize)
+            .is_some_and(|(_, k)| *k == MetricKind::Histogram);
+        if is_hist {
+            r.samples.entry(id).or_default().push(value);
+        } else {
+            r.values
+                .insert(id, i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// A metrics registry backed by a fresh [`RecordingSink`].
+pub fn recording_metrics(filter_name: &str) -> (Metrics, Rc<RecordingSink>) {
+    let sink = Rc::new(RecordingSink::default());
+    (Metrics::new(filter_name, sink.clone()), sink)
+}

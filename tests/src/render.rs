@@ -1,0 +1,330 @@
+//! Render an Envoy bootstrap (JSON, which Envoy reads as YAML) for a chain of HTTP filters.
+//!
+//! Wasm filters are delivered through **file-based ECDS** by default: the HTTP filter entry
+//! names a `config_discovery` source that watches `<dir>/ecds/`, and each filter's
+//! `TypedExtensionConfig` lives in its own file there. This is the mechanism Istio uses to push
+//! a `WasmPlugin`, so tests exercise it, and a live update is an atomic rename of that file.
+
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// `PluginConfig.failure_policy`: what Envoy does when the VM is unavailable (load failure or
+/// crash). Closed answers 503; open skips the filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    FailClosed,
+    FailOpen,
+}
+
+/// One HTTP filter in the chain (before the router, which is always last).
+#[derive(Debug, Clone)]
+pub enum HttpFilter {
+    /// A proxy-wasm module with its JSON configuration string.
+    Wasm {
+        name: String,
+        module: PathBuf,
+        config: String,
+        failure: FailurePolicy,
+    },
+    /// A native Envoy filter, e.g. `envoy.filters.http.rbac`, with its typed config.
+    Native { name: String, typed_config: Value },
+}
+
+impl HttpFilter {
+    /// A Wasm filter named `name` running `module` with `config` (JSON text), fail-closed.
+    pub fn wasm(name: &str, module: impl Into<PathBuf>, config: impl Into<String>) -> Self {
+        Self::Wasm {
+            name: name.to_string(),
+            module: module.into(),
+            config: config.into(),
+            failure: FailurePolicy::FailClosed,
+        }
+    }
+
+    /// A native Envoy filter.
+    pub fn native(name: &str, typed_config: Value) -> Self {
+        Self::Native {
+            name: name.to_string(),
+            typed_config,
+        }
+    }
+
+    /// Set the failure policy of a Wasm filter.
+    #[must_use]
+    pub fn failure(mut self, policy: FailurePolicy) -> Self {
+        if let Self::Wasm { failure, .. } = &mut self {
+            *failure = policy;
+        }
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Wasm { name, .. } | Self::Native { name, .. } => name,
+        }
+    }
+
+    /// The filter's `typed_config`.
+    pub fn typed_config(&self) -> Value {
+        match self {
+            Self::Native { typed_config, .. } => typed_config.clone(),
+            Self::Wasm {
+                name,
+                module,
+                config,
+                failure,
+            } => wasm_typed_config(name, module, config, *failure),
+        }
+    }
+}
+
+/// `envoy.extensions.filters.http.wasm.v3.Wasm` for a module and its configuration.
+pub fn wasm_typed_config(name: &str, module: &Path, config: &str, failure: FailurePolicy) -> Value {
+    json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {
+            "name": name,
+            "root_id": name,
+            "failure_policy": match failure {
+                FailurePolicy::FailClosed => "FAIL_CLOSED",
+                FailurePolicy::FailOpen => "FAIL_OPEN",
+            },
+            "vm_config": {
+                "vm_id": name,
+                "runtime": "envoy.wasm.runtime.v8",
+                "code": { "local": { "filename": module.display().to_string() } }
+            },
+            "configuration": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": config
+            }
+        }
+    })
+}
+
+/// The ECDS file content (a discovery response) carrying one filter's config.
+pub fn ecds_resource(name: &str, typed_config: Value, version: u64) -> Value {
+    json!({
+        "version_info": version.to_string(),
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+            "name": name,
+            "typed_config": typed_config
+        }]
+    })
+}
+
+/// What Envoy should run.
+#[derive(Debug, Clone)]
+pub struct EnvoyConfig {
+    /// Worker threads (`--concurrency`).
+    pub concurrency: u32,
+    /// HTTP filters in order; the router is appended.
+    pub filters: Vec<HttpFilter>,
+    /// Upstream clusters (name, address); the first is the default route's target.
+    pub clusters: Vec<(String, SocketAddr)>,
+    /// Replaces the default `virtual_hosts` (one host `*`, prefix `/` to the first cluster).
+    pub virtual_hosts: Option<Value>,
+    /// Deliver Wasm filters through file-based ECDS (default) or inline in the listener.
+    pub ecds: bool,
+    /// Extra listeners, verbatim (e.g. TCP listeners with network filters).
+    pub extra_listeners: Vec<Value>,
+    /// Whether to create the HTTP listener named `http`.
+    pub http_listener: bool,
+    /// `-l` log level.
+    pub log_level: String,
+    /// Port of the HTTP listener (0: any free port).
+    pub http_port: u16,
+    /// Port of the admin interface (0: any free port).
+    pub admin_port: u16,
+}
+
+impl EnvoyConfig {
+    /// An HTTP listener in front of one upstream cluster named `upstream`.
+    pub fn new(upstream: SocketAddr) -> Self {
+        Self {
+            concurrency: 1,
+            filters: Vec::new(),
+            clusters: vec![("upstream".into(), upstream)],
+            virtual_hosts: None,
+            ecds: true,
+            extra_listeners: Vec::new(),
+            http_listener: true,
+            log_level: "info".into(),
+            http_port: 0,
+            admin_port: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn filter(mut self, f: HttpFilter) -> Self {
+        self.filters.push(f);
+        self
+    }
+
+    #[must_use]
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    #[must_use]
+    pub fn cluster(mut self, name: &str, addr: SocketAddr) -> Self {
+        self.clusters.push((name.to_string(), addr));
+        self
+    }
+
+    #[must_use]
+    pub fn virtual_hosts(mut self, vhosts: Value) -> Self {
+        self.virtual_hosts = Some(vhosts);
+        self
+    }
+
+    /// Put Wasm filters inline in the listener instead of ECDS (a bad config then stops Envoy
+    /// from starting at all).
+    #[must_use]
+    pub fn inline_filters(mut self) -> Self {
+        self.ecds = false;
+        self
+    }
+
+    /// Path of the ECDS file for filter `name` under `dir`.
+    pub fn ecds_path(dir: &Path, name: &str) -> PathBuf {
+        dir.join("ecds").join(format!("{name}.json"))
+    }
+
+    /// The bootstrap, plus the ECDS files to write (path, content).
+    pub fn render(&self, dir: &Path) -> (Value, Vec<(PathBuf, Value)>) {
+        let mut ecds_files = Vec::new();
+        let mut http_filters: Vec<Value> = Vec::new();
+        for f in &self.filters {
+            match f {
+                HttpFilter::Wasm { name, .. } if self.ecds => {
+                    let path = Self::ecds_path(dir, name);
+                    ecds_files.push((path.clone(), ecds_resource(name, f.typed_config(), 1)));
+                    http_filters.push(json!({
+                        "name": name,
+                        "config_discovery": {
+                            "config_source": {
+                                "resource_api_version": "V3",
+                                "path_config_source": {
+                                    "path": path.display().to_string(),
+                                    "watched_directory": { "path": dir.join("ecds").display().to_string() }
+                                }
+                            },
+                            "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
+                        }
+                    }));
+                }
+                _ => {
+                    http_filters.push(json!({ "name": f.name(), "typed_config": f.typed_config() }))
+                }
+            }
+        }
+        http_filters.push(json!({
+            "name": "envoy.filters.http.router",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+        }));
+        let default_cluster = self
+            .clusters
+            .first()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
+        let virtual_hosts = self.virtual_hosts.clone().unwrap_or_else(|| {
+            json!([{
+                "name": "default",
+                "domains": ["*"],
+                "routes": [{ "name": "default", "match": { "prefix": "/" },
+                             "route": { "cluster": default_cluster, "timeout": "30s" } }]
+            }])
+        });
+        let mut listeners = Vec::new();
+        if self.http_listener {
+            listeners.push(json!({
+                "name": "http",
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.http_port } },
+                "filter_chains": [{ "filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "ingress",
+                        "route_config": { "name": "local", "virtual_hosts": virtual_hosts },
+                        "http_filters": http_filters
+                    }
+                }]}]
+            }));
+        }
+        listeners.extend(self.extra_listeners.iter().cloned());
+        let clusters: Vec<Value> = self
+            .clusters
+            .iter()
+            .map(|(name, addr)| {
+                json!({
+                    "name": name,
+                    "type": "STATIC",
+                    "connect_timeout": "2s",
+                    "load_assignment": {
+                        "cluster_name": name,
+                        "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "socket_address": {
+                            "address": addr.ip().to_string(), "port_value": addr.port() } } } }] }]
+                    }
+                })
+            })
+            .collect();
+        let bootstrap = json!({
+            "node": { "id": "envoy-harness", "cluster": "envoy-harness" },
+            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.admin_port } } },
+            "static_resources": { "listeners": listeners, "clusters": clusters }
+        });
+        (bootstrap, ecds_files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecds_filters_reference_their_file_and_router_is_last() {
+        let cfg = EnvoyConfig::new("127.0.0.1:9".parse().unwrap())
+            .filter(HttpFilter::wasm("a", "/m/a.wasm", "{}"))
+            .filter(HttpFilter::native(
+                "envoy.filters.http.rbac",
+                json!({"@type": "x"}),
+            ));
+        let (boot, files) = cfg.render(Path::new("/tmp/d"));
+        let chain = &boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"]["http_filters"];
+        assert_eq!(chain[0]["name"], "a");
+        assert_eq!(
+            chain[0]["config_discovery"]["config_source"]["path_config_source"]["path"],
+            "/tmp/d/ecds/a.json"
+        );
+        assert_eq!(chain[1]["name"], "envoy.filters.http.rbac");
+        assert_eq!(chain[2]["name"], "envoy.filters.http.router");
+        assert_eq!(files.len(), 1);
+        let res = &files[0].1["resources"][0];
+        assert_eq!(res["name"], "a");
+        assert_eq!(
+            res["typed_config"]["config"]["configuration"]["value"],
+            "{}"
+        );
+        assert_eq!(
+            res["typed_config"]["config"]["failure_policy"],
+            "FAIL_CLOSED"
+        );
+    }
+
+    #[test]
+    fn inline_mode_embeds_the_wasm_config() {
+        let cfg = EnvoyConfig::new("127.0.0.1:9".parse().unwrap())
+            .filter(HttpFilter::wasm("a", "/m/a.wasm", "{}").failure(FailurePolicy::FailOpen))
+            .inline_filters();
+        let (boot, files) = cfg.render(Path::new("/tmp/d"));
+        assert!(files.is_empty());
+        let f = &boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"]["http_filters"][0];
+        assert_eq!(f["typed_config"]["config"]["failure_policy"], "FAIL_OPEN");
+    }
+}

@@ -1,0 +1,114 @@
+//! `cargo xtask build`: every filter crate to an optimised `.wasm` in `target/modules/`.
+
+use anyhow::{bail, Context, Result};
+use envoy_harness::{modules, workspace_root};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Target features rustc enables by default for wasm32-wasip1; binaryen must be told.
+const WASM_OPT_FEATURES: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-sign-ext",
+    "--enable-nontrapping-float-to-int",
+    "--enable-mutable-globals",
+    "--enable-multivalue",
+    "--enable-reference-types",
+];
+
+/// Filter crates: directories under `filters/` whose manifest builds a `cdylib`.
+pub fn filter_names() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(workspace_root().join("filters"))? {
+        let dir = entry?.path();
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+        if manifest.contains("cdylib") {
+            if let Some(name) = package_name(&manifest) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn package_name(manifest: &str) -> Option<String> {
+    manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("name = \""))
+        .and_then(|rest| rest.split('"').next())
+        .map(String::from)
+}
+
+/// Build `only` (or every filter), optimise, copy to `target/modules/NAME.wasm`, print sizes.
+/// Returns the modules directory.
+pub fn build_and_report(only: &[String]) -> Result<PathBuf> {
+    let all = filter_names()?;
+    for n in only {
+        if !all.contains(n) {
+            bail!("no filter `{n}` (filters: {})", all.join(", "));
+        }
+    }
+    let names: Vec<String> = if only.is_empty() { all } else { only.to_vec() };
+    let root = workspace_root();
+    let out_dir = root.join("target/modules");
+    std::fs::create_dir_all(&out_dir)?;
+    let wasm_opt = which("wasm-opt");
+    if wasm_opt.is_none() {
+        println!(
+            "note: wasm-opt not found (Debian package `binaryen`); modules are not post-optimised"
+        );
+    }
+    println!(
+        "{:<16} {:>12} {:>12}",
+        "filter", "cargo bytes", "final bytes"
+    );
+    for name in &names {
+        let built = modules::build(name, &root.join("target"))?;
+        let out = out_dir.join(format!("{name}.wasm"));
+        let before = size(&built)?;
+        let optimised = match &wasm_opt {
+            Some(bin) => optimise(bin, &built, &out),
+            None => false,
+        };
+        if !optimised {
+            std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
+        }
+        println!("{:<16} {:>12} {:>12}", name, before, size(&out)?);
+    }
+    println!("modules in {}", out_dir.display());
+    Ok(out_dir)
+}
+
+fn optimise(wasm_opt: &Path, input: &Path, output: &Path) -> bool {
+    let status = Command::new(wasm_opt)
+        .arg("-O3")
+        .args(WASM_OPT_FEATURES)
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .status();
+    match status {
+        Ok(s) if s.success() => true,
+        other => {
+            println!(
+                "warning: wasm-opt failed on {} ({other:?}); using cargo's output",
+                input.display()
+            );
+            false
+        }
+    }
+}
+
+fn size(p: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(p)
+        .with_context(|| format!("reading {}", p.display()))?
+        .len())
+}
+
+/// Find an executable on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}

