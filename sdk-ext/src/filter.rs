@@ -8,6 +8,7 @@
 use crate::config::ConfigError;
 use crate::metrics::Metrics;
 use crate::reply::LocalReply;
+use crate::shared::Services;
 use crate::view::RequestView;
 use serde::de::DeserializeOwned;
 
@@ -71,6 +72,18 @@ pub trait HttpFilter: Sized + 'static {
     /// An error refuses the configuration: Envoy will not start with it, and on a live update
     /// it keeps the previous configuration.
     fn configure(config: Self::Config, metrics: &mut Metrics) -> Result<Self, ConfigError>;
+
+    /// Phase: plugin (re)configuration, for filters that keep state across requests: as
+    /// [`HttpFilter::configure`], plus the host's [`Services`] (shared data, clock) to keep for
+    /// the request path. The glue calls this one. Default: ignore `services`, call `configure`.
+    fn configure_with(
+        config: Self::Config,
+        metrics: &mut Metrics,
+        services: &Services,
+    ) -> Result<Self, ConfigError> {
+        let _ = services;
+        Self::configure(config, metrics)
+    }
 
     /// Phase: request headers received. Default: continue.
     fn on_request_headers(

@@ -14,6 +14,9 @@
 //! * [`reply`]: local replies with a small JSON body carrying the request id.
 //! * [`jwt`]: JWT claims from the header Istio writes with `outputPayloadToHeader`.
 //! * [`filter`]: the [`HttpFilter`] trait and what a filter can ask the proxy to do.
+//! * [`shared`]: host services for state across requests: shared data with compare-and-swap,
+//!   a clock ([`Services`]).
+//! * [`ratelimit`]: token buckets shared by every worker, with a bounded key count.
 //! * [`testing`]: fakes (properties, metric sink) for native unit tests of filters.
 
 pub mod config;
@@ -23,7 +26,9 @@ pub mod jwt;
 pub mod matcher;
 pub mod metrics;
 pub mod proxy;
+pub mod ratelimit;
 pub mod reply;
+pub mod shared;
 pub mod testing;
 pub mod view;
 
@@ -31,6 +36,7 @@ pub use config::{parse_json, ConfigError};
 pub use filter::{BodyChunk, Decision, HeaderOps, HttpFilter};
 pub use metrics::{Counter, Gauge, Histogram, Metrics};
 pub use reply::LocalReply;
+pub use shared::Services;
 pub use view::RequestView;
 
 /// Re-exported so [`export_http_filter!`] works in crates that do not depend on `proxy-wasm`.

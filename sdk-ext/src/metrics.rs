@@ -47,6 +47,13 @@ impl Metrics {
         }
     }
 
+    /// A registry for another filter name over the same sink. A module that embeds several
+    /// filters (the suite) configures each member with its own, so a member's metrics keep the
+    /// names they have when it runs alone (`policy_*`, `router_*`, ...).
+    pub fn scoped(&self, filter_name: &str) -> Self {
+        Self::new(filter_name, Rc::clone(&self.sink))
+    }
+
     /// Full names and kinds of everything defined so far (for docs and tests).
     pub fn defined(&self) -> &[(String, MetricKind)] {
         &self.defined

@@ -8,6 +8,7 @@ use crate::config::parse_json;
 use crate::filter::{BodyChunk, Decision, HeaderOps, HttpFilter};
 use crate::metrics::{MetricKind, MetricSink, Metrics};
 use crate::reply::LocalReply;
+use crate::shared::{Clock, Services, SharedStore, StoreError};
 use crate::view::{PropertySource, RequestView};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -42,6 +43,50 @@ impl MetricSink for HostMetrics {
 
     fn record(&self, id: u32, value: u64) {
         let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+/// Shared data of the plugin's `vm_id` (one map for every worker's VM), through the host.
+pub struct HostSharedStore;
+
+impl SharedStore for HostSharedStore {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(value), cas)) => Ok(Some((value, cas.unwrap_or(0)))),
+            Ok((None, _)) => Ok(None),
+            Err(status) => Err(StoreError::Host(format!("{status:?}"))),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        // A version of 0 means "unconditional" to the host; it never hands out 0.
+        match hostcalls::set_shared_data(key, Some(value), cas.filter(|c| *c != 0)) {
+            Ok(()) => Ok(()),
+            Err(proxy_wasm::types::Status::CasMismatch) => Err(StoreError::CasMismatch),
+            Err(status) => Err(StoreError::Host(format!("{status:?}"))),
+        }
+    }
+}
+
+/// The host's wall clock (`proxy_get_current_time_nanoseconds`; the same on every worker).
+pub struct HostClock;
+
+impl Clock for HostClock {
+    fn now_nanos(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// The host's services for [`HttpFilter::configure_with`] (and for other glue, e.g. a TCP
+/// filter's, that keeps state across requests).
+pub fn host_services() -> Services {
+    Services {
+        shared: Rc::new(HostSharedStore),
+        clock: Rc::new(HostClock),
     }
 }
 
@@ -80,7 +125,9 @@ impl<F: HttpFilter> RootContext for FilterRoot<F> {
         sync_log_level();
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         let mut metrics = Metrics::new(F::NAME, Rc::new(HostMetrics));
-        let built = parse_json::<F::Config>(&bytes).and_then(|cfg| F::configure(cfg, &mut metrics));
+        let services = host_services();
+        let built = parse_json::<F::Config>(&bytes)
+            .and_then(|cfg| F::configure_with(cfg, &mut metrics, &services));
         match built {
             Ok(filter) => {
                 log::info!("{}: configuration accepted", F::NAME);

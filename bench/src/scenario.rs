@@ -1,0 +1,313 @@
+//! The scenario registry: every configuration `cargo xtask bench` measures, in run order.
+//!
+//! **Adding a scenario** is one entry in [`all`]: a name, what it shows, the filter modules it
+//! needs (a scenario whose module is not in this checkout is reported as missing, not failed) and
+//! a function building its HTTP filter chain. Wasm filters take their configuration from
+//! `bench/configs/<filter>.json` (the representative benchmark config), else the filter's own
+//! `filters/<filter>/config.json`, else `{}`.
+
+use crate::native;
+use anyhow::{Context, Result};
+use envoy_harness::HttpFilter;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// What a scenario runs, for colouring and grouping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// No filter at all.
+    Baseline,
+    /// One or more of our Wasm modules.
+    Wasm,
+    /// Envoy's own filters, for comparison.
+    Native,
+}
+
+/// One measured configuration.
+pub struct Scenario {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// One line: what it runs and why it is here.
+    pub description: &'static str,
+    /// Filter crates (modules) it needs; absent ones make it "missing".
+    pub needs: &'static [&'static str],
+    /// The HTTP filters before the router (the buffer filter and router are added for all).
+    pub chain: fn(&Inputs) -> Result<Vec<HttpFilter>>,
+}
+
+/// Where modules and configurations come from.
+pub struct Inputs {
+    /// Built modules, `NAME.wasm` (from `cargo xtask build`).
+    pub modules_dir: PathBuf,
+    /// The workspace root.
+    pub root: PathBuf,
+}
+
+impl Inputs {
+    pub fn module(&self, name: &str) -> PathBuf {
+        self.modules_dir.join(format!("{name}.wasm"))
+    }
+
+    /// The benchmark configuration of filter `name` (JSON text).
+    pub fn config(&self, name: &str) -> Result<String> {
+        for p in [
+            self.root.join("bench/configs").join(format!("{name}.json")),
+            self.root.join("filters").join(name).join("config.json"),
+        ] {
+            if p.is_file() {
+                return std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading {}", p.display()));
+            }
+        }
+        Ok("{}".into())
+    }
+
+    /// Filter `name` as a Wasm filter with its benchmark configuration.
+    pub fn wasm(&self, name: &str) -> Result<HttpFilter> {
+        Ok(HttpFilter::wasm(
+            name,
+            self.module(name),
+            self.config(name)?,
+        ))
+    }
+
+    /// A second (third, ...) instance of module `name`, under its own filter name and VM.
+    pub fn wasm_as(&self, name: &str, instance: &str) -> Result<HttpFilter> {
+        Ok(HttpFilter::wasm(
+            instance,
+            self.module(name),
+            self.config(name)?,
+        ))
+    }
+
+    /// Why `scenario` cannot run here, if it cannot.
+    pub fn missing(&self, scenario: &Scenario) -> Option<String> {
+        let absent: Vec<&str> = scenario
+            .needs
+            .iter()
+            .copied()
+            .filter(|n| !self.module(n).is_file())
+            .collect();
+        (!absent.is_empty()).then(|| {
+            format!(
+                "module(s) {} not built (no filters/{} in this checkout?)",
+                absent.join(", "),
+                absent[0]
+            )
+        })
+    }
+}
+
+fn native(name: &str, config: Value) -> HttpFilter {
+    HttpFilter::native(name, config)
+}
+
+/// The suite's combined configuration: each member's benchmark configuration under its key.
+pub fn suite_config(inputs: &Inputs) -> Result<String> {
+    let part = |name: &str| -> Result<Value> {
+        serde_json::from_str(&inputs.config(name)?).with_context(|| format!("{name} config"))
+    };
+    Ok(json!({
+        "policy": part("policy")?,
+        "router": part("router")?,
+        "threat_score": part("threat-score")?,
+    })
+    .to_string())
+}
+
+/// Every scenario, in the order each round runs them.
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "baseline",
+            kind: Kind::Baseline,
+            description: "no filter: Envoy's own cost (HCM, buffer, router, direct response)",
+            needs: &[],
+            chain: |_| Ok(vec![]),
+        },
+        Scenario {
+            name: "noop-wasm",
+            kind: Kind::Wasm,
+            description: "filters/noop: a Wasm filter that does nothing (the per-filter floor)",
+            needs: &["noop"],
+            chain: |i| Ok(vec![i.wasm("noop")?]),
+        },
+        Scenario {
+            name: "noop-wasm-x3",
+            kind: Kind::Wasm,
+            description: "three separate no-op Wasm filters: the floor paid three times",
+            needs: &["noop"],
+            chain: |i| {
+                Ok(vec![
+                    i.wasm_as("noop", "noop-1")?,
+                    i.wasm_as("noop", "noop-2")?,
+                    i.wasm_as("noop", "noop-3")?,
+                ])
+            },
+        },
+        Scenario {
+            name: "example",
+            kind: Kind::Wasm,
+            description: "filters/example: one header matcher, one response header, a counter",
+            needs: &["example"],
+            chain: |i| Ok(vec![i.wasm("example")?]),
+        },
+        Scenario {
+            name: "policy",
+            kind: Kind::Wasm,
+            description:
+                "filters/policy: 50 rules and a local rate limit (bench/configs/policy.json)",
+            needs: &["policy"],
+            chain: |i| Ok(vec![i.wasm("policy")?]),
+        },
+        Scenario {
+            name: "rbac+ratelimit-native",
+            kind: Kind::Native,
+            description:
+                "native counterpart of policy: RBAC with 50 DENY policies + local_ratelimit",
+            needs: &[],
+            chain: |_| {
+                Ok(vec![
+                    native("envoy.filters.http.rbac", native::rbac()),
+                    native(
+                        "envoy.filters.http.local_ratelimit",
+                        native::local_ratelimit(),
+                    ),
+                ])
+            },
+        },
+        Scenario {
+            name: "rbac-native",
+            kind: Kind::Native,
+            description: "envoy.filters.http.rbac with 50 DENY policies",
+            needs: &[],
+            chain: |_| Ok(vec![native("envoy.filters.http.rbac", native::rbac())]),
+        },
+        Scenario {
+            name: "local-ratelimit-native",
+            kind: Kind::Native,
+            description: "envoy.filters.http.local_ratelimit, a bucket that never runs dry",
+            needs: &[],
+            chain: |_| {
+                Ok(vec![native(
+                    "envoy.filters.http.local_ratelimit",
+                    native::local_ratelimit(),
+                )])
+            },
+        },
+        Scenario {
+            name: "router",
+            kind: Kind::Wasm,
+            description: "filters/router: 10% sticky split (bench/configs/router.json)",
+            needs: &["router"],
+            chain: |i| Ok(vec![i.wasm("router")?]),
+        },
+        Scenario {
+            name: "threat-score",
+            kind: Kind::Wasm,
+            description:
+                "filters/threat-score at PL1, bodies inspected (bench/configs/threat-score.json)",
+            needs: &["threat-score"],
+            chain: |i| Ok(vec![i.wasm("threat-score")?]),
+        },
+        Scenario {
+            name: "lua-native",
+            kind: Kind::Native,
+            description:
+                "native counterpart of threat-score: Lua, 20 patterns over path, user agent, body",
+            needs: &[],
+            chain: |_| Ok(vec![native("envoy.filters.http.lua", native::lua())]),
+        },
+        Scenario {
+            name: "chain",
+            kind: Kind::Wasm,
+            description: "policy, threat-score and router as three separate Wasm filters",
+            needs: &["policy", "threat-score", "router"],
+            chain: |i| {
+                Ok(vec![
+                    i.wasm("policy")?,
+                    i.wasm("threat-score")?,
+                    i.wasm("router")?,
+                ])
+            },
+        },
+        Scenario {
+            name: "suite",
+            kind: Kind::Wasm,
+            description:
+                "filters/suite: the same three filters in one module, one VM crossing per callback",
+            needs: &["suite"],
+            chain: |i| {
+                Ok(vec![HttpFilter::wasm(
+                    "suite",
+                    i.module("suite"),
+                    suite_config(i)?,
+                )])
+            },
+        },
+    ]
+}
+
+/// The route every scenario serves: a direct response, so Envoy's CPU per request is not
+/// diluted by an upstream connection (and no upstream process competes for the CPUs).
+pub fn virtual_hosts() -> Value {
+    json!([{
+        "name": "bench",
+        "domains": ["*"],
+        "routes": [{
+            "name": "bench",
+            "match": {"prefix": "/"},
+            "direct_response": {"status": 200, "body": {"inline_string": "{\"ok\":true}\n"}}
+        }]
+    }])
+}
+
+/// The full HTTP filter list for a scenario: its chain, then the buffer filter (see
+/// [`native::buffer`]); the harness appends the router.
+pub fn http_filters(s: &Scenario, inputs: &Inputs) -> Result<Vec<HttpFilter>> {
+    let mut filters = (s.chain)(inputs)?;
+    filters.push(native("envoy.filters.http.buffer", native::buffer()));
+    Ok(filters)
+}
+
+/// Module names every registered scenario may need, for building.
+pub fn needed_modules() -> Vec<&'static str> {
+    let mut v: Vec<&str> = all().iter().flat_map(|s| s.needs.iter().copied()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Whether `dir` holds module `name`.
+pub fn has_module(dir: &Path, name: &str) -> bool {
+    dir.join(format!("{name}.wasm")).is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_baseline_and_noop_come_first() {
+        let all = all();
+        let mut names: Vec<&str> = all.iter().map(|s| s.name).collect();
+        assert_eq!(&names[..2], &["baseline", "noop-wasm"]);
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+    }
+
+    #[test]
+    fn scenarios_without_modules_are_reported_missing() {
+        let inputs = Inputs {
+            modules_dir: PathBuf::from("/nonexistent"),
+            root: PathBuf::from("/nonexistent"),
+        };
+        let all = all();
+        let suite = all.iter().find(|s| s.name == "suite").unwrap();
+        assert!(inputs.missing(suite).unwrap().contains("suite"));
+        assert!(inputs.missing(&all[0]).is_none());
+    }
+}

@@ -1,0 +1,56 @@
+//! `noop`: an HTTP filter whose hooks are all the defaults (continue, change nothing).
+//!
+//! It exists to measure the floor every Rust Wasm filter pays in Envoy: the HTTP context per
+//! request, one VM crossing per callback and the glue's header fetch. `cargo xtask bench`
+//! reports every other filter's cost relative to it.
+
+use sdk_ext::{ConfigError, HttpFilter, Metrics};
+use serde::Deserialize;
+
+/// No settings; `{}` or an empty configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {}
+
+/// The filter: nothing to compile, nothing to do.
+pub struct NoopFilter;
+
+impl HttpFilter for NoopFilter {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+    type Config = Config;
+    type State = ();
+
+    fn configure(_config: Config, _metrics: &mut Metrics) -> Result<Self, ConfigError> {
+        Ok(Self)
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", feature = "export"))]
+sdk_ext::export_http_filter!(NoopFilter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdk_ext::config::parse_json;
+    use sdk_ext::testing::{recording_metrics, RequestBuilder};
+    use sdk_ext::{Decision, HeaderOps};
+
+    #[test]
+    fn continues_and_changes_nothing() {
+        let (mut metrics, _) = recording_metrics("noop");
+        let f = NoopFilter::configure(parse_json(b"").unwrap(), &mut metrics).unwrap();
+        let req = RequestBuilder::get("/").header("x-a", "1").build();
+        let mut ops = HeaderOps::default();
+        assert_eq!(
+            f.on_request_headers(&req, &mut (), &mut ops),
+            Decision::Continue
+        );
+        f.on_response_headers(&mut (), &mut ops);
+        assert!(ops.is_empty());
+    }
+
+    #[test]
+    fn rejects_settings() {
+        assert!(parse_json::<Config>(br#"{"x": 1}"#).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! The composition, with the example and noop filters and a body-inspecting test member.
+
+use sdk_ext::config::parse_json;
+use sdk_ext::testing::{recording_metrics, RequestBuilder};
+use sdk_ext::{
+    BodyChunk, ConfigError, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView,
+};
+use serde::Deserialize;
+
+/// Asks for up to `limit` body bytes; denies bodies containing `needle`; records what it saw.
+pub struct BodyGuard {
+    needle: String,
+    limit: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyGuardConfig {
+    needle: String,
+    limit: usize,
+}
+
+#[derive(Default)]
+pub struct Seen {
+    body: Option<(usize, bool)>,
+}
+
+impl HttpFilter for BodyGuard {
+    const NAME: &'static str = "body-guard";
+    type Config = BodyGuardConfig;
+    type State = Seen;
+
+    fn configure(c: BodyGuardConfig, m: &mut Metrics) -> Result<Self, ConfigError> {
+        m.counter("seen_total")?;
+        Ok(Self {
+            needle: c.needle,
+            limit: c.limit,
+        })
+    }
+
+    fn on_request_headers(&self, _: &RequestView, _: &mut Seen, ops: &mut HeaderOps) -> Decision {
+        ops.set("x-guard", "headers");
+        Decision::InspectBody
+    }
+
+    fn max_body_bytes(&self) -> usize {
+        self.limit
+    }
+
+    fn on_request_body(
+        &self,
+        req: &RequestView,
+        body: BodyChunk<'_>,
+        st: &mut Seen,
+        _: &mut HeaderOps,
+    ) -> Decision {
+        st.body = Some((body.bytes.len(), body.truncated));
+        let hit = body
+            .bytes
+            .windows(self.needle.len().max(1))
+            .any(|w| w == self.needle.as_bytes());
+        if hit {
+            Decision::Respond(LocalReply::json(403, "forbidden", "body", req.request_id()))
+        } else {
+            Decision::Continue
+        }
+    }
+}
+
+crate::compose! {
+    /// example, then the body guard, then noop.
+    pub filter TestSuite, config TestConfig, state TestState, name "test-suite";
+    example: example::ExampleFilter,
+    guard: BodyGuard,
+    noop: noop::NoopFilter,
+}
+
+fn suite(json: &str) -> Result<TestSuite, ConfigError> {
+    let (mut m, _) = recording_metrics("test-suite");
+    TestSuite::configure(parse_json(json.as_bytes())?, &mut m)
+}
+
+const ALL: &str = r#"{
+    "example": {"deny": {"header": {"name": "x-deny"}}},
+    "guard": {"needle": "evil", "limit": 8},
+    "noop": {}
+}"#;
+
+#[test]
+fn members_keep_their_own_metric_names_and_config_paths() {
+    let (mut m, sink) = recording_metrics("test-suite");
+    let f = TestSuite::configure(parse_json(ALL.as_bytes()).unwrap(), &mut m).unwrap();
+    let req = RequestBuilder::get("/").build();
+    let _ = f.on_request_headers(&req, &mut TestState::default(), &mut HeaderOps::default());
+    assert_eq!(sink.value("example_requests_total"), 1);
+    let err = suite(r#"{"example": {"deny": {"header": {"name": "x", "value": {"regex": "("}}}}}"#)
+        .err()
+        .unwrap();
+    assert_eq!(err.path, "example.deny.header.value.regex");
+    assert_eq!(suite(r#"{"exampel": {}}"#).err().unwrap().path, "exampel");
+}
+
+#[test]
+fn first_local_reply_wins_and_later_members_do_not_run() {
+    let f = suite(ALL).unwrap();
+    let req = RequestBuilder::get("/").header("x-deny", "1").build();
+    let mut ops = HeaderOps::default();
+    let d = f.on_request_headers(&req, &mut TestState::default(), &mut ops);
+    assert!(matches!(d, Decision::Respond(r) if r.status == 403));
+    assert!(
+        ops.set.is_empty(),
+        "the guard ran after the denial: {ops:?}"
+    );
+}
+
+#[test]
+fn a_member_waiting_for_the_body_holds_the_rest_and_sees_its_own_limit() {
+    let f = suite(ALL).unwrap();
+    assert_eq!(f.max_body_bytes(), 8);
+    let req = RequestBuilder::get("/").build();
+    let mut st = TestState::default();
+    let mut ops = HeaderOps::default();
+    assert_eq!(
+        f.on_request_headers(&req, &mut st, &mut ops),
+        Decision::InspectBody
+    );
+    assert_eq!(st.resume, 1);
+    let body = BodyChunk {
+        bytes: b"0123456789",
+        truncated: false,
+    };
+    assert_eq!(
+        f.on_request_body(&req, body, &mut st, &mut ops),
+        Decision::Continue
+    );
+    assert_eq!(st.guard.body, Some((8, true)));
+    assert_eq!(ops.set, vec![("x-guard".into(), "headers".into())]);
+    let evil = BodyChunk {
+        bytes: b"an evil body",
+        truncated: false,
+    };
+    let mut st = TestState::default();
+    let _ = f.on_request_headers(&req, &mut st, &mut HeaderOps::default());
+    assert!(matches!(
+        f.on_request_body(&req, evil, &mut st, &mut HeaderOps::default()),
+        Decision::Respond(_)
+    ));
+}
+
+#[test]
+fn absent_members_are_off_and_response_hooks_run() {
+    let f = suite(r#"{"example": {}}"#).unwrap();
+    assert!(f.guard.is_none() && f.noop.is_none());
+    assert_eq!(f.max_body_bytes(), 0);
+    let req = RequestBuilder::get("/").build();
+    let mut st = TestState::default();
+    assert_eq!(
+        f.on_request_headers(&req, &mut st, &mut HeaderOps::default()),
+        Decision::Continue
+    );
+    let mut ops = HeaderOps::default();
+    f.on_response_headers(&mut st, &mut ops);
+    assert_eq!(ops.set, vec![("x-example-filter".into(), "active".into())]);
+}

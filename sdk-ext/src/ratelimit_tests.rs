@@ -1,0 +1,255 @@
+use super::*;
+use crate::shared::{MemoryStore, Services, SharedStore};
+use crate::testing::{FakeClock, FakeSharedStore};
+use std::rc::Rc;
+
+const SEC: u64 = 1_000_000_000;
+
+fn spec(max: u64, per_fill: Option<u64>, interval: &str) -> BucketSpec {
+    BucketSpec::new(max, per_fill, parse_duration(interval).unwrap()).unwrap()
+}
+
+struct World {
+    store: Rc<FakeSharedStore>,
+    clock: Rc<FakeClock>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            store: Rc::new(FakeSharedStore::default()),
+            clock: Rc::new(FakeClock::at(1_000 * SEC)),
+        }
+    }
+    /// A bucket set as one worker sees it (several share one store, like Envoy workers).
+    fn buckets(&self, spec: BucketSpec, max_keys: u32) -> TokenBuckets {
+        let services = Services {
+            shared: self.store.clone(),
+            clock: self.clock.clone(),
+        };
+        let b = TokenBuckets::new("t", spec, max_keys, &services).unwrap();
+        b.prepare().unwrap();
+        b
+    }
+}
+
+fn admitted(b: &TokenBuckets, key: &[u8], n: usize) -> usize {
+    (0..n).filter(|_| b.take(key, 1).unwrap().allowed).count()
+}
+
+#[test]
+fn admits_max_tokens_then_refills_by_discrete_fills() {
+    let w = World::new();
+    let b = w.buckets(spec(5, Some(2), "10s"), 16);
+    assert_eq!(admitted(&b, b"k", 8), 5);
+    let refused = b.take(b"k", 1).unwrap();
+    assert!(!refused.allowed);
+    assert_eq!((refused.limit, refused.remaining), (5, 0));
+    assert_eq!(refused.reset_secs(), 10);
+    w.clock.advance(Duration::from_millis(9_999));
+    assert_eq!(admitted(&b, b"k", 3), 0, "no fill before the interval");
+    assert_eq!(b.take(b"k", 1).unwrap().reset_nanos, 1_000_000);
+    w.clock.advance(Duration::from_millis(1));
+    assert_eq!(admitted(&b, b"k", 3), 2, "one fill adds tokens_per_fill");
+    w.clock.advance(Duration::from_secs(3600));
+    assert_eq!(admitted(&b, b"k", 9), 5, "fills are capped at max_tokens");
+}
+
+#[test]
+fn descriptors_have_separate_buckets() {
+    let w = World::new();
+    let b = w.buckets(spec(2, None, "1m"), 64);
+    assert_eq!(admitted(&b, b"alice", 5), 2);
+    assert_eq!(admitted(&b, b"bob", 5), 2);
+    let h = b.take(b"alice", 1).unwrap();
+    assert!(!h.allowed && !h.shared_slot);
+    let headers = h.headers();
+    assert!(headers.contains(&("retry-after".into(), "60".into())));
+    assert!(headers.contains(&("ratelimit-limit".into(), "2".into())));
+    assert!(headers.contains(&("ratelimit-remaining".into(), "0".into())));
+    assert!(headers.contains(&("ratelimit-reset".into(), "60".into())));
+}
+
+#[test]
+fn two_workers_share_one_bucket() {
+    // The property the shared store exists for: R per window across workers, never 2R.
+    let w = World::new();
+    let a = w.buckets(spec(10, None, "1h"), 8);
+    let b = w.buckets(spec(10, None, "1h"), 8);
+    let total = (0..20)
+        .filter(|i| {
+            let worker = if i % 2 == 0 { &a } else { &b };
+            worker.take(b"k", 1).unwrap().allowed
+        })
+        .count();
+    assert_eq!(total, 10);
+    // The same buckets over per-worker stores would have admitted 20: the control.
+    let local_a = World::new().buckets(spec(10, None, "1h"), 8);
+    let local_b = World::new().buckets(spec(10, None, "1h"), 8);
+    assert_eq!(
+        admitted(&local_a, b"k", 10) + admitted(&local_b, b"k", 10),
+        20
+    );
+}
+
+#[test]
+fn concurrent_write_between_read_and_write_is_retried_not_lost() {
+    let w = World::new();
+    let a = Rc::new(w.buckets(spec(3, None, "1h"), 4));
+    let b = Rc::new(w.buckets(spec(3, None, "1h"), 4));
+    // Worker B takes a token between A's read and A's write, twice.
+    for _ in 0..2 {
+        let b2 = Rc::clone(&b);
+        w.store.interleave(move || {
+            assert!(b2.take(b"k", 1).unwrap().allowed);
+        });
+    }
+    let first = a.take(b"k", 1).unwrap();
+    assert!(first.allowed);
+    assert_eq!(
+        first.remaining, 0,
+        "A retried after both interleaved takes and saw them"
+    );
+    assert!(!a.take(b"k", 1).unwrap().allowed);
+    assert!(!b.take(b"k", 1).unwrap().allowed);
+}
+
+#[test]
+fn endless_contention_is_an_error_not_a_grant() {
+    let w = World::new();
+    let a = w.buckets(spec(3, None, "1h"), 1);
+    let store = Rc::clone(&w.store);
+    // Every write is preceded by another writer bumping the version.
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let s = Rc::clone(&store);
+        w.store.interleave(move || {
+            s.inner.touch("t/0");
+        });
+    }
+    assert_eq!(
+        a.take(b"k", 1),
+        Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
+    );
+    w.store
+        .fail_with(Some(StoreError::Host("unavailable".into())));
+    assert!(matches!(a.take(b"k", 1), Err(StoreError::Host(_))));
+}
+
+#[test]
+fn key_count_is_bounded_and_idle_buckets_are_evicted_losslessly() {
+    let w = World::new();
+    let b = w.buckets(spec(2, None, "10s"), 8);
+    let keys_after_prepare = w.store.inner.len();
+    assert_eq!(keys_after_prepare, 9, "8 slots and the marker");
+    for i in 0..1000u32 {
+        b.take(&i.to_le_bytes(), 1).unwrap();
+        w.clock.advance(Duration::from_secs(10)); // each bucket is idle (full) again
+    }
+    assert_eq!(w.store.inner.len(), keys_after_prepare, "no new keys, ever");
+    // An idle bucket's slot is reused; a returning descriptor starts full, as it would have.
+    assert_eq!(admitted(&b, &0u32.to_le_bytes(), 3), 2);
+}
+
+#[test]
+fn busy_slots_charge_the_home_bucket_instead_of_evicting() {
+    let w = World::new();
+    // One slot: every descriptor shares it while its owner is active.
+    let b = w.buckets(spec(3, None, "1h"), 1);
+    assert!(b.take(b"owner", 1).unwrap().allowed);
+    let guest = b.take(b"guest", 1).unwrap();
+    assert!(guest.allowed && guest.shared_slot);
+    assert_eq!(guest.remaining, 1, "charged to the owner's bucket");
+    assert!(b.take(b"owner", 1).unwrap().allowed);
+    assert!(
+        !b.take(b"guest", 1).unwrap().allowed,
+        "a guest cannot reset the owner's bucket"
+    );
+}
+
+#[test]
+fn reconfiguration_keeps_state_and_clamps_to_the_new_maximum() {
+    let w = World::new();
+    let old = w.buckets(spec(10, None, "1h"), 4);
+    assert_eq!(admitted(&old, b"k", 2), 2);
+    let new = w.buckets(spec(5, None, "1h"), 4);
+    assert_eq!(admitted(&new, b"k", 10), 5, "8 left, clamped to 5");
+}
+
+#[test]
+fn clock_stepping_back_does_not_refill() {
+    let w = World::new();
+    let b = w.buckets(spec(1, None, "10s"), 4);
+    assert!(b.take(b"k", 1).unwrap().allowed);
+    w.clock.set(500 * SEC);
+    assert!(!b.take(b"k", 1).unwrap().allowed);
+}
+
+#[test]
+fn prepare_creates_slots_once_and_every_take_is_a_cas() {
+    let w = World::new();
+    let b = w.buckets(spec(100, None, "1h"), 32);
+    let before = w.store.cas_writes.get();
+    for i in 0..50u32 {
+        b.take(&i.to_le_bytes(), 1).unwrap();
+    }
+    assert_eq!(w.store.cas_writes.get() - before, 50);
+    // A second VM's prepare finds the marker and writes nothing.
+    let plain = MemoryStore::default();
+    plain.set("t/slots", b"32", None).unwrap();
+    let s = Services {
+        shared: Rc::new(plain),
+        clock: w.clock.clone(),
+    };
+    TokenBuckets::new("t", *b.spec(), 32, &s)
+        .unwrap()
+        .prepare()
+        .unwrap();
+    assert_eq!(s.shared.get("t/0").unwrap(), None);
+}
+
+#[test]
+fn spec_and_duration_validation_name_fields() {
+    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+    assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+    assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+    for bad in ["", "10", "1.5s", "s", "-1s", "10d"] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+    let d = Duration::from_secs(1);
+    assert_eq!(BucketSpec::new(0, None, d).unwrap_err().path, "max_tokens");
+    assert_eq!(
+        BucketSpec::new(5, Some(6), d).unwrap_err().path,
+        "tokens_per_fill"
+    );
+    assert_eq!(
+        BucketSpec::new(5, None, Duration::from_secs(90_000))
+            .unwrap_err()
+            .path,
+        "fill_interval"
+    );
+    let s = Services::local();
+    let sp = BucketSpec::new(5, None, d).unwrap();
+    assert_eq!(
+        TokenBuckets::new("n", sp, 0, &s).unwrap_err().path,
+        "max_keys"
+    );
+    assert_eq!(
+        TokenBuckets::new("n", sp, MAX_KEYS_LIMIT + 1, &s)
+            .unwrap_err()
+            .path,
+        "max_keys"
+    );
+}
+
+#[test]
+fn undecodable_slots_read_as_free() {
+    assert_eq!(Slot::decode(b"junk"), Slot::FREE);
+    let s = Slot {
+        owner: 7,
+        tokens: 3,
+        last_fill: 9,
+    };
+    assert_eq!(Slot::decode(&s.encode()), s);
+    assert_ne!(fingerprint(b""), 0);
+    assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
+}
