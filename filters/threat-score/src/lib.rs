@@ -23,6 +23,7 @@ pub mod decode;
 pub mod detect;
 pub mod engine;
 pub mod extract;
+pub mod filter;
 pub mod model;
 pub mod request;
 
@@ -30,7 +31,11 @@ pub use config::{Config, ConfigError, Exclusion, HeaderConfig, Limit, Limits, Mo
 pub use detect::DetectorKind;
 pub use engine::Engine;
 pub use extract::{Input, Prepared};
+pub use filter::ThreatScoreFilter;
 pub use model::{
     Assessment, Category, CategorySet, Detection, LimitKind, Location, Severity, Source, Verdict,
 };
 pub use request::Request;
+
+#[cfg(all(target_arch = "wasm32", feature = "export"))]
+sdk_ext::export_http_filter!(ThreatScoreFilter);
