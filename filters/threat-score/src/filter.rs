@@ -99,14 +99,12 @@ impl ThreatScoreFilter {
                 || !matches!(req.method(), "GET" | "HEAD" | "OPTIONS"))
     }
 
-    /// Inspect and apply the mode. `body` is `None` when the body is not inspected.
-    fn decide(
+    fn assess(
         &self,
         req: &RequestView,
         body: Option<BodyChunk<'_>>,
         protocol: Option<&str>,
-        ops: &mut HeaderOps,
-    ) -> Decision {
+    ) -> Assessment {
         let request = Request {
             method: req.method(),
             uri: req.raw_path(),
@@ -115,16 +113,39 @@ impl ThreatScoreFilter {
             body: body.map(|b| b.bytes),
             body_truncated: body.is_some_and(|b| b.truncated),
         };
-        let a = self.engine.inspect(&request);
-        self.count(&a);
+        self.engine.inspect(&request)
+    }
+
+    /// Apply the mode to the final assessment of a request, count and log it.
+    fn apply(
+        &self,
+        a: &Assessment,
+        req: &RequestView,
+        state: &State,
+        ops: &mut HeaderOps,
+    ) -> Decision {
+        self.count(a, state);
+        let rid = req.request_id().unwrap_or("-");
         match a.verdict {
             Verdict::Allow => {
                 if a.over_threshold {
                     // Mode detect: the would-be block is logged and counted, nothing else.
                     log::info!(
-                        "{}: detected request_id={} score={} categories={} (mode detect, forwarded)",
+                        "{}: detected request_id={rid} score={} categories={} (mode detect, forwarded)",
                         Self::NAME,
-                        req.request_id().unwrap_or("-"),
+                        a.score,
+                        a.categories.to_header_value()
+                    );
+                }
+                Decision::Continue
+            }
+            Verdict::Tag if state.headers_forwarded => {
+                if !state.tagged {
+                    // The body took the request over the threshold, but its headers are already
+                    // upstream (see `Decision::InspectBody`): log and count instead.
+                    log::info!(
+                        "{}: detected request_id={rid} score={} categories={} (mode tag, in the body: headers already forwarded)",
+                        Self::NAME,
                         a.score,
                         a.categories.to_header_value()
                     );
@@ -140,12 +161,11 @@ impl ThreatScoreFilter {
                 // One line per blocked request: what and how much, never the payload (attack
                 // text in logs is a second injection target and may hold personal data).
                 log::warn!(
-                    "{}: blocked request_id={} score={} categories={} rules={}",
+                    "{}: blocked request_id={rid} score={} categories={} rules={}",
                     Self::NAME,
-                    req.request_id().unwrap_or("-"),
                     a.score,
                     a.categories.to_header_value(),
-                    rule_list(&a)
+                    rule_list(a)
                 );
                 Decision::Respond(LocalReply::json(
                     403,
@@ -157,7 +177,7 @@ impl ThreatScoreFilter {
         }
     }
 
-    fn count(&self, a: &Assessment) {
+    fn count(&self, a: &Assessment, state: &State) {
         let m = &self.metrics;
         for (c, counter) in Category::ALL.iter().zip(&m.categories) {
             if a.categories.contains(*c) {
@@ -171,6 +191,7 @@ impl ThreatScoreFilter {
         }
         match a.verdict {
             Verdict::Block => m.blocked.inc(),
+            Verdict::Tag if state.headers_forwarded && !state.tagged => m.detected.inc(),
             Verdict::Tag => m.tagged.inc(),
             Verdict::Allow if a.over_threshold => m.detected.inc(),
             Verdict::Allow => {}
@@ -187,10 +208,15 @@ fn rule_list(a: &Assessment) -> String {
     rules.join(",")
 }
 
-/// Per-request state: the protocol, read once in the headers phase and reused for the body.
+/// Per-request state, from the headers phase to the body phase.
 #[derive(Default)]
 pub struct State {
+    /// `request.protocol`, read once.
     protocol: Option<String>,
+    /// Mode tag with a body: the headers went upstream before the body was inspected.
+    headers_forwarded: bool,
+    /// Mode tag: the tag headers were set from the headers-phase assessment.
+    tagged: bool,
 }
 
 impl HttpFilter for ThreatScoreFilter {
@@ -241,10 +267,24 @@ impl HttpFilter for ThreatScoreFilter {
         ops.remove(SCORE_HEADER);
         ops.remove(CATEGORIES_HEADER);
         state.protocol = req.string_property(&["request", "protocol"]);
-        if self.max_body > 0 && Self::may_have_body(req, state.protocol.as_deref()) {
+        let wants_body = self.max_body > 0 && Self::may_have_body(req, state.protocol.as_deref());
+        if wants_body && self.mode == Mode::Tag {
+            // The headers travel upstream before the body is seen, so the tags can only come
+            // from what the headers show; the body is still inspected, logged and counted.
+            let a = self.assess(req, None, state.protocol.as_deref());
+            if a.verdict == Verdict::Tag {
+                ops.set(SCORE_HEADER, a.score.to_string());
+                ops.set(CATEGORIES_HEADER, a.categories.to_header_value());
+                state.tagged = true;
+            }
+            state.headers_forwarded = true;
             return Decision::InspectBody;
         }
-        self.decide(req, None, state.protocol.as_deref(), ops)
+        if wants_body {
+            return Decision::InspectBody;
+        }
+        let a = self.assess(req, None, state.protocol.as_deref());
+        self.apply(&a, req, state, ops)
     }
 
     fn max_body_bytes(&self) -> usize {
@@ -258,7 +298,8 @@ impl HttpFilter for ThreatScoreFilter {
         state: &mut State,
         ops: &mut HeaderOps,
     ) -> Decision {
-        self.decide(req, Some(body), state.protocol.as_deref(), ops)
+        let a = self.assess(req, Some(body), state.protocol.as_deref());
+        self.apply(&a, req, state, ops)
     }
 }
 
