@@ -12,6 +12,8 @@ use std::time::Duration;
 
 const NAME: &str = "threat-score";
 const BLOCK_ERROR: &str = "threat_detected";
+/// Envoy flushes its log file every 10 s by default; waits return as soon as the line is there.
+const LOG_WAIT: Duration = Duration::from_secs(25);
 
 fn threat(config: &str) -> HttpFilter {
     HttpFilter::wasm(NAME, modules::module(NAME).unwrap(), config)
@@ -33,13 +35,16 @@ fn vm_failure_logged(log: &str) -> bool {
     log.contains("Uncaught RuntimeError") || log.contains("Wasm VM failed")
 }
 
-/// An attack in each place the engine looks; each must be blocked.
-fn attacks() -> Vec<(
+/// (what, path, headers, body).
+type Attack = (
     &'static str,
     &'static str,
     Vec<(&'static str, &'static str)>,
     String,
-)> {
+);
+
+/// An attack in each place the engine looks; each must be blocked.
+fn attacks() -> Vec<Attack> {
     let boundary = "----x1234";
     let multipart = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"id\"\r\n\r\n1' UNION SELECT password FROM users--\r\n--{boundary}--\r\n"
@@ -135,10 +140,7 @@ fn block_mode_blocks_attacks_everywhere_without_echoing_them() {
     assert!(stat(&envoy, "category_sqli_total") >= 4);
     assert!(stat(&envoy, "category_xss_total") >= 3);
     // One log line per blocked request, with score and categories and no payload.
-    assert!(envoy.wait_for_log(
-        "threat-score: blocked request_id=rid-0 score=",
-        Duration::from_secs(5)
-    ));
+    assert!(envoy.wait_for_log("threat-score: blocked request_id=rid-0 score=", LOG_WAIT));
     let log = envoy.log();
     let lines: Vec<&str> = log
         .lines()
@@ -207,7 +209,7 @@ fn detect_mode_forwards_unchanged_logs_and_counts() {
     assert_eq!(stat(&envoy, "detected_total"), 1);
     assert_eq!(stat(&envoy, "blocked_total"), 0);
     assert!(stat(&envoy, "category_xss_total") >= 1);
-    assert!(envoy.wait_for_log("detected request_id=det-1", Duration::from_secs(5)));
+    assert!(envoy.wait_for_log("detected request_id=det-1", LOG_WAIT));
 }
 
 #[test]
@@ -258,7 +260,8 @@ fn failure_policy_decides_what_a_failed_vm_does() {
             .unwrap();
     let r = Client::new().get(&closed.url("/")).unwrap();
     assert_eq!(r.status, 503, "fail closed: {r:?}");
-    assert!(closed.wait_for_log("Uncaught RuntimeError", Duration::from_secs(5)));
+
+    assert!(closed.wait_for_log("Uncaught RuntimeError", LOG_WAIT));
     assert!(vm_failure_logged(&closed.log()));
 
     let open = Envoy::start(
@@ -381,6 +384,17 @@ fn hostile_inputs_never_crash_the_vm() {
     for _ in 0..5 {
         assert_eq!(client.get(&envoy.url("/after")).unwrap().status, 200);
     }
+    // A blocked request logs a line; once it is in the file, everything before it is too.
+    let sentinel = client
+        .request(
+            "GET",
+            &envoy.url("/?q=%3Cscript%3Ealert(1)%3C/script%3E"),
+            &[("x-request-id", "sentinel")],
+            b"",
+        )
+        .unwrap();
+    assert_eq!(sentinel.status, 403);
+    assert!(envoy.wait_for_log("request_id=sentinel", LOG_WAIT));
     let log = envoy.log();
     assert!(!vm_failure_logged(&log), "VM failure in the log:\n{log}");
     assert!(!log.contains("panicked"), "panic in the log:\n{log}");
@@ -449,12 +463,8 @@ fn corpus_sample_through_envoy_agrees_with_the_native_engine() {
     for (row, r) in sample.iter().zip(&results) {
         assert_ne!(r.outcome, Outcome::Other, "{}: status {}", row.id, r.status);
         if row.expect == "benign" {
-            assert_eq!(
-                r.outcome,
-                Outcome::Passed,
-                "benign row {} not passed",
-                row.id
-            );
+            // Envoy itself refuses a few benign rows (a `#fragment` in the path): never the filter.
+            assert_ne!(r.outcome, Outcome::Blocked, "benign row {} blocked", row.id);
         }
         if r.outcome == Outcome::RejectedByEnvoy {
             continue;
@@ -472,5 +482,15 @@ fn corpus_sample_through_envoy_agrees_with_the_native_engine() {
         "{} of {compared} rows disagree with the native engine: {disagree:?}",
         disagree.len()
     );
+    let sentinel = Client::new()
+        .request(
+            "GET",
+            &envoy.url("/?q=%27%20or%20%271%27%3D%271"),
+            &[("x-request-id", "sentinel")],
+            b"",
+        )
+        .unwrap();
+    assert_eq!(sentinel.status, 403);
+    assert!(envoy.wait_for_log("request_id=sentinel", LOG_WAIT));
     assert!(!vm_failure_logged(&envoy.log()));
 }
