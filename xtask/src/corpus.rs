@@ -210,4 +210,13 @@ fn print_tables(rows: &[Row], results: &[RowResult], paranoia: u8) {
         "  benign passed: {}",
         pct(total.benign_passed, total.benign)
     );
+    let benign_rejected = rows
+        .iter()
+        .zip(results)
+        .filter(|(r, x)| r.expect == "benign" && x.outcome == Outcome::RejectedByEnvoy)
+        .count();
+    println!(
+        "  benign passed of those that reached the filter: {}",
+        pct(total.benign_passed, total.benign - benign_rejected)
+    );
 }
