@@ -17,15 +17,21 @@
 //! * [`shared`]: host services for state across requests: shared data with compare-and-swap,
 //!   a clock ([`Services`]).
 //! * [`ratelimit`]: token buckets shared by every worker, with a bounded key count.
+//! * [`network`], [`proxy_network`]: the same for network (L4) filters: [`network::NetworkFilter`]
+//!   over a connection view and the first bytes, exported with [`export_network_filter!`].
+//! * [`conn_limit`]: counters shared by every worker (open connections per source).
 //! * [`testing`]: fakes (properties, metric sink) for native unit tests of filters.
 
 pub mod config;
+pub mod conn_limit;
 pub mod cookie;
 pub mod filter;
 pub mod jwt;
 pub mod matcher;
 pub mod metrics;
+pub mod network;
 pub mod proxy;
+pub mod proxy_network;
 pub mod ratelimit;
 pub mod reply;
 pub mod shared;
@@ -57,6 +63,18 @@ macro_rules! export_http_filter {
     ($filter:ty) => {
         $crate::__proxy_wasm::main! {{
             $crate::proxy::install_http_filter::<$filter>();
+        }}
+    };
+}
+
+/// Export `$filter` (a type implementing [`network::NetworkFilter`]) as the proxy-wasm module's
+/// entry point, for `envoy.filters.network.wasm`. Gate it like [`export_http_filter!`]:
+/// `#[cfg(all(target_arch = "wasm32", feature = "export"))]`.
+#[macro_export]
+macro_rules! export_network_filter {
+    ($filter:ty) => {
+        $crate::__proxy_wasm::main! {{
+            $crate::proxy_network::install_network_filter::<$filter>();
         }}
     };
 }

@@ -12,6 +12,22 @@
 use crate::config::ConfigError;
 use std::rc::Rc;
 
+/// A user-supplied name (rule, tag, cluster) as a metric-name fragment: ASCII letters and
+/// digits lowercased, everything else `_` (`Admin-Only.v2` -> `admin_only_v2`,
+/// `outbound|443||a.svc` -> `outbound_443__a_svc`). Distinct names can collide; filters that
+/// derive metrics from names reject collisions at configure time.
+pub fn metric_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The three metric types proxy-wasm defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricKind {
@@ -186,6 +202,13 @@ mod tests {
         assert_eq!(sink.samples("threat_score_score"), vec![7, 9]);
         assert_eq!(m.defined().len(), 3);
         assert_eq!(sink.kind("threat_score_score"), Some(MetricKind::Histogram));
+    }
+
+    #[test]
+    fn metric_safe_names() {
+        assert_eq!(metric_safe("Admin-Only.v2"), "admin_only_v2");
+        assert_eq!(metric_safe("outbound|443||a.svc"), "outbound_443__a_svc");
+        assert_eq!(metric_safe("é"), "_");
     }
 
     #[test]

