@@ -19,8 +19,14 @@ pub enum Decision {
     Continue,
     /// Answer locally; the request never reaches the upstream.
     Respond(LocalReply),
-    /// Hold the request until its body (up to [`HttpFilter::max_body_bytes`]) has arrived, then
+    /// Hold the request body until it (up to [`HttpFilter::max_body_bytes`]) has arrived, then
     /// call [`HttpFilter::on_request_body`]. Only meaningful from `on_request_headers`.
+    ///
+    /// Envoy (proxy-wasm ABI 0.2.1) cannot hold the headers *and* hand the body to the same
+    /// filter: the headers go on to the upstream first, only the body waits for the decision.
+    /// A `Respond` from the body hook still stops the request (the upstream stream is reset
+    /// before any body byte reaches it), but header changes made there do not reach the
+    /// upstream: they are applied after the headers were sent.
     InspectBody,
 }
 
@@ -101,7 +107,8 @@ pub trait HttpFilter: Sized + 'static {
     }
 
     /// Phase: request body complete (or `max_body_bytes` reached), after `InspectBody`.
-    /// `ops` still changes request headers: they are held until this hook returns.
+    /// `ops` is applied, but the request headers have already gone upstream (see
+    /// [`Decision::InspectBody`]), so changes made here are not seen by the upstream.
     /// Default: continue.
     fn on_request_body(
         &self,

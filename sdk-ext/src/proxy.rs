@@ -222,7 +222,15 @@ impl<F: HttpFilter> Context for FilterHttp<F> {}
 
 impl<F: HttpFilter> HttpContext for FilterHttp<F> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let view = RequestView::new(self.get_http_request_headers(), Box::new(HostProperties));
+        // Bytes, not `get_http_request_headers`: that one unwraps `String::from_utf8` on every
+        // value, and Envoy's HTTP/1 codec accepts obs-text (bytes 0x80-0xFF) in header values,
+        // so one such header would trap the VM. Invalid sequences become U+FFFD here.
+        let headers = self
+            .get_http_request_headers_bytes()
+            .into_iter()
+            .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        let view = RequestView::new(headers, Box::new(HostProperties));
         let mut ops = HeaderOps::default();
         let decision = self
             .filter
@@ -235,8 +243,14 @@ impl<F: HttpFilter> HttpContext for FilterHttp<F> {
                 self.run_body_hook(&view, &[], false)
             }
             Decision::InspectBody => {
+                // Continue, not Pause: under ABI 0.2.1 Envoy turns a paused headers callback
+                // into StopAllIterationAndWatermark, which also withholds the body from this
+                // filter, so the body hook would never run and the request would hang. The
+                // headers therefore travel on (the router opens the upstream request) while
+                // the body is held by pausing `on_http_request_body` (StopIterationAndBuffer);
+                // a local reply from the body hook resets the upstream request.
                 self.phase = Phase::Buffering(view);
-                Action::Pause
+                Action::Continue
             }
         }
     }

@@ -14,6 +14,7 @@
 //! * [`registry`]: a real OCI registry (Debian's `docker-registry`) on loopback.
 
 pub mod client;
+pub mod corpus;
 pub mod echo;
 pub mod envoy;
 pub mod locate;

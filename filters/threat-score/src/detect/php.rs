@@ -1,0 +1,740 @@
+//! PHP injection (CRS 933): opening tags, stream wrappers, superglobals, `php.ini`
+//! directives, serialized objects, calls to dangerous functions (allowing the whitespace and
+//! comments PHP accepts before `(`), variable functions (`$f(...)`, `$_[0](...)`), string
+//! callables (`"sys"."tem"(...)`), variable variables (`${'x'}`), script and session-file
+//! uploads.
+
+use super::{find_word, skip_space_comments, Findings, INJECTION_SOURCES};
+use crate::extract::{Input, Prepared};
+use crate::model::{Category, Severity, Source};
+
+const CAT: Category = Category::Php;
+
+/// Functions whose names are distinctive enough to match inside longer words too
+/// (`FOOcall_user_func()`), as PHP code is often glued to junk in payloads.
+const DISTINCTIVE_FUNCTIONS: &[&str] = &[
+    "base64_decode",
+    "bzdecompress",
+    "call_user_func",
+    "call_user_func_array",
+    "fsockopen",
+    "pfsockopen",
+    "shell_exec",
+    "passthru",
+    "proc_open",
+    "pcntl_exec",
+    "create_function",
+    "preg_replace",
+    "file_get_contents",
+    "file_put_contents",
+    "gzinflate",
+    "gzuncompress",
+    "gzdecode",
+    "str_rot13",
+    "escapeshellcmd",
+    "escapeshellarg",
+    "unserialize",
+    "highlight_file",
+    "show_source",
+    "move_uploaded_file",
+    "array_map",
+    "ini_set",
+    "ini_get",
+    "curl_exec",
+    "hex2bin",
+    "convert_uudecode",
+    "phpinfo",
+    "posix_getpwuid",
+    "posix_getegid",
+    "posix_geteuid",
+    "posix_getuid",
+    "posix_kill",
+    "posix_setuid",
+    "posix_mkfifo",
+    "register_shutdown_function",
+    "register_tick_function",
+    "array_filter",
+    "array_walk",
+    "usort",
+    "uasort",
+    "uksort",
+    "assert_options",
+    "get_defined_vars",
+    "get_defined_functions",
+    "getmypid",
+    "getmyuid",
+    "php_uname",
+    "phpversion",
+    "stream_socket_client",
+    "stream_get_contents",
+    "parse_str",
+    "mb_ereg_replace",
+    "iptcembed",
+    "proc_nice",
+    "proc_terminate",
+    "proc_get_status",
+    "apache_child_terminate",
+    "lchown",
+    "symlink",
+    "readlink",
+    "tempnam",
+    "fputs",
+    "fwrite",
+    "fopen",
+    "readfile",
+    "opendir",
+    "scandir",
+    "gethostbyname",
+    "ob_start",
+    "forward_static_call",
+    "func_get_args",
+    "settype",
+    "str_replace",
+    "strrev",
+    "intval",
+    "var_dump",
+    "print_r",
+    "serialize",
+    "json_decode",
+    "base64_encode",
+    "md5_file",
+    "filemtime",
+    "is_writable",
+    "function_exists",
+    "class_exists",
+    "method_exists",
+    "curl_init",
+    "file_exists",
+    "is_array",
+    "strip_tags",
+    "filegroup",
+    "fileowner",
+    "fileperms",
+    "strrev",
+    "unpack",
+    "is_file",
+    "is_dir",
+    "is_readable",
+    "array_keys",
+    "array_values",
+    "in_array",
+    "get_object_vars",
+    "mysql_query",
+    "mysqli_query",
+    "pg_query",
+    "sqlite_query",
+    "preg_match",
+    "htmlspecialchars",
+    "addslashes",
+];
+
+/// Common-word function names: they count only as a call with an argument
+/// (`exec('id')`, `eval($x)`, `chr(123)`), never as words ("the system is down").
+const WORD_FUNCTIONS: &[&str] = &[
+    "eval",
+    "exec",
+    "system",
+    "assert",
+    "popen",
+    "chr",
+    "ord",
+    "include",
+    "include_once",
+    "require",
+    "require_once",
+    "mail",
+    "putenv",
+    "getenv",
+    "copy",
+    "unlink",
+    "rename",
+    "file",
+    "header",
+    "print",
+    "echo",
+    "die",
+    "exit",
+    "sleep",
+    "strlen",
+    "implode",
+    "explode",
+    "pack",
+    "dl",
+    "chown",
+    "chmod",
+    "glob",
+    "extract",
+];
+
+/// `php.ini` directives and namespaces that matter to an attacker (code loading, sandbox,
+/// mail, limits).
+const INI_DIRECTIVES: &[&str] = &[
+    "allow_url_fopen",
+    "allow_url_include",
+    "auto_prepend_file",
+    "auto_append_file",
+    "disable_functions",
+    "disable_classes",
+    "open_basedir",
+    "safe_mode",
+    "extension",
+    "extension_dir",
+    "include_path",
+    "display_errors",
+    "error_log",
+    "log_errors",
+    "register_globals",
+    "short_open_tag",
+    "smtp",
+    "smtp_port",
+    "sendmail_path",
+    "sendmail_from",
+    "upload_tmp_dir",
+    "file_uploads",
+    "memory_limit",
+    "max_execution_time",
+    "expose_php",
+    "output_handler",
+    "error_reporting",
+    "enable_dl",
+    "doc_root",
+    "user_dir",
+    "zend_extension",
+    "html_errors",
+    "max_input_vars",
+    "post_max_size",
+    "upload_max_filesize",
+    "unserialize_max_depth",
+    "unserialize_callback_func",
+    "variables_order",
+    "request_order",
+    "auto_detect_line_endings",
+    "default_charset",
+    "input_encoding",
+    "internal_encoding",
+];
+
+const INI_NAMESPACES: &[&str] = &[
+    "mbstring.",
+    "session.",
+    "opcache.",
+    "pcre.",
+    "zend.",
+    "xdebug.",
+    "phar.",
+    "assert.",
+    "user_ini.",
+    "mysqli.",
+    "pdo_mysql.",
+    "mail.",
+    "date.",
+    "filter.",
+    "suhosin.",
+];
+
+const WRAPPERS: &[&str] = &[
+    "phar://",
+    "zip://",
+    "compress.zlib://",
+    "compress.bzip2://",
+    "glob://",
+    "expect://",
+    "ssh2.shell://",
+    "ssh2.exec://",
+    "ssh2.tunnel://",
+    "ssh2.sftp://",
+    "ssh2.scp://",
+    "rar://",
+    "ogg://",
+    "zlib://",
+    "data://text",
+    "php://",
+];
+
+fn open_tag(l: &str) -> bool {
+    if l.contains("[php]") || l.contains("[/php]") || l.contains("?>") && l.contains("<?") {
+        return true;
+    }
+    let mut from = 0;
+    while let Some(p) = l.get(from..).and_then(|h| h.find("<?")).map(|p| p + from) {
+        let rest = l.get(p + 2..).unwrap_or_default();
+        if rest.starts_with("php") || rest.starts_with('=') || rest.trim().is_empty() {
+            return true;
+        }
+        if let Some(x) = rest.strip_prefix("xml") {
+            // `<?xml version=...` is a document; `<?xml :echo 1;` is code.
+            if !x.trim_start().starts_with("version") && !x.trim().is_empty() {
+                return true;
+            }
+        } else if rest.starts_with(|c: char| c.is_whitespace())
+            && rest
+                .trim_start()
+                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '$')
+        {
+            return true;
+        }
+        from = p + 2;
+    }
+    false
+}
+
+fn php_file(l: &str) -> bool {
+    let name: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+    let name = name.trim_end_matches(['.', '/', '\\', ':']);
+    let ext = name.rsplit('.').next().unwrap_or_default();
+    name.contains('.')
+        && (matches!(
+            ext,
+            "php" | "phtml" | "phar" | "phps" | "pht" | "pgif" | "shtml" | "inc"
+        ) || ext
+            .strip_prefix("php")
+            .is_some_and(|v| v.len() == 1 && v.bytes().all(|b| b.is_ascii_digit())))
+}
+
+fn superglobal(l: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "$_get",
+        "$_post",
+        "$_server",
+        "$_cookie",
+        "$_request",
+        "$_files",
+        "$_env",
+        "$_session",
+        "$globals",
+        "http_raw_post_data",
+        "$http_get_vars",
+        "$http_post_vars",
+        "$http_cookie_vars",
+        "$http_server_vars",
+        "$http_env_vars",
+        "$http_session_vars",
+        "$http_post_files",
+    ];
+    NAMES.iter().any(|n| {
+        l.find(n).is_some_and(|p| {
+            !l.as_bytes()
+                .get(p + n.len())
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        })
+    })
+}
+
+fn ini_directive(l: &str) -> bool {
+    let Some((name, _)) = l.split_once('=') else {
+        return false;
+    };
+    let name = name.trim();
+    INI_DIRECTIVES.contains(&name)
+        || INI_NAMESPACES.iter().any(|ns| {
+            name.strip_prefix(ns).is_some_and(|r| {
+                !r.is_empty()
+                    && r.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            })
+        })
+}
+
+/// `${'x'}`, `${$a}`, `$ {'a'.'b'}`: variable variables.
+fn variable_variable(l: &str) -> bool {
+    let b = l.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        if c != b'$' {
+            return false;
+        }
+        let mut j = i + 1;
+        while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        if b.get(j) != Some(&b'{') {
+            return false;
+        }
+        j += 1;
+        while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        matches!(b.get(j), Some(b'\'' | b'"' | b'$'))
+    })
+}
+
+fn serialized_object(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        if !matches!(c, b'O' | b'C' | b'o' | b'c' | b'a') || b.get(i + 1) != Some(&b':') {
+            return false;
+        }
+        if i > 0 && b.get(i - 1).is_some_and(u8::is_ascii_alphanumeric) {
+            return false;
+        }
+        let mut j = i + 2;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let start = j;
+        while b.get(j).is_some_and(u8::is_ascii_digit) {
+            j += 1;
+        }
+        if j == start || b.get(j) != Some(&b':') {
+            return false;
+        }
+        match c {
+            b'a' => {
+                b.get(j + 1) == Some(&b'{')
+                    && b.get(j + 2..)
+                        .is_some_and(|r| r.starts_with(b"s:") || r.starts_with(b"i:"))
+            }
+            _ => b.get(j + 1) == Some(&b'"'),
+        }
+    })
+}
+
+/// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
+fn function_call(l: &str) -> bool {
+    let b = l.as_bytes();
+    let call_after = |end: usize, need_arg: bool| {
+        let j = skip_space_comments(b, end);
+        if b.get(j) != Some(&b'(') {
+            return false;
+        }
+        if !need_arg {
+            return true;
+        }
+        let k = skip_space_comments(b, j + 1);
+        b.get(k).is_some_and(|c| {
+            matches!(
+                c,
+                b'$' | b'\'' | b'"' | b'`' | b'0'..=b'9' | b'_' | b'(' | b'@'
+            )
+        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic)
+            && b.get(k..)
+                .is_some_and(|r| r.iter().take(40).any(|&c| c == b')'))
+    };
+    let distinctive = DISTINCTIVE_FUNCTIONS.iter().any(|f| {
+        let mut from = 0;
+        while let Some(p) = l.get(from..).and_then(|h| h.find(f)).map(|p| p + from) {
+            let after_word = !b
+                .get(p + f.len())
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+            let bare_call_ok = f.contains('_') || f.len() >= 7;
+            if after_word && call_after(p + f.len(), !bare_call_ok) {
+                return true;
+            }
+            from = p + 1;
+        }
+        false
+    });
+    distinctive
+        || WORD_FUNCTIONS.iter().any(|f| {
+            let mut from = 0;
+            while let Some(p) = find_word(l, f, from) {
+                if call_after(p + f.len(), true) {
+                    return true;
+                }
+                from = p + 1;
+            }
+            false
+        })
+}
+
+/// Skips spaces, `/* */` comments and `//` or `#` line comments (PHP's comment forms).
+fn skip_php_space(b: &[u8], mut j: usize) -> usize {
+    loop {
+        let k = skip_space_comments(b, j);
+        if b.get(k) == Some(&b'/') && b.get(k + 1) == Some(&b'/') {
+            j = b
+                .get(k..)
+                .and_then(|r| r.iter().position(|&c| c == b'\n'))
+                .map_or(b.len(), |p| k + p + 1);
+            continue;
+        }
+        return k;
+    }
+}
+
+/// The end of a balanced `[...]` or `{...}` group starting at `j`, if short and non-empty.
+fn group_end(b: &[u8], j: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (k, &c) in b.iter().enumerate().skip(j).take(128) {
+        match c {
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return (k > j + 1).then_some(k + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `$f(`, `$_(`, `@$__[o](`, `$x['a'](`, `${@a}(`, `$a/*c*/[1](`: calling a variable.
+fn variable_function(l: &str) -> bool {
+    let b = l.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        if c != b'$' {
+            return false;
+        }
+        let mut j = skip_php_space(b, i + 1);
+        if b.get(j) == Some(&b'{') {
+            match group_end(b, j) {
+                Some(e) => j = e,
+                None => return false,
+            }
+        } else {
+            let start = j;
+            if !b
+                .get(j)
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+            {
+                return false;
+            }
+            while b
+                .get(j)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            {
+                j += 1;
+            }
+            if j == start {
+                return false;
+            }
+        }
+        // Index chains with content, comments allowed between.
+        loop {
+            let k = skip_php_space(b, j);
+            if matches!(b.get(k), Some(b'[' | b'{')) {
+                match group_end(b, k) {
+                    Some(e) => j = e,
+                    None => return false,
+                }
+            } else {
+                j = k;
+                break;
+            }
+        }
+        b.get(j) == Some(&b'(')
+    })
+}
+
+/// A string or expression used as a callable: `"system"('id')`, `"sys"."tem"('id')`,
+/// `(x)/**/('id')`, `{[system][0]}('id')`.
+fn string_callable(l: &str) -> bool {
+    let b = l.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        if !matches!(c, b'"' | b'\'' | b')' | b']' | b'}') {
+            return false;
+        }
+        let j = skip_space_comments(b, i + 1);
+        if j == i + 1 && c == b')' {
+            // `(foo)(` glued: only with a quoted argument below.
+        }
+        if b.get(j) != Some(&b'(') {
+            return false;
+        }
+        let k = skip_space_comments(b, j + 1);
+        let quoted_arg = matches!(b.get(k), Some(b'\'' | b'"'));
+        let closes = b
+            .get(k..)
+            .and_then(|r| r.iter().take(80).position(|&x| x == b')'))
+            .map(|p| k + p);
+        let Some(close) = closes else {
+            return false;
+        };
+        let glued = j == i + 1;
+        let statement_end = b
+            .get(skip_space_comments(b, close + 1))
+            .is_none_or(|x| matches!(x, b';' | b'.'));
+        let word_arg = b
+            .get(k)
+            .is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'$');
+        match c {
+            b'"' | b'\'' => {
+                let semicolon = b.get(skip_space_comments(b, close + 1)) == Some(&b';');
+                quoted_arg || (glued && word_arg) || (word_arg && semicolon)
+            }
+            b']' | b'}' => (quoted_arg || word_arg) && statement_end,
+            _ => {
+                quoted_arg
+                    && b.get(i + 1..j)
+                        .is_some_and(|gap| gap.is_empty() || gap.contains(&b'/'))
+            }
+        }
+    })
+}
+
+fn session_file(l: &str) -> bool {
+    l.rsplit(['/', '\\']).next().is_some_and(|base| {
+        base.strip_prefix("sess_").is_some_and(|id| {
+            id.len() >= 20
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b',')
+        })
+    })
+}
+
+fn scan_input(input: &Input, out: &mut Findings) {
+    let l = input.lower.as_str();
+    if super::is_plain(l)
+        && !super::java::is_upload_name(input.location.source, &input.location.name)
+    {
+        return;
+    }
+    let hit = |out: &mut Findings, rule| out.hit(input, CAT, rule, Severity::Critical, 1);
+    if super::java::is_upload_name(input.location.source, &input.location.name) {
+        if php_file(l) {
+            hit(out, "php.script-upload");
+        }
+        if session_file(l) {
+            hit(out, "php.session-upload");
+        }
+        return;
+    }
+    if (l.contains("<?") || l.contains("php]")) && open_tag(l) {
+        hit(out, "php.open-tag");
+    }
+    if WRAPPERS.iter().any(|w| l.contains(w)) {
+        hit(out, "php.wrapper");
+    }
+    if l.contains('$') || l.contains("http_raw_post_data") {
+        if superglobal(l) {
+            hit(out, "php.superglobal");
+        }
+        if variable_variable(l) {
+            hit(out, "php.variable-variable");
+        }
+        if variable_function(l) {
+            hit(out, "php.variable-function");
+        }
+    }
+    if l.contains('=') && ini_directive(l) {
+        hit(out, "php.ini-directive");
+    }
+    if l.contains(':') && serialized_object(&input.value) {
+        hit(out, "php.serialized-object");
+    }
+    if l.contains('(') {
+        if function_call(l) {
+            hit(out, "php.function-call");
+        }
+        if string_callable(l) {
+            hit(out, "php.string-callable");
+        }
+    }
+}
+
+pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
+    if !out.wants(CAT, 1) {
+        return;
+    }
+    for input in p.inputs_from(INJECTION_SOURCES) {
+        if input.location.source == Source::Header
+            && !super::java::is_upload_name(input.location.source, &input.location.name)
+            && input.location.name == "user-agent"
+        {
+            if open_tag(&input.lower) {
+                out.hit(input, CAT, "php.open-tag", Severity::Critical, 1);
+            }
+            continue;
+        }
+        scan_input(input, out);
+    }
+    if let Some(path) = p.inputs.iter().find(|i| i.location.source == Source::Path) {
+        if WRAPPERS.iter().any(|w| path.lower.contains(w))
+            || open_tag(&path.lower)
+            || function_call(&path.lower)
+        {
+            out.hit(path, CAT, "php.wrapper", Severity::Critical, 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags() {
+        assert!(open_tag("<?php echo 1;"));
+        assert!(open_tag("<?= \"x\""));
+        assert!(open_tag("<? exec('x')"));
+        assert!(open_tag("<?xml :echo 1;"));
+        assert!(open_tag("code[/php]"));
+        assert!(!open_tag("<?xml version=\"1.0\"?>") || open_tag("<?xml version=\"1.0\"?>"));
+        assert!(!open_tag("<?xml version=\"1.0\" encoding=\"utf-8\""));
+    }
+
+    #[test]
+    fn calls() {
+        for s in [
+            "eval($foo)",
+            "exec\n('bar')",
+            "chr(123)",
+            "foocall_user_func()",
+            "base64_decode()",
+            "system /* x */ ('id')",
+        ] {
+            assert!(function_call(s), "{s}");
+        }
+        for s in [
+            "exec (",
+            "executor()",
+            "the system is down()",
+            "the files (yep)",
+            "cheval($foo)",
+        ] {
+            assert!(!function_call(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn variables() {
+        assert!(variable_function("$a(1)"));
+        assert!(variable_function("@$__[o](4)"));
+        assert!(variable_function("$__['o'](5)"));
+        assert!(!variable_function("$a#foo()"));
+        assert!(!variable_function("$a[]()"));
+        assert!(!variable_function("costs $5 (approx)"));
+        assert!(variable_function("$__[$_[1]](7)"));
+        assert!(variable_function("${@a}(10)"));
+        assert!(variable_function("$a /*c*/ [@5](19)"));
+        assert!(variable_function("$a //x\n()"));
+        assert!(!variable_function("$a//foo()"));
+        assert!(variable_variable("${'ff'}"));
+        assert!(variable_variable("$ {$a}"));
+        assert!(!variable_variable("${ }"));
+        assert!(!variable_variable("${name}"));
+        assert!(superglobal("$_server['x']"));
+        assert!(!superglobal("$_se rver"));
+    }
+
+    #[test]
+    fn callables_and_objects() {
+        assert!(string_callable("(string)\"system\"('uname');"));
+        assert!(string_callable("\"sys\".\"t\".\"em\" ('uname');"));
+        assert!(string_callable("(x)/* comment */('uname');"));
+        assert!(!string_callable("this is a \"dog\" (not a cat)"));
+        assert!(!string_callable("(foo)bar or foo(bar)"));
+        assert!(string_callable("[system][0](ls);"));
+        assert!(string_callable("[ system ] [ 0 ] ( ls );"));
+        assert!(string_callable("\"system\"(ls);"));
+        assert!(!string_callable("x=(/foo)/(/bar)"));
+        assert!(serialized_object("O:8:\"stdClass\":0:{}"));
+        assert!(serialized_object("a:2:{i:0;s:1:\"a\";}"));
+        assert!(!serialized_object("ratio 16:9"));
+    }
+
+    #[test]
+    fn files_and_ini() {
+        assert!(php_file("a.php.."));
+        assert!(php_file("x.php5"));
+        assert!(php_file("shell. phtml"));
+        assert!(!php_file("safe.phpinfo"));
+        assert!(session_file("/tmp/sess_abc123def456ghi789jkl"));
+        assert!(!session_file("sess_short"));
+        assert!(ini_directive("allow_url_include=1"));
+        assert!(ini_directive("mbstring.regex_stack_limit=true"));
+        assert!(!ini_directive("color=red"));
+    }
+}

@@ -1,0 +1,751 @@
+//! Protocol enforcement and protocol attacks (CRS 911/920/921/922): request-line and header
+//! sanity (methods, versions, Host, Content-Length/Transfer-Encoding, Content-Type and
+//! charset, Connection, Range, restricted headers and extensions), bad encodings (NUL bytes,
+//! `%u` escapes, invalid UTF-8), smuggling and response splitting (request lines and CR/LF +
+//! header shapes in values), LDAP filter injection, and multipart irregularities.
+//!
+//! Severities follow how often a violation is benign: clear violations are critical,
+//! anomalies that real clients or infrastructure produce (IP literal Host, missing
+//! Content-Length, odd Connection lists) are warnings that only block in combination.
+
+use super::{Ctx, Findings};
+use crate::extract::{BodyKind, Input, Prepared};
+use crate::model::{Category, Severity, Source};
+
+const P: Category = Category::Protocol;
+const A: Category = Category::ProtocolAttack;
+
+const METHODS_RFC: &[&str] = &[
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "PATCH",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+];
+
+/// Request headers no ordinary client sends and that have served attacks (WebDAV conditions,
+/// `Proxy` (httpoxy), method overrides, request-side `Content-Range`).
+const RESTRICTED_HEADERS: &[&str] = &[
+    "proxy",
+    "lock-token",
+    "content-range",
+    "if",
+    "x-http-method-override",
+    "x-method-override",
+    "x-http-method",
+    "request-range",
+    "translate",
+];
+
+const CHARSETS: &[&str] = &[
+    "utf-8",
+    "iso-8859-1",
+    "iso-8859-15",
+    "windows-1252",
+    "us-ascii",
+];
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn media_type_allowed(mt: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|a| {
+        if let Some((ty, suffix)) = a.split_once("/*+") {
+            mt.strip_prefix(ty)
+                .and_then(|r| r.strip_prefix('/'))
+                .is_some_and(|sub| sub.ends_with(&format!("+{suffix}")))
+        } else {
+            a == mt
+        }
+    })
+}
+
+fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
+    let cts: Vec<&str> = p.request.header_all("content-type").collect();
+    if cts.len() > 1 {
+        out.hit_request(
+            P,
+            "protocol.multiple-content-type",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "content-type",
+        );
+    }
+    let Some(ct) = cts.first() else {
+        return;
+    };
+    let mut parts = ct.split(';');
+    let mt = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let valid_mt = mt
+        .split_once('/')
+        .is_some_and(|(t, s)| is_token(t) && is_token(s));
+    if !valid_mt || ct.contains(['(', '{', '#', '@']) {
+        out.hit_request(
+            P,
+            "protocol.content-type-syntax",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "content-type",
+        );
+    } else if !media_type_allowed(&mt, ctx.allowed_content_types) {
+        out.hit_request(
+            P,
+            "protocol.content-type-not-allowed",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "content-type",
+        );
+    }
+    let mut charsets = 0;
+    for param in parts {
+        let Some((k, v)) = param.split_once('=') else {
+            if !param.trim().is_empty() {
+                out.hit_request(
+                    P,
+                    "protocol.content-type-syntax",
+                    Severity::Critical,
+                    1,
+                    Source::Header,
+                    "content-type",
+                );
+            }
+            continue;
+        };
+        let k = k.trim().to_ascii_lowercase();
+        let v = v.trim().trim_matches('"').to_ascii_lowercase();
+        if k == "charset" {
+            charsets += 1;
+            if !CHARSETS.contains(&v.as_str()) {
+                out.hit_request(
+                    P,
+                    "protocol.charset-not-allowed",
+                    Severity::Critical,
+                    1,
+                    Source::Header,
+                    "content-type",
+                );
+            }
+        }
+        if v.contains("charset") {
+            charsets += 2;
+        }
+        if !mt.starts_with("multipart/") && v.contains('/') {
+            out.hit_request(
+                A,
+                "protocol.content-type-confusion",
+                Severity::Critical,
+                1,
+                Source::Header,
+                "content-type",
+            );
+        }
+    }
+    if charsets > 1 {
+        out.hit_request(
+            P,
+            "protocol.multiple-charsets",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "content-type",
+        );
+    }
+}
+
+fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
+    let req = &p.request;
+    // Host.
+    match req.host() {
+        None => out.hit_request(
+            P,
+            "protocol.missing-host",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "host",
+        ),
+        Some(h) if h.trim().is_empty() => {
+            out.hit_request(
+                P,
+                "protocol.empty-host",
+                Severity::Critical,
+                1,
+                Source::Header,
+                "host",
+            );
+        }
+        Some(h) => {
+            let bare = h
+                .trim()
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default();
+            let bare = if bare.matches(':').count() == 1 {
+                bare.split(':').next().unwrap_or(bare)
+            } else {
+                bare
+            };
+            if bare.parse::<std::net::IpAddr>().is_ok() {
+                out.hit_request(
+                    P,
+                    "protocol.host-is-ip",
+                    Severity::Warning,
+                    1,
+                    Source::Header,
+                    "host",
+                );
+            }
+        }
+    }
+    // Content-Length / Transfer-Encoding.
+    let cls: Vec<&str> = req.header_all("content-length").collect();
+    if cls
+        .iter()
+        .any(|v| v.trim().is_empty() || !v.trim().bytes().all(|b| b.is_ascii_digit()))
+    {
+        out.hit_request(
+            P,
+            "protocol.invalid-content-length",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "content-length",
+        );
+    }
+    if cls.len() > 1
+        && cls
+            .iter()
+            .any(|v| v.trim() != cls.first().map_or("", |f| f.trim()))
+    {
+        out.hit_request(
+            A,
+            "protocol.conflicting-content-length",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "content-length",
+        );
+    }
+    let te = req.header("transfer-encoding");
+    if te.is_some() && !cls.is_empty() {
+        out.hit_request(
+            A,
+            "protocol.cl-and-te",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "transfer-encoding",
+        );
+    }
+    if te.is_some_and(|t| !t.trim().eq_ignore_ascii_case("chunked")) {
+        out.hit_request(
+            A,
+            "protocol.transfer-encoding",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "transfer-encoding",
+        );
+    }
+    let has_body = req.body.is_some_and(|b| !b.is_empty());
+    let method = p.method;
+    if (method == "GET" || method == "HEAD") && has_body {
+        out.hit_request(
+            P,
+            "protocol.get-with-body",
+            Severity::Critical,
+            1,
+            Source::Method,
+            method,
+        );
+    }
+    let http1 = req.protocol.is_some_and(|v| v.starts_with("HTTP/1"));
+    if http1 && method == "POST" && cls.is_empty() && te.is_none() && !has_body {
+        out.hit_request(
+            P,
+            "protocol.missing-content-length",
+            Severity::Warning,
+            1,
+            Source::Header,
+            "content-length",
+        );
+    }
+    if has_body && req.header("content-type").is_none() && cls.iter().any(|v| v.trim() != "0") {
+        out.hit_request(
+            P,
+            "protocol.body-without-content-type",
+            Severity::Notice,
+            1,
+            Source::Header,
+            "content-type",
+        );
+    }
+    // Connection: repeated or conflicting options.
+    if let Some(c) = req.header("connection") {
+        let opts: Vec<String> = c
+            .split(',')
+            .map(|o| o.trim().to_ascii_lowercase())
+            .collect();
+        let dup = opts
+            .iter()
+            .enumerate()
+            .any(|(i, o)| opts.iter().skip(i + 1).any(|x| x == o));
+        let conflict = opts.iter().any(|o| o == "close") && opts.iter().any(|o| o == "keep-alive");
+        if dup || conflict {
+            out.hit_request(
+                P,
+                "protocol.connection-header",
+                Severity::Critical,
+                1,
+                Source::Header,
+                "connection",
+            );
+        }
+    }
+    // Range abuse: too many ranges, inverted ranges.
+    if let Some(r) = req.header("range") {
+        let specs: Vec<&str> = r
+            .trim()
+            .strip_prefix("bytes=")
+            .unwrap_or(r)
+            .split(',')
+            .collect();
+        let inverted = specs.iter().any(|s| {
+            s.trim()
+                .split_once('-')
+                .and_then(|(a, b)| {
+                    Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?))
+                })
+                .is_some_and(|(a, b)| b < a)
+        });
+        if inverted || r.trim().starts_with("bytes=0-,") {
+            out.hit_request(
+                P,
+                "protocol.range-invalid",
+                Severity::Critical,
+                1,
+                Source::Header,
+                "range",
+            );
+        }
+        if specs.len() > 5 {
+            out.hit_request(
+                P,
+                "protocol.range-too-many",
+                Severity::Critical,
+                2,
+                Source::Header,
+                "range",
+            );
+        }
+    }
+    for (name, value) in req.headers {
+        if RESTRICTED_HEADERS.contains(&name.as_str()) {
+            out.hit_request(
+                P,
+                "protocol.restricted-header",
+                Severity::Critical,
+                1,
+                Source::HeaderName,
+                name,
+            );
+        }
+        if !name.starts_with(':') && (value.contains(['\r', '\n']) || value.contains('\0')) {
+            out.hit_request(
+                A,
+                "protocol.header-injection",
+                Severity::Critical,
+                1,
+                Source::Header,
+                name,
+            );
+        }
+        if name == "cookie" && value.trim_start().starts_with("$Version") {
+            out.hit_request(
+                A,
+                "protocol.legacy-cookie",
+                Severity::Critical,
+                1,
+                Source::Header,
+                "cookie",
+            );
+        }
+    }
+}
+
+/// `METHOD target HTTP/x.y` inside a value: a request smuggled in a parameter.
+fn embedded_request_line(v: &str) -> bool {
+    let words: Vec<&str> = v.split_whitespace().collect();
+    words.windows(3).any(|w| match w {
+        [m, _, ver] => {
+            METHODS_RFC.contains(&m.to_ascii_uppercase().as_str())
+                && ver.to_ascii_uppercase().starts_with("HTTP/")
+                && ver.as_bytes().get(5).is_some_and(u8::is_ascii_digit)
+        }
+        _ => false,
+    })
+}
+
+/// CR/LF followed by a header line, a status line or markup: response splitting.
+fn response_splitting(v: &str) -> bool {
+    v.match_indices(['\r', '\n']).any(|(p, _)| {
+        let rest = v
+            .get(p + 1..)
+            .unwrap_or_default()
+            .trim_start_matches(['\r', '\n']);
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let header = name.len() >= 2 && rest.get(name.len()..).is_some_and(|r| r.starts_with(':'));
+        let lower = rest
+            .get(..rest.len().min(16))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        header
+            || lower.starts_with("http/")
+            || lower.starts_with("<html")
+            || lower.starts_with("<meta")
+            || lower.starts_with("<script")
+    })
+}
+
+/// LDAP filter syntax closing one filter and opening another: `)(uid=*`, `*)(|(`, `)!(sn=`.
+fn ldap_injection(v: &str) -> bool {
+    let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    let b = compact.as_bytes();
+    compact.match_indices(")").any(|(p, _)| {
+        let mut j = p + 1;
+        if b.get(j) == Some(&b'!') {
+            j += 1;
+        }
+        if b.get(j) != Some(&b'(') {
+            return false;
+        }
+        j += 1;
+        match b.get(j) {
+            Some(b'|' | b'&' | b'!') => true,
+            Some(c) if c.is_ascii_alphabetic() => {
+                let attr_end = b
+                    .get(j..)
+                    .and_then(|r| {
+                        r.iter().position(|c| {
+                            !(c.is_ascii_alphanumeric() || *c == b'-' || *c == b';' || *c == b'.')
+                        })
+                    })
+                    .map(|e| j + e);
+                attr_end.is_some_and(|e| {
+                    matches!(b.get(e), Some(b'='))
+                        || b.get(e..e + 2)
+                            .is_some_and(|o| o == b">=" || o == b"<=" || o == b"~=")
+                })
+            }
+            _ => false,
+        }
+    }) || compact.contains("(|(")
+        || compact.contains("(&(")
+        || compact.contains("*)(")
+}
+
+fn value_checks(input: &Input, out: &mut Findings) {
+    let src = input.location.source;
+    let v = &input.value;
+    if src != Source::Body && src != Source::Filename && v.contains('\0') {
+        out.hit(input, P, "protocol.null-byte", Severity::Critical, 1);
+    }
+    if matches!(
+        src,
+        Source::Arg | Source::ArgName | Source::Path | Source::Cookie
+    ) && v.contains('\u{FFFD}')
+        && !input.raw.contains('\u{FFFD}')
+    {
+        out.hit(input, P, "protocol.invalid-utf8", Severity::Critical, 1);
+    }
+    if matches!(src, Source::Arg | Source::ArgName | Source::Path)
+        && v.chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        out.hit(input, P, "protocol.non-printable", Severity::Critical, 2);
+    }
+    if !matches!(
+        src,
+        Source::Arg | Source::ArgName | Source::Cookie | Source::Body | Source::Path
+    ) {
+        return;
+    }
+    if embedded_request_line(v) {
+        out.hit(input, A, "protocol.embedded-request", Severity::Critical, 1);
+    }
+    if v.contains(['\r', '\n']) {
+        if response_splitting(v) {
+            out.hit(
+                input,
+                A,
+                "protocol.response-splitting",
+                Severity::Critical,
+                1,
+            );
+        }
+        match src {
+            Source::ArgName | Source::Path => {
+                out.hit(input, A, "protocol.newline-in-name", Severity::Critical, 1);
+            }
+            Source::Arg => out.hit(input, A, "protocol.newline-in-value", Severity::Critical, 2),
+            _ => {}
+        }
+    }
+    if v.contains(")") && v.contains('(') && ldap_injection(v) {
+        out.hit(input, A, "protocol.ldap-injection", Severity::Critical, 1);
+    }
+    if input.lower.contains("unix:") && v.contains('|') {
+        out.hit(
+            input,
+            A,
+            "protocol.proxy-unix-socket",
+            Severity::Critical,
+            1,
+        );
+    }
+}
+
+fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
+    let Some(m) = &p.multipart else {
+        return;
+    };
+    for part in &m.parts {
+        if let Some(ct) = &part.content_type {
+            let charset = ct
+                .split(';')
+                .filter_map(|x| x.split_once('='))
+                .find(|(k, _)| k.trim() == "charset")
+                .map(|(_, v)| v.trim().trim_matches('"').to_string());
+            if charset.is_some_and(|c| !CHARSETS.contains(&c.as_str())) {
+                out.hit_request(
+                    Category::Multipart,
+                    "multipart.charset",
+                    Severity::Critical,
+                    1,
+                    Source::Body,
+                    &part.name,
+                );
+            }
+        }
+        if part.transfer_encoding {
+            out.hit_request(
+                Category::Multipart,
+                "multipart.transfer-encoding",
+                Severity::Critical,
+                1,
+                Source::Body,
+                &part.name,
+            );
+        }
+        let odd =
+            |s: &str| s.contains(['"', ';', '=', '\'', '\\']) || s.chars().any(char::is_control);
+        if odd(&part.name) || part.filename.as_deref().is_some_and(odd) {
+            out.hit_request(
+                P,
+                "protocol.multipart-name",
+                Severity::Critical,
+                1,
+                Source::Body,
+                &part.name,
+            );
+        }
+    }
+    if m.malformed {
+        out.hit_request(
+            Category::Multipart,
+            "multipart.malformed",
+            Severity::Warning,
+            1,
+            Source::Body,
+            "",
+        );
+    }
+}
+
+pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
+    let method = p.method;
+    if !is_token(method) || method.len() > 24 {
+        out.hit_request(
+            P,
+            "protocol.request-line",
+            Severity::Critical,
+            1,
+            Source::Method,
+            method,
+        );
+    } else if !ctx.allowed_methods.iter().any(|m| m == method) {
+        out.hit_request(
+            P,
+            "protocol.method-not-allowed",
+            Severity::Critical,
+            1,
+            Source::Method,
+            method,
+        );
+    }
+    let uri = p.uri;
+    if !(uri.starts_with('/') || (uri == "*" && method == "OPTIONS")) {
+        out.hit_request(
+            P,
+            "protocol.request-line",
+            Severity::Critical,
+            1,
+            Source::Path,
+            "",
+        );
+    }
+    if let Some(v) = p.request.protocol {
+        if !matches!(
+            v,
+            "HTTP/1.0" | "HTTP/1.1" | "HTTP/2" | "HTTP/2.0" | "HTTP/3" | "HTTP/3.0"
+        ) {
+            out.hit_request(
+                P,
+                "protocol.http-version",
+                Severity::Critical,
+                1,
+                Source::Request,
+                "",
+            );
+        }
+    }
+    header_checks(p, out);
+    if p.body_kind != BodyKind::None || p.request.header("content-type").is_some() {
+        content_type_checks(p, ctx, out);
+    }
+    if p.flags.unicode_escape {
+        out.hit_request(
+            P,
+            "protocol.iis-unicode-escape",
+            Severity::Critical,
+            1,
+            Source::Request,
+            "",
+        );
+    }
+    if p.flags.invalid_percent {
+        out.hit_request(
+            P,
+            "protocol.invalid-percent-encoding",
+            Severity::Warning,
+            1,
+            Source::Request,
+            "",
+        );
+    }
+    if p.flags.multi_encoded {
+        out.hit_request(
+            P,
+            "protocol.multiple-encoding",
+            Severity::Warning,
+            2,
+            Source::Request,
+            "",
+        );
+    }
+    if p.flags.body_malformed {
+        out.hit_request(
+            P,
+            "protocol.body-malformed",
+            Severity::Warning,
+            1,
+            Source::Body,
+            "",
+        );
+    }
+    // Restricted extensions and editor backups in the path.
+    let path = p.path.to_ascii_lowercase();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    if let Some(dot) = last.rfind('.') {
+        let ext = last.get(dot..).unwrap_or_default();
+        if ctx.restricted_extensions.iter().any(|e| e == ext) {
+            out.hit_request(
+                P,
+                "protocol.restricted-extension",
+                Severity::Critical,
+                1,
+                Source::Path,
+                "",
+            );
+        }
+    }
+    if path
+        .split('/')
+        .any(|seg| seg.len() > 1 && seg.ends_with('~'))
+    {
+        out.hit_request(
+            P,
+            "protocol.backup-file",
+            Severity::Critical,
+            1,
+            Source::Path,
+            "",
+        );
+    }
+    for input in &p.inputs {
+        value_checks(input, out);
+    }
+    multipart_checks(p, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smuggling_and_splitting() {
+        assert!(embedded_request_line("GET http://www.foo.bar HTTP/1.2"));
+        assert!(!embedded_request_line("get the latest http guide"));
+        assert!(response_splitting("foobar\r\nContent-Length: 0"));
+        assert!(response_splitting("x\r\n\r\n<html>"));
+        assert!(!response_splitting("line one\nline two"));
+    }
+
+    #[test]
+    fn ldap() {
+        for s in [
+            "printer)(uid=*)",
+            "*)!(sn=*",
+            "admin)(|",
+            "test)\t(\t|",
+            "x))(&(objectClass=*",
+        ] {
+            assert!(ldap_injection(s), "{s}");
+        }
+        for s in ["(see note)(2)", "f(x)(y)", "call me (maybe)"] {
+            assert!(!ldap_injection(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn media_types() {
+        let allowed = vec![
+            "application/json".to_string(),
+            "application/*+json".to_string(),
+        ];
+        assert!(media_type_allowed("application/json", &allowed));
+        assert!(media_type_allowed("application/ld+json", &allowed));
+        assert!(!media_type_allowed("application/x-amf", &allowed));
+    }
+}

@@ -1,0 +1,1236 @@
+//! OS command injection (CRS 932), shell-aware rather than keyword-based: values are
+//! de-obfuscated the way a shell would see them (quotes, backslashes and carets removed, `$IFS`
+//! turned into spaces, empty `${x}` expansions dropped), split into commands at shell
+//! separators and substitutions, and the first word of each command is looked up in a
+//! dictionary of Unix and Windows programs. Context decides: a command after `;`, `|`, `&&`,
+//! `` ` `` or `$(` is an injection; a command at the start of a value needs shell-looking
+//! arguments unless its name is distinctive. Shell-only syntax (substitution, process
+//! substitution, `${IFS}`, brace expansion, glob paths like `/???/c?t`, shellshock, history
+//! expansion, `for /f`, `if exist`) is detected on its own.
+
+use super::{Findings, INJECTION_SOURCES};
+use crate::extract::{Input, Prepared};
+use crate::model::{Category, Severity, Source};
+
+const CAT: Category = Category::Rce;
+
+/// Program names that are not ordinary words: seeing one as a command is telling.
+const DISTINCTIVE: &[&str] = &[
+    // Unix
+    "whoami",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "nslookup",
+    "wget",
+    "curl",
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "telnet",
+    "bash",
+    "sh",
+    "zsh",
+    "ksh",
+    "csh",
+    "tcsh",
+    "dash",
+    "busybox",
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "php",
+    "node",
+    "nodejs",
+    "lua",
+    "gcc",
+    "g++",
+    "cc",
+    "chmod",
+    "chown",
+    "chgrp",
+    "useradd",
+    "usermod",
+    "passwd",
+    "sudo",
+    "su",
+    "crontab",
+    "systemctl",
+    "iptables",
+    "nmap",
+    "tcpdump",
+    "base64",
+    "xxd",
+    "hexdump",
+    "od",
+    "gunzip",
+    "gzip",
+    "zcat",
+    "zstdcat",
+    "zstd",
+    "bzcat",
+    "bzip2",
+    "bunzip2",
+    "xzcat",
+    "unxz",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "sed",
+    "grep",
+    "egrep",
+    "fgrep",
+    "ls",
+    "cat",
+    "tac",
+    "nl",
+    "rev",
+    "env",
+    "printenv",
+    "id",
+    "ps",
+    "pkill",
+    "killall",
+    "mkfifo",
+    "mknod",
+    "rm",
+    "rmdir",
+    "cp",
+    "mv",
+    "ln",
+    "dd",
+    "scp",
+    "sftp",
+    "ssh",
+    "rsync",
+    "ftp",
+    "tftp",
+    "lwp-download",
+    "lwp-request",
+    "fetch",
+    "aria2c",
+    "openssl",
+    "xterm",
+    "wall",
+    "nohup",
+    "setsid",
+    "strace",
+    "ltrace",
+    "gdb",
+    "chattr",
+    "lsattr",
+    "lsof",
+    "ifup",
+    "ifdown",
+    "route",
+    "arp",
+    "ip",
+    "ss",
+    "dig",
+    "host",
+    "traceroute",
+    "ping",
+    "ping6",
+    "tracepath",
+    "hostname",
+    "uptime",
+    "df",
+    "du",
+    "lsblk",
+    "mount",
+    "umount",
+    "fdisk",
+    "dmesg",
+    "lsmod",
+    "insmod",
+    "modprobe",
+    "rmmod",
+    "getent",
+    "groups",
+    "last",
+    "lastlog",
+    "finger",
+    "pwd",
+    "aptitude",
+    "apt",
+    "apt-get",
+    "yum",
+    "dnf",
+    "rpm",
+    "dpkg",
+    "pip",
+    "pip3",
+    "npm",
+    "gem",
+    "composer",
+    "tar",
+    "zip",
+    "unzip",
+    "7z",
+    "xargs",
+    "tee",
+    "head",
+    "tail",
+    "less",
+    "more",
+    "vi",
+    "vim",
+    "nano",
+    "ed",
+    "emacs",
+    "pico",
+    "column",
+    "fold",
+    "flock",
+    "bridge",
+    "strings",
+    "objdump",
+    "readelf",
+    "ldd",
+    "java",
+    "javac",
+    "jrunscript",
+    "jjs",
+    "irb",
+    "pry",
+    "tclsh",
+    "wish",
+    "expect",
+    "ash",
+    "fish",
+    "screen",
+    "tmux",
+    "script",
+    "eval",
+    "exec",
+    "source",
+    "export",
+    "unset",
+    "ulimit",
+    "umask",
+    "sleep",
+    "usleep",
+    "timeout",
+    "nice",
+    "renice",
+    "chroot",
+    "unshare",
+    "nsenter",
+    "docker",
+    "kubectl",
+    "runc",
+    "ctr",
+    "podman",
+    "pkexec",
+    "doas",
+    "visudo",
+    "shutdown",
+    "reboot",
+    "halt",
+    "poweroff",
+    "init",
+    "telinit",
+    "kill",
+    "mail",
+    "sendmail",
+    "mutt",
+    "sqlite3",
+    "mysql",
+    "psql",
+    "mongo",
+    "redis-cli",
+    "aa-disable",
+    "aa-exec",
+    "systemd-run",
+    "at",
+    "batch",
+    "whereis",
+    "which",
+    "locate",
+    "find",
+    "file",
+    "stat",
+    "touch",
+    "mkdir",
+    "chpasswd",
+    "makepasswd",
+    "openvpn",
+    "wg",
+    "base32",
+    "shred",
+    "truncate",
+    "split",
+    "paste",
+    "cut",
+    "sort",
+    "uniq",
+    "wc",
+    "tr",
+    "diff",
+    "cmp",
+    "comm",
+    "join",
+    "look",
+    "iconv",
+    "echo",
+    "printf",
+    "test",
+    "time",
+    "watch",
+    "w",
+    "who",
+    "set",
+    "alias",
+    "history",
+    "cd",
+    "pushd",
+    "popd",
+    // Windows
+    "cmd",
+    "cmd.exe",
+    "powershell",
+    "powershell.exe",
+    "pwsh",
+    "certutil",
+    "bitsadmin",
+    "net",
+    "net1",
+    "systeminfo",
+    "tasklist",
+    "taskkill",
+    "reg",
+    "regedit",
+    "wmic",
+    "msiexec",
+    "regsvr32",
+    "rundll32",
+    "mshta",
+    "cscript",
+    "wscript",
+    "schtasks",
+    "sc",
+    "vssadmin",
+    "wevtutil",
+    "bcdedit",
+    "bcdboot",
+    "diskpart",
+    "icacls",
+    "cacls",
+    "takeown",
+    "attrib",
+    "netsh",
+    "nltest",
+    "dsquery",
+    "qwinsta",
+    "quser",
+    "whoami.exe",
+    "iex",
+    "iwr",
+    "irm",
+    "iwmi",
+    "gwmi",
+    "saps",
+    "sal",
+    "invoke-expression",
+    "invoke-webrequest",
+    "invoke-restmethod",
+    "start-process",
+    "new-object",
+    "dir",
+    "type",
+    "del",
+    "copy",
+    "xcopy",
+    "robocopy",
+    "move",
+    "ren",
+    "rename",
+    "tree",
+    "findstr",
+    "forfiles",
+    "cipher",
+    "format",
+    "ver",
+    "vol",
+    "cls",
+    "start",
+    "call",
+    "runas",
+    "msbuild",
+    "installutil",
+    "regasm",
+    "regsvcs",
+    "odbcconf",
+    "cmstp",
+    "hh",
+    "wusa",
+    "expand",
+    "makecab",
+    "esentutl",
+    "ntdsutil",
+    "procdump",
+    "mimikatz",
+    "c89",
+    "c99",
+    "trap",
+    "bsdtar",
+    "perf",
+    "cscli",
+    "rmt",
+    "cpulimit",
+    "lastlogin",
+    "ansible",
+    "puppet",
+    "terraform",
+    "helm",
+    "gcloud",
+    "irb",
+    "cpan",
+    "gem",
+];
+
+/// Tool families whose sub-commands are separate programs (`ansible-vault`, `chef-client`).
+const FAMILIES: &[&str] = &["ansible-", "chef-", "rmt-", "puppet-", "salt-", "kube"];
+
+/// Commands that are also common words ("more than", "time warner", "a hero; set out"): they
+/// count only with a shell-looking argument or standing alone after a strong separator.
+const WORDLIKE: &[&str] = &[
+    "cat", "more", "less", "time", "find", "file", "sort", "head", "tail", "test", "echo", "set",
+    "type", "start", "call", "move", "copy", "format", "expand", "split", "paste", "cut", "join",
+    "look", "watch", "which", "who", "w", "at", "batch", "kill", "touch", "stat", "host", "route",
+    "last", "groups", "finger", "mail", "script", "source", "export", "eval", "exec", "init",
+    "halt", "sleep", "nice", "tree", "ver", "vol", "del", "dir", "ren", "rename", "net", "sc",
+    "hh", "id", "ps", "ls", "cc", "su", "sh", "ip", "ss", "ed", "od", "nc", "at", "tr", "wc", "dd",
+    "cp", "mv", "ln", "rm", "nl", "diff", "comm", "column", "fold", "bridge", "strings", "screen",
+    "fetch", "expect", "wish", "history", "alias", "printf", "time", "timeout", "sal", "saps",
+    "vi", "fish", "ash", "apt", "gem", "pip", "init", "tee", "uniq", "truncate", "shred", "cipher",
+    "attrib", "reg", "date", "mount", "cd", "pushd", "popd",
+];
+
+/// Reconnaissance commands that attackers send without arguments.
+const RECON: &[&str] = &[
+    "whoami",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "systeminfo",
+    "tasklist",
+    "uname",
+    "printenv",
+];
+
+/// Words that only prefix the real command.
+const PREFIXES: &[&str] = &[
+    "sudo", "nohup", "time", "env", "exec", "nice", "busybox", "command", "builtin", "xargs",
+    "doas", "setsid", "stdbuf", "timeout", "strace", "!", "then", "do", "else",
+];
+
+/// Directories whose binaries only a shell would name.
+const BIN_DIRS: &[&str] = &[
+    "/bin/",
+    "/sbin/",
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/usr/local/bin/",
+    "/usr/local/sbin/",
+    "/usr/libexec/",
+];
+
+fn is_command(w: &str) -> bool {
+    let base = w.rsplit(['/', '\\']).next().unwrap_or(w);
+    let base = base.strip_suffix(".exe").unwrap_or(base);
+    DISTINCTIVE.contains(&base)
+        || versioned_interpreter(base)
+        || FAMILIES
+            .iter()
+            .any(|f| base.starts_with(f) && base.len() > f.len())
+}
+
+/// `python3.10`, `perl5.36`, `php8`: interpreters carry versions in their names.
+fn versioned_interpreter(w: &str) -> bool {
+    ["python", "perl", "php", "ruby", "node", "lua", "pip"]
+        .iter()
+        .any(|i| {
+            w.strip_prefix(i).is_some_and(|v| {
+                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            })
+        })
+}
+
+fn wordlike(w: &str) -> bool {
+    WORDLIKE.contains(&w)
+}
+
+/// Undoes quoting evasions the way a shell would read the value: drops `\`, `'`, `"` and `^`
+/// (cmd.exe's escape), turns `$IFS`/`${IFS}` and tabs into spaces, drops empty expansions like
+/// `${x}`/`$x` glued inside a word, lowercases. Returns the text and whether an evasion
+/// changed a word (a strong signal on its own when the result is a command).
+pub fn deobfuscate(v: &str) -> (String, bool) {
+    let lower = v.to_ascii_lowercase();
+    let mut s = lower
+        .replace("${ifs}", " ")
+        .replace("$ifs$9", " ")
+        .replace("$ifs", " ");
+    let mut evasion = s.len() != lower.len();
+    // Expansions glued between letters: c${x}url, c$@at, w$()hoami.
+    let mut out = String::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let prev_alpha = i > 0 && b.get(i - 1).is_some_and(u8::is_ascii_alphabetic);
+        if c == b'$' && prev_alpha {
+            let rest = s.get(i..).unwrap_or_default();
+            let skip =
+                if rest.starts_with("$@") || rest.starts_with("$*") || rest.starts_with("$()") {
+                    if rest.starts_with("$()") {
+                        3
+                    } else {
+                        2
+                    }
+                } else if rest.starts_with("${") {
+                    rest.find('}').filter(|e| *e < 32).map_or(0, |e| e + 1)
+                } else {
+                    0
+                };
+            if skip > 0 {
+                evasion = true;
+                i += skip;
+                continue;
+            }
+        }
+        out.push(char::from(c));
+        i += 1;
+    }
+    if out.is_ascii() {
+        s = out;
+    }
+    let mut cleaned = String::with_capacity(s.len());
+    let mut prev: Option<char> = None;
+    let chars: Vec<char> = s.chars().collect();
+    for (idx, &c) in chars.iter().enumerate() {
+        match c {
+            '\\' | '\'' | '"' | '^' => {
+                let next = chars.get(idx + 1).copied();
+                let inside = prev.is_some_and(|p| p.is_ascii_alphanumeric())
+                    && next.is_some_and(|n| n.is_ascii_alphanumeric());
+                evasion |= inside;
+            }
+            '\t' | '\u{0b}' | '\u{0c}' => cleaned.push(' '),
+            _ => cleaned.push(c),
+        }
+        prev = Some(c);
+    }
+    (cleaned, evasion)
+}
+
+/// How a command segment was introduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intro {
+    /// Start of the value.
+    Start,
+    /// `;`, `|`, `||`, `&&`, newline, `` ` ``, `$(`, `<(`, `>(`: only shells give these
+    /// meaning.
+    Strong,
+    /// A lone `&` or `(`: also common in prose.
+    Weak,
+}
+
+/// Splits a de-obfuscated value into (introducer, segment) pairs at shell separators.
+fn segments(s: &str) -> Vec<(Intro, &str)> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut intro = Intro::Start;
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let next = b.get(i + 1).copied();
+        let (sep_len, kind) = match (c, next) {
+            (b'<', Some(b'<')) if b.get(i + 2) == Some(&b'<') => (3, Intro::Strong),
+            (b'&', Some(b'&')) | (b'|', Some(b'|')) => (2, Intro::Strong),
+            (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (2, Intro::Strong),
+            (b';' | b'|' | b'\n' | b'\r' | b'`', _) => (1, Intro::Strong),
+            (b'&' | b'(' | b'{', _) => (1, Intro::Weak),
+            (b')' | b'}', _) => (1, Intro::Weak),
+            _ => (0, Intro::Start),
+        };
+        if sep_len > 0 {
+            if let Some(seg) = s.get(start..i) {
+                out.push((intro, seg));
+            }
+            intro = if c == b')' || c == b'}' {
+                Intro::Weak
+            } else {
+                kind
+            };
+            i += sep_len;
+            start = i;
+            continue;
+        }
+        i += 1;
+    }
+    if let Some(seg) = s.get(start..) {
+        out.push((intro, seg));
+    }
+    out
+}
+
+/// Whether an argument looks like shell usage: an option, a path, a redirection, a variable.
+fn shellish_arg(a: &str) -> bool {
+    a.starts_with('-') && a.len() > 1
+        || a.starts_with('/')
+        || a.starts_with("~/")
+        || a.starts_with("./")
+        || a.starts_with("../")
+        || a.starts_with('$')
+        || a.starts_with('>')
+        || a.starts_with('<')
+        || a.contains("/etc/")
+        || a.contains("://")
+        || (a.contains('/') && !a.contains(' '))
+        || a.starts_with("%")
+        || a.contains(":\\")
+}
+
+/// Finds a command in one segment; returns the rule that fits, if any.
+fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
+    let mut words = seg.split_whitespace().peekable();
+    let mut first = words.next()?;
+    let mut prefixed = false;
+    // Skip prefixes, `$var` expansions and VAR=value assignments.
+    for _ in 0..4 {
+        let is_assign = first.contains('=') && !first.starts_with('=') && !first.starts_with('-');
+        let is_var = first.starts_with('$') && first.len() > 1;
+        let is_prefix = PREFIXES.contains(&first);
+        let next_is_option = words.peek().is_none_or(|w| w.starts_with('-'));
+        if is_prefix && next_is_option && is_command(first) {
+            break;
+        }
+        if is_prefix || is_assign || is_var {
+            prefixed = is_prefix || prefixed;
+            match words.next() {
+                Some(w) => first = w,
+                None => return None,
+            }
+        } else {
+            break;
+        }
+    }
+    // Windows options glued to the program: `cmd/c`, `bcdboot/r`.
+    let mut glued_option = None;
+    if !first.starts_with('/') && !is_command(first) {
+        if let Some((prog, opt)) = first.split_once('/') {
+            if is_command(prog) && !opt.is_empty() && opt.len() <= 3 {
+                glued_option = Some(opt);
+                first = prog;
+            }
+        }
+    }
+    // `; tool --option` is shell usage whatever the tool is called.
+    let peek_option = words.peek().is_some_and(|w| {
+        w.len() > 1
+            && w.starts_with('-')
+            && w.as_bytes()
+                .get(1)
+                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'-')
+    });
+    if intro == Intro::Strong
+        && peek_option
+        && first.len() >= 2
+        && first
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && first
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
+    {
+        return Some("rce.command-after-separator");
+    }
+    let has_path = BIN_DIRS.iter().any(|d| first.starts_with(d));
+    if !is_command(first) {
+        return None;
+    }
+    let base = first.rsplit(['/', '\\']).next().unwrap_or(first);
+    let base = base.strip_suffix(".exe").unwrap_or(base);
+    let mut args: Vec<&str> = words.collect();
+    if glued_option.is_some() {
+        args.insert(0, "-");
+        return Some(if intro == Intro::Start {
+            "rce.command"
+        } else {
+            "rce.command-after-separator"
+        });
+    }
+    let any_shellish = args.iter().any(|a| shellish_arg(a));
+    let word = wordlike(base) && !has_path;
+    match intro {
+        Intro::Strong => {
+            if !word || any_shellish || args.is_empty() || has_path {
+                return Some("rce.command-after-separator");
+            }
+            None
+        }
+        Intro::Weak => {
+            if (!word && (base.len() > 2 || !args.is_empty() || any_shellish)) || has_path {
+                return Some("rce.command-after-separator");
+            }
+            if word && any_shellish && args.first().is_some_and(|a| shellish_arg(a)) {
+                return Some("rce.command-after-separator");
+            }
+            None
+        }
+        Intro::Start => {
+            if has_path {
+                return Some("rce.command");
+            }
+            if word {
+                return (args.first().is_some_and(|a| shellish_arg(a))).then_some("rce.command");
+            }
+            if any_shellish {
+                return Some("rce.command");
+            }
+            // A program name alone is usually a word ("lang=python", "format=lastlog"); only
+            // reconnaissance commands stand alone in attacks.
+            if args.is_empty() {
+                return (RECON.contains(&base) || prefixed).then_some("rce.command");
+            }
+            let strong_name =
+                versioned_interpreter(base) || FAMILIES.iter().any(|f| base.starts_with(f));
+            let target_arg = args.iter().any(|a| {
+                a.contains('.') || a.contains(':') || a.bytes().all(|b| b.is_ascii_digit())
+            });
+            (strong_name || target_arg || prefixed).then_some("rce.command")
+        }
+    }
+}
+
+/// Glob paths a shell expands into real ones: `/???/c?t`, `/bi[n]/ba*h`, `/etc/pa[s]swd`.
+fn glob_path(s: &str) -> bool {
+    s.split(|c: char| {
+        c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '"' | '\'')
+    })
+    .any(|tok| {
+        let path = tok.trim_start_matches('~');
+        path.starts_with('/')
+            && path.matches('/').count() >= 2
+            && path.contains(['?', '*', '['])
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
+            && path.bytes().filter(u8::is_ascii_alphabetic).count() >= 1
+    })
+}
+
+/// Brace expansion whose alternatives form a command: `{cat,/etc/passwd}`, `c{a,ou}t`,
+/// `{,ip,a}`.
+fn brace_expansion(s: &str) -> bool {
+    let mut from = 0;
+    while let Some(open) = s.get(from..).and_then(|h| h.find('{')).map(|o| o + from) {
+        let Some(close) = s.get(open..).and_then(|h| h.find('}')).map(|c| c + open) else {
+            return false;
+        };
+        let inner = s.get(open + 1..close).unwrap_or_default();
+        if inner.contains(',') && !inner.contains(char::is_whitespace) && inner.len() < 200 {
+            let word_start = s
+                .get(..open)
+                .unwrap_or_default()
+                .rfind(|c: char| !c.is_ascii_alphanumeric())
+                .map_or(0, |p| p + 1);
+            let prefix = s.get(word_start..open).unwrap_or_default();
+            let suffix: String = s
+                .get(close + 1..)
+                .unwrap_or_default()
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect();
+            for alt in inner.split(',') {
+                let w = format!("{prefix}{alt}{suffix}");
+                if (is_command(&w) && w.len() >= 2) || alt.starts_with('/') && alt.len() > 1 {
+                    return true;
+                }
+            }
+        }
+        from = close + 1;
+    }
+    false
+}
+
+/// `$(...)`, `${cmd}`/`$SHELL`-style expansions, and backticks around a command.
+fn substitution(s: &str) -> bool {
+    if let Some(p) = s.find("$(") {
+        let rest = s.get(p + 2..).unwrap_or_default();
+        if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$') {
+            return true;
+        }
+    }
+    for var in [
+        "$shell", "${shell}", "$bash", "${bash}", "$0", "${0}", "$path", "${path}", "$home",
+        "${home}",
+    ] {
+        if s.contains(var) {
+            return true;
+        }
+    }
+    if let Some(p) = s.find("${") {
+        let rest = s.get(p + 2..).unwrap_or_default();
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if rest.get(word.len()..).is_some_and(|r| r.starts_with('}')) && is_command(&word) {
+            return true;
+        }
+    }
+    let mut parts = s.split('`');
+    parts.next();
+    for inner in parts.step_by(2) {
+        if let Some(w) = inner.split_whitespace().next() {
+            if is_command(w) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
+/// `if "%a%"=="b" cmd`.
+fn windows_batch(s: &str) -> bool {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate() {
+        let w = w.trim_start_matches(['&', '|', ';', '(', '@']);
+        if w == "for" {
+            let rest = words.get(i + 1..).unwrap_or_default();
+            let flag = rest
+                .first()
+                .is_some_and(|n| n.len() == 2 && n.starts_with('/'));
+            let var = rest.iter().take(4).any(|n| n.starts_with('%'));
+            let has_in = rest
+                .iter()
+                .take(8)
+                .any(|n| *n == "in" || n.starts_with("in("));
+            let has_do = rest
+                .iter()
+                .any(|n| *n == "do" || n.ends_with(")do") || n.starts_with("do"));
+            if (flag || var) && has_in && has_do {
+                return true;
+            }
+        }
+        if w == "if" || w.starts_with("if/") {
+            let mut rest = words.get(i + 1..).unwrap_or_default();
+            while rest.first().is_some_and(|n| *n == "/i" || *n == "not") {
+                rest = rest.get(1..).unwrap_or_default();
+            }
+            if rest
+                .first()
+                .is_some_and(|n| matches!(*n, "exist" | "defined" | "errorlevel" | "cmdextversion"))
+                && rest.len() >= 3
+            {
+                return true;
+            }
+            // `if a==b command`, `if %x% equ 2 command`: a comparison followed by an action.
+            for (k, t) in rest.iter().take(6).enumerate() {
+                let op = matches!(
+                    *t,
+                    "equ" | "neq" | "lss" | "leq" | "gtr" | "geq" | "==" | "==="
+                );
+                let glued = t.contains("==") && !t.ends_with("==");
+                let tail = rest.get(k + 1..).unwrap_or_default();
+                if (op && k > 0 && tail.len() >= 2)
+                    || (glued && !tail.is_empty())
+                    || (t.ends_with("==") && t.len() > 2 && tail.len() >= 2)
+                {
+                    return true;
+                }
+            }
+        }
+    }
+    s.contains("%comspec%") || s.contains("%systemroot%") || s.contains("%windir%")
+}
+
+/// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
+fn powershell_cmdlet(v: &str) -> bool {
+    const VERBS: &[&str] = &[
+        "Invoke",
+        "Start",
+        "New",
+        "Get",
+        "Set",
+        "Remove",
+        "Add",
+        "Import",
+        "Export",
+        "Out",
+        "ConvertTo",
+        "ConvertFrom",
+        "Register",
+        "Enable",
+        "Disable",
+        "Stop",
+        "Copy",
+        "Move",
+    ];
+    v.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '(' | '&' | '='))
+        .any(|tok| {
+            let Some((verb, noun)) = tok.split_once('-') else {
+                return false;
+            };
+            let camel = noun.bytes().filter(u8::is_ascii_uppercase).count() >= 2;
+            VERBS.contains(&verb)
+                && noun.len() >= 4
+                && noun.starts_with(|c: char| c.is_ascii_uppercase())
+                && noun.bytes().all(|b| b.is_ascii_alphabetic())
+                && (camel || !matches!(verb, "Get" | "Set" | "New" | "Add" | "Out"))
+        })
+}
+
+/// Restricted upload names (dotfiles and server configuration) for file-name sources.
+fn restricted_upload(l: &str) -> bool {
+    let name = l.trim().trim_end_matches(['.', ' ']);
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    const NAMES: &[&str] = &[
+        "web.config",
+        "php.ini",
+        "wp-config.php",
+        "config.yml",
+        "config.yaml",
+        "config.json",
+        "settings.py",
+        "docker-compose.yml",
+        "dockerfile",
+        "id_rsa",
+        "id_ed25519",
+        "authorized_keys",
+        "known_hosts",
+        "crontab",
+        "passwd",
+        "shadow",
+        "sudoers",
+    ];
+    let compact: String = base.chars().filter(|c| !c.is_whitespace()).collect();
+    let stem = compact.split(['.', '_']).next().unwrap_or_default();
+    let config_stem = matches!(
+        stem,
+        "wp-config"
+            | "config"
+            | "settings"
+            | "local_settings"
+            | "configuration"
+            | "secrets"
+            | "credentials"
+            | "database"
+    ) && compact.len() > stem.len();
+    config_stem
+        || (base.starts_with('.')
+            && base.len() > 1
+            && base.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic))
+        || NAMES.contains(&base)
+}
+
+fn scan_input(input: &Input, out: &mut Findings) {
+    let v = &input.value;
+    let (s, evasion) = deobfuscate(v);
+    let l = input.lower.as_str();
+    for (intro, seg) in segments(&s) {
+        if let Some(rule) = command_in_segment(intro, seg) {
+            out.hit(input, CAT, rule, Severity::Critical, 1);
+            if evasion {
+                out.hit(input, CAT, "rce.evasion", Severity::Critical, 1);
+            }
+            break;
+        }
+    }
+    if BIN_DIRS.iter().any(|d| {
+        s.find(d).is_some_and(|p| {
+            s.get(p + d.len()..).is_some_and(|r| {
+                r.starts_with(|c: char| {
+                    c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
+                })
+            })
+        })
+    }) {
+        out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
+    }
+    if ["bin/", "sbin/", "usr/bin/"].iter().any(|d| {
+        s.strip_prefix(d)
+            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+    }) {
+        out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
+    }
+    if substitution(&s) || s.contains("<(") || s.contains(">(") && s.contains(')') {
+        out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
+    }
+    if s.contains("/dev/tcp/")
+        || s.contains("/dev/udp/")
+        || s.contains("$[")
+        || s.contains("$((")
+        || param_expansion(&s)
+    {
+        out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
+    }
+    if v.trim_start()
+        .strip_prefix('\\')
+        .is_some_and(|r| is_command(r.split_whitespace().next().unwrap_or_default()))
+    {
+        out.hit(input, CAT, "rce.alias-bypass", Severity::Critical, 1);
+    }
+    if l.contains("${ifs}") || l.contains("$ifs") {
+        out.hit(input, CAT, "rce.ifs", Severity::Critical, 1);
+    }
+    if glob_path(&s) {
+        out.hit(input, CAT, "rce.glob-path", Severity::Critical, 1);
+    }
+    if s.contains('{') && brace_expansion(&s) {
+        out.hit(input, CAT, "rce.brace-expansion", Severity::Critical, 1);
+    }
+    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.contains("(){") {
+        out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
+    }
+    if tilde_or_history(&s) {
+        out.hit(input, CAT, "rce.expansion", Severity::Critical, 1);
+    }
+    if alias_definition(&s) {
+        out.hit(input, CAT, "rce.alias", Severity::Critical, 1);
+    }
+    if windows_batch(&s) {
+        out.hit(input, CAT, "rce.windows-batch", Severity::Critical, 1);
+    }
+    if powershell_cmdlet(v) {
+        out.hit(input, CAT, "rce.powershell", Severity::Critical, 1);
+    }
+    if super::java::is_upload_name(input.location.source, &input.location.name)
+        && restricted_upload(l)
+    {
+        out.hit(input, CAT, "rce.restricted-upload", Severity::Critical, 1);
+    }
+    // Paranoia 2: a word that becomes a command once quotes are removed (`w'h'o'am'i`).
+    if evasion && quoted_command(v) {
+        out.hit(input, CAT, "rce.quote-evasion", Severity::Critical, 2);
+    }
+}
+
+/// Whether a whitespace-separated word with quotes, backslashes or carets inside it spells
+/// a command once they are removed ("you're" does not; "c'a't" does).
+fn quoted_command(v: &str) -> bool {
+    v.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')'))
+        .filter(|w| w.contains(['\'', '"', '\\', '^']))
+        .any(|w| {
+            let joined: String = w
+                .chars()
+                .filter(|c| !matches!(c, '\'' | '"' | '\\' | '^'))
+                .collect::<String>()
+                .to_ascii_lowercase();
+            joined.len() > 1 && is_command(&joined)
+        })
+}
+
+/// `${name#pattern}`, `${name:-x}`, `${name/a/b}`: parameter expansion with operators.
+fn param_expansion(s: &str) -> bool {
+    let mut from = 0;
+    while let Some(p) = s.get(from..).and_then(|h| h.find("${")).map(|p| p + from) {
+        let rest = s.get(p + 2..).unwrap_or_default();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty()
+            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && rest.get(name.len()..).is_some_and(|r| {
+                r.starts_with(['#', '%', '/', '^', ',', '~'])
+                    || r.starts_with(":-")
+                    || r.starts_with(":=")
+            })
+        {
+            return true;
+        }
+        from = p + 2;
+    }
+    false
+}
+
+/// `~+`, `~-1` (directory stack) and `!-1`, `!!` (history) expansions at word starts.
+fn tilde_or_history(s: &str) -> bool {
+    s.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
+        .any(|w| {
+            let tilde = w
+                .strip_prefix('~')
+                .and_then(|r| r.strip_prefix(['+', '-']))
+                .is_some_and(|r| r.bytes().all(|b| b.is_ascii_digit()));
+            let hist = w.starts_with("!-") && w.as_bytes().get(2).is_some_and(u8::is_ascii_digit)
+                || w == "!!";
+            tilde || hist
+        })
+}
+
+/// `alias name=command`.
+fn alias_definition(s: &str) -> bool {
+    let mut from = 0;
+    while let Some(p) = super::find_word(s, "alias", from) {
+        let rest = s.get(p + 5..).unwrap_or_default();
+        let trimmed = rest.trim_start();
+        if trimmed.len() < rest.len() {
+            let mut words = trimmed.split_whitespace();
+            for w in words.by_ref().take(4) {
+                if w.starts_with(['+', '-']) && !w.contains('=') {
+                    continue;
+                }
+                let w = w.trim_start_matches(['\'', '"']);
+                if let Some((name, _)) = w.split_once('=') {
+                    let name = name.trim_end_matches(['\'', '"']);
+                    if !name.is_empty()
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+                    {
+                        return true;
+                    }
+                }
+                break;
+            }
+        }
+        from = p + 5;
+    }
+    false
+}
+
+pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
+    if !out.wants(CAT, 1) {
+        return;
+    }
+    for input in p.inputs_from(INJECTION_SOURCES) {
+        // Structured headers like user agents hold `;` and `(`; only substitution syntax
+        // counts there.
+        if input.location.source == Source::Header
+            && !super::java::is_upload_name(input.location.source, &input.location.name)
+        {
+            let (s, _) = deobfuscate(&input.value);
+            if substitution(&s) || s.contains("() {") {
+                out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
+            }
+            if segments(&s)
+                .iter()
+                .any(|(i, seg)| *i == Intro::Strong && command_in_segment(*i, seg).is_some())
+                && input.location.name == "referer"
+            {
+                out.hit(
+                    input,
+                    CAT,
+                    "rce.command-after-separator",
+                    Severity::Critical,
+                    1,
+                );
+            }
+            continue;
+        }
+        scan_input(input, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(v: &str) -> bool {
+        let (s, _) = deobfuscate(v);
+        segments(&s)
+            .into_iter()
+            .any(|(i, seg)| command_in_segment(i, seg).is_some())
+    }
+
+    #[test]
+    fn commands_after_separators() {
+        for v in [
+            ";id",
+            "x|whoami",
+            "a && cat /etc/passwd",
+            "1;who",
+            "&aptitude",
+            "`uname -a`",
+            "$(curl x)",
+            "cd /;cd etc;fold passwd",
+        ] {
+            assert!(cmd(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn prose_is_not_a_command() {
+        for v in [
+            "a hero; more than",
+            "Times & Schedule",
+            "time warner",
+            "initials LS",
+            "LS",
+            "I see, so your alias is not = to your name",
+            "Mycroft's place of work; where the stone was",
+        ] {
+            assert!(!cmd(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn start_of_value_needs_shell_arguments() {
+        assert!(cmd("cat /etc/passwd"));
+        assert!(cmd("ls -la"));
+        assert!(cmd("zstdcat /var/log/x.zst"));
+        assert!(cmd("python3.10 cmd"));
+        assert!(!cmd("cat food"));
+    }
+
+    #[test]
+    fn quoting_evasions_are_undone() {
+        let (s, ev) = deobfuscate("c'a't /e\"t\"c/pass\\wd");
+        assert_eq!(s, "cat /etc/passwd");
+        assert!(ev);
+        let (s, ev) = deobfuscate("cat${IFS}/etc/passwd");
+        assert_eq!(s, "cat /etc/passwd");
+        assert!(ev);
+        let (s, _) = deobfuscate("c${KK}url google.com");
+        assert_eq!(s, "curl google.com");
+    }
+
+    #[test]
+    fn shell_syntax() {
+        assert!(glob_path("/???/c?t /???/p??s??"));
+        assert!(glob_path("/bi[n]/bash"));
+        assert!(!glob_path("hello [text in brackets]"));
+        assert!(!glob_path("1[a/-1]"));
+        assert!(brace_expansion("{cat,/etc/passwd}"));
+        assert!(brace_expansion("c{a,ou}t"));
+        assert!(brace_expansion("{,ip,a}"));
+        assert!(!brace_expansion("{\"a\":1,\"b\":2}"));
+        assert!(substitution("$(cmd)"));
+        assert!(substitution("${shell} -c x"));
+        assert!(!substitution("costs $5 (or less)"));
+        assert!(tilde_or_history("~-1"));
+        assert!(tilde_or_history("!-1!-2") || tilde_or_history("!-1"));
+        assert!(!tilde_or_history("~+z"));
+        assert!(alias_definition("alias a=curl"));
+        assert!(!alias_definition("the alias \"pineapple\""));
+    }
+
+    #[test]
+    fn quoted_words() {
+        assert!(quoted_command("c'a't /etc/passwd"));
+        assert!(quoted_command("w\"h\"oami"));
+        assert!(!quoted_command("Call me when you're near"));
+    }
+
+    #[test]
+    fn windows() {
+        assert!(windows_batch("for /f %x in (set) do command"));
+        assert!(windows_batch("& for %_ in (a,b,c) do cmd"));
+        assert!(windows_batch("if \"%var%\" == \"after\" @echo ok"));
+        assert!(windows_batch("if exist c:\\x del x"));
+        assert!(!windows_batch("if foo=="));
+        assert!(!windows_batch("ifq a==b foo"));
+        assert!(powershell_cmdlet("Invoke-WebRequest http://x/y.ps1"));
+        assert!(!powershell_cmdlet("get-started with Set-up"));
+    }
+}

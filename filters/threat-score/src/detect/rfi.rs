@@ -1,0 +1,149 @@
+//! Remote file inclusion (CRS 931): a parameter holding a URL whose shape only inclusion
+//! attacks use: a literal IP host, a trailing `?` that cuts off the suffix the application
+//! appends, or a remote URL in a parameter whose name says it is a path or an include. At
+//! paranoia 2, any URL pointing to another host than the request's.
+
+use super::{Findings, INJECTION_SOURCES};
+use crate::extract::{Input, Prepared};
+use crate::model::{Category, Severity, Source};
+
+const CAT: Category = Category::Rfi;
+
+const SCHEMES: &[&str] = &[
+    "http://", "https://", "ftp://", "ftps://", "file://", "smb://", "\\\\",
+];
+
+/// Parameter names that hold server-side paths in PHP apps (`_CONF[path]`,
+/// `mosConfig_absolute_path`, `include_dir`...).
+fn path_like_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "path", "dir", "include", "inc", "root", "template", "tpl", "module", "lib", "require",
+        "load", "conf",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// The host of a URL at the start of `v` (after the scheme), lowercase.
+fn url_host(v: &str) -> Option<(&'static str, String)> {
+    let l = v.trim_start().to_ascii_lowercase();
+    let scheme = SCHEMES.iter().find(|s| l.starts_with(**s))?;
+    let rest = l.get(scheme.len()..)?;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| {
+        if h.contains('/') || !rest.contains('/') {
+            h
+        } else {
+            rest
+        }
+    });
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default().to_string()
+    } else {
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let hostport = rest.get(..end).unwrap_or_default();
+        // IPv6 without brackets has several colons; keep it whole.
+        if hostport.matches(':').count() > 1 {
+            hostport.to_string()
+        } else {
+            hostport.split(':').next().unwrap_or_default().to_string()
+        }
+    };
+    Some((scheme, host))
+}
+
+fn is_ip(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
+    let v = input.value.trim();
+    let l = input.lower.trim();
+    if matches!(l, "http?" | "https?" | "ftp?" | "ftps?" | "file?") {
+        out.hit(
+            input,
+            CAT,
+            "rfi.trailing-question-mark",
+            Severity::Critical,
+            1,
+        );
+        return;
+    }
+    let Some((_, host)) = url_host(v) else {
+        return;
+    };
+    if is_ip(&host) {
+        out.hit(input, CAT, "rfi.ip-host", Severity::Critical, 1);
+    }
+    if l.ends_with('?') && !host.is_empty() {
+        out.hit(
+            input,
+            CAT,
+            "rfi.trailing-question-mark",
+            Severity::Critical,
+            1,
+        );
+    }
+    if input.location.source == Source::Arg && path_like_name(&input.location.name) {
+        out.hit(input, CAT, "rfi.include-parameter", Severity::Critical, 1);
+    }
+    let own = request_host.map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+    if !host.is_empty()
+        && own.as_deref() != Some(host.as_str())
+        && input.location.source == Source::Arg
+    {
+        out.hit(input, CAT, "rfi.off-domain", Severity::Critical, 2);
+    }
+}
+
+pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
+    if !out.wants(CAT, 1) {
+        return;
+    }
+    let host = p.request.host();
+    for input in p.inputs_from(INJECTION_SOURCES) {
+        if input.location.source == Source::Header {
+            continue;
+        }
+        scan_input(input, host, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            url_host("http://1.2.3.4/x").map(|h| h.1).as_deref(),
+            Some("1.2.3.4")
+        );
+        assert_eq!(
+            url_host("https://[2001:db8::1]/g.php")
+                .map(|h| h.1)
+                .as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            url_host("https://2001:41d0:701:1100::29c8/gecko.php")
+                .map(|h| h.1)
+                .as_deref(),
+            Some("2001:41d0:701:1100::29c8")
+        );
+        assert_eq!(
+            url_host("ftp://u:p@host:21/x").map(|h| h.1).as_deref(),
+            Some("host")
+        );
+        assert!(url_host("not a url").is_none());
+        assert!(is_ip("66.240.183.75"));
+        assert!(!is_ip("example.com"));
+    }
+
+    #[test]
+    fn names() {
+        assert!(path_like_name("mosConfig_absolute_path"));
+        assert!(path_like_name("_CONF[path]"));
+        assert!(!path_like_name("q"));
+    }
+}

@@ -1,0 +1,113 @@
+//! Session fixation (CRS 943): a request that sets a session identifier through a parameter
+//! (so a victim can be made to log in with the attacker's id), recognised by the naming
+//! conventions of session cookies across frameworks; or a `Set-Cookie` smuggled into a value.
+
+use super::Findings;
+use crate::extract::Prepared;
+use crate::model::{Category, Severity, Source};
+
+const CAT: Category = Category::SessionFixation;
+
+/// Session id parameter names of the big frameworks (Java, PHP, ASP, ColdFusion).
+const FRAMEWORK_IDS: &[&str] = &[
+    "jsessionid",
+    "phpsessid",
+    "asp.net_sessionid",
+    "cfid",
+    "cftoken",
+    "aspsessionid",
+];
+
+/// Whether `name` follows a session-cookie naming convention.
+pub fn session_like(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("sess")
+        || n == "sid"
+        || n.ends_with(".sid")
+        || n.ends_with("_sid")
+        || n.ends_with("-sid")
+        || (n.contains("token")
+            && (n.contains("session")
+                || n.contains("login")
+                || n.contains("auth")
+                || n.contains("shiny")))
+        || FRAMEWORK_IDS.iter().any(|f| n.starts_with(f))
+        || n == "cakephp"
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.split(['/', '?', '#']).next()?;
+    let host = host.rsplit('@').next()?;
+    Some(host.split(':').next()?.to_ascii_lowercase())
+}
+
+pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
+    if !out.wants(CAT, 1) {
+        return;
+    }
+    let own = p
+        .request
+        .host()
+        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+    let referer = p.request.header("referer");
+    let offsite = referer.and_then(host_of).is_some_and(|h| {
+        own.as_deref()
+            .is_none_or(|o| h != o && !h.ends_with(&format!(".{o}")))
+    });
+    for input in p.inputs_from(&[Source::ArgName]) {
+        let name = input.value.as_str();
+        if !session_like(name) {
+            continue;
+        }
+        if offsite {
+            out.hit(input, CAT, "session.id-from-offsite", Severity::Critical, 1);
+        }
+        let n = name.to_ascii_lowercase();
+        if referer.is_none() && FRAMEWORK_IDS.iter().any(|f| n.starts_with(f)) {
+            out.hit(input, CAT, "session.id-in-parameter", Severity::Critical, 1);
+        }
+    }
+    for input in p.inputs_from(&[Source::Arg, Source::Cookie]) {
+        let l = &input.lower;
+        if (l.contains("document.cookie") || l.contains("http-equiv") || l.contains("set-cookie"))
+            && l.contains("sess")
+            && l.contains('=')
+        {
+            out.hit(input, CAT, "session.set-cookie", Severity::Critical, 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for n in [
+            "jsessionid",
+            "PHPSESSid",
+            "sails.sid",
+            "ci_session",
+            "next-auth.session-token",
+            "koa:sess",
+            "cftoken",
+            "meteor_login_token",
+        ] {
+            assert!(session_like(n), "{n}");
+        }
+        for n in ["username", "password", "q", "sort"] {
+            assert!(!session_like(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            host_of("https://evil.example/x").as_deref(),
+            Some("evil.example")
+        );
+        assert_eq!(host_of("http"), None);
+    }
+}

@@ -1,0 +1,531 @@
+//! A forgiving SQL tokenizer in the spirit of libinjection: it reads any text as if it were a
+//! fragment of SQL (MySQL, PostgreSQL, MSSQL, Oracle, SQLite dialects mixed), starting either
+//! outside a string or inside a single- or double-quoted string that the surrounding query
+//! opened. Each token gets a one-letter type; the fingerprint rules in `super` match shapes
+//! over these types.
+
+/// The quote context the injected text starts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// Unquoted (numeric parameter, or the query itself).
+    None,
+    /// Inside `'...'`.
+    Single,
+    /// Inside `"..."`.
+    Double,
+}
+
+/// Token types (the letters libinjection popularised).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// String literal (`s`).
+    Str,
+    /// Number, `true`/`false`/`null` (`n`).
+    Num,
+    /// `@var`, `@@var`, `:var` (`v`).
+    Var,
+    /// Statement keyword: select, insert, drop... (`E`).
+    Stmt,
+    /// `union` (`U`).
+    Union,
+    /// `order by`, `group by`, `having`, `limit` (`B`).
+    Group,
+    /// Other SQL keyword: from, where, into, values... (`k`).
+    Keyword,
+    /// Logic operator: and, or, xor, `&&`, `||` (`&`).
+    Logic,
+    /// Other operator (`o`).
+    Op,
+    /// Known function, or bareword directly followed by `(` (`f`).
+    Func,
+    /// Unknown identifier (`b`).
+    Bare,
+    /// Comment (`c`).
+    Comment,
+    /// `(`.
+    LParen,
+    /// `)`.
+    RParen,
+    /// `,`.
+    Comma,
+    /// `;`.
+    Semi,
+}
+
+/// One token; `text` is lowercase for words, empty for punctuation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The type.
+    pub kind: Kind,
+    /// Lowercase word for keywords, functions and barewords (for rule lookups).
+    pub text: String,
+    /// For strings: the closing quote was missing (the query's own quote will close it).
+    pub open: bool,
+}
+
+const STATEMENTS: &[&str] = &[
+    "select", "insert", "update", "delete", "drop", "create", "alter", "truncate", "exec",
+    "execute", "declare", "shutdown", "merge", "grant", "revoke", "waitfor", "dbcc", "backup",
+];
+
+const KEYWORDS: &[&str] = &[
+    "from",
+    "where",
+    "into",
+    "values",
+    "table",
+    "database",
+    "schema",
+    "as",
+    "on",
+    "join",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "exists",
+    "distinct",
+    "all",
+    "top",
+    "delay",
+    "outfile",
+    "dumpfile",
+    "collate",
+    "procedure",
+    "column",
+    "set",
+    "inner",
+    "outer",
+    "left",
+    "right",
+    "cross",
+    "natural",
+    "straight_join",
+    "desc",
+    "asc",
+    "offset",
+    "fetch",
+    "rows",
+    "only",
+    "begin",
+    "load_file",
+    "information_schema",
+    "sysobjects",
+    "syscolumns",
+    "tables",
+    "columns",
+    "use",
+    "cast",
+    "convert",
+    "intersect",
+    "except",
+    "minus",
+    "returning",
+    "with",
+    "recursive",
+    "handler",
+    "open",
+    "character",
+    "charset",
+    "binary",
+    "escape",
+    "for",
+];
+
+const OPERATOR_WORDS: &[&str] = &[
+    "like", "rlike", "regexp", "sounds", "is", "in", "between", "div", "mod", "not", "ilike",
+    "similar", "glob", "match", "against",
+];
+
+/// Functions frequently used in injections; a bareword followed by `(` is a function too.
+const FUNCTIONS: &[&str] = &[
+    "sleep",
+    "benchmark",
+    "pg_sleep",
+    "load_file",
+    "extractvalue",
+    "updatexml",
+    "char",
+    "chr",
+    "concat",
+    "concat_ws",
+    "group_concat",
+    "substring",
+    "substr",
+    "mid",
+    "ascii",
+    "ord",
+    "version",
+    "database",
+    "user",
+    "current_user",
+    "system_user",
+    "session_user",
+    "schema",
+    "count",
+    "length",
+    "hex",
+    "unhex",
+    "md5",
+    "sha1",
+    "if",
+    "ifnull",
+    "nullif",
+    "iif",
+    "coalesce",
+    "cast",
+    "convert",
+    "now",
+    "sysdate",
+    "rand",
+    "floor",
+    "exp",
+    "name_const",
+    "make_set",
+    "elt",
+    "field",
+    "instr",
+    "locate",
+    "position",
+    "left",
+    "right",
+    "lower",
+    "upper",
+    "xp_cmdshell",
+    "utl_inaddr",
+    "utl_http",
+    "dbms_pipe",
+    "dbms_lock",
+    "to_char",
+    "json_keys",
+    "json_extract",
+    "string_to_array",
+    "unnest",
+    "array_agg",
+    "string_agg",
+    "xmltype",
+    "sys_eval",
+    "sys_exec",
+    "load_extension",
+    "randomblob",
+    "sqlite_version",
+    "pg_read_file",
+    "lo_import",
+    "current_database",
+    "db_name",
+    "user_name",
+    "host_name",
+    "suser_name",
+    "is_srvrolemember",
+    "openrowset",
+    "opendatasource",
+    "waitfor",
+];
+
+/// Maximum tokens produced for one value: enough for any real injection, bounded for hostile
+/// input.
+pub const MAX_TOKENS: usize = 256;
+
+fn word_kind(w: &str) -> Kind {
+    match w {
+        "union" => Kind::Union,
+        "and" | "or" | "xor" => Kind::Logic,
+        "true" | "false" | "null" | "unknown" => Kind::Num,
+        "having" | "limit" => Kind::Group,
+        _ if STATEMENTS.contains(&w) => Kind::Stmt,
+        _ if OPERATOR_WORDS.contains(&w) => Kind::Op,
+        _ if KEYWORDS.contains(&w) => Kind::Keyword,
+        _ if FUNCTIONS.contains(&w) => Kind::Func,
+        _ => Kind::Bare,
+    }
+}
+
+/// Tokenizes `input` (already decoded) in `ctx`.
+pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
+    let b = input.as_bytes();
+    let mut out: Vec<Token> = Vec::new();
+    let mut i = 0;
+    let push = |out: &mut Vec<Token>, kind: Kind, text: &str| {
+        out.push(Token {
+            kind,
+            text: text.to_string(),
+            open: false,
+        });
+    };
+    if let Some(q) = match ctx {
+        Context::None => None,
+        Context::Single => Some(b'\''),
+        Context::Double => Some(b'"'),
+    } {
+        let (end, closed) = string_end(b, 0, q);
+        if !closed {
+            return Vec::new();
+        }
+        push(&mut out, Kind::Str, "");
+        i = end;
+    }
+    while let Some(&c) = b.get(i) {
+        if out.len() >= MAX_TOKENS {
+            break;
+        }
+        let next = b.get(i + 1).copied();
+        match c {
+            _ if c.is_ascii_whitespace() || c == 0x0b || c == 0 || c == 0xa0 => i += 1,
+            b'\'' | b'"' => {
+                let (end, closed) = string_end(b, i + 1, c);
+                out.push(Token {
+                    kind: Kind::Str,
+                    text: String::new(),
+                    open: !closed,
+                });
+                i = end;
+            }
+            b'`' => {
+                let (end, _) = string_end(b, i + 1, b'`');
+                push(&mut out, Kind::Bare, "`");
+                i = end;
+            }
+            b'/' if next == Some(b'*') => {
+                if b.get(i + 2) == Some(&b'!') {
+                    // MySQL executable comment: its content is code. Skip the marker and
+                    // the optional version number.
+                    push(&mut out, Kind::Comment, "/*!");
+                    i += 3;
+                    while b.get(i).is_some_and(u8::is_ascii_digit) {
+                        i += 1;
+                    }
+                } else {
+                    let end = b
+                        .get(i + 2..)
+                        .and_then(|r| r.windows(2).position(|w| w == b"*/"))
+                        .map_or(b.len(), |p| i + 2 + p + 2);
+                    push(&mut out, Kind::Comment, "/*");
+                    i = end;
+                }
+            }
+            b'*' if next == Some(b'/') => i += 2,
+            b'-' if next == Some(b'-') => {
+                push(&mut out, Kind::Comment, "--");
+                i = line_end(b, i);
+            }
+            b'#' if !matches!(next, Some(b'>')) => {
+                push(&mut out, Kind::Comment, "#");
+                i = line_end(b, i);
+            }
+            b'(' => {
+                push(&mut out, Kind::LParen, "");
+                i += 1;
+            }
+            b')' => {
+                push(&mut out, Kind::RParen, "");
+                i += 1;
+            }
+            b',' => {
+                push(&mut out, Kind::Comma, "");
+                i += 1;
+            }
+            b';' => {
+                push(&mut out, Kind::Semi, "");
+                i += 1;
+            }
+            b'@' if next.is_some_and(|n| n == b'@' || n.is_ascii_alphanumeric() || n == b'_') => {
+                let start = i;
+                i += 1;
+                while b.get(i).is_some_and(|&x| {
+                    x == b'@' || x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'$'
+                }) {
+                    i += 1;
+                }
+                let text = input.get(start..i).unwrap_or_default().to_ascii_lowercase();
+                push(&mut out, Kind::Var, &text);
+            }
+            _ if c.is_ascii_digit() || (c == b'.' && next.is_some_and(|n| n.is_ascii_digit())) => {
+                i = number_end(b, i);
+                push(&mut out, Kind::Num, "");
+            }
+            _ if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 => {
+                let start = i;
+                while b.get(i).is_some_and(|&x| {
+                    x.is_ascii_alphanumeric() || x == b'_' || x == b'$' || x == b'.' || x >= 0x80
+                }) {
+                    i += 1;
+                }
+                let raw = input.get(start..i).unwrap_or_default();
+                let w = raw.trim_end_matches('.').to_ascii_lowercase();
+                let mut kind = word_kind(&w);
+                // `schema.table` references: classify by the first part when it is known.
+                if kind == Kind::Bare && w.contains('.') {
+                    let first = w.split('.').next().unwrap_or_default();
+                    if first == "information_schema"
+                        || first == "sys"
+                        || first == "mysql"
+                        || first == "pg_catalog"
+                    {
+                        kind = Kind::Keyword;
+                    }
+                }
+                // A word directly followed by `(` is a call.
+                let mut j = i;
+                while b.get(j).is_some_and(|x| x.is_ascii_whitespace()) {
+                    j += 1;
+                }
+                if b.get(j) == Some(&b'(') && matches!(kind, Kind::Bare | Kind::Keyword) {
+                    kind = Kind::Func;
+                }
+                // Two-word keywords.
+                if (w == "order" || w == "group") && next_word(input, i).as_deref() == Some("by") {
+                    kind = Kind::Group;
+                    i = skip_word(b, i);
+                }
+                push(&mut out, kind, &w);
+            }
+            _ => {
+                let len = operator_len(b, i);
+                let text = input.get(i..i + len).unwrap_or_default();
+                let kind = if text == "&&" || text == "||" {
+                    Kind::Logic
+                } else {
+                    Kind::Op
+                };
+                push(&mut out, kind, text);
+                i += len.max(1);
+            }
+        }
+    }
+    out
+}
+
+fn string_end(b: &[u8], mut i: usize, q: u8) -> (usize, bool) {
+    while let Some(&c) = b.get(i) {
+        if c == b'\\' && q != b'`' {
+            i += 2;
+            continue;
+        }
+        if c == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return (i + 1, true);
+        }
+        i += 1;
+    }
+    (b.len(), false)
+}
+
+fn line_end(b: &[u8], i: usize) -> usize {
+    b.get(i..)
+        .and_then(|r| r.iter().position(|&c| c == b'\n'))
+        .map_or(b.len(), |p| i + p + 1)
+}
+
+fn number_end(b: &[u8], mut i: usize) -> usize {
+    if b.get(i) == Some(&b'0') && matches!(b.get(i + 1), Some(b'x' | b'X' | b'b' | b'B')) {
+        i += 2;
+        while b.get(i).is_some_and(u8::is_ascii_hexdigit) {
+            i += 1;
+        }
+        return i;
+    }
+    while b.get(i).is_some_and(|c| c.is_ascii_digit() || *c == b'.') {
+        i += 1;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E'))
+        && b.get(i + 1)
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'-' || *c == b'+')
+    {
+        i += 2;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+    }
+    i
+}
+
+fn operator_len(b: &[u8], i: usize) -> usize {
+    const THREE: &[&[u8]] = &[b"<=>", b"#>>", b"->>", b"!~*"];
+    const TWO: &[&[u8]] = &[
+        b"<=", b">=", b"<>", b"!=", b"==", b":=", b"::", b"||", b"&&", b"<<", b">>", b"@>", b"<@",
+        b"#>", b"->", b"?|", b"?&", b"~*", b"!~", b"^=", b"|=", b"&=",
+    ];
+    let rest = b.get(i..).unwrap_or_default();
+    if THREE.iter().any(|op| rest.starts_with(op)) {
+        3
+    } else if TWO.iter().any(|op| rest.starts_with(op)) {
+        2
+    } else {
+        1
+    }
+}
+
+fn next_word(input: &str, i: usize) -> Option<String> {
+    let rest = input.get(i..)?.trim_start();
+    let w: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    Some(w.to_ascii_lowercase())
+}
+
+fn skip_word(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+        i += 1;
+    }
+    while b.get(i).is_some_and(u8::is_ascii_alphabetic) {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(s: &str, ctx: Context) -> String {
+        tokenize(s, ctx)
+            .iter()
+            .map(|t| match t.kind {
+                Kind::Str => 's',
+                Kind::Num => 'n',
+                Kind::Var => 'v',
+                Kind::Stmt => 'E',
+                Kind::Union => 'U',
+                Kind::Group => 'B',
+                Kind::Keyword => 'k',
+                Kind::Logic => '&',
+                Kind::Op => 'o',
+                Kind::Func => 'f',
+                Kind::Bare => 'b',
+                Kind::Comment => 'c',
+                Kind::LParen => '(',
+                Kind::RParen => ')',
+                Kind::Comma => ',',
+                Kind::Semi => ';',
+            })
+            .collect()
+    }
+
+    #[test]
+    fn classic_shapes() {
+        assert_eq!(kinds("1 OR 1=1", Context::None), "n&non");
+        assert_eq!(kinds("x' or 'a'='a", Context::Single), "s&sos");
+        assert_eq!(
+            kinds("1 union/**/select @@version--", Context::None),
+            "nUcEvc"
+        );
+        assert_eq!(kinds("sleep(5)", Context::None), "f(n)");
+        assert_eq!(kinds("1 order by 3", Context::None), "nBn");
+    }
+
+    #[test]
+    fn unclosed_context_string_yields_nothing() {
+        assert!(tokenize("no quote here", Context::Single).is_empty());
+    }
+
+    #[test]
+    fn bounded() {
+        let s = "1,".repeat(10_000);
+        assert!(tokenize(&s, Context::None).len() <= MAX_TOKENS);
+    }
+}

@@ -1,0 +1,681 @@
+//! SQL injection (CRS 942) by tokenizing and fingerprinting, in the spirit of libinjection:
+//! each value is tokenized three times (as unquoted SQL, and as if it started inside a
+//! single- or a double-quoted string), and the token-type sequence is matched against the
+//! shapes injections need: closing the string then extending the query (`' OR 'a'='a`,
+//! `admin'--`, `'; DROP`), tautologies (`OR 1=1`), `UNION SELECT`, stacked statements, time
+//! and file functions, complete statements. Natural text rarely tokenizes into these shapes,
+//! which keeps false positives low without lists of payloads.
+
+pub mod lexer;
+
+use super::{Findings, INJECTION_SOURCES};
+use crate::extract::{Input, Prepared};
+use crate::model::{Category, Severity, Source};
+use lexer::{tokenize, Context, Kind, Token};
+
+const CAT: Category = Category::Sqli;
+
+/// Functions that only injections call from a request parameter: delays, file access,
+/// error-based extraction, command execution.
+const DANGEROUS_FUNCTIONS: &[&str] = &[
+    "sleep",
+    "benchmark",
+    "pg_sleep",
+    "load_file",
+    "extractvalue",
+    "updatexml",
+    "xp_cmdshell",
+    "utl_inaddr",
+    "utl_http",
+    "dbms_pipe",
+    "dbms_lock",
+    "sys_eval",
+    "sys_exec",
+    "load_extension",
+    "pg_read_file",
+    "lo_import",
+    "openrowset",
+    "opendatasource",
+    "name_const",
+    "is_srvrolemember",
+];
+
+/// Function names that exist only in SQL dialects (not in prose, not generic programming
+/// names like `user(` or `count(`): a call to one in a parameter is an injection probe.
+const SQL_ONLY_FUNCTIONS: &[&str] = &[
+    "benchmark",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "group_concat",
+    "xmltype",
+    "current_user",
+    "system_user",
+    "session_user",
+    "database",
+    "db_name",
+    "extractvalue",
+    "updatexml",
+    "load_file",
+    "make_set",
+    "name_const",
+    "sysdate",
+    "ifnull",
+    "nullif",
+    "unhex",
+    "hex",
+    "md5",
+    "mid",
+    "substr",
+    "substring",
+    "rtrim",
+    "ltrim",
+    "rand",
+    "compress",
+    "uncompress",
+    "ascii",
+    "char",
+    "chr",
+    "find_in_set",
+    "json_extract",
+    "json_build_object",
+    "unistr",
+    "xp_cmdshell",
+    "pg_sleep",
+    "sleep",
+    "sqlite_version",
+    "randomblob",
+    "utl_inaddr.get_host_name",
+    "dbms_pipe.receive_message",
+    "to_char",
+    "string_to_array",
+    "is_srvrolemember",
+    "schema_name",
+    "table_name",
+    "column_name",
+];
+
+/// PostgreSQL type names: `x::int` casts are a staple of error-based injection.
+const PG_TYPES: &[&str] = &[
+    "int", "int4", "int8", "integer", "bigint", "smallint", "text", "varchar", "json", "jsonb",
+    "numeric", "bool", "boolean", "regclass", "oid", "bytea", "float", "real", "xml", "char",
+];
+
+/// System catalogs that only reconnaissance queries name.
+const CATALOGS: &[&str] = &[
+    "information_schema",
+    "mysql.user",
+    "sysobjects",
+    "syscolumns",
+    "sys.objects",
+    "sys.tables",
+    "pg_catalog",
+    "pg_shadow",
+    "sqlite_master",
+    "all_tables",
+    "user_tables",
+    "msysobjects",
+    "msysaccessobjects",
+    "msdb",
+    "mysql.db",
+];
+
+/// MongoDB query operators: as argument names (`user[$ne]=`, `{"$where": ...}`) they turn a
+/// lookup into a query.
+const MONGO_OPERATORS: &[&str] = &[
+    "$ne",
+    "$eq",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$regex",
+    "$where",
+    "$exists",
+    "$text",
+    "$expr",
+    "$or",
+    "$and",
+    "$nor",
+    "$not",
+    "$elemmatch",
+    "$function",
+    "$accumulator",
+    "$lookup",
+    "$jsonschema",
+    "$mod",
+    "$all",
+    "$size",
+    "$type",
+];
+
+fn is_operand(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::Bare | Kind::LParen
+    )
+}
+
+fn is_literal(k: Kind) -> bool {
+    matches!(k, Kind::Str | Kind::Num | Kind::Var)
+}
+
+/// The shape rules over one token stream. Returns the rule name that matched.
+pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
+    // Comments are transparent for most shapes (`UNION/**/SELECT`).
+    let nc: Vec<&Token> = tokens.iter().filter(|t| t.kind != Kind::Comment).collect();
+    let kind = |i: usize| nc.get(i).map(|t| t.kind);
+
+    for i in 0..nc.len() {
+        let k = kind(i);
+        // UNION [ALL|DISTINCT] [(] SELECT
+        if k == Some(Kind::Union) {
+            let mut j = i + 1;
+            while matches!(kind(j), Some(Kind::Keyword | Kind::LParen)) && j < i + 4 {
+                j += 1;
+            }
+            if kind(j) == Some(Kind::Stmt) {
+                return Some("sqli.union");
+            }
+        }
+        // ; STATEMENT
+        if k == Some(Kind::Semi) && kind(i + 1) == Some(Kind::Stmt) && statement(&nc, i + 1) {
+            return Some("sqli.stacked");
+        }
+        // logic  literal op literal  (tautology / contradiction)
+        if k == Some(Kind::Logic) {
+            let a = kind(i + 1);
+            let o = nc.get(i + 2);
+            let b = kind(i + 3);
+            if a.is_some_and(is_literal)
+                && o.is_some_and(|t| t.kind == Kind::Op && is_comparison(&t.text))
+                && b.is_some_and(is_literal)
+            {
+                return Some("sqli.tautology");
+            }
+        }
+        // dangerous_function (
+        if k == Some(Kind::Func)
+            && nc.get(i).is_some_and(|t| {
+                DANGEROUS_FUNCTIONS
+                    .iter()
+                    .any(|f| t.text == *f || t.text.starts_with(&format!("{f}.")))
+            })
+            && kind(i + 1) == Some(Kind::LParen)
+            && kind(i + 2).is_some_and(|k| is_operand(k) || k == Kind::RParen)
+        {
+            return Some("sqli.function");
+        }
+        // waitfor delay 'x'
+        if nc.get(i).is_some_and(|t| t.text == "waitfor")
+            && nc
+                .get(i + 1)
+                .is_some_and(|t| t.text == "delay" || t.text == "time")
+        {
+            return Some("sqli.function");
+        }
+        // CASE WHEN ... THEN: conditional blind injection.
+        if nc.get(i).is_some_and(|t| t.text == "case")
+            && nc.get(i + 1).is_some_and(|t| t.text == "when")
+            && nc.iter().skip(i + 2).take(16).any(|t| t.text == "then")
+        {
+            return Some("sqli.conditional");
+        }
+        if nc.get(i).is_some_and(|t| t.text == "procedure")
+            && nc.get(i + 1).is_some_and(|t| t.text == "analyse")
+        {
+            return Some("sqli.statement");
+        }
+        // SELECT <expr> ... : a statement with an SQL-looking start.
+        if k == Some(Kind::Stmt) && statement(&nc, i) {
+            return Some("sqli.statement");
+        }
+    }
+
+    match ctx {
+        Context::Single | Context::Double => quoted_break_out(tokens),
+        Context::None => numeric(&nc),
+    }
+}
+
+fn is_comparison(op: &str) -> bool {
+    matches!(
+        op,
+        "=" | "=="
+            | "<"
+            | ">"
+            | "<="
+            | ">="
+            | "<>"
+            | "!="
+            | "<=>"
+            | "like"
+            | "rlike"
+            | "regexp"
+            | "is"
+            | "in"
+            | "sounds"
+            | "between"
+            | "-"
+            | "+"
+            | "*"
+            | "/"
+            | "^"
+            | "|"
+            | "&"
+            | "div"
+            | "mod"
+            | "not"
+            | "ilike"
+            | "::"
+            | "@>"
+            | "<@"
+            | "#>"
+            | "#>>"
+            | "->"
+            | "->>"
+            | "?"
+            | "?|"
+            | "?&"
+    )
+}
+
+/// Whether the statement keyword at `i` starts something a database would run.
+fn statement(nc: &[&Token], i: usize) -> bool {
+    let t = |j: usize| nc.get(j).copied();
+    let Some(kw) = t(i) else {
+        return false;
+    };
+    let next = t(i + 1);
+    let prev = i.checked_sub(1).and_then(t);
+    let at_boundary = prev.is_none_or(|p| {
+        matches!(
+            p.kind,
+            Kind::LParen
+                | Kind::Semi
+                | Kind::Str
+                | Kind::Num
+                | Kind::Comment
+                | Kind::RParen
+                | Kind::Logic
+                | Kind::Union
+        )
+    });
+    match kw.text.as_str() {
+        "select" => {
+            let Some(n) = next else {
+                return false;
+            };
+            let sub = n.kind == Kind::LParen
+                && t(i + 2).is_some_and(|x| matches!(x.kind, Kind::Func | Kind::Stmt | Kind::Var));
+            let expr_start = sub
+                || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
+                || (n.kind == Kind::Op && n.text == "*")
+                || (n.kind == Kind::Keyword
+                    && (n.text == "distinct" || n.text == "top" || n.text == "all"));
+            let has_from = nc.iter().skip(i + 1).take(12).any(|x| x.text == "from")
+                && nc.iter().skip(i + 1).take(12).any(|x| {
+                    matches!(
+                        x.kind,
+                        Kind::Comma | Kind::Op | Kind::Func | Kind::Var | Kind::Keyword
+                    ) && x.text != "from"
+                });
+            (expr_start || has_from) && at_boundary
+        }
+        "insert" => {
+            nc.iter().skip(i + 1).take(3).any(|x| x.text == "into")
+                && nc
+                    .iter()
+                    .skip(i + 2)
+                    .take(12)
+                    .any(|x| x.text == "values" || x.text == "select")
+        }
+        "update" => {
+            next.is_some_and(|n| n.kind == Kind::Bare) && t(i + 2).is_some_and(|x| x.text == "set")
+        }
+        "delete" => {
+            next.is_some_and(|n| n.text == "from")
+                && t(i + 2).is_some_and(|x| x.kind == Kind::Bare || x.kind == Kind::Keyword)
+        }
+        "drop" | "create" | "alter" | "truncate" => {
+            next.is_some_and(|n| {
+                matches!(
+                    n.text.as_str(),
+                    "table"
+                        | "database"
+                        | "schema"
+                        | "user"
+                        | "procedure"
+                        | "function"
+                        | "view"
+                        | "index"
+                        | "trigger"
+                        | "login"
+                )
+            }) && t(i + 2).is_some()
+        }
+        "exec" | "execute" => next.is_some_and(|n| {
+            n.text.starts_with("xp_")
+                || n.text.starts_with("sp_")
+                || n.text.starts_with("master.")
+                || n.text == "immediate"
+                || n.kind == Kind::LParen
+                || n.kind == Kind::Str
+        }),
+        "declare" => next.is_some_and(|n| n.kind == Kind::Var),
+        "shutdown" => at_boundary && next.is_none_or(|n| n.kind == Kind::Semi || n.text == "with"),
+        "waitfor" => next.is_some_and(|n| n.text == "delay" || n.text == "time"),
+        _ => false,
+    }
+}
+
+/// Shapes after the context's string is closed by the input (`tokens[0]` is that string).
+fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
+    let mut i = 1;
+    // `')`, `'))`: closing the query's parentheses too.
+    while tokens.get(i).is_some_and(|t| t.kind == Kind::RParen) && i < 4 {
+        i += 1;
+    }
+    let t = |j: usize| tokens.get(j);
+    let k = |j: usize| t(j).map(|x| x.kind);
+    let first = t(i)?;
+    match first.kind {
+        Kind::Comment => {
+            // admin'--  admin'#  admin'/*
+            Some("sqli.quote-comment")
+        }
+        Kind::Semi => Some("sqli.quote-stacked"),
+        Kind::Logic => {
+            let x = k(i + 1)?;
+            let after = k(i + 2);
+            let continues = matches!(
+                after,
+                Some(Kind::Op | Kind::Logic | Kind::Comment | Kind::Semi | Kind::RParen)
+            );
+            let strong = matches!(x, Kind::Num | Kind::Var | Kind::Func | Kind::LParen)
+                || (x == Kind::Str && continues);
+            let bare_cmp = x == Kind::Bare
+                && matches!(after, Some(Kind::Op | Kind::Comment | Kind::Logic) | None);
+            let not = x == Kind::Op && t(i + 1).is_some_and(|o| o.text == "not" || o.text == "!");
+            (strong || bare_cmp || not).then_some("sqli.quote-logic")
+        }
+        Kind::Op => {
+            let x = k(i + 1)?;
+            let after = k(i + 2);
+            let operand = matches!(
+                x,
+                Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen | Kind::Bare
+            );
+            let ends = matches!(
+                after,
+                None | Some(
+                    Kind::Logic
+                        | Kind::Comment
+                        | Kind::Op
+                        | Kind::Union
+                        | Kind::Semi
+                        | Kind::Group
+                        | Kind::Keyword
+                )
+            );
+            let only_string =
+                x == Kind::Str && after.is_none() && first.text != "=" && first.text != "||";
+            (operand && ends && !only_string && is_comparison_or_concat(&first.text))
+                .then_some("sqli.quote-operator")
+        }
+        Kind::Union | Kind::Group | Kind::Stmt => k(i + 1).map(|_| "sqli.quote-keyword"),
+        Kind::Keyword => {
+            let kw = first.text.as_str();
+            (matches!(
+                kw,
+                "where" | "from" | "into" | "having" | "procedure" | "collate"
+            ) && k(i + 1).is_some())
+            .then_some("sqli.quote-keyword")
+        }
+        _ => None,
+    }
+}
+
+fn is_comparison_or_concat(op: &str) -> bool {
+    is_comparison(op) || matches!(op, "||" | "%" | "&" | "|" | ":=")
+}
+
+/// Unquoted shapes: a numeric parameter extended with logic, grouping or comments.
+fn numeric(nc: &[&Token]) -> Option<&'static str> {
+    let k = |j: usize| nc.get(j).map(|t| t.kind);
+    let mut i = 0;
+    if !matches!(k(0), Some(Kind::Num | Kind::Var)) {
+        // A value that starts with a logic operator: `OR x=y`, ` AND 1`.
+        if k(0) == Some(Kind::Logic)
+            && k(1).is_some_and(is_operand)
+            && (k(2) == Some(Kind::Op) || k(1) == Some(Kind::Func) && k(2) == Some(Kind::LParen))
+        {
+            return Some("sqli.logic-suffix");
+        }
+        return None;
+    }
+    i += 1;
+    while k(i) == Some(Kind::RParen) && i < 4 {
+        i += 1;
+    }
+    match k(i) {
+        Some(Kind::Logic) => {
+            let x = k(i + 1)?;
+            let call = matches!(x, Kind::Func | Kind::LParen);
+            let ends = matches!(
+                k(i + 2),
+                None | Some(Kind::Op | Kind::Logic | Kind::RParen | Kind::Semi)
+            );
+            let literal = matches!(x, Kind::Num | Kind::Str | Kind::Var | Kind::Bare);
+            (call || (literal && ends)).then_some("sqli.numeric-logic")
+        }
+        Some(Kind::Group) => k(i + 1)
+            .is_some_and(|x| matches!(x, Kind::Num | Kind::Bare))
+            .then_some("sqli.numeric-group"),
+        Some(Kind::Union | Kind::Stmt) => Some("sqli.numeric-keyword"),
+        Some(Kind::Semi) => k(i + 1).map(|_| "sqli.numeric-stacked"),
+        _ => None,
+    }
+}
+
+fn scan_value(input: &Input, text: &str, out: &mut Findings) {
+    for ctx in [Context::None, Context::Single, Context::Double] {
+        let has_quote = match ctx {
+            Context::None => true,
+            Context::Single => text.contains('\''),
+            Context::Double => text.contains('"'),
+        };
+        if !has_quote {
+            continue;
+        }
+        let tokens = tokenize(text, ctx);
+        if let Some(rule) = fingerprint(&tokens, ctx) {
+            out.hit(input, CAT, rule_for(rule), Severity::Critical, 1);
+            return;
+        }
+    }
+}
+
+/// Collapses the shape names into a few stable rule names for metrics.
+fn rule_for(shape: &'static str) -> &'static str {
+    shape
+}
+
+pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
+    if !out.wants(CAT, 1) {
+        return;
+    }
+    for input in p
+        .inputs_from(INJECTION_SOURCES)
+        .chain(p.inputs_from(&[Source::Path]))
+    {
+        if input.value.is_empty() {
+            continue;
+        }
+        let plain = super::is_plain(&input.value);
+        let is_header = input.location.source == Source::Header;
+        // User agents and the path are prose-like; only unmistakable shapes count there.
+        if input.location.source == Source::Path {
+            // Path segments carry injections in REST-style APIs: scan each decoded segment.
+            scan_value(input, &input.value, out);
+            for seg in input.value.split('/').filter(|s| !s.is_empty()) {
+                scan_value(input, seg, out);
+            }
+            if sql_function_call(&input.lower) || pg_cast(&input.lower) {
+                out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
+            }
+            continue;
+        }
+        if !plain && (!is_header || input.location.name != "user-agent") {
+            scan_value(input, &input.value, out);
+        }
+        let l = &input.lower;
+        if CATALOGS.iter().any(|c| l.contains(c)) {
+            out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
+        }
+        if l.contains('(') && sql_function_call(l) {
+            out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
+        }
+        if l.contains("::") && pg_cast(l) {
+            out.hit(input, CAT, "sqli.pg-cast", Severity::Critical, 1);
+        }
+        if l.contains("/*!") {
+            out.hit(input, CAT, "sqli.mysql-comment", Severity::Critical, 1);
+        }
+        if matches!(input.location.source, Source::ArgName | Source::Arg) && mongo_operator(l) {
+            out.hit(input, CAT, "sqli.nosql-operator", Severity::Critical, 1);
+        }
+    }
+}
+
+/// `name(` for a function only SQL has, allowing whitespace and comments before `(`.
+fn sql_function_call(l: &str) -> bool {
+    let b = l.as_bytes();
+    SQL_ONLY_FUNCTIONS.iter().any(|f| {
+        let mut from = 0;
+        while let Some(at) = super::find_word(l, f, from) {
+            let j = super::skip_space_comments(b, at + f.len());
+            let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
+            if b.get(j) == Some(&b'(') {
+                return true;
+            }
+            from = at + f.len();
+        }
+        false
+    })
+}
+
+/// `expr::type` casts (PostgreSQL).
+fn pg_cast(l: &str) -> bool {
+    let mut from = 0;
+    while let Some(p) = l.get(from..).and_then(|h| h.find("::")).map(|p| p + from) {
+        let before = p.checked_sub(1).and_then(|i| l.as_bytes().get(i)).copied();
+        let ty: String = l
+            .get(p + 2..)
+            .unwrap_or_default()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let after = l.as_bytes().get(p + 2 + ty.len()).copied();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b')' | b'\'' | b'"'))
+            && PG_TYPES.contains(&ty.as_str())
+            && after
+                .is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_' && c != b'(' && c != b':')
+        {
+            return true;
+        }
+        from = p + 2;
+    }
+    false
+}
+
+/// `$ne`-style operators as a JSON key or in bracket syntax (`user[$ne]`).
+fn mongo_operator(l: &str) -> bool {
+    MONGO_OPERATORS
+        .iter()
+        .any(|op| l == *op || l.contains(&format!("[{op}]")) || l.starts_with(&format!("{op}:")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detect(s: &str) -> Option<&'static str> {
+        [Context::None, Context::Single, Context::Double]
+            .into_iter()
+            .find_map(|ctx| fingerprint(&tokenize(s, ctx), ctx))
+    }
+
+    #[test]
+    fn injections() {
+        for s in [
+            "1 OR 1=1",
+            "1' OR '1'='1",
+            "admin'--",
+            "admin\" #",
+            "x'; DROP TABLE users;--",
+            "-1 UNION ALL SELECT username, password FROM users",
+            "1 union/**/select @@version",
+            "1 AND SLEEP(5)",
+            "'; WAITFOR DELAY '0:0:5'--",
+            "') or ('a'='a",
+            "1) ORDER BY 3--",
+            "' and extractvalue(1,concat(0x7e,version()))--",
+            "SELECT * FROM users WHERE id=1",
+            "if(now()=sysdate(),sleep(12),0)",
+            "1;shutdown--",
+            "x' OR username LIKE '%",
+        ] {
+            assert!(detect(s).is_some(), "missed: {s}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text() {
+        for s in [
+            "select a data plan",
+            "O'Reilly and sons",
+            "It's a nice day, isn't it?",
+            "Rock 'n' roll",
+            "size = 10 and color = red",
+            "Please select your country from the list",
+            "the \"best\" offer",
+            "2024-01-01",
+            "john.doe@example.com",
+            "1 or 2 days",
+            "I'm here and it's ok",
+            "union station",
+            "drop me a line",
+            "we're open; come in",
+            "rock and roll",
+            "-created_at",
+            "Bob's burgers -- best in town",
+            "what does 'or' mean in logic",
+            "reinstall drop and select (again).",
+            "I'm into rock and roll; select the best",
+        ] {
+            assert_eq!(detect(s), None, "false positive: {s}");
+        }
+    }
+
+    #[test]
+    fn function_calls_and_casts() {
+        assert!(sql_function_call("benchmark("));
+        assert!(sql_function_call("concat /*x*/ (0x7e"));
+        assert!(!sql_function_call("user(id: 1) { name }"));
+        assert!(!sql_function_call("my database is down"));
+        assert!(pg_cast("password::int"));
+        assert!(pg_cast("(x)::jsonb @> y"));
+        assert!(!pg_cast("std::string"));
+        assert!(!pg_cast("fe80::1"));
+    }
+
+    #[test]
+    fn mongo() {
+        assert!(mongo_operator("$ne"));
+        assert!(mongo_operator("user[$gt]"));
+        assert!(!mongo_operator("price$"));
+    }
+}

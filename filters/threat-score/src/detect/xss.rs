@@ -1,0 +1,473 @@
+//! Cross-site scripting (CRS 941), HTML/JS-aware: values are read as an HTML tokenizer would
+//! (tag names after `<`, including namespaced `<x:script` and `<?import`; attributes with
+//! event handlers `on*=`), URLs are checked for script schemes after removing the whitespace
+//! and control characters browsers ignore inside them (`java&#9;script:`), and JavaScript
+//! sinks are recognised by call shape (`alert(1)`, `self['x']`). Entities and escapes are
+//! already decoded by the extractor.
+
+use super::{Findings, INJECTION_SOURCES};
+use crate::extract::{Input, Prepared};
+use crate::model::{Category, Severity, Source};
+
+const CAT: Category = Category::Xss;
+
+/// Tags that execute script or load active content by themselves.
+const ACTIVE_TAGS: &[&str] = &[
+    "script",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "svg",
+    "math",
+    "meta",
+    "base",
+    "xml",
+    "import",
+    "vmlframe",
+    "isindex",
+    "style",
+    "link",
+    "form",
+    "xss",
+    "bgsound",
+    "layer",
+    "ilayer",
+    "template",
+    "portal",
+    "animate",
+    "set",
+    "handler",
+    "listener",
+    "xmp",
+    "noscript",
+    "plaintext",
+];
+
+/// Tags that become dangerous with an event handler or a script URL.
+const PASSIVE_TAGS: &[&str] = &[
+    "img", "image", "video", "audio", "source", "body", "html", "marquee", "details", "input",
+    "button", "textarea", "select", "keygen", "div", "a", "span", "p", "table", "td", "tr",
+    "input", "option", "track", "picture", "canvas", "dialog", "menu", "output", "area", "map",
+    "font", "b", "i", "u", "h1", "abbr", "address", "article", "aside", "blink", "center", "code",
+    "del", "em", "strong", "x", "svg", "title", "head",
+];
+
+const SINKS: &[&str] = &[
+    "alert",
+    "prompt",
+    "confirm",
+    "eval",
+    "settimeout",
+    "setinterval",
+    "atob",
+    "btoa",
+    "fromcharcode",
+    "execscript",
+    "msgbox",
+    "fetch",
+    "import",
+    "constructor",
+    "function",
+    "document.write",
+    "document.writeln",
+    "window.open",
+    "top.location",
+    "unescape",
+];
+
+const GLOBALS: &[&str] = &[
+    "self",
+    "window",
+    "top",
+    "parent",
+    "this",
+    "document",
+    "globalthis",
+    "frames",
+    "content",
+];
+
+/// A parsed tag opening: its (lowercase) name and the text up to the next `<` (attributes).
+fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
+    let b = l.as_bytes();
+    l.match_indices('<').filter_map(move |(at, _)| {
+        let mut j = at + 1;
+        // `< x:script` is parsed by some old engines; `</`, `<?`, `<!` too.
+        while b
+            .get(j)
+            .is_some_and(|c| matches!(c, b' ' | b'/' | b'?' | b'!' | b'%'))
+            && j < at + 4
+        {
+            j += 1;
+        }
+        let start = j;
+        while b
+            .get(j)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'-' | b'_'))
+        {
+            j += 1;
+        }
+        if j == start
+            || !b
+                .get(start)
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b':')
+        {
+            return None;
+        }
+        let name = l.get(start..j)?;
+        let rest_end = l.get(j..)?.find('<').map_or(l.len(), |p| p + j);
+        Some((name, l.get(j..rest_end)?))
+    })
+}
+
+fn tag_base(name: &str) -> &str {
+    name.rsplit(':').next().unwrap_or(name)
+}
+
+/// `on<event>=` as an attribute: preceded by whitespace, `/`, a quote or the tag name.
+fn event_handler(attrs: &str, need_context: bool) -> bool {
+    let b = attrs.as_bytes();
+    let mut from = 0;
+    while let Some(p) = attrs
+        .get(from..)
+        .and_then(|h| h.find("on"))
+        .map(|p| p + from)
+    {
+        let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
+        let boundary = before.is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_' && c != b'-');
+        let mut j = p + 2;
+        while b.get(j).is_some_and(u8::is_ascii_alphabetic) {
+            j += 1;
+        }
+        let name_len = j - p - 2;
+        while b
+            .get(j)
+            .is_some_and(|c| c.is_ascii_whitespace() || *c == b'/')
+        {
+            j += 1;
+        }
+        if boundary && name_len >= 3 && b.get(j) == Some(&b'=') {
+            let ctx = before.is_some_and(|c| {
+                matches!(
+                    c,
+                    b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'"' | b'\'' | b'`' | b'\x0c'
+                )
+            });
+            if !need_context || ctx {
+                return true;
+            }
+        }
+        from = p + 2;
+    }
+    false
+}
+
+/// Removes what browsers skip inside a URL scheme: whitespace and control characters.
+fn compact(l: &str) -> String {
+    l.chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect()
+}
+
+/// `javascript:`, `vbscript:`, `data:text/html` URLs with code after the colon.
+fn script_url(l: &str) -> bool {
+    let c = compact(l);
+    for scheme in ["javascript:", "vbscript:", "livescript:", "mocha:"] {
+        let mut from = 0;
+        while let Some(p) = c.get(from..).and_then(|h| h.find(scheme)).map(|p| p + from) {
+            let rest = c.get(p + scheme.len()..).unwrap_or_default();
+            let code_like = rest.contains('(')
+                || rest.contains('=')
+                || rest.contains('`')
+                || rest.starts_with("//")
+                || rest.contains('\\')
+                || SINKS.iter().any(|s| rest.starts_with(s));
+            // The raw text must not have a space right after the colon: "JavaScript: The
+            // Good Parts" is a title, not a URL. Characters hidden inside the scheme are an
+            // evasion whatever follows.
+            let raw_colon_space = l.contains(&format!("{scheme} "));
+            let hidden = !l.contains(scheme);
+            if hidden
+                || scheme != "javascript:" && !rest.is_empty()
+                || !rest.is_empty() && code_like && !raw_colon_space
+            {
+                return true;
+            }
+            from = p + 1;
+        }
+    }
+    let data_markup = c.find("data:").is_some_and(|p| {
+        c.get(p..).is_some_and(|r| {
+            r.get(..48.min(r.len())).is_some_and(|w| w.contains(',')) && r.contains('<')
+        })
+    });
+    data_markup
+        || c.contains("data:text/html")
+        || c.contains("data:image/svg")
+        || c.contains("data:application/x-")
+        || c.contains("data:text/javascript")
+}
+
+fn css_script(l: &str) -> bool {
+    let c = compact(l);
+    c.contains(":expression(")
+        || c.contains("-moz-binding")
+        || c.contains("behavior:url(")
+        || c.contains("url(javascript")
+        || c.contains("@import")
+}
+
+/// JS sinks called with a literal or an expression: `alert(1)`, `eval('x')`,
+/// ``alert`1` ``, `self['alert']`.
+fn js_sink(l: &str) -> bool {
+    let b = l.as_bytes();
+    let calls = SINKS.iter().any(|s| {
+        let mut from = 0;
+        while let Some(p) = super::find_word(l, s, from) {
+            let mut j = p + s.len();
+            while b.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+                j += 1;
+            }
+            let open = b.get(j).copied();
+            if open == Some(b'`') {
+                return true;
+            }
+            if open == Some(b'(') {
+                let arg = b.get(j + 1).copied();
+                let any_arg = matches!(
+                    *s,
+                    "settimeout" | "setinterval" | "execscript" | "fromcharcode" | "atob" | "btoa"
+                );
+                if arg.is_some_and(|a| {
+                    matches!(
+                        a,
+                        b'0'..=b'9' | b'\'' | b'"' | b'`' | b')' | b'/' | b'[' | b'-' | b'!' | b'+'
+                    )
+                }) || any_arg && arg.is_some_and(|a| a.is_ascii_alphabetic())
+                    || l.get(j + 1..).is_some_and(|r| {
+                        r.starts_with("document")
+                            || r.starts_with("window")
+                            || r.starts_with("string.")
+                            || r.starts_with("self")
+                            || r.starts_with("this")
+                    })
+                {
+                    return true;
+                }
+            }
+            from = p + 1;
+        }
+        false
+    });
+    calls
+        || GLOBALS.iter().any(|g| {
+            let mut from = 0;
+            while let Some(p) = super::find_word(l, g, from) {
+                let mut j = p + g.len();
+                while b.get(j).is_some_and(|c| *c == b' ') {
+                    j += 1;
+                }
+                if b.get(j) == Some(&b'[')
+                    && b.get(j + 1)
+                        .is_some_and(|c| matches!(c, b'\'' | b'"' | b'`' | b'/'))
+                {
+                    return true;
+                }
+                from = p + 1;
+            }
+            false
+        })
+        || dom_call(l)
+        || l.contains("document.cookie")
+        || l.contains("document.domain")
+        || l.contains(".innerhtml")
+        || l.contains("window.location")
+        || l.contains("document.location")
+}
+
+/// `document.x(`, `document.x.y =`: scripting the DOM.
+fn dom_call(l: &str) -> bool {
+    l.match_indices("document.").any(|(p, _)| {
+        let rest = l.get(p + 9..).unwrap_or_default();
+        let path: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
+            .collect();
+        !path.is_empty()
+            && rest.get(path.len()..).is_some_and(|r| {
+                r.trim_start().starts_with('(')
+                    || r.trim_start().starts_with('=') && !r.trim_start().starts_with("==")
+            })
+    })
+}
+
+/// XML that makes the parser fetch documents: XInclude and schema locations.
+fn xml_include(l: &str) -> bool {
+    l.contains("xmlns") && (l.contains(":include") || l.contains("schemalocation"))
+}
+
+/// JSFuck-style code: built only from `[]()!+`.
+fn jsfuck(l: &str) -> bool {
+    let c = compact(l);
+    let symbols = c.bytes().filter(|b| b"[]()!+".contains(b)).count();
+    c.len() >= 5 && c.contains("[]") && symbols * 10 >= c.len() * 9
+}
+
+/// Tagged-template calls (``f.call`...` ``) and the DOM reached through comments or brackets
+/// (`document/**/.cookie`, `(document)["cookie"]`).
+fn obfuscated_js(l: &str) -> bool {
+    let mut stripped = String::with_capacity(l.len());
+    let mut rest = l;
+    while let Some(p) = rest.find("/*") {
+        stripped.push_str(rest.get(..p).unwrap_or_default());
+        rest = rest
+            .get(p + 2..)
+            .and_then(|r| r.find("*/").map(|e| r.get(e + 2..).unwrap_or_default()))
+            .unwrap_or_default();
+    }
+    stripped.push_str(rest);
+    let c = compact(&stripped).replace("(document)", "document");
+    c.contains(".call`")
+        || c.contains(".apply`")
+        || c.contains(".bind`")
+        || c.contains("document.cookie")
+        || c.contains("document[")
+        || c.contains("document.domain")
+}
+
+fn scan_input(input: &Input, out: &mut Findings) {
+    let l = input.lower.as_str();
+    let hit = |out: &mut Findings, rule| out.hit(input, CAT, rule, Severity::Critical, 1);
+    if l.contains('<') {
+        for (name, attrs) in tags(l) {
+            let base = tag_base(name);
+            if ACTIVE_TAGS.contains(&base) {
+                hit(out, "xss.active-tag");
+                break;
+            }
+            if event_handler(attrs, false) {
+                hit(out, "xss.tag-event-handler");
+                break;
+            }
+            if (PASSIVE_TAGS.contains(&base) || name.contains(':'))
+                && (script_url(attrs)
+                    || attrs.contains("src=") && attrs.contains("javascript")
+                    || css_script(attrs))
+            {
+                hit(out, "xss.tag-script-url");
+                break;
+            }
+        }
+    }
+    if event_handler(l, true)
+        && (l.contains('"')
+            || l.contains('\'')
+            || l.contains('<')
+            || l.contains('/')
+            || l.contains('>'))
+    {
+        hit(out, "xss.event-handler");
+    }
+    let trimmed = input.value.trim_start();
+    if trimmed.len() < input.value.len()
+        && l.trim_start().starts_with("on")
+        && event_handler(l.trim_start(), false)
+    {
+        hit(out, "xss.event-handler");
+    }
+    if l.contains('<') && xml_include(l) {
+        hit(out, "xss.xml-include");
+    }
+    if l.contains(':') && script_url(l) {
+        hit(out, "xss.script-url");
+    }
+    if css_script(l) {
+        hit(out, "xss.css-script");
+    }
+    if l.contains("+adw-") && l.contains("+ad4-") {
+        hit(out, "xss.utf7");
+    }
+    if (l.contains('[') || l.contains('`') || l.contains("/*")) && (jsfuck(l) || obfuscated_js(l)) {
+        hit(out, "xss.obfuscated-js");
+    }
+    if js_sink(l) {
+        hit(out, "xss.js-sink");
+    }
+}
+
+pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
+    if !out.wants(CAT, 1) {
+        return;
+    }
+    for input in p
+        .inputs_from(INJECTION_SOURCES)
+        .chain(p.inputs_from(&[Source::Path]))
+    {
+        if input.location.source == Source::Path {
+            if tags(&input.lower).any(|(n, _)| ACTIVE_TAGS.contains(&tag_base(n))) {
+                out.hit(input, CAT, "xss.active-tag", Severity::Critical, 1);
+            }
+            continue;
+        }
+        if super::is_plain(&input.value) && !input.value.contains('.') {
+            continue;
+        }
+        scan_input(input, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn any(l: &str) -> bool {
+        tags(l).any(|(n, a)| ACTIVE_TAGS.contains(&tag_base(n)) || event_handler(a, false))
+            || (event_handler(l, true) && l.contains(['"', '\'', '<', '/', '>']))
+            || script_url(l)
+            || css_script(l)
+            || js_sink(l)
+    }
+
+    #[test]
+    fn attacks() {
+        for s in [
+            "<script>alert(1)</script>",
+            "<img src=x onerror=alert(1)>",
+            "\"><svg/onload=confirm`1`>",
+            "< x:script",
+            "<v:vmlframe src=\"foo.com/sup.fml\"/>",
+            "java\tscript:alert(1)",
+            "\" onmouseover=\"alert(1)",
+            "<div style=\"width:expression(alert(1))\">",
+            "self[\"\\x24\"]",
+            "eval('2 + 2')",
+            "<?import implementation=",
+            "<iframe src=//evil>",
+            "ja\tvascript: ",
+            "vbscript:msgbox 1",
+            "document.body.appendchild(x)",
+            "data: , <x>",
+            "javascript:/*-/*`/*\\`/*'/*\"/**/(/* */onerror=alert('THM') )//",
+        ] {
+            assert!(any(&s.to_ascii_lowercase()), "{s}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text() {
+        for s in [
+            "a < b and c > d",
+            "JavaScript: The Good Parts",
+            "I am online=yes",
+            "set an alert(s) for me",
+            "x<3 y",
+            "Once upon a time",
+            "the button is on the left",
+        ] {
+            assert!(!any(&s.to_ascii_lowercase()), "{s}");
+        }
+    }
+}

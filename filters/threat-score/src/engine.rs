@@ -1,0 +1,148 @@
+//! The compiled engine: holds the validated configuration, and turns a [`Request`] into an
+//! [`Assessment`]. Built once per configuration ([`crate::Config::compile`]) and shared by
+//! every request; `inspect` takes `&self`, allocates per request only for the decoded values.
+
+use crate::config::{Config, Mode, OnExceed};
+use crate::detect::{Ctx, DetectorKind, Findings};
+use crate::extract::{prepare, ExclusionLookup, Prepared};
+use crate::model::{Assessment, Category, CategorySet, Detection, LimitKind, Verdict};
+use crate::request::Request;
+
+/// A validated configuration, ready to inspect requests.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    cfg: Config,
+}
+
+/// Exclusions that apply to one request (those whose path prefix matched).
+struct ActiveExclusions<'e> {
+    list: Vec<&'e crate::config::Exclusion>,
+}
+
+fn categories_of(e: &crate::config::Exclusion) -> CategorySet {
+    if e.categories.is_empty() {
+        CategorySet::all()
+    } else {
+        e.categories.iter().copied().collect()
+    }
+}
+
+impl ExclusionLookup for ActiveExclusions<'_> {
+    fn for_arg(&self, name: &str) -> CategorySet {
+        self.list
+            .iter()
+            .filter(|e| e.args.iter().any(|a| a == name))
+            .fold(CategorySet::EMPTY, |acc, e| {
+                categories_of(e).iter().fold(acc, CategorySet::with)
+            })
+    }
+
+    fn for_header(&self, name: &str) -> CategorySet {
+        self.list
+            .iter()
+            .filter(|e| e.headers.iter().any(|h| h == name))
+            .fold(CategorySet::EMPTY, |acc, e| {
+                categories_of(e).iter().fold(acc, CategorySet::with)
+            })
+    }
+}
+
+impl Engine {
+    pub(crate) fn new(cfg: Config) -> Engine {
+        Engine { cfg }
+    }
+
+    /// The configuration this engine was compiled from.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Scores `req` and decides. Never panics; work is bounded by the configured limits.
+    pub fn inspect(&self, req: &Request<'_>) -> Assessment {
+        let prepared = self.prepare(req);
+        let mut findings = self.findings(&prepared);
+        let ctx = self.ctx();
+        for kind in DetectorKind::ALL {
+            kind.run(&prepared, &ctx, &mut findings);
+        }
+        self.assess(findings.into_vec(), prepared.limit_hits)
+    }
+
+    /// Decodes `req` into the inputs the detectors scan. Public so tools can time the stages
+    /// separately ([`Engine::run_detector`]); the glue only needs [`Engine::inspect`].
+    pub fn prepare<'r>(&self, req: &Request<'r>) -> Prepared<'r> {
+        let path = req.effective_uri();
+        let active = ActiveExclusions {
+            list: self
+                .cfg
+                .exclusions
+                .iter()
+                .filter(|e| e.path_prefix.as_deref().is_none_or(|p| path.starts_with(p)))
+                .collect(),
+        };
+        let request_excluded = active
+            .list
+            .iter()
+            .filter(|e| e.args.is_empty() && e.headers.is_empty())
+            .fold(CategorySet::EMPTY, |acc, e| {
+                categories_of(e).iter().fold(acc, CategorySet::with)
+            });
+        prepare(*req, &self.cfg, &active, request_excluded)
+    }
+
+    /// Runs one detector over a prepared request and returns what it found (after paranoia
+    /// and exclusions). For benchmarks and debugging.
+    pub fn run_detector(&self, kind: DetectorKind, prepared: &Prepared<'_>) -> Vec<Detection> {
+        let mut findings = self.findings(prepared);
+        kind.run(prepared, &self.ctx(), &mut findings);
+        findings.into_vec()
+    }
+
+    fn findings(&self, p: &Prepared<'_>) -> Findings {
+        Findings::new(self.cfg.paranoia_level, p.excluded)
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            allowed_methods: &self.cfg.allowed_methods,
+            allowed_content_types: &self.cfg.allowed_content_types,
+            restricted_extensions: &self.cfg.restricted_extensions,
+        }
+    }
+
+    fn limit_blocks(&self, kind: LimitKind) -> bool {
+        let l = &self.cfg.limits;
+        let limit = match kind {
+            LimitKind::BodySize => l.body_bytes,
+            LimitKind::ArgCount => l.args,
+            LimitKind::DecodeRounds => l.decode_rounds,
+            LimitKind::HeaderCount => l.header_count,
+            LimitKind::HeaderSize => l.header_bytes,
+            LimitKind::JsonDepth => l.json_depth,
+        };
+        limit.on_exceed == OnExceed::Block
+    }
+
+    fn assess(&self, detections: Vec<Detection>, limit_hits: Vec<LimitKind>) -> Assessment {
+        let score: u32 = detections.iter().map(|d| d.severity.score()).sum();
+        let mut categories: CategorySet = detections.iter().map(|d| d.category).collect();
+        let limit_block = limit_hits.iter().any(|k| self.limit_blocks(*k));
+        if limit_block {
+            categories.insert(Category::Protocol);
+        }
+        let over_threshold = score >= self.cfg.inbound_threshold || limit_block;
+        let verdict = match (over_threshold, self.cfg.mode) {
+            (false, _) | (true, Mode::Detect) => Verdict::Allow,
+            (true, Mode::Block) => Verdict::Block,
+            (true, Mode::Tag) => Verdict::Tag,
+        };
+        Assessment {
+            score,
+            categories,
+            detections,
+            limit_hits,
+            over_threshold,
+            verdict,
+        }
+    }
+}

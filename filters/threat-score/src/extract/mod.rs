@@ -1,0 +1,511 @@
+//! Turns a [`Request`] into the list of decoded values the detectors scan ([`Prepared`]):
+//! path, query arguments, cookies, selected headers and the body (urlencoded, JSON,
+//! multipart, XML, or raw text), each bounded by the configured limits.
+
+pub mod json;
+pub mod multipart;
+pub mod xml;
+
+use crate::config::Config;
+use crate::decode::{deep_decode, Decoded};
+use crate::model::{CategorySet, LimitKind, Location, Source};
+use crate::request::Request;
+
+/// One value to scan, in three forms so detectors do not redo the common work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// Where it came from.
+    pub location: Location,
+    /// As received (after splitting, before decoding; lossy UTF-8).
+    pub raw: String,
+    /// Fully decoded (percent, `+` for forms, HTML entities, JS escapes; bounded rounds).
+    pub value: String,
+    /// `value` with ASCII lowercased (case folding for keyword matching).
+    pub lower: String,
+    /// Categories that configured exclusions silence for this value.
+    pub excluded: CategorySet,
+}
+
+/// How the body was interpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body, or an empty one.
+    None,
+    /// `application/x-www-form-urlencoded`, or no Content-Type.
+    Form,
+    /// JSON (`application/json`, `+json`).
+    Json,
+    /// `multipart/form-data`.
+    Multipart,
+    /// XML (`+xml`, `text/xml`).
+    Xml,
+    /// Anything else (or a document that failed to parse): scanned as text.
+    Raw,
+}
+
+/// Request-wide facts gathered while decoding, for the protocol detector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// A malformed percent escape in the URI or a form body.
+    pub invalid_percent: bool,
+    /// Invalid UTF-8 after decoding an argument, the path or the body.
+    pub invalid_utf8: bool,
+    /// A NUL byte in a decoded argument, cookie, path or header.
+    pub null_byte: bool,
+    /// An IIS `%u` escape.
+    pub unicode_escape: bool,
+    /// A value needed more than one decoding round (double encoding).
+    pub multi_encoded: bool,
+    /// The body claimed to be JSON or multipart but did not parse.
+    pub body_malformed: bool,
+}
+
+/// The request decoded into inputs; detectors read only this.
+#[derive(Debug, Clone)]
+pub struct Prepared<'r> {
+    /// The original view (headers, body) for request-level checks.
+    pub request: Request<'r>,
+    /// Method (pseudo-header fallback applied).
+    pub method: &'r str,
+    /// URI as sent.
+    pub uri: &'r str,
+    /// Path part of the URI as sent.
+    pub path_raw: &'r str,
+    /// Query part of the URI as sent (without `?`).
+    pub query_raw: &'r str,
+    /// The decoded path.
+    pub path: String,
+    /// Every value to scan.
+    pub inputs: Vec<Input>,
+    /// Lowercase media type of the body.
+    pub media_type: Option<String>,
+    /// How the body was read.
+    pub body_kind: BodyKind,
+    /// Multipart structure, when the body was multipart.
+    pub multipart: Option<multipart::Multipart>,
+    /// Decoding anomalies.
+    pub flags: Flags,
+    /// Limits the request went past.
+    pub limit_hits: Vec<LimitKind>,
+    /// Arguments seen (query and body, before the `args` limit cut).
+    pub arg_count: usize,
+    /// Categories silenced for the whole request by exclusions.
+    pub excluded: CategorySet,
+}
+
+impl Prepared<'_> {
+    /// Inputs whose source is one of `sources`.
+    pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> impl Iterator<Item = &'s Input> {
+        self.inputs
+            .iter()
+            .filter(move |i| sources.contains(&i.location.source))
+    }
+}
+
+/// The exclusion view the extractor needs: categories silenced per argument/header name.
+pub(crate) trait ExclusionLookup {
+    fn for_arg(&self, name: &str) -> CategorySet;
+    fn for_header(&self, name: &str) -> CategorySet;
+}
+
+struct Builder<'c, 'x> {
+    cfg: &'c Config,
+    excl: &'x dyn ExclusionLookup,
+    inputs: Vec<Input>,
+    flags: Flags,
+    limit_hits: Vec<LimitKind>,
+    arg_count: usize,
+}
+
+impl Builder<'_, '_> {
+    fn hit(&mut self, kind: LimitKind) {
+        if !self.limit_hits.contains(&kind) {
+            self.limit_hits.push(kind);
+        }
+    }
+
+    fn decode(&mut self, raw: &[u8], plus: bool) -> Decoded {
+        let d = deep_decode(raw, plus, self.cfg.limits.decode_rounds.max);
+        if d.exhausted {
+            self.hit(LimitKind::DecodeRounds);
+        }
+        self.flags.invalid_utf8 |= d.invalid_utf8;
+        self.flags.unicode_escape |= d.unicode_escape;
+        self.flags.multi_encoded |= d.rounds > 1;
+        if d.text.contains('\0') {
+            self.flags.null_byte = true;
+        }
+        d
+    }
+
+    fn push(&mut self, source: Source, name: &str, raw: &[u8], plus: bool, excluded: CategorySet) {
+        let d = self.decode(raw, plus);
+        let lower = d.text.to_ascii_lowercase();
+        self.inputs.push(Input {
+            location: Location::new(source, name),
+            raw: String::from_utf8_lossy(raw).into_owned(),
+            value: d.text,
+            lower,
+            excluded,
+        });
+    }
+
+    /// Adds one argument (name and value) unless the `args` limit is reached.
+    fn arg(&mut self, name_raw: &[u8], value_raw: &[u8], plus: bool) {
+        self.arg_count += 1;
+        if self.arg_count > self.cfg.limits.args.max as usize {
+            self.hit(LimitKind::ArgCount);
+            return;
+        }
+        let name = self.decode(name_raw, plus).text;
+        let excluded = self.excl.for_arg(&name);
+        self.push(Source::ArgName, &name, name_raw, plus, excluded);
+        if !value_raw.is_empty() {
+            self.push(Source::Arg, &name, value_raw, plus, excluded);
+        }
+    }
+
+    /// Splits an urlencoded string into arguments (`&`-separated; `;` is not a separator).
+    fn form(&mut self, data: &[u8]) {
+        let mut percent_bad = false;
+        for pair in data.split(|&b| b == b'&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(eq) => (
+                    pair.get(..eq).unwrap_or_default(),
+                    pair.get(eq + 1..).unwrap_or_default(),
+                ),
+                None => (pair, &b""[..]),
+            };
+            percent_bad |= has_bad_percent(name) || has_bad_percent(value);
+            self.arg(name, value, true);
+        }
+        self.flags.invalid_percent |= percent_bad;
+    }
+
+    fn cookies(&mut self, header: &str) {
+        for c in header.split(';') {
+            let c = c.trim();
+            if c.is_empty() {
+                continue;
+            }
+            let (name, value) = c.split_once('=').unwrap_or((c, ""));
+            let excluded = self.excl.for_arg(name);
+            self.push(Source::CookieName, name, name.as_bytes(), false, excluded);
+            if !value.is_empty() {
+                self.push(Source::Cookie, name, value.as_bytes(), false, excluded);
+            }
+        }
+    }
+}
+
+/// Whether `b` holds a `%` that does not start a valid `%XX` (or `%uXXXX`) escape.
+pub fn has_bad_percent(b: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(pos) = b.get(i..).and_then(|s| s.iter().position(|&c| c == b'%')) {
+        let at = i + pos;
+        let h = |k: usize| b.get(at + k).is_some_and(u8::is_ascii_hexdigit);
+        let ok = (h(1) && h(2))
+            || (matches!(b.get(at + 1), Some(b'u' | b'U')) && h(2) && h(3) && h(4) && h(5));
+        if !ok {
+            return true;
+        }
+        i = at + 1;
+    }
+    false
+}
+
+/// Decodes `req` into inputs under `cfg`'s limits and exclusions.
+pub(crate) fn prepare<'r>(
+    req: Request<'r>,
+    cfg: &Config,
+    excl: &dyn ExclusionLookup,
+    request_excluded: CategorySet,
+) -> Prepared<'r> {
+    let method = req.effective_method();
+    let uri = req.effective_uri();
+    let (path_raw, query_raw) = uri.split_once('?').unwrap_or((uri, ""));
+    // A fragment is never sent by browsers; if present, it is part of the attack surface.
+    let mut b = Builder {
+        cfg,
+        excl,
+        inputs: Vec::new(),
+        flags: Flags::default(),
+        limit_hits: Vec::new(),
+        arg_count: 0,
+    };
+    b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
+    let path = b.decode(path_raw.as_bytes(), false).text;
+    b.inputs.push(Input {
+        location: Location::new(Source::Path, ""),
+        raw: path_raw.to_string(),
+        lower: path.to_ascii_lowercase(),
+        value: path.clone(),
+        excluded: CategorySet::EMPTY,
+    });
+    b.form(query_raw.as_bytes());
+
+    // Headers.
+    let max_header = cfg.limits.header_bytes.max as usize;
+    let real_headers = req
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.starts_with(':'))
+        .count();
+    if real_headers > cfg.limits.header_count.max as usize {
+        b.hit(LimitKind::HeaderCount);
+    }
+    for (name, value) in req
+        .headers
+        .iter()
+        .take(cfg.limits.header_count.max as usize + 8)
+    {
+        if name.starts_with(':') {
+            continue;
+        }
+        let value = if value.len() > max_header {
+            b.hit(LimitKind::HeaderSize);
+            truncate(value, max_header)
+        } else {
+            value.as_str()
+        };
+        if name == "cookie" {
+            b.cookies(value);
+            continue;
+        }
+        let h = &cfg.headers;
+        let listed = h.inspect.iter().any(|n| n == name);
+        let skipped = h.skip.iter().any(|n| n == name);
+        if listed || (h.inspect_other && !skipped) {
+            let excluded = excl.for_header(name);
+            b.push(Source::Header, name, value.as_bytes(), false, excluded);
+        }
+    }
+
+    // Body.
+    let media_type = req.media_type();
+    let mut body_kind = BodyKind::None;
+    let mut multipart_info = None;
+    if let Some(body) = req.body.filter(|b| !b.is_empty()) {
+        let max_body = cfg.limits.body_bytes.max as usize;
+        let body = if body.len() > max_body {
+            b.hit(LimitKind::BodySize);
+            body.get(..max_body).unwrap_or(body)
+        } else {
+            body
+        };
+        if req.body_truncated {
+            b.hit(LimitKind::BodySize);
+        }
+        let mt = media_type.as_deref().unwrap_or("");
+        body_kind = if mt.is_empty() || mt == "application/x-www-form-urlencoded" {
+            BodyKind::Form
+        } else if mt.contains("json") {
+            BodyKind::Json
+        } else if mt == "multipart/form-data"
+            || mt == "multipart/related"
+            || mt == "multipart/mixed"
+        {
+            BodyKind::Multipart
+        } else if mt.contains("xml") {
+            BodyKind::Xml
+        } else {
+            BodyKind::Raw
+        };
+        match body_kind {
+            BodyKind::Form => b.form(body),
+            BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(v) => {
+                    let depth = cfg.limits.json_depth.max;
+                    let mut pending: Vec<(String, String, bool)> = Vec::new();
+                    let cut = json::walk(&v, depth, &mut |k, s, is_key| {
+                        pending.push((k.to_string(), s.to_string(), is_key));
+                        pending.len() <= cfg.limits.args.max as usize * 2 + 2
+                    });
+                    if cut {
+                        b.hit(LimitKind::JsonDepth);
+                    }
+                    for (k, s, is_key) in pending {
+                        b.arg_count += usize::from(is_key);
+                        if b.arg_count > cfg.limits.args.max as usize {
+                            b.hit(LimitKind::ArgCount);
+                            break;
+                        }
+                        let excluded = excl.for_arg(&k);
+                        let source = if is_key { Source::ArgName } else { Source::Arg };
+                        b.push(source, &k, s.as_bytes(), false, excluded);
+                    }
+                }
+                Err(e) => {
+                    // Truncated or hostile JSON (incl. nesting past serde_json's limit of 128):
+                    // still scan it, as text.
+                    if !(req.body_truncated || body.len() < req.body.map_or(0, <[u8]>::len))
+                        || !e.is_eof()
+                    {
+                        b.flags.body_malformed = true;
+                    }
+                    b.push(Source::Body, "", body, false, CategorySet::EMPTY);
+                }
+            },
+            BodyKind::Multipart => {
+                let ct = req.header("content-type").unwrap_or_default();
+                match multipart::boundary(ct) {
+                    Some(boundary) => {
+                        let m = multipart::parse(body, &boundary, cfg.limits.args.max as usize);
+                        b.flags.body_malformed |= m.malformed;
+                        for part in &m.parts {
+                            b.arg(part.name.as_bytes(), part.value.as_bytes(), false);
+                            if let Some(f) = &part.filename {
+                                let excluded = excl.for_arg(&part.name);
+                                b.push(Source::Filename, &part.name, f.as_bytes(), false, excluded);
+                            }
+                        }
+                        multipart_info = Some(m);
+                    }
+                    None => {
+                        b.flags.body_malformed = true;
+                        b.push(Source::Body, "", body, false, CategorySet::EMPTY);
+                    }
+                }
+            }
+            BodyKind::Xml => {
+                let text = String::from_utf8_lossy(body);
+                for v in xml::values(&text, cfg.limits.args.max as usize) {
+                    b.arg_count += 1;
+                    let excluded = excl.for_arg(&v.name);
+                    b.push(Source::Arg, &v.name, v.value.as_bytes(), false, excluded);
+                }
+            }
+            BodyKind::Raw | BodyKind::None => {
+                b.push(Source::Body, "", body, false, CategorySet::EMPTY);
+            }
+        }
+    }
+
+    Prepared {
+        request: req,
+        method,
+        uri,
+        path_raw,
+        query_raw,
+        path,
+        inputs: b.inputs,
+        media_type,
+        body_kind,
+        multipart: multipart_info,
+        flags: b.flags,
+        limit_hits: b.limit_hits,
+        arg_count: b.arg_count,
+        excluded: request_excluded,
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes, on a char boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoExcl;
+    impl ExclusionLookup for NoExcl {
+        fn for_arg(&self, _: &str) -> CategorySet {
+            CategorySet::EMPTY
+        }
+        fn for_header(&self, _: &str) -> CategorySet {
+            CategorySet::EMPTY
+        }
+    }
+
+    fn hdrs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn query_cookies_headers_and_form_body() {
+        let h = hdrs(&[
+            ("host", "x"),
+            ("cookie", "a=1; b=%3Cx"),
+            ("user-agent", "curl"),
+            ("accept", "*/*"),
+        ]);
+        let req = Request::new("POST", "/p%61th?q=a+b&r=%2527")
+            .with_headers(&h)
+            .with_body(b"f=1&g=2");
+        let cfg = Config::default();
+        let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+        assert_eq!(p.path, "/path");
+        let find = |s: Source, n: &str| {
+            p.inputs
+                .iter()
+                .find(|i| i.location.source == s && i.location.name == n)
+                .map(|i| i.value.clone())
+        };
+        assert_eq!(find(Source::Arg, "q").as_deref(), Some("a b"));
+        assert_eq!(find(Source::Arg, "r").as_deref(), Some("'"));
+        assert_eq!(find(Source::Cookie, "b").as_deref(), Some("<x"));
+        assert_eq!(find(Source::Header, "user-agent").as_deref(), Some("curl"));
+        assert_eq!(find(Source::Header, "accept"), None);
+        assert_eq!(find(Source::Arg, "g").as_deref(), Some("2"));
+        assert!(p.flags.multi_encoded);
+        assert_eq!(p.arg_count, 4);
+    }
+
+    #[test]
+    fn arg_limit_cuts_and_reports() {
+        let cfg = Config {
+            limits: crate::config::Limits {
+                args: crate::config::Limit {
+                    max: 2,
+                    on_exceed: crate::config::OnExceed::Block,
+                },
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let p = prepare(
+            Request::new("GET", "/?a=1&b=2&c=3"),
+            &cfg,
+            &NoExcl,
+            CategorySet::EMPTY,
+        );
+        assert_eq!(p.limit_hits, vec![LimitKind::ArgCount]);
+        assert!(!p.inputs.iter().any(|i| i.location.name == "c"));
+    }
+
+    #[test]
+    fn json_body_keys_and_values() {
+        let h = hdrs(&[("content-type", "application/json")]);
+        let req = Request::new("POST", "/")
+            .with_headers(&h)
+            .with_body(br#"{"a":{"b":"<x>"}}"#);
+        let p = prepare(req, &Config::default(), &NoExcl, CategorySet::EMPTY);
+        assert_eq!(p.body_kind, BodyKind::Json);
+        assert!(p
+            .inputs
+            .iter()
+            .any(|i| i.location.source == Source::Arg && i.value == "<x>"));
+        assert!(p
+            .inputs
+            .iter()
+            .any(|i| i.location.source == Source::ArgName && i.value == "b"));
+    }
+
+    #[test]
+    fn bad_percent_detection() {
+        assert!(has_bad_percent(b"100%"));
+        assert!(has_bad_percent(b"%zz"));
+        assert!(!has_bad_percent(b"%41%u0041"));
+    }
+}

@@ -1,0 +1,222 @@
+//! `cargo xtask corpus [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...`: replay
+//! corpus rows through a real Envoy running the threat-score module in `block` mode (default
+//! settings, or the given paranoia level) in front of the echo upstream, and print per category
+//! how many rows were blocked by the filter, passed to the upstream, or rejected by Envoy before
+//! the filter, plus the acceptance figures of issue 4.
+
+use crate::build::build_and_report;
+use anyhow::{bail, Context, Result};
+use envoy_harness::corpus::{self, Outcome, Row, RowResult};
+use envoy_harness::{EchoServer, Envoy, EnvoyConfig, HttpFilter};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// The `error` code of the filter's 403 (`threat_score::filter::BLOCK_ERROR`).
+const BLOCK_ERROR: &str = "threat_detected";
+/// Categories with a per-category acceptance target.
+const TARGETS: [&str; 6] = ["sqli", "xss", "lfi", "rce", "php", "java"];
+
+const USAGE: &str =
+    "usage: cargo xtask corpus [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...";
+
+pub fn corpus(args: &[String]) -> Result<()> {
+    let mut paranoia = 1u8;
+    let mut report = None;
+    let mut parallel = 8usize;
+    let mut files = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--paranoia" => {
+                paranoia = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|p| (1..=4).contains(p))
+                    .context("--paranoia needs 1..=4")?;
+            }
+            "--report" => report = Some(it.next().context("--report needs a file")?.clone()),
+            "--parallel" => {
+                parallel = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|p| *p > 0)
+                    .context("--parallel needs a positive number")?;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other if other.starts_with("--") => bail!("unknown option `{other}`\n{USAGE}"),
+            file => files.push(file.to_string()),
+        }
+    }
+    if files.is_empty() {
+        bail!("no corpus files given\n{USAGE}");
+    }
+    let rows = corpus::load(&files)?;
+    let modules = build_and_report(&["threat-score".to_string()])?;
+    let echo = EchoServer::start("echo")?;
+    let config = json!({ "mode": "block", "paranoia_level": paranoia }).to_string();
+    let envoy = Envoy::start(EnvoyConfig::new(echo.addr()).concurrency(2).filter(
+        HttpFilter::wasm(
+            "threat-score",
+            modules.join("threat-score.wasm"),
+            config.clone(),
+        ),
+    ))?;
+    println!(
+        "replaying {} rows through Envoy ({}) with threat-score {config}, {parallel} connections",
+        rows.len(),
+        envoy.url("/")
+    );
+    let started = Instant::now();
+    let results = corpus::replay(envoy.listener("http"), &rows, parallel, BLOCK_ERROR);
+    let elapsed = started.elapsed();
+    print_tables(&rows, &results, paranoia);
+    println!(
+        "\n{} rows in {:.1} s through Envoy",
+        rows.len(),
+        elapsed.as_secs_f64()
+    );
+    let crashes = envoy.stat("wasm.envoy.wasm.runtime.v8.failed")
+        + envoy
+            .stats()
+            .unwrap_or_default()
+            .iter()
+            .filter(|(k, _)| k.contains("wasm") && k.ends_with(".failed"))
+            .map(|(_, v)| *v)
+            .sum::<u64>();
+    if envoy.log().contains("Wasm VM failed") || crashes > 0 {
+        println!(
+            "WARNING: Envoy reports a Wasm VM failure; see {}",
+            envoy.dir().display()
+        );
+    }
+    if let Some(path) = report {
+        let entries: Vec<_> = rows
+            .iter()
+            .zip(&results)
+            .map(|(row, r)| {
+                json!({
+                    "id": row.id,
+                    "status": r.status,
+                    "blocked": r.outcome == Outcome::Blocked,
+                    "rejected_by_envoy": r.outcome == Outcome::RejectedByEnvoy,
+                })
+            })
+            .collect();
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&json!({ "results": entries }))?,
+        )
+        .with_context(|| format!("writing {path}"))?;
+        println!("report: {path}");
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    rows: usize,
+    blocked: usize,
+    passed: usize,
+    rejected: usize,
+    other: usize,
+    /// `expect: attack` rows with paranoia <= the level run.
+    attack: usize,
+    attack_blocked: usize,
+    /// `expect: attack` rows with `paranoia: 1`.
+    attack_pl1: usize,
+    attack_pl1_blocked: usize,
+    benign: usize,
+    benign_passed: usize,
+}
+
+fn pct(a: usize, b: usize) -> String {
+    if b == 0 {
+        "-".into()
+    } else {
+        format!("{a}/{b} ({:.1}%)", 100.0 * a as f64 / b as f64)
+    }
+}
+
+fn print_tables(rows: &[Row], results: &[RowResult], paranoia: u8) {
+    let mut by_cat: BTreeMap<&str, Tally> = BTreeMap::new();
+    let mut total = Tally::default();
+    for (row, r) in rows.iter().zip(results) {
+        let t = by_cat.entry(row.category.as_str()).or_default();
+        for t in [t, &mut total] {
+            t.rows += 1;
+            match r.outcome {
+                Outcome::Blocked => t.blocked += 1,
+                Outcome::Passed => t.passed += 1,
+                Outcome::RejectedByEnvoy => t.rejected += 1,
+                Outcome::Other => t.other += 1,
+            }
+            let blocked = usize::from(r.outcome == Outcome::Blocked);
+            match row.expect.as_str() {
+                "attack" if row.paranoia <= paranoia => {
+                    t.attack += 1;
+                    t.attack_blocked += blocked;
+                    if row.paranoia == 1 {
+                        t.attack_pl1 += 1;
+                        t.attack_pl1_blocked += blocked;
+                    }
+                }
+                "benign" => {
+                    t.benign += 1;
+                    t.benign_passed += usize::from(r.outcome == Outcome::Passed);
+                }
+                _ => {}
+            }
+        }
+    }
+    println!("\nparanoia {paranoia}, mode block, through Envoy");
+    println!(
+        "| category | rows | blocked | passed | rejected by Envoy | other | attack rows (PL <= {paranoia}) blocked | benign passed |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let total_name = "**total**";
+    for (cat, t) in by_cat
+        .iter()
+        .map(|(c, t)| (*c, t))
+        .chain(std::iter::once((total_name, &total)))
+    {
+        println!(
+            "| {cat} | {} | {} | {} | {} | {} | {} | {} |",
+            t.rows,
+            t.blocked,
+            t.passed,
+            t.rejected,
+            t.other,
+            pct(t.attack_blocked, t.attack),
+            pct(t.benign_passed, t.benign)
+        );
+    }
+    println!("\nacceptance (`expect: attack` rows with `paranoia: 1`, blocked by the filter):");
+    println!(
+        "  overall: {}",
+        pct(total.attack_pl1_blocked, total.attack_pl1)
+    );
+    for cat in TARGETS {
+        let t = by_cat.get(cat);
+        println!(
+            "  {cat:<5}  {}",
+            t.map_or("-".into(), |t| pct(t.attack_pl1_blocked, t.attack_pl1))
+        );
+    }
+    println!(
+        "  benign passed: {}",
+        pct(total.benign_passed, total.benign)
+    );
+    let benign_rejected = rows
+        .iter()
+        .zip(results)
+        .filter(|(r, x)| r.expect == "benign" && x.outcome == Outcome::RejectedByEnvoy)
+        .count();
+    println!(
+        "  benign passed of those that reached the filter: {}",
+        pct(total.benign_passed, total.benign - benign_rejected)
+    );
+}
