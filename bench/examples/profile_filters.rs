@@ -226,6 +226,9 @@ fn main() {
     let result = match name {
         "policy" => drive::<policy::PolicyFilter>(&config(&root, "policy"), rounds),
         "router" => drive::<router::RouterFilter>(&config(&root, "router"), rounds),
+        "threat-score" => {
+            drive::<threat_score::ThreatScoreFilter>(&config(&root, "threat-score"), rounds)
+        }
         "noop" => drive::<noop::NoopFilter>("{}", rounds),
         "suite" => match bench::scenario::suite_config(&scenario) {
             Ok(json) => drive::<suite::SuiteFilter>(&json, rounds),

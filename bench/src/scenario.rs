@@ -107,7 +107,7 @@ fn native(name: &str, config: Value) -> HttpFilter {
 /// The filters `chain` runs as separate Wasm filters and `suite` composes in one module, in
 /// the same order (the suite's order, see `filters/suite/README.md`): cheap policy denials
 /// first, then the expensive threat scoring, then routing of what is forwarded.
-pub const SUITE_MEMBERS: &[&str] = &["policy", "router"];
+pub const SUITE_MEMBERS: &[&str] = &["policy", "threat-score", "router"];
 
 /// The suite's combined configuration: each member's benchmark configuration under its key
 /// (`threat-score` -> `threat_score`).

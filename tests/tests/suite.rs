@@ -43,7 +43,14 @@ fn suite(config: &Value) -> HttpFilter {
 
 /// The chain's members in the suite's order, and the suite's combined configuration.
 fn members() -> Vec<(&'static str, Value)> {
-    vec![("policy", policy_config()), ("router", router_config())]
+    vec![
+        ("policy", policy_config()),
+        (
+            "threat-score",
+            json!({"mode": "block", "paranoia_level": 1}),
+        ),
+        ("router", router_config()),
+    ]
 }
 
 fn suite_config() -> Value {
@@ -133,6 +140,23 @@ fn requests() -> Vec<(&'static str, String, Vec<(&'static str, String)>, String)
         ],
         r#"{"sku": "SKU-1", "qty": 2, "note": "leave at the door"}"#.into(),
     ));
+    // Hostile: blocked by threat-score, in the query and in a JSON body (the suite holds the
+    // router until the body has been scored).
+    out.push((
+        "GET",
+        "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E".into(),
+        vec![("x-user-id", "user-06".into())],
+        String::new(),
+    ));
+    out.push((
+        "POST",
+        "/api/orders".into(),
+        vec![
+            ("x-user-id", "user-07".into()),
+            ("content-type", "application/json".into()),
+        ],
+        r#"{"sku": "1' UNION SELECT password FROM users--", "qty": 1}"#.into(),
+    ));
     out
 }
 
@@ -155,7 +179,7 @@ fn the_suite_answers_like_the_separate_filters_and_counts_the_same_metrics() {
         *tags.entry(format!("{}/{:?}", a.0, a.3)).or_insert(0) += 1;
     }
     // The requests exercised a denial and both routes (so "the same" is not trivially "nothing").
-    assert_eq!(tags.get("403/None"), Some(&1), "{tags:?}");
+    assert_eq!(tags.get("403/None"), Some(&3), "{tags:?}");
     assert!(tags.contains_key("200/Some(\"canary\")"), "{tags:?}");
     assert!(tags.contains_key("200/Some(\"stable\")"), "{tags:?}");
 
@@ -166,6 +190,11 @@ fn the_suite_answers_like_the_separate_filters_and_counts_the_same_metrics() {
         "{a:?}"
     );
     assert_eq!(a, b, "chain vs suite metrics");
+    assert_eq!(
+        a.get("wasmcustom.threat_score_blocked_total"),
+        Some(&2),
+        "{a:?}"
+    );
 }
 
 #[test]

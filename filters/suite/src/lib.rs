@@ -265,10 +265,11 @@ macro_rules! compose {
 }
 
 compose! {
-    /// The suite module's filter: policy, then routing. See the crate documentation and
-    /// `README.md` for the order and the configuration.
+    /// The suite module's filter: policy, then threat scoring, then routing. See `README.md`
+    /// for the order (and why) and the configuration.
     pub filter SuiteFilter, config SuiteConfig, state SuiteState, name "suite";
     policy: policy::PolicyFilter,
+    threat_score: threat_score::ThreatScoreFilter,
     router: router::RouterFilter,
 }
 

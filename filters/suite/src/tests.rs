@@ -182,13 +182,14 @@ fn absent_members_are_off_and_response_hooks_run() {
 #[test]
 fn the_benchmark_configs_compose_and_member_errors_name_the_member() {
     let json = format!(
-        r#"{{"policy": {}, "router": {}}}"#,
+        r#"{{"policy": {}, "threat_score": {}, "router": {}}}"#,
         include_str!("../../../bench/configs/policy.json"),
+        include_str!("../../../bench/configs/threat-score.json"),
         include_str!("../../../bench/configs/router.json"),
     );
     let (mut m, _) = recording_metrics("suite");
     let f = crate::SuiteFilter::configure(parse_json(json.as_bytes()).unwrap(), &mut m).unwrap();
-    assert!(f.policy.is_some() && f.router.is_some());
+    assert!(f.policy.is_some() && f.threat_score.is_some() && f.router.is_some());
     let bad = r#"{"policy": {"rules": [{"name": "x", "match": {"paths": [{"regex": "("}]}, "action": "deny"}]}}"#;
     let (mut m, _) = recording_metrics("suite");
     let err = crate::SuiteFilter::configure(parse_json(bad.as_bytes()).unwrap(), &mut m)
