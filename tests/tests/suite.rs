@@ -67,9 +67,11 @@ fn send(envoy: &Envoy, method: &str, path: &str, headers: &[(&str, &str)], body:
         .unwrap()
 }
 
+type Outcome = (u16, Value, Value, Option<String>, Option<String>);
+
 /// What a client and the upstream saw of one request: status, the local reply's `error` and
 /// `message`, and the routing/threat headers the upstream received.
-fn outcome(resp: &Response) -> (u16, Value, Value, Option<String>, Option<String>) {
+fn outcome(resp: &Response) -> Outcome {
     let upstream = resp.status == 200;
     let body = if upstream { Value::Null } else { resp.json() };
     (
@@ -95,8 +97,11 @@ fn member_metrics(envoy: &Envoy) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The requests both Envoys get: (method, path, headers, body).
-fn requests() -> Vec<(&'static str, String, Vec<(&'static str, String)>, String)> {
+/// One request: method, path, headers, body.
+type Req = (&'static str, String, Vec<(&'static str, String)>, String);
+
+/// The requests both Envoys get.
+fn requests() -> Vec<Req> {
     let mut out = Vec::new();
     out.push((
         "GET",
