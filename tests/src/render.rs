@@ -130,6 +130,14 @@ pub fn ecds_resource(name: &str, typed_config: Value, version: u64) -> Value {
     })
 }
 
+/// Runtime overrides Istio's sidecars and gateways apply, so local Envoys treat edge cases of
+/// traffic as production does. `http_reject_path_with_fragment: false`: a `#fragment` in the
+/// request target is stripped instead of answered with 400 (Envoy's default rejects it; Istio
+/// turns that off, see envoyproxy/envoy#20985).
+static ISTIO_RUNTIME: std::sync::LazyLock<Value> = std::sync::LazyLock::new(
+    || json!({ "envoy.reloadable_features.http_reject_path_with_fragment": false }),
+);
+
 /// What Envoy should run.
 #[derive(Debug, Clone)]
 pub struct EnvoyConfig {
@@ -292,7 +300,8 @@ impl EnvoyConfig {
         let bootstrap = json!({
             "node": { "id": "envoy-harness", "cluster": "envoy-harness" },
             "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.admin_port } } },
-            "static_resources": { "listeners": listeners, "clusters": clusters }
+            "static_resources": { "listeners": listeners, "clusters": clusters },
+            "layered_runtime": { "layers": [{ "name": "istio-like", "static_layer": ISTIO_RUNTIME.clone() }] }
         });
         (bootstrap, ecds_files)
     }

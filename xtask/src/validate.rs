@@ -68,6 +68,7 @@ pub fn filters() -> Vec<FilterHook> {
         http::<router::RouterFilter>(),
         http::<policy::PolicyFilter>(),
         network::<tcp_guard::TcpGuard>(),
+        http::<threat_score::ThreatScoreFilter>(),
     ]
 }
 
