@@ -592,10 +592,19 @@ fn pg_cast(l: &str) -> bool {
 }
 
 /// `$ne`-style operators as a JSON key or in bracket syntax (`user[$ne]`).
+/// Runs for every argument name and value, so it must not allocate: every operator starts with
+/// `$` (checked in a test), which most values lack; the bracket and `op:` forms are then matched
+/// in place.
 fn mongo_operator(l: &str) -> bool {
-    MONGO_OPERATORS
-        .iter()
-        .any(|op| l == *op || l.contains(&format!("[{op}]")) || l.starts_with(&format!("{op}:")))
+    if !l.contains('$') {
+        return false;
+    }
+    MONGO_OPERATORS.iter().any(|op| {
+        l == *op
+            || l.strip_prefix(op).is_some_and(|rest| rest.starts_with(':'))
+            || l.match_indices(op)
+                .any(|(i, _)| l[..i].ends_with('[') && l[i + op.len()..].starts_with(']'))
+    })
 }
 
 #[cfg(test)]
@@ -606,6 +615,19 @@ mod tests {
         [Context::None, Context::Single, Context::Double]
             .into_iter()
             .find_map(|ctx| fingerprint(&tokenize(s, ctx), ctx))
+    }
+
+    #[test]
+    fn mongo_operators_in_every_form() {
+        assert!(MONGO_OPERATORS.iter().all(|op| op.starts_with('$')));
+        for hit in ["$ne", "user[$ne]", "a[b][$gt]=1", "$where:1", "x[$regex]"] {
+            assert!(mongo_operator(hit), "{hit}");
+        }
+        for miss in [
+            "ne", "user[ne]", "$nothing", "price $5", "[$ne", "$ne]", "a$ne:",
+        ] {
+            assert!(!mongo_operator(miss), "{miss}");
+        }
     }
 
     #[test]
