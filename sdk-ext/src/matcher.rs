@@ -16,7 +16,7 @@
 use crate::config::{header_name, ConfigError};
 use crate::view::RequestView;
 use ipnet::IpNet;
-use regex::{Regex, RegexBuilder};
+use regex_lite::{Regex, RegexBuilder};
 use serde::Deserialize;
 use std::net::IpAddr;
 

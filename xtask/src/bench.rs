@@ -26,13 +26,14 @@ pub fn bench(args: &[String]) -> Result<()> {
             Ok(v.clone())
         };
         match a.as_str() {
-            "--quick" => command.push(a.clone()),
+            "--quick" | "--cold-start" => command.push(a.clone()),
+            "--pushes" => opts.cold_start_pushes = value(a)?.parse()?,
             "--rounds" => opts.rounds = value(a)?.parse()?,
             "--seconds" => opts.duration = Duration::from_secs(value(a)?.parse()?),
             "--connections" => opts.connections = value(a)?.parse()?,
             "--out" => opts.out_dir = root.join(value(a)?),
             flag if flag.starts_with("--") => bail!(
-                "unknown option `{flag}` (options: --quick, --rounds N, --seconds S, --connections C, --out DIR, SCENARIO...)"
+                "unknown option `{flag}` (options: --quick, --rounds N, --seconds S, --connections C, --out DIR, --cold-start, --pushes N, SCENARIO...)"
             ),
             name => {
                 command.push(name.to_string());
@@ -41,6 +42,10 @@ pub fn bench(args: &[String]) -> Result<()> {
         }
     }
     opts.command = command.join(" ");
+    if args.iter().any(|a| a == "--cold-start") {
+        bench::run_cold_start_only(&opts)?;
+        return Ok(());
+    }
     bench::run(&opts)?;
     bench::check_outputs(&opts.out_dir)
 }

@@ -17,6 +17,7 @@ mod bench;
 mod build;
 mod cel_rules;
 mod corpus;
+mod envoy_filter;
 mod new_filter;
 mod package;
 mod plugins;

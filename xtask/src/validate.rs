@@ -203,6 +203,15 @@ pub fn validate_path(
             message,
         }));
     }
+    // EnvoyFilters, and the early-data patch every NETWORK plugin needs under Istio.
+    let plugins = plugins::wasm_plugins(&docs);
+    for (object, v) in crate::envoy_filter::check(&docs, &plugins) {
+        findings.push(Finding {
+            source: source.clone(),
+            object,
+            message: format!("{}: {}", v.path, v.message),
+        });
+    }
     Ok((findings, count))
 }
 

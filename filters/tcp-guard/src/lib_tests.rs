@@ -406,7 +406,8 @@ fn silence_follows_other_unless_no_data_says_otherwise() {
     let deny = r#"{"inspect": {"protocols": ["tls", "other"], "no_data": "deny"}}"#;
     assert_eq!(silent(deny), (NetDecision::Close, 1, 0));
     // `allow` admits silence (server-first protocols) to the default cluster.
-    let allow = r#"{"inspect": {"protocols": ["tls"], "no_data": "allow"}, "default_cluster": "d"}"#;
+    let allow =
+        r#"{"inspect": {"protocols": ["tls"], "no_data": "allow"}, "default_cluster": "d"}"#;
     let h = harness(allow);
     let (mut c, _) = Conn::open(&h, "127.0.0.1:5");
     assert_eq!(
