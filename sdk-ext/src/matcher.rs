@@ -36,7 +36,8 @@ pub struct StringMatchSpec {
     pub prefix: Option<String>,
     pub suffix: Option<String>,
     pub contains: Option<String>,
-    /// RE2-like syntax (Rust `regex`), matched against the whole value.
+    /// RE2-like syntax (`regex-lite`: `\d`, `\w`, `\s`, `\b` and case folding ASCII-only, no
+    /// `\p{..}` classes), matched against the whole value.
     pub regex: Option<String>,
     /// `*` (within a `/`-separated segment), `**` (across segments), `?`, `[a-z]`.
     pub glob: Option<String>,

@@ -10,7 +10,16 @@ use std::time::Duration;
 pub fn bench(args: &[String]) -> Result<()> {
     let root = workspace_root();
     let quick = args.iter().any(|a| a == "--quick");
-    let modules = build_and_report(&[])?;
+    // `--modules DIR`: measure prebuilt modules (e.g. an older build, for a before/after).
+    let prebuilt = args
+        .iter()
+        .position(|a| a == "--modules")
+        .and_then(|i| args.get(i + 1))
+        .map(|d| root.join(d));
+    let modules = match prebuilt {
+        Some(dir) => dir,
+        None => build_and_report(&[])?,
+    };
     let out = root.join("bench/results");
     let mut opts = if quick {
         Options::quick(modules, out)
@@ -32,8 +41,11 @@ pub fn bench(args: &[String]) -> Result<()> {
             "--seconds" => opts.duration = Duration::from_secs(value(a)?.parse()?),
             "--connections" => opts.connections = value(a)?.parse()?,
             "--out" => opts.out_dir = root.join(value(a)?),
+            "--modules" => {
+                value(a)?;
+            }
             flag if flag.starts_with("--") => bail!(
-                "unknown option `{flag}` (options: --quick, --rounds N, --seconds S, --connections C, --out DIR, --cold-start, --pushes N, SCENARIO...)"
+                "unknown option `{flag}` (options: --quick, --rounds N, --seconds S, --connections C, --out DIR, --cold-start, --pushes N, --modules DIR, SCENARIO...)"
             ),
             name => {
                 command.push(name.to_string());
