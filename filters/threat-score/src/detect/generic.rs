@@ -110,9 +110,16 @@ fn decode_base64(s: &str) -> Vec<u8> {
     out
 }
 
+/// `__proto__` used as a property (`a.__proto__.x`, `__proto__[isAdmin]`, a JSON key or a
+/// field name), not mentioned in prose ("provide __proto__ with ...").
 fn prototype_pollution(l: &str) -> bool {
-    l.contains("__proto__")
-        || l.contains("constructor[prototype]")
+    let b = l.as_bytes();
+    l.match_indices("__proto__").any(|(p, m)| {
+        let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
+        let after = b.get(p + m.len()).copied();
+        before.is_none_or(|c| matches!(c, b'[' | b'.' | b'"' | b'\'' | b'{' | b'='))
+            || after.is_none_or(|c| matches!(c, b'[' | b'.' | b']' | b'=' | b'"' | b'\'' | b':'))
+    }) || l.contains("constructor[prototype]")
         || l.contains("constructor.prototype")
         || l.contains("[constructor][prototype]")
 }
@@ -257,7 +264,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if ruby_injection(l) {
         hit(out, "generic.ruby");
     }
-    if ssrf(l) {
+    // A Referer or Origin names the page the browser came from (`http://localhost:3000/`
+    // in development): where a client was is not where it asks the server to go.
+    let origin_header = input.location.source == Source::Header
+        && matches!(input.location.name.as_str(), "referer" | "origin");
+    if !origin_header && ssrf(l) {
         hit(out, "generic.ssrf");
     }
     if l.trim_start().starts_with("data:") && !l.trim_start().starts_with("data://") {
@@ -306,6 +317,11 @@ mod tests {
         assert!(!template_injection("price ${amount}"));
         assert!(!endless_loop("while (foo) is bar."));
         assert!(!ssrf("my localhost notes"));
+        assert!(!prototype_pollution(
+            "provide __proto__ with some limitations"
+        ));
+        assert!(prototype_pollution("__proto__"));
+        assert!(prototype_pollution("a.__proto__.admin=1"));
         assert!(!base64_marker("eyJhbGciOiAiUlMyNTYifQ"));
     }
 }

@@ -118,6 +118,10 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
             return None;
         }
         let name = l.get(start..j)?;
+        // HTML parses `<?...>` as a bogus comment: only IE's `<?import` ever acted on it.
+        if b.get(at + 1..start).is_some_and(|p| p.contains(&b'?')) && name != "import" {
+            return None;
+        }
         let rest_end = l.get(j..)?.find('<').map_or(l.len(), |p| p + j);
         Some((name, l.get(j..rest_end)?))
     })
