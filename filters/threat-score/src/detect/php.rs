@@ -484,6 +484,23 @@ fn serialized_object(v: &str) -> bool {
     })
 }
 
+/// An identifier argument as PHP reads it (a constant, a nested call, a member, followed by
+/// `)`, `,`, `(`, `.`, `[`, `::` or `->`), not words of a parenthesised remark
+/// ("file (aka: bundle, ...)").
+fn constant_arg(b: &[u8], k: usize) -> bool {
+    let mut j = k;
+    while b.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+        j += 1;
+    }
+    let j = skip_space_comments(b, j);
+    match b.get(j) {
+        Some(b')' | b',' | b'(' | b'.' | b'[') => true,
+        Some(b':') => b.get(j + 1) == Some(&b':'),
+        Some(b'-') => b.get(j + 1) == Some(&b'>'),
+        _ => false,
+    }
+}
+
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
 fn function_call(l: &str) -> bool {
     let b = l.as_bytes();
@@ -501,9 +518,7 @@ fn function_call(l: &str) -> bool {
                 c,
                 b'$' | b'\'' | b'"' | b'`' | b'0'..=b'9' | b'_' | b'(' | b'@'
             )
-        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic)
-            && b.get(k..)
-                .is_some_and(|r| r.iter().take(40).any(|&c| c == b')'))
+        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic) && constant_arg(b, k)
     };
     let distinctive = DISTINCTIVE_FUNCTIONS.iter().any(|f| {
         let mut from = 0;
@@ -649,7 +664,12 @@ fn string_callable(l: &str) -> bool {
                 let semicolon = b.get(skip_space_comments(b, close + 1)) == Some(&b';');
                 quoted_arg || (glued && word_arg) || (word_arg && semicolon)
             }
-            b']' | b'}' => (quoted_arg || word_arg) && statement_end,
+            // `{[system][0]}('id')`, not a Markdown link `[text](https://...)`.
+            b']' | b'}' => {
+                let arg = b.get(k..close).unwrap_or_default();
+                let url = arg.windows(3).any(|w| w == b"://");
+                (quoted_arg || word_arg && !url) && statement_end
+            }
             _ => {
                 quoted_arg
                     && b.get(i + 1..j)

@@ -404,10 +404,17 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
         Kind::Op => {
             let x = k(i + 1)?;
             let after = k(i + 2);
+            // A bare word must be an SQL identifier (`'-£#,##0` in a number format is not).
+            let ascii_word = t(i + 1).is_some_and(|w| {
+                w.text
+                    .bytes()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'`')
+            });
             let operand = matches!(
                 x,
-                Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen | Kind::Bare
-            );
+                Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen
+            ) || x == Kind::Bare && ascii_word;
             let ends = matches!(
                 after,
                 None | Some(
