@@ -60,6 +60,13 @@ fn node_injection(l: &str) -> bool {
         "process[",
         "global.process",
         "module.constructor",
+        "console.log(",
+        "console.info(",
+        "console.error(",
+        "console.warn(",
+        "console.debug(",
+        "console.info.call(",
+        "console.log.call(",
     ];
     MARKERS.iter().any(|m| l.contains(m))
         || (l.contains("function") && {
@@ -81,7 +88,11 @@ fn base64_marker(v: &str) -> bool {
     }
     let decoded = decode_base64(t);
     let s = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
-    s.contains("_$$nd_func$$_") || s.contains("require(") || s.contains("child_process")
+    // `d_func$$_` also matches the marker with its first letter escaped (`_$$\u004eD_FUNC$$_`).
+    s.contains("d_func$$_")
+        || s.contains("require(")
+        || s.contains("child_process")
+        || endless_loop(&s)
 }
 
 /// A small, lenient base64 decoder (standard and URL alphabets, padding optional).
@@ -192,6 +203,23 @@ fn endless_loop(l: &str) -> bool {
                         | "{}"
                         | "!0"
                         | "!1"
+                        // Truthy or falsy constants: always the same answer.
+                        | "``"
+                        | "null"
+                        | "undefined"
+                        | "nan"
+                        | "this"
+                        | "newdate"
+                        | "newobject"
+                        | "string"
+                        | "object"
+                        | "array"
+                        | "number"
+                        | "boolean"
+                        | "date"
+                        | "window"
+                        | "self"
+                        | "globalthis"
                 ) || cond.bytes().all(|b| b.is_ascii_digit()) && !cond.is_empty()
                     || cond.starts_with('!') && cond.len() <= 8
                     || cond == "\"\""

@@ -489,7 +489,10 @@ fn serialized_object(v: &str) -> bool {
 /// ("file (aka: bundle, ...)").
 fn constant_arg(b: &[u8], k: usize) -> bool {
     let mut j = k;
-    while b.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+    while b
+        .get(j)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
         j += 1;
     }
     let j = skip_space_comments(b, j);
@@ -504,7 +507,7 @@ fn constant_arg(b: &[u8], k: usize) -> bool {
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
 fn function_call(l: &str) -> bool {
     let b = l.as_bytes();
-    let call_after = |end: usize, need_arg: bool| {
+    let call_after = |end: usize, need_arg: bool, empty_ok: bool| {
         let j = skip_space_comments(b, end);
         if b.get(j) != Some(&b'(') {
             return false;
@@ -519,6 +522,7 @@ fn function_call(l: &str) -> bool {
                 b'$' | b'\'' | b'"' | b'`' | b'0'..=b'9' | b'_' | b'(' | b'@'
             )
         }) || b.get(k).is_some_and(u8::is_ascii_alphabetic) && constant_arg(b, k)
+            || empty_ok && b.get(k) == Some(&b')')
     };
     let distinctive = DISTINCTIVE_FUNCTIONS.iter().any(|f| {
         let mut from = 0;
@@ -527,7 +531,8 @@ fn function_call(l: &str) -> bool {
                 .get(p + f.len())
                 .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
             let bare_call_ok = f.contains('_') || f.len() >= 7;
-            if after_word && call_after(p + f.len(), !bare_call_ok) {
+            // A PHP-only name called even without arguments (`strrev()`) is a probe.
+            if after_word && call_after(p + f.len(), !bare_call_ok, true) {
                 return true;
             }
             from = p + 1;
@@ -538,7 +543,7 @@ fn function_call(l: &str) -> bool {
         || WORD_FUNCTIONS.iter().any(|f| {
             let mut from = 0;
             while let Some(p) = find_word(l, f, from) {
-                if call_after(p + f.len(), true) {
+                if call_after(p + f.len(), true, false) {
                     return true;
                 }
                 from = p + 1;

@@ -436,7 +436,8 @@ fn ldap_injection(v: &str) -> bool {
     let b = compact.as_bytes();
     compact.match_indices(")").any(|(p, _)| {
         let mut j = p + 1;
-        if b.get(j) == Some(&b'!') {
+        // `)(`, `)!(`, `)&(`, `)|(`: closing one filter and composing another.
+        if matches!(b.get(j), Some(b'!' | b'&' | b'|')) {
             j += 1;
         }
         if b.get(j) != Some(&b'(') {

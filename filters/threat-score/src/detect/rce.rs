@@ -484,7 +484,24 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
                 } else if rest.starts_with("${") {
                     rest.find('}').filter(|e| *e < 32).map_or(0, |e| e + 1)
                 } else {
-                    0
+                    // `sh$xx -c`: an unset variable ending a word expands to nothing.
+                    let name = rest
+                        .bytes()
+                        .skip(1)
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                        .count();
+                    let ends_word = rest
+                        .as_bytes()
+                        .get(1 + name)
+                        .is_none_or(|c| matches!(c, b' ' | b'\t' | b';' | b'|' | b'&' | b'\n'));
+                    if name > 0
+                        && rest.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic)
+                        && ends_word
+                    {
+                        1 + name
+                    } else {
+                        0
+                    }
                 };
             if skip > 0 {
                 evasion = true;
@@ -554,11 +571,14 @@ fn segments(s: &str) -> Vec<(Intro, &str)> {
             _ => (0, Intro::Start),
         };
         if sep_len > 0 {
-            if let Some(seg) = s.get(start..i) {
-                out.push((intro, seg));
-            }
+            let seg = s.get(start..i).unwrap_or_default();
+            out.push((intro, seg));
+            // A subshell right after a separator (`&&(sh)`, `;{ id; }`) keeps its strength.
+            let strong_before = intro == Intro::Strong && seg.trim().is_empty() && c == b'(';
             intro = if c == b')' || c == b'}' {
                 Intro::Weak
+            } else if strong_before {
+                Intro::Strong
             } else {
                 kind
             };
@@ -712,7 +732,10 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
     }
     // Versioned interpreters (`python3.10`) and tool families (`ansible-vault`) are program
     // names that prose does not use.
-    let strong_name = (versioned_interpreter(base) || FAMILIES.iter().any(|f| base.starts_with(f)))
+    // Compound names (`aa-disable`, `redis-cli`, `apt-get`) are not prose words either.
+    let strong_name = (versioned_interpreter(base)
+        || FAMILIES.iter().any(|f| base.starts_with(f))
+        || base.contains(['-', '_']) && DISTINCTIVE.contains(&base))
         && args.len() <= 4;
     let found = strong_name
         || match intro {
@@ -887,7 +910,9 @@ fn windows_batch(s: &str) -> bool {
                 );
                 let glued = t.contains("==") && !t.ends_with("==");
                 let tail = rest.get(k + 1..).unwrap_or_default();
-                if (op && k > 0 && tail.len() >= 2)
+                // A batch variable (`%1`, `%x%`) in the comparison marks cmd.exe syntax.
+                let batch_var = rest.iter().take(k).any(|w| w.contains('%'));
+                if (op && k > 0 && (tail.len() >= 2 || batch_var && !tail.is_empty()))
                     || (glued && !tail.is_empty())
                     || (t.ends_with("==") && t.len() > 2 && tail.len() >= 2)
                 {

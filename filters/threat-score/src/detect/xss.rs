@@ -48,8 +48,24 @@ const ACTIVE_TAGS: &[&str] = &[
 
 /// Active tags that run or load code without any attribute.
 const SELF_ACTIVE_TAGS: &[&str] = &[
-    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "xml", "import",
-    "vmlframe", "isindex", "xss", "bgsound", "ilayer", "svg", "plaintext", "xmp", "style",
+    "script",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "xml",
+    "import",
+    "vmlframe",
+    "isindex",
+    "xss",
+    "bgsound",
+    "ilayer",
+    "svg",
+    "plaintext",
+    "xmp",
+    "style",
 ];
 
 /// Tags that become dangerous with an event handler or a script URL.
@@ -361,7 +377,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
                 // Tags that run or load code by themselves count bare; the others (`<form>`,
                 // `<style>`, `<link>` named in prose) need an attribute at paranoia 1.
                 let has_attr = attrs.split('>').next().is_some_and(|a| a.contains('='));
-                let level = if SELF_ACTIVE_TAGS.contains(&base) || has_attr { 1 } else { 2 };
+                let level = if SELF_ACTIVE_TAGS.contains(&base) || has_attr {
+                    1
+                } else {
+                    2
+                };
                 out.hit(input, CAT, "xss.active-tag", Severity::Critical, level);
                 if level == 1 {
                     break;
