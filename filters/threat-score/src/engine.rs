@@ -60,10 +60,17 @@ impl Engine {
     /// Scores `req` and decides. Never panics; work is bounded by the configured limits.
     pub fn inspect(&self, req: &Request<'_>) -> Assessment {
         let prepared = self.prepare(req);
+        // Injection detectors read long values in windows (linear time by construction, see
+        // `Prepared::windowed`); the protocol checks read whole values (they are linear).
+        let windowed = prepared.windowed();
         let mut findings = self.findings(&prepared);
         let ctx = self.ctx();
         for kind in DetectorKind::ALL {
-            kind.run(&prepared, &ctx, &mut findings);
+            let p = match (&windowed, kind) {
+                (Some(w), k) if k != DetectorKind::Protocol => w,
+                _ => &prepared,
+            };
+            kind.run(p, &ctx, &mut findings);
         }
         self.assess(findings.into_vec(), prepared.limit_hits)
     }

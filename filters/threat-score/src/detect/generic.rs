@@ -143,20 +143,7 @@ fn template_injection(l: &str) -> bool {
             && (t.contains(['*', '(', '[', '+'])
                 || t.contains("__")
                 || t.contains('.') && t.contains('_')
-                || [
-                    "config",
-                    "self",
-                    "request",
-                    "settings",
-                    "constructor",
-                    "range",
-                    "lipsum",
-                    "cycler",
-                    "joiner",
-                    "namespace",
-                ]
-                .iter()
-                .any(|w| t.starts_with(w)))
+                || TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w)))
     };
     let pairs: [(&str, &str); 5] = [
         ("{{", "}}"),
@@ -165,19 +152,60 @@ fn template_injection(l: &str) -> bool {
         ("<%", "%>"),
         ("{%", "%}"),
     ];
+    // Openers that share a closer (`{{{{ ... }}`) nest: the first one's inner text contains
+    // every later one's. Searching the closer and testing `inner_code` again for each of them
+    // was quadratic; instead the closer is found once per group and the containment tests
+    // (monotone: true for a later inner text implies true for the first) run once on the
+    // widest inner text, while the later openers only get the prefix tests.
     pairs.iter().any(|(open, close)| {
+        let mut closer: Option<Option<usize>> = None; // (searched) absolute closer position
+        let mut group_start = usize::MAX;
         l.match_indices(open).any(|(p, _)| {
-            let rest = l.get(p + open.len()..).unwrap_or_default();
-            rest.find(close).is_some_and(|e| {
-                let inner = rest
-                    .get(..e)
-                    .unwrap_or_default()
-                    .trim_start_matches(['=', '-']);
+            let from = p + open.len();
+            let e = match closer {
+                Some(None) => return false, // no closer after an earlier opener: none here
+                Some(Some(c)) if c >= from => c,
+                _ => {
+                    let found = l.get(from..).and_then(|r| r.find(close)).map(|e| e + from);
+                    closer = Some(found);
+                    group_start = p;
+                    match found {
+                        Some(c) => c,
+                        None => return false,
+                    }
+                }
+            };
+            let inner = l.get(from..e).unwrap_or_default();
+            let inner = inner.trim_start_matches(['=', '-']);
+            if p == group_start {
                 (*open == "<%" && !inner.trim().is_empty()) || inner_code(inner)
-            })
+            } else {
+                inner_prefix_code(inner)
+            }
         })
     })
 }
+
+/// The prefix tests of `inner_code` (`self`, `config`...): not monotone in the inner text, so
+/// they run for every opener, on a bounded prefix.
+fn inner_prefix_code(inner: &str) -> bool {
+    let t = inner.trim_start();
+    TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w))
+}
+
+/// Objects template engines expose (`{{config}}`, `{{self.__init__}}`).
+const TEMPLATE_OBJECTS: &[&str] = &[
+    "config",
+    "self",
+    "request",
+    "settings",
+    "constructor",
+    "range",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "namespace",
+];
 
 /// `while(true)`, `while(!0)`, `for(;;)`: loops that never end, a cheap DoS in eval'd code.
 fn endless_loop(l: &str) -> bool {

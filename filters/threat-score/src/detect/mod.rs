@@ -237,26 +237,87 @@ pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
 }
 
 /// Skips ASCII whitespace and C-style / SQL / shell comments after `i` in `b`; returns the
-/// index of the next significant byte.
-pub fn skip_space_comments(b: &[u8], mut i: usize) -> usize {
-    loop {
-        match (b.get(i), b.get(i + 1)) {
-            (Some(c), _) if c.is_ascii_whitespace() || *c == 0x0b => i += 1,
-            (Some(b'/'), Some(b'*')) => {
-                let end = b
-                    .get(i + 2..)
-                    .and_then(|r| r.windows(2).position(|w| w == b"*/"))
-                    .map_or(b.len(), |p| i + 2 + p + 2);
-                i = end;
+/// index of the next significant byte. An unclosed `/*` or `#` comment runs to the end.
+/// Callers that skip from many positions of one value use one [`Skipper`] instead, so the
+/// search for a comment's end is not repeated (linear time).
+pub fn skip_space_comments(b: &[u8], i: usize) -> usize {
+    Skipper::new(b).skip(i)
+}
+
+/// [`skip_space_comments`] over one value, remembering where the last searched comment ended.
+///
+/// Detectors skip from many positions of one value (after every quote, every function name);
+/// without memory each unclosed `/*` or `#` (`'/*(` repeated) would rescan to the end of the
+/// value, quadratic in its length. A search for `*/` (or a newline) that starts between the
+/// previous start and the end it found (or anywhere after the previous start when none was
+/// found) has the same answer, so a left-to-right scan reads each byte a bounded number of times.
+pub struct Skipper<'a> {
+    b: &'a [u8],
+    close: NextMemo,
+    newline: NextMemo,
+}
+
+/// The last search for one needle: (started at, found at).
+struct NextMemo(std::cell::Cell<(usize, Option<usize>)>);
+
+impl NextMemo {
+    fn new() -> NextMemo {
+        NextMemo(std::cell::Cell::new((usize::MAX, None)))
+    }
+
+    fn find(&self, from: usize, search: impl FnOnce(usize) -> Option<usize>) -> Option<usize> {
+        let (start, found) = self.0.get();
+        if from >= start && found.is_none_or(|f| from <= f) {
+            return found;
+        }
+        let found = search(from);
+        self.0.set((from, found));
+        found
+    }
+}
+
+impl<'a> Skipper<'a> {
+    /// A skipper over `b`.
+    pub fn new(b: &'a [u8]) -> Skipper<'a> {
+        Skipper {
+            b,
+            close: NextMemo::new(),
+            newline: NextMemo::new(),
+        }
+    }
+
+    /// The first `*/` at or after `from`.
+    fn comment_close(&self, from: usize) -> Option<usize> {
+        let b = self.b;
+        self.close.find(from, |from| {
+            b.get(from..)
+                .and_then(|r| r.windows(2).position(|w| w == b"*/"))
+                .map(|p| from + p)
+        })
+    }
+
+    /// The first newline at or after `from`.
+    pub fn newline(&self, from: usize) -> Option<usize> {
+        let b = self.b;
+        self.newline.find(from, |from| {
+            b.get(from..)
+                .and_then(|r| r.iter().position(|&c| c == b'\n'))
+                .map(|p| from + p)
+        })
+    }
+
+    /// The index of the next significant byte at or after `i` (see [`skip_space_comments`]).
+    pub fn skip(&self, mut i: usize) -> usize {
+        let b = self.b;
+        loop {
+            match (b.get(i), b.get(i + 1)) {
+                (Some(c), _) if c.is_ascii_whitespace() || *c == 0x0b => i += 1,
+                (Some(b'/'), Some(b'*')) => {
+                    i = self.comment_close(i + 2).map_or(b.len(), |p| p + 2);
+                }
+                (Some(b'#'), _) => i = self.newline(i).map_or(b.len(), |p| p + 1),
+                _ => return i,
             }
-            (Some(b'#'), _) => {
-                let end = b
-                    .get(i..)
-                    .and_then(|r| r.iter().position(|&c| c == b'\n'))
-                    .map_or(b.len(), |p| i + p + 1);
-                i = end;
-            }
-            _ => return i,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! callables (`"sys"."tem"(...)`), variable variables (`${'x'}`), script and session-file
 //! uploads.
 
-use super::{find_word, skip_space_comments, Findings, INJECTION_SOURCES};
+use super::{find_word, Findings, Skipper, INJECTION_SOURCES};
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -487,7 +487,7 @@ fn serialized_object(v: &str) -> bool {
 /// An identifier argument as PHP reads it (a constant, a nested call, a member, followed by
 /// `)`, `,`, `(`, `.`, `[`, `::` or `->`), not words of a parenthesised remark
 /// ("file (aka: bundle, ...)").
-fn constant_arg(b: &[u8], k: usize) -> bool {
+fn constant_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
     let mut j = k;
     while b
         .get(j)
@@ -495,7 +495,7 @@ fn constant_arg(b: &[u8], k: usize) -> bool {
     {
         j += 1;
     }
-    let j = skip_space_comments(b, j);
+    let j = sk.skip(j);
     match b.get(j) {
         Some(b')' | b',' | b'(' | b'.' | b'[') => true,
         Some(b':') => b.get(j + 1) == Some(&b':'),
@@ -507,21 +507,22 @@ fn constant_arg(b: &[u8], k: usize) -> bool {
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
 fn function_call(l: &str) -> bool {
     let b = l.as_bytes();
+    let sk = Skipper::new(b);
     let call_after = |end: usize, need_arg: bool, empty_ok: bool| {
-        let j = skip_space_comments(b, end);
+        let j = sk.skip(end);
         if b.get(j) != Some(&b'(') {
             return false;
         }
         if !need_arg {
             return true;
         }
-        let k = skip_space_comments(b, j + 1);
+        let k = sk.skip(j + 1);
         b.get(k).is_some_and(|c| {
             matches!(
                 c,
                 b'$' | b'\'' | b'"' | b'`' | b'0'..=b'9' | b'_' | b'(' | b'@'
             )
-        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic) && constant_arg(b, k)
+        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic) && constant_arg(&sk, b, k)
             || empty_ok && b.get(k) == Some(&b')')
     };
     let distinctive = DISTINCTIVE_FUNCTIONS.iter().any(|f| {
@@ -553,14 +554,11 @@ fn function_call(l: &str) -> bool {
 }
 
 /// Skips spaces, `/* */` comments and `//` or `#` line comments (PHP's comment forms).
-fn skip_php_space(b: &[u8], mut j: usize) -> usize {
+fn skip_php_space(sk: &Skipper<'_>, b: &[u8], mut j: usize) -> usize {
     loop {
-        let k = skip_space_comments(b, j);
+        let k = sk.skip(j);
         if b.get(k) == Some(&b'/') && b.get(k + 1) == Some(&b'/') {
-            j = b
-                .get(k..)
-                .and_then(|r| r.iter().position(|&c| c == b'\n'))
-                .map_or(b.len(), |p| k + p + 1);
+            j = sk.newline(k).map_or(b.len(), |p| p + 1);
             continue;
         }
         return k;
@@ -588,11 +586,12 @@ fn group_end(b: &[u8], j: usize) -> Option<usize> {
 /// `$f(`, `$_(`, `@$__[o](`, `$x['a'](`, `${@a}(`, `$a/*c*/[1](`: calling a variable.
 fn variable_function(l: &str) -> bool {
     let b = l.as_bytes();
+    let sk = Skipper::new(b);
     b.iter().enumerate().any(|(i, &c)| {
         if c != b'$' {
             return false;
         }
-        let mut j = skip_php_space(b, i + 1);
+        let mut j = skip_php_space(&sk, b, i + 1);
         if b.get(j) == Some(&b'{') {
             match group_end(b, j) {
                 Some(e) => j = e,
@@ -618,7 +617,7 @@ fn variable_function(l: &str) -> bool {
         }
         // Index chains with content, comments allowed between.
         loop {
-            let k = skip_php_space(b, j);
+            let k = skip_php_space(&sk, b, j);
             if matches!(b.get(k), Some(b'[' | b'{')) {
                 match group_end(b, k) {
                     Some(e) => j = e,
@@ -637,18 +636,19 @@ fn variable_function(l: &str) -> bool {
 /// `(x)/**/('id')`, `{[system][0]}('id')`.
 fn string_callable(l: &str) -> bool {
     let b = l.as_bytes();
+    let sk = Skipper::new(b);
     b.iter().enumerate().any(|(i, &c)| {
         if !matches!(c, b'"' | b'\'' | b')' | b']' | b'}') {
             return false;
         }
-        let j = skip_space_comments(b, i + 1);
+        let j = sk.skip(i + 1);
         if j == i + 1 && c == b')' {
             // `(foo)(` glued: only with a quoted argument below.
         }
         if b.get(j) != Some(&b'(') {
             return false;
         }
-        let k = skip_space_comments(b, j + 1);
+        let k = sk.skip(j + 1);
         let quoted_arg = matches!(b.get(k), Some(b'\'' | b'"'));
         let closes = b
             .get(k..)
@@ -659,14 +659,14 @@ fn string_callable(l: &str) -> bool {
         };
         let glued = j == i + 1;
         let statement_end = b
-            .get(skip_space_comments(b, close + 1))
+            .get(sk.skip(close + 1))
             .is_none_or(|x| matches!(x, b';' | b'.'));
         let word_arg = b
             .get(k)
             .is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'$');
         match c {
             b'"' | b'\'' => {
-                let semicolon = b.get(skip_space_comments(b, close + 1)) == Some(&b';');
+                let semicolon = b.get(sk.skip(close + 1)) == Some(&b';');
                 quoted_arg || (glued && word_arg) || (word_arg && semicolon)
             }
             // `{[system][0]}('id')`, not a Markdown link `[text](https://...)`.

@@ -318,17 +318,29 @@ fn js_sink(l: &str) -> bool {
 }
 
 /// `document.x(`, `document.x.y =`: scripting the DOM.
+///
+/// A `document.` inside the member path of an earlier one (`document.document.x(`) ends where
+/// that path ends, so it has the same answer: it is skipped, which keeps the scan linear.
 fn dom_call(l: &str) -> bool {
+    let b = l.as_bytes();
+    let mut path_end = 0;
     l.match_indices("document.").any(|(p, _)| {
-        let rest = l.get(p + 9..).unwrap_or_default();
-        let path: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
-            .collect();
-        !path.is_empty()
-            && rest.get(path.len()..).is_some_and(|r| {
-                r.trim_start().starts_with('(')
-                    || r.trim_start().starts_with('=') && !r.trim_start().starts_with("==")
+        if p < path_end {
+            return false;
+        }
+        let start = p + 9;
+        let mut end = start;
+        while b
+            .get(end)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'_')
+        {
+            end += 1;
+        }
+        path_end = end;
+        end > start
+            && l.get(end..).is_some_and(|r| {
+                let r = r.trim_start();
+                r.starts_with('(') || r.starts_with('=') && !r.starts_with("==")
             })
     })
 }

@@ -93,6 +93,101 @@ pub struct Prepared<'r> {
     pub excluded: CategorySet,
 }
 
+/// Longest piece of one value an injection detector reads at once ([`Prepared::windowed`]).
+pub const WINDOW: usize = 4096;
+/// Bytes consecutive windows share: a signal up to this long is seen whole in some window.
+pub const WINDOW_OVERLAP: usize = 512;
+
+impl<'r> Prepared<'r> {
+    /// The same request with every value longer than [`WINDOW`] bytes replaced by windows of
+    /// at most [`WINDOW`] bytes that overlap by [`WINDOW_OVERLAP`] (cut on char boundaries), or
+    /// `None` when no value is that long.
+    ///
+    /// This is what makes the injection detectors linear in the size of a value by
+    /// construction: whatever a detector costs on one window, a value of `n` bytes costs about
+    /// `n / (WINDOW - WINDOW_OVERLAP)` windows of it, and nothing is left uninspected (no cap,
+    /// no limit to report). Any attack text up to [`WINDOW_OVERLAP`] bytes long lies whole in
+    /// one window. Windows after the first start mid-value; `raw` holds the window of the
+    /// decoded value (only the protocol detector reads `raw`, and it sees the whole values).
+    pub fn windowed(&self) -> Option<Prepared<'r>> {
+        if self.inputs.iter().all(|i| i.value.len() <= WINDOW) {
+            return None;
+        }
+        let mut inputs = Vec::with_capacity(self.inputs.len() + 16);
+        for input in &self.inputs {
+            if input.value.len() <= WINDOW {
+                inputs.push(input.clone());
+                continue;
+            }
+            for (start, end) in windows(&input.value, WINDOW, WINDOW_OVERLAP) {
+                let value = input.value.get(start..end).unwrap_or_default();
+                inputs.push(Input {
+                    location: input.location.clone(),
+                    raw: value.to_string(),
+                    value: value.to_string(),
+                    lower: input.lower.get(start..end).unwrap_or_default().to_string(),
+                    excluded: input.excluded,
+                });
+            }
+        }
+        Some(Prepared {
+            inputs,
+            ..self.clone_without_inputs()
+        })
+    }
+
+    fn clone_without_inputs(&self) -> Prepared<'r> {
+        Prepared {
+            request: self.request,
+            method: self.method,
+            uri: self.uri,
+            path_raw: self.path_raw,
+            query_raw: self.query_raw,
+            path: self.path.clone(),
+            inputs: Vec::new(),
+            media_type: self.media_type.clone(),
+            body_kind: self.body_kind,
+            multipart: self.multipart.clone(),
+            flags: self.flags,
+            limit_hits: self.limit_hits.clone(),
+            arg_count: self.arg_count,
+            excluded: self.excluded,
+        }
+    }
+}
+
+/// `(start, end)` byte ranges of windows of at most `window` bytes over `s`, consecutive ones
+/// sharing `overlap` bytes, every boundary on a char boundary. Covers all of `s`.
+pub fn windows(s: &str, window: usize, overlap: usize) -> Vec<(usize, usize)> {
+    let floor = |mut i: usize| {
+        while i > 0 && !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    loop {
+        let end = floor((start + window).min(s.len()));
+        let end = if end <= start {
+            s.len().min(start + window + 4)
+        } else {
+            end
+        };
+        let end = if s.is_char_boundary(end) {
+            end
+        } else {
+            s.len()
+        };
+        out.push((start, end));
+        if end >= s.len() {
+            return out;
+        }
+        let next = floor(end.saturating_sub(overlap));
+        start = if next > start { next } else { end };
+    }
+}
+
 impl Prepared<'_> {
     /// Inputs whose source is one of `sources`.
     pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> impl Iterator<Item = &'s Input> {
@@ -500,6 +595,21 @@ mod tests {
             .inputs
             .iter()
             .any(|i| i.location.source == Source::ArgName && i.value == "b"));
+    }
+
+    #[test]
+    fn windows_cover_everything_and_overlap() {
+        let s = "é".repeat(5000) + &"a".repeat(3001);
+        let w = windows(&s, 4096, 512);
+        assert_eq!(w.first().map(|x| x.0), Some(0));
+        assert_eq!(w.last().map(|x| x.1), Some(s.len()));
+        for pair in w.windows(2) {
+            let ((a0, a1), (b0, b1)) = (pair[0], pair[1]);
+            assert!(a1 - a0 <= 4096 && b1 - b0 <= 4096);
+            assert!(b0 > a0 && b0 < a1 && a1 - b0 >= 511, "{pair:?}");
+            assert!(s.is_char_boundary(b0) && s.is_char_boundary(a1));
+        }
+        assert_eq!(windows("short", 4096, 512), vec![(0, 5)]);
     }
 
     #[test]

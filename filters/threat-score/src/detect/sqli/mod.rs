@@ -910,10 +910,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 /// `name(` for a function only SQL has, allowing whitespace and comments before `(`.
 fn sql_function_call(l: &str) -> bool {
     let b = l.as_bytes();
+    let sk = super::Skipper::new(b);
     SQL_ONLY_FUNCTIONS.iter().any(|f| {
         let mut from = 0;
         while let Some(at) = super::find_word(l, f, from) {
-            let j = super::skip_space_comments(b, at + f.len());
+            let j = sk.skip(at + f.len());
             let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
             if b.get(j) == Some(&b'(') {
                 return true;
