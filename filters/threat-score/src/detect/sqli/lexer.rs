@@ -135,7 +135,7 @@ const KEYWORDS: &[&str] = &[
 
 const OPERATOR_WORDS: &[&str] = &[
     "like", "rlike", "regexp", "sounds", "is", "in", "between", "div", "mod", "not", "ilike",
-    "similar", "glob", "match", "against",
+    "similar", "glob", "match", "against", "notnull", "isnull",
 ];
 
 /// Functions frequently used in injections; a bareword followed by `(` is a function too.
