@@ -135,6 +135,64 @@ fn prototype_pollution(l: &str) -> bool {
         || l.contains("[constructor][prototype]")
 }
 
+/// `@{[ ... ]}`: Perl runs the code inside when it interpolates the string.
+fn perl_interpolation(l: &str) -> bool {
+    let b = l.as_bytes();
+    let skip = |mut j: usize| {
+        while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        j
+    };
+    l.match_indices('@').any(|(p, _)| {
+        let mut j = p + 1;
+        while b.get(j) == Some(&b'@') && j < p + 3 {
+            j += 1;
+        }
+        j = skip(j);
+        b.get(j) == Some(&b'{') && b.get(skip(j + 1)) == Some(&b'[')
+    })
+}
+
+/// A URL (`scheme:` with or without `//`) whose host is an IPv4 address written so that
+/// filters miss it: one decimal or hex integer (`2852039166`, `0x7f000001`), dotted octal
+/// (`0177.0.0.1`), an IPv4-mapped IPv6 literal, or circled/enclosed digits and letters.
+fn obfuscated_ip_url(l: &str) -> bool {
+    l.match_indices(':').any(|(p, _)| {
+        let scheme = l.get(..p).unwrap_or_default();
+        let scheme = scheme
+            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_')))
+            .next()
+            .unwrap_or_default();
+        if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return false;
+        }
+        let rest = l.get(p + 1..).unwrap_or_default().trim_start_matches('/');
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        if rest.starts_with("[::ffff:") {
+            return true;
+        }
+        let host = rest.split(['/', '?', '#', ':']).next().unwrap_or_default();
+        if host.chars().any(|c| ('\u{2460}'..='\u{24ff}').contains(&c)) {
+            return true;
+        }
+        let hex = host
+            .strip_prefix("0x")
+            .is_some_and(|h| h.len() >= 6 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let decimal = host.len() >= 8 && host.bytes().all(|b| b.is_ascii_digit());
+        let mut parts = 0;
+        let mut leading_zero = false;
+        let mut numeric = true;
+        for x in host.split('.') {
+            parts += 1;
+            numeric &= !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+            leading_zero |= x.len() > 1 && x.starts_with('0');
+        }
+        let octal = parts == 4 && numeric && leading_zero;
+        hex || decimal || octal
+    })
+}
+
 /// Template expressions: `{{7*7}}`, `{{''.__class__}}`, `${7*7}`, `#{7*7}`, `<%= 7*7 %>`.
 fn template_injection(l: &str) -> bool {
     let inner_code = |inner: &str| {
@@ -327,6 +385,26 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if !origin_header && ssrf(l) {
         hit(out, "generic.ssrf");
     }
+    // Paranoia 2: Perl code interpolated into a string (`@{[ system 'id' ]}`), and URLs whose
+    // host is an IP address in an obfuscated notation (decimal, octal, hex, circled digits).
+    if l.contains('@') && perl_interpolation(l) {
+        out.hit(
+            input,
+            CAT,
+            "generic.perl-interpolation",
+            Severity::Critical,
+            2,
+        );
+    }
+    if l.contains(':') && obfuscated_ip_url(l) {
+        out.hit(
+            input,
+            CAT,
+            "generic.ssrf-obfuscated-ip",
+            Severity::Critical,
+            2,
+        );
+    }
     if l.trim_start().starts_with("data:") && !l.trim_start().starts_with("data://") {
         hit(out, "generic.data-uri");
     }
@@ -373,6 +451,14 @@ mod tests {
         assert!(!template_injection("price ${amount}"));
         assert!(!endless_loop("while (foo) is bar."));
         assert!(!ssrf("my localhost notes"));
+        assert!(perl_interpolation("@{[system 'id']}"));
+        assert!(perl_interpolation("@{ [ x ] }"));
+        assert!(!perl_interpolation("user@{domain}"));
+        assert!(obfuscated_ip_url("gopher://0x7f000001"));
+        assert!(obfuscated_ip_url("http:2852039166"));
+        assert!(obfuscated_ip_url("ssh://0177.00.00.01"));
+        assert!(!obfuscated_ip_url("https://example.com:8080/x"));
+        assert!(!obfuscated_ip_url("time 12:30:00"));
         assert!(!prototype_pollution(
             "provide __proto__ with some limitations"
         ));

@@ -1012,6 +1012,10 @@ fn scan_input(input: &Input, out: &mut Findings) {
     let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
     for (intro, seg) in segments(&s) {
         if is_name && intro == Intro::Start {
+            // Paranoia 2: a name that is itself a command line (`uname -a`).
+            if seg.contains(' ') && command_in_segment(intro, seg).is_some() {
+                out.hit(input, CAT, "rce.command-in-name", Severity::Critical, 2);
+            }
             continue;
         }
         if let Some(rule) = command_in_segment(intro, seg) {
@@ -1191,11 +1195,14 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if substitution(&s) || s.contains("() {") {
                 out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
             }
-            if segments(&s)
-                .iter()
-                .any(|(i, seg)| *i == Intro::Strong && command_in_segment(*i, seg).is_some())
-                && input.location.name == "referer"
-            {
+            let after_separator = segments(&s).iter().any(|(i, seg)| {
+                matches!(i, Intro::Strong | Intro::Tick) && command_in_segment(*i, seg).is_some()
+            });
+            // Paranoia 2: the same in any header (`User-Agent: ;chmod +x x`).
+            if after_separator && out.wants(CAT, 2) {
+                out.hit(input, CAT, "rce.header-command", Severity::Critical, 2);
+            }
+            if after_separator && input.location.name == "referer" {
                 out.hit(
                     input,
                     CAT,
