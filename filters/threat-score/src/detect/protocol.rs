@@ -471,6 +471,11 @@ fn ldap_injection(v: &str) -> bool {
 fn value_checks(input: &Input, out: &mut Findings) {
     let src = input.location.source;
     let v = &input.value;
+    // Paranoia 2: `_method=DELETE` makes frameworks (Rails, Laravel, Symfony) run another
+    // method than the one the proxy saw, the parameter twin of `X-HTTP-Method-Override`.
+    if src == Source::Arg && input.location.name.eq_ignore_ascii_case("_method") {
+        out.hit(input, P, "protocol.method-override", Severity::Critical, 2);
+    }
     if src != Source::Body && src != Source::Filename && v.contains('\0') {
         out.hit(input, P, "protocol.null-byte", Severity::Critical, 1);
     }

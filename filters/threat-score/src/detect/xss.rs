@@ -149,6 +149,30 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
+/// `<` followed by at least three single letters separated by whitespace (`<f o r m`,
+/// `< x: script` is handled by the tag parser).
+fn spaced_tag(l: &str) -> bool {
+    let b = l.as_bytes();
+    l.match_indices('<').any(|(p, _)| {
+        let mut j = p + 1;
+        let mut letters = 0;
+        loop {
+            while b.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+                j += 1;
+            }
+            let letter = b.get(j).is_some_and(u8::is_ascii_alphabetic);
+            let single = !b.get(j + 1).is_some_and(u8::is_ascii_alphanumeric);
+            if letter && single {
+                letters += 1;
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        letters >= 3
+    })
+}
+
 fn tag_base(name: &str) -> &str {
     name.rsplit(':').next().unwrap_or(name)
 }
@@ -428,6 +452,24 @@ fn scan_input(input: &Input, out: &mut Findings) {
         && event_handler(l.trim_start(), false)
     {
         hit(out, "xss.event-handler");
+    }
+    if l.contains('<') && out.wants(CAT, 2) {
+        // Paranoia 2: any tag carrying an attribute (`<a href="x"`), and tag names spelled
+        // with spaces between the letters (`<f o r m`), which some parsers join.
+        if tags(l).any(|(_, attrs)| {
+            attrs.split('>').next().is_some_and(|a| {
+                a.starts_with(|c: char| c.is_ascii_whitespace() || c == '/') && a.contains('=')
+            })
+        }) {
+            out.hit(input, CAT, "xss.tag-attribute", Severity::Critical, 2);
+        }
+        if spaced_tag(l) {
+            out.hit(input, CAT, "xss.spaced-tag", Severity::Critical, 2);
+        }
+    }
+    // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
+    if l.contains("-->") {
+        out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
     }
     if l.contains('<') && xml_include(l) {
         hit(out, "xss.xml-include");
