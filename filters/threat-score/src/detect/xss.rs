@@ -454,8 +454,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         hit(out, "xss.event-handler");
     }
     if l.contains('<') && out.wants(CAT, 2) {
-        // Paranoia 2: any tag carrying an attribute (`<a href="x"`), and tag names spelled
-        // with spaces between the letters (`<f o r m`), which some parsers join.
+        // Paranoia 2: any tag carrying an attribute (`<a href="x"`).
         if tags(l).any(|(_, attrs)| {
             attrs.split('>').next().is_some_and(|a| {
                 a.starts_with(|c: char| c.is_ascii_whitespace() || c == '/') && a.contains('=')
@@ -463,9 +462,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }) {
             out.hit(input, CAT, "xss.tag-attribute", Severity::Critical, 2);
         }
-        if spaced_tag(l) {
-            out.hit(input, CAT, "xss.spaced-tag", Severity::Critical, 2);
-        }
+    }
+    // A tag name spelled with spaces between its letters (`<f o r m`), which some parsers
+    // join; prose never writes three single letters after a `<`.
+    if l.contains('<') && spaced_tag(l) {
+        hit(out, "xss.spaced-tag");
     }
     // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
     if l.contains("-->") {

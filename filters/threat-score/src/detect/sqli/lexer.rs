@@ -66,6 +66,7 @@ pub struct Token {
 const STATEMENTS: &[&str] = &[
     "select", "insert", "update", "delete", "drop", "create", "alter", "truncate", "exec",
     "execute", "declare", "shutdown", "merge", "grant", "revoke", "waitfor", "dbcc", "backup",
+    "replace",
 ];
 
 const KEYWORDS: &[&str] = &[

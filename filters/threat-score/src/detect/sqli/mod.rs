@@ -332,6 +332,15 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                     .take(12)
                     .any(|x| x.text == "values" || x.text == "select")
         }
+        // MySQL `REPLACE [INTO] t (cols) VALUES (...)`; `replace(a, b, c)` is a function.
+        "replace" => {
+            next.is_some_and(|n| matches!(n.kind, Kind::Bare | Kind::Keyword) && n.text != "(")
+                && nc
+                    .iter()
+                    .skip(i + 1)
+                    .take(12)
+                    .any(|x| x.text == "values" || x.text == "select")
+        }
         "update" => {
             next.is_some_and(|n| n.kind == Kind::Bare) && t(i + 2).is_some_and(|x| x.text == "set")
         }
@@ -881,7 +890,7 @@ fn fragment(tokens: &[Token]) -> Option<&'static str> {
                     return Some("sqli.fragment-clause");
                 }
             }
-            Some(Kind::Func | Kind::Keyword | Kind::Bare)
+            Some(Kind::Func | Kind::Keyword | Kind::Bare | Kind::Stmt)
                 if kind(i + 1) == Some(Kind::LParen)
                     && SQL_FUNCTIONS.binary_search(&text(i)).is_ok() =>
             {
