@@ -395,6 +395,11 @@ const DISTINCTIVE: &[&str] = &[
 ];
 
 /// Tool families whose sub-commands are separate programs (`ansible-vault`, `chef-client`).
+/// [`DISTINCTIVE`] for lookups.
+static DISTINCTIVE_SET: super::WordSet = super::WordSet::new(DISTINCTIVE);
+/// [`WORDLIKE`] for lookups.
+static WORDLIKE_SET: super::WordSet = super::WordSet::new(WORDLIKE);
+
 const FAMILIES: &[&str] = &["ansible-", "chef-", "rmt-", "puppet-", "salt-", "kube"];
 
 /// Commands that are also common words ("more than", "time warner", "a hero; set out"): they
@@ -444,7 +449,7 @@ const BIN_DIRS: &[&str] = &[
 fn is_command(w: &str) -> bool {
     let base = w.rsplit(['/', '\\']).next().unwrap_or(w);
     let base = base.strip_suffix(".exe").unwrap_or(base);
-    DISTINCTIVE.contains(&base)
+    DISTINCTIVE_SET.contains(base)
         || versioned_interpreter(base)
         || FAMILIES
             .iter()
@@ -463,7 +468,7 @@ fn versioned_interpreter(w: &str) -> bool {
 }
 
 fn wordlike(w: &str) -> bool {
-    WORDLIKE.contains(&w)
+    WORDLIKE_SET.contains(w)
 }
 
 /// Undoes quoting evasions the way a shell would read the value: drops `\`, `'`, `"` and `^`
