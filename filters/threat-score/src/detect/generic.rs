@@ -60,6 +60,13 @@ fn node_injection(l: &str) -> bool {
         "process[",
         "global.process",
         "module.constructor",
+        "console.log(",
+        "console.info(",
+        "console.error(",
+        "console.warn(",
+        "console.debug(",
+        "console.info.call(",
+        "console.log.call(",
     ];
     MARKERS.iter().any(|m| l.contains(m))
         || (l.contains("function") && {
@@ -81,7 +88,11 @@ fn base64_marker(v: &str) -> bool {
     }
     let decoded = decode_base64(t);
     let s = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
-    s.contains("_$$nd_func$$_") || s.contains("require(") || s.contains("child_process")
+    // `d_func$$_` also matches the marker with its first letter escaped (`_$$\u004eD_FUNC$$_`).
+    s.contains("d_func$$_")
+        || s.contains("require(")
+        || s.contains("child_process")
+        || endless_loop(&s)
 }
 
 /// A small, lenient base64 decoder (standard and URL alphabets, padding optional).
@@ -110,9 +121,16 @@ fn decode_base64(s: &str) -> Vec<u8> {
     out
 }
 
+/// `__proto__` used as a property (`a.__proto__.x`, `__proto__[isAdmin]`, a JSON key or a
+/// field name), not mentioned in prose ("provide __proto__ with ...").
 fn prototype_pollution(l: &str) -> bool {
-    l.contains("__proto__")
-        || l.contains("constructor[prototype]")
+    let b = l.as_bytes();
+    l.match_indices("__proto__").any(|(p, m)| {
+        let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
+        let after = b.get(p + m.len()).copied();
+        before.is_none_or(|c| matches!(c, b'[' | b'.' | b'"' | b'\'' | b'{' | b'='))
+            || after.is_none_or(|c| matches!(c, b'[' | b'.' | b']' | b'=' | b'"' | b'\'' | b':'))
+    }) || l.contains("constructor[prototype]")
         || l.contains("constructor.prototype")
         || l.contains("[constructor][prototype]")
 }
@@ -213,6 +231,23 @@ fn endless_loop(l: &str) -> bool {
                         | "{}"
                         | "!0"
                         | "!1"
+                        // Truthy or falsy constants: always the same answer.
+                        | "``"
+                        | "null"
+                        | "undefined"
+                        | "nan"
+                        | "this"
+                        | "newdate"
+                        | "newobject"
+                        | "string"
+                        | "object"
+                        | "array"
+                        | "number"
+                        | "boolean"
+                        | "date"
+                        | "window"
+                        | "self"
+                        | "globalthis"
                 ) || cond.bytes().all(|b| b.is_ascii_digit()) && !cond.is_empty()
                     || cond.starts_with('!') && cond.len() <= 8
                     || cond == "\"\""
@@ -285,7 +320,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if ruby_injection(l) {
         hit(out, "generic.ruby");
     }
-    if ssrf(l) {
+    // A Referer or Origin names the page the browser came from (`http://localhost:3000/`
+    // in development): where a client was is not where it asks the server to go.
+    let origin_header = input.location.source == Source::Header
+        && matches!(input.location.name.as_str(), "referer" | "origin");
+    if !origin_header && ssrf(l) {
         hit(out, "generic.ssrf");
     }
     if l.trim_start().starts_with("data:") && !l.trim_start().starts_with("data://") {
@@ -334,6 +373,11 @@ mod tests {
         assert!(!template_injection("price ${amount}"));
         assert!(!endless_loop("while (foo) is bar."));
         assert!(!ssrf("my localhost notes"));
+        assert!(!prototype_pollution(
+            "provide __proto__ with some limitations"
+        ));
+        assert!(prototype_pollution("__proto__"));
+        assert!(prototype_pollution("a.__proto__.admin=1"));
         assert!(!base64_marker("eyJhbGciOiAiUlMyNTYifQ"));
     }
 }

@@ -53,6 +53,19 @@ const PACKAGES: &[&str] = &[
     "com.sun.rowset",
     "com.sun.org.apache",
     "jdk.internal.",
+    // Framework internals that expression-language and deserialization payloads name
+    // (Struts2/XWork OGNL, commons-collections and beanutils gadgets, Groovy, BeanShell,
+    // Rhino, c3p0, Xalan).
+    "com.opensymphony.xwork2",
+    "org.apache.struts2.",
+    "org.apache.commons.collections",
+    "org.apache.commons.beanutils",
+    "org.codehaus.groovy.runtime",
+    "bsh.interpreter",
+    "org.mozilla.javascript.",
+    "com.mchange.v2.c3p0",
+    "org.apache.xalan.",
+    "ognl.ognlcontext",
 ];
 
 /// Lookup prefixes log4j understands; `${prefix:` in input is a lookup attempt.
@@ -159,8 +172,11 @@ fn jdk_class(l: &str) -> bool {
                     .get(at - 1)
                     .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
             let after = l.as_bytes().get(at + p.len());
-            let after_ok =
-                p.ends_with('.') && after.is_some_and(u8::is_ascii_alphabetic) || !p.ends_with('.');
+            let after_ok = if p.ends_with('.') {
+                after.is_some_and(u8::is_ascii_alphabetic)
+            } else {
+                after.is_none_or(|b| !b.is_ascii_alphanumeric())
+            };
             if before_ok && after_ok {
                 return true;
             }

@@ -138,6 +138,20 @@ fn sensitive_target(path: &str) -> bool {
     }) || with_root.contains(":/windows/") && with_root.contains("/system")
 }
 
+/// Whether `v` reads as a sentence: at least four words of letters (trailing punctuation
+/// allowed), which no file name or inclusion payload carries.
+pub(crate) fn prose(v: &str) -> bool {
+    v.split_ascii_whitespace()
+        .filter(|w| {
+            let w = w.trim_end_matches([',', '.', ':', ';', '!', '?', ')']);
+            w.len() >= 2
+                && w.bytes()
+                    .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'\'')
+        })
+        .nth(3)
+        .is_some()
+}
+
 /// Dot-files and dot-directories in the URL path (`/.git/config`, `/.env`, `/.claude/...`),
 /// except the registered `/.well-known/`.
 fn hidden_segment(path: &str) -> bool {
@@ -190,7 +204,20 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             || text.starts_with('.'))
             && sensitive_target(&n.path)
         {
-            out.hit(input, CAT, "lfi.sensitive-file", Severity::Critical, 1);
+            // A path mentioned in a sentence ("check /etc/fstab syntax") is documentation;
+            // an inclusion puts the path in the value itself, or reaches it by traversal.
+            let paranoia = if n.parent_segments == 0 && prose(v) {
+                2
+            } else {
+                1
+            };
+            out.hit(
+                input,
+                CAT,
+                "lfi.sensitive-file",
+                Severity::Critical,
+                paranoia,
+            );
         }
         if input.location.source == Source::Path {
             if hidden_segment(&n.path) {

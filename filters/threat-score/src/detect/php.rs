@@ -252,30 +252,126 @@ const WRAPPERS: &[&str] = &[
 ];
 
 fn open_tag(l: &str) -> bool {
-    if l.contains("[php]") || l.contains("[/php]") || l.contains("?>") && l.contains("<?") {
+    // BBCode-style `[php]` and Smarty's `{php}` blocks run their content as PHP.
+    if l.contains("[php]") || l.contains("[/php]") || l.contains("{php}") || l.contains("{/php}") {
         return true;
     }
     let mut from = 0;
     while let Some(p) = l.get(from..).and_then(|h| h.find("<?")).map(|p| p + from) {
         let rest = l.get(p + 2..).unwrap_or_default();
-        if rest.starts_with("php") || rest.starts_with('=') || rest.trim().is_empty() {
+        // `<?` ending the value: an open tag whose code follows in the next parameter.
+        if rest.trim().is_empty() {
             return true;
         }
-        if let Some(x) = rest.strip_prefix("xml") {
-            // `<?xml version=...` is a document; `<?xml :echo 1;` is code.
-            if !x.trim_start().starts_with("version") && !x.trim().is_empty() {
+        // `<?php` (also `<? php`) or `<?=` followed by code; a bare `<?php` runs nothing.
+        if let Some(code) = rest.trim_start().strip_prefix("php") {
+            if !code.starts_with(|c: char| c.is_ascii_alphanumeric()) && !code.trim().is_empty() {
                 return true;
             }
-        } else if rest.starts_with(|c: char| c.is_whitespace())
-            && rest
-                .trim_start()
-                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '$')
-        {
+        } else if rest.starts_with('=') {
+            return true;
+        } else if !xml_processing_instruction(rest) && short_tag_code(rest) {
             return true;
         }
         from = p + 2;
     }
     false
+}
+
+/// `<?target name="value" ...?>`: an XML processing instruction (`<?xml version="1.0"?>`,
+/// `<?xml-stylesheet href=..?>`, `<?xpacket begin=..?>`), which PHP does not run as code.
+/// `rest` follows the `<?`.
+fn xml_processing_instruction(rest: &str) -> bool {
+    let b = rest.as_bytes();
+    let target = b
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+        .count();
+    if target == 0 || !b.first().is_some_and(u8::is_ascii_alphabetic) {
+        return false;
+    }
+    // Pseudo-attributes: `name = "value"` pairs, then `?>` or the end of the value.
+    let mut i = target;
+    let mut pairs = 0;
+    loop {
+        let ws = b.get(i..).map_or(0, |r| {
+            r.iter().take_while(|c| c.is_ascii_whitespace()).count()
+        });
+        i += ws;
+        match b.get(i) {
+            None => return pairs > 0,
+            Some(b'?') => return pairs > 0 && b.get(i + 1) == Some(&b'>'),
+            Some(_) if ws == 0 => return false,
+            Some(_) => {}
+        }
+        let name = b.get(i..).map_or(0, |r| {
+            r.iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b':'))
+                .count()
+        });
+        if name == 0 {
+            return false;
+        }
+        i += name;
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'=') {
+            return false;
+        }
+        i += 1;
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        let Some(&q @ (b'"' | b'\'')) = b.get(i) else {
+            return false;
+        };
+        let Some(len) = b.get(i + 1..).and_then(|r| r.iter().position(|&c| c == q)) else {
+            return false;
+        };
+        i += len + 2;
+        pairs += 1;
+    }
+}
+
+/// Code after a short open tag `<?`: a variable, a call, or a statement keyword with an
+/// operand (`<?echo "x";`, `<? system('id')`), not prose (`<? should not trigger`).
+fn short_tag_code(rest: &str) -> bool {
+    let r = rest.trim_start();
+    if r.starts_with('$') {
+        return true;
+    }
+    let word_len = r
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        .count();
+    if word_len == 0 {
+        return false;
+    }
+    let word = r.get(..word_len).unwrap_or_default();
+    let after = r.get(word_len..).unwrap_or_default();
+    let next = after.trim_start().bytes().next();
+    matches!(next, Some(b'(' | b';' | b'$' | b'"' | b'\'' | b'='))
+        || r.split("?>").next().is_some_and(|code| code.contains(';'))
+        || (matches!(
+            word,
+            "echo"
+                | "print"
+                | "include"
+                | "require"
+                | "include_once"
+                | "require_once"
+                | "eval"
+                | "die"
+                | "exit"
+                | "return"
+                | "if"
+                | "foreach"
+                | "while"
+                | "for"
+                | "function"
+        ) && after.starts_with(|c: char| c.is_whitespace())
+            && next.is_some())
 }
 
 fn php_file(l: &str) -> bool {
@@ -388,11 +484,31 @@ fn serialized_object(v: &str) -> bool {
     })
 }
 
+/// An identifier argument as PHP reads it (a constant, a nested call, a member, followed by
+/// `)`, `,`, `(`, `.`, `[`, `::` or `->`), not words of a parenthesised remark
+/// ("file (aka: bundle, ...)").
+fn constant_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
+    let mut j = k;
+    while b
+        .get(j)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        j += 1;
+    }
+    let j = sk.skip(j);
+    match b.get(j) {
+        Some(b')' | b',' | b'(' | b'.' | b'[') => true,
+        Some(b':') => b.get(j + 1) == Some(&b':'),
+        Some(b'-') => b.get(j + 1) == Some(&b'>'),
+        _ => false,
+    }
+}
+
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
 fn function_call(l: &str) -> bool {
     let b = l.as_bytes();
     let sk = Skipper::new(b);
-    let call_after = |end: usize, need_arg: bool| {
+    let call_after = |end: usize, need_arg: bool, empty_ok: bool| {
         let j = sk.skip(end);
         if b.get(j) != Some(&b'(') {
             return false;
@@ -406,9 +522,8 @@ fn function_call(l: &str) -> bool {
                 c,
                 b'$' | b'\'' | b'"' | b'`' | b'0'..=b'9' | b'_' | b'(' | b'@'
             )
-        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic)
-            && b.get(k..)
-                .is_some_and(|r| r.iter().take(40).any(|&c| c == b')'))
+        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic) && constant_arg(&sk, b, k)
+            || empty_ok && b.get(k) == Some(&b')')
     };
     let distinctive = DISTINCTIVE_FUNCTIONS.iter().any(|f| {
         let mut from = 0;
@@ -417,7 +532,8 @@ fn function_call(l: &str) -> bool {
                 .get(p + f.len())
                 .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
             let bare_call_ok = f.contains('_') || f.len() >= 7;
-            if after_word && call_after(p + f.len(), !bare_call_ok) {
+            // A PHP-only name called even without arguments (`strrev()`) is a probe.
+            if after_word && call_after(p + f.len(), !bare_call_ok, true) {
                 return true;
             }
             from = p + 1;
@@ -428,7 +544,7 @@ fn function_call(l: &str) -> bool {
         || WORD_FUNCTIONS.iter().any(|f| {
             let mut from = 0;
             while let Some(p) = find_word(l, f, from) {
-                if call_after(p + f.len(), true) {
+                if call_after(p + f.len(), true, false) {
                     return true;
                 }
                 from = p + 1;
@@ -567,7 +683,12 @@ fn string_callable(l: &str) -> bool {
                 let semicolon = b.get(sk.skip(close + 1)) == Some(&b';');
                 quoted_arg || (glued && word_arg) || (word_arg && semicolon)
             }
-            b']' | b'}' => (quoted_arg || word_arg) && statement_end,
+            // `{[system][0]}('id')`, not a Markdown link `[text](https://...)`.
+            b']' | b'}' => {
+                let arg = b.get(k..close).unwrap_or_default();
+                let url = arg.windows(3).any(|w| w == b"://");
+                (quoted_arg || word_arg && !url) && statement_end
+            }
             _ => {
                 quoted_arg
                     && b.get(i + 1..j)
@@ -605,7 +726,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
         return;
     }
-    if (l.contains("<?") || l.contains("php]")) && open_tag(l) {
+    if (l.contains("<?") || l.contains("php]") || l.contains("php}")) && open_tag(l) {
         hit(out, "php.open-tag");
     }
     if WRAPPERS.iter().any(|w| l.contains(w)) {
@@ -675,8 +796,15 @@ mod tests {
         assert!(open_tag("<? exec('x')"));
         assert!(open_tag("<?xml :echo 1;"));
         assert!(open_tag("code[/php]"));
-        assert!(!open_tag("<?xml version=\"1.0\"?>") || open_tag("<?xml version=\"1.0\"?>"));
+        assert!(!open_tag("<?xml version=\"1.0\"?>"));
         assert!(!open_tag("<?xml version=\"1.0\" encoding=\"utf-8\""));
+        assert!(!open_tag(
+            "<?xml-stylesheet type=\"text/xsl\" href=\"s.xsl\"?><a/>"
+        ));
+        assert!(!open_tag("&lt;? should not trigger"));
+        assert!(!open_tag("<?php"));
+        assert!(open_tag("<?echo \"test\";?>"));
+        assert!(open_tag("<?php\nsystem($_GET[1]);"));
     }
 
     #[test]

@@ -184,10 +184,6 @@ const DISTINCTIVE: &[&str] = &[
     "ed",
     "emacs",
     "pico",
-    "column",
-    "fold",
-    "flock",
-    "bridge",
     "strings",
     "objdump",
     "readelf",
@@ -375,15 +371,8 @@ const DISTINCTIVE: &[&str] = &[
     "ntdsutil",
     "procdump",
     "mimikatz",
-    "c89",
     "c99",
     "trap",
-    "bsdtar",
-    "perf",
-    "cscli",
-    "rmt",
-    "cpulimit",
-    "lastlogin",
     "ansible",
     "puppet",
     "terraform",
@@ -400,7 +389,7 @@ static DISTINCTIVE_SET: super::WordSet = super::WordSet::new(DISTINCTIVE);
 /// [`WORDLIKE`] for lookups.
 static WORDLIKE_SET: super::WordSet = super::WordSet::new(WORDLIKE);
 
-const FAMILIES: &[&str] = &["ansible-", "chef-", "rmt-", "puppet-", "salt-", "kube"];
+const FAMILIES: &[&str] = &["ansible-", "chef-", "puppet-", "salt-"];
 
 /// Commands that are also common words ("more than", "time warner", "a hero; set out"): they
 /// count only with a shell-looking argument or standing alone after a strong separator.
@@ -411,10 +400,10 @@ const WORDLIKE: &[&str] = &[
     "last", "groups", "finger", "mail", "script", "source", "export", "eval", "exec", "init",
     "halt", "sleep", "nice", "tree", "ver", "vol", "del", "dir", "ren", "rename", "net", "sc",
     "hh", "id", "ps", "ls", "cc", "su", "sh", "ip", "ss", "ed", "od", "nc", "at", "tr", "wc", "dd",
-    "cp", "mv", "ln", "rm", "nl", "diff", "comm", "column", "fold", "bridge", "strings", "screen",
-    "fetch", "expect", "wish", "history", "alias", "printf", "time", "timeout", "sal", "saps",
-    "vi", "fish", "ash", "apt", "gem", "pip", "init", "tee", "uniq", "truncate", "shred", "cipher",
-    "attrib", "reg", "date", "mount", "cd", "pushd", "popd",
+    "cp", "mv", "ln", "rm", "nl", "diff", "comm", "strings", "screen", "fetch", "expect", "wish",
+    "history", "alias", "printf", "time", "timeout", "sal", "saps", "vi", "fish", "ash", "apt",
+    "gem", "pip", "init", "tee", "uniq", "truncate", "shred", "cipher", "attrib", "reg", "date",
+    "mount", "cd", "pushd", "popd",
 ];
 
 /// Reconnaissance commands that attackers send without arguments.
@@ -500,7 +489,24 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
                 } else if rest.starts_with("${") {
                     rest.find('}').filter(|e| *e < 32).map_or(0, |e| e + 1)
                 } else {
-                    0
+                    // `sh$xx -c`: an unset variable ending a word expands to nothing.
+                    let name = rest
+                        .bytes()
+                        .skip(1)
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                        .count();
+                    let ends_word = rest
+                        .as_bytes()
+                        .get(1 + name)
+                        .is_none_or(|c| matches!(c, b' ' | b'\t' | b';' | b'|' | b'&' | b'\n'));
+                    if name > 0
+                        && rest.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic)
+                        && ends_word
+                    {
+                        1 + name
+                    } else {
+                        0
+                    }
                 };
             if skip > 0 {
                 evasion = true;
@@ -538,10 +544,14 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
 enum Intro {
     /// Start of the value.
     Start,
-    /// `;`, `|`, `||`, `&&`, newline, `` ` ``, `$(`, `<(`, `>(`: only shells give these
-    /// meaning.
+    /// `;`, `|`, `||`, `&&`, newline, `$(`, `<(`, `>(`: only shells give these meaning.
     Strong,
-    /// A lone `&` or `(`: also common in prose.
+    /// A backtick: command substitution in a shell, but also Markdown code spans
+    /// (`` run `npm install` ``), so a word alone is not enough.
+    Tick,
+    /// A lone `&` glued to the next word (`x&whoami`): a background separator.
+    Amp,
+    /// A `(`, `)`, `{`, `}` or `&` followed by a space: also common in prose.
     Weak,
 }
 
@@ -558,17 +568,22 @@ fn segments(s: &str) -> Vec<(Intro, &str)> {
             (b'<', Some(b'<')) if b.get(i + 2) == Some(&b'<') => (3, Intro::Strong),
             (b'&', Some(b'&')) | (b'|', Some(b'|')) => (2, Intro::Strong),
             (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (2, Intro::Strong),
-            (b';' | b'|' | b'\n' | b'\r' | b'`', _) => (1, Intro::Strong),
+            (b';' | b'|' | b'\n' | b'\r', _) => (1, Intro::Strong),
+            (b'`', _) => (1, Intro::Tick),
+            (b'&', Some(n)) if !n.is_ascii_whitespace() => (1, Intro::Amp),
             (b'&' | b'(' | b'{', _) => (1, Intro::Weak),
             (b')' | b'}', _) => (1, Intro::Weak),
             _ => (0, Intro::Start),
         };
         if sep_len > 0 {
-            if let Some(seg) = s.get(start..i) {
-                out.push((intro, seg));
-            }
+            let seg = s.get(start..i).unwrap_or_default();
+            out.push((intro, seg));
+            // A subshell right after a separator (`&&(sh)`, `;{ id; }`) keeps its strength.
+            let strong_before = intro == Intro::Strong && seg.trim().is_empty() && c == b'(';
             intro = if c == b')' || c == b'}' {
                 Intro::Weak
+            } else if strong_before {
+                Intro::Strong
             } else {
                 kind
             };
@@ -584,21 +599,43 @@ fn segments(s: &str) -> Vec<(Intro, &str)> {
     out
 }
 
-/// Whether an argument looks like shell usage: an option, a path, a redirection, a variable.
+/// Whether an argument is shell syntax no prose uses: an option (`-la`, `--help`), an
+/// absolute or home path, a redirection, a variable, a Windows `%VAR%` or drive path.
 fn shellish_arg(a: &str) -> bool {
-    a.starts_with('-') && a.len() > 1
+    let b = a.as_bytes();
+    let option = match b {
+        [b'-', b'-', c, ..] | [b'-', c, ..] => c.is_ascii_alphanumeric(),
+        _ => false,
+    };
+    option
         || a.starts_with('/')
         || a.starts_with("~/")
         || a.starts_with("./")
         || a.starts_with("../")
-        || a.starts_with('$')
+        || (a.starts_with('$') && a.len() > 1)
         || a.starts_with('>')
         || a.starts_with('<')
         || a.contains("/etc/")
-        || a.contains("://")
-        || (a.contains('/') && !a.contains(' '))
-        || a.starts_with("%")
+        || (a.starts_with('%') && a.len() > 2 && a.ends_with('%'))
         || a.contains(":\\")
+}
+
+/// Whether an argument names something a command acts on rather than a prose word: a host,
+/// an address, a URL, a relative path or a number (`8.8.8.8`, `evil.com/x.sh`, `80`). A
+/// word that ends a sentence (`clients.`) is prose.
+fn target_arg(a: &str) -> bool {
+    let Some(&last) = a.as_bytes().last() else {
+        return false;
+    };
+    !matches!(last, b'.' | b',' | b':' | b')' | b'!' | b'?')
+        && (a.bytes().all(|b| b.is_ascii_digit())
+            || a.contains(['.', ':', '/', '\\', '@'])
+                && a.bytes().any(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A segment of at most four words: a command line, not a sentence.
+fn seg_is_short(seg: &str) -> bool {
+    seg.split_whitespace().nth(4).is_none()
 }
 
 /// Finds a command in one segment; returns the rule that fits, if any.
@@ -616,7 +653,19 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
             break;
         }
         if is_prefix || is_assign || is_var {
-            prefixed = is_prefix || prefixed;
+            // `sudo x`, `nohup x`: prefixes that are not English words.
+            prefixed |= is_prefix
+                && matches!(
+                    first,
+                    "sudo"
+                        | "nohup"
+                        | "doas"
+                        | "setsid"
+                        | "busybox"
+                        | "stdbuf"
+                        | "strace"
+                        | "xargs"
+                );
             match words.next() {
                 Some(w) => first = w,
                 None => return None,
@@ -636,14 +685,15 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
         }
     }
     // `; tool --option` is shell usage whatever the tool is called.
-    let peek_option = words.peek().is_some_and(|w| {
-        w.len() > 1
-            && w.starts_with('-')
-            && w.as_bytes()
-                .get(1)
-                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'-')
+    let peek_option = words.peek().is_some_and(|w| match w.as_bytes() {
+        [b'-', b'-', c, ..] | [b'-', c, ..] => c.is_ascii_alphabetic(),
+        _ => false,
     });
-    if intro == Intro::Strong
+    // At the start of a value only a long option (`perf --version`) is that telling.
+    let long_option = words.peek().is_some_and(|w| {
+        w.starts_with("--") && w.as_bytes().get(2).is_some_and(u8::is_ascii_alphabetic)
+    });
+    if (intro == Intro::Strong || (intro == Intro::Start && long_option && seg_is_short(seg)))
         && peek_option
         && first.len() >= 2
         && first
@@ -672,46 +722,47 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
         });
     }
     let any_shellish = args.iter().any(|a| shellish_arg(a));
+    let first_shellish = args.first().is_some_and(|a| shellish_arg(a));
+    // Prose puts words after a program name ("python 3.12 release notes", "ping 8.8.8.8
+    // slow"); an attack puts options, paths or targets there.
+    let all_targets = !args.is_empty() && args.len() <= 3 && args.iter().all(|a| target_arg(a));
     let word = wordlike(base) && !has_path;
-    match intro {
-        Intro::Strong => {
-            if !word || any_shellish || args.is_empty() || has_path {
-                return Some("rce.command-after-separator");
-            }
-            None
-        }
-        Intro::Weak => {
-            if (!word && (base.len() > 2 || !args.is_empty() || any_shellish)) || has_path {
-                return Some("rce.command-after-separator");
-            }
-            if word && any_shellish && args.first().is_some_and(|a| shellish_arg(a)) {
-                return Some("rce.command-after-separator");
-            }
-            None
-        }
-        Intro::Start => {
-            if has_path {
-                return Some("rce.command");
-            }
-            if word {
-                return (args.first().is_some_and(|a| shellish_arg(a))).then_some("rce.command");
-            }
-            if any_shellish {
-                return Some("rce.command");
-            }
-            // A program name alone is usually a word ("lang=python", "format=lastlog"); only
-            // reconnaissance commands stand alone in attacks.
-            if args.is_empty() {
-                return (RECON.contains(&base) || prefixed).then_some("rce.command");
-            }
-            let strong_name =
-                versioned_interpreter(base) || FAMILIES.iter().any(|f| base.starts_with(f));
-            let target_arg = args.iter().any(|a| {
-                a.contains('.') || a.contains(':') || a.bytes().all(|b| b.is_ascii_digit())
-            });
-            (strong_name || target_arg || prefixed).then_some("rce.command")
-        }
+    let recon_alone = args.is_empty() && RECON.contains(&base);
+    if has_path {
+        return Some(if intro == Intro::Start {
+            "rce.command"
+        } else {
+            "rce.command-after-separator"
+        });
     }
+    // Versioned interpreters (`python3.10`) and tool families (`ansible-vault`) are program
+    // names that prose does not use.
+    // Compound names (`aa-disable`, `redis-cli`, `apt-get`) are not prose words either.
+    let strong_name = (versioned_interpreter(base)
+        || FAMILIES.iter().any(|f| base.starts_with(f))
+        || base.contains(['-', '_']) && DISTINCTIVE_SET.contains(base))
+        && args.len() <= 4;
+    let found = strong_name
+        || match intro {
+            Intro::Strong => !word || any_shellish || args.is_empty(),
+            Intro::Amp => {
+                (!word && (args.is_empty() || any_shellish || all_targets)) || first_shellish
+            }
+            Intro::Tick | Intro::Weak => {
+                recon_alone || (!word && (any_shellish || all_targets)) || first_shellish
+            }
+            Intro::Start => {
+                recon_alone
+                    || (!word && (any_shellish || all_targets))
+                    || first_shellish
+                    || prefixed
+            }
+        };
+    found.then_some(if intro == Intro::Start {
+        "rce.command"
+    } else {
+        "rce.command-after-separator"
+    })
 }
 
 /// Glob paths a shell expands into real ones: `/???/c?t`, `/bi[n]/ba*h`, `/etc/pa[s]swd`.
@@ -773,11 +824,19 @@ fn substitution(s: &str) -> bool {
             return true;
         }
     }
+    // `$SHELL -c ...`, `${BASH}`: a shell variable run as the command (a `$PATH` mentioned in
+    // prose is not).
     for var in [
         "$shell", "${shell}", "$bash", "${bash}", "$0", "${0}", "$path", "${path}", "$home",
         "${home}",
     ] {
-        if s.contains(var) {
+        if s.match_indices(var).any(|(p, _)| {
+            command_position(s, p)
+                && !s
+                    .as_bytes()
+                    .get(p + var.len())
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        }) {
             return true;
         }
     }
@@ -793,14 +852,24 @@ fn substitution(s: &str) -> bool {
     }
     let mut parts = s.split('`');
     parts.next();
-    for inner in parts.step_by(2) {
-        if let Some(w) = inner.split_whitespace().next() {
-            if is_command(w) {
-                return true;
-            }
-        }
-    }
-    false
+    // Backticks: a command line inside, judged like any command (Markdown code spans hold
+    // words like `fetch` or `npm install`).
+    // A backtick glued to shell syntax (`${`id`}`, `x=`id``) substitutes whatever it holds.
+    let glued = s.match_indices('`').step_by(2).any(|(p, _)| {
+        p.checked_sub(1)
+            .and_then(|i| s.as_bytes().get(i))
+            .is_some_and(|c| matches!(c, b'{' | b'$' | b'=' | b'(' | b'"' | b'\''))
+    });
+    parts.step_by(2).any(|inner| {
+        command_in_segment(Intro::Tick, inner).is_some()
+            || glued && inner.split_whitespace().next().is_some_and(is_command)
+    })
+}
+
+/// Whether byte `p` of `s` starts a command: at the start, or after a separator and spaces.
+fn command_position(s: &str, p: usize) -> bool {
+    let before = s.get(..p).unwrap_or_default().trim_end();
+    before.is_empty() || before.ends_with([';', '|', '&', '`', '(', '\n', '{'])
 }
 
 /// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
@@ -846,7 +915,9 @@ fn windows_batch(s: &str) -> bool {
                 );
                 let glued = t.contains("==") && !t.ends_with("==");
                 let tail = rest.get(k + 1..).unwrap_or_default();
-                if (op && k > 0 && tail.len() >= 2)
+                // A batch variable (`%1`, `%x%`) in the comparison marks cmd.exe syntax.
+                let batch_var = rest.iter().take(k).any(|w| w.contains('%'));
+                if (op && k > 0 && (tail.len() >= 2 || batch_var && !tail.is_empty()))
                     || (glued && !tail.is_empty())
                     || (t.ends_with("==") && t.len() > 2 && tail.len() >= 2)
                 {
@@ -941,7 +1012,13 @@ fn scan_input(input: &Input, out: &mut Findings) {
     let v = &input.value;
     let (s, evasion) = deobfuscate(v);
     let l = input.lower.as_str();
+    // A field name is a label (`uname`, `ping`), not a command line: only commands after a
+    // shell separator count there.
+    let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
     for (intro, seg) in segments(&s) {
+        if is_name && intro == Intro::Start {
+            continue;
+        }
         if let Some(rule) = command_in_segment(intro, seg) {
             out.hit(input, CAT, rule, Severity::Critical, 1);
             if evasion {
@@ -1063,10 +1140,11 @@ fn param_expansion(s: &str) -> bool {
 fn tilde_or_history(s: &str) -> bool {
     s.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
         .any(|w| {
+            // `~+1`, `~-2`: a directory-stack entry (a bare `~+`/`~-` is also an emoticon).
             let tilde = w
                 .strip_prefix('~')
                 .and_then(|r| r.strip_prefix(['+', '-']))
-                .is_some_and(|r| r.bytes().all(|b| b.is_ascii_digit()));
+                .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
             let hist = w.starts_with("!-") && w.as_bytes().get(2).is_some_and(u8::is_ascii_digit)
                 || w == "!!";
             tilde || hist

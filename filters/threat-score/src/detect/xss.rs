@@ -46,6 +46,28 @@ const ACTIVE_TAGS: &[&str] = &[
     "plaintext",
 ];
 
+/// Active tags that run or load code without any attribute.
+const SELF_ACTIVE_TAGS: &[&str] = &[
+    "script",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "xml",
+    "import",
+    "vmlframe",
+    "isindex",
+    "xss",
+    "bgsound",
+    "ilayer",
+    "svg",
+    "plaintext",
+    "xmp",
+    "style",
+];
+
 /// Tags that become dangerous with an event handler or a script URL.
 const PASSIVE_TAGS: &[&str] = &[
     "img", "image", "video", "audio", "source", "body", "html", "marquee", "details", "input",
@@ -118,6 +140,10 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
             return None;
         }
         let name = l.get(start..j)?;
+        // HTML parses `<?...>` as a bogus comment: only IE's `<?import` ever acted on it.
+        if b.get(at + 1..start).is_some_and(|p| p.contains(&b'?')) && name != "import" {
+            return None;
+        }
         let rest_end = l.get(j..)?.find('<').map_or(l.len(), |p| p + j);
         Some((name, l.get(j..rest_end)?))
     })
@@ -149,7 +175,9 @@ fn event_handler(attrs: &str, need_context: bool) -> bool {
         {
             j += 1;
         }
-        if boundary && name_len >= 3 && b.get(j) == Some(&b'=') {
+        // DOM event names are short: the longest are about 45 letters
+        // (`onwebkitplaybacktargetavailabilitychanged`).
+        if boundary && (3..=48).contains(&name_len) && b.get(j) == Some(&b'=') {
             let ctx = before.is_some_and(|c| {
                 matches!(
                     c,
@@ -232,7 +260,8 @@ fn js_sink(l: &str) -> bool {
                 j += 1;
             }
             let open = b.get(j).copied();
-            if open == Some(b'`') {
+            // A tagged template call: ``alert`1` `` (a closing backtick follows).
+            if open == Some(b'`') && b.get(j + 1..).is_some_and(|r| r.contains(&b'`')) {
                 return true;
             }
             if open == Some(b'(') {
@@ -357,8 +386,18 @@ fn scan_input(input: &Input, out: &mut Findings) {
         for (name, attrs) in tags(l) {
             let base = tag_base(name);
             if ACTIVE_TAGS.contains(&base) {
-                hit(out, "xss.active-tag");
-                break;
+                // Tags that run or load code by themselves count bare; the others (`<form>`,
+                // `<style>`, `<link>` named in prose) need an attribute at paranoia 1.
+                let has_attr = attrs.split('>').next().is_some_and(|a| a.contains('='));
+                let level = if SELF_ACTIVE_TAGS.contains(&base) || has_attr {
+                    1
+                } else {
+                    2
+                };
+                out.hit(input, CAT, "xss.active-tag", Severity::Critical, level);
+                if level == 1 {
+                    break;
+                }
             }
             if event_handler(attrs, false) {
                 hit(out, "xss.tag-event-handler");

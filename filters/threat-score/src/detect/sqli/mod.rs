@@ -404,10 +404,17 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
         Kind::Op => {
             let x = k(i + 1)?;
             let after = k(i + 2);
+            // A bare word must be an SQL identifier (`'-£#,##0` in a number format is not).
+            let ascii_word = t(i + 1).is_some_and(|w| {
+                w.text
+                    .bytes()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'`')
+            });
             let operand = matches!(
                 x,
-                Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen | Kind::Bare
-            );
+                Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen
+            ) || x == Kind::Bare && ascii_word;
             let ends = matches!(
                 after,
                 None | Some(
@@ -425,7 +432,25 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
             (operand && ends && !only_string && is_comparison_or_concat(&first.text))
                 .then_some("sqli.quote-operator")
         }
-        Kind::Union | Kind::Group | Kind::Stmt => k(i + 1).map(|_| "sqli.quote-keyword"),
+        // After the break-out, a keyword must start SQL, not prose: `' UNION SELECT`,
+        // `' ORDER BY 2`, `'; DROP TABLE` but not `'create new packaging'` or `'grant' vs`.
+        Kind::Union => matches!(k(i + 1), Some(Kind::Stmt | Kind::Keyword | Kind::LParen))
+            .then_some("sqli.quote-keyword"),
+        Kind::Group => matches!(
+            k(i + 1),
+            Some(Kind::Num | Kind::Bare | Kind::Var | Kind::Func | Kind::LParen | Kind::Str)
+        )
+        .then_some("sqli.quote-keyword"),
+        Kind::Stmt => {
+            let nc: Vec<&Token> = tokens
+                .get(i..)
+                .unwrap_or_default()
+                .iter()
+                .filter(|t| t.kind != Kind::Comment)
+                .take(16)
+                .collect();
+            statement(&nc, 0).then_some("sqli.quote-keyword")
+        }
         Kind::Keyword => {
             let kw = first.text.as_str();
             (matches!(
@@ -480,6 +505,323 @@ fn numeric(nc: &[&Token]) -> Option<&'static str> {
     }
 }
 
+/// SQL functions a query calls: at paranoia 2 a call to any of them in a parameter counts
+/// (`ABS(`, `now()`, `FLOOR (`), in the spirit of CRS 942410. Sorted for binary search.
+const SQL_FUNCTIONS: &[&str] = &[
+    "abs",
+    "acos",
+    "ascii",
+    "asin",
+    "atan",
+    "atan2",
+    "avg",
+    "benchmark",
+    "bin",
+    "bit_length",
+    "cast",
+    "ceil",
+    "ceiling",
+    "char",
+    "char_length",
+    "charindex",
+    "chr",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "conv",
+    "convert",
+    "cos",
+    "cot",
+    "count",
+    "crc32",
+    "curdate",
+    "current_database",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "curtime",
+    "database",
+    "date_add",
+    "date_format",
+    "date_sub",
+    "datediff",
+    "dayname",
+    "dayofmonth",
+    "dayofweek",
+    "dayofyear",
+    "db_name",
+    "decode",
+    "default",
+    "degrees",
+    "elt",
+    "encode",
+    "exp",
+    "extractvalue",
+    "field",
+    "find_in_set",
+    "floor",
+    "from_base64",
+    "from_unixtime",
+    "greatest",
+    "group_concat",
+    "hex",
+    "hour",
+    "if",
+    "ifnull",
+    "iif",
+    "instr",
+    "is_srvrolemember",
+    "isnull",
+    "json_extract",
+    "json_keys",
+    "last_insert_id",
+    "lcase",
+    "least",
+    "len",
+    "length",
+    "ln",
+    "load_file",
+    "localtime",
+    "localtimestamp",
+    "locate",
+    "log",
+    "log10",
+    "log2",
+    "lower",
+    "lpad",
+    "ltrim",
+    "make_set",
+    "max",
+    "md5",
+    "mid",
+    "min",
+    "minute",
+    "monthname",
+    "name_const",
+    "now",
+    "nullif",
+    "nvl",
+    "oct",
+    "octet_length",
+    "ord",
+    "pg_sleep",
+    "pi",
+    "position",
+    "pow",
+    "power",
+    "quote",
+    "radians",
+    "rand",
+    "random",
+    "randomblob",
+    "regexp_like",
+    "regexp_substr",
+    "repeat",
+    "replace",
+    "reverse",
+    "round",
+    "row_count",
+    "rpad",
+    "rtrim",
+    "schema",
+    "sec_to_time",
+    "session_user",
+    "sha1",
+    "sha2",
+    "sign",
+    "sin",
+    "sleep",
+    "soundex",
+    "sqrt",
+    "stddev",
+    "str_to_date",
+    "strcmp",
+    "string_agg",
+    "substr",
+    "substring",
+    "substring_index",
+    "sum",
+    "sysdate",
+    "system_user",
+    "tan",
+    "time_to_sec",
+    "to_base64",
+    "to_char",
+    "to_number",
+    "trim",
+    "ucase",
+    "unhex",
+    "unix_timestamp",
+    "updatexml",
+    "upper",
+    "user",
+    "utc_date",
+    "utc_time",
+    "uuid",
+    "version",
+    "weekday",
+    "xmltype",
+];
+
+/// Paranoia 2: fragments of SQL that fit into a query the application builds, shorter than
+/// the complete shapes of [`fingerprint`] (CRS 942210, 942362, 942380, 942410): a logic
+/// operator chaining a comparison (`AND deleted = 0)`, `|| c == '`), a stacked statement
+/// keyword (`; insert into`, `;drop`), a column alias (`) AS x FROM`), a clause (`ORDER BY`,
+/// `HAVING 1=`, `FROM t WHERE`), a call to an SQL function (`ABS(`).
+fn fragment(tokens: &[Token]) -> Option<&'static str> {
+    let nc: Vec<&Token> = tokens.iter().filter(|t| t.kind != Kind::Comment).collect();
+    let kind = |i: usize| nc.get(i).map(|t| t.kind);
+    let text = |i: usize| nc.get(i).map_or("", |t| t.text.as_str());
+    for i in 0..nc.len() {
+        match kind(i) {
+            Some(Kind::Logic) => {
+                let mut j = i + 1;
+                while kind(j) == Some(Kind::LParen) && j < i + 4 {
+                    j += 1;
+                }
+                let operand = kind(j).is_some_and(|k| {
+                    matches!(
+                        k,
+                        Kind::Bare | Kind::Num | Kind::Var | Kind::Str | Kind::Func
+                    )
+                });
+                let cmp = kind(j + 1) == Some(Kind::Op) && is_comparison(text(j + 1));
+                // The right-hand side: a literal, a group, a negation, or the query's own
+                // continuation (the value ends at the operator).
+                let rhs = match kind(j + 2) {
+                    None => true,
+                    Some(Kind::Num | Kind::Str | Kind::Var | Kind::LParen | Kind::Func) => true,
+                    Some(Kind::Op) => matches!(text(j + 2), "!" | "-" | "not" | "~"),
+                    _ => false,
+                };
+                if operand && cmp && rhs {
+                    return Some("sqli.fragment-logic");
+                }
+            }
+            Some(Kind::Semi) => {
+                if kind(i + 1) == Some(Kind::Stmt)
+                    && !matches!(kind(i + 2), Some(Kind::Bare | Kind::Op | Kind::Logic))
+                {
+                    return Some("sqli.fragment-stacked");
+                }
+                if text(i + 1) == "set" && kind(i + 2) == Some(Kind::Var) {
+                    return Some("sqli.fragment-stacked");
+                }
+            }
+            Some(Kind::Keyword) if text(i) == "as" => {
+                if kind(i + 1).is_some() && text(i + 2) == "from" && i > 0 {
+                    return Some("sqli.fragment-alias");
+                }
+            }
+            Some(Kind::Keyword) if text(i) == "from" => {
+                let condition = match kind(i + 4) {
+                    None => true,
+                    Some(k) => {
+                        kind(i + 3) == Some(Kind::Func)
+                            || matches!(k, Kind::Op)
+                                && is_comparison(text(i + 4))
+                                && matches!(
+                                    kind(i + 5),
+                                    None | Some(Kind::Num | Kind::Str | Kind::Var | Kind::LParen)
+                                )
+                    }
+                };
+                if matches!(kind(i + 1), Some(Kind::Bare | Kind::Keyword))
+                    && text(i + 2) == "where"
+                    && condition
+                {
+                    return Some("sqli.fragment-clause");
+                }
+            }
+            Some(Kind::Group) => {
+                let after = kind(i + 1);
+                let ok = match text(i) {
+                    "limit" => {
+                        after == Some(Kind::Num)
+                            && matches!(kind(i + 2), None | Some(Kind::Comma | Kind::Comment))
+                    }
+                    "having" => after.is_some_and(is_operand) && kind(i + 2) == Some(Kind::Op),
+                    // order by / group by
+                    _ => {
+                        after.is_none()
+                            || matches!(after, Some(Kind::Num | Kind::Var | Kind::Func))
+                            || (after == Some(Kind::Bare)
+                                && matches!(
+                                    kind(i + 2),
+                                    None | Some(Kind::Comma | Kind::Comment | Kind::Semi)
+                                )
+                                && nc.len() <= i + 4)
+                    }
+                };
+                if ok {
+                    return Some("sqli.fragment-clause");
+                }
+            }
+            Some(Kind::Stmt) if text(i) == "select" => {
+                if kind(i + 1) == Some(Kind::LParen) && text(i + 2) == "case" {
+                    return Some("sqli.fragment-clause");
+                }
+            }
+            Some(Kind::Func | Kind::Keyword | Kind::Bare)
+                if kind(i + 1) == Some(Kind::LParen)
+                    && SQL_FUNCTIONS.binary_search(&text(i)).is_ok() =>
+            {
+                return Some("sqli.fragment-function");
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// CRS 942430-942432: characters SQL needs (quotes, operators, brackets, comment and
+/// statement marks) counted in one value; many of them in one parameter is how fragments
+/// and obfuscated injections look. Returns the paranoia level the count reaches: 2 for 12
+/// or more, 3 for 6 or more, 4 for 2 or more.
+fn special_char_level(v: &str) -> Option<u8> {
+    let n = v
+        .bytes()
+        .filter(|b| {
+            matches!(
+                b,
+                b'~' | b'!'
+                    | b'@'
+                    | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'^'
+                    | b'&'
+                    | b'*'
+                    | b'('
+                    | b')'
+                    | b'-'
+                    | b'+'
+                    | b'='
+                    | b'{'
+                    | b'}'
+                    | b'['
+                    | b']'
+                    | b'|'
+                    | b':'
+                    | b';'
+                    | b'"'
+                    | b'\''
+                    | b'`'
+                    | b'<'
+                    | b'>'
+            )
+        })
+        .take(12)
+        .count();
+    match n {
+        12.. => Some(2),
+        6.. => Some(3),
+        2.. => Some(4),
+        _ => None,
+    }
+}
+
 fn scan_value(input: &Input, text: &str, out: &mut Findings) {
     for ctx in [Context::None, Context::Single, Context::Double] {
         let has_quote = match ctx {
@@ -494,6 +836,11 @@ fn scan_value(input: &Input, text: &str, out: &mut Findings) {
         if let Some(rule) = fingerprint(&tokens, ctx) {
             out.hit(input, CAT, rule_for(rule), Severity::Critical, 1);
             return;
+        }
+        if ctx == Context::None && out.wants(CAT, 2) {
+            if let Some(rule) = fragment(&tokens) {
+                out.hit(input, CAT, rule, Severity::Critical, 2);
+            }
         }
     }
 }
@@ -530,6 +877,16 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
         if !plain && (!is_header || input.location.name != "user-agent") {
             scan_value(input, &input.value, out);
+        }
+        if matches!(input.location.source, Source::Arg | Source::ArgName) && out.wants(CAT, 2) {
+            if let Some(level) = special_char_level(&input.value) {
+                let rule = match level {
+                    2 => "sqli.special-chars-12",
+                    3 => "sqli.special-chars-6",
+                    _ => "sqli.special-chars-2",
+                };
+                out.hit(input, CAT, rule, Severity::Warning, level);
+            }
         }
         let l = &input.lower;
         if CATALOGS.iter().any(|c| l.contains(c)) {
@@ -678,9 +1035,50 @@ mod tests {
             "what does 'or' mean in logic",
             "reinstall drop and select (again).",
             "I'm into rock and roll; select the best",
+            "Add a 'create new packaging' button in 'set_quantity' screen",
+            "'grant' vs 'loan'",
         ] {
             assert_eq!(detect(s), None, "false positive: {s}");
         }
+    }
+
+    #[test]
+    fn function_list_is_sorted() {
+        assert!(SQL_FUNCTIONS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn fragments_at_paranoia_2() {
+        let frag = |s: &str| fragment(&tokenize(s, Context::None));
+        for s in [
+            "AND deleted = 0)",
+            "OR (7319=8742)",
+            "|| c == '",
+            "&& setPath !=",
+            "; insert into",
+            ";drop",
+            ") AS `carrier_id` from",
+            "ORder by",
+            "HAVING 1=",
+            "FROM t WHERE name=\"x\"",
+            "ABS(",
+            "FLOOR (",
+            "SELECT (CASE",
+        ] {
+            assert!(frag(s).is_some(), "missed: {s}");
+        }
+        for s in [
+            "size = 10 and color = red",
+            "we're open; come in",
+            "in order to win",
+            "speed limit 50 mph",
+            "from home where it is warm",
+        ] {
+            assert_eq!(frag(s), None, "false positive: {s}");
+        }
+        assert_eq!(special_char_level("a-b"), None);
+        assert_eq!(special_char_level("'a'-b"), Some(4));
+        assert_eq!(special_char_level("')) or (('1'='1"), Some(3));
     }
 
     #[test]
