@@ -8,6 +8,7 @@
 #   docker-registry   a real OCI registry (CNCF Distribution) for the registry round-trip test
 #   skopeo            an independent OCI client that pulls the pushed images back
 #   kubernetes-client kubectl, for `kubectl kustomize` (only if no kubectl is installed)
+#   valgrind          callgrind instruction counts: threat-score's linear-time test
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -48,6 +49,7 @@ command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

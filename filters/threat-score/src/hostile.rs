@@ -33,6 +33,7 @@ pub const GENERATORS: &[(&str, &str)] = &[
     ("php-open", "<?php "),
     ("eq", "a="),
     ("colon", "x:"),
+    ("newline", "\r\n"),
 ];
 
 /// How a generated payload is carried.

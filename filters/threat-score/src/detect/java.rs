@@ -210,57 +210,86 @@ fn jndi(l: &str) -> bool {
     if l.contains("${jndi:") {
         return true;
     }
-    if l.len() > 16 * 1024 {
+    if !l.contains("${") {
         return false;
     }
+    let found = |r: &str| r.contains("${jndi:") || r.contains("jndi:ldap") || r.contains("jndi:rmi");
     let resolved = resolve(l);
-    resolved.contains("${jndi:") || resolved.contains("jndi:ldap") || resolved.contains("jndi:rmi")
+    // A second pass resolves lookups that the first one formed (`$` + `{lower:j}`).
+    found(&resolved) || resolved.contains("${") && resolved != l && found(&resolve(&resolved))
 }
 
-/// Resolves nested lookups innermost-first: `${prefix:key:-default}` becomes its default,
-/// `${lower:X}`/`${upper:X}` become `X`, `${date:'j'}` becomes `j`, other lookups vanish; a
-/// `${jndi:` is left in place for the caller to find. Bounded to 64 substitutions.
+/// Resolves nested lookups innermost-first, in one left-to-right pass with a stack of open
+/// lookups (linear time, no substitution budget): `${prefix:key:-default}` becomes its
+/// default, `${lower:X}`/`${upper:X}` become `X`, `${date:'j'}` becomes `j`, other lookups
+/// vanish; a `${jndi:...}` lookup is kept as written for the caller to find, and so is an
+/// unclosed `${`.
 fn resolve(l: &str) -> String {
-    let mut s = l.to_string();
-    for _ in 0..64 {
-        let Some(open) = innermost(&s) else {
-            break;
-        };
-        let Some(close_rel) = s.get(open + 2..).and_then(|r| r.find('}')) else {
-            break;
-        };
-        let close = open + 2 + close_rel;
-        let inner = s.get(open + 2..close).unwrap_or_default().to_string();
-        if inner.starts_with("jndi:") {
-            break;
+    // Text of the enclosing levels; the last is the innermost open lookup's content.
+    let mut levels: Vec<String> = vec![String::with_capacity(l.len())];
+    let b = l.as_bytes();
+    let mut i = 0;
+    let mut run = 0; // start of the pending plain text
+    let flush = |levels: &mut Vec<String>, from: usize, to: usize| {
+        if let (Some(top), Some(text)) = (levels.last_mut(), l.get(from..to)) {
+            top.push_str(text);
         }
-        let value = if let Some((_, default)) = inner.split_once(":-") {
-            default.to_string()
-        } else if let Some(rest) = inner
-            .strip_prefix("lower:")
-            .or_else(|| inner.strip_prefix("upper:"))
-        {
-            rest.to_string()
-        } else if let Some(rest) = inner.strip_prefix("date:") {
-            rest.trim_matches('\'').to_string()
+    };
+    while i < b.len() {
+        if b.get(i) == Some(&b'$') && b.get(i + 1) == Some(&b'{') {
+            flush(&mut levels, run, i);
+            levels.push(String::new());
+            i += 2;
+            run = i;
+        } else if b.get(i) == Some(&b'}') && levels.len() > 1 {
+            flush(&mut levels, run, i);
+            let inner = levels.pop().unwrap_or_default();
+            let value = substitute(&inner);
+            if let Some(top) = levels.last_mut() {
+                match value {
+                    Some(v) => top.push_str(v),
+                    None => {
+                        top.push_str("${");
+                        top.push_str(&inner);
+                        top.push('}');
+                    }
+                }
+            }
+            i += 1;
+            run = i;
         } else {
-            String::new()
-        };
-        s.replace_range(open..=close, &value);
+            i += 1;
+        }
     }
-    s
+    flush(&mut levels, run, b.len());
+    // Unclosed lookups stay as written.
+    while levels.len() > 1 {
+        let inner = levels.pop().unwrap_or_default();
+        if let Some(top) = levels.last_mut() {
+            top.push_str("${");
+            top.push_str(&inner);
+        }
+    }
+    levels.pop().unwrap_or_default()
 }
 
-/// The last `${` that is not a JNDI lookup (so JNDI lookups stay visible).
-fn innermost(s: &str) -> Option<usize> {
-    let mut end = s.len();
-    while let Some(pos) = s.get(..end).and_then(|h| h.rfind("${")) {
-        if !s.get(pos + 2..).is_some_and(|r| r.starts_with("jndi:")) {
-            return Some(pos);
-        }
-        end = pos;
+/// What a closed lookup with content `inner` becomes; `None` keeps it as written (JNDI).
+fn substitute(inner: &str) -> Option<&str> {
+    if inner.starts_with("jndi:") {
+        return None;
     }
-    None
+    Some(if let Some((_, default)) = inner.split_once(":-") {
+        default
+    } else if let Some(rest) = inner
+        .strip_prefix("lower:")
+        .or_else(|| inner.strip_prefix("upper:"))
+    {
+        rest
+    } else if let Some(rest) = inner.strip_prefix("date:") {
+        rest.trim_matches('\'')
+    } else {
+        ""
+    })
 }
 
 /// A `${prefix:` lookup with a prefix log4j knows (paranoia 2: template syntax is common).

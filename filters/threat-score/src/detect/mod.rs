@@ -210,6 +210,36 @@ pub fn is_plain(v: &str) -> bool {
         && !v.contains("..")
 }
 
+/// A fixed word list looked up by binary search over a sorted copy made once (instead of a
+/// linear scan of hundreds of entries for every word of every value).
+pub struct WordSet {
+    list: &'static [&'static str],
+    sorted: std::sync::OnceLock<Vec<&'static str>>,
+}
+
+impl WordSet {
+    /// A set over `list` (sorted on first use).
+    pub const fn new(list: &'static [&'static str]) -> WordSet {
+        WordSet {
+            list,
+            sorted: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether `w` is in the list.
+    pub fn contains(&self, w: &str) -> bool {
+        self.sorted
+            .get_or_init(|| {
+                let mut v = self.list.to_vec();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .binary_search(&w)
+            .is_ok()
+    }
+}
+
 /// True when `needle` occurs in `hay` as a whole word (ASCII alphanumerics and `_` are word
 /// characters).
 pub fn has_word(hay: &str, needle: &str) -> bool {

@@ -645,35 +645,49 @@ fn skip_php_space(sk: &Skipper<'_>, b: &[u8], mut j: usize) -> usize {
     }
 }
 
-/// The end of a balanced `[...]` or `{...}` group starting at `j`, if short and non-empty.
-fn group_end(b: &[u8], j: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (k, &c) in b.iter().enumerate().skip(j).take(128) {
+/// The end of a balanced `[...]` or `{...}` group starting at `j`, if short (at most 128 bytes)
+/// and non-empty. `matches` is [`bracket_matches`] of `b`: looking the closer up instead of
+/// scanning for it keeps `${${${...` linear.
+fn group_end(matches: &[u32], j: usize) -> Option<usize> {
+    let k = *matches.get(j)? as usize;
+    (k != u32::MAX as usize && k > j + 1 && k < j + 128).then_some(k + 1)
+}
+
+/// For every `[`/`{` in `b`, the index of the `]`/`}` that brings the bracket depth back to
+/// where it was (the kinds are not told apart, as PHP's lexer would not either for this
+/// purpose), `u32::MAX` for unmatched and non-bracket bytes. One pass with a stack.
+fn bracket_matches(b: &[u8]) -> Vec<u32> {
+    let mut out = vec![u32::MAX; b.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    for (k, &c) in b.iter().enumerate() {
         match c {
-            b'[' | b'{' => depth += 1,
+            b'[' | b'{' => stack.push(k),
             b']' | b'}' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return (k > j + 1).then_some(k + 1);
+                if let Some(open) = stack.pop() {
+                    if let Some(slot) = out.get_mut(open) {
+                        *slot = u32::try_from(k).unwrap_or(u32::MAX);
+                    }
                 }
             }
             _ => {}
         }
     }
-    None
+    out
 }
 
 /// `$f(`, `$_(`, `@$__[o](`, `$x['a'](`, `${@a}(`, `$a/*c*/[1](`: calling a variable.
 fn variable_function(l: &str) -> bool {
     let b = l.as_bytes();
     let sk = Skipper::new(b);
+    let matches = std::cell::OnceCell::new();
+    let group_end = |j: usize| group_end(matches.get_or_init(|| bracket_matches(b)), j);
     b.iter().enumerate().any(|(i, &c)| {
         if c != b'$' {
             return false;
         }
         let mut j = skip_php_space(&sk, b, i + 1);
         if b.get(j) == Some(&b'{') {
-            match group_end(b, j) {
+            match group_end(j) {
                 Some(e) => j = e,
                 None => return false,
             }
@@ -699,7 +713,7 @@ fn variable_function(l: &str) -> bool {
         loop {
             let k = skip_php_space(&sk, b, j);
             if matches!(b.get(k), Some(b'[' | b'{')) {
-                match group_end(b, k) {
+                match group_end(k) {
                     Some(e) => j = e,
                     None => return false,
                 }

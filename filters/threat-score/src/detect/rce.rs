@@ -384,6 +384,11 @@ const DISTINCTIVE: &[&str] = &[
 ];
 
 /// Tool families whose sub-commands are separate programs (`ansible-vault`, `chef-client`).
+/// [`DISTINCTIVE`] for lookups.
+static DISTINCTIVE_SET: super::WordSet = super::WordSet::new(DISTINCTIVE);
+/// [`WORDLIKE`] for lookups.
+static WORDLIKE_SET: super::WordSet = super::WordSet::new(WORDLIKE);
+
 const FAMILIES: &[&str] = &["ansible-", "chef-", "puppet-", "salt-"];
 
 /// Commands that are also common words ("more than", "time warner", "a hero; set out"): they
@@ -433,7 +438,7 @@ const BIN_DIRS: &[&str] = &[
 fn is_command(w: &str) -> bool {
     let base = w.rsplit(['/', '\\']).next().unwrap_or(w);
     let base = base.strip_suffix(".exe").unwrap_or(base);
-    DISTINCTIVE.contains(&base)
+    DISTINCTIVE_SET.contains(base)
         || versioned_interpreter(base)
         || FAMILIES
             .iter()
@@ -452,7 +457,7 @@ fn versioned_interpreter(w: &str) -> bool {
 }
 
 fn wordlike(w: &str) -> bool {
-    WORDLIKE.contains(&w)
+    WORDLIKE_SET.contains(w)
 }
 
 /// Undoes quoting evasions the way a shell would read the value: drops `\`, `'`, `"` and `^`
@@ -735,7 +740,7 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
     // Compound names (`aa-disable`, `redis-cli`, `apt-get`) are not prose words either.
     let strong_name = (versioned_interpreter(base)
         || FAMILIES.iter().any(|f| base.starts_with(f))
-        || base.contains(['-', '_']) && DISTINCTIVE.contains(&base))
+        || base.contains(['-', '_']) && DISTINCTIVE_SET.contains(base))
         && args.len() <= 4;
     let found = strong_name
         || match intro {

@@ -413,24 +413,29 @@ pub(crate) fn prepare<'r>(
             BodyKind::Form => b.form(body),
             BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
                 Ok(v) => {
+                    // Every object member and every array element is one argument (CRS counts
+                    // JSON leaves as ARGS): past `limits.args` the rest is not inspected and
+                    // the limit is reported, never silently dropped.
                     let depth = cfg.limits.json_depth.max;
-                    let mut pending: Vec<(String, String, bool)> = Vec::new();
-                    let cut = json::walk(&v, depth, &mut |k, s, is_key| {
-                        pending.push((k.to_string(), s.to_string(), is_key));
-                        pending.len() <= cfg.limits.args.max as usize * 2 + 2
+                    let max_args = cfg.limits.args.max as usize;
+                    let cut = json::walk(&v, depth, &mut |item| {
+                        if item.counts_as_arg {
+                            b.arg_count += 1;
+                            if b.arg_count > max_args {
+                                b.hit(LimitKind::ArgCount);
+                                return false;
+                            }
+                        }
+                        let Some(text) = item.text else {
+                            return true;
+                        };
+                        let excluded = excl.for_arg(item.key);
+                        let source = if item.is_key { Source::ArgName } else { Source::Arg };
+                        b.push(source, item.key, text.as_bytes(), false, excluded);
+                        true
                     });
                     if cut {
                         b.hit(LimitKind::JsonDepth);
-                    }
-                    for (k, s, is_key) in pending {
-                        b.arg_count += usize::from(is_key);
-                        if b.arg_count > cfg.limits.args.max as usize {
-                            b.hit(LimitKind::ArgCount);
-                            break;
-                        }
-                        let excluded = excl.for_arg(&k);
-                        let source = if is_key { Source::ArgName } else { Source::Arg };
-                        b.push(source, &k, s.as_bytes(), false, excluded);
                     }
                 }
                 Err(e) => {
@@ -448,7 +453,9 @@ pub(crate) fn prepare<'r>(
                 let ct = req.header("content-type").unwrap_or_default();
                 match multipart::boundary(ct) {
                     Some(boundary) => {
-                        let m = multipart::parse(body, &boundary, cfg.limits.args.max as usize);
+                        // One part past the limit, so that `arg` sees it and reports the limit.
+                        let max = cfg.limits.args.max as usize;
+                        let m = multipart::parse(body, &boundary, max.saturating_add(1));
                         b.flags.body_malformed |= m.malformed;
                         for part in &m.parts {
                             b.arg(part.name.as_bytes(), part.value.as_bytes(), false);
@@ -467,8 +474,14 @@ pub(crate) fn prepare<'r>(
             }
             BodyKind::Xml => {
                 let text = String::from_utf8_lossy(body);
-                for v in xml::values(&text, cfg.limits.args.max as usize) {
+                // One value past the limit, so that the limit is reported, not silent.
+                let max = cfg.limits.args.max as usize;
+                for v in xml::values(&text, max.saturating_add(1)) {
                     b.arg_count += 1;
+                    if b.arg_count > max {
+                        b.hit(LimitKind::ArgCount);
+                        break;
+                    }
                     let excluded = excl.for_arg(&v.name);
                     b.push(Source::Arg, &v.name, v.value.as_bytes(), false, excluded);
                 }

@@ -224,9 +224,15 @@ const FUNCTIONS: &[&str] = &[
     "waitfor",
 ];
 
-/// Maximum tokens produced for one value: enough for any real injection, bounded for hostile
-/// input.
-pub const MAX_TOKENS: usize = 256;
+/// Maximum tokens produced for one value. Every token consumes at least one byte and the
+/// engine hands detectors at most [`crate::extract::WINDOW`] bytes at a time, so inspected
+/// values are never cut by it (no silent cap); it only bounds direct callers.
+pub const MAX_TOKENS: usize = crate::extract::WINDOW + 1;
+
+static STATEMENT_SET: crate::detect::WordSet = crate::detect::WordSet::new(STATEMENTS);
+static OPERATOR_WORD_SET: crate::detect::WordSet = crate::detect::WordSet::new(OPERATOR_WORDS);
+static KEYWORD_SET: crate::detect::WordSet = crate::detect::WordSet::new(KEYWORDS);
+static FUNCTION_SET: crate::detect::WordSet = crate::detect::WordSet::new(FUNCTIONS);
 
 fn word_kind(w: &str) -> Kind {
     match w {
@@ -234,10 +240,10 @@ fn word_kind(w: &str) -> Kind {
         "and" | "or" | "xor" => Kind::Logic,
         "true" | "false" | "null" | "unknown" => Kind::Num,
         "having" | "limit" => Kind::Group,
-        _ if STATEMENTS.contains(&w) => Kind::Stmt,
-        _ if OPERATOR_WORDS.contains(&w) => Kind::Op,
-        _ if KEYWORDS.contains(&w) => Kind::Keyword,
-        _ if FUNCTIONS.contains(&w) => Kind::Func,
+        _ if STATEMENT_SET.contains(w) => Kind::Stmt,
+        _ if OPERATOR_WORD_SET.contains(w) => Kind::Op,
+        _ if KEYWORD_SET.contains(w) => Kind::Keyword,
+        _ if FUNCTION_SET.contains(w) => Kind::Func,
         _ => Kind::Bare,
     }
 }
