@@ -210,10 +210,12 @@ fn jndi(l: &str) -> bool {
     if l.contains("${jndi:") {
         return true;
     }
+    let found =
+        |r: &str| r.contains("${jndi:") || r.contains("jndi:ldap") || r.contains("jndi:rmi");
+    // `$&lbrace;jndi:ldap://...}`: a lookup whose brace a decoder we do not know produces.
     if !l.contains("${") {
-        return false;
+        return found(l);
     }
-    let found = |r: &str| r.contains("${jndi:") || r.contains("jndi:ldap") || r.contains("jndi:rmi");
     let resolved = resolve(l);
     // A second pass resolves lookups that the first one formed (`$` + `{lower:j}`).
     found(&resolved) || resolved.contains("${") && resolved != l && found(&resolve(&resolved))

@@ -430,7 +430,11 @@ pub(crate) fn prepare<'r>(
                             return true;
                         };
                         let excluded = excl.for_arg(item.key);
-                        let source = if item.is_key { Source::ArgName } else { Source::Arg };
+                        let source = if item.is_key {
+                            Source::ArgName
+                        } else {
+                            Source::Arg
+                        };
                         b.push(source, item.key, text.as_bytes(), false, excluded);
                         true
                     });
