@@ -135,6 +135,22 @@ fn prototype_pollution(l: &str) -> bool {
         || l.contains("[constructor][prototype]")
 }
 
+/// An opener of a template language (`{{`, `${`, `#{`, `<%`, `{%`) with its closer after it.
+fn any_template(l: &str) -> bool {
+    [
+        ("{{", "}}"),
+        ("${", "}"),
+        ("#{", "}"),
+        ("<%", "%>"),
+        ("{%", "%}"),
+    ]
+    .iter()
+    .any(|(open, close)| {
+        l.find(open)
+            .is_some_and(|p| l.get(p + open.len()..).is_some_and(|r| r.contains(close)))
+    })
+}
+
 /// `@{[ ... ]}`: Perl runs the code inside when it interpolates the string.
 fn perl_interpolation(l: &str) -> bool {
     let b = l.as_bytes();
@@ -158,16 +174,29 @@ fn perl_interpolation(l: &str) -> bool {
 /// filters miss it: one decimal or hex integer (`2852039166`, `0x7f000001`), dotted octal
 /// (`0177.0.0.1`), an IPv4-mapped IPv6 literal, or circled/enclosed digits and letters.
 fn obfuscated_ip_url(l: &str) -> bool {
+    let b = l.as_bytes();
     l.match_indices(':').any(|(p, _)| {
-        let scheme = l.get(..p).unwrap_or_default();
-        let scheme = scheme
-            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_')))
-            .next()
-            .unwrap_or_default();
+        // The scheme: up to 32 scheme characters before the colon (bounded: every colon
+        // looks back at most that far and forward at most one authority).
+        let scheme_len = b
+            .get(p.saturating_sub(32)..p)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_'))
+            .count();
+        let scheme = l.get(p - scheme_len..p).unwrap_or_default();
         if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
             return false;
         }
         let rest = l.get(p + 1..).unwrap_or_default().trim_start_matches('/');
+        // The authority ends at the path, query or fragment, and is at most 300 bytes.
+        let end = rest
+            .bytes()
+            .take(300)
+            .position(|c| matches!(c, b'/' | b'?' | b'#') || c.is_ascii_whitespace())
+            .unwrap_or(rest.len().min(300));
+        let rest = rest.get(..end).unwrap_or_default();
         let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
         if rest.starts_with("[::ffff:") {
             return true;
@@ -233,10 +262,13 @@ fn template_injection(l: &str) -> bool {
                     }
                 }
             };
-            let inner = l.get(from..e).unwrap_or_default();
-            let inner = inner.trim_start_matches(['=', '-']);
+            let raw_inner = l.get(from..e).unwrap_or_default();
+            let inner = raw_inner.trim_start_matches(['=', '-']);
+            // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
+            // expression itself is code.
+            let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
             if p == group_start {
-                (*open == "<%" && !inner.trim().is_empty()) || inner_code(inner)
+                (scriptlet && !inner.trim().is_empty()) || inner_code(inner)
             } else {
                 inner_prefix_code(inner)
             }
@@ -271,7 +303,9 @@ fn endless_loop(l: &str) -> bool {
     c.contains("for(;;)")
         || c.match_indices("while(").any(|(p, _)| {
             let rest = c.get(p + 6..).unwrap_or_default();
-            rest.find(')').is_some_and(|e| {
+            // Constant conditions are short: look for the `)` in the next 16 bytes only.
+            let near = rest.as_bytes().get(..16).unwrap_or(rest.as_bytes());
+            near.iter().position(|&b| b == b')').is_some_and(|e| {
                 let cond = rest
                     .get(..e)
                     .unwrap_or_default()
@@ -387,6 +421,16 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     // Paranoia 2: Perl code interpolated into a string (`@{[ system 'id' ]}`), and URLs whose
     // host is an IP address in an obfuscated notation (decimal, octal, hex, circled digits).
+    // Paranoia 3: any template expression, plain variables included (`{{name}}`, `${x}`).
+    if out.wants(CAT, 3) && any_template(l) {
+        out.hit(
+            input,
+            CAT,
+            "generic.template-expression",
+            Severity::Critical,
+            3,
+        );
+    }
     if l.contains('@') && perl_interpolation(l) {
         out.hit(
             input,
@@ -451,6 +495,8 @@ mod tests {
         assert!(!template_injection("price ${amount}"));
         assert!(!endless_loop("while (foo) is bar."));
         assert!(!ssrf("my localhost notes"));
+        assert!(any_template("{{name}}"));
+        assert!(!any_template("{{name"));
         assert!(perl_interpolation("@{[system 'id']}"));
         assert!(perl_interpolation("@{ [ x ] }"));
         assert!(!perl_interpolation("user@{domain}"));

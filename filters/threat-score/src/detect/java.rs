@@ -108,6 +108,18 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             if jdk_class(l) {
                 out.hit(input, CAT, "java.jdk-class", Severity::Critical, 1);
+            } else if out.wants(CAT, 3)
+                && ["java.", "javax.", "sun.", "jdk."].iter().any(|p| {
+                    l.match_indices(p).any(|(i, _)| {
+                        i == 0
+                            || l.as_bytes()
+                                .get(i - 1)
+                                .is_some_and(|c| !c.is_ascii_alphanumeric() && *c != b'.')
+                    })
+                })
+            {
+                // Paranoia 3: any reference into the JDK's namespaces.
+                out.hit(input, CAT, "java.package", Severity::Critical, 3);
             }
             if serialized(&input.value) {
                 out.hit(input, CAT, "java.serialized-object", Severity::Critical, 1);

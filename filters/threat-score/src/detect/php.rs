@@ -268,9 +268,8 @@ fn open_tag(l: &str) -> bool {
             if !code.starts_with(|c: char| c.is_ascii_alphanumeric()) && !code.trim().is_empty() {
                 return true;
             }
-        } else if rest.starts_with('=') {
-            return true;
-        } else if !xml_processing_instruction(rest) && short_tag_code(rest) {
+        } else if rest.starts_with('=') || !xml_processing_instruction(rest) && short_tag_code(rest)
+        {
             return true;
         }
         from = p + 2;
@@ -481,6 +480,34 @@ fn serialized_object(v: &str) -> bool {
             }
             _ => b.get(j + 1) == Some(&b'"'),
         }
+    })
+}
+
+/// A name from the dangerous-function lists followed (after spaces) by `(`.
+fn any_function_name(l: &str) -> bool {
+    let b = l.as_bytes();
+    DISTINCTIVE_FUNCTIONS
+        .iter()
+        .chain(WORD_FUNCTIONS.iter())
+        .any(|f| {
+            l.match_indices(f).any(|(p, _)| {
+                let mut j = p + f.len();
+                while b.get(j) == Some(&b' ') && j < p + f.len() + 4 {
+                    j += 1;
+                }
+                let before = p.checked_sub(1).and_then(|i| b.get(i));
+                !before.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    && b.get(j) == Some(&b'(')
+            })
+        })
+}
+
+/// `$name` or `${`: PHP's variable syntax.
+fn php_variable(l: &str) -> bool {
+    let b = l.as_bytes();
+    l.match_indices('$').any(|(p, _)| {
+        b.get(p + 1)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'{')
     })
 }
 
@@ -834,10 +861,17 @@ fn scan_input(input: &Input, out: &mut Findings) {
             hit(out, "php.function-call");
         } else if out.wants(CAT, 2) && extension_call(l) {
             out.hit(input, CAT, "php.extension-call", Severity::Critical, 2);
+        } else if out.wants(CAT, 3) && any_function_name(l) {
+            // Paranoia 3: a dangerous PHP function name before `(`, whatever the argument.
+            out.hit(input, CAT, "php.function-name", Severity::Critical, 3);
         }
         if string_callable(l) {
             hit(out, "php.string-callable");
         }
+    }
+    // Paranoia 4: a PHP variable (`$name`, `${name}`).
+    if out.wants(CAT, 4) && php_variable(l) {
+        out.hit(input, CAT, "php.variable", Severity::Critical, 4);
     }
 }
 

@@ -408,7 +408,12 @@ fn embedded_request_line(v: &str) -> bool {
 
 /// CR/LF followed by a header line, a status line or markup: response splitting.
 fn response_splitting(v: &str) -> bool {
+    let b = v.as_bytes();
+    // Only the first CR/LF of a run: each run is skipped once (linear in `v`).
     v.match_indices(['\r', '\n']).any(|(p, _)| {
+        if p > 0 && b.get(p - 1).is_some_and(|c| matches!(c, b'\r' | b'\n')) {
+            return false;
+        }
         let rest = v
             .get(p + 1..)
             .unwrap_or_default()
@@ -434,6 +439,27 @@ fn response_splitting(v: &str) -> bool {
 fn ldap_injection(v: &str) -> bool {
     let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     let b = compact.as_bytes();
+    // A whole, balanced filter (`(&(objectClass=user)(cn=x))`) is a filter given as data;
+    // an injection closes the application's filter first, so its parentheses do not balance
+    // from the start.
+    if b.first() == Some(&b'(') {
+        let mut depth = 0i64;
+        let mut balanced = true;
+        for (k, &c) in b.iter().enumerate() {
+            match c {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            if depth < 0 || (depth == 0 && k + 1 < b.len()) {
+                balanced = false;
+                break;
+            }
+        }
+        if balanced && depth == 0 {
+            return false;
+        }
+    }
     compact.match_indices(")").any(|(p, _)| {
         let mut j = p + 1;
         // `)(`, `)!(`, `)&(`, `)|(`: closing one filter and composing another.
@@ -546,7 +572,7 @@ fn odd_part_name(s: &str) -> bool {
         match c {
             b'&' => ref_start = Some(i),
             b';' => {
-                if !ref_start.is_some_and(|st| i > st + 1) {
+                if ref_start.is_none_or(|st| i <= st + 1) {
                     return true;
                 }
                 ref_start = None;
@@ -766,7 +792,12 @@ mod tests {
         ] {
             assert!(ldap_injection(s), "{s}");
         }
-        for s in ["(see note)(2)", "f(x)(y)", "call me (maybe)"] {
+        for s in [
+            "(see note)(2)",
+            "f(x)(y)",
+            "call me (maybe)",
+            "(&(objectCategory=computer)(userAccountControl:1.2.840.113556.1.4.803:=8192))",
+        ] {
             assert!(!ldap_injection(s), "{s}");
         }
     }

@@ -854,11 +854,14 @@ fn substitution(s: &str) -> bool {
     parts.next();
     // Backticks: a command line inside, judged like any command (Markdown code spans hold
     // words like `fetch` or `npm install`).
-    // A backtick glued to shell syntax (`${`id`}`, `x=`id``) substitutes whatever it holds.
+    // A backtick glued to a word or shell syntax (`x`id``, `${`id`}`) substitutes whatever it
+    // holds (Markdown puts a space or punctuation before a code span).
     let glued = s.match_indices('`').step_by(2).any(|(p, _)| {
         p.checked_sub(1)
             .and_then(|i| s.as_bytes().get(i))
-            .is_some_and(|c| matches!(c, b'{' | b'$' | b'=' | b'(' | b'"' | b'\''))
+            .is_some_and(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'{' | b'$' | b'=' | b'(' | b'"' | b'\'')
+            })
     });
     parts.step_by(2).any(|inner| {
         command_in_segment(Intro::Tick, inner).is_some()
@@ -1099,6 +1102,23 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if evasion && quoted_command(v) {
         out.hit(input, CAT, "rce.quote-evasion", Severity::Critical, 2);
     }
+    // Paranoia 3: a program name (not an ordinary word) opening the value or a segment,
+    // whatever follows (`python script`, `nmap target list`); paranoia 4: any program name
+    // there, ordinary words included (`cat food`, `more`).
+    if out.wants(CAT, 3) {
+        for (_, seg) in segments(&s) {
+            let Some(first) = seg.split_whitespace().next() else {
+                continue;
+            };
+            if is_command(first) {
+                let level = if wordlike(first) { 4 } else { 3 };
+                out.hit(input, CAT, "rce.program-name", Severity::Critical, level);
+                if level == 3 {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Whether a whitespace-separated word with quotes, backslashes or carets inside it spells
@@ -1310,6 +1330,39 @@ mod tests {
         assert!(quoted_command("c'a't /etc/passwd"));
         assert!(quoted_command("w\"h\"oami"));
         assert!(!quoted_command("Call me when you're near"));
+    }
+
+    #[test]
+    fn prose_around_program_names() {
+        // Issue 11: search queries and descriptions that name programs.
+        for v in [
+            "python 3.12 release notes",
+            "java 17 download",
+            "ssh port 22",
+            "ping 8.8.8.8 slow",
+            "Python SDK for cloudipsp clients.",
+            "TESS AUTO 1.0 Secondary Development (Python Version)",
+            "Aggregates several async iterators into one (zip)",
+            "submit a form via `fetch` and receive the response",
+            "run `npm install` first",
+            "Fstab validator -- check /etc/fstab syntax",
+        ] {
+            assert!(!cmd(v), "{v}");
+        }
+        for v in [
+            "ping 127.0.0.1",
+            "nslookup evil.com",
+            "x`id`",
+            "`uname -a`",
+            "a=1&&(sh)",
+            "perf --version",
+            "ansible-vault decrypt secret",
+            "sh$xx -c whoami",
+        ] {
+            assert!(cmd(v) || substitution(&deobfuscate(v).0), "{v}");
+        }
+        assert!(!substitution("add a directory to your $path"));
+        assert!(substitution("$shell -c id"));
     }
 
     #[test]

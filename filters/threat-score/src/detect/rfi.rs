@@ -115,6 +115,10 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     let Some((_, host)) = url_host(v) else {
         return;
     };
+    // Paranoia 3: any URL in an argument, even to this host.
+    if input.location.source == Source::Arg {
+        out.hit(input, CAT, "rfi.url-argument", Severity::Critical, 3);
+    }
     if is_ip(&host) {
         out.hit(input, CAT, "rfi.ip-host", Severity::Critical, 1);
     }

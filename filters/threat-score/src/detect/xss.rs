@@ -468,6 +468,23 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if l.contains('<') && spaced_tag(l) {
         hit(out, "xss.spaced-tag");
     }
+    // Paranoia 3: any HTML element (`<b>`, `<p class=x>`); paranoia 4: anything a browser
+    // would start parsing as markup (`<x`, `</`, `<!`, `<?`).
+    if l.contains('<') && out.wants(CAT, 3) {
+        if tags(l).any(|(name, _)| {
+            let base = tag_base(name);
+            ACTIVE_TAGS.contains(&base) || PASSIVE_TAGS.contains(&base)
+        }) {
+            out.hit(input, CAT, "xss.html-tag", Severity::Critical, 3);
+        }
+        let b = l.as_bytes();
+        if l.match_indices('<').any(|(p, _)| {
+            b.get(p + 1)
+                .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'))
+        }) {
+            out.hit(input, CAT, "xss.markup", Severity::Critical, 4);
+        }
+    }
     // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
     if l.contains("-->") {
         out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
