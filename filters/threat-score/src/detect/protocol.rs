@@ -663,6 +663,26 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             method,
         );
     }
+    // A `charset` parameter in `Accept` outside the allowed charsets asks the server to answer
+    // in an encoding of the client's choosing (UTF-7, UTF-16, EBCDIC `CP1026`), the way filters
+    // are evaded on the response side.
+    if p.request.header("accept").is_some_and(|a| {
+        let l = a.to_ascii_lowercase();
+        l.match_indices("charset=").any(|(i, m)| {
+            let v = l.get(i + m.len()..).unwrap_or_default();
+            let v = v.split([',', ';', ' ']).next().unwrap_or_default();
+            !CHARSETS.contains(&v.trim_matches(['"', '\'']))
+        })
+    }) {
+        out.hit_request(
+            P,
+            "protocol.accept-charset-parameter",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "accept",
+        );
+    }
     let uri = p.uri;
     if !(uri.starts_with('/') || (uri == "*" && method == "OPTIONS")) {
         out.hit_request(

@@ -503,7 +503,10 @@ fn numeric(nc: &[&Token]) -> Option<&'static str> {
                 None | Some(Kind::Op | Kind::Logic | Kind::RParen | Kind::Semi)
             );
             let literal = matches!(x, Kind::Num | Kind::Str | Kind::Var | Kind::Bare);
-            (call || (literal && ends)).then_some("sqli.numeric-logic")
+            // `7 or 8` alone is a choice between numbers (paranoia 2, as operators only);
+            // `1 or 1=1`, `1 or 1--`, `1 or x)` continue a query.
+            let plain_pair = x == Kind::Num && k(i + 2).is_none();
+            (call || (literal && ends && !plain_pair)).then_some("sqli.numeric-logic")
         }
         Some(Kind::Group) => k(i + 1)
             .is_some_and(|x| matches!(x, Kind::Num | Kind::Bare))
