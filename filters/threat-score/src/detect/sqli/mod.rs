@@ -236,7 +236,7 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
 
     match ctx {
         Context::Single | Context::Double => quoted_break_out(tokens),
-        Context::None => numeric(&nc),
+        Context::None => numeric(&nc, nc.len() != tokens.len()),
     }
 }
 
@@ -477,7 +477,7 @@ fn is_comparison_or_concat(op: &str) -> bool {
 }
 
 /// Unquoted shapes: a numeric parameter extended with logic, grouping or comments.
-fn numeric(nc: &[&Token]) -> Option<&'static str> {
+fn numeric(nc: &[&Token], has_comment: bool) -> Option<&'static str> {
     let k = |j: usize| nc.get(j).map(|t| t.kind);
     let mut i = 0;
     if !matches!(k(0), Some(Kind::Num | Kind::Var)) {
@@ -505,7 +505,7 @@ fn numeric(nc: &[&Token]) -> Option<&'static str> {
             let literal = matches!(x, Kind::Num | Kind::Str | Kind::Var | Kind::Bare);
             // `7 or 8` alone is a choice between numbers (paranoia 2, as operators only);
             // `1 or 1=1`, `1 or 1--`, `1 or x)` continue a query.
-            let plain_pair = x == Kind::Num && k(i + 2).is_none();
+            let plain_pair = x == Kind::Num && k(i + 2).is_none() && !has_comment;
             (call || (literal && ends && !plain_pair)).then_some("sqli.numeric-logic")
         }
         Some(Kind::Group) => k(i + 1)
