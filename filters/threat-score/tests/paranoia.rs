@@ -112,7 +112,7 @@ const LEVELS: &[(&str, u8)] = &[
     ("Cm7 OR", 2),
     ("7 or 8", 2),
     ("; insert into", 2),
-    ("ABS(", 2),
+    ("ABS(x)", 2),
     ("'ALTER a", 2),
     // xss: attributes and comment close at 2, any element at 3, markup at 4
     ("<a href=\"x\"", 2),

@@ -582,6 +582,7 @@ const SQL_FUNCTIONS: &[&str] = &[
     "if",
     "ifnull",
     "iif",
+    "insert",
     "instr",
     "is_srvrolemember",
     "isnull",
@@ -1061,6 +1062,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if CATALOGS.iter().any(|c| l.contains(c)) {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
         }
+        if l.ends_with('(') && open_call_at_end(l) {
+            out.hit(input, CAT, "sqli.open-call", Severity::Critical, 1);
+        }
         if l.contains('(') && sql_function_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
         }
@@ -1092,6 +1096,16 @@ fn sql_function_call(l: &str) -> bool {
         }
         false
     })
+}
+
+/// A value that is an SQL function name and an opening parenthesis, nothing after it
+/// (`COS(`, `trim (`): a call the application's query is meant to complete.
+fn open_call_at_end(l: &str) -> bool {
+    let head = l.trim_end().trim_end_matches('(').trim_end();
+    let name = head.trim_start();
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && SQL_FUNCTIONS.binary_search(&name).is_ok()
 }
 
 /// `expr::type` casts (PostgreSQL).
@@ -1209,6 +1223,14 @@ mod tests {
         ] {
             assert_eq!(detect(s), None, "false positive: {s}");
         }
+    }
+
+    #[test]
+    fn open_calls() {
+        assert!(open_call_at_end("cos("));
+        assert!(open_call_at_end("sin ("));
+        assert!(!open_call_at_end("see the table (")); // not a function name alone
+        assert!(!open_call_at_end("cosine("));
     }
 
     #[test]
