@@ -56,6 +56,12 @@ fn prose_from_the_issue_passes_at_paranoia_1() {
         "Zero-effort nanomodule to submit a <form> element via `fetch` and receive the response.",
         "Provide __proto__ with some limitations",
         "Cross-platform method to add a directory to your $PATH",
+        // Technical prose.
+        "Drop table tennis lessons on Friday",
+        "Use `ls -la` to list hidden files",
+        "Bash script to backup /home directory",
+        "java.lang.NullPointerException at line 42",
+        "eval() is evil in JavaScript",
     ] {
         let uri = format!("/search?q={}", form(q));
         assert_eq!(verdict(1, &uri, &[], ""), Verdict::Allow, "{q}");

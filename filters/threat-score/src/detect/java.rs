@@ -184,6 +184,19 @@ fn jdk_class(l: &str) -> bool {
                     .get(at - 1)
                     .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
             let after = l.as_bytes().get(at + p.len());
+            // Exception and error classes in stack traces are never an exploit's vehicle.
+            // (A class name is looked at over at most 128 bytes: bounded work per match.)
+            let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
+            let len = rest
+                .iter()
+                .take(128)
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
+                .count();
+            let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
+            if class.ends_with("exception") || class.ends_with("error") {
+                from = at + 1;
+                continue;
+            }
             let after_ok = if p.ends_with('.') {
                 after.is_some_and(u8::is_ascii_alphabetic)
             } else {

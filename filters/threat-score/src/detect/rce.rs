@@ -620,6 +620,36 @@ fn shellish_arg(a: &str) -> bool {
         || a.contains(":\\")
 }
 
+/// `-x`, `-la`, `--long`.
+fn is_option(a: &str) -> bool {
+    match a.as_bytes() {
+        [b'-', b'-', c, ..] | [b'-', c, ..] => c.is_ascii_alphanumeric(),
+        _ => false,
+    }
+}
+
+/// Backticks used as Markdown code spans in a sentence: each opening backtick follows the
+/// start, a space or `(`, each closing one precedes the end, a space or punctuation, and the
+/// value reads as prose. Commands in such spans are documentation at paranoia 1.
+fn markdown_code_spans(v: &str) -> bool {
+    let b = v.as_bytes();
+    let mut open = false;
+    for (p, _) in v.match_indices('`') {
+        let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
+        let after = b.get(p + 1).copied();
+        let ok = if open {
+            after.is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_punctuation() && c != b'`')
+        } else {
+            before.is_none_or(|c| c.is_ascii_whitespace() || c == b'(')
+        };
+        if !ok {
+            return false;
+        }
+        open = !open;
+    }
+    !open && super::lfi::prose(v)
+}
+
 /// Whether an argument names something a command acts on rather than a prose word: a host,
 /// an address, a URL, a relative path or a number (`8.8.8.8`, `evil.com/x.sh`, `80`). A
 /// word that ends a sentence (`clients.`) is prose.
@@ -750,6 +780,11 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
             }
             Intro::Tick | Intro::Weak => {
                 recon_alone || (!word && (any_shellish || all_targets)) || first_shellish
+            }
+            // A sentence that starts with a program name and mentions a path ("Bash script to
+            // backup /home directory") is prose unless it carries an option.
+            Intro::Start if super::lfi::prose(seg) && !args.iter().any(|a| is_option(a)) => {
+                recon_alone
             }
             Intro::Start => {
                 recon_alone
@@ -1018,7 +1053,15 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // A field name is a label (`uname`, `ping`), not a command line: only commands after a
     // shell separator count there.
     let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
+    let code_spans = v.contains('`') && markdown_code_spans(v);
     for (intro, seg) in segments(&s) {
+        if code_spans && intro == Intro::Tick {
+            // Paranoia 2: a command line in a Markdown code span of a sentence.
+            if command_in_segment(intro, seg).is_some() {
+                out.hit(input, CAT, "rce.code-span-command", Severity::Critical, 2);
+            }
+            continue;
+        }
         if is_name && intro == Intro::Start {
             // Paranoia 2: a name that is itself a command line (`uname -a`).
             if seg.contains(' ') && command_in_segment(intro, seg).is_some() {
@@ -1051,7 +1094,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }) {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
     }
-    if substitution(&s) || s.contains("<(") || s.contains(">(") && s.contains(')') {
+    let substituted = if code_spans {
+        substitution(&s.replace('`', " "))
+    } else {
+        substitution(&s)
+    };
+    if substituted || s.contains("<(") || s.contains(">(") && s.contains(')') {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
     if s.contains("/dev/tcp/")

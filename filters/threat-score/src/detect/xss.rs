@@ -297,9 +297,12 @@ fn js_sink(l: &str) -> bool {
                 if arg.is_some_and(|a| {
                     matches!(
                         a,
-                        b'0'..=b'9' | b'\'' | b'"' | b'`' | b')' | b'/' | b'[' | b'-' | b'!' | b'+'
+                        b'0'..=b'9' | b'\'' | b'"' | b'`' | b'/' | b'[' | b'-' | b'!' | b'+'
                     )
                 }) || any_arg && arg.is_some_and(|a| a.is_ascii_alphabetic())
+                    // `alert()`: an empty call counts unless a sentence mentions it
+                    // ("Using alert() for debugging").
+                    || arg == Some(b')') && !super::lfi::prose(l)
                     || l.get(j + 1..).is_some_and(|r| {
                         r.starts_with("document")
                             || r.starts_with("window")

@@ -364,6 +364,18 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                         | "login"
                 )
             }) && t(i + 2).is_some()
+                // After the object's name SQL goes on with punctuation or a keyword, not with
+                // more words ("drop table tennis lessons on Friday"); DDL keywords are SQL.
+                && !(t(i + 3).is_some_and(|x| {
+                    x.kind == Kind::Bare
+                        && !matches!(
+                            x.text.as_str(),
+                            "add" | "change" | "modify" | "rename" | "column" | "constraint"
+                                | "engine" | "cascade" | "restrict" | "purge" | "owner" | "to"
+                        )
+                }) && t(i + 4).is_some_and(|x| {
+                    matches!(x.kind, Kind::Bare | Kind::Keyword | Kind::Op)
+                }))
         }
         "exec" | "execute" => next.is_some_and(|n| {
             n.text.starts_with("xp_")
