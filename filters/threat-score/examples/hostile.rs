@@ -23,13 +23,19 @@ fn main() {
             .find(|(n, _)| n == name)
             .map(|(_, u)| *u)
             .expect("generator name");
-        let kind = if wrap == "json" { threat_score::hostile::Wrap::Json } else { threat_score::hostile::Wrap::Text };
+        let kind = if wrap == "json" {
+            threat_score::hostile::Wrap::Json
+        } else {
+            threat_score::hostile::Wrap::Text
+        };
         let (ct, body) = kind.body(unit, size.parse().expect("size"));
         let headers = vec![
             ("host".to_string(), "example.com".to_string()),
             ("content-type".to_string(), ct.to_string()),
         ];
-        let req = Request::new("POST", "/upload").with_headers(&headers).with_body(&body);
+        let req = Request::new("POST", "/upload")
+            .with_headers(&headers)
+            .with_body(&body);
         println!("{:?}", engine.inspect(&req).score);
         return;
     }

@@ -65,7 +65,9 @@ fn child(spec: &str) {
     let engine = Config::default().compile().unwrap();
     // Warm-up outside the measured call: one-time lazy initialisation (sorted word sets) is
     // not per-request work.
-    let warm = Request::new("POST", "/").with_headers(&headers).with_body(b"x");
+    let warm = Request::new("POST", "/")
+        .with_headers(&headers)
+        .with_body(b"x");
     let _ = engine.inspect(&warm);
     let req = Request::new("POST", "/upload")
         .with_headers(&headers)
@@ -104,7 +106,10 @@ fn instructions(name: &str, wrap: Wrap, size: usize) -> u64 {
         .find_map(|l| l.strip_prefix("summary:"))
         .unwrap_or_else(|| panic!("no summary in callgrind output for {name}"));
     let n: u64 = summary.trim().split(' ').next().unwrap().parse().unwrap();
-    assert!(n > 0, "callgrind counted nothing for {name}: symbol not found?");
+    assert!(
+        n > 0,
+        "callgrind counted nothing for {name}: symbol not found?"
+    );
     n
 }
 

@@ -3,6 +3,7 @@
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
 use super::{has_word, Findings, INJECTION_SOURCES};
+use crate::extract::ByteSet;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
 
@@ -163,27 +164,31 @@ fn jsp_file(l: &str) -> bool {
 
 /// A `java.lang.Foo`-style reference into the JDK's dangerous packages.
 fn jdk_class(l: &str) -> bool {
-    PACKAGES.iter().any(|p| {
-        let mut from = 0;
-        while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
-            let at = from + pos;
-            let before_ok = at == 0
-                || l.as_bytes()
-                    .get(at - 1)
-                    .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
-            let after = l.as_bytes().get(at + p.len());
-            let after_ok = if p.ends_with('.') {
-                after.is_some_and(u8::is_ascii_alphabetic)
-            } else {
-                after.is_none_or(|b| !b.is_ascii_alphanumeric())
-            };
-            if before_ok && after_ok {
-                return true;
+    let set = ByteSet::of(l.as_bytes());
+    PACKAGES
+        .iter()
+        .filter(|p| set.has_all(p.as_bytes()))
+        .any(|p| {
+            let mut from = 0;
+            while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
+                let at = from + pos;
+                let before_ok = at == 0
+                    || l.as_bytes()
+                        .get(at - 1)
+                        .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
+                let after = l.as_bytes().get(at + p.len());
+                let after_ok = if p.ends_with('.') {
+                    after.is_some_and(u8::is_ascii_alphabetic)
+                } else {
+                    after.is_none_or(|b| !b.is_ascii_alphanumeric())
+                };
+                if before_ok && after_ok {
+                    return true;
+                }
+                from = at + 1;
             }
-            from = at + 1;
-        }
-        false
-    })
+            false
+        })
 }
 
 /// Java serialization stream magic, raw or hex-encoded.
@@ -213,7 +218,8 @@ fn jndi(l: &str) -> bool {
     if !l.contains("${") {
         return false;
     }
-    let found = |r: &str| r.contains("${jndi:") || r.contains("jndi:ldap") || r.contains("jndi:rmi");
+    let found =
+        |r: &str| r.contains("${jndi:") || r.contains("jndi:ldap") || r.contains("jndi:rmi");
     let resolved = resolve(l);
     // A second pass resolves lookups that the first one formed (`$` + `{lower:j}`).
     found(&resolved) || resolved.contains("${") && resolved != l && found(&resolve(&resolved))

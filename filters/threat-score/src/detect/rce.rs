@@ -466,10 +466,14 @@ fn wordlike(w: &str) -> bool {
 /// changed a word (a strong signal on its own when the result is a command).
 pub fn deobfuscate(v: &str) -> (String, bool) {
     let lower = v.to_ascii_lowercase();
-    let mut s = lower
-        .replace("${ifs}", " ")
-        .replace("$ifs$9", " ")
-        .replace("$ifs", " ");
+    let mut s = if lower.contains("$ifs") || lower.contains("${ifs}") {
+        lower
+            .replace("${ifs}", " ")
+            .replace("$ifs$9", " ")
+            .replace("$ifs", " ")
+    } else {
+        lower.clone()
+    };
     let mut evasion = s.len() != lower.len();
     // Expansions glued between letters: c${x}url, c$@at, w$()hoami.
     let mut out = String::with_capacity(s.len());

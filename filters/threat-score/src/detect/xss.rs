@@ -252,7 +252,8 @@ fn css_script(l: &str) -> bool {
 /// ``alert`1` ``, `self['alert']`.
 fn js_sink(l: &str) -> bool {
     let b = l.as_bytes();
-    let calls = SINKS.iter().any(|s| {
+    let set = crate::extract::ByteSet::of(b);
+    let calls = SINKS.iter().filter(|s| set.has_all(s.as_bytes())).any(|s| {
         let mut from = 0;
         while let Some(p) = super::find_word(l, s, from) {
             let mut j = p + s.len();
@@ -292,23 +293,26 @@ fn js_sink(l: &str) -> bool {
         false
     });
     calls
-        || GLOBALS.iter().any(|g| {
-            let mut from = 0;
-            while let Some(p) = super::find_word(l, g, from) {
-                let mut j = p + g.len();
-                while b.get(j).is_some_and(|c| *c == b' ') {
-                    j += 1;
+        || GLOBALS
+            .iter()
+            .filter(|g| set.has_all(g.as_bytes()))
+            .any(|g| {
+                let mut from = 0;
+                while let Some(p) = super::find_word(l, g, from) {
+                    let mut j = p + g.len();
+                    while b.get(j).is_some_and(|c| *c == b' ') {
+                        j += 1;
+                    }
+                    if b.get(j) == Some(&b'[')
+                        && b.get(j + 1)
+                            .is_some_and(|c| matches!(c, b'\'' | b'"' | b'`' | b'/'))
+                    {
+                        return true;
+                    }
+                    from = p + 1;
                 }
-                if b.get(j) == Some(&b'[')
-                    && b.get(j + 1)
-                        .is_some_and(|c| matches!(c, b'\'' | b'"' | b'`' | b'/'))
-                {
-                    return true;
-                }
-                from = p + 1;
-            }
-            false
-        })
+                false
+            })
         || dom_call(l)
         || l.contains("document.cookie")
         || l.contains("document.domain")

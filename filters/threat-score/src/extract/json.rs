@@ -113,7 +113,9 @@ mod tests {
     fn visits_keys_leaves_and_slots() {
         let (seen, cut) = seen(r#"{"a": ["x", {"b": "y"}], "n": 1}"#, 8);
         assert!(!cut);
-        for want in ["a=a:k+", "n=n:k+", "a=-:v+", "a=x:v", "b=b:k+", "b=y:v", "n=1:v"] {
+        for want in [
+            "a=a:k+", "n=n:k+", "a=-:v+", "a=x:v", "b=b:k+", "b=y:v", "n=1:v",
+        ] {
             assert!(seen.contains(&want.to_string()), "{want} in {seen:?}");
         }
         // Two members, two array elements, one nested member: five argument slots.
