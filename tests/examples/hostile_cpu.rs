@@ -38,7 +38,12 @@ fn main() {
     let url = envoy.url("/upload");
     let send = |ct: &str, body: &[u8]| {
         client
-            .request("POST", &url, &[("content-type", ct), ("host", "shop.example")], body)
+            .request(
+                "POST",
+                &url,
+                &[("content-type", ct), ("host", "shop.example")],
+                body,
+            )
             .unwrap()
             .status
     };
@@ -55,7 +60,10 @@ fn main() {
         (ticks as f64 * 10.0 / rounds as f64, status)
     };
     let (ms, _) = per_request("text/plain", b"hello");
-    println!("{:>15} {:>4}: {ms:6.2} ms Envoy CPU/request", "small", "text");
+    println!(
+        "{:>15} {:>4}: {ms:6.2} ms Envoy CPU/request",
+        "small", "text"
+    );
     for (name, unit) in GENERATORS {
         for wrap in Wrap::ALL {
             let (ct, body) = wrap.body(unit, 64 * 1024);

@@ -34,8 +34,8 @@ fn limited(a: &Assessment, kind: LimitKind) {
 }
 
 /// With `on_exceed: pass` the limit is still reported (and counted by the glue).
-fn pass_cfg(limit: &str) -> String {
-    format!(r#"{{"limits": {{"{limit}": {{"on_exceed": "pass"}}}}}}"#)
+fn pass_cfg(limit: &str, max: u32) -> String {
+    format!(r#"{{"limits": {{"{limit}": {{"max": {max}, "on_exceed": "pass"}}}}}}"#)
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn json_array_past_the_argument_limit() {
         &inspect("{}", "/", &ct, past.as_bytes()),
         LimitKind::ArgCount,
     );
-    let a = inspect(&pass_cfg("args"), "/", &ct, past.as_bytes());
+    let a = inspect(&pass_cfg("args", 255), "/", &ct, past.as_bytes());
     assert!(a.limit_hits.contains(&LimitKind::ArgCount));
     // Within the limit, the payload is inspected wherever it is.
     let small: Vec<String> = (0..200).map(|i| format!("\"v{i}\"")).collect();
@@ -92,7 +92,7 @@ fn multipart_parts_past_the_argument_limit() {
         &inspect("{}", "/", &ct, body.as_bytes()),
         LimitKind::ArgCount,
     );
-    let a = inspect(&pass_cfg("args"), "/", &ct, body.as_bytes());
+    let a = inspect(&pass_cfg("args", 255), "/", &ct, body.as_bytes());
     assert!(a.limit_hits.contains(&LimitKind::ArgCount));
 }
 
@@ -168,7 +168,7 @@ fn body_past_the_size_limit() {
     let a = inspect("{}", "/", &ct, body.as_bytes());
     assert!(a.limit_hits.contains(&LimitKind::BodySize), "{a:?}");
     let a = inspect(
-        r#"{"limits": {"body_bytes": {"on_exceed": "block"}}}"#,
+        r#"{"limits": {"body_bytes": {"max": 65536, "on_exceed": "block"}}}"#,
         "/",
         &ct,
         body.as_bytes(),

@@ -417,7 +417,10 @@ fn scan_input(input: &Input, out: &mut Findings) {
             }
         }
     }
-    if event_handler(l, true)
+    // Checks run only when the bytes they need are in the value (`input.bytes`).
+    let set = &input.bytes;
+    if set.has_all(b"on=")
+        && event_handler(l, true)
         && (l.contains('"')
             || l.contains('\'')
             || l.contains('<')
@@ -439,7 +442,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if l.contains(':') && script_url(l) {
         hit(out, "xss.script-url");
     }
-    if css_script(l) {
+    if (set.has(b'(') || set.has(b'-') || set.has(b'@')) && css_script(l) {
         hit(out, "xss.css-script");
     }
     if l.contains("+adw-") && l.contains("+ad4-") {
@@ -448,7 +451,14 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (l.contains('[') || l.contains('`') || l.contains("/*")) && (jsfuck(l) || obfuscated_js(l)) {
         hit(out, "xss.obfuscated-js");
     }
-    if js_sink(l) {
+    if (set.has(b'(')
+        || set.has(b'`')
+        || set.has(b'[')
+        || set.has_all(b"document.")
+        || set.has_all(b".innerhtml")
+        || set.has_all(b"window.location"))
+        && js_sink(l)
+    {
         hit(out, "xss.js-sink");
     }
 }
