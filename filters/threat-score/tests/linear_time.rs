@@ -35,14 +35,8 @@ const CHECKED: &[&str] = &[
     "lt",
     "quote",
     "paren",
-    "dotdot",
     "dollar-paren",
-    "amp-hash",
-    "percent",
     "newline",
-    "hash",
-    "jndi",
-    "tag-attr",
 ];
 
 /// The only code callgrind counts.

@@ -68,7 +68,10 @@ fn node_injection(l: &str) -> bool {
         "console.info.call(",
         "console.log.call(",
     ];
-    MARKERS.iter().any(|m| l.contains(m))
+    let set = crate::extract::ByteSet::of(l.as_bytes());
+    MARKERS
+        .iter()
+        .any(|m| set.has_all(m.as_bytes()) && l.contains(m))
         || (l.contains("function") && {
             let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
             c.contains("function(){") || c.contains("function()=>") || c.contains("()=>{")
@@ -398,10 +401,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if node_injection(l) || base64_marker(&input.value) {
         hit(out, "generic.nodejs");
     }
-    if prototype_pollution(l) {
+    let set = &input.bytes;
+    if (set.has(b'_') || set.has_all(b"constructor")) && prototype_pollution(l) {
         hit(out, "generic.prototype-pollution");
     }
-    if template_injection(l) {
+    if (set.has(b'{') || set.has(b'%')) && template_injection(l) {
         hit(out, "generic.template-injection");
     }
     if l.contains("while") && endless_loop(l)

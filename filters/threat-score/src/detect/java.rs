@@ -3,6 +3,7 @@
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
 use super::{has_word, Findings, INJECTION_SOURCES};
+use crate::extract::ByteSet;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
 
@@ -175,40 +176,44 @@ fn jsp_file(l: &str) -> bool {
 
 /// A `java.lang.Foo`-style reference into the JDK's dangerous packages.
 fn jdk_class(l: &str) -> bool {
-    PACKAGES.iter().any(|p| {
-        let mut from = 0;
-        while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
-            let at = from + pos;
-            let before_ok = at == 0
-                || l.as_bytes()
-                    .get(at - 1)
-                    .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
-            let after = l.as_bytes().get(at + p.len());
-            // Exception and error classes in stack traces are never an exploit's vehicle.
-            // (A class name is looked at over at most 128 bytes: bounded work per match.)
-            let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
-            let len = rest
-                .iter()
-                .take(128)
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
-                .count();
-            let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
-            if class.ends_with("exception") || class.ends_with("error") {
+    let set = ByteSet::of(l.as_bytes());
+    PACKAGES
+        .iter()
+        .filter(|p| set.has_all(p.as_bytes()))
+        .any(|p| {
+            let mut from = 0;
+            while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
+                let at = from + pos;
+                let before_ok = at == 0
+                    || l.as_bytes()
+                        .get(at - 1)
+                        .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
+                let after = l.as_bytes().get(at + p.len());
+                // Exception and error classes in stack traces are never an exploit's vehicle.
+                // (A class name is looked at over at most 128 bytes: bounded work per match.)
+                let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
+                let len = rest
+                    .iter()
+                    .take(128)
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
+                    .count();
+                let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
+                if class.ends_with("exception") || class.ends_with("error") {
+                    from = at + 1;
+                    continue;
+                }
+                let after_ok = if p.ends_with('.') {
+                    after.is_some_and(u8::is_ascii_alphabetic)
+                } else {
+                    after.is_none_or(|b| !b.is_ascii_alphanumeric())
+                };
+                if before_ok && after_ok {
+                    return true;
+                }
                 from = at + 1;
-                continue;
             }
-            let after_ok = if p.ends_with('.') {
-                after.is_some_and(u8::is_ascii_alphabetic)
-            } else {
-                after.is_none_or(|b| !b.is_ascii_alphanumeric())
-            };
-            if before_ok && after_ok {
-                return true;
-            }
-            from = at + 1;
-        }
-        false
-    })
+            false
+        })
 }
 
 /// Java serialization stream magic, raw or hex-encoded.

@@ -109,33 +109,46 @@ fn sensitive_target(path: &str) -> bool {
     } else {
         format!("/{path}")
     };
-    let tree = SYSTEM_TREES.iter().any(|(dir, entries)| {
-        with_root.match_indices(dir).any(|(p, _)| {
-            let rest = with_root.get(p + dir.len()..).unwrap_or_default();
-            let entry = rest.split('/').next().unwrap_or_default();
-            !entry.is_empty()
-                && (entries.is_empty() || entries.contains(&entry))
-                && entry.bytes().next().is_some_and(|b| {
-                    b.is_ascii_alphanumeric() || b == b'.' || b == b'*' || b == b'?' || b == b'['
-                })
+    let set = crate::extract::ByteSet::of(with_root.as_bytes());
+    let tree = SYSTEM_TREES
+        .iter()
+        .filter(|(dir, _)| set.has_all(dir.as_bytes()))
+        .any(|(dir, entries)| {
+            with_root.match_indices(dir).any(|(p, _)| {
+                let rest = with_root.get(p + dir.len()..).unwrap_or_default();
+                let entry = rest.split('/').next().unwrap_or_default();
+                !entry.is_empty()
+                    && (entries.is_empty() || entries.contains(&entry))
+                    && entry.bytes().next().is_some_and(|b| {
+                        b.is_ascii_alphanumeric()
+                            || b == b'.'
+                            || b == b'*'
+                            || b == b'?'
+                            || b == b'['
+                    })
+            })
+        });
+    tree || SENSITIVE
+        .iter()
+        .filter(|s| set.has_all(s.as_bytes()))
+        .any(|s| {
+            with_root.match_indices(s).any(|(p, _)| {
+                // Names must stand as whole path segments (or segment prefixes for dirs).
+                let before = p
+                    .checked_sub(1)
+                    .and_then(|i| with_root.as_bytes().get(i))
+                    .copied();
+                let after = with_root.as_bytes().get(p + s.len()).copied();
+                let starts = s.starts_with('/')
+                    || s.starts_with('.')
+                        && before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=')
+                    || before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=' || b == b'\\');
+                let ends = s.ends_with('/')
+                    || after.is_none_or(|b| !b.is_ascii_alphanumeric() && b != b'_' && b != b'-');
+                starts && ends
+            })
         })
-    });
-    tree || SENSITIVE.iter().any(|s| {
-        with_root.match_indices(s).any(|(p, _)| {
-            // Names must stand as whole path segments (or segment prefixes for dirs).
-            let before = p
-                .checked_sub(1)
-                .and_then(|i| with_root.as_bytes().get(i))
-                .copied();
-            let after = with_root.as_bytes().get(p + s.len()).copied();
-            let starts = s.starts_with('/')
-                || s.starts_with('.') && before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=')
-                || before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=' || b == b'\\');
-            let ends = s.ends_with('/')
-                || after.is_none_or(|b| !b.is_ascii_alphanumeric() && b != b'_' && b != b'-');
-            starts && ends
-        })
-    }) || with_root.contains(":/windows/") && with_root.contains("/system")
+        || with_root.contains(":/windows/") && with_root.contains("/system")
 }
 
 /// Whether `v` reads as a sentence: at least four words of letters (trailing punctuation

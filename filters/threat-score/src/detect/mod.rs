@@ -17,81 +17,61 @@ pub mod xss;
 use crate::extract::{Input, Prepared};
 use crate::model::{Assessment, Category, CategorySet, Detection, Location, Severity, Source};
 
-/// The detectors, in the order the engine runs them (cheap request-level checks first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DetectorKind {
-    /// Protocol enforcement and protocol attacks ([`protocol`]).
-    Protocol,
-    /// Scanner user agents ([`scanner`]).
-    Scanner,
-    /// Session fixation ([`session`]).
-    Session,
-    /// SQL injection ([`sqli`]).
-    Sqli,
-    /// Cross-site scripting ([`xss`]).
-    Xss,
-    /// Path traversal / LFI ([`lfi`]).
-    Lfi,
-    /// Remote file inclusion ([`rfi`]).
-    Rfi,
-    /// OS command injection ([`rce`]).
-    Rce,
-    /// PHP injection ([`php`]).
-    Php,
-    /// Java attacks ([`java`]).
-    Java,
-    /// Generic attacks ([`generic`]).
-    Generic,
+/// Declares the detectors once: the enum, [`DetectorKind::ALL`] (the run order), names and
+/// dispatch all come from this one list, so a new detector cannot be left out of the run.
+macro_rules! detectors {
+    (|$p:ident, $ctx:ident, $out:ident| $( $(#[$doc:meta])* $kind:ident => $name:literal, $run:expr; )*) => {
+        /// The detectors, in the order the engine runs them (cheap request-level checks first).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum DetectorKind {
+            $( $(#[$doc])* $kind, )*
+        }
+
+        impl DetectorKind {
+            /// All detectors, in run order.
+            pub const ALL: &'static [DetectorKind] = &[$(DetectorKind::$kind),*];
+
+            /// Short name for reports.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( DetectorKind::$kind => $name, )*
+                }
+            }
+
+            #[allow(unused_variables)]
+            pub(crate) fn run(self, $p: &Prepared<'_>, $ctx: &Ctx<'_>, $out: &mut Findings) {
+                match self {
+                    $( DetectorKind::$kind => $run, )*
+                }
+            }
+        }
+    };
 }
 
-impl DetectorKind {
-    /// All detectors.
-    pub const ALL: [DetectorKind; 11] = [
-        DetectorKind::Protocol,
-        DetectorKind::Scanner,
-        DetectorKind::Session,
-        DetectorKind::Sqli,
-        DetectorKind::Xss,
-        DetectorKind::Lfi,
-        DetectorKind::Rfi,
-        DetectorKind::Rce,
-        DetectorKind::Php,
-        DetectorKind::Java,
-        DetectorKind::Generic,
-    ];
-
-    /// Short name for reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            DetectorKind::Protocol => "protocol",
-            DetectorKind::Scanner => "scanner",
-            DetectorKind::Session => "session",
-            DetectorKind::Sqli => "sqli",
-            DetectorKind::Xss => "xss",
-            DetectorKind::Lfi => "lfi",
-            DetectorKind::Rfi => "rfi",
-            DetectorKind::Rce => "rce",
-            DetectorKind::Php => "php",
-            DetectorKind::Java => "java",
-            DetectorKind::Generic => "generic",
-        }
-    }
-
-    pub(crate) fn run(self, p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
-        match self {
-            DetectorKind::Protocol => protocol::scan(p, ctx, out),
-            DetectorKind::Scanner => scanner::scan(p, out),
-            DetectorKind::Session => session::scan(p, out),
-            DetectorKind::Sqli => sqli::scan(p, out),
-            DetectorKind::Xss => xss::scan(p, out),
-            DetectorKind::Lfi => lfi::scan(p, out),
-            DetectorKind::Rfi => rfi::scan(p, out),
-            DetectorKind::Rce => rce::scan(p, out),
-            DetectorKind::Php => php::scan(p, out),
-            DetectorKind::Java => java::scan(p, out),
-            DetectorKind::Generic => generic::scan(p, out),
-        }
-    }
+detectors! {
+    |p, ctx, out|
+    /// Protocol enforcement and protocol attacks ([`protocol`]).
+    Protocol => "protocol", protocol::scan(p, ctx, out);
+    /// Scanner user agents ([`scanner`]).
+    Scanner => "scanner", scanner::scan(p, out);
+    /// Session fixation ([`session`]).
+    Session => "session", session::scan(p, out);
+    /// SQL injection ([`sqli`]).
+    Sqli => "sqli", sqli::scan(p, out);
+    /// Cross-site scripting ([`xss`]).
+    Xss => "xss", xss::scan(p, out);
+    /// Path traversal / LFI ([`lfi`]).
+    Lfi => "lfi", lfi::scan(p, out);
+    /// Remote file inclusion ([`rfi`]).
+    Rfi => "rfi", rfi::scan(p, out);
+    /// OS command injection ([`rce`]).
+    Rce => "rce", rce::scan(p, out);
+    /// PHP injection ([`php`]).
+    Php => "php", php::scan(p, out);
+    /// Java attacks ([`java`]).
+    Java => "java", java::scan(p, out);
+    /// Generic attacks ([`generic`]).
+    Generic => "generic", generic::scan(p, out);
 }
 
 /// Configuration the request-level detectors need.
@@ -180,6 +160,20 @@ impl Findings {
         });
     }
 
+    /// Starts from detections counted earlier (the headers phase of the same request).
+    pub(crate) fn seed(&mut self, earlier: &[Detection]) {
+        for d in earlier {
+            if !self.fired(d.rule) && self.list.len() < Assessment::MAX_DETECTIONS {
+                self.list.push(d.clone());
+            }
+        }
+    }
+
+    /// The score of what was found so far.
+    pub fn score(&self) -> u32 {
+        self.list.iter().map(|d| d.severity.score()).sum()
+    }
+
     /// Whether `rule` already fired (detectors skip further inputs for it).
     pub fn fired(&self, rule: &str) -> bool {
         self.list.iter().any(|d| d.rule == rule)
@@ -250,8 +244,7 @@ pub fn has_word(hay: &str, needle: &str) -> bool {
 pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
     let hb = hay.as_bytes();
     let mut start = from;
-    while let Some(pos) = hay.get(start..).and_then(|h| h.find(needle)) {
-        let at = start + pos;
+    while let Some(at) = find_bytes(hb, needle.as_bytes(), start) {
         let before = at.checked_sub(1).and_then(|i| hb.get(i)).copied();
         let after = hb.get(at + needle.len()).copied();
         let is_word = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
@@ -262,6 +255,23 @@ pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
         if start >= hay.len() {
             break;
         }
+    }
+    None
+}
+
+/// The first occurrence of `needle` in `hay` at or after `from` (`None` for an empty needle).
+/// A scan for the needle's first byte, then a comparison: for the short values and needles
+/// detectors deal with this beats setting up a `str::find` searcher per call, and it stays
+/// linear in `hay` (times the needle's length, a constant of the word lists).
+pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut i = from;
+    while let Some(p) = hay.get(i..)?.iter().position(|&c| c == first) {
+        let at = i + p;
+        if hay.get(at + 1..at + needle.len()) == Some(rest) {
+            return Some(at);
+        }
+        i = at + 1;
     }
     None
 }

@@ -5,6 +5,7 @@
 //! uploads.
 
 use super::{find_word, Findings, Skipper, INJECTION_SOURCES};
+use crate::extract::ByteSet;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -632,32 +633,39 @@ fn function_call(l: &str) -> bool {
         }) || b.get(k).is_some_and(u8::is_ascii_alphabetic) && constant_arg(&sk, b, k)
             || empty_ok && b.get(k) == Some(&b')')
     };
-    let distinctive = DISTINCTIVE_FUNCTIONS.iter().any(|f| {
-        let mut from = 0;
-        while let Some(p) = l.get(from..).and_then(|h| h.find(f)).map(|p| p + from) {
-            let after_word = !b
-                .get(p + f.len())
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
-            let bare_call_ok = f.contains('_') || f.len() >= 7;
-            // A PHP-only name called even without arguments (`strrev()`) is a probe.
-            if after_word && call_after(p + f.len(), !bare_call_ok, true) {
-                return true;
-            }
-            from = p + 1;
-        }
-        false
-    });
-    distinctive
-        || WORD_FUNCTIONS.iter().any(|f| {
+    let set = ByteSet::of(b);
+    let distinctive = DISTINCTIVE_FUNCTIONS
+        .iter()
+        .filter(|f| set.has_all(f.as_bytes()))
+        .any(|f| {
             let mut from = 0;
-            while let Some(p) = find_word(l, f, from) {
-                if call_after(p + f.len(), true, false) {
+            while let Some(p) = l.get(from..).and_then(|h| h.find(f)).map(|p| p + from) {
+                let after_word = !b
+                    .get(p + f.len())
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+                let bare_call_ok = f.contains('_') || f.len() >= 7;
+                // A PHP-only name called even without arguments (`strrev()`) is a probe.
+                if after_word && call_after(p + f.len(), !bare_call_ok, true) {
                     return true;
                 }
                 from = p + 1;
             }
             false
-        })
+        });
+    distinctive
+        || WORD_FUNCTIONS
+            .iter()
+            .filter(|f| set.has_all(f.as_bytes()))
+            .any(|f| {
+                let mut from = 0;
+                while let Some(p) = find_word(l, f, from) {
+                    if call_after(p + f.len(), true, false) {
+                        return true;
+                    }
+                    from = p + 1;
+                }
+                false
+            })
 }
 
 /// Skips spaces, `/* */` comments and `//` or `#` line comments (PHP's comment forms).

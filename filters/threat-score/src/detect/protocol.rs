@@ -407,22 +407,24 @@ fn embedded_request_line(v: &str) -> bool {
 }
 
 /// CR/LF followed by a header line, a status line or markup: response splitting.
+///
+/// Only the first CR/LF of a run is looked at: the rest of the run leads to the same text, and
+/// re-trimming it from every position was quadratic (`\r\n` repeated).
 fn response_splitting(v: &str) -> bool {
     let b = v.as_bytes();
-    // Only the first CR/LF of a run: each run is skipped once (linear in `v`).
     v.match_indices(['\r', '\n']).any(|(p, _)| {
-        if p > 0 && b.get(p - 1).is_some_and(|c| matches!(c, b'\r' | b'\n')) {
+        if p > 0 && matches!(b.get(p - 1), Some(b'\r' | b'\n')) {
             return false;
         }
         let rest = v
             .get(p + 1..)
             .unwrap_or_default()
             .trim_start_matches(['\r', '\n']);
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect();
-        let header = name.len() >= 2 && rest.get(name.len()..).is_some_and(|r| r.starts_with(':'));
+        let name_len = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            .count();
+        let header = name_len >= 2 && rest.get(name_len..).is_some_and(|r| r.starts_with(':'));
         let lower = rest
             .get(..rest.len().min(16))
             .unwrap_or_default()

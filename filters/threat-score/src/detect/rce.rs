@@ -466,10 +466,14 @@ fn wordlike(w: &str) -> bool {
 /// changed a word (a strong signal on its own when the result is a command).
 pub fn deobfuscate(v: &str) -> (String, bool) {
     let lower = v.to_ascii_lowercase();
-    let mut s = lower
-        .replace("${ifs}", " ")
-        .replace("$ifs$9", " ")
-        .replace("$ifs", " ");
+    let mut s = if lower.contains("$ifs") || lower.contains("${ifs}") {
+        lower
+            .replace("${ifs}", " ")
+            .replace("$ifs$9", " ")
+            .replace("$ifs", " ")
+    } else {
+        lower.clone()
+    };
     let mut evasion = s.len() != lower.len();
     // Expansions glued between letters: c${x}url, c$@at, w$()hoami.
     let mut out = String::with_capacity(s.len());
@@ -1077,36 +1081,43 @@ fn scan_input(input: &Input, out: &mut Findings) {
             break;
         }
     }
-    if BIN_DIRS.iter().any(|d| {
-        s.find(d).is_some_and(|p| {
-            s.get(p + d.len()..).is_some_and(|r| {
-                r.starts_with(|c: char| {
-                    c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
+    // Each check below needs some byte in the de-obfuscated value: the set is computed once
+    // and a check runs only when its bytes are there (most values skip most checks).
+    let set = crate::extract::ByteSet::of(s.as_bytes());
+    let slash = set.has(b'/');
+    let dollar = set.has(b'$');
+    if slash
+        && BIN_DIRS.iter().any(|d| {
+            s.find(d).is_some_and(|p| {
+                s.get(p + d.len()..).is_some_and(|r| {
+                    r.starts_with(|c: char| {
+                        c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
+                    })
                 })
             })
         })
-    }) {
+    {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
     }
-    if ["bin/", "sbin/", "usr/bin/"].iter().any(|d| {
-        s.strip_prefix(d)
-            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
-    }) {
+    if slash
+        && ["bin/", "sbin/", "usr/bin/"].iter().any(|d| {
+            s.strip_prefix(d)
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+        })
+    {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
     }
-    let substituted = if code_spans {
-        substitution(&s.replace('`', " "))
-    } else {
-        substitution(&s)
-    };
-    if substituted || s.contains("<(") || s.contains(">(") && s.contains(')') {
+    let substituted = (dollar || set.has(b'`'))
+        && if code_spans {
+            substitution(&s.replace('`', " "))
+        } else {
+            substitution(&s)
+        };
+    if substituted || set.has(b'(') && (s.contains("<(") || s.contains(">(") && s.contains(')')) {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
-    if s.contains("/dev/tcp/")
-        || s.contains("/dev/udp/")
-        || s.contains("$[")
-        || s.contains("$((")
-        || param_expansion(&s)
+    if slash && (s.contains("/dev/tcp/") || s.contains("/dev/udp/"))
+        || dollar && (s.contains("$[") || s.contains("$((") || param_expansion(&s))
     {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
@@ -1116,29 +1127,33 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         out.hit(input, CAT, "rce.alias-bypass", Severity::Critical, 1);
     }
-    if l.contains("${ifs}") || l.contains("$ifs") {
+    if input.bytes.has(b'$') && (l.contains("${ifs}") || l.contains("$ifs")) {
         out.hit(input, CAT, "rce.ifs", Severity::Critical, 1);
     }
-    if glob_path(&s) {
+    if slash && glob_path(&s) {
         out.hit(input, CAT, "rce.glob-path", Severity::Critical, 1);
     }
     if s.contains('{') && brace_expansion(&s) {
         out.hit(input, CAT, "rce.brace-expansion", Severity::Critical, 1);
     }
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if compact.contains("(){") {
+    if set.has_all(b"(){")
+        && s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .contains("(){")
+    {
         out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
     }
-    if tilde_or_history(&s) {
+    if (set.has(b'~') || set.has(b'!')) && tilde_or_history(&s) {
         out.hit(input, CAT, "rce.expansion", Severity::Critical, 1);
     }
-    if alias_definition(&s) {
+    if set.has_all(b"alias") && alias_definition(&s) {
         out.hit(input, CAT, "rce.alias", Severity::Critical, 1);
     }
     if windows_batch(&s) {
         out.hit(input, CAT, "rce.windows-batch", Severity::Critical, 1);
     }
-    if powershell_cmdlet(v) {
+    if input.bytes.has(b'-') && powershell_cmdlet(v) {
         out.hit(input, CAT, "rce.powershell", Severity::Critical, 1);
     }
     if super::java::is_upload_name(input.location.source, &input.location.name)

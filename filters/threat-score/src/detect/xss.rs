@@ -276,7 +276,8 @@ fn css_script(l: &str) -> bool {
 /// ``alert`1` ``, `self['alert']`.
 fn js_sink(l: &str) -> bool {
     let b = l.as_bytes();
-    let calls = SINKS.iter().any(|s| {
+    let set = crate::extract::ByteSet::of(b);
+    let calls = SINKS.iter().filter(|s| set.has_all(s.as_bytes())).any(|s| {
         let mut from = 0;
         while let Some(p) = super::find_word(l, s, from) {
             let mut j = p + s.len();
@@ -319,23 +320,26 @@ fn js_sink(l: &str) -> bool {
         false
     });
     calls
-        || GLOBALS.iter().any(|g| {
-            let mut from = 0;
-            while let Some(p) = super::find_word(l, g, from) {
-                let mut j = p + g.len();
-                while b.get(j).is_some_and(|c| *c == b' ') {
-                    j += 1;
+        || GLOBALS
+            .iter()
+            .filter(|g| set.has_all(g.as_bytes()))
+            .any(|g| {
+                let mut from = 0;
+                while let Some(p) = super::find_word(l, g, from) {
+                    let mut j = p + g.len();
+                    while b.get(j).is_some_and(|c| *c == b' ') {
+                        j += 1;
+                    }
+                    if b.get(j) == Some(&b'[')
+                        && b.get(j + 1)
+                            .is_some_and(|c| matches!(c, b'\'' | b'"' | b'`' | b'/'))
+                    {
+                        return true;
+                    }
+                    from = p + 1;
                 }
-                if b.get(j) == Some(&b'[')
-                    && b.get(j + 1)
-                        .is_some_and(|c| matches!(c, b'\'' | b'"' | b'`' | b'/'))
-                {
-                    return true;
-                }
-                from = p + 1;
-            }
-            false
-        })
+                false
+            })
         || dom_call(l)
         || l.contains("document.cookie")
         || l.contains("document.domain")
@@ -440,7 +444,10 @@ fn scan_input(input: &Input, out: &mut Findings) {
             }
         }
     }
-    if event_handler(l, true)
+    // Checks run only when the bytes they need are in the value (`input.bytes`).
+    let set = &input.bytes;
+    if set.has_all(b"on=")
+        && event_handler(l, true)
         && (l.contains('"')
             || l.contains('\'')
             || l.contains('<')
@@ -498,7 +505,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if l.contains(':') && script_url(l) {
         hit(out, "xss.script-url");
     }
-    if css_script(l) {
+    if (set.has(b'(') || set.has(b'-') || set.has(b'@')) && css_script(l) {
         hit(out, "xss.css-script");
     }
     if l.contains("+adw-") && l.contains("+ad4-") {
@@ -507,7 +514,14 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (l.contains('[') || l.contains('`') || l.contains("/*")) && (jsfuck(l) || obfuscated_js(l)) {
         hit(out, "xss.obfuscated-js");
     }
-    if js_sink(l) {
+    if (set.has(b'(')
+        || set.has(b'`')
+        || set.has(b'[')
+        || set.has_all(b"document.")
+        || set.has_all(b".innerhtml")
+        || set.has_all(b"window.location"))
+        && js_sink(l)
+    {
         hit(out, "xss.js-sink");
     }
 }

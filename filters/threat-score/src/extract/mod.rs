@@ -24,6 +24,70 @@ pub struct Input {
     pub lower: String,
     /// Categories that configured exclusions silence for this value.
     pub excluded: CategorySet,
+    /// The bytes `lower` holds, computed once: detectors ask it whether a needle can occur
+    /// before searching for it ([`Input::may_contain`]).
+    pub bytes: ByteSet,
+}
+
+impl Input {
+    /// An input; `lower` is `value` lowercased, `bytes` is computed here.
+    pub fn new(location: Location, raw: String, value: String, excluded: CategorySet) -> Input {
+        let lower = value.to_ascii_lowercase();
+        let bytes = ByteSet::of(lower.as_bytes());
+        Input {
+            location,
+            raw,
+            value,
+            lower,
+            excluded,
+            bytes,
+        }
+    }
+
+    /// False when `needle` (lowercase) cannot occur in `lower` because one of its bytes is
+    /// absent; true means "search for it".
+    pub fn may_contain(&self, needle: &str) -> bool {
+        self.bytes.has_all(needle.as_bytes())
+    }
+
+    /// Whether `lower` contains any of `needles` (lowercase), searching only for those whose
+    /// bytes all occur in it.
+    pub fn lower_contains_any(&self, needles: &[&str]) -> bool {
+        needles
+            .iter()
+            .any(|n| self.may_contain(n) && self.lower.contains(n))
+    }
+}
+
+/// The set of byte values in a text: a 256-bit summary computed in one pass, so that a
+/// detector can skip a search whose needle holds a byte the text lacks (most needles, for
+/// most values), instead of setting up a substring searcher for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    /// The bytes of `b`.
+    pub fn of(b: &[u8]) -> ByteSet {
+        let mut set = [0u64; 4];
+        for &c in b {
+            if let Some(w) = set.get_mut(usize::from(c >> 6)) {
+                *w |= 1 << (c & 63);
+            }
+        }
+        ByteSet(set)
+    }
+
+    /// Whether byte `c` occurs.
+    pub fn has(&self, c: u8) -> bool {
+        self.0
+            .get(usize::from(c >> 6))
+            .is_some_and(|w| w & (1 << (c & 63)) != 0)
+    }
+
+    /// Whether every byte of `needle` occurs.
+    pub fn has_all(&self, needle: &[u8]) -> bool {
+        needle.iter().all(|&c| self.has(c))
+    }
 }
 
 /// How the body was interpreted.
@@ -91,6 +155,8 @@ pub struct Prepared<'r> {
     pub arg_count: usize,
     /// Categories silenced for the whole request by exclusions.
     pub excluded: CategorySet,
+    /// `inputs[body_start..]` came from the body (the rest from the URI and headers).
+    pub body_start: usize,
 }
 
 /// Longest piece of one value an injection detector reads at once ([`Prepared::windowed`]).
@@ -121,13 +187,12 @@ impl<'r> Prepared<'r> {
             }
             for (start, end) in windows(&input.value, WINDOW, WINDOW_OVERLAP) {
                 let value = input.value.get(start..end).unwrap_or_default();
-                inputs.push(Input {
-                    location: input.location.clone(),
-                    raw: value.to_string(),
-                    value: value.to_string(),
-                    lower: input.lower.get(start..end).unwrap_or_default().to_string(),
-                    excluded: input.excluded,
-                });
+                inputs.push(Input::new(
+                    input.location.clone(),
+                    value.to_string(),
+                    value.to_string(),
+                    input.excluded,
+                ));
             }
         }
         Some(Prepared {
@@ -152,6 +217,20 @@ impl<'r> Prepared<'r> {
             limit_hits: self.limit_hits.clone(),
             arg_count: self.arg_count,
             excluded: self.excluded,
+            body_start: 0,
+        }
+    }
+
+    /// This request with only the inputs that came from the body (for
+    /// [`crate::Engine::inspect_body`]).
+    pub fn body_only(&self) -> Prepared<'r> {
+        Prepared {
+            inputs: self
+                .inputs
+                .get(self.body_start..)
+                .unwrap_or_default()
+                .to_vec(),
+            ..self.clone_without_inputs()
         }
     }
 }
@@ -235,14 +314,12 @@ impl Builder<'_, '_> {
 
     fn push(&mut self, source: Source, name: &str, raw: &[u8], plus: bool, excluded: CategorySet) {
         let d = self.decode(raw, plus);
-        let lower = d.text.to_ascii_lowercase();
-        self.inputs.push(Input {
-            location: Location::new(source, name),
-            raw: String::from_utf8_lossy(raw).into_owned(),
-            value: d.text,
-            lower,
+        self.inputs.push(Input::new(
+            Location::new(source, name),
+            String::from_utf8_lossy(raw).into_owned(),
+            d.text,
             excluded,
-        });
+        ));
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
@@ -333,13 +410,12 @@ pub(crate) fn prepare<'r>(
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
     let path = b.decode(path_raw.as_bytes(), false).text;
-    b.inputs.push(Input {
-        location: Location::new(Source::Path, ""),
-        raw: path_raw.to_string(),
-        lower: path.to_ascii_lowercase(),
-        value: path.clone(),
-        excluded: CategorySet::EMPTY,
-    });
+    b.inputs.push(Input::new(
+        Location::new(Source::Path, ""),
+        path_raw.to_string(),
+        path.clone(),
+        CategorySet::EMPTY,
+    ));
     b.form(query_raw.as_bytes());
 
     // Headers.
@@ -380,6 +456,7 @@ pub(crate) fn prepare<'r>(
     }
 
     // Body.
+    let body_start = b.inputs.len();
     let media_type = req.media_type();
     let mut body_kind = BodyKind::None;
     let mut multipart_info = None;
@@ -511,6 +588,7 @@ pub(crate) fn prepare<'r>(
         limit_hits: b.limit_hits,
         arg_count: b.arg_count,
         excluded: request_excluded,
+        body_start,
     }
 }
 

@@ -1096,18 +1096,22 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 fn sql_function_call(l: &str) -> bool {
     let b = l.as_bytes();
     let sk = super::Skipper::new(b);
-    SQL_ONLY_FUNCTIONS.iter().any(|f| {
-        let mut from = 0;
-        while let Some(at) = super::find_word(l, f, from) {
-            let j = sk.skip(at + f.len());
-            let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
-            if b.get(j) == Some(&b'(') {
-                return true;
+    let set = crate::extract::ByteSet::of(b);
+    SQL_ONLY_FUNCTIONS
+        .iter()
+        .filter(|f| set.has_all(f.as_bytes()))
+        .any(|f| {
+            let mut from = 0;
+            while let Some(at) = super::find_word(l, f, from) {
+                let j = sk.skip(at + f.len());
+                let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
+                if b.get(j) == Some(&b'(') {
+                    return true;
+                }
+                from = at + f.len();
             }
-            from = at + f.len();
-        }
-        false
-    })
+            false
+        })
 }
 
 /// A value that is an SQL function name and an opening parenthesis, nothing after it
