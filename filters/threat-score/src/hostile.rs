@@ -34,6 +34,7 @@ pub const GENERATORS: &[(&str, &str)] = &[
     ("eq", "a="),
     ("colon", "x:"),
     ("newline", "\r\n"),
+    ("escaped-newline", "\\r\\n"),
 ];
 
 /// How a generated payload is carried.
@@ -62,7 +63,14 @@ impl Wrap {
         match self {
             Wrap::Text => ("text/plain", repeat(unit, size).into_bytes()),
             Wrap::Json => {
-                let s = serde_json::to_string(&repeat(unit, size)).unwrap_or_default();
+                // Sized after JSON escaping (`\r\n` takes 4 bytes), so the body is at most
+                // `size` bytes (the default body limit is 64 KiB: the document stays whole).
+                let escaped = serde_json::to_string(unit).unwrap_or_default();
+                let per_unit = escaped.len().saturating_sub(2).max(1);
+                // `{"a":` and `}` around the string: 7 bytes.
+                let units = size.saturating_sub(7) / per_unit;
+                let s =
+                    serde_json::to_string(&repeat(unit, units * unit.len())).unwrap_or_default();
                 let body = format!("{{\"a\":{s}}}");
                 ("application/json", body.into_bytes())
             }

@@ -240,7 +240,9 @@ fn script_url(l: &str) -> bool {
             // The raw text must not have a space right after the colon: "JavaScript: The
             // Good Parts" is a title, not a URL. Characters hidden inside the scheme are an
             // evasion whatever follows.
-            let raw_colon_space = l.contains(&format!("{scheme} "));
+            let raw_colon_space = l
+                .match_indices(scheme)
+                .any(|(q, _)| l.as_bytes().get(q + scheme.len()) == Some(&b' '));
             let hidden = !l.contains(scheme);
             if hidden
                 || scheme != "javascript:" && !rest.is_empty()

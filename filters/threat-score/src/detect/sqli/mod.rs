@@ -199,9 +199,12 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
         // dangerous_function (
         if k == Some(Kind::Func)
             && nc.get(i).is_some_and(|t| {
-                DANGEROUS_FUNCTIONS
-                    .iter()
-                    .any(|f| t.text == *f || t.text.starts_with(&format!("{f}.")))
+                DANGEROUS_FUNCTIONS.iter().any(|f| {
+                    // `f` or `f.` + more, without formatting a string per token.
+                    t.text
+                        .strip_prefix(f)
+                        .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+                })
             })
             && kind(i + 1) == Some(Kind::LParen)
             && kind(i + 2).is_some_and(|k| is_operand(k) || k == Kind::RParen)
