@@ -10,25 +10,35 @@ use std::time::Instant;
 use threat_score::{Config, Request};
 
 fn main() {
+    if let Err(e) = run() {
+        eprintln!("hostile: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let write = args
         .iter()
         .position(|a| a == "--write")
         .and_then(|i| args.get(i + 1));
-    let engine = Config::default().compile().expect("default config");
+    let engine = Config::default()
+        .compile()
+        .map_err(|e| format!("default config: {e}"))?;
     if let [name, wrap, size] = args.as_slice() {
         // One case, once: `hostile GEN text|json SIZE` (for callgrind).
         let unit = threat_score::hostile::GENERATORS
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, u)| *u)
-            .expect("generator name");
+            .ok_or_else(|| format!("unknown generator `{name}`"))?;
         let kind = if wrap == "json" {
             threat_score::hostile::Wrap::Json
         } else {
             threat_score::hostile::Wrap::Text
         };
-        let (ct, body) = kind.body(unit, size.parse().expect("size"));
+        let size = size.parse().map_err(|e| format!("size `{size}`: {e}"))?;
+        let (ct, body) = kind.body(unit, size);
         let headers = vec![
             ("host".to_string(), "example.com".to_string()),
             ("content-type".to_string(), ct.to_string()),
@@ -37,7 +47,7 @@ fn main() {
             .with_headers(&headers)
             .with_body(&body);
         println!("{:?}", engine.inspect(&req).score);
-        return;
+        return Ok(());
     }
     for (name, unit) in threat_score::hostile::GENERATORS {
         for kind in threat_score::hostile::Wrap::ALL {
@@ -66,11 +76,12 @@ fn main() {
                 if size == 65536 {
                     if let Some(dir) = write {
                         let p = format!("{dir}/{}.{}", name.replace(['/', ' '], "_"), kind.name());
-                        std::fs::write(p, &body).expect("write body");
+                        std::fs::write(&p, &body).map_err(|e| format!("writing {p}: {e}"))?;
                     }
                 }
             }
             println!("{line}");
         }
     }
+    Ok(())
 }
