@@ -138,6 +138,93 @@ fn prototype_pollution(l: &str) -> bool {
         || l.contains("[constructor][prototype]")
 }
 
+/// An opener of a template language (`{{`, `${`, `#{`, `<%`, `{%`) with its closer after it.
+fn any_template(l: &str) -> bool {
+    [
+        ("{{", "}}"),
+        ("${", "}"),
+        ("#{", "}"),
+        ("<%", "%>"),
+        ("{%", "%}"),
+    ]
+    .iter()
+    .any(|(open, close)| {
+        l.find(open)
+            .is_some_and(|p| l.get(p + open.len()..).is_some_and(|r| r.contains(close)))
+    })
+}
+
+/// `@{[ ... ]}`: Perl runs the code inside when it interpolates the string.
+fn perl_interpolation(l: &str) -> bool {
+    let b = l.as_bytes();
+    let skip = |mut j: usize| {
+        while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        j
+    };
+    l.match_indices('@').any(|(p, _)| {
+        let mut j = p + 1;
+        while b.get(j) == Some(&b'@') && j < p + 3 {
+            j += 1;
+        }
+        j = skip(j);
+        b.get(j) == Some(&b'{') && b.get(skip(j + 1)) == Some(&b'[')
+    })
+}
+
+/// A URL (`scheme:` with or without `//`) whose host is an IPv4 address written so that
+/// filters miss it: one decimal or hex integer (`2852039166`, `0x7f000001`), dotted octal
+/// (`0177.0.0.1`), an IPv4-mapped IPv6 literal, or circled/enclosed digits and letters.
+fn obfuscated_ip_url(l: &str) -> bool {
+    let b = l.as_bytes();
+    l.match_indices(':').any(|(p, _)| {
+        // The scheme: up to 32 scheme characters before the colon (bounded: every colon
+        // looks back at most that far and forward at most one authority).
+        let scheme_len = b
+            .get(p.saturating_sub(32)..p)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_'))
+            .count();
+        let scheme = l.get(p - scheme_len..p).unwrap_or_default();
+        if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return false;
+        }
+        let rest = l.get(p + 1..).unwrap_or_default().trim_start_matches('/');
+        // The authority ends at the path, query or fragment, and is at most 300 bytes.
+        let end = rest
+            .bytes()
+            .take(300)
+            .position(|c| matches!(c, b'/' | b'?' | b'#') || c.is_ascii_whitespace())
+            .unwrap_or(rest.len().min(300));
+        let rest = rest.get(..end).unwrap_or_default();
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        if rest.starts_with("[::ffff:") {
+            return true;
+        }
+        let host = rest.split(['/', '?', '#', ':']).next().unwrap_or_default();
+        if host.chars().any(|c| ('\u{2460}'..='\u{24ff}').contains(&c)) {
+            return true;
+        }
+        let hex = host
+            .strip_prefix("0x")
+            .is_some_and(|h| h.len() >= 6 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let decimal = host.len() >= 8 && host.bytes().all(|b| b.is_ascii_digit());
+        let mut parts = 0;
+        let mut leading_zero = false;
+        let mut numeric = true;
+        for x in host.split('.') {
+            parts += 1;
+            numeric &= !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+            leading_zero |= x.len() > 1 && x.starts_with('0');
+        }
+        let octal = parts == 4 && numeric && leading_zero;
+        hex || decimal || octal
+    })
+}
+
 /// Template expressions: `{{7*7}}`, `{{''.__class__}}`, `${7*7}`, `#{7*7}`, `<%= 7*7 %>`.
 fn template_injection(l: &str) -> bool {
     let inner_code = |inner: &str| {
@@ -178,10 +265,13 @@ fn template_injection(l: &str) -> bool {
                     }
                 }
             };
-            let inner = l.get(from..e).unwrap_or_default();
-            let inner = inner.trim_start_matches(['=', '-']);
+            let raw_inner = l.get(from..e).unwrap_or_default();
+            let inner = raw_inner.trim_start_matches(['=', '-']);
+            // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
+            // expression itself is code.
+            let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
             if p == group_start {
-                (*open == "<%" && !inner.trim().is_empty()) || inner_code(inner)
+                (scriptlet && !inner.trim().is_empty()) || inner_code(inner)
             } else {
                 inner_prefix_code(inner)
             }
@@ -216,7 +306,9 @@ fn endless_loop(l: &str) -> bool {
     c.contains("for(;;)")
         || c.match_indices("while(").any(|(p, _)| {
             let rest = c.get(p + 6..).unwrap_or_default();
-            rest.find(')').is_some_and(|e| {
+            // Constant conditions are short: look for the `)` in the next 16 bytes only.
+            let near = rest.as_bytes().get(..16).unwrap_or(rest.as_bytes());
+            near.iter().position(|&b| b == b')').is_some_and(|e| {
                 let cond = rest
                     .get(..e)
                     .unwrap_or_default()
@@ -331,6 +423,36 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if !origin_header && ssrf(l) {
         hit(out, "generic.ssrf");
     }
+    // Paranoia 2: Perl code interpolated into a string (`@{[ system 'id' ]}`), and URLs whose
+    // host is an IP address in an obfuscated notation (decimal, octal, hex, circled digits).
+    // Paranoia 3: any template expression, plain variables included (`{{name}}`, `${x}`).
+    if out.wants(CAT, 3) && any_template(l) {
+        out.hit(
+            input,
+            CAT,
+            "generic.template-expression",
+            Severity::Critical,
+            3,
+        );
+    }
+    if l.contains('@') && perl_interpolation(l) {
+        out.hit(
+            input,
+            CAT,
+            "generic.perl-interpolation",
+            Severity::Critical,
+            2,
+        );
+    }
+    if l.contains(':') && obfuscated_ip_url(l) {
+        out.hit(
+            input,
+            CAT,
+            "generic.ssrf-obfuscated-ip",
+            Severity::Critical,
+            2,
+        );
+    }
     if l.trim_start().starts_with("data:") && !l.trim_start().starts_with("data://") {
         hit(out, "generic.data-uri");
     }
@@ -377,6 +499,16 @@ mod tests {
         assert!(!template_injection("price ${amount}"));
         assert!(!endless_loop("while (foo) is bar."));
         assert!(!ssrf("my localhost notes"));
+        assert!(any_template("{{name}}"));
+        assert!(!any_template("{{name"));
+        assert!(perl_interpolation("@{[system 'id']}"));
+        assert!(perl_interpolation("@{ [ x ] }"));
+        assert!(!perl_interpolation("user@{domain}"));
+        assert!(obfuscated_ip_url("gopher://0x7f000001"));
+        assert!(obfuscated_ip_url("http:2852039166"));
+        assert!(obfuscated_ip_url("ssh://0177.00.00.01"));
+        assert!(!obfuscated_ip_url("https://example.com:8080/x"));
+        assert!(!obfuscated_ip_url("time 12:30:00"));
         assert!(!prototype_pollution(
             "provide __proto__ with some limitations"
         ));

@@ -109,6 +109,18 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             if jdk_class(l) {
                 out.hit(input, CAT, "java.jdk-class", Severity::Critical, 1);
+            } else if out.wants(CAT, 3)
+                && ["java.", "javax.", "sun.", "jdk."].iter().any(|p| {
+                    l.match_indices(p).any(|(i, _)| {
+                        i == 0
+                            || l.as_bytes()
+                                .get(i - 1)
+                                .is_some_and(|c| !c.is_ascii_alphanumeric() && *c != b'.')
+                    })
+                })
+            {
+                // Paranoia 3: any reference into the JDK's namespaces.
+                out.hit(input, CAT, "java.package", Severity::Critical, 3);
             }
             if serialized(&input.value) {
                 out.hit(input, CAT, "java.serialized-object", Severity::Critical, 1);
@@ -177,6 +189,19 @@ fn jdk_class(l: &str) -> bool {
                         .get(at - 1)
                         .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
                 let after = l.as_bytes().get(at + p.len());
+                // Exception and error classes in stack traces are never an exploit's vehicle.
+                // (A class name is looked at over at most 128 bytes: bounded work per match.)
+                let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
+                let len = rest
+                    .iter()
+                    .take(128)
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
+                    .count();
+                let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
+                if class.ends_with("exception") || class.ends_with("error") {
+                    from = at + 1;
+                    continue;
+                }
                 let after_ok = if p.ends_with('.') {
                     after.is_some_and(u8::is_ascii_alphabetic)
                 } else {
@@ -215,11 +240,12 @@ fn jndi(l: &str) -> bool {
     if l.contains("${jndi:") {
         return true;
     }
-    if !l.contains("${") {
-        return false;
-    }
     let found =
         |r: &str| r.contains("${jndi:") || r.contains("jndi:ldap") || r.contains("jndi:rmi");
+    // `$&lbrace;jndi:ldap://...}`: a lookup whose brace a decoder we do not know produces.
+    if !l.contains("${") {
+        return found(l);
+    }
     let resolved = resolve(l);
     // A second pass resolves lookups that the first one formed (`$` + `{lower:j}`).
     found(&resolved) || resolved.contains("${") && resolved != l && found(&resolve(&resolved))

@@ -165,6 +165,30 @@ pub(crate) fn prose(v: &str) -> bool {
         .is_some()
 }
 
+/// `..` as a whole path segment: between separators or at an end next to one.
+fn dot_segment(v: &str) -> bool {
+    let b = v.as_bytes();
+    v.match_indices("..").any(|(p, _)| {
+        let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
+        let after = b.get(p + 2).copied();
+        let sep = |c: Option<u8>| c.is_some_and(|c| matches!(c, b'/' | b'\\' | b';'));
+        (before.is_none() || sep(before)) && sep(after)
+            || sep(before) && (after.is_none() || sep(after))
+    })
+}
+
+/// A percent-encoded (also double, overlong UTF-8 or `%u`) dot, slash or backslash in the raw
+/// value.
+fn encoded_separator(raw: &str) -> bool {
+    let l = raw.to_ascii_lowercase();
+    [
+        "%2e", "%2f", "%5c", "%252e", "%252f", "%255c", "%c0%ae", "%c0%af", "%c1%9c", "%u002e",
+        "%u2215", "%u2216",
+    ]
+    .iter()
+    .any(|e| l.contains(e))
+}
+
 /// Dot-files and dot-directories in the URL path (`/.git/config`, `/.env`, `/.claude/...`),
 /// except the registered `/.well-known/`.
 fn hidden_segment(path: &str) -> bool {
@@ -209,6 +233,15 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
         if text.contains("0x2e.") || (v.contains("0x") && n.parent_segments > 0) {
             out.hit(input, CAT, "lfi.encoded-traversal", Severity::Critical, 1);
+        }
+        // Paranoia 2: a `..` path segment anywhere, even one that stays inside the root
+        // (`a/../b`, `..;/`); paranoia 3: a dot or separator that arrived encoded (`%2e`,
+        // `%2f`, `%5c`, `%c0%af`, `%u002e`, double encodings), which no link needs.
+        if out.wants(CAT, 2) && dot_segment(text) {
+            out.hit(input, CAT, "lfi.dot-segment", Severity::Critical, 2);
+        }
+        if out.wants(CAT, 3) && encoded_separator(&input.raw) {
+            out.hit(input, CAT, "lfi.encoded-separator", Severity::Critical, 3);
         }
         if (text.contains('/')
             || text.contains('\\')
@@ -272,6 +305,18 @@ mod tests {
         ] {
             assert!(!sensitive_target(&normalize(p).path), "{p}");
         }
+    }
+
+    #[test]
+    fn paranoia_2_and_3_shapes() {
+        assert!(dot_segment("a/../b"));
+        assert!(dot_segment("..;/x"));
+        assert!(!dot_segment("wait... what"));
+        assert!(encoded_separator("%2e%2e%2f"));
+        assert!(encoded_separator("..%c0%af"));
+        assert!(!encoded_separator("a%20b"));
+        assert!(prose("check /etc/fstab syntax and mount options"));
+        assert!(!prose("../../etc/passwd"));
     }
 
     #[test]

@@ -269,9 +269,8 @@ fn open_tag(l: &str) -> bool {
             if !code.starts_with(|c: char| c.is_ascii_alphanumeric()) && !code.trim().is_empty() {
                 return true;
             }
-        } else if rest.starts_with('=') {
-            return true;
-        } else if !xml_processing_instruction(rest) && short_tag_code(rest) {
+        } else if rest.starts_with('=') || !xml_processing_instruction(rest) && short_tag_code(rest)
+        {
             return true;
         }
         from = p + 2;
@@ -482,6 +481,114 @@ fn serialized_object(v: &str) -> bool {
             }
             _ => b.get(j + 1) == Some(&b'"'),
         }
+    })
+}
+
+/// A name from the dangerous-function lists followed (after spaces) by `(`.
+fn any_function_name(l: &str) -> bool {
+    let b = l.as_bytes();
+    DISTINCTIVE_FUNCTIONS
+        .iter()
+        .chain(WORD_FUNCTIONS.iter())
+        .any(|f| {
+            l.match_indices(f).any(|(p, _)| {
+                let mut j = p + f.len();
+                while b.get(j) == Some(&b' ') && j < p + f.len() + 4 {
+                    j += 1;
+                }
+                let before = p.checked_sub(1).and_then(|i| b.get(i));
+                !before.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    && b.get(j) == Some(&b'(')
+            })
+        })
+}
+
+/// `$name` or `${`: PHP's variable syntax.
+fn php_variable(l: &str) -> bool {
+    let b = l.as_bytes();
+    l.match_indices('$').any(|(p, _)| {
+        b.get(p + 1)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'{')
+    })
+}
+
+/// Paranoia 2: a call to a function of a PHP extension, recognised by PHP's naming
+/// (`array_diff (`, `ldap_get_entries()`, `sodium_crypto_..._keygen (`): an extension
+/// prefix and more name joined by `_`, then `(`.
+fn extension_call(l: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "array_",
+        "ldap_",
+        "odbc_",
+        "sodium_",
+        "tidy_",
+        "zend_",
+        "mysqli_",
+        "mysql_",
+        "pg_",
+        "curl_",
+        "posix_",
+        "proc_",
+        "pcntl_",
+        "stream_",
+        "socket_",
+        "xml_",
+        "xmlrpc_",
+        "mb_",
+        "iconv_",
+        "openssl_",
+        "hash_",
+        "str_",
+        "preg_",
+        "ftp_",
+        "imap_",
+        "session_",
+        "ob_",
+        "func_",
+        "call_",
+        "create_",
+        "ini_",
+        "apache_",
+        "shell_",
+        "exif_",
+        "finfo_",
+        "gmp_",
+        "json_",
+        "libxml_",
+        "simplexml_",
+        "sqlite_",
+        "oci_",
+        "dba_",
+        "filter_",
+        "highlight_",
+        "php_",
+        "debug_",
+        "error_",
+        "spl_",
+        "class_",
+        "method_",
+        "property_",
+        "file_",
+    ];
+    let b = l.as_bytes();
+    l.match_indices('(').any(|(p, _)| {
+        let mut j = p;
+        while j > 0 && b.get(j - 1).is_some_and(|c| *c == b' ' || *c == b'\t') {
+            j -= 1;
+        }
+        let end = j;
+        while j > 0
+            && b.get(j - 1)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        {
+            j -= 1;
+        }
+        let name = l.get(j..end).unwrap_or_default();
+        name.len() >= 6
+            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && PREFIXES
+                .iter()
+                .any(|x| name.strip_prefix(x).is_some_and(|r| !r.is_empty()))
     })
 }
 
@@ -760,10 +867,19 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if l.contains('(') {
         if function_call(l) {
             hit(out, "php.function-call");
+        } else if out.wants(CAT, 2) && extension_call(l) {
+            out.hit(input, CAT, "php.extension-call", Severity::Critical, 2);
+        } else if out.wants(CAT, 3) && any_function_name(l) {
+            // Paranoia 3: a dangerous PHP function name before `(`, whatever the argument.
+            out.hit(input, CAT, "php.function-name", Severity::Critical, 3);
         }
         if string_callable(l) {
             hit(out, "php.string-callable");
         }
+    }
+    // Paranoia 4: a PHP variable (`$name`, `${name}`).
+    if out.wants(CAT, 4) && php_variable(l) {
+        out.hit(input, CAT, "php.variable", Severity::Critical, 4);
     }
 }
 
@@ -789,6 +905,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             || function_call(&path.lower)
         {
             out.hit(path, CAT, "php.wrapper", Severity::Critical, 1);
+        }
+        if path.lower.contains('(') && extension_call(&path.lower) {
+            out.hit(path, CAT, "php.extension-call", Severity::Critical, 2);
         }
     }
 }

@@ -441,6 +441,27 @@ fn response_splitting(v: &str) -> bool {
 fn ldap_injection(v: &str) -> bool {
     let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     let b = compact.as_bytes();
+    // A whole, balanced filter (`(&(objectClass=user)(cn=x))`) is a filter given as data;
+    // an injection closes the application's filter first, so its parentheses do not balance
+    // from the start.
+    if b.first() == Some(&b'(') {
+        let mut depth = 0i64;
+        let mut balanced = true;
+        for (k, &c) in b.iter().enumerate() {
+            match c {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            if depth < 0 || (depth == 0 && k + 1 < b.len()) {
+                balanced = false;
+                break;
+            }
+        }
+        if balanced && depth == 0 {
+            return false;
+        }
+    }
     compact.match_indices(")").any(|(p, _)| {
         let mut j = p + 1;
         // `)(`, `)!(`, `)&(`, `)|(`: closing one filter and composing another.
@@ -478,6 +499,11 @@ fn ldap_injection(v: &str) -> bool {
 fn value_checks(input: &Input, out: &mut Findings) {
     let src = input.location.source;
     let v = &input.value;
+    // Paranoia 2: `_method=DELETE` makes frameworks (Rails, Laravel, Symfony) run another
+    // method than the one the proxy saw, the parameter twin of `X-HTTP-Method-Override`.
+    if src == Source::Arg && input.location.name.eq_ignore_ascii_case("_method") {
+        out.hit(input, P, "protocol.method-override", Severity::Critical, 2);
+    }
     if src != Source::Body && src != Source::Filename && v.contains('\0') {
         out.hit(input, P, "protocol.null-byte", Severity::Critical, 1);
     }
@@ -548,7 +574,7 @@ fn odd_part_name(s: &str) -> bool {
         match c {
             b'&' => ref_start = Some(i),
             b';' => {
-                if !ref_start.is_some_and(|st| i > st + 1) {
+                if ref_start.is_none_or(|st| i <= st + 1) {
                     return true;
                 }
                 ref_start = None;
@@ -637,6 +663,26 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             1,
             Source::Method,
             method,
+        );
+    }
+    // A `charset` parameter in `Accept` outside the allowed charsets asks the server to answer
+    // in an encoding of the client's choosing (UTF-7, UTF-16, EBCDIC `CP1026`), the way filters
+    // are evaded on the response side.
+    if p.request.header("accept").is_some_and(|a| {
+        let l = a.to_ascii_lowercase();
+        l.match_indices("charset=").any(|(i, m)| {
+            let v = l.get(i + m.len()..).unwrap_or_default();
+            let v = v.split([',', ';', ' ']).next().unwrap_or_default();
+            !CHARSETS.contains(&v.trim_matches(['"', '\'']))
+        })
+    }) {
+        out.hit_request(
+            P,
+            "protocol.accept-charset-parameter",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "accept",
         );
     }
     let uri = p.uri;
@@ -768,7 +814,12 @@ mod tests {
         ] {
             assert!(ldap_injection(s), "{s}");
         }
-        for s in ["(see note)(2)", "f(x)(y)", "call me (maybe)"] {
+        for s in [
+            "(see note)(2)",
+            "f(x)(y)",
+            "call me (maybe)",
+            "(&(objectCategory=computer)(userAccountControl:1.2.840.113556.1.4.803:=8192))",
+        ] {
             assert!(!ldap_injection(s), "{s}");
         }
     }

@@ -624,6 +624,36 @@ fn shellish_arg(a: &str) -> bool {
         || a.contains(":\\")
 }
 
+/// `-x`, `-la`, `--long`.
+fn is_option(a: &str) -> bool {
+    match a.as_bytes() {
+        [b'-', b'-', c, ..] | [b'-', c, ..] => c.is_ascii_alphanumeric(),
+        _ => false,
+    }
+}
+
+/// Backticks used as Markdown code spans in a sentence: each opening backtick follows the
+/// start, a space or `(`, each closing one precedes the end, a space or punctuation, and the
+/// value reads as prose. Commands in such spans are documentation at paranoia 1.
+fn markdown_code_spans(v: &str) -> bool {
+    let b = v.as_bytes();
+    let mut open = false;
+    for (p, _) in v.match_indices('`') {
+        let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
+        let after = b.get(p + 1).copied();
+        let ok = if open {
+            after.is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_punctuation() && c != b'`')
+        } else {
+            before.is_none_or(|c| c.is_ascii_whitespace() || c == b'(')
+        };
+        if !ok {
+            return false;
+        }
+        open = !open;
+    }
+    !open && super::lfi::prose(v)
+}
+
 /// Whether an argument names something a command acts on rather than a prose word: a host,
 /// an address, a URL, a relative path or a number (`8.8.8.8`, `evil.com/x.sh`, `80`). A
 /// word that ends a sentence (`clients.`) is prose.
@@ -755,6 +785,11 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
             Intro::Tick | Intro::Weak => {
                 recon_alone || (!word && (any_shellish || all_targets)) || first_shellish
             }
+            // A sentence that starts with a program name and mentions a path ("Bash script to
+            // backup /home directory") is prose unless it carries an option.
+            Intro::Start if super::lfi::prose(seg) && !args.iter().any(|a| is_option(a)) => {
+                recon_alone
+            }
             Intro::Start => {
                 recon_alone
                     || (!word && (any_shellish || all_targets))
@@ -858,11 +893,14 @@ fn substitution(s: &str) -> bool {
     parts.next();
     // Backticks: a command line inside, judged like any command (Markdown code spans hold
     // words like `fetch` or `npm install`).
-    // A backtick glued to shell syntax (`${`id`}`, `x=`id``) substitutes whatever it holds.
+    // A backtick glued to a word or shell syntax (`x`id``, `${`id`}`) substitutes whatever it
+    // holds (Markdown puts a space or punctuation before a code span).
     let glued = s.match_indices('`').step_by(2).any(|(p, _)| {
         p.checked_sub(1)
             .and_then(|i| s.as_bytes().get(i))
-            .is_some_and(|c| matches!(c, b'{' | b'$' | b'=' | b'(' | b'"' | b'\''))
+            .is_some_and(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'{' | b'$' | b'=' | b'(' | b'"' | b'\'')
+            })
     });
     parts.step_by(2).any(|inner| {
         command_in_segment(Intro::Tick, inner).is_some()
@@ -1019,8 +1057,20 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // A field name is a label (`uname`, `ping`), not a command line: only commands after a
     // shell separator count there.
     let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
+    let code_spans = v.contains('`') && markdown_code_spans(v);
     for (intro, seg) in segments(&s) {
+        if code_spans && intro == Intro::Tick {
+            // Paranoia 2: a command line in a Markdown code span of a sentence.
+            if command_in_segment(intro, seg).is_some() {
+                out.hit(input, CAT, "rce.code-span-command", Severity::Critical, 2);
+            }
+            continue;
+        }
         if is_name && intro == Intro::Start {
+            // Paranoia 2: a name that is itself a command line (`uname -a`).
+            if seg.contains(' ') && command_in_segment(intro, seg).is_some() {
+                out.hit(input, CAT, "rce.command-in-name", Severity::Critical, 2);
+            }
             continue;
         }
         if let Some(rule) = command_in_segment(intro, seg) {
@@ -1057,9 +1107,13 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
     }
-    if (dollar || set.has(b'`')) && substitution(&s)
-        || set.has(b'(') && (s.contains("<(") || s.contains(">(") && s.contains(')'))
-    {
+    let substituted = (dollar || set.has(b'`'))
+        && if code_spans {
+            substitution(&s.replace('`', " "))
+        } else {
+            substitution(&s)
+        };
+    if substituted || set.has(b'(') && (s.contains("<(") || s.contains(">(") && s.contains(')')) {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
     if slash && (s.contains("/dev/tcp/") || s.contains("/dev/udp/"))
@@ -1110,6 +1164,23 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // Paranoia 2: a word that becomes a command once quotes are removed (`w'h'o'am'i`).
     if evasion && quoted_command(v) {
         out.hit(input, CAT, "rce.quote-evasion", Severity::Critical, 2);
+    }
+    // Paranoia 3: a program name (not an ordinary word) opening the value or a segment,
+    // whatever follows (`python script`, `nmap target list`); paranoia 4: any program name
+    // there, ordinary words included (`cat food`, `more`).
+    if out.wants(CAT, 3) {
+        for (_, seg) in segments(&s) {
+            let Some(first) = seg.split_whitespace().next() else {
+                continue;
+            };
+            if is_command(first) {
+                let level = if wordlike(first) { 4 } else { 3 };
+                out.hit(input, CAT, "rce.program-name", Severity::Critical, level);
+                if level == 3 {
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -1212,11 +1283,14 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if substitution(&s) || s.contains("() {") {
                 out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
             }
-            if segments(&s)
-                .iter()
-                .any(|(i, seg)| *i == Intro::Strong && command_in_segment(*i, seg).is_some())
-                && input.location.name == "referer"
-            {
+            let after_separator = segments(&s).iter().any(|(i, seg)| {
+                matches!(i, Intro::Strong | Intro::Tick) && command_in_segment(*i, seg).is_some()
+            });
+            // Paranoia 2: the same in any header (`User-Agent: ;chmod +x x`).
+            if after_separator && out.wants(CAT, 2) {
+                out.hit(input, CAT, "rce.header-command", Severity::Critical, 2);
+            }
+            if after_separator && input.location.name == "referer" {
                 out.hit(
                     input,
                     CAT,
@@ -1319,6 +1393,39 @@ mod tests {
         assert!(quoted_command("c'a't /etc/passwd"));
         assert!(quoted_command("w\"h\"oami"));
         assert!(!quoted_command("Call me when you're near"));
+    }
+
+    #[test]
+    fn prose_around_program_names() {
+        // Issue 11: search queries and descriptions that name programs.
+        for v in [
+            "python 3.12 release notes",
+            "java 17 download",
+            "ssh port 22",
+            "ping 8.8.8.8 slow",
+            "Python SDK for cloudipsp clients.",
+            "TESS AUTO 1.0 Secondary Development (Python Version)",
+            "Aggregates several async iterators into one (zip)",
+            "submit a form via `fetch` and receive the response",
+            "run `npm install` first",
+            "Fstab validator -- check /etc/fstab syntax",
+        ] {
+            assert!(!cmd(v), "{v}");
+        }
+        for v in [
+            "ping 127.0.0.1",
+            "nslookup evil.com",
+            "x`id`",
+            "`uname -a`",
+            "a=1&&(sh)",
+            "perf --version",
+            "ansible-vault decrypt secret",
+            "sh$xx -c whoami",
+        ] {
+            assert!(cmd(v) || substitution(&deobfuscate(v).0), "{v}");
+        }
+        assert!(!substitution("add a directory to your $path"));
+        assert!(substitution("$shell -c id"));
     }
 
     #[test]

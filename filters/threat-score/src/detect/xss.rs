@@ -149,6 +149,30 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
+/// `<` followed by at least three single letters separated by whitespace (`<f o r m`,
+/// `< x: script` is handled by the tag parser).
+fn spaced_tag(l: &str) -> bool {
+    let b = l.as_bytes();
+    l.match_indices('<').any(|(p, _)| {
+        let mut j = p + 1;
+        let mut letters = 0;
+        loop {
+            while b.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+                j += 1;
+            }
+            let letter = b.get(j).is_some_and(u8::is_ascii_alphabetic);
+            let single = !b.get(j + 1).is_some_and(u8::is_ascii_alphanumeric);
+            if letter && single {
+                letters += 1;
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        letters >= 3
+    })
+}
+
 fn tag_base(name: &str) -> &str {
     name.rsplit(':').next().unwrap_or(name)
 }
@@ -276,9 +300,12 @@ fn js_sink(l: &str) -> bool {
                 if arg.is_some_and(|a| {
                     matches!(
                         a,
-                        b'0'..=b'9' | b'\'' | b'"' | b'`' | b')' | b'/' | b'[' | b'-' | b'!' | b'+'
+                        b'0'..=b'9' | b'\'' | b'"' | b'`' | b'/' | b'[' | b'-' | b'!' | b'+'
                     )
                 }) || any_arg && arg.is_some_and(|a| a.is_ascii_alphabetic())
+                    // `alert()`: an empty call counts unless a sentence mentions it
+                    // ("Using alert() for debugging").
+                    || arg == Some(b')') && !super::lfi::prose(l)
                     || l.get(j + 1..).is_some_and(|r| {
                         r.starts_with("document")
                             || r.starts_with("window")
@@ -437,6 +464,42 @@ fn scan_input(input: &Input, out: &mut Findings) {
         && event_handler(l.trim_start(), false)
     {
         hit(out, "xss.event-handler");
+    }
+    if l.contains('<') && out.wants(CAT, 2) {
+        // Paranoia 2: any tag carrying an attribute (`<a href="x"`).
+        if tags(l).any(|(_, attrs)| {
+            attrs.split('>').next().is_some_and(|a| {
+                a.starts_with(|c: char| c.is_ascii_whitespace() || c == '/') && a.contains('=')
+            })
+        }) {
+            out.hit(input, CAT, "xss.tag-attribute", Severity::Critical, 2);
+        }
+    }
+    // A tag name spelled with spaces between its letters (`<f o r m`), which some parsers
+    // join; prose never writes three single letters after a `<`.
+    if l.contains('<') && spaced_tag(l) {
+        hit(out, "xss.spaced-tag");
+    }
+    // Paranoia 3: any HTML element (`<b>`, `<p class=x>`); paranoia 4: anything a browser
+    // would start parsing as markup (`<x`, `</`, `<!`, `<?`).
+    if l.contains('<') && out.wants(CAT, 3) {
+        if tags(l).any(|(name, _)| {
+            let base = tag_base(name);
+            ACTIVE_TAGS.contains(&base) || PASSIVE_TAGS.contains(&base)
+        }) {
+            out.hit(input, CAT, "xss.html-tag", Severity::Critical, 3);
+        }
+        let b = l.as_bytes();
+        if l.match_indices('<').any(|(p, _)| {
+            b.get(p + 1)
+                .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'))
+        }) {
+            out.hit(input, CAT, "xss.markup", Severity::Critical, 4);
+        }
+    }
+    // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
+    if l.contains("-->") {
+        out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
     }
     if l.contains('<') && xml_include(l) {
         hit(out, "xss.xml-include");

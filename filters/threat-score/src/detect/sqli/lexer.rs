@@ -66,6 +66,7 @@ pub struct Token {
 const STATEMENTS: &[&str] = &[
     "select", "insert", "update", "delete", "drop", "create", "alter", "truncate", "exec",
     "execute", "declare", "shutdown", "merge", "grant", "revoke", "waitfor", "dbcc", "backup",
+    "replace",
 ];
 
 const KEYWORDS: &[&str] = &[
@@ -135,7 +136,7 @@ const KEYWORDS: &[&str] = &[
 
 const OPERATOR_WORDS: &[&str] = &[
     "like", "rlike", "regexp", "sounds", "is", "in", "between", "div", "mod", "not", "ilike",
-    "similar", "glob", "match", "against",
+    "similar", "glob", "match", "against", "notnull", "isnull",
 ];
 
 /// Functions frequently used in injections; a bareword followed by `(` is a function too.

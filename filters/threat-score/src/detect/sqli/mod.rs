@@ -239,7 +239,7 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
 
     match ctx {
         Context::Single | Context::Double => quoted_break_out(tokens),
-        Context::None => numeric(&nc),
+        Context::None => numeric(&nc, nc.len() != tokens.len()),
     }
 }
 
@@ -335,6 +335,15 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                     .take(12)
                     .any(|x| x.text == "values" || x.text == "select")
         }
+        // MySQL `REPLACE [INTO] t (cols) VALUES (...)`; `replace(a, b, c)` is a function.
+        "replace" => {
+            next.is_some_and(|n| matches!(n.kind, Kind::Bare | Kind::Keyword) && n.text != "(")
+                && nc
+                    .iter()
+                    .skip(i + 1)
+                    .take(12)
+                    .any(|x| x.text == "values" || x.text == "select")
+        }
         "update" => {
             next.is_some_and(|n| n.kind == Kind::Bare) && t(i + 2).is_some_and(|x| x.text == "set")
         }
@@ -358,6 +367,18 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                         | "login"
                 )
             }) && t(i + 2).is_some()
+                // After the object's name SQL goes on with punctuation or a keyword, not with
+                // more words ("drop table tennis lessons on Friday"); DDL keywords are SQL.
+                && !(t(i + 3).is_some_and(|x| {
+                    x.kind == Kind::Bare
+                        && !matches!(
+                            x.text.as_str(),
+                            "add" | "change" | "modify" | "rename" | "column" | "constraint"
+                                | "engine" | "cascade" | "restrict" | "purge" | "owner" | "to"
+                        )
+                }) && t(i + 4).is_some_and(|x| {
+                    matches!(x.kind, Kind::Bare | Kind::Keyword | Kind::Op)
+                }))
         }
         "exec" | "execute" => next.is_some_and(|n| {
             n.text.starts_with("xp_")
@@ -471,7 +492,7 @@ fn is_comparison_or_concat(op: &str) -> bool {
 }
 
 /// Unquoted shapes: a numeric parameter extended with logic, grouping or comments.
-fn numeric(nc: &[&Token]) -> Option<&'static str> {
+fn numeric(nc: &[&Token], has_comment: bool) -> Option<&'static str> {
     let k = |j: usize| nc.get(j).map(|t| t.kind);
     let mut i = 0;
     if !matches!(k(0), Some(Kind::Num | Kind::Var)) {
@@ -497,7 +518,10 @@ fn numeric(nc: &[&Token]) -> Option<&'static str> {
                 None | Some(Kind::Op | Kind::Logic | Kind::RParen | Kind::Semi)
             );
             let literal = matches!(x, Kind::Num | Kind::Str | Kind::Var | Kind::Bare);
-            (call || (literal && ends)).then_some("sqli.numeric-logic")
+            // `7 or 8` alone is a choice between numbers (paranoia 2, as operators only);
+            // `1 or 1=1`, `1 or 1--`, `1 or x)` continue a query.
+            let plain_pair = x == Kind::Num && k(i + 2).is_none() && !has_comment;
+            (call || (literal && ends && !plain_pair)).then_some("sqli.numeric-logic")
         }
         Some(Kind::Group) => k(i + 1)
             .is_some_and(|x| matches!(x, Kind::Num | Kind::Bare))
@@ -573,6 +597,7 @@ const SQL_FUNCTIONS: &[&str] = &[
     "if",
     "ifnull",
     "iif",
+    "insert",
     "instr",
     "is_srvrolemember",
     "isnull",
@@ -672,12 +697,103 @@ const SQL_FUNCTIONS: &[&str] = &[
 /// operator chaining a comparison (`AND deleted = 0)`, `|| c == '`), a stacked statement
 /// keyword (`; insert into`, `;drop`), a column alias (`) AS x FROM`), a clause (`ORDER BY`,
 /// `HAVING 1=`, `FROM t WHERE`), a call to an SQL function (`ABS(`).
+// Each arm is one shape; an arm that does not match must not fall through to the next
+// (which a guard would do), hence the `if`s inside the arms.
+#[allow(clippy::collapsible_match)]
 fn fragment(tokens: &[Token]) -> Option<&'static str> {
     let nc: Vec<&Token> = tokens.iter().filter(|t| t.kind != Kind::Comment).collect();
     let kind = |i: usize| nc.get(i).map(|t| t.kind);
     let text = |i: usize| nc.get(i).map_or("", |t| t.text.as_str());
+    let literal = |i: usize| kind(i).is_some_and(is_literal);
+    // The whole value is a comparison of literals (`1=1`, `42 like 42`, `1 is not 2`) or
+    // only operators (`<=>`, `||`, `in (0,1)`, `IS NULL`).
+    let sql_op = |t: &Token| {
+        t.kind == Kind::Logic
+            || t.kind == Kind::Op
+                && matches!(
+                    t.text.as_str(),
+                    "=" | "=="
+                        | "<"
+                        | ">"
+                        | "<="
+                        | ">="
+                        | "<>"
+                        | "!="
+                        | "<=>"
+                        | ">>"
+                        | "<<"
+                        | "->"
+                        | "->>"
+                        | "like"
+                        | "rlike"
+                        | "regexp"
+                        | "is"
+                        | "not"
+                        | "in"
+                        | "notnull"
+                        | "isnull"
+                        | "sounds"
+                        | "glob"
+                        | "between"
+                        | "ilike"
+                        | "div"
+                        | "mod"
+                )
+    };
+    let ops_only = !nc.is_empty()
+        && nc.len() <= 8
+        && nc.iter().any(|t| sql_op(t))
+        && nc.iter().all(|t| {
+            sql_op(t)
+                || matches!(
+                    t.kind,
+                    Kind::Num | Kind::LParen | Kind::RParen | Kind::Comma
+                )
+        });
+    let comparison = literal(0)
+        && literal(nc.len().saturating_sub(1))
+        && nc.len() >= 3
+        && nc.len() <= 5
+        && nc
+            .iter()
+            .skip(1)
+            .take(nc.len() - 2)
+            .all(|t| t.kind == Kind::Op && is_comparison(&t.text))
+        && nc
+            .get(1)
+            .is_some_and(|t| t.text != "-" && t.text != "+" && t.text != "/");
+    if ops_only || comparison {
+        return Some("sqli.fragment-operator");
+    }
     for i in 0..nc.len() {
+        // A comment used as whitespace inside SQL (`DROP/**/x`, `SELECT/*a*/password`), or
+        // ending it after an operator, a number or a `;` (`OR 1#`, `x;--`).
+        if kind(i) == Some(Kind::Comment) {
+            let prev = i.checked_sub(1).and_then(kind);
+            let inline = text(i) == "/*"
+                && matches!(
+                    prev,
+                    Some(Kind::Stmt | Kind::Bare | Kind::Keyword | Kind::Logic)
+                )
+                && matches!(kind(i + 1), Some(Kind::Bare | Kind::Keyword | Kind::Stmt));
+            let tail = text(i) != "/*"
+                && i > 0
+                && matches!(prev, Some(Kind::Semi | Kind::Logic | Kind::Num | Kind::Str))
+                && nc.len() <= 8;
+            if inline || tail {
+                return Some("sqli.fragment-comment");
+            }
+        }
         match kind(i) {
+            Some(Kind::Logic)
+                if kind(i + 1).is_none()
+                    || kind(i + 1) == Some(Kind::LParen) && kind(i + 2).is_none() =>
+            {
+                // `x OR `, `3 and(`: the value ends in a logic operator the query completes.
+                if i > 0 && nc.len() <= 4 {
+                    return Some("sqli.fragment-logic");
+                }
+            }
             Some(Kind::Logic) => {
                 let mut j = i + 1;
                 while kind(j) == Some(Kind::LParen) && j < i + 4 {
@@ -689,7 +805,8 @@ fn fragment(tokens: &[Token]) -> Option<&'static str> {
                         Kind::Bare | Kind::Num | Kind::Var | Kind::Str | Kind::Func
                     )
                 });
-                let cmp = kind(j + 1) == Some(Kind::Op) && is_comparison(text(j + 1));
+                let cmp = kind(j + 1) == Some(Kind::Op)
+                    && (is_comparison(text(j + 1)) || matches!(text(j + 1), "===" | "!=="));
                 // The right-hand side: a literal, a group, a negation, or the query's own
                 // continuation (the value ends at the operator).
                 let rhs = match kind(j + 2) {
@@ -703,8 +820,9 @@ fn fragment(tokens: &[Token]) -> Option<&'static str> {
                 }
             }
             Some(Kind::Semi) => {
-                if kind(i + 1) == Some(Kind::Stmt)
-                    && !matches!(kind(i + 2), Some(Kind::Bare | Kind::Op | Kind::Logic))
+                let stmt = kind(i + 1) == Some(Kind::Stmt);
+                if stmt && !matches!(kind(i + 2), Some(Kind::Bare | Kind::Op | Kind::Logic))
+                    || stmt && text(i + 1) != "select" && kind(i + 2) == Some(Kind::Bare)
                 {
                     return Some("sqli.fragment-stacked");
                 }
@@ -717,19 +835,47 @@ fn fragment(tokens: &[Token]) -> Option<&'static str> {
                     return Some("sqli.fragment-alias");
                 }
             }
+            Some(Kind::Keyword) if text(i) == "set" && kind(i + 1) == Some(Kind::Var) => {
+                return Some("sqli.fragment-stacked");
+            }
+            Some(Kind::Keyword | Kind::Func) if text(i) == "values" => {
+                if kind(i + 1) == Some(Kind::LParen) && literal(i + 2) {
+                    return Some("sqli.fragment-clause");
+                }
+            }
+            Some(Kind::Op) if text(i) == "in" => {
+                // `in (0,1)`: a list of literals, not "in (see below)".
+                if kind(i + 1) == Some(Kind::LParen)
+                    && literal(i + 2)
+                    && matches!(kind(i + 3), Some(Kind::Comma | Kind::RParen))
+                {
+                    return Some("sqli.fragment-clause");
+                }
+            }
+            Some(Kind::Stmt) if matches!(text(i), "exec" | "execute") => {
+                if kind(i + 1) == Some(Kind::Bare) && nc.len() <= 3 {
+                    return Some("sqli.fragment-stacked");
+                }
+            }
             Some(Kind::Keyword) if text(i) == "from" => {
-                let condition = match kind(i + 4) {
-                    None => true,
-                    Some(k) => {
-                        kind(i + 3) == Some(Kind::Func)
-                            || matches!(k, Kind::Op)
-                                && is_comparison(text(i + 4))
-                                && matches!(
-                                    kind(i + 5),
-                                    None | Some(Kind::Num | Kind::Str | Kind::Var | Kind::LParen)
-                                )
-                    }
-                };
+                // `from t group by`, `from `db`.`t` limit`: a table then a clause.
+                let mut j = i + 1;
+                while matches!(kind(j), Some(Kind::Bare | Kind::Op)) && j < i + 6 {
+                    j += 1;
+                }
+                if j > i + 1 && matches!(kind(j), Some(Kind::Group)) {
+                    return Some("sqli.fragment-clause");
+                }
+                let condition = kind(i + 3).is_none()
+                    || kind(i + 3) == Some(Kind::Func)
+                    || (i + 3..i + 9).any(|j| {
+                        kind(j) == Some(Kind::Op)
+                            && is_comparison(text(j))
+                            && matches!(
+                                kind(j + 1),
+                                None | Some(Kind::Num | Kind::Str | Kind::Var | Kind::LParen)
+                            )
+                    });
                 if matches!(kind(i + 1), Some(Kind::Bare | Kind::Keyword))
                     && text(i + 2) == "where"
                     && condition
@@ -766,7 +912,7 @@ fn fragment(tokens: &[Token]) -> Option<&'static str> {
                     return Some("sqli.fragment-clause");
                 }
             }
-            Some(Kind::Func | Kind::Keyword | Kind::Bare)
+            Some(Kind::Func | Kind::Keyword | Kind::Bare | Kind::Stmt)
                 if kind(i + 1) == Some(Kind::LParen)
                     && SQL_FUNCTIONS.binary_search(&text(i)).is_ok() =>
             {
@@ -776,6 +922,38 @@ fn fragment(tokens: &[Token]) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// Paranoia 2: the input closes the string and continues with any SQL: a keyword
+/// (`'ALTER a`, `'UNION a`), a logic operator or an operator word with an operand
+/// (`' or homer 9`, `id'not glob-id--`), a comment after an operator. Paranoia 1 needs
+/// the complete shapes of [`quoted_break_out`].
+fn weak_break_out(tokens: &[Token]) -> Option<&'static str> {
+    let mut i = 1;
+    while tokens.get(i).is_some_and(|t| t.kind == Kind::RParen) && i < 4 {
+        i += 1;
+    }
+    let k = |j: usize| tokens.get(j).map(|x| x.kind);
+    let operand = |j: usize| {
+        matches!(
+            k(j),
+            Some(
+                Kind::Bare
+                    | Kind::Num
+                    | Kind::Var
+                    | Kind::Func
+                    | Kind::LParen
+                    | Kind::Str
+                    | Kind::Op
+                    | Kind::Comment
+            )
+        )
+    };
+    match k(i)? {
+        Kind::Stmt | Kind::Union => k(i + 1).map(|_| "sqli.quote-fragment"),
+        Kind::Logic | Kind::Op => operand(i + 1).then_some("sqli.quote-fragment"),
+        _ => None,
+    }
 }
 
 /// CRS 942430-942432: characters SQL needs (quotes, operators, brackets, comment and
@@ -840,8 +1018,12 @@ fn scan_value(input: &Input, text: &str, out: &mut Findings) {
             out.hit(input, CAT, rule_for(rule), Severity::Critical, 1);
             return;
         }
-        if ctx == Context::None && out.wants(CAT, 2) {
-            if let Some(rule) = fragment(&tokens) {
+        if out.wants(CAT, 2) {
+            let rule = match ctx {
+                Context::None => fragment(&tokens),
+                Context::Single | Context::Double => weak_break_out(&tokens),
+            };
+            if let Some(rule) = rule {
                 out.hit(input, CAT, rule, Severity::Critical, 2);
             }
         }
@@ -895,6 +1077,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if CATALOGS.iter().any(|c| l.contains(c)) {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
         }
+        if l.ends_with('(') && open_call_at_end(l) {
+            out.hit(input, CAT, "sqli.open-call", Severity::Critical, 1);
+        }
         if l.contains('(') && sql_function_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
         }
@@ -930,6 +1115,16 @@ fn sql_function_call(l: &str) -> bool {
             }
             false
         })
+}
+
+/// A value that is an SQL function name and an opening parenthesis, nothing after it
+/// (`COS(`, `trim (`): a call the application's query is meant to complete.
+fn open_call_at_end(l: &str) -> bool {
+    let head = l.trim_end().trim_end_matches('(').trim_end();
+    let name = head.trim_start();
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && SQL_FUNCTIONS.binary_search(&name).is_ok()
 }
 
 /// `expr::type` casts (PostgreSQL).
@@ -1047,6 +1242,14 @@ mod tests {
         ] {
             assert_eq!(detect(s), None, "false positive: {s}");
         }
+    }
+
+    #[test]
+    fn open_calls() {
+        assert!(open_call_at_end("cos("));
+        assert!(open_call_at_end("sin ("));
+        assert!(!open_call_at_end("see the table (")); // not a function name alone
+        assert!(!open_call_at_end("cosine("));
     }
 
     #[test]
