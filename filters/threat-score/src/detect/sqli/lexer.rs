@@ -229,10 +229,29 @@ const FUNCTIONS: &[&str] = &[
 /// values are never cut by it (no silent cap); it only bounds direct callers.
 pub const MAX_TOKENS: usize = crate::extract::WINDOW + 1;
 
-static STATEMENT_SET: crate::detect::WordSet = crate::detect::WordSet::new(STATEMENTS);
-static OPERATOR_WORD_SET: crate::detect::WordSet = crate::detect::WordSet::new(OPERATOR_WORDS);
-static KEYWORD_SET: crate::detect::WordSet = crate::detect::WordSet::new(KEYWORDS);
-static FUNCTION_SET: crate::detect::WordSet = crate::detect::WordSet::new(FUNCTIONS);
+/// Every listed word with its kind, sorted once: one binary search per word instead of one per
+/// list. Earlier lists win (a word in several lists keeps the first kind, as the old chain of
+/// lookups did).
+fn word_table() -> &'static [(&'static str, Kind)] {
+    static TABLE: std::sync::OnceLock<Vec<(&'static str, Kind)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut v: Vec<(&'static str, Kind)> = Vec::new();
+        for (list, kind) in [
+            (STATEMENTS, Kind::Stmt),
+            (OPERATOR_WORDS, Kind::Op),
+            (KEYWORDS, Kind::Keyword),
+            (FUNCTIONS, Kind::Func),
+        ] {
+            for w in list {
+                if !v.iter().any(|(x, _)| x == w) {
+                    v.push((w, kind));
+                }
+            }
+        }
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v
+    })
+}
 
 fn word_kind(w: &str) -> Kind {
     match w {
@@ -240,11 +259,14 @@ fn word_kind(w: &str) -> Kind {
         "and" | "or" | "xor" => Kind::Logic,
         "true" | "false" | "null" | "unknown" => Kind::Num,
         "having" | "limit" => Kind::Group,
-        _ if STATEMENT_SET.contains(w) => Kind::Stmt,
-        _ if OPERATOR_WORD_SET.contains(w) => Kind::Op,
-        _ if KEYWORD_SET.contains(w) => Kind::Keyword,
-        _ if FUNCTION_SET.contains(w) => Kind::Func,
-        _ => Kind::Bare,
+        _ => {
+            let table = word_table();
+            table
+                .binary_search_by(|(x, _)| (*x).cmp(w))
+                .ok()
+                .and_then(|i| table.get(i))
+                .map_or(Kind::Bare, |(_, k)| *k)
+        }
     }
 }
 
