@@ -3,7 +3,8 @@
 //! The commit is the last one that changed the module's **inputs**: the filter crate, the
 //! workspace crates it depends on (path dependencies, followed transitively; dev-dependencies
 //! excluded), and the workspace files every build reads (`Cargo.toml`, `Cargo.lock`,
-//! `rust-toolchain.toml`, `.cargo/config.toml`). Not `HEAD`: a module embeds its commit, so
+//! `rust-toolchain.toml`, `.cargo/config.toml`), without what never reaches the module (`*.md`,
+//! `tests/`, `examples/`, `benches/`, the `config.json` of local runs). Not `HEAD`: a module embeds its commit, so
 //! embedding `HEAD` would change every module's bytes, and every pinned digest, on every commit.
 //! This way a module changes only when its inputs do, the same checkout gives the same commit in
 //! any folder or clone, and the commit still names a tree that builds the module.
@@ -19,6 +20,15 @@ use std::process::Command;
 
 /// Hex digits of the commit that are embedded.
 pub const COMMIT_LEN: usize = 12;
+
+/// Git pathspecs for files in the input directories that never reach a module.
+const NOT_INPUTS: &[&str] = &[
+    ":(exclude,glob)**/*.md",
+    ":(exclude,glob)**/tests/**",
+    ":(exclude,glob)**/examples/**",
+    ":(exclude,glob)**/benches/**",
+    ":(exclude,glob)**/config.json",
+];
 
 /// Files under the workspace root that every module build reads.
 const WORKSPACE_INPUTS: &[&str] = &[
@@ -38,6 +48,7 @@ pub fn commit(root: &Path, package: &str) -> Result<String> {
             .args(args)
             .arg("--")
             .args(&inputs)
+            .args(NOT_INPUTS)
             .output()
             .ok()?;
         out.status
