@@ -17,6 +17,7 @@
 mod bench;
 mod build;
 mod cel_rules;
+mod config_check;
 mod corpus;
 mod new_filter;
 mod package;

@@ -1,6 +1,7 @@
 //! `cargo xtask package FILTER`: the filter's module as an OCI image that Istio's agent pulls, in
-//! an OCI image layout (`target/oci/FILTER/`), and its manifest digest pinned in
-//! `istio/base/FILTER.yaml` (`spec.sha256`).
+//! an OCI image layout (`target/oci/FILTER/`), and its manifest digest pinned in the dev overlays
+//! (`url: oci://REPO@sha256:...` and `spec.sha256`). `cargo xtask pin` is the release step: it
+//! packages every module and pins it in every overlay, prod included.
 //!
 //! Format: the solo-io Wasm image spec's **compat** variant (`spec/spec-compat.md`), which
 //! Istio's agent reads first (`pkg/wasm/imagefetcher.go`, `extractOCIStandardImage`):
@@ -10,8 +11,10 @@
 //! * config `application/vnd.oci.image.config.v1+json` (`os: wasip1`, `architecture: wasm`).
 //!
 //! It is a plain OCI image, so every registry and tool (skopeo, crane, docker) handles it. The
-//! image is a pure function of the module bytes (no timestamps; tar entries with mtime 0 and
-//! uid/gid 0; gzip header without mtime), so the same module always has the same digest.
+//! image is a pure function of the module bytes, name and version (no timestamps; tar entries
+//! with mtime 0, uid/gid 0, no user/group names; gzip header with mtime 0 and OS "unknown";
+//! miniz_oxide's deflate at a fixed level, its version pinned by `Cargo.lock`), so the same
+//! module always has the same digest, on any machine.
 
 use anyhow::{bail, Context, Result};
 use envoy_harness::workspace_root;

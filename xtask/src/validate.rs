@@ -14,71 +14,16 @@
 //! 5. outside dev overlays (`dev`, `dev-*`, `*-dev`): no template filter (`example`), no
 //!    placeholder or loopback registry, no known demo API key.
 //!
-//! Adding a filter: one line in [`filters`] (plus its crate in `xtask/Cargo.toml` with
-//! `default-features = false`), and `istio/base/<name>.yaml` listed in `istio/base/kustomization.yaml`.
+//! Parsers are found from the filters themselves ([`crate::config_check`]): nothing to register.
 
+use crate::config_check::{Checker, Verdict};
 use crate::package::{self as pkg, is_dev_overlay, url_digest, WasmImage};
 use crate::plugins::{self, PluginType, WasmPlugin, FILTER_LABEL};
 use crate::schema::{CrdSchema, Violation};
 use anyhow::{bail, Context, Result};
 use envoy_harness::workspace_root;
-use sdk_ext::config::parse_json;
-use sdk_ext::network::{NetworkFilter, NetworkSetup};
-use sdk_ext::shared::Services;
-use sdk_ext::testing::recording_metrics;
-use sdk_ext::{ConfigError, HttpFilter};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Checks one filter's `pluginConfig` with the filter's own parser.
-pub struct FilterHook {
-    pub name: &'static str,
-    pub kind: PluginType,
-    pub check: fn(&str) -> Result<(), ConfigError>,
-}
-
-/// A hook for an HTTP filter: parse as `F::Config` and run `F::configure`.
-pub fn http<F: HttpFilter>() -> FilterHook {
-    FilterHook {
-        name: F::NAME,
-        kind: PluginType::Http,
-        check: |json| {
-            let (mut metrics, _) = recording_metrics(F::NAME);
-            F::configure(parse_json::<F::Config>(json.as_bytes())?, &mut metrics).map(|_| ())
-        },
-    }
-}
-
-/// A hook for a network filter: parse as `F::Config` and run `F::configure`.
-pub fn network<F: NetworkFilter>() -> FilterHook {
-    FilterHook {
-        name: F::NAME,
-        kind: PluginType::Network,
-        check: |json| {
-            let (mut metrics, _) = recording_metrics(F::NAME);
-            let setup = NetworkSetup {
-                metrics: &mut metrics,
-                services: Services::local(),
-            };
-            F::configure(parse_json::<F::Config>(json.as_bytes())?, setup).map(|_| ())
-        },
-    }
-}
-
-/// Every filter whose manifests can be validated. One line per filter, e.g. when it lands:
-/// ```text
-/// http::<threat_score::ThreatScoreFilter>(),
-/// ```
-pub fn filters() -> Vec<FilterHook> {
-    vec![
-        http::<example::ExampleFilter>(),
-        http::<router::RouterFilter>(),
-        http::<policy::PolicyFilter>(),
-        network::<tcp_guard::TcpGuard>(),
-        http::<threat_score::ThreatScoreFilter>(),
-        http::<suite::SuiteFilter>(),
-    ]
-}
 
 /// A problem with one manifest.
 #[derive(Debug, Clone)]
@@ -152,31 +97,34 @@ pub fn check_object(schema: &CrdSchema, object: &serde_json::Value) -> Vec<Viola
     out
 }
 
-/// The filter's own parser on `pluginConfig`.
-pub fn check_plugin_config(hooks: &[FilterHook], plugin: &WasmPlugin) -> Option<String> {
+/// The filter's own parser on `pluginConfig` (see [`crate::config_check`]).
+pub fn check_plugin_config(checker: &Checker, plugin: &WasmPlugin) -> Option<String> {
     let filter = plugin.filter()?;
-    let Some(hook) = hooks.iter().find(|h| h.name == filter) else {
+    let Some(entry) = checker.filter(filter) else {
         return Some(format!(
-            "no configuration parser registered for filter `{filter}` (add it to `filters()` in xtask/src/validate.rs)"
+            "metadata.labels: no filter module `{filter}` (filters/{filter} with `export_http_filter!` or `export_network_filter!`)"
         ));
     };
-    if hook.kind != plugin.plugin_type() {
+    if entry.kind != plugin.plugin_type() {
         return Some(format!(
             "spec.type: filter `{filter}` is a {:?} filter, the manifest says {:?}",
-            hook.kind,
+            entry.kind,
             plugin.plugin_type()
         ));
     }
-    (hook.check)(&plugin.plugin_config())
-        .err()
-        .map(|e| format!("spec.pluginConfig: {filter}: {e}"))
+    match checker.check(filter, &plugin.plugin_config()) {
+        Ok(Verdict::Accepted) => None,
+        Ok(Verdict::Rejected(e)) => Some(format!("spec.pluginConfig: {filter}: {e}")),
+        Ok(Verdict::NoSuchFilter) => Some(format!("metadata.labels: no filter module `{filter}`")),
+        Err(e) => Some(format!("checking spec.pluginConfig: {e:#}")),
+    }
 }
 
 /// Validate every document from `path` (with the pin and deployment rules in `options`, pins
 /// when `pins` is given); returns the findings and the number of WasmPlugins.
 fn validate_target(
     schema: &CrdSchema,
-    hooks: &[FilterHook],
+    checker: &Checker,
     path: &Path,
     options: &Options,
     mut pins: Option<&mut Pins>,
@@ -207,7 +155,7 @@ fn validate_target(
             let plugin = WasmPlugin {
                 object: doc.clone(),
             };
-            messages.extend(check_plugin_config(hooks, &plugin));
+            messages.extend(check_plugin_config(checker, &plugin));
             messages.extend(check_delivery(
                 path,
                 &plugin,
@@ -436,7 +384,7 @@ pub fn validate_with(paths: &[PathBuf], options: &Options) -> Result<()> {
         paths.to_vec()
     };
     let schema = wasm_plugin_schema()?;
-    let hooks = filters();
+    let checker = Checker::build()?;
     let mut pins = Pins {
         modules: options
             .modules
@@ -449,7 +397,7 @@ pub fn validate_with(paths: &[PathBuf], options: &Options) -> Result<()> {
     for target in &targets {
         let pins = (!options.no_pins).then_some(&mut pins);
         let (findings, count) =
-            validate_target(&schema, &hooks, target, options, pins, &mut notes)?;
+            validate_target(&schema, &checker, target, options, pins, &mut notes)?;
         if count == 0 {
             all.push(Finding {
                 source: target.display().to_string(),
@@ -473,7 +421,7 @@ pub fn validate_with(paths: &[PathBuf], options: &Options) -> Result<()> {
     for n in &notes {
         println!("note {n} (accepted: --allow-placeholder-registry)");
     }
-    warn_missing_manifests(&hooks)?;
+    warn_missing_manifests()?;
     if !all.is_empty() {
         for f in &all {
             eprintln!("FAIL {f}");
@@ -483,10 +431,9 @@ pub fn validate_with(paths: &[PathBuf], options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// A filter crate that no manifest under `istio/` runs (label `app.kubernetes.io/name`), or
-/// without a registered parser, is a gap in the kit: reported, not fatal, so filters can land
-/// before their manifests.
-fn warn_missing_manifests(hooks: &[FilterHook]) -> Result<()> {
+/// A filter crate that no manifest under `istio/` runs (label `app.kubernetes.io/name`) is a gap
+/// in the kit: reported, not fatal (the benchmark's `noop` has none on purpose).
+fn warn_missing_manifests() -> Result<()> {
     let mut labelled = String::new();
     let mut stack = vec![workspace_root().join("istio")];
     while let Some(dir) = stack.pop() {
@@ -502,9 +449,6 @@ fn warn_missing_manifests(hooks: &[FilterHook]) -> Result<()> {
     for name in crate::build::filter_names()? {
         if !labelled.contains(&format!("{FILTER_LABEL}: {name} ")) {
             println!("warning: filter `{name}` has no WasmPlugin under istio/");
-        }
-        if !hooks.iter().any(|h| h.name == name) {
-            println!("warning: filter `{name}` has no configuration parser in xtask/src/validate.rs filters()");
         }
     }
     Ok(())
@@ -586,7 +530,7 @@ mod tests {
 
     #[test]
     fn plugin_config_goes_through_the_filters_own_parser() {
-        let hooks = filters();
+        let hooks = Checker::build().unwrap();
         let ok = WasmPlugin { object: good() };
         assert_eq!(check_plugin_config(&hooks, &ok), None);
         let mut bad = good();
@@ -603,6 +547,6 @@ mod tests {
         let mut unknown = good();
         unknown["metadata"]["labels"][FILTER_LABEL] = json!("nope");
         let msg = check_plugin_config(&hooks, &WasmPlugin { object: unknown }).unwrap();
-        assert!(msg.contains("no configuration parser registered for filter `nope`"));
+        assert!(msg.contains("no filter module `nope`"), "{msg}");
     }
 }
