@@ -47,15 +47,27 @@ pub fn new_filter(name: &str) -> Result<()> {
         })
         .collect();
     let word = regex::Regex::new(r"\bexample\b").context("regex")?;
+    // `filters/example` stays where the text says where this filter came from.
+    const FROM: &str = "\u{0}template\u{0}";
     let rename = |text: &str| -> String {
         let text = text
+            .replace(
+                " `cargo xtask new-filter NAME` copies this crate to `filters/NAME`.",
+                "",
+            )
+            .replace("`cargo xtask new-filter NAME` copies it.\n", "")
             .replace("ExampleFilter", &format!("{camel}Filter"))
             .replace("example_", &format!("{snake}_"))
             .replace(
                 "The template filter: ",
-                "Made from the template filter (`filters/example`): ",
+                &format!("Made from the template filter ({FROM}): "),
+            )
+            .replace(
+                "the template every filter in this workspace starts from.",
+                &format!("made from the template filter ({FROM})."),
             );
-        word.replace_all(&text, name).into_owned()
+        word.replace_all(&text, name)
+            .replace(FROM, "`filters/example`")
     };
     copy_tree(&src, &dst, &rename)?;
     println!(

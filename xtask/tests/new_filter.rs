@@ -82,6 +82,11 @@ fn new_filter_builds_pins_validates_and_serves_with_no_hand_edit() {
         "{readme}"
     );
     assert!(readme.contains("hello_kit_requests_total"), "{readme}");
+    assert!(
+        readme.contains("Made from the template filter (`filters/example`)")
+            && !readme.contains("copies it"),
+        "{readme}"
+    );
     assert!(root.join("tests/tests/hello_kit.rs").is_file());
     for overlay in ["dev", "prod"] {
         assert!(root
