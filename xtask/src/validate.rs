@@ -549,4 +549,34 @@ mod tests {
         let msg = check_plugin_config(&hooks, &WasmPlugin { object: unknown }).unwrap();
         assert!(msg.contains("no filter module `nope`"), "{msg}");
     }
+
+    #[test]
+    fn placeholder_loopback_and_demo_keys_are_recognised() {
+        for (url, problem) in [
+            (
+                "oci://registry.example.com/f/p@sha256:ab",
+                Some("placeholder"),
+            ),
+            ("oci://example.org/f/p", Some("placeholder")),
+            ("oci://registry.invalid:5000/f/p", Some("placeholder")),
+            ("oci://localhost:5000/f/p", Some("loopback")),
+            ("oci://127.0.0.1:5000/f/p", Some("loopback")),
+            ("oci://registry.corp.internal/f/p", None),
+            ("oci://ghcr.io/org/p@sha256:ab", None),
+            ("oci://myexample.com/f/p", None),
+        ] {
+            let got = registry_problem(url);
+            match problem {
+                Some(word) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(word)),
+                    "{url}: {got:?}"
+                ),
+                None => assert_eq!(got, None, "{url}"),
+            }
+        }
+        let hash = pkg::sha256_digest(b"secret");
+        let config = json!({"api_keys": {"keys": [{"consumer": "c", "sha256": hash.trim_start_matches("sha256:")}]}});
+        assert_eq!(demo_keys_in(&config).len(), 1);
+        assert!(demo_keys_in(&json!({"keys": [{"sha256": "ab".repeat(32)}]})).is_empty());
+    }
 }
