@@ -8,6 +8,8 @@
 //!   JSON path and the reason.
 //! * [`view`]: the request as the filter sees it: headers fetched once, properties on demand.
 //! * [`cookie`]: request cookies and a cookie matcher.
+//! * [`path`]: path normalization (RFC 3986 dot segments, unreserved escapes, merged slashes)
+//!   that path matchers apply by default.
 //! * [`matcher`]: method, path, host, header, query and source-CIDR matchers, compiled at
 //!   configure time.
 //! * [`metrics`]: counters, gauges and histograms declared once at configure time.
@@ -30,6 +32,7 @@ pub mod jwt;
 pub mod matcher;
 pub mod metrics;
 pub mod network;
+pub mod path;
 pub mod proxy;
 pub mod proxy_network;
 pub mod ratelimit;
