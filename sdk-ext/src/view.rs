@@ -117,10 +117,12 @@ impl RequestView {
     /// and `/x/../admin` are all `/admin`. Computed once per request, on first use; an
     /// already-normal path costs one scan and no allocation.
     pub fn normalized_path(&self) -> &str {
-        let normalized = self.normalized.get_or_init(|| match crate::path::normalize(self.path()) {
-            std::borrow::Cow::Borrowed(_) => None,
-            std::borrow::Cow::Owned(s) => Some(s),
-        });
+        let normalized =
+            self.normalized
+                .get_or_init(|| match crate::path::normalize(self.path()) {
+                    std::borrow::Cow::Borrowed(_) => None,
+                    std::borrow::Cow::Owned(s) => Some(s),
+                });
         normalized.as_deref().unwrap_or_else(|| self.path())
     }
 
@@ -272,7 +274,11 @@ mod tests {
         assert_eq!(req.path(), "/x/..//%61dmin");
         assert_eq!(req.normalized_path(), "/admin");
         let first = req.normalized_path().as_ptr();
-        assert_eq!(req.normalized_path().as_ptr(), first, "cached, not recomputed");
+        assert_eq!(
+            req.normalized_path().as_ptr(),
+            first,
+            "cached, not recomputed"
+        );
         let normal = RequestBuilder::get("/api/v1?q=1").build();
         assert_eq!(
             normal.normalized_path().as_ptr(),

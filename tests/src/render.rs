@@ -317,7 +317,8 @@ impl EnvoyConfig {
                 "route_config": { "name": "local", "virtual_hosts": virtual_hosts },
                 "http_filters": http_filters
             });
-            if let (Some(obj), Value::Object(trust)) = (hcm.as_object_mut(), self.trust_settings()) {
+            if let (Some(obj), Value::Object(trust)) = (hcm.as_object_mut(), self.trust_settings())
+            {
                 obj.extend(trust);
             }
             listeners.push(json!({

@@ -552,9 +552,19 @@ fn config_errors_name_the_rule_and_the_field() {
             "has space",
         ),
         (
-            r(json!({"name": "c", "match": {"claims": [{"claim": "sub"}]}, "action": "allow"})),
-            "rules[1].match.claims",
+            json!({"jwt": {"payload_header": "x-jwt", "metadata_key": "k"}}),
+            "jwt.metadata_key",
+            "not both",
+        ),
+        (
+            json!({"jwt": {"payload_header": "bad header"}}),
             "jwt.payload_header",
+            "header",
+        ),
+        (
+            json!({"path_matching": "loose"}),
+            "path_matching",
+            "unknown variant",
         ),
         (
             r(json!({"name": "k", "match": {"consumers": ["a"]}, "action": "allow"})),
