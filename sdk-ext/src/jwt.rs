@@ -2,7 +2,8 @@
 //!
 //! **Default: dynamic metadata.** A `jwt_authn` provider with `payload_in_metadata: KEY`
 //! verifies the token's signature, issuer, audience and expiry, then stores the payload as a
-//! `google.protobuf.Struct` under `metadata.filter_metadata["envoy.filters.http.jwt_authn"][KEY]`.
+//! `google.protobuf.Struct` under `metadata.filter_metadata["envoy.filters.http.jwt_authn"][KEY]`
+//! (read here from the `metadata` property, which Envoy serializes as protobuf).
 //! A client cannot write dynamic metadata, and a missing, unsigned, forged or expired token
 //! leaves nothing there, so claims read from it are claims of a verified token. Istio's
 //! `RequestAuthentication` uses the token's **issuer** as the key; plain Envoy uses whatever the
@@ -24,8 +25,8 @@ use serde_json::Value;
 
 /// Upper bound on the encoded payload we decode (a hostile header cannot make us parse MiBs).
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
-/// Upper bound on the serialized metadata payload we decode.
-pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Upper bound on the serialized dynamic metadata we read claims from.
+pub const MAX_METADATA_BYTES: usize = 256 * 1024;
 /// Nesting depth past which a metadata payload is refused (no unbounded recursion).
 pub const MAX_DEPTH: usize = 32;
 /// `jwt_authn`'s dynamic metadata namespace.
@@ -111,9 +112,12 @@ impl ClaimSource {
     pub fn claims(&self, req: &RequestView) -> Option<Claims> {
         match self {
             Self::Header(h) => req.header(h).and_then(Claims::from_payload_header),
+            // The whole `metadata` property, not a path into it: Envoy serializes a message
+            // as protobuf (typed), but a map-valued path (`metadata.filter_metadata.ns.key`)
+            // as an untyped pair list where the string "abcdefgh" and a number look alike.
             Self::Metadata { namespace, key } => req
-                .raw_property(&["metadata", "filter_metadata", namespace, key])
-                .and_then(|bytes| Claims::from_metadata(&bytes)),
+                .raw_property(&["metadata"])
+                .and_then(|bytes| Claims::from_metadata(&bytes, namespace, key)),
         }
     }
 
@@ -150,14 +154,22 @@ impl Claims {
         }
     }
 
-    /// Decode the payload `jwt_authn` stored in metadata: a serialized `google.protobuf.Struct`
-    /// (how Envoy hands a map-valued property to Wasm). `None` when malformed, too large or
-    /// nested deeper than [`MAX_DEPTH`].
-    pub fn from_metadata(bytes: &[u8]) -> Option<Self> {
+    /// The payload `jwt_authn` stored under `filter_metadata[namespace][key]`, from the
+    /// request's dynamic metadata as Envoy serializes it (`envoy.config.core.v3.Metadata`,
+    /// protobuf). `None` when absent, not an object, malformed, larger than
+    /// [`MAX_METADATA_BYTES`] or nested deeper than [`MAX_DEPTH`].
+    pub fn from_metadata(bytes: &[u8], namespace: &str, key: &str) -> Option<Self> {
         if bytes.len() > MAX_METADATA_BYTES {
             return None;
         }
-        pb::decode_struct(bytes, 0).map(Self)
+        let fields = pb::filter_metadata(bytes, namespace)?;
+        match pb::decode_struct(fields, 0)? {
+            Value::Object(mut map) => match map.remove(key)? {
+                v @ Value::Object(_) => Some(Self(v)),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// Build from a JSON object (tests).
@@ -312,6 +324,32 @@ mod pb {
         }
     }
 
+    /// The `Struct` bytes of `Metadata.filter_metadata[namespace]` (field 1, a map of
+    /// namespace to `Struct`); other namespaces are skipped undecoded.
+    pub(super) fn filter_metadata<'a>(buf: &'a [u8], namespace: &str) -> Option<&'a [u8]> {
+        let mut r = Reader::new(buf);
+        while !r.done() {
+            match r.tag()? {
+                (1, 2) => {
+                    let mut entry = Reader::new(r.len_delimited()?);
+                    let (mut name, mut value) = (None, None);
+                    while !entry.done() {
+                        match entry.tag()? {
+                            (1, 2) => name = Some(entry.len_delimited()?),
+                            (2, 2) => value = Some(entry.len_delimited()?),
+                            (_, wire) => entry.skip(wire)?,
+                        }
+                    }
+                    if name == Some(namespace.as_bytes()) {
+                        return Some(value.unwrap_or_default());
+                    }
+                }
+                (_, wire) => r.skip(wire)?,
+            }
+        }
+        None
+    }
+
     pub(super) fn decode_struct(buf: &[u8], depth: usize) -> Option<Value> {
         if depth > MAX_DEPTH {
             return None;
@@ -458,13 +496,13 @@ mod tests {
     }
 
     #[test]
-    fn metadata_struct_decodes_like_the_json_payload() {
-        // {"sub": "alice", "aud": ["api", "web"], "n": 7, "ok": true, "realm": {"roles": ["ops"]},
-        //  "none": null, "f": 1.5} as google.protobuf.Struct wire bytes.
-        let bytes =
-            crate::testing::struct_bytes(&json!({"sub": "alice", "aud": ["api", "web"], "n": 7,
-            "ok": true, "realm": {"roles": ["ops"]}, "none": null, "f": 1.5}));
-        let c = Claims::from_metadata(&bytes).unwrap();
+    fn metadata_payload_decodes_like_the_json_payload() {
+        let payload = json!({"sub": "alice", "aud": ["api", "web"], "n": 7,
+            "ok": true, "realm": {"roles": ["ops"]}, "none": null, "f": 1.5});
+        let bytes = crate::testing::metadata_bytes(&json!({
+            "other.filter": {"x": 1},
+            JWT_AUTHN_NAMESPACE: {"not-ours": "x", "jwt_payload": payload}}));
+        let c = Claims::from_metadata(&bytes, JWT_AUTHN_NAMESPACE, "jwt_payload").unwrap();
         assert_eq!(c.values("sub"), ["alice"]);
         assert_eq!(c.values("aud"), ["api", "web"]);
         assert_eq!(c.values("n"), ["7"]);
@@ -472,19 +510,29 @@ mod tests {
         assert_eq!(c.values("realm.roles"), ["ops"]);
         assert_eq!(c.values("f"), ["1.5"]);
         assert!(c.get("none").is_some_and(Value::is_null));
+        assert_eq!(
+            Claims::from_metadata(&bytes, JWT_AUTHN_NAMESPACE, "other"),
+            None
+        );
+        assert_eq!(
+            Claims::from_metadata(&bytes, JWT_AUTHN_NAMESPACE, "not-ours"),
+            None
+        );
+        assert_eq!(
+            Claims::from_metadata(&bytes, "other.filter", "jwt_payload"),
+            None
+        );
         // Truncated, garbage and over-deep inputs are no claims, never a panic.
         for cut in 0..bytes.len() {
-            let _ = Claims::from_metadata(&bytes[..cut]);
+            let _ = Claims::from_metadata(&bytes[..cut], JWT_AUTHN_NAMESPACE, "jwt_payload");
         }
-        assert_eq!(Claims::from_metadata(&[0xff, 0xff, 0xff]), None);
+        assert_eq!(Claims::from_metadata(&[0xff, 0xff, 0xff], "a", "b"), None);
         let mut deep = json!("x");
         for _ in 0..(MAX_DEPTH + 2) {
             deep = json!({ "a": deep });
         }
-        assert_eq!(
-            Claims::from_metadata(&crate::testing::struct_bytes(&deep)),
-            None
-        );
+        let deep = crate::testing::metadata_bytes(&json!({JWT_AUTHN_NAMESPACE: {"k": deep}}));
+        assert_eq!(Claims::from_metadata(&deep, JWT_AUTHN_NAMESPACE, "k"), None);
     }
 
     #[test]

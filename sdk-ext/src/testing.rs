@@ -67,18 +67,14 @@ impl RequestBuilder {
         self
     }
 
-    /// The payload `jwt_authn` stores with `payload_in_metadata: key` after verifying a token
-    /// (a `google.protobuf.Struct`, as Envoy hands it to Wasm).
+    /// Dynamic metadata holding the payload `jwt_authn` stores with `payload_in_metadata:
+    /// key` after verifying a token (the `metadata` property, as Envoy hands it to Wasm).
     pub fn jwt_metadata(self, key: &str, payload: &serde_json::Value) -> Self {
-        self.property(
-            &[
-                "metadata",
-                "filter_metadata",
-                crate::jwt::JWT_AUTHN_NAMESPACE,
-                key,
-            ],
-            &struct_bytes(payload),
-        )
+        let mut ns = serde_json::Map::new();
+        ns.insert(key.to_string(), payload.clone());
+        let mut all = serde_json::Map::new();
+        all.insert(crate::jwt::JWT_AUTHN_NAMESPACE.to_string(), ns.into());
+        self.property(&["metadata"], &metadata_bytes(&all.into()))
     }
 
     pub fn build(self) -> RequestView {
@@ -292,6 +288,19 @@ pub fn struct_bytes(v: &serde_json::Value) -> Vec<u8> {
         let mut entry = Vec::new();
         pb_field(1, 2, k.as_bytes(), &mut entry);
         pb_field(2, 2, &pb_value(val), &mut entry);
+        pb_field(1, 2, &entry, &mut out);
+    }
+    out
+}
+
+/// `envoy.config.core.v3.Metadata` wire bytes with `filter_metadata` from a JSON object of
+/// namespace -> object (what Envoy returns for the `metadata` property).
+pub fn metadata_bytes(filter_metadata: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (ns, fields) in filter_metadata.as_object().into_iter().flatten() {
+        let mut entry = Vec::new();
+        pb_field(1, 2, ns.as_bytes(), &mut entry);
+        pb_field(2, 2, &struct_bytes(fields), &mut entry);
         pb_field(1, 2, &entry, &mut out);
     }
     out
