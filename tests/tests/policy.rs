@@ -388,7 +388,8 @@ impl Rng {
 }
 
 /// The same access policy for both filters: deny `/admin/secret*` first, then five allow rules,
-/// default deny. RBAC (action ALLOW: any policy allows, else 403) expresses "first rule denies"
+/// default deny. Requests carry random `X-Forwarded-For` values; the source rules compare with
+/// RBAC's `direct_remote_ip` (admin) and `remote_ip` (internal). RBAC (action ALLOW: any policy allows, else 403) expresses "first rule denies"
 /// by AND-ing `not_rule(/admin/secret)` into every policy.
 fn differential_policies() -> (Value, Value) {
     let ours = json!({
@@ -426,8 +427,11 @@ fn differential_policies() -> (Value, Value) {
                 json!({"or_rules": {"rules": [method("POST"), method("PUT")]}}),
                 path(json!({"safe_regex": {"regex": "/api/v[12]/items/[0-9]+"}}))])],
                           "principals": [{"header": {"name": "x-team", "string_match": {"prefix": "core"}}}]},
+            // `remote_ip` is the address Envoy derives from X-Forwarded-For when it trusts
+            // hops; `direct_remote_ip` is the peer. With the rendered connection manager
+            // (use_remote_address, 0 trusted hops) both are the peer, as is `source.address`.
             "internal": {"permissions": [and(vec![json!({"any": true})])],
-                         "principals": [{"direct_remote_ip": {"address_prefix": "10.0.0.0", "prefix_len": 8}}]},
+                         "principals": [{"remote_ip": {"address_prefix": "10.0.0.0", "prefix_len": 8}}]},
             "health": {"permissions": [and(vec![json!({"or_rules": {"rules": [
                 path(json!({"exact": "/healthz"})), path(json!({"suffix": "/status"}))]}})])],
                        "principals": any}
@@ -487,6 +491,15 @@ fn differential_against_native_rbac() {
         "GET", "GET", "GET", "HEAD", "POST", "POST", "PUT", "DELETE", "PATCH",
     ];
     let roles = ["", "admin", "admin", "Admin", "user", "admin2"];
+    // Client-supplied X-Forwarded-For, which must move neither filter.
+    let forwarded = [
+        "",
+        "",
+        "10.1.2.3",
+        "127.0.0.1",
+        "10.0.0.1, 127.0.0.1",
+        "192.0.2.9",
+    ];
     let teams = ["", "core", "core", "core-infra", "edge", "Core"];
     let (mut agree, mut allowed, mut denied) = (0, 0, 0);
     let mut disagreements = Vec::new();
@@ -495,7 +508,11 @@ fn differential_against_native_rbac() {
         let path = format!("{}{}", rng.pick(&prefixes), rng.pick(&tails));
         let method = rng.pick(&methods);
         let mut headers = Vec::new();
-        for (name, values) in [("x-role", &roles), ("x-team", &teams)] {
+        for (name, values) in [
+            ("x-role", &roles[..]),
+            ("x-team", &teams[..]),
+            ("x-forwarded-for", &forwarded[..]),
+        ] {
             let v = rng.pick(values);
             if !v.is_empty() {
                 headers.push((name, v));

@@ -30,6 +30,9 @@ use sdk_ext::{
 use std::cell::OnceCell;
 use std::collections::HashSet;
 
+/// `WWW-Authenticate` of a 401 when no API keys are configured.
+const BEARER_CHALLENGE: &str = "Bearer realm=\"api\"";
+
 /// A compiled denial response.
 #[derive(Debug, Clone)]
 struct Denial {
@@ -342,7 +345,7 @@ impl PolicyFilter {
                 Verdict::Limited(..) => c.shadow_rate_limited.inc(),
             }
             if !verdict.is_allow() {
-                log::info!(
+                log::debug!(
                     "{}: shadow rule `{}` would deny the request (request id {})",
                     Self::NAME,
                     rule.name,
@@ -573,7 +576,7 @@ impl HttpFilter for PolicyFilter {
                 (Some(c), _) => c.shadow_denied.inc(),
                 (None, _) => self.totals.api_key_shadow_rejected.inc(),
             }
-            log::info!(
+            log::debug!(
                 "{}: {} would deny the request (shadow mode; request id {})",
                 Self::NAME,
                 decider.label(),
@@ -600,7 +603,18 @@ impl HttpFilter for PolicyFilter {
             }
             Verdict::Unauthorized(why) => LocalReply::json(401, "unauthorized", why, request_id),
         };
-        log::info!(
+        // RFC 9110 section 15.5.2: a 401 carries a challenge. Where an API key is expected, it
+        // says where; otherwise (a rule configured to answer 401) a bearer token is expected.
+        let reply = if reply.status == 401 {
+            let challenge = self
+                .api_keys
+                .as_ref()
+                .map_or(BEARER_CHALLENGE, |k| k.challenge.as_str());
+            reply.with_header("www-authenticate", challenge)
+        } else {
+            reply
+        };
+        log::debug!(
             "{}: {} denied the request with {} (request id {})",
             Self::NAME,
             decider.label(),

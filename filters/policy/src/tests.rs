@@ -266,6 +266,16 @@ fn invalid_and_missing_keys() {
     };
     assert_eq!(r.status, 401);
     assert!(!String::from_utf8_lossy(&r.body).contains("wrong"));
+    let challenge = |r: &LocalReply| {
+        r.headers
+            .iter()
+            .find(|(n, _)| n == "www-authenticate")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        challenge(&r).as_deref(),
+        Some(r#"ApiKey realm="api", header="x-api-key", query="api_key""#)
+    );
     assert!(ops.set.iter().all(|(n, _)| n != "x-consumer"));
     // Missing key: anonymous, so consumer rules do not match.
     let (d, ops) = h.run(get("/public").header("x-consumer", "alice"));
@@ -668,4 +678,29 @@ fn config_errors_name_the_rule_and_the_field() {
             err.reason
         );
     }
+}
+
+#[test]
+fn a_configured_401_without_api_keys_challenges_for_a_bearer_token() {
+    let f = policy(
+        json!({"rules": [{"name": "members", "match": {"paths": [{"prefix": "/m"}]},
+        "action": "deny", "deny": {"status": 401}}]}),
+    );
+    let (d, _) = f.run(get("/m"));
+    let Decision::Respond(r) = d else {
+        panic!("must be refused")
+    };
+    assert_eq!(r.status, 401);
+    assert!(r
+        .headers
+        .contains(&("www-authenticate".into(), r#"Bearer realm="api""#.into())));
+    let (d, _) = f.run(get("/m").header("x-request-id", "<img src=x>"));
+    let Decision::Respond(r) = d else {
+        panic!("must be refused")
+    };
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(
+        body["request_id"].is_null(),
+        "a non-id request id is not echoed"
+    );
 }
