@@ -6,8 +6,9 @@
 //! (read here from the `metadata` property, which Envoy serializes as protobuf).
 //! A client cannot write dynamic metadata, and a missing, unsigned, forged or expired token
 //! leaves nothing there, so claims read from it are claims of a verified token. Istio's
-//! `RequestAuthentication` uses the token's **issuer** as the key; plain Envoy uses whatever the
-//! provider's `payload_in_metadata` says (this module's default is `jwt_payload`).
+//! `RequestAuthentication` uses the key `payload` (this module's default; istio/istio
+//! `EnvoyJwtFilterPayload`; releases before 1.2x used the issuer); plain Envoy uses whatever the
+//! provider's `payload_in_metadata` says.
 //!
 //! **Opt-in: a header** (`payload_header`), for deployments where a trusted hop writes the
 //! payload into a header (Istio's `outputPayloadToHeader`). Only the payload form is accepted
@@ -32,19 +33,19 @@ pub const MAX_DEPTH: usize = 32;
 /// `jwt_authn`'s dynamic metadata namespace.
 pub const JWT_AUTHN_NAMESPACE: &str = "envoy.filters.http.jwt_authn";
 /// Default `payload_in_metadata` key.
-pub const DEFAULT_METADATA_KEY: &str = "jwt_payload";
+pub const DEFAULT_METADATA_KEY: &str = "payload";
 
 /// Where claims come from, as users write it (a filter's `jwt` object). `{}` (or no `jwt` at
-/// all) reads `jwt_authn`'s metadata under `jwt_payload`.
+/// all) reads `jwt_authn`'s metadata under `payload`.
 ///
 /// ```json
-/// {"metadata_key": "https://idp.example"}      // Istio: the issuer
+/// {"metadata_key": "payload"}              // the provider's payload_in_metadata
 /// {"payload_header": "x-jwt-payload"}          // opt-in, payload form only
 /// ```
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSourceSpec {
-    /// The provider's `payload_in_metadata` key. Default `jwt_payload`.
+    /// The provider's `payload_in_metadata` key. Default `payload` (what Istio sets).
     #[serde(default)]
     pub metadata_key: Option<String>,
     /// The metadata namespace. Default `envoy.filters.http.jwt_authn`.
@@ -501,8 +502,8 @@ mod tests {
             "ok": true, "realm": {"roles": ["ops"]}, "none": null, "f": 1.5});
         let bytes = crate::testing::metadata_bytes(&json!({
             "other.filter": {"x": 1},
-            JWT_AUTHN_NAMESPACE: {"not-ours": "x", "jwt_payload": payload}}));
-        let c = Claims::from_metadata(&bytes, JWT_AUTHN_NAMESPACE, "jwt_payload").unwrap();
+            JWT_AUTHN_NAMESPACE: {"not-ours": "x", "payload": payload}}));
+        let c = Claims::from_metadata(&bytes, JWT_AUTHN_NAMESPACE, "payload").unwrap();
         assert_eq!(c.values("sub"), ["alice"]);
         assert_eq!(c.values("aud"), ["api", "web"]);
         assert_eq!(c.values("n"), ["7"]);
@@ -519,12 +520,12 @@ mod tests {
             None
         );
         assert_eq!(
-            Claims::from_metadata(&bytes, "other.filter", "jwt_payload"),
+            Claims::from_metadata(&bytes, "other.filter", "payload"),
             None
         );
         // Truncated, garbage and over-deep inputs are no claims, never a panic.
         for cut in 0..bytes.len() {
-            let _ = Claims::from_metadata(&bytes[..cut], JWT_AUTHN_NAMESPACE, "jwt_payload");
+            let _ = Claims::from_metadata(&bytes[..cut], JWT_AUTHN_NAMESPACE, "payload");
         }
         assert_eq!(Claims::from_metadata(&[0xff, 0xff, 0xff], "a", "b"), None);
         let mut deep = json!("x");

@@ -246,7 +246,7 @@ fn jwt_authn(jwks: &str) -> HttpFilter {
                 "issuer": "https://idp.test",
                 "audiences": ["api"],
                 "local_jwks": {"inline_string": jwks},
-                "payload_in_metadata": "jwt_payload",
+                "payload_in_metadata": "payload",
                 "forward": true
             }},
             "rules": [{"match": {"prefix": "/"}, "requires": {"requires_any": {"requirements": [

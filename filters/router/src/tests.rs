@@ -524,10 +524,7 @@ fn claims_come_from_jwt_authn_metadata_unless_a_header_is_opted_in() {
     let beta = serde_json::json!({"sub": "a", "groups": ["staff", "beta"]});
     // Verified by jwt_authn (metadata): routed.
     assert_eq!(
-        tag(
-            &f,
-            RequestBuilder::get("/").jwt_metadata("jwt_payload", &beta)
-        ),
+        tag(&f, RequestBuilder::get("/").jwt_metadata("payload", &beta)),
         Some("beta".into())
     );
     // The same claims in a header a client can write: ignored without the opt-in.
