@@ -216,6 +216,10 @@ impl EnvoyConfig {
         let mut v = json!({
             "use_remote_address": true,
             "xff_num_trusted_hops": self.xff_num_trusted_hops,
+            // With use_remote_address every loopback client is external, and Envoy would
+            // replace its `x-request-id`. A client's id is kept for tracing (it decides
+            // nothing; replies echo it only when it looks like an id).
+            "preserve_external_request_id": true,
         });
         if self.normalize_paths {
             v["normalize_path"] = json!(true);
@@ -403,6 +407,7 @@ mod tests {
         let default = hcm(&EnvoyConfig::new("127.0.0.1:9".parse().unwrap()));
         assert_eq!(default["use_remote_address"], true);
         assert_eq!(default["xff_num_trusted_hops"], 0);
+        assert_eq!(default["preserve_external_request_id"], true);
         assert_eq!(default["normalize_path"], true);
         assert_eq!(default["merge_slashes"], true);
         assert_eq!(

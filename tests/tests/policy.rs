@@ -217,6 +217,11 @@ fn api_keys_success_failure_and_stripping() {
     assert_eq!(bad.status, 401);
     assert_eq!(bad.json()["error"], "unauthorized");
     assert!(!bad.body.contains("guess"));
+    assert_eq!(
+        bad.header("www-authenticate"),
+        Some(r#"ApiKey realm="api", header="x-api-key", query="api_key""#),
+        "a 401 says where the key goes"
+    );
     let anon = send(&envoy, "GET", "/open", &[("x-consumer", "alice")]);
     assert_eq!(anon.status, 200);
     assert_eq!(
