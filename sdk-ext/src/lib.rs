@@ -14,7 +14,8 @@
 //!   configure time.
 //! * [`metrics`]: counters, gauges and histograms declared once at configure time.
 //! * [`reply`]: local replies with a small JSON body carrying the request id.
-//! * [`jwt`]: JWT claims from the header Istio writes with `outputPayloadToHeader`.
+//! * [`jwt`]: JWT claims from `jwt_authn`'s verified dynamic metadata (default) or, opted in, a
+//!   payload header.
 //! * [`filter`]: the [`HttpFilter`] trait and what a filter can ask the proxy to do.
 //! * [`shared`]: host services for state across requests: shared data with compare-and-swap,
 //!   a clock ([`Services`]).

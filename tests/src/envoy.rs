@@ -218,7 +218,7 @@ impl Envoy {
     }
 
     /// One stat's value. Panics (failing the test) when Envoy has no such stat, naming the
-    /// closest existing ones: a misspelled name must not read as 0 and pass an `== 0` check.
+    /// closest existing ones (longest common prefix): a misspelled name must not read as 0 and pass an `== 0` check.
     /// Use [`Envoy::try_stat`] for stats that may legitimately not exist yet.
     #[allow(clippy::panic)]
     pub fn stat(&self, name: &str) -> u64 {
@@ -229,11 +229,13 @@ impl Envoy {
         if let Some(v) = stats.get(name) {
             return *v;
         }
-        let stem = name.rsplit_once('.').map_or(name, |(head, _)| head);
-        let mut near: Vec<&String> = stats.keys().filter(|k| k.starts_with(stem)).collect();
+        // The stats sharing the longest prefix with `name`: a typo's intended stat is there.
+        let common = |k: &str| k.bytes().zip(name.bytes()).take_while(|(a, b)| a == b).count();
+        let best = stats.keys().map(|k| common(k)).max().unwrap_or(0);
+        let mut near: Vec<&String> = stats.keys().filter(|k| common(k) == best).collect();
         near.sort();
         near.truncate(20);
-        panic!("Envoy has no stat `{name}`; stats under `{stem}`: {near:?}")
+        panic!("Envoy has no stat `{name}`; the closest: {near:?}")
     }
 
     /// One stat's value, 0 when Envoy has no such stat (or `/stats` cannot be read). Only for
