@@ -230,7 +230,12 @@ impl Envoy {
             return *v;
         }
         // The stats sharing the longest prefix with `name`: a typo's intended stat is there.
-        let common = |k: &str| k.bytes().zip(name.bytes()).take_while(|(a, b)| a == b).count();
+        let common = |k: &str| {
+            k.bytes()
+                .zip(name.bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
         let best = stats.keys().map(|k| common(k)).max().unwrap_or(0);
         let mut near: Vec<&String> = stats.keys().filter(|k| common(k) == best).collect();
         near.sort();

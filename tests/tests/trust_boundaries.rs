@@ -281,7 +281,8 @@ fn only_claims_jwt_authn_verified_match() {
         b64(alice.to_string().as_bytes())
     );
     let payload = b64(alice.to_string().as_bytes());
-    let cases: Vec<(&str, Vec<(&str, String)>, u16)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, u16);
+    let cases: Vec<Case> = vec![
         (
             "valid token",
             vec![("authorization", bearer(&idp.token(&alice)))],
