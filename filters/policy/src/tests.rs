@@ -704,3 +704,37 @@ fn a_configured_401_without_api_keys_challenges_for_a_bearer_token() {
         "a non-id request id is not echoed"
     );
 }
+
+#[test]
+fn claims_come_from_verified_metadata_by_default_never_from_a_client_header() {
+    let f = policy(
+        json!({"default_action": "deny", "rules": [{"name": "admins",
+        "match": {"paths": [{"prefix": "/"}], "claims": [{"claim": "sub", "value": {"exact": "alice"}}]},
+        "action": "allow"}]}),
+    );
+    let alice = json!({"sub": "alice"});
+    assert_eq!(f.status(get("/x").jwt_metadata("payload", &alice)), 200);
+    assert_eq!(
+        f.status(get("/x").header("x-jwt-payload", &b64(alice.clone()))),
+        403
+    );
+    assert_eq!(f.status(get("/x").jwt_metadata("other-key", &alice)), 403);
+}
+
+#[test]
+fn path_rules_and_path_keys_see_the_normalized_path() {
+    let f = policy(json!({"rules": [{"name": "admin-closed",
+        "match": {"paths": [{"prefix": "/admin"}]}, "action": "deny"}]}));
+    for p in ["/admin", "//admin", "/./admin", "/%61dmin", "/x/../admin"] {
+        assert_eq!(f.status(get(p)), 403, "{p}");
+    }
+    let raw = policy(
+        json!({"path_matching": "raw", "rules": [{"name": "admin-closed",
+        "match": {"paths": [{"prefix": "/admin"}]}, "action": "deny"}]}),
+    );
+    assert_eq!(
+        raw.status(get("//admin")),
+        200,
+        "raw matching is the opt-out"
+    );
+}
