@@ -217,6 +217,9 @@ pub enum Fallback {
 #[derive(Debug, Default)]
 pub struct Edits {
     path_prefix: Option<(String, String)>,
+    /// Which path `path_prefix` is cut from: the one the rule's path matchers saw, so a rule
+    /// that matched `//legacy/x` as `/legacy/x` also rewrites it.
+    paths: PathMatching,
     host: Option<String>,
     remove: Vec<String>,
     set: Vec<(String, String)>,
@@ -249,8 +252,11 @@ impl Edits {
             ops.add(n.as_str(), v.as_str());
         }
         if let Some((from, to)) = &self.path_prefix {
-            if let Some(rest) = req.raw_path().strip_prefix(from.as_str()) {
-                ops.set(":path", format!("{to}{rest}"));
+            // The path part as matched (normalized by default), then the query and fragment
+            // exactly as sent.
+            let suffix = req.raw_path().get(req.path().len()..).unwrap_or("");
+            if let Some(rest) = req.match_path(self.paths).strip_prefix(from.as_str()) {
+                ops.set(":path", format!("{to}{rest}{suffix}"));
             }
         }
         if let Some(host) = &self.host {
@@ -385,8 +391,9 @@ fn compile_rule(
         }
         (None, Some(weights)) => compile_split(&spec, weights, at, route_header, tags)?,
     };
-    let edits = compile_edits(spec.rewrite.as_ref(), &spec.request_headers, route_header)
+    let mut edits = compile_edits(spec.rewrite.as_ref(), &spec.request_headers, route_header)
         .map_err(in_rule)?;
+    edits.paths = paths;
     Ok(Rule {
         name: spec.name.clone().unwrap_or_else(|| at.to_string()),
         request,

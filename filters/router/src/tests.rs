@@ -572,3 +572,25 @@ fn path_rules_match_normalized_paths_by_default() {
         );
     }
 }
+
+#[test]
+fn a_prefix_rewrite_cuts_the_path_the_rule_matched() {
+    let cfg = r#"{"rules": [{"match": {"paths": [{"prefix": "/old/"}]}, "tag": "a",
+        "rewrite": {"path_prefix": {"from": "/old/", "to": "/new/"}}}]}"#;
+    let path = |f: &RouterFilter, p: &str| {
+        run(f, RequestBuilder::get(p))
+            .set
+            .iter()
+            .find(|(n, _)| n == ":path")
+            .map(|(_, v)| v.clone())
+    };
+    let (f, _) = filter(cfg);
+    assert_eq!(
+        path(&f, "/old/x?a=%2F&b").as_deref(),
+        Some("/new/x?a=%2F&b")
+    );
+    assert_eq!(path(&f, "//old/./x?a=1").as_deref(), Some("/new/x?a=1"));
+    let (raw, _) = filter(&cfg.replacen('{', r#"{"path_matching": "raw", "#, 1));
+    assert_eq!(path(&raw, "/old/./x?a=1").as_deref(), Some("/new/./x?a=1"));
+    assert_eq!(path(&raw, "//old/x"), None, "raw: no match, no rewrite");
+}
