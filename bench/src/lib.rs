@@ -200,7 +200,7 @@ pub fn run(opts: &Options) -> Result<Report> {
     let mut measured = Vec::new();
     for r in running {
         let rss_kib = procfs::rss_kib(r.envoy.pid())?;
-        let wasm_vms = r.envoy.stat(VM_STAT);
+        let wasm_vms = r.envoy.stat_or_zero(VM_STAT);
         measured.push(Measured {
             name: r.name.into(),
             kind: r.kind,
@@ -288,12 +288,12 @@ fn measure(
     spec: &load::LoadSpec,
 ) -> Result<Sample> {
     let pid = r.envoy.pid();
-    let cx_before = r.envoy.stat(CX_STAT);
+    let cx_before = r.envoy.stat_or_zero(CX_STAT);
     let cpu_before = procfs::cpu_time_us(pid)?;
     let res = load::run_wrk(&r.envoy.url("/"), script, spec)
         .with_context(|| format!("load on {}", r.name))?;
     let cpu_after = procfs::cpu_time_us(pid)?;
-    let connections_opened = r.envoy.stat(CX_STAT).saturating_sub(cx_before);
+    let connections_opened = r.envoy.stat_or_zero(CX_STAT).saturating_sub(cx_before);
     if res.requests == 0 {
         bail!("{}: wrk completed no requests", r.name);
     }

@@ -8,11 +8,14 @@
 //!   JSON path and the reason.
 //! * [`view`]: the request as the filter sees it: headers fetched once, properties on demand.
 //! * [`cookie`]: request cookies and a cookie matcher.
+//! * [`path`]: path normalization (RFC 3986 dot segments, unreserved escapes, merged slashes)
+//!   that path matchers apply by default.
 //! * [`matcher`]: method, path, host, header, query and source-CIDR matchers, compiled at
 //!   configure time.
 //! * [`metrics`]: counters, gauges and histograms declared once at configure time.
 //! * [`reply`]: local replies with a small JSON body carrying the request id.
-//! * [`jwt`]: JWT claims from the header Istio writes with `outputPayloadToHeader`.
+//! * [`jwt`]: JWT claims from `jwt_authn`'s verified dynamic metadata (default) or, opted in, a
+//!   payload header.
 //! * [`filter`]: the [`HttpFilter`] trait and what a filter can ask the proxy to do.
 //! * [`shared`]: host services for state across requests: shared data with compare-and-swap,
 //!   a clock ([`Services`]).
@@ -32,6 +35,7 @@ pub mod jwt;
 pub mod matcher;
 pub mod metrics;
 pub mod network;
+pub mod path;
 pub mod proxy;
 pub mod proxy_network;
 pub mod ratelimit;

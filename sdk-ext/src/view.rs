@@ -49,6 +49,9 @@ pub struct RequestView {
     /// Decoded query parameters, parsed on first use.
     query: OnceCell<Vec<(String, String)>>,
     source: OnceCell<Option<SocketAddr>>,
+    /// The normalized path when it differs from [`RequestView::path`] (`None`: it is already
+    /// normal), computed on first use and shared by every matcher of every filter.
+    normalized: OnceCell<Option<String>>,
 }
 
 impl std::fmt::Debug for RequestView {
@@ -67,6 +70,7 @@ impl RequestView {
             props,
             query: OnceCell::new(),
             source: OnceCell::new(),
+            normalized: OnceCell::new(),
         }
     }
 
@@ -101,11 +105,33 @@ impl RequestView {
         self.header(":path").unwrap_or("")
     }
 
-    /// The path without query string or fragment (not decoded, not normalised).
+    /// The path without query string or fragment, as sent (not decoded, not normalised).
     pub fn path(&self) -> &str {
         let raw = self.raw_path();
         let end = raw.find(['?', '#']).unwrap_or(raw.len());
         &raw[..end]
+    }
+
+    /// [`RequestView::path`] normalized ([`crate::path::normalize`]: unreserved escapes
+    /// decoded, dot segments removed, slashes merged), so `//admin`, `/./admin`, `/%61dmin`
+    /// and `/x/../admin` are all `/admin`. Computed once per request, on first use; an
+    /// already-normal path costs one scan and no allocation.
+    pub fn normalized_path(&self) -> &str {
+        let normalized =
+            self.normalized
+                .get_or_init(|| match crate::path::normalize(self.path()) {
+                    std::borrow::Cow::Borrowed(_) => None,
+                    std::borrow::Cow::Owned(s) => Some(s),
+                });
+        normalized.as_deref().unwrap_or_else(|| self.path())
+    }
+
+    /// The path path matchers see: normalized unless `mode` asks for the raw path.
+    pub fn match_path(&self, mode: crate::matcher::PathMatching) -> &str {
+        match mode {
+            crate::matcher::PathMatching::Normalized => self.normalized_path(),
+            crate::matcher::PathMatching::Raw => self.path(),
+        }
     }
 
     /// The raw query string (after `?`, before `#`), if any.
@@ -240,6 +266,25 @@ mod tests {
         assert_eq!(req.query_values("x").collect::<Vec<_>>(), ["1", "/"]);
         assert_eq!(req.query_values("y").next(), Some("two words"));
         assert_eq!(req.host(), "api.example.com");
+    }
+
+    #[test]
+    fn normalized_path_is_computed_once_and_borrowed_when_normal() {
+        let req = RequestBuilder::get("/x/..//%61dmin?next=/../y").build();
+        assert_eq!(req.path(), "/x/..//%61dmin");
+        assert_eq!(req.normalized_path(), "/admin");
+        let first = req.normalized_path().as_ptr();
+        assert_eq!(
+            req.normalized_path().as_ptr(),
+            first,
+            "cached, not recomputed"
+        );
+        let normal = RequestBuilder::get("/api/v1?q=1").build();
+        assert_eq!(
+            normal.normalized_path().as_ptr(),
+            normal.path().as_ptr(),
+            "a normal path is the header's own bytes"
+        );
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn corpus(args: &[String]) -> Result<()> {
         rows.len(),
         elapsed.as_secs_f64()
     );
-    let crashes = envoy.stat("wasm.envoy.wasm.runtime.v8.failed")
+    let crashes = envoy.stat_or_zero("wasm.envoy.wasm.runtime.v8.failed")
         + envoy
             .stats()
             .unwrap_or_default()

@@ -10,6 +10,8 @@
 //!   modules and configs into the running Envoy through ECDS, without restarting it.
 //! * `--modules DIR`: serve prebuilt `DIR/<filter>.wasm` instead of building (with `--watch`, a
 //!   changed file in DIR is swapped in).
+//! * `--xff-trusted-hops N`: trust N proxies in front of this Envoy to append to
+//!   `X-Forwarded-For` (default 0: the client's header never becomes `source.address`).
 
 use crate::build::{build_and_report, filter_names, network_filter_names};
 use crate::watch::{Served, Watcher};
@@ -29,9 +31,10 @@ pub struct UpOptions {
     pub modules: Option<PathBuf>,
     pub watch: bool,
     pub poll: Duration,
+    pub xff_trusted_hops: u32,
 }
 
-const USAGE: &str = "usage: cargo xtask up [--port P] [--admin-port P] [--tcp-port P] [--plugins DIR|FILE] [--modules DIR] [--watch] [--poll-ms MS]";
+const USAGE: &str = "usage: cargo xtask up [--port P] [--admin-port P] [--tcp-port P] [--plugins DIR|FILE] [--modules DIR] [--watch] [--poll-ms MS] [--xff-trusted-hops N]";
 
 fn parse(args: &[String]) -> Result<UpOptions> {
     let mut o = UpOptions {
@@ -42,6 +45,7 @@ fn parse(args: &[String]) -> Result<UpOptions> {
         modules: None,
         watch: false,
         poll: Duration::from_millis(1000),
+        xff_trusted_hops: 0,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -57,6 +61,7 @@ fn parse(args: &[String]) -> Result<UpOptions> {
             "--modules" => o.modules = Some(PathBuf::from(value()?)),
             "--watch" => o.watch = true,
             "--poll-ms" => o.poll = Duration::from_millis(value()?.parse()?),
+            "--xff-trusted-hops" => o.xff_trusted_hops = value()?.parse()?,
             other => bail!("unknown option `{other}`\n{USAGE}"),
         }
     }
@@ -82,6 +87,7 @@ pub fn up(args: &[String]) -> Result<()> {
     let mut config = EnvoyConfig::new(echo.addr());
     config.http_port = o.port;
     config.admin_port = o.admin_port;
+    config.xff_num_trusted_hops = o.xff_trusted_hops;
     let names: Vec<String> = chain.iter().map(|f| f.name().to_string()).collect();
     let network: Vec<String> = tcp_filters
         .iter()
