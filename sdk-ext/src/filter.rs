@@ -54,6 +54,20 @@ impl HeaderOps {
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
     }
+    /// Append `other`'s edits (each list keeps its order).
+    pub fn extend(&mut self, other: HeaderOps) {
+        self.remove.extend(other.remove);
+        self.set.extend(other.set);
+        self.add.extend(other.add);
+    }
+    /// Every header name these edits touch, lowercase (possibly repeated).
+    pub fn touched_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.remove
+            .iter()
+            .chain(self.set.iter().map(|(n, _)| n))
+            .chain(self.add.iter().map(|(n, _)| n))
+            .map(|n| n.to_ascii_lowercase())
+    }
 }
 
 /// The request body as the filter sees it.
