@@ -314,13 +314,21 @@ fn the_suite_forwards_what_the_chain_forwards_keys_rewrites_and_consumers() {
         (
             "/api/items?api_key=secret&page=2",
             vec![("x-other", "kept")],
-            (200, json!("/v2/items?page=2"), [None, s("partner"), s("partner"), s("kept")]),
+            (
+                200,
+                json!("/v2/items?page=2"),
+                [None, s("partner"), s("partner"), s("kept")],
+            ),
         ),
         // Key in a header: removed before the upstream.
         (
             "/api/items",
             vec![("x-api-key", "secret")],
-            (200, json!("/v2/items"), [None, s("partner"), s("partner"), None]),
+            (
+                200,
+                json!("/v2/items"),
+                [None, s("partner"), s("partner"), None],
+            ),
         ),
         // A forged consumer header without a key: removed, not routed on.
         (
@@ -332,13 +340,21 @@ fn the_suite_forwards_what_the_chain_forwards_keys_rewrites_and_consumers() {
         (
             "/api/items?api_key=other",
             vec![("x-api-consumer", "partner")],
-            (200, json!("/api/items"), [None, s("basic"), s("stable"), None]),
+            (
+                200,
+                json!("/api/items"),
+                [None, s("basic"), s("stable"), None],
+            ),
         ),
         // A forged route tag with a partner's key: the router owns its header.
         (
             "/api/x",
             vec![("x-api-key", "secret"), ("x-route-tag", "canary")],
-            (200, json!("/v2/x"), [None, s("partner"), s("partner"), None]),
+            (
+                200,
+                json!("/v2/x"),
+                [None, s("partner"), s("partner"), None],
+            ),
         ),
         // A wrong key: 401 from both.
         (

@@ -283,12 +283,20 @@ fn each_member_sees_the_previous_members_edits_and_the_net_change_is_forwarded()
         &mut m,
     )
     .unwrap();
-    let req = RequestBuilder::get("/orig").header("x-client", "forged").build();
+    let req = RequestBuilder::get("/orig")
+        .header("x-client", "forged")
+        .build();
     let mut st = EditState::default();
     let mut ops = HeaderOps::default();
-    assert_eq!(f.on_request_headers(&req, &mut st, &mut ops), Decision::InspectBody);
+    assert_eq!(
+        f.on_request_headers(&req, &mut st, &mut ops),
+        Decision::InspectBody
+    );
     let saw = |st: &SawHeaders, n: &str| {
-        st.0.iter().filter(|(k, _)| k == n).map(|(_, v)| v.clone()).collect::<Vec<_>>()
+        st.0.iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
     };
     // The second member reads what the first left: its path, its header, no client copy.
     assert_eq!(saw(&st.second, ":path"), ["/rewritten"]);
@@ -297,15 +305,26 @@ fn each_member_sees_the_previous_members_edits_and_the_net_change_is_forwarded()
     // The upstream gets the net effect in member order: the second's removal of `x-a` stands
     // (concatenated ops would remove first and then set it again), and so does its `x-client`.
     let out = forwarded(&req, &ops);
-    let get = |n: &str| out.iter().filter(|(k, _)| k == n).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    let get = |n: &str| {
+        out.iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(get(":path"), ["/rewritten"]);
     assert!(get("x-a").is_empty(), "{out:?}");
     assert_eq!(get("x-client"), ["from-second"]);
     assert_eq!(get("x-guard"), ["headers"]);
     // The body hook sees the view the guard saw at its header hook.
-    let body = BodyChunk { bytes: b"ok", truncated: false };
+    let body = BodyChunk {
+        bytes: b"ok",
+        truncated: false,
+    };
     let mut body_ops = HeaderOps::default();
-    assert_eq!(f.on_request_body(&req, body, &mut st, &mut body_ops), Decision::Continue);
+    assert_eq!(
+        f.on_request_body(&req, body, &mut st, &mut body_ops),
+        Decision::Continue
+    );
     assert!(st.views.is_empty(), "the saved view was consumed");
 }
 
@@ -339,7 +358,10 @@ fn the_router_sees_policys_view_no_key_is_restored_and_a_forged_consumer_is_igno
         forwarded(&req, &ops)
     };
     let get = |out: &[(String, String)], n: &str| {
-        out.iter().filter(|(k, _)| k == n).map(|(_, v)| v.clone()).collect::<Vec<_>>()
+        out.iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
     };
     // Key in the query: policy strips it, the router rewrites the stripped path.
     let out = run(RequestBuilder::get("/api/items?api_key=secret&page=2").build());
@@ -347,12 +369,16 @@ fn the_router_sees_policys_view_no_key_is_restored_and_a_forged_consumer_is_igno
     assert_eq!(get(&out, "x-api-consumer"), ["partner"]);
     assert_eq!(get(&out, "x-route-tag"), ["partner"]);
     // Key in a header: removed, consumer routed.
-    let out = run(RequestBuilder::get("/api/items").header("x-api-key", "secret").build());
+    let out = run(RequestBuilder::get("/api/items")
+        .header("x-api-key", "secret")
+        .build());
     assert!(get(&out, "x-api-key").is_empty(), "{out:?}");
     assert_eq!(get(&out, ":path"), ["/v2/items"]);
     assert_eq!(get(&out, "x-route-tag"), ["partner"]);
     // A forged consumer header without a key: policy removes it, the router does not see it.
-    let out = run(RequestBuilder::get("/api/items").header("x-api-consumer", "partner").build());
+    let out = run(RequestBuilder::get("/api/items")
+        .header("x-api-consumer", "partner")
+        .build());
     assert!(get(&out, "x-api-consumer").is_empty(), "{out:?}");
     assert_eq!(get(&out, "x-route-tag"), ["stable"]);
     assert_eq!(get(&out, ":path"), ["/api/items"]);
