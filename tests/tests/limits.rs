@@ -19,7 +19,11 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 fn policy(config: &Value) -> HttpFilter {
-    HttpFilter::wasm("policy", modules::module("policy").unwrap(), config.to_string())
+    HttpFilter::wasm(
+        "policy",
+        modules::module("policy").unwrap(),
+        config.to_string(),
+    )
 }
 
 fn get(envoy: &Envoy, path: &str, user: &str) -> u16 {
@@ -59,8 +63,16 @@ fn a_throttled_client_is_admitted_one_per_refill_not_a_fresh_bucket() {
     let start = Instant::now();
     for i in 0..RULES {
         let path = format!("/r{i}/x");
-        assert_eq!(get(&envoy, &path, "other"), 200, "other: 9 of 10 left, active");
-        assert_eq!(admitted(&envoy, &path, "throttled", 12), 10, "rule {i}: the burst");
+        assert_eq!(
+            get(&envoy, &path, "other"),
+            200,
+            "other: 9 of 10 left, active"
+        );
+        assert_eq!(
+            admitted(&envoy, &path, "throttled", 12),
+            10,
+            "rule {i}: the burst"
+        );
     }
     std::thread::sleep(Duration::from_millis(1_100));
     let mut after = Vec::new();
@@ -92,13 +104,22 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// The `n`-th distinct loopback source: 127.1.0.1, 127.1.0.2, ... (never 127.0.0.1).
 fn source(n: u32) -> IpAddr {
-    IpAddr::from([127, 1 + (n / 62_500) as u8, (n / 250 % 250) as u8, (n % 250 + 1) as u8])
+    IpAddr::from([
+        127,
+        1 + (n / 62_500) as u8,
+        (n / 250 % 250) as u8,
+        (n % 250 + 1) as u8,
+    ])
 }
 
 /// One HTTP/1.1 request from source `from`, on its own connection; the status.
 fn get_from(envoy: &Envoy, from: IpAddr, path: &str) -> u16 {
     let mut s = connect_from(from, envoy.listener("http")).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nhost: limits\r\nconnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: limits\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut head = [0u8; 12];
     s.read_exact(&mut head).unwrap();
     let mut rest = Vec::new();
@@ -129,7 +150,9 @@ fn policy_memory_is_flat_across_ten_thousand_source_addresses() {
     let before = rss_kib(envoy.pid());
     let mut statuses = std::collections::BTreeMap::new();
     for n in 0..SOURCES {
-        *statuses.entry(get_from(&envoy, source(n), "/")).or_insert(0u32) += 1;
+        *statuses
+            .entry(get_from(&envoy, source(n), "/"))
+            .or_insert(0u32) += 1;
     }
     let after = rss_kib(envoy.pid());
     // The limit still holds per real source address.
@@ -143,7 +166,10 @@ fn policy_memory_is_flat_across_ten_thousand_source_addresses() {
     assert!(repeat.contains(&429), "3 per hour per source: {repeat:?}");
     // 1024 slots were created at configure time; nothing per source. A key per source would
     // be ~10,000 x 150 B; allow allocator noise well below the 15 MB a full table would cost.
-    assert!(after < before + 8 * 1024, "RSS grew from {before} to {after} KiB");
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
 }
 
 #[test]
@@ -190,13 +216,20 @@ fn tcp_guard_memory_is_flat_across_ten_thousand_source_addresses() {
         envoy.stat("wasmcustom.tcp_guard_shared_slots_total"),
     );
     assert_eq!(envoy.stat("wasmcustom.tcp_guard_over_limit_total"), 0);
-    assert!(after < before + 8 * 1024, "RSS grew from {before} to {after} KiB");
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
     // The cap still holds per source.
     let a = connect_from(source(1), envoy.listener("tcp")).unwrap();
     let b = connect_from(source(1), envoy.listener("tcp")).unwrap();
     let mut c = connect_from(source(1), envoy.listener("tcp")).unwrap();
     let _ = c.write_all(b"hi");
     let mut buf = [0u8; 64];
-    assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "third connection from one source closed");
+    assert_eq!(
+        c.read(&mut buf).unwrap_or(0),
+        0,
+        "third connection from one source closed"
+    );
     drop((a, b));
 }
