@@ -11,8 +11,10 @@
 //!   is off. Errors name the member: `policy.rules[3].match.paths[0].regex`.
 //! * **Metrics**: each member defines its metrics under its own name, so they are the same
 //!   (`policy_*`, `router_*`, ...) whether the member runs alone or in the suite.
-//! * **Request**: members run in order, as separate filters in that order would: the first
-//!   local reply wins and the rest do not run; header changes accumulate in order. A member that
+//! * **Request**: members run in order, as separate filters in that order would: each sees the
+//!   request as the members before it left it (their header edits, removals and path rewrites
+//!   applied to its view, [`sdk_ext::RequestView::with_ops`]); the upstream gets the net change
+//!   ([`sdk_ext::view::diff_headers`]); the first local reply wins and the rest do not run. A member that
 //!   asks for the body (`InspectBody`) does not hold the members after it: their header hooks
 //!   run at once (the glue cannot hold the headers while it waits for the body, so header
 //!   changes must be made now, as separate filters after a body-inspecting one make them). Once
