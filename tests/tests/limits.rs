@@ -112,7 +112,9 @@ fn source(n: u32) -> IpAddr {
     ])
 }
 
-/// One HTTP/1.1 request from source `from`, on its own connection; the status.
+/// One HTTP/1.1 request from source `from`, on its own connection; the status. The response
+/// is read to its `content-length` and the client closes (Envoy would wait its 1 s
+/// `delayed_close_timeout` for the client to close first).
 fn get_from(envoy: &Envoy, from: IpAddr, path: &str) -> u16 {
     let mut s = connect_from(from, envoy.listener("http")).unwrap();
     write!(
@@ -120,11 +122,24 @@ fn get_from(envoy: &Envoy, from: IpAddr, path: &str) -> u16 {
         "GET {path} HTTP/1.1\r\nhost: limits\r\nconnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).unwrap();
-    let mut rest = Vec::new();
-    let _ = s.read_to_end(&mut rest);
-    std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return head[9..12].parse().unwrap();
+            }
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed before a full response: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
 }
 
 const SOURCES: u32 = 10_000;
