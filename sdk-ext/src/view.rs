@@ -386,6 +386,50 @@ mod tests {
     }
 
     #[test]
+    fn edits_apply_like_the_host_and_the_net_change_reproduces_them() {
+        use crate::filter::HeaderOps;
+        let req = RequestBuilder::get("/a?k=1")
+            .header("x-multi", "1")
+            .header("x-multi", "2")
+            .header("x-gone", "g")
+            .build();
+        let mut first = HeaderOps::default();
+        first.set(":path", "/b");
+        first.set("X-Multi", "3");
+        first.add("x-new", "n");
+        let mid = req.with_ops(&first);
+        assert_eq!(mid.raw_path(), "/b");
+        assert_eq!(mid.header_values("x-multi").collect::<Vec<_>>(), ["3"]);
+        assert_eq!(
+            mid.headers()[1].0,
+            ":path",
+            "a set keeps the header's place"
+        );
+        let mut second = HeaderOps::default();
+        second.remove("x-new");
+        second.remove("x-gone");
+        second.add("x-multi", "4");
+        let fin = mid.with_ops(&second);
+        let touched: Vec<String> = first
+            .touched_names()
+            .chain(second.touched_names())
+            .collect();
+        let net = super::diff_headers(req.headers(), fin.headers(), &touched);
+        let mut replay = req.headers().to_vec();
+        super::apply_ops(&mut replay, &net);
+        let sorted = |mut v: Vec<(String, String)>| {
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(replay), sorted(fin.headers().to_vec()));
+        assert_eq!(
+            net.remove,
+            ["x-gone"],
+            "x-new never reached the host: nothing to do"
+        );
+    }
+
+    #[test]
     fn strip_port_cases() {
         use super::strip_port;
         assert_eq!(strip_port("a.com:80"), "a.com");
