@@ -183,9 +183,9 @@ fn policy_memory_is_flat_across_ten_thousand_source_addresses() {
     // 1024 slots were created at configure time; nothing per source. With 10,000 sources
     // active within the hour, most find every probed slot busy and are charged to their home
     // slot's bucket (they share a limit: 429s), which is the table's bound at work. A key per
-    // source would be ~10,000 x 150 B; allow allocator noise well below that.
+    // source would be ~10,000 x 110 B or more; allow allocator noise well below that.
     assert!(
-        after < before + 8 * 1024,
+        after < before + 640,
         "RSS grew from {before} to {after} KiB"
     );
 }
@@ -234,8 +234,10 @@ fn tcp_guard_memory_is_flat_across_ten_thousand_source_addresses() {
         envoy.stat("wasmcustom.tcp_guard_shared_slots_total"),
     );
     assert_eq!(envoy.stat("wasmcustom.tcp_guard_over_limit_total"), 0);
+    // Measured with the old counters (one shared-data key per source, never evicted): +1136
+    // KiB for these 10,000 sources; with the slot table: +124 KiB (allocator noise).
     assert!(
-        after < before + 8 * 1024,
+        after < before + 640,
         "RSS grew from {before} to {after} KiB"
     );
     // The cap still holds per source.
