@@ -383,7 +383,7 @@ impl SlotBudget {
                 "max_keys",
                 format!(
                     "{n} more slots would make {total} in all for `{}`, over the total budget of \
-                     {} (every rule's max_keys counts; lower them)",
+                     {} (the sizes of all its rate limits and counters add up; lower them)",
                     self.namespace, self.limit
                 ),
             ));

@@ -434,6 +434,16 @@ fn config_errors_name_the_field() {
             "max_connections_per_source",
         ),
         (
+            r#"{"max_connections_per_source": 1, "max_sources": 0}"#,
+            "max_sources",
+        ),
+        // One slot budget (100000) for the rate buckets and the connection counters together.
+        (
+            r#"{"max_connections_per_source": 1, "max_sources": 50001,
+                "connection_rate": {"max_tokens": 1, "fill_interval": "1s", "max_keys": 50000}}"#,
+            "max_sources",
+        ),
+        (
             r#"{"inspect": {"protocols": ["tls", "ftp"]}}"#,
             "inspect.protocols[1]",
         ),
