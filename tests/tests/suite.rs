@@ -87,8 +87,9 @@ fn outcome(resp: &Response) -> Outcome {
     )
 }
 
-/// Every `wasmcustom.*` counter of the members. The glue's own `<module>_host_errors_total`
-/// is per module (`suite_*` vs each member's), so it is left out here and checked to be 0.
+/// The members' metrics, without what each module's glue defines for itself: the build gauges
+/// (`<module>_build_<version>_<commit>`: three modules in the chain, one in the suite), which
+/// [`build_gauges`] returns, and `<module>_host_errors_total` (checked to be 0 here).
 fn member_metrics(envoy: &Envoy) -> BTreeMap<String, u64> {
     let stats = envoy.stats().unwrap();
     let glue: Vec<_> = stats
@@ -99,8 +100,30 @@ fn member_metrics(envoy: &Envoy) -> BTreeMap<String, u64> {
     assert!(glue.iter().all(|(_, v)| **v == 0), "host errors: {glue:?}");
     stats
         .into_iter()
-        .filter(|(k, _)| k.starts_with("wasmcustom.") && !k.ends_with("_host_errors_total"))
+        .filter(|(k, _)| {
+            k.starts_with("wasmcustom.")
+                && !k.contains("_build_")
+                && !k.ends_with("_host_errors_total")
+        })
         .collect()
+}
+
+/// The modules' build gauges: which module names are loaded, each at 1.
+fn build_gauges(envoy: &Envoy) -> Vec<String> {
+    let mut out: Vec<String> = envoy
+        .stats()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, v)| k.starts_with("wasmcustom.") && k.contains("_build_") && *v == 1)
+        .filter_map(|(k, _)| {
+            k.trim_start_matches("wasmcustom.")
+                .split("_build_")
+                .next()
+                .map(String::from)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// One request: method, path, headers, body.
@@ -201,6 +224,8 @@ fn the_suite_answers_like_the_separate_filters_and_counts_the_same_metrics() {
         "{a:?}"
     );
     assert_eq!(a, b, "chain vs suite metrics");
+    assert_eq!(build_gauges(&chain), ["policy", "router", "threat_score"]);
+    assert_eq!(build_gauges(&one), ["suite"]);
     assert_eq!(
         a.get("wasmcustom.threat_score_blocked_total"),
         Some(&2),
