@@ -4,6 +4,7 @@
 //! [`Decision`] out). This crate's [`proxy`] module is the only code that talks to the host ABI;
 //! everything else compiles and is unit-tested natively.
 //!
+//! * [`abi`]: the host calls of the HTTP glue, returning the host's status (never panicking).
 //! * [`config`]: parse JSON plugin configuration with unknown fields rejected; errors name the
 //!   JSON path and the reason.
 //! * [`view`]: the request as the filter sees it: headers fetched once, properties on demand.
@@ -26,6 +27,7 @@
 //! * [`build_info`]: `NAME VERSION (COMMIT)` of the module, logged and exposed at VM start.
 //! * [`testing`]: fakes (properties, metric sink) for native unit tests of filters.
 
+pub mod abi;
 pub mod build_info;
 pub mod config;
 pub mod conn_limit;
@@ -45,7 +47,7 @@ pub mod testing;
 pub mod view;
 
 pub use config::{parse_json, ConfigError};
-pub use filter::{BodyChunk, Decision, HeaderOps, HttpFilter};
+pub use filter::{BodyChunk, Decision, HeaderOps, HostErrorPolicy, HttpFilter};
 pub use metrics::{Counter, Gauge, Histogram, Metrics};
 pub use reply::LocalReply;
 pub use shared::Services;

@@ -22,7 +22,7 @@ use config::{Action, Config, DefaultAction, DenyResponse, KeyPart, MatchConfig, 
 use sdk_ext::config::{header_name, http_status};
 use sdk_ext::jwt::{ClaimMatcher, ClaimSource, Claims};
 use sdk_ext::matcher::{canonical_ip, PathMatching, RequestMatchSpec, RequestMatcher};
-use sdk_ext::ratelimit::{parse_duration, Admission, BucketSpec, TokenBuckets};
+use sdk_ext::ratelimit::{parse_duration, Admission, BucketSpec, SlotBudget, TokenBuckets};
 use sdk_ext::{
     ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView,
     Services,
@@ -180,7 +180,7 @@ impl PolicyFilter {
         top: &Config,
         api_keys: Option<&ApiKeys>,
         metrics: &mut Metrics,
-        services: &Services,
+        budget: &mut SlotBudget,
     ) -> Result<Rule, ConfigError> {
         let name_ok = !cfg.name.is_empty()
             && cfg.name.len() <= config::MAX_NAME_LEN
@@ -244,9 +244,10 @@ impl PolicyFilter {
                     .map_err(|r| ConfigError::new("fill_interval", r))
                     .and_then(|d| BucketSpec::new(rl.max_tokens, rl.tokens_per_fill, d))
                     .map_err(|e| e.within("rate_limit"))?;
-                let buckets =
-                    TokenBuckets::new(&format!("policy/{}", cfg.name), fill, rl.max_keys, services)
-                        .map_err(|e| e.within("rate_limit"))?;
+                // Slots are a range of the policy's one budget; the rule's name only keys the
+                // fingerprints, so renaming a rule reuses its slots.
+                let buckets = TokenBuckets::new(budget, &cfg.name, fill, rl.max_keys)
+                    .map_err(|e| e.within("rate_limit"))?;
                 for (j, part) in rl.key.iter().enumerate() {
                     let at = format!("rate_limit.key[{j}]");
                     match part {
@@ -263,9 +264,6 @@ impl PolicyFilter {
                     }
                 }
                 check_message("rate_limit.message", &rl.message)?;
-                buckets.prepare().map_err(|e| {
-                    ConfigError::new("rate_limit", format!("cannot create buckets: {e}"))
-                })?;
                 let key = rl
                     .key
                     .iter()
@@ -481,6 +479,9 @@ impl HttpFilter for PolicyFilter {
         }
         let mut metric_names = HashSet::new();
         let mut rules = Vec::with_capacity(config.rules.len());
+        // One slot budget for every rate-limit rule (shared data cannot free keys).
+        let mut budget = SlotBudget::new("policy", sdk_ext::ratelimit::MAX_TOTAL_SLOTS, services)
+            .map_err(|e| ConfigError::new("rules", e.reason))?;
         for (i, r) in config.rules.iter().enumerate() {
             let at = format!("rules[{i}]");
             if !metric_names.insert(metric_name(&r.name)) {
@@ -493,13 +494,16 @@ impl HttpFilter for PolicyFilter {
                     ),
                 ));
             }
-            let rule = Self::compile_rule(r, &config, api_keys.as_ref(), metrics, services)
+            let rule = Self::compile_rule(r, &config, api_keys.as_ref(), metrics, &mut budget)
                 .map_err(|mut e| {
                     e.reason = format!("rule `{}`: {}", r.name, e.reason);
                     e.within(&at)
                 })?;
             rules.push(rule);
         }
+        budget.prepare().map_err(|e| {
+            ConfigError::new("rules", format!("cannot create rate-limit slots: {e}"))
+        })?;
         let mut c = |n: &str| metrics.counter(n);
         let totals = Totals {
             api_key_valid: c("api_key_valid")?,

@@ -666,6 +666,15 @@ fn config_errors_name_the_rule_and_the_field() {
             "default_action",
             "unknown variant",
         ),
+        // One slot budget across rules: 60000 + 60000 is past it (each alone is fine).
+        (
+            json!({"rules": [
+                {"name": "a", "match": {"methods": ["GET"]}, "action": "rate_limit", "rate_limit": {"max_tokens": 1, "fill_interval": "1s", "max_keys": 60000}},
+                {"name": "b", "match": {"methods": ["GET"]}, "action": "rate_limit", "rate_limit": {"max_tokens": 1, "fill_interval": "1s", "max_keys": 60000}}
+            ]}),
+            "rules[1].rate_limit.max_keys",
+            "120000 in all for `policy`, over the total budget of 100000",
+        ),
     ];
     for (cfg, path, reason) in cases {
         let err = build(cfg.clone())
