@@ -662,7 +662,10 @@ mod tests {
         let a = anchor(&out).unwrap();
         assert!((a.added_ratio - 10.0).abs() < 1e-9, "{a:?}");
         let c = comparisons(&out);
-        assert!(c.iter().any(|c| c.claim.contains("ModSecurity") && c.holds), "{c:?}");
+        assert!(
+            c.iter().any(|c| c.claim.contains("ModSecurity") && c.holds),
+            "{c:?}"
+        );
         let r = Report {
             schema_version: 1,
             command: "t".into(),
@@ -698,9 +701,15 @@ mod tests {
             comparisons: c,
         };
         let md = markdown(&r);
-        assert!(md.contains("| nginx + ModSecurity + CRS (PL1) | 1040.0 | 1000.0 | 10.00 |"), "{md}");
+        assert!(
+            md.contains("| nginx + ModSecurity + CRS (PL1) | 1040.0 | 1000.0 | 10.00 |"),
+            "{md}"
+        );
         let svg = svg(&r);
-        assert!(svg.contains(">modsecurity-crs<") && svg.contains("off scale"), "{svg}");
+        assert!(
+            svg.contains(">modsecurity-crs<") && svg.contains("off scale"),
+            "{svg}"
+        );
     }
 
     #[test]

@@ -234,7 +234,10 @@ mod tests {
     fn every_seed_runs_through_its_target() {
         let mut ran = 0;
         for (name, target) in TARGETS {
-            for dir in [seeds_dir().join(name), seeds_dir().join("../findings").join(name)] {
+            for dir in [
+                seeds_dir().join(name),
+                seeds_dir().join("../findings").join(name),
+            ] {
                 let Ok(entries) = std::fs::read_dir(&dir) else {
                     continue;
                 };
@@ -245,7 +248,10 @@ mod tests {
                 }
             }
             assert!(
-                seeds_dir().join(name).read_dir().is_ok_and(|mut d| d.next().is_some()),
+                seeds_dir()
+                    .join(name)
+                    .read_dir()
+                    .is_ok_and(|mut d| d.next().is_some()),
                 "no seeds for target {name}"
             );
         }
@@ -258,7 +264,10 @@ mod tests {
         assert_eq!(r.method, "POST");
         assert_eq!(r.uri, "/a?b=1");
         assert_eq!(r.protocol.as_deref(), Some("HTTP/1.1"));
-        assert_eq!(r.headers[1], ("content-type".to_string(), "a/b".to_string()));
+        assert_eq!(
+            r.headers[1],
+            ("content-type".to_string(), "a/b".to_string())
+        );
         assert_eq!(r.body, Some(&b"body"[..]));
         let r = parse_request(b"GET /\nx: 1");
         assert_eq!(r.headers, vec![("x".to_string(), "1".to_string())]);

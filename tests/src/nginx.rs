@@ -37,7 +37,8 @@ pub const MODULES_DIR: &str = "/usr/share/nginx/modules";
 pub const CRS_RULES: &str = "/usr/share/modsecurity-crs/rules";
 pub const CRS_SETUP: &str = "/etc/modsecurity/crs/crs-setup.conf";
 /// The Debian packages this needs, for error messages.
-pub const PACKAGES: &str = "nginx libnginx-mod-http-modsecurity libmodsecurity3 modsecurity-crs libnginx-mod-http-echo";
+pub const PACKAGES: &str =
+    "nginx libnginx-mod-http-modsecurity libmodsecurity3 modsecurity-crs libnginx-mod-http-echo";
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +80,8 @@ pub fn missing() -> Option<String> {
 
 /// The CRS version of the installed rules (`OWASP_CRS/3.3.4` -> `3.3.4`).
 pub fn crs_version() -> Option<String> {
-    let text =
-        std::fs::read_to_string(format!("{CRS_RULES}/REQUEST-949-BLOCKING-EVALUATION.conf")).ok()?;
+    let text = std::fs::read_to_string(format!("{CRS_RULES}/REQUEST-949-BLOCKING-EVALUATION.conf"))
+        .ok()?;
     let at = text.find("OWASP_CRS/")? + "OWASP_CRS/".len();
     let v: String = text[at..]
         .chars()
@@ -238,16 +239,17 @@ impl Nginx {
             if let Some(status) = nginx.child.try_wait()? {
                 bail!("nginx exited with {status}: {}", nginx.log());
             }
-            if let Ok(r) = client.request(
-                "GET",
-                &nginx.url("/ready"),
-                &[("host", "localhost")],
-                b"",
-            ) {
+            if let Ok(r) =
+                client.request("GET", &nginx.url("/ready"), &[("host", "localhost")], b"")
+            {
                 if r.status == 200 && r.header("x-upstream").is_some() {
                     return Ok(nginx);
                 }
-                bail!("nginx on {addr} answered {} to a plain GET: {}", r.status, r.body);
+                bail!(
+                    "nginx on {addr} answered {} to a plain GET: {}",
+                    r.status,
+                    r.body
+                );
             }
             if Instant::now() > deadline {
                 bail!("nginx not ready on {addr}: {}", nginx.log());
