@@ -215,6 +215,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         }
         let nginx = Nginx::start(NginxOptions {
             crs_paranoia: s.crs_paranoia,
+            force_urlencoded: false,
         })
         .with_context(|| format!("starting scenario {}", s.name))?;
         let filters = match s.crs_paranoia {

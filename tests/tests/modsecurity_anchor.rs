@@ -28,10 +28,7 @@ const HOST: (&str, &str) = ("Host", "shop.example.com");
 
 #[test]
 fn crs_at_pl1_blocks_attacks_and_passes_rest_calls() {
-    let nginx = Nginx::start(NginxOptions {
-        crs_paranoia: Some(1),
-    })
-    .unwrap();
+    let nginx = Nginx::start(NginxOptions::crs(1)).unwrap();
     let outcome = |r: &Row| replay_one(nginx.addr(), r, BLOCK_ERROR).outcome;
     let json = ("Content-Type", "application/json");
     assert_eq!(
@@ -71,7 +68,7 @@ fn crs_at_pl1_blocks_attacks_and_passes_rest_calls() {
 
 #[test]
 fn nginx_alone_passes_everything_it_can_parse() {
-    let nginx = Nginx::start(NginxOptions { crs_paranoia: None }).unwrap();
+    let nginx = Nginx::start(NginxOptions::alone()).unwrap();
     let attack = row(
         "GET",
         "/api/items?q=1%27%20UNION%20SELECT%20password%20FROM%20users--",

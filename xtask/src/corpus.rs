@@ -7,7 +7,9 @@
 //! `--engine modsecurity` replays the same rows, with the same classification and report, through
 //! the anchor instead: Debian's nginx + ModSecurity + OWASP CRS 3.3.4 at the given paranoia level
 //! (`envoy_harness::nginx`), answering from the echo module after reading the body. "Rejected"
-//! then means rejected by nginx before ModSecurity decided.
+//! then means rejected by nginx before ModSecurity decided. `--crs-force-urlencoded` sets CRS's
+//! `tx.enforce_bodyproc_urlencoded` (off by default): bodies without `Content-Type` are parsed as
+//! forms, as threat-score does.
 
 use crate::build::build_and_report;
 use anyhow::{bail, Context, Result};
@@ -23,7 +25,7 @@ const BLOCK_ERROR: &str = "threat_detected";
 /// Categories with a per-category acceptance target.
 const TARGETS: [&str; 6] = ["sqli", "xss", "lfi", "rce", "php", "java"];
 
-const USAGE: &str = "usage: cargo xtask corpus [--engine threat-score|modsecurity] [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...";
+const USAGE: &str = "usage: cargo xtask corpus [--engine threat-score|modsecurity] [--crs-force-urlencoded] [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...";
 
 /// Which engine the rows go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,7 @@ pub fn corpus(args: &[String]) -> Result<()> {
     let mut report = None;
     let mut parallel = 8usize;
     let mut engine = Engine::ThreatScore;
+    let mut force_urlencoded = false;
     let mut files = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -59,6 +62,7 @@ pub fn corpus(args: &[String]) -> Result<()> {
                     ),
                 }
             }
+            "--crs-force-urlencoded" => force_urlencoded = true,
             "--report" => report = Some(it.next().context("--report needs a file")?.clone()),
             "--parallel" => {
                 parallel = it
@@ -80,7 +84,14 @@ pub fn corpus(args: &[String]) -> Result<()> {
     }
     let rows = corpus::load(&files)?;
     if engine == Engine::ModSecurity {
-        return modsecurity(&rows, paranoia, parallel, report.as_deref());
+        let opts = NginxOptions {
+            crs_paranoia: Some(paranoia),
+            force_urlencoded,
+        };
+        return modsecurity(&rows, opts, parallel, report.as_deref());
+    }
+    if force_urlencoded {
+        bail!("--crs-force-urlencoded applies to --engine modsecurity only");
     }
     let modules = build_and_report(&["threat-score".to_string()])?;
     let echo = EchoServer::start("echo")?;
@@ -133,11 +144,23 @@ pub fn corpus(args: &[String]) -> Result<()> {
 }
 
 /// The same rows through nginx + ModSecurity + CRS at `paranoia`.
-fn modsecurity(rows: &[Row], paranoia: u8, parallel: usize, report: Option<&str>) -> Result<()> {
-    let nginx = Nginx::start(NginxOptions {
-        crs_paranoia: Some(paranoia),
-    })?;
-    let crs = nginx::crs_version().unwrap_or_else(|| "?".into());
+fn modsecurity(
+    rows: &[Row],
+    opts: NginxOptions,
+    parallel: usize,
+    report: Option<&str>,
+) -> Result<()> {
+    let paranoia = opts.crs_paranoia.unwrap_or(1);
+    let nginx = Nginx::start(opts)?;
+    let crs = format!(
+        "{}{}",
+        nginx::crs_version().unwrap_or_else(|| "?".into()),
+        if opts.force_urlencoded {
+            " (tx.enforce_bodyproc_urlencoded=1)"
+        } else {
+            ""
+        }
+    );
     println!(
         "replaying {} rows through nginx + ModSecurity + CRS {crs} at PL{paranoia} ({}), {parallel} connections",
         rows.len(),

@@ -79,8 +79,9 @@ const HELP: &str = "usage: cargo xtask <command>
                       --watch rebuilds on change and swaps modules/configs live (ECDS), no restart
   test [--no-lint]    cargo fmt --check, clippy -D warnings, then every test (native and real Envoy)
   new-filter NAME     copy filters/example to filters/NAME, ready to build
-  corpus [--engine threat-score|modsecurity] [--paranoia N] [--report OUT.json] FILE.jsonl...
-                      replay corpus rows through a real Envoy running threat-score in block mode
+  corpus [--engine threat-score|modsecurity] [--crs-force-urlencoded] [--paranoia N] [--report OUT.json] FILE.jsonl...
+                      replay corpus rows through a real Envoy running threat-score in block mode, or
+                      (--engine modsecurity) through nginx + ModSecurity + CRS 3.3.4, same report
   fuzz [TARGET...] [--seconds N] [--timeout S] [--max-len BYTES] | --check | --list
                       libFuzzer over threat-score's engine, decoders and extractors (nightly; installs
                       cargo-fuzz when missing); --check replays the committed seeds on stable
