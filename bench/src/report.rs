@@ -512,9 +512,16 @@ pub fn svg(r: &Report) -> String {
             x(row.spread.cpu_us_per_req.min),
             x(row.spread.cpu_us_per_req.max),
         );
+        // An off-scale bar fills the plot: its value goes inside it, in white.
+        let off_scale = row.cpu_us_per_req > scale;
+        let (label_x, label_fill) = if off_scale {
+            (left + 8.0, "white")
+        } else {
+            (hi.max(left + w) + 6.0, "black")
+        };
         let _ = writeln!(
             s,
-            r##"<text x="{:.0}" y="{:.1}" text-anchor="end" dominant-baseline="middle">{}</text><rect x="{left:.0}" y="{y:.1}" width="{w:.1}" height="{bar_h:.0}" fill="{color}"/><line x1="{lo:.1}" y1="{cy:.1}" x2="{hi:.1}" y2="{cy:.1}" stroke="#222"/><line x1="{lo:.1}" y1="{:.1}" x2="{lo:.1}" y2="{:.1}" stroke="#222"/><line x1="{hi:.1}" y1="{:.1}" x2="{hi:.1}" y2="{:.1}" stroke="#222"/><text x="{:.1}" y="{cy:.1}" dominant-baseline="middle">{:.1}{}</text>"##,
+            r##"<text x="{:.0}" y="{:.1}" text-anchor="end" dominant-baseline="middle">{}</text><rect x="{left:.0}" y="{y:.1}" width="{w:.1}" height="{bar_h:.0}" fill="{color}"/><line x1="{lo:.1}" y1="{cy:.1}" x2="{hi:.1}" y2="{cy:.1}" stroke="#222"/><line x1="{lo:.1}" y1="{:.1}" x2="{lo:.1}" y2="{:.1}" stroke="#222"/><line x1="{hi:.1}" y1="{:.1}" x2="{hi:.1}" y2="{:.1}" stroke="#222"/><text x="{:.1}" y="{cy:.1}" dominant-baseline="middle" fill="{label_fill}">{:.1}{}</text>"##,
             left - 8.0,
             cy,
             xml(&row.name),
@@ -522,16 +529,12 @@ pub fn svg(r: &Report) -> String {
             cy + 4.0,
             cy - 4.0,
             cy + 4.0,
-            hi.max(left + w) + 6.0,
+            label_x,
             row.cpu_us_per_req,
             row.ratio_to_baseline
                 .map(|r| format!(" ({r:.2}x)"))
                 .unwrap_or_default()
-                + if row.spread.cpu_us_per_req.max > scale {
-                    " off scale"
-                } else {
-                    ""
-                }
+                + if off_scale { " off scale" } else { "" }
         );
     }
     let legend_y = if anchors { height - 24.0 } else { height - 6.0 };
