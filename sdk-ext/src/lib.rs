@@ -20,8 +20,10 @@
 //! * [`network`], [`proxy_network`]: the same for network (L4) filters: [`network::NetworkFilter`]
 //!   over a connection view and the first bytes, exported with [`export_network_filter!`].
 //! * [`conn_limit`]: counters shared by every worker (open connections per source).
+//! * [`build_info`]: `NAME VERSION (COMMIT)` of the module, logged and exposed at VM start.
 //! * [`testing`]: fakes (properties, metric sink) for native unit tests of filters.
 
+pub mod build_info;
 pub mod config;
 pub mod conn_limit;
 pub mod cookie;
@@ -62,7 +64,7 @@ pub use proxy_wasm as __proxy_wasm;
 macro_rules! export_http_filter {
     ($filter:ty) => {
         $crate::__proxy_wasm::main! {{
-            $crate::proxy::install_http_filter::<$filter>();
+            $crate::proxy::install_http_filter_built::<$filter>($crate::build_info!());
         }}
     };
 }
@@ -74,7 +76,9 @@ macro_rules! export_http_filter {
 macro_rules! export_network_filter {
     ($filter:ty) => {
         $crate::__proxy_wasm::main! {{
-            $crate::proxy_network::install_network_filter::<$filter>();
+            $crate::proxy_network::install_network_filter_built::<$filter>(
+                $crate::build_info!(),
+            );
         }}
     };
 }

@@ -4,6 +4,7 @@
 //! configuration once per `on_configure`, and an HTTP context per request that fetches the
 //! header map with one host call, runs the filter's hooks and applies their decisions.
 
+use crate::build_info::BuildInfo;
 use crate::config::parse_json;
 use crate::filter::{BodyChunk, Decision, HeaderOps, HttpFilter};
 use crate::metrics::{MetricKind, MetricSink, Metrics};
@@ -107,20 +108,65 @@ pub fn sync_log_level() {
 /// Register `F` as this module's HTTP filter. Called from the module's `_initialize` by
 /// [`crate::export_http_filter!`].
 pub fn install_http_filter<F: HttpFilter>() {
+    install_http_filter_built::<F>(module_build(F::NAME));
+}
+
+/// [`install_http_filter`] with the module's [`BuildInfo`], logged and exposed at VM start.
+pub fn install_http_filter_built<F: HttpFilter>(build: BuildInfo) {
     init_logging();
+    set_build(build);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
-        Box::new(FilterRoot::<F> { filter: None })
+        Box::new(FilterRoot::<F> {
+            filter: None,
+            build: module_build(F::NAME),
+        })
     });
+}
+
+/// The module's build, set once by the entry point (`set_root_context` takes a plain `fn`, so
+/// the root contexts read it from here).
+static BUILD: std::sync::OnceLock<BuildInfo> = std::sync::OnceLock::new();
+
+/// Record the module's build (the first call wins; there is one entry point per module).
+pub fn set_build(build: BuildInfo) {
+    let _ = BUILD.set(build);
+}
+
+/// The module's build, or an unknown one named `name`.
+pub fn module_build(name: &'static str) -> BuildInfo {
+    BUILD.get().copied().unwrap_or(BuildInfo {
+        name,
+        version: "",
+        commit: crate::build_info::UNKNOWN_COMMIT,
+    })
+}
+
+/// At VM start: log `NAME VERSION (COMMIT) started` and set the gauge
+/// `<filter>_build_<version>_<commit>` to 1 (see [`crate::build_info`]).
+pub fn announce_build(filter_name: &str, build: &BuildInfo) {
+    sync_log_level();
+    log::info!("{build} started");
+    let mut metrics = Metrics::new(filter_name, Rc::new(HostMetrics));
+    match metrics.gauge(&build.metric_name()) {
+        Ok(gauge) => gauge.set(1),
+        Err(e) => log::warn!("{build}: build gauge not defined: {e}"),
+    }
 }
 
 /// Root context: owns the compiled filter, shared by every request through an `Rc`.
 pub struct FilterRoot<F: HttpFilter> {
     filter: Option<Rc<F>>,
+    build: BuildInfo,
 }
 
 impl<F: HttpFilter> Context for FilterRoot<F> {}
 
 impl<F: HttpFilter> RootContext for FilterRoot<F> {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        announce_build(F::NAME, &self.build);
+        true
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
         sync_log_level();
         let bytes = self.get_plugin_configuration().unwrap_or_default();

@@ -22,6 +22,7 @@
 //! [`NetworkFilter::on_timeout`] for expired ones after switching the host's effective context
 //! to that connection.
 
+use crate::build_info::BuildInfo;
 use crate::config::parse_json;
 use crate::metrics::Metrics;
 use crate::network::{
@@ -82,11 +83,18 @@ fn set_filter_state(key: &str, value: &str) -> Result<(), String> {
 /// Register `F` as this module's network filter. Called from `_initialize` by
 /// [`crate::export_network_filter!`].
 pub fn install_network_filter<F: NetworkFilter>() {
+    install_network_filter_built::<F>(crate::proxy::module_build(F::NAME));
+}
+
+/// [`install_network_filter`] with the module's [`BuildInfo`], logged and exposed at VM start.
+pub fn install_network_filter_built<F: NetworkFilter>(build: BuildInfo) {
     init_logging();
+    crate::proxy::set_build(build);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
         Box::new(NetRoot::<F> {
             filter: None,
             paused: Rc::new(RefCell::new(BTreeMap::new())),
+            build: crate::proxy::module_build(F::NAME),
         })
     });
 }
@@ -127,11 +135,17 @@ type PausedMap<F> = Rc<RefCell<BTreeMap<u32, PausedEntry<F>>>>;
 pub struct NetRoot<F: NetworkFilter> {
     filter: Option<Rc<F>>,
     paused: PausedMap<F>,
+    build: BuildInfo,
 }
 
 impl<F: NetworkFilter> Context for NetRoot<F> {}
 
 impl<F: NetworkFilter> RootContext for NetRoot<F> {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        crate::proxy::announce_build(F::NAME, &self.build);
+        true
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
         sync_log_level();
         let bytes = self.get_plugin_configuration().unwrap_or_default();

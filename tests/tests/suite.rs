@@ -88,13 +88,33 @@ fn outcome(resp: &Response) -> Outcome {
 }
 
 /// Every `wasmcustom.*` counter of the members (the suite's own name defines none).
+/// The members' metrics, without the modules' build gauges (`<module>_build_<version>_<commit>`:
+/// three modules in the chain, one in the suite), which [`build_gauges`] returns.
 fn member_metrics(envoy: &Envoy) -> BTreeMap<String, u64> {
     envoy
         .stats()
         .unwrap()
         .into_iter()
-        .filter(|(k, _)| k.starts_with("wasmcustom."))
+        .filter(|(k, _)| k.starts_with("wasmcustom.") && !k.contains("_build_"))
         .collect()
+}
+
+/// The modules' build gauges: which module names are loaded, each at 1.
+fn build_gauges(envoy: &Envoy) -> Vec<String> {
+    let mut out: Vec<String> = envoy
+        .stats()
+        .unwrap()
+        .into_iter()
+        .filter(|(k, v)| k.starts_with("wasmcustom.") && k.contains("_build_") && *v == 1)
+        .filter_map(|(k, _)| {
+            k.trim_start_matches("wasmcustom.")
+                .split("_build_")
+                .next()
+                .map(String::from)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// One request: method, path, headers, body.
@@ -195,6 +215,8 @@ fn the_suite_answers_like_the_separate_filters_and_counts_the_same_metrics() {
         "{a:?}"
     );
     assert_eq!(a, b, "chain vs suite metrics");
+    assert_eq!(build_gauges(&chain), ["policy", "router", "threat_score"]);
+    assert_eq!(build_gauges(&one), ["suite"]);
     assert_eq!(
         a.get("wasmcustom.threat_score_blocked_total"),
         Some(&2),
