@@ -13,6 +13,7 @@
 //! * [`tcp`]: for network filters: a TCP echo upstream, a `tcp_proxy` listener renderer and a
 //!   client bound to a chosen loopback source address.
 //! * [`registry`]: a real OCI registry (Debian's `docker-registry`) on loopback.
+//! * [`nginx`]: nginx + ModSecurity + OWASP CRS (Debian's packages), the threat-score anchor.
 
 pub mod build_id;
 pub mod client;
@@ -21,6 +22,7 @@ pub mod echo;
 pub mod envoy;
 pub mod locate;
 pub mod modules;
+pub mod nginx;
 pub mod registry;
 pub mod render;
 pub mod tcp;

