@@ -88,6 +88,8 @@ impl RequestView {
             props: Rc::clone(&self.props),
             query: OnceCell::new(),
             source: self.source.clone(),
+            // The edits may rewrite `:path`: normalize the new one when asked.
+            normalized: OnceCell::new(),
         }
     }
 
