@@ -181,13 +181,13 @@ pub fn extract_json(data: &[u8]) {
     };
     let depth = Config::default().limits.json_depth.max;
     let mut seen = 0usize;
-    json::walk(&v, depth, &mut |_, _, _| {
+    json::walk(&v, depth, &mut |_| {
         seen += 1;
         true
     });
     // Stopping early must stop the walk.
     let mut calls = 0usize;
-    json::walk(&v, depth, &mut |_, _, _| {
+    json::walk(&v, depth, &mut |_| {
         calls += 1;
         false
     });
