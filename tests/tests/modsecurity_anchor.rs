@@ -8,20 +8,7 @@ use envoy_harness::nginx::{Nginx, NginxOptions, BLOCK_ERROR};
 use std::time::Duration;
 
 fn row(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Row {
-    Row {
-        id: format!("{method} {uri}"),
-        category: "test".into(),
-        paranoia: 1,
-        expect: String::new(),
-        method: method.into(),
-        uri: uri.into(),
-        version: String::new(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-        body: body.into(),
-    }
+    Row::request(method, uri, headers, body)
 }
 
 const HOST: (&str, &str) = ("Host", "shop.example.com");

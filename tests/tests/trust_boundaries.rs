@@ -275,11 +275,7 @@ fn only_claims_jwt_authn_verified_match() {
     .unwrap();
     let bearer = |t: &str| format!("Bearer {t}");
     let alice = claims("alice");
-    let unsigned = format!(
-        "{}.{}.",
-        b64(br#"{"alg":"none","typ":"JWT"}"#),
-        b64(alice.to_string().as_bytes())
-    );
+    let unsigned = unsigned_token(&alice);
     let payload = b64(alice.to_string().as_bytes());
     type Case<'a> = (&'a str, Vec<(&'a str, String)>, u16);
     let cases: Vec<Case> = vec![
@@ -329,11 +325,7 @@ fn only_claims_jwt_authn_verified_match() {
 fn payload_header_opt_in_refuses_compact_jwts() {
     let attacker = Signer::generate();
     let alice = claims("alice");
-    let unsigned = format!(
-        "{}.{}.",
-        b64(br#"{"alg":"none","typ":"JWT"}"#),
-        b64(alice.to_string().as_bytes())
-    );
+    let unsigned = unsigned_token(&alice);
     let payload = b64(alice.to_string().as_bytes());
     let echo = EchoServer::start("echo").unwrap();
     let envoy = Envoy::start(EnvoyConfig::new(echo.addr()).filter(wasm(
@@ -350,4 +342,13 @@ fn payload_header_opt_in_refuses_compact_jwts() {
         eprintln!("header source: {what}: {}", r.status);
         assert_eq!(r.status, want, "header source, {what}: {}", r.body);
     }
+}
+
+/// A compact JWT with `alg: none` and no signature: what a client can forge without any key.
+fn unsigned_token(claims: &serde_json::Value) -> String {
+    format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes())
+    )
 }
