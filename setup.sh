@@ -8,6 +8,10 @@
 #   docker-registry   a real OCI registry (CNCF Distribution) for the registry round-trip test
 #   skopeo            an independent OCI client that pulls the pushed images back
 #   kubernetes-client kubectl, for `kubectl kustomize` (only if no kubectl is installed)
+#   valgrind          callgrind instruction counts: threat-score's linear-time test
+#   nginx libnginx-mod-http-modsecurity libmodsecurity3 modsecurity-crs libnginx-mod-http-echo
+#                     nginx + ModSecurity + OWASP CRS 3.3.4, the anchor threat-score is compared
+#                     with (bench scenario modsecurity-crs, cargo xtask corpus --engine modsecurity)
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -48,6 +52,11 @@ command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
+[ -f /usr/share/nginx/modules/ngx_http_modsecurity_module.so ] || need+=(libnginx-mod-http-modsecurity libmodsecurity3)
+[ -f /usr/share/nginx/modules/ngx_http_echo_module.so ] || need+=(libnginx-mod-http-echo)
+[ -d /usr/share/modsecurity-crs/rules ] || need+=(modsecurity-crs)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

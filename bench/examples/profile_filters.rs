@@ -8,7 +8,8 @@
 //! callgrind_annotate --inclusive=yes /tmp/cg.out | head -60
 //! ```
 //!
-//! `profile_filters FILTER [ROUNDS]` runs ROUNDS passes over the 40-request mix
+//! `profile_filters FILTER [ROUNDS] [--request I]` runs ROUNDS passes over the 40-request mix
+//! (or over its request I only)
 //! (`bench::workload::mix`), each request the way the glue (`sdk_ext::proxy`) runs it: the
 //! header vector handed to a fresh `RequestView` (as `get_http_request_headers` delivers it),
 //! `on_request_headers`, the body (clipped to `max_body_bytes`) to `on_request_body` on
@@ -160,6 +161,16 @@ fn one<F: HttpFilter>(f: &F, input: &Input, calls: &HostCalls) -> Option<u16> {
     None
 }
 
+/// The measured loop (callgrind: `--toggle-collect=*profile_filters*measured*`).
+#[inline(never)]
+fn measured<F: HttpFilter>(f: &F, inputs: &[&Input], rounds: usize, calls: &HostCalls) {
+    for _ in 0..rounds {
+        for input in inputs {
+            std::hint::black_box(one(f, input, calls));
+        }
+    }
+}
+
 fn drive<F: HttpFilter>(json: &str, rounds: usize) -> Result<(), String> {
     let calls = Rc::new(HostCalls::default());
     let mut metrics = Metrics::new(F::NAME, Rc::new(CountingSink(Rc::clone(&calls))));
@@ -186,14 +197,20 @@ fn drive<F: HttpFilter>(json: &str, rounds: usize) -> Result<(), String> {
     ] {
         c.set(0);
     }
+    // `--request I`: only the mix's request I (0-based) in the measured loop, for per-request
+    // instruction counts (`--toggle-collect=*profile_filters*measured*`).
+    let only = std::env::args()
+        .skip_while(|a| a != "--request")
+        .nth(1)
+        .and_then(|i| i.parse::<usize>().ok());
+    let selected: Vec<&Input> = match only {
+        Some(i) => inputs.get(i).into_iter().collect(),
+        None => inputs.iter().collect(),
+    };
     let started = Instant::now();
-    for _ in 0..rounds {
-        for input in &inputs {
-            std::hint::black_box(one(&f, input, &calls));
-        }
-    }
+    measured(&f, &selected, rounds, &calls);
     let elapsed = started.elapsed();
-    let n = (rounds * inputs.len()).max(1) as f64;
+    let n = (rounds * selected.len()).max(1) as f64;
     let per = |c: &Cell<u64>| c.get() as f64 / n;
     println!("filter {}: statuses over the mix {replies:?}", F::NAME);
     println!(

@@ -105,11 +105,11 @@ pub fn measure(
 
 /// Push `m` and return milliseconds until the first response after the update is accepted.
 fn push(envoy: &mut Envoy, m: &Module, client: &Client) -> Result<f64> {
-    let before = envoy.stat(UPDATE_STAT);
+    let before = envoy.stat_or_zero(UPDATE_STAT);
     let started = Instant::now();
     envoy.update_filter(HttpFilter::wasm(FILTER, &m.path, m.config.clone()))?;
     let deadline = started + Duration::from_secs(60);
-    while envoy.stat(UPDATE_STAT) <= before {
+    while envoy.stat_or_zero(UPDATE_STAT) <= before {
         if Instant::now() > deadline {
             bail!(
                 "ECDS push of module `{}` was not accepted within 60 s (rejected? see the Envoy log:\n{})",

@@ -7,6 +7,8 @@
 //! Per run: Envoy's own CPU time (utime+stime from `/proc/<pid>/stat`) divided by the requests
 //! completed, throughput, p50/p99 latency; per scenario: Envoy RSS and memory per Wasm VM. Then
 //! per module: `.wasm` size and ECDS push-to-first-response time ([`coldstart`]).
+//! The anchor ([`scenario::anchors`]): Debian's nginx alone and nginx + ModSecurity + CRS, one
+//! process pinned like Envoy, driven by the same mix in the same rounds.
 //! Results go to `bench/results/` ([`report`]).
 
 pub mod coldstart;
@@ -18,6 +20,7 @@ pub mod scenario;
 pub mod workload;
 
 use anyhow::{bail, Context, Result};
+use envoy_harness::nginx::{Nginx, NginxOptions};
 use envoy_harness::{locate, Client, Envoy, EnvoyConfig};
 use report::{Machine, Measured, Method, Missing, Report, Sample};
 use scenario::{Inputs, Kind};
@@ -83,12 +86,57 @@ const CX_STAT: &str = "http.ingress.downstream_cx_total";
 /// Envoy stat: live Wasm VMs (all plugins, all threads).
 const VM_STAT: &str = "wasm.envoy.wasm.runtime.v8.active";
 
+/// The process a scenario measures.
+enum Server {
+    Envoy(Envoy),
+    Nginx(Nginx),
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        match self {
+            Server::Envoy(e) => e.pid(),
+            Server::Nginx(n) => n.pid(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        match self {
+            Server::Envoy(e) => e.url(path),
+            Server::Nginx(n) => n.url(path),
+        }
+    }
+
+    /// Downstream connections accepted so far (nginx: `stub_status`, which counts the
+    /// connection it is asked on).
+    fn connections(&self) -> u64 {
+        match self {
+            Server::Envoy(e) => e.stat_or_zero(CX_STAT),
+            Server::Nginx(n) => n.accepted_connections().unwrap_or(0),
+        }
+    }
+
+    fn wasm_vms(&self) -> u64 {
+        match self {
+            Server::Envoy(e) => e.stat_or_zero(VM_STAT),
+            Server::Nginx(_) => 0,
+        }
+    }
+
+    fn log(&self) -> String {
+        match self {
+            Server::Envoy(e) => e.log(),
+            Server::Nginx(n) => n.log(),
+        }
+    }
+}
+
 struct Running {
     name: &'static str,
     kind: Kind,
     description: &'static str,
     filters: Vec<String>,
-    envoy: Envoy,
+    server: Server,
     samples: Vec<Sample>,
     probe_statuses: BTreeMap<String, u32>,
 }
@@ -146,26 +194,46 @@ pub fn run(opts: &Options) -> Result<Report> {
         cfg.filters = filters;
         cfg.log_level = "warn".into();
         let envoy = Envoy::start(cfg).with_context(|| format!("starting scenario {}", s.name))?;
-        if let Some(cpu) = envoy_cpu {
-            procfs::pin(envoy.pid(), cpu)?;
-        }
-        let probe_statuses = probe(&envoy, &workload)
-            .with_context(|| format!("scenario {}: probing the workload", s.name))?;
-        println!(
-            "bench: {:<24} ready (pid {}), statuses {:?}",
+        running.push(ready(
             s.name,
-            envoy.pid(),
-            probe_statuses
-        );
-        running.push(Running {
-            name: s.name,
-            kind: s.kind,
-            description: s.description,
-            filters: names,
-            envoy,
-            samples: Vec::new(),
-            probe_statuses,
-        });
+            s.kind,
+            s.description,
+            names,
+            Server::Envoy(envoy),
+            envoy_cpu,
+            &workload,
+        )?);
+    }
+    let anchor_wanted = |name: &str| {
+        opts.only.is_empty()
+            || opts.only.iter().any(|o| o == name)
+            || (name == "nginx" && opts.only.iter().any(|o| o == "modsecurity-crs"))
+    };
+    for s in scenario::anchors() {
+        if !anchor_wanted(s.name) {
+            continue;
+        }
+        let nginx = Nginx::start(NginxOptions {
+            crs_paranoia: s.crs_paranoia,
+            force_urlencoded: false,
+        })
+        .with_context(|| format!("starting scenario {}", s.name))?;
+        let filters = match s.crs_paranoia {
+            Some(pl) => vec![format!(
+                "modsecurity (CRS {} PL{pl})",
+                envoy_harness::nginx::crs_version().unwrap_or_else(|| "?".into())
+            )],
+            None => Vec::new(),
+        };
+        running.push(ready(
+            s.name,
+            Kind::Nginx,
+            s.description,
+            filters,
+            Server::Nginx(nginx),
+            envoy_cpu,
+            &workload,
+        )?);
     }
     if running.is_empty() {
         bail!("no scenario can run");
@@ -177,7 +245,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         cpu: load_cpu,
     };
     for r in &running {
-        load::run_wrk(&r.envoy.url("/"), &script, &spec(opts.warmup))
+        load::run_wrk(&r.server.url("/"), &script, &spec(opts.warmup))
             .with_context(|| format!("warming up {}", r.name))?;
     }
     for round in 0..opts.rounds {
@@ -199,8 +267,8 @@ pub fn run(opts: &Options) -> Result<Report> {
 
     let mut measured = Vec::new();
     for r in running {
-        let rss_kib = procfs::rss_kib(r.envoy.pid())?;
-        let wasm_vms = r.envoy.stat(VM_STAT);
+        let rss_kib = procfs::rss_kib(r.server.pid())?;
+        let wasm_vms = r.server.wasm_vms();
         measured.push(Measured {
             name: r.name.into(),
             kind: r.kind,
@@ -230,7 +298,7 @@ pub fn run(opts: &Options) -> Result<Report> {
             envoy_workers: 1,
             envoy_cpu,
             load_generator_cpu: load_cpu,
-            route: "direct_response 200 after envoy.filters.http.buffer (no upstream)".into(),
+            route: "direct_response 200 after envoy.filters.http.buffer (no upstream); nginx rows: the echo module's 200 after reading the body".into(),
             workload: format!(
                 "{} requests rotated (bench/src/workload.rs): GET/POST API calls, ~1 KB JSON and form bodies, 4 hostile",
                 workload.len()
@@ -293,8 +361,40 @@ pub fn run_cold_start_only(opts: &Options) -> Result<Vec<coldstart::ModuleResult
     Ok(modules)
 }
 
+/// Pin a started scenario's server to `cpu` and probe it with the workload.
+fn ready(
+    name: &'static str,
+    kind: Kind,
+    description: &'static str,
+    filters: Vec<String>,
+    server: Server,
+    cpu: Option<usize>,
+    workload: &[load::Request],
+) -> Result<Running> {
+    if let Some(cpu) = cpu {
+        procfs::pin(server.pid(), cpu)?;
+    }
+    let probe_statuses = probe(&server, workload)
+        .with_context(|| format!("scenario {name}: probing the workload"))?;
+    println!(
+        "bench: {:<24} ready (pid {}), statuses {:?}",
+        name,
+        server.pid(),
+        probe_statuses
+    );
+    Ok(Running {
+        name,
+        kind,
+        description,
+        filters,
+        server,
+        samples: Vec::new(),
+        probe_statuses,
+    })
+}
+
 /// Send each workload request once; status -> count. Fails on 5xx (a broken filter chain).
-fn probe(envoy: &Envoy, workload: &[load::Request]) -> Result<BTreeMap<String, u32>> {
+fn probe(server: &Server, workload: &[load::Request]) -> Result<BTreeMap<String, u32>> {
     let client = Client::new();
     let mut statuses = BTreeMap::new();
     for r in workload {
@@ -303,15 +403,15 @@ fn probe(envoy: &Envoy, workload: &[load::Request]) -> Result<BTreeMap<String, u
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        let resp = client.request(&r.method, &envoy.url(&r.path), &headers, r.body.as_bytes())?;
+        let resp = client.request(&r.method, &server.url(&r.path), &headers, r.body.as_bytes())?;
         if resp.status >= 500 {
             bail!(
-                "{} {} answered {}: {}\nEnvoy log:\n{}",
+                "{} {} answered {}: {}\nserver log:\n{}",
                 r.method,
                 r.path,
                 resp.status,
                 resp.body,
-                envoy.log()
+                server.log()
             );
         }
         *statuses.entry(resp.status.to_string()).or_insert(0) += 1;
@@ -326,13 +426,13 @@ fn measure(
     script: &std::path::Path,
     spec: &load::LoadSpec,
 ) -> Result<Sample> {
-    let pid = r.envoy.pid();
-    let cx_before = r.envoy.stat(CX_STAT);
+    let pid = r.server.pid();
+    let cx_before = r.server.connections();
     let cpu_before = procfs::cpu_time_us(pid)?;
-    let res = load::run_wrk(&r.envoy.url("/"), script, spec)
+    let res = load::run_wrk(&r.server.url("/"), script, spec)
         .with_context(|| format!("load on {}", r.name))?;
     let cpu_after = procfs::cpu_time_us(pid)?;
-    let connections_opened = r.envoy.stat(CX_STAT).saturating_sub(cx_before);
+    let connections_opened = r.server.connections().saturating_sub(cx_before);
     if res.requests == 0 {
         bail!("{}: wrk completed no requests", r.name);
     }

@@ -218,11 +218,20 @@ pub fn aggregate(measured: Vec<Measured>) -> Vec<ScenarioResult> {
     let find = |name: &str| out.iter().find(|s| s.name == name).cloned();
     let base = find("baseline");
     let noop = find("noop-wasm");
+    // nginx rows (the anchor) are compared with nginx alone, never with Envoy's rows.
+    let nginx_base = find("nginx");
     let floor = match (&base, &noop) {
         (Some(b), Some(n)) => Some(n.cpu_us_per_req - b.cpu_us_per_req),
         _ => None,
     };
     for s in &mut out {
+        if s.kind == Kind::Nginx {
+            if let Some(b) = &nginx_base {
+                s.ratio_to_baseline = ratio(s.cpu_us_per_req, b.cpu_us_per_req);
+                s.added_us_over_baseline = Some(s.cpu_us_per_req - b.cpu_us_per_req);
+            }
+            continue;
+        }
         if let Some(b) = &base {
             s.ratio_to_baseline = ratio(s.cpu_us_per_req, b.cpu_us_per_req);
             s.added_us_over_baseline = Some(s.cpu_us_per_req - b.cpu_us_per_req);
@@ -293,6 +302,16 @@ pub fn comparisons(scenarios: &[ScenarioResult]) -> Vec<Comparison> {
             ),
         });
     }
+    if let Some(a) = anchor(scenarios) {
+        out.push(Comparison {
+            claim: "threat-score adds less CPU per request than ModSecurity + CRS (each over its own server alone)".into(),
+            holds: a.threat_added < a.crs_added,
+            detail: format!(
+                "nginx + ModSecurity + CRS +{:.1} us/req over nginx, Envoy + threat-score +{:.1} us/req over Envoy: {:.1}x; whole servers {:.1} vs {:.1} us/req: {:.1}x",
+                a.crs_added, a.threat_added, a.added_ratio, a.crs_cpu, a.threat_cpu, a.cpu_ratio
+            ),
+        });
+    }
     if let (Some(one), Some(three)) = (get("noop-wasm"), get("noop-wasm-x3")) {
         if let (Some(a), Some(b)) = (one.added_us_over_baseline, three.added_us_over_baseline) {
             out.push(Comparison {
@@ -303,6 +322,36 @@ pub fn comparisons(scenarios: &[ScenarioResult]) -> Vec<Comparison> {
         }
     }
     out
+}
+
+/// threat-score beside its anchor, nginx + ModSecurity + CRS, in one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Anchor {
+    /// `modsecurity-crs` CPU per request, and over `nginx` alone.
+    pub crs_cpu: f64,
+    pub crs_added: f64,
+    /// `threat-score` CPU per request, and over Envoy's `baseline`.
+    pub threat_cpu: f64,
+    pub threat_added: f64,
+    /// crs_added / threat_added: how many times threat-score's own cost CRS's costs.
+    pub added_ratio: f64,
+    /// crs_cpu / threat_cpu: the whole servers.
+    pub cpu_ratio: f64,
+}
+
+/// The anchor comparison, when `modsecurity-crs`, `nginx`, `threat-score` and `baseline` ran.
+pub fn anchor(scenarios: &[ScenarioResult]) -> Option<Anchor> {
+    let get = |n: &str| scenarios.iter().find(|s| s.name == n);
+    let (crs, threat) = (get("modsecurity-crs")?, get("threat-score")?);
+    let (crs_added, threat_added) = (crs.added_us_over_baseline?, threat.added_us_over_baseline?);
+    Some(Anchor {
+        crs_cpu: crs.cpu_us_per_req,
+        crs_added,
+        threat_cpu: threat.cpu_us_per_req,
+        threat_added,
+        added_ratio: ratio(crs_added, threat_added)?,
+        cpu_ratio: ratio(crs.cpu_us_per_req, threat.cpu_us_per_req)?,
+    })
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -355,6 +404,22 @@ pub fn markdown(r: &Report) -> String {
             opt(x.mib_per_vm, 1),
         );
     }
+    if r.scenarios.iter().any(|x| x.kind == Kind::Nginx) {
+        s.push_str("\nRows `nginx` and `modsecurity-crs` are nginx, not Envoy (the anchor): their \"x baseline\" and \"added over baseline\" are relative to `nginx` alone.\n");
+    }
+    if let Some(a) = anchor(&r.scenarios) {
+        s.push_str("\n| engine, same mix, same rounds | server CPU us/req | added over its server alone, us/req | added, x threat-score |\n| --- | ---: | ---: | ---: |\n");
+        let _ = writeln!(
+            s,
+            "| Envoy + threat-score (PL1, block) | {:.1} | {:.1} | 1.00 |",
+            a.threat_cpu, a.threat_added
+        );
+        let _ = writeln!(
+            s,
+            "| nginx + ModSecurity + CRS (PL1) | {:.1} | {:.1} | {:.2} |",
+            a.crs_cpu, a.crs_added, a.added_ratio
+        );
+    }
     if !r.comparisons.is_empty() {
         s.push('\n');
         for c in &r.comparisons {
@@ -386,13 +451,17 @@ pub fn svg(r: &Report) -> String {
     let (left, right, top, row_h, bar_h) = (190.0, 110.0, 56.0, 26.0, 16.0);
     let plot_w = 560.0;
     let width = left + plot_w + right;
-    let height = top + row_h * rows.len() as f64 + 44.0;
+    let anchors = rows.iter().any(|x| x.kind == Kind::Nginx);
+    let height = top + row_h * rows.len() as f64 + if anchors { 62.0 } else { 44.0 };
+    // The anchor (nginx + ModSecurity) can cost many times every Envoy row: it is drawn off
+    // scale (clipped, value printed) rather than squeezing the rest into a few pixels.
     let max = rows
         .iter()
+        .filter(|x| x.kind != Kind::Nginx)
         .map(|x| x.spread.cpu_us_per_req.max.max(x.cpu_us_per_req))
         .fold(1.0_f64, f64::max);
     let scale = nice_ceiling(max);
-    let x = |v: f64| left + v / scale * plot_w;
+    let x = |v: f64| left + v.min(scale * 1.04) / scale * plot_w;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -428,6 +497,7 @@ pub fn svg(r: &Report) -> String {
             Kind::Baseline => "#9e9e9e",
             Kind::Wasm => "#3b6fb6",
             Kind::Native => "#4c9a5b",
+            Kind::Nginx => "#b5651d",
         };
         let w = (x(row.cpu_us_per_req) - left).max(1.0);
         let cy = y + bar_h / 2.0;
@@ -435,9 +505,16 @@ pub fn svg(r: &Report) -> String {
             x(row.spread.cpu_us_per_req.min),
             x(row.spread.cpu_us_per_req.max),
         );
+        // An off-scale bar fills the plot: its value goes inside it, in white.
+        let off_scale = row.cpu_us_per_req > scale;
+        let (label_x, label_fill) = if off_scale {
+            (left + 8.0, "white")
+        } else {
+            (hi.max(left + w) + 6.0, "black")
+        };
         let _ = writeln!(
             s,
-            r##"<text x="{:.0}" y="{:.1}" text-anchor="end" dominant-baseline="middle">{}</text><rect x="{left:.0}" y="{y:.1}" width="{w:.1}" height="{bar_h:.0}" fill="{color}"/><line x1="{lo:.1}" y1="{cy:.1}" x2="{hi:.1}" y2="{cy:.1}" stroke="#222"/><line x1="{lo:.1}" y1="{:.1}" x2="{lo:.1}" y2="{:.1}" stroke="#222"/><line x1="{hi:.1}" y1="{:.1}" x2="{hi:.1}" y2="{:.1}" stroke="#222"/><text x="{:.1}" y="{cy:.1}" dominant-baseline="middle">{:.1}{}</text>"##,
+            r##"<text x="{:.0}" y="{:.1}" text-anchor="end" dominant-baseline="middle">{}</text><rect x="{left:.0}" y="{y:.1}" width="{w:.1}" height="{bar_h:.0}" fill="{color}"/><line x1="{lo:.1}" y1="{cy:.1}" x2="{hi:.1}" y2="{cy:.1}" stroke="#222"/><line x1="{lo:.1}" y1="{:.1}" x2="{lo:.1}" y2="{:.1}" stroke="#222"/><line x1="{hi:.1}" y1="{:.1}" x2="{hi:.1}" y2="{:.1}" stroke="#222"/><text x="{:.1}" y="{cy:.1}" dominant-baseline="middle" fill="{label_fill}">{:.1}{}</text>"##,
             left - 8.0,
             cy,
             xml(&row.name),
@@ -445,14 +522,24 @@ pub fn svg(r: &Report) -> String {
             cy + 4.0,
             cy - 4.0,
             cy + 4.0,
-            hi.max(left + w) + 6.0,
+            label_x,
             row.cpu_us_per_req,
             row.ratio_to_baseline
                 .map(|r| format!(" ({r:.2}x)"))
                 .unwrap_or_default()
+                + if off_scale { " off scale" } else { "" }
         );
     }
-    let legend_y = height - 6.0;
+    let legend_y = if anchors { height - 24.0 } else { height - 6.0 };
+    if anchors {
+        let _ = writeln!(
+            s,
+            r##"<rect x="{left:.0}" y="{:.0}" width="10" height="10" fill="#b5651d"/><text x="{:.0}" y="{:.0}">nginx alone, and nginx + ModSecurity + CRS (the anchor; ratio to nginx alone)</text>"##,
+            height - 15.0,
+            left + 14.0,
+            height - 6.0,
+        );
+    }
     let _ = writeln!(
         s,
         r##"<rect x="{left:.0}" y="{:.0}" width="10" height="10" fill="#9e9e9e"/><text x="{:.0}" y="{legend_y:.0}">no filter</text><rect x="{:.0}" y="{:.0}" width="10" height="10" fill="#3b6fb6"/><text x="{:.0}" y="{legend_y:.0}">our Wasm filters</text><rect x="{:.0}" y="{:.0}" width="10" height="10" fill="#4c9a5b"/><text x="{:.0}" y="{legend_y:.0}">Envoy native filters (ratio to baseline in brackets)</text>"##,
@@ -570,6 +657,73 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn anchor_rows_are_relative_to_nginx_and_compared_with_threat_score() {
+        let out = aggregate(vec![
+            measured("baseline", Kind::Baseline, &[20.0], 0),
+            measured("noop-wasm", Kind::Wasm, &[30.0], 2),
+            measured("threat-score", Kind::Wasm, &[120.0], 2),
+            measured("nginx", Kind::Nginx, &[40.0], 0),
+            measured("modsecurity-crs", Kind::Nginx, &[1040.0], 0),
+        ]);
+        let crs = out.iter().find(|s| s.name == "modsecurity-crs").unwrap();
+        assert!((crs.added_us_over_baseline.unwrap() - 1000.0).abs() < 1e-9);
+        assert!((crs.ratio_to_baseline.unwrap() - 26.0).abs() < 1e-9);
+        assert_eq!(crs.ratio_to_noop, None);
+        assert_eq!(crs.mib_per_vm, None);
+        let a = anchor(&out).unwrap();
+        assert!((a.added_ratio - 10.0).abs() < 1e-9, "{a:?}");
+        let c = comparisons(&out);
+        assert!(
+            c.iter().any(|c| c.claim.contains("ModSecurity") && c.holds),
+            "{c:?}"
+        );
+        let r = Report {
+            schema_version: 1,
+            command: "t".into(),
+            machine: Machine {
+                nproc: 2,
+                cpu_model: "c".into(),
+                kernel: "k".into(),
+                envoy_version: "1".into(),
+                envoy_source: "s".into(),
+                load_generator: "wrk".into(),
+                git_commit: "g".into(),
+                git_dirty: false,
+                date_utc: "d".into(),
+                loadavg_at_start: "1".into(),
+            },
+            method: Method {
+                mode: "quick".into(),
+                rounds: 1,
+                seconds_per_run: 1.0,
+                warmup_seconds: 1.0,
+                connections: 1,
+                envoy_workers: 1,
+                envoy_cpu: None,
+                load_generator_cpu: None,
+                route: "r".into(),
+                workload: "w".into(),
+                cpu_time: "c".into(),
+                memory: "m".into(),
+            },
+            scenarios: out,
+            missing: vec![],
+            modules: vec![],
+            comparisons: c,
+        };
+        let md = markdown(&r);
+        assert!(
+            md.contains("| nginx + ModSecurity + CRS (PL1) | 1040.0 | 1000.0 | 10.00 |"),
+            "{md}"
+        );
+        let svg = svg(&r);
+        assert!(
+            svg.contains(">modsecurity-crs<") && svg.contains("off scale"),
+            "{svg}"
+        );
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum Kind {
     Wasm,
     /// Envoy's own filters, for comparison.
     Native,
+    /// Not Envoy: nginx alone or nginx + ModSecurity + CRS, the anchor ([`anchors`]). Its
+    /// ratios are to `nginx` (nginx alone), not to Envoy's baseline.
+    Nginx,
 }
 
 /// One measured configuration.
@@ -249,6 +252,33 @@ pub fn all() -> Vec<Scenario> {
                     suite_config(i)?,
                 )])
             },
+        },
+    ]
+}
+
+/// One anchor scenario: Debian's nginx, one process pinned like Envoy, answering 200 from the
+/// echo module after reading the body (`envoy_harness::nginx`), driven by the same mix.
+pub struct NginxScenario {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// `Some(level)`: ModSecurity + CRS at that paranoia level; `None`: nginx alone.
+    pub crs_paranoia: Option<u8>,
+}
+
+/// The anchor scenarios, run after [`all`] in each round. `nginx` is the server's own cost,
+/// what `modsecurity-crs` is compared with (as `baseline` is for Envoy's scenarios); it runs
+/// whenever `modsecurity-crs` does.
+pub fn anchors() -> Vec<NginxScenario> {
+    vec![
+        NginxScenario {
+            name: "nginx",
+            description: "nginx alone (modsecurity off): echo after reading the body; the anchor's server cost",
+            crs_paranoia: None,
+        },
+        NginxScenario {
+            name: "modsecurity-crs",
+            description: "nginx + ModSecurity 3 + OWASP CRS (Debian, CRS 3.3.4) at PL1, PUT/PATCH/DELETE allowed: the anchor",
+            crs_paranoia: Some(1),
         },
     ]
 }

@@ -16,6 +16,9 @@ pub fn mix() -> Vec<Request> {
         let user = format!("user-{i:02}");
         let base = |method: &str, path: &str| {
             Request::new(method, path)
+                // A name, not wrk's default `127.0.0.1:PORT`: CRS scores a numeric Host (920350),
+                // and browsers send names. Spelled `Host` so wrk's `wrk.format` keeps it.
+                .header("Host", "shop.example.com")
                 .header(
                     "user-agent",
                     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",

@@ -54,6 +54,34 @@ impl HeaderOps {
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
     }
+    /// Append `other`'s edits (each list keeps its order).
+    pub fn extend(&mut self, other: HeaderOps) {
+        self.remove.extend(other.remove);
+        self.set.extend(other.set);
+        self.add.extend(other.add);
+    }
+    /// Every header name these edits touch, lowercase (possibly repeated).
+    pub fn touched_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.remove
+            .iter()
+            .chain(self.set.iter().map(|(n, _)| n))
+            .chain(self.add.iter().map(|(n, _)| n))
+            .map(|n| n.to_ascii_lowercase())
+    }
+}
+
+/// What the glue does when the host refuses a call on the request path (reading the headers or
+/// the body, applying the filter's header changes). Either way the error is logged (once per
+/// VM and kind of call) and counted in `<filter>_host_errors_total`. A local reply that cannot
+/// be sent resets the stream whatever the policy: a denial is never forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostErrorPolicy {
+    /// Answer 503 (or reset the stream if that fails too): the request does not go on
+    /// without the filter's decision or edits. The default, and right for any filter that
+    /// enforces something (a header it failed to strip would reach the upstream).
+    FailClosed,
+    /// Forward the request as it is (without the filter's decision or edits).
+    FailOpen,
 }
 
 /// The request body as the filter sees it.
@@ -73,6 +101,8 @@ pub trait HttpFilter: Sized + 'static {
     type Config: DeserializeOwned;
     /// Per-request state, created with `Default` for each request.
     type State: Default + 'static;
+    /// What the glue does when a host call on the request path fails. Default: fail closed.
+    const ON_HOST_ERROR: HostErrorPolicy = HostErrorPolicy::FailClosed;
 
     /// Phase: plugin (re)configuration. Validate and compile `config`; define metrics.
     /// An error refuses the configuration: Envoy will not start with it, and on a live update

@@ -1,47 +1,174 @@
-//! JWT claims as Istio forwards them.
+//! JWT claims, from where Envoy's `jwt_authn` filter puts them after verifying a token.
 //!
-//! Istio's `RequestAuthentication` with `outputPayloadToHeader: <header>` verifies the token and
-//! writes its payload, base64url-encoded JSON, into `<header>`. Filters read claims from there
-//! instead of verifying signatures themselves.
+//! **Default: dynamic metadata.** A `jwt_authn` provider with `payload_in_metadata: KEY`
+//! verifies the token's signature, issuer, audience and expiry, then stores the payload as a
+//! `google.protobuf.Struct` under `metadata.filter_metadata["envoy.filters.http.jwt_authn"][KEY]`
+//! (read here from the `metadata` property, which Envoy serializes as protobuf).
+//! A client cannot write dynamic metadata, and a missing, unsigned, forged or expired token
+//! leaves nothing there, so claims read from it are claims of a verified token. Istio's
+//! `RequestAuthentication` uses the key `payload` (this module's default; istio/istio
+//! `EnvoyJwtFilterPayload`; releases before 1.2x used the issuer); plain Envoy uses whatever the
+//! provider's `payload_in_metadata` says.
 //!
-//! **Trust:** Envoy's `jwt_authn` overwrites that header only when a valid token is present; a
-//! request *without* a token passes a client-supplied header through unless the mesh requires a
-//! token (`AuthorizationPolicy` with `requestPrincipals`). Filters that match on claims should
-//! document this and, where a token is optional, strip the header at the edge.
+//! **Opt-in: a header** (`payload_header`), for deployments where a trusted hop writes the
+//! payload into a header (Istio's `outputPayloadToHeader`). Only the payload form is accepted
+//! (base64 of a JSON object): a full compact JWT (`header.payload.signature`) is refused, since
+//! accepting it would mean trusting a token nobody verified. `jwt_authn` overwrites that header
+//! only when a valid token is present, so the edge must remove client copies of it (or require
+//! a token) before this filter can trust it.
 
-use crate::config::ConfigError;
+use crate::config::{header_name, ConfigError};
 use crate::matcher::{StringMatchSpec, StringMatcher};
+use crate::view::RequestView;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
 /// Upper bound on the encoded payload we decode (a hostile header cannot make us parse MiBs).
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+/// Upper bound on the serialized dynamic metadata we read claims from.
+pub const MAX_METADATA_BYTES: usize = 256 * 1024;
+/// Nesting depth past which a metadata payload is refused (no unbounded recursion).
+pub const MAX_DEPTH: usize = 32;
+/// `jwt_authn`'s dynamic metadata namespace.
+pub const JWT_AUTHN_NAMESPACE: &str = "envoy.filters.http.jwt_authn";
+/// Default `payload_in_metadata` key.
+pub const DEFAULT_METADATA_KEY: &str = "payload";
+
+/// Where claims come from, as users write it (a filter's `jwt` object). `{}` (or no `jwt` at
+/// all) reads `jwt_authn`'s metadata under `payload`.
+///
+/// ```json
+/// {"metadata_key": "payload"}              // the provider's payload_in_metadata
+/// {"payload_header": "x-jwt-payload"}          // opt-in, payload form only
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSourceSpec {
+    /// The provider's `payload_in_metadata` key. Default `payload` (what Istio sets).
+    #[serde(default)]
+    pub metadata_key: Option<String>,
+    /// The metadata namespace. Default `envoy.filters.http.jwt_authn`.
+    #[serde(default)]
+    pub metadata_namespace: Option<String>,
+    /// Read the payload from this header instead of metadata (explicit opt-in; payload form
+    /// only, never a compact JWT).
+    #[serde(default)]
+    pub payload_header: Option<String>,
+}
+
+/// A compiled [`JwtSourceSpec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimSource {
+    /// `metadata.filter_metadata[namespace][key]`.
+    Metadata { namespace: String, key: String },
+    /// A header holding the base64 payload (lowercase name).
+    Header(String),
+}
+
+impl Default for ClaimSource {
+    fn default() -> Self {
+        Self::Metadata {
+            namespace: JWT_AUTHN_NAMESPACE.into(),
+            key: DEFAULT_METADATA_KEY.into(),
+        }
+    }
+}
+
+impl JwtSourceSpec {
+    /// Validate. Errors name the field (`payload_header`, `metadata_key`).
+    pub fn compile(&self) -> Result<ClaimSource, ConfigError> {
+        if let Some(h) = &self.payload_header {
+            for (field, set) in [
+                ("metadata_key", self.metadata_key.is_some()),
+                ("metadata_namespace", self.metadata_namespace.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::new(
+                        field,
+                        "claims come either from metadata or from `payload_header`, not both",
+                    ));
+                }
+            }
+            return Ok(ClaimSource::Header(header_name("payload_header", h)?));
+        }
+        let nonempty = |field: &str, v: &Option<String>, default: &str| match v {
+            Some(s) if s.is_empty() => Err(ConfigError::new(field, "must not be empty")),
+            Some(s) => Ok(s.clone()),
+            None => Ok(default.to_string()),
+        };
+        Ok(ClaimSource::Metadata {
+            namespace: nonempty(
+                "metadata_namespace",
+                &self.metadata_namespace,
+                JWT_AUTHN_NAMESPACE,
+            )?,
+            key: nonempty("metadata_key", &self.metadata_key, DEFAULT_METADATA_KEY)?,
+        })
+    }
+}
+
+impl ClaimSource {
+    /// The request's verified claims, if any.
+    pub fn claims(&self, req: &RequestView) -> Option<Claims> {
+        match self {
+            Self::Header(h) => req.header(h).and_then(Claims::from_payload_header),
+            // The whole `metadata` property, not a path into it: Envoy serializes a message
+            // as protobuf (typed), but a map-valued path (`metadata.filter_metadata.ns.key`)
+            // as an untyped pair list where the string "abcdefgh" and a number look alike.
+            Self::Metadata { namespace, key } => req
+                .raw_property(&["metadata"])
+                .and_then(|bytes| Claims::from_metadata(&bytes, namespace, key)),
+        }
+    }
+
+    /// The header this source reads, if it is a header.
+    pub fn header(&self) -> Option<&str> {
+        match self {
+            Self::Header(h) => Some(h),
+            Self::Metadata { .. } => None,
+        }
+    }
+}
 
 /// Decoded claims.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claims(Value);
 
 impl Claims {
-    /// Decode a header value: base64url (padded or not) or standard base64 of a JSON object; a
-    /// full compact JWT (`header.payload.signature`) is accepted too (its payload is used).
-    /// Returns `None` for anything else.
-    pub fn from_header_value(value: &str) -> Option<Self> {
+    /// Decode a payload header: base64url (padded or not) or standard base64 of a JSON object.
+    /// A compact JWT (`header.payload.signature`) is **not** a payload and gives `None`, as
+    /// does anything else that is not a JSON object.
+    pub fn from_payload_header(value: &str) -> Option<Self> {
         let value = value.trim();
-        if value.len() > MAX_PAYLOAD_BYTES {
+        if value.len() > MAX_PAYLOAD_BYTES || value.contains('.') {
             return None;
         }
-        let payload = match value.split('.').collect::<Vec<_>>().as_slice() {
-            [_, p, _] => *p,
-            _ => value,
-        };
-        let trimmed = payload.trim_end_matches('=');
+        let trimmed = value.trim_end_matches('=');
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(trimmed)
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
             .ok()?;
         match serde_json::from_slice::<Value>(&bytes).ok()? {
             v @ Value::Object(_) => Some(Self(v)),
+            _ => None,
+        }
+    }
+
+    /// The payload `jwt_authn` stored under `filter_metadata[namespace][key]`, from the
+    /// request's dynamic metadata as Envoy serializes it (`envoy.config.core.v3.Metadata`,
+    /// protobuf). `None` when absent, not an object, malformed, larger than
+    /// [`MAX_METADATA_BYTES`] or nested deeper than [`MAX_DEPTH`].
+    pub fn from_metadata(bytes: &[u8], namespace: &str, key: &str) -> Option<Self> {
+        if bytes.len() > MAX_METADATA_BYTES {
+            return None;
+        }
+        let fields = pb::filter_metadata(bytes, namespace)?;
+        match pb::decode_struct(fields, 0)? {
+            Value::Object(mut map) => match map.remove(key)? {
+                v @ Value::Object(_) => Some(Self(v)),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -135,6 +262,178 @@ impl ClaimMatcher {
     }
 }
 
+/// Just enough protobuf to read a `google.protobuf.Struct` (the wire format is stable:
+/// `Struct{map<string, Value> fields = 1}`, `Value{null=1, number=2, string=3, bool=4,
+/// struct=5, list=6}`, `ListValue{repeated Value values = 1}`). No dependency, bounded depth.
+mod pb {
+    use super::MAX_DEPTH;
+    use serde_json::{Map, Number, Value};
+
+    struct Reader<'a> {
+        buf: &'a [u8],
+        pos: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        fn new(buf: &'a [u8]) -> Self {
+            Self { buf, pos: 0 }
+        }
+
+        fn done(&self) -> bool {
+            self.pos >= self.buf.len()
+        }
+
+        fn varint(&mut self) -> Option<u64> {
+            let mut v: u64 = 0;
+            for shift in (0..64).step_by(7) {
+                let b = *self.buf.get(self.pos)?;
+                self.pos += 1;
+                v |= u64::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    return Some(v);
+                }
+            }
+            None
+        }
+
+        fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+            let end = self.pos.checked_add(n)?;
+            let out = self.buf.get(self.pos..end)?;
+            self.pos = end;
+            Some(out)
+        }
+
+        /// (field number, wire type)
+        fn tag(&mut self) -> Option<(u64, u8)> {
+            let t = self.varint()?;
+            Some((t >> 3, (t & 7) as u8))
+        }
+
+        fn len_delimited(&mut self) -> Option<&'a [u8]> {
+            let n = usize::try_from(self.varint()?).ok()?;
+            self.bytes(n)
+        }
+
+        fn skip(&mut self, wire: u8) -> Option<()> {
+            match wire {
+                0 => self.varint().map(|_| ()),
+                1 => self.bytes(8).map(|_| ()),
+                2 => self.len_delimited().map(|_| ()),
+                5 => self.bytes(4).map(|_| ()),
+                _ => None,
+            }
+        }
+    }
+
+    /// The `Struct` bytes of `Metadata.filter_metadata[namespace]` (field 1, a map of
+    /// namespace to `Struct`); other namespaces are skipped undecoded.
+    pub(super) fn filter_metadata<'a>(buf: &'a [u8], namespace: &str) -> Option<&'a [u8]> {
+        let mut r = Reader::new(buf);
+        while !r.done() {
+            match r.tag()? {
+                (1, 2) => {
+                    let mut entry = Reader::new(r.len_delimited()?);
+                    let (mut name, mut value) = (None, None);
+                    while !entry.done() {
+                        match entry.tag()? {
+                            (1, 2) => name = Some(entry.len_delimited()?),
+                            (2, 2) => value = Some(entry.len_delimited()?),
+                            (_, wire) => entry.skip(wire)?,
+                        }
+                    }
+                    if name == Some(namespace.as_bytes()) {
+                        return Some(value.unwrap_or_default());
+                    }
+                }
+                (_, wire) => r.skip(wire)?,
+            }
+        }
+        None
+    }
+
+    pub(super) fn decode_struct(buf: &[u8], depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut r = Reader::new(buf);
+        let mut map = Map::new();
+        while !r.done() {
+            match r.tag()? {
+                (1, 2) => {
+                    let entry = r.len_delimited()?;
+                    let (k, v) = decode_entry(entry, depth)?;
+                    map.insert(k, v);
+                }
+                (_, wire) => r.skip(wire)?,
+            }
+        }
+        Some(Value::Object(map))
+    }
+
+    fn decode_entry(buf: &[u8], depth: usize) -> Option<(String, Value)> {
+        let mut r = Reader::new(buf);
+        let (mut key, mut value) = (String::new(), Value::Null);
+        while !r.done() {
+            match r.tag()? {
+                (1, 2) => key = String::from_utf8(r.len_delimited()?.to_vec()).ok()?,
+                (2, 2) => value = decode_value(r.len_delimited()?, depth)?,
+                (_, wire) => r.skip(wire)?,
+            }
+        }
+        Some((key, value))
+    }
+
+    fn decode_value(buf: &[u8], depth: usize) -> Option<Value> {
+        let mut r = Reader::new(buf);
+        let mut value = Value::Null;
+        while !r.done() {
+            value = match r.tag()? {
+                (1, 0) => r.varint().map(|_| Value::Null)?,
+                (2, 1) => {
+                    let raw: [u8; 8] = r.bytes(8)?.try_into().ok()?;
+                    number(f64::from_le_bytes(raw))
+                }
+                (3, 2) => Value::String(String::from_utf8(r.len_delimited()?.to_vec()).ok()?),
+                (4, 0) => Value::Bool(r.varint()? != 0),
+                (5, 2) => decode_struct(r.len_delimited()?, depth + 1)?,
+                (6, 2) => decode_list(r.len_delimited()?, depth + 1)?,
+                (_, wire) => {
+                    r.skip(wire)?;
+                    continue;
+                }
+            };
+        }
+        Some(value)
+    }
+
+    fn decode_list(buf: &[u8], depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut r = Reader::new(buf);
+        let mut items = Vec::new();
+        while !r.done() {
+            match r.tag()? {
+                (1, 2) => items.push(decode_value(r.len_delimited()?, depth)?),
+                (_, wire) => r.skip(wire)?,
+            }
+        }
+        Some(Value::Array(items))
+    }
+
+    /// Struct numbers are doubles; whole numbers become JSON integers, so a claim `7` reads
+    /// as `7` from metadata just as from a payload header.
+    fn number(f: f64) -> Value {
+        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+        if f.fract() == 0.0 && f.abs() <= EXACT {
+            // Lossless: |f| <= 2^53 and whole.
+            #[allow(clippy::cast_possible_truncation)]
+            return Value::Number(Number::from(f as i64));
+        }
+        Number::from_f64(f).map_or(Value::Null, Value::Number)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,7 +446,7 @@ mod tests {
     fn claims() -> Claims {
         let payload = json!({"iss": "https://auth.example.com", "sub": "alice", "aud": ["api", "web"],
                              "scope": "read write admin", "realm": {"roles": ["ops"]}, "n": 7});
-        Claims::from_header_value(&encode(&payload)).unwrap()
+        Claims::from_payload_header(&encode(&payload)).unwrap()
     }
 
     fn m(json: &str) -> ClaimMatcher {
@@ -158,7 +457,7 @@ mod tests {
     }
 
     #[test]
-    fn decodes_istio_payload_header_and_full_jwts() {
+    fn decodes_payload_headers_but_never_a_compact_jwt() {
         let c = claims();
         assert_eq!(c.values("sub"), ["alice"]);
         assert_eq!(c.values("aud"), ["api", "web"]);
@@ -166,20 +465,82 @@ mod tests {
         assert_eq!(c.values("realm.roles"), ["ops"]);
         assert_eq!(c.values("n"), ["7"]);
         let jwt = format!("eyJhbGciOiJub25lIn0.{}.sig", encode(&json!({"sub": "bob"})));
-        assert_eq!(
-            Claims::from_header_value(&jwt).unwrap().values("sub"),
-            ["bob"]
-        );
+        assert_eq!(Claims::from_payload_header(&jwt), None);
+        let unsigned = format!("eyJhbGciOiJub25lIn0.{}.", encode(&json!({"sub": "bob"})));
+        assert_eq!(Claims::from_payload_header(&unsigned), None);
         let padded =
             base64::engine::general_purpose::URL_SAFE.encode(json!({"sub": "c"}).to_string());
-        assert!(Claims::from_header_value(&padded).is_some());
+        assert!(Claims::from_payload_header(&padded).is_some());
+    }
+
+    #[test]
+    fn source_defaults_to_jwt_authn_metadata_and_header_is_opt_in() {
+        let src = |j: &str| serde_json::from_str::<JwtSourceSpec>(j).unwrap().compile();
+        assert_eq!(src("{}").unwrap(), ClaimSource::default());
+        assert_eq!(
+            src(r#"{"metadata_key": "https://idp"}"#).unwrap(),
+            ClaimSource::Metadata {
+                namespace: JWT_AUTHN_NAMESPACE.into(),
+                key: "https://idp".into()
+            }
+        );
+        assert_eq!(
+            src(r#"{"payload_header": "X-Jwt"}"#).unwrap(),
+            ClaimSource::Header("x-jwt".into())
+        );
+        let e = src(r#"{"payload_header": "x", "metadata_key": "k"}"#).unwrap_err();
+        assert_eq!(e.path, "metadata_key");
+        assert_eq!(
+            src(r#"{"metadata_key": ""}"#).unwrap_err().path,
+            "metadata_key"
+        );
+    }
+
+    #[test]
+    fn metadata_payload_decodes_like_the_json_payload() {
+        let payload = json!({"sub": "alice", "aud": ["api", "web"], "n": 7,
+            "ok": true, "realm": {"roles": ["ops"]}, "none": null, "f": 1.5});
+        let bytes = crate::testing::metadata_bytes(&json!({
+            "other.filter": {"x": 1},
+            JWT_AUTHN_NAMESPACE: {"not-ours": "x", "payload": payload}}));
+        let c = Claims::from_metadata(&bytes, JWT_AUTHN_NAMESPACE, "payload").unwrap();
+        assert_eq!(c.values("sub"), ["alice"]);
+        assert_eq!(c.values("aud"), ["api", "web"]);
+        assert_eq!(c.values("n"), ["7"]);
+        assert_eq!(c.values("ok"), ["true"]);
+        assert_eq!(c.values("realm.roles"), ["ops"]);
+        assert_eq!(c.values("f"), ["1.5"]);
+        assert!(c.get("none").is_some_and(Value::is_null));
+        assert_eq!(
+            Claims::from_metadata(&bytes, JWT_AUTHN_NAMESPACE, "other"),
+            None
+        );
+        assert_eq!(
+            Claims::from_metadata(&bytes, JWT_AUTHN_NAMESPACE, "not-ours"),
+            None
+        );
+        assert_eq!(
+            Claims::from_metadata(&bytes, "other.filter", "payload"),
+            None
+        );
+        // Truncated, garbage and over-deep inputs are no claims, never a panic.
+        for cut in 0..bytes.len() {
+            let _ = Claims::from_metadata(&bytes[..cut], JWT_AUTHN_NAMESPACE, "payload");
+        }
+        assert_eq!(Claims::from_metadata(&[0xff, 0xff, 0xff], "a", "b"), None);
+        let mut deep = json!("x");
+        for _ in 0..(MAX_DEPTH + 2) {
+            deep = json!({ "a": deep });
+        }
+        let deep = crate::testing::metadata_bytes(&json!({JWT_AUTHN_NAMESPACE: {"k": deep}}));
+        assert_eq!(Claims::from_metadata(&deep, JWT_AUTHN_NAMESPACE, "k"), None);
     }
 
     #[test]
     fn garbage_is_no_claims() {
         for bad in ["", "!!!", "e30", "WzFd", &"A".repeat(MAX_PAYLOAD_BYTES + 1)] {
             // e30 = "{}" is an object, allowed; WzFd = "[1]" is not
-            let got = Claims::from_header_value(bad);
+            let got = Claims::from_payload_header(bad);
             if bad == "e30" {
                 assert!(got.is_some());
             } else {

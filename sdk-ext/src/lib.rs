@@ -4,15 +4,19 @@
 //! [`Decision`] out). This crate's [`proxy`] module is the only code that talks to the host ABI;
 //! everything else compiles and is unit-tested natively.
 //!
+//! * [`abi`]: the host calls of the HTTP glue, returning the host's status (never panicking).
 //! * [`config`]: parse JSON plugin configuration with unknown fields rejected; errors name the
 //!   JSON path and the reason.
 //! * [`view`]: the request as the filter sees it: headers fetched once, properties on demand.
 //! * [`cookie`]: request cookies and a cookie matcher.
+//! * [`path`]: path normalization (RFC 3986 dot segments, unreserved escapes, merged slashes)
+//!   that path matchers apply by default.
 //! * [`matcher`]: method, path, host, header, query and source-CIDR matchers, compiled at
 //!   configure time.
 //! * [`metrics`]: counters, gauges and histograms declared once at configure time.
 //! * [`reply`]: local replies with a small JSON body carrying the request id.
-//! * [`jwt`]: JWT claims from the header Istio writes with `outputPayloadToHeader`.
+//! * [`jwt`]: JWT claims from `jwt_authn`'s verified dynamic metadata (default) or, opted in, a
+//!   payload header.
 //! * [`filter`]: the [`HttpFilter`] trait and what a filter can ask the proxy to do.
 //! * [`shared`]: host services for state across requests: shared data with compare-and-swap,
 //!   a clock ([`Services`]).
@@ -20,8 +24,11 @@
 //! * [`network`], [`proxy_network`]: the same for network (L4) filters: [`network::NetworkFilter`]
 //!   over a connection view and the first bytes, exported with [`export_network_filter!`].
 //! * [`conn_limit`]: counters shared by every worker (open connections per source).
+//! * [`build_info`]: `NAME VERSION (COMMIT)` of the module, logged and exposed at VM start.
 //! * [`testing`]: fakes (properties, metric sink) for native unit tests of filters.
 
+pub mod abi;
+pub mod build_info;
 pub mod config;
 pub mod conn_limit;
 pub mod cookie;
@@ -30,6 +37,7 @@ pub mod jwt;
 pub mod matcher;
 pub mod metrics;
 pub mod network;
+pub mod path;
 pub mod proxy;
 pub mod proxy_network;
 pub mod ratelimit;
@@ -39,7 +47,7 @@ pub mod testing;
 pub mod view;
 
 pub use config::{parse_json, ConfigError};
-pub use filter::{BodyChunk, Decision, HeaderOps, HttpFilter};
+pub use filter::{BodyChunk, Decision, HeaderOps, HostErrorPolicy, HttpFilter};
 pub use metrics::{Counter, Gauge, Histogram, Metrics};
 pub use reply::LocalReply;
 pub use shared::Services;
@@ -62,7 +70,7 @@ pub use proxy_wasm as __proxy_wasm;
 macro_rules! export_http_filter {
     ($filter:ty) => {
         $crate::__proxy_wasm::main! {{
-            $crate::proxy::install_http_filter::<$filter>();
+            $crate::proxy::install_http_filter_built::<$filter>($crate::build_info!());
         }}
     };
 }
@@ -74,7 +82,9 @@ macro_rules! export_http_filter {
 macro_rules! export_network_filter {
     ($filter:ty) => {
         $crate::__proxy_wasm::main! {{
-            $crate::proxy_network::install_network_filter::<$filter>();
+            $crate::proxy_network::install_network_filter_built::<$filter>(
+                $crate::build_info!(),
+            );
         }}
     };
 }

@@ -11,7 +11,10 @@
 //!   result (so an inverted matcher matches a missing header);
 //! * in a [`RequestMatcher`], every configured kind must match (AND); within one kind's list,
 //!   methods, paths, hosts and CIDRs are alternatives (OR) while headers and query parameters
-//!   must all match (AND), as in Envoy's `RouteMatch`.
+//!   must all match (AND), as in Envoy's `RouteMatch`;
+//! * paths are matched **normalized** by default ([`PathMatching`], [`crate::path`]): a rule
+//!   on `/admin` also holds for `//admin`, `/./admin`, `/%61dmin` and `/x/../admin`, whether or
+//!   not the Envoy in front normalizes paths.
 
 use crate::config::{header_name, ConfigError};
 use crate::view::RequestView;
@@ -357,6 +360,22 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Which form of the path path matchers (and path-derived keys) see. A filter's top-level
+/// config field `path_matching`: `"normalized"` (default) or `"raw"`.
+///
+/// `normalized` ([`crate::path::normalize`]) is safe whatever Envoy does in front. `raw` is for
+/// upstreams that give dot segments, doubled slashes or escaped unreserved characters a
+/// meaning of their own; with it, rules see the path exactly as Envoy forwards it, so Envoy's
+/// own `normalize_path` and `merge_slashes` must be on (they are in every config this project
+/// renders) or a rule on `/admin` misses `//admin`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PathMatching {
+    #[default]
+    Normalized,
+    Raw,
+}
+
 /// Everything a rule can match on, as users write it. Omitted kinds match anything.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -384,6 +403,7 @@ pub struct RequestMatcher {
     headers: Vec<HeaderMatcher>,
     query: Vec<QueryMatcher>,
     cidrs: CidrMatcher,
+    path_matching: PathMatching,
 }
 
 fn compile_list<S, T>(
@@ -421,15 +441,26 @@ impl RequestMatchSpec {
             query: compile_list("query", &self.query, QueryMatchSpec::compile)?,
             cidrs: CidrMatcher::compile(&self.source_cidrs)
                 .map_err(|e| e.within("source_cidrs"))?,
+            path_matching: PathMatching::default(),
         })
     }
 }
 
 impl RequestMatcher {
+    /// Match paths in `mode` instead of the default (normalized).
+    #[must_use]
+    pub fn with_path_matching(mut self, mode: PathMatching) -> Self {
+        self.path_matching = mode;
+        self
+    }
+
     /// Does the request match every configured kind?
     pub fn matches(&self, req: &RequestView) -> bool {
         (self.methods.0.is_empty() || self.methods.matches(req.method()))
-            && (self.paths.is_empty() || self.paths.iter().any(|m| m.matches(req.path())))
+            && (self.paths.is_empty() || {
+                let path = req.match_path(self.path_matching);
+                self.paths.iter().any(|m| m.matches(path))
+            })
             && (self.hosts.is_empty() || self.hosts.iter().any(|m| m.matches(req.host())))
             && self.headers.iter().all(|m| m.matches(req))
             && self.query.iter().all(|m| m.matches(req))

@@ -245,3 +245,28 @@ fn request_matcher_errors_carry_the_full_path() {
         serde_json::from_str(r#"{"headers": [{"name": "ok"}, {"name": ""}]}"#).unwrap();
     assert_eq!(spec.compile().unwrap_err().path, "headers[1].name");
 }
+
+#[test]
+fn path_rules_match_the_normalized_path_unless_raw_is_asked_for() {
+    use crate::matcher::PathMatching;
+    let spec: RequestMatchSpec =
+        serde_json::from_str(r#"{"paths": [{"prefix": "/admin"}]}"#).unwrap();
+    let normalized = spec.compile().unwrap();
+    let raw = spec
+        .compile()
+        .unwrap()
+        .with_path_matching(PathMatching::Raw);
+    for p in [
+        "/admin",
+        "//admin",
+        "/./admin",
+        "/%61dmin",
+        "/x/../admin",
+        "/admin/../admin/x",
+    ] {
+        let req = RequestBuilder::get(p).build();
+        assert!(normalized.matches(&req), "{p}");
+        assert_eq!(raw.matches(&req), p.starts_with("/admin"), "{p} (raw)");
+    }
+    assert!(!normalized.matches(&RequestBuilder::get("/admin/../public").build()));
+}

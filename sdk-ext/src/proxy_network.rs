@@ -22,27 +22,24 @@
 //! [`NetworkFilter::on_timeout`] for expired ones after switching the host's effective context
 //! to that connection.
 
+use crate::abi;
+use crate::build_info::BuildInfo;
 use crate::config::parse_json;
 use crate::metrics::Metrics;
 use crate::network::{
     ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter, NetworkSetup,
 };
 use crate::proxy::{host_services, init_logging, sync_log_level, HostMetrics, HostProperties};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, RootContext, StreamContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, PeerType};
+use proxy_wasm::types::{Action, BufferType, ContextType, PeerType, StreamType};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The proxy's clock in milliseconds since the Unix epoch.
 fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    abi::current_time_nanos().map_or(0, |n| n / 1_000_000)
 }
 
 /// Encode `envoy.source.extensions.common.wasm.SetEnvoyFilterStateArguments`
@@ -74,19 +71,26 @@ pub fn encode_filter_state_args(path: &str, value: &str) -> Vec<u8> {
 /// registered for `key`, so only well-known keys work).
 fn set_filter_state(key: &str, value: &str) -> Result<(), String> {
     let args = encode_filter_state_args(key, value);
-    hostcalls::call_foreign_function("set_envoy_filter_state", Some(&args))
+    abi::call_foreign_function("set_envoy_filter_state", &args)
         .map(|_| ())
-        .map_err(|status| format!("{status:?}"))
+        .map_err(|e| e.to_string())
 }
 
 /// Register `F` as this module's network filter. Called from `_initialize` by
 /// [`crate::export_network_filter!`].
 pub fn install_network_filter<F: NetworkFilter>() {
+    install_network_filter_built::<F>(crate::proxy::module_build(F::NAME));
+}
+
+/// [`install_network_filter`] with the module's [`BuildInfo`], logged and exposed at VM start.
+pub fn install_network_filter_built<F: NetworkFilter>(build: BuildInfo) {
     init_logging();
+    crate::proxy::set_build(build);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
         Box::new(NetRoot::<F> {
             filter: None,
             paused: Rc::new(RefCell::new(BTreeMap::new())),
+            build: crate::proxy::module_build(F::NAME),
         })
     });
 }
@@ -127,14 +131,33 @@ type PausedMap<F> = Rc<RefCell<BTreeMap<u32, PausedEntry<F>>>>;
 pub struct NetRoot<F: NetworkFilter> {
     filter: Option<Rc<F>>,
     paused: PausedMap<F>,
+    build: BuildInfo,
 }
 
 impl<F: NetworkFilter> Context for NetRoot<F> {}
 
 impl<F: NetworkFilter> RootContext for NetRoot<F> {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        crate::proxy::announce_build(F::NAME, &self.build);
+        true
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
         sync_log_level();
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = match abi::buffer(
+            proxy_wasm::types::BufferType::PluginConfiguration,
+            0,
+            usize::MAX,
+        ) {
+            Ok(b) => b.unwrap_or_default(),
+            Err(e) => {
+                log::error!(
+                    "{}: cannot read the plugin configuration ({e}); configuration rejected",
+                    F::NAME
+                );
+                return false;
+            }
+        };
         let mut metrics = Metrics::new(F::NAME, Rc::new(HostMetrics));
         let built = parse_json::<F::Config>(&bytes).and_then(|cfg| {
             F::configure(
@@ -153,7 +176,11 @@ impl<F: NetworkFilter> RootContext for NetRoot<F> {
                     None if !self.paused.borrow().is_empty() => Duration::from_secs(1),
                     None => Duration::ZERO,
                 };
-                let _ = hostcalls::set_tick_period(period);
+                if let Err(e) = abi::set_tick_period(period) {
+                    // Without a tick, paused connections are closed only by Envoy's own
+                    // timeouts: said once, not fatal to the configuration.
+                    log::error!("{}: cannot set the tick period: {e}", F::NAME);
+                }
                 log::info!("{}: configuration accepted", F::NAME);
                 self.filter = Some(Rc::new(filter));
                 true
@@ -180,7 +207,7 @@ impl<F: NetworkFilter> RootContext for NetRoot<F> {
         };
         for (id, entry) in expired {
             // Host calls below act on the connection, not on this root context.
-            if hostcalls::set_effective_context(id).is_err() {
+            if abi::set_effective_context(id).is_err() {
                 continue; // the connection is already gone
             }
             let mut conn = entry.conn.borrow_mut();
@@ -196,7 +223,9 @@ impl<F: NetworkFilter> RootContext for NetRoot<F> {
             };
             if apply::<F>(&mut conn, decision, &ops) == Action::Continue {
                 // Not inside a callback of this connection: wake its filter chain explicitly.
-                let _ = hostcalls::resume_downstream();
+                if let Err(e) = abi::continue_stream(StreamType::Downstream) {
+                    log::warn!("{}: cannot resume connection {id}: {e}", F::NAME);
+                }
             }
         }
     }
@@ -247,7 +276,11 @@ fn apply<F: NetworkFilter>(conn: &mut Conn<F>, decision: NetDecision, ops: &Conn
 
 fn close<F: NetworkFilter>(conn: &mut Conn<F>) -> Action {
     conn.phase = Phase::Closed;
-    let _ = hostcalls::close_downstream();
+    if let Err(e) = abi::close_stream(StreamType::Downstream) {
+        // Returning Pause still stops the filter chain: the connection never reaches the
+        // upstream, it waits for Envoy's idle timeout instead.
+        log::warn!("{}: cannot close the connection: {e}", F::NAME);
+    }
     Action::Pause
 }
 
@@ -299,7 +332,7 @@ impl<F: NetworkFilter> StreamContext for NetStream<F> {
     fn on_new_connection(&mut self) -> Action {
         let Some(filter) = self.filter.clone() else {
             log::warn!("{}: not configured; closing the connection", F::NAME);
-            let _ = hostcalls::close_downstream();
+            let _ = abi::close_stream(StreamType::Downstream);
             return Action::Pause;
         };
         let conn_rc = Rc::clone(&self.conn);
@@ -324,7 +357,7 @@ impl<F: NetworkFilter> StreamContext for NetStream<F> {
         }
         let start = conn.seen.min(data_size);
         let new_bytes = if data_size > start {
-            hostcalls::get_buffer(BufferType::DownstreamData, start, data_size - start)
+            abi::buffer(BufferType::DownstreamData, start, data_size - start)
                 .ok()
                 .flatten()
                 .unwrap_or_default()

@@ -1,4 +1,6 @@
-//! Token buckets shared by every Envoy worker, kept in proxy-wasm shared data.
+//! Token buckets shared by every Envoy worker, kept in proxy-wasm shared data, in a bounded
+//! table of slots ([`SlotTable`]) that per-source connection counters
+//! ([`crate::conn_limit::SlotCounters`]) use too.
 //!
 //! The model is Envoy's `local_ratelimit`: a bucket holds at most `max_tokens`; every
 //! `fill_interval` it gains `tokens_per_fill` (discrete fills, not a continuous rate); a request
@@ -11,22 +13,37 @@
 //! is unchanged, else retry (at most [`MAX_CAS_ATTEMPTS`] times, then
 //! [`StoreError::Contended`]; callers decide whether that admits or refuses).
 //!
-//! **Bounded key count.** Shared data cannot delete keys (ABI 0.2.1), so the number of keys is
-//! fixed: `max_keys` slots per bucket set, all created by [`TokenBuckets::prepare`] at configure
-//! time (which also makes *every* later write a compare-and-swap: the ABI cannot
-//! insert-if-absent, so a slot created lazily on the request path could lose a token to a racing
-//! worker). A descriptor hashes (FNV-1a, 64 bit) to a home slot and probes [`PROBES`]
-//! consecutive slots; each slot records the 64-bit fingerprint of the descriptor that owns it.
-//! It uses, in order: the slot it already owns; else the first slot that is free or whose
-//! owner's bucket has refilled to full (an idle bucket is indistinguishable from a new one, so
-//! **eviction of idle buckets loses nothing**); else, when all probed slots are owned by active
-//! buckets, it is **charged to the home slot's bucket** without taking it over
-//! ([`Admission::shared_slot`] is set). That errs towards limiting (colliding clients share a
-//! limit) rather than letting a client reset someone's bucket by evicting it. Size `max_keys`
-//! well above the number of descriptors active within one refill time.
+//! **Bounded memory.** Shared data cannot delete keys (ABI 0.2.1), so the number of keys is
+//! fixed per table: a filter opens one [`SlotBudget`] (namespace `policy`, `tcp-guard`, ...) of
+//! at most [`MAX_TOTAL_SLOTS`] slots, and each bucket set (a rate-limit rule) reserves a range of
+//! it; a configuration asking for more in total is refused naming the field that went over.
+//! Slots are `{namespace}/{index}`, created up front by [`SlotBudget::prepare`] (which also
+//! makes *every* later write a compare-and-swap: the ABI cannot insert-if-absent, so a slot
+//! created lazily on the request path could lose a token to a racing worker). Ranges are
+//! positional and a bucket set's identity (its rule's name) only enters the fingerprint, so
+//! renaming, reordering or removing rules reuses the same keys: the old owners' buckets refill,
+//! count as idle, and are taken over. The keys ever created in a namespace are bounded by the
+//! budget, for the life of the `vm_id`.
+//!
+//! **Slot choice.** A descriptor hashes (SipHash-2-4 keyed with a per-Envoy random seed, see
+//! [`slot_seed`], so a client cannot compute descriptors that land on a victim's slot) to a
+//! 64-bit fingerprint and a home slot, and probes [`PROBES`] consecutive slots of its range;
+//! each slot records the fingerprint of the descriptor that owns it. It uses, in order: the
+//! slot it already owns (anywhere in the probe window: a throttled client must not land on a
+//! fresh bucket in an earlier slot that went idle); else the first slot that is free or idle
+//! (a bucket refilled to full is indistinguishable from a new one, so **eviction of idle
+//! buckets loses nothing**); else, when all probed slots are owned by active buckets, it is
+//! **charged to the home slot's bucket** without taking it over ([`Admission::shared_slot`] is
+//! set). That errs towards limiting (colliding clients share a limit) rather than letting a
+//! client reset someone's bucket by evicting it. Size `max_keys` well above the number of
+//! descriptors active within one refill time.
+//!
+//! **Clock steps.** A clock that stepped back restarts the fill interval at the new time; the
+//! restarted time is written back even when the request is refused, so the bucket refills one
+//! interval later (and `retry-after` says so) instead of staying empty until the old time.
 //!
 //! Memory: each slot is a 24-byte value plus Envoy's per-entry overhead (about 150 bytes in
-//! all), for each bucket set, for the life of the `vm_id`.
+//! all), for the life of the `vm_id`.
 
 use crate::config::ConfigError;
 use crate::shared::{Clock, Services, SharedStore, StoreError};
@@ -39,6 +56,11 @@ pub const PROBES: u32 = 4;
 pub const MAX_CAS_ATTEMPTS: u32 = 32;
 /// Upper bound on `max_keys` (slots are created up front: 100,000 slots is about 15 MB).
 pub const MAX_KEYS_LIMIT: u32 = 100_000;
+/// Upper bound on the slots of one [`SlotBudget`] (one filter's namespace), all bucket sets and
+/// counters together: about 15 MB of shared data.
+pub const MAX_TOTAL_SLOTS: u32 = 100_000;
+/// Shared-data key of the slot hash seed (one per `vm_id`, i.e. per Envoy and plugin VM group).
+pub const SEED_KEY: &str = "sdk-ext/slot-seed";
 /// Upper bound on `max_tokens`.
 pub const MAX_TOKENS_LIMIT: u64 = 1_000_000_000;
 /// Bounds on `fill_interval`.
@@ -145,20 +167,20 @@ impl Admission {
 
 /// One slot: owner fingerprint (0 = free), tokens, time of the last fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Slot {
-    owner: u64,
-    tokens: u64,
-    last_fill: u64,
+pub(crate) struct Slot {
+    pub(crate) owner: u64,
+    pub(crate) tokens: u64,
+    pub(crate) last_fill: u64,
 }
 
 impl Slot {
-    const FREE: Slot = Slot {
+    pub(crate) const FREE: Slot = Slot {
         owner: 0,
         tokens: 0,
         last_fill: 0,
     };
 
-    fn encode(&self) -> [u8; SLOT_BYTES] {
+    pub(crate) fn encode(&self) -> [u8; SLOT_BYTES] {
         let mut out = [0u8; SLOT_BYTES];
         out[..8].copy_from_slice(&self.owner.to_le_bytes());
         out[8..16].copy_from_slice(&self.tokens.to_le_bytes());
@@ -167,7 +189,7 @@ impl Slot {
     }
 
     /// Anything that is not a slot (another writer's data, a future layout) reads as free.
-    fn decode(bytes: &[u8]) -> Slot {
+    pub(crate) fn decode(bytes: &[u8]) -> Slot {
         let word = |i: usize| {
             bytes
                 .get(i * 8..i * 8 + 8)
@@ -207,58 +229,336 @@ impl Slot {
     }
 }
 
-/// FNV-1a, 64 bit, never 0 (0 marks a free slot). Stable across VMs and builds, which the
-/// slot layout needs (every worker must find the same slot).
-pub fn fingerprint(descriptor: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in descriptor {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// The key of the slot hash: two random words, the same for every worker.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SlotSeed(pub u64, pub u64);
+
+impl std::fmt::Debug for SlotSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SlotSeed(..)")
     }
-    h.max(1)
 }
 
-/// A set of buckets with one shape, keyed by descriptor, in slots `{namespace}/{index}`.
-pub struct TokenBuckets {
+impl SlotSeed {
+    /// A fresh random seed: the host's randomness (WASI `random_get`, through std's
+    /// `RandomState`) mixed with the clock.
+    pub fn random(clock: &dyn Clock) -> SlotSeed {
+        use std::hash::{BuildHasher, Hasher};
+        let state = std::collections::hash_map::RandomState::new();
+        let word = |salt: u64| {
+            let mut h = state.build_hasher();
+            h.write_u64(salt);
+            h.write_u64(clock.now_nanos());
+            h.finish()
+        };
+        SlotSeed(word(1), word(2))
+    }
+
+    fn encode(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.0.to_le_bytes());
+        out[8..].copy_from_slice(&self.1.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<SlotSeed> {
+        let a = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+        let b = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+        (bytes.len() == 16).then_some(SlotSeed(a, b))
+    }
+
+    /// The keyed fingerprint of `descriptor` in the bucket set `set` (SipHash-2-4), never 0
+    /// (0 marks a free slot).
+    pub fn fingerprint(&self, set: &str, descriptor: &[u8]) -> u64 {
+        use std::hash::Hasher;
+        #[allow(deprecated)] // SipHasher is deprecated for HashMap use, not as a keyed PRF.
+        let mut h = std::hash::SipHasher::new_with_keys(self.0, self.1);
+        h.write(set.as_bytes());
+        h.write_u8(0xff);
+        h.write(descriptor);
+        h.finish().max(1)
+    }
+}
+
+/// The seed every worker keys its slot hash with, from shared data: read it, or (first VM
+/// ever for this `vm_id`) create it. Shared data cannot insert-if-absent (a `set` of a missing
+/// key always succeeds), so the candidate is written and the stored value read back and used:
+/// of two VMs racing here both adopt the later write, unless one read it back before the other
+/// wrote. Envoy configures the main thread's VM before any worker VM, so in practice the seed
+/// is created once, there, before any request. An unreadable value is replaced by
+/// compare-and-swap.
+pub fn slot_seed(store: &dyn SharedStore, clock: &dyn Clock) -> Result<SlotSeed, StoreError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let cas = match store.get(SEED_KEY)? {
+            Some((bytes, cas)) => match SlotSeed::decode(&bytes) {
+                Some(seed) => return Ok(seed),
+                None => Some(cas),
+            },
+            None => None,
+        };
+        match store.set(SEED_KEY, &SlotSeed::random(clock).encode(), cas) {
+            Ok(()) | Err(StoreError::CasMismatch) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Contended(MAX_CAS_ATTEMPTS))
+}
+
+/// One filter's slots: a namespace in shared data, a total budget, the seed. Bucket sets and
+/// counters reserve ranges of it at configure time ([`SlotBudget::reserve`]); then
+/// [`SlotBudget::prepare`] creates the slots.
+pub struct SlotBudget {
     namespace: String,
-    spec: BucketSpec,
-    max_keys: u32,
+    limit: u32,
+    used: u32,
+    seed: SlotSeed,
+    services: Services,
+}
+
+impl std::fmt::Debug for SlotBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotBudget")
+            .field("namespace", &self.namespace)
+            .field("limit", &self.limit)
+            .field("used", &self.used)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reserved range of a [`SlotBudget`], with what a user of it needs.
+#[derive(Clone)]
+pub struct SlotTable {
+    namespace: Rc<str>,
+    /// Identity of the bucket set (a rule's name): part of every fingerprint.
+    set: String,
+    base: u64,
+    len: u64,
+    seed: SlotSeed,
     store: Rc<dyn SharedStore>,
+}
+
+impl std::fmt::Debug for SlotTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotTable")
+            .field("namespace", &self.namespace)
+            .field("set", &self.set)
+            .field("base", &self.base)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlotBudget {
+    /// The budget of `namespace` (e.g. `policy`), at most `limit` slots (capped at
+    /// [`MAX_TOTAL_SLOTS`]), keyed with the shared [`slot_seed`].
+    pub fn new(namespace: &str, limit: u32, services: &Services) -> Result<Self, ConfigError> {
+        let seed = slot_seed(services.shared.as_ref(), services.clock.as_ref())
+            .map_err(|e| ConfigError::new("", format!("cannot read the slot seed: {e}")))?;
+        Ok(Self {
+            namespace: namespace.to_string(),
+            limit: limit.min(MAX_TOTAL_SLOTS),
+            used: 0,
+            seed,
+            services: services.clone(),
+        })
+    }
+
+    /// Slots reserved so far.
+    pub fn used(&self) -> u32 {
+        self.used
+    }
+
+    /// Reserve `n` slots (1 to [`MAX_KEYS_LIMIT`]) for the set named `set`. Errors are at
+    /// `max_keys` (the caller places them) and say how far past the total budget it would go.
+    pub fn reserve(&mut self, set: &str, n: u32) -> Result<SlotTable, ConfigError> {
+        if n == 0 || n > MAX_KEYS_LIMIT {
+            return Err(ConfigError::new(
+                "max_keys",
+                format!("{n} is not between 1 and {MAX_KEYS_LIMIT}"),
+            ));
+        }
+        let total = u64::from(self.used) + u64::from(n);
+        if total > u64::from(self.limit) {
+            return Err(ConfigError::new(
+                "max_keys",
+                format!(
+                    "{n} more slots would make {total} in all for `{}`, over the total budget of \
+                     {} (the sizes of all its rate limits and counters add up; lower them)",
+                    self.namespace, self.limit
+                ),
+            ));
+        }
+        let base = u64::from(self.used);
+        self.used = u32::try_from(total).unwrap_or(u32::MAX);
+        Ok(SlotTable {
+            namespace: Rc::from(self.namespace.as_str()),
+            set: set.to_string(),
+            base,
+            len: u64::from(n),
+            seed: self.seed,
+            store: Rc::clone(&self.services.shared),
+        })
+    }
+
+    /// Create every reserved slot that does not exist yet (existing ones keep their state
+    /// across reconfigurations). Call at configure time, after the reservations: Envoy
+    /// configures the main thread's VM before workers serve, so slots exist before any
+    /// request. A marker key records how many slots exist, so each further VM pays one lookup.
+    pub fn prepare(&self) -> Result<(), StoreError> {
+        let store = &self.services.shared;
+        let marker = format!("{}/slots", self.namespace);
+        let created = match store.get(&marker)? {
+            Some((v, _)) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(|t| t.parse::<u32>().ok())
+                .unwrap_or(0),
+            None => 0,
+        };
+        if created >= self.used {
+            return Ok(());
+        }
+        for index in u64::from(created)..u64::from(self.used) {
+            let key = slot_key(&self.namespace, index);
+            if store.get(&key)?.is_none() {
+                store.set(&key, &Slot::FREE.encode(), None)?;
+            }
+        }
+        store.set(&marker, self.used.to_string().as_bytes(), None)
+    }
+}
+
+fn slot_key(namespace: &str, index: u64) -> String {
+    format!("{namespace}/{index}")
+}
+
+/// One probed slot as read.
+pub(crate) struct Probed {
+    pub(crate) key: String,
+    pub(crate) index: u64,
+    pub(crate) slot: Slot,
+    pub(crate) cas: Option<u32>,
+}
+
+/// Which slot a descriptor uses.
+pub(crate) enum Pick {
+    /// It owns this slot.
+    Own(Probed),
+    /// Free or idle: take it over.
+    Claim(Probed),
+    /// Every probed slot is busy: charge the home slot without taking it over.
+    Shared(Probed),
+}
+
+impl SlotTable {
+    /// Slots in this range.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The fingerprint of `descriptor` in this set.
+    pub fn fingerprint(&self, descriptor: &[u8]) -> u64 {
+        self.seed.fingerprint(&self.set, descriptor)
+    }
+
+    /// The home slot (offset in the range) of a fingerprint.
+    pub fn home(&self, fp: u64) -> u64 {
+        fp % self.len.max(1)
+    }
+
+    pub(crate) fn read(&self, offset: u64) -> Result<Probed, StoreError> {
+        let index = self.base + offset % self.len.max(1);
+        let key = slot_key(&self.namespace, index);
+        let (slot, cas) = match self.store.get(&key)? {
+            Some((bytes, cas)) => (Slot::decode(&bytes), Some(cas)),
+            None => (Slot::FREE, None),
+        };
+        Ok(Probed {
+            key,
+            index,
+            slot,
+            cas,
+        })
+    }
+
+    /// The slot at absolute `index` (as [`Probed::index`] gave it), for a later release.
+    pub(crate) fn read_index(&self, index: u64) -> Result<Probed, StoreError> {
+        self.read(index.saturating_sub(self.base))
+    }
+
+    pub(crate) fn write(&self, p: &Probed, slot: &Slot) -> Result<(), StoreError> {
+        self.store.set(&p.key, &slot.encode(), p.cas)
+    }
+
+    /// Probe the window of `fp`: its own slot anywhere in the window first, then the first
+    /// free or idle one (`idle` says which owned slots may be taken over), else the home slot,
+    /// shared. Reading stops at the first never-used slot: a descriptor only ever moves past
+    /// a slot that is owned, and owned slots never become free again, so its own slot cannot
+    /// lie beyond a free one.
+    pub(crate) fn pick(&self, fp: u64, idle: impl Fn(&Slot) -> bool) -> Result<Pick, StoreError> {
+        let home = self.home(fp);
+        let probes = u64::from(PROBES).min(self.len.max(1));
+        let mut claim: Option<Probed> = None;
+        let mut first: Option<Probed> = None;
+        for i in 0..probes {
+            let p = self.read(home + i)?;
+            if p.slot.owner == fp {
+                return Ok(Pick::Own(p));
+            }
+            let free = p.slot.owner == 0;
+            if claim.is_none() && (free || idle(&p.slot)) {
+                claim = Some(p);
+            } else if first.is_none() && i == 0 {
+                first = Some(p);
+            }
+            if free {
+                break;
+            }
+        }
+        match (claim, first) {
+            (Some(p), _) => Ok(Pick::Claim(p)),
+            (None, Some(p)) => Ok(Pick::Shared(p)),
+            (None, None) => Err(StoreError::Host("no slot probed".into())),
+        }
+    }
+}
+
+/// A set of buckets with one shape, keyed by descriptor, in a [`SlotTable`].
+pub struct TokenBuckets {
+    table: SlotTable,
+    spec: BucketSpec,
     clock: Rc<dyn Clock>,
 }
 
 impl std::fmt::Debug for TokenBuckets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenBuckets")
-            .field("namespace", &self.namespace)
+            .field("table", &self.table)
             .field("spec", &self.spec)
-            .field("max_keys", &self.max_keys)
             .finish_non_exhaustive()
     }
 }
 
 impl TokenBuckets {
-    /// Buckets named `namespace` (e.g. `policy/rule/api`; two configurations using the same
-    /// namespace in one `vm_id` share buckets). `max_keys` must be between 1 and
-    /// [`MAX_KEYS_LIMIT`] (errors name `max_keys`).
+    /// Buckets of shape `spec` in `max_keys` slots reserved from `budget`, for the set named
+    /// `set` (a rule's name: the same name in a later configuration finds the same buckets;
+    /// a new name starts fresh and the old owners' slots are taken over once idle).
+    /// `max_keys` must be between 1 and [`MAX_KEYS_LIMIT`] and fit the budget (errors name
+    /// `max_keys`). Call [`SlotBudget::prepare`] once every set is reserved.
     pub fn new(
-        namespace: &str,
+        budget: &mut SlotBudget,
+        set: &str,
         spec: BucketSpec,
         max_keys: u32,
-        services: &Services,
     ) -> Result<Self, ConfigError> {
-        if max_keys == 0 || max_keys > MAX_KEYS_LIMIT {
-            return Err(ConfigError::new(
-                "max_keys",
-                format!("{max_keys} is not between 1 and {MAX_KEYS_LIMIT}"),
-            ));
-        }
+        let table = budget.reserve(set, max_keys)?;
         Ok(Self {
-            namespace: namespace.to_string(),
+            table,
             spec,
-            max_keys,
-            store: Rc::clone(&services.shared),
-            clock: Rc::clone(&services.clock),
+            clock: Rc::clone(&budget.services.clock),
         })
     }
 
@@ -267,70 +567,37 @@ impl TokenBuckets {
     }
 
     pub fn max_keys(&self) -> u32 {
-        self.max_keys
+        u32::try_from(self.table.len()).unwrap_or(u32::MAX)
     }
 
-    fn slot_key(&self, index: u64) -> String {
-        format!("{}/{index}", self.namespace)
-    }
-
-    /// Create every slot that does not exist yet (existing buckets keep their state across
-    /// reconfigurations). Call at configure time: Envoy configures the main thread's VM before
-    /// workers serve, so slots exist before any request. A marker key records that it was
-    /// done, so each further VM pays one lookup.
-    pub fn prepare(&self) -> Result<(), StoreError> {
-        let marker = format!("{}/slots", self.namespace);
-        let want = self.max_keys.to_string();
-        if let Some((v, _)) = self.store.get(&marker)? {
-            if v == want.as_bytes() {
-                return Ok(());
-            }
-        }
-        for index in 0..u64::from(self.max_keys) {
-            let key = self.slot_key(index);
-            if self.store.get(&key)?.is_none() {
-                self.store.set(&key, &Slot::FREE.encode(), None)?;
-            }
-        }
-        self.store.set(&marker, want.as_bytes(), None)
+    pub fn table(&self) -> &SlotTable {
+        &self.table
     }
 
     /// Take `cost` tokens from the bucket of `descriptor`.
     pub fn take(&self, descriptor: &[u8], cost: u64) -> Result<Admission, StoreError> {
-        let fp = fingerprint(descriptor);
-        let keys = u64::from(self.max_keys);
-        let home = fp % keys;
-        let probes = u64::from(PROBES.min(self.max_keys));
+        let fp = self.table.fingerprint(descriptor);
+        let spec = self.spec;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let now = self.clock.now_nanos();
-            let mut chosen = None;
-            let mut fallback = None;
-            for i in 0..probes {
-                let key = self.slot_key((home + i) % keys);
-                let (stored, cas) = match self.store.get(&key)? {
-                    Some((bytes, cas)) => (Slot::decode(&bytes), Some(cas)),
-                    None => (Slot::FREE, None),
-                };
-                let now_state = stored.refill(&self.spec, now);
-                if stored.owner == fp {
-                    chosen = Some((key, now_state, cas, false));
-                    break;
+            let idle = |s: &Slot| s.refill(&spec, now).tokens >= spec.max_tokens;
+            let (probed, mut slot, shared) = match self.table.pick(fp, idle)? {
+                Pick::Own(p) => {
+                    let s = p.slot.refill(&spec, now);
+                    (p, s, false)
                 }
-                if stored.owner == 0 || now_state.tokens >= self.spec.max_tokens {
+                Pick::Claim(p) => {
                     let fresh = Slot {
                         owner: fp,
-                        tokens: self.spec.max_tokens,
+                        tokens: spec.max_tokens,
                         last_fill: now,
                     };
-                    chosen = Some((key, fresh, cas, false));
-                    break;
+                    (p, fresh, false)
                 }
-                if fallback.is_none() {
-                    fallback = Some((key, now_state, cas, true));
+                Pick::Shared(p) => {
+                    let s = p.slot.refill(&spec, now);
+                    (p, s, true)
                 }
-            }
-            let Some((key, mut slot, cas, shared)) = chosen.or(fallback) else {
-                return Err(StoreError::Host("no slot probed".into()));
             };
             let allowed = slot.tokens >= cost;
             if allowed {
@@ -338,19 +605,21 @@ impl TokenBuckets {
             }
             let admission = Admission {
                 allowed,
-                limit: self.spec.max_tokens,
+                limit: spec.max_tokens,
                 remaining: slot.tokens,
-                reset_nanos: self
-                    .spec
+                reset_nanos: spec
                     .fill_interval_nanos
                     .saturating_sub(now.saturating_sub(slot.last_fill)),
                 shared_slot: shared,
             };
-            if !allowed {
-                // Nothing to write: the refill is a pure function of the stored state.
+            // A refusal writes only when the stored state is stale in a way the next reader
+            // could not recompute: a restarted fill time after the clock stepped back (the
+            // stored `last_fill` would stay in the future and keep the bucket empty).
+            let write = allowed || slot.last_fill < probed.slot.last_fill;
+            if !write {
                 return Ok(admission);
             }
-            match self.store.set(&key, &slot.encode(), cas) {
+            match self.table.write(&probed, &slot) {
                 Ok(()) => return Ok(admission),
                 Err(StoreError::CasMismatch) => continue,
                 Err(e) => return Err(e),

@@ -21,14 +21,20 @@ impl World {
             clock: Rc::new(FakeClock::at(1_000 * SEC)),
         }
     }
-    /// A bucket set as one worker sees it (several share one store, like Envoy workers).
-    fn buckets(&self, spec: BucketSpec, max_keys: u32) -> TokenBuckets {
-        let services = Services {
+    fn services(&self) -> Services {
+        Services {
             shared: self.store.clone(),
             clock: self.clock.clone(),
-        };
-        let b = TokenBuckets::new("t", spec, max_keys, &services).unwrap();
-        b.prepare().unwrap();
+        }
+    }
+    /// A bucket set as one worker sees it (several share one store, like Envoy workers).
+    fn buckets(&self, spec: BucketSpec, max_keys: u32) -> TokenBuckets {
+        self.named("rule", spec, max_keys)
+    }
+    fn named(&self, set: &str, spec: BucketSpec, max_keys: u32) -> TokenBuckets {
+        let mut budget = SlotBudget::new("t", MAX_TOTAL_SLOTS, &self.services()).unwrap();
+        let b = TokenBuckets::new(&mut budget, set, spec, max_keys).unwrap();
+        budget.prepare().unwrap();
         b
     }
 }
@@ -124,6 +130,7 @@ fn endless_contention_is_an_error_not_a_grant() {
         let s = Rc::clone(&store);
         w.store.interleave(move || {
             s.inner.touch("t/0");
+            s.inner.touch("t/1");
         });
     }
     assert_eq!(
@@ -140,7 +147,7 @@ fn key_count_is_bounded_and_idle_buckets_are_evicted_losslessly() {
     let w = World::new();
     let b = w.buckets(spec(2, None, "10s"), 8);
     let keys_after_prepare = w.store.inner.len();
-    assert_eq!(keys_after_prepare, 9, "8 slots and the marker");
+    assert_eq!(keys_after_prepare, 10, "8 slots, the marker and the seed");
     for i in 0..1000u32 {
         b.take(&i.to_le_bytes(), 1).unwrap();
         w.clock.advance(Duration::from_secs(10)); // each bucket is idle (full) again
@@ -194,16 +201,15 @@ fn prepare_creates_slots_once_and_every_take_is_a_cas() {
     }
     assert_eq!(w.store.cas_writes.get() - before, 50);
     // A second VM's prepare finds the marker and writes nothing.
-    let plain = MemoryStore::default();
+    let plain = Rc::new(MemoryStore::default());
     plain.set("t/slots", b"32", None).unwrap();
     let s = Services {
-        shared: Rc::new(plain),
+        shared: plain.clone(),
         clock: w.clock.clone(),
     };
-    TokenBuckets::new("t", *b.spec(), 32, &s)
-        .unwrap()
-        .prepare()
-        .unwrap();
+    let mut budget = SlotBudget::new("t", MAX_TOTAL_SLOTS, &s).unwrap();
+    TokenBuckets::new(&mut budget, "rule", *b.spec(), 32).unwrap();
+    budget.prepare().unwrap();
     assert_eq!(s.shared.get("t/0").unwrap(), None);
 }
 
@@ -229,12 +235,13 @@ fn spec_and_duration_validation_name_fields() {
     );
     let s = Services::local();
     let sp = BucketSpec::new(5, None, d).unwrap();
+    let mut budget = SlotBudget::new("n", MAX_TOTAL_SLOTS, &s).unwrap();
     assert_eq!(
-        TokenBuckets::new("n", sp, 0, &s).unwrap_err().path,
+        TokenBuckets::new(&mut budget, "r", sp, 0).unwrap_err().path,
         "max_keys"
     );
     assert_eq!(
-        TokenBuckets::new("n", sp, MAX_KEYS_LIMIT + 1, &s)
+        TokenBuckets::new(&mut budget, "r", sp, MAX_KEYS_LIMIT + 1)
             .unwrap_err()
             .path,
         "max_keys"
@@ -250,6 +257,133 @@ fn undecodable_slots_read_as_free() {
         last_fill: 9,
     };
     assert_eq!(Slot::decode(&s.encode()), s);
-    assert_ne!(fingerprint(b""), 0);
-    assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
+    let seed = SlotSeed(1, 2);
+    assert_ne!(seed.fingerprint("r", b""), 0);
+    assert_ne!(seed.fingerprint("r", b"a"), seed.fingerprint("r", b"b"));
+    assert_ne!(seed.fingerprint("r", b"a"), seed.fingerprint("s", b"a"));
+}
+
+/// Two descriptors whose home slot is the same in `b` (found by trying, as an attacker who
+/// knew the hash would).
+fn colliding(b: &TokenBuckets, with: &[u8]) -> Vec<u8> {
+    let t = b.table();
+    let home = t.home(t.fingerprint(with));
+    (0u32..)
+        .map(|i| format!("other-{i}").into_bytes())
+        .find(|d| d.as_slice() != with && t.home(t.fingerprint(d)) == home)
+        .unwrap()
+}
+
+#[test]
+fn a_throttled_client_finds_its_own_slot_before_an_idle_one() {
+    // Bug: the probe took the first free or idle slot before looking further for the
+    // descriptor's own, so a throttled client whose home slot went idle got a fresh bucket.
+    let w = World::new();
+    let b = w.buckets(spec(10, Some(1), "1s"), 2);
+    let victim = b"throttled".to_vec();
+    let other = colliding(&b, &victim);
+    // `other` owns the home slot and is active (9 of 10 left); the victim lands on the next.
+    assert!(b.take(&other, 1).unwrap().allowed);
+    assert_eq!(admitted(&b, &victim, 20), 10);
+    assert!(!b.take(&victim, 1).unwrap().shared_slot);
+    // One fill later `other`'s bucket is full again (idle); the victim gets 1 token, not 10.
+    w.clock.advance(Duration::from_secs(1));
+    assert_eq!(admitted(&b, &victim, 20), 1);
+}
+
+#[test]
+fn a_refusal_after_a_clock_step_back_restarts_the_interval() {
+    // Bug: a refused request wrote nothing, so after the clock stepped back the stored fill
+    // time stayed in the future and the bucket stayed empty until the clock caught up.
+    let w = World::new();
+    let b = w.buckets(spec(1, None, "10s"), 4);
+    assert!(b.take(b"k", 1).unwrap().allowed);
+    w.clock.set(500 * SEC);
+    let refused = b.take(b"k", 1).unwrap();
+    assert!(!refused.allowed, "a step back does not refill");
+    assert_eq!(
+        refused.reset_secs(),
+        10,
+        "retry-after: one interval from now"
+    );
+    w.clock.advance(Duration::from_secs(10));
+    assert!(
+        b.take(b"k", 1).unwrap().allowed,
+        "one interval after the step, the bucket has refilled"
+    );
+}
+
+#[test]
+fn the_slot_hash_is_keyed_by_a_seed_every_worker_shares() {
+    // Bug: an unkeyed hash let a client pick descriptors that share a victim's slot.
+    let w = World::new();
+    let a = w.buckets(spec(5, None, "1m"), 1024);
+    let b = w.buckets(spec(5, None, "1m"), 1024);
+    assert_eq!(
+        a.table().fingerprint(b"victim"),
+        b.table().fingerprint(b"victim"),
+        "two workers (VMs) on one store find the same slots"
+    );
+    let seed = w.store.inner.get(SEED_KEY).unwrap().unwrap();
+    assert_eq!(seed.0.len(), 16);
+    // Descriptors that collide with the victim under one Envoy's seed do not under another's.
+    let attacks: Vec<Vec<u8>> = (0..8)
+        .scan(b"victim".to_vec(), |_, i| {
+            let t = a.table();
+            let home = t.home(t.fingerprint(b"victim"));
+            (0u32..)
+                .map(|j| format!("a{i}-{j}").into_bytes())
+                .find(|d| t.home(t.fingerprint(d)) == home)
+        })
+        .collect();
+    let elsewhere = World::new().buckets(spec(5, None, "1m"), 1024);
+    let t = elsewhere.table();
+    let home = t.home(t.fingerprint(b"victim"));
+    let still = attacks
+        .iter()
+        .filter(|d| t.home(t.fingerprint(d)) == home)
+        .count();
+    assert!(still < 8, "a fresh seed moves the precomputed collisions");
+    // An existing seed is kept, never replaced.
+    assert_eq!(
+        slot_seed(w.store.as_ref(), w.clock.as_ref()).unwrap(),
+        slot_seed(w.store.as_ref(), w.clock.as_ref()).unwrap()
+    );
+}
+
+#[test]
+fn one_slot_budget_across_bucket_sets_with_an_error_past_it() {
+    // Bug: every rule preallocated its own max_keys with no total bound.
+    let w = World::new();
+    let mut budget = SlotBudget::new("t", MAX_TOTAL_SLOTS, &w.services()).unwrap();
+    let sp = spec(5, None, "1s");
+    TokenBuckets::new(&mut budget, "a", sp, 60_000).unwrap();
+    let err = TokenBuckets::new(&mut budget, "b", sp, 60_000).unwrap_err();
+    assert_eq!(err.path, "max_keys");
+    assert!(
+        err.reason.contains("120000 in all") && err.reason.contains("budget of 100000"),
+        "{}",
+        err.reason
+    );
+    assert_eq!(budget.used(), 60_000);
+}
+
+#[test]
+fn renaming_a_set_reuses_its_slots() {
+    // Bug: slots were named after the rule, so a renamed rule left its slots behind forever.
+    // One slot, so the outcome does not depend on the random seed.
+    let w = World::new();
+    let old = w.named("before", spec(2, None, "10s"), 1);
+    assert!(old.take(b"client", 1).unwrap().allowed);
+    let keys = w.store.inner.len();
+    let renamed = w.named("after", spec(2, None, "10s"), 1);
+    assert_eq!(w.store.inner.len(), keys, "the same slots, no new keys");
+    // The old owner is active: the renamed set shares its slot until it goes idle.
+    assert!(renamed.take(b"client", 1).unwrap().shared_slot);
+    w.clock.advance(Duration::from_secs(10));
+    let fresh = renamed.take(b"client", 1).unwrap();
+    assert!(
+        fresh.allowed && !fresh.shared_slot,
+        "idle slots are taken over"
+    );
 }

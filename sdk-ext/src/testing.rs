@@ -67,6 +67,16 @@ impl RequestBuilder {
         self
     }
 
+    /// Dynamic metadata holding the payload `jwt_authn` stores with `payload_in_metadata:
+    /// key` after verifying a token (the `metadata` property, as Envoy hands it to Wasm).
+    pub fn jwt_metadata(self, key: &str, payload: &serde_json::Value) -> Self {
+        let mut ns = serde_json::Map::new();
+        ns.insert(key.to_string(), payload.clone());
+        let mut all = serde_json::Map::new();
+        all.insert(crate::jwt::JWT_AUTHN_NAMESPACE.to_string(), ns.into());
+        self.property(&["metadata"], &metadata_bytes(&all.into()))
+    }
+
     pub fn build(self) -> RequestView {
         RequestView::new(self.headers, Box::new(self.props))
     }
@@ -232,4 +242,66 @@ impl crate::shared::SharedStore for FakeSharedStore {
         }
         self.inner.set(key, value, cas)
     }
+}
+
+fn pb_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v & 0x7f) as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn pb_field(num: u64, wire: u64, payload: &[u8], out: &mut Vec<u8>) {
+    pb_varint((num << 3) | wire, out);
+    if wire == 2 {
+        pb_varint(payload.len() as u64, out);
+    }
+    out.extend_from_slice(payload);
+}
+
+fn pb_value(v: &serde_json::Value) -> Vec<u8> {
+    use serde_json::Value;
+    let mut out = Vec::new();
+    match v {
+        Value::Null => pb_field(1, 0, &[0], &mut out),
+        Value::Number(n) => pb_field(2, 1, &n.as_f64().unwrap_or(0.0).to_le_bytes(), &mut out),
+        Value::String(s) => pb_field(3, 2, s.as_bytes(), &mut out),
+        Value::Bool(b) => pb_field(4, 0, &[u8::from(*b)], &mut out),
+        Value::Object(_) => pb_field(5, 2, &struct_bytes(v), &mut out),
+        Value::Array(items) => {
+            let mut list = Vec::new();
+            for i in items {
+                pb_field(1, 2, &pb_value(i), &mut list);
+            }
+            pb_field(6, 2, &list, &mut out)
+        }
+    }
+    out
+}
+
+/// A JSON object as `google.protobuf.Struct` wire bytes (what Envoy returns for a map-valued
+/// property such as `jwt_authn`'s payload metadata). Non-objects encode as an empty struct.
+pub fn struct_bytes(v: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, val) in v.as_object().into_iter().flatten() {
+        let mut entry = Vec::new();
+        pb_field(1, 2, k.as_bytes(), &mut entry);
+        pb_field(2, 2, &pb_value(val), &mut entry);
+        pb_field(1, 2, &entry, &mut out);
+    }
+    out
+}
+
+/// `envoy.config.core.v3.Metadata` wire bytes with `filter_metadata` from a JSON object of
+/// namespace -> object (what Envoy returns for the `metadata` property).
+pub fn metadata_bytes(filter_metadata: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (ns, fields) in filter_metadata.as_object().into_iter().flatten() {
+        let mut entry = Vec::new();
+        pb_field(1, 2, ns.as_bytes(), &mut entry);
+        pb_field(2, 2, &struct_bytes(fields), &mut entry);
+        pb_field(1, 2, &entry, &mut out);
+    }
+    out
 }

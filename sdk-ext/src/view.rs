@@ -5,8 +5,10 @@
 //! a [`PropertySource`], and decoded into Rust types here (the host returns raw bytes: strings
 //! as-is, integers as little-endian 64-bit, booleans as one byte).
 
+use crate::filter::HeaderOps;
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 
 /// Where properties come from: the proxy in production, a map in tests.
 pub trait PropertySource {
@@ -45,10 +47,14 @@ pub fn prop_bool(bytes: &[u8]) -> Option<bool> {
 /// `:path`, `:authority` and `:scheme` carry the request line.
 pub struct RequestView {
     headers: Vec<(String, String)>,
-    props: Box<dyn PropertySource>,
+    /// Shared so a view with edits applied ([`RequestView::with_ops`]) reads the same host.
+    props: Rc<dyn PropertySource>,
     /// Decoded query parameters, parsed on first use.
     query: OnceCell<Vec<(String, String)>>,
     source: OnceCell<Option<SocketAddr>>,
+    /// The normalized path when it differs from [`RequestView::path`] (`None`: it is already
+    /// normal), computed on first use and shared by every matcher of every filter.
+    normalized: OnceCell<Option<String>>,
 }
 
 impl std::fmt::Debug for RequestView {
@@ -64,9 +70,26 @@ impl RequestView {
     pub fn new(headers: Vec<(String, String)>, props: Box<dyn PropertySource>) -> Self {
         Self {
             headers,
-            props,
+            props: Rc::from(props),
             query: OnceCell::new(),
             source: OnceCell::new(),
+            normalized: OnceCell::new(),
+        }
+    }
+
+    /// This request as the next filter sees it after `ops` (removals, then sets, then adds, as
+    /// the glue applies them): the suite shows each member the request as the members before it
+    /// left it, as separate filters would see it. Properties are shared, not re-read.
+    pub fn with_ops(&self, ops: &HeaderOps) -> RequestView {
+        let mut headers = self.headers.clone();
+        apply_ops(&mut headers, ops);
+        RequestView {
+            headers,
+            props: Rc::clone(&self.props),
+            query: OnceCell::new(),
+            source: self.source.clone(),
+            // The edits may rewrite `:path`: normalize the new one when asked.
+            normalized: OnceCell::new(),
         }
     }
 
@@ -101,11 +124,33 @@ impl RequestView {
         self.header(":path").unwrap_or("")
     }
 
-    /// The path without query string or fragment (not decoded, not normalised).
+    /// The path without query string or fragment, as sent (not decoded, not normalised).
     pub fn path(&self) -> &str {
         let raw = self.raw_path();
         let end = raw.find(['?', '#']).unwrap_or(raw.len());
         &raw[..end]
+    }
+
+    /// [`RequestView::path`] normalized ([`crate::path::normalize`]: unreserved escapes
+    /// decoded, dot segments removed, slashes merged), so `//admin`, `/./admin`, `/%61dmin`
+    /// and `/x/../admin` are all `/admin`. Computed once per request, on first use; an
+    /// already-normal path costs one scan and no allocation.
+    pub fn normalized_path(&self) -> &str {
+        let normalized =
+            self.normalized
+                .get_or_init(|| match crate::path::normalize(self.path()) {
+                    std::borrow::Cow::Borrowed(_) => None,
+                    std::borrow::Cow::Owned(s) => Some(s),
+                });
+        normalized.as_deref().unwrap_or_else(|| self.path())
+    }
+
+    /// The path path matchers see: normalized unless `mode` asks for the raw path.
+    pub fn match_path(&self, mode: crate::matcher::PathMatching) -> &str {
+        match mode {
+            crate::matcher::PathMatching::Normalized => self.normalized_path(),
+            crate::matcher::PathMatching::Raw => self.path(),
+        }
     }
 
     /// The raw query string (after `?`, before `#`), if any.
@@ -211,6 +256,76 @@ impl RequestView {
     }
 }
 
+/// Apply `ops` to a header list as Envoy applies the glue's calls: `remove` drops every value,
+/// `set` replaces every value with one (in the first one's place, so a pseudo-header keeps its
+/// position), `add` appends. Names are compared lowercase, as the host stores them.
+pub fn apply_ops(headers: &mut Vec<(String, String)>, ops: &HeaderOps) {
+    for name in &ops.remove {
+        let name = name.to_ascii_lowercase();
+        headers.retain(|(n, _)| *n != name);
+    }
+    for (name, value) in &ops.set {
+        let name = name.to_ascii_lowercase();
+        match headers.iter().position(|(n, _)| *n == name) {
+            Some(first) => {
+                if let Some(slot) = headers.get_mut(first) {
+                    slot.1.clone_from(value);
+                }
+                let mut i = 0usize;
+                headers.retain(|(n, _)| {
+                    let keep = i <= first || *n != name;
+                    i += 1;
+                    keep
+                });
+            }
+            None => headers.push((name, value.clone())),
+        }
+    }
+    for (name, value) in &ops.add {
+        headers.push((name.to_ascii_lowercase(), value.clone()));
+    }
+}
+
+/// The header changes that turn `before` into `after`, for the header names in `touched` (the
+/// only ones that can differ): `remove` for a name that is gone, `set` + `add`s for a name whose
+/// values changed. Applied by the glue (removals, sets, adds) they give `after`'s values
+/// whatever order the edits behind them were made in, which a plain concatenation of several
+/// filters' [`HeaderOps`] does not (a later filter's removal would run before an earlier
+/// filter's set). Cost: one pass over the headers per touched name.
+pub fn diff_headers(
+    before: &[(String, String)],
+    after: &[(String, String)],
+    touched: &[String],
+) -> HeaderOps {
+    let values = |list: &[(String, String)], name: &str| -> Vec<String> {
+        list.iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let mut ops = HeaderOps::default();
+    for (i, name) in touched.iter().enumerate() {
+        if touched[..i].contains(name) {
+            continue;
+        }
+        let (old, new) = (values(before, name), values(after, name));
+        if old == new {
+            continue;
+        }
+        let mut new = new.into_iter();
+        match new.next() {
+            None => ops.remove(name.as_str()),
+            Some(first) => {
+                ops.set(name.as_str(), first);
+                for v in new {
+                    ops.add(name.as_str(), v);
+                }
+            }
+        }
+    }
+    ops
+}
+
 /// `example.com:8080` -> `example.com`, `[::1]:80` -> `[::1]`, `example.com` unchanged.
 pub fn strip_port(authority: &str) -> &str {
     if authority.starts_with('[') {
@@ -240,6 +355,25 @@ mod tests {
         assert_eq!(req.query_values("x").collect::<Vec<_>>(), ["1", "/"]);
         assert_eq!(req.query_values("y").next(), Some("two words"));
         assert_eq!(req.host(), "api.example.com");
+    }
+
+    #[test]
+    fn normalized_path_is_computed_once_and_borrowed_when_normal() {
+        let req = RequestBuilder::get("/x/..//%61dmin?next=/../y").build();
+        assert_eq!(req.path(), "/x/..//%61dmin");
+        assert_eq!(req.normalized_path(), "/admin");
+        let first = req.normalized_path().as_ptr();
+        assert_eq!(
+            req.normalized_path().as_ptr(),
+            first,
+            "cached, not recomputed"
+        );
+        let normal = RequestBuilder::get("/api/v1?q=1").build();
+        assert_eq!(
+            normal.normalized_path().as_ptr(),
+            normal.path().as_ptr(),
+            "a normal path is the header's own bytes"
+        );
     }
 
     #[test]
@@ -296,6 +430,50 @@ mod tests {
         assert_eq!(req.source_addr(), None);
         assert_eq!(req.peer_principal(), None);
         assert_eq!(req.host(), "");
+    }
+
+    #[test]
+    fn edits_apply_like_the_host_and_the_net_change_reproduces_them() {
+        use crate::filter::HeaderOps;
+        let req = RequestBuilder::get("/a?k=1")
+            .header("x-multi", "1")
+            .header("x-multi", "2")
+            .header("x-gone", "g")
+            .build();
+        let mut first = HeaderOps::default();
+        first.set(":path", "/b");
+        first.set("X-Multi", "3");
+        first.add("x-new", "n");
+        let mid = req.with_ops(&first);
+        assert_eq!(mid.raw_path(), "/b");
+        assert_eq!(mid.header_values("x-multi").collect::<Vec<_>>(), ["3"]);
+        assert_eq!(
+            mid.headers()[1].0,
+            ":path",
+            "a set keeps the header's place"
+        );
+        let mut second = HeaderOps::default();
+        second.remove("x-new");
+        second.remove("x-gone");
+        second.add("x-multi", "4");
+        let fin = mid.with_ops(&second);
+        let touched: Vec<String> = first
+            .touched_names()
+            .chain(second.touched_names())
+            .collect();
+        let net = super::diff_headers(req.headers(), fin.headers(), &touched);
+        let mut replay = req.headers().to_vec();
+        super::apply_ops(&mut replay, &net);
+        let sorted = |mut v: Vec<(String, String)>| {
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(replay), sorted(fin.headers().to_vec()));
+        assert_eq!(
+            net.remove,
+            ["x-gone"],
+            "x-new never reached the host: nothing to do"
+        );
     }
 
     #[test]

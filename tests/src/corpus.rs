@@ -40,6 +40,26 @@ pub struct Row {
     pub body: String,
 }
 
+impl Row {
+    /// A row built in code (tests, probes): no category or expectation, PL1, HTTP/1.1.
+    pub fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Row {
+        Row {
+            id: format!("{method} {uri}"),
+            category: String::new(),
+            paranoia: 1,
+            expect: String::new(),
+            method: method.into(),
+            uri: uri.into(),
+            version: String::new(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.into(),
+        }
+    }
+}
+
 /// Read rows from JSON Lines files, in order. Blank lines are skipped; any other line that is
 /// not a row is an error naming the file and line.
 pub fn load(paths: &[impl AsRef<Path>]) -> Result<Vec<Row>> {
@@ -326,20 +346,7 @@ mod tests {
     use super::*;
 
     fn row(headers: &[(&str, &str)], body: &str) -> Row {
-        Row {
-            id: "t".into(),
-            category: "x".into(),
-            paranoia: 1,
-            expect: "attack".into(),
-            method: "POST".into(),
-            uri: "/a?b=%27".into(),
-            version: String::new(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            body: body.into(),
-        }
+        Row::request("POST", "/a?b=%27", headers, body)
     }
 
     #[test]

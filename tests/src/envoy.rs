@@ -212,19 +212,49 @@ impl Envoy {
             .collect())
     }
 
-    /// One stat's value (0 when absent).
-    pub fn stat(&self, name: &str) -> u64 {
-        self.stats()
-            .ok()
-            .and_then(|s| s.get(name).copied())
-            .unwrap_or(0)
+    /// One stat's value, `None` when Envoy has no stat of that name (yet).
+    pub fn try_stat(&self, name: &str) -> Result<Option<u64>> {
+        Ok(self.stats()?.get(name).copied())
     }
 
-    /// Wait until `name` reaches at least `value`.
+    /// One stat's value. Panics (failing the test) when Envoy has no such stat, naming the
+    /// closest existing ones (longest common prefix): a misspelled name must not read as 0 and pass an `== 0` check.
+    /// Use [`Envoy::try_stat`] for stats that may legitimately not exist yet.
+    #[allow(clippy::panic)]
+    pub fn stat(&self, name: &str) -> u64 {
+        let stats = match self.stats() {
+            Ok(s) => s,
+            Err(e) => panic!("reading /stats for `{name}`: {e:#}"),
+        };
+        if let Some(v) = stats.get(name) {
+            return *v;
+        }
+        // The stats sharing the longest prefix with `name`: a typo's intended stat is there.
+        let common = |k: &str| {
+            k.bytes()
+                .zip(name.bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let best = stats.keys().map(|k| common(k)).max().unwrap_or(0);
+        let mut near: Vec<&String> = stats.keys().filter(|k| common(k) == best).collect();
+        near.sort();
+        near.truncate(20);
+        panic!("Envoy has no stat `{name}`; the closest: {near:?}")
+    }
+
+    /// One stat's value, 0 when Envoy has no such stat (or `/stats` cannot be read). Only for
+    /// callers where absence legitimately means "none yet" (tools, not assertions), e.g. a
+    /// Wasm VM count in a scenario without Wasm.
+    pub fn stat_or_zero(&self, name: &str) -> u64 {
+        self.try_stat(name).ok().flatten().unwrap_or(0)
+    }
+
+    /// Wait until `name` exists and reaches at least `value`.
     pub fn wait_for_stat(&self, name: &str, value: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if self.stat(name) >= value {
+            if self.stat_or_zero(name) >= value {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(50));

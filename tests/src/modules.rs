@@ -39,13 +39,70 @@ pub fn module(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The rustflags of module builds (`CARGO_ENCODED_RUSTFLAGS`: `\x1f`-separated): the caller's own
+/// (`$CARGO_ENCODED_RUSTFLAGS` or `$RUSTFLAGS`) plus `--remap-path-prefix` for the three
+/// absolute paths rustc would otherwise embed in panic locations and `file!()`: the checkout
+/// (`/workspace`), cargo's home with the registry and git sources (`/cargo`) and the target
+/// directory with build-script output (`/target`). The last matching mapping wins in rustc, so
+/// the target directory (usually inside the checkout) comes last. Cargo does not hash rustflags
+/// into `-C metadata` (cargo#7417), so symbol names, and therefore the module, are the same in
+/// any folder with any `CARGO_HOME`. With `--target`, rustflags apply to the wasm crates only,
+/// never to build scripts or proc macros, so host artifacts are shared with other builds.
+pub fn reproducible_rustflags(target_dir: &std::path::Path) -> String {
+    let mut flags: Vec<String> = match (
+        std::env::var("CARGO_ENCODED_RUSTFLAGS"),
+        std::env::var("RUSTFLAGS"),
+    ) {
+        (Ok(encoded), _) if !encoded.is_empty() => {
+            encoded.split('\x1f').map(String::from).collect()
+        }
+        (_, Ok(plain)) => plain.split_whitespace().map(String::from).collect(),
+        _ => Vec::new(),
+    };
+    let root = crate::workspace_root();
+    let mut remap = |from: PathBuf, to: &str| {
+        let mut seen = Vec::new();
+        for p in [from.clone(), from.canonicalize().unwrap_or(from)] {
+            if !seen.contains(&p) {
+                flags.push(format!("--remap-path-prefix={}={to}", p.display()));
+                seen.push(p);
+            }
+        }
+    };
+    remap(root, "/workspace");
+    remap(cargo_home(), "/cargo");
+    remap(target_dir.to_path_buf(), "/target");
+    flags.join("\x1f")
+}
+
+/// `$CARGO_HOME`, else `~/.cargo` (cargo's own rule).
+pub fn cargo_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("CARGO_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".cargo")
+}
+
 /// `cargo build --release --target wasm32-wasip1 -p NAME` into `target_dir`; returns the
 /// `.wasm` path. One package per invocation, so features of crates that embed a filter
-/// (`default-features = false`) never leak into the filter's own module.
+/// (`default-features = false`) never leak into the filter's own module. Built with
+/// [`reproducible_rustflags`], so the bytes do not depend on where anything lives.
 pub fn build(name: &str, target_dir: &std::path::Path) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(crate::workspace_root())
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            reproducible_rustflags(target_dir),
+        )
+        .env(
+            "PROXY_WASM_FILTER_COMMIT",
+            crate::build_id::commit(&crate::workspace_root(), name)?,
+        )
+        .env_remove("RUSTFLAGS")
         .args([
             "build",
             "--quiet",

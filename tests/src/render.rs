@@ -161,7 +161,20 @@ pub struct EnvoyConfig {
     pub http_port: u16,
     /// Port of the admin interface (0: any free port).
     pub admin_port: u16,
+    /// `xff_num_trusted_hops` of the HTTP connection manager: how many proxies in front of
+    /// this Envoy append to `X-Forwarded-For` and are trusted to. 0 (default): the client's
+    /// `X-Forwarded-For` is never believed; `source.address` is the connection's peer.
+    pub xff_num_trusted_hops: u32,
+    /// Render the connection manager's path normalization (`normalize_path`,
+    /// `merge_slashes`, `path_with_escaped_slashes_action`). On by default; tests turn it off
+    /// to prove the filters' own normalization.
+    pub normalize_paths: bool,
 }
+
+/// What the connection manager does with `%2F`/`%5C` (escaped slashes) in a path: unescape
+/// them and redirect the client to the unescaped path, so every hop (client, Envoy, filters,
+/// upstream) sees the same path and no two of them disagree about where segments end.
+pub const ESCAPED_SLASHES_ACTION: &str = "UNESCAPE_AND_REDIRECT";
 
 impl EnvoyConfig {
     /// An HTTP listener in front of one upstream cluster named `upstream`.
@@ -177,7 +190,43 @@ impl EnvoyConfig {
             log_level: "info".into(),
             http_port: 0,
             admin_port: 0,
+            xff_num_trusted_hops: 0,
+            normalize_paths: true,
         }
+    }
+
+    /// Trust `n` proxies in front of this Envoy to append to `X-Forwarded-For`.
+    #[must_use]
+    pub fn xff_num_trusted_hops(mut self, n: u32) -> Self {
+        self.xff_num_trusted_hops = n;
+        self
+    }
+
+    /// Leave paths as the client sent them (no `normalize_path`, `merge_slashes` or
+    /// escaped-slash handling), as an Envoy configured without them would.
+    #[must_use]
+    pub fn raw_paths(mut self) -> Self {
+        self.normalize_paths = false;
+        self
+    }
+
+    /// The connection manager's settings that decide what filters may trust: the source
+    /// address (never from a client's `X-Forwarded-For` unless hops are trusted) and the path.
+    pub fn trust_settings(&self) -> Value {
+        let mut v = json!({
+            "use_remote_address": true,
+            "xff_num_trusted_hops": self.xff_num_trusted_hops,
+            // With use_remote_address every loopback client is external, and Envoy would
+            // replace its `x-request-id`. A client's id is kept for tracing (it decides
+            // nothing; replies echo it only when it looks like an id).
+            "preserve_external_request_id": true,
+        });
+        if self.normalize_paths {
+            v["normalize_path"] = json!(true);
+            v["merge_slashes"] = json!(true);
+            v["path_with_escaped_slashes_action"] = json!(ESCAPED_SLASHES_ACTION);
+        }
+        v
     }
 
     #[must_use]
@@ -266,17 +315,22 @@ impl EnvoyConfig {
         });
         let mut listeners = Vec::new();
         if self.http_listener {
+            let mut hcm = json!({
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "ingress",
+                "route_config": { "name": "local", "virtual_hosts": virtual_hosts },
+                "http_filters": http_filters
+            });
+            if let (Some(obj), Value::Object(trust)) = (hcm.as_object_mut(), self.trust_settings())
+            {
+                obj.extend(trust);
+            }
             listeners.push(json!({
                 "name": "http",
                 "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.http_port } },
                 "filter_chains": [{ "filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "ingress",
-                        "route_config": { "name": "local", "virtual_hosts": virtual_hosts },
-                        "http_filters": http_filters
-                    }
+                    "typed_config": hcm
                 }]}]
             }));
         }
@@ -340,6 +394,33 @@ mod tests {
             res["typed_config"]["config"]["failure_policy"],
             "FAIL_CLOSED"
         );
+    }
+
+    #[test]
+    fn connection_manager_trusts_no_client_address_and_normalizes_paths() {
+        let hcm = |cfg: &EnvoyConfig| {
+            let (boot, _) = cfg.render(Path::new("/tmp/d"));
+            boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+                ["typed_config"]
+                .clone()
+        };
+        let default = hcm(&EnvoyConfig::new("127.0.0.1:9".parse().unwrap()));
+        assert_eq!(default["use_remote_address"], true);
+        assert_eq!(default["xff_num_trusted_hops"], 0);
+        assert_eq!(default["preserve_external_request_id"], true);
+        assert_eq!(default["normalize_path"], true);
+        assert_eq!(default["merge_slashes"], true);
+        assert_eq!(
+            default["path_with_escaped_slashes_action"],
+            ESCAPED_SLASHES_ACTION
+        );
+        let raw = hcm(&EnvoyConfig::new("127.0.0.1:9".parse().unwrap())
+            .xff_num_trusted_hops(2)
+            .raw_paths());
+        assert_eq!(raw["use_remote_address"], true);
+        assert_eq!(raw["xff_num_trusted_hops"], 2);
+        assert!(raw.get("normalize_path").is_none());
+        assert!(raw.get("merge_slashes").is_none());
     }
 
     #[test]

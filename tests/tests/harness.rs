@@ -41,3 +41,29 @@ fn echo_upstream_serves_parallel_keepalive_clients_through_two_workers() {
         &bad[..bad.len().min(10)]
     );
 }
+
+/// A misspelled stat must fail the test, not read as 0 (an `== 0` check would pass on any
+/// typo).
+#[test]
+fn a_missing_stat_fails_instead_of_reading_zero() {
+    let echo = EchoServer::start("echo").unwrap();
+    let envoy = Envoy::start(EnvoyConfig::new(echo.addr())).unwrap();
+    assert_eq!(envoy.stat("http.ingress.downstream_rq_total"), 0);
+    assert_eq!(
+        envoy.try_stat("http.ingress.downstream_rq_totl").unwrap(),
+        None
+    );
+    let typo = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        envoy.stat("http.ingress.downstream_rq_totl")
+    }));
+    let message = typo.expect_err("a missing stat panics");
+    let text = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        text.contains("no stat `http.ingress.downstream_rq_totl`")
+            && text.contains("http.ingress.downstream_rq_total"),
+        "{text}"
+    );
+}

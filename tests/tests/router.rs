@@ -84,6 +84,7 @@ const CLAIMS_STAFF: &str = "eyJzdWIiOiJib2IiLCJncm91cHMiOlsic3RhZmYiXX0";
 
 const RULES: &str = r#"{
   "default_tag": "stable",
+  "jwt": {"payload_header": "x-jwt-payload"},
   "rules": [
     {"name": "header", "match": {"headers": [{"name": "x-beta", "value": {"exact": "1"}}]}, "tag": "canary"},
     {"name": "cookie", "match": {"cookies": [{"name": "canary", "value": {"exact": "always"}}]}, "tag": "canary"},

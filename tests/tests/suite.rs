@@ -87,14 +87,43 @@ fn outcome(resp: &Response) -> Outcome {
     )
 }
 
-/// Every `wasmcustom.*` counter of the members (the suite's own name defines none).
+/// The members' metrics, without what each module's glue defines for itself: the build gauges
+/// (`<module>_build_<version>_<commit>`: three modules in the chain, one in the suite), which
+/// [`build_gauges`] returns, and `<module>_host_errors_total` (checked to be 0 here).
 fn member_metrics(envoy: &Envoy) -> BTreeMap<String, u64> {
-    envoy
+    let stats = envoy.stats().unwrap();
+    let glue: Vec<_> = stats
+        .iter()
+        .filter(|(k, _)| k.starts_with("wasmcustom.") && k.ends_with("_host_errors_total"))
+        .collect();
+    assert!(!glue.is_empty(), "the glue defines its host error counter");
+    assert!(glue.iter().all(|(_, v)| **v == 0), "host errors: {glue:?}");
+    stats
+        .into_iter()
+        .filter(|(k, _)| {
+            k.starts_with("wasmcustom.")
+                && !k.contains("_build_")
+                && !k.ends_with("_host_errors_total")
+        })
+        .collect()
+}
+
+/// The modules' build gauges: which module names are loaded, each at 1.
+fn build_gauges(envoy: &Envoy) -> Vec<String> {
+    let mut out: Vec<String> = envoy
         .stats()
         .unwrap()
         .into_iter()
-        .filter(|(k, _)| k.starts_with("wasmcustom."))
-        .collect()
+        .filter(|(k, v)| k.starts_with("wasmcustom.") && k.contains("_build_") && *v == 1)
+        .filter_map(|(k, _)| {
+            k.trim_start_matches("wasmcustom.")
+                .split("_build_")
+                .next()
+                .map(String::from)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// One request: method, path, headers, body.
@@ -195,6 +224,8 @@ fn the_suite_answers_like_the_separate_filters_and_counts_the_same_metrics() {
         "{a:?}"
     );
     assert_eq!(a, b, "chain vs suite metrics");
+    assert_eq!(build_gauges(&chain), ["policy", "router", "threat_score"]);
+    assert_eq!(build_gauges(&one), ["suite"]);
     assert_eq!(
         a.get("wasmcustom.threat_score_blocked_total"),
         Some(&2),
@@ -246,4 +277,127 @@ fn a_bad_member_config_is_refused_naming_the_member_path() {
         log.contains("invalid configuration at `polcy`: unknown field `polcy`"),
         "log does not name the unknown member:\n{log}"
     );
+}
+
+/// Policy with API keys (header or query) and a router that routes and rewrites by the consumer
+/// policy established: the suite must forward what the two separate filters forward.
+fn consumer_routing_members() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "policy",
+            json!({
+                "api_keys": {
+                    "header": "x-api-key", "query": "api_key", "consumer_header": "x-api-consumer",
+                    "keys": [
+                        // sha256("secret"), sha256("other")
+                        {"consumer": "partner", "sha256": "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"},
+                        {"consumer": "basic", "sha256": "d9298a10d1b0735837dc4bd85dac641b0f3cef27a47e5d53a54f2f3f5b2fcffa"}
+                    ]
+                }
+            }),
+        ),
+        (
+            "router",
+            json!({
+                "route_header": "x-route-tag", "default_tag": "stable",
+                "rules": [{
+                    "name": "partners",
+                    "match": {"headers": [{"name": "x-api-consumer", "value": {"exact": "partner"}}]},
+                    "tag": "partner",
+                    "rewrite": {"path_prefix": {"from": "/api/", "to": "/v2/"}}
+                }]
+            }),
+        ),
+    ]
+}
+
+/// What the upstream received of one request (path and the headers the two filters own), or
+/// the local reply's status.
+fn upstream_view(resp: &Response) -> (u16, Value, [Option<String>; 4]) {
+    if resp.status != 200 {
+        return (resp.status, Value::Null, Default::default());
+    }
+    (
+        resp.status,
+        resp.json()["path"].clone(),
+        ["x-api-key", "x-api-consumer", "x-route-tag", "x-other"].map(|h| resp.upstream_header(h)),
+    )
+}
+
+#[test]
+fn the_suite_forwards_what_the_chain_forwards_keys_rewrites_and_consumers() {
+    let echo = EchoServer::start("echo").unwrap();
+    let mut chain_cfg = EnvoyConfig::new(echo.addr());
+    let mut doc = serde_json::Map::new();
+    for (name, config) in consumer_routing_members() {
+        chain_cfg = chain_cfg.filter(wasm(name, &config));
+        doc.insert(name.to_string(), config);
+    }
+    let chain = Envoy::start(chain_cfg).unwrap();
+    let one =
+        Envoy::start(EnvoyConfig::new(echo.addr()).filter(suite(&Value::Object(doc)))).unwrap();
+
+    let s = |v: &str| Some(v.to_string());
+    // (path, headers, what the upstream must receive: path, x-api-key, consumer, tag, x-other)
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(&str, Vec<(&str, &str)>, (u16, Value, [Option<String>; 4]))> = vec![
+        // Key in the query: stripped by policy; the router rewrites the stripped path.
+        (
+            "/api/items?api_key=secret&page=2",
+            vec![("x-other", "kept")],
+            (
+                200,
+                json!("/v2/items?page=2"),
+                [None, s("partner"), s("partner"), s("kept")],
+            ),
+        ),
+        // Key in a header: removed before the upstream.
+        (
+            "/api/items",
+            vec![("x-api-key", "secret")],
+            (
+                200,
+                json!("/v2/items"),
+                [None, s("partner"), s("partner"), None],
+            ),
+        ),
+        // A forged consumer header without a key: removed, not routed on.
+        (
+            "/api/items",
+            vec![("x-api-consumer", "partner")],
+            (200, json!("/api/items"), [None, None, s("stable"), None]),
+        ),
+        // A forged consumer header next to another consumer's key: that consumer wins.
+        (
+            "/api/items?api_key=other",
+            vec![("x-api-consumer", "partner")],
+            (
+                200,
+                json!("/api/items"),
+                [None, s("basic"), s("stable"), None],
+            ),
+        ),
+        // A forged route tag with a partner's key: the router owns its header.
+        (
+            "/api/x",
+            vec![("x-api-key", "secret"), ("x-route-tag", "canary")],
+            (
+                200,
+                json!("/v2/x"),
+                [None, s("partner"), s("partner"), None],
+            ),
+        ),
+        // A wrong key: 401 from both.
+        (
+            "/api/items?api_key=wrong",
+            vec![],
+            (401, Value::Null, Default::default()),
+        ),
+    ];
+    for (path, headers, want) in cases {
+        let a = upstream_view(&send(&chain, "GET", path, &headers, ""));
+        let b = upstream_view(&send(&one, "GET", path, &headers, ""));
+        assert_eq!(a, want, "{path} {headers:?}: the chain forwarded");
+        assert_eq!(b, a, "{path} {headers:?}: suite vs chain");
+    }
 }

@@ -66,6 +66,13 @@ pub fn bench(args: &[String]) -> Result<()> {
 /// then check the files are there with sane non-zero values.
 pub fn quick_smoke(modules: &Path, out: &Path) -> Result<()> {
     let opts = Options::quick(modules.to_path_buf(), out.to_path_buf());
-    bench::run(&opts)?;
-    bench::check_outputs(out)
+    let report = bench::run(&opts)?;
+    bench::check_outputs(out)?;
+    // The anchor runs in every quick run too (setup.sh installs it): it must not vanish silently.
+    for name in ["nginx", "modsecurity-crs"] {
+        if !report.scenarios.iter().any(|s| s.name == name) {
+            bail!("the quick bench did not measure the `{name}` scenario");
+        }
+    }
+    Ok(())
 }

@@ -1,12 +1,14 @@
 //! `cargo xtask build`: every filter crate to an optimised `.wasm` in `target/modules/`.
 
 use anyhow::{bail, Context, Result};
-use envoy_harness::{modules, workspace_root};
+use envoy_harness::{build_id, modules, workspace_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Target features rustc enables by default for wasm32-wasip1; binaryen must be told.
-const WASM_OPT_FEATURES: &[&str] = &[
+/// `wasm-opt` arguments: `-O3` and the target features rustc enables by default for
+/// wasm32-wasip1 (binaryen must be told).
+pub const WASM_OPT_ARGS: &[&str] = &[
+    "-O3",
     "--enable-bulk-memory",
     "--enable-sign-ext",
     "--enable-nontrapping-float-to-int",
@@ -79,8 +81,21 @@ fn package_name(manifest: &str) -> Option<String> {
         .map(String::from)
 }
 
-/// Build `only` (or every filter), optimise, copy to `target/modules/NAME.wasm`, print sizes.
-/// Returns the modules directory.
+/// The cargo target directory: `$CARGO_TARGET_DIR`, else `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => std::path::absolute(&d).unwrap_or_else(|_| PathBuf::from(d)),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Where `cargo xtask build` puts the final modules: `<target dir>/modules`.
+pub fn modules_dir() -> PathBuf {
+    target_dir().join("modules")
+}
+
+/// Build `only` (or every filter), optimise, copy to `<target dir>/modules/NAME.wasm`, print
+/// sizes and each module's build identity. Returns the modules directory.
 pub fn build_and_report(only: &[String]) -> Result<PathBuf> {
     let all = filter_names()?;
     for n in only {
@@ -90,7 +105,7 @@ pub fn build_and_report(only: &[String]) -> Result<PathBuf> {
     }
     let names: Vec<String> = if only.is_empty() { all } else { only.to_vec() };
     let root = workspace_root();
-    let out_dir = root.join("target/modules");
+    let out_dir = modules_dir();
     std::fs::create_dir_all(&out_dir)?;
     let wasm_opt = which("wasm-opt");
     if wasm_opt.is_none() {
@@ -99,30 +114,67 @@ pub fn build_and_report(only: &[String]) -> Result<PathBuf> {
         );
     }
     println!(
-        "{:<16} {:>12} {:>12}",
+        "{:<16} {:>12} {:>12}  build",
         "filter", "cargo bytes", "final bytes"
     );
     for name in &names {
-        let built = modules::build(name, &root.join("target"))?;
+        let built = modules::build(name, &target_dir())?;
         let out = out_dir.join(format!("{name}.wasm"));
         let before = size(&built)?;
         let optimised = match &wasm_opt {
-            Some(bin) => optimise(bin, &built, &out),
+            Some(bin) => optimise_cached(bin, &built, &out)?,
             None => false,
         };
         if !optimised {
             std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
         }
-        println!("{:<16} {:>12} {:>12}", name, before, size(&out)?);
+        let identity = format!(
+            "{name} {} ({})",
+            crate::package::filter_version(name)?,
+            build_id::commit(&root, name)?
+        );
+        println!(
+            "{:<16} {:>12} {:>12}  {identity}",
+            name,
+            before,
+            size(&out)?
+        );
     }
     println!("modules in {}", out_dir.display());
     Ok(out_dir)
 }
 
-fn optimise(wasm_opt: &Path, input: &Path, output: &Path) -> bool {
+/// `wasm-opt` `input` into `output`, unless `output` is already the optimisation of these exact
+/// input bytes with this `wasm-opt` and these flags (recorded in `output.opt-key`): wasm-opt is
+/// deterministic (same input, same output; checked by a test), so the result can be reused.
+fn optimise_cached(wasm_opt: &Path, input: &Path, output: &Path) -> Result<bool> {
+    let key_file = output.with_extension("wasm.opt-key");
+    let version = Command::new(wasm_opt)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let key = format!(
+        "{} {version} {}",
+        crate::package::sha256_digest(&bytes),
+        WASM_OPT_ARGS.join(" ")
+    );
+    if output.is_file() && std::fs::read_to_string(&key_file).ok().as_deref() == Some(&key) {
+        return Ok(true);
+    }
+    let _ = std::fs::remove_file(&key_file);
+    let ok = optimise(wasm_opt, input, output);
+    if ok {
+        std::fs::write(&key_file, key)?;
+    }
+    Ok(ok)
+}
+
+/// Optimise `input` into `output` with [`WASM_OPT_ARGS`]; false (after a warning) if it failed.
+pub fn optimise(wasm_opt: &Path, input: &Path, output: &Path) -> bool {
     let status = Command::new(wasm_opt)
-        .arg("-O3")
-        .args(WASM_OPT_FEATURES)
+        .args(WASM_OPT_ARGS)
         .arg(input)
         .arg("-o")
         .arg(output)

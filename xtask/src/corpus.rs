@@ -1,12 +1,20 @@
-//! `cargo xtask corpus [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...`: replay
-//! corpus rows through a real Envoy running the threat-score module in `block` mode (default
-//! settings, or the given paranoia level) in front of the echo upstream, and print per category
-//! how many rows were blocked by the filter, passed to the upstream, or rejected by Envoy before
-//! the filter, plus the acceptance figures of issue 4.
+//! `cargo xtask corpus [--engine threat-score|modsecurity] [--paranoia N] [--report OUT.json]
+//! [--parallel P] FILE.jsonl...`: replay corpus rows through a real Envoy running the
+//! threat-score module in `block` mode (default settings, or the given paranoia level) in front
+//! of the echo upstream, and print per category how many rows were blocked by the filter, passed
+//! to the upstream, or rejected by Envoy before the filter, plus the acceptance figures of issue 4.
+//!
+//! `--engine modsecurity` replays the same rows, with the same classification and report, through
+//! the anchor instead: Debian's nginx + ModSecurity + OWASP CRS 3.3.4 at the given paranoia level
+//! (`envoy_harness::nginx`), answering from the echo module after reading the body. "Rejected"
+//! then means rejected by nginx before ModSecurity decided. `--crs-force-urlencoded` sets CRS's
+//! `tx.enforce_bodyproc_urlencoded` (off by default): bodies without `Content-Type` are parsed as
+//! forms, as threat-score does.
 
 use crate::build::build_and_report;
 use anyhow::{bail, Context, Result};
 use envoy_harness::corpus::{self, Outcome, Row, RowResult};
+use envoy_harness::nginx::{self, Nginx, NginxOptions};
 use envoy_harness::{EchoServer, Envoy, EnvoyConfig, HttpFilter};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -17,13 +25,23 @@ const BLOCK_ERROR: &str = "threat_detected";
 /// Categories with a per-category acceptance target.
 const TARGETS: [&str; 6] = ["sqli", "xss", "lfi", "rce", "php", "java"];
 
-const USAGE: &str =
-    "usage: cargo xtask corpus [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...";
+const USAGE: &str = "usage: cargo xtask corpus [--engine threat-score|modsecurity] [--crs-force-urlencoded] [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...";
+
+/// Which engine the rows go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    /// Envoy + the threat-score module (block mode).
+    ThreatScore,
+    /// nginx + ModSecurity + CRS, the anchor.
+    ModSecurity,
+}
 
 pub fn corpus(args: &[String]) -> Result<()> {
     let mut paranoia = 1u8;
     let mut report = None;
     let mut parallel = 8usize;
+    let mut engine = Engine::ThreatScore;
+    let mut force_urlencoded = false;
     let mut files = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -35,6 +53,16 @@ pub fn corpus(args: &[String]) -> Result<()> {
                     .filter(|p| (1..=4).contains(p))
                     .context("--paranoia needs 1..=4")?;
             }
+            "--engine" => {
+                engine = match it.next().map(String::as_str) {
+                    Some("threat-score") => Engine::ThreatScore,
+                    Some("modsecurity") => Engine::ModSecurity,
+                    other => bail!(
+                        "--engine needs `threat-score` or `modsecurity`, got {other:?}\n{USAGE}"
+                    ),
+                }
+            }
+            "--crs-force-urlencoded" => force_urlencoded = true,
             "--report" => report = Some(it.next().context("--report needs a file")?.clone()),
             "--parallel" => {
                 parallel = it
@@ -55,6 +83,16 @@ pub fn corpus(args: &[String]) -> Result<()> {
         bail!("no corpus files given\n{USAGE}");
     }
     let rows = corpus::load(&files)?;
+    if engine == Engine::ModSecurity {
+        let opts = NginxOptions {
+            crs_paranoia: Some(paranoia),
+            force_urlencoded,
+        };
+        return modsecurity(&rows, opts, parallel, report.as_deref());
+    }
+    if force_urlencoded {
+        bail!("--crs-force-urlencoded applies to --engine modsecurity only");
+    }
     let modules = build_and_report(&["threat-score".to_string()])?;
     let echo = EchoServer::start("echo")?;
     let config = json!({ "mode": "block", "paranoia_level": paranoia }).to_string();
@@ -73,13 +111,19 @@ pub fn corpus(args: &[String]) -> Result<()> {
     let started = Instant::now();
     let results = corpus::replay(envoy.listener("http"), &rows, parallel, BLOCK_ERROR);
     let elapsed = started.elapsed();
-    print_tables(&rows, &results, paranoia);
+    print_tables(
+        &rows,
+        &results,
+        paranoia,
+        "mode block, through Envoy + threat-score",
+        "Envoy",
+    );
     println!(
         "\n{} rows in {:.1} s through Envoy",
         rows.len(),
         elapsed.as_secs_f64()
     );
-    let crashes = envoy.stat("wasm.envoy.wasm.runtime.v8.failed")
+    let crashes = envoy.stat_or_zero("wasm.envoy.wasm.runtime.v8.failed")
         + envoy
             .stats()
             .unwrap_or_default()
@@ -94,25 +138,75 @@ pub fn corpus(args: &[String]) -> Result<()> {
         );
     }
     if let Some(path) = report {
-        let entries: Vec<_> = rows
-            .iter()
-            .zip(&results)
-            .map(|(row, r)| {
-                json!({
-                    "id": row.id,
-                    "status": r.status,
-                    "blocked": r.outcome == Outcome::Blocked,
-                    "rejected_by_envoy": r.outcome == Outcome::RejectedByEnvoy,
-                })
-            })
-            .collect();
-        std::fs::write(
-            &path,
-            serde_json::to_vec_pretty(&json!({ "results": entries }))?,
-        )
-        .with_context(|| format!("writing {path}"))?;
-        println!("report: {path}");
+        write_report(&path, &rows, &results, "threat-score")?;
     }
+    Ok(())
+}
+
+/// The same rows through nginx + ModSecurity + CRS at `paranoia`.
+fn modsecurity(
+    rows: &[Row],
+    opts: NginxOptions,
+    parallel: usize,
+    report: Option<&str>,
+) -> Result<()> {
+    let paranoia = opts.crs_paranoia.unwrap_or(1);
+    let nginx = Nginx::start(opts)?;
+    let crs = format!(
+        "{}{}",
+        nginx::crs_version().unwrap_or_else(|| "?".into()),
+        if opts.force_urlencoded {
+            " (tx.enforce_bodyproc_urlencoded=1)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "replaying {} rows through nginx + ModSecurity + CRS {crs} at PL{paranoia} ({}), {parallel} connections",
+        rows.len(),
+        nginx.url("/")
+    );
+    let started = Instant::now();
+    let results = corpus::replay(nginx.addr(), rows, parallel, nginx::BLOCK_ERROR);
+    let elapsed = started.elapsed();
+    print_tables(
+        rows,
+        &results,
+        paranoia,
+        &format!("through nginx + ModSecurity + CRS {crs}"),
+        "nginx",
+    );
+    println!(
+        "\n{} rows in {:.1} s through nginx + ModSecurity",
+        rows.len(),
+        elapsed.as_secs_f64()
+    );
+    if let Some(path) = report {
+        write_report(path, rows, &results, "modsecurity")?;
+    }
+    Ok(())
+}
+
+fn write_report(path: &str, rows: &[Row], results: &[RowResult], engine: &str) -> Result<()> {
+    let entries: Vec<_> = rows
+        .iter()
+        .zip(results)
+        .map(|(row, r)| {
+            json!({
+                "id": row.id,
+                "status": r.status,
+                "blocked": r.outcome == Outcome::Blocked,
+                // For `modsecurity`: rejected by nginx before ModSecurity decided.
+                "rejected_by_envoy": r.outcome == Outcome::RejectedByEnvoy,
+            })
+        })
+        .collect();
+    std::fs::write(
+        path,
+        serde_json::to_vec_pretty(&json!({ "engine": engine, "results": entries }))?,
+    )
+    .with_context(|| format!("writing {path}"))?;
+    println!("report: {path}");
     Ok(())
 }
 
@@ -141,7 +235,8 @@ fn pct(a: usize, b: usize) -> String {
     }
 }
 
-fn print_tables(rows: &[Row], results: &[RowResult], paranoia: u8) {
+/// `engine` describes the run; `server` names who rejects rows before the engine decides.
+fn print_tables(rows: &[Row], results: &[RowResult], paranoia: u8, engine: &str, server: &str) {
     let mut by_cat: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut total = Tally::default();
     for (row, r) in rows.iter().zip(results) {
@@ -172,9 +267,9 @@ fn print_tables(rows: &[Row], results: &[RowResult], paranoia: u8) {
             }
         }
     }
-    println!("\nparanoia {paranoia}, mode block, through Envoy");
+    println!("\nparanoia {paranoia}, {engine}");
     println!(
-        "| category | rows | blocked | passed | rejected by Envoy | other | attack rows (PL <= {paranoia}) blocked | benign passed |"
+        "| category | rows | blocked | passed | rejected by {server} | other | attack rows (PL <= {paranoia}) blocked | benign passed |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let total_name = "**total**";
@@ -194,7 +289,7 @@ fn print_tables(rows: &[Row], results: &[RowResult], paranoia: u8) {
             pct(t.benign_passed, t.benign)
         );
     }
-    println!("\nacceptance (`expect: attack` rows with `paranoia: 1`, blocked by the filter):");
+    println!("\nacceptance (`expect: attack` rows with `paranoia: 1`, blocked by the engine):");
     println!(
         "  overall: {}",
         pct(total.attack_pl1_blocked, total.attack_pl1)

@@ -1,6 +1,7 @@
 //! `cargo xtask package FILTER`: the filter's module as an OCI image that Istio's agent pulls, in
-//! an OCI image layout (`target/oci/FILTER/`), and its manifest digest pinned in
-//! `istio/base/FILTER.yaml` (`spec.sha256`).
+//! an OCI image layout (`target/oci/FILTER/`), and its manifest digest pinned in the dev overlays
+//! (`url: oci://REPO@sha256:...` and `spec.sha256`). `cargo xtask pin` is the release step: it
+//! packages every module and pins it in every overlay, prod included.
 //!
 //! Format: the solo-io Wasm image spec's **compat** variant (`spec/spec-compat.md`), which
 //! Istio's agent reads first (`pkg/wasm/imagefetcher.go`, `extractOCIStandardImage`):
@@ -10,8 +11,10 @@
 //! * config `application/vnd.oci.image.config.v1+json` (`os: wasip1`, `architecture: wasm`).
 //!
 //! It is a plain OCI image, so every registry and tool (skopeo, crane, docker) handles it. The
-//! image is a pure function of the module bytes (no timestamps; tar entries with mtime 0 and
-//! uid/gid 0; gzip header without mtime), so the same module always has the same digest.
+//! image is a pure function of the module bytes, name and version (no timestamps; tar entries
+//! with mtime 0, uid/gid 0, no user/group names; gzip header with mtime 0 and OS "unknown";
+//! miniz_oxide's deflate at a fixed level, its version pinned by `Cargo.lock`), so the same
+//! module always has the same digest, on any machine.
 
 use anyhow::{bail, Context, Result};
 use envoy_harness::workspace_root;
@@ -212,63 +215,293 @@ pub fn filter_version(filter: &str) -> Result<String> {
         .with_context(|| format!("filters/{filter}/Cargo.toml has no version"))
 }
 
-/// Replace the `sha256:` value of the WasmPlugin in `manifest` (a YAML file), keeping the rest
-/// of the file as it is. The line pinned is the `sha256:` at the indentation of `url:` (a
-/// sibling in `spec`), so a `sha256` key inside `pluginConfig` is left alone. Returns whether
-/// the file changed.
-pub fn pin_digest(manifest: &Path, digest: &str) -> Result<bool> {
-    let hex = digest.trim_start_matches("sha256:");
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("reading {}", manifest.display()))?;
-    let indent_of = |line: &str| line.len() - line.trim_start().len();
-    let url_indents: Vec<usize> = text
-        .lines()
-        .filter(|l| l.trim_start().starts_with("url:"))
-        .map(indent_of)
-        .collect();
-    let [spec_indent] = url_indents.as_slice() else {
-        bail!(
-            "{} must have exactly one `url:` line (found {})",
-            manifest.display(),
-            url_indents.len()
-        );
-    };
-    let mut found = 0;
-    let pinned: Vec<String> = text
-        .lines()
-        .map(|line| {
-            if indent_of(line) == *spec_indent && line.trim_start().starts_with("sha256:") {
-                found += 1;
-                // Quoted: an all-digit digest would otherwise be read as a number.
-                return format!("{}sha256: \"{hex}\"", &line[..*spec_indent]);
-            }
-            line.to_string()
-        })
-        .collect();
-    if found != 1 {
-        bail!(
-            "{} must have exactly one `sha256:` line beside `url:` to pin (found {found})",
-            manifest.display()
-        );
+/// `REGISTRY/REPO` of an image reference (with or without `oci://`), without its tag or digest.
+pub fn repository_of(reference: &str) -> &str {
+    let no_digest = reference.split('@').next().unwrap_or(reference);
+    match no_digest.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => no_digest,
     }
-    let mut out = pinned.join("\n");
-    if text.ends_with('\n') {
-        out.push('\n');
+}
+
+/// The `sha256:<hex>` digest an `oci://REPO@sha256:<hex>` URL names, if any.
+pub fn url_digest(url: &str) -> Option<&str> {
+    url.rsplit_once('@').map(|(_, d)| d)
+}
+
+/// The image URL that pins `digest`: `url`'s repository, addressed by digest.
+pub fn pinned_url(url: &str, digest: &str) -> String {
+    format!("{}@{digest}", repository_of(url))
+}
+
+/// Where an overlay sets a WasmPlugin's image, the file `pin` rewrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinSite {
+    /// A JSON 6902 patch (listed under `patchesJson6902`/`patches`) with a `/spec/url` op.
+    Patch(PathBuf),
+    /// A WasmPlugin resource of the overlay itself (listed under `resources`).
+    Resource(PathBuf),
+}
+
+impl PinSite {
+    pub fn path(&self) -> &Path {
+        match self {
+            PinSite::Patch(p) | PinSite::Resource(p) => p,
+        }
+    }
+}
+
+/// The file in `overlay` (a kustomization directory) that sets the image of WasmPlugin `plugin`.
+pub fn pin_site(overlay: &Path, plugin: &str) -> Result<PinSite> {
+    let kpath = overlay.join("kustomization.yaml");
+    let k: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(&kpath).with_context(|| format!("reading {}", kpath.display()))?,
+    )
+    .with_context(|| format!("parsing {}", kpath.display()))?;
+    for key in ["patchesJson6902", "patches"] {
+        for entry in k[key].as_array().into_iter().flatten() {
+            let (Some(name), Some(file)) =
+                (entry["target"]["name"].as_str(), entry["path"].as_str())
+            else {
+                continue;
+            };
+            if name != plugin {
+                continue;
+            }
+            let file = overlay.join(file);
+            let ops: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&file)?)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            if ops
+                .as_array()
+                .is_some_and(|ops| ops.iter().any(|op| op["path"] == "/spec/url"))
+            {
+                return Ok(PinSite::Patch(file));
+            }
+        }
+    }
+    for entry in k["resources"].as_array().into_iter().flatten() {
+        let Some(file) = entry.as_str() else { continue };
+        let file = overlay.join(file);
+        if !file.is_file() {
+            continue;
+        }
+        let docs = crate::plugins::parse_documents(&std::fs::read_to_string(&file)?)?;
+        if docs
+            .iter()
+            .any(|d| d["kind"] == "WasmPlugin" && d["metadata"]["name"] == plugin)
+        {
+            return Ok(PinSite::Resource(file));
+        }
+    }
+    bail!(
+        "{} sets no image for WasmPlugin `{plugin}`: add a JSON 6902 patch with \
+         `- {{op: replace, path: /spec/url, value: oci://REGISTRY/REPO}}` for it (see istio/README.md)",
+        overlay.display()
+    )
+}
+
+/// Pin `digest` at `site`: the URL becomes `REPO@digest` and `sha256` the digest's hex; the rest
+/// of the file is kept as it is. The result is parsed back and checked. Returns whether the
+/// file changed.
+pub fn pin_at(site: &PinSite, digest: &str) -> Result<bool> {
+    let hex = digest.trim_start_matches("sha256:");
+    let file = site.path();
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let out = match site {
+        PinSite::Patch(_) => pin_patch_text(&text, digest),
+        PinSite::Resource(_) => pin_resource_text(&text, digest),
+    }
+    .with_context(|| format!("pinning {}", file.display()))?;
+    // Check what the edit means, not only what it looks like.
+    let (url, sha) = match site {
+        PinSite::Patch(_) => {
+            let ops: serde_json::Value = serde_yaml_ng::from_str(&out)?;
+            let value = |path: &str| {
+                ops.as_array()
+                    .and_then(|ops| ops.iter().find(|op| op["path"] == path))
+                    .map(|op| op["value"].clone())
+                    .unwrap_or_default()
+            };
+            (value("/spec/url"), value("/spec/sha256"))
+        }
+        PinSite::Resource(_) => {
+            let doc: serde_json::Value = serde_yaml_ng::from_str(&out)?;
+            (doc["spec"]["url"].clone(), doc["spec"]["sha256"].clone())
+        }
+    };
+    let url = url.as_str().unwrap_or_default();
+    if url_digest(url) != Some(digest) || sha != hex {
+        bail!(
+            "pinning {} went wrong (url {url:?}, sha256 {sha}); nothing written",
+            file.display()
+        );
     }
     let changed = out != text;
     if changed {
-        std::fs::write(manifest, out)?;
+        std::fs::write(file, out)?;
     }
     Ok(changed)
 }
 
-/// `cargo xtask package FILTER [--module FILE] [--out DIR] [--manifests DIR] [--no-pin]`
+/// The `value:` line of the op whose `path:` is `op_path`, in a JSON 6902 patch list (one op
+/// per `- ` item, its keys on the item's lines).
+fn op_value_line(lines: &[String], op_path: &str) -> Option<usize> {
+    let item = |l: &str| l.trim_start().starts_with("- ");
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start_matches(['-', ' ']).trim() == format!("path: {op_path}"))?;
+    let start = (0..=at).rev().find(|&i| item(&lines[i]))?;
+    let end = (at + 1..lines.len())
+        .find(|&i| item(&lines[i]))
+        .unwrap_or(lines.len());
+    (start..end).find(|&i| {
+        lines[i]
+            .trim_start_matches(['-', ' '])
+            .starts_with("value:")
+    })
+}
+
+fn replace_value(line: &str, value: &str) -> String {
+    let at = line.find("value:").unwrap_or(0);
+    format!("{}value: {value}", &line[..at])
+}
+
+fn pin_patch_text(text: &str, digest: &str) -> Result<String> {
+    let hex = digest.trim_start_matches("sha256:");
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let url_line = op_value_line(&lines, "/spec/url").context("no `/spec/url` op with a value")?;
+    let url = lines[url_line]
+        .split_once("value:")
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+        .unwrap_or_default();
+    lines[url_line] = replace_value(&lines[url_line], &pinned_url(&url, digest));
+    match op_value_line(&lines, "/spec/sha256") {
+        Some(i) => lines[i] = replace_value(&lines[i], &format!("\"{hex}\"")),
+        None => {
+            lines.push("- op: add".into());
+            lines.push("  path: /spec/sha256".into());
+            lines.push(format!("  value: \"{hex}\""));
+        }
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    Ok(out)
+}
+
+/// Rewrite `url:` and `sha256:` of a WasmPlugin resource: the lines at the indentation of
+/// `url:` (siblings in `spec`), so a `sha256` inside `pluginConfig` is left alone.
+fn pin_resource_text(text: &str, digest: &str) -> Result<String> {
+    let hex = digest.trim_start_matches("sha256:");
+    let indent_of = |line: &str| line.len() - line.trim_start().len();
+    let url_lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with("url:"))
+        .map(|(i, _)| i)
+        .collect();
+    let [url_at] = url_lines.as_slice() else {
+        bail!(
+            "must have exactly one `url:` line (found {})",
+            url_lines.len()
+        );
+    };
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let spec_indent = indent_of(&lines[*url_at]);
+    let pad = " ".repeat(spec_indent);
+    let url = lines[*url_at]
+        .trim_start()
+        .trim_start_matches("url:")
+        .trim()
+        .trim_matches('"')
+        .to_string();
+    lines[*url_at] = format!("{pad}url: {}", pinned_url(&url, digest));
+    let sha: Vec<usize> = (0..lines.len())
+        .filter(|&i| {
+            indent_of(&lines[i]) == spec_indent && lines[i].trim_start().starts_with("sha256:")
+        })
+        .collect();
+    match sha.as_slice() {
+        [] => lines.insert(url_at + 1, format!("{pad}sha256: \"{hex}\"")),
+        [i] => lines[*i] = format!("{pad}sha256: \"{hex}\""),
+        _ => bail!("has {} `sha256:` lines beside `url:`", sha.len()),
+    }
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Overlays under `manifests/overlays/` (directories with a `kustomization.yaml`), sorted.
+pub fn overlays(manifests: &Path) -> Result<Vec<PathBuf>> {
+    let dir = manifests.join("overlays");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("kustomization.yaml").is_file())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Whether an overlay is for development (name `dev`, `dev-*` or `*-dev`): only those may use
+/// the template filter, loopback or placeholder registries and demo keys.
+pub fn is_dev_overlay(overlay: &Path) -> bool {
+    let name = overlay
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name == "dev" || name.starts_with("dev-") || name.ends_with("-dev")
+}
+
+/// Pin `image` for `filter` in every WasmPlugin of `overlay` that runs it. Prints each file.
+pub fn pin_overlay(overlay: &Path, filter: &str, digest: &str) -> Result<usize> {
+    let docs = crate::plugins::load_documents(overlay)?;
+    let mut n = 0;
+    for plugin in crate::plugins::wasm_plugins(&docs) {
+        if plugin.filter() != Some(filter) {
+            continue;
+        }
+        let site = pin_site(overlay, plugin.name())?;
+        let changed = pin_at(&site, digest)?;
+        println!(
+            "pinned {filter} {digest} in {}{}",
+            site.path().display(),
+            if changed { "" } else { " (unchanged)" }
+        );
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Package `filter` from `module`: the image and its layout in `out` (default
+/// `target/oci/FILTER`). Prints what it wrote.
+pub fn package_module(filter: &str, module: &Path, out: Option<PathBuf>) -> Result<WasmImage> {
+    let bytes = std::fs::read(module).with_context(|| format!("reading {}", module.display()))?;
+    let version = filter_version(filter)?;
+    let image = WasmImage::new(&bytes, filter, &version)?;
+    let out = out.unwrap_or_else(|| layout_dir(filter));
+    image.write_layout(&out, &version)?;
+    println!("image layout:    {} (tag {version})", out.display());
+    println!(
+        "module:          {} ({} bytes, {})",
+        module.display(),
+        bytes.len(),
+        sha256_digest(&bytes)
+    );
+    println!("manifest digest: {}", image.digest());
+    Ok(image)
+}
+
+/// `cargo xtask package FILTER [--module FILE] [--out DIR] [--manifests DIR] [--overlay NAME]... [--no-pin]`
 pub fn package_command(args: &[String]) -> Result<()> {
     let mut filter = None;
     let mut module = None;
     let mut out = None;
     let mut manifests = workspace_root().join("istio");
     let mut pin = true;
+    let mut only_overlays = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -277,6 +510,7 @@ pub fn package_command(args: &[String]) -> Result<()> {
             "--manifests" => {
                 manifests = PathBuf::from(it.next().context("--manifests needs a directory")?)
             }
+            "--overlay" => only_overlays.push(it.next().context("--overlay needs a name")?.clone()),
             "--no-pin" => pin = false,
             other if filter.is_none() && !other.starts_with('-') => {
                 filter = Some(other.to_string())
@@ -290,33 +524,95 @@ pub fn package_command(args: &[String]) -> Result<()> {
         None => crate::build::build_and_report(std::slice::from_ref(&filter))?
             .join(format!("{filter}.wasm")),
     };
-    let bytes = std::fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
-    let version = filter_version(&filter)?;
-    let image = WasmImage::new(&bytes, &filter, &version)?;
-    let out = out.unwrap_or_else(|| layout_dir(&filter));
-    image.write_layout(&out, &version)?;
-    println!("image layout:    {} (tag {version})", out.display());
-    println!(
-        "module:          {} ({} bytes, {})",
-        module.display(),
-        bytes.len(),
-        sha256_digest(&bytes)
-    );
-    println!("manifest digest: {}", image.digest());
+    let image = package_module(&filter, &module, out)?;
     if pin {
-        let manifest = manifests.join("base").join(format!("{filter}.yaml"));
-        let changed = pin_digest(&manifest, &image.digest())?;
-        println!(
-            "pinned in {}{}",
-            manifest.display(),
-            if changed { "" } else { " (unchanged)" }
-        );
+        // A dev build pins the dev overlays only; other overlays change with `cargo xtask pin`.
+        let targets: Vec<PathBuf> = if only_overlays.is_empty() {
+            overlays(&manifests)?
+                .into_iter()
+                .filter(|o| is_dev_overlay(o))
+                .collect()
+        } else {
+            only_overlays
+                .iter()
+                .map(|o| manifests.join("overlays").join(o))
+                .collect()
+        };
+        for overlay in targets {
+            pin_overlay(&overlay, &filter, &image.digest())?;
+        }
     }
     Ok(())
 }
 
-const PACKAGE_USAGE: &str =
-    "usage: cargo xtask package FILTER [--module FILE] [--out DIR] [--manifests DIR] [--no-pin]";
+const PACKAGE_USAGE: &str = "usage: cargo xtask package FILTER [--module FILE] [--out DIR] [--manifests DIR] [--overlay NAME]... [--no-pin]";
+
+/// `cargo xtask pin [--manifests DIR] [--modules DIR] [--overlay NAME]... [FILTER...]`: the
+/// release step. Builds every module (or FILTER...), packages each, and pins its digest in every
+/// overlay (or each `--overlay`) that runs it, so `cargo xtask validate` agrees with this checkout.
+pub fn pin_command(args: &[String]) -> Result<()> {
+    let mut manifests = workspace_root().join("istio");
+    let mut modules = None;
+    let mut only_overlays = Vec::new();
+    let mut filters = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--manifests" => {
+                manifests = PathBuf::from(it.next().context("--manifests needs a directory")?)
+            }
+            "--modules" => {
+                modules = Some(PathBuf::from(
+                    it.next().context("--modules needs a directory")?,
+                ))
+            }
+            "--overlay" => only_overlays.push(it.next().context("--overlay needs a name")?.clone()),
+            other if !other.starts_with('-') => filters.push(other.to_string()),
+            other => bail!("unexpected argument `{other}`\n{PIN_USAGE}"),
+        }
+    }
+    let overlays: Vec<PathBuf> = if only_overlays.is_empty() {
+        overlays(&manifests)?
+    } else {
+        only_overlays
+            .iter()
+            .map(|o| manifests.join("overlays").join(o))
+            .collect()
+    };
+    // The filters the overlays run (or those asked for).
+    let mut wanted = filters.clone();
+    if wanted.is_empty() {
+        for overlay in &overlays {
+            for p in crate::plugins::wasm_plugins(&crate::plugins::load_documents(overlay)?) {
+                if let Some(f) = p.filter() {
+                    if !wanted.iter().any(|w| w == f) {
+                        wanted.push(f.to_string());
+                    }
+                }
+            }
+        }
+        wanted.sort();
+    }
+    let modules = match modules {
+        Some(m) => m,
+        None => crate::build::build_and_report(&wanted)?,
+    };
+    let mut pinned = 0;
+    for filter in &wanted {
+        let image = package_module(filter, &modules.join(format!("{filter}.wasm")), None)?;
+        for overlay in &overlays {
+            pinned += pin_overlay(overlay, filter, &image.digest())?;
+        }
+    }
+    println!(
+        "{pinned} pin(s) in {} overlay(s) match this checkout; commit them with the change",
+        overlays.len()
+    );
+    Ok(())
+}
+
+const PIN_USAGE: &str =
+    "usage: cargo xtask pin [--manifests DIR] [--modules DIR] [--overlay NAME]... [FILTER...]";
 
 #[cfg(test)]
 mod tests {
@@ -367,29 +663,46 @@ mod tests {
         let back = WasmImage::read_layout(&dir.path().join("oci")).unwrap();
         assert_eq!(back.digest(), image.digest());
 
-        let yaml = dir.path().join("f.yaml");
-        std::fs::write(
-            &yaml,
-            "spec:\n  url: oci://r/f:1\n  sha256: \"\"\n  phase: AUTHZ\n",
-        )
-        .unwrap();
-        assert!(pin_digest(&yaml, &image.digest()).unwrap());
-        let text = std::fs::read_to_string(&yaml).unwrap();
-        let hex = image.digest().trim_start_matches("sha256:").to_string();
-        assert_eq!(
-            text,
-            format!("spec:\n  url: oci://r/f:1\n  sha256: \"{hex}\"\n  phase: AUTHZ\n")
-        );
-        assert!(!pin_digest(&yaml, &image.digest()).unwrap());
+        let digest = image.digest();
+        let hex = digest.trim_start_matches("sha256:").to_string();
 
-        // A `sha256` inside pluginConfig is not the pin.
-        let nested = dir.path().join("g.yaml");
-        let doc = "spec:\n  url: oci://r/g:1\n  sha256: \"\"\n  pluginConfig:\n    keys:\n      - sha256: \"abc\"\n";
-        std::fs::write(&nested, doc).unwrap();
-        pin_digest(&nested, &image.digest()).unwrap();
+        // A WasmPlugin resource: url and sha256 beside it; a `sha256` in pluginConfig stays.
+        let doc =
+            "spec:\n  url: oci://r/g:1\n  pluginConfig:\n    keys:\n      - sha256: \"abc\"\n";
+        let out = pin_resource_text(doc, &digest).unwrap();
         assert_eq!(
-            std::fs::read_to_string(&nested).unwrap(),
-            doc.replace("sha256: \"\"", &format!("sha256: \"{hex}\""))
+            out,
+            format!("spec:\n  url: oci://r/g@{digest}\n  sha256: \"{hex}\"\n  pluginConfig:\n    keys:\n      - sha256: \"abc\"\n")
         );
+        assert_eq!(pin_resource_text(&out, &digest).unwrap(), out);
+
+        // A JSON 6902 patch: the url op's value and the sha256 op (added when missing).
+        let patch = "# registry\n- op: replace\n  path: /spec/url\n  value: oci://localhost:5000/f/example:0.1.0\n- op: replace\n  path: /spec/failStrategy\n  value: FAIL_OPEN\n";
+        let out = pin_patch_text(patch, &digest).unwrap();
+        assert_eq!(
+            out,
+            format!("# registry\n- op: replace\n  path: /spec/url\n  value: oci://localhost:5000/f/example@{digest}\n- op: replace\n  path: /spec/failStrategy\n  value: FAIL_OPEN\n- op: add\n  path: /spec/sha256\n  value: \"{hex}\"\n")
+        );
+        let other = format!("sha256:{}", "1".repeat(64));
+        let again = pin_patch_text(&out, &other).unwrap();
+        assert!(again.contains(&format!("example@{other}")));
+        assert!(again.contains(&format!("value: \"{}\"", "1".repeat(64))));
+        assert_eq!(again.matches("/spec/sha256").count(), 1);
+    }
+
+    #[test]
+    fn references_and_overlay_kinds() {
+        assert_eq!(repository_of("oci://r:5000/a/b:0.1.0"), "oci://r:5000/a/b");
+        assert_eq!(
+            repository_of("oci://r:5000/a/b@sha256:ab"),
+            "oci://r:5000/a/b"
+        );
+        assert_eq!(repository_of("r:5000/a/b"), "r:5000/a/b");
+        assert_eq!(url_digest("oci://r/a@sha256:ab"), Some("sha256:ab"));
+        assert_eq!(url_digest("oci://r/a:1"), None);
+        assert!(is_dev_overlay(Path::new("istio/overlays/dev")));
+        assert!(is_dev_overlay(Path::new("istio/overlays/dev-suite")));
+        assert!(!is_dev_overlay(Path::new("istio/overlays/prod")));
+        assert!(!is_dev_overlay(Path::new("istio/overlays/devious")));
     }
 }

@@ -19,6 +19,8 @@
 //!   modules and configs into the running Envoy through ECDS, without restarting it.
 //! * `--modules DIR`: serve prebuilt `DIR/<filter>.wasm` instead of building (with `--watch`, a
 //!   changed file in DIR is swapped in).
+//! * `--xff-trusted-hops N`: trust N proxies in front of this Envoy to append to
+//!   `X-Forwarded-For` (default 0: the client's header never becomes `source.address`).
 
 use crate::build::{build_and_report, filter_names, network_filter_names};
 use crate::plugins::{Listener, Workload};
@@ -45,9 +47,10 @@ pub struct UpOptions {
     pub http_gateway_port: u16,
     pub tcp_gateway_port: u16,
     pub concurrency: Option<u32>,
+    pub xff_trusted_hops: u32,
 }
 
-const USAGE: &str = "usage: cargo xtask up [--port P] [--admin-port P] [--tcp-port P] [--plugins DIR|FILE] [--modules DIR] [--watch] [--poll-ms MS] [--workload-labels k=v,..] [--http-gateway-port P] [--tcp-gateway-port P] [--concurrency N]";
+const USAGE: &str = "usage: cargo xtask up [--port P] [--admin-port P] [--tcp-port P] [--plugins DIR|FILE] [--modules DIR] [--watch] [--poll-ms MS] [--workload-labels k=v,..] [--http-gateway-port P] [--tcp-gateway-port P] [--concurrency N] [--xff-trusted-hops N]";
 
 fn parse(args: &[String]) -> Result<UpOptions> {
     let mut o = UpOptions {
@@ -62,6 +65,7 @@ fn parse(args: &[String]) -> Result<UpOptions> {
         http_gateway_port: 8080,
         tcp_gateway_port: 31400,
         concurrency: None,
+        xff_trusted_hops: 0,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -81,6 +85,7 @@ fn parse(args: &[String]) -> Result<UpOptions> {
             "--http-gateway-port" => o.http_gateway_port = value()?.parse()?,
             "--tcp-gateway-port" => o.tcp_gateway_port = value()?.parse()?,
             "--concurrency" => o.concurrency = Some(value()?.parse()?),
+            "--xff-trusted-hops" => o.xff_trusted_hops = value()?.parse()?,
             other => bail!("unknown option `{other}`\n{USAGE}"),
         }
     }
@@ -118,6 +123,7 @@ pub fn up(args: &[String]) -> Result<()> {
     config.concurrency = o
         .concurrency
         .unwrap_or(if o.plugins.is_some() { 2 } else { 1 });
+    config.xff_num_trusted_hops = o.xff_trusted_hops;
     let names: Vec<String> = chain.iter().map(|f| f.name().to_string()).collect();
     let network: Vec<String> = tcp_filters
         .iter()

@@ -1,76 +1,29 @@
 //! `cargo xtask validate [PATH...]`: check WasmPlugin manifests before they reach a cluster.
 //!
-//! For every WasmPlugin rendered from each kustomization under `istio/` (or each PATH, a
-//! kustomization directory or a YAML file):
+//! For every WasmPlugin rendered from each overlay under `istio/overlays/` (or each PATH, a
+//! kustomization directory or a YAML file; `istio/base` is not deployed on its own):
 //! 1. the Istio CRD's OpenAPI schema and CEL rules (`istio/schema/wasmplugin-crd.yaml`), as the
 //!    API server would apply them;
 //! 2. this project's rules: labelled with the filter it runs, `url` an `oci://` reference pinned by
 //!    `sha256`, `failStrategy` and (for HTTP plugins) `phase` stated explicitly;
 //! 3. `pluginConfig` through the filter's own configuration parser and `configure` (the code that
-//!    runs in `on_configure`), so a config the filter would reject fails here, naming the field.
+//!    runs in `on_configure`), so a config the filter would reject fails here, naming the field;
+//! 4. the pin: `url` names the image by digest (`oci://REPO@sha256:...`, a tag can move) equal to
+//!    `sha256`, and that digest is the image `cargo xtask package` builds from this checkout; a
+//!    stale pin names the file to update and the command that does it (`cargo xtask pin`);
+//! 5. outside dev overlays (`dev`, `dev-*`, `*-dev`): no template filter (`example`), no
+//!    placeholder or loopback registry, no known demo API key.
 //!
-//! Adding a filter: one line in [`filters`] (plus its crate in `xtask/Cargo.toml` with
-//! `default-features = false`), and `istio/base/<name>.yaml` listed in `istio/base/kustomization.yaml`.
+//! Parsers are found from the filters themselves ([`crate::config_check`]): nothing to register.
 
+use crate::config_check::{Checker, Verdict};
+use crate::package::{self as pkg, is_dev_overlay, url_digest, WasmImage};
 use crate::plugins::{self, PluginType, WasmPlugin, FILTER_LABEL};
 use crate::schema::{CrdSchema, Violation};
 use anyhow::{bail, Context, Result};
 use envoy_harness::workspace_root;
-use sdk_ext::config::parse_json;
-use sdk_ext::network::{NetworkFilter, NetworkSetup};
-use sdk_ext::shared::Services;
-use sdk_ext::testing::recording_metrics;
-use sdk_ext::{ConfigError, HttpFilter};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Checks one filter's `pluginConfig` with the filter's own parser.
-pub struct FilterHook {
-    pub name: &'static str,
-    pub kind: PluginType,
-    pub check: fn(&str) -> Result<(), ConfigError>,
-}
-
-/// A hook for an HTTP filter: parse as `F::Config` and run `F::configure`.
-pub fn http<F: HttpFilter>() -> FilterHook {
-    FilterHook {
-        name: F::NAME,
-        kind: PluginType::Http,
-        check: |json| {
-            let (mut metrics, _) = recording_metrics(F::NAME);
-            F::configure(parse_json::<F::Config>(json.as_bytes())?, &mut metrics).map(|_| ())
-        },
-    }
-}
-
-/// A hook for a network filter: parse as `F::Config` and run `F::configure`.
-pub fn network<F: NetworkFilter>() -> FilterHook {
-    FilterHook {
-        name: F::NAME,
-        kind: PluginType::Network,
-        check: |json| {
-            let (mut metrics, _) = recording_metrics(F::NAME);
-            let setup = NetworkSetup {
-                metrics: &mut metrics,
-                services: Services::local(),
-            };
-            F::configure(parse_json::<F::Config>(json.as_bytes())?, setup).map(|_| ())
-        },
-    }
-}
-
-/// Every filter whose manifests can be validated. One line per filter, e.g. when it lands:
-/// ```text
-/// http::<threat_score::ThreatScoreFilter>(),
-/// ```
-pub fn filters() -> Vec<FilterHook> {
-    vec![
-        http::<example::ExampleFilter>(),
-        http::<router::RouterFilter>(),
-        http::<policy::PolicyFilter>(),
-        network::<tcp_guard::TcpGuard>(),
-        http::<threat_score::ThreatScoreFilter>(),
-    ]
-}
 
 /// A problem with one manifest.
 #[derive(Debug, Clone)]
@@ -127,7 +80,7 @@ pub fn check_object(schema: &CrdSchema, object: &serde_json::Value) -> Vec<Viola
         );
     }
     if plugin.sha256().is_empty() {
-        rule("spec.sha256", "spec.sha256: the image must be pinned by its manifest digest (`cargo xtask package` writes it)".into());
+        rule("spec.sha256", "spec.sha256: the image must be pinned by its manifest digest (`cargo xtask pin` writes it)".into());
     }
     if object["spec"]["failStrategy"].is_null() {
         rule(
@@ -144,31 +97,38 @@ pub fn check_object(schema: &CrdSchema, object: &serde_json::Value) -> Vec<Viola
     out
 }
 
-/// The filter's own parser on `pluginConfig`.
-pub fn check_plugin_config(hooks: &[FilterHook], plugin: &WasmPlugin) -> Option<String> {
+/// The filter's own parser on `pluginConfig` (see [`crate::config_check`]).
+pub fn check_plugin_config(checker: &Checker, plugin: &WasmPlugin) -> Option<String> {
     let filter = plugin.filter()?;
-    let Some(hook) = hooks.iter().find(|h| h.name == filter) else {
+    let Some(entry) = checker.filter(filter) else {
         return Some(format!(
-            "no configuration parser registered for filter `{filter}` (add it to `filters()` in xtask/src/validate.rs)"
+            "metadata.labels: no filter module `{filter}` (filters/{filter} with `export_http_filter!` or `export_network_filter!`)"
         ));
     };
-    if hook.kind != plugin.plugin_type() {
+    if entry.kind != plugin.plugin_type() {
         return Some(format!(
             "spec.type: filter `{filter}` is a {:?} filter, the manifest says {:?}",
-            hook.kind,
+            entry.kind,
             plugin.plugin_type()
         ));
     }
-    (hook.check)(&plugin.plugin_config())
-        .err()
-        .map(|e| format!("spec.pluginConfig: {filter}: {e}"))
+    match checker.check(filter, &plugin.plugin_config()) {
+        Ok(Verdict::Accepted) => None,
+        Ok(Verdict::Rejected(e)) => Some(format!("spec.pluginConfig: {filter}: {e}")),
+        Ok(Verdict::NoSuchFilter) => Some(format!("metadata.labels: no filter module `{filter}`")),
+        Err(e) => Some(format!("checking spec.pluginConfig: {e:#}")),
+    }
 }
 
-/// Validate every document from `path`; returns the findings and the number of WasmPlugins.
-pub fn validate_path(
+/// Validate every document from `path` (with the pin and deployment rules in `options`, pins
+/// when `pins` is given); returns the findings and the number of WasmPlugins.
+fn validate_target(
     schema: &CrdSchema,
-    hooks: &[FilterHook],
+    checker: &Checker,
     path: &Path,
+    options: &Options,
+    mut pins: Option<&mut Pins>,
+    notes: &mut Vec<String>,
 ) -> Result<(Vec<Finding>, usize)> {
     let source = path
         .strip_prefix(workspace_root())
@@ -195,7 +155,14 @@ pub fn validate_path(
             let plugin = WasmPlugin {
                 object: doc.clone(),
             };
-            messages.extend(check_plugin_config(hooks, &plugin));
+            messages.extend(check_plugin_config(checker, &plugin));
+            messages.extend(check_delivery(
+                path,
+                &plugin,
+                options,
+                pins.as_deref_mut(),
+                notes,
+            ));
         }
         findings.extend(messages.into_iter().map(|message| Finding {
             source: source.clone(),
@@ -215,31 +182,231 @@ pub fn validate_path(
     Ok((findings, count))
 }
 
-/// Kustomizations under `istio/`: `base` and each `overlays/*`.
+/// The overlays under `istio/overlays/`: what gets applied (`istio/base` only through them).
 pub fn default_targets() -> Result<Vec<PathBuf>> {
-    let istio = workspace_root().join("istio");
-    let mut targets = vec![istio.join("base")];
-    let mut overlays: Vec<PathBuf> = std::fs::read_dir(istio.join("overlays"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("kustomization.yaml").is_file())
-        .collect();
-    overlays.sort();
-    targets.extend(overlays);
-    Ok(targets)
+    pkg::overlays(&workspace_root().join("istio"))
 }
 
-/// The command.
+/// What `validate` checks besides schema and parsers.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Prebuilt modules (`DIR/<filter>.wasm`) to compute the expected pins from; default
+    /// `$FILTER_MODULES_DIR`, else `cargo xtask build`.
+    pub modules: Option<PathBuf>,
+    /// Skip the pin check (schema, parsers and deployment rules only).
+    pub no_pins: bool,
+    /// Report placeholder registries in non-dev overlays as a note instead of a failure (the
+    /// test command: this checkout cannot know your registry).
+    pub allow_placeholder_registry: bool,
+}
+
+/// API keys this project ships for demos (READMEs, `config.json`, the dev overlay): refused
+/// outside dev overlays, as plaintext or as the SHA-256 the filters take.
+pub const DEMO_KEYS: &[(&str, &str)] = &[("secret", "filters/policy/README.md")];
+
+/// Placeholder, reserved (RFC 2606/6761) or loopback registry hosts.
+fn registry_problem(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("oci://").unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    let reserved = ["example.com", "example.net", "example.org"];
+    let placeholder = reserved
+        .iter()
+        .any(|r| host == *r || host.ends_with(&format!(".{r}")))
+        || [".example", ".invalid", ".test"]
+            .iter()
+            .any(|t| host.ends_with(t));
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || host.starts_with("127.")
+        || host == "[::1]";
+    if placeholder {
+        Some(format!(
+            "registry `{host}` is a placeholder: set your registry"
+        ))
+    } else if loopback {
+        Some(format!(
+            "registry `{host}` is loopback: the istio-agent in each pod fetches the module itself, \
+             so it would look in the pod (see istio/README.md, registries)"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Strings in `value` (recursively) that are a demo key or its SHA-256.
+fn demo_keys_in(value: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) => {
+                for (key, source) in DEMO_KEYS {
+                    let hash = pkg::sha256_digest(key.as_bytes());
+                    if s == key || s == hash.trim_start_matches("sha256:") {
+                        found.push(format!("the demo API key `{key}` ({source})"));
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => stack.extend(a),
+            serde_json::Value::Object(o) => stack.extend(o.values()),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The expected image digest per filter, computed once from the modules.
+struct Pins {
+    modules: Option<PathBuf>,
+    digests: BTreeMap<String, Result<String, String>>,
+}
+
+impl Pins {
+    fn expected(&mut self, filter: &str) -> Result<String, String> {
+        if let Some(d) = self.digests.get(filter) {
+            return d.clone();
+        }
+        let result = (|| -> Result<String> {
+            let dir = match &self.modules {
+                Some(d) => d.clone(),
+                None => crate::build::build_and_report(&[filter.to_string()])?,
+            };
+            let path = dir.join(format!("{filter}.wasm"));
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            Ok(WasmImage::new(&bytes, filter, &pkg::filter_version(filter)?)?.digest())
+        })()
+        .map_err(|e| format!("{e:#}"));
+        self.digests.insert(filter.to_string(), result.clone());
+        result
+    }
+}
+
+/// Pin and deployment rules for one rendered plugin of `target`.
+fn check_delivery(
+    target: &Path,
+    plugin: &WasmPlugin,
+    options: &Options,
+    pins: Option<&mut Pins>,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(filter) = plugin.filter() else {
+        return out;
+    };
+    let site = || {
+        pkg::pin_site(target, plugin.name())
+            .map(|s| s.path().display().to_string())
+            .unwrap_or_else(|_| target.display().to_string())
+    };
+    let dev = if target.is_dir() {
+        is_dev_overlay(target)
+    } else {
+        target.parent().is_some_and(is_dev_overlay)
+    };
+    if !dev {
+        if filter == "example" {
+            out.push(
+                "metadata.labels: the template filter `example` runs only in dev overlays \
+                 (it exists to be copied: `cargo xtask new-filter NAME`)"
+                    .to_string(),
+            );
+        }
+        if let Some(problem) = registry_problem(plugin.url()) {
+            let msg = format!("spec.url: {problem} in {}", site());
+            if options.allow_placeholder_registry && !problem.contains("loopback") {
+                notes.push(format!(
+                    "{}: WasmPlugin {}: {msg}",
+                    target.display(),
+                    plugin.name()
+                ));
+            } else {
+                out.push(msg);
+            }
+        }
+        for demo in demo_keys_in(&plugin.object["spec"]["pluginConfig"]) {
+            out.push(format!(
+                "spec.pluginConfig: {demo} is for dev overlays only; put your own keys' SHA-256 here"
+            ));
+        }
+    }
+    let Some(pins) = pins else { return out };
+    let hex = plugin.sha256();
+    let Some(url_pin) = url_digest(plugin.url()) else {
+        out.push(format!(
+            "spec.url: {:?} can move under the pin: name the image by digest (`oci://REPO@sha256:...`); \
+             `cargo xtask pin` writes it in {}",
+            plugin.url(),
+            site()
+        ));
+        return out;
+    };
+    if url_pin.trim_start_matches("sha256:") != hex {
+        out.push(format!(
+            "spec.sha256 {hex:?} differs from the digest in spec.url ({url_pin}); `cargo xtask pin` rewrites both in {}",
+            site()
+        ));
+        return out;
+    }
+    match pins.expected(filter) {
+        Ok(expected) if expected == url_pin => {}
+        Ok(expected) => out.push(format!(
+            "stale pin in {}: it pins {url_pin}, but `cargo xtask package {filter}` builds {expected} \
+             from this checkout; run `cargo xtask pin` (the release step, istio/README.md) and commit",
+            site()
+        )),
+        Err(e) => out.push(format!("cannot compute the pin of `{filter}`: {e}")),
+    }
+    out
+}
+
+/// The command: `validate [--modules DIR] [--no-pins] [--allow-placeholder-registry] [PATH...]`.
 pub fn validate(args: &[String]) -> Result<()> {
-    let targets: Vec<PathBuf> = if args.is_empty() {
+    let mut options = Options::default();
+    let mut paths = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--modules" => {
+                options.modules = Some(PathBuf::from(
+                    it.next().context("--modules needs a directory")?,
+                ))
+            }
+            "--no-pins" => options.no_pins = true,
+            "--allow-placeholder-registry" => options.allow_placeholder_registry = true,
+            other if other.starts_with('-') => bail!("unexpected argument `{other}`"),
+            other => paths.push(PathBuf::from(other)),
+        }
+    }
+    validate_with(&paths, &options)
+}
+
+/// Validate `paths` (default: every overlay) with `options`.
+pub fn validate_with(paths: &[PathBuf], options: &Options) -> Result<()> {
+    let targets: Vec<PathBuf> = if paths.is_empty() {
         default_targets()?
     } else {
-        args.iter().map(PathBuf::from).collect()
+        paths.to_vec()
     };
     let schema = wasm_plugin_schema()?;
-    let hooks = filters();
+    let checker = Checker::build()?;
+    let mut pins = Pins {
+        modules: options
+            .modules
+            .clone()
+            .or_else(|| std::env::var_os("FILTER_MODULES_DIR").map(PathBuf::from)),
+        digests: BTreeMap::new(),
+    };
     let mut all = Vec::new();
+    let mut notes = Vec::new();
     for target in &targets {
-        let (findings, count) = validate_path(&schema, &hooks, target)?;
+        let pins = (!options.no_pins).then_some(&mut pins);
+        let (findings, count) =
+            validate_target(&schema, &checker, target, options, pins, &mut notes)?;
         if count == 0 {
             all.push(Finding {
                 source: target.display().to_string(),
@@ -248,11 +415,22 @@ pub fn validate(args: &[String]) -> Result<()> {
             });
         }
         if findings.is_empty() && count > 0 {
-            println!("ok   {} ({count} WasmPlugin)", target.display());
+            println!(
+                "ok   {} ({count} WasmPlugin{})",
+                target.display(),
+                if options.no_pins {
+                    ", pins not checked"
+                } else {
+                    ", pins match this checkout"
+                }
+            );
         }
         all.extend(findings);
     }
-    warn_missing_manifests(&hooks)?;
+    for n in &notes {
+        println!("note {n} (accepted: --allow-placeholder-registry)");
+    }
+    warn_missing_manifests()?;
     if !all.is_empty() {
         for f in &all {
             eprintln!("FAIL {f}");
@@ -262,19 +440,24 @@ pub fn validate(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// A filter crate without `istio/base/<name>.yaml` or without a registered parser is a gap in the
-/// kit, reported (not fatal, so filters can land before their manifests).
-fn warn_missing_manifests(hooks: &[FilterHook]) -> Result<()> {
-    for name in crate::build::filter_names()? {
-        if !workspace_root()
-            .join("istio/base")
-            .join(format!("{name}.yaml"))
-            .is_file()
-        {
-            println!("warning: filter `{name}` has no istio/base/{name}.yaml");
+/// A filter crate that no manifest under `istio/` runs (label `app.kubernetes.io/name`) is a gap
+/// in the kit: reported, not fatal (the benchmark's `noop` has none on purpose).
+fn warn_missing_manifests() -> Result<()> {
+    let mut labelled = String::new();
+    let mut stack = vec![workspace_root().join("istio")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)?.flatten() {
+            let p = e.path();
+            if p.is_dir() && p.file_name() != Some(std::ffi::OsStr::new("schema")) {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                labelled.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            }
         }
-        if !hooks.iter().any(|h| h.name == name) {
-            println!("warning: filter `{name}` has no configuration parser in xtask/src/validate.rs filters()");
+    }
+    for name in crate::build::filter_names()? {
+        if !labelled.contains(&format!("{FILTER_LABEL}: {name} ")) {
+            println!("warning: filter `{name}` has no WasmPlugin under istio/");
         }
     }
     Ok(())
@@ -356,7 +539,7 @@ mod tests {
 
     #[test]
     fn plugin_config_goes_through_the_filters_own_parser() {
-        let hooks = filters();
+        let hooks = Checker::build().unwrap();
         let ok = WasmPlugin { object: good() };
         assert_eq!(check_plugin_config(&hooks, &ok), None);
         let mut bad = good();
@@ -373,6 +556,36 @@ mod tests {
         let mut unknown = good();
         unknown["metadata"]["labels"][FILTER_LABEL] = json!("nope");
         let msg = check_plugin_config(&hooks, &WasmPlugin { object: unknown }).unwrap();
-        assert!(msg.contains("no configuration parser registered for filter `nope`"));
+        assert!(msg.contains("no filter module `nope`"), "{msg}");
+    }
+
+    #[test]
+    fn placeholder_loopback_and_demo_keys_are_recognised() {
+        for (url, problem) in [
+            (
+                "oci://registry.example.com/f/p@sha256:ab",
+                Some("placeholder"),
+            ),
+            ("oci://example.org/f/p", Some("placeholder")),
+            ("oci://registry.invalid:5000/f/p", Some("placeholder")),
+            ("oci://localhost:5000/f/p", Some("loopback")),
+            ("oci://127.0.0.1:5000/f/p", Some("loopback")),
+            ("oci://registry.corp.internal/f/p", None),
+            ("oci://ghcr.io/org/p@sha256:ab", None),
+            ("oci://myexample.com/f/p", None),
+        ] {
+            let got = registry_problem(url);
+            match problem {
+                Some(word) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(word)),
+                    "{url}: {got:?}"
+                ),
+                None => assert_eq!(got, None, "{url}"),
+            }
+        }
+        let hash = pkg::sha256_digest(b"secret");
+        let config = json!({"api_keys": {"keys": [{"consumer": "c", "sha256": hash.trim_start_matches("sha256:")}]}});
+        assert_eq!(demo_keys_in(&config).len(), 1);
+        assert!(demo_keys_in(&json!({"keys": [{"sha256": "ab".repeat(32)}]})).is_empty());
     }
 }

@@ -325,7 +325,7 @@ pub fn swap(envoy: &mut Envoy, filter: HttpFilter) -> Result<SwapOutcome> {
         format!("{prefix}.update_success"),
         format!("{prefix}.update_rejected"),
     );
-    let before = (envoy.stat(&ok), envoy.stat(&rejected));
+    let before = (envoy.stat_or_zero(&ok), envoy.stat_or_zero(&rejected));
     envoy.update_filter(filter)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {

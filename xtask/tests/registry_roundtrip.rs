@@ -1,7 +1,9 @@
 //! OCI round trip through a real registry: `cargo xtask package` writes the image and pins its
-//! digest in the manifests, `cargo xtask push` pushes it to Debian's `docker-registry` on
-//! loopback, and `skopeo` (an independent client) pulls it back: same manifest digest as the
-//! pin, compat-variant media types, and the module bytes inside `plugin.wasm`.
+//! digest in the dev overlay (never in prod), `cargo xtask push` pushes it to Debian's
+//! `docker-registry` on loopback under a content-derived tag, and `skopeo` (an independent
+//! client) pulls it back: same manifest digest as the pin, compat-variant media types, and the
+//! module bytes inside `plugin.wasm`. A push that would move an existing tag to other content is
+//! refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -25,8 +27,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn pushed_image_pulls_back_with_the_pinned_digest() {
     let tmp = tempfile::tempdir().unwrap();
     let istio = copy_istio(tmp.path());
-    let module = envoy_harness::modules::module("example").unwrap();
+    let module = modules_dir().join("example.wasm");
     let module_bytes = std::fs::read(&module).unwrap();
+    let prod_before =
+        std::fs::read_to_string(istio.join("overlays/prod/router.patch.yaml")).unwrap();
 
     // Package: image layout + pin in (a copy of) the manifests.
     let layout = tmp.path().join("oci");
@@ -46,14 +50,20 @@ fn pushed_image_pulls_back_with_the_pinned_digest() {
         .to_string();
     let hex = digest.strip_prefix("sha256:").unwrap();
 
-    // Push to a real registry.
+    // Push to a real registry, without a tag: the tag is derived from the content.
     let registry = Registry::start().unwrap();
-    let reference = format!("{}/proxy-wasm-filters/example:0.1.0", registry.host());
+    let repo = format!("{}/proxy-wasm-filters/example", registry.host());
     let (ok, out, err) = run(xtask()
-        .args(["push", "example", &reference, "--layout"])
+        .args(["push", "example", &repo, "--layout"])
         .arg(&layout));
     assert!(ok, "push: {out}\n{err}\nregistry log:\n{}", registry.log());
     assert!(out.contains(&format!("digest {digest}")), "{out}");
+    assert!(
+        out.contains(&format!("pinned reference: {repo}@{digest}")),
+        "{out}"
+    );
+    let reference = format!("{repo}:0.1.0-{}", &hex[..12]);
+    assert!(out.contains(&format!("pushed {reference}")), "{out}");
 
     // Pull back with skopeo: the registry serves the manifest with the pinned digest.
     let remote = format!("docker://{reference}");
@@ -105,27 +115,58 @@ fn pushed_image_pulls_back_with_the_pinned_digest() {
         .arg("-C")
         .arg(&unpacked));
     assert!(ok, "tar: {err}");
-    let plugin = std::fs::read(unpacked.join("plugin.wasm")).unwrap();
-    assert_eq!(plugin, module_bytes, "plugin.wasm is the module");
+    let plugin_wasm = std::fs::read(unpacked.join("plugin.wasm")).unwrap();
+    assert_eq!(plugin_wasm, module_bytes, "plugin.wasm is the module");
 
-    // The manifests every overlay renders pin exactly this digest.
-    for overlay in ["base", "overlays/dev", "overlays/prod"] {
-        let docs = kustomize(&istio.join(overlay));
-        let plugin = docs
-            .iter()
-            .find(|d| d["kind"] == "WasmPlugin" && d["metadata"]["name"] == "example")
-            .unwrap();
-        assert_eq!(plugin["spec"]["sha256"], hex, "{overlay}");
-        assert!(plugin["spec"]["url"]
-            .as_str()
-            .unwrap()
-            .starts_with("oci://"));
-    }
-    // And the pinned manifests still validate.
-    let (ok, out, err) = run(xtask().arg("validate").arg(istio.join("overlays/dev")));
+    // The dev overlay pins exactly this digest, by digest in the URL too; prod is untouched
+    // (a dev build never touches prod: `cargo xtask pin` is the release step).
+    let docs = kustomize(&istio.join("overlays/dev"));
+    let example = plugin(&docs, "example");
+    assert_eq!(example["spec"]["sha256"], hex);
+    assert_eq!(
+        example["spec"]["url"],
+        format!("oci://localhost:5000/proxy-wasm-filters/example@{digest}")
+    );
+    assert_eq!(
+        std::fs::read_to_string(istio.join("overlays/prod/router.patch.yaml")).unwrap(),
+        prod_before
+    );
+    let (ok, out, err) = run(xtask()
+        .arg("validate")
+        .arg("--modules")
+        .arg(modules_dir())
+        .arg(istio.join("overlays/dev")));
     assert!(ok, "{out}\n{err}");
+
+    // Tags never move: pushing the same image again is fine, other content under the same tag
+    // is refused (the case: tcp-guard over example's tag), and the tag still serves
+    // the pinned digest.
+    let (ok, out, err) = run(xtask()
+        .args(["push", "example", &reference, "--layout"])
+        .arg(&layout));
+    assert!(ok, "re-push: {out}\n{err}");
+    let other = tmp.path().join("oci-tcp-guard");
+    let (ok, out, err) = run(xtask()
+        .args(["package", "tcp-guard", "--no-pin", "--module"])
+        .arg(modules_dir().join("tcp-guard.wasm"))
+        .arg("--out")
+        .arg(&other));
+    assert!(ok, "package tcp-guard: {out}\n{err}");
+    let (ok, out, err) = run(xtask()
+        .args(["push", "tcp-guard", &reference, "--layout"])
+        .arg(&other));
+    assert!(!ok, "moved a tag: {out}");
+    assert!(
+        err.contains(&format!(
+            "refusing to move tag {reference}: it names {digest}"
+        )),
+        "{err}"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &remote])).unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
     println!(
         "pushed {reference}, pulled back {digest}; plugin.wasm {} bytes",
-        plugin.len()
+        plugin_wasm.len()
     );
 }

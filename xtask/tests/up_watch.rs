@@ -175,7 +175,7 @@ fn serves_the_dev_overlay_and_swaps_edits_live() {
     // Edit the manifest: the watcher re-renders the overlay and swaps the config live.
     let from = up.line_count();
     edit(
-        &istio.join("overlays/dev/example.patch.yaml"),
+        &istio.join("overlays/dev/example.yaml"),
         "value: dev-detect",
         "value: dev-edited",
     );

@@ -110,7 +110,7 @@ impl HttpFilter for ExampleFilter {
         match &self.deny {
             Some((matcher, status, message)) if matcher.matches(req) => {
                 self.denied.inc();
-                log::info!(
+                log::debug!(
                     "{}: denied request (header `{}`)",
                     Self::NAME,
                     matcher.name()

@@ -30,6 +30,30 @@ pub struct ApiKeys {
     pub required: bool,
     pub consumer_header: String,
     consumers: HashMap<[u8; 32], String>,
+    /// `WWW-Authenticate` of a 401 (RFC 9110 section 11.6.1: a 401 must carry a challenge):
+    /// scheme `ApiKey` with where the key goes, e.g. `ApiKey realm="api", header="x-api-key"`.
+    pub challenge: String,
+}
+
+/// `ApiKey realm="api", header="..", query=".."` for the configured key locations; quoted
+/// strings escape `"` and `\` (RFC 9110 section 5.6.4) and keep printable ASCII only (a
+/// header value cannot carry control characters).
+fn challenge(header: Option<&str>, query: Option<&str>) -> String {
+    let quote = |v: &str| {
+        v.chars()
+            .filter(|c| matches!(c, ' '..='~'))
+            .collect::<String>()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    };
+    let mut out = String::from("ApiKey realm=\"api\"");
+    if let Some(h) = header {
+        out.push_str(&format!(", header=\"{}\"", quote(h)));
+    }
+    if let Some(q) = query {
+        out.push_str(&format!(", query=\"{}\"", quote(q)));
+    }
+    out
 }
 
 impl ApiKeys {
@@ -87,6 +111,7 @@ impl ApiKeys {
             }
         }
         Ok(Self {
+            challenge: challenge(header.as_deref(), cfg.query.as_deref()),
             header,
             query: cfg.query.clone(),
             required: cfg.required,

@@ -1,8 +1,8 @@
 //! The JSON configuration as users write it (serde DTOs, unknown fields rejected). The filter
 //! compiles it once in `configure`; see `README.md` for the reference with defaults and limits.
 
-use sdk_ext::jwt::ClaimMatchSpec;
-use sdk_ext::matcher::{HeaderMatchSpec, QueryMatchSpec, StringMatchSpec};
+use sdk_ext::jwt::{ClaimMatchSpec, JwtSourceSpec};
+use sdk_ext::matcher::{HeaderMatchSpec, PathMatching, QueryMatchSpec, StringMatchSpec};
 use serde::Deserialize;
 
 /// At most this many rules (evaluation is linear; a longer list is a config smell).
@@ -30,8 +30,14 @@ pub struct Config {
     pub deny: DenyResponse,
     #[serde(default)]
     pub api_keys: Option<ApiKeysConfig>,
+    /// Where `claims` matchers read claims: `jwt_authn`'s dynamic metadata by default, a
+    /// payload header only when asked (see `sdk_ext::jwt`).
     #[serde(default)]
-    pub jwt: Option<JwtConfig>,
+    pub jwt: JwtSourceSpec,
+    /// `normalized` (default): path rules match the RFC 3986-normalized path; `raw`: the path
+    /// as Envoy forwards it.
+    #[serde(default)]
+    pub path_matching: PathMatching,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
 }
@@ -98,13 +104,6 @@ pub struct ApiKeyConfig {
     pub consumer: String,
     /// Lowercase or uppercase hex SHA-256 of the key (`printf %s KEY | sha256sum`).
     pub sha256: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JwtConfig {
-    /// The header Istio's `RequestAuthentication` fills with `outputPayloadToHeader`.
-    pub payload_header: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -20,15 +20,18 @@ pub mod config;
 use apikey::{ApiKeys, KeyCheck};
 use config::{Action, Config, DefaultAction, DenyResponse, KeyPart, MatchConfig, RuleConfig};
 use sdk_ext::config::{header_name, http_status};
-use sdk_ext::jwt::{ClaimMatcher, Claims};
-use sdk_ext::matcher::{canonical_ip, RequestMatchSpec, RequestMatcher};
-use sdk_ext::ratelimit::{parse_duration, Admission, BucketSpec, TokenBuckets};
+use sdk_ext::jwt::{ClaimMatcher, ClaimSource, Claims};
+use sdk_ext::matcher::{canonical_ip, PathMatching, RequestMatchSpec, RequestMatcher};
+use sdk_ext::ratelimit::{parse_duration, Admission, BucketSpec, SlotBudget, TokenBuckets};
 use sdk_ext::{
     ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView,
     Services,
 };
 use std::cell::OnceCell;
 use std::collections::HashSet;
+
+/// `WWW-Authenticate` of a 401 when no API keys are configured.
+const BEARER_CHALLENGE: &str = "Bearer realm=\"api\"";
 
 /// A compiled denial response.
 #[derive(Debug, Clone)]
@@ -162,7 +165,8 @@ pub struct PolicyFilter {
     default_deny: Option<Denial>,
     default_counts: Outcomes,
     api_keys: Option<ApiKeys>,
-    jwt_header: Option<String>,
+    claim_source: ClaimSource,
+    path_matching: PathMatching,
     rules: Vec<Rule>,
     totals: Totals,
 }
@@ -176,7 +180,7 @@ impl PolicyFilter {
         top: &Config,
         api_keys: Option<&ApiKeys>,
         metrics: &mut Metrics,
-        services: &Services,
+        budget: &mut SlotBudget,
     ) -> Result<Rule, ConfigError> {
         let name_ok = !cfg.name.is_empty()
             && cfg.name.len() <= config::MAX_NAME_LEN
@@ -202,7 +206,10 @@ impl PolicyFilter {
                  use \"paths\": [{\"prefix\": \"/\"}]) or use default_action",
             ));
         }
-        let matcher = request_spec(m).compile().map_err(|e| e.within("match"))?;
+        let matcher = request_spec(m)
+            .compile()
+            .map_err(|e| e.within("match"))?
+            .with_path_matching(top.path_matching);
         let claims = m
             .claims
             .iter()
@@ -212,12 +219,6 @@ impl PolicyFilter {
                     .map_err(|e| e.within(&format!("match.claims[{j}]")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if !claims.is_empty() && top.jwt.is_none() {
-            return Err(ConfigError::new(
-                "match.claims",
-                "claims are read from `jwt.payload_header`, which is not set",
-            ));
-        }
         if !m.consumers.is_empty() && api_keys.is_none() {
             return Err(ConfigError::new(
                 "match.consumers",
@@ -243,9 +244,10 @@ impl PolicyFilter {
                     .map_err(|r| ConfigError::new("fill_interval", r))
                     .and_then(|d| BucketSpec::new(rl.max_tokens, rl.tokens_per_fill, d))
                     .map_err(|e| e.within("rate_limit"))?;
-                let buckets =
-                    TokenBuckets::new(&format!("policy/{}", cfg.name), fill, rl.max_keys, services)
-                        .map_err(|e| e.within("rate_limit"))?;
+                // Slots are a range of the policy's one budget; the rule's name only keys the
+                // fingerprints, so renaming a rule reuses its slots.
+                let buckets = TokenBuckets::new(budget, &cfg.name, fill, rl.max_keys)
+                    .map_err(|e| e.within("rate_limit"))?;
                 for (j, part) in rl.key.iter().enumerate() {
                     let at = format!("rate_limit.key[{j}]");
                     match part {
@@ -262,9 +264,6 @@ impl PolicyFilter {
                     }
                 }
                 check_message("rate_limit.message", &rl.message)?;
-                buckets.prepare().map_err(|e| {
-                    ConfigError::new("rate_limit", format!("cannot create buckets: {e}"))
-                })?;
                 let key = rl
                     .key
                     .iter()
@@ -318,12 +317,7 @@ impl PolicyFilter {
         let claims: OnceCell<Option<Claims>> = OnceCell::new();
         let claims = || {
             claims
-                .get_or_init(|| {
-                    self.jwt_header
-                        .as_deref()
-                        .and_then(|h| req.header(h))
-                        .and_then(Claims::from_header_value)
-                })
+                .get_or_init(|| self.claim_source.claims(req))
                 .as_ref()
         };
         for rule in &self.rules {
@@ -349,7 +343,7 @@ impl PolicyFilter {
                 Verdict::Limited(..) => c.shadow_rate_limited.inc(),
             }
             if !verdict.is_allow() {
-                log::info!(
+                log::debug!(
                     "{}: shadow rule `{}` would deny the request (request id {})",
                     Self::NAME,
                     rule.name,
@@ -370,7 +364,7 @@ impl PolicyFilter {
         req: &RequestView,
         consumer: Option<&str>,
     ) -> Verdict<'a> {
-        let descriptor = descriptor(&limiter.key, req, consumer);
+        let descriptor = descriptor(&limiter.key, req, consumer, self.path_matching);
         match limiter.buckets.take(&descriptor, 1) {
             Ok(a) => {
                 if a.shared_slot {
@@ -410,14 +404,19 @@ fn request_spec(m: &MatchConfig) -> RequestMatchSpec {
 
 /// The bucket key: each part tagged and separated, so `("a", "bc")` and `("ab", "c")` differ
 /// and a missing value differs from an empty one.
-fn descriptor(parts: &[KeyPart], req: &RequestView, consumer: Option<&str>) -> Vec<u8> {
+fn descriptor(
+    parts: &[KeyPart],
+    req: &RequestView,
+    consumer: Option<&str>,
+    paths: PathMatching,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     for part in parts {
         let value: Option<String> = match part {
             KeyPart::SourceIp => req.source_ip().map(|ip| canonical_ip(ip).to_string()),
             KeyPart::Consumer => consumer.map(String::from),
             KeyPart::Header(h) => req.header(h).map(String::from),
-            KeyPart::PathSegments(n) => Some(path_prefix(req.path(), *n).to_string()),
+            KeyPart::PathSegments(n) => Some(path_prefix(req.match_path(paths), *n).to_string()),
         };
         match value {
             Some(v) => {
@@ -467,11 +466,7 @@ impl HttpFilter for PolicyFilter {
             .as_ref()
             .map(|k| ApiKeys::compile(k).map_err(|e| e.within("api_keys")))
             .transpose()?;
-        let jwt_header = config
-            .jwt
-            .as_ref()
-            .map(|j| header_name("jwt.payload_header", &j.payload_header))
-            .transpose()?;
+        let claim_source = config.jwt.compile().map_err(|e| e.within("jwt"))?;
         if config.rules.len() > config::MAX_RULES {
             return Err(ConfigError::new(
                 "rules",
@@ -484,6 +479,9 @@ impl HttpFilter for PolicyFilter {
         }
         let mut metric_names = HashSet::new();
         let mut rules = Vec::with_capacity(config.rules.len());
+        // One slot budget for every rate-limit rule (shared data cannot free keys).
+        let mut budget = SlotBudget::new("policy", sdk_ext::ratelimit::MAX_TOTAL_SLOTS, services)
+            .map_err(|e| ConfigError::new("rules", e.reason))?;
         for (i, r) in config.rules.iter().enumerate() {
             let at = format!("rules[{i}]");
             if !metric_names.insert(metric_name(&r.name)) {
@@ -496,13 +494,16 @@ impl HttpFilter for PolicyFilter {
                     ),
                 ));
             }
-            let rule = Self::compile_rule(r, &config, api_keys.as_ref(), metrics, services)
+            let rule = Self::compile_rule(r, &config, api_keys.as_ref(), metrics, &mut budget)
                 .map_err(|mut e| {
                     e.reason = format!("rule `{}`: {}", r.name, e.reason);
                     e.within(&at)
                 })?;
             rules.push(rule);
         }
+        budget.prepare().map_err(|e| {
+            ConfigError::new("rules", format!("cannot create rate-limit slots: {e}"))
+        })?;
         let mut c = |n: &str| metrics.counter(n);
         let totals = Totals {
             api_key_valid: c("api_key_valid")?,
@@ -517,7 +518,8 @@ impl HttpFilter for PolicyFilter {
             default_deny,
             default_counts: Outcomes::define(metrics, "default")?,
             api_keys,
-            jwt_header,
+            claim_source,
+            path_matching: config.path_matching,
             rules,
             totals,
         })
@@ -578,7 +580,7 @@ impl HttpFilter for PolicyFilter {
                 (Some(c), _) => c.shadow_denied.inc(),
                 (None, _) => self.totals.api_key_shadow_rejected.inc(),
             }
-            log::info!(
+            log::debug!(
                 "{}: {} would deny the request (shadow mode; request id {})",
                 Self::NAME,
                 decider.label(),
@@ -605,7 +607,18 @@ impl HttpFilter for PolicyFilter {
             }
             Verdict::Unauthorized(why) => LocalReply::json(401, "unauthorized", why, request_id),
         };
-        log::info!(
+        // RFC 9110 section 15.5.2: a 401 carries a challenge. Where an API key is expected, it
+        // says where; otherwise (a rule configured to answer 401) a bearer token is expected.
+        let reply = if reply.status == 401 {
+            let challenge = self
+                .api_keys
+                .as_ref()
+                .map_or(BEARER_CHALLENGE, |k| k.challenge.as_str());
+            reply.with_header("www-authenticate", challenge)
+        } else {
+            reply
+        };
+        log::debug!(
             "{}: {} denied the request with {} (request id {})",
             Self::NAME,
             decider.label(),

@@ -266,6 +266,16 @@ fn invalid_and_missing_keys() {
     };
     assert_eq!(r.status, 401);
     assert!(!String::from_utf8_lossy(&r.body).contains("wrong"));
+    let challenge = |r: &LocalReply| {
+        r.headers
+            .iter()
+            .find(|(n, _)| n == "www-authenticate")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        challenge(&r).as_deref(),
+        Some(r#"ApiKey realm="api", header="x-api-key", query="api_key""#)
+    );
     assert!(ops.set.iter().all(|(n, _)| n != "x-consumer"));
     // Missing key: anonymous, so consumer rules do not match.
     let (d, ops) = h.run(get("/public").header("x-consumer", "alice"));
@@ -552,9 +562,19 @@ fn config_errors_name_the_rule_and_the_field() {
             "has space",
         ),
         (
-            r(json!({"name": "c", "match": {"claims": [{"claim": "sub"}]}, "action": "allow"})),
-            "rules[1].match.claims",
+            json!({"jwt": {"payload_header": "x-jwt", "metadata_key": "k"}}),
+            "jwt.metadata_key",
+            "not both",
+        ),
+        (
+            json!({"jwt": {"payload_header": "bad header"}}),
             "jwt.payload_header",
+            "header",
+        ),
+        (
+            json!({"path_matching": "loose"}),
+            "path_matching",
+            "unknown variant",
         ),
         (
             r(json!({"name": "k", "match": {"consumers": ["a"]}, "action": "allow"})),
@@ -646,6 +666,15 @@ fn config_errors_name_the_rule_and_the_field() {
             "default_action",
             "unknown variant",
         ),
+        // One slot budget across rules: 60000 + 60000 is past it (each alone is fine).
+        (
+            json!({"rules": [
+                {"name": "a", "match": {"methods": ["GET"]}, "action": "rate_limit", "rate_limit": {"max_tokens": 1, "fill_interval": "1s", "max_keys": 60000}},
+                {"name": "b", "match": {"methods": ["GET"]}, "action": "rate_limit", "rate_limit": {"max_tokens": 1, "fill_interval": "1s", "max_keys": 60000}}
+            ]}),
+            "rules[1].rate_limit.max_keys",
+            "120000 in all for `policy`, over the total budget of 100000",
+        ),
     ];
     for (cfg, path, reason) in cases {
         let err = build(cfg.clone())
@@ -658,4 +687,63 @@ fn config_errors_name_the_rule_and_the_field() {
             err.reason
         );
     }
+}
+
+#[test]
+fn a_configured_401_without_api_keys_challenges_for_a_bearer_token() {
+    let f = policy(
+        json!({"rules": [{"name": "members", "match": {"paths": [{"prefix": "/m"}]},
+        "action": "deny", "deny": {"status": 401}}]}),
+    );
+    let (d, _) = f.run(get("/m"));
+    let Decision::Respond(r) = d else {
+        panic!("must be refused")
+    };
+    assert_eq!(r.status, 401);
+    assert!(r
+        .headers
+        .contains(&("www-authenticate".into(), r#"Bearer realm="api""#.into())));
+    let (d, _) = f.run(get("/m").header("x-request-id", "<img src=x>"));
+    let Decision::Respond(r) = d else {
+        panic!("must be refused")
+    };
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(
+        body["request_id"].is_null(),
+        "a non-id request id is not echoed"
+    );
+}
+
+#[test]
+fn claims_come_from_verified_metadata_by_default_never_from_a_client_header() {
+    let f = policy(
+        json!({"default_action": "deny", "rules": [{"name": "admins",
+        "match": {"paths": [{"prefix": "/"}], "claims": [{"claim": "sub", "value": {"exact": "alice"}}]},
+        "action": "allow"}]}),
+    );
+    let alice = json!({"sub": "alice"});
+    assert_eq!(f.status(get("/x").jwt_metadata("payload", &alice)), 200);
+    assert_eq!(
+        f.status(get("/x").header("x-jwt-payload", &b64(alice.clone()))),
+        403
+    );
+    assert_eq!(f.status(get("/x").jwt_metadata("other-key", &alice)), 403);
+}
+
+#[test]
+fn path_rules_and_path_keys_see_the_normalized_path() {
+    let f = policy(json!({"rules": [{"name": "admin-closed",
+        "match": {"paths": [{"prefix": "/admin"}]}, "action": "deny"}]}));
+    for p in ["/admin", "//admin", "/./admin", "/%61dmin", "/x/../admin"] {
+        assert_eq!(f.status(get(p)), 403, "{p}");
+    }
+    let raw = policy(
+        json!({"path_matching": "raw", "rules": [{"name": "admin-closed",
+        "match": {"paths": [{"prefix": "/admin"}]}, "action": "deny"}]}),
+    );
+    assert_eq!(
+        raw.status(get("//admin")),
+        200,
+        "raw matching is the opt-out"
+    );
 }

@@ -7,9 +7,10 @@
 use crate::{hash, metric_tag};
 use sdk_ext::config::{header_name, ConfigError};
 use sdk_ext::cookie::{CookieMatchSpec, CookieMatcher};
-use sdk_ext::jwt::{ClaimMatchSpec, ClaimMatcher, Claims};
+use sdk_ext::jwt::{ClaimMatchSpec, ClaimMatcher, ClaimSource, Claims, JwtSourceSpec};
 use sdk_ext::matcher::{
-    HeaderMatchSpec, QueryMatchSpec, RequestMatchSpec, RequestMatcher, StringMatchSpec,
+    HeaderMatchSpec, PathMatching, QueryMatchSpec, RequestMatchSpec, RequestMatcher,
+    StringMatchSpec,
 };
 use sdk_ext::{HeaderOps, RequestView};
 use serde::Deserialize;
@@ -17,8 +18,6 @@ use std::collections::BTreeMap;
 
 /// Default routing header: what the `VirtualService` / Envoy route matches on.
 pub const DEFAULT_ROUTE_HEADER: &str = "x-route-tag";
-/// Default header carrying the verified JWT payload (Istio `outputPayloadToHeader`).
-pub const DEFAULT_CLAIMS_HEADER: &str = "x-jwt-payload";
 /// Longest tag accepted (it becomes a header value and part of a metric name).
 pub const MAX_TAG_LEN: usize = 64;
 
@@ -33,9 +32,14 @@ pub struct Config {
     /// Tag for requests no rule matched; none leaves the header unset.
     #[serde(default)]
     pub default_tag: Option<String>,
-    /// Header with the JWT payload for `claims` matchers and `{"claim": ..}` split keys.
-    #[serde(default = "default_claims_header")]
-    pub claims_header: String,
+    /// Where `claims` matchers and `{"claim": ..}` split keys read claims: `jwt_authn`'s
+    /// dynamic metadata by default; a payload header only when asked (`sdk_ext::jwt`).
+    #[serde(default)]
+    pub jwt: JwtSourceSpec,
+    /// `normalized` (default): path rules match the RFC 3986-normalized path; `raw`: the path
+    /// as Envoy forwards it.
+    #[serde(default)]
+    pub path_matching: PathMatching,
     /// Tried in order; the first match wins.
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
@@ -43,10 +47,6 @@ pub struct Config {
 
 fn default_route_header() -> String {
     DEFAULT_ROUTE_HEADER.into()
-}
-
-fn default_claims_header() -> String {
-    DEFAULT_CLAIMS_HEADER.into()
 }
 
 /// One rule: a match, a destination (`tag`, or a `weights` split) and optional edits.
@@ -174,7 +174,7 @@ pub struct HeaderEditsSpec {
 #[derive(Debug)]
 pub struct Compiled {
     pub route_header: String,
-    pub claims_header: String,
+    pub claim_source: ClaimSource,
     pub rules: Vec<Rule>,
     /// Every tag, in first-seen order; `Action`s refer to them by index.
     pub tags: Vec<String>,
@@ -217,6 +217,9 @@ pub enum Fallback {
 #[derive(Debug, Default)]
 pub struct Edits {
     path_prefix: Option<(String, String)>,
+    /// Which path `path_prefix` is cut from: the one the rule's path matchers saw, so a rule
+    /// that matched `//legacy/x` as `/legacy/x` also rewrites it.
+    paths: PathMatching,
     host: Option<String>,
     remove: Vec<String>,
     set: Vec<(String, String)>,
@@ -249,8 +252,11 @@ impl Edits {
             ops.add(n.as_str(), v.as_str());
         }
         if let Some((from, to)) = &self.path_prefix {
-            if let Some(rest) = req.raw_path().strip_prefix(from.as_str()) {
-                ops.set(":path", format!("{to}{rest}"));
+            // The path part as matched (normalized by default), then the query and fragment
+            // exactly as sent.
+            let suffix = req.raw_path().get(req.path().len()..).unwrap_or("");
+            if let Some(rest) = req.match_path(self.paths).strip_prefix(from.as_str()) {
+                ops.set(":path", format!("{to}{rest}{suffix}"));
             }
         }
         if let Some(host) = &self.host {
@@ -310,10 +316,10 @@ impl Config {
                 format!("`{route_header}` cannot be a routing header; use a custom header such as `x-route-tag`"),
             ));
         }
-        let claims_header = header_name("claims_header", &self.claims_header)?;
-        if claims_header == route_header {
+        let claim_source = self.jwt.compile().map_err(|e| e.within("jwt"))?;
+        if claim_source.header() == Some(route_header.as_str()) {
             return Err(ConfigError::new(
-                "claims_header",
+                "jwt.payload_header",
                 "must differ from `route_header`",
             ));
         }
@@ -326,11 +332,17 @@ impl Config {
         let mut rules = Vec::with_capacity(self.rules.len());
         for (i, spec) in self.rules.into_iter().enumerate() {
             let at = format!("rules[{i}]");
-            rules.push(compile_rule(spec, &at, &route_header, &mut tags)?);
+            rules.push(compile_rule(
+                spec,
+                &at,
+                &route_header,
+                self.path_matching,
+                &mut tags,
+            )?);
         }
         Ok(Compiled {
             route_header,
-            claims_header,
+            claim_source,
             rules,
             tags: tags.0,
             default_dest,
@@ -342,11 +354,13 @@ fn compile_rule(
     spec: RuleSpec,
     at: &str,
     route_header: &str,
+    paths: PathMatching,
     tags: &mut Tags,
 ) -> Result<Rule, ConfigError> {
     let in_rule = |e: ConfigError| e.within(at);
     let (request, cookies, claims) =
         compile_match(&spec.matches, route_header).map_err(|e| in_rule(e.within("match")))?;
+    let request = request.with_path_matching(paths);
     let action = match (&spec.tag, &spec.weights) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -377,8 +391,9 @@ fn compile_rule(
         }
         (None, Some(weights)) => compile_split(&spec, weights, at, route_header, tags)?,
     };
-    let edits = compile_edits(spec.rewrite.as_ref(), &spec.request_headers, route_header)
+    let mut edits = compile_edits(spec.rewrite.as_ref(), &spec.request_headers, route_header)
         .map_err(in_rule)?;
+    edits.paths = paths;
     Ok(Rule {
         name: spec.name.clone().unwrap_or_else(|| at.to_string()),
         request,

@@ -19,7 +19,7 @@ pub mod config;
 pub mod hash;
 
 use config::{Action, Fallback, HashKey, Rule};
-use sdk_ext::jwt::Claims;
+use sdk_ext::jwt::{ClaimSource, Claims};
 use sdk_ext::{ConfigError, Counter, Decision, HeaderOps, HttpFilter, Metrics, RequestView};
 use std::cell::OnceCell;
 
@@ -36,7 +36,7 @@ pub struct Destination {
 #[derive(Debug)]
 pub struct RouterFilter {
     route_header: String,
-    claims_header: String,
+    claim_source: ClaimSource,
     rules: Vec<Rule>,
     /// Every tag named anywhere in the config; rules refer to it by index.
     destinations: Vec<Destination>,
@@ -62,7 +62,7 @@ impl HttpFilter for RouterFilter {
         }
         Ok(Self {
             route_header: compiled.route_header,
-            claims_header: compiled.claims_header,
+            claim_source: compiled.claim_source,
             rules: compiled.rules,
             destinations,
             default_dest: compiled.default_dest,
@@ -89,10 +89,7 @@ impl HttpFilter for RouterFilter {
         let decoded = OnceCell::new();
         let claims = || {
             decoded
-                .get_or_init(|| {
-                    req.header(&self.claims_header)
-                        .and_then(Claims::from_header_value)
-                })
+                .get_or_init(|| self.claim_source.claims(req))
                 .as_ref()
         };
         let chosen = self

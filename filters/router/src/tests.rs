@@ -47,6 +47,7 @@ fn claims_header(json: serde_json::Value) -> String {
 
 const KINDS: &str = r#"{
   "default_tag": "stable",
+  "jwt": {"payload_header": "x-jwt-payload"},
   "rules": [
     {"name": "hdr", "match": {"headers": [{"name": "x-beta", "value": {"exact": "1"}}]}, "tag": "t-header"},
     {"match": {"cookies": [{"name": "canary", "value": {"exact": "always"}}]}, "tag": "t-cookie"},
@@ -147,7 +148,7 @@ fn a_custom_route_header_is_owned_too() {
     assert_eq!(ops.set, [("x-version".to_string(), "v1".to_string())]);
 }
 
-const SPLIT: &str = r#"{"rules": [{
+const SPLIT: &str = r#"{"jwt": {"payload_header": "x-jwt-payload"}, "rules": [{
   "weights": [{"tag": "canary", "percent": 10}, {"tag": "stable", "percent": 90}],
   "hash_on": [{"header": "x-user-id"}, {"cookie": "uid"}, {"query": "user"}, {"claim": "sub"}, "source_ip"],
   "fallback": {"tag": "stable"}
@@ -486,8 +487,8 @@ fn config_errors_name_the_rule_and_field() {
         (r#"{"route_header": ":path"}"#.into(), "route_header", "cannot be"),
         (r#"{"route_header": "bad header"}"#.into(), "route_header", "not a valid"),
         (
-            r#"{"claims_header": "x-route-tag"}"#.into(),
-            "claims_header",
+            r#"{"jwt": {"payload_header": "x-route-tag"}}"#.into(),
+            "jwt.payload_header",
             "must differ",
         ),
     ];
@@ -513,4 +514,83 @@ fn shipped_local_config_is_valid() {
     // The root README's curl examples must keep working: plain requests are not rewritten.
     let ops = run(&f, RequestBuilder::get("/hello"));
     assert!(!ops.set.iter().any(|(n, _)| n.starts_with(':')), "{ops:?}");
+}
+
+#[test]
+fn claims_come_from_jwt_authn_metadata_unless_a_header_is_opted_in() {
+    let cfg = r#"{"default_tag": "stable", "rules": [
+        {"match": {"claims": [{"claim": "groups", "value": {"exact": "beta"}}]}, "tag": "beta"}]}"#;
+    let (f, _) = filter(cfg);
+    let beta = serde_json::json!({"sub": "a", "groups": ["staff", "beta"]});
+    // Verified by jwt_authn (metadata): routed.
+    assert_eq!(
+        tag(&f, RequestBuilder::get("/").jwt_metadata("payload", &beta)),
+        Some("beta".into())
+    );
+    // The same claims in a header a client can write: ignored without the opt-in.
+    assert_eq!(
+        tag(
+            &f,
+            RequestBuilder::get("/").header("x-jwt-payload", &claims_header(beta.clone()))
+        ),
+        Some("stable".into())
+    );
+    // With the opt-in, a compact JWT (unverified) in that header is still not claims.
+    let (h, _) = filter(&cfg.replacen('{', r#"{"jwt": {"payload_header": "x-jwt-payload"}, "#, 1));
+    let jwt = format!("eyJhbGciOiJub25lIn0.{}.", claims_header(beta.clone()));
+    assert_eq!(
+        tag(&h, RequestBuilder::get("/").header("x-jwt-payload", &jwt)),
+        Some("stable".into())
+    );
+    assert_eq!(
+        tag(
+            &h,
+            RequestBuilder::get("/").header("x-jwt-payload", &claims_header(beta))
+        ),
+        Some("beta".into())
+    );
+}
+
+#[test]
+fn path_rules_match_normalized_paths_by_default() {
+    let cfg = r#"{"default_tag": "stable", "rules": [{"match": {"paths": [{"prefix": "/beta/"}]}, "tag": "beta"}]}"#;
+    let (f, _) = filter(cfg);
+    let (raw, _) = filter(&cfg.replacen('{', r#"{"path_matching": "raw", "#, 1));
+    for p in [
+        "/beta/x",
+        "//beta/x",
+        "/./beta/x",
+        "/%62eta/x",
+        "/x/../beta/x",
+    ] {
+        assert_eq!(tag(&f, RequestBuilder::get(p)), Some("beta".into()), "{p}");
+        let want = if p == "/beta/x" { "beta" } else { "stable" };
+        assert_eq!(
+            tag(&raw, RequestBuilder::get(p)).as_deref(),
+            Some(want),
+            "{p} (raw)"
+        );
+    }
+}
+
+#[test]
+fn a_prefix_rewrite_cuts_the_path_the_rule_matched() {
+    let cfg = r#"{"rules": [{"match": {"paths": [{"prefix": "/old/"}]}, "tag": "a",
+        "rewrite": {"path_prefix": {"from": "/old/", "to": "/new/"}}}]}"#;
+    let path = |f: &RouterFilter, p: &str| {
+        run(f, RequestBuilder::get(p))
+            .set
+            .iter()
+            .find(|(n, _)| n == ":path")
+            .map(|(_, v)| v.clone())
+    };
+    let (f, _) = filter(cfg);
+    assert_eq!(
+        path(&f, "/old/x?a=%2F&b").as_deref(),
+        Some("/new/x?a=%2F&b")
+    );
+    assert_eq!(path(&f, "//old/./x?a=1").as_deref(), Some("/new/x?a=1"));
+    let (raw, _) = filter(&cfg.replacen('{', r#"{"path_matching": "raw", "#, 1));
+    assert_eq!(path(&raw, "/old/./x?a=1").as_deref(), Some("/new/./x?a=1"));
+    assert_eq!(path(&raw, "//old/x"), None, "raw: no match, no rewrite");
 }

@@ -11,8 +11,10 @@
 //!   is off. Errors name the member: `policy.rules[3].match.paths[0].regex`.
 //! * **Metrics**: each member defines its metrics under its own name, so they are the same
 //!   (`policy_*`, `router_*`, ...) whether the member runs alone or in the suite.
-//! * **Request**: members run in order, as separate filters in that order would: the first
-//!   local reply wins and the rest do not run; header changes accumulate in order. A member that
+//! * **Request**: members run in order, as separate filters in that order would: each sees the
+//!   request as the members before it left it (their header edits, removals and path rewrites
+//!   applied to its view, [`sdk_ext::RequestView::with_ops`]); the upstream gets the net change
+//!   ([`sdk_ext::view::diff_headers`]); the first local reply wins and the rest do not run. A member that
 //!   asks for the body (`InspectBody`) does not hold the members after it: their header hooks
 //!   run at once (the glue cannot hold the headers while it waits for the body, so header
 //!   changes must be made now, as separate filters after a body-inspecting one make them). Once
@@ -66,6 +68,9 @@ macro_rules! compose {
             $( pub $field: <$member as $crate::sdk_ext::HttpFilter>::State, )+
             /// Bit `i` set: member `i` asked for the body (`InspectBody`) and waits for it.
             pub waiting: u64,
+            /// The view a waiting member saw at its header hook when earlier members had
+            /// edited it (its body hook sees the same; absent: the request as received).
+            pub views: Vec<(usize, $crate::sdk_ext::RequestView)>,
         }
 
         $(#[$meta])*
@@ -146,29 +151,75 @@ macro_rules! compose {
                 let _ = k;
             }
 
-            /// Every member's header hook, in order, until one replies. A member that asks
-            /// for the body is noted in `waiting` and the members after it still run now:
-            /// their header changes must be made before the headers go upstream (the glue
-            /// cannot hold them while it waits for the body, see `Decision::InspectBody`),
-            /// exactly as separate filters after a body-inspecting filter see the headers.
+            /// Every member's header hook, in order, until one replies. Each member sees the
+            /// request as the members before it left it (their header edits, removals and path
+            /// rewrites applied to its view), as separate filters would. A member that asks
+            /// for the body is noted in `waiting` (with the view it saw, for its body hook) and
+            /// the members after it still run now: their header changes must be made before
+            /// the headers go upstream (the glue cannot hold them while it waits for the body,
+            /// see `Decision::InspectBody`), exactly as separate filters after a
+            /// body-inspecting filter see the headers. `ops` receives the net change.
             fn run_headers(
                 &self,
                 req: &$crate::sdk_ext::RequestView,
                 st: &mut $state,
                 ops: &mut $crate::sdk_ext::HeaderOps,
             ) -> $crate::sdk_ext::Decision {
-                use $crate::sdk_ext::Decision;
-                for i in 0..Self::MEMBERS.len() {
-                    match self.member_headers(i, req, st, ops) {
+                use $crate::sdk_ext::{Decision, HeaderOps};
+                // The view after the edits so far; `None` while nobody has edited anything
+                // (no copy of the headers for read-only members, nor after the last member
+                // when it is the only one that edits).
+                let mut edited: Option<$crate::sdk_ext::RequestView> = None;
+                let mut touched: Vec<String> = Vec::new();
+                let mut first_ops: Option<HeaderOps> = None;
+                let mut editors = 0usize;
+                let mut decision = Decision::Continue;
+                let n = Self::MEMBERS.len();
+                for i in 0..n {
+                    let mut mine = HeaderOps::default();
+                    let view = edited.as_ref().unwrap_or(req);
+                    match self.member_headers(i, view, st, &mut mine) {
                         Decision::Continue => {}
-                        Decision::Respond(r) => return Decision::Respond(r),
-                        Decision::InspectBody => st.waiting |= 1u64 << i,
+                        Decision::Respond(r) => decision = Decision::Respond(r),
+                        Decision::InspectBody => {
+                            st.waiting |= 1u64 << i;
+                            if let Some(v) = &edited {
+                                st.views.push((i, v.with_ops(&HeaderOps::default())));
+                            }
+                        }
+                    }
+                    let stop = matches!(decision, Decision::Respond(_));
+                    if !mine.is_empty() {
+                        editors += 1;
+                        touched.extend(mine.touched_names());
+                        // A later member will read the view, or the net change needs it.
+                        if (i + 1 < n && !stop) || editors > 1 {
+                            let next = view.with_ops(&mine);
+                            edited = Some(next);
+                        }
+                        if editors == 1 {
+                            first_ops = Some(mine);
+                        }
+                    }
+                    if stop {
+                        break;
                     }
                 }
-                if st.waiting == 0 {
-                    Decision::Continue
-                } else {
-                    Decision::InspectBody
+                match (editors, first_ops, edited) {
+                    // One member edited: its own ops, exactly as it asked.
+                    (1, Some(mine), _) => ops.extend(mine),
+                    // Several: the net change, so a later member's removal is not undone by an
+                    // earlier member's set (the glue applies removals, then sets, then adds).
+                    (2.., _, Some(fin)) => ops.extend($crate::sdk_ext::view::diff_headers(
+                        req.headers(),
+                        fin.headers(),
+                        &touched,
+                    )),
+                    _ => {}
+                }
+                match decision {
+                    Decision::Continue if st.waiting != 0 => Decision::InspectBody,
+                    other => other,
                 }
             }
         }
@@ -245,8 +296,14 @@ macro_rules! compose {
                 // The waiting members' body hooks, in member order; the first reply wins.
                 for i in 0..Self::MEMBERS.len() {
                     if st.waiting & (1u64 << i) != 0 {
+                        let saved = st
+                            .views
+                            .iter()
+                            .position(|(m, _)| *m == i)
+                            .map(|p| st.views.swap_remove(p).1);
+                        let view = saved.as_ref().unwrap_or(req);
                         if let $crate::sdk_ext::Decision::Respond(r) =
-                            self.member_body(i, req, body, st, ops)
+                            self.member_body(i, view, body, st, ops)
                         {
                             return $crate::sdk_ext::Decision::Respond(r);
                         }

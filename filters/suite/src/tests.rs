@@ -204,3 +204,182 @@ fn the_benchmark_configs_compose_and_member_errors_name_the_member() {
         .unwrap();
     assert_eq!(err.path, "policy.rules[0].acton");
 }
+
+/// Sets and removes headers as configured; records the view it saw.
+pub struct Editor {
+    set: Vec<(String, String)>,
+    remove: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditorConfig {
+    #[serde(default)]
+    set: Vec<(String, String)>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+/// What the member saw: `(name, value)` of every header.
+#[derive(Default)]
+pub struct SawHeaders(Vec<(String, String)>);
+
+impl HttpFilter for Editor {
+    const NAME: &'static str = "editor";
+    type Config = EditorConfig;
+    type State = SawHeaders;
+
+    fn configure(c: EditorConfig, _: &mut Metrics) -> Result<Self, ConfigError> {
+        Ok(Self {
+            set: c.set,
+            remove: c.remove,
+        })
+    }
+
+    fn on_request_headers(
+        &self,
+        req: &RequestView,
+        st: &mut SawHeaders,
+        ops: &mut HeaderOps,
+    ) -> Decision {
+        st.0 = req.headers().to_vec();
+        for n in &self.remove {
+            ops.remove(n.as_str());
+        }
+        for (n, v) in &self.set {
+            ops.set(n.as_str(), v.as_str());
+        }
+        Decision::Continue
+    }
+}
+
+crate::compose! {
+    /// Two editors, then the body guard (which keeps the view it saw for its body hook).
+    pub filter EditSuite, config EditConfig, state EditState, name "edit-suite";
+    first: Editor,
+    second: Editor,
+    guard: BodyGuard,
+}
+
+/// The request as the upstream gets it: the glue applies the suite's ops to the headers.
+fn forwarded(req: &RequestView, ops: &HeaderOps) -> Vec<(String, String)> {
+    let mut headers = req.headers().to_vec();
+    sdk_ext::view::apply_ops(&mut headers, ops);
+    headers
+}
+
+#[test]
+fn each_member_sees_the_previous_members_edits_and_the_net_change_is_forwarded() {
+    let (mut m, _) = recording_metrics("edit-suite");
+    let f = EditSuite::configure(
+        parse_json(
+            br#"{
+                "first": {"set": [["x-a", "1"], [":path", "/rewritten"]], "remove": ["x-client"]},
+                "second": {"set": [["x-client", "from-second"]], "remove": ["x-a"]},
+                "guard": {"needle": "evil", "limit": 8}
+            }"#,
+        )
+        .unwrap(),
+        &mut m,
+    )
+    .unwrap();
+    let req = RequestBuilder::get("/orig")
+        .header("x-client", "forged")
+        .build();
+    let mut st = EditState::default();
+    let mut ops = HeaderOps::default();
+    assert_eq!(
+        f.on_request_headers(&req, &mut st, &mut ops),
+        Decision::InspectBody
+    );
+    let saw = |st: &SawHeaders, n: &str| {
+        st.0.iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    // The second member reads what the first left: its path, its header, no client copy.
+    assert_eq!(saw(&st.second, ":path"), ["/rewritten"]);
+    assert_eq!(saw(&st.second, "x-a"), ["1"]);
+    assert!(saw(&st.second, "x-client").is_empty());
+    // The upstream gets the net effect in member order: the second's removal of `x-a` stands
+    // (concatenated ops would remove first and then set it again), and so does its `x-client`.
+    let out = forwarded(&req, &ops);
+    let get = |n: &str| {
+        out.iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get(":path"), ["/rewritten"]);
+    assert!(get("x-a").is_empty(), "{out:?}");
+    assert_eq!(get("x-client"), ["from-second"]);
+    assert_eq!(get("x-guard"), ["headers"]);
+    // The body hook sees the view the guard saw at its header hook.
+    let body = BodyChunk {
+        bytes: b"ok",
+        truncated: false,
+    };
+    let mut body_ops = HeaderOps::default();
+    assert_eq!(
+        f.on_request_body(&req, body, &mut st, &mut body_ops),
+        Decision::Continue
+    );
+    assert!(st.views.is_empty(), "the saved view was consumed");
+}
+
+const SHA256_OF_SECRET: &str = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
+
+fn policy_router_suite() -> crate::SuiteFilter {
+    let json = format!(
+        r#"{{
+        "policy": {{
+            "api_keys": {{"header": "x-api-key", "query": "api_key", "consumer_header": "x-api-consumer",
+                          "keys": [{{"consumer": "partner", "sha256": "{SHA256_OF_SECRET}"}}]}}
+        }},
+        "router": {{
+            "route_header": "x-route-tag", "default_tag": "stable",
+            "rules": [{{"name": "partners", "match": {{"headers": [{{"name": "x-api-consumer", "value": {{"exact": "partner"}}}}]}},
+                        "tag": "partner", "rewrite": {{"path_prefix": {{"from": "/api/", "to": "/v2/"}}}}}}]
+        }}
+    }}"#
+    );
+    let (mut m, _) = recording_metrics("suite");
+    crate::SuiteFilter::configure(parse_json(json.as_bytes()).unwrap(), &mut m).unwrap()
+}
+
+#[test]
+fn the_router_sees_policys_view_no_key_is_restored_and_a_forged_consumer_is_ignored() {
+    let f = policy_router_suite();
+    let run = |req: RequestView| {
+        let mut ops = HeaderOps::default();
+        let d = f.on_request_headers(&req, &mut crate::SuiteState::default(), &mut ops);
+        assert_eq!(d, Decision::Continue);
+        forwarded(&req, &ops)
+    };
+    let get = |out: &[(String, String)], n: &str| {
+        out.iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    // Key in the query: policy strips it, the router rewrites the stripped path.
+    let out = run(RequestBuilder::get("/api/items?api_key=secret&page=2").build());
+    assert_eq!(get(&out, ":path"), ["/v2/items?page=2"], "{out:?}");
+    assert_eq!(get(&out, "x-api-consumer"), ["partner"]);
+    assert_eq!(get(&out, "x-route-tag"), ["partner"]);
+    // Key in a header: removed, consumer routed.
+    let out = run(RequestBuilder::get("/api/items")
+        .header("x-api-key", "secret")
+        .build());
+    assert!(get(&out, "x-api-key").is_empty(), "{out:?}");
+    assert_eq!(get(&out, ":path"), ["/v2/items"]);
+    assert_eq!(get(&out, "x-route-tag"), ["partner"]);
+    // A forged consumer header without a key: policy removes it, the router does not see it.
+    let out = run(RequestBuilder::get("/api/items")
+        .header("x-api-consumer", "partner")
+        .build());
+    assert!(get(&out, "x-api-consumer").is_empty(), "{out:?}");
+    assert_eq!(get(&out, "x-route-tag"), ["stable"]);
+    assert_eq!(get(&out, ":path"), ["/api/items"]);
+}

@@ -17,13 +17,13 @@ pub mod sniff;
 pub mod tls;
 
 use ipnet::IpNet;
-use sdk_ext::conn_limit::{Outcome, SharedCounter};
+use sdk_ext::conn_limit::{Held, Outcome, SlotCounters};
 use sdk_ext::matcher::{canonical_ip, parse_cidr};
 use sdk_ext::metrics::metric_safe;
 use sdk_ext::network::{
     ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter, NetworkSetup,
 };
-use sdk_ext::ratelimit::{parse_duration, BucketSpec, TokenBuckets};
+use sdk_ext::ratelimit::{parse_duration, BucketSpec, SlotBudget, TokenBuckets, MAX_TOTAL_SLOTS};
 use sdk_ext::{ConfigError, Counter, Gauge, Metrics};
 use serde::Deserialize;
 use sni::SniTable;
@@ -56,6 +56,10 @@ pub struct Config {
     /// Per-source-IP cap on open connections (shared by all workers).
     #[serde(default)]
     pub max_connections_per_source: Option<u64>,
+    /// Distinct sources whose open connections are counted at once (slots created at
+    /// configure time; a source with no open connection gives its slot up).
+    #[serde(default = "default_max_keys")]
+    pub max_sources: u32,
     /// Limits and protocol allow list of first-bytes inspection.
     #[serde(default)]
     pub inspect: InspectSpec,
@@ -177,6 +181,7 @@ struct Stats {
     inspect_timeout: Counter,
     no_data: Counter,
     limiter_contended: Counter,
+    shared_slots: Counter,
     active: Gauge,
     detected: HashMap<Protocol, Counter>,
     routed: HashMap<String, Counter>,
@@ -209,7 +214,7 @@ pub struct TcpGuard {
     allow: Vec<CidrRule>,
     deny: Vec<CidrRule>,
     rate: Option<TokenBuckets>,
-    cap: Option<(SharedCounter, u64)>,
+    cap: Option<(SlotCounters, u64)>,
     /// Whether any rule needs the first bytes.
     inspect: bool,
     protocols: Vec<Protocol>,
@@ -247,8 +252,8 @@ pub struct ConnState {
     pub phase: Phase,
     /// Counted in `active_connections`.
     admitted: bool,
-    /// The shared-counter key holding one of this source's connection slots.
-    slot: Option<String>,
+    /// The shared slot counting this connection (released on close).
+    slot: Option<Held>,
 }
 
 /// Why a connection is closed during inspection.
@@ -328,8 +333,13 @@ impl TcpGuard {
             }
         }
         if let Some((counter, max)) = &self.cap {
-            match counter.acquire(&key, *max) {
-                Outcome::Allowed => state.slot = Some(key),
+            match counter.acquire(key.as_bytes(), *max) {
+                Outcome::Allowed(held) => {
+                    if held.shared {
+                        self.stats.shared_slots.inc();
+                    }
+                    state.slot = Some(held);
+                }
                 Outcome::Limited => {
                     let why = format_args!("max_connections_per_source ({max}) reached for {key}");
                     return Some(self.close(&self.stats.over_limit, conn, why));
@@ -441,18 +451,18 @@ impl NetworkFilter for TcpGuard {
         let metrics: &mut Metrics = setup.metrics;
         let allow = compile_cidrs(&c.source.allow, "source.allow")?;
         let deny = compile_cidrs(&c.source.deny, "source.deny")?;
+        // One bounded table for the rate buckets and the connection counters (shared data
+        // cannot free keys): slots are created here and reused by whichever source is active.
+        let mut budget = SlotBudget::new("tcp-guard", MAX_TOTAL_SLOTS, &setup.services)
+            .map_err(|e| ConfigError::new("", e.reason))?;
         let rate = match &c.connection_rate {
             Some(r) => {
                 let interval = parse_duration(&r.fill_interval)
                     .map_err(|e| ConfigError::new("connection_rate.fill_interval", e))?;
                 let spec = BucketSpec::new(r.max_tokens, r.tokens_per_fill, interval)
                     .map_err(|e| e.within("connection_rate"))?;
-                let buckets =
-                    TokenBuckets::new("tcp-guard/rate", spec, r.max_keys, &setup.services)
-                        .map_err(|e| e.within("connection_rate"))?;
-                buckets.prepare().map_err(|e| {
-                    ConfigError::new("connection_rate", format!("cannot create buckets: {e}"))
-                })?;
+                let buckets = TokenBuckets::new(&mut budget, "connection_rate", spec, r.max_keys)
+                    .map_err(|e| e.within("connection_rate"))?;
                 Some(buckets)
             }
             None => None,
@@ -464,12 +474,17 @@ impl NetworkFilter for TcpGuard {
                     "must be at least 1",
                 ))
             }
-            Some(n) => Some((
-                SharedCounter::new("tcp-guard/conns/", setup.services.shared.clone()),
-                n,
-            )),
+            Some(n) => {
+                let table = budget
+                    .reserve("connections", c.max_sources)
+                    .map_err(|e| ConfigError::new("max_sources", e.reason))?;
+                Some((SlotCounters::new(table), n))
+            }
             None => None,
         };
+        budget
+            .prepare()
+            .map_err(|e| ConfigError::new("", format!("cannot create the shared slots: {e}")))?;
         let i = &c.inspect;
         if !(MIN_MAX_BYTES..=MAX_MAX_BYTES).contains(&i.max_bytes) {
             return Err(ConfigError::new(
@@ -547,6 +562,7 @@ impl NetworkFilter for TcpGuard {
             inspect_timeout: metrics.counter("inspect_timeout_total")?,
             no_data: metrics.counter("no_data_total")?,
             limiter_contended: metrics.counter("limiter_contended_total")?,
+            shared_slots: metrics.counter("shared_slots_total")?,
             active: metrics.gauge("active_connections")?,
             detected,
             routed,
@@ -698,15 +714,17 @@ impl NetworkFilter for TcpGuard {
         NetDecision::Close
     }
 
-    fn on_downstream_close(&self, _conn: &ConnectionView, state: &mut ConnState) {
+    fn on_downstream_close(&self, conn: &ConnectionView, state: &mut ConnState) {
         if std::mem::take(&mut state.admitted) {
             self.stats.active.add(-1);
         }
-        if let (Some(key), Some((counter, _))) = (state.slot.take(), &self.cap) {
-            if !counter.release(&key) {
+        if let (Some(held), Some((counter, _))) = (state.slot.take(), &self.cap) {
+            if !counter.release(held) {
+                self.stats.limiter_contended.inc();
                 log::warn!(
-                    "{}: could not release a connection slot of {key} (contended)",
-                    Self::NAME
+                    "{}: could not release a connection slot of {} (contended)",
+                    Self::NAME,
+                    Peer(conn)
                 );
             }
         }

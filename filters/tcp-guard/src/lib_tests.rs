@@ -245,6 +245,37 @@ fn concurrent_cap_counts_open_connections_across_workers() {
 }
 
 #[test]
+fn ten_thousand_sources_do_not_grow_shared_data() {
+    // Bug: one shared-data key per source IP ever seen, never evicted.
+    let store = Rc::new(MemoryStore::default());
+    let clock = Rc::new(FakeClock::at(1_000_000_000));
+    let services = Services {
+        shared: store.clone(),
+        clock: clock.clone(),
+    };
+    let cfg = r#"{"max_connections_per_source": 2, "max_sources": 256,
+                  "connection_rate": {"max_tokens": 5, "fill_interval": "1s", "max_keys": 256}}"#;
+    let h = harness_with_services(cfg, services);
+    let keys = store.len();
+    assert_eq!(
+        keys,
+        512 + 2,
+        "two ranges of slots, the marker and the seed"
+    );
+    for i in 0..10_000u32 {
+        let (mut c, d) = Conn::open(&h, &format!("127.1.{}.{}:9", i / 256, i % 256));
+        assert_eq!(d, NetDecision::Continue, "source {i}");
+        c.close();
+        // 40 new sources a second: the rate buckets of sources gone quiet refill and are reused.
+        if i % 40 == 39 {
+            clock.advance(std::time::Duration::from_secs(1));
+        }
+    }
+    assert_eq!(store.len(), keys, "no key per source");
+    assert_eq!(stat(&h, "over_limit_total"), 0);
+}
+
+#[test]
 fn tls_routes_by_most_specific_sni() {
     let h = harness(ROUTING);
     for (sni, cluster) in [
@@ -439,6 +470,16 @@ fn config_errors_name_the_field() {
         (
             r#"{"max_connections_per_source": 0}"#,
             "max_connections_per_source",
+        ),
+        (
+            r#"{"max_connections_per_source": 1, "max_sources": 0}"#,
+            "max_sources",
+        ),
+        // One slot budget (100000) for the rate buckets and the connection counters together.
+        (
+            r#"{"max_connections_per_source": 1, "max_sources": 50001,
+                "connection_rate": {"max_tokens": 1, "fill_interval": "1s", "max_keys": 50000}}"#,
+            "max_sources",
         ),
         (
             r#"{"inspect": {"protocols": ["tls", "ftp"]}}"#,

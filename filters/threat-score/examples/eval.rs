@@ -319,7 +319,7 @@ fn bench(engine: &threat_score::Engine, rows: &[Prepped<'_>]) {
         best_prepare.as_secs_f64() * 1e6 / n
     );
     let mut slowest = ("", 0.0f64);
-    for kind in DetectorKind::ALL {
+    for &kind in DetectorKind::ALL {
         let mut best = Duration::MAX;
         for _ in 0..PASSES {
             let t = Instant::now();

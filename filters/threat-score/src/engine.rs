@@ -60,12 +60,73 @@ impl Engine {
     /// Scores `req` and decides. Never panics; work is bounded by the configured limits.
     pub fn inspect(&self, req: &Request<'_>) -> Assessment {
         let prepared = self.prepare(req);
+        // Injection detectors read long values in windows (linear time by construction, see
+        // `Prepared::windowed`); the protocol checks read whole values (they are linear).
+        let windowed = prepared.windowed();
         let mut findings = self.findings(&prepared);
         let ctx = self.ctx();
-        for kind in DetectorKind::ALL {
-            kind.run(&prepared, &ctx, &mut findings);
+        // Block mode stops once the threshold is reached (the answer cannot change); detect
+        // and tag modes score everything (the score and categories are reported).
+        let stop_at = (self.cfg.mode == Mode::Block).then_some(self.cfg.inbound_threshold);
+        let limit_blocks = prepared.limit_hits.iter().any(|k| self.limit_blocks(*k));
+        for &kind in DetectorKind::ALL {
+            if stop_at.is_some() && limit_blocks {
+                // A limit already decides (`on_exceed: block`): skip the detectors.
+                break;
+            }
+            if stop_at.is_some_and(|t| findings.score() >= t) {
+                break;
+            }
+            let p = match (&windowed, kind) {
+                (Some(w), k) if k != DetectorKind::Protocol => w,
+                _ => &prepared,
+            };
+            kind.run(p, &ctx, &mut findings);
         }
         self.assess(findings.into_vec(), prepared.limit_hits)
+    }
+
+    /// Inspects a request whose URI and headers were already inspected, once its body has
+    /// arrived: `headers_phase` is [`Engine::inspect`] of the same request without its body.
+    /// Only the body's values go through the injection detectors (the protocol checks see the
+    /// whole request again; they are cheap and some need the body); the result merges both
+    /// phases (each rule counts once), so a request is inspected once, not twice. Used by the
+    /// glue in `tag` mode, where the headers must be tagged before the body is seen.
+    pub fn inspect_body(&self, req: &Request<'_>, headers_phase: &Assessment) -> Assessment {
+        let prepared = self.prepare(req);
+        let mut findings = self.findings(&prepared);
+        // The protocol checks run again on the whole request below: keep only the headers
+        // phase's injection findings.
+        let injection = |d: &&Detection| {
+            !matches!(
+                d.category,
+                Category::Protocol | Category::ProtocolAttack | Category::Multipart
+            )
+        };
+        let earlier: Vec<Detection> = headers_phase
+            .detections
+            .iter()
+            .filter(injection)
+            .cloned()
+            .collect();
+        findings.seed(&earlier);
+        let ctx = self.ctx();
+        DetectorKind::Protocol.run(&prepared, &ctx, &mut findings);
+        let body = prepared.body_only();
+        let windowed = body.windowed();
+        let p = windowed.as_ref().unwrap_or(&body);
+        for &kind in DetectorKind::ALL {
+            if kind != DetectorKind::Protocol {
+                kind.run(p, &ctx, &mut findings);
+            }
+        }
+        let mut limit_hits = headers_phase.limit_hits.clone();
+        for k in prepared.limit_hits {
+            if !limit_hits.contains(&k) {
+                limit_hits.push(k);
+            }
+        }
+        self.assess(findings.into_vec(), limit_hits)
     }
 
     /// Decodes `req` into the inputs the detectors scan. Public so tools can time the stages

@@ -99,21 +99,29 @@ impl ThreatScoreFilter {
                 || !matches!(req.method(), "GET" | "HEAD" | "OPTIONS"))
     }
 
-    fn assess(
+    fn request<'a>(
         &self,
-        req: &RequestView,
-        body: Option<BodyChunk<'_>>,
-        protocol: Option<&str>,
-    ) -> Assessment {
-        let request = Request {
+        req: &'a RequestView,
+        body: Option<BodyChunk<'a>>,
+        protocol: Option<&'a str>,
+    ) -> Request<'a> {
+        Request {
             method: req.method(),
             uri: req.raw_path(),
             protocol,
             headers: req.headers(),
             body: body.map(|b| b.bytes),
             body_truncated: body.is_some_and(|b| b.truncated),
-        };
-        self.engine.inspect(&request)
+        }
+    }
+
+    fn assess(
+        &self,
+        req: &RequestView,
+        body: Option<BodyChunk<'_>>,
+        protocol: Option<&str>,
+    ) -> Assessment {
+        self.engine.inspect(&self.request(req, body, protocol))
     }
 
     /// Apply the mode to the final assessment of a request, count and log it.
@@ -217,6 +225,8 @@ pub struct State {
     headers_forwarded: bool,
     /// Mode tag: the tag headers were set from the headers-phase assessment.
     tagged: bool,
+    /// Mode tag with a body: the headers-phase assessment, merged into the body phase's.
+    headers_phase: Option<Assessment>,
 }
 
 impl HttpFilter for ThreatScoreFilter {
@@ -278,6 +288,8 @@ impl HttpFilter for ThreatScoreFilter {
                 state.tagged = true;
             }
             state.headers_forwarded = true;
+            // The body phase inspects only the body and merges this (inspect once).
+            state.headers_phase = Some(a);
             return Decision::InspectBody;
         }
         if wants_body {
@@ -298,7 +310,13 @@ impl HttpFilter for ThreatScoreFilter {
         state: &mut State,
         ops: &mut HeaderOps,
     ) -> Decision {
-        let a = self.assess(req, Some(body), state.protocol.as_deref());
+        let a = match state.headers_phase.take() {
+            Some(prior) => {
+                let request = self.request(req, Some(body), state.protocol.as_deref());
+                self.engine.inspect_body(&request, &prior)
+            }
+            None => self.assess(req, Some(body), state.protocol.as_deref()),
+        };
         self.apply(&a, req, state, ops)
     }
 }

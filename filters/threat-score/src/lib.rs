@@ -24,6 +24,7 @@ pub mod detect;
 pub mod engine;
 pub mod extract;
 pub mod filter;
+pub mod hostile;
 pub mod model;
 pub mod request;
 

@@ -44,10 +44,17 @@ fn each_family_is_detected() {
         ("/?inc=http://10.0.0.1/shell.txt?", Category::Rfi),
         ("/?__proto__[admin]=1", Category::Generic),
     ];
+    // Block mode stops at the threshold, so the full list of categories comes from detect mode.
+    let detect = Config::from_json(br#"{"mode": "detect"}"#)
+        .unwrap()
+        .compile()
+        .unwrap();
     let headers = h(&[("host", "example.com")]);
     for (uri, cat) in cases {
-        let a = engine.inspect(&Request::new("GET", uri).with_headers(&headers));
+        let req = Request::new("GET", uri).with_headers(&headers);
+        let a = engine.inspect(&req);
         assert_eq!(a.verdict, Verdict::Block, "{uri}: {a:?}");
+        let a = detect.inspect(&req);
         assert!(a.categories.contains(cat), "{uri}: {a:?}");
     }
 }

@@ -10,11 +10,42 @@ pub fn workspace() -> PathBuf {
 }
 
 /// The `xtask` binary built for these tests (never `cargo run`: the outer `cargo test` holds
-/// the build lock).
+/// the build lock). Without `$FILTER_MODULES_DIR` (a plain `cargo test`), what it builds goes to
+/// `target/harness`, the harness's own target directory, for the same reason.
 pub fn xtask() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
     c.current_dir(workspace());
+    if std::env::var_os("FILTER_MODULES_DIR").is_none() {
+        c.env("CARGO_TARGET_DIR", workspace().join("target/harness"));
+    }
     c
+}
+
+/// The final modules (`<dir>/<filter>.wasm`, as `cargo xtask build` writes them):
+/// `$FILTER_MODULES_DIR`, else built once with `xtask build` into `target/harness/modules`.
+pub fn modules_dir() -> PathBuf {
+    static DIR: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut dir = DIR.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = dir.as_ref() {
+        return d.clone();
+    }
+    let d = match std::env::var_os("FILTER_MODULES_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let (ok, out, err) = run(xtask().arg("build"));
+            assert!(ok, "xtask build: {out}\n{err}");
+            workspace().join("target/harness/modules")
+        }
+    };
+    *dir = Some(d.clone());
+    d
+}
+
+/// The WasmPlugin named `name` among `docs`.
+pub fn plugin<'a>(docs: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == "WasmPlugin" && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no WasmPlugin {name}"))
 }
 
 /// Run to completion; returns (success, stdout, stderr).

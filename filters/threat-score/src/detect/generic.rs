@@ -60,8 +60,18 @@ fn node_injection(l: &str) -> bool {
         "process[",
         "global.process",
         "module.constructor",
+        "console.log(",
+        "console.info(",
+        "console.error(",
+        "console.warn(",
+        "console.debug(",
+        "console.info.call(",
+        "console.log.call(",
     ];
-    MARKERS.iter().any(|m| l.contains(m))
+    let set = crate::extract::ByteSet::of(l.as_bytes());
+    MARKERS
+        .iter()
+        .any(|m| set.has_all(m.as_bytes()) && l.contains(m))
         || (l.contains("function") && {
             let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
             c.contains("function(){") || c.contains("function()=>") || c.contains("()=>{")
@@ -81,7 +91,11 @@ fn base64_marker(v: &str) -> bool {
     }
     let decoded = decode_base64(t);
     let s = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
-    s.contains("_$$nd_func$$_") || s.contains("require(") || s.contains("child_process")
+    // `d_func$$_` also matches the marker with its first letter escaped (`_$$\u004eD_FUNC$$_`).
+    s.contains("d_func$$_")
+        || s.contains("require(")
+        || s.contains("child_process")
+        || endless_loop(&s)
 }
 
 /// A small, lenient base64 decoder (standard and URL alphabets, padding optional).
@@ -110,11 +124,105 @@ fn decode_base64(s: &str) -> Vec<u8> {
     out
 }
 
+/// `__proto__` used as a property (`a.__proto__.x`, `__proto__[isAdmin]`, a JSON key or a
+/// field name), not mentioned in prose ("provide __proto__ with ...").
 fn prototype_pollution(l: &str) -> bool {
-    l.contains("__proto__")
-        || l.contains("constructor[prototype]")
+    let b = l.as_bytes();
+    l.match_indices("__proto__").any(|(p, m)| {
+        let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
+        let after = b.get(p + m.len()).copied();
+        before.is_none_or(|c| matches!(c, b'[' | b'.' | b'"' | b'\'' | b'{' | b'='))
+            || after.is_none_or(|c| matches!(c, b'[' | b'.' | b']' | b'=' | b'"' | b'\'' | b':'))
+    }) || l.contains("constructor[prototype]")
         || l.contains("constructor.prototype")
         || l.contains("[constructor][prototype]")
+}
+
+/// An opener of a template language (`{{`, `${`, `#{`, `<%`, `{%`) with its closer after it.
+fn any_template(l: &str) -> bool {
+    [
+        ("{{", "}}"),
+        ("${", "}"),
+        ("#{", "}"),
+        ("<%", "%>"),
+        ("{%", "%}"),
+    ]
+    .iter()
+    .any(|(open, close)| {
+        l.find(open)
+            .is_some_and(|p| l.get(p + open.len()..).is_some_and(|r| r.contains(close)))
+    })
+}
+
+/// `@{[ ... ]}`: Perl runs the code inside when it interpolates the string.
+fn perl_interpolation(l: &str) -> bool {
+    let b = l.as_bytes();
+    let skip = |mut j: usize| {
+        while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        j
+    };
+    l.match_indices('@').any(|(p, _)| {
+        let mut j = p + 1;
+        while b.get(j) == Some(&b'@') && j < p + 3 {
+            j += 1;
+        }
+        j = skip(j);
+        b.get(j) == Some(&b'{') && b.get(skip(j + 1)) == Some(&b'[')
+    })
+}
+
+/// A URL (`scheme:` with or without `//`) whose host is an IPv4 address written so that
+/// filters miss it: one decimal or hex integer (`2852039166`, `0x7f000001`), dotted octal
+/// (`0177.0.0.1`), an IPv4-mapped IPv6 literal, or circled/enclosed digits and letters.
+fn obfuscated_ip_url(l: &str) -> bool {
+    let b = l.as_bytes();
+    l.match_indices(':').any(|(p, _)| {
+        // The scheme: up to 32 scheme characters before the colon (bounded: every colon
+        // looks back at most that far and forward at most one authority).
+        let scheme_len = b
+            .get(p.saturating_sub(32)..p)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_'))
+            .count();
+        let scheme = l.get(p - scheme_len..p).unwrap_or_default();
+        if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return false;
+        }
+        let rest = l.get(p + 1..).unwrap_or_default().trim_start_matches('/');
+        // The authority ends at the path, query or fragment, and is at most 300 bytes.
+        let end = rest
+            .bytes()
+            .take(300)
+            .position(|c| matches!(c, b'/' | b'?' | b'#') || c.is_ascii_whitespace())
+            .unwrap_or(rest.len().min(300));
+        let rest = rest.get(..end).unwrap_or_default();
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        if rest.starts_with("[::ffff:") {
+            return true;
+        }
+        let host = rest.split(['/', '?', '#', ':']).next().unwrap_or_default();
+        if host.chars().any(|c| ('\u{2460}'..='\u{24ff}').contains(&c)) {
+            return true;
+        }
+        let hex = host
+            .strip_prefix("0x")
+            .is_some_and(|h| h.len() >= 6 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let decimal = host.len() >= 8 && host.bytes().all(|b| b.is_ascii_digit());
+        let mut parts = 0;
+        let mut leading_zero = false;
+        let mut numeric = true;
+        for x in host.split('.') {
+            parts += 1;
+            numeric &= !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+            leading_zero |= x.len() > 1 && x.starts_with('0');
+        }
+        let octal = parts == 4 && numeric && leading_zero;
+        hex || decimal || octal
+    })
 }
 
 /// Template expressions: `{{7*7}}`, `{{''.__class__}}`, `${7*7}`, `#{7*7}`, `<%= 7*7 %>`.
@@ -125,20 +233,7 @@ fn template_injection(l: &str) -> bool {
             && (t.contains(['*', '(', '[', '+'])
                 || t.contains("__")
                 || t.contains('.') && t.contains('_')
-                || [
-                    "config",
-                    "self",
-                    "request",
-                    "settings",
-                    "constructor",
-                    "range",
-                    "lipsum",
-                    "cycler",
-                    "joiner",
-                    "namespace",
-                ]
-                .iter()
-                .any(|w| t.starts_with(w)))
+                || TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w)))
     };
     let pairs: [(&str, &str); 5] = [
         ("{{", "}}"),
@@ -147,19 +242,63 @@ fn template_injection(l: &str) -> bool {
         ("<%", "%>"),
         ("{%", "%}"),
     ];
+    // Openers that share a closer (`{{{{ ... }}`) nest: the first one's inner text contains
+    // every later one's. Searching the closer and testing `inner_code` again for each of them
+    // was quadratic; instead the closer is found once per group and the containment tests
+    // (monotone: true for a later inner text implies true for the first) run once on the
+    // widest inner text, while the later openers only get the prefix tests.
     pairs.iter().any(|(open, close)| {
+        let mut closer: Option<Option<usize>> = None; // (searched) absolute closer position
+        let mut group_start = usize::MAX;
         l.match_indices(open).any(|(p, _)| {
-            let rest = l.get(p + open.len()..).unwrap_or_default();
-            rest.find(close).is_some_and(|e| {
-                let inner = rest
-                    .get(..e)
-                    .unwrap_or_default()
-                    .trim_start_matches(['=', '-']);
-                (*open == "<%" && !inner.trim().is_empty()) || inner_code(inner)
-            })
+            let from = p + open.len();
+            let e = match closer {
+                Some(None) => return false, // no closer after an earlier opener: none here
+                Some(Some(c)) if c >= from => c,
+                _ => {
+                    let found = l.get(from..).and_then(|r| r.find(close)).map(|e| e + from);
+                    closer = Some(found);
+                    group_start = p;
+                    match found {
+                        Some(c) => c,
+                        None => return false,
+                    }
+                }
+            };
+            let raw_inner = l.get(from..e).unwrap_or_default();
+            let inner = raw_inner.trim_start_matches(['=', '-']);
+            // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
+            // expression itself is code.
+            let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
+            if p == group_start {
+                (scriptlet && !inner.trim().is_empty()) || inner_code(inner)
+            } else {
+                inner_prefix_code(inner)
+            }
         })
     })
 }
+
+/// The prefix tests of `inner_code` (`self`, `config`...): not monotone in the inner text, so
+/// they run for every opener, on a bounded prefix.
+fn inner_prefix_code(inner: &str) -> bool {
+    let t = inner.trim_start();
+    TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w))
+}
+
+/// Objects template engines expose (`{{config}}`, `{{self.__init__}}`).
+const TEMPLATE_OBJECTS: &[&str] = &[
+    "config",
+    "self",
+    "request",
+    "settings",
+    "constructor",
+    "range",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "namespace",
+];
 
 /// `while(true)`, `while(!0)`, `for(;;)`: loops that never end, a cheap DoS in eval'd code.
 fn endless_loop(l: &str) -> bool {
@@ -167,7 +306,9 @@ fn endless_loop(l: &str) -> bool {
     c.contains("for(;;)")
         || c.match_indices("while(").any(|(p, _)| {
             let rest = c.get(p + 6..).unwrap_or_default();
-            rest.find(')').is_some_and(|e| {
+            // Constant conditions are short: look for the `)` in the next 16 bytes only.
+            let near = rest.as_bytes().get(..16).unwrap_or(rest.as_bytes());
+            near.iter().position(|&b| b == b')').is_some_and(|e| {
                 let cond = rest
                     .get(..e)
                     .unwrap_or_default()
@@ -185,6 +326,23 @@ fn endless_loop(l: &str) -> bool {
                         | "{}"
                         | "!0"
                         | "!1"
+                        // Truthy or falsy constants: always the same answer.
+                        | "``"
+                        | "null"
+                        | "undefined"
+                        | "nan"
+                        | "this"
+                        | "newdate"
+                        | "newobject"
+                        | "string"
+                        | "object"
+                        | "array"
+                        | "number"
+                        | "boolean"
+                        | "date"
+                        | "window"
+                        | "self"
+                        | "globalthis"
                 ) || cond.bytes().all(|b| b.is_ascii_digit()) && !cond.is_empty()
                     || cond.starts_with('!') && cond.len() <= 8
                     || cond == "\"\""
@@ -243,10 +401,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if node_injection(l) || base64_marker(&input.value) {
         hit(out, "generic.nodejs");
     }
-    if prototype_pollution(l) {
+    let set = &input.bytes;
+    if (set.has(b'_') || set.has_all(b"constructor")) && prototype_pollution(l) {
         hit(out, "generic.prototype-pollution");
     }
-    if template_injection(l) {
+    if (set.has(b'{') || set.has(b'%')) && template_injection(l) {
         hit(out, "generic.template-injection");
     }
     if l.contains("while") && endless_loop(l)
@@ -257,8 +416,42 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if ruby_injection(l) {
         hit(out, "generic.ruby");
     }
-    if ssrf(l) {
+    // A Referer or Origin names the page the browser came from (`http://localhost:3000/`
+    // in development): where a client was is not where it asks the server to go.
+    let origin_header = input.location.source == Source::Header
+        && matches!(input.location.name.as_str(), "referer" | "origin");
+    if !origin_header && ssrf(l) {
         hit(out, "generic.ssrf");
+    }
+    // Paranoia 2: Perl code interpolated into a string (`@{[ system 'id' ]}`), and URLs whose
+    // host is an IP address in an obfuscated notation (decimal, octal, hex, circled digits).
+    // Paranoia 3: any template expression, plain variables included (`{{name}}`, `${x}`).
+    if out.wants(CAT, 3) && any_template(l) {
+        out.hit(
+            input,
+            CAT,
+            "generic.template-expression",
+            Severity::Critical,
+            3,
+        );
+    }
+    if l.contains('@') && perl_interpolation(l) {
+        out.hit(
+            input,
+            CAT,
+            "generic.perl-interpolation",
+            Severity::Critical,
+            2,
+        );
+    }
+    if l.contains(':') && obfuscated_ip_url(l) {
+        out.hit(
+            input,
+            CAT,
+            "generic.ssrf-obfuscated-ip",
+            Severity::Critical,
+            2,
+        );
     }
     if l.trim_start().starts_with("data:") && !l.trim_start().starts_with("data://") {
         hit(out, "generic.data-uri");
@@ -306,6 +499,21 @@ mod tests {
         assert!(!template_injection("price ${amount}"));
         assert!(!endless_loop("while (foo) is bar."));
         assert!(!ssrf("my localhost notes"));
+        assert!(any_template("{{name}}"));
+        assert!(!any_template("{{name"));
+        assert!(perl_interpolation("@{[system 'id']}"));
+        assert!(perl_interpolation("@{ [ x ] }"));
+        assert!(!perl_interpolation("user@{domain}"));
+        assert!(obfuscated_ip_url("gopher://0x7f000001"));
+        assert!(obfuscated_ip_url("http:2852039166"));
+        assert!(obfuscated_ip_url("ssh://0177.00.00.01"));
+        assert!(!obfuscated_ip_url("https://example.com:8080/x"));
+        assert!(!obfuscated_ip_url("time 12:30:00"));
+        assert!(!prototype_pollution(
+            "provide __proto__ with some limitations"
+        ));
+        assert!(prototype_pollution("__proto__"));
+        assert!(prototype_pollution("a.__proto__.admin=1"));
         assert!(!base64_marker("eyJhbGciOiAiUlMyNTYifQ"));
     }
 }

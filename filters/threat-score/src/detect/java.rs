@@ -3,6 +3,7 @@
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
 use super::{has_word, Findings, INJECTION_SOURCES};
+use crate::extract::ByteSet;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
 
@@ -53,6 +54,19 @@ const PACKAGES: &[&str] = &[
     "com.sun.rowset",
     "com.sun.org.apache",
     "jdk.internal.",
+    // Framework internals that expression-language and deserialization payloads name
+    // (Struts2/XWork OGNL, commons-collections and beanutils gadgets, Groovy, BeanShell,
+    // Rhino, c3p0, Xalan).
+    "com.opensymphony.xwork2",
+    "org.apache.struts2.",
+    "org.apache.commons.collections",
+    "org.apache.commons.beanutils",
+    "org.codehaus.groovy.runtime",
+    "bsh.interpreter",
+    "org.mozilla.javascript.",
+    "com.mchange.v2.c3p0",
+    "org.apache.xalan.",
+    "ognl.ognlcontext",
 ];
 
 /// Lookup prefixes log4j understands; `${prefix:` in input is a lookup attempt.
@@ -95,6 +109,18 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             if jdk_class(l) {
                 out.hit(input, CAT, "java.jdk-class", Severity::Critical, 1);
+            } else if out.wants(CAT, 3)
+                && ["java.", "javax.", "sun.", "jdk."].iter().any(|p| {
+                    l.match_indices(p).any(|(i, _)| {
+                        i == 0
+                            || l.as_bytes()
+                                .get(i - 1)
+                                .is_some_and(|c| !c.is_ascii_alphanumeric() && *c != b'.')
+                    })
+                })
+            {
+                // Paranoia 3: any reference into the JDK's namespaces.
+                out.hit(input, CAT, "java.package", Severity::Critical, 3);
             }
             if serialized(&input.value) {
                 out.hit(input, CAT, "java.serialized-object", Severity::Critical, 1);
@@ -150,24 +176,44 @@ fn jsp_file(l: &str) -> bool {
 
 /// A `java.lang.Foo`-style reference into the JDK's dangerous packages.
 fn jdk_class(l: &str) -> bool {
-    PACKAGES.iter().any(|p| {
-        let mut from = 0;
-        while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
-            let at = from + pos;
-            let before_ok = at == 0
-                || l.as_bytes()
-                    .get(at - 1)
-                    .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
-            let after = l.as_bytes().get(at + p.len());
-            let after_ok =
-                p.ends_with('.') && after.is_some_and(u8::is_ascii_alphabetic) || !p.ends_with('.');
-            if before_ok && after_ok {
-                return true;
+    let set = ByteSet::of(l.as_bytes());
+    PACKAGES
+        .iter()
+        .filter(|p| set.has_all(p.as_bytes()))
+        .any(|p| {
+            let mut from = 0;
+            while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
+                let at = from + pos;
+                let before_ok = at == 0
+                    || l.as_bytes()
+                        .get(at - 1)
+                        .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
+                let after = l.as_bytes().get(at + p.len());
+                // Exception and error classes in stack traces are never an exploit's vehicle.
+                // (A class name is looked at over at most 128 bytes: bounded work per match.)
+                let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
+                let len = rest
+                    .iter()
+                    .take(128)
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
+                    .count();
+                let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
+                if class.ends_with("exception") || class.ends_with("error") {
+                    from = at + 1;
+                    continue;
+                }
+                let after_ok = if p.ends_with('.') {
+                    after.is_some_and(u8::is_ascii_alphabetic)
+                } else {
+                    after.is_none_or(|b| !b.is_ascii_alphanumeric())
+                };
+                if before_ok && after_ok {
+                    return true;
+                }
+                from = at + 1;
             }
-            from = at + 1;
-        }
-        false
-    })
+            false
+        })
 }
 
 /// Java serialization stream magic, raw or hex-encoded.
@@ -194,57 +240,88 @@ fn jndi(l: &str) -> bool {
     if l.contains("${jndi:") {
         return true;
     }
-    if l.len() > 16 * 1024 {
-        return false;
+    let found =
+        |r: &str| r.contains("${jndi:") || r.contains("jndi:ldap") || r.contains("jndi:rmi");
+    // `$&lbrace;jndi:ldap://...}`: a lookup whose brace a decoder we do not know produces.
+    if !l.contains("${") {
+        return found(l);
     }
     let resolved = resolve(l);
-    resolved.contains("${jndi:") || resolved.contains("jndi:ldap") || resolved.contains("jndi:rmi")
+    // A second pass resolves lookups that the first one formed (`$` + `{lower:j}`).
+    found(&resolved) || resolved.contains("${") && resolved != l && found(&resolve(&resolved))
 }
 
-/// Resolves nested lookups innermost-first: `${prefix:key:-default}` becomes its default,
-/// `${lower:X}`/`${upper:X}` become `X`, `${date:'j'}` becomes `j`, other lookups vanish; a
-/// `${jndi:` is left in place for the caller to find. Bounded to 64 substitutions.
+/// Resolves nested lookups innermost-first, in one left-to-right pass with a stack of open
+/// lookups (linear time, no substitution budget): `${prefix:key:-default}` becomes its
+/// default, `${lower:X}`/`${upper:X}` become `X`, `${date:'j'}` becomes `j`, other lookups
+/// vanish; a `${jndi:...}` lookup is kept as written for the caller to find, and so is an
+/// unclosed `${`.
 fn resolve(l: &str) -> String {
-    let mut s = l.to_string();
-    for _ in 0..64 {
-        let Some(open) = innermost(&s) else {
-            break;
-        };
-        let Some(close_rel) = s.get(open + 2..).and_then(|r| r.find('}')) else {
-            break;
-        };
-        let close = open + 2 + close_rel;
-        let inner = s.get(open + 2..close).unwrap_or_default().to_string();
-        if inner.starts_with("jndi:") {
-            break;
+    // Text of the enclosing levels; the last is the innermost open lookup's content.
+    let mut levels: Vec<String> = vec![String::with_capacity(l.len())];
+    let b = l.as_bytes();
+    let mut i = 0;
+    let mut run = 0; // start of the pending plain text
+    let flush = |levels: &mut Vec<String>, from: usize, to: usize| {
+        if let (Some(top), Some(text)) = (levels.last_mut(), l.get(from..to)) {
+            top.push_str(text);
         }
-        let value = if let Some((_, default)) = inner.split_once(":-") {
-            default.to_string()
-        } else if let Some(rest) = inner
-            .strip_prefix("lower:")
-            .or_else(|| inner.strip_prefix("upper:"))
-        {
-            rest.to_string()
-        } else if let Some(rest) = inner.strip_prefix("date:") {
-            rest.trim_matches('\'').to_string()
+    };
+    while i < b.len() {
+        if b.get(i) == Some(&b'$') && b.get(i + 1) == Some(&b'{') {
+            flush(&mut levels, run, i);
+            levels.push(String::new());
+            i += 2;
+            run = i;
+        } else if b.get(i) == Some(&b'}') && levels.len() > 1 {
+            flush(&mut levels, run, i);
+            let inner = levels.pop().unwrap_or_default();
+            let value = substitute(&inner);
+            if let Some(top) = levels.last_mut() {
+                match value {
+                    Some(v) => top.push_str(v),
+                    None => {
+                        top.push_str("${");
+                        top.push_str(&inner);
+                        top.push('}');
+                    }
+                }
+            }
+            i += 1;
+            run = i;
         } else {
-            String::new()
-        };
-        s.replace_range(open..=close, &value);
+            i += 1;
+        }
     }
-    s
+    flush(&mut levels, run, b.len());
+    // Unclosed lookups stay as written.
+    while levels.len() > 1 {
+        let inner = levels.pop().unwrap_or_default();
+        if let Some(top) = levels.last_mut() {
+            top.push_str("${");
+            top.push_str(&inner);
+        }
+    }
+    levels.pop().unwrap_or_default()
 }
 
-/// The last `${` that is not a JNDI lookup (so JNDI lookups stay visible).
-fn innermost(s: &str) -> Option<usize> {
-    let mut end = s.len();
-    while let Some(pos) = s.get(..end).and_then(|h| h.rfind("${")) {
-        if !s.get(pos + 2..).is_some_and(|r| r.starts_with("jndi:")) {
-            return Some(pos);
-        }
-        end = pos;
+/// What a closed lookup with content `inner` becomes; `None` keeps it as written (JNDI).
+fn substitute(inner: &str) -> Option<&str> {
+    if inner.starts_with("jndi:") {
+        return None;
     }
-    None
+    Some(if let Some((_, default)) = inner.split_once(":-") {
+        default
+    } else if let Some(rest) = inner
+        .strip_prefix("lower:")
+        .or_else(|| inner.strip_prefix("upper:"))
+    {
+        rest
+    } else if let Some(rest) = inner.strip_prefix("date:") {
+        rest.trim_matches('\'')
+    } else {
+        ""
+    })
 }
 
 /// A `${prefix:` lookup with a prefix log4j knows (paranoia 2: template syntax is common).

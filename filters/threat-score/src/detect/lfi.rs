@@ -109,33 +109,84 @@ fn sensitive_target(path: &str) -> bool {
     } else {
         format!("/{path}")
     };
-    let tree = SYSTEM_TREES.iter().any(|(dir, entries)| {
-        with_root.match_indices(dir).any(|(p, _)| {
-            let rest = with_root.get(p + dir.len()..).unwrap_or_default();
-            let entry = rest.split('/').next().unwrap_or_default();
-            !entry.is_empty()
-                && (entries.is_empty() || entries.contains(&entry))
-                && entry.bytes().next().is_some_and(|b| {
-                    b.is_ascii_alphanumeric() || b == b'.' || b == b'*' || b == b'?' || b == b'['
-                })
+    let set = crate::extract::ByteSet::of(with_root.as_bytes());
+    let tree = SYSTEM_TREES
+        .iter()
+        .filter(|(dir, _)| set.has_all(dir.as_bytes()))
+        .any(|(dir, entries)| {
+            with_root.match_indices(dir).any(|(p, _)| {
+                let rest = with_root.get(p + dir.len()..).unwrap_or_default();
+                let entry = rest.split('/').next().unwrap_or_default();
+                !entry.is_empty()
+                    && (entries.is_empty() || entries.contains(&entry))
+                    && entry.bytes().next().is_some_and(|b| {
+                        b.is_ascii_alphanumeric()
+                            || b == b'.'
+                            || b == b'*'
+                            || b == b'?'
+                            || b == b'['
+                    })
+            })
+        });
+    tree || SENSITIVE
+        .iter()
+        .filter(|s| set.has_all(s.as_bytes()))
+        .any(|s| {
+            with_root.match_indices(s).any(|(p, _)| {
+                // Names must stand as whole path segments (or segment prefixes for dirs).
+                let before = p
+                    .checked_sub(1)
+                    .and_then(|i| with_root.as_bytes().get(i))
+                    .copied();
+                let after = with_root.as_bytes().get(p + s.len()).copied();
+                let starts = s.starts_with('/')
+                    || s.starts_with('.')
+                        && before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=')
+                    || before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=' || b == b'\\');
+                let ends = s.ends_with('/')
+                    || after.is_none_or(|b| !b.is_ascii_alphanumeric() && b != b'_' && b != b'-');
+                starts && ends
+            })
         })
-    });
-    tree || SENSITIVE.iter().any(|s| {
-        with_root.match_indices(s).any(|(p, _)| {
-            // Names must stand as whole path segments (or segment prefixes for dirs).
-            let before = p
-                .checked_sub(1)
-                .and_then(|i| with_root.as_bytes().get(i))
-                .copied();
-            let after = with_root.as_bytes().get(p + s.len()).copied();
-            let starts = s.starts_with('/')
-                || s.starts_with('.') && before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=')
-                || before.is_none_or(|b| b == b'/' || b == b' ' || b == b'=' || b == b'\\');
-            let ends = s.ends_with('/')
-                || after.is_none_or(|b| !b.is_ascii_alphanumeric() && b != b'_' && b != b'-');
-            starts && ends
+        || with_root.contains(":/windows/") && with_root.contains("/system")
+}
+
+/// Whether `v` reads as a sentence: at least four words of letters (trailing punctuation
+/// allowed), which no file name or inclusion payload carries.
+pub(crate) fn prose(v: &str) -> bool {
+    v.split_ascii_whitespace()
+        .filter(|w| {
+            let w = w.trim_end_matches([',', '.', ':', ';', '!', '?', ')']);
+            w.len() >= 2
+                && w.bytes()
+                    .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'\'')
         })
-    }) || with_root.contains(":/windows/") && with_root.contains("/system")
+        .nth(3)
+        .is_some()
+}
+
+/// `..` as a whole path segment: between separators or at an end next to one.
+fn dot_segment(v: &str) -> bool {
+    let b = v.as_bytes();
+    v.match_indices("..").any(|(p, _)| {
+        let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
+        let after = b.get(p + 2).copied();
+        let sep = |c: Option<u8>| c.is_some_and(|c| matches!(c, b'/' | b'\\' | b';'));
+        (before.is_none() || sep(before)) && sep(after)
+            || sep(before) && (after.is_none() || sep(after))
+    })
+}
+
+/// A percent-encoded (also double, overlong UTF-8 or `%u`) dot, slash or backslash in the raw
+/// value.
+fn encoded_separator(raw: &str) -> bool {
+    let l = raw.to_ascii_lowercase();
+    [
+        "%2e", "%2f", "%5c", "%252e", "%252f", "%255c", "%c0%ae", "%c0%af", "%c1%9c", "%u002e",
+        "%u2215", "%u2216",
+    ]
+    .iter()
+    .any(|e| l.contains(e))
 }
 
 /// Dot-files and dot-directories in the URL path (`/.git/config`, `/.env`, `/.claude/...`),
@@ -183,6 +234,15 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if text.contains("0x2e.") || (v.contains("0x") && n.parent_segments > 0) {
             out.hit(input, CAT, "lfi.encoded-traversal", Severity::Critical, 1);
         }
+        // Paranoia 2: a `..` path segment anywhere, even one that stays inside the root
+        // (`a/../b`, `..;/`); paranoia 3: a dot or separator that arrived encoded (`%2e`,
+        // `%2f`, `%5c`, `%c0%af`, `%u002e`, double encodings), which no link needs.
+        if out.wants(CAT, 2) && dot_segment(text) {
+            out.hit(input, CAT, "lfi.dot-segment", Severity::Critical, 2);
+        }
+        if out.wants(CAT, 3) && encoded_separator(&input.raw) {
+            out.hit(input, CAT, "lfi.encoded-separator", Severity::Critical, 3);
+        }
         if (text.contains('/')
             || text.contains('\\')
             || text.contains(".ini")
@@ -190,7 +250,20 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             || text.starts_with('.'))
             && sensitive_target(&n.path)
         {
-            out.hit(input, CAT, "lfi.sensitive-file", Severity::Critical, 1);
+            // A path mentioned in a sentence ("check /etc/fstab syntax") is documentation;
+            // an inclusion puts the path in the value itself, or reaches it by traversal.
+            let paranoia = if n.parent_segments == 0 && prose(v) {
+                2
+            } else {
+                1
+            };
+            out.hit(
+                input,
+                CAT,
+                "lfi.sensitive-file",
+                Severity::Critical,
+                paranoia,
+            );
         }
         if input.location.source == Source::Path {
             if hidden_segment(&n.path) {
@@ -232,6 +305,18 @@ mod tests {
         ] {
             assert!(!sensitive_target(&normalize(p).path), "{p}");
         }
+    }
+
+    #[test]
+    fn paranoia_2_and_3_shapes() {
+        assert!(dot_segment("a/../b"));
+        assert!(dot_segment("..;/x"));
+        assert!(!dot_segment("wait... what"));
+        assert!(encoded_separator("%2e%2e%2f"));
+        assert!(encoded_separator("..%c0%af"));
+        assert!(!encoded_separator("a%20b"));
+        assert!(prose("check /etc/fstab syntax and mount options"));
+        assert!(!prose("../../etc/passwd"));
     }
 
     #[test]

@@ -17,81 +17,61 @@ pub mod xss;
 use crate::extract::{Input, Prepared};
 use crate::model::{Assessment, Category, CategorySet, Detection, Location, Severity, Source};
 
-/// The detectors, in the order the engine runs them (cheap request-level checks first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DetectorKind {
-    /// Protocol enforcement and protocol attacks ([`protocol`]).
-    Protocol,
-    /// Scanner user agents ([`scanner`]).
-    Scanner,
-    /// Session fixation ([`session`]).
-    Session,
-    /// SQL injection ([`sqli`]).
-    Sqli,
-    /// Cross-site scripting ([`xss`]).
-    Xss,
-    /// Path traversal / LFI ([`lfi`]).
-    Lfi,
-    /// Remote file inclusion ([`rfi`]).
-    Rfi,
-    /// OS command injection ([`rce`]).
-    Rce,
-    /// PHP injection ([`php`]).
-    Php,
-    /// Java attacks ([`java`]).
-    Java,
-    /// Generic attacks ([`generic`]).
-    Generic,
+/// Declares the detectors once: the enum, [`DetectorKind::ALL`] (the run order), names and
+/// dispatch all come from this one list, so a new detector cannot be left out of the run.
+macro_rules! detectors {
+    (|$p:ident, $ctx:ident, $out:ident| $( $(#[$doc:meta])* $kind:ident => $name:literal, $run:expr; )*) => {
+        /// The detectors, in the order the engine runs them (cheap request-level checks first).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum DetectorKind {
+            $( $(#[$doc])* $kind, )*
+        }
+
+        impl DetectorKind {
+            /// All detectors, in run order.
+            pub const ALL: &'static [DetectorKind] = &[$(DetectorKind::$kind),*];
+
+            /// Short name for reports.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( DetectorKind::$kind => $name, )*
+                }
+            }
+
+            #[allow(unused_variables)]
+            pub(crate) fn run(self, $p: &Prepared<'_>, $ctx: &Ctx<'_>, $out: &mut Findings) {
+                match self {
+                    $( DetectorKind::$kind => $run, )*
+                }
+            }
+        }
+    };
 }
 
-impl DetectorKind {
-    /// All detectors.
-    pub const ALL: [DetectorKind; 11] = [
-        DetectorKind::Protocol,
-        DetectorKind::Scanner,
-        DetectorKind::Session,
-        DetectorKind::Sqli,
-        DetectorKind::Xss,
-        DetectorKind::Lfi,
-        DetectorKind::Rfi,
-        DetectorKind::Rce,
-        DetectorKind::Php,
-        DetectorKind::Java,
-        DetectorKind::Generic,
-    ];
-
-    /// Short name for reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            DetectorKind::Protocol => "protocol",
-            DetectorKind::Scanner => "scanner",
-            DetectorKind::Session => "session",
-            DetectorKind::Sqli => "sqli",
-            DetectorKind::Xss => "xss",
-            DetectorKind::Lfi => "lfi",
-            DetectorKind::Rfi => "rfi",
-            DetectorKind::Rce => "rce",
-            DetectorKind::Php => "php",
-            DetectorKind::Java => "java",
-            DetectorKind::Generic => "generic",
-        }
-    }
-
-    pub(crate) fn run(self, p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
-        match self {
-            DetectorKind::Protocol => protocol::scan(p, ctx, out),
-            DetectorKind::Scanner => scanner::scan(p, out),
-            DetectorKind::Session => session::scan(p, out),
-            DetectorKind::Sqli => sqli::scan(p, out),
-            DetectorKind::Xss => xss::scan(p, out),
-            DetectorKind::Lfi => lfi::scan(p, out),
-            DetectorKind::Rfi => rfi::scan(p, out),
-            DetectorKind::Rce => rce::scan(p, out),
-            DetectorKind::Php => php::scan(p, out),
-            DetectorKind::Java => java::scan(p, out),
-            DetectorKind::Generic => generic::scan(p, out),
-        }
-    }
+detectors! {
+    |p, ctx, out|
+    /// Protocol enforcement and protocol attacks ([`protocol`]).
+    Protocol => "protocol", protocol::scan(p, ctx, out);
+    /// Scanner user agents ([`scanner`]).
+    Scanner => "scanner", scanner::scan(p, out);
+    /// Session fixation ([`session`]).
+    Session => "session", session::scan(p, out);
+    /// SQL injection ([`sqli`]).
+    Sqli => "sqli", sqli::scan(p, out);
+    /// Cross-site scripting ([`xss`]).
+    Xss => "xss", xss::scan(p, out);
+    /// Path traversal / LFI ([`lfi`]).
+    Lfi => "lfi", lfi::scan(p, out);
+    /// Remote file inclusion ([`rfi`]).
+    Rfi => "rfi", rfi::scan(p, out);
+    /// OS command injection ([`rce`]).
+    Rce => "rce", rce::scan(p, out);
+    /// PHP injection ([`php`]).
+    Php => "php", php::scan(p, out);
+    /// Java attacks ([`java`]).
+    Java => "java", java::scan(p, out);
+    /// Generic attacks ([`generic`]).
+    Generic => "generic", generic::scan(p, out);
 }
 
 /// Configuration the request-level detectors need.
@@ -180,6 +160,20 @@ impl Findings {
         });
     }
 
+    /// Starts from detections counted earlier (the headers phase of the same request).
+    pub(crate) fn seed(&mut self, earlier: &[Detection]) {
+        for d in earlier {
+            if !self.fired(d.rule) && self.list.len() < Assessment::MAX_DETECTIONS {
+                self.list.push(d.clone());
+            }
+        }
+    }
+
+    /// The score of what was found so far.
+    pub fn score(&self) -> u32 {
+        self.list.iter().map(|d| d.severity.score()).sum()
+    }
+
     /// Whether `rule` already fired (detectors skip further inputs for it).
     pub fn fired(&self, rule: &str) -> bool {
         self.list.iter().any(|d| d.rule == rule)
@@ -210,6 +204,36 @@ pub fn is_plain(v: &str) -> bool {
         && !v.contains("..")
 }
 
+/// A fixed word list looked up by binary search over a sorted copy made once (instead of a
+/// linear scan of hundreds of entries for every word of every value).
+pub struct WordSet {
+    list: &'static [&'static str],
+    sorted: std::sync::OnceLock<Vec<&'static str>>,
+}
+
+impl WordSet {
+    /// A set over `list` (sorted on first use).
+    pub const fn new(list: &'static [&'static str]) -> WordSet {
+        WordSet {
+            list,
+            sorted: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether `w` is in the list.
+    pub fn contains(&self, w: &str) -> bool {
+        self.sorted
+            .get_or_init(|| {
+                let mut v = self.list.to_vec();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .binary_search(&w)
+            .is_ok()
+    }
+}
+
 /// True when `needle` occurs in `hay` as a whole word (ASCII alphanumerics and `_` are word
 /// characters).
 pub fn has_word(hay: &str, needle: &str) -> bool {
@@ -220,8 +244,7 @@ pub fn has_word(hay: &str, needle: &str) -> bool {
 pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
     let hb = hay.as_bytes();
     let mut start = from;
-    while let Some(pos) = hay.get(start..).and_then(|h| h.find(needle)) {
-        let at = start + pos;
+    while let Some(at) = find_bytes(hb, needle.as_bytes(), start) {
         let before = at.checked_sub(1).and_then(|i| hb.get(i)).copied();
         let after = hb.get(at + needle.len()).copied();
         let is_word = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
@@ -236,27 +259,105 @@ pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
     None
 }
 
+/// The first occurrence of `needle` in `hay` at or after `from` (`None` for an empty needle).
+/// A scan for the needle's first byte, then a comparison: for the short values and needles
+/// detectors deal with this beats setting up a `str::find` searcher per call, and it stays
+/// linear in `hay` (times the needle's length, a constant of the word lists).
+pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut i = from;
+    while let Some(p) = hay.get(i..)?.iter().position(|&c| c == first) {
+        let at = i + p;
+        if hay.get(at + 1..at + needle.len()) == Some(rest) {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
+}
+
 /// Skips ASCII whitespace and C-style / SQL / shell comments after `i` in `b`; returns the
-/// index of the next significant byte.
-pub fn skip_space_comments(b: &[u8], mut i: usize) -> usize {
-    loop {
-        match (b.get(i), b.get(i + 1)) {
-            (Some(c), _) if c.is_ascii_whitespace() || *c == 0x0b => i += 1,
-            (Some(b'/'), Some(b'*')) => {
-                let end = b
-                    .get(i + 2..)
-                    .and_then(|r| r.windows(2).position(|w| w == b"*/"))
-                    .map_or(b.len(), |p| i + 2 + p + 2);
-                i = end;
+/// index of the next significant byte. An unclosed `/*` or `#` comment runs to the end.
+/// Callers that skip from many positions of one value use one [`Skipper`] instead, so the
+/// search for a comment's end is not repeated (linear time).
+pub fn skip_space_comments(b: &[u8], i: usize) -> usize {
+    Skipper::new(b).skip(i)
+}
+
+/// [`skip_space_comments`] over one value, remembering where the last searched comment ended.
+///
+/// Detectors skip from many positions of one value (after every quote, every function name);
+/// without memory each unclosed `/*` or `#` (`'/*(` repeated) would rescan to the end of the
+/// value, quadratic in its length. A search for `*/` (or a newline) that starts between the
+/// previous start and the end it found (or anywhere after the previous start when none was
+/// found) has the same answer, so a left-to-right scan reads each byte a bounded number of times.
+pub struct Skipper<'a> {
+    b: &'a [u8],
+    close: NextMemo,
+    newline: NextMemo,
+}
+
+/// The last search for one needle: (started at, found at).
+struct NextMemo(std::cell::Cell<(usize, Option<usize>)>);
+
+impl NextMemo {
+    fn new() -> NextMemo {
+        NextMemo(std::cell::Cell::new((usize::MAX, None)))
+    }
+
+    fn find(&self, from: usize, search: impl FnOnce(usize) -> Option<usize>) -> Option<usize> {
+        let (start, found) = self.0.get();
+        if from >= start && found.is_none_or(|f| from <= f) {
+            return found;
+        }
+        let found = search(from);
+        self.0.set((from, found));
+        found
+    }
+}
+
+impl<'a> Skipper<'a> {
+    /// A skipper over `b`.
+    pub fn new(b: &'a [u8]) -> Skipper<'a> {
+        Skipper {
+            b,
+            close: NextMemo::new(),
+            newline: NextMemo::new(),
+        }
+    }
+
+    /// The first `*/` at or after `from`.
+    fn comment_close(&self, from: usize) -> Option<usize> {
+        let b = self.b;
+        self.close.find(from, |from| {
+            b.get(from..)
+                .and_then(|r| r.windows(2).position(|w| w == b"*/"))
+                .map(|p| from + p)
+        })
+    }
+
+    /// The first newline at or after `from`.
+    pub fn newline(&self, from: usize) -> Option<usize> {
+        let b = self.b;
+        self.newline.find(from, |from| {
+            b.get(from..)
+                .and_then(|r| r.iter().position(|&c| c == b'\n'))
+                .map(|p| from + p)
+        })
+    }
+
+    /// The index of the next significant byte at or after `i` (see [`skip_space_comments`]).
+    pub fn skip(&self, mut i: usize) -> usize {
+        let b = self.b;
+        loop {
+            match (b.get(i), b.get(i + 1)) {
+                (Some(c), _) if c.is_ascii_whitespace() || *c == 0x0b => i += 1,
+                (Some(b'/'), Some(b'*')) => {
+                    i = self.comment_close(i + 2).map_or(b.len(), |p| p + 2);
+                }
+                (Some(b'#'), _) => i = self.newline(i).map_or(b.len(), |p| p + 1),
+                _ => return i,
             }
-            (Some(b'#'), _) => {
-                let end = b
-                    .get(i..)
-                    .and_then(|r| r.iter().position(|&c| c == b'\n'))
-                    .map_or(b.len(), |p| i + p + 1);
-                i = end;
-            }
-            _ => return i,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! callables (`"sys"."tem"(...)`), variable variables (`${'x'}`), script and session-file
 //! uploads.
 
-use super::{find_word, skip_space_comments, Findings, INJECTION_SOURCES};
+use super::{find_word, Findings, Skipper, INJECTION_SOURCES};
+use crate::extract::ByteSet;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -252,30 +253,125 @@ const WRAPPERS: &[&str] = &[
 ];
 
 fn open_tag(l: &str) -> bool {
-    if l.contains("[php]") || l.contains("[/php]") || l.contains("?>") && l.contains("<?") {
+    // BBCode-style `[php]` and Smarty's `{php}` blocks run their content as PHP.
+    if l.contains("[php]") || l.contains("[/php]") || l.contains("{php}") || l.contains("{/php}") {
         return true;
     }
     let mut from = 0;
     while let Some(p) = l.get(from..).and_then(|h| h.find("<?")).map(|p| p + from) {
         let rest = l.get(p + 2..).unwrap_or_default();
-        if rest.starts_with("php") || rest.starts_with('=') || rest.trim().is_empty() {
+        // `<?` ending the value: an open tag whose code follows in the next parameter.
+        if rest.trim().is_empty() {
             return true;
         }
-        if let Some(x) = rest.strip_prefix("xml") {
-            // `<?xml version=...` is a document; `<?xml :echo 1;` is code.
-            if !x.trim_start().starts_with("version") && !x.trim().is_empty() {
+        // `<?php` (also `<? php`) or `<?=` followed by code; a bare `<?php` runs nothing.
+        if let Some(code) = rest.trim_start().strip_prefix("php") {
+            if !code.starts_with(|c: char| c.is_ascii_alphanumeric()) && !code.trim().is_empty() {
                 return true;
             }
-        } else if rest.starts_with(|c: char| c.is_whitespace())
-            && rest
-                .trim_start()
-                .starts_with(|c: char| c.is_ascii_alphabetic() || c == '$')
+        } else if rest.starts_with('=') || !xml_processing_instruction(rest) && short_tag_code(rest)
         {
             return true;
         }
         from = p + 2;
     }
     false
+}
+
+/// `<?target name="value" ...?>`: an XML processing instruction (`<?xml version="1.0"?>`,
+/// `<?xml-stylesheet href=..?>`, `<?xpacket begin=..?>`), which PHP does not run as code.
+/// `rest` follows the `<?`.
+fn xml_processing_instruction(rest: &str) -> bool {
+    let b = rest.as_bytes();
+    let target = b
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+        .count();
+    if target == 0 || !b.first().is_some_and(u8::is_ascii_alphabetic) {
+        return false;
+    }
+    // Pseudo-attributes: `name = "value"` pairs, then `?>` or the end of the value.
+    let mut i = target;
+    let mut pairs = 0;
+    loop {
+        let ws = b.get(i..).map_or(0, |r| {
+            r.iter().take_while(|c| c.is_ascii_whitespace()).count()
+        });
+        i += ws;
+        match b.get(i) {
+            None => return pairs > 0,
+            Some(b'?') => return pairs > 0 && b.get(i + 1) == Some(&b'>'),
+            Some(_) if ws == 0 => return false,
+            Some(_) => {}
+        }
+        let name = b.get(i..).map_or(0, |r| {
+            r.iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b':'))
+                .count()
+        });
+        if name == 0 {
+            return false;
+        }
+        i += name;
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'=') {
+            return false;
+        }
+        i += 1;
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        let Some(&q @ (b'"' | b'\'')) = b.get(i) else {
+            return false;
+        };
+        let Some(len) = b.get(i + 1..).and_then(|r| r.iter().position(|&c| c == q)) else {
+            return false;
+        };
+        i += len + 2;
+        pairs += 1;
+    }
+}
+
+/// Code after a short open tag `<?`: a variable, a call, or a statement keyword with an
+/// operand (`<?echo "x";`, `<? system('id')`), not prose (`<? should not trigger`).
+fn short_tag_code(rest: &str) -> bool {
+    let r = rest.trim_start();
+    if r.starts_with('$') {
+        return true;
+    }
+    let word_len = r
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        .count();
+    if word_len == 0 {
+        return false;
+    }
+    let word = r.get(..word_len).unwrap_or_default();
+    let after = r.get(word_len..).unwrap_or_default();
+    let next = after.trim_start().bytes().next();
+    matches!(next, Some(b'(' | b';' | b'$' | b'"' | b'\'' | b'='))
+        || r.split("?>").next().is_some_and(|code| code.contains(';'))
+        || (matches!(
+            word,
+            "echo"
+                | "print"
+                | "include"
+                | "require"
+                | "include_once"
+                | "require_once"
+                | "eval"
+                | "die"
+                | "exit"
+                | "return"
+                | "if"
+                | "foreach"
+                | "while"
+                | "for"
+                | "function"
+        ) && after.starts_with(|c: char| c.is_whitespace())
+            && next.is_some())
 }
 
 fn php_file(l: &str) -> bool {
@@ -388,97 +484,245 @@ fn serialized_object(v: &str) -> bool {
     })
 }
 
+/// A name from the dangerous-function lists followed (after spaces) by `(`.
+fn any_function_name(l: &str) -> bool {
+    let b = l.as_bytes();
+    DISTINCTIVE_FUNCTIONS
+        .iter()
+        .chain(WORD_FUNCTIONS.iter())
+        .any(|f| {
+            l.match_indices(f).any(|(p, _)| {
+                let mut j = p + f.len();
+                while b.get(j) == Some(&b' ') && j < p + f.len() + 4 {
+                    j += 1;
+                }
+                let before = p.checked_sub(1).and_then(|i| b.get(i));
+                !before.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    && b.get(j) == Some(&b'(')
+            })
+        })
+}
+
+/// `$name` or `${`: PHP's variable syntax.
+fn php_variable(l: &str) -> bool {
+    let b = l.as_bytes();
+    l.match_indices('$').any(|(p, _)| {
+        b.get(p + 1)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'{')
+    })
+}
+
+/// Paranoia 2: a call to a function of a PHP extension, recognised by PHP's naming
+/// (`array_diff (`, `ldap_get_entries()`, `sodium_crypto_..._keygen (`): an extension
+/// prefix and more name joined by `_`, then `(`.
+fn extension_call(l: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "array_",
+        "ldap_",
+        "odbc_",
+        "sodium_",
+        "tidy_",
+        "zend_",
+        "mysqli_",
+        "mysql_",
+        "pg_",
+        "curl_",
+        "posix_",
+        "proc_",
+        "pcntl_",
+        "stream_",
+        "socket_",
+        "xml_",
+        "xmlrpc_",
+        "mb_",
+        "iconv_",
+        "openssl_",
+        "hash_",
+        "str_",
+        "preg_",
+        "ftp_",
+        "imap_",
+        "session_",
+        "ob_",
+        "func_",
+        "call_",
+        "create_",
+        "ini_",
+        "apache_",
+        "shell_",
+        "exif_",
+        "finfo_",
+        "gmp_",
+        "json_",
+        "libxml_",
+        "simplexml_",
+        "sqlite_",
+        "oci_",
+        "dba_",
+        "filter_",
+        "highlight_",
+        "php_",
+        "debug_",
+        "error_",
+        "spl_",
+        "class_",
+        "method_",
+        "property_",
+        "file_",
+    ];
+    let b = l.as_bytes();
+    l.match_indices('(').any(|(p, _)| {
+        let mut j = p;
+        while j > 0 && b.get(j - 1).is_some_and(|c| *c == b' ' || *c == b'\t') {
+            j -= 1;
+        }
+        let end = j;
+        while j > 0
+            && b.get(j - 1)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        {
+            j -= 1;
+        }
+        let name = l.get(j..end).unwrap_or_default();
+        name.len() >= 6
+            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && PREFIXES
+                .iter()
+                .any(|x| name.strip_prefix(x).is_some_and(|r| !r.is_empty()))
+    })
+}
+
+/// An identifier argument as PHP reads it (a constant, a nested call, a member, followed by
+/// `)`, `,`, `(`, `.`, `[`, `::` or `->`), not words of a parenthesised remark
+/// ("file (aka: bundle, ...)").
+fn constant_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
+    let mut j = k;
+    while b
+        .get(j)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        j += 1;
+    }
+    let j = sk.skip(j);
+    match b.get(j) {
+        Some(b')' | b',' | b'(' | b'.' | b'[') => true,
+        Some(b':') => b.get(j + 1) == Some(&b':'),
+        Some(b'-') => b.get(j + 1) == Some(&b'>'),
+        _ => false,
+    }
+}
+
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
 fn function_call(l: &str) -> bool {
     let b = l.as_bytes();
-    let call_after = |end: usize, need_arg: bool| {
-        let j = skip_space_comments(b, end);
+    let sk = Skipper::new(b);
+    let call_after = |end: usize, need_arg: bool, empty_ok: bool| {
+        let j = sk.skip(end);
         if b.get(j) != Some(&b'(') {
             return false;
         }
         if !need_arg {
             return true;
         }
-        let k = skip_space_comments(b, j + 1);
+        let k = sk.skip(j + 1);
         b.get(k).is_some_and(|c| {
             matches!(
                 c,
                 b'$' | b'\'' | b'"' | b'`' | b'0'..=b'9' | b'_' | b'(' | b'@'
             )
-        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic)
-            && b.get(k..)
-                .is_some_and(|r| r.iter().take(40).any(|&c| c == b')'))
+        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic) && constant_arg(&sk, b, k)
+            || empty_ok && b.get(k) == Some(&b')')
     };
-    let distinctive = DISTINCTIVE_FUNCTIONS.iter().any(|f| {
-        let mut from = 0;
-        while let Some(p) = l.get(from..).and_then(|h| h.find(f)).map(|p| p + from) {
-            let after_word = !b
-                .get(p + f.len())
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
-            let bare_call_ok = f.contains('_') || f.len() >= 7;
-            if after_word && call_after(p + f.len(), !bare_call_ok) {
-                return true;
-            }
-            from = p + 1;
-        }
-        false
-    });
-    distinctive
-        || WORD_FUNCTIONS.iter().any(|f| {
+    let set = ByteSet::of(b);
+    let distinctive = DISTINCTIVE_FUNCTIONS
+        .iter()
+        .filter(|f| set.has_all(f.as_bytes()))
+        .any(|f| {
             let mut from = 0;
-            while let Some(p) = find_word(l, f, from) {
-                if call_after(p + f.len(), true) {
+            while let Some(p) = l.get(from..).and_then(|h| h.find(f)).map(|p| p + from) {
+                let after_word = !b
+                    .get(p + f.len())
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+                let bare_call_ok = f.contains('_') || f.len() >= 7;
+                // A PHP-only name called even without arguments (`strrev()`) is a probe.
+                if after_word && call_after(p + f.len(), !bare_call_ok, true) {
                     return true;
                 }
                 from = p + 1;
             }
             false
-        })
+        });
+    distinctive
+        || WORD_FUNCTIONS
+            .iter()
+            .filter(|f| set.has_all(f.as_bytes()))
+            .any(|f| {
+                let mut from = 0;
+                while let Some(p) = find_word(l, f, from) {
+                    if call_after(p + f.len(), true, false) {
+                        return true;
+                    }
+                    from = p + 1;
+                }
+                false
+            })
 }
 
 /// Skips spaces, `/* */` comments and `//` or `#` line comments (PHP's comment forms).
-fn skip_php_space(b: &[u8], mut j: usize) -> usize {
+fn skip_php_space(sk: &Skipper<'_>, b: &[u8], mut j: usize) -> usize {
     loop {
-        let k = skip_space_comments(b, j);
+        let k = sk.skip(j);
         if b.get(k) == Some(&b'/') && b.get(k + 1) == Some(&b'/') {
-            j = b
-                .get(k..)
-                .and_then(|r| r.iter().position(|&c| c == b'\n'))
-                .map_or(b.len(), |p| k + p + 1);
+            j = sk.newline(k).map_or(b.len(), |p| p + 1);
             continue;
         }
         return k;
     }
 }
 
-/// The end of a balanced `[...]` or `{...}` group starting at `j`, if short and non-empty.
-fn group_end(b: &[u8], j: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (k, &c) in b.iter().enumerate().skip(j).take(128) {
+/// The end of a balanced `[...]` or `{...}` group starting at `j`, if short (at most 128 bytes)
+/// and non-empty. `matches` is [`bracket_matches`] of `b`: looking the closer up instead of
+/// scanning for it keeps `${${${...` linear.
+fn group_end(matches: &[u32], j: usize) -> Option<usize> {
+    let k = *matches.get(j)? as usize;
+    (k != u32::MAX as usize && k > j + 1 && k < j + 128).then_some(k + 1)
+}
+
+/// For every `[`/`{` in `b`, the index of the `]`/`}` that brings the bracket depth back to
+/// where it was (the kinds are not told apart, as PHP's lexer would not either for this
+/// purpose), `u32::MAX` for unmatched and non-bracket bytes. One pass with a stack.
+fn bracket_matches(b: &[u8]) -> Vec<u32> {
+    let mut out = vec![u32::MAX; b.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    for (k, &c) in b.iter().enumerate() {
         match c {
-            b'[' | b'{' => depth += 1,
+            b'[' | b'{' => stack.push(k),
             b']' | b'}' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return (k > j + 1).then_some(k + 1);
+                if let Some(open) = stack.pop() {
+                    if let Some(slot) = out.get_mut(open) {
+                        *slot = u32::try_from(k).unwrap_or(u32::MAX);
+                    }
                 }
             }
             _ => {}
         }
     }
-    None
+    out
 }
 
 /// `$f(`, `$_(`, `@$__[o](`, `$x['a'](`, `${@a}(`, `$a/*c*/[1](`: calling a variable.
 fn variable_function(l: &str) -> bool {
     let b = l.as_bytes();
+    let sk = Skipper::new(b);
+    let matches = std::cell::OnceCell::new();
+    let group_end = |j: usize| group_end(matches.get_or_init(|| bracket_matches(b)), j);
     b.iter().enumerate().any(|(i, &c)| {
         if c != b'$' {
             return false;
         }
-        let mut j = skip_php_space(b, i + 1);
+        let mut j = skip_php_space(&sk, b, i + 1);
         if b.get(j) == Some(&b'{') {
-            match group_end(b, j) {
+            match group_end(j) {
                 Some(e) => j = e,
                 None => return false,
             }
@@ -502,9 +746,9 @@ fn variable_function(l: &str) -> bool {
         }
         // Index chains with content, comments allowed between.
         loop {
-            let k = skip_php_space(b, j);
+            let k = skip_php_space(&sk, b, j);
             if matches!(b.get(k), Some(b'[' | b'{')) {
-                match group_end(b, k) {
+                match group_end(k) {
                     Some(e) => j = e,
                     None => return false,
                 }
@@ -521,18 +765,19 @@ fn variable_function(l: &str) -> bool {
 /// `(x)/**/('id')`, `{[system][0]}('id')`.
 fn string_callable(l: &str) -> bool {
     let b = l.as_bytes();
+    let sk = Skipper::new(b);
     b.iter().enumerate().any(|(i, &c)| {
         if !matches!(c, b'"' | b'\'' | b')' | b']' | b'}') {
             return false;
         }
-        let j = skip_space_comments(b, i + 1);
+        let j = sk.skip(i + 1);
         if j == i + 1 && c == b')' {
             // `(foo)(` glued: only with a quoted argument below.
         }
         if b.get(j) != Some(&b'(') {
             return false;
         }
-        let k = skip_space_comments(b, j + 1);
+        let k = sk.skip(j + 1);
         let quoted_arg = matches!(b.get(k), Some(b'\'' | b'"'));
         let closes = b
             .get(k..)
@@ -543,17 +788,22 @@ fn string_callable(l: &str) -> bool {
         };
         let glued = j == i + 1;
         let statement_end = b
-            .get(skip_space_comments(b, close + 1))
+            .get(sk.skip(close + 1))
             .is_none_or(|x| matches!(x, b';' | b'.'));
         let word_arg = b
             .get(k)
             .is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'$');
         match c {
             b'"' | b'\'' => {
-                let semicolon = b.get(skip_space_comments(b, close + 1)) == Some(&b';');
+                let semicolon = b.get(sk.skip(close + 1)) == Some(&b';');
                 quoted_arg || (glued && word_arg) || (word_arg && semicolon)
             }
-            b']' | b'}' => (quoted_arg || word_arg) && statement_end,
+            // `{[system][0]}('id')`, not a Markdown link `[text](https://...)`.
+            b']' | b'}' => {
+                let arg = b.get(k..close).unwrap_or_default();
+                let url = arg.windows(3).any(|w| w == b"://");
+                (quoted_arg || word_arg && !url) && statement_end
+            }
             _ => {
                 quoted_arg
                     && b.get(i + 1..j)
@@ -591,7 +841,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
         return;
     }
-    if (l.contains("<?") || l.contains("php]")) && open_tag(l) {
+    if (l.contains("<?") || l.contains("php]") || l.contains("php}")) && open_tag(l) {
         hit(out, "php.open-tag");
     }
     if WRAPPERS.iter().any(|w| l.contains(w)) {
@@ -617,10 +867,19 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if l.contains('(') {
         if function_call(l) {
             hit(out, "php.function-call");
+        } else if out.wants(CAT, 2) && extension_call(l) {
+            out.hit(input, CAT, "php.extension-call", Severity::Critical, 2);
+        } else if out.wants(CAT, 3) && any_function_name(l) {
+            // Paranoia 3: a dangerous PHP function name before `(`, whatever the argument.
+            out.hit(input, CAT, "php.function-name", Severity::Critical, 3);
         }
         if string_callable(l) {
             hit(out, "php.string-callable");
         }
+    }
+    // Paranoia 4: a PHP variable (`$name`, `${name}`).
+    if out.wants(CAT, 4) && php_variable(l) {
+        out.hit(input, CAT, "php.variable", Severity::Critical, 4);
     }
 }
 
@@ -647,6 +906,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         {
             out.hit(path, CAT, "php.wrapper", Severity::Critical, 1);
         }
+        if path.lower.contains('(') && extension_call(&path.lower) {
+            out.hit(path, CAT, "php.extension-call", Severity::Critical, 2);
+        }
     }
 }
 
@@ -661,8 +923,15 @@ mod tests {
         assert!(open_tag("<? exec('x')"));
         assert!(open_tag("<?xml :echo 1;"));
         assert!(open_tag("code[/php]"));
-        assert!(!open_tag("<?xml version=\"1.0\"?>") || open_tag("<?xml version=\"1.0\"?>"));
+        assert!(!open_tag("<?xml version=\"1.0\"?>"));
         assert!(!open_tag("<?xml version=\"1.0\" encoding=\"utf-8\""));
+        assert!(!open_tag(
+            "<?xml-stylesheet type=\"text/xsl\" href=\"s.xsl\"?><a/>"
+        ));
+        assert!(!open_tag("&lt;? should not trigger"));
+        assert!(!open_tag("<?php"));
+        assert!(open_tag("<?echo \"test\";?>"));
+        assert!(open_tag("<?php\nsystem($_GET[1]);"));
     }
 
     #[test]

@@ -35,11 +35,11 @@ const METHODS_RFC: &[&str] = &[
 ];
 
 /// Request headers no ordinary client sends and that have served attacks (WebDAV conditions,
-/// `Proxy` (httpoxy), method overrides, request-side `Content-Range`).
+/// `Proxy` (httpoxy), method overrides). `Content-Range` is not one: partial `PUT`s
+/// (resumable uploads) send it.
 const RESTRICTED_HEADERS: &[&str] = &[
     "proxy",
     "lock-token",
-    "content-range",
     "if",
     "x-http-method-override",
     "x-method-override",
@@ -94,7 +94,9 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     let valid_mt = mt
         .split_once('/')
         .is_some_and(|(t, s)| is_token(t) && is_token(s));
-    if !valid_mt || ct.contains(['(', '{', '#', '@']) {
+    // Only the media type is checked for stray syntax; parameter values may be quoted
+    // strings holding anything (`action="urn:x#op"`).
+    if !valid_mt || mt.contains(['(', '{', '#', '@']) {
         out.hit_request(
             P,
             "protocol.content-type-syntax",
@@ -129,7 +131,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             continue;
         };
         let k = k.trim().to_ascii_lowercase();
-        let v = v.trim().trim_matches('"').to_ascii_lowercase();
+        let v = v.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
         if k == "charset" {
             charsets += 1;
             if !CHARSETS.contains(&v.as_str()) {
@@ -405,17 +407,24 @@ fn embedded_request_line(v: &str) -> bool {
 }
 
 /// CR/LF followed by a header line, a status line or markup: response splitting.
+///
+/// Only the first CR/LF of a run is looked at: the rest of the run leads to the same text, and
+/// re-trimming it from every position was quadratic (`\r\n` repeated).
 fn response_splitting(v: &str) -> bool {
+    let b = v.as_bytes();
     v.match_indices(['\r', '\n']).any(|(p, _)| {
+        if p > 0 && matches!(b.get(p - 1), Some(b'\r' | b'\n')) {
+            return false;
+        }
         let rest = v
             .get(p + 1..)
             .unwrap_or_default()
             .trim_start_matches(['\r', '\n']);
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect();
-        let header = name.len() >= 2 && rest.get(name.len()..).is_some_and(|r| r.starts_with(':'));
+        let name_len = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            .count();
+        let header = name_len >= 2 && rest.get(name_len..).is_some_and(|r| r.starts_with(':'));
         let lower = rest
             .get(..rest.len().min(16))
             .unwrap_or_default()
@@ -432,9 +441,31 @@ fn response_splitting(v: &str) -> bool {
 fn ldap_injection(v: &str) -> bool {
     let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     let b = compact.as_bytes();
+    // A whole, balanced filter (`(&(objectClass=user)(cn=x))`) is a filter given as data;
+    // an injection closes the application's filter first, so its parentheses do not balance
+    // from the start.
+    if b.first() == Some(&b'(') {
+        let mut depth = 0i64;
+        let mut balanced = true;
+        for (k, &c) in b.iter().enumerate() {
+            match c {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            if depth < 0 || (depth == 0 && k + 1 < b.len()) {
+                balanced = false;
+                break;
+            }
+        }
+        if balanced && depth == 0 {
+            return false;
+        }
+    }
     compact.match_indices(")").any(|(p, _)| {
         let mut j = p + 1;
-        if b.get(j) == Some(&b'!') {
+        // `)(`, `)!(`, `)&(`, `)|(`: closing one filter and composing another.
+        if matches!(b.get(j), Some(b'!' | b'&' | b'|')) {
             j += 1;
         }
         if b.get(j) != Some(&b'(') {
@@ -468,6 +499,11 @@ fn ldap_injection(v: &str) -> bool {
 fn value_checks(input: &Input, out: &mut Findings) {
     let src = input.location.source;
     let v = &input.value;
+    // Paranoia 2: `_method=DELETE` makes frameworks (Rails, Laravel, Symfony) run another
+    // method than the one the proxy saw, the parameter twin of `X-HTTP-Method-Override`.
+    if src == Source::Arg && input.location.name.eq_ignore_ascii_case("_method") {
+        out.hit(input, P, "protocol.method-override", Severity::Critical, 2);
+    }
     if src != Source::Body && src != Source::Filename && v.contains('\0') {
         out.hit(input, P, "protocol.null-byte", Severity::Critical, 1);
     }
@@ -477,7 +513,9 @@ fn value_checks(input: &Input, out: &mut Findings) {
     ) && v.contains('\u{FFFD}')
         && !input.raw.contains('\u{FFFD}')
     {
-        out.hit(input, P, "protocol.invalid-utf8", Severity::Critical, 1);
+        // Legacy clients percent-encode forms in Latin-1 (`%F1` for n-tilde): not an attack
+        // by itself, so only from paranoia 2 (CRS's UTF-8 check 920250 is off by default).
+        out.hit(input, P, "protocol.invalid-utf8", Severity::Critical, 2);
     }
     if matches!(src, Source::Arg | Source::ArgName | Source::Path)
         && v.chars()
@@ -526,6 +564,30 @@ fn value_checks(input: &Input, out: &mut Findings) {
     }
 }
 
+/// A quote, `=`, `\\` or control character in a part name or file name (bypass attempts on
+/// multipart parsers), or a `;` that does not end an HTML character reference (`&acirc;`:
+/// browsers write non-ASCII names that way).
+fn odd_part_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut ref_start = None;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'&' => ref_start = Some(i),
+            b';' => {
+                if ref_start.is_none_or(|st| i <= st + 1) {
+                    return true;
+                }
+                ref_start = None;
+            }
+            b'"' | b'=' | b'\'' | b'\\' => return true,
+            c if c.is_ascii_control() => return true,
+            c if c.is_ascii_alphanumeric() || c == b'#' => {}
+            _ => ref_start = None,
+        }
+    }
+    false
+}
+
 fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
     let Some(m) = &p.multipart else {
         return;
@@ -558,8 +620,7 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
                 &part.name,
             );
         }
-        let odd =
-            |s: &str| s.contains(['"', ';', '=', '\'', '\\']) || s.chars().any(char::is_control);
+        let odd = |s: &str| odd_part_name(s);
         if odd(&part.name) || part.filename.as_deref().is_some_and(odd) {
             out.hit_request(
                 P,
@@ -602,6 +663,26 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             1,
             Source::Method,
             method,
+        );
+    }
+    // A `charset` parameter in `Accept` outside the allowed charsets asks the server to answer
+    // in an encoding of the client's choosing (UTF-7, UTF-16, EBCDIC `CP1026`), the way filters
+    // are evaded on the response side.
+    if p.request.header("accept").is_some_and(|a| {
+        let l = a.to_ascii_lowercase();
+        l.match_indices("charset=").any(|(i, m)| {
+            let v = l.get(i + m.len()..).unwrap_or_default();
+            let v = v.split([',', ';', ' ']).next().unwrap_or_default();
+            !CHARSETS.contains(&v.trim_matches(['"', '\'']))
+        })
+    }) {
+        out.hit_request(
+            P,
+            "protocol.accept-charset-parameter",
+            Severity::Critical,
+            1,
+            Source::Header,
+            "accept",
         );
     }
     let uri = p.uri;
@@ -733,7 +814,12 @@ mod tests {
         ] {
             assert!(ldap_injection(s), "{s}");
         }
-        for s in ["(see note)(2)", "f(x)(y)", "call me (maybe)"] {
+        for s in [
+            "(see note)(2)",
+            "f(x)(y)",
+            "call me (maybe)",
+            "(&(objectCategory=computer)(userAccountControl:1.2.840.113556.1.4.803:=8192))",
+        ] {
             assert!(!ldap_injection(s), "{s}");
         }
     }

@@ -184,10 +184,6 @@ const DISTINCTIVE: &[&str] = &[
     "ed",
     "emacs",
     "pico",
-    "column",
-    "fold",
-    "flock",
-    "bridge",
     "strings",
     "objdump",
     "readelf",
@@ -375,15 +371,8 @@ const DISTINCTIVE: &[&str] = &[
     "ntdsutil",
     "procdump",
     "mimikatz",
-    "c89",
     "c99",
     "trap",
-    "bsdtar",
-    "perf",
-    "cscli",
-    "rmt",
-    "cpulimit",
-    "lastlogin",
     "ansible",
     "puppet",
     "terraform",
@@ -395,7 +384,12 @@ const DISTINCTIVE: &[&str] = &[
 ];
 
 /// Tool families whose sub-commands are separate programs (`ansible-vault`, `chef-client`).
-const FAMILIES: &[&str] = &["ansible-", "chef-", "rmt-", "puppet-", "salt-", "kube"];
+/// [`DISTINCTIVE`] for lookups.
+static DISTINCTIVE_SET: super::WordSet = super::WordSet::new(DISTINCTIVE);
+/// [`WORDLIKE`] for lookups.
+static WORDLIKE_SET: super::WordSet = super::WordSet::new(WORDLIKE);
+
+const FAMILIES: &[&str] = &["ansible-", "chef-", "puppet-", "salt-"];
 
 /// Commands that are also common words ("more than", "time warner", "a hero; set out"): they
 /// count only with a shell-looking argument or standing alone after a strong separator.
@@ -406,10 +400,10 @@ const WORDLIKE: &[&str] = &[
     "last", "groups", "finger", "mail", "script", "source", "export", "eval", "exec", "init",
     "halt", "sleep", "nice", "tree", "ver", "vol", "del", "dir", "ren", "rename", "net", "sc",
     "hh", "id", "ps", "ls", "cc", "su", "sh", "ip", "ss", "ed", "od", "nc", "at", "tr", "wc", "dd",
-    "cp", "mv", "ln", "rm", "nl", "diff", "comm", "column", "fold", "bridge", "strings", "screen",
-    "fetch", "expect", "wish", "history", "alias", "printf", "time", "timeout", "sal", "saps",
-    "vi", "fish", "ash", "apt", "gem", "pip", "init", "tee", "uniq", "truncate", "shred", "cipher",
-    "attrib", "reg", "date", "mount", "cd", "pushd", "popd",
+    "cp", "mv", "ln", "rm", "nl", "diff", "comm", "strings", "screen", "fetch", "expect", "wish",
+    "history", "alias", "printf", "time", "timeout", "sal", "saps", "vi", "fish", "ash", "apt",
+    "gem", "pip", "init", "tee", "uniq", "truncate", "shred", "cipher", "attrib", "reg", "date",
+    "mount", "cd", "pushd", "popd",
 ];
 
 /// Reconnaissance commands that attackers send without arguments.
@@ -444,7 +438,7 @@ const BIN_DIRS: &[&str] = &[
 fn is_command(w: &str) -> bool {
     let base = w.rsplit(['/', '\\']).next().unwrap_or(w);
     let base = base.strip_suffix(".exe").unwrap_or(base);
-    DISTINCTIVE.contains(&base)
+    DISTINCTIVE_SET.contains(base)
         || versioned_interpreter(base)
         || FAMILIES
             .iter()
@@ -463,7 +457,7 @@ fn versioned_interpreter(w: &str) -> bool {
 }
 
 fn wordlike(w: &str) -> bool {
-    WORDLIKE.contains(&w)
+    WORDLIKE_SET.contains(w)
 }
 
 /// Undoes quoting evasions the way a shell would read the value: drops `\`, `'`, `"` and `^`
@@ -472,10 +466,14 @@ fn wordlike(w: &str) -> bool {
 /// changed a word (a strong signal on its own when the result is a command).
 pub fn deobfuscate(v: &str) -> (String, bool) {
     let lower = v.to_ascii_lowercase();
-    let mut s = lower
-        .replace("${ifs}", " ")
-        .replace("$ifs$9", " ")
-        .replace("$ifs", " ");
+    let mut s = if lower.contains("$ifs") || lower.contains("${ifs}") {
+        lower
+            .replace("${ifs}", " ")
+            .replace("$ifs$9", " ")
+            .replace("$ifs", " ")
+    } else {
+        lower.clone()
+    };
     let mut evasion = s.len() != lower.len();
     // Expansions glued between letters: c${x}url, c$@at, w$()hoami.
     let mut out = String::with_capacity(s.len());
@@ -495,7 +493,24 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
                 } else if rest.starts_with("${") {
                     rest.find('}').filter(|e| *e < 32).map_or(0, |e| e + 1)
                 } else {
-                    0
+                    // `sh$xx -c`: an unset variable ending a word expands to nothing.
+                    let name = rest
+                        .bytes()
+                        .skip(1)
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                        .count();
+                    let ends_word = rest
+                        .as_bytes()
+                        .get(1 + name)
+                        .is_none_or(|c| matches!(c, b' ' | b'\t' | b';' | b'|' | b'&' | b'\n'));
+                    if name > 0
+                        && rest.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic)
+                        && ends_word
+                    {
+                        1 + name
+                    } else {
+                        0
+                    }
                 };
             if skip > 0 {
                 evasion = true;
@@ -533,10 +548,14 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
 enum Intro {
     /// Start of the value.
     Start,
-    /// `;`, `|`, `||`, `&&`, newline, `` ` ``, `$(`, `<(`, `>(`: only shells give these
-    /// meaning.
+    /// `;`, `|`, `||`, `&&`, newline, `$(`, `<(`, `>(`: only shells give these meaning.
     Strong,
-    /// A lone `&` or `(`: also common in prose.
+    /// A backtick: command substitution in a shell, but also Markdown code spans
+    /// (`` run `npm install` ``), so a word alone is not enough.
+    Tick,
+    /// A lone `&` glued to the next word (`x&whoami`): a background separator.
+    Amp,
+    /// A `(`, `)`, `{`, `}` or `&` followed by a space: also common in prose.
     Weak,
 }
 
@@ -553,17 +572,22 @@ fn segments(s: &str) -> Vec<(Intro, &str)> {
             (b'<', Some(b'<')) if b.get(i + 2) == Some(&b'<') => (3, Intro::Strong),
             (b'&', Some(b'&')) | (b'|', Some(b'|')) => (2, Intro::Strong),
             (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (2, Intro::Strong),
-            (b';' | b'|' | b'\n' | b'\r' | b'`', _) => (1, Intro::Strong),
+            (b';' | b'|' | b'\n' | b'\r', _) => (1, Intro::Strong),
+            (b'`', _) => (1, Intro::Tick),
+            (b'&', Some(n)) if !n.is_ascii_whitespace() => (1, Intro::Amp),
             (b'&' | b'(' | b'{', _) => (1, Intro::Weak),
             (b')' | b'}', _) => (1, Intro::Weak),
             _ => (0, Intro::Start),
         };
         if sep_len > 0 {
-            if let Some(seg) = s.get(start..i) {
-                out.push((intro, seg));
-            }
+            let seg = s.get(start..i).unwrap_or_default();
+            out.push((intro, seg));
+            // A subshell right after a separator (`&&(sh)`, `;{ id; }`) keeps its strength.
+            let strong_before = intro == Intro::Strong && seg.trim().is_empty() && c == b'(';
             intro = if c == b')' || c == b'}' {
                 Intro::Weak
+            } else if strong_before {
+                Intro::Strong
             } else {
                 kind
             };
@@ -579,21 +603,73 @@ fn segments(s: &str) -> Vec<(Intro, &str)> {
     out
 }
 
-/// Whether an argument looks like shell usage: an option, a path, a redirection, a variable.
+/// Whether an argument is shell syntax no prose uses: an option (`-la`, `--help`), an
+/// absolute or home path, a redirection, a variable, a Windows `%VAR%` or drive path.
 fn shellish_arg(a: &str) -> bool {
-    a.starts_with('-') && a.len() > 1
+    let b = a.as_bytes();
+    let option = match b {
+        [b'-', b'-', c, ..] | [b'-', c, ..] => c.is_ascii_alphanumeric(),
+        _ => false,
+    };
+    option
         || a.starts_with('/')
         || a.starts_with("~/")
         || a.starts_with("./")
         || a.starts_with("../")
-        || a.starts_with('$')
+        || (a.starts_with('$') && a.len() > 1)
         || a.starts_with('>')
         || a.starts_with('<')
         || a.contains("/etc/")
-        || a.contains("://")
-        || (a.contains('/') && !a.contains(' '))
-        || a.starts_with("%")
+        || (a.starts_with('%') && a.len() > 2 && a.ends_with('%'))
         || a.contains(":\\")
+}
+
+/// `-x`, `-la`, `--long`.
+fn is_option(a: &str) -> bool {
+    match a.as_bytes() {
+        [b'-', b'-', c, ..] | [b'-', c, ..] => c.is_ascii_alphanumeric(),
+        _ => false,
+    }
+}
+
+/// Backticks used as Markdown code spans in a sentence: each opening backtick follows the
+/// start, a space or `(`, each closing one precedes the end, a space or punctuation, and the
+/// value reads as prose. Commands in such spans are documentation at paranoia 1.
+fn markdown_code_spans(v: &str) -> bool {
+    let b = v.as_bytes();
+    let mut open = false;
+    for (p, _) in v.match_indices('`') {
+        let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
+        let after = b.get(p + 1).copied();
+        let ok = if open {
+            after.is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_punctuation() && c != b'`')
+        } else {
+            before.is_none_or(|c| c.is_ascii_whitespace() || c == b'(')
+        };
+        if !ok {
+            return false;
+        }
+        open = !open;
+    }
+    !open && super::lfi::prose(v)
+}
+
+/// Whether an argument names something a command acts on rather than a prose word: a host,
+/// an address, a URL, a relative path or a number (`8.8.8.8`, `evil.com/x.sh`, `80`). A
+/// word that ends a sentence (`clients.`) is prose.
+fn target_arg(a: &str) -> bool {
+    let Some(&last) = a.as_bytes().last() else {
+        return false;
+    };
+    !matches!(last, b'.' | b',' | b':' | b')' | b'!' | b'?')
+        && (a.bytes().all(|b| b.is_ascii_digit())
+            || a.contains(['.', ':', '/', '\\', '@'])
+                && a.bytes().any(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A segment of at most four words: a command line, not a sentence.
+fn seg_is_short(seg: &str) -> bool {
+    seg.split_whitespace().nth(4).is_none()
 }
 
 /// Finds a command in one segment; returns the rule that fits, if any.
@@ -611,7 +687,19 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
             break;
         }
         if is_prefix || is_assign || is_var {
-            prefixed = is_prefix || prefixed;
+            // `sudo x`, `nohup x`: prefixes that are not English words.
+            prefixed |= is_prefix
+                && matches!(
+                    first,
+                    "sudo"
+                        | "nohup"
+                        | "doas"
+                        | "setsid"
+                        | "busybox"
+                        | "stdbuf"
+                        | "strace"
+                        | "xargs"
+                );
             match words.next() {
                 Some(w) => first = w,
                 None => return None,
@@ -631,14 +719,15 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
         }
     }
     // `; tool --option` is shell usage whatever the tool is called.
-    let peek_option = words.peek().is_some_and(|w| {
-        w.len() > 1
-            && w.starts_with('-')
-            && w.as_bytes()
-                .get(1)
-                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'-')
+    let peek_option = words.peek().is_some_and(|w| match w.as_bytes() {
+        [b'-', b'-', c, ..] | [b'-', c, ..] => c.is_ascii_alphabetic(),
+        _ => false,
     });
-    if intro == Intro::Strong
+    // At the start of a value only a long option (`perf --version`) is that telling.
+    let long_option = words.peek().is_some_and(|w| {
+        w.starts_with("--") && w.as_bytes().get(2).is_some_and(u8::is_ascii_alphabetic)
+    });
+    if (intro == Intro::Strong || (intro == Intro::Start && long_option && seg_is_short(seg)))
         && peek_option
         && first.len() >= 2
         && first
@@ -667,46 +756,52 @@ fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
         });
     }
     let any_shellish = args.iter().any(|a| shellish_arg(a));
+    let first_shellish = args.first().is_some_and(|a| shellish_arg(a));
+    // Prose puts words after a program name ("python 3.12 release notes", "ping 8.8.8.8
+    // slow"); an attack puts options, paths or targets there.
+    let all_targets = !args.is_empty() && args.len() <= 3 && args.iter().all(|a| target_arg(a));
     let word = wordlike(base) && !has_path;
-    match intro {
-        Intro::Strong => {
-            if !word || any_shellish || args.is_empty() || has_path {
-                return Some("rce.command-after-separator");
-            }
-            None
-        }
-        Intro::Weak => {
-            if (!word && (base.len() > 2 || !args.is_empty() || any_shellish)) || has_path {
-                return Some("rce.command-after-separator");
-            }
-            if word && any_shellish && args.first().is_some_and(|a| shellish_arg(a)) {
-                return Some("rce.command-after-separator");
-            }
-            None
-        }
-        Intro::Start => {
-            if has_path {
-                return Some("rce.command");
-            }
-            if word {
-                return (args.first().is_some_and(|a| shellish_arg(a))).then_some("rce.command");
-            }
-            if any_shellish {
-                return Some("rce.command");
-            }
-            // A program name alone is usually a word ("lang=python", "format=lastlog"); only
-            // reconnaissance commands stand alone in attacks.
-            if args.is_empty() {
-                return (RECON.contains(&base) || prefixed).then_some("rce.command");
-            }
-            let strong_name =
-                versioned_interpreter(base) || FAMILIES.iter().any(|f| base.starts_with(f));
-            let target_arg = args.iter().any(|a| {
-                a.contains('.') || a.contains(':') || a.bytes().all(|b| b.is_ascii_digit())
-            });
-            (strong_name || target_arg || prefixed).then_some("rce.command")
-        }
+    let recon_alone = args.is_empty() && RECON.contains(&base);
+    if has_path {
+        return Some(if intro == Intro::Start {
+            "rce.command"
+        } else {
+            "rce.command-after-separator"
+        });
     }
+    // Versioned interpreters (`python3.10`) and tool families (`ansible-vault`) are program
+    // names that prose does not use.
+    // Compound names (`aa-disable`, `redis-cli`, `apt-get`) are not prose words either.
+    let strong_name = (versioned_interpreter(base)
+        || FAMILIES.iter().any(|f| base.starts_with(f))
+        || base.contains(['-', '_']) && DISTINCTIVE_SET.contains(base))
+        && args.len() <= 4;
+    let found = strong_name
+        || match intro {
+            Intro::Strong => !word || any_shellish || args.is_empty(),
+            Intro::Amp => {
+                (!word && (args.is_empty() || any_shellish || all_targets)) || first_shellish
+            }
+            Intro::Tick | Intro::Weak => {
+                recon_alone || (!word && (any_shellish || all_targets)) || first_shellish
+            }
+            // A sentence that starts with a program name and mentions a path ("Bash script to
+            // backup /home directory") is prose unless it carries an option.
+            Intro::Start if super::lfi::prose(seg) && !args.iter().any(|a| is_option(a)) => {
+                recon_alone
+            }
+            Intro::Start => {
+                recon_alone
+                    || (!word && (any_shellish || all_targets))
+                    || first_shellish
+                    || prefixed
+            }
+        };
+    found.then_some(if intro == Intro::Start {
+        "rce.command"
+    } else {
+        "rce.command-after-separator"
+    })
 }
 
 /// Glob paths a shell expands into real ones: `/???/c?t`, `/bi[n]/ba*h`, `/etc/pa[s]swd`.
@@ -768,11 +863,19 @@ fn substitution(s: &str) -> bool {
             return true;
         }
     }
+    // `$SHELL -c ...`, `${BASH}`: a shell variable run as the command (a `$PATH` mentioned in
+    // prose is not).
     for var in [
         "$shell", "${shell}", "$bash", "${bash}", "$0", "${0}", "$path", "${path}", "$home",
         "${home}",
     ] {
-        if s.contains(var) {
+        if s.match_indices(var).any(|(p, _)| {
+            command_position(s, p)
+                && !s
+                    .as_bytes()
+                    .get(p + var.len())
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        }) {
             return true;
         }
     }
@@ -788,14 +891,27 @@ fn substitution(s: &str) -> bool {
     }
     let mut parts = s.split('`');
     parts.next();
-    for inner in parts.step_by(2) {
-        if let Some(w) = inner.split_whitespace().next() {
-            if is_command(w) {
-                return true;
-            }
-        }
-    }
-    false
+    // Backticks: a command line inside, judged like any command (Markdown code spans hold
+    // words like `fetch` or `npm install`).
+    // A backtick glued to a word or shell syntax (`x`id``, `${`id`}`) substitutes whatever it
+    // holds (Markdown puts a space or punctuation before a code span).
+    let glued = s.match_indices('`').step_by(2).any(|(p, _)| {
+        p.checked_sub(1)
+            .and_then(|i| s.as_bytes().get(i))
+            .is_some_and(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'{' | b'$' | b'=' | b'(' | b'"' | b'\'')
+            })
+    });
+    parts.step_by(2).any(|inner| {
+        command_in_segment(Intro::Tick, inner).is_some()
+            || glued && inner.split_whitespace().next().is_some_and(is_command)
+    })
+}
+
+/// Whether byte `p` of `s` starts a command: at the start, or after a separator and spaces.
+fn command_position(s: &str, p: usize) -> bool {
+    let before = s.get(..p).unwrap_or_default().trim_end();
+    before.is_empty() || before.ends_with([';', '|', '&', '`', '(', '\n', '{'])
 }
 
 /// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
@@ -841,7 +957,9 @@ fn windows_batch(s: &str) -> bool {
                 );
                 let glued = t.contains("==") && !t.ends_with("==");
                 let tail = rest.get(k + 1..).unwrap_or_default();
-                if (op && k > 0 && tail.len() >= 2)
+                // A batch variable (`%1`, `%x%`) in the comparison marks cmd.exe syntax.
+                let batch_var = rest.iter().take(k).any(|w| w.contains('%'));
+                if (op && k > 0 && (tail.len() >= 2 || batch_var && !tail.is_empty()))
                     || (glued && !tail.is_empty())
                     || (t.ends_with("==") && t.len() > 2 && tail.len() >= 2)
                 {
@@ -936,7 +1054,25 @@ fn scan_input(input: &Input, out: &mut Findings) {
     let v = &input.value;
     let (s, evasion) = deobfuscate(v);
     let l = input.lower.as_str();
+    // A field name is a label (`uname`, `ping`), not a command line: only commands after a
+    // shell separator count there.
+    let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
+    let code_spans = v.contains('`') && markdown_code_spans(v);
     for (intro, seg) in segments(&s) {
+        if code_spans && intro == Intro::Tick {
+            // Paranoia 2: a command line in a Markdown code span of a sentence.
+            if command_in_segment(intro, seg).is_some() {
+                out.hit(input, CAT, "rce.code-span-command", Severity::Critical, 2);
+            }
+            continue;
+        }
+        if is_name && intro == Intro::Start {
+            // Paranoia 2: a name that is itself a command line (`uname -a`).
+            if seg.contains(' ') && command_in_segment(intro, seg).is_some() {
+                out.hit(input, CAT, "rce.command-in-name", Severity::Critical, 2);
+            }
+            continue;
+        }
         if let Some(rule) = command_in_segment(intro, seg) {
             out.hit(input, CAT, rule, Severity::Critical, 1);
             if evasion {
@@ -945,31 +1081,43 @@ fn scan_input(input: &Input, out: &mut Findings) {
             break;
         }
     }
-    if BIN_DIRS.iter().any(|d| {
-        s.find(d).is_some_and(|p| {
-            s.get(p + d.len()..).is_some_and(|r| {
-                r.starts_with(|c: char| {
-                    c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
+    // Each check below needs some byte in the de-obfuscated value: the set is computed once
+    // and a check runs only when its bytes are there (most values skip most checks).
+    let set = crate::extract::ByteSet::of(s.as_bytes());
+    let slash = set.has(b'/');
+    let dollar = set.has(b'$');
+    if slash
+        && BIN_DIRS.iter().any(|d| {
+            s.find(d).is_some_and(|p| {
+                s.get(p + d.len()..).is_some_and(|r| {
+                    r.starts_with(|c: char| {
+                        c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
+                    })
                 })
             })
         })
-    }) {
+    {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
     }
-    if ["bin/", "sbin/", "usr/bin/"].iter().any(|d| {
-        s.strip_prefix(d)
-            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
-    }) {
+    if slash
+        && ["bin/", "sbin/", "usr/bin/"].iter().any(|d| {
+            s.strip_prefix(d)
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+        })
+    {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
     }
-    if substitution(&s) || s.contains("<(") || s.contains(">(") && s.contains(')') {
+    let substituted = (dollar || set.has(b'`'))
+        && if code_spans {
+            substitution(&s.replace('`', " "))
+        } else {
+            substitution(&s)
+        };
+    if substituted || set.has(b'(') && (s.contains("<(") || s.contains(">(") && s.contains(')')) {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
-    if s.contains("/dev/tcp/")
-        || s.contains("/dev/udp/")
-        || s.contains("$[")
-        || s.contains("$((")
-        || param_expansion(&s)
+    if slash && (s.contains("/dev/tcp/") || s.contains("/dev/udp/"))
+        || dollar && (s.contains("$[") || s.contains("$((") || param_expansion(&s))
     {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
@@ -979,29 +1127,33 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         out.hit(input, CAT, "rce.alias-bypass", Severity::Critical, 1);
     }
-    if l.contains("${ifs}") || l.contains("$ifs") {
+    if input.bytes.has(b'$') && (l.contains("${ifs}") || l.contains("$ifs")) {
         out.hit(input, CAT, "rce.ifs", Severity::Critical, 1);
     }
-    if glob_path(&s) {
+    if slash && glob_path(&s) {
         out.hit(input, CAT, "rce.glob-path", Severity::Critical, 1);
     }
     if s.contains('{') && brace_expansion(&s) {
         out.hit(input, CAT, "rce.brace-expansion", Severity::Critical, 1);
     }
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if compact.contains("(){") {
+    if set.has_all(b"(){")
+        && s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .contains("(){")
+    {
         out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
     }
-    if tilde_or_history(&s) {
+    if (set.has(b'~') || set.has(b'!')) && tilde_or_history(&s) {
         out.hit(input, CAT, "rce.expansion", Severity::Critical, 1);
     }
-    if alias_definition(&s) {
+    if set.has_all(b"alias") && alias_definition(&s) {
         out.hit(input, CAT, "rce.alias", Severity::Critical, 1);
     }
     if windows_batch(&s) {
         out.hit(input, CAT, "rce.windows-batch", Severity::Critical, 1);
     }
-    if powershell_cmdlet(v) {
+    if input.bytes.has(b'-') && powershell_cmdlet(v) {
         out.hit(input, CAT, "rce.powershell", Severity::Critical, 1);
     }
     if super::java::is_upload_name(input.location.source, &input.location.name)
@@ -1012,6 +1164,23 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // Paranoia 2: a word that becomes a command once quotes are removed (`w'h'o'am'i`).
     if evasion && quoted_command(v) {
         out.hit(input, CAT, "rce.quote-evasion", Severity::Critical, 2);
+    }
+    // Paranoia 3: a program name (not an ordinary word) opening the value or a segment,
+    // whatever follows (`python script`, `nmap target list`); paranoia 4: any program name
+    // there, ordinary words included (`cat food`, `more`).
+    if out.wants(CAT, 3) {
+        for (_, seg) in segments(&s) {
+            let Some(first) = seg.split_whitespace().next() else {
+                continue;
+            };
+            if is_command(first) {
+                let level = if wordlike(first) { 4 } else { 3 };
+                out.hit(input, CAT, "rce.program-name", Severity::Critical, level);
+                if level == 3 {
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -1058,10 +1227,11 @@ fn param_expansion(s: &str) -> bool {
 fn tilde_or_history(s: &str) -> bool {
     s.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
         .any(|w| {
+            // `~+1`, `~-2`: a directory-stack entry (a bare `~+`/`~-` is also an emoticon).
             let tilde = w
                 .strip_prefix('~')
                 .and_then(|r| r.strip_prefix(['+', '-']))
-                .is_some_and(|r| r.bytes().all(|b| b.is_ascii_digit()));
+                .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
             let hist = w.starts_with("!-") && w.as_bytes().get(2).is_some_and(u8::is_ascii_digit)
                 || w == "!!";
             tilde || hist
@@ -1113,11 +1283,14 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if substitution(&s) || s.contains("() {") {
                 out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
             }
-            if segments(&s)
-                .iter()
-                .any(|(i, seg)| *i == Intro::Strong && command_in_segment(*i, seg).is_some())
-                && input.location.name == "referer"
-            {
+            let after_separator = segments(&s).iter().any(|(i, seg)| {
+                matches!(i, Intro::Strong | Intro::Tick) && command_in_segment(*i, seg).is_some()
+            });
+            // Paranoia 2: the same in any header (`User-Agent: ;chmod +x x`).
+            if after_separator && out.wants(CAT, 2) {
+                out.hit(input, CAT, "rce.header-command", Severity::Critical, 2);
+            }
+            if after_separator && input.location.name == "referer" {
                 out.hit(
                     input,
                     CAT,
@@ -1220,6 +1393,39 @@ mod tests {
         assert!(quoted_command("c'a't /etc/passwd"));
         assert!(quoted_command("w\"h\"oami"));
         assert!(!quoted_command("Call me when you're near"));
+    }
+
+    #[test]
+    fn prose_around_program_names() {
+        // Issue 11: search queries and descriptions that name programs.
+        for v in [
+            "python 3.12 release notes",
+            "java 17 download",
+            "ssh port 22",
+            "ping 8.8.8.8 slow",
+            "Python SDK for cloudipsp clients.",
+            "TESS AUTO 1.0 Secondary Development (Python Version)",
+            "Aggregates several async iterators into one (zip)",
+            "submit a form via `fetch` and receive the response",
+            "run `npm install` first",
+            "Fstab validator -- check /etc/fstab syntax",
+        ] {
+            assert!(!cmd(v), "{v}");
+        }
+        for v in [
+            "ping 127.0.0.1",
+            "nslookup evil.com",
+            "x`id`",
+            "`uname -a`",
+            "a=1&&(sh)",
+            "perf --version",
+            "ansible-vault decrypt secret",
+            "sh$xx -c whoami",
+        ] {
+            assert!(cmd(v) || substitution(&deobfuscate(v).0), "{v}");
+        }
+        assert!(!substitution("add a directory to your $path"));
+        assert!(substitution("$shell -c id"));
     }
 
     #[test]

@@ -52,6 +52,44 @@ fn url_host(v: &str) -> Option<(&'static str, String)> {
     Some((scheme, host))
 }
 
+/// A value starting with a URL scheme used for server-side fetches rather than links, or an
+/// absolute URL with an explicit port.
+fn odd_scheme(l: &str) -> bool {
+    const ODD: &[&str] = &[
+        "gopher:",
+        "jar:",
+        "dict:",
+        "local_file:",
+        "netdoc:",
+        "tftp:",
+        "ldap:",
+        "ldaps:",
+        "url:",
+        "file:",
+        "sftp:",
+        "smb:",
+        "expect:",
+        "glob:",
+        "imap:",
+        "pop3:",
+        "acap:",
+        "rtmp:",
+        "irc:",
+        "ssh:",
+        "telnet:",
+    ];
+    let t = l.trim_start();
+    ODD.iter().any(|s| t.starts_with(s))
+        || t.split_once("://").is_some_and(|(scheme, rest)| {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            scheme.starts_with("http")
+                && !host.starts_with('[')
+                && host.rsplit_once(':').is_some_and(|(_, port)| {
+                    !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+                })
+        })
+}
+
 fn is_ip(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok()
 }
@@ -69,9 +107,18 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
         );
         return;
     }
+    // Paranoia 2: URL schemes a web parameter has no business carrying (SSRF and
+    // inclusion through `gopher://`, `jar:`, `dict://`, `local_file://`...).
+    if l.contains(':') && odd_scheme(l) {
+        out.hit(input, CAT, "rfi.unusual-scheme", Severity::Critical, 2);
+    }
     let Some((_, host)) = url_host(v) else {
         return;
     };
+    // Paranoia 3: any URL in an argument, even to this host.
+    if input.location.source == Source::Arg {
+        out.hit(input, CAT, "rfi.url-argument", Severity::Critical, 3);
+    }
     if is_ip(&host) {
         out.hit(input, CAT, "rfi.ip-host", Severity::Critical, 1);
     }

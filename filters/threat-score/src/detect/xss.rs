@@ -46,6 +46,28 @@ const ACTIVE_TAGS: &[&str] = &[
     "plaintext",
 ];
 
+/// Active tags that run or load code without any attribute.
+const SELF_ACTIVE_TAGS: &[&str] = &[
+    "script",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "xml",
+    "import",
+    "vmlframe",
+    "isindex",
+    "xss",
+    "bgsound",
+    "ilayer",
+    "svg",
+    "plaintext",
+    "xmp",
+    "style",
+];
+
 /// Tags that become dangerous with an event handler or a script URL.
 const PASSIVE_TAGS: &[&str] = &[
     "img", "image", "video", "audio", "source", "body", "html", "marquee", "details", "input",
@@ -118,8 +140,36 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
             return None;
         }
         let name = l.get(start..j)?;
+        // HTML parses `<?...>` as a bogus comment: only IE's `<?import` ever acted on it.
+        if b.get(at + 1..start).is_some_and(|p| p.contains(&b'?')) && name != "import" {
+            return None;
+        }
         let rest_end = l.get(j..)?.find('<').map_or(l.len(), |p| p + j);
         Some((name, l.get(j..rest_end)?))
+    })
+}
+
+/// `<` followed by at least three single letters separated by whitespace (`<f o r m`,
+/// `< x: script` is handled by the tag parser).
+fn spaced_tag(l: &str) -> bool {
+    let b = l.as_bytes();
+    l.match_indices('<').any(|(p, _)| {
+        let mut j = p + 1;
+        let mut letters = 0;
+        loop {
+            while b.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+                j += 1;
+            }
+            let letter = b.get(j).is_some_and(u8::is_ascii_alphabetic);
+            let single = !b.get(j + 1).is_some_and(u8::is_ascii_alphanumeric);
+            if letter && single {
+                letters += 1;
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        letters >= 3
     })
 }
 
@@ -149,7 +199,9 @@ fn event_handler(attrs: &str, need_context: bool) -> bool {
         {
             j += 1;
         }
-        if boundary && name_len >= 3 && b.get(j) == Some(&b'=') {
+        // DOM event names are short: the longest are about 45 letters
+        // (`onwebkitplaybacktargetavailabilitychanged`).
+        if boundary && (3..=48).contains(&name_len) && b.get(j) == Some(&b'=') {
             let ctx = before.is_some_and(|c| {
                 matches!(
                     c,
@@ -188,7 +240,9 @@ fn script_url(l: &str) -> bool {
             // The raw text must not have a space right after the colon: "JavaScript: The
             // Good Parts" is a title, not a URL. Characters hidden inside the scheme are an
             // evasion whatever follows.
-            let raw_colon_space = l.contains(&format!("{scheme} "));
+            let raw_colon_space = l
+                .match_indices(scheme)
+                .any(|(q, _)| l.as_bytes().get(q + scheme.len()) == Some(&b' '));
             let hidden = !l.contains(scheme);
             if hidden
                 || scheme != "javascript:" && !rest.is_empty()
@@ -224,7 +278,8 @@ fn css_script(l: &str) -> bool {
 /// ``alert`1` ``, `self['alert']`.
 fn js_sink(l: &str) -> bool {
     let b = l.as_bytes();
-    let calls = SINKS.iter().any(|s| {
+    let set = crate::extract::ByteSet::of(b);
+    let calls = SINKS.iter().filter(|s| set.has_all(s.as_bytes())).any(|s| {
         let mut from = 0;
         while let Some(p) = super::find_word(l, s, from) {
             let mut j = p + s.len();
@@ -232,7 +287,8 @@ fn js_sink(l: &str) -> bool {
                 j += 1;
             }
             let open = b.get(j).copied();
-            if open == Some(b'`') {
+            // A tagged template call: ``alert`1` `` (a closing backtick follows).
+            if open == Some(b'`') && b.get(j + 1..).is_some_and(|r| r.contains(&b'`')) {
                 return true;
             }
             if open == Some(b'(') {
@@ -244,9 +300,12 @@ fn js_sink(l: &str) -> bool {
                 if arg.is_some_and(|a| {
                     matches!(
                         a,
-                        b'0'..=b'9' | b'\'' | b'"' | b'`' | b')' | b'/' | b'[' | b'-' | b'!' | b'+'
+                        b'0'..=b'9' | b'\'' | b'"' | b'`' | b'/' | b'[' | b'-' | b'!' | b'+'
                     )
                 }) || any_arg && arg.is_some_and(|a| a.is_ascii_alphabetic())
+                    // `alert()`: an empty call counts unless a sentence mentions it
+                    // ("Using alert() for debugging").
+                    || arg == Some(b')') && !super::lfi::prose(l)
                     || l.get(j + 1..).is_some_and(|r| {
                         r.starts_with("document")
                             || r.starts_with("window")
@@ -263,23 +322,26 @@ fn js_sink(l: &str) -> bool {
         false
     });
     calls
-        || GLOBALS.iter().any(|g| {
-            let mut from = 0;
-            while let Some(p) = super::find_word(l, g, from) {
-                let mut j = p + g.len();
-                while b.get(j).is_some_and(|c| *c == b' ') {
-                    j += 1;
+        || GLOBALS
+            .iter()
+            .filter(|g| set.has_all(g.as_bytes()))
+            .any(|g| {
+                let mut from = 0;
+                while let Some(p) = super::find_word(l, g, from) {
+                    let mut j = p + g.len();
+                    while b.get(j).is_some_and(|c| *c == b' ') {
+                        j += 1;
+                    }
+                    if b.get(j) == Some(&b'[')
+                        && b.get(j + 1)
+                            .is_some_and(|c| matches!(c, b'\'' | b'"' | b'`' | b'/'))
+                    {
+                        return true;
+                    }
+                    from = p + 1;
                 }
-                if b.get(j) == Some(&b'[')
-                    && b.get(j + 1)
-                        .is_some_and(|c| matches!(c, b'\'' | b'"' | b'`' | b'/'))
-                {
-                    return true;
-                }
-                from = p + 1;
-            }
-            false
-        })
+                false
+            })
         || dom_call(l)
         || l.contains("document.cookie")
         || l.contains("document.domain")
@@ -289,17 +351,29 @@ fn js_sink(l: &str) -> bool {
 }
 
 /// `document.x(`, `document.x.y =`: scripting the DOM.
+///
+/// A `document.` inside the member path of an earlier one (`document.document.x(`) ends where
+/// that path ends, so it has the same answer: it is skipped, which keeps the scan linear.
 fn dom_call(l: &str) -> bool {
+    let b = l.as_bytes();
+    let mut path_end = 0;
     l.match_indices("document.").any(|(p, _)| {
-        let rest = l.get(p + 9..).unwrap_or_default();
-        let path: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
-            .collect();
-        !path.is_empty()
-            && rest.get(path.len()..).is_some_and(|r| {
-                r.trim_start().starts_with('(')
-                    || r.trim_start().starts_with('=') && !r.trim_start().starts_with("==")
+        if p < path_end {
+            return false;
+        }
+        let start = p + 9;
+        let mut end = start;
+        while b
+            .get(end)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'_')
+        {
+            end += 1;
+        }
+        path_end = end;
+        end > start
+            && l.get(end..).is_some_and(|r| {
+                let r = r.trim_start();
+                r.starts_with('(') || r.starts_with('=') && !r.starts_with("==")
             })
     })
 }
@@ -345,8 +419,18 @@ fn scan_input(input: &Input, out: &mut Findings) {
         for (name, attrs) in tags(l) {
             let base = tag_base(name);
             if ACTIVE_TAGS.contains(&base) {
-                hit(out, "xss.active-tag");
-                break;
+                // Tags that run or load code by themselves count bare; the others (`<form>`,
+                // `<style>`, `<link>` named in prose) need an attribute at paranoia 1.
+                let has_attr = attrs.split('>').next().is_some_and(|a| a.contains('='));
+                let level = if SELF_ACTIVE_TAGS.contains(&base) || has_attr {
+                    1
+                } else {
+                    2
+                };
+                out.hit(input, CAT, "xss.active-tag", Severity::Critical, level);
+                if level == 1 {
+                    break;
+                }
             }
             if event_handler(attrs, false) {
                 hit(out, "xss.tag-event-handler");
@@ -362,7 +446,10 @@ fn scan_input(input: &Input, out: &mut Findings) {
             }
         }
     }
-    if event_handler(l, true)
+    // Checks run only when the bytes they need are in the value (`input.bytes`).
+    let set = &input.bytes;
+    if set.has_all(b"on=")
+        && event_handler(l, true)
         && (l.contains('"')
             || l.contains('\'')
             || l.contains('<')
@@ -378,13 +465,49 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         hit(out, "xss.event-handler");
     }
+    if l.contains('<') && out.wants(CAT, 2) {
+        // Paranoia 2: any tag carrying an attribute (`<a href="x"`).
+        if tags(l).any(|(_, attrs)| {
+            attrs.split('>').next().is_some_and(|a| {
+                a.starts_with(|c: char| c.is_ascii_whitespace() || c == '/') && a.contains('=')
+            })
+        }) {
+            out.hit(input, CAT, "xss.tag-attribute", Severity::Critical, 2);
+        }
+    }
+    // A tag name spelled with spaces between its letters (`<f o r m`), which some parsers
+    // join; prose never writes three single letters after a `<`.
+    if l.contains('<') && spaced_tag(l) {
+        hit(out, "xss.spaced-tag");
+    }
+    // Paranoia 3: any HTML element (`<b>`, `<p class=x>`); paranoia 4: anything a browser
+    // would start parsing as markup (`<x`, `</`, `<!`, `<?`).
+    if l.contains('<') && out.wants(CAT, 3) {
+        if tags(l).any(|(name, _)| {
+            let base = tag_base(name);
+            ACTIVE_TAGS.contains(&base) || PASSIVE_TAGS.contains(&base)
+        }) {
+            out.hit(input, CAT, "xss.html-tag", Severity::Critical, 3);
+        }
+        let b = l.as_bytes();
+        if l.match_indices('<').any(|(p, _)| {
+            b.get(p + 1)
+                .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'))
+        }) {
+            out.hit(input, CAT, "xss.markup", Severity::Critical, 4);
+        }
+    }
+    // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
+    if l.contains("-->") {
+        out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
+    }
     if l.contains('<') && xml_include(l) {
         hit(out, "xss.xml-include");
     }
     if l.contains(':') && script_url(l) {
         hit(out, "xss.script-url");
     }
-    if css_script(l) {
+    if (set.has(b'(') || set.has(b'-') || set.has(b'@')) && css_script(l) {
         hit(out, "xss.css-script");
     }
     if l.contains("+adw-") && l.contains("+ad4-") {
@@ -393,7 +516,14 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (l.contains('[') || l.contains('`') || l.contains("/*")) && (jsfuck(l) || obfuscated_js(l)) {
         hit(out, "xss.obfuscated-js");
     }
-    if js_sink(l) {
+    if (set.has(b'(')
+        || set.has(b'`')
+        || set.has(b'[')
+        || set.has_all(b"document.")
+        || set.has_all(b".innerhtml")
+        || set.has_all(b"window.location"))
+        && js_sink(l)
+    {
         hit(out, "xss.js-sink");
     }
 }

@@ -24,6 +24,70 @@ pub struct Input {
     pub lower: String,
     /// Categories that configured exclusions silence for this value.
     pub excluded: CategorySet,
+    /// The bytes `lower` holds, computed once: detectors ask it whether a needle can occur
+    /// before searching for it ([`Input::may_contain`]).
+    pub bytes: ByteSet,
+}
+
+impl Input {
+    /// An input; `lower` is `value` lowercased, `bytes` is computed here.
+    pub fn new(location: Location, raw: String, value: String, excluded: CategorySet) -> Input {
+        let lower = value.to_ascii_lowercase();
+        let bytes = ByteSet::of(lower.as_bytes());
+        Input {
+            location,
+            raw,
+            value,
+            lower,
+            excluded,
+            bytes,
+        }
+    }
+
+    /// False when `needle` (lowercase) cannot occur in `lower` because one of its bytes is
+    /// absent; true means "search for it".
+    pub fn may_contain(&self, needle: &str) -> bool {
+        self.bytes.has_all(needle.as_bytes())
+    }
+
+    /// Whether `lower` contains any of `needles` (lowercase), searching only for those whose
+    /// bytes all occur in it.
+    pub fn lower_contains_any(&self, needles: &[&str]) -> bool {
+        needles
+            .iter()
+            .any(|n| self.may_contain(n) && self.lower.contains(n))
+    }
+}
+
+/// The set of byte values in a text: a 256-bit summary computed in one pass, so that a
+/// detector can skip a search whose needle holds a byte the text lacks (most needles, for
+/// most values), instead of setting up a substring searcher for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    /// The bytes of `b`.
+    pub fn of(b: &[u8]) -> ByteSet {
+        let mut set = [0u64; 4];
+        for &c in b {
+            if let Some(w) = set.get_mut(usize::from(c >> 6)) {
+                *w |= 1 << (c & 63);
+            }
+        }
+        ByteSet(set)
+    }
+
+    /// Whether byte `c` occurs.
+    pub fn has(&self, c: u8) -> bool {
+        self.0
+            .get(usize::from(c >> 6))
+            .is_some_and(|w| w & (1 << (c & 63)) != 0)
+    }
+
+    /// Whether every byte of `needle` occurs.
+    pub fn has_all(&self, needle: &[u8]) -> bool {
+        needle.iter().all(|&c| self.has(c))
+    }
 }
 
 /// How the body was interpreted.
@@ -91,6 +155,116 @@ pub struct Prepared<'r> {
     pub arg_count: usize,
     /// Categories silenced for the whole request by exclusions.
     pub excluded: CategorySet,
+    /// `inputs[body_start..]` came from the body (the rest from the URI and headers).
+    pub body_start: usize,
+}
+
+/// Longest piece of one value an injection detector reads at once ([`Prepared::windowed`]).
+pub const WINDOW: usize = 4096;
+/// Bytes consecutive windows share: a signal up to this long is seen whole in some window.
+pub const WINDOW_OVERLAP: usize = 512;
+
+impl<'r> Prepared<'r> {
+    /// The same request with every value longer than [`WINDOW`] bytes replaced by windows of
+    /// at most [`WINDOW`] bytes that overlap by [`WINDOW_OVERLAP`] (cut on char boundaries), or
+    /// `None` when no value is that long.
+    ///
+    /// This is what makes the injection detectors linear in the size of a value by
+    /// construction: whatever a detector costs on one window, a value of `n` bytes costs about
+    /// `n / (WINDOW - WINDOW_OVERLAP)` windows of it, and nothing is left uninspected (no cap,
+    /// no limit to report). Any attack text up to [`WINDOW_OVERLAP`] bytes long lies whole in
+    /// one window. Windows after the first start mid-value; `raw` holds the window of the
+    /// decoded value (only the protocol detector reads `raw`, and it sees the whole values).
+    pub fn windowed(&self) -> Option<Prepared<'r>> {
+        if self.inputs.iter().all(|i| i.value.len() <= WINDOW) {
+            return None;
+        }
+        let mut inputs = Vec::with_capacity(self.inputs.len() + 16);
+        for input in &self.inputs {
+            if input.value.len() <= WINDOW {
+                inputs.push(input.clone());
+                continue;
+            }
+            for (start, end) in windows(&input.value, WINDOW, WINDOW_OVERLAP) {
+                let value = input.value.get(start..end).unwrap_or_default();
+                inputs.push(Input::new(
+                    input.location.clone(),
+                    value.to_string(),
+                    value.to_string(),
+                    input.excluded,
+                ));
+            }
+        }
+        Some(Prepared {
+            inputs,
+            ..self.clone_without_inputs()
+        })
+    }
+
+    fn clone_without_inputs(&self) -> Prepared<'r> {
+        Prepared {
+            request: self.request,
+            method: self.method,
+            uri: self.uri,
+            path_raw: self.path_raw,
+            query_raw: self.query_raw,
+            path: self.path.clone(),
+            inputs: Vec::new(),
+            media_type: self.media_type.clone(),
+            body_kind: self.body_kind,
+            multipart: self.multipart.clone(),
+            flags: self.flags,
+            limit_hits: self.limit_hits.clone(),
+            arg_count: self.arg_count,
+            excluded: self.excluded,
+            body_start: 0,
+        }
+    }
+
+    /// This request with only the inputs that came from the body (for
+    /// [`crate::Engine::inspect_body`]).
+    pub fn body_only(&self) -> Prepared<'r> {
+        Prepared {
+            inputs: self
+                .inputs
+                .get(self.body_start..)
+                .unwrap_or_default()
+                .to_vec(),
+            ..self.clone_without_inputs()
+        }
+    }
+}
+
+/// `(start, end)` byte ranges of windows of at most `window` bytes over `s`, consecutive ones
+/// sharing `overlap` bytes, every boundary on a char boundary. Covers all of `s`.
+pub fn windows(s: &str, window: usize, overlap: usize) -> Vec<(usize, usize)> {
+    let floor = |mut i: usize| {
+        while i > 0 && !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    loop {
+        let end = floor((start + window).min(s.len()));
+        let end = if end <= start {
+            s.len().min(start + window + 4)
+        } else {
+            end
+        };
+        let end = if s.is_char_boundary(end) {
+            end
+        } else {
+            s.len()
+        };
+        out.push((start, end));
+        if end >= s.len() {
+            return out;
+        }
+        let next = floor(end.saturating_sub(overlap));
+        start = if next > start { next } else { end };
+    }
 }
 
 impl Prepared<'_> {
@@ -140,14 +314,12 @@ impl Builder<'_, '_> {
 
     fn push(&mut self, source: Source, name: &str, raw: &[u8], plus: bool, excluded: CategorySet) {
         let d = self.decode(raw, plus);
-        let lower = d.text.to_ascii_lowercase();
-        self.inputs.push(Input {
-            location: Location::new(source, name),
-            raw: String::from_utf8_lossy(raw).into_owned(),
-            value: d.text,
-            lower,
+        self.inputs.push(Input::new(
+            Location::new(source, name),
+            String::from_utf8_lossy(raw).into_owned(),
+            d.text,
             excluded,
-        });
+        ));
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
@@ -238,13 +410,12 @@ pub(crate) fn prepare<'r>(
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
     let path = b.decode(path_raw.as_bytes(), false).text;
-    b.inputs.push(Input {
-        location: Location::new(Source::Path, ""),
-        raw: path_raw.to_string(),
-        lower: path.to_ascii_lowercase(),
-        value: path.clone(),
-        excluded: CategorySet::EMPTY,
-    });
+    b.inputs.push(Input::new(
+        Location::new(Source::Path, ""),
+        path_raw.to_string(),
+        path.clone(),
+        CategorySet::EMPTY,
+    ));
     b.form(query_raw.as_bytes());
 
     // Headers.
@@ -285,6 +456,7 @@ pub(crate) fn prepare<'r>(
     }
 
     // Body.
+    let body_start = b.inputs.len();
     let media_type = req.media_type();
     let mut body_kind = BodyKind::None;
     let mut multipart_info = None;
@@ -318,24 +490,33 @@ pub(crate) fn prepare<'r>(
             BodyKind::Form => b.form(body),
             BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
                 Ok(v) => {
+                    // Every object member and every array element is one argument (CRS counts
+                    // JSON leaves as ARGS): past `limits.args` the rest is not inspected and
+                    // the limit is reported, never silently dropped.
                     let depth = cfg.limits.json_depth.max;
-                    let mut pending: Vec<(String, String, bool)> = Vec::new();
-                    let cut = json::walk(&v, depth, &mut |k, s, is_key| {
-                        pending.push((k.to_string(), s.to_string(), is_key));
-                        pending.len() <= cfg.limits.args.max as usize * 2 + 2
+                    let max_args = cfg.limits.args.max as usize;
+                    let cut = json::walk(&v, depth, &mut |item| {
+                        if item.counts_as_arg {
+                            b.arg_count += 1;
+                            if b.arg_count > max_args {
+                                b.hit(LimitKind::ArgCount);
+                                return false;
+                            }
+                        }
+                        let Some(text) = item.text else {
+                            return true;
+                        };
+                        let excluded = excl.for_arg(item.key);
+                        let source = if item.is_key {
+                            Source::ArgName
+                        } else {
+                            Source::Arg
+                        };
+                        b.push(source, item.key, text.as_bytes(), false, excluded);
+                        true
                     });
                     if cut {
                         b.hit(LimitKind::JsonDepth);
-                    }
-                    for (k, s, is_key) in pending {
-                        b.arg_count += usize::from(is_key);
-                        if b.arg_count > cfg.limits.args.max as usize {
-                            b.hit(LimitKind::ArgCount);
-                            break;
-                        }
-                        let excluded = excl.for_arg(&k);
-                        let source = if is_key { Source::ArgName } else { Source::Arg };
-                        b.push(source, &k, s.as_bytes(), false, excluded);
                     }
                 }
                 Err(e) => {
@@ -353,7 +534,9 @@ pub(crate) fn prepare<'r>(
                 let ct = req.header("content-type").unwrap_or_default();
                 match multipart::boundary(ct) {
                     Some(boundary) => {
-                        let m = multipart::parse(body, &boundary, cfg.limits.args.max as usize);
+                        // One part past the limit, so that `arg` sees it and reports the limit.
+                        let max = cfg.limits.args.max as usize;
+                        let m = multipart::parse(body, &boundary, max.saturating_add(1));
                         b.flags.body_malformed |= m.malformed;
                         for part in &m.parts {
                             b.arg(part.name.as_bytes(), part.value.as_bytes(), false);
@@ -372,8 +555,14 @@ pub(crate) fn prepare<'r>(
             }
             BodyKind::Xml => {
                 let text = String::from_utf8_lossy(body);
-                for v in xml::values(&text, cfg.limits.args.max as usize) {
+                // One value past the limit, so that the limit is reported, not silent.
+                let max = cfg.limits.args.max as usize;
+                for v in xml::values(&text, max.saturating_add(1)) {
                     b.arg_count += 1;
+                    if b.arg_count > max {
+                        b.hit(LimitKind::ArgCount);
+                        break;
+                    }
                     let excluded = excl.for_arg(&v.name);
                     b.push(Source::Arg, &v.name, v.value.as_bytes(), false, excluded);
                 }
@@ -399,6 +588,7 @@ pub(crate) fn prepare<'r>(
         limit_hits: b.limit_hits,
         arg_count: b.arg_count,
         excluded: request_excluded,
+        body_start,
     }
 }
 
@@ -500,6 +690,21 @@ mod tests {
             .inputs
             .iter()
             .any(|i| i.location.source == Source::ArgName && i.value == "b"));
+    }
+
+    #[test]
+    fn windows_cover_everything_and_overlap() {
+        let s = "é".repeat(5000) + &"a".repeat(3001);
+        let w = windows(&s, 4096, 512);
+        assert_eq!(w.first().map(|x| x.0), Some(0));
+        assert_eq!(w.last().map(|x| x.1), Some(s.len()));
+        for pair in w.windows(2) {
+            let ((a0, a1), (b0, b1)) = (pair[0], pair[1]);
+            assert!(a1 - a0 <= 4096 && b1 - b0 <= 4096);
+            assert!(b0 > a0 && b0 < a1 && a1 - b0 >= 511, "{pair:?}");
+            assert!(s.is_char_boundary(b0) && s.is_char_boundary(a1));
+        }
+        assert_eq!(windows("short", 4096, 512), vec![(0, 5)]);
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub struct Token {
 const STATEMENTS: &[&str] = &[
     "select", "insert", "update", "delete", "drop", "create", "alter", "truncate", "exec",
     "execute", "declare", "shutdown", "merge", "grant", "revoke", "waitfor", "dbcc", "backup",
+    "replace",
 ];
 
 const KEYWORDS: &[&str] = &[
@@ -135,7 +136,7 @@ const KEYWORDS: &[&str] = &[
 
 const OPERATOR_WORDS: &[&str] = &[
     "like", "rlike", "regexp", "sounds", "is", "in", "between", "div", "mod", "not", "ilike",
-    "similar", "glob", "match", "against",
+    "similar", "glob", "match", "against", "notnull", "isnull",
 ];
 
 /// Functions frequently used in injections; a bareword followed by `(` is a function too.
@@ -223,9 +224,34 @@ const FUNCTIONS: &[&str] = &[
     "waitfor",
 ];
 
-/// Maximum tokens produced for one value: enough for any real injection, bounded for hostile
-/// input.
-pub const MAX_TOKENS: usize = 256;
+/// Maximum tokens produced for one value. Every token consumes at least one byte and the
+/// engine hands detectors at most [`crate::extract::WINDOW`] bytes at a time, so inspected
+/// values are never cut by it (no silent cap); it only bounds direct callers.
+pub const MAX_TOKENS: usize = crate::extract::WINDOW + 1;
+
+/// Every listed word with its kind, sorted once: one binary search per word instead of one per
+/// list. Earlier lists win (a word in several lists keeps the first kind, as the old chain of
+/// lookups did).
+fn word_table() -> &'static [(&'static str, Kind)] {
+    static TABLE: std::sync::OnceLock<Vec<(&'static str, Kind)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut v: Vec<(&'static str, Kind)> = Vec::new();
+        for (list, kind) in [
+            (STATEMENTS, Kind::Stmt),
+            (OPERATOR_WORDS, Kind::Op),
+            (KEYWORDS, Kind::Keyword),
+            (FUNCTIONS, Kind::Func),
+        ] {
+            for w in list {
+                if !v.iter().any(|(x, _)| x == w) {
+                    v.push((w, kind));
+                }
+            }
+        }
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v
+    })
+}
 
 fn word_kind(w: &str) -> Kind {
     match w {
@@ -233,11 +259,14 @@ fn word_kind(w: &str) -> Kind {
         "and" | "or" | "xor" => Kind::Logic,
         "true" | "false" | "null" | "unknown" => Kind::Num,
         "having" | "limit" => Kind::Group,
-        _ if STATEMENTS.contains(&w) => Kind::Stmt,
-        _ if OPERATOR_WORDS.contains(&w) => Kind::Op,
-        _ if KEYWORDS.contains(&w) => Kind::Keyword,
-        _ if FUNCTIONS.contains(&w) => Kind::Func,
-        _ => Kind::Bare,
+        _ => {
+            let table = word_table();
+            table
+                .binary_search_by(|(x, _)| (*x).cmp(w))
+                .ok()
+                .and_then(|i| table.get(i))
+                .map_or(Kind::Bare, |(_, k)| *k)
+        }
     }
 }
 

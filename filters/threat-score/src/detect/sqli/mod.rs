@@ -199,9 +199,12 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
         // dangerous_function (
         if k == Some(Kind::Func)
             && nc.get(i).is_some_and(|t| {
-                DANGEROUS_FUNCTIONS
-                    .iter()
-                    .any(|f| t.text == *f || t.text.starts_with(&format!("{f}.")))
+                DANGEROUS_FUNCTIONS.iter().any(|f| {
+                    // `f` or `f.` + more, without formatting a string per token.
+                    t.text
+                        .strip_prefix(f)
+                        .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+                })
             })
             && kind(i + 1) == Some(Kind::LParen)
             && kind(i + 2).is_some_and(|k| is_operand(k) || k == Kind::RParen)
@@ -236,7 +239,7 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
 
     match ctx {
         Context::Single | Context::Double => quoted_break_out(tokens),
-        Context::None => numeric(&nc),
+        Context::None => numeric(&nc, nc.len() != tokens.len()),
     }
 }
 
@@ -332,6 +335,15 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                     .take(12)
                     .any(|x| x.text == "values" || x.text == "select")
         }
+        // MySQL `REPLACE [INTO] t (cols) VALUES (...)`; `replace(a, b, c)` is a function.
+        "replace" => {
+            next.is_some_and(|n| matches!(n.kind, Kind::Bare | Kind::Keyword) && n.text != "(")
+                && nc
+                    .iter()
+                    .skip(i + 1)
+                    .take(12)
+                    .any(|x| x.text == "values" || x.text == "select")
+        }
         "update" => {
             next.is_some_and(|n| n.kind == Kind::Bare) && t(i + 2).is_some_and(|x| x.text == "set")
         }
@@ -355,6 +367,18 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                         | "login"
                 )
             }) && t(i + 2).is_some()
+                // After the object's name SQL goes on with punctuation or a keyword, not with
+                // more words ("drop table tennis lessons on Friday"); DDL keywords are SQL.
+                && !(t(i + 3).is_some_and(|x| {
+                    x.kind == Kind::Bare
+                        && !matches!(
+                            x.text.as_str(),
+                            "add" | "change" | "modify" | "rename" | "column" | "constraint"
+                                | "engine" | "cascade" | "restrict" | "purge" | "owner" | "to"
+                        )
+                }) && t(i + 4).is_some_and(|x| {
+                    matches!(x.kind, Kind::Bare | Kind::Keyword | Kind::Op)
+                }))
         }
         "exec" | "execute" => next.is_some_and(|n| {
             n.text.starts_with("xp_")
@@ -404,10 +428,17 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
         Kind::Op => {
             let x = k(i + 1)?;
             let after = k(i + 2);
+            // A bare word must be an SQL identifier (`'-£#,##0` in a number format is not).
+            let ascii_word = t(i + 1).is_some_and(|w| {
+                w.text
+                    .bytes()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'`')
+            });
             let operand = matches!(
                 x,
-                Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen | Kind::Bare
-            );
+                Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen
+            ) || x == Kind::Bare && ascii_word;
             let ends = matches!(
                 after,
                 None | Some(
@@ -425,7 +456,25 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
             (operand && ends && !only_string && is_comparison_or_concat(&first.text))
                 .then_some("sqli.quote-operator")
         }
-        Kind::Union | Kind::Group | Kind::Stmt => k(i + 1).map(|_| "sqli.quote-keyword"),
+        // After the break-out, a keyword must start SQL, not prose: `' UNION SELECT`,
+        // `' ORDER BY 2`, `'; DROP TABLE` but not `'create new packaging'` or `'grant' vs`.
+        Kind::Union => matches!(k(i + 1), Some(Kind::Stmt | Kind::Keyword | Kind::LParen))
+            .then_some("sqli.quote-keyword"),
+        Kind::Group => matches!(
+            k(i + 1),
+            Some(Kind::Num | Kind::Bare | Kind::Var | Kind::Func | Kind::LParen | Kind::Str)
+        )
+        .then_some("sqli.quote-keyword"),
+        Kind::Stmt => {
+            let nc: Vec<&Token> = tokens
+                .get(i..)
+                .unwrap_or_default()
+                .iter()
+                .filter(|t| t.kind != Kind::Comment)
+                .take(16)
+                .collect();
+            statement(&nc, 0).then_some("sqli.quote-keyword")
+        }
         Kind::Keyword => {
             let kw = first.text.as_str();
             (matches!(
@@ -443,7 +492,7 @@ fn is_comparison_or_concat(op: &str) -> bool {
 }
 
 /// Unquoted shapes: a numeric parameter extended with logic, grouping or comments.
-fn numeric(nc: &[&Token]) -> Option<&'static str> {
+fn numeric(nc: &[&Token], has_comment: bool) -> Option<&'static str> {
     let k = |j: usize| nc.get(j).map(|t| t.kind);
     let mut i = 0;
     if !matches!(k(0), Some(Kind::Num | Kind::Var)) {
@@ -469,13 +518,487 @@ fn numeric(nc: &[&Token]) -> Option<&'static str> {
                 None | Some(Kind::Op | Kind::Logic | Kind::RParen | Kind::Semi)
             );
             let literal = matches!(x, Kind::Num | Kind::Str | Kind::Var | Kind::Bare);
-            (call || (literal && ends)).then_some("sqli.numeric-logic")
+            // `7 or 8` alone is a choice between numbers (paranoia 2, as operators only);
+            // `1 or 1=1`, `1 or 1--`, `1 or x)` continue a query.
+            let plain_pair = x == Kind::Num && k(i + 2).is_none() && !has_comment;
+            (call || (literal && ends && !plain_pair)).then_some("sqli.numeric-logic")
         }
         Some(Kind::Group) => k(i + 1)
             .is_some_and(|x| matches!(x, Kind::Num | Kind::Bare))
             .then_some("sqli.numeric-group"),
         Some(Kind::Union | Kind::Stmt) => Some("sqli.numeric-keyword"),
         Some(Kind::Semi) => k(i + 1).map(|_| "sqli.numeric-stacked"),
+        _ => None,
+    }
+}
+
+/// SQL functions a query calls: at paranoia 2 a call to any of them in a parameter counts
+/// (`ABS(`, `now()`, `FLOOR (`), in the spirit of CRS 942410. Sorted for binary search.
+const SQL_FUNCTIONS: &[&str] = &[
+    "abs",
+    "acos",
+    "ascii",
+    "asin",
+    "atan",
+    "atan2",
+    "avg",
+    "benchmark",
+    "bin",
+    "bit_length",
+    "cast",
+    "ceil",
+    "ceiling",
+    "char",
+    "char_length",
+    "charindex",
+    "chr",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "conv",
+    "convert",
+    "cos",
+    "cot",
+    "count",
+    "crc32",
+    "curdate",
+    "current_database",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "curtime",
+    "database",
+    "date_add",
+    "date_format",
+    "date_sub",
+    "datediff",
+    "dayname",
+    "dayofmonth",
+    "dayofweek",
+    "dayofyear",
+    "db_name",
+    "decode",
+    "default",
+    "degrees",
+    "elt",
+    "encode",
+    "exp",
+    "extractvalue",
+    "field",
+    "find_in_set",
+    "floor",
+    "from_base64",
+    "from_unixtime",
+    "greatest",
+    "group_concat",
+    "hex",
+    "hour",
+    "if",
+    "ifnull",
+    "iif",
+    "insert",
+    "instr",
+    "is_srvrolemember",
+    "isnull",
+    "json_extract",
+    "json_keys",
+    "last_insert_id",
+    "lcase",
+    "least",
+    "len",
+    "length",
+    "ln",
+    "load_file",
+    "localtime",
+    "localtimestamp",
+    "locate",
+    "log",
+    "log10",
+    "log2",
+    "lower",
+    "lpad",
+    "ltrim",
+    "make_set",
+    "max",
+    "md5",
+    "mid",
+    "min",
+    "minute",
+    "monthname",
+    "name_const",
+    "now",
+    "nullif",
+    "nvl",
+    "oct",
+    "octet_length",
+    "ord",
+    "pg_sleep",
+    "pi",
+    "position",
+    "pow",
+    "power",
+    "quote",
+    "radians",
+    "rand",
+    "random",
+    "randomblob",
+    "regexp_like",
+    "regexp_substr",
+    "repeat",
+    "replace",
+    "reverse",
+    "round",
+    "row_count",
+    "rpad",
+    "rtrim",
+    "schema",
+    "sec_to_time",
+    "session_user",
+    "sha1",
+    "sha2",
+    "sign",
+    "sin",
+    "sleep",
+    "soundex",
+    "sqrt",
+    "stddev",
+    "str_to_date",
+    "strcmp",
+    "string_agg",
+    "substr",
+    "substring",
+    "substring_index",
+    "sum",
+    "sysdate",
+    "system_user",
+    "tan",
+    "time_to_sec",
+    "to_base64",
+    "to_char",
+    "to_number",
+    "trim",
+    "ucase",
+    "unhex",
+    "unix_timestamp",
+    "updatexml",
+    "upper",
+    "user",
+    "utc_date",
+    "utc_time",
+    "uuid",
+    "version",
+    "weekday",
+    "xmltype",
+];
+
+/// Paranoia 2: fragments of SQL that fit into a query the application builds, shorter than
+/// the complete shapes of [`fingerprint`] (CRS 942210, 942362, 942380, 942410): a logic
+/// operator chaining a comparison (`AND deleted = 0)`, `|| c == '`), a stacked statement
+/// keyword (`; insert into`, `;drop`), a column alias (`) AS x FROM`), a clause (`ORDER BY`,
+/// `HAVING 1=`, `FROM t WHERE`), a call to an SQL function (`ABS(`).
+// Each arm is one shape; an arm that does not match must not fall through to the next
+// (which a guard would do), hence the `if`s inside the arms.
+#[allow(clippy::collapsible_match)]
+fn fragment(tokens: &[Token]) -> Option<&'static str> {
+    let nc: Vec<&Token> = tokens.iter().filter(|t| t.kind != Kind::Comment).collect();
+    let kind = |i: usize| nc.get(i).map(|t| t.kind);
+    let text = |i: usize| nc.get(i).map_or("", |t| t.text.as_str());
+    let literal = |i: usize| kind(i).is_some_and(is_literal);
+    // The whole value is a comparison of literals (`1=1`, `42 like 42`, `1 is not 2`) or
+    // only operators (`<=>`, `||`, `in (0,1)`, `IS NULL`).
+    let sql_op = |t: &Token| {
+        t.kind == Kind::Logic
+            || t.kind == Kind::Op
+                && matches!(
+                    t.text.as_str(),
+                    "=" | "=="
+                        | "<"
+                        | ">"
+                        | "<="
+                        | ">="
+                        | "<>"
+                        | "!="
+                        | "<=>"
+                        | ">>"
+                        | "<<"
+                        | "->"
+                        | "->>"
+                        | "like"
+                        | "rlike"
+                        | "regexp"
+                        | "is"
+                        | "not"
+                        | "in"
+                        | "notnull"
+                        | "isnull"
+                        | "sounds"
+                        | "glob"
+                        | "between"
+                        | "ilike"
+                        | "div"
+                        | "mod"
+                )
+    };
+    let ops_only = !nc.is_empty()
+        && nc.len() <= 8
+        && nc.iter().any(|t| sql_op(t))
+        && nc.iter().all(|t| {
+            sql_op(t)
+                || matches!(
+                    t.kind,
+                    Kind::Num | Kind::LParen | Kind::RParen | Kind::Comma
+                )
+        });
+    let comparison = literal(0)
+        && literal(nc.len().saturating_sub(1))
+        && nc.len() >= 3
+        && nc.len() <= 5
+        && nc
+            .iter()
+            .skip(1)
+            .take(nc.len() - 2)
+            .all(|t| t.kind == Kind::Op && is_comparison(&t.text))
+        && nc
+            .get(1)
+            .is_some_and(|t| t.text != "-" && t.text != "+" && t.text != "/");
+    if ops_only || comparison {
+        return Some("sqli.fragment-operator");
+    }
+    for i in 0..nc.len() {
+        // A comment used as whitespace inside SQL (`DROP/**/x`, `SELECT/*a*/password`), or
+        // ending it after an operator, a number or a `;` (`OR 1#`, `x;--`).
+        if kind(i) == Some(Kind::Comment) {
+            let prev = i.checked_sub(1).and_then(kind);
+            let inline = text(i) == "/*"
+                && matches!(
+                    prev,
+                    Some(Kind::Stmt | Kind::Bare | Kind::Keyword | Kind::Logic)
+                )
+                && matches!(kind(i + 1), Some(Kind::Bare | Kind::Keyword | Kind::Stmt));
+            let tail = text(i) != "/*"
+                && i > 0
+                && matches!(prev, Some(Kind::Semi | Kind::Logic | Kind::Num | Kind::Str))
+                && nc.len() <= 8;
+            if inline || tail {
+                return Some("sqli.fragment-comment");
+            }
+        }
+        match kind(i) {
+            Some(Kind::Logic)
+                if kind(i + 1).is_none()
+                    || kind(i + 1) == Some(Kind::LParen) && kind(i + 2).is_none() =>
+            {
+                // `x OR `, `3 and(`: the value ends in a logic operator the query completes.
+                if i > 0 && nc.len() <= 4 {
+                    return Some("sqli.fragment-logic");
+                }
+            }
+            Some(Kind::Logic) => {
+                let mut j = i + 1;
+                while kind(j) == Some(Kind::LParen) && j < i + 4 {
+                    j += 1;
+                }
+                let operand = kind(j).is_some_and(|k| {
+                    matches!(
+                        k,
+                        Kind::Bare | Kind::Num | Kind::Var | Kind::Str | Kind::Func
+                    )
+                });
+                let cmp = kind(j + 1) == Some(Kind::Op)
+                    && (is_comparison(text(j + 1)) || matches!(text(j + 1), "===" | "!=="));
+                // The right-hand side: a literal, a group, a negation, or the query's own
+                // continuation (the value ends at the operator).
+                let rhs = match kind(j + 2) {
+                    None => true,
+                    Some(Kind::Num | Kind::Str | Kind::Var | Kind::LParen | Kind::Func) => true,
+                    Some(Kind::Op) => matches!(text(j + 2), "!" | "-" | "not" | "~"),
+                    _ => false,
+                };
+                if operand && cmp && rhs {
+                    return Some("sqli.fragment-logic");
+                }
+            }
+            Some(Kind::Semi) => {
+                let stmt = kind(i + 1) == Some(Kind::Stmt);
+                if stmt && !matches!(kind(i + 2), Some(Kind::Bare | Kind::Op | Kind::Logic))
+                    || stmt && text(i + 1) != "select" && kind(i + 2) == Some(Kind::Bare)
+                {
+                    return Some("sqli.fragment-stacked");
+                }
+                if text(i + 1) == "set" && kind(i + 2) == Some(Kind::Var) {
+                    return Some("sqli.fragment-stacked");
+                }
+            }
+            Some(Kind::Keyword) if text(i) == "as" => {
+                if kind(i + 1).is_some() && text(i + 2) == "from" && i > 0 {
+                    return Some("sqli.fragment-alias");
+                }
+            }
+            Some(Kind::Keyword) if text(i) == "set" && kind(i + 1) == Some(Kind::Var) => {
+                return Some("sqli.fragment-stacked");
+            }
+            Some(Kind::Keyword | Kind::Func) if text(i) == "values" => {
+                if kind(i + 1) == Some(Kind::LParen) && literal(i + 2) {
+                    return Some("sqli.fragment-clause");
+                }
+            }
+            Some(Kind::Op) if text(i) == "in" => {
+                // `in (0,1)`: a list of literals, not "in (see below)".
+                if kind(i + 1) == Some(Kind::LParen)
+                    && literal(i + 2)
+                    && matches!(kind(i + 3), Some(Kind::Comma | Kind::RParen))
+                {
+                    return Some("sqli.fragment-clause");
+                }
+            }
+            Some(Kind::Stmt) if matches!(text(i), "exec" | "execute") => {
+                if kind(i + 1) == Some(Kind::Bare) && nc.len() <= 3 {
+                    return Some("sqli.fragment-stacked");
+                }
+            }
+            Some(Kind::Keyword) if text(i) == "from" => {
+                // `from t group by`, `from `db`.`t` limit`: a table then a clause.
+                let mut j = i + 1;
+                while matches!(kind(j), Some(Kind::Bare | Kind::Op)) && j < i + 6 {
+                    j += 1;
+                }
+                if j > i + 1 && matches!(kind(j), Some(Kind::Group)) {
+                    return Some("sqli.fragment-clause");
+                }
+                let condition = kind(i + 3).is_none()
+                    || kind(i + 3) == Some(Kind::Func)
+                    || (i + 3..i + 9).any(|j| {
+                        kind(j) == Some(Kind::Op)
+                            && is_comparison(text(j))
+                            && matches!(
+                                kind(j + 1),
+                                None | Some(Kind::Num | Kind::Str | Kind::Var | Kind::LParen)
+                            )
+                    });
+                if matches!(kind(i + 1), Some(Kind::Bare | Kind::Keyword))
+                    && text(i + 2) == "where"
+                    && condition
+                {
+                    return Some("sqli.fragment-clause");
+                }
+            }
+            Some(Kind::Group) => {
+                let after = kind(i + 1);
+                let ok = match text(i) {
+                    "limit" => {
+                        after == Some(Kind::Num)
+                            && matches!(kind(i + 2), None | Some(Kind::Comma | Kind::Comment))
+                    }
+                    "having" => after.is_some_and(is_operand) && kind(i + 2) == Some(Kind::Op),
+                    // order by / group by
+                    _ => {
+                        after.is_none()
+                            || matches!(after, Some(Kind::Num | Kind::Var | Kind::Func))
+                            || (after == Some(Kind::Bare)
+                                && matches!(
+                                    kind(i + 2),
+                                    None | Some(Kind::Comma | Kind::Comment | Kind::Semi)
+                                )
+                                && nc.len() <= i + 4)
+                    }
+                };
+                if ok {
+                    return Some("sqli.fragment-clause");
+                }
+            }
+            Some(Kind::Stmt) if text(i) == "select" => {
+                if kind(i + 1) == Some(Kind::LParen) && text(i + 2) == "case" {
+                    return Some("sqli.fragment-clause");
+                }
+            }
+            Some(Kind::Func | Kind::Keyword | Kind::Bare | Kind::Stmt)
+                if kind(i + 1) == Some(Kind::LParen)
+                    && SQL_FUNCTIONS.binary_search(&text(i)).is_ok() =>
+            {
+                return Some("sqli.fragment-function");
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Paranoia 2: the input closes the string and continues with any SQL: a keyword
+/// (`'ALTER a`, `'UNION a`), a logic operator or an operator word with an operand
+/// (`' or homer 9`, `id'not glob-id--`), a comment after an operator. Paranoia 1 needs
+/// the complete shapes of [`quoted_break_out`].
+fn weak_break_out(tokens: &[Token]) -> Option<&'static str> {
+    let mut i = 1;
+    while tokens.get(i).is_some_and(|t| t.kind == Kind::RParen) && i < 4 {
+        i += 1;
+    }
+    let k = |j: usize| tokens.get(j).map(|x| x.kind);
+    let operand = |j: usize| {
+        matches!(
+            k(j),
+            Some(
+                Kind::Bare
+                    | Kind::Num
+                    | Kind::Var
+                    | Kind::Func
+                    | Kind::LParen
+                    | Kind::Str
+                    | Kind::Op
+                    | Kind::Comment
+            )
+        )
+    };
+    match k(i)? {
+        Kind::Stmt | Kind::Union => k(i + 1).map(|_| "sqli.quote-fragment"),
+        Kind::Logic | Kind::Op => operand(i + 1).then_some("sqli.quote-fragment"),
+        _ => None,
+    }
+}
+
+/// CRS 942430-942432: characters SQL needs (quotes, operators, brackets, comment and
+/// statement marks) counted in one value; many of them in one parameter is how fragments
+/// and obfuscated injections look. Returns the paranoia level the count reaches: 2 for 12
+/// or more, 3 for 6 or more, 4 for 2 or more.
+fn special_char_level(v: &str) -> Option<u8> {
+    let n = v
+        .bytes()
+        .filter(|b| {
+            matches!(
+                b,
+                b'~' | b'!'
+                    | b'@'
+                    | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'^'
+                    | b'&'
+                    | b'*'
+                    | b'('
+                    | b')'
+                    | b'-'
+                    | b'+'
+                    | b'='
+                    | b'{'
+                    | b'}'
+                    | b'['
+                    | b']'
+                    | b'|'
+                    | b':'
+                    | b';'
+                    | b'"'
+                    | b'\''
+                    | b'`'
+                    | b'<'
+                    | b'>'
+            )
+        })
+        .take(12)
+        .count();
+    match n {
+        12.. => Some(2),
+        6.. => Some(3),
+        2.. => Some(4),
         _ => None,
     }
 }
@@ -494,6 +1017,15 @@ fn scan_value(input: &Input, text: &str, out: &mut Findings) {
         if let Some(rule) = fingerprint(&tokens, ctx) {
             out.hit(input, CAT, rule_for(rule), Severity::Critical, 1);
             return;
+        }
+        if out.wants(CAT, 2) {
+            let rule = match ctx {
+                Context::None => fragment(&tokens),
+                Context::Single | Context::Double => weak_break_out(&tokens),
+            };
+            if let Some(rule) = rule {
+                out.hit(input, CAT, rule, Severity::Critical, 2);
+            }
         }
     }
 }
@@ -531,9 +1063,22 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if !plain && (!is_header || input.location.name != "user-agent") {
             scan_value(input, &input.value, out);
         }
+        if matches!(input.location.source, Source::Arg | Source::ArgName) && out.wants(CAT, 2) {
+            if let Some(level) = special_char_level(&input.value) {
+                let rule = match level {
+                    2 => "sqli.special-chars-12",
+                    3 => "sqli.special-chars-6",
+                    _ => "sqli.special-chars-2",
+                };
+                out.hit(input, CAT, rule, Severity::Warning, level);
+            }
+        }
         let l = &input.lower;
         if CATALOGS.iter().any(|c| l.contains(c)) {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
+        }
+        if l.ends_with('(') && open_call_at_end(l) {
+            out.hit(input, CAT, "sqli.open-call", Severity::Critical, 1);
         }
         if l.contains('(') && sql_function_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
@@ -553,18 +1098,33 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 /// `name(` for a function only SQL has, allowing whitespace and comments before `(`.
 fn sql_function_call(l: &str) -> bool {
     let b = l.as_bytes();
-    SQL_ONLY_FUNCTIONS.iter().any(|f| {
-        let mut from = 0;
-        while let Some(at) = super::find_word(l, f, from) {
-            let j = super::skip_space_comments(b, at + f.len());
-            let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
-            if b.get(j) == Some(&b'(') {
-                return true;
+    let sk = super::Skipper::new(b);
+    let set = crate::extract::ByteSet::of(b);
+    SQL_ONLY_FUNCTIONS
+        .iter()
+        .filter(|f| set.has_all(f.as_bytes()))
+        .any(|f| {
+            let mut from = 0;
+            while let Some(at) = super::find_word(l, f, from) {
+                let j = sk.skip(at + f.len());
+                let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
+                if b.get(j) == Some(&b'(') {
+                    return true;
+                }
+                from = at + f.len();
             }
-            from = at + f.len();
-        }
-        false
-    })
+            false
+        })
+}
+
+/// A value that is an SQL function name and an opening parenthesis, nothing after it
+/// (`COS(`, `trim (`): a call the application's query is meant to complete.
+fn open_call_at_end(l: &str) -> bool {
+    let head = l.trim_end().trim_end_matches('(').trim_end();
+    let name = head.trim_start();
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && SQL_FUNCTIONS.binary_search(&name).is_ok()
 }
 
 /// `expr::type` casts (PostgreSQL).
@@ -677,9 +1237,58 @@ mod tests {
             "what does 'or' mean in logic",
             "reinstall drop and select (again).",
             "I'm into rock and roll; select the best",
+            "Add a 'create new packaging' button in 'set_quantity' screen",
+            "'grant' vs 'loan'",
         ] {
             assert_eq!(detect(s), None, "false positive: {s}");
         }
+    }
+
+    #[test]
+    fn open_calls() {
+        assert!(open_call_at_end("cos("));
+        assert!(open_call_at_end("sin ("));
+        assert!(!open_call_at_end("see the table (")); // not a function name alone
+        assert!(!open_call_at_end("cosine("));
+    }
+
+    #[test]
+    fn function_list_is_sorted() {
+        assert!(SQL_FUNCTIONS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn fragments_at_paranoia_2() {
+        let frag = |s: &str| fragment(&tokenize(s, Context::None));
+        for s in [
+            "AND deleted = 0)",
+            "OR (7319=8742)",
+            "|| c == '",
+            "&& setPath !=",
+            "; insert into",
+            ";drop",
+            ") AS `carrier_id` from",
+            "ORder by",
+            "HAVING 1=",
+            "FROM t WHERE name=\"x\"",
+            "ABS(",
+            "FLOOR (",
+            "SELECT (CASE",
+        ] {
+            assert!(frag(s).is_some(), "missed: {s}");
+        }
+        for s in [
+            "size = 10 and color = red",
+            "we're open; come in",
+            "in order to win",
+            "speed limit 50 mph",
+            "from home where it is warm",
+        ] {
+            assert_eq!(frag(s), None, "false positive: {s}");
+        }
+        assert_eq!(special_char_level("a-b"), None);
+        assert_eq!(special_char_level("'a'-b"), Some(4));
+        assert_eq!(special_char_level("')) or (('1'='1"), Some(3));
     }
 
     #[test]

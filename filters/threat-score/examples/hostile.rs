@@ -1,0 +1,87 @@
+//! Hostile-input cost probe: runs `Engine::inspect` on repeated-token bodies of growing size
+//! and prints the wall time per request (indicative; the linear-time test counts instructions).
+//!
+//! ```text
+//! cargo run --release -p threat-score --example hostile [-- --write DIR]
+//! ```
+//! `--write DIR` also writes each 64 KiB body to `DIR/<name>.<kind>` for replay through Envoy.
+
+use std::time::Instant;
+use threat_score::{Config, Request};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("hostile: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let write = args
+        .iter()
+        .position(|a| a == "--write")
+        .and_then(|i| args.get(i + 1));
+    let engine = Config::default()
+        .compile()
+        .map_err(|e| format!("default config: {e}"))?;
+    if let [name, wrap, size] = args.as_slice() {
+        // One case, once: `hostile GEN text|json SIZE` (for callgrind).
+        let unit = threat_score::hostile::GENERATORS
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, u)| *u)
+            .ok_or_else(|| format!("unknown generator `{name}`"))?;
+        let kind = if wrap == "json" {
+            threat_score::hostile::Wrap::Json
+        } else {
+            threat_score::hostile::Wrap::Text
+        };
+        let size = size.parse().map_err(|e| format!("size `{size}`: {e}"))?;
+        let (ct, body) = kind.body(unit, size);
+        let headers = vec![
+            ("host".to_string(), "example.com".to_string()),
+            ("content-type".to_string(), ct.to_string()),
+        ];
+        let req = Request::new("POST", "/upload")
+            .with_headers(&headers)
+            .with_body(&body);
+        println!("{:?}", engine.inspect(&req).score);
+        return Ok(());
+    }
+    for (name, unit) in threat_score::hostile::GENERATORS {
+        for kind in threat_score::hostile::Wrap::ALL {
+            let mut line = format!("{name:>12} {:>5}", kind.name());
+            let mut prev = 0.0;
+            for size in [4096usize, 16384, 65536] {
+                let (ct, body) = kind.body(unit, size);
+                let headers = vec![
+                    ("host".to_string(), "example.com".to_string()),
+                    ("content-type".to_string(), ct.to_string()),
+                ];
+                let req = Request::new("POST", "/upload")
+                    .with_headers(&headers)
+                    .with_body(&body);
+                let start = Instant::now();
+                let n = if size < 65536 { 5 } else { 1 };
+                for _ in 0..n {
+                    std::hint::black_box(engine.inspect(&req));
+                }
+                let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+                line += &format!(" {size:>6}B {us:>10.0}us");
+                if prev > 0.0 {
+                    line += &format!(" (x{:.1})", us / prev);
+                }
+                prev = us;
+                if size == 65536 {
+                    if let Some(dir) = write {
+                        let p = format!("{dir}/{}.{}", name.replace(['/', ' '], "_"), kind.name());
+                        std::fs::write(&p, &body).map_err(|e| format!("writing {p}: {e}"))?;
+                    }
+                }
+            }
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
