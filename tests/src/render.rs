@@ -169,6 +169,9 @@ pub struct EnvoyConfig {
     /// `merge_slashes`, `path_with_escaped_slashes_action`). On by default; tests turn it off
     /// to prove the filters' own normalization.
     pub normalize_paths: bool,
+    /// Extra environment variables for the Envoy process (e.g. libfaketime's `LD_PRELOAD` to
+    /// move its wall clock in a test). Empty by default: Envoy inherits the test's environment.
+    pub env: Vec<(String, String)>,
 }
 
 /// What the connection manager does with `%2F`/`%5C` (escaped slashes) in a path: unescape
@@ -192,7 +195,15 @@ impl EnvoyConfig {
             admin_port: 0,
             xff_num_trusted_hops: 0,
             normalize_paths: true,
+            env: Vec::new(),
         }
+    }
+
+    /// Start Envoy with `key=value` in its environment.
+    #[must_use]
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// Trust `n` proxies in front of this Envoy to append to `X-Forwarded-For`.
