@@ -101,10 +101,12 @@ fn http_time_of_day(date: &str) -> Option<i64> {
     Some(parts.next()?? * 3600 + parts.next()?? * 60 + parts.next()??)
 }
 
-/// How far Envoy's wall clock is behind the machine's, in seconds (from Envoy's own `date`
-/// response header, which reads the same clock as proxy-wasm's `get_current_time_nanoseconds`).
+/// How far Envoy's wall clock is behind the machine's, in seconds: from the `date` header of a
+/// reply Envoy makes itself (a denial; an upstream's reply carries the upstream's date), which
+/// reads the same clock as proxy-wasm's `get_current_time_nanoseconds`.
 fn envoy_clock_lag(envoy: &Envoy) -> i64 {
     let r = Client::new().get(&envoy.url("/clock")).unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
     let date = r.header("date").expect("Envoy sets `date`");
     let envoy_tod = http_time_of_day(date).unwrap_or_else(|| panic!("date {date:?}"));
     let now = std::time::SystemTime::now()
@@ -125,7 +127,8 @@ fn a_clock_step_back_unlocks_after_one_interval() {
         {"name": "stepped", "match": {"paths": [{"prefix": "/stepped"}]}, "action": "rate_limit",
          "rate_limit": {"max_tokens": 2, "tokens_per_fill": 1,
                         "fill_interval": format!("{INTERVAL_SECS}s"),
-                        "key": [{"header": "x-user"}]}}]});
+                        "key": [{"header": "x-user"}]}},
+        {"name": "clock", "match": {"paths": [{"prefix": "/clock"}]}, "action": "deny"}]});
     let clock = ClockShift::new().unwrap();
     let echo = EchoServer::start("echo").unwrap();
     let envoy = Envoy::start(clock.apply(EnvoyConfig::new(echo.addr())).filter(policy(&config)))
