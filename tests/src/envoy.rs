@@ -63,8 +63,13 @@ impl Envoy {
         std::fs::write(&bootstrap_path, serde_json::to_vec_pretty(&bootstrap)?)?;
         let admin_path = dir.path().join("admin-address");
         let log_path = dir.path().join("envoy.log");
-        let child = bin
-            .command()
+        let mut command = bin.command();
+        if let Some(level) = &config.wasm_log_level {
+            command
+                .arg("--component-log-level")
+                .arg(format!("wasm:{level}"));
+        }
+        let child = command
             .arg("-c")
             .arg(&bootstrap_path)
             .args(["--disable-hot-restart", "--concurrency"])

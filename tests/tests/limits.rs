@@ -131,12 +131,13 @@ fn a_clock_step_back_unlocks_after_one_interval() {
         {"name": "clock", "match": {"paths": [{"prefix": "/clock"}]}, "action": "deny"}]});
     let clock = ClockShift::new().unwrap();
     let echo = EchoServer::start("echo").unwrap();
-    let envoy = Envoy::start(clock.apply(EnvoyConfig::new(echo.addr())).filter(policy(&config)))
-        .unwrap();
-    assert!(
-        envoy_clock_lag(&envoy) < 60,
-        "Envoy starts on real time"
-    );
+    let envoy = Envoy::start(
+        clock
+            .apply(EnvoyConfig::new(echo.addr()))
+            .filter(policy(&config)),
+    )
+    .unwrap();
+    assert!(envoy_clock_lag(&envoy) < 60, "Envoy starts on real time");
     // Exhaust the bucket (a slow machine may see a fill meanwhile: stop at the first 429).
     let refused = (0..10).find(|_| get(&envoy, "/stepped", "u") == 429);
     assert!(refused.is_some(), "the bucket of 2 never ran out");
