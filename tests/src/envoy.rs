@@ -20,7 +20,8 @@ pub struct Envoy {
     dir: tempfile::TempDir,
     admin: SocketAddr,
     listeners: HashMap<String, SocketAddr>,
-    config: EnvoyConfig,
+    /// Boxed: a test's `Envoy` is often one variant of an enum beside smaller servers.
+    config: Box<EnvoyConfig>,
     ecds_version: u64,
 }
 
@@ -93,7 +94,7 @@ impl Envoy {
             dir,
             admin: "127.0.0.1:0".parse()?,
             listeners: HashMap::new(),
-            config,
+            config: Box::new(config),
             ecds_version: 1,
         };
         envoy.wait_ready(&admin_path)?;
