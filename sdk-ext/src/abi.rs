@@ -367,6 +367,77 @@ pub fn call_foreign_function(name: &str, args: &[u8]) -> Result<Option<Vec<u8>>,
     }
 }
 
+/// Send a unary gRPC call to the Envoy cluster `cluster`; the token that its answer
+/// (`proxy_on_grpc_receive` / `proxy_on_grpc_close`) will carry.
+///
+/// The one host call here that goes through `proxy_wasm::hostcalls`: only its
+/// `dispatch_grpc_call` registers the token with the crate's dispatcher, which routes the
+/// answer to the calling HTTP context (the registry is private to the crate). That function
+/// panics on a status other than `Ok`, `ParseFailure` and `InternalFailure`. Envoy's
+/// `Context::grpcCall` returns `BadArgument` besides those only when it cannot create an async
+/// client for the `GrpcService` it parsed; so the cluster is passed as a serialized
+/// `GrpcService { envoy_grpc { cluster_name } }` ([`grpc_service_for_cluster`]), for which
+/// Envoy creates the client without a cluster check, and never as a bare name (a name can
+/// parse as a `GrpcService` without `envoy_grpc`, e.g. `abcdefghi`: field 12, fixed64, and
+/// client creation would then fail). An unknown cluster then fails the call itself: Envoy
+/// closes it with `UNAVAILABLE` before returning `InternalFailure`.
+pub fn grpc_call(
+    cluster: &str,
+    service: &str,
+    method: &str,
+    message: &[u8],
+    timeout: std::time::Duration,
+) -> Result<u32, HostError> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        if cluster.len() > MAX_GRPC_CLUSTER_LEN || !cluster.is_ascii() {
+            return Err(HostError::Status(2));
+        }
+        let upstream = grpc_service_for_cluster(cluster);
+        // SAFETY: the upstream is valid protobuf; see above for why the statuses that would
+        // panic are not returned by Envoy for it.
+        #[allow(clippy::disallowed_methods)]
+        let r = proxy_wasm::hostcalls::dispatch_grpc_call(
+            // The crate takes `&str`. For an ASCII name of at most [`MAX_GRPC_CLUSTER_LEN`]
+            // bytes every length is one varint byte below 0x80, so the encoding is ASCII;
+            // anything else is refused here, before the host sees it.
+            std::str::from_utf8(&upstream).map_err(|_| HostError::Status(2))?,
+            service,
+            method,
+            Vec::new(),
+            Some(message),
+            timeout,
+        );
+        r.map_err(|s| HostError::Status(s as u32))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (cluster, service, method, message, timeout, grpc_service_for_cluster);
+        Err(HostError::NoHost)
+    }
+}
+
+/// The longest cluster name [`grpc_call`] takes (its encoding stays ASCII).
+pub const MAX_GRPC_CLUSTER_LEN: usize = 120;
+
+/// `envoy.config.core.v3.GrpcService { envoy_grpc: { cluster_name: cluster } }`, serialized.
+pub fn grpc_service_for_cluster(cluster: &str) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: usize) {
+        while v >= 0x80 {
+            out.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut inner = vec![0x0a];
+    varint(&mut inner, cluster.len());
+    inner.extend_from_slice(cluster.as_bytes());
+    let mut out = vec![0x0a];
+    varint(&mut out, inner.len());
+    out.extend_from_slice(&inner);
+    out
+}
+
 /// Reset the HTTP stream: the last resort when a request must not go on and no local reply
 /// could be sent.
 pub fn reset_stream() -> Result<(), HostError> {

@@ -1,0 +1,251 @@
+//! The protocol side of global limits: the request a rule sends, and what each answer means.
+
+use super::proto::{self, code};
+use super::*;
+use prost::Message;
+use sdk_ext::Services;
+
+fn limit(json: &str, key: &[KeyPart]) -> Result<GlobalLimit, ConfigError> {
+    let cfg: GlobalConfig = serde_json::from_str(json).unwrap();
+    let mut budget = SlotBudget::new("t", 1000, &Services::local()).unwrap();
+    GlobalLimit::compile(&cfg, key, "r", &mut budget)
+}
+
+const BASIC: &str = r#"{"cluster": "ratelimit", "domain": "edge", "timeout": "250ms",
+    "entries": [{"key": "generic_key", "value": "api"}]}"#;
+
+#[test]
+fn the_request_carries_domain_literal_entries_then_key_parts_and_hits() {
+    let parts = [
+        KeyPart::SourceIp,
+        KeyPart::Header("x-user".into()),
+        KeyPart::Consumer,
+    ];
+    let g = limit(BASIC, &parts).unwrap();
+    let call = g.call(
+        &parts,
+        &[Some("10.0.0.1".into()), Some("alice".into()), None],
+    );
+    assert_eq!(call.cluster, "ratelimit");
+    assert_eq!(call.service, "envoy.service.ratelimit.v3.RateLimitService");
+    assert_eq!(call.method, "ShouldRateLimit");
+    assert_eq!(call.timeout, Duration::from_millis(250));
+    let req = proto::RateLimitRequest::decode(call.message.as_slice()).unwrap();
+    assert_eq!(req.domain, "edge");
+    assert_eq!(req.hits_addend, 1);
+    let entries: Vec<(&str, &str)> = req.descriptors[0]
+        .entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_str()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("generic_key", "api"),
+            ("remote_address", "10.0.0.1"),
+            ("x-user", "alice"),
+            // Absent values share one count, as they share one local bucket.
+            ("consumer", ""),
+        ]
+    );
+}
+
+#[test]
+fn the_request_bytes_match_the_protobuf_wire_format() {
+    // Hand-assembled from rls.proto: domain (1) "d", descriptors (2) { entries (1) { key (1)
+    // "k", value (2) "v" } }, hits_addend (3) 3.
+    let g = limit(
+        r#"{"cluster": "c", "domain": "d", "hits_addend": 3,
+            "entries": [{"key": "k", "value": "v"}]}"#,
+        &[],
+    )
+    .unwrap();
+    let call = g.call(&[], &[]);
+    let expected = [
+        0x0a, 1, b'd', 0x12, 8, 0x0a, 6, 0x0a, 1, b'k', 0x12, 1, b'v', 0x18, 3,
+    ];
+    assert_eq!(call.message, expected);
+}
+
+fn answer(r: &proto::RateLimitResponse) -> Vec<u8> {
+    r.encode_to_vec()
+}
+
+fn hv(k: &str, v: &str) -> proto::HeaderValue {
+    proto::HeaderValue {
+        key: k.into(),
+        value: v.into(),
+        raw_value: Vec::new(),
+    }
+}
+
+#[test]
+fn ok_passes_the_services_headers_on() {
+    let g = limit(BASIC, &[]).unwrap();
+    let bytes = answer(&proto::RateLimitResponse {
+        overall_code: code::OK,
+        request_headers_to_add: vec![
+            hv("x-quota", "gold"),
+            hv(":path", "/evil"),
+            hv("bad name", "x"),
+        ],
+        response_headers_to_add: vec![hv("RateLimit-Remaining", "4")],
+        ..Default::default()
+    });
+    assert_eq!(
+        g.interpret(CallOutcome::Answer(&bytes)),
+        Answer::Allow {
+            request_headers: vec![("x-quota".into(), "gold".into())],
+            response_headers: vec![("ratelimit-remaining".into(), "4".into())],
+        }
+    );
+}
+
+#[test]
+fn over_limit_answers_with_retry_after_and_ratelimit_headers() {
+    let g = limit(BASIC, &[]).unwrap();
+    let status = |code, limit, secs| proto::DescriptorStatus {
+        code,
+        current_limit: Some(proto::RateLimit {
+            requests_per_unit: limit,
+            unit: 2,
+            name: String::new(),
+        }),
+        limit_remaining: 0,
+        duration_until_reset: Some(proto::Duration {
+            seconds: secs,
+            nanos: 1,
+        }),
+    };
+    let bytes = answer(&proto::RateLimitResponse {
+        overall_code: code::OVER_LIMIT,
+        statuses: vec![
+            status(code::OK, 100, 50),
+            status(code::OVER_LIMIT, 10, 7),
+            status(code::OVER_LIMIT, 20, 30),
+        ],
+        ..Default::default()
+    });
+    let Answer::OverLimit { headers } = g.interpret(CallOutcome::Answer(&bytes)) else {
+        panic!("not over limit");
+    };
+    // The over-limit status with the longest wait decides; partial seconds round up.
+    assert_eq!(
+        headers,
+        [
+            ("retry-after".to_string(), "31".to_string()),
+            ("ratelimit-limit".into(), "20".into()),
+            ("ratelimit-remaining".into(), "0".into()),
+            ("ratelimit-reset".into(), "31".into()),
+        ]
+    );
+    // Headers the service sends itself win over computed ones.
+    let bytes = answer(&proto::RateLimitResponse {
+        overall_code: code::OVER_LIMIT,
+        statuses: vec![status(code::OVER_LIMIT, 10, 7)],
+        response_headers_to_add: vec![hv("retry-after", "60")],
+        ..Default::default()
+    });
+    let Answer::OverLimit { headers } = g.interpret(CallOutcome::Answer(&bytes)) else {
+        panic!("not over limit");
+    };
+    assert_eq!(headers[0], ("retry-after".into(), "60".into()));
+    assert_eq!(
+        headers.iter().filter(|(n, _)| n == "retry-after").count(),
+        1
+    );
+}
+
+#[test]
+fn failures_unknown_codes_and_garbage_are_failures() {
+    let g = limit(BASIC, &[]).unwrap();
+    let timeout = CallOutcome::Failed {
+        status: sdk_ext::callout::grpc_status::DEADLINE_EXCEEDED,
+        dispatched: true,
+    };
+    assert!(matches!(
+        g.interpret(timeout),
+        Answer::Failed { timeout: true, .. }
+    ));
+    let unavailable = CallOutcome::Failed {
+        status: 14,
+        dispatched: true,
+    };
+    assert!(matches!(
+        g.interpret(unavailable),
+        Answer::Failed { timeout: false, .. }
+    ));
+    let unknown = answer(&proto::RateLimitResponse::default());
+    assert!(matches!(
+        g.interpret(CallOutcome::Answer(&unknown)),
+        Answer::Failed { .. }
+    ));
+    assert!(matches!(
+        g.interpret(CallOutcome::Answer(&[0xff, 0xff, 0xff])),
+        Answer::Failed { .. }
+    ));
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let err = |json: &str, key: &[KeyPart]| limit(json, key).unwrap_err().path;
+    assert_eq!(
+        err(
+            r#"{"cluster": "", "domain": "d", "entries": [{"key":"k","value":"v"}]}"#,
+            &[]
+        ),
+        "cluster"
+    );
+    assert_eq!(
+        err(
+            r#"{"cluster": "c", "domain": "", "entries": [{"key":"k","value":"v"}]}"#,
+            &[]
+        ),
+        "domain"
+    );
+    assert_eq!(
+        err(
+            r#"{"cluster": "c", "domain": "d", "timeout": "2m", "entries": [{"key":"k","value":"v"}]}"#,
+            &[]
+        ),
+        "timeout"
+    );
+    assert_eq!(
+        err(
+            r#"{"cluster": "c", "domain": "d", "timeout": "soon", "entries": [{"key":"k","value":"v"}]}"#,
+            &[]
+        ),
+        "timeout"
+    );
+    assert_eq!(
+        err(
+            r#"{"cluster": "c", "domain": "d", "hits_addend": 0, "entries": [{"key":"k","value":"v"}]}"#,
+            &[]
+        ),
+        "hits_addend"
+    );
+    assert_eq!(
+        err(
+            r#"{"cluster": "c", "domain": "d", "failure_status": 99, "entries": [{"key":"k","value":"v"}]}"#,
+            &[]
+        ),
+        "failure_status"
+    );
+    assert_eq!(
+        err(
+            r#"{"cluster": "c", "domain": "d", "entries": [{"key":"","value":"v"}]}"#,
+            &[]
+        ),
+        "entries[0].key"
+    );
+    assert_eq!(err(r#"{"cluster": "c", "domain": "d"}"#, &[]), "entries");
+    assert_eq!(
+        err(
+            r#"{"cluster": "c", "domain": "d", "local_first": {"max_tokens": 0, "fill_interval": "1s"}}"#,
+            &[KeyPart::SourceIp]
+        ),
+        "local_first.max_tokens"
+    );
+    // Key parts alone are a descriptor.
+    assert!(limit(r#"{"cluster": "c", "domain": "d"}"#, &[KeyPart::SourceIp]).is_ok());
+}
