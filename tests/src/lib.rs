@@ -14,6 +14,8 @@
 //!   client bound to a chosen loopback source address.
 //! * [`registry`]: a real OCI registry (Debian's `docker-registry`) on loopback.
 //! * [`nginx`]: nginx + ModSecurity + OWASP CRS (Debian's packages), the threat-score anchor.
+//! * [`redis`], [`ratelimit`]: Debian's `redis-server` and a rate-limit service
+//!   (`envoy.service.ratelimit.v3`, tonic) counting in it, behind policy's global limits.
 
 pub mod build_id;
 pub mod client;
@@ -23,6 +25,8 @@ pub mod envoy;
 pub mod locate;
 pub mod modules;
 pub mod nginx;
+pub mod ratelimit;
+pub mod redis;
 pub mod registry;
 pub mod render;
 pub mod tcp;
