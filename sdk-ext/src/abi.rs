@@ -121,6 +121,11 @@ mod imports {
         pub fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
         pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
         pub fn proxy_set_effective_context(context_id: u32) -> u32;
+        pub fn proxy_get_status(
+            return_code: *mut u32,
+            return_message_data: *mut *mut u8,
+            return_message_size: *mut usize,
+        ) -> u32;
         pub fn proxy_call_foreign_function(
             function_name_data: *const u8,
             function_name_size: usize,
@@ -412,7 +417,33 @@ pub fn grpc_call(
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let _ = (cluster, service, method, message, timeout, grpc_service_for_cluster);
+        let _ = (
+            cluster,
+            service,
+            method,
+            message,
+            timeout,
+            grpc_service_for_cluster,
+        );
+        Err(HostError::NoHost)
+    }
+}
+
+/// The status of the gRPC call whose close is being delivered (`proxy_on_grpc_close`): its
+/// code and message (e.g. Envoy's `upstream request timeout`).
+pub fn grpc_call_status() -> Result<(u32, String), HostError> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut code: u32 = 0;
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: out-pointers to locals.
+        status(unsafe { imports::proxy_get_status(&mut code, &mut data, &mut size) })?;
+        let message = take_host_buffer(data, size).unwrap_or_default();
+        Ok((code, String::from_utf8_lossy(&message).into_owned()))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
         Err(HostError::NoHost)
     }
 }

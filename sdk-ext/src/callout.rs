@@ -40,9 +40,15 @@ pub mod grpc_status {
 pub enum CallOutcome<'a> {
     /// The service answered `OK` with this message (protobuf bytes; possibly empty).
     Answer(&'a [u8]),
-    /// The call failed: the gRPC status (`DEADLINE_EXCEEDED` on timeout, `UNAVAILABLE` when
-    /// the service cannot be reached, ...) and whether the proxy refused to send it at all.
-    Failed { status: u32, dispatched: bool },
+    /// The call failed: the gRPC status (`UNAVAILABLE` when the service cannot be reached,
+    /// ...), whether the proxy refused to send it at all, and whether it ended at its deadline
+    /// (Envoy reports a timeout as `UNAVAILABLE`, "upstream request timeout", so the glue
+    /// decides by the time elapsed, or a `DEADLINE_EXCEEDED` status).
+    Failed {
+        status: u32,
+        dispatched: bool,
+        timed_out: bool,
+    },
 }
 
 impl CallOutcome<'_> {
@@ -54,8 +60,7 @@ impl CallOutcome<'_> {
                 dispatched: false, ..
             } => "not dispatched".into(),
             CallOutcome::Failed {
-                status: grpc_status::DEADLINE_EXCEEDED,
-                ..
+                timed_out: true, ..
             } => "timeout".into(),
             CallOutcome::Failed {
                 status: grpc_status::UNAVAILABLE,

@@ -313,11 +313,18 @@ enum Phase {
     Headers,
     /// Headers held until the body arrives; the view is kept for the body hook.
     Buffering(RequestView),
-    /// Headers held while a gRPC call the filter asked for is in flight (`token`); the view
-    /// is kept for [`HttpFilter::on_call_response`].
-    Calling(RequestView, u32),
+    /// Headers held while a gRPC call the filter asked for is in flight; the view is kept for
+    /// [`HttpFilter::on_call_response`].
+    Calling(RequestView, Pending),
     /// A local reply was sent (or the stream reset); ignore the rest of the stream.
     Replied,
+}
+
+/// A gRPC call in flight: its token, and when it must have ended (host clock, ns).
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    token: u32,
+    deadline_nanos: u64,
 }
 
 /// Per-request context.
@@ -423,7 +430,13 @@ impl<F: HttpFilter> FilterHttp<F> {
             call.timeout,
         ) {
             Ok(token) => {
-                self.phase = Phase::Calling(view, token);
+                let timeout = u64::try_from(call.timeout.as_nanos()).unwrap_or(u64::MAX);
+                let deadline_nanos = HostClock.now_nanos().saturating_add(timeout);
+                let pending = Pending {
+                    token,
+                    deadline_nanos,
+                };
+                self.phase = Phase::Calling(view, pending);
                 Action::Pause
             }
             Err(e) => {
@@ -431,10 +444,21 @@ impl<F: HttpFilter> FilterHttp<F> {
                 let outcome = CallOutcome::Failed {
                     status: grpc_status::UNAVAILABLE,
                     dispatched: false,
+                    timed_out: false,
                 };
                 self.run_call_hook(&view, outcome)
             }
         }
+    }
+
+    /// Whether the failed call was ended by its deadline: Envoy closes it with `UNAVAILABLE`
+    /// and the message `upstream request timeout{response_timeout}` (its async client's own
+    /// timeout reply, with the response details appended).
+    fn envoy_timeout() -> bool {
+        matches!(
+            abi::grpc_call_status(),
+            Ok((grpc_status::UNAVAILABLE, m)) if m.starts_with("upstream request timeout")
+        )
     }
 
     /// The filter's call hook; its decision as the action of the (held) header callback.
@@ -466,8 +490,8 @@ impl<F: HttpFilter> FilterHttp<F> {
 
 impl<F: HttpFilter> Context for FilterHttp<F> {
     fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
-        let view = match std::mem::replace(&mut self.phase, Phase::Headers) {
-            Phase::Calling(view, token) if token == token_id => view,
+        let (view, pending) = match std::mem::replace(&mut self.phase, Phase::Headers) {
+            Phase::Calling(view, p) if p.token == token_id => (view, p),
             other => {
                 self.phase = other;
                 return;
@@ -489,6 +513,9 @@ impl<F: HttpFilter> Context for FilterHttp<F> {
             Err(status) => CallOutcome::Failed {
                 status: *status,
                 dispatched: true,
+                timed_out: *status == grpc_status::DEADLINE_EXCEEDED
+                    || Self::envoy_timeout()
+                    || HostClock.now_nanos() >= pending.deadline_nanos,
             },
         };
         // The header callback returned `Pause`: resume (or reply) from here.
@@ -572,8 +599,8 @@ impl<F: HttpFilter> HttpContext for FilterHttp<F> {
                 Action::Pause
             }
             // Held for a call: Envoy buffers the body until the request is resumed.
-            Phase::Calling(view, token) => {
-                self.phase = Phase::Calling(view, token);
+            Phase::Calling(view, pending) => {
+                self.phase = Phase::Calling(view, pending);
                 Action::Pause
             }
             Phase::Headers => Action::Continue,

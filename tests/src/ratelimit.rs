@@ -192,7 +192,10 @@ struct Limiter {
 }
 
 impl Limiter {
-    async fn should_rate_limit(&self, req: proto::RateLimitRequest) -> Result<proto::RateLimitResponse, tonic::Status> {
+    async fn should_rate_limit(
+        &self,
+        req: proto::RateLimitRequest,
+    ) -> Result<proto::RateLimitResponse, tonic::Status> {
         let delay = self.delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -231,7 +234,14 @@ impl Limiter {
             }
             key.push('_');
             key.push_str(&start.to_string());
-            counted.push((statuses.len(), key, limit.requests_per_unit, unit_code, window, start));
+            counted.push((
+                statuses.len(),
+                key,
+                limit.requests_per_unit,
+                unit_code,
+                window,
+                start,
+            ));
             statuses.push(proto::DescriptorStatus::default());
         }
         if !counted.is_empty() {
@@ -319,7 +329,10 @@ struct ShouldRateLimit(Arc<Limiter>);
 impl tonic::server::UnaryService<proto::RateLimitRequest> for ShouldRateLimit {
     type Response = proto::RateLimitResponse;
     type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<tonic::Response<Self::Response>, tonic::Status>> + Send>,
+        Box<
+            dyn std::future::Future<Output = Result<tonic::Response<Self::Response>, tonic::Status>>
+                + Send,
+        >,
     >;
 
     fn call(&mut self, request: tonic::Request<proto::RateLimitRequest>) -> Self::Future {
@@ -376,7 +389,11 @@ impl RateLimitServer {
     }
 
     /// As [`RateLimitServer::start`], on `bind` (port 0: any free port).
-    pub fn start_on(domains: Vec<DomainConfig>, redis: SocketAddr, bind: SocketAddr) -> Result<Self> {
+    pub fn start_on(
+        domains: Vec<DomainConfig>,
+        redis: SocketAddr,
+        bind: SocketAddr,
+    ) -> Result<Self> {
         for d in &domains {
             check(&d.descriptors).with_context(|| format!("domain `{}`", d.domain))?;
         }
@@ -391,8 +408,11 @@ impl RateLimitServer {
         let listener = std::net::TcpListener::bind(bind)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let svc = RlsService(Arc::clone(&limiter));
+        // Served with hyper's HTTP/2 server directly rather than tonic's: tonic's server
+        // enforces the caller's `grpc-timeout` itself, and the callers' own deadlines (what
+        // Envoy does when a service is slow) are what the tests exercise.
         let thread = std::thread::Builder::new()
             .name("ratelimit-service".into())
             .spawn(move || {
@@ -407,14 +427,27 @@ impl RateLimitServer {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
-                    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-                    let _ = tonic::transport::Server::builder()
-                        .add_service(svc)
-                        .serve_with_incoming_shutdown(incoming, async {
-                            let _ = rx.await;
-                        })
-                        .await;
+                    loop {
+                        let stream = tokio::select! {
+                            _ = &mut rx => break,
+                            accepted = listener.accept() => match accepted {
+                                Ok((stream, _)) => stream,
+                                Err(_) => continue,
+                            },
+                        };
+                        let _ = stream.set_nodelay(true);
+                        let svc = hyper_util::service::TowerToHyperService::new(svc.clone());
+                        tokio::spawn(async move {
+                            let _ = hyper::server::conn::http2::Builder::new(
+                                hyper_util::rt::TokioExecutor::new(),
+                            )
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                            .await;
+                        });
+                    }
                 });
+                // Dropping the runtime ends every open connection.
+                rt.shutdown_background();
             })?;
         Ok(Self {
             addr,
@@ -519,11 +552,20 @@ mod tests {
         let limit = |pairs: &[(&str, &str)]| {
             find_limit(&d.descriptors, &entries(pairs)).map(|l| l.requests_per_unit)
         };
-        assert_eq!(limit(&[("generic_key", "api"), ("remote_address", "1.2.3.4")]), Some(10));
+        assert_eq!(
+            limit(&[("generic_key", "api"), ("remote_address", "1.2.3.4")]),
+            Some(10)
+        );
         // A value-specific node wins over the key-only one.
-        assert_eq!(limit(&[("generic_key", "api"), ("remote_address", "10.0.0.9")]), Some(1));
+        assert_eq!(
+            limit(&[("generic_key", "api"), ("remote_address", "10.0.0.9")]),
+            Some(1)
+        );
         assert_eq!(limit(&[("x-user", "bob")]), Some(5));
-        assert_eq!(limit(&[("generic_key", "other"), ("remote_address", "1.2.3.4")]), None);
+        assert_eq!(
+            limit(&[("generic_key", "other"), ("remote_address", "1.2.3.4")]),
+            None
+        );
         // A prefix of a configured path has no limit of its own.
         assert_eq!(limit(&[("generic_key", "api")]), None);
         assert_eq!(limit(&[]), None);

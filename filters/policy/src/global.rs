@@ -24,7 +24,7 @@ pub mod proto;
 
 use crate::config::KeyPart;
 use prost::Message;
-use sdk_ext::callout::{grpc_status, CallOutcome, GrpcCall};
+use sdk_ext::callout::{CallOutcome, GrpcCall};
 use sdk_ext::config::{header_name, http_status};
 use sdk_ext::ratelimit::{parse_duration, BucketSpec, SlotBudget, TokenBuckets};
 use sdk_ext::ConfigError;
@@ -282,10 +282,10 @@ impl GlobalLimit {
     pub fn interpret(&self, outcome: CallOutcome<'_>) -> Answer {
         let bytes = match outcome {
             CallOutcome::Answer(b) => b,
-            CallOutcome::Failed { status, .. } => {
+            CallOutcome::Failed { timed_out, .. } => {
                 return Answer::Failed {
                     reason: outcome.failure_name(),
-                    timeout: status == grpc_status::DEADLINE_EXCEEDED,
+                    timeout: timed_out,
                 }
             }
         };

@@ -865,8 +865,9 @@ fn the_consumer_header_goes_upstream_before_the_call() {
 #[test]
 fn service_failures_follow_the_failure_mode_and_are_counted() {
     let timeout = CallOutcome::Failed {
-        status: sdk_ext::callout::grpc_status::DEADLINE_EXCEEDED,
+        status: sdk_ext::callout::grpc_status::UNAVAILABLE,
         dispatched: true,
+        timed_out: true,
     };
     let allow = policy(global_rule(
         json!({"cluster": "rls", "domain": "edge"}),

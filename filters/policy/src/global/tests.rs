@@ -160,8 +160,9 @@ fn over_limit_answers_with_retry_after_and_ratelimit_headers() {
 fn failures_unknown_codes_and_garbage_are_failures() {
     let g = limit(BASIC, &[]).unwrap();
     let timeout = CallOutcome::Failed {
-        status: sdk_ext::callout::grpc_status::DEADLINE_EXCEEDED,
+        status: sdk_ext::callout::grpc_status::UNAVAILABLE,
         dispatched: true,
+        timed_out: true,
     };
     assert!(matches!(
         g.interpret(timeout),
@@ -170,6 +171,7 @@ fn failures_unknown_codes_and_garbage_are_failures() {
     let unavailable = CallOutcome::Failed {
         status: 14,
         dispatched: true,
+        timed_out: false,
     };
     assert!(matches!(
         g.interpret(unavailable),
