@@ -23,7 +23,6 @@
 pub mod proto;
 
 use crate::config::KeyPart;
-use prost::Message;
 use sdk_ext::callout::{CallOutcome, GrpcCall};
 use sdk_ext::config::{header_name, http_status};
 use sdk_ext::ratelimit::{parse_duration, BucketSpec, SlotBudget, TokenBuckets};
@@ -252,28 +251,26 @@ impl GlobalLimit {
     /// The `ShouldRateLimit` call for a request whose key parts have `values` (one per part,
     /// `None` when absent).
     pub fn call(&self, parts: &[KeyPart], values: &[Option<String>]) -> GrpcCall {
-        let entries = self
-            .entries
-            .iter()
-            .map(|(k, v)| proto::Entry {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .chain(parts.iter().zip(values).map(|(p, v)| proto::Entry {
-                key: descriptor_key(p).to_string(),
-                value: v.clone().unwrap_or_default(),
-            }))
-            .collect();
+        let entries =
+            self.entries
+                .iter()
+                .cloned()
+                .chain(
+                    parts.iter().zip(values).map(|(p, v)| {
+                        (descriptor_key(p).to_string(), v.clone().unwrap_or_default())
+                    }),
+                )
+                .collect();
         let request = proto::RateLimitRequest {
             domain: self.domain.clone(),
-            descriptors: vec![proto::RateLimitDescriptor { entries }],
+            entries,
             hits_addend: self.hits_addend,
         };
         GrpcCall {
             cluster: self.cluster.clone(),
             service: proto::SERVICE,
             method: proto::METHOD,
-            message: request.encode_to_vec(),
+            message: request.encode(),
             timeout: self.timeout,
         }
     }
@@ -346,9 +343,9 @@ fn headers(list: &[proto::HeaderValue]) -> Vec<(String, String)> {
 fn limit_headers(statuses: &[proto::DescriptorStatus]) -> Vec<(String, String)> {
     let reset_secs = |s: &proto::DescriptorStatus| -> u64 {
         match &s.duration_until_reset {
-            Some(d) => {
-                let secs = u64::try_from(d.seconds).unwrap_or(0);
-                secs + u64::from(d.nanos > 0)
+            Some((seconds, nanos)) => {
+                let secs = u64::try_from(*seconds).unwrap_or(0);
+                secs.saturating_add(u64::from(*nanos > 0))
             }
             None => s
                 .current_limit
@@ -377,4 +374,4 @@ fn limit_headers(statuses: &[proto::DescriptorStatus]) -> Vec<(String, String)> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -788,15 +788,16 @@ impl Harness {
 }
 
 fn rls_answer(code: i32) -> Vec<u8> {
+    use global::tests::pb;
     use prost::Message;
-    global::proto::RateLimitResponse {
+    pb::RateLimitResponse {
         overall_code: code,
-        request_headers_to_add: vec![global::proto::HeaderValue {
+        request_headers_to_add: vec![pb::HeaderValue {
             key: "x-quota".into(),
             value: "ok".into(),
             raw_value: Vec::new(),
         }],
-        response_headers_to_add: vec![global::proto::HeaderValue {
+        response_headers_to_add: vec![pb::HeaderValue {
             key: "ratelimit-remaining".into(),
             value: "3".into(),
             raw_value: Vec::new(),
@@ -857,7 +858,7 @@ fn the_consumer_header_goes_upstream_before_the_call() {
         .iter()
         .any(|(n, v)| n == "x-api-consumer" && v == "alice"));
     use prost::Message;
-    let req = global::proto::RateLimitRequest::decode(call.message.as_slice()).unwrap();
+    let req = global::tests::pb::RateLimitRequest::decode(call.message.as_slice()).unwrap();
     assert_eq!(req.descriptors[0].entries[0].key, "consumer");
     assert_eq!(req.descriptors[0].entries[0].value, "alice");
 }
