@@ -399,8 +399,8 @@ pub fn grpc_call(
             return Err(HostError::Status(2));
         }
         let upstream = grpc_service_for_cluster(cluster);
-        // SAFETY: the upstream is valid protobuf; see above for why the statuses that would
-        // panic are not returned by Envoy for it.
+        // Allowed here only: see above for why Envoy does not return the statuses that
+        // would make it panic, for this upstream.
         #[allow(clippy::disallowed_methods)]
         let r = proxy_wasm::hostcalls::dispatch_grpc_call(
             // The crate takes `&str`. For an ASCII name of at most [`MAX_GRPC_CLUSTER_LEN`]

@@ -519,18 +519,15 @@ impl<F: HttpFilter> Context for FilterHttp<F> {
             },
         };
         // The header callback returned `Pause`: resume (or reply) from here.
-        match self.run_call_hook(&view, outcome) {
-            Action::Continue => {
-                if let Err(e) = abi::continue_stream(StreamType::HttpRequest) {
-                    self.host_error(HostOp::ResumeRequest, &e);
-                    // A held request that cannot be resumed must not hang: reset it.
-                    if let Err(e) = abi::reset_stream() {
-                        self.host_error(HostOp::ResetStream, &e);
-                    }
+        // Otherwise a reply was sent (or the stream reset) by the hook's decision.
+        if self.run_call_hook(&view, outcome) == Action::Continue {
+            if let Err(e) = abi::continue_stream(StreamType::HttpRequest) {
+                self.host_error(HostOp::ResumeRequest, &e);
+                // A held request that cannot be resumed must not hang: reset it.
+                if let Err(e) = abi::reset_stream() {
+                    self.host_error(HostOp::ResetStream, &e);
                 }
             }
-            // A reply was sent (or the stream reset) by the hook's decision.
-            _ => {}
         }
     }
 }
