@@ -999,3 +999,9 @@ fn global_config_errors_name_the_field() {
         "rules[0].rate_limit.max_tokens"
     );
 }
+
+#[test]
+fn the_global_example_config_compiles() {
+    let h = policy(serde_json::from_str(include_str!("../examples/global/policy.json")).unwrap());
+    assert!(h.filter.calls_out());
+}
