@@ -189,6 +189,9 @@ struct Limiter {
     stats: Arc<ServiceStats>,
     /// Answers are held this long first (tests of the callers' timeouts).
     delay_ms: AtomicU64,
+    /// Add `ratelimit-limit/-remaining/-reset` as `response_headers_to_add` (what
+    /// envoyproxy/ratelimit does with `LIMIT_RESPONSE_HEADERS_ENABLED=true`).
+    response_headers: std::sync::atomic::AtomicBool,
 }
 
 impl Limiter {
@@ -269,6 +272,26 @@ impl Limiter {
             }
         }
         let over = statuses.iter().any(|s| s.code == proto::OVER_LIMIT);
+        let mut response_headers_to_add = Vec::new();
+        // The most restrictive limited descriptor (fewest remaining) speaks for the request.
+        let tightest = statuses
+            .iter()
+            .filter(|s| s.current_limit.is_some())
+            .min_by_key(|s| s.limit_remaining);
+        if let (true, Some(s)) = (self.response_headers.load(Ordering::Relaxed), tightest) {
+            let limit = s.current_limit.as_ref().map_or(0, |l| l.requests_per_unit);
+            let reset = s.duration_until_reset.as_ref().map_or(0, |d| d.seconds);
+            for (k, v) in [
+                ("ratelimit-limit", limit.to_string()),
+                ("ratelimit-remaining", s.limit_remaining.to_string()),
+                ("ratelimit-reset", reset.to_string()),
+            ] {
+                response_headers_to_add.push(proto::HeaderValue {
+                    key: k.into(),
+                    value: v,
+                });
+            }
+        }
         self.stats.answered.fetch_add(1, Ordering::Relaxed);
         if over {
             self.stats.over_limit.fetch_add(1, Ordering::Relaxed);
@@ -276,6 +299,7 @@ impl Limiter {
         Ok(proto::RateLimitResponse {
             overall_code: if over { proto::OVER_LIMIT } else { proto::OK },
             statuses,
+            response_headers_to_add,
             ..Default::default()
         })
     }
@@ -404,6 +428,7 @@ impl RateLimitServer {
             pool: Mutex::new(Vec::new()),
             stats: Arc::clone(&stats),
             delay_ms: AtomicU64::new(0),
+            response_headers: std::sync::atomic::AtomicBool::new(false),
         });
         let listener = std::net::TcpListener::bind(bind)?;
         listener.set_nonblocking(true)?;
@@ -470,6 +495,11 @@ impl RateLimitServer {
     pub fn set_delay(&self, delay: Duration) {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.limiter.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Send `ratelimit-limit/-remaining/-reset` as `response_headers_to_add` on every answer.
+    pub fn set_response_headers(&self, on: bool) {
+        self.limiter.response_headers.store(on, Ordering::Relaxed);
     }
 
     /// Stop serving: the port closes, open connections are ended.

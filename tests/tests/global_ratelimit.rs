@@ -171,6 +171,19 @@ fn service_stopped_or_stalled_follows_the_failure_mode_and_is_counted() {
     assert_eq!(get("/open").status, 200);
     assert_eq!(get("/closed").status, 200);
     assert_eq!(stat(&envoy, "ratelimit_global_ok"), 2);
+    // While the call is out, the body waits with the headers and then reaches the upstream
+    // whole; the service's response_headers_to_add reach the client.
+    rls.set_response_headers(true);
+    let body = "x".repeat(100_000);
+    let r = client
+        .request("POST", &envoy.url("/open"), &[], body.as_bytes())
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["body"].as_str().map(str::len), Some(body.len()));
+    assert_eq!(r.header("ratelimit-limit"), Some("1000"));
+    assert!(r.header("ratelimit-remaining").is_some());
+    rls.set_response_headers(false);
+    assert_eq!(stat(&envoy, "ratelimit_global_ok"), 3);
 
     // Stalled: the service answers after 60 s, longer than the client waits (30 s). Every
     // request still gets its answer, so none waited for the service: the 400 ms deadline
@@ -203,7 +216,7 @@ fn service_stopped_or_stalled_follows_the_failure_mode_and_is_counted() {
     assert_eq!(stat(&envoy, "ratelimit_global_timeout"), 6);
     assert_eq!(stat(&envoy, "ratelimit_global_failure_mode_allowed"), 6);
     assert_eq!(stat(&envoy, "ratelimit_global_failure_mode_denied"), 6);
-    assert_eq!(stat(&envoy, "ratelimit_global_ok"), 2);
+    assert_eq!(stat(&envoy, "ratelimit_global_ok"), 3);
 }
 
 #[test]

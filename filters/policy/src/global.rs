@@ -58,6 +58,16 @@ pub enum FailureMode {
     Deny,
 }
 
+impl FailureMode {
+    /// The configuration's name of the mode (for logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureMode::Allow => "allow",
+            FailureMode::Deny => "deny",
+        }
+    }
+}
+
 /// `rate_limit.global`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,7 +201,10 @@ impl GlobalLimit {
         if timeout < Duration::from_millis(1) || timeout > MAX_TIMEOUT {
             return Err(ConfigError::new(
                 "timeout",
-                format!("{timeout:?}; must be 1ms to 60s (a request waits this long)"),
+                format!(
+                    "{} ms; must be 1ms to 60s (a request waits this long)",
+                    timeout.as_millis()
+                ),
             ));
         }
         let failure_status = http_status("failure_status", cfg.failure_status)?;

@@ -873,11 +873,11 @@ impl HttpFilter for PolicyFilter {
                     t.timeout.inc();
                 }
                 log::debug!(
-                    "{}: rule `{}`: rate-limit service failed ({reason}); failure mode {:?} \
+                    "{}: rule `{}`: rate-limit service failed ({reason}); failure mode {} \
                      (request id {})",
                     Self::NAME,
                     rule.name,
-                    g.limit.failure_mode,
+                    g.limit.failure_mode.as_str(),
                     request_id.unwrap_or("-")
                 );
                 match g.limit.failure_mode {
