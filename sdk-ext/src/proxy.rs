@@ -322,7 +322,7 @@ enum Phase {
 
 /// A gRPC call in flight: its token, and when it must have ended (host clock, ns).
 #[derive(Debug, Clone, Copy)]
-pub struct Pending {
+struct Pending {
     token: u32,
     deadline_nanos: u64,
 }
