@@ -104,21 +104,6 @@ pub fn buffer() -> Value {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rbac_has_fifty_deny_policies() {
-        let v = rbac();
-        assert_eq!(v["rules"]["action"], "DENY");
-        assert_eq!(
-            v["rules"]["policies"].as_object().unwrap().len(),
-            POLICY_RULES
-        );
-    }
-}
-
 /// Envoy's global rate-limit filter asking the benchmark's rate-limit service (cluster
 /// `ratelimit`) with the route's descriptor ([`crate::scenario::rate_limited_virtual_hosts`]):
 /// the native anchor of `policy-global`. Same timeout and failure mode as the policy rule.
@@ -133,4 +118,19 @@ pub fn global_ratelimit() -> Value {
             "transport_api_version": "V3"
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rbac_has_fifty_deny_policies() {
+        let v = rbac();
+        assert_eq!(v["rules"]["action"], "DENY");
+        assert_eq!(
+            v["rules"]["policies"].as_object().unwrap().len(),
+            POLICY_RULES
+        );
+    }
 }
