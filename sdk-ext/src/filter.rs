@@ -5,6 +5,7 @@
 //! call the host. The glue in [`crate::proxy`] turns each [`Decision`] and [`HeaderOps`] into
 //! host calls.
 
+use crate::callout::{CallOutcome, GrpcCall};
 use crate::config::ConfigError;
 use crate::metrics::Metrics;
 use crate::reply::LocalReply;
@@ -28,6 +29,10 @@ pub enum Decision {
     /// before any body byte reaches it), but header changes made there do not reach the
     /// upstream: they are applied after the headers were sent.
     InspectBody,
+    /// Hold the request, make this gRPC call, then call [`HttpFilter::on_call_response`] with
+    /// the outcome; its decision applies. Only meaningful from `on_request_headers` (elsewhere
+    /// the glue treats it as a host failure). One call per request.
+    Call(GrpcCall),
 }
 
 /// Header changes a hook asks for; applied in order: removals, then sets, then adds.
@@ -144,6 +149,27 @@ pub trait HttpFilter: Sized + 'static {
         &self,
         _req: &RequestView,
         _body: BodyChunk<'_>,
+        _state: &mut Self::State,
+        _ops: &mut HeaderOps,
+    ) -> Decision {
+        Decision::Continue
+    }
+
+    /// Whether this filter (as configured) may return [`Decision::Call`]. A host that cannot
+    /// hold the request for a call (the suite's composition) refuses such a configuration.
+    /// Default: false.
+    fn calls_out(&self) -> bool {
+        false
+    }
+
+    /// Phase: the gRPC call asked for by [`Decision::Call`] ended (answer, failure or
+    /// timeout); the request is still held. `req` is the view the header hook saw; `ops`
+    /// changes the request headers before they go upstream. Returning `Call` again is treated
+    /// as a host failure. Default: continue.
+    fn on_call_response(
+        &self,
+        _req: &RequestView,
+        _outcome: CallOutcome<'_>,
         _state: &mut Self::State,
         _ops: &mut HeaderOps,
     ) -> Decision {

@@ -17,6 +17,7 @@
 //! * [`reply`]: local replies with a small JSON body carrying the request id.
 //! * [`jwt`]: JWT claims from `jwt_authn`'s verified dynamic metadata (default) or, opted in, a
 //!   payload header.
+//! * [`callout`]: asynchronous gRPC calls a request hook asks for (`Decision::Call`).
 //! * [`filter`]: the [`HttpFilter`] trait and what a filter can ask the proxy to do.
 //! * [`shared`]: host services for state across requests: shared data with compare-and-swap,
 //!   a clock ([`Services`]).
@@ -29,6 +30,7 @@
 
 pub mod abi;
 pub mod build_info;
+pub mod callout;
 pub mod config;
 pub mod conn_limit;
 pub mod cookie;

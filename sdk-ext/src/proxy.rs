@@ -6,6 +6,7 @@
 
 use crate::abi::{self, HostError};
 use crate::build_info::BuildInfo;
+use crate::callout::{grpc_status, CallOutcome, GrpcCall};
 use crate::config::parse_json;
 use crate::filter::{BodyChunk, Decision, HeaderOps, HostErrorPolicy, HttpFilter};
 use crate::metrics::{Counter, MetricKind, MetricSink, Metrics};
@@ -13,7 +14,7 @@ use crate::reply::LocalReply;
 use crate::shared::{Clock, Services, SharedStore, StoreError};
 use crate::view::{PropertySource, RequestView};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, StreamType};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -102,6 +103,8 @@ pub enum HostOp {
     Property,
     Metric,
     Clock,
+    GrpcCall,
+    ResumeRequest,
 }
 
 thread_local! {
@@ -310,8 +313,18 @@ enum Phase {
     Headers,
     /// Headers held until the body arrives; the view is kept for the body hook.
     Buffering(RequestView),
+    /// Headers held while a gRPC call the filter asked for is in flight; the view is kept for
+    /// [`HttpFilter::on_call_response`].
+    Calling(RequestView, Pending),
     /// A local reply was sent (or the stream reset); ignore the rest of the stream.
     Replied,
+}
+
+/// A gRPC call in flight: its token, and when it must have ended (host clock, ns).
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    token: u32,
+    deadline_nanos: u64,
 }
 
 /// Per-request context.
@@ -401,6 +414,68 @@ impl<F: HttpFilter> FilterHttp<F> {
             Ok(Decision::Respond(r)) => self.reply(&r),
             // The headers were paused; resume them along with the buffered body.
             Ok(Decision::Continue | Decision::InspectBody) => Action::Continue,
+            // A call is only possible from the header hook.
+            Ok(Decision::Call(_)) => self.on_host_failure(HostOp::GrpcCall, &HostError::Status(12)),
+        }
+    }
+
+    /// Send `call` and hold the request until its outcome; a call the proxy refuses to send
+    /// goes to the filter's call hook at once, as a failure.
+    fn start_call(&mut self, view: RequestView, call: &GrpcCall) -> Action {
+        match abi::grpc_call(
+            &call.cluster,
+            call.service,
+            call.method,
+            &call.message,
+            call.timeout,
+        ) {
+            Ok(token) => {
+                let timeout = u64::try_from(call.timeout.as_nanos()).unwrap_or(u64::MAX);
+                let deadline_nanos = HostClock.now_nanos().saturating_add(timeout);
+                let pending = Pending {
+                    token,
+                    deadline_nanos,
+                };
+                self.phase = Phase::Calling(view, pending);
+                Action::Pause
+            }
+            Err(e) => {
+                self.host_error(HostOp::GrpcCall, &e);
+                let outcome = CallOutcome::Failed {
+                    status: grpc_status::UNAVAILABLE,
+                    dispatched: false,
+                    timed_out: false,
+                };
+                self.run_call_hook(&view, outcome)
+            }
+        }
+    }
+
+    /// Whether the failed call was ended by its deadline: Envoy closes it with `UNAVAILABLE`
+    /// and the message `upstream request timeout{response_timeout}` (its async client's own
+    /// timeout reply, with the response details appended).
+    fn envoy_timeout() -> bool {
+        matches!(
+            abi::grpc_call_status(),
+            Ok((grpc_status::UNAVAILABLE, m)) if m.starts_with("upstream request timeout")
+        )
+    }
+
+    /// The filter's call hook; its decision as the action of the (held) header callback.
+    fn run_call_hook(&mut self, view: &RequestView, outcome: CallOutcome<'_>) -> Action {
+        let mut ops = HeaderOps::default();
+        let decision = self
+            .filter
+            .on_call_response(view, outcome, &mut self.state, &mut ops);
+        match self.finish(&ops, decision) {
+            Err(action) => action,
+            Ok(Decision::Respond(r)) => self.reply(&r),
+            Ok(Decision::Continue) => Action::Continue,
+            // Neither a body inspection nor a second call can start once the headers were
+            // held for a call.
+            Ok(Decision::InspectBody | Decision::Call(_)) => {
+                self.on_host_failure(HostOp::GrpcCall, &HostError::Status(12))
+            }
         }
     }
 
@@ -413,7 +488,49 @@ impl<F: HttpFilter> FilterHttp<F> {
     }
 }
 
-impl<F: HttpFilter> Context for FilterHttp<F> {}
+impl<F: HttpFilter> Context for FilterHttp<F> {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        let (view, pending) = match std::mem::replace(&mut self.phase, Phase::Headers) {
+            Phase::Calling(view, p) if p.token == token_id => (view, p),
+            other => {
+                self.phase = other;
+                return;
+            }
+        };
+        let body = if status_code == 0 {
+            match abi::buffer(BufferType::GrpcReceiveBuffer, 0, response_size) {
+                Ok(b) => Ok(b.unwrap_or_default()),
+                Err(e) => {
+                    self.host_error(HostOp::GrpcCall, &e);
+                    Err(grpc_status::INTERNAL)
+                }
+            }
+        } else {
+            Err(status_code)
+        };
+        let outcome = match &body {
+            Ok(b) => CallOutcome::Answer(b),
+            Err(status) => CallOutcome::Failed {
+                status: *status,
+                dispatched: true,
+                timed_out: *status == grpc_status::DEADLINE_EXCEEDED
+                    || Self::envoy_timeout()
+                    || HostClock.now_nanos() >= pending.deadline_nanos,
+            },
+        };
+        // The header callback returned `Pause`: resume (or reply) from here.
+        // Otherwise a reply was sent (or the stream reset) by the hook's decision.
+        if self.run_call_hook(&view, outcome) == Action::Continue {
+            if let Err(e) = abi::continue_stream(StreamType::HttpRequest) {
+                self.host_error(HostOp::ResumeRequest, &e);
+                // A held request that cannot be resumed must not hang: reset it.
+                if let Err(e) = abi::reset_stream() {
+                    self.host_error(HostOp::ResetStream, &e);
+                }
+            }
+        }
+    }
+}
 
 impl<F: HttpFilter> HttpContext for FilterHttp<F> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -443,6 +560,7 @@ impl<F: HttpFilter> HttpContext for FilterHttp<F> {
         match decision {
             Decision::Continue => Action::Continue,
             Decision::Respond(r) => self.reply(&r),
+            Decision::Call(call) => self.start_call(view, &call),
             Decision::InspectBody if end_of_stream || self.filter.max_body_bytes() == 0 => {
                 self.run_body_hook(&view, &[], false)
             }
@@ -477,6 +595,11 @@ impl<F: HttpFilter> HttpContext for FilterHttp<F> {
                 self.phase = Phase::Replied;
                 Action::Pause
             }
+            // Held for a call: Envoy buffers the body until the request is resumed.
+            Phase::Calling(view, pending) => {
+                self.phase = Phase::Calling(view, pending);
+                Action::Pause
+            }
             Phase::Headers => Action::Continue,
         }
     }
@@ -495,8 +618,13 @@ impl<F: HttpFilter> HttpContext for FilterHttp<F> {
                 }
             }
             other => {
+                let held = matches!(other, Phase::Calling(..));
                 self.phase = other;
-                Action::Continue
+                if held {
+                    Action::Pause
+                } else {
+                    Action::Continue
+                }
             }
         }
     }

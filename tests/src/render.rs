@@ -153,6 +153,9 @@ pub struct EnvoyConfig {
     pub ecds: bool,
     /// Extra listeners, verbatim (e.g. TCP listeners with network filters).
     pub extra_listeners: Vec<Value>,
+    /// Extra clusters, verbatim (e.g. an HTTP/2 cluster for a gRPC service,
+    /// [`crate::ratelimit::cluster_json`]).
+    pub extra_clusters: Vec<Value>,
     /// Whether to create the HTTP listener named `http`.
     pub http_listener: bool,
     /// `-l` log level.
@@ -193,6 +196,7 @@ impl EnvoyConfig {
             virtual_hosts: None,
             ecds: true,
             extra_listeners: Vec::new(),
+            extra_clusters: Vec::new(),
             http_listener: true,
             log_level: "info".into(),
             wasm_log_level: None,
@@ -359,7 +363,7 @@ impl EnvoyConfig {
             }));
         }
         listeners.extend(self.extra_listeners.iter().cloned());
-        let clusters: Vec<Value> = self
+        let mut clusters: Vec<Value> = self
             .clusters
             .iter()
             .map(|(name, addr)| {
@@ -375,6 +379,7 @@ impl EnvoyConfig {
                 })
             })
             .collect();
+        clusters.extend(self.extra_clusters.iter().cloned());
         let bootstrap = json!({
             "node": { "id": "envoy-harness", "cluster": "envoy-harness" },
             "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.admin_port } } },

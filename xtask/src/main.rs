@@ -28,6 +28,7 @@ mod plugins;
 mod push;
 mod schema;
 mod up;
+mod up_global;
 mod validate;
 mod watch;
 
@@ -78,6 +79,9 @@ fn run() -> Result<()> {
 const HELP: &str = "usage: cargo xtask <command>
   build [NAME...]     build filter modules (release; wasm-opt when binaryen is installed) and print sizes
   up [--port P] [--admin-port P] [--plugins DIR|FILE] [--watch] [--modules DIR] [--poll-ms MS]
+  up --global-ratelimit [--port P] [--admin-port P] [--modules DIR]
+                      Redis, a rate-limit service and two Envoys (ports P, P+1) running policy's
+                      global rate limit (filters/policy/examples/global/)
                       build every filter and serve them in a local Envoy in front of an echo upstream;
                       --plugins istio/overlays/dev serves the WasmPlugins as istiod would render them;
                       --watch rebuilds on change and swaps modules/configs live (ECDS), no restart

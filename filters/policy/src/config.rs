@@ -166,12 +166,23 @@ impl MatchConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
-    pub max_tokens: u64,
+    /// `local` (default): the token bucket below, in this Envoy; `global`: ask the rate-limit
+    /// service in `global` (see `crate::global`).
+    #[serde(default)]
+    pub scope: crate::global::Scope,
+    /// Required with scope `local`; refused with `global` (its local bucket is
+    /// `global.local_first`).
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
     /// Default: `max_tokens` (the bucket refills completely every interval).
     #[serde(default)]
     pub tokens_per_fill: Option<u64>,
-    /// `500ms`, `10s`, `5m`, `1h`; 1ms..=24h.
-    pub fill_interval: String,
+    /// `500ms`, `10s`, `5m`, `1h`; 1ms..=24h. Required with scope `local`.
+    #[serde(default)]
+    pub fill_interval: Option<String>,
+    /// Required with scope `global`, refused otherwise.
+    #[serde(default)]
+    pub global: Option<crate::global::GlobalConfig>,
     /// What identifies a bucket; empty (default): one bucket for every request the rule matches.
     #[serde(default)]
     pub key: Vec<KeyPart>,

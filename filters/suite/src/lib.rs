@@ -181,6 +181,16 @@ macro_rules! compose {
                     match self.member_headers(i, view, st, &mut mine) {
                         Decision::Continue => {}
                         Decision::Respond(r) => decision = Decision::Respond(r),
+                        // Refused at configure time (`calls_out`): the suite cannot hold its
+                        // other members for a call. Fail closed if it ever happens.
+                        Decision::Call(_) => {
+                            decision = Decision::Respond($crate::sdk_ext::LocalReply::json(
+                                503,
+                                "unavailable",
+                                "filter could not run",
+                                req.request_id(),
+                            ))
+                        }
                         Decision::InspectBody => {
                             st.waiting |= 1u64 << i;
                             if let Some(v) = &edited {
@@ -261,6 +271,17 @@ macro_rules! compose {
                         }
                         None => None,
                     };
+                    if $field
+                        .as_ref()
+                        .is_some_and($crate::sdk_ext::HttpFilter::calls_out)
+                    {
+                        return Err($crate::sdk_ext::ConfigError::new(
+                            stringify!($field),
+                            "this configuration makes gRPC calls (e.g. policy's global rate \
+                             limits), which the suite cannot wait for: run the filter as its own \
+                             module",
+                        ));
+                    }
                 )+
                 let max_body = [$(
                     $field

@@ -383,3 +383,20 @@ fn the_router_sees_policys_view_no_key_is_restored_and_a_forged_consumer_is_igno
     assert_eq!(get(&out, "x-route-tag"), ["stable"]);
     assert_eq!(get(&out, ":path"), ["/api/items"]);
 }
+
+#[test]
+fn a_member_that_makes_grpc_calls_is_refused_naming_it() {
+    // Policy's global rate limits wait for a gRPC answer; the suite cannot hold its other
+    // members for it, so it refuses the configuration instead of skipping the limit.
+    let cfg = r#"{"policy": {"rules": [{"name": "g", "match": {"paths": [{"prefix": "/"}]},
+        "action": "rate_limit", "rate_limit": {"scope": "global",
+        "global": {"cluster": "rls", "domain": "d", "entries": [{"key": "k", "value": "v"}]}}}]}}"#;
+    let (mut metrics, _) = recording_metrics("suite");
+    let parsed: crate::SuiteConfig = parse_json(cfg.as_bytes()).unwrap();
+    let err = match crate::SuiteFilter::configure(parsed, &mut metrics) {
+        Err(e) => e,
+        Ok(_) => panic!("a calling member was accepted"),
+    };
+    assert_eq!(err.path, "policy");
+    assert!(err.reason.contains("gRPC calls"), "{}", err.reason);
+}
