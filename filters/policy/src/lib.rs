@@ -18,10 +18,10 @@ mod apikey;
 pub mod config;
 
 use apikey::{ApiKeys, KeyCheck};
-use config::{Action, Config, DefaultAction, DenyResponse, KeyPart, MatchConfig, RuleConfig};
+use config::{Action, Config, DefaultAction, DenyResponse, KeyPart, RuleSpec};
 use sdk_ext::config::{header_name, http_status};
-use sdk_ext::jwt::{ClaimMatcher, ClaimSource, Claims};
-use sdk_ext::matcher::{canonical_ip, PathMatching, RequestMatchSpec, RequestMatcher};
+use sdk_ext::jwt::{ClaimSource, Claims};
+use sdk_ext::matcher::{canonical_ip, MatchOptions, PathMatching, RequestMatcher};
 use sdk_ext::ratelimit::{parse_duration, Admission, BucketSpec, SlotBudget, TokenBuckets};
 use sdk_ext::{
     ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView,
@@ -108,8 +108,6 @@ impl Outcomes {
 struct Rule {
     name: String,
     matcher: RequestMatcher,
-    claims: Vec<ClaimMatcher>,
-    consumers: Vec<String>,
     action: RuleAction,
     shadow: bool,
     counts: Outcomes,
@@ -176,7 +174,7 @@ pub use sdk_ext::metrics::metric_safe as metric_name;
 
 impl PolicyFilter {
     fn compile_rule(
-        cfg: &RuleConfig,
+        cfg: &RuleSpec,
         top: &Config,
         api_keys: Option<&ApiKeys>,
         metrics: &mut Metrics,
@@ -206,33 +204,13 @@ impl PolicyFilter {
                  use \"paths\": [{\"prefix\": \"/\"}]) or use default_action",
             ));
         }
-        let matcher = request_spec(m)
-            .compile()
-            .map_err(|e| e.within("match"))?
-            .with_path_matching(top.path_matching);
-        let claims = m
-            .claims
-            .iter()
-            .enumerate()
-            .map(|(j, c)| {
-                c.compile()
-                    .map_err(|e| e.within(&format!("match.claims[{j}]")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if !m.consumers.is_empty() && api_keys.is_none() {
-            return Err(ConfigError::new(
-                "match.consumers",
-                "consumers come from API keys, but `api_keys` is not set",
-            ));
-        }
-        for (j, c) in m.consumers.iter().enumerate() {
-            if c.is_empty() {
-                return Err(ConfigError::new(
-                    format!("match.consumers[{j}]"),
-                    "must not be empty",
-                ));
-            }
-        }
+        let options = MatchOptions {
+            path_matching: top.path_matching,
+            no_consumers: api_keys
+                .is_none()
+                .then_some("consumers come from API keys, but `api_keys` is not set"),
+        };
+        let matcher = m.compile_with(options).map_err(|e| e.within("match"))?;
         let action = match (cfg.action, &cfg.deny, &cfg.rate_limit) {
             (Action::Allow, None, None) => RuleAction::Allow,
             (Action::Deny, deny, None) => RuleAction::Deny(
@@ -299,8 +277,6 @@ impl PolicyFilter {
         Ok(Rule {
             name: cfg.name.clone(),
             matcher,
-            claims,
-            consumers: m.consumers.clone(),
             action,
             shadow: cfg.shadow,
             counts,
@@ -321,11 +297,7 @@ impl PolicyFilter {
                 .as_ref()
         };
         for rule in &self.rules {
-            let hit = rule.matcher.matches(req)
-                && (rule.consumers.is_empty()
-                    || consumer.is_some_and(|c| rule.consumers.iter().any(|r| r == "*" || r == c)))
-                && rule.claims.iter().all(|m| m.matches(claims()));
-            if !hit {
+            if !rule.matcher.matches_with(req, consumer, &claims) {
                 continue;
             }
             let verdict = match &rule.action {
@@ -388,17 +360,6 @@ impl PolicyFilter {
                 Verdict::Allow
             }
         }
-    }
-}
-
-fn request_spec(m: &MatchConfig) -> RequestMatchSpec {
-    RequestMatchSpec {
-        methods: m.methods.clone(),
-        paths: m.paths.clone(),
-        hosts: m.hosts.clone(),
-        headers: m.headers.clone(),
-        query: m.query.clone(),
-        source_cidrs: m.source_cidrs.clone(),
     }
 }
 

@@ -197,6 +197,12 @@ fn every_match_kind() {
             get("/").header("x-jwt", &claims(json!({"scope": ["write"]}))),
             get("/").header("x-jwt", "not-base64!"),
         ),
+        (
+            // sdk-ext's one match vocabulary: cookies too (router's before issue 15).
+            json!({"cookies": [{"name": "beta", "value": {"exact": "yes"}}]}),
+            get("/").header("cookie", "a=1; beta=yes"),
+            get("/").header("cookie", "beta=no"),
+        ),
     ];
     for (m, hit, miss) in cases {
         let h = rule(m.clone());

@@ -455,6 +455,11 @@ fn config_errors_name_the_rule_and_field() {
             "not an IP",
         ),
         (
+            r#"{"rules": [{"match": {"consumers": ["ci"]}, "tag": "a"}]}"#.into(),
+            "rules[0].match.consumers",
+            "API keys",
+        ),
+        (
             r#"{"rules": [{"match": {"pathz": []}, "tag": "a"}]}"#.into(),
             "rules[0].match.pathz",
             "unknown field",

@@ -15,7 +15,7 @@
 //! | `limit_<limit>_total` | that went past that limit (whatever its `on_exceed`) |
 //! | `stripped_total` | that arrived with a client copy of the headers the filter owns |
 
-use crate::config::{Config, ConfigError as EngineConfigError, Mode};
+use crate::config::{Config, Mode};
 use crate::engine::Engine;
 use crate::model::{Assessment, Category, LimitKind, Verdict};
 use crate::request::Request;
@@ -67,13 +67,6 @@ pub struct ThreatScoreFilter {
 /// The metric name fragment of a category (`session-fixation` -> `session_fixation`).
 pub fn metric_fragment(name: &str) -> String {
     name.replace('-', "_")
-}
-
-fn engine_error(e: EngineConfigError) -> ConfigError {
-    match e {
-        EngineConfigError::Invalid { field, message } => ConfigError::new(field, message),
-        EngineConfigError::Json(msg) => ConfigError::new("$", msg),
-    }
 }
 
 impl ThreatScoreFilter {
@@ -237,7 +230,7 @@ impl HttpFilter for ThreatScoreFilter {
     fn configure(config: Config, metrics: &mut Metrics) -> Result<Self, ConfigError> {
         let mode = config.mode;
         let max_body = config.limits.body_bytes.max as usize;
-        let engine = config.compile().map_err(engine_error)?;
+        let engine = config.compile()?;
         let categories = Category::ALL
             .iter()
             .map(|c| metrics.counter(&format!("category_{}_total", metric_fragment(c.as_str()))))
