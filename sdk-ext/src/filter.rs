@@ -2,7 +2,7 @@
 //!
 //! A filter is a value built once per configuration (`configure`) and shared by every request;
 //! per-request data lives in `State`. Hooks receive plain data and say what to do; they never
-//! call the host. The glue in [`crate::proxy`] turns each [`Decision`] and [`HeaderOps`] into
+//! call the host. The glue in `sdk_ext::proxy` (feature `glue`) turns each [`Decision`] and [`HeaderOps`] into
 //! host calls.
 
 use crate::config::ConfigError;

@@ -3,7 +3,7 @@
 //! The TCP counterpart of [`crate::filter`]: a filter built once per configuration and shared
 //! by every connection, per-connection data in `State`, hooks that receive plain data (a
 //! [`ConnectionView`], the bytes read so far) and return a [`NetDecision`]. The glue in
-//! [`crate::proxy_network`] turns decisions into host calls: close the connection, hold its
+//! `sdk_ext::proxy_network` (feature `glue`) turns decisions into host calls: close the connection, hold its
 //! bytes, or let them through to the next filter (usually `tcp_proxy`) after applying the
 //! [`ConnOps`] (filter state such as `envoy.tcp_proxy.cluster`).
 //!

@@ -2,7 +2,7 @@
 //! (proxy-wasm shared data) and a clock.
 //!
 //! Filters receive them in [`crate::HttpFilter::configure_with`] as [`Services`] and keep the
-//! `Rc`s for the request path. The glue ([`crate::proxy`]) passes the host's shared data and
+//! `Rc`s for the request path. The glue (`sdk_ext::proxy` (feature `glue`)) passes the host's shared data and
 //! clock; native code and tests use [`MemoryStore`] and [`crate::testing::FakeClock`].
 //!
 //! Why a trait and not host calls: the logic that uses them (the token bucket in
