@@ -24,6 +24,8 @@
 //! * [`jwt`]: JWT claims from `jwt_authn`'s verified dynamic metadata (default) or, opted in, a
 //!   payload header.
 //! * [`filter`]: the [`HttpFilter`] trait and what a filter can ask the proxy to do.
+//! * [`lifecycle`]: the request lifecycle as a host-free state machine (events in, steps out)
+//!   that the glue executes; table-tested natively.
 //! * [`shared`]: host services for state across requests: shared data with compare-and-swap,
 //!   a clock ([`Services`]).
 //! * [`ratelimit`]: token buckets shared by every worker, with a bounded key count.
@@ -42,6 +44,7 @@ pub mod conn_limit;
 pub mod cookie;
 pub mod filter;
 pub mod jwt;
+pub mod lifecycle;
 pub mod matcher;
 pub mod metrics;
 pub mod network;

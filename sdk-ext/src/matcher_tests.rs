@@ -316,7 +316,10 @@ fn request_matcher_cookies_consumers_and_lazy_claims() {
 #[test]
 fn request_matcher_new_kinds_report_json_paths() {
     for (json, path) in [
-        (r#"{"claims": [{"claim": "s"}, {"claim": ""}]}"#, "claims[1].claim"),
+        (
+            r#"{"claims": [{"claim": "s"}, {"claim": ""}]}"#,
+            "claims[1].claim",
+        ),
         (
             r#"{"cookies": [{"name": "c", "value": {"regex": "("}}]}"#,
             "cookies[0].value.regex",
@@ -336,5 +339,8 @@ fn request_matcher_new_kinds_report_json_paths() {
             "no API keys here",
         ))
         .unwrap_err();
-    assert_eq!((err.path.as_str(), err.reason.as_str()), ("consumers", "no API keys here"));
+    assert_eq!(
+        (err.path.as_str(), err.reason.as_str()),
+        ("consumers", "no API keys here")
+    );
 }

@@ -17,18 +17,8 @@ const ABI_CRATE: &str = "proxy-wasm";
 fn normal_deps(package: &str, default_features: bool) -> Result<Vec<String>> {
     let mut cmd = cargo();
     cmd.args([
-        "tree",
-        "--quiet",
-        "-p",
-        package,
-        "-e",
-        "normal",
-        "--target",
-        "all",
-        "--prefix",
-        "none",
-        "--format",
-        "{p}",
+        "tree", "--quiet", "-p", package, "-e", "normal", "--target", "all", "--prefix", "none",
+        "--format", "{p}",
     ]);
     if !default_features {
         cmd.arg("--no-default-features");

@@ -5,9 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
+use crate::model::Category;
 /// Config errors are sdk-ext's: the JSON path of the field and the reason.
 pub use sdk_ext::ConfigError;
-use crate::model::Category;
 
 /// What the filter does with a request whose score reaches the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -440,7 +440,10 @@ mod tests {
         let cfg = Config::from_json(br#"{"headers": {"skip": ["accept", "X-Mine"]}}"#).unwrap();
         assert_eq!(
             cfg.compile().unwrap_err(),
-            ConfigError::new("headers.skip[1]", "`X-Mine`: header names must be lowercase")
+            ConfigError::new(
+                "headers.skip[1]",
+                "`X-Mine`: header names must be lowercase"
+            )
         );
         let err = Config::from_json(br#"{"exclusions": [{"args": ["a"]}, {}]}"#)
             .unwrap()
