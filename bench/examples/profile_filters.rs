@@ -25,7 +25,7 @@ use sdk_ext::lifecycle::{HttpStream, Step, Then};
 use sdk_ext::metrics::{MetricKind, MetricSink};
 use sdk_ext::shared::{Clock, MemoryStore, SharedStore, StoreError, SystemClock};
 use sdk_ext::testing::FakeProperties;
-use sdk_ext::{HttpFilter, Metrics, RequestView, Services};
+use sdk_ext::{HttpFilter, Metrics, RequestView, Services, Setup};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
@@ -200,7 +200,11 @@ fn drive<F: HttpFilter>(json: &str, rounds: usize) -> Result<(), String> {
         clock: Rc::new(CountingClock(Rc::clone(&calls))),
     };
     let cfg = parse_json::<F::Config>(json.as_bytes()).map_err(|e| e.to_string())?;
-    let f = Rc::new(F::configure_with(cfg, &mut metrics, &services).map_err(|e| e.to_string())?);
+    let setup = Setup {
+        metrics: &mut metrics,
+        services,
+    };
+    let f = Rc::new(F::configure(cfg, setup).map_err(|e| e.to_string())?);
     let inputs = inputs();
     let mut replies = std::collections::BTreeMap::new();
     for input in &inputs {

@@ -60,7 +60,7 @@ pub mod testing;
 pub mod view;
 
 pub use config::{parse_json, ConfigError};
-pub use filter::{BodyChunk, Decision, HeaderOps, HostErrorPolicy, HttpFilter};
+pub use filter::{BodyChunk, Decision, HeaderOps, HostErrorPolicy, HttpFilter, Setup};
 pub use metrics::{Counter, Gauge, Histogram, Metrics};
 pub use reply::LocalReply;
 pub use shared::Services;

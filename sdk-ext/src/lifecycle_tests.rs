@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::ConfigError;
-use crate::metrics::Metrics;
+use crate::filter::Setup;
 use crate::testing::RequestBuilder;
 use std::cell::RefCell;
 
@@ -27,7 +27,7 @@ impl<const OPEN: bool> HttpFilter for Script<OPEN> {
         HostErrorPolicy::FailClosed
     };
 
-    fn configure(_: (), _: &mut Metrics) -> Result<Self, ConfigError> {
+    fn configure(_: (), _: Setup<'_>) -> Result<Self, ConfigError> {
         Ok(Self::default())
     }
 

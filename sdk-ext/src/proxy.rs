@@ -8,7 +8,7 @@
 use crate::abi::{self, HostError};
 use crate::build_info::BuildInfo;
 use crate::config::parse_json;
-use crate::filter::{HeaderOps, HttpFilter};
+use crate::filter::{HeaderOps, HttpFilter, Setup};
 pub use crate::lifecycle::HostOp;
 use crate::lifecycle::{HttpStream, Side, Step, Then};
 use crate::metrics::{Counter, MetricKind, MetricSink, Metrics};
@@ -112,8 +112,7 @@ pub fn log_once(op: HostOp, err: &HostError) {
     }
 }
 
-/// The host's services for [`HttpFilter::configure_with`] (and for other glue, e.g. a TCP
-/// filter's, that keeps state across requests).
+/// The host's services for a filter's [`Setup`] (HTTP and network glue alike).
 pub fn host_services() -> Services {
     Services {
         shared: Rc::new(HostSharedStore),
@@ -255,9 +254,13 @@ impl<F: HttpFilter> RootContext for FilterRoot<F> {
             }
         };
         let mut metrics = Metrics::new(F::NAME, Rc::new(HostMetrics));
-        let services = host_services();
-        let built = parse_json::<F::Config>(&bytes)
-            .and_then(|cfg| F::configure_with(cfg, &mut metrics, &services));
+        let built = parse_json::<F::Config>(&bytes).and_then(|cfg| {
+            let setup = Setup {
+                metrics: &mut metrics,
+                services: host_services(),
+            };
+            F::configure(cfg, setup)
+        });
         match built {
             Ok(filter) => {
                 log::info!("{}: configuration accepted", F::NAME);

@@ -24,8 +24,7 @@ use sdk_ext::jwt::{ClaimSource, Claims};
 use sdk_ext::matcher::{canonical_ip, MatchOptions, PathMatching, RequestMatcher};
 use sdk_ext::ratelimit::{parse_duration, Admission, BucketSpec, SlotBudget, TokenBuckets};
 use sdk_ext::{
-    ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView,
-    Services,
+    ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView, Setup,
 };
 use std::cell::OnceCell;
 use std::collections::HashSet;
@@ -410,16 +409,11 @@ impl HttpFilter for PolicyFilter {
     type Config = Config;
     type State = ();
 
-    /// Without host services (native use): rate limits are private to this thread.
-    fn configure(config: Config, metrics: &mut Metrics) -> Result<Self, ConfigError> {
-        Self::configure_with(config, metrics, &Services::local())
-    }
-
-    fn configure_with(
-        config: Config,
-        metrics: &mut Metrics,
-        services: &Services,
-    ) -> Result<Self, ConfigError> {
+    /// Rate-limit buckets live in `setup.services`' shared data (every worker's), read with its
+    /// clock; with [`sdk_ext::Services::local`] (native use) they are private to this thread.
+    fn configure(config: Config, setup: Setup<'_>) -> Result<Self, ConfigError> {
+        let Setup { metrics, services } = setup;
+        let services = &services;
         let deny = Denial::compile(&config.deny).map_err(|e| e.within("deny"))?;
         let default_deny = (config.default_action == DefaultAction::Deny).then_some(deny);
         let api_keys = config
