@@ -406,20 +406,30 @@ pub struct RequestMatchSpec {
     #[serde(default)]
     pub claims: Vec<ClaimMatchSpec>,
     /// Consumer names (from the filter's API-key check); `"*"` is any consumer. Only filters
-    /// that identify consumers accept it: the others compile with
-    /// [`MatchOptions::consumers`] false and refuse it.
+    /// that identify consumers accept it ([`MatchOptions::no_consumers`]); the others refuse it.
     #[serde(default)]
     pub consumers: Vec<String>,
 }
 
 /// How a filter compiles its [`RequestMatchSpec`]s: what it can supply at request time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MatchOptions {
     /// Which form of the path `paths` see (the filter's `path_matching`).
     pub path_matching: PathMatching,
-    /// Why `consumers` cannot be used, or `None` when the filter identifies consumers (it
-    /// passes them to [`RequestMatcher::matches_with`]).
+    /// Why `consumers` cannot be used (refused at configure time with this reason), or `None`
+    /// when the filter identifies consumers and passes them to [`RequestMatcher::matches_with`].
+    /// Default: refused, so a filter that never supplies consumers cannot hold rules that would
+    /// silently never match.
     pub no_consumers: Option<&'static str>,
+}
+
+impl Default for MatchOptions {
+    fn default() -> Self {
+        Self {
+            path_matching: PathMatching::default(),
+            no_consumers: Some("this filter identifies no API-key consumers"),
+        }
+    }
 }
 
 impl MatchOptions {
@@ -465,8 +475,8 @@ impl RequestMatchSpec {
         self == &Self::default()
     }
 
-    /// Compile with the default options: normalized paths, `consumers` accepted (a caller
-    /// that cannot supply consumers uses [`Self::compile_with`]).
+    /// Compile with the default options: normalized paths, `consumers` refused (a filter that
+    /// supplies consumers uses [`Self::compile_with`]).
     pub fn compile(&self) -> Result<RequestMatcher, ConfigError> {
         self.compile_with(MatchOptions::default())
     }

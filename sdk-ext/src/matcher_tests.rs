@@ -282,7 +282,11 @@ fn request_matcher_cookies_consumers_and_lazy_claims() {
             "claims": [{"claim": "sub", "value": {"exact": "alice"}}]}"#,
     )
     .unwrap();
-    let m = spec.compile().unwrap();
+    let with_consumers = MatchOptions {
+        no_consumers: None,
+        ..MatchOptions::default()
+    };
+    let m = spec.compile_with(with_consumers).unwrap();
     assert!(m.needs_claims());
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"sub":"alice"}"#);
     let alice = Claims::from_payload_header(&payload).unwrap();
@@ -308,7 +312,7 @@ fn request_matcher_cookies_consumers_and_lazy_claims() {
         "claims decoded although an earlier condition failed"
     );
     let any: RequestMatchSpec = serde_json::from_str(r#"{"consumers": ["*"]}"#).unwrap();
-    let any = any.compile().unwrap();
+    let any = any.compile_with(with_consumers).unwrap();
     assert!(any.matches_with(&no_cookie, Some("whoever"), &|| None));
     assert!(!any.matches_with(&no_cookie, None, &|| None));
 }
@@ -328,11 +332,20 @@ fn request_matcher_new_kinds_report_json_paths() {
     ] {
         let err = serde_json::from_str::<RequestMatchSpec>(json)
             .unwrap()
-            .compile()
+            .compile_with(MatchOptions {
+                no_consumers: None,
+                ..MatchOptions::default()
+            })
             .unwrap_err();
         assert_eq!(err.path, path, "{json}");
     }
     let spec: RequestMatchSpec = serde_json::from_str(r#"{"consumers": ["a"]}"#).unwrap();
+    let err = spec.compile().unwrap_err();
+    assert_eq!(
+        (err.path.as_str(), err.reason.as_str()),
+        ("consumers", "this filter identifies no API-key consumers"),
+        "refused by default: a filter that supplies no consumer would never match the rule"
+    );
     let err = spec
         .compile_with(MatchOptions::without_consumers(
             PathMatching::Normalized,
