@@ -120,6 +120,14 @@ fn run<const OPEN: bool>(script: Script<OPEN>, events: &[Ev]) -> (Vec<String>, V
     (steps, hooks)
 }
 
+fn check<const OPEN: bool>(cases: Vec<Case<OPEN>>) {
+    for (name, script, events, steps, hooks) in cases {
+        let (got_steps, got_hooks) = run(script, &events);
+        assert_eq!(got_steps, steps, "{name}: steps");
+        assert_eq!(got_hooks, hooks, "{name}: hooks");
+    }
+}
+
 fn deny(status: u16) -> Option<Decision> {
     Some(Decision::Respond(LocalReply::json(
         status, "denied", "no", None,
@@ -223,11 +231,7 @@ fn fail_closed_filters() {
             Script::default(), vec![hdrs(true), Read(3)],
             vec!["req! Continue", "Continue"], vec!["headers"]),
     ];
-    for (name, script, events, steps, hooks) in cases {
-        let (got_steps, got_hooks) = run(script, &events);
-        assert_eq!(got_steps, steps, "{name}: steps");
-        assert_eq!(got_hooks, hooks, "{name}: hooks");
-    }
+    check(cases);
 }
 
 #[test]
@@ -250,11 +254,7 @@ fn fail_open_filters() {
             vec![Headers { eos: true }, Refused(HostOp::SendReply)],
             vec!["req? Reply 401", "Reset"], vec!["headers"]),
     ];
-    for (name, script, events, steps, hooks) in cases {
-        let (got_steps, got_hooks) = run(script, &events);
-        assert_eq!(got_steps, steps, "{name}: steps");
-        assert_eq!(got_hooks, hooks, "{name}: hooks");
-    }
+    check(cases);
 }
 
 #[test]
