@@ -52,7 +52,9 @@ fn start(up: &Upstreams, config: &str, workers: u32) -> Envoy {
     let mut cfg = EnvoyConfig::new(up.default.addr())
         .cluster("upstream_a", up.a.addr())
         .cluster("upstream_b", up.b.addr())
-        .concurrency(workers);
+        .concurrency(workers)
+        // Refusals are logged at debug only; the tests read them.
+        .wasm_log_level("debug");
     cfg.http_listener = false;
     cfg.extra_listeners = vec![tcp_proxy_listener(
         "tcp",

@@ -287,7 +287,8 @@ impl TcpGuard {
         why: fmt::Arguments<'_>,
     ) -> NetDecision {
         counter.inc();
-        log::info!(
+        // Per connection, so at debug: a flood must not become a log flood (counters count).
+        log::debug!(
             "{}: closed connection from {}: {why}",
             Self::NAME,
             Peer(conn)
@@ -703,7 +704,7 @@ impl NetworkFilter for TcpGuard {
         if let Some(c) = self.stats.detected.get(&Protocol::Tls) {
             c.inc();
         }
-        log::info!(
+        log::debug!(
             "{}: closed connection from {}: ClientHello incomplete after inspect.timeout_ms ({} ms)",
             Self::NAME,
             Peer(conn),
