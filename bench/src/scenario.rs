@@ -8,7 +8,7 @@
 
 use crate::native;
 use anyhow::{Context, Result};
-use envoy_harness::HttpFilter;
+use envoy_harness::FilterEntry;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ pub struct Scenario {
     /// Filter crates (modules) it needs; absent ones make it "missing".
     pub needs: &'static [&'static str],
     /// The HTTP filters before the router (the buffer filter and router are added for all).
-    pub chain: fn(&Inputs) -> Result<Vec<HttpFilter>>,
+    pub chain: fn(&Inputs) -> Result<Vec<FilterEntry>>,
 }
 
 /// Where modules and configurations come from.
@@ -68,8 +68,8 @@ impl Inputs {
     }
 
     /// Filter `name` as a Wasm filter with its benchmark configuration.
-    pub fn wasm(&self, name: &str) -> Result<HttpFilter> {
-        Ok(HttpFilter::wasm(
+    pub fn wasm(&self, name: &str) -> Result<FilterEntry> {
+        Ok(FilterEntry::wasm(
             name,
             self.module(name),
             self.config(name)?,
@@ -77,8 +77,8 @@ impl Inputs {
     }
 
     /// A second (third, ...) instance of module `name`, under its own filter name and VM.
-    pub fn wasm_as(&self, name: &str, instance: &str) -> Result<HttpFilter> {
-        Ok(HttpFilter::wasm(
+    pub fn wasm_as(&self, name: &str, instance: &str) -> Result<FilterEntry> {
+        Ok(FilterEntry::wasm(
             instance,
             self.module(name),
             self.config(name)?,
@@ -103,8 +103,8 @@ impl Inputs {
     }
 }
 
-fn native(name: &str, config: Value) -> HttpFilter {
-    HttpFilter::native(name, config)
+fn native(name: &str, config: Value) -> FilterEntry {
+    FilterEntry::native(name, config)
 }
 
 /// The filters `chain` runs as separate Wasm filters and `suite` composes in one module, in
@@ -125,7 +125,7 @@ pub fn suite_config(inputs: &Inputs) -> Result<String> {
 }
 
 /// The `chain` scenario's filters: [`SUITE_MEMBERS`] as separate Wasm filters.
-fn chain(inputs: &Inputs) -> Result<Vec<HttpFilter>> {
+fn chain(inputs: &Inputs) -> Result<Vec<FilterEntry>> {
     SUITE_MEMBERS.iter().map(|m| inputs.wasm(m)).collect()
 }
 
@@ -196,7 +196,7 @@ pub fn all() -> Vec<Scenario> {
             description: "policy with its rate limit global: a gRPC callout per request to the rate-limit service (Redis), a limit that admits everything; routed through a local hop (see rate_limited_virtual_hosts)",
             needs: &["policy"],
             chain: |i| {
-                Ok(vec![HttpFilter::wasm(
+                Ok(vec![FilterEntry::wasm(
                     "policy",
                     i.module("policy"),
                     global_policy_config(i)?,
@@ -271,7 +271,7 @@ pub fn all() -> Vec<Scenario> {
                 "filters/suite: the same filters and configs in one module, one VM crossing per callback",
             needs: &["suite"],
             chain: |i| {
-                Ok(vec![HttpFilter::wasm(
+                Ok(vec![FilterEntry::wasm(
                     "suite",
                     i.module("suite"),
                     suite_config(i)?,
@@ -394,7 +394,7 @@ pub fn loop_listener(port: u16) -> Value {
 
 /// The full HTTP filter list for a scenario: its chain, then the buffer filter (see
 /// [`native::buffer`]); the harness appends the router.
-pub fn http_filters(s: &Scenario, inputs: &Inputs) -> Result<Vec<HttpFilter>> {
+pub fn http_filters(s: &Scenario, inputs: &Inputs) -> Result<Vec<FilterEntry>> {
     let mut filters = (s.chain)(inputs)?;
     filters.push(native("envoy.filters.http.buffer", native::buffer()));
     Ok(filters)

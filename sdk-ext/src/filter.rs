@@ -1,8 +1,9 @@
 //! The contract between a filter's logic and the proxy glue.
 //!
-//! A filter is a value built once per configuration (`configure`) and shared by every request;
+//! A filter is a value built once per configuration (`configure`, given its config and a
+//! [`Setup`], as network filters are) and shared by every request;
 //! per-request data lives in `State`. Hooks receive plain data and say what to do; they never
-//! call the host. The glue in [`crate::proxy`] turns each [`Decision`] and [`HeaderOps`] into
+//! call the host. The glue in `sdk_ext::proxy` (feature `glue`) turns each [`Decision`] and [`HeaderOps`] into
 //! host calls.
 
 use crate::callout::{CallOutcome, GrpcCall};
@@ -89,6 +90,15 @@ pub enum HostErrorPolicy {
     FailOpen,
 }
 
+/// What a filter gets at configure time besides its config (HTTP and network filters alike).
+pub struct Setup<'a> {
+    /// Register counters, gauges and histograms.
+    pub metrics: &'a mut Metrics,
+    /// Shared data (one store for every worker of this `vm_id`) and the proxy's clock, to keep
+    /// for the request path (e.g. rate limits). Native use: [`Services::local`].
+    pub services: Services,
+}
+
 /// The request body as the filter sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyChunk<'a> {
@@ -109,22 +119,11 @@ pub trait HttpFilter: Sized + 'static {
     /// What the glue does when a host call on the request path fails. Default: fail closed.
     const ON_HOST_ERROR: HostErrorPolicy = HostErrorPolicy::FailClosed;
 
-    /// Phase: plugin (re)configuration. Validate and compile `config`; define metrics.
-    /// An error refuses the configuration: Envoy will not start with it, and on a live update
-    /// it keeps the previous configuration.
-    fn configure(config: Self::Config, metrics: &mut Metrics) -> Result<Self, ConfigError>;
-
-    /// Phase: plugin (re)configuration, for filters that keep state across requests: as
-    /// [`HttpFilter::configure`], plus the host's [`Services`] (shared data, clock) to keep for
-    /// the request path. The glue calls this one. Default: ignore `services`, call `configure`.
-    fn configure_with(
-        config: Self::Config,
-        metrics: &mut Metrics,
-        services: &Services,
-    ) -> Result<Self, ConfigError> {
-        let _ = services;
-        Self::configure(config, metrics)
-    }
+    /// Phase: plugin (re)configuration. Validate and compile `config`; define metrics with
+    /// `setup.metrics`; keep `setup.services` (shared data, clock) for filters that keep state
+    /// across requests. An error refuses the configuration: Envoy will not start with it, and
+    /// on a live update it keeps the previous configuration.
+    fn configure(config: Self::Config, setup: Setup<'_>) -> Result<Self, ConfigError>;
 
     /// Phase: request headers received. Default: continue.
     fn on_request_headers(

@@ -36,7 +36,7 @@ pub mod tcp;
 pub use client::{Client, Response};
 pub use echo::EchoServer;
 pub use envoy::Envoy;
-pub use render::{EnvoyConfig, FailurePolicy, HttpFilter};
+pub use render::{EnvoyConfig, FailurePolicy, FilterEntry};
 pub use tcp::TcpEchoServer;
 
 use std::path::PathBuf;

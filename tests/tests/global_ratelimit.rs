@@ -12,7 +12,7 @@
 
 use envoy_harness::ratelimit::{cluster_json, DomainConfig, RateLimitServer};
 use envoy_harness::redis::RedisServer;
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter, Response};
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry, Response};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,7 +48,7 @@ fn envoy_with_policy(
 ) -> Envoy {
     let mut cfg = EnvoyConfig::new(echo.addr())
         .concurrency(workers)
-        .filter(HttpFilter::wasm(
+        .filter(FilterEntry::wasm(
             "policy",
             modules::module("policy").unwrap(),
             policy.to_string(),
@@ -275,7 +275,7 @@ fn native_ratelimit_filter_with_the_same_descriptors_limits_the_same_requests() 
         1,
     );
     let mut cfg = EnvoyConfig::new(echo.addr())
-        .filter(HttpFilter::native(
+        .filter(FilterEntry::native(
             "envoy.filters.http.ratelimit",
             json!({
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
@@ -349,7 +349,7 @@ fn bad_global_settings_are_refused_at_startup_naming_the_field() {
     );
     let cfg = EnvoyConfig::new(echo.addr())
         .inline_filters()
-        .filter(HttpFilter::wasm(
+        .filter(FilterEntry::wasm(
             "policy",
             modules::module("policy").unwrap(),
             policy.to_string(),

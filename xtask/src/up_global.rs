@@ -10,7 +10,7 @@ use crate::build::{build_and_report, modules_dir};
 use anyhow::{bail, Context, Result};
 use envoy_harness::ratelimit::{cluster_json, DomainConfig, RateLimitServer};
 use envoy_harness::redis::RedisServer;
-use envoy_harness::{locate, workspace_root, EchoServer, Envoy, EnvoyConfig, HttpFilter};
+use envoy_harness::{locate, workspace_root, EchoServer, Envoy, EnvoyConfig, FilterEntry};
 use std::path::PathBuf;
 
 const USAGE: &str =
@@ -60,7 +60,7 @@ pub fn up(args: &[String]) -> Result<()> {
     let echo = EchoServer::start("echo")?;
     let mut envoys = Vec::new();
     for i in 0..2u16 {
-        let mut cfg = EnvoyConfig::new(echo.addr()).filter(HttpFilter::wasm(
+        let mut cfg = EnvoyConfig::new(echo.addr()).filter(FilterEntry::wasm(
             "policy",
             module.clone(),
             policy.clone(),

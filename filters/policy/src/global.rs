@@ -71,7 +71,7 @@ impl FailureMode {
 /// `rate_limit.global`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GlobalConfig {
+pub struct GlobalSpec {
     /// The Envoy cluster of the rate-limit service (HTTP/2). Under Istio:
     /// `outbound|PORT||HOST`.
     pub cluster: String,
@@ -90,10 +90,10 @@ pub struct GlobalConfig {
     pub hits_addend: u32,
     /// Literal entries sent before the key parts, e.g. `{"key": "generic_key", "value": "api"}`.
     #[serde(default)]
-    pub entries: Vec<EntryConfig>,
+    pub entries: Vec<EntrySpec>,
     /// A local bucket checked before the callout.
     #[serde(default)]
-    pub local_first: Option<LocalFirstConfig>,
+    pub local_first: Option<LocalFirstSpec>,
 }
 
 fn default_timeout() -> String {
@@ -110,7 +110,7 @@ fn default_hits() -> u32 {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EntryConfig {
+pub struct EntrySpec {
     pub key: String,
     pub value: String,
 }
@@ -118,7 +118,7 @@ pub struct EntryConfig {
 /// The local bucket of `local_first` (same meaning as a local `rate_limit`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LocalFirstConfig {
+pub struct LocalFirstSpec {
     pub max_tokens: u64,
     #[serde(default)]
     pub tokens_per_fill: Option<u64>,
@@ -173,7 +173,7 @@ impl GlobalLimit {
     /// Validate `cfg` (paths relative to `rate_limit.global`). `key` is the rule's key parts
     /// (validated by the caller); `name` keys the local-first bucket's slots.
     pub fn compile(
-        cfg: &GlobalConfig,
+        cfg: &GlobalSpec,
         key: &[KeyPart],
         name: &str,
         budget: &mut SlotBudget,

@@ -19,18 +19,15 @@ pub mod config;
 pub mod global;
 
 use apikey::{ApiKeys, KeyCheck};
-use config::{
-    Action, Config, DefaultAction, DenyResponse, KeyPart, MatchConfig, RateLimitConfig, RuleConfig,
-};
+use config::{Action, Config, DefaultAction, DenyResponse, KeyPart, RateLimitSpec, RuleSpec};
 use global::{Answer, FailureMode, GlobalLimit, Scope};
 use sdk_ext::callout::CallOutcome;
 use sdk_ext::config::{header_name, http_status};
-use sdk_ext::jwt::{ClaimMatcher, ClaimSource, Claims};
-use sdk_ext::matcher::{canonical_ip, PathMatching, RequestMatchSpec, RequestMatcher};
+use sdk_ext::jwt::{ClaimSource, Claims};
+use sdk_ext::matcher::{canonical_ip, MatchOptions, PathMatching, RequestMatcher};
 use sdk_ext::ratelimit::{parse_duration, Admission, BucketSpec, SlotBudget, TokenBuckets};
 use sdk_ext::{
-    ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView,
-    Services,
+    ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView, Setup,
 };
 use std::cell::OnceCell;
 use std::collections::HashSet;
@@ -122,8 +119,6 @@ impl Outcomes {
 struct Rule {
     name: String,
     matcher: RequestMatcher,
-    claims: Vec<ClaimMatcher>,
-    consumers: Vec<String>,
     action: RuleAction,
     shadow: bool,
     counts: Outcomes,
@@ -235,7 +230,7 @@ pub use sdk_ext::metrics::metric_safe as metric_name;
 
 impl PolicyFilter {
     fn compile_rule(
-        cfg: &RuleConfig,
+        cfg: &RuleSpec,
         top: &Config,
         api_keys: Option<&ApiKeys>,
         metrics: &mut Metrics,
@@ -265,33 +260,13 @@ impl PolicyFilter {
                  use \"paths\": [{\"prefix\": \"/\"}]) or use default_action",
             ));
         }
-        let matcher = request_spec(m)
-            .compile()
-            .map_err(|e| e.within("match"))?
-            .with_path_matching(top.path_matching);
-        let claims = m
-            .claims
-            .iter()
-            .enumerate()
-            .map(|(j, c)| {
-                c.compile()
-                    .map_err(|e| e.within(&format!("match.claims[{j}]")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if !m.consumers.is_empty() && api_keys.is_none() {
-            return Err(ConfigError::new(
-                "match.consumers",
-                "consumers come from API keys, but `api_keys` is not set",
-            ));
-        }
-        for (j, c) in m.consumers.iter().enumerate() {
-            if c.is_empty() {
-                return Err(ConfigError::new(
-                    format!("match.consumers[{j}]"),
-                    "must not be empty",
-                ));
-            }
-        }
+        let options = MatchOptions {
+            path_matching: top.path_matching,
+            no_consumers: api_keys
+                .is_none()
+                .then_some("consumers come from API keys, but `api_keys` is not set"),
+        };
+        let matcher = m.compile_with(options).map_err(|e| e.within("match"))?;
         let action = match (cfg.action, &cfg.deny, &cfg.rate_limit) {
             (Action::Allow, None, None) => RuleAction::Allow,
             (Action::Deny, deny, None) => RuleAction::Deny(
@@ -323,8 +298,6 @@ impl PolicyFilter {
         Ok(Rule {
             name: cfg.name.clone(),
             matcher,
-            claims,
-            consumers: m.consumers.clone(),
             action,
             shadow: cfg.shadow,
             counts,
@@ -333,7 +306,7 @@ impl PolicyFilter {
 
     /// The action of `action: rate_limit` (paths relative to `rate_limit`).
     fn compile_rate_limit(
-        rl: &RateLimitConfig,
+        rl: &RateLimitSpec,
         name: &str,
         shadow: bool,
         api_keys: Option<&ApiKeys>,
@@ -446,11 +419,7 @@ impl PolicyFilter {
                 .as_ref()
         };
         for rule in &self.rules {
-            let hit = rule.matcher.matches(req)
-                && (rule.consumers.is_empty()
-                    || consumer.is_some_and(|c| rule.consumers.iter().any(|r| r == "*" || r == c)))
-                && rule.claims.iter().all(|m| m.matches(claims()));
-            if !hit {
+            if !rule.matcher.matches_with(req, consumer, &claims) {
                 continue;
             }
             let verdict = match &rule.action {
@@ -554,17 +523,6 @@ impl PolicyFilter {
     }
 }
 
-fn request_spec(m: &MatchConfig) -> RequestMatchSpec {
-    RequestMatchSpec {
-        methods: m.methods.clone(),
-        paths: m.paths.clone(),
-        hosts: m.hosts.clone(),
-        headers: m.headers.clone(),
-        query: m.query.clone(),
-        source_cidrs: m.source_cidrs.clone(),
-    }
-}
-
 /// The bucket key: each part tagged and separated, so `("a", "bc")` and `("ab", "c")` differ
 /// and a missing value differs from an empty one.
 fn descriptor(
@@ -621,16 +579,11 @@ impl HttpFilter for PolicyFilter {
     type Config = Config;
     type State = PolicyState;
 
-    /// Without host services (native use): rate limits are private to this thread.
-    fn configure(config: Config, metrics: &mut Metrics) -> Result<Self, ConfigError> {
-        Self::configure_with(config, metrics, &Services::local())
-    }
-
-    fn configure_with(
-        config: Config,
-        metrics: &mut Metrics,
-        services: &Services,
-    ) -> Result<Self, ConfigError> {
+    /// Rate-limit buckets live in `setup.services`' shared data (every worker's), read with its
+    /// clock; with [`sdk_ext::Services::local`] (native use) they are private to this thread.
+    fn configure(config: Config, setup: Setup<'_>) -> Result<Self, ConfigError> {
+        let Setup { metrics, services } = setup;
+        let services = &services;
         let deny = Denial::compile(&config.deny).map_err(|e| e.within("deny"))?;
         let default_deny = (config.default_action == DefaultAction::Deny).then_some(deny);
         let api_keys = config

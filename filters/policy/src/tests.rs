@@ -4,7 +4,10 @@
 use super::*;
 use sdk_ext::config::parse_json;
 use sdk_ext::shared::MemoryStore;
-use sdk_ext::testing::{recording_metrics, FakeClock, RecordingSink, RequestBuilder};
+use sdk_ext::testing::{
+    configure_with_services, recording_metrics, FakeClock, RecordingSink, RequestBuilder,
+};
+use sdk_ext::Services;
 use serde_json::{json, Value};
 use std::rc::Rc;
 
@@ -26,14 +29,12 @@ struct Harness {
 }
 
 fn build(cfg: Value) -> Result<Harness, ConfigError> {
-    let (mut metrics, sink) = recording_metrics("policy");
     let clock = Rc::new(FakeClock::at(1_000_000_000_000));
     let services = Services {
         shared: Rc::new(MemoryStore::default()),
         clock: clock.clone(),
     };
-    let parsed = parse_json(cfg.to_string().as_bytes())?;
-    let filter = PolicyFilter::configure_with(parsed, &mut metrics, &services)?;
+    let (filter, sink) = configure_with_services::<PolicyFilter>(&cfg.to_string(), services)?;
     Ok(Harness {
         filter,
         sink,
@@ -196,6 +197,12 @@ fn every_match_kind() {
             json!({"claims": [{"claim": "scope", "value": {"exact": "write"}}]}),
             get("/").header("x-jwt", &claims(json!({"scope": ["write"]}))),
             get("/").header("x-jwt", "not-base64!"),
+        ),
+        (
+            // sdk-ext's one match vocabulary: cookies too (router's before issue 15).
+            json!({"cookies": [{"name": "beta", "value": {"exact": "yes"}}]}),
+            get("/").header("cookie", "a=1; beta=yes"),
+            get("/").header("cookie", "beta=no"),
         ),
     ];
     for (m, hit, miss) in cases {
@@ -451,14 +458,13 @@ fn global_shadow_never_enforces_but_counts() {
 
 #[test]
 fn broken_limiter_fails_open_and_is_counted() {
-    let (mut metrics, sink) = recording_metrics("policy");
     let store = Rc::new(sdk_ext::testing::FakeSharedStore::default());
     let services = Services {
         shared: store.clone(),
         clock: Rc::new(FakeClock::at(1)),
     };
-    let cfg = parse_json(limited(json!({"max_tokens": 1})).to_string().as_bytes()).unwrap();
-    let f = PolicyFilter::configure_with(cfg, &mut metrics, &services).unwrap();
+    let json = limited(json!({"max_tokens": 1})).to_string();
+    let (f, sink) = configure_with_services::<PolicyFilter>(&json, services).unwrap();
     store.fail_with(Some(sdk_ext::shared::StoreError::Host("down".into())));
     for _ in 0..3 {
         let d = f.on_request_headers(
@@ -481,7 +487,11 @@ fn metric_names_are_sanitized_and_documented_set_is_defined() {
             .as_bytes(),
     )
     .unwrap();
-    PolicyFilter::configure(cfg, &mut metrics).unwrap();
+    let setup = Setup {
+        metrics: &mut metrics,
+        services: Services::local(),
+    };
+    PolicyFilter::configure(cfg, setup).unwrap();
     let names: Vec<&str> = metrics.defined().iter().map(|(n, _)| n.as_str()).collect();
     for want in [
         "policy_rule_a_b_allowed",

@@ -239,32 +239,26 @@ macro_rules! compose {
             type Config = $config;
             type State = $state;
 
-            /// Without host services (native use): members that keep state across requests
-            /// (policy's rate limits) get thread-local ones.
+            /// Each present member's `configure`, in order, with its own metric scope and
+            /// the host's services (shared data, clock); errors are prefixed with its key.
             fn configure(
                 config: $config,
-                metrics: &mut $crate::sdk_ext::Metrics,
+                setup: $crate::sdk_ext::Setup<'_>,
             ) -> Result<Self, $crate::sdk_ext::ConfigError> {
-                Self::configure_with(config, metrics, &$crate::sdk_ext::Services::local())
-            }
-
-            /// Each present member's `configure_with`, in order, with its own metric scope and
-            /// the host's services (shared data, clock); errors are prefixed with its key.
-            fn configure_with(
-                config: $config,
-                metrics: &mut $crate::sdk_ext::Metrics,
-                services: &$crate::sdk_ext::Services,
-            ) -> Result<Self, $crate::sdk_ext::ConfigError> {
+                let $crate::sdk_ext::Setup { metrics, services } = setup;
                 $(
                     let $field = match config.$field {
                         Some(c) => {
                             let mut scoped = metrics
                                 .scoped(<$member as $crate::sdk_ext::HttpFilter>::NAME);
+                            let member_setup = $crate::sdk_ext::Setup {
+                                metrics: &mut scoped,
+                                services: services.clone(),
+                            };
                             Some(
-                                <$member as $crate::sdk_ext::HttpFilter>::configure_with(
+                                <$member as $crate::sdk_ext::HttpFilter>::configure(
                                     c,
-                                    &mut scoped,
-                                    services,
+                                    member_setup,
                                 )
                                 .map_err(|e| e.within(stringify!($field)))?,
                             )
