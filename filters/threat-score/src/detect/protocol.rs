@@ -441,9 +441,10 @@ fn response_splitting(v: &str) -> bool {
 fn ldap_injection(v: &str) -> bool {
     let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     let b = compact.as_bytes();
-    // A whole, balanced filter (`(&(objectClass=user)(cn=x))`) is a filter given as data;
-    // an injection closes the application's filter first, so its parentheses do not balance
-    // from the start.
+    // Whole, balanced filters (`(&(objectClass=user)(cn=x))`, or a list of them
+    // `(a=1)(&(b=2)(c=3))`, the operands an application puts inside its own `(&...)`) are
+    // filters given as data; an injection closes the application's filter first, so its
+    // parentheses go below zero or end unbalanced.
     if b.first() == Some(&b'(') {
         let mut depth = 0i64;
         let mut balanced = true;
@@ -453,7 +454,8 @@ fn ldap_injection(v: &str) -> bool {
                 b')' => depth -= 1,
                 _ => {}
             }
-            if depth < 0 || (depth == 0 && k + 1 < b.len()) {
+            // Between two filters of a list only another filter may start.
+            if depth < 0 || (depth == 0 && k + 1 < b.len() && b.get(k + 1) != Some(&b'(')) {
                 balanced = false;
                 break;
             }
@@ -811,6 +813,9 @@ mod tests {
             "admin)(|",
             "test)\t(\t|",
             "x))(&(objectClass=*",
+            // Balanced at first, then a filter closes what the application opened.
+            "(cn=a))(|(cn=*",
+            "(cn=a)x)(uid=*",
         ] {
             assert!(ldap_injection(s), "{s}");
         }
@@ -819,6 +824,9 @@ mod tests {
             "f(x)(y)",
             "call me (maybe)",
             "(&(objectCategory=computer)(userAccountControl:1.2.840.113556.1.4.803:=8192))",
+            // A list of complete filters: operands, nothing closed early.
+            "(objectClass=person)(|(ou=sales)(ou=support))",
+            "(mail=*@example.org) (!(accountDisabled=TRUE))",
         ] {
             assert!(!ldap_injection(s), "{s}");
         }

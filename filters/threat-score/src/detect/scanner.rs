@@ -85,9 +85,15 @@ const SCANNERS: &[&str] = &[
     "tsunami",
 ];
 
-/// Words of a user agent: split on everything that is not alphanumeric, `-` or `_`.
+/// Words of a user agent: split on everything that is not alphanumeric, `-` or `_`. URLs
+/// (`(+http://example.com/grabber)`, a bot's info page) are skipped: their path names
+/// pages, not the product sending the request.
 fn words(ua: &str) -> impl Iterator<Item = String> + '_ {
-    ua.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    ua.split(|c: char| c.is_ascii_whitespace() || matches!(c, '(' | ')' | ';' | ','))
+        .filter(|chunk| !chunk.contains("://"))
+        .flat_map(|chunk| {
+            chunk.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        })
         .filter(|w| !w.is_empty())
         .map(|w| w.to_ascii_lowercase())
 }
@@ -144,6 +150,15 @@ mod tests {
         );
         assert_eq!(scanner_in("Mozilla/5.0 (Macintosh) Safari/605.1.15"), None);
         assert_eq!(scanner_in("urlgrabber/3.10 yum/3.4.3"), None);
+        // A product's info URL names a page, not a product.
+        assert_eq!(
+            scanner_in("Mozilla/5.0 (compatible; ExampleBot/2.1; +https://example.com/nikto)"),
+            None
+        );
+        assert_eq!(
+            scanner_in("Mozilla/5.0 (Nikto/2.1.6; +http://cirt.net)"),
+            Some("nikto")
+        );
         assert_eq!(scanner_in("okhttp/4.12.0"), None);
     }
 }

@@ -380,12 +380,15 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                     matches!(x.kind, Kind::Bare | Kind::Keyword | Kind::Op)
                 }))
         }
+        // T-SQL runs a string or a variable (`EXEC('SELECT 1')`, `EXEC (@q)`); `exec (` with
+        // nothing to run is a word and a parenthesis (PHP's `exec (`, prose).
         "exec" | "execute" => next.is_some_and(|n| {
             n.text.starts_with("xp_")
                 || n.text.starts_with("sp_")
                 || n.text.starts_with("master.")
                 || n.text == "immediate"
-                || n.kind == Kind::LParen
+                || (n.kind == Kind::LParen
+                    && t(i + 2).is_some_and(|x| matches!(x.kind, Kind::Str | Kind::Var)))
                 || n.kind == Kind::Str
         }),
         "declare" => next.is_some_and(|n| n.kind == Kind::Var),
