@@ -53,8 +53,12 @@ pub struct Limits {
     /// Body bytes inspected (default 65536, pass: larger uploads are normal; only the prefix
     /// is inspected).
     pub body_bytes: Limit,
-    /// Arguments inspected, query and body together (default 255, block: a flood of arguments
-    /// is a known way to push a payload past a WAF).
+    /// Arguments inspected, query and body together (default 1000, block). Every JSON object
+    /// member and array element, multipart part and XML value is one argument. 1000 is what
+    /// ModSecurity 3 and Coraza ship (`SecArgumentsLimit 1000` with rule 200007 denying past
+    /// it): large enough for real JSON bodies, while a flood of arguments, a known way to push
+    /// a payload past a WAF, is still refused rather than half inspected. (CRS's own
+    /// `tx.max_num_args` is unset by default; its example value 255 blocked legitimate JSON.)
     pub args: Limit,
     /// Decoding rounds per value (default 4, block: legitimate clients encode once).
     pub decode_rounds: Limit,
@@ -70,7 +74,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             body_bytes: Limit::new(64 * 1024, OnExceed::Pass),
-            args: Limit::new(255, OnExceed::Block),
+            args: Limit::new(1000, OnExceed::Block),
             decode_rounds: Limit::new(4, OnExceed::Block),
             header_count: Limit::new(100, OnExceed::Block),
             header_bytes: Limit::new(8192, OnExceed::Pass),
