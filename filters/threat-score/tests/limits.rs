@@ -67,8 +67,9 @@ fn json_array_past_the_argument_limit() {
     );
 }
 
-/// A real JSON body with hundreds of values (200 line items of 3 fields: 802 arguments) is inspected
-/// whole and passes: the default argument limit is ModSecurity's 1000, not CRS's example 255.
+/// A real JSON body with hundreds of values (200 line items of 3 fields: 802 arguments) is
+/// inspected whole and passes: the default argument limit is ModSecurity's 1000, not CRS's
+/// example 255.
 #[test]
 fn json_with_hundreds_of_values_is_inspected_whole() {
     let ct = h(&[("host", "a.example"), ("content-type", "application/json")]);
