@@ -53,13 +53,15 @@ pub struct Limits {
     /// Body bytes inspected (default 65536, pass: larger uploads are normal; only the prefix
     /// is inspected).
     pub body_bytes: Limit,
-    /// Arguments inspected, query and body together (default 1000, block). Every JSON object
-    /// member and array element, multipart part and XML value is one argument. 1000 is what
-    /// ModSecurity 3 and Coraza ship (`SecArgumentsLimit 1000` with rule 200007 denying past
-    /// it): large enough for real JSON bodies, while a flood of arguments, a known way to push
-    /// a payload past a WAF, is still refused rather than half inspected. (CRS's own
-    /// `tx.max_num_args` is unset by default; its example value 255 blocked legitimate JSON.)
+    /// Parameters inspected: query, urlencoded form and multipart parts together (default 255,
+    /// block: CRS's `tx.max_num_args` example; a flood of parameters is a known way to push a
+    /// payload past a WAF, and HTML forms do not have hundreds of fields).
     pub args: Limit,
+    /// Values of a structured body inspected: every JSON object member and array element,
+    /// every XML text node and attribute (default 1000, block: ModSecurity 3's and Coraza's
+    /// `SecArgumentsLimit 1000` with rule 200007 denying past it). Real JSON bodies carry
+    /// hundreds of values (a list of line items), which CRS's example 255 would refuse.
+    pub body_values: Limit,
     /// Decoding rounds per value (default 4, block: legitimate clients encode once).
     pub decode_rounds: Limit,
     /// Request headers (default 100, block).
@@ -74,7 +76,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             body_bytes: Limit::new(64 * 1024, OnExceed::Pass),
-            args: Limit::new(1000, OnExceed::Block),
+            args: Limit::new(255, OnExceed::Block),
+            body_values: Limit::new(1000, OnExceed::Block),
             decode_rounds: Limit::new(4, OnExceed::Block),
             header_count: Limit::new(100, OnExceed::Block),
             header_bytes: Limit::new(8192, OnExceed::Pass),
@@ -359,6 +362,7 @@ impl Config {
                 64 * 1024 * 1024,
             ),
             ("limits.args.max", l.args.max, 1, 100_000),
+            ("limits.body_values.max", l.body_values.max, 1, 100_000),
             ("limits.decode_rounds.max", l.decode_rounds.max, 1, 16),
             ("limits.header_count.max", l.header_count.max, 1, 10_000),
             (

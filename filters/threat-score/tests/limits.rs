@@ -9,8 +9,12 @@ use threat_score::{Assessment, Config, LimitKind, Request, Verdict};
 
 const XSS: &str = "<script>alert(1)</script>";
 
-/// The default `limits.args.max` (ModSecurity's and Coraza's `SecArgumentsLimit`).
-const MAX_ARGS: usize = 1000;
+/// The default `limits.args.max`: query, form and multipart parameters (CRS's example
+/// `tx.max_num_args`).
+const MAX_ARGS: usize = 255;
+/// The default `limits.body_values.max`: JSON members and elements, XML values (ModSecurity's
+/// and Coraza's `SecArgumentsLimit`).
+const MAX_VALUES: usize = 1000;
 
 fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -42,23 +46,28 @@ fn pass_cfg(limit: &str, max: usize) -> String {
 }
 
 #[test]
-fn json_array_past_the_argument_limit() {
+fn json_array_past_the_value_limit() {
     let ct = h(&[("host", "a.example"), ("content-type", "application/json")]);
-    let mut items: Vec<String> = (0..MAX_ARGS).map(|i| format!("\"v{i}\"")).collect();
+    let mut items: Vec<String> = (0..MAX_VALUES).map(|i| format!("\"v{i}\"")).collect();
     let under = format!(r#"{{"a":[{}]}}"#, items.join(","));
-    // MAX_ARGS array elements + the member `a`: one slot past the default.
+    // MAX_VALUES array elements + the member `a`: one slot past the default.
     let a = inspect("{}", "/", &ct, under.as_bytes());
-    limited(&a, LimitKind::ArgCount);
+    limited(&a, LimitKind::BodyValues);
     items.push(format!("\"{XSS}\""));
     let past = format!(r#"{{"a":[{}]}}"#, items.join(","));
     limited(
         &inspect("{}", "/", &ct, past.as_bytes()),
-        LimitKind::ArgCount,
+        LimitKind::BodyValues,
     );
-    let a = inspect(&pass_cfg("args", MAX_ARGS), "/", &ct, past.as_bytes());
-    assert!(a.limit_hits.contains(&LimitKind::ArgCount));
+    let a = inspect(
+        &pass_cfg("body_values", MAX_VALUES),
+        "/",
+        &ct,
+        past.as_bytes(),
+    );
+    assert!(a.limit_hits.contains(&LimitKind::BodyValues));
     // Within the limit, the payload is inspected wherever it is.
-    let small: Vec<String> = (0..MAX_ARGS - 10).map(|i| format!("\"v{i}\"")).collect();
+    let small: Vec<String> = (0..MAX_VALUES - 10).map(|i| format!("\"v{i}\"")).collect();
     let body = format!(r#"{{"a":[{},"{XSS}"]}}"#, small.join(","));
     let a = inspect("{}", "/", &ct, body.as_bytes());
     assert!(
@@ -67,9 +76,9 @@ fn json_array_past_the_argument_limit() {
     );
 }
 
-/// A real JSON body with hundreds of values (200 line items of 3 fields: 802 arguments) is
-/// inspected whole and passes: the default argument limit is ModSecurity's 1000, not CRS's
-/// example 255.
+/// A real JSON body with hundreds of values (200 line items of 3 fields: 802 values) is
+/// inspected whole and passes: JSON values have their own limit, ModSecurity's 1000, not the
+/// 255 parameters of CRS's example (which the same count of query parameters does hit).
 #[test]
 fn json_with_hundreds_of_values_is_inspected_whole() {
     let ct = h(&[("host", "a.example"), ("content-type", "application/json")]);
@@ -93,17 +102,24 @@ fn json_with_hundreds_of_values_is_inspected_whole() {
         a.limit_hits.is_empty() && a.verdict == Verdict::Block,
         "{a:?}"
     );
+    // As many query parameters are a flood.
+    let q: Vec<String> = (0..802).map(|i| format!("p{i}=1")).collect();
+    let host = h(&[("host", "a.example")]);
+    limited(
+        &inspect("{}", &format!("/?{}", q.join("&")), &host, b""),
+        LimitKind::ArgCount,
+    );
 }
 
 #[test]
-fn json_object_past_the_argument_limit() {
+fn json_object_past_the_value_limit() {
     let ct = h(&[("host", "a.example"), ("content-type", "application/json")]);
-    let mut members: Vec<String> = (0..MAX_ARGS).map(|i| format!("\"k{i}\":1")).collect();
+    let mut members: Vec<String> = (0..MAX_VALUES).map(|i| format!("\"k{i}\":1")).collect();
     members.push(format!("\"x\":\"{XSS}\""));
     let body = format!("{{{}}}", members.join(","));
     limited(
         &inspect("{}", "/", &ct, body.as_bytes()),
-        LimitKind::ArgCount,
+        LimitKind::BodyValues,
     );
 }
 
@@ -128,16 +144,16 @@ fn multipart_parts_past_the_argument_limit() {
 }
 
 #[test]
-fn xml_values_past_the_argument_limit() {
+fn xml_values_past_the_value_limit() {
     let ct = h(&[("host", "a.example"), ("content-type", "application/xml")]);
     let mut body = String::from("<r>");
-    for i in 0..MAX_ARGS {
+    for i in 0..MAX_VALUES {
         body += &format!("<v>t{i}</v>");
     }
     body += &format!("<x>{}</x></r>", XSS.replace('<', "&lt;"));
     limited(
         &inspect("{}", "/", &ct, body.as_bytes()),
-        LimitKind::ArgCount,
+        LimitKind::BodyValues,
     );
 }
 
