@@ -381,6 +381,9 @@ fn endless_loop(l: &str) -> bool {
 }
 
 fn ruby_injection(l: &str) -> bool {
+    // As for Node.js: in prose a name is documentation unless its word calls it with an
+    // argument (`Run commands with a nicer API than child_process.spawn()`).
+    let prose = super::lfi::prose(l);
     [
         "process.spawn",
         "kernel.exec",
@@ -394,7 +397,10 @@ fn ruby_injection(l: &str) -> bool {
         "const_get",
     ]
     .iter()
-    .any(|m| l.contains(m))
+    .any(|m| {
+        l.match_indices(m)
+            .any(|(p, _)| !prose || call_with_argument(word_around(l, p)) || m.ends_with('{'))
+    })
 }
 
 fn ssrf(l: &str) -> bool {
