@@ -119,13 +119,53 @@ fn vocabulary() -> BTreeSet<String> {
         out.insert(format!("1 {w} 1"));
     }
     for extra in [
-        "", "1", "0", "-1", "1-1", "1.0", "1e5", "10.99", "a", "id", "1 or 1", "1 and 1",
-        "7 or 8", "rO0AB", "ro0ab", "aced0005", "information_schema", "union select 1",
-        "select 1 from dual", "1 union all select null", "sleep 5", "ping 127.0.0.1",
-        "cat etc passwd", "etc.passwd", "web-inf", "..", "...", ",,", "a..b", "1..2",
-        "localhost", "127.0.0.1", "0x7f000001", "2130706433", "0177.0.0.1",
-        "metadata.google.internal", "169.254.169.254", "169.254.169.254.nip.io",
-        "jsessionid", "phpsessid", "aspsessionid", "session_id", "sid",
+        "",
+        "1",
+        "0",
+        "-1",
+        "1-1",
+        "1.0",
+        "1e5",
+        "10.99",
+        "a",
+        "id",
+        "1 or 1",
+        "1 and 1",
+        "7 or 8",
+        "rO0AB",
+        "ro0ab",
+        "aced0005",
+        "information_schema",
+        "union select 1",
+        "select 1 from dual",
+        "1 union all select null",
+        "sleep 5",
+        "ping 127.0.0.1",
+        "cat etc passwd",
+        "etc.passwd",
+        "web-inf",
+        "..",
+        "...",
+        ",,",
+        "a..b",
+        "1..2",
+        "localhost",
+        "127.0.0.1",
+        "0x7f000001",
+        "2130706433",
+        "0177.0.0.1",
+        "metadata.google.internal",
+        "169.254.169.254",
+        "169.254.169.254.nip.io",
+        "jsessionid",
+        "phpsessid",
+        "aspsessionid",
+        "session_id",
+        "sid",
+        "IF    EXIST data.xls     Echo The file was found.",
+        "IF DEFINED variable CMD",
+        "if not exist x del y",
+        "for x in y do z",
     ] {
         out.insert(extra.to_string());
     }
@@ -158,8 +198,14 @@ fn check(engine: &Engine, req: &Request<'_>, what: &str) -> usize {
                 "gate of {} at paranoia {} changes findings for {what}: gated {:?}, ungated {:?}",
                 kind.name(),
                 engine.config().paranoia_level,
-                gated.iter().map(|d| (d.rule, d.location.source)).collect::<Vec<_>>(),
-                ungated.iter().map(|d| (d.rule, d.location.source)).collect::<Vec<_>>(),
+                gated
+                    .iter()
+                    .map(|d| (d.rule, d.location.source))
+                    .collect::<Vec<_>>(),
+                ungated
+                    .iter()
+                    .map(|d| (d.rule, d.location.source))
+                    .collect::<Vec<_>>(),
             );
         }
     }

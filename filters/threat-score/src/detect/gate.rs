@@ -104,7 +104,18 @@ impl DetectorKind {
         let l = input.lower.as_str();
         let set = &input.bytes;
         match self {
-            K::Protocol | K::Scanner | K::Session | K::Rce => true,
+            K::Protocol | K::Scanner | K::Session => true,
+            // No separator, quote, `$`, `/` or backtick in these shapes: the only command a
+            // value can hold is at its start (`ifconfig`, `apt-get`, `ping 127.0.0.1`,
+            // `7z -la`), cmd.exe `if exist x echo y`, and PowerShell cmdlets anywhere
+            // (`Invoke-WebRequest`); any program
+            // name opening it counts from paranoia 3.
+            K::Rce => {
+                paranoia >= 3
+                    || super::rce::command_in_segment(super::rce::Intro::Start, l).is_some()
+                    || (set.has(b'-') && super::rce::powershell_cmdlet(&input.value))
+                    || (shape == S::Phrase && super::rce::windows_batch(l))
+            }
             // Markup, script URLs and calls need `<`, `:`, `(`, quotes...: left are DOM
             // paths (`document.cookie`, `.innerhtml`) and `-moz-binding`.
             K::Xss => shape != S::Word && (set.has(b'.') || set.has_all(b"-moz")),
@@ -142,15 +153,15 @@ impl DetectorKind {
             }
             // Serialized objects (`aced0005` hex) at paranoia 1; gadget class names and
             // base64 serialization magic from paranoia 2; class names need a `.`.
-            K::Java => paranoia >= 2 || shape == S::Dotted || set.has_all(b"aced"),
+            K::Java => paranoia >= 2 || set.has(b'.') || set.has_all(b"aced"),
             // `child_process`, `__proto__`, `class_eval` (an `_`), dotted paths
             // (`constructor.prototype`), metadata host names,
             // node-serialize markers inside base64 (12+ characters, no inner space).
             K::Generic => {
                 set.has(b'_')
                     || set.has(b'.')
-                    || (l.len() >= 12 && !l.trim().contains(' '))
                     || l.contains("instance-data")
+                    || (l.len() >= 12 && super::generic::base64_marker(&input.value))
             }
         }
     }

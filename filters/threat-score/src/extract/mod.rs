@@ -10,9 +10,9 @@ use crate::config::Config;
 use crate::decode::{deep_decode, Decoded};
 use crate::detect::gate::Shape;
 use crate::detect::DetectorKind;
-use std::cell::Cell;
 use crate::model::{CategorySet, LimitKind, Location, Source};
 use crate::request::Request;
+use std::cell::Cell;
 
 /// One value to scan, in three forms so detectors do not redo the common work.
 #[derive(Debug, Clone, PartialEq, Eq)]
