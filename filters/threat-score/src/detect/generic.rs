@@ -108,7 +108,7 @@ fn call_with_argument(w: &str) -> bool {
 }
 
 /// Base64 values that decode to a Node serialization marker (`_$$ND_FUNC$$_`).
-fn base64_marker(v: &str) -> bool {
+pub(crate) fn base64_marker(v: &str) -> bool {
     let t = v.trim();
     if t.len() < 12
         || t.len() > 8192

@@ -545,7 +545,7 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
 
 /// How a command segment was introduced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Intro {
+pub(crate) enum Intro {
     /// Start of the value.
     Start,
     /// `;`, `|`, `||`, `&&`, newline, `$(`, `<(`, `>(`: only shells give these meaning.
@@ -673,7 +673,7 @@ fn seg_is_short(seg: &str) -> bool {
 }
 
 /// Finds a command in one segment; returns the rule that fits, if any.
-fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
+pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
     let mut words = seg.split_whitespace().peekable();
     let mut first = words.next()?;
     let mut prefixed = false;
@@ -916,7 +916,7 @@ fn command_position(s: &str, p: usize) -> bool {
 
 /// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
 /// `if "%a%"=="b" cmd`.
-fn windows_batch(s: &str) -> bool {
+pub(crate) fn windows_batch(s: &str) -> bool {
     let words: Vec<&str> = s.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
         let w = w.trim_start_matches(['&', '|', ';', '(', '@']);
@@ -972,7 +972,7 @@ fn windows_batch(s: &str) -> bool {
 }
 
 /// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
-fn powershell_cmdlet(v: &str) -> bool {
+pub(crate) fn powershell_cmdlet(v: &str) -> bool {
     const VERBS: &[&str] = &[
         "Invoke",
         "Start",

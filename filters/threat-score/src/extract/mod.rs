@@ -8,8 +8,11 @@ pub mod xml;
 
 use crate::config::Config;
 use crate::decode::{deep_decode, Decoded};
+use crate::detect::gate::Shape;
+use crate::detect::DetectorKind;
 use crate::model::{CategorySet, LimitKind, Location, Source};
 use crate::request::Request;
+use std::cell::Cell;
 
 /// One value to scan, in three forms so detectors do not redo the common work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub struct Input {
     /// The bytes `lower` holds, computed once: detectors ask it whether a needle can occur
     /// before searching for it ([`Input::may_contain`]).
     pub bytes: ByteSet,
+    /// What `lower` is made of (from `bytes`): detectors that cannot match this shape skip
+    /// the value ([`crate::detect::gate`]).
+    pub shape: Shape,
 }
 
 impl Input {
@@ -41,6 +47,7 @@ impl Input {
             lower,
             excluded,
             bytes,
+            shape: Shape::of(&bytes),
         }
     }
 
@@ -66,6 +73,16 @@ impl Input {
 pub struct ByteSet([u64; 4]);
 
 impl ByteSet {
+    /// The set whose 64-bit words are `words` (bit `c & 63` of word `c >> 6` is byte `c`).
+    pub const fn from_words(words: [u64; 4]) -> ByteSet {
+        ByteSet(words)
+    }
+
+    /// Whether every byte of this set is also in `other`.
+    pub fn is_subset_of(&self, other: &ByteSet) -> bool {
+        self.0.iter().zip(other.0.iter()).all(|(a, b)| a & !b == 0)
+    }
+
     /// The bytes of `b`.
     pub fn of(b: &[u8]) -> ByteSet {
         let mut set = [0u64; 4];
@@ -157,6 +174,9 @@ pub struct Prepared<'r> {
     pub excluded: CategorySet,
     /// `inputs[body_start..]` came from the body (the rest from the URI and headers).
     pub body_start: usize,
+    /// The detector running now and the paranoia level, while one runs: [`Prepared::inputs_from`]
+    /// then yields only the values whose shape that detector admits ([`crate::detect::gate`]).
+    pub(crate) gate: Cell<Option<(DetectorKind, u8)>>,
 }
 
 /// Longest piece of one value an injection detector reads at once ([`Prepared::windowed`]).
@@ -218,6 +238,7 @@ impl<'r> Prepared<'r> {
             arg_count: self.arg_count,
             excluded: self.excluded,
             body_start: 0,
+            gate: Cell::new(None),
         }
     }
 
@@ -268,11 +289,14 @@ pub fn windows(s: &str, window: usize, overlap: usize) -> Vec<(usize, usize)> {
 }
 
 impl Prepared<'_> {
-    /// Inputs whose source is one of `sources`.
+    /// Inputs whose source is one of `sources` (while a detector runs: those whose shape it
+    /// admits, see [`crate::detect::gate`]).
     pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> impl Iterator<Item = &'s Input> {
-        self.inputs
-            .iter()
-            .filter(move |i| sources.contains(&i.location.source))
+        let gate = self.gate.get();
+        self.inputs.iter().filter(move |i| {
+            sources.contains(&i.location.source)
+                && gate.is_none_or(|(kind, paranoia)| kind.admits(i, paranoia))
+        })
     }
 }
 
@@ -591,6 +615,7 @@ pub(crate) fn prepare<'r>(
         arg_count: b.arg_count,
         excluded: request_excluded,
         body_start,
+        gate: Cell::new(None),
     }
 }
 
