@@ -92,6 +92,8 @@ fn technical_prose_passes() {
         "Gets /etc/os-release fields (ID, VERSION_ID) as a dict",
         "python 3.12 release notes",
         "exec (",
+        "Supports ${VAR} and ${VAR:-default} expansion in config files",
+        "Serialize PHP objects (O:8:\"stdClass\") to JSON",
         "LDAP helper: (objectClass=person)(|(ou=sales)(ou=support)) as one filter list",
     ] {
         each_carrier(text, |carrier, a| {

@@ -1117,7 +1117,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
     if slash && (s.contains("/dev/tcp/") || s.contains("/dev/udp/"))
-        || dollar && (s.contains("$[") || s.contains("$((") || param_expansion(&s))
+        || dollar
+            && (s.contains("$[") || s.contains("$((") || param_expansion(&s, super::lfi::prose(l)))
     {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
@@ -1200,9 +1201,24 @@ fn quoted_command(v: &str) -> bool {
 }
 
 /// `${name#pattern}`, `${name:-x}`, `${name/a/b}`: parameter expansion with operators.
-fn param_expansion(s: &str) -> bool {
+///
+/// In prose (`supports ${VAR:-default} in config files`, template documentation) only an
+/// expansion glued to a word counts: that is how a command name is assembled
+/// (`c${x:-a}t /etc/passwd`); one standing alone is the syntax being described.
+fn param_expansion(s: &str, prose: bool) -> bool {
+    let b = s.as_bytes();
+    let glued = |p: usize, end: Option<usize>| {
+        let before = p.checked_sub(1).and_then(|i| b.get(i));
+        let after = end.and_then(|e| b.get(e + 1));
+        before.is_some_and(u8::is_ascii_alphanumeric)
+            || after.is_some_and(u8::is_ascii_alphanumeric)
+    };
     let mut from = 0;
     while let Some(p) = s.get(from..).and_then(|h| h.find("${")).map(|p| p + from) {
+        if prose && !glued(p, s.get(p..).and_then(|r| r.find('}')).map(|e| p + e)) {
+            from = p + 2;
+            continue;
+        }
         let rest = s.get(p + 2..).unwrap_or_default();
         let name: String = rest
             .chars()
