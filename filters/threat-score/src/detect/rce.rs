@@ -1058,7 +1058,22 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // shell separator count there.
     let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
     let code_spans = v.contains('`') && markdown_code_spans(v);
+    // A sentence that opens with a capitalised program name (`Tail -f for cloud logs`,
+    // `Grep -r replacement written in Rust`): package summaries are written that way, while
+    // Unix shells find no program called `Tail`. Paranoia 2.
+    let sentence = v.split_whitespace().next().is_some_and(|w| {
+        let mut b = w.bytes();
+        b.next().is_some_and(|c| c.is_ascii_uppercase())
+            && w.len() >= 2
+            && b.all(|c| c.is_ascii_lowercase())
+    }) && super::lfi::prose(v);
     for (intro, seg) in segments(&s) {
+        if sentence && intro == Intro::Start {
+            if command_in_segment(intro, seg).is_some() {
+                out.hit(input, CAT, "rce.command-sentence", Severity::Critical, 2);
+            }
+            continue;
+        }
         if code_spans && intro == Intro::Tick {
             // Paranoia 2: a command line in a Markdown code span of a sentence.
             if command_in_segment(intro, seg).is_some() {
