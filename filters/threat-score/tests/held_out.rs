@@ -92,6 +92,7 @@ fn technical_prose_passes() {
         "Gets /etc/os-release fields (ID, VERSION_ID) as a dict",
         "python 3.12 release notes",
         "exec (",
+        "select all that apply",
         "Tail -f for cloud logs; follow multiple streams at once",
         "Grep -r replacement written in Rust",
         "Supports ${VAR} and ${VAR:-default} expansion in config files",

@@ -313,11 +313,20 @@ fn statement(nc: &[&Token], i: usize) -> bool {
             };
             let sub = n.kind == Kind::LParen
                 && t(i + 2).is_some_and(|x| matches!(x.kind, Kind::Func | Kind::Stmt | Kind::Var));
+            // `SELECT ALL|DISTINCT|TOP` must go on with an expression (`TOP 1`, `DISTINCT(x)`,
+            // `ALL *`) or reach `FROM`: "select all that apply" does neither.
+            let quantifier = n.kind == Kind::Keyword
+                && matches!(n.text.as_str(), "distinct" | "top" | "all")
+                && t(i + 2).is_some_and(|x| {
+                    matches!(
+                        x.kind,
+                        Kind::Var | Kind::Func | Kind::Num | Kind::Str | Kind::LParen
+                    ) || x.kind == Kind::Op && x.text == "*"
+                });
             let expr_start = sub
                 || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
                 || (n.kind == Kind::Op && n.text == "*")
-                || (n.kind == Kind::Keyword
-                    && (n.text == "distinct" || n.text == "top" || n.text == "all"));
+                || quantifier;
             let has_from = nc.iter().skip(i + 1).take(12).any(|x| x.text == "from")
                 && nc.iter().skip(i + 1).take(12).any(|x| {
                     matches!(
