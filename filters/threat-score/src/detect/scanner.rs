@@ -85,22 +85,19 @@ const SCANNERS: &[&str] = &[
     "tsunami",
 ];
 
-/// Words of a user agent: split on everything that is not alphanumeric, `-` or `_`.
-fn words(ua: &str) -> impl Iterator<Item = String> + '_ {
-    ua.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_ascii_lowercase())
-}
+/// The scanner names, sorted once for binary search.
+static SCANNER_SET: super::WordSet = super::WordSet::new(SCANNERS);
 
-/// The first scanner name found in `ua`.
+/// The first scanner name found in `ua`: its words (split on everything that is not
+/// alphanumeric, `-` or `_`) looked up in [`SCANNERS`], lowercased once, not per word.
 pub fn scanner_in(ua: &str) -> Option<&'static str> {
-    words(ua)
-        .find_map(|w| SCANNERS.iter().find(|s| **s == w).copied())
-        .or_else(|| {
-            ua.to_ascii_lowercase()
-                .contains("nmap scripting engine")
-                .then_some("nmap")
-        })
+    let lower = ua.to_ascii_lowercase();
+    let found = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .filter(|w| !w.is_empty())
+        .find(|w| SCANNER_SET.contains(w))
+        .and_then(|w| SCANNERS.iter().find(|s| **s == w).copied());
+    found.or_else(|| lower.contains("nmap scripting engine").then_some("nmap"))
 }
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {

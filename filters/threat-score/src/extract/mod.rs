@@ -338,12 +338,26 @@ impl Builder<'_, '_> {
 
     fn push(&mut self, source: Source, name: &str, raw: &[u8], plus: bool, excluded: CategorySet) {
         let d = self.decode(raw, plus);
-        self.inputs.push(Input::new(
-            Location::new(source, name),
-            String::from_utf8_lossy(raw).into_owned(),
-            d.text,
-            excluded,
-        ));
+        self.push_decoded(source, name, raw, d.text, excluded);
+    }
+
+    /// Adds a value decoded already (`text` is `raw` after [`Builder::decode`]).
+    fn push_decoded(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: &[u8],
+        text: String,
+        excluded: CategorySet,
+    ) {
+        // Undecoded values (most) are their own raw form: one copy, not a second conversion.
+        let raw = if text.as_bytes() == raw {
+            text.clone()
+        } else {
+            String::from_utf8_lossy(raw).into_owned()
+        };
+        self.inputs
+            .push(Input::new(Location::new(source, name), raw, text, excluded));
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
@@ -353,9 +367,10 @@ impl Builder<'_, '_> {
             self.hit(LimitKind::ArgCount);
             return;
         }
+        // The name is decoded once: it is both the location of its value and an input.
         let name = self.decode(name_raw, plus).text;
         let excluded = self.excl.for_arg(&name);
-        self.push(Source::ArgName, &name, name_raw, plus, excluded);
+        self.push_decoded(Source::ArgName, &name, name_raw, name.clone(), excluded);
         if !value_raw.is_empty() {
             self.push(Source::Arg, &name, value_raw, plus, excluded);
         }
