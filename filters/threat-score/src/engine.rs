@@ -188,6 +188,7 @@ impl Engine {
         let limit = match kind {
             LimitKind::BodySize => l.body_bytes,
             LimitKind::ArgCount => l.args,
+            LimitKind::BodyValues => l.body_values,
             LimitKind::DecodeRounds => l.decode_rounds,
             LimitKind::HeaderCount => l.header_count,
             LimitKind::HeaderSize => l.header_bytes,

@@ -529,16 +529,17 @@ pub(crate) fn prepare<'r>(
             BodyKind::Form => b.form(body),
             BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
                 Ok(v) => {
-                    // Every object member and every array element is one argument (CRS counts
-                    // JSON leaves as ARGS): past `limits.args` the rest is not inspected and
-                    // the limit is reported, never silently dropped.
+                    // Every object member and every array element is one value (CRS counts
+                    // JSON leaves as ARGS): past `limits.body_values` the rest is not
+                    // inspected and the limit is reported, never silently dropped.
                     let depth = cfg.limits.json_depth.max;
-                    let max_args = cfg.limits.args.max as usize;
+                    let max_values = cfg.limits.body_values.max as usize;
+                    let mut values = 0usize;
                     let cut = json::walk(&v, depth, &mut |item| {
                         if item.counts_as_arg {
-                            b.arg_count += 1;
-                            if b.arg_count > max_args {
-                                b.hit(LimitKind::ArgCount);
+                            values += 1;
+                            if values > max_values {
+                                b.hit(LimitKind::BodyValues);
                                 return false;
                             }
                         }
@@ -595,11 +596,12 @@ pub(crate) fn prepare<'r>(
             BodyKind::Xml => {
                 let text = String::from_utf8_lossy(body);
                 // One value past the limit, so that the limit is reported, not silent.
-                let max = cfg.limits.args.max as usize;
+                let max = cfg.limits.body_values.max as usize;
+                let mut values = 0usize;
                 for v in xml::values(&text, max.saturating_add(1)) {
-                    b.arg_count += 1;
-                    if b.arg_count > max {
-                        b.hit(LimitKind::ArgCount);
+                    values += 1;
+                    if values > max {
+                        b.hit(LimitKind::BodyValues);
                         break;
                     }
                     let excluded = excl.for_arg(&v.name);
