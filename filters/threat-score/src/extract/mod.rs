@@ -527,15 +527,16 @@ pub(crate) fn prepare<'r>(
         };
         match body_kind {
             BodyKind::Form => b.form(body),
-            BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(v) => {
+            // Checked once, then walked over the body's own bytes: no document tree.
+            BodyKind::Json => match json::check(body) {
+                Ok(()) => {
                     // Every object member and every array element is one value (CRS counts
                     // JSON leaves as ARGS): past `limits.body_values` the rest is not
                     // inspected and the limit is reported, never silently dropped.
                     let depth = cfg.limits.json_depth.max;
                     let max_values = cfg.limits.body_values.max as usize;
                     let mut values = 0usize;
-                    let cut = json::walk(&v, depth, &mut |item| {
+                    let walked = json::walk(body, depth, &mut |item| {
                         if item.counts_as_arg {
                             values += 1;
                             if values > max_values {
@@ -555,15 +556,15 @@ pub(crate) fn prepare<'r>(
                         b.push(source, item.key, text.as_bytes(), false, excluded);
                         true
                     });
-                    if cut {
+                    if walked.unwrap_or(false) {
                         b.hit(LimitKind::JsonDepth);
                     }
                 }
                 Err(e) => {
-                    // Truncated or hostile JSON (incl. nesting past serde_json's limit of 128):
+                    // Truncated or hostile JSON (incl. nesting past 128 levels, serde_json's limit):
                     // still scan it, as text.
                     if !(req.body_truncated || body.len() < req.body.map_or(0, <[u8]>::len))
-                        || !e.is_eof()
+                        || !e.eof
                     {
                         b.flags.body_malformed = true;
                     }
