@@ -490,7 +490,27 @@ fn serialized_object(v: &str) -> bool {
                     && b.get(j + 2..)
                         .is_some_and(|r| r.starts_with(b"s:") || r.starts_with(b"i:"))
             }
-            _ => b.get(j + 1) == Some(&b'"'),
+            // `O:8:"stdClass":1:{`: the class name, then its member count and `{`, which
+            // `unserialize` needs; `O:8:"stdClass"` alone (quoted in a sentence) builds
+            // nothing.
+            _ => {
+                b.get(j + 1) == Some(&b'"')
+                    && b.get(j + 2..).is_some_and(|r| {
+                        let Some(close) = r.iter().take(256).position(|&x| x == b'"') else {
+                            return false;
+                        };
+                        let rest = r.get(close + 1..).unwrap_or_default();
+                        let digits = rest
+                            .get(1..)
+                            .unwrap_or_default()
+                            .iter()
+                            .take_while(|d| d.is_ascii_digit())
+                            .count();
+                        rest.first() == Some(&b':')
+                            && digits > 0
+                            && rest.get(1 + digits..).is_some_and(|t| t.starts_with(b":{"))
+                    })
+            }
         }
     })
 }
@@ -1008,6 +1028,13 @@ mod tests {
         assert!(serialized_object("O:8:\"stdClass\":0:{}"));
         assert!(serialized_object("a:2:{i:0;s:1:\"a\";}"));
         assert!(!serialized_object("ratio 16:9"));
+        assert!(serialized_object(
+            "C:11:\"ArrayObject\":21:{x:i:0;a:0:{};m:a:0:{}}"
+        ));
+        // A class named in a sentence is no object.
+        assert!(!serialized_object(
+            "Serialize PHP objects (O:8:\"stdClass\") to JSON"
+        ));
     }
 
     #[test]

@@ -441,28 +441,25 @@ fn response_splitting(v: &str) -> bool {
 fn ldap_injection(v: &str) -> bool {
     let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     let b = compact.as_bytes();
-    // Whole, balanced filters (`(&(objectClass=user)(cn=x))`, or a list of them
-    // `(a=1)(&(b=2)(c=3))`, the operands an application puts inside its own `(&...)`) are
-    // filters given as data; an injection closes the application's filter first, so its
-    // parentheses go below zero or end unbalanced.
-    if b.first() == Some(&b'(') {
-        let mut depth = 0i64;
-        let mut balanced = true;
-        for (k, &c) in b.iter().enumerate() {
-            match c {
-                b'(' => depth += 1,
-                b')' => depth -= 1,
-                _ => {}
-            }
-            // Between two filters of a list only another filter may start.
-            if depth < 0 || (depth == 0 && k + 1 < b.len() && b.get(k + 1) != Some(&b'(')) {
-                balanced = false;
-                break;
-            }
+    // Whole, balanced filters (`(&(objectClass=user)(cn=x))`, a list of them
+    // `(a=1)(&(b=2)(c=3))`, or one quoted in a sentence) are filters given as data; an
+    // injection closes the application's filter first, so its parentheses go below zero
+    // (`admin)(|(uid=*`) or stay open.
+    let mut depth = 0i64;
+    let mut negative = false;
+    for &c in b {
+        match c {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            _ => {}
         }
-        if balanced && depth == 0 {
-            return false;
+        if depth < 0 {
+            negative = true;
+            break;
         }
+    }
+    if !negative && depth == 0 {
+        return false;
     }
     compact.match_indices(")").any(|(p, _)| {
         let mut j = p + 1;
@@ -915,6 +912,7 @@ mod tests {
             // A list of complete filters: operands, nothing closed early.
             "(objectClass=person)(|(ou=sales)(ou=support))",
             "(mail=*@example.org) (!(accountDisabled=TRUE))",
+            "use (objectClass=person)(|(ou=sales)(ou=support)) as the filter",
         ] {
             assert!(!ldap_injection(s), "{s}");
         }
