@@ -85,28 +85,29 @@ const SCANNERS: &[&str] = &[
     "tsunami",
 ];
 
-/// Words of a user agent: split on everything that is not alphanumeric, `-` or `_`. URLs
-/// (`(+http://example.com/grabber)`, a bot's info page) are skipped: their path names
-/// pages, not the product sending the request.
-fn words(ua: &str) -> impl Iterator<Item = String> + '_ {
+/// The scanner names, sorted once for binary search.
+static SCANNER_SET: super::WordSet = super::WordSet::new(SCANNERS);
+
+/// Words of a (lowercased) user agent: split on everything that is not alphanumeric, `-` or
+/// `_`. URLs (`(+http://example.com/grabber)`, a bot's info page) are skipped: their path
+/// names pages, not the product sending the request. Borrowed: no copy per word.
+fn words(ua: &str) -> impl Iterator<Item = &str> + '_ {
     ua.split(|c: char| c.is_ascii_whitespace() || matches!(c, '(' | ')' | ';' | ','))
         .filter(|chunk| !chunk.contains("://"))
         .flat_map(|chunk| {
             chunk.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
         })
         .filter(|w| !w.is_empty())
-        .map(|w| w.to_ascii_lowercase())
 }
 
-/// The first scanner name found in `ua`.
+/// The first scanner name found in `ua`: its words looked up in [`SCANNERS`] (lowercased
+/// once, binary search), or Nmap's scripting engine.
 pub fn scanner_in(ua: &str) -> Option<&'static str> {
-    words(ua)
-        .find_map(|w| SCANNERS.iter().find(|s| **s == w).copied())
-        .or_else(|| {
-            ua.to_ascii_lowercase()
-                .contains("nmap scripting engine")
-                .then_some("nmap")
-        })
+    let lower = ua.to_ascii_lowercase();
+    let product = words(&lower)
+        .find(|w| SCANNER_SET.contains(w))
+        .and_then(|w| SCANNERS.iter().find(|s| **s == w).copied());
+    product.or_else(|| lower.contains("nmap scripting engine").then_some("nmap"))
 }
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {

@@ -338,12 +338,26 @@ impl Builder<'_, '_> {
 
     fn push(&mut self, source: Source, name: &str, raw: &[u8], plus: bool, excluded: CategorySet) {
         let d = self.decode(raw, plus);
-        self.inputs.push(Input::new(
-            Location::new(source, name),
-            String::from_utf8_lossy(raw).into_owned(),
-            d.text,
-            excluded,
-        ));
+        self.push_decoded(source, name, raw, d.text, excluded);
+    }
+
+    /// Adds a value decoded already (`text` is `raw` after [`Builder::decode`]).
+    fn push_decoded(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: &[u8],
+        text: String,
+        excluded: CategorySet,
+    ) {
+        // Undecoded values (most) are their own raw form: one copy, not a second conversion.
+        let raw = if text.as_bytes() == raw {
+            text.clone()
+        } else {
+            String::from_utf8_lossy(raw).into_owned()
+        };
+        self.inputs
+            .push(Input::new(Location::new(source, name), raw, text, excluded));
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
@@ -353,9 +367,10 @@ impl Builder<'_, '_> {
             self.hit(LimitKind::ArgCount);
             return;
         }
+        // The name is decoded once: it is both the location of its value and an input.
         let name = self.decode(name_raw, plus).text;
         let excluded = self.excl.for_arg(&name);
-        self.push(Source::ArgName, &name, name_raw, plus, excluded);
+        self.push_decoded(Source::ArgName, &name, name_raw, name.clone(), excluded);
         if !value_raw.is_empty() {
             self.push(Source::Arg, &name, value_raw, plus, excluded);
         }
@@ -512,15 +527,16 @@ pub(crate) fn prepare<'r>(
         };
         match body_kind {
             BodyKind::Form => b.form(body),
-            BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(v) => {
+            // Checked once, then walked over the body's own bytes: no document tree.
+            BodyKind::Json => match json::check(body) {
+                Ok(()) => {
                     // Every object member and every array element is one value (CRS counts
                     // JSON leaves as ARGS): past `limits.body_values` the rest is not
                     // inspected and the limit is reported, never silently dropped.
                     let depth = cfg.limits.json_depth.max;
                     let max_values = cfg.limits.body_values.max as usize;
                     let mut values = 0usize;
-                    let cut = json::walk(&v, depth, &mut |item| {
+                    let walked = json::walk(body, depth, &mut |item| {
                         if item.counts_as_arg {
                             values += 1;
                             if values > max_values {
@@ -540,15 +556,15 @@ pub(crate) fn prepare<'r>(
                         b.push(source, item.key, text.as_bytes(), false, excluded);
                         true
                     });
-                    if cut {
+                    if walked.unwrap_or(false) {
                         b.hit(LimitKind::JsonDepth);
                     }
                 }
                 Err(e) => {
-                    // Truncated or hostile JSON (incl. nesting past serde_json's limit of 128):
+                    // Truncated or hostile JSON (incl. nesting past 128 levels, serde_json's limit):
                     // still scan it, as text.
                     if !(req.body_truncated || body.len() < req.body.map_or(0, <[u8]>::len))
-                        || !e.is_eof()
+                        || !e.eof
                     {
                         b.flags.body_malformed = true;
                     }
