@@ -55,9 +55,15 @@ pub struct Limits {
     /// Body bytes inspected (default 65536, pass: larger uploads are normal; only the prefix
     /// is inspected).
     pub body_bytes: Limit,
-    /// Arguments inspected, query and body together (default 255, block: a flood of arguments
-    /// is a known way to push a payload past a WAF).
+    /// Parameters inspected: query, urlencoded form and multipart parts together (default 255,
+    /// block: CRS's `tx.max_num_args` example; a flood of parameters is a known way to push a
+    /// payload past a WAF, and HTML forms do not have hundreds of fields).
     pub args: Limit,
+    /// Values of a structured body inspected: every JSON object member and array element,
+    /// every XML text node and attribute (default 1000, block: ModSecurity 3's and Coraza's
+    /// `SecArgumentsLimit 1000` with rule 200007 denying past it). Real JSON bodies carry
+    /// hundreds of values (a list of line items), which CRS's example 255 would refuse.
+    pub body_values: Limit,
     /// Decoding rounds per value (default 4, block: legitimate clients encode once).
     pub decode_rounds: Limit,
     /// Request headers (default 100, block).
@@ -73,6 +79,7 @@ impl Default for Limits {
         Limits {
             body_bytes: Limit::new(64 * 1024, OnExceed::Pass),
             args: Limit::new(255, OnExceed::Block),
+            body_values: Limit::new(1000, OnExceed::Block),
             decode_rounds: Limit::new(4, OnExceed::Block),
             header_count: Limit::new(100, OnExceed::Block),
             header_bytes: Limit::new(8192, OnExceed::Pass),
@@ -330,6 +337,7 @@ impl Config {
                 64 * 1024 * 1024,
             ),
             ("limits.args.max", l.args.max, 1, 100_000),
+            ("limits.body_values.max", l.body_values.max, 1, 100_000),
             ("limits.decode_rounds.max", l.decode_rounds.max, 1, 16),
             ("limits.header_count.max", l.header_count.max, 1, 10_000),
             (

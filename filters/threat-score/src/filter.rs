@@ -33,9 +33,10 @@ pub const CATEGORIES_HEADER: &str = "x-threat-categories";
 pub const BLOCK_ERROR: &str = "threat_detected";
 
 /// Every limit kind, in a stable order (metric definition order).
-const LIMITS: [LimitKind; 6] = [
+const LIMITS: [LimitKind; 7] = [
     LimitKind::BodySize,
     LimitKind::ArgCount,
+    LimitKind::BodyValues,
     LimitKind::DecodeRounds,
     LimitKind::HeaderCount,
     LimitKind::HeaderSize,
@@ -519,9 +520,10 @@ mod tests {
             "threat_score_category_session_fixation_total",
             "threat_score_category_protocol_attack_total",
             "threat_score_limit_json_depth_total",
+            "threat_score_limit_body_values_total",
         ] {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 5 + 13 + 6);
+        assert_eq!(names.len(), 5 + 13 + 7);
     }
 }
