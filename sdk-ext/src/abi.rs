@@ -448,8 +448,9 @@ pub fn grpc_call_status() -> Result<(u32, String), HostError> {
     }
 }
 
-/// The longest cluster name [`grpc_call`] takes (its encoding stays ASCII).
-pub const MAX_GRPC_CLUSTER_LEN: usize = 120;
+/// The longest cluster name [`grpc_call`] takes (its encoding stays ASCII); defined with the
+/// callout types so that filters' logic (built without the glue) can check it at configure time.
+pub use crate::callout::MAX_GRPC_CLUSTER_LEN;
 
 /// `envoy.config.core.v3.GrpcService { envoy_grpc: { cluster_name: cluster } }`, serialized.
 pub fn grpc_service_for_cluster(cluster: &str) -> Vec<u8> {

@@ -25,6 +25,11 @@ pub struct GrpcCall {
     pub timeout: Duration,
 }
 
+/// The longest cluster name a [`GrpcCall`] may name: the glue sends the cluster as a serialized
+/// `GrpcService` that must stay ASCII (every length one varint byte below 0x80), so it refuses
+/// longer or non-ASCII names; a filter checks this at configure time.
+pub const MAX_GRPC_CLUSTER_LEN: usize = 120;
+
 /// gRPC status codes the glue reports for failures it detects itself.
 pub mod grpc_status {
     /// `DEADLINE_EXCEEDED`: the call did not answer in time.

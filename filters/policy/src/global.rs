@@ -179,7 +179,7 @@ impl GlobalLimit {
         budget: &mut SlotBudget,
     ) -> Result<Self, ConfigError> {
         let cluster_ok = !cfg.cluster.is_empty()
-            && cfg.cluster.len() <= sdk_ext::abi::MAX_GRPC_CLUSTER_LEN
+            && cfg.cluster.len() <= sdk_ext::callout::MAX_GRPC_CLUSTER_LEN
             && cfg.cluster.bytes().all(|b| b.is_ascii_graphic());
         if !cluster_ok {
             return Err(ConfigError::new(
@@ -187,7 +187,7 @@ impl GlobalLimit {
                 format!(
                     "`{}` must be 1 to {} visible ASCII characters (an Envoy cluster name)",
                     cfg.cluster,
-                    sdk_ext::abi::MAX_GRPC_CLUSTER_LEN
+                    sdk_ext::callout::MAX_GRPC_CLUSTER_LEN
                 ),
             ));
         }
