@@ -249,15 +249,6 @@ fn run(
     // The key of the value about to be read, and whether it fills an array slot.
     let mut key = top_key;
     let mut element = false;
-    fn key_of<'a>(body: &'a [u8], saved: &'a [String], k: KeyRef) -> &'a str {
-        match k {
-            KeyRef::Span(a, b) => body
-                .get(a..b)
-                .and_then(|s| std::str::from_utf8(s).ok())
-                .unwrap_or_default(),
-            KeyRef::Saved(n) => saved.get(n).map_or("", String::as_str),
-        }
-    }
     'value: loop {
         // Read one value at the current position.
         r.skip_ws();
@@ -303,21 +294,14 @@ fn run(
                 } else {
                     // First member of an object. An object's keys are visited when the object
                     // itself is within the depth (its member values are one level deeper).
-                    let (k, escaped) = member_key(&mut r, &mut scratch)?;
-                    key = remember(k, escaped, &scratch, &mut saved);
+                    let visible = stack.len() <= max_depth.saturating_add(1);
+                    let Some(k) =
+                        next_member(&mut r, body, &mut scratch, &mut saved, visible, visit)?
+                    else {
+                        return Ok(truncated);
+                    };
+                    key = k;
                     element = false;
-                    if stack.len() <= max_depth.saturating_add(1) {
-                        let k = key_of(body, &saved, key);
-                        let item = Item {
-                            key: k,
-                            text: Some(k),
-                            is_key: true,
-                            counts_as_arg: true,
-                        };
-                        if !visit(item) {
-                            return Ok(truncated);
-                        }
-                    }
                     continue 'value;
                 }
             }
@@ -387,21 +371,14 @@ fn run(
                 (Frame::Object, b',') => {
                     r.i += 1;
                     r.skip_ws();
-                    let (k, escaped) = member_key(&mut r, &mut scratch)?;
-                    key = remember(k, escaped, &scratch, &mut saved);
+                    let visible = stack.len() <= max_depth.saturating_add(1);
+                    let Some(k) =
+                        next_member(&mut r, body, &mut scratch, &mut saved, visible, visit)?
+                    else {
+                        return Ok(truncated);
+                    };
+                    key = k;
                     element = false;
-                    if stack.len() <= max_depth.saturating_add(1) {
-                        let k = key_of(body, &saved, key);
-                        let item = Item {
-                            key: k,
-                            text: Some(k),
-                            is_key: true,
-                            counts_as_arg: true,
-                        };
-                        if !visit(item) {
-                            return Ok(truncated);
-                        }
-                    }
                     continue 'value;
                 }
                 (Frame::Array(_), b']') | (Frame::Object, b'}') => {
@@ -431,6 +408,44 @@ fn member_key(r: &mut Reader<'_>, scratch: &mut String) -> Result<(KeyRef, bool)
         Some((a, b)) => (KeyRef::Span(a, b), false),
         None => (KeyRef::Saved(usize::MAX), true),
     })
+}
+
+/// Reads the next member's `"key" :`, remembers the key, and shows it to `visit` when the
+/// object is `visible` (within the depth). `None` when `visit` asks to stop.
+fn next_member(
+    r: &mut Reader<'_>,
+    body: &[u8],
+    scratch: &mut String,
+    saved: &mut Vec<String>,
+    visible: bool,
+    visit: &mut dyn FnMut(Item<'_>) -> bool,
+) -> Result<Option<KeyRef>, JsonError> {
+    let (k, escaped) = member_key(r, scratch)?;
+    let key = remember(k, escaped, scratch, saved);
+    if visible {
+        let k = key_of(body, saved, key);
+        let item = Item {
+            key: k,
+            text: Some(k),
+            is_key: true,
+            counts_as_arg: true,
+        };
+        if !visit(item) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(key))
+}
+
+/// A key's text: its span in the body, or its saved unescaped copy.
+fn key_of<'a>(body: &'a [u8], saved: &'a [String], k: KeyRef) -> &'a str {
+    match k {
+        KeyRef::Span(a, b) => body
+            .get(a..b)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .unwrap_or_default(),
+        KeyRef::Saved(n) => saved.get(n).map_or("", String::as_str),
+    }
 }
 
 /// The reference for a member's key: its span, or a saved copy of an escaped key (kept while
