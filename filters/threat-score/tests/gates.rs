@@ -250,6 +250,151 @@ fn gates_change_no_finding() {
     assert_eq!(differences, 0, "gates changed findings (see above)");
 }
 
+/// Browser and OS `User-Agent`s as sent (desktop, mobile, legacy).
+const BROWSER_UAS: &[&str] = &[
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.2592.87",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:127.0) Gecko/20100101 Firefox/127.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/126.0.6478.54 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; K; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/126.0.6478.71 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 6.1; WOW64; Trident/7.0; rv:11.0) like Gecko",
+    "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 5.1; Trident/4.0)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 OPR/111.0.0.0",
+];
+
+/// Runs every detector gated and ungated on a request whose only inspected value is the
+/// `User-Agent` `ua`.
+fn check_user_agent(engines: &[Engine], ua: &str) -> usize {
+    let headers: Vec<(String, String)> = vec![
+        ("host".into(), "shop.example.com".into()),
+        ("user-agent".into(), ua.to_string()),
+    ];
+    let req = Request::new("GET", "/").with_headers(&headers);
+    engines
+        .iter()
+        .map(|e| check(e, &req, &format!("User-Agent {ua:?}")))
+        .sum()
+}
+
+/// The `Product` shape (`detect::gate::product_user_agent`) is skipped by every injection
+/// detector: so none may find anything in any value of it. Tried: real browser strings (which
+/// must have the shape, or the gate is useless), each product word alone and in every pair
+/// joined by each separator of the grammar, and product-token strings drawn at random.
+#[test]
+fn product_user_agents_hold_nothing() {
+    use threat_score::detect::gate::product_user_agent;
+    let engines: Vec<Engine> = (1..=4u8)
+        .map(|paranoia| {
+            Config {
+                paranoia_level: paranoia,
+                ..Config::default()
+            }
+            .compile()
+            .unwrap()
+        })
+        .collect();
+    let mut differences = 0;
+    for ua in BROWSER_UAS {
+        assert!(product_user_agent(ua), "not a product User-Agent: {ua}");
+        differences += check_user_agent(&engines, ua);
+    }
+    // The words, from the source of the gate itself.
+    let src = include_str!("../src/detect/gate.rs");
+    let list = src
+        .split("const PRODUCT_WORDS: &[&str] = &[")
+        .nth(1)
+        .and_then(|r| r.split("];").next())
+        .unwrap();
+    let words: Vec<String> = literals(list);
+    assert!(words.len() > 40, "{words:?}");
+    let seps = [
+        " ", "/", "; ", ";", " (", "(", ")", ") ", ",", ", ", "_", "-", ".", "/1.0 ", ":", ":/",
+        "; rv:",
+    ];
+    let mut values = Vec::new();
+    for a in &words {
+        values.push(a.clone());
+        values.push(a.to_uppercase());
+        values.push(format!("{a}/5.0"));
+        values.push(format!("({a})"));
+        for b in &words {
+            for s in seps {
+                values.push(format!("{a}{s}{b}"));
+            }
+        }
+    }
+    // Random product-token strings (a fixed linear congruential generator: reproducible).
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % n
+    };
+    for _ in 0..3000 {
+        let mut v = String::new();
+        for _ in 0..1 + next(10) {
+            let w = &words[next(words.len())];
+            match next(6) {
+                0 => v.push_str(&format!("{w}/{}.{} ", next(200), next(10))),
+                1 => v.push_str(&format!(
+                    "({w}; {} {}) ",
+                    words[next(words.len())],
+                    next(100)
+                )),
+                2 => v.push_str(&format!(
+                    "{w}{}_{} {w}/{}{}{} ",
+                    next(20),
+                    next(10),
+                    next(30),
+                    char::from(b'A' + next(26) as u8),
+                    next(300)
+                )),
+                3 => v.push_str(&format!(
+                    "{w}, {}:{}.0; ",
+                    words[next(words.len())],
+                    next(200)
+                )),
+                4 => v.push_str(&format!("{w}-{w} ")),
+                _ => v.push_str(&format!("{w} ")),
+            }
+        }
+        values.push(v.trim_end().to_string());
+    }
+    let mut tried = 0;
+    for v in &values {
+        if product_user_agent(v) {
+            tried += 1;
+            differences += check_user_agent(&engines, v);
+        }
+    }
+    assert!(tried > values.len() * 9 / 10, "{tried} of {}", values.len());
+    assert_eq!(
+        differences, 0,
+        "a detector finds something in a product User-Agent (see above)"
+    );
+    // Not the shape: a word outside the list, `..`, anything decoded, other bytes.
+    for v in [
+        "curl/8.5.0",
+        "Mozilla/5.0 (X11; Linux x86_64) sqlmap/1.7",
+        "Mozilla/5.0 (Linux..; x)",
+        "Mozilla/5.0 (X11; Linux x86_64) <script>",
+        "Mozilla/5.0 (compatible; Nmap Scripting Engine)",
+        "",
+        "5.0",
+    ] {
+        assert!(!product_user_agent(v), "{v}");
+    }
+}
+
 #[test]
 fn shapes() {
     let shape = |v: &str| Shape::of(&ByteSet::of(v.as_bytes()));

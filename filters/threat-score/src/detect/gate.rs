@@ -31,8 +31,119 @@ pub enum Shape {
     /// Words separated by spaces (letters, digits, `-`, `_`, space, and `.`/`,`):
     /// `leave at the door`, `blue running shoes size 42`.
     Phrase,
+    /// A `User-Agent` of browser and operating-system product tokens and comments
+    /// (`Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0
+    /// Safari/537.36`), see [`product_user_agent`]: no injection detector finds anything in
+    /// one (proved by the `gates` test), so only the request-level detectors read it.
+    Product,
     /// Anything else: every detector reads it.
     Other,
+}
+
+/// The letter runs browser and operating-system `User-Agent`s are made of (lowercase): product
+/// names, platform comments and their fixed words. Not attack vocabulary: the `gates` test
+/// runs every detector, ungated, at every paranoia level, over each of these alone, every
+/// pair of them joined by every separator the grammar allows, real browser strings and
+/// random product-token strings over them, and requires no finding. A word missing here only
+/// costs a full scan of that `User-Agent`.
+const PRODUCT_WORDS: &[&str] = &[
+    "aarch",
+    "amd",
+    "android",
+    "applewebkit",
+    "arm",
+    "build",
+    "chrome",
+    "chromium",
+    "compatible",
+    "cpu",
+    "cros",
+    "crios",
+    "edg",
+    "edga",
+    "edgios",
+    "en",
+    "firefox",
+    "fxios",
+    "gecko",
+    "gsa",
+    "i",
+    "intel",
+    "ipad",
+    "iphone",
+    "ipod",
+    "k",
+    "khtml",
+    "like",
+    "linux",
+    "mac",
+    "macintosh",
+    "mobile",
+    "mozilla",
+    "msie",
+    "nt",
+    "opr",
+    "os",
+    "rv",
+    "safari",
+    "samsungbrowser",
+    "tablet",
+    "trident",
+    "u",
+    "ubuntu",
+    "us",
+    "version",
+    "win",
+    "windows",
+    "wow",
+    "wv",
+    "x",
+];
+
+/// The product words, sorted once for binary search.
+static PRODUCT_SET: super::WordSet = super::WordSet::new(PRODUCT_WORDS);
+
+/// Whether `ua` (as received) is a `User-Agent` of product tokens and comments whose letter
+/// runs are all [`PRODUCT_WORDS`] (or one letter between digits, a build number): between them only digits, spaces and `. / ; ( ) , _ - :` (Firefox's `rv:128.0`), and
+/// no `..`. One pass over the bytes, no allocation; decided once per value at extraction.
+pub fn product_user_agent(ua: &str) -> bool {
+    let b = ua.as_bytes();
+    let mut i = 0;
+    let mut letters = false;
+    while let Some(&c) = b.get(i) {
+        if c.is_ascii_alphabetic() {
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_alphabetic) {
+                i += 1;
+            }
+            let mut buf = [0u8; 16];
+            let (Some(word), Some(lw)) = (b.get(start..i), buf.get_mut(..i - start)) else {
+                return false;
+            };
+            lw.copy_from_slice(word);
+            lw.make_ascii_lowercase();
+            // One letter between digits is part of a build number (iOS `15E148`).
+            let digit = |k: Option<usize>| k.and_then(|k| b.get(k)).is_some_and(u8::is_ascii_digit);
+            let build = i - start == 1 && digit(start.checked_sub(1)) && digit(Some(i));
+            if !build && !std::str::from_utf8(lw).is_ok_and(|w| PRODUCT_SET.contains(w)) {
+                return false;
+            }
+            letters = true;
+            continue;
+        }
+        let dots = c == b'.' && b.get(i + 1) == Some(&b'.');
+        if dots
+            || !(c.is_ascii_digit()
+                || matches!(
+                    c,
+                    b' ' | b'.' | b'/' | b';' | b'(' | b')' | b',' | b'_' | b'-' | b':'
+                ))
+        {
+            return false;
+        }
+        i += 1;
+    }
+    letters
 }
 
 /// Builds a [`ByteSet`] from byte ranges at compile time.
@@ -94,6 +205,9 @@ impl DetectorKind {
         use DetectorKind as K;
         use Shape as S;
         let shape = input.shape;
+        if shape == S::Product {
+            return matches!(self, K::Protocol | K::Scanner | K::Session);
+        }
         // File names (multipart, `X-Filename`) are read whole by the upload rules of several
         // families (`a.php`, `sess_...`, `x.jsp`): never gated.
         if shape == S::Other

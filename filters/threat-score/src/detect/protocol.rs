@@ -394,16 +394,28 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
 }
 
 /// `METHOD target HTTP/x.y` inside a value: a request smuggled in a parameter.
+///
+/// Runs for every argument, cookie and body value: no allocation (the last two words are
+/// kept, case compared in place), the version word is checked first (most words fail it).
 fn embedded_request_line(v: &str) -> bool {
-    let words: Vec<&str> = v.split_whitespace().collect();
-    words.windows(3).any(|w| match w {
-        [m, _, ver] => {
-            METHODS_RFC.contains(&m.to_ascii_uppercase().as_str())
-                && ver.to_ascii_uppercase().starts_with("HTTP/")
-                && ver.as_bytes().get(5).is_some_and(u8::is_ascii_digit)
+    let mut before: [&str; 2] = ["", ""];
+    for (n, w) in v.split_whitespace().enumerate() {
+        let version = w
+            .as_bytes()
+            .get(..5)
+            .is_some_and(|h| h.eq_ignore_ascii_case(b"HTTP/"))
+            && w.as_bytes().get(5).is_some_and(u8::is_ascii_digit);
+        if n >= 2
+            && version
+            && METHODS_RFC
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(before[0]))
+        {
+            return true;
         }
-        _ => false,
-    })
+        before = [before[1], w];
+    }
+    false
 }
 
 /// CR/LF followed by a header line, a status line or markup: response splitting.
@@ -617,10 +629,10 @@ fn value_checks(input: &Input, out: &mut Findings) {
             _ => {}
         }
     }
-    if v.contains(")") && v.contains('(') && ldap_injection(v) {
+    if input.bytes.has(b')') && input.bytes.has(b'(') && ldap_injection(v) {
         out.hit(input, A, "protocol.ldap-injection", Severity::Critical, 1);
     }
-    if input.lower.contains("unix:") && v.contains('|') {
+    if input.bytes.has(b'|') && input.may_contain("unix:") && input.lower.contains("unix:") {
         out.hit(
             input,
             A,

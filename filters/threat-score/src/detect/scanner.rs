@@ -88,26 +88,41 @@ const SCANNERS: &[&str] = &[
 /// The scanner names, sorted once for binary search.
 static SCANNER_SET: super::WordSet = super::WordSet::new(SCANNERS);
 
-/// Words of a (lowercased) user agent: split on everything that is not alphanumeric, `-` or
+/// Words of a user agent (any case): split on everything that is not alphanumeric, `-` or
 /// `_`. URLs (`(+http://example.com/grabber)`, a bot's info page) are skipped: their path
 /// names pages, not the product sending the request. Borrowed: no copy per word.
 fn words(ua: &str) -> impl Iterator<Item = &str> + '_ {
     ua.split(|c: char| c.is_ascii_whitespace() || matches!(c, '(' | ')' | ';' | ','))
-        .filter(|chunk| !chunk.contains("://"))
+        .filter(|chunk| !chunk.as_bytes().windows(3).any(|w| w == b"://"))
         .flat_map(|chunk| {
             chunk.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
         })
         .filter(|w| !w.is_empty())
 }
 
-/// The first scanner name found in `ua`: its words looked up in [`SCANNERS`] (lowercased
-/// once, binary search), or Nmap's scripting engine.
+/// The first scanner name found in `ua`: its words looked up in [`SCANNERS`] (each word
+/// lowercased into a small buffer, binary search), or Nmap's scripting engine. Runs on every
+/// request: no allocation (a word longer than every name cannot be one).
 pub fn scanner_in(ua: &str) -> Option<&'static str> {
-    let lower = ua.to_ascii_lowercase();
-    let product = words(&lower)
-        .find(|w| SCANNER_SET.contains(w))
-        .and_then(|w| SCANNERS.iter().find(|s| **s == w).copied());
-    product.or_else(|| lower.contains("nmap scripting engine").then_some("nmap"))
+    let mut buf = [0u8; 32];
+    let product = words(ua).find_map(|w| {
+        let lw = buf.get_mut(..w.len())?;
+        lw.copy_from_slice(w.as_bytes());
+        lw.make_ascii_lowercase();
+        let lw = std::str::from_utf8(lw).ok()?;
+        if !SCANNER_SET.contains(lw) {
+            return None;
+        }
+        SCANNERS.iter().find(|s| **s == lw).copied()
+    });
+    product
+        .or_else(|| contains_ignore_case(ua.as_bytes(), b"nmap scripting engine").then_some("nmap"))
+}
+
+/// Whether `needle` (lowercase ASCII) occurs in `hay`, ASCII case ignored.
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {

@@ -36,10 +36,21 @@ pub struct Input {
 }
 
 impl Input {
-    /// An input; `lower` is `value` lowercased, `bytes` is computed here.
+    /// An input; `lower` is `value` lowercased, `bytes` and `shape` are computed here.
     pub fn new(location: Location, raw: String, value: String, excluded: CategorySet) -> Input {
         let lower = value.to_ascii_lowercase();
         let bytes = ByteSet::of(lower.as_bytes());
+        // A `User-Agent` received as plain product tokens (nothing decoded) has a shape of its
+        // own: the injection detectors skip it (`detect::gate`).
+        let product = location.source == Source::Header
+            && location.name == "user-agent"
+            && raw == value
+            && crate::detect::gate::product_user_agent(&value);
+        let shape = if product {
+            Shape::Product
+        } else {
+            Shape::of(&bytes)
+        };
         Input {
             location,
             raw,
@@ -47,7 +58,7 @@ impl Input {
             lower,
             excluded,
             bytes,
-            shape: Shape::of(&bytes),
+            shape,
         }
     }
 
