@@ -217,6 +217,12 @@ impl DetectorKind {
         }
         let l = input.lower.as_str();
         let set = &input.bytes;
+        // `l` contains `needle`: the byte set first (most values lack a byte of most
+        // needles), then a first-byte scan; no substring-searcher setup per call.
+        let has = |needle: &str| {
+            set.has_all(needle.as_bytes())
+                && super::find_bytes(l.as_bytes(), needle.as_bytes(), 0).is_some()
+        };
         match self {
             K::Protocol | K::Scanner | K::Session => true,
             // No separator, quote, `$`, `/` or backtick in these shapes: the only command a
@@ -240,8 +246,7 @@ impl DetectorKind {
             // Left out: single words, numbers (`10.99`) and phrases without `..` or `0x`.
             K::Lfi => {
                 (paranoia >= 3 && input.raw.contains('%'))
-                    || (shape != S::Word
-                        && (l.contains("..") || l.starts_with('.') || l.contains("0x")))
+                    || (shape != S::Word && (has("..") || l.starts_with('.') || has("0x")))
                     || (shape == S::Dotted && l.bytes().any(|b| b.is_ascii_alphabetic()))
             }
             // Superglobals without `$` (`http_raw_post_data` in a phrase); script uploads
@@ -258,23 +263,23 @@ impl DetectorKind {
                     || paranoia >= 3
                     || (shape == S::Dotted && paranoia >= 2)
                     || set.has(b'_')
-                    || l.contains("--")
-                    || l.contains("sys.")
-                    || l.contains("mysql.")
+                    || has("--")
+                    || has("sys.")
+                    || has("mysql.")
                     || set.has_all(b"msdb")
                     || set.has_all(b"sysobjects")
                     || set.has_all(b"syscolumns")
             }
             // Serialized objects (`aced0005` hex) at paranoia 1; gadget class names and
             // base64 serialization magic from paranoia 2; class names need a `.`.
-            K::Java => paranoia >= 2 || set.has(b'.') || set.has_all(b"aced"),
+            K::Java => paranoia >= 2 || set.has(b'.') || has("aced0005"),
             // `child_process`, `__proto__`, `class_eval` (an `_`), dotted paths
             // (`constructor.prototype`), metadata host names,
             // node-serialize markers inside base64 (12+ characters, no inner space).
             K::Generic => {
                 set.has(b'_')
                     || set.has(b'.')
-                    || l.contains("instance-data")
+                    || has("instance-data")
                     || (l.len() >= 12 && super::generic::base64_marker(&input.value))
             }
         }

@@ -119,6 +119,11 @@ pub(crate) fn base64_marker(v: &str) -> bool {
         return false;
     }
     let decoded = decode_base64(t);
+    // Every marker below holds a `(` or an `_`: without one, no text is built (this runs on
+    // every long token of the request, through the gate).
+    if !decoded.iter().any(|&c| c == b'(' || c == b'_') {
+        return false;
+    }
     let s = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
     // `d_func$$_` also matches the marker with its first letter escaped (`_$$\u004eD_FUNC$$_`).
     s.contains("d_func$$_")
