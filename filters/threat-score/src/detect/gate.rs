@@ -162,6 +162,7 @@ const fn set_of(ranges: &[(u8, u8)]) -> ByteSet {
     ByteSet::from_words(words)
 }
 
+const LETTERS: ByteSet = set_of(&[(b'a', b'z')]);
 const WORD: ByteSet = set_of(&[(b'a', b'z'), (b'0', b'9'), (b'-', b'-'), (b'_', b'_')]);
 const DOTTED: ByteSet = set_of(&[
     (b'a', b'z'),
@@ -223,6 +224,8 @@ impl DetectorKind {
             set.has_all(needle.as_bytes())
                 && super::find_bytes(l.as_bytes(), needle.as_bytes(), 0).is_some()
         };
+        // Numbers (`10.99`, `127.0.0.1`) hold no class name, DOM path or module path.
+        let letters = set.intersects(&LETTERS);
         match self {
             K::Protocol | K::Scanner | K::Session => true,
             // No separator, quote, `$`, `/` or backtick in these shapes: the only command a
@@ -238,7 +241,8 @@ impl DetectorKind {
             }
             // Markup, script URLs and calls need `<`, `:`, `(`, quotes...: left are DOM
             // paths (`document.cookie`, `.innerhtml`) and `-moz-binding`.
-            K::Xss => shape != S::Word && (set.has(b'.') || set.has_all(b"-moz")),
+            // A number (`10.99`) is no DOM path.
+            K::Xss => shape != S::Word && ((set.has(b'.') && letters) || set.has_all(b"-moz")),
             // Remote URLs need `:` or `/`.
             K::Rfi => false,
             // Traversal (`..`, hex-spelled `0x2e`), dot-files (`.env`), Windows files
@@ -272,13 +276,13 @@ impl DetectorKind {
             }
             // Serialized objects (`aced0005` hex) at paranoia 1; gadget class names and
             // base64 serialization magic from paranoia 2; class names need a `.`.
-            K::Java => paranoia >= 2 || set.has(b'.') || has("aced0005"),
+            K::Java => paranoia >= 2 || (set.has(b'.') && letters) || has("aced0005"),
             // `child_process`, `__proto__`, `class_eval` (an `_`), dotted paths
             // (`constructor.prototype`), metadata host names,
             // node-serialize markers inside base64 (12+ characters, no inner space).
             K::Generic => {
                 set.has(b'_')
-                    || set.has(b'.')
+                    || (set.has(b'.') && letters)
                     || has("instance-data")
                     || (l.len() >= 12 && super::generic::base64_marker(&input.value))
             }

@@ -389,6 +389,7 @@ fn ruby_injection(l: &str) -> bool {
     // As for Node.js: in prose a name is documentation unless its word calls it with an
     // argument (`Run commands with a nicer API than child_process.spawn()`).
     let prose = super::lfi::prose(l);
+    let set = crate::extract::ByteSet::of(l.as_bytes());
     [
         "process.spawn",
         "kernel.exec",
@@ -402,6 +403,7 @@ fn ruby_injection(l: &str) -> bool {
         "const_get",
     ]
     .iter()
+    .filter(|m| set.has_all(m.as_bytes()))
     .any(|m| {
         l.match_indices(m)
             .any(|(p, _)| !prose || call_with_argument(word_around(l, p)) || m.ends_with('{'))

@@ -105,6 +105,11 @@ impl ByteSet {
         ByteSet(set)
     }
 
+    /// Whether any byte of `other` occurs.
+    pub fn intersects(&self, other: &ByteSet) -> bool {
+        self.0.iter().zip(other.0.iter()).any(|(a, b)| a & b != 0)
+    }
+
     /// Whether byte `c` occurs.
     pub fn has(&self, c: u8) -> bool {
         self.0
