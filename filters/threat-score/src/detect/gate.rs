@@ -236,7 +236,10 @@ impl DetectorKind {
             K::Rce => {
                 paranoia >= 3
                     || super::rce::command_in_segment(super::rce::Intro::Start, l).is_some()
-                    || (set.has(b'-') && super::rce::powershell_cmdlet(&input.value))
+                    // Every cmdlet verb is capitalised (`Invoke-`).
+                    || (set.has(b'-')
+                        && input.value.bytes().any(|b| b.is_ascii_uppercase())
+                        && super::rce::powershell_cmdlet(&input.value))
                     || (shape == S::Phrase && super::rce::windows_batch(l))
             }
             // Markup, script URLs and calls need `<`, `:`, `(`, quotes...: left are DOM

@@ -118,12 +118,14 @@ pub(crate) fn base64_marker(v: &str) -> bool {
     {
         return false;
     }
-    let decoded = decode_base64(t);
-    // Every marker below holds a `(` or an `_`: without one, no text is built (this runs on
-    // every long token of the request, through the gate).
-    if !decoded.iter().any(|&c| c == b'(' || c == b'_') {
+    // Every marker below holds a `(` or an `_`: without one in the decoded bytes, nothing is
+    // built (this runs on every long token of the request, through the gate).
+    let mut marker_byte = false;
+    each_base64_byte(t, |c| marker_byte |= c == b'(' || c == b'_');
+    if !marker_byte {
         return false;
     }
+    let decoded = decode_base64(t);
     let s = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
     // `d_func$$_` also matches the marker with its first letter escaped (`_$$\u004eD_FUNC$$_`).
     s.contains("d_func$$_")
@@ -134,6 +136,13 @@ pub(crate) fn base64_marker(v: &str) -> bool {
 
 /// A small, lenient base64 decoder (standard and URL alphabets, padding optional).
 fn decode_base64(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    each_base64_byte(s, |b| out.push(b));
+    out
+}
+
+/// Calls `f` with each byte [`decode_base64`] would return, without storing them.
+fn each_base64_byte(s: &str, mut f: impl FnMut(u8)) {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => u32::from(c - b'A'),
@@ -144,7 +153,6 @@ fn decode_base64(s: &str) -> Vec<u8> {
             _ => return None,
         })
     };
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc = 0u32;
     let mut bits = 0;
     for c in s.bytes().filter_map(val) {
@@ -152,10 +160,9 @@ fn decode_base64(s: &str) -> Vec<u8> {
         bits += 6;
         if bits >= 8 {
             bits -= 8;
-            out.push(((acc >> bits) & 0xFF) as u8);
+            f(((acc >> bits) & 0xFF) as u8);
         }
     }
-    out
 }
 
 /// `__proto__` used as a property (`a.__proto__.x`, `__proto__[isAdmin]`, a JSON key or a

@@ -9,7 +9,7 @@
 //! Content-Length, odd Connection lists) are warnings that only block in combination.
 
 use super::{Ctx, Findings};
-use crate::extract::{BodyKind, Input, Prepared};
+use crate::extract::{BodyKind, ByteSet, Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
 const P: Category = Category::Protocol;
@@ -563,6 +563,16 @@ fn broken_utf8_sequence(raw: &str) -> bool {
     false
 }
 
+/// Bytes a control character (`char::is_control`) is made of in UTF-8: C0, DEL, and the lead
+/// byte of C1.
+const CONTROL_BYTES: ByteSet = {
+    let mut words = [0u64; 4];
+    words[0] = 0xFFFF_FFFF; // 0x00-0x1F
+    words[1] |= 1 << (0x7F - 64);
+    words[3] |= 1 << (0xC2 - 192);
+    ByteSet::from_words(words)
+};
+
 fn value_checks(input: &Input, out: &mut Findings) {
     let src = input.location.source;
     let v = &input.value;
@@ -571,13 +581,17 @@ fn value_checks(input: &Input, out: &mut Findings) {
     if src == Source::Arg && input.location.name.eq_ignore_ascii_case("_method") {
         out.hit(input, P, "protocol.method-override", Severity::Critical, 2);
     }
-    if src != Source::Body && src != Source::Filename && v.contains('\0') {
+    // Each check below first asks the value's byte set (`input.bytes`, computed once) for
+    // the bytes it needs: most values have none of them.
+    let set = &input.bytes;
+    if src != Source::Body && src != Source::Filename && set.has(0) && v.contains('\0') {
         out.hit(input, P, "protocol.null-byte", Severity::Critical, 1);
     }
     if matches!(
         src,
         Source::Arg | Source::ArgName | Source::Path | Source::Cookie
-    ) && v.contains('\u{FFFD}')
+    ) && set.has(0xEF)
+        && v.contains('\u{FFFD}')
         && !input.raw.contains('\u{FFFD}')
     {
         // Legacy clients percent-encode forms in Latin-1 (`%F1` for n-tilde): not an attack
@@ -596,7 +610,10 @@ fn value_checks(input: &Input, out: &mut Findings) {
             paranoia,
         );
     }
+    // Control characters: C0 and DEL as bytes, C1 (U+0080-U+009F) after a 0xC2 lead byte.
+    let maybe_control = set.intersects(&CONTROL_BYTES);
     if matches!(src, Source::Arg | Source::ArgName | Source::Path)
+        && maybe_control
         && v.chars()
             .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
     {
@@ -611,7 +628,7 @@ fn value_checks(input: &Input, out: &mut Findings) {
     if embedded_request_line(v) {
         out.hit(input, A, "protocol.embedded-request", Severity::Critical, 1);
     }
-    if v.contains(['\r', '\n']) {
+    if (set.has(b'\r') || set.has(b'\n')) && v.contains(['\r', '\n']) {
         if response_splitting(v) {
             out.hit(
                 input,

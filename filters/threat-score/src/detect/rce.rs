@@ -436,7 +436,13 @@ const BIN_DIRS: &[&str] = &[
 ];
 
 fn is_command(w: &str) -> bool {
-    let base = w.rsplit(['/', '\\']).next().unwrap_or(w);
+    // The last path component, found with a byte scan (this runs for most words).
+    let base = w
+        .as_bytes()
+        .iter()
+        .rposition(|&c| c == b'/' || c == b'\\')
+        .and_then(|p| w.get(p + 1..))
+        .unwrap_or(w);
     let base = base.strip_suffix(".exe").unwrap_or(base);
     DISTINCTIVE_SET.contains(base)
         || versioned_interpreter(base)
