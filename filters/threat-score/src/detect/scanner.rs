@@ -88,40 +88,49 @@ const SCANNERS: &[&str] = &[
 /// The scanner names, sorted once for binary search.
 static SCANNER_SET: super::WordSet = super::WordSet::new(SCANNERS);
 
-/// Words of a user agent (any case): split on everything that is not alphanumeric, `-` or
-/// `_`. URLs (`(+http://example.com/grabber)`, a bot's info page) are skipped: their path
-/// names pages, not the product sending the request. Borrowed: no copy per word; a byte loop
-/// (this runs on every request).
-fn words(ua: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
-    ua.split(|&c| c.is_ascii_whitespace() || matches!(c, b'(' | b')' | b';' | b','))
-        .filter(|chunk| !chunk.windows(3).any(|w| w == b"://"))
-        .flat_map(|chunk| chunk.split(|&c| !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_')))
-        .filter(|w| !w.is_empty())
-}
-
 /// The first scanner name found in `ua`: its words looked up in [`SCANNERS`] (each word
 /// lowercased into a small buffer, hashed), or Nmap's scripting engine. Runs on every
 /// request: no allocation (a word longer than every name cannot be one).
 pub fn scanner_in(ua: &str) -> Option<&'static str> {
     let mut buf = [0u8; 32];
-    let product = words(ua.as_bytes()).find_map(|w| {
-        let lw = buf.get_mut(..w.len())?;
-        lw.copy_from_slice(w);
-        lw.make_ascii_lowercase();
-        let lw = std::str::from_utf8(lw).ok()?;
-        if !SCANNER_SET.contains(lw) {
-            return None;
+    // Chunks between spaces, parentheses, `;` and `,`; a URL chunk (a bot's info page, e.g.
+    // `(+http://example.com/grabber)`) names pages, not the product sending the request.
+    let chunks = ua
+        .as_bytes()
+        .split(|&c| c.is_ascii_whitespace() || matches!(c, b'(' | b')' | b';' | b','));
+    for chunk in chunks {
+        if chunk.windows(3).any(|w| w == b"://") {
+            continue;
         }
-        SCANNERS.iter().find(|s| **s == lw).copied()
-    });
-    product
-        .or_else(|| contains_ignore_case(ua.as_bytes(), b"nmap scripting engine").then_some("nmap"))
+        // Words: runs of alphanumerics, `-` and `_`.
+        for w in chunk.split(|&c| !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_')) {
+            let Some(lw) = buf.get_mut(..w.len()).filter(|_| !w.is_empty()) else {
+                continue;
+            };
+            lw.copy_from_slice(w);
+            lw.make_ascii_lowercase();
+            let Ok(lw) = std::str::from_utf8(lw) else {
+                continue;
+            };
+            if SCANNER_SET.contains(lw) {
+                if let Some(s) = SCANNERS.iter().find(|s| **s == lw) {
+                    return Some(s);
+                }
+            }
+        }
+    }
+    contains_ignore_case(ua.as_bytes(), b"nmap scripting engine").then_some("nmap")
 }
 
-/// Whether `needle` (lowercase ASCII) occurs in `hay`, ASCII case ignored.
+/// Whether `needle` (lowercase ASCII, not empty) occurs in `hay`, ASCII case ignored: only
+/// windows that start with the needle's first letter are compared.
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    hay.windows(needle.len()).any(|w| {
+        w.first().is_some_and(|c| c.to_ascii_lowercase() == first) && w.eq_ignore_ascii_case(needle)
+    })
 }
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
