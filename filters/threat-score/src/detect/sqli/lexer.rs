@@ -52,13 +52,60 @@ pub enum Kind {
     Semi,
 }
 
+/// A token's text: a word of the lexer's tables or a fixed marker, borrowed (no allocation
+/// per token), or a word only the value spells (an identifier), lowercased once.
+#[derive(Debug, Clone)]
+pub enum Text {
+    /// A table word, operator or marker.
+    Static(&'static str),
+    /// Any other word.
+    Owned(String),
+}
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
 /// One token; `text` is lowercase for words, empty for punctuation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     /// The type.
     pub kind: Kind,
     /// Lowercase word for keywords, functions and barewords (for rule lookups).
-    pub text: String,
+    pub text: Text,
     /// For strings: the closing quote was missing (the query's own quote will close it).
     pub open: bool,
 }
@@ -253,21 +300,40 @@ fn word_table() -> &'static [(&'static str, Kind)] {
     })
 }
 
-fn word_kind(w: &str) -> Kind {
+/// The kind of the (lowercase) word `w`, and its text when a table holds it (so the token
+/// borrows it instead of copying the value's spelling).
+fn word_kind(w: &str) -> (Kind, Option<&'static str>) {
     match w {
-        "union" => Kind::Union,
-        "and" | "or" | "xor" => Kind::Logic,
-        "true" | "false" | "null" | "unknown" => Kind::Num,
-        "having" | "limit" => Kind::Group,
+        "union" => (Kind::Union, Some("union")),
+        "and" => (Kind::Logic, Some("and")),
+        "or" => (Kind::Logic, Some("or")),
+        "xor" => (Kind::Logic, Some("xor")),
+        "true" => (Kind::Num, Some("true")),
+        "false" => (Kind::Num, Some("false")),
+        "null" => (Kind::Num, Some("null")),
+        "unknown" => (Kind::Num, Some("unknown")),
+        "having" => (Kind::Group, Some("having")),
+        "limit" => (Kind::Group, Some("limit")),
         _ => {
             let table = word_table();
             table
                 .binary_search_by(|(x, _)| (*x).cmp(w))
                 .ok()
                 .and_then(|i| table.get(i))
-                .map_or(Kind::Bare, |(_, k)| *k)
+                .map_or((Kind::Bare, None), |(x, k)| (*k, Some(*x)))
         }
     }
+}
+
+/// Operators the lexer reads, as static text (a token borrows it).
+fn static_operator(op: &str) -> Option<&'static str> {
+    const OPS: &[&str] = &[
+        "<=>", "#>>", "->>", "!~*", "<=", ">=", "<>", "!=", "==", ":=", "::", "||", "&&", "<<",
+        ">>", "@>", "<@", "#>", "->", "?|", "?&", "~*", "!~", "^=", "|=", "&=", "=", "<", ">", "!",
+        "+", "-", "*", "/", "%", "&", "|", "^", "~", ":", "?", ".", "\\", "@", "#", "{", "}", "[",
+        "]", "$",
+    ];
+    OPS.iter().find(|o| **o == op).copied()
 }
 
 /// Tokenizes `input` (already decoded) in `ctx`.
@@ -275,13 +341,14 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
     let b = input.as_bytes();
     let mut out: Vec<Token> = Vec::new();
     let mut i = 0;
-    let push = |out: &mut Vec<Token>, kind: Kind, text: &str| {
+    let push = |out: &mut Vec<Token>, kind: Kind, text: Text| {
         out.push(Token {
             kind,
-            text: text.to_string(),
+            text,
             open: false,
         });
     };
+    let fixed = Text::Static;
     if let Some(q) = match ctx {
         Context::None => None,
         Context::Single => Some(b'\''),
@@ -291,7 +358,7 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
         if !closed {
             return Vec::new();
         }
-        push(&mut out, Kind::Str, "");
+        push(&mut out, Kind::Str, fixed(""));
         i = end;
     }
     while let Some(&c) = b.get(i) {
@@ -305,21 +372,21 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                 let (end, closed) = string_end(b, i + 1, c);
                 out.push(Token {
                     kind: Kind::Str,
-                    text: String::new(),
+                    text: Text::Static(""),
                     open: !closed,
                 });
                 i = end;
             }
             b'`' => {
                 let (end, _) = string_end(b, i + 1, b'`');
-                push(&mut out, Kind::Bare, "`");
+                push(&mut out, Kind::Bare, fixed("`"));
                 i = end;
             }
             b'/' if next == Some(b'*') => {
                 if b.get(i + 2) == Some(&b'!') {
                     // MySQL executable comment: its content is code. Skip the marker and
                     // the optional version number.
-                    push(&mut out, Kind::Comment, "/*!");
+                    push(&mut out, Kind::Comment, fixed("/*!"));
                     i += 3;
                     while b.get(i).is_some_and(u8::is_ascii_digit) {
                         i += 1;
@@ -329,33 +396,33 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                         .get(i + 2..)
                         .and_then(|r| r.windows(2).position(|w| w == b"*/"))
                         .map_or(b.len(), |p| i + 2 + p + 2);
-                    push(&mut out, Kind::Comment, "/*");
+                    push(&mut out, Kind::Comment, fixed("/*"));
                     i = end;
                 }
             }
             b'*' if next == Some(b'/') => i += 2,
             b'-' if next == Some(b'-') => {
-                push(&mut out, Kind::Comment, "--");
+                push(&mut out, Kind::Comment, fixed("--"));
                 i = line_end(b, i);
             }
             b'#' if !matches!(next, Some(b'>')) => {
-                push(&mut out, Kind::Comment, "#");
+                push(&mut out, Kind::Comment, fixed("#"));
                 i = line_end(b, i);
             }
             b'(' => {
-                push(&mut out, Kind::LParen, "");
+                push(&mut out, Kind::LParen, fixed(""));
                 i += 1;
             }
             b')' => {
-                push(&mut out, Kind::RParen, "");
+                push(&mut out, Kind::RParen, fixed(""));
                 i += 1;
             }
             b',' => {
-                push(&mut out, Kind::Comma, "");
+                push(&mut out, Kind::Comma, fixed(""));
                 i += 1;
             }
             b';' => {
-                push(&mut out, Kind::Semi, "");
+                push(&mut out, Kind::Semi, fixed(""));
                 i += 1;
             }
             b'@' if next.is_some_and(|n| n == b'@' || n.is_ascii_alphanumeric() || n == b'_') => {
@@ -367,11 +434,11 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                     i += 1;
                 }
                 let text = input.get(start..i).unwrap_or_default().to_ascii_lowercase();
-                push(&mut out, Kind::Var, &text);
+                push(&mut out, Kind::Var, Text::Owned(text));
             }
             _ if c.is_ascii_digit() || (c == b'.' && next.is_some_and(|n| n.is_ascii_digit())) => {
                 i = number_end(b, i);
-                push(&mut out, Kind::Num, "");
+                push(&mut out, Kind::Num, fixed(""));
             }
             _ if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 => {
                 let start = i;
@@ -381,8 +448,22 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                     i += 1;
                 }
                 let raw = input.get(start..i).unwrap_or_default();
-                let w = raw.trim_end_matches('.').to_ascii_lowercase();
-                let mut kind = word_kind(&w);
+                let raw = raw.trim_end_matches('.');
+                // Lowercased in a stack buffer (a long word in a `String`).
+                let mut buf = [0u8; 64];
+                let long;
+                let w: &str = match buf.get_mut(..raw.len()) {
+                    Some(lb) => {
+                        lb.copy_from_slice(raw.as_bytes());
+                        lb.make_ascii_lowercase();
+                        std::str::from_utf8(lb).unwrap_or_default()
+                    }
+                    None => {
+                        long = raw.to_ascii_lowercase();
+                        &long
+                    }
+                };
+                let (mut kind, table_text) = word_kind(w);
                 // `schema.table` references: classify by the first part when it is known.
                 if kind == Kind::Bare && w.contains('.') {
                     let first = w.split('.').next().unwrap_or_default();
@@ -407,7 +488,8 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                     kind = Kind::Group;
                     i = skip_word(b, i);
                 }
-                push(&mut out, kind, &w);
+                let text = table_text.map_or_else(|| Text::Owned(w.to_string()), Text::Static);
+                push(&mut out, kind, text);
             }
             _ => {
                 let len = operator_len(b, i);
@@ -417,6 +499,8 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                 } else {
                     Kind::Op
                 };
+                let text = static_operator(text)
+                    .map_or_else(|| Text::Owned(text.to_string()), Text::Static);
                 push(&mut out, kind, text);
                 i += len.max(1);
             }
