@@ -1,7 +1,9 @@
 //! JSON bodies: every key and every string (or number) leaf becomes an input, walked to a
 //! bounded depth, straight from the body's bytes. No document tree is built: [`check`] reads
 //! the body once to prove it is one well-formed JSON value (the same documents serde_json
-//! accepts, nesting included: at most [`MAX_NESTING`] levels), then [`walk`] reads it again
+//! accepts, nesting included: at most [`MAX_NESTING`] levels; except that numbers follow RFC
+//! 8259's grammar with no magnitude limit, so `5e947`, which serde_json refuses as "number
+//! out of range", is accepted and its body inspected as JSON), then [`walk`] reads it again
 //! and hands each key and leaf to the visitor as a slice of the body, or of one reused buffer
 //! when it holds escapes. Both passes are linear in the body and allocate nothing per value.
 //!
