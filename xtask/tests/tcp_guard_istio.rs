@@ -16,24 +16,7 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-
-/// The first flight of a real TLS client (rustls) for `sni`.
-fn client_hello(sni: &str) -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut out).unwrap();
-    }
-    out
-}
+use test_support::tls::client_hello;
 
 /// The shipped dev overlay's tcp-guard WasmPlugin (SNI routes added) and, if `early_data`, the
 /// shipped EnvoyFilter, as one YAML file.
@@ -145,8 +128,8 @@ fn routes_by_sni_with_the_shipped_envoy_filter_and_fails_closed_without_it() {
     let with = up(&child_tmp, &manifests(&istio, tmp.path(), true), &modules);
     with.wait_line("applied EnvoyFilter tcp-guard-early-data configPatches[0]");
     let (tcp, admin) = addresses(&with);
-    let hello_a = client_hello("a.example.com");
-    let hello_b = client_hello("x.b.example.com");
+    let hello_a = client_hello("a.example.com", &[]);
+    let hello_b = client_hello("x.b.example.com", &[]);
     assert_eq!(
         send(tcp, &hello_a),
         Seen::Upstream {
@@ -161,7 +144,7 @@ fn routes_by_sni_with_the_shipped_envoy_filter_and_fails_closed_without_it() {
             echoed: hello_b.clone()
         }
     );
-    assert_eq!(send(tcp, &client_hello("evil.test")), Seen::Closed);
+    assert_eq!(send(tcp, &client_hello("evil.test", &[])), Seen::Closed);
     assert_eq!(stat(&admin, "tcp_guard_routed_svc_a_total"), 1);
     assert_eq!(stat(&admin, "tcp_guard_routed_svc_b_total"), 1);
     assert_eq!(stat(&admin, "tcp_guard_sni_denied_total"), 1);
