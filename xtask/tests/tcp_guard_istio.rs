@@ -82,9 +82,7 @@ fn addresses(up: &UpProcess) -> (SocketAddr, String) {
         .unwrap()
         .parse()
         .unwrap();
-    let admin = up.wait_line("admin:");
-    let admin = admin.split_whitespace().last().unwrap();
-    (tcp, admin.trim_end_matches('/').to_string())
+    (tcp, up.admin())
 }
 
 fn send(to: SocketAddr, bytes: &[u8]) -> Seen {

@@ -99,21 +99,27 @@ pub fn kustomize(dir: &Path) -> Vec<serde_json::Value> {
 }
 
 /// A running `xtask up`, in its own process group (it starts Envoy), killed as a group on drop;
-/// its stdout lines are collected.
+/// its stdout is drained for as long as it runs (a closed pipe would stop it) and its lines are
+/// collected.
 pub struct UpProcess {
     child: std::process::Child,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
+/// How long `up` may take to print a line waited for (Envoy start on a loaded machine).
+const UP_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+
 impl UpProcess {
     /// `xtask up ARGS` with temporary files under `tmp`.
     pub fn spawn(tmp: &Path, args: &[&std::ffi::OsStr]) -> Self {
+        Self::start(xtask().env("TMPDIR", tmp).arg("up").args(args))
+    }
+
+    /// Start `cmd` (an `xtask up` command line, e.g. from another workspace).
+    pub fn start(cmd: &mut Command) -> Self {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
-        let mut child = xtask()
-            .env("TMPDIR", tmp)
-            .arg("up")
-            .args(args)
+        let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .process_group(0)
@@ -134,15 +140,22 @@ impl UpProcess {
         Self { child, lines }
     }
 
-    /// The first output line containing `needle` (waits up to 120 s).
+    /// The first output line containing `needle`.
     pub fn wait_line(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        self.wait_line_from(needle, 0)
+    }
+
+    /// The first output line containing `needle` from line `from` on (see
+    /// [`UpProcess::line_count`]).
+    pub fn wait_line_from(&self, needle: &str, from: usize) -> String {
+        let deadline = std::time::Instant::now() + UP_WAIT;
         loop {
             if let Some(l) = self
                 .lines
                 .lock()
                 .unwrap()
                 .iter()
+                .skip(from)
                 .find(|l| l.contains(needle))
             {
                 return l.clone();
@@ -150,15 +163,39 @@ impl UpProcess {
             assert!(
                 std::time::Instant::now() < deadline,
                 "no `{needle}` in output:\n{}",
-                self.lines.lock().unwrap().join("\n")
+                self.output()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
 
+    /// How many lines `up` has printed so far.
+    pub fn line_count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    /// The HTTP listener's URL (`URL: http://127.0.0.1:P/`, with its slash).
+    pub fn url(&self) -> String {
+        last_word(&self.wait_line("URL:"))
+    }
+
+    /// The admin URL, without the trailing slash.
+    pub fn admin(&self) -> String {
+        last_word(&self.wait_line("admin:"))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
     pub fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
+}
+
+fn last_word(line: &str) -> String {
+    line.split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl Drop for UpProcess {
