@@ -21,9 +21,6 @@ fn upstream_header(body: &str, name: &str) -> Option<String> {
 
 #[test]
 fn the_suite_overlay_renders_and_serves_as_one_filter() {
-    let tmp = tempfile::tempdir().unwrap();
-    let modules = tmp.path().join("modules");
-    std::fs::create_dir_all(&modules).unwrap();
     let docs = kustomize(&workspace().join("istio/overlays/dev-suite"));
     let plugins: Vec<&serde_json::Value> =
         docs.iter().filter(|d| d["kind"] == "WasmPlugin").collect();
@@ -32,27 +29,9 @@ fn the_suite_overlay_renders_and_serves_as_one_filter() {
         plugins[0]["metadata"]["labels"]["app.kubernetes.io/name"],
         "suite"
     );
-    std::fs::copy(
-        envoy_harness::modules::module("suite").unwrap(),
-        modules.join("suite.wasm"),
-    )
-    .unwrap();
-
-    let child_tmp = tmp.path().join("tmp");
-    std::fs::create_dir_all(&child_tmp).unwrap();
-    let up = UpProcess::spawn(
-        &child_tmp,
-        &[
-            "--port".as_ref(),
-            "0".as_ref(),
-            "--admin-port".as_ref(),
-            "0".as_ref(),
-            "--plugins".as_ref(),
-            workspace().join("istio/overlays/dev-suite").as_os_str(),
-            "--modules".as_ref(),
-            modules.as_os_str(),
-        ],
-    );
+    let dirs = UpDirs::new();
+    dirs.add_module("suite");
+    let up = UpProcess::plugins(&dirs, &workspace().join("istio/overlays/dev-suite"), &[]);
     let (url, admin) = (up.url(), up.admin());
     let client = Client::new();
 

@@ -25,39 +25,20 @@ fn header_eventually(url: &str, want: &str) -> bool {
 
 #[test]
 fn serves_the_dev_overlay_and_swaps_edits_live() {
-    let tmp = tempfile::tempdir().unwrap();
-    let istio = copy_istio(tmp.path());
-    let modules = tmp.path().join("modules");
-    std::fs::create_dir_all(&modules).unwrap();
+    let dirs = UpDirs::new();
+    let istio = copy_istio(dirs.root.path());
     // Every filter the dev overlay runs (named by the label on each WasmPlugin).
     for plugin in kustomize(&istio.join("overlays/dev")) {
-        let filter = plugin["metadata"]["labels"]["app.kubernetes.io/name"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let module = envoy_harness::modules::module(&filter).unwrap();
-        std::fs::copy(&module, modules.join(format!("{filter}.wasm"))).unwrap();
+        dirs.add_module(
+            plugin["metadata"]["labels"]["app.kubernetes.io/name"]
+                .as_str()
+                .unwrap(),
+        );
     }
-
-    // Temporary files of xtask and its Envoy stay inside this test's directory, even though
-    // the process group is killed without a chance to clean up.
-    let child_tmp = tmp.path().join("tmp");
-    std::fs::create_dir_all(&child_tmp).unwrap();
-    let up = UpProcess::spawn(
-        &child_tmp,
-        &[
-            "--plugins".as_ref(),
-            istio.join("overlays/dev").as_os_str(),
-            "--modules".as_ref(),
-            modules.as_os_str(),
-            "--port".as_ref(),
-            "0".as_ref(),
-            "--admin-port".as_ref(),
-            "0".as_ref(),
-            "--watch".as_ref(),
-            "--poll-ms".as_ref(),
-            "200".as_ref(),
-        ],
+    let up = UpProcess::plugins(
+        &dirs,
+        &istio.join("overlays/dev"),
+        &["--watch", "--poll-ms", "200"],
     );
     let (url, admin) = (up.url(), up.admin());
     up.wait_line("Watching");
@@ -78,13 +59,7 @@ fn serves_the_dev_overlay_and_swaps_edits_live() {
     assert!(dump.contains("\"failure_policy\": \"FAIL_OPEN\""), "{dump}");
 
     // The overlay's NETWORK plugin (tcp-guard) guards a TCP listener in front of a TCP echo.
-    let tcp = up.wait_line("guard TCP");
-    let tcp_addr = tcp
-        .split_whitespace()
-        .find(|w| w.starts_with("127.0.0.1:"))
-        .unwrap()
-        .to_string();
-    let mut conn = std::net::TcpStream::connect(&tcp_addr).unwrap();
+    let mut conn = std::net::TcpStream::connect(up.tcp_addr()).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     std::io::Write::write_all(&mut conn, b"hello through tcp-guard").unwrap();
@@ -114,7 +89,7 @@ fn serves_the_dev_overlay_and_swaps_edits_live() {
 
     // A broken module dropped into the modules directory is rejected; the previous one serves.
     let from = up.line_count();
-    std::fs::write(modules.join("example.wasm"), b"not wasm").unwrap();
+    std::fs::write(dirs.modules.join("example.wasm"), b"not wasm").unwrap();
     let swapped = up.wait_line_from("watch: swapped `example`", from);
     assert!(swapped.contains("update_rejected"), "{swapped}");
     for _ in 0..20 {

@@ -98,6 +98,31 @@ pub fn kustomize(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A test's directories for `xtask up --plugins`: `modules/`, the modules it serves, and `tmp/`,
+/// the temporary files of xtask and its Envoy (inside the test's own directory, even though the
+/// process group is killed without a chance to clean up). Removed on drop.
+pub struct UpDirs {
+    pub root: tempfile::TempDir,
+    pub modules: PathBuf,
+    pub tmp: PathBuf,
+}
+
+impl UpDirs {
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let (modules, tmp) = (root.path().join("modules"), root.path().join("tmp"));
+        std::fs::create_dir_all(&modules).unwrap();
+        std::fs::create_dir_all(&tmp).unwrap();
+        Self { root, modules, tmp }
+    }
+
+    /// Put filter `name`'s module (`envoy_harness::modules`) in `modules/`.
+    pub fn add_module(&self, name: &str) {
+        let module = envoy_harness::modules::module(name).unwrap();
+        std::fs::copy(module, self.modules.join(format!("{name}.wasm"))).unwrap();
+    }
+}
+
 /// A running `xtask up`, in its own process group (it starts Envoy), killed as a group on drop;
 /// its stdout is drained for as long as it runs (a closed pipe would stop it) and its lines are
 /// collected.
@@ -110,9 +135,20 @@ pub struct UpProcess {
 const UP_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
 
 impl UpProcess {
-    /// `xtask up ARGS` with temporary files under `tmp`.
-    pub fn spawn(tmp: &Path, args: &[&std::ffi::OsStr]) -> Self {
-        Self::start(xtask().env("TMPDIR", tmp).arg("up").args(args))
+    /// `xtask up --plugins PLUGINS` serving `dirs`' modules on free ports (`--port 0
+    /// --admin-port 0`), then `extra` options.
+    pub fn plugins(dirs: &UpDirs, plugins: &Path, extra: &[&str]) -> Self {
+        Self::start(
+            xtask()
+                .env("TMPDIR", &dirs.tmp)
+                .arg("up")
+                .arg("--plugins")
+                .arg(plugins)
+                .arg("--modules")
+                .arg(&dirs.modules)
+                .args(["--port", "0", "--admin-port", "0"])
+                .args(extra),
+        )
     }
 
     /// Start `cmd` (an `xtask up` command line, e.g. from another workspace).
@@ -184,6 +220,16 @@ impl UpProcess {
         last_word(&self.wait_line("admin:"))
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The guarded TCP listener's address (the `guard TCP` line).
+    pub fn tcp_addr(&self) -> std::net::SocketAddr {
+        self.wait_line("guard TCP")
+            .split_whitespace()
+            .find(|w| w.starts_with("127.0.0.1:"))
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     pub fn output(&self) -> String {
