@@ -59,11 +59,7 @@ fn the_suite_overlay_renders_and_serves_as_one_filter() {
     assert_eq!(r.status, 200, "dev's threat-score only detects: {r:?}");
 
     // One Wasm filter, the suite, with the overlay's failStrategy.
-    let dump = client
-        .get(&format!("{admin}/config_dump?resource=ecds_filters"))
-        .unwrap()
-        .body;
-    assert!(dump.contains("\"failure_policy\": \"FAIL_OPEN\""), "{dump}");
+    assert_ecds_fail_open(&admin);
     let stats = client.get(&format!("{admin}/stats")).unwrap().body;
     let updates: Vec<&str> = stats
         .lines()

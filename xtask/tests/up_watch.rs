@@ -52,11 +52,7 @@ fn serves_the_dev_overlay_and_swaps_edits_live() {
         .request("GET", &format!("{url}hello"), &[("x-deny", "1")], b"")
         .unwrap();
     assert_eq!(r.status, 200, "dev is detect-only: no deny rule");
-    let dump = client
-        .get(&format!("{admin}/config_dump?resource=ecds_filters"))
-        .unwrap()
-        .body;
-    assert!(dump.contains("\"failure_policy\": \"FAIL_OPEN\""), "{dump}");
+    assert_ecds_fail_open(&admin);
 
     // The overlay's NETWORK plugin (tcp-guard) guards a TCP listener in front of a TCP echo.
     let mut conn = std::net::TcpStream::connect(up.tcp_addr()).unwrap();

@@ -98,6 +98,15 @@ pub fn kustomize(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Envoy's ECDS filters (admin `config_dump`) run with `failure_policy: FAIL_OPEN`.
+pub fn assert_ecds_fail_open(admin: &str) {
+    let dump = envoy_harness::Client::new()
+        .get(&format!("{admin}/config_dump?resource=ecds_filters"))
+        .unwrap()
+        .body;
+    assert!(dump.contains("\"failure_policy\": \"FAIL_OPEN\""), "{dump}");
+}
+
 /// A test's directories for `xtask up --plugins`: `modules/`, the modules it serves, and `tmp/`,
 /// the temporary files of xtask and its Envoy (inside the test's own directory, even though the
 /// process group is killed without a chance to clean up). Removed on drop.
