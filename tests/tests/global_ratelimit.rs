@@ -40,6 +40,14 @@ fn service(domains: Vec<Value>) -> (RedisServer, RateLimitServer) {
     (redis, rls)
 }
 
+/// Redis and the service, with `per_minute` requests a minute on descriptor
+/// `generic_key=api` of domain `edge`.
+fn api_service(per_minute: usize) -> (RedisServer, RateLimitServer) {
+    service(vec![json!({"domain": "edge", "descriptors": [
+        {"key": "generic_key", "value": "api",
+         "rate_limit": {"unit": "minute", "requests_per_unit": per_minute}}]})])
+}
+
 /// An Envoy (`workers` threads) with the policy filter configured by `policy` in front of
 /// `echo`, and the service's cluster `ratelimit`.
 fn envoy_with_policy(
@@ -98,9 +106,7 @@ fn count(statuses: &[u16], status: u16) -> usize {
 #[test]
 fn two_envoys_share_one_global_limit_where_local_limits_admit_twice() {
     const R: usize = 40;
-    let (_redis, rls) = service(vec![json!({"domain": "edge", "descriptors": [
-        {"key": "generic_key", "value": "api",
-         "rate_limit": {"unit": "minute", "requests_per_unit": R}}]})]);
+    let (_redis, rls) = api_service(R);
     let echo = EchoServer::start("echo").unwrap();
     // Deny on failure: a request the service did not count must not pass as admitted.
     let global = global_policy(
@@ -370,9 +376,7 @@ fn a_local_first_bucket_refuses_before_the_call_and_the_service_still_limits_wha
     // 2; the other 35 are refused by the bucket without a call.
     const SERVICE: usize = 3;
     const LOCAL: usize = 5;
-    let (_redis, rls) = service(vec![json!({"domain": "edge", "descriptors": [
-        {"key": "generic_key", "value": "api",
-         "rate_limit": {"unit": "minute", "requests_per_unit": SERVICE}}]})]);
+    let (_redis, rls) = api_service(SERVICE);
     let echo = EchoServer::start("echo").unwrap();
     let policy = global_policy(
         json!({"cluster": "ratelimit", "domain": "edge", "timeout": "5s", "failure_mode": "deny",
