@@ -1,4 +1,5 @@
-//! Shared by the xtask end-to-end tests: run the `xtask` binary, copy the manifests tree.
+//! Shared by the xtask end-to-end tests: run the `xtask` binary, copy the manifests tree, run
+//! `xtask up` (its own process group, output drained and searched, killed on drop).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
