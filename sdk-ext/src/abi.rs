@@ -8,7 +8,9 @@
 //! enum must not be UB) and parse what the host returns with bounds checks. `clippy.toml`
 //! (`disallowed-methods`) keeps the panicking functions out of the workspace.
 //!
-//! Off wasm (native tests) there is no host: every call returns [`HostError::NoHost`].
+//! Off wasm (native tests) there is no host: the imports are stubs answering "no host" (one
+//! declaration list makes both, [`imports!`]), so every call returns [`HostError::NoHost`] and
+//! each wrapper is written once, for both builds.
 
 use proxy_wasm::types::{BufferType, MapType, StreamType};
 
@@ -37,109 +39,136 @@ pub fn status_name(status: u32) -> &'static str {
     }
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
 
-#[cfg(target_arch = "wasm32")]
-mod imports {
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        pub fn proxy_get_header_map_pairs(
-            map_type: u32,
-            return_map_data: *mut *mut u8,
-            return_map_size: *mut usize,
-        ) -> u32;
-        pub fn proxy_replace_header_map_value(
-            map_type: u32,
-            key_data: *const u8,
-            key_size: usize,
-            value_data: *const u8,
-            value_size: usize,
-        ) -> u32;
-        pub fn proxy_remove_header_map_value(
-            map_type: u32,
-            key_data: *const u8,
-            key_size: usize,
-        ) -> u32;
-        pub fn proxy_add_header_map_value(
-            map_type: u32,
-            key_data: *const u8,
-            key_size: usize,
-            value_data: *const u8,
-            value_size: usize,
-        ) -> u32;
-        pub fn proxy_get_buffer_bytes(
-            buffer_type: u32,
-            start: usize,
-            max_size: usize,
-            return_buffer_data: *mut *mut u8,
-            return_buffer_size: *mut usize,
-        ) -> u32;
-        pub fn proxy_send_local_response(
-            status_code: u32,
-            status_code_details_data: *const u8,
-            status_code_details_size: usize,
-            body_data: *const u8,
-            body_size: usize,
-            headers_data: *const u8,
-            headers_size: usize,
-            grpc_status: i32,
-        ) -> u32;
-        pub fn proxy_close_stream(stream_type: u32) -> u32;
-        pub fn proxy_get_property(
-            path_data: *const u8,
-            path_size: usize,
-            return_value_data: *mut *mut u8,
-            return_value_size: *mut usize,
-        ) -> u32;
-        pub fn proxy_get_shared_data(
-            key_data: *const u8,
-            key_size: usize,
-            return_value_data: *mut *mut u8,
-            return_value_size: *mut usize,
-            return_cas: *mut u32,
-        ) -> u32;
-        pub fn proxy_set_shared_data(
-            key_data: *const u8,
-            key_size: usize,
-            value_data: *const u8,
-            value_size: usize,
-            cas: u32,
-        ) -> u32;
-        pub fn proxy_define_metric(
-            metric_type: u32,
-            name_data: *const u8,
-            name_size: usize,
-            return_id: *mut u32,
-        ) -> u32;
-        pub fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
-        pub fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
-        pub fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
-        pub fn proxy_get_log_level(return_level: *mut u32) -> u32;
-        pub fn proxy_continue_stream(stream_type: u32) -> u32;
-        pub fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
-        pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
-        pub fn proxy_set_effective_context(context_id: u32) -> u32;
-        pub fn proxy_get_status(
-            return_code: *mut u32,
-            return_message_data: *mut *mut u8,
-            return_message_size: *mut usize,
-        ) -> u32;
-        pub fn proxy_call_foreign_function(
-            function_name_data: *const u8,
-            function_name_size: usize,
-            arguments_data: *const u8,
-            arguments_size: usize,
-            results_data: *mut *mut u8,
-            results_size: *mut usize,
-        ) -> u32;
-    }
+/// Declares the ABI imports once: on wasm the host's functions (module `env`), natively stubs
+/// with the same signatures that answer [`NO_HOST`], so the wrappers below have one body.
+macro_rules! imports {
+    ($(fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> u32;)*) => {
+        #[cfg(target_arch = "wasm32")]
+        mod imports {
+            #[link(wasm_import_module = "env")]
+            extern "C" {
+                $(pub fn $name($($arg: $ty),*) -> u32;)*
+            }
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        #[allow(clippy::too_many_arguments)]
+        mod imports {
+            $(
+                /// Native stub: there is no host.
+                ///
+                /// # Safety
+                /// None needed (nothing is read or written); `unsafe` to match the import.
+                pub unsafe fn $name($(_: $ty),*) -> u32 {
+                    super::NO_HOST
+                }
+            )*
+        }
+    };
+}
+
+/// What the native stubs answer: not an ABI status (those are small), mapped to
+/// [`HostError::NoHost`] by [`status`].
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+const NO_HOST: u32 = u32::MAX;
+
+imports! {
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+    ) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_close_stream(stream_type: u32) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_get_status(
+        return_code: *mut u32,
+        return_message_data: *mut *mut u8,
+        return_message_size: *mut usize,
+    ) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
 }
 
 /// Take ownership of a buffer the host allocated in this module (through the
 /// `proxy_on_memory_allocate` export of the `proxy-wasm` crate, i.e. the global allocator).
-#[cfg(target_arch = "wasm32")]
+/// Natively the stubs write nothing: the pointer is null.
 fn take_host_buffer(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     if data.is_null() {
         return None;
@@ -150,12 +179,12 @@ fn take_host_buffer(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     Some(unsafe { Vec::from_raw_parts(data, size, size) })
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn status(code: u32) -> Result<(), HostError> {
-    if code == OK {
-        Ok(())
-    } else {
-        Err(HostError::Status(code))
+    match code {
+        OK => Ok(()),
+        #[cfg(not(target_arch = "wasm32"))]
+        NO_HOST => Err(HostError::NoHost),
+        _ => Err(HostError::Status(code)),
     }
 }
 
@@ -164,96 +193,61 @@ pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Every pair of a header map, as bytes (names and values are not required to be UTF-8).
 pub fn header_pairs(map: MapType) -> Result<Pairs, HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: out-pointers to locals; the host writes a pointer and a size.
-        let code = unsafe { imports::proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
-        status(code)?;
-        Ok(take_host_buffer(data, size)
-            .map(|b| deserialize_map(&b))
-            .unwrap_or_default())
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = map;
-        Err(HostError::NoHost)
-    }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers to locals; the host writes a pointer and a size.
+    let code = unsafe { imports::proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
+    status(code)?;
+    Ok(take_host_buffer(data, size)
+        .map(|b| deserialize_map(&b))
+        .unwrap_or_default())
 }
 
 /// Replace every value of `name` with `value`, or remove it (`None`).
 pub fn set_header(map: MapType, name: &str, value: Option<&str>) -> Result<(), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: pointers and lengths of live slices.
-        let code = unsafe {
-            match value {
-                Some(v) => imports::proxy_replace_header_map_value(
-                    map as u32,
-                    name.as_ptr(),
-                    name.len(),
-                    v.as_ptr(),
-                    v.len(),
-                ),
-                None => {
-                    imports::proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len())
-                }
-            }
-        };
-        status(code)
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (map, name, value);
-        Err(HostError::NoHost)
-    }
+    // SAFETY: pointers and lengths of live slices.
+    let code = unsafe {
+        match value {
+            Some(v) => imports::proxy_replace_header_map_value(
+                map as u32,
+                name.as_ptr(),
+                name.len(),
+                v.as_ptr(),
+                v.len(),
+            ),
+            None => imports::proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()),
+        }
+    };
+    status(code)
 }
 
 /// Append a value to `name`.
 pub fn add_header(map: MapType, name: &str, value: &str) -> Result<(), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: pointers and lengths of live slices.
-        let code = unsafe {
-            imports::proxy_add_header_map_value(
-                map as u32,
-                name.as_ptr(),
-                name.len(),
-                value.as_ptr(),
-                value.len(),
-            )
-        };
-        status(code)
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (map, name, value);
-        Err(HostError::NoHost)
-    }
+    // SAFETY: pointers and lengths of live slices.
+    let code = unsafe {
+        imports::proxy_add_header_map_value(
+            map as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    status(code)
 }
 
 /// Up to `max` bytes of a buffer from `start`; `Ok(None)` when the host has none (`NotFound`).
 pub fn buffer(kind: BufferType, start: usize, max: usize) -> Result<Option<Vec<u8>>, HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: out-pointers to locals; the host writes a pointer and a size.
-        let code = unsafe {
-            imports::proxy_get_buffer_bytes(kind as u32, start, max, &mut data, &mut size)
-        };
-        if code == NOT_FOUND {
-            return Ok(None);
-        }
-        status(code)?;
-        Ok(take_host_buffer(data, size))
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers to locals; the host writes a pointer and a size.
+    let code =
+        unsafe { imports::proxy_get_buffer_bytes(kind as u32, start, max, &mut data, &mut size) };
+    if code == NOT_FOUND {
+        return Ok(None);
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (kind, start, max, NOT_FOUND);
-        Err(HostError::NoHost)
-    }
+    status(code)?;
+    Ok(take_host_buffer(data, size))
 }
 
 /// Answer the request locally.
@@ -263,113 +257,65 @@ pub fn send_local_response(
     body: &[u8],
 ) -> Result<(), HostError> {
     let serialized = serialize_map(headers);
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: pointers and lengths of live buffers; no details string.
-        let rc = unsafe {
-            imports::proxy_send_local_response(
-                code,
-                std::ptr::null(),
-                0,
-                body.as_ptr(),
-                body.len(),
-                serialized.as_ptr(),
-                serialized.len(),
-                -1,
-            )
-        };
-        status(rc)
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (code, body, serialized);
-        Err(HostError::NoHost)
-    }
+    // SAFETY: pointers and lengths of live buffers; no details string.
+    let rc = unsafe {
+        imports::proxy_send_local_response(
+            code,
+            std::ptr::null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            serialized.as_ptr(),
+            serialized.len(),
+            -1,
+        )
+    };
+    status(rc)
 }
 
 /// Close a stream: the downstream connection ([`StreamType::Downstream`]) for network
 /// filters.
 pub fn close_stream(stream: StreamType) -> Result<(), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: no pointers.
-        status(unsafe { imports::proxy_close_stream(stream as u32) })
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = stream;
-        Err(HostError::NoHost)
-    }
+    // SAFETY: no pointers.
+    status(unsafe { imports::proxy_close_stream(stream as u32) })
 }
 
 /// Resume a paused stream (outside of its own callback).
 pub fn continue_stream(stream: StreamType) -> Result<(), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: no pointers.
-        status(unsafe { imports::proxy_continue_stream(stream as u32) })
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = stream;
-        Err(HostError::NoHost)
-    }
+    // SAFETY: no pointers.
+    status(unsafe { imports::proxy_continue_stream(stream as u32) })
 }
 
 /// The root context's tick period (0 turns the tick off).
 pub fn set_tick_period(period: std::time::Duration) -> Result<(), HostError> {
     let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: no pointers.
-        status(unsafe { imports::proxy_set_tick_period_milliseconds(ms) })
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = ms;
-        Err(HostError::NoHost)
-    }
+    // SAFETY: no pointers.
+    status(unsafe { imports::proxy_set_tick_period_milliseconds(ms) })
 }
 
 /// Make later host calls act on context `id` (a connection), from a root context's tick.
 pub fn set_effective_context(id: u32) -> Result<(), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: no pointers.
-        status(unsafe { imports::proxy_set_effective_context(id) })
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = id;
-        Err(HostError::NoHost)
-    }
+    // SAFETY: no pointers.
+    status(unsafe { imports::proxy_set_effective_context(id) })
 }
 
 /// Call one of the host's foreign functions; its result bytes, if any.
 pub fn call_foreign_function(name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: live slices in, out-pointers to locals.
-        let code = unsafe {
-            imports::proxy_call_foreign_function(
-                name.as_ptr(),
-                name.len(),
-                args.as_ptr(),
-                args.len(),
-                &mut data,
-                &mut size,
-            )
-        };
-        status(code)?;
-        Ok(take_host_buffer(data, size))
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (name, args);
-        Err(HostError::NoHost)
-    }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: live slices in, out-pointers to locals.
+    let code = unsafe {
+        imports::proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            args.as_ptr(),
+            args.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    status(code)?;
+    Ok(take_host_buffer(data, size))
 }
 
 /// Send a unary gRPC call to the Envoy cluster `cluster`; the token that its answer
@@ -393,59 +339,62 @@ pub fn grpc_call(
     message: &[u8],
     timeout: std::time::Duration,
 ) -> Result<u32, HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        if cluster.len() > MAX_GRPC_CLUSTER_LEN || !cluster.is_ascii() {
-            return Err(HostError::Status(2));
-        }
-        let upstream = grpc_service_for_cluster(cluster);
-        // Allowed here only: see above for why Envoy does not return the statuses that
-        // would make it panic, for this upstream.
-        #[allow(clippy::disallowed_methods)]
-        let r = proxy_wasm::hostcalls::dispatch_grpc_call(
-            // The crate takes `&str`. For an ASCII name of at most [`MAX_GRPC_CLUSTER_LEN`]
-            // bytes every length is one varint byte below 0x80, so the encoding is ASCII;
-            // anything else is refused here, before the host sees it.
-            std::str::from_utf8(&upstream).map_err(|_| HostError::Status(2))?,
-            service,
-            method,
-            Vec::new(),
-            Some(message),
-            timeout,
-        );
-        r.map_err(|s| HostError::Status(s as u32))
+    if cluster.len() > MAX_GRPC_CLUSTER_LEN || !cluster.is_ascii() {
+        return Err(HostError::Status(2));
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (
-            cluster,
-            service,
-            method,
-            message,
-            timeout,
-            grpc_service_for_cluster,
-        );
-        Err(HostError::NoHost)
-    }
+    let upstream = grpc_service_for_cluster(cluster);
+    // The crate takes `&str`. For an ASCII name of at most [`MAX_GRPC_CLUSTER_LEN`] bytes every
+    // length is one varint byte below 0x80, so the encoding is ASCII; anything else is refused
+    // here, before the host sees it.
+    let upstream = std::str::from_utf8(&upstream).map_err(|_| HostError::Status(2))?;
+    dispatch_grpc_call(upstream, service, method, message, timeout)
+}
+
+/// `proxy_wasm::hostcalls::dispatch_grpc_call` (see [`grpc_call`] for why that one and why it
+/// cannot panic here); natively there is no host.
+#[cfg(target_arch = "wasm32")]
+fn dispatch_grpc_call(
+    upstream: &str,
+    service: &str,
+    method: &str,
+    message: &[u8],
+    timeout: std::time::Duration,
+) -> Result<u32, HostError> {
+    // Allowed here only: see [`grpc_call`] for why Envoy does not return the statuses that would
+    // make it panic, for this upstream.
+    #[allow(clippy::disallowed_methods)]
+    let r = proxy_wasm::hostcalls::dispatch_grpc_call(
+        upstream,
+        service,
+        method,
+        Vec::new(),
+        Some(message),
+        timeout,
+    );
+    r.map_err(|s| HostError::Status(s as u32))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn dispatch_grpc_call(
+    _: &str,
+    _: &str,
+    _: &str,
+    _: &[u8],
+    _: std::time::Duration,
+) -> Result<u32, HostError> {
+    Err(HostError::NoHost)
 }
 
 /// The status of the gRPC call whose close is being delivered (`proxy_on_grpc_close`): its
 /// code and message (e.g. Envoy's `upstream request timeout`).
 pub fn grpc_call_status() -> Result<(u32, String), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let mut code: u32 = 0;
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: out-pointers to locals.
-        status(unsafe { imports::proxy_get_status(&mut code, &mut data, &mut size) })?;
-        let message = take_host_buffer(data, size).unwrap_or_default();
-        Ok((code, String::from_utf8_lossy(&message).into_owned()))
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        Err(HostError::NoHost)
-    }
+    let mut code: u32 = 0;
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers to locals.
+    status(unsafe { imports::proxy_get_status(&mut code, &mut data, &mut size) })?;
+    let message = take_host_buffer(data, size).unwrap_or_default();
+    Ok((code, String::from_utf8_lossy(&message).into_owned()))
 }
 
 /// The longest cluster name [`grpc_call`] takes (its encoding stays ASCII); defined with the
@@ -473,41 +422,25 @@ pub fn grpc_service_for_cluster(cluster: &str) -> Vec<u8> {
 /// Reset the HTTP stream: the last resort when a request must not go on and no local reply
 /// could be sent.
 pub fn reset_stream() -> Result<(), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: no pointers.
-        status(unsafe { imports::proxy_close_stream(StreamType::HttpRequest as u32) })
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = StreamType::HttpRequest;
-        Err(HostError::NoHost)
-    }
+    // SAFETY: no pointers.
+    status(unsafe { imports::proxy_close_stream(StreamType::HttpRequest as u32) })
 }
 
 /// A property (`["source", "address"]`); `Ok(None)` when it is not set (`NotFound`).
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
     // Segments joined by NUL, as the `proxy-wasm` crate serializes them.
     let serialized = path.join("\0");
-    #[cfg(target_arch = "wasm32")]
-    {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        // SAFETY: a live slice in, out-pointers to locals.
-        let code = unsafe {
-            imports::proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size)
-        };
-        if code == NOT_FOUND {
-            return Ok(None);
-        }
-        status(code)?;
-        Ok(take_host_buffer(data, size))
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: a live slice in, out-pointers to locals.
+    let code = unsafe {
+        imports::proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size)
+    };
+    if code == NOT_FOUND {
+        return Ok(None);
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = serialized;
-        Err(HostError::NoHost)
-    }
+    status(code)?;
+    Ok(take_host_buffer(data, size))
 }
 
 /// Shared data status for a version mismatch.
@@ -515,139 +448,70 @@ pub const CAS_MISMATCH: u32 = 8;
 
 /// A shared-data value and its version; `Ok(None)` when the key was never set.
 pub fn shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let mut data: *mut u8 = std::ptr::null_mut();
-        let mut size: usize = 0;
-        let mut cas: u32 = 0;
-        // SAFETY: a live slice in, out-pointers to locals.
-        let code = unsafe {
-            imports::proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas)
-        };
-        if code == NOT_FOUND {
-            return Ok(None);
-        }
-        status(code)?;
-        Ok(Some((
-            take_host_buffer(data, size).unwrap_or_default(),
-            cas,
-        )))
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: a live slice in, out-pointers to locals.
+    let code = unsafe {
+        imports::proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas)
+    };
+    if code == NOT_FOUND {
+        return Ok(None);
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = key;
-        Err(HostError::NoHost)
-    }
+    status(code)?;
+    Ok(Some((
+        take_host_buffer(data, size).unwrap_or_default(),
+        cas,
+    )))
 }
 
 /// Write a shared-data value; `cas` 0 is unconditional. A version mismatch is
 /// `Err(HostError::Status(CAS_MISMATCH))`.
 pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: live slices.
-        let code = unsafe {
-            imports::proxy_set_shared_data(
-                key.as_ptr(),
-                key.len(),
-                value.as_ptr(),
-                value.len(),
-                cas,
-            )
-        };
-        status(code)
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (key, value, cas);
-        Err(HostError::NoHost)
-    }
+    // SAFETY: live slices.
+    let code = unsafe {
+        imports::proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
+    };
+    status(code)
 }
 
 /// Define a metric (0 counter, 1 gauge, 2 histogram); its id.
 pub fn define_metric(kind: u32, name: &str) -> Result<u32, HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let mut id: u32 = 0;
-        // SAFETY: a live slice in, an out-pointer to a local.
-        let code =
-            unsafe { imports::proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) };
-        status(code).map(|()| id)
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (kind, name);
-        Err(HostError::NoHost)
-    }
+    let mut id: u32 = 0;
+    // SAFETY: a live slice in, an out-pointer to a local.
+    let code = unsafe { imports::proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) };
+    status(code).map(|()| id)
 }
 
 pub fn increment_metric(id: u32, delta: i64) -> Result<(), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: no pointers.
-        status(unsafe { imports::proxy_increment_metric(id, delta) })
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (id, delta);
-        Err(HostError::NoHost)
-    }
+    // SAFETY: no pointers.
+    status(unsafe { imports::proxy_increment_metric(id, delta) })
 }
 
 pub fn record_metric(id: u32, value: u64) -> Result<(), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: no pointers.
-        status(unsafe { imports::proxy_record_metric(id, value) })
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (id, value);
-        Err(HostError::NoHost)
-    }
+    // SAFETY: no pointers.
+    status(unsafe { imports::proxy_record_metric(id, value) })
 }
 
 /// The host's wall clock, nanoseconds since the Unix epoch.
 pub fn current_time_nanos() -> Result<u64, HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let mut t: u64 = 0;
-        // SAFETY: an out-pointer to a local.
-        status(unsafe { imports::proxy_get_current_time_nanoseconds(&mut t) }).map(|()| t)
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        Err(HostError::NoHost)
-    }
+    let mut t: u64 = 0;
+    // SAFETY: an out-pointer to a local.
+    status(unsafe { imports::proxy_get_current_time_nanoseconds(&mut t) }).map(|()| t)
 }
 
 /// Write a line to the proxy's log (`level` 0 trace .. 5 critical).
 pub fn log(level: u32, message: &str) -> Result<(), HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        // SAFETY: a live slice.
-        status(unsafe { imports::proxy_log(level, message.as_ptr(), message.len()) })
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let _ = (level, message);
-        Err(HostError::NoHost)
-    }
+    // SAFETY: a live slice.
+    status(unsafe { imports::proxy_log(level, message.as_ptr(), message.len()) })
 }
 
 /// The proxy's log level.
 pub fn log_level() -> Result<proxy_wasm::types::LogLevel, HostError> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        let mut raw: u32 = 0;
-        // SAFETY: an out-pointer to a local u32 (the host writes a 32-bit level).
-        status(unsafe { imports::proxy_get_log_level(&mut raw) })?;
-        Ok(log_level_from(raw))
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        Err(HostError::NoHost)
-    }
+    let mut raw: u32 = 0;
+    // SAFETY: an out-pointer to a local u32 (the host writes a 32-bit level).
+    status(unsafe { imports::proxy_get_log_level(&mut raw) })?;
+    Ok(log_level_from(raw))
 }
 
 /// ABI log level number (0 trace .. 5 critical) to the crate's type; out of range: critical.

@@ -47,13 +47,30 @@ pub fn prop_bool(bytes: &[u8]) -> Option<bool> {
 /// `:path`, `:authority` and `:scheme` carry the request line.
 pub struct RequestView {
     headers: Vec<(String, String)>,
-    /// Shared so a view with edits applied ([`RequestView::with_ops`]) reads the same host.
+    /// What the host said about this request: a view with edits applied keeps it.
+    host: HostFacts,
+    /// What is computed from the headers: a view with edits applied starts afresh.
+    derived: FromHeaders,
+}
+
+/// A view's facts from the host rather than its headers, kept (cloned) by a view with edits
+/// applied ([`RequestView::with_ops`]): a field here is carried over, never recomputed.
+#[derive(Clone)]
+struct HostFacts {
+    /// Shared so a view with edits applied reads the same host.
     props: Rc<dyn PropertySource>,
-    /// Decoded query parameters, parsed on first use.
-    query: OnceCell<Vec<(String, String)>>,
     source: OnceCell<Option<SocketAddr>>,
+}
+
+/// A view's caches of what its headers say, computed on first use and started afresh by a
+/// view with edits applied (the edits may change them, e.g. a rewritten `:path`): a field here
+/// is never carried over.
+#[derive(Default)]
+struct FromHeaders {
+    /// Decoded query parameters.
+    query: OnceCell<Vec<(String, String)>>,
     /// The normalized path when it differs from [`RequestView::path`] (`None`: it is already
-    /// normal), computed on first use and shared by every matcher of every filter.
+    /// normal), shared by every matcher of every filter.
     normalized: OnceCell<Option<String>>,
 }
 
@@ -68,28 +85,31 @@ impl std::fmt::Debug for RequestView {
 impl RequestView {
     /// A view over `headers` (names must already be lowercase) and `props`.
     pub fn new(headers: Vec<(String, String)>, props: Box<dyn PropertySource>) -> Self {
-        Self {
+        Self::from_parts(
             headers,
-            props: Rc::from(props),
-            query: OnceCell::new(),
-            source: OnceCell::new(),
-            normalized: OnceCell::new(),
-        }
+            HostFacts {
+                props: Rc::from(props),
+                source: OnceCell::new(),
+            },
+        )
     }
 
     /// This request as the next filter sees it after `ops` (removals, then sets, then adds, as
     /// the glue applies them): the suite shows each member the request as the members before it
-    /// left it, as separate filters would see it. Properties are shared, not re-read.
+    /// left it, as separate filters would see it. What the host said is kept, not re-read;
+    /// what the headers say is computed again on use.
     pub fn with_ops(&self, ops: &HeaderOps) -> RequestView {
         let mut headers = self.headers.clone();
         apply_ops(&mut headers, ops);
-        RequestView {
+        Self::from_parts(headers, self.host.clone())
+    }
+
+    /// The one constructor: every view starts with nothing computed from its headers.
+    fn from_parts(headers: Vec<(String, String)>, host: HostFacts) -> Self {
+        Self {
             headers,
-            props: Rc::clone(&self.props),
-            query: OnceCell::new(),
-            source: self.source.clone(),
-            // The edits may rewrite `:path`: normalize the new one when asked.
-            normalized: OnceCell::new(),
+            host,
+            derived: FromHeaders::default(),
         }
     }
 
@@ -137,7 +157,8 @@ impl RequestView {
     /// already-normal path costs one scan and no allocation.
     pub fn normalized_path(&self) -> &str {
         let normalized =
-            self.normalized
+            self.derived
+                .normalized
                 .get_or_init(|| match crate::path::normalize(self.path()) {
                     std::borrow::Cow::Borrowed(_) => None,
                     std::borrow::Cow::Owned(s) => Some(s),
@@ -163,7 +184,7 @@ impl RequestView {
 
     /// Decoded query parameters (`+` and percent escapes decoded; invalid UTF-8 replaced).
     pub fn query_params(&self) -> &[(String, String)] {
-        self.query.get_or_init(|| {
+        self.derived.query.get_or_init(|| {
             self.query_string()
                 .map(|q| {
                     form_urlencoded::parse(q.as_bytes())
@@ -201,8 +222,8 @@ impl RequestView {
 
     /// The downstream peer address (`source.address`).
     pub fn source_addr(&self) -> Option<SocketAddr> {
-        *self.source.get_or_init(|| {
-            let text = prop_string(self.props.property(&["source", "address"])?)?;
+        *self.host.source.get_or_init(|| {
+            let text = prop_string(self.host.props.property(&["source", "address"])?)?;
             text.parse::<SocketAddr>()
                 .ok()
                 .or_else(|| text.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0)))
@@ -219,7 +240,7 @@ impl RequestView {
         match self.source_addr() {
             Some(a) if a.port() != 0 => Some(a.port()),
             _ => {
-                let raw = self.props.property(&["source", "port"])?;
+                let raw = self.host.props.property(&["source", "port"])?;
                 prop_i64(&raw).and_then(|p| u16::try_from(p).ok())
             }
         }
@@ -247,12 +268,12 @@ impl RequestView {
 
     /// Any string property, for what the typed accessors do not cover.
     pub fn string_property(&self, path: &[&str]) -> Option<String> {
-        prop_string(self.props.property(path)?)
+        prop_string(self.host.props.property(path)?)
     }
 
     /// Any raw property.
     pub fn raw_property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        self.props.property(path)
+        self.host.props.property(path)
     }
 }
 
@@ -474,6 +495,39 @@ mod tests {
             ["x-gone"],
             "x-new never reached the host: nothing to do"
         );
+    }
+
+    #[test]
+    fn a_view_with_edits_keeps_what_the_host_said_and_recomputes_what_the_headers_say() {
+        use super::{PropertySource, RequestView};
+        use crate::filter::HeaderOps;
+        use std::cell::Cell;
+        use std::rc::Rc;
+        struct Counting(Rc<Cell<u32>>);
+        impl PropertySource for Counting {
+            fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+                self.0.set(self.0.get() + 1);
+                (path == ["source", "address"]).then(|| b"10.0.0.1:5000".to_vec())
+            }
+        }
+        let reads = Rc::new(Cell::new(0));
+        let req = RequestView::new(
+            vec![(":path".into(), "/a/../b?k=1".into())],
+            Box::new(Counting(Rc::clone(&reads))),
+        );
+        let source = req.source_addr();
+        assert_eq!(source, Some("10.0.0.1:5000".parse().unwrap()));
+        assert_eq!(req.normalized_path(), "/b");
+        assert_eq!(req.query_values("k").collect::<Vec<_>>(), ["1"]);
+        assert_eq!(reads.get(), 1);
+
+        let mut ops = HeaderOps::default();
+        ops.set(":path", "/c/./d?k=2");
+        let next = req.with_ops(&ops);
+        assert_eq!(next.normalized_path(), "/c/d");
+        assert_eq!(next.query_values("k").collect::<Vec<_>>(), ["2"]);
+        assert_eq!(next.source_addr(), source);
+        assert_eq!(reads.get(), 1, "the source address is kept, not read again");
     }
 
     #[test]

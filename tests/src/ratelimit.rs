@@ -28,87 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The protocol's messages (prost derive, from `rls.proto` and its imports; only the fields
-/// this service reads or writes).
-pub mod proto {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct RateLimitRequest {
-        #[prost(string, tag = "1")]
-        pub domain: String,
-        #[prost(message, repeated, tag = "2")]
-        pub descriptors: Vec<RateLimitDescriptor>,
-        #[prost(uint32, tag = "3")]
-        pub hits_addend: u32,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct RateLimitDescriptor {
-        #[prost(message, repeated, tag = "1")]
-        pub entries: Vec<Entry>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Entry {
-        #[prost(string, tag = "1")]
-        pub key: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct RateLimitResponse {
-        /// `Code`: 0 unknown, 1 OK, 2 OVER_LIMIT.
-        #[prost(int32, tag = "1")]
-        pub overall_code: i32,
-        #[prost(message, repeated, tag = "2")]
-        pub statuses: Vec<DescriptorStatus>,
-        #[prost(message, repeated, tag = "3")]
-        pub response_headers_to_add: Vec<HeaderValue>,
-        #[prost(message, repeated, tag = "4")]
-        pub request_headers_to_add: Vec<HeaderValue>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct DescriptorStatus {
-        #[prost(int32, tag = "1")]
-        pub code: i32,
-        #[prost(message, optional, tag = "2")]
-        pub current_limit: Option<RateLimit>,
-        #[prost(uint32, tag = "3")]
-        pub limit_remaining: u32,
-        #[prost(message, optional, tag = "4")]
-        pub duration_until_reset: Option<Duration>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct RateLimit {
-        #[prost(uint32, tag = "1")]
-        pub requests_per_unit: u32,
-        #[prost(int32, tag = "2")]
-        pub unit: i32,
-        #[prost(string, tag = "3")]
-        pub name: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Duration {
-        #[prost(int64, tag = "1")]
-        pub seconds: i64,
-        #[prost(int32, tag = "2")]
-        pub nanos: i32,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct HeaderValue {
-        #[prost(string, tag = "1")]
-        pub key: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    pub const OK: i32 = 1;
-    pub const OVER_LIMIT: i32 = 2;
-}
+/// The protocol's messages (prost derive, from `rls.proto` and its imports; declared once in
+/// `test-support`, shared with policy's codec tests).
+pub use test_support::rls as proto;
 
 /// One domain's limits, in envoyproxy/ratelimit's configuration format.
 #[derive(Debug, Clone, Deserialize)]
@@ -289,6 +211,7 @@ impl Limiter {
                 response_headers_to_add.push(proto::HeaderValue {
                     key: k.into(),
                     value: v,
+                    ..Default::default()
                 });
             }
         }

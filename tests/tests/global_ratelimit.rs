@@ -7,6 +7,8 @@
 //!   (failure mode), and the counts start again from zero when it is back.
 //! * Differential: Envoy's native `envoy.filters.http.ratelimit` with the same descriptors
 //!   against the same service limits exactly the same requests.
+//! * `local_first`: a local bucket refuses before the call (no callout for what it refuses),
+//!   and the service still limits what the bucket admits.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -36,6 +38,14 @@ fn service(domains: Vec<Value>) -> (RedisServer, RateLimitServer) {
     let rls =
         RateLimitServer::start(domains.into_iter().map(domain).collect(), redis.addr()).unwrap();
     (redis, rls)
+}
+
+/// Redis and the service, with `per_minute` requests a minute on descriptor
+/// `generic_key=api` of domain `edge`.
+fn api_service(per_minute: usize) -> (RedisServer, RateLimitServer) {
+    service(vec![json!({"domain": "edge", "descriptors": [
+        {"key": "generic_key", "value": "api",
+         "rate_limit": {"unit": "minute", "requests_per_unit": per_minute}}]})])
 }
 
 /// An Envoy (`workers` threads) with the policy filter configured by `policy` in front of
@@ -96,9 +106,7 @@ fn count(statuses: &[u16], status: u16) -> usize {
 #[test]
 fn two_envoys_share_one_global_limit_where_local_limits_admit_twice() {
     const R: usize = 40;
-    let (_redis, rls) = service(vec![json!({"domain": "edge", "descriptors": [
-        {"key": "generic_key", "value": "api",
-         "rate_limit": {"unit": "minute", "requests_per_unit": R}}]})]);
+    let (_redis, rls) = api_service(R);
     let echo = EchoServer::start("echo").unwrap();
     // Deny on failure: a request the service did not count must not pass as admitted.
     let global = global_policy(
@@ -358,5 +366,57 @@ fn bad_global_settings_are_refused_at_startup_naming_the_field() {
     assert!(
         log.contains("rules[0].rate_limit.global.cluster"),
         "the error names the field: {log}"
+    );
+}
+
+#[test]
+fn a_local_first_bucket_refuses_before_the_call_and_the_service_still_limits_what_it_admits() {
+    // The service admits 3 a minute; the local bucket (shared by both workers) 5 an hour. Of 40
+    // concurrent requests, 5 pass the bucket and reach the service, which admits 3 and refuses
+    // 2; the other 35 are refused by the bucket without a call.
+    const SERVICE: usize = 3;
+    const LOCAL: usize = 5;
+    let (_redis, rls) = api_service(SERVICE);
+    let echo = EchoServer::start("echo").unwrap();
+    let policy = global_policy(
+        json!({"cluster": "ratelimit", "domain": "edge", "timeout": "5s", "failure_mode": "deny",
+               "entries": [{"key": "generic_key", "value": "api"}],
+               "local_first": {"max_tokens": LOCAL, "fill_interval": "1h"}}),
+        json!([]),
+    );
+    let envoy = envoy_with_policy(&echo, &rls, &policy, 2);
+    wait_for_fresh_minute(Duration::from_secs(30));
+    let statuses = flood(&[&envoy], 4, 10, "/api/x");
+    assert_eq!(statuses.len(), 40);
+    assert_eq!(count(&statuses, 200), SERVICE, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 40 - SERVICE, "{statuses:?}");
+    assert_eq!(
+        rls.stats().answered.load(Ordering::Relaxed),
+        LOCAL as u64,
+        "only what the bucket admitted reached the service"
+    );
+    assert_eq!(stat(&envoy, "ratelimit_global_ok"), SERVICE as u64);
+    assert_eq!(
+        stat(&envoy, "ratelimit_global_over_limit"),
+        (LOCAL - SERVICE) as u64
+    );
+    assert_eq!(
+        stat(&envoy, "ratelimit_global_local_first_limited"),
+        (40 - LOCAL) as u64
+    );
+    assert_eq!(stat(&envoy, "ratelimit_global_error"), 0);
+    assert_eq!(
+        stat(&envoy, "ratelimit_store_errors"),
+        0,
+        "every take was decided"
+    );
+    // A bucket refusal is the rule's 429, and still makes no call.
+    let r = Client::new().get(&envoy.url("/api/x")).unwrap();
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["error"], "rate_limited");
+    assert_eq!(rls.stats().answered.load(Ordering::Relaxed), LOCAL as u64);
+    assert_eq!(
+        stat(&envoy, "ratelimit_global_local_first_limited"),
+        (40 - LOCAL) as u64 + 1
     );
 }

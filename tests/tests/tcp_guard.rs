@@ -12,8 +12,8 @@ use envoy_harness::{modules, Envoy, EnvoyConfig, TcpEchoServer};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::{IpAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::tls::client_hello;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -90,23 +90,8 @@ fn reached(name: &str, bytes: &[u8]) -> Seen {
     }
 }
 
-/// The first flight of a real TLS client (rustls) for `sni`.
-fn client_hello(sni: &str) -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut out).unwrap();
-    }
-    out
-}
+/// What the TLS clients here offer.
+const ALPN: &[&str] = &["h2", "http/1.1"];
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
@@ -168,18 +153,18 @@ fn tls_client_hello_routes_by_sni_whole_or_byte_by_byte() {
     let up = Upstreams::start();
     let envoy = start(&up, TLS_ONLY_ROUTING, 1);
 
-    let hello_a = client_hello("a.example.com");
+    let hello_a = client_hello("a.example.com", ALPN);
     assert_eq!(
         exchange(&envoy, "127.0.0.1", &hello_a),
         reached("a", &hello_a)
     );
-    let hello_b = client_hello("x.b.example.com");
+    let hello_b = client_hello("x.b.example.com", ALPN);
     assert_eq!(
         exchange(&envoy, "127.0.0.1", &hello_b),
         reached("b", &hello_b)
     );
     // Allowed by sni.allow but no route: tcp_proxy's own cluster.
-    let hello_c = client_hello("c.example.com");
+    let hello_c = client_hello("c.example.com", ALPN);
     assert_eq!(
         exchange(&envoy, "127.0.0.1", &hello_c),
         reached("default", &hello_c)
@@ -194,7 +179,7 @@ fn tls_client_hello_routes_by_sni_whole_or_byte_by_byte() {
             .sum()
     };
     let before = (up.accepted(), upstream_cx(&envoy));
-    let hello = client_hello("b.example.com");
+    let hello = client_hello("b.example.com", ALPN);
     let mut s = connect_from(ip("127.0.0.4"), envoy.listener("tcp")).unwrap();
     for byte in &hello[..hello.len() - 1] {
         s.write_all(std::slice::from_ref(byte)).unwrap();
@@ -221,7 +206,7 @@ fn tls_client_hello_routes_by_sni_whole_or_byte_by_byte() {
     // SNI outside the allow list: closed, counted, upstream untouched.
     let accepted = up.accepted();
     assert_eq!(
-        exchange(&envoy, "127.0.0.1", &client_hello("evil.test")),
+        exchange(&envoy, "127.0.0.1", &client_hello("evil.test", ALPN)),
         Seen::Closed
     );
     assert_eq!(stat(&envoy, "sni_denied_total"), 1);
@@ -247,7 +232,7 @@ fn http_ssh_and_malformed_tls_to_a_tls_only_listener_are_closed_and_counted() {
     assert_eq!(exchange(&envoy, "127.0.0.1", &bogus), Seen::Closed);
     // A real ClientHello with its version field corrupted (record header 5 bytes, handshake
     // header 4, then the version).
-    let mut corrupt = client_hello("a.example.com");
+    let mut corrupt = client_hello("a.example.com", ALPN);
     corrupt[9] = 0x09;
     assert_eq!(exchange(&envoy, "127.0.0.1", &corrupt), Seen::Closed);
 
@@ -264,7 +249,7 @@ fn http_ssh_and_malformed_tls_to_a_tls_only_listener_are_closed_and_counted() {
     assert_eq!(up.accepted(), 0, "nothing reached an upstream");
     assert!(envoy.wait_for_log("protocol http1 is not in inspect.protocols", WAIT));
     // Still serving.
-    let hello = client_hello("a.example.com");
+    let hello = client_hello("a.example.com", ALPN);
     assert_eq!(exchange(&envoy, "127.0.0.1", &hello), reached("a", &hello));
 }
 

@@ -3,7 +3,13 @@
 //! it) must not link `proxy-wasm`; only the entry-point side (`export`, which turns on
 //! `sdk-ext/glue`) may. Checked with `cargo tree` for every filter crate, both ways, so the check
 //! cannot pass vacuously: the export build must show `proxy-wasm`, the logic build must not.
-//! `sdk-ext` itself is also compiled once without `glue`, so its logic cannot refer to the glue.
+//!
+//! The graph keeps `proxy-wasm` out, but only a compile shows that the logic's *code* does not
+//! name a glue-only item (`sdk_ext::abi`, `sdk_ext::proxy`, ...): the workspace build unifies
+//! features, so every other build of a filter's logic (tests, the suite's module) sees
+//! `sdk-ext/glue` switched on by some other crate. So `sdk-ext` and every filter's logic build
+//! are also compiled (`cargo check --no-default-features`, the selected packages alone), natively
+//! and for the wasm target (code under `cfg(target_arch = "wasm32")` is only compiled there).
 
 use crate::build::filter_names;
 use crate::{cargo, run_cmd};
@@ -70,7 +76,36 @@ pub fn check() -> Result<()> {
         "    no filter's logic build links {ABI_CRATE}; every module build does ({} filters)",
         filter_names()?.len()
     );
-    // sdk-ext's logic layer compiles without the glue (the workspace build unifies features,
-    // so nothing else compiles it this way).
-    run_cmd(cargo().args(["check", "--quiet", "-p", "sdk-ext", "--lib"]))
+    let filters = filter_names()?;
+    let packages: Vec<&str> = std::iter::once("sdk-ext")
+        .chain(filters.iter().map(String::as_str))
+        .flat_map(|p| ["-p", p])
+        .collect();
+    for target in [None, Some(envoy_harness::modules::WASM_TARGET)] {
+        let mut cmd = logic_check(&packages);
+        if let Some(t) = target {
+            cmd.args(["--target", t]);
+        }
+        run_cmd(&mut cmd).with_context(|| {
+            format!(
+                "a logic build (no `export`, so no `sdk-ext/glue`) does not compile{}: logic \
+                 code must not name glue-only items",
+                target.map(|t| format!(" for {t}")).unwrap_or_default()
+            )
+        })?;
+    }
+    println!(
+        "    sdk-ext and every filter's logic build compile without the glue (native and {})",
+        envoy_harness::modules::WASM_TARGET
+    );
+    Ok(())
+}
+
+/// `cargo check` of the libraries of `packages` (`-p NAME` pairs) without default features:
+/// only those packages are selected, so no other crate turns `sdk-ext/glue` on.
+fn logic_check(packages: &[&str]) -> std::process::Command {
+    let mut cmd = cargo();
+    cmd.args(["check", "--quiet", "--lib", "--no-default-features"])
+        .args(packages);
+    cmd
 }

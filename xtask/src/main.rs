@@ -90,7 +90,8 @@ const HELP: &str = "usage: cargo xtask <command>
   test [--no-lint]    cargo fmt --check, clippy -D warnings, the ABI boundary, then every test
                       (native and real Envoy)
   boundary            no filter's logic build (without `export`) links proxy-wasm; every module
-                      build does (cargo tree per filter); sdk-ext builds without its `glue`
+                      build does (cargo tree per filter); sdk-ext and every logic build compile
+                      without `glue` (native and wasm32)
   new-filter NAME     a new filter from filters/example with its whole kit: crate (README included),
                       istio/base WasmPlugin, a patch in every overlay, tests/tests/NAME.rs
   corpus [--engine threat-score|modsecurity] [--crs-force-urlencoded] [--paranoia N] [--report OUT.json] FILE.jsonl...
@@ -151,7 +152,9 @@ fn test(args: &[String]) -> Result<()> {
             "warnings",
         ]))?;
     }
-    println!("==> ABI boundary: no filter's logic build links proxy-wasm (cargo tree per filter)");
+    println!(
+        "==> ABI boundary: no filter's logic build links proxy-wasm or compiles against the glue"
+    );
     boundary::check()?;
     let envoy = envoy_harness::locate::envoy()?;
     println!("==> using {}", envoy.describe());

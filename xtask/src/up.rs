@@ -48,9 +48,13 @@ pub struct UpOptions {
     pub tcp_gateway_port: u16,
     pub concurrency: Option<u32>,
     pub xff_trusted_hops: u32,
+    /// `--global-ratelimit`: the global rate-limit demo instead (`up_global`).
+    pub global_ratelimit: bool,
+    /// The options given, in order (`up_global` refuses those it does not take).
+    pub given: Vec<String>,
 }
 
-const USAGE: &str = "usage: cargo xtask up [--port P] [--admin-port P] [--tcp-port P] [--plugins DIR|FILE] [--modules DIR] [--watch] [--poll-ms MS] [--workload-labels k=v,..] [--http-gateway-port P] [--tcp-gateway-port P] [--concurrency N] [--xff-trusted-hops N]";
+const USAGE: &str = "usage: cargo xtask up [--port P] [--admin-port P] [--tcp-port P] [--plugins DIR|FILE] [--modules DIR] [--watch] [--poll-ms MS] [--workload-labels k=v,..] [--http-gateway-port P] [--tcp-gateway-port P] [--concurrency N] [--xff-trusted-hops N] [--global-ratelimit]";
 
 fn parse(args: &[String]) -> Result<UpOptions> {
     let mut o = UpOptions {
@@ -66,6 +70,8 @@ fn parse(args: &[String]) -> Result<UpOptions> {
         tcp_gateway_port: 31400,
         concurrency: None,
         xff_trusted_hops: 0,
+        global_ratelimit: false,
+        given: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -86,17 +92,19 @@ fn parse(args: &[String]) -> Result<UpOptions> {
             "--tcp-gateway-port" => o.tcp_gateway_port = value()?.parse()?,
             "--concurrency" => o.concurrency = Some(value()?.parse()?),
             "--xff-trusted-hops" => o.xff_trusted_hops = value()?.parse()?,
+            "--global-ratelimit" => o.global_ratelimit = true,
             other => bail!("unknown option `{other}`\n{USAGE}"),
         }
+        o.given.push(a.clone());
     }
     Ok(o)
 }
 
 pub fn up(args: &[String]) -> Result<()> {
-    if args.iter().any(|a| a == "--global-ratelimit") {
-        return crate::up_global::up(args);
-    }
     let o = parse(args)?;
+    if o.global_ratelimit {
+        return crate::up_global::up(&o);
+    }
     if o.modules.is_none() {
         build_and_report(&[])?;
     }
@@ -284,4 +292,43 @@ fn routed_clusters(filters: &[Value]) -> Vec<String> {
         }
     }
     out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_are_parsed_once_for_both_modes() {
+        let o = parse(&args(&[
+            "--global-ratelimit",
+            "--port",
+            "0",
+            "--modules",
+            "m",
+        ]))
+        .unwrap();
+        assert!(o.global_ratelimit);
+        assert_eq!((o.port, o.admin_port), (0, 9901));
+        assert_eq!(o.modules, Some(PathBuf::from("m")));
+        assert_eq!(o.given, ["--global-ratelimit", "--port", "--modules"]);
+        let e = parse(&args(&["--port"])).unwrap_err().to_string();
+        assert!(e.starts_with("--port needs a value"), "{e}");
+        let e = parse(&args(&["--bogus"])).unwrap_err().to_string();
+        assert!(e.starts_with("unknown option `--bogus`"), "{e}");
+    }
+
+    #[test]
+    fn the_global_mode_refuses_options_it_does_not_take() {
+        let o = parse(&args(&["--global-ratelimit", "--watch"])).unwrap();
+        let e = crate::up_global::up(&o).unwrap_err().to_string();
+        assert!(
+            e.starts_with("option `--watch` does not go with --global-ratelimit"),
+            "{e}"
+        );
+    }
 }

@@ -7,11 +7,11 @@
 //! `--modules DIR` (prebuilt modules instead of building).
 
 use crate::build::{build_and_report, modules_dir};
+use crate::up::UpOptions;
 use anyhow::{bail, Context, Result};
 use envoy_harness::ratelimit::{cluster_json, DomainConfig, RateLimitServer};
 use envoy_harness::redis::RedisServer;
 use envoy_harness::{locate, workspace_root, EchoServer, Envoy, EnvoyConfig, FilterEntry};
-use std::path::PathBuf;
 
 const USAGE: &str =
     "usage: cargo xtask up --global-ratelimit [--port P] [--admin-port P] [--modules DIR]";
@@ -30,23 +30,16 @@ pub fn example_policy() -> Result<String> {
     std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
 }
 
-pub fn up(args: &[String]) -> Result<()> {
-    let (mut port, mut admin_port, mut modules) = (10000u16, 9901u16, None::<PathBuf>);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{a} needs a value\n{USAGE}"))
-        };
-        match a.as_str() {
-            "--global-ratelimit" => {}
-            "--port" => port = value()?.parse()?,
-            "--admin-port" => admin_port = value()?.parse()?,
-            "--modules" => modules = Some(PathBuf::from(value()?)),
-            other => bail!("unknown option `{other}` with --global-ratelimit\n{USAGE}"),
-        }
+/// The options of `cargo xtask up` (parsed by `up`'s own parser) this mode takes; any other
+/// is refused.
+const OPTIONS: &[&str] = &["--global-ratelimit", "--port", "--admin-port", "--modules"];
+
+pub fn up(o: &UpOptions) -> Result<()> {
+    if let Some(other) = o.given.iter().find(|g| !OPTIONS.contains(&g.as_str())) {
+        bail!("option `{other}` does not go with --global-ratelimit\n{USAGE}");
     }
-    let module = match modules {
+    let (port, admin_port) = (o.port, o.admin_port);
+    let module = match &o.modules {
         Some(dir) => dir.join("policy.wasm"),
         None => {
             build_and_report(&["policy".to_string()]).map(|_| modules_dir().join("policy.wasm"))?

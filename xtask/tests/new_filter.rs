@@ -13,11 +13,8 @@
 
 mod common;
 use common::*;
-use std::io::BufRead;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const NAME: &str = "hello-kit";
 
@@ -163,37 +160,14 @@ fn new_filter_builds_pins_validates_and_serves_with_no_hand_edit() {
     );
 
     // Serve it as the dev overlay renders it.
-    let mut up = xtask_in(&root, &target);
-    up.args(["up", "--port", "0", "--admin-port", "0", "--plugins"])
-        .arg(&dev_only)
-        .arg("--modules")
-        .arg(&modules)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0);
-    let mut child = up.spawn().unwrap();
-    let group = child.id();
-    let _kill = KillGroup(group);
-    let stdout = child.stdout.take().unwrap();
-    // Drain up's output for as long as it runs (a closed pipe would stop it).
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            println!("up| {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let url = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("up printed no URL in time");
-        if let Some(u) = line.trim().strip_prefix("URL:") {
-            break u.trim().to_string();
-        }
-    };
+    let up = UpProcess::start(
+        xtask_in(&root, &target)
+            .args(["up", "--port", "0", "--admin-port", "0", "--plugins"])
+            .arg(&dev_only)
+            .arg("--modules")
+            .arg(&modules),
+    );
+    let url = up.url();
     let client = envoy_harness::Client::new();
     let r = client.get(&format!("{url}hello")).unwrap();
     assert_eq!(r.status, 200, "{r:?}");
@@ -202,8 +176,7 @@ fn new_filter_builds_pins_validates_and_serves_with_no_hand_edit() {
         .request("GET", &format!("{url}hello"), &[("x-deny", "1")], b"")
         .unwrap();
     assert_eq!(denied.status, 403, "{denied:?}");
-    drop(_kill);
-    let _ = child.wait();
+    drop(up);
 
     // The generated e2e test compiles and passes against the module built above (as
     // `cargo xtask test` runs it: `$FILTER_MODULES_DIR` holds the final modules).
@@ -232,15 +205,4 @@ fn new_filter_builds_pins_validates_and_serves_with_no_hand_edit() {
         "the generated e2e test (cargo test --test hello_kit)",
     );
     assert!(out.contains("test result: ok. 1 passed"), "{out}");
-}
-
-/// Kills a process group this test started, on drop.
-struct KillGroup(u32);
-
-impl Drop for KillGroup {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
-            .status();
-    }
 }

@@ -8,21 +8,6 @@
 mod common;
 use common::*;
 use envoy_harness::Client;
-use std::io::BufRead;
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-/// Kills the process group this test started (xtask up and its Envoy), on drop.
-struct KillGroup(u32);
-
-impl Drop for KillGroup {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
-            .status();
-    }
-}
 
 /// The value of header `name` the echo upstream reports it received.
 fn upstream_header(body: &str, name: &str) -> Option<String> {
@@ -36,9 +21,6 @@ fn upstream_header(body: &str, name: &str) -> Option<String> {
 
 #[test]
 fn the_suite_overlay_renders_and_serves_as_one_filter() {
-    let tmp = tempfile::tempdir().unwrap();
-    let modules = tmp.path().join("modules");
-    std::fs::create_dir_all(&modules).unwrap();
     let docs = kustomize(&workspace().join("istio/overlays/dev-suite"));
     let plugins: Vec<&serde_json::Value> =
         docs.iter().filter(|d| d["kind"] == "WasmPlugin").collect();
@@ -47,51 +29,10 @@ fn the_suite_overlay_renders_and_serves_as_one_filter() {
         plugins[0]["metadata"]["labels"]["app.kubernetes.io/name"],
         "suite"
     );
-    std::fs::copy(
-        envoy_harness::modules::module("suite").unwrap(),
-        modules.join("suite.wasm"),
-    )
-    .unwrap();
-
-    let child_tmp = tmp.path().join("tmp");
-    std::fs::create_dir_all(&child_tmp).unwrap();
-    let mut child = xtask()
-        .env("TMPDIR", &child_tmp)
-        .args(["up", "--port", "0", "--admin-port", "0", "--plugins"])
-        .arg(workspace().join("istio/overlays/dev-suite"))
-        .arg("--modules")
-        .arg(&modules)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let _kill = KillGroup(child.id());
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            println!("up| {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let (mut url, mut admin) = (None, None);
-    while url.is_none() || admin.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("up printed no URL/admin in time");
-        if let Some(u) = line.trim().strip_prefix("URL:") {
-            url = Some(u.trim().to_string());
-        } else if let Some(a) = line.trim().strip_prefix("admin:") {
-            admin = Some(a.trim().trim_end_matches('/').to_string());
-        }
-    }
-    let (url, admin) = (url.unwrap(), admin.unwrap());
+    let dirs = UpDirs::new();
+    dirs.add_module("suite");
+    let up = UpProcess::plugins(&dirs, &workspace().join("istio/overlays/dev-suite"), &[]);
+    let (url, admin) = (up.url(), up.admin());
     let client = Client::new();
 
     // router (a member): the beta cookie tags the request `canary` for the upstream.
@@ -118,11 +59,7 @@ fn the_suite_overlay_renders_and_serves_as_one_filter() {
     assert_eq!(r.status, 200, "dev's threat-score only detects: {r:?}");
 
     // One Wasm filter, the suite, with the overlay's failStrategy.
-    let dump = client
-        .get(&format!("{admin}/config_dump?resource=ecds_filters"))
-        .unwrap()
-        .body;
-    assert!(dump.contains("\"failure_policy\": \"FAIL_OPEN\""), "{dump}");
+    assert_ecds_fail_open(&admin);
     let stats = client.get(&format!("{admin}/stats")).unwrap().body;
     let updates: Vec<&str> = stats
         .lines()
@@ -133,6 +70,4 @@ fn the_suite_overlay_renders_and_serves_as_one_filter() {
         .collect();
     assert_eq!(updates.len(), 1, "one ECDS filter expected:\n{stats}");
     assert!(updates[0].contains("suite"), "{updates:?}");
-    drop(_kill);
-    let _ = child.wait();
 }

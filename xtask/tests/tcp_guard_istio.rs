@@ -12,28 +12,10 @@ use common::*;
 use envoy_harness::tcp::{connect_from, read_reply, Seen};
 use envoy_harness::Client;
 use serde_json::{json, Value};
-use std::ffi::OsStr;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-
-/// The first flight of a real TLS client (rustls) for `sni`.
-fn client_hello(sni: &str) -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut out).unwrap();
-    }
-    out
-}
+use test_support::tls::client_hello;
 
 /// The shipped dev overlay's tcp-guard WasmPlugin (SNI routes added) and, if `early_data`, the
 /// shipped EnvoyFilter, as one YAML file.
@@ -75,33 +57,9 @@ fn manifests(istio: &Path, dir: &Path, early_data: bool) -> std::path::PathBuf {
     path
 }
 
-fn up(tmp: &Path, plugins: &Path, modules: &Path) -> UpProcess {
-    let args: Vec<&OsStr> = vec![
-        OsStr::new("--plugins"),
-        plugins.as_os_str(),
-        OsStr::new("--modules"),
-        modules.as_os_str(),
-        OsStr::new("--port"),
-        OsStr::new("0"),
-        OsStr::new("--admin-port"),
-        OsStr::new("0"),
-        OsStr::new("--tcp-port"),
-        OsStr::new("0"),
-    ];
-    UpProcess::spawn(tmp, &args)
-}
-
-fn addresses(up: &UpProcess) -> (SocketAddr, String) {
-    let tcp = up.wait_line("guard TCP");
-    let tcp = tcp
-        .split_whitespace()
-        .find(|w| w.starts_with("127.0.0.1:"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let admin = up.wait_line("admin:");
-    let admin = admin.split_whitespace().last().unwrap();
-    (tcp, admin.trim_end_matches('/').to_string())
+fn up(dirs: &UpDirs, early_data: bool, istio: &Path) -> UpProcess {
+    let plugins = manifests(istio, dirs.root.path(), early_data);
+    UpProcess::plugins(dirs, &plugins, &["--tcp-port", "0"])
 }
 
 fn send(to: SocketAddr, bytes: &[u8]) -> Seen {
@@ -132,21 +90,16 @@ impl StatLine for str {
 
 #[test]
 fn routes_by_sni_with_the_shipped_envoy_filter_and_fails_closed_without_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let istio = copy_istio(tmp.path());
-    let modules = tmp.path().join("modules");
-    std::fs::create_dir_all(&modules).unwrap();
-    let module = envoy_harness::modules::module("tcp-guard").unwrap();
-    std::fs::copy(&module, modules.join("tcp-guard.wasm")).unwrap();
-    let child_tmp = tmp.path().join("tmp");
-    std::fs::create_dir_all(&child_tmp).unwrap();
+    let dirs = UpDirs::new();
+    let istio = copy_istio(dirs.root.path());
+    dirs.add_module("tcp-guard");
 
     // Istio's listener plus the shipped EnvoyFilter: SNI routes reach their clusters.
-    let with = up(&child_tmp, &manifests(&istio, tmp.path(), true), &modules);
+    let with = up(&dirs, true, &istio);
     with.wait_line("applied EnvoyFilter tcp-guard-early-data configPatches[0]");
-    let (tcp, admin) = addresses(&with);
-    let hello_a = client_hello("a.example.com");
-    let hello_b = client_hello("x.b.example.com");
+    let (tcp, admin) = (with.tcp_addr(), with.admin());
+    let hello_a = client_hello("a.example.com", &[]);
+    let hello_b = client_hello("x.b.example.com", &[]);
     assert_eq!(
         send(tcp, &hello_a),
         Seen::Upstream {
@@ -161,7 +114,7 @@ fn routes_by_sni_with_the_shipped_envoy_filter_and_fails_closed_without_it() {
             echoed: hello_b.clone()
         }
     );
-    assert_eq!(send(tcp, &client_hello("evil.test")), Seen::Closed);
+    assert_eq!(send(tcp, &client_hello("evil.test", &[])), Seen::Closed);
     assert_eq!(stat(&admin, "tcp_guard_routed_svc_a_total"), 1);
     assert_eq!(stat(&admin, "tcp_guard_routed_svc_b_total"), 1);
     assert_eq!(stat(&admin, "tcp_guard_sni_denied_total"), 1);
@@ -170,8 +123,8 @@ fn routes_by_sni_with_the_shipped_envoy_filter_and_fails_closed_without_it() {
 
     // The same WasmPlugin as istiod renders it alone: tcp-guard never sees the ClientHello,
     // and every connection is closed at the timeout and counted as no data.
-    let without = up(&child_tmp, &manifests(&istio, tmp.path(), false), &modules);
-    let (tcp, admin) = addresses(&without);
+    let without = up(&dirs, false, &istio);
+    let (tcp, admin) = (without.tcp_addr(), without.admin());
     assert!(!without.output().contains("applied EnvoyFilter"));
     assert_eq!(send(tcp, &hello_a), Seen::Closed);
     assert_eq!(send(tcp, &hello_b), Seen::Closed);

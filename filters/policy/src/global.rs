@@ -387,4 +387,4 @@ fn limit_headers(statuses: &[proto::DescriptorStatus]) -> Vec<(String, String)> 
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -798,8 +798,8 @@ impl Harness {
 }
 
 fn rls_answer(code: i32) -> Vec<u8> {
-    use global::tests::pb;
     use prost::Message;
+    use test_support::rls as pb;
     pb::RateLimitResponse {
         overall_code: code,
         request_headers_to_add: vec![pb::HeaderValue {
@@ -868,7 +868,7 @@ fn the_consumer_header_goes_upstream_before_the_call() {
         .iter()
         .any(|(n, v)| n == "x-api-consumer" && v == "alice"));
     use prost::Message;
-    let req = global::tests::pb::RateLimitRequest::decode(call.message.as_slice()).unwrap();
+    let req = test_support::rls::RateLimitRequest::decode(call.message.as_slice()).unwrap();
     assert_eq!(req.descriptors[0].entries[0].key, "consumer");
     assert_eq!(req.descriptors[0].entries[0].value, "alice");
 }

@@ -734,8 +734,5 @@ impl NetworkFilter for TcpGuard {
 sdk_ext::export_network_filter!(TcpGuard);
 
 #[cfg(test)]
-mod test_hello;
-
-#[cfg(test)]
 #[path = "lib_tests.rs"]
 mod tests;

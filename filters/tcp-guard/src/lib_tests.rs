@@ -5,8 +5,7 @@ use super::*;
 use sdk_ext::shared::{MemoryStore, Services};
 use sdk_ext::testing::{configure_network, FakeClock, FakeProperties, RecordingSink};
 use std::rc::Rc;
-
-use crate::test_hello as hellos;
+use test_support::tls::client_hello;
 
 struct Harness {
     filter: TcpGuard,
@@ -266,10 +265,7 @@ fn tls_routes_by_most_specific_sni() {
     ] {
         let (mut c, d) = Conn::open(&h, "127.0.0.1:5");
         assert_eq!(d, NetDecision::Pause, "held before any byte");
-        assert_eq!(
-            c.send(&hellos::rustls_hello(sni, &["h2"])),
-            NetDecision::Continue
-        );
+        assert_eq!(c.send(&client_hello(sni, &["h2"])), NetDecision::Continue);
         assert_eq!(c.cluster(), Some(cluster), "{sni}");
     }
     assert_eq!(stat(&h, "routed_upstream_a_total"), 1);
@@ -282,7 +278,7 @@ fn tls_routes_by_most_specific_sni() {
 fn hello_in_one_byte_reads_routes_the_same() {
     let h = harness(ROUTING);
     let (mut c, _) = Conn::open(&h, "127.0.0.1:5");
-    let hello = hellos::rustls_hello("a.example.com", &[]);
+    let hello = client_hello("a.example.com", &[]);
     let mut decision = NetDecision::Pause;
     for (i, b) in hello.iter().enumerate() {
         decision = c.send(std::slice::from_ref(b));
@@ -298,16 +294,10 @@ fn hello_in_one_byte_reads_routes_the_same() {
 fn sni_outside_the_allow_list_or_missing_is_closed() {
     let h = harness(ROUTING);
     let (mut c, _) = Conn::open(&h, "127.0.0.1:5");
-    assert_eq!(
-        c.send(&hellos::rustls_hello("evil.test", &[])),
-        NetDecision::Close
-    );
+    assert_eq!(c.send(&client_hello("evil.test", &[])), NetDecision::Close);
     // An IP-address "server name" makes rustls send no SNI at all.
     let (mut c, _) = Conn::open(&h, "127.0.0.1:5");
-    assert_eq!(
-        c.send(&hellos::rustls_hello("192.0.2.1", &[])),
-        NetDecision::Close
-    );
+    assert_eq!(c.send(&client_hello("192.0.2.1", &[])), NetDecision::Close);
     assert_eq!(stat(&h, "sni_denied_total"), 2);
     assert_eq!(stat(&h, "allowed_total"), 0);
 }
@@ -336,7 +326,7 @@ fn protocol_allow_list_admits_listed_protocols_to_the_default_cluster() {
     assert_eq!(c.cluster(), Some("d"));
     let (mut c, _) = Conn::open(&h, "127.0.0.1:5");
     assert_eq!(
-        c.send(&hellos::rustls_hello("a.example.com", &[])),
+        c.send(&client_hello("a.example.com", &[])),
         NetDecision::Close
     );
 }
@@ -353,7 +343,7 @@ fn malformed_and_oversized_hellos_are_counted_and_closed() {
     // A real hello is bigger than 128 bytes: over the inspection limit.
     let (mut c, _) = Conn::open(&h, "127.0.0.1:5");
     assert_eq!(
-        c.trickle(&hellos::rustls_hello("a.example.com", &[])),
+        c.trickle(&client_hello("a.example.com", &[])),
         NetDecision::Close
     );
     assert_eq!(stat(&h, "inspect_limit_total"), 1);
@@ -380,7 +370,7 @@ fn timeout_classifies_silence_as_other_and_closes_a_partial_hello() {
     assert_eq!(d, NetDecision::Continue);
     // Half a ClientHello, then nothing: closed.
     let (mut partial, _) = Conn::open(&h, "127.0.0.1:5");
-    let hello = hellos::rustls_hello("a.example.com", &[]);
+    let hello = client_hello("a.example.com", &[]);
     assert_eq!(partial.send(&hello[..20]), NetDecision::Pause);
     let d = h
         .filter
@@ -490,9 +480,6 @@ fn metric_names_are_safe_for_any_cluster_name() {
     assert_eq!(metric_safe("outbound|443||a.svc"), "outbound_443__a_svc");
     let h = harness(r#"{"sni": {"routes": {"a.com": "outbound|443||A.svc"}}}"#);
     let (mut c, _) = Conn::open(&h, "127.0.0.1:5");
-    assert_eq!(
-        c.send(&hellos::rustls_hello("a.com", &[])),
-        NetDecision::Continue
-    );
+    assert_eq!(c.send(&client_hello("a.com", &[])), NetDecision::Continue);
     assert_eq!(stat(&h, "routed_outbound_443__a_svc_total"), 1);
 }

@@ -2,7 +2,7 @@
 //! malformed input.
 
 use super::*;
-use crate::test_hello::rustls_hello;
+use test_support::tls::client_hello;
 
 fn ext(kind: u16, data: &[u8]) -> Vec<u8> {
     let mut v = kind.to_be_bytes().to_vec();
@@ -83,7 +83,7 @@ fn parse_bytewise(bytes: &[u8]) -> (Hello, usize) {
 
 #[test]
 fn real_rustls_hello_gives_sni_and_alpn() {
-    let bytes = rustls_hello("a.example.com", &["h2", "http/1.1"]);
+    let bytes = client_hello("a.example.com", &["h2", "http/1.1"]);
     let want = ClientHello {
         sni: Some("a.example.com".into()),
         alpn: vec!["h2".into(), "http/1.1".into()],
@@ -101,7 +101,7 @@ fn real_rustls_hello_gives_sni_and_alpn() {
 
 #[test]
 fn every_prefix_of_a_real_hello_needs_more_never_fails() {
-    let bytes = rustls_hello("b.example.com", &[]);
+    let bytes = client_hello("b.example.com", &[]);
     for end in 0..bytes.len() {
         match parse_client_hello(&bytes[..end]) {
             Hello::NeedMore(n) => assert!(n > end && n <= bytes.len(), "{end}: {n}"),
@@ -220,7 +220,7 @@ fn unknown_name_types_are_skipped() {
 #[test]
 fn arbitrary_bytes_never_panic() {
     // A cheap deterministic fuzz: mutate a real hello at every position.
-    let base = rustls_hello("fuzz.example.com", &["h2"]);
+    let base = client_hello("fuzz.example.com", &["h2"]);
     for i in 0..base.len() {
         for v in [0u8, 1, 0x7f, 0xff] {
             let mut b = base.clone();

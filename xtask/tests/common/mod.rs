@@ -1,4 +1,5 @@
-//! Shared by the xtask end-to-end tests: run the `xtask` binary, copy the manifests tree.
+//! Shared by the xtask end-to-end tests: run the `xtask` binary, copy the manifests tree, run
+//! `xtask up` (its own process group, output drained and searched, killed on drop).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -98,22 +99,73 @@ pub fn kustomize(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Envoy's ECDS filters (admin `config_dump`) run with `failure_policy: FAIL_OPEN`.
+pub fn assert_ecds_fail_open(admin: &str) {
+    let dump = envoy_harness::Client::new()
+        .get(&format!("{admin}/config_dump?resource=ecds_filters"))
+        .unwrap()
+        .body;
+    assert!(dump.contains("\"failure_policy\": \"FAIL_OPEN\""), "{dump}");
+}
+
+/// A test's directories for `xtask up --plugins`: `modules/`, the modules it serves, and `tmp/`,
+/// the temporary files of xtask and its Envoy (inside the test's own directory, even though the
+/// process group is killed without a chance to clean up). Removed on drop.
+pub struct UpDirs {
+    pub root: tempfile::TempDir,
+    pub modules: PathBuf,
+    pub tmp: PathBuf,
+}
+
+impl UpDirs {
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let (modules, tmp) = (root.path().join("modules"), root.path().join("tmp"));
+        std::fs::create_dir_all(&modules).unwrap();
+        std::fs::create_dir_all(&tmp).unwrap();
+        Self { root, modules, tmp }
+    }
+
+    /// Put filter `name`'s module (`envoy_harness::modules`) in `modules/`.
+    pub fn add_module(&self, name: &str) {
+        let module = envoy_harness::modules::module(name).unwrap();
+        std::fs::copy(module, self.modules.join(format!("{name}.wasm"))).unwrap();
+    }
+}
+
 /// A running `xtask up`, in its own process group (it starts Envoy), killed as a group on drop;
-/// its stdout lines are collected.
+/// its stdout is drained for as long as it runs (a closed pipe would stop it) and its lines are
+/// collected.
 pub struct UpProcess {
     child: std::process::Child,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
+/// How long `up` may take to print a line waited for (Envoy start on a loaded machine).
+const UP_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+
 impl UpProcess {
-    /// `xtask up ARGS` with temporary files under `tmp`.
-    pub fn spawn(tmp: &Path, args: &[&std::ffi::OsStr]) -> Self {
+    /// `xtask up --plugins PLUGINS` serving `dirs`' modules on free ports (`--port 0
+    /// --admin-port 0`), then `extra` options.
+    pub fn plugins(dirs: &UpDirs, plugins: &Path, extra: &[&str]) -> Self {
+        Self::start(
+            xtask()
+                .env("TMPDIR", &dirs.tmp)
+                .arg("up")
+                .arg("--plugins")
+                .arg(plugins)
+                .arg("--modules")
+                .arg(&dirs.modules)
+                .args(["--port", "0", "--admin-port", "0"])
+                .args(extra),
+        )
+    }
+
+    /// Start `cmd` (an `xtask up` command line, e.g. from another workspace).
+    pub fn start(cmd: &mut Command) -> Self {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
-        let mut child = xtask()
-            .env("TMPDIR", tmp)
-            .arg("up")
-            .args(args)
+        let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .process_group(0)
@@ -134,15 +186,22 @@ impl UpProcess {
         Self { child, lines }
     }
 
-    /// The first output line containing `needle` (waits up to 120 s).
+    /// The first output line containing `needle`.
     pub fn wait_line(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        self.wait_line_from(needle, 0)
+    }
+
+    /// The first output line containing `needle` from line `from` on (see
+    /// [`UpProcess::line_count`]).
+    pub fn wait_line_from(&self, needle: &str, from: usize) -> String {
+        let deadline = std::time::Instant::now() + UP_WAIT;
         loop {
             if let Some(l) = self
                 .lines
                 .lock()
                 .unwrap()
                 .iter()
+                .skip(from)
                 .find(|l| l.contains(needle))
             {
                 return l.clone();
@@ -150,15 +209,49 @@ impl UpProcess {
             assert!(
                 std::time::Instant::now() < deadline,
                 "no `{needle}` in output:\n{}",
-                self.lines.lock().unwrap().join("\n")
+                self.output()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
 
+    /// How many lines `up` has printed so far.
+    pub fn line_count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    /// The HTTP listener's URL (`URL: http://127.0.0.1:P/`, with its slash).
+    pub fn url(&self) -> String {
+        last_word(&self.wait_line("URL:"))
+    }
+
+    /// The admin URL, without the trailing slash.
+    pub fn admin(&self) -> String {
+        last_word(&self.wait_line("admin:"))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The guarded TCP listener's address (the `guard TCP` line).
+    pub fn tcp_addr(&self) -> std::net::SocketAddr {
+        self.wait_line("guard TCP")
+            .split_whitespace()
+            .find(|w| w.starts_with("127.0.0.1:"))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     pub fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
+}
+
+fn last_word(line: &str) -> String {
+    line.split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl Drop for UpProcess {

@@ -1,9 +1,12 @@
-//! Test support: real ClientHellos.
+//! Real ClientHellos.
 
 use std::sync::Arc;
 
-/// The first flight of a real TLS client (rustls, ring provider) for `sni` offering `alpn`.
-pub fn rustls_hello(sni: &str, alpn: &[&str]) -> Vec<u8> {
+/// The first flight of a real TLS client (rustls, ring provider) for `sni` offering `alpn`
+/// (none when empty): with post-quantum key shares, GREASE and whatever else rustls sends.
+///
+/// Panics when `sni` is not a valid server name (test code).
+pub fn client_hello(sni: &str, alpn: &[&str]) -> Vec<u8> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
