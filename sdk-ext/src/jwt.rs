@@ -17,11 +17,10 @@
 //! only when a valid token is present, so the edge must remove client copies of it (or require
 //! a token) before this filter can trust it.
 
-use crate::config::{header_name, ConfigError};
+use crate::config::{header_name, ConfigError, FromJson, Node};
 use crate::matcher::{StringMatchSpec, StringMatcher};
 use crate::view::RequestView;
 use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// Upper bound on the encoded payload we decode (a hostile header cannot make us parse MiBs).
@@ -42,19 +41,26 @@ pub const DEFAULT_METADATA_KEY: &str = "payload";
 /// {"metadata_key": "payload"}              // the provider's payload_in_metadata
 /// {"payload_header": "x-jwt-payload"}          // opt-in, payload form only
 /// ```
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JwtSourceSpec {
     /// The provider's `payload_in_metadata` key. Default `payload` (what Istio sets).
-    #[serde(default)]
     pub metadata_key: Option<String>,
     /// The metadata namespace. Default `envoy.filters.http.jwt_authn`.
-    #[serde(default)]
     pub metadata_namespace: Option<String>,
     /// Read the payload from this header instead of metadata (explicit opt-in; payload form
     /// only, never a compact JWT).
-    #[serde(default)]
     pub payload_header: Option<String>,
+}
+
+impl FromJson for JwtSourceSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["metadata_key", "metadata_namespace", "payload_header"])?;
+        Ok(Self {
+            metadata_key: o.opt("metadata_key")?,
+            metadata_namespace: o.opt("metadata_namespace")?,
+            payload_header: o.opt("payload_header")?,
+        })
+    }
 }
 
 /// A compiled [`JwtSourceSpec`].
@@ -211,14 +217,22 @@ impl Claims {
 /// Match a claim: `{"claim": "sub", "value": {"exact": "alice"}}`; without `value` the claim
 /// only has to be present. For list claims (`aud` arrays, `scope`), any member may match:
 /// `{"claim": "scope", "value": {"exact": "admin"}}` is scope membership.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimMatchSpec {
     pub claim: String,
-    #[serde(default)]
     pub value: Option<StringMatchSpec>,
-    #[serde(default)]
     pub invert: bool,
+}
+
+impl FromJson for ClaimMatchSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let (claim, value, invert) = crate::matcher::named_match(node, "claim")?;
+        Ok(Self {
+            claim,
+            value,
+            invert,
+        })
+    }
 }
 
 /// A compiled [`ClaimMatchSpec`].
@@ -450,7 +464,7 @@ mod tests {
     }
 
     fn m(json: &str) -> ClaimMatcher {
-        serde_json::from_str::<ClaimMatchSpec>(json)
+        crate::config::from_str::<ClaimMatchSpec>(json)
             .unwrap()
             .compile()
             .unwrap()
@@ -475,7 +489,7 @@ mod tests {
 
     #[test]
     fn source_defaults_to_jwt_authn_metadata_and_header_is_opt_in() {
-        let src = |j: &str| serde_json::from_str::<JwtSourceSpec>(j).unwrap().compile();
+        let src = |j: &str| crate::config::from_str::<JwtSourceSpec>(j).unwrap().compile();
         assert_eq!(src("{}").unwrap(), ClaimSource::default());
         assert_eq!(
             src(r#"{"metadata_key": "https://idp"}"#).unwrap(),
@@ -565,13 +579,13 @@ mod tests {
 
     #[test]
     fn spec_errors_name_fields() {
-        let e = serde_json::from_str::<ClaimMatchSpec>(r#"{"claim": ""}"#)
+        let e = crate::config::from_str::<ClaimMatchSpec>(r#"{"claim": ""}"#)
             .unwrap()
             .compile()
             .unwrap_err();
         assert_eq!(e.path, "claim");
         let e =
-            serde_json::from_str::<ClaimMatchSpec>(r#"{"claim": "s", "value": {"regex": "("}}"#)
+            crate::config::from_str::<ClaimMatchSpec>(r#"{"claim": "s", "value": {"regex": "("}}"#)
                 .unwrap()
                 .compile()
                 .unwrap_err();
