@@ -157,11 +157,15 @@ impl<'a> Node<'a> {
     }
 
     /// An error about this value.
+    // The helpers marked `inline(never)` run for every member read: one copy each, not one
+    // inlined into every `from_json` (module size; configure time only).
+    #[inline(never)]
     pub fn error(&self, reason: impl fmt::Display) -> ConfigError {
         ConfigError::new(self.path(), reason)
     }
 
     /// `invalid type: <what this is>, expected <expected>`.
+    #[inline(never)]
     pub fn invalid_type(&self, expected: &str) -> ConfigError {
         self.error(format!(
             "invalid type: {}, expected {expected}",
@@ -169,6 +173,7 @@ impl<'a> Node<'a> {
         ))
     }
 
+    #[inline(never)]
     fn member(&self, key: &str, value: &'a Json) -> Node<'a> {
         Node {
             value,
@@ -176,6 +181,7 @@ impl<'a> Node<'a> {
         }
     }
 
+    #[inline(never)]
     fn index(&self, i: usize, value: &'a Json) -> Node<'a> {
         Node {
             value,
@@ -187,6 +193,7 @@ impl<'a> Node<'a> {
         matches!(self.value, Json::Null)
     }
 
+    #[inline(never)]
     pub fn str(&self) -> Result<&'a str, ConfigError> {
         match self.value {
             Json::String(s) => Ok(s),
@@ -202,6 +209,7 @@ impl<'a> Node<'a> {
     }
 
     /// A non-negative integer up to `max`; `ty` names the type in errors (`u16`).
+    #[inline(never)]
     pub fn uint(&self, max: u64, ty: &str) -> Result<u64, ConfigError> {
         let Json::Number(text) = self.value else {
             return Err(self.invalid_type(ty));
@@ -339,6 +347,7 @@ impl<'a> Object<'a> {
     }
 
     /// Member `key`, `null` included; `None` when absent.
+    #[inline(never)]
     pub fn get(&self, key: &str) -> Option<Node<'a>> {
         self.members
             .iter()

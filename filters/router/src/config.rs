@@ -67,8 +67,9 @@ pub struct RuleSpec {
 #[derive(Debug, Clone)]
 pub struct WeightSpec {
     pub tag: String,
-    /// 0 to 100, at most two decimals.
-    pub percent: f64,
+    /// 0 to 100, at most two decimals: the JSON number as written (read exactly, no
+    /// floating point: `33.33` is 3333 of 10000 buckets, never 3332.9999).
+    pub percent: String,
 }
 
 /// Where a split key comes from: `{"header": "x-user-id"}`, `{"cookie": "uid"}`,
@@ -161,7 +162,13 @@ impl FromJson for WeightSpec {
         let o = node.object(&["tag", "percent"])?;
         Ok(Self {
             tag: o.req("tag")?,
-            percent: o.req("percent")?,
+            percent: match o.get("percent") {
+                None => return Err(o.error("missing field `percent`")),
+                Some(n) => match n.json() {
+                    sdk_ext::config::Json::Number(text) => text.clone(),
+                    _ => return Err(n.invalid_type("a number")),
+                },
+            },
         })
     }
 }
@@ -485,7 +492,6 @@ fn compile_split(
     }
     let mut ranges = Vec::with_capacity(weights.len());
     let mut end = 0u32;
-    let mut sum = 0.0f64;
     for (j, w) in weights.iter().enumerate() {
         let wat = format!("{at}.weights[{j}]");
         let dest = tags.intern(&format!("{wat}.tag"), &w.tag)?;
@@ -496,12 +502,13 @@ fn compile_split(
             ));
         }
         let bp =
-            basis_points(w.percent).map_err(|r| ConfigError::new(format!("{wat}.percent"), r))?;
+            basis_points(&w.percent).map_err(|r| ConfigError::new(format!("{wat}.percent"), r))?;
         end += bp;
-        sum += w.percent;
         ranges.push((end, dest));
     }
     if end != hash::BUCKETS {
+        let sum = format!("{}.{:02}", end / 100, end % 100);
+        let sum = sum.trim_end_matches('0').trim_end_matches('.');
         return Err(ConfigError::new(
             format!("{at}.weights"),
             format!("percentages add up to {sum}, they must add up to 100"),
@@ -557,21 +564,52 @@ fn compile_split(
     })
 }
 
-/// A percentage as basis points of [`hash::BUCKETS`].
-fn basis_points(percent: f64) -> Result<u32, String> {
-    if !percent.is_finite() || !(0.0..=100.0).contains(&percent) {
-        return Err(format!("{percent} is not between 0 and 100"));
+/// A percentage (a JSON number's text: `-?int(.frac)?([eE][+-]?exp)?`, checked by the parser)
+/// as basis points of [`hash::BUCKETS`], exactly: decimal digits shifted, no floating point.
+fn basis_points(text: &str) -> Result<u32, String> {
+    let range = || format!("{text} is not between 0 and 100");
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().map_err(|_| range())?),
+        None => (text, 0),
+    };
+    let negative = mantissa.starts_with('-');
+    let unsigned = mantissa.trim_start_matches('-');
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let all = format!("{int}{frac}");
+    let digits = all.trim_start_matches('0');
+    if digits.is_empty() {
+        return Ok(0);
     }
-    let scaled = percent * 100.0;
-    let rounded = scaled.round();
-    if (scaled - rounded).abs() > 1e-6 {
-        return Err(format!(
-            "{percent} has more than two decimals (splits resolve to 0.01 %)"
-        ));
+    if negative {
+        return Err(range());
     }
-    // 0 <= rounded <= 10_000, so the cast is exact.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(rounded as u32)
+    // value = digits x 10^(exp - frac.len()); basis points = value x 100.
+    let frac_len = i64::try_from(frac.len()).unwrap_or(i64::MAX);
+    let shift = exp.saturating_sub(frac_len).saturating_add(2);
+    let len = i64::try_from(digits.len()).unwrap_or(i64::MAX);
+    let bp: u64 = if shift >= 0 {
+        if len.saturating_add(shift) > 6 {
+            return Err(range());
+        }
+        let n: u64 = digits.parse().map_err(|_| range())?;
+        n * 10u64.pow(u32::try_from(shift).unwrap_or(0))
+    } else {
+        let cut = usize::try_from(shift.unsigned_abs()).unwrap_or(usize::MAX);
+        let keep = digits.len().saturating_sub(cut);
+        if digits[keep..].bytes().any(|b| b != b'0') {
+            return Err(format!(
+                "{text} has more than two decimals (splits resolve to 0.01 %)"
+            ));
+        }
+        if keep > 6 {
+            return Err(range());
+        }
+        digits[..keep].parse().unwrap_or(0)
+    };
+    if bp > u64::from(hash::BUCKETS) {
+        return Err(range());
+    }
+    u32::try_from(bp).map_err(|_| range())
 }
 
 fn compile_edits(
@@ -652,4 +690,40 @@ fn compile_edits(
         }
     }
     Ok(edits)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percentages_are_read_exactly() {
+        for (text, bp) in [
+            ("0", 0),
+            ("-0", 0),
+            ("0.0", 0),
+            ("10", 1000),
+            ("33.33", 3333),
+            ("12.340", 1234),
+            ("100", 10000),
+            ("100.00", 10000),
+            ("1e1", 1000),
+            ("2.5E+1", 2500),
+            ("1234e-2", 1234),
+            ("0.01", 1),
+        ] {
+            assert_eq!(super::basis_points(text), Ok(bp), "{text}");
+        }
+        for (text, why) in [
+            ("-1", "between"),
+            ("100.01", "between"),
+            ("1e3", "between"),
+            ("1e999999999999", "between"),
+            ("10.125", "two decimals"),
+            ("0.001", "two decimals"),
+            ("1e-3", "two decimals"),
+            ("99999999999999999999", "between"),
+        ] {
+            let e = super::basis_points(text).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+    }
 }
