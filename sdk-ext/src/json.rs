@@ -248,10 +248,7 @@ impl Parser<'_> {
                 Some(b'}') => {
                     self.i += 1;
                     if members.len() > 32 {
-                        let mut keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
-                        keys.sort_unstable();
-                        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-                            let key = w[0].to_string();
+                        if let Some(key) = first_duplicate(&members) {
                             return Err(self.duplicate(key));
                         }
                     }
@@ -407,6 +404,33 @@ impl Parser<'_> {
     }
 }
 
+/// A key that occurs twice among `members`, found with a small open-addressing table of
+/// member indices (FNV-1a of the key; a generic sort or hash set would add its own
+/// monomorphised copy to every module).
+fn first_duplicate(members: &[(String, Json)]) -> Option<String> {
+    let cap = (members.len() * 2).next_power_of_two();
+    let mut slots: Vec<usize> = vec![usize::MAX; cap];
+    for (i, (key, _)) in members.iter().enumerate() {
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        // Truncation is the point: the low bits pick the slot.
+        #[allow(clippy::cast_possible_truncation)]
+        let mut at = (hash as usize) & (cap - 1);
+        loop {
+            match slots[at] {
+                usize::MAX => {
+                    slots[at] = i;
+                    break;
+                }
+                j if members[j].0 == *key => return Some(key.clone()),
+                _ => at = (at + 1) & (cap - 1),
+            }
+        }
+    }
+    None
+}
+
 /// Write `s` as a JSON string literal (quotes included), escaping as serde_json does: `"`,
 /// `\`, and control characters (`\n`, `\t`, ... or `\u00XX`).
 pub fn write_str(out: &mut String, s: &str) {
@@ -558,6 +582,11 @@ mod tests {
         let e = parse(format!("{{\"m\": {{{}}}}}", many.join(",")).as_bytes()).unwrap_err();
         assert_eq!(e.path, "m.k0");
         assert_eq!(e.reason, "duplicate key `k0`");
+        let distinct: Vec<String> = (0..2000).map(|i| format!("\"k{i}\": {i}")).collect();
+        let doc = format!("{{{}}}", distinct.join(","));
+        assert!(parse(doc.as_bytes()).is_ok());
+        let doc = format!("{{{}, \"k1999\": 0}}", distinct.join(","));
+        assert_eq!(parse(doc.as_bytes()).unwrap_err().reason, "duplicate key `k1999`");
     }
 
     #[test]
