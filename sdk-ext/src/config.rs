@@ -435,7 +435,15 @@ from_json_uint!(u8, u16, u32, u64, usize);
 
 impl<T: FromJson> FromJson for Vec<T> {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        node.items()?.iter().map(T::from_json).collect()
+        // A plain loop: `collect::<Result<..>>` adds an adapter per element type.
+        let Json::Array(items) = node.value else {
+            return Err(node.invalid_type("a sequence"));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, v) in items.iter().enumerate() {
+            out.push(T::from_json(&node.index(i, v))?);
+        }
+        Ok(out)
     }
 }
 
@@ -453,10 +461,11 @@ impl<T: FromJson> FromJson for Option<T> {
 /// An object with free-form member names (duplicates are refused by the parser).
 impl<T: FromJson> FromJson for BTreeMap<String, T> {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        node.entries()?
-            .into_iter()
-            .map(|(k, v)| Ok((k.to_string(), T::from_json(&v)?)))
-            .collect()
+        let mut out = BTreeMap::new();
+        for (k, v) in node.entries()? {
+            out.insert(k.to_string(), T::from_json(&v)?);
+        }
+        Ok(out)
     }
 }
 

@@ -101,7 +101,10 @@ impl BucketSpec {
         if !(MIN_FILL_INTERVAL..=MAX_FILL_INTERVAL).contains(&fill_interval) {
             return Err(ConfigError::new(
                 "fill_interval",
-                format!("{fill_interval:?} is not between 1ms and 24h"),
+                format!(
+                    "{} ms is not between 1ms and 24h",
+                    u64::try_from(fill_interval.as_millis()).unwrap_or(u64::MAX)
+                ),
             ));
         }
         Ok(Self {
