@@ -219,7 +219,12 @@ impl<'a> Node<'a> {
         }
         match text.parse::<u64>() {
             Ok(n) if n <= max => Ok(n),
-            _ if text.strip_prefix('-').is_some_and(|d| d.bytes().all(|b| b == b'0')) => Ok(0),
+            _ if text
+                .strip_prefix('-')
+                .is_some_and(|d| d.bytes().all(|b| b == b'0')) =>
+            {
+                Ok(0)
+            }
             _ => Err(self.error(format!("invalid value: integer `{text}`, expected {ty}"))),
         }
     }
@@ -283,7 +288,9 @@ impl<'a> Node<'a> {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| *v)
-            .ok_or_else(|| self.unknown_variant(name, &options.iter().map(|(n, _)| *n).collect::<Vec<_>>()))
+            .ok_or_else(|| {
+                self.unknown_variant(name, &options.iter().map(|(n, _)| *n).collect::<Vec<_>>())
+            })
     }
 
     /// An externally tagged enum variant: `"source_ip"` gives `("source_ip", None)`,
@@ -654,7 +661,11 @@ mod tests {
                 "rules[0].status",
                 "invalid type: floating point `1.5`, expected u16",
             ),
-            (r#"{"rules": [{"status": 1}, {}]}"#, "rules[1]", "missing field `status`"),
+            (
+                r#"{"rules": [{"status": 1}, {}]}"#,
+                "rules[1]",
+                "missing field `status`",
+            ),
             (
                 r#"{"rules": [{"status": 1, "names": ["a", 3]}]}"#,
                 "rules[0].names[1]",
@@ -670,7 +681,11 @@ mod tests {
                 "mode",
                 "unknown variant `blok`, expected `block` or `tag`",
             ),
-            (r#"{"mode": 3}"#, "mode", "invalid type: integer `3`, expected a string"),
+            (
+                r#"{"mode": 3}"#,
+                "mode",
+                "invalid type: integer `3`, expected a string",
+            ),
             (
                 r#"{"map": {"a": {"status": 1}, "b": {"status": true}}}"#,
                 "map.b.status",
@@ -696,14 +711,46 @@ mod tests {
                 "keys[0].header",
                 "invalid type: integer `1`, expected a string",
             ),
-            (r#"{"ratio": "1"}"#, "ratio", "invalid type: string `1`, expected f64"),
-            (r#"{"ratio": 1e999}"#, "ratio", "number `1e999` out of range"),
-            (r#"{"rules": {"status": 1}}"#, "rules", "invalid type: a map, expected a sequence"),
-            (r#"[1]"#, "$", "invalid type: a sequence, expected an object"),
-            (r#"{"unknown": {"deep": [1, 2]}}"#, "unknown", "unknown field `unknown`, expected one of `rules`, `mode`, `map`, `keys`, `ratio`"),
-            (r#"{"rules": [{"status": 1}, {"status": 4x}]}"#, "rules[1]", "expected `,` or `}`"),
-            (r#"{"rules": [{"status": 1}"#, "rules", "EOF while parsing a list"),
-            (r#"{"mode": "tag", "mode": "block"}"#, "mode", "duplicate key `mode`"),
+            (
+                r#"{"ratio": "1"}"#,
+                "ratio",
+                "invalid type: string `1`, expected f64",
+            ),
+            (
+                r#"{"ratio": 1e999}"#,
+                "ratio",
+                "number `1e999` out of range",
+            ),
+            (
+                r#"{"rules": {"status": 1}}"#,
+                "rules",
+                "invalid type: a map, expected a sequence",
+            ),
+            (
+                r#"[1]"#,
+                "$",
+                "invalid type: a sequence, expected an object",
+            ),
+            (
+                r#"{"unknown": {"deep": [1, 2]}}"#,
+                "unknown",
+                "unknown field `unknown`, expected one of `rules`, `mode`, `map`, `keys`, `ratio`",
+            ),
+            (
+                r#"{"rules": [{"status": 1}, {"status": 4x}]}"#,
+                "rules[1]",
+                "expected `,` or `}`",
+            ),
+            (
+                r#"{"rules": [{"status": 1}"#,
+                "rules",
+                "EOF while parsing a list",
+            ),
+            (
+                r#"{"mode": "tag", "mode": "block"}"#,
+                "mode",
+                "duplicate key `mode`",
+            ),
         ];
         for (json, path, reason) in cases {
             assert_eq!(err(json), (path.to_string(), reason.to_string()), "{json}");
@@ -722,7 +769,10 @@ mod tests {
     fn null_is_absent_only_for_optional_members() {
         let cfg: Outer = parse_json(br#"{"rules": [{"status": 1, "inner": null}]}"#).unwrap();
         assert_eq!(cfg.rules[0].inner, None);
-        assert_eq!(err(r#"{"rules": null}"#).1, "invalid type: null, expected a sequence");
+        assert_eq!(
+            err(r#"{"rules": null}"#).1,
+            "invalid type: null, expected a sequence"
+        );
     }
 
     #[test]

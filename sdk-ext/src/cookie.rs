@@ -54,7 +54,11 @@ pub struct CookieMatchSpec {
 impl FromJson for CookieMatchSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
         let (name, value, invert) = crate::matcher::named_match(node, "name")?;
-        Ok(Self { name, value, invert })
+        Ok(Self {
+            name,
+            value,
+            invert,
+        })
     }
 }
 

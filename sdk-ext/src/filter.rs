@@ -8,11 +8,11 @@
 
 use crate::callout::{CallOutcome, GrpcCall};
 use crate::config::ConfigError;
+use crate::config::FromJson;
 use crate::metrics::Metrics;
 use crate::reply::LocalReply;
 use crate::shared::Services;
 use crate::view::RequestView;
-use crate::config::FromJson;
 
 /// What to do with the request after a hook.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -350,9 +350,8 @@ impl Parser<'_> {
                     out.push(simple);
                 }
                 0x00..=0x1f => {
-                    return Err(
-                        self.err("control character (\\u0000-\\u001F) found while parsing a string")
-                    )
+                    return Err(self
+                        .err("control character (\\u0000-\\u001F) found while parsing a string"))
                 }
                 _ => out.push(c),
             }
@@ -469,11 +468,9 @@ mod tests {
             serde_json::Value::Number(n) => Json::Number(n.to_string()),
             serde_json::Value::String(s) => Json::String(s.clone()),
             serde_json::Value::Array(a) => Json::Array(a.iter().map(from_serde).collect()),
-            serde_json::Value::Object(o) => Json::Object(
-                o.iter()
-                    .map(|(k, v)| (k.clone(), from_serde(v)))
-                    .collect(),
-            ),
+            serde_json::Value::Object(o) => {
+                Json::Object(o.iter().map(|(k, v)| (k.clone(), from_serde(v))).collect())
+            }
         }
     }
 
@@ -487,7 +484,8 @@ mod tests {
             }
             Json::Array(a) => Json::Array(a.iter().map(normalized).collect()),
             Json::Object(o) => {
-                let mut members: Vec<_> = o.iter().map(|(k, v)| (k.clone(), normalized(v))).collect();
+                let mut members: Vec<_> =
+                    o.iter().map(|(k, v)| (k.clone(), normalized(v))).collect();
                 members.sort_by(|a, b| a.0.cmp(&b.0));
                 Json::Object(members)
             }
@@ -569,7 +567,10 @@ mod tests {
         let e = parse(b"{").unwrap_err();
         assert_eq!(e.path, "$");
         let e = parse(br#"{"a": "x\qy"}"#).unwrap_err();
-        assert_eq!((e.path.as_str(), e.reason.as_str()), ("a", "invalid escape"));
+        assert_eq!(
+            (e.path.as_str(), e.reason.as_str()),
+            ("a", "invalid escape")
+        );
     }
 
     #[test]
@@ -586,7 +587,10 @@ mod tests {
         let doc = format!("{{{}}}", distinct.join(","));
         assert!(parse(doc.as_bytes()).is_ok());
         let doc = format!("{{{}, \"k1999\": 0}}", distinct.join(","));
-        assert_eq!(parse(doc.as_bytes()).unwrap_err().reason, "duplicate key `k1999`");
+        assert_eq!(
+            parse(doc.as_bytes()).unwrap_err().reason,
+            "duplicate key `k1999`"
+        );
     }
 
     #[test]
@@ -600,7 +604,16 @@ mod tests {
 
     #[test]
     fn strings_are_written_as_serde_json_writes_them() {
-        for s in ["", "plain", "q\"uote", "back\\slash", "nl\ncr\rtab\t", "\u{0}\u{1f}\u{7f}", "é😀", "\u{8}\u{c}"] {
+        for s in [
+            "",
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "nl\ncr\rtab\t",
+            "\u{0}\u{1f}\u{7f}",
+            "é😀",
+            "\u{8}\u{c}",
+        ] {
             let mut ours = String::new();
             write_str(&mut ours, s);
             assert_eq!(ours, serde_json::to_string(s).unwrap(), "{s:?}");

@@ -18,10 +18,10 @@
 //! a token) before this filter can trust it.
 
 use crate::config::{header_name, ConfigError, FromJson, Node};
+use crate::json::Json;
 use crate::matcher::{StringMatchSpec, StringMatcher};
 use crate::view::RequestView;
 use base64::Engine as _;
-use crate::json::Json;
 
 /// Upper bound on the encoded payload we decode (a hostile header cannot make us parse MiBs).
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
@@ -529,7 +529,11 @@ mod tests {
 
     #[test]
     fn source_defaults_to_jwt_authn_metadata_and_header_is_opt_in() {
-        let src = |j: &str| crate::config::from_str::<JwtSourceSpec>(j).unwrap().compile();
+        let src = |j: &str| {
+            crate::config::from_str::<JwtSourceSpec>(j)
+                .unwrap()
+                .compile()
+        };
         assert_eq!(src("{}").unwrap(), ClaimSource::default());
         assert_eq!(
             src(r#"{"metadata_key": "https://idp"}"#).unwrap(),
@@ -594,7 +598,18 @@ mod tests {
     /// formatting code.
     #[test]
     fn metadata_numbers_read_as_their_shortest_text() {
-        for f in [1.5, 0.1, -0.5, 123.456, 3.14, 1e-5, 0.3, 2.675, -1234.5678, 1.0 / 3.0] {
+        for f in [
+            1.5,
+            0.1,
+            -0.5,
+            123.456,
+            3.14,
+            1e-5,
+            0.3,
+            2.675,
+            -1234.5678,
+            1.0 / 3.0,
+        ] {
             let ours = super::pb::number_text(f);
             let theirs = serde_json::Number::from_f64(f).unwrap().to_string();
             assert_eq!(ours.as_deref(), Some(theirs.as_str()), "{f}");

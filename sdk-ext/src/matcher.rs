@@ -230,7 +230,11 @@ pub struct HeaderMatchSpec {
 impl FromJson for HeaderMatchSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
         let (name, value, invert) = named_match(node, "name")?;
-        Ok(Self { name, value, invert })
+        Ok(Self {
+            name,
+            value,
+            invert,
+        })
     }
 }
 
@@ -298,7 +302,11 @@ pub struct QueryMatchSpec {
 impl FromJson for QueryMatchSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
         let (name, value, invert) = named_match(node, "name")?;
-        Ok(Self { name, value, invert })
+        Ok(Self {
+            name,
+            value,
+            invert,
+        })
     }
 }
 

@@ -17,10 +17,10 @@
 //! its upstream is connected (measured with Envoy 1.40).
 
 use crate::config::ConfigError;
+use crate::config::FromJson;
 /// The configure-time [`Setup`], shared with HTTP filters (formerly `NetworkSetup`).
 pub use crate::filter::Setup;
 use crate::view::{prop_i64, prop_string, PropertySource};
-use crate::config::FromJson;
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -14,8 +14,8 @@
 use sdk_ext::config::{header_name, http_status};
 use sdk_ext::matcher::{HeaderMatchSpec, HeaderMatcher};
 use sdk_ext::{
-    ConfigError, Counter, Decision, FromJson, HeaderOps, HttpFilter, LocalReply, Node,
-    RequestView, Setup,
+    ConfigError, Counter, Decision, FromJson, HeaderOps, HttpFilter, LocalReply, Node, RequestView,
+    Setup,
 };
 
 /// The JSON configuration. Each type reads itself ([`FromJson`]): the members it accepts

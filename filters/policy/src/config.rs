@@ -46,7 +46,10 @@ pub enum DefaultAction {
 
 impl FromJson for DefaultAction {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        node.choice(&[("allow", DefaultAction::Allow), ("deny", DefaultAction::Deny)])
+        node.choice(&[
+            ("allow", DefaultAction::Allow),
+            ("deny", DefaultAction::Deny),
+        ])
     }
 }
 

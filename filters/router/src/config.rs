@@ -119,7 +119,13 @@ pub struct HeaderEditsSpec {
 
 impl FromJson for Config {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["route_header", "default_tag", "jwt", "path_matching", "rules"])?;
+        let o = node.object(&[
+            "route_header",
+            "default_tag",
+            "jwt",
+            "path_matching",
+            "rules",
+        ])?;
         Ok(Self {
             route_header: o.or_else("route_header", default_route_header)?,
             default_tag: o.opt("default_tag")?,
@@ -569,7 +575,10 @@ fn compile_split(
 fn basis_points(text: &str) -> Result<u32, String> {
     let range = || format!("{text} is not between 0 and 100");
     let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().map_err(|_| range())?),
+        Some(i) => (
+            &text[..i],
+            text[i + 1..].parse::<i64>().map_err(|_| range())?,
+        ),
         None => (text, 0),
     };
     let negative = mantissa.starts_with('-');

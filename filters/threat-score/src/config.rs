@@ -305,7 +305,11 @@ impl Default for Config {
 
 impl FromJson for Mode {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        node.choice(&[("block", Mode::Block), ("tag", Mode::Tag), ("detect", Mode::Detect)])
+        node.choice(&[
+            ("block", Mode::Block),
+            ("tag", Mode::Tag),
+            ("detect", Mode::Detect),
+        ])
     }
 }
 
