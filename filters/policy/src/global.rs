@@ -223,7 +223,8 @@ impl GlobalLimit {
                 "timeout",
                 format!(
                     "{} ms; must be 1ms to 60s (a request waits this long)",
-                    timeout.as_millis()
+                    // u64, not as_millis's u128: its formatter is 1.6 KB of module.
+                    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
                 ),
             ));
         }

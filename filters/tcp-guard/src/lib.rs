@@ -695,7 +695,7 @@ impl NetworkFilter for TcpGuard {
             if !self.admit_no_data {
                 let why = format_args!(
                     "no data within inspect.timeout_ms ({} ms) and inspect.no_data is deny",
-                    self.timeout.as_millis()
+                    u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
                 );
                 return self.close(&self.stats.no_data, conn, why);
             }
@@ -716,7 +716,7 @@ impl NetworkFilter for TcpGuard {
             "{}: closed connection from {}: ClientHello incomplete after inspect.timeout_ms ({} ms)",
             Self::NAME,
             Peer(conn),
-            self.timeout.as_millis()
+            u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
         );
         NetDecision::Close
     }
