@@ -196,7 +196,8 @@ impl Claims {
 
     /// A claim's string values: a string is one value, except `scope`/`scp` which are
     /// space-separated lists (RFC 8693); an array yields its string members; numbers and
-    /// booleans are their JSON text.
+    /// booleans are their JSON text (a payload header's numbers as written, metadata's
+    /// doubles in their shortest form: `7`, `1.5`).
     pub fn values(&self, path: &str) -> Vec<String> {
         let space_list = matches!(path, "scope" | "scp");
         let one = |v: &Json| -> Vec<String> {
