@@ -1,11 +1,47 @@
 //! Typed JSON configuration.
 //!
-//! Filters describe their configuration as `serde` structs with `#[serde(deny_unknown_fields)]`
-//! and compile it into runtime form once, in `on_configure`. Every error carries the JSON path
-//! of the offending field (`rules[2].match.path.regex`) and a reason, so the line in Envoy's log
-//! is enough to fix the manifest.
+//! A filter's configuration types implement [`FromJson`]: each reads itself from the parsed
+//! document ([`crate::json`]) through a [`Node`], which knows its JSON path, so every error
+//! names the field (`rules[2].match.paths[0].regex`) and the reason, and the line in Envoy's log
+//! is enough to fix the manifest. Objects list their members, so unknown ones are refused.
+//! Filters compile the result into runtime form once, in `on_configure`.
+//!
+//! ```
+//! use sdk_ext::config::{parse_json, ConfigError, FromJson, Node};
+//!
+//! struct Deny {
+//!     status: u16,
+//!     message: String,
+//! }
+//!
+//! impl FromJson for Deny {
+//!     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+//!         let o = node.object(&["status", "message"])?; // any other member is refused
+//!         Ok(Deny {
+//!             status: o.or("status", 403)?,
+//!             message: o.or_else("message", || "denied".into())?,
+//!         })
+//!     }
+//! }
+//!
+//! let deny = parse_json::<Deny>(br#"{"message": "no"}"#).unwrap();
+//! assert_eq!((deny.status, deny.message.as_str()), (403, "no"));
+//! let err = parse_json::<Deny>(br#"{"status": "x"}"#).err().unwrap();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "invalid configuration at `status`: invalid type: string `x`, expected u16"
+//! );
+//! ```
+//!
+//! Why not `serde` derives: measured, the derived deserializers (a monomorphised visitor per
+//! struct and field type, each struct with a `visit_seq` too) and serde_json's error machinery
+//! were ~90 KB of code in policy and router and ~180 KB in the suite, and module size is
+//! cold-start time (bench/README.md, "Module size and cold start"). One parser and this reader
+//! serve every filter. Messages follow serde's (`unknown field`, `missing field`, `invalid
+//! type`, `unknown variant`), with the path in front.
 
-use serde::de::DeserializeOwned;
+pub use crate::json::Json;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A configuration error: where (JSON path, `$` for the document itself) and why.
@@ -55,149 +91,402 @@ pub fn join_path(parent: &str, child: &str) -> String {
     }
 }
 
-/// Parse `bytes` as JSON into `T`. Empty or whitespace-only input is read as `{}` so a filter
-/// whose fields all have defaults can run with no configuration at all.
-///
-/// The error path is found from where serde_json stopped ([`path_at`]), not by wrapping the
-/// deserializer (`serde_path_to_error`): a wrapper is instantiated again for every config type's
-/// visitor, and measured, it was ~80 KB of the policy module and ~190 KB of the suite. The
-/// paths are the same (`config::tests` compares them with `serde_path_to_error`'s).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+/// Parse `bytes` as a JSON document and read it as `T`. Empty or whitespace-only input is read
+/// as `{}` so a filter whose fields all have defaults can run with no configuration at all.
+pub fn parse_json<T: FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
     };
-    serde_json::from_slice(text).map_err(|err| {
-        let msg = err.to_string();
-        // An enum written as `{"variant": ..}`: the key names a variant, not a member.
-        let key_is_member = !msg.starts_with("unknown variant");
-        let path = path_at(
-            text,
-            offset_of(text, err.line(), err.column()),
-            key_is_member,
-        );
-        ConfigError::new(path, strip_position(&msg))
-    })
+    let doc = crate::json::parse(text)?;
+    T::from_json(&Node::root(&doc))
 }
 
-/// Byte offset of serde_json's 1-based `line` and `column` (0 for errors without a position).
-fn offset_of(text: &[u8], line: usize, column: usize) -> usize {
-    if line == 0 {
-        return 0;
-    }
-    let line_start = text
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(line.saturating_sub(2))
-        .map_or(0, |(i, _)| i + 1);
-    if line == 1 {
-        column.min(text.len())
-    } else {
-        (line_start + column).min(text.len())
+/// [`parse_json`] of a `&str`.
+pub fn from_str<T: FromJson>(text: &str) -> Result<T, ConfigError> {
+    parse_json(text.as_bytes())
+}
+
+/// A configuration type: reads itself from a JSON value. Errors come from the [`Node`]'s
+/// helpers (or [`Node::error`]) so they carry the value's path.
+pub trait FromJson: Sized {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError>;
+}
+
+/// A value of the configuration document and its JSON path.
+#[derive(Debug, Clone)]
+pub struct Node<'a> {
+    value: &'a Json,
+    /// Empty for the document itself.
+    path: String,
+}
+
+/// `expected `a``, `expected `a` or `b``, `expected one of `a`, `b`, `c``, as serde words it.
+fn expected_one_of(names: &[&str], none: &str) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.as_slice() {
+        [] => none.to_string(),
+        [one] => format!("expected {one}"),
+        [a, b] => format!("expected {a} or {b}"),
+        all => format!("expected one of {}", all.join(", ")),
     }
 }
 
-/// One open container while scanning.
-enum Frame {
-    /// `key`: the member being read; `value`: past its `:`.
-    Object {
-        key: Option<String>,
-        value: bool,
-    },
-    Array {
-        index: usize,
-    },
-}
-
-/// The JSON path (`rules[0].match.paths[1]`, `$` for the document) of what is being read at byte
-/// `offset` of `text`: the containers open there, with the member name or index in each. A
-/// member name counts from its key on, so an unknown field is named by its own path; with
-/// `key_is_member` false, a key not yet followed by its `:` is left out (an enum's variant).
-pub fn path_at(text: &[u8], offset: usize, key_is_member: bool) -> String {
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut i = 0;
-    let end = offset.min(text.len());
-    while i < end {
-        match text[i] {
-            b'{' => stack.push(Frame::Object {
-                key: None,
-                value: false,
-            }),
-            b'[' => stack.push(Frame::Array { index: 0 }),
-            b'}' | b']' => {
-                stack.pop();
-            }
-            b':' => {
-                if let Some(Frame::Object { value, .. }) = stack.last_mut() {
-                    *value = true;
-                }
-            }
-            b',' => match stack.last_mut() {
-                Some(Frame::Object { key, value }) => {
-                    *key = None;
-                    *value = false;
-                }
-                Some(Frame::Array { index }) => *index += 1,
-                None => {}
-            },
-            b'"' => {
-                let start = i + 1;
-                i = start;
-                while i < text.len() && text[i] != b'"' {
-                    i += if text[i] == b'\\' { 2 } else { 1 };
-                }
-                if let Some(Frame::Object { key, value: false }) = stack.last_mut() {
-                    let raw = &text[start..i.min(text.len())];
-                    *key = Some(unescape_key(raw));
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    if !key_is_member {
-        if let Some(Frame::Object { key, value: false }) = stack.last_mut() {
-            *key = None;
+impl<'a> Node<'a> {
+    /// The document itself (path `$`).
+    pub fn root(value: &'a Json) -> Self {
+        Node {
+            value,
+            path: String::new(),
         }
     }
-    let mut path = String::new();
-    for frame in &stack {
-        match frame {
-            Frame::Object { key: Some(k), .. } => {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(k);
-            }
-            Frame::Object { key: None, .. } => {}
-            Frame::Array { index } => {
-                path.push('[');
-                path.push_str(&index.to_string());
-                path.push(']');
-            }
+
+    /// The value.
+    pub fn json(&self) -> &'a Json {
+        self.value
+    }
+
+    /// The JSON path (`$` for the document).
+    pub fn path(&self) -> &str {
+        if self.path.is_empty() {
+            "$"
+        } else {
+            &self.path
         }
     }
-    if path.is_empty() {
-        "$".to_string()
-    } else {
-        path
+
+    /// An error about this value.
+    // The helpers marked `inline(never)` run for every member read: one copy each, not one
+    // inlined into every `from_json` (module size; configure time only).
+    #[inline(never)]
+    pub fn error(&self, reason: impl fmt::Display) -> ConfigError {
+        ConfigError::new(self.path(), reason)
+    }
+
+    /// `invalid type: <what this is>, expected <expected>`.
+    #[inline(never)]
+    pub fn invalid_type(&self, expected: &str) -> ConfigError {
+        self.error(format!(
+            "invalid type: {}, expected {expected}",
+            self.value.describe()
+        ))
+    }
+
+    #[inline(never)]
+    fn member(&self, key: &str, value: &'a Json) -> Node<'a> {
+        Node {
+            value,
+            path: join_path(&self.path, key),
+        }
+    }
+
+    #[inline(never)]
+    fn index(&self, i: usize, value: &'a Json) -> Node<'a> {
+        Node {
+            value,
+            path: format!("{}[{i}]", self.path),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.value, Json::Null)
+    }
+
+    #[inline(never)]
+    pub fn str(&self) -> Result<&'a str, ConfigError> {
+        match self.value {
+            Json::String(s) => Ok(s),
+            _ => Err(self.invalid_type("a string")),
+        }
+    }
+
+    pub fn bool(&self) -> Result<bool, ConfigError> {
+        match self.value {
+            Json::Bool(b) => Ok(*b),
+            _ => Err(self.invalid_type("a boolean")),
+        }
+    }
+
+    /// A non-negative integer up to `max`; `ty` names the type in errors (`u16`).
+    #[inline(never)]
+    pub fn uint(&self, max: u64, ty: &str) -> Result<u64, ConfigError> {
+        let Json::Number(text) = self.value else {
+            return Err(self.invalid_type(ty));
+        };
+        if !text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            return Err(self.invalid_type(ty));
+        }
+        match text.parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            _ if text
+                .strip_prefix('-')
+                .is_some_and(|d| d.bytes().all(|b| b == b'0')) =>
+            {
+                Ok(0)
+            }
+            _ => Err(self.error(format!("invalid value: integer `{text}`, expected {ty}"))),
+        }
+    }
+
+    /// Any finite number.
+    pub fn f64(&self) -> Result<f64, ConfigError> {
+        let Json::Number(text) = self.value else {
+            return Err(self.invalid_type("f64"));
+        };
+        match text.parse::<f64>() {
+            Ok(n) if n.is_finite() => Ok(n),
+            _ => Err(self.error(format!("number `{text}` out of range"))),
+        }
+    }
+
+    /// The elements of an array, each with its path (`rules[3]`).
+    pub fn items(&self) -> Result<Vec<Node<'a>>, ConfigError> {
+        match self.value {
+            Json::Array(items) => Ok(items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| self.index(i, v))
+                .collect()),
+            _ => Err(self.invalid_type("a sequence")),
+        }
+    }
+
+    /// An object whose members may only be `fields` (any other is refused, as serde's
+    /// `deny_unknown_fields`).
+    pub fn object(&self, fields: &[&str]) -> Result<Object<'a>, ConfigError> {
+        let Json::Object(members) = self.value else {
+            return Err(self.invalid_type("an object"));
+        };
+        if let Some((k, v)) = members.iter().find(|(k, _)| !fields.contains(&k.as_str())) {
+            return Err(self.member(k, v).error(format!(
+                "unknown field `{k}`, {}",
+                expected_one_of(fields, "there are no fields")
+            )));
+        }
+        Ok(Object {
+            node: self.clone(),
+            members,
+        })
+    }
+
+    /// The members of an object with free-form names (a map), in document order.
+    pub fn entries(&self) -> Result<Vec<(&'a str, Node<'a>)>, ConfigError> {
+        match self.value {
+            Json::Object(members) => Ok(members
+                .iter()
+                .map(|(k, v)| (k.as_str(), self.member(k, v)))
+                .collect()),
+            _ => Err(self.invalid_type("a map")),
+        }
+    }
+
+    /// A string naming one of `options` (a unit-only enum): `"block"`.
+    pub fn choice<T: Copy>(&self, options: &[(&str, T)]) -> Result<T, ConfigError> {
+        let name = self.str()?;
+        options
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                self.unknown_variant(name, &options.iter().map(|(n, _)| *n).collect::<Vec<_>>())
+            })
+    }
+
+    /// An externally tagged enum variant: `"source_ip"` gives `("source_ip", None)`,
+    /// `{"header": "x-user"}` gives `("header", Some(node))` (path `...header`). Match on
+    /// both and answer anything else with [`Node::bad_variant`].
+    pub fn variant(&self) -> Result<(&'a str, Option<Node<'a>>), ConfigError> {
+        match self.value {
+            Json::String(s) => Ok((s, None)),
+            Json::Object(members) if members.len() == 1 => {
+                let (k, v) = &members[0];
+                Ok((k, Some(self.member(k, v))))
+            }
+            _ => Err(self.invalid_type("a variant name or an object with one member")),
+        }
+    }
+
+    /// `unknown variant `x`, expected one of ...`.
+    pub fn unknown_variant(&self, name: &str, expected: &[&str]) -> ConfigError {
+        self.error(format!(
+            "unknown variant `{name}`, {}",
+            expected_one_of(expected, "there are no variants")
+        ))
+    }
+
+    /// The error for a [`Node::variant`] no arm took: an unknown name, or a known one written
+    /// with a value it does not take (or without one it needs).
+    pub fn bad_variant(
+        &self,
+        name: &str,
+        value: Option<&Node<'a>>,
+        units: &[&str],
+        with_value: &[&str],
+    ) -> ConfigError {
+        if units.contains(&name) {
+            self.error(format!("`{name}` takes no value: write \"{name}\""))
+        } else if with_value.contains(&name) && value.is_none() {
+            self.error(format!("`{name}` needs a value: write {{\"{name}\": ...}}"))
+        } else {
+            let all: Vec<&str> = units.iter().chain(with_value).copied().collect();
+            self.unknown_variant(name, &all)
+        }
     }
 }
 
-/// A member name's text: JSON escapes decoded (invalid ones kept as written).
-fn unescape_key(raw: &[u8]) -> String {
-    let quoted = [b"\"".as_slice(), raw, b"\""].concat();
-    serde_json::from_slice::<String>(&quoted)
-        .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+/// An object being read member by member (see [`Node::object`]).
+#[derive(Debug)]
+pub struct Object<'a> {
+    node: Node<'a>,
+    members: &'a [(String, Json)],
 }
 
-/// serde_json appends " at line L column C"; the JSON path already says where.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) if msg[i..].contains(" column ") => msg[..i].to_string(),
-        _ => msg.to_string(),
+impl<'a> Object<'a> {
+    /// The object's own node (for errors about the object as a whole).
+    pub fn node(&self) -> &Node<'a> {
+        &self.node
+    }
+
+    /// An error about the object as a whole (e.g. fields that exclude each other).
+    pub fn error(&self, reason: impl fmt::Display) -> ConfigError {
+        self.node.error(reason)
+    }
+
+    /// Member `key`, `null` included; `None` when absent.
+    #[inline(never)]
+    pub fn get(&self, key: &str) -> Option<Node<'a>> {
+        self.members
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(k, v)| self.node.member(k, v))
+    }
+
+    /// Whether member `key` is given (and not `null`).
+    pub fn has(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|n| !n.is_null())
+    }
+
+    /// Member `key`; absent and `null` are `None` (serde's `Option` field).
+    pub fn opt<T: FromJson>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+        match self.get(key) {
+            Some(n) if !n.is_null() => T::from_json(&n).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Member `key`, `default` when absent.
+    pub fn or<T: FromJson>(&self, key: &str, default: T) -> Result<T, ConfigError> {
+        match self.get(key) {
+            Some(n) => T::from_json(&n),
+            None => Ok(default),
+        }
+    }
+
+    /// Member `key`, `default()` when absent.
+    pub fn or_else<T: FromJson>(
+        &self,
+        key: &str,
+        default: impl FnOnce() -> T,
+    ) -> Result<T, ConfigError> {
+        match self.get(key) {
+            Some(n) => T::from_json(&n),
+            None => Ok(default()),
+        }
+    }
+
+    /// Member `key`, `T::default()` when absent.
+    pub fn or_default<T: FromJson + Default>(&self, key: &str) -> Result<T, ConfigError> {
+        self.or_else(key, T::default)
+    }
+
+    /// Member `key`, required: `missing field `key`` (at the object's path) when absent.
+    pub fn req<T: FromJson>(&self, key: &str) -> Result<T, ConfigError> {
+        match self.get(key) {
+            Some(n) => T::from_json(&n),
+            None => Err(self.node.error(format!("missing field `{key}`"))),
+        }
+    }
+}
+
+impl FromJson for String {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.str().map(str::to_string)
+    }
+}
+
+impl FromJson for bool {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.bool()
+    }
+}
+
+impl FromJson for f64 {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.f64()
+    }
+}
+
+macro_rules! from_json_uint {
+    ($($t:ty),*) => {$(
+        impl FromJson for $t {
+            fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+                let n = node.uint(<$t>::MAX as u64, stringify!($t))?;
+                // `uint` bounded it by the type's maximum.
+                Ok(<$t>::try_from(n).unwrap_or(<$t>::MAX))
+            }
+        }
+    )*};
+}
+from_json_uint!(u8, u16, u32, u64, usize);
+
+impl<T: FromJson> FromJson for Vec<T> {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        // A plain loop: `collect::<Result<..>>` adds an adapter per element type.
+        let Json::Array(items) = node.value else {
+            return Err(node.invalid_type("a sequence"));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, v) in items.iter().enumerate() {
+            out.push(T::from_json(&node.index(i, v))?);
+        }
+        Ok(out)
+    }
+}
+
+/// `null` is `None`.
+impl<T: FromJson> FromJson for Option<T> {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        if node.is_null() {
+            Ok(None)
+        } else {
+            T::from_json(node).map(Some)
+        }
+    }
+}
+
+/// An object with free-form member names (duplicates are refused by the parser).
+impl<T: FromJson> FromJson for BTreeMap<String, T> {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (k, v) in node.entries()? {
+            out.insert(k.to_string(), T::from_json(&v)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The value as written (for configuration passed on untyped).
+impl FromJson for Json {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        Ok(node.json().clone())
+    }
+}
+
+/// `{}` (no members) as a configuration: for filters without settings.
+impl FromJson for () {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.object(&[]).map(|_| ())
     }
 }
 
@@ -243,138 +532,247 @@ pub fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
 
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
+    #[derive(Debug, PartialEq)]
     struct Inner {
-        #[allow(dead_code)]
         status: u16,
+        names: Vec<String>,
+        inner: Option<Box<Inner>>,
     }
 
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
+    impl FromJson for Box<Inner> {
+        fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+            Inner::from_json(node).map(Box::new)
+        }
+    }
+
+    impl FromJson for Inner {
+        fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+            let o = node.object(&["status", "names", "inner"])?;
+            Ok(Inner {
+                status: o.req("status")?,
+                names: o.or_default("names")?,
+                inner: o.opt("inner")?,
+            })
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Mode {
+        Block,
+        Tag,
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Key {
+        SourceIp,
+        Header(String),
+    }
+
+    impl FromJson for Key {
+        fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+            match node.variant()? {
+                ("source_ip", None) => Ok(Key::SourceIp),
+                ("header", Some(v)) => v.str().map(|h| Key::Header(h.into())),
+                (name, v) => Err(node.bad_variant(name, v.as_ref(), &["source_ip"], &["header"])),
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
     struct Outer {
-        #[serde(default)]
-        #[allow(dead_code)]
         rules: Vec<Inner>,
+        mode: Option<Mode>,
+        map: BTreeMap<String, Inner>,
+        keys: Vec<Key>,
+        ratio: f64,
+    }
+
+    impl FromJson for Outer {
+        fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+            let o = node.object(&["rules", "mode", "map", "keys", "ratio"])?;
+            Ok(Outer {
+                rules: o.or_default("rules")?,
+                mode: o
+                    .get("mode")
+                    .map(|n| n.choice(&[("block", Mode::Block), ("tag", Mode::Tag)]))
+                    .transpose()?,
+                map: o.or_default("map")?,
+                keys: o.or_default("keys")?,
+                ratio: o.or("ratio", 0.5)?,
+            })
+        }
+    }
+
+    fn err(json: &str) -> (String, String) {
+        let e = parse_json::<Outer>(json.as_bytes()).unwrap_err();
+        (e.path, e.reason)
     }
 
     #[test]
     fn empty_config_means_all_defaults() {
         let cfg: Outer = parse_json(b"  ").unwrap();
         assert!(cfg.rules.is_empty());
+        assert_eq!(cfg.ratio, 0.5);
     }
 
     #[test]
-    fn unknown_field_names_path_and_reason() {
-        let err = parse_json::<Outer>(br#"{"rules":[{"status":1},{"stauts":2}]}"#).unwrap_err();
-        assert_eq!(err.path, "rules[1].stauts");
-        assert!(
-            err.reason.contains("unknown field `stauts`"),
-            "{}",
-            err.reason
-        );
-        assert!(
-            !err.reason.contains("line"),
-            "position noise kept: {}",
-            err.reason
-        );
+    fn a_full_document_reads() {
+        let cfg: Outer = parse_json(
+            br#"{"rules": [{"status": 1, "names": ["a"], "inner": {"status": 2}}],
+                 "mode": "tag", "map": {"x": {"status": 3}}, "keys": ["source_ip", {"header": "h"}],
+                 "ratio": 2.5e-1}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.rules[0].inner.as_ref().unwrap().status, 2);
+        assert_eq!(cfg.mode, Some(Mode::Tag));
+        assert_eq!(cfg.map["x"].status, 3);
+        assert_eq!(cfg.keys, vec![Key::SourceIp, Key::Header("h".into())]);
+        assert_eq!(cfg.ratio, 0.25);
     }
 
+    /// Every kind of error names the path of the value at fault and says why, in serde's words
+    /// (the messages filters' users and tests already know).
     #[test]
-    fn wrong_type_names_path() {
-        let err = parse_json::<Outer>(br#"{"rules":[{"status":"x"}]}"#).unwrap_err();
-        assert_eq!(err.path, "rules[0].status");
-        assert!(err.reason.contains("invalid type"), "{}", err.reason);
-    }
-
-    #[test]
-    fn malformed_json_is_reported_at_document_root() {
-        let err = parse_json::<Outer>(b"{").unwrap_err();
-        assert_eq!(err.path, "$");
-        assert!(err.to_string().starts_with("invalid configuration at `$`"));
-    }
-
-    /// The path found from serde_json's error position equals the path `serde_path_to_error`
-    /// tracks while deserializing (what this crate used before), on every kind of error.
-    #[test]
-    fn paths_agree_with_serde_path_to_error() {
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct Doc {
-            #[serde(default)]
-            rules: Vec<Rule>,
-            #[serde(default)]
-            mode: Option<Mode>,
-            #[serde(default)]
-            map: std::collections::BTreeMap<String, Rule>,
-        }
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct Rule {
-            status: u16,
-            #[serde(default)]
-            names: Vec<String>,
-            #[serde(default)]
-            inner: Option<Box<Rule>>,
-        }
-        #[derive(Debug, Deserialize)]
-        #[serde(rename_all = "lowercase")]
-        #[allow(dead_code)]
-        enum Mode {
-            Block,
-            Tag,
-            Weighted { percent: u8 },
-        }
-        let cases: &[&str] = &[
-            r#"{"rules": [{"status": 1}, {"stauts": 2}]}"#,
-            r#"{"rules": [{"status": 1}, {"status": "x"}]}"#,
-            r#"{"rules": [{"status": 1}, {"status": 70000}]}"#,
-            r#"{"rules": [{"status": 1}, {}]}"#,
-            r#"{"rules": [{"status": 1, "names": ["a", 3]}]}"#,
-            r#"{"rules": [{"status": 1, "inner": {"status": 2, "inner": {"status": -1}}}]}"#,
-            r#"{"mode": "blok"}"#,
-            r#"{"mode": 3}"#,
-            r#"{"mode": {"weighted": {"percent": 300}}}"#,
-            r#"{"mode": {"weighted": {"pct": 3}}}"#,
-            r#"{"mode": {"wieghted": {"percent": 3}}}"#,
-            "{\n  \"map\": {\n    \"a,b\": {\"status\": 1},\n    \"c\\\"d\": {\"status\": true}\n  }\n}",
-            r#"{"rules": [{"status": 1}, {"status": 2, "names": ["x"],}]}"#,
-            r#"{"rules": [{"status": 1}, {"status": 4x}]}"#,
-            r#"{"unknown": {"deep": [1, 2]}}"#,
-            r#"[1]"#,
-            r#"{"rules": {"status": 1}}"#,
-            r#"{"rules": [{"status": 1}"#,
+    fn errors_name_path_and_reason() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                r#"{"rules": [{"status": 1}, {"stauts": 2}]}"#,
+                "rules[1].stauts",
+                "unknown field `stauts`, expected one of `status`, `names`, `inner`",
+            ),
+            (
+                r#"{"rules": [{"status": 1}, {"status": "x"}]}"#,
+                "rules[1].status",
+                "invalid type: string `x`, expected u16",
+            ),
+            (
+                r#"{"rules": [{"status": 70000}]}"#,
+                "rules[0].status",
+                "invalid value: integer `70000`, expected u16",
+            ),
+            (
+                r#"{"rules": [{"status": -1}]}"#,
+                "rules[0].status",
+                "invalid value: integer `-1`, expected u16",
+            ),
+            (
+                r#"{"rules": [{"status": 1.5}]}"#,
+                "rules[0].status",
+                "invalid type: floating point `1.5`, expected u16",
+            ),
+            (
+                r#"{"rules": [{"status": 1}, {}]}"#,
+                "rules[1]",
+                "missing field `status`",
+            ),
+            (
+                r#"{"rules": [{"status": 1, "names": ["a", 3]}]}"#,
+                "rules[0].names[1]",
+                "invalid type: integer `3`, expected a string",
+            ),
+            (
+                r#"{"rules": [{"status": 1, "inner": {"status": 2, "inner": {"status": null}}}]}"#,
+                "rules[0].inner.inner.status",
+                "invalid type: null, expected u16",
+            ),
+            (
+                r#"{"mode": "blok"}"#,
+                "mode",
+                "unknown variant `blok`, expected `block` or `tag`",
+            ),
+            (
+                r#"{"mode": 3}"#,
+                "mode",
+                "invalid type: integer `3`, expected a string",
+            ),
+            (
+                r#"{"map": {"a": {"status": 1}, "b": {"status": true}}}"#,
+                "map.b.status",
+                "invalid type: boolean `true`, expected u16",
+            ),
+            (
+                r#"{"keys": ["header"]}"#,
+                "keys[0]",
+                "`header` needs a value: write {\"header\": ...}",
+            ),
+            (
+                r#"{"keys": [{"source_ip": 1}]}"#,
+                "keys[0]",
+                "`source_ip` takes no value: write \"source_ip\"",
+            ),
+            (
+                r#"{"keys": [{"heder": "x"}]}"#,
+                "keys[0]",
+                "unknown variant `heder`, expected `source_ip` or `header`",
+            ),
+            (
+                r#"{"keys": [{"header": 1}]}"#,
+                "keys[0].header",
+                "invalid type: integer `1`, expected a string",
+            ),
+            (
+                r#"{"ratio": "1"}"#,
+                "ratio",
+                "invalid type: string `1`, expected f64",
+            ),
+            (
+                r#"{"ratio": 1e999}"#,
+                "ratio",
+                "number `1e999` out of range",
+            ),
+            (
+                r#"{"rules": {"status": 1}}"#,
+                "rules",
+                "invalid type: a map, expected a sequence",
+            ),
+            (
+                r#"[1]"#,
+                "$",
+                "invalid type: a sequence, expected an object",
+            ),
+            (
+                r#"{"unknown": {"deep": [1, 2]}}"#,
+                "unknown",
+                "unknown field `unknown`, expected one of `rules`, `mode`, `map`, `keys`, `ratio`",
+            ),
+            (
+                r#"{"rules": [{"status": 1}, {"status": 4x}]}"#,
+                "rules[1]",
+                "expected `,` or `}`",
+            ),
+            (
+                r#"{"rules": [{"status": 1}"#,
+                "rules",
+                "EOF while parsing a list",
+            ),
+            (
+                r#"{"mode": "tag", "mode": "block"}"#,
+                "mode",
+                "duplicate key `mode`",
+            ),
         ];
-        for case in cases {
-            let ours = parse_json::<Doc>(case.as_bytes()).unwrap_err();
-            let de = &mut serde_json::Deserializer::from_str(case);
-            let theirs = serde_path_to_error::deserialize::<_, Doc>(de).unwrap_err();
-            let path = theirs.path().to_string();
-            // `?` is its "unknown member" (a syntax error where a key should be): ours names
-            // the enclosing value instead.
-            let path = path.trim_end_matches(".?").to_string();
-            let path = if path == "." || path == "?" {
-                "$".to_string()
-            } else {
-                path
-            };
-            let inner = theirs.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                // Broken JSON: ours may name the member whose value holds the bad token where
-                // theirs stops at the enclosing value.
-                assert!(
-                    path == "$" || ours.path.starts_with(&path),
-                    "{case}: {ours} vs {path}"
-                );
-            } else {
-                assert_eq!(ours.path, path, "{case}: {ours}");
-            }
-            assert_eq!(ours.reason, strip_position(&inner.to_string()), "{case}");
+        for (json, path, reason) in cases {
+            assert_eq!(err(json), (path.to_string(), reason.to_string()), "{json}");
         }
+        assert_eq!(
+            parse_json::<Outer>(b"{").unwrap_err().to_string(),
+            "invalid configuration at `$`: EOF while parsing an object"
+        );
+        assert_eq!(
+            parse_json::<()>(br#"{"x": 1}"#).unwrap_err().reason,
+            "unknown field `x`, there are no fields"
+        );
+    }
+
+    #[test]
+    fn null_is_absent_only_for_optional_members() {
+        let cfg: Outer = parse_json(br#"{"rules": [{"status": 1, "inner": null}]}"#).unwrap();
+        assert_eq!(cfg.rules[0].inner, None);
+        assert_eq!(
+            err(r#"{"rules": null}"#).1,
+            "invalid type: null, expected a sequence"
+        );
     }
 
     #[test]

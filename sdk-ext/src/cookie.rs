@@ -6,10 +6,9 @@
 //! are not percent-decoded, because RFC 6265 does not define an encoding and applications
 //! differ. Pairs without `=` are skipped.
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, FromJson, Node};
 use crate::matcher::{StringMatchSpec, StringMatcher};
 use crate::view::RequestView;
-use serde::Deserialize;
 
 /// Every `(name, value)` cookie pair in the request, in header order.
 pub fn cookies(req: &RequestView) -> impl Iterator<Item = (&str, &str)> {
@@ -45,14 +44,22 @@ pub fn parse_cookie_header(value: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// Match a cookie: `{"name": "beta", "value": {"exact": "yes"}}`; without `value` the cookie
 /// only has to be present. `invert: true` negates the result (so it matches a missing cookie).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookieMatchSpec {
     pub name: String,
-    #[serde(default)]
     pub value: Option<StringMatchSpec>,
-    #[serde(default)]
     pub invert: bool,
+}
+
+impl FromJson for CookieMatchSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let (name, value, invert) = crate::matcher::named_match(node, "name")?;
+        Ok(Self {
+            name,
+            value,
+            invert,
+        })
+    }
 }
 
 /// A compiled [`CookieMatchSpec`].
@@ -109,7 +116,7 @@ mod tests {
     use crate::testing::RequestBuilder;
 
     fn m(json: &str) -> CookieMatcher {
-        serde_json::from_str::<CookieMatchSpec>(json)
+        crate::config::from_str::<CookieMatchSpec>(json)
             .unwrap()
             .compile()
             .unwrap()
@@ -160,7 +167,7 @@ mod tests {
             (r#"{"name": "a b"}"#, "name"),
             (r#"{"name": "a", "value": {"regex": "("}}"#, "value.regex"),
         ] {
-            let e = serde_json::from_str::<CookieMatchSpec>(json)
+            let e = crate::config::from_str::<CookieMatchSpec>(json)
                 .unwrap()
                 .compile()
                 .unwrap_err();

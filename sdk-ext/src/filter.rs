@@ -8,11 +8,11 @@
 
 use crate::callout::{CallOutcome, GrpcCall};
 use crate::config::ConfigError;
+use crate::config::FromJson;
 use crate::metrics::Metrics;
 use crate::reply::LocalReply;
 use crate::shared::Services;
 use crate::view::RequestView;
-use serde::de::DeserializeOwned;
 
 /// What to do with the request after a hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +112,9 @@ pub struct BodyChunk<'a> {
 pub trait HttpFilter: Sized + 'static {
     /// Filter name: metric prefix (`-` becomes `_`) and log prefix.
     const NAME: &'static str;
-    /// The JSON configuration, as serde reads it (use `#[serde(deny_unknown_fields)]`).
-    type Config: DeserializeOwned;
+    /// The JSON configuration: a type that reads itself from the document ([`FromJson`],
+    /// unknown members refused).
+    type Config: FromJson;
     /// Per-request state, created with `Default` for each request.
     type State: Default + 'static;
     /// What the glue does when a host call on the request path fails. Default: fail closed.

@@ -17,12 +17,11 @@
 //! only when a valid token is present, so the edge must remove client copies of it (or require
 //! a token) before this filter can trust it.
 
-use crate::config::{header_name, ConfigError};
+use crate::config::{header_name, ConfigError, FromJson, Node};
+use crate::json::Json;
 use crate::matcher::{StringMatchSpec, StringMatcher};
 use crate::view::RequestView;
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::Value;
 
 /// Upper bound on the encoded payload we decode (a hostile header cannot make us parse MiBs).
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
@@ -42,19 +41,26 @@ pub const DEFAULT_METADATA_KEY: &str = "payload";
 /// {"metadata_key": "payload"}              // the provider's payload_in_metadata
 /// {"payload_header": "x-jwt-payload"}          // opt-in, payload form only
 /// ```
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JwtSourceSpec {
     /// The provider's `payload_in_metadata` key. Default `payload` (what Istio sets).
-    #[serde(default)]
     pub metadata_key: Option<String>,
     /// The metadata namespace. Default `envoy.filters.http.jwt_authn`.
-    #[serde(default)]
     pub metadata_namespace: Option<String>,
     /// Read the payload from this header instead of metadata (explicit opt-in; payload form
     /// only, never a compact JWT).
-    #[serde(default)]
     pub payload_header: Option<String>,
+}
+
+impl FromJson for JwtSourceSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["metadata_key", "metadata_namespace", "payload_header"])?;
+        Ok(Self {
+            metadata_key: o.opt("metadata_key")?,
+            metadata_namespace: o.opt("metadata_namespace")?,
+            payload_header: o.opt("payload_header")?,
+        })
+    }
 }
 
 /// A compiled [`JwtSourceSpec`].
@@ -133,7 +139,7 @@ impl ClaimSource {
 
 /// Decoded claims.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Claims(Value);
+pub struct Claims(Json);
 
 impl Claims {
     /// Decode a payload header: base64url (padded or not) or standard base64 of a JSON object.
@@ -149,8 +155,10 @@ impl Claims {
             .decode(trimmed)
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
             .ok()?;
-        match serde_json::from_slice::<Value>(&bytes).ok()? {
-            v @ Value::Object(_) => Some(Self(v)),
+        // The configuration's parser: strict RFC 8259, and a payload with a duplicate claim is
+        // refused (no claims) rather than read as whichever copy a parser keeps.
+        match crate::json::parse(&bytes).ok()? {
+            v @ Json::Object(_) => Some(Self(v)),
             _ => None,
         }
     }
@@ -165,8 +173,8 @@ impl Claims {
         }
         let fields = pb::filter_metadata(bytes, namespace)?;
         match pb::decode_struct(fields, 0)? {
-            Value::Object(mut map) => match map.remove(key)? {
-                v @ Value::Object(_) => Some(Self(v)),
+            Json::Object(members) => match members.into_iter().find(|(k, _)| k == key)?.1 {
+                v @ Json::Object(_) => Some(Self(v)),
                 _ => None,
             },
             _ => None,
@@ -174,12 +182,12 @@ impl Claims {
     }
 
     /// Build from a JSON object (tests).
-    pub fn from_json(v: Value) -> Self {
+    pub fn from_json(v: Json) -> Self {
         Self(v)
     }
 
     /// A claim by name; dots descend into objects (`realm_access.roles`).
-    pub fn get(&self, path: &str) -> Option<&Value> {
+    pub fn get(&self, path: &str) -> Option<&Json> {
         if let Some(v) = self.0.get(path) {
             return Some(v);
         }
@@ -188,20 +196,21 @@ impl Claims {
 
     /// A claim's string values: a string is one value, except `scope`/`scp` which are
     /// space-separated lists (RFC 8693); an array yields its string members; numbers and
-    /// booleans are their JSON text.
+    /// booleans are their JSON text (a payload header's numbers as written, metadata's
+    /// doubles in their shortest form: `7`, `1.5`).
     pub fn values(&self, path: &str) -> Vec<String> {
         let space_list = matches!(path, "scope" | "scp");
-        let one = |v: &Value| -> Vec<String> {
+        let one = |v: &Json| -> Vec<String> {
             match v {
-                Value::String(s) if space_list => s.split_whitespace().map(String::from).collect(),
-                Value::String(s) => vec![s.clone()],
-                Value::Number(n) => vec![n.to_string()],
-                Value::Bool(b) => vec![b.to_string()],
+                Json::String(s) if space_list => s.split_whitespace().map(String::from).collect(),
+                Json::String(s) => vec![s.clone()],
+                Json::Number(n) => vec![n.clone()],
+                Json::Bool(b) => vec![b.to_string()],
                 _ => vec![],
             }
         };
         match self.get(path) {
-            Some(Value::Array(items)) => items.iter().flat_map(one).collect(),
+            Some(Json::Array(items)) => items.iter().flat_map(one).collect(),
             Some(v) => one(v),
             None => vec![],
         }
@@ -211,14 +220,22 @@ impl Claims {
 /// Match a claim: `{"claim": "sub", "value": {"exact": "alice"}}`; without `value` the claim
 /// only has to be present. For list claims (`aud` arrays, `scope`), any member may match:
 /// `{"claim": "scope", "value": {"exact": "admin"}}` is scope membership.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimMatchSpec {
     pub claim: String,
-    #[serde(default)]
     pub value: Option<StringMatchSpec>,
-    #[serde(default)]
     pub invert: bool,
+}
+
+impl FromJson for ClaimMatchSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let (claim, value, invert) = crate::matcher::named_match(node, "claim")?;
+        Ok(Self {
+            claim,
+            value,
+            invert,
+        })
+    }
 }
 
 /// A compiled [`ClaimMatchSpec`].
@@ -267,7 +284,7 @@ impl ClaimMatcher {
 /// struct=5, list=6}`, `ListValue{repeated Value values = 1}`). No dependency, bounded depth.
 mod pb {
     use super::MAX_DEPTH;
-    use serde_json::{Map, Number, Value};
+    use crate::json::Json;
 
     struct Reader<'a> {
         buf: &'a [u8],
@@ -351,28 +368,32 @@ mod pb {
         None
     }
 
-    pub(super) fn decode_struct(buf: &[u8], depth: usize) -> Option<Value> {
+    pub(super) fn decode_struct(buf: &[u8], depth: usize) -> Option<Json> {
         if depth > MAX_DEPTH {
             return None;
         }
         let mut r = Reader::new(buf);
-        let mut map = Map::new();
+        let mut members: Vec<(String, Json)> = Vec::new();
         while !r.done() {
             match r.tag()? {
                 (1, 2) => {
                     let entry = r.len_delimited()?;
                     let (k, v) = decode_entry(entry, depth)?;
-                    map.insert(k, v);
+                    // A protobuf map keeps the last entry of a key.
+                    match members.iter_mut().find(|(key, _)| *key == k) {
+                        Some(slot) => slot.1 = v,
+                        None => members.push((k, v)),
+                    }
                 }
                 (_, wire) => r.skip(wire)?,
             }
         }
-        Some(Value::Object(map))
+        Some(Json::Object(members))
     }
 
-    fn decode_entry(buf: &[u8], depth: usize) -> Option<(String, Value)> {
+    fn decode_entry(buf: &[u8], depth: usize) -> Option<(String, Json)> {
         let mut r = Reader::new(buf);
-        let (mut key, mut value) = (String::new(), Value::Null);
+        let (mut key, mut value) = (String::new(), Json::Null);
         while !r.done() {
             match r.tag()? {
                 (1, 2) => key = String::from_utf8(r.len_delimited()?.to_vec()).ok()?,
@@ -383,18 +404,18 @@ mod pb {
         Some((key, value))
     }
 
-    fn decode_value(buf: &[u8], depth: usize) -> Option<Value> {
+    fn decode_value(buf: &[u8], depth: usize) -> Option<Json> {
         let mut r = Reader::new(buf);
-        let mut value = Value::Null;
+        let mut value = Json::Null;
         while !r.done() {
             value = match r.tag()? {
-                (1, 0) => r.varint().map(|_| Value::Null)?,
+                (1, 0) => r.varint().map(|_| Json::Null)?,
                 (2, 1) => {
                     let raw: [u8; 8] = r.bytes(8)?.try_into().ok()?;
                     number(f64::from_le_bytes(raw))
                 }
-                (3, 2) => Value::String(String::from_utf8(r.len_delimited()?.to_vec()).ok()?),
-                (4, 0) => Value::Bool(r.varint()? != 0),
+                (3, 2) => Json::String(String::from_utf8(r.len_delimited()?.to_vec()).ok()?),
+                (4, 0) => Json::Bool(r.varint()? != 0),
                 (5, 2) => decode_struct(r.len_delimited()?, depth + 1)?,
                 (6, 2) => decode_list(r.len_delimited()?, depth + 1)?,
                 (_, wire) => {
@@ -406,7 +427,7 @@ mod pb {
         Some(value)
     }
 
-    fn decode_list(buf: &[u8], depth: usize) -> Option<Value> {
+    fn decode_list(buf: &[u8], depth: usize) -> Option<Json> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -418,26 +439,60 @@ mod pb {
                 (_, wire) => r.skip(wire)?,
             }
         }
-        Some(Value::Array(items))
+        Some(Json::Array(items))
     }
 
     /// Struct numbers are doubles; whole numbers become JSON integers, so a claim `7` reads
-    /// as `7` from metadata just as from a payload header.
-    fn number(f: f64) -> Value {
+    /// as `7` from metadata just as from a payload header. Others are written with the fewest
+    /// decimals (up to 17) that give the same double back (`1.5`, `0.1`); a double that needs
+    /// more (or an exponent, `1e-20`) is `null`: no string matcher can name it anyway.
+    fn number(f: f64) -> Json {
+        number_text(f).map_or(Json::Null, Json::Number)
+    }
+
+    /// The JSON text of a Struct number (see [`number`]).
+    pub(super) fn number_text(f: f64) -> Option<String> {
         const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
         if f.fract() == 0.0 && f.abs() <= EXACT {
             // Lossless: |f| <= 2^53 and whole.
             #[allow(clippy::cast_possible_truncation)]
-            return Value::Number(Number::from(f as i64));
+            return Some((f as i64).to_string());
         }
-        Number::from_f64(f).map_or(Value::Null, Value::Number)
+        decimal(f)
+    }
+
+    /// `f` as the shortest `[-]int.frac` with at most 17 decimals that divides back to `f`
+    /// exactly (IEEE division is correctly rounded, so that text parses back to `f`). Integer
+    /// arithmetic only: no float formatting code in the module.
+    fn decimal(f: f64) -> Option<String> {
+        if !f.is_finite() {
+            return None;
+        }
+        let mut scale = 1.0f64;
+        for decimals in 1..=17usize {
+            scale *= 10.0;
+            let scaled = (f * scale).round();
+            if scaled.abs() >= 9.0e18 {
+                return None;
+            }
+            if scaled / scale == f {
+                // |scaled| < 9e18: exact in i64.
+                #[allow(clippy::cast_possible_truncation)]
+                let n = scaled as i64;
+                let digits = format!("{:0>width$}", n.unsigned_abs(), width = decimals + 1);
+                let (int, frac) = digits.split_at(digits.len() - decimals);
+                let sign = if n < 0 { "-" } else { "" };
+                return Some(format!("{sign}{int}.{frac}"));
+            }
+        }
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn encode(v: &Value) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -450,7 +505,7 @@ mod tests {
     }
 
     fn m(json: &str) -> ClaimMatcher {
-        serde_json::from_str::<ClaimMatchSpec>(json)
+        crate::config::from_str::<ClaimMatchSpec>(json)
             .unwrap()
             .compile()
             .unwrap()
@@ -475,7 +530,11 @@ mod tests {
 
     #[test]
     fn source_defaults_to_jwt_authn_metadata_and_header_is_opt_in() {
-        let src = |j: &str| serde_json::from_str::<JwtSourceSpec>(j).unwrap().compile();
+        let src = |j: &str| {
+            crate::config::from_str::<JwtSourceSpec>(j)
+                .unwrap()
+                .compile()
+        };
         assert_eq!(src("{}").unwrap(), ClaimSource::default());
         assert_eq!(
             src(r#"{"metadata_key": "https://idp"}"#).unwrap(),
@@ -510,7 +569,7 @@ mod tests {
         assert_eq!(c.values("ok"), ["true"]);
         assert_eq!(c.values("realm.roles"), ["ops"]);
         assert_eq!(c.values("f"), ["1.5"]);
-        assert!(c.get("none").is_some_and(Value::is_null));
+        assert!(c.get("none").is_some_and(|v| *v == Json::Null));
         assert_eq!(
             Claims::from_metadata(&bytes, JWT_AUTHN_NAMESPACE, "other"),
             None
@@ -534,6 +593,31 @@ mod tests {
         }
         let deep = crate::testing::metadata_bytes(&json!({JWT_AUTHN_NAMESPACE: {"k": deep}}));
         assert_eq!(Claims::from_metadata(&deep, JWT_AUTHN_NAMESPACE, "k"), None);
+    }
+
+    /// Metadata doubles read as the text serde_json (ryu) wrote for them, without float
+    /// formatting code.
+    #[test]
+    fn metadata_numbers_read_as_their_shortest_text() {
+        for f in [
+            1.5,
+            0.1,
+            -0.5,
+            123.456,
+            3.25,
+            1e-5,
+            0.3,
+            2.675,
+            -1234.5678,
+            1.0 / 3.0,
+        ] {
+            let ours = super::pb::number_text(f);
+            let theirs = serde_json::Number::from_f64(f).unwrap().to_string();
+            assert_eq!(ours.as_deref(), Some(theirs.as_str()), "{f}");
+        }
+        assert_eq!(super::pb::number_text(7.0).as_deref(), Some("7"));
+        assert_eq!(super::pb::number_text(1e-20), None);
+        assert_eq!(super::pb::number_text(f64::NAN), None);
     }
 
     #[test]
@@ -565,13 +649,13 @@ mod tests {
 
     #[test]
     fn spec_errors_name_fields() {
-        let e = serde_json::from_str::<ClaimMatchSpec>(r#"{"claim": ""}"#)
+        let e = crate::config::from_str::<ClaimMatchSpec>(r#"{"claim": ""}"#)
             .unwrap()
             .compile()
             .unwrap_err();
         assert_eq!(e.path, "claim");
         let e =
-            serde_json::from_str::<ClaimMatchSpec>(r#"{"claim": "s", "value": {"regex": "("}}"#)
+            crate::config::from_str::<ClaimMatchSpec>(r#"{"claim": "s", "value": {"regex": "("}}"#)
                 .unwrap()
                 .compile()
                 .unwrap_err();

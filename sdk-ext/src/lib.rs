@@ -11,8 +11,8 @@
 //!   call the host; `cargo xtask test` checks this for every filter.
 //!
 //! * `abi` (glue): the host calls, returning the host's status (never panicking).
-//! * [`config`]: parse JSON plugin configuration with unknown fields rejected; errors name the
-//!   JSON path and the reason.
+//! * [`config`]: typed reading of the JSON plugin configuration ([`FromJson`], [`Node`]) with
+//!   unknown fields rejected; errors name the JSON path and the reason. [`json`]: its parser.
 //! * [`view`]: the request as the filter sees it: headers fetched once, properties on demand.
 //! * [`cookie`]: request cookies and a cookie matcher.
 //! * [`path`]: path normalization (RFC 3986 dot segments, unreserved escapes, merged slashes)
@@ -45,6 +45,7 @@ pub mod config;
 pub mod conn_limit;
 pub mod cookie;
 pub mod filter;
+pub mod json;
 pub mod jwt;
 pub mod lifecycle;
 pub mod matcher;
@@ -61,7 +62,7 @@ pub mod shared;
 pub mod testing;
 pub mod view;
 
-pub use config::{parse_json, ConfigError};
+pub use config::{parse_json, ConfigError, FromJson, Node};
 pub use filter::{BodyChunk, Decision, HeaderOps, HostErrorPolicy, HttpFilter, Setup};
 pub use metrics::{Counter, Gauge, Histogram, Metrics};
 pub use reply::LocalReply;

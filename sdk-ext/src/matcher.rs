@@ -1,6 +1,7 @@
 //! Request matchers, compiled once at configure time.
 //!
-//! Each matcher has a serde *spec* (what users write in JSON, unknown fields rejected) and a
+//! Each matcher has a *spec* (what users write in JSON, read with [`FromJson`], unknown fields
+//! rejected) and a
 //! compiled form. `compile` validates the spec and returns a [`ConfigError`] whose path is
 //! relative to the spec (callers add their own prefix with [`ConfigError::within`]).
 //!
@@ -17,13 +18,12 @@
 //!   on `/admin` also holds for `//admin`, `/./admin`, `/%61dmin` and `/x/../admin`, whether or
 //!   not the Envoy in front normalizes paths.
 
-use crate::config::{header_name, ConfigError};
+use crate::config::{header_name, ConfigError, FromJson, Node};
 use crate::cookie::{CookieMatchSpec, CookieMatcher};
 use crate::jwt::{ClaimMatchSpec, ClaimMatcher, Claims};
 use crate::view::RequestView;
 use ipnet::IpNet;
 use regex_lite::{Regex, RegexBuilder};
-use serde::Deserialize;
 use std::net::IpAddr;
 
 /// Upper bound on a compiled regex's size, so a hostile config cannot exhaust VM memory.
@@ -35,8 +35,7 @@ pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// {"prefix": "/api/"}   {"regex": "/users/[0-9]+"}   {"glob": "/static/**"}
 /// {"exact": "Bob", "ignore_case": true}
 /// ```
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StringMatchSpec {
     pub exact: Option<String>,
     pub prefix: Option<String>,
@@ -48,8 +47,30 @@ pub struct StringMatchSpec {
     /// `*` (within a `/`-separated segment), `**` (across segments), `?`, `[a-z]`.
     pub glob: Option<String>,
     /// Compare ASCII case-insensitively (all kinds).
-    #[serde(default)]
     pub ignore_case: bool,
+}
+
+impl FromJson for StringMatchSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&[
+            "exact",
+            "prefix",
+            "suffix",
+            "contains",
+            "regex",
+            "glob",
+            "ignore_case",
+        ])?;
+        Ok(Self {
+            exact: o.opt("exact")?,
+            prefix: o.opt("prefix")?,
+            suffix: o.opt("suffix")?,
+            contains: o.opt("contains")?,
+            regex: o.opt("regex")?,
+            glob: o.opt("glob")?,
+            ignore_case: o.or("ignore_case", false)?,
+        })
+    }
 }
 
 /// A compiled [`StringMatchSpec`].
@@ -199,14 +220,22 @@ impl StringMatcher {
 
 /// Match a header: `{"name": "x-user", "value": {"exact": "bob"}}`; without `value` the header
 /// only has to be present. `invert: true` negates the result.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderMatchSpec {
     pub name: String,
-    #[serde(default)]
     pub value: Option<StringMatchSpec>,
-    #[serde(default)]
     pub invert: bool,
+}
+
+impl FromJson for HeaderMatchSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let (name, value, invert) = named_match(node, "name")?;
+        Ok(Self {
+            name,
+            value,
+            invert,
+        })
+    }
 }
 
 /// A compiled [`HeaderMatchSpec`].
@@ -225,6 +254,16 @@ impl HeaderMatchSpec {
             invert: self.invert,
         })
     }
+}
+
+/// `{"<name_field>": .., "value": {..}, "invert": ..}`: the shape of header, query, cookie and
+/// claim matchers.
+pub fn named_match(
+    node: &Node<'_>,
+    name_field: &str,
+) -> Result<(String, Option<StringMatchSpec>, bool), ConfigError> {
+    let o = node.object(&[name_field, "value", "invert"])?;
+    Ok((o.req(name_field)?, o.opt("value")?, o.or("invert", false)?))
 }
 
 fn compile_opt(
@@ -253,14 +292,22 @@ impl HeaderMatcher {
 }
 
 /// Match a query parameter (decoded): `{"name": "debug"}` (present) or with a `value` matcher.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryMatchSpec {
     pub name: String,
-    #[serde(default)]
     pub value: Option<StringMatchSpec>,
-    #[serde(default)]
     pub invert: bool,
+}
+
+impl FromJson for QueryMatchSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let (name, value, invert) = named_match(node, "name")?;
+        Ok(Self {
+            name,
+            value,
+            invert,
+        })
+    }
 }
 
 /// A compiled [`QueryMatchSpec`].
@@ -371,44 +418,66 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 /// meaning of their own; with it, rules see the path exactly as Envoy forwards it, so Envoy's
 /// own `normalize_path` and `merge_slashes` must be on (they are in every config this project
 /// renders) or a rule on `/admin` misses `//admin`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PathMatching {
     #[default]
     Normalized,
     Raw,
 }
 
+impl FromJson for PathMatching {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.choice(&[("normalized", Self::Normalized), ("raw", Self::Raw)])
+    }
+}
+
 /// Everything a rule can match on, as users write it: the one match vocabulary of every filter
 /// (policy's and router's `match`). Omitted kinds match anything. Kinds are ANDed;
 /// alternatives within `methods`, `paths`, `hosts`, `source_cidrs` and `consumers` are ORed;
 /// `headers`, `query`, `cookies` and `claims` are ANDed.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestMatchSpec {
-    #[serde(default)]
     pub methods: Vec<String>,
-    #[serde(default)]
     pub paths: Vec<StringMatchSpec>,
-    #[serde(default)]
     pub hosts: Vec<StringMatchSpec>,
-    #[serde(default)]
     pub headers: Vec<HeaderMatchSpec>,
-    #[serde(default)]
     pub query: Vec<QueryMatchSpec>,
-    #[serde(default)]
     pub source_cidrs: Vec<String>,
     /// Cookies, all of which must match (`{"name": "beta", "value": {"exact": "yes"}}`).
-    #[serde(default)]
     pub cookies: Vec<CookieMatchSpec>,
     /// JWT claims, all of which must match, read from the filter's claim source (see
     /// [`crate::jwt`]) only when every other kind matched.
-    #[serde(default)]
     pub claims: Vec<ClaimMatchSpec>,
     /// Consumer names (from the filter's API-key check); `"*"` is any consumer. Only filters
     /// that identify consumers accept it ([`MatchOptions::no_consumers`]); the others refuse it.
-    #[serde(default)]
     pub consumers: Vec<String>,
+}
+
+impl FromJson for RequestMatchSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&[
+            "methods",
+            "paths",
+            "hosts",
+            "headers",
+            "query",
+            "source_cidrs",
+            "cookies",
+            "claims",
+            "consumers",
+        ])?;
+        Ok(Self {
+            methods: o.or_default("methods")?,
+            paths: o.or_default("paths")?,
+            hosts: o.or_default("hosts")?,
+            headers: o.or_default("headers")?,
+            query: o.or_default("query")?,
+            source_cidrs: o.or_default("source_cidrs")?,
+            cookies: o.or_default("cookies")?,
+            claims: o.or_default("claims")?,
+            consumers: o.or_default("consumers")?,
+        })
+    }
 }
 
 /// How a filter compiles its [`RequestMatchSpec`]s: what it can supply at request time.

@@ -4,7 +4,7 @@ use super::*;
 use crate::testing::RequestBuilder;
 
 fn sm(json: &str) -> StringMatcher {
-    serde_json::from_str::<StringMatchSpec>(json)
+    crate::config::from_str::<StringMatchSpec>(json)
         .unwrap()
         .compile()
         .unwrap()
@@ -98,7 +98,7 @@ fn header_matchers() {
         .header("x-user", "bob")
         .build();
     let hm = |json: &str| {
-        serde_json::from_str::<HeaderMatchSpec>(json)
+        crate::config::from_str::<HeaderMatchSpec>(json)
             .unwrap()
             .compile()
             .unwrap()
@@ -132,14 +132,14 @@ fn header_spec_errors() {
         invert: false,
     };
     assert_eq!(bad_re.compile().unwrap_err().path, "value.regex");
-    assert!(serde_json::from_str::<HeaderMatchSpec>(r#"{"name":"x","exact":"y"}"#).is_err());
+    assert!(crate::config::from_str::<HeaderMatchSpec>(r#"{"name":"x","exact":"y"}"#).is_err());
 }
 
 #[test]
 fn query_matchers() {
     let req = RequestBuilder::get("/p?debug=1&tag=a%20b&tag=c").build();
     let qm = |json: &str| {
-        serde_json::from_str::<QueryMatchSpec>(json)
+        crate::config::from_str::<QueryMatchSpec>(json)
             .unwrap()
             .compile()
             .unwrap()
@@ -190,7 +190,7 @@ fn cidrs_v4_v6_and_mapped() {
 
 #[test]
 fn request_matcher_combines_kinds() {
-    let spec: RequestMatchSpec = serde_json::from_str(
+    let spec: RequestMatchSpec = crate::config::from_str(
         r#"{
             "methods": ["GET", "HEAD"],
             "paths": [{"prefix": "/api/"}, {"exact": "/health"}],
@@ -232,17 +232,17 @@ fn request_matcher_combines_kinds() {
 
 #[test]
 fn request_matcher_errors_carry_the_full_path() {
-    let spec: RequestMatchSpec = serde_json::from_str(
+    let spec: RequestMatchSpec = crate::config::from_str(
         r#"{"paths": [{"prefix": "/a"}, {"regex": "("}], "source_cidrs": ["10.0.0.0/8"]}"#,
     )
     .unwrap();
     let err = spec.compile().unwrap_err();
     assert_eq!(err.path, "paths[1].regex");
     let spec: RequestMatchSpec =
-        serde_json::from_str(r#"{"source_cidrs": ["1.2.3.4", "x"]}"#).unwrap();
+        crate::config::from_str(r#"{"source_cidrs": ["1.2.3.4", "x"]}"#).unwrap();
     assert_eq!(spec.compile().unwrap_err().path, "source_cidrs[1]");
     let spec: RequestMatchSpec =
-        serde_json::from_str(r#"{"headers": [{"name": "ok"}, {"name": ""}]}"#).unwrap();
+        crate::config::from_str(r#"{"headers": [{"name": "ok"}, {"name": ""}]}"#).unwrap();
     assert_eq!(spec.compile().unwrap_err().path, "headers[1].name");
 }
 
@@ -250,7 +250,7 @@ fn request_matcher_errors_carry_the_full_path() {
 fn path_rules_match_the_normalized_path_unless_raw_is_asked_for() {
     use crate::matcher::PathMatching;
     let spec: RequestMatchSpec =
-        serde_json::from_str(r#"{"paths": [{"prefix": "/admin"}]}"#).unwrap();
+        crate::config::from_str(r#"{"paths": [{"prefix": "/admin"}]}"#).unwrap();
     let normalized = spec.compile().unwrap();
     let raw = spec
         .compile()
@@ -275,7 +275,7 @@ fn path_rules_match_the_normalized_path_unless_raw_is_asked_for() {
 fn request_matcher_cookies_consumers_and_lazy_claims() {
     use crate::jwt::Claims;
     use base64::Engine as _;
-    let spec: RequestMatchSpec = serde_json::from_str(
+    let spec: RequestMatchSpec = crate::config::from_str(
         r#"{"paths": [{"prefix": "/a"}],
             "consumers": ["ci", "ops"],
             "cookies": [{"name": "beta", "value": {"exact": "yes"}}],
@@ -311,7 +311,7 @@ fn request_matcher_cookies_consumers_and_lazy_claims() {
         !called.get(),
         "claims decoded although an earlier condition failed"
     );
-    let any: RequestMatchSpec = serde_json::from_str(r#"{"consumers": ["*"]}"#).unwrap();
+    let any: RequestMatchSpec = crate::config::from_str(r#"{"consumers": ["*"]}"#).unwrap();
     let any = any.compile_with(with_consumers).unwrap();
     assert!(any.matches_with(&no_cookie, Some("whoever"), &|| None));
     assert!(!any.matches_with(&no_cookie, None, &|| None));
@@ -330,7 +330,7 @@ fn request_matcher_new_kinds_report_json_paths() {
         ),
         (r#"{"consumers": ["a", ""]}"#, "consumers[1]"),
     ] {
-        let err = serde_json::from_str::<RequestMatchSpec>(json)
+        let err = crate::config::from_str::<RequestMatchSpec>(json)
             .unwrap()
             .compile_with(MatchOptions {
                 no_consumers: None,
@@ -339,7 +339,7 @@ fn request_matcher_new_kinds_report_json_paths() {
             .unwrap_err();
         assert_eq!(err.path, path, "{json}");
     }
-    let spec: RequestMatchSpec = serde_json::from_str(r#"{"consumers": ["a"]}"#).unwrap();
+    let spec: RequestMatchSpec = crate::config::from_str(r#"{"consumers": ["a"]}"#).unwrap();
     let err = spec.compile().unwrap_err();
     assert_eq!(
         (err.path.as_str(), err.reason.as_str()),

@@ -17,10 +17,10 @@
 //! its upstream is connected (measured with Envoy 1.40).
 
 use crate::config::ConfigError;
+use crate::config::FromJson;
 /// The configure-time [`Setup`], shared with HTTP filters (formerly `NetworkSetup`).
 pub use crate::filter::Setup;
 use crate::view::{prop_i64, prop_string, PropertySource};
-use serde::de::DeserializeOwned;
 use std::cell::OnceCell;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -157,8 +157,9 @@ fn parse_addr(props: &dyn PropertySource, path: &[&str], port_root: &str) -> Opt
 pub trait NetworkFilter: Sized + 'static {
     /// Filter name: metric prefix (`-` becomes `_`) and log prefix.
     const NAME: &'static str;
-    /// The JSON configuration, as serde reads it (use `#[serde(deny_unknown_fields)]`).
-    type Config: DeserializeOwned;
+    /// The JSON configuration: a type that reads itself from the document ([`FromJson`],
+    /// unknown members refused).
+    type Config: FromJson;
     /// Per-connection state, created with `Default` for each connection.
     type State: Default + 'static;
 

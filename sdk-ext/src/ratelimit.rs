@@ -45,7 +45,7 @@
 //! Memory: each slot is a 24-byte value plus Envoy's per-entry overhead (about 150 bytes in
 //! all), for the life of the `vm_id`.
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, FromJson, Node, Object};
 use crate::shared::{Clock, Services, SharedStore, StoreError};
 use std::rc::Rc;
 use std::time::Duration;
@@ -101,7 +101,10 @@ impl BucketSpec {
         if !(MIN_FILL_INTERVAL..=MAX_FILL_INTERVAL).contains(&fill_interval) {
             return Err(ConfigError::new(
                 "fill_interval",
-                format!("{fill_interval:?} is not between 1ms and 24h"),
+                format!(
+                    "{} ms is not between 1ms and 24h",
+                    u64::try_from(fill_interval.as_millis()).unwrap_or(u64::MAX)
+                ),
             ));
         }
         Ok(Self {
@@ -109,6 +112,68 @@ impl BucketSpec {
             tokens_per_fill: per_fill,
             fill_interval_nanos: u64::try_from(fill_interval.as_nanos()).unwrap_or(u64::MAX),
         })
+    }
+}
+
+/// Default `max_keys` of a bucket set.
+pub const DEFAULT_MAX_KEYS: u32 = 10_000;
+
+/// A token bucket set as users write it, the one form of every filter's local limits (policy's
+/// `rate_limit` with scope `local` and its `global.local_first`, tcp-guard's `connection_rate`):
+///
+/// ```json
+/// {"max_tokens": 100, "tokens_per_fill": 10, "fill_interval": "1s", "max_keys": 10000}
+/// ```
+///
+/// `tokens_per_fill` defaults to `max_tokens` (a full refill every interval), `max_keys` to
+/// [`DEFAULT_MAX_KEYS`]; `fill_interval` is `500ms`, `10s`, `5m` or `1h`, 1ms to 24h.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketConfig {
+    /// Bucket size: the burst a key may spend at once.
+    pub max_tokens: u64,
+    /// Tokens added per fill.
+    pub tokens_per_fill: Option<u64>,
+    /// Fill period, as written.
+    pub fill_interval: String,
+    /// Distinct keys (descriptors) tracked at once: slots created at configure time.
+    pub max_keys: u32,
+}
+
+impl BucketConfig {
+    /// The members a bucket is written with.
+    pub const FIELDS: [&'static str; 4] =
+        ["max_tokens", "tokens_per_fill", "fill_interval", "max_keys"];
+
+    /// Read the bucket's members from an object that may hold others too (policy's
+    /// `rate_limit`); the caller has already refused members it does not know.
+    pub fn read(o: &Object<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            max_tokens: o.req("max_tokens")?,
+            tokens_per_fill: o.opt("tokens_per_fill")?,
+            fill_interval: o.req("fill_interval")?,
+            max_keys: o.or("max_keys", DEFAULT_MAX_KEYS)?,
+        })
+    }
+
+    /// Validate the shape (errors name `max_tokens`, `tokens_per_fill` or `fill_interval`,
+    /// relative to the bucket's object).
+    pub fn spec(&self) -> Result<BucketSpec, ConfigError> {
+        let fill = parse_duration(&self.fill_interval)
+            .map_err(|r| ConfigError::new("fill_interval", r))?;
+        BucketSpec::new(self.max_tokens, self.tokens_per_fill, fill)
+    }
+
+    /// Validate and reserve `max_keys` slots of `budget` for the set named `set` (see
+    /// [`TokenBuckets::new`]); errors are relative to the bucket's object.
+    pub fn compile(&self, budget: &mut SlotBudget, set: &str) -> Result<TokenBuckets, ConfigError> {
+        let spec = self.spec()?;
+        TokenBuckets::new(budget, set, spec, self.max_keys)
+    }
+}
+
+impl FromJson for BucketConfig {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        Self::read(&node.object(&Self::FIELDS)?)
     }
 }
 

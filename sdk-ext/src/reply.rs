@@ -7,7 +7,7 @@
 //! id: 1 to [`MAX_REQUEST_ID_LEN`] characters from `A-Z a-z 0-9 - _ . : + / =` (UUIDs, hex,
 //! base64 and vendor trace ids); anything else is `null`.
 
-use serde_json::json;
+use crate::json::write_str;
 
 /// Longest request id echoed in a reply body.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
@@ -36,12 +36,23 @@ impl LocalReply {
     /// application/json`. `request_id` is `null` when the request had none or when it does not
     /// look like an id ([`echoable_request_id`]).
     pub fn json(status: u16, error: &str, message: &str, request_id: Option<&str>) -> Self {
-        let request_id = echoable_request_id(request_id);
-        let body = json!({ "error": error, "message": message, "request_id": request_id });
+        // Written by hand (the same bytes serde_json's `json!` wrote: members in this order,
+        // no spaces): serde_json's serializer is not worth its size in every module.
+        let mut body = String::with_capacity(64 + error.len() + message.len());
+        body.push_str("{\"error\":");
+        write_str(&mut body, error);
+        body.push_str(",\"message\":");
+        write_str(&mut body, message);
+        body.push_str(",\"request_id\":");
+        match echoable_request_id(request_id) {
+            Some(id) => write_str(&mut body, id),
+            None => body.push_str("null"),
+        }
+        body.push('}');
         Self {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: body.to_string().into_bytes(),
+            body: body.into_bytes(),
         }
     }
 
@@ -56,6 +67,25 @@ impl LocalReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The body is byte for byte what serde_json's `json!` wrote before.
+    #[test]
+    fn body_is_what_serde_json_wrote() {
+        for (error, message, id) in [
+            ("denied", "request denied by policy", Some("abc-123")),
+            ("rate_limited", "quote \" back\\ nl\n ctl\u{1}", None),
+            ("x", "é😀", Some("bad id with spaces")),
+        ] {
+            let ours = LocalReply::json(403, error, message, id).body;
+            let theirs = serde_json::json!({
+                "error": error,
+                "message": message,
+                "request_id": echoable_request_id(id),
+            })
+            .to_string();
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+        }
+    }
 
     #[test]
     fn json_body_carries_request_id_and_escapes() {

@@ -189,7 +189,7 @@ pub fn configure_network<F: NetworkFilter>(
     configured(F::NAME, json, services, F::configure)
 }
 
-fn configured<C: serde::de::DeserializeOwned, F>(
+fn configured<C: crate::config::FromJson, F>(
     name: &str,
     json: &str,
     services: Services,

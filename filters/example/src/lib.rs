@@ -14,28 +14,46 @@
 use sdk_ext::config::{header_name, http_status};
 use sdk_ext::matcher::{HeaderMatchSpec, HeaderMatcher};
 use sdk_ext::{
-    ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, RequestView, Setup,
+    ConfigError, Counter, Decision, FromJson, HeaderOps, HttpFilter, LocalReply, Node, RequestView,
+    Setup,
 };
-use serde::Deserialize;
 
-/// The JSON configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The JSON configuration. Each type reads itself ([`FromJson`]): the members it accepts
+/// (any other is refused), which are required and the defaults of the others; errors carry
+/// the JSON path (`deny.status`).
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Header added to every response.
-    #[serde(default)]
     pub response_header: ResponseHeader,
     /// Deny requests whose headers match; absent means never deny.
-    #[serde(default)]
     pub deny: Option<Deny>,
 }
 
+impl FromJson for Config {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["response_header", "deny"])?;
+        Ok(Self {
+            response_header: o.or_default("response_header")?,
+            deny: o.opt("deny")?,
+        })
+    }
+}
+
 /// A response header to add.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct ResponseHeader {
     pub name: String,
     pub value: String,
+}
+
+impl FromJson for ResponseHeader {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["name", "value"])?;
+        Ok(Self {
+            name: o.req("name")?,
+            value: o.req("value")?,
+        })
+    }
 }
 
 impl Default for ResponseHeader {
@@ -48,25 +66,25 @@ impl Default for ResponseHeader {
 }
 
 /// When and how to deny.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Deny {
     /// The header that triggers a denial (present, or matching `value`).
     pub header: HeaderMatchSpec,
     /// Status of the local reply. Default 403.
-    #[serde(default = "default_status")]
     pub status: u16,
     /// Message in the JSON body. Never contains request data.
-    #[serde(default = "default_message")]
     pub message: String,
 }
 
-fn default_status() -> u16 {
-    403
-}
-
-fn default_message() -> String {
-    "request denied".into()
+impl FromJson for Deny {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["header", "status", "message"])?;
+        Ok(Self {
+            header: o.req("header")?,
+            status: o.or("status", 403)?,
+            message: o.or_else("message", || "request denied".into())?,
+        })
+    }
 }
 
 /// The compiled filter, shared by every request.

@@ -4,13 +4,17 @@
 //! request, one VM crossing per callback and the glue's header fetch. `cargo xtask bench`
 //! reports every other filter's cost relative to it.
 
-use sdk_ext::{ConfigError, HttpFilter, Setup};
-use serde::Deserialize;
+use sdk_ext::{ConfigError, FromJson, HttpFilter, Node, Setup};
 
 /// No settings; `{}` or an empty configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {}
+
+impl FromJson for Config {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.object(&[]).map(|_| Config {})
+    }
+}
 
 /// The filter: nothing to compile, nothing to do.
 pub struct NoopFilter;

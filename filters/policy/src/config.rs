@@ -1,9 +1,12 @@
-//! The JSON configuration as users write it (serde DTOs, unknown fields rejected). The filter
-//! compiles it once in `configure`; see `README.md` for the reference with defaults and limits.
+//! The JSON configuration as users write it (each type reads itself with
+//! [`sdk_ext::config`]: unknown fields rejected, errors with JSON paths). The filter compiles it
+//! once in `configure`; see `README.md` for the reference with defaults and limits.
 
+use crate::global::{GlobalSpec, Scope};
+use sdk_ext::config::{ConfigError, FromJson, Node};
 use sdk_ext::jwt::JwtSourceSpec;
 use sdk_ext::matcher::{PathMatching, RequestMatchSpec};
-use serde::Deserialize;
+use sdk_ext::ratelimit::BucketConfig;
 
 /// At most this many rules (evaluation is linear; a longer list is a config smell).
 pub const MAX_RULES: usize = 1000;
@@ -16,46 +19,66 @@ pub const MAX_MESSAGE_LEN: usize = 512;
 /// Consumer names: 1..=128 visible ASCII characters (they are forwarded in a header).
 pub const MAX_CONSUMER_LEN: usize = 128;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Evaluate and count, never enforce (like RBAC `shadow_rules` for the whole policy).
-    #[serde(default)]
     pub shadow: bool,
     /// What happens to a request no rule matched.
-    #[serde(default)]
     pub default_action: DefaultAction,
     /// The denial response of `deny` rules without their own, and of `default_action: deny`.
-    #[serde(default)]
     pub deny: DenyResponse,
-    #[serde(default)]
     pub api_keys: Option<ApiKeysSpec>,
     /// Where `claims` matchers read claims: `jwt_authn`'s dynamic metadata by default, a
     /// payload header only when asked (see `sdk_ext::jwt`).
-    #[serde(default)]
     pub jwt: JwtSourceSpec,
     /// `normalized` (default): path rules match the RFC 3986-normalized path; `raw`: the path
     /// as Envoy forwards it.
-    #[serde(default)]
     pub path_matching: PathMatching,
-    #[serde(default)]
     pub rules: Vec<RuleSpec>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DefaultAction {
     #[default]
     Allow,
     Deny,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromJson for DefaultAction {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.choice(&[
+            ("allow", DefaultAction::Allow),
+            ("deny", DefaultAction::Deny),
+        ])
+    }
+}
+
+impl FromJson for Config {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&[
+            "shadow",
+            "default_action",
+            "deny",
+            "api_keys",
+            "jwt",
+            "path_matching",
+            "rules",
+        ])?;
+        Ok(Self {
+            shadow: o.or("shadow", false)?,
+            default_action: o.or_default("default_action")?,
+            deny: o.or_default("deny")?,
+            api_keys: o.opt("api_keys")?,
+            jwt: o.or_default("jwt")?,
+            path_matching: o.or_default("path_matching")?,
+            rules: o.or_default("rules")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct DenyResponse {
-    #[serde(default = "default_deny_status")]
     pub status: u16,
-    #[serde(default = "default_deny_message")]
     pub message: String,
 }
 
@@ -76,20 +99,25 @@ fn default_deny_message() -> String {
     "request denied by policy".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromJson for DenyResponse {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["status", "message"])?;
+        Ok(Self {
+            status: o.or_else("status", default_deny_status)?,
+            message: o.or_else("message", default_deny_message)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct ApiKeysSpec {
     /// Header carrying the key (checked first).
-    #[serde(default)]
     pub header: Option<String>,
     /// Query parameter carrying the key.
-    #[serde(default)]
     pub query: Option<String>,
     /// Deny requests without a key (401). Default false: they go on as anonymous.
-    #[serde(default)]
     pub required: bool,
     /// Header in which the consumer's name is forwarded upstream.
-    #[serde(default = "default_consumer_header")]
     pub consumer_header: String,
     pub keys: Vec<ApiKeySpec>,
 }
@@ -98,83 +126,139 @@ fn default_consumer_header() -> String {
     "x-api-consumer".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl FromJson for ApiKeysSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["header", "query", "required", "consumer_header", "keys"])?;
+        Ok(Self {
+            header: o.opt("header")?,
+            query: o.opt("query")?,
+            required: o.or("required", false)?,
+            consumer_header: o.or_else("consumer_header", default_consumer_header)?,
+            keys: o.req("keys")?,
+        })
+    }
+}
+
+impl FromJson for ApiKeySpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["consumer", "sha256"])?;
+        Ok(Self {
+            consumer: o.req("consumer")?,
+            sha256: o.req("sha256")?,
+        })
+    }
+}
+
+impl FromJson for RuleSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["name", "match", "action", "deny", "rate_limit", "shadow"])?;
+        Ok(Self {
+            name: o.req("name")?,
+            matches: o.or_default("match")?,
+            action: o.req("action")?,
+            deny: o.opt("deny")?,
+            rate_limit: o.opt("rate_limit")?,
+            shadow: o.or("shadow", false)?,
+        })
+    }
+}
+
+impl FromJson for Action {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.choice(&[
+            ("allow", Action::Allow),
+            ("deny", Action::Deny),
+            ("rate_limit", Action::RateLimit),
+        ])
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct ApiKeySpec {
     pub consumer: String,
     /// Lowercase or uppercase hex SHA-256 of the key (`printf %s KEY | sha256sum`).
     pub sha256: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct RuleSpec {
     pub name: String,
     /// Conditions ([`RequestMatchSpec`], sdk-ext's match vocabulary): every kind given must
     /// match; `consumers` needs `api_keys`.
-    #[serde(rename = "match", default)]
     pub matches: RequestMatchSpec,
     pub action: Action,
     /// Denial response for `action: deny` (default: the top-level `deny`).
-    #[serde(default)]
     pub deny: Option<DenyResponse>,
     /// Required for `action: rate_limit`, refused otherwise.
-    #[serde(default)]
     pub rate_limit: Option<RateLimitSpec>,
     /// Evaluate and count this rule, but never let it decide.
-    #[serde(default)]
     pub shadow: bool,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Allow,
     Deny,
     RateLimit,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct RateLimitSpec {
     /// `local` (default): the token bucket below, in this Envoy; `global`: ask the rate-limit
     /// service in `global` (see `crate::global`).
-    #[serde(default)]
-    pub scope: crate::global::Scope,
-    /// Required with scope `local`; refused with `global` (its local bucket is
-    /// `global.local_first`).
-    #[serde(default)]
-    pub max_tokens: Option<u64>,
-    /// Default: `max_tokens` (the bucket refills completely every interval).
-    #[serde(default)]
-    pub tokens_per_fill: Option<u64>,
-    /// `500ms`, `10s`, `5m`, `1h`; 1ms..=24h. Required with scope `local`.
-    #[serde(default)]
-    pub fill_interval: Option<String>,
+    pub scope: Scope,
+    /// The local bucket (`max_tokens`, `tokens_per_fill`, `fill_interval`, `max_keys`, written
+    /// in this object): required with scope `local`, refused with `global` (its local bucket
+    /// is `global.local_first`). `None` when none of its members is given.
+    pub bucket: Option<BucketConfig>,
     /// Required with scope `global`, refused otherwise.
-    #[serde(default)]
-    pub global: Option<crate::global::GlobalSpec>,
+    pub global: Option<GlobalSpec>,
     /// What identifies a bucket; empty (default): one bucket for every request the rule matches.
-    #[serde(default)]
     pub key: Vec<KeyPart>,
-    /// Distinct buckets tracked (slots in shared data), 1..=100000.
-    #[serde(default = "default_max_keys")]
-    pub max_keys: u32,
-    #[serde(default = "default_limit_message")]
     pub message: String,
 }
 
-fn default_max_keys() -> u32 {
-    10_000
-}
+/// Why a global `rate_limit` refuses the bucket members.
+pub const GLOBAL_HAS_NO_BUCKET: &str = "a global limit is counted by the service; a local \
+    bucket checked first goes in `global.local_first` (with its `max_tokens`, \
+    `tokens_per_fill`, `fill_interval`, `max_keys`)";
 
-fn default_limit_message() -> String {
-    "rate limit exceeded".into()
+impl FromJson for RateLimitSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&[
+            "scope",
+            "global",
+            "key",
+            "message",
+            "max_tokens",
+            "tokens_per_fill",
+            "fill_interval",
+            "max_keys",
+        ])?;
+        let scope = o.or_default("scope")?;
+        let given = BucketConfig::FIELDS.iter().find(|f| o.get(f).is_some());
+        let bucket = match (scope, given) {
+            (_, None) => None,
+            (Scope::Local, Some(_)) => Some(BucketConfig::read(&o)?),
+            (Scope::Global, Some(field)) => {
+                return Err(ConfigError::new(
+                    sdk_ext::config::join_path(o.node().path(), field),
+                    GLOBAL_HAS_NO_BUCKET,
+                ))
+            }
+        };
+        Ok(Self {
+            scope,
+            bucket,
+            global: o.opt("global")?,
+            key: o.or_default("key")?,
+            message: o.or_else("message", || "rate limit exceeded".into())?,
+        })
+    }
 }
 
 /// One part of a rate-limit descriptor.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyPart {
     /// The downstream peer address (IPv4-mapped IPv6 as IPv4).
     SourceIp,
@@ -184,4 +268,21 @@ pub enum KeyPart {
     Header(String),
     /// The first N segments of the path: `{"path_segments": 1}` keys `/api/v1/x` as `/api`.
     PathSegments(u32),
+}
+
+impl FromJson for KeyPart {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        match node.variant()? {
+            ("source_ip", None) => Ok(KeyPart::SourceIp),
+            ("consumer", None) => Ok(KeyPart::Consumer),
+            ("header", Some(v)) => v.str().map(|h| KeyPart::Header(h.to_string())),
+            ("path_segments", Some(v)) => u32::from_json(&v).map(KeyPart::PathSegments),
+            (name, v) => Err(node.bad_variant(
+                name,
+                v.as_ref(),
+                &["source_ip", "consumer"],
+                &["header", "path_segments"],
+            )),
+        }
+    }
 }

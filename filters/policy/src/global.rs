@@ -24,10 +24,9 @@ pub mod proto;
 
 use crate::config::KeyPart;
 use sdk_ext::callout::{CallOutcome, GrpcCall};
-use sdk_ext::config::{header_name, http_status};
-use sdk_ext::ratelimit::{parse_duration, BucketSpec, SlotBudget, TokenBuckets};
+use sdk_ext::config::{header_name, http_status, FromJson, Node};
+use sdk_ext::ratelimit::{parse_duration, BucketConfig, SlotBudget, TokenBuckets};
 use sdk_ext::ConfigError;
-use serde::Deserialize;
 use std::time::Duration;
 
 /// Longest time a request may wait for the service.
@@ -37,8 +36,7 @@ pub const MAX_ENTRIES: usize = 16;
 pub const MAX_ENTRY_LEN: usize = 256;
 
 /// `rate_limit.scope`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Scope {
     /// Token buckets in this Envoy's shared data (exact across its workers).
     #[default]
@@ -48,8 +46,7 @@ pub enum Scope {
 }
 
 /// What a request gets when the service cannot answer.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FailureMode {
     /// Let it through (Envoy's default: a broken limiter must not take the service down).
     #[default]
@@ -69,8 +66,7 @@ impl FailureMode {
 }
 
 /// `rate_limit.global`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct GlobalSpec {
     /// The Envoy cluster of the rate-limit service (HTTP/2). Under Istio:
     /// `outbound|PORT||HOST`.
@@ -78,22 +74,16 @@ pub struct GlobalSpec {
     /// The service's `domain` these limits live in.
     pub domain: String,
     /// How long a request waits for the answer (`20ms` default, as Envoy's filter); 1ms..=60s.
-    #[serde(default = "default_timeout")]
     pub timeout: String,
-    #[serde(default)]
     pub failure_mode: FailureMode,
     /// Status of a request refused by `failure_mode: deny` (default 500, as Envoy).
-    #[serde(default = "default_failure_status")]
     pub failure_status: u16,
     /// Hits one request counts for (default 1).
-    #[serde(default = "default_hits")]
     pub hits_addend: u32,
     /// Literal entries sent before the key parts, e.g. `{"key": "generic_key", "value": "api"}`.
-    #[serde(default)]
     pub entries: Vec<EntrySpec>,
     /// A local bucket checked before the callout.
-    #[serde(default)]
-    pub local_first: Option<LocalFirstSpec>,
+    pub local_first: Option<BucketConfig>,
 }
 
 fn default_timeout() -> String {
@@ -108,27 +98,57 @@ fn default_hits() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct EntrySpec {
     pub key: String,
     pub value: String,
 }
 
-/// The local bucket of `local_first` (same meaning as a local `rate_limit`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalFirstSpec {
-    pub max_tokens: u64,
-    #[serde(default)]
-    pub tokens_per_fill: Option<u64>,
-    pub fill_interval: String,
-    #[serde(default = "default_max_keys")]
-    pub max_keys: u32,
+impl FromJson for Scope {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.choice(&[("local", Scope::Local), ("global", Scope::Global)])
+    }
 }
 
-fn default_max_keys() -> u32 {
-    10_000
+impl FromJson for FailureMode {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.choice(&[("allow", FailureMode::Allow), ("deny", FailureMode::Deny)])
+    }
+}
+
+impl FromJson for GlobalSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&[
+            "cluster",
+            "domain",
+            "timeout",
+            "failure_mode",
+            "failure_status",
+            "hits_addend",
+            "entries",
+            "local_first",
+        ])?;
+        Ok(Self {
+            cluster: o.req("cluster")?,
+            domain: o.req("domain")?,
+            timeout: o.or_else("timeout", default_timeout)?,
+            failure_mode: o.or_default("failure_mode")?,
+            failure_status: o.or_else("failure_status", default_failure_status)?,
+            hits_addend: o.or_else("hits_addend", default_hits)?,
+            entries: o.or_default("entries")?,
+            local_first: o.opt("local_first")?,
+        })
+    }
+}
+
+impl FromJson for EntrySpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["key", "value"])?;
+        Ok(Self {
+            key: o.req("key")?,
+            value: o.req("value")?,
+        })
+    }
 }
 
 /// The descriptor entry key of a key part.
@@ -203,7 +223,8 @@ impl GlobalLimit {
                 "timeout",
                 format!(
                     "{} ms; must be 1ms to 60s (a request waits this long)",
-                    timeout.as_millis()
+                    // u64, not as_millis's u128: its formatter is 1.6 KB of module.
+                    u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
                 ),
             ));
         }
@@ -237,12 +258,7 @@ impl GlobalLimit {
         let local_first = cfg
             .local_first
             .as_ref()
-            .map(|l| {
-                let fill = parse_duration(&l.fill_interval)
-                    .map_err(|r| ConfigError::new("fill_interval", r))
-                    .and_then(|d| BucketSpec::new(l.max_tokens, l.tokens_per_fill, d))?;
-                TokenBuckets::new(budget, name, fill, l.max_keys)
-            })
+            .map(|l| l.compile(budget, name))
             .transpose()
             .map_err(|e| e.within("local_first"))?;
         Ok(Self {

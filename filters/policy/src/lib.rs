@@ -25,7 +25,7 @@ use sdk_ext::callout::CallOutcome;
 use sdk_ext::config::{header_name, http_status};
 use sdk_ext::jwt::{ClaimSource, Claims};
 use sdk_ext::matcher::{canonical_ip, MatchOptions, PathMatching, RequestMatcher};
-use sdk_ext::ratelimit::{parse_duration, Admission, BucketSpec, SlotBudget, TokenBuckets};
+use sdk_ext::ratelimit::{Admission, SlotBudget, TokenBuckets};
 use sdk_ext::{
     ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView, Setup,
 };
@@ -344,24 +344,15 @@ impl PolicyFilter {
                         "only `scope: global` takes `global`",
                     ));
                 }
-                let Some(max_tokens) = rl.max_tokens else {
+                let Some(bucket) = &rl.bucket else {
                     return Err(ConfigError::new(
                         "max_tokens",
                         "required for a local rate limit",
                     ));
                 };
-                let Some(fill_interval) = &rl.fill_interval else {
-                    return Err(ConfigError::new(
-                        "fill_interval",
-                        "required for a local rate limit",
-                    ));
-                };
-                let fill = parse_duration(fill_interval)
-                    .map_err(|r| ConfigError::new("fill_interval", r))
-                    .and_then(|d| BucketSpec::new(max_tokens, rl.tokens_per_fill, d))?;
                 // Slots are a range of the policy's one budget; the rule's name only keys the
                 // fingerprints, so renaming a rule reuses its slots.
-                let buckets = TokenBuckets::new(budget, name, fill, rl.max_keys)?;
+                let buckets = bucket.compile(budget, name)?;
                 Ok(RuleAction::RateLimit(Limiter {
                     buckets,
                     key,
@@ -369,17 +360,8 @@ impl PolicyFilter {
                 }))
             }
             Scope::Global => {
-                let local = [
-                    ("max_tokens", rl.max_tokens.is_some()),
-                    ("tokens_per_fill", rl.tokens_per_fill.is_some()),
-                    ("fill_interval", rl.fill_interval.is_some()),
-                ];
-                if let Some((field, _)) = local.iter().find(|(_, set)| *set) {
-                    return Err(ConfigError::new(
-                        *field,
-                        "a global limit is counted by the service; a local bucket checked \
-                         first goes in `global.local_first`",
-                    ));
+                if rl.bucket.is_some() {
+                    return Err(ConfigError::new("max_tokens", config::GLOBAL_HAS_NO_BUCKET));
                 }
                 let Some(g) = &rl.global else {
                     return Err(ConfigError::new(

@@ -965,7 +965,7 @@ fn global_config_errors_name_the_field() {
         err(g.clone(), json!({"fill_interval": "1s"})),
         "rules[0].rate_limit.fill_interval"
     );
-    // serde names the object missing a field.
+    // A missing field is named at its object (as serde did).
     assert_eq!(
         err(json!({"cluster": "rls"}), json!({})),
         "rules[0].rate_limit.global"
@@ -1004,10 +1004,17 @@ fn global_config_errors_name_the_field() {
     );
     let local_without_tokens = json!({"rules": [{"name": "api", "match": {"paths": [{"prefix": "/"}]},
         "action": "rate_limit", "rate_limit": {"fill_interval": "1s"}}]});
+    let err = build(local_without_tokens).err().unwrap();
     assert_eq!(
-        build(local_without_tokens).err().unwrap().path,
-        "rules[0].rate_limit.max_tokens"
+        (err.path.as_str(), err.reason.as_str()),
+        ("rules[0].rate_limit", "missing field `max_tokens`")
     );
+    // A global limit refuses every member of a local bucket, `max_keys` included (it has its
+    // own in `global.local_first`).
+    let global_with_keys = global_rule(g.clone(), json!({"max_keys": 5}));
+    let err = build(global_with_keys).err().unwrap();
+    assert_eq!(err.path, "rules[0].rate_limit.max_keys");
+    assert!(err.reason.contains("global.local_first"), "{err}");
 }
 
 #[test]

@@ -1,15 +1,15 @@
-//! Configuration: the serde form users write, validated and compiled once in `configure`.
+//! Configuration: the form users write (read with [`sdk_ext::config`]), validated and compiled
+//! once in `configure`.
 //!
 //! Errors name the JSON path and the reason (`rules[1].weights[0].percent: ...`). Validation is
 //! strict where a mistake would silently misroute traffic: weights must add up to exactly 100,
 //! a rule must not read the routing header the filter owns, two tags must not share a metric.
 
 use crate::{hash, metric_tag};
-use sdk_ext::config::{header_name, ConfigError};
+use sdk_ext::config::{header_name, ConfigError, FromJson, Node};
 use sdk_ext::jwt::{ClaimSource, Claims, JwtSourceSpec};
 use sdk_ext::matcher::{MatchOptions, PathMatching, RequestMatchSpec, RequestMatcher};
 use sdk_ext::{HeaderOps, RequestView};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Default routing header: what the `VirtualService` / Envoy route matches on.
@@ -19,25 +19,19 @@ pub const MAX_TAG_LEN: usize = 64;
 
 /// The JSON configuration. Every field is optional; `{}` removes client copies of
 /// `x-route-tag` and sets nothing.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The header this filter owns and sets to the destination tag.
-    #[serde(default = "default_route_header")]
     pub route_header: String,
     /// Tag for requests no rule matched; none leaves the header unset.
-    #[serde(default)]
     pub default_tag: Option<String>,
     /// Where `claims` matchers and `{"claim": ..}` split keys read claims: `jwt_authn`'s
     /// dynamic metadata by default; a payload header only when asked (`sdk_ext::jwt`).
-    #[serde(default)]
     pub jwt: JwtSourceSpec,
     /// `normalized` (default): path rules match the RFC 3986-normalized path; `raw`: the path
     /// as Envoy forwards it.
-    #[serde(default)]
     pub path_matching: PathMatching,
     /// Tried in order; the first match wins.
-    #[serde(default)]
     pub rules: Vec<RuleSpec>,
 }
 
@@ -46,52 +40,41 @@ fn default_route_header() -> String {
 }
 
 /// One rule: a match, a destination (`tag`, or a `weights` split) and optional edits.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct RuleSpec {
     /// For logs only. Default `rules[i]`.
-    #[serde(default)]
     pub name: Option<String>,
     /// Conditions ([`RequestMatchSpec`], sdk-ext's match vocabulary), all of which must hold;
     /// omitted matches every request. `consumers` is refused (this filter checks no API keys).
-    #[serde(default, rename = "match")]
     pub matches: RequestMatchSpec,
     /// Fixed destination. Exactly one of `tag` and `weights`.
-    #[serde(default)]
     pub tag: Option<String>,
     /// Weighted split; percentages add up to 100.
-    #[serde(default)]
     pub weights: Option<Vec<WeightSpec>>,
     /// Split key sources, first present wins. Omitted: a fresh random draw per request.
-    #[serde(default)]
     pub hash_on: Option<Vec<HashKey>>,
     /// When no `hash_on` key is present: `"random"` (default) or `{"tag": "stable"}`.
-    #[serde(default)]
     pub fallback: Option<FallbackSpec>,
     /// Mixed into the hash so two experiments on the same key assign users independently.
-    #[serde(default)]
     pub salt: Option<String>,
     /// Path prefix and host rewrites.
-    #[serde(default)]
     pub rewrite: Option<RewriteSpec>,
     /// Request header edits.
-    #[serde(default)]
     pub request_headers: HeaderEditsSpec,
 }
 
 /// One side of a split.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct WeightSpec {
     pub tag: String,
-    /// 0 to 100, at most two decimals.
-    pub percent: f64,
+    /// 0 to 100, at most two decimals: the JSON number as written (read exactly, no
+    /// floating point: `33.33` is 3333 of 10000 buckets, never 3332.9999).
+    pub percent: String,
 }
 
 /// Where a split key comes from: `{"header": "x-user-id"}`, `{"cookie": "uid"}`,
 /// `{"query": "user"}`, `{"claim": "sub"}` or `"source_ip"`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HashKey {
     Header(String),
     Cookie(String),
@@ -101,8 +84,7 @@ pub enum HashKey {
 }
 
 /// What a split does without a key.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FallbackSpec {
     /// Draw a bucket per request (not sticky).
     Random,
@@ -111,36 +93,151 @@ pub enum FallbackSpec {
 }
 
 /// Rewrites applied when the rule wins.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct RewriteSpec {
     /// Replace a leading path prefix (query kept); no effect when the path does not start
     /// with `from`.
-    #[serde(default)]
     pub path_prefix: Option<PrefixRewrite>,
     /// New `:authority`.
-    #[serde(default)]
     pub host: Option<String>,
 }
 
 /// `{"from": "/v1/", "to": "/v2/"}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct PrefixRewrite {
     pub from: String,
     pub to: String,
 }
 
 /// Header edits, applied as removals, then sets (replacing), then adds (appending).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct HeaderEditsSpec {
-    #[serde(default)]
     pub set: BTreeMap<String, String>,
-    #[serde(default)]
     pub add: BTreeMap<String, String>,
-    #[serde(default)]
     pub remove: Vec<String>,
+}
+
+impl FromJson for Config {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&[
+            "route_header",
+            "default_tag",
+            "jwt",
+            "path_matching",
+            "rules",
+        ])?;
+        Ok(Self {
+            route_header: o.or_else("route_header", default_route_header)?,
+            default_tag: o.opt("default_tag")?,
+            jwt: o.or_default("jwt")?,
+            path_matching: o.or_default("path_matching")?,
+            rules: o.or_default("rules")?,
+        })
+    }
+}
+
+impl FromJson for RuleSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&[
+            "name",
+            "match",
+            "tag",
+            "weights",
+            "hash_on",
+            "fallback",
+            "salt",
+            "rewrite",
+            "request_headers",
+        ])?;
+        Ok(Self {
+            name: o.opt("name")?,
+            matches: o.or_default("match")?,
+            tag: o.opt("tag")?,
+            weights: o.opt("weights")?,
+            hash_on: o.opt("hash_on")?,
+            fallback: o.opt("fallback")?,
+            salt: o.opt("salt")?,
+            rewrite: o.opt("rewrite")?,
+            request_headers: o.or_default("request_headers")?,
+        })
+    }
+}
+
+impl FromJson for WeightSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["tag", "percent"])?;
+        Ok(Self {
+            tag: o.req("tag")?,
+            percent: match o.get("percent") {
+                None => return Err(o.error("missing field `percent`")),
+                Some(n) => match n.json() {
+                    sdk_ext::config::Json::Number(text) => text.clone(),
+                    _ => return Err(n.invalid_type("a number")),
+                },
+            },
+        })
+    }
+}
+
+impl FromJson for HashKey {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let (name, value) = node.variant()?;
+        let text = |v: &Node<'_>| v.str().map(str::to_string);
+        match (name, &value) {
+            ("source_ip", None) => Ok(HashKey::SourceIp),
+            ("header", Some(v)) => text(v).map(HashKey::Header),
+            ("cookie", Some(v)) => text(v).map(HashKey::Cookie),
+            ("query", Some(v)) => text(v).map(HashKey::Query),
+            ("claim", Some(v)) => text(v).map(HashKey::Claim),
+            _ => Err(node.bad_variant(
+                name,
+                value.as_ref(),
+                &["source_ip"],
+                &["header", "cookie", "query", "claim"],
+            )),
+        }
+    }
+}
+
+impl FromJson for FallbackSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        match node.variant()? {
+            ("random", None) => Ok(FallbackSpec::Random),
+            ("tag", Some(v)) => v.str().map(|t| FallbackSpec::Tag(t.to_string())),
+            (name, v) => Err(node.bad_variant(name, v.as_ref(), &["random"], &["tag"])),
+        }
+    }
+}
+
+impl FromJson for RewriteSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["path_prefix", "host"])?;
+        Ok(Self {
+            path_prefix: o.opt("path_prefix")?,
+            host: o.opt("host")?,
+        })
+    }
+}
+
+impl FromJson for PrefixRewrite {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["from", "to"])?;
+        Ok(Self {
+            from: o.req("from")?,
+            to: o.req("to")?,
+        })
+    }
+}
+
+impl FromJson for HeaderEditsSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["set", "add", "remove"])?;
+        Ok(Self {
+            set: o.or_default("set")?,
+            add: o.or_default("add")?,
+            remove: o.or_default("remove")?,
+        })
+    }
 }
 
 /// The validated configuration, ready for the filter.
@@ -401,7 +498,6 @@ fn compile_split(
     }
     let mut ranges = Vec::with_capacity(weights.len());
     let mut end = 0u32;
-    let mut sum = 0.0f64;
     for (j, w) in weights.iter().enumerate() {
         let wat = format!("{at}.weights[{j}]");
         let dest = tags.intern(&format!("{wat}.tag"), &w.tag)?;
@@ -412,12 +508,13 @@ fn compile_split(
             ));
         }
         let bp =
-            basis_points(w.percent).map_err(|r| ConfigError::new(format!("{wat}.percent"), r))?;
+            basis_points(&w.percent).map_err(|r| ConfigError::new(format!("{wat}.percent"), r))?;
         end += bp;
-        sum += w.percent;
         ranges.push((end, dest));
     }
     if end != hash::BUCKETS {
+        let sum = format!("{}.{:02}", end / 100, end % 100);
+        let sum = sum.trim_end_matches('0').trim_end_matches('.');
         return Err(ConfigError::new(
             format!("{at}.weights"),
             format!("percentages add up to {sum}, they must add up to 100"),
@@ -473,21 +570,55 @@ fn compile_split(
     })
 }
 
-/// A percentage as basis points of [`hash::BUCKETS`].
-fn basis_points(percent: f64) -> Result<u32, String> {
-    if !percent.is_finite() || !(0.0..=100.0).contains(&percent) {
-        return Err(format!("{percent} is not between 0 and 100"));
+/// A percentage (a JSON number's text: `-?int(.frac)?([eE][+-]?exp)?`, checked by the parser)
+/// as basis points of [`hash::BUCKETS`], exactly: decimal digits shifted, no floating point.
+fn basis_points(text: &str) -> Result<u32, String> {
+    let range = || format!("{text} is not between 0 and 100");
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(i) => (
+            &text[..i],
+            text[i + 1..].parse::<i64>().map_err(|_| range())?,
+        ),
+        None => (text, 0),
+    };
+    let negative = mantissa.starts_with('-');
+    let unsigned = mantissa.trim_start_matches('-');
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let all = format!("{int}{frac}");
+    let digits = all.trim_start_matches('0');
+    if digits.is_empty() {
+        return Ok(0);
     }
-    let scaled = percent * 100.0;
-    let rounded = scaled.round();
-    if (scaled - rounded).abs() > 1e-6 {
-        return Err(format!(
-            "{percent} has more than two decimals (splits resolve to 0.01 %)"
-        ));
+    if negative {
+        return Err(range());
     }
-    // 0 <= rounded <= 10_000, so the cast is exact.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(rounded as u32)
+    // value = digits x 10^(exp - frac.len()); basis points = value x 100.
+    let frac_len = i64::try_from(frac.len()).unwrap_or(i64::MAX);
+    let shift = exp.saturating_sub(frac_len).saturating_add(2);
+    let len = i64::try_from(digits.len()).unwrap_or(i64::MAX);
+    let bp: u64 = if shift >= 0 {
+        if len.saturating_add(shift) > 6 {
+            return Err(range());
+        }
+        let n: u64 = digits.parse().map_err(|_| range())?;
+        n * 10u64.pow(u32::try_from(shift).unwrap_or(0))
+    } else {
+        let cut = usize::try_from(shift.unsigned_abs()).unwrap_or(usize::MAX);
+        let keep = digits.len().saturating_sub(cut);
+        if digits[keep..].bytes().any(|b| b != b'0') {
+            return Err(format!(
+                "{text} has more than two decimals (splits resolve to 0.01 %)"
+            ));
+        }
+        if keep > 6 {
+            return Err(range());
+        }
+        digits[..keep].parse().unwrap_or(0)
+    };
+    if bp > u64::from(hash::BUCKETS) {
+        return Err(range());
+    }
+    u32::try_from(bp).map_err(|_| range())
 }
 
 fn compile_edits(
@@ -568,4 +699,40 @@ fn compile_edits(
         }
     }
     Ok(edits)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percentages_are_read_exactly() {
+        for (text, bp) in [
+            ("0", 0),
+            ("-0", 0),
+            ("0.0", 0),
+            ("10", 1000),
+            ("33.33", 3333),
+            ("12.340", 1234),
+            ("100", 10000),
+            ("100.00", 10000),
+            ("1e1", 1000),
+            ("2.5E+1", 2500),
+            ("1234e-2", 1234),
+            ("0.01", 1),
+        ] {
+            assert_eq!(super::basis_points(text), Ok(bp), "{text}");
+        }
+        for (text, why) in [
+            ("-1", "between"),
+            ("100.01", "between"),
+            ("1e3", "between"),
+            ("1e999999999999", "between"),
+            ("10.125", "two decimals"),
+            ("0.001", "two decimals"),
+            ("1e-3", "two decimals"),
+            ("99999999999999999999", "between"),
+        ] {
+            let e = super::basis_points(text).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+    }
 }

@@ -47,13 +47,21 @@ macro_rules! compose {
         $( $field:ident : $member:ty ),+ $(,)?
     ) => {
         /// The combined configuration: each member's configuration under its key; absent = off.
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
         pub struct $config {
             $(
-                #[serde(default)]
                 pub $field: Option<<$member as $crate::sdk_ext::HttpFilter>::Config>,
             )+
+        }
+
+        impl $crate::sdk_ext::FromJson for $config {
+            fn from_json(
+                node: &$crate::sdk_ext::Node<'_>,
+            ) -> Result<Self, $crate::sdk_ext::ConfigError> {
+                let o = node.object(&[$(stringify!($field)),+])?;
+                Ok(Self {
+                    $( $field: o.opt(stringify!($field))?, )+
+                })
+            }
         }
 
         // `waiting` is a 64-bit mask of members.

@@ -2,9 +2,9 @@
 
 use sdk_ext::testing::{configure, RequestBuilder};
 use sdk_ext::{
-    BodyChunk, ConfigError, Decision, HeaderOps, HttpFilter, LocalReply, RequestView, Setup,
+    BodyChunk, ConfigError, Decision, FromJson, HeaderOps, HttpFilter, LocalReply, Node,
+    RequestView, Setup,
 };
-use serde::Deserialize;
 
 /// Asks for up to `limit` body bytes; denies bodies containing `needle`; records what it saw.
 pub struct BodyGuard {
@@ -12,11 +12,19 @@ pub struct BodyGuard {
     limit: usize,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BodyGuardConfig {
     needle: String,
     limit: usize,
+}
+
+impl FromJson for BodyGuardConfig {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["needle", "limit"])?;
+        Ok(Self {
+            needle: o.req("needle")?,
+            limit: o.req("limit")?,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -200,13 +208,28 @@ pub struct Editor {
     remove: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EditorConfig {
-    #[serde(default)]
+    /// `[["name", "value"], ...]`.
     set: Vec<(String, String)>,
-    #[serde(default)]
     remove: Vec<String>,
+}
+
+impl FromJson for EditorConfig {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["set", "remove"])?;
+        let pairs: Vec<Vec<String>> = o.or_default("set")?;
+        let set = pairs
+            .into_iter()
+            .map(|p| match <[String; 2]>::try_from(p) {
+                Ok([n, v]) => Ok((n, v)),
+                Err(_) => Err(o.error("`set` takes [name, value] pairs")),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            set,
+            remove: o.or_default("remove")?,
+        })
+    }
 }
 
 /// What the member saw: `(name, value)` of every header.

@@ -21,9 +21,8 @@ use sdk_ext::conn_limit::{Held, Outcome, SlotCounters};
 use sdk_ext::matcher::{canonical_ip, parse_cidr};
 use sdk_ext::metrics::metric_safe;
 use sdk_ext::network::{ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter, Setup};
-use sdk_ext::ratelimit::{parse_duration, BucketSpec, SlotBudget, TokenBuckets, MAX_TOTAL_SLOTS};
-use sdk_ext::{ConfigError, Counter, Gauge, Metrics};
-use serde::Deserialize;
+use sdk_ext::ratelimit::{BucketConfig, SlotBudget, TokenBuckets, MAX_TOTAL_SLOTS};
+use sdk_ext::{ConfigError, Counter, FromJson, Gauge, Metrics, Node};
 use sni::SniTable;
 use sniff::{sniff, Protocol, Sniff};
 use std::collections::{BTreeMap, HashMap};
@@ -42,82 +41,47 @@ pub const MAX_TIMEOUT_MS: u64 = 300_000;
 
 /// The JSON configuration. Every field is optional; `{}` admits everything and inspects
 /// nothing.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Source address policy, checked first.
-    #[serde(default)]
     pub source: SourceSpec,
     /// Per-source-IP token bucket for new connections (shared by all workers).
-    #[serde(default)]
-    pub connection_rate: Option<RateSpec>,
+    /// (`sdk_ext::ratelimit::BucketConfig`, as the policy filter writes rate limits;
+    /// `max_keys`: distinct sources tracked at once).
+    pub connection_rate: Option<BucketConfig>,
     /// Per-source-IP cap on open connections (shared by all workers).
-    #[serde(default)]
     pub max_connections_per_source: Option<u64>,
     /// Distinct sources whose open connections are counted at once (slots created at
     /// configure time; a source with no open connection gives its slot up).
-    #[serde(default = "default_max_keys")]
     pub max_sources: u32,
     /// Limits and protocol allow list of first-bytes inspection.
-    #[serde(default)]
     pub inspect: InspectSpec,
     /// SNI allow list and routes (TLS connections).
-    #[serde(default)]
     pub sni: SniSpec,
     /// Cluster for admitted connections no SNI route matched; absent: `tcp_proxy`'s own.
-    #[serde(default)]
     pub default_cluster: Option<String>,
 }
 
 /// Source CIDR lists (IPv4 and IPv6; IPv4-mapped IPv6 sources match IPv4 ranges).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceSpec {
     /// If non-empty, only these sources are admitted.
-    #[serde(default)]
     pub allow: Vec<String>,
     /// Never admitted; wins over `allow`.
-    #[serde(default)]
     pub deny: Vec<String>,
 }
 
-/// A connection rate limit per source IP, as the policy filter writes rate limits
-/// (`sdk_ext::ratelimit`, Envoy `local_ratelimit` semantics).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateSpec {
-    /// Bucket size: the burst of new connections a source may open.
-    pub max_tokens: u64,
-    /// Tokens added per fill; default `max_tokens`.
-    #[serde(default)]
-    pub tokens_per_fill: Option<u64>,
-    /// Fill period: `500ms`, `10s`, `5m`, `1h`.
-    pub fill_interval: String,
-    /// Distinct sources tracked at once (slots created at configure time).
-    #[serde(default = "default_max_keys")]
-    pub max_keys: u32,
-}
-
-fn default_max_keys() -> u32 {
-    10_000
-}
-
 /// First-bytes inspection.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct InspectSpec {
     /// Protocols admitted; absent: all.
-    #[serde(default)]
     pub protocols: Option<Vec<Protocol>>,
     /// Most bytes held and inspected per connection.
-    #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
     /// Longest a connection is held before the decision, from its start.
-    #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     /// What to do with a connection that sent no byte before the timeout; absent: as `other`
     /// (admitted if `protocols` admits `other`).
-    #[serde(default)]
     pub no_data: Option<NoData>,
 }
 
@@ -127,8 +91,7 @@ pub struct InspectSpec {
 /// causes: a server-first protocol (SMTP, MySQL), or a proxy that never hands the filter the
 /// bytes (a `tcp_proxy` without `max_early_data_bytes`, as istiod renders it). `deny` makes the
 /// second fail closed and visible instead of admitting traffic the rules never saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoData {
     Allow,
     Deny,
@@ -145,24 +108,74 @@ impl Default for InspectSpec {
     }
 }
 
-fn default_max_bytes() -> usize {
-    DEFAULT_MAX_BYTES
-}
-
-fn default_timeout_ms() -> u64 {
-    DEFAULT_TIMEOUT_MS
-}
-
 /// SNI rules. Patterns: `a.example.com`, `*.example.com`, `*`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct SniSpec {
     /// If non-empty, TLS connections must send an SNI matching one of these.
-    #[serde(default)]
     pub allow: Vec<String>,
     /// SNI pattern to upstream cluster; the most specific pattern wins.
-    #[serde(default)]
     pub routes: BTreeMap<String, String>,
+}
+
+impl FromJson for Config {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&[
+            "source",
+            "connection_rate",
+            "max_connections_per_source",
+            "max_sources",
+            "inspect",
+            "sni",
+            "default_cluster",
+        ])?;
+        Ok(Self {
+            source: o.or_default("source")?,
+            connection_rate: o.opt("connection_rate")?,
+            max_connections_per_source: o.opt("max_connections_per_source")?,
+            max_sources: o.or("max_sources", sdk_ext::ratelimit::DEFAULT_MAX_KEYS)?,
+            inspect: o.or_default("inspect")?,
+            sni: o.or_default("sni")?,
+            default_cluster: o.opt("default_cluster")?,
+        })
+    }
+}
+
+impl FromJson for SourceSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["allow", "deny"])?;
+        Ok(Self {
+            allow: o.or_default("allow")?,
+            deny: o.or_default("deny")?,
+        })
+    }
+}
+
+impl FromJson for InspectSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["protocols", "max_bytes", "timeout_ms", "no_data"])?;
+        Ok(Self {
+            protocols: o.opt("protocols")?,
+            max_bytes: o.or("max_bytes", DEFAULT_MAX_BYTES)?,
+            timeout_ms: o.or("timeout_ms", DEFAULT_TIMEOUT_MS)?,
+            no_data: o.opt("no_data")?,
+        })
+    }
+}
+
+impl FromJson for NoData {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.choice(&[("allow", NoData::Allow), ("deny", NoData::Deny)])
+    }
+}
+
+impl FromJson for SniSpec {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["allow", "routes"])?;
+        Ok(Self {
+            allow: o.or_default("allow")?,
+            routes: o.or_default("routes")?,
+        })
+    }
 }
 
 /// Decision counters and the open-connections gauge (`tcp_guard_*`).
@@ -455,15 +468,10 @@ impl NetworkFilter for TcpGuard {
         let mut budget = SlotBudget::new("tcp-guard", MAX_TOTAL_SLOTS, &setup.services)
             .map_err(|e| ConfigError::new("", e.reason))?;
         let rate = match &c.connection_rate {
-            Some(r) => {
-                let interval = parse_duration(&r.fill_interval)
-                    .map_err(|e| ConfigError::new("connection_rate.fill_interval", e))?;
-                let spec = BucketSpec::new(r.max_tokens, r.tokens_per_fill, interval)
-                    .map_err(|e| e.within("connection_rate"))?;
-                let buckets = TokenBuckets::new(&mut budget, "connection_rate", spec, r.max_keys)
-                    .map_err(|e| e.within("connection_rate"))?;
-                Some(buckets)
-            }
+            Some(r) => Some(
+                r.compile(&mut budget, "connection_rate")
+                    .map_err(|e| e.within("connection_rate"))?,
+            ),
             None => None,
         };
         let cap = match c.max_connections_per_source {
@@ -687,7 +695,7 @@ impl NetworkFilter for TcpGuard {
             if !self.admit_no_data {
                 let why = format_args!(
                     "no data within inspect.timeout_ms ({} ms) and inspect.no_data is deny",
-                    self.timeout.as_millis()
+                    u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
                 );
                 return self.close(&self.stats.no_data, conn, why);
             }
@@ -708,7 +716,7 @@ impl NetworkFilter for TcpGuard {
             "{}: closed connection from {}: ClientHello incomplete after inspect.timeout_ms ({} ms)",
             Self::NAME,
             Peer(conn),
-            self.timeout.as_millis()
+            u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
         );
         NetDecision::Close
     }

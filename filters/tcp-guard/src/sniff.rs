@@ -6,12 +6,11 @@
 //! MySQL, ...) sends nothing until the server speaks, and is classified when the inspection
 //! times out (see the filter's README).
 
-use serde::Deserialize;
+use sdk_ext::config::{ConfigError, FromJson, Node};
 use std::fmt;
 
 /// What a connection speaks, as far as its first bytes tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// A TLS handshake record (`0x16 0x03`).
     Tls,
@@ -23,6 +22,12 @@ pub enum Protocol {
     Ssh,
     /// Anything else, including a connection that sent nothing before the timeout.
     Other,
+}
+
+impl FromJson for Protocol {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.choice(&Protocol::ALL.map(|p| (p.as_str(), p)))
+    }
 }
 
 impl Protocol {

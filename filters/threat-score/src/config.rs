@@ -1,8 +1,9 @@
-//! Configuration in two stages: [`Config`] is the serde DTO read from the plugin's JSON
-//! (`deny_unknown_fields`, a default for every field), [`Config::compile`] validates it into an
-//! [`Engine`] once, in `on_configure`, and the engine is shared by every request.
+//! Configuration in two stages: [`Config`] is read from the plugin's JSON with
+//! [`sdk_ext::config`] (unknown fields refused, a default for every field, errors with JSON
+//! paths), [`Config::compile`] validates it into an [`Engine`] once, in `on_configure`, and the
+//! engine is shared by every request.
 
-use serde::{Deserialize, Serialize};
+use sdk_ext::config::{FromJson, Node};
 
 use crate::engine::Engine;
 use crate::model::Category;
@@ -10,8 +11,7 @@ use crate::model::Category;
 pub use sdk_ext::ConfigError;
 
 /// What the filter does with a request whose score reaches the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Reply 403 (the default).
     #[default]
@@ -23,8 +23,7 @@ pub enum Mode {
 }
 
 /// What happens when a request goes past a limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnExceed {
     /// Inspect what fits, let the rest through uninspected, report the hit (counted by the glue).
     Pass,
@@ -33,8 +32,7 @@ pub enum OnExceed {
 }
 
 /// One limit: a maximum and the policy past it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
     /// The maximum (bytes, count or rounds, depending on the limit).
     pub max: u32,
@@ -49,8 +47,7 @@ impl Limit {
 }
 
 /// Bounds on the work done per request; see the README for the reasoning behind each default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Body bytes inspected (default 65536, pass: larger uploads are normal; only the prefix
     /// is inspected).
@@ -90,8 +87,7 @@ impl Default for Limits {
 
 /// A known false positive to silence. All given conditions must hold; an empty list means
 /// "any".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Exclusion {
     /// Applies only to requests whose path starts with this prefix (as sent, before decoding).
     pub path_prefix: Option<String>,
@@ -106,8 +102,7 @@ pub struct Exclusion {
 
 /// Which request headers are inspected for injection attacks (protocol checks always see all
 /// headers).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderConfig {
     /// Header names inspected by every detector (lowercase). Default: `user-agent`, `referer`,
     /// `x-forwarded-for`, `x-forwarded-host`, `x-real-ip`, `forwarded`, `true-client-ip`,
@@ -198,8 +193,7 @@ impl Default for HeaderConfig {
 /// The filter's configuration (the plugin's JSON `configuration`). Every field has a default,
 /// so `{}` is a valid configuration; unknown fields are rejected so typos do not silently
 /// weaken protection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// 1..=4 (default 1). Higher levels enable detections with more false positives.
     pub paranoia_level: u8,
@@ -306,6 +300,124 @@ impl Default for Config {
                 ".svn",
             ]),
         }
+    }
+}
+
+impl FromJson for Mode {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.choice(&[
+            ("block", Mode::Block),
+            ("tag", Mode::Tag),
+            ("detect", Mode::Detect),
+        ])
+    }
+}
+
+impl FromJson for OnExceed {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        node.choice(&[("pass", OnExceed::Pass), ("block", OnExceed::Block)])
+    }
+}
+
+impl FromJson for Limit {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["max", "on_exceed"])?;
+        Ok(Limit {
+            max: o.req("max")?,
+            on_exceed: o.req("on_exceed")?,
+        })
+    }
+}
+
+impl FromJson for Limits {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&[
+            "body_bytes",
+            "args",
+            "body_values",
+            "decode_rounds",
+            "header_count",
+            "header_bytes",
+            "json_depth",
+        ])?;
+        let d = Limits::default();
+        Ok(Limits {
+            body_bytes: o.or("body_bytes", d.body_bytes)?,
+            args: o.or("args", d.args)?,
+            body_values: o.or("body_values", d.body_values)?,
+            decode_rounds: o.or("decode_rounds", d.decode_rounds)?,
+            header_count: o.or("header_count", d.header_count)?,
+            header_bytes: o.or("header_bytes", d.header_bytes)?,
+            json_depth: o.or("json_depth", d.json_depth)?,
+        })
+    }
+}
+
+impl FromJson for Category {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let name = node.str()?;
+        Category::parse(name).ok_or_else(|| {
+            node.error(format!(
+                "unknown category `{name}`, expected one of: {}",
+                Category::ALL.map(Category::as_str).join(", ")
+            ))
+        })
+    }
+}
+
+impl FromJson for Exclusion {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["path_prefix", "args", "headers", "categories"])?;
+        Ok(Exclusion {
+            path_prefix: o.opt("path_prefix")?,
+            args: o.or_default("args")?,
+            headers: o.or_default("headers")?,
+            categories: o.or_default("categories")?,
+        })
+    }
+}
+
+impl FromJson for HeaderConfig {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&["inspect", "inspect_other", "skip"])?;
+        let HeaderConfig {
+            inspect,
+            inspect_other,
+            skip,
+        } = HeaderConfig::default();
+        Ok(HeaderConfig {
+            inspect: o.or("inspect", inspect)?,
+            inspect_other: o.or("inspect_other", inspect_other)?,
+            skip: o.or("skip", skip)?,
+        })
+    }
+}
+
+impl FromJson for Config {
+    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        let o = node.object(&[
+            "paranoia_level",
+            "inbound_threshold",
+            "mode",
+            "limits",
+            "exclusions",
+            "headers",
+            "allowed_methods",
+            "allowed_content_types",
+            "restricted_extensions",
+        ])?;
+        let d = Config::default();
+        Ok(Config {
+            paranoia_level: o.or("paranoia_level", d.paranoia_level)?,
+            inbound_threshold: o.or("inbound_threshold", d.inbound_threshold)?,
+            mode: o.or("mode", d.mode)?,
+            limits: o.or("limits", d.limits)?,
+            exclusions: o.or("exclusions", d.exclusions)?,
+            headers: o.or("headers", d.headers)?,
+            allowed_methods: o.or("allowed_methods", d.allowed_methods)?,
+            allowed_content_types: o.or("allowed_content_types", d.allowed_content_types)?,
+            restricted_extensions: o.or("restricted_extensions", d.restricted_extensions)?,
+        })
     }
 }
 

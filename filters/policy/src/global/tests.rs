@@ -9,7 +9,7 @@ use sdk_ext::Services;
 use test_support::rls as pb;
 
 fn limit(json: &str, key: &[KeyPart]) -> Result<GlobalLimit, ConfigError> {
-    let cfg: GlobalSpec = serde_json::from_str(json).unwrap();
+    let cfg: GlobalSpec = sdk_ext::config::from_str(json).unwrap();
     let mut budget = SlotBudget::new("t", 1000, &Services::local()).unwrap();
     GlobalLimit::compile(&cfg, key, "r", &mut budget)
 }
