@@ -491,7 +491,17 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
                         2
                     }
                 } else if rest.starts_with("${") {
-                    rest.find('}').filter(|e| *e < 32).map_or(0, |e| e + 1)
+                    let end = rest.find('}').filter(|e| *e < 32);
+                    // `${x:-a}`, `${x:=a}`: an unset variable expands to its default word.
+                    if let Some(word) = end
+                        .and_then(|e| rest.get(2..e))
+                        .and_then(|inner| inner.split_once(":-").or(inner.split_once(":=")))
+                        .map(|(_, w)| w)
+                        .filter(|w| w.bytes().all(|c| c.is_ascii_alphanumeric()))
+                    {
+                        out.push_str(word);
+                    }
+                    end.map_or(0, |e| e + 1)
                 } else {
                     // `sh$xx -c`: an unset variable ending a word expands to nothing.
                     let name = rest
@@ -959,6 +969,18 @@ pub(crate) fn windows_batch(s: &str) -> bool {
                 let tail = rest.get(k + 1..).unwrap_or_default();
                 // A batch variable (`%1`, `%x%`) in the comparison marks cmd.exe syntax.
                 let batch_var = rest.iter().take(k).any(|w| w.contains('%'));
+                // `if (a == b) { ... }`, `if x == 3: pass`: C-family and Python conditions
+                // (cmd.exe runs the word after the comparison; no command starts with `{`).
+                let (operand, action) = if glued {
+                    (Some(t), tail.first())
+                } else {
+                    (tail.first(), tail.get(1))
+                };
+                let c_like = action.is_some_and(|w| w.starts_with('{'))
+                    || operand.is_some_and(|w| w.ends_with(':'));
+                if c_like {
+                    continue;
+                }
                 if (op && k > 0 && (tail.len() >= 2 || batch_var && !tail.is_empty()))
                     || (glued && !tail.is_empty())
                     || (t.ends_with("==") && t.len() > 2 && tail.len() >= 2)
@@ -1152,13 +1174,20 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if s.contains('{') && brace_expansion(&s) {
         out.hit(input, CAT, "rce.brace-expansion", Severity::Critical, 1);
     }
-    if set.has_all(b"(){")
-        && s.chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .contains("(){")
-    {
-        out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
+    if set.has_all(b"(){") {
+        let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        // Bash imports a function from the environment only when the variable's value
+        // starts with `() {`: that is the shellshock shape. A function definition further
+        // in (`:(){ :|:& };:`, but also `fn main() {` or `jQuery(function() {` in code
+        // snippets) counts from paranoia 2.
+        if compact.trim_start_matches(['\'', '"']).starts_with("(){") {
+            out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
+        } else if compact.contains("(){") {
+            out.hit(input, CAT, "rce.function-definition", Severity::Critical, 2);
+        }
+    }
+    if set.has(b'<') && here_string(&s) {
+        out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
     if (set.has(b'~') || set.has(b'!')) && tilde_or_history(&s) {
         out.hit(input, CAT, "rce.expansion", Severity::Critical, 1);
@@ -1176,6 +1205,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
         && restricted_upload(l)
     {
         out.hit(input, CAT, "rce.restricted-upload", Severity::Critical, 1);
+    }
+    let b = &input.bytes;
+    if (b.has(b'$') || b.has(b'\\') || b.has(b'^') || b.has(b'\'') || b.has(b'"'))
+        && obfuscated_command_word(l)
+    {
+        out.hit(input, CAT, "rce.evasion", Severity::Critical, 1);
     }
     // Paranoia 2: a word that becomes a command once quotes are removed (`w'h'o'am'i`).
     if evasion && quoted_command(v) {
@@ -1198,6 +1233,29 @@ fn scan_input(input: &Input, out: &mut Findings) {
             }
         }
     }
+}
+
+/// Whether a word assembles a program name with shell syntax inside it, wherever it stands:
+/// an expansion glued between letters (`c${x:-a}t`, `c$@at`, `who$()ami`, `ca${u}t`), a
+/// backslash or caret escape (`c\\at`, `w^h^o^a^m^i`), or two or more quotes (`ca''t`,
+/// `w'h'o'am'i`). Prose never builds words that way (one apostrophe, as in `I'd`, is English),
+/// so this counts at paranoia 1 even in a sentence (`please run c${x:-a}t /etc/passwd`).
+fn obfuscated_command_word(l: &str) -> bool {
+    l.split(|c: char| {
+        c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',')
+    })
+    .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
+    .any(|w| {
+        let core = w.trim_matches(['\'', '"']);
+        let inner_quotes = core.matches(['\'', '"']).count();
+        let other = core.contains(['$', '\\', '^']);
+        if !other && inner_quotes < 2 {
+            return false;
+        }
+        let (joined, _) = deobfuscate(core);
+        let joined = joined.trim();
+        !joined.is_empty() && !joined.contains(' ') && joined != core && is_command(joined)
+    })
 }
 
 /// Whether a whitespace-separated word with quotes, backslashes or carets inside it spells
@@ -1252,6 +1310,26 @@ fn param_expansion(s: &str, prose: bool) -> bool {
         from = p + 2;
     }
     false
+}
+
+/// `prog<<<word`: a bash here-string feeding a program that stands in command position
+/// (`;gcc10.1<<<void main(){}`, `cat<<<$x`). Prose draws arrows as `<<<` between words, not
+/// glued after the first word of a command.
+fn here_string(s: &str) -> bool {
+    s.match_indices("<<<").any(|(p, _)| {
+        let before = s.get(..p).unwrap_or_default();
+        let word_start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))
+            .map_or(0, |i| i + 1);
+        let word = before.get(word_start..).unwrap_or_default();
+        let after = s.get(p + 3..).unwrap_or_default().trim_start();
+        word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
+            && command_position(s, word_start)
+            && before
+                .get(..word_start)
+                .is_some_and(|b| !b.trim().is_empty())
+            && !after.is_empty()
+    })
 }
 
 /// `~+`, `~-1` (directory stack) and `!-1`, `!!` (history) expansions at word starts.
