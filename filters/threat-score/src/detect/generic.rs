@@ -430,6 +430,39 @@ fn ssrf(l: &str) -> bool {
             && (url || l.trim().ends_with('/') || l.contains('/'))
 }
 
+/// Parameter names that carry a URL the browser is redirected to (`redirect_uri`,
+/// `returnUrl`, `return_to`), which the server does not fetch.
+fn browser_redirect_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("redirect") || n.contains("return")
+}
+
+/// A cloud metadata address as the URL's host.
+fn metadata_target(l: &str) -> bool {
+    METADATA.iter().any(|m| l.contains(m))
+}
+
+/// `<!ENTITY name SYSTEM "...">`, `<!ENTITY % name PUBLIC ...>`: an XML external entity
+/// declaration, which makes a parser read a file or fetch a URL (XXE).
+fn external_entity(l: &str) -> bool {
+    l.match_indices("<!entity").any(|(p, _)| {
+        // Declarations are short; a bounded look-ahead keeps `<!entity<!entity...` linear.
+        let decl: String = l
+            .get(p + 8..)
+            .unwrap_or_default()
+            .chars()
+            .take(96)
+            .collect();
+        let mut words = decl.split_ascii_whitespace().take(3);
+        let mut w = words.next();
+        if w == Some("%") {
+            w = words.next();
+        }
+        w.is_some_and(|n| !n.is_empty())
+            && words.next().is_some_and(|k| k == "system" || k == "public")
+    })
+}
+
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
     let hit = |out: &mut Findings, rule| out.hit(input, CAT, rule, Severity::Critical, 1);
@@ -455,8 +488,16 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // in development): where a client was is not where it asks the server to go.
     let origin_header = input.location.source == Source::Header
         && matches!(input.location.name.as_str(), "referer" | "origin");
-    if !origin_header && ssrf(l) {
+    // Likewise a parameter naming where to send the *browser* next (`redirect_uri`,
+    // `return_to`: OAuth clients register `http://localhost:8080/callback`); a metadata
+    // address still counts there.
+    let browser_target =
+        matches!(input.location.source, Source::Arg) && browser_redirect_name(&input.location.name);
+    if !origin_header && ssrf(l) && !(browser_target && !metadata_target(l)) {
         hit(out, "generic.ssrf");
+    }
+    if set.has(b'<') && external_entity(l) {
+        hit(out, "generic.xxe");
     }
     // Paranoia 2: Perl code interpolated into a string (`@{[ system 'id' ]}`), and URLs whose
     // host is an IP address in an obfuscated notation (decimal, octal, hex, circled digits).

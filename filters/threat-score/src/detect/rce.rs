@@ -491,7 +491,8 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
                         2
                     }
                 } else if rest.starts_with("${") {
-                    let end = rest.find('}').filter(|e| *e < 32);
+                    // Bounded look-ahead: `${${${...` must not rescan the value per `${`.
+                    let end = rest.bytes().take(32).position(|c| c == b'}');
                     // `${x:-a}`, `${x:=a}`: an unset variable expands to its default word.
                     if let Some(word) = end
                         .and_then(|e| rest.get(2..e))
@@ -631,6 +632,8 @@ fn shellish_arg(a: &str) -> bool {
         || a.starts_with('<')
         || a.contains("/etc/")
         || (a.starts_with('%') && a.len() > 2 && a.ends_with('%'))
+        // A bare drive (`dir c:`): the `\` after it was removed with the escapes.
+        || matches!(b, [d, b':'] if d.is_ascii_alphabetic())
         || a.contains(":\\")
 }
 
@@ -1327,7 +1330,7 @@ fn here_string(s: &str) -> bool {
             && command_position(s, word_start)
             && before
                 .get(..word_start)
-                .is_some_and(|b| !b.trim().is_empty())
+                .is_some_and(|b| !b.trim_end().is_empty())
             && !after.is_empty()
     })
 }

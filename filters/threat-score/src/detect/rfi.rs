@@ -90,6 +90,24 @@ fn odd_scheme(l: &str) -> bool {
         })
 }
 
+/// `gopher://`, `dict://`, `ldap://`... whose host is an IP literal or `localhost`.
+fn server_scheme_to_address(l: &str) -> bool {
+    let Some((scheme, rest)) = l.trim_start().split_once("://") else {
+        return false;
+    };
+    if matches!(scheme, "http" | "https" | "ftp" | "ftps" | "file") {
+        return false;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    host == "localhost" || is_ip(host)
+}
+
 fn is_ip(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok()
 }
@@ -111,6 +129,18 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     // inclusion through `gopher://`, `jar:`, `dict://`, `local_file://`...).
     if l.contains(':') && odd_scheme(l) {
         out.hit(input, CAT, "rfi.unusual-scheme", Severity::Critical, 2);
+        // Paranoia 1: such a scheme aimed at a loopback or literal address
+        // (`gopher://127.0.0.1:6379/_SET`, `dict://10.0.0.5:11211/stats`) is a request
+        // forged for a service behind the server.
+        if server_scheme_to_address(l) {
+            out.hit(
+                input,
+                CAT,
+                "rfi.unusual-scheme-address",
+                Severity::Critical,
+                1,
+            );
+        }
     }
     let Some((_, host)) = url_host(v) else {
         return;
