@@ -530,7 +530,21 @@ fn scan_input(input: &Input, out: &mut Findings) {
         );
     }
     if l.trim_start().starts_with("data:") && !l.trim_start().starts_with("data://") {
-        hit(out, "generic.data-uri");
+        // A raster image, audio, video or font (`data:image/png;base64,...`: avatars and
+        // attachments in JSON APIs) can carry neither script nor markup: paranoia 2. Every
+        // other type (`text/html`, `image/svg+xml`, `text/plain`, none) counts at 1.
+        let media = l.trim_start().get(5..).unwrap_or_default();
+        let inert = ["image/", "audio/", "video/", "font/"]
+            .iter()
+            .any(|t| media.starts_with(t))
+            && !media.starts_with("image/svg");
+        out.hit(
+            input,
+            CAT,
+            "generic.data-uri",
+            Severity::Critical,
+            if inert { 2 } else { 1 },
+        );
     }
 }
 

@@ -263,7 +263,20 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         };
         let n = normalize(&text.replace('\0', ""));
         if raw_dots && n.parent_segments > 0 {
-            out.hit(input, CAT, "lfi.traversal", Severity::Critical, 1);
+            // One `..` climbs into a sibling directory: that is how documents link
+            // (`../images/photo.jpg` in Markdown or HTML). It escapes a base directory where
+            // the application takes a file (`?page=../x`, an upload's name, the URL path);
+            // elsewhere it takes two or more (paranoia 2 for one). Sensitive targets reached
+            // by any traversal count below.
+            let level = if n.parent_segments >= 2
+                || input.location.source == Source::Path
+                || file_parameter(input.location.source, &input.location.name)
+            {
+                1
+            } else {
+                2
+            };
+            out.hit(input, CAT, "lfi.traversal", Severity::Critical, level);
         }
         if text.contains("0x2e.") || (v.contains("0x") && n.parent_segments > 0) {
             out.hit(input, CAT, "lfi.encoded-traversal", Severity::Critical, 1);

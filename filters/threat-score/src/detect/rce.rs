@@ -882,12 +882,13 @@ fn substitution(s: &str) -> bool {
         "$shell", "${shell}", "$bash", "${bash}", "$0", "${0}", "$path", "${path}", "$home",
         "${home}",
     ] {
+        // `$HOME/.config`, `${PATH}/bin`: a directory variable opening a path names a file.
+        let dir_var = var.contains("path") || var.contains("home");
         if s.match_indices(var).any(|(p, _)| {
+            let next = s.as_bytes().get(p + var.len());
             command_position(s, p)
-                && !s
-                    .as_bytes()
-                    .get(p + var.len())
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                && !next.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                && !(dir_var && next == Some(&b'/'))
         }) {
             return true;
         }
