@@ -42,6 +42,8 @@ const SYSTEM_TREES: &[(&str, &[&str])] = &[
 
 /// File names and path fragments that are secrets, credentials or server configuration.
 const SENSITIVE: &[&str] = &[
+    // Java web applications: deployment descriptor, classes, libraries.
+    "web-inf/",
     ".htaccess",
     ".htpasswd",
     ".bash_history",

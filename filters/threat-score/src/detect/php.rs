@@ -682,6 +682,7 @@ fn function_call(l: &str) -> bool {
             || empty_ok && b.get(k) == Some(&b')')
     };
     let set = ByteSet::of(b);
+    let prose = super::lfi::prose(l);
     let distinctive = DISTINCTIVE_FUNCTIONS
         .iter()
         .filter(|f| set.has_all(f.as_bytes()))
@@ -692,8 +693,10 @@ fn function_call(l: &str) -> bool {
                     .get(p + f.len())
                     .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
                 let bare_call_ok = f.contains('_') || f.len() >= 7;
-                // A PHP-only name called even without arguments (`strrev()`) is a probe.
-                if after_word && call_after(p + f.len(), !bare_call_ok, true, false) {
+                // A PHP-only name called even without arguments (`strrev()`) is a probe;
+                // in a sentence ("shell_exec() in PHP returns output") it is the name of the
+                // function, so there the call needs an argument.
+                if after_word && call_after(p + f.len(), !bare_call_ok || prose, !prose, false) {
                     return true;
                 }
                 from = p + 1;
@@ -925,7 +928,17 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     if l.contains('$') || l.contains("http_raw_post_data") {
         if superglobal(l) {
-            hit(out, "php.superglobal");
+            // A sentence naming one ("$_POST is empty in php 8") documents it; code indexes
+            // or assigns it (`$_SERVER['x']`, `$_GET[0]`), or it stands alone: paranoia 2
+            // for a mention in prose without `[`.
+            let mention = super::lfi::prose(l) && !l.contains('[');
+            out.hit(
+                input,
+                CAT,
+                "php.superglobal",
+                Severity::Critical,
+                if mention { 2 } else { 1 },
+            );
         }
         if variable_variable(l) {
             hit(out, "php.variable-variable");

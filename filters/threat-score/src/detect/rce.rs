@@ -713,7 +713,14 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
                         | "strace"
                         | "xargs"
                 );
+            // `timeout 5 cmd`, `nice 10 cmd`: a prefix's numeric argument is not the command.
             match words.next() {
+                Some(w) if is_prefix && w.bytes().all(|b| b.is_ascii_digit()) => {
+                    match words.next() {
+                        Some(w) => first = w,
+                        None => return None,
+                    }
+                }
                 Some(w) => first = w,
                 None => return None,
             }
@@ -791,7 +798,14 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
         && args.len() <= 4;
     let found = strong_name
         || match intro {
-            Intro::Strong => !word || any_shellish || args.is_empty(),
+            // `| nc 10.0.0.5 4444`, `; ping 127.0.0.1`: after a shell separator a
+            // program given only a host or address is a command line.
+            Intro::Strong => {
+                !word
+                    || any_shellish
+                    || args.is_empty()
+                    || all_targets && args.iter().any(|a| a.contains(['.', ':', '/']))
+            }
             Intro::Amp => {
                 (!word && (args.is_empty() || any_shellish || all_targets)) || first_shellish
             }
