@@ -15,14 +15,23 @@ const SCHEMES: &[&str] = &[
 
 /// Parameter names that hold server-side paths in PHP apps (`_CONF[path]`,
 /// `mosConfig_absolute_path`, `include_dir`...).
+///
+/// Compared per name part (split at `_`, `-`, `.`, `[`, `]`...): a part that is the word,
+/// ends with it (`basedir`, `filepath`) or, for words of four letters or more, starts with
+/// it (`pathname`, `config`). A substring elsewhere is another word: `redirect_uri` holds
+/// `dir`, `incoming` holds `inc`.
 pub(crate) fn path_like_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    [
-        "path", "dir", "include", "inc", "root", "template", "tpl", "module", "lib", "require",
-        "load", "conf",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
+    n.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .any(|part| {
+            [
+                "path", "dir", "include", "inc", "root", "template", "tpl", "module", "lib",
+                "require", "load", "conf",
+            ]
+            .iter()
+            .any(|w| part == *w || part.ends_with(w) || w.len() >= 4 && part.starts_with(w))
+        })
 }
 
 /// The host of a URL at the start of `v` (after the scheme), lowercase.
