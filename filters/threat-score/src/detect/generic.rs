@@ -430,6 +430,19 @@ fn ssrf(l: &str) -> bool {
             && (url || l.trim().ends_with('/') || l.contains('/'))
 }
 
+/// `__name__`: two underscores, an identifier, two underscores (or, for JavaScript's
+/// `__definegetter__`/`__proto__` family, a name after two underscores ending in two).
+fn dunder_name(l: &str) -> bool {
+    l.match_indices("__").any(|(p, _)| {
+        let rest = l.get(p + 2..).unwrap_or_default();
+        let n = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            .count();
+        n >= 2 && rest.get(n..).is_some_and(|r| r.starts_with("__"))
+    })
+}
+
 /// Parameter names that carry a URL the browser is redirected to (`redirect_uri`,
 /// `returnUrl`, `return_to`), which the server does not fetch.
 fn browser_redirect_name(name: &str) -> bool {
@@ -510,6 +523,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
             Severity::Critical,
             3,
         );
+    }
+    // Paranoia 4: special names of Python and JavaScript objects (`__init__`, `__class__`,
+    // `__defineGetter__`), the handles of sandbox escapes and prototype pollution.
+    if out.wants(CAT, 4) && set.has(b'_') && dunder_name(l) {
+        out.hit(input, CAT, "generic.dunder-name", Severity::Critical, 4);
     }
     if l.contains('@') && perl_interpolation(l) {
         out.hit(

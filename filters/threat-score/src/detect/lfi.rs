@@ -201,6 +201,18 @@ pub(crate) fn prose(v: &str) -> bool {
         .is_some()
 }
 
+/// A value that is an absolute path of two or more segments: `/usr/share/x`, `C:\\x\\y`,
+/// `c:/x/y`.
+fn absolute_path(v: &str) -> bool {
+    let t = v.trim();
+    let b = t.as_bytes();
+    let unix = t.starts_with('/')
+        && b.get(1).is_some_and(u8::is_ascii_alphabetic)
+        && t.get(1..).is_some_and(|r| r.contains('/'));
+    let drive = matches!(b, [d, b':', b'\\' | b'/', c, ..] if d.is_ascii_alphabetic() && c.is_ascii_alphanumeric());
+    unix || drive
+}
+
 /// `..` as a whole path segment: between separators or at an end next to one.
 fn dot_segment(v: &str) -> bool {
     let b = v.as_bytes();
@@ -291,6 +303,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
         if out.wants(CAT, 3) && encoded_separator(&input.raw) {
             out.hit(input, CAT, "lfi.encoded-separator", Severity::Critical, 3);
+        }
+        // Paranoia 4: any absolute file system path in a parameter (`/opt/app/data`,
+        // `C:\data\x`), sensitive or not.
+        if out.wants(CAT, 4) && input.location.source != Source::Path && absolute_path(text) {
+            out.hit(input, CAT, "lfi.absolute-path", Severity::Critical, 4);
         }
         if (text.contains('/')
             || text.contains('\\')

@@ -117,6 +117,17 @@ fn server_scheme_to_address(l: &str) -> bool {
     host == "localhost" || is_ip(host)
 }
 
+/// `//host.tld/...`: two slashes, then a host name with a dot.
+fn protocol_relative(l: &str) -> bool {
+    l.strip_prefix("//").is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or_default();
+        host.contains('.')
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+    })
+}
+
 fn is_ip(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok()
 }
@@ -150,6 +161,11 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
                 1,
             );
         }
+    }
+    // Paranoia 4: a protocol-relative URL (`//cdn.example/x.js`), which a fetch completes
+    // with the page's scheme.
+    if out.wants(CAT, 4) && input.location.source == Source::Arg && protocol_relative(l) {
+        out.hit(input, CAT, "rfi.protocol-relative", Severity::Critical, 4);
     }
     let Some((_, host)) = url_host(v) else {
         return;
