@@ -1556,7 +1556,44 @@ mod tests {
     }
 
     #[test]
+    fn obfuscated_words_anywhere() {
+        for v in [
+            "please run c${x:-a}t /etc/passwd now ok",
+            "look at this: ca''t /etc/passwd",
+            "ok w'h'o'a'm'i",
+            "hello c$@at x",
+            "w^h^o^a^m^i",
+        ] {
+            assert!(obfuscated_command_word(&v.to_ascii_lowercase()), "{v}");
+        }
+        for v in [
+            "I'd like it",
+            "rock'n'roll",
+            "y'all'd've",
+            "don't 'cat' me",
+            "x^2 + y^2",
+            "c:\\users\\ls\\x",
+            "costs us$5",
+        ] {
+            assert!(!obfuscated_command_word(v), "{v}");
+        }
+        assert_eq!(deobfuscate("c${x:-a}t").0, "cat");
+    }
+
+    #[test]
+    fn here_strings() {
+        assert!(here_string(";gcc10.1<<<void main(){}"));
+        assert!(here_string("x|cat<<<$x"));
+        assert!(!here_string("a <<< b"));
+        assert!(!here_string("love<<<you"));
+    }
+
+    #[test]
     fn windows() {
+        assert!(!windows_batch("if (a == b) { return true; }"));
+        assert!(!windows_batch("if x == 3: pass"));
+        assert!(windows_batch("if (1) equ (1) echo hey"));
+        assert!(windows_batch("if not {%1} == {} "));
         assert!(windows_batch("for /f %x in (set) do command"));
         assert!(windows_batch("& for %_ in (a,b,c) do cmd"));
         assert!(windows_batch("if \"%var%\" == \"after\" @echo ok"));

@@ -1437,6 +1437,28 @@ mod tests {
     }
 
     #[test]
+    fn quoted_sql_in_a_sentence() {
+        assert!(quoted_mention("Use 'SELECT 1' as a health check", '\''));
+        assert!(quoted_mention(
+            "Run \"SELECT version();\" to see the server version",
+            '"'
+        ));
+        // A comment inside cuts the sentence off: a real break-out.
+        assert!(!quoted_mention("please 'or 1=1--' thanks a lot", '\''));
+        // Glued to a word: the quote closes the query's string.
+        assert!(!quoted_mention("x' union select a from b where 'a", '\''));
+        assert!(quoted_selector("$('#app').hide()", '\''));
+        assert!(!quoted_selector("admin'#", '\''));
+        assert_eq!(
+            detect("SELECT/**/password/**/FROM/**/users"),
+            Some("sqli.statement")
+        );
+        assert_eq!(detect("SELECT is a keyword; so is FROM."), None);
+        assert_eq!(detect("Create table reservations online"), None);
+        assert_eq!(detect("fetch('/api/items').then(r => r.json())"), None);
+    }
+
+    #[test]
     fn mongo() {
         assert!(mongo_operator("$ne"));
         assert!(mongo_operator("user[$gt]"));
