@@ -139,6 +139,7 @@ const LEVELS: &[(&str, u8)] = &[
     // rce: function definitions past the value's start at 2, program names whatever
     // follows at 3, ordinary-word programs at 4
     ("fn main() { run(); }", 2),
+    ("tell me wh'oami please", 2),
     ("python script runner", 3),
     ("cat food", 4),
     // php: extension calls at 2, variables at 4
