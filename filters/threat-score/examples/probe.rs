@@ -7,7 +7,9 @@
 //! ```
 //!
 //! A line: `score(query) score(form) score(json)  value  rules...` (rules of the query carrier,
-//! with their paranoia level).
+//! with their paranoia level). `--header NAME` scores the value as that request header
+//! instead (`user-agent`, `referer`, `cookie`...), `--path` as a path segment (percent-encoded).
+//! `--header`/`--path` print one score.
 
 use std::io::BufRead;
 
@@ -53,8 +55,33 @@ fn main() {
         h("application/x-www-form-urlencoded"),
         h("application/json"),
     );
+    let header = args
+        .iter()
+        .position(|a| a == "--header")
+        .and_then(|i| args.get(i + 1))
+        .map(|h| h.to_ascii_lowercase());
+    let path = args.iter().any(|a| a == "--path");
     for line in std::io::stdin().lock().lines().map_while(Result::ok) {
         if line.is_empty() {
+            continue;
+        }
+        if header.is_some() || path {
+            let mut hs = host.clone();
+            if let Some(h) = &header {
+                hs.push((h.clone(), line.clone()));
+            }
+            let uri = if path {
+                format!("/files/{}", enc(&line))
+            } else {
+                "/".to_string()
+            };
+            let a = engine.inspect(&Request::new("GET", &uri).with_headers(&hs));
+            let rules: Vec<String> = a
+                .detections
+                .iter()
+                .map(|d| format!("{}@{}", d.rule, d.paranoia))
+                .collect();
+            println!("{:>3}  {}  {}", a.score, line, rules.join(" "));
             continue;
         }
         let uri = format!("/search?q={}", enc(&line));

@@ -101,8 +101,20 @@ const SENSITIVE: &[&str] = &[
 /// Backup and dump files fetched from the document root.
 const BACKUP_EXTENSIONS: &[&str] = &[
     ".sql", ".sql.gz", ".sql.zip", ".sql.bz2", ".dump", ".bak", ".backup", ".old", ".orig", ".swp",
-    ".save", ".tar.gz", ".tgz",
+    ".save",
 ];
+
+/// Archives are downloads (`/releases/app-1.2.tar.gz`) unless named for a backup or a dump
+/// (`/backup.tar.gz`, `/site-backup.zip`, `/db_dump.tgz`).
+fn backup_archive(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    [
+        ".tar.gz", ".tgz", ".tar", ".zip", ".rar", ".7z", ".tar.bz2", ".tar.xz",
+    ]
+    .iter()
+    .any(|e| name.ends_with(e))
+        && (name.contains("backup") || name.contains("dump"))
+}
 
 fn sensitive_target(path: &str) -> bool {
     let with_root = if path.starts_with('/') {
@@ -341,7 +353,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if hidden_segment(&n.path) {
                 out.hit(input, CAT, "lfi.hidden-path", Severity::Critical, 1);
             }
-            if BACKUP_EXTENSIONS.iter().any(|e| n.path.ends_with(e)) {
+            if BACKUP_EXTENSIONS.iter().any(|e| n.path.ends_with(e)) || backup_archive(&n.path) {
                 out.hit(input, CAT, "lfi.backup-file", Severity::Critical, 1);
             }
         }
