@@ -336,3 +336,38 @@ fn structured_carriers() {
     let a = engine.inspect(&Request::new("GET", block).with_headers(&host));
     assert_eq!(a.verdict, Verdict::Block, "{a:?}");
 }
+
+/// Headers and the path: real User-Agents and release downloads pass; a quote break-out in a
+/// User-Agent (stored by analytics) and a backup archive do not.
+#[test]
+fn headers_and_paths() {
+    let engine = Config::default().compile().unwrap();
+    let with_ua = |ua: &str| {
+        vec![
+            ("host".to_string(), "www.example".to_string()),
+            ("user-agent".to_string(), ua.to_string()),
+        ]
+    };
+    for ua in [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        "MyApp/1.2.3 (com.example.myapp; build:45; iOS 17.0.0) Alamofire/5.8.0",
+        "Apache-HttpClient/4.5.13 (Java/11.0.19)",
+    ] {
+        let hs = with_ua(ua);
+        let a = engine.inspect(&Request::new("GET", "/").with_headers(&hs));
+        assert_eq!(a.verdict, Verdict::Allow, "{ua}: {a:?}");
+    }
+    let hs = with_ua("Mozilla/5.0' or 1=1--");
+    let a = engine.inspect(&Request::new("GET", "/").with_headers(&hs));
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+    let hs = with_ua("curl/8.4.0");
+    for (path, verdict) in [
+        ("/releases/v1.2.0/app-1.2.0.tar.gz", Verdict::Allow),
+        ("/downloads/archive.tgz", Verdict::Allow),
+        ("/site-backup.tar.gz", Verdict::Block),
+        ("/db_dump.zip", Verdict::Block),
+    ] {
+        let a = engine.inspect(&Request::new("GET", path).with_headers(&hs));
+        assert_eq!(a.verdict, verdict, "{path}: {a:?}");
+    }
+}

@@ -1192,7 +1192,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             continue;
         }
-        if !plain && (!is_header || input.location.name != "user-agent") {
+        // A User-Agent is product tokens and comments (`;`, `(`, `/`): read as SQL only when
+        // it carries a quote, which no browser or library puts there and which is how an
+        // injection into a logged User-Agent starts (`Mozilla/5.0' or 1=1--`).
+        let user_agent = is_header && input.location.name == "user-agent";
+        if !plain && (!user_agent || input.value.contains(['\'', '"'])) {
             scan_value(input, &input.value, out);
         }
         if matches!(input.location.source, Source::Arg | Source::ArgName) && out.wants(CAT, 2) {
