@@ -207,6 +207,13 @@ fn ordinary_traffic_of_other_kinds_passes() {
         "@media (max-width: 600px) { .nav { display: none; } }",
         "{% for item in items %}{{ item.name }}{% endfor %}",
         "=IF(A1>10,\"high\",\"low\")",
+        // JSON documents carried as strings (JsonLogic rules, ORM-style queries) and query
+        // languages of APIs (OData, Lucene).
+        "{\"and\":[{\"==\":[{\"var\":\"a\"},1]}]}",
+        "{\"where\":{\"id\":1},\"select\":[\"name\"]}",
+        "status eq 'active' and age gt 30",
+        "author:\"Ann\" AND (title:rust OR title:go)",
+        "name like 'A%'",
         // Markdown, mail and chat.
         "Markdown: **bold**, _italic_, `code`, [link](https://example.com)",
         "Best regards,\n-- \nAnn",
@@ -275,6 +282,7 @@ fn attacks_in_other_forms_are_blocked() {
         "x' AND 1=CONVERT(int,(SELECT @@version))--",
         "admin'/**/or/**/1=1#",
         "Robert'); DROP TABLE Students;--",
+        "{\"a\":\"1' or '1'='1\"}",
         // HTML and script in prose and in odd tags.
         "nice <img src=x onerror=alert(1)> pic",
         "<details open ontoggle=alert(1)>",

@@ -1101,6 +1101,14 @@ fn scan_value(input: &Input, text: &str, out: &mut Findings) {
                 out.hit(input, CAT, "sqli.quoted-mention", Severity::Critical, 2);
                 continue;
             }
+            // A JSON document carried as a string (`{"and":[{"==":[{"var":"a"},1]}]}`,
+            // `{"where":{"id":1},"select":["name"]}`): its own double quotes and keys make
+            // the unquoted and double-quoted readings; a single-quote break-out inside one of
+            // its strings still counts. Paranoia 2.
+            if ctx != Context::Single && json_document(text) {
+                out.hit(input, CAT, "sqli.json-document", Severity::Critical, 2);
+                continue;
+            }
             out.hit(input, CAT, rule_for(rule), Severity::Critical, 1);
             return;
         }
@@ -1144,6 +1152,13 @@ fn quoted_mention(text: &str, q: char) -> bool {
         && !inside.contains('#')
         && !inside.contains("/*")
         && super::lfi::prose(&outside)
+}
+
+/// A whole JSON object or array.
+fn json_document(text: &str) -> bool {
+    let t = text.trim();
+    (t.starts_with('{') && t.ends_with('}') || t.starts_with('[') && t.ends_with(']'))
+        && serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
 }
 
 /// `'#app'`, `"#fff"`: the first quote opens a CSS id selector or colour, not a `#` comment.
