@@ -400,6 +400,21 @@ fn ruby_injection(l: &str) -> bool {
     .any(|m| {
         l.match_indices(m)
             .any(|(p, _)| !prose || call_with_argument(word_around(l, p)) || m.ends_with('{'))
+    }) || erb_backticks(l)
+}
+
+/// `<%= `id` %>`: a Ruby backtick command inside an ERB tag (bounded look-ahead per tag).
+fn erb_backticks(l: &str) -> bool {
+    l.match_indices("<%").any(|(p, _)| {
+        let mut end = (p + 258).min(l.len());
+        while !l.is_char_boundary(end) {
+            end -= 1;
+        }
+        let tag = l.get(p + 2..end).unwrap_or_default();
+        let code = tag.split("%>").next().unwrap_or_default();
+        let mut ticks = code.split('`');
+        ticks.next();
+        ticks.next().is_some_and(|inner| !inner.trim().is_empty()) && ticks.next().is_some()
     })
 }
 
@@ -460,12 +475,11 @@ fn metadata_target(l: &str) -> bool {
 fn external_entity(l: &str) -> bool {
     l.match_indices("<!entity").any(|(p, _)| {
         // Declarations are short; a bounded look-ahead keeps `<!entity<!entity...` linear.
-        let decl: String = l
-            .get(p + 8..)
-            .unwrap_or_default()
-            .chars()
-            .take(96)
-            .collect();
+        let mut end = (p + 104).min(l.len());
+        while !l.is_char_boundary(end) {
+            end -= 1;
+        }
+        let decl = l.get(p + 8..end).unwrap_or_default();
         let mut words = decl.split_ascii_whitespace().take(3);
         let mut w = words.next();
         if w == Some("%") {
