@@ -520,7 +520,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // address still counts there.
     let browser_target =
         matches!(input.location.source, Source::Arg) && browser_redirect_name(&input.location.name);
-    if !origin_header && ssrf(l) && !(browser_target && !metadata_target(l)) {
+    if !origin_header && (!browser_target || metadata_target(l)) && ssrf(l) {
         hit(out, "generic.ssrf");
     }
     if set.has(b'<') && external_entity(l) {
