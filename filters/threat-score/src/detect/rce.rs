@@ -792,6 +792,16 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     let all_targets = !args.is_empty() && args.len() <= 3 && args.iter().all(|a| target_arg(a));
     let word = wordlike(base) && !has_path;
     let recon_alone = args.is_empty() && RECON.contains(&base);
+    // `& net user x y /add`, `(type x -n)`: a program that is also a word, given an option or
+    // a Windows switch in a short segment, is a command line after `&`, `(` or a backtick.
+    let word_with_switches = word
+        && args.len() <= 5
+        && args.iter().any(|a| {
+            is_option(a)
+                || a.strip_prefix('/').is_some_and(|sw| {
+                    (1..=8).contains(&sw.len()) && sw.bytes().all(|b| b.is_ascii_alphabetic())
+                })
+        });
     if has_path {
         return Some(if intro == Intro::Start {
             "rce.command"
@@ -820,10 +830,15 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
                     || all_targets && args.iter().any(|a| a.contains(['.', ':', '/']))
             }
             Intro::Amp => {
-                (!word && (args.is_empty() || any_shellish || all_targets)) || first_shellish
+                (!word && (args.is_empty() || any_shellish || all_targets))
+                    || first_shellish
+                    || word_with_switches
             }
             Intro::Tick | Intro::Weak => {
-                recon_alone || (!word && (any_shellish || all_targets)) || first_shellish
+                recon_alone
+                    || (!word && (any_shellish || all_targets))
+                    || first_shellish
+                    || word_with_switches
             }
             // A sentence that starts with a program name and mentions a path ("Bash script to
             // backup /home directory") is prose unless it carries an option.
