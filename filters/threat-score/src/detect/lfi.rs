@@ -316,9 +316,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if out.wants(CAT, 3) && encoded_separator(&input.raw) {
             out.hit(input, CAT, "lfi.encoded-separator", Severity::Critical, 3);
         }
-        // Paranoia 4: any absolute file system path in a parameter (`/opt/app/data`,
+        // Paranoia 4: any absolute file system path in a parameter or cookie (`/opt/app/data`,
         // `C:\data\x`), sensitive or not.
-        if out.wants(CAT, 4) && input.location.source != Source::Path && absolute_path(text) {
+        if out.wants(CAT, 4)
+            && !matches!(input.location.source, Source::Path | Source::Header)
+            && absolute_path(text)
+        {
             out.hit(input, CAT, "lfi.absolute-path", Severity::Critical, 4);
         }
         if (text.contains('/')
