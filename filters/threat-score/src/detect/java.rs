@@ -75,6 +75,26 @@ const LOOKUPS: &[&str] = &[
     "k8s", "docker", "log4j", "marker", "spring", "web", "map", "sd", "event", "",
 ];
 
+/// `org.apache.commons.Foo`, `com.example.App`: three or more dotted identifiers, the
+/// package parts lowercase, the class capitalised.
+fn qualified_class_name(v: &str) -> bool {
+    v.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$')))
+        .any(|tok| {
+            let parts: Vec<&str> = tok.split('.').collect();
+            let Some((class, package)) = parts.split_last() else {
+                return false;
+            };
+            package.len() >= 2
+                && package.iter().all(|p| {
+                    p.starts_with(|c: char| c.is_ascii_lowercase())
+                        && p.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                })
+                && class.starts_with(|c: char| c.is_ascii_uppercase())
+                && class.bytes().any(|b| b.is_ascii_lowercase())
+        })
+}
+
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     for input in p
         .inputs_from(INJECTION_SOURCES)
@@ -121,6 +141,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             {
                 // Paranoia 3: any reference into the JDK's namespaces.
                 out.hit(input, CAT, "java.package", Severity::Critical, 3);
+            }
+            // Paranoia 4: any fully qualified class name (`com.example.app.Main`), the
+            // currency of deserialization and expression-language payloads.
+            if out.wants(CAT, 4) && qualified_class_name(&input.value) {
+                out.hit(input, CAT, "java.class-name", Severity::Critical, 4);
             }
             if serialized(&input.value) {
                 out.hit(input, CAT, "java.serialized-object", Severity::Critical, 1);

@@ -42,6 +42,8 @@ const SYSTEM_TREES: &[(&str, &[&str])] = &[
 
 /// File names and path fragments that are secrets, credentials or server configuration.
 const SENSITIVE: &[&str] = &[
+    // Java web applications: deployment descriptor, classes, libraries.
+    "web-inf/",
     ".htaccess",
     ".htpasswd",
     ".bash_history",
@@ -99,8 +101,20 @@ const SENSITIVE: &[&str] = &[
 /// Backup and dump files fetched from the document root.
 const BACKUP_EXTENSIONS: &[&str] = &[
     ".sql", ".sql.gz", ".sql.zip", ".sql.bz2", ".dump", ".bak", ".backup", ".old", ".orig", ".swp",
-    ".save", ".tar.gz", ".tgz",
+    ".save",
 ];
+
+/// Archives are downloads (`/releases/app-1.2.tar.gz`) unless named for a backup or a dump
+/// (`/backup.tar.gz`, `/site-backup.zip`, `/db_dump.tgz`).
+fn backup_archive(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    [
+        ".tar.gz", ".tgz", ".tar", ".zip", ".rar", ".7z", ".tar.bz2", ".tar.xz",
+    ]
+    .iter()
+    .any(|e| name.ends_with(e))
+        && (name.contains("backup") || name.contains("dump"))
+}
 
 fn sensitive_target(path: &str) -> bool {
     let with_root = if path.starts_with('/') {
@@ -199,6 +213,18 @@ pub(crate) fn prose(v: &str) -> bool {
         .is_some()
 }
 
+/// A value that is an absolute path of two or more segments: `/usr/share/x`, `C:\\x\\y`,
+/// `c:/x/y`.
+fn absolute_path(v: &str) -> bool {
+    let t = v.trim();
+    let b = t.as_bytes();
+    let unix = t.starts_with('/')
+        && b.get(1).is_some_and(u8::is_ascii_alphabetic)
+        && t.get(1..).is_some_and(|r| r.contains('/'));
+    let drive = matches!(b, [d, b':', b'\\' | b'/', c, ..] if d.is_ascii_alphabetic() && c.is_ascii_alphanumeric());
+    unix || drive
+}
+
 /// `..` as a whole path segment: between separators or at an end next to one.
 fn dot_segment(v: &str) -> bool {
     let b = v.as_bytes();
@@ -263,7 +289,20 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         };
         let n = normalize(&text.replace('\0', ""));
         if raw_dots && n.parent_segments > 0 {
-            out.hit(input, CAT, "lfi.traversal", Severity::Critical, 1);
+            // One `..` climbs into a sibling directory: that is how documents link
+            // (`../images/photo.jpg` in Markdown or HTML). It escapes a base directory where
+            // the application takes a file (`?page=../x`, an upload's name, the URL path);
+            // elsewhere it takes two or more (paranoia 2 for one). Sensitive targets reached
+            // by any traversal count below.
+            let level = if n.parent_segments >= 2
+                || input.location.source == Source::Path
+                || file_parameter(input.location.source, &input.location.name)
+            {
+                1
+            } else {
+                2
+            };
+            out.hit(input, CAT, "lfi.traversal", Severity::Critical, level);
         }
         if text.contains("0x2e.") || (v.contains("0x") && n.parent_segments > 0) {
             out.hit(input, CAT, "lfi.encoded-traversal", Severity::Critical, 1);
@@ -276,6 +315,14 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
         if out.wants(CAT, 3) && encoded_separator(&input.raw) {
             out.hit(input, CAT, "lfi.encoded-separator", Severity::Critical, 3);
+        }
+        // Paranoia 4: any absolute file system path in a parameter or cookie (`/opt/app/data`,
+        // `C:\data\x`), sensitive or not.
+        if out.wants(CAT, 4)
+            && !matches!(input.location.source, Source::Path | Source::Header)
+            && absolute_path(text)
+        {
+            out.hit(input, CAT, "lfi.absolute-path", Severity::Critical, 4);
         }
         if (text.contains('/')
             || text.contains('\\')
@@ -309,7 +356,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if hidden_segment(&n.path) {
                 out.hit(input, CAT, "lfi.hidden-path", Severity::Critical, 1);
             }
-            if BACKUP_EXTENSIONS.iter().any(|e| n.path.ends_with(e)) {
+            if BACKUP_EXTENSIONS.iter().any(|e| n.path.ends_with(e)) || backup_archive(&n.path) {
                 out.hit(input, CAT, "lfi.backup-file", Severity::Critical, 1);
             }
         }

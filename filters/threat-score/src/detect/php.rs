@@ -643,11 +643,23 @@ fn constant_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
     }
 }
 
+/// An identifier argument that is itself a call (`md5(1)`, `chr (65)`).
+fn nested_call_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
+    let mut j = k;
+    while b
+        .get(j)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        j += 1;
+    }
+    b.get(sk.skip(j)) == Some(&b'(')
+}
+
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
 fn function_call(l: &str) -> bool {
     let b = l.as_bytes();
     let sk = Skipper::new(b);
-    let call_after = |end: usize, need_arg: bool, empty_ok: bool| {
+    let call_after = |end: usize, need_arg: bool, empty_ok: bool, call_arg_only: bool| {
         let j = sk.skip(end);
         if b.get(j) != Some(&b'(') {
             return false;
@@ -661,10 +673,16 @@ fn function_call(l: &str) -> bool {
                 c,
                 b'$' | b'\'' | b'"' | b'`' | b'0'..=b'9' | b'_' | b'(' | b'@'
             )
-        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic) && constant_arg(&sk, b, k)
+        }) || b.get(k).is_some_and(u8::is_ascii_alphabetic)
+            && if call_arg_only {
+                nested_call_arg(&sk, b, k)
+            } else {
+                constant_arg(&sk, b, k)
+            }
             || empty_ok && b.get(k) == Some(&b')')
     };
     let set = ByteSet::of(b);
+    let prose = super::lfi::prose(l);
     let distinctive = DISTINCTIVE_FUNCTIONS
         .iter()
         .filter(|f| set.has_all(f.as_bytes()))
@@ -675,8 +693,10 @@ fn function_call(l: &str) -> bool {
                     .get(p + f.len())
                     .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
                 let bare_call_ok = f.contains('_') || f.len() >= 7;
-                // A PHP-only name called even without arguments (`strrev()`) is a probe.
-                if after_word && call_after(p + f.len(), !bare_call_ok, true) {
+                // A PHP-only name called even without arguments (`strrev()`) is a probe;
+                // in a sentence ("shell_exec() in PHP returns output") it is the name of the
+                // function, so there the call needs an argument.
+                if after_word && call_after(p + f.len(), !bare_call_ok || prose, !prose, false) {
                     return true;
                 }
                 from = p + 1;
@@ -695,7 +715,30 @@ fn function_call(l: &str) -> bool {
                     let end = p + f.len();
                     let gap = l.get(end..sk.skip(end)).unwrap_or_default();
                     let commented = gap.contains("/*") || gap.contains('#') || gap.contains("//");
-                    if call_after(end, true, commented) {
+                    // Output and pure functions (`print`, `strlen`) also exist in Python and
+                    // other languages (`print(i)`, `print(os.getcwd())`): with an identifier
+                    // argument they count only around a nested call (`print(md5(1))`).
+                    let harmless = matches!(
+                        *f,
+                        "print"
+                            | "echo"
+                            | "die"
+                            | "exit"
+                            | "strlen"
+                            | "implode"
+                            | "explode"
+                            | "chr"
+                            | "ord"
+                            | "pack"
+                            | "sleep"
+                            | "file"
+                            | "header"
+                            | "copy"
+                            | "rename"
+                            | "glob"
+                            | "extract"
+                    );
+                    if call_after(end, true, commented, harmless) {
                         return true;
                     }
                     from = p + 1;
@@ -885,7 +928,17 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     if l.contains('$') || l.contains("http_raw_post_data") {
         if superglobal(l) {
-            hit(out, "php.superglobal");
+            // A sentence naming one ("$_POST is empty in php 8") documents it; code indexes
+            // or assigns it (`$_SERVER['x']`, `$_GET[0]`), or it stands alone: paranoia 2
+            // for a mention in prose without `[`.
+            let mention = super::lfi::prose(l) && !l.contains('[');
+            out.hit(
+                input,
+                CAT,
+                "php.superglobal",
+                Severity::Critical,
+                if mention { 2 } else { 1 },
+            );
         }
         if variable_variable(l) {
             hit(out, "php.variable-variable");

@@ -497,7 +497,18 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
                         2
                     }
                 } else if rest.starts_with("${") {
-                    rest.find('}').filter(|e| *e < 32).map_or(0, |e| e + 1)
+                    // Bounded look-ahead: `${${${...` must not rescan the value per `${`.
+                    let end = rest.bytes().take(32).position(|c| c == b'}');
+                    // `${x:-a}`, `${x:=a}`: an unset variable expands to its default word.
+                    if let Some(word) = end
+                        .and_then(|e| rest.get(2..e))
+                        .and_then(|inner| inner.split_once(":-").or(inner.split_once(":=")))
+                        .map(|(_, w)| w)
+                        .filter(|w| w.bytes().all(|c| c.is_ascii_alphanumeric()))
+                    {
+                        out.push_str(word);
+                    }
+                    end.map_or(0, |e| e + 1)
                 } else {
                     // `sh$xx -c`: an unset variable ending a word expands to nothing.
                     let name = rest
@@ -627,6 +638,8 @@ fn shellish_arg(a: &str) -> bool {
         || a.starts_with('<')
         || a.contains("/etc/")
         || (a.starts_with('%') && a.len() > 2 && a.ends_with('%'))
+        // A bare drive (`dir c:`): the `\` after it was removed with the escapes.
+        || matches!(b, [d, b':'] if d.is_ascii_alphabetic())
         || a.contains(":\\")
 }
 
@@ -673,6 +686,16 @@ fn target_arg(a: &str) -> bool {
                 && a.bytes().any(|b| b.is_ascii_alphanumeric()))
 }
 
+/// Arguments that are three or more plain words (letters only, the last may end a
+/// sentence): a clause of prose, not a command line.
+fn prose_clause(args: &[&str]) -> bool {
+    args.len() >= 3
+        && args.iter().all(|a| {
+            let w = a.trim_end_matches(['.', ',', '!', '?']);
+            w.len() >= 2 && w.bytes().all(|b| b.is_ascii_alphabetic())
+        })
+}
+
 /// A segment of at most four words: a command line, not a sentence.
 fn seg_is_short(seg: &str) -> bool {
     seg.split_whitespace().nth(4).is_none()
@@ -706,7 +729,14 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
                         | "strace"
                         | "xargs"
                 );
+            // `timeout 5 cmd`, `nice 10 cmd`: a prefix's numeric argument is not the command.
             match words.next() {
+                Some(w) if is_prefix && w.bytes().all(|b| b.is_ascii_digit()) => {
+                    match words.next() {
+                        Some(w) => first = w,
+                        None => return None,
+                    }
+                }
                 Some(w) => first = w,
                 None => return None,
             }
@@ -768,6 +798,16 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     let all_targets = !args.is_empty() && args.len() <= 3 && args.iter().all(|a| target_arg(a));
     let word = wordlike(base) && !has_path;
     let recon_alone = args.is_empty() && RECON.contains(&base);
+    // `& net user x y /add`, `(type x -n)`: a program that is also a word, given an option or
+    // a Windows switch in a short segment, is a command line after `&`, `(` or a backtick.
+    let word_with_switches = word
+        && args.len() <= 5
+        && args.iter().any(|a| {
+            is_option(a)
+                || a.strip_prefix('/').is_some_and(|sw| {
+                    (1..=8).contains(&sw.len()) && sw.bytes().all(|b| b.is_ascii_alphabetic())
+                })
+        });
     if has_path {
         return Some(if intro == Intro::Start {
             "rce.command"
@@ -784,12 +824,27 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
         && args.len() <= 4;
     let found = strong_name
         || match intro {
-            Intro::Strong => !word || any_shellish || args.is_empty(),
+            // `| nc 10.0.0.5 4444`, `; ping 127.0.0.1`: after a shell separator a
+            // program given only a host or address is a command line.
+            // A clause of prose after a semicolon ("Fast, small; curl alternative written
+            // in Go") names a program; a command line gives it options, paths or targets.
+            Intro::Strong if prose_clause(&args) && !any_shellish => false,
+            Intro::Strong => {
+                !word
+                    || any_shellish
+                    || args.is_empty()
+                    || all_targets && args.iter().any(|a| a.contains(['.', ':', '/']))
+            }
             Intro::Amp => {
-                (!word && (args.is_empty() || any_shellish || all_targets)) || first_shellish
+                (!word && (args.is_empty() || any_shellish || all_targets))
+                    || first_shellish
+                    || word_with_switches
             }
             Intro::Tick | Intro::Weak => {
-                recon_alone || (!word && (any_shellish || all_targets)) || first_shellish
+                recon_alone
+                    || (!word && (any_shellish || all_targets))
+                    || first_shellish
+                    || word_with_switches
             }
             // A sentence that starts with a program name and mentions a path ("Bash script to
             // backup /home directory") is prose unless it carries an option.
@@ -875,12 +930,13 @@ fn substitution(s: &str) -> bool {
         "$shell", "${shell}", "$bash", "${bash}", "$0", "${0}", "$path", "${path}", "$home",
         "${home}",
     ] {
+        // `$HOME/.config`, `${PATH}/bin`: a directory variable opening a path names a file.
+        let dir_var = var.contains("path") || var.contains("home");
         if s.match_indices(var).any(|(p, _)| {
+            let next = s.as_bytes().get(p + var.len());
             command_position(s, p)
-                && !s
-                    .as_bytes()
-                    .get(p + var.len())
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                && !next.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                && !(dir_var && next == Some(&b'/'))
         }) {
             return true;
         }
@@ -965,6 +1021,18 @@ pub(crate) fn windows_batch(s: &str) -> bool {
                 let tail = rest.get(k + 1..).unwrap_or_default();
                 // A batch variable (`%1`, `%x%`) in the comparison marks cmd.exe syntax.
                 let batch_var = rest.iter().take(k).any(|w| w.contains('%'));
+                // `if (a == b) { ... }`, `if x == 3: pass`: C-family and Python conditions
+                // (cmd.exe runs the word after the comparison; no command starts with `{`).
+                let (operand, action) = if glued {
+                    (Some(t), tail.first())
+                } else {
+                    (tail.first(), tail.get(1))
+                };
+                let c_like = action.is_some_and(|w| w.starts_with('{'))
+                    || operand.is_some_and(|w| w.ends_with(':'));
+                if c_like {
+                    continue;
+                }
                 if (op && k > 0 && (tail.len() >= 2 || batch_var && !tail.is_empty()))
                     || (glued && !tail.is_empty())
                     || (t.ends_with("==") && t.len() > 2 && tail.len() >= 2)
@@ -1071,8 +1139,23 @@ fn scan_input(input: &Input, out: &mut Findings) {
         let mut b = w.bytes();
         b.next().is_some_and(|c| c.is_ascii_uppercase())
             && w.len() >= 2
-            && b.all(|c| c.is_ascii_lowercase())
+            && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     }) && super::lfi::prose(v);
+    // In a sentence, `(` and `{` are punctuation: a shell opens a subshell or a group only
+    // in command position (`;(id)`, `(id)` at the start), never after a word ("a server
+    // (python -m http.server replacement)"). Paranoia 2 there.
+    let prose_value = v
+        .split_ascii_whitespace()
+        .filter(|w| {
+            let w = w
+                .trim_start_matches('(')
+                .trim_end_matches([',', '.', ':', ';', '!', '?', ')']);
+            w.len() >= 2
+                && w.starts_with(|c: char| c.is_ascii_alphabetic())
+                && w.bytes().all(|b| b.is_ascii_alphabetic() || b == b'\'')
+        })
+        .nth(3)
+        .is_some();
     for (intro, seg) in segments(&s) {
         if sentence && intro == Intro::Start {
             if command_in_segment(intro, seg).is_some() {
@@ -1084,6 +1167,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
             // Paranoia 2: a command line in a Markdown code span of a sentence.
             if command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.code-span-command", Severity::Critical, 2);
+            }
+            continue;
+        }
+        if prose_value && intro == Intro::Weak {
+            if command_in_segment(intro, seg).is_some() {
+                out.hit(input, CAT, "rce.command-sentence", Severity::Critical, 2);
             }
             continue;
         }
@@ -1158,13 +1247,20 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if s.contains('{') && brace_expansion(&s) {
         out.hit(input, CAT, "rce.brace-expansion", Severity::Critical, 1);
     }
-    if set.has_all(b"(){")
-        && s.chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .contains("(){")
-    {
-        out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
+    if set.has_all(b"(){") {
+        let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        // Bash imports a function from the environment only when the variable's value
+        // starts with `() {`: that is the shellshock shape. A function definition further
+        // in (`:(){ :|:& };:`, but also `fn main() {` or `jQuery(function() {` in code
+        // snippets) counts from paranoia 2.
+        if compact.trim_start_matches(['\'', '"']).starts_with("(){") {
+            out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
+        } else if compact.contains("(){") {
+            out.hit(input, CAT, "rce.function-definition", Severity::Critical, 2);
+        }
+    }
+    if set.has(b'<') && here_string(&s) {
+        out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
     if (set.has(b'~') || set.has(b'!')) && tilde_or_history(&s) {
         out.hit(input, CAT, "rce.expansion", Severity::Critical, 1);
@@ -1182,6 +1278,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
         && restricted_upload(l)
     {
         out.hit(input, CAT, "rce.restricted-upload", Severity::Critical, 1);
+    }
+    let b = &input.bytes;
+    if (b.has(b'$') || b.has(b'\\') || b.has(b'^') || b.has(b'\'') || b.has(b'"'))
+        && obfuscated_command_word(l)
+    {
+        out.hit(input, CAT, "rce.evasion", Severity::Critical, 1);
     }
     // Paranoia 2: a word that becomes a command once quotes are removed (`w'h'o'am'i`).
     if evasion && quoted_command(v) {
@@ -1204,6 +1306,29 @@ fn scan_input(input: &Input, out: &mut Findings) {
             }
         }
     }
+}
+
+/// Whether a word assembles a program name with shell syntax inside it, wherever it stands:
+/// an expansion glued between letters (`c${x:-a}t`, `c$@at`, `who$()ami`, `ca${u}t`), a
+/// backslash or caret escape (`c\\at`, `w^h^o^a^m^i`), or two or more quotes (`ca''t`,
+/// `w'h'o'am'i`). Prose never builds words that way (one apostrophe, as in `I'd`, is English),
+/// so this counts at paranoia 1 even in a sentence (`please run c${x:-a}t /etc/passwd`).
+fn obfuscated_command_word(l: &str) -> bool {
+    l.split(|c: char| {
+        c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',')
+    })
+    .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
+    .any(|w| {
+        let core = w.trim_matches(['\'', '"']);
+        let inner_quotes = core.matches(['\'', '"']).count();
+        let other = core.contains(['$', '\\', '^']);
+        if !other && inner_quotes < 2 {
+            return false;
+        }
+        let (joined, _) = deobfuscate(core);
+        let joined = joined.trim();
+        !joined.is_empty() && !joined.contains(' ') && joined != core && is_command(joined)
+    })
 }
 
 /// Whether a whitespace-separated word with quotes, backslashes or carets inside it spells
@@ -1258,6 +1383,26 @@ fn param_expansion(s: &str, prose: bool) -> bool {
         from = p + 2;
     }
     false
+}
+
+/// `prog<<<word`: a bash here-string feeding a program that stands in command position
+/// (`;gcc10.1<<<void main(){}`, `cat<<<$x`). Prose draws arrows as `<<<` between words, not
+/// glued after the first word of a command.
+fn here_string(s: &str) -> bool {
+    s.match_indices("<<<").any(|(p, _)| {
+        let before = s.get(..p).unwrap_or_default();
+        let word_start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))
+            .map_or(0, |i| i + 1);
+        let word = before.get(word_start..).unwrap_or_default();
+        let after = s.get(p + 3..).unwrap_or_default().trim_start();
+        word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
+            && command_position(s, word_start)
+            && before
+                .get(..word_start)
+                .is_some_and(|b| !b.trim_end().is_empty())
+            && !after.is_empty()
+    })
 }
 
 /// `~+`, `~-1` (directory stack) and `!-1`, `!!` (history) expansions at word starts.
@@ -1466,7 +1611,44 @@ mod tests {
     }
 
     #[test]
+    fn obfuscated_words_anywhere() {
+        for v in [
+            "please run c${x:-a}t /etc/passwd now ok",
+            "look at this: ca''t /etc/passwd",
+            "ok w'h'o'a'm'i",
+            "hello c$@at x",
+            "w^h^o^a^m^i",
+        ] {
+            assert!(obfuscated_command_word(&v.to_ascii_lowercase()), "{v}");
+        }
+        for v in [
+            "I'd like it",
+            "rock'n'roll",
+            "y'all'd've",
+            "don't 'cat' me",
+            "x^2 + y^2",
+            "c:\\users\\ls\\x",
+            "costs us$5",
+        ] {
+            assert!(!obfuscated_command_word(v), "{v}");
+        }
+        assert_eq!(deobfuscate("c${x:-a}t").0, "cat");
+    }
+
+    #[test]
+    fn here_strings() {
+        assert!(here_string(";gcc10.1<<<void main(){}"));
+        assert!(here_string("x|cat<<<$x"));
+        assert!(!here_string("a <<< b"));
+        assert!(!here_string("love<<<you"));
+    }
+
+    #[test]
     fn windows() {
+        assert!(!windows_batch("if (a == b) { return true; }"));
+        assert!(!windows_batch("if x == 3: pass"));
+        assert!(windows_batch("if (1) equ (1) echo hey"));
+        assert!(windows_batch("if not {%1} == {} "));
         assert!(windows_batch("for /f %x in (set) do command"));
         assert!(windows_batch("& for %_ in (a,b,c) do cmd"));
         assert!(windows_batch("if \"%var%\" == \"after\" @echo ok"));

@@ -15,14 +15,23 @@ const SCHEMES: &[&str] = &[
 
 /// Parameter names that hold server-side paths in PHP apps (`_CONF[path]`,
 /// `mosConfig_absolute_path`, `include_dir`...).
+///
+/// Compared per name part (split at `_`, `-`, `.`, `[`, `]`...): a part that is the word,
+/// ends with it (`basedir`, `filepath`) or, for words of four letters or more, starts with
+/// it (`pathname`, `config`). A substring elsewhere is another word: `redirect_uri` holds
+/// `dir`, `incoming` holds `inc`.
 pub(crate) fn path_like_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    [
-        "path", "dir", "include", "inc", "root", "template", "tpl", "module", "lib", "require",
-        "load", "conf",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
+    n.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .any(|part| {
+            [
+                "path", "dir", "include", "inc", "root", "template", "tpl", "module", "lib",
+                "require", "load", "conf",
+            ]
+            .iter()
+            .any(|w| part == *w || part.ends_with(w) || w.len() >= 4 && part.starts_with(w))
+        })
 }
 
 /// The host of a URL at the start of `v` (after the scheme), lowercase.
@@ -90,6 +99,35 @@ fn odd_scheme(l: &str) -> bool {
         })
 }
 
+/// `gopher://`, `dict://`, `ldap://`... whose host is an IP literal or `localhost`.
+fn server_scheme_to_address(l: &str) -> bool {
+    let Some((scheme, rest)) = l.trim_start().split_once("://") else {
+        return false;
+    };
+    if matches!(scheme, "http" | "https" | "ftp" | "ftps" | "file") {
+        return false;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    host == "localhost" || is_ip(host)
+}
+
+/// `//host.tld/...`: two slashes, then a host name with a dot.
+fn protocol_relative(l: &str) -> bool {
+    l.strip_prefix("//").is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or_default();
+        host.contains('.')
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+    })
+}
+
 fn is_ip(host: &str) -> bool {
     host.parse::<std::net::IpAddr>().is_ok()
 }
@@ -111,6 +149,23 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     // inclusion through `gopher://`, `jar:`, `dict://`, `local_file://`...).
     if l.contains(':') && odd_scheme(l) {
         out.hit(input, CAT, "rfi.unusual-scheme", Severity::Critical, 2);
+        // Paranoia 1: such a scheme aimed at a loopback or literal address
+        // (`gopher://127.0.0.1:6379/_SET`, `dict://10.0.0.5:11211/stats`) is a request
+        // forged for a service behind the server.
+        if server_scheme_to_address(l) {
+            out.hit(
+                input,
+                CAT,
+                "rfi.unusual-scheme-address",
+                Severity::Critical,
+                1,
+            );
+        }
+    }
+    // Paranoia 4: a protocol-relative URL (`//cdn.example/x.js`), which a fetch completes
+    // with the page's scheme.
+    if out.wants(CAT, 4) && input.location.source == Source::Arg && protocol_relative(l) {
+        out.hit(input, CAT, "rfi.protocol-relative", Severity::Critical, 4);
     }
     let Some((_, host)) = url_host(v) else {
         return;

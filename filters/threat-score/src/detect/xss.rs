@@ -448,8 +448,43 @@ fn scan_input(input: &Input, out: &mut Findings) {
             if ACTIVE_TAGS.contains(&base) {
                 // Tags that run or load code by themselves count bare; the others (`<form>`,
                 // `<style>`, `<link>` named in prose) need an attribute at paranoia 1.
-                let has_attr = attrs.split('>').next().is_some_and(|a| a.contains('='));
-                let level = if SELF_ACTIVE_TAGS.contains(&base) || has_attr {
+                // Frames and plug-ins load only what an attribute names (`<iframe>` in "use
+                // the <iframe> sandbox attribute" loads nothing), and an `<svg>` or `<math>`
+                // runs script only through a handler, a link or a child (`<svg width="10">`
+                // drawing an icon does not): those need such an attribute.
+                let first = attrs.split('>').next().unwrap_or_default();
+                let has_attr = first.contains('=');
+                let loads = |a: &str| {
+                    [
+                        "src",
+                        "data",
+                        "code",
+                        "href",
+                        "srcdoc",
+                        "action",
+                        "formaction",
+                        "on",
+                    ]
+                    .iter()
+                    .any(|n| {
+                        a.match_indices(n).any(|(p, _)| {
+                            let before = p.checked_sub(1).and_then(|i| a.as_bytes().get(i));
+                            before.is_none_or(|c| !c.is_ascii_alphanumeric() && *c != b'-')
+                        })
+                    }) || a.contains("javascript")
+                        || a.contains("data:")
+                };
+                let needs_loading_attr = matches!(
+                    base,
+                    "iframe" | "frame" | "object" | "embed" | "applet" | "svg" | "math"
+                );
+                let level = if needs_loading_attr {
+                    if loads(first) || first.trim_start().starts_with('/') {
+                        1
+                    } else {
+                        2
+                    }
+                } else if SELF_ACTIVE_TAGS.contains(&base) || has_attr {
                     1
                 } else {
                     2

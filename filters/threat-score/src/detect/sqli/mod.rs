@@ -164,6 +164,24 @@ fn is_literal(k: Kind) -> bool {
 
 /// The shape rules over one token stream. Returns the rule name that matched.
 pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
+    // `SELECT/**/password/**/FROM/**/users`: block comments standing for the spaces of a
+    // query are written to slip past filters, never by people.
+    if let Some(i) = tokens
+        .iter()
+        .position(|t| t.kind == Kind::Stmt && t.text == "select")
+    {
+        let spaced = |j: usize| tokens.get(j).is_some_and(|t| t.text == "/*");
+        if spaced(i + 1)
+            && tokens
+                .iter()
+                .enumerate()
+                .skip(i + 2)
+                .take(12)
+                .any(|(j, t)| t.text == "from" && spaced(j - 1) && spaced(j + 1))
+        {
+            return Some("sqli.statement");
+        }
+    }
     // Comments are transparent for most shapes (`UNION/**/SELECT`).
     let nc: Vec<&Token> = tokens.iter().filter(|t| t.kind != Kind::Comment).collect();
     let kind = |i: usize| nc.get(i).map(|t| t.kind);
@@ -327,8 +345,16 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                 || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
                 || (n.kind == Kind::Op && n.text == "*")
                 || quantifier;
-            let has_from = nc.iter().skip(i + 1).take(12).any(|x| x.text == "from")
-                && nc.iter().skip(i + 1).take(12).any(|x| {
+            // `FROM` of the same statement: no `;` in between ("SELECT is a keyword; so is
+            // FROM.").
+            let same_statement = nc
+                .iter()
+                .skip(i + 1)
+                .take(12)
+                .take_while(|x| x.kind != Kind::Semi)
+                .collect::<Vec<_>>();
+            let has_from = same_statement.iter().any(|x| x.text == "from")
+                && same_statement.iter().any(|x| {
                     matches!(
                         x.kind,
                         Kind::Comma | Kind::Op | Kind::Func | Kind::Var | Kind::Keyword
@@ -379,14 +405,17 @@ fn statement(nc: &[&Token], i: usize) -> bool {
             }) && t(i + 2).is_some()
                 // After the object's name SQL goes on with punctuation or a keyword, not with
                 // more words ("drop table tennis lessons on Friday"); DDL keywords are SQL.
+                // A last word after the name is prose too ("Create table reservations
+                // online").
                 && !(t(i + 3).is_some_and(|x| {
                     x.kind == Kind::Bare
                         && !matches!(
                             x.text.as_str(),
                             "add" | "change" | "modify" | "rename" | "column" | "constraint"
                                 | "engine" | "cascade" | "restrict" | "purge" | "owner" | "to"
+                                | "if" | "exists" | "as" | "like"
                         )
-                }) && t(i + 4).is_some_and(|x| {
+                }) && t(i + 4).is_none_or(|x| {
                     matches!(x.kind, Kind::Bare | Kind::Keyword | Kind::Op)
                 }))
         }
@@ -471,10 +500,14 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
                     .next()
                     .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'`')
             });
+            // Division and modulo by a column name are not how a query is extended: after a
+            // quote, `/word` and `%word` are paths and format strings (`'/api/items'`,
+            // `src="/img/a.png"`, `"%d"`).
+            let path_or_format = matches!(first.text.as_str(), "/" | "%");
             let operand = matches!(
                 x,
                 Kind::Str | Kind::Num | Kind::Var | Kind::Func | Kind::LParen
-            ) || x == Kind::Bare && ascii_word;
+            ) || x == Kind::Bare && ascii_word && !path_or_format;
             let ends = matches!(
                 after,
                 None | Some(
@@ -1056,6 +1089,26 @@ fn scan_value(input: &Input, text: &str, out: &mut Findings) {
         }
         let tokens = tokenize(text, ctx);
         if let Some(rule) = fingerprint(&tokens, ctx) {
+            let quote = match ctx {
+                Context::Single => Some('\''),
+                Context::Double => Some('"'),
+                Context::None => None,
+            };
+            // Paranoia 2: SQL quoted in a sentence ("Use 'SELECT 1' as a health check"), and
+            // a quoted CSS id (`$('#app')`), where a break-out would leave the quote's prose
+            // (or selector) to the query.
+            if quote.is_some_and(|q| quoted_mention(text, q) || quoted_selector(text, q)) {
+                out.hit(input, CAT, "sqli.quoted-mention", Severity::Critical, 2);
+                continue;
+            }
+            // A JSON document carried as a string (`{"and":[{"==":[{"var":"a"},1]}]}`,
+            // `{"where":{"id":1},"select":["name"]}`): its own double quotes and keys make
+            // the unquoted and double-quoted readings; a single-quote break-out inside one of
+            // its strings still counts. Paranoia 2.
+            if ctx != Context::Single && json_document(text) {
+                out.hit(input, CAT, "sqli.json-document", Severity::Critical, 2);
+                continue;
+            }
             out.hit(input, CAT, rule_for(rule), Severity::Critical, 1);
             return;
         }
@@ -1069,6 +1122,59 @@ fn scan_value(input: &Input, text: &str, out: &mut Findings) {
             }
         }
     }
+}
+
+/// A quoted span inside a sentence: exactly two `q` quotes, the first at the start or after
+/// a space or `(`, the second at the end or before a space or punctuation, no SQL comment
+/// inside (a comment would cut the sentence off and let the query run), and prose outside.
+/// Breaking out of the query's string there leaves the sentence's words after the SQL, which
+/// no database parses; people quote statements that way ("Use 'SELECT 1' as a health check",
+/// `what does "union all" do`).
+fn quoted_mention(text: &str, q: char) -> bool {
+    let mut quotes = text.match_indices(q).map(|(p, _)| p);
+    let (Some(open), Some(close), None) = (quotes.next(), quotes.next(), quotes.next()) else {
+        return false;
+    };
+    let b = text.as_bytes();
+    let before = open.checked_sub(1).and_then(|i| b.get(i)).copied();
+    let after = b.get(close + 1).copied();
+    let inside = text.get(open + 1..close).unwrap_or_default();
+    let outside = format!(
+        "{} {}",
+        text.get(..open).unwrap_or_default(),
+        text.get(close + 1..).unwrap_or_default()
+    );
+    before.is_none_or(|c| c.is_ascii_whitespace() || c == b'(')
+        && after.is_none_or(|c| {
+            c.is_ascii_whitespace() || matches!(c, b'.' | b',' | b';' | b':' | b'!' | b'?' | b')')
+        })
+        && !inside.contains("--")
+        && !inside.contains('#')
+        && !inside.contains("/*")
+        && super::lfi::prose(&outside)
+}
+
+/// A whole JSON object or array.
+fn json_document(text: &str) -> bool {
+    let t = text.trim();
+    (t.starts_with('{') && t.ends_with('}') || t.starts_with('[') && t.ends_with(']'))
+        && serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
+}
+
+/// `'#app'`, `"#fff"`: the first quote opens a CSS id selector or colour, not a `#` comment.
+fn quoted_selector(text: &str, q: char) -> bool {
+    let Some(open) = text.find(q) else {
+        return false;
+    };
+    let rest = text.get(open + 1..).unwrap_or_default();
+    let Some(name) = rest.strip_prefix('#') else {
+        return false;
+    };
+    let len = name
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+        .count();
+    len > 0 && name.get(len..).is_some_and(|r| r.starts_with(q))
 }
 
 /// Collapses the shape names into a few stable rule names for metrics.
@@ -1101,7 +1207,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             continue;
         }
-        if !plain && (!is_header || input.location.name != "user-agent") {
+        // A User-Agent is product tokens and comments (`;`, `(`, `/`): read as SQL only when
+        // it carries a quote, which no browser or library puts there and which is how an
+        // injection into a logged User-Agent starts (`Mozilla/5.0' or 1=1--`).
+        let user_agent = is_header && input.location.name == "user-agent";
+        if !plain && (!user_agent || input.value.contains(['\'', '"'])) {
             scan_value(input, &input.value, out);
         }
         if matches!(input.location.source, Source::Arg | Source::ArgName) && out.wants(CAT, 2) {
@@ -1343,6 +1453,28 @@ mod tests {
         assert!(pg_cast("(x)::jsonb @> y"));
         assert!(!pg_cast("std::string"));
         assert!(!pg_cast("fe80::1"));
+    }
+
+    #[test]
+    fn quoted_sql_in_a_sentence() {
+        assert!(quoted_mention("Use 'SELECT 1' as a health check", '\''));
+        assert!(quoted_mention(
+            "Run \"SELECT version();\" to see the server version",
+            '"'
+        ));
+        // A comment inside cuts the sentence off: a real break-out.
+        assert!(!quoted_mention("please 'or 1=1--' thanks a lot", '\''));
+        // Glued to a word: the quote closes the query's string.
+        assert!(!quoted_mention("x' union select a from b where 'a", '\''));
+        assert!(quoted_selector("$('#app').hide()", '\''));
+        assert!(!quoted_selector("admin'#", '\''));
+        assert_eq!(
+            detect("SELECT/**/password/**/FROM/**/users"),
+            Some("sqli.statement")
+        );
+        assert_eq!(detect("SELECT is a keyword; so is FROM."), None);
+        assert_eq!(detect("Create table reservations online"), None);
+        assert_eq!(detect("fetch('/api/items').then(r => r.json())"), None);
     }
 
     #[test]
