@@ -25,7 +25,7 @@ const BLOCK_ERROR: &str = "threat_detected";
 /// Categories with a per-category acceptance target.
 const TARGETS: [&str; 6] = ["sqli", "xss", "lfi", "rce", "php", "java"];
 
-const USAGE: &str = "usage: cargo xtask corpus [--engine threat-score|modsecurity] [--crs-force-urlencoded] [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...";
+const USAGE: &str = "usage: cargo xtask corpus [--engine threat-score|modsecurity] [--runtime envoy|wasmtime|interpreter] [--crs-force-urlencoded] [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...";
 
 /// Which engine the rows go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,7 @@ pub fn corpus(args: &[String]) -> Result<()> {
     let mut parallel = 8usize;
     let mut engine = Engine::ThreatScore;
     let mut force_urlencoded = false;
+    let mut runtime: Option<wasm_host::RuntimeKind> = None;
     let mut files = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -60,6 +61,17 @@ pub fn corpus(args: &[String]) -> Result<()> {
                     other => bail!(
                         "--engine needs `threat-score` or `modsecurity`, got {other:?}\n{USAGE}"
                     ),
+                }
+            }
+            "--runtime" => {
+                runtime = match it.next().map(String::as_str) {
+                    Some("envoy") => None,
+                    Some(other) => Some(
+                        other
+                            .parse()
+                            .map_err(|e: String| anyhow::anyhow!("{e}\n{USAGE}"))?,
+                    ),
+                    None => bail!("--runtime needs envoy, wasmtime or interpreter\n{USAGE}"),
                 }
             }
             "--crs-force-urlencoded" => force_urlencoded = true,
@@ -83,6 +95,9 @@ pub fn corpus(args: &[String]) -> Result<()> {
         bail!("no corpus files given\n{USAGE}");
     }
     let rows = corpus::load(&files)?;
+    if engine == Engine::ModSecurity && runtime.is_some() {
+        bail!("--runtime applies to --engine threat-score only\n{USAGE}");
+    }
     if engine == Engine::ModSecurity {
         let opts = NginxOptions {
             crs_paranoia: Some(paranoia),
@@ -94,6 +109,9 @@ pub fn corpus(args: &[String]) -> Result<()> {
         bail!("--crs-force-urlencoded applies to --engine modsecurity only");
     }
     let modules = build_and_report(&["threat-score".to_string()])?;
+    if let Some(rt) = runtime {
+        return in_process(rt, &modules, &rows, paranoia, report.as_deref());
+    }
     let echo = EchoServer::start("echo")?;
     let config = json!({ "mode": "block", "paranoia_level": paranoia }).to_string();
     let envoy = Envoy::start(EnvoyConfig::new(echo.addr()).concurrency(2).filter(
@@ -139,6 +157,46 @@ pub fn corpus(args: &[String]) -> Result<()> {
     }
     if let Some(path) = report {
         write_report(&path, &rows, &results, "threat-score")?;
+    }
+    Ok(())
+}
+
+/// The same rows through the same module in-process (`wasm_host`): Envoy's connection manager
+/// modelled by `wasm_host::front`, one VM, one stream per row; the same tables and report.
+fn in_process(
+    rt: wasm_host::RuntimeKind,
+    modules: &std::path::Path,
+    rows: &[Row],
+    paranoia: u8,
+    report: Option<&str>,
+) -> Result<()> {
+    let wasm = std::fs::read(modules.join("threat-score.wasm"))?;
+    let config = json!({ "mode": "block", "paranoia_level": paranoia }).to_string();
+    println!(
+        "replaying {} rows in-process on {rt} with threat-score {config}",
+        rows.len()
+    );
+    let started = Instant::now();
+    let results = wasm_host::corpus::replay(rt, &wasm, "threat-score", &config, rows, BLOCK_ERROR)?;
+    let elapsed = started.elapsed();
+    let fuel: u64 = results.iter().map(|r| r.fuel).sum();
+    let reached = results.iter().filter(|r| r.fuel > 0).count();
+    let results: Vec<RowResult> = results.into_iter().map(|r| r.result).collect();
+    print_tables(
+        rows,
+        &results,
+        paranoia,
+        &format!("mode block, in-process on {rt} + threat-score"),
+        "Envoy (modelled)",
+    );
+    println!(
+        "\n{} rows in {:.1} s in-process on {rt}; {:.0} fuel units per row that reached the filter",
+        rows.len(),
+        elapsed.as_secs_f64(),
+        fuel as f64 / reached.max(1) as f64
+    );
+    if let Some(path) = report {
+        write_report(path, rows, &results, &format!("threat-score ({rt})"))?;
     }
     Ok(())
 }

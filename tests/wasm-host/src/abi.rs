@@ -229,7 +229,10 @@ impl HostState {
 
     /// A metric's current value by its full name (`policy_requests_total`).
     pub fn metric(&self, name: &str) -> Option<i64> {
-        self.metrics.iter().find(|m| m.name == name).map(|m| m.value)
+        self.metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.value)
     }
 
     fn next_random(&mut self) -> u64 {
@@ -273,7 +276,9 @@ pub fn serialize_map(map: &[(String, Vec<u8>)]) -> Vec<u8> {
 /// Parse a serialized header map (the inverse of [`serialize_map`]).
 pub fn deserialize_map(bytes: &[u8]) -> Option<HeaderMap> {
     let u32_at = |i: usize| -> Option<usize> {
-        bytes.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        bytes
+            .get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     };
     if bytes.is_empty() {
         return Some(Vec::new());
@@ -304,7 +309,12 @@ fn u32_le(b: &[u8]) -> u32 {
 /// Hand `data` to the module: allocate in it, copy, and write the pointer and size to the two
 /// out-parameters. ENVOY (cpp-host `copyToPointerSize`): empty data is returned as a null pointer
 /// and size 0, without allocating.
-fn return_bytes(g: &mut dyn Guest, data: &[u8], ptr_out: u32, size_out: u32) -> Result<(), HostTrap> {
+fn return_bytes(
+    g: &mut dyn Guest,
+    data: &[u8],
+    ptr_out: u32,
+    size_out: u32,
+) -> Result<(), HostTrap> {
     let ptr = if data.is_empty() {
         0
     } else {
@@ -321,15 +331,22 @@ fn string(g: &mut dyn Guest, ptr: u32, len: u32) -> Result<String, HostTrap> {
 }
 
 fn arg(args: &[Val], i: usize, call: &str) -> Result<u32, HostTrap> {
-    args.get(i).map(|v| v.u32()).ok_or_else(|| HostTrap::BadCall {
-        call: call.to_string(),
-        reason: format!("expected at least {} arguments, got {}", i + 1, args.len()),
-    })
+    args.get(i)
+        .map(|v| v.u32())
+        .ok_or_else(|| HostTrap::BadCall {
+            call: call.to_string(),
+            reason: format!("expected at least {} arguments, got {}", i + 1, args.len()),
+        })
 }
 
 /// Run one import. `Ok(Some(v))` is the import's result (a status or errno); `Ok(None)` for
 /// imports without one.
-pub fn call_import(g: &mut dyn Guest, module: &str, name: &str, args: &[Val]) -> Result<Option<i64>, HostTrap> {
+pub fn call_import(
+    g: &mut dyn Guest,
+    module: &str,
+    name: &str,
+    args: &[Val],
+) -> Result<Option<i64>, HostTrap> {
     *g.state().call_counts.entry(name.to_string()).or_default() += 1;
     match module {
         "env" => proxy_call(g, name, args).map(Some),
@@ -343,7 +360,10 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
     match name {
         "proxy_log" => {
             let message = string(g, a(1)?, a(2)?)?;
-            g.state().logs.push(LogLine { level: a(0)?, message });
+            g.state().logs.push(LogLine {
+                level: a(0)?,
+                message,
+            });
             Ok(OK)
         }
         "proxy_get_log_level" => {
@@ -378,7 +398,9 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
             };
             // ENVOY: an absent buffer is NotFound; a start past the end is BadArgument; a
             // length past the end is clipped.
-            let Some(buffer) = buffer else { return Ok(NOT_FOUND) };
+            let Some(buffer) = buffer else {
+                return Ok(NOT_FOUND);
+            };
             if start > buffer.len() {
                 return Ok(BAD_ARGUMENT);
             }
@@ -400,7 +422,9 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
                 BufferType::UpstreamData => &mut st.stream().upstream_data,
                 _ => return Ok(BAD_ARGUMENT),
             };
-            let Some(buf) = slot.as_mut() else { return Ok(NOT_FOUND) };
+            let Some(buf) = slot.as_mut() else {
+                return Ok(NOT_FOUND);
+            };
             // ENVOY (`Buffer::setBytes`): start 0 and size 0 prepends; start 0 and size >= len
             // replaces everything; start >= len appends; anything else is BadArgument.
             if start == 0 && size == 0 {
@@ -417,26 +441,41 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
             Ok(OK)
         }
         "proxy_get_header_map_pairs" => {
-            let Some(map) = MapType::from_abi(a(0)?) else { return Ok(BAD_ARGUMENT) };
+            let Some(map) = MapType::from_abi(a(0)?) else {
+                return Ok(BAD_ARGUMENT);
+            };
             let pairs = g.state().stream().maps.get(&map).cloned();
-            // ENVOY: a map that does not exist in this phase is NotFound... except cpp-host
-            // returns Ok with an empty map: Envoy's `getMap` returns nullptr -> NotFound only
-            // for the map types it does not know; absent maps of known types serialize empty.
-            let data = pairs.map(|p| serialize_map(&p)).unwrap_or_else(|| serialize_map(&[]));
+            // A map not available in this phase (response headers while the request is
+            // processed) comes back empty.
+            let data = pairs
+                .map(|p| serialize_map(&p))
+                .unwrap_or_else(|| serialize_map(&[]));
             return_bytes(g, &data, a(1)?, a(2)?)?;
             Ok(OK)
         }
         "proxy_set_header_map_pairs" => {
-            let Some(map) = MapType::from_abi(a(0)?) else { return Ok(BAD_ARGUMENT) };
+            let Some(map) = MapType::from_abi(a(0)?) else {
+                return Ok(BAD_ARGUMENT);
+            };
             let bytes = g.read(a(1)?, a(2)?)?;
-            let Some(pairs) = deserialize_map(&bytes) else { return Ok(BAD_ARGUMENT) };
+            let Some(pairs) = deserialize_map(&bytes) else {
+                return Ok(BAD_ARGUMENT);
+            };
             let s = g.state().stream();
-            s.maps.insert(map, pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect());
+            s.maps.insert(
+                map,
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect(),
+            );
             s.writes += 1;
             Ok(OK)
         }
         "proxy_get_header_map_value" => {
-            let Some(map) = MapType::from_abi(a(0)?) else { return Ok(BAD_ARGUMENT) };
+            let Some(map) = MapType::from_abi(a(0)?) else {
+                return Ok(BAD_ARGUMENT);
+            };
             let key = string(g, a(1)?, a(2)?)?.to_ascii_lowercase();
             // ENVOY: only the first value of a repeated header is returned.
             let value = g
@@ -445,12 +484,16 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
                 .maps
                 .get(&map)
                 .and_then(|m| m.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()));
-            let Some(value) = value else { return Ok(NOT_FOUND) };
+            let Some(value) = value else {
+                return Ok(NOT_FOUND);
+            };
             return_bytes(g, &value, a(3)?, a(4)?)?;
             Ok(OK)
         }
         "proxy_replace_header_map_value" | "proxy_add_header_map_value" => {
-            let Some(map) = MapType::from_abi(a(0)?) else { return Ok(BAD_ARGUMENT) };
+            let Some(map) = MapType::from_abi(a(0)?) else {
+                return Ok(BAD_ARGUMENT);
+            };
             let key = string(g, a(1)?, a(2)?)?.to_ascii_lowercase();
             let value = g.read(a(3)?, a(4)?)?;
             let replace = name == "proxy_replace_header_map_value";
@@ -475,7 +518,9 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
             Ok(OK)
         }
         "proxy_remove_header_map_value" => {
-            let Some(map) = MapType::from_abi(a(0)?) else { return Ok(BAD_ARGUMENT) };
+            let Some(map) = MapType::from_abi(a(0)?) else {
+                return Ok(BAD_ARGUMENT);
+            };
             let key = string(g, a(1)?, a(2)?)?.to_ascii_lowercase();
             let s = g.state().stream();
             if let Some(m) = s.maps.get_mut(&map) {
@@ -487,14 +532,18 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
         "proxy_get_property" => {
             let raw = g.read(a(0)?, a(1)?)?;
             // The path is NUL-separated segments; a trailing NUL is tolerated.
-            let path = String::from_utf8_lossy(raw.strip_suffix(b"\0").unwrap_or(&raw)).into_owned();
-            let Some(value) = g.state().property(&path) else { return Ok(NOT_FOUND) };
+            let path =
+                String::from_utf8_lossy(raw.strip_suffix(b"\0").unwrap_or(&raw)).into_owned();
+            let Some(value) = g.state().property(&path) else {
+                return Ok(NOT_FOUND);
+            };
             return_bytes(g, &value, a(2)?, a(3)?)?;
             Ok(OK)
         }
         "proxy_set_property" => {
             let raw = g.read(a(0)?, a(1)?)?;
-            let path = String::from_utf8_lossy(raw.strip_suffix(b"\0").unwrap_or(&raw)).into_owned();
+            let path =
+                String::from_utf8_lossy(raw.strip_suffix(b"\0").unwrap_or(&raw)).into_owned();
             let value = g.read(a(2)?, a(3)?)?;
             g.state().stream().properties.insert(path, value);
             Ok(OK)
@@ -524,12 +573,16 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
             Ok(OK)
         }
         "proxy_continue_stream" => {
-            let Some(t) = StreamType::from_abi(a(0)?) else { return Ok(BAD_ARGUMENT) };
+            let Some(t) = StreamType::from_abi(a(0)?) else {
+                return Ok(BAD_ARGUMENT);
+            };
             g.state().stream().continued.push(t);
             Ok(OK)
         }
         "proxy_close_stream" => {
-            let Some(t) = StreamType::from_abi(a(0)?) else { return Ok(BAD_ARGUMENT) };
+            let Some(t) = StreamType::from_abi(a(0)?) else {
+                return Ok(BAD_ARGUMENT);
+            };
             g.state().stream().closed.push(t);
             Ok(OK)
         }
@@ -539,11 +592,22 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
             let body = g.read(a(3)?, a(4)?)?;
             let raw = g.read(a(5)?, a(6)?)?;
             let grpc_status = args.get(7).map(|v| v.i64() as i32).unwrap_or(-1);
-            let Some(headers) = deserialize_map(&raw) else { return Ok(BAD_ARGUMENT) };
-            let headers = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+            let Some(headers) = deserialize_map(&raw) else {
+                return Ok(BAD_ARGUMENT);
+            };
+            let headers = headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect();
             // ENVOY: the reply is sent after the callback returns (an after-VM-call action),
             // so the callback's own return value no longer matters; a second call replaces it.
-            g.state().stream().local_reply = Some(LocalReply { status, details, body, headers, grpc_status });
+            g.state().stream().local_reply = Some(LocalReply {
+                status,
+                details,
+                body,
+                headers,
+                grpc_status,
+            });
             Ok(OK)
         }
         "proxy_set_effective_context" => {
@@ -579,7 +643,12 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
             let id = match st.metrics.iter().position(|m| m.name == metric_name) {
                 Some(i) => i,
                 None => {
-                    st.metrics.push(Metric { name: metric_name, kind, value: 0, samples: Vec::new() });
+                    st.metrics.push(Metric {
+                        name: metric_name,
+                        kind,
+                        value: 0,
+                        samples: Vec::new(),
+                    });
                     st.metrics.len() - 1
                 }
             } as u32;
@@ -589,7 +658,9 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
         "proxy_increment_metric" => {
             let id = a(0)? as usize;
             let delta = args.get(1).map(|v| v.i64()).unwrap_or(0);
-            let Some(m) = g.state().metrics.get_mut(id) else { return Ok(NOT_FOUND) };
+            let Some(m) = g.state().metrics.get_mut(id) else {
+                return Ok(NOT_FOUND);
+            };
             if m.kind == 2 {
                 return Ok(BAD_ARGUMENT);
             }
@@ -599,7 +670,9 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
         "proxy_record_metric" => {
             let id = a(0)? as usize;
             let value = args.get(1).map(|v| v.i64()).unwrap_or(0);
-            let Some(m) = g.state().metrics.get_mut(id) else { return Ok(NOT_FOUND) };
+            let Some(m) = g.state().metrics.get_mut(id) else {
+                return Ok(NOT_FOUND);
+            };
             if m.kind == 2 {
                 m.samples.push(value as u64);
             } else {
@@ -609,7 +682,9 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
         }
         "proxy_get_metric" => {
             let id = a(0)? as usize;
-            let Some(v) = g.state().metrics.get(id).map(|m| m.value) else { return Ok(NOT_FOUND) };
+            let Some(v) = g.state().metrics.get(id).map(|m| m.value) else {
+                return Ok(NOT_FOUND);
+            };
             g.write(a(1)?, &(v as u64).to_le_bytes())?;
             Ok(OK)
         }
@@ -640,13 +715,20 @@ fn wasi_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<Option<i64>,
             };
             let text = String::from_utf8_lossy(&out);
             for line in text.lines().filter(|l| !l.is_empty()) {
-                g.state().logs.push(LogLine { level, message: line.to_string() });
+                g.state().logs.push(LogLine {
+                    level,
+                    message: line.to_string(),
+                });
             }
             Ok(Some(ERRNO_SUCCESS))
         }
         "environ_sizes_get" | "args_sizes_get" => {
             let env: Vec<String> = if name == "environ_sizes_get" {
-                g.state().environment.iter().map(|(k, v)| format!("{k}={v}")).collect()
+                g.state()
+                    .environment
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -657,7 +739,11 @@ fn wasi_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<Option<i64>,
         }
         "environ_get" | "args_get" => {
             let env: Vec<String> = if name == "environ_get" {
-                g.state().environment.iter().map(|(k, v)| format!("{k}={v}")).collect()
+                g.state()
+                    .environment
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -688,6 +774,8 @@ fn wasi_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<Option<i64>,
             Ok(Some(ERRNO_SUCCESS))
         }
         "proc_exit" => Err(HostTrap::Exit(a(0)? as i32)),
-        other => Err(HostTrap::Unsupported(format!("wasi_snapshot_preview1.{other}"))),
+        other => Err(HostTrap::Unsupported(format!(
+            "wasi_snapshot_preview1.{other}"
+        ))),
     }
 }

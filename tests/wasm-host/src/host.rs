@@ -22,7 +22,11 @@ pub struct Plugin {
 
 impl Plugin {
     pub fn new(name: &str, configuration: impl Into<Vec<u8>>) -> Self {
-        Plugin { name: name.to_string(), configuration: configuration.into(), ..Default::default() }
+        Plugin {
+            name: name.to_string(),
+            configuration: configuration.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -58,15 +62,25 @@ impl Request {
                 (":scheme".into(), b"http".to_vec()),
             ],
             properties: vec![
-                (vec!["source".into(), "address".into()], b"127.0.0.1:40000".to_vec()),
-                (vec!["source".into(), "port".into()], 40000i64.to_le_bytes().to_vec()),
-                (vec!["request".into(), "protocol".into()], b"HTTP/1.1".to_vec()),
+                (
+                    vec!["source".into(), "address".into()],
+                    b"127.0.0.1:40000".to_vec(),
+                ),
+                (
+                    vec!["source".into(), "port".into()],
+                    40000i64.to_le_bytes().to_vec(),
+                ),
+                (
+                    vec!["request".into(), "protocol".into()],
+                    b"HTTP/1.1".to_vec(),
+                ),
             ],
             ..Default::default()
         }
     }
     pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.as_ref().to_vec()));
         self
     }
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
@@ -126,7 +140,9 @@ impl HttpOutcome {
 
 /// The first value of a header in a map.
 pub fn header<'a>(map: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
-    map.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+    map.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
 }
 
 /// The directory `cargo xtask build` writes modules to (`$FILTER_MODULES_DIR` when set, else
@@ -143,7 +159,10 @@ pub fn modules_dir() -> PathBuf {
 pub fn module_path(name: &str) -> anyhow::Result<PathBuf> {
     let p = modules_dir().join(format!("{name}.wasm"));
     if !p.is_file() {
-        bail!("{} not found: run `cargo xtask build {name}` first", p.display());
+        bail!(
+            "{} not found: run `cargo xtask build {name}` first",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -186,13 +205,20 @@ impl Vm {
         let mut vm = Vm::start_unconfigured(runtime, wasm, plugin)?;
         if !vm.configure()? {
             let logs: Vec<String> = vm.state().logs.iter().map(|l| l.message.clone()).collect();
-            bail!("the plugin rejected its configuration; log:\n{}", logs.join("\n"));
+            bail!(
+                "the plugin rejected its configuration; log:\n{}",
+                logs.join("\n")
+            );
         }
         Ok(vm)
     }
 
     /// Instantiate and initialize without calling `on_vm_start`/`on_configure`.
-    pub fn start_unconfigured(runtime: RuntimeKind, wasm: &[u8], plugin: &Plugin) -> anyhow::Result<Vm> {
+    pub fn start_unconfigured(
+        runtime: RuntimeKind,
+        wasm: &[u8],
+        plugin: &Plugin,
+    ) -> anyhow::Result<Vm> {
         let mut state = HostState {
             vm_configuration: plugin.vm_configuration.clone(),
             plugin_configuration: plugin.configuration.clone(),
@@ -208,18 +234,30 @@ impl Vm {
         }
         state.properties = props;
         let instance = runtime.runtime().instantiate(wasm, state)?;
-        let mut vm = Vm { instance, runtime, root: 1, next_context: 2, start_fuel: 0, configure_fuel: 0, configured: false };
+        let mut vm = Vm {
+            instance,
+            runtime,
+            root: 1,
+            next_context: 2,
+            start_fuel: 0,
+            configure_fuel: 0,
+            configured: false,
+        };
         // ENVOY (cpp-host): `_initialize` for WASI reactors, else `_start`; then `main` is not
         // called for reactors. Host calls are refused while it runs (Envoy has no context yet);
         // here they are answered, but the filters' glue does not make any.
         for init in ["_initialize", "_start"] {
             if vm.instance.has_export(init) {
-                vm.instance.call(init, &[]).with_context(|| format!("calling {init}"))?;
+                vm.instance
+                    .call(init, &[])
+                    .with_context(|| format!("calling {init}"))?;
                 break;
             }
         }
         if !vm.instance.has_export("proxy_abi_version_0_2_1") {
-            bail!("the module does not export proxy_abi_version_0_2_1 (only ABI 0.2.1 is supported)");
+            bail!(
+                "the module does not export proxy_abi_version_0_2_1 (only ABI 0.2.1 is supported)"
+            );
         }
         vm.start_fuel = vm.instance.fuel_consumed();
         Ok(vm)
@@ -233,15 +271,31 @@ impl Vm {
         self.state().root_context = root;
         self.enter(root);
         if !self.configured {
-            self.call("proxy_on_context_create", &[Val::I32(root as i32), Val::I32(0)])?;
+            self.call(
+                "proxy_on_context_create",
+                &[Val::I32(root as i32), Val::I32(0)],
+            )?;
             let vm_size = self.state().vm_configuration.len() as i32;
-            if self.call("proxy_on_vm_start", &[Val::I32(root as i32), Val::I32(vm_size)])?.map(|v| v.u32()) == Some(0) {
+            if self
+                .call(
+                    "proxy_on_vm_start",
+                    &[Val::I32(root as i32), Val::I32(vm_size)],
+                )?
+                .map(|v| v.u32())
+                == Some(0)
+            {
                 return Ok(false);
             }
             self.configured = true;
         }
         let size = self.state().plugin_configuration.len() as i32;
-        let ok = self.call("proxy_on_configure", &[Val::I32(root as i32), Val::I32(size)])?.map(|v| v.u32()) != Some(0);
+        let ok = self
+            .call(
+                "proxy_on_configure",
+                &[Val::I32(root as i32), Val::I32(size)],
+            )?
+            .map(|v| v.u32())
+            != Some(0);
         self.configure_fuel += self.instance.fuel_consumed() - before;
         Ok(ok)
     }
@@ -290,7 +344,9 @@ impl Vm {
     /// Call a stream callback; returns true for `Action::Pause`.
     fn callback(&mut self, ctx: u32, export: &str, args: &[Val]) -> anyhow::Result<bool> {
         self.enter(ctx);
-        let r = self.call(export, args).with_context(|| format!("{export} on context {ctx}"))?;
+        let r = self
+            .call(export, args)
+            .with_context(|| format!("{export} on context {ctx}"))?;
         Ok(r.map(|v| v.u32()) == Some(1))
     }
 
@@ -304,7 +360,10 @@ impl Vm {
         self.state().streams.insert(ctx, data);
         let root = self.root;
         self.enter(ctx);
-        self.call("proxy_on_context_create", &[Val::I32(ctx as i32), Val::I32(root as i32)])?;
+        self.call(
+            "proxy_on_context_create",
+            &[Val::I32(ctx as i32), Val::I32(root as i32)],
+        )?;
         Ok(ctx)
     }
 
@@ -333,7 +392,8 @@ impl Vm {
     pub fn http(&mut self, req: &Request) -> anyhow::Result<HttpOutcome> {
         let fuel_before = self.fuel();
         let mut data = StreamData::default();
-        data.maps.insert(MapType::RequestHeaders, req.headers.clone());
+        data.maps
+            .insert(MapType::RequestHeaders, req.headers.clone());
         for (p, v) in &req.properties {
             data.properties.insert(path_key(p), v.clone());
         }
@@ -342,13 +402,21 @@ impl Vm {
         let n = |m: &HeaderMap| Val::I32(m.len() as i32);
         let eos_after_headers = req.body.is_none() && req.trailers.is_none();
 
-        let mut paused = self.callback(ctx, "proxy_on_request_headers", &[c, n(&req.headers), Val::I32(eos_after_headers as i32)])?;
+        let mut paused = self.callback(
+            ctx,
+            "proxy_on_request_headers",
+            &[c, n(&req.headers), Val::I32(eos_after_headers as i32)],
+        )?;
         let mut verdict = self.after_callback(ctx, StreamType::Request, &mut paused);
         if verdict.is_none() {
             if let Some(body) = &req.body {
                 self.stream(ctx).request_body = Some(body.clone());
                 let eos = req.trailers.is_none();
-                let body_paused = self.callback(ctx, "proxy_on_request_body", &[c, Val::I32(body.len() as i32), Val::I32(eos as i32)])?;
+                let body_paused = self.callback(
+                    ctx,
+                    "proxy_on_request_body",
+                    &[c, Val::I32(body.len() as i32), Val::I32(eos as i32)],
+                )?;
                 // A Continue from the body resumes paused headers (StopIteration semantics).
                 paused = body_paused && !self.stream(ctx).continued.contains(&StreamType::Request);
                 let mut p = paused;
@@ -358,7 +426,9 @@ impl Vm {
         }
         if verdict.is_none() {
             if let Some(trailers) = &req.trailers {
-                self.stream(ctx).maps.insert(MapType::RequestTrailers, trailers.clone());
+                self.stream(ctx)
+                    .maps
+                    .insert(MapType::RequestTrailers, trailers.clone());
                 let t = self.callback(ctx, "proxy_on_request_trailers", &[c, n(trailers)])?;
                 paused = t && !self.stream(ctx).continued.contains(&StreamType::Request);
                 let mut p = paused;
@@ -366,7 +436,12 @@ impl Vm {
                 paused = p;
             }
         }
-        let upstream_headers = self.stream(ctx).maps.get(&MapType::RequestHeaders).cloned().unwrap_or_default();
+        let upstream_headers = self
+            .stream(ctx)
+            .maps
+            .get(&MapType::RequestHeaders)
+            .cloned()
+            .unwrap_or_default();
         let upstream_body = self.stream(ctx).request_body.clone();
         if verdict.is_none() && paused {
             verdict = Some(Verdict::Stalled);
@@ -387,10 +462,18 @@ impl Vm {
                     response = reply_response(&reply);
                 } else {
                     response = Response {
-                        headers: s.maps.get(&MapType::ResponseHeaders).cloned().unwrap_or_default(),
+                        headers: s
+                            .maps
+                            .get(&MapType::ResponseHeaders)
+                            .cloned()
+                            .unwrap_or_default(),
                         body: s.response_body.clone(),
                     };
-                    verdict = Some(if resp_paused { Verdict::Stalled } else { Verdict::Forwarded });
+                    verdict = Some(if resp_paused {
+                        Verdict::Stalled
+                    } else {
+                        Verdict::Forwarded
+                    });
                 }
             }
             Some(Verdict::LocalReply(reply)) => {
@@ -401,7 +484,11 @@ impl Vm {
                 self.run_response(ctx, &r, &mut ignored)?;
                 let s = self.stream(ctx);
                 response = Response {
-                    headers: s.maps.get(&MapType::ResponseHeaders).cloned().unwrap_or(r.headers),
+                    headers: s
+                        .maps
+                        .get(&MapType::ResponseHeaders)
+                        .cloned()
+                        .unwrap_or(r.headers),
                     body: s.response_body.clone().or(r.body),
                 };
             }
@@ -419,12 +506,22 @@ impl Vm {
 
     fn run_response(&mut self, ctx: u32, resp: &Response, paused: &mut bool) -> anyhow::Result<()> {
         let c = Val::I32(ctx as i32);
-        self.stream(ctx).maps.insert(MapType::ResponseHeaders, resp.headers.clone());
+        self.stream(ctx)
+            .maps
+            .insert(MapType::ResponseHeaders, resp.headers.clone());
         let eos = resp.body.is_none();
-        *paused = self.callback(ctx, "proxy_on_response_headers", &[c, Val::I32(resp.headers.len() as i32), Val::I32(eos as i32)])?;
+        *paused = self.callback(
+            ctx,
+            "proxy_on_response_headers",
+            &[c, Val::I32(resp.headers.len() as i32), Val::I32(eos as i32)],
+        )?;
         if let Some(body) = &resp.body {
             self.stream(ctx).response_body = Some(body.clone());
-            let p = self.callback(ctx, "proxy_on_response_body", &[c, Val::I32(body.len() as i32), Val::I32(1)])?;
+            let p = self.callback(
+                ctx,
+                "proxy_on_response_body",
+                &[c, Val::I32(body.len() as i32), Val::I32(1)],
+            )?;
             *paused = p && !self.stream(ctx).continued.contains(&StreamType::Response);
         }
         Ok(())
@@ -446,8 +543,141 @@ impl Vm {
     }
 }
 
+/// One TCP connection to replay through a network filter.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// Connection properties (`source.address`, `source.port`, `destination.port`...).
+    pub properties: Vec<(Vec<String>, Vec<u8>)>,
+    /// What the client sends, one `on_downstream_data` per chunk (Envoy's reads).
+    pub chunks: Vec<Vec<u8>>,
+    /// The client half-closes after its last chunk (end of stream on that chunk).
+    pub half_close: bool,
+}
+
+impl Connection {
+    pub fn from_source(addr: &str, port: u16) -> Self {
+        Connection {
+            properties: vec![
+                (
+                    vec!["source".into(), "address".into()],
+                    format!("{addr}:{port}").into_bytes(),
+                ),
+                (
+                    vec!["source".into(), "port".into()],
+                    i64::from(port).to_le_bytes().to_vec(),
+                ),
+                (
+                    vec!["destination".into(), "port".into()],
+                    10001i64.to_le_bytes().to_vec(),
+                ),
+            ],
+            ..Default::default()
+        }
+    }
+    pub fn send(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.chunks.push(bytes.into());
+        self
+    }
+}
+
+/// How a connection ended in a network filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpVerdict {
+    /// The filter let the bytes through to `tcp_proxy`.
+    Forwarded,
+    /// The filter closed the connection (`proxy_close_stream(Downstream)`).
+    Closed,
+    /// The filter still holds the bytes (Envoy would wait for more data or a timer).
+    Paused,
+}
+
+/// What one connection did.
+#[derive(Debug, Clone)]
+pub struct TcpOutcome {
+    pub verdict: TcpVerdict,
+    /// The bytes that reached the upstream, in order.
+    pub upstream_bytes: Vec<u8>,
+    /// Foreign calls during the connection (`set_envoy_filter_state` for SNI routing).
+    pub foreign_calls: Vec<(String, Vec<u8>)>,
+    pub fuel: u64,
+}
+
+impl Vm {
+    /// Open a connection through a network filter and send its chunks; the connection is then
+    /// closed by the client (`on_downstream_connection_close`), and the context deleted.
+    ///
+    /// ENVOY: `Pause` from `on_new_connection` or `on_downstream_data` is `StopIteration`: the
+    /// bytes stay in the read buffer and the next `on_downstream_data` sees them again together
+    /// with the new ones; `proxy_continue_stream(Downstream)` resumes (`continueReading`).
+    pub fn tcp(&mut self, conn: &Connection) -> anyhow::Result<TcpOutcome> {
+        let fuel_before = self.fuel();
+        let calls_before = self.state().foreign_calls.len();
+        let mut data = StreamData::default();
+        for (p, v) in &conn.properties {
+            data.properties.insert(path_key(p), v.clone());
+        }
+        let ctx = self.new_context(data)?;
+        let c = Val::I32(ctx as i32);
+        let mut paused = self.callback(ctx, "proxy_on_new_connection", &[c])?;
+        let mut closed = self.stream(ctx).closed.contains(&StreamType::Downstream);
+        if self.stream(ctx).continued.contains(&StreamType::Downstream) {
+            paused = false;
+        }
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut upstream = Vec::new();
+        let last = conn.chunks.len().saturating_sub(1);
+        for (i, chunk) in conn.chunks.iter().enumerate() {
+            if closed {
+                break;
+            }
+            buffer.extend_from_slice(chunk);
+            self.stream(ctx).downstream_data = Some(buffer.clone());
+            self.stream(ctx).continued.clear();
+            let eos = conn.half_close && i == last;
+            let p = self.callback(
+                ctx,
+                "proxy_on_downstream_data",
+                &[c, Val::I32(buffer.len() as i32), Val::I32(eos as i32)],
+            )?;
+            let s = self.stream(ctx);
+            closed = s.closed.contains(&StreamType::Downstream);
+            paused = p && !s.continued.contains(&StreamType::Downstream);
+            if !closed && !paused {
+                upstream.extend_from_slice(s.downstream_data.as_deref().unwrap_or_default());
+                buffer.clear();
+            } else {
+                buffer = s.downstream_data.clone().unwrap_or_default();
+            }
+        }
+        if !closed {
+            // The client goes away (ABI PeerType::Remote = 2).
+            self.enter(ctx);
+            self.call("proxy_on_downstream_connection_close", &[c, Val::I32(2)])
+                .context("proxy_on_downstream_connection_close")?;
+        }
+        let verdict = if closed {
+            TcpVerdict::Closed
+        } else if paused && !buffer.is_empty() || (paused && upstream.is_empty()) {
+            TcpVerdict::Paused
+        } else {
+            TcpVerdict::Forwarded
+        };
+        self.finish_context(ctx, true)?;
+        let foreign_calls = self.state().foreign_calls[calls_before..].to_vec();
+        Ok(TcpOutcome {
+            verdict,
+            upstream_bytes: upstream,
+            foreign_calls,
+            fuel: self.fuel() - fuel_before,
+        })
+    }
+}
+
 fn reply_response(reply: &LocalReply) -> Response {
     let mut headers = vec![(":status".to_string(), reply.status.to_string().into_bytes())];
     headers.extend(reply.headers.iter().cloned());
-    Response { headers, body: Some(reply.body.clone()) }
+    Response {
+        headers,
+        body: Some(reply.body.clone()),
+    }
 }

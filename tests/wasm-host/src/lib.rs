@@ -20,11 +20,17 @@
 //! * [`host`]: [`Vm`], the lifecycle driver (HTTP streams, TCP connections, ticks).
 
 pub mod abi;
+pub mod corpus;
+pub mod front;
 pub mod host;
+pub mod instructions;
 mod rt_wasmi;
 mod rt_wasmtime;
 pub mod runtime;
 
 pub use abi::{HostState, HostTrap, LocalReply};
-pub use host::{header, module_path, modules_dir, HttpOutcome, Plugin, Request, Response, Verdict, Vm};
+pub use host::{
+    header, module_path, modules_dir, Connection, HttpOutcome, Plugin, Request, Response,
+    TcpOutcome, TcpVerdict, Verdict, Vm,
+};
 pub use runtime::{CallError, Instance, Runtime, RuntimeKind, Val};

@@ -3,7 +3,9 @@
 use crate::abi::{call_import, HostState, HostTrap};
 use crate::runtime::{CallError, Guest, Instance, Runtime, RuntimeKind, Val, FUEL_BUDGET};
 use anyhow::anyhow;
-use wasmi::{Caller, Config, Engine, Extern, ExternType, Linker, Module, Store, Val as IVal, ValType};
+use wasmi::{
+    Caller, Config, Engine, Extern, ExternType, Linker, Module, Store, Val as IVal, ValType,
+};
 
 pub struct WasmiRuntime {
     engine: Engine,
@@ -13,7 +15,9 @@ impl WasmiRuntime {
     pub fn new() -> Self {
         let mut config = Config::default();
         config.consume_fuel(true);
-        Self { engine: Engine::new(&config) }
+        Self {
+            engine: Engine::new(&config),
+        }
     }
 }
 
@@ -56,7 +60,9 @@ impl Guest for IGuest<'_, '_> {
             .ok_or(HostTrap::NoMemory)?;
         let data = mem.data(&*self.caller);
         let (start, end) = (ptr as usize, ptr as usize + len as usize);
-        data.get(start..end).map(<[u8]>::to_vec).ok_or(HostTrap::OutOfBounds { ptr, len })
+        data.get(start..end)
+            .map(<[u8]>::to_vec)
+            .ok_or(HostTrap::OutOfBounds { ptr, len })
     }
     fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), HostTrap> {
         let mem = self
@@ -81,7 +87,9 @@ impl Guest for IGuest<'_, '_> {
         func.call(&mut *self.caller, &[IVal::I32(size as i32)], &mut out)
             .map_err(|e| HostTrap::AllocatorFailed(e.to_string()))?;
         match out[0] {
-            IVal::I32(0) => Err(HostTrap::AllocatorFailed(format!("returned null for {size} bytes"))),
+            IVal::I32(0) => Err(HostTrap::AllocatorFailed(format!(
+                "returned null for {size} bytes"
+            ))),
             IVal::I32(p) => Ok(p as u32),
             _ => Err(HostTrap::AllocatorFailed("returned a non-i32".into())),
         }
@@ -110,8 +118,11 @@ impl Runtime for WasmiRuntime {
             linker
                 .func_new(&m, &n, ty.clone(), move |mut caller, params, out| {
                     let args: Vec<Val> = params.iter().filter_map(from_i).collect();
-                    let mut guest = IGuest { caller: &mut caller };
-                    let ret = call_import(&mut guest, &m2, &n2, &args).map_err(wasmi::Error::host)?;
+                    let mut guest = IGuest {
+                        caller: &mut caller,
+                    };
+                    let ret =
+                        call_import(&mut guest, &m2, &n2, &args).map_err(wasmi::Error::host)?;
                     if let (Some(slot), Some(v)) = (out.first_mut(), ret) {
                         *slot = match results.first() {
                             Some(ValType::I64) => IVal::I64(v),
@@ -128,7 +139,11 @@ impl Runtime for WasmiRuntime {
             .instantiate_and_start(&mut store, &module)
             .map_err(|e| anyhow!("wasmi instantiate: {e}"))?;
         let exports = module.exports().map(|e| e.name().to_string()).collect();
-        Ok(Box::new(WasmiInstance { store, instance, exports }))
+        Ok(Box::new(WasmiInstance {
+            store,
+            instance,
+            exports,
+        }))
     }
 }
 
@@ -140,14 +155,24 @@ struct WasmiInstance {
 
 impl Instance for WasmiInstance {
     fn call(&mut self, export: &str, args: &[Val]) -> Result<Option<Val>, CallError> {
-        let func = self.instance.get_func(&self.store, export).ok_or_else(|| {
-            CallError::Export { export: export.into(), message: "not exported".into() }
-        })?;
+        let func =
+            self.instance
+                .get_func(&self.store, export)
+                .ok_or_else(|| CallError::Export {
+                    export: export.into(),
+                    message: "not exported".into(),
+                })?;
         let ty = func.ty(&self.store);
         let mut out: Vec<IVal> = ty
             .results()
             .iter()
-            .map(|t| if matches!(t, ValType::I64) { IVal::I64(0) } else { IVal::I32(0) })
+            .map(|t| {
+                if matches!(t, ValType::I64) {
+                    IVal::I64(0)
+                } else {
+                    IVal::I32(0)
+                }
+            })
             .collect();
         let params: Vec<IVal> = args.iter().copied().map(to_i).collect();
         match func.call(&mut self.store, &params, &mut out) {
@@ -156,7 +181,10 @@ impl Instance for WasmiInstance {
                 if let Some(h) = e.downcast_ref::<HostTrap>() {
                     return Err(CallError::Host(h.clone()));
                 }
-                Err(CallError::Trap { export: export.into(), message: e.to_string() })
+                Err(CallError::Trap {
+                    export: export.into(),
+                    message: e.to_string(),
+                })
             }
         }
     }

@@ -17,8 +17,14 @@ impl WasmtimeRuntime {
         let mut config = Config::new();
         config.consume_fuel(true);
         match Engine::new(&config) {
-            Ok(engine) => Self { engine: Some(engine), error: None },
-            Err(e) => Self { engine: None, error: Some(e.to_string()) },
+            Ok(engine) => Self {
+                engine: Some(engine),
+                error: None,
+            },
+            Err(e) => Self {
+                engine: None,
+                error: Some(e.to_string()),
+            },
         }
     }
 }
@@ -60,7 +66,9 @@ impl Guest for WGuest<'_, '_> {
             .ok_or(HostTrap::NoMemory)?;
         let data = mem.data(&*self.caller);
         let (start, end) = (ptr as usize, ptr as usize + len as usize);
-        data.get(start..end).map(<[u8]>::to_vec).ok_or(HostTrap::OutOfBounds { ptr, len })
+        data.get(start..end)
+            .map(<[u8]>::to_vec)
+            .ok_or(HostTrap::OutOfBounds { ptr, len })
     }
     fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), HostTrap> {
         let mem = self
@@ -85,7 +93,9 @@ impl Guest for WGuest<'_, '_> {
         func.call(&mut *self.caller, &[WVal::I32(size as i32)], &mut out)
             .map_err(|e| HostTrap::AllocatorFailed(e.to_string()))?;
         match out[0] {
-            WVal::I32(0) => Err(HostTrap::AllocatorFailed(format!("returned null for {size} bytes"))),
+            WVal::I32(0) => Err(HostTrap::AllocatorFailed(format!(
+                "returned null for {size} bytes"
+            ))),
             WVal::I32(p) => Ok(p as u32),
             _ => Err(HostTrap::AllocatorFailed("returned a non-i32".into())),
         }
@@ -98,10 +108,12 @@ impl Runtime for WasmtimeRuntime {
     }
 
     fn instantiate(&self, wasm: &[u8], state: HostState) -> anyhow::Result<Box<dyn Instance>> {
-        let engine = self
-            .engine
-            .as_ref()
-            .ok_or_else(|| anyhow!("wasmtime engine: {}", self.error.clone().unwrap_or_default()))?;
+        let engine = self.engine.as_ref().ok_or_else(|| {
+            anyhow!(
+                "wasmtime engine: {}",
+                self.error.clone().unwrap_or_default()
+            )
+        })?;
         let module = Module::new(engine, wasm).map_err(|e| anyhow!("wasmtime compile: {e}"))?;
         let mut linker: Linker<HostState> = Linker::new(engine);
         for import in module.imports() {
@@ -118,9 +130,11 @@ impl Runtime for WasmtimeRuntime {
             linker
                 .func_new(&m, &n, ty.clone(), move |mut caller, params, out| {
                     let args: Vec<Val> = params.iter().filter_map(from_w).collect();
-                    let mut guest = WGuest { caller: &mut caller };
-                    let ret = call_import(&mut guest, &m2, &n2, &args)
-                        .map_err(wasmtime::Error::new)?;
+                    let mut guest = WGuest {
+                        caller: &mut caller,
+                    };
+                    let ret =
+                        call_import(&mut guest, &m2, &n2, &args).map_err(wasmtime::Error::new)?;
                     if let (Some(slot), Some(v)) = (out.first_mut(), ret) {
                         *slot = match results.first() {
                             Some(ValType::I64) => WVal::I64(v),
@@ -138,7 +152,11 @@ impl Runtime for WasmtimeRuntime {
             .map_err(|e| anyhow!("wasmtime instantiate: {e}"))
             .context("instantiating the module")?;
         let exports = module.exports().map(|e| e.name().to_string()).collect();
-        Ok(Box::new(WasmtimeInstance { store, instance, exports }))
+        Ok(Box::new(WasmtimeInstance {
+            store,
+            instance,
+            exports,
+        }))
     }
 }
 
@@ -150,13 +168,23 @@ struct WasmtimeInstance {
 
 impl Instance for WasmtimeInstance {
     fn call(&mut self, export: &str, args: &[Val]) -> Result<Option<Val>, CallError> {
-        let func = self.instance.get_func(&mut self.store, export).ok_or_else(|| {
-            CallError::Export { export: export.into(), message: "not exported".into() }
-        })?;
+        let func = self
+            .instance
+            .get_func(&mut self.store, export)
+            .ok_or_else(|| CallError::Export {
+                export: export.into(),
+                message: "not exported".into(),
+            })?;
         let ty = func.ty(&self.store);
         let mut out: Vec<WVal> = ty
             .results()
-            .map(|t| if matches!(t, ValType::I64) { WVal::I64(0) } else { WVal::I32(0) })
+            .map(|t| {
+                if matches!(t, ValType::I64) {
+                    WVal::I64(0)
+                } else {
+                    WVal::I32(0)
+                }
+            })
             .collect();
         let params: Vec<WVal> = args.iter().copied().map(to_w).collect();
         match func.call(&mut self.store, &params, &mut out) {
@@ -165,7 +193,10 @@ impl Instance for WasmtimeInstance {
                 if let Some(h) = e.downcast_ref::<HostTrap>() {
                     return Err(CallError::Host(h.clone()));
                 }
-                Err(CallError::Trap { export: export.into(), message: format!("{e:?}") })
+                Err(CallError::Trap {
+                    export: export.into(),
+                    message: format!("{e:?}"),
+                })
             }
         }
     }

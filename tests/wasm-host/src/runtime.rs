@@ -74,7 +74,9 @@ impl std::str::FromStr for RuntimeKind {
         match s {
             "wasmtime" => Ok(RuntimeKind::Wasmtime),
             "interpreter" | "wasmi" => Ok(RuntimeKind::Interpreter),
-            other => Err(format!("unknown runtime `{other}` (expected wasmtime or interpreter)")),
+            other => Err(format!(
+                "unknown runtime `{other}` (expected wasmtime or interpreter)"
+            )),
         }
     }
 }

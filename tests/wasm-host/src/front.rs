@@ -1,0 +1,310 @@
+//! What Envoy's HTTP connection manager does to a request before the first filter sees it, for
+//! the configuration every Envoy rendered here uses (`envoy_harness::render`): HTTP/1.1 codec,
+//! `normalize_path`, `merge_slashes`, `path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT`,
+//! `use_remote_address: true`, `preserve_external_request_id: true`.
+//!
+//! It is a model, not Envoy: it turns a corpus row (raw request line, headers, body) into the
+//! header map and body a filter receives, or into the answer Envoy gives before any filter
+//! runs. The cross-runtime test compares its results with a real Envoy row by row, so where the
+//! model is wrong the test names the row.
+
+use crate::host::Request;
+
+/// Envoy answered before any filter ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontReply {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn reject(reason: &'static str) -> FrontReply {
+    FrontReply {
+        status: 400,
+        reason,
+    }
+}
+
+/// Percent-decode the unreserved characters (`A-Za-z0-9-._~`) of a path and upper-case the hex
+/// of the other escapes: the part of Chromium's URL path canonicalization (Envoy's
+/// `normalize_path`) that changes bytes. Dot segments are resolved separately.
+fn canonical_escapes(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let h = |c: u8| (c as char).to_digit(16);
+            if let (Some(hi), Some(lo)) = (h(b[i + 1]), h(b[i + 2])) {
+                let c = (hi * 16 + lo) as u8;
+                if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+                    out.push(c as char);
+                } else {
+                    out.push('%');
+                    out.push((b[i + 1] as char).to_ascii_uppercase());
+                    out.push((b[i + 2] as char).to_ascii_uppercase());
+                }
+                i += 3;
+                continue;
+            }
+        }
+        let c = b[i];
+        // Chromium escapes these in paths; everything else printable is kept.
+        if c <= 0x20 || c >= 0x7f || b"\"<>`{}".contains(&c) {
+            out.push_str(&format!("%{c:02X}"));
+        } else {
+            out.push(c as char);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// RFC 3986 section 5.2.4 (remove dot segments), as Envoy's normalization does.
+fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, seg) in segments.iter().enumerate().skip(1) {
+        match *seg {
+            "." => {
+                if i == last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                out.pop();
+                if i == last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+fn merge_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut prev = false;
+    for c in path.chars() {
+        if c == '/' && prev {
+            continue;
+        }
+        prev = c == '/';
+        out.push(c);
+    }
+    out
+}
+
+/// De-chunk a `Transfer-Encoding: chunked` body; `None` when it is malformed.
+fn dechunk(body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&rest[..line_end]).ok()?;
+        let size_text = size_text.split(';').next()?.trim();
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size..)?.strip_prefix(b"\r\n")?;
+    }
+}
+
+/// The filter's view of a raw request (`method`, request-target `uri`, `version`, headers in
+/// order, body), or Envoy's own answer.
+pub fn filter_input(
+    method: &str,
+    uri: &str,
+    version: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    request_index: usize,
+) -> Result<Request, FrontReply> {
+    let version = if version.is_empty() {
+        "HTTP/1.1"
+    } else {
+        version
+    };
+    if version != "HTTP/1.1" && version != "HTTP/1.0" {
+        return Err(reject("unsupported HTTP version"));
+    }
+    if method.is_empty() || !method.bytes().all(is_tchar) {
+        return Err(reject("invalid method"));
+    }
+    let mut map: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut authority: Option<String> = None;
+    let mut chunked = false;
+    for (name, value) in headers {
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(reject("invalid header name"));
+        }
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(reject("invalid header value"));
+        }
+        let lname = name.to_ascii_lowercase();
+        let value = value.trim_matches(|c| c == ' ' || c == '\t').to_string();
+        match lname.as_str() {
+            "host" => {
+                if authority.is_none() {
+                    authority = Some(value);
+                }
+                continue;
+            }
+            "transfer-encoding" => {
+                if !value.eq_ignore_ascii_case("chunked") {
+                    return Err(FrontReply {
+                        status: 501,
+                        reason: "unsupported transfer encoding",
+                    });
+                }
+                chunked = true;
+                continue;
+            }
+            "content-length" => continue,
+            // Hop-by-hop headers the codec consumes.
+            "connection" | "keep-alive" | "proxy-connection" | "upgrade" | "te" => continue,
+            _ => {}
+        }
+        map.push((lname, value.into_bytes()));
+    }
+    // Absolute-form request targets give the authority and path.
+    let mut target = uri.to_string();
+    for scheme in ["http://", "https://"] {
+        if let Some(rest) = uri.strip_prefix(scheme) {
+            let (auth, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            authority = Some(auth.to_string());
+            target = if path.is_empty() {
+                "/".into()
+            } else {
+                path.to_string()
+            };
+        }
+    }
+    if method == "CONNECT" {
+        return Err(FrontReply {
+            status: 404,
+            reason: "CONNECT without a route",
+        });
+    }
+    // ENVOY: a fragment in the request target is refused (400), not stripped.
+    if target.contains('#') {
+        return Err(reject("fragment in request target"));
+    }
+    if !target.starts_with('/') && target != "*" {
+        return Err(reject("invalid request target"));
+    }
+    let Some(authority) = authority.filter(|a| !a.is_empty()) else {
+        return Err(reject("missing host"));
+    };
+    let (path, query) = match target.find('?') {
+        Some(i) => (&target[..i], &target[i..]),
+        None => (target.as_str(), ""),
+    };
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") {
+        return Err(FrontReply {
+            status: 307,
+            reason: "escaped slash redirected",
+        });
+    }
+    let normalized = merge_slashes(&remove_dot_segments(&canonical_escapes(path)));
+    let body = if chunked {
+        match dechunk(body) {
+            Some(b) => b,
+            None => return Err(reject("malformed chunked body")),
+        }
+    } else {
+        body.to_vec()
+    };
+
+    let mut all = vec![
+        (":authority".to_string(), authority.into_bytes()),
+        (
+            ":path".to_string(),
+            format!("{normalized}{query}").into_bytes(),
+        ),
+        (":method".to_string(), method.as_bytes().to_vec()),
+        (":scheme".to_string(), b"http".to_vec()),
+    ];
+    all.extend(map);
+    if !body.is_empty() {
+        if chunked {
+            all.push(("transfer-encoding".into(), b"chunked".to_vec()));
+        } else {
+            all.push(("content-length".into(), body.len().to_string().into_bytes()));
+        }
+    }
+    // use_remote_address: the connection's address is appended to X-Forwarded-For.
+    match all.iter_mut().find(|(k, _)| k == "x-forwarded-for") {
+        Some((_, v)) => v.extend_from_slice(b",127.0.0.1"),
+        None => all.push(("x-forwarded-for".into(), b"127.0.0.1".to_vec())),
+    }
+    all.retain(|(k, _)| k != "x-forwarded-proto");
+    all.push(("x-forwarded-proto".into(), b"http".to_vec()));
+    if !all.iter().any(|(k, _)| k == "x-request-id") {
+        let id = format!("00000000-0000-4000-8000-{request_index:012x}");
+        all.push(("x-request-id".into(), id.into_bytes()));
+    }
+    let mut req = Request::new(method, "/");
+    req.headers = all;
+    req.body = if body.is_empty() { None } else { Some(body) };
+    let proto = if version == "HTTP/1.0" {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
+    };
+    req = req.property(&["request", "protocol"], proto.as_bytes());
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn paths_are_normalized_like_envoy() {
+        assert_eq!(remove_dot_segments("/a/./b/../c"), "/a/c");
+        assert_eq!(remove_dot_segments("/a/.."), "/");
+        assert_eq!(remove_dot_segments("/../../etc/passwd"), "/etc/passwd");
+        assert_eq!(merge_slashes("//a///b"), "/a/b");
+        assert_eq!(canonical_escapes("/%61%2e%3c x"), "/a.%3C%20x");
+    }
+
+    #[test]
+    fn escaped_slashes_redirect_and_bad_versions_reject() {
+        let h = vec![("Host".to_string(), "h".to_string())];
+        assert_eq!(
+            filter_input("GET", "/a%2Fb", "", &h, b"", 0)
+                .unwrap_err()
+                .status,
+            307
+        );
+        assert_eq!(
+            filter_input("GET", "/", "HTTP/2.5", &h, b"", 0)
+                .unwrap_err()
+                .status,
+            400
+        );
+        let r = filter_input("GET", "http://x.test/p?q=1", "", &[], b"", 0).unwrap();
+        assert_eq!(
+            crate::header(&r.headers, ":authority"),
+            Some(&b"x.test"[..])
+        );
+        assert_eq!(crate::header(&r.headers, ":path"), Some(&b"/p?q=1"[..]));
+    }
+
+    #[test]
+    fn chunked_bodies_are_decoded() {
+        assert_eq!(dechunk(b"3\r\nabc\r\n0\r\n\r\n").unwrap(), b"abc");
+        assert!(dechunk(b"zz\r\n").is_none());
+    }
+}
