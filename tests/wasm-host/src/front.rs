@@ -194,9 +194,10 @@ pub fn filter_input(
             reason: "CONNECT without a route",
         });
     }
-    // ENVOY: a fragment in the request target is refused (400), not stripped.
-    if target.contains('#') {
-        return Err(reject("fragment in request target"));
+    // The rendered Envoys run with Istio's `http_reject_path_with_fragment: false`: a
+    // fragment is stripped, not refused.
+    if let Some(i) = target.find('#') {
+        target.truncate(i);
     }
     if !target.starts_with('/') && target != "*" {
         return Err(reject("invalid request target"));
@@ -242,7 +243,9 @@ pub fn filter_input(
             all.push(("content-length".into(), body.len().to_string().into_bytes()));
         }
     }
-    // use_remote_address: the connection's address is appended to X-Forwarded-For.
+    // use_remote_address: the connection's address is appended to X-Forwarded-For. ENVOY: for a
+    // loopback peer it appends the node's own address (its first non-loopback interface), which
+    // this model does not know: comparisons leave X-Forwarded-For out.
     match all.iter_mut().find(|(k, _)| k == "x-forwarded-for") {
         Some((_, v)) => v.extend_from_slice(b",127.0.0.1"),
         None => all.push(("x-forwarded-for".into(), b"127.0.0.1".to_vec())),

@@ -3,6 +3,10 @@
 use crate::abi::{call_import, HostState, HostTrap};
 use crate::runtime::{CallError, Guest, Instance, Runtime, RuntimeKind, Val, FUEL_BUDGET};
 use anyhow::{anyhow, Context as _};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, OnceLock};
 use wasmtime::{
     Caller, Config, Engine, Extern, ExternType, Linker, Module, Store, Val as WVal, ValType,
 };
@@ -12,21 +16,45 @@ pub struct WasmtimeRuntime {
     error: Option<String>,
 }
 
+/// One engine per process, so compiled modules can be shared: compiling the largest module takes
+/// Cranelift seconds, and tests instantiate the same few modules many times.
+static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+/// Compiled modules by content hash (and length).
+static MODULES: OnceLock<Mutex<HashMap<(u64, usize), Module>>> = OnceLock::new();
+
 impl WasmtimeRuntime {
     pub fn new() -> Self {
-        let mut config = Config::new();
-        config.consume_fuel(true);
-        match Engine::new(&config) {
+        let engine = ENGINE.get_or_init(|| {
+            let mut config = Config::new();
+            config.consume_fuel(true);
+            Engine::new(&config).map_err(|e| e.to_string())
+        });
+        match engine {
             Ok(engine) => Self {
-                engine: Some(engine),
+                engine: Some(engine.clone()),
                 error: None,
             },
             Err(e) => Self {
                 engine: None,
-                error: Some(e.to_string()),
+                error: Some(e.clone()),
             },
         }
     }
+}
+
+fn compiled(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Module> {
+    let mut h = DefaultHasher::new();
+    wasm.hash(&mut h);
+    let key = (h.finish(), wasm.len());
+    let cache = MODULES.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(m) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(m);
+    }
+    let module = Module::new(engine, wasm).map_err(|e| anyhow!("wasmtime compile: {e}"))?;
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, module.clone());
+    }
+    Ok(module)
 }
 
 impl Default for WasmtimeRuntime {
@@ -114,7 +142,7 @@ impl Runtime for WasmtimeRuntime {
                 self.error.clone().unwrap_or_default()
             )
         })?;
-        let module = Module::new(engine, wasm).map_err(|e| anyhow!("wasmtime compile: {e}"))?;
+        let module = compiled(engine, wasm)?;
         let mut linker: Linker<HostState> = Linker::new(engine);
         for import in module.imports() {
             let ExternType::Func(ty) = import.ty() else {

@@ -25,7 +25,11 @@ type Case = (
 /// Headers Envoy itself adds or rewrites outside the filter (router and connection manager);
 /// everything else the upstream sees must be identical.
 fn envoy_owned(name: &str) -> bool {
-    name.starts_with("x-envoy-") || name == "content-length" || name == "transfer-encoding"
+    // x-forwarded-for: for a loopback client Envoy appends its own interface address.
+    name.starts_with("x-envoy-")
+        || name == "content-length"
+        || name == "transfer-encoding"
+        || name == "x-forwarded-for"
 }
 
 /// What one request looked like from outside: status, upstream view, reply.

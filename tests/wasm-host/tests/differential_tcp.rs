@@ -5,7 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use envoy_harness::tcp::{connect_from, network_wasm_typed_config, read_reply, tcp_proxy_listener, Seen};
+use envoy_harness::tcp::{
+    connect_from, network_wasm_typed_config, read_reply, tcp_proxy_listener, Seen,
+};
 use envoy_harness::{modules, Envoy, EnvoyConfig, TcpEchoServer};
 use serde_json::json;
 use std::io::Write;
@@ -53,9 +55,14 @@ fn routed_upstream(calls: &[(String, Vec<u8>)]) -> String {
 fn differential(config: &str, cases: &[Case]) {
     let module = modules::module("tcp-guard").unwrap();
     let wasm = std::fs::read(&module).unwrap();
-    let (default, a, b) =
-        (TcpEchoServer::start("default").unwrap(), TcpEchoServer::start("a").unwrap(), TcpEchoServer::start("b").unwrap());
-    let mut cfg = EnvoyConfig::new(default.addr()).cluster("upstream_a", a.addr()).cluster("upstream_b", b.addr());
+    let (default, a, b) = (
+        TcpEchoServer::start("default").unwrap(),
+        TcpEchoServer::start("a").unwrap(),
+        TcpEchoServer::start("b").unwrap(),
+    );
+    let mut cfg = EnvoyConfig::new(default.addr())
+        .cluster("upstream_a", a.addr())
+        .cluster("upstream_b", b.addr());
     cfg.http_listener = false;
     let filter = json!({"name": "tcp-guard", "typed_config": network_wasm_typed_config("tcp-guard", &module, config)});
     cfg.extra_listeners = vec![tcp_proxy_listener("tcp", 0, vec![filter], "upstream")];
@@ -74,7 +81,11 @@ fn differential(config: &str, cases: &[Case]) {
             }
         }
         let total: usize = chunks.iter().map(Vec::len).sum();
-        envoy_seen.push(if failed { Seen::Closed } else { read_reply(&mut s, total).unwrap() });
+        envoy_seen.push(if failed {
+            Seen::Closed
+        } else {
+            read_reply(&mut s, total).unwrap()
+        });
     }
     let stats = envoy.stats().unwrap();
     for rt in RuntimeKind::ALL {
@@ -85,14 +96,27 @@ fn differential(config: &str, cases: &[Case]) {
             let out = vm.tcp(&conn).unwrap();
             let got = match out.verdict {
                 TcpVerdict::Closed => Seen::Closed,
-                TcpVerdict::Forwarded => Seen::Upstream { name: routed_upstream(&out.foreign_calls), echoed: out.upstream_bytes },
+                TcpVerdict::Forwarded => Seen::Upstream {
+                    name: routed_upstream(&out.foreign_calls),
+                    echoed: out.upstream_bytes,
+                },
                 TcpVerdict::Paused => panic!("case {i}: paused in-process"),
             };
-            assert_eq!(&got, want, "tcp-guard on {rt}, case {i} from {from}: in-process (left) vs Envoy (right)");
+            assert_eq!(
+                &got, want,
+                "tcp-guard on {rt}, case {i} from {from}: in-process (left) vs Envoy (right)"
+            );
         }
         for m in vm.state_ref().metrics.iter().filter(|m| m.kind == 0) {
-            let envoy_value = stats.get(&format!("wasmcustom.{}", m.name)).copied().unwrap_or(0);
-            assert_eq!(m.value as u64, envoy_value, "tcp-guard on {rt}: counter {}", m.name);
+            let envoy_value = stats
+                .get(&format!("wasmcustom.{}", m.name))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(
+                m.value as u64, envoy_value,
+                "tcp-guard on {rt}: counter {}",
+                m.name
+            );
         }
     }
 }
@@ -130,10 +154,19 @@ fn tls_sni_routing_and_protocols() {
             ("127.0.0.1", vec![client_hello("c.example.com")]),
             ("127.0.0.4", bytes(client_hello("b.example.com"))),
             ("127.0.0.1", vec![client_hello("evil.test")]),
-            ("127.0.0.1", vec![b"GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n".to_vec()]),
+            (
+                "127.0.0.1",
+                vec![b"GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n".to_vec()],
+            ),
             ("127.0.0.1", vec![b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()]),
-            ("127.0.0.1", vec![b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()]),
-            ("127.0.0.1", vec![vec![0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00]]),
+            (
+                "127.0.0.1",
+                vec![b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()],
+            ),
+            (
+                "127.0.0.1",
+                vec![vec![0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00]],
+            ),
             ("127.0.0.1", vec![corrupt]),
         ],
     );
