@@ -42,7 +42,8 @@ pub fn corpus(args: &[String]) -> Result<()> {
     let mut parallel = 8usize;
     let mut engine = Engine::ThreatScore;
     let mut force_urlencoded = false;
-    let mut runtime: Option<wasm_host::RuntimeKind> = None;
+    // `--runtime wasmtime|interpreter`: in-process through `wasm-host` instead of Envoy.
+    let mut runtime: Option<String> = None;
     let mut files = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -110,7 +111,7 @@ pub fn corpus(args: &[String]) -> Result<()> {
     }
     let modules = build_and_report(&["threat-score".to_string()])?;
     if let Some(rt) = runtime {
-        return in_process(rt, &modules, &rows, paranoia, report.as_deref());
+        return in_process(&rt, &modules, &files, &rows, paranoia, report.as_deref());
     }
     let echo = EchoServer::start("echo")?;
     let config = json!({ "mode": "block", "paranoia_level": paranoia }).to_string();
@@ -161,27 +162,71 @@ pub fn corpus(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The same rows through the same module in-process (`wasm_host`): Envoy's connection manager
-/// modelled by `wasm_host::front`, one VM, one stream per row; the same tables and report.
+/// The same rows through the same module in-process (`tests/wasm-host`, run as its `host`
+/// example so xtask does not link Wasmtime): Envoy's connection manager modelled by
+/// `wasm_host::front`, one VM, one stream per row; the same tables and report.
 fn in_process(
-    rt: wasm_host::RuntimeKind,
+    rt: &str,
     modules: &std::path::Path,
+    files: &[String],
     rows: &[Row],
     paranoia: u8,
     report: Option<&str>,
 ) -> Result<()> {
-    let wasm = std::fs::read(modules.join("threat-score.wasm"))?;
     let config = json!({ "mode": "block", "paranoia_level": paranoia }).to_string();
     println!(
         "replaying {} rows in-process on {rt} with threat-score {config}",
         rows.len()
     );
-    let started = Instant::now();
-    let results = wasm_host::corpus::replay(rt, &wasm, "threat-score", &config, rows, BLOCK_ERROR)?;
-    let elapsed = started.elapsed();
-    let fuel: u64 = results.iter().map(|r| r.fuel).sum();
-    let reached = results.iter().filter(|r| r.fuel > 0).count();
-    let results: Vec<RowResult> = results.into_iter().map(|r| r.result).collect();
+    let out = tempfile::NamedTempFile::new()?;
+    let module = modules.join("threat-score.wasm");
+    let mut cmd = crate::cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "-p",
+        "wasm-host",
+        "--example",
+        "host",
+        "--",
+        "corpus",
+        rt,
+    ])
+    .arg(&module)
+    .arg(&config)
+    .arg(out.path())
+    .args(files);
+    crate::run_cmd(&mut cmd)?;
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path())?)?;
+    let list = doc["results"]
+        .as_array()
+        .context("host corpus: no results")?;
+    if list.len() != rows.len() {
+        bail!(
+            "host corpus: {} results for {} rows",
+            list.len(),
+            rows.len()
+        );
+    }
+    let mut fuel = 0u64;
+    let mut reached = 0usize;
+    let results: Vec<RowResult> = list
+        .iter()
+        .map(|r| {
+            let f = r["fuel"].as_u64().unwrap_or(0);
+            fuel += f;
+            reached += usize::from(f > 0);
+            RowResult {
+                status: r["status"].as_u64().unwrap_or(0) as u16,
+                outcome: match r["outcome"].as_str() {
+                    Some("blocked") => Outcome::Blocked,
+                    Some("passed") => Outcome::Passed,
+                    Some("rejected_by_envoy") => Outcome::RejectedByEnvoy,
+                    _ => Outcome::Other,
+                },
+            }
+        })
+        .collect();
     print_tables(
         rows,
         &results,
@@ -192,7 +237,7 @@ fn in_process(
     println!(
         "\n{} rows in {:.1} s in-process on {rt}; {:.0} fuel units per row that reached the filter",
         rows.len(),
-        elapsed.as_secs_f64(),
+        doc["seconds"].as_f64().unwrap_or(0.0),
         fuel as f64 / reached.max(1) as f64
     );
     if let Some(path) = report {

@@ -188,6 +188,10 @@ pub fn filter_input(
             };
         }
     }
+    // ENVOY's HTTP/1 codec refuses a request target with bytes outside visible ASCII.
+    if uri.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+        return Err(reject("invalid request target character"));
+    }
     if method == "CONNECT" {
         return Err(FrontReply {
             status: 404,
