@@ -71,7 +71,13 @@ pub fn replay_row(
     let outcome = match &out.verdict {
         Verdict::Forwarded => Outcome::Passed,
         Verdict::LocalReply(r) => {
-            let code = serde_json::from_slice::<serde_json::Value>(&r.body)
+            // A HEAD response carries no body: the client cannot read the filter's error code.
+            let body: &[u8] = if row.method.eq_ignore_ascii_case("HEAD") {
+                b""
+            } else {
+                &r.body
+            };
+            let code = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
                 .and_then(|v| v["error"].as_str().map(String::from));
             if r.status == 403 && code.as_deref() == Some(block_error) {

@@ -17,6 +17,43 @@ pub struct FrontReply {
     pub reason: &'static str,
 }
 
+const KNOWN_METHODS: &[&str] = &[
+    "DELETE",
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "COPY",
+    "LOCK",
+    "MKCOL",
+    "MOVE",
+    "PROPFIND",
+    "PROPPATCH",
+    "SEARCH",
+    "UNLOCK",
+    "BIND",
+    "REBIND",
+    "UNBIND",
+    "ACL",
+    "REPORT",
+    "MKACTIVITY",
+    "CHECKOUT",
+    "MERGE",
+    "M-SEARCH",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "PATCH",
+    "PURGE",
+    "MKCALENDAR",
+    "LINK",
+    "UNLINK",
+    "SOURCE",
+];
+
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
@@ -133,20 +170,45 @@ pub fn filter_input(
     } else {
         version
     };
-    if version != "HTTP/1.1" && version != "HTTP/1.0" {
+    if version == "HTTP/1.0" {
+        // ENVOY: HTTP/1.0 is refused unless `accept_http_10` is set (not in the rendered config).
+        return Err(FrontReply {
+            status: 426,
+            reason: "HTTP/1.0 not accepted",
+        });
+    }
+    if version != "HTTP/1.1" {
         return Err(reject("unsupported HTTP version"));
     }
-    if method.is_empty() || !method.bytes().all(is_tchar) {
-        return Err(reject("invalid method"));
+    // ENVOY's HTTP/1 codec knows a fixed list of methods (http-parser's); others are refused.
+    if !KNOWN_METHODS.contains(&method) {
+        return Err(reject("unknown method"));
     }
     let mut map: Vec<(String, Vec<u8>)> = Vec::new();
     let mut authority: Option<String> = None;
     let mut chunked = false;
+    let mut has_length = false;
+    // ENVOY's codec ends a header line at a bare CR too: what follows it is the next header
+    // line (a response-splitting attempt never reaches the filter inside one value).
+    let mut expanded: Vec<(String, String)> = Vec::with_capacity(headers.len());
     for (name, value) in headers {
+        let mut parts = value.split('\r');
+        expanded.push((name.clone(), parts.next().unwrap_or_default().to_string()));
+        for line in parts {
+            match line.split_once(':') {
+                Some((n, v)) => expanded.push((n.to_string(), v.to_string())),
+                None => return Err(reject("invalid header line")),
+            }
+        }
+    }
+    for (name, value) in &expanded {
         if name.is_empty() || !name.bytes().all(is_tchar) {
             return Err(reject("invalid header name"));
         }
-        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        if value
+            .bytes()
+            .any(|b| (b < 0x20 && b != b'\t' && b != b'\r') || b == 0x7f)
+        {
             return Err(reject("invalid header value"));
         }
         let lname = name.to_ascii_lowercase();
@@ -168,7 +230,10 @@ pub fn filter_input(
                 chunked = true;
                 continue;
             }
-            "content-length" => continue,
+            "content-length" => {
+                has_length = true;
+                continue;
+            }
             // Hop-by-hop headers the codec consumes.
             "connection" | "keep-alive" | "proxy-connection" | "upgrade" | "te" => continue,
             _ => {}
@@ -188,14 +253,35 @@ pub fn filter_input(
             };
         }
     }
+    if chunked && has_length {
+        // ENVOY: both framings at once is refused (request smuggling).
+        return Err(reject("content-length with transfer-encoding"));
+    }
     // ENVOY's HTTP/1 codec refuses a request target with bytes outside visible ASCII.
     if uri.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
         return Err(reject("invalid request target character"));
     }
     if method == "CONNECT" {
+        // Authority-form: reaches the filters with `:authority` and no `:path`.
+        let mut req = Request::new("CONNECT", "/");
+        req.headers = vec![
+            (":authority".into(), uri.as_bytes().to_vec()),
+            (":method".into(), b"CONNECT".to_vec()),
+        ];
+        req.headers.extend(map);
+        req.headers
+            .push(("x-forwarded-proto".into(), b"http".to_vec()));
+        req.headers.push((
+            "x-request-id".into(),
+            format!("00000000-0000-4000-8000-{request_index:012x}").into_bytes(),
+        ));
+        return Ok(req);
+    }
+    if target == "*" {
+        // `OPTIONS *` matches no route.
         return Err(FrontReply {
             status: 404,
-            reason: "CONNECT without a route",
+            reason: "no route for *",
         });
     }
     // The rendered Envoys run with Istio's `http_reject_path_with_fragment: false`: a

@@ -2,9 +2,9 @@
 //! in-process on the interpreter: every row must get the same verdict (blocked, passed,
 //! rejected before the filter, other) in all three; the first row that differs is named.
 //!
-//! `cargo xtask test` replays a fixed-seed sample (`WASM_HOST_CORPUS_SAMPLE`, default 400
-//! rows; `all` for every row, minutes in Envoy); `cargo xtask corpus --runtime ...` replays
-//! everything through one runtime and prints the same report as the Envoy replay.
+//! Every row by default (about a minute, most of it the interpreter); `WASM_HOST_CORPUS_SAMPLE=N`
+//! replays a fixed-seed sample of N rows. `cargo xtask corpus --runtime ...` replays the rows
+//! through one runtime and prints the same report as the Envoy replay.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -59,7 +59,7 @@ fn dev_corpora_get_identical_verdicts_in_envoy_wasmtime_and_the_interpreter() {
         Ok(v) => v
             .parse()
             .expect("WASM_HOST_CORPUS_SAMPLE: a number or `all`"),
-        Err(_) => 400,
+        Err(_) => usize::MAX,
     };
     let rows = sample(&all, n);
     let module = modules::module("threat-score").unwrap();
@@ -100,15 +100,35 @@ fn dev_corpora_get_identical_verdicts_in_envoy_wasmtime_and_the_interpreter() {
     );
     runs.insert(0, ("envoy".into(), envoy_results));
 
+    // Known gaps of the front-end model (`wasm_host::front`), one row id per line with the
+    // reason: rows where Envoy's codec or connection manager hands the filter something the
+    // model does not reproduce. Runtimes are never excused: Wasmtime and the interpreter must
+    // agree on every row.
+    let gaps: std::collections::BTreeMap<String, String> = include_str!("front_gaps.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(id, why)| (id.to_string(), why.trim().to_string()))
+        })
+        .collect();
     let mut tally = std::collections::BTreeMap::<&str, usize>::new();
     let mut differing = Vec::new();
+    let mut excused = 0;
     for (i, row) in rows.iter().enumerate() {
         let verdicts: Vec<(&str, Outcome, u16)> = runs
             .iter()
             .map(|(name, r)| (name.as_str(), r[i].outcome, r[i].status))
             .collect();
+        assert_eq!(
+            verdicts[1].1, verdicts[2].1,
+            "row {} ({} {}): Wasmtime and the interpreter differ: {verdicts:?}",
+            row.id, row.method, row.uri
+        );
         if verdicts.iter().all(|v| v.1 == verdicts[0].1) {
             *tally.entry(verdicts[0].1.as_str()).or_default() += 1;
+        } else if gaps.contains_key(&row.id) {
+            excused += 1;
         } else {
             differing.push(format!(
                 "{} ({} {}): {verdicts:?}",
@@ -116,6 +136,7 @@ fn dev_corpora_get_identical_verdicts_in_envoy_wasmtime_and_the_interpreter() {
             ));
         }
     }
+    eprintln!("{excused} rows differ between Envoy and in-process for a listed front-end model gap (front_gaps.txt)");
     assert!(
         differing.is_empty(),
         "{} of {} rows differ; first: {}\nall:\n{}",
