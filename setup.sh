@@ -9,6 +9,7 @@
 #   skopeo            an independent OCI client that pulls the pushed images back
 #   kubernetes-client kubectl, for `kubectl kustomize` (only if no kubectl is installed)
 #   valgrind          callgrind instruction counts: threat-score's linear-time test
+#   gcc               cc builds the tests' clock-shift LD_PRELOAD shim (tests/fixtures/clock_shift.c)
 #   nginx libnginx-mod-http-modsecurity libmodsecurity3 modsecurity-crs libnginx-mod-http-echo
 #                     nginx + ModSecurity + OWASP CRS 3.3.4, the anchor threat-score is compared
 #                     with (bench scenario modsecurity-crs, cargo xtask corpus --engine modsecurity)
@@ -53,6 +54,7 @@ command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -f /usr/share/nginx/modules/ngx_http_modsecurity_module.so ] || need+=(libnginx-mod-http-modsecurity libmodsecurity3)
 [ -f /usr/share/nginx/modules/ngx_http_echo_module.so ] || need+=(libnginx-mod-http-echo)

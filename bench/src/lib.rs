@@ -322,6 +322,45 @@ pub fn run(opts: &Options) -> Result<Report> {
     Ok(report)
 }
 
+/// Only the module sizes and ECDS cold starts (`cargo xtask bench --cold-start`): writes
+/// `coldstart.json` and `coldstart.md` in `opts.out_dir`.
+pub fn run_cold_start_only(opts: &Options) -> Result<Vec<coldstart::ModuleResult>> {
+    let envoy_bin = locate::envoy()?;
+    println!("bench: using {}", envoy_bin.describe());
+    let cpus = procfs::allowed_cpus();
+    let envoy_cpu = if cpus.len() >= 2 {
+        cpus.last().copied()
+    } else {
+        None
+    };
+    let inputs = Inputs {
+        modules_dir: opts.modules_dir.clone(),
+        root: envoy_harness::workspace_root(),
+    };
+    let modules = cold_start(&inputs, opts, envoy_cpu)?;
+    if modules.is_empty() {
+        bail!("no module measured (the noop and example modules are needed)");
+    }
+    std::fs::create_dir_all(&opts.out_dir)?;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let json = serde_json::json!({
+        "command": opts.command,
+        "pushes_per_module": opts.cold_start_pushes,
+        "loadavg_at_end": load.trim(),
+        "modules": modules,
+    });
+    std::fs::write(
+        opts.out_dir.join("coldstart.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    std::fs::write(
+        opts.out_dir.join("coldstart.md"),
+        report::modules_table(&modules),
+    )?;
+    print!("{}", report::modules_table(&modules));
+    Ok(modules)
+}
+
 /// Pin a started scenario's server to `cpu` and probe it with the workload.
 fn ready(
     name: &'static str,
@@ -458,8 +497,8 @@ fn cold_start(
     let out = coldstart::measure(&modules, &reset_a, &reset_b, opts.cold_start_pushes, cpu)?;
     for m in &out {
         println!(
-            "bench: module {:<14} {:>8} bytes, ECDS push to first response {:.0} ms",
-            m.name, m.bytes, m.cold_start_ms
+            "bench: module {:<14} {:>8} bytes, ECDS push to first response {:.0} ms (same module, new config {:.0} ms)",
+            m.name, m.bytes, m.cold_start_ms, m.reconfigure_ms
         );
     }
     Ok(out)

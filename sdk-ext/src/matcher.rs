@@ -19,7 +19,7 @@
 use crate::config::{header_name, ConfigError};
 use crate::view::RequestView;
 use ipnet::IpNet;
-use regex::{Regex, RegexBuilder};
+use regex_lite::{Regex, RegexBuilder};
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -39,7 +39,8 @@ pub struct StringMatchSpec {
     pub prefix: Option<String>,
     pub suffix: Option<String>,
     pub contains: Option<String>,
-    /// RE2-like syntax (Rust `regex`), matched against the whole value.
+    /// RE2-like syntax (`regex-lite`: `\d`, `\w`, `\s`, `\b` and case folding ASCII-only, no
+    /// `\p{..}` classes), matched against the whole value.
     pub regex: Option<String>,
     /// `*` (within a `/`-separated segment), `**` (across segments), `?`, `[a-z]`.
     pub glob: Option<String>,

@@ -65,6 +65,32 @@ fn oversized_regex_is_refused() {
     assert_eq!(err.path, "regex");
 }
 
+/// regex-lite semantics (README, "Matcher semantics"): Perl classes and case folding are ASCII,
+/// Unicode classes are refused at configure time, `.` is one Unicode scalar value.
+#[test]
+fn regexes_are_ascii_classed_and_refuse_unicode_classes() {
+    let m = |re: &str| StringMatchSpec::regex(re).compile().unwrap();
+    assert!(m(r"\d+").matches("2024"));
+    assert!(
+        !m(r"\d+").matches("\u{663}\u{664}"),
+        "Arabic-Indic digits are not \\d"
+    );
+    assert!(!m(r"\w+").matches("caf\u{e9}"));
+    assert!(
+        m(r"caf.").matches("caf\u{e9}"),
+        ". is one scalar value, not one byte"
+    );
+    let err = StringMatchSpec::regex(r"\p{L}+").compile().unwrap_err();
+    assert_eq!(err.path, "regex");
+    assert!(err.reason.contains("invalid regex"), "{}", err.reason);
+    let ci = StringMatchSpec {
+        regex: Some("/API/v[0-9]".into()),
+        ignore_case: true,
+        ..Default::default()
+    };
+    assert!(ci.compile().unwrap().matches("/api/V1"));
+}
+
 #[test]
 fn header_matchers() {
     let req = RequestBuilder::get("/")

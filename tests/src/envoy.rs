@@ -20,7 +20,8 @@ pub struct Envoy {
     dir: tempfile::TempDir,
     admin: SocketAddr,
     listeners: HashMap<String, SocketAddr>,
-    config: EnvoyConfig,
+    /// Boxed: a test's `Envoy` is often one variant of an enum beside smaller servers.
+    config: Box<EnvoyConfig>,
     ecds_version: u64,
 }
 
@@ -63,8 +64,13 @@ impl Envoy {
         std::fs::write(&bootstrap_path, serde_json::to_vec_pretty(&bootstrap)?)?;
         let admin_path = dir.path().join("admin-address");
         let log_path = dir.path().join("envoy.log");
-        let child = bin
-            .command()
+        let mut command = bin.command();
+        if let Some(level) = &config.wasm_log_level {
+            command
+                .arg("--component-log-level")
+                .arg(format!("wasm:{level}"));
+        }
+        let child = command
             .arg("-c")
             .arg(&bootstrap_path)
             .args(["--disable-hot-restart", "--concurrency"])
@@ -77,6 +83,7 @@ impl Envoy {
             .args(["--file-flush-interval-msec", "100"])
             .arg("--admin-address-path")
             .arg(&admin_path)
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -87,7 +94,7 @@ impl Envoy {
             dir,
             admin: "127.0.0.1:0".parse()?,
             listeners: HashMap::new(),
-            config,
+            config: Box::new(config),
             ecds_version: 1,
         };
         envoy.wait_ready(&admin_path)?;

@@ -13,10 +13,12 @@
 //! * [`tcp`]: for network filters: a TCP echo upstream, a `tcp_proxy` listener renderer and a
 //!   client bound to a chosen loopback source address.
 //! * [`registry`]: a real OCI registry (Debian's `docker-registry`) on loopback.
+//! * [`clock`]: move one Envoy's wall clock at runtime (an `LD_PRELOAD` shim), for clock steps.
 //! * [`nginx`]: nginx + ModSecurity + OWASP CRS (Debian's packages), the threat-score anchor.
 
 pub mod build_id;
 pub mod client;
+pub mod clock;
 pub mod corpus;
 pub mod echo;
 pub mod envoy;

@@ -157,6 +157,10 @@ pub struct EnvoyConfig {
     pub http_listener: bool,
     /// `-l` log level.
     pub log_level: String,
+    /// Log level of Envoy's `wasm` component only (`--component-log-level wasm:LEVEL`), which
+    /// is also the level filters log at: `debug` shows per-request decisions without Envoy's
+    /// own per-request debug lines.
+    pub wasm_log_level: Option<String>,
     /// Port of the HTTP listener (0: any free port).
     pub http_port: u16,
     /// Port of the admin interface (0: any free port).
@@ -169,6 +173,9 @@ pub struct EnvoyConfig {
     /// `merge_slashes`, `path_with_escaped_slashes_action`). On by default; tests turn it off
     /// to prove the filters' own normalization.
     pub normalize_paths: bool,
+    /// Extra environment variables for the Envoy process (e.g. libfaketime's `LD_PRELOAD` to
+    /// move its wall clock in a test). Empty by default: Envoy inherits the test's environment.
+    pub env: Vec<(String, String)>,
 }
 
 /// What the connection manager does with `%2F`/`%5C` (escaped slashes) in a path: unescape
@@ -188,11 +195,28 @@ impl EnvoyConfig {
             extra_listeners: Vec::new(),
             http_listener: true,
             log_level: "info".into(),
+            wasm_log_level: None,
             http_port: 0,
             admin_port: 0,
             xff_num_trusted_hops: 0,
             normalize_paths: true,
+            env: Vec::new(),
         }
+    }
+
+    /// Filters log at `level` (e.g. `debug`, where per-request decisions are), Envoy at
+    /// [`EnvoyConfig::log_level`].
+    #[must_use]
+    pub fn wasm_log_level(mut self, level: &str) -> Self {
+        self.wasm_log_level = Some(level.to_string());
+        self
+    }
+
+    /// Start Envoy with `key=value` in its environment.
+    #[must_use]
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// Trust `n` proxies in front of this Envoy to append to `X-Forwarded-For`.

@@ -4,13 +4,15 @@
 //! rate limit) and tcp-guard (per-source connection cap and rate). Sources are real: the
 //! client binds 127.x.y.z (Linux routes all of 127.0.0.0/8 to loopback), no forwarded header.
 //!
-//! Not here: a backward step of Envoy's clock (it reads the system clock, which a test on a
-//! shared machine must not change). `sdk_ext::ratelimit`'s native test
+//! A backward step of Envoy's wall clock (what proxy-wasm's clock reads) is made by
+//! `envoy_harness::clock::ClockShift`, an `LD_PRELOAD` shim in that one Envoy process: the
+//! machine's clock is never changed. `sdk_ext::ratelimit`'s native test
 //! `a_refusal_after_a_clock_step_back_restarts_the_interval` drives the same code with a fake
 //! clock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use envoy_harness::clock::ClockShift;
 use envoy_harness::tcp::{connect_from, network_wasm_typed_config, tcp_proxy_listener};
 use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter, TcpEchoServer};
 use serde_json::{json, Value};
@@ -89,6 +91,92 @@ fn a_throttled_client_is_admitted_one_per_refill_not_a_fresh_bucket() {
             "rule {i}: {n} admitted after the refill; a throttled client gets the fills, not a fresh bucket"
         );
     }
+    assert_eq!(envoy.stat("wasmcustom.policy_ratelimit_store_errors"), 0);
+}
+
+/// Seconds since midnight (UTC) of an HTTP date (`Sun, 29 Nov 2026 06:06:58 GMT`).
+fn http_time_of_day(date: &str) -> Option<i64> {
+    let hms = date.split(' ').nth(4)?;
+    let mut parts = hms.split(':').map(|p| p.parse::<i64>().ok());
+    Some(parts.next()?? * 3600 + parts.next()?? * 60 + parts.next()??)
+}
+
+/// How far Envoy's wall clock is behind the machine's, in seconds: from the `date` header of a
+/// reply Envoy makes itself (a denial; an upstream's reply carries the upstream's date), which
+/// reads the same clock as proxy-wasm's `get_current_time_nanoseconds`.
+fn envoy_clock_lag(envoy: &Envoy) -> i64 {
+    let r = Client::new().get(&envoy.url("/clock")).unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    let date = r.header("date").expect("Envoy sets `date`");
+    let envoy_tod = http_time_of_day(date).unwrap_or_else(|| panic!("date {date:?}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (now % 86_400 - envoy_tod).rem_euclid(86_400)
+}
+
+/// Bug: a refusal wrote nothing back, so after Envoy's wall clock stepped back the stored fill
+/// time stayed in the future: the bucket stayed empty until the clock caught up (an hour
+/// here) while every refusal said `retry-after: 3`. Now the restarted fill time is written
+/// back by the first refusal, and a client that waits what `retry-after` says is admitted.
+#[test]
+fn a_clock_step_back_unlocks_after_one_interval() {
+    const INTERVAL_SECS: u64 = 3;
+    let config = json!({"rules": [
+        {"name": "stepped", "match": {"paths": [{"prefix": "/stepped"}]}, "action": "rate_limit",
+         "rate_limit": {"max_tokens": 2, "tokens_per_fill": 1,
+                        "fill_interval": format!("{INTERVAL_SECS}s"),
+                        "key": [{"header": "x-user"}]}},
+        {"name": "clock", "match": {"paths": [{"prefix": "/clock"}]}, "action": "deny"}]});
+    let clock = ClockShift::new().unwrap();
+    let echo = EchoServer::start("echo").unwrap();
+    let envoy = Envoy::start(
+        clock
+            .apply(EnvoyConfig::new(echo.addr()))
+            .filter(policy(&config)),
+    )
+    .unwrap();
+    assert!(envoy_clock_lag(&envoy) < 60, "Envoy starts on real time");
+    // Exhaust the bucket (a slow machine may see a fill meanwhile: stop at the first 429).
+    let refused = (0..10).find(|_| get(&envoy, "/stepped", "u") == 429);
+    assert!(refused.is_some(), "the bucket of 2 never ran out");
+
+    clock.set(-3600).unwrap();
+    // Envoy caches its `date` header for up to 500 ms: wait until the step shows there, which
+    // proves the step reached the clock the filter reads (else this test would prove nothing).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lag = envoy_clock_lag(&envoy);
+    while !(3540..=3660).contains(&lag) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        lag = envoy_clock_lag(&envoy);
+    }
+    assert!(
+        (3540..=3660).contains(&lag),
+        "Envoy's wall clock did not step back an hour (lag {lag} s)"
+    );
+
+    let r = Client::new()
+        .request("GET", &envoy.url("/stepped"), &[("x-user", "u")], b"")
+        .unwrap();
+    assert_eq!(r.status, 429, "a step back adds no tokens");
+    let retry_after: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("429 without a numeric retry-after: {:?}", r.headers));
+    eprintln!("after a 1 h step back: 429, retry-after {retry_after}");
+    assert!(
+        (1..=INTERVAL_SECS).contains(&retry_after),
+        "retry-after {retry_after} s: one fill interval ({INTERVAL_SECS} s) at most, not the hour"
+    );
+    std::thread::sleep(Duration::from_secs(retry_after));
+    let statuses: Vec<u16> = (0..3).map(|_| get(&envoy, "/stepped", "u")).collect();
+    eprintln!("after waiting retry-after: {statuses:?}");
+    assert_eq!(
+        statuses[0], 200,
+        "the bucket unlocks one interval after the step, not when the clock catches up"
+    );
+    assert_eq!(statuses[2], 429, "and it is still a bucket of 2");
     assert_eq!(envoy.stat("wasmcustom.policy_ratelimit_store_errors"), 0);
 }
 

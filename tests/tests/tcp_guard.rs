@@ -52,7 +52,9 @@ fn start(up: &Upstreams, config: &str, workers: u32) -> Envoy {
     let mut cfg = EnvoyConfig::new(up.default.addr())
         .cluster("upstream_a", up.a.addr())
         .cluster("upstream_b", up.b.addr())
-        .concurrency(workers);
+        .concurrency(workers)
+        // Refusals are logged at debug only; the tests read them.
+        .wasm_log_level("debug");
     cfg.http_listener = false;
     cfg.extra_listeners = vec![tcp_proxy_listener(
         "tcp",
@@ -269,7 +271,8 @@ fn http_ssh_and_malformed_tls_to_a_tls_only_listener_are_closed_and_counted() {
 #[test]
 fn inspection_timeout_closes_silent_clients_or_admits_them_as_other() {
     let up = Upstreams::start();
-    // TLS only: a client that sends nothing is closed when the timeout fires.
+    // TLS only: a client that sends nothing is closed when the timeout fires, counted as no
+    // data (apart from `other`), as `other` is not admitted and `inspect.no_data` is absent.
     let envoy = start(
         &up,
         r#"{"inspect": {"protocols": ["tls"], "timeout_ms": 300}}"#,
@@ -278,7 +281,9 @@ fn inspection_timeout_closes_silent_clients_or_admits_them_as_other() {
     let mut s = connect_from(ip("127.0.0.1"), envoy.listener("tcp")).unwrap();
     assert_eq!(read_reply(&mut s, 0).unwrap(), Seen::Closed);
     assert_eq!(stat(&envoy, "inspect_timeout_total"), 1);
-    assert_eq!(stat(&envoy, "protocol_denied_total"), 1);
+    assert_eq!(stat(&envoy, "no_data_total"), 1);
+    assert_eq!(stat(&envoy, "detected_other_total"), 0);
+    assert_eq!(stat(&envoy, "allowed_total"), 0);
     assert_eq!(up.accepted(), 0);
     drop(envoy);
 
@@ -296,6 +301,7 @@ fn inspection_timeout_closes_silent_clients_or_admits_them_as_other() {
     std::io::Read::read_exact(&mut s, &mut echoed).unwrap();
     assert_eq!(&echoed, b"after");
     assert_eq!(stat(&envoy, "inspect_timeout_total"), 1);
+    assert_eq!(stat(&envoy, "no_data_total"), 1);
     assert_eq!(stat(&envoy, "allowed_total"), 1);
 }
 

@@ -19,9 +19,15 @@ fn threat(config: &str) -> HttpFilter {
     HttpFilter::wasm(NAME, modules::module(NAME).unwrap(), config)
 }
 
+/// Filters log decisions at debug only: the tests that read them raise the Wasm component.
 fn start(config: &str) -> (EchoServer, Envoy) {
     let echo = EchoServer::start("echo").unwrap();
-    let envoy = Envoy::start(EnvoyConfig::new(echo.addr()).filter(threat(config))).unwrap();
+    let envoy = Envoy::start(
+        EnvoyConfig::new(echo.addr())
+            .wasm_log_level("debug")
+            .filter(threat(config)),
+    )
+    .unwrap();
     (echo, envoy)
 }
 
@@ -457,6 +463,7 @@ fn corpus_sample_through_envoy_agrees_with_the_native_engine() {
     let envoy = Envoy::start(
         EnvoyConfig::new(echo.addr())
             .concurrency(2)
+            .wasm_log_level("debug")
             .filter(threat(r#"{"mode": "block"}"#)),
     )
     .unwrap();

@@ -13,7 +13,16 @@ pub fn bench(args: &[String]) -> Result<()> {
         return instructions(&root);
     }
     let quick = args.iter().any(|a| a == "--quick");
-    let modules = build_and_report(&[])?;
+    // `--modules DIR`: measure prebuilt modules (e.g. an older build, for a before/after).
+    let prebuilt = args
+        .iter()
+        .position(|a| a == "--modules")
+        .and_then(|i| args.get(i + 1))
+        .map(|d| root.join(d));
+    let modules = match prebuilt {
+        Some(dir) => dir,
+        None => build_and_report(&[])?,
+    };
     let out = root.join("bench/results");
     let mut opts = if quick {
         Options::quick(modules, out)
@@ -29,13 +38,17 @@ pub fn bench(args: &[String]) -> Result<()> {
             Ok(v.clone())
         };
         match a.as_str() {
-            "--quick" => command.push(a.clone()),
+            "--quick" | "--cold-start" => command.push(a.clone()),
+            "--pushes" => opts.cold_start_pushes = value(a)?.parse()?,
             "--rounds" => opts.rounds = value(a)?.parse()?,
             "--seconds" => opts.duration = Duration::from_secs(value(a)?.parse()?),
             "--connections" => opts.connections = value(a)?.parse()?,
             "--out" => opts.out_dir = root.join(value(a)?),
+            "--modules" => {
+                value(a)?;
+            }
             flag if flag.starts_with("--") => bail!(
-                "unknown option `{flag}` (options: --quick, --rounds N, --seconds S, --connections C, --out DIR, SCENARIO...)"
+                "unknown option `{flag}` (options: --quick, --rounds N, --seconds S, --connections C, --out DIR, --cold-start, --pushes N, --modules DIR, SCENARIO...)"
             ),
             name => {
                 command.push(name.to_string());
@@ -44,6 +57,10 @@ pub fn bench(args: &[String]) -> Result<()> {
         }
     }
     opts.command = command.join(" ");
+    if args.iter().any(|a| a == "--cold-start") {
+        bench::run_cold_start_only(&opts)?;
+        return Ok(());
+    }
     bench::run(&opts)?;
     bench::check_outputs(&opts.out_dir)
 }

@@ -21,6 +21,7 @@ mod build;
 mod cel_rules;
 mod config_check;
 mod corpus;
+mod envoy_filter;
 mod fuzz;
 mod new_filter;
 mod package;

@@ -6,11 +6,23 @@
 //! * `pluginConfig` -> `configuration` as a `google.protobuf.StringValue` holding its JSON;
 //! * `phase` + `priority` -> position in the HTTP filter chain: AUTHN plugins first, then AUTHZ,
 //!   then STATS, then plugins with no phase (just before the router); within a phase, higher
-//!   `priority` first, ties by namespace/name;
+//!   `priority` first and a plugin **without** `priority` last (istiod sorts it as `i32::MIN`,
+//!   `PushContext.WasmPlugins`); istiod keeps ties in the order it lists the plugins
+//!   (namespace, then creation), which a manifest does not carry: ties go by namespace/name;
 //! * `failStrategy` -> `failure_policy` (`FAIL_CLOSE` is the default);
 //! * `vmConfig.env` -> `vm_config.environment_variables` (`HOST` -> `host_env_keys`, else
-//!   `key_values`);
-//! * `pluginName` -> `root_id`.
+//!   `key_values`), plus the keys istiod adds: `ISTIO_META_WASM_IMAGE_PULL_POLICY` (when
+//!   `imagePullPolicy` is set), `ISTIO_META_WASM_IMAGE_PULL_SECRET` (when `imagePullSecret` is)
+//!   and `ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION` (the API server's resourceVersion; locally a
+//!   hash of the manifest, so an edit makes new VMs as a new resourceVersion does);
+//! * `pluginName` -> `root_id` (empty when absent), and **no `vm_id`**: istiod sets none, so every
+//!   plugin of a proxy shares one shared-data store (filters must namespace their keys);
+//! * which plugins apply to the proxy ([`WasmPlugin::applies_to`]): `selector` against the
+//!   workload's labels, `targetRefs` (a `Gateway` reference selects the pods labelled
+//!   `gateway.networking.k8s.io/gateway-name: NAME`; other kinds need the Kubernetes API and are
+//!   reported as not rendered), the plugin's namespace (the workload's own or the root
+//!   namespace), and `match` (`mode` against the listener class, gateway = `CLIENT`, and
+//!   `ports` against the listener's port), as `WasmPluginWrapper.MatchListener` does.
 //!
 //! The module is the local build of the filter named by the label [`FILTER_LABEL`], not the
 //! image behind `url`: locally there is no registry to pull from (the registry round trip is
@@ -84,8 +96,71 @@ impl WasmPlugin {
         }
     }
 
-    pub fn priority(&self) -> i64 {
-        self.spec()["priority"].as_i64().unwrap_or(0)
+    /// `spec.priority`; `None` when absent (istiod then sorts the plugin last in its phase).
+    pub fn priority(&self) -> Option<i64> {
+        self.spec()["priority"].as_i64()
+    }
+
+    /// Whether istiod would attach this plugin to `listener` of `workload`; `Err` says why not.
+    pub fn applies_to(&self, workload: &Workload, listener: &Listener) -> Result<(), String> {
+        let ns = self.namespace();
+        if !ns.is_empty() && ns != workload.namespace && ns != ROOT_NAMESPACE {
+            return Err(format!(
+                "namespace {ns} is neither the workload's ({}) nor the root namespace",
+                workload.namespace
+            ));
+        }
+        let spec = self.spec();
+        let refs = spec["targetRefs"]
+            .as_array()
+            .cloned()
+            .or_else(|| spec.get("targetRef").map(|r| vec![r.clone()]))
+            .unwrap_or_default();
+        if !refs.is_empty() {
+            let gateway = workload.labels.get(GATEWAY_NAME_LABEL);
+            let hit = refs.iter().any(|r| {
+                r["kind"] == "Gateway" && r["name"].as_str() == gateway.map(String::as_str)
+            });
+            if !hit {
+                return Err(format!(
+                    "targetRefs {} select no Gateway named by the workload label {GATEWAY_NAME_LABEL} ({}); Service and GatewayClass references need the Kubernetes API and are not rendered locally",
+                    Value::Array(refs),
+                    gateway.map_or("none", String::as_str)
+                ));
+            }
+        } else if let Some(labels) = spec["selector"]["matchLabels"].as_object() {
+            for (k, v) in labels {
+                if workload.labels.get(k).map(String::as_str) != v.as_str() {
+                    return Err(format!(
+                        "selector {k}={v} does not match the workload's labels"
+                    ));
+                }
+            }
+        }
+        let Some(selectors) = spec["match"].as_array().filter(|m| !m.is_empty()) else {
+            return Ok(());
+        };
+        let matched = selectors.iter().any(|m| {
+            let mode = match m["mode"].as_str() {
+                None | Some("UNDEFINED") | Some("CLIENT_AND_SERVER") => true,
+                Some(mode) => mode == listener.mode,
+            };
+            let ports = m["ports"].as_array().filter(|p| !p.is_empty());
+            let port = ports.is_none_or(|ports| {
+                ports
+                    .iter()
+                    .any(|p| p["number"].as_u64() == Some(u64::from(listener.port)))
+            });
+            mode && port
+        });
+        if matched {
+            Ok(())
+        } else {
+            Err(format!(
+                "match {} does not select the {} listener on port {}",
+                spec["match"], listener.mode, listener.port
+            ))
+        }
     }
 
     pub fn fail_strategy(&self) -> FailStrategy {
@@ -109,6 +184,14 @@ impl WasmPlugin {
             Value::Null => String::new(),
             v => v.to_string(),
         }
+    }
+
+    /// A stand-in for the API server's `resourceVersion`: a hash of the manifest's spec.
+    fn local_resource_version(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.spec().to_string().hash(&mut h);
+        format!("local-{:016x}", h.finish())
     }
 
     /// `spec.url`
@@ -146,15 +229,25 @@ impl WasmPlugin {
     /// the agent's rewrite of the remote source to a local file (`module`).
     pub fn envoy_typed_config(&self, module: &Path) -> Value {
         let name = self.name();
-        let root_id = self.spec()["pluginName"].as_str().unwrap_or(name);
+        let root_id = self.spec()["pluginName"].as_str().unwrap_or_default();
+        // No `vm_id`: istiod sets none (plugins of one proxy share a VM key prefix and one
+        // shared-data store).
         let mut vm_config = json!({
-            "vm_id": name,
             "runtime": "envoy.wasm.runtime.v8",
             "code": { "local": { "filename": module.display().to_string() } }
         });
-        if let Some(env) = self.environment_variables() {
-            vm_config["environment_variables"] = env;
+        let mut env = self
+            .environment_variables()
+            .unwrap_or_else(|| json!({"key_values": {}}));
+        let kv = &mut env["key_values"];
+        if let Some(policy) = self.spec()["imagePullPolicy"].as_str() {
+            kv["ISTIO_META_WASM_IMAGE_PULL_POLICY"] = json!(policy);
         }
+        if let Some(secret) = self.spec()["imagePullSecret"].as_str() {
+            kv["ISTIO_META_WASM_IMAGE_PULL_SECRET"] = json!(secret);
+        }
+        kv["ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION"] = json!(self.local_resource_version());
+        vm_config["environment_variables"] = env;
         let type_url = match self.plugin_type() {
             PluginType::Http => "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
             PluginType::Network => {
@@ -181,14 +274,56 @@ impl WasmPlugin {
     }
 }
 
+/// istiod's root namespace (`meshConfig.rootNamespace` default): plugins there apply to every
+/// namespace's workloads.
+pub const ROOT_NAMESPACE: &str = "istio-system";
+
+/// The label Istio puts on the pods of a Gateway API `Gateway` (what `targetRefs` selects).
+pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// The proxy `cargo xtask up --plugins` stands in for: by default Istio's ingress gateway
+/// (`istio: ingressgateway` in `istio-system`), which the shipped manifests select.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self {
+            namespace: ROOT_NAMESPACE.into(),
+            labels: BTreeMap::from([("istio".to_string(), "ingressgateway".to_string())]),
+        }
+    }
+}
+
+/// One listener of that proxy: the gateway port it stands for and its traffic mode (istiod
+/// treats gateway listeners as `CLIENT`, `workloadModeForListenerClass`).
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub port: u16,
+    pub mode: &'static str,
+}
+
+impl Listener {
+    pub fn gateway(port: u16) -> Self {
+        Self {
+            port,
+            mode: "CLIENT",
+        }
+    }
+}
+
 /// Istio's order for the plugins of one type (HTTP chain or network chain): by phase, then
-/// priority descending, then namespace/name.
+/// priority descending (absent = last), then namespace/name.
 pub fn chain_order(plugins: &[WasmPlugin], kind: PluginType) -> Vec<&WasmPlugin> {
     let mut http: Vec<&WasmPlugin> = plugins.iter().filter(|p| p.plugin_type() == kind).collect();
+    let prio = |p: &WasmPlugin| p.priority().unwrap_or(i64::from(i32::MIN));
     http.sort_by(|a, b| {
         a.phase()
             .cmp(&b.phase())
-            .then(b.priority().cmp(&a.priority()))
+            .then(prio(b).cmp(&prio(a)))
             .then(a.namespace().cmp(b.namespace()))
             .then(a.name().cmp(b.name()))
     });
@@ -265,6 +400,8 @@ mod tests {
         let plugins = vec![
             plugin("none", None, Some(1000)),
             plugin("stats", Some("STATS"), None),
+            plugin("authz-unset", Some("AUTHZ"), None),
+            plugin("authz-negative", Some("AUTHZ"), Some(-5)),
             plugin("authz-low", Some("AUTHZ"), Some(1)),
             plugin("authz-high", Some("AUTHZ"), Some(10)),
             plugin("authn-b", Some("AUTHN"), None),
@@ -281,6 +418,8 @@ mod tests {
                 "authn-b",
                 "authz-high",
                 "authz-low",
+                "authz-negative",
+                "authz-unset",
                 "stats",
                 "none"
             ]
@@ -301,9 +440,18 @@ mod tests {
         assert_eq!(c["failure_policy"], "FAIL_OPEN");
         assert_eq!(c["root_id"], "root");
         assert_eq!(c["configuration"]["value"], r#"{"a":[1,2]}"#);
+        let env = &c["vm_config"]["environment_variables"];
+        assert_eq!(env["host_env_keys"], json!(["POD"]));
+        assert_eq!(env["key_values"]["MODE"], "dev");
+        assert!(env["key_values"]["ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION"]
+            .as_str()
+            .unwrap()
+            .starts_with("local-"));
+        // istiod sets no vm_id (one shared-data store per proxy) and no root_id by default.
+        assert!(c["vm_config"].get("vm_id").is_none());
         assert_eq!(
-            c["vm_config"]["environment_variables"],
-            json!({"host_env_keys": ["POD"], "key_values": {"MODE": "dev"}})
+            plugin("q", None, None).envoy_typed_config(Path::new("/m"))["config"]["root_id"],
+            ""
         );
         assert_eq!(c["vm_config"]["code"]["local"]["filename"], "/m/p.wasm");
         // FAIL_CLOSE is the default.
@@ -311,5 +459,49 @@ mod tests {
             plugin("q", None, None).envoy_typed_config(Path::new("/m"))["config"]["failure_policy"],
             "FAIL_CLOSED"
         );
+    }
+
+    fn with_spec(name: &str, namespace: &str, spec: Value) -> WasmPlugin {
+        WasmPlugin {
+            object: json!({"kind": "WasmPlugin",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec}),
+        }
+    }
+
+    #[test]
+    fn attaches_like_istiod_by_selector_target_refs_namespace_and_match() {
+        let gw = Workload::default();
+        let http = Listener::gateway(8080);
+        let tcp = Listener::gateway(31400);
+        let applies = |p: &WasmPlugin, l: &Listener| p.applies_to(&gw, l).is_ok();
+        let ns = ROOT_NAMESPACE;
+        let sel = json!({"matchLabels": {"istio": "ingressgateway"}});
+        // No selector: every workload; a selector must match the labels.
+        assert!(applies(&with_spec("a", ns, json!({})), &http));
+        assert!(applies(
+            &with_spec("a", ns, json!({"selector": sel})),
+            &http
+        ));
+        let other = json!({"selector": {"matchLabels": {"app": "reviews"}}});
+        assert!(!applies(&with_spec("a", ns, other), &http));
+        // Another namespace than the workload's or the root namespace: not attached.
+        assert!(!applies(&with_spec("a", "shop", json!({})), &http));
+        // match.ports selects listeners; gateways are CLIENT mode.
+        let ports = json!({"match": [{"ports": [{"number": 31400}]}]});
+        assert!(applies(&with_spec("a", ns, ports.clone()), &tcp));
+        assert!(!applies(&with_spec("a", ns, ports), &http));
+        let server = json!({"match": [{"mode": "SERVER"}]});
+        assert!(!applies(&with_spec("a", ns, server), &http));
+        let client = json!({"match": [{"mode": "CLIENT"}, {"mode": "SERVER"}]});
+        assert!(applies(&with_spec("a", ns, client), &http));
+        // targetRefs: a Gateway selects its pods by label; without the label, not attached.
+        let refs = json!({"targetRefs": [{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "edge"}]});
+        let p = with_spec("a", ns, refs);
+        let err = p.applies_to(&gw, &http).unwrap_err();
+        assert!(err.contains("targetRefs"), "{err}");
+        let mut edge = Workload::default();
+        edge.labels
+            .insert(GATEWAY_NAME_LABEL.to_string(), "edge".to_string());
+        assert!(p.applies_to(&edge, &http).is_ok());
     }
 }

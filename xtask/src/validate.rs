@@ -170,6 +170,15 @@ fn validate_target(
             message,
         }));
     }
+    // EnvoyFilters, and the early-data patch every NETWORK plugin needs under Istio.
+    let plugins = plugins::wasm_plugins(&docs);
+    for (object, v) in crate::envoy_filter::check(&docs, &plugins) {
+        findings.push(Finding {
+            source: source.clone(),
+            object,
+            message: format!("{}: {}", v.path, v.message),
+        });
+    }
     Ok((findings, count))
 }
 

@@ -27,6 +27,11 @@ pub struct Served {
     pub plugins: Option<PathBuf>,
     /// Prebuilt modules (`DIR/<filter>.wasm`); `None`: `cargo xtask build` output.
     pub modules: Option<PathBuf>,
+    /// With `plugins`: the proxy the local Envoy stands in for, and the gateway ports its HTTP
+    /// and TCP listeners stand for (which plugins istiod would attach where).
+    pub workload: plugins::Workload,
+    pub http_listener: plugins::Listener,
+    pub tcp_listener: plugins::Listener,
 }
 
 /// Tracks what Envoy runs and swaps what changed.
@@ -89,6 +94,11 @@ impl Watcher {
             Some(path) => {
                 let all = self.load_plugins(path)?;
                 for p in plugins::chain_order(&all, PluginType::Http) {
+                    if p.applies_to(&self.served.workload, &self.served.http_listener)
+                        .is_err()
+                    {
+                        continue;
+                    }
                     let module = self.stage(self.plugin_filter(p)?)?;
                     chain.push(HttpFilter::discovered(
                         p.name(),
@@ -117,6 +127,11 @@ impl Watcher {
             Some(path) => {
                 let all = self.load_plugins(path)?;
                 for p in plugins::chain_order(&all, PluginType::Network) {
+                    if p.applies_to(&self.served.workload, &self.served.tcp_listener)
+                        .is_err()
+                    {
+                        continue;
+                    }
                     let module = self.stage(self.plugin_filter(p)?)?;
                     out.push(
                         json!({ "name": p.name(), "typed_config": p.envoy_typed_config(&module) }),
@@ -125,6 +140,41 @@ impl Watcher {
             }
         }
         Ok(out)
+    }
+
+    /// Plugins istiod would not attach to the local proxy's listeners, with the reason, and
+    /// EnvoyFilter patches not rendered locally (printed by `up`).
+    pub fn not_rendered(&self) -> Result<Vec<String>> {
+        let Some(path) = &self.served.plugins else {
+            return Ok(Vec::new());
+        };
+        let docs = plugins::load_documents(path)?;
+        let mut out = Vec::new();
+        for p in plugins::wasm_plugins(&docs) {
+            let listener = match p.plugin_type() {
+                PluginType::Http => &self.served.http_listener,
+                PluginType::Network => &self.served.tcp_listener,
+            };
+            if let Err(why) = p.applies_to(&self.served.workload, listener) {
+                out.push(format!("WasmPlugin {}: {why}", p.name()));
+            }
+        }
+        out.extend(crate::envoy_filter::tcp_proxy_patches(&docs).1);
+        Ok(out)
+    }
+
+    /// The `tcp_proxy` patches of the manifests' EnvoyFilters that apply to the local TCP
+    /// listener (none without `--plugins`).
+    pub fn tcp_proxy_patches(&self) -> Result<Vec<crate::envoy_filter::TcpProxyPatch>> {
+        let Some(path) = &self.served.plugins else {
+            return Ok(Vec::new());
+        };
+        let docs = plugins::load_documents(path)?;
+        Ok(crate::envoy_filter::tcp_proxy_patches(&docs)
+            .0
+            .into_iter()
+            .filter(|p| p.applies_to(&self.served.workload, &self.served.tcp_listener))
+            .collect())
     }
 
     fn load_plugins(&self, path: &Path) -> Result<Vec<plugins::WasmPlugin>> {

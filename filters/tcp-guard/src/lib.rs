@@ -117,6 +117,23 @@ pub struct InspectSpec {
     /// Longest a connection is held before the decision, from its start.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// What to do with a connection that sent no byte before the timeout; absent: as `other`
+    /// (admitted if `protocols` admits `other`).
+    #[serde(default)]
+    pub no_data: Option<NoData>,
+}
+
+/// `inspect.no_data`: the decision for a connection silent until `inspect.timeout_ms`.
+///
+/// Silence is counted apart from `other` (`no_data_total`) because it has two very different
+/// causes: a server-first protocol (SMTP, MySQL), or a proxy that never hands the filter the
+/// bytes (a `tcp_proxy` without `max_early_data_bytes`, as istiod renders it). `deny` makes the
+/// second fail closed and visible instead of admitting traffic the rules never saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoData {
+    Allow,
+    Deny,
 }
 
 impl Default for InspectSpec {
@@ -125,6 +142,7 @@ impl Default for InspectSpec {
             protocols: None,
             max_bytes: DEFAULT_MAX_BYTES,
             timeout_ms: DEFAULT_TIMEOUT_MS,
+            no_data: None,
         }
     }
 }
@@ -161,6 +179,7 @@ struct Stats {
     malformed: Counter,
     inspect_limit: Counter,
     inspect_timeout: Counter,
+    no_data: Counter,
     limiter_contended: Counter,
     shared_slots: Counter,
     active: Gauge,
@@ -201,6 +220,8 @@ pub struct TcpGuard {
     protocols: Vec<Protocol>,
     max_bytes: usize,
     timeout: Duration,
+    /// Admit a connection that sent nothing before the timeout (`inspect.no_data`).
+    admit_no_data: bool,
     sni_allow: SniTable<()>,
     routes: SniTable<String>,
     default_cluster: Option<String>,
@@ -268,7 +289,8 @@ impl TcpGuard {
         why: fmt::Arguments<'_>,
     ) -> NetDecision {
         counter.inc();
-        log::info!(
+        // Per connection, so at debug: a flood must not become a log flood (counters count).
+        log::debug!(
             "{}: closed connection from {}: {why}",
             Self::NAME,
             Peer(conn)
@@ -366,6 +388,11 @@ impl TcpGuard {
                 }
             }
         }
+        self.pass(conn, sni, ops)
+    }
+
+    /// Let an admitted connection through: route it (SNI route, else `default_cluster`).
+    fn pass(&self, conn: &ConnectionView, sni: Option<&str>, ops: &mut ConnOps) -> NetDecision {
         let route = sni.and_then(|name| self.routes.lookup(name).map(|(p, c)| (name, p, c)));
         let cluster = match route {
             Some((name, pattern, cluster)) => {
@@ -534,11 +561,16 @@ impl NetworkFilter for TcpGuard {
             malformed: metrics.counter("malformed_total")?,
             inspect_limit: metrics.counter("inspect_limit_total")?,
             inspect_timeout: metrics.counter("inspect_timeout_total")?,
+            no_data: metrics.counter("no_data_total")?,
             limiter_contended: metrics.counter("limiter_contended_total")?,
             shared_slots: metrics.counter("shared_slots_total")?,
             active: metrics.gauge("active_connections")?,
             detected,
             routed,
+        };
+        let admit_no_data = match i.no_data {
+            Some(n) => n == NoData::Allow,
+            None => protocols.contains(&Protocol::Other),
         };
         Ok(Self {
             allow,
@@ -549,6 +581,7 @@ impl NetworkFilter for TcpGuard {
             protocols,
             max_bytes: i.max_bytes,
             timeout: Duration::from_millis(i.timeout_ms),
+            admit_no_data,
             sni_allow,
             routes,
             default_cluster: c.default_cluster,
@@ -649,6 +682,20 @@ impl NetworkFilter for TcpGuard {
         ops: &mut ConnOps,
     ) -> NetDecision {
         self.stats.inspect_timeout.inc();
+        if matches!(&state.phase, Phase::Inspecting { buf, .. } if buf.is_empty()) {
+            // Not a protocol: nothing reached the filter (a server-first protocol, or a
+            // `tcp_proxy` without `max_early_data_bytes`). Counted apart from `other`.
+            state.phase = Phase::Decided;
+            if !self.admit_no_data {
+                let why = format_args!(
+                    "no data within inspect.timeout_ms ({} ms) and inspect.no_data is deny",
+                    self.timeout.as_millis()
+                );
+                return self.close(&self.stats.no_data, conn, why);
+            }
+            self.stats.no_data.inc();
+            return self.pass(conn, None, ops);
+        }
         let undetermined = matches!(state.phase, Phase::Inspecting { protocol: None, .. });
         if undetermined {
             // Nothing recognisable arrived in time (or nothing at all, as with server-first
@@ -659,7 +706,7 @@ impl NetworkFilter for TcpGuard {
         if let Some(c) = self.stats.detected.get(&Protocol::Tls) {
             c.inc();
         }
-        log::info!(
+        log::debug!(
             "{}: closed connection from {}: ClientHello incomplete after inspect.timeout_ms ({} ms)",
             Self::NAME,
             Peer(conn),

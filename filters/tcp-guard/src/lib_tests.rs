@@ -407,9 +407,47 @@ fn timeout_classifies_silence_as_other_and_closes_a_partial_hello() {
         .on_timeout(&partial.view, &mut partial.state, &mut partial.ops);
     assert_eq!(d, NetDecision::Close);
     assert_eq!(stat(&h, "inspect_timeout_total"), 2);
+    // Silence is counted apart from `other`.
+    assert_eq!(stat(&h, "no_data_total"), 1);
+    assert_eq!(stat(&h, "detected_other_total"), 0);
+    assert_eq!(stat(&h, "allowed_total"), 1);
+    // A few bytes that match no signature are `other`.
+    let (mut few, _) = Conn::open(&h, "127.0.0.1:5");
+    assert_eq!(few.send(b"SS"), NetDecision::Pause);
+    let d = h.filter.on_timeout(&few.view, &mut few.state, &mut few.ops);
+    assert_eq!(d, NetDecision::Continue);
     assert_eq!(stat(&h, "detected_other_total"), 1);
+    assert_eq!(stat(&h, "no_data_total"), 1);
     // Without an inspection rule there is no timer at all.
     assert_eq!(harness("{}").filter.pause_timeout(), None);
+}
+
+#[test]
+fn silence_follows_other_unless_no_data_says_otherwise() {
+    let silent = |config: &str| {
+        let h = harness(config);
+        let (mut c, _) = Conn::open(&h, "127.0.0.1:5");
+        let d = h.filter.on_timeout(&c.view, &mut c.state, &mut c.ops);
+        (d, stat(&h, "no_data_total"), stat(&h, "allowed_total"))
+    };
+    // Absent: decided as `other` was.
+    let tls_only = r#"{"inspect": {"protocols": ["tls"]}}"#;
+    assert_eq!(silent(tls_only), (NetDecision::Close, 1, 0));
+    // `deny` fails closed even where `other` is admitted (Istio without the EnvoyFilter).
+    let deny = r#"{"inspect": {"protocols": ["tls", "other"], "no_data": "deny"}}"#;
+    assert_eq!(silent(deny), (NetDecision::Close, 1, 0));
+    // `allow` admits silence (server-first protocols) to the default cluster.
+    let allow =
+        r#"{"inspect": {"protocols": ["tls"], "no_data": "allow"}, "default_cluster": "d"}"#;
+    let h = harness(allow);
+    let (mut c, _) = Conn::open(&h, "127.0.0.1:5");
+    assert_eq!(
+        h.filter.on_timeout(&c.view, &mut c.state, &mut c.ops),
+        NetDecision::Continue
+    );
+    assert_eq!(c.cluster(), Some("d"));
+    assert_eq!(stat(&h, "no_data_total"), 1);
+    assert_eq!(stat(&h, "routed_d_total"), 1);
 }
 
 #[test]
@@ -449,6 +487,7 @@ fn config_errors_name_the_field() {
         ),
         (r#"{"inspect": {"protocols": []}}"#, "inspect.protocols"),
         (r#"{"inspect": {"max_bytes": 10}}"#, "inspect.max_bytes"),
+        (r#"{"inspect": {"no_data": "maybe"}}"#, "inspect.no_data"),
         (r#"{"inspect": {"timeout_ms": 0}}"#, "inspect.timeout_ms"),
         (
             r#"{"sni": {"allow": ["ok.com", "a.*.com"]}}"#,

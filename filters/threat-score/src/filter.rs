@@ -138,7 +138,7 @@ impl ThreatScoreFilter {
             Verdict::Allow => {
                 if a.over_threshold {
                     // Mode detect: the would-be block is logged and counted, nothing else.
-                    log::info!(
+                    log::debug!(
                         "{}: detected request_id={rid} score={} categories={} (mode detect, forwarded)",
                         Self::NAME,
                         a.score,
@@ -151,7 +151,7 @@ impl ThreatScoreFilter {
                 if !state.tagged {
                     // The body took the request over the threshold, but its headers are already
                     // upstream (see `Decision::InspectBody`): log and count instead.
-                    log::info!(
+                    log::debug!(
                         "{}: detected request_id={rid} score={} categories={} (mode tag, in the body: headers already forwarded)",
                         Self::NAME,
                         a.score,
@@ -166,9 +166,11 @@ impl ThreatScoreFilter {
                 Decision::Continue
             }
             Verdict::Block => {
-                // One line per blocked request: what and how much, never the payload (attack
-                // text in logs is a second injection target and may hold personal data).
-                log::warn!(
+                // One line per blocked request, at debug (a flood of attacks must not become a
+                // flood of log lines; the counters carry the numbers): what and how much, never
+                // the payload (attack text in logs is a second injection target and may hold
+                // personal data).
+                log::debug!(
                     "{}: blocked request_id={rid} score={} categories={} rules={}",
                     Self::NAME,
                     a.score,

@@ -97,3 +97,76 @@ pub fn kustomize(dir: &Path) -> Vec<serde_json::Value> {
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect()
 }
+
+/// A running `xtask up`, in its own process group (it starts Envoy), killed as a group on drop;
+/// its stdout lines are collected.
+pub struct UpProcess {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl UpProcess {
+    /// `xtask up ARGS` with temporary files under `tmp`.
+    pub fn spawn(tmp: &Path, args: &[&std::ffi::OsStr]) -> Self {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut child = xtask()
+            .env("TMPDIR", tmp)
+            .arg("up")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                println!("up| {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The first output line containing `needle` (waits up to 120 s).
+    pub fn wait_line(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return l.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `{needle}` in output:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for UpProcess {
+    fn drop(&mut self) {
+        // The group is xtask and the Envoy it started; both were started by this test.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
