@@ -67,12 +67,10 @@ pub fn corpus(args: &[String]) -> Result<()> {
             "--runtime" => {
                 runtime = match it.next().map(String::as_str) {
                     Some("envoy") => None,
-                    Some(other) => Some(
-                        other
-                            .parse()
-                            .map_err(|e: String| anyhow::anyhow!("{e}\n{USAGE}"))?,
+                    Some(rt @ ("wasmtime" | "interpreter")) => Some(rt.to_string()),
+                    other => bail!(
+                        "--runtime needs envoy, wasmtime or interpreter, got {other:?}\n{USAGE}"
                     ),
-                    None => bail!("--runtime needs envoy, wasmtime or interpreter\n{USAGE}"),
                 }
             }
             "--crs-force-urlencoded" => force_urlencoded = true,
