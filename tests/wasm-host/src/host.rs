@@ -657,7 +657,7 @@ impl Vm {
         }
         let verdict = if closed {
             TcpVerdict::Closed
-        } else if paused && !buffer.is_empty() || (paused && upstream.is_empty()) {
+        } else if paused && (!buffer.is_empty() || upstream.is_empty()) {
             TcpVerdict::Paused
         } else {
             TcpVerdict::Forwarded

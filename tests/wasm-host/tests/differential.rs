@@ -32,12 +32,15 @@ fn envoy_owned(name: &str) -> bool {
         || name == "x-forwarded-for"
 }
 
+/// Method, path, sorted headers and body the upstream saw.
+type Upstream = (String, String, Vec<(String, String)>, String);
+
 /// What one request looked like from outside: status, upstream view, reply.
 #[derive(Debug, PartialEq)]
 struct Seen {
     status: u16,
     /// Method, path and sorted headers seen upstream (None: the upstream was not reached).
-    upstream: Option<(String, String, Vec<(String, String)>, String)>,
+    upstream: Option<Upstream>,
     /// Local reply body (None when the upstream answered).
     reply: Option<Value>,
 }
