@@ -9,6 +9,8 @@
 #   skopeo            an independent OCI client that pulls the pushed images back
 #   kubernetes-client kubectl, for `kubectl kustomize` (only if no kubectl is installed)
 #   valgrind          callgrind instruction counts: threat-score's linear-time test
+#   redis-server      the store of the rate-limit service behind policy's global limits (tests,
+#                     `cargo xtask up --global-ratelimit`, bench scenario policy-global)
 #   gcc               cc builds the tests' clock-shift LD_PRELOAD shim (tests/fixtures/clock_shift.c)
 #   nginx libnginx-mod-http-modsecurity libmodsecurity3 modsecurity-crs libnginx-mod-http-echo
 #                     nginx + ModSecurity + OWASP CRS 3.3.4, the anchor threat-score is compared
@@ -54,6 +56,7 @@ command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -f /usr/share/nginx/modules/ngx_http_modsecurity_module.so ] || need+=(libnginx-mod-http-modsecurity libmodsecurity3)

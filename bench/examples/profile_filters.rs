@@ -10,20 +10,22 @@
 //!
 //! `profile_filters FILTER [ROUNDS] [--request I]` runs ROUNDS passes over the 40-request mix
 //! (or over its request I only)
-//! (`bench::workload::mix`), each request the way the glue (`sdk_ext::proxy`) runs it: the
-//! header vector handed to a fresh `RequestView` (as `get_http_request_headers` delivers it),
-//! `on_request_headers`, the body (clipped to `max_body_bytes`) to `on_request_body` on
-//! `InspectBody`, and `on_response_headers` unless the filter replied. Host services are counted
+//! (`bench::workload::mix`), each request through the glue's own lifecycle state machine
+//! (`sdk_ext::lifecycle::HttpStream`, which `sdk_ext::proxy` executes): the header vector handed
+//! to a fresh `RequestView` (as `get_http_request_headers` delivers it), the request headers, the
+//! whole body in one callback at end of stream, the body reads the machine asks for, and the
+//! response headers unless the filter replied. Host services are counted
 //! instead of called: per request it prints the metric updates (`increment_metric`), shared-data
 //! reads and writes, clock reads and header edits each filter asks of the host, which is what the
 //! Wasm build turns into host calls. FILTER: policy, router, threat-score, suite, noop.
 
 use bench::workload;
 use sdk_ext::config::parse_json;
+use sdk_ext::lifecycle::{HttpStream, Step, Then};
 use sdk_ext::metrics::{MetricKind, MetricSink};
 use sdk_ext::shared::{Clock, MemoryStore, SharedStore, StoreError, SystemClock};
 use sdk_ext::testing::FakeProperties;
-use sdk_ext::{BodyChunk, Decision, HeaderOps, HttpFilter, Metrics, RequestView, Services};
+use sdk_ext::{HttpFilter, Metrics, RequestView, Services, Setup};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
@@ -131,39 +133,62 @@ fn config(root: &std::path::Path, name: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|_| "{}".into())
 }
 
-/// One request through `f`, as `sdk_ext::proxy` runs it. Returns the status of a local reply.
-fn one<F: HttpFilter>(f: &F, input: &Input, calls: &HostCalls) -> Option<u16> {
+/// One request through `f`'s lifecycle, as `sdk_ext::proxy` runs it. Returns the status of a
+/// local reply.
+fn one<F: HttpFilter>(f: &Rc<F>, input: &Input, calls: &HostCalls) -> Option<u16> {
     let view = RequestView::new(input.headers.clone(), props());
-    let mut state = F::State::default();
-    let mut ops = HeaderOps::default();
-    let mut decision = f.on_request_headers(&view, &mut state, &mut ops);
-    if decision == Decision::InspectBody && f.max_body_bytes() > 0 {
-        let limit = f.max_body_bytes();
-        let n = input.body.len().min(limit);
-        bump(&calls.body_reads, u64::from(!input.body.is_empty()));
-        let chunk = BodyChunk {
-            bytes: &input.body[..n],
-            truncated: input.body.len() > limit,
+    let mut stream = HttpStream::new(Rc::clone(f));
+    let step = stream.on_request_headers(view, input.body.is_empty());
+    let mut replied = execute(&mut stream, step, &input.body, calls);
+    if replied.is_none() && !input.body.is_empty() {
+        let step = stream.on_request_body(input.body.len(), true);
+        replied = execute(&mut stream, step, &input.body, calls);
+    }
+    if replied.is_some() {
+        return replied;
+    }
+    let step = stream.on_response_headers();
+    execute(&mut stream, step, &input.body, calls)
+}
+
+/// What the glue does with `step` (and the steps it leads to), with a host that accepts every
+/// call: edits and body reads are counted, a reply ends the request.
+fn execute<F: HttpFilter>(
+    stream: &mut HttpStream<F>,
+    mut step: Step,
+    body: &[u8],
+    calls: &HostCalls,
+) -> Option<u16> {
+    loop {
+        if let Some(edits) = step.edits.take() {
+            let ops = std::hint::black_box(edits.ops);
+            bump(
+                &calls.header_edits,
+                (ops.remove.len() + ops.set.len() + ops.add.len()) as u64,
+            );
+        }
+        step = match step.then {
+            Then::Continue | Then::Pause | Then::Reset => return None,
+            Then::Reply(r) => {
+                bump(&calls.replies, 1);
+                return Some(r.status);
+            }
+            Then::ReadBody(len) => {
+                bump(&calls.body_reads, 1);
+                stream.on_body_read(body[..len.min(body.len())].to_vec())
+            }
+            Then::NoBody => stream.on_body_read(Vec::new()),
+            // A gRPC callout holds the request on a service outside this profile: it ends here.
+            Then::Call(_) | Then::ReadCallAnswer(_) | Then::Resume | Then::Unsupported(_) => {
+                return None
+            }
         };
-        decision = f.on_request_body(&view, chunk, &mut state, &mut ops);
     }
-    let edits = ops.remove.len() + ops.set.len() + ops.add.len();
-    bump(&calls.header_edits, edits as u64);
-    if let Decision::Respond(r) = decision {
-        bump(&calls.replies, 1);
-        return Some(r.status);
-    }
-    let mut resp = HeaderOps::default();
-    f.on_response_headers(&mut state, &mut resp);
-    let edits = resp.remove.len() + resp.set.len() + resp.add.len();
-    bump(&calls.header_edits, edits as u64);
-    std::hint::black_box(&resp);
-    None
 }
 
 /// The measured loop (callgrind: `--toggle-collect=*profile_filters*measured*`).
 #[inline(never)]
-fn measured<F: HttpFilter>(f: &F, inputs: &[&Input], rounds: usize, calls: &HostCalls) {
+fn measured<F: HttpFilter>(f: &Rc<F>, inputs: &[&Input], rounds: usize, calls: &HostCalls) {
     for _ in 0..rounds {
         for input in inputs {
             std::hint::black_box(one(f, input, calls));
@@ -179,7 +204,11 @@ fn drive<F: HttpFilter>(json: &str, rounds: usize) -> Result<(), String> {
         clock: Rc::new(CountingClock(Rc::clone(&calls))),
     };
     let cfg = parse_json::<F::Config>(json.as_bytes()).map_err(|e| e.to_string())?;
-    let f = F::configure_with(cfg, &mut metrics, &services).map_err(|e| e.to_string())?;
+    let setup = Setup {
+        metrics: &mut metrics,
+        services,
+    };
+    let f = Rc::new(F::configure(cfg, setup).map_err(|e| e.to_string())?);
     let inputs = inputs();
     let mut replies = std::collections::BTreeMap::new();
     for input in &inputs {

@@ -15,7 +15,7 @@
 //! reconfigure time is the rest (file watch, xDS processing, `on_configure`, hand-over).
 
 use anyhow::{bail, Result};
-use envoy_harness::{Client, Envoy, EnvoyConfig, HttpFilter};
+use envoy_harness::{Client, Envoy, EnvoyConfig, FilterEntry};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -57,7 +57,7 @@ pub fn measure(
 ) -> Result<Vec<ModuleResult>> {
     let mut cfg = EnvoyConfig::new("127.0.0.1:9".parse()?)
         .virtual_hosts(crate::scenario::virtual_hosts())
-        .filter(HttpFilter::wasm(
+        .filter(FilterEntry::wasm(
             FILTER,
             &reset_a.path,
             reset_a.config.clone(),
@@ -107,7 +107,7 @@ pub fn measure(
 fn push(envoy: &mut Envoy, m: &Module, client: &Client) -> Result<f64> {
     let before = envoy.stat_or_zero(UPDATE_STAT);
     let started = Instant::now();
-    envoy.update_filter(HttpFilter::wasm(FILTER, &m.path, m.config.clone()))?;
+    envoy.update_filter(FilterEntry::wasm(FILTER, &m.path, m.config.clone()))?;
     let deadline = started + Duration::from_secs(60);
     while envoy.stat_or_zero(UPDATE_STAT) <= before {
         if Instant::now() > deadline {

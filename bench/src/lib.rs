@@ -171,6 +171,17 @@ pub fn run(opts: &Options) -> Result<Report> {
 
     let mut running = Vec::new();
     let mut missing = Vec::new();
+    // Redis and the rate-limit service, once for the scenarios that call it (kept until the
+    // run ends).
+    let wants = |name: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == name);
+    let rls = if scenario::USES_RATELIMIT_SERVICE.iter().any(|n| wants(n)) {
+        let redis = envoy_harness::redis::RedisServer::start()?;
+        let limits = serde_json::from_value(scenario::ratelimit_limits())?;
+        let service = envoy_harness::ratelimit::RateLimitServer::start(vec![limits], redis.addr())?;
+        Some((redis, service))
+    } else {
+        None
+    };
     for s in scenario::all() {
         let wanted = opts.only.is_empty()
             || opts.only.iter().any(|o| o == s.name)
@@ -193,6 +204,25 @@ pub fn run(opts: &Options) -> Result<Report> {
             .concurrency(1);
         cfg.filters = filters;
         cfg.log_level = "warn".into();
+        if let (true, Some((_, service))) =
+            (scenario::USES_RATELIMIT_SERVICE.contains(&s.name), &rls)
+        {
+            let loop_port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            cfg = cfg
+                .virtual_hosts(scenario::rate_limited_virtual_hosts())
+                .cluster(
+                    "loop",
+                    std::net::SocketAddr::from(([127, 0, 0, 1], loop_port)),
+                );
+            cfg.extra_listeners.push(scenario::loop_listener(loop_port));
+            cfg.extra_clusters
+                .push(envoy_harness::ratelimit::cluster_json(
+                    "ratelimit",
+                    service.addr(),
+                ));
+        }
         let envoy = Envoy::start(cfg).with_context(|| format!("starting scenario {}", s.name))?;
         running.push(ready(
             s.name,

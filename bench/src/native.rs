@@ -104,6 +104,22 @@ pub fn buffer() -> Value {
     })
 }
 
+/// Envoy's global rate-limit filter asking the benchmark's rate-limit service (cluster
+/// `ratelimit`) with the route's descriptor ([`crate::scenario::rate_limited_virtual_hosts`]):
+/// the native anchor of `policy-global`. Same timeout and failure mode as the policy rule.
+pub fn global_ratelimit() -> Value {
+    json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+        "domain": "bench",
+        "timeout": "1s",
+        "failure_mode_deny": false,
+        "rate_limit_service": {
+            "grpc_service": {"envoy_grpc": {"cluster_name": "ratelimit"}},
+            "transport_api_version": "V3"
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

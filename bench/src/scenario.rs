@@ -8,7 +8,7 @@
 
 use crate::native;
 use anyhow::{Context, Result};
-use envoy_harness::HttpFilter;
+use envoy_harness::FilterEntry;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ pub struct Scenario {
     /// Filter crates (modules) it needs; absent ones make it "missing".
     pub needs: &'static [&'static str],
     /// The HTTP filters before the router (the buffer filter and router are added for all).
-    pub chain: fn(&Inputs) -> Result<Vec<HttpFilter>>,
+    pub chain: fn(&Inputs) -> Result<Vec<FilterEntry>>,
 }
 
 /// Where modules and configurations come from.
@@ -68,8 +68,8 @@ impl Inputs {
     }
 
     /// Filter `name` as a Wasm filter with its benchmark configuration.
-    pub fn wasm(&self, name: &str) -> Result<HttpFilter> {
-        Ok(HttpFilter::wasm(
+    pub fn wasm(&self, name: &str) -> Result<FilterEntry> {
+        Ok(FilterEntry::wasm(
             name,
             self.module(name),
             self.config(name)?,
@@ -77,8 +77,8 @@ impl Inputs {
     }
 
     /// A second (third, ...) instance of module `name`, under its own filter name and VM.
-    pub fn wasm_as(&self, name: &str, instance: &str) -> Result<HttpFilter> {
-        Ok(HttpFilter::wasm(
+    pub fn wasm_as(&self, name: &str, instance: &str) -> Result<FilterEntry> {
+        Ok(FilterEntry::wasm(
             instance,
             self.module(name),
             self.config(name)?,
@@ -103,8 +103,8 @@ impl Inputs {
     }
 }
 
-fn native(name: &str, config: Value) -> HttpFilter {
-    HttpFilter::native(name, config)
+fn native(name: &str, config: Value) -> FilterEntry {
+    FilterEntry::native(name, config)
 }
 
 /// The filters `chain` runs as separate Wasm filters and `suite` composes in one module, in
@@ -125,7 +125,7 @@ pub fn suite_config(inputs: &Inputs) -> Result<String> {
 }
 
 /// The `chain` scenario's filters: [`SUITE_MEMBERS`] as separate Wasm filters.
-fn chain(inputs: &Inputs) -> Result<Vec<HttpFilter>> {
+fn chain(inputs: &Inputs) -> Result<Vec<FilterEntry>> {
     SUITE_MEMBERS.iter().map(|m| inputs.wasm(m)).collect()
 }
 
@@ -191,6 +191,31 @@ pub fn all() -> Vec<Scenario> {
             },
         },
         Scenario {
+            name: "policy-global",
+            kind: Kind::Wasm,
+            description: "policy with its rate limit global: a gRPC callout per request to the rate-limit service (Redis), a limit that admits everything; routed through a local hop (see rate_limited_virtual_hosts)",
+            needs: &["policy"],
+            chain: |i| {
+                Ok(vec![FilterEntry::wasm(
+                    "policy",
+                    i.module("policy"),
+                    global_policy_config(i)?,
+                )])
+            },
+        },
+        Scenario {
+            name: "rbac+ratelimit-global-native",
+            kind: Kind::Native,
+            description: "native counterpart of policy-global: RBAC + envoy.filters.http.ratelimit, same descriptor, same service",
+            needs: &[],
+            chain: |_| {
+                Ok(vec![
+                    native("envoy.filters.http.rbac", native::rbac()),
+                    native("envoy.filters.http.ratelimit", native::global_ratelimit()),
+                ])
+            },
+        },
+        Scenario {
             name: "rbac-native",
             kind: Kind::Native,
             description: "envoy.filters.http.rbac with 50 DENY policies",
@@ -246,7 +271,7 @@ pub fn all() -> Vec<Scenario> {
                 "filters/suite: the same filters and configs in one module, one VM crossing per callback",
             needs: &["suite"],
             chain: |i| {
-                Ok(vec![HttpFilter::wasm(
+                Ok(vec![FilterEntry::wasm(
                     "suite",
                     i.module("suite"),
                     suite_config(i)?,
@@ -297,9 +322,79 @@ pub fn virtual_hosts() -> Value {
     }])
 }
 
+/// Scenarios that call the rate-limit service: the harness starts Redis and the service
+/// (`envoy_harness::ratelimit`) once per run for them, adds its cluster `ratelimit` and serves
+/// [`rate_limited_virtual_hosts`].
+pub const USES_RATELIMIT_SERVICE: &[&str] = &["policy-global", "rbac+ratelimit-global-native"];
+
+/// The service's limits for those scenarios (envoyproxy/ratelimit's format): per user, far more
+/// than the benchmark sends, so every request is counted in Redis and admitted.
+pub fn ratelimit_limits() -> Value {
+    json!({"domain": "bench", "descriptors": [{"key": "generic_key", "value": "bench", "descriptors": [
+        {"key": "x-user-id", "rate_limit": {"unit": "second", "requests_per_unit": 1_000_000_000u64}}]}]})
+}
+
+/// The benchmark policy with its rate-limit rule (`per-user`) made global: the same descriptor
+/// as the native anchor's route actions, [generic_key=bench, x-user-id=<user>].
+pub fn global_policy_config(inputs: &Inputs) -> Result<String> {
+    let mut cfg: Value = serde_json::from_str(&inputs.config("policy")?)?;
+    let rules = cfg["rules"]
+        .as_array_mut()
+        .context("policy config: no rules")?;
+    let rule = rules
+        .iter_mut()
+        .find(|r| r["action"] == "rate_limit")
+        .context("policy config: no rate_limit rule")?;
+    rule["rate_limit"] = json!({
+        "scope": "global",
+        "key": [{"header": "x-user-id"}],
+        "global": {"cluster": "ratelimit", "domain": "bench", "timeout": "1s",
+                   "entries": [{"key": "generic_key", "value": "bench"}]}
+    });
+    Ok(cfg.to_string())
+}
+
+/// The route of the scenarios that call the rate-limit service: to cluster `loop` (a second
+/// listener of the same Envoy answering with [`virtual_hosts`]'s direct response,
+/// [`loop_listener`]), with the descriptor's actions for `envoy.filters.http.ratelimit`. Envoy's
+/// rate-limit filter asks the service only on routes with a cluster, so both scenarios pay
+/// this extra local hop: compare them with each other, not with `baseline`.
+pub fn rate_limited_virtual_hosts() -> Value {
+    json!([{
+        "name": "bench",
+        "domains": ["*"],
+        "routes": [{
+            "name": "bench",
+            "match": {"prefix": "/"},
+            "route": {"cluster": "loop", "timeout": "5s", "rate_limits": [{"actions": [
+                {"generic_key": {"descriptor_value": "bench"}},
+                {"request_headers": {"header_name": "x-user-id", "descriptor_key": "x-user-id"}}
+            ]}]}
+        }]
+    }])
+}
+
+/// The listener behind cluster `loop` on `port`: the direct response, no filters.
+pub fn loop_listener(port: u16) -> Value {
+    json!({
+        "name": "loop",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "loop",
+                "route_config": {"name": "loop", "virtual_hosts": virtual_hosts()},
+                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]
+            }
+        }]}]
+    })
+}
+
 /// The full HTTP filter list for a scenario: its chain, then the buffer filter (see
 /// [`native::buffer`]); the harness appends the router.
-pub fn http_filters(s: &Scenario, inputs: &Inputs) -> Result<Vec<HttpFilter>> {
+pub fn http_filters(s: &Scenario, inputs: &Inputs) -> Result<Vec<FilterEntry>> {
     let mut filters = (s.chain)(inputs)?;
     filters.push(native("envoy.filters.http.buffer", native::buffer()));
     Ok(filters)

@@ -174,20 +174,30 @@ pub fn decode_deep(data: &[u8]) {
     );
 }
 
-/// The JSON extractor: parse (serde_json, as the engine does) and walk to the default depth.
+/// The JSON extractor: check the body (as the engine does), then walk it to the default
+/// depth straight from its bytes. Whatever `check` accepts, serde_json accepts too (and the
+/// reverse), and the walk of a checked body never fails.
 pub fn extract_json(data: &[u8]) {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
+    let ours = json::check(data);
+    let serde = serde_json::from_slice::<serde_json::Value>(data);
+    assert_eq!(
+        ours.is_ok(),
+        serde.is_ok(),
+        "json::check and serde_json disagree: {ours:?} vs {serde:?}"
+    );
+    if ours.is_err() {
         return;
-    };
+    }
     let depth = Config::default().limits.json_depth.max;
     let mut seen = 0usize;
-    json::walk(&v, depth, &mut |_| {
+    let walked = json::walk(data, depth, &mut |_| {
         seen += 1;
         true
     });
+    assert!(walked.is_ok(), "walk failed on a checked body");
     // Stopping early must stop the walk.
     let mut calls = 0usize;
-    json::walk(&v, depth, &mut |_| {
+    let _ = json::walk(data, depth, &mut |_| {
         calls += 1;
         false
     });

@@ -121,6 +121,11 @@ mod imports {
         pub fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
         pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
         pub fn proxy_set_effective_context(context_id: u32) -> u32;
+        pub fn proxy_get_status(
+            return_code: *mut u32,
+            return_message_data: *mut *mut u8,
+            return_message_size: *mut usize,
+        ) -> u32;
         pub fn proxy_call_foreign_function(
             function_name_data: *const u8,
             function_name_size: usize,
@@ -365,6 +370,104 @@ pub fn call_foreign_function(name: &str, args: &[u8]) -> Result<Option<Vec<u8>>,
         let _ = (name, args);
         Err(HostError::NoHost)
     }
+}
+
+/// Send a unary gRPC call to the Envoy cluster `cluster`; the token that its answer
+/// (`proxy_on_grpc_receive` / `proxy_on_grpc_close`) will carry.
+///
+/// The one host call here that goes through `proxy_wasm::hostcalls`: only its
+/// `dispatch_grpc_call` registers the token with the crate's dispatcher, which routes the
+/// answer to the calling HTTP context (the registry is private to the crate). That function
+/// panics on a status other than `Ok`, `ParseFailure` and `InternalFailure`. Envoy's
+/// `Context::grpcCall` returns `BadArgument` besides those only when it cannot create an async
+/// client for the `GrpcService` it parsed; so the cluster is passed as a serialized
+/// `GrpcService { envoy_grpc { cluster_name } }` ([`grpc_service_for_cluster`]), for which
+/// Envoy creates the client without a cluster check, and never as a bare name (a name can
+/// parse as a `GrpcService` without `envoy_grpc`, e.g. `abcdefghi`: field 12, fixed64, and
+/// client creation would then fail). An unknown cluster then fails the call itself: Envoy
+/// closes it with `UNAVAILABLE` before returning `InternalFailure`.
+pub fn grpc_call(
+    cluster: &str,
+    service: &str,
+    method: &str,
+    message: &[u8],
+    timeout: std::time::Duration,
+) -> Result<u32, HostError> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        if cluster.len() > MAX_GRPC_CLUSTER_LEN || !cluster.is_ascii() {
+            return Err(HostError::Status(2));
+        }
+        let upstream = grpc_service_for_cluster(cluster);
+        // Allowed here only: see above for why Envoy does not return the statuses that
+        // would make it panic, for this upstream.
+        #[allow(clippy::disallowed_methods)]
+        let r = proxy_wasm::hostcalls::dispatch_grpc_call(
+            // The crate takes `&str`. For an ASCII name of at most [`MAX_GRPC_CLUSTER_LEN`]
+            // bytes every length is one varint byte below 0x80, so the encoding is ASCII;
+            // anything else is refused here, before the host sees it.
+            std::str::from_utf8(&upstream).map_err(|_| HostError::Status(2))?,
+            service,
+            method,
+            Vec::new(),
+            Some(message),
+            timeout,
+        );
+        r.map_err(|s| HostError::Status(s as u32))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = (
+            cluster,
+            service,
+            method,
+            message,
+            timeout,
+            grpc_service_for_cluster,
+        );
+        Err(HostError::NoHost)
+    }
+}
+
+/// The status of the gRPC call whose close is being delivered (`proxy_on_grpc_close`): its
+/// code and message (e.g. Envoy's `upstream request timeout`).
+pub fn grpc_call_status() -> Result<(u32, String), HostError> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut code: u32 = 0;
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: out-pointers to locals.
+        status(unsafe { imports::proxy_get_status(&mut code, &mut data, &mut size) })?;
+        let message = take_host_buffer(data, size).unwrap_or_default();
+        Ok((code, String::from_utf8_lossy(&message).into_owned()))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        Err(HostError::NoHost)
+    }
+}
+
+/// The longest cluster name [`grpc_call`] takes (its encoding stays ASCII); defined with the
+/// callout types so that filters' logic (built without the glue) can check it at configure time.
+pub use crate::callout::MAX_GRPC_CLUSTER_LEN;
+
+/// `envoy.config.core.v3.GrpcService { envoy_grpc: { cluster_name: cluster } }`, serialized.
+pub fn grpc_service_for_cluster(cluster: &str) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: usize) {
+        while v >= 0x80 {
+            out.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut inner = vec![0x0a];
+    varint(&mut inner, cluster.len());
+    inner.extend_from_slice(cluster.as_bytes());
+    let mut out = vec![0x0a];
+    varint(&mut out, inner.len());
+    out.extend_from_slice(&inner);
+    out
 }
 
 /// Reset the HTTP stream: the last resort when a request must not go on and no local reply

@@ -1,10 +1,12 @@
 //! The contract between a filter's logic and the proxy glue.
 //!
-//! A filter is a value built once per configuration (`configure`) and shared by every request;
+//! A filter is a value built once per configuration (`configure`, given its config and a
+//! [`Setup`], as network filters are) and shared by every request;
 //! per-request data lives in `State`. Hooks receive plain data and say what to do; they never
-//! call the host. The glue in [`crate::proxy`] turns each [`Decision`] and [`HeaderOps`] into
+//! call the host. The glue in `sdk_ext::proxy` (feature `glue`) turns each [`Decision`] and [`HeaderOps`] into
 //! host calls.
 
+use crate::callout::{CallOutcome, GrpcCall};
 use crate::config::ConfigError;
 use crate::metrics::Metrics;
 use crate::reply::LocalReply;
@@ -28,6 +30,10 @@ pub enum Decision {
     /// before any body byte reaches it), but header changes made there do not reach the
     /// upstream: they are applied after the headers were sent.
     InspectBody,
+    /// Hold the request, make this gRPC call, then call [`HttpFilter::on_call_response`] with
+    /// the outcome; its decision applies. Only meaningful from `on_request_headers` (elsewhere
+    /// the glue treats it as a host failure). One call per request.
+    Call(GrpcCall),
 }
 
 /// Header changes a hook asks for; applied in order: removals, then sets, then adds.
@@ -84,6 +90,15 @@ pub enum HostErrorPolicy {
     FailOpen,
 }
 
+/// What a filter gets at configure time besides its config (HTTP and network filters alike).
+pub struct Setup<'a> {
+    /// Register counters, gauges and histograms.
+    pub metrics: &'a mut Metrics,
+    /// Shared data (one store for every worker of this `vm_id`) and the proxy's clock, to keep
+    /// for the request path (e.g. rate limits). Native use: [`Services::local`].
+    pub services: Services,
+}
+
 /// The request body as the filter sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyChunk<'a> {
@@ -104,22 +119,11 @@ pub trait HttpFilter: Sized + 'static {
     /// What the glue does when a host call on the request path fails. Default: fail closed.
     const ON_HOST_ERROR: HostErrorPolicy = HostErrorPolicy::FailClosed;
 
-    /// Phase: plugin (re)configuration. Validate and compile `config`; define metrics.
-    /// An error refuses the configuration: Envoy will not start with it, and on a live update
-    /// it keeps the previous configuration.
-    fn configure(config: Self::Config, metrics: &mut Metrics) -> Result<Self, ConfigError>;
-
-    /// Phase: plugin (re)configuration, for filters that keep state across requests: as
-    /// [`HttpFilter::configure`], plus the host's [`Services`] (shared data, clock) to keep for
-    /// the request path. The glue calls this one. Default: ignore `services`, call `configure`.
-    fn configure_with(
-        config: Self::Config,
-        metrics: &mut Metrics,
-        services: &Services,
-    ) -> Result<Self, ConfigError> {
-        let _ = services;
-        Self::configure(config, metrics)
-    }
+    /// Phase: plugin (re)configuration. Validate and compile `config`; define metrics with
+    /// `setup.metrics`; keep `setup.services` (shared data, clock) for filters that keep state
+    /// across requests. An error refuses the configuration: Envoy will not start with it, and
+    /// on a live update it keeps the previous configuration.
+    fn configure(config: Self::Config, setup: Setup<'_>) -> Result<Self, ConfigError>;
 
     /// Phase: request headers received. Default: continue.
     fn on_request_headers(
@@ -144,6 +148,27 @@ pub trait HttpFilter: Sized + 'static {
         &self,
         _req: &RequestView,
         _body: BodyChunk<'_>,
+        _state: &mut Self::State,
+        _ops: &mut HeaderOps,
+    ) -> Decision {
+        Decision::Continue
+    }
+
+    /// Whether this filter (as configured) may return [`Decision::Call`]. A host that cannot
+    /// hold the request for a call (the suite's composition) refuses such a configuration.
+    /// Default: false.
+    fn calls_out(&self) -> bool {
+        false
+    }
+
+    /// Phase: the gRPC call asked for by [`Decision::Call`] ended (answer, failure or
+    /// timeout); the request is still held. `req` is the view the header hook saw; `ops`
+    /// changes the request headers before they go upstream. Returning `Call` again is treated
+    /// as a host failure. Default: continue.
+    fn on_call_response(
+        &self,
+        _req: &RequestView,
+        _outcome: CallOutcome<'_>,
         _state: &mut Self::State,
         _ops: &mut HeaderOps,
     ) -> Decision {

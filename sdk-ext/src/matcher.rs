@@ -11,12 +11,15 @@
 //!   result (so an inverted matcher matches a missing header);
 //! * in a [`RequestMatcher`], every configured kind must match (AND); within one kind's list,
 //!   methods, paths, hosts and CIDRs are alternatives (OR) while headers and query parameters
-//!   must all match (AND), as in Envoy's `RouteMatch`;
+//!   must all match (AND), as in Envoy's `RouteMatch`; cookies and JWT claims are ANDed too,
+//!   API-key consumers are alternatives;
 //! * paths are matched **normalized** by default ([`PathMatching`], [`crate::path`]): a rule
 //!   on `/admin` also holds for `//admin`, `/./admin`, `/%61dmin` and `/x/../admin`, whether or
 //!   not the Envoy in front normalizes paths.
 
 use crate::config::{header_name, ConfigError};
+use crate::cookie::{CookieMatchSpec, CookieMatcher};
+use crate::jwt::{ClaimMatchSpec, ClaimMatcher, Claims};
 use crate::view::RequestView;
 use ipnet::IpNet;
 use regex_lite::{Regex, RegexBuilder};
@@ -376,7 +379,10 @@ pub enum PathMatching {
     Raw,
 }
 
-/// Everything a rule can match on, as users write it. Omitted kinds match anything.
+/// Everything a rule can match on, as users write it: the one match vocabulary of every filter
+/// (policy's and router's `match`). Omitted kinds match anything. Kinds are ANDed;
+/// alternatives within `methods`, `paths`, `hosts`, `source_cidrs` and `consumers` are ORed;
+/// `headers`, `query`, `cookies` and `claims` are ANDed.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RequestMatchSpec {
@@ -392,6 +398,48 @@ pub struct RequestMatchSpec {
     pub query: Vec<QueryMatchSpec>,
     #[serde(default)]
     pub source_cidrs: Vec<String>,
+    /// Cookies, all of which must match (`{"name": "beta", "value": {"exact": "yes"}}`).
+    #[serde(default)]
+    pub cookies: Vec<CookieMatchSpec>,
+    /// JWT claims, all of which must match, read from the filter's claim source (see
+    /// [`crate::jwt`]) only when every other kind matched.
+    #[serde(default)]
+    pub claims: Vec<ClaimMatchSpec>,
+    /// Consumer names (from the filter's API-key check); `"*"` is any consumer. Only filters
+    /// that identify consumers accept it ([`MatchOptions::no_consumers`]); the others refuse it.
+    #[serde(default)]
+    pub consumers: Vec<String>,
+}
+
+/// How a filter compiles its [`RequestMatchSpec`]s: what it can supply at request time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchOptions {
+    /// Which form of the path `paths` see (the filter's `path_matching`).
+    pub path_matching: PathMatching,
+    /// Why `consumers` cannot be used (refused at configure time with this reason), or `None`
+    /// when the filter identifies consumers and passes them to [`RequestMatcher::matches_with`].
+    /// Default: refused, so a filter that never supplies consumers cannot hold rules that would
+    /// silently never match.
+    pub no_consumers: Option<&'static str>,
+}
+
+impl Default for MatchOptions {
+    fn default() -> Self {
+        Self {
+            path_matching: PathMatching::default(),
+            no_consumers: Some("this filter identifies no API-key consumers"),
+        }
+    }
+}
+
+impl MatchOptions {
+    /// Paths as `path_matching` says; `consumers` refused with `why`.
+    pub fn without_consumers(path_matching: PathMatching, why: &'static str) -> Self {
+        Self {
+            path_matching,
+            no_consumers: Some(why),
+        }
+    }
 }
 
 /// A compiled [`RequestMatchSpec`].
@@ -403,6 +451,9 @@ pub struct RequestMatcher {
     headers: Vec<HeaderMatcher>,
     query: Vec<QueryMatcher>,
     cidrs: CidrMatcher,
+    cookies: Vec<CookieMatcher>,
+    claims: Vec<ClaimMatcher>,
+    consumers: Vec<String>,
     path_matching: PathMatching,
 }
 
@@ -424,7 +475,15 @@ impl RequestMatchSpec {
         self == &Self::default()
     }
 
+    /// Compile with the default options: normalized paths, `consumers` refused (a filter that
+    /// supplies consumers uses [`Self::compile_with`]).
     pub fn compile(&self) -> Result<RequestMatcher, ConfigError> {
+        self.compile_with(MatchOptions::default())
+    }
+
+    /// Validate and compile. Errors name the field relative to this spec
+    /// (`cookies[1].value.regex`).
+    pub fn compile_with(&self, options: MatchOptions) -> Result<RequestMatcher, ConfigError> {
         let host_spec = |s: &StringMatchSpec| {
             // Hosts are case-insensitive (RFC 9110 section 4.2.3).
             StringMatchSpec {
@@ -432,6 +491,16 @@ impl RequestMatchSpec {
                 ..s.clone()
             }
             .compile()
+        };
+        if let (Some(why), false) = (options.no_consumers, self.consumers.is_empty()) {
+            return Err(ConfigError::new("consumers", why));
+        }
+        let consumer = |c: &String| {
+            if c.is_empty() {
+                Err(ConfigError::new("", "must not be empty"))
+            } else {
+                Ok(c.clone())
+            }
         };
         Ok(RequestMatcher {
             methods: MethodMatcher::compile(&self.methods).map_err(|e| e.within("methods"))?,
@@ -441,21 +510,38 @@ impl RequestMatchSpec {
             query: compile_list("query", &self.query, QueryMatchSpec::compile)?,
             cidrs: CidrMatcher::compile(&self.source_cidrs)
                 .map_err(|e| e.within("source_cidrs"))?,
-            path_matching: PathMatching::default(),
+            cookies: compile_list("cookies", &self.cookies, CookieMatchSpec::compile)?,
+            claims: compile_list("claims", &self.claims, ClaimMatchSpec::compile)?,
+            consumers: compile_list("consumers", &self.consumers, consumer)?,
+            path_matching: options.path_matching,
         })
     }
 }
 
 impl RequestMatcher {
-    /// Match paths in `mode` instead of the default (normalized).
+    /// Match paths in `mode` instead of the one compiled in.
     #[must_use]
     pub fn with_path_matching(mut self, mode: PathMatching) -> Self {
         self.path_matching = mode;
         self
     }
 
-    /// Does the request match every configured kind?
+    /// Does the request match every configured kind? Without a consumer or claims: a rule with
+    /// `consumers` or (non-inverted) `claims` does not match here; filters that supply them
+    /// call [`Self::matches_with`].
     pub fn matches(&self, req: &RequestView) -> bool {
+        self.matches_with(req, None, &|| None)
+    }
+
+    /// As [`Self::matches`], with the request's consumer and claims. `claims` is called only
+    /// when every other kind matched and this matcher has claim conditions, so a filter decodes
+    /// the claims lazily, at most once per request (behind a `OnceCell`).
+    pub fn matches_with<'c>(
+        &self,
+        req: &RequestView,
+        consumer: Option<&str>,
+        claims: &dyn Fn() -> Option<&'c Claims>,
+    ) -> bool {
         (self.methods.0.is_empty() || self.methods.matches(req.method()))
             && (self.paths.is_empty() || {
                 let path = req.match_path(self.path_matching);
@@ -465,6 +551,18 @@ impl RequestMatcher {
             && self.headers.iter().all(|m| m.matches(req))
             && self.query.iter().all(|m| m.matches(req))
             && (self.cidrs.is_empty() || req.source_ip().is_some_and(|ip| self.cidrs.matches(ip)))
+            && (self.consumers.is_empty()
+                || consumer.is_some_and(|c| self.consumers.iter().any(|r| r == "*" || r == c)))
+            && self.cookies.iter().all(|m| m.matches(req))
+            && (self.claims.is_empty() || {
+                let c = claims();
+                self.claims.iter().all(|m| m.matches(c))
+            })
+    }
+
+    /// Whether any condition reads JWT claims.
+    pub fn needs_claims(&self) -> bool {
+        !self.claims.is_empty()
     }
 }
 

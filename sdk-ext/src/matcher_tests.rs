@@ -270,3 +270,90 @@ fn path_rules_match_the_normalized_path_unless_raw_is_asked_for() {
     }
     assert!(!normalized.matches(&RequestBuilder::get("/admin/../public").build()));
 }
+
+#[test]
+fn request_matcher_cookies_consumers_and_lazy_claims() {
+    use crate::jwt::Claims;
+    use base64::Engine as _;
+    let spec: RequestMatchSpec = serde_json::from_str(
+        r#"{"paths": [{"prefix": "/a"}],
+            "consumers": ["ci", "ops"],
+            "cookies": [{"name": "beta", "value": {"exact": "yes"}}],
+            "claims": [{"claim": "sub", "value": {"exact": "alice"}}]}"#,
+    )
+    .unwrap();
+    let with_consumers = MatchOptions {
+        no_consumers: None,
+        ..MatchOptions::default()
+    };
+    let m = spec.compile_with(with_consumers).unwrap();
+    assert!(m.needs_claims());
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"sub":"alice"}"#);
+    let alice = Claims::from_payload_header(&payload).unwrap();
+    let with_cookie = RequestBuilder::get("/a/x")
+        .header("cookie", "x=1; beta=yes")
+        .build();
+    assert!(m.matches_with(&with_cookie, Some("ops"), &|| Some(&alice)));
+    assert!(!m.matches_with(&with_cookie, Some("dev"), &|| Some(&alice)));
+    assert!(!m.matches_with(&with_cookie, None, &|| Some(&alice)));
+    assert!(
+        !m.matches(&with_cookie),
+        "consumer and claim conditions fail without them"
+    );
+    let no_cookie = RequestBuilder::get("/a/x").build();
+    let called = std::cell::Cell::new(false);
+    let lazy = || {
+        called.set(true);
+        Some(&alice)
+    };
+    assert!(!m.matches_with(&no_cookie, Some("ci"), &lazy));
+    assert!(
+        !called.get(),
+        "claims decoded although an earlier condition failed"
+    );
+    let any: RequestMatchSpec = serde_json::from_str(r#"{"consumers": ["*"]}"#).unwrap();
+    let any = any.compile_with(with_consumers).unwrap();
+    assert!(any.matches_with(&no_cookie, Some("whoever"), &|| None));
+    assert!(!any.matches_with(&no_cookie, None, &|| None));
+}
+
+#[test]
+fn request_matcher_new_kinds_report_json_paths() {
+    for (json, path) in [
+        (
+            r#"{"claims": [{"claim": "s"}, {"claim": ""}]}"#,
+            "claims[1].claim",
+        ),
+        (
+            r#"{"cookies": [{"name": "c", "value": {"regex": "("}}]}"#,
+            "cookies[0].value.regex",
+        ),
+        (r#"{"consumers": ["a", ""]}"#, "consumers[1]"),
+    ] {
+        let err = serde_json::from_str::<RequestMatchSpec>(json)
+            .unwrap()
+            .compile_with(MatchOptions {
+                no_consumers: None,
+                ..MatchOptions::default()
+            })
+            .unwrap_err();
+        assert_eq!(err.path, path, "{json}");
+    }
+    let spec: RequestMatchSpec = serde_json::from_str(r#"{"consumers": ["a"]}"#).unwrap();
+    let err = spec.compile().unwrap_err();
+    assert_eq!(
+        (err.path.as_str(), err.reason.as_str()),
+        ("consumers", "this filter identifies no API-key consumers"),
+        "refused by default: a filter that supplies no consumer would never match the rule"
+    );
+    let err = spec
+        .compile_with(MatchOptions::without_consumers(
+            PathMatching::Normalized,
+            "no API keys here",
+        ))
+        .unwrap_err();
+    assert_eq!(
+        (err.path.as_str(), err.reason.as_str()),
+        ("consumers", "no API keys here")
+    );
+}

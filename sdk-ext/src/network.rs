@@ -3,7 +3,7 @@
 //! The TCP counterpart of [`crate::filter`]: a filter built once per configuration and shared
 //! by every connection, per-connection data in `State`, hooks that receive plain data (a
 //! [`ConnectionView`], the bytes read so far) and return a [`NetDecision`]. The glue in
-//! [`crate::proxy_network`] turns decisions into host calls: close the connection, hold its
+//! `sdk_ext::proxy_network` (feature `glue`) turns decisions into host calls: close the connection, hold its
 //! bytes, or let them through to the next filter (usually `tcp_proxy`) after applying the
 //! [`ConnOps`] (filter state such as `envoy.tcp_proxy.cluster`).
 //!
@@ -17,8 +17,8 @@
 //! its upstream is connected (measured with Envoy 1.40).
 
 use crate::config::ConfigError;
-use crate::metrics::Metrics;
-use crate::shared::Services;
+/// The configure-time [`Setup`], shared with HTTP filters (formerly `NetworkSetup`).
+pub use crate::filter::Setup;
 use crate::view::{prop_i64, prop_string, PropertySource};
 use serde::de::DeserializeOwned;
 use std::cell::OnceCell;
@@ -152,14 +152,6 @@ fn parse_addr(props: &dyn PropertySource, path: &[&str], port_root: &str) -> Opt
     Some(SocketAddr::new(ip, port))
 }
 
-/// What a network filter gets at configure time besides its config.
-pub struct NetworkSetup<'a> {
-    /// Register counters, gauges and histograms.
-    pub metrics: &'a mut Metrics,
-    /// Shared data (one store for every worker of this `vm_id`) and the proxy's clock.
-    pub services: Services,
-}
-
 /// A network filter's logic. Implement it, then export it with
 /// [`crate::export_network_filter!`].
 pub trait NetworkFilter: Sized + 'static {
@@ -173,7 +165,7 @@ pub trait NetworkFilter: Sized + 'static {
     /// Phase: plugin (re)configuration. Validate and compile `config`; define metrics.
     /// An error refuses the configuration (Envoy does not start with it; on a live update it
     /// keeps the previous one).
-    fn configure(config: Self::Config, setup: NetworkSetup<'_>) -> Result<Self, ConfigError>;
+    fn configure(config: Self::Config, setup: Setup<'_>) -> Result<Self, ConfigError>;
 
     /// Phase: connection accepted, before any byte is read. Default: continue.
     /// `Pause` keeps the next filters (and `tcp_proxy`'s upstream connect) from starting until

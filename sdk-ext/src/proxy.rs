@@ -2,18 +2,21 @@
 //!
 //! [`install_http_filter`] registers a root context that parses and compiles the plugin
 //! configuration once per `on_configure`, and an HTTP context per request that fetches the
-//! header map with one host call, runs the filter's hooks and applies their decisions.
+//! header map with one host call and executes the steps of the request's lifecycle
+//! ([`crate::lifecycle::HttpStream`], where every decision is made and tested natively).
 
 use crate::abi::{self, HostError};
 use crate::build_info::BuildInfo;
+use crate::callout::GrpcCall;
 use crate::config::parse_json;
-use crate::filter::{BodyChunk, Decision, HeaderOps, HostErrorPolicy, HttpFilter};
+use crate::filter::{HeaderOps, HttpFilter, Setup};
+pub use crate::lifecycle::HostOp;
+use crate::lifecycle::{CallClose, HttpStream, Side, Step, Then};
 use crate::metrics::{Counter, MetricKind, MetricSink, Metrics};
-use crate::reply::LocalReply;
 use crate::shared::{Clock, Services, SharedStore, StoreError};
 use crate::view::{PropertySource, RequestView};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, StreamType};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -89,21 +92,6 @@ impl Clock for HostClock {
     }
 }
 
-/// Kinds of host call, for logging each kind's first failure once per VM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostOp {
-    ReadConfig,
-    ReadHeaders,
-    EditRequestHeaders,
-    EditResponseHeaders,
-    ReadBody,
-    SendReply,
-    ResetStream,
-    Property,
-    Metric,
-    Clock,
-}
-
 thread_local! {
     /// Bit `op as u32` set: that kind of failure was logged by this VM already.
     static LOGGED: Cell<u32> = const { Cell::new(0) };
@@ -125,8 +113,7 @@ pub fn log_once(op: HostOp, err: &HostError) {
     }
 }
 
-/// The host's services for [`HttpFilter::configure_with`] (and for other glue, e.g. a TCP
-/// filter's, that keeps state across requests).
+/// The host's services for a filter's [`Setup`] (HTTP and network glue alike).
 pub fn host_services() -> Services {
     Services {
         shared: Rc::new(HostSharedStore),
@@ -268,9 +255,13 @@ impl<F: HttpFilter> RootContext for FilterRoot<F> {
             }
         };
         let mut metrics = Metrics::new(F::NAME, Rc::new(HostMetrics));
-        let services = host_services();
-        let built = parse_json::<F::Config>(&bytes)
-            .and_then(|cfg| F::configure_with(cfg, &mut metrics, &services));
+        let built = parse_json::<F::Config>(&bytes).and_then(|cfg| {
+            let setup = Setup {
+                metrics: &mut metrics,
+                services: host_services(),
+            };
+            F::configure(cfg, setup)
+        });
         match built {
             Ok(filter) => {
                 log::info!("{}: configuration accepted", F::NAME);
@@ -292,9 +283,7 @@ impl<F: HttpFilter> RootContext for FilterRoot<F> {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let filter = Rc::clone(self.filter.as_ref()?);
         Some(Box::new(FilterHttp::<F> {
-            filter,
-            state: F::State::default(),
-            phase: Phase::Headers,
+            stream: HttpStream::new(filter),
             host_errors: self.host_errors.clone(),
         }))
     }
@@ -304,21 +293,9 @@ impl<F: HttpFilter> RootContext for FilterRoot<F> {
     }
 }
 
-/// Where a request is in its lifecycle.
-enum Phase {
-    /// Waiting for request headers, or done with the request side.
-    Headers,
-    /// Headers held until the body arrives; the view is kept for the body hook.
-    Buffering(RequestView),
-    /// A local reply was sent (or the stream reset); ignore the rest of the stream.
-    Replied,
-}
-
-/// Per-request context.
+/// Per-request context: executes the lifecycle's steps.
 pub struct FilterHttp<F: HttpFilter> {
-    filter: Rc<F>,
-    state: F::State,
-    phase: Phase,
+    stream: HttpStream<F>,
     host_errors: Option<Counter>,
 }
 
@@ -331,199 +308,153 @@ impl<F: HttpFilter> FilterHttp<F> {
         }
     }
 
-    /// A host call on the request path failed: fail closed (503, else reset) or open
-    /// (forward as is), as the filter declares.
-    fn on_host_failure(&mut self, op: HostOp, err: &HostError) -> Action {
+    /// Report a refused call to the lifecycle, which answers with the next step.
+    fn refused(&mut self, op: HostOp, err: &HostError) -> Step {
         self.host_error(op, err);
-        match F::ON_HOST_ERROR {
-            HostErrorPolicy::FailOpen => Action::Continue,
-            HostErrorPolicy::FailClosed => {
-                let reply = LocalReply::json(503, "unavailable", "filter could not run", None);
-                self.reply(&reply)
+        self.stream.on_host_error(op)
+    }
+
+    /// Execute `step` and the steps it leads to, until one answers the callback.
+    fn execute(&mut self, mut step: Step) -> Action {
+        loop {
+            if let Some(edits) = step.edits.take() {
+                let (map, op) = match edits.side {
+                    Side::Request => (MapType::HttpRequestHeaders, HostOp::EditRequestHeaders),
+                    Side::Response => (MapType::HttpResponseHeaders, HostOp::EditResponseHeaders),
+                };
+                if let Err(e) = apply_ops(map, &edits.ops) {
+                    if edits.required {
+                        step = self.refused(op, &e);
+                        continue;
+                    }
+                    self.host_error(op, &e);
+                }
             }
-        }
-    }
-
-    fn apply_request_ops(&self, ops: &HeaderOps) -> Result<(), HostError> {
-        let map = MapType::HttpRequestHeaders;
-        for name in &ops.remove {
-            abi::set_header(map, name, None)?;
-        }
-        for (n, v) in &ops.set {
-            abi::set_header(map, n, Some(v))?;
-        }
-        for (n, v) in &ops.add {
-            abi::add_header(map, n, v)?;
-        }
-        Ok(())
-    }
-
-    /// Apply `ops`, then act on `decision`; a failed edit is a host failure (a reply still
-    /// goes out: a denial does not depend on the edits).
-    fn finish(&mut self, ops: &HeaderOps, decision: Decision) -> Result<Decision, Action> {
-        if let Err(e) = self.apply_request_ops(ops) {
-            if let Decision::Respond(_) = decision {
-                self.host_error(HostOp::EditRequestHeaders, &e);
-                return Ok(decision);
-            }
-            return Err(self.on_host_failure(HostOp::EditRequestHeaders, &e));
-        }
-        Ok(decision)
-    }
-
-    /// Send a local reply; if the host refuses, reset the stream (a denial must never be
-    /// forwarded). Either way the rest of the stream is ignored.
-    fn reply(&mut self, reply: &LocalReply) -> Action {
-        self.phase = Phase::Replied;
-        if let Err(e) =
-            abi::send_local_response(u32::from(reply.status), &reply.headers, &reply.body)
-        {
-            self.host_error(HostOp::SendReply, &e);
-            if let Err(e) = abi::reset_stream() {
-                self.host_error(HostOp::ResetStream, &e);
-            }
-        }
-        Action::Pause
-    }
-
-    fn run_body_hook(&mut self, view: &RequestView, body: &[u8], truncated: bool) -> Action {
-        let mut ops = HeaderOps::default();
-        let chunk = BodyChunk {
-            bytes: body,
-            truncated,
-        };
-        let decision = self
-            .filter
-            .on_request_body(view, chunk, &mut self.state, &mut ops);
-        self.phase = Phase::Headers;
-        match self.finish(&ops, decision) {
-            Err(action) => action,
-            Ok(Decision::Respond(r)) => self.reply(&r),
-            // The headers were paused; resume them along with the buffered body.
-            Ok(Decision::Continue | Decision::InspectBody) => Action::Continue,
-        }
-    }
-
-    /// Up to `len` bytes of the request body, or the host failure's action.
-    fn read_body(&mut self, len: usize) -> Result<Vec<u8>, Action> {
-        match abi::buffer(BufferType::HttpRequestBody, 0, len) {
-            Ok(b) => Ok(b.unwrap_or_default()),
-            Err(e) => Err(self.on_host_failure(HostOp::ReadBody, &e)),
+            step = match step.then {
+                Then::Continue => return Action::Continue,
+                Then::Pause => return Action::Pause,
+                Then::Reply(reply) => match abi::send_local_response(
+                    u32::from(reply.status),
+                    &reply.headers,
+                    &reply.body,
+                ) {
+                    Ok(()) => return Action::Pause,
+                    Err(e) => self.refused(HostOp::SendReply, &e),
+                },
+                Then::Reset => match abi::reset_stream() {
+                    Ok(()) => return Action::Pause,
+                    Err(e) => self.refused(HostOp::ResetStream, &e),
+                },
+                Then::ReadBody(len) => match abi::buffer(BufferType::HttpRequestBody, 0, len) {
+                    Ok(body) => self.stream.on_body_read(body.unwrap_or_default()),
+                    Err(e) => self.refused(HostOp::ReadBody, &e),
+                },
+                Then::NoBody => self.stream.on_body_read(Vec::new()),
+                Then::Call(call) => match send_call(&call) {
+                    Ok(token) => self.stream.on_call_dispatched(token, HostClock.now_nanos()),
+                    Err(e) => self.refused(HostOp::GrpcCall, &e),
+                },
+                Then::ReadCallAnswer(len) => {
+                    match abi::buffer(BufferType::GrpcReceiveBuffer, 0, len) {
+                        Ok(answer) => self.stream.on_call_answer(answer.unwrap_or_default()),
+                        Err(e) => self.refused(HostOp::ReadCallAnswer, &e),
+                    }
+                }
+                // Outside a host callback (the call's close): the returned action is unused.
+                Then::Resume => match abi::continue_stream(StreamType::HttpRequest) {
+                    Ok(()) => return Action::Continue,
+                    Err(e) => self.refused(HostOp::ResumeRequest, &e),
+                },
+                // Status 12: UNIMPLEMENTED, what the host would say.
+                Then::Unsupported(op) => self.refused(op, &HostError::Status(12)),
+            };
         }
     }
 }
 
-impl<F: HttpFilter> Context for FilterHttp<F> {}
+/// Send `call` through the proxy's gRPC client; its token.
+fn send_call(call: &GrpcCall) -> Result<u32, HostError> {
+    abi::grpc_call(
+        &call.cluster,
+        call.service,
+        call.method,
+        &call.message,
+        call.timeout,
+    )
+}
+
+/// Apply header edits to `map`: removals, then sets, then adds; stops at the first refusal.
+fn apply_ops(map: MapType, ops: &HeaderOps) -> Result<(), HostError> {
+    for name in &ops.remove {
+        abi::set_header(map, name, None)?;
+    }
+    for (n, v) in &ops.set {
+        abi::set_header(map, n, Some(v))?;
+    }
+    for (n, v) in &ops.add {
+        abi::add_header(map, n, v)?;
+    }
+    Ok(())
+}
+
+impl<F: HttpFilter> Context for FilterHttp<F> {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        // A failed call's status message tells Envoy's own timeout apart (read only now: the
+        // host gives it during this callback only).
+        let message = if status_code == 0 {
+            None
+        } else {
+            abi::grpc_call_status().ok().map(|(_, m)| m)
+        };
+        let close = CallClose {
+            token: token_id,
+            status: status_code,
+            response_size,
+            message,
+            now_nanos: HostClock.now_nanos(),
+        };
+        let step = self.stream.on_call_closed(&close);
+        // The request was held (its header callback answered pause): the steps resume it or
+        // answer it; there is no callback to answer.
+        self.execute(step);
+    }
+}
 
 impl<F: HttpFilter> HttpContext for FilterHttp<F> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         // Bytes: Envoy's HTTP/1 codec accepts obs-text (bytes 0x80-0xFF) in header values;
         // invalid sequences become U+FFFD here instead of trapping the VM.
-        let headers = match abi::header_pairs(MapType::HttpRequestHeaders) {
-            Ok(pairs) => pairs
-                .into_iter()
-                .map(|(n, v)| {
-                    (
-                        String::from_utf8_lossy(&n).into_owned(),
-                        String::from_utf8_lossy(&v).into_owned(),
-                    )
-                })
-                .collect(),
-            Err(e) => return self.on_host_failure(HostOp::ReadHeaders, &e),
-        };
-        let view = RequestView::new(headers, Box::new(HostProperties));
-        let mut ops = HeaderOps::default();
-        let decision = self
-            .filter
-            .on_request_headers(&view, &mut self.state, &mut ops);
-        let decision = match self.finish(&ops, decision) {
-            Ok(d) => d,
-            Err(action) => return action,
-        };
-        match decision {
-            Decision::Continue => Action::Continue,
-            Decision::Respond(r) => self.reply(&r),
-            Decision::InspectBody if end_of_stream || self.filter.max_body_bytes() == 0 => {
-                self.run_body_hook(&view, &[], false)
+        let step = match abi::header_pairs(MapType::HttpRequestHeaders) {
+            Ok(pairs) => {
+                let headers = pairs
+                    .into_iter()
+                    .map(|(n, v)| {
+                        (
+                            String::from_utf8_lossy(&n).into_owned(),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        )
+                    })
+                    .collect();
+                let view = RequestView::new(headers, Box::new(HostProperties));
+                self.stream.on_request_headers(view, end_of_stream)
             }
-            Decision::InspectBody => {
-                // Continue, not Pause: under ABI 0.2.1 Envoy turns a paused headers callback
-                // into StopAllIterationAndWatermark, which also withholds the body from this
-                // filter, so the body hook would never run and the request would hang. The
-                // headers therefore travel on (the router opens the upstream request) while
-                // the body is held by pausing `on_http_request_body` (StopIterationAndBuffer);
-                // a local reply from the body hook resets the upstream request.
-                self.phase = Phase::Buffering(view);
-                Action::Continue
-            }
-        }
+            Err(e) => self.refused(HostOp::ReadHeaders, &e),
+        };
+        self.execute(step)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let limit = self.filter.max_body_bytes();
-        match std::mem::replace(&mut self.phase, Phase::Headers) {
-            Phase::Buffering(view) if end_of_stream || body_size >= limit => {
-                match self.read_body(body_size.min(limit)) {
-                    Ok(body) => self.run_body_hook(&view, &body, body_size > limit),
-                    Err(action) => action,
-                }
-            }
-            Phase::Buffering(view) => {
-                // Keep buffering (Envoy: StopIterationAndBuffer) until the limit or the end.
-                self.phase = Phase::Buffering(view);
-                Action::Pause
-            }
-            Phase::Replied => {
-                self.phase = Phase::Replied;
-                Action::Pause
-            }
-            Phase::Headers => Action::Continue,
-        }
+        let step = self.stream.on_request_body(body_size, end_of_stream);
+        self.execute(step)
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        // A body followed by trailers never sets end_of_stream on the body: inspect it now.
-        match std::mem::replace(&mut self.phase, Phase::Headers) {
-            Phase::Buffering(view) => {
-                let limit = self.filter.max_body_bytes();
-                match self.read_body(limit) {
-                    Ok(body) => {
-                        let truncated = body.len() >= limit;
-                        self.run_body_hook(&view, &body, truncated)
-                    }
-                    Err(action) => action,
-                }
-            }
-            other => {
-                self.phase = other;
-                Action::Continue
-            }
-        }
+        let step = self.stream.on_request_trailers();
+        self.execute(step)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let mut ops = HeaderOps::default();
-        self.filter.on_response_headers(&mut self.state, &mut ops);
-        // The response is on its way: a failed edit is logged and counted, never a reason to
-        // drop the upstream's answer.
-        let map = MapType::HttpResponseHeaders;
-        let result = ops
-            .remove
-            .iter()
-            .try_for_each(|name| abi::set_header(map, name, None))
-            .and_then(|()| {
-                ops.set
-                    .iter()
-                    .try_for_each(|(n, v)| abi::set_header(map, n, Some(v)))
-            })
-            .and_then(|()| {
-                ops.add
-                    .iter()
-                    .try_for_each(|(n, v)| abi::add_header(map, n, v))
-            });
-        if let Err(e) = result {
-            self.host_error(HostOp::EditResponseHeaders, &e);
-        }
-        Action::Continue
+        let step = self.stream.on_response_headers();
+        self.execute(step)
     }
 }

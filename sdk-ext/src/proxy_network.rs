@@ -26,9 +26,7 @@ use crate::abi;
 use crate::build_info::BuildInfo;
 use crate::config::parse_json;
 use crate::metrics::Metrics;
-use crate::network::{
-    ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter, NetworkSetup,
-};
+use crate::network::{ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter};
 use crate::proxy::{host_services, init_logging, sync_log_level, HostMetrics, HostProperties};
 use proxy_wasm::traits::{Context, RootContext, StreamContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, PeerType, StreamType};
@@ -162,7 +160,7 @@ impl<F: NetworkFilter> RootContext for NetRoot<F> {
         let built = parse_json::<F::Config>(&bytes).and_then(|cfg| {
             F::configure(
                 cfg,
-                NetworkSetup {
+                crate::filter::Setup {
                     metrics: &mut metrics,
                     services: host_services(),
                 },

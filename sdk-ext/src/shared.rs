@@ -1,8 +1,8 @@
 //! Host services for state that outlives a request: a key-value store shared by every worker
 //! (proxy-wasm shared data) and a clock.
 //!
-//! Filters receive them in [`crate::HttpFilter::configure_with`] as [`Services`] and keep the
-//! `Rc`s for the request path. The glue ([`crate::proxy`]) passes the host's shared data and
+//! Filters receive them in `configure`'s [`crate::Setup`] as [`Services`] and keep the
+//! `Rc`s for the request path. The glue (`sdk_ext::proxy` (feature `glue`)) passes the host's shared data and
 //! clock; native code and tests use [`MemoryStore`] and [`crate::testing::FakeClock`].
 //!
 //! Why a trait and not host calls: the logic that uses them (the token bucket in

@@ -2,7 +2,11 @@
 //! sink that records what it was told. Not compiled out in release builds on purpose: filters'
 //! own tests use them, and unused code costs nothing in the `.wasm` after LTO.
 
+use crate::config::{parse_json, ConfigError};
+use crate::filter::{HttpFilter, Setup};
 use crate::metrics::{MetricKind, MetricSink, Metrics};
+use crate::network::NetworkFilter;
+use crate::shared::Services;
 use crate::view::{PropertySource, RequestView};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -159,6 +163,45 @@ impl MetricSink for RecordingSink {
 pub fn recording_metrics(filter_name: &str) -> (Metrics, Rc<RecordingSink>) {
     let sink = Rc::new(RecordingSink::default());
     (Metrics::new(filter_name, sink.clone()), sink)
+}
+
+/// Configure `F` from JSON exactly as the glue does ([`parse_json`], then
+/// [`HttpFilter::configure`]), with a [`RecordingSink`] for its metrics (returned for assertions)
+/// and thread-local services. The one way every filter's native tests build a filter.
+pub fn configure<F: HttpFilter>(json: &str) -> Result<(F, Rc<RecordingSink>), ConfigError> {
+    configure_with_services::<F>(json, Services::local())
+}
+
+/// As [`configure`], with the given services (a [`FakeClock`], a [`FakeSharedStore`], or one
+/// store shared by two filters standing for two workers).
+pub fn configure_with_services<F: HttpFilter>(
+    json: &str,
+    services: Services,
+) -> Result<(F, Rc<RecordingSink>), ConfigError> {
+    configured(F::NAME, json, services, F::configure)
+}
+
+/// [`configure_with_services`] for a network filter.
+pub fn configure_network<F: NetworkFilter>(
+    json: &str,
+    services: Services,
+) -> Result<(F, Rc<RecordingSink>), ConfigError> {
+    configured(F::NAME, json, services, F::configure)
+}
+
+fn configured<C: serde::de::DeserializeOwned, F>(
+    name: &str,
+    json: &str,
+    services: Services,
+    configure: impl FnOnce(C, Setup<'_>) -> Result<F, ConfigError>,
+) -> Result<(F, Rc<RecordingSink>), ConfigError> {
+    let (mut metrics, sink) = recording_metrics(name);
+    let config = parse_json::<C>(json.as_bytes())?;
+    let setup = Setup {
+        metrics: &mut metrics,
+        services,
+    };
+    Ok((configure(config, setup)?, sink))
 }
 
 /// A clock that only moves when told to (nanoseconds since the epoch).

@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a measuring tool: fail loudly
 
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter};
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry};
 use threat_score::hostile::{Wrap, GENERATORS};
 
 /// User + system CPU of `pid`, in clock ticks (100 per second on Linux).
@@ -28,7 +28,7 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(20);
     let echo = EchoServer::start("echo").unwrap();
-    let filter = HttpFilter::wasm(
+    let filter = FilterEntry::wasm(
         "threat-score",
         modules::module("threat-score").unwrap(),
         "{}",

@@ -1,7 +1,7 @@
 //! A running Envoy process for tests and the local runner.
 
 use crate::locate::{envoy, EnvoyBinary};
-use crate::render::{ecds_resource, EnvoyConfig, HttpFilter};
+use crate::render::{ecds_resource, EnvoyConfig, FilterEntry};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -279,7 +279,7 @@ impl Envoy {
     /// Replace a Wasm filter's module and configuration through ECDS (atomic rename), as
     /// istiod does for a WasmPlugin update. Returns once the file is in place; watch
     /// `extension_config_discovery.http_filter.<name>.update_success` / `update_rejected`.
-    pub fn update_filter(&mut self, filter: HttpFilter) -> Result<()> {
+    pub fn update_filter(&mut self, filter: FilterEntry) -> Result<()> {
         if !self.config.ecds {
             bail!("filters are inline; start with ECDS to update them live");
         }

@@ -15,6 +15,8 @@
 //! * [`registry`]: a real OCI registry (Debian's `docker-registry`) on loopback.
 //! * [`clock`]: move one Envoy's wall clock at runtime (an `LD_PRELOAD` shim), for clock steps.
 //! * [`nginx`]: nginx + ModSecurity + OWASP CRS (Debian's packages), the threat-score anchor.
+//! * [`redis`], [`ratelimit`]: Debian's `redis-server` and a rate-limit service
+//!   (`envoy.service.ratelimit.v3`, tonic) counting in it, behind policy's global limits.
 
 pub mod build_id;
 pub mod client;
@@ -25,6 +27,8 @@ pub mod envoy;
 pub mod locate;
 pub mod modules;
 pub mod nginx;
+pub mod ratelimit;
+pub mod redis;
 pub mod registry;
 pub mod render;
 pub mod tcp;
@@ -32,7 +36,7 @@ pub mod tcp;
 pub use client::{Client, Response};
 pub use echo::EchoServer;
 pub use envoy::Envoy;
-pub use render::{EnvoyConfig, FailurePolicy, HttpFilter};
+pub use render::{EnvoyConfig, FailurePolicy, FilterEntry};
 pub use tcp::TcpEchoServer;
 
 use std::path::PathBuf;

@@ -17,9 +17,11 @@ pub enum FailurePolicy {
     FailOpen,
 }
 
-/// One HTTP filter in the chain (before the router, which is always last).
+/// One entry of the rendered Envoy config's HTTP filter chain (`http_filters`, before the
+/// router, which is always last). Not to be confused with `sdk_ext::HttpFilter`, the trait a
+/// filter's logic implements.
 #[derive(Debug, Clone)]
-pub enum HttpFilter {
+pub enum FilterEntry {
     /// A proxy-wasm module with its JSON configuration string.
     Wasm {
         name: String,
@@ -30,11 +32,11 @@ pub enum HttpFilter {
     /// A native Envoy filter, e.g. `envoy.filters.http.rbac`, with its typed config.
     Native { name: String, typed_config: Value },
     /// Any typed config (e.g. a Wasm filter rendered from an Istio `WasmPlugin`), delivered
-    /// through file-based ECDS like [`HttpFilter::Wasm`] (inline with `.inline_filters()`).
+    /// through file-based ECDS like [`FilterEntry::Wasm`] (inline with `.inline_filters()`).
     Discovered { name: String, typed_config: Value },
 }
 
-impl HttpFilter {
+impl FilterEntry {
     /// A Wasm filter named `name` running `module` with `config` (JSON text), fail-closed.
     pub fn wasm(name: &str, module: impl Into<PathBuf>, config: impl Into<String>) -> Self {
         Self::Wasm {
@@ -144,7 +146,7 @@ pub struct EnvoyConfig {
     /// Worker threads (`--concurrency`).
     pub concurrency: u32,
     /// HTTP filters in order; the router is appended.
-    pub filters: Vec<HttpFilter>,
+    pub filters: Vec<FilterEntry>,
     /// Upstream clusters (name, address); the first is the default route's target.
     pub clusters: Vec<(String, SocketAddr)>,
     /// Replaces the default `virtual_hosts` (one host `*`, prefix `/` to the first cluster).
@@ -153,6 +155,9 @@ pub struct EnvoyConfig {
     pub ecds: bool,
     /// Extra listeners, verbatim (e.g. TCP listeners with network filters).
     pub extra_listeners: Vec<Value>,
+    /// Extra clusters, verbatim (e.g. an HTTP/2 cluster for a gRPC service,
+    /// [`crate::ratelimit::cluster_json`]).
+    pub extra_clusters: Vec<Value>,
     /// Whether to create the HTTP listener named `http`.
     pub http_listener: bool,
     /// `-l` log level.
@@ -193,6 +198,7 @@ impl EnvoyConfig {
             virtual_hosts: None,
             ecds: true,
             extra_listeners: Vec::new(),
+            extra_clusters: Vec::new(),
             http_listener: true,
             log_level: "info".into(),
             wasm_log_level: None,
@@ -254,7 +260,7 @@ impl EnvoyConfig {
     }
 
     #[must_use]
-    pub fn filter(mut self, f: HttpFilter) -> Self {
+    pub fn filter(mut self, f: FilterEntry) -> Self {
         self.filters.push(f);
         self
     }
@@ -296,7 +302,7 @@ impl EnvoyConfig {
         let mut http_filters: Vec<Value> = Vec::new();
         for f in &self.filters {
             match f {
-                HttpFilter::Wasm { name, .. } | HttpFilter::Discovered { name, .. }
+                FilterEntry::Wasm { name, .. } | FilterEntry::Discovered { name, .. }
                     if self.ecds =>
                 {
                     let path = Self::ecds_path(dir, name);
@@ -359,7 +365,7 @@ impl EnvoyConfig {
             }));
         }
         listeners.extend(self.extra_listeners.iter().cloned());
-        let clusters: Vec<Value> = self
+        let mut clusters: Vec<Value> = self
             .clusters
             .iter()
             .map(|(name, addr)| {
@@ -375,6 +381,7 @@ impl EnvoyConfig {
                 })
             })
             .collect();
+        clusters.extend(self.extra_clusters.iter().cloned());
         let bootstrap = json!({
             "node": { "id": "envoy-harness", "cluster": "envoy-harness" },
             "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": self.admin_port } } },
@@ -392,8 +399,8 @@ mod tests {
     #[test]
     fn ecds_filters_reference_their_file_and_router_is_last() {
         let cfg = EnvoyConfig::new("127.0.0.1:9".parse().unwrap())
-            .filter(HttpFilter::wasm("a", "/m/a.wasm", "{}"))
-            .filter(HttpFilter::native(
+            .filter(FilterEntry::wasm("a", "/m/a.wasm", "{}"))
+            .filter(FilterEntry::native(
                 "envoy.filters.http.rbac",
                 json!({"@type": "x"}),
             ));
@@ -450,7 +457,7 @@ mod tests {
     #[test]
     fn inline_mode_embeds_the_wasm_config() {
         let cfg = EnvoyConfig::new("127.0.0.1:9".parse().unwrap())
-            .filter(HttpFilter::wasm("a", "/m/a.wasm", "{}").failure(FailurePolicy::FailOpen))
+            .filter(FilterEntry::wasm("a", "/m/a.wasm", "{}").failure(FailurePolicy::FailOpen))
             .inline_filters();
         let (boot, files) = cfg.render(Path::new("/tmp/d"));
         assert!(files.is_empty());

@@ -6,7 +6,7 @@
 
 use envoy_harness::tcp::{network_wasm_typed_config, tcp_proxy_listener};
 use envoy_harness::{
-    build_id, modules, workspace_root, EchoServer, Envoy, EnvoyConfig, HttpFilter,
+    build_id, modules, workspace_root, EchoServer, Envoy, EnvoyConfig, FilterEntry,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -22,7 +22,7 @@ fn an_http_module_logs_and_exposes_its_build() {
     let commit = build_id::commit(&workspace_root(), "example").unwrap();
     assert_ne!(commit, "unknown", "the checkout is a git repository");
     let echo = EchoServer::start("echo").unwrap();
-    let envoy = Envoy::start(EnvoyConfig::new(echo.addr()).filter(HttpFilter::wasm(
+    let envoy = Envoy::start(EnvoyConfig::new(echo.addr()).filter(FilterEntry::wasm(
         "example",
         modules::module("example").unwrap(),
         "",

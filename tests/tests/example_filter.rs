@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter};
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry};
 use std::time::Duration;
 
 const DENY_CONFIG: &str = r#"{
@@ -11,8 +11,8 @@ const DENY_CONFIG: &str = r#"{
     "deny": {"header": {"name": "x-deny"}, "status": 403, "message": "no"}
 }"#;
 
-fn example(config: &str) -> HttpFilter {
-    HttpFilter::wasm("example", modules::module("example").unwrap(), config)
+fn example(config: &str) -> FilterEntry {
+    FilterEntry::wasm("example", modules::module("example").unwrap(), config)
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter};
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,8 +65,8 @@ fn config(gen: usize) -> String {
     )
 }
 
-fn example(module: &Path, config: &str) -> HttpFilter {
-    HttpFilter::wasm("example", module, config)
+fn example(module: &Path, config: &str) -> FilterEntry {
+    FilterEntry::wasm("example", module, config)
 }
 
 /// Steady traffic from several threads; every response is checked and tallied by its header.

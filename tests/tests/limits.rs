@@ -14,14 +14,14 @@
 
 use envoy_harness::clock::ClockShift;
 use envoy_harness::tcp::{connect_from, network_wasm_typed_config, tcp_proxy_listener};
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter, TcpEchoServer};
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry, TcpEchoServer};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-fn policy(config: &Value) -> HttpFilter {
-    HttpFilter::wasm(
+fn policy(config: &Value) -> FilterEntry {
+    FilterEntry::wasm(
         "policy",
         modules::module("policy").unwrap(),
         config.to_string(),

@@ -5,7 +5,7 @@
 // Helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter, Response};
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry, Response};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,8 +23,8 @@ const SHA_BOB: &str = "f031fc74d10cf0c1284dc15f679c18b1e8e05f9d1966adefba6c6463c
 /// Envoy flushes its log file every 10 s by default; log assertions wait that long at most.
 const LOG_FLUSH: Duration = Duration::from_secs(15);
 
-fn policy(config: &Value) -> HttpFilter {
-    HttpFilter::wasm(
+fn policy(config: &Value) -> FilterEntry {
+    FilterEntry::wasm(
         "policy",
         modules::module("policy").unwrap(),
         config.to_string(),
@@ -465,7 +465,7 @@ fn differential_against_native_rbac() {
     let echo = EchoServer::start("echo").unwrap();
     let wasm = Envoy::start(EnvoyConfig::new(echo.addr()).filter(policy(&ours))).unwrap();
     let native = Envoy::start(
-        EnvoyConfig::new(echo.addr()).filter(HttpFilter::native("envoy.filters.http.rbac", rbac)),
+        EnvoyConfig::new(echo.addr()).filter(FilterEntry::native("envoy.filters.http.rbac", rbac)),
     )
     .unwrap();
     let client = Client::new();

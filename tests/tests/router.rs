@@ -6,13 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter, Response};
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry, Response};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
-fn router(config: &str) -> HttpFilter {
-    HttpFilter::wasm("router", modules::module("router").unwrap(), config)
+fn router(config: &str) -> FilterEntry {
+    FilterEntry::wasm("router", modules::module("router").unwrap(), config)
 }
 
 /// Routes: tag `canary` -> cluster `canary`; path `/rewritten/` -> `canary` (proves Envoy

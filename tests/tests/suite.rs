@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter, Response};
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry, Response};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -33,11 +33,11 @@ fn router_config() -> Value {
     })
 }
 
-fn wasm(name: &str, config: &Value) -> HttpFilter {
-    HttpFilter::wasm(name, modules::module(name).unwrap(), config.to_string())
+fn wasm(name: &str, config: &Value) -> FilterEntry {
+    FilterEntry::wasm(name, modules::module(name).unwrap(), config.to_string())
 }
 
-fn suite(config: &Value) -> HttpFilter {
+fn suite(config: &Value) -> FilterEntry {
     wasm("suite", config)
 }
 

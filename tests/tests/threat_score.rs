@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use envoy_harness::corpus::{self, Outcome};
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FailurePolicy, HttpFilter};
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FailurePolicy, FilterEntry};
 use std::time::Duration;
 
 const NAME: &str = "threat-score";
@@ -15,8 +15,8 @@ const BLOCK_ERROR: &str = "threat_detected";
 /// Envoy flushes its log file every 10 s by default; waits return as soon as the line is there.
 const LOG_WAIT: Duration = Duration::from_secs(25);
 
-fn threat(config: &str) -> HttpFilter {
-    HttpFilter::wasm(NAME, modules::module(NAME).unwrap(), config)
+fn threat(config: &str) -> FilterEntry {
+    FilterEntry::wasm(NAME, modules::module(NAME).unwrap(), config)
 }
 
 /// Filters log decisions at debug only: the tests that read them raise the Wasm component.
@@ -265,7 +265,7 @@ fn failure_policy_decides_what_a_failed_vm_does() {
     let trap = envoy_harness::workspace_root().join("tests/fixtures/trap.wasm");
     let echo = EchoServer::start("echo").unwrap();
     let closed =
-        Envoy::start(EnvoyConfig::new(echo.addr()).filter(HttpFilter::wasm("trap", &trap, "{}")))
+        Envoy::start(EnvoyConfig::new(echo.addr()).filter(FilterEntry::wasm("trap", &trap, "{}")))
             .unwrap();
     let r = Client::new().get(&closed.url("/")).unwrap();
     assert_eq!(r.status, 503, "fail closed: {r:?}");
@@ -275,7 +275,7 @@ fn failure_policy_decides_what_a_failed_vm_does() {
 
     let open = Envoy::start(
         EnvoyConfig::new(echo.addr())
-            .filter(HttpFilter::wasm("trap", &trap, "{}").failure(FailurePolicy::FailOpen)),
+            .filter(FilterEntry::wasm("trap", &trap, "{}").failure(FailurePolicy::FailOpen)),
     )
     .unwrap();
     let client = Client::new();

@@ -6,14 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use base64::Engine as _;
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter, Response};
+use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry, Response};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-fn wasm(name: &str, config: &Value) -> HttpFilter {
-    HttpFilter::wasm(name, modules::module(name).unwrap(), config.to_string())
+fn wasm(name: &str, config: &Value) -> FilterEntry {
+    FilterEntry::wasm(name, modules::module(name).unwrap(), config.to_string())
 }
 
 fn get(envoy: &Envoy, path: &str, headers: &[(&str, &str)]) -> Response {
@@ -237,8 +237,8 @@ fn claims(sub: &str) -> Value {
 
 /// `jwt_authn` with the test's JWKS; a failed or missing token is let through (without
 /// metadata), so the policy's own claim rules are what decides.
-fn jwt_authn(jwks: &str) -> HttpFilter {
-    HttpFilter::native(
+fn jwt_authn(jwks: &str) -> FilterEntry {
+    FilterEntry::native(
         "envoy.filters.http.jwt_authn",
         json!({
             "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",

@@ -201,25 +201,18 @@ fn main_rs(filters: &[FilterEntry]) -> String {
 //! configuration parser and `configure` on stdin. Exit 0: accepted; 1: rejected (the reason on
 //! stdout); 2: usage.
 
-use sdk_ext::config::parse_json;
-use sdk_ext::network::{{NetworkFilter, NetworkSetup}};
+use sdk_ext::network::NetworkFilter;
 use sdk_ext::shared::Services;
-use sdk_ext::testing::recording_metrics;
+use sdk_ext::testing::{{configure, configure_network}};
 use sdk_ext::{{ConfigError, HttpFilter}};
 use std::io::Read;
 
 fn http<F: HttpFilter>(json: &str) -> Result<(), ConfigError> {{
-    let (mut metrics, _) = recording_metrics(F::NAME);
-    F::configure(parse_json::<F::Config>(json.as_bytes())?, &mut metrics).map(|_| ())
+    configure::<F>(json).map(|_| ())
 }}
 
 fn network<F: NetworkFilter>(json: &str) -> Result<(), ConfigError> {{
-    let (mut metrics, _) = recording_metrics(F::NAME);
-    let setup = NetworkSetup {{
-        metrics: &mut metrics,
-        services: Services::local(),
-    }};
-    F::configure(parse_json::<F::Config>(json.as_bytes())?, setup).map(|_| ())
+    configure_network::<F>(json, Services::local()).map(|_| ())
 }}
 
 fn main() {{

@@ -15,7 +15,7 @@ use crate::build::build_and_report;
 use anyhow::{bail, Context, Result};
 use envoy_harness::corpus::{self, Outcome, Row, RowResult};
 use envoy_harness::nginx::{self, Nginx, NginxOptions};
-use envoy_harness::{EchoServer, Envoy, EnvoyConfig, HttpFilter};
+use envoy_harness::{EchoServer, Envoy, EnvoyConfig, FilterEntry};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -114,7 +114,7 @@ pub fn corpus(args: &[String]) -> Result<()> {
     let echo = EchoServer::start("echo")?;
     let config = json!({ "mode": "block", "paranoia_level": paranoia }).to_string();
     let envoy = Envoy::start(EnvoyConfig::new(echo.addr()).concurrency(2).filter(
-        HttpFilter::wasm(
+        FilterEntry::wasm(
             "threat-score",
             modules.join("threat-score.wasm"),
             config.clone(),

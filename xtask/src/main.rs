@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask build [NAME...]     build filter modules (release, wasm-opt when present), print sizes
 //! cargo xtask up [--port P]       build every filter and serve them in a local Envoy until Ctrl-C
-//! cargo xtask test                lint + every test (native and real-Envoy); what CI runs
+//! cargo xtask test                lint + ABI boundary + every test (native and real-Envoy); what CI runs
 //! cargo xtask new-filter NAME     the whole kit of a new filter from filters/example
 //! cargo xtask envoy               show which Envoy is used (installing it if needed)
 //! cargo xtask corpus [--engine E] [--paranoia N] [--report OUT.json] FILE.jsonl...   replay a corpus through Envoy + threat-score
@@ -17,6 +17,7 @@
 //! ```
 
 mod bench;
+mod boundary;
 mod build;
 mod cel_rules;
 mod config_check;
@@ -29,6 +30,7 @@ mod plugins;
 mod push;
 mod schema;
 mod up;
+mod up_global;
 mod validate;
 mod watch;
 
@@ -53,6 +55,7 @@ fn run() -> Result<()> {
         "build" => build::build_and_report(rest).map(|_| ()),
         "up" => up::up(rest),
         "test" => test(rest),
+        "boundary" => boundary::check(),
         "bench" => bench::bench(rest),
         "corpus" => corpus::corpus(rest),
         "fuzz" => fuzz::fuzz(rest),
@@ -79,10 +82,16 @@ fn run() -> Result<()> {
 const HELP: &str = "usage: cargo xtask <command>
   build [NAME...]     build filter modules (release; wasm-opt when binaryen is installed) and print sizes
   up [--port P] [--admin-port P] [--plugins DIR|FILE] [--watch] [--modules DIR] [--poll-ms MS]
+  up --global-ratelimit [--port P] [--admin-port P] [--modules DIR]
+                      Redis, a rate-limit service and two Envoys (ports P, P+1) running policy's
+                      global rate limit (filters/policy/examples/global/)
                       build every filter and serve them in a local Envoy in front of an echo upstream;
                       --plugins istio/overlays/dev serves the WasmPlugins as istiod would render them;
                       --watch rebuilds on change and swaps modules/configs live (ECDS), no restart
-  test [--no-lint]    cargo fmt --check, clippy -D warnings, then every test (native and real Envoy)
+  test [--no-lint]    cargo fmt --check, clippy -D warnings, the ABI boundary, then every test
+                      (native and real Envoy)
+  boundary            no filter's logic build (without `export`) links proxy-wasm; every module
+                      build does (cargo tree per filter); sdk-ext builds without its `glue`
   new-filter NAME     a new filter from filters/example with its whole kit: crate (README included),
                       istio/base WasmPlugin, a patch in every overlay, tests/tests/NAME.rs
   corpus [--engine threat-score|modsecurity] [--runtime envoy|wasmtime|interpreter] [--crs-force-urlencoded]
@@ -148,6 +157,8 @@ fn test(args: &[String]) -> Result<()> {
             "warnings",
         ]))?;
     }
+    println!("==> ABI boundary: no filter's logic build links proxy-wasm (cargo tree per filter)");
+    boundary::check()?;
     let envoy = envoy_harness::locate::envoy()?;
     println!("==> using {}", envoy.describe());
     let modules_dir = build::build_and_report(&[])?;

@@ -204,14 +204,14 @@ fn e2e_test(name: &str, snake: &str) -> String {
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use envoy_harness::{{modules, Client, EchoServer, Envoy, EnvoyConfig, HttpFilter}};
+use envoy_harness::{{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry}};
 
 const CONFIG: &str = r#"{{"deny": {{"header": {{"name": "x-deny"}}, "status": 403}}}}"#;
 
 #[test]
 fn serves_adds_its_header_and_denies() {{
     let echo = EchoServer::start("echo").unwrap();
-    let filter = HttpFilter::wasm("{name}", modules::module("{name}").unwrap(), CONFIG);
+    let filter = FilterEntry::wasm("{name}", modules::module("{name}").unwrap(), CONFIG);
     let envoy = Envoy::start(EnvoyConfig::new(echo.addr()).filter(filter)).unwrap();
     let client = Client::new();
     let ok = client.get(&envoy.url("/hello")).unwrap();

@@ -93,6 +93,9 @@ fn parse(args: &[String]) -> Result<UpOptions> {
 }
 
 pub fn up(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--global-ratelimit") {
+        return crate::up_global::up(args);
+    }
     let o = parse(args)?;
     if o.modules.is_none() {
         build_and_report(&[])?;

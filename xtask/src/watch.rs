@@ -8,7 +8,7 @@ use crate::package::sha256_digest;
 use crate::plugins::{self, PluginType};
 use anyhow::{bail, Context, Result};
 use envoy_harness::tcp::network_wasm_typed_config;
-use envoy_harness::{workspace_root, Envoy, HttpFilter};
+use envoy_harness::{workspace_root, Envoy, FilterEntry};
 use serde_json::{json, Value};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
@@ -76,7 +76,7 @@ impl Watcher {
     }
 
     /// The filter chain as configured now.
-    pub fn desired(&self) -> Result<Vec<HttpFilter>> {
+    pub fn desired(&self) -> Result<Vec<FilterEntry>> {
         let mut chain = Vec::new();
         match &self.served.plugins {
             None => {
@@ -84,7 +84,7 @@ impl Watcher {
                     if self.served.network.contains(name) {
                         continue;
                     }
-                    chain.push(HttpFilter::wasm(
+                    chain.push(FilterEntry::wasm(
                         name,
                         self.stage(name)?,
                         local_config(name),
@@ -100,7 +100,7 @@ impl Watcher {
                         continue;
                     }
                     let module = self.stage(self.plugin_filter(p)?)?;
-                    chain.push(HttpFilter::discovered(
+                    chain.push(FilterEntry::discovered(
                         p.name(),
                         p.envoy_typed_config(&module),
                     ));
@@ -319,7 +319,7 @@ impl std::fmt::Display for SwapOutcome {
 }
 
 /// Push one filter update and wait for Envoy to count it.
-pub fn swap(envoy: &mut Envoy, filter: HttpFilter) -> Result<SwapOutcome> {
+pub fn swap(envoy: &mut Envoy, filter: FilterEntry) -> Result<SwapOutcome> {
     let prefix = format!("extension_config_discovery.http_filter.{}", filter.name());
     let (ok, rejected) = (
         format!("{prefix}.update_success"),

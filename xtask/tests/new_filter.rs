@@ -1,11 +1,13 @@
 //! `cargo xtask new-filter NAME` makes the whole kit with no hand edit: in a copy of the
 //! workspace, the new filter builds, is pinned by `cargo xtask pin`, passes `cargo xtask
 //! validate` (its parser found from the filter itself, its manifests in base and every overlay)
-//! and is served by `cargo xtask up --plugins` from the dev overlay's rendering.
+//! and is served by `cargo xtask up --plugins` from the dev overlay's rendering; its generated
+//! e2e test (`tests/tests/NAME.rs`) compiles and passes against the built module.
 //!
 //! The copy lives at a fixed path with its own target directory (`target/new-filter-test/`), so
 //! a run reuses the previous run's build of the dependencies: the first run compiles them once
-//! (release for wasm, debug for the configuration checker); later runs only the new crate.
+//! (release for wasm, debug for the configuration checker and the e2e harness); later runs only
+//! the new crate and its test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -202,6 +204,34 @@ fn new_filter_builds_pins_validates_and_serves_with_no_hand_edit() {
     assert_eq!(denied.status, 403, "{denied:?}");
     drop(_kill);
     let _ = child.wait();
+
+    // The generated e2e test compiles and passes against the module built above (as
+    // `cargo xtask test` runs it: `$FILTER_MODULES_DIR` holds the final modules).
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut e2e = Command::new(cargo);
+    e2e.current_dir(&root)
+        .env("PROXY_WASM_WORKSPACE", &root)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("FILTER_MODULES_DIR", &modules)
+        .args([
+            "test",
+            "--quiet",
+            "-p",
+            "envoy-harness",
+            "--test",
+            "hello_kit",
+        ]);
+    if std::env::var_os("ENVOY_BIN").is_none() {
+        e2e.env(
+            "ENVOY_BIN",
+            &envoy_harness::locate::envoy().unwrap().program,
+        );
+    }
+    let out = ok(
+        &mut e2e,
+        "the generated e2e test (cargo test --test hello_kit)",
+    );
+    assert!(out.contains("test result: ok. 1 passed"), "{out}");
 }
 
 /// Kills a process group this test started, on drop.

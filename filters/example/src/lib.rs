@@ -14,7 +14,7 @@
 use sdk_ext::config::{header_name, http_status};
 use sdk_ext::matcher::{HeaderMatchSpec, HeaderMatcher};
 use sdk_ext::{
-    ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView,
+    ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, RequestView, Setup,
 };
 use serde::Deserialize;
 
@@ -82,7 +82,8 @@ impl HttpFilter for ExampleFilter {
     type Config = Config;
     type State = ();
 
-    fn configure(config: Config, metrics: &mut Metrics) -> Result<Self, ConfigError> {
+    fn configure(config: Config, setup: Setup<'_>) -> Result<Self, ConfigError> {
+        let metrics = setup.metrics;
         let name = header_name("response_header.name", &config.response_header.name)?;
         let deny = match config.deny {
             None => None,
@@ -137,17 +138,11 @@ sdk_ext::export_http_filter!(ExampleFilter);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sdk_ext::config::parse_json;
-    use sdk_ext::testing::{recording_metrics, RequestBuilder};
-
-    fn filter(json: &str) -> Result<ExampleFilter, ConfigError> {
-        let (mut metrics, _) = recording_metrics("example");
-        ExampleFilter::configure(parse_json(json.as_bytes())?, &mut metrics)
-    }
+    use sdk_ext::testing::{configure, RequestBuilder};
 
     #[test]
     fn default_config_adds_header_and_never_denies() {
-        let f = filter("").unwrap();
+        let (f, _) = configure::<ExampleFilter>("").unwrap();
         let req = RequestBuilder::get("/").header("x-deny", "1").build();
         assert_eq!(
             f.on_request_headers(&req, &mut (), &mut HeaderOps::default()),
@@ -163,9 +158,10 @@ mod tests {
 
     #[test]
     fn denies_by_header_with_request_id_and_counts() {
-        let (mut metrics, sink) = recording_metrics("example");
-        let cfg = parse_json(br#"{"deny": {"header": {"name": "x-deny", "value": {"exact": "yes"}}, "status": 451}}"#).unwrap();
-        let f = ExampleFilter::configure(cfg, &mut metrics).unwrap();
+        let (f, sink) = configure::<ExampleFilter>(
+            r#"{"deny": {"header": {"name": "x-deny", "value": {"exact": "yes"}}, "status": 451}}"#,
+        )
+        .unwrap();
         let denied = RequestBuilder::get("/")
             .header("x-deny", "yes")
             .header("x-request-id", "r-1")
@@ -213,7 +209,7 @@ mod tests {
             ),
         ];
         for (json, path) in cases {
-            let err = filter(json)
+            let err = configure::<ExampleFilter>(json)
                 .err()
                 .unwrap_or_else(|| panic!("accepted {json}"));
             assert_eq!(err.path, path, "{json}: {err}");

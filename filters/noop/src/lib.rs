@@ -4,7 +4,7 @@
 //! request, one VM crossing per callback and the glue's header fetch. `cargo xtask bench`
 //! reports every other filter's cost relative to it.
 
-use sdk_ext::{ConfigError, HttpFilter, Metrics};
+use sdk_ext::{ConfigError, HttpFilter, Setup};
 use serde::Deserialize;
 
 /// No settings; `{}` or an empty configuration.
@@ -20,7 +20,7 @@ impl HttpFilter for NoopFilter {
     type Config = Config;
     type State = ();
 
-    fn configure(_config: Config, _metrics: &mut Metrics) -> Result<Self, ConfigError> {
+    fn configure(_config: Config, _setup: Setup<'_>) -> Result<Self, ConfigError> {
         Ok(Self)
     }
 }
@@ -32,13 +32,12 @@ sdk_ext::export_http_filter!(NoopFilter);
 mod tests {
     use super::*;
     use sdk_ext::config::parse_json;
-    use sdk_ext::testing::{recording_metrics, RequestBuilder};
+    use sdk_ext::testing::{configure, RequestBuilder};
     use sdk_ext::{Decision, HeaderOps};
 
     #[test]
     fn continues_and_changes_nothing() {
-        let (mut metrics, _) = recording_metrics("noop");
-        let f = NoopFilter::configure(parse_json(b"").unwrap(), &mut metrics).unwrap();
+        let (f, _) = configure::<NoopFilter>("").unwrap();
         let req = RequestBuilder::get("/").header("x-a", "1").build();
         let mut ops = HeaderOps::default();
         assert_eq!(

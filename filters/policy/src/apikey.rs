@@ -5,7 +5,7 @@
 //! of `:path`) and any client-supplied copy of the consumer header is dropped, so the upstream
 //! can trust that header.
 
-use crate::config::{ApiKeysConfig, MAX_API_KEYS, MAX_CONSUMER_LEN};
+use crate::config::{ApiKeysSpec, MAX_API_KEYS, MAX_CONSUMER_LEN};
 use sdk_ext::config::header_name;
 use sdk_ext::{ConfigError, HeaderOps, RequestView};
 use sha2::{Digest, Sha256};
@@ -58,7 +58,7 @@ fn challenge(header: Option<&str>, query: Option<&str>) -> String {
 
 impl ApiKeys {
     /// Validate `cfg`; error paths are relative to `api_keys`.
-    pub fn compile(cfg: &ApiKeysConfig) -> Result<Self, ConfigError> {
+    pub fn compile(cfg: &ApiKeysSpec) -> Result<Self, ConfigError> {
         let header = cfg
             .header
             .as_deref()

@@ -1,8 +1,8 @@
 //! The JSON configuration as users write it (serde DTOs, unknown fields rejected). The filter
 //! compiles it once in `configure`; see `README.md` for the reference with defaults and limits.
 
-use sdk_ext::jwt::{ClaimMatchSpec, JwtSourceSpec};
-use sdk_ext::matcher::{HeaderMatchSpec, PathMatching, QueryMatchSpec, StringMatchSpec};
+use sdk_ext::jwt::JwtSourceSpec;
+use sdk_ext::matcher::{PathMatching, RequestMatchSpec};
 use serde::Deserialize;
 
 /// At most this many rules (evaluation is linear; a longer list is a config smell).
@@ -29,7 +29,7 @@ pub struct Config {
     #[serde(default)]
     pub deny: DenyResponse,
     #[serde(default)]
-    pub api_keys: Option<ApiKeysConfig>,
+    pub api_keys: Option<ApiKeysSpec>,
     /// Where `claims` matchers read claims: `jwt_authn`'s dynamic metadata by default, a
     /// payload header only when asked (see `sdk_ext::jwt`).
     #[serde(default)]
@@ -39,7 +39,7 @@ pub struct Config {
     #[serde(default)]
     pub path_matching: PathMatching,
     #[serde(default)]
-    pub rules: Vec<RuleConfig>,
+    pub rules: Vec<RuleSpec>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -78,7 +78,7 @@ fn default_deny_message() -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApiKeysConfig {
+pub struct ApiKeysSpec {
     /// Header carrying the key (checked first).
     #[serde(default)]
     pub header: Option<String>,
@@ -91,7 +91,7 @@ pub struct ApiKeysConfig {
     /// Header in which the consumer's name is forwarded upstream.
     #[serde(default = "default_consumer_header")]
     pub consumer_header: String,
-    pub keys: Vec<ApiKeyConfig>,
+    pub keys: Vec<ApiKeySpec>,
 }
 
 fn default_consumer_header() -> String {
@@ -100,7 +100,7 @@ fn default_consumer_header() -> String {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApiKeyConfig {
+pub struct ApiKeySpec {
     pub consumer: String,
     /// Lowercase or uppercase hex SHA-256 of the key (`printf %s KEY | sha256sum`).
     pub sha256: String,
@@ -108,17 +108,19 @@ pub struct ApiKeyConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RuleConfig {
+pub struct RuleSpec {
     pub name: String,
+    /// Conditions ([`RequestMatchSpec`], sdk-ext's match vocabulary): every kind given must
+    /// match; `consumers` needs `api_keys`.
     #[serde(rename = "match", default)]
-    pub matches: MatchConfig,
+    pub matches: RequestMatchSpec,
     pub action: Action,
     /// Denial response for `action: deny` (default: the top-level `deny`).
     #[serde(default)]
     pub deny: Option<DenyResponse>,
     /// Required for `action: rate_limit`, refused otherwise.
     #[serde(default)]
-    pub rate_limit: Option<RateLimitConfig>,
+    pub rate_limit: Option<RateLimitSpec>,
     /// Evaluate and count this rule, but never let it decide.
     #[serde(default)]
     pub shadow: bool,
@@ -132,46 +134,26 @@ pub enum Action {
     RateLimit,
 }
 
-/// Conditions of a rule: every kind given must match (AND); alternatives inside `methods`,
-/// `paths`, `hosts`, `source_cidrs` and `consumers` are ORed; `headers`, `query` and `claims`
-/// are ANDed.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct MatchConfig {
-    #[serde(default)]
-    pub methods: Vec<String>,
-    #[serde(default)]
-    pub paths: Vec<StringMatchSpec>,
-    #[serde(default)]
-    pub hosts: Vec<StringMatchSpec>,
-    #[serde(default)]
-    pub headers: Vec<HeaderMatchSpec>,
-    #[serde(default)]
-    pub query: Vec<QueryMatchSpec>,
-    #[serde(default)]
-    pub source_cidrs: Vec<String>,
-    #[serde(default)]
-    pub claims: Vec<ClaimMatchSpec>,
-    /// Consumer names (from a valid API key); `"*"` is any consumer.
-    #[serde(default)]
-    pub consumers: Vec<String>,
-}
-
-impl MatchConfig {
-    pub fn is_empty(&self) -> bool {
-        self == &Self::default()
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
-    pub max_tokens: u64,
+pub struct RateLimitSpec {
+    /// `local` (default): the token bucket below, in this Envoy; `global`: ask the rate-limit
+    /// service in `global` (see `crate::global`).
+    #[serde(default)]
+    pub scope: crate::global::Scope,
+    /// Required with scope `local`; refused with `global` (its local bucket is
+    /// `global.local_first`).
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
     /// Default: `max_tokens` (the bucket refills completely every interval).
     #[serde(default)]
     pub tokens_per_fill: Option<u64>,
-    /// `500ms`, `10s`, `5m`, `1h`; 1ms..=24h.
-    pub fill_interval: String,
+    /// `500ms`, `10s`, `5m`, `1h`; 1ms..=24h. Required with scope `local`.
+    #[serde(default)]
+    pub fill_interval: Option<String>,
+    /// Required with scope `global`, refused otherwise.
+    #[serde(default)]
+    pub global: Option<crate::global::GlobalSpec>,
     /// What identifies a bucket; empty (default): one bucket for every request the rule matches.
     #[serde(default)]
     pub key: Vec<KeyPart>,

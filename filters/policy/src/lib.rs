@@ -16,16 +16,18 @@
 
 mod apikey;
 pub mod config;
+pub mod global;
 
 use apikey::{ApiKeys, KeyCheck};
-use config::{Action, Config, DefaultAction, DenyResponse, KeyPart, MatchConfig, RuleConfig};
+use config::{Action, Config, DefaultAction, DenyResponse, KeyPart, RateLimitSpec, RuleSpec};
+use global::{Answer, FailureMode, GlobalLimit, Scope};
+use sdk_ext::callout::CallOutcome;
 use sdk_ext::config::{header_name, http_status};
-use sdk_ext::jwt::{ClaimMatcher, ClaimSource, Claims};
-use sdk_ext::matcher::{canonical_ip, PathMatching, RequestMatchSpec, RequestMatcher};
+use sdk_ext::jwt::{ClaimSource, Claims};
+use sdk_ext::matcher::{canonical_ip, MatchOptions, PathMatching, RequestMatcher};
 use sdk_ext::ratelimit::{parse_duration, Admission, BucketSpec, SlotBudget, TokenBuckets};
 use sdk_ext::{
-    ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView,
-    Services,
+    ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView, Setup,
 };
 use std::cell::OnceCell;
 use std::collections::HashSet;
@@ -72,11 +74,20 @@ struct Limiter {
     message: String,
 }
 
+/// A global rate-limit action: the service's call, plus how to key it.
+#[derive(Debug)]
+struct GlobalLimiter {
+    limit: GlobalLimit,
+    key: Vec<KeyPart>,
+    message: String,
+}
+
 #[derive(Debug)]
 enum RuleAction {
     Allow,
     Deny(Denial),
     RateLimit(Limiter),
+    GlobalRateLimit(GlobalLimiter),
 }
 
 /// Counters of one rule (or of the default action), `policy_<scope>_<outcome>`.
@@ -108,8 +119,6 @@ impl Outcomes {
 struct Rule {
     name: String,
     matcher: RequestMatcher,
-    claims: Vec<ClaimMatcher>,
-    consumers: Vec<String>,
     action: RuleAction,
     shadow: bool,
     counts: Outcomes,
@@ -122,6 +131,8 @@ enum Verdict<'a> {
     Deny(&'a Denial),
     Limited(Admission, &'a str),
     Unauthorized(&'static str),
+    /// Ask the rate-limit service (the key parts' values, in order).
+    Ask(&'a GlobalLimiter, Vec<Option<String>>),
 }
 
 impl Verdict<'_> {
@@ -157,6 +168,49 @@ struct Totals {
     api_key_shadow_rejected: Counter,
     ratelimit_store_errors: Counter,
     ratelimit_shared_slots: Counter,
+    global: GlobalCounts,
+}
+
+/// Counters of the global rate-limit callouts (named like Envoy's `ratelimit.*` stats).
+#[derive(Debug)]
+struct GlobalCounts {
+    /// Answers `OK`.
+    ok: Counter,
+    /// Answers `OVER_LIMIT`.
+    over_limit: Counter,
+    /// No usable answer (timeouts included).
+    error: Counter,
+    /// Of `error`: the call timed out.
+    timeout: Counter,
+    /// Failures let through / refused by `failure_mode`.
+    failure_mode_allowed: Counter,
+    failure_mode_denied: Counter,
+    /// Refused by the `local_first` bucket without a callout.
+    local_first_limited: Counter,
+}
+
+impl GlobalCounts {
+    fn define(metrics: &mut Metrics) -> Result<Self, ConfigError> {
+        let mut c = |n: &str| metrics.counter(&format!("ratelimit_global_{n}"));
+        Ok(Self {
+            ok: c("ok")?,
+            over_limit: c("over_limit")?,
+            error: c("error")?,
+            timeout: c("timeout")?,
+            failure_mode_allowed: c("failure_mode_allowed")?,
+            failure_mode_denied: c("failure_mode_denied")?,
+            local_first_limited: c("local_first_limited")?,
+        })
+    }
+}
+
+/// Per-request state: the rule waiting for the service, and headers for the response.
+#[derive(Debug, Default)]
+pub struct PolicyState {
+    /// Index of the global rule whose call is in flight.
+    pending: Option<usize>,
+    /// The service's `response_headers_to_add` of an `OK` answer.
+    response_headers: Vec<(String, String)>,
 }
 
 /// The compiled policy, shared by every request of a worker.
@@ -176,7 +230,7 @@ pub use sdk_ext::metrics::metric_safe as metric_name;
 
 impl PolicyFilter {
     fn compile_rule(
-        cfg: &RuleConfig,
+        cfg: &RuleSpec,
         top: &Config,
         api_keys: Option<&ApiKeys>,
         metrics: &mut Metrics,
@@ -206,33 +260,13 @@ impl PolicyFilter {
                  use \"paths\": [{\"prefix\": \"/\"}]) or use default_action",
             ));
         }
-        let matcher = request_spec(m)
-            .compile()
-            .map_err(|e| e.within("match"))?
-            .with_path_matching(top.path_matching);
-        let claims = m
-            .claims
-            .iter()
-            .enumerate()
-            .map(|(j, c)| {
-                c.compile()
-                    .map_err(|e| e.within(&format!("match.claims[{j}]")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if !m.consumers.is_empty() && api_keys.is_none() {
-            return Err(ConfigError::new(
-                "match.consumers",
-                "consumers come from API keys, but `api_keys` is not set",
-            ));
-        }
-        for (j, c) in m.consumers.iter().enumerate() {
-            if c.is_empty() {
-                return Err(ConfigError::new(
-                    format!("match.consumers[{j}]"),
-                    "must not be empty",
-                ));
-            }
-        }
+        let options = MatchOptions {
+            path_matching: top.path_matching,
+            no_consumers: api_keys
+                .is_none()
+                .then_some("consumers come from API keys, but `api_keys` is not set"),
+        };
+        let matcher = m.compile_with(options).map_err(|e| e.within("match"))?;
         let action = match (cfg.action, &cfg.deny, &cfg.rate_limit) {
             (Action::Allow, None, None) => RuleAction::Allow,
             (Action::Deny, deny, None) => RuleAction::Deny(
@@ -240,43 +274,8 @@ impl PolicyFilter {
                     .map_err(|e| e.within("deny"))?,
             ),
             (Action::RateLimit, None, Some(rl)) => {
-                let fill = parse_duration(&rl.fill_interval)
-                    .map_err(|r| ConfigError::new("fill_interval", r))
-                    .and_then(|d| BucketSpec::new(rl.max_tokens, rl.tokens_per_fill, d))
-                    .map_err(|e| e.within("rate_limit"))?;
-                // Slots are a range of the policy's one budget; the rule's name only keys the
-                // fingerprints, so renaming a rule reuses its slots.
-                let buckets = TokenBuckets::new(budget, &cfg.name, fill, rl.max_keys)
-                    .map_err(|e| e.within("rate_limit"))?;
-                for (j, part) in rl.key.iter().enumerate() {
-                    let at = format!("rate_limit.key[{j}]");
-                    match part {
-                        KeyPart::Header(h) => {
-                            header_name(&at, h)?;
-                        }
-                        KeyPart::Consumer if api_keys.is_none() => {
-                            return Err(ConfigError::new(at, "`consumer` needs `api_keys`"));
-                        }
-                        KeyPart::PathSegments(0) => {
-                            return Err(ConfigError::new(at, "path_segments must be at least 1"));
-                        }
-                        _ => {}
-                    }
-                }
-                check_message("rate_limit.message", &rl.message)?;
-                let key = rl
-                    .key
-                    .iter()
-                    .map(|k| match k {
-                        KeyPart::Header(h) => KeyPart::Header(h.to_ascii_lowercase()),
-                        other => other.clone(),
-                    })
-                    .collect();
-                RuleAction::RateLimit(Limiter {
-                    buckets,
-                    key,
-                    message: rl.message.clone(),
-                })
+                Self::compile_rate_limit(rl, &cfg.name, cfg.shadow, api_keys, budget)
+                    .map_err(|e| e.within("rate_limit"))?
             }
             (Action::RateLimit, _, None) => {
                 return Err(ConfigError::new(
@@ -299,12 +298,111 @@ impl PolicyFilter {
         Ok(Rule {
             name: cfg.name.clone(),
             matcher,
-            claims,
-            consumers: m.consumers.clone(),
             action,
             shadow: cfg.shadow,
             counts,
         })
+    }
+
+    /// The action of `action: rate_limit` (paths relative to `rate_limit`).
+    fn compile_rate_limit(
+        rl: &RateLimitSpec,
+        name: &str,
+        shadow: bool,
+        api_keys: Option<&ApiKeys>,
+        budget: &mut SlotBudget,
+    ) -> Result<RuleAction, ConfigError> {
+        for (j, part) in rl.key.iter().enumerate() {
+            let at = format!("key[{j}]");
+            match part {
+                KeyPart::Header(h) => {
+                    header_name(&at, h)?;
+                }
+                KeyPart::Consumer if api_keys.is_none() => {
+                    return Err(ConfigError::new(at, "`consumer` needs `api_keys`"));
+                }
+                KeyPart::PathSegments(0) => {
+                    return Err(ConfigError::new(at, "path_segments must be at least 1"));
+                }
+                _ => {}
+            }
+        }
+        check_message("message", &rl.message)?;
+        let key: Vec<KeyPart> = rl
+            .key
+            .iter()
+            .map(|k| match k {
+                KeyPart::Header(h) => KeyPart::Header(h.to_ascii_lowercase()),
+                other => other.clone(),
+            })
+            .collect();
+        match rl.scope {
+            Scope::Local => {
+                if rl.global.is_some() {
+                    return Err(ConfigError::new(
+                        "global",
+                        "only `scope: global` takes `global`",
+                    ));
+                }
+                let Some(max_tokens) = rl.max_tokens else {
+                    return Err(ConfigError::new(
+                        "max_tokens",
+                        "required for a local rate limit",
+                    ));
+                };
+                let Some(fill_interval) = &rl.fill_interval else {
+                    return Err(ConfigError::new(
+                        "fill_interval",
+                        "required for a local rate limit",
+                    ));
+                };
+                let fill = parse_duration(fill_interval)
+                    .map_err(|r| ConfigError::new("fill_interval", r))
+                    .and_then(|d| BucketSpec::new(max_tokens, rl.tokens_per_fill, d))?;
+                // Slots are a range of the policy's one budget; the rule's name only keys the
+                // fingerprints, so renaming a rule reuses its slots.
+                let buckets = TokenBuckets::new(budget, name, fill, rl.max_keys)?;
+                Ok(RuleAction::RateLimit(Limiter {
+                    buckets,
+                    key,
+                    message: rl.message.clone(),
+                }))
+            }
+            Scope::Global => {
+                let local = [
+                    ("max_tokens", rl.max_tokens.is_some()),
+                    ("tokens_per_fill", rl.tokens_per_fill.is_some()),
+                    ("fill_interval", rl.fill_interval.is_some()),
+                ];
+                if let Some((field, _)) = local.iter().find(|(_, set)| *set) {
+                    return Err(ConfigError::new(
+                        *field,
+                        "a global limit is counted by the service; a local bucket checked \
+                         first goes in `global.local_first`",
+                    ));
+                }
+                let Some(g) = &rl.global else {
+                    return Err(ConfigError::new(
+                        "global",
+                        "`scope: global` needs a `global` object (cluster, domain)",
+                    ));
+                };
+                if shadow {
+                    return Err(ConfigError::new(
+                        "scope",
+                        "a shadow rule cannot wait for the rate-limit service (evaluation goes \
+                         on past it); use the policy-wide `shadow` to try a global limit",
+                    ));
+                }
+                let limit =
+                    GlobalLimit::compile(g, &key, name, budget).map_err(|e| e.within("global"))?;
+                Ok(RuleAction::GlobalRateLimit(GlobalLimiter {
+                    limit,
+                    key,
+                    message: rl.message.clone(),
+                }))
+            }
+        }
     }
 
     /// The first non-shadow rule that matches, or the default action. Shadow rules that match
@@ -321,17 +419,14 @@ impl PolicyFilter {
                 .as_ref()
         };
         for rule in &self.rules {
-            let hit = rule.matcher.matches(req)
-                && (rule.consumers.is_empty()
-                    || consumer.is_some_and(|c| rule.consumers.iter().any(|r| r == "*" || r == c)))
-                && rule.claims.iter().all(|m| m.matches(claims()));
-            if !hit {
+            if !rule.matcher.matches_with(req, consumer, &claims) {
                 continue;
             }
             let verdict = match &rule.action {
                 RuleAction::Allow => Verdict::Allow,
                 RuleAction::Deny(d) => Verdict::Deny(d),
                 RuleAction::RateLimit(l) => self.take_token(rule, l, req, consumer),
+                RuleAction::GlobalRateLimit(g) => self.global_first(rule, g, req, consumer),
             };
             if !rule.shadow {
                 return (Decider::Rule(rule), verdict);
@@ -341,6 +436,8 @@ impl PolicyFilter {
                 Verdict::Allow => c.shadow_allowed.inc(),
                 Verdict::Deny(_) | Verdict::Unauthorized(_) => c.shadow_denied.inc(),
                 Verdict::Limited(..) => c.shadow_rate_limited.inc(),
+                // Refused at configure time (a shadow rule cannot wait for the service).
+                Verdict::Ask(..) => {}
             }
             if !verdict.is_allow() {
                 log::debug!(
@@ -355,6 +452,41 @@ impl PolicyFilter {
             None => (Decider::Default, Verdict::Allow),
             Some(d) => (Decider::Default, Verdict::Deny(d)),
         }
+    }
+
+    /// A global rule: the `local_first` bucket, then the service.
+    fn global_first<'a>(
+        &self,
+        rule: &Rule,
+        g: &'a GlobalLimiter,
+        req: &RequestView,
+        consumer: Option<&str>,
+    ) -> Verdict<'a> {
+        if let Some(buckets) = &g.limit.local_first {
+            let descriptor = descriptor(&g.key, req, consumer, self.path_matching);
+            match buckets.take(&descriptor, 1) {
+                Ok(a) if !a.allowed => {
+                    self.totals.global.local_first_limited.inc();
+                    return Verdict::Limited(a, &g.message);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // The service still decides.
+                    self.totals.ratelimit_store_errors.inc();
+                    log::warn!(
+                        "{}: rule `{}`: local-first bucket unavailable ({e}); asking the service",
+                        Self::NAME,
+                        rule.name
+                    );
+                }
+            }
+        }
+        let values = g
+            .key
+            .iter()
+            .map(|p| key_value(p, req, consumer, self.path_matching))
+            .collect();
+        Verdict::Ask(g, values)
     }
 
     fn take_token<'a>(
@@ -391,17 +523,6 @@ impl PolicyFilter {
     }
 }
 
-fn request_spec(m: &MatchConfig) -> RequestMatchSpec {
-    RequestMatchSpec {
-        methods: m.methods.clone(),
-        paths: m.paths.clone(),
-        hosts: m.hosts.clone(),
-        headers: m.headers.clone(),
-        query: m.query.clone(),
-        source_cidrs: m.source_cidrs.clone(),
-    }
-}
-
 /// The bucket key: each part tagged and separated, so `("a", "bc")` and `("ab", "c")` differ
 /// and a missing value differs from an empty one.
 fn descriptor(
@@ -412,13 +533,7 @@ fn descriptor(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     for part in parts {
-        let value: Option<String> = match part {
-            KeyPart::SourceIp => req.source_ip().map(|ip| canonical_ip(ip).to_string()),
-            KeyPart::Consumer => consumer.map(String::from),
-            KeyPart::Header(h) => req.header(h).map(String::from),
-            KeyPart::PathSegments(n) => Some(path_prefix(req.match_path(paths), *n).to_string()),
-        };
-        match value {
+        match key_value(part, req, consumer, paths) {
             Some(v) => {
                 out.push(1);
                 out.extend_from_slice(v.as_bytes());
@@ -428,6 +543,21 @@ fn descriptor(
         out.push(0x1f);
     }
     out
+}
+
+/// The value of one key part for `req`; `None` when absent.
+fn key_value(
+    part: &KeyPart,
+    req: &RequestView,
+    consumer: Option<&str>,
+    paths: PathMatching,
+) -> Option<String> {
+    match part {
+        KeyPart::SourceIp => req.source_ip().map(|ip| canonical_ip(ip).to_string()),
+        KeyPart::Consumer => consumer.map(String::from),
+        KeyPart::Header(h) => req.header(h).map(String::from),
+        KeyPart::PathSegments(n) => Some(path_prefix(req.match_path(paths), *n).to_string()),
+    }
 }
 
 /// The first `n` segments of `path`: `/a/b/c` with 2 is `/a/b`.
@@ -447,18 +577,13 @@ fn path_prefix(path: &str, n: u32) -> &str {
 impl HttpFilter for PolicyFilter {
     const NAME: &'static str = env!("CARGO_PKG_NAME");
     type Config = Config;
-    type State = ();
+    type State = PolicyState;
 
-    /// Without host services (native use): rate limits are private to this thread.
-    fn configure(config: Config, metrics: &mut Metrics) -> Result<Self, ConfigError> {
-        Self::configure_with(config, metrics, &Services::local())
-    }
-
-    fn configure_with(
-        config: Config,
-        metrics: &mut Metrics,
-        services: &Services,
-    ) -> Result<Self, ConfigError> {
+    /// Rate-limit buckets live in `setup.services`' shared data (every worker's), read with its
+    /// clock; with [`sdk_ext::Services::local`] (native use) they are private to this thread.
+    fn configure(config: Config, setup: Setup<'_>) -> Result<Self, ConfigError> {
+        let Setup { metrics, services } = setup;
+        let services = &services;
         let deny = Denial::compile(&config.deny).map_err(|e| e.within("deny"))?;
         let default_deny = (config.default_action == DefaultAction::Deny).then_some(deny);
         let api_keys = config
@@ -512,6 +637,7 @@ impl HttpFilter for PolicyFilter {
             api_key_shadow_rejected: c("api_key_shadow_rejected")?,
             ratelimit_store_errors: c("ratelimit_store_errors")?,
             ratelimit_shared_slots: c("ratelimit_shared_slots")?,
+            global: GlobalCounts::define(metrics)?,
         };
         Ok(Self {
             shadow: config.shadow,
@@ -528,7 +654,7 @@ impl HttpFilter for PolicyFilter {
     fn on_request_headers(
         &self,
         req: &RequestView,
-        _state: &mut (),
+        state: &mut PolicyState,
         ops: &mut HeaderOps,
     ) -> Decision {
         let mut consumer = None;
@@ -573,6 +699,13 @@ impl HttpFilter for PolicyFilter {
             }
             return forward(ops);
         }
+        if let (Verdict::Ask(g, values), Decider::Rule(rule)) = (&verdict, decider) {
+            // The consumer header goes upstream whatever the service says; the glue applies
+            // it before the call.
+            state.pending = self.rules.iter().position(|r| std::ptr::eq(r, rule));
+            forward(ops);
+            return Decision::Call(g.limit.call(&g.key, values));
+        }
         let request_id = req.request_id();
         if self.shadow {
             match (counts, &verdict) {
@@ -589,7 +722,7 @@ impl HttpFilter for PolicyFilter {
             return forward(ops);
         }
         let reply = match verdict {
-            Verdict::Allow => return forward(ops),
+            Verdict::Allow | Verdict::Ask(..) => return forward(ops),
             Verdict::Deny(d) => {
                 if let Some(c) = counts {
                     c.denied.inc();
@@ -626,6 +759,110 @@ impl HttpFilter for PolicyFilter {
             request_id.unwrap_or("-")
         );
         Decision::Respond(reply)
+    }
+
+    fn calls_out(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.action, RuleAction::GlobalRateLimit(_)))
+    }
+
+    /// The rate-limit service answered (or failed) for the rule in `state.pending`.
+    fn on_call_response(
+        &self,
+        req: &RequestView,
+        outcome: CallOutcome<'_>,
+        state: &mut PolicyState,
+        ops: &mut HeaderOps,
+    ) -> Decision {
+        let rule = state.pending.take().and_then(|i| self.rules.get(i));
+        let (Some(rule), Some(g)) = (
+            rule,
+            rule.and_then(|r| match &r.action {
+                RuleAction::GlobalRateLimit(g) => Some(g),
+                _ => None,
+            }),
+        ) else {
+            return Decision::Continue;
+        };
+        let c = &rule.counts;
+        let t = &self.totals.global;
+        let request_id = req.request_id();
+        match g.limit.interpret(outcome) {
+            Answer::Allow {
+                request_headers,
+                response_headers,
+            } => {
+                t.ok.inc();
+                c.allowed.inc();
+                for (n, v) in request_headers {
+                    ops.set(n, v);
+                }
+                state.response_headers = response_headers;
+                Decision::Continue
+            }
+            Answer::OverLimit { headers } => {
+                t.over_limit.inc();
+                if self.shadow {
+                    c.shadow_rate_limited.inc();
+                    log::debug!(
+                        "{}: rule `{}` would rate-limit the request (shadow mode; request id {})",
+                        Self::NAME,
+                        rule.name,
+                        request_id.unwrap_or("-")
+                    );
+                    return Decision::Continue;
+                }
+                c.rate_limited.inc();
+                let reply = headers.iter().fold(
+                    LocalReply::json(429, "rate_limited", &g.message, request_id),
+                    |r, (n, v)| r.with_header(n, v),
+                );
+                Decision::Respond(reply)
+            }
+            Answer::Failed { reason, timeout } => {
+                t.error.inc();
+                if timeout {
+                    t.timeout.inc();
+                }
+                log::debug!(
+                    "{}: rule `{}`: rate-limit service failed ({reason}); failure mode {} \
+                     (request id {})",
+                    Self::NAME,
+                    rule.name,
+                    g.limit.failure_mode.as_str(),
+                    request_id.unwrap_or("-")
+                );
+                match g.limit.failure_mode {
+                    FailureMode::Allow => {
+                        t.failure_mode_allowed.inc();
+                        c.allowed.inc();
+                        Decision::Continue
+                    }
+                    FailureMode::Deny => {
+                        t.failure_mode_denied.inc();
+                        if self.shadow {
+                            c.shadow_denied.inc();
+                            return Decision::Continue;
+                        }
+                        c.denied.inc();
+                        Decision::Respond(LocalReply::json(
+                            g.limit.failure_status,
+                            "unavailable",
+                            "rate limit service unavailable",
+                            request_id,
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    /// An `OK` answer's `response_headers_to_add`.
+    fn on_response_headers(&self, state: &mut PolicyState, ops: &mut HeaderOps) {
+        for (n, v) in state.response_headers.drain(..) {
+            ops.set(n, v);
+        }
     }
 }
 

@@ -4,7 +4,10 @@
 use super::*;
 use sdk_ext::config::parse_json;
 use sdk_ext::shared::MemoryStore;
-use sdk_ext::testing::{recording_metrics, FakeClock, RecordingSink, RequestBuilder};
+use sdk_ext::testing::{
+    configure_with_services, recording_metrics, FakeClock, RecordingSink, RequestBuilder,
+};
+use sdk_ext::Services;
 use serde_json::{json, Value};
 use std::rc::Rc;
 
@@ -26,14 +29,12 @@ struct Harness {
 }
 
 fn build(cfg: Value) -> Result<Harness, ConfigError> {
-    let (mut metrics, sink) = recording_metrics("policy");
     let clock = Rc::new(FakeClock::at(1_000_000_000_000));
     let services = Services {
         shared: Rc::new(MemoryStore::default()),
         clock: clock.clone(),
     };
-    let parsed = parse_json(cfg.to_string().as_bytes())?;
-    let filter = PolicyFilter::configure_with(parsed, &mut metrics, &services)?;
+    let (filter, sink) = configure_with_services::<PolicyFilter>(&cfg.to_string(), services)?;
     Ok(Harness {
         filter,
         sink,
@@ -50,14 +51,14 @@ impl Harness {
         let mut ops = HeaderOps::default();
         let d = self
             .filter
-            .on_request_headers(&req.build(), &mut (), &mut ops);
+            .on_request_headers(&req.build(), &mut Default::default(), &mut ops);
         (d, ops)
     }
     fn status(&self, req: RequestBuilder) -> u16 {
         match self.run(req).0 {
             Decision::Continue => 200,
             Decision::Respond(r) => r.status,
-            Decision::InspectBody => 0,
+            Decision::InspectBody | Decision::Call(_) => 0,
         }
     }
     fn metric(&self, name: &str) -> i64 {
@@ -196,6 +197,12 @@ fn every_match_kind() {
             json!({"claims": [{"claim": "scope", "value": {"exact": "write"}}]}),
             get("/").header("x-jwt", &claims(json!({"scope": ["write"]}))),
             get("/").header("x-jwt", "not-base64!"),
+        ),
+        (
+            // sdk-ext's one match vocabulary: cookies too (router's before issue 15).
+            json!({"cookies": [{"name": "beta", "value": {"exact": "yes"}}]}),
+            get("/").header("cookie", "a=1; beta=yes"),
+            get("/").header("cookie", "beta=no"),
         ),
     ];
     for (m, hit, miss) in cases {
@@ -451,17 +458,20 @@ fn global_shadow_never_enforces_but_counts() {
 
 #[test]
 fn broken_limiter_fails_open_and_is_counted() {
-    let (mut metrics, sink) = recording_metrics("policy");
     let store = Rc::new(sdk_ext::testing::FakeSharedStore::default());
     let services = Services {
         shared: store.clone(),
         clock: Rc::new(FakeClock::at(1)),
     };
-    let cfg = parse_json(limited(json!({"max_tokens": 1})).to_string().as_bytes()).unwrap();
-    let f = PolicyFilter::configure_with(cfg, &mut metrics, &services).unwrap();
+    let json = limited(json!({"max_tokens": 1})).to_string();
+    let (f, sink) = configure_with_services::<PolicyFilter>(&json, services).unwrap();
     store.fail_with(Some(sdk_ext::shared::StoreError::Host("down".into())));
     for _ in 0..3 {
-        let d = f.on_request_headers(&get("/api").build(), &mut (), &mut HeaderOps::default());
+        let d = f.on_request_headers(
+            &get("/api").build(),
+            &mut Default::default(),
+            &mut HeaderOps::default(),
+        );
         assert_eq!(d, Decision::Continue);
     }
     assert_eq!(sink.value("policy_ratelimit_store_errors"), 3);
@@ -477,7 +487,11 @@ fn metric_names_are_sanitized_and_documented_set_is_defined() {
             .as_bytes(),
     )
     .unwrap();
-    PolicyFilter::configure(cfg, &mut metrics).unwrap();
+    let setup = Setup {
+        metrics: &mut metrics,
+        services: Services::local(),
+    };
+    PolicyFilter::configure(cfg, setup).unwrap();
     let names: Vec<&str> = metrics.defined().iter().map(|(n, _)| n.as_str()).collect();
     for want in [
         "policy_rule_a_b_allowed",
@@ -746,4 +760,258 @@ fn path_rules_and_path_keys_see_the_normalized_path() {
         200,
         "raw matching is the opt-out"
     );
+}
+
+// Global rate limits: the rule asks the service through a call; the answer decides.
+
+fn global_rule(global: Value, extra: Value) -> Value {
+    let mut rl = json!({"scope": "global", "key": ["source_ip"], "global": global});
+    if let (Some(a), Some(e)) = (rl.as_object_mut(), extra.as_object()) {
+        a.extend(e.clone());
+    }
+    json!({"api_keys": {"header": "x-api-key", "keys": [{"consumer": "alice", "sha256": sha_hex("k")}]},
+           "rules": [{"name": "api", "match": {"paths": [{"prefix": "/api"}]}, "action": "rate_limit",
+                      "rate_limit": rl}]})
+}
+
+impl Harness {
+    /// The request's call (if it makes one), then the decision once `answer` arrives.
+    fn ask(
+        &self,
+        req: RequestBuilder,
+        answer: CallOutcome<'_>,
+    ) -> (Decision, HeaderOps, PolicyState) {
+        let view = req.build();
+        let mut state = PolicyState::default();
+        let mut ops = HeaderOps::default();
+        let d = self.filter.on_request_headers(&view, &mut state, &mut ops);
+        let Decision::Call(call) = d else {
+            return (d, ops, state);
+        };
+        assert_eq!(call.cluster, "rls");
+        let mut ops = HeaderOps::default();
+        let d = self
+            .filter
+            .on_call_response(&view, answer, &mut state, &mut ops);
+        (d, ops, state)
+    }
+}
+
+fn rls_answer(code: i32) -> Vec<u8> {
+    use global::tests::pb;
+    use prost::Message;
+    pb::RateLimitResponse {
+        overall_code: code,
+        request_headers_to_add: vec![pb::HeaderValue {
+            key: "x-quota".into(),
+            value: "ok".into(),
+            raw_value: Vec::new(),
+        }],
+        response_headers_to_add: vec![pb::HeaderValue {
+            key: "ratelimit-remaining".into(),
+            value: "3".into(),
+            raw_value: Vec::new(),
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn a_global_rule_asks_the_service_and_follows_its_answer() {
+    let h = policy(global_rule(
+        json!({"cluster": "rls", "domain": "edge", "timeout": "1s"}),
+        json!({}),
+    ));
+    assert!(h.filter.calls_out());
+    let ok = rls_answer(global::proto::code::OK);
+    let (d, ops, mut state) = h.ask(get("/api/x"), CallOutcome::Answer(&ok));
+    assert_eq!(d, Decision::Continue);
+    assert_eq!(ops.set, [("x-quota".to_string(), "ok".to_string())]);
+    let mut resp = HeaderOps::default();
+    h.filter.on_response_headers(&mut state, &mut resp);
+    assert_eq!(
+        resp.set,
+        [("ratelimit-remaining".to_string(), "3".to_string())]
+    );
+
+    let over = rls_answer(global::proto::code::OVER_LIMIT);
+    let (d, _, _) = h.ask(get("/api/x"), CallOutcome::Answer(&over));
+    let Decision::Respond(r) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(r.status, 429);
+    assert!(r
+        .headers
+        .iter()
+        .any(|(n, v)| n == "ratelimit-remaining" && v == "3"));
+    assert_eq!(h.metric("rule_api_allowed"), 1);
+    assert_eq!(h.metric("rule_api_rate_limited"), 1);
+    assert_eq!(h.metric("ratelimit_global_ok"), 1);
+    assert_eq!(h.metric("ratelimit_global_over_limit"), 1);
+    // Requests the rule does not match make no call.
+    assert_eq!(h.run(get("/other")).0, Decision::Continue);
+}
+
+#[test]
+fn the_consumer_header_goes_upstream_before_the_call() {
+    let h = policy(global_rule(
+        json!({"cluster": "rls", "domain": "edge"}),
+        json!({"key": ["consumer"]}),
+    ));
+    let (d, ops) = h.run(get("/api").header("x-api-key", "k"));
+    let Decision::Call(call) = d else {
+        panic!("{d:?}")
+    };
+    assert!(ops
+        .set
+        .iter()
+        .any(|(n, v)| n == "x-api-consumer" && v == "alice"));
+    use prost::Message;
+    let req = global::tests::pb::RateLimitRequest::decode(call.message.as_slice()).unwrap();
+    assert_eq!(req.descriptors[0].entries[0].key, "consumer");
+    assert_eq!(req.descriptors[0].entries[0].value, "alice");
+}
+
+#[test]
+fn service_failures_follow_the_failure_mode_and_are_counted() {
+    let timeout = CallOutcome::Failed {
+        status: sdk_ext::callout::grpc_status::UNAVAILABLE,
+        dispatched: true,
+        timed_out: true,
+    };
+    let allow = policy(global_rule(
+        json!({"cluster": "rls", "domain": "edge"}),
+        json!({}),
+    ));
+    assert_eq!(allow.ask(get("/api"), timeout).0, Decision::Continue);
+    assert_eq!(allow.metric("ratelimit_global_error"), 1);
+    assert_eq!(allow.metric("ratelimit_global_timeout"), 1);
+    assert_eq!(allow.metric("ratelimit_global_failure_mode_allowed"), 1);
+
+    let deny = policy(global_rule(
+        json!({"cluster": "rls", "domain": "edge", "failure_mode": "deny", "failure_status": 503}),
+        json!({}),
+    ));
+    let garbage = CallOutcome::Answer(&[0xff, 0x01]);
+    let (d, _, _) = deny.ask(get("/api"), garbage);
+    let Decision::Respond(r) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(r.status, 503);
+    assert_eq!(deny.metric("ratelimit_global_error"), 1);
+    assert_eq!(deny.metric("ratelimit_global_timeout"), 0);
+    assert_eq!(deny.metric("ratelimit_global_failure_mode_denied"), 1);
+}
+
+#[test]
+fn global_shadow_mode_asks_but_never_enforces() {
+    let mut cfg = global_rule(json!({"cluster": "rls", "domain": "edge"}), json!({}));
+    cfg["shadow"] = json!(true);
+    let h = policy(cfg);
+    let over = rls_answer(global::proto::code::OVER_LIMIT);
+    assert_eq!(
+        h.ask(get("/api"), CallOutcome::Answer(&over)).0,
+        Decision::Continue
+    );
+    assert_eq!(h.metric("rule_api_shadow_rate_limited"), 1);
+    assert_eq!(h.metric("ratelimit_global_over_limit"), 1);
+}
+
+#[test]
+fn a_local_first_bucket_sheds_load_before_the_call() {
+    let h = policy(global_rule(
+        json!({"cluster": "rls", "domain": "edge",
+               "local_first": {"max_tokens": 2, "fill_interval": "1m"}}),
+        json!({}),
+    ));
+    let ok = rls_answer(global::proto::code::OK);
+    for _ in 0..2 {
+        assert_eq!(
+            h.ask(get("/api"), CallOutcome::Answer(&ok)).0,
+            Decision::Continue
+        );
+    }
+    // The third never reaches the service: 429 from the local bucket, with its headers.
+    let (d, _) = h.run(get("/api"));
+    let Decision::Respond(r) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(r.status, 429);
+    assert!(r.headers.iter().any(|(n, _)| n == "retry-after"));
+    assert_eq!(h.metric("ratelimit_global_local_first_limited"), 1);
+    assert_eq!(h.metric("ratelimit_global_ok"), 2);
+    // Another source has its own local bucket.
+    assert!(matches!(
+        h.run(get("/api").source("10.0.0.2:1")).0,
+        Decision::Call(_)
+    ));
+}
+
+#[test]
+fn global_config_errors_name_the_field() {
+    let err = |global: Value, extra: Value| {
+        build(global_rule(global, extra))
+            .err()
+            .map(|e| e.path)
+            .unwrap_or_default()
+    };
+    let g = json!({"cluster": "rls", "domain": "edge"});
+    assert_eq!(
+        err(g.clone(), json!({"max_tokens": 5})),
+        "rules[0].rate_limit.max_tokens"
+    );
+    assert_eq!(
+        err(g.clone(), json!({"fill_interval": "1s"})),
+        "rules[0].rate_limit.fill_interval"
+    );
+    // serde names the object missing a field.
+    assert_eq!(
+        err(json!({"cluster": "rls"}), json!({})),
+        "rules[0].rate_limit.global"
+    );
+    assert_eq!(
+        err(json!({"cluster": "has space", "domain": "d"}), json!({})),
+        "rules[0].rate_limit.global.cluster"
+    );
+    assert_eq!(
+        err(
+            json!({"cluster": "rls", "domain": "d", "timeout": "0ms"}),
+            json!({})
+        ),
+        "rules[0].rate_limit.global.timeout"
+    );
+    let mut shadow = global_rule(g.clone(), json!({}));
+    shadow["rules"][0]["shadow"] = json!(true);
+    assert_eq!(
+        build(shadow).err().unwrap().path,
+        "rules[0].rate_limit.scope"
+    );
+    let mut missing = global_rule(g.clone(), json!({}));
+    missing["rules"][0]["rate_limit"]
+        .as_object_mut()
+        .unwrap()
+        .remove("global");
+    assert_eq!(
+        build(missing).err().unwrap().path,
+        "rules[0].rate_limit.global"
+    );
+    let local_with_global = json!({"rules": [{"name": "api", "match": {"paths": [{"prefix": "/"}]},
+        "action": "rate_limit", "rate_limit": {"max_tokens": 1, "fill_interval": "1s", "global": g}}]});
+    assert_eq!(
+        build(local_with_global).err().unwrap().path,
+        "rules[0].rate_limit.global"
+    );
+    let local_without_tokens = json!({"rules": [{"name": "api", "match": {"paths": [{"prefix": "/"}]},
+        "action": "rate_limit", "rate_limit": {"fill_interval": "1s"}}]});
+    assert_eq!(
+        build(local_without_tokens).err().unwrap().path,
+        "rules[0].rate_limit.max_tokens"
+    );
+}
+
+#[test]
+fn the_global_example_config_compiles() {
+    let h = policy(serde_json::from_str(include_str!("../examples/global/policy.json")).unwrap());
+    assert!(h.filter.calls_out());
 }

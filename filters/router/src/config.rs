@@ -6,12 +6,8 @@
 
 use crate::{hash, metric_tag};
 use sdk_ext::config::{header_name, ConfigError};
-use sdk_ext::cookie::{CookieMatchSpec, CookieMatcher};
-use sdk_ext::jwt::{ClaimMatchSpec, ClaimMatcher, ClaimSource, Claims, JwtSourceSpec};
-use sdk_ext::matcher::{
-    HeaderMatchSpec, PathMatching, QueryMatchSpec, RequestMatchSpec, RequestMatcher,
-    StringMatchSpec,
-};
+use sdk_ext::jwt::{ClaimSource, Claims, JwtSourceSpec};
+use sdk_ext::matcher::{MatchOptions, PathMatching, RequestMatchSpec, RequestMatcher};
 use sdk_ext::{HeaderOps, RequestView};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -56,9 +52,10 @@ pub struct RuleSpec {
     /// For logs only. Default `rules[i]`.
     #[serde(default)]
     pub name: Option<String>,
-    /// Conditions, all of which must hold; omitted matches every request.
+    /// Conditions ([`RequestMatchSpec`], sdk-ext's match vocabulary), all of which must hold;
+    /// omitted matches every request. `consumers` is refused (this filter checks no API keys).
     #[serde(default, rename = "match")]
-    pub matches: MatchSpec,
+    pub matches: RequestMatchSpec,
     /// Fixed destination. Exactly one of `tag` and `weights`.
     #[serde(default)]
     pub tag: Option<String>,
@@ -80,30 +77,6 @@ pub struct RuleSpec {
     /// Request header edits.
     #[serde(default)]
     pub request_headers: HeaderEditsSpec,
-}
-
-/// What a rule matches on: `RequestMatchSpec`'s kinds plus cookies and JWT claims. Kinds are
-/// ANDed; alternatives within methods/paths/hosts/source_cidrs are ORed; headers, query,
-/// cookies and claims lists are ANDed.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatchSpec {
-    #[serde(default)]
-    pub methods: Vec<String>,
-    #[serde(default)]
-    pub paths: Vec<StringMatchSpec>,
-    #[serde(default)]
-    pub hosts: Vec<StringMatchSpec>,
-    #[serde(default)]
-    pub headers: Vec<HeaderMatchSpec>,
-    #[serde(default)]
-    pub query: Vec<QueryMatchSpec>,
-    #[serde(default)]
-    pub source_cidrs: Vec<String>,
-    #[serde(default)]
-    pub cookies: Vec<CookieMatchSpec>,
-    #[serde(default)]
-    pub claims: Vec<ClaimMatchSpec>,
 }
 
 /// One side of a split.
@@ -186,8 +159,6 @@ pub struct Compiled {
 pub struct Rule {
     pub name: String,
     request: RequestMatcher,
-    cookies: Vec<CookieMatcher>,
-    claims: Vec<ClaimMatcher>,
     pub action: Action,
     pub edits: Edits,
 }
@@ -230,12 +201,7 @@ impl Rule {
     /// Do all conditions hold? Claims are decoded at most once per request, and only when a
     /// rule that reaches its claim matchers needs them.
     pub fn matches<'c>(&self, req: &RequestView, claims: &dyn Fn() -> Option<&'c Claims>) -> bool {
-        self.request.matches(req)
-            && self.cookies.iter().all(|m| m.matches(req))
-            && (self.claims.is_empty() || {
-                let c = claims();
-                self.claims.iter().all(|m| m.matches(c))
-            })
+        self.request.matches_with(req, None, claims)
     }
 }
 
@@ -358,9 +324,8 @@ fn compile_rule(
     tags: &mut Tags,
 ) -> Result<Rule, ConfigError> {
     let in_rule = |e: ConfigError| e.within(at);
-    let (request, cookies, claims) =
-        compile_match(&spec.matches, route_header).map_err(|e| in_rule(e.within("match")))?;
-    let request = request.with_path_matching(paths);
+    let request = compile_match(&spec.matches, route_header, paths)
+        .map_err(|e| in_rule(e.within("match")))?;
     let action = match (&spec.tag, &spec.weights) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -397,16 +362,16 @@ fn compile_rule(
     Ok(Rule {
         name: spec.name.clone().unwrap_or_else(|| at.to_string()),
         request,
-        cookies,
-        claims,
         action,
         edits,
     })
 }
 
-type MatchParts = (RequestMatcher, Vec<CookieMatcher>, Vec<ClaimMatcher>);
-
-fn compile_match(m: &MatchSpec, route_header: &str) -> Result<MatchParts, ConfigError> {
+fn compile_match(
+    m: &RequestMatchSpec,
+    route_header: &str,
+    paths: PathMatching,
+) -> Result<RequestMatcher, ConfigError> {
     for (j, h) in m.headers.iter().enumerate() {
         if h.name.eq_ignore_ascii_case(route_header) {
             return Err(ConfigError::new(
@@ -415,28 +380,10 @@ fn compile_match(m: &MatchSpec, route_header: &str) -> Result<MatchParts, Config
             ));
         }
     }
-    let request = RequestMatchSpec {
-        methods: m.methods.clone(),
-        paths: m.paths.clone(),
-        hosts: m.hosts.clone(),
-        headers: m.headers.clone(),
-        query: m.query.clone(),
-        source_cidrs: m.source_cidrs.clone(),
-    }
-    .compile()?;
-    let cookies = m
-        .cookies
-        .iter()
-        .enumerate()
-        .map(|(j, c)| c.compile().map_err(|e| e.within(&format!("cookies[{j}]"))))
-        .collect::<Result<_, _>>()?;
-    let claims = m
-        .claims
-        .iter()
-        .enumerate()
-        .map(|(j, c)| c.compile().map_err(|e| e.within(&format!("claims[{j}]"))))
-        .collect::<Result<_, _>>()?;
-    Ok((request, cookies, claims))
+    m.compile_with(MatchOptions::without_consumers(
+        paths,
+        "consumers come from API keys, which this filter does not check (put the rule in policy)",
+    ))
 }
 
 fn compile_split(

@@ -20,7 +20,7 @@ pub mod hash;
 
 use config::{Action, Fallback, HashKey, Rule};
 use sdk_ext::jwt::{ClaimSource, Claims};
-use sdk_ext::{ConfigError, Counter, Decision, HeaderOps, HttpFilter, Metrics, RequestView};
+use sdk_ext::{ConfigError, Counter, Decision, HeaderOps, HttpFilter, RequestView, Setup};
 use std::cell::OnceCell;
 
 pub use config::Config;
@@ -53,7 +53,8 @@ impl HttpFilter for RouterFilter {
     type Config = Config;
     type State = ();
 
-    fn configure(config: Config, metrics: &mut Metrics) -> Result<Self, ConfigError> {
+    fn configure(config: Config, setup: Setup<'_>) -> Result<Self, ConfigError> {
+        let metrics = setup.metrics;
         let compiled = config.compile()?;
         let mut destinations = Vec::with_capacity(compiled.tags.len());
         for tag in compiled.tags {

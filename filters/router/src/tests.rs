@@ -3,24 +3,17 @@
 
 use super::*;
 use base64::Engine as _;
-use sdk_ext::config::parse_json;
-use sdk_ext::testing::{recording_metrics, RecordingSink, RequestBuilder};
+use sdk_ext::testing::{configure, RecordingSink, RequestBuilder};
 use std::rc::Rc;
 
 fn filter(json: &str) -> (RouterFilter, Rc<RecordingSink>) {
-    let (mut metrics, sink) = recording_metrics("router");
-    let cfg = parse_json(json.as_bytes()).unwrap();
-    (RouterFilter::configure(cfg, &mut metrics).unwrap(), sink)
+    configure::<RouterFilter>(json).unwrap()
 }
 
 fn config_error(json: &str) -> ConfigError {
-    let (mut metrics, _) = recording_metrics("router");
-    match parse_json::<Config>(json.as_bytes()) {
-        Err(e) => e,
-        Ok(cfg) => RouterFilter::configure(cfg, &mut metrics)
-            .err()
-            .unwrap_or_else(|| panic!("accepted {json}")),
-    }
+    configure::<RouterFilter>(json)
+        .err()
+        .unwrap_or_else(|| panic!("accepted {json}"))
 }
 
 fn run(f: &RouterFilter, req: RequestBuilder) -> HeaderOps {
@@ -453,6 +446,11 @@ fn config_errors_name_the_rule_and_field() {
             r#"{"rules": [{"match": {"source_cidrs": ["10.0.0.0/33"]}, "tag": "a"}]}"#.into(),
             "rules[0].match.source_cidrs[0]",
             "not an IP",
+        ),
+        (
+            r#"{"rules": [{"match": {"consumers": ["ci"]}, "tag": "a"}]}"#.into(),
+            "rules[0].match.consumers",
+            "API keys",
         ),
         (
             r#"{"rules": [{"match": {"pathz": []}, "tag": "a"}]}"#.into(),

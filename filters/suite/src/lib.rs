@@ -181,6 +181,16 @@ macro_rules! compose {
                     match self.member_headers(i, view, st, &mut mine) {
                         Decision::Continue => {}
                         Decision::Respond(r) => decision = Decision::Respond(r),
+                        // Refused at configure time (`calls_out`): the suite cannot hold its
+                        // other members for a call. Fail closed if it ever happens.
+                        Decision::Call(_) => {
+                            decision = Decision::Respond($crate::sdk_ext::LocalReply::json(
+                                503,
+                                "unavailable",
+                                "filter could not run",
+                                req.request_id(),
+                            ))
+                        }
                         Decision::InspectBody => {
                             st.waiting |= 1u64 << i;
                             if let Some(v) = &edited {
@@ -229,38 +239,43 @@ macro_rules! compose {
             type Config = $config;
             type State = $state;
 
-            /// Without host services (native use): members that keep state across requests
-            /// (policy's rate limits) get thread-local ones.
+            /// Each present member's `configure`, in order, with its own metric scope and
+            /// the host's services (shared data, clock); errors are prefixed with its key.
             fn configure(
                 config: $config,
-                metrics: &mut $crate::sdk_ext::Metrics,
+                setup: $crate::sdk_ext::Setup<'_>,
             ) -> Result<Self, $crate::sdk_ext::ConfigError> {
-                Self::configure_with(config, metrics, &$crate::sdk_ext::Services::local())
-            }
-
-            /// Each present member's `configure_with`, in order, with its own metric scope and
-            /// the host's services (shared data, clock); errors are prefixed with its key.
-            fn configure_with(
-                config: $config,
-                metrics: &mut $crate::sdk_ext::Metrics,
-                services: &$crate::sdk_ext::Services,
-            ) -> Result<Self, $crate::sdk_ext::ConfigError> {
+                let $crate::sdk_ext::Setup { metrics, services } = setup;
                 $(
                     let $field = match config.$field {
                         Some(c) => {
                             let mut scoped = metrics
                                 .scoped(<$member as $crate::sdk_ext::HttpFilter>::NAME);
+                            let member_setup = $crate::sdk_ext::Setup {
+                                metrics: &mut scoped,
+                                services: services.clone(),
+                            };
                             Some(
-                                <$member as $crate::sdk_ext::HttpFilter>::configure_with(
+                                <$member as $crate::sdk_ext::HttpFilter>::configure(
                                     c,
-                                    &mut scoped,
-                                    services,
+                                    member_setup,
                                 )
                                 .map_err(|e| e.within(stringify!($field)))?,
                             )
                         }
                         None => None,
                     };
+                    if $field
+                        .as_ref()
+                        .is_some_and($crate::sdk_ext::HttpFilter::calls_out)
+                    {
+                        return Err($crate::sdk_ext::ConfigError::new(
+                            stringify!($field),
+                            "this configuration makes gRPC calls (e.g. policy's global rate \
+                             limits), which the suite cannot wait for: run the filter as its own \
+                             module",
+                        ));
+                    }
                 )+
                 let max_body = [$(
                     $field

@@ -1,9 +1,8 @@
 //! The composition, with the example and noop filters and a body-inspecting test member.
 
-use sdk_ext::config::parse_json;
-use sdk_ext::testing::{recording_metrics, RequestBuilder};
+use sdk_ext::testing::{configure, RequestBuilder};
 use sdk_ext::{
-    BodyChunk, ConfigError, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView,
+    BodyChunk, ConfigError, Decision, HeaderOps, HttpFilter, LocalReply, RequestView, Setup,
 };
 use serde::Deserialize;
 
@@ -30,8 +29,8 @@ impl HttpFilter for BodyGuard {
     type Config = BodyGuardConfig;
     type State = Seen;
 
-    fn configure(c: BodyGuardConfig, m: &mut Metrics) -> Result<Self, ConfigError> {
-        m.counter("seen_total")?;
+    fn configure(c: BodyGuardConfig, setup: Setup<'_>) -> Result<Self, ConfigError> {
+        setup.metrics.counter("seen_total")?;
         Ok(Self {
             needle: c.needle,
             limit: c.limit,
@@ -76,8 +75,7 @@ crate::compose! {
 }
 
 fn suite(json: &str) -> Result<TestSuite, ConfigError> {
-    let (mut m, _) = recording_metrics("test-suite");
-    TestSuite::configure(parse_json(json.as_bytes())?, &mut m)
+    configure::<TestSuite>(json).map(|(f, _)| f)
 }
 
 const ALL: &str = r#"{
@@ -88,8 +86,7 @@ const ALL: &str = r#"{
 
 #[test]
 fn members_keep_their_own_metric_names_and_config_paths() {
-    let (mut m, sink) = recording_metrics("test-suite");
-    let f = TestSuite::configure(parse_json(ALL.as_bytes()).unwrap(), &mut m).unwrap();
+    let (f, sink) = configure::<TestSuite>(ALL).unwrap();
     let req = RequestBuilder::get("/").build();
     let _ = f.on_request_headers(&req, &mut TestState::default(), &mut HeaderOps::default());
     assert_eq!(sink.value("example_requests_total"), 1);
@@ -187,21 +184,13 @@ fn the_benchmark_configs_compose_and_member_errors_name_the_member() {
         include_str!("../../../bench/configs/threat-score.json"),
         include_str!("../../../bench/configs/router.json"),
     );
-    let (mut m, _) = recording_metrics("suite");
-    let f = crate::SuiteFilter::configure(parse_json(json.as_bytes()).unwrap(), &mut m).unwrap();
+    let (f, _) = configure::<crate::SuiteFilter>(&json).unwrap();
     assert!(f.policy.is_some() && f.threat_score.is_some() && f.router.is_some());
     let bad = r#"{"policy": {"rules": [{"name": "x", "match": {"paths": [{"regex": "("}]}, "action": "deny"}]}}"#;
-    let (mut m, _) = recording_metrics("suite");
-    let err = crate::SuiteFilter::configure(parse_json(bad.as_bytes()).unwrap(), &mut m)
-        .err()
-        .unwrap();
+    let err = configure::<crate::SuiteFilter>(bad).err().unwrap();
     assert_eq!(err.path, "policy.rules[0].match.paths[0].regex");
-    let (mut m, _) = recording_metrics("suite");
     let typo = r#"{"policy": {"rules": [{"name": "x", "match": {}, "acton": "deny"}]}}"#;
-    let err = parse_json::<crate::SuiteConfig>(typo.as_bytes())
-        .and_then(|c| crate::SuiteFilter::configure(c, &mut m))
-        .err()
-        .unwrap();
+    let err = configure::<crate::SuiteFilter>(typo).err().unwrap();
     assert_eq!(err.path, "policy.rules[0].acton");
 }
 
@@ -229,7 +218,7 @@ impl HttpFilter for Editor {
     type Config = EditorConfig;
     type State = SawHeaders;
 
-    fn configure(c: EditorConfig, _: &mut Metrics) -> Result<Self, ConfigError> {
+    fn configure(c: EditorConfig, _: Setup<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             set: c.set,
             remove: c.remove,
@@ -270,17 +259,12 @@ fn forwarded(req: &RequestView, ops: &HeaderOps) -> Vec<(String, String)> {
 
 #[test]
 fn each_member_sees_the_previous_members_edits_and_the_net_change_is_forwarded() {
-    let (mut m, _) = recording_metrics("edit-suite");
-    let f = EditSuite::configure(
-        parse_json(
-            br#"{
-                "first": {"set": [["x-a", "1"], [":path", "/rewritten"]], "remove": ["x-client"]},
-                "second": {"set": [["x-client", "from-second"]], "remove": ["x-a"]},
-                "guard": {"needle": "evil", "limit": 8}
-            }"#,
-        )
-        .unwrap(),
-        &mut m,
+    let (f, _) = configure::<EditSuite>(
+        r#"{
+            "first": {"set": [["x-a", "1"], [":path", "/rewritten"]], "remove": ["x-client"]},
+            "second": {"set": [["x-client", "from-second"]], "remove": ["x-a"]},
+            "guard": {"needle": "evil", "limit": 8}
+        }"#,
     )
     .unwrap();
     let req = RequestBuilder::get("/orig")
@@ -344,8 +328,7 @@ fn policy_router_suite() -> crate::SuiteFilter {
         }}
     }}"#
     );
-    let (mut m, _) = recording_metrics("suite");
-    crate::SuiteFilter::configure(parse_json(json.as_bytes()).unwrap(), &mut m).unwrap()
+    configure::<crate::SuiteFilter>(&json).unwrap().0
 }
 
 #[test]
@@ -382,4 +365,19 @@ fn the_router_sees_policys_view_no_key_is_restored_and_a_forged_consumer_is_igno
     assert!(get(&out, "x-api-consumer").is_empty(), "{out:?}");
     assert_eq!(get(&out, "x-route-tag"), ["stable"]);
     assert_eq!(get(&out, ":path"), ["/api/items"]);
+}
+
+#[test]
+fn a_member_that_makes_grpc_calls_is_refused_naming_it() {
+    // Policy's global rate limits wait for a gRPC answer; the suite cannot hold its other
+    // members for it, so it refuses the configuration instead of skipping the limit.
+    let cfg = r#"{"policy": {"rules": [{"name": "g", "match": {"paths": [{"prefix": "/"}]},
+        "action": "rate_limit", "rate_limit": {"scope": "global",
+        "global": {"cluster": "rls", "domain": "d", "entries": [{"key": "k", "value": "v"}]}}}]}}"#;
+    let err = match configure::<crate::SuiteFilter>(cfg) {
+        Err(e) => e,
+        Ok(_) => panic!("a calling member was accepted"),
+    };
+    assert_eq!(err.path, "policy");
+    assert!(err.reason.contains("gRPC calls"), "{}", err.reason);
 }

@@ -20,9 +20,7 @@ use ipnet::IpNet;
 use sdk_ext::conn_limit::{Held, Outcome, SlotCounters};
 use sdk_ext::matcher::{canonical_ip, parse_cidr};
 use sdk_ext::metrics::metric_safe;
-use sdk_ext::network::{
-    ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter, NetworkSetup,
-};
+use sdk_ext::network::{ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter, Setup};
 use sdk_ext::ratelimit::{parse_duration, BucketSpec, SlotBudget, TokenBuckets, MAX_TOTAL_SLOTS};
 use sdk_ext::{ConfigError, Counter, Gauge, Metrics};
 use serde::Deserialize;
@@ -448,7 +446,7 @@ impl NetworkFilter for TcpGuard {
     type Config = Config;
     type State = ConnState;
 
-    fn configure(c: Config, setup: NetworkSetup<'_>) -> Result<Self, ConfigError> {
+    fn configure(c: Config, setup: Setup<'_>) -> Result<Self, ConfigError> {
         let metrics: &mut Metrics = setup.metrics;
         let allow = compile_cidrs(&c.source.allow, "source.allow")?;
         let deny = compile_cidrs(&c.source.deny, "source.deny")?;

@@ -2,9 +2,8 @@
 //! in-memory shared store standing in for Envoy.
 
 use super::*;
-use sdk_ext::config::parse_json;
 use sdk_ext::shared::{MemoryStore, Services};
-use sdk_ext::testing::{recording_metrics, FakeClock, FakeProperties, RecordingSink};
+use sdk_ext::testing::{configure_network, FakeClock, FakeProperties, RecordingSink};
 use std::rc::Rc;
 
 use crate::test_hello as hellos;
@@ -15,16 +14,7 @@ struct Harness {
 }
 
 fn harness_with_services(config: &str, services: Services) -> Harness {
-    let (mut metrics, sink) = recording_metrics("tcp-guard");
-    let cfg: Config = parse_json(config.as_bytes()).unwrap();
-    let filter = TcpGuard::configure(
-        cfg,
-        NetworkSetup {
-            metrics: &mut metrics,
-            services,
-        },
-    )
-    .unwrap();
+    let (filter, sink) = configure_network::<TcpGuard>(config, services).unwrap();
     Harness { filter, sink }
 }
 
@@ -43,17 +33,7 @@ fn harness(config: &str) -> Harness {
 }
 
 fn config_error(config: &str) -> ConfigError {
-    let (mut metrics, _) = recording_metrics("tcp-guard");
-    parse_json::<Config>(config.as_bytes())
-        .and_then(|cfg| {
-            TcpGuard::configure(
-                cfg,
-                NetworkSetup {
-                    metrics: &mut metrics,
-                    services: shared_services().0,
-                },
-            )
-        })
+    configure_network::<TcpGuard>(config, shared_services().0)
         .err()
         .unwrap()
 }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::model::Category;
+/// Config errors are sdk-ext's: the JSON path of the field and the reason.
+pub use sdk_ext::ConfigError;
 
 /// What the filter does with a request whose score reaches the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -53,9 +55,15 @@ pub struct Limits {
     /// Body bytes inspected (default 65536, pass: larger uploads are normal; only the prefix
     /// is inspected).
     pub body_bytes: Limit,
-    /// Arguments inspected, query and body together (default 255, block: a flood of arguments
-    /// is a known way to push a payload past a WAF).
+    /// Parameters inspected: query, urlencoded form and multipart parts together (default 255,
+    /// block: CRS's `tx.max_num_args` example; a flood of parameters is a known way to push a
+    /// payload past a WAF, and HTML forms do not have hundreds of fields).
     pub args: Limit,
+    /// Values of a structured body inspected: every JSON object member and array element,
+    /// every XML text node and attribute (default 1000, block: ModSecurity 3's and Coraza's
+    /// `SecArgumentsLimit 1000` with rule 200007 denying past it). Real JSON bodies carry
+    /// hundreds of values (a list of line items), which CRS's example 255 would refuse.
+    pub body_values: Limit,
     /// Decoding rounds per value (default 4, block: legitimate clients encode once).
     pub decode_rounds: Limit,
     /// Request headers (default 100, block).
@@ -71,6 +79,7 @@ impl Default for Limits {
         Limits {
             body_bytes: Limit::new(64 * 1024, OnExceed::Pass),
             args: Limit::new(255, OnExceed::Block),
+            body_values: Limit::new(1000, OnExceed::Block),
             decode_rounds: Limit::new(4, OnExceed::Block),
             header_count: Limit::new(100, OnExceed::Block),
             header_bytes: Limit::new(8192, OnExceed::Pass),
@@ -300,48 +309,21 @@ impl Default for Config {
     }
 }
 
-/// A configuration that cannot be used; the message names the field.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    /// The JSON did not parse or has an unknown field / wrong type.
-    #[error("invalid configuration JSON: {0}")]
-    Json(String),
-    /// A field has a value outside its allowed range.
-    #[error("{field}: {message}")]
-    Invalid {
-        /// Dotted path of the field, e.g. `limits.decode_rounds.max`.
-        field: String,
-        /// What is wrong and what is allowed.
-        message: String,
-    },
-}
-
-impl ConfigError {
-    fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
 impl Config {
-    /// Parses the plugin configuration. Empty input means all defaults (Envoy hands an empty
-    /// configuration when none is set).
+    /// Parses the plugin configuration with [`sdk_ext::parse_json`], as the glue does: errors
+    /// name the JSON path; empty input means all defaults (Envoy hands an empty configuration
+    /// when none is set).
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Config::default());
-        }
-        serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))
+        sdk_ext::parse_json(bytes)
     }
 
     /// Validates the configuration and builds the engine. Call once per configuration.
     pub fn compile(self) -> Result<Engine, ConfigError> {
         if !(1..=4).contains(&self.paranoia_level) {
-            return Err(ConfigError::invalid("paranoia_level", "must be 1..=4"));
+            return Err(ConfigError::new("paranoia_level", "must be 1..=4"));
         }
         if self.inbound_threshold == 0 {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 "inbound_threshold",
                 "must be at least 1 (0 would block every request)",
             ));
@@ -355,6 +337,7 @@ impl Config {
                 64 * 1024 * 1024,
             ),
             ("limits.args.max", l.args.max, 1, 100_000),
+            ("limits.body_values.max", l.body_values.max, 1, 100_000),
             ("limits.decode_rounds.max", l.decode_rounds.max, 1, 16),
             ("limits.header_count.max", l.header_count.max, 1, 10_000),
             (
@@ -367,7 +350,7 @@ impl Config {
         ];
         for (field, value, min, max) in checks {
             if value < min || value > max {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     field,
                     format!("must be {min}..={max}, got {value}"),
                 ));
@@ -379,7 +362,7 @@ impl Config {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     format!("allowed_methods[{i}]"),
                     "must be a non-empty token",
                 ));
@@ -390,7 +373,7 @@ impl Config {
                 .as_deref()
                 .is_some_and(|p| !p.starts_with('/'))
             {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     format!("exclusions[{i}].path_prefix"),
                     "must start with `/`",
                 ));
@@ -400,23 +383,24 @@ impl Config {
                 && e.headers.is_empty()
                 && e.categories.is_empty()
             {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     format!("exclusions[{i}]"),
                     "excludes everything; set path_prefix, args, headers or categories",
                 ));
             }
         }
-        for (i, h) in self
-            .headers
-            .inspect
-            .iter()
-            .chain(&self.headers.skip)
-            .enumerate()
-        {
-            if h.bytes().any(|b| b.is_ascii_uppercase()) {
-                return Err(ConfigError::invalid(
-                    format!("headers[{i}] `{h}`"),
-                    "header names must be lowercase",
+        for (list, names) in [
+            ("headers.inspect", &self.headers.inspect),
+            ("headers.skip", &self.headers.skip),
+        ] {
+            if let Some((i, h)) = names
+                .iter()
+                .enumerate()
+                .find(|(_, h)| h.bytes().any(|b| b.is_ascii_uppercase()))
+            {
+                return Err(ConfigError::new(
+                    format!("{list}[{i}]"),
+                    format!("`{h}`: header names must be lowercase"),
                 ));
             }
         }
@@ -438,8 +422,10 @@ mod tests {
     fn unknown_fields_are_rejected() {
         let err = Config::from_json(br#"{"paranoia": 2}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+        assert_eq!(err.path, "paranoia");
         let err = Config::from_json(br#"{"limits": {"body": 1}}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+        assert_eq!(err.path, "limits.body");
     }
 
     #[test]
@@ -449,17 +435,32 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(
-            cfg.compile().unwrap_err().to_string(),
-            "paranoia_level: must be 1..=4"
+            cfg.compile().unwrap_err(),
+            ConfigError::new("paranoia_level", "must be 1..=4")
         );
         let cfg =
             Config::from_json(br#"{"limits": {"decode_rounds": {"max": 0, "on_exceed": "pass"}}}"#)
                 .unwrap();
-        assert!(cfg
+        assert_eq!(
+            cfg.compile().unwrap_err(),
+            ConfigError::new("limits.decode_rounds.max", "must be 1..=16, got 0")
+        );
+        let cfg = Config::from_json(br#"{"headers": {"skip": ["accept", "X-Mine"]}}"#).unwrap();
+        assert_eq!(
+            cfg.compile().unwrap_err(),
+            ConfigError::new(
+                "headers.skip[1]",
+                "`X-Mine`: header names must be lowercase"
+            )
+        );
+        let err = Config::from_json(br#"{"exclusions": [{"args": ["a"]}, {}]}"#)
+            .unwrap()
             .compile()
-            .unwrap_err()
-            .to_string()
-            .starts_with("limits.decode_rounds.max"));
+            .unwrap_err();
+        assert_eq!(err.path, "exclusions[1]");
+        let err = Config::from_json(br#"{"mode": "block", "limits": {"args": {"max": "x"}}}"#)
+            .unwrap_err();
+        assert_eq!(err.path, "limits.args.max");
     }
 
     #[test]

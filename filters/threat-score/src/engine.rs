@@ -159,6 +159,18 @@ impl Engine {
         findings.into_vec()
     }
 
+    /// [`Engine::run_detector`] with the gates off ([`crate::detect::gate`]): every value is
+    /// read. For the test that proves the gates change no finding, and for cost comparisons.
+    pub fn run_detector_ungated(
+        &self,
+        kind: DetectorKind,
+        prepared: &Prepared<'_>,
+    ) -> Vec<Detection> {
+        let mut findings = self.findings(prepared);
+        kind.run_ungated(prepared, &self.ctx(), &mut findings);
+        findings.into_vec()
+    }
+
     fn findings(&self, p: &Prepared<'_>) -> Findings {
         Findings::new(self.cfg.paranoia_level, p.excluded)
     }
@@ -176,6 +188,7 @@ impl Engine {
         let limit = match kind {
             LimitKind::BodySize => l.body_bytes,
             LimitKind::ArgCount => l.args,
+            LimitKind::BodyValues => l.body_values,
             LimitKind::DecodeRounds => l.decode_rounds,
             LimitKind::HeaderCount => l.header_count,
             LimitKind::HeaderSize => l.header_bytes,

@@ -15,13 +15,13 @@
 //! | `limit_<limit>_total` | that went past that limit (whatever its `on_exceed`) |
 //! | `stripped_total` | that arrived with a client copy of the headers the filter owns |
 
-use crate::config::{Config, ConfigError as EngineConfigError, Mode};
+use crate::config::{Config, Mode};
 use crate::engine::Engine;
 use crate::model::{Assessment, Category, LimitKind, Verdict};
 use crate::request::Request;
 use sdk_ext::{
-    BodyChunk, ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics,
-    RequestView,
+    BodyChunk, ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, RequestView,
+    Setup,
 };
 
 /// Request header carrying the score to the upstream (mode `tag`).
@@ -33,9 +33,10 @@ pub const CATEGORIES_HEADER: &str = "x-threat-categories";
 pub const BLOCK_ERROR: &str = "threat_detected";
 
 /// Every limit kind, in a stable order (metric definition order).
-const LIMITS: [LimitKind; 6] = [
+const LIMITS: [LimitKind; 7] = [
     LimitKind::BodySize,
     LimitKind::ArgCount,
+    LimitKind::BodyValues,
     LimitKind::DecodeRounds,
     LimitKind::HeaderCount,
     LimitKind::HeaderSize,
@@ -67,13 +68,6 @@ pub struct ThreatScoreFilter {
 /// The metric name fragment of a category (`session-fixation` -> `session_fixation`).
 pub fn metric_fragment(name: &str) -> String {
     name.replace('-', "_")
-}
-
-fn engine_error(e: EngineConfigError) -> ConfigError {
-    match e {
-        EngineConfigError::Invalid { field, message } => ConfigError::new(field, message),
-        EngineConfigError::Json(msg) => ConfigError::new("$", msg),
-    }
 }
 
 impl ThreatScoreFilter {
@@ -232,14 +226,15 @@ pub struct State {
 }
 
 impl HttpFilter for ThreatScoreFilter {
-    const NAME: &'static str = "threat-score";
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
     type Config = Config;
     type State = State;
 
-    fn configure(config: Config, metrics: &mut Metrics) -> Result<Self, ConfigError> {
+    fn configure(config: Config, setup: Setup<'_>) -> Result<Self, ConfigError> {
+        let metrics = setup.metrics;
         let mode = config.mode;
         let max_body = config.limits.body_bytes.max as usize;
-        let engine = config.compile().map_err(engine_error)?;
+        let engine = config.compile()?;
         let categories = Category::ALL
             .iter()
             .map(|c| metrics.counter(&format!("category_{}_total", metric_fragment(c.as_str()))))
@@ -335,17 +330,11 @@ impl std::fmt::Debug for ThreatScoreFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sdk_ext::config::parse_json;
-    use sdk_ext::testing::{recording_metrics, RecordingSink, RequestBuilder};
+    use sdk_ext::testing::{configure, RecordingSink, RequestBuilder};
     use std::rc::Rc;
 
     fn filter(json: &str) -> (ThreatScoreFilter, Rc<RecordingSink>) {
-        let (mut metrics, sink) = recording_metrics("threat-score");
-        let cfg = parse_json(json.as_bytes()).unwrap();
-        (
-            ThreatScoreFilter::configure(cfg, &mut metrics).unwrap(),
-            sink,
-        )
+        configure::<ThreatScoreFilter>(json).unwrap()
     }
 
     fn headers(f: &ThreatScoreFilter, req: &RequestView) -> (Decision, HeaderOps, State) {
@@ -506,9 +495,7 @@ mod tests {
             (r#"{"inbound_threshold": 0}"#, "inbound_threshold"),
         ];
         for (json, path) in cases {
-            let (mut metrics, _) = recording_metrics("threat-score");
-            let err = parse_json::<Config>(json.as_bytes())
-                .and_then(|c| ThreatScoreFilter::configure(c, &mut metrics))
+            let err = configure::<ThreatScoreFilter>(json)
                 .err()
                 .unwrap_or_else(|| panic!("accepted {json}"));
             assert_eq!(err.path, path, "{json}: {err}");
@@ -517,8 +504,12 @@ mod tests {
 
     #[test]
     fn every_documented_metric_is_defined() {
-        let (mut metrics, _) = recording_metrics("threat-score");
-        ThreatScoreFilter::configure(Config::default(), &mut metrics).unwrap();
+        let (mut metrics, _) = sdk_ext::testing::recording_metrics("threat-score");
+        let setup = Setup {
+            metrics: &mut metrics,
+            services: sdk_ext::Services::local(),
+        };
+        ThreatScoreFilter::configure(Config::default(), setup).unwrap();
         let names: Vec<&str> = metrics.defined().iter().map(|(n, _)| n.as_str()).collect();
         for n in [
             "threat_score_requests_total",
@@ -529,9 +520,10 @@ mod tests {
             "threat_score_category_session_fixation_total",
             "threat_score_category_protocol_attack_total",
             "threat_score_limit_json_depth_total",
+            "threat_score_limit_body_values_total",
         ] {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
-        assert_eq!(names.len(), 5 + 13 + 6);
+        assert_eq!(names.len(), 5 + 13 + 7);
     }
 }

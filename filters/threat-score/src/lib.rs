@@ -1,7 +1,8 @@
-//! HTTP threat scoring in the spirit of OWASP CRS anomaly scoring, as a pure-Rust engine with
-//! no proxy-wasm dependency: the Envoy glue builds a [`Request`] view, calls
-//! [`Engine::inspect`] and applies the [`Verdict`]. Keeping the ABI out of this crate lets the
-//! detectors be unit-tested, fuzzed and benchmarked natively.
+//! HTTP threat scoring in the spirit of OWASP CRS anomaly scoring, as a pure-Rust engine: the
+//! filter ([`ThreatScoreFilter`]) builds a [`Request`] view, calls [`Engine::inspect`] and
+//! returns the [`Verdict`] as a decision that `sdk-ext`'s glue applies. Without its `export`
+//! feature this crate does not link `proxy-wasm` at all (`cargo xtask boundary` checks it), so
+//! the detectors are unit-tested, fuzzed and benchmarked natively.
 //!
 //! Pipeline: [`extract`] splits the request into values (path, arguments, cookies, headers,
 //! body formats) and decodes them ([`decode`]); each [`detect`] module scores them; the engine

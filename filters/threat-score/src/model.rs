@@ -293,8 +293,10 @@ pub struct Detection {
 pub enum LimitKind {
     /// The body was longer than `max_body_bytes` (or arrived truncated): only a prefix was inspected.
     BodySize,
-    /// More arguments than `max_args`: the rest were not inspected.
+    /// More query/form/multipart parameters than `limits.args`: the rest were not inspected.
     ArgCount,
+    /// More JSON or XML values than `limits.body_values`: the rest were not inspected.
+    BodyValues,
     /// A value was still encoded after `max_decode_rounds` rounds.
     DecodeRounds,
     /// More headers than `max_header_count`.
@@ -311,6 +313,7 @@ impl LimitKind {
         match self {
             LimitKind::BodySize => "body_size",
             LimitKind::ArgCount => "arg_count",
+            LimitKind::BodyValues => "body_values",
             LimitKind::DecodeRounds => "decode_rounds",
             LimitKind::HeaderCount => "header_count",
             LimitKind::HeaderSize => "header_size",

@@ -29,6 +29,27 @@ pub struct Decoded {
 /// round only (form encoding; a literal `+` in a decoded value is data).
 pub fn deep_decode(input: &[u8], plus_first: bool, max_rounds: u32) -> Decoded {
     let mut d = Decoded::default();
+    // Most values hold nothing any decoder reads (`%`, `&`, `\`; `+` in forms): one scan
+    // proves it, and the value is its own decoding (a `+` of a form becomes a space).
+    if !input.iter().any(|&b| matches!(b, b'%' | b'&' | b'\\')) {
+        let plus = plus_first && input.contains(&b'+');
+        let text = match std::str::from_utf8(input) {
+            Ok(s) => s.to_string(),
+            Err(_) => {
+                d.invalid_utf8 = true;
+                String::from_utf8_lossy(input).into_owned()
+            }
+        };
+        d.text = if plus { text.replace('+', " ") } else { text };
+        d.rounds = u32::from(plus && max_rounds > 0);
+        return d;
+    }
+    decode_rounds(input, plus_first, max_rounds)
+}
+
+/// [`deep_decode`] without its shortcut: the rounds themselves.
+fn decode_rounds(input: &[u8], plus_first: bool, max_rounds: u32) -> Decoded {
+    let mut d = Decoded::default();
     let mut buf = Vec::new();
     let mut cur: Vec<u8> = input.to_vec();
     for round in 0..max_rounds {
@@ -82,7 +103,40 @@ fn still_encoded(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::deep_decode;
+    use super::{decode_rounds, deep_decode};
+
+    #[test]
+    fn shortcut_equals_the_rounds() {
+        let inputs: &[&[u8]] = &[
+            b"",
+            b"asc",
+            b"a+b",
+            b"a++b+",
+            b"caf\xc3\xa9",
+            b"\xff\xfe",
+            b"a+\xff",
+            b"x y z",
+            b"1.5e3",
+            b"+",
+            b"%",
+            b"%41",
+            b"&lt;",
+            b"\\x41",
+            b"a+%2B",
+            b"\xc0\xaf",
+        ];
+        for &input in inputs {
+            for plus in [false, true] {
+                for rounds in [1, 4] {
+                    assert_eq!(
+                        deep_decode(input, plus, rounds),
+                        decode_rounds(input, plus, rounds),
+                        "{input:?} plus={plus} rounds={rounds}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn peels_nested_layers() {

@@ -69,17 +69,46 @@ fn node_injection(l: &str) -> bool {
         "console.log.call(",
     ];
     let set = crate::extract::ByteSet::of(l.as_bytes());
-    MARKERS
-        .iter()
-        .any(|m| set.has_all(m.as_bytes()) && l.contains(m))
-        || (l.contains("function") && {
-            let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-            c.contains("function(){") || c.contains("function()=>") || c.contains("()=>{")
+    // In prose ("loads a .env file into process.env", "a require() hook", "wraps
+    // child_process.exec() with promises") the names are documentation; code calls them:
+    // then the marker's word must carry a call with an argument (`require('fs')`,
+    // `child_process.exec(cmd)`, `process.env[k]` is not prose anyway).
+    let prose = super::lfi::prose(l);
+    MARKERS.iter().any(|m| {
+        set.has_all(m.as_bytes())
+            && l.match_indices(m)
+                .any(|(p, _)| !prose || call_with_argument(word_around(l, p)))
+    }) || (l.contains("function") && {
+        let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+        c.contains("function(){") || c.contains("function()=>") || c.contains("()=>{")
+    })
+}
+
+/// The whitespace-delimited word of `l` that holds byte `p`.
+fn word_around(l: &str, p: usize) -> &str {
+    let start = l
+        .get(..p)
+        .and_then(|h| h.rfind(char::is_whitespace))
+        .map_or(0, |i| i + 1);
+    let end = l
+        .get(p..)
+        .and_then(|t| t.find(char::is_whitespace))
+        .map_or(l.len(), |i| p + i);
+    l.get(start..end).unwrap_or_default()
+}
+
+/// Whether `w` holds a call with an argument: `(` followed by a quote, backtick, `$`, a
+/// letter or a digit (`require('x')`, `exec(cmd)`), not `()`.
+fn call_with_argument(w: &str) -> bool {
+    w.match_indices('(').any(|(i, _)| {
+        w.as_bytes().get(i + 1).is_some_and(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'\'' | b'"' | b'`' | b'$' | b'_')
         })
+    })
 }
 
 /// Base64 values that decode to a Node serialization marker (`_$$ND_FUNC$$_`).
-fn base64_marker(v: &str) -> bool {
+pub(crate) fn base64_marker(v: &str) -> bool {
     let t = v.trim();
     if t.len() < 12
         || t.len() > 8192
@@ -352,6 +381,9 @@ fn endless_loop(l: &str) -> bool {
 }
 
 fn ruby_injection(l: &str) -> bool {
+    // As for Node.js: in prose a name is documentation unless its word calls it with an
+    // argument (`Run commands with a nicer API than child_process.spawn()`).
+    let prose = super::lfi::prose(l);
     [
         "process.spawn",
         "kernel.exec",
@@ -365,7 +397,10 @@ fn ruby_injection(l: &str) -> bool {
         "const_get",
     ]
     .iter()
-    .any(|m| l.contains(m))
+    .any(|m| {
+        l.match_indices(m)
+            .any(|(p, _)| !prose || call_with_argument(word_around(l, p)) || m.ends_with('{'))
+    })
 }
 
 fn ssrf(l: &str) -> bool {
@@ -478,6 +513,10 @@ mod tests {
     fn attacks() {
         assert!(node_injection("process.env"));
         assert!(node_injection("this.constructor.constructor"));
+        // Code inside prose still counts when it calls with an argument.
+        assert!(node_injection(
+            "hello there from me, require('child_process').exec('id')"
+        ));
         assert!(base64_marker("XyQkTkRfRlVOQyQkXwo="));
         assert!(prototype_pollution("__proto__[x]"));
         assert!(template_injection("{{7*7}}"));
@@ -495,6 +534,16 @@ mod tests {
     #[test]
     fn ordinary() {
         assert!(!node_injection("the process is simple"));
+        // Package descriptions name the APIs they wrap.
+        assert!(!node_injection(
+            "reads variables from a .env file into process.env"
+        ));
+        assert!(!node_injection(
+            "a tiny wrapper around child_process.exec() with promises"
+        ));
+        assert!(!node_injection(
+            "node.js require() hook that compiles on the fly"
+        ));
         assert!(!template_injection("{{name}}"));
         assert!(!template_injection("price ${amount}"));
         assert!(!endless_loop("while (foo) is bar."));

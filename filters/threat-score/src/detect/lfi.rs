@@ -76,7 +76,6 @@ const SENSITIVE: &[&str] = &[
     "system.ini",
     "boot.ini",
     "autoexec.bat",
-    "/system32/",
     "/windows/repair",
     "/inetpub/",
     "httpd.conf",
@@ -148,7 +147,42 @@ fn sensitive_target(path: &str) -> bool {
                 starts && ends
             })
         })
-        || with_root.contains(":/windows/") && with_root.contains("/system")
+        || with_root.contains(":/windows/")
+            && with_root.contains("/system")
+            && !windows_directory_only(&with_root)
+        || system32_file(&with_root)
+}
+
+/// A file under `system32/` (`config/sam`, `drivers/etc/hosts`, `cmd.exe`): an entry with an
+/// extension, or a directory with more path after it. A bare entry such as `system32/ls` names
+/// no file Windows has, so there is nothing to read.
+fn system32_file(path: &str) -> bool {
+    path.match_indices("/system32/").any(|(p, m)| {
+        let rest = path.get(p + m.len()..).unwrap_or_default();
+        match rest.split_once('/') {
+            Some((dir, more)) => !dir.is_empty() && !more.is_empty(),
+            None => rest.contains('.') && !rest.ends_with('.'),
+        }
+    })
+}
+
+/// `c:/windows/system32/<entry>` where the entry is not a file (see [`system32_file`]).
+fn windows_directory_only(path: &str) -> bool {
+    path.contains("/system32/") && !system32_file(path)
+}
+
+/// Parameters whose value an application opens as a file, by the naming conventions of
+/// include and download handlers (`file`, `page`, `doc`, `path`, `template`...).
+fn file_parameter(source: Source, name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    source == Source::Filename
+        || super::rfi::path_like_name(&n)
+        || [
+            "file", "page", "doc", "download", "src", "source", "view", "read", "show", "open",
+            "name", "lang", "locale", "skin", "theme", "style", "layout", "cat",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
 }
 
 /// Whether `v` reads as a sentence: at least four words of letters (trailing punctuation
@@ -252,7 +286,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         {
             // A path mentioned in a sentence ("check /etc/fstab syntax") is documentation;
             // an inclusion puts the path in the value itself, or reaches it by traversal.
-            let paranoia = if n.parent_segments == 0 && prose(v) {
+            // A bare name (`.env`, `web.config`: no directory, no traversal) is a file only
+            // where the application expects one (`?file=.env`, `?page=.htaccess`); elsewhere
+            // it is a word (a package's tags `[".env", "dotenv"]`).
+            let bare = n.parent_segments == 0 && !text.contains(['/', '\\']);
+            let paranoia = if n.parent_segments == 0 && prose(v)
+                || bare && !file_parameter(input.location.source, &input.location.name)
+            {
                 2
             } else {
                 1

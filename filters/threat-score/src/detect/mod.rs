@@ -2,6 +2,7 @@
 //! request and reports [`Detection`]s through [`Findings`], which applies the paranoia level
 //! and the exclusions so detectors stay free of policy.
 
+pub mod gate;
 pub mod generic;
 pub mod java;
 pub mod lfi;
@@ -39,7 +40,7 @@ macro_rules! detectors {
             }
 
             #[allow(unused_variables)]
-            pub(crate) fn run(self, $p: &Prepared<'_>, $ctx: &Ctx<'_>, $out: &mut Findings) {
+            fn dispatch(self, $p: &Prepared<'_>, $ctx: &Ctx<'_>, $out: &mut Findings) {
                 match self {
                     $( DetectorKind::$kind => $run, )*
                 }
@@ -72,6 +73,23 @@ detectors! {
     Java => "java", java::scan(p, out);
     /// Generic attacks ([`generic`]).
     Generic => "generic", generic::scan(p, out);
+}
+
+impl DetectorKind {
+    /// Runs this detector over `p`, reading only the values whose shape it admits at the
+    /// paranoia level of `out` ([`gate`]).
+    pub(crate) fn run(self, p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
+        p.gate.set(Some((self, out.paranoia)));
+        self.dispatch(p, ctx, out);
+        p.gate.set(None);
+    }
+
+    /// Runs this detector over every value of `p`, gates off: for the test that proves the
+    /// gates change no finding, and for comparing costs.
+    pub(crate) fn run_ungated(self, p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
+        p.gate.set(None);
+        self.dispatch(p, ctx, out);
+    }
 }
 
 /// Configuration the request-level detectors need.

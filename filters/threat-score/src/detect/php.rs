@@ -351,27 +351,38 @@ fn short_tag_code(rest: &str) -> bool {
     let word = r.get(..word_len).unwrap_or_default();
     let after = r.get(word_len..).unwrap_or_default();
     let next = after.trim_start().bytes().next();
+    let keyword = matches!(
+        word,
+        "echo"
+            | "print"
+            | "include"
+            | "require"
+            | "include_once"
+            | "require_once"
+            | "eval"
+            | "die"
+            | "exit"
+            | "return"
+            | "if"
+            | "foreach"
+            | "while"
+            | "for"
+            | "function"
+            | "new"
+            | "throw"
+            | "global"
+            | "static"
+            | "unset"
+            | "switch"
+            | "class"
+    );
+    // Two words in a row are PHP only when the first is a keyword (`echo x;`); after any
+    // other word (`<?xb echo 1;`, an XML-ish target) PHP would stop with a parse error.
+    let word_follows = next.is_some_and(|c| c.is_ascii_alphabetic() || c == b'_');
     matches!(next, Some(b'(' | b';' | b'$' | b'"' | b'\'' | b'='))
-        || r.split("?>").next().is_some_and(|code| code.contains(';'))
-        || (matches!(
-            word,
-            "echo"
-                | "print"
-                | "include"
-                | "require"
-                | "include_once"
-                | "require_once"
-                | "eval"
-                | "die"
-                | "exit"
-                | "return"
-                | "if"
-                | "foreach"
-                | "while"
-                | "for"
-                | "function"
-        ) && after.starts_with(|c: char| c.is_whitespace())
-            && next.is_some())
+        || ((keyword || !word_follows)
+            && r.split("?>").next().is_some_and(|code| code.contains(';')))
+        || (keyword && after.starts_with(|c: char| c.is_whitespace()) && next.is_some())
 }
 
 fn php_file(l: &str) -> bool {
@@ -479,7 +490,27 @@ fn serialized_object(v: &str) -> bool {
                     && b.get(j + 2..)
                         .is_some_and(|r| r.starts_with(b"s:") || r.starts_with(b"i:"))
             }
-            _ => b.get(j + 1) == Some(&b'"'),
+            // `O:8:"stdClass":1:{`: the class name, then its member count and `{`, which
+            // `unserialize` needs; `O:8:"stdClass"` alone (quoted in a sentence) builds
+            // nothing.
+            _ => {
+                b.get(j + 1) == Some(&b'"')
+                    && b.get(j + 2..).is_some_and(|r| {
+                        let Some(close) = r.iter().take(256).position(|&x| x == b'"') else {
+                            return false;
+                        };
+                        let rest = r.get(close + 1..).unwrap_or_default();
+                        let digits = rest
+                            .get(1..)
+                            .unwrap_or_default()
+                            .iter()
+                            .take_while(|d| d.is_ascii_digit())
+                            .count();
+                        rest.first() == Some(&b':')
+                            && digits > 0
+                            && rest.get(1 + digits..).is_some_and(|t| t.starts_with(b":{"))
+                    })
+            }
         }
     })
 }
@@ -659,7 +690,12 @@ fn function_call(l: &str) -> bool {
             .any(|f| {
                 let mut from = 0;
                 while let Some(p) = find_word(l, f, from) {
-                    if call_after(p + f.len(), true, false) {
+                    // A comment between the name and `(` (`exec/**/()`, `exec #\n ()`) is PHP
+                    // syntax no sentence has: then even an empty call counts.
+                    let end = p + f.len();
+                    let gap = l.get(end..sk.skip(end)).unwrap_or_default();
+                    let commented = gap.contains("/*") || gap.contains('#') || gap.contains("//");
+                    if call_after(end, true, commented) {
                         return true;
                     }
                     from = p + 1;
@@ -992,6 +1028,13 @@ mod tests {
         assert!(serialized_object("O:8:\"stdClass\":0:{}"));
         assert!(serialized_object("a:2:{i:0;s:1:\"a\";}"));
         assert!(!serialized_object("ratio 16:9"));
+        assert!(serialized_object(
+            "C:11:\"ArrayObject\":21:{x:i:0;a:0:{};m:a:0:{}}"
+        ));
+        // A class named in a sentence is no object.
+        assert!(!serialized_object(
+            "Serialize PHP objects (O:8:\"stdClass\") to JSON"
+        ));
     }
 
     #[test]

@@ -441,26 +441,25 @@ fn response_splitting(v: &str) -> bool {
 fn ldap_injection(v: &str) -> bool {
     let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     let b = compact.as_bytes();
-    // A whole, balanced filter (`(&(objectClass=user)(cn=x))`) is a filter given as data;
-    // an injection closes the application's filter first, so its parentheses do not balance
-    // from the start.
-    if b.first() == Some(&b'(') {
-        let mut depth = 0i64;
-        let mut balanced = true;
-        for (k, &c) in b.iter().enumerate() {
-            match c {
-                b'(' => depth += 1,
-                b')' => depth -= 1,
-                _ => {}
-            }
-            if depth < 0 || (depth == 0 && k + 1 < b.len()) {
-                balanced = false;
-                break;
-            }
+    // Whole, balanced filters (`(&(objectClass=user)(cn=x))`, a list of them
+    // `(a=1)(&(b=2)(c=3))`, or one quoted in a sentence) are filters given as data; an
+    // injection closes the application's filter first, so its parentheses go below zero
+    // (`admin)(|(uid=*`) or stay open.
+    let mut depth = 0i64;
+    let mut negative = false;
+    for &c in b {
+        match c {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            _ => {}
         }
-        if balanced && depth == 0 {
-            return false;
+        if depth < 0 {
+            negative = true;
+            break;
         }
+    }
+    if !negative && depth == 0 {
+        return false;
     }
     compact.match_indices(")").any(|(p, _)| {
         let mut j = p + 1;
@@ -496,6 +495,62 @@ fn ldap_injection(v: &str) -> bool {
         || compact.contains("*)(")
 }
 
+/// Whether the percent-encoded bytes of `raw` hold a UTF-8 lead byte followed by continuation
+/// bytes that do not form a character (truncated `%E2%A3`, overlong `%C0%80`, a surrogate
+/// `%ED%A0%80`), outside any word. Latin-1 and Windows-1252 text puts single high bytes
+/// inside words (`se%F1or`, `caf%E9`, `%C1ngel`, `caf%E9%85` for "café…"), so an invalid run
+/// that touches an ASCII letter, or a lone high byte (`%E0` for the French word "à"), is read
+/// as legacy text; a lone `%C0`/`%C1` outside a word is an overlong lead.
+fn broken_utf8_sequence(raw: &str) -> bool {
+    let hex = |c: u8| char::from(c).to_digit(16);
+    let b = raw.as_bytes();
+    // Percent-decode into (byte, was it escaped); only escaped high bytes can be broken
+    // UTF-8 here (raw high bytes were already read as UTF-8 by the extractor).
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match (
+            c,
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                bytes.push(u8::try_from(h * 16 + l).unwrap_or(0));
+                i += 3;
+            }
+            _ => {
+                bytes.push(c);
+                i += 1;
+            }
+        }
+    }
+    let letter = |j: Option<&u8>| j.is_some_and(u8::is_ascii_alphabetic);
+    let mut k = 0;
+    while k < bytes.len() {
+        if bytes.get(k).is_some_and(|c| *c < 0x80) {
+            k += 1;
+            continue;
+        }
+        let start = k;
+        while bytes.get(k).is_some_and(|c| *c >= 0x80) {
+            k += 1;
+        }
+        let run = bytes.get(start..k).unwrap_or_default();
+        let lead_then_continuation = matches!(run, [0xC0..=0xF7, 0x80..=0xBF, ..]);
+        // `%C0`/`%C1` start only overlong forms (`%C0%AF` for `/`); as Latin-1 they are
+        // capital letters, which stand inside words.
+        let overlong_lead = matches!(run, [0xC0 | 0xC1]);
+        if (lead_then_continuation || overlong_lead)
+            && std::str::from_utf8(run).is_err()
+            && !letter(start.checked_sub(1).and_then(|p| bytes.get(p)))
+            && !letter(bytes.get(k))
+        {
+            return true;
+        }
+    }
+    false
+}
+
 fn value_checks(input: &Input, out: &mut Findings) {
     let src = input.location.source;
     let v = &input.value;
@@ -515,7 +570,19 @@ fn value_checks(input: &Input, out: &mut Findings) {
     {
         // Legacy clients percent-encode forms in Latin-1 (`%F1` for n-tilde): not an attack
         // by itself, so only from paranoia 2 (CRS's UTF-8 check 920250 is off by default).
-        out.hit(input, P, "protocol.invalid-utf8", Severity::Critical, 2);
+        // A broken multi-byte sequence standing on its own is no Latin-1 text, though.
+        let paranoia = if broken_utf8_sequence(&input.raw) {
+            1
+        } else {
+            2
+        };
+        out.hit(
+            input,
+            P,
+            "protocol.invalid-utf8",
+            Severity::Critical,
+            paranoia,
+        );
     }
     if matches!(src, Source::Arg | Source::ArgName | Source::Path)
         && v.chars()
@@ -804,6 +871,26 @@ mod tests {
     }
 
     #[test]
+    fn broken_utf8_is_not_legacy_text() {
+        for raw in ["%E2%A3", "x=%C0%80", "%ED%A0%80", "a %F0%9F%98 b", "%c0"] {
+            assert!(broken_utf8_sequence(raw), "{raw}");
+        }
+        // Latin-1 / Windows-1252 forms: single high bytes, or runs inside words.
+        for raw in [
+            "se%F1or",
+            "caf%E9",
+            "%C1ngel",
+            "rendez-vous %E0 Paris",
+            "caf%E9%85",
+            "Gr%F6%DFe",
+            "%E2%82%AC",
+            "%93quoted%94",
+        ] {
+            assert!(!broken_utf8_sequence(raw), "{raw}");
+        }
+    }
+
+    #[test]
     fn ldap() {
         for s in [
             "printer)(uid=*)",
@@ -811,6 +898,9 @@ mod tests {
             "admin)(|",
             "test)\t(\t|",
             "x))(&(objectClass=*",
+            // Balanced at first, then a filter closes what the application opened.
+            "(cn=a))(|(cn=*",
+            "(cn=a)x)(uid=*",
         ] {
             assert!(ldap_injection(s), "{s}");
         }
@@ -819,6 +909,10 @@ mod tests {
             "f(x)(y)",
             "call me (maybe)",
             "(&(objectCategory=computer)(userAccountControl:1.2.840.113556.1.4.803:=8192))",
+            // A list of complete filters: operands, nothing closed early.
+            "(objectClass=person)(|(ou=sales)(ou=support))",
+            "(mail=*@example.org) (!(accountDisabled=TRUE))",
+            "use (objectClass=person)(|(ou=sales)(ou=support)) as the filter",
         ] {
             assert!(!ldap_injection(s), "{s}");
         }

@@ -545,7 +545,7 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
 
 /// How a command segment was introduced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Intro {
+pub(crate) enum Intro {
     /// Start of the value.
     Start,
     /// `;`, `|`, `||`, `&&`, newline, `$(`, `<(`, `>(`: only shells give these meaning.
@@ -673,7 +673,7 @@ fn seg_is_short(seg: &str) -> bool {
 }
 
 /// Finds a command in one segment; returns the rule that fits, if any.
-fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
+pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
     let mut words = seg.split_whitespace().peekable();
     let mut first = words.next()?;
     let mut prefixed = false;
@@ -916,7 +916,7 @@ fn command_position(s: &str, p: usize) -> bool {
 
 /// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
 /// `if "%a%"=="b" cmd`.
-fn windows_batch(s: &str) -> bool {
+pub(crate) fn windows_batch(s: &str) -> bool {
     let words: Vec<&str> = s.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
         let w = w.trim_start_matches(['&', '|', ';', '(', '@']);
@@ -972,7 +972,7 @@ fn windows_batch(s: &str) -> bool {
 }
 
 /// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
-fn powershell_cmdlet(v: &str) -> bool {
+pub(crate) fn powershell_cmdlet(v: &str) -> bool {
     const VERBS: &[&str] = &[
         "Invoke",
         "Start",
@@ -1058,7 +1058,22 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // shell separator count there.
     let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
     let code_spans = v.contains('`') && markdown_code_spans(v);
+    // A sentence that opens with a capitalised program name (`Tail -f for cloud logs`,
+    // `Grep -r replacement written in Rust`): package summaries are written that way, while
+    // Unix shells find no program called `Tail`. Paranoia 2.
+    let sentence = v.split_whitespace().next().is_some_and(|w| {
+        let mut b = w.bytes();
+        b.next().is_some_and(|c| c.is_ascii_uppercase())
+            && w.len() >= 2
+            && b.all(|c| c.is_ascii_lowercase())
+    }) && super::lfi::prose(v);
     for (intro, seg) in segments(&s) {
+        if sentence && intro == Intro::Start {
+            if command_in_segment(intro, seg).is_some() {
+                out.hit(input, CAT, "rce.command-sentence", Severity::Critical, 2);
+            }
+            continue;
+        }
         if code_spans && intro == Intro::Tick {
             // Paranoia 2: a command line in a Markdown code span of a sentence.
             if command_in_segment(intro, seg).is_some() {
@@ -1117,7 +1132,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
     if slash && (s.contains("/dev/tcp/") || s.contains("/dev/udp/"))
-        || dollar && (s.contains("$[") || s.contains("$((") || param_expansion(&s))
+        || dollar
+            && (s.contains("$[") || s.contains("$((") || param_expansion(&s, super::lfi::prose(l)))
     {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
@@ -1200,9 +1216,24 @@ fn quoted_command(v: &str) -> bool {
 }
 
 /// `${name#pattern}`, `${name:-x}`, `${name/a/b}`: parameter expansion with operators.
-fn param_expansion(s: &str) -> bool {
+///
+/// In prose (`supports ${VAR:-default} in config files`, template documentation) only an
+/// expansion glued to a word counts: that is how a command name is assembled
+/// (`c${x:-a}t /etc/passwd`); one standing alone is the syntax being described.
+fn param_expansion(s: &str, prose: bool) -> bool {
+    let b = s.as_bytes();
+    let glued = |p: usize, end: Option<usize>| {
+        let before = p.checked_sub(1).and_then(|i| b.get(i));
+        let after = end.and_then(|e| b.get(e + 1));
+        before.is_some_and(u8::is_ascii_alphanumeric)
+            || after.is_some_and(u8::is_ascii_alphanumeric)
+    };
     let mut from = 0;
     while let Some(p) = s.get(from..).and_then(|h| h.find("${")).map(|p| p + from) {
+        if prose && !glued(p, s.get(p..).and_then(|r| r.find('}')).map(|e| p + e)) {
+            from = p + 2;
+            continue;
+        }
         let rest = s.get(p + 2..).unwrap_or_default();
         let name: String = rest
             .chars()

@@ -15,7 +15,7 @@ const SCHEMES: &[&str] = &[
 
 /// Parameter names that hold server-side paths in PHP apps (`_CONF[path]`,
 /// `mosConfig_absolute_path`, `include_dir`...).
-fn path_like_name(name: &str) -> bool {
+pub(crate) fn path_like_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     [
         "path", "dir", "include", "inc", "root", "template", "tpl", "module", "lib", "require",

@@ -85,22 +85,29 @@ const SCANNERS: &[&str] = &[
     "tsunami",
 ];
 
-/// Words of a user agent: split on everything that is not alphanumeric, `-` or `_`.
-fn words(ua: &str) -> impl Iterator<Item = String> + '_ {
-    ua.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+/// The scanner names, sorted once for binary search.
+static SCANNER_SET: super::WordSet = super::WordSet::new(SCANNERS);
+
+/// Words of a (lowercased) user agent: split on everything that is not alphanumeric, `-` or
+/// `_`. URLs (`(+http://example.com/grabber)`, a bot's info page) are skipped: their path
+/// names pages, not the product sending the request. Borrowed: no copy per word.
+fn words(ua: &str) -> impl Iterator<Item = &str> + '_ {
+    ua.split(|c: char| c.is_ascii_whitespace() || matches!(c, '(' | ')' | ';' | ','))
+        .filter(|chunk| !chunk.contains("://"))
+        .flat_map(|chunk| {
+            chunk.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        })
         .filter(|w| !w.is_empty())
-        .map(|w| w.to_ascii_lowercase())
 }
 
-/// The first scanner name found in `ua`.
+/// The first scanner name found in `ua`: its words looked up in [`SCANNERS`] (lowercased
+/// once, binary search), or Nmap's scripting engine.
 pub fn scanner_in(ua: &str) -> Option<&'static str> {
-    words(ua)
-        .find_map(|w| SCANNERS.iter().find(|s| **s == w).copied())
-        .or_else(|| {
-            ua.to_ascii_lowercase()
-                .contains("nmap scripting engine")
-                .then_some("nmap")
-        })
+    let lower = ua.to_ascii_lowercase();
+    let product = words(&lower)
+        .find(|w| SCANNER_SET.contains(w))
+        .and_then(|w| SCANNERS.iter().find(|s| **s == w).copied());
+    product.or_else(|| lower.contains("nmap scripting engine").then_some("nmap"))
 }
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
@@ -144,6 +151,15 @@ mod tests {
         );
         assert_eq!(scanner_in("Mozilla/5.0 (Macintosh) Safari/605.1.15"), None);
         assert_eq!(scanner_in("urlgrabber/3.10 yum/3.4.3"), None);
+        // A product's info URL names a page, not a product.
+        assert_eq!(
+            scanner_in("Mozilla/5.0 (compatible; ExampleBot/2.1; +https://example.com/nikto)"),
+            None
+        );
+        assert_eq!(
+            scanner_in("Mozilla/5.0 (Nikto/2.1.6; +http://cirt.net)"),
+            Some("nikto")
+        );
         assert_eq!(scanner_in("okhttp/4.12.0"), None);
     }
 }

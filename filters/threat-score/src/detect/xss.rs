@@ -343,11 +343,38 @@ fn js_sink(l: &str) -> bool {
                 false
             })
         || dom_call(l)
-        || l.contains("document.cookie")
-        || l.contains("document.domain")
-        || l.contains(".innerhtml")
-        || l.contains("window.location")
-        || l.contains("document.location")
+        || dom_property(l)
+}
+
+/// `document.cookie`, `window.location`, `.innerHTML`: reading or setting them is what a
+/// script payload does. In a sentence ("a document.cookie helper with SameSite support")
+/// the name is documentation unless its word carries code (`=`, `+`, `(`, `;`, quotes).
+fn dom_property(l: &str) -> bool {
+    const PROPERTIES: &[&str] = &[
+        "document.cookie",
+        "document.domain",
+        ".innerhtml",
+        "window.location",
+        "document.location",
+    ];
+    let prose = super::lfi::prose(l);
+    PROPERTIES.iter().any(|m| {
+        l.match_indices(m).any(|(p, _)| {
+            if !prose {
+                return true;
+            }
+            let start = l
+                .get(..p)
+                .and_then(|h| h.rfind(char::is_whitespace))
+                .map_or(0, |i| i + 1);
+            let end = l
+                .get(p..)
+                .and_then(|t| t.find(char::is_whitespace))
+                .map_or(l.len(), |i| p + i);
+            l.get(start..end)
+                .is_some_and(|w| w.contains(['=', '+', '(', ')', ';', '\'', '"', '`', '[']))
+        })
+    })
 }
 
 /// `document.x(`, `document.x.y =`: scripting the DOM.

@@ -1,8 +1,17 @@
 //! JSON bodies: every key and every string (or number) leaf becomes an input, walked to a
-//! bounded depth (serde_json itself refuses nesting past 128, so parsing is bounded too). The
-//! walk borrows from the parsed document: no key or string is copied here.
+//! bounded depth, straight from the body's bytes. No document tree is built: [`check`] reads
+//! the body once to prove it is one well-formed JSON value (the same documents serde_json
+//! accepts, nesting included: at most [`MAX_NESTING`] levels), then [`walk`] reads it again
+//! and hands each key and leaf to the visitor as a slice of the body, or of one reused buffer
+//! when it holds escapes. Both passes are linear in the body and allocate nothing per value.
+//!
+//! Values are visited in document order, duplicate keys included (a tree keeps only the last
+//! `"a"` of `{"a":"<script>","a":"x"}`; the walk sees both). Numbers are visited as written
+//! (`1e5`, not `100000.0`).
 
-use serde_json::Value;
+/// The deepest nesting accepted, serde_json's (its recursion limit of 128 refuses 128 open
+/// containers): deeper documents are not JSON to the engine and are scanned as text, as before.
+pub const MAX_NESTING: usize = 127;
 
 /// One thing [`walk`] found.
 #[derive(Debug, Clone, Copy)]
@@ -15,78 +24,439 @@ pub struct Item<'v> {
     /// `text` is a member name.
     pub is_key: bool,
     /// This fills one argument slot: an object member (reported with its key) or an array
-    /// element. Callers count these against `limits.args`.
+    /// element. Callers count these against the value limit.
     pub counts_as_arg: bool,
+}
+
+/// Why a body is not one JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonError {
+    /// The body ended inside the value (a truncated body, rather than a malformed one).
+    pub eof: bool,
+}
+
+struct Reader<'b> {
+    b: &'b [u8],
+    i: usize,
+}
+
+fn err(eof: bool) -> JsonError {
+    JsonError { eof }
+}
+
+impl<'b> Reader<'b> {
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Result<u8, JsonError> {
+        self.b.get(self.i).copied().ok_or(err(true))
+    }
+
+    fn expect_lit(&mut self, lit: &[u8]) -> Result<(), JsonError> {
+        for &c in lit {
+            match self.b.get(self.i) {
+                None => return Err(err(true)),
+                Some(&x) if x == c => self.i += 1,
+                Some(_) => return Err(err(false)),
+            }
+        }
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let c = self.peek()?;
+            let d = char::from(c).to_digit(16).ok_or(err(false))?;
+            v = v << 4 | d;
+            self.i += 1;
+        }
+        Ok(v)
+    }
+
+    /// Reads a string after its opening quote. Returns its span in the body when it holds
+    /// no escape; otherwise writes the unescaped text into `buf` (when given) and returns
+    /// `None`.
+    fn string(
+        &mut self,
+        mut buf: Option<&mut String>,
+    ) -> Result<Option<(usize, usize)>, JsonError> {
+        let start = self.i;
+        // Fast scan to the first quote, backslash or control character.
+        loop {
+            match self.b.get(self.i) {
+                None => return Err(err(true)),
+                Some(b'"') => {
+                    let span = (start, self.i);
+                    self.i += 1;
+                    std::str::from_utf8(self.b.get(span.0..span.1).unwrap_or_default())
+                        .map_err(|_| err(false))?;
+                    return Ok(Some(span));
+                }
+                Some(b'\\') => break,
+                Some(&c) if c < 0x20 => return Err(err(false)),
+                Some(_) => self.i += 1,
+            }
+        }
+        let plain = self.b.get(start..self.i).unwrap_or_default();
+        let plain = std::str::from_utf8(plain).map_err(|_| err(false))?;
+        if let Some(out) = buf.as_deref_mut() {
+            out.clear();
+            out.push_str(plain);
+        }
+        let mut run = self.i;
+        loop {
+            let c = self.peek()?;
+            match c {
+                b'"' | b'\\' => {
+                    let chunk = self.b.get(run..self.i).unwrap_or_default();
+                    let chunk = std::str::from_utf8(chunk).map_err(|_| err(false))?;
+                    if let Some(out) = buf.as_deref_mut() {
+                        out.push_str(chunk);
+                    }
+                    self.i += 1;
+                    if c == b'"' {
+                        return Ok(None);
+                    }
+                    let e = self.peek()?;
+                    self.i += 1;
+                    let ch = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let cp = if (0xD800..0xDC00).contains(&hi) {
+                                // A surrogate pair, as serde_json requires.
+                                self.expect_lit(b"\\u")?;
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(err(false));
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else if (0xDC00..0xE000).contains(&hi) {
+                                return Err(err(false));
+                            } else {
+                                hi
+                            };
+                            char::from_u32(cp).ok_or(err(false))?
+                        }
+                        _ => return Err(err(false)),
+                    };
+                    if let Some(out) = buf.as_deref_mut() {
+                        out.push(ch);
+                    }
+                    run = self.i;
+                }
+                c if c < 0x20 => return Err(err(false)),
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// Reads a number; returns its span.
+    fn number(&mut self) -> Result<(usize, usize), JsonError> {
+        let start = self.i;
+        if self.b.get(self.i) == Some(&b'-') {
+            self.i += 1;
+        }
+        let digits = |r: &mut Reader<'_>| -> Result<usize, JsonError> {
+            let s = r.i;
+            while let Some(b'0'..=b'9') = r.b.get(r.i) {
+                r.i += 1;
+            }
+            if r.i == s {
+                return Err(err(r.i >= r.b.len()));
+            }
+            Ok(r.i - s)
+        };
+        let first = self.peek()?;
+        if first == b'0' {
+            self.i += 1;
+        } else {
+            digits(self)?;
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            digits(self)?;
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            digits(self)?;
+        }
+        Ok((start, self.i))
+    }
+}
+
+/// An open container.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    /// An array: its elements belong to the enclosing key.
+    Array(KeyRef),
+    /// An object: each member belongs to its own key.
+    Object,
+}
+
+/// The key an element belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyRef {
+    Span(usize, usize),
+    Saved(usize),
+}
+
+/// Proves `body` is one JSON value (nothing but whitespace after it), at most
+/// [`MAX_NESTING`] levels deep; linear, allocation-free apart from the nesting stack.
+pub fn check(body: &[u8]) -> Result<(), JsonError> {
+    run(body, usize::MAX, &mut |_| true).map(|_| ())
 }
 
 /// Calls `visit` for every object member (key first, with `counts_as_arg`), every array
 /// element and every string or number leaf, in document order; stops when `visit` returns
-/// false. Returns true when values deeper than `max_depth` were skipped.
-pub fn walk<'v>(value: &'v Value, max_depth: u32, visit: &mut dyn FnMut(Item<'_>) -> bool) -> bool {
+/// false. Values deeper than `max_depth` are not visited; returns whether any was skipped.
+/// Call [`check`] first: on a malformed body the walk stops where the error is, after
+/// visiting what came before it.
+pub fn walk(
+    body: &[u8],
+    max_depth: u32,
+    visit: &mut dyn FnMut(Item<'_>) -> bool,
+) -> Result<bool, JsonError> {
+    run(body, max_depth as usize, visit)
+}
+
+fn run(
+    body: &[u8],
+    max_depth: usize,
+    visit: &mut dyn FnMut(Item<'_>) -> bool,
+) -> Result<bool, JsonError> {
+    let mut r = Reader { b: body, i: 0 };
+    let mut stack: Vec<Frame> = Vec::new();
+    // Escaped keys that enclose open containers; `scratch` holds the current escaped text.
+    let mut saved: Vec<String> = Vec::new();
+    let mut scratch = String::new();
     let mut truncated = false;
-    // (value, key, depth, is an array element)
-    let mut stack: Vec<(&'v Value, &'v str, u32, bool)> = vec![(value, "", 0, false)];
-    let mut num = String::new();
-    while let Some((v, key, depth, element)) = stack.pop() {
+    let top_key = KeyRef::Span(0, 0);
+    // The key of the value about to be read, and whether it fills an array slot.
+    let mut key = top_key;
+    let mut element = false;
+    'value: loop {
+        // Read one value at the current position.
+        r.skip_ws();
+        let depth = stack.len();
+        let visible = depth <= max_depth;
         if depth > max_depth {
             truncated = true;
-            continue;
         }
-        if element
-            && !visit(Item {
-                key,
+        if element && visible {
+            let item = Item {
+                key: key_of(body, &saved, key),
                 text: None,
                 is_key: false,
                 counts_as_arg: true,
-            })
-        {
-            return truncated;
-        }
-        let text = match v {
-            Value::String(s) => Some(s.as_str()),
-            Value::Number(n) => {
-                // Formatted into a reused scratch buffer; the visitor copies what it keeps.
-                num.clear();
-                use std::fmt::Write;
-                let _ = write!(num, "{n}");
-                Some(num.as_str())
+            };
+            if !visit(item) {
+                return Ok(truncated);
             }
-            Value::Object(map) => {
-                for (k, child) in map.iter().rev() {
-                    stack.push((child, k.as_str(), depth + 1, false));
+        }
+        match r.peek()? {
+            b'{' | b'[' => {
+                let open = r.peek()?;
+                r.i += 1;
+                if stack.len() >= MAX_NESTING {
+                    return Err(err(false));
                 }
-                for k in map.keys() {
-                    if !visit(Item {
-                        key: k,
-                        text: Some(k),
-                        is_key: true,
-                        counts_as_arg: true,
-                    }) {
-                        return truncated;
+                // The key of the container's members: for an object each member's own key;
+                // for an array the enclosing key.
+                let frame = if open == b'{' {
+                    Frame::Object
+                } else {
+                    Frame::Array(key)
+                };
+                stack.push(frame);
+                r.skip_ws();
+                let close = if open == b'{' { b'}' } else { b']' };
+                if r.peek()? == close {
+                    r.i += 1;
+                    stack.pop();
+                } else if open == b'[' {
+                    element = true;
+                    continue 'value;
+                } else {
+                    // First member of an object. An object's keys are visited when the object
+                    // itself is within the depth (its member values are one level deeper).
+                    let visible = stack.len() <= max_depth.saturating_add(1);
+                    let Some(k) =
+                        next_member(&mut r, body, &mut scratch, &mut saved, visible, visit)?
+                    else {
+                        return Ok(truncated);
+                    };
+                    key = k;
+                    element = false;
+                    continue 'value;
+                }
+            }
+            b'"' => {
+                r.i += 1;
+                let span = r.string(Some(&mut scratch))?;
+                if visible {
+                    let text = match span {
+                        Some((a, b)) => body
+                            .get(a..b)
+                            .and_then(|s| std::str::from_utf8(s).ok())
+                            .unwrap_or_default(),
+                        None => scratch.as_str(),
+                    };
+                    let item = Item {
+                        key: key_of(body, &saved, key),
+                        text: Some(text),
+                        is_key: false,
+                        counts_as_arg: false,
+                    };
+                    if !visit(item) {
+                        return Ok(truncated);
                     }
                 }
-                None
             }
-            Value::Array(items) => {
-                for child in items.iter().rev() {
-                    stack.push((child, key, depth + 1, true));
+            b'-' | b'0'..=b'9' => {
+                let (a, b) = r.number()?;
+                if visible {
+                    let text = body
+                        .get(a..b)
+                        .and_then(|s| std::str::from_utf8(s).ok())
+                        .unwrap_or_default();
+                    let item = Item {
+                        key: key_of(body, &saved, key),
+                        text: Some(text),
+                        is_key: false,
+                        counts_as_arg: false,
+                    };
+                    if !visit(item) {
+                        return Ok(truncated);
+                    }
                 }
-                None
             }
-            Value::Bool(_) | Value::Null => None,
-        };
-        if let Some(t) = text {
-            if !visit(Item {
-                key,
-                text: Some(t),
-                is_key: false,
-                counts_as_arg: false,
-            }) {
-                return truncated;
+            b't' => r.expect_lit(b"true")?,
+            b'f' => r.expect_lit(b"false")?,
+            b'n' => r.expect_lit(b"null")?,
+            _ => return Err(err(false)),
+        }
+        // After a value: close containers, or move to the next element or member.
+        loop {
+            r.skip_ws();
+            let Some(&frame) = stack.last() else {
+                // The top-level value is complete: only whitespace may follow.
+                if r.i < body.len() {
+                    return Err(err(false));
+                }
+                return Ok(truncated);
+            };
+            let c = r.peek()?;
+            match (frame, c) {
+                (Frame::Array(k), b',') => {
+                    r.i += 1;
+                    key = k;
+                    element = true;
+                    continue 'value;
+                }
+                (Frame::Object, b',') => {
+                    r.i += 1;
+                    r.skip_ws();
+                    let visible = stack.len() <= max_depth.saturating_add(1);
+                    let Some(k) =
+                        next_member(&mut r, body, &mut scratch, &mut saved, visible, visit)?
+                    else {
+                        return Ok(truncated);
+                    };
+                    key = k;
+                    element = false;
+                    continue 'value;
+                }
+                (Frame::Array(_), b']') | (Frame::Object, b'}') => {
+                    r.i += 1;
+                    stack.pop();
+                }
+                _ => return Err(err(false)),
             }
         }
     }
-    truncated
+}
+
+/// Reads `"key" :` at the reader; returns the key's span (or, escaped, its text in `scratch`).
+fn member_key(r: &mut Reader<'_>, scratch: &mut String) -> Result<(KeyRef, bool), JsonError> {
+    r.skip_ws();
+    if r.peek()? != b'"' {
+        return Err(err(false));
+    }
+    r.i += 1;
+    let span = r.string(Some(scratch))?;
+    r.skip_ws();
+    if r.peek()? != b':' {
+        return Err(err(false));
+    }
+    r.i += 1;
+    Ok(match span {
+        Some((a, b)) => (KeyRef::Span(a, b), false),
+        None => (KeyRef::Saved(usize::MAX), true),
+    })
+}
+
+/// Reads the next member's `"key" :`, remembers the key, and shows it to `visit` when the
+/// object is `visible` (within the depth). `None` when `visit` asks to stop.
+fn next_member(
+    r: &mut Reader<'_>,
+    body: &[u8],
+    scratch: &mut String,
+    saved: &mut Vec<String>,
+    visible: bool,
+    visit: &mut dyn FnMut(Item<'_>) -> bool,
+) -> Result<Option<KeyRef>, JsonError> {
+    let (k, escaped) = member_key(r, scratch)?;
+    let key = remember(k, escaped, scratch, saved);
+    if visible {
+        let k = key_of(body, saved, key);
+        let item = Item {
+            key: k,
+            text: Some(k),
+            is_key: true,
+            counts_as_arg: true,
+        };
+        if !visit(item) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(key))
+}
+
+/// A key's text: its span in the body, or its saved unescaped copy.
+fn key_of<'a>(body: &'a [u8], saved: &'a [String], k: KeyRef) -> &'a str {
+    match k {
+        KeyRef::Span(a, b) => body
+            .get(a..b)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .unwrap_or_default(),
+        KeyRef::Saved(n) => saved.get(n).map_or("", String::as_str),
+    }
+}
+
+/// The reference for a member's key: its span, or a saved copy of an escaped key (kept while
+/// the walk may still need it for nested values; escaped keys are rare).
+fn remember(k: KeyRef, escaped: bool, scratch: &str, saved: &mut Vec<String>) -> KeyRef {
+    if escaped {
+        saved.push(scratch.to_string());
+        KeyRef::Saved(saved.len() - 1)
+    } else {
+        k
+    }
 }
 
 #[cfg(test)]
@@ -94,9 +464,9 @@ mod tests {
     use super::*;
 
     fn seen(json: &str, depth: u32) -> (Vec<String>, bool) {
-        let v: Value = serde_json::from_str(json).unwrap();
+        check(json.as_bytes()).unwrap();
         let mut seen = Vec::new();
-        let cut = walk(&v, depth, &mut |i| {
+        let cut = walk(json.as_bytes(), depth, &mut |i| {
             seen.push(format!(
                 "{}={}:{}{}",
                 i.key,
@@ -105,21 +475,39 @@ mod tests {
                 if i.counts_as_arg { "+" } else { "" }
             ));
             true
-        });
+        })
+        .unwrap();
         (seen, cut)
     }
 
     #[test]
-    fn visits_keys_leaves_and_slots() {
+    fn visits_keys_leaves_and_slots_in_document_order() {
         let (seen, cut) = seen(r#"{"a": ["x", {"b": "y"}], "n": 1}"#, 8);
         assert!(!cut);
-        for want in [
-            "a=a:k+", "n=n:k+", "a=-:v+", "a=x:v", "b=b:k+", "b=y:v", "n=1:v",
-        ] {
-            assert!(seen.contains(&want.to_string()), "{want} in {seen:?}");
-        }
-        // Two members, two array elements, one nested member: five argument slots.
-        assert_eq!(seen.iter().filter(|s| s.ends_with('+')).count(), 5);
+        assert_eq!(
+            seen,
+            ["a=a:k+", "a=-:v+", "a=x:v", "a=-:v+", "b=b:k+", "b=y:v", "n=n:k+", "n=1:v"]
+        );
+    }
+
+    #[test]
+    fn escapes_duplicates_and_numbers() {
+        let (seen, _) = seen(
+            r#"{"k\u0041":"\u003cs\"\\","a":"<x>","a":"y","n":-1.5e3}"#,
+            8,
+        );
+        assert!(seen.contains(&"kA=<s\"\\:v".to_string()), "{seen:?}");
+        assert!(seen.contains(&"a=<x>:v".to_string()));
+        assert!(seen.contains(&"a=y:v".to_string()));
+        assert!(seen.contains(&"n=-1.5e3:v".to_string()));
+    }
+
+    #[test]
+    fn escaped_key_encloses_a_container() {
+        let (seen, _) = seen(r#"{"\u0061":{"b":[1]},"c":2}"#, 8);
+        assert!(seen.contains(&"a=a:k+".to_string()), "{seen:?}");
+        assert!(seen.contains(&"b=-:v+".to_string()), "{seen:?}");
+        assert!(seen.contains(&"c=2:v".to_string()), "{seen:?}");
     }
 
     #[test]
@@ -127,5 +515,62 @@ mod tests {
         let (seen, cut) = seen(r#"[[[[["deep"]]]]]"#, 2);
         assert!(cut);
         assert!(!seen.iter().any(|s| s.contains("deep")));
+    }
+
+    #[test]
+    fn accepts_what_serde_json_accepts() {
+        let cases: &[&str] = &[
+            "{}",
+            "[]",
+            "1",
+            "-0",
+            "0.5",
+            "1e5",
+            "\"x\"",
+            "true",
+            "null",
+            " [1, 2 ] ",
+            "{\"a\":1",
+            "[1,]",
+            "{\"a\" 1}",
+            "01",
+            "1.",
+            "-",
+            "\"\\x\"",
+            "\"\\ud800\"",
+            "\"\\ud800\\u0041\"",
+            "\"\\ud83d\\ude00\"",
+            "[1] x",
+            "{,}",
+            "\"a\nb\"",
+            "tru",
+            "[\"\\u00e9\"]",
+            "{\"a\":[{}]}",
+            "",
+            "  ",
+            "[",
+            "\"abc",
+            "nul",
+            "[1 2]",
+        ];
+        for c in cases {
+            let ours = check(c.as_bytes());
+            let serde = serde_json::from_str::<serde_json::Value>(c);
+            assert_eq!(ours.is_ok(), serde.is_ok(), "{c:?}: {ours:?} vs {serde:?}");
+            if let (Err(o), Err(s)) = (ours, serde) {
+                assert_eq!(o.eof, s.is_eof(), "{c:?}");
+            }
+        }
+        let deep = "[".repeat(MAX_NESTING + 1) + &"]".repeat(MAX_NESTING + 1);
+        assert!(check(deep.as_bytes()).is_err());
+        assert!(serde_json::from_str::<serde_json::Value>(&deep).is_err());
+        let ok = "[".repeat(MAX_NESTING) + &"]".repeat(MAX_NESTING);
+        assert_eq!(
+            check(ok.as_bytes()).is_ok(),
+            serde_json::from_str::<serde_json::Value>(&ok).is_ok()
+        );
+        let bad_utf8 = b"[\"\xff\"]";
+        assert!(check(bad_utf8).is_err());
+        assert!(serde_json::from_slice::<serde_json::Value>(bad_utf8).is_err());
     }
 }

@@ -8,8 +8,11 @@ pub mod xml;
 
 use crate::config::Config;
 use crate::decode::{deep_decode, Decoded};
+use crate::detect::gate::Shape;
+use crate::detect::DetectorKind;
 use crate::model::{CategorySet, LimitKind, Location, Source};
 use crate::request::Request;
+use std::cell::Cell;
 
 /// One value to scan, in three forms so detectors do not redo the common work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub struct Input {
     /// The bytes `lower` holds, computed once: detectors ask it whether a needle can occur
     /// before searching for it ([`Input::may_contain`]).
     pub bytes: ByteSet,
+    /// What `lower` is made of (from `bytes`): detectors that cannot match this shape skip
+    /// the value ([`crate::detect::gate`]).
+    pub shape: Shape,
 }
 
 impl Input {
@@ -41,6 +47,7 @@ impl Input {
             lower,
             excluded,
             bytes,
+            shape: Shape::of(&bytes),
         }
     }
 
@@ -66,6 +73,16 @@ impl Input {
 pub struct ByteSet([u64; 4]);
 
 impl ByteSet {
+    /// The set whose 64-bit words are `words` (bit `c & 63` of word `c >> 6` is byte `c`).
+    pub const fn from_words(words: [u64; 4]) -> ByteSet {
+        ByteSet(words)
+    }
+
+    /// Whether every byte of this set is also in `other`.
+    pub fn is_subset_of(&self, other: &ByteSet) -> bool {
+        self.0.iter().zip(other.0.iter()).all(|(a, b)| a & !b == 0)
+    }
+
     /// The bytes of `b`.
     pub fn of(b: &[u8]) -> ByteSet {
         let mut set = [0u64; 4];
@@ -157,6 +174,9 @@ pub struct Prepared<'r> {
     pub excluded: CategorySet,
     /// `inputs[body_start..]` came from the body (the rest from the URI and headers).
     pub body_start: usize,
+    /// The detector running now and the paranoia level, while one runs: [`Prepared::inputs_from`]
+    /// then yields only the values whose shape that detector admits ([`crate::detect::gate`]).
+    pub(crate) gate: Cell<Option<(DetectorKind, u8)>>,
 }
 
 /// Longest piece of one value an injection detector reads at once ([`Prepared::windowed`]).
@@ -218,6 +238,7 @@ impl<'r> Prepared<'r> {
             arg_count: self.arg_count,
             excluded: self.excluded,
             body_start: 0,
+            gate: Cell::new(None),
         }
     }
 
@@ -268,11 +289,14 @@ pub fn windows(s: &str, window: usize, overlap: usize) -> Vec<(usize, usize)> {
 }
 
 impl Prepared<'_> {
-    /// Inputs whose source is one of `sources`.
+    /// Inputs whose source is one of `sources` (while a detector runs: those whose shape it
+    /// admits, see [`crate::detect::gate`]).
     pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> impl Iterator<Item = &'s Input> {
-        self.inputs
-            .iter()
-            .filter(move |i| sources.contains(&i.location.source))
+        let gate = self.gate.get();
+        self.inputs.iter().filter(move |i| {
+            sources.contains(&i.location.source)
+                && gate.is_none_or(|(kind, paranoia)| kind.admits(i, paranoia))
+        })
     }
 }
 
@@ -314,12 +338,26 @@ impl Builder<'_, '_> {
 
     fn push(&mut self, source: Source, name: &str, raw: &[u8], plus: bool, excluded: CategorySet) {
         let d = self.decode(raw, plus);
-        self.inputs.push(Input::new(
-            Location::new(source, name),
-            String::from_utf8_lossy(raw).into_owned(),
-            d.text,
-            excluded,
-        ));
+        self.push_decoded(source, name, raw, d.text, excluded);
+    }
+
+    /// Adds a value decoded already (`text` is `raw` after [`Builder::decode`]).
+    fn push_decoded(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: &[u8],
+        text: String,
+        excluded: CategorySet,
+    ) {
+        // Undecoded values (most) are their own raw form: one copy, not a second conversion.
+        let raw = if text.as_bytes() == raw {
+            text.clone()
+        } else {
+            String::from_utf8_lossy(raw).into_owned()
+        };
+        self.inputs
+            .push(Input::new(Location::new(source, name), raw, text, excluded));
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
@@ -329,9 +367,10 @@ impl Builder<'_, '_> {
             self.hit(LimitKind::ArgCount);
             return;
         }
+        // The name is decoded once: it is both the location of its value and an input.
         let name = self.decode(name_raw, plus).text;
         let excluded = self.excl.for_arg(&name);
-        self.push(Source::ArgName, &name, name_raw, plus, excluded);
+        self.push_decoded(Source::ArgName, &name, name_raw, name.clone(), excluded);
         if !value_raw.is_empty() {
             self.push(Source::Arg, &name, value_raw, plus, excluded);
         }
@@ -488,18 +527,20 @@ pub(crate) fn prepare<'r>(
         };
         match body_kind {
             BodyKind::Form => b.form(body),
-            BodyKind::Json => match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(v) => {
-                    // Every object member and every array element is one argument (CRS counts
-                    // JSON leaves as ARGS): past `limits.args` the rest is not inspected and
-                    // the limit is reported, never silently dropped.
+            // Checked once, then walked over the body's own bytes: no document tree.
+            BodyKind::Json => match json::check(body) {
+                Ok(()) => {
+                    // Every object member and every array element is one value (CRS counts
+                    // JSON leaves as ARGS): past `limits.body_values` the rest is not
+                    // inspected and the limit is reported, never silently dropped.
                     let depth = cfg.limits.json_depth.max;
-                    let max_args = cfg.limits.args.max as usize;
-                    let cut = json::walk(&v, depth, &mut |item| {
+                    let max_values = cfg.limits.body_values.max as usize;
+                    let mut values = 0usize;
+                    let walked = json::walk(body, depth, &mut |item| {
                         if item.counts_as_arg {
-                            b.arg_count += 1;
-                            if b.arg_count > max_args {
-                                b.hit(LimitKind::ArgCount);
+                            values += 1;
+                            if values > max_values {
+                                b.hit(LimitKind::BodyValues);
                                 return false;
                             }
                         }
@@ -515,15 +556,15 @@ pub(crate) fn prepare<'r>(
                         b.push(source, item.key, text.as_bytes(), false, excluded);
                         true
                     });
-                    if cut {
+                    if walked.unwrap_or(false) {
                         b.hit(LimitKind::JsonDepth);
                     }
                 }
                 Err(e) => {
-                    // Truncated or hostile JSON (incl. nesting past serde_json's limit of 128):
+                    // Truncated or hostile JSON (incl. nesting past 128 levels, serde_json's limit):
                     // still scan it, as text.
                     if !(req.body_truncated || body.len() < req.body.map_or(0, <[u8]>::len))
-                        || !e.is_eof()
+                        || !e.eof
                     {
                         b.flags.body_malformed = true;
                     }
@@ -556,11 +597,12 @@ pub(crate) fn prepare<'r>(
             BodyKind::Xml => {
                 let text = String::from_utf8_lossy(body);
                 // One value past the limit, so that the limit is reported, not silent.
-                let max = cfg.limits.args.max as usize;
+                let max = cfg.limits.body_values.max as usize;
+                let mut values = 0usize;
                 for v in xml::values(&text, max.saturating_add(1)) {
-                    b.arg_count += 1;
-                    if b.arg_count > max {
-                        b.hit(LimitKind::ArgCount);
+                    values += 1;
+                    if values > max {
+                        b.hit(LimitKind::BodyValues);
                         break;
                     }
                     let excluded = excl.for_arg(&v.name);
@@ -589,6 +631,7 @@ pub(crate) fn prepare<'r>(
         arg_count: b.arg_count,
         excluded: request_excluded,
         body_start,
+        gate: Cell::new(None),
     }
 }
 

@@ -313,18 +313,28 @@ fn statement(nc: &[&Token], i: usize) -> bool {
             };
             let sub = n.kind == Kind::LParen
                 && t(i + 2).is_some_and(|x| matches!(x.kind, Kind::Func | Kind::Stmt | Kind::Var));
+            // `SELECT ALL|DISTINCT|TOP` must go on with an expression (`TOP 1`, `DISTINCT(x)`,
+            // `ALL *`) or reach `FROM`: "select all that apply" does neither.
+            let quantifier = n.kind == Kind::Keyword
+                && matches!(n.text.as_str(), "distinct" | "top" | "all")
+                && t(i + 2).is_some_and(|x| {
+                    matches!(
+                        x.kind,
+                        Kind::Var | Kind::Func | Kind::Num | Kind::Str | Kind::LParen
+                    ) || x.kind == Kind::Op && x.text == "*"
+                });
             let expr_start = sub
                 || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
                 || (n.kind == Kind::Op && n.text == "*")
-                || (n.kind == Kind::Keyword
-                    && (n.text == "distinct" || n.text == "top" || n.text == "all"));
+                || quantifier;
             let has_from = nc.iter().skip(i + 1).take(12).any(|x| x.text == "from")
                 && nc.iter().skip(i + 1).take(12).any(|x| {
                     matches!(
                         x.kind,
                         Kind::Comma | Kind::Op | Kind::Func | Kind::Var | Kind::Keyword
                     ) && x.text != "from"
-                });
+                })
+                && !prose_around_from(nc, i);
             (expr_start || has_from) && at_boundary
         }
         "insert" => {
@@ -380,12 +390,15 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                     matches!(x.kind, Kind::Bare | Kind::Keyword | Kind::Op)
                 }))
         }
+        // T-SQL runs a string or a variable (`EXEC('SELECT 1')`, `EXEC (@q)`); `exec (` with
+        // nothing to run is a word and a parenthesis (PHP's `exec (`, prose).
         "exec" | "execute" => next.is_some_and(|n| {
             n.text.starts_with("xp_")
                 || n.text.starts_with("sp_")
                 || n.text.starts_with("master.")
                 || n.text == "immediate"
-                || n.kind == Kind::LParen
+                || (n.kind == Kind::LParen
+                    && t(i + 2).is_some_and(|x| matches!(x.kind, Kind::Str | Kind::Var)))
                 || n.kind == Kind::Str
         }),
         "declare" => next.is_some_and(|n| n.kind == Kind::Var),
@@ -393,6 +406,29 @@ fn statement(nc: &[&Token], i: usize) -> bool {
         "waitfor" => next.is_some_and(|n| n.text == "delay" || n.text == "time"),
         _ => false,
     }
+}
+
+/// Three words in a row where SQL has at most a name and its alias: in the select list
+/// (`select the best match from`) or after `FROM` (`from a list of candidates`). SQL
+/// separates expressions with commas and operators and follows a table with a keyword.
+fn prose_around_from(nc: &[&Token], select: usize) -> bool {
+    let three_words = |from: usize, to: usize| {
+        let mut run = 0;
+        nc.iter().take(to).skip(from).any(|t| {
+            run = if t.kind == Kind::Bare { run + 1 } else { 0 };
+            run >= 3
+        })
+    };
+    let Some(from) = nc
+        .iter()
+        .skip(select + 1)
+        .take(12)
+        .position(|x| x.text == "from")
+        .map(|p| p + select + 1)
+    else {
+        return false;
+    };
+    three_words(select + 1, from) || three_words(from + 1, from + 4)
 }
 
 /// Shapes after the context's string is closed by the input (`tokens[0]` is that string).
@@ -856,6 +892,11 @@ fn fragment(tokens: &[Token]) -> Option<&'static str> {
                 if kind(i + 1) == Some(Kind::Bare) && nc.len() <= 3 {
                     return Some("sqli.fragment-stacked");
                 }
+                // `EXEC(`/`execute (` whose argument the query supplies; paranoia 1 needs
+                // something to run inside the parenthesis (see [`statement`]).
+                if kind(i + 1) == Some(Kind::LParen) && kind(i + 2).is_none() {
+                    return Some("sqli.fragment-function");
+                }
             }
             Some(Kind::Keyword) if text(i) == "from" => {
                 // `from t group by`, `from `db`.`t` limit`: a table then a clause.
@@ -1273,6 +1314,7 @@ mod tests {
             "FROM t WHERE name=\"x\"",
             "ABS(",
             "FLOOR (",
+            "Execute(",
             "SELECT (CASE",
         ] {
             assert!(frag(s).is_some(), "missed: {s}");
