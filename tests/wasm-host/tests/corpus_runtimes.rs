@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use envoy_harness::corpus::{self, Outcome, Row, RowResult};
-use envoy_harness::{modules, EchoServer, Envoy, EnvoyConfig, HttpFilter};
+use envoy_harness::{modules, EchoServer, Envoy, EnvoyConfig, FilterEntry};
 use std::time::Instant;
 use wasm_host::RuntimeKind;
 
@@ -87,7 +87,7 @@ fn dev_corpora_get_identical_verdicts_in_envoy_wasmtime_and_the_interpreter() {
     let envoy = Envoy::start(
         EnvoyConfig::new(echo.addr())
             .concurrency(2)
-            .filter(HttpFilter::wasm("threat-score", module, CONFIG)),
+            .filter(FilterEntry::wasm("threat-score", module, CONFIG)),
     )
     .unwrap();
     let started = t.elapsed();

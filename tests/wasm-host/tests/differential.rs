@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use envoy_harness::corpus::{raw_request, send_raw, Row};
-use envoy_harness::{modules, EchoServer, Envoy, EnvoyConfig, HttpFilter};
+use envoy_harness::{modules, EchoServer, Envoy, EnvoyConfig, FilterEntry};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use wasm_host::{front, Plugin, RuntimeKind, Verdict, Vm};
@@ -158,7 +158,7 @@ fn differential(filter: &str, config: &str, cases: &[Case]) {
     let echo = EchoServer::start("echo").unwrap();
     let t = Instant::now();
     let envoy = Envoy::start(
-        EnvoyConfig::new(echo.addr()).filter(HttpFilter::wasm(filter, &module, config)),
+        EnvoyConfig::new(echo.addr()).filter(FilterEntry::wasm(filter, &module, config)),
     )
     .unwrap();
     let envoy_start = t.elapsed();
