@@ -260,9 +260,12 @@ fn parse_host(buf: &[u8], found_at: bool) -> Option<bool> {
         Port,
     }
     let host_char = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
-    let userinfo_char =
-        |c: u8| c.is_ascii_alphanumeric() || b"-_.!~*'()%;:&=+$,".contains(&c);
-    let mut s = if found_at { H::UserinfoStart } else { H::HostStart };
+    let userinfo_char = |c: u8| c.is_ascii_alphanumeric() || b"-_.!~*'()%;:&=+$,".contains(&c);
+    let mut s = if found_at {
+        H::UserinfoStart
+    } else {
+        H::HostStart
+    };
     let mut userinfo = false;
     let mut port: u32 = 0;
     for &c in buf {
@@ -277,9 +280,7 @@ fn parse_host(buf: &[u8], found_at: bool) -> Option<bool> {
             H::V6 | H::V6Start if c.is_ascii_hexdigit() || c == b':' || c == b'.' => H::V6,
             H::V6 if c == b'%' => H::V6ZoneStart,
             H::V6Zone if c == b']' => H::V6End,
-            H::V6Zone | H::V6ZoneStart
-                if c.is_ascii_alphanumeric() || b"%.-_~".contains(&c) =>
-            {
+            H::V6Zone | H::V6ZoneStart if c.is_ascii_alphanumeric() || b"%.-_~".contains(&c) => {
                 H::V6Zone
             }
             H::Port | H::PortStart if c.is_ascii_digit() => {

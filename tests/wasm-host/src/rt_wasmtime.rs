@@ -27,6 +27,9 @@ impl WasmtimeRuntime {
         let engine = ENGINE.get_or_init(|| {
             let mut config = Config::new();
             config.consume_fuel(true);
+            // Compile time over code quality: tests run each request once, and fuel counts Wasm
+            // operators, whatever Cranelift does with them.
+            config.cranelift_opt_level(wasmtime::OptLevel::None);
             Engine::new(&config).map_err(|e| e.to_string())
         });
         match engine {
