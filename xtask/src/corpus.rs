@@ -25,7 +25,7 @@ const BLOCK_ERROR: &str = "threat_detected";
 /// Categories with a per-category acceptance target.
 const TARGETS: [&str; 6] = ["sqli", "xss", "lfi", "rce", "php", "java"];
 
-const USAGE: &str = "usage: cargo xtask corpus [--engine threat-score|modsecurity] [--crs-force-urlencoded] [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...";
+const USAGE: &str = "usage: cargo xtask corpus [--engine threat-score|modsecurity] [--runtime envoy|wasmtime|interpreter] [--crs-force-urlencoded] [--paranoia N] [--report OUT.json] [--parallel P] FILE.jsonl...";
 
 /// Which engine the rows go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,8 @@ pub fn corpus(args: &[String]) -> Result<()> {
     let mut parallel = 8usize;
     let mut engine = Engine::ThreatScore;
     let mut force_urlencoded = false;
+    // `--runtime wasmtime|interpreter`: in-process through `wasm-host` instead of Envoy.
+    let mut runtime: Option<String> = None;
     let mut files = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -59,6 +61,15 @@ pub fn corpus(args: &[String]) -> Result<()> {
                     Some("modsecurity") => Engine::ModSecurity,
                     other => bail!(
                         "--engine needs `threat-score` or `modsecurity`, got {other:?}\n{USAGE}"
+                    ),
+                }
+            }
+            "--runtime" => {
+                runtime = match it.next().map(String::as_str) {
+                    Some("envoy") => None,
+                    Some(rt @ ("wasmtime" | "interpreter")) => Some(rt.to_string()),
+                    other => bail!(
+                        "--runtime needs envoy, wasmtime or interpreter, got {other:?}\n{USAGE}"
                     ),
                 }
             }
@@ -83,6 +94,9 @@ pub fn corpus(args: &[String]) -> Result<()> {
         bail!("no corpus files given\n{USAGE}");
     }
     let rows = corpus::load(&files)?;
+    if engine == Engine::ModSecurity && runtime.is_some() {
+        bail!("--runtime applies to --engine threat-score only\n{USAGE}");
+    }
     if engine == Engine::ModSecurity {
         let opts = NginxOptions {
             crs_paranoia: Some(paranoia),
@@ -94,6 +108,9 @@ pub fn corpus(args: &[String]) -> Result<()> {
         bail!("--crs-force-urlencoded applies to --engine modsecurity only");
     }
     let modules = build_and_report(&["threat-score".to_string()])?;
+    if let Some(rt) = runtime {
+        return in_process(&rt, &modules, &files, &rows, paranoia, report.as_deref());
+    }
     let echo = EchoServer::start("echo")?;
     let config = json!({ "mode": "block", "paranoia_level": paranoia }).to_string();
     let envoy = Envoy::start(EnvoyConfig::new(echo.addr()).concurrency(2).filter(
@@ -139,6 +156,90 @@ pub fn corpus(args: &[String]) -> Result<()> {
     }
     if let Some(path) = report {
         write_report(&path, &rows, &results, "threat-score")?;
+    }
+    Ok(())
+}
+
+/// The same rows through the same module in-process (`tests/wasm-host`, run as its `host`
+/// example so xtask does not link Wasmtime): Envoy's connection manager modelled by
+/// `wasm_host::front`, one VM, one stream per row; the same tables and report.
+fn in_process(
+    rt: &str,
+    modules: &std::path::Path,
+    files: &[String],
+    rows: &[Row],
+    paranoia: u8,
+    report: Option<&str>,
+) -> Result<()> {
+    let config = json!({ "mode": "block", "paranoia_level": paranoia }).to_string();
+    println!(
+        "replaying {} rows in-process on {rt} with threat-score {config}",
+        rows.len()
+    );
+    let out = tempfile::NamedTempFile::new()?;
+    let module = modules.join("threat-score.wasm");
+    let mut cmd = crate::cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "-p",
+        "wasm-host",
+        "--example",
+        "host",
+        "--",
+        "corpus",
+        rt,
+    ])
+    .arg(&module)
+    .arg(&config)
+    .arg(out.path())
+    .args(files);
+    crate::run_cmd(&mut cmd)?;
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path())?)?;
+    let list = doc["results"]
+        .as_array()
+        .context("host corpus: no results")?;
+    if list.len() != rows.len() {
+        bail!(
+            "host corpus: {} results for {} rows",
+            list.len(),
+            rows.len()
+        );
+    }
+    let mut fuel = 0u64;
+    let mut reached = 0usize;
+    let results: Vec<RowResult> = list
+        .iter()
+        .map(|r| {
+            let f = r["fuel"].as_u64().unwrap_or(0);
+            fuel += f;
+            reached += usize::from(f > 0);
+            RowResult {
+                status: r["status"].as_u64().unwrap_or(0) as u16,
+                outcome: match r["outcome"].as_str() {
+                    Some("blocked") => Outcome::Blocked,
+                    Some("passed") => Outcome::Passed,
+                    Some("rejected_by_envoy") => Outcome::RejectedByEnvoy,
+                    _ => Outcome::Other,
+                },
+            }
+        })
+        .collect();
+    print_tables(
+        rows,
+        &results,
+        paranoia,
+        &format!("mode block, in-process on {rt} + threat-score"),
+        "Envoy (modelled)",
+    );
+    println!(
+        "\n{} rows in {:.1} s in-process on {rt}; {:.0} fuel units per row that reached the filter",
+        rows.len(),
+        doc["seconds"].as_f64().unwrap_or(0.0),
+        fuel as f64 / reached.max(1) as f64
+    );
+    if let Some(path) = report {
+        write_report(path, rows, &results, &format!("threat-score ({rt})"))?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! cargo xtask envoy               show which Envoy is used (installing it if needed)
 //! cargo xtask corpus [--engine E] [--paranoia N] [--report OUT.json] FILE.jsonl...   replay a corpus through Envoy + threat-score
 //! cargo xtask bench [--quick]     benchmark every filter in a real Envoy; results in bench/results/
+//! cargo xtask bench --instructions   instructions per request in-process; the guarded figures
 //! cargo xtask fuzz [TARGET...] [--seconds N]   libFuzzer over threat-score (nightly; fuzz/README.md)
 //! cargo xtask validate [PATH...]  check WasmPlugin manifests (CRD schema + CEL, filter parsers, pins)
 //! cargo xtask package FILTER      OCI image layout in target/oci/FILTER, digest pinned in the dev overlays
@@ -94,9 +95,11 @@ const HELP: &str = "usage: cargo xtask <command>
                       without `glue` (native and wasm32)
   new-filter NAME     a new filter from filters/example with its whole kit: crate (README included),
                       istio/base WasmPlugin, a patch in every overlay, tests/tests/NAME.rs
-  corpus [--engine threat-score|modsecurity] [--crs-force-urlencoded] [--paranoia N] [--report OUT.json] FILE.jsonl...
+  corpus [--engine threat-score|modsecurity] [--runtime envoy|wasmtime|interpreter] [--crs-force-urlencoded]
+         [--paranoia N] [--report OUT.json] FILE.jsonl...
                       replay corpus rows through a real Envoy running threat-score in block mode, or
-                      (--engine modsecurity) through nginx + ModSecurity + CRS 3.3.4, same report
+                      (--engine modsecurity) through nginx + ModSecurity + CRS 3.3.4, or (--runtime)
+                      the same module in-process on Wasmtime or an interpreter; same report
   fuzz [TARGET...] [--seconds N] [--timeout S] [--max-len BYTES] | --check | --list
                       libFuzzer over threat-score's engine, decoders and extractors (nightly; installs
                       cargo-fuzz when missing); --check replays the committed seeds on stable
@@ -104,6 +107,9 @@ const HELP: &str = "usage: cargo xtask <command>
   bench [--quick] [--rounds N] [--seconds S] [--connections C] [--out DIR] [SCENARIO...]
                       measure each filter's Envoy CPU per request, throughput, latency, memory,
                       module size and ECDS cold start; writes bench/results/ (see bench/README.md)
+  bench --instructions
+                      Wasm instructions per request of the bench mix, in-process (deterministic);
+                      rewrites bench/results/instructions.{json,md}, the figures the test guards
   validate [--modules DIR] [--no-pins] [--allow-placeholder-registry] [PATH...]
                       check WasmPlugin manifests (default: every istio/overlays/*) against the
                       Istio CRD schema and CEL rules, each pluginConfig with its filter's parser,
@@ -128,7 +134,7 @@ pub fn run_cmd(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(envoy_harness::workspace_root());
     c

@@ -6,7 +6,8 @@
 //! * `istio/base/NAME.yaml`, listed in `istio/base/kustomization.yaml`: its WasmPlugin;
 //! * in every overlay built on `../../base`: `NAME.patch.yaml` (the overlay's registry, an empty
 //!   pin, and failing open in dev overlays), listed under `patchesJson6902`;
-//! * `tests/tests/NAME.rs`: a real-Envoy test of the module.
+//! * `tests/tests/NAME.rs`: a real-Envoy test of the module, and the same checks in-process
+//!   (`wasm_host`, milliseconds).
 //!
 //! `cargo xtask validate` finds its configuration parser from its entry point
 //! (`export_http_filter!`), `up`/`up --plugins`/`package` find it by name. The pins are made by
@@ -222,6 +223,21 @@ fn serves_adds_its_header_and_denies() {{
     assert_eq!(denied.status, 403, "{{denied:?}}");
     assert_eq!(envoy.stat("wasmcustom.{snake}_requests_total"), 2);
     assert_eq!(envoy.stat("wasmcustom.{snake}_denied_total"), 1);
+}}
+
+/// The same module in-process (`wasm_host`): no Envoy, milliseconds, exact instruction counts.
+#[test]
+fn in_process_adds_its_header_and_denies() {{
+    use wasm_host::{{Plugin, Request, RuntimeKind, Vm}};
+    let wasm = std::fs::read(modules::module("{name}").unwrap()).unwrap();
+    let mut vm = Vm::start(RuntimeKind::Wasmtime, &wasm, &Plugin::new("{name}", CONFIG)).unwrap();
+    let ok = vm.http(&Request::new("GET", "/hello")).unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(wasm_host::header(&ok.response.headers, "x-{name}-filter"), Some(&b"active"[..]));
+    let denied = vm.http(&Request::new("GET", "/hello").header("x-deny", "1")).unwrap();
+    assert_eq!(denied.status(), 403);
+    assert_eq!(vm.state_ref().metric("{snake}_denied_total"), Some(1));
+    assert!(denied.fuel > 0, "instructions the request cost: {{}}", denied.fuel);
 }}
 "##
     )

@@ -1,0 +1,422 @@
+//! Each filter's end-to-end cases replayed in a real Envoy and in-process (Wasmtime and the
+//! interpreter), request by request in the same order on one VM each: the same status, the
+//! same headers and path seen upstream, the same reply body and filter-set response headers,
+//! and the same counters at the end.
+//!
+//! Requests go to Envoy as exact bytes (`envoy_harness::corpus::send_raw`) and through
+//! `wasm_host::front` in-process, so both sides start from the same request.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use envoy_harness::corpus::{raw_request, send_raw, Row};
+use envoy_harness::{modules, EchoServer, Envoy, EnvoyConfig, FilterEntry};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use wasm_host::{front, Plugin, RuntimeKind, Verdict, Vm};
+
+/// One request: method, path, headers (a `Host` is added when absent), body.
+type Case = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+);
+
+/// Headers Envoy itself adds or rewrites outside the filter (router and connection manager);
+/// everything else the upstream sees must be identical.
+fn envoy_owned(name: &str) -> bool {
+    // x-forwarded-for: for a loopback client Envoy appends its own interface address.
+    name.starts_with("x-envoy-")
+        || name == "content-length"
+        || name == "transfer-encoding"
+        || name == "x-forwarded-for"
+}
+
+/// Method, path, sorted headers and body the upstream saw.
+type Upstream = (String, String, Vec<(String, String)>, String);
+
+/// What one request looked like from outside: status, upstream view, reply.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: u16,
+    /// Method, path and sorted headers seen upstream (None: the upstream was not reached).
+    upstream: Option<Upstream>,
+    /// Local reply body (None when the upstream answered).
+    reply: Option<Value>,
+}
+
+fn row(i: usize, case: &Case) -> Row {
+    let (method, path, headers, body) = case;
+    let mut hs: Vec<(&str, &str)> = headers.clone();
+    if !hs.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        hs.insert(0, ("Host", "example.test"));
+    }
+    let rid = format!("diff-{i}");
+    let mut row = Row::request(method, path, &hs, body);
+    if !hs
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("x-request-id"))
+    {
+        row.headers.push(("x-request-id".into(), rid));
+    }
+    row
+}
+
+fn envoy_seen(envoy: &Envoy, row: &Row) -> Seen {
+    let resp = send_raw(
+        envoy.listener("http"),
+        &raw_request(row),
+        false,
+        Duration::from_secs(20),
+    )
+    .unwrap()
+    .unwrap_or_else(|| panic!("{}: no response from Envoy", row.id));
+    if resp.header("x-upstream").is_some() {
+        let v: Value = serde_json::from_slice(&resp.body).unwrap();
+        let mut headers: Vec<(String, String)> = v["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_ascii_lowercase(),
+                    p[1].as_str().unwrap().to_string(),
+                )
+            })
+            .filter(|(k, _)| !envoy_owned(k))
+            .collect();
+        headers.sort();
+        Seen {
+            status: resp.status,
+            upstream: Some((
+                v["method"].as_str().unwrap().into(),
+                v["path"].as_str().unwrap().into(),
+                headers,
+                v["body"].as_str().unwrap_or_default().into(),
+            )),
+            reply: None,
+        }
+    } else {
+        Seen {
+            status: resp.status,
+            upstream: None,
+            reply: serde_json::from_slice(&resp.body).ok(),
+        }
+    }
+}
+
+fn in_process_seen(vm: &mut Vm, row: &Row, i: usize) -> Seen {
+    let req = front::filter_input(
+        &row.method,
+        &row.uri,
+        &row.version,
+        &row.headers,
+        row.body.as_bytes(),
+        i,
+    )
+    .unwrap_or_else(|e| panic!("{}: the front end refused it: {e:?}", row.id));
+    let out = vm.http(&req).unwrap();
+    match &out.verdict {
+        Verdict::Forwarded => {
+            let h = &out.upstream_headers;
+            let get = |n: &str| {
+                wasm_host::header(h, n)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            let mut headers: Vec<(String, String)> = h
+                .iter()
+                .filter(|(k, _)| !k.starts_with(':') && !envoy_owned(k))
+                .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+                .collect();
+            headers.push(("host".into(), get(":authority")));
+            headers.sort();
+            let body = out
+                .upstream_body
+                .as_deref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            Seen {
+                status: out.status() as u16,
+                upstream: Some((get(":method"), get(":path"), headers, body)),
+                reply: None,
+            }
+        }
+        Verdict::LocalReply(r) => Seen {
+            status: r.status as u16,
+            upstream: None,
+            reply: serde_json::from_slice(&r.body).ok(),
+        },
+        other => panic!("{}: in-process verdict {other:?}", row.id),
+    }
+}
+
+/// Run `cases` through `filter` with `config` in Envoy and in-process on both runtimes.
+fn differential(filter: &str, config: &str, cases: &[Case]) {
+    let module = modules::module(filter).unwrap();
+    let wasm = std::fs::read(&module).unwrap();
+    let echo = EchoServer::start("echo").unwrap();
+    let t = Instant::now();
+    let envoy = Envoy::start(
+        EnvoyConfig::new(echo.addr()).filter(FilterEntry::wasm(filter, &module, config)),
+    )
+    .unwrap();
+    let envoy_start = t.elapsed();
+    let rows: Vec<Row> = cases.iter().enumerate().map(|(i, c)| row(i, c)).collect();
+    let envoy_view: Vec<Seen> = rows.iter().map(|r| envoy_seen(&envoy, r)).collect();
+    let stats = envoy.stats().unwrap();
+    for rt in RuntimeKind::ALL {
+        let t = Instant::now();
+        let mut vm = Vm::start(rt, &wasm, &Plugin::new(filter, config)).unwrap();
+        for (i, (r, want)) in rows.iter().zip(&envoy_view).enumerate() {
+            let got = in_process_seen(&mut vm, r, i);
+            assert_eq!(
+                &got, want,
+                "{filter} on {rt}, case {i} ({} {} {:?}): in-process (left) vs Envoy (right)",
+                r.method, r.uri, r.headers
+            );
+        }
+        // Every counter the module defined has the value Envoy reports.
+        for m in vm.state_ref().metrics.iter().filter(|m| m.kind == 0) {
+            let envoy_value = stats
+                .get(&format!("wasmcustom.{}", m.name))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(
+                m.value as u64, envoy_value,
+                "{filter} on {rt}: counter {}",
+                m.name
+            );
+        }
+        eprintln!(
+            "{filter}: {} cases identical on {rt} in {:.0} ms (Envoy start alone {:.2} s)",
+            rows.len(),
+            t.elapsed().as_secs_f64() * 1000.0,
+            envoy_start.as_secs_f64()
+        );
+    }
+}
+
+#[test]
+fn example() {
+    let config = r#"{
+        "response_header": {"name": "x-example-filter", "value": "v1"},
+        "deny": {"header": {"name": "x-deny"}, "status": 403, "message": "no"}
+    }"#;
+    differential(
+        "example",
+        config,
+        &[
+            ("POST", "/hello?x=1", vec![("x-custom", "abc")], "payload"),
+            (
+                "GET",
+                "/secret",
+                vec![("x-deny", "1"), ("x-request-id", "req-42")],
+                "",
+            ),
+            ("GET", "/open", vec![], ""),
+        ],
+    );
+}
+
+const JWT_ALICE: &str = "eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIiwic3ViIjoiYWxpY2UiLCJhdWQiOiJhcGkiLCJzY29wZSI6IndyaXRlIn0";
+
+#[test]
+fn policy() {
+    let config = json!({
+        "default_action": "deny",
+        "deny": {"status": 403, "message": "not allowed"},
+        "jwt": {"payload_header": "x-jwt-payload"},
+        "rules": [
+            {"name": "method", "match": {"methods": ["DELETE"]}, "action": "deny",
+             "deny": {"status": 405, "message": "no deletes"}},
+            {"name": "host", "match": {"hosts": [{"exact": "internal.example"}]}, "action": "allow"},
+            {"name": "path-exact", "match": {"paths": [{"exact": "/exact"}]}, "action": "allow"},
+            {"name": "path-prefix", "match": {"paths": [{"prefix": "/pub/"}]}, "action": "allow"},
+            {"name": "path-regex", "match": {"paths": [{"regex": "/users/[0-9]+"}]}, "action": "allow"},
+            {"name": "path-glob", "match": {"paths": [{"glob": "/static/**/*.css"}]}, "action": "allow"},
+            {"name": "header", "match": {"headers": [{"name": "x-role", "value": {"exact": "ops"}}]}, "action": "allow"},
+            {"name": "query", "match": {"query": [{"name": "preview", "value": {"exact": "yes"}}]}, "action": "allow"},
+            {"name": "cidr-other", "match": {"paths": [{"prefix": "/net"}], "source_cidrs": ["10.0.0.0/8"]}, "action": "deny",
+             "deny": {"status": 451, "message": "wrong network"}},
+            {"name": "cidr-loopback", "match": {"paths": [{"prefix": "/net"}], "source_cidrs": ["127.0.0.0/8", "::1"]}, "action": "allow"},
+            {"name": "claims", "match": {"paths": [{"prefix": "/claims"}], "claims": [
+                {"claim": "iss", "value": {"exact": "https://idp.example"}},
+                {"claim": "sub", "value": {"exact": "alice"}}]}, "action": "allow"},
+            {"name": "limited", "match": {"paths": [{"prefix": "/limited"}]}, "action": "rate_limit",
+             "rate_limit": {"max_tokens": 2, "fill_interval": "1h", "message": "slow down"}}
+        ]
+    })
+    .to_string();
+    differential(
+        "policy",
+        &config,
+        &[
+            ("DELETE", "/exact", vec![], ""),
+            ("GET", "/", vec![("Host", "internal.example")], ""),
+            ("GET", "/", vec![("Host", "other.example")], ""),
+            ("GET", "/exact", vec![], ""),
+            ("GET", "/exact/more", vec![], ""),
+            ("GET", "/pub/a/b", vec![], ""),
+            ("GET", "/users/42", vec![], ""),
+            ("GET", "/users/42x", vec![], ""),
+            ("GET", "/static/a/b/site.css", vec![], ""),
+            ("GET", "/static/site.js", vec![], ""),
+            ("GET", "/x", vec![("x-role", "ops")], ""),
+            ("GET", "/x", vec![("x-role", "dev")], ""),
+            ("GET", "/x?preview=yes", vec![], ""),
+            ("GET", "/x?preview=no", vec![], ""),
+            ("GET", "/net", vec![], ""),
+            ("GET", "/claims", vec![("x-jwt-payload", JWT_ALICE)], ""),
+            ("GET", "/claims", vec![], ""),
+            ("GET", "/pub/./../exact", vec![], ""),
+            ("GET", "//pub//a", vec![], ""),
+            ("GET", "/limited", vec![], ""),
+            ("GET", "/limited", vec![], ""),
+            (
+                "GET",
+                "/limited?secret=hunter2",
+                vec![("x-request-id", "rid-7")],
+                "",
+            ),
+            (
+                "GET",
+                "/nothing-matches",
+                vec![("x-request-id", "rid-8")],
+                "",
+            ),
+        ],
+    );
+}
+
+const CLAIMS_BETA: &str = "eyJzdWIiOiJhbGljZSIsImdyb3VwcyI6WyJiZXRhIl19";
+
+#[test]
+fn router() {
+    let config = r#"{
+      "default_tag": "stable",
+      "jwt": {"payload_header": "x-jwt-payload"},
+      "rules": [
+        {"name": "header", "match": {"headers": [{"name": "x-beta", "value": {"exact": "1"}}]}, "tag": "canary"},
+        {"name": "cookie", "match": {"cookies": [{"name": "canary", "value": {"exact": "always"}}]}, "tag": "canary"},
+        {"name": "query", "match": {"query": [{"name": "canary", "value": {"exact": "1"}}]}, "tag": "canary"},
+        {"name": "path", "match": {"paths": [{"prefix": "/beta/"}]}, "tag": "canary"},
+        {"name": "method", "match": {"methods": ["PATCH"]}, "tag": "canary"},
+        {"name": "cidr-local", "match": {"paths": [{"prefix": "/cidr/"}], "source_cidrs": ["127.0.0.0/8", "::1/128"]}, "tag": "canary"},
+        {"name": "claim", "match": {"claims": [{"claim": "groups", "value": {"exact": "beta"}}]}, "tag": "canary"},
+        {"name": "rewrite", "match": {"paths": [{"prefix": "/legacy/"}]}, "tag": "stable",
+         "rewrite": {"path_prefix": {"from": "/legacy/", "to": "/rewritten/"}, "host": "v2.internal"},
+         "request_headers": {"set": {"x-router-rule": "rewrite"}, "remove": ["x-internal"]}},
+        {"name": "fixed", "match": {"paths": [{"prefix": "/fixed/"}]},
+         "weights": [{"tag": "canary", "percent": 50}, {"tag": "stable", "percent": 50}],
+         "hash_on": [{"header": "x-user-id"}], "fallback": {"tag": "stable"}}
+      ]
+    }"#;
+    differential(
+        "router",
+        config,
+        &[
+            ("GET", "/", vec![("x-beta", "1")], ""),
+            ("GET", "/", vec![("x-beta", "0")], ""),
+            ("GET", "/", vec![("cookie", "a=1; canary=always")], ""),
+            ("GET", "/items?x=1&canary=1", vec![], ""),
+            ("GET", "/beta/items", vec![], ""),
+            ("PATCH", "/", vec![], ""),
+            ("GET", "/cidr/x", vec![], ""),
+            ("GET", "/", vec![("x-jwt-payload", CLAIMS_BETA)], ""),
+            ("GET", "/legacy/a?b=1", vec![("x-internal", "secret")], ""),
+            ("GET", "/fixed/a", vec![("x-user-id", "u-1")], ""),
+            ("GET", "/fixed/a", vec![("x-user-id", "u-2")], ""),
+            ("GET", "/fixed/a", vec![], ""),
+            ("GET", "/plain", vec![("x-route-tag", "canary")], ""),
+            (
+                "GET",
+                "/plain",
+                vec![("X-Route-Tag", "canary"), ("x-route-tag", "x")],
+                "",
+            ),
+        ],
+    );
+}
+
+const THREAT_CASES: &[(&str, &str, &str)] = &[
+    ("GET", "/items?id=1%27%20OR%20%271%27%3D%271", ""),
+    (
+        "GET",
+        "/search?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E",
+        "",
+    ),
+    ("POST", "/login", "user=admin%27--&pass=x"),
+    (
+        "POST",
+        "/api/comments",
+        r#"{"text": "<img src=x onerror=alert(1)>"}"#,
+    ),
+    ("GET", "/home?file=../../../../etc/passwd", ""),
+    ("GET", "/search?q=blue+shoes", ""),
+    ("POST", "/form", "note=hello&qty=2"),
+];
+
+fn threat_cases() -> Vec<Case> {
+    THREAT_CASES
+        .iter()
+        .map(|(m, p, b)| {
+            let headers = if b.starts_with('{') {
+                vec![("content-type", "application/json")]
+            } else if b.is_empty() {
+                vec![]
+            } else {
+                vec![("content-type", "application/x-www-form-urlencoded")]
+            };
+            (*m, *p, headers, *b)
+        })
+        .chain([(
+            "GET",
+            "/items?id=42",
+            vec![("x-threat-score", "0"), ("x-threat-categories", "none")],
+            "",
+        )])
+        .collect()
+}
+
+#[test]
+fn threat_score_block() {
+    differential("threat-score", r#"{"mode": "block"}"#, &threat_cases());
+}
+
+#[test]
+fn threat_score_tag() {
+    differential("threat-score", r#"{"mode": "tag"}"#, &threat_cases());
+}
+
+#[test]
+fn suite() {
+    let config = json!({
+        "policy": {"rules": [
+            {"name": "internal", "match": {"paths": [{"prefix": "/internal/"}]}, "action": "deny",
+             "deny": {"status": 403, "message": "internal API"}},
+            {"name": "per-user", "match": {"paths": [{"prefix": "/"}]}, "action": "rate_limit",
+             "rate_limit": {"max_tokens": 1000, "fill_interval": "1s", "key": [{"header": "x-user-id"}]}}
+        ]},
+        "threat_score": {"mode": "block", "paranoia_level": 1},
+        "router": {"route_header": "x-route-tag", "default_tag": "stable", "rules": [
+            {"name": "beta", "match": {"cookies": [{"name": "beta", "value": {"exact": "yes"}}]}, "tag": "canary"},
+            {"name": "split", "weights": [{"tag": "canary", "percent": 10}, {"tag": "stable", "percent": 90}],
+             "hash_on": [{"header": "x-user-id"}], "fallback": {"tag": "stable"}}
+        ]}
+    })
+    .to_string();
+    let mut cases = threat_cases();
+    cases.extend([
+        ("GET", "/internal/admin", vec![], ""),
+        (
+            "GET",
+            "/api/items",
+            vec![("cookie", "beta=yes"), ("x-user-id", "u-7")],
+            "",
+        ),
+        ("GET", "/api/items", vec![("x-user-id", "u-8")], ""),
+        ("GET", "/api/items", vec![("x-route-tag", "canary")], ""),
+    ]);
+    differential("suite", &config, &cases);
+}
