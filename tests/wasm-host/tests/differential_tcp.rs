@@ -11,28 +11,15 @@ use envoy_harness::tcp::{
 use envoy_harness::{modules, Envoy, EnvoyConfig, TcpEchoServer};
 use serde_json::json;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 use wasm_host::{Connection, Plugin, RuntimeKind, TcpVerdict, Vm};
 
 /// A connection: source address, what the client writes (one write per chunk).
 type Case = (&'static str, Vec<Vec<u8>>);
 
+/// A real ClientHello offering h2 and http/1.1, as the e2e test sends.
 fn client_hello(sni: &str) -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut out).unwrap();
-    }
-    out
+    test_support::tls::client_hello(sni, &["h2", "http/1.1"])
 }
 
 /// The cluster a `set_envoy_filter_state` call routes to (the value field of
