@@ -204,6 +204,13 @@ fn new_filter_builds_pins_validates_and_serves_with_no_hand_edit() {
         &mut e2e,
         "the generated e2e test (cargo test --test hello_kit)",
     );
-    // The template's e2e file holds two tests: one in real Envoy, one in-process (wasm-host).
-    assert!(out.contains("test result: ok. 2 passed"), "{out}");
+    // Every test the template generated must run and pass (today one in real Envoy and one
+    // in-process on wasm-host); the count comes from the generated file, not from here.
+    let generated = std::fs::read_to_string(root.join("tests/tests/hello_kit.rs")).unwrap();
+    let tests = generated.matches("#[test]").count();
+    assert!(tests >= 1, "the generated e2e file has no test");
+    assert!(
+        out.contains(&format!("test result: ok. {tests} passed")),
+        "{out}"
+    );
 }
