@@ -28,9 +28,9 @@ mod rt_wasmi;
 mod rt_wasmtime;
 pub mod runtime;
 
-pub use abi::{HostState, HostTrap, LocalReply};
+pub use abi::{GrpcCall, HostState, HostTrap, LocalReply};
 pub use host::{
-    header, module_path, modules_dir, Connection, HttpOutcome, Plugin, Request, Response,
-    TcpOutcome, TcpVerdict, Verdict, Vm,
+    header, module_path, modules_dir, Connection, GrpcReply, GrpcResponder, HttpOutcome, Plugin,
+    Request, Response, TcpOutcome, TcpVerdict, Verdict, Vm, GRPC_TIMEOUT,
 };
 pub use runtime::{CallError, Instance, Runtime, RuntimeKind, Val};
