@@ -213,6 +213,9 @@ pub struct Vm {
     /// Fuel used by `on_vm_start` + `on_configure`.
     pub configure_fuel: u64,
     configured: bool,
+    /// Answers the module's gRPC calls while a stream waits for them (none: they stay in
+    /// flight and the stream stalls).
+    responder: Option<GrpcResponder>,
 }
 
 fn path_key(path: &[String]) -> String {
