@@ -717,28 +717,18 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
             g.write(a(3)?, &id.to_le_bytes())?;
             Ok(OK)
         }
-        "proxy_increment_metric" => {
-            let id = a(0)? as usize;
-            let delta = args.get(1).map(|v| v.i64()).unwrap_or(0);
-            let Some(m) = g.state().metrics.get_mut(id) else {
-                return Ok(NOT_FOUND);
-            };
-            if m.kind == 2 {
-                return Ok(BAD_ARGUMENT);
-            }
-            m.value = m.value.wrapping_add(delta);
-            Ok(OK)
-        }
-        "proxy_record_metric" => {
+        "proxy_increment_metric" | "proxy_record_metric" => {
             let id = a(0)? as usize;
             let value = args.get(1).map(|v| v.i64()).unwrap_or(0);
             let Some(m) = g.state().metrics.get_mut(id) else {
                 return Ok(NOT_FOUND);
             };
-            if m.kind == 2 {
-                m.samples.push(value as u64);
-            } else {
-                m.value = value;
+            // Histograms only record; counters and gauges add (increment) or take (record).
+            match (name == "proxy_increment_metric", m.kind == 2) {
+                (true, true) => return Ok(BAD_ARGUMENT),
+                (true, false) => m.value = m.value.wrapping_add(value),
+                (false, true) => m.samples.push(value as u64),
+                (false, false) => m.value = value,
             }
             Ok(OK)
         }
@@ -885,6 +875,20 @@ fn proto_fields(bytes: &[u8]) -> Option<Vec<(u64, &[u8])>> {
     Some(out)
 }
 
+/// The strings WASI `environ_*` (`KEY=value`, ENVOY: `vm_config.environment_variables`) and
+/// `args_*` (none) hand out.
+fn wasi_strings(g: &mut dyn Guest, call: &str) -> Vec<String> {
+    if call.starts_with("environ") {
+        g.state()
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
 fn wasi_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<Option<i64>, HostTrap> {
     let a = |i: usize| arg(args, i, name);
     const ERRNO_SUCCESS: i64 = 0;
@@ -915,30 +919,14 @@ fn wasi_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<Option<i64>,
             Ok(Some(ERRNO_SUCCESS))
         }
         "environ_sizes_get" | "args_sizes_get" => {
-            let env: Vec<String> = if name == "environ_sizes_get" {
-                g.state()
-                    .environment
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let env = wasi_strings(g, name);
             let size: usize = env.iter().map(|e| e.len() + 1).sum();
             g.write(a(0)?, &(env.len() as u32).to_le_bytes())?;
             g.write(a(1)?, &(size as u32).to_le_bytes())?;
             Ok(Some(ERRNO_SUCCESS))
         }
         "environ_get" | "args_get" => {
-            let env: Vec<String> = if name == "environ_get" {
-                g.state()
-                    .environment
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let env = wasi_strings(g, name);
             let (ptrs, mut buf) = (a(0)?, a(1)?);
             for (i, e) in env.iter().enumerate() {
                 g.write(ptrs + 4 * i as u32, &buf.to_le_bytes())?;
