@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use envoy_harness::corpus::{raw_request, send_raw, Row};
-use envoy_harness::{modules, EchoServer, Envoy, EnvoyConfig, FilterEntry};
+use envoy_harness::{cases, modules, EchoServer, Envoy, EnvoyConfig, FilterEntry};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use wasm_host::{front, Plugin, RuntimeKind, Verdict, Vm};
@@ -246,124 +246,59 @@ fn example() {
     );
 }
 
-const JWT_ALICE: &str = "eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIiwic3ViIjoiYWxpY2UiLCJhdWQiOiJhcGkiLCJzY29wZSI6IndyaXRlIn0";
-
-#[test]
-fn policy() {
-    let config = json!({
-        "default_action": "deny",
-        "deny": {"status": 403, "message": "not allowed"},
-        "jwt": {"payload_header": "x-jwt-payload"},
-        "rules": [
-            {"name": "method", "match": {"methods": ["DELETE"]}, "action": "deny",
-             "deny": {"status": 405, "message": "no deletes"}},
-            {"name": "host", "match": {"hosts": [{"exact": "internal.example"}]}, "action": "allow"},
-            {"name": "path-exact", "match": {"paths": [{"exact": "/exact"}]}, "action": "allow"},
-            {"name": "path-prefix", "match": {"paths": [{"prefix": "/pub/"}]}, "action": "allow"},
-            {"name": "path-regex", "match": {"paths": [{"regex": "/users/[0-9]+"}]}, "action": "allow"},
-            {"name": "path-glob", "match": {"paths": [{"glob": "/static/**/*.css"}]}, "action": "allow"},
-            {"name": "header", "match": {"headers": [{"name": "x-role", "value": {"exact": "ops"}}]}, "action": "allow"},
-            {"name": "query", "match": {"query": [{"name": "preview", "value": {"exact": "yes"}}]}, "action": "allow"},
-            {"name": "cidr-other", "match": {"paths": [{"prefix": "/net"}], "source_cidrs": ["10.0.0.0/8"]}, "action": "deny",
-             "deny": {"status": 451, "message": "wrong network"}},
-            {"name": "cidr-loopback", "match": {"paths": [{"prefix": "/net"}], "source_cidrs": ["127.0.0.0/8", "::1"]}, "action": "allow"},
-            {"name": "claims", "match": {"paths": [{"prefix": "/claims"}], "claims": [
-                {"claim": "iss", "value": {"exact": "https://idp.example"}},
-                {"claim": "sub", "value": {"exact": "alice"}}]}, "action": "allow"},
-            {"name": "limited", "match": {"paths": [{"prefix": "/limited"}]}, "action": "rate_limit",
-             "rate_limit": {"max_tokens": 2, "fill_interval": "1h", "message": "slow down"}}
-        ]
-    })
-    .to_string();
-    differential(
-        "policy",
-        &config,
-        &[
-            ("DELETE", "/exact", vec![], ""),
-            ("GET", "/", vec![("Host", "internal.example")], ""),
-            ("GET", "/", vec![("Host", "other.example")], ""),
-            ("GET", "/exact", vec![], ""),
-            ("GET", "/exact/more", vec![], ""),
-            ("GET", "/pub/a/b", vec![], ""),
-            ("GET", "/users/42", vec![], ""),
-            ("GET", "/users/42x", vec![], ""),
-            ("GET", "/static/a/b/site.css", vec![], ""),
-            ("GET", "/static/site.js", vec![], ""),
-            ("GET", "/x", vec![("x-role", "ops")], ""),
-            ("GET", "/x", vec![("x-role", "dev")], ""),
-            ("GET", "/x?preview=yes", vec![], ""),
-            ("GET", "/x?preview=no", vec![], ""),
-            ("GET", "/net", vec![], ""),
-            ("GET", "/claims", vec![("x-jwt-payload", JWT_ALICE)], ""),
-            ("GET", "/claims", vec![], ""),
-            ("GET", "/pub/./../exact", vec![], ""),
-            ("GET", "//pub//a", vec![], ""),
-            ("GET", "/limited", vec![], ""),
-            ("GET", "/limited", vec![], ""),
-            (
-                "GET",
-                "/limited?secret=hunter2",
-                vec![("x-request-id", "rid-7")],
-                "",
-            ),
-            (
-                "GET",
-                "/nothing-matches",
-                vec![("x-request-id", "rid-8")],
-                "",
-            ),
-        ],
-    );
+/// A request of a shared e2e table (`envoy_harness::cases`), without a body.
+fn from_table<W>(c: &cases::HttpCase<W>) -> Case {
+    (c.method, c.path, c.headers.clone(), "")
 }
 
-const CLAIMS_BETA: &str = "eyJzdWIiOiJhbGljZSIsImdyb3VwcyI6WyJiZXRhIl19";
+/// The e2e test's table (tests/tests/policy.rs `every_match_kind_and_action`), then its two
+/// detailed requests: the bucket's refusal and a default denial.
+#[test]
+fn policy() {
+    let config = cases::policy_every_match_config().to_string();
+    let mut table: Vec<Case> = cases::policy_every_match_cases()
+        .iter()
+        .map(from_table)
+        .collect();
+    table.extend([
+        (
+            "GET",
+            "/limited?secret=hunter2",
+            vec![("x-request-id", "rid-7")],
+            "",
+        ),
+        (
+            "GET",
+            "/nothing-matches",
+            vec![("x-request-id", "rid-8")],
+            "",
+        ),
+    ]);
+    differential("policy", &config, &table);
+}
 
+/// The e2e test's rule table (tests/tests/router.rs `each_rule_kind_...`), then the requests
+/// of its rewrite, keyless-split and spoofed-header tests.
 #[test]
 fn router() {
-    let config = r#"{
-      "default_tag": "stable",
-      "jwt": {"payload_header": "x-jwt-payload"},
-      "rules": [
-        {"name": "header", "match": {"headers": [{"name": "x-beta", "value": {"exact": "1"}}]}, "tag": "canary"},
-        {"name": "cookie", "match": {"cookies": [{"name": "canary", "value": {"exact": "always"}}]}, "tag": "canary"},
-        {"name": "query", "match": {"query": [{"name": "canary", "value": {"exact": "1"}}]}, "tag": "canary"},
-        {"name": "path", "match": {"paths": [{"prefix": "/beta/"}]}, "tag": "canary"},
-        {"name": "method", "match": {"methods": ["PATCH"]}, "tag": "canary"},
-        {"name": "cidr-local", "match": {"paths": [{"prefix": "/cidr/"}], "source_cidrs": ["127.0.0.0/8", "::1/128"]}, "tag": "canary"},
-        {"name": "claim", "match": {"claims": [{"claim": "groups", "value": {"exact": "beta"}}]}, "tag": "canary"},
-        {"name": "rewrite", "match": {"paths": [{"prefix": "/legacy/"}]}, "tag": "stable",
-         "rewrite": {"path_prefix": {"from": "/legacy/", "to": "/rewritten/"}, "host": "v2.internal"},
-         "request_headers": {"set": {"x-router-rule": "rewrite"}, "remove": ["x-internal"]}},
-        {"name": "fixed", "match": {"paths": [{"prefix": "/fixed/"}]},
-         "weights": [{"tag": "canary", "percent": 50}, {"tag": "stable", "percent": 50}],
-         "hash_on": [{"header": "x-user-id"}], "fallback": {"tag": "stable"}}
-      ]
-    }"#;
-    differential(
-        "router",
-        config,
-        &[
-            ("GET", "/", vec![("x-beta", "1")], ""),
-            ("GET", "/", vec![("x-beta", "0")], ""),
-            ("GET", "/", vec![("cookie", "a=1; canary=always")], ""),
-            ("GET", "/items?x=1&canary=1", vec![], ""),
-            ("GET", "/beta/items", vec![], ""),
-            ("PATCH", "/", vec![], ""),
-            ("GET", "/cidr/x", vec![], ""),
-            ("GET", "/", vec![("x-jwt-payload", CLAIMS_BETA)], ""),
-            ("GET", "/legacy/a?b=1", vec![("x-internal", "secret")], ""),
-            ("GET", "/fixed/a", vec![("x-user-id", "u-1")], ""),
-            ("GET", "/fixed/a", vec![("x-user-id", "u-2")], ""),
-            ("GET", "/fixed/a", vec![], ""),
-            ("GET", "/plain", vec![("x-route-tag", "canary")], ""),
-            (
-                "GET",
-                "/plain",
-                vec![("X-Route-Tag", "canary"), ("x-route-tag", "x")],
-                "",
-            ),
-        ],
-    );
+    let mut table: Vec<Case> = cases::router_rule_cases()
+        .iter()
+        .map(|(_, c)| from_table(c))
+        .collect();
+    table.extend([
+        ("GET", "/legacy/a?b=1", vec![("x-internal", "secret")], ""),
+        ("GET", "/fixed/a", vec![("x-user-id", "u-1")], ""),
+        ("GET", "/fixed/a", vec![("x-user-id", "u-2")], ""),
+        ("GET", "/fixed/a", vec![], ""),
+        ("GET", "/plain", vec![("x-route-tag", "canary")], ""),
+        (
+            "GET",
+            "/plain",
+            vec![("X-Route-Tag", "canary"), ("x-route-tag", "x")],
+            "",
+        ),
+    ]);
+    differential("router", cases::ROUTER_RULES, &table);
 }
 
 const THREAT_CASES: &[(&str, &str, &str)] = &[
