@@ -52,19 +52,8 @@ impl Runtime for WasmiRuntime {
             let (m2, n2) = (m.clone(), n.clone());
             linker
                 .func_new(&m, &n, ty.clone(), move |mut caller, params, out| {
-                    let args: Vec<Val> = params.iter().filter_map(from_engine).collect();
-                    let mut guest = CallerGuest {
-                        caller: &mut caller,
-                    };
-                    let ret =
-                        call_import(&mut guest, &m2, &n2, &args).map_err(wasmi::Error::host)?;
-                    if let (Some(slot), Some(v)) = (out.first_mut(), ret) {
-                        *slot = match results.first() {
-                            Some(ValType::I64) => IVal::I64(v),
-                            _ => IVal::I32(v as i32),
-                        };
-                    }
-                    Ok(())
+                    run_import(&mut caller, &m2, &n2, &results, params, out)
+                        .map_err(wasmi::Error::host)
                 })
                 .map_err(|e| anyhow!("link {m}.{n}: {e}"))?;
         }

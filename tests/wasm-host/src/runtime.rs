@@ -137,7 +137,8 @@ pub const FUEL_BUDGET: u64 = 1 << 40;
 /// (`Caller::get_export`, `Extern::into_memory`/`into_func`, `Memory::data`/`data_mut`,
 /// `Func::call` over slices of values), so one macro, expanded in each engine's module with
 /// that engine's value type, gives value conversions (`to_engine`, `from_engine`) and
-/// `CallerGuest`, the [`Guest`] a host call sees (the module's memory and allocator).
+/// `CallerGuest`, the [`Guest`] a host call sees (the module's memory and allocator), and
+/// `run_import`, what every linked import runs.
 macro_rules! engine_glue {
     ($val:ident) => {
         fn to_engine(v: Val) -> $val {
@@ -153,6 +154,28 @@ macro_rules! engine_glue {
                 $val::I64(x) => Some(Val::I64(*x)),
                 _ => None,
             }
+        }
+
+        /// Run the import `module.name` on the engine's values: the arguments in, the host's
+        /// result out in the type the import declares.
+        fn run_import(
+            caller: &mut Caller<'_, HostState>,
+            module: &str,
+            name: &str,
+            results: &[ValType],
+            params: &[$val],
+            out: &mut [$val],
+        ) -> Result<(), HostTrap> {
+            let args: Vec<Val> = params.iter().filter_map(from_engine).collect();
+            let mut guest = CallerGuest { caller };
+            let ret = call_import(&mut guest, module, name, &args)?;
+            if let (Some(slot), Some(v)) = (out.first_mut(), ret) {
+                *slot = match results.first() {
+                    Some(ValType::I64) => $val::I64(v),
+                    _ => $val::I32(v as i32),
+                };
+            }
+            Ok(())
         }
 
         struct CallerGuest<'a, 'b> {
