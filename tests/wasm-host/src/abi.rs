@@ -295,6 +295,25 @@ impl HostState {
             .map(|m| m.value)
     }
 
+    /// The first counter the module defined whose value differs from Envoy's stats
+    /// (`wasmcustom.NAME`; an absent stat is 0): its name, this host's value and Envoy's.
+    pub fn counter_differing_from(
+        &self,
+        envoy_stats: &HashMap<String, u64>,
+    ) -> Option<(String, u64, u64)> {
+        self.metrics
+            .iter()
+            .filter(|m| m.kind == 0)
+            .map(|m| {
+                let envoy = envoy_stats
+                    .get(&format!("wasmcustom.{}", m.name))
+                    .copied()
+                    .unwrap_or(0);
+                (m.name.clone(), m.value as u64, envoy)
+            })
+            .find(|(_, ours, envoy)| ours != envoy)
+    }
+
     fn next_random(&mut self) -> u64 {
         // xorshift64*: deterministic, good enough for hash seeds.
         let mut x = self.rng;

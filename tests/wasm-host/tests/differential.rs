@@ -11,6 +11,7 @@
 use envoy_harness::corpus::{raw_request, send_raw, Row};
 use envoy_harness::{cases, modules, EchoServer, Envoy, EnvoyConfig, FilterEntry};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use wasm_host::{front, Plugin, RuntimeKind, Verdict, Vm};
 
@@ -170,23 +171,12 @@ fn in_process_seen(vm: &mut Vm, row: &Row, i: usize) -> Seen {
 }
 
 /// Every counter the module defined in-process has the value Envoy reports.
-fn same_counters(
-    filter: &str,
-    rt: RuntimeKind,
-    vm: &Vm,
-    stats: &std::collections::HashMap<String, u64>,
-) {
-    for m in vm.state_ref().metrics.iter().filter(|m| m.kind == 0) {
-        let envoy_value = stats
-            .get(&format!("wasmcustom.{}", m.name))
-            .copied()
-            .unwrap_or(0);
-        assert_eq!(
-            m.value as u64, envoy_value,
-            "{filter} on {rt}: counter {}",
-            m.name
-        );
-    }
+fn same_counters(filter: &str, rt: RuntimeKind, vm: &Vm, stats: &HashMap<String, u64>) {
+    assert_eq!(
+        vm.state_ref().counter_differing_from(stats),
+        None,
+        "{filter} on {rt}: a counter (name, in-process, Envoy)"
+    );
 }
 
 /// Run `cases` through `filter` with `config` in Envoy and in-process on both runtimes.
