@@ -54,11 +54,10 @@ pub struct JwtSourceSpec {
 
 impl FromJson for JwtSourceSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["metadata_key", "metadata_namespace", "payload_header"])?;
-        Ok(Self {
-            metadata_key: o.opt("metadata_key")?,
-            metadata_namespace: o.opt("metadata_namespace")?,
-            payload_header: o.opt("payload_header")?,
+        crate::read_object!(node => Self {
+            metadata_key: opt("metadata_key"),
+            metadata_namespace: opt("metadata_namespace"),
+            payload_header: opt("payload_header"),
         })
     }
 }

@@ -52,23 +52,14 @@ pub struct StringMatchSpec {
 
 impl FromJson for StringMatchSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "exact",
-            "prefix",
-            "suffix",
-            "contains",
-            "regex",
-            "glob",
-            "ignore_case",
-        ])?;
-        Ok(Self {
-            exact: o.opt("exact")?,
-            prefix: o.opt("prefix")?,
-            suffix: o.opt("suffix")?,
-            contains: o.opt("contains")?,
-            regex: o.opt("regex")?,
-            glob: o.opt("glob")?,
-            ignore_case: o.or("ignore_case", false)?,
+        crate::read_object!(node => Self {
+            exact: opt("exact"),
+            prefix: opt("prefix"),
+            suffix: opt("suffix"),
+            contains: opt("contains"),
+            regex: opt("regex"),
+            glob: opt("glob"),
+            ignore_case: or("ignore_case", false),
         })
     }
 }
@@ -455,27 +446,16 @@ pub struct RequestMatchSpec {
 
 impl FromJson for RequestMatchSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "methods",
-            "paths",
-            "hosts",
-            "headers",
-            "query",
-            "source_cidrs",
-            "cookies",
-            "claims",
-            "consumers",
-        ])?;
-        Ok(Self {
-            methods: o.or_default("methods")?,
-            paths: o.or_default("paths")?,
-            hosts: o.or_default("hosts")?,
-            headers: o.or_default("headers")?,
-            query: o.or_default("query")?,
-            source_cidrs: o.or_default("source_cidrs")?,
-            cookies: o.or_default("cookies")?,
-            claims: o.or_default("claims")?,
-            consumers: o.or_default("consumers")?,
+        crate::read_object!(node => Self {
+            methods: or_default("methods"),
+            paths: or_default("paths"),
+            hosts: or_default("hosts"),
+            headers: or_default("headers"),
+            query: or_default("query"),
+            source_cidrs: or_default("source_cidrs"),
+            cookies: or_default("cookies"),
+            claims: or_default("claims"),
+            consumers: or_default("consumers"),
         })
     }
 }
