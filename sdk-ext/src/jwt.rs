@@ -19,7 +19,7 @@
 
 use crate::config::{header_name, ConfigError, FromJson, Node};
 use crate::json::Json;
-use crate::matcher::{StringMatchSpec, StringMatcher};
+use crate::matcher::{compile_value, StringMatchSpec, StringMatcher};
 use crate::view::RequestView;
 use base64::Engine as _;
 
@@ -226,16 +226,7 @@ pub struct ClaimMatchSpec {
     pub invert: bool,
 }
 
-impl FromJson for ClaimMatchSpec {
-    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let (claim, value, invert) = crate::matcher::named_match(node, "claim")?;
-        Ok(Self {
-            claim,
-            value,
-            invert,
-        })
-    }
-}
+crate::matcher::named_match_spec!(ClaimMatchSpec, claim);
 
 /// A compiled [`ClaimMatchSpec`].
 #[derive(Debug, Clone)]
@@ -250,14 +241,9 @@ impl ClaimMatchSpec {
         if self.claim.is_empty() {
             return Err(ConfigError::new("claim", "must not be empty"));
         }
-        let value = self
-            .value
-            .as_ref()
-            .map(|v| v.compile().map_err(|e| e.within("value")))
-            .transpose()?;
         Ok(ClaimMatcher {
             claim: self.claim.clone(),
-            value,
+            value: compile_value(&self.value)?,
             invert: self.invert,
         })
     }

@@ -218,16 +218,7 @@ pub struct HeaderMatchSpec {
     pub invert: bool,
 }
 
-impl FromJson for HeaderMatchSpec {
-    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let (name, value, invert) = named_match(node, "name")?;
-        Ok(Self {
-            name,
-            value,
-            invert,
-        })
-    }
-}
+named_match_spec!(HeaderMatchSpec, name);
 
 /// A compiled [`HeaderMatchSpec`].
 #[derive(Debug, Clone)]
@@ -241,7 +232,7 @@ impl HeaderMatchSpec {
     pub fn compile(&self) -> Result<HeaderMatcher, ConfigError> {
         Ok(HeaderMatcher {
             name: header_name("name", &self.name)?,
-            value: compile_opt(&self.value, "value")?,
+            value: compile_value(&self.value)?,
             invert: self.invert,
         })
     }
@@ -257,13 +248,47 @@ pub fn named_match(
     Ok((o.req(name_field)?, o.opt("value")?, o.or("invert", false)?))
 }
 
-fn compile_opt(
+/// `FromJson` for a `{<name_field>, value, invert}` spec (header, query, cookie, claim), read
+/// with [`named_match`]; `$name` is both the struct field and the JSON member.
+macro_rules! named_match_spec {
+    ($ty:ident, $name:ident) => {
+        impl $crate::config::FromJson for $ty {
+            fn from_json(
+                node: &$crate::config::Node<'_>,
+            ) -> Result<Self, $crate::config::ConfigError> {
+                let ($name, value, invert) = $crate::matcher::named_match(node, stringify!($name))?;
+                Ok(Self {
+                    $name,
+                    value,
+                    invert,
+                })
+            }
+        }
+    };
+}
+pub(crate) use named_match_spec;
+
+/// A named matcher's optional `value`, compiled (errors under `value`).
+pub(crate) fn compile_value(
     spec: &Option<StringMatchSpec>,
-    field: &str,
 ) -> Result<Option<StringMatcher>, ConfigError> {
     spec.as_ref()
-        .map(|s| s.compile().map_err(|e| e.within(field)))
+        .map(|s| s.compile().map_err(|e| e.within("value")))
         .transpose()
+}
+
+/// The rule of header, query and cookie matchers: any of the name's `values` matches `value`
+/// (without one: the name is present at all), negated by `invert`.
+pub(crate) fn values_match<'v>(
+    value: &Option<StringMatcher>,
+    invert: bool,
+    mut values: impl Iterator<Item = &'v str>,
+) -> bool {
+    let hit = match value {
+        None => values.next().is_some(),
+        Some(m) => values.any(|v| m.matches(v)),
+    };
+    hit != invert
 }
 
 impl HeaderMatcher {
@@ -273,12 +298,7 @@ impl HeaderMatcher {
     }
 
     pub fn matches(&self, req: &RequestView) -> bool {
-        let mut values = req.header_values(&self.name).peekable();
-        let hit = match &self.value {
-            None => values.peek().is_some(),
-            Some(m) => values.any(|v| m.matches(v)),
-        };
-        hit != self.invert
+        values_match(&self.value, self.invert, req.header_values(&self.name))
     }
 }
 
@@ -290,16 +310,7 @@ pub struct QueryMatchSpec {
     pub invert: bool,
 }
 
-impl FromJson for QueryMatchSpec {
-    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let (name, value, invert) = named_match(node, "name")?;
-        Ok(Self {
-            name,
-            value,
-            invert,
-        })
-    }
-}
+named_match_spec!(QueryMatchSpec, name);
 
 /// A compiled [`QueryMatchSpec`].
 #[derive(Debug, Clone)]
@@ -316,7 +327,7 @@ impl QueryMatchSpec {
         }
         Ok(QueryMatcher {
             name: self.name.clone(),
-            value: compile_opt(&self.value, "value")?,
+            value: compile_value(&self.value)?,
             invert: self.invert,
         })
     }
@@ -324,12 +335,7 @@ impl QueryMatchSpec {
 
 impl QueryMatcher {
     pub fn matches(&self, req: &RequestView) -> bool {
-        let mut values = req.query_values(&self.name).peekable();
-        let hit = match &self.value {
-            None => values.peek().is_some(),
-            Some(m) => values.any(|v| m.matches(v)),
-        };
-        hit != self.invert
+        values_match(&self.value, self.invert, req.query_values(&self.name))
     }
 }
 
