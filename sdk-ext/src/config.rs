@@ -83,13 +83,37 @@ impl ConfigError {
 }
 
 /// Join a parent path and a child path (`a` + `b` = `a.b`, `a` + `[0]` = `a[0]`, `$` is empty).
+// Every member read builds its path: plain appends, not `format!` (its machinery was most of
+// policy's `on_configure` instructions).
 pub fn join_path(parent: &str, child: &str) -> String {
     match (parent, child) {
         ("" | "$", c) => c.to_string(),
         (p, "" | "$") => p.to_string(),
-        (p, c) if c.starts_with('[') => format!("{p}{c}"),
-        (p, c) => format!("{p}.{c}"),
+        (p, c) => {
+            let mut path = String::with_capacity(p.len() + 1 + c.len());
+            path.push_str(p);
+            if !c.starts_with('[') {
+                path.push('.');
+            }
+            path.push_str(c);
+            path
+        }
     }
+}
+
+/// `n` in decimal, appended (without `format!`, see [`join_path`]).
+pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// Parse `bytes` as a JSON document and read it as `T`. Empty or whitespace-only input is read
@@ -184,10 +208,12 @@ impl<'a> Node<'a> {
 
     #[inline(never)]
     fn index(&self, i: usize, value: &'a Json) -> Node<'a> {
-        Node {
-            value,
-            path: format!("{}[{i}]", self.path),
-        }
+        let mut path = String::with_capacity(self.path.len() + 8);
+        path.push_str(&self.path);
+        path.push('[');
+        push_decimal(&mut path, i as u64);
+        path.push(']');
+        Node { value, path }
     }
 
     pub fn is_null(&self) -> bool {
@@ -863,6 +889,15 @@ mod tests {
             err(r#"{"rules": null}"#).1,
             "invalid type: null, expected a sequence"
         );
+    }
+
+    #[test]
+    fn indices_are_written_in_decimal() {
+        for n in [0, 7, 10, 99, 1234, u64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]

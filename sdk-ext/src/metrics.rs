@@ -90,7 +90,7 @@ impl Metrics {
                 format!("metric name `{name}` must be lowercase letters, digits and `_`"),
             ));
         }
-        let full = format!("{}_{}", self.prefix, name);
+        let full = [self.prefix.as_str(), "_", name].concat();
         let id = self.sink.define(kind, &full).ok_or_else(|| {
             ConfigError::new("$", format!("the proxy refused to define metric `{full}`"))
         })?;
