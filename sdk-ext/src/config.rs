@@ -90,13 +90,8 @@ pub fn join_path(parent: &str, child: &str) -> String {
         ("" | "$", c) => c.to_string(),
         (p, "" | "$") => p.to_string(),
         (p, c) => {
-            let mut path = String::with_capacity(p.len() + 1 + c.len());
-            path.push_str(p);
-            if !c.starts_with('[') {
-                path.push('.');
-            }
-            path.push_str(c);
-            path
+            let dot = if c.starts_with('[') { "" } else { "." };
+            [p, dot, c].concat()
         }
     }
 }
@@ -113,7 +108,7 @@ pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// Parse `bytes` as a JSON document and read it as `T`. Empty or whitespace-only input is read
@@ -208,12 +203,12 @@ impl<'a> Node<'a> {
 
     #[inline(never)]
     fn index(&self, i: usize, value: &'a Json) -> Node<'a> {
-        let mut path = String::with_capacity(self.path.len() + 8);
-        path.push_str(&self.path);
-        path.push('[');
-        push_decimal(&mut path, i as u64);
-        path.push(']');
-        Node { value, path }
+        let mut digits = String::new();
+        push_decimal(&mut digits, i as u64);
+        Node {
+            value,
+            path: [self.path.as_str(), "[", &digits, "]"].concat(),
+        }
     }
 
     pub fn is_null(&self) -> bool {
