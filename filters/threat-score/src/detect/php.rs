@@ -661,7 +661,7 @@ fn function_call(l: &str) -> bool {
     let sk = Skipper::new(b);
     let call_after = |end: usize, need_arg: bool, empty_ok: bool, call_arg_only: bool| {
         let j = sk.skip(end);
-        if b.get(j) != Some(&b'(') {
+        if b.get(j) != Some(&b'(') || super::lfi::prose_arguments(b, j + 1) {
             return false;
         }
         if !need_arg {

@@ -305,7 +305,7 @@ fn js_sink(l: &str) -> bool {
                 }) || any_arg && arg.is_some_and(|a| a.is_ascii_alphabetic())
                     // `alert()`: an empty call counts unless a sentence mentions it
                     // ("Using alert() for debugging").
-                    || arg == Some(b')') && !super::lfi::prose(l)
+                    || arg == Some(b')') && !super::lfi::prose(l) && !definition(b, j + 2)
                     || l.get(j + 1..).is_some_and(|r| {
                         r.starts_with("document")
                             || r.starts_with("window")
@@ -344,6 +344,17 @@ fn js_sink(l: &str) -> bool {
             })
         || dom_call(l)
         || dom_property(l)
+}
+
+/// Whether the `)` closing an empty parameter list ends at `after` a function definition
+/// (`function() { ... }`, `constructor() {`, `function () => x`): code that defines a
+/// function runs nothing by itself.
+fn definition(b: &[u8], after: usize) -> bool {
+    let mut j = after;
+    while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+        j += 1;
+    }
+    b.get(j) == Some(&b'{') || b.get(j..j + 2) == Some(b"=>")
 }
 
 /// `document.cookie`, `window.location`, `.innerHTML`: reading or setting them is what a

@@ -226,6 +226,10 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
             })
             && kind(i + 1) == Some(Kind::LParen)
             && kind(i + 2).is_some_and(|k| is_operand(k) || k == Kind::RParen)
+            // `Sleep(8 hours)`: two operands in a row are words of a sentence, not
+            // arguments any database accepts.
+            && !(kind(i + 2).is_some_and(|k| matches!(k, Kind::Num | Kind::Bare | Kind::Str))
+                && kind(i + 3) == Some(Kind::Bare))
         {
             return Some("sqli.function");
         }
@@ -1259,7 +1263,7 @@ fn sql_function_call(l: &str) -> bool {
             while let Some(at) = super::find_word(l, f, from) {
                 let j = sk.skip(at + f.len());
                 let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
-                if b.get(j) == Some(&b'(') {
+                if b.get(j) == Some(&b'(') && !super::lfi::prose_arguments(b, j + 1) {
                     return true;
                 }
                 from = at + f.len();
