@@ -738,7 +738,29 @@ fn function_call(l: &str) -> bool {
                             | "glob"
                             | "extract"
                     );
-                    if call_after(end, true, commented, harmless) {
+                    // Output and string functions with a literal argument (`print('hi')`,
+                    // `strlen("abc")`) show nothing the application would not echo anyway:
+                    // a probe passes them a call or a variable (`print(md5(1))`).
+                    let output = matches!(
+                        *f,
+                        "print"
+                            | "echo"
+                            | "die"
+                            | "exit"
+                            | "strlen"
+                            | "implode"
+                            | "explode"
+                            | "chr"
+                            | "ord"
+                            | "pack"
+                    );
+                    let open = sk.skip(end);
+                    let literal = b.get(open) == Some(&b'(')
+                        && b.get(sk.skip(open + 1))
+                            .is_some_and(|c| matches!(c, b'\'' | b'"' | b'0'..=b'9'));
+                    if !(output && literal && !commented)
+                        && call_after(end, true, commented, harmless)
+                    {
                         return true;
                     }
                     from = p + 1;
