@@ -141,7 +141,7 @@ fn invoked_function(l: &str) -> bool {
 }
 
 /// The whitespace-delimited word of `l` that holds byte `p`.
-fn word_around(l: &str, p: usize) -> &str {
+pub(crate) fn word_around(l: &str, p: usize) -> &str {
     let start = l
         .get(..p)
         .and_then(|h| h.rfind(char::is_whitespace))
@@ -664,6 +664,27 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn function_literals_count_when_invoked_or_open() {
+        for s in [
+            "(function(){ alert(1) })()",
+            "function(){x()}()",
+            "(()=>{ x() })()",
+            "function() {",
+            "function()=>1",
+            "_$$nd_func$$_function (){require('child_process').exec('id')}()",
+        ] {
+            assert!(invoked_function(s), "{s}");
+        }
+        for s in [
+            "function() { return this; }",
+            "const f = () => { return 1; };",
+            "arr.map(() => { return 1; }).join(',')",
+        ] {
+            assert!(!invoked_function(s), "{s}");
+        }
+    }
 
     #[test]
     fn attacks() {

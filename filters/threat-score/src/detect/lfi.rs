@@ -445,6 +445,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn prose_and_code_arguments() {
+        let args = |s: &str| prose_arguments(s.as_bytes(), s.find('(').unwrap() + 1);
+        assert!(args("Sleep(8 hours) is important"));
+        assert!(args("char(new line)"));
+        for code in [
+            "sleep(5)",
+            "sleep(5",
+            "cast(x as char)",
+            "extract(hour from t)",
+            "date_add(now(), interval 8 hour)",
+            "substring(version() from 1 for 1)",
+            "concat('a', 'b')",
+            "group_concat(name separator ',')",
+        ] {
+            assert!(!args(code), "{code}");
+        }
+    }
+
+    #[test]
     fn targets() {
         for p in [
             "/etc/passwd",

@@ -371,19 +371,9 @@ fn dom_property(l: &str) -> bool {
     let prose = super::lfi::prose(l);
     PROPERTIES.iter().any(|m| {
         l.match_indices(m).any(|(p, _)| {
-            if !prose {
-                return true;
-            }
-            let start = l
-                .get(..p)
-                .and_then(|h| h.rfind(char::is_whitespace))
-                .map_or(0, |i| i + 1);
-            let end = l
-                .get(p..)
-                .and_then(|t| t.find(char::is_whitespace))
-                .map_or(l.len(), |i| p + i);
-            l.get(start..end)
-                .is_some_and(|w| w.contains(['=', '+', '(', ')', ';', '\'', '"', '`', '[']))
+            !prose
+                || super::generic::word_around(l, p)
+                    .contains(['=', '+', '(', ')', ';', '\'', '"', '`', '['])
         })
     })
 }

@@ -265,7 +265,9 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
     }
 }
 
-fn is_comparison(op: &str) -> bool {
+/// Operators that relate two operands in every dialect: equality, ordering, pattern and
+/// membership tests, `IS`, `NOT`, `BETWEEN`, JSON member access, `DIV`/`MOD`.
+fn is_relational(op: &str) -> bool {
     matches!(
         op,
         "=" | "=="
@@ -276,35 +278,43 @@ fn is_comparison(op: &str) -> bool {
             | "<>"
             | "!="
             | "<=>"
+            | "->"
+            | "->>"
             | "like"
             | "rlike"
             | "regexp"
+            | "ilike"
             | "is"
+            | "not"
             | "in"
             | "sounds"
             | "between"
-            | "-"
-            | "+"
-            | "*"
-            | "/"
-            | "^"
-            | "|"
-            | "&"
             | "div"
             | "mod"
-            | "not"
-            | "ilike"
-            | "::"
-            | "@>"
-            | "<@"
-            | "#>"
-            | "#>>"
-            | "->"
-            | "->>"
-            | "?"
-            | "?|"
-            | "?&"
     )
+}
+
+/// What may join two literals into a tautology: a relation, arithmetic, bitwise and the
+/// PostgreSQL cast, containment and JSON operators.
+fn is_comparison(op: &str) -> bool {
+    is_relational(op)
+        || matches!(
+            op,
+            "-" | "+"
+                | "*"
+                | "/"
+                | "^"
+                | "|"
+                | "&"
+                | "::"
+                | "@>"
+                | "<@"
+                | "#>"
+                | "#>>"
+                | "?"
+                | "?|"
+                | "?&"
+        )
 }
 
 /// Whether the statement keyword at `i` starts something a database would run.
@@ -783,35 +793,8 @@ fn fragment(tokens: &[Token]) -> Option<&'static str> {
     let sql_op = |t: &Token| {
         t.kind == Kind::Logic
             || t.kind == Kind::Op
-                && matches!(
-                    t.text.as_str(),
-                    "=" | "=="
-                        | "<"
-                        | ">"
-                        | "<="
-                        | ">="
-                        | "<>"
-                        | "!="
-                        | "<=>"
-                        | ">>"
-                        | "<<"
-                        | "->"
-                        | "->>"
-                        | "like"
-                        | "rlike"
-                        | "regexp"
-                        | "is"
-                        | "not"
-                        | "in"
-                        | "notnull"
-                        | "isnull"
-                        | "sounds"
-                        | "glob"
-                        | "between"
-                        | "ilike"
-                        | "div"
-                        | "mod"
-                )
+                && (is_relational(&t.text)
+                    || matches!(t.text.as_str(), ">>" | "<<" | "notnull" | "isnull" | "glob"))
     };
     let ops_only = !nc.is_empty()
         && nc.len() <= 8
