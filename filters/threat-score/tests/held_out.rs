@@ -469,6 +469,29 @@ fn more_ordinary_traffic_passes() {
         "<%= link_to 'Home', root_path %>",
         "x = y || z",
         "2 * (3 + 4) = 14",
+        // Package summaries naming what they handle.
+        "A fast JSON parser for C++ with SIMD; parse 1 GB/s",
+        "CLI tool to convert CSV to SQL INSERT statements",
+        "Lint your Dockerfile; warns about RUN apt-get update without install",
+        "Helper for building WHERE clauses: where(\"age > ?\", 18)",
+        "Simple ORM: User.select(:id, :name).where(active: true).order(created_at: :desc)",
+        "Validate JSON against a schema; supports $ref and $id",
+        "Parse `${VAR:-default}` in docker-compose files",
+        "Escape HTML entities like &lt; &gt; &amp; &quot; in strings",
+        "Prevents SQL injection by escaping ' and \\ in user input",
+        "Path traversal checker: rejects ../ in uploaded file names",
+        "SQL formatter: turns 'select a,b from t where x=1' into pretty SQL",
+        "Netlify redirect rules: /old/* /new/:splat 301",
+        "Copies /srv/www/*.html to the bucket",
+        "Patch for CVE-2021-44228 (log4j JNDI lookups disabled)",
+        "Detects ${jndi: patterns in logs",
+        "The system() call in C runs a shell command",
+        "Delete from cart button not working",
+        "Update: drop support for Python 3.7",
+        "x' is fine by me",
+        "Mon-Fri 9:00-17:00; Sat 10:00-14:00",
+        "Price: $10 (was $15) -- 33% off!",
+        "Item #4 - 'Deluxe' edition",
     ] {
         each_carrier(text, |carrier, a| {
             assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
@@ -549,6 +572,13 @@ fn obfuscated_attacks_are_blocked() {
         "<!--#include virtual=\"/etc/passwd\" -->",
         "{\"$where\":\"sleep(1000)\"}",
         "constructor[prototype][isAdmin]=true",
+        // Shapes next to the prose ones above: a glob for letters of a name, `IS NULL`
+        // after a quote, a complete DELETE, a closed lookup.
+        "/usr/bin/ca* /et?/passwd",
+        "/???/??t /???/p??s??",
+        "' is null--",
+        "delete from users where 1=1",
+        "${jndi:dns://x.example/a}",
     ] {
         each_carrier(attack, |carrier, a| {
             assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");

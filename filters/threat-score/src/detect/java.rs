@@ -282,11 +282,17 @@ fn ognl(l: &str) -> bool {
 
 /// Whether resolving log4j lookups in `l` yields a JNDI lookup.
 fn jndi(l: &str) -> bool {
-    if l.contains("${jndi:") {
+    // Log4j substitutes a lookup only when its `}` closes it: "detects ${jndi: patterns in
+    // logs" names the pattern.
+    let closed_lookup = |r: &str| {
+        let last_close = r.rfind('}');
+        r.match_indices("${jndi:")
+            .any(|(p, _)| last_close.is_some_and(|c| c > p))
+    };
+    if closed_lookup(l) {
         return true;
     }
-    let found =
-        |r: &str| r.contains("${jndi:") || r.contains("jndi:ldap") || r.contains("jndi:rmi");
+    let found = |r: &str| closed_lookup(r) || r.contains("jndi:ldap") || r.contains("jndi:rmi");
     // `$&lbrace;jndi:ldap://...}`: a lookup whose brace a decoder we do not know produces.
     if !l.contains("${") {
         return found(l);

@@ -879,7 +879,20 @@ fn glob_path(s: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
             && path.bytes().filter(u8::is_ascii_alphabetic).count() >= 1
+            && !wildcard_listing(path)
     })
+}
+
+/// `/old/*`, `/var/log/*.log`: a `*` standing for every name (or every name with an
+/// extension) in one directory is how people write URL rules and log paths. Globs that
+/// stand for letters of a name (`/bin/c?t`, `/et*/pa??wd`, `/usr/bin/ca*`) are not.
+fn wildcard_listing(path: &str) -> bool {
+    let (dir, last) = path.rsplit_once('/').unwrap_or(("", path));
+    let ext = last.strip_prefix("*.").unwrap_or_default();
+    !dir.contains(['?', '*', '['])
+        && (last == "*"
+            || last == "**"
+            || !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Brace expansion whose alternatives form a command: `{cat,/etc/passwd}`, `c{a,ou}t`,

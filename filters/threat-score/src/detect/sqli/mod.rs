@@ -400,6 +400,12 @@ fn statement(nc: &[&Token], i: usize) -> bool {
         "delete" => {
             next.is_some_and(|n| n.text == "from")
                 && t(i + 2).is_some_and(|x| x.kind == Kind::Bare || x.kind == Kind::Keyword)
+                // After the table (and an alias) SQL goes on with a clause keyword or ends:
+                // "Delete from cart button not working" goes on with words.
+                && !(t(i + 3).is_some_and(|x| x.kind == Kind::Bare)
+                    && t(i + 4).is_some_and(|x| {
+                        matches!(x.kind, Kind::Bare | Kind::Logic | Kind::Op)
+                    }))
         }
         "drop" | "create" | "alter" | "truncate" => {
             next.is_some_and(|n| {
@@ -536,8 +542,24 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
             );
             let only_string =
                 x == Kind::Str && after.is_none() && first.text != "=" && first.text != "||";
-            (operand && ends && !only_string && is_comparison_or_concat(&first.text))
-                .then_some("sqli.quote-operator")
+            // `IN` takes a parenthesised list and `IS` a truth value or NULL: `" in strings`,
+            // `' is fine` are words after a quote.
+            let operand_fits = match first.text.as_str() {
+                "in" => x == Kind::LParen,
+                "is" => t(i + 1).is_some_and(|w| {
+                    matches!(
+                        w.text.as_str(),
+                        "null" | "not" | "true" | "false" | "unknown" | "distinct"
+                    )
+                }),
+                _ => true,
+            };
+            (operand
+                && operand_fits
+                && ends
+                && !only_string
+                && is_comparison_or_concat(&first.text))
+            .then_some("sqli.quote-operator")
         }
         // After the break-out, a keyword must start SQL, not prose: `' UNION SELECT`,
         // `' ORDER BY 2`, `'; DROP TABLE` but not `'create new packaging'` or `'grant' vs`.
