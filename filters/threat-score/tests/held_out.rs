@@ -492,6 +492,17 @@ fn more_ordinary_traffic_passes() {
         "Mon-Fri 9:00-17:00; Sat 10:00-14:00",
         "Price: $10 (was $15) -- 33% off!",
         "Item #4 - 'Deluxe' edition",
+        // Version constraints, legacy form field names and CSS values.
+        "node >= 18",
+        "python <= 3.11",
+        "~1.2.3 || ^2.0.0",
+        "ctl00$MainContent$txtSearch",
+        "javax.faces.ViewState",
+        "calc(100% - 20px)",
+        "a[href^=\"http\"]::after { content: \"↗\" }",
+        "SELECT/INSERT/UPDATE privileges",
+        "%USERPROFILE%\\AppData\\Local",
+        "./configure --prefix=/usr/local",
     ] {
         each_carrier(text, |carrier, a| {
             assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
@@ -576,6 +587,7 @@ fn obfuscated_attacks_are_blocked() {
         // after a quote, a complete DELETE, a closed lookup.
         "/usr/bin/ca* /et?/passwd",
         "/???/??t /???/p??s??",
+        "id >/tmp/x",
         "' is null--",
         "delete from users where 1=1",
         "${jndi:dns://x.example/a}",

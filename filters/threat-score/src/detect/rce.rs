@@ -634,8 +634,10 @@ fn shellish_arg(a: &str) -> bool {
         || a.starts_with("./")
         || a.starts_with("../")
         || (a.starts_with('$') && a.len() > 1)
-        || a.starts_with('>')
-        || a.starts_with('<')
+        // A redirection; `>=`, `<=` and `<>` compare versions and values (`node >= 18`):
+        // no shell user sends output to a file named `=`.
+        || (a.starts_with('>') || a.starts_with('<'))
+            && !matches!(b, [b'>' | b'<', b'='] | [b'<', b'>'])
         || a.contains("/etc/")
         || (a.starts_with('%') && a.len() > 2 && a.ends_with('%'))
         // A bare drive (`dir c:`): the `\` after it was removed with the escapes.
