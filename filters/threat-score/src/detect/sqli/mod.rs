@@ -1237,6 +1237,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if CATALOGS.iter().any(|c| l.contains(c)) {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
         }
+        // Paranoia 2: a stored procedure or package of the database's own namespaces
+        // (`xp_dirtree`, `sp_executesql`, `utl_http`, `dbms_pipe`), named even without a call.
+        if out.wants(CAT, 2) && l.contains('_') && system_procedure(l) {
+            out.hit(input, CAT, "sqli.system-procedure", Severity::Critical, 2);
+        }
         if l.ends_with('(') && open_call_at_end(l) {
             out.hit(input, CAT, "sqli.open-call", Severity::Critical, 1);
         }
@@ -1285,6 +1290,20 @@ fn open_call_at_end(l: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && SQL_FUNCTIONS.binary_search(&name).is_ok()
+}
+
+/// A word in SQL Server's extended and system procedure namespaces (`xp_`, `sp_`) or
+/// Oracle's supplied packages (`utl_`, `dbms_`): the prefix, then letters and `_` only.
+fn system_procedure(l: &str) -> bool {
+    l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .flat_map(|w| w.split('.'))
+        .any(|w| {
+            ["xp_", "sp_", "utl_", "dbms_"].iter().any(|p| {
+                w.strip_prefix(p).is_some_and(|rest| {
+                    rest.len() >= 3 && rest.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                })
+            })
+        })
 }
 
 /// `expr::type` casts (PostgreSQL).
@@ -1450,6 +1469,22 @@ mod tests {
         assert_eq!(special_char_level("a-b"), None);
         assert_eq!(special_char_level("'a'-b"), Some(4));
         assert_eq!(special_char_level("')) or (('1'='1"), Some(3));
+    }
+
+    #[test]
+    fn system_procedures() {
+        for s in [
+            "xp_dirtree",
+            "exec master..xp_cmdshell 'id'",
+            "sp_executesql",
+            "utl_http.request",
+            "sys.dbms_pipe",
+        ] {
+            assert!(system_procedure(s), "{s}");
+        }
+        for s in ["sp_500", "my_sp_list", "xp_", "sp_ab", "wp_options"] {
+            assert!(!system_procedure(s), "{s}");
+        }
     }
 
     #[test]
