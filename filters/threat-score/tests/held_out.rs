@@ -494,6 +494,9 @@ fn more_ordinary_traffic_passes() {
         "Item #4 - 'Deluxe' edition",
         // Version constraints, legacy form field names and CSS values.
         "node >= 18",
+        "Let's meet at 5; sleep 8 hours",
+        "Best sellers | Top 10",
+        "Step 1; wait 5",
         "python <= 3.11",
         "~1.2.3 || ^2.0.0",
         "ctl00$MainContent$txtSearch",
@@ -588,6 +591,10 @@ fn obfuscated_attacks_are_blocked() {
         "/usr/bin/ca* /et?/passwd",
         "/???/??t /???/p??s??",
         "id >/tmp/x",
+        // Time-based blind command injection: a program and a count after a separator.
+        ";sleep 5;",
+        "`sleep 5`",
+        "a\nsleep 5",
         "' is null--",
         "delete from users where 1=1",
         "${jndi:dns://x.example/a}",

@@ -824,6 +824,14 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
         || FAMILIES.iter().any(|f| base.starts_with(f))
         || base.contains(['-', '_']) && DISTINCTIVE_SET.contains(base))
         && args.len() <= 4;
+    // `; sleep 5`, `| timeout 5`, `` `sleep 5` ``: a program and one number and nothing
+    // else is how a time-based blind injection waits; prose after a separator goes on with
+    // words ("meet at 5; sleep 8 hours") or capitalises them ("Best sellers | Top 10": no
+    // shell finds a program called `Top`).
+    let count_only = !first.bytes().any(|b| b.is_ascii_uppercase())
+        && matches!(args.as_slice(), [n] if n.len() <= 6
+        && n.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && n.bytes().next().is_some_and(|b| b.is_ascii_digit()));
     let found = strong_name
         || match intro {
             // `| nc 10.0.0.5 4444`, `; ping 127.0.0.1`: after a shell separator a
@@ -836,6 +844,7 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
                     || any_shellish
                     || args.is_empty()
                     || all_targets && args.iter().any(|a| a.contains(['.', ':', '/']))
+                    || count_only
             }
             Intro::Amp => {
                 (!word && (args.is_empty() || any_shellish || all_targets))
@@ -847,6 +856,7 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
                     || (!word && (any_shellish || all_targets))
                     || first_shellish
                     || word_with_switches
+                    || intro == Intro::Tick && count_only
             }
             // A sentence that starts with a program name and mentions a path ("Bash script to
             // backup /home directory") is prose unless it carries an option.
