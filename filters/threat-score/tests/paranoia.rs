@@ -121,6 +121,8 @@ const LEVELS: &[(&str, u8)] = &[
     ("ABS(x)", 2),
     ("'ALTER a", 2),
     ("Use 'SELECT 1' as a health check", 2),
+    ("xp_dirtree", 2),
+    ("sp_executesql", 2),
     // xss: attributes and comment close at 2, any element at 3, markup at 4
     ("<a href=\"x\"", 2),
     ("-->", 2),

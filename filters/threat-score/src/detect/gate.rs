@@ -277,9 +277,15 @@ impl DetectorKind {
                     || set.has_all(b"sysobjects")
                     || set.has_all(b"syscolumns")
             }
-            // Serialized objects (`aced0005` hex) at paranoia 1; gadget class names and
-            // base64 serialization magic from paranoia 2; class names need a `.`.
-            K::Java => paranoia >= 2 || (set.has(b'.') && letters) || has("aced0005"),
+            // Serialized objects (`aced0005` hex, a value opening with base64 `rO0AB`) at
+            // paranoia 1; gadget class names and base64 magic anywhere from paranoia 2; class
+            // names need a `.`.
+            K::Java => {
+                paranoia >= 2
+                    || (set.has(b'.') && letters)
+                    || has("aced0005")
+                    || l.trim_start().starts_with("ro0ab")
+            }
             // `child_process`, `__proto__`, `class_eval` (an `_`), dotted paths
             // (`constructor.prototype`), metadata host names,
             // node-serialize markers inside base64 (12+ characters, no inner space).

@@ -78,14 +78,70 @@ fn node_injection(l: &str) -> bool {
         set.has_all(m.as_bytes())
             && l.match_indices(m)
                 .any(|(p, _)| !prose || call_with_argument(word_around(l, p)))
-    }) || (l.contains("function") && {
-        let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-        c.contains("function(){") || c.contains("function()=>") || c.contains("()=>{")
-    })
+    }) || ((l.contains("function") || l.contains("=>")) && invoked_function(l))
+}
+
+/// A function literal called where it is written: `function(){...}()`,
+/// `(function(){...})()`, `(()=>{...})()`. Eval'd and deserialized payloads
+/// (`_$$ND_FUNC$$_function(){...}()`) run this way; a definition alone (`function() {
+/// return this; }` in a code snippet) runs nothing. `function()=>` is no JavaScript at all
+/// and counts as well. Each body is scanned once: a literal nested in a body already read
+/// has the outer literal's answer, so the scan is linear.
+fn invoked_function(l: &str) -> bool {
+    let c: Vec<u8> = l.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if c.windows(12).any(|w| w == b"function()=>") {
+        return true;
+    }
+    let mut scanned = 0;
+    let mut i = 0;
+    while i < c.len() {
+        let rest = c.get(i..).unwrap_or_default();
+        let head = if rest.starts_with(b"function(){") {
+            10
+        } else if rest.starts_with(b"()=>{") {
+            4
+        } else {
+            0
+        };
+        if head == 0 || i < scanned {
+            i += 1;
+            continue;
+        }
+        // Find the brace closing the body.
+        let mut depth = 0usize;
+        let mut j = i + head;
+        let mut end = None;
+        while let Some(&b) = c.get(j) {
+            match b {
+                b'{' => depth += 1,
+                b'}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = Some(j);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        scanned = j;
+        let Some(e) = end else {
+            // The value leaves the body open (`function() {`): the code around the
+            // injection point completes it, and whether it is called is not ours to see.
+            return true;
+        };
+        let after = c.get(e + 1..).unwrap_or_default();
+        if after.starts_with(b"(") || after.starts_with(b")(") {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// The whitespace-delimited word of `l` that holds byte `p`.
-fn word_around(l: &str, p: usize) -> &str {
+pub(crate) fn word_around(l: &str, p: usize) -> &str {
     let start = l
         .get(..p)
         .and_then(|h| h.rfind(char::is_whitespace))
@@ -273,7 +329,6 @@ fn template_injection(l: &str) -> bool {
         !t.is_empty()
             && (t.contains(['*', '(', '[', '+'])
                 || t.contains("__")
-                || t.contains('.') && t.contains('_')
                 || TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w)))
     };
     let pairs: [(&str, &str); 5] = [
@@ -609,6 +664,27 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn function_literals_count_when_invoked_or_open() {
+        for s in [
+            "(function(){ alert(1) })()",
+            "function(){x()}()",
+            "(()=>{ x() })()",
+            "function() {",
+            "function()=>1",
+            "_$$nd_func$$_function (){require('child_process').exec('id')}()",
+        ] {
+            assert!(invoked_function(s), "{s}");
+        }
+        for s in [
+            "function() { return this; }",
+            "const f = () => { return 1; };",
+            "arr.map(() => { return 1; }).join(',')",
+        ] {
+            assert!(!invoked_function(s), "{s}");
+        }
+    }
 
     #[test]
     fn attacks() {

@@ -151,7 +151,17 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                 out.hit(input, CAT, "java.serialized-object", Severity::Critical, 1);
             }
             if input.value.contains("rO0AB") {
-                out.hit(input, CAT, "java.serialized-base64", Severity::Critical, 2);
+                // A value that is one base64 token opening with the stream magic is a
+                // serialized Java object (the five letters start 1 in 64^5 random tokens);
+                // the letters elsewhere in a value count from paranoia 2, as CRS 944210.
+                let level = if base64_stream(&input.value) { 1 } else { 2 };
+                out.hit(
+                    input,
+                    CAT,
+                    "java.serialized-base64",
+                    Severity::Critical,
+                    level,
+                );
             }
             if ognl(l) {
                 out.hit(input, CAT, "java.ognl", Severity::Critical, 1);
@@ -250,6 +260,16 @@ fn serialized(v: &str) -> bool {
             .any(|w| w == [0xAC, 0xED, 0x00, 0x05])
 }
 
+/// A whole value that is base64 (standard or URL alphabet) of a Java serialization stream:
+/// `0xACED0005` encodes as `rO0AB`, and a stream holds at least a class descriptor.
+fn base64_stream(v: &str) -> bool {
+    let t = v.trim();
+    t.starts_with("rO0AB")
+        && t.len() >= 16
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+}
+
 /// OGNL expressions as used against Struts: member-access tampering, static calls.
 fn ognl(l: &str) -> bool {
     (l.contains("%{") || l.contains("${") || l.contains("(#"))
@@ -262,11 +282,17 @@ fn ognl(l: &str) -> bool {
 
 /// Whether resolving log4j lookups in `l` yields a JNDI lookup.
 fn jndi(l: &str) -> bool {
-    if l.contains("${jndi:") {
+    // Log4j substitutes a lookup only when its `}` closes it: "detects ${jndi: patterns in
+    // logs" names the pattern.
+    let closed_lookup = |r: &str| {
+        let last_close = r.rfind('}');
+        r.match_indices("${jndi:")
+            .any(|(p, _)| last_close.is_some_and(|c| c > p))
+    };
+    if closed_lookup(l) {
         return true;
     }
-    let found =
-        |r: &str| r.contains("${jndi:") || r.contains("jndi:ldap") || r.contains("jndi:rmi");
+    let found = |r: &str| closed_lookup(r) || r.contains("jndi:ldap") || r.contains("jndi:rmi");
     // `$&lbrace;jndi:ldap://...}`: a lookup whose brace a decoder we do not know produces.
     if !l.contains("${") {
         return found(l);
@@ -407,6 +433,13 @@ mod tests {
         assert!(jsp_file("a.jsp.."));
         assert!(jsp_file("b.jspx"));
         assert!(!jsp_file("a.jsp.png"));
+    }
+
+    #[test]
+    fn base64_streams() {
+        assert!(base64_stream("rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA=="));
+        assert!(!base64_stream("rO0AB"));
+        assert!(!base64_stream("see rO0ABXNyABFqYXZhLnV0aWwu"));
     }
 
     #[test]

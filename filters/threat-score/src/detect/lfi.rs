@@ -213,6 +213,83 @@ pub(crate) fn prose(v: &str) -> bool {
         .is_some()
 }
 
+/// Whether the argument list that starts after the `(` at `open` reads as words of a
+/// sentence rather than code: two words side by side with only spaces between them, the
+/// second a word of letters and neither a keyword that joins operands inside a call
+/// (`Sleep(8 hours)`, `char(new line)`). No SQL, PHP or JavaScript call accepts two bare
+/// operands in a row (`CAST(x AS int)`, `extract(hour from t)`, `interval 8 hour` are the
+/// keyword cases), so such a call would fail where it landed: it is a mention, not an
+/// injection. Reads at most 64 bytes and only up to the first `)`; without one the
+/// arguments are not prose (`sleep(5` is the start of a call the query completes).
+pub(crate) fn prose_arguments(b: &[u8], open: usize) -> bool {
+    const JOINERS: &[&[u8]] = &[
+        b"and",
+        b"as",
+        b"asc",
+        b"between",
+        b"by",
+        b"case",
+        b"collate",
+        b"day",
+        b"desc",
+        b"distinct",
+        b"div",
+        b"else",
+        b"end",
+        b"for",
+        b"from",
+        b"hour",
+        b"in",
+        b"interval",
+        b"is",
+        b"like",
+        b"minute",
+        b"mod",
+        b"month",
+        b"not",
+        b"null",
+        b"or",
+        b"order",
+        b"over",
+        b"partition",
+        b"second",
+        b"separator",
+        b"then",
+        b"using",
+        b"week",
+        b"when",
+        b"xor",
+        b"year",
+    ];
+    let window = b.get(open..).unwrap_or_default();
+    let window = window.get(..64.min(window.len())).unwrap_or_default();
+    let Some(close) = window.iter().position(|c| *c == b')') else {
+        return false;
+    };
+    let args = window.get(..close).unwrap_or_default();
+    let word = |w: &[u8]| !w.is_empty() && w.iter().all(u8::is_ascii_alphanumeric);
+    let joiner = |w: &[u8]| JOINERS.iter().any(|j| w.eq_ignore_ascii_case(j));
+    let mut prev: Option<&[u8]> = None;
+    for w in args.split(|c| *c == b' ') {
+        if w.is_empty() {
+            continue;
+        }
+        if let Some(p) = prev {
+            if word(p)
+                && word(w)
+                && w.len() >= 2
+                && w.iter().all(u8::is_ascii_alphabetic)
+                && !joiner(p)
+                && !joiner(w)
+            {
+                return true;
+            }
+        }
+        prev = Some(w);
+    }
+    false
+}
+
 /// A value that is an absolute path of two or more segments: `/usr/share/x`, `C:\\x\\y`,
 /// `c:/x/y`.
 fn absolute_path(v: &str) -> bool {
@@ -366,6 +443,25 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prose_and_code_arguments() {
+        let args = |s: &str| prose_arguments(s.as_bytes(), s.find('(').unwrap() + 1);
+        assert!(args("Sleep(8 hours) is important"));
+        assert!(args("char(new line)"));
+        for code in [
+            "sleep(5)",
+            "sleep(5",
+            "cast(x as char)",
+            "extract(hour from t)",
+            "date_add(now(), interval 8 hour)",
+            "substring(version() from 1 for 1)",
+            "concat('a', 'b')",
+            "group_concat(name separator ',')",
+        ] {
+            assert!(!args(code), "{code}");
+        }
+    }
 
     #[test]
     fn targets() {

@@ -661,7 +661,7 @@ fn function_call(l: &str) -> bool {
     let sk = Skipper::new(b);
     let call_after = |end: usize, need_arg: bool, empty_ok: bool, call_arg_only: bool| {
         let j = sk.skip(end);
-        if b.get(j) != Some(&b'(') {
+        if b.get(j) != Some(&b'(') || super::lfi::prose_arguments(b, j + 1) {
             return false;
         }
         if !need_arg {
@@ -738,7 +738,21 @@ fn function_call(l: &str) -> bool {
                             | "glob"
                             | "extract"
                     );
-                    if call_after(end, true, commented, harmless) {
+                    // Output and string functions with a literal argument (`print('hi')`,
+                    // `strlen("abc")`) show nothing the application would not echo anyway:
+                    // a probe passes them a call or a variable (`print(md5(1))`). `chr(115)`
+                    // still counts: strings assembled from codes are how payloads hide.
+                    let output = matches!(
+                        *f,
+                        "print" | "echo" | "die" | "exit" | "strlen" | "implode" | "explode"
+                    );
+                    let open = sk.skip(end);
+                    let literal = b.get(open) == Some(&b'(')
+                        && b.get(sk.skip(open + 1))
+                            .is_some_and(|c| matches!(c, b'\'' | b'"' | b'0'..=b'9'));
+                    if !(output && literal && !commented)
+                        && call_after(end, true, commented, harmless)
+                    {
                         return true;
                     }
                     from = p + 1;

@@ -634,8 +634,10 @@ fn shellish_arg(a: &str) -> bool {
         || a.starts_with("./")
         || a.starts_with("../")
         || (a.starts_with('$') && a.len() > 1)
-        || a.starts_with('>')
-        || a.starts_with('<')
+        // A redirection; `>=`, `<=` and `<>` compare versions and values (`node >= 18`):
+        // no shell user sends output to a file named `=`.
+        || (a.starts_with('>') || a.starts_with('<'))
+            && !matches!(b, [b'>' | b'<', b'='] | [b'<', b'>'])
         || a.contains("/etc/")
         || (a.starts_with('%') && a.len() > 2 && a.ends_with('%'))
         // A bare drive (`dir c:`): the `\` after it was removed with the escapes.
@@ -822,6 +824,14 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
         || FAMILIES.iter().any(|f| base.starts_with(f))
         || base.contains(['-', '_']) && DISTINCTIVE_SET.contains(base))
         && args.len() <= 4;
+    // `; sleep 5`, `| timeout 5`, `` `sleep 5` ``: a program and one number and nothing
+    // else is how a time-based blind injection waits; prose after a separator goes on with
+    // words ("meet at 5; sleep 8 hours") or capitalises them ("Best sellers | Top 10": no
+    // shell finds a program called `Top`).
+    let count_only = !first.bytes().any(|b| b.is_ascii_uppercase())
+        && matches!(args.as_slice(), [n] if n.len() <= 6
+        && n.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && n.bytes().next().is_some_and(|b| b.is_ascii_digit()));
     let found = strong_name
         || match intro {
             // `| nc 10.0.0.5 4444`, `; ping 127.0.0.1`: after a shell separator a
@@ -834,6 +844,7 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
                     || any_shellish
                     || args.is_empty()
                     || all_targets && args.iter().any(|a| a.contains(['.', ':', '/']))
+                    || count_only
             }
             Intro::Amp => {
                 (!word && (args.is_empty() || any_shellish || all_targets))
@@ -845,6 +856,7 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
                     || (!word && (any_shellish || all_targets))
                     || first_shellish
                     || word_with_switches
+                    || intro == Intro::Tick && count_only
             }
             // A sentence that starts with a program name and mentions a path ("Bash script to
             // backup /home directory") is prose unless it carries an option.
@@ -879,7 +891,20 @@ fn glob_path(s: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
             && path.bytes().filter(u8::is_ascii_alphabetic).count() >= 1
+            && !wildcard_listing(path)
     })
+}
+
+/// `/old/*`, `/var/log/*.log`: a `*` standing for every name (or every name with an
+/// extension) in one directory is how people write URL rules and log paths. Globs that
+/// stand for letters of a name (`/bin/c?t`, `/et*/pa??wd`, `/usr/bin/ca*`) are not.
+fn wildcard_listing(path: &str) -> bool {
+    let (dir, last) = path.rsplit_once('/').unwrap_or(("", path));
+    let ext = last.strip_prefix("*.").unwrap_or_default();
+    !dir.contains(['?', '*', '['])
+        && (last == "*"
+            || last == "**"
+            || !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Brace expansion whose alternatives form a command: `{cat,/etc/passwd}`, `c{a,ou}t`,

@@ -305,7 +305,7 @@ fn js_sink(l: &str) -> bool {
                 }) || any_arg && arg.is_some_and(|a| a.is_ascii_alphabetic())
                     // `alert()`: an empty call counts unless a sentence mentions it
                     // ("Using alert() for debugging").
-                    || arg == Some(b')') && !super::lfi::prose(l)
+                    || arg == Some(b')') && !super::lfi::prose(l) && !definition(b, j + 2)
                     || l.get(j + 1..).is_some_and(|r| {
                         r.starts_with("document")
                             || r.starts_with("window")
@@ -346,6 +346,17 @@ fn js_sink(l: &str) -> bool {
         || dom_property(l)
 }
 
+/// Whether the `)` closing an empty parameter list ends at `after` a function definition
+/// (`function() { ... }`, `constructor() {`, `function () => x`): code that defines a
+/// function runs nothing by itself.
+fn definition(b: &[u8], after: usize) -> bool {
+    let mut j = after;
+    while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+        j += 1;
+    }
+    b.get(j) == Some(&b'{') || b.get(j..j + 2) == Some(b"=>")
+}
+
 /// `document.cookie`, `window.location`, `.innerHTML`: reading or setting them is what a
 /// script payload does. In a sentence ("a document.cookie helper with SameSite support")
 /// the name is documentation unless its word carries code (`=`, `+`, `(`, `;`, quotes).
@@ -360,19 +371,9 @@ fn dom_property(l: &str) -> bool {
     let prose = super::lfi::prose(l);
     PROPERTIES.iter().any(|m| {
         l.match_indices(m).any(|(p, _)| {
-            if !prose {
-                return true;
-            }
-            let start = l
-                .get(..p)
-                .and_then(|h| h.rfind(char::is_whitespace))
-                .map_or(0, |i| i + 1);
-            let end = l
-                .get(p..)
-                .and_then(|t| t.find(char::is_whitespace))
-                .map_or(l.len(), |i| p + i);
-            l.get(start..end)
-                .is_some_and(|w| w.contains(['=', '+', '(', ')', ';', '\'', '"', '`', '[']))
+            !prose
+                || super::generic::word_around(l, p)
+                    .contains(['=', '+', '(', ')', ';', '\'', '"', '`', '['])
         })
     })
 }

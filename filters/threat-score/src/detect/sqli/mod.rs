@@ -226,6 +226,10 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
             })
             && kind(i + 1) == Some(Kind::LParen)
             && kind(i + 2).is_some_and(|k| is_operand(k) || k == Kind::RParen)
+            // `Sleep(8 hours)`: two operands in a row are words of a sentence, not
+            // arguments any database accepts.
+            && !(kind(i + 2).is_some_and(|k| matches!(k, Kind::Num | Kind::Bare | Kind::Str))
+                && kind(i + 3) == Some(Kind::Bare))
         {
             return Some("sqli.function");
         }
@@ -261,7 +265,9 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
     }
 }
 
-fn is_comparison(op: &str) -> bool {
+/// Operators that relate two operands in every dialect: equality, ordering, pattern and
+/// membership tests, `IS`, `NOT`, `BETWEEN`, JSON member access, `DIV`/`MOD`.
+fn is_relational(op: &str) -> bool {
     matches!(
         op,
         "=" | "=="
@@ -272,35 +278,43 @@ fn is_comparison(op: &str) -> bool {
             | "<>"
             | "!="
             | "<=>"
+            | "->"
+            | "->>"
             | "like"
             | "rlike"
             | "regexp"
+            | "ilike"
             | "is"
+            | "not"
             | "in"
             | "sounds"
             | "between"
-            | "-"
-            | "+"
-            | "*"
-            | "/"
-            | "^"
-            | "|"
-            | "&"
             | "div"
             | "mod"
-            | "not"
-            | "ilike"
-            | "::"
-            | "@>"
-            | "<@"
-            | "#>"
-            | "#>>"
-            | "->"
-            | "->>"
-            | "?"
-            | "?|"
-            | "?&"
     )
+}
+
+/// What may join two literals into a tautology: a relation, arithmetic, bitwise and the
+/// PostgreSQL cast, containment and JSON operators.
+fn is_comparison(op: &str) -> bool {
+    is_relational(op)
+        || matches!(
+            op,
+            "-" | "+"
+                | "*"
+                | "/"
+                | "^"
+                | "|"
+                | "&"
+                | "::"
+                | "@>"
+                | "<@"
+                | "#>"
+                | "#>>"
+                | "?"
+                | "?|"
+                | "?&"
+        )
 }
 
 /// Whether the statement keyword at `i` starts something a database would run.
@@ -386,6 +400,12 @@ fn statement(nc: &[&Token], i: usize) -> bool {
         "delete" => {
             next.is_some_and(|n| n.text == "from")
                 && t(i + 2).is_some_and(|x| x.kind == Kind::Bare || x.kind == Kind::Keyword)
+                // After the table (and an alias) SQL goes on with a clause keyword or ends:
+                // "Delete from cart button not working" goes on with words.
+                && !(t(i + 3).is_some_and(|x| x.kind == Kind::Bare)
+                    && t(i + 4).is_some_and(|x| {
+                        matches!(x.kind, Kind::Bare | Kind::Logic | Kind::Op)
+                    }))
         }
         "drop" | "create" | "alter" | "truncate" => {
             next.is_some_and(|n| {
@@ -522,8 +542,24 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
             );
             let only_string =
                 x == Kind::Str && after.is_none() && first.text != "=" && first.text != "||";
-            (operand && ends && !only_string && is_comparison_or_concat(&first.text))
-                .then_some("sqli.quote-operator")
+            // `IN` takes a parenthesised list and `IS` a truth value or NULL: `" in strings`,
+            // `' is fine` are words after a quote.
+            let operand_fits = match first.text.as_str() {
+                "in" => x == Kind::LParen,
+                "is" => t(i + 1).is_some_and(|w| {
+                    matches!(
+                        w.text.as_str(),
+                        "null" | "not" | "true" | "false" | "unknown" | "distinct"
+                    )
+                }),
+                _ => true,
+            };
+            (operand
+                && operand_fits
+                && ends
+                && !only_string
+                && is_comparison_or_concat(&first.text))
+            .then_some("sqli.quote-operator")
         }
         // After the break-out, a keyword must start SQL, not prose: `' UNION SELECT`,
         // `' ORDER BY 2`, `'; DROP TABLE` but not `'create new packaging'` or `'grant' vs`.
@@ -779,35 +815,8 @@ fn fragment(tokens: &[Token]) -> Option<&'static str> {
     let sql_op = |t: &Token| {
         t.kind == Kind::Logic
             || t.kind == Kind::Op
-                && matches!(
-                    t.text.as_str(),
-                    "=" | "=="
-                        | "<"
-                        | ">"
-                        | "<="
-                        | ">="
-                        | "<>"
-                        | "!="
-                        | "<=>"
-                        | ">>"
-                        | "<<"
-                        | "->"
-                        | "->>"
-                        | "like"
-                        | "rlike"
-                        | "regexp"
-                        | "is"
-                        | "not"
-                        | "in"
-                        | "notnull"
-                        | "isnull"
-                        | "sounds"
-                        | "glob"
-                        | "between"
-                        | "ilike"
-                        | "div"
-                        | "mod"
-                )
+                && (is_relational(&t.text)
+                    || matches!(t.text.as_str(), ">>" | "<<" | "notnull" | "isnull" | "glob"))
     };
     let ops_only = !nc.is_empty()
         && nc.len() <= 8
@@ -1228,6 +1237,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if CATALOGS.iter().any(|c| l.contains(c)) {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
         }
+        // Paranoia 2: a stored procedure or package of the database's own namespaces
+        // (`xp_dirtree`, `sp_executesql`, `utl_http`, `dbms_pipe`), named even without a call.
+        if out.wants(CAT, 2) && l.contains('_') && system_procedure(l) {
+            out.hit(input, CAT, "sqli.system-procedure", Severity::Critical, 2);
+        }
         if l.ends_with('(') && open_call_at_end(l) {
             out.hit(input, CAT, "sqli.open-call", Severity::Critical, 1);
         }
@@ -1259,7 +1273,7 @@ fn sql_function_call(l: &str) -> bool {
             while let Some(at) = super::find_word(l, f, from) {
                 let j = sk.skip(at + f.len());
                 let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
-                if b.get(j) == Some(&b'(') {
+                if b.get(j) == Some(&b'(') && !super::lfi::prose_arguments(b, j + 1) {
                     return true;
                 }
                 from = at + f.len();
@@ -1276,6 +1290,20 @@ fn open_call_at_end(l: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && SQL_FUNCTIONS.binary_search(&name).is_ok()
+}
+
+/// A word in SQL Server's extended and system procedure namespaces (`xp_`, `sp_`) or
+/// Oracle's supplied packages (`utl_`, `dbms_`): the prefix, then letters and `_` only.
+fn system_procedure(l: &str) -> bool {
+    l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .flat_map(|w| w.split('.'))
+        .any(|w| {
+            ["xp_", "sp_", "utl_", "dbms_"].iter().any(|p| {
+                w.strip_prefix(p).is_some_and(|rest| {
+                    rest.len() >= 3 && rest.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                })
+            })
+        })
 }
 
 /// `expr::type` casts (PostgreSQL).
@@ -1441,6 +1469,22 @@ mod tests {
         assert_eq!(special_char_level("a-b"), None);
         assert_eq!(special_char_level("'a'-b"), Some(4));
         assert_eq!(special_char_level("')) or (('1'='1"), Some(3));
+    }
+
+    #[test]
+    fn system_procedures() {
+        for s in [
+            "xp_dirtree",
+            "exec master..xp_cmdshell 'id'",
+            "sp_executesql",
+            "utl_http.request",
+            "sys.dbms_pipe",
+        ] {
+            assert!(system_procedure(s), "{s}");
+        }
+        for s in ["sp_500", "my_sp_list", "xp_", "sp_ab", "wp_options"] {
+            assert!(!system_procedure(s), "{s}");
+        }
     }
 
     #[test]
