@@ -427,6 +427,8 @@ pub(crate) trait ExclusionLookup {
 #[derive(Clone, Copy)]
 enum Raw<'r, 't> {
     Request(&'r [u8]),
+    /// Part of the request known to be UTF-8 already (a JSON leaf of a checked body).
+    RequestStr(&'r str),
     Temp(&'t [u8]),
 }
 
@@ -434,6 +436,7 @@ impl Raw<'_, '_> {
     fn bytes(&self) -> &[u8] {
         match self {
             Raw::Request(b) | Raw::Temp(b) => b,
+            Raw::RequestStr(s) => s.as_bytes(),
         }
     }
 }
@@ -472,11 +475,17 @@ impl<'r> Builder<'_, '_, 'r> {
     /// decode: no `%`, `&` or `\\` (nor `+` in a form), valid UTF-8. Exactly what
     /// [`deep_decode`] returns for such bytes, with the same flags (none but a NUL byte).
     fn text(&mut self, raw: Raw<'r, '_>, plus: bool) -> Text<'r> {
-        if let Raw::Request(b) = raw {
+        if let Raw::Request(_) | Raw::RequestStr(_) = raw {
+            let b = raw.bytes();
             let plain = !b
                 .iter()
                 .any(|&c| matches!(c, b'%' | b'&' | b'\\') || (plus && c == b'+'));
-            if let Some(s) = plain.then(|| std::str::from_utf8(b).ok()).flatten() {
+            let utf8 = |raw: Raw<'r, '_>| match raw {
+                Raw::Request(b) => std::str::from_utf8(b).ok(),
+                Raw::RequestStr(s) => Some(s),
+                Raw::Temp(_) => None,
+            };
+            if let Some(s) = plain.then(|| utf8(raw)).flatten() {
                 if s.contains('\0') {
                     self.flags.null_byte = true;
                 }
@@ -513,6 +522,7 @@ impl<'r> Builder<'_, '_, 'r> {
         } else {
             match raw {
                 Raw::Request(b) => Text(String::from_utf8_lossy(b)),
+                Raw::RequestStr(s) => Text::from(s),
                 Raw::Temp(b) => Text::from(String::from_utf8_lossy(b).into_owned()),
             }
         };
@@ -620,6 +630,8 @@ pub(crate) fn prepare<'r>(
         CategorySet::EMPTY,
     ));
     let path = path.to_string();
+    // Room for the usual values (path, a few arguments, headers, cookies) without regrowing.
+    b.inputs.reserve(16 + req.headers.len());
     b.form(query_raw.as_bytes());
 
     // Headers.
@@ -707,6 +719,10 @@ pub(crate) fn prepare<'r>(
                     let depth = cfg.limits.json_depth.max;
                     let max_values = cfg.limits.body_values.max as usize;
                     let mut values = 0usize;
+                    // Validated once, so that a leaf without escapes is borrowed as text
+                    // without validating it again.
+                    let body_str = std::str::from_utf8(body).ok();
+                    b.inputs.reserve(body.len() / 10);
                     let walked = json::walk(body, depth, &mut |item| {
                         if item.counts_as_arg {
                             values += 1;
@@ -725,9 +741,14 @@ pub(crate) fn prepare<'r>(
                             Source::Arg
                         };
                         // A leaf without escapes is a slice of the body: borrowed.
-                        let raw = match within(body, text.as_bytes()) {
-                            Some(slice) => Raw::Request(slice),
-                            None => Raw::Temp(text.as_bytes()),
+                        let raw = match (within(body, text.as_bytes()), body_str) {
+                            (Some((a, e)), Some(s)) => s
+                                .get(a..e)
+                                .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
+                            (Some((a, e)), None) => {
+                                Raw::Request(body.get(a..e).unwrap_or_default())
+                            }
+                            (None, _) => Raw::Temp(text.as_bytes()),
                         };
                         b.push(source, item.key, raw, false, excluded);
                         true
@@ -835,10 +856,11 @@ pub(crate) fn prepare<'r>(
     }
 }
 
-/// `part` as a slice of `whole` when it lies inside it (same bytes, `whole`'s lifetime).
-fn within<'w>(whole: &'w [u8], part: &[u8]) -> Option<&'w [u8]> {
+/// The range of `whole` that `part` is, when it lies inside it (a slice of it, not a copy).
+fn within(whole: &[u8], part: &[u8]) -> Option<(usize, usize)> {
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
-    whole.get(start..start.checked_add(part.len())?)
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some((start, end))
 }
 
 /// The longest prefix of `s` of at most `max` bytes, on a char boundary.
