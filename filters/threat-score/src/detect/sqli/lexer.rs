@@ -325,6 +325,16 @@ fn word_kind(w: &str) -> (Kind, Option<&'static str>) {
     }
 }
 
+/// A one-byte word (lowercase letter, digit, `_` or `$`) as static text.
+fn one_byte_word(w: &str) -> Option<&'static str> {
+    const ONE: &str = "abcdefghijklmnopqrstuvwxyz0123456789_$";
+    if let [c] = w.as_bytes() {
+        let p = ONE.bytes().position(|x| x == *c)?;
+        return ONE.get(p..p + 1);
+    }
+    None
+}
+
 /// Operators the lexer reads, as static text (a token borrows it).
 fn static_operator(op: &str) -> Option<&'static str> {
     const OPS: &[&str] = &[
@@ -495,7 +505,13 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                     kind = Kind::Group;
                     i = skip_word(b, i);
                 }
-                let text = table_text.map_or_else(|| Text::Owned(w.to_string()), Text::Static);
+                let text = match table_text {
+                    Some(t) => Text::Static(t),
+                    // A one-byte word (`$` of `${`, `x`): borrowed, not allocated per token.
+                    None => {
+                        one_byte_word(w).map_or_else(|| Text::Owned(w.to_string()), Text::Static)
+                    }
+                };
                 push(&mut out, kind, text);
             }
             _ => {
