@@ -714,6 +714,15 @@ fn seg_is_short(seg: &str) -> bool {
     seg.split_whitespace().nth(4).is_none()
 }
 
+/// A necessary condition for [`command_in_segment`] at the start of a value without `=`, `$`,
+/// `/` or `\\` (the gate's word, dotted and phrase shapes): nothing there is skipped but a
+/// prefix word, no program is glued to an option, so the first word must be a prefix or a
+/// program, or a long option (`--x`) must follow. One lookup instead of the whole walk.
+pub(crate) fn may_start_command(seg: &str) -> bool {
+    let first = seg.split_whitespace().next().unwrap_or_default();
+    PREFIX_SET.contains(first) || is_command(first) || seg.contains("--")
+}
+
 /// Finds a command in one segment; returns the rule that fits, if any.
 pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
     let mut words = seg.split_whitespace().peekable();
