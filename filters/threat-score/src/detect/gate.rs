@@ -235,7 +235,8 @@ impl DetectorKind {
             // name opening it counts from paranoia 3.
             K::Rce => {
                 paranoia >= 3
-                    || super::rce::command_in_segment(super::rce::Intro::Start, l).is_some()
+                    || (super::rce::may_start_command(l)
+                        && super::rce::command_in_segment(super::rce::Intro::Start, l).is_some())
                     // Every cmdlet verb is capitalised (`Invoke-`).
                     || (set.has(b'-')
                         && input.value.bytes().any(|b| b.is_ascii_uppercase())

@@ -658,6 +658,10 @@ fn nested_call_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
 fn function_call(l: &str) -> bool {
     let b = l.as_bytes();
+    // Every call below is a name followed by `(`.
+    if !b.contains(&b'(') {
+        return false;
+    }
     let sk = Skipper::new(b);
     let call_after = |end: usize, need_arg: bool, empty_ok: bool, call_arg_only: bool| {
         let j = sk.skip(end);
@@ -1003,7 +1007,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         scan_input(input, out);
     }
     if let Some(path) = p.inputs.iter().find(|i| i.location.source == Source::Path) {
-        if WRAPPERS.iter().any(|w| path.lower.contains(w))
+        if WRAPPERS
+            .iter()
+            .any(|w| path.may_contain(w) && path.lower.contains(w))
             || open_tag(&path.lower)
             || function_call(&path.lower)
         {

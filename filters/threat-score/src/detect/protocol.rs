@@ -625,7 +625,8 @@ fn value_checks(input: &Input, out: &mut Findings) {
     ) {
         return;
     }
-    if embedded_request_line(v) {
+    // A request line needs `HTTP/`: the byte set first.
+    if input.may_contain("http/") && embedded_request_line(v) {
         out.hit(input, A, "protocol.embedded-request", Severity::Critical, 1);
     }
     if (set.has(b'\r') || set.has(b'\n')) && v.contains(['\r', '\n']) {
@@ -765,6 +766,10 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     // in an encoding of the client's choosing (UTF-7, UTF-16, EBCDIC `CP1026`), the way filters
     // are evaded on the response side.
     if p.request.header("accept").is_some_and(|a| {
+        // No `=`, no parameter (most `Accept` headers): nothing to lowercase.
+        if !a.contains('=') {
+            return false;
+        }
         let l = a.to_ascii_lowercase();
         l.match_indices("charset=").any(|(i, m)| {
             let v = l.get(i + m.len()..).unwrap_or_default();
@@ -852,11 +857,19 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         );
     }
     // Restricted extensions and editor backups in the path.
-    let path = p.path.to_ascii_lowercase();
+    // Compared with the lowercased extension (no lowercase copy of the whole path: `/` and
+    // `~` have no case).
+    let path = p.path.as_str();
     let last = path.rsplit('/').next().unwrap_or_default();
     if let Some(dot) = last.rfind('.') {
-        let ext = last.get(dot..).unwrap_or_default();
-        if ctx.restricted_extensions.iter().any(|e| e == ext) {
+        let ext = last.get(dot..).unwrap_or_default().as_bytes();
+        let lower_eq = |e: &String| {
+            e.len() == ext.len()
+                && e.bytes()
+                    .zip(ext.iter())
+                    .all(|(a, b)| a == b.to_ascii_lowercase())
+        };
+        if ctx.restricted_extensions.iter().any(lower_eq) {
             out.hit_request(
                 P,
                 "protocol.restricted-extension",

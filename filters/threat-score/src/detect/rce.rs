@@ -418,6 +418,9 @@ const RECON: &[&str] = &[
     "printenv",
 ];
 
+/// [`PREFIXES`] for lookups (one hash instead of a comparison per entry, for every segment).
+static PREFIX_SET: super::WordSet = super::WordSet::new(PREFIXES);
+
 /// Words that only prefix the real command.
 const PREFIXES: &[&str] = &[
     "sudo", "nohup", "time", "env", "exec", "nice", "busybox", "command", "builtin", "xargs",
@@ -446,13 +449,23 @@ fn is_command(w: &str) -> bool {
     let base = base.strip_suffix(".exe").unwrap_or(base);
     DISTINCTIVE_SET.contains(base)
         || versioned_interpreter(base)
-        || FAMILIES
-            .iter()
-            .any(|f| base.starts_with(f) && base.len() > f.len())
+        // Every family ends with `-`.
+        || (base.contains('-')
+            && FAMILIES
+                .iter()
+                .any(|f| base.starts_with(f) && base.len() > f.len()))
 }
 
 /// `python3.10`, `perl5.36`, `php8`: interpreters carry versions in their names.
 fn versioned_interpreter(w: &str) -> bool {
+    // A version ends in a digit or a dot: most words are out after one byte.
+    if !w
+        .bytes()
+        .last()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'.')
+    {
+        return false;
+    }
     ["python", "perl", "php", "ruby", "node", "lua", "pip"]
         .iter()
         .any(|i| {
@@ -703,6 +716,15 @@ fn seg_is_short(seg: &str) -> bool {
     seg.split_whitespace().nth(4).is_none()
 }
 
+/// A necessary condition for [`command_in_segment`] at the start of a value without `=`, `$`,
+/// `/` or `\\` (the gate's word, dotted and phrase shapes): nothing there is skipped but a
+/// prefix word, no program is glued to an option, so the first word must be a prefix or a
+/// program, or a long option (`--x`) must follow. One lookup instead of the whole walk.
+pub(crate) fn may_start_command(seg: &str) -> bool {
+    let first = seg.split_whitespace().next().unwrap_or_default();
+    PREFIX_SET.contains(first) || is_command(first) || seg.contains("--")
+}
+
 /// Finds a command in one segment; returns the rule that fits, if any.
 pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
     let mut words = seg.split_whitespace().peekable();
@@ -712,7 +734,7 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     for _ in 0..4 {
         let is_assign = first.contains('=') && !first.starts_with('=') && !first.starts_with('-');
         let is_var = first.starts_with('$') && first.len() > 1;
-        let is_prefix = PREFIXES.contains(&first);
+        let is_prefix = PREFIX_SET.contains(first);
         let next_is_option = words.peek().is_none_or(|w| w.starts_with('-'));
         if is_prefix && next_is_option && is_command(first) {
             break;
@@ -1004,6 +1026,11 @@ fn command_position(s: &str, p: usize) -> bool {
 /// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
 /// `if "%a%"=="b" cmd`.
 pub(crate) fn windows_batch(s: &str) -> bool {
+    // `for` needs a `/x` flag or a `%` variable, `if` its word, the variables a `%`: most
+    // values have none of them.
+    if !(s.contains("if") || s.bytes().any(|b| b == b'/' || b == b'%')) {
+        return false;
+    }
     let words: Vec<&str> = s.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
         let w = w.trim_start_matches(['&', '|', ';', '(', '@']);

@@ -88,38 +88,72 @@ const SCANNERS: &[&str] = &[
 /// The scanner names, sorted once for binary search.
 static SCANNER_SET: super::WordSet = super::WordSet::new(SCANNERS);
 
+/// The longest name in [`SCANNERS`]: a longer word cannot be one.
+const LONGEST: usize = 16;
+
 /// The first scanner name found in `ua`: its words looked up in [`SCANNERS`] (each word
 /// lowercased into a small buffer, hashed), or Nmap's scripting engine. Runs on every
-/// request: no allocation (a word longer than every name cannot be one).
+/// request: one pass over the bytes, no allocation; only words that could be a name (a
+/// letter first, at most [`LONGEST`] bytes) are looked up.
 pub fn scanner_in(ua: &str) -> Option<&'static str> {
-    let mut buf = [0u8; 32];
+    let b = ua.as_bytes();
     // Chunks between spaces, parentheses, `;` and `,`; a URL chunk (a bot's info page, e.g.
     // `(+http://example.com/grabber)`) names pages, not the product sending the request.
-    let chunks = ua
-        .as_bytes()
-        .split(|&c| c.is_ascii_whitespace() || matches!(c, b'(' | b')' | b';' | b','));
-    for chunk in chunks {
-        if chunk.windows(3).any(|w| w == b"://") {
+    let separator = |c: u8| c.is_ascii_whitespace() || matches!(c, b'(' | b')' | b';' | b',');
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while b.get(i).is_some_and(|&c| !separator(c)) {
+            i += 1;
+        }
+        let chunk = b.get(start..i).unwrap_or_default();
+        i += 1;
+        if let Some(s) = scanner_word(chunk) {
+            return Some(s);
+        }
+    }
+    contains_ignore_case(b, b"nmap scripting engine").then_some("nmap")
+}
+
+/// The scanner named by a word of `chunk` (runs of alphanumerics, `-` and `_`), unless the
+/// chunk is a URL.
+fn scanner_word(chunk: &[u8]) -> Option<&'static str> {
+    let url = chunk
+        .iter()
+        .enumerate()
+        .any(|(k, &c)| c == b':' && chunk.get(k + 1..k + 3) == Some(b"//"));
+    if url {
+        return None;
+    }
+    let word_byte = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    let mut buf = [0u8; LONGEST];
+    let mut i = 0;
+    while i < chunk.len() {
+        let start = i;
+        while chunk.get(i).copied().is_some_and(word_byte) {
+            i += 1;
+        }
+        let w = chunk.get(start..i).unwrap_or_default();
+        i += 1;
+        // Every name starts with a letter (checked in a test).
+        if !w.first().is_some_and(u8::is_ascii_alphabetic) {
             continue;
         }
-        // Words: runs of alphanumerics, `-` and `_`.
-        for w in chunk.split(|&c| !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_')) {
-            let Some(lw) = buf.get_mut(..w.len()).filter(|_| !w.is_empty()) else {
-                continue;
-            };
-            lw.copy_from_slice(w);
-            lw.make_ascii_lowercase();
-            let Ok(lw) = std::str::from_utf8(lw) else {
-                continue;
-            };
-            if SCANNER_SET.contains(lw) {
-                if let Some(s) = SCANNERS.iter().find(|s| **s == lw) {
-                    return Some(s);
-                }
+        let Some(lw) = buf.get_mut(..w.len()) else {
+            continue;
+        };
+        lw.copy_from_slice(w);
+        lw.make_ascii_lowercase();
+        let Ok(lw) = std::str::from_utf8(lw) else {
+            continue;
+        };
+        if SCANNER_SET.contains(lw) {
+            if let Some(s) = SCANNERS.iter().find(|s| **s == lw) {
+                return Some(s);
             }
         }
     }
-    contains_ignore_case(ua.as_bytes(), b"nmap scripting engine").then_some("nmap")
+    None
 }
 
 /// Whether `needle` (lowercase ASCII, not empty) occurs in `hay`, ASCII case ignored: only
@@ -154,6 +188,15 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::scanner_in;
+
+    #[test]
+    fn names_are_words_the_scan_looks_up() {
+        for s in super::SCANNERS {
+            assert!(s.len() <= super::LONGEST, "{s}");
+            assert!(s.as_bytes()[0].is_ascii_alphabetic(), "{s}");
+            assert_eq!(scanner_in(s), Some(*s), "{s}");
+        }
+    }
 
     #[test]
     fn products() {

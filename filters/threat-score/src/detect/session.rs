@@ -20,7 +20,11 @@ const FRAMEWORK_IDS: &[&str] = &[
 
 /// Whether `name` follows a session-cookie naming convention.
 pub fn session_like(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
+    session_like_lower(&name.to_ascii_lowercase())
+}
+
+/// [`session_like`] of a name already lowercased (an input's `lower`): no copy per name.
+fn session_like_lower(n: &str) -> bool {
     n.contains("sess")
         || n == "sid"
         || n.ends_with(".sid")
@@ -56,20 +60,24 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             .is_none_or(|o| h != o && !h.ends_with(&format!(".{o}")))
     });
     for input in p.inputs_from(&[Source::ArgName]) {
-        let name = input.value.as_str();
-        if !session_like(name) {
+        // `lower` is the name lowercased, as `session_like` compares it.
+        let n = input.lower.as_str();
+        if !session_like_lower(n) {
             continue;
         }
         if offsite {
             out.hit(input, CAT, "session.id-from-offsite", Severity::Critical, 1);
         }
-        let n = name.to_ascii_lowercase();
         if referer.is_none() && FRAMEWORK_IDS.iter().any(|f| n.starts_with(f)) {
             out.hit(input, CAT, "session.id-in-parameter", Severity::Critical, 1);
         }
     }
     for input in p.inputs_from(&[Source::Arg, Source::Cookie]) {
         let l = &input.lower;
+        // Every rule needs `sess` and `=`: the byte set rules most values out first.
+        if !(input.may_contain("sess=") && l.contains('=')) {
+            continue;
+        }
         if (l.contains("document.cookie") || l.contains("http-equiv") || l.contains("set-cookie"))
             && l.contains("sess")
             && l.contains('=')

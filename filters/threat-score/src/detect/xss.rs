@@ -181,11 +181,8 @@ fn tag_base(name: &str) -> &str {
 fn event_handler(attrs: &str, need_context: bool) -> bool {
     let b = attrs.as_bytes();
     let mut from = 0;
-    while let Some(p) = attrs
-        .get(from..)
-        .and_then(|h| h.find("on"))
-        .map(|p| p + from)
-    {
+    // A byte scan per occurrence, not a substring searcher set up for each.
+    while let Some(p) = super::find_bytes(b, b"on", from) {
         let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
         let boundary = before.is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_' && c != b'-');
         let mut j = p + 2;
@@ -226,6 +223,10 @@ fn compact(l: &str) -> String {
 
 /// `javascript:`, `vbscript:`, `data:text/html` URLs with code after the colon.
 fn script_url(l: &str) -> bool {
+    // Every scheme below ends with `:`, and `compact` only removes characters.
+    if !l.contains(':') {
+        return false;
+    }
     let c = compact(l);
     for scheme in ["javascript:", "vbscript:", "livescript:", "mocha:"] {
         let mut from = 0;
@@ -266,6 +267,10 @@ fn script_url(l: &str) -> bool {
 }
 
 fn css_script(l: &str) -> bool {
+    // Every needle below holds `(`, `-` or `@`, and `compact` only removes characters.
+    if !l.bytes().any(|b| matches!(b, b'(' | b'-' | b'@')) {
+        return false;
+    }
     let c = compact(l);
     c.contains(":expression(")
         || c.contains("-moz-binding")

@@ -251,7 +251,21 @@ fn run(
     // The key of the value about to be read, and whether it fills an array slot.
     let mut key = top_key;
     let mut element = false;
+    // The next thing to read is an object member's `"key" :` (an object's first member, or
+    // one after a comma), then its value.
+    let mut member = false;
     'value: loop {
+        if std::mem::take(&mut member) {
+            // An object's keys are visited when the object itself is within the depth (its
+            // member values are one level deeper).
+            let visible = stack.len() <= max_depth.saturating_add(1);
+            let Some(k) = next_member(&mut r, body, &mut scratch, &mut saved, visible, visit)?
+            else {
+                return Ok(truncated);
+            };
+            key = k;
+            element = false;
+        }
         // Read one value at the current position.
         r.skip_ws();
         let depth = stack.len();
@@ -294,16 +308,8 @@ fn run(
                     element = true;
                     continue 'value;
                 } else {
-                    // First member of an object. An object's keys are visited when the object
-                    // itself is within the depth (its member values are one level deeper).
-                    let visible = stack.len() <= max_depth.saturating_add(1);
-                    let Some(k) =
-                        next_member(&mut r, body, &mut scratch, &mut saved, visible, visit)?
-                    else {
-                        return Ok(truncated);
-                    };
-                    key = k;
-                    element = false;
+                    // First member of an object.
+                    member = true;
                     continue 'value;
                 }
             }
@@ -373,14 +379,7 @@ fn run(
                 (Frame::Object, b',') => {
                     r.i += 1;
                     r.skip_ws();
-                    let visible = stack.len() <= max_depth.saturating_add(1);
-                    let Some(k) =
-                        next_member(&mut r, body, &mut scratch, &mut saved, visible, visit)?
-                    else {
-                        return Ok(truncated);
-                    };
-                    key = k;
-                    element = false;
+                    member = true;
                     continue 'value;
                 }
                 (Frame::Array(_), b']') | (Frame::Object, b'}') => {

@@ -12,19 +12,77 @@ use crate::detect::gate::Shape;
 use crate::detect::DetectorKind;
 use crate::model::{CategorySet, LimitKind, Location, Source};
 use crate::request::Request;
+use std::borrow::Cow;
 use std::cell::Cell;
 
-/// One value to scan, in three forms so detectors do not redo the common work.
+/// Text of one value: borrowed from the request when it needed no decoding (most values),
+/// owned otherwise. Reads as a `&str` (`Deref`), so detectors do not care which.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Text<'r>(Cow<'r, str>);
+
+impl Text<'_> {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'r> From<&'r str> for Text<'r> {
+    fn from(s: &'r str) -> Text<'r> {
+        Text(Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for Text<'_> {
+    fn from(s: String) -> Self {
+        Text(Cow::Owned(s))
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Text<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Text<'_> {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Text<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl std::fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One value to scan, in three forms so detectors do not redo the common work. The forms
+/// borrow from the request, or from each other, whenever they are the same text: a value
+/// with nothing to decode and no capital letter costs no copy at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Input {
+pub struct Input<'r> {
     /// Where it came from.
     pub location: Location,
     /// As received (after splitting, before decoding; lossy UTF-8).
-    pub raw: String,
+    pub raw: Text<'r>,
     /// Fully decoded (percent, `+` for forms, HTML entities, JS escapes; bounded rounds).
-    pub value: String,
+    pub value: Text<'r>,
     /// `value` with ASCII lowercased (case folding for keyword matching).
-    pub lower: String,
+    pub lower: Text<'r>,
     /// Categories that configured exclusions silence for this value.
     pub excluded: CategorySet,
     /// The bytes `lower` holds, computed once: detectors ask it whether a needle can occur
@@ -33,12 +91,53 @@ pub struct Input {
     /// What `lower` is made of (from `bytes`): detectors that cannot match this shape skip
     /// the value ([`crate::detect::gate`]).
     pub shape: Shape,
+    /// The gate's answers for this value, each asked once: detectors walk their inputs
+    /// several times, and some gates (rce's command lookup) are not free.
+    pub(crate) gate_memo: GateMemo,
 }
 
-impl Input {
+// One bit per detector in a `u16`.
+const _: () = assert!(DetectorKind::ALL.len() <= 16);
+
+/// Per value, which detectors' gates were asked at which paranoia level, and their answers
+/// (one bit per [`DetectorKind`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct GateMemo(Cell<(u8, u16, u16)>);
+
+impl GateMemo {
+    /// [`DetectorKind::admits`] of `input`, computed at most once per detector and level.
+    fn admits(&self, kind: DetectorKind, input: &Input<'_>, paranoia: u8) -> bool {
+        let bit = 1u16 << (kind as u16);
+        let (level, mut known, mut yes) = self.0.get();
+        if level != paranoia {
+            (known, yes) = (0, 0);
+        }
+        if known & bit != 0 {
+            return yes & bit != 0;
+        }
+        let admits = kind.admits(input, paranoia);
+        known |= bit;
+        if admits {
+            yes |= bit;
+        }
+        self.0.set((paranoia, known, yes));
+        admits
+    }
+}
+
+impl<'r> Input<'r> {
     /// An input; `lower` is `value` lowercased, `bytes` and `shape` are computed here.
-    pub fn new(location: Location, raw: String, value: String, excluded: CategorySet) -> Input {
-        let lower = value.to_ascii_lowercase();
+    pub fn new(
+        location: Location,
+        raw: Text<'r>,
+        value: Text<'r>,
+        excluded: CategorySet,
+    ) -> Input<'r> {
+        let lower = if value.bytes().any(|b| b.is_ascii_uppercase()) {
+            Text::from(value.to_ascii_lowercase())
+        } else {
+            value.clone()
+        };
         let bytes = ByteSet::of(lower.as_bytes());
         // A `User-Agent` received as plain product tokens (nothing decoded) has a shape of its
         // own: the injection detectors skip it (`detect::gate`).
@@ -59,6 +158,7 @@ impl Input {
             excluded,
             bytes,
             shape,
+            gate_memo: GateMemo::default(),
         }
     }
 
@@ -173,7 +273,7 @@ pub struct Prepared<'r> {
     /// The decoded path.
     pub path: String,
     /// Every value to scan.
-    pub inputs: Vec<Input>,
+    pub inputs: Vec<Input<'r>>,
     /// Lowercase media type of the body.
     pub media_type: Option<String>,
     /// How the body was read.
@@ -222,11 +322,11 @@ impl<'r> Prepared<'r> {
                 continue;
             }
             for (start, end) in windows(&input.value, WINDOW, WINDOW_OVERLAP) {
-                let value = input.value.get(start..end).unwrap_or_default();
+                let value = Text::from(input.value.get(start..end).unwrap_or_default().to_string());
                 inputs.push(Input::new(
                     input.location.clone(),
-                    value.to_string(),
-                    value.to_string(),
+                    value.clone(),
+                    value,
                     input.excluded,
                 ));
             }
@@ -304,14 +404,14 @@ pub fn windows(s: &str, window: usize, overlap: usize) -> Vec<(usize, usize)> {
     }
 }
 
-impl Prepared<'_> {
+impl<'r> Prepared<'r> {
     /// Inputs whose source is one of `sources` (while a detector runs: those whose shape it
     /// admits, see [`crate::detect::gate`]).
-    pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> impl Iterator<Item = &'s Input> {
+    pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> impl Iterator<Item = &'s Input<'r>> {
         let gate = self.gate.get();
         self.inputs.iter().filter(move |i| {
             sources.contains(&i.location.source)
-                && gate.is_none_or(|(kind, paranoia)| kind.admits(i, paranoia))
+                && gate.is_none_or(|(kind, paranoia)| i.gate_memo.admits(kind, i, paranoia))
         })
     }
 }
@@ -322,16 +422,35 @@ pub(crate) trait ExclusionLookup {
     fn for_header(&self, name: &str) -> CategorySet;
 }
 
-struct Builder<'c, 'x> {
+/// Bytes of one value as received: part of the request (a value needing no decoding is then
+/// borrowed, not copied), or of a temporary (a multipart part).
+#[derive(Clone, Copy)]
+enum Raw<'r, 't> {
+    Request(&'r [u8]),
+    /// Part of the request known to be UTF-8 already (a JSON leaf of a checked body).
+    RequestStr(&'r str),
+    Temp(&'t [u8]),
+}
+
+impl Raw<'_, '_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Raw::Request(b) | Raw::Temp(b) => b,
+            Raw::RequestStr(s) => s.as_bytes(),
+        }
+    }
+}
+
+struct Builder<'c, 'x, 'r> {
     cfg: &'c Config,
     excl: &'x dyn ExclusionLookup,
-    inputs: Vec<Input>,
+    inputs: Vec<Input<'r>>,
     flags: Flags,
     limit_hits: Vec<LimitKind>,
     arg_count: usize,
 }
 
-impl Builder<'_, '_> {
+impl<'r> Builder<'_, '_, 'r> {
     fn hit(&mut self, kind: LimitKind) {
         if !self.limit_hits.contains(&kind) {
             self.limit_hits.push(kind);
@@ -352,48 +471,83 @@ impl Builder<'_, '_> {
         d
     }
 
-    fn push(&mut self, source: Source, name: &str, raw: &[u8], plus: bool, excluded: CategorySet) {
-        let d = self.decode(raw, plus);
-        self.push_decoded(source, name, raw, d.text, excluded);
+    /// [`Builder::decode`]'s text, borrowed from the request when there is nothing to
+    /// decode: no `%`, `&` or `\\` (nor `+` in a form), valid UTF-8. Exactly what
+    /// [`deep_decode`] returns for such bytes, with the same flags (none but a NUL byte).
+    fn text(&mut self, raw: Raw<'r, '_>, plus: bool) -> Text<'r> {
+        if let Raw::Request(_) | Raw::RequestStr(_) = raw {
+            let b = raw.bytes();
+            let plain = !b
+                .iter()
+                .any(|&c| matches!(c, b'%' | b'&' | b'\\') || (plus && c == b'+'));
+            let utf8 = |raw: Raw<'r, '_>| match raw {
+                Raw::Request(b) => std::str::from_utf8(b).ok(),
+                Raw::RequestStr(s) => Some(s),
+                Raw::Temp(_) => None,
+            };
+            if let Some(s) = plain.then(|| utf8(raw)).flatten() {
+                if s.contains('\0') {
+                    self.flags.null_byte = true;
+                }
+                return Text::from(s);
+            }
+        }
+        Text::from(self.decode(raw.bytes(), plus).text)
     }
 
-    /// Adds a value decoded already (`text` is `raw` after [`Builder::decode`]).
+    fn push(
+        &mut self,
+        source: Source,
+        name: &str,
+        raw: Raw<'r, '_>,
+        plus: bool,
+        excluded: CategorySet,
+    ) {
+        let text = self.text(raw, plus);
+        self.push_decoded(source, name, raw, text, excluded);
+    }
+
+    /// Adds a value decoded already (`text` is `raw` after [`Builder::text`]).
     fn push_decoded(
         &mut self,
         source: Source,
         name: &str,
-        raw: &[u8],
-        text: String,
+        raw: Raw<'r, '_>,
+        text: Text<'r>,
         excluded: CategorySet,
     ) {
-        // Undecoded values (most) are their own raw form: one copy, not a second conversion.
-        let raw = if text.as_bytes() == raw {
+        // Undecoded values (most) are their own raw form: no copy, no second conversion.
+        let raw = if text.as_bytes() == raw.bytes() {
             text.clone()
         } else {
-            String::from_utf8_lossy(raw).into_owned()
+            match raw {
+                Raw::Request(b) => Text(String::from_utf8_lossy(b)),
+                Raw::RequestStr(s) => Text::from(s),
+                Raw::Temp(b) => Text::from(String::from_utf8_lossy(b).into_owned()),
+            }
         };
         self.inputs
             .push(Input::new(Location::new(source, name), raw, text, excluded));
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
-    fn arg(&mut self, name_raw: &[u8], value_raw: &[u8], plus: bool) {
+    fn arg(&mut self, name_raw: Raw<'r, '_>, value_raw: Raw<'r, '_>, plus: bool) {
         self.arg_count += 1;
         if self.arg_count > self.cfg.limits.args.max as usize {
             self.hit(LimitKind::ArgCount);
             return;
         }
         // The name is decoded once: it is both the location of its value and an input.
-        let name = self.decode(name_raw, plus).text;
+        let name = self.text(name_raw, plus);
         let excluded = self.excl.for_arg(&name);
         self.push_decoded(Source::ArgName, &name, name_raw, name.clone(), excluded);
-        if !value_raw.is_empty() {
+        if !value_raw.bytes().is_empty() {
             self.push(Source::Arg, &name, value_raw, plus, excluded);
         }
     }
 
     /// Splits an urlencoded string into arguments (`&`-separated; `;` is not a separator).
-    fn form(&mut self, data: &[u8]) {
+    fn form(&mut self, data: &'r [u8]) {
         let mut percent_bad = false;
         for pair in data.split(|&b| b == b'&') {
             if pair.is_empty() {
@@ -407,12 +561,12 @@ impl Builder<'_, '_> {
                 None => (pair, &b""[..]),
             };
             percent_bad |= has_bad_percent(name) || has_bad_percent(value);
-            self.arg(name, value, true);
+            self.arg(Raw::Request(name), Raw::Request(value), true);
         }
         self.flags.invalid_percent |= percent_bad;
     }
 
-    fn cookies(&mut self, header: &str) {
+    fn cookies(&mut self, header: &'r str) {
         for c in header.split(';') {
             let c = c.trim();
             if c.is_empty() {
@@ -420,9 +574,13 @@ impl Builder<'_, '_> {
             }
             let (name, value) = c.split_once('=').unwrap_or((c, ""));
             let excluded = self.excl.for_arg(name);
-            self.push(Source::CookieName, name, name.as_bytes(), false, excluded);
+            let (n, v) = (
+                Raw::Request(name.as_bytes()),
+                Raw::Request(value.as_bytes()),
+            );
+            self.push(Source::CookieName, name, n, false, excluded);
             if !value.is_empty() {
-                self.push(Source::Cookie, name, value.as_bytes(), false, excluded);
+                self.push(Source::Cookie, name, v, false, excluded);
             }
         }
     }
@@ -464,13 +622,16 @@ pub(crate) fn prepare<'r>(
         arg_count: 0,
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
-    let path = b.decode(path_raw.as_bytes(), false).text;
+    let path = b.text(Raw::Request(path_raw.as_bytes()), false);
     b.inputs.push(Input::new(
         Location::new(Source::Path, ""),
-        path_raw.to_string(),
+        Text::from(path_raw),
         path.clone(),
         CategorySet::EMPTY,
     ));
+    let path = path.to_string();
+    // Room for the usual values (path, a few arguments, headers, cookies) without regrowing.
+    b.inputs.reserve(16 + req.headers.len());
     b.form(query_raw.as_bytes());
 
     // Headers.
@@ -506,7 +667,13 @@ pub(crate) fn prepare<'r>(
         let skipped = h.skip.iter().any(|n| n == name);
         if listed || (h.inspect_other && !skipped) {
             let excluded = excl.for_header(name);
-            b.push(Source::Header, name, value.as_bytes(), false, excluded);
+            b.push(
+                Source::Header,
+                name,
+                Raw::Request(value.as_bytes()),
+                false,
+                excluded,
+            );
         }
     }
 
@@ -552,6 +719,10 @@ pub(crate) fn prepare<'r>(
                     let depth = cfg.limits.json_depth.max;
                     let max_values = cfg.limits.body_values.max as usize;
                     let mut values = 0usize;
+                    // Validated once, so that a leaf without escapes is borrowed as text
+                    // without validating it again.
+                    let body_str = std::str::from_utf8(body).ok();
+                    b.inputs.reserve(body.len() / 10);
                     let walked = json::walk(body, depth, &mut |item| {
                         if item.counts_as_arg {
                             values += 1;
@@ -569,7 +740,17 @@ pub(crate) fn prepare<'r>(
                         } else {
                             Source::Arg
                         };
-                        b.push(source, item.key, text.as_bytes(), false, excluded);
+                        // A leaf without escapes is a slice of the body: borrowed.
+                        let raw = match (within(body, text.as_bytes()), body_str) {
+                            (Some((a, e)), Some(s)) => s
+                                .get(a..e)
+                                .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
+                            (Some((a, e)), None) => {
+                                Raw::Request(body.get(a..e).unwrap_or_default())
+                            }
+                            (None, _) => Raw::Temp(text.as_bytes()),
+                        };
+                        b.push(source, item.key, raw, false, excluded);
                         true
                     });
                     if walked.unwrap_or(false) {
@@ -584,7 +765,13 @@ pub(crate) fn prepare<'r>(
                     {
                         b.flags.body_malformed = true;
                     }
-                    b.push(Source::Body, "", body, false, CategorySet::EMPTY);
+                    b.push(
+                        Source::Body,
+                        "",
+                        Raw::Request(body),
+                        false,
+                        CategorySet::EMPTY,
+                    );
                 }
             },
             BodyKind::Multipart => {
@@ -596,17 +783,28 @@ pub(crate) fn prepare<'r>(
                         let m = multipart::parse(body, &boundary, max.saturating_add(1));
                         b.flags.body_malformed |= m.malformed;
                         for part in &m.parts {
-                            b.arg(part.name.as_bytes(), part.value.as_bytes(), false);
+                            b.arg(
+                                Raw::Temp(part.name.as_bytes()),
+                                Raw::Temp(part.value.as_bytes()),
+                                false,
+                            );
                             if let Some(f) = &part.filename {
                                 let excluded = excl.for_arg(&part.name);
-                                b.push(Source::Filename, &part.name, f.as_bytes(), false, excluded);
+                                let f = Raw::Temp(f.as_bytes());
+                                b.push(Source::Filename, &part.name, f, false, excluded);
                             }
                         }
                         multipart_info = Some(m);
                     }
                     None => {
                         b.flags.body_malformed = true;
-                        b.push(Source::Body, "", body, false, CategorySet::EMPTY);
+                        b.push(
+                            Source::Body,
+                            "",
+                            Raw::Request(body),
+                            false,
+                            CategorySet::EMPTY,
+                        );
                     }
                 }
             }
@@ -622,11 +820,18 @@ pub(crate) fn prepare<'r>(
                         break;
                     }
                     let excluded = excl.for_arg(&v.name);
-                    b.push(Source::Arg, &v.name, v.value.as_bytes(), false, excluded);
+                    let raw = Raw::Temp(v.value.as_bytes());
+                    b.push(Source::Arg, &v.name, raw, false, excluded);
                 }
             }
             BodyKind::Raw | BodyKind::None => {
-                b.push(Source::Body, "", body, false, CategorySet::EMPTY);
+                b.push(
+                    Source::Body,
+                    "",
+                    Raw::Request(body),
+                    false,
+                    CategorySet::EMPTY,
+                );
             }
         }
     }
@@ -649,6 +854,13 @@ pub(crate) fn prepare<'r>(
         body_start,
         gate: Cell::new(None),
     }
+}
+
+/// The range of `whole` that `part` is, when it lies inside it (a slice of it, not a copy).
+fn within(whole: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some((start, end))
 }
 
 /// The longest prefix of `s` of at most `max` bytes, on a char boundary.

@@ -325,6 +325,16 @@ fn word_kind(w: &str) -> (Kind, Option<&'static str>) {
     }
 }
 
+/// A one-byte word (lowercase letter, digit, `_` or `$`) as static text.
+fn one_byte_word(w: &str) -> Option<&'static str> {
+    const ONE: &str = "abcdefghijklmnopqrstuvwxyz0123456789_$";
+    if let [c] = w.as_bytes() {
+        let p = ONE.bytes().position(|x| x == *c)?;
+        return ONE.get(p..p + 1);
+    }
+    None
+}
+
 /// Operators the lexer reads, as static text (a token borrows it).
 fn static_operator(op: &str) -> Option<&'static str> {
     const OPS: &[&str] = &[
@@ -333,6 +343,13 @@ fn static_operator(op: &str) -> Option<&'static str> {
         "+", "-", "*", "/", "%", "&", "|", "^", "~", ":", "?", ".", "\\", "@", "#", "{", "}", "[",
         "]", "$",
     ];
+    // One-byte operators (most operator tokens: a run of `%` is one per byte) from a string of
+    // them, without a comparison per entry; the longer ones from the list.
+    const ONE: &str = "=<>!+-*/%&|^~:?.\\@#{}[]$";
+    if let [c] = op.as_bytes() {
+        let p = ONE.bytes().position(|x| x == *c)?;
+        return ONE.get(p..p + 1);
+    }
     OPS.iter().find(|o| **o == op).copied()
 }
 
@@ -488,7 +505,13 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                     kind = Kind::Group;
                     i = skip_word(b, i);
                 }
-                let text = table_text.map_or_else(|| Text::Owned(w.to_string()), Text::Static);
+                let text = match table_text {
+                    Some(t) => Text::Static(t),
+                    // A one-byte word (`$` of `${`, `x`): borrowed, not allocated per token.
+                    None => {
+                        one_byte_word(w).map_or_else(|| Text::Owned(w.to_string()), Text::Static)
+                    }
+                };
                 push(&mut out, kind, text);
             }
             _ => {
@@ -557,15 +580,33 @@ fn number_end(b: &[u8], mut i: usize) -> usize {
 }
 
 fn operator_len(b: &[u8], i: usize) -> usize {
-    const THREE: &[&[u8]] = &[b"<=>", b"#>>", b"->>", b"!~*"];
-    const TWO: &[&[u8]] = &[
-        b"<=", b">=", b"<>", b"!=", b"==", b":=", b"::", b"||", b"&&", b"<<", b">>", b"@>", b"<@",
-        b"#>", b"->", b"?|", b"?&", b"~*", b"!~", b"^=", b"|=", b"&=",
-    ];
-    let rest = b.get(i..).unwrap_or_default();
-    if THREE.iter().any(|op| rest.starts_with(op)) {
-        3
-    } else if TWO.iter().any(|op| rest.starts_with(op)) {
+    // The three-byte operators `<=>`, `#>>`, `->>`, `!~*`, then the two-byte ones, matched on
+    // the bytes (this runs for every operator byte of a value).
+    let at = |k: usize| b.get(i + k).copied().unwrap_or(0);
+    let (a, c) = (at(0), at(1));
+    if matches!(
+        (a, c, at(2)),
+        (b'<', b'=', b'>') | (b'#', b'>', b'>') | (b'-', b'>', b'>') | (b'!', b'~', b'*')
+    ) {
+        return 3;
+    }
+    let two = matches!(
+        (a, c),
+        (b'<', b'=' | b'>' | b'<' | b'@')
+            | (b'>', b'=' | b'>')
+            | (b'!', b'=' | b'~')
+            | (b'=', b'=')
+            | (b':', b'=' | b':')
+            | (b'|', b'|' | b'=')
+            | (b'&', b'&' | b'=')
+            | (b'@', b'>')
+            | (b'#', b'>')
+            | (b'-', b'>')
+            | (b'?', b'|' | b'&')
+            | (b'~', b'*')
+            | (b'^', b'=')
+    );
+    if two {
         2
     } else {
         1
@@ -594,6 +635,47 @@ fn skip_word(b: &[u8], mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lists `operator_len` and `static_operator` were written from.
+    #[test]
+    fn operators_match_their_lists() {
+        const THREE: &[&[u8]] = &[b"<=>", b"#>>", b"->>", b"!~*"];
+        const TWO: &[&[u8]] = &[
+            b"<=", b">=", b"<>", b"!=", b"==", b":=", b"::", b"||", b"&&", b"<<", b">>", b"@>",
+            b"<@", b"#>", b"->", b"?|", b"?&", b"~*", b"!~", b"^=", b"|=", b"&=",
+        ];
+        let listed = |rest: &[u8]| {
+            if THREE.iter().any(|op| rest.starts_with(op)) {
+                3
+            } else if TWO.iter().any(|op| rest.starts_with(op)) {
+                2
+            } else {
+                1
+            }
+        };
+        let bytes: Vec<u8> = (0u8..128).collect();
+        for &a in &bytes {
+            for &b in &bytes {
+                for c in [b'>', b'*', b'=', b'a', 0] {
+                    let s = [a, b, c];
+                    assert_eq!(operator_len(&s, 0), listed(&s), "{s:?}");
+                    assert_eq!(operator_len(&s[..2], 0), listed(&s[..2]), "{s:?}");
+                }
+            }
+            let one = [a];
+            assert_eq!(operator_len(&one, 0), 1);
+            if let Ok(op) = std::str::from_utf8(&one) {
+                let old = [
+                    "=", "<", ">", "!", "+", "-", "*", "/", "%", "&", "|", "^", "~", ":", "?", ".",
+                    "\\", "@", "#", "{", "}", "[", "]", "$",
+                ]
+                .iter()
+                .find(|o| **o == op)
+                .copied();
+                assert_eq!(static_operator(op), old, "{op}");
+            }
+        }
+    }
 
     fn kinds(s: &str, ctx: Context) -> String {
         tokenize(s, ctx)

@@ -1211,7 +1211,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             for seg in input.value.split('/').filter(|s| !s.is_empty()) {
                 scan_value(input, seg, out);
             }
-            if sql_function_call(&input.lower) || pg_cast(&input.lower) {
+            // A call needs `(`, a cast `::` (as for arguments below).
+            let l = &input.lower;
+            if (l.contains('(') && sql_function_call(l)) || (l.contains("::") && pg_cast(l)) {
                 out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
             }
             continue;
