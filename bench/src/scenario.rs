@@ -311,14 +311,19 @@ pub fn anchors() -> Vec<NginxScenario> {
 /// The route every scenario serves: a direct response, so Envoy's CPU per request is not
 /// diluted by an upstream connection (and no upstream process competes for the CPUs).
 pub fn virtual_hosts() -> Value {
+    every_path(
+        "direct_response",
+        json!({"status": 200, "body": {"inline_string": "{\"ok\":true}\n"}}),
+    )
+}
+
+/// Virtual host `bench` (any domain) with route `bench` for every path, whose action is
+/// `action` (`direct_response`, `route`) = `value`.
+fn every_path(action: &str, value: Value) -> Value {
     json!([{
         "name": "bench",
         "domains": ["*"],
-        "routes": [{
-            "name": "bench",
-            "match": {"prefix": "/"},
-            "direct_response": {"status": 200, "body": {"inline_string": "{\"ok\":true}\n"}}
-        }]
+        "routes": [{"name": "bench", "match": {"prefix": "/"}, (action): value}]
     }])
 }
 
@@ -360,18 +365,13 @@ pub fn global_policy_config(inputs: &Inputs) -> Result<String> {
 /// rate-limit filter asks the service only on routes with a cluster, so both scenarios pay
 /// this extra local hop: compare them with each other, not with `baseline`.
 pub fn rate_limited_virtual_hosts() -> Value {
-    json!([{
-        "name": "bench",
-        "domains": ["*"],
-        "routes": [{
-            "name": "bench",
-            "match": {"prefix": "/"},
-            "route": {"cluster": "loop", "timeout": "5s", "rate_limits": [{"actions": [
-                {"generic_key": {"descriptor_value": "bench"}},
-                {"request_headers": {"header_name": "x-user-id", "descriptor_key": "x-user-id"}}
-            ]}]}
-        }]
-    }])
+    every_path(
+        "route",
+        json!({"cluster": "loop", "timeout": "5s", "rate_limits": [{"actions": [
+            {"generic_key": {"descriptor_value": "bench"}},
+            {"request_headers": {"header_name": "x-user-id", "descriptor_key": "x-user-id"}}
+        ]}]}),
+    )
 }
 
 /// The listener behind cluster `loop` on `port`: the direct response, no filters.

@@ -3,7 +3,8 @@
 //! A filter's configuration types implement [`FromJson`]: each reads itself from the parsed
 //! document ([`crate::json`]) through a [`Node`], which knows its JSON path, so every error
 //! names the field (`rules[2].match.paths[0].regex`) and the reason, and the line in Envoy's log
-//! is enough to fix the manifest. Objects list their members, so unknown ones are refused.
+//! is enough to fix the manifest. Objects name their members once, in [`read_object!`] (which
+//! builds the [`Node::object`] list from them), so unknown ones are refused.
 //! Filters compile the result into runtime form once, in `on_configure`.
 //!
 //! ```
@@ -16,10 +17,10 @@
 //!
 //! impl FromJson for Deny {
 //!     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-//!         let o = node.object(&["status", "message"])?; // any other member is refused
-//!         Ok(Deny {
-//!             status: o.or("status", 403)?,
-//!             message: o.or_else("message", || "denied".into())?,
+//!         // `status` and `message` only: any other member is refused.
+//!         sdk_ext::read_object!(node => Deny {
+//!             status: or("status", 403),
+//!             message: or_else("message", || "denied".into()),
 //!         })
 //!     }
 //! }
@@ -82,13 +83,32 @@ impl ConfigError {
 }
 
 /// Join a parent path and a child path (`a` + `b` = `a.b`, `a` + `[0]` = `a[0]`, `$` is empty).
+// Every member read builds its path: plain appends, not `format!` (its machinery was most of
+// policy's `on_configure` instructions).
 pub fn join_path(parent: &str, child: &str) -> String {
     match (parent, child) {
         ("" | "$", c) => c.to_string(),
         (p, "" | "$") => p.to_string(),
-        (p, c) if c.starts_with('[') => format!("{p}{c}"),
-        (p, c) => format!("{p}.{c}"),
+        (p, c) => {
+            let dot = if c.starts_with('[') { "" } else { "." };
+            [p, dot, c].concat()
+        }
     }
+}
+
+/// `n` in decimal, appended (without `format!`, see [`join_path`]).
+pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// Parse `bytes` as a JSON document and read it as `T`. Empty or whitespace-only input is read
@@ -183,9 +203,11 @@ impl<'a> Node<'a> {
 
     #[inline(never)]
     fn index(&self, i: usize, value: &'a Json) -> Node<'a> {
+        let mut digits = String::new();
+        push_decimal(&mut digits, i as u64);
         Node {
             value,
-            path: format!("{}[{i}]", self.path),
+            path: [self.path.as_str(), "[", &digits, "]"].concat(),
         }
     }
 
@@ -407,6 +429,95 @@ impl<'a> Object<'a> {
             None => Err(self.node.error(format!("missing field `{key}`"))),
         }
     }
+
+    /// Member `key`, required, read by `read` instead of a [`FromJson`] impl (for a member
+    /// whose reading depends on more than its Rust type).
+    pub fn req_with<T>(
+        &self,
+        key: &str,
+        read: impl FnOnce(&Node<'a>) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        match self.get(key) {
+            Some(n) => read(&n),
+            None => Err(self.node.error(format!("missing field `{key}`"))),
+        }
+    }
+}
+
+/// Read an object member by member, naming each member once: the list [`Node::object`] checks
+/// (unknown members refused, with serde's `expected one of` in this order) is made from the keys
+/// of the entries, so it cannot drift from what is read. The expansion is what one writes by
+/// hand (`let o = node.object(&[..])?;` then one `o.<method>(key, ..)?` per member, in order);
+/// it uses `?`, so it is the body of a function returning `Result<_, ConfigError>`.
+///
+/// Entries, evaluated in order:
+/// - `field: method("key", args..)` reads member `key` with [`Object`]'s `method` (`req`, `opt`,
+///   `or`, `or_else`, `or_default`, `req_with`) and adds `key` to the list;
+/// - `field = expr` computes a field from the ones before it (and from the object, when the
+///   form `read_object!(o = node, also NAMES => ..)` names it `o` and adds the members it reads
+///   itself, `NAMES`, to the end of the list).
+///
+/// ```
+/// use sdk_ext::config::{parse_json, ConfigError, FromJson, Node};
+///
+/// struct Deny {
+///     status: u16,
+///     message: String,
+///     loud: bool,
+/// }
+///
+/// impl FromJson for Deny {
+///     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+///         sdk_ext::read_object!(node => Self {
+///             status: or("status", 403),
+///             message: or_else("message", || "denied".into()),
+///             loud = status >= 500,
+///         })
+///     }
+/// }
+///
+/// let deny = parse_json::<Deny>(br#"{"status": 503}"#).unwrap();
+/// assert_eq!((deny.status, deny.message.as_str(), deny.loud), (503, "denied", true));
+/// let err = parse_json::<Deny>(br#"{"statsu": 1}"#).err().unwrap();
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid configuration at `statsu`: unknown field `statsu`, expected `status` or `message`"
+/// );
+/// ```
+#[macro_export]
+macro_rules! read_object {
+    ($o:ident = $node:expr $(, also $extra:expr)? => $ty:ident { $($entries:tt)* }) => {
+        $crate::read_object!(@entry $o, $node, [$($extra)?], $ty, [] [] $($entries)*)
+    };
+    ($node:expr => $ty:ident { $($entries:tt)* }) => {
+        $crate::read_object!(@entry o, $node, [], $ty, [] [] $($entries)*)
+    };
+    // A member: its key joins the list.
+    (@entry $o:ident, $node:expr, [$($extra:expr)?], $ty:ident, [$($key:expr),*] [$($read:tt)*]
+        $field:ident : $how:ident ( $k:expr $(, $arg:expr)* ) $(, $($rest:tt)*)?) => {
+        $crate::read_object!(@entry $o, $node, [$($extra)?], $ty, [$($key,)* $k]
+            [$($read)* ($field $o.$how($k $(, $arg)*)?)] $($($rest)*)?)
+    };
+    // A computed field.
+    (@entry $o:ident, $node:expr, [$($extra:expr)?], $ty:ident, [$($key:expr),*] [$($read:tt)*]
+        $field:ident = $value:expr $(, $($rest:tt)*)?) => {
+        $crate::read_object!(@entry $o, $node, [$($extra)?], $ty, [$($key),*]
+            [$($read)* ($field $value)] $($($rest)*)?)
+    };
+    // All entries taken: check the members, then read them in order.
+    (@entry $o:ident, $node:expr, [$($extra:expr)?], $ty:ident, [$($key:expr),*]
+        [$(($field:ident $value:expr))*]) => {{
+        let $o = $crate::read_object!(@object $node, [$($key),*] $($extra)?);
+        $(let $field = $value;)*
+        Ok($ty { $($field),* })
+    }};
+    (@object $node:expr, [$($key:expr),*]) => {
+        $node.object(&[$($key),*])?
+    };
+    (@object $node:expr, [$($key:expr),*] $extra:expr) => {{
+        let names: ::std::vec::Vec<&str> = [$($key),*].iter().chain($extra.iter()).copied().collect();
+        $node.object(&names)?
+    }};
 }
 
 impl FromJson for String {
@@ -773,6 +884,15 @@ mod tests {
             err(r#"{"rules": null}"#).1,
             "invalid type: null, expected a sequence"
         );
+    }
+
+    #[test]
+    fn indices_are_written_in_decimal() {
+        for n in [0, 7, 10, 99, 1234, u64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]

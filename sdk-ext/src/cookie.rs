@@ -6,8 +6,8 @@
 //! are not percent-decoded, because RFC 6265 does not define an encoding and applications
 //! differ. Pairs without `=` are skipped.
 
-use crate::config::{ConfigError, FromJson, Node};
-use crate::matcher::{StringMatchSpec, StringMatcher};
+use crate::config::ConfigError;
+use crate::matcher::{compile_value, values_match, StringMatchSpec, StringMatcher};
 use crate::view::RequestView;
 
 /// Every `(name, value)` cookie pair in the request, in header order.
@@ -51,16 +51,7 @@ pub struct CookieMatchSpec {
     pub invert: bool,
 }
 
-impl FromJson for CookieMatchSpec {
-    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let (name, value, invert) = crate::matcher::named_match(node, "name")?;
-        Ok(Self {
-            name,
-            value,
-            invert,
-        })
-    }
-}
+crate::matcher::named_match_spec!(CookieMatchSpec, name);
 
 /// A compiled [`CookieMatchSpec`].
 #[derive(Debug, Clone)]
@@ -80,14 +71,9 @@ impl CookieMatchSpec {
                 format!("`{}` is not a valid cookie name", self.name),
             ));
         }
-        let value = self
-            .value
-            .as_ref()
-            .map(|v| v.compile().map_err(|e| e.within("value")))
-            .transpose()?;
         Ok(CookieMatcher {
             name: self.name.clone(),
-            value,
+            value: compile_value(&self.value)?,
             invert: self.invert,
         })
     }
@@ -101,12 +87,7 @@ impl CookieMatcher {
 
     /// Does any value of the cookie match (or, inverted, none)?
     pub fn matches(&self, req: &RequestView) -> bool {
-        let mut values = cookie_values(req, &self.name).peekable();
-        let hit = match &self.value {
-            None => values.peek().is_some(),
-            Some(m) => values.any(|v| m.matches(v)),
-        };
-        hit != self.invert
+        values_match(&self.value, self.invert, cookie_values(req, &self.name))
     }
 }
 

@@ -188,22 +188,31 @@ impl Parser<'_> {
             let v = self.value()?;
             self.path.pop();
             items.push(v);
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                    if self.peek() == Some(b']') {
-                        return Err(self.err("trailing comma"));
-                    }
-                }
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(Json::Array(items));
-                }
-                Some(_) => return Err(self.err("expected `,` or `]`")),
-                None => return Err(self.eof("a list")),
+            if self.separator(b']', "expected `,` or `]`", "a list")? {
+                return Ok(Json::Array(items));
             }
+        }
+    }
+
+    /// After an element or a member: `,` (not followed by `close`: no trailing comma) gives
+    /// `false`, `close` gives `true`; anything else is an error about the container (`what`).
+    fn separator(&mut self, close: u8, expected: &str, what: &str) -> Result<bool, ConfigError> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(close) {
+                    return Err(self.err("trailing comma"));
+                }
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(true)
+            }
+            Some(_) => Err(self.err(expected)),
+            None => Err(self.eof(what)),
         }
     }
 
@@ -238,26 +247,13 @@ impl Parser<'_> {
                 return Err(self.duplicate(key));
             }
             members.push((key, v));
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                    if self.peek() == Some(b'}') {
-                        return Err(self.err("trailing comma"));
+            if self.separator(b'}', "expected `,` or `}`", "an object")? {
+                if members.len() > 32 {
+                    if let Some(key) = first_duplicate(&members) {
+                        return Err(self.duplicate(key));
                     }
                 }
-                Some(b'}') => {
-                    self.i += 1;
-                    if members.len() > 32 {
-                        if let Some(key) = first_duplicate(&members) {
-                            return Err(self.duplicate(key));
-                        }
-                    }
-                    return Ok(Json::Object(members));
-                }
-                Some(_) => return Err(self.err("expected `,` or `}`")),
-                None => return Err(self.eof("an object")),
+                return Ok(Json::Object(members));
             }
         }
     }
@@ -288,28 +284,22 @@ impl Parser<'_> {
             None => return Err(self.eof("a value")),
             Some(_) => return Err(self.err("invalid number")),
         }
+        // A fraction or an exponent needs at least one digit.
+        let some_digits = |p: &mut Self| match digits(p) {
+            0 if p.peek().is_none() => Err(p.eof("a value")),
+            0 => Err(p.err("invalid number")),
+            _ => Ok(()),
+        };
         if self.peek() == Some(b'.') {
             self.i += 1;
-            if digits(self) == 0 {
-                return Err(self.err(if self.peek().is_none() {
-                    "EOF while parsing a value"
-                } else {
-                    "invalid number"
-                }));
-            }
+            some_digits(self)?;
         }
         if let Some(b'e' | b'E') = self.peek() {
             self.i += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.i += 1;
             }
-            if digits(self) == 0 {
-                return Err(self.err(if self.peek().is_none() {
-                    "EOF while parsing a value"
-                } else {
-                    "invalid number"
-                }));
-            }
+            some_digits(self)?;
         }
         // Only ASCII digits, signs, `.` and exponents were consumed.
         let text = String::from_utf8_lossy(&self.b[start..self.i]).into_owned();

@@ -19,7 +19,7 @@
 
 use crate::config::{header_name, ConfigError, FromJson, Node};
 use crate::json::Json;
-use crate::matcher::{StringMatchSpec, StringMatcher};
+use crate::matcher::{compile_value, StringMatchSpec, StringMatcher};
 use crate::view::RequestView;
 use base64::Engine as _;
 
@@ -54,11 +54,10 @@ pub struct JwtSourceSpec {
 
 impl FromJson for JwtSourceSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["metadata_key", "metadata_namespace", "payload_header"])?;
-        Ok(Self {
-            metadata_key: o.opt("metadata_key")?,
-            metadata_namespace: o.opt("metadata_namespace")?,
-            payload_header: o.opt("payload_header")?,
+        crate::read_object!(node => Self {
+            metadata_key: opt("metadata_key"),
+            metadata_namespace: opt("metadata_namespace"),
+            payload_header: opt("payload_header"),
         })
     }
 }
@@ -227,16 +226,7 @@ pub struct ClaimMatchSpec {
     pub invert: bool,
 }
 
-impl FromJson for ClaimMatchSpec {
-    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let (claim, value, invert) = crate::matcher::named_match(node, "claim")?;
-        Ok(Self {
-            claim,
-            value,
-            invert,
-        })
-    }
-}
+crate::matcher::named_match_spec!(ClaimMatchSpec, claim);
 
 /// A compiled [`ClaimMatchSpec`].
 #[derive(Debug, Clone)]
@@ -251,14 +241,9 @@ impl ClaimMatchSpec {
         if self.claim.is_empty() {
             return Err(ConfigError::new("claim", "must not be empty"));
         }
-        let value = self
-            .value
-            .as_ref()
-            .map(|v| v.compile().map_err(|e| e.within("value")))
-            .transpose()?;
         Ok(ClaimMatcher {
             claim: self.claim.clone(),
-            value,
+            value: compile_value(&self.value)?,
             invert: self.invert,
         })
     }

@@ -52,23 +52,14 @@ pub struct StringMatchSpec {
 
 impl FromJson for StringMatchSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "exact",
-            "prefix",
-            "suffix",
-            "contains",
-            "regex",
-            "glob",
-            "ignore_case",
-        ])?;
-        Ok(Self {
-            exact: o.opt("exact")?,
-            prefix: o.opt("prefix")?,
-            suffix: o.opt("suffix")?,
-            contains: o.opt("contains")?,
-            regex: o.opt("regex")?,
-            glob: o.opt("glob")?,
-            ignore_case: o.or("ignore_case", false)?,
+        crate::read_object!(node => Self {
+            exact: opt("exact"),
+            prefix: opt("prefix"),
+            suffix: opt("suffix"),
+            contains: opt("contains"),
+            regex: opt("regex"),
+            glob: opt("glob"),
+            ignore_case: or("ignore_case", false),
         })
     }
 }
@@ -227,16 +218,7 @@ pub struct HeaderMatchSpec {
     pub invert: bool,
 }
 
-impl FromJson for HeaderMatchSpec {
-    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let (name, value, invert) = named_match(node, "name")?;
-        Ok(Self {
-            name,
-            value,
-            invert,
-        })
-    }
-}
+named_match_spec!(HeaderMatchSpec, name);
 
 /// A compiled [`HeaderMatchSpec`].
 #[derive(Debug, Clone)]
@@ -250,7 +232,7 @@ impl HeaderMatchSpec {
     pub fn compile(&self) -> Result<HeaderMatcher, ConfigError> {
         Ok(HeaderMatcher {
             name: header_name("name", &self.name)?,
-            value: compile_opt(&self.value, "value")?,
+            value: compile_value(&self.value)?,
             invert: self.invert,
         })
     }
@@ -266,13 +248,47 @@ pub fn named_match(
     Ok((o.req(name_field)?, o.opt("value")?, o.or("invert", false)?))
 }
 
-fn compile_opt(
+/// `FromJson` for a `{<name_field>, value, invert}` spec (header, query, cookie, claim), read
+/// with [`named_match`]; `$name` is both the struct field and the JSON member.
+macro_rules! named_match_spec {
+    ($ty:ident, $name:ident) => {
+        impl $crate::config::FromJson for $ty {
+            fn from_json(
+                node: &$crate::config::Node<'_>,
+            ) -> Result<Self, $crate::config::ConfigError> {
+                let ($name, value, invert) = $crate::matcher::named_match(node, stringify!($name))?;
+                Ok(Self {
+                    $name,
+                    value,
+                    invert,
+                })
+            }
+        }
+    };
+}
+pub(crate) use named_match_spec;
+
+/// A named matcher's optional `value`, compiled (errors under `value`).
+pub(crate) fn compile_value(
     spec: &Option<StringMatchSpec>,
-    field: &str,
 ) -> Result<Option<StringMatcher>, ConfigError> {
     spec.as_ref()
-        .map(|s| s.compile().map_err(|e| e.within(field)))
+        .map(|s| s.compile().map_err(|e| e.within("value")))
         .transpose()
+}
+
+/// The rule of header, query and cookie matchers: any of the name's `values` matches `value`
+/// (without one: the name is present at all), negated by `invert`.
+pub(crate) fn values_match<'v>(
+    value: &Option<StringMatcher>,
+    invert: bool,
+    mut values: impl Iterator<Item = &'v str>,
+) -> bool {
+    let hit = match value {
+        None => values.next().is_some(),
+        Some(m) => values.any(|v| m.matches(v)),
+    };
+    hit != invert
 }
 
 impl HeaderMatcher {
@@ -282,12 +298,7 @@ impl HeaderMatcher {
     }
 
     pub fn matches(&self, req: &RequestView) -> bool {
-        let mut values = req.header_values(&self.name).peekable();
-        let hit = match &self.value {
-            None => values.peek().is_some(),
-            Some(m) => values.any(|v| m.matches(v)),
-        };
-        hit != self.invert
+        values_match(&self.value, self.invert, req.header_values(&self.name))
     }
 }
 
@@ -299,16 +310,7 @@ pub struct QueryMatchSpec {
     pub invert: bool,
 }
 
-impl FromJson for QueryMatchSpec {
-    fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let (name, value, invert) = named_match(node, "name")?;
-        Ok(Self {
-            name,
-            value,
-            invert,
-        })
-    }
-}
+named_match_spec!(QueryMatchSpec, name);
 
 /// A compiled [`QueryMatchSpec`].
 #[derive(Debug, Clone)]
@@ -325,7 +327,7 @@ impl QueryMatchSpec {
         }
         Ok(QueryMatcher {
             name: self.name.clone(),
-            value: compile_opt(&self.value, "value")?,
+            value: compile_value(&self.value)?,
             invert: self.invert,
         })
     }
@@ -333,12 +335,7 @@ impl QueryMatchSpec {
 
 impl QueryMatcher {
     pub fn matches(&self, req: &RequestView) -> bool {
-        let mut values = req.query_values(&self.name).peekable();
-        let hit = match &self.value {
-            None => values.peek().is_some(),
-            Some(m) => values.any(|v| m.matches(v)),
-        };
-        hit != self.invert
+        values_match(&self.value, self.invert, req.query_values(&self.name))
     }
 }
 
@@ -455,27 +452,16 @@ pub struct RequestMatchSpec {
 
 impl FromJson for RequestMatchSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "methods",
-            "paths",
-            "hosts",
-            "headers",
-            "query",
-            "source_cidrs",
-            "cookies",
-            "claims",
-            "consumers",
-        ])?;
-        Ok(Self {
-            methods: o.or_default("methods")?,
-            paths: o.or_default("paths")?,
-            hosts: o.or_default("hosts")?,
-            headers: o.or_default("headers")?,
-            query: o.or_default("query")?,
-            source_cidrs: o.or_default("source_cidrs")?,
-            cookies: o.or_default("cookies")?,
-            claims: o.or_default("claims")?,
-            consumers: o.or_default("consumers")?,
+        crate::read_object!(node => Self {
+            methods: or_default("methods"),
+            paths: or_default("paths"),
+            hosts: or_default("hosts"),
+            headers: or_default("headers"),
+            query: or_default("query"),
+            source_cidrs: or_default("source_cidrs"),
+            cookies: or_default("cookies"),
+            claims: or_default("claims"),
+            consumers: or_default("consumers"),
         })
     }
 }

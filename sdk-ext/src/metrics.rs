@@ -90,7 +90,10 @@ impl Metrics {
                 format!("metric name `{name}` must be lowercase letters, digits and `_`"),
             ));
         }
-        let full = format!("{}_{}", self.prefix, name);
+        let mut full = String::with_capacity(self.prefix.len() + 1 + name.len());
+        full.push_str(&self.prefix);
+        full.push('_');
+        full.push_str(name);
         let id = self.sink.define(kind, &full).ok_or_else(|| {
             ConfigError::new("$", format!("the proxy refused to define metric `{full}`"))
         })?;

@@ -482,10 +482,11 @@ impl SlotBudget {
         if created >= self.used {
             return Ok(());
         }
+        let free = Slot::FREE.encode();
         for index in u64::from(created)..u64::from(self.used) {
             let key = slot_key(&self.namespace, index);
             if store.get(&key)?.is_none() {
-                store.set(&key, &Slot::FREE.encode(), None)?;
+                store.set(&key, &free, None)?;
             }
         }
         store.set(&marker, self.used.to_string().as_bytes(), None)
@@ -493,7 +494,12 @@ impl SlotBudget {
 }
 
 fn slot_key(namespace: &str, index: u64) -> String {
-    format!("{namespace}/{index}")
+    // Appends, not `format!` (once per slot at configure time, once per probe per request).
+    let mut key = String::with_capacity(namespace.len() + 8);
+    key.push_str(namespace);
+    key.push('/');
+    crate::config::push_decimal(&mut key, index);
+    key
 }
 
 /// One probed slot as read.

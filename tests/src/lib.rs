@@ -19,6 +19,7 @@
 //!   (`envoy.service.ratelimit.v3`, tonic) counting in it, behind policy's global limits.
 
 pub mod build_id;
+pub mod cases;
 pub mod client;
 pub mod clock;
 pub mod corpus;

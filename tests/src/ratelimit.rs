@@ -453,6 +453,111 @@ fn check(nodes: &[DescriptorConfig]) -> Result<()> {
     Ok(())
 }
 
+/// Sleep into the next minute when fewer than `needed` remain of this one: the service counts in
+/// one-minute windows, and a test's sequence must stay in one.
+pub fn wait_for_fresh_minute(needed: Duration) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let into = now.as_secs() % 60;
+    if into + needed.as_secs() >= 60 {
+        std::thread::sleep(Duration::from_secs(60 - into) + Duration::from_millis(200));
+    }
+}
+
+/// How a unary gRPC call ended, as its client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrpcAnswer {
+    /// Status OK and the response message (without the gRPC frame prefix).
+    Message(Vec<u8>),
+    /// A gRPC status other than OK (`grpc-status`, `grpc-message`).
+    Status { code: u32, message: String },
+    /// No answer before the deadline.
+    Timeout,
+    /// No connection (refused, reset before an answer): what happened.
+    Unreachable(String),
+}
+
+/// Call `path` (`/package.Service/Method`) on the gRPC server at `addr` with the serialized
+/// `message`, over a new HTTP/2 connection, waiting at most `timeout`. Blocking: for tests that
+/// stand in for Envoy's gRPC client (the in-process host's responder).
+pub fn grpc_unary(addr: SocketAddr, path: &str, message: &[u8], timeout: Duration) -> GrpcAnswer {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return GrpcAnswer::Unreachable(format!("runtime: {e}")),
+    };
+    rt.block_on(async {
+        match tokio::time::timeout(timeout, grpc_unary_h2(addr, path, message)).await {
+            Err(_) => GrpcAnswer::Timeout,
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => GrpcAnswer::Unreachable(format!("{e:#}")),
+        }
+    })
+}
+
+async fn grpc_unary_h2(addr: SocketAddr, path: &str, message: &[u8]) -> Result<GrpcAnswer> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .context("connect")?;
+    let (client, connection) = h2::client::handshake(tcp).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await?;
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())?;
+    let (response, mut send) = client.send_request(request, false)?;
+    let mut framed = Vec::with_capacity(5 + message.len());
+    framed.push(0);
+    framed.extend_from_slice(&u32::try_from(message.len())?.to_be_bytes());
+    framed.extend_from_slice(message);
+    send.send_data(bytes::Bytes::from(framed), true)?;
+    let (parts, mut body) = response.await?.into_parts();
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = body.trailers().await?;
+    // Trailers-only answers carry the status in the headers.
+    let status_of = |h: &http::HeaderMap| -> Option<(u32, String)> {
+        let code = h.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+        let message = h
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Some((code, message))
+    };
+    let status = trailers
+        .as_ref()
+        .and_then(status_of)
+        .or_else(|| status_of(&parts.headers));
+    if parts.status != http::StatusCode::OK {
+        bail!("HTTP status {} from a gRPC server", parts.status);
+    }
+    match status {
+        Some((0, _)) => {
+            let len = data
+                .get(1..5)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .context("no message frame")?;
+            let msg = data.get(5..5 + len).context("short message frame")?;
+            Ok(GrpcAnswer::Message(msg.to_vec()))
+        }
+        Some((code, message)) => Ok(GrpcAnswer::Status { code, message }),
+        None => bail!("no grpc-status"),
+    }
+}
+
 /// An Envoy cluster for the service (HTTP/2, as gRPC needs), for [`crate::EnvoyConfig`].
 pub fn cluster_json(name: &str, addr: SocketAddr) -> serde_json::Value {
     serde_json::json!({

@@ -12,21 +12,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use envoy_harness::ratelimit::{cluster_json, DomainConfig, RateLimitServer};
+use envoy_harness::ratelimit::{
+    cluster_json, wait_for_fresh_minute, DomainConfig, RateLimitServer,
+};
 use envoy_harness::redis::RedisServer;
 use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry, Response};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Every test counts in one-minute windows; it starts early in one so it ends in the same.
-fn wait_for_fresh_minute(needed: Duration) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let into = now.as_secs() % 60;
-    if into + needed.as_secs() >= 60 {
-        std::thread::sleep(Duration::from_secs(60 - into) + Duration::from_millis(200));
-    }
-}
+use std::time::Duration;
 
 fn domain(json: Value) -> DomainConfig {
     serde_json::from_value(json).unwrap()

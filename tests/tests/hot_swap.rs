@@ -124,8 +124,9 @@ impl Load {
         self.seen.lock().unwrap().get(value).copied().unwrap_or(0)
     }
 
-    /// Stop the clients; returns (successful requests, failures).
-    fn finish(self) -> (u64, Vec<String>) {
+    /// Stop the clients and require that every request succeeded; `during` ends the
+    /// `N requests ...` line printed first.
+    fn finish_without_failures(self, during: &str) {
         self.stop.store(true, Ordering::Relaxed);
         let mut ok = 0;
         let mut failed = Vec::new();
@@ -134,7 +135,45 @@ impl Load {
             ok += o;
             failed.extend(f);
         }
-        (ok, failed)
+        println!("{ok} requests {during}; {} failed", failed.len());
+        assert!(
+            failed.is_empty(),
+            "{} failed requests, first: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+    }
+}
+
+/// An Envoy (2 workers) serving v1 with config gen-0 in front of an echo upstream, under load.
+struct Serving {
+    _echo: EchoServer,
+    envoy: Envoy,
+    pid: u32,
+    started: Instant,
+    load: Load,
+}
+
+impl Serving {
+    fn start(m: &Modules) -> Self {
+        let echo = EchoServer::start("echo").unwrap();
+        let envoy = Envoy::start(
+            EnvoyConfig::new(echo.addr())
+                .concurrency(2)
+                .filter(example(&m.v1, &config(0))),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let pid = envoy.pid();
+        let load = Load::start(envoy.url("/load"));
+        observe(&envoy, &load, 0, V1, 0);
+        Self {
+            _echo: echo,
+            envoy,
+            pid,
+            started,
+            load,
+        }
     }
 }
 
@@ -193,18 +232,14 @@ fn assert_same_process(envoy: &mut Envoy, pid: u32, started: Instant) {
 #[test]
 fn hot_swap_under_load() {
     let m = modules();
-    let echo = EchoServer::start("echo").unwrap();
-    let mut envoy = Envoy::start(
-        EnvoyConfig::new(echo.addr())
-            .concurrency(2)
-            .filter(example(&m.v1, &config(0))),
-    )
-    .unwrap();
-    let started = Instant::now();
-    let pid = envoy.pid();
+    let Serving {
+        _echo,
+        mut envoy,
+        pid,
+        started,
+        load,
+    } = Serving::start(&m);
     assert_eq!(envoy.stat(SUCCESS), 1, "initial ECDS load");
-    let load = Load::start(envoy.url("/load"));
-    observe(&envoy, &load, 0, V1, 0);
 
     for swap in 1..=10 {
         let (module, value) = if swap % 2 == 1 {
@@ -226,17 +261,9 @@ fn hot_swap_under_load() {
         );
     }
     let (v1_seen, v2_seen) = (load.count(V1), load.count(V2));
-    let (ok, failed) = load.finish();
-    println!(
-        "{ok} requests from {CLIENTS} clients during 10 swaps ({V1}: {v1_seen}, {V2}: {v2_seen}); {} failed",
-        failed.len()
-    );
-    assert!(
-        failed.is_empty(),
-        "{} failed requests, first: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(5)]
-    );
+    load.finish_without_failures(&format!(
+        "from {CLIENTS} clients during 10 swaps ({V1}: {v1_seen}, {V2}: {v2_seen})"
+    ));
     assert_eq!(envoy.stat(SUCCESS), 11);
     assert_eq!(envoy.stat(REJECTED), 0);
     assert_same_process(&mut envoy, pid, started);
@@ -252,17 +279,13 @@ fn broken_module_and_bad_config_are_rejected_while_the_old_filter_serves() {
     let no_abi = dir.path().join("no-abi.wasm");
     std::fs::write(&no_abi, b"\0asm\x01\0\0\0").unwrap();
 
-    let echo = EchoServer::start("echo").unwrap();
-    let mut envoy = Envoy::start(
-        EnvoyConfig::new(echo.addr())
-            .concurrency(2)
-            .filter(example(&m.v1, &config(0))),
-    )
-    .unwrap();
-    let started = Instant::now();
-    let pid = envoy.pid();
-    let load = Load::start(envoy.url("/load"));
-    observe(&envoy, &load, 0, V1, 0);
+    let Serving {
+        _echo,
+        mut envoy,
+        pid,
+        started,
+        load,
+    } = Serving::start(&m);
 
     let bad_config = r#"{"deny": {"header": {"name": "x-probe"}, "stauts": 403}}"#;
     let attempts: [(&str, &Path, &str, &str); 3] = [
@@ -303,17 +326,7 @@ fn broken_module_and_bad_config_are_rejected_while_the_old_filter_serves() {
     assert!(envoy.wait_for_stat(SUCCESS, 2, OBSERVE_TIMEOUT));
     observe(&envoy, &load, 4, V2, before);
 
-    let (ok, failed) = load.finish();
-    println!(
-        "{ok} requests during 3 rejected and 1 applied swap; {} failed",
-        failed.len()
-    );
-    assert!(
-        failed.is_empty(),
-        "{} failed requests, first: {:?}",
-        failed.len(),
-        &failed[..failed.len().min(5)]
-    );
+    load.finish_without_failures("during 3 rejected and 1 applied swap");
     assert_eq!(envoy.stat(REJECTED), 3);
     assert_same_process(&mut envoy, pid, started);
 }

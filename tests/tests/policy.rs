@@ -5,17 +5,14 @@
 // Helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry, Response};
+use envoy_harness::{
+    cases, modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry, Response,
+};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// base64url of {"iss":"https://idp.example","sub":"alice","aud":["web","api"],"scope":"read write"}
-const JWT_ALICE: &str = "eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIiwic3ViIjoiYWxpY2UiLCJhdWQiOlsid2ViIiwiYXBpIl0sInNjb3BlIjoicmVhZCB3cml0ZSJ9";
-/// base64url of {"iss":"https://evil.example","sub":"mallory","scope":"read"}
-const JWT_MALLORY: &str =
-    "eyJpc3MiOiJodHRwczovL2V2aWwuZXhhbXBsZSIsInN1YiI6Im1hbGxvcnkiLCJzY29wZSI6InJlYWQifQ";
 /// sha256("key-alice"), sha256("key-bob")
 const SHA_ALICE: &str = "87844ec0b0d738e89628640588acaa48537b814a5c4f9697e3b352d11ffedaef";
 const SHA_BOB: &str = "f031fc74d10cf0c1284dc15f679c18b1e8e05f9d1966adefba6c6463cdcef658";
@@ -49,62 +46,14 @@ fn wasm_stat(envoy: &Envoy, name: &str) -> u64 {
 
 #[test]
 fn every_match_kind_and_action() {
-    let config = json!({
-        "default_action": "deny",
-        "deny": {"status": 403, "message": "not allowed"},
-        "jwt": {"payload_header": "x-jwt-payload"},
-        "rules": [
-            {"name": "method", "match": {"methods": ["DELETE"]}, "action": "deny",
-             "deny": {"status": 405, "message": "no deletes"}},
-            {"name": "host", "match": {"hosts": [{"exact": "internal.example"}]}, "action": "allow"},
-            {"name": "path-exact", "match": {"paths": [{"exact": "/exact"}]}, "action": "allow"},
-            {"name": "path-prefix", "match": {"paths": [{"prefix": "/pub/"}]}, "action": "allow"},
-            {"name": "path-regex", "match": {"paths": [{"regex": "/users/[0-9]+"}]}, "action": "allow"},
-            {"name": "path-glob", "match": {"paths": [{"glob": "/static/**/*.css"}]}, "action": "allow"},
-            {"name": "header", "match": {"headers": [{"name": "x-role", "value": {"exact": "ops"}}]}, "action": "allow"},
-            {"name": "query", "match": {"query": [{"name": "preview", "value": {"exact": "yes"}}]}, "action": "allow"},
-            {"name": "cidr-other", "match": {"paths": [{"prefix": "/net"}], "source_cidrs": ["10.0.0.0/8"]}, "action": "deny",
-             "deny": {"status": 451, "message": "wrong network"}},
-            {"name": "cidr-loopback", "match": {"paths": [{"prefix": "/net"}], "source_cidrs": ["127.0.0.0/8", "::1"]}, "action": "allow"},
-            {"name": "claims", "match": {"paths": [{"prefix": "/claims"}], "claims": [
-                {"claim": "iss", "value": {"exact": "https://idp.example"}},
-                {"claim": "sub", "value": {"exact": "alice"}},
-                {"claim": "aud", "value": {"exact": "api"}},
-                {"claim": "scope", "value": {"exact": "write"}}]}, "action": "allow"},
-            {"name": "limited", "match": {"paths": [{"prefix": "/limited"}]}, "action": "rate_limit",
-             "rate_limit": {"max_tokens": 2, "fill_interval": "1h", "message": "slow down"}}
-        ]
-    });
+    let config = cases::policy_every_match_config();
     // Debug level: decisions are logged there (and only there), naming the rule.
     let echo = EchoServer::start("echo").unwrap();
     let mut cfg = EnvoyConfig::new(echo.addr()).filter(policy(&config));
     cfg.log_level = "debug".into();
     let envoy = Envoy::start(cfg).unwrap();
-    let jwt_ok = [("x-jwt-payload", JWT_ALICE)];
-    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16);
-    let cases: Vec<Case> = vec![
-        ("DELETE", "/exact", vec![], 405),
-        ("GET", "/", vec![("host", "internal.example")], 200),
-        ("GET", "/", vec![("host", "other.example")], 403),
-        ("GET", "/exact", vec![], 200),
-        ("GET", "/exact/more", vec![], 403),
-        ("GET", "/pub/a/b", vec![], 200),
-        ("GET", "/users/42", vec![], 200),
-        ("GET", "/users/42x", vec![], 403),
-        ("GET", "/static/a/b/site.css", vec![], 200),
-        ("GET", "/static/site.js", vec![], 403),
-        ("GET", "/x", vec![("x-role", "ops")], 200),
-        ("GET", "/x", vec![("x-role", "dev")], 403),
-        ("GET", "/x?preview=yes", vec![], 200),
-        ("GET", "/x?preview=no", vec![], 403),
-        ("GET", "/net", vec![], 200),
-        ("GET", "/claims", jwt_ok.to_vec(), 200),
-        ("GET", "/claims", vec![("x-jwt-payload", JWT_MALLORY)], 403),
-        ("GET", "/claims", vec![], 403),
-        ("GET", "/limited", vec![], 200),
-        ("GET", "/limited", vec![], 200),
-    ];
-    for (method, path, headers, want) in &cases {
+    for c in cases::policy_every_match_cases() {
+        let (method, path, headers, want) = (c.method, c.path, &c.headers, &c.want);
         let r = send(&envoy, method, path, headers);
         assert_eq!(r.status, *want, "{method} {path} {headers:?}: {}", r.body);
         if *want == 200 {

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use envoy_harness::cases::{self, ROUTER_RULES as RULES};
 use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry, Response};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -77,99 +78,16 @@ fn upstream_values(resp: &Response, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// base64url of `{"sub":"alice","groups":["beta"]}` and `{"sub":"bob","groups":["staff"]}`, as
-/// Istio's `outputPayloadToHeader` writes a verified token's payload.
-const CLAIMS_BETA: &str = "eyJzdWIiOiJhbGljZSIsImdyb3VwcyI6WyJiZXRhIl19";
-const CLAIMS_STAFF: &str = "eyJzdWIiOiJib2IiLCJncm91cHMiOlsic3RhZmYiXX0";
-
-const RULES: &str = r#"{
-  "default_tag": "stable",
-  "jwt": {"payload_header": "x-jwt-payload"},
-  "rules": [
-    {"name": "header", "match": {"headers": [{"name": "x-beta", "value": {"exact": "1"}}]}, "tag": "canary"},
-    {"name": "cookie", "match": {"cookies": [{"name": "canary", "value": {"exact": "always"}}]}, "tag": "canary"},
-    {"name": "query", "match": {"query": [{"name": "canary", "value": {"exact": "1"}}]}, "tag": "canary"},
-    {"name": "path", "match": {"paths": [{"prefix": "/beta/"}]}, "tag": "canary"},
-    {"name": "method", "match": {"methods": ["PATCH"]}, "tag": "canary"},
-    {"name": "cidr-local", "match": {"paths": [{"prefix": "/cidr/"}], "source_cidrs": ["127.0.0.0/8", "::1/128"]}, "tag": "canary"},
-    {"name": "cidr-elsewhere", "match": {"paths": [{"prefix": "/cidr-10/"}], "source_cidrs": ["10.0.0.0/8"]}, "tag": "canary"},
-    {"name": "claim", "match": {"claims": [{"claim": "groups", "value": {"exact": "beta"}}]}, "tag": "canary"},
-    {"name": "rewrite", "match": {"paths": [{"prefix": "/legacy/"}]}, "tag": "stable",
-     "rewrite": {"path_prefix": {"from": "/legacy/", "to": "/rewritten/"}, "host": "v2.internal"},
-     "request_headers": {"set": {"x-router-rule": "rewrite"}, "remove": ["x-internal"]}},
-    {"name": "random", "match": {"paths": [{"prefix": "/random/"}]},
-     "weights": [{"tag": "canary", "percent": 50}, {"tag": "stable", "percent": 50}],
-     "hash_on": [{"header": "x-user-id"}], "fallback": "random"},
-    {"name": "fixed", "match": {"paths": [{"prefix": "/fixed/"}]},
-     "weights": [{"tag": "canary", "percent": 50}, {"tag": "stable", "percent": 50}],
-     "hash_on": [{"header": "x-user-id"}], "fallback": {"tag": "stable"}}
-  ]
-}"#;
-
-/// (case, method, path, request headers, expected upstream)
-type Case<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
-
 #[test]
 fn each_rule_kind_sends_requests_to_the_right_upstream() {
     let s = start(RULES, 1);
     let client = Client::new();
-    let cases: &[Case] = &[
-        ("header", "GET", "/", &[("x-beta", "1")], "canary"),
-        (
-            "header, other value",
-            "GET",
-            "/",
-            &[("x-beta", "0")],
-            "stable",
-        ),
-        (
-            "cookie",
-            "GET",
-            "/",
-            &[("cookie", "a=1; canary=always")],
-            "canary",
-        ),
-        (
-            "cookie, other value",
-            "GET",
-            "/",
-            &[("cookie", "canary=never")],
-            "stable",
-        ),
-        ("query", "GET", "/items?x=1&canary=1", &[], "canary"),
-        (
-            "query, other value",
-            "GET",
-            "/items?canary=2",
-            &[],
-            "stable",
-        ),
-        ("path", "GET", "/beta/items", &[], "canary"),
-        ("path, no prefix", "GET", "/betamax", &[], "stable"),
-        ("method", "PATCH", "/", &[], "canary"),
-        ("other method", "PUT", "/", &[], "stable"),
-        ("source CIDR (loopback)", "GET", "/cidr/x", &[], "canary"),
-        ("source CIDR (10/8)", "GET", "/cidr-10/x", &[], "stable"),
-        (
-            "JWT claim",
-            "GET",
-            "/",
-            &[("x-jwt-payload", CLAIMS_BETA)],
-            "canary",
-        ),
-        (
-            "JWT claim, other group",
-            "GET",
-            "/",
-            &[("x-jwt-payload", CLAIMS_STAFF)],
-            "stable",
-        ),
-        ("no rule", "GET", "/plain", &[], "stable"),
-    ];
+    let cases = cases::router_rule_cases();
     let mut canary = 0;
-    for (case, method, path, headers, want) in cases {
+    for (case, c) in &cases {
+        let (method, path, want) = (c.method, c.path, &c.want);
         let resp = client
-            .request(method, &s.envoy.url(path), headers, b"")
+            .request(method, &s.envoy.url(path), &c.headers, b"")
             .unwrap();
         assert_eq!(resp.status, 200, "{case}: {resp:?}");
         assert_eq!(resp.header("x-upstream"), Some(*want), "{case}");

@@ -92,19 +92,8 @@ fn instructions(root: &Path) -> Result<()> {
     let previous: Option<serde_json::Value> = std::fs::read(&json_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let mut cmd = crate::cargo();
-    cmd.args([
-        "run",
-        "--quiet",
-        "-p",
-        "wasm-host",
-        "--example",
-        "host",
-        "--",
-        "instructions",
-    ])
-    .arg(&modules)
-    .arg(&json_path);
+    let mut cmd = crate::wasm_host("instructions");
+    cmd.arg(&modules).arg(&json_path);
     crate::run_cmd(&mut cmd)?;
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path)?)?;
     let filters = report["filters"]

@@ -178,22 +178,12 @@ fn in_process(
     );
     let out = tempfile::NamedTempFile::new()?;
     let module = modules.join("threat-score.wasm");
-    let mut cmd = crate::cargo();
-    cmd.args([
-        "run",
-        "--quiet",
-        "-p",
-        "wasm-host",
-        "--example",
-        "host",
-        "--",
-        "corpus",
-        rt,
-    ])
-    .arg(&module)
-    .arg(&config)
-    .arg(out.path())
-    .args(files);
+    let mut cmd = crate::wasm_host("corpus");
+    cmd.arg(rt)
+        .arg(&module)
+        .arg(&config)
+        .arg(out.path())
+        .args(files);
     crate::run_cmd(&mut cmd)?;
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path())?)?;
     let list = doc["results"]

@@ -140,6 +140,23 @@ pub(crate) fn cargo() -> Command {
     c
 }
 
+/// `cargo run -p wasm-host --example host -- <command>`: the in-process host (Wasmtime or the
+/// interpreter) run as an example, so xtask itself does not link Wasmtime.
+pub(crate) fn wasm_host(command: &str) -> Command {
+    let mut c = cargo();
+    c.args([
+        "run",
+        "--quiet",
+        "-p",
+        "wasm-host",
+        "--example",
+        "host",
+        "--",
+    ])
+    .arg(command);
+    c
+}
+
 /// The test command: lint, build modules, resolve Envoy, run every test with the built modules.
 fn test(args: &[String]) -> Result<()> {
     let started = Instant::now();

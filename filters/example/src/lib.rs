@@ -31,10 +31,9 @@ pub struct Config {
 
 impl FromJson for Config {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["response_header", "deny"])?;
-        Ok(Self {
-            response_header: o.or_default("response_header")?,
-            deny: o.opt("deny")?,
+        sdk_ext::read_object!(node => Self {
+            response_header: or_default("response_header"),
+            deny: opt("deny"),
         })
     }
 }
@@ -48,10 +47,9 @@ pub struct ResponseHeader {
 
 impl FromJson for ResponseHeader {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["name", "value"])?;
-        Ok(Self {
-            name: o.req("name")?,
-            value: o.req("value")?,
+        sdk_ext::read_object!(node => Self {
+            name: req("name"),
+            value: req("value"),
         })
     }
 }
@@ -78,11 +76,10 @@ pub struct Deny {
 
 impl FromJson for Deny {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["header", "status", "message"])?;
-        Ok(Self {
-            header: o.req("header")?,
-            status: o.or("status", 403)?,
-            message: o.or_else("message", || "request denied".into())?,
+        sdk_ext::read_object!(node => Self {
+            header: req("header"),
+            status: or("status", 403),
+            message: or_else("message", || "request denied".into()),
         })
     }
 }

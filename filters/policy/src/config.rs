@@ -3,7 +3,7 @@
 //! once in `configure`; see `README.md` for the reference with defaults and limits.
 
 use crate::global::{GlobalSpec, Scope};
-use sdk_ext::config::{ConfigError, FromJson, Node};
+use sdk_ext::config::{ConfigError, FromJson, Node, Object};
 use sdk_ext::jwt::JwtSourceSpec;
 use sdk_ext::matcher::{PathMatching, RequestMatchSpec};
 use sdk_ext::ratelimit::BucketConfig;
@@ -55,23 +55,14 @@ impl FromJson for DefaultAction {
 
 impl FromJson for Config {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "shadow",
-            "default_action",
-            "deny",
-            "api_keys",
-            "jwt",
-            "path_matching",
-            "rules",
-        ])?;
-        Ok(Self {
-            shadow: o.or("shadow", false)?,
-            default_action: o.or_default("default_action")?,
-            deny: o.or_default("deny")?,
-            api_keys: o.opt("api_keys")?,
-            jwt: o.or_default("jwt")?,
-            path_matching: o.or_default("path_matching")?,
-            rules: o.or_default("rules")?,
+        sdk_ext::read_object!(node => Self {
+            shadow: or("shadow", false),
+            default_action: or_default("default_action"),
+            deny: or_default("deny"),
+            api_keys: opt("api_keys"),
+            jwt: or_default("jwt"),
+            path_matching: or_default("path_matching"),
+            rules: or_default("rules"),
         })
     }
 }
@@ -101,10 +92,9 @@ fn default_deny_message() -> String {
 
 impl FromJson for DenyResponse {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["status", "message"])?;
-        Ok(Self {
-            status: o.or_else("status", default_deny_status)?,
-            message: o.or_else("message", default_deny_message)?,
+        sdk_ext::read_object!(node => Self {
+            status: or_else("status", default_deny_status),
+            message: or_else("message", default_deny_message),
         })
     }
 }
@@ -128,37 +118,34 @@ fn default_consumer_header() -> String {
 
 impl FromJson for ApiKeysSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["header", "query", "required", "consumer_header", "keys"])?;
-        Ok(Self {
-            header: o.opt("header")?,
-            query: o.opt("query")?,
-            required: o.or("required", false)?,
-            consumer_header: o.or_else("consumer_header", default_consumer_header)?,
-            keys: o.req("keys")?,
+        sdk_ext::read_object!(node => Self {
+            header: opt("header"),
+            query: opt("query"),
+            required: or("required", false),
+            consumer_header: or_else("consumer_header", default_consumer_header),
+            keys: req("keys"),
         })
     }
 }
 
 impl FromJson for ApiKeySpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["consumer", "sha256"])?;
-        Ok(Self {
-            consumer: o.req("consumer")?,
-            sha256: o.req("sha256")?,
+        sdk_ext::read_object!(node => Self {
+            consumer: req("consumer"),
+            sha256: req("sha256"),
         })
     }
 }
 
 impl FromJson for RuleSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["name", "match", "action", "deny", "rate_limit", "shadow"])?;
-        Ok(Self {
-            name: o.req("name")?,
-            matches: o.or_default("match")?,
-            action: o.req("action")?,
-            deny: o.opt("deny")?,
-            rate_limit: o.opt("rate_limit")?,
-            shadow: o.or("shadow", false)?,
+        sdk_ext::read_object!(node => Self {
+            name: req("name"),
+            matches: or_default("match"),
+            action: req("action"),
+            deny: opt("deny"),
+            rate_limit: opt("rate_limit"),
+            shadow: or("shadow", false),
         })
     }
 }
@@ -225,35 +212,27 @@ pub const GLOBAL_HAS_NO_BUCKET: &str = "a global limit is counted by the service
 
 impl FromJson for RateLimitSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "scope",
-            "global",
-            "key",
-            "message",
-            "max_tokens",
-            "tokens_per_fill",
-            "fill_interval",
-            "max_keys",
-        ])?;
-        let scope = o.or_default("scope")?;
-        let given = BucketConfig::FIELDS.iter().find(|f| o.get(f).is_some());
-        let bucket = match (scope, given) {
-            (_, None) => None,
-            (Scope::Local, Some(_)) => Some(BucketConfig::read(&o)?),
-            (Scope::Global, Some(field)) => {
-                return Err(ConfigError::new(
-                    sdk_ext::config::join_path(o.node().path(), field),
-                    GLOBAL_HAS_NO_BUCKET,
-                ))
-            }
-        };
-        Ok(Self {
-            scope,
-            bucket,
-            global: o.opt("global")?,
-            key: o.or_default("key")?,
-            message: o.or_else("message", || "rate limit exceeded".into())?,
+        sdk_ext::read_object!(o = node, also BucketConfig::FIELDS => Self {
+            scope: or_default("scope"),
+            bucket = local_bucket(&o, scope)?,
+            global: opt("global"),
+            key: or_default("key"),
+            message: or_else("message", || "rate limit exceeded".into()),
         })
+    }
+}
+
+/// The local bucket of a `rate_limit` object: `None` when none of its members is given;
+/// refused with scope `global`.
+fn local_bucket(o: &Object<'_>, scope: Scope) -> Result<Option<BucketConfig>, ConfigError> {
+    let given = BucketConfig::FIELDS.iter().find(|f| o.get(f).is_some());
+    match (scope, given) {
+        (_, None) => Ok(None),
+        (Scope::Local, Some(_)) => BucketConfig::read(o).map(Some),
+        (Scope::Global, Some(field)) => Err(ConfigError::new(
+            sdk_ext::config::join_path(o.node().path(), field),
+            GLOBAL_HAS_NO_BUCKET,
+        )),
     }
 }
 

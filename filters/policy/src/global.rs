@@ -118,35 +118,24 @@ impl FromJson for FailureMode {
 
 impl FromJson for GlobalSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "cluster",
-            "domain",
-            "timeout",
-            "failure_mode",
-            "failure_status",
-            "hits_addend",
-            "entries",
-            "local_first",
-        ])?;
-        Ok(Self {
-            cluster: o.req("cluster")?,
-            domain: o.req("domain")?,
-            timeout: o.or_else("timeout", default_timeout)?,
-            failure_mode: o.or_default("failure_mode")?,
-            failure_status: o.or_else("failure_status", default_failure_status)?,
-            hits_addend: o.or_else("hits_addend", default_hits)?,
-            entries: o.or_default("entries")?,
-            local_first: o.opt("local_first")?,
+        sdk_ext::read_object!(node => Self {
+            cluster: req("cluster"),
+            domain: req("domain"),
+            timeout: or_else("timeout", default_timeout),
+            failure_mode: or_default("failure_mode"),
+            failure_status: or_else("failure_status", default_failure_status),
+            hits_addend: or_else("hits_addend", default_hits),
+            entries: or_default("entries"),
+            local_first: opt("local_first"),
         })
     }
 }
 
 impl FromJson for EntrySpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["key", "value"])?;
-        Ok(Self {
-            key: o.req("key")?,
-            value: o.req("value")?,
+        sdk_ext::read_object!(node => Self {
+            key: req("key"),
+            value: req("value"),
         })
     }
 }

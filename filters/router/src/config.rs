@@ -119,62 +119,40 @@ pub struct HeaderEditsSpec {
 
 impl FromJson for Config {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "route_header",
-            "default_tag",
-            "jwt",
-            "path_matching",
-            "rules",
-        ])?;
-        Ok(Self {
-            route_header: o.or_else("route_header", default_route_header)?,
-            default_tag: o.opt("default_tag")?,
-            jwt: o.or_default("jwt")?,
-            path_matching: o.or_default("path_matching")?,
-            rules: o.or_default("rules")?,
+        sdk_ext::read_object!(node => Self {
+            route_header: or_else("route_header", default_route_header),
+            default_tag: opt("default_tag"),
+            jwt: or_default("jwt"),
+            path_matching: or_default("path_matching"),
+            rules: or_default("rules"),
         })
     }
 }
 
 impl FromJson for RuleSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "name",
-            "match",
-            "tag",
-            "weights",
-            "hash_on",
-            "fallback",
-            "salt",
-            "rewrite",
-            "request_headers",
-        ])?;
-        Ok(Self {
-            name: o.opt("name")?,
-            matches: o.or_default("match")?,
-            tag: o.opt("tag")?,
-            weights: o.opt("weights")?,
-            hash_on: o.opt("hash_on")?,
-            fallback: o.opt("fallback")?,
-            salt: o.opt("salt")?,
-            rewrite: o.opt("rewrite")?,
-            request_headers: o.or_default("request_headers")?,
+        sdk_ext::read_object!(node => Self {
+            name: opt("name"),
+            matches: or_default("match"),
+            tag: opt("tag"),
+            weights: opt("weights"),
+            hash_on: opt("hash_on"),
+            fallback: opt("fallback"),
+            salt: opt("salt"),
+            rewrite: opt("rewrite"),
+            request_headers: or_default("request_headers"),
         })
     }
 }
 
 impl FromJson for WeightSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["tag", "percent"])?;
-        Ok(Self {
-            tag: o.req("tag")?,
-            percent: match o.get("percent") {
-                None => return Err(o.error("missing field `percent`")),
-                Some(n) => match n.json() {
-                    sdk_ext::config::Json::Number(text) => text.clone(),
-                    _ => return Err(n.invalid_type("a number")),
-                },
-            },
+        sdk_ext::read_object!(node => Self {
+            tag: req("tag"),
+            percent: req_with("percent", |n| match n.json() {
+                sdk_ext::config::Json::Number(text) => Ok(text.clone()),
+                _ => Err(n.invalid_type("a number")),
+            }),
         })
     }
 }
@@ -211,31 +189,28 @@ impl FromJson for FallbackSpec {
 
 impl FromJson for RewriteSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["path_prefix", "host"])?;
-        Ok(Self {
-            path_prefix: o.opt("path_prefix")?,
-            host: o.opt("host")?,
+        sdk_ext::read_object!(node => Self {
+            path_prefix: opt("path_prefix"),
+            host: opt("host"),
         })
     }
 }
 
 impl FromJson for PrefixRewrite {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["from", "to"])?;
-        Ok(Self {
-            from: o.req("from")?,
-            to: o.req("to")?,
+        sdk_ext::read_object!(node => Self {
+            from: req("from"),
+            to: req("to"),
         })
     }
 }
 
 impl FromJson for HeaderEditsSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["set", "add", "remove"])?;
-        Ok(Self {
-            set: o.or_default("set")?,
-            add: o.or_default("add")?,
-            remove: o.or_default("remove")?,
+        sdk_ext::read_object!(node => Self {
+            set: or_default("set"),
+            add: or_default("add"),
+            remove: or_default("remove"),
         })
     }
 }

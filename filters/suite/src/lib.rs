@@ -91,72 +91,17 @@ macro_rules! compose {
             /// Member keys, in order.
             pub const MEMBERS: &'static [&'static str] = &[$(stringify!($field)),+];
 
-            fn member_headers(
-                &self,
-                i: usize,
-                req: &$crate::sdk_ext::RequestView,
-                st: &mut $state,
-                ops: &mut $crate::sdk_ext::HeaderOps,
-            ) -> $crate::sdk_ext::Decision {
-                use $crate::sdk_ext::HttpFilter as _;
+            /// Run `hook` on member `i` (the one dispatch every hook goes through).
+            fn with_member<H: $crate::Hook>(&self, i: usize, st: &mut $state, hook: H) -> H::Out {
                 let mut k = 0usize;
                 $(
                     if i == k {
-                        return match &self.$field {
-                            Some(f) => f.on_request_headers(req, &mut st.$field, ops),
-                            None => $crate::sdk_ext::Decision::Continue,
-                        };
+                        return hook.call(self.$field.as_ref(), &mut st.$field);
                     }
                     k += 1;
                 )+
                 let _ = k;
-                $crate::sdk_ext::Decision::Continue
-            }
-
-            fn member_body(
-                &self,
-                i: usize,
-                req: &$crate::sdk_ext::RequestView,
-                body: $crate::sdk_ext::BodyChunk<'_>,
-                st: &mut $state,
-                ops: &mut $crate::sdk_ext::HeaderOps,
-            ) -> $crate::sdk_ext::Decision {
-                use $crate::sdk_ext::HttpFilter as _;
-                let mut k = 0usize;
-                $(
-                    if i == k {
-                        return match &self.$field {
-                            Some(f) => {
-                                let chunk = $crate::clip(body, f.max_body_bytes());
-                                f.on_request_body(req, chunk, &mut st.$field, ops)
-                            }
-                            None => $crate::sdk_ext::Decision::Continue,
-                        };
-                    }
-                    k += 1;
-                )+
-                let _ = k;
-                $crate::sdk_ext::Decision::Continue
-            }
-
-            fn member_response(
-                &self,
-                i: usize,
-                st: &mut $state,
-                ops: &mut $crate::sdk_ext::HeaderOps,
-            ) {
-                use $crate::sdk_ext::HttpFilter as _;
-                let mut k = 0usize;
-                $(
-                    if i == k {
-                        if let Some(f) = &self.$field {
-                            f.on_response_headers(&mut st.$field, ops);
-                        }
-                        return;
-                    }
-                    k += 1;
-                )+
-                let _ = k;
+                hook.none()
             }
 
             /// Every member's header hook, in order, until one replies. Each member sees the
@@ -186,7 +131,7 @@ macro_rules! compose {
                 for i in 0..n {
                     let mut mine = HeaderOps::default();
                     let view = edited.as_ref().unwrap_or(req);
-                    match self.member_headers(i, view, st, &mut mine) {
+                    match self.with_member(i, st, $crate::Headers { req: view, ops: &mut mine }) {
                         Decision::Continue => {}
                         Decision::Respond(r) => decision = Decision::Respond(r),
                         // Refused at configure time (`calls_out`): the suite cannot hold its
@@ -326,7 +271,7 @@ macro_rules! compose {
                             .map(|p| st.views.swap_remove(p).1);
                         let view = saved.as_ref().unwrap_or(req);
                         if let $crate::sdk_ext::Decision::Respond(r) =
-                            self.member_body(i, view, body, st, ops)
+                            self.with_member(i, st, $crate::Body { req: view, body, ops })
                         {
                             return $crate::sdk_ext::Decision::Respond(r);
                         }
@@ -337,7 +282,7 @@ macro_rules! compose {
 
             fn on_response_headers(&self, st: &mut $state, ops: &mut $crate::sdk_ext::HeaderOps) {
                 for i in (0..Self::MEMBERS.len()).rev() {
-                    self.member_response(i, st, ops);
+                    self.with_member(i, st, $crate::Response { ops });
                 }
             }
         }
@@ -355,6 +300,76 @@ compose! {
 
 #[cfg(all(target_arch = "wasm32", feature = "export"))]
 sdk_ext::export_http_filter!(SuiteFilter);
+
+/// One hook of a composed filter's members ([`compose!`]): `call` runs it on a member (`None`:
+/// the member is off). With it one dispatch ladder per composition serves every hook.
+#[doc(hidden)]
+pub trait Hook {
+    type Out;
+    fn call<F: sdk_ext::HttpFilter>(self, member: Option<&F>, st: &mut F::State) -> Self::Out;
+    /// What an absent member answers.
+    fn none(self) -> Self::Out;
+}
+
+/// `on_request_headers` on the view the member sees.
+#[doc(hidden)]
+pub struct Headers<'a> {
+    pub req: &'a sdk_ext::RequestView,
+    pub ops: &'a mut sdk_ext::HeaderOps,
+}
+
+impl Hook for Headers<'_> {
+    type Out = sdk_ext::Decision;
+    fn call<F: sdk_ext::HttpFilter>(self, member: Option<&F>, st: &mut F::State) -> Self::Out {
+        match member {
+            Some(f) => f.on_request_headers(self.req, st, self.ops),
+            None => self.none(),
+        }
+    }
+    fn none(self) -> Self::Out {
+        sdk_ext::Decision::Continue
+    }
+}
+
+/// `on_request_body` with the body clipped to the member's own limit.
+#[doc(hidden)]
+pub struct Body<'a, 'b> {
+    pub req: &'a sdk_ext::RequestView,
+    pub body: sdk_ext::BodyChunk<'b>,
+    pub ops: &'a mut sdk_ext::HeaderOps,
+}
+
+impl Hook for Body<'_, '_> {
+    type Out = sdk_ext::Decision;
+    fn call<F: sdk_ext::HttpFilter>(self, member: Option<&F>, st: &mut F::State) -> Self::Out {
+        match member {
+            Some(f) => {
+                let chunk = clip(self.body, f.max_body_bytes());
+                f.on_request_body(self.req, chunk, st, self.ops)
+            }
+            None => self.none(),
+        }
+    }
+    fn none(self) -> Self::Out {
+        sdk_ext::Decision::Continue
+    }
+}
+
+/// `on_response_headers`.
+#[doc(hidden)]
+pub struct Response<'a> {
+    pub ops: &'a mut sdk_ext::HeaderOps,
+}
+
+impl Hook for Response<'_> {
+    type Out = ();
+    fn call<F: sdk_ext::HttpFilter>(self, member: Option<&F>, st: &mut F::State) {
+        if let Some(f) = member {
+            f.on_response_headers(st, self.ops);
+        }
+    }
+    fn none(self) {}
+}
 
 /// The part of `body` a member with body limit `limit` sees.
 pub fn clip(body: sdk_ext::BodyChunk<'_>, limit: usize) -> sdk_ext::BodyChunk<'_> {

@@ -119,45 +119,34 @@ pub struct SniSpec {
 
 impl FromJson for Config {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "source",
-            "connection_rate",
-            "max_connections_per_source",
-            "max_sources",
-            "inspect",
-            "sni",
-            "default_cluster",
-        ])?;
-        Ok(Self {
-            source: o.or_default("source")?,
-            connection_rate: o.opt("connection_rate")?,
-            max_connections_per_source: o.opt("max_connections_per_source")?,
-            max_sources: o.or("max_sources", sdk_ext::ratelimit::DEFAULT_MAX_KEYS)?,
-            inspect: o.or_default("inspect")?,
-            sni: o.or_default("sni")?,
-            default_cluster: o.opt("default_cluster")?,
+        sdk_ext::read_object!(node => Self {
+            source: or_default("source"),
+            connection_rate: opt("connection_rate"),
+            max_connections_per_source: opt("max_connections_per_source"),
+            max_sources: or("max_sources", sdk_ext::ratelimit::DEFAULT_MAX_KEYS),
+            inspect: or_default("inspect"),
+            sni: or_default("sni"),
+            default_cluster: opt("default_cluster"),
         })
     }
 }
 
 impl FromJson for SourceSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["allow", "deny"])?;
-        Ok(Self {
-            allow: o.or_default("allow")?,
-            deny: o.or_default("deny")?,
+        sdk_ext::read_object!(node => Self {
+            allow: or_default("allow"),
+            deny: or_default("deny"),
         })
     }
 }
 
 impl FromJson for InspectSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["protocols", "max_bytes", "timeout_ms", "no_data"])?;
-        Ok(Self {
-            protocols: o.opt("protocols")?,
-            max_bytes: o.or("max_bytes", DEFAULT_MAX_BYTES)?,
-            timeout_ms: o.or("timeout_ms", DEFAULT_TIMEOUT_MS)?,
-            no_data: o.opt("no_data")?,
+        sdk_ext::read_object!(node => Self {
+            protocols: opt("protocols"),
+            max_bytes: or("max_bytes", DEFAULT_MAX_BYTES),
+            timeout_ms: or("timeout_ms", DEFAULT_TIMEOUT_MS),
+            no_data: opt("no_data"),
         })
     }
 }
@@ -170,10 +159,9 @@ impl FromJson for NoData {
 
 impl FromJson for SniSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["allow", "routes"])?;
-        Ok(Self {
-            allow: o.or_default("allow")?,
-            routes: o.or_default("routes")?,
+        sdk_ext::read_object!(node => Self {
+            allow: or_default("allow"),
+            routes: or_default("routes"),
         })
     }
 }

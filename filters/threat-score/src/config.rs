@@ -321,34 +321,24 @@ impl FromJson for OnExceed {
 
 impl FromJson for Limit {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["max", "on_exceed"])?;
-        Ok(Limit {
-            max: o.req("max")?,
-            on_exceed: o.req("on_exceed")?,
+        sdk_ext::read_object!(node => Limit {
+            max: req("max"),
+            on_exceed: req("on_exceed"),
         })
     }
 }
 
 impl FromJson for Limits {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "body_bytes",
-            "args",
-            "body_values",
-            "decode_rounds",
-            "header_count",
-            "header_bytes",
-            "json_depth",
-        ])?;
         let d = Limits::default();
-        Ok(Limits {
-            body_bytes: o.or("body_bytes", d.body_bytes)?,
-            args: o.or("args", d.args)?,
-            body_values: o.or("body_values", d.body_values)?,
-            decode_rounds: o.or("decode_rounds", d.decode_rounds)?,
-            header_count: o.or("header_count", d.header_count)?,
-            header_bytes: o.or("header_bytes", d.header_bytes)?,
-            json_depth: o.or("json_depth", d.json_depth)?,
+        sdk_ext::read_object!(node => Limits {
+            body_bytes: or("body_bytes", d.body_bytes),
+            args: or("args", d.args),
+            body_values: or("body_values", d.body_values),
+            decode_rounds: or("decode_rounds", d.decode_rounds),
+            header_count: or("header_count", d.header_count),
+            header_bytes: or("header_bytes", d.header_bytes),
+            json_depth: or("json_depth", d.json_depth),
         })
     }
 }
@@ -367,56 +357,39 @@ impl FromJson for Category {
 
 impl FromJson for Exclusion {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["path_prefix", "args", "headers", "categories"])?;
-        Ok(Exclusion {
-            path_prefix: o.opt("path_prefix")?,
-            args: o.or_default("args")?,
-            headers: o.or_default("headers")?,
-            categories: o.or_default("categories")?,
+        sdk_ext::read_object!(node => Exclusion {
+            path_prefix: opt("path_prefix"),
+            args: or_default("args"),
+            headers: or_default("headers"),
+            categories: or_default("categories"),
         })
     }
 }
 
 impl FromJson for HeaderConfig {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&["inspect", "inspect_other", "skip"])?;
-        let HeaderConfig {
-            inspect,
-            inspect_other,
-            skip,
-        } = HeaderConfig::default();
-        Ok(HeaderConfig {
-            inspect: o.or("inspect", inspect)?,
-            inspect_other: o.or("inspect_other", inspect_other)?,
-            skip: o.or("skip", skip)?,
+        let d = HeaderConfig::default();
+        sdk_ext::read_object!(node => HeaderConfig {
+            inspect: or("inspect", d.inspect),
+            inspect_other: or("inspect_other", d.inspect_other),
+            skip: or("skip", d.skip),
         })
     }
 }
 
 impl FromJson for Config {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        let o = node.object(&[
-            "paranoia_level",
-            "inbound_threshold",
-            "mode",
-            "limits",
-            "exclusions",
-            "headers",
-            "allowed_methods",
-            "allowed_content_types",
-            "restricted_extensions",
-        ])?;
         let d = Config::default();
-        Ok(Config {
-            paranoia_level: o.or("paranoia_level", d.paranoia_level)?,
-            inbound_threshold: o.or("inbound_threshold", d.inbound_threshold)?,
-            mode: o.or("mode", d.mode)?,
-            limits: o.or("limits", d.limits)?,
-            exclusions: o.or("exclusions", d.exclusions)?,
-            headers: o.or("headers", d.headers)?,
-            allowed_methods: o.or("allowed_methods", d.allowed_methods)?,
-            allowed_content_types: o.or("allowed_content_types", d.allowed_content_types)?,
-            restricted_extensions: o.or("restricted_extensions", d.restricted_extensions)?,
+        sdk_ext::read_object!(node => Config {
+            paranoia_level: or("paranoia_level", d.paranoia_level),
+            inbound_threshold: or("inbound_threshold", d.inbound_threshold),
+            mode: or("mode", d.mode),
+            limits: or("limits", d.limits),
+            exclusions: or("exclusions", d.exclusions),
+            headers: or("headers", d.headers),
+            allowed_methods: or("allowed_methods", d.allowed_methods),
+            allowed_content_types: or("allowed_content_types", d.allowed_content_types),
+            restricted_extensions: or("restricted_extensions", d.restricted_extensions),
         })
     }
 }

@@ -3,14 +3,16 @@
 //!
 //! Semantics follow Envoy 1.40 (proxy-wasm-cpp-host plus `source/extensions/common/wasm`) where
 //! it differs from the spec; each such place says so (`ENVOY:`). Calls no filter here needs
-//! (HTTP/gRPC callouts, shared queues, `proxy_get_status`) fail loudly: the VM traps with
-//! [`HostTrap::Unsupported`] naming the call, so a test cannot pass by accident.
+//! (HTTP callouts, gRPC streams, shared queues) fail loudly: the VM traps with
+//! [`HostTrap::Unsupported`] naming the call, so a test cannot pass by accident. Unary gRPC
+//! calls (`proxy_grpc_call`, `proxy_grpc_cancel`, `proxy_get_status`) are served: the call is
+//! recorded in [`HostState::grpc_calls`] and answered later by the driver ([`crate::host`]).
 //!
 //! Everything is deterministic: the clock is the test's ([`HostState::now_nanos`]), WASI
 //! `random_get` is a fixed-seed generator, the environment is what the test supplies.
 
 use crate::runtime::{Guest, Val};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Why the host stopped the VM during an import call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +38,8 @@ pub const OK: i64 = 0;
 pub const NOT_FOUND: i64 = 1;
 pub const BAD_ARGUMENT: i64 = 2;
 pub const SERIALIZATION_FAILURE: i64 = 3;
+pub const PARSE_FAILURE: i64 = 4;
+pub const INTERNAL_FAILURE: i64 = 10;
 pub const EMPTY: i64 = 7;
 pub const CAS_MISMATCH: i64 = 8;
 
@@ -67,6 +71,8 @@ pub enum BufferType {
     ResponseBody,
     DownstreamData,
     UpstreamData,
+    /// The message of the gRPC answer being delivered (`proxy_on_grpc_receive`).
+    GrpcReceive,
     VmConfiguration,
     PluginConfiguration,
 }
@@ -78,6 +84,7 @@ impl BufferType {
             1 => BufferType::ResponseBody,
             2 => BufferType::DownstreamData,
             3 => BufferType::UpstreamData,
+            5 => BufferType::GrpcReceive,
             6 => BufferType::VmConfiguration,
             7 => BufferType::PluginConfiguration,
             _ => return None,
@@ -157,6 +164,38 @@ pub struct StreamData {
     pub writes: usize,
 }
 
+/// One unary gRPC call the module made (`proxy_grpc_call`), in flight until the driver
+/// delivers its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcCall {
+    pub token: u32,
+    /// The context that was acting when the call was made (the one whose stream waits).
+    /// ENVOY (cpp-host `exports.cc`): the call itself belongs to the root context, and its
+    /// callbacks are delivered to the root context's id; the SDK routes them by token.
+    pub context: u32,
+    /// `envoy_grpc.cluster_name` of the `GrpcService` the module passed.
+    pub cluster: String,
+    pub service: String,
+    pub method: String,
+    pub initial_metadata: HeaderMap,
+    pub message: Vec<u8>,
+    pub timeout_ms: u32,
+    /// Host clock when the call was made, ns.
+    pub sent_at_nanos: u64,
+}
+
+/// Work Envoy defers until the VM call returns (an after-VM-call action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferred {
+    /// Close a gRPC call: `proxy_on_grpc_close(root, token, status)` with `message` readable
+    /// through `proxy_get_status`.
+    GrpcClose {
+        token: u32,
+        status: u32,
+        message: String,
+    },
+}
+
 /// Everything the host knows: configuration the test supplied and what the module did.
 #[derive(Debug, Clone)]
 pub struct HostState {
@@ -187,6 +226,19 @@ pub struct HostState {
     pub foreign_calls: Vec<(String, Vec<u8>)>,
     /// How many times each import was called (for reports and to see what a module uses).
     pub call_counts: BTreeMap<String, u64>,
+    /// Clusters Envoy knows (a gRPC call to any other fails as Envoy fails it).
+    pub clusters: BTreeSet<String>,
+    /// Unary gRPC calls in flight, by token.
+    pub grpc_calls: BTreeMap<u32, GrpcCall>,
+    /// Every gRPC call the module made, in order (answered or not).
+    pub grpc_sent: Vec<GrpcCall>,
+    pub(crate) next_grpc_token: u32,
+    /// What `proxy_get_status` answers: code and message.
+    pub status: (u32, String),
+    /// The message being delivered by `proxy_on_grpc_receive` ([`BufferType::GrpcReceive`]).
+    pub grpc_receive: Option<Vec<u8>>,
+    /// After-VM-call actions the driver runs when the current callback returns.
+    pub deferred: Vec<Deferred>,
 }
 
 impl Default for HostState {
@@ -211,6 +263,14 @@ impl Default for HostState {
             tick_period_ms: 0,
             foreign_calls: Vec::new(),
             call_counts: BTreeMap::new(),
+            clusters: BTreeSet::new(),
+            grpc_calls: BTreeMap::new(),
+            grpc_sent: Vec::new(),
+            // ENVOY (`Context::nextGrpcCallToken`): call tokens are odd, from 1; streams even.
+            next_grpc_token: 1,
+            status: (0, String::new()),
+            grpc_receive: None,
+            deferred: Vec::new(),
         }
     }
 }
@@ -233,6 +293,25 @@ impl HostState {
             .iter()
             .find(|m| m.name == name)
             .map(|m| m.value)
+    }
+
+    /// The first counter the module defined whose value differs from Envoy's stats
+    /// (`wasmcustom.NAME`; an absent stat is 0): its name, this host's value and Envoy's.
+    pub fn counter_differing_from(
+        &self,
+        envoy_stats: &HashMap<String, u64>,
+    ) -> Option<(String, u64, u64)> {
+        self.metrics
+            .iter()
+            .filter(|m| m.kind == 0)
+            .map(|m| {
+                let envoy = envoy_stats
+                    .get(&format!("wasmcustom.{}", m.name))
+                    .copied()
+                    .unwrap_or(0);
+                (m.name.clone(), m.value as u64, envoy)
+            })
+            .find(|(_, ours, envoy)| ours != envoy)
     }
 
     fn next_random(&mut self) -> u64 {
@@ -394,6 +473,8 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
                     BufferType::ResponseBody => st.stream().response_body.clone(),
                     BufferType::DownstreamData => st.stream().downstream_data.clone(),
                     BufferType::UpstreamData => st.stream().upstream_data.clone(),
+                    // ENVOY: the root context's receive buffer, set only during the callback.
+                    BufferType::GrpcReceive => st.grpc_receive.clone(),
                 }
             };
             // ENVOY: an absent buffer is NotFound; a start past the end is BadArgument; a
@@ -655,28 +736,18 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
             g.write(a(3)?, &id.to_le_bytes())?;
             Ok(OK)
         }
-        "proxy_increment_metric" => {
-            let id = a(0)? as usize;
-            let delta = args.get(1).map(|v| v.i64()).unwrap_or(0);
-            let Some(m) = g.state().metrics.get_mut(id) else {
-                return Ok(NOT_FOUND);
-            };
-            if m.kind == 2 {
-                return Ok(BAD_ARGUMENT);
-            }
-            m.value = m.value.wrapping_add(delta);
-            Ok(OK)
-        }
-        "proxy_record_metric" => {
+        "proxy_increment_metric" | "proxy_record_metric" => {
             let id = a(0)? as usize;
             let value = args.get(1).map(|v| v.i64()).unwrap_or(0);
             let Some(m) = g.state().metrics.get_mut(id) else {
                 return Ok(NOT_FOUND);
             };
-            if m.kind == 2 {
-                m.samples.push(value as u64);
-            } else {
-                m.value = value;
+            // Histograms only record; counters and gauges add (increment) or take (record).
+            match (name == "proxy_increment_metric", m.kind == 2) {
+                (true, true) => return Ok(BAD_ARGUMENT),
+                (true, false) => m.value = m.value.wrapping_add(value),
+                (false, true) => m.samples.push(value as u64),
+                (false, false) => m.value = value,
             }
             Ok(OK)
         }
@@ -688,8 +759,152 @@ fn proxy_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<i64, HostTr
             g.write(a(1)?, &(v as u64).to_le_bytes())?;
             Ok(OK)
         }
+        "proxy_grpc_call" => grpc_call(g, args),
+        "proxy_grpc_cancel" | "proxy_grpc_close" => {
+            // ENVOY (`Context::grpcCancel`/`grpcClose` for a call token): the request is
+            // cancelled and forgotten, no callback follows; an unknown call token is NotFound.
+            // Stream tokens (even) are not served: no filter here opens streams.
+            let token = a(0)?;
+            if token % 2 == 0 {
+                return Err(HostTrap::Unsupported(format!("{name} on a gRPC stream")));
+            }
+            Ok(match g.state().grpc_calls.remove(&token) {
+                Some(_) => OK,
+                None => NOT_FOUND,
+            })
+        }
+        "proxy_get_status" => {
+            // ENVOY: the root context's last status: set when a close is delivered; the
+            // message is reset to empty after that callback, the code is not.
+            let (code, message) = g.state().status.clone();
+            g.write(a(0)?, &code.to_le_bytes())?;
+            return_bytes(g, message.as_bytes(), a(1)?, a(2)?)?;
+            Ok(OK)
+        }
         "proxy_done" => Ok(OK),
         other => Err(HostTrap::Unsupported(other.to_string())),
+    }
+}
+
+/// `proxy_grpc_call(service, service_name, method_name, initial_metadata, request,
+/// timeout_ms, token_out)`, as Envoy's `Context::grpcCall` answers it.
+fn grpc_call(g: &mut dyn Guest, args: &[Val]) -> Result<i64, HostTrap> {
+    let name = "proxy_grpc_call";
+    let a = |i: usize| arg(args, i, name);
+    let upstream = g.read(a(0)?, a(1)?)?;
+    let service = string(g, a(2)?, a(3)?)?;
+    let method = string(g, a(4)?, a(5)?)?;
+    let metadata = g.read(a(6)?, a(7)?)?;
+    let message = g.read(a(8)?, a(9)?)?;
+    let timeout_ms = a(10)?;
+    let token_out = a(11)?;
+    // ENVOY: the bytes are a serialized `GrpcService`; bytes that do not parse as one are
+    // ParseFailure (the spec leaves `upstream` to the host).
+    let Some(fields) = proto_fields(&upstream) else {
+        return Ok(PARSE_FAILURE);
+    };
+    // ENVOY: without `envoy_grpc` the async client cannot be created (Google gRPC targets
+    // are not modelled): BadArgument.
+    let Some(cluster) = fields
+        .iter()
+        .find(|(f, _)| *f == 1)
+        .and_then(|(_, inner)| proto_fields(inner))
+        .and_then(|inner| inner.into_iter().find(|(f, _)| *f == 1))
+        .map(|(_, c)| String::from_utf8_lossy(c).into_owned())
+    else {
+        return Ok(BAD_ARGUMENT);
+    };
+    let initial_metadata = deserialize_map(&metadata).unwrap_or_default();
+    let st = g.state();
+    let token = st.next_grpc_token;
+    st.next_grpc_token = st.next_grpc_token.wrapping_add(2).max(1);
+    if !st.clusters.contains(&cluster) {
+        // ENVOY: the client is created without a cluster check; sending then finds no
+        // cluster, closes the call with UNAVAILABLE "Cluster not available" (deferred until
+        // the VM call returns, for a token the module never learns) and the call returns
+        // InternalFailure.
+        st.deferred.push(Deferred::GrpcClose {
+            token,
+            status: 14,
+            message: "Cluster not available".into(),
+        });
+        return Ok(INTERNAL_FAILURE);
+    }
+    let call = GrpcCall {
+        token,
+        context: st.acting_context(),
+        cluster,
+        service,
+        method,
+        initial_metadata,
+        message,
+        timeout_ms,
+        sent_at_nanos: st.now_nanos,
+    };
+    st.grpc_sent.push(call.clone());
+    st.grpc_calls.insert(token, call);
+    g.write(token_out, &token.to_le_bytes())?;
+    Ok(OK)
+}
+
+/// The top-level fields of a protobuf message (number, payload of length-delimited fields;
+/// other wire types give an empty payload), or None when the bytes are not a message.
+fn proto_fields(bytes: &[u8]) -> Option<Vec<(u64, &[u8])>> {
+    fn varint(b: &[u8], p: &mut usize) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *b.get(*p)?;
+            *p += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p < bytes.len() {
+        let key = varint(bytes, &mut p)?;
+        let (field, wire) = (key >> 3, key & 7);
+        if field == 0 {
+            return None;
+        }
+        let payload: &[u8] = match wire {
+            0 => {
+                varint(bytes, &mut p)?;
+                &[]
+            }
+            1 | 5 => {
+                let n = if wire == 1 { 8 } else { 4 };
+                bytes.get(p..p + n)?;
+                p += n;
+                &[]
+            }
+            2 => {
+                let n = usize::try_from(varint(bytes, &mut p)?).ok()?;
+                let s = bytes.get(p..p.checked_add(n)?)?;
+                p += n;
+                s
+            }
+            _ => return None,
+        };
+        out.push((field, payload));
+    }
+    Some(out)
+}
+
+/// The strings WASI `environ_*` (`KEY=value`, ENVOY: `vm_config.environment_variables`) and
+/// `args_*` (none) hand out.
+fn wasi_strings(g: &mut dyn Guest, call: &str) -> Vec<String> {
+    if call.starts_with("environ") {
+        g.state()
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    } else {
+        Vec::new()
     }
 }
 
@@ -723,30 +938,14 @@ fn wasi_call(g: &mut dyn Guest, name: &str, args: &[Val]) -> Result<Option<i64>,
             Ok(Some(ERRNO_SUCCESS))
         }
         "environ_sizes_get" | "args_sizes_get" => {
-            let env: Vec<String> = if name == "environ_sizes_get" {
-                g.state()
-                    .environment
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let env = wasi_strings(g, name);
             let size: usize = env.iter().map(|e| e.len() + 1).sum();
             g.write(a(0)?, &(env.len() as u32).to_le_bytes())?;
             g.write(a(1)?, &(size as u32).to_le_bytes())?;
             Ok(Some(ERRNO_SUCCESS))
         }
         "environ_get" | "args_get" => {
-            let env: Vec<String> = if name == "environ_get" {
-                g.state()
-                    .environment
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let env = wasi_strings(g, name);
             let (ptrs, mut buf) = (a(0)?, a(1)?);
             for (i, e) in env.iter().enumerate() {
                 g.write(ptrs + 4 * i as u32, &buf.to_le_bytes())?;

@@ -1,7 +1,9 @@
 //! Driving a module the way Envoy does: VM start, root context, `on_configure`, then one
 //! context per HTTP stream or TCP connection, callbacks in Envoy's order.
 
-use crate::abi::{HeaderMap, HostState, LocalReply, MapType, StreamData, StreamType};
+use crate::abi::{
+    Deferred, GrpcCall, HeaderMap, HostState, LocalReply, MapType, StreamData, StreamType,
+};
 use crate::runtime::{CallError, Instance, RuntimeKind, Val};
 use anyhow::{bail, Context as _};
 use std::collections::BTreeMap;
@@ -18,6 +20,8 @@ pub struct Plugin {
     /// Host-wide properties by path segments (`["node", "id"]`).
     pub properties: Vec<(Vec<String>, Vec<u8>)>,
     pub environment: Vec<(String, String)>,
+    /// Clusters Envoy knows: a gRPC call to any other fails as in Envoy.
+    pub clusters: Vec<String>,
 }
 
 impl Plugin {
@@ -28,7 +32,32 @@ impl Plugin {
             ..Default::default()
         }
     }
+    /// Declare a cluster (the target of the module's gRPC calls).
+    pub fn cluster(mut self, name: &str) -> Self {
+        self.clusters.push(name.to_string());
+        self
+    }
 }
+
+/// How the gRPC service answers one call: what a test's responder returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrpcReply {
+    /// Status OK with this message: `proxy_on_grpc_receive`, the message readable as the
+    /// gRPC receive buffer.
+    Message(Vec<u8>),
+    /// The call fails with this gRPC status and message (a service error, or what Envoy
+    /// reports for a refused connection): `proxy_on_grpc_close`.
+    Status { code: u32, message: String },
+    /// No answer: the call ends at its deadline as Envoy ends it (see [`Vm::deliver_grpc`]).
+    NoAnswer,
+}
+
+/// A test's gRPC service: from the call (cluster, service, method, message) to the answer.
+pub type GrpcResponder = Box<dyn FnMut(&GrpcCall) -> GrpcReply>;
+
+/// ENVOY: the status and message of a call its async client timed out: the router's
+/// `upstream request timeout` local reply (504), which a gRPC client sees as UNAVAILABLE.
+pub const GRPC_TIMEOUT: (u32, &str) = (14, "upstream request timeout");
 
 /// One request to replay through an HTTP filter.
 #[derive(Debug, Clone, Default)]
@@ -184,6 +213,9 @@ pub struct Vm {
     /// Fuel used by `on_vm_start` + `on_configure`.
     pub configure_fuel: u64,
     configured: bool,
+    /// Answers the module's gRPC calls while a stream waits for them (none: they stay in
+    /// flight and the stream stalls).
+    responder: Option<GrpcResponder>,
 }
 
 fn path_key(path: &[String]) -> String {
@@ -223,6 +255,7 @@ impl Vm {
             vm_configuration: plugin.vm_configuration.clone(),
             plugin_configuration: plugin.configuration.clone(),
             environment: plugin.environment.clone(),
+            clusters: plugin.clusters.iter().cloned().collect(),
             ..Default::default()
         };
         let mut props: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -242,6 +275,7 @@ impl Vm {
             start_fuel: 0,
             configure_fuel: 0,
             configured: false,
+            responder: None,
         };
         // ENVOY (cpp-host): `_initialize` for WASI reactors, else `_start`; then `main` is not
         // called for reactors. Host calls are refused while it runs (Envoy has no context yet);
@@ -328,7 +362,146 @@ impl Vm {
         let root = self.root;
         self.enter(root);
         self.call("proxy_on_tick", &[Val::I32(root as i32)])?;
+        self.run_deferred()
+    }
+
+    /// Answer the module's gRPC calls with `responder` from now on: [`Vm::http`] asks it for
+    /// each call a paused stream waits for, and delivers the answer.
+    pub fn set_grpc_responder(&mut self, responder: impl FnMut(&GrpcCall) -> GrpcReply + 'static) {
+        self.responder = Some(Box::new(responder));
+    }
+
+    /// The gRPC calls in flight (made and not yet answered), in token order.
+    pub fn grpc_in_flight(&self) -> Vec<GrpcCall> {
+        self.state_ref().grpc_calls.values().cloned().collect()
+    }
+
+    /// Deliver the answer to the call `token`, as Envoy does once the answer arrives (outside
+    /// any other callback):
+    ///
+    /// * a message: `proxy_on_grpc_receive(root, token, size)`, the message readable as the
+    ///   gRPC receive buffer during that callback;
+    /// * a status: `proxy_on_grpc_close(root, token, code)`, with `proxy_get_status` giving
+    ///   the code and message during that callback;
+    /// * no answer: the clock moves to the call's deadline and the call closes as Envoy's
+    ///   async client closes it ([`GRPC_TIMEOUT`]); a call without a timeout (0 ms) has no
+    ///   deadline and stays in flight.
+    ///
+    /// ENVOY: a unary call never gets `proxy_on_grpc_receive_initial_metadata` or
+    /// `..._trailing_metadata` (only streams do), and a successful call gets no
+    /// `proxy_on_grpc_close`. Callbacks go to the root context's id (the SDK routes them to
+    /// the calling context by token). Returns false when the call stays in flight.
+    pub fn deliver_grpc(&mut self, token: u32, reply: GrpcReply) -> anyhow::Result<bool> {
+        let Some(call) = self.state().grpc_calls.remove(&token) else {
+            bail!("no gRPC call {token} in flight");
+        };
+        let root = self.root;
+        match reply {
+            GrpcReply::Message(message) => {
+                self.enter(root);
+                let size = message.len() as i32;
+                if self.instance.has_export("proxy_on_grpc_receive") {
+                    self.state().grpc_receive = Some(message);
+                    let r = self.call(
+                        "proxy_on_grpc_receive",
+                        &[
+                            Val::I32(root as i32),
+                            Val::I32(token as i32),
+                            Val::I32(size),
+                        ],
+                    );
+                    self.state().grpc_receive = None;
+                    r.context("proxy_on_grpc_receive")?;
+                }
+                self.run_deferred()?;
+            }
+            GrpcReply::Status { code, message } => self.close_grpc(token, code, message)?,
+            GrpcReply::NoAnswer => {
+                if call.timeout_ms == 0 {
+                    // ENVOY: timeout 0 sets no deadline: the call waits for ever.
+                    self.state().grpc_calls.insert(token, call);
+                    return Ok(false);
+                }
+                let deadline = call.sent_at_nanos + u64::from(call.timeout_ms) * 1_000_000;
+                let st = self.state();
+                st.now_nanos = st.now_nanos.max(deadline);
+                let (code, message) = GRPC_TIMEOUT;
+                self.close_grpc(token, code, message.to_string())?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// `proxy_on_grpc_close(root, token, code)` with the status readable meanwhile.
+    fn close_grpc(&mut self, token: u32, code: u32, message: String) -> anyhow::Result<()> {
+        let root = self.root;
+        self.enter(root);
+        if self.instance.has_export("proxy_on_grpc_close") {
+            self.state().status = (code, message);
+            let r = self.call(
+                "proxy_on_grpc_close",
+                &[
+                    Val::I32(root as i32),
+                    Val::I32(token as i32),
+                    Val::I32(code as i32),
+                ],
+            );
+            // ENVOY (`onGrpcCloseWrapper`): the message is cleared after the callback, the code
+            // stays until the next close.
+            self.state().status.1.clear();
+            r.context("proxy_on_grpc_close")?;
+        }
+        self.run_deferred()
+    }
+
+    /// Run what Envoy defers until a VM call returns (closes of calls that failed at once).
+    fn run_deferred(&mut self) -> anyhow::Result<()> {
+        while !self.state().deferred.is_empty() {
+            let work = std::mem::take(&mut self.state().deferred);
+            for d in work {
+                match d {
+                    Deferred::GrpcClose {
+                        token,
+                        status,
+                        message,
+                    } => {
+                        let current = self.state().current_context;
+                        self.close_grpc(token, status, message)?;
+                        self.enter(current);
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// While `ctx` waits (paused) for its gRPC calls, ask the responder for each and deliver
+    /// the answers, until the stream goes on, is answered or no call is left. The calls are
+    /// answered after the request has reached the filter whole (headers, body, trailers): the
+    /// service answers after the client finished sending.
+    fn drive_calls(&mut self, ctx: u32, paused: &mut bool) -> anyhow::Result<Option<Verdict>> {
+        let mut waiting_for_ever = std::collections::BTreeSet::new();
+        while *paused {
+            let next = self
+                .state_ref()
+                .grpc_calls
+                .values()
+                .find(|c| c.context == ctx && !waiting_for_ever.contains(&c.token))
+                .cloned();
+            let Some(call) = next else { break };
+            let Some(mut responder) = self.responder.take() else {
+                break;
+            };
+            let reply = responder(&call);
+            self.responder = Some(responder);
+            if !self.deliver_grpc(call.token, reply)? {
+                waiting_for_ever.insert(call.token);
+            }
+            if let Some(v) = self.after_callback(ctx, StreamType::Request, paused) {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
     }
 
     fn enter(&mut self, ctx: u32) {
@@ -347,6 +520,8 @@ impl Vm {
         let r = self
             .call(export, args)
             .with_context(|| format!("{export} on context {ctx}"))?;
+        self.run_deferred()?;
+        self.enter(ctx);
         Ok(r.map(|v| v.u32()) == Some(1))
     }
 
@@ -435,6 +610,9 @@ impl Vm {
                 verdict = self.after_callback(ctx, StreamType::Request, &mut p);
                 paused = p;
             }
+        }
+        if verdict.is_none() && paused {
+            verdict = self.drive_calls(ctx, &mut paused)?;
         }
         let upstream_headers = self
             .stream(ctx)

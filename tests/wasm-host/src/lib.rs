@@ -17,7 +17,8 @@
 //! * [`abi`]: the ABI 0.2.1 host calls and WASI, once for both runtimes; `ENVOY:` comments mark
 //!   where Envoy's behaviour is followed over the spec's.
 //! * [`runtime`]: the [`Runtime`] trait; `rt_wasmtime` and `rt_wasmi` implement it.
-//! * [`host`]: [`Vm`], the lifecycle driver (HTTP streams, TCP connections, ticks).
+//! * [`host`]: [`Vm`], the lifecycle driver (HTTP streams, TCP connections, ticks, the
+//!   answers to gRPC calls from a test's responder).
 
 pub mod abi;
 pub mod corpus;
@@ -28,9 +29,9 @@ mod rt_wasmi;
 mod rt_wasmtime;
 pub mod runtime;
 
-pub use abi::{HostState, HostTrap, LocalReply};
+pub use abi::{GrpcCall, HostState, HostTrap, LocalReply};
 pub use host::{
-    header, module_path, modules_dir, Connection, HttpOutcome, Plugin, Request, Response,
-    TcpOutcome, TcpVerdict, Verdict, Vm,
+    header, module_path, modules_dir, Connection, GrpcReply, GrpcResponder, HttpOutcome, Plugin,
+    Request, Response, TcpOutcome, TcpVerdict, Verdict, Vm, GRPC_TIMEOUT,
 };
 pub use runtime::{CallError, Instance, Runtime, RuntimeKind, Val};

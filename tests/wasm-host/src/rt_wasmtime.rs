@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, OnceLock};
 use wasmtime::{
-    Caller, Config, Engine, Extern, ExternType, Linker, Module, Store, Val as WVal, ValType,
+    Caller, Config, Engine, Extern, ExternType, Linker, Memory, Module, Store, Val as WVal, ValType,
 };
 
 pub struct WasmtimeRuntime {
@@ -66,72 +66,7 @@ impl Default for WasmtimeRuntime {
     }
 }
 
-fn to_w(v: Val) -> WVal {
-    match v {
-        Val::I32(x) => WVal::I32(x),
-        Val::I64(x) => WVal::I64(x),
-    }
-}
-
-fn from_w(v: &WVal) -> Option<Val> {
-    match v {
-        WVal::I32(x) => Some(Val::I32(*x)),
-        WVal::I64(x) => Some(Val::I64(*x)),
-        _ => None,
-    }
-}
-
-struct WGuest<'a, 'b> {
-    caller: &'a mut Caller<'b, HostState>,
-}
-
-impl Guest for WGuest<'_, '_> {
-    fn state(&mut self) -> &mut HostState {
-        self.caller.data_mut()
-    }
-    fn read(&mut self, ptr: u32, len: u32) -> Result<Vec<u8>, HostTrap> {
-        let mem = self
-            .caller
-            .get_export("memory")
-            .and_then(Extern::into_memory)
-            .ok_or(HostTrap::NoMemory)?;
-        let data = mem.data(&*self.caller);
-        let (start, end) = (ptr as usize, ptr as usize + len as usize);
-        data.get(start..end)
-            .map(<[u8]>::to_vec)
-            .ok_or(HostTrap::OutOfBounds { ptr, len })
-    }
-    fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), HostTrap> {
-        let mem = self
-            .caller
-            .get_export("memory")
-            .and_then(Extern::into_memory)
-            .ok_or(HostTrap::NoMemory)?;
-        let data = mem.data_mut(&mut *self.caller);
-        let len = bytes.len() as u32;
-        let (start, end) = (ptr as usize, ptr as usize + bytes.len());
-        data.get_mut(start..end)
-            .ok_or(HostTrap::OutOfBounds { ptr, len })?
-            .copy_from_slice(bytes);
-        Ok(())
-    }
-    fn alloc(&mut self, size: u32) -> Result<u32, HostTrap> {
-        let func = ["malloc", "proxy_on_memory_allocate"]
-            .iter()
-            .find_map(|n| self.caller.get_export(n).and_then(Extern::into_func))
-            .ok_or(HostTrap::NoAllocator)?;
-        let mut out = [WVal::I32(0)];
-        func.call(&mut *self.caller, &[WVal::I32(size as i32)], &mut out)
-            .map_err(|e| HostTrap::AllocatorFailed(e.to_string()))?;
-        match out[0] {
-            WVal::I32(0) => Err(HostTrap::AllocatorFailed(format!(
-                "returned null for {size} bytes"
-            ))),
-            WVal::I32(p) => Ok(p as u32),
-            _ => Err(HostTrap::AllocatorFailed("returned a non-i32".into())),
-        }
-    }
-}
+crate::runtime::engine_glue!(WVal);
 
 impl Runtime for WasmtimeRuntime {
     fn kind(&self) -> RuntimeKind {
@@ -160,19 +95,8 @@ impl Runtime for WasmtimeRuntime {
             let (m2, n2) = (m.clone(), n.clone());
             linker
                 .func_new(&m, &n, ty.clone(), move |mut caller, params, out| {
-                    let args: Vec<Val> = params.iter().filter_map(from_w).collect();
-                    let mut guest = WGuest {
-                        caller: &mut caller,
-                    };
-                    let ret =
-                        call_import(&mut guest, &m2, &n2, &args).map_err(wasmtime::Error::new)?;
-                    if let (Some(slot), Some(v)) = (out.first_mut(), ret) {
-                        *slot = match results.first() {
-                            Some(ValType::I64) => WVal::I64(v),
-                            _ => WVal::I32(v as i32),
-                        };
-                    }
-                    Ok(())
+                    run_import(&mut caller, &m2, &n2, &results, params, out)
+                        .map_err(wasmtime::Error::new)
                 })
                 .map_err(|e| anyhow!("link {m}.{n}: {e}"))?;
         }
@@ -217,9 +141,9 @@ impl Instance for WasmtimeInstance {
                 }
             })
             .collect();
-        let params: Vec<WVal> = args.iter().copied().map(to_w).collect();
+        let params: Vec<WVal> = args.iter().copied().map(to_engine).collect();
         match func.call(&mut self.store, &params, &mut out) {
-            Ok(()) => Ok(out.first().and_then(from_w)),
+            Ok(()) => Ok(out.first().and_then(from_engine)),
             Err(e) => {
                 if let Some(h) = e.downcast_ref::<HostTrap>() {
                     return Err(CallError::Host(h.clone()));

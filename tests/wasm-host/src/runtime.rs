@@ -132,3 +132,102 @@ pub trait Guest {
 /// The fuel budget each instance starts with: far above any request, finite so a runaway loop
 /// ends in an out-of-fuel trap instead of hanging a test.
 pub const FUEL_BUDGET: u64 = 1 << 40;
+
+/// The glue both engines need, written once: their APIs have the same shape here
+/// (`Caller::get_export`, `Extern::into_memory`/`into_func`, `Memory::data`/`data_mut`,
+/// `Func::call` over slices of values), so one macro, expanded in each engine's module with
+/// that engine's value type, gives value conversions (`to_engine`, `from_engine`) and
+/// `CallerGuest`, the [`Guest`] a host call sees (the module's memory and allocator), and
+/// `run_import`, what every linked import runs.
+macro_rules! engine_glue {
+    ($val:ident) => {
+        fn to_engine(v: Val) -> $val {
+            match v {
+                Val::I32(x) => $val::I32(x),
+                Val::I64(x) => $val::I64(x),
+            }
+        }
+
+        fn from_engine(v: &$val) -> Option<Val> {
+            match v {
+                $val::I32(x) => Some(Val::I32(*x)),
+                $val::I64(x) => Some(Val::I64(*x)),
+                _ => None,
+            }
+        }
+
+        /// Run the import `module.name` on the engine's values: the arguments in, the host's
+        /// result out in the type the import declares.
+        fn run_import(
+            caller: &mut Caller<'_, HostState>,
+            module: &str,
+            name: &str,
+            results: &[ValType],
+            params: &[$val],
+            out: &mut [$val],
+        ) -> Result<(), HostTrap> {
+            let args: Vec<Val> = params.iter().filter_map(from_engine).collect();
+            let mut guest = CallerGuest { caller };
+            let ret = call_import(&mut guest, module, name, &args)?;
+            if let (Some(slot), Some(v)) = (out.first_mut(), ret) {
+                *slot = match results.first() {
+                    Some(ValType::I64) => $val::I64(v),
+                    _ => $val::I32(v as i32),
+                };
+            }
+            Ok(())
+        }
+
+        struct CallerGuest<'a, 'b> {
+            caller: &'a mut Caller<'b, HostState>,
+        }
+
+        impl CallerGuest<'_, '_> {
+            fn memory(&mut self) -> Result<Memory, HostTrap> {
+                self.caller
+                    .get_export("memory")
+                    .and_then(Extern::into_memory)
+                    .ok_or(HostTrap::NoMemory)
+            }
+        }
+
+        impl Guest for CallerGuest<'_, '_> {
+            fn state(&mut self) -> &mut HostState {
+                self.caller.data_mut()
+            }
+            fn read(&mut self, ptr: u32, len: u32) -> Result<Vec<u8>, HostTrap> {
+                let data = self.memory()?.data(&*self.caller);
+                let (start, end) = (ptr as usize, ptr as usize + len as usize);
+                data.get(start..end)
+                    .map(<[u8]>::to_vec)
+                    .ok_or(HostTrap::OutOfBounds { ptr, len })
+            }
+            fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), HostTrap> {
+                let data = self.memory()?.data_mut(&mut *self.caller);
+                let len = bytes.len() as u32;
+                let (start, end) = (ptr as usize, ptr as usize + bytes.len());
+                data.get_mut(start..end)
+                    .ok_or(HostTrap::OutOfBounds { ptr, len })?
+                    .copy_from_slice(bytes);
+                Ok(())
+            }
+            fn alloc(&mut self, size: u32) -> Result<u32, HostTrap> {
+                let func = ["malloc", "proxy_on_memory_allocate"]
+                    .iter()
+                    .find_map(|n| self.caller.get_export(n).and_then(Extern::into_func))
+                    .ok_or(HostTrap::NoAllocator)?;
+                let mut out = [$val::I32(0)];
+                func.call(&mut *self.caller, &[$val::I32(size as i32)], &mut out)
+                    .map_err(|e| HostTrap::AllocatorFailed(e.to_string()))?;
+                match out[0] {
+                    $val::I32(0) => Err(HostTrap::AllocatorFailed(format!(
+                        "returned null for {size} bytes"
+                    ))),
+                    $val::I32(p) => Ok(p as u32),
+                    _ => Err(HostTrap::AllocatorFailed("returned a non-i32".into())),
+                }
+            }
+        }
+    };
+}
+pub(crate) use engine_glue;

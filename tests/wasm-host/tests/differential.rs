@@ -9,8 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use envoy_harness::corpus::{raw_request, send_raw, Row};
-use envoy_harness::{modules, EchoServer, Envoy, EnvoyConfig, FilterEntry};
+use envoy_harness::{cases, modules, EchoServer, Envoy, EnvoyConfig, FilterEntry};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use wasm_host::{front, Plugin, RuntimeKind, Verdict, Vm};
 
@@ -43,6 +44,18 @@ struct Seen {
     upstream: Option<Upstream>,
     /// Local reply body (None when the upstream answered).
     reply: Option<Value>,
+    /// The rate-limit headers the client got (`ratelimit-limit`, `ratelimit-remaining`;
+    /// `ratelimit-reset` and `retry-after` count seconds of the wall clock, which differs).
+    limit_headers: Vec<(String, String)>,
+}
+
+const LIMIT_HEADERS: [&str; 2] = ["ratelimit-limit", "ratelimit-remaining"];
+
+fn limit_headers<'a>(get: impl Fn(&str) -> Option<&'a [u8]>) -> Vec<(String, String)> {
+    LIMIT_HEADERS
+        .iter()
+        .filter_map(|n| Some((n.to_string(), String::from_utf8_lossy(get(n)?).into_owned())))
+        .collect()
 }
 
 fn row(i: usize, case: &Case) -> Row {
@@ -71,6 +84,7 @@ fn envoy_seen(envoy: &Envoy, row: &Row) -> Seen {
     )
     .unwrap()
     .unwrap_or_else(|| panic!("{}: no response from Envoy", row.id));
+    let limit_headers = limit_headers(|n| resp.header(n).map(str::as_bytes));
     if resp.header("x-upstream").is_some() {
         let v: Value = serde_json::from_slice(&resp.body).unwrap();
         let mut headers: Vec<(String, String)> = v["headers"]
@@ -95,12 +109,14 @@ fn envoy_seen(envoy: &Envoy, row: &Row) -> Seen {
                 v["body"].as_str().unwrap_or_default().into(),
             )),
             reply: None,
+            limit_headers,
         }
     } else {
         Seen {
             status: resp.status,
             upstream: None,
             reply: serde_json::from_slice(&resp.body).ok(),
+            limit_headers,
         }
     }
 }
@@ -116,6 +132,7 @@ fn in_process_seen(vm: &mut Vm, row: &Row, i: usize) -> Seen {
     )
     .unwrap_or_else(|e| panic!("{}: the front end refused it: {e:?}", row.id));
     let out = vm.http(&req).unwrap();
+    let limit_headers = limit_headers(|n| wasm_host::header(&out.response.headers, n));
     match &out.verdict {
         Verdict::Forwarded => {
             let h = &out.upstream_headers;
@@ -140,15 +157,26 @@ fn in_process_seen(vm: &mut Vm, row: &Row, i: usize) -> Seen {
                 status: out.status() as u16,
                 upstream: Some((get(":method"), get(":path"), headers, body)),
                 reply: None,
+                limit_headers,
             }
         }
         Verdict::LocalReply(r) => Seen {
             status: r.status as u16,
             upstream: None,
             reply: serde_json::from_slice(&r.body).ok(),
+            limit_headers,
         },
         other => panic!("{}: in-process verdict {other:?}", row.id),
     }
+}
+
+/// Every counter the module defined in-process has the value Envoy reports.
+fn same_counters(filter: &str, rt: RuntimeKind, vm: &Vm, stats: &HashMap<String, u64>) {
+    assert_eq!(
+        vm.state_ref().counter_differing_from(stats),
+        None,
+        "{filter} on {rt}: a counter (name, in-process, Envoy)"
+    );
 }
 
 /// Run `cases` through `filter` with `config` in Envoy and in-process on both runtimes.
@@ -176,18 +204,7 @@ fn differential(filter: &str, config: &str, cases: &[Case]) {
                 r.method, r.uri, r.headers
             );
         }
-        // Every counter the module defined has the value Envoy reports.
-        for m in vm.state_ref().metrics.iter().filter(|m| m.kind == 0) {
-            let envoy_value = stats
-                .get(&format!("wasmcustom.{}", m.name))
-                .copied()
-                .unwrap_or(0);
-            assert_eq!(
-                m.value as u64, envoy_value,
-                "{filter} on {rt}: counter {}",
-                m.name
-            );
-        }
+        same_counters(filter, rt, &vm, &stats);
         eprintln!(
             "{filter}: {} cases identical on {rt} in {:.0} ms (Envoy start alone {:.2} s)",
             rows.len(),
@@ -219,124 +236,59 @@ fn example() {
     );
 }
 
-const JWT_ALICE: &str = "eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIiwic3ViIjoiYWxpY2UiLCJhdWQiOiJhcGkiLCJzY29wZSI6IndyaXRlIn0";
-
-#[test]
-fn policy() {
-    let config = json!({
-        "default_action": "deny",
-        "deny": {"status": 403, "message": "not allowed"},
-        "jwt": {"payload_header": "x-jwt-payload"},
-        "rules": [
-            {"name": "method", "match": {"methods": ["DELETE"]}, "action": "deny",
-             "deny": {"status": 405, "message": "no deletes"}},
-            {"name": "host", "match": {"hosts": [{"exact": "internal.example"}]}, "action": "allow"},
-            {"name": "path-exact", "match": {"paths": [{"exact": "/exact"}]}, "action": "allow"},
-            {"name": "path-prefix", "match": {"paths": [{"prefix": "/pub/"}]}, "action": "allow"},
-            {"name": "path-regex", "match": {"paths": [{"regex": "/users/[0-9]+"}]}, "action": "allow"},
-            {"name": "path-glob", "match": {"paths": [{"glob": "/static/**/*.css"}]}, "action": "allow"},
-            {"name": "header", "match": {"headers": [{"name": "x-role", "value": {"exact": "ops"}}]}, "action": "allow"},
-            {"name": "query", "match": {"query": [{"name": "preview", "value": {"exact": "yes"}}]}, "action": "allow"},
-            {"name": "cidr-other", "match": {"paths": [{"prefix": "/net"}], "source_cidrs": ["10.0.0.0/8"]}, "action": "deny",
-             "deny": {"status": 451, "message": "wrong network"}},
-            {"name": "cidr-loopback", "match": {"paths": [{"prefix": "/net"}], "source_cidrs": ["127.0.0.0/8", "::1"]}, "action": "allow"},
-            {"name": "claims", "match": {"paths": [{"prefix": "/claims"}], "claims": [
-                {"claim": "iss", "value": {"exact": "https://idp.example"}},
-                {"claim": "sub", "value": {"exact": "alice"}}]}, "action": "allow"},
-            {"name": "limited", "match": {"paths": [{"prefix": "/limited"}]}, "action": "rate_limit",
-             "rate_limit": {"max_tokens": 2, "fill_interval": "1h", "message": "slow down"}}
-        ]
-    })
-    .to_string();
-    differential(
-        "policy",
-        &config,
-        &[
-            ("DELETE", "/exact", vec![], ""),
-            ("GET", "/", vec![("Host", "internal.example")], ""),
-            ("GET", "/", vec![("Host", "other.example")], ""),
-            ("GET", "/exact", vec![], ""),
-            ("GET", "/exact/more", vec![], ""),
-            ("GET", "/pub/a/b", vec![], ""),
-            ("GET", "/users/42", vec![], ""),
-            ("GET", "/users/42x", vec![], ""),
-            ("GET", "/static/a/b/site.css", vec![], ""),
-            ("GET", "/static/site.js", vec![], ""),
-            ("GET", "/x", vec![("x-role", "ops")], ""),
-            ("GET", "/x", vec![("x-role", "dev")], ""),
-            ("GET", "/x?preview=yes", vec![], ""),
-            ("GET", "/x?preview=no", vec![], ""),
-            ("GET", "/net", vec![], ""),
-            ("GET", "/claims", vec![("x-jwt-payload", JWT_ALICE)], ""),
-            ("GET", "/claims", vec![], ""),
-            ("GET", "/pub/./../exact", vec![], ""),
-            ("GET", "//pub//a", vec![], ""),
-            ("GET", "/limited", vec![], ""),
-            ("GET", "/limited", vec![], ""),
-            (
-                "GET",
-                "/limited?secret=hunter2",
-                vec![("x-request-id", "rid-7")],
-                "",
-            ),
-            (
-                "GET",
-                "/nothing-matches",
-                vec![("x-request-id", "rid-8")],
-                "",
-            ),
-        ],
-    );
+/// A request of a shared e2e table (`envoy_harness::cases`), without a body.
+fn from_table<W>(c: &cases::HttpCase<W>) -> Case {
+    (c.method, c.path, c.headers.clone(), "")
 }
 
-const CLAIMS_BETA: &str = "eyJzdWIiOiJhbGljZSIsImdyb3VwcyI6WyJiZXRhIl19";
+/// The e2e test's table (tests/tests/policy.rs `every_match_kind_and_action`), then its two
+/// detailed requests: the bucket's refusal and a default denial.
+#[test]
+fn policy() {
+    let config = cases::policy_every_match_config().to_string();
+    let mut table: Vec<Case> = cases::policy_every_match_cases()
+        .iter()
+        .map(from_table)
+        .collect();
+    table.extend([
+        (
+            "GET",
+            "/limited?secret=hunter2",
+            vec![("x-request-id", "rid-7")],
+            "",
+        ),
+        (
+            "GET",
+            "/nothing-matches",
+            vec![("x-request-id", "rid-8")],
+            "",
+        ),
+    ]);
+    differential("policy", &config, &table);
+}
 
+/// The e2e test's rule table (tests/tests/router.rs `each_rule_kind_...`), then the requests
+/// of its rewrite, keyless-split and spoofed-header tests.
 #[test]
 fn router() {
-    let config = r#"{
-      "default_tag": "stable",
-      "jwt": {"payload_header": "x-jwt-payload"},
-      "rules": [
-        {"name": "header", "match": {"headers": [{"name": "x-beta", "value": {"exact": "1"}}]}, "tag": "canary"},
-        {"name": "cookie", "match": {"cookies": [{"name": "canary", "value": {"exact": "always"}}]}, "tag": "canary"},
-        {"name": "query", "match": {"query": [{"name": "canary", "value": {"exact": "1"}}]}, "tag": "canary"},
-        {"name": "path", "match": {"paths": [{"prefix": "/beta/"}]}, "tag": "canary"},
-        {"name": "method", "match": {"methods": ["PATCH"]}, "tag": "canary"},
-        {"name": "cidr-local", "match": {"paths": [{"prefix": "/cidr/"}], "source_cidrs": ["127.0.0.0/8", "::1/128"]}, "tag": "canary"},
-        {"name": "claim", "match": {"claims": [{"claim": "groups", "value": {"exact": "beta"}}]}, "tag": "canary"},
-        {"name": "rewrite", "match": {"paths": [{"prefix": "/legacy/"}]}, "tag": "stable",
-         "rewrite": {"path_prefix": {"from": "/legacy/", "to": "/rewritten/"}, "host": "v2.internal"},
-         "request_headers": {"set": {"x-router-rule": "rewrite"}, "remove": ["x-internal"]}},
-        {"name": "fixed", "match": {"paths": [{"prefix": "/fixed/"}]},
-         "weights": [{"tag": "canary", "percent": 50}, {"tag": "stable", "percent": 50}],
-         "hash_on": [{"header": "x-user-id"}], "fallback": {"tag": "stable"}}
-      ]
-    }"#;
-    differential(
-        "router",
-        config,
-        &[
-            ("GET", "/", vec![("x-beta", "1")], ""),
-            ("GET", "/", vec![("x-beta", "0")], ""),
-            ("GET", "/", vec![("cookie", "a=1; canary=always")], ""),
-            ("GET", "/items?x=1&canary=1", vec![], ""),
-            ("GET", "/beta/items", vec![], ""),
-            ("PATCH", "/", vec![], ""),
-            ("GET", "/cidr/x", vec![], ""),
-            ("GET", "/", vec![("x-jwt-payload", CLAIMS_BETA)], ""),
-            ("GET", "/legacy/a?b=1", vec![("x-internal", "secret")], ""),
-            ("GET", "/fixed/a", vec![("x-user-id", "u-1")], ""),
-            ("GET", "/fixed/a", vec![("x-user-id", "u-2")], ""),
-            ("GET", "/fixed/a", vec![], ""),
-            ("GET", "/plain", vec![("x-route-tag", "canary")], ""),
-            (
-                "GET",
-                "/plain",
-                vec![("X-Route-Tag", "canary"), ("x-route-tag", "x")],
-                "",
-            ),
-        ],
-    );
+    let mut table: Vec<Case> = cases::router_rule_cases()
+        .iter()
+        .map(|(_, c)| from_table(c))
+        .collect();
+    table.extend([
+        ("GET", "/legacy/a?b=1", vec![("x-internal", "secret")], ""),
+        ("GET", "/fixed/a", vec![("x-user-id", "u-1")], ""),
+        ("GET", "/fixed/a", vec![("x-user-id", "u-2")], ""),
+        ("GET", "/fixed/a", vec![], ""),
+        ("GET", "/plain", vec![("x-route-tag", "canary")], ""),
+        (
+            "GET",
+            "/plain",
+            vec![("X-Route-Tag", "canary"), ("x-route-tag", "x")],
+            "",
+        ),
+    ]);
+    differential("router", cases::ROUTER_RULES, &table);
 }
 
 const THREAT_CASES: &[(&str, &str, &str)] = &[
@@ -419,4 +371,261 @@ fn suite() {
         ("GET", "/api/items", vec![("x-route-tag", "canary")], ""),
     ]);
     differential("suite", &config, &cases);
+}
+
+/// What happens to the rate-limit service between requests of the global-limit scenario.
+#[derive(Debug, Clone, Copy)]
+enum ServiceChange {
+    /// `response_headers_to_add` on (the service's own `ratelimit-*` headers) or off.
+    ResponseHeaders(bool),
+    /// Hold every answer this long (longer than the calls' deadline: a stalled service).
+    Delay(Duration),
+    /// Redis stops: the service answers UNAVAILABLE.
+    RedisDown,
+    /// The service stops: connections are refused.
+    Stop,
+}
+
+enum Step {
+    Send(Case),
+    Change(ServiceChange),
+}
+
+/// Redis and the rate-limit service for one side of the comparison (each side counts from
+/// zero in its own Redis).
+struct Service {
+    redis: envoy_harness::redis::RedisServer,
+    rls: envoy_harness::ratelimit::RateLimitServer,
+}
+
+impl Service {
+    fn start() -> Service {
+        let domains: Vec<envoy_harness::ratelimit::DomainConfig> =
+            serde_json::from_value(json!([{"domain": "edge", "descriptors": [
+                {"key": "generic_key", "value": "api",
+                 "rate_limit": {"unit": "minute", "requests_per_unit": 3}},
+                {"key": "generic_key", "value": "first",
+                 "rate_limit": {"unit": "minute", "requests_per_unit": 1}},
+                {"key": "generic_key", "value": "users", "descriptors": [
+                    {"key": "remote_address", "descriptors": [
+                        {"key": "x-user", "rate_limit": {"unit": "minute", "requests_per_unit": 2}},
+                        {"key": "x-user", "value": "vip",
+                         "rate_limit": {"unit": "minute", "requests_per_unit": 3}}]}]},
+                {"key": "generic_key",
+                 "rate_limit": {"unit": "minute", "requests_per_unit": 1000}}]}]))
+            .unwrap();
+        let redis = envoy_harness::redis::RedisServer::start().unwrap();
+        let rls = envoy_harness::ratelimit::RateLimitServer::start(domains, redis.addr()).unwrap();
+        Service { redis, rls }
+    }
+
+    fn apply(&mut self, change: ServiceChange) {
+        match change {
+            ServiceChange::ResponseHeaders(on) => self.rls.set_response_headers(on),
+            ServiceChange::Delay(d) => self.rls.set_delay(d),
+            ServiceChange::RedisDown => self.redis.stop(),
+            ServiceChange::Stop => self.rls.stop(),
+        }
+    }
+}
+
+/// The in-process side's gRPC service: the same real rate-limit service, called over HTTP/2
+/// with the call's deadline; a refused connection is what Envoy reports for one.
+fn responder(
+    addr: std::net::SocketAddr,
+) -> impl FnMut(&wasm_host::GrpcCall) -> wasm_host::GrpcReply {
+    use envoy_harness::ratelimit::{grpc_unary, GrpcAnswer};
+    use wasm_host::GrpcReply;
+    move |call| {
+        assert_eq!(call.cluster, "ratelimit");
+        let path = format!("/{}/{}", call.service, call.method);
+        let timeout = Duration::from_millis(u64::from(call.timeout_ms));
+        match grpc_unary(addr, &path, &call.message, timeout) {
+            GrpcAnswer::Message(m) => GrpcReply::Message(m),
+            GrpcAnswer::Status { code, message } => GrpcReply::Status { code, message },
+            GrpcAnswer::Timeout => GrpcReply::NoAnswer,
+            // ENVOY: a connection failure before any answer is the router's 503 local reply,
+            // which a gRPC client sees as UNAVAILABLE.
+            GrpcAnswer::Unreachable(_) => GrpcReply::Status {
+                code: 14,
+                message: "upstream connect error or disconnect/reset before headers. reset \
+                          reason: connection failure"
+                    .into(),
+            },
+        }
+    }
+}
+
+/// Policy's `scope: global` rules (tests/tests/global_ratelimit.rs) against the real
+/// rate-limit service: in Envoy (its gRPC client) and in-process (the host's gRPC calls
+/// answered by the same service), the same statuses, upstream views, reply bodies, limit
+/// headers and counters, through a service that works, adds headers, stalls past the
+/// deadline, loses its Redis, and stops.
+#[test]
+fn policy_global() {
+    let config = json!({"rules": [
+        // Deny on failure; the service admits 3 a minute.
+        {"name": "api", "match": {"paths": [{"prefix": "/api"}]}, "action": "rate_limit",
+         "rate_limit": {"scope": "global", "key": [], "global": {
+             "cluster": "ratelimit", "domain": "edge", "timeout": "5s", "failure_mode": "deny",
+             "entries": [{"key": "generic_key", "value": "api"}]}}},
+        // Allow / deny on failure with a short deadline (the stalled service).
+        {"name": "open", "match": {"paths": [{"prefix": "/open"}]}, "action": "rate_limit",
+         "rate_limit": {"scope": "global", "global": {
+             "cluster": "ratelimit", "domain": "edge", "timeout": "400ms",
+             "failure_mode": "allow", "failure_status": 503,
+             "entries": [{"key": "generic_key", "value": "open"}]}}},
+        {"name": "closed", "match": {"paths": [{"prefix": "/closed"}]}, "action": "rate_limit",
+         "rate_limit": {"scope": "global", "global": {
+             "cluster": "ratelimit", "domain": "edge", "timeout": "400ms",
+             "failure_mode": "deny", "failure_status": 503,
+             "entries": [{"key": "generic_key", "value": "closed"}]}}},
+        // A local bucket (2) before the service (1 a minute).
+        {"name": "first", "match": {"paths": [{"prefix": "/first"}]}, "action": "rate_limit",
+         "rate_limit": {"scope": "global", "key": [], "global": {
+             "cluster": "ratelimit", "domain": "edge", "timeout": "5s", "failure_mode": "deny",
+             "entries": [{"key": "generic_key", "value": "first"}],
+             "local_first": {"max_tokens": 2, "fill_interval": "1h"}}}},
+        // Descriptors from the request (the native filter's comparison in the e2e test).
+        {"name": "users", "match": {"paths": [{"prefix": "/users"}]}, "action": "rate_limit",
+         "rate_limit": {"scope": "global", "key": ["source_ip", {"header": "x-user"}], "global": {
+             "cluster": "ratelimit", "domain": "edge", "timeout": "3s",
+             "entries": [{"key": "generic_key", "value": "users"}]}}},
+        // A cluster that does not exist: the call fails at once.
+        {"name": "nowhere", "match": {"paths": [{"prefix": "/nowhere"}]}, "action": "rate_limit",
+         "rate_limit": {"scope": "global", "global": {
+             "cluster": "missing", "domain": "edge", "timeout": "1s",
+             "failure_mode": "deny", "failure_status": 503,
+             "entries": [{"key": "generic_key", "value": "nowhere"}]}}}
+    ]})
+    .to_string();
+    let get = |path: &'static str| Step::Send(("GET", path, vec![], ""));
+    let user = |u: &'static str| Step::Send(("GET", "/users/data", vec![("x-user", u)], ""));
+    let body: &'static str = Box::leak("x".repeat(20_000).into_boxed_str());
+    let mut steps = vec![
+        get("/api/x"),
+        get("/api/x"),
+        get("/api/x"),
+        get("/api/x"),
+        get("/other"),
+        get("/open"),
+        get("/closed"),
+        Step::Change(ServiceChange::ResponseHeaders(true)),
+        // The body waits with the headers while the call is out, then goes upstream whole.
+        Step::Send(("POST", "/open", vec![("content-type", "text/plain")], body)),
+        get("/api/x"),
+        Step::Change(ServiceChange::ResponseHeaders(false)),
+        get("/first"),
+        get("/first"),
+        get("/first"),
+        get("/first"),
+    ];
+    for u in [
+        "alice", "bob", "alice", "vip", "alice", "vip", "vip", "vip", "bob", "carol",
+    ] {
+        steps.push(user(u));
+    }
+    steps.extend([
+        Step::Change(ServiceChange::Delay(Duration::from_secs(60))),
+        get("/open"),
+        get("/closed"),
+        get("/open"),
+        get("/closed"),
+        Step::Change(ServiceChange::Delay(Duration::ZERO)),
+        Step::Change(ServiceChange::RedisDown),
+        get("/open"),
+        get("/closed"),
+        get("/users/data"),
+        Step::Change(ServiceChange::Stop),
+        get("/open"),
+        get("/closed"),
+        get("/api/x"),
+        get("/nowhere"),
+    ]);
+    let cases = steps.iter().filter(|s| matches!(s, Step::Send(_))).count();
+
+    let module = modules::module("policy").unwrap();
+    let wasm = std::fs::read(&module).unwrap();
+    let echo = EchoServer::start("echo").unwrap();
+
+    // Envoy, with the service's cluster.
+    envoy_harness::ratelimit::wait_for_fresh_minute(Duration::from_secs(20));
+    let mut service = Service::start();
+    let mut cfg =
+        EnvoyConfig::new(echo.addr()).filter(FilterEntry::wasm("policy", &module, &config));
+    cfg.extra_clusters
+        .push(envoy_harness::ratelimit::cluster_json(
+            "ratelimit",
+            service.rls.addr(),
+        ));
+    let envoy = Envoy::start(cfg).unwrap();
+    let mut envoy_view = Vec::new();
+    let mut i = 0;
+    for step in &steps {
+        match step {
+            Step::Send(case) => {
+                envoy_view.push(envoy_seen(&envoy, &row(i, case)));
+                i += 1;
+            }
+            Step::Change(c) => service.apply(*c),
+        }
+    }
+    let stats = envoy.stats().unwrap();
+    drop(service);
+    // The scenario does what it says in Envoy: limits, failure modes, deadlines.
+    let statuses: Vec<u16> = envoy_view.iter().map(|s| s.status).collect();
+    #[rustfmt::skip]
+    assert_eq!(statuses, [
+        200, 200, 200, 429, 200, 200, 200,  // api: 3 a minute; other: no call; open, closed
+        200, 429,                           // the service's headers; api still over
+        200, 429, 429, 429,                 // first: bucket 2, service 1
+        200, 200, 200, 200, 429, 200, 200, 429, 200, 200, // users: 2 each, vip 3
+        200, 503, 200, 503,                 // stalled: deadline, allow / deny
+        200, 503, 200,                      // Redis down: UNAVAILABLE, allow / deny / allow
+        200, 503, 500,                      // stopped: refused
+        503,                                // a cluster Envoy does not know
+    ], "Envoy");
+    let stat = |n: &str| {
+        stats
+            .get(&format!("wasmcustom.policy_ratelimit_global_{n}"))
+            .copied()
+    };
+    assert_eq!(stat("timeout"), Some(4));
+    assert_eq!(stat("local_first_limited"), Some(2));
+
+    for rt in RuntimeKind::ALL {
+        envoy_harness::ratelimit::wait_for_fresh_minute(Duration::from_secs(20));
+        let t = Instant::now();
+        let mut service = Service::start();
+        let mut vm = Vm::start(
+            rt,
+            &wasm,
+            &Plugin::new("policy", config.as_str()).cluster("ratelimit"),
+        )
+        .unwrap();
+        vm.set_grpc_responder(responder(service.rls.addr()));
+        let mut i = 0;
+        for step in &steps {
+            match step {
+                Step::Send(case) => {
+                    let r = row(i, case);
+                    let got = in_process_seen(&mut vm, &r, i);
+                    assert_eq!(
+                        got, envoy_view[i],
+                        "policy (global) on {rt}, case {i} ({} {} {:?}): in-process (left) vs Envoy (right)",
+                        r.method, r.uri, r.headers
+                    );
+                    i += 1;
+                }
+                Step::Change(c) => service.apply(*c),
+            }
+        }
+        assert!(vm.grpc_in_flight().is_empty(), "every call was answered");
+        same_counters("policy (global)", rt, &vm, &stats);
+        eprintln!(
+            "policy (global): {cases} cases identical on {rt} in {:.0} ms ({} gRPC calls)",
+            t.elapsed().as_secs_f64() * 1000.0,
+            vm.state_ref().grpc_sent.len()
+        );
+    }
 }
