@@ -5,10 +5,14 @@ use envoy_harness::{build_id, modules, workspace_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `wasm-opt` arguments: `-O3` and the target features rustc enables by default for
-/// wasm32-wasip1 (binaryen must be told).
+/// `wasm-opt` arguments: `-Oz` and the target features rustc enables by default for
+/// wasm32-wasip1 (binaryen must be told). `-Oz` rather than `-O3`: modules 1.5-2% smaller
+/// (threat-score 475,317 -> 468,170 bytes, suite 777,906 -> 764,737) for +0.3-0.6% Wasm
+/// instructions per request (`cargo xtask bench --instructions`); V8's optimizing tier
+/// recompiles the code anyway, and module size is cold-start time (bench/README.md, "Module
+/// size and cold start").
 pub const WASM_OPT_ARGS: &[&str] = &[
-    "-O3",
+    "-Oz",
     "--enable-bulk-memory",
     "--enable-sign-ext",
     "--enable-nontrapping-float-to-int",

@@ -289,13 +289,15 @@ fn word_table() -> &'static [(&'static str, Kind)] {
             (KEYWORDS, Kind::Keyword),
             (FUNCTIONS, Kind::Func),
         ] {
+            // Kept sorted by inserting in place (binary search), which also finds duplicates:
+            // a `sort_unstable_by` instantiation was ~10 KB of the module (issue 13).
             for w in list {
-                if !v.iter().any(|(x, _)| x == w) {
-                    v.push((w, kind));
+                let at = v.partition_point(|(x, _)| x < w);
+                if v.get(at).is_none_or(|(x, _)| x != w) {
+                    v.insert(at, (w, kind));
                 }
             }
         }
-        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
         v
     })
 }
