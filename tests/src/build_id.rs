@@ -3,7 +3,7 @@
 //! The commit is the last one that changed the module's **inputs**: the filter crate, the
 //! workspace crates it depends on (path dependencies, followed transitively; dev-dependencies
 //! excluded), and the workspace files every build reads (`Cargo.toml`, `Cargo.lock`,
-//! `rust-toolchain.toml`, `.cargo/config.toml`), without what never reaches the module (`*.md`,
+//! `rust-toolchain.toml`, `.cargo/config.toml`) plus the build recipe (`xtask/src/build.rs`), without what never reaches the module (`*.md`,
 //! `tests/`, `examples/`, `benches/`, the `config.json` of local runs). Not `HEAD`: a module embeds its commit, so
 //! embedding `HEAD` would change every module's bytes, and every pinned digest, on every commit.
 //! This way a module changes only when its inputs do, the same checkout gives the same commit in
@@ -30,12 +30,15 @@ const NOT_INPUTS: &[&str] = &[
     ":(exclude,glob)**/config.json",
 ];
 
-/// Files under the workspace root that every module build reads.
+/// Files under the workspace root that every module build reads, and the build recipe itself
+/// (`xtask/src/build.rs`: cargo flags, path remapping, the `wasm-opt` level), since a change
+/// there changes the bytes of every module.
 const WORKSPACE_INPUTS: &[&str] = &[
     "Cargo.toml",
     "Cargo.lock",
     "rust-toolchain.toml",
     ".cargo/config.toml",
+    "xtask/src/build.rs",
 ];
 
 /// The commit for `package` (see the module docs), or `unknown`.
