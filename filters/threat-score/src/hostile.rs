@@ -67,8 +67,11 @@ impl Wrap {
                 // `size` bytes (the default body limit is 64 KiB: the document stays whole).
                 let escaped = serde_json::to_string(unit).unwrap_or_default();
                 let per_unit = escaped.len().saturating_sub(2).max(1);
-                // `{"a":` and `}` around the string: 7 bytes.
-                let units = size.saturating_sub(7) / per_unit;
+                // `{"a":`, the string's two quotes and `}`: 8 bytes. (It said 7 once: the 64 KiB
+                // document was one byte over the body limit, so it was truncated and scanned
+                // as text while the 4 KiB one was scanned as JSON, and the linear-time test
+                // compared two different paths.)
+                let units = size.saturating_sub(8) / per_unit;
                 let s =
                     serde_json::to_string(&repeat(unit, units * unit.len())).unwrap_or_default();
                 let body = format!("{{\"a\":{s}}}");
@@ -81,4 +84,28 @@ impl Wrap {
 /// `unit` repeated to `size` bytes (cut at the last whole unit).
 pub fn repeat(unit: &str, size: usize) -> String {
     unit.repeat(size / unit.len().max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every generated body fits the size asked for, so a 64 KiB body stays within the default
+    /// body limit and is inspected whole, on the same path as the 4 KiB one.
+    #[test]
+    fn bodies_fit_the_size_asked_for() {
+        for (name, unit) in GENERATORS {
+            for wrap in Wrap::ALL {
+                for size in [4 * 1024, 64 * 1024] {
+                    let (_, body) = wrap.body(unit, size);
+                    assert!(
+                        body.len() <= size,
+                        "{name}/{}: {} bytes for {size}",
+                        wrap.name(),
+                        body.len()
+                    );
+                }
+            }
+        }
+    }
 }
