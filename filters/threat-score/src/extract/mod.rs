@@ -495,6 +495,18 @@ impl<'r> Builder<'_, '_, 'r> {
         Text::from(self.decode(raw.bytes(), plus).text)
     }
 
+    /// The body as one text value: the fallback when it cannot be parsed as its media type
+    /// (malformed or truncated JSON, multipart without a boundary, other media types).
+    fn push_whole_body(&mut self, body: &'r [u8]) {
+        self.push(
+            Source::Body,
+            "",
+            Raw::Request(body),
+            false,
+            CategorySet::EMPTY,
+        );
+    }
+
     fn push(
         &mut self,
         source: Source,
@@ -765,13 +777,7 @@ pub(crate) fn prepare<'r>(
                     {
                         b.flags.body_malformed = true;
                     }
-                    b.push(
-                        Source::Body,
-                        "",
-                        Raw::Request(body),
-                        false,
-                        CategorySet::EMPTY,
-                    );
+                    b.push_whole_body(body);
                 }
             },
             BodyKind::Multipart => {
@@ -798,13 +804,7 @@ pub(crate) fn prepare<'r>(
                     }
                     None => {
                         b.flags.body_malformed = true;
-                        b.push(
-                            Source::Body,
-                            "",
-                            Raw::Request(body),
-                            false,
-                            CategorySet::EMPTY,
-                        );
+                        b.push_whole_body(body);
                     }
                 }
             }
@@ -825,13 +825,7 @@ pub(crate) fn prepare<'r>(
                 }
             }
             BodyKind::Raw | BodyKind::None => {
-                b.push(
-                    Source::Body,
-                    "",
-                    Raw::Request(body),
-                    false,
-                    CategorySet::EMPTY,
-                );
+                b.push_whole_body(body);
             }
         }
     }
