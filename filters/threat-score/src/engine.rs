@@ -49,6 +49,7 @@ impl ExclusionLookup for ActiveExclusions<'_> {
 
 impl Engine {
     pub(crate) fn new(cfg: Config) -> Engine {
+        crate::detect::build_tables();
         Engine { cfg }
     }
 

@@ -222,6 +222,22 @@ pub fn is_plain(v: &str) -> bool {
         && !v.contains("..")
 }
 
+/// Builds every lazily built word table, so that the configuration pays for them (once per
+/// VM, in `on_configure` through [`crate::Config::compile`]) and not the first requests that
+/// happen to need each one.
+pub(crate) fn build_tables() {
+    for set in [
+        &rce::DISTINCTIVE_SET,
+        &rce::WORDLIKE_SET,
+        &rce::PREFIX_SET,
+        &scanner::SCANNER_SET,
+        &gate::PRODUCT_SET,
+    ] {
+        let _ = set.table();
+    }
+    sqli::lexer::build_table();
+}
+
 /// A fixed word list looked up in a hash table built once (instead of a linear scan of
 /// hundreds of entries, or a binary search's ~9 string comparisons, for every word of every
 /// value): one FNV-1a hash of the word and, almost always, one comparison.

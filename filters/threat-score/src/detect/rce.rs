@@ -385,9 +385,9 @@ const DISTINCTIVE: &[&str] = &[
 
 /// Tool families whose sub-commands are separate programs (`ansible-vault`, `chef-client`).
 /// [`DISTINCTIVE`] for lookups.
-static DISTINCTIVE_SET: super::WordSet = super::WordSet::new(DISTINCTIVE);
+pub(super) static DISTINCTIVE_SET: super::WordSet = super::WordSet::new(DISTINCTIVE);
 /// [`WORDLIKE`] for lookups.
-static WORDLIKE_SET: super::WordSet = super::WordSet::new(WORDLIKE);
+pub(super) static WORDLIKE_SET: super::WordSet = super::WordSet::new(WORDLIKE);
 
 const FAMILIES: &[&str] = &["ansible-", "chef-", "puppet-", "salt-"];
 
@@ -419,7 +419,7 @@ const RECON: &[&str] = &[
 ];
 
 /// [`PREFIXES`] for lookups (one hash instead of a comparison per entry, for every segment).
-static PREFIX_SET: super::WordSet = super::WordSet::new(PREFIXES);
+pub(super) static PREFIX_SET: super::WordSet = super::WordSet::new(PREFIXES);
 
 /// Words that only prefix the real command.
 const PREFIXES: &[&str] = &[

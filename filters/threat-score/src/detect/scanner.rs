@@ -86,7 +86,7 @@ const SCANNERS: &[&str] = &[
 ];
 
 /// The scanner names, sorted once for binary search.
-static SCANNER_SET: super::WordSet = super::WordSet::new(SCANNERS);
+pub(super) static SCANNER_SET: super::WordSet = super::WordSet::new(SCANNERS);
 
 /// The longest name in [`SCANNERS`]: a longer word cannot be one.
 const LONGEST: usize = 16;

@@ -276,6 +276,11 @@ const FUNCTIONS: &[&str] = &[
 /// values are never cut by it (no silent cap); it only bounds direct callers.
 pub const MAX_TOKENS: usize = crate::extract::WINDOW + 1;
 
+/// Builds [`word_table`] now (see [`crate::detect::build_tables`]).
+pub(crate) fn build_table() {
+    let _ = word_table();
+}
+
 /// Every listed word with its kind, sorted once: one binary search per word instead of one per
 /// list. Earlier lists win (a word in several lists keeps the first kind, as the old chain of
 /// lookups did).
