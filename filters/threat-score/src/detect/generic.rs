@@ -198,7 +198,7 @@ fn decode_base64(s: &str) -> Vec<u8> {
 }
 
 /// Calls `f` with each byte [`decode_base64`] would return, without storing them.
-fn each_base64_byte(s: &str, mut f: impl FnMut(u8)) {
+pub(crate) fn each_base64_byte(s: &str, mut f: impl FnMut(u8)) {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => u32::from(c - b'A'),

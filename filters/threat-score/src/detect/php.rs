@@ -99,7 +99,6 @@ const DISTINCTIVE_FUNCTIONS: &[&str] = &[
     "json_decode",
     "base64_encode",
     "md5_file",
-    "filemtime",
     "is_writable",
     "function_exists",
     "class_exists",
@@ -128,6 +127,11 @@ const DISTINCTIVE_FUNCTIONS: &[&str] = &[
     "htmlspecialchars",
     "addslashes",
 ];
+
+/// File timestamps and sizes (`filemtime($f)`): a call is PHP code, but it runs, reads and
+/// writes nothing and reveals no content, so it is no injection by itself. Paranoia 2 (CRS
+/// removed these names from its function lists for false positives).
+const PROBE_FUNCTIONS: &[&str] = &["filemtime", "fileatime", "filectime", "filesize"];
 
 /// Common-word function names: they count only as a call with an argument
 /// (`exec('id')`, `eval($x)`, `chr(123)`), never as words ("the system is down").
@@ -385,6 +389,53 @@ fn short_tag_code(rest: &str) -> bool {
         || (keyword && after.starts_with(|c: char| c.is_whitespace()) && next.is_some())
 }
 
+/// Every `data://` URL in `v` carries content without a `<` once its base64 is decoded
+/// (`data://text/plain;base64,SSBsb3ZlIFBIUAo=` is "I love PHP"): included by PHP, such a
+/// document prints itself and runs nothing; code needs an open tag. Paranoia 2 then, as
+/// CRS leaves a bare `data://` to no paranoia 1 rule.
+fn inert_data_wrapper(v: &str) -> bool {
+    let mut any = false;
+    let all_inert = v.match_indices(['d', 'D']).all(|(p, _)| {
+        let rest = v.get(p..).unwrap_or_default();
+        if !rest
+            .get(..7)
+            .is_some_and(|h| h.eq_ignore_ascii_case("data://"))
+        {
+            return true;
+        }
+        any = true;
+        let Some((head, data)) = rest.split_once(',') else {
+            return false;
+        };
+        // The data runs to the end of the URL (a space, a quote, `&` or the value's end).
+        let data = data
+            .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '&'))
+            .next()
+            .unwrap_or_default();
+        if head.to_ascii_lowercase().ends_with(";base64") {
+            let mut markup = false;
+            super::generic::each_base64_byte(data, |b| markup |= b == b'<');
+            !markup
+        } else {
+            !data.contains('<') && !data.to_ascii_lowercase().contains("%3c")
+        }
+    });
+    any && all_inert
+}
+
+#[cfg(test)]
+#[test]
+fn data_wrappers() {
+    assert!(inert_data_wrapper("data://text/plain;base64,SSBsb3ZlIFBIUAo="));
+    assert!(inert_data_wrapper("data://text/plain,hello"));
+    // `<?php phpinfo();?>` in base64, and in clear.
+    assert!(!inert_data_wrapper(
+        "data://text/plain;base64,PD9waHAgcGhwaW5mbygpOz8+"
+    ));
+    assert!(!inert_data_wrapper("data://text/plain,<?php system('id');?>"));
+    assert!(!inert_data_wrapper("data://text/plain;base64"));
+}
+
 fn php_file(l: &str) -> bool {
     let name: String = l.chars().filter(|c| !c.is_whitespace()).collect();
     let name = name.trim_end_matches(['.', '/', '\\', ':']);
@@ -520,6 +571,7 @@ fn any_function_name(l: &str) -> bool {
     let b = l.as_bytes();
     DISTINCTIVE_FUNCTIONS
         .iter()
+        .chain(PROBE_FUNCTIONS.iter())
         .chain(WORD_FUNCTIONS.iter())
         .any(|f| {
             l.match_indices(f).any(|(p, _)| {
@@ -657,6 +709,17 @@ fn nested_call_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
 
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
 fn function_call(l: &str) -> bool {
+    calls(l, DISTINCTIVE_FUNCTIONS, WORD_FUNCTIONS)
+}
+
+/// A call of a [`PROBE_FUNCTIONS`] name, judged like [`function_call`].
+fn probe_call(l: &str) -> bool {
+    calls(l, PROBE_FUNCTIONS, &[])
+}
+
+/// A call of one of `distinctive` (matched inside longer words too) or of `words` (whole
+/// words only): `name` + optional whitespace/comments + `(` + argument.
+fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
     let b = l.as_bytes();
     // Every call below is a name followed by `(`.
     if !b.contains(&b'(') {
@@ -687,7 +750,7 @@ fn function_call(l: &str) -> bool {
     };
     let set = ByteSet::of(b);
     let prose = super::lfi::prose(l);
-    let distinctive = DISTINCTIVE_FUNCTIONS
+    let found = distinctive
         .iter()
         .filter(|f| set.has_all(f.as_bytes()))
         .any(|f| {
@@ -707,8 +770,8 @@ fn function_call(l: &str) -> bool {
             }
             false
         });
-    distinctive
-        || WORD_FUNCTIONS
+    found
+        || words
             .iter()
             .filter(|f| set.has_all(f.as_bytes()))
             .any(|f| {
@@ -942,7 +1005,17 @@ fn scan_input(input: &Input, out: &mut Findings) {
         hit(out, "php.open-tag");
     }
     if WRAPPERS.iter().any(|w| l.contains(w)) {
-        hit(out, "php.wrapper");
+        // `data://` alone, carrying no markup: paranoia 2 (see `inert_data_wrapper`).
+        let only_data = WRAPPERS
+            .iter()
+            .filter(|w| **w != "data://text")
+            .all(|w| !l.contains(w));
+        let level = if only_data && inert_data_wrapper(&input.value) {
+            2
+        } else {
+            1
+        };
+        out.hit(input, CAT, "php.wrapper", Severity::Critical, level);
     }
     if l.contains('$') || l.contains("http_raw_post_data") {
         if superglobal(l) {
@@ -974,6 +1047,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if l.contains('(') {
         if function_call(l) {
             hit(out, "php.function-call");
+        } else if out.wants(CAT, 2) && probe_call(l) {
+            out.hit(input, CAT, "php.probe-call", Severity::Critical, 2);
         } else if out.wants(CAT, 2) && extension_call(l) {
             out.hit(input, CAT, "php.extension-call", Severity::Critical, 2);
         } else if out.wants(CAT, 3) && any_function_name(l) {

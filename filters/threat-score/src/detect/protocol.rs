@@ -436,7 +436,18 @@ fn response_splitting(v: &str) -> bool {
             .bytes()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == b'-')
             .count();
-        let header = name_len >= 2 && rest.get(name_len..).is_some_and(|r| r.starts_with(':'));
+        // A header line injects something only with a value (`Location: x`); a name and a
+        // colon followed by nothing but line breaks (`location:%0A%0D`) sets no header
+        // (CRS 921120 asks for a word after the colon as well).
+        let header = name_len >= 2
+            && rest.get(name_len..).is_some_and(|r| {
+                r.strip_prefix(':').is_some_and(|v| {
+                    v.trim_start_matches([' ', '\t'])
+                        .bytes()
+                        .next()
+                        .is_some_and(|c| c != b'\r' && c != b'\n')
+                })
+            });
         let lower = rest
             .get(..rest.len().min(16))
             .unwrap_or_default()
@@ -910,6 +921,8 @@ mod tests {
         assert!(response_splitting("foobar\r\nContent-Length: 0"));
         assert!(response_splitting("x\r\n\r\n<html>"));
         assert!(!response_splitting("line one\nline two"));
+        assert!(!response_splitting("\n\rlocation:\n\r"));
+        assert!(response_splitting("\n\rlocation: \t/evil"));
     }
 
     #[test]

@@ -721,6 +721,13 @@ pub(crate) fn prepare<'r>(
             BodyKind::Raw
         };
         match body_kind {
+            BodyKind::Form if mt.is_empty() => {
+                // Read as a form for the injection detectors, but nobody declared it one: a
+                // `%` in it (`survival is unlikely (~2% if ...)`) is text, not a bad escape.
+                let declared_bad = b.flags.invalid_percent;
+                b.form(body);
+                b.flags.invalid_percent = declared_bad;
+            }
             BodyKind::Form => b.form(body),
             // Checked once, then walked over the body's own bytes: no document tree.
             BodyKind::Json => match json::check(body) {
