@@ -866,3 +866,38 @@ fn program_and_target_alone_is_paranoia_2() {
         });
     }
 }
+
+/// After a separator, a program that is also an English word given one plain path and
+/// nothing else (`; cat /srv/data/report.txt`) is paranoia 2, as in CRS; a sensitive file,
+/// an option or a second command keeps the line at paranoia 1.
+#[test]
+fn english_word_program_and_one_path_is_paranoia_2() {
+    let pl2 = Config {
+        paranoia_level: 2,
+        ..Config::default()
+    }
+    .compile()
+    .unwrap();
+    let host = vec![("host".to_string(), "api.example".to_string())];
+    for v in [
+        "x; cat /srv/data/report.txt",
+        "done| more /opt/app/readme.md",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {v:?} -> {a:?}");
+        });
+        let uri = format!("/tools?q={}", enc(v));
+        let a = pl2.inspect(&Request::new("GET", &uri).with_headers(&host));
+        assert_eq!(a.verdict, Verdict::Block, "PL2: {v:?} -> {a:?}");
+    }
+    for v in [
+        "x; cat /etc/shadow",
+        "x; cat -n /srv/data/report.txt",
+        "x; cat /srv/a.txt; rm /srv/a.txt",
+        "x\ncat /root/.ssh/id_rsa",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {v:?} -> {a:?}");
+        });
+    }
+}

@@ -116,7 +116,7 @@ fn backup_archive(path: &str) -> bool {
         && (name.contains("backup") || name.contains("dump"))
 }
 
-fn sensitive_target(path: &str) -> bool {
+pub(crate) fn sensitive_target(path: &str) -> bool {
     let with_root = if path.starts_with('/') {
         path.to_string()
     } else {

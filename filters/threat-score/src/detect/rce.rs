@@ -727,6 +727,9 @@ pub(crate) fn may_start_command(seg: &str) -> bool {
 
 /// The rule of a value that is only a program and its targets (`ping 127.0.0.1`): paranoia 2.
 pub(crate) const TARGET_ONLY: &str = "rce.command-target";
+/// The rule of an English-word program given one plain path after a separator
+/// (`; cat /path/file.gz`): paranoia 2.
+pub(crate) const WORD_AND_PATH: &str = "rce.word-command-path";
 
 /// Finds a command in one segment; returns the rule that fits, if any.
 pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
@@ -857,6 +860,20 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
         && matches!(args.as_slice(), [n] if n.len() <= 6
         && n.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && n.bytes().next().is_some_and(|b| b.is_ascii_digit()));
+    // `; cat /path/file.gz`: a program that is also an English word (three letters or more)
+    // given one plain path and nothing else. Paranoia 2, as CRS (932236); a sensitive file
+    // (`;cat /etc/passwd`), a second command, an option or an evasion still count at 1.
+    if intro == Intro::Strong
+        && word
+        && base.len() >= 3
+        && base.bytes().all(|b| b.is_ascii_lowercase())
+        && matches!(args.as_slice(), [a] if a.starts_with('/')
+            && a.len() > 1
+            && a.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_'))
+            && !super::lfi::sensitive_target(a))
+    {
+        return Some(WORD_AND_PATH);
+    }
     let found = strong_name
         || match intro {
             // `| nc 10.0.0.5 4444`, `; ping 127.0.0.1`: after a shell separator a
@@ -1254,7 +1271,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             continue;
         }
         if let Some(rule) = command_in_segment(intro, seg) {
-            if rule == TARGET_ONLY {
+            if rule == TARGET_ONLY || rule == WORD_AND_PATH {
                 // Paranoia 2; the segments after it are still read at paranoia 1.
                 out.hit(input, CAT, rule, Severity::Critical, 2);
                 continue;
