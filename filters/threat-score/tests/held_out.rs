@@ -901,3 +901,66 @@ fn english_word_program_and_one_path_is_paranoia_2() {
         });
     }
 }
+
+/// Kinds of traffic not covered above: GraphQL documents with prose inside their strings
+/// pass; an external entity in an XML body's document type declaration and YAML tags that
+/// build native objects (PyYAML, Psych, js-yaml gadgets) are blocked, as are injections
+/// inside GraphQL arguments and NoSQL operators in JSON.
+#[test]
+fn graphql_xml_doctype_and_yaml_tags() {
+    let json = "application/json";
+    for body in [
+        r#"{"query":"mutation { updateProfile(bio: \"I love SQL; select * is my motto\") { ok } }"}"#,
+        r#"{"query":"query($id: ID!) { order(id: $id) { id total items { sku name qty } } }","variables":{"id":"42"}}"#,
+        r#"{"text":"C'est génial ! L'équipe a fait du bon travail ; merci à tous."}"#,
+        r#"{"config":"tags: !!str 123\nlist: !!seq [a, b]"}"#,
+    ] {
+        let a = body_request(json, body);
+        assert_eq!(a.verdict, Verdict::Allow, "{body}: {a:?}");
+    }
+    for body in [
+        r#"{"query":"query { user(name: \"x' UNION SELECT password FROM users--\") { id } }"}"#,
+        r#"{"username":"admin","password":{"$regex":".*"}}"#,
+        r#"{"yaml":"!!python/object/apply:subprocess.check_output [['id']]"}"#,
+        r#"{"doc":"--- !ruby/object:Gem::Requirement\nrequirements: x"}"#,
+    ] {
+        let a = body_request(json, body);
+        assert_eq!(a.verdict, Verdict::Block, "{body}: {a:?}");
+    }
+    let a = body_request(
+        "application/xml",
+        r#"<?xml version="1.0"?><!DOCTYPE order [<!ENTITY % ext SYSTEM "http://x.example/e.dtd"> %ext;]><order>1</order>"#,
+    );
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+    let a = body_request(
+        "text/xml",
+        r#"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd"><html><body>Hi</body></html>"#,
+    );
+    assert_eq!(a.verdict, Verdict::Allow, "{a:?}");
+}
+
+/// Multi-line text (a support message, an e-mail draft, a YAML document) has lines that
+/// look like `Name: value`; only a header that changes the response or a forwarded
+/// request (`Location`, `Set-Cookie`, `Content-Type`, `X-Forwarded-For`...) splits one.
+#[test]
+fn key_value_lines_in_text_are_not_response_splitting() {
+    for v in [
+        "Hello,\r\nOrder: 12345\r\nName: Ann Smith\r\nThanks!",
+        "Subject: refund\nDate: 2024-05-01\nAmount: 20 EUR",
+        "server:\n  port: 8080\n  host_name: api.internal",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {v:?} -> {a:?}");
+        });
+    }
+    for v in [
+        "en\r\nSet-Cookie: session=attacker",
+        "x\r\nLocation: https://evil.example/",
+        "x\nX-Forwarded-For: 127.0.0.1",
+        "x\r\n\r\n<html><script>alert(1)</script>",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {v:?} -> {a:?}");
+        });
+    }
+}

@@ -4,7 +4,7 @@
 //! include targets.
 
 use super::{Findings, INJECTION_SOURCES};
-use crate::extract::{Input, Prepared};
+use crate::extract::{BodyKind, Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
 const CAT: Category = Category::Generic;
@@ -559,6 +559,32 @@ fn external_entity(l: &str) -> bool {
     })
 }
 
+/// A YAML tag that makes the loader build a native object or call a function
+/// (`!!python/object/apply:os.system`, `!ruby/object:Gem::Installer`, `!!js/function`):
+/// deserialization gadgets of PyYAML, Psych and js-yaml. YAML's own tags (`!!str`, `!!map`)
+/// name data types and pass. Java's (`!!javax.script...`) are the java detector's.
+fn yaml_object_tag(l: &str) -> bool {
+    l.match_indices('!').any(|(p, _)| {
+        let before = p.checked_sub(1).and_then(|i| l.as_bytes().get(i)).copied();
+        let rest = l.get(p + 1..).unwrap_or_default();
+        // A tag starts a node: after the start, a space, `[`, `{`, `,`, `:` or `-`.
+        before.is_none_or(|c| {
+            c.is_ascii_whitespace() || matches!(c, b'[' | b'{' | b',' | b':' | b'-' | b'"' | b'\'')
+        }) && [
+            "!python/object",
+            "!python/name:",
+            "!python/module:",
+            "ruby/object:",
+            "ruby/hash:",
+            "ruby/struct:",
+            "!js/function",
+            "!js/eval",
+        ]
+        .iter()
+        .any(|t| rest.starts_with(t))
+    })
+}
+
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
     let hit = |out: &mut Findings, rule| out.hit(input, CAT, rule, Severity::Critical, 1);
@@ -594,6 +620,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     if set.has(b'<') && external_entity(l) {
         hit(out, "generic.xxe");
+    }
+    if set.has(b'!') && yaml_object_tag(l) {
+        hit(out, "generic.yaml-object");
     }
     // Paranoia 2: Perl code interpolated into a string (`@{[ system 'id' ]}`), and URLs whose
     // host is an IP address in an obfuscated notation (decimal, octal, hex, circled digits).
@@ -658,6 +687,21 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             continue;
         }
         scan_input(input, out);
+    }
+    // An XML body's document type declaration is markup, not a value the extractor yields:
+    // its entity declarations are read from the body itself (`<!DOCTYPE r [<!ENTITY x
+    // SYSTEM "http://...">]>`), one short window per `<!`, so the work stays linear.
+    if p.body_kind == BodyKind::Xml && !out.fired("generic.xxe") {
+        let body = p.request.body.unwrap_or_default();
+        let xxe = body.windows(2).enumerate().any(|(i, w)| {
+            w == b"<!"
+                && body
+                    .get(i..(i + 112).min(body.len()))
+                    .is_some_and(|d| external_entity(&String::from_utf8_lossy(d).to_lowercase()))
+        });
+        if xxe {
+            out.hit_request(CAT, "generic.xxe", Severity::Critical, 1, Source::Body, "");
+        }
     }
 }
 

@@ -439,7 +439,44 @@ fn response_splitting(v: &str) -> bool {
         // A header line injects something only with a value (`Location: x`); a name and a
         // colon followed by nothing but line breaks (`location:%0A%0D`) sets no header
         // (CRS 921120 asks for a word after the colon as well).
-        let header = name_len >= 2
+        // The header must change what the response does (where it sends the browser, what
+        // it stores, how the body is read or framed, what the page may run) or what a
+        // forwarded request claims (its client, host, cookies). A line like
+        // `Order: 123` or `list: !!seq [a, b]` in a text area or a YAML field is text.
+        let name = rest
+            .get(..name_len)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let effective = matches!(
+            name.as_str(),
+            "location"
+                | "refresh"
+                | "set-cookie"
+                | "set-cookie2"
+                | "content-type"
+                | "content-length"
+                | "content-disposition"
+                | "content-encoding"
+                | "content-security-policy"
+                | "transfer-encoding"
+                | "link"
+                | "x-xss-protection"
+                | "x-frame-options"
+                // Request splitting: headers a proxy or the application trusts for the
+                // client's identity or the target (CRS 921160's list).
+                | "cookie"
+                | "host"
+                | "via"
+                | "forwarded"
+                | "remote-addr"
+                | "remote-ip"
+                | "originating-ip"
+                | "x-originating-ip"
+                | "x-real-ip"
+                | "authorization"
+        ) || name.starts_with("access-control-")
+            || name.starts_with("x-forwarded-");
+        let header = effective
             && rest.get(name_len..).is_some_and(|r| {
                 r.strip_prefix(':').is_some_and(|v| {
                     v.trim_start_matches([' ', '\t'])
@@ -921,6 +958,9 @@ mod tests {
         assert!(response_splitting("foobar\r\nContent-Length: 0"));
         assert!(response_splitting("x\r\n\r\n<html>"));
         assert!(!response_splitting("line one\nline two"));
+        assert!(!response_splitting("Hello,\nOrder: 123\nName: Ann"));
+        assert!(!response_splitting("tags: !!str 123\nlist: !!seq [a, b]"));
+        assert!(response_splitting("x\r\nSet-Cookie: admin=1"));
         assert!(!response_splitting("\n\rlocation:\n\r"));
         assert!(response_splitting("\n\rlocation: \t/evil"));
     }

@@ -906,8 +906,11 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
                 recon_alone
             }
             Intro::Start => {
-                if !(recon_alone || (!word && any_shellish) || first_shellish || prefixed)
+                if !recon_alone
                     && !word
+                    && !any_shellish
+                    && !first_shellish
+                    && !prefixed
                     && all_targets
                 {
                     // `ping 127.0.0.1`, `curl example.org`: a whole value that is a program

@@ -355,9 +355,19 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                         Kind::Var | Kind::Func | Kind::Num | Kind::Str | Kind::LParen
                     ) || x.kind == Kind::Op && x.text == "*"
                 });
+            // `SELECT *` ends its select list there: `FROM`, `INTO`, a comma, the end of the
+            // statement or a comment follow (`I love SQL; select * is my motto` is prose).
+            let star = n.kind == Kind::Op
+                && n.text == "*"
+                && t(i + 2).is_none_or(|x| {
+                    matches!(
+                        x.kind,
+                        Kind::Semi | Kind::Comment | Kind::Comma | Kind::RParen
+                    ) || matches!(x.text.as_str(), "from" | "into")
+                });
             let expr_start = sub
                 || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
-                || (n.kind == Kind::Op && n.text == "*")
+                || star
                 || quantifier;
             // `FROM` of the same statement: no `;` in between ("SELECT is a keyword; so is
             // FROM.").
