@@ -294,7 +294,9 @@ fn jndi(l: &str) -> bool {
     }
     let found = |r: &str| closed_lookup(r) || r.contains("jndi:ldap") || r.contains("jndi:rmi");
     // `$&lbrace;jndi:ldap://...}`: a lookup whose brace a decoder we do not know produces.
-    if !l.contains("${") {
+    // Without a `${`, or without a `}` to close one, nothing resolves: `l` is its own
+    // resolution (this skips the rebuild on a long unclosed `${jndi:${jndi:...` run).
+    if !l.contains("${") || !l.contains('}') {
         return found(l);
     }
     let resolved = resolve(l);
@@ -308,35 +310,43 @@ fn jndi(l: &str) -> bool {
 /// vanish; a `${jndi:...}` lookup is kept as written for the caller to find, and so is an
 /// unclosed `${`.
 fn resolve(l: &str) -> String {
-    // Text of the enclosing levels; the last is the innermost open lookup's content.
-    let mut levels: Vec<String> = vec![String::with_capacity(l.len())];
+    // One output buffer; `marks` holds where each open lookup's content starts in it (just
+    // after its `${`, which is written as it comes). An unclosed lookup therefore stays as
+    // written with no work at the end, and an opener allocates nothing (a `${${${...` run
+    // used to allocate a level per opener and copy every level into its parent at the end:
+    // quadratic in the run).
+    let mut out = String::with_capacity(l.len());
+    let mut marks: Vec<usize> = Vec::new();
     let b = l.as_bytes();
     let mut i = 0;
     let mut run = 0; // start of the pending plain text
-    let flush = |levels: &mut Vec<String>, from: usize, to: usize| {
-        if let (Some(top), Some(text)) = (levels.last_mut(), l.get(from..to)) {
-            top.push_str(text);
-        }
-    };
     while i < b.len() {
         if b.get(i) == Some(&b'$') && b.get(i + 1) == Some(&b'{') {
-            flush(&mut levels, run, i);
-            levels.push(String::new());
+            out.push_str(l.get(run..i + 2).unwrap_or_default());
+            marks.push(out.len());
             i += 2;
             run = i;
-        } else if b.get(i) == Some(&b'}') && levels.len() > 1 {
-            flush(&mut levels, run, i);
-            let inner = levels.pop().unwrap_or_default();
-            let value = substitute(&inner);
-            if let Some(top) = levels.last_mut() {
-                match value {
-                    Some(v) => top.push_str(v),
-                    None => {
-                        top.push_str("${");
-                        top.push_str(&inner);
-                        top.push('}');
-                    }
+        } else if b.get(i) == Some(&b'}') && !marks.is_empty() {
+            out.push_str(l.get(run..i).unwrap_or_default());
+            let m = marks.pop().unwrap_or_default();
+            let inner = out.get(m..).unwrap_or_default();
+            // Where the substitution lies in `inner` (it is a piece of it, or "").
+            let piece = substitute(inner).map(|v| {
+                let off = (v.as_ptr() as usize).wrapping_sub(inner.as_ptr() as usize);
+                (off <= inner.len() && off + v.len() <= inner.len() && !v.is_empty())
+                    .then_some((m + off, v.len()))
+            });
+            let open = m.saturating_sub(2);
+            match piece {
+                // Kept as written: its `${` and content are in place, close it.
+                None => out.push('}'),
+                // Move the piece over the `${` and drop the rest.
+                Some(Some((start, len))) => {
+                    out.replace_range(open..start, "");
+                    out.truncate(open + len);
                 }
+                // It vanishes.
+                Some(None) => out.truncate(open),
             }
             i += 1;
             run = i;
@@ -344,16 +354,8 @@ fn resolve(l: &str) -> String {
             i += 1;
         }
     }
-    flush(&mut levels, run, b.len());
-    // Unclosed lookups stay as written.
-    while levels.len() > 1 {
-        let inner = levels.pop().unwrap_or_default();
-        if let Some(top) = levels.last_mut() {
-            top.push_str("${");
-            top.push_str(&inner);
-        }
-    }
-    levels.pop().unwrap_or_default()
+    out.push_str(l.get(run..).unwrap_or_default());
+    out
 }
 
 /// What a closed lookup with content `inner` becomes; `None` keeps it as written (JNDI).
@@ -381,12 +383,13 @@ fn lookup(l: &str) -> bool {
     while let Some(pos) = l.get(from..).and_then(|h| h.find("${")) {
         let at = from + pos + 2;
         let rest = l.get(at..).unwrap_or_default();
-        let prefix: String = rest
-            .chars()
+        let prefix_len = rest
+            .bytes()
             .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        if rest.get(prefix.len()..).is_some_and(|r| r.starts_with(':'))
-            && LOOKUPS.contains(&prefix.as_str())
+            .count();
+        let prefix = rest.get(..prefix_len).unwrap_or_default();
+        if rest.get(prefix_len..).is_some_and(|r| r.starts_with(':'))
+            && LOOKUPS.contains(&prefix)
         {
             return true;
         }
@@ -401,6 +404,78 @@ fn lookup(l: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The resolver as it was (a stack of `String` levels, each copied into its parent), kept
+    /// to prove the one-buffer version gives the same text.
+    fn resolve_reference(l: &str) -> String {
+        // Text of the enclosing levels; the last is the innermost open lookup's content.
+        let mut levels: Vec<String> = vec![String::with_capacity(l.len())];
+        let b = l.as_bytes();
+        let mut i = 0;
+        let mut run = 0; // start of the pending plain text
+        let flush = |levels: &mut Vec<String>, from: usize, to: usize| {
+            if let (Some(top), Some(text)) = (levels.last_mut(), l.get(from..to)) {
+                top.push_str(text);
+            }
+        };
+        while i < b.len() {
+            if b.get(i) == Some(&b'$') && b.get(i + 1) == Some(&b'{') {
+                flush(&mut levels, run, i);
+                levels.push(String::new());
+                i += 2;
+                run = i;
+            } else if b.get(i) == Some(&b'}') && levels.len() > 1 {
+                flush(&mut levels, run, i);
+                let inner = levels.pop().unwrap_or_default();
+                let value = substitute(&inner);
+                if let Some(top) = levels.last_mut() {
+                    match value {
+                        Some(v) => top.push_str(v),
+                        None => {
+                            top.push_str("${");
+                            top.push_str(&inner);
+                            top.push('}');
+                        }
+                    }
+                }
+                i += 1;
+                run = i;
+            } else {
+                i += 1;
+            }
+        }
+        flush(&mut levels, run, b.len());
+        // Unclosed lookups stay as written.
+        while levels.len() > 1 {
+            let inner = levels.pop().unwrap_or_default();
+            if let Some(top) = levels.last_mut() {
+                top.push_str("${");
+                top.push_str(&inner);
+            }
+        }
+        levels.pop().unwrap_or_default()
+    }
+
+    #[test]
+    fn resolve_matches_the_level_stack_version() {
+        const PIECES: &[&str] = &[
+            "${", "}", "jndi:", "lower:", "upper:", "date:'", "'", ":-", "ldap", "a", "é", "$",
+            "{", ":",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut l = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = (seed % 12) as usize;
+            for k in 0..n {
+                let r = (seed >> (k * 5)) as usize;
+                l.push_str(PIECES[r % PIECES.len()]);
+            }
+            assert_eq!(resolve(&l), resolve_reference(&l), "{l:?}");
+        }
+    }
 
     #[test]
     fn jndi_plain_and_obfuscated() {
