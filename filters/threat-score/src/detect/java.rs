@@ -101,8 +101,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .chain(p.inputs_from(&[Source::Path]))
     {
         let l = input.lower.as_str();
+        // Every needle below is searched only when all its bytes occur in the value
+        // (`Input::may_contain`): a long value of a few repeated bytes (`%%%...`, `###...`)
+        // otherwise costs a full substring search per needle, each slow on Wasm when the
+        // value's bytes alias the needle's in the searcher's 64-bit byte filter.
+        let has = |n: &str| input.may_contain(n) && l.contains(n);
         if input.location.source != Source::Filename {
-            if l.contains("${") || l.contains("jndi:") {
+            if has("${") || has("jndi:") {
                 if jndi(l) {
                     out.hit(input, CAT, "java.jndi-lookup", Severity::Critical, 1);
                 }
@@ -110,28 +115,29 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     out.hit(input, CAT, "java.lookup", Severity::Critical, 2);
                 }
             }
-            if l.contains("java.lang.runtime") || l.contains("java.lang.processbuilder") {
+            if has("java.lang.runtime") || has("java.lang.processbuilder") {
                 out.hit(input, CAT, "java.process-class", Severity::Critical, 1);
             }
-            let exec =
-                has_word(l, "runtime") || l.contains("processbuilder") || l.contains("getruntime");
-            if exec && l.contains("java.") {
+            let exec = input.may_contain("runtime") && has_word(l, "runtime")
+                || has("processbuilder")
+                || has("getruntime");
+            if exec && has("java.") {
                 out.hit(input, CAT, "java.process-reference", Severity::Critical, 1);
-            } else if exec && has_word(l, "java") {
+            } else if exec && input.may_contain("java") && has_word(l, "java") {
                 out.hit(input, CAT, "java.process-reference", Severity::Critical, 2);
             }
-            if GADGETS.iter().any(|g| l.contains(g)) {
+            if GADGETS.iter().any(|g| has(g)) {
                 if exec {
                     out.hit(input, CAT, "java.gadget-exec", Severity::Critical, 1);
                 } else {
                     out.hit(input, CAT, "java.gadget", Severity::Critical, 2);
                 }
             }
-            if jdk_class(l) {
+            if jdk_class(l, &input.bytes) {
                 out.hit(input, CAT, "java.jdk-class", Severity::Critical, 1);
             } else if out.wants(CAT, 3)
                 && ["java.", "javax.", "sun.", "jdk."].iter().any(|p| {
-                    l.match_indices(p).any(|(i, _)| {
+                    input.may_contain(p) && l.match_indices(p).any(|(i, _)| {
                         i == 0
                             || l.as_bytes()
                                 .get(i - 1)
@@ -147,10 +153,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if out.wants(CAT, 4) && qualified_class_name(&input.value) {
                 out.hit(input, CAT, "java.class-name", Severity::Critical, 4);
             }
-            if serialized(&input.value) {
+            if (input.may_contain("aced0005") || input.bytes.has_all(&[0xAC, 0xED, 0x00, 0x05]))
+                && serialized(&input.value)
+            {
                 out.hit(input, CAT, "java.serialized-object", Severity::Critical, 1);
             }
-            if input.value.contains("rO0AB") {
+            if input.may_contain("ro0ab") && input.value.contains("rO0AB") {
                 // A value that is one base64 token opening with the stream magic is a
                 // serialized Java object (the five letters start 1 in 64^5 random tokens);
                 // the letters elsewhere in a value count from paranoia 2, as CRS 944210.
@@ -163,13 +171,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     level,
                 );
             }
-            if ognl(l) {
+            if (input.bytes.has(b'{') || input.bytes.has(b'#')) && ognl(l) {
                 out.hit(input, CAT, "java.ognl", Severity::Critical, 1);
             }
-            if l.contains("class.module.classloader") || l.contains("class.classloader") {
+            if has("class.module.classloader") || has("class.classloader") {
                 out.hit(input, CAT, "java.classloader", Severity::Critical, 1);
             }
-            if l.contains("springframework") && l.contains("applicationcontext") {
+            if has("springframework") && has("applicationcontext") {
                 out.hit(input, CAT, "java.spring-context", Severity::Critical, 2);
             }
         }
@@ -210,8 +218,7 @@ fn jsp_file(l: &str) -> bool {
 }
 
 /// A `java.lang.Foo`-style reference into the JDK's dangerous packages.
-fn jdk_class(l: &str) -> bool {
-    let set = ByteSet::of(l.as_bytes());
+fn jdk_class(l: &str, set: &ByteSet) -> bool {
     PACKAGES
         .iter()
         .filter(|p| set.has_all(p.as_bytes()))
@@ -495,6 +502,7 @@ mod tests {
 
     #[test]
     fn jdk_classes_need_a_class_after_the_package() {
+        let jdk_class = |l: &str| jdk_class(l, &ByteSet::of(l.as_bytes()));
         assert!(jdk_class("java.io.objectinputstream"));
         assert!(jdk_class("x=org.omg.corba"));
         assert!(!jdk_class("my.java.lang."));
