@@ -938,13 +938,16 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
         return;
     }
-    if (l.contains("<?") || l.contains("php]") || l.contains("php}")) && open_tag(l) {
+    // Needles are searched only when the value holds all their bytes (a long run of a few
+    // repeated bytes otherwise pays a full substring search per needle).
+    let has = |n: &str| input.may_contain(n) && l.contains(n);
+    if (has("<?") || has("php]") || has("php}")) && open_tag(l) {
         hit(out, "php.open-tag");
     }
-    if WRAPPERS.iter().any(|w| l.contains(w)) {
+    if WRAPPERS.iter().any(|w| has(w)) {
         hit(out, "php.wrapper");
     }
-    if l.contains('$') || l.contains("http_raw_post_data") {
+    if l.contains('$') || has("http_raw_post_data") {
         if superglobal(l) {
             // A sentence naming one ("$_POST is empty in php 8") documents it; code indexes
             // or assigns it (`$_SERVER['x']`, `$_GET[0]`), or it stands alone: paranoia 2
