@@ -1417,20 +1417,33 @@ fn param_expansion(s: &str, prose: bool) -> bool {
         before.is_some_and(u8::is_ascii_alphanumeric)
             || after.is_some_and(u8::is_ascii_alphanumeric)
     };
+    // The first `}` at or after the last opener asked about: openers come in order, so the
+    // search only moves forward (a `${${${...` run without `}` was one search per opener to
+    // the end of the value).
+    let mut close: Option<Option<usize>> = None;
     let mut from = 0;
     while let Some(p) = s.get(from..).and_then(|h| h.find("${")).map(|p| p + from) {
-        if prose && !glued(p, s.get(p..).and_then(|r| r.find('}')).map(|e| p + e)) {
-            from = p + 2;
-            continue;
+        if prose {
+            let end = match close {
+                Some(Some(c)) if c >= p => Some(c),
+                Some(None) => None,
+                _ => super::find_bytes(b, b"}", p),
+            };
+            close = Some(end);
+            if !glued(p, end) {
+                from = p + 2;
+                continue;
+            }
         }
         let rest = s.get(p + 2..).unwrap_or_default();
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
+        let name_len = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            .count();
+        let name = rest.get(..name_len).unwrap_or_default();
         if !name.is_empty()
             && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && rest.get(name.len()..).is_some_and(|r| {
+            && rest.get(name_len..).is_some_and(|r| {
                 r.starts_with(['#', '%', '/', '^', ',', '~'])
                     || r.starts_with(":-")
                     || r.starts_with(":=")
