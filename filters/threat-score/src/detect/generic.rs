@@ -499,7 +499,7 @@ fn erb_backticks(l: &str) -> bool {
     let find_from = |from: usize, needle: &[u8]| super::find_bytes(b, needle, from);
     let mut close: Option<Option<usize>> = None; // first `%>` at or after the last asked
     let mut tick: Option<Option<usize>> = None; // first backtick at or after the last asked
-    // (first backtick, the next one, whether text between them is more than space)
+                                                // (first backtick, the next one, whether text between them is more than space)
     let mut judged: Option<(usize, Option<usize>, bool)> = None;
     l.match_indices("<%").any(|(p, _)| {
         let mut end = (p + 258).min(l.len());
@@ -813,7 +813,10 @@ mod tests {
             assert_eq!(erb_backticks(l), erb_backticks_reference(l), "{l:?}");
             hits += usize::from(erb_backticks(l));
         });
-        assert!(hits > 100, "{hits} positive cases: the comparison must see both answers");
+        assert!(
+            hits > 100,
+            "{hits} positive cases: the comparison must see both answers"
+        );
         assert!(erb_backticks("<%= `id` %>"));
         assert!(!erb_backticks("<%= ` ` %>"));
     }
@@ -821,15 +824,37 @@ mod tests {
     #[test]
     fn obfuscated_ip_url_matches_the_look_ahead_version() {
         let pieces = [
-            "http:", "//", "/", "@", ":", "0x7f000001", "2852039166", "0177.0.0.1", "[::ffff:",
-            "①", "ab", "?", "#", " ", "FILL", "1", ".",
+            "http:",
+            "//",
+            "/",
+            "@",
+            ":",
+            "0x7f000001",
+            "2852039166",
+            "0177.0.0.1",
+            "[::ffff:",
+            "①",
+            "ab",
+            "?",
+            "#",
+            " ",
+            "FILL",
+            "1",
+            ".",
         ];
         let mut hits = 0;
         random_values(&pieces, 30_000, |l| {
-            assert_eq!(obfuscated_ip_url(l), obfuscated_ip_url_reference(l), "{l:?}");
+            assert_eq!(
+                obfuscated_ip_url(l),
+                obfuscated_ip_url_reference(l),
+                "{l:?}"
+            );
             hits += usize::from(obfuscated_ip_url(l));
         });
-        assert!(hits > 100, "{hits} positive cases: the comparison must see both answers");
+        assert!(
+            hits > 100,
+            "{hits} positive cases: the comparison must see both answers"
+        );
     }
 
     #[test]

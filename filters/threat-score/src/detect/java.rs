@@ -137,12 +137,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                 out.hit(input, CAT, "java.jdk-class", Severity::Critical, 1);
             } else if out.wants(CAT, 3)
                 && ["java.", "javax.", "sun.", "jdk."].iter().any(|p| {
-                    input.may_contain(p) && l.match_indices(p).any(|(i, _)| {
-                        i == 0
-                            || l.as_bytes()
-                                .get(i - 1)
-                                .is_some_and(|c| !c.is_ascii_alphanumeric() && *c != b'.')
-                    })
+                    input.may_contain(p)
+                        && l.match_indices(p).any(|(i, _)| {
+                            i == 0
+                                || l.as_bytes()
+                                    .get(i - 1)
+                                    .is_some_and(|c| !c.is_ascii_alphanumeric() && *c != b'.')
+                        })
                 })
             {
                 // Paranoia 3: any reference into the JDK's namespaces.
@@ -395,9 +396,7 @@ fn lookup(l: &str) -> bool {
             .take_while(|c| c.is_ascii_alphanumeric())
             .count();
         let prefix = rest.get(..prefix_len).unwrap_or_default();
-        if rest.get(prefix_len..).is_some_and(|r| r.starts_with(':'))
-            && LOOKUPS.contains(&prefix)
-        {
+        if rest.get(prefix_len..).is_some_and(|r| r.starts_with(':')) && LOOKUPS.contains(&prefix) {
             return true;
         }
         if rest.starts_with("${") {
