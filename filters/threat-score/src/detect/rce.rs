@@ -1388,7 +1388,8 @@ fn obfuscated_command_word(l: &str) -> bool {
         if !other && inner_quotes < 2 {
             return false;
         }
-        let (joined, _) = deobfuscate(core);
+        // `l` is lowercase already, and so is `core`.
+        let (joined, _) = deobfuscate_lower(core);
         let joined = joined.trim();
         !joined.is_empty() && !joined.contains(' ') && joined != core && is_command(joined)
     })
