@@ -734,6 +734,12 @@ pub(crate) fn may_start_command(seg: &str) -> bool {
 
 /// Finds a command in one segment; returns the rule that fits, if any.
 pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
+    // Every program name holds a letter or digit (a test checks the lists), and so does the
+    // option-after-separator shape: a segment of punctuation alone (`$`, `{`: the pieces of
+    // a `${${...` run) names nothing, whatever the walk below would look up for it.
+    if !seg.bytes().any(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
     let mut words = seg.split_whitespace().peekable();
     let mut first = words.next()?;
     let mut prefixed = false;
@@ -1567,6 +1573,15 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `command_in_segment` skips segments without a letter or digit: no program name may
+    /// be made of punctuation alone.
+    #[test]
+    fn every_program_name_holds_a_letter_or_digit() {
+        for w in DISTINCTIVE.iter().chain(FAMILIES) {
+            assert!(w.bytes().any(|b| b.is_ascii_alphanumeric()), "{w:?}");
+        }
+    }
 
     /// `deobfuscate` as it was (a `Vec<char>` pass), kept to prove the byte pass is the same.
     fn deobfuscate_reference(v: &str) -> (String, bool) {
