@@ -55,7 +55,7 @@ fn main() {
             );
         }
     }
-    if cases > 0 {
-        println!("{:>20}: {:>12} instructions", "mean", total / cases);
+    if let Some(mean) = total.checked_div(cases) {
+        println!("{:>20}: {:>12} instructions", "mean", mean);
     }
 }

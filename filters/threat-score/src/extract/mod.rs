@@ -919,7 +919,7 @@ mod tests {
                         seed ^= seed >> 7;
                         seed ^= seed << 17;
                         // Mostly a few bytes, sometimes any byte.
-                        if seed % 5 == 0 {
+                        if seed.is_multiple_of(5) {
                             (seed >> 8) as u8
                         } else {
                             b"aZ%{\\\xc3"[(seed >> 8) as usize % 6]
