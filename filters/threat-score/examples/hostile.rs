@@ -25,8 +25,14 @@ fn run() -> Result<(), String> {
     let engine = Config::default()
         .compile()
         .map_err(|e| format!("default config: {e}"))?;
-    if let [name, wrap, size] = args.as_slice() {
-        // One case, once: `hostile GEN text|json SIZE` (for callgrind).
+    if let [name, wrap, size, rest @ ..] = args.as_slice() {
+        // One case: `hostile GEN text|json SIZE [REPEAT]` (once for callgrind; repeated for a
+        // sampling profiler, e.g. the module built for wasm32-wasip1 under `node --cpu-prof`).
+        let repeat: usize = match rest {
+            [] => 1,
+            [n] => n.parse().map_err(|e| format!("repeat `{n}`: {e}"))?,
+            _ => return Err("usage: hostile [GEN text|json SIZE [REPEAT]]".into()),
+        };
         let unit = threat_score::hostile::GENERATORS
             .iter()
             .find(|(n, _)| n == name)
@@ -46,6 +52,9 @@ fn run() -> Result<(), String> {
         let req = Request::new("POST", "/upload")
             .with_headers(&headers)
             .with_body(&body);
+        for _ in 1..repeat {
+            std::hint::black_box(engine.inspect(std::hint::black_box(&req)));
+        }
         println!("{:?}", engine.inspect(&req).score);
         return Ok(());
     }

@@ -35,6 +35,14 @@ pub const GENERATORS: &[(&str, &str)] = &[
     ("colon", "x:"),
     ("newline", "\r\n"),
     ("escaped-newline", "\\r\\n"),
+    // A URL scheme before every colon (each colon's authority was looked ahead 300 bytes).
+    ("scheme", "ab:"),
+    // An ERB tag with a backtick (each tag's code was searched for `%>` and backticks).
+    ("erb-tick", "<%`"),
+    // Casts: `::` runs (a type name was collected into a new String per cast).
+    ("pg-cast", "a::"),
+    // Every trigger byte at once, so no detector can skip the value for lack of one.
+    ("punct-mix", "${<%#(%'\"`;|:@/*\\&"),
 ];
 
 /// How a generated payload is carried.

@@ -38,6 +38,13 @@ const CHECKED: &[&str] = &[
     "dollar-paren",
     "newline",
     "escaped-newline",
+    "jndi",
+    "percent",
+    "hash",
+    "scheme",
+    "erb-tick",
+    "pg-cast",
+    "punct-mix",
 ];
 
 /// The only code callgrind counts.

@@ -275,6 +275,13 @@ fn perl_interpolation(l: &str) -> bool {
 /// (`0177.0.0.1`), an IPv4-mapped IPv6 literal, or circled/enclosed digits and letters.
 fn obfuscated_ip_url(l: &str) -> bool {
     let b = l.as_bytes();
+    // Each colon's authority is found with cursors that only move forward (its end, the last
+    // `@` in it): colons come in order and so do their authorities' ends, so a run of
+    // `jndi:jndi:...` costs one pass, not up to 300 bytes and a reverse search per colon.
+    let is_stop = |c: &u8| matches!(c, b'/' | b'?' | b'#') || c.is_ascii_whitespace();
+    let mut stop = 0usize; // bytes from the current authority start to here hold no stop
+    let mut at_scanned = 0usize; // bytes before this were looked at for `@`
+    let mut last_at: Option<usize> = None; // the last `@` before `at_scanned`
     l.match_indices(':').any(|(p, _)| {
         // The scheme: up to 32 scheme characters before the colon (bounded: every colon
         // looks back at most that far and forward at most one authority).
@@ -289,15 +296,24 @@ fn obfuscated_ip_url(l: &str) -> bool {
         if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
             return false;
         }
-        let rest = l.get(p + 1..).unwrap_or_default().trim_start_matches('/');
+        let after = l.get(p + 1..).unwrap_or_default();
+        let start = p + 1 + (after.len() - after.trim_start_matches('/').len());
         // The authority ends at the path, query or fragment, and is at most 300 bytes.
-        let end = rest
-            .bytes()
-            .take(300)
-            .position(|c| matches!(c, b'/' | b'?' | b'#') || c.is_ascii_whitespace())
-            .unwrap_or(rest.len().min(300));
-        let rest = rest.get(..end).unwrap_or_default();
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        stop = stop.max(start);
+        let limit = (start + 300).min(b.len());
+        while stop < limit && !b.get(stop).is_some_and(is_stop) {
+            stop += 1;
+        }
+        let end = stop.min(limit);
+        while at_scanned < end {
+            if b.get(at_scanned) == Some(&b'@') {
+                last_at = Some(at_scanned);
+            }
+            at_scanned += 1;
+        }
+        // The host follows the authority's last `@`.
+        let from = last_at.filter(|&x| x >= start).map_or(start, |x| x + 1);
+        let rest = l.get(from..end).unwrap_or_default();
         if rest.starts_with("[::ffff:") {
             return true;
         }
@@ -474,16 +490,50 @@ fn ruby_injection(l: &str) -> bool {
 
 /// `<%= `id` %>`: a Ruby backtick command inside an ERB tag (bounded look-ahead per tag).
 fn erb_backticks(l: &str) -> bool {
+    let b = l.as_bytes();
+    // A tag's code runs from its `<%` to the first `%>`, at most 256 bytes; it must hold two
+    // backticks with something between the first two. Openers come in order, and so do the
+    // first `%>` and the first backticks after each: forward-only cursors find them, and the
+    // text between two backticks is judged once however many tags share it (a run of `<%`
+    // used to search 256 bytes twice per opener).
+    let find_from = |from: usize, needle: &[u8]| super::find_bytes(b, needle, from);
+    let mut close: Option<Option<usize>> = None; // first `%>` at or after the last asked
+    let mut tick: Option<Option<usize>> = None; // first backtick at or after the last asked
+                                                // (first backtick, the next one, whether text between them is more than space)
+    let mut judged: Option<(usize, Option<usize>, bool)> = None;
     l.match_indices("<%").any(|(p, _)| {
         let mut end = (p + 258).min(l.len());
         while !l.is_char_boundary(end) {
             end -= 1;
         }
-        let tag = l.get(p + 2..end).unwrap_or_default();
-        let code = tag.split("%>").next().unwrap_or_default();
-        let mut ticks = code.split('`');
-        ticks.next();
-        ticks.next().is_some_and(|inner| !inner.trim().is_empty()) && ticks.next().is_some()
+        let from = p + 2;
+        let c = match close {
+            Some(Some(c)) if c >= from => Some(c),
+            Some(None) => None,
+            _ => find_from(from, b"%>"),
+        };
+        close = Some(c);
+        let code_end = c.filter(|&c| c + 2 <= end).unwrap_or(end);
+        let t1 = match tick {
+            Some(Some(t)) if t >= from => Some(t),
+            Some(None) => None,
+            _ => find_from(from, b"`"),
+        };
+        tick = Some(t1);
+        let Some(t1) = t1.filter(|&t| t < code_end) else {
+            return false;
+        };
+        let (t2, filled) = match judged {
+            Some((t, t2, filled)) if t == t1 => (t2, filled),
+            _ => {
+                let t2 = find_from(t1 + 1, b"`");
+                let filled =
+                    t2.is_some_and(|t2| l.get(t1 + 1..t2).is_some_and(|i| !i.trim().is_empty()));
+                judged = Some((t1, t2, filled));
+                (t2, filled)
+            }
+        };
+        filled && t2.is_some_and(|t2| t2 < code_end)
     })
 }
 
@@ -708,6 +758,148 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `erb_backticks` and `obfuscated_ip_url` as they were (a look-ahead per opener or
+    /// colon), kept to prove the forward-cursor versions give the same answers.
+    fn obfuscated_ip_url_reference(l: &str) -> bool {
+        let b = l.as_bytes();
+        l.match_indices(':').any(|(p, _)| {
+            // The scheme: up to 32 scheme characters before the colon (bounded: every colon
+            // looks back at most that far and forward at most one authority).
+            let scheme_len = b
+                .get(p.saturating_sub(32)..p)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_'))
+                .count();
+            let scheme = l.get(p - scheme_len..p).unwrap_or_default();
+            if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                return false;
+            }
+            let rest = l.get(p + 1..).unwrap_or_default().trim_start_matches('/');
+            // The authority ends at the path, query or fragment, and is at most 300 bytes.
+            let end = rest
+                .bytes()
+                .take(300)
+                .position(|c| matches!(c, b'/' | b'?' | b'#') || c.is_ascii_whitespace())
+                .unwrap_or(rest.len().min(300));
+            let rest = rest.get(..end).unwrap_or_default();
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            if rest.starts_with("[::ffff:") {
+                return true;
+            }
+            let host = rest.split(['/', '?', '#', ':']).next().unwrap_or_default();
+            if host.chars().any(|c| ('\u{2460}'..='\u{24ff}').contains(&c)) {
+                return true;
+            }
+            let hex = host
+                .strip_prefix("0x")
+                .is_some_and(|h| h.len() >= 6 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            let decimal = host.len() >= 8 && host.bytes().all(|b| b.is_ascii_digit());
+            let mut parts = 0;
+            let mut leading_zero = false;
+            let mut numeric = true;
+            for x in host.split('.') {
+                parts += 1;
+                numeric &= !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+                leading_zero |= x.len() > 1 && x.starts_with('0');
+            }
+            let octal = parts == 4 && numeric && leading_zero;
+            hex || decimal || octal
+        })
+    }
+    fn erb_backticks_reference(l: &str) -> bool {
+        l.match_indices("<%").any(|(p, _)| {
+            let mut end = (p + 258).min(l.len());
+            while !l.is_char_boundary(end) {
+                end -= 1;
+            }
+            let tag = l.get(p + 2..end).unwrap_or_default();
+            let code = tag.split("%>").next().unwrap_or_default();
+            let mut ticks = code.split('`');
+            ticks.next();
+            ticks.next().is_some_and(|inner| !inner.trim().is_empty()) && ticks.next().is_some()
+        })
+    }
+
+    /// Random strings from pieces that matter to both checks (and long runs of filler, so the
+    /// 256- and 300-byte bounds fall inside, between and across pieces).
+    fn random_values(pieces: &[&str], n: usize, mut f: impl FnMut(&str)) {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..n {
+            let mut l = String::new();
+            let mut next = || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
+            let k = next() % 16;
+            for _ in 0..k {
+                let r = next() as usize;
+                let piece = pieces[r % pieces.len()];
+                if piece == "FILL" {
+                    l.push_str(&"x".repeat((r >> 8) % 300));
+                } else {
+                    l.push_str(piece);
+                }
+            }
+            f(&l);
+        }
+    }
+
+    #[test]
+    fn erb_backticks_matches_the_look_ahead_version() {
+        let pieces = ["<%", "%>", "`", " ", "id", "%", ">", "<", "é", "FILL", "\n"];
+        let mut hits = 0;
+        random_values(&pieces, 30_000, |l| {
+            assert_eq!(erb_backticks(l), erb_backticks_reference(l), "{l:?}");
+            hits += usize::from(erb_backticks(l));
+        });
+        assert!(
+            hits > 100,
+            "{hits} positive cases: the comparison must see both answers"
+        );
+        assert!(erb_backticks("<%= `id` %>"));
+        assert!(!erb_backticks("<%= ` ` %>"));
+    }
+
+    #[test]
+    fn obfuscated_ip_url_matches_the_look_ahead_version() {
+        let pieces = [
+            "http:",
+            "//",
+            "/",
+            "@",
+            ":",
+            "0x7f000001",
+            "2852039166",
+            "0177.0.0.1",
+            "[::ffff:",
+            "①",
+            "ab",
+            "?",
+            "#",
+            " ",
+            "FILL",
+            "1",
+            ".",
+        ];
+        let mut hits = 0;
+        random_values(&pieces, 30_000, |l| {
+            assert_eq!(
+                obfuscated_ip_url(l),
+                obfuscated_ip_url_reference(l),
+                "{l:?}"
+            );
+            hits += usize::from(obfuscated_ip_url(l));
+        });
+        assert!(
+            hits > 100,
+            "{hits} positive cases: the comparison must see both answers"
+        );
+    }
 
     #[test]
     fn function_literals_count_when_invoked_or_open() {

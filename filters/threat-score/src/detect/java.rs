@@ -101,8 +101,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .chain(p.inputs_from(&[Source::Path]))
     {
         let l = input.lower.as_str();
+        // Every needle below is searched only when all its bytes occur in the value
+        // (`Input::may_contain`): a long value of a few repeated bytes (`%%%...`, `###...`)
+        // otherwise costs a full substring search per needle, each slow on Wasm when the
+        // value's bytes alias the needle's in the searcher's 64-bit byte filter.
+        let has = |n: &str| input.may_contain(n) && l.contains(n);
         if input.location.source != Source::Filename {
-            if l.contains("${") || l.contains("jndi:") {
+            if has("${") || has("jndi:") {
                 if jndi(l) {
                     out.hit(input, CAT, "java.jndi-lookup", Severity::Critical, 1);
                 }
@@ -110,33 +115,35 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     out.hit(input, CAT, "java.lookup", Severity::Critical, 2);
                 }
             }
-            if l.contains("java.lang.runtime") || l.contains("java.lang.processbuilder") {
+            if has("java.lang.runtime") || has("java.lang.processbuilder") {
                 out.hit(input, CAT, "java.process-class", Severity::Critical, 1);
             }
-            let exec =
-                has_word(l, "runtime") || l.contains("processbuilder") || l.contains("getruntime");
-            if exec && l.contains("java.") {
+            let exec = input.may_contain("runtime") && has_word(l, "runtime")
+                || has("processbuilder")
+                || has("getruntime");
+            if exec && has("java.") {
                 out.hit(input, CAT, "java.process-reference", Severity::Critical, 1);
-            } else if exec && has_word(l, "java") {
+            } else if exec && input.may_contain("java") && has_word(l, "java") {
                 out.hit(input, CAT, "java.process-reference", Severity::Critical, 2);
             }
-            if GADGETS.iter().any(|g| l.contains(g)) {
+            if GADGETS.iter().any(|g| has(g)) {
                 if exec {
                     out.hit(input, CAT, "java.gadget-exec", Severity::Critical, 1);
                 } else {
                     out.hit(input, CAT, "java.gadget", Severity::Critical, 2);
                 }
             }
-            if jdk_class(l) {
+            if jdk_class(l, &input.bytes) {
                 out.hit(input, CAT, "java.jdk-class", Severity::Critical, 1);
             } else if out.wants(CAT, 3)
                 && ["java.", "javax.", "sun.", "jdk."].iter().any(|p| {
-                    l.match_indices(p).any(|(i, _)| {
-                        i == 0
-                            || l.as_bytes()
-                                .get(i - 1)
-                                .is_some_and(|c| !c.is_ascii_alphanumeric() && *c != b'.')
-                    })
+                    input.may_contain(p)
+                        && l.match_indices(p).any(|(i, _)| {
+                            i == 0
+                                || l.as_bytes()
+                                    .get(i - 1)
+                                    .is_some_and(|c| !c.is_ascii_alphanumeric() && *c != b'.')
+                        })
                 })
             {
                 // Paranoia 3: any reference into the JDK's namespaces.
@@ -147,10 +154,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if out.wants(CAT, 4) && qualified_class_name(&input.value) {
                 out.hit(input, CAT, "java.class-name", Severity::Critical, 4);
             }
-            if serialized(&input.value) {
+            if (input.may_contain("aced0005") || input.bytes.has_all(&[0xAC, 0xED, 0x00, 0x05]))
+                && serialized(&input.value)
+            {
                 out.hit(input, CAT, "java.serialized-object", Severity::Critical, 1);
             }
-            if input.value.contains("rO0AB") {
+            if input.may_contain("ro0ab") && input.value.contains("rO0AB") {
                 // A value that is one base64 token opening with the stream magic is a
                 // serialized Java object (the five letters start 1 in 64^5 random tokens);
                 // the letters elsewhere in a value count from paranoia 2, as CRS 944210.
@@ -163,13 +172,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     level,
                 );
             }
-            if ognl(l) {
+            if (input.bytes.has(b'{') || input.bytes.has(b'#')) && ognl(l) {
                 out.hit(input, CAT, "java.ognl", Severity::Critical, 1);
             }
-            if l.contains("class.module.classloader") || l.contains("class.classloader") {
+            if has("class.module.classloader") || has("class.classloader") {
                 out.hit(input, CAT, "java.classloader", Severity::Critical, 1);
             }
-            if l.contains("springframework") && l.contains("applicationcontext") {
+            if has("springframework") && has("applicationcontext") {
                 out.hit(input, CAT, "java.spring-context", Severity::Critical, 2);
             }
         }
@@ -210,8 +219,7 @@ fn jsp_file(l: &str) -> bool {
 }
 
 /// A `java.lang.Foo`-style reference into the JDK's dangerous packages.
-fn jdk_class(l: &str) -> bool {
-    let set = ByteSet::of(l.as_bytes());
+fn jdk_class(l: &str, set: &ByteSet) -> bool {
     PACKAGES
         .iter()
         .filter(|p| set.has_all(p.as_bytes()))
@@ -294,7 +302,9 @@ fn jndi(l: &str) -> bool {
     }
     let found = |r: &str| closed_lookup(r) || r.contains("jndi:ldap") || r.contains("jndi:rmi");
     // `$&lbrace;jndi:ldap://...}`: a lookup whose brace a decoder we do not know produces.
-    if !l.contains("${") {
+    // Without a `${`, or without a `}` to close one, nothing resolves: `l` is its own
+    // resolution (this skips the rebuild on a long unclosed `${jndi:${jndi:...` run).
+    if !l.contains("${") || !l.contains('}') {
         return found(l);
     }
     let resolved = resolve(l);
@@ -308,35 +318,43 @@ fn jndi(l: &str) -> bool {
 /// vanish; a `${jndi:...}` lookup is kept as written for the caller to find, and so is an
 /// unclosed `${`.
 fn resolve(l: &str) -> String {
-    // Text of the enclosing levels; the last is the innermost open lookup's content.
-    let mut levels: Vec<String> = vec![String::with_capacity(l.len())];
+    // One output buffer; `marks` holds where each open lookup's content starts in it (just
+    // after its `${`, which is written as it comes). An unclosed lookup therefore stays as
+    // written with no work at the end, and an opener allocates nothing (a `${${${...` run
+    // used to allocate a level per opener and copy every level into its parent at the end:
+    // quadratic in the run).
+    let mut out = String::with_capacity(l.len());
+    let mut marks: Vec<usize> = Vec::new();
     let b = l.as_bytes();
     let mut i = 0;
     let mut run = 0; // start of the pending plain text
-    let flush = |levels: &mut Vec<String>, from: usize, to: usize| {
-        if let (Some(top), Some(text)) = (levels.last_mut(), l.get(from..to)) {
-            top.push_str(text);
-        }
-    };
     while i < b.len() {
         if b.get(i) == Some(&b'$') && b.get(i + 1) == Some(&b'{') {
-            flush(&mut levels, run, i);
-            levels.push(String::new());
+            out.push_str(l.get(run..i + 2).unwrap_or_default());
+            marks.push(out.len());
             i += 2;
             run = i;
-        } else if b.get(i) == Some(&b'}') && levels.len() > 1 {
-            flush(&mut levels, run, i);
-            let inner = levels.pop().unwrap_or_default();
-            let value = substitute(&inner);
-            if let Some(top) = levels.last_mut() {
-                match value {
-                    Some(v) => top.push_str(v),
-                    None => {
-                        top.push_str("${");
-                        top.push_str(&inner);
-                        top.push('}');
-                    }
+        } else if b.get(i) == Some(&b'}') && !marks.is_empty() {
+            out.push_str(l.get(run..i).unwrap_or_default());
+            let m = marks.pop().unwrap_or_default();
+            let inner = out.get(m..).unwrap_or_default();
+            // Where the substitution lies in `inner` (it is a piece of it, or "").
+            let piece = substitute(inner).map(|v| {
+                let off = (v.as_ptr() as usize).wrapping_sub(inner.as_ptr() as usize);
+                (off <= inner.len() && off + v.len() <= inner.len() && !v.is_empty())
+                    .then_some((m + off, v.len()))
+            });
+            let open = m.saturating_sub(2);
+            match piece {
+                // Kept as written: its `${` and content are in place, close it.
+                None => out.push('}'),
+                // Move the piece over the `${` and drop the rest.
+                Some(Some((start, len))) => {
+                    out.replace_range(open..start, "");
+                    out.truncate(open + len);
                 }
+                // It vanishes.
+                Some(None) => out.truncate(open),
             }
             i += 1;
             run = i;
@@ -344,16 +362,8 @@ fn resolve(l: &str) -> String {
             i += 1;
         }
     }
-    flush(&mut levels, run, b.len());
-    // Unclosed lookups stay as written.
-    while levels.len() > 1 {
-        let inner = levels.pop().unwrap_or_default();
-        if let Some(top) = levels.last_mut() {
-            top.push_str("${");
-            top.push_str(&inner);
-        }
-    }
-    levels.pop().unwrap_or_default()
+    out.push_str(l.get(run..).unwrap_or_default());
+    out
 }
 
 /// What a closed lookup with content `inner` becomes; `None` keeps it as written (JNDI).
@@ -381,13 +391,12 @@ fn lookup(l: &str) -> bool {
     while let Some(pos) = l.get(from..).and_then(|h| h.find("${")) {
         let at = from + pos + 2;
         let rest = l.get(at..).unwrap_or_default();
-        let prefix: String = rest
-            .chars()
+        let prefix_len = rest
+            .bytes()
             .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        if rest.get(prefix.len()..).is_some_and(|r| r.starts_with(':'))
-            && LOOKUPS.contains(&prefix.as_str())
-        {
+            .count();
+        let prefix = rest.get(..prefix_len).unwrap_or_default();
+        if rest.get(prefix_len..).is_some_and(|r| r.starts_with(':')) && LOOKUPS.contains(&prefix) {
             return true;
         }
         if rest.starts_with("${") {
@@ -401,6 +410,78 @@ fn lookup(l: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The resolver as it was (a stack of `String` levels, each copied into its parent), kept
+    /// to prove the one-buffer version gives the same text.
+    fn resolve_reference(l: &str) -> String {
+        // Text of the enclosing levels; the last is the innermost open lookup's content.
+        let mut levels: Vec<String> = vec![String::with_capacity(l.len())];
+        let b = l.as_bytes();
+        let mut i = 0;
+        let mut run = 0; // start of the pending plain text
+        let flush = |levels: &mut Vec<String>, from: usize, to: usize| {
+            if let (Some(top), Some(text)) = (levels.last_mut(), l.get(from..to)) {
+                top.push_str(text);
+            }
+        };
+        while i < b.len() {
+            if b.get(i) == Some(&b'$') && b.get(i + 1) == Some(&b'{') {
+                flush(&mut levels, run, i);
+                levels.push(String::new());
+                i += 2;
+                run = i;
+            } else if b.get(i) == Some(&b'}') && levels.len() > 1 {
+                flush(&mut levels, run, i);
+                let inner = levels.pop().unwrap_or_default();
+                let value = substitute(&inner);
+                if let Some(top) = levels.last_mut() {
+                    match value {
+                        Some(v) => top.push_str(v),
+                        None => {
+                            top.push_str("${");
+                            top.push_str(&inner);
+                            top.push('}');
+                        }
+                    }
+                }
+                i += 1;
+                run = i;
+            } else {
+                i += 1;
+            }
+        }
+        flush(&mut levels, run, b.len());
+        // Unclosed lookups stay as written.
+        while levels.len() > 1 {
+            let inner = levels.pop().unwrap_or_default();
+            if let Some(top) = levels.last_mut() {
+                top.push_str("${");
+                top.push_str(&inner);
+            }
+        }
+        levels.pop().unwrap_or_default()
+    }
+
+    #[test]
+    fn resolve_matches_the_level_stack_version() {
+        const PIECES: &[&str] = &[
+            "${", "}", "jndi:", "lower:", "upper:", "date:'", "'", ":-", "ldap", "a", "é", "$",
+            "{", ":",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut l = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = (seed % 12) as usize;
+            for k in 0..n {
+                let r = (seed >> (k * 5)) as usize;
+                l.push_str(PIECES[r % PIECES.len()]);
+            }
+            assert_eq!(resolve(&l), resolve_reference(&l), "{l:?}");
+        }
+    }
 
     #[test]
     fn jndi_plain_and_obfuscated() {
@@ -420,6 +501,7 @@ mod tests {
 
     #[test]
     fn jdk_classes_need_a_class_after_the_package() {
+        let jdk_class = |l: &str| jdk_class(l, &ByteSet::of(l.as_bytes()));
         assert!(jdk_class("java.io.objectinputstream"));
         assert!(jdk_class("x=org.omg.corba"));
         assert!(!jdk_class("my.java.lang."));

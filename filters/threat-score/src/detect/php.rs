@@ -1001,15 +1001,18 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
         return;
     }
-    if (l.contains("<?") || l.contains("php]") || l.contains("php}")) && open_tag(l) {
+    // Needles are searched only when the value holds all their bytes (a long run of a few
+    // repeated bytes otherwise pays a full substring search per needle).
+    let has = |n: &str| input.may_contain(n) && l.contains(n);
+    if (has("<?") || has("php]") || has("php}")) && open_tag(l) {
         hit(out, "php.open-tag");
     }
-    if WRAPPERS.iter().any(|w| l.contains(w)) {
+    if WRAPPERS.iter().any(|w| has(w)) {
         // `data://` alone, carrying no markup: paranoia 2 (see `inert_data_wrapper`).
         let only_data = WRAPPERS
             .iter()
             .filter(|w| **w != "data://text")
-            .all(|w| !l.contains(w));
+            .all(|w| !has(w));
         let level = if only_data && inert_data_wrapper(&input.value) {
             2
         } else {
@@ -1017,7 +1020,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         };
         out.hit(input, CAT, "php.wrapper", Severity::Critical, level);
     }
-    if l.contains('$') || l.contains("http_raw_post_data") {
+    if l.contains('$') || has("http_raw_post_data") {
         if superglobal(l) {
             // A sentence naming one ("$_POST is empty in php 8") documents it; code indexes
             // or assigns it (`$_SERVER['x']`, `$_GET[0]`), or it stands alone: paranoia 2

@@ -484,14 +484,18 @@ fn wordlike(w: &str) -> bool {
 /// `${x}`/`$x` glued inside a word, lowercases. Returns the text and whether an evasion
 /// changed a word (a strong signal on its own when the result is a command).
 pub fn deobfuscate(v: &str) -> (String, bool) {
-    let lower = v.to_ascii_lowercase();
+    deobfuscate_lower(&v.to_ascii_lowercase())
+}
+
+/// [`deobfuscate`] of a value already ASCII-lowercased (an input's `lower`).
+fn deobfuscate_lower(lower: &str) -> (String, bool) {
     let mut s = if lower.contains("$ifs") || lower.contains("${ifs}") {
         lower
             .replace("${ifs}", " ")
             .replace("$ifs$9", " ")
             .replace("$ifs", " ")
     } else {
-        lower.clone()
+        lower.to_string()
     };
     let mut evasion = s.len() != lower.len();
     // Expansions glued between letters: c${x}url, c$@at, w$()hoami.
@@ -554,23 +558,26 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
     if out.is_ascii() {
         s = out;
     }
-    let mut cleaned = String::with_capacity(s.len());
-    let mut prev: Option<char> = None;
-    let chars: Vec<char> = s.chars().collect();
-    for (idx, &c) in chars.iter().enumerate() {
+    // Quotes, backslashes and carets dropped (an evasion when glued between two letters or
+    // digits), tabs and form feeds as spaces: one pass over the bytes (every byte this
+    // looks at is ASCII, and the bytes of other characters are copied as they are).
+    let b = s.as_bytes();
+    let mut cleaned = Vec::with_capacity(b.len());
+    for (idx, &c) in b.iter().enumerate() {
         match c {
-            '\\' | '\'' | '"' | '^' => {
-                let next = chars.get(idx + 1).copied();
-                let inside = prev.is_some_and(|p| p.is_ascii_alphanumeric())
-                    && next.is_some_and(|n| n.is_ascii_alphanumeric());
-                evasion |= inside;
+            b'\\' | b'\'' | b'"' | b'^' => {
+                let alnum = |i: Option<usize>| {
+                    i.and_then(|i| b.get(i))
+                        .is_some_and(u8::is_ascii_alphanumeric)
+                };
+                evasion |= alnum(idx.checked_sub(1)) && alnum(Some(idx + 1));
             }
-            '\t' | '\u{0b}' | '\u{0c}' => cleaned.push(' '),
+            b'\t' | 0x0b | 0x0c => cleaned.push(b' '),
             _ => cleaned.push(c),
         }
-        prev = Some(c);
     }
-    (cleaned, evasion)
+    // Only ASCII bytes were dropped or replaced: the rest is still UTF-8.
+    (String::from_utf8(cleaned).unwrap_or_default(), evasion)
 }
 
 /// How a command segment was introduced.
@@ -733,6 +740,12 @@ pub(crate) const WORD_AND_PATH: &str = "rce.word-command-path";
 
 /// Finds a command in one segment; returns the rule that fits, if any.
 pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
+    // Every program name holds a letter or digit (a test checks the lists), and so does the
+    // option-after-separator shape: a segment of punctuation alone (`$`, `{`: the pieces of
+    // a `${${...` run) names nothing, whatever the walk below would look up for it.
+    if !seg.bytes().any(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
     let mut words = seg.split_whitespace().peekable();
     let mut first = words.next()?;
     let mut prefixed = false;
@@ -1002,19 +1015,23 @@ fn substitution(s: &str) -> bool {
         }
     }
     // `$SHELL -c ...`, `${BASH}`: a shell variable run as the command (a `$PATH` mentioned in
-    // prose is not).
+    // prose is not). Each name is searched only when all its bytes occur (one pass for the
+    // set instead of ten searches over a long `${${...` run).
+    let set = crate::extract::ByteSet::of(s.as_bytes());
     for var in [
         "$shell", "${shell}", "$bash", "${bash}", "$0", "${0}", "$path", "${path}", "$home",
         "${home}",
     ] {
         // `$HOME/.config`, `${PATH}/bin`: a directory variable opening a path names a file.
         let dir_var = var.contains("path") || var.contains("home");
-        if s.match_indices(var).any(|(p, _)| {
-            let next = s.as_bytes().get(p + var.len());
-            command_position(s, p)
-                && !next.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-                && !(dir_var && next == Some(&b'/'))
-        }) {
+        if set.has_all(var.as_bytes())
+            && s.match_indices(var).any(|(p, _)| {
+                let next = s.as_bytes().get(p + var.len());
+                command_position(s, p)
+                    && !next.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    && !(dir_var && next == Some(&b'/'))
+            })
+        {
             return true;
         }
     }
@@ -1216,8 +1233,8 @@ fn restricted_upload(l: &str) -> bool {
 
 fn scan_input(input: &Input, out: &mut Findings) {
     let v = &input.value;
-    let (s, evasion) = deobfuscate(v);
     let l = input.lower.as_str();
+    let (s, evasion) = deobfuscate_lower(l);
     // A field name is a label (`uname`, `ping`), not a command line: only commands after a
     // shell separator count there.
     let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
@@ -1420,7 +1437,8 @@ fn obfuscated_command_word(l: &str) -> bool {
         if !other && inner_quotes < 2 {
             return false;
         }
-        let (joined, _) = deobfuscate(core);
+        // `l` is lowercase already, and so is `core`.
+        let (joined, _) = deobfuscate_lower(core);
         let joined = joined.trim();
         !joined.is_empty() && !joined.contains(' ') && joined != core && is_command(joined)
     })
@@ -1454,20 +1472,33 @@ fn param_expansion(s: &str, prose: bool) -> bool {
         before.is_some_and(u8::is_ascii_alphanumeric)
             || after.is_some_and(u8::is_ascii_alphanumeric)
     };
+    // The first `}` at or after the last opener asked about: openers come in order, so the
+    // search only moves forward (a `${${${...` run without `}` was one search per opener to
+    // the end of the value).
+    let mut close: Option<Option<usize>> = None;
     let mut from = 0;
     while let Some(p) = s.get(from..).and_then(|h| h.find("${")).map(|p| p + from) {
-        if prose && !glued(p, s.get(p..).and_then(|r| r.find('}')).map(|e| p + e)) {
-            from = p + 2;
-            continue;
+        if prose {
+            let end = match close {
+                Some(Some(c)) if c >= p => Some(c),
+                Some(None) => None,
+                _ => super::find_bytes(b, b"}", p),
+            };
+            close = Some(end);
+            if !glued(p, end) {
+                from = p + 2;
+                continue;
+            }
         }
         let rest = s.get(p + 2..).unwrap_or_default();
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
+        let name_len = rest
+            .bytes()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            .count();
+        let name = rest.get(..name_len).unwrap_or_default();
         if !name.is_empty()
             && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && rest.get(name.len()..).is_some_and(|r| {
+            && rest.get(name_len..).is_some_and(|r| {
                 r.starts_with(['#', '%', '/', '^', ',', '~'])
                     || r.starts_with(":-")
                     || r.starts_with(":=")
@@ -1585,6 +1616,127 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `command_in_segment` skips segments without a letter or digit: no program name may
+    /// be made of punctuation alone.
+    #[test]
+    fn every_program_name_holds_a_letter_or_digit() {
+        for w in DISTINCTIVE.iter().chain(FAMILIES) {
+            assert!(w.bytes().any(|b| b.is_ascii_alphanumeric()), "{w:?}");
+        }
+    }
+
+    /// `deobfuscate` as it was (a `Vec<char>` pass), kept to prove the byte pass is the same.
+    fn deobfuscate_reference(v: &str) -> (String, bool) {
+        let lower = v.to_ascii_lowercase();
+        let mut s = if lower.contains("$ifs") || lower.contains("${ifs}") {
+            lower
+                .replace("${ifs}", " ")
+                .replace("$ifs$9", " ")
+                .replace("$ifs", " ")
+        } else {
+            lower.clone()
+        };
+        let mut evasion = s.len() != lower.len();
+        // Expansions glued between letters: c${x}url, c$@at, w$()hoami.
+        let mut out = String::with_capacity(s.len());
+        let b = s.as_bytes();
+        let mut i = 0;
+        while let Some(&c) = b.get(i) {
+            let prev_alpha = i > 0 && b.get(i - 1).is_some_and(u8::is_ascii_alphabetic);
+            if c == b'$' && prev_alpha {
+                let rest = s.get(i..).unwrap_or_default();
+                let skip = if rest.starts_with("$@")
+                    || rest.starts_with("$*")
+                    || rest.starts_with("$()")
+                {
+                    if rest.starts_with("$()") {
+                        3
+                    } else {
+                        2
+                    }
+                } else if rest.starts_with("${") {
+                    // Bounded look-ahead: `${${${...` must not rescan the value per `${`.
+                    let end = rest.bytes().take(32).position(|c| c == b'}');
+                    // `${x:-a}`, `${x:=a}`: an unset variable expands to its default word.
+                    if let Some(word) = end
+                        .and_then(|e| rest.get(2..e))
+                        .and_then(|inner| inner.split_once(":-").or(inner.split_once(":=")))
+                        .map(|(_, w)| w)
+                        .filter(|w| w.bytes().all(|c| c.is_ascii_alphanumeric()))
+                    {
+                        out.push_str(word);
+                    }
+                    end.map_or(0, |e| e + 1)
+                } else {
+                    // `sh$xx -c`: an unset variable ending a word expands to nothing.
+                    let name = rest
+                        .bytes()
+                        .skip(1)
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                        .count();
+                    let ends_word = rest
+                        .as_bytes()
+                        .get(1 + name)
+                        .is_none_or(|c| matches!(c, b' ' | b'\t' | b';' | b'|' | b'&' | b'\n'));
+                    if name > 0
+                        && rest.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic)
+                        && ends_word
+                    {
+                        1 + name
+                    } else {
+                        0
+                    }
+                };
+                if skip > 0 {
+                    evasion = true;
+                    i += skip;
+                    continue;
+                }
+            }
+            out.push(char::from(c));
+            i += 1;
+        }
+        if out.is_ascii() {
+            s = out;
+        }
+        let mut cleaned = String::with_capacity(s.len());
+        let mut prev: Option<char> = None;
+        let chars: Vec<char> = s.chars().collect();
+        for (idx, &c) in chars.iter().enumerate() {
+            match c {
+                '\\' | '\'' | '"' | '^' => {
+                    let next = chars.get(idx + 1).copied();
+                    let inside = prev.is_some_and(|p| p.is_ascii_alphanumeric())
+                        && next.is_some_and(|n| n.is_ascii_alphanumeric());
+                    evasion |= inside;
+                }
+                '\t' | '\u{0b}' | '\u{0c}' => cleaned.push(' '),
+                _ => cleaned.push(c),
+            }
+            prev = Some(c);
+        }
+        (cleaned, evasion)
+    }
+
+    #[test]
+    fn deobfuscate_matches_the_char_version() {
+        const PIECES: &[&str] = &[
+            "c", "a", "t", "1", "\\", "'", "\"", "^", "\t", "\u{0b}", "\u{0c}", "$", "${", "}",
+            "ifs", "$ifs", "${IFS}", "$@", "$*", "$()", ":-", "é", "€", " ", ";", "X", "\u{80}",
+        ];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        for _ in 0..30_000 {
+            let mut v = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for k in 0..(seed % 12) {
+                v.push_str(PIECES[(seed >> (k * 5)) as usize % PIECES.len()]);
+            }
+            assert_eq!(deobfuscate(&v), deobfuscate_reference(&v), "{v:?}");
+        }
+    }
 
     fn cmd(v: &str) -> bool {
         let (s, _) = deobfuscate(v);

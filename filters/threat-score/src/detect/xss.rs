@@ -227,24 +227,39 @@ fn script_url(l: &str) -> bool {
     if !l.contains(':') {
         return false;
     }
+    // Nor can `compact` add a byte: a scheme whose bytes are not all in `l` is not in it.
+    let set = crate::extract::ByteSet::of(l.as_bytes());
+    let schemes = ["javascript:", "vbscript:", "livescript:", "mocha:"];
+    if !schemes
+        .iter()
+        .chain(&["data:"])
+        .any(|s| set.has_all(s.as_bytes()))
+    {
+        return false;
+    }
     let c = compact(l);
-    for scheme in ["javascript:", "vbscript:", "livescript:", "mocha:"] {
+    // Whether the text after a match holds `(`, `=`, a backtick or `\\`: each is there when
+    // its last occurrence is, so a run of schemes is not re-read to its end per match.
+    let last = |x: u8| c.bytes().rposition(|b| b == x);
+    let code_bytes = [last(b'('), last(b'='), last(b'`'), last(b'\\')];
+    for scheme in schemes {
+        if !set.has_all(scheme.as_bytes()) {
+            continue;
+        }
+        // The raw text must not have a space right after the colon: "JavaScript: The Good
+        // Parts" is a title, not a URL. Characters hidden inside the scheme are an evasion
+        // whatever follows. (Both are about the whole value: asked once per scheme.)
+        let raw_colon_space = l
+            .match_indices(scheme)
+            .any(|(q, _)| l.as_bytes().get(q + scheme.len()) == Some(&b' '));
+        let hidden = !l.contains(scheme);
         let mut from = 0;
         while let Some(p) = c.get(from..).and_then(|h| h.find(scheme)).map(|p| p + from) {
-            let rest = c.get(p + scheme.len()..).unwrap_or_default();
-            let code_like = rest.contains('(')
-                || rest.contains('=')
-                || rest.contains('`')
+            let at = p + scheme.len();
+            let rest = c.get(at..).unwrap_or_default();
+            let code_like = code_bytes.iter().any(|x| x.is_some_and(|i| i >= at))
                 || rest.starts_with("//")
-                || rest.contains('\\')
                 || SINKS.iter().any(|s| rest.starts_with(s));
-            // The raw text must not have a space right after the colon: "JavaScript: The
-            // Good Parts" is a title, not a URL. Characters hidden inside the scheme are an
-            // evasion whatever follows.
-            let raw_colon_space = l
-                .match_indices(scheme)
-                .any(|(q, _)| l.as_bytes().get(q + scheme.len()) == Some(&b' '));
-            let hidden = !l.contains(scheme);
             if hidden
                 || scheme != "javascript:" && !rest.is_empty()
                 || !rest.is_empty() && code_like && !raw_colon_space
@@ -620,6 +635,92 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `script_url` as it was (the rest of the value re-read per scheme match), kept to prove
+    /// the version with precomputed last positions gives the same answers.
+    fn script_url_reference(l: &str) -> bool {
+        // Every scheme below ends with `:`, and `compact` only removes characters.
+        if !l.contains(':') {
+            return false;
+        }
+        let c = compact(l);
+        for scheme in ["javascript:", "vbscript:", "livescript:", "mocha:"] {
+            let mut from = 0;
+            while let Some(p) = c.get(from..).and_then(|h| h.find(scheme)).map(|p| p + from) {
+                let rest = c.get(p + scheme.len()..).unwrap_or_default();
+                let code_like = rest.contains('(')
+                    || rest.contains('=')
+                    || rest.contains('`')
+                    || rest.starts_with("//")
+                    || rest.contains('\\')
+                    || SINKS.iter().any(|s| rest.starts_with(s));
+                // The raw text must not have a space right after the colon: "JavaScript: The
+                // Good Parts" is a title, not a URL. Characters hidden inside the scheme are an
+                // evasion whatever follows.
+                let raw_colon_space = l
+                    .match_indices(scheme)
+                    .any(|(q, _)| l.as_bytes().get(q + scheme.len()) == Some(&b' '));
+                let hidden = !l.contains(scheme);
+                if hidden
+                    || scheme != "javascript:" && !rest.is_empty()
+                    || !rest.is_empty() && code_like && !raw_colon_space
+                {
+                    return true;
+                }
+                from = p + 1;
+            }
+        }
+        let data_markup = c.find("data:").is_some_and(|p| {
+            c.get(p..).is_some_and(|r| {
+                r.get(..48.min(r.len())).is_some_and(|w| w.contains(',')) && r.contains('<')
+            })
+        });
+        data_markup
+            || c.contains("data:text/html")
+            || c.contains("data:image/svg")
+            || c.contains("data:application/x-")
+            || c.contains("data:text/javascript")
+    }
+
+    #[test]
+    fn script_url_matches_the_rescanning_version() {
+        const PIECES: &[&str] = &[
+            "javascript:",
+            "java",
+            "script:",
+            "vbscript:",
+            "mocha:",
+            "data:",
+            "text/html",
+            ",",
+            "<",
+            "(",
+            "=",
+            "`",
+            "\\",
+            "//",
+            " ",
+            "\t",
+            "alert",
+            "x",
+            "é",
+            ":",
+        ];
+        let mut seed = 0x0bad_5eed_1234_5678u64;
+        let mut hits = 0;
+        for _ in 0..30_000 {
+            let mut l = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for k in 0..(seed % 12) {
+                l.push_str(PIECES[(seed >> (k * 5)) as usize % PIECES.len()]);
+            }
+            assert_eq!(script_url(&l), script_url_reference(&l), "{l:?}");
+            hits += usize::from(script_url(&l));
+        }
+        assert!(hits > 100, "{hits} positive cases");
+    }
 
     fn any(l: &str) -> bool {
         tags(l).any(|(n, a)| ACTIVE_TAGS.contains(&tag_base(n)) || event_handler(a, false))

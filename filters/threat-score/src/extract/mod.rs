@@ -133,12 +133,17 @@ impl<'r> Input<'r> {
         value: Text<'r>,
         excluded: CategorySet,
     ) -> Input<'r> {
-        let lower = if value.bytes().any(|b| b.is_ascii_uppercase()) {
-            Text::from(value.to_ascii_lowercase())
+        // One pass for the value's bytes; lowercasing only maps `A-Z` to `a-z`, so the set of
+        // `lower` follows from it (this runs for every value and every window of a long one).
+        let value_bytes = ByteSet::of(value.as_bytes());
+        let (lower, bytes) = if value_bytes.intersects(&ByteSet::ASCII_UPPERCASE) {
+            (
+                Text::from(value.to_ascii_lowercase()),
+                value_bytes.ascii_lowercased(),
+            )
         } else {
-            value.clone()
+            (value.clone(), value_bytes)
         };
-        let bytes = ByteSet::of(lower.as_bytes());
         // A `User-Agent` received as plain product tokens (nothing decoded) has a shape of its
         // own: the injection detectors skip it (`detect::gate`).
         let product = location.source == Source::Header
@@ -194,15 +199,41 @@ impl ByteSet {
         self.0.iter().zip(other.0.iter()).all(|(a, b)| a & !b == 0)
     }
 
+    /// `A` to `Z`.
+    pub const ASCII_UPPERCASE: ByteSet = ByteSet([0, 0x07ff_fffe, 0, 0]);
+
     /// The bytes of `b`.
     pub fn of(b: &[u8]) -> ByteSet {
         let mut set = [0u64; 4];
+        if b.len() < 256 {
+            for &c in b {
+                if let Some(w) = set.get_mut(usize::from(c >> 6)) {
+                    *w |= 1 << (c & 63);
+                }
+            }
+            return ByteSet(set);
+        }
+        // Long texts (4 KiB detector windows, whole bodies): one store per byte into a table,
+        // then one pass over the table (about half the work per byte of the bit updates).
+        let mut seen = [false; 256];
         for &c in b {
-            if let Some(w) = set.get_mut(usize::from(c >> 6)) {
+            if let Some(s) = seen.get_mut(usize::from(c)) {
+                *s = true;
+            }
+        }
+        for (c, _) in seen.iter().enumerate().filter(|(_, s)| **s) {
+            if let Some(w) = set.get_mut(c >> 6) {
                 *w |= 1 << (c & 63);
             }
         }
         ByteSet(set)
+    }
+
+    /// The bytes of this set's text once ASCII-lowercased (`A-Z` become `a-z`).
+    pub fn ascii_lowercased(&self) -> ByteSet {
+        let [a, up, c, d] = self.0;
+        let upper = up & Self::ASCII_UPPERCASE.0[1];
+        ByteSet([a, (up & !upper) | (upper << 32), c, d])
     }
 
     /// Whether any byte of `other` occurs.
@@ -876,6 +907,45 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sets_short_and_long_and_lowercased() {
+        let reference = |b: &[u8]| {
+            let mut set = [0u64; 4];
+            for &c in b {
+                set[usize::from(c >> 6)] |= 1 << (c & 63);
+            }
+            ByteSet::from_words(set)
+        };
+        let mut seed = 0x5151_7a7a_0101_ffffu64;
+        for n in [0, 1, 7, 255, 256, 257, 1000, 4096] {
+            for _ in 0..20 {
+                let text: Vec<u8> = (0..n)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly a few bytes, sometimes any byte.
+                        if seed.is_multiple_of(5) {
+                            (seed >> 8) as u8
+                        } else {
+                            b"aZ%{\\\xc3"[(seed >> 8) as usize % 6]
+                        }
+                    })
+                    .collect();
+                assert_eq!(ByteSet::of(&text), reference(&text), "{n}");
+                assert_eq!(
+                    ByteSet::of(&text).ascii_lowercased(),
+                    reference(&text.to_ascii_lowercase()),
+                    "{n}"
+                );
+                assert_eq!(
+                    ByteSet::of(&text).intersects(&ByteSet::ASCII_UPPERCASE),
+                    text.iter().any(u8::is_ascii_uppercase)
+                );
+            }
+        }
+    }
 
     struct NoExcl;
     impl ExclusionLookup for NoExcl {

@@ -1246,7 +1246,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
         }
         let l = &input.lower;
-        if CATALOGS.iter().any(|c| l.contains(c)) {
+        if CATALOGS
+            .iter()
+            .any(|c| input.may_contain(c) && l.contains(c))
+        {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
         }
         // Paranoia 2: a stored procedure or package of the database's own namespaces
@@ -1323,15 +1326,13 @@ fn pg_cast(l: &str) -> bool {
     let mut from = 0;
     while let Some(p) = l.get(from..).and_then(|h| h.find("::")).map(|p| p + from) {
         let before = p.checked_sub(1).and_then(|i| l.as_bytes().get(i)).copied();
-        let ty: String = l
-            .get(p + 2..)
-            .unwrap_or_default()
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
+        let rest = l.get(p + 2..).unwrap_or_default();
+        let ty = rest
+            .get(..rest.bytes().take_while(u8::is_ascii_alphanumeric).count())
+            .unwrap_or_default();
         let after = l.as_bytes().get(p + 2 + ty.len()).copied();
         if before.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b')' | b'\'' | b'"'))
-            && PG_TYPES.contains(&ty.as_str())
+            && PG_TYPES.contains(&ty)
             && after
                 .is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_' && c != b'(' && c != b':')
         {
