@@ -722,7 +722,9 @@ fn seg_is_short(seg: &str) -> bool {
 /// program, or a long option (`--x`) must follow. One lookup instead of the whole walk.
 pub(crate) fn may_start_command(seg: &str) -> bool {
     let first = seg.split_whitespace().next().unwrap_or_default();
-    PREFIX_SET.contains(first) || is_command(first) || seg.contains("--")
+    PREFIX_SET.contains(first)
+        || is_command(first)
+        || super::find_bytes(seg.as_bytes(), b"--", 0).is_some()
 }
 
 /// Finds a command in one segment; returns the rule that fits, if any.

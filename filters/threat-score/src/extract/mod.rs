@@ -25,6 +25,48 @@ impl Text<'_> {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The longest prefix of at most `max` bytes, on a char boundary (a slice when borrowed).
+    fn truncated(self, max: usize) -> Self {
+        if self.0.len() <= max {
+            return self;
+        }
+        let end = truncate(&self.0, max).len();
+        match self.0 {
+            Cow::Borrowed(s) => Text(Cow::Borrowed(s.get(..end).unwrap_or_default())),
+            Cow::Owned(mut s) => {
+                s.truncate(end);
+                Text(Cow::Owned(s))
+            }
+        }
+    }
+}
+
+/// Where a value came from, as the detectors read it: its source and name (argument, cookie
+/// or header name), the name borrowed from the request like the value. A [`Location`] (an
+/// owned copy, for the assessment) is made only when a detection is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place<'r> {
+    /// The part of the request.
+    pub source: Source,
+    /// The name, cut to [`Location::MAX_NAME`] bytes like a [`Location`]'s (so detectors read
+    /// the same name as the log).
+    pub name: Text<'r>,
+}
+
+impl<'r> Place<'r> {
+    /// A place with `name` cut to [`Location::MAX_NAME`] bytes.
+    pub fn new(source: Source, name: Text<'r>) -> Place<'r> {
+        Place {
+            source,
+            name: name.truncated(Location::MAX_NAME),
+        }
+    }
+
+    /// The owned [`Location`] for a detection found here.
+    pub fn to_location(&self) -> Location {
+        Location::new(self.source, &self.name)
+    }
 }
 
 impl<'r> From<&'r str> for Text<'r> {
@@ -76,7 +118,7 @@ impl std::fmt::Display for Text<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input<'r> {
     /// Where it came from.
-    pub location: Location,
+    pub location: Place<'r>,
     /// As received (after splitting, before decoding; lossy UTF-8).
     pub raw: Text<'r>,
     /// Fully decoded (percent, `+` for forms, HTML entities, JS escapes; bounded rounds).
@@ -128,7 +170,7 @@ impl GateMemo {
 impl<'r> Input<'r> {
     /// An input; `lower` is `value` lowercased, `bytes` and `shape` are computed here.
     pub fn new(
-        location: Location,
+        location: Place<'r>,
         raw: Text<'r>,
         value: Text<'r>,
         excluded: CategorySet,
@@ -138,6 +180,17 @@ impl<'r> Input<'r> {
         } else {
             value.clone()
         };
+        Input::with_lower(location, raw, value, lower, excluded)
+    }
+
+    /// [`Input::new`] when `lower` (`value` lowercased) is known already.
+    fn with_lower(
+        location: Place<'r>,
+        raw: Text<'r>,
+        value: Text<'r>,
+        lower: Text<'r>,
+        excluded: CategorySet,
+    ) -> Input<'r> {
         let bytes = ByteSet::of(lower.as_bytes());
         // A `User-Agent` received as plain product tokens (nothing decoded) has a shape of its
         // own: the injection detectors skip it (`detect::gate`).
@@ -171,9 +224,10 @@ impl<'r> Input<'r> {
     /// Whether `lower` contains any of `needles` (lowercase), searching only for those whose
     /// bytes all occur in it.
     pub fn lower_contains_any(&self, needles: &[&str]) -> bool {
-        needles
-            .iter()
-            .any(|n| self.may_contain(n) && self.lower.contains(n))
+        needles.iter().any(|n| {
+            self.may_contain(n)
+                && crate::detect::find_bytes(self.lower.as_bytes(), n.as_bytes(), 0).is_some()
+        })
     }
 }
 
@@ -311,7 +365,10 @@ impl<'r> Prepared<'r> {
     /// no limit to report). Any attack text up to [`WINDOW_OVERLAP`] bytes long lies whole in
     /// one window. Windows after the first start mid-value; `raw` holds the window of the
     /// decoded value (only the protocol detector reads `raw`, and it sees the whole values).
-    pub fn windowed(&self) -> Option<Prepared<'r>> {
+    ///
+    /// Windows borrow from the values they cut (the lowercase form too: ASCII lowercasing
+    /// keeps every byte offset), so a long value costs no copy per window.
+    pub fn windowed<'s>(&'s self) -> Option<Prepared<'s>> {
         if self.inputs.iter().all(|i| i.value.len() <= WINDOW) {
             return None;
         }
@@ -322,11 +379,13 @@ impl<'r> Prepared<'r> {
                 continue;
             }
             for (start, end) in windows(&input.value, WINDOW, WINDOW_OVERLAP) {
-                let value = Text::from(input.value.get(start..end).unwrap_or_default().to_string());
-                inputs.push(Input::new(
+                let value = Text::from(input.value.get(start..end).unwrap_or_default());
+                let lower = Text::from(input.lower.get(start..end).unwrap_or_default());
+                inputs.push(Input::with_lower(
                     input.location.clone(),
                     value.clone(),
                     value,
+                    lower,
                     input.excluded,
                 ));
             }
@@ -500,7 +559,7 @@ impl<'r> Builder<'_, '_, 'r> {
     fn push_whole_body(&mut self, body: &'r [u8]) {
         self.push(
             Source::Body,
-            "",
+            Text::default(),
             Raw::Request(body),
             false,
             CategorySet::EMPTY,
@@ -510,7 +569,7 @@ impl<'r> Builder<'_, '_, 'r> {
     fn push(
         &mut self,
         source: Source,
-        name: &str,
+        name: Text<'r>,
         raw: Raw<'r, '_>,
         plus: bool,
         excluded: CategorySet,
@@ -523,7 +582,7 @@ impl<'r> Builder<'_, '_, 'r> {
     fn push_decoded(
         &mut self,
         source: Source,
-        name: &str,
+        name: Text<'r>,
         raw: Raw<'r, '_>,
         text: Text<'r>,
         excluded: CategorySet,
@@ -539,7 +598,7 @@ impl<'r> Builder<'_, '_, 'r> {
             }
         };
         self.inputs
-            .push(Input::new(Location::new(source, name), raw, text, excluded));
+            .push(Input::new(Place::new(source, name), raw, text, excluded));
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
@@ -552,9 +611,15 @@ impl<'r> Builder<'_, '_, 'r> {
         // The name is decoded once: it is both the location of its value and an input.
         let name = self.text(name_raw, plus);
         let excluded = self.excl.for_arg(&name);
-        self.push_decoded(Source::ArgName, &name, name_raw, name.clone(), excluded);
+        self.push_decoded(
+            Source::ArgName,
+            name.clone(),
+            name_raw,
+            name.clone(),
+            excluded,
+        );
         if !value_raw.bytes().is_empty() {
-            self.push(Source::Arg, &name, value_raw, plus, excluded);
+            self.push(Source::Arg, name, value_raw, plus, excluded);
         }
     }
 
@@ -590,9 +655,9 @@ impl<'r> Builder<'_, '_, 'r> {
                 Raw::Request(name.as_bytes()),
                 Raw::Request(value.as_bytes()),
             );
-            self.push(Source::CookieName, name, n, false, excluded);
+            self.push(Source::CookieName, Text::from(name), n, false, excluded);
             if !value.is_empty() {
-                self.push(Source::Cookie, name, v, false, excluded);
+                self.push(Source::Cookie, Text::from(name), v, false, excluded);
             }
         }
     }
@@ -636,7 +701,7 @@ pub(crate) fn prepare<'r>(
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
     let path = b.text(Raw::Request(path_raw.as_bytes()), false);
     b.inputs.push(Input::new(
-        Location::new(Source::Path, ""),
+        Place::new(Source::Path, Text::default()),
         Text::from(path_raw),
         path.clone(),
         CategorySet::EMPTY,
@@ -681,7 +746,7 @@ pub(crate) fn prepare<'r>(
             let excluded = excl.for_header(name);
             b.push(
                 Source::Header,
-                name,
+                Text::from(name.as_str()),
                 Raw::Request(value.as_bytes()),
                 false,
                 excluded,
@@ -762,7 +827,13 @@ pub(crate) fn prepare<'r>(
                             }
                             (None, _) => Raw::Temp(text.as_bytes()),
                         };
-                        b.push(source, item.key, raw, false, excluded);
+                        // A key without escapes is a slice of the body too.
+                        let key = match (within(body, item.key.as_bytes()), body_str) {
+                            (Some((a, e)), Some(s)) => s.get(a..e).map(Text::from),
+                            _ => None,
+                        }
+                        .unwrap_or_else(|| Text::from(item.key.to_string()));
+                        b.push(source, key, raw, false, excluded);
                         true
                     });
                     if walked.unwrap_or(false) {
@@ -797,7 +868,8 @@ pub(crate) fn prepare<'r>(
                             if let Some(f) = &part.filename {
                                 let excluded = excl.for_arg(&part.name);
                                 let f = Raw::Temp(f.as_bytes());
-                                b.push(Source::Filename, &part.name, f, false, excluded);
+                                let name = Text::from(part.name.clone());
+                                b.push(Source::Filename, name, f, false, excluded);
                             }
                         }
                         multipart_info = Some(m);
@@ -821,7 +893,13 @@ pub(crate) fn prepare<'r>(
                     }
                     let excluded = excl.for_arg(&v.name);
                     let raw = Raw::Temp(v.value.as_bytes());
-                    b.push(Source::Arg, &v.name, raw, false, excluded);
+                    b.push(
+                        Source::Arg,
+                        Text::from(v.name.clone()),
+                        raw,
+                        false,
+                        excluded,
+                    );
                 }
             }
             BodyKind::Raw | BodyKind::None => {

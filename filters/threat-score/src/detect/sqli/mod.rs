@@ -1236,7 +1236,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
         }
         let l = &input.lower;
-        if CATALOGS.iter().any(|c| l.contains(c)) {
+        if input.lower_contains_any(CATALOGS) {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
         }
         // Paranoia 2: a stored procedure or package of the database's own namespaces
