@@ -509,7 +509,33 @@ struct Builder<'c, 'x, 'r> {
     arg_count: usize,
 }
 
+/// What [`Builder::undo`] returns to: the builder's state before a body was walked.
+struct Mark {
+    inputs: usize,
+    limit_hits: usize,
+    flags: Flags,
+    arg_count: usize,
+}
+
 impl<'r> Builder<'_, '_, 'r> {
+    /// The state to return to if what comes next must be dropped ([`Builder::undo`]).
+    fn mark(&self) -> Mark {
+        Mark {
+            inputs: self.inputs.len(),
+            limit_hits: self.limit_hits.len(),
+            flags: self.flags,
+            arg_count: self.arg_count,
+        }
+    }
+
+    /// Drops the inputs, limits and flags added since `m`.
+    fn undo(&mut self, m: Mark) {
+        self.inputs.truncate(m.inputs);
+        self.limit_hits.truncate(m.limit_hits);
+        self.flags = m.flags;
+        self.arg_count = m.arg_count;
+    }
+
     fn hit(&mut self, kind: LimitKind) {
         if !self.limit_hits.contains(&kind) {
             self.limit_hits.push(kind);
@@ -625,6 +651,11 @@ impl<'r> Builder<'_, '_, 'r> {
 
     /// Splits an urlencoded string into arguments (`&`-separated; `;` is not a separator).
     fn form(&mut self, data: &'r [u8]) {
+        // Room for every pair's name and value (within the `args` limit) at once: growing
+        // the inputs one doubling at a time copies them all again each time.
+        let pairs = data.iter().filter(|&&c| c == b'&').count() + 1;
+        let room = pairs.min(self.cfg.limits.args.max as usize + 1);
+        self.inputs.reserve(2 * room);
         let mut percent_bad = false;
         for pair in data.split(|&b| b == b'&') {
             if pair.is_empty() {
@@ -788,69 +819,74 @@ pub(crate) fn prepare<'r>(
         match body_kind {
             BodyKind::Form => b.form(body),
             // Checked once, then walked over the body's own bytes: no document tree.
-            BodyKind::Json => match json::check(body) {
-                Ok(()) => {
-                    // Every object member and every array element is one value (CRS counts
-                    // JSON leaves as ARGS): past `limits.body_values` the rest is not
-                    // inspected and the limit is reported, never silently dropped.
-                    let depth = cfg.limits.json_depth.max;
-                    let max_values = cfg.limits.body_values.max as usize;
-                    let mut values = 0usize;
-                    // Validated once, so that a leaf without escapes is borrowed as text
-                    // without validating it again.
-                    let body_str = std::str::from_utf8(body).ok();
-                    b.inputs.reserve(body.len() / 10);
-                    let walked = json::walk(body, depth, &mut |item| {
-                        if item.counts_as_arg {
-                            values += 1;
-                            if values > max_values {
-                                b.hit(LimitKind::BodyValues);
-                                return false;
-                            }
+            // One pass over the body's own bytes checks and walks it (no document tree).
+            // Every object member and every array element is one value (CRS counts JSON
+            // leaves as ARGS): past `limits.body_values` the rest is not inspected and the
+            // limit is reported, never silently dropped. A body that turns out malformed
+            // (or truncated) is inspected as one text value instead, with nothing of the
+            // walk kept.
+            BodyKind::Json => {
+                let mark = b.mark();
+                let depth = cfg.limits.json_depth.max;
+                let max_values = cfg.limits.body_values.max as usize;
+                let mut values = 0usize;
+                // Validated once, so that a leaf without escapes is borrowed as text
+                // without validating it again.
+                let body_str = std::str::from_utf8(body).ok();
+                b.inputs.reserve(body.len() / 8);
+                let walked = json::walk(body, depth, &mut |item| {
+                    if item.counts_as_arg {
+                        values += 1;
+                        if values > max_values {
+                            b.hit(LimitKind::BodyValues);
+                            return false;
                         }
-                        let Some(text) = item.text else {
-                            return true;
-                        };
-                        let excluded = excl.for_arg(item.key);
-                        let source = if item.is_key {
-                            Source::ArgName
-                        } else {
-                            Source::Arg
-                        };
-                        // A leaf without escapes is a slice of the body: borrowed.
-                        let raw = match (within(body, text.as_bytes()), body_str) {
-                            (Some((a, e)), Some(s)) => s
-                                .get(a..e)
-                                .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
-                            (Some((a, e)), None) => {
-                                Raw::Request(body.get(a..e).unwrap_or_default())
-                            }
-                            (None, _) => Raw::Temp(text.as_bytes()),
-                        };
-                        // A key without escapes is a slice of the body too.
-                        let key = match (within(body, item.key.as_bytes()), body_str) {
-                            (Some((a, e)), Some(s)) => s.get(a..e).map(Text::from),
-                            _ => None,
+                    }
+                    let Some(text) = item.text else {
+                        return true;
+                    };
+                    let excluded = excl.for_arg(item.key);
+                    let source = if item.is_key {
+                        Source::ArgName
+                    } else {
+                        Source::Arg
+                    };
+                    // A leaf without escapes is a slice of the body: borrowed.
+                    let raw = match (within(body, text.as_bytes()), body_str) {
+                        (Some((a, e)), Some(s)) => s
+                            .get(a..e)
+                            .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
+                        (Some((a, e)), None) => Raw::Request(body.get(a..e).unwrap_or_default()),
+                        (None, _) => Raw::Temp(text.as_bytes()),
+                    };
+                    // So is a key without escapes.
+                    let key = match (within(body, item.key.as_bytes()), body_str) {
+                        (Some((a, e)), Some(s)) => s.get(a..e).map(Text::from),
+                        _ => None,
+                    }
+                    .unwrap_or_else(|| Text::from(item.key.to_string()));
+                    b.push(source, key, raw, false, excluded);
+                    true
+                });
+                match walked {
+                    Ok(truncated) => {
+                        if truncated {
+                            b.hit(LimitKind::JsonDepth);
                         }
-                        .unwrap_or_else(|| Text::from(item.key.to_string()));
-                        b.push(source, key, raw, false, excluded);
-                        true
-                    });
-                    if walked.unwrap_or(false) {
-                        b.hit(LimitKind::JsonDepth);
+                    }
+                    Err(e) => {
+                        b.undo(mark);
+                        // Truncated or hostile JSON (incl. nesting past 128 levels,
+                        // serde_json's limit): still scan it, as text.
+                        if !(req.body_truncated || body.len() < req.body.map_or(0, <[u8]>::len))
+                            || !e.eof
+                        {
+                            b.flags.body_malformed = true;
+                        }
+                        b.push_whole_body(body);
                     }
                 }
-                Err(e) => {
-                    // Truncated or hostile JSON (incl. nesting past 128 levels, serde_json's limit):
-                    // still scan it, as text.
-                    if !(req.body_truncated || body.len() < req.body.map_or(0, <[u8]>::len))
-                        || !e.eof
-                    {
-                        b.flags.body_malformed = true;
-                    }
-                    b.push_whole_body(body);
-                }
-            },
+            }
             BodyKind::Multipart => {
                 let ct = req.header("content-type").unwrap_or_default();
                 match multipart::boundary(ct) {
@@ -1033,6 +1069,43 @@ mod tests {
             .inputs
             .iter()
             .any(|i| i.location.source == Source::ArgName && i.value == "b"));
+    }
+
+    /// JSON is checked and walked in one pass: a body found malformed after some values
+    /// keeps none of them (nor the limits they raised), and is inspected as text.
+    #[test]
+    fn malformed_json_keeps_nothing_of_the_walk() {
+        let h = hdrs(&[("content-type", "application/json")]);
+        let cfg = Config {
+            limits: crate::config::Limits {
+                body_values: crate::config::Limit {
+                    max: 1,
+                    on_exceed: crate::config::OnExceed::Block,
+                },
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        for body in [&br#"{"a":"x","b":[1,2,}"#[..], br#"{"a":1,"b":2,"c":3 x}"#] {
+            let req = Request::new("POST", "/").with_headers(&h).with_body(body);
+            let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+            assert_eq!(p.body_kind, BodyKind::Json);
+            assert!(p.flags.body_malformed);
+            assert!(p.limit_hits.is_empty(), "{:?}", p.limit_hits);
+            let sources: Vec<Source> = p.inputs[p.body_start..]
+                .iter()
+                .map(|i| i.location.source)
+                .collect();
+            assert_eq!(sources, vec![Source::Body]);
+        }
+        // Well-formed: the limit is reported, the values before it are kept.
+        let req = Request::new("POST", "/")
+            .with_headers(&h)
+            .with_body(br#"{"a":1,"b":2}"#);
+        let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+        assert!(!p.flags.body_malformed);
+        assert_eq!(p.limit_hits, vec![LimitKind::BodyValues]);
+        assert_eq!(p.inputs.len() - p.body_start, 2);
     }
 
     #[test]
