@@ -2,7 +2,7 @@
 //! log4j resolves it), serialized-object markers, process-execution classes, deserialization
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
-use super::{has_word, Findings, INJECTION_SOURCES};
+use super::{find_bytes, has_word, Findings, INJECTION_SOURCES};
 use crate::extract::ByteSet;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
@@ -101,8 +101,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .chain(p.inputs_from(&[Source::Path]))
     {
         let l = input.lower.as_str();
+        // `l` contains `needle`: the byte set first (most values lack a byte of most
+        // needles), then a first-byte scan; no substring-searcher setup per call.
+        let has = |needle: &str| {
+            input.may_contain(needle) && find_bytes(l.as_bytes(), needle.as_bytes(), 0).is_some()
+        };
         if input.location.source != Source::Filename {
-            if l.contains("${") || l.contains("jndi:") {
+            if has("${") || has("jndi:") {
                 if jndi(l) {
                     out.hit(input, CAT, "java.jndi-lookup", Severity::Critical, 1);
                 }
@@ -110,17 +115,16 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     out.hit(input, CAT, "java.lookup", Severity::Critical, 2);
                 }
             }
-            if l.contains("java.lang.runtime") || l.contains("java.lang.processbuilder") {
+            if has("java.lang.runtime") || has("java.lang.processbuilder") {
                 out.hit(input, CAT, "java.process-class", Severity::Critical, 1);
             }
-            let exec =
-                has_word(l, "runtime") || l.contains("processbuilder") || l.contains("getruntime");
-            if exec && l.contains("java.") {
+            let exec = has_word(l, "runtime") || has("processbuilder") || has("getruntime");
+            if exec && has("java.") {
                 out.hit(input, CAT, "java.process-reference", Severity::Critical, 1);
             } else if exec && has_word(l, "java") {
                 out.hit(input, CAT, "java.process-reference", Severity::Critical, 2);
             }
-            if GADGETS.iter().any(|g| l.contains(g)) {
+            if input.lower_contains_any(GADGETS) {
                 if exec {
                     out.hit(input, CAT, "java.gadget-exec", Severity::Critical, 1);
                 } else {
@@ -150,7 +154,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if serialized(&input.value) {
                 out.hit(input, CAT, "java.serialized-object", Severity::Critical, 1);
             }
-            if input.value.contains("rO0AB") {
+            if input.may_contain("ro0ab") && input.value.contains("rO0AB") {
                 // A value that is one base64 token opening with the stream magic is a
                 // serialized Java object (the five letters start 1 in 64^5 random tokens);
                 // the letters elsewhere in a value count from paranoia 2, as CRS 944210.
@@ -163,13 +167,14 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     level,
                 );
             }
-            if ognl(l) {
+            // Every OGNL opener (`%{`, `${`, `(#`) holds `{` or `#`.
+            if (input.bytes.has(b'{') || input.bytes.has(b'#')) && ognl(l) {
                 out.hit(input, CAT, "java.ognl", Severity::Critical, 1);
             }
-            if l.contains("class.module.classloader") || l.contains("class.classloader") {
+            if has("class.module.classloader") || has("class.classloader") {
                 out.hit(input, CAT, "java.classloader", Severity::Critical, 1);
             }
-            if l.contains("springframework") && l.contains("applicationcontext") {
+            if has("springframework") && has("applicationcontext") {
                 out.hit(input, CAT, "java.spring-context", Severity::Critical, 2);
             }
         }
