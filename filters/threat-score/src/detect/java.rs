@@ -2,7 +2,7 @@
 //! log4j resolves it), serialized-object markers, process-execution classes, deserialization
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
-use super::{has_word, Findings, INJECTION_SOURCES};
+use super::{find_bytes, has_word, Findings, INJECTION_SOURCES};
 use crate::extract::ByteSet;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
@@ -101,11 +101,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .chain(p.inputs_from(&[Source::Path]))
     {
         let l = input.lower.as_str();
-        // Every needle below is searched only when all its bytes occur in the value
-        // (`Input::may_contain`): a long value of a few repeated bytes (`%%%...`, `###...`)
-        // otherwise costs a full substring search per needle, each slow on Wasm when the
-        // value's bytes alias the needle's in the searcher's 64-bit byte filter.
-        let has = |n: &str| input.may_contain(n) && l.contains(n);
+        // `l` contains `needle`: the byte set first (most values lack a byte of most
+        // needles), then a first-byte scan; no substring-searcher setup per call.
+        let has = |needle: &str| {
+            input.may_contain(needle) && find_bytes(l.as_bytes(), needle.as_bytes(), 0).is_some()
+        };
         if input.location.source != Source::Filename {
             if has("${") || has("jndi:") {
                 if jndi(l) {
@@ -126,7 +126,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             } else if exec && input.may_contain("java") && has_word(l, "java") {
                 out.hit(input, CAT, "java.process-reference", Severity::Critical, 2);
             }
-            if GADGETS.iter().any(|g| has(g)) {
+            if input.lower_contains_any(GADGETS) {
                 if exec {
                     out.hit(input, CAT, "java.gadget-exec", Severity::Critical, 1);
                 } else {
@@ -172,6 +172,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     level,
                 );
             }
+            // Every OGNL opener (`%{`, `${`, `(#`) holds `{` or `#`.
             if (input.bytes.has(b'{') || input.bytes.has(b'#')) && ognl(l) {
                 out.hit(input, CAT, "java.ognl", Severity::Critical, 1);
             }

@@ -136,7 +136,7 @@ impl Findings {
             return;
         }
         self.push(category, rule, severity, paranoia, || {
-            input.location.clone()
+            input.location.to_location()
         });
     }
 

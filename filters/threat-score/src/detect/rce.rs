@@ -729,7 +729,9 @@ fn seg_is_short(seg: &str) -> bool {
 /// program, or a long option (`--x`) must follow. One lookup instead of the whole walk.
 pub(crate) fn may_start_command(seg: &str) -> bool {
     let first = seg.split_whitespace().next().unwrap_or_default();
-    PREFIX_SET.contains(first) || is_command(first) || seg.contains("--")
+    PREFIX_SET.contains(first)
+        || is_command(first)
+        || super::find_bytes(seg.as_bytes(), b"--", 0).is_some()
 }
 
 /// The rule of a value that is only a program and its targets (`ping 127.0.0.1`): paranoia 2.

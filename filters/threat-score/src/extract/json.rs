@@ -3,9 +3,11 @@
 //! the body once to prove it is one well-formed JSON value (the same documents serde_json
 //! accepts, nesting included: at most [`MAX_NESTING`] levels; except that numbers follow RFC
 //! 8259's grammar with no magnitude limit, so `5e947`, which serde_json refuses as "number
-//! out of range", is accepted and its body inspected as JSON), then [`walk`] reads it again
-//! and hands each key and leaf to the visitor as a slice of the body, or of one reused buffer
-//! when it holds escapes. Both passes are linear in the body and allocate nothing per value.
+//! out of range", is accepted and its body inspected as JSON); [`walk`] does the same check
+//! while it hands each key and leaf to the visitor as a slice of the body, or of one reused
+//! buffer when it holds escapes (the engine walks once and drops what it saw if the body
+//! turns out malformed). The body's UTF-8 is validated once, not per string. Linear in the
+//! body, no allocation per value.
 //!
 //! Values are visited in document order, duplicate keys included (a tree keeps only the last
 //! `"a"` of `{"a":"<script>","a":"x"}`; the walk sees both). Numbers are visited as written
@@ -39,6 +41,9 @@ pub struct JsonError {
 
 struct Reader<'b> {
     b: &'b [u8],
+    /// The body as text when it is UTF-8 as a whole (checked once, in one pass): strings are
+    /// then cut from it without validating each again.
+    text: Option<&'b str>,
     i: usize,
 }
 
@@ -47,6 +52,23 @@ fn err(eof: bool) -> JsonError {
 }
 
 impl<'b> Reader<'b> {
+    fn new(b: &'b [u8]) -> Reader<'b> {
+        Reader {
+            b,
+            text: std::str::from_utf8(b).ok(),
+            i: 0,
+        }
+    }
+
+    /// `b[a..e]` as text (`a`, `e` on quote or delimiter bytes, so on char boundaries of a
+    /// UTF-8 body), `None` when it is not UTF-8.
+    fn str_at(&self, a: usize, e: usize) -> Option<&'b str> {
+        match self.text {
+            Some(t) => t.get(a..e),
+            None => std::str::from_utf8(self.b.get(a..e)?).ok(),
+        }
+    }
+
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
@@ -94,8 +116,7 @@ impl<'b> Reader<'b> {
                 Some(b'"') => {
                     let span = (start, self.i);
                     self.i += 1;
-                    std::str::from_utf8(self.b.get(span.0..span.1).unwrap_or_default())
-                        .map_err(|_| err(false))?;
+                    self.str_at(span.0, span.1).ok_or(err(false))?;
                     return Ok(Some(span));
                 }
                 Some(b'\\') => break,
@@ -103,8 +124,7 @@ impl<'b> Reader<'b> {
                 Some(_) => self.i += 1,
             }
         }
-        let plain = self.b.get(start..self.i).unwrap_or_default();
-        let plain = std::str::from_utf8(plain).map_err(|_| err(false))?;
+        let plain = self.str_at(start, self.i).ok_or(err(false))?;
         if let Some(out) = buf.as_deref_mut() {
             out.clear();
             out.push_str(plain);
@@ -114,8 +134,7 @@ impl<'b> Reader<'b> {
             let c = self.peek()?;
             match c {
                 b'"' | b'\\' => {
-                    let chunk = self.b.get(run..self.i).unwrap_or_default();
-                    let chunk = std::str::from_utf8(chunk).map_err(|_| err(false))?;
+                    let chunk = self.str_at(run, self.i).ok_or(err(false))?;
                     if let Some(out) = buf.as_deref_mut() {
                         out.push_str(chunk);
                     }
@@ -224,10 +243,11 @@ pub fn check(body: &[u8]) -> Result<(), JsonError> {
 }
 
 /// Calls `visit` for every object member (key first, with `counts_as_arg`), every array
-/// element and every string or number leaf, in document order; stops when `visit` returns
-/// false. Values deeper than `max_depth` are not visited; returns whether any was skipped.
-/// Call [`check`] first: on a malformed body the walk stops where the error is, after
-/// visiting what came before it.
+/// element and every string or number leaf, in document order; once `visit` returns false
+/// nothing more is visited, but the rest is still read, so the walk is also [`check`]: `Err`
+/// for a malformed body wherever its error is (after visiting what came before the error;
+/// callers that must not act on a malformed body undo what they saw). Values deeper than
+/// `max_depth` are not visited; returns whether any was skipped (up to the stop).
 pub fn walk(
     body: &[u8],
     max_depth: u32,
@@ -241,12 +261,16 @@ fn run(
     max_depth: usize,
     visit: &mut dyn FnMut(Item<'_>) -> bool,
 ) -> Result<bool, JsonError> {
-    let mut r = Reader { b: body, i: 0 };
+    let mut r = Reader::new(body);
     let mut stack: Vec<Frame> = Vec::new();
     // Escaped keys that enclose open containers; `scratch` holds the current escaped text.
     let mut saved: Vec<String> = Vec::new();
     let mut scratch = String::new();
     let mut truncated = false;
+    // Once the visitor says stop, the rest is still read, not visited: a malformed document
+    // is an error wherever its error is (so one pass both checks and walks). The depth cut
+    // reported is the one seen up to the stop.
+    let mut stop: Option<bool> = None;
     let top_key = KeyRef::Span(0, 0);
     // The key of the value about to be read, and whether it fills an array slot.
     let mut key = top_key;
@@ -258,30 +282,30 @@ fn run(
         if std::mem::take(&mut member) {
             // An object's keys are visited when the object itself is within the depth (its
             // member values are one level deeper).
-            let visible = stack.len() <= max_depth.saturating_add(1);
-            let Some(k) = next_member(&mut r, body, &mut scratch, &mut saved, visible, visit)?
-            else {
-                return Ok(truncated);
-            };
+            let visible = stop.is_none() && stack.len() <= max_depth.saturating_add(1);
+            let (k, go_on) = next_member(&mut r, &mut scratch, &mut saved, visible, visit)?;
+            if !go_on {
+                stop.get_or_insert(truncated);
+            }
             key = k;
             element = false;
         }
         // Read one value at the current position.
         r.skip_ws();
         let depth = stack.len();
-        let visible = depth <= max_depth;
+        let visible = stop.is_none() && depth <= max_depth;
         if depth > max_depth {
             truncated = true;
         }
         if element && visible {
             let item = Item {
-                key: key_of(body, &saved, key),
+                key: key_of(&r, &saved, key),
                 text: None,
                 is_key: false,
                 counts_as_arg: true,
             };
             if !visit(item) {
-                return Ok(truncated);
+                stop.get_or_insert(truncated);
             }
         }
         match r.peek()? {
@@ -318,38 +342,32 @@ fn run(
                 let span = r.string(Some(&mut scratch))?;
                 if visible {
                     let text = match span {
-                        Some((a, b)) => body
-                            .get(a..b)
-                            .and_then(|s| std::str::from_utf8(s).ok())
-                            .unwrap_or_default(),
+                        Some((a, b)) => r.str_at(a, b).unwrap_or_default(),
                         None => scratch.as_str(),
                     };
                     let item = Item {
-                        key: key_of(body, &saved, key),
+                        key: key_of(&r, &saved, key),
                         text: Some(text),
                         is_key: false,
                         counts_as_arg: false,
                     };
                     if !visit(item) {
-                        return Ok(truncated);
+                        stop.get_or_insert(truncated);
                     }
                 }
             }
             b'-' | b'0'..=b'9' => {
                 let (a, b) = r.number()?;
                 if visible {
-                    let text = body
-                        .get(a..b)
-                        .and_then(|s| std::str::from_utf8(s).ok())
-                        .unwrap_or_default();
+                    let text = r.str_at(a, b).unwrap_or_default();
                     let item = Item {
-                        key: key_of(body, &saved, key),
+                        key: key_of(&r, &saved, key),
                         text: Some(text),
                         is_key: false,
                         counts_as_arg: false,
                     };
                     if !visit(item) {
-                        return Ok(truncated);
+                        stop.get_or_insert(truncated);
                     }
                 }
             }
@@ -366,7 +384,7 @@ fn run(
                 if r.i < body.len() {
                     return Err(err(false));
                 }
-                return Ok(truncated);
+                return Ok(stop.unwrap_or(truncated));
             };
             let c = r.peek()?;
             match (frame, c) {
@@ -415,16 +433,15 @@ fn member_key(r: &mut Reader<'_>, scratch: &mut String) -> Result<(KeyRef, bool)
 /// object is `visible` (within the depth). `None` when `visit` asks to stop.
 fn next_member(
     r: &mut Reader<'_>,
-    body: &[u8],
     scratch: &mut String,
     saved: &mut Vec<String>,
     visible: bool,
     visit: &mut dyn FnMut(Item<'_>) -> bool,
-) -> Result<Option<KeyRef>, JsonError> {
+) -> Result<(KeyRef, bool), JsonError> {
     let (k, escaped) = member_key(r, scratch)?;
     let key = remember(k, escaped, scratch, saved);
     if visible {
-        let k = key_of(body, saved, key);
+        let k = key_of(r, saved, key);
         let item = Item {
             key: k,
             text: Some(k),
@@ -432,19 +449,16 @@ fn next_member(
             counts_as_arg: true,
         };
         if !visit(item) {
-            return Ok(None);
+            return Ok((key, false));
         }
     }
-    Ok(Some(key))
+    Ok((key, true))
 }
 
 /// A key's text: its span in the body, or its saved unescaped copy.
-fn key_of<'a>(body: &'a [u8], saved: &'a [String], k: KeyRef) -> &'a str {
+fn key_of<'a>(r: &Reader<'a>, saved: &'a [String], k: KeyRef) -> &'a str {
     match k {
-        KeyRef::Span(a, b) => body
-            .get(a..b)
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .unwrap_or_default(),
+        KeyRef::Span(a, b) => r.str_at(a, b).unwrap_or_default(),
         KeyRef::Saved(n) => saved.get(n).map_or("", String::as_str),
     }
 }
@@ -509,6 +523,32 @@ mod tests {
         assert!(seen.contains(&"a=a:k+".to_string()), "{seen:?}");
         assert!(seen.contains(&"b=-:v+".to_string()), "{seen:?}");
         assert!(seen.contains(&"c=2:v".to_string()), "{seen:?}");
+    }
+
+    #[test]
+    fn stop_ends_visits_not_the_check() {
+        let mut calls = 0;
+        let mut count = |_: Item<'_>| {
+            calls += 1;
+            false
+        };
+        assert_eq!(
+            walk(br#"{"a":[1,2],"b":{"c":3}}"#, 1, &mut count),
+            Ok(false)
+        );
+        assert!(walk(br#"{"a":1,"b":2 x}"#, 1, &mut count).is_err());
+        assert!(walk(br#"{"a":1,"b":"#, 1, &mut count).is_err_and(|e| e.eof));
+        assert_eq!(calls, 3);
+        // The depth cut is reported as seen up to the stop.
+        let mut seen = 0;
+        let mut two = |_: Item<'_>| {
+            seen += 1;
+            seen < 2
+        };
+        assert_eq!(
+            walk(br#"{"a":1,"b":{"c":{"d":1}}}"#, 1, &mut two),
+            Ok(false)
+        );
     }
 
     #[test]

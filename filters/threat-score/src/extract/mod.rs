@@ -25,6 +25,48 @@ impl Text<'_> {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The longest prefix of at most `max` bytes, on a char boundary (a slice when borrowed).
+    fn truncated(self, max: usize) -> Self {
+        if self.0.len() <= max {
+            return self;
+        }
+        let end = truncate(&self.0, max).len();
+        match self.0 {
+            Cow::Borrowed(s) => Text(Cow::Borrowed(s.get(..end).unwrap_or_default())),
+            Cow::Owned(mut s) => {
+                s.truncate(end);
+                Text(Cow::Owned(s))
+            }
+        }
+    }
+}
+
+/// Where a value came from, as the detectors read it: its source and name (argument, cookie
+/// or header name), the name borrowed from the request like the value. A [`Location`] (an
+/// owned copy, for the assessment) is made only when a detection is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place<'r> {
+    /// The part of the request.
+    pub source: Source,
+    /// The name, cut to [`Location::MAX_NAME`] bytes like a [`Location`]'s (so detectors read
+    /// the same name as the log).
+    pub name: Text<'r>,
+}
+
+impl<'r> Place<'r> {
+    /// A place with `name` cut to [`Location::MAX_NAME`] bytes.
+    pub fn new(source: Source, name: Text<'r>) -> Place<'r> {
+        Place {
+            source,
+            name: name.truncated(Location::MAX_NAME),
+        }
+    }
+
+    /// The owned [`Location`] for a detection found here.
+    pub fn to_location(&self) -> Location {
+        Location::new(self.source, &self.name)
+    }
 }
 
 impl<'r> From<&'r str> for Text<'r> {
@@ -76,7 +118,7 @@ impl std::fmt::Display for Text<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input<'r> {
     /// Where it came from.
-    pub location: Location,
+    pub location: Place<'r>,
     /// As received (after splitting, before decoding; lossy UTF-8).
     pub raw: Text<'r>,
     /// Fully decoded (percent, `+` for forms, HTML entities, JS escapes; bounded rounds).
@@ -128,7 +170,7 @@ impl GateMemo {
 impl<'r> Input<'r> {
     /// An input; `lower` is `value` lowercased, `bytes` and `shape` are computed here.
     pub fn new(
-        location: Location,
+        location: Place<'r>,
         raw: Text<'r>,
         value: Text<'r>,
         excluded: CategorySet,
@@ -144,6 +186,18 @@ impl<'r> Input<'r> {
         } else {
             (value.clone(), value_bytes)
         };
+        Input::with_lower(location, raw, value, lower, bytes, excluded)
+    }
+
+    /// [`Input::new`] when `lower` (`value` lowercased) and its byte set are known already.
+    fn with_lower(
+        location: Place<'r>,
+        raw: Text<'r>,
+        value: Text<'r>,
+        lower: Text<'r>,
+        bytes: ByteSet,
+        excluded: CategorySet,
+    ) -> Input<'r> {
         // A `User-Agent` received as plain product tokens (nothing decoded) has a shape of its
         // own: the injection detectors skip it (`detect::gate`).
         let product = location.source == Source::Header
@@ -176,9 +230,10 @@ impl<'r> Input<'r> {
     /// Whether `lower` contains any of `needles` (lowercase), searching only for those whose
     /// bytes all occur in it.
     pub fn lower_contains_any(&self, needles: &[&str]) -> bool {
-        needles
-            .iter()
-            .any(|n| self.may_contain(n) && self.lower.contains(n))
+        needles.iter().any(|n| {
+            self.may_contain(n)
+                && crate::detect::find_bytes(self.lower.as_bytes(), n.as_bytes(), 0).is_some()
+        })
     }
 }
 
@@ -342,7 +397,10 @@ impl<'r> Prepared<'r> {
     /// no limit to report). Any attack text up to [`WINDOW_OVERLAP`] bytes long lies whole in
     /// one window. Windows after the first start mid-value; `raw` holds the window of the
     /// decoded value (only the protocol detector reads `raw`, and it sees the whole values).
-    pub fn windowed(&self) -> Option<Prepared<'r>> {
+    ///
+    /// Windows borrow from the values they cut (the lowercase form too: ASCII lowercasing
+    /// keeps every byte offset), so a long value costs no copy per window.
+    pub fn windowed<'s>(&'s self) -> Option<Prepared<'s>> {
         if self.inputs.iter().all(|i| i.value.len() <= WINDOW) {
             return None;
         }
@@ -353,11 +411,15 @@ impl<'r> Prepared<'r> {
                 continue;
             }
             for (start, end) in windows(&input.value, WINDOW, WINDOW_OVERLAP) {
-                let value = Text::from(input.value.get(start..end).unwrap_or_default().to_string());
-                inputs.push(Input::new(
+                let value = Text::from(input.value.get(start..end).unwrap_or_default());
+                let lower = Text::from(input.lower.get(start..end).unwrap_or_default());
+                let bytes = ByteSet::of(lower.as_bytes());
+                inputs.push(Input::with_lower(
                     input.location.clone(),
                     value.clone(),
                     value,
+                    lower,
+                    bytes,
                     input.excluded,
                 ));
             }
@@ -481,7 +543,33 @@ struct Builder<'c, 'x, 'r> {
     arg_count: usize,
 }
 
+/// What [`Builder::undo`] returns to: the builder's state before a body was walked.
+struct Mark {
+    inputs: usize,
+    limit_hits: usize,
+    flags: Flags,
+    arg_count: usize,
+}
+
 impl<'r> Builder<'_, '_, 'r> {
+    /// The state to return to if what comes next must be dropped ([`Builder::undo`]).
+    fn mark(&self) -> Mark {
+        Mark {
+            inputs: self.inputs.len(),
+            limit_hits: self.limit_hits.len(),
+            flags: self.flags,
+            arg_count: self.arg_count,
+        }
+    }
+
+    /// Drops the inputs, limits and flags added since `m`.
+    fn undo(&mut self, m: Mark) {
+        self.inputs.truncate(m.inputs);
+        self.limit_hits.truncate(m.limit_hits);
+        self.flags = m.flags;
+        self.arg_count = m.arg_count;
+    }
+
     fn hit(&mut self, kind: LimitKind) {
         if !self.limit_hits.contains(&kind) {
             self.limit_hits.push(kind);
@@ -531,7 +619,7 @@ impl<'r> Builder<'_, '_, 'r> {
     fn push_whole_body(&mut self, body: &'r [u8]) {
         self.push(
             Source::Body,
-            "",
+            Text::default(),
             Raw::Request(body),
             false,
             CategorySet::EMPTY,
@@ -541,7 +629,7 @@ impl<'r> Builder<'_, '_, 'r> {
     fn push(
         &mut self,
         source: Source,
-        name: &str,
+        name: Text<'r>,
         raw: Raw<'r, '_>,
         plus: bool,
         excluded: CategorySet,
@@ -554,7 +642,7 @@ impl<'r> Builder<'_, '_, 'r> {
     fn push_decoded(
         &mut self,
         source: Source,
-        name: &str,
+        name: Text<'r>,
         raw: Raw<'r, '_>,
         text: Text<'r>,
         excluded: CategorySet,
@@ -570,7 +658,7 @@ impl<'r> Builder<'_, '_, 'r> {
             }
         };
         self.inputs
-            .push(Input::new(Location::new(source, name), raw, text, excluded));
+            .push(Input::new(Place::new(source, name), raw, text, excluded));
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
@@ -583,14 +671,25 @@ impl<'r> Builder<'_, '_, 'r> {
         // The name is decoded once: it is both the location of its value and an input.
         let name = self.text(name_raw, plus);
         let excluded = self.excl.for_arg(&name);
-        self.push_decoded(Source::ArgName, &name, name_raw, name.clone(), excluded);
+        self.push_decoded(
+            Source::ArgName,
+            name.clone(),
+            name_raw,
+            name.clone(),
+            excluded,
+        );
         if !value_raw.bytes().is_empty() {
-            self.push(Source::Arg, &name, value_raw, plus, excluded);
+            self.push(Source::Arg, name, value_raw, plus, excluded);
         }
     }
 
     /// Splits an urlencoded string into arguments (`&`-separated; `;` is not a separator).
     fn form(&mut self, data: &'r [u8]) {
+        // Room for every pair's name and value (within the `args` limit) at once: growing
+        // the inputs one doubling at a time copies them all again each time.
+        let pairs = data.iter().filter(|&&c| c == b'&').count() + 1;
+        let room = pairs.min(self.cfg.limits.args.max as usize + 1);
+        self.inputs.reserve(2 * room);
         let mut percent_bad = false;
         for pair in data.split(|&b| b == b'&') {
             if pair.is_empty() {
@@ -621,9 +720,9 @@ impl<'r> Builder<'_, '_, 'r> {
                 Raw::Request(name.as_bytes()),
                 Raw::Request(value.as_bytes()),
             );
-            self.push(Source::CookieName, name, n, false, excluded);
+            self.push(Source::CookieName, Text::from(name), n, false, excluded);
             if !value.is_empty() {
-                self.push(Source::Cookie, name, v, false, excluded);
+                self.push(Source::Cookie, Text::from(name), v, false, excluded);
             }
         }
     }
@@ -667,7 +766,7 @@ pub(crate) fn prepare<'r>(
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
     let path = b.text(Raw::Request(path_raw.as_bytes()), false);
     b.inputs.push(Input::new(
-        Location::new(Source::Path, ""),
+        Place::new(Source::Path, Text::default()),
         Text::from(path_raw),
         path.clone(),
         CategorySet::EMPTY,
@@ -712,7 +811,7 @@ pub(crate) fn prepare<'r>(
             let excluded = excl.for_header(name);
             b.push(
                 Source::Header,
-                name,
+                Text::from(name.as_str()),
                 Raw::Request(value.as_bytes()),
                 false,
                 excluded,
@@ -761,63 +860,74 @@ pub(crate) fn prepare<'r>(
             }
             BodyKind::Form => b.form(body),
             // Checked once, then walked over the body's own bytes: no document tree.
-            BodyKind::Json => match json::check(body) {
-                Ok(()) => {
-                    // Every object member and every array element is one value (CRS counts
-                    // JSON leaves as ARGS): past `limits.body_values` the rest is not
-                    // inspected and the limit is reported, never silently dropped.
-                    let depth = cfg.limits.json_depth.max;
-                    let max_values = cfg.limits.body_values.max as usize;
-                    let mut values = 0usize;
-                    // Validated once, so that a leaf without escapes is borrowed as text
-                    // without validating it again.
-                    let body_str = std::str::from_utf8(body).ok();
-                    b.inputs.reserve(body.len() / 10);
-                    let walked = json::walk(body, depth, &mut |item| {
-                        if item.counts_as_arg {
-                            values += 1;
-                            if values > max_values {
-                                b.hit(LimitKind::BodyValues);
-                                return false;
-                            }
+            // One pass over the body's own bytes checks and walks it (no document tree).
+            // Every object member and every array element is one value (CRS counts JSON
+            // leaves as ARGS): past `limits.body_values` the rest is not inspected and the
+            // limit is reported, never silently dropped. A body that turns out malformed
+            // (or truncated) is inspected as one text value instead, with nothing of the
+            // walk kept.
+            BodyKind::Json => {
+                let mark = b.mark();
+                let depth = cfg.limits.json_depth.max;
+                let max_values = cfg.limits.body_values.max as usize;
+                let mut values = 0usize;
+                // Validated once, so that a leaf without escapes is borrowed as text
+                // without validating it again.
+                let body_str = std::str::from_utf8(body).ok();
+                b.inputs.reserve(body.len() / 8);
+                let walked = json::walk(body, depth, &mut |item| {
+                    if item.counts_as_arg {
+                        values += 1;
+                        if values > max_values {
+                            b.hit(LimitKind::BodyValues);
+                            return false;
                         }
-                        let Some(text) = item.text else {
-                            return true;
-                        };
-                        let excluded = excl.for_arg(item.key);
-                        let source = if item.is_key {
-                            Source::ArgName
-                        } else {
-                            Source::Arg
-                        };
-                        // A leaf without escapes is a slice of the body: borrowed.
-                        let raw = match (within(body, text.as_bytes()), body_str) {
-                            (Some((a, e)), Some(s)) => s
-                                .get(a..e)
-                                .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
-                            (Some((a, e)), None) => {
-                                Raw::Request(body.get(a..e).unwrap_or_default())
-                            }
-                            (None, _) => Raw::Temp(text.as_bytes()),
-                        };
-                        b.push(source, item.key, raw, false, excluded);
-                        true
-                    });
-                    if walked.unwrap_or(false) {
-                        b.hit(LimitKind::JsonDepth);
+                    }
+                    let Some(text) = item.text else {
+                        return true;
+                    };
+                    let excluded = excl.for_arg(item.key);
+                    let source = if item.is_key {
+                        Source::ArgName
+                    } else {
+                        Source::Arg
+                    };
+                    // A leaf without escapes is a slice of the body: borrowed.
+                    let raw = match (within(body, text.as_bytes()), body_str) {
+                        (Some((a, e)), Some(s)) => s
+                            .get(a..e)
+                            .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
+                        (Some((a, e)), None) => Raw::Request(body.get(a..e).unwrap_or_default()),
+                        (None, _) => Raw::Temp(text.as_bytes()),
+                    };
+                    // So is a key without escapes.
+                    let key = match (within(body, item.key.as_bytes()), body_str) {
+                        (Some((a, e)), Some(s)) => s.get(a..e).map(Text::from),
+                        _ => None,
+                    }
+                    .unwrap_or_else(|| Text::from(item.key.to_string()));
+                    b.push(source, key, raw, false, excluded);
+                    true
+                });
+                match walked {
+                    Ok(truncated) => {
+                        if truncated {
+                            b.hit(LimitKind::JsonDepth);
+                        }
+                    }
+                    Err(e) => {
+                        b.undo(mark);
+                        // Truncated or hostile JSON (incl. nesting past 128 levels,
+                        // serde_json's limit): still scan it, as text.
+                        if !(req.body_truncated || body.len() < req.body.map_or(0, <[u8]>::len))
+                            || !e.eof
+                        {
+                            b.flags.body_malformed = true;
+                        }
+                        b.push_whole_body(body);
                     }
                 }
-                Err(e) => {
-                    // Truncated or hostile JSON (incl. nesting past 128 levels, serde_json's limit):
-                    // still scan it, as text.
-                    if !(req.body_truncated || body.len() < req.body.map_or(0, <[u8]>::len))
-                        || !e.eof
-                    {
-                        b.flags.body_malformed = true;
-                    }
-                    b.push_whole_body(body);
-                }
-            },
+            }
             BodyKind::Multipart => {
                 let ct = req.header("content-type").unwrap_or_default();
                 match multipart::boundary(ct) {
@@ -835,7 +945,8 @@ pub(crate) fn prepare<'r>(
                             if let Some(f) = &part.filename {
                                 let excluded = excl.for_arg(&part.name);
                                 let f = Raw::Temp(f.as_bytes());
-                                b.push(Source::Filename, &part.name, f, false, excluded);
+                                let name = Text::from(part.name.clone());
+                                b.push(Source::Filename, name, f, false, excluded);
                             }
                         }
                         multipart_info = Some(m);
@@ -859,7 +970,13 @@ pub(crate) fn prepare<'r>(
                     }
                     let excluded = excl.for_arg(&v.name);
                     let raw = Raw::Temp(v.value.as_bytes());
-                    b.push(Source::Arg, &v.name, raw, false, excluded);
+                    b.push(
+                        Source::Arg,
+                        Text::from(v.name.clone()),
+                        raw,
+                        false,
+                        excluded,
+                    );
                 }
             }
             BodyKind::Raw | BodyKind::None => {
@@ -1032,6 +1149,43 @@ mod tests {
             .inputs
             .iter()
             .any(|i| i.location.source == Source::ArgName && i.value == "b"));
+    }
+
+    /// JSON is checked and walked in one pass: a body found malformed after some values
+    /// keeps none of them (nor the limits they raised), and is inspected as text.
+    #[test]
+    fn malformed_json_keeps_nothing_of_the_walk() {
+        let h = hdrs(&[("content-type", "application/json")]);
+        let cfg = Config {
+            limits: crate::config::Limits {
+                body_values: crate::config::Limit {
+                    max: 1,
+                    on_exceed: crate::config::OnExceed::Block,
+                },
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        for body in [&br#"{"a":"x","b":[1,2,}"#[..], br#"{"a":1,"b":2,"c":3 x}"#] {
+            let req = Request::new("POST", "/").with_headers(&h).with_body(body);
+            let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+            assert_eq!(p.body_kind, BodyKind::Json);
+            assert!(p.flags.body_malformed);
+            assert!(p.limit_hits.is_empty(), "{:?}", p.limit_hits);
+            let sources: Vec<Source> = p.inputs[p.body_start..]
+                .iter()
+                .map(|i| i.location.source)
+                .collect();
+            assert_eq!(sources, vec![Source::Body]);
+        }
+        // Well-formed: the limit is reported, the values before it are kept.
+        let req = Request::new("POST", "/")
+            .with_headers(&h)
+            .with_body(br#"{"a":1,"b":2}"#);
+        let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+        assert!(!p.flags.body_malformed);
+        assert_eq!(p.limit_hits, vec![LimitKind::BodyValues]);
+        assert_eq!(p.inputs.len() - p.body_start, 2);
     }
 
     #[test]

@@ -52,48 +52,52 @@ pub enum Kind {
     Semi,
 }
 
-/// A token's text: a word of the lexer's tables or a fixed marker, borrowed (no allocation
-/// per token), or a word only the value spells (an identifier), lowercased once.
+/// A token's text: a word of the lexer's tables or a fixed marker, or a word only the value
+/// spells (an identifier) borrowed from a lowercase input (no allocation per token); a word
+/// of an input with capitals is lowercased into its own copy.
 #[derive(Debug, Clone)]
-pub enum Text {
+pub enum Text<'a> {
     /// A table word, operator or marker.
     Static(&'static str),
-    /// Any other word.
+    /// A lowercase word of the input.
+    Input(&'a str),
+    /// A word of the input, lowercased.
     Owned(String),
 }
 
-impl Text {
+impl Text<'_> {
     /// The text.
     pub fn as_str(&self) -> &str {
         match self {
             Text::Static(s) => s,
+            Text::Input(s) => s,
             Text::Owned(s) => s,
         }
     }
 }
 
-impl std::ops::Deref for Text {
+impl std::ops::Deref for Text<'_> {
     type Target = str;
     fn deref(&self) -> &str {
         self.as_str()
     }
 }
 
-impl PartialEq for Text {
-    fn eq(&self, other: &Text) -> bool {
+impl PartialEq for Text<'_> {
+    fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
     }
 }
 
-impl Eq for Text {}
+impl Eq for Text<'_> {}
 
-impl PartialEq<&str> for Text {
+impl PartialEq<&str> for Text<'_> {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
     }
 }
 
-impl PartialEq<str> for Text {
+impl PartialEq<str> for Text<'_> {
     fn eq(&self, other: &str) -> bool {
         self.as_str() == other
     }
@@ -101,11 +105,11 @@ impl PartialEq<str> for Text {
 
 /// One token; `text` is lowercase for words, empty for punctuation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
+pub struct Token<'a> {
     /// The type.
     pub kind: Kind,
     /// Lowercase word for keywords, functions and barewords (for rule lookups).
-    pub text: Text,
+    pub text: Text<'a>,
     /// For strings: the closing quote was missing (the query's own quote will close it).
     pub open: bool,
 }
@@ -360,12 +364,15 @@ fn static_operator(op: &str) -> Option<&'static str> {
     OPS.iter().find(|o| **o == op).copied()
 }
 
-/// Tokenizes `input` (already decoded) in `ctx`.
-pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
+/// Tokenizes `input` (already decoded) in `ctx`. Case changes no token (only words hold
+/// letters, and they are lowercased), so callers pass the lowercase form when they have it:
+/// its words are then borrowed, not copied.
+pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
     let b = input.as_bytes();
-    let mut out: Vec<Token> = Vec::new();
+    // Room for the usual value's tokens at once (a token is at least one byte).
+    let mut out: Vec<Token<'a>> = Vec::with_capacity(input.len().min(16));
     let mut i = 0;
-    let push = |out: &mut Vec<Token>, kind: Kind, text: Text| {
+    let push = |out: &mut Vec<Token<'a>>, kind: Kind, text: Text<'a>| {
         out.push(Token {
             kind,
             text,
@@ -457,8 +464,8 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                 }) {
                     i += 1;
                 }
-                let text = input.get(start..i).unwrap_or_default().to_ascii_lowercase();
-                push(&mut out, Kind::Var, Text::Owned(text));
+                let text = input.get(start..i).unwrap_or_default();
+                push(&mut out, Kind::Var, lowercase(text));
             }
             _ if c.is_ascii_digit() || (c == b'.' && next.is_some_and(|n| n.is_ascii_digit())) => {
                 i = number_end(b, i);
@@ -515,9 +522,7 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                 let text = match table_text {
                     Some(t) => Text::Static(t),
                     // A one-byte word (`$` of `${`, `x`): borrowed, not allocated per token.
-                    None => {
-                        one_byte_word(w).map_or_else(|| Text::Owned(w.to_string()), Text::Static)
-                    }
+                    None => one_byte_word(w).map_or_else(|| lowercase(raw), Text::Static),
                 };
                 push(&mut out, kind, text);
             }
@@ -529,14 +534,22 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                 } else {
                     Kind::Op
                 };
-                let text = static_operator(text)
-                    .map_or_else(|| Text::Owned(text.to_string()), Text::Static);
+                let text = static_operator(text).map_or(Text::Input(text), Text::Static);
                 push(&mut out, kind, text);
                 i += len.max(1);
             }
         }
     }
     out
+}
+
+/// `w` lowercased: borrowed when it is lowercase already.
+fn lowercase(w: &str) -> Text<'_> {
+    if w.bytes().any(|c| c.is_ascii_uppercase()) {
+        Text::Owned(w.to_ascii_lowercase())
+    } else {
+        Text::Input(w)
+    }
 }
 
 fn string_end(b: &[u8], mut i: usize, q: u8) -> (usize, bool) {
@@ -718,6 +731,24 @@ mod tests {
         );
         assert_eq!(kinds("sleep(5)", Context::None), "f(n)");
         assert_eq!(kinds("1 order by 3", Context::None), "nBn");
+    }
+
+    /// The engine tokenizes the lowercase form: the same tokens as the value as sent, with
+    /// every word borrowed.
+    #[test]
+    fn lowercase_input_same_tokens_borrowed() {
+        for s in [
+            "1' UNION SELECT Password FROM Users--",
+            "@@VERSION, 0X1F, 1E5 Or SLEEP(5) ORDER  BY 2",
+            "Mozilla/5.0 (X11; Linux x86_64)",
+        ] {
+            let lower = s.to_ascii_lowercase();
+            for ctx in [Context::None, Context::Single, Context::Double] {
+                let (a, b) = (tokenize(s, ctx), tokenize(&lower, ctx));
+                assert_eq!(a, b, "{s}");
+                assert!(b.iter().all(|t| !matches!(t.text, Text::Owned(_))), "{s}");
+            }
+        }
     }
 
     #[test]

@@ -1096,7 +1096,9 @@ fn special_char_level(v: &str) -> Option<u8> {
     }
 }
 
-fn scan_value(input: &Input, text: &str, out: &mut Findings) {
+/// `lower` is `text` lowercased (the same offsets): the tokenizer reads it, so that its words
+/// are borrowed, not copied (case changes no token).
+fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
     for ctx in [Context::None, Context::Single, Context::Double] {
         let has_quote = match ctx {
             Context::None => true,
@@ -1106,7 +1108,7 @@ fn scan_value(input: &Input, text: &str, out: &mut Findings) {
         if !has_quote {
             continue;
         }
-        let tokens = tokenize(text, ctx);
+        let tokens = tokenize(lower, ctx);
         if let Some(rule) = fingerprint(&tokens, ctx) {
             let quote = match ctx {
                 Context::Single => Some('\''),
@@ -1217,9 +1219,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // User agents and the path are prose-like; only unmistakable shapes count there.
         if input.location.source == Source::Path {
             // Path segments carry injections in REST-style APIs: scan each decoded segment.
-            scan_value(input, &input.value, out);
-            for seg in input.value.split('/').filter(|s| !s.is_empty()) {
-                scan_value(input, seg, out);
+            scan_value(input, &input.value, &input.lower, out);
+            // `/` has no case: the lowercase form splits into the same segments.
+            for (seg, lower) in input.value.split('/').zip(input.lower.split('/')) {
+                if !seg.is_empty() {
+                    scan_value(input, seg, lower, out);
+                }
             }
             // A call needs `(`, a cast `::` (as for arguments below).
             let l = &input.lower;
@@ -1233,7 +1238,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // injection into a logged User-Agent starts (`Mozilla/5.0' or 1=1--`).
         let user_agent = is_header && input.location.name == "user-agent";
         if !plain && (!user_agent || input.value.contains(['\'', '"'])) {
-            scan_value(input, &input.value, out);
+            scan_value(input, &input.value, &input.lower, out);
         }
         if matches!(input.location.source, Source::Arg | Source::ArgName) && out.wants(CAT, 2) {
             if let Some(level) = special_char_level(&input.value) {
@@ -1246,10 +1251,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
         }
         let l = &input.lower;
-        if CATALOGS
-            .iter()
-            .any(|c| input.may_contain(c) && l.contains(c))
-        {
+        if input.lower_contains_any(CATALOGS) {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
         }
         // Paranoia 2: a stored procedure or package of the database's own namespaces
