@@ -238,6 +238,55 @@ pub(crate) fn build_tables() {
     sqli::lexer::build_table();
 }
 
+/// A constant list (word lists, entity tables) that stays data in the module.
+///
+/// A loop over a `const` slice of literals is, to LLVM at `opt-level = 3`, a loop with a known
+/// trip count over known bytes: it unrolls it and compares every entry inline (a length test,
+/// then the entry's bytes as 8-byte immediates, then a `str::contains` searcher set up per
+/// entry). Over the detectors' ~900 entries that was ~60 KB of the module (issue 13: module
+/// size is cold-start time). Reading the list through [`std::hint::black_box`] keeps its
+/// contents unknown to the optimiser, so each use stays one loop over the table: the same
+/// comparisons at run time, a few loop instructions more per entry.
+pub struct Table<T: 'static>(&'static [T]);
+
+/// A constant word list ([`Table`]).
+pub type Words = Table<&'static str>;
+
+impl<T> Table<T> {
+    /// A table over `items`.
+    pub const fn new(items: &'static [T]) -> Table<T> {
+        Table(items)
+    }
+
+    /// The entries, for `const` contexts (building a [`WordSet`]) and tests.
+    pub const fn as_slice(&self) -> &'static [T] {
+        self.0
+    }
+
+    /// The entries, hidden from the optimiser (see [`Table`]).
+    #[inline(always)]
+    pub fn iter(&self) -> std::slice::Iter<'static, T> {
+        std::hint::black_box(self.0).iter()
+    }
+}
+
+impl Words {
+    /// Whether `w` is one of the words.
+    #[inline(never)]
+    pub fn contains(&self, w: &str) -> bool {
+        self.iter().any(|e| *e == w)
+    }
+}
+
+impl<T> IntoIterator for Table<T> {
+    type Item = &'static T;
+    type IntoIter = std::slice::Iter<'static, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// A fixed word list looked up in a hash table built once (instead of a linear scan of
 /// hundreds of entries, or a binary search's ~9 string comparisons, for every word of every
 /// value): one FNV-1a hash of the word and, almost always, one comparison.
