@@ -238,15 +238,17 @@ pub(crate) fn build_tables() {
     sqli::lexer::build_table();
 }
 
-/// A constant list (word lists, entity tables) that stays data in the module.
+/// A constant word list that stays data in the module.
 ///
 /// A loop over a `const` slice of literals is, to LLVM at `opt-level = 3`, a loop with a known
-/// trip count over known bytes: it unrolls it and compares every entry inline (a length test,
-/// then the entry's bytes as 8-byte immediates, then a `str::contains` searcher set up per
-/// entry). Over the detectors' ~900 entries that was ~60 KB of the module (issue 13: module
-/// size is cold-start time). Reading the list through [`std::hint::black_box`] keeps its
-/// contents unknown to the optimiser, so each use stays one loop over the table: the same
-/// comparisons at run time, a few loop instructions more per entry.
+/// trip count over known bytes: it unrolls it and sets up a `str::contains` searcher inline for
+/// every entry. Reading the list through [`std::hint::black_box`] keeps its contents unknown to
+/// the optimiser, so each use stays one loop over the table. Used for the lists searched as
+/// substrings (`hay.contains(word)`, `match_indices`, `find_word`), where the search costs far
+/// more than the loop; lists compared whole (`LIST.contains(&word)`, `starts_with`) stay plain
+/// slices: unrolled, they become a switch on the length, small and fast (every list through a
+/// table: -4.2 KB of module, +1.3% Wasm instructions per request; these only: -2 KB, +0.4%;
+/// issue 13, bench/README.md "Module size and cold start").
 pub struct Table<T: 'static>(&'static [T]);
 
 /// A constant word list ([`Table`]).
@@ -258,32 +260,10 @@ impl<T> Table<T> {
         Table(items)
     }
 
-    /// The entries, for `const` contexts (building a [`WordSet`]) and tests.
-    pub const fn as_slice(&self) -> &'static [T] {
-        self.0
-    }
-
     /// The entries, hidden from the optimiser (see [`Table`]).
     #[inline(always)]
     pub fn iter(&self) -> std::slice::Iter<'static, T> {
         std::hint::black_box(self.0).iter()
-    }
-}
-
-impl Words {
-    /// Whether `w` is one of the words.
-    #[inline(never)]
-    pub fn contains(&self, w: &str) -> bool {
-        self.iter().any(|e| *e == w)
-    }
-}
-
-impl<T> IntoIterator for Table<T> {
-    type Item = &'static T;
-    type IntoIter = std::slice::Iter<'static, T>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
     }
 }
 
