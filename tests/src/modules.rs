@@ -50,13 +50,13 @@ pub const MODULE_RUSTFLAGS: &[&str] = &["-Cllvm-args=-inline-threshold=100"];
 /// The rustflags of module builds (`CARGO_ENCODED_RUSTFLAGS`: `\x1f`-separated):
 /// [`MODULE_RUSTFLAGS`], the caller's own (`$CARGO_ENCODED_RUSTFLAGS` or `$RUSTFLAGS`), then
 /// `--remap-path-prefix` for the three absolute paths rustc would otherwise embed in panic
-/// locations and `file!()`: the checkout
-/// (`/workspace`), cargo's home with the registry and git sources (`/cargo`) and the target
-/// directory with build-script output (`/target`). The last matching mapping wins in rustc, so
-/// the target directory (usually inside the checkout) comes last. Cargo does not hash rustflags
-/// into `-C metadata` (cargo#7417), so symbol names, and therefore the module, are the same in
-/// any folder with any `CARGO_HOME`. With `--target`, rustflags apply to the wasm crates only,
-/// never to build scripts or proc macros, so host artifacts are shared with other builds.
+/// locations and `file!()`: the checkout (`/workspace`), cargo's home with the registry and git
+/// sources (`/cargo`) and the target directory with build-script output (`/target`). The last
+/// matching mapping wins in rustc, so the target directory (usually inside the checkout) comes
+/// last. Cargo does not hash rustflags into `-C metadata` (cargo#7417), so symbol names, and
+/// therefore the module, are the same in any folder with any `CARGO_HOME`. With `--target`,
+/// rustflags apply to the wasm crates only, never to build scripts or proc macros, so host
+/// artifacts are shared with other builds.
 pub fn reproducible_rustflags(target_dir: &std::path::Path) -> String {
     let mut flags: Vec<String> = MODULE_RUSTFLAGS.iter().map(|f| f.to_string()).collect();
     flags.extend(
