@@ -39,26 +39,38 @@ pub fn module(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The rustflags of module builds (`CARGO_ENCODED_RUSTFLAGS`: `\x1f`-separated): the caller's own
-/// (`$CARGO_ENCODED_RUSTFLAGS` or `$RUSTFLAGS`) plus `--remap-path-prefix` for the three
-/// absolute paths rustc would otherwise embed in panic locations and `file!()`: the checkout
-/// (`/workspace`), cargo's home with the registry and git sources (`/cargo`) and the target
-/// directory with build-script output (`/target`). The last matching mapping wins in rustc, so
-/// the target directory (usually inside the checkout) comes last. Cargo does not hash rustflags
-/// into `-C metadata` (cargo#7417), so symbol names, and therefore the module, are the same in
-/// any folder with any `CARGO_HOME`. With `--target`, rustflags apply to the wasm crates only,
-/// never to build scripts or proc macros, so host artifacts are shared with other builds.
+/// Code-generation flags of every module build, before the caller's own (which can override
+/// them: the last `-Cllvm-args` value wins). LLVM's inline threshold at 100 instead of
+/// `opt-level = 3`'s 250 (issue 13, measured in bench/README.md "Module size and cold start"):
+/// threat-score -14 KB, suite -29 KB, router -10 KB, policy -8 KB after wasm-opt, for +1.7%
+/// Wasm instructions per request on threat-score and the suite (+0.5% policy, -2% router).
+/// Module size is cold-start time, paid on every push and every new VM.
+pub const MODULE_RUSTFLAGS: &[&str] = &["-Cllvm-args=-inline-threshold=100"];
+
+/// The rustflags of module builds (`CARGO_ENCODED_RUSTFLAGS`: `\x1f`-separated):
+/// [`MODULE_RUSTFLAGS`], the caller's own (`$CARGO_ENCODED_RUSTFLAGS` or `$RUSTFLAGS`), then
+/// `--remap-path-prefix` for the three absolute paths rustc would otherwise embed in panic
+/// locations and `file!()`: the checkout (`/workspace`), cargo's home with the registry and git
+/// sources (`/cargo`) and the target directory with build-script output (`/target`). The last
+/// matching mapping wins in rustc, so the target directory (usually inside the checkout) comes
+/// last. Cargo does not hash rustflags into `-C metadata` (cargo#7417), so symbol names, and
+/// therefore the module, are the same in any folder with any `CARGO_HOME`. With `--target`,
+/// rustflags apply to the wasm crates only, never to build scripts or proc macros, so host
+/// artifacts are shared with other builds.
 pub fn reproducible_rustflags(target_dir: &std::path::Path) -> String {
-    let mut flags: Vec<String> = match (
-        std::env::var("CARGO_ENCODED_RUSTFLAGS"),
-        std::env::var("RUSTFLAGS"),
-    ) {
-        (Ok(encoded), _) if !encoded.is_empty() => {
-            encoded.split('\x1f').map(String::from).collect()
-        }
-        (_, Ok(plain)) => plain.split_whitespace().map(String::from).collect(),
-        _ => Vec::new(),
-    };
+    let mut flags: Vec<String> = MODULE_RUSTFLAGS.iter().map(|f| f.to_string()).collect();
+    flags.extend(
+        match (
+            std::env::var("CARGO_ENCODED_RUSTFLAGS"),
+            std::env::var("RUSTFLAGS"),
+        ) {
+            (Ok(encoded), _) if !encoded.is_empty() => {
+                encoded.split('\x1f').map(String::from).collect()
+            }
+            (_, Ok(plain)) => plain.split_whitespace().map(String::from).collect(),
+            _ => Vec::new(),
+        },
+    );
     let root = crate::workspace_root();
     let mut remap = |from: PathBuf, to: &str| {
         let mut seen = Vec::new();

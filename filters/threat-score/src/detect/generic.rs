@@ -10,7 +10,7 @@ use crate::model::{Category, Severity, Source};
 const CAT: Category = Category::Generic;
 
 /// Cloud metadata endpoints: the first stop of any SSRF.
-const METADATA: &[&str] = &[
+const METADATA: crate::detect::Words = crate::detect::Words::new(&[
     "169.254.169.254",
     "169.254.170.2",
     "metadata.google.internal",
@@ -22,7 +22,7 @@ const METADATA: &[&str] = &[
     "instance-data",
     "169.254.0.23",
     "192.0.0.192",
-];
+]);
 
 /// Names that resolve to the host or its container runtime.
 const INTERNAL_HOSTS: &[&str] = &[
@@ -45,7 +45,7 @@ const INTERNAL_HOSTS: &[&str] = &[
 
 /// Node.js injection: code that reaches the process, module loader or function constructor.
 fn node_injection(l: &str) -> bool {
-    const MARKERS: &[&str] = &[
+    const MARKERS: crate::detect::Words = crate::detect::Words::new(&[
         "process.env",
         "process.mainmodule",
         "process.binding",
@@ -67,7 +67,7 @@ fn node_injection(l: &str) -> bool {
         "console.debug(",
         "console.info.call(",
         "console.log.call(",
-    ];
+    ]);
     let set = crate::extract::ByteSet::of(l.as_bytes());
     // In prose ("loads a .env file into process.env", "a require() hook", "wraps
     // child_process.exec() with promises") the names are documentation; code calls them:

@@ -11,7 +11,7 @@ const CAT: Category = Category::Java;
 
 /// Gadget classes of the well-known deserialization chains (commons-collections, JDK XML
 /// decoding, Xalan templates): their names in a request are never innocent.
-const GADGETS: &[&str] = &[
+const GADGETS: crate::detect::Words = crate::detect::Words::new(&[
     "clonetransformer",
     "forclosure",
     "instantiatefactory",
@@ -29,11 +29,11 @@ const GADGETS: &[&str] = &[
     "annotationinvocationhandler",
     "badattributevalueexpexception",
     "jdbcrowsetimpl",
-];
+]);
 
 /// JDK packages whose classes are instantiated or invoked by deserialization and expression
 /// language attacks (`java.lang.Runtime`, `java.io.ObjectInputStream`, `org.omg.CORBA`...).
-const PACKAGES: &[&str] = &[
+const PACKAGES: crate::detect::Words = crate::detect::Words::new(&[
     "java.lang.",
     "java.io.",
     "java.net.",
@@ -67,7 +67,7 @@ const PACKAGES: &[&str] = &[
     "com.mchange.v2.c3p0",
     "org.apache.xalan.",
     "ognl.ognlcontext",
-];
+]);
 
 /// Lookup prefixes log4j understands; `${prefix:` in input is a lookup attempt.
 const LOOKUPS: &[&str] = &[

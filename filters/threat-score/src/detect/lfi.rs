@@ -13,7 +13,7 @@ const CAT: Category = Category::Lfi;
 
 /// System directories whose files an attacker wants, with the entries that identify a read
 /// (an empty list means any entry).
-const SYSTEM_TREES: &[(&str, &[&str])] = &[
+const SYSTEM_TREES: crate::detect::Table<(&str, &[&str])> = crate::detect::Table::new(&[
     ("/etc/", &[]),
     ("/proc/", &[]),
     (
@@ -38,10 +38,10 @@ const SYSTEM_TREES: &[(&str, &[&str])] = &[
     ("/root/", &[]),
     ("/boot/", &[]),
     ("/usr/local/etc/", &[]),
-];
+]);
 
 /// File names and path fragments that are secrets, credentials or server configuration.
-const SENSITIVE: &[&str] = &[
+const SENSITIVE: crate::detect::Words = crate::detect::Words::new(&[
     // Java web applications: deployment descriptor, classes, libraries.
     "web-inf/",
     ".htaccess",
@@ -96,7 +96,7 @@ const SENSITIVE: &[&str] = &[
     "secrets.env",
     "credentials.json",
     ".ds_store",
-];
+]);
 
 /// Backup and dump files fetched from the document root.
 const BACKUP_EXTENSIONS: &[&str] = &[

@@ -238,6 +238,35 @@ pub(crate) fn build_tables() {
     sqli::lexer::build_table();
 }
 
+/// A constant word list that stays data in the module.
+///
+/// A loop over a `const` slice of literals is, to LLVM at `opt-level = 3`, a loop with a known
+/// trip count over known bytes: it unrolls it and sets up a `str::contains` searcher inline for
+/// every entry. Reading the list through [`std::hint::black_box`] keeps its contents unknown to
+/// the optimiser, so each use stays one loop over the table. Used for the lists searched as
+/// substrings (`hay.contains(word)`, `match_indices`, `find_word`), where the search costs far
+/// more than the loop; lists compared whole (`LIST.contains(&word)`, `starts_with`) stay plain
+/// slices: unrolled, they become a switch on the length, small and fast (every list through a
+/// table: -4.2 KB of module, +1.3% Wasm instructions per request; these only: -2 KB, +0.4%;
+/// issue 13, bench/README.md "Module size and cold start").
+pub struct Table<T: 'static>(&'static [T]);
+
+/// A constant word list ([`Table`]).
+pub type Words = Table<&'static str>;
+
+impl<T> Table<T> {
+    /// A table over `items`.
+    pub const fn new(items: &'static [T]) -> Table<T> {
+        Table(items)
+    }
+
+    /// The entries, hidden from the optimiser (see [`Table`]).
+    #[inline(always)]
+    pub fn iter(&self) -> std::slice::Iter<'static, T> {
+        std::hint::black_box(self.0).iter()
+    }
+}
+
 /// A fixed word list looked up in a hash table built once (instead of a linear scan of
 /// hundreds of entries, or a binary search's ~9 string comparisons, for every word of every
 /// value): one FNV-1a hash of the word and, almost always, one comparison.

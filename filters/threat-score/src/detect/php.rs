@@ -13,7 +13,7 @@ const CAT: Category = Category::Php;
 
 /// Functions whose names are distinctive enough to match inside longer words too
 /// (`FOOcall_user_func()`), as PHP code is often glued to junk in payloads.
-const DISTINCTIVE_FUNCTIONS: &[&str] = &[
+const DISTINCTIVE_FUNCTIONS: crate::detect::Words = crate::detect::Words::new(&[
     "base64_decode",
     "bzdecompress",
     "call_user_func",
@@ -126,7 +126,7 @@ const DISTINCTIVE_FUNCTIONS: &[&str] = &[
     "preg_match",
     "htmlspecialchars",
     "addslashes",
-];
+]);
 
 /// File timestamps and sizes (`filemtime($f)`): a call is PHP code, but it runs, reads and
 /// writes nothing and reveals no content, so it is no injection by itself. Paranoia 2 (CRS
@@ -135,7 +135,7 @@ const PROBE_FUNCTIONS: &[&str] = &["filemtime", "fileatime", "filectime", "files
 
 /// Common-word function names: they count only as a call with an argument
 /// (`exec('id')`, `eval($x)`, `chr(123)`), never as words ("the system is down").
-const WORD_FUNCTIONS: &[&str] = &[
+const WORD_FUNCTIONS: crate::detect::Words = crate::detect::Words::new(&[
     "eval",
     "exec",
     "system",
@@ -169,7 +169,7 @@ const WORD_FUNCTIONS: &[&str] = &[
     "chmod",
     "glob",
     "extract",
-];
+]);
 
 /// `php.ini` directives and namespaces that matter to an attacker (code loading, sandbox,
 /// mail, limits).
@@ -237,7 +237,7 @@ const INI_NAMESPACES: &[&str] = &[
     "suhosin.",
 ];
 
-const WRAPPERS: &[&str] = &[
+const WRAPPERS: crate::detect::Words = crate::detect::Words::new(&[
     "phar://",
     "zip://",
     "compress.zlib://",
@@ -254,7 +254,7 @@ const WRAPPERS: &[&str] = &[
     "zlib://",
     "data://text",
     "php://",
-];
+]);
 
 fn open_tag(l: &str) -> bool {
     // BBCode-style `[php]` and Smarty's `{php}` blocks run their content as PHP.

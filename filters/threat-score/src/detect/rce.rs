@@ -389,7 +389,8 @@ pub(super) static DISTINCTIVE_SET: super::WordSet = super::WordSet::new(DISTINCT
 /// [`WORDLIKE`] for lookups.
 pub(super) static WORDLIKE_SET: super::WordSet = super::WordSet::new(WORDLIKE);
 
-const FAMILIES: &[&str] = &["ansible-", "chef-", "puppet-", "salt-"];
+const FAMILIES: crate::detect::Words =
+    crate::detect::Words::new(&["ansible-", "chef-", "puppet-", "salt-"]);
 
 /// Commands that are also common words ("more than", "time warner", "a hero; set out"): they
 /// count only with a shell-looking argument or standing alone after a strong separator.
@@ -428,7 +429,7 @@ const PREFIXES: &[&str] = &[
 ];
 
 /// Directories whose binaries only a shell would name.
-const BIN_DIRS: &[&str] = &[
+const BIN_DIRS: crate::detect::Words = crate::detect::Words::new(&[
     "/bin/",
     "/sbin/",
     "/usr/bin/",
@@ -436,7 +437,7 @@ const BIN_DIRS: &[&str] = &[
     "/usr/local/bin/",
     "/usr/local/sbin/",
     "/usr/libexec/",
-];
+]);
 
 fn is_command(w: &str) -> bool {
     // The last path component, found with a byte scan (this runs for most words).

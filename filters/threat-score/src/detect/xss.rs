@@ -77,7 +77,7 @@ const PASSIVE_TAGS: &[&str] = &[
     "del", "em", "strong", "x", "svg", "title", "head",
 ];
 
-const SINKS: &[&str] = &[
+const SINKS: crate::detect::Words = crate::detect::Words::new(&[
     "alert",
     "prompt",
     "confirm",
@@ -98,9 +98,9 @@ const SINKS: &[&str] = &[
     "window.open",
     "top.location",
     "unescape",
-];
+]);
 
-const GLOBALS: &[&str] = &[
+const GLOBALS: crate::detect::Words = crate::detect::Words::new(&[
     "self",
     "window",
     "top",
@@ -110,7 +110,7 @@ const GLOBALS: &[&str] = &[
     "globalthis",
     "frames",
     "content",
-];
+]);
 
 /// A parsed tag opening: its (lowercase) name and the text up to the next `<` (attributes).
 fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
@@ -381,13 +381,13 @@ fn definition(b: &[u8], after: usize) -> bool {
 /// script payload does. In a sentence ("a document.cookie helper with SameSite support")
 /// the name is documentation unless its word carries code (`=`, `+`, `(`, `;`, quotes).
 fn dom_property(l: &str) -> bool {
-    const PROPERTIES: &[&str] = &[
+    const PROPERTIES: crate::detect::Words = crate::detect::Words::new(&[
         "document.cookie",
         "document.domain",
         ".innerhtml",
         "window.location",
         "document.location",
-    ];
+    ]);
     let prose = super::lfi::prose(l);
     PROPERTIES.iter().any(|m| {
         l.match_indices(m).any(|(p, _)| {

@@ -42,7 +42,7 @@ const DANGEROUS_FUNCTIONS: &[&str] = &[
 
 /// Function names that exist only in SQL dialects (not in prose, not generic programming
 /// names like `user(` or `count(`): a call to one in a parameter is an injection probe.
-const SQL_ONLY_FUNCTIONS: &[&str] = &[
+const SQL_ONLY_FUNCTIONS: crate::detect::Words = crate::detect::Words::new(&[
     "benchmark",
     "coalesce",
     "concat",
@@ -93,7 +93,7 @@ const SQL_ONLY_FUNCTIONS: &[&str] = &[
     "schema_name",
     "table_name",
     "column_name",
-];
+]);
 
 /// PostgreSQL type names: `x::int` casts are a staple of error-based injection.
 const PG_TYPES: &[&str] = &[
@@ -102,7 +102,7 @@ const PG_TYPES: &[&str] = &[
 ];
 
 /// System catalogs that only reconnaissance queries name.
-const CATALOGS: &[&str] = &[
+const CATALOGS: crate::detect::Words = crate::detect::Words::new(&[
     "information_schema",
     "mysql.user",
     "sysobjects",
@@ -118,11 +118,11 @@ const CATALOGS: &[&str] = &[
     "msysaccessobjects",
     "msdb",
     "mysql.db",
-];
+]);
 
 /// MongoDB query operators: as argument names (`user[$ne]=`, `{"$where": ...}`) they turn a
 /// lookup into a query.
-const MONGO_OPERATORS: &[&str] = &[
+const MONGO_OPERATORS: crate::detect::Words = crate::detect::Words::new(&[
     "$ne",
     "$eq",
     "$gt",
@@ -149,7 +149,7 @@ const MONGO_OPERATORS: &[&str] = &[
     "$all",
     "$size",
     "$type",
-];
+]);
 
 fn is_operand(k: Kind) -> bool {
     matches!(
@@ -1175,11 +1175,12 @@ fn quoted_mention(text: &str, q: char) -> bool {
         && super::lfi::prose(&outside)
 }
 
-/// A whole JSON object or array.
+/// A whole JSON object or array, as the body reader accepts one ([`crate::extract::json::check`]:
+/// serde_json's grammar, at most 127 levels deep; serde_json's parser is not in the module).
 fn json_document(text: &str) -> bool {
     let t = text.trim();
     (t.starts_with('{') && t.ends_with('}') || t.starts_with('[') && t.ends_with(']'))
-        && serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
+        && crate::extract::json::check(t.as_bytes()).is_ok()
 }
 
 /// `'#app'`, `"#fff"`: the first quote opens a CSS id selector or colour, not a `#` comment.
