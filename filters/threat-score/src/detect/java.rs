@@ -126,7 +126,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             } else if exec && input.may_contain("java") && has_word(l, "java") {
                 out.hit(input, CAT, "java.process-reference", Severity::Critical, 2);
             }
-            if input.lower_contains_any(GADGETS) {
+            if input.lower_contains_any(GADGETS.as_slice()) {
                 if exec {
                     out.hit(input, CAT, "java.gadget-exec", Severity::Critical, 1);
                 } else {

@@ -265,6 +265,12 @@ impl<T> Table<T> {
     pub fn iter(&self) -> std::slice::Iter<'static, T> {
         std::hint::black_box(self.0).iter()
     }
+
+    /// The entries as a slice, hidden from the optimiser like [`Table::iter`].
+    #[inline(always)]
+    pub fn as_slice(&self) -> &'static [T] {
+        std::hint::black_box(self.0)
+    }
 }
 
 /// A fixed word list looked up in a hash table built once (instead of a linear scan of

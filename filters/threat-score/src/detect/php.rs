@@ -713,7 +713,11 @@ fn nested_call_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
 
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
 fn function_call(l: &str) -> bool {
-    calls(l, DISTINCTIVE_FUNCTIONS, WORD_FUNCTIONS)
+    calls(
+        l,
+        DISTINCTIVE_FUNCTIONS.as_slice(),
+        WORD_FUNCTIONS.as_slice(),
+    )
 }
 
 /// A call of a [`PROBE_FUNCTIONS`] name, judged like [`function_call`].

@@ -1624,7 +1624,7 @@ mod tests {
     /// be made of punctuation alone.
     #[test]
     fn every_program_name_holds_a_letter_or_digit() {
-        for w in DISTINCTIVE.iter().chain(FAMILIES) {
+        for w in DISTINCTIVE.iter().chain(FAMILIES.iter()) {
             assert!(w.bytes().any(|b| b.is_ascii_alphanumeric()), "{w:?}");
         }
     }

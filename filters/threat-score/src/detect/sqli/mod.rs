@@ -1252,7 +1252,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
         }
         let l = &input.lower;
-        if input.lower_contains_any(CATALOGS) {
+        if input.lower_contains_any(CATALOGS.as_slice()) {
             out.hit(input, CAT, "sqli.catalog", Severity::Critical, 1);
         }
         // Paranoia 2: a stored procedure or package of the database's own namespaces
