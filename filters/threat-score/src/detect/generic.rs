@@ -4,6 +4,7 @@
 //! include targets.
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::Lit as _;
 use crate::extract::{BodyKind, Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -78,7 +79,7 @@ fn node_injection(l: &str) -> bool {
         set.has_all(m.as_bytes())
             && l.match_indices(m)
                 .any(|(p, _)| !prose || call_with_argument(word_around(l, p)))
-    }) || ((l.contains("function") || l.contains("=>")) && invoked_function(l))
+    }) || ((l.has_lit("function") || l.has_lit("=>")) && invoked_function(l))
 }
 
 /// A function literal called where it is written: `function(){...}()`,
@@ -184,9 +185,9 @@ pub(crate) fn base64_marker(v: &str) -> bool {
     let decoded = decode_base64(t);
     let s = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
     // `d_func$$_` also matches the marker with its first letter escaped (`_$$\u004eD_FUNC$$_`).
-    s.contains("d_func$$_")
-        || s.contains("require(")
-        || s.contains("child_process")
+    s.has_lit("d_func$$_")
+        || s.has_lit("require(")
+        || s.has_lit("child_process")
         || endless_loop(&s)
 }
 
@@ -230,9 +231,9 @@ fn prototype_pollution(l: &str) -> bool {
         let after = b.get(p + m.len()).copied();
         before.is_none_or(|c| matches!(c, b'[' | b'.' | b'"' | b'\'' | b'{' | b'='))
             || after.is_none_or(|c| matches!(c, b'[' | b'.' | b']' | b'=' | b'"' | b'\'' | b':'))
-    }) || l.contains("constructor[prototype]")
-        || l.contains("constructor.prototype")
-        || l.contains("[constructor][prototype]")
+    }) || l.has_lit("constructor[prototype]")
+        || l.has_lit("constructor.prototype")
+        || l.has_lit("[constructor][prototype]")
 }
 
 /// An opener of a template language (`{{`, `${`, `#{`, `<%`, `{%`) with its closer after it.
@@ -344,7 +345,7 @@ fn template_injection(l: &str) -> bool {
         let t = inner.trim();
         !t.is_empty()
             && (t.contains(['*', '(', '[', '+'])
-                || t.contains("__")
+                || t.has_lit("__")
                 || TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w)))
     };
     let pairs: [(&str, &str); 5] = [
@@ -415,7 +416,7 @@ const TEMPLATE_OBJECTS: &[&str] = &[
 /// `while(true)`, `while(!0)`, `for(;;)`: loops that never end, a cheap DoS in eval'd code.
 fn endless_loop(l: &str) -> bool {
     let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-    c.contains("for(;;)")
+    c.has_lit("for(;;)")
         || c.match_indices("while(").any(|(p, _)| {
             let rest = c.get(p + 6..).unwrap_or_default();
             // Constant conditions are short: look for the `)` in the next 16 bytes only.
@@ -548,7 +549,7 @@ fn ssrf(l: &str) -> bool {
             .trim_end_matches(']')
             .to_string()
     };
-    let url = l.contains("://");
+    let url = l.has_lit("://");
     let host = host_part(l.trim());
     let host_no_port = if host.matches(':').count() == 1 {
         host.split(':').next().unwrap_or_default().to_string()
@@ -581,7 +582,7 @@ fn dunder_name(l: &str) -> bool {
 /// `returnUrl`, `return_to`), which the server does not fetch.
 fn browser_redirect_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n.contains("redirect") || n.contains("return")
+    n.has_lit("redirect") || n.has_lit("return")
 }
 
 /// A cloud metadata address as the URL's host.
@@ -648,8 +649,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (set.has(b'{') || set.has(b'%')) && template_injection(l) {
         hit(out, "generic.template-injection");
     }
-    if l.contains("while") && endless_loop(l)
-        || l.contains("for") && l.contains(";;") && endless_loop(l)
+    if l.has_lit("while") && endless_loop(l)
+        || l.has_lit("for") && l.has_lit(";;") && endless_loop(l)
     {
         hit(out, "generic.endless-loop");
     }

@@ -3,6 +3,7 @@
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
 use super::{find_bytes, has_word, Findings, INJECTION_SOURCES};
+use crate::detect::Lit as _;
 use crate::extract::ByteSet;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
@@ -159,7 +160,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             {
                 out.hit(input, CAT, "java.serialized-object", Severity::Critical, 1);
             }
-            if input.may_contain("ro0ab") && input.value.contains("rO0AB") {
+            if input.may_contain("ro0ab") && input.value.has_lit("rO0AB") {
                 // A value that is one base64 token opening with the stream magic is a
                 // serialized Java object (the five letters start 1 in 64^5 random tokens);
                 // the letters elsewhere in a value count from paranoia 2, as CRS 944210.
@@ -263,7 +264,7 @@ fn jdk_class(l: &str, set: &ByteSet) -> bool {
 /// Java serialization stream magic, raw or hex-encoded.
 fn serialized(v: &str) -> bool {
     let l = v.to_ascii_lowercase();
-    l.contains("aced0005")
+    l.has_lit("aced0005")
         || v.as_bytes()
             .windows(4)
             .any(|w| w == [0xAC, 0xED, 0x00, 0x05])
@@ -281,12 +282,12 @@ fn base64_stream(v: &str) -> bool {
 
 /// OGNL expressions as used against Struts: member-access tampering, static calls.
 fn ognl(l: &str) -> bool {
-    (l.contains("%{") || l.contains("${") || l.contains("(#"))
-        && (l.contains("#_memberaccess")
-            || l.contains("@ognl")
-            || l.contains("#context")
-            || l.contains("@java.lang")
-            || l.contains("ognlcontext"))
+    (l.has_lit("%{") || l.has_lit("${") || l.has_lit("(#"))
+        && (l.has_lit("#_memberaccess")
+            || l.has_lit("@ognl")
+            || l.has_lit("#context")
+            || l.has_lit("@java.lang")
+            || l.has_lit("ognlcontext"))
 }
 
 /// Whether resolving log4j lookups in `l` yields a JNDI lookup.
@@ -301,16 +302,16 @@ fn jndi(l: &str) -> bool {
     if closed_lookup(l) {
         return true;
     }
-    let found = |r: &str| closed_lookup(r) || r.contains("jndi:ldap") || r.contains("jndi:rmi");
+    let found = |r: &str| closed_lookup(r) || r.has_lit("jndi:ldap") || r.has_lit("jndi:rmi");
     // `$&lbrace;jndi:ldap://...}`: a lookup whose brace a decoder we do not know produces.
     // Without a `${`, or without a `}` to close one, nothing resolves: `l` is its own
     // resolution (this skips the rebuild on a long unclosed `${jndi:${jndi:...` run).
-    if !l.contains("${") || !l.contains('}') {
+    if !l.has_lit("${") || !l.contains('}') {
         return found(l);
     }
     let resolved = resolve(l);
     // A second pass resolves lookups that the first one formed (`$` + `{lower:j}`).
-    found(&resolved) || resolved.contains("${") && resolved != l && found(&resolve(&resolved))
+    found(&resolved) || resolved.has_lit("${") && resolved != l && found(&resolve(&resolved))
 }
 
 /// Resolves nested lookups innermost-first, in one left-to-right pass with a stack of open
@@ -389,7 +390,7 @@ fn substitute(inner: &str) -> Option<&str> {
 /// A `${prefix:` lookup with a prefix log4j knows (paranoia 2: template syntax is common).
 fn lookup(l: &str) -> bool {
     let mut from = 0;
-    while let Some(pos) = l.get(from..).and_then(|h| h.find("${")) {
+    while let Some(pos) = l.get(from..).and_then(|h| h.find_lit("${")) {
         let at = from + pos + 2;
         let rest = l.get(at..).unwrap_or_default();
         let prefix_len = rest

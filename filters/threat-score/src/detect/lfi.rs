@@ -6,6 +6,7 @@
 
 use super::{Findings, INJECTION_SOURCES};
 use crate::decode::path::normalize;
+use crate::detect::Lit as _;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
 
@@ -113,7 +114,7 @@ fn backup_archive(path: &str) -> bool {
     ]
     .iter()
     .any(|e| name.ends_with(e))
-        && (name.contains("backup") || name.contains("dump"))
+        && (name.has_lit("backup") || name.has_lit("dump"))
 }
 
 pub(crate) fn sensitive_target(path: &str) -> bool {
@@ -161,8 +162,8 @@ pub(crate) fn sensitive_target(path: &str) -> bool {
                 starts && ends
             })
         })
-        || with_root.contains(":/windows/")
-            && with_root.contains("/system")
+        || with_root.has_lit(":/windows/")
+            && with_root.has_lit("/system")
             && !windows_directory_only(&with_root)
         || system32_file(&with_root)
 }
@@ -182,7 +183,7 @@ fn system32_file(path: &str) -> bool {
 
 /// `c:/windows/system32/<entry>` where the entry is not a file (see [`system32_file`]).
 fn windows_directory_only(path: &str) -> bool {
-    path.contains("/system32/") && !system32_file(path)
+    path.has_lit("/system32/") && !system32_file(path)
 }
 
 /// Parameters whose value an application opens as a file, by the naming conventions of
@@ -349,10 +350,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .chain(p.inputs_from(&[Source::Path]))
     {
         let v = &input.value;
-        let raw_dots = v.contains("..") || v.contains("0x2e") || v.contains("0x5c");
+        let raw_dots = v.has_lit("..") || v.has_lit("0x2e") || v.has_lit("0x5c");
         // Hex-spelled dots and slashes (`0x2e0x2e0x2f`) are decoded by some path handlers.
         let hexed;
-        let text = if v.contains("0x") {
+        let text = if v.has_lit("0x") {
             hexed = v
                 .replace("0x2e", ".")
                 .replace("0x2f", "/")
@@ -381,7 +382,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             };
             out.hit(input, CAT, "lfi.traversal", Severity::Critical, level);
         }
-        if text.contains("0x2e.") || (v.contains("0x") && n.parent_segments > 0) {
+        if text.has_lit("0x2e.") || (v.has_lit("0x") && n.parent_segments > 0) {
             out.hit(input, CAT, "lfi.encoded-traversal", Severity::Critical, 1);
         }
         // Paranoia 2: a `..` path segment anywhere, even one that stays inside the root
@@ -403,8 +404,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
         if (text.contains('/')
             || text.contains('\\')
-            || text.contains(".ini")
-            || text.contains("ntuser")
+            || text.has_lit(".ini")
+            || text.has_lit("ntuser")
             || text.starts_with('.'))
             && sensitive_target(&n.path)
         {

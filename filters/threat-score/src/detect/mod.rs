@@ -219,7 +219,7 @@ pub const INJECTION_SOURCES: &[Source] = &[
 pub fn is_plain(v: &str) -> bool {
     v.bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@') || b >= 0x80)
-        && !v.contains("..")
+        && !v.has_lit("..")
 }
 
 /// Builds every lazily built word table, so that the configuration pays for them (once per
@@ -363,6 +363,34 @@ pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
 }
 
 /// The first occurrence of `needle` in `hay` at or after `from` (`None` for an empty needle).
+/// Literal-needle search for `str` values: `has_lit`/`find_lit` instead of `str::contains`/
+/// `str::find` with a string literal. Every `str` search builds a Two-Way searcher inline at
+/// its call site: ~70 bytes of module code per site (issue 13's size bound) and, on the short
+/// values detectors see, a setup that costs more than the search. These go through one
+/// out-of-line [`find_bytes`] instead. Linear: the needles are constants of a few bytes.
+pub trait Lit {
+    /// Whether `needle` occurs in `self` (an empty needle never does).
+    fn has_lit(&self, needle: &str) -> bool;
+    /// The byte offset of the first `needle` in `self` (a char boundary: both are UTF-8).
+    fn find_lit(&self, needle: &str) -> Option<usize>;
+}
+
+impl Lit for str {
+    #[inline]
+    fn has_lit(&self, needle: &str) -> bool {
+        find_lit(self, needle).is_some()
+    }
+    #[inline]
+    fn find_lit(&self, needle: &str) -> Option<usize> {
+        find_lit(self, needle)
+    }
+}
+
+#[inline(never)]
+fn find_lit(hay: &str, needle: &str) -> Option<usize> {
+    find_bytes(hay.as_bytes(), needle.as_bytes(), 0)
+}
+
 /// A scan for the needle's first byte, then a comparison: for the short values and needles
 /// detectors deal with this beats setting up a `str::find` searcher per call, and it stays
 /// linear in `hay` (times the needle's length, a constant of the word lists).

@@ -5,6 +5,7 @@
 //! uploads.
 
 use super::{find_word, Findings, Skipper, INJECTION_SOURCES};
+use crate::detect::Lit as _;
 use crate::extract::ByteSet;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
@@ -258,11 +259,15 @@ const WRAPPERS: crate::detect::Words = crate::detect::Words::new(&[
 
 fn open_tag(l: &str) -> bool {
     // BBCode-style `[php]` and Smarty's `{php}` blocks run their content as PHP.
-    if l.contains("[php]") || l.contains("[/php]") || l.contains("{php}") || l.contains("{/php}") {
+    if l.has_lit("[php]") || l.has_lit("[/php]") || l.has_lit("{php}") || l.has_lit("{/php}") {
         return true;
     }
     let mut from = 0;
-    while let Some(p) = l.get(from..).and_then(|h| h.find("<?")).map(|p| p + from) {
+    while let Some(p) = l
+        .get(from..)
+        .and_then(|h| h.find_lit("<?"))
+        .map(|p| p + from)
+    {
         let rest = l.get(p + 2..).unwrap_or_default();
         // `<?` ending the value: an open tag whose code follows in the next parameter.
         if rest.trim().is_empty() {
@@ -417,7 +422,7 @@ fn inert_data_wrapper(v: &str) -> bool {
             super::generic::each_base64_byte(data, |b| markup |= b == b'<');
             !markup
         } else {
-            !data.contains('<') && !data.to_ascii_lowercase().contains("%3c")
+            !data.contains('<') && !data.to_ascii_lowercase().has_lit("%3c")
         }
     });
     any && all_inert
@@ -786,7 +791,7 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
                 // syntax no sentence has: then even an empty call counts.
                 let end = p + f.len();
                 let gap = l.get(end..sk.skip(end)).unwrap_or_default();
-                let commented = gap.contains("/*") || gap.contains('#') || gap.contains("//");
+                let commented = gap.has_lit("/*") || gap.contains('#') || gap.has_lit("//");
                 // Output and pure functions (`print`, `strlen`) also exist in Python and
                 // other languages (`print(i)`, `print(os.getcwd())`): with an identifier
                 // argument they count only around a nested call (`print(md5(1))`).

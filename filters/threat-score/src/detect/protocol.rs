@@ -9,6 +9,7 @@
 //! Content-Length, odd Connection lists) are warnings that only block in combination.
 
 use super::{Ctx, Findings};
+use crate::detect::Lit as _;
 use crate::extract::{BodyKind, ByteSet, Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -145,7 +146,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
                 );
             }
         }
-        if v.contains("charset") {
+        if v.has_lit("charset") {
             charsets += 2;
         }
         if !mt.starts_with("multipart/") && v.contains('/') {
@@ -550,9 +551,9 @@ fn ldap_injection(v: &str) -> bool {
             }
             _ => false,
         }
-    }) || compact.contains("(|(")
-        || compact.contains("(&(")
-        || compact.contains("*)(")
+    }) || compact.has_lit("(|(")
+        || compact.has_lit("(&(")
+        || compact.has_lit("*)(")
 }
 
 /// Whether the percent-encoded bytes of `raw` hold a UTF-8 lead byte followed by continuation
@@ -698,7 +699,7 @@ fn value_checks(input: &Input, out: &mut Findings) {
     if input.bytes.has(b')') && input.bytes.has(b'(') && ldap_injection(v) {
         out.hit(input, A, "protocol.ldap-injection", Severity::Critical, 1);
     }
-    if input.bytes.has(b'|') && input.may_contain("unix:") && input.lower.contains("unix:") {
+    if input.bytes.has(b'|') && input.may_contain("unix:") && input.lower.has_lit("unix:") {
         out.hit(
             input,
             A,

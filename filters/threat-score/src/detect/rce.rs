@@ -9,6 +9,7 @@
 //! expansion, `for /f`, `if exist`) is detected on its own.
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::Lit as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -490,7 +491,7 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
 
 /// [`deobfuscate`] of a value already ASCII-lowercased (an input's `lower`).
 fn deobfuscate_lower(lower: &str) -> (String, bool) {
-    let mut s = if lower.contains("$ifs") || lower.contains("${ifs}") {
+    let mut s = if lower.has_lit("$ifs") || lower.has_lit("${ifs}") {
         lower
             .replace("${ifs}", " ")
             .replace("$ifs$9", " ")
@@ -659,11 +660,11 @@ fn shellish_arg(a: &str) -> bool {
         // no shell user sends output to a file named `=`.
         || (a.starts_with('>') || a.starts_with('<'))
             && !matches!(b, [b'>' | b'<', b'='] | [b'<', b'>'])
-        || a.contains("/etc/")
+        || a.has_lit("/etc/")
         || (a.starts_with('%') && a.len() > 2 && a.ends_with('%'))
         // A bare drive (`dir c:`): the `\` after it was removed with the escapes.
         || matches!(b, [d, b':'] if d.is_ascii_alphabetic())
-        || a.contains(":\\")
+        || a.has_lit(":\\")
 }
 
 /// `-x`, `-la`, `--long`.
@@ -1011,7 +1012,7 @@ fn brace_expansion(s: &str) -> bool {
 
 /// `$(...)`, `${cmd}`/`$SHELL`-style expansions, and backticks around a command.
 fn substitution(s: &str) -> bool {
-    if let Some(p) = s.find("$(") {
+    if let Some(p) = s.find_lit("$(") {
         let rest = s.get(p + 2..).unwrap_or_default();
         if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$') {
             return true;
@@ -1026,7 +1027,7 @@ fn substitution(s: &str) -> bool {
         "${home}",
     ] {
         // `$HOME/.config`, `${PATH}/bin`: a directory variable opening a path names a file.
-        let dir_var = var.contains("path") || var.contains("home");
+        let dir_var = var.has_lit("path") || var.has_lit("home");
         if set.has_all(var.as_bytes())
             && s.match_indices(var).any(|(p, _)| {
                 let next = s.as_bytes().get(p + var.len());
@@ -1038,7 +1039,7 @@ fn substitution(s: &str) -> bool {
             return true;
         }
     }
-    if let Some(p) = s.find("${") {
+    if let Some(p) = s.find_lit("${") {
         let rest = s.get(p + 2..).unwrap_or_default();
         let word: String = rest
             .chars()
@@ -1086,7 +1087,7 @@ fn command_position(s: &str, p: usize) -> bool {
 pub(crate) fn windows_batch(s: &str) -> bool {
     // `for` needs a `/x` flag or a `%` variable, `if` its word, the variables a `%`: most
     // values have none of them.
-    if !(s.contains("if") || s.bytes().any(|b| b == b'/' || b == b'%')) {
+    if !(s.has_lit("if") || s.bytes().any(|b| b == b'/' || b == b'%')) {
         return false;
     }
     let words: Vec<&str> = s.split_whitespace().collect();
@@ -1127,7 +1128,7 @@ pub(crate) fn windows_batch(s: &str) -> bool {
                     *t,
                     "equ" | "neq" | "lss" | "leq" | "gtr" | "geq" | "==" | "==="
                 );
-                let glued = t.contains("==") && !t.ends_with("==");
+                let glued = t.has_lit("==") && !t.ends_with("==");
                 let tail = rest.get(k + 1..).unwrap_or_default();
                 // A batch variable (`%1`, `%x%`) in the comparison marks cmd.exe syntax.
                 let batch_var = rest.iter().take(k).any(|w| w.contains('%'));
@@ -1152,7 +1153,7 @@ pub(crate) fn windows_batch(s: &str) -> bool {
             }
         }
     }
-    s.contains("%comspec%") || s.contains("%systemroot%") || s.contains("%windir%")
+    s.has_lit("%comspec%") || s.has_lit("%systemroot%") || s.has_lit("%windir%")
 }
 
 /// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
@@ -1338,12 +1339,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
         } else {
             substitution(&s)
         };
-    if substituted || set.has(b'(') && (s.contains("<(") || s.contains(">(") && s.contains(')')) {
+    if substituted || set.has(b'(') && (s.has_lit("<(") || s.has_lit(">(") && s.contains(')')) {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
-    if slash && (s.contains("/dev/tcp/") || s.contains("/dev/udp/"))
+    if slash && (s.has_lit("/dev/tcp/") || s.has_lit("/dev/udp/"))
         || dollar
-            && (s.contains("$[") || s.contains("$((") || param_expansion(&s, super::lfi::prose(l)))
+            && (s.has_lit("$[") || s.has_lit("$((") || param_expansion(&s, super::lfi::prose(l)))
     {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
@@ -1353,7 +1354,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         out.hit(input, CAT, "rce.alias-bypass", Severity::Critical, 1);
     }
-    if input.bytes.has(b'$') && (l.contains("${ifs}") || l.contains("$ifs")) {
+    if input.bytes.has(b'$') && (l.has_lit("${ifs}") || l.has_lit("$ifs")) {
         out.hit(input, CAT, "rce.ifs", Severity::Critical, 1);
     }
     if slash && glob_path(&s) {
@@ -1370,7 +1371,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         // snippets) counts from paranoia 2.
         if compact.trim_start_matches(['\'', '"']).starts_with("(){") {
             out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
-        } else if compact.contains("(){") {
+        } else if compact.has_lit("(){") {
             out.hit(input, CAT, "rce.function-definition", Severity::Critical, 2);
         }
     }
@@ -1480,7 +1481,11 @@ fn param_expansion(s: &str, prose: bool) -> bool {
     // the end of the value).
     let mut close: Option<Option<usize>> = None;
     let mut from = 0;
-    while let Some(p) = s.get(from..).and_then(|h| h.find("${")).map(|p| p + from) {
+    while let Some(p) = s
+        .get(from..)
+        .and_then(|h| h.find_lit("${"))
+        .map(|p| p + from)
+    {
         if prose {
             let end = match close {
                 Some(Some(c)) if c >= p => Some(c),
@@ -1591,7 +1596,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             && !super::java::is_upload_name(input.location.source, &input.location.name)
         {
             let (s, _) = deobfuscate(&input.value);
-            if substitution(&s) || s.contains("() {") {
+            if substitution(&s) || s.has_lit("() {") {
                 out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
             }
             let after_separator = segments(&s).iter().any(|(i, seg)| {
@@ -1632,7 +1637,7 @@ mod tests {
     /// `deobfuscate` as it was (a `Vec<char>` pass), kept to prove the byte pass is the same.
     fn deobfuscate_reference(v: &str) -> (String, bool) {
         let lower = v.to_ascii_lowercase();
-        let mut s = if lower.contains("$ifs") || lower.contains("${ifs}") {
+        let mut s = if lower.has_lit("$ifs") || lower.has_lit("${ifs}") {
             lower
                 .replace("${ifs}", " ")
                 .replace("$ifs$9", " ")

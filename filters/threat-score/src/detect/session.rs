@@ -3,6 +3,7 @@
 //! conventions of session cookies across frameworks; or a `Set-Cookie` smuggled into a value.
 
 use super::Findings;
+use crate::detect::Lit as _;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
 
@@ -25,16 +26,16 @@ pub fn session_like(name: &str) -> bool {
 
 /// [`session_like`] of a name already lowercased (an input's `lower`): no copy per name.
 fn session_like_lower(n: &str) -> bool {
-    n.contains("sess")
+    n.has_lit("sess")
         || n == "sid"
         || n.ends_with(".sid")
         || n.ends_with("_sid")
         || n.ends_with("-sid")
-        || (n.contains("token")
-            && (n.contains("session")
-                || n.contains("login")
-                || n.contains("auth")
-                || n.contains("shiny")))
+        || (n.has_lit("token")
+            && (n.has_lit("session")
+                || n.has_lit("login")
+                || n.has_lit("auth")
+                || n.has_lit("shiny")))
         || FRAMEWORK_IDS.iter().any(|f| n.starts_with(f))
         || n == "cakephp"
 }
@@ -78,8 +79,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if !(input.may_contain("sess=") && l.contains('=')) {
             continue;
         }
-        if (l.contains("document.cookie") || l.contains("http-equiv") || l.contains("set-cookie"))
-            && l.contains("sess")
+        if (l.has_lit("document.cookie") || l.has_lit("http-equiv") || l.has_lit("set-cookie"))
+            && l.has_lit("sess")
             && l.contains('=')
         {
             out.hit(input, CAT, "session.set-cookie", Severity::Critical, 1);

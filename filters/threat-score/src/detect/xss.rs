@@ -6,6 +6,7 @@
 //! already decoded by the extractor.
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::Lit as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -269,16 +270,16 @@ fn script_url(l: &str) -> bool {
             from = p + 1;
         }
     }
-    let data_markup = c.find("data:").is_some_and(|p| {
+    let data_markup = c.find_lit("data:").is_some_and(|p| {
         c.get(p..).is_some_and(|r| {
             r.get(..48.min(r.len())).is_some_and(|w| w.contains(',')) && r.contains('<')
         })
     });
     data_markup
-        || c.contains("data:text/html")
-        || c.contains("data:image/svg")
-        || c.contains("data:application/x-")
-        || c.contains("data:text/javascript")
+        || c.has_lit("data:text/html")
+        || c.has_lit("data:image/svg")
+        || c.has_lit("data:application/x-")
+        || c.has_lit("data:text/javascript")
 }
 
 fn css_script(l: &str) -> bool {
@@ -287,11 +288,11 @@ fn css_script(l: &str) -> bool {
         return false;
     }
     let c = compact(l);
-    c.contains(":expression(")
-        || c.contains("-moz-binding")
-        || c.contains("behavior:url(")
-        || c.contains("url(javascript")
-        || c.contains("@import")
+    c.has_lit(":expression(")
+        || c.has_lit("-moz-binding")
+        || c.has_lit("behavior:url(")
+        || c.has_lit("url(javascript")
+        || c.has_lit("@import")
 }
 
 /// JS sinks called with a literal or an expression: `alert(1)`, `eval('x')`,
@@ -428,14 +429,14 @@ fn dom_call(l: &str) -> bool {
 
 /// XML that makes the parser fetch documents: XInclude and schema locations.
 fn xml_include(l: &str) -> bool {
-    l.contains("xmlns") && (l.contains(":include") || l.contains("schemalocation"))
+    l.has_lit("xmlns") && (l.has_lit(":include") || l.has_lit("schemalocation"))
 }
 
 /// JSFuck-style code: built only from `[]()!+`.
 fn jsfuck(l: &str) -> bool {
     let c = compact(l);
     let symbols = c.bytes().filter(|b| b"[]()!+".contains(b)).count();
-    c.len() >= 5 && c.contains("[]") && symbols * 10 >= c.len() * 9
+    c.len() >= 5 && c.has_lit("[]") && symbols * 10 >= c.len() * 9
 }
 
 /// Tagged-template calls (``f.call`...` ``) and the DOM reached through comments or brackets
@@ -443,21 +444,21 @@ fn jsfuck(l: &str) -> bool {
 fn obfuscated_js(l: &str) -> bool {
     let mut stripped = String::with_capacity(l.len());
     let mut rest = l;
-    while let Some(p) = rest.find("/*") {
+    while let Some(p) = rest.find_lit("/*") {
         stripped.push_str(rest.get(..p).unwrap_or_default());
         rest = rest
             .get(p + 2..)
-            .and_then(|r| r.find("*/").map(|e| r.get(e + 2..).unwrap_or_default()))
+            .and_then(|r| r.find_lit("*/").map(|e| r.get(e + 2..).unwrap_or_default()))
             .unwrap_or_default();
     }
     stripped.push_str(rest);
     let c = compact(&stripped).replace("(document)", "document");
-    c.contains(".call`")
-        || c.contains(".apply`")
-        || c.contains(".bind`")
-        || c.contains("document.cookie")
-        || c.contains("document[")
-        || c.contains("document.domain")
+    c.has_lit(".call`")
+        || c.has_lit(".apply`")
+        || c.has_lit(".bind`")
+        || c.has_lit("document.cookie")
+        || c.has_lit("document[")
+        || c.has_lit("document.domain")
 }
 
 fn scan_input(input: &Input, out: &mut Findings) {
@@ -492,8 +493,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
                             let before = p.checked_sub(1).and_then(|i| a.as_bytes().get(i));
                             before.is_none_or(|c| !c.is_ascii_alphanumeric() && *c != b'-')
                         })
-                    }) || a.contains("javascript")
-                        || a.contains("data:")
+                    }) || a.has_lit("javascript")
+                        || a.has_lit("data:")
                 };
                 let needs_loading_attr = matches!(
                     base,
@@ -521,7 +522,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             }
             if (PASSIVE_TAGS.contains(&base) || name.contains(':'))
                 && (script_url(attrs)
-                    || attrs.contains("src=") && attrs.contains("javascript")
+                    || attrs.has_lit("src=") && attrs.has_lit("javascript")
                     || css_script(attrs))
             {
                 hit(out, "xss.tag-script-url");
@@ -581,7 +582,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
     }
     // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
-    if l.contains("-->") {
+    if l.has_lit("-->") {
         out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
     }
     if l.contains('<') && xml_include(l) {
@@ -593,10 +594,10 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (set.has(b'(') || set.has(b'-') || set.has(b'@')) && css_script(l) {
         hit(out, "xss.css-script");
     }
-    if l.contains("+adw-") && l.contains("+ad4-") {
+    if l.has_lit("+adw-") && l.has_lit("+ad4-") {
         hit(out, "xss.utf7");
     }
-    if (l.contains('[') || l.contains('`') || l.contains("/*")) && (jsfuck(l) || obfuscated_js(l)) {
+    if (l.contains('[') || l.contains('`') || l.has_lit("/*")) && (jsfuck(l) || obfuscated_js(l)) {
         hit(out, "xss.obfuscated-js");
     }
     if (set.has(b'(')
@@ -670,16 +671,16 @@ mod tests {
                 from = p + 1;
             }
         }
-        let data_markup = c.find("data:").is_some_and(|p| {
+        let data_markup = c.find_lit("data:").is_some_and(|p| {
             c.get(p..).is_some_and(|r| {
                 r.get(..48.min(r.len())).is_some_and(|w| w.contains(',')) && r.contains('<')
             })
         });
         data_markup
-            || c.contains("data:text/html")
-            || c.contains("data:image/svg")
-            || c.contains("data:application/x-")
-            || c.contains("data:text/javascript")
+            || c.has_lit("data:text/html")
+            || c.has_lit("data:image/svg")
+            || c.has_lit("data:application/x-")
+            || c.has_lit("data:text/javascript")
     }
 
     #[test]

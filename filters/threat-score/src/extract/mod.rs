@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::decode::{deep_decode, Decoded};
 use crate::detect::gate::Shape;
 use crate::detect::DetectorKind;
+use crate::detect::Lit as _;
 use crate::model::{CategorySet, LimitKind, Location, Source};
 use crate::request::Request;
 use std::borrow::Cow;
@@ -838,14 +839,14 @@ pub(crate) fn prepare<'r>(
         let mt = media_type.as_deref().unwrap_or("");
         body_kind = if mt.is_empty() || mt == "application/x-www-form-urlencoded" {
             BodyKind::Form
-        } else if mt.contains("json") {
+        } else if mt.has_lit("json") {
             BodyKind::Json
         } else if mt == "multipart/form-data"
             || mt == "multipart/related"
             || mt == "multipart/mixed"
         {
             BodyKind::Multipart
-        } else if mt.contains("xml") {
+        } else if mt.has_lit("xml") {
             BodyKind::Xml
         } else {
             BodyKind::Raw

@@ -1,6 +1,7 @@
 //! A scanner for XML bodies that yields element text and attribute values (the places CRS
 //! inspects as `XML:/*`), without building a tree or resolving entities beyond the decoder's.
 
+use crate::detect::Lit as _;
 /// One value found in the document, with the element or attribute name it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XmlValue {
@@ -41,7 +42,7 @@ pub fn values(doc: &str, max: usize) -> Vec<XmlValue> {
         }
         // At a '<'.
         if let Some(body) = rest.strip_prefix("<![CDATA[") {
-            let end = body.find("]]>").unwrap_or(body.len());
+            let end = body.find_lit("]]>").unwrap_or(body.len());
             out.push(XmlValue {
                 name: current.clone(),
                 value: body.get(..end).unwrap_or_default().to_string(),
@@ -50,7 +51,7 @@ pub fn values(doc: &str, max: usize) -> Vec<XmlValue> {
             continue;
         }
         if let Some(body) = rest.strip_prefix("<!--") {
-            let end = body.find("-->").map_or(body.len(), |e| e + 3);
+            let end = body.find_lit("-->").map_or(body.len(), |e| e + 3);
             rest = body.get(end..).unwrap_or_default();
             continue;
         }

@@ -9,6 +9,7 @@
 pub mod lexer;
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::Lit as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 use lexer::{tokenize, Context, Kind, Token};
@@ -1169,9 +1170,9 @@ fn quoted_mention(text: &str, q: char) -> bool {
         && after.is_none_or(|c| {
             c.is_ascii_whitespace() || matches!(c, b'.' | b',' | b';' | b':' | b'!' | b'?' | b')')
         })
-        && !inside.contains("--")
+        && !inside.has_lit("--")
         && !inside.contains('#')
-        && !inside.contains("/*")
+        && !inside.has_lit("/*")
         && super::lfi::prose(&outside)
 }
 
@@ -1229,7 +1230,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             // A call needs `(`, a cast `::` (as for arguments below).
             let l = &input.lower;
-            if (l.contains('(') && sql_function_call(l)) || (l.contains("::") && pg_cast(l)) {
+            if (l.contains('(') && sql_function_call(l)) || (l.has_lit("::") && pg_cast(l)) {
                 out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
             }
             continue;
@@ -1266,10 +1267,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if l.contains('(') && sql_function_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
         }
-        if l.contains("::") && pg_cast(l) {
+        if l.has_lit("::") && pg_cast(l) {
             out.hit(input, CAT, "sqli.pg-cast", Severity::Critical, 1);
         }
-        if l.contains("/*!") {
+        if l.has_lit("/*!") {
             out.hit(input, CAT, "sqli.mysql-comment", Severity::Critical, 1);
         }
         if matches!(input.location.source, Source::ArgName | Source::Arg) && mongo_operator(l) {
@@ -1327,7 +1328,11 @@ fn system_procedure(l: &str) -> bool {
 /// `expr::type` casts (PostgreSQL).
 fn pg_cast(l: &str) -> bool {
     let mut from = 0;
-    while let Some(p) = l.get(from..).and_then(|h| h.find("::")).map(|p| p + from) {
+    while let Some(p) = l
+        .get(from..)
+        .and_then(|h| h.find_lit("::"))
+        .map(|p| p + from)
+    {
         let before = p.checked_sub(1).and_then(|i| l.as_bytes().get(i)).copied();
         let rest = l.get(p + 2..).unwrap_or_default();
         let ty = rest
