@@ -308,6 +308,8 @@ fn run(
                 stop.get_or_insert(truncated);
             }
         }
+        // A stop at the element itself also hides the element's value.
+        let visible = visible && stop.is_none();
         match r.peek()? {
             b'{' | b'[' => {
                 let open = r.peek()?;
@@ -539,6 +541,17 @@ mod tests {
         assert!(walk(br#"{"a":1,"b":2 x}"#, 1, &mut count).is_err());
         assert!(walk(br#"{"a":1,"b":"#, 1, &mut count).is_err_and(|e| e.eof));
         assert_eq!(calls, 3);
+        // A stop at an array slot also hides the slot's value (found by the extract_json
+        // fuzz target: `[3\r\r\r\r]` visited the element and then its number).
+        for body in [&b"[3\r\r\r\r]"[..], b"[\"a\"]", b"[[1]]", b"[1,2]"] {
+            let mut calls = 0;
+            let mut once = |_: Item<'_>| {
+                calls += 1;
+                false
+            };
+            assert_eq!(walk(body, 8, &mut once), Ok(false));
+            assert_eq!(calls, 1, "{:?}", String::from_utf8_lossy(body));
+        }
         // The depth cut is reported as seen up to the stop.
         let mut seen = 0;
         let mut two = |_: Item<'_>| {
