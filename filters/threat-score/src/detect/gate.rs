@@ -218,12 +218,7 @@ impl DetectorKind {
         }
         let l = input.lower.as_str();
         let set = &input.bytes;
-        // `l` contains `needle`: the byte set first (most values lack a byte of most
-        // needles), then a first-byte scan; no substring-searcher setup per call.
-        let has = |needle: &str| {
-            set.has_all(needle.as_bytes())
-                && super::find_bytes(l.as_bytes(), needle.as_bytes(), 0).is_some()
-        };
+        let has = |needle: &str| input.lower_has(needle);
         // Numbers (`10.99`, `127.0.0.1`) hold no class name, DOM path or module path.
         let letters = set.intersects(&LETTERS);
         match self {

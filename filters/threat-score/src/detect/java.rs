@@ -2,7 +2,7 @@
 //! log4j resolves it), serialized-object markers, process-execution classes, deserialization
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
-use super::{find_bytes, has_word, Findings, INJECTION_SOURCES};
+use super::{has_word, Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
 use crate::extract::ByteSet;
 use crate::extract::Prepared;
@@ -102,11 +102,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .chain(p.inputs_from(&[Source::Path]))
     {
         let l = input.lower.as_str();
-        // `l` contains `needle`: the byte set first (most values lack a byte of most
-        // needles), then a first-byte scan; no substring-searcher setup per call.
-        let has = |needle: &str| {
-            input.may_contain(needle) && find_bytes(l.as_bytes(), needle.as_bytes(), 0).is_some()
-        };
+        let has = |needle: &str| input.lower_has(needle);
         if input.location.source != Source::Filename {
             if has("${") || has("jndi:") {
                 if jndi(l) {

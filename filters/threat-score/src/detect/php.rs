@@ -1012,7 +1012,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     // Needles are searched only when the value holds all their bytes (a long run of a few
     // repeated bytes otherwise pays a full substring search per needle).
-    let has = |n: &str| input.may_contain(n) && l.contains(n);
+    let has = |n: &str| input.lower_has(n);
     if (has("<?") || has("php]") || has("php}")) && open_tag(l) {
         hit(out, "php.open-tag");
     }

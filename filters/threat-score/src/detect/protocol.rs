@@ -699,7 +699,7 @@ fn value_checks(input: &Input, out: &mut Findings) {
     if input.bytes.has(b')') && input.bytes.has(b'(') && ldap_injection(v) {
         out.hit(input, A, "protocol.ldap-injection", Severity::Critical, 1);
     }
-    if input.bytes.has(b'|') && input.may_contain("unix:") && input.lower.has_lit("unix:") {
+    if input.bytes.has(b'|') && input.lower_has("unix:") {
         out.hit(
             input,
             A,

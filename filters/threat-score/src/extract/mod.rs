@@ -228,13 +228,16 @@ impl<'r> Input<'r> {
         self.bytes.has_all(needle.as_bytes())
     }
 
-    /// Whether `lower` contains any of `needles` (lowercase), searching only for those whose
-    /// bytes all occur in it.
+    /// Whether `lower` contains `needle` (lowercase): the byte set first (most values lack a
+    /// byte of most needles), then a first-byte scan; no substring-searcher setup per call.
+    pub fn lower_has(&self, needle: &str) -> bool {
+        self.may_contain(needle)
+            && crate::detect::find_bytes(self.lower.as_bytes(), needle.as_bytes(), 0).is_some()
+    }
+
+    /// Whether `lower` contains any of `needles` (lowercase) ([`Input::lower_has`]).
     pub fn lower_contains_any(&self, needles: &[&str]) -> bool {
-        needles.iter().any(|n| {
-            self.may_contain(n)
-                && crate::detect::find_bytes(self.lower.as_bytes(), n.as_bytes(), 0).is_some()
-        })
+        needles.iter().any(|n| self.lower_has(n))
     }
 }
 
