@@ -415,7 +415,14 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             // where the application expects one (`?file=.env`, `?page=.htaccess`); elsewhere
             // it is a word (a package's tags `[".env", "dotenv"]`).
             let bare = n.parent_segments == 0 && !text.contains(['/', '\\']);
+            // A request header other than an upload name names no file the application
+            // opens (`Referer: x/?p=;/bin/ca?+/et*/passwd`): paranoia 2, as CRS 930121;
+            // a traversal to the file still counts at 1 (`lfi.traversal`).
+            let header = input.location.source == Source::Header
+                && n.parent_segments == 0
+                && !super::java::is_upload_name(input.location.source, &input.location.name);
             let paranoia = if n.parent_segments == 0 && prose(v)
+                || header
                 || bare && !file_parameter(input.location.source, &input.location.name)
             {
                 2

@@ -405,7 +405,7 @@ const WORDLIKE: &[&str] = &[
     "cp", "mv", "ln", "rm", "nl", "diff", "comm", "strings", "screen", "fetch", "expect", "wish",
     "history", "alias", "printf", "time", "timeout", "sal", "saps", "vi", "fish", "ash", "apt",
     "gem", "pip", "init", "tee", "uniq", "truncate", "shred", "cipher", "attrib", "reg", "date",
-    "mount", "cd", "pushd", "popd",
+    "mount", "cd", "pushd", "popd", "tar", "vim", "ex",
 ];
 
 /// Reconnaissance commands that attackers send without arguments.
@@ -742,6 +742,37 @@ pub(crate) const TARGET_ONLY: &str = "rce.command-target";
 /// (`; cat /path/file.gz`): paranoia 2.
 pub(crate) const WORD_AND_PATH: &str = "rce.word-command-path";
 
+/// The rule of a program that is also an English word given options and plain arguments
+/// (`; tar -xzf /var/www/a.tar.gz /etc`, `;vi -c:\!pwd`, a whole value `tar -xzf a.tgz`):
+/// paranoia 2, as CRS, whose paranoia-1 command rules (932230, 932235, 932250, 932260)
+/// leave English words out and score them in 932236 (paranoia 2).
+pub(crate) const WORD_OPTIONS: &str = "rce.word-command-options";
+
+/// A program name that is also an English word: the common words of [`WORDLIKE`] of
+/// three letters or more (`cat`, `tar`, `find`, `sleep`), and `vi` and `ex`; the other
+/// two-letter names are abbreviations no sentence uses as words (`ls`, `ps`, `rm`).
+fn english_program(base: &str) -> bool {
+    wordlike(base) && (base.len() >= 3 || matches!(base, "vi" | "ex"))
+}
+
+/// `-x`, `--long`, and the `+option` form of editors and `set` (`+wq`, `+o`).
+fn is_option_or_plus(a: &str) -> bool {
+    is_option(a)
+        || a.strip_prefix('+')
+            .is_some_and(|r| r.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()))
+}
+
+/// English-word program lines that are only options and plain arguments: at least one
+/// option, no variable, redirection, substitution or Windows variable, and no sensitive
+/// file (`;cat -n /etc/passwd` stays at paranoia 1).
+fn word_with_plain_options(base: &str, args: &[&str]) -> bool {
+    english_program(base)
+        && args.iter().any(|a| is_option_or_plus(a))
+        && args.iter().all(|a| {
+            !a.contains(['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a)
+        })
+}
+
 /// Finds a command in one segment; returns the rule that fits, if any.
 pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str> {
     // Every program name holds a letter or digit (a test checks the lists), and so does the
@@ -821,6 +852,10 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
             .next()
             .is_some_and(|b| b.is_ascii_alphabetic())
     {
+        let args: Vec<&str> = words.clone().collect();
+        if word_with_plain_options(first, &args) {
+            return Some(WORD_OPTIONS);
+        }
         return Some("rce.command-after-separator");
     }
     let has_path = BIN_DIRS.iter().any(|d| first.starts_with(d));
@@ -861,6 +896,9 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
         } else {
             "rce.command-after-separator"
         });
+    }
+    if matches!(intro, Intro::Strong | Intro::Start) && word_with_plain_options(base, &args) {
+        return Some(WORD_OPTIONS);
     }
     // Versioned interpreters (`python3.10`) and tool families (`ansible-vault`) are program
     // names that prose does not use.
@@ -1295,7 +1333,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             continue;
         }
         if let Some(rule) = command_in_segment(intro, seg) {
-            if rule == TARGET_ONLY || rule == WORD_AND_PATH {
+            if rule == TARGET_ONLY || rule == WORD_AND_PATH || rule == WORD_OPTIONS {
                 // Paranoia 2; the segments after it are still read at paranoia 1.
                 out.hit(input, CAT, rule, Severity::Critical, 2);
                 continue;
@@ -1444,7 +1482,14 @@ fn obfuscated_command_word(l: &str) -> bool {
         // `l` is lowercase already, and so is `core`.
         let (joined, _) = deobfuscate_lower(core);
         let joined = joined.trim();
-        !joined.is_empty() && !joined.contains(' ') && joined != core && is_command(joined)
+        // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
+        // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
+        // `su''do reboot` counts at 1 as a prefixed command).
+        !joined.is_empty()
+            && !joined.contains(' ')
+            && joined != core
+            && is_command(joined)
+            && !PREFIX_SET.contains(joined)
     })
 }
 
@@ -1599,14 +1644,31 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if substitution(&s) || s.has_lit("() {") {
                 out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
             }
-            let after_separator = segments(&s).iter().any(|(i, seg)| {
-                matches!(i, Intro::Strong | Intro::Tick) && command_in_segment(*i, seg).is_some()
-            });
-            // Paranoia 2: the same in any header (`User-Agent: ;chmod +x x`).
-            if after_separator && out.wants(CAT, 2) {
+            // (command found, a program alone ending the header)
+            let mut after_separator = (false, false);
+            for (i, seg) in segments(&s) {
+                if matches!(i, Intro::Strong | Intro::Tick) && command_in_segment(i, seg).is_some()
+                {
+                    after_separator.0 = true;
+                    // A program name alone: one word of letters and digits (a path or a
+                    // glob is an argument, judged at paranoia 2 with the rest).
+                    after_separator.1 |= seg.split_whitespace().nth(1).is_none()
+                        && seg
+                            .trim()
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+                }
+            }
+            // Paranoia 2: a command line after a separator in any header (`User-Agent:
+            // ;chmod +x x`, `Referer: x/;ls -al`), as CRS scores command lines in the
+            // User-Agent and Referer (932239, 932205-932207) from paranoia 2. A header is not
+            // a shell argument; shellshock and substitution above count at 1 in every header.
+            if after_separator.0 && out.wants(CAT, 2) {
                 out.hit(input, CAT, "rce.header-command", Severity::Critical, 2);
             }
-            if after_separator && input.location.name == "referer" {
+            // Paranoia 1: a program alone after a separator in the Referer (`;id`, `|set`):
+            // the probe CRS 932340 looks for there; a URL's `;` parameters carry values.
+            if after_separator.1 && input.location.name == "referer" {
                 out.hit(
                     input,
                     CAT,
