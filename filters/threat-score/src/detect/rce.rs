@@ -768,9 +768,9 @@ fn is_option_or_plus(a: &str) -> bool {
 fn word_with_plain_options(base: &str, args: &[&str]) -> bool {
     english_program(base)
         && args.iter().any(|a| is_option_or_plus(a))
-        && args.iter().all(|a| {
-            !a.contains(['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a)
-        })
+        && args
+            .iter()
+            .all(|a| !a.contains(['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
 }
 
 /// Finds a command in one segment; returns the rule that fits, if any.
