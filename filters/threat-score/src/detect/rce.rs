@@ -748,6 +748,46 @@ pub(crate) const WORD_AND_PATH: &str = "rce.word-command-path";
 /// leave English words out and score them in 932236 (paranoia 2).
 pub(crate) const WORD_OPTIONS: &str = "rce.word-command-options";
 
+/// The rule of a package manager or build tool and its sub-command as the whole value
+/// (`npm install --save-dev eslint`, `docker run -p 8080:80 nginx`): paranoia 2.
+pub(crate) const TOOL_COMMAND: &str = "rce.tool-command";
+
+/// Package managers, container and cloud tools: developers write their command lines in
+/// READMEs, search queries and CI snippets as whole values (CRS leaves them out of its
+/// paranoia-1 lists as well: `npm`, `docker`, `apt-get`, `gem`, `pip`, `composer`; a
+/// configuration tool that runs commands on hosts, `ansible all -m ping`, stays at 1).
+/// (Only names of [`DISTINCTIVE`]: the others are no commands to begin with.)
+const DEV_TOOLS: &[&str] = &[
+    "npm",
+    "pip",
+    "pip3",
+    "gem",
+    "composer",
+    "docker",
+    "podman",
+    "kubectl",
+    "helm",
+    "terraform",
+    "apt",
+    "apt-get",
+    "dnf",
+    "yum",
+    "gcloud",
+    "puppet",
+];
+
+/// `tool verb args...` with nothing of a shell in the arguments: the sub-command a plain
+/// word (`install`, `run`, `get`), no variable, redirection, substitution or sensitive file.
+fn tool_with_subcommand(base: &str, args: &[&str]) -> bool {
+    DEV_TOOLS.contains(&base)
+        && args
+            .first()
+            .is_some_and(|a| a.len() >= 2 && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+        && args
+            .iter()
+            .all(|a| !a.contains(['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
+}
+
 /// A program name that is also an English word: the common words of [`WORDLIKE`] of
 /// three letters or more (`cat`, `tar`, `find`, `sleep`), and `vi` and `ex`; the other
 /// two-letter names are abbreviations no sentence uses as words (`ls`, `ps`, `rm`).
@@ -899,6 +939,10 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     }
     if matches!(intro, Intro::Strong | Intro::Start) && word_with_plain_options(base, &args) {
         return Some(WORD_OPTIONS);
+    }
+    // A whole value (after a separator it counts at 1: `;docker run ...`).
+    if intro == Intro::Start && tool_with_subcommand(base, &args) {
+        return Some(TOOL_COMMAND);
     }
     // Versioned interpreters (`python3.10`) and tool families (`ansible-vault`) are program
     // names that prose does not use.
@@ -1333,7 +1377,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             continue;
         }
         if let Some(rule) = command_in_segment(intro, seg) {
-            if rule == TARGET_ONLY || rule == WORD_AND_PATH || rule == WORD_OPTIONS {
+            if [TARGET_ONLY, WORD_AND_PATH, WORD_OPTIONS, TOOL_COMMAND].contains(&rule) {
                 // Paranoia 2; the segments after it are still read at paranoia 1.
                 out.hit(input, CAT, rule, Severity::Critical, 2);
                 continue;
