@@ -988,9 +988,9 @@ fn english_word_program_with_options_is_paranoia_2() {
         "x && find /var/www -name uploads -type d",
         "sort -k2 -n scores.txt",
         "tar -xzf archive.tar.gz",
-        "head -n 5 data.csv",
+        "cut -d, -f2 users.csv",
         "notes; vim -R /srv/app/readme.md",
-        "a|head -n 20",
+        "a|less -S /srv/app/big.log",
     ] {
         each_carrier(v, |carrier, a| {
             assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {v:?} -> {a:?}");
@@ -1004,6 +1004,8 @@ fn english_word_program_with_options_is_paranoia_2() {
         "x; wget -q example.org/a.sh",
         "report.pdf; tar -czf - /etc/shadow",
         "x; head -c 64 $HOME/.bashrc",
+        "a|head -n 20",
+        "x; echo -e '\\x41'",
         "x; sort -u list > /var/www/html/x.php",
         "x; tar -xzf a.tgz; sh ./run.sh",
         "x; find /srv -name a; id",
