@@ -142,6 +142,8 @@ const LEVELS: &[(&str, u8)] = &[
     // follows at 3, ordinary-word programs at 4
     ("fn main() { run(); }", 2),
     ("tell me wh'oami please", 2),
+    ("files; tar -czf /tmp/b.tgz /srv/www", 2),
+    ("npm install --save-dev eslint", 2),
     ("python script runner", 3),
     ("cat food", 4),
     // php: extension calls at 2, variables at 4
