@@ -116,16 +116,15 @@ pub fn product_user_agent(ua: &str) -> bool {
             while b.get(i).is_some_and(u8::is_ascii_alphabetic) {
                 i += 1;
             }
-            let mut buf = [0u8; 16];
-            let (Some(word), Some(lw)) = (b.get(start..i), buf.get_mut(..i - start)) else {
+            // No product word is longer than 16 letters.
+            let Some(word) = b.get(start..i).filter(|w| w.len() <= 16) else {
                 return false;
             };
-            lw.copy_from_slice(word);
-            lw.make_ascii_lowercase();
             // One letter between digits is part of a build number (iOS `15E148`).
             let digit = |k: Option<usize>| k.and_then(|k| b.get(k)).is_some_and(u8::is_ascii_digit);
             let build = i - start == 1 && digit(start.checked_sub(1)) && digit(Some(i));
-            if !build && !std::str::from_utf8(lw).is_ok_and(|w| PRODUCT_SET.contains(w)) {
+            // Looked up in any case, without a lowercase copy of the word.
+            if !build && !PRODUCT_SET.contains_ignore_ascii_case(word) {
                 return false;
             }
             letters = true;

@@ -185,7 +185,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
     }
     // Struts-style OGNL in Content-Type (not an inspected header by default).
-    if let Some(ct) = p.request.header("content-type") {
+    if let Some(ct) = p.headers.content_type {
         if ognl(&ct.to_ascii_lowercase()) {
             out.hit_request(
                 CAT,

@@ -282,7 +282,7 @@ pub struct WordSet {
 }
 
 /// FNV-1a over the bytes of a word.
-fn word_hash(w: &[u8]) -> u64 {
+pub(crate) fn word_hash(w: &[u8]) -> u64 {
     w.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -320,6 +320,24 @@ impl WordSet {
             }
             t
         })
+    }
+
+    /// Whether `w` lowercased (ASCII) is in the list, whose entries are lowercase: hashed and
+    /// compared case-insensitively, without a lowercase copy of `w`.
+    pub fn contains_ignore_ascii_case(&self, w: &[u8]) -> bool {
+        let t = self.table();
+        let mask = t.len().wrapping_sub(1);
+        let hash = w.iter().fold(0xcbf2_9ce4_8422_2325, |h: u64, &b| {
+            (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3)
+        });
+        let mut i = (hash as usize) & mask;
+        while let Some(Some(e)) = t.get(i) {
+            if e.as_bytes().eq_ignore_ascii_case(w) {
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+        false
     }
 
     /// Whether `w` is in the list.
