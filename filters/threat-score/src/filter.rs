@@ -311,7 +311,8 @@ impl HttpFilter for ThreatScoreFilter {
         ops.remove(SCORE_HEADER);
         ops.remove(CATEGORIES_HEADER);
         state.protocol = req.string_property(&["request", "protocol"]);
-        let wants_body = self.max_body > 0 && Self::may_have_body(req, &seen, state.protocol.as_deref());
+        let wants_body =
+            self.max_body > 0 && Self::may_have_body(req, &seen, state.protocol.as_deref());
         if wants_body && self.mode == Mode::Tag {
             // The headers travel upstream before the body is seen, so the tags can only come
             // from what the headers show; the body is still inspected, logged and counted.

@@ -209,7 +209,12 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             } else {
                 bare
             };
-            if bare.parse::<std::net::IpAddr>().is_ok() {
+            // An address literal holds only hex digits, `.` and `:` (a name has other letters:
+            // no parse needed).
+            let literal = bare
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() || c == b'.' || c == b':');
+            if literal && bare.parse::<std::net::IpAddr>().is_ok() {
                 out.hit_request(
                     P,
                     "protocol.host-is-ip",

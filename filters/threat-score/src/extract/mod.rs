@@ -718,8 +718,10 @@ impl<'r> Builder<'_, '_, 'r> {
         text: Text<'r>,
         excluded: CategorySet,
     ) {
-        // Undecoded values (most) are their own raw form: no copy, no second conversion.
-        let raw = if text.as_bytes() == raw.bytes() {
+        // Undecoded values (most) are their own raw form: no copy, no second conversion. A
+        // borrowed text is the raw bytes themselves (same place): no comparison needed.
+        let (t, r) = (text.as_bytes(), raw.bytes());
+        let raw = if (t.as_ptr() == r.as_ptr() && t.len() == r.len()) || t == r {
             text.clone()
         } else {
             match raw {
@@ -787,10 +789,8 @@ impl<'r> Builder<'_, '_, 'r> {
             }
             let (name, value) = c.split_once('=').unwrap_or((c, ""));
             let excluded = self.excl.for_arg(name);
-            let (n, v) = (
-                Raw::Request(name.as_bytes()),
-                Raw::Request(value.as_bytes()),
-            );
+            // Parts of a header value: UTF-8 already, nothing to validate again.
+            let (n, v) = (Raw::RequestStr(name), Raw::RequestStr(value));
             self.push(Source::CookieName, Text::from(name), n, false, excluded);
             if !value.is_empty() {
                 self.push(Source::Cookie, Text::from(name), v, false, excluded);
@@ -903,13 +903,14 @@ pub(crate) fn prepare_with<'r>(
     let mut b = Builder {
         cfg,
         excl,
-        inputs: Vec::new(),
+        // Room for the usual values (path, a few arguments, headers, cookies) without regrowing.
+        inputs: Vec::with_capacity(17 + req.headers.len()),
         flags: Flags::default(),
         limit_hits: Vec::new(),
         arg_count: 0,
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
-    let path = b.text(Raw::Request(path_raw.as_bytes()), false);
+    let path = b.text(Raw::RequestStr(path_raw), false);
     b.inputs.push(Input::new(
         Place::new(Source::Path, Text::default()),
         Text::from(path_raw),
@@ -917,8 +918,6 @@ pub(crate) fn prepare_with<'r>(
         CategorySet::EMPTY,
     ));
     let path = path.to_string();
-    // Room for the usual values (path, a few arguments, headers, cookies) without regrowing.
-    b.inputs.reserve(16 + req.headers.len());
     b.form(query_raw.as_bytes());
 
     // Headers.
@@ -954,7 +953,7 @@ pub(crate) fn prepare_with<'r>(
             b.push(
                 Source::Header,
                 Text::from(name.as_str()),
-                Raw::Request(value.as_bytes()),
+                Raw::RequestStr(value),
                 false,
                 excluded,
             );
