@@ -237,6 +237,7 @@ pub(crate) fn build_tables() {
     }
     sqli::lexer::build_table();
     let _ = lfi::sensitive_sets();
+    let _ = java::gadget_sets();
 }
 
 /// A constant word list that stays data in the module.
