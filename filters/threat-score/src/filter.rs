@@ -234,10 +234,8 @@ impl<'a> Seen<'a> {
         for (n, v) in req.headers() {
             match n.as_str() {
                 SCORE_HEADER | CATEGORIES_HEADER => seen.owned = true,
-                "content-length" => {
-                    if seen.content_length.is_none() {
-                        seen.content_length = Some(v.as_str());
-                    }
+                "content-length" if seen.content_length.is_none() => {
+                    seen.content_length = Some(v.as_str());
                 }
                 "transfer-encoding" => seen.transfer_encoding = true,
                 "content-type" => seen.content_type = true,

@@ -181,7 +181,7 @@ pub(crate) fn sensitive_target(path: &str) -> bool {
         })
         || with_root.has_lit(":/windows/")
             && with_root.has_lit("/system")
-            && !windows_directory_only(&with_root)
+            && !windows_directory_only(with_root)
         // Its bytes first: a Two-Way search set up for every path otherwise.
         || set.has_all(b"/system32") && system32_file(with_root)
 }
