@@ -4,7 +4,7 @@
 
 use crate::config::{Config, Mode, OnExceed};
 use crate::detect::{Ctx, DetectorKind, Findings};
-use crate::extract::{prepare, ExclusionLookup, Prepared};
+use crate::extract::{prepare_with, ExclusionLookup, HeaderTable, Prepared};
 use crate::model::{Assessment, Category, CategorySet, Detection, LimitKind, Verdict};
 use crate::request::Request;
 
@@ -12,6 +12,8 @@ use crate::request::Request;
 #[derive(Debug, Clone)]
 pub struct Engine {
     cfg: Config,
+    /// `cfg.headers` as a lookup table, built once.
+    headers: HeaderTable,
 }
 
 /// Exclusions that apply to one request (those whose path prefix matched).
@@ -50,7 +52,8 @@ impl ExclusionLookup for ActiveExclusions<'_> {
 impl Engine {
     pub(crate) fn new(cfg: Config) -> Engine {
         crate::detect::build_tables();
-        Engine { cfg }
+        let headers = HeaderTable::new(&cfg.headers);
+        Engine { cfg, headers }
     }
 
     /// The configuration this engine was compiled from.
@@ -149,7 +152,7 @@ impl Engine {
             .fold(CategorySet::EMPTY, |acc, e| {
                 categories_of(e).iter().fold(acc, CategorySet::with)
             });
-        prepare(*req, &self.cfg, &active, request_excluded)
+        prepare_with(*req, &self.cfg, &self.headers, &active, request_excluded)
     }
 
     /// Runs one detector over a prepared request and returns what it found (after paranoia

@@ -15,7 +15,12 @@ pub struct NormalPath {
 pub fn normalize(s: &str) -> NormalPath {
     let mut out = String::with_capacity(s.len());
     let mut parents = 0;
-    let unified = s.replace('\\', "/");
+    // Copied only when there is a backslash to unify (most paths have none).
+    let unified: std::borrow::Cow<'_, str> = if s.contains('\\') {
+        s.replace('\\', "/").into()
+    } else {
+        s.into()
+    };
     for (i, seg) in unified.split('/').enumerate() {
         if seg.is_empty() && i != 0 {
             continue;

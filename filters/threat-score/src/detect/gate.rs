@@ -113,19 +113,21 @@ pub fn product_user_agent(ua: &str) -> bool {
     while let Some(&c) = b.get(i) {
         if c.is_ascii_alphabetic() {
             let start = i;
-            while b.get(i).is_some_and(u8::is_ascii_alphabetic) {
+            // The run's hash (of its lowercase form) is computed while reading it.
+            let mut hash = super::WORD_HASH_START;
+            while let Some(&l) = b.get(i).filter(|l| l.is_ascii_alphabetic()) {
+                hash = super::word_hash_step(hash, l | 0x20);
                 i += 1;
             }
-            let mut buf = [0u8; 16];
-            let (Some(word), Some(lw)) = (b.get(start..i), buf.get_mut(..i - start)) else {
+            // No product word is longer than 16 letters.
+            let Some(word) = b.get(start..i).filter(|w| w.len() <= 16) else {
                 return false;
             };
-            lw.copy_from_slice(word);
-            lw.make_ascii_lowercase();
             // One letter between digits is part of a build number (iOS `15E148`).
             let digit = |k: Option<usize>| k.and_then(|k| b.get(k)).is_some_and(u8::is_ascii_digit);
             let build = i - start == 1 && digit(start.checked_sub(1)) && digit(Some(i));
-            if !build && !std::str::from_utf8(lw).is_ok_and(|w| PRODUCT_SET.contains(w)) {
+            // Looked up in any case, without a lowercase copy of the word.
+            if !build && !PRODUCT_SET.contains_ignore_ascii_case_hashed(hash, word) {
                 return false;
             }
             letters = true;
@@ -291,6 +293,112 @@ impl DetectorKind {
                     || has("instance-data")
                     || (l.len() >= 12 && super::generic::base64_marker(&input.value))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The previous `product_user_agent` (a lowercase copy of each letter run, looked up with
+    /// `WordSet::contains`): the version that hashes each run while reading it, without a
+    /// copy, must agree with it.
+    fn reference(ua: &str) -> bool {
+        let b = ua.as_bytes();
+        let mut i = 0;
+        let mut letters = false;
+        while let Some(&c) = b.get(i) {
+            if c.is_ascii_alphabetic() {
+                let start = i;
+                while b.get(i).is_some_and(u8::is_ascii_alphabetic) {
+                    i += 1;
+                }
+                let mut buf = [0u8; 16];
+                let (Some(word), Some(lw)) = (b.get(start..i), buf.get_mut(..i - start)) else {
+                    return false;
+                };
+                lw.copy_from_slice(word);
+                lw.make_ascii_lowercase();
+                let digit =
+                    |k: Option<usize>| k.and_then(|k| b.get(k)).is_some_and(u8::is_ascii_digit);
+                let build = i - start == 1 && digit(start.checked_sub(1)) && digit(Some(i));
+                if !build && !std::str::from_utf8(lw).is_ok_and(|w| PRODUCT_SET.contains(w)) {
+                    return false;
+                }
+                letters = true;
+                continue;
+            }
+            let dots = c == b'.' && b.get(i + 1) == Some(&b'.');
+            if dots
+                || !(c.is_ascii_digit()
+                    || matches!(
+                        c,
+                        b' ' | b'.' | b'/' | b';' | b'(' | b')' | b',' | b'_' | b'-' | b':'
+                    ))
+            {
+                return false;
+            }
+            i += 1;
+        }
+        letters
+    }
+
+    #[test]
+    fn product_user_agent_agrees_with_the_reference() {
+        let pieces = [
+            "Mozilla",
+            "mozilla",
+            "MOZILLA",
+            "/",
+            "5.0",
+            " ",
+            "(",
+            ")",
+            ";",
+            "X11",
+            "Linux",
+            "x86_64",
+            "AppleWebKit",
+            "..",
+            ".",
+            "15E148",
+            "E",
+            "1",
+            "a",
+            "rv:",
+            "128",
+            "curl",
+            "sqlmap",
+            "<",
+            "'",
+            "\u{e9}",
+            "samsungbrowser",
+            "Samsungbrowserx",
+            "-",
+            "_",
+            ",",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize % n
+        };
+        let mut agreed_true = 0;
+        for _ in 0..20_000 {
+            let mut ua = String::new();
+            for _ in 0..next(12) {
+                ua.push_str(pieces[next(pieces.len())]);
+            }
+            let expected = reference(&ua);
+            assert_eq!(product_user_agent(&ua), expected, "{ua:?}");
+            agreed_true += usize::from(expected);
+        }
+        assert!(agreed_true > 100, "{agreed_true}");
+        for ua in ["", "1", "E", "1E1", "1E", "..", "a..b", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"] {
+            assert_eq!(product_user_agent(ua), reference(ua), "{ua:?}");
         }
     }
 }

@@ -7,7 +7,7 @@
 use super::{Findings, INJECTION_SOURCES};
 use crate::decode::path::normalize;
 use crate::detect::Lit as _;
-use crate::extract::Prepared;
+use crate::extract::{ByteSet, Prepared};
 use crate::model::{Category, Severity, Source};
 
 const CAT: Category = Category::Lfi;
@@ -117,13 +117,29 @@ fn backup_archive(path: &str) -> bool {
         && (name.has_lit("backup") || name.has_lit("dump"))
 }
 
+/// The byte sets of [`SENSITIVE`]'s entries, in its order, computed once: an entry whose
+/// bytes are not all in the path cannot occur in it (four word operations per entry instead
+/// of a lookup per byte of the entry, for every path and every value with a `/`).
+static SENSITIVE_SETS: std::sync::OnceLock<Vec<ByteSet>> = std::sync::OnceLock::new();
+
+pub(crate) fn sensitive_sets() -> &'static [ByteSet] {
+    SENSITIVE_SETS.get_or_init(|| {
+        SENSITIVE
+            .iter()
+            .map(|s| ByteSet::of(s.as_bytes()))
+            .collect()
+    })
+}
+
 pub(crate) fn sensitive_target(path: &str) -> bool {
-    let with_root = if path.starts_with('/') {
-        path.to_string()
+    // Borrowed when it has its root already (the URL path, most values).
+    let with_root: std::borrow::Cow<'_, str> = if path.starts_with('/') {
+        path.into()
     } else {
-        format!("/{path}")
+        format!("/{path}").into()
     };
-    let set = crate::extract::ByteSet::of(with_root.as_bytes());
+    let with_root = with_root.as_ref();
+    let set = ByteSet::of(with_root.as_bytes());
     let tree = SYSTEM_TREES
         .iter()
         .filter(|(dir, _)| set.has_all(dir.as_bytes()))
@@ -144,8 +160,9 @@ pub(crate) fn sensitive_target(path: &str) -> bool {
         });
     tree || SENSITIVE
         .iter()
-        .filter(|s| set.has_all(s.as_bytes()))
-        .any(|s| {
+        .zip(sensitive_sets())
+        .filter(|(_, needs)| needs.is_subset_of(&set))
+        .any(|(s, _)| {
             with_root.match_indices(s).any(|(p, _)| {
                 // Names must stand as whole path segments (or segment prefixes for dirs).
                 let before = p
@@ -164,8 +181,9 @@ pub(crate) fn sensitive_target(path: &str) -> bool {
         })
         || with_root.has_lit(":/windows/")
             && with_root.has_lit("/system")
-            && !windows_directory_only(&with_root)
-        || system32_file(&with_root)
+            && !windows_directory_only(with_root)
+        // Its bytes first: a Two-Way search set up for every path otherwise.
+        || set.has_all(b"/system32") && system32_file(with_root)
 }
 
 /// A file under `system32/` (`config/sam`, `drivers/etc/hosts`, `cmd.exe`): an entry with an
@@ -365,7 +383,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         } else {
             v.as_str()
         };
-        let n = normalize(&text.replace('\0', ""));
+        // NUL bytes dropped (a copy only when there is one).
+        let n = if input.bytes.has(0) {
+            normalize(&text.replace('\0', ""))
+        } else {
+            normalize(text)
+        };
         if raw_dots && n.parent_segments > 0 {
             // One `..` climbs into a sibling directory: that is how documents link
             // (`../images/photo.jpg` in Markdown or HTML). It escapes a base directory where

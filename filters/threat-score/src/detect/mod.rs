@@ -236,6 +236,8 @@ pub(crate) fn build_tables() {
         let _ = set.table();
     }
     sqli::lexer::build_table();
+    let _ = lfi::sensitive_sets();
+    let _ = java::gadget_sets();
 }
 
 /// A constant word list that stays data in the module.
@@ -281,11 +283,18 @@ pub struct WordSet {
     table: std::sync::OnceLock<Vec<Option<&'static str>>>,
 }
 
+/// FNV-1a's starting value ([`word_hash`]).
+pub(crate) const WORD_HASH_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One byte of FNV-1a ([`word_hash`]).
+#[inline(always)]
+pub(crate) fn word_hash_step(h: u64, b: u8) -> u64 {
+    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+}
+
 /// FNV-1a over the bytes of a word.
-fn word_hash(w: &[u8]) -> u64 {
-    w.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+pub(crate) fn word_hash(w: &[u8]) -> u64 {
+    w.iter().fold(WORD_HASH_START, |h, &b| word_hash_step(h, b))
 }
 
 impl WordSet {
@@ -320,6 +329,30 @@ impl WordSet {
             }
             t
         })
+    }
+
+    /// Whether `w` lowercased (ASCII) is in the list, whose entries are lowercase: hashed and
+    /// compared case-insensitively, without a lowercase copy of `w`.
+    pub fn contains_ignore_ascii_case(&self, w: &[u8]) -> bool {
+        let hash = w.iter().fold(WORD_HASH_START, |h, &b| {
+            word_hash_step(h, b.to_ascii_lowercase())
+        });
+        self.contains_ignore_ascii_case_hashed(hash, w)
+    }
+
+    /// [`WordSet::contains_ignore_ascii_case`] when the caller computed `hash`, the
+    /// [`word_hash`] of `w` lowercased, while reading `w` already.
+    pub fn contains_ignore_ascii_case_hashed(&self, hash: u64, w: &[u8]) -> bool {
+        let t = self.table();
+        let mask = t.len().wrapping_sub(1);
+        let mut i = (hash as usize) & mask;
+        while let Some(Some(e)) = t.get(i) {
+            if e.as_bytes().eq_ignore_ascii_case(w) {
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+        false
     }
 
     /// Whether `w` is in the list.

@@ -257,6 +257,12 @@ const WRAPPERS: crate::detect::Words = crate::detect::Words::new(&[
     "php://",
 ]);
 
+/// Whether `input` holds a byte every [`open_tag`] form needs (`<?`, `[php]`, `{php}`): the
+/// byte set answers for most values before five searches.
+fn may_hold_open_tag(input: &crate::extract::Input<'_>) -> bool {
+    input.bytes.has(b'<') || input.bytes.has(b'[') || input.bytes.has(b'{')
+}
+
 fn open_tag(l: &str) -> bool {
     // BBCode-style `[php]` and Smarty's `{php}` blocks run their content as PHP.
     if l.has_lit("[php]") || l.has_lit("[/php]") || l.has_lit("{php}") || l.has_lit("{/php}") {
@@ -1086,7 +1092,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             && !super::java::is_upload_name(input.location.source, &input.location.name)
             && input.location.name == "user-agent"
         {
-            if open_tag(&input.lower) {
+            if may_hold_open_tag(input) && open_tag(&input.lower) {
                 out.hit(input, CAT, "php.open-tag", Severity::Critical, 1);
             }
             continue;
@@ -1097,7 +1103,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if WRAPPERS
             .iter()
             .any(|w| path.may_contain(w) && path.lower.contains(w))
-            || open_tag(&path.lower)
+            || (may_hold_open_tag(path) && open_tag(&path.lower))
             || function_call(&path.lower)
         {
             out.hit(path, CAT, "php.wrapper", Severity::Critical, 1);

@@ -35,20 +35,6 @@ const METHODS_RFC: &[&str] = &[
     "UNLOCK",
 ];
 
-/// Request headers no ordinary client sends and that have served attacks (WebDAV conditions,
-/// `Proxy` (httpoxy), method overrides). `Content-Range` is not one: partial `PUT`s
-/// (resumable uploads) send it.
-const RESTRICTED_HEADERS: &[&str] = &[
-    "proxy",
-    "lock-token",
-    "if",
-    "x-http-method-override",
-    "x-method-override",
-    "x-http-method",
-    "request-range",
-    "translate",
-];
-
 const CHARSETS: &[&str] = &[
     "utf-8",
     "iso-8859-1",
@@ -56,6 +42,23 @@ const CHARSETS: &[&str] = &[
     "windows-1252",
     "us-ascii",
 ];
+
+/// Request headers no ordinary client sends and that have served attacks (WebDAV conditions,
+/// `Proxy` (httpoxy), method overrides). `Content-Range` is not one: partial `PUT`s
+/// (resumable uploads) send it. A `match` (a switch on the length, then one comparison).
+fn restricted_header(name: &str) -> bool {
+    matches!(
+        name,
+        "proxy"
+            | "lock-token"
+            | "if"
+            | "x-http-method-override"
+            | "x-method-override"
+            | "x-http-method"
+            | "request-range"
+            | "translate"
+    )
+}
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
@@ -76,8 +79,7 @@ fn media_type_allowed(mt: &str, allowed: &[String]) -> bool {
 }
 
 fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
-    let cts: Vec<&str> = p.request.header_all("content-type").collect();
-    if cts.len() > 1 {
+    if p.headers.content_type_repeated {
         out.hit_request(
             P,
             "protocol.multiple-content-type",
@@ -87,7 +89,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             "content-type",
         );
     }
-    let Some(ct) = cts.first() else {
+    let Some(ct) = p.headers.content_type else {
         return;
     };
     let mut parts = ct.split(';');
@@ -175,7 +177,8 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
 fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     let req = &p.request;
     // Host.
-    match req.host() {
+    let h = &p.headers;
+    match h.host() {
         None => out.hit_request(
             P,
             "protocol.missing-host",
@@ -206,7 +209,12 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             } else {
                 bare
             };
-            if bare.parse::<std::net::IpAddr>().is_ok() {
+            // An address literal holds only hex digits, `.` and `:` (a name has other letters:
+            // no parse needed).
+            let literal = bare
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() || c == b'.' || c == b':');
+            if literal && bare.parse::<std::net::IpAddr>().is_ok() {
                 out.hit_request(
                     P,
                     "protocol.host-is-ip",
@@ -219,7 +227,12 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
         }
     }
     // Content-Length / Transfer-Encoding.
-    let cls: Vec<&str> = req.header_all("content-length").collect();
+    // Every copy, when there is one (none in most requests: no list to build).
+    let cls: Vec<&str> = if h.content_length.is_some() {
+        req.header_all("content-length").collect()
+    } else {
+        Vec::new()
+    };
     if cls
         .iter()
         .any(|v| v.trim().is_empty() || !v.trim().bytes().all(|b| b.is_ascii_digit()))
@@ -247,7 +260,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             "content-length",
         );
     }
-    let te = req.header("transfer-encoding");
+    let te = h.transfer_encoding;
     if te.is_some() && !cls.is_empty() {
         out.hit_request(
             A,
@@ -291,7 +304,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             "content-length",
         );
     }
-    if has_body && req.header("content-type").is_none() && cls.iter().any(|v| v.trim() != "0") {
+    if has_body && h.content_type.is_none() && cls.iter().any(|v| v.trim() != "0") {
         out.hit_request(
             P,
             "protocol.body-without-content-type",
@@ -302,7 +315,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
         );
     }
     // Connection: repeated or conflicting options.
-    if let Some(c) = req.header("connection") {
+    if let Some(c) = h.connection {
         let opts: Vec<String> = c
             .split(',')
             .map(|o| o.trim().to_ascii_lowercase())
@@ -324,7 +337,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
         }
     }
     // Range abuse: too many ranges, inverted ranges.
-    if let Some(r) = req.header("range") {
+    if let Some(r) = h.range {
         let specs: Vec<&str> = r
             .trim()
             .strip_prefix("bytes=")
@@ -361,7 +374,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
         }
     }
     for (name, value) in req.headers {
-        if RESTRICTED_HEADERS.contains(&name.as_str()) {
+        if restricted_header(name) {
             out.hit_request(
                 P,
                 "protocol.restricted-header",
@@ -371,7 +384,8 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
                 name,
             );
         }
-        if !name.starts_with(':') && (value.contains(['\r', '\n']) || value.contains('\0')) {
+        // One byte pass for CR, LF and NUL.
+        if !name.starts_with(':') && value.bytes().any(|c| matches!(c, b'\r' | b'\n' | 0)) {
             out.hit_request(
                 A,
                 "protocol.header-injection",
@@ -814,7 +828,7 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     // A `charset` parameter in `Accept` outside the allowed charsets asks the server to answer
     // in an encoding of the client's choosing (UTF-7, UTF-16, EBCDIC `CP1026`), the way filters
     // are evaded on the response side.
-    if p.request.header("accept").is_some_and(|a| {
+    if p.headers.accept.is_some_and(|a| {
         // No `=`, no parameter (most `Accept` headers): nothing to lowercase.
         if !a.contains('=') {
             return false;
@@ -862,7 +876,7 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         }
     }
     header_checks(p, out);
-    if p.body_kind != BodyKind::None || p.request.header("content-type").is_some() {
+    if p.body_kind != BodyKind::None || p.headers.content_type.is_some() {
         content_type_checks(p, ctx, out);
     }
     if p.flags.unicode_escape {

@@ -202,7 +202,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if !out.wants(CAT, 1) {
         return;
     }
-    let host = p.request.host();
+    let host = p.headers.host();
     for input in p.inputs_from(INJECTION_SOURCES) {
         if input.location.source == Source::Header {
             continue;

@@ -52,10 +52,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     let own = p
-        .request
+        .headers
         .host()
         .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
-    let referer = p.request.header("referer");
+    let referer = p.headers.referer;
     let offsite = referer.and_then(host_of).is_some_and(|h| {
         own.as_deref()
             .is_none_or(|o| h != o && !h.ends_with(&format!(".{o}")))

@@ -347,11 +347,77 @@ pub struct Flags {
     pub body_malformed: bool,
 }
 
+/// The first value of each header the request-level checks ask for, found in one pass over
+/// the header list at extraction (instead of one scan of the list per question per
+/// detector). `*_repeated`: the header occurs more than once (read every copy from
+/// [`Request::header_all`] then).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeaderIndex<'r> {
+    /// `host`.
+    pub host: Option<&'r str>,
+    /// `:authority`.
+    pub authority: Option<&'r str>,
+    /// `content-type`.
+    pub content_type: Option<&'r str>,
+    /// `content-type` occurs more than once.
+    pub content_type_repeated: bool,
+    /// `content-length`.
+    pub content_length: Option<&'r str>,
+    /// `transfer-encoding`.
+    pub transfer_encoding: Option<&'r str>,
+    /// `connection`.
+    pub connection: Option<&'r str>,
+    /// `range`.
+    pub range: Option<&'r str>,
+    /// `accept`.
+    pub accept: Option<&'r str>,
+    /// `referer`.
+    pub referer: Option<&'r str>,
+}
+
+impl<'r> HeaderIndex<'r> {
+    /// One pass over `headers` (lowercase names, as [`Request`] requires).
+    pub fn of(headers: &'r [(String, String)]) -> HeaderIndex<'r> {
+        let mut x = HeaderIndex::default();
+        let first = |slot: &mut Option<&'r str>, v: &'r str| {
+            if slot.is_none() {
+                *slot = Some(v);
+            }
+        };
+        for (n, v) in headers {
+            let v = v.as_str();
+            match n.as_str() {
+                "host" => first(&mut x.host, v),
+                ":authority" => first(&mut x.authority, v),
+                "content-type" => {
+                    x.content_type_repeated |= x.content_type.is_some();
+                    first(&mut x.content_type, v);
+                }
+                "content-length" => first(&mut x.content_length, v),
+                "transfer-encoding" => first(&mut x.transfer_encoding, v),
+                "connection" => first(&mut x.connection, v),
+                "range" => first(&mut x.range, v),
+                "accept" => first(&mut x.accept, v),
+                "referer" => first(&mut x.referer, v),
+                _ => {}
+            }
+        }
+        x
+    }
+
+    /// `host`, falling back to `:authority` ([`Request::host`]).
+    pub fn host(&self) -> Option<&'r str> {
+        self.host.or(self.authority)
+    }
+}
+
 /// The request decoded into inputs; detectors read only this.
 #[derive(Debug, Clone)]
 pub struct Prepared<'r> {
     /// The original view (headers, body) for request-level checks.
     pub request: Request<'r>,
+    /// The headers the request-level checks ask for, found once.
+    pub headers: HeaderIndex<'r>,
     /// Method (pseudo-header fallback applied).
     pub method: &'r str,
     /// URI as sent.
@@ -437,6 +503,7 @@ impl<'r> Prepared<'r> {
     fn clone_without_inputs(&self) -> Prepared<'r> {
         Prepared {
             request: self.request,
+            headers: self.headers,
             method: self.method,
             uri: self.uri,
             path_raw: self.path_raw,
@@ -651,8 +718,10 @@ impl<'r> Builder<'_, '_, 'r> {
         text: Text<'r>,
         excluded: CategorySet,
     ) {
-        // Undecoded values (most) are their own raw form: no copy, no second conversion.
-        let raw = if text.as_bytes() == raw.bytes() {
+        // Undecoded values (most) are their own raw form: no copy, no second conversion. A
+        // borrowed text is the raw bytes themselves (same place): no comparison needed.
+        let (t, r) = (text.as_bytes(), raw.bytes());
+        let raw = if (t.as_ptr() == r.as_ptr() && t.len() == r.len()) || t == r {
             text.clone()
         } else {
             match raw {
@@ -720,10 +789,8 @@ impl<'r> Builder<'_, '_, 'r> {
             }
             let (name, value) = c.split_once('=').unwrap_or((c, ""));
             let excluded = self.excl.for_arg(name);
-            let (n, v) = (
-                Raw::Request(name.as_bytes()),
-                Raw::Request(value.as_bytes()),
-            );
+            // Parts of a header value: UTF-8 already, nothing to validate again.
+            let (n, v) = (Raw::RequestStr(name), Raw::RequestStr(value));
             self.push(Source::CookieName, Text::from(name), n, false, excluded);
             if !value.is_empty() {
                 self.push(Source::Cookie, Text::from(name), v, false, excluded);
@@ -748,27 +815,102 @@ pub fn has_bad_percent(b: &[u8]) -> bool {
     false
 }
 
+/// Which headers are inspected as values, decided once per configuration: `headers.inspect`
+/// and `headers.skip` as one hash table (FNV-1a, open addressing) instead of comparing every
+/// header name with each of the ~60 configured names on every request.
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderTable {
+    /// Slots of (name, listed in `inspect`, listed in `skip`); at most half full.
+    slots: Vec<Option<(Box<str>, bool, bool)>>,
+    inspect_other: bool,
+}
+
+impl HeaderTable {
+    pub(crate) fn new(h: &crate::config::HeaderConfig) -> HeaderTable {
+        let names = h.inspect.len() + h.skip.len();
+        let size = (names * 2).next_power_of_two().max(8);
+        let mut t = HeaderTable {
+            slots: vec![None; size],
+            inspect_other: h.inspect_other,
+        };
+        for (name, listed) in h
+            .inspect
+            .iter()
+            .map(|n| (n, true))
+            .chain(h.skip.iter().map(|n| (n, false)))
+        {
+            let i = t.slot(name);
+            if let Some(slot) = t.slots.get_mut(i) {
+                let e = slot.get_or_insert_with(|| (name.as_str().into(), false, false));
+                if listed {
+                    e.1 = true;
+                } else {
+                    e.2 = true;
+                }
+            }
+        }
+        t
+    }
+
+    /// The slot holding `name`, or the empty slot where it would go.
+    fn slot(&self, name: &str) -> usize {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut i = (crate::detect::word_hash(name.as_bytes()) as usize) & mask;
+        while let Some(Some((n, _, _))) = self.slots.get(i) {
+            if **n == *name {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    /// Whether header `name` is inspected: listed in `inspect`, or `inspect_other` and not
+    /// listed in `skip`.
+    pub(crate) fn inspects(&self, name: &str) -> bool {
+        match self.slots.get(self.slot(name)) {
+            Some(Some((_, listed, skipped))) => *listed || (self.inspect_other && !*skipped),
+            _ => self.inspect_other,
+        }
+    }
+}
+
 /// Decodes `req` into inputs under `cfg`'s limits and exclusions.
+#[cfg(test)]
 pub(crate) fn prepare<'r>(
     req: Request<'r>,
     cfg: &Config,
     excl: &dyn ExclusionLookup,
     request_excluded: CategorySet,
 ) -> Prepared<'r> {
+    let headers = HeaderTable::new(&cfg.headers);
+    prepare_with(req, cfg, &headers, excl, request_excluded)
+}
+
+/// [`prepare`] with the configuration's [`HeaderTable`] built already (by the engine).
+pub(crate) fn prepare_with<'r>(
+    req: Request<'r>,
+    cfg: &Config,
+    header_table: &HeaderTable,
+    excl: &dyn ExclusionLookup,
+    request_excluded: CategorySet,
+) -> Prepared<'r> {
     let method = req.effective_method();
     let uri = req.effective_uri();
     let (path_raw, query_raw) = uri.split_once('?').unwrap_or((uri, ""));
+    let headers = HeaderIndex::of(req.headers);
     // A fragment is never sent by browsers; if present, it is part of the attack surface.
     let mut b = Builder {
         cfg,
         excl,
-        inputs: Vec::new(),
+        // Room for the usual values (path, a few arguments, headers, cookies) without regrowing.
+        inputs: Vec::with_capacity(17 + req.headers.len()),
         flags: Flags::default(),
         limit_hits: Vec::new(),
         arg_count: 0,
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
-    let path = b.text(Raw::Request(path_raw.as_bytes()), false);
+    let path = b.text(Raw::RequestStr(path_raw), false);
     b.inputs.push(Input::new(
         Place::new(Source::Path, Text::default()),
         Text::from(path_raw),
@@ -776,8 +918,6 @@ pub(crate) fn prepare<'r>(
         CategorySet::EMPTY,
     ));
     let path = path.to_string();
-    // Room for the usual values (path, a few arguments, headers, cookies) without regrowing.
-    b.inputs.reserve(16 + req.headers.len());
     b.form(query_raw.as_bytes());
 
     // Headers.
@@ -808,15 +948,12 @@ pub(crate) fn prepare<'r>(
             b.cookies(value);
             continue;
         }
-        let h = &cfg.headers;
-        let listed = h.inspect.iter().any(|n| n == name);
-        let skipped = h.skip.iter().any(|n| n == name);
-        if listed || (h.inspect_other && !skipped) {
+        if header_table.inspects(name) {
             let excluded = excl.for_header(name);
             b.push(
                 Source::Header,
                 Text::from(name.as_str()),
-                Raw::Request(value.as_bytes()),
+                Raw::RequestStr(value),
                 false,
                 excluded,
             );
@@ -825,7 +962,14 @@ pub(crate) fn prepare<'r>(
 
     // Body.
     let body_start = b.inputs.len();
-    let media_type = req.media_type();
+    // `Request::media_type`, from the index.
+    let media_type = headers.content_type.map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
     let mut body_kind = BodyKind::None;
     let mut multipart_info = None;
     if let Some(body) = req.body.filter(|b| !b.is_empty()) {
@@ -933,7 +1077,7 @@ pub(crate) fn prepare<'r>(
                 }
             }
             BodyKind::Multipart => {
-                let ct = req.header("content-type").unwrap_or_default();
+                let ct = headers.content_type.unwrap_or_default();
                 match multipart::boundary(ct) {
                     Some(boundary) => {
                         // One part past the limit, so that `arg` sees it and reports the limit.
@@ -991,6 +1135,7 @@ pub(crate) fn prepare<'r>(
 
     Prepared {
         request: req,
+        headers,
         method,
         uri,
         path_raw,
