@@ -748,9 +748,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         let body = p.request.body.unwrap_or_default();
         let xxe = body.windows(2).enumerate().any(|(i, w)| {
             w == b"<!"
-                && body
-                    .get(i..(i + 112).min(body.len()))
-                    .is_some_and(|d| external_entity(&String::from_utf8_lossy(d).to_ascii_lowercase()))
+                && body.get(i..(i + 112).min(body.len())).is_some_and(|d| {
+                    external_entity(&String::from_utf8_lossy(d).to_ascii_lowercase())
+                })
         });
         if xxe {
             out.hit_request(CAT, "generic.xxe", Severity::Critical, 1, Source::Body, "");
