@@ -45,6 +45,7 @@ pub mod config;
 pub mod conn_limit;
 pub mod cookie;
 pub mod filter;
+pub mod glob;
 pub mod json;
 pub mod jwt;
 pub mod lifecycle;

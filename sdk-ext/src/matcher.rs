@@ -72,7 +72,7 @@ pub enum StringMatcher {
     Suffix(String, bool),
     Contains(String, bool),
     Regex(Regex),
-    Glob(glob::Pattern, bool),
+    Glob(crate::glob::Glob, bool),
 }
 
 impl StringMatchSpec {
@@ -150,7 +150,7 @@ impl StringMatchSpec {
                 .map_err(|reason| ConfigError::new("regex", reason));
         }
         if let Some(v) = &self.glob {
-            let pattern = glob::Pattern::new(&fold(v))
+            let pattern = crate::glob::Glob::new(&fold(v))
                 .map_err(|e| ConfigError::new("glob", format!("invalid glob `{v}`: {}", e.msg)))?;
             return Ok(StringMatcher::Glob(pattern, ic));
         }
@@ -197,14 +197,7 @@ impl StringMatcher {
             Self::Suffix(p, ic) => cmp(*ic, value, |v| v.ends_with(p.as_str())),
             Self::Contains(p, ic) => cmp(*ic, value, |v| v.contains(p.as_str())),
             Self::Regex(re) => re.is_match(value),
-            Self::Glob(pattern, ic) => {
-                let opts = glob::MatchOptions {
-                    case_sensitive: true,
-                    require_literal_separator: true,
-                    require_literal_leading_dot: false,
-                };
-                cmp(*ic, value, |v| pattern.matches_with(v, opts))
-            }
+            Self::Glob(pattern, ic) => cmp(*ic, value, |v| pattern.matches(v)),
         }
     }
 }

@@ -101,7 +101,8 @@ const PRODUCT_WORDS: &[&str] = &[
 ];
 
 /// The product words, sorted once for binary search.
-pub(super) static PRODUCT_SET: super::WordSet = super::WordSet::new(PRODUCT_WORDS);
+pub(super) static PRODUCT_SET: super::WordSet =
+    super::WordSet::packed(super::pack_words!(PRODUCT_WORDS));
 
 /// Whether `ua` (as received) is a `User-Agent` of product tokens and comments whose letter
 /// runs are all [`PRODUCT_WORDS`] (or one letter between digits, a build number): between them only digits, spaces and `. / ; ( ) , _ - :` (Firefox's `rv:128.0`), and

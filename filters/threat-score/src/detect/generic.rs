@@ -741,14 +741,16 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     }
     // An XML body's document type declaration is markup, not a value the extractor yields:
     // its entity declarations are read from the body itself (`<!DOCTYPE r [<!ENTITY x
-    // SYSTEM "http://...">]>`), one short window per `<!`, so the work stays linear.
+    // SYSTEM "http://...">]>`), one short window per `<!`, so the work stays linear. ASCII
+    // lowercasing: the keywords are ASCII, and Unicode's `to_lowercase` was the module's only
+    // use of the case tables (~16 KB of code and data; issue 13).
     if p.body_kind == BodyKind::Xml && !out.fired("generic.xxe") {
         let body = p.request.body.unwrap_or_default();
         let xxe = body.windows(2).enumerate().any(|(i, w)| {
             w == b"<!"
-                && body
-                    .get(i..(i + 112).min(body.len()))
-                    .is_some_and(|d| external_entity(&String::from_utf8_lossy(d).to_lowercase()))
+                && body.get(i..(i + 112).min(body.len())).is_some_and(|d| {
+                    external_entity(&String::from_utf8_lossy(d).to_ascii_lowercase())
+                })
         });
         if xxe {
             out.hit_request(CAT, "generic.xxe", Severity::Critical, 1, Source::Body, "");

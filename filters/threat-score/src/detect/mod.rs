@@ -279,7 +279,7 @@ impl<T> Table<T> {
 /// hundreds of entries, or a binary search's ~9 string comparisons, for every word of every
 /// value): one FNV-1a hash of the word and, almost always, one comparison.
 pub struct WordSet {
-    list: &'static [&'static str],
+    list: WordList,
     table: std::sync::OnceLock<Vec<Option<&'static str>>>,
 }
 
@@ -292,6 +292,68 @@ pub(crate) fn word_hash_step(h: u64, b: u8) -> u64 {
     (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
 }
 
+/// Where a [`WordSet`]'s words are.
+enum WordList {
+    Slice(&'static [&'static str]),
+    /// [`pack_words!`]: length-prefixed bytes.
+    Packed(&'static [u8]),
+}
+
+/// A `const` word list packed at compile time into one byte string, each word preceded by its
+/// length ([`unpack`] reads it back): for lists read only to build a lookup table once (a
+/// [`WordSet`], the SQL lexer's word table). The module then holds one byte per word instead
+/// of a `&str`'s 8 (pointer and length) and the list itself is not in it (issue 13). Words are
+/// at most 255 bytes (checked at compile time).
+macro_rules! pack_words {
+    ($list:expr) => {{
+        const N: usize = $crate::detect::packed_len($list);
+        const PACKED: [u8; N] = $crate::detect::pack::<N>($list);
+        &PACKED
+    }};
+}
+pub(crate) use pack_words;
+
+/// The length of `list` packed by [`pack_words!`].
+pub const fn packed_len(list: &[&str]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < list.len() {
+        n += 1 + list[i].len();
+        i += 1;
+    }
+    n
+}
+
+/// `list` packed ([`pack_words!`]); `N` is [`packed_len`].
+pub const fn pack<const N: usize>(list: &[&str]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let (mut i, mut at) = (0, 0);
+    while i < list.len() {
+        let w = list[i].as_bytes();
+        assert!(w.len() <= 255, "a packed word is at most 255 bytes");
+        out[at] = w.len() as u8;
+        at += 1;
+        let mut j = 0;
+        while j < w.len() {
+            out[at] = w[j];
+            at += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The words of a [`pack_words!`] list, in order.
+pub fn unpack(mut packed: &'static [u8]) -> impl Iterator<Item = &'static str> {
+    std::iter::from_fn(move || {
+        let (&n, rest) = packed.split_first()?;
+        let (w, rest) = rest.split_at_checked(usize::from(n))?;
+        packed = rest;
+        // Whole `&str`s went in, so every word is UTF-8.
+        std::str::from_utf8(w).ok()
+    })
+}
+
 /// FNV-1a over the bytes of a word.
 pub(crate) fn word_hash(w: &[u8]) -> u64 {
     w.iter().fold(WORD_HASH_START, |h, &b| word_hash_step(h, b))
@@ -301,7 +363,15 @@ impl WordSet {
     /// A set over `list` (hashed on first use).
     pub const fn new(list: &'static [&'static str]) -> WordSet {
         WordSet {
-            list,
+            list: WordList::Slice(list),
+            table: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A set over a [`pack_words!`] list (for lists used only through the set).
+    pub const fn packed(words: &'static [u8]) -> WordSet {
+        WordSet {
+            list: WordList::Packed(words),
             table: std::sync::OnceLock::new(),
         }
     }
@@ -310,9 +380,13 @@ impl WordSet {
     /// an empty slot).
     fn table(&self) -> &[Option<&'static str>] {
         self.table.get_or_init(|| {
-            let size = (self.list.len() * 2).next_power_of_two().max(8);
+            let words: Vec<&'static str> = match self.list {
+                WordList::Slice(list) => list.to_vec(),
+                WordList::Packed(packed) => unpack(packed).collect(),
+            };
+            let size = (words.len() * 2).next_power_of_two().max(8);
             let mut t: Vec<Option<&'static str>> = vec![None; size];
-            for &w in self.list {
+            for w in words {
                 let mut i = (word_hash(w.as_bytes()) as usize) & (size - 1);
                 loop {
                     match t.get(i).copied().flatten() {
@@ -541,6 +615,23 @@ mod tests {
         }
         static EMPTY: WordSet = WordSet::new(&[]);
         assert!(!EMPTY.contains("") && !EMPTY.contains("a"));
+    }
+
+    /// A packed list reads back word for word (empty and non-ASCII words too), and a set over
+    /// it answers as the set over the slice does.
+    #[test]
+    fn packed_words() {
+        const LIST: &[&str] = &["cat", "", "apt-get", "é€", "cat", "python3"];
+        assert_eq!(unpack(pack_words!(LIST)).collect::<Vec<_>>(), LIST);
+        assert_eq!(unpack(pack_words!(&[])).count(), 0);
+        static PACKED: WordSet = WordSet::packed(pack_words!(LIST));
+        static SLICE: WordSet = WordSet::new(LIST);
+        for w in [
+            "cat", "", "apt-get", "é€", "python3", "ca", "é", "python", "x",
+        ] {
+            assert_eq!(PACKED.contains(w), SLICE.contains(w), "{w}");
+        }
+        assert_eq!(PACKED.table().len(), SLICE.table().len());
     }
 
     #[test]

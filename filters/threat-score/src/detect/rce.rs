@@ -386,9 +386,11 @@ const DISTINCTIVE: &[&str] = &[
 
 /// Tool families whose sub-commands are separate programs (`ansible-vault`, `chef-client`).
 /// [`DISTINCTIVE`] for lookups.
-pub(super) static DISTINCTIVE_SET: super::WordSet = super::WordSet::new(DISTINCTIVE);
+pub(super) static DISTINCTIVE_SET: super::WordSet =
+    super::WordSet::packed(super::pack_words!(DISTINCTIVE));
 /// [`WORDLIKE`] for lookups.
-pub(super) static WORDLIKE_SET: super::WordSet = super::WordSet::new(WORDLIKE);
+pub(super) static WORDLIKE_SET: super::WordSet =
+    super::WordSet::packed(super::pack_words!(WORDLIKE));
 
 const FAMILIES: crate::detect::Words =
     crate::detect::Words::new(&["ansible-", "chef-", "puppet-", "salt-"]);

@@ -292,17 +292,19 @@ fn word_table() -> &'static [(&'static str, Kind)] {
     static TABLE: std::sync::OnceLock<Vec<(&'static str, Kind)>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
         let mut v: Vec<(&'static str, Kind)> = Vec::new();
-        for (list, kind) in [
-            (STATEMENTS, Kind::Stmt),
-            (OPERATOR_WORDS, Kind::Op),
-            (KEYWORDS, Kind::Keyword),
-            (FUNCTIONS, Kind::Func),
-        ] {
+        // The lists packed (`pack_words!`): read only here.
+        let lists: [(&'static [u8], Kind); 4] = [
+            (crate::detect::pack_words!(STATEMENTS), Kind::Stmt),
+            (crate::detect::pack_words!(OPERATOR_WORDS), Kind::Op),
+            (crate::detect::pack_words!(KEYWORDS), Kind::Keyword),
+            (crate::detect::pack_words!(FUNCTIONS), Kind::Func),
+        ];
+        for (list, kind) in lists {
             // Kept sorted by inserting in place (binary search), which also finds duplicates:
             // a `sort_unstable_by` instantiation was ~10 KB of the module (issue 13).
-            for w in list {
-                let at = v.partition_point(|(x, _)| x < w);
-                if v.get(at).is_none_or(|(x, _)| x != w) {
+            for w in crate::detect::unpack(list) {
+                let at = v.partition_point(|(x, _)| *x < w);
+                if v.get(at).is_none_or(|(x, _)| *x != w) {
                     v.insert(at, (w, kind));
                 }
             }
