@@ -325,6 +325,11 @@ fn word_kind(w: &str) -> (Kind, Option<&'static str>) {
         "unknown" => (Kind::Num, Some("unknown")),
         "having" => (Kind::Group, Some("having")),
         "limit" => (Kind::Group, Some("limit")),
+        // Every listed word has two or more bytes and starts with a letter: the one-byte
+        // words and `$`/`_`-led words of a punctuation run (`${${`, `\u\u`) skip the search.
+        _ if w.len() < 2 || !w.as_bytes().first().is_some_and(u8::is_ascii_lowercase) => {
+            (Kind::Bare, None)
+        }
         _ => {
             let table = word_table();
             table
@@ -655,6 +660,15 @@ fn skip_word(b: &[u8], mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `word_kind` skips its search for words shorter than two bytes or not led by a letter:
+    /// no listed word is one.
+    #[test]
+    fn listed_words_are_letter_led() {
+        for (w, _) in word_table() {
+            assert!(w.len() >= 2 && w.as_bytes()[0].is_ascii_lowercase(), "{w}");
+        }
+    }
 
     /// The lists `operator_len` and `static_operator` were written from.
     #[test]
