@@ -397,12 +397,15 @@ fn find_lit(hay: &str, needle: &str) -> Option<usize> {
 pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
     let second = rest.first().copied();
+    let last = rest.last().copied();
     let mut i = from;
     while let Some(p) = hay.get(i..)?.iter().position(|&c| c == first) {
         let at = i + p;
-        // The second byte first: on a run of the first byte (`$$$`, `%%%` in a hostile body)
-        // most candidates fail there, without a slice comparison (a `memcmp` call on Wasm).
+        // The second and the last byte first: on a run of the first bytes (`$$$`, `${${`,
+        // `%%%` in a hostile body) most candidates fail there, without a slice comparison
+        // (a `memcmp` call on Wasm).
         if second.is_none_or(|s| hay.get(at + 1) == Some(&s))
+            && last.is_none_or(|l| hay.get(at + needle.len() - 1) == Some(&l))
             && hay.get(at + 1..at + needle.len()) == Some(rest)
         {
             return Some(at);
