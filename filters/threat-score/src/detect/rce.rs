@@ -1101,10 +1101,11 @@ fn command_position(s: &str, p: usize) -> bool {
 /// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
 /// `if "%a%"=="b" cmd`.
 pub(crate) fn windows_batch(s: &str) -> bool {
-    // `for` needs a `/x` flag or a `%` variable, `if` its word, the variables a `%`: most
-    // values have none of them.
-    if !(s.has_lit("if") || s.bytes().any(|b| b == b'/' || b == b'%')) {
-        return false;
+    // The word walk below answers only for an `if` or `for` word, the variables after it
+    // need a `%`: most values have none of them (a `/` alone, as in a `/*/*` run, used to
+    // start the walk).
+    if !(s.has_lit("if") || s.has_lit("for")) {
+        return s.contains('%') && batch_variable(s);
     }
     let words: Vec<&str> = s.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
@@ -1169,6 +1170,11 @@ pub(crate) fn windows_batch(s: &str) -> bool {
             }
         }
     }
+    batch_variable(s)
+}
+
+/// `%comspec%`, `%systemroot%`, `%windir%`: cmd.exe's variables for its own paths.
+fn batch_variable(s: &str) -> bool {
     s.has_lit("%comspec%") || s.has_lit("%systemroot%") || s.has_lit("%windir%")
 }
 
@@ -1330,13 +1336,15 @@ fn scan_input(input: &Input, out: &mut Findings) {
     let dollar = set.has(b'$');
     if slash
         && BIN_DIRS.iter().any(|d| {
-            s.find(d).is_some_and(|p| {
-                s.get(p + d.len()..).is_some_and(|r| {
-                    r.starts_with(|c: char| {
-                        c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
+            // The byte set first: a `/*/*` run holds no directory's letters.
+            set.has_all(d.as_bytes())
+                && s.find(d).is_some_and(|p| {
+                    s.get(p + d.len()..).is_some_and(|r| {
+                        r.starts_with(|c: char| {
+                            c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
+                        })
                     })
                 })
-            })
         })
     {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
@@ -1358,7 +1366,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if substituted || set.has(b'(') && (s.has_lit("<(") || s.has_lit(">(") && s.contains(')')) {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
-    if slash && (s.has_lit("/dev/tcp/") || s.has_lit("/dev/udp/"))
+    if slash && set.has_all(b"/dev") && (s.has_lit("/dev/tcp/") || s.has_lit("/dev/udp/"))
         || dollar
             && (s.has_lit("$[") || s.has_lit("$((") || param_expansion(&s, super::lfi::prose(l)))
     {
