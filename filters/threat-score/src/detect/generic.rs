@@ -692,7 +692,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if out.wants(CAT, 4) && set.has(b'_') && dunder_name(l) {
         out.hit(input, CAT, "generic.dunder-name", Severity::Critical, 4);
     }
-    if l.contains('@') && perl_interpolation(l) {
+    if out.wants(CAT, 2) && l.contains('@') && perl_interpolation(l) {
         out.hit(
             input,
             CAT,
@@ -701,7 +701,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             2,
         );
     }
-    if l.contains(':') && obfuscated_ip_url(l) {
+    if out.wants(CAT, 2) && l.contains(':') && obfuscated_ip_url(l) {
         out.hit(
             input,
             CAT,

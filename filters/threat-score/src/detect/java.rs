@@ -108,7 +108,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                 if jndi(l) {
                     out.hit(input, CAT, "java.jndi-lookup", Severity::Critical, 1);
                 }
-                if lookup(l) {
+                if out.wants(CAT, 2) && lookup(l) {
                     out.hit(input, CAT, "java.lookup", Severity::Critical, 2);
                 }
             }

@@ -1290,28 +1290,31 @@ fn scan_input(input: &Input, out: &mut Findings) {
         .nth(3)
         .is_some();
     for (intro, seg) in segments(&s) {
+        // The first four branches report at paranoia 2 only: at 1 they skip their segment
+        // without reading it.
+        let pl2 = out.wants(CAT, 2);
         if sentence && intro == Intro::Start {
-            if command_in_segment(intro, seg).is_some() {
+            if pl2 && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.command-sentence", Severity::Critical, 2);
             }
             continue;
         }
         if code_spans && intro == Intro::Tick {
             // Paranoia 2: a command line in a Markdown code span of a sentence.
-            if command_in_segment(intro, seg).is_some() {
+            if pl2 && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.code-span-command", Severity::Critical, 2);
             }
             continue;
         }
         if prose_value && intro == Intro::Weak {
-            if command_in_segment(intro, seg).is_some() {
+            if pl2 && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.command-sentence", Severity::Critical, 2);
             }
             continue;
         }
         if is_name && intro == Intro::Start {
             // Paranoia 2: a name that is itself a command line (`uname -a`).
-            if seg.contains(' ') && command_in_segment(intro, seg).is_some() {
+            if pl2 && seg.contains(' ') && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.command-in-name", Severity::Critical, 2);
             }
             continue;
@@ -1426,7 +1429,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         out.hit(input, CAT, "rce.evasion", Severity::Critical, 1);
     }
     // Paranoia 2: a word that becomes a command once quotes are removed (`w'h'o'am'i`).
-    if evasion && quoted_command(v) {
+    if evasion && out.wants(CAT, 2) && quoted_command(v) {
         out.hit(input, CAT, "rce.quote-evasion", Severity::Critical, 2);
     }
     // Paranoia 3: a program name (not an ordinary word) opening the value or a segment,

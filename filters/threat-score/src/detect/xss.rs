@@ -582,7 +582,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
     }
     // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
-    if l.has_lit("-->") {
+    if out.wants(CAT, 2) && l.has_lit("-->") {
         out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
     }
     if l.contains('<') && xml_include(l) {
