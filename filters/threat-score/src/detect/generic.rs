@@ -157,7 +157,7 @@ pub(crate) fn word_around(l: &str, p: usize) -> &str {
 /// Whether `w` holds a call with an argument: `(` followed by a quote, backtick, `$`, a
 /// letter or a digit (`require('x')`, `exec(cmd)`), not `()`.
 fn call_with_argument(w: &str) -> bool {
-    w.match_indices('(').any(|(i, _)| {
+    super::byte_offsets(w, b'(').any(|i| {
         w.as_bytes().get(i + 1).is_some_and(|c| {
             c.is_ascii_alphanumeric() || matches!(c, b'\'' | b'"' | b'`' | b'$' | b'_')
         })
@@ -261,7 +261,7 @@ fn perl_interpolation(l: &str) -> bool {
         }
         j
     };
-    l.match_indices('@').any(|(p, _)| {
+    super::byte_offsets(l, b'@').any(|p| {
         let mut j = p + 1;
         while b.get(j) == Some(&b'@') && j < p + 3 {
             j += 1;
@@ -283,7 +283,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
     let mut stop = 0usize; // bytes from the current authority start to here hold no stop
     let mut at_scanned = 0usize; // bytes before this were looked at for `@`
     let mut last_at: Option<usize> = None; // the last `@` before `at_scanned`
-    l.match_indices(':').any(|(p, _)| {
+    super::byte_offsets(l, b':').any(|p| {
         // The scheme: up to 32 scheme characters before the colon (bounded: every colon
         // looks back at most that far and forward at most one authority).
         let scheme_len = b
@@ -615,7 +615,7 @@ fn external_entity(l: &str) -> bool {
 /// deserialization gadgets of PyYAML, Psych and js-yaml. YAML's own tags (`!!str`, `!!map`)
 /// name data types and pass. Java's (`!!javax.script...`) are the java detector's.
 fn yaml_object_tag(l: &str) -> bool {
-    l.match_indices('!').any(|(p, _)| {
+    super::byte_offsets(l, b'!').any(|p| {
         let before = p.checked_sub(1).and_then(|i| l.as_bytes().get(i)).copied();
         let rest = l.get(p + 1..).unwrap_or_default();
         // A tag starts a node: after the start, a space, `[`, `{`, `,`, `:` or `-`.

@@ -598,7 +598,7 @@ fn any_function_name(l: &str) -> bool {
 /// `$name` or `${`: PHP's variable syntax.
 fn php_variable(l: &str) -> bool {
     let b = l.as_bytes();
-    l.match_indices('$').any(|(p, _)| {
+    super::byte_offsets(l, b'$').any(|p| {
         b.get(p + 1)
             .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'{')
     })
@@ -663,7 +663,7 @@ fn extension_call(l: &str) -> bool {
         "file_",
     ];
     let b = l.as_bytes();
-    l.match_indices('(').any(|(p, _)| {
+    super::byte_offsets(l, b'(').any(|p| {
         let mut j = p;
         while j > 0 && b.get(j - 1).is_some_and(|c| *c == b' ' || *c == b'\t') {
             j -= 1;

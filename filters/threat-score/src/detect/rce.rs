@@ -697,7 +697,7 @@ fn is_option(a: &str) -> bool {
 fn markdown_code_spans(v: &str) -> bool {
     let b = v.as_bytes();
     let mut open = false;
-    for (p, _) in v.match_indices('`') {
+    for p in super::byte_offsets(v, b'`') {
         let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
         let after = b.get(p + 1).copied();
         let ok = if open {
@@ -1071,7 +1071,7 @@ fn substitution(s: &str) -> bool {
     // words like `fetch` or `npm install`).
     // A backtick glued to a word or shell syntax (`x`id``, `${`id`}`) substitutes whatever it
     // holds (Markdown puts a space or punctuation before a code span).
-    let glued = s.match_indices('`').step_by(2).any(|(p, _)| {
+    let glued = super::byte_offsets(s, b'`').step_by(2).any(|p| {
         p.checked_sub(1)
             .and_then(|i| s.as_bytes().get(i))
             .is_some_and(|c| {

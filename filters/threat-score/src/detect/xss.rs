@@ -116,7 +116,7 @@ const GLOBALS: crate::detect::Words = crate::detect::Words::new(&[
 /// A parsed tag opening: its (lowercase) name and the text up to the next `<` (attributes).
 fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
     let b = l.as_bytes();
-    l.match_indices('<').filter_map(move |(at, _)| {
+    super::byte_offsets(l, b'<').filter_map(move |at| {
         let mut j = at + 1;
         // `< x:script` is parsed by some old engines; `</`, `<?`, `<!` too.
         while b
@@ -145,7 +145,11 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
         if b.get(at + 1..start).is_some_and(|p| p.contains(&b'?')) && name != "import" {
             return None;
         }
-        let rest_end = l.get(j..)?.find('<').map_or(l.len(), |p| p + j);
+        let rest_end = b
+            .get(j..)?
+            .iter()
+            .position(|&c| c == b'<')
+            .map_or(l.len(), |p| p + j);
         Some((name, l.get(j..rest_end)?))
     })
 }
@@ -154,7 +158,7 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
 /// `< x: script` is handled by the tag parser).
 fn spaced_tag(l: &str) -> bool {
     let b = l.as_bytes();
-    l.match_indices('<').any(|(p, _)| {
+    super::byte_offsets(l, b'<').any(|p| {
         let mut j = p + 1;
         let mut letters = 0;
         loop {
@@ -574,7 +578,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             out.hit(input, CAT, "xss.html-tag", Severity::Critical, 3);
         }
         let b = l.as_bytes();
-        if l.match_indices('<').any(|(p, _)| {
+        if super::byte_offsets(l, b'<').any(|p| {
             b.get(p + 1)
                 .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'))
         }) {

@@ -366,7 +366,12 @@ fn static_operator(op: &str) -> Option<&'static str> {
         let p = ONE.bytes().position(|x| x == *c)?;
         return ONE.get(p..p + 1);
     }
-    OPS.iter().find(|o| **o == op).copied()
+    // Compared byte by byte: a `str` comparison is a `memcmp` call per entry, and a `<<<<`
+    // run is one two-byte operator per two bytes.
+    let b = op.as_bytes();
+    OPS.iter()
+        .find(|o| o.len() == b.len() && o.bytes().zip(b).all(|(x, &y)| x == y))
+        .copied()
 }
 
 /// Tokenizes `input` (already decoded) in `ctx`. Case changes no token (only words hold
@@ -534,7 +539,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
             _ => {
                 let len = operator_len(b, i);
                 let text = input.get(i..i + len).unwrap_or_default();
-                let kind = if text == "&&" || text == "||" {
+                let kind = if matches!(text.as_bytes(), b"&&" | b"||") {
                     Kind::Logic
                 } else {
                     Kind::Op
