@@ -77,8 +77,7 @@ fn node_injection(l: &str) -> bool {
     let prose = super::lfi::prose(l);
     MARKERS.iter().any(|m| {
         set.has_all(m.as_bytes())
-            && l.match_indices(m)
-                .any(|(p, _)| !prose || call_with_argument(word_around(l, p)))
+            && super::lit_offsets(l, m).any(|p| !prose || call_with_argument(word_around(l, p)))
     }) || ((l.has_lit("function") || l.has_lit("=>")) && invoked_function(l))
 }
 
@@ -363,7 +362,7 @@ fn template_injection(l: &str) -> bool {
     pairs.iter().any(|(open, close)| {
         let mut closer: Option<Option<usize>> = None; // (searched) absolute closer position
         let mut group_start = usize::MAX;
-        l.match_indices(open).any(|(p, _)| {
+        super::lit_offsets(l, open).any(|p| {
             let from = p + open.len();
             let e = match closer {
                 Some(None) => return false, // no closer after an earlier opener: none here
@@ -484,8 +483,8 @@ fn ruby_injection(l: &str) -> bool {
     .iter()
     .filter(|m| set.has_all(m.as_bytes()))
     .any(|m| {
-        l.match_indices(m)
-            .any(|(p, _)| !prose || call_with_argument(word_around(l, p)) || m.ends_with('{'))
+        super::lit_offsets(l, m)
+            .any(|p| !prose || call_with_argument(word_around(l, p)) || m.ends_with('{'))
     }) || erb_backticks(l)
 }
 
@@ -502,7 +501,7 @@ fn erb_backticks(l: &str) -> bool {
     let mut tick: Option<Option<usize>> = None; // first backtick at or after the last asked
                                                 // (first backtick, the next one, whether text between them is more than space)
     let mut judged: Option<(usize, Option<usize>, bool)> = None;
-    l.match_indices("<%").any(|(p, _)| {
+    super::lit_offsets(l, "<%").any(|p| {
         let mut end = (p + 258).min(l.len());
         while !l.is_char_boundary(end) {
             end -= 1;
@@ -568,7 +567,7 @@ fn ssrf(l: &str) -> bool {
 /// `__name__`: two underscores, an identifier, two underscores (or, for JavaScript's
 /// `__definegetter__`/`__proto__` family, a name after two underscores ending in two).
 fn dunder_name(l: &str) -> bool {
-    l.match_indices("__").any(|(p, _)| {
+    super::lit_offsets(l, "__").any(|p| {
         let rest = l.get(p + 2..).unwrap_or_default();
         let n = rest
             .bytes()
@@ -593,7 +592,7 @@ fn metadata_target(l: &str) -> bool {
 /// `<!ENTITY name SYSTEM "...">`, `<!ENTITY % name PUBLIC ...>`: an XML external entity
 /// declaration, which makes a parser read a file or fetch a URL (XXE).
 fn external_entity(l: &str) -> bool {
-    l.match_indices("<!entity").any(|(p, _)| {
+    super::lit_offsets(l, "<!entity").any(|p| {
         // Declarations are short; a bounded look-ahead keeps `<!entity<!entity...` linear.
         let mut end = (p + 104).min(l.len());
         while !l.is_char_boundary(end) {

@@ -135,7 +135,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             } else if out.wants(CAT, 3)
                 && ["java.", "javax.", "sun.", "jdk."].iter().any(|p| {
                     input.may_contain(p)
-                        && l.match_indices(p).any(|(i, _)| {
+                        && super::lit_offsets(l, p).any(|i| {
                             i == 0
                                 || l.as_bytes()
                                     .get(i - 1)

@@ -306,7 +306,7 @@ fn absolute_path(v: &str) -> bool {
 /// `..` as a whole path segment: between separators or at an end next to one.
 fn dot_segment(v: &str) -> bool {
     let b = v.as_bytes();
-    v.match_indices("..").any(|(p, _)| {
+    super::lit_offsets(v, "..").any(|p| {
         let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
         let after = b.get(p + 2).copied();
         let sep = |c: Option<u8>| c.is_some_and(|c| matches!(c, b'/' | b'\\' | b';'));

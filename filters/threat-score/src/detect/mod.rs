@@ -424,6 +424,18 @@ pub fn byte_offsets(s: &str, c: u8) -> impl Iterator<Item = usize> + '_ {
         .filter_map(move |(i, x)| (x == c).then_some(i))
 }
 
+/// The offsets of the non-overlapping occurrences of `needle` in `hay`, left to right: what
+/// `hay.match_indices(needle)` finds, through [`find_bytes`] instead of a Two-Way searcher
+/// step per match (a `${` run in a hostile body is one match per two bytes).
+pub fn lit_offsets<'a>(hay: &'a str, needle: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let p = find_bytes(hay.as_bytes(), needle.as_bytes(), from)?;
+        from = p + needle.len();
+        Some(p)
+    })
+}
+
 /// Skips ASCII whitespace and C-style / SQL / shell comments after `i` in `b`; returns the
 /// index of the next significant byte. An unclosed `/*` or `#` comment runs to the end.
 /// Callers that skip from many positions of one value use one [`Skipper`] instead, so the
@@ -525,6 +537,21 @@ mod tests {
         }
         static EMPTY: WordSet = WordSet::new(&[]);
         assert!(!EMPTY.contains("") && !EMPTY.contains("a"));
+    }
+
+    /// `lit_offsets` and `byte_offsets` find what `match_indices` finds (non-overlapping,
+    /// left to right), on runs where matches overlap.
+    #[test]
+    fn offsets_match_match_indices() {
+        for hay in ["", "${${${", "{{{{{", "aaaa", "a<b<<c", "x__y___z", "..../..", "é<é"] {
+            for needle in ["${", "{{", "aa", "<", "__", "..", "x", "zz"] {
+                let want: Vec<usize> = hay.match_indices(needle).map(|(p, _)| p).collect();
+                assert_eq!(lit_offsets(hay, needle).collect::<Vec<_>>(), want, "{hay} {needle}");
+                if let [c] = needle.as_bytes() {
+                    assert_eq!(byte_offsets(hay, *c).collect::<Vec<_>>(), want);
+                }
+            }
+        }
     }
 
     #[test]

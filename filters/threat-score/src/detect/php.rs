@@ -478,8 +478,11 @@ fn superglobal(l: &str) -> bool {
         "$http_session_vars",
         "$http_post_files",
     ];
-    NAMES.iter().any(|n| {
-        l.find(n).is_some_and(|p| {
+    // Names whose bytes the value lacks are not searched (a `${jndi:` run has `$` but no
+    // `_`: each name was a substring search per window).
+    let set = crate::extract::ByteSet::of(l.as_bytes());
+    NAMES.iter().filter(|n| set.has_all(n.as_bytes())).any(|n| {
+        l.find_lit(n).is_some_and(|p| {
             !l.as_bytes()
                 .get(p + n.len())
                 .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')

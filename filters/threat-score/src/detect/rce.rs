@@ -1045,7 +1045,7 @@ fn substitution(s: &str) -> bool {
         // `$HOME/.config`, `${PATH}/bin`: a directory variable opening a path names a file.
         let dir_var = var.has_lit("path") || var.has_lit("home");
         if set.has_all(var.as_bytes())
-            && s.match_indices(var).any(|(p, _)| {
+            && super::lit_offsets(s, var).any(|p| {
                 let next = s.as_bytes().get(p + var.len());
                 command_position(s, p)
                     && !next.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
@@ -1550,7 +1550,7 @@ fn param_expansion(s: &str, prose: bool) -> bool {
 /// (`;gcc10.1<<<void main(){}`, `cat<<<$x`). Prose draws arrows as `<<<` between words, not
 /// glued after the first word of a command.
 fn here_string(s: &str) -> bool {
-    s.match_indices("<<<").any(|(p, _)| {
+    super::lit_offsets(s, "<<<").any(|p| {
         let before = s.get(..p).unwrap_or_default();
         let word_start = before
             .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))

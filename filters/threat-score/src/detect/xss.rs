@@ -395,7 +395,7 @@ fn dom_property(l: &str) -> bool {
     ]);
     let prose = super::lfi::prose(l);
     PROPERTIES.iter().any(|m| {
-        l.match_indices(m).any(|(p, _)| {
+        super::lit_offsets(l, m).any(|p| {
             !prose
                 || super::generic::word_around(l, p)
                     .contains(['=', '+', '(', ')', ';', '\'', '"', '`', '['])
@@ -410,7 +410,7 @@ fn dom_property(l: &str) -> bool {
 fn dom_call(l: &str) -> bool {
     let b = l.as_bytes();
     let mut path_end = 0;
-    l.match_indices("document.").any(|(p, _)| {
+    super::lit_offsets(l, "document.").any(|p| {
         if p < path_end {
             return false;
         }
