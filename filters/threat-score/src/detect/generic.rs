@@ -541,7 +541,9 @@ fn ssrf(l: &str) -> bool {
     // Borrowed slices, counted in bytes: a long value without `/` (a 4 KiB window of a
     // hostile body) is its own "host", and was copied twice per window.
     fn host_part(s: &str) -> &str {
-        let s = s.find_lit("://").map_or(s, |p| s.get(p + 3..).unwrap_or_default());
+        let s = s
+            .find_lit("://")
+            .map_or(s, |p| s.get(p + 3..).unwrap_or_default());
         let s = s.rsplit_once('@').map_or(s, |(_, r)| r);
         s.split(['/', '?', '#'])
             .next()

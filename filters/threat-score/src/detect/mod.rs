@@ -278,7 +278,8 @@ impl<T> Table<T> {
 /// value): one FNV-1a hash of the word and, almost always, one comparison.
 pub struct WordSet {
     list: &'static [&'static str],
-    table: std::sync::OnceLock<Vec<Option<&'static str>>>,
+    /// The slots, and the longest word's length (a longer word is not hashed).
+    table: std::sync::OnceLock<(Vec<Option<&'static str>>, usize)>,
 }
 
 /// FNV-1a over the bytes of a word.
@@ -299,7 +300,7 @@ impl WordSet {
 
     /// Open addressing, linear probing, at most half full (so every probe sequence ends at
     /// an empty slot).
-    fn table(&self) -> &[Option<&'static str>] {
+    fn table(&self) -> &(Vec<Option<&'static str>>, usize) {
         self.table.get_or_init(|| {
             let size = (self.list.len() * 2).next_power_of_two().max(8);
             let mut t: Vec<Option<&'static str>> = vec![None; size];
@@ -318,13 +319,18 @@ impl WordSet {
                     }
                 }
             }
-            t
+            let longest = self.list.iter().map(|w| w.len()).max().unwrap_or(0);
+            (t, longest)
         })
     }
 
     /// Whether `w` is in the list.
     pub fn contains(&self, w: &str) -> bool {
-        let t = self.table();
+        let (t, longest) = self.table();
+        if w.len() > *longest {
+            // A long run without a space (a 4 KiB window of one hostile word) is no entry.
+            return false;
+        }
         let mask = t.len().wrapping_sub(1);
         let mut i = (word_hash(w.as_bytes()) as usize) & mask;
         while let Some(Some(e)) = t.get(i) {
@@ -543,10 +549,16 @@ mod tests {
     /// left to right), on runs where matches overlap.
     #[test]
     fn offsets_match_match_indices() {
-        for hay in ["", "${${${", "{{{{{", "aaaa", "a<b<<c", "x__y___z", "..../..", "é<é"] {
+        for hay in [
+            "", "${${${", "{{{{{", "aaaa", "a<b<<c", "x__y___z", "..../..", "é<é",
+        ] {
             for needle in ["${", "{{", "aa", "<", "__", "..", "x", "zz"] {
                 let want: Vec<usize> = hay.match_indices(needle).map(|(p, _)| p).collect();
-                assert_eq!(lit_offsets(hay, needle).collect::<Vec<_>>(), want, "{hay} {needle}");
+                assert_eq!(
+                    lit_offsets(hay, needle).collect::<Vec<_>>(),
+                    want,
+                    "{hay} {needle}"
+                );
                 if let [c] = needle.as_bytes() {
                     assert_eq!(byte_offsets(hay, *c).collect::<Vec<_>>(), want);
                 }

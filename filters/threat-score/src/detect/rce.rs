@@ -452,7 +452,7 @@ fn is_command(w: &str) -> bool {
     DISTINCTIVE_SET.contains(base)
         || versioned_interpreter(base)
         // Every family ends with `-`.
-        || (base.contains('-')
+        || (base.as_bytes().contains(&b'-')
             && FAMILIES
                 .iter()
                 .any(|f| base.starts_with(f) && base.len() > f.len()))
@@ -771,7 +771,8 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     let mut prefixed = false;
     // Skip prefixes, `$var` expansions and VAR=value assignments.
     for _ in 0..4 {
-        let is_assign = first.contains('=') && !first.starts_with('=') && !first.starts_with('-');
+        let is_assign =
+            first.as_bytes().contains(&b'=') && !first.starts_with('=') && !first.starts_with('-');
         let is_var = first.starts_with('$') && first.len() > 1;
         let is_prefix = PREFIX_SET.contains(first);
         let next_is_option = words.peek().is_none_or(|w| w.starts_with('-'));
