@@ -651,8 +651,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (set.has(b'{') || set.has(b'%')) && template_injection(l) {
         hit(out, "generic.template-injection");
     }
-    if l.has_lit("while") && endless_loop(l)
-        || l.has_lit("for") && l.has_lit(";;") && endless_loop(l)
+    if input.lower_has("while") && endless_loop(l)
+        || input.lower_has("for") && input.lower_has(";;") && endless_loop(l)
     {
         hit(out, "generic.endless-loop");
     }
@@ -694,7 +694,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if out.wants(CAT, 4) && set.has(b'_') && dunder_name(l) {
         out.hit(input, CAT, "generic.dunder-name", Severity::Critical, 4);
     }
-    if out.wants(CAT, 2) && l.contains('@') && perl_interpolation(l) {
+    if out.wants(CAT, 2) && input.bytes.has(b'@') && perl_interpolation(l) {
         out.hit(
             input,
             CAT,
@@ -703,7 +703,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             2,
         );
     }
-    if out.wants(CAT, 2) && l.contains(':') && obfuscated_ip_url(l) {
+    if out.wants(CAT, 2) && input.bytes.has(b':') && obfuscated_ip_url(l) {
         out.hit(
             input,
             CAT,

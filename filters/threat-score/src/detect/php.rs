@@ -1032,12 +1032,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
         };
         out.hit(input, CAT, "php.wrapper", Severity::Critical, level);
     }
-    if l.contains('$') || has("http_raw_post_data") {
+    if input.bytes.has(b'$') || has("http_raw_post_data") {
         if superglobal(l) {
             // A sentence naming one ("$_POST is empty in php 8") documents it; code indexes
             // or assigns it (`$_SERVER['x']`, `$_GET[0]`), or it stands alone: paranoia 2
             // for a mention in prose without `[`.
-            let mention = super::lfi::prose(l) && !l.contains('[');
+            let mention = super::lfi::prose(l) && !input.bytes.has(b'[');
             out.hit(
                 input,
                 CAT,
@@ -1053,13 +1053,13 @@ fn scan_input(input: &Input, out: &mut Findings) {
             hit(out, "php.variable-function");
         }
     }
-    if l.contains('=') && ini_directive(l) {
+    if input.bytes.has(b'=') && ini_directive(l) {
         hit(out, "php.ini-directive");
     }
-    if l.contains(':') && serialized_object(&input.value) {
+    if input.bytes.has(b':') && serialized_object(&input.value) {
         hit(out, "php.serialized-object");
     }
-    if l.contains('(') {
+    if input.bytes.has(b'(') {
         if function_call(l) {
             hit(out, "php.function-call");
         } else if out.wants(CAT, 2) && probe_call(l) {

@@ -1382,7 +1382,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         out.hit(input, CAT, "rce.alias-bypass", Severity::Critical, 1);
     }
-    if input.bytes.has(b'$') && (l.has_lit("${ifs}") || l.has_lit("$ifs")) {
+    if input.bytes.has(b'$') && (input.lower_has("${ifs}") || input.lower_has("$ifs")) {
         out.hit(input, CAT, "rce.ifs", Severity::Critical, 1);
     }
     if slash && glob_path(&s) {

@@ -468,7 +468,7 @@ fn obfuscated_js(l: &str) -> bool {
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
     let hit = |out: &mut Findings, rule| out.hit(input, CAT, rule, Severity::Critical, 1);
-    if l.contains('<') {
+    if input.bytes.has(b'<') {
         for (name, attrs) in tags(l) {
             let base = tag_base(name);
             if ACTIVE_TAGS.contains(&base) {
@@ -538,11 +538,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
     let set = &input.bytes;
     if set.has_all(b"on=")
         && event_handler(l, true)
-        && (l.contains('"')
-            || l.contains('\'')
-            || l.contains('<')
-            || l.contains('/')
-            || l.contains('>'))
+        && (input.bytes.has(b'"')
+            || input.bytes.has(b'\'')
+            || input.bytes.has(b'<')
+            || input.bytes.has(b'/')
+            || input.bytes.has(b'>'))
     {
         hit(out, "xss.event-handler");
     }
@@ -553,7 +553,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         hit(out, "xss.event-handler");
     }
-    if l.contains('<') && out.wants(CAT, 2) {
+    if input.bytes.has(b'<') && out.wants(CAT, 2) {
         // Paranoia 2: any tag carrying an attribute (`<a href="x"`).
         if tags(l).any(|(_, attrs)| {
             attrs.split('>').next().is_some_and(|a| {
@@ -565,12 +565,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     // A tag name spelled with spaces between its letters (`<f o r m`), which some parsers
     // join; prose never writes three single letters after a `<`.
-    if l.contains('<') && spaced_tag(l) {
+    if input.bytes.has(b'<') && spaced_tag(l) {
         hit(out, "xss.spaced-tag");
     }
     // Paranoia 3: any HTML element (`<b>`, `<p class=x>`); paranoia 4: anything a browser
     // would start parsing as markup (`<x`, `</`, `<!`, `<?`).
-    if l.contains('<') && out.wants(CAT, 3) {
+    if input.bytes.has(b'<') && out.wants(CAT, 3) {
         if tags(l).any(|(name, _)| {
             let base = tag_base(name);
             ACTIVE_TAGS.contains(&base) || PASSIVE_TAGS.contains(&base)
@@ -586,22 +586,24 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
     }
     // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
-    if out.wants(CAT, 2) && l.has_lit("-->") {
+    if out.wants(CAT, 2) && input.lower_has("-->") {
         out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
     }
-    if l.contains('<') && xml_include(l) {
+    if input.bytes.has(b'<') && xml_include(l) {
         hit(out, "xss.xml-include");
     }
-    if l.contains(':') && script_url(l) {
+    if input.bytes.has(b':') && script_url(l) {
         hit(out, "xss.script-url");
     }
     if (set.has(b'(') || set.has(b'-') || set.has(b'@')) && css_script(l) {
         hit(out, "xss.css-script");
     }
-    if l.has_lit("+adw-") && l.has_lit("+ad4-") {
+    if input.lower_has("+adw-") && input.lower_has("+ad4-") {
         hit(out, "xss.utf7");
     }
-    if (l.contains('[') || l.contains('`') || l.has_lit("/*")) && (jsfuck(l) || obfuscated_js(l)) {
+    if (input.bytes.has(b'[') || input.bytes.has(b'`') || input.lower_has("/*"))
+        && (jsfuck(l) || obfuscated_js(l))
+    {
         hit(out, "xss.obfuscated-js");
     }
     if (set.has(b'(')
