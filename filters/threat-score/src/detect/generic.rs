@@ -74,10 +74,12 @@ fn node_injection(l: &str) -> bool {
     // child_process.exec() with promises") the names are documentation; code calls them:
     // then the marker's word must carry a call with an argument (`require('fs')`,
     // `child_process.exec(cmd)`, `process.env[k]` is not prose anyway).
-    let prose = super::lfi::prose(l);
+    // Asked once, and only when a marker is there (a pass over the value).
+    let prose = std::cell::OnceCell::new();
+    let prose = || *prose.get_or_init(|| super::lfi::prose(l));
     MARKERS.iter().any(|m| {
         set.has_all(m.as_bytes())
-            && super::lit_offsets(l, m).any(|p| !prose || call_with_argument(word_around(l, p)))
+            && super::lit_offsets(l, m).any(|p| !prose() || call_with_argument(word_around(l, p)))
     }) || ((l.has_lit("function") || l.has_lit("=>")) && invoked_function(l))
 }
 
@@ -466,7 +468,8 @@ fn endless_loop(l: &str) -> bool {
 fn ruby_injection(l: &str) -> bool {
     // As for Node.js: in prose a name is documentation unless its word calls it with an
     // argument (`Run commands with a nicer API than child_process.spawn()`).
-    let prose = super::lfi::prose(l);
+    let prose = std::cell::OnceCell::new();
+    let prose = || *prose.get_or_init(|| super::lfi::prose(l));
     let set = crate::extract::ByteSet::of(l.as_bytes());
     [
         "process.spawn",
@@ -484,7 +487,7 @@ fn ruby_injection(l: &str) -> bool {
     .filter(|m| set.has_all(m.as_bytes()))
     .any(|m| {
         super::lit_offsets(l, m)
-            .any(|p| !prose || call_with_argument(word_around(l, p)) || m.ends_with('{'))
+            .any(|p| !prose() || call_with_argument(word_around(l, p)) || m.ends_with('{'))
     }) || erb_backticks(l)
 }
 

@@ -1372,7 +1372,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     if slash && set.has_all(b"/dev") && (s.has_lit("/dev/tcp/") || s.has_lit("/dev/udp/"))
         || dollar
-            && (s.has_lit("$[") || s.has_lit("$((") || param_expansion(&s, super::lfi::prose(l)))
+            && (s.has_lit("$[") || s.has_lit("$((") || param_expansion(&s, || super::lfi::prose(l)))
     {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
@@ -1496,8 +1496,11 @@ fn quoted_command(v: &str) -> bool {
 /// In prose (`supports ${VAR:-default} in config files`, template documentation) only an
 /// expansion glued to a word counts: that is how a command name is assembled
 /// (`c${x:-a}t /etc/passwd`); one standing alone is the syntax being described.
-fn param_expansion(s: &str, prose: bool) -> bool {
+fn param_expansion(s: &str, prose: impl Fn() -> bool) -> bool {
     let b = s.as_bytes();
+    // Whether the value is prose, asked once and only when an opener is there (a pass
+    // over the value).
+    let mut is_prose = None;
     let glued = |p: usize, end: Option<usize>| {
         let before = p.checked_sub(1).and_then(|i| b.get(i));
         let after = end.and_then(|e| b.get(e + 1));
@@ -1514,7 +1517,7 @@ fn param_expansion(s: &str, prose: bool) -> bool {
         .and_then(|h| h.find_lit("${"))
         .map(|p| p + from)
     {
-        if prose {
+        if *is_prose.get_or_insert_with(&prose) {
             let end = match close {
                 Some(Some(c)) if c >= p => Some(c),
                 Some(None) => None,
