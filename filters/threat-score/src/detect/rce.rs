@@ -1265,7 +1265,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // A field name is a label (`uname`, `ping`), not a command line: only commands after a
     // shell separator count there.
     let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
-    let code_spans = v.contains('`') && markdown_code_spans(v);
+    let code_spans = input.bytes.has(b'`') && markdown_code_spans(v);
     // A sentence that opens with a capitalised program name (`Tail -f for cloud logs`,
     // `Grep -r replacement written in Rust`): package summaries are written that way, while
     // Unix shells find no program called `Tail`. Paranoia 2.
@@ -1367,12 +1367,17 @@ fn scan_input(input: &Input, out: &mut Findings) {
         } else {
             substitution(&s)
         };
-    if substituted || set.has(b'(') && (s.has_lit("<(") || s.has_lit(">(") && s.contains(')')) {
+    if substituted
+        || set.has(b'(')
+            && (set.has(b'<') && s.has_lit("<(") || set.has_all(b">)") && s.has_lit(">("))
+    {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
     if slash && set.has_all(b"/dev") && (s.has_lit("/dev/tcp/") || s.has_lit("/dev/udp/"))
         || dollar
-            && (s.has_lit("$[") || s.has_lit("$((") || param_expansion(&s, || super::lfi::prose(l)))
+            && (set.has(b'[') && s.has_lit("$[")
+                || set.has(b'(') && s.has_lit("$((")
+                || param_expansion(&s, || super::lfi::prose(l)))
     {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
@@ -1388,7 +1393,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if slash && glob_path(&s) {
         out.hit(input, CAT, "rce.glob-path", Severity::Critical, 1);
     }
-    if s.contains('{') && brace_expansion(&s) {
+    if set.has(b'{') && brace_expansion(&s) {
         out.hit(input, CAT, "rce.brace-expansion", Severity::Critical, 1);
     }
     if set.has_all(b"(){") {
