@@ -1258,19 +1258,19 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
         // Paranoia 2: a stored procedure or package of the database's own namespaces
         // (`xp_dirtree`, `sp_executesql`, `utl_http`, `dbms_pipe`), named even without a call.
-        if out.wants(CAT, 2) && l.contains('_') && system_procedure(l) {
+        if out.wants(CAT, 2) && input.bytes.has(b'_') && system_procedure(l) {
             out.hit(input, CAT, "sqli.system-procedure", Severity::Critical, 2);
         }
         if l.ends_with('(') && open_call_at_end(l) {
             out.hit(input, CAT, "sqli.open-call", Severity::Critical, 1);
         }
-        if l.contains('(') && sql_function_call(l) {
+        if input.bytes.has(b'(') && sql_function_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
         }
-        if l.has_lit("::") && pg_cast(l) {
+        if input.lower_has("::") && pg_cast(l) {
             out.hit(input, CAT, "sqli.pg-cast", Severity::Critical, 1);
         }
-        if l.has_lit("/*!") {
+        if input.lower_has("/*!") {
             out.hit(input, CAT, "sqli.mysql-comment", Severity::Critical, 1);
         }
         if matches!(input.location.source, Source::ArgName | Source::Arg) && mongo_operator(l) {
