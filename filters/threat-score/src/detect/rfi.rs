@@ -147,7 +147,7 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     }
     // Paranoia 2: URL schemes a web parameter has no business carrying (SSRF and
     // inclusion through `gopher://`, `jar:`, `dict://`, `local_file://`...).
-    if out.wants(CAT, 2) && l.contains(':') && odd_scheme(l) {
+    if l.contains(':') && odd_scheme(l) {
         out.hit(input, CAT, "rfi.unusual-scheme", Severity::Critical, 2);
         // Paranoia 1: such a scheme aimed at a loopback or literal address
         // (`gopher://127.0.0.1:6379/_SET`, `dict://10.0.0.5:11211/stats`) is a request
@@ -204,6 +204,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     }
     let host = p.request.host();
     for input in p.inputs_from(INJECTION_SOURCES) {
+        if out.decided() {
+            break;
+        }
         if input.location.source == Source::Header {
             continue;
         }
