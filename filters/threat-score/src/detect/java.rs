@@ -101,6 +101,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .inputs_from(INJECTION_SOURCES)
         .chain(p.inputs_from(&[Source::Path]))
     {
+        if out.decided() {
+            break;
+        }
         let l = input.lower.as_str();
         let has = |needle: &str| input.lower_has(needle);
         if input.location.source != Source::Filename {

@@ -349,6 +349,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .inputs_from(INJECTION_SOURCES)
         .chain(p.inputs_from(&[Source::Path]))
     {
+        if out.decided() {
+            break;
+        }
         let v = &input.value;
         let raw_dots = v.has_lit("..") || v.has_lit("0x2e") || v.has_lit("0x5c");
         // Hex-spelled dots and slashes (`0x2e0x2e0x2f`) are decoded by some path handlers.

@@ -106,6 +106,9 @@ pub struct Findings {
     paranoia: u8,
     excluded: CategorySet,
     list: Vec<Detection>,
+    /// Block mode's threshold: once the score reaches it the verdict cannot change, and
+    /// detectors stop reading further values ([`Findings::decided`]).
+    stop_at: Option<u32>,
 }
 
 impl Findings {
@@ -114,7 +117,20 @@ impl Findings {
             paranoia,
             excluded,
             list: Vec::new(),
+            stop_at: None,
         }
+    }
+
+    /// Block mode: detectors may stop once the score reaches `threshold`.
+    pub(crate) fn stop_at(&mut self, threshold: u32) {
+        self.stop_at = Some(threshold);
+    }
+
+    /// Whether the verdict is decided (block mode, threshold reached): a detector stops
+    /// reading values (the windows of a long body after the one that decided). Detect and
+    /// tag modes never stop (they report the full score).
+    pub fn decided(&self) -> bool {
+        self.stop_at.is_some_and(|t| self.score() >= t)
     }
 
     /// Whether a detection at `paranoia` for `category` could still count (lets detectors

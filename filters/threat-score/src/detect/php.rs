@@ -1085,6 +1085,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     for input in p.inputs_from(INJECTION_SOURCES) {
+        if out.decided() {
+            break;
+        }
         if input.location.source == Source::Header
             && !super::java::is_upload_name(input.location.source, &input.location.name)
             && input.location.name == "user-agent"

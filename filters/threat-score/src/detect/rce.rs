@@ -1626,6 +1626,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     for input in p.inputs_from(INJECTION_SOURCES) {
+        if out.decided() {
+            break;
+        }
         // Structured headers like user agents hold `;` and `(`; only substitution syntax
         // counts there.
         if input.location.source == Source::Header

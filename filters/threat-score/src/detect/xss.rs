@@ -626,6 +626,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .inputs_from(INJECTION_SOURCES)
         .chain(p.inputs_from(&[Source::Path]))
     {
+        if out.decided() {
+            break;
+        }
         if input.location.source == Source::Path {
             if tags(&input.lower).any(|(n, _)| ACTIVE_TAGS.contains(&tag_base(n))) {
                 out.hit(input, CAT, "xss.active-tag", Severity::Critical, 1);
