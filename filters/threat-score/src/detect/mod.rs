@@ -238,6 +238,19 @@ pub fn is_plain(v: &str) -> bool {
         && !v.has_lit("..")
 }
 
+/// [`is_plain`] of an input's value, from its byte set (no pass over the value): case
+/// changes no answer (letters are plain either way), and `..` is asked of the set first.
+pub fn is_plain_input(input: &Input) -> bool {
+    // Letters, digits, `-_.@`, and every byte from 0x80.
+    const PLAIN: crate::extract::ByteSet = crate::extract::ByteSet::from_words([
+        0x03ff_6000_0000_0000,
+        0x07ff_fffe_87ff_ffff,
+        u64::MAX,
+        u64::MAX,
+    ]);
+    input.bytes.is_subset_of(&PLAIN) && !input.lower_has("..")
+}
+
 /// Builds every lazily built word table, so that the configuration pays for them (once per
 /// VM, in `on_configure` through [`crate::Config::compile`]) and not the first requests that
 /// happen to need each one.
@@ -579,6 +592,52 @@ mod tests {
                     assert_eq!(byte_offsets(hay, *c).collect::<Vec<_>>(), want);
                 }
             }
+        }
+    }
+
+    /// `is_plain_input` answers as `is_plain` does on the value.
+    #[test]
+    fn plain_from_the_byte_set() {
+        use crate::extract::{Input, Place, Text};
+        use crate::model::{CategorySet, Source};
+        for v in [
+            "",
+            "abc",
+            "ABC-d_e.f@g",
+            "a..b",
+            "a.b",
+            "caf\u{e9}",
+            "a b",
+            "a/b",
+            "1;2",
+            "x%",
+            "Z`",
+            "a[",
+            "{",
+            "~",
+            "^",
+            "\u{7f}",
+            "a:b",
+            "@@",
+            "_-_",
+        ] {
+            let input = Input::new(
+                Place::new(Source::Arg, Text::from("q")),
+                Text::from(v),
+                Text::from(v),
+                CategorySet::EMPTY,
+            );
+            assert_eq!(is_plain_input(&input), is_plain(v), "{v:?}");
+        }
+        for c in 0u8..128 {
+            let v = String::from(char::from(c));
+            let input = Input::new(
+                Place::new(Source::Arg, Text::from("q")),
+                Text::from(v.as_str()),
+                Text::from(v.as_str()),
+                CategorySet::EMPTY,
+            );
+            assert_eq!(is_plain_input(&input), is_plain(&v), "{c}");
         }
     }
 

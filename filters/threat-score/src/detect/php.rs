@@ -998,7 +998,7 @@ fn session_file(l: &str) -> bool {
 
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
-    if super::is_plain(l)
+    if super::is_plain_input(input)
         && !super::java::is_upload_name(input.location.source, &input.location.name)
     {
         return;

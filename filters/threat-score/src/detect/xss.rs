@@ -635,7 +635,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             continue;
         }
-        if super::is_plain(&input.value) && !input.value.contains('.') {
+        if super::is_plain_input(input) && !input.bytes.has(b'.') {
             continue;
         }
         scan_input(input, out);

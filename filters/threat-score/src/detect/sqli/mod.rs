@@ -1219,7 +1219,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if input.value.is_empty() {
             continue;
         }
-        let plain = super::is_plain(&input.value);
+        let plain = super::is_plain_input(input);
         let is_header = input.location.source == Source::Header;
         // User agents and the path are prose-like; only unmistakable shapes count there.
         if input.location.source == Source::Path {
