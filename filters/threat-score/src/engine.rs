@@ -72,6 +72,9 @@ impl Engine {
         // Block mode stops once the threshold is reached (the answer cannot change); detect
         // and tag modes score everything (the score and categories are reported).
         let stop_at = (self.cfg.mode == Mode::Block).then_some(self.cfg.inbound_threshold);
+        if let Some(t) = stop_at {
+            findings.stop_at(t);
+        }
         let limit_blocks = prepared.limit_hits.iter().any(|k| self.limit_blocks(*k));
         for &kind in DetectorKind::ALL {
             if stop_at.is_some() && limit_blocks {

@@ -74,11 +74,12 @@ fn node_injection(l: &str) -> bool {
     // child_process.exec() with promises") the names are documentation; code calls them:
     // then the marker's word must carry a call with an argument (`require('fs')`,
     // `child_process.exec(cmd)`, `process.env[k]` is not prose anyway).
-    let prose = super::lfi::prose(l);
+    // Asked once, and only when a marker is there (a pass over the value).
+    let prose = std::cell::OnceCell::new();
+    let prose = || *prose.get_or_init(|| super::lfi::prose(l));
     MARKERS.iter().any(|m| {
         set.has_all(m.as_bytes())
-            && l.match_indices(m)
-                .any(|(p, _)| !prose || call_with_argument(word_around(l, p)))
+            && super::lit_offsets(l, m).any(|p| !prose() || call_with_argument(word_around(l, p)))
     }) || ((l.has_lit("function") || l.has_lit("=>")) && invoked_function(l))
 }
 
@@ -157,7 +158,7 @@ pub(crate) fn word_around(l: &str, p: usize) -> &str {
 /// Whether `w` holds a call with an argument: `(` followed by a quote, backtick, `$`, a
 /// letter or a digit (`require('x')`, `exec(cmd)`), not `()`.
 fn call_with_argument(w: &str) -> bool {
-    w.match_indices('(').any(|(i, _)| {
+    super::byte_offsets(w, b'(').any(|i| {
         w.as_bytes().get(i + 1).is_some_and(|c| {
             c.is_ascii_alphanumeric() || matches!(c, b'\'' | b'"' | b'`' | b'$' | b'_')
         })
@@ -261,7 +262,7 @@ fn perl_interpolation(l: &str) -> bool {
         }
         j
     };
-    l.match_indices('@').any(|(p, _)| {
+    super::byte_offsets(l, b'@').any(|p| {
         let mut j = p + 1;
         while b.get(j) == Some(&b'@') && j < p + 3 {
             j += 1;
@@ -283,7 +284,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
     let mut stop = 0usize; // bytes from the current authority start to here hold no stop
     let mut at_scanned = 0usize; // bytes before this were looked at for `@`
     let mut last_at: Option<usize> = None; // the last `@` before `at_scanned`
-    l.match_indices(':').any(|(p, _)| {
+    super::byte_offsets(l, b':').any(|p| {
         // The scheme: up to 32 scheme characters before the colon (bounded: every colon
         // looks back at most that far and forward at most one authority).
         let scheme_len = b
@@ -363,7 +364,7 @@ fn template_injection(l: &str) -> bool {
     pairs.iter().any(|(open, close)| {
         let mut closer: Option<Option<usize>> = None; // (searched) absolute closer position
         let mut group_start = usize::MAX;
-        l.match_indices(open).any(|(p, _)| {
+        super::lit_offsets(l, open).any(|p| {
             let from = p + open.len();
             let e = match closer {
                 Some(None) => return false, // no closer after an earlier opener: none here
@@ -467,7 +468,8 @@ fn endless_loop(l: &str) -> bool {
 fn ruby_injection(l: &str) -> bool {
     // As for Node.js: in prose a name is documentation unless its word calls it with an
     // argument (`Run commands with a nicer API than child_process.spawn()`).
-    let prose = super::lfi::prose(l);
+    let prose = std::cell::OnceCell::new();
+    let prose = || *prose.get_or_init(|| super::lfi::prose(l));
     let set = crate::extract::ByteSet::of(l.as_bytes());
     [
         "process.spawn",
@@ -484,8 +486,8 @@ fn ruby_injection(l: &str) -> bool {
     .iter()
     .filter(|m| set.has_all(m.as_bytes()))
     .any(|m| {
-        l.match_indices(m)
-            .any(|(p, _)| !prose || call_with_argument(word_around(l, p)) || m.ends_with('{'))
+        super::lit_offsets(l, m)
+            .any(|p| !prose() || call_with_argument(word_around(l, p)) || m.ends_with('{'))
     }) || erb_backticks(l)
 }
 
@@ -502,7 +504,7 @@ fn erb_backticks(l: &str) -> bool {
     let mut tick: Option<Option<usize>> = None; // first backtick at or after the last asked
                                                 // (first backtick, the next one, whether text between them is more than space)
     let mut judged: Option<(usize, Option<usize>, bool)> = None;
-    l.match_indices("<%").any(|(p, _)| {
+    super::lit_offsets(l, "<%").any(|p| {
         let mut end = (p + 258).min(l.len());
         while !l.is_char_boundary(end) {
             end -= 1;
@@ -539,36 +541,39 @@ fn erb_backticks(l: &str) -> bool {
 }
 
 fn ssrf(l: &str) -> bool {
-    let host_part = |s: &str| -> String {
-        let s = s.split_once("://").map_or(s, |(_, r)| r);
+    // Borrowed slices, counted in bytes: a long value without `/` (a 4 KiB window of a
+    // hostile body) is its own "host", and was copied twice per window.
+    fn host_part(s: &str) -> &str {
+        let s = s
+            .find_lit("://")
+            .map_or(s, |p| s.get(p + 3..).unwrap_or_default());
         let s = s.rsplit_once('@').map_or(s, |(_, r)| r);
         s.split(['/', '?', '#'])
             .next()
             .unwrap_or_default()
             .trim_start_matches('[')
             .trim_end_matches(']')
-            .to_string()
-    };
+    }
     let url = l.has_lit("://");
     let host = host_part(l.trim());
-    let host_no_port = if host.matches(':').count() == 1 {
-        host.split(':').next().unwrap_or_default().to_string()
+    let host_no_port = if host.bytes().filter(|&c| c == b':').count() == 1 {
+        host.split(':').next().unwrap_or_default()
     } else {
-        host.clone()
+        host
     };
     (url && METADATA.iter().any(|m| host.contains(m)))
         || METADATA
             .iter()
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
-        || INTERNAL_HOSTS.contains(&host_no_port.as_str())
+        || INTERNAL_HOSTS.contains(&host_no_port)
             && (url || l.trim().ends_with('/') || l.contains('/'))
 }
 
 /// `__name__`: two underscores, an identifier, two underscores (or, for JavaScript's
 /// `__definegetter__`/`__proto__` family, a name after two underscores ending in two).
 fn dunder_name(l: &str) -> bool {
-    l.match_indices("__").any(|(p, _)| {
+    super::lit_offsets(l, "__").any(|p| {
         let rest = l.get(p + 2..).unwrap_or_default();
         let n = rest
             .bytes()
@@ -593,7 +598,7 @@ fn metadata_target(l: &str) -> bool {
 /// `<!ENTITY name SYSTEM "...">`, `<!ENTITY % name PUBLIC ...>`: an XML external entity
 /// declaration, which makes a parser read a file or fetch a URL (XXE).
 fn external_entity(l: &str) -> bool {
-    l.match_indices("<!entity").any(|(p, _)| {
+    super::lit_offsets(l, "<!entity").any(|p| {
         // Declarations are short; a bounded look-ahead keeps `<!entity<!entity...` linear.
         let mut end = (p + 104).min(l.len());
         while !l.is_char_boundary(end) {
@@ -615,7 +620,7 @@ fn external_entity(l: &str) -> bool {
 /// deserialization gadgets of PyYAML, Psych and js-yaml. YAML's own tags (`!!str`, `!!map`)
 /// name data types and pass. Java's (`!!javax.script...`) are the java detector's.
 fn yaml_object_tag(l: &str) -> bool {
-    l.match_indices('!').any(|(p, _)| {
+    super::byte_offsets(l, b'!').any(|p| {
         let before = p.checked_sub(1).and_then(|i| l.as_bytes().get(i)).copied();
         let rest = l.get(p + 1..).unwrap_or_default();
         // A tag starts a node: after the start, a space, `[`, `{`, `,`, `:` or `-`.
@@ -649,8 +654,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (set.has(b'{') || set.has(b'%')) && template_injection(l) {
         hit(out, "generic.template-injection");
     }
-    if l.has_lit("while") && endless_loop(l)
-        || l.has_lit("for") && l.has_lit(";;") && endless_loop(l)
+    if input.lower_has("while") && endless_loop(l)
+        || input.lower_has("for") && input.lower_has(";;") && endless_loop(l)
     {
         hit(out, "generic.endless-loop");
     }
@@ -692,7 +697,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if out.wants(CAT, 4) && set.has(b'_') && dunder_name(l) {
         out.hit(input, CAT, "generic.dunder-name", Severity::Critical, 4);
     }
-    if l.contains('@') && perl_interpolation(l) {
+    if out.wants(CAT, 2) && input.bytes.has(b'@') && perl_interpolation(l) {
         out.hit(
             input,
             CAT,
@@ -701,7 +706,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             2,
         );
     }
-    if l.contains(':') && obfuscated_ip_url(l) {
+    if out.wants(CAT, 2) && input.bytes.has(b':') && obfuscated_ip_url(l) {
         out.hit(
             input,
             CAT,
@@ -734,6 +739,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     for input in p.inputs_from(INJECTION_SOURCES) {
+        if out.decided() {
+            break;
+        }
         if input.location.source == Source::Header && input.location.name == "user-agent" {
             continue;
         }

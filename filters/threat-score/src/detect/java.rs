@@ -119,6 +119,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .inputs_from(INJECTION_SOURCES)
         .chain(p.inputs_from(&[Source::Path]))
     {
+        if out.decided() {
+            break;
+        }
         let l = input.lower.as_str();
         let has = |needle: &str| input.lower_has(needle);
         if input.location.source != Source::Filename {
@@ -126,7 +129,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                 if jndi(l) {
                     out.hit(input, CAT, "java.jndi-lookup", Severity::Critical, 1);
                 }
-                if lookup(l) {
+                if out.wants(CAT, 2) && lookup(l) {
                     out.hit(input, CAT, "java.lookup", Severity::Critical, 2);
                 }
             }
@@ -153,7 +156,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             } else if out.wants(CAT, 3)
                 && ["java.", "javax.", "sun.", "jdk."].iter().any(|p| {
                     input.may_contain(p)
-                        && l.match_indices(p).any(|(i, _)| {
+                        && super::lit_offsets(l, p).any(|i| {
                             i == 0
                                 || l.as_bytes()
                                     .get(i - 1)

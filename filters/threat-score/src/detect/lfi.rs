@@ -324,7 +324,7 @@ fn absolute_path(v: &str) -> bool {
 /// `..` as a whole path segment: between separators or at an end next to one.
 fn dot_segment(v: &str) -> bool {
     let b = v.as_bytes();
-    v.match_indices("..").any(|(p, _)| {
+    super::lit_offsets(v, "..").any(|p| {
         let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
         let after = b.get(p + 2).copied();
         let sep = |c: Option<u8>| c.is_some_and(|c| matches!(c, b'/' | b'\\' | b';'));
@@ -367,6 +367,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .inputs_from(INJECTION_SOURCES)
         .chain(p.inputs_from(&[Source::Path]))
     {
+        if out.decided() {
+            break;
+        }
         let v = &input.value;
         let raw_dots = v.has_lit("..") || v.has_lit("0x2e") || v.has_lit("0x5c");
         // Hex-spelled dots and slashes (`0x2e0x2e0x2f`) are decoded by some path handlers.

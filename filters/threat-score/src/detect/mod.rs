@@ -106,6 +106,9 @@ pub struct Findings {
     paranoia: u8,
     excluded: CategorySet,
     list: Vec<Detection>,
+    /// Block mode's threshold: once the score reaches it the verdict cannot change, and
+    /// detectors stop reading further values ([`Findings::decided`]).
+    stop_at: Option<u32>,
 }
 
 impl Findings {
@@ -114,7 +117,20 @@ impl Findings {
             paranoia,
             excluded,
             list: Vec::new(),
+            stop_at: None,
         }
+    }
+
+    /// Block mode: detectors may stop once the score reaches `threshold`.
+    pub(crate) fn stop_at(&mut self, threshold: u32) {
+        self.stop_at = Some(threshold);
+    }
+
+    /// Whether the verdict is decided (block mode, threshold reached): a detector stops
+    /// reading values (the windows of a long body after the one that decided). Detect and
+    /// tag modes never stop (they report the full score).
+    pub fn decided(&self) -> bool {
+        self.stop_at.is_some_and(|t| self.score() >= t)
     }
 
     /// Whether a detection at `paranoia` for `category` could still count (lets detectors
@@ -222,6 +238,19 @@ pub fn is_plain(v: &str) -> bool {
         && !v.has_lit("..")
 }
 
+/// [`is_plain`] of an input's value, from its byte set (no pass over the value): case
+/// changes no answer (letters are plain either way), and `..` is asked of the set first.
+pub fn is_plain_input(input: &Input) -> bool {
+    // Letters, digits, `-_.@`, and every byte from 0x80.
+    const PLAIN: crate::extract::ByteSet = crate::extract::ByteSet::from_words([
+        0x03ff_6000_0000_0000,
+        0x07ff_fffe_87ff_ffff,
+        u64::MAX,
+        u64::MAX,
+    ]);
+    input.bytes.is_subset_of(&PLAIN) && !input.lower_has("..")
+}
+
 /// Builds every lazily built word table, so that the configuration pays for them (once per
 /// VM, in `on_configure` through [`crate::Config::compile`]) and not the first requests that
 /// happen to need each one.
@@ -280,7 +309,8 @@ impl<T> Table<T> {
 /// value): one FNV-1a hash of the word and, almost always, one comparison.
 pub struct WordSet {
     list: WordList,
-    table: std::sync::OnceLock<Vec<Option<&'static str>>>,
+    /// The slots, and the longest word's length (a longer word is not hashed).
+    table: std::sync::OnceLock<(Vec<Option<&'static str>>, usize)>,
 }
 
 /// FNV-1a's starting value ([`word_hash`]).
@@ -378,13 +408,14 @@ impl WordSet {
 
     /// Open addressing, linear probing, at most half full (so every probe sequence ends at
     /// an empty slot).
-    fn table(&self) -> &[Option<&'static str>] {
+    fn table(&self) -> &(Vec<Option<&'static str>>, usize) {
         self.table.get_or_init(|| {
             let words: Vec<&'static str> = match self.list {
                 WordList::Slice(list) => list.to_vec(),
                 WordList::Packed(packed) => unpack(packed).collect(),
             };
             let size = (words.len() * 2).next_power_of_two().max(8);
+            let longest = words.iter().map(|w| w.len()).max().unwrap_or(0);
             let mut t: Vec<Option<&'static str>> = vec![None; size];
             for w in words {
                 let mut i = (word_hash(w.as_bytes()) as usize) & (size - 1);
@@ -401,7 +432,7 @@ impl WordSet {
                     }
                 }
             }
-            t
+            (t, longest)
         })
     }
 
@@ -417,7 +448,10 @@ impl WordSet {
     /// [`WordSet::contains_ignore_ascii_case`] when the caller computed `hash`, the
     /// [`word_hash`] of `w` lowercased, while reading `w` already.
     pub fn contains_ignore_ascii_case_hashed(&self, hash: u64, w: &[u8]) -> bool {
-        let t = self.table();
+        let (t, longest) = self.table();
+        if w.len() > *longest {
+            return false;
+        }
         let mask = t.len().wrapping_sub(1);
         let mut i = (hash as usize) & mask;
         while let Some(Some(e)) = t.get(i) {
@@ -431,7 +465,11 @@ impl WordSet {
 
     /// Whether `w` is in the list.
     pub fn contains(&self, w: &str) -> bool {
-        let t = self.table();
+        let (t, longest) = self.table();
+        if w.len() > *longest {
+            // A long run without a space (a 4 KiB window of one hostile word) is no entry.
+            return false;
+        }
         let mask = t.len().wrapping_sub(1);
         let mut i = (word_hash(w.as_bytes()) as usize) & mask;
         while let Some(Some(e)) = t.get(i) {
@@ -503,15 +541,44 @@ fn find_lit(hay: &str, needle: &str) -> Option<usize> {
 /// linear in `hay` (times the needle's length, a constant of the word lists).
 pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
+    let second = rest.first().copied();
+    let last = rest.last().copied();
     let mut i = from;
     while let Some(p) = hay.get(i..)?.iter().position(|&c| c == first) {
         let at = i + p;
-        if hay.get(at + 1..at + needle.len()) == Some(rest) {
+        // The second and the last byte first: on a run of the first bytes (`$$$`, `${${`,
+        // `%%%` in a hostile body) most candidates fail there, without a slice comparison
+        // (a `memcmp` call on Wasm).
+        if second.is_none_or(|s| hay.get(at + 1) == Some(&s))
+            && last.is_none_or(|l| hay.get(at + needle.len() - 1) == Some(&l))
+            && hay.get(at + 1..at + needle.len()) == Some(rest)
+        {
             return Some(at);
         }
         i = at + 1;
     }
     None
+}
+
+/// The offsets of the ASCII byte `c` in `s`: what `s.match_indices(c)` finds, without a
+/// `CharSearcher` step per match (a `memchr` set-up and a `memcmp` call each: in a run of
+/// `<` or `:` in a hostile body that is one per byte).
+pub fn byte_offsets(s: &str, c: u8) -> impl Iterator<Item = usize> + '_ {
+    s.bytes()
+        .enumerate()
+        .filter_map(move |(i, x)| (x == c).then_some(i))
+}
+
+/// The offsets of the non-overlapping occurrences of `needle` in `hay`, left to right: what
+/// `hay.match_indices(needle)` finds, through [`find_bytes`] instead of a Two-Way searcher
+/// step per match (a `${` run in a hostile body is one match per two bytes).
+pub fn lit_offsets<'a>(hay: &'a str, needle: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let p = find_bytes(hay.as_bytes(), needle.as_bytes(), from)?;
+        from = p + needle.len();
+        Some(p)
+    })
 }
 
 /// Skips ASCII whitespace and C-style / SQL / shell comments after `i` in `b`; returns the
@@ -631,7 +698,74 @@ mod tests {
         ] {
             assert_eq!(PACKED.contains(w), SLICE.contains(w), "{w}");
         }
-        assert_eq!(PACKED.table().len(), SLICE.table().len());
+        assert_eq!(PACKED.table().0.len(), SLICE.table().0.len());
+    }
+
+    /// `lit_offsets` and `byte_offsets` find what `match_indices` finds (non-overlapping,
+    /// left to right), on runs where matches overlap.
+    #[test]
+    fn offsets_match_match_indices() {
+        for hay in [
+            "", "${${${", "{{{{{", "aaaa", "a<b<<c", "x__y___z", "..../..", "é<é",
+        ] {
+            for needle in ["${", "{{", "aa", "<", "__", "..", "x", "zz"] {
+                let want: Vec<usize> = hay.match_indices(needle).map(|(p, _)| p).collect();
+                assert_eq!(
+                    lit_offsets(hay, needle).collect::<Vec<_>>(),
+                    want,
+                    "{hay} {needle}"
+                );
+                if let [c] = needle.as_bytes() {
+                    assert_eq!(byte_offsets(hay, *c).collect::<Vec<_>>(), want);
+                }
+            }
+        }
+    }
+
+    /// `is_plain_input` answers as `is_plain` does on the value.
+    #[test]
+    fn plain_from_the_byte_set() {
+        use crate::extract::{Input, Place, Text};
+        use crate::model::{CategorySet, Source};
+        for v in [
+            "",
+            "abc",
+            "ABC-d_e.f@g",
+            "a..b",
+            "a.b",
+            "caf\u{e9}",
+            "a b",
+            "a/b",
+            "1;2",
+            "x%",
+            "Z`",
+            "a[",
+            "{",
+            "~",
+            "^",
+            "\u{7f}",
+            "a:b",
+            "@@",
+            "_-_",
+        ] {
+            let input = Input::new(
+                Place::new(Source::Arg, Text::from("q")),
+                Text::from(v),
+                Text::from(v),
+                CategorySet::EMPTY,
+            );
+            assert_eq!(is_plain_input(&input), is_plain(v), "{v:?}");
+        }
+        for c in 0u8..128 {
+            let v = String::from(char::from(c));
+            let input = Input::new(
+                Place::new(Source::Arg, Text::from("q")),
+                Text::from(v.as_str()),
+                Text::from(v.as_str()),
+                CategorySet::EMPTY,
+            );
+            assert_eq!(is_plain_input(&input), is_plain(&v), "{c}");
+        }
     }
 
     #[test]

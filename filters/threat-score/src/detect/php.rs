@@ -484,8 +484,11 @@ fn superglobal(l: &str) -> bool {
         "$http_session_vars",
         "$http_post_files",
     ];
-    NAMES.iter().any(|n| {
-        l.find(n).is_some_and(|p| {
+    // Names whose bytes the value lacks are not searched (a `${jndi:` run has `$` but no
+    // `_`: each name was a substring search per window).
+    let set = crate::extract::ByteSet::of(l.as_bytes());
+    NAMES.iter().filter(|n| set.has_all(n.as_bytes())).any(|n| {
+        l.find_lit(n).is_some_and(|p| {
             !l.as_bytes()
                 .get(p + n.len())
                 .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
@@ -604,7 +607,7 @@ fn any_function_name(l: &str) -> bool {
 /// `$name` or `${`: PHP's variable syntax.
 fn php_variable(l: &str) -> bool {
     let b = l.as_bytes();
-    l.match_indices('$').any(|(p, _)| {
+    super::byte_offsets(l, b'$').any(|p| {
         b.get(p + 1)
             .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_' || *c == b'{')
     })
@@ -669,7 +672,7 @@ fn extension_call(l: &str) -> bool {
         "file_",
     ];
     let b = l.as_bytes();
-    l.match_indices('(').any(|(p, _)| {
+    super::byte_offsets(l, b'(').any(|p| {
         let mut j = p;
         while j > 0 && b.get(j - 1).is_some_and(|c| *c == b' ' || *c == b'\t') {
             j -= 1;
@@ -1001,7 +1004,7 @@ fn session_file(l: &str) -> bool {
 
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
-    if super::is_plain(l)
+    if super::is_plain_input(input)
         && !super::java::is_upload_name(input.location.source, &input.location.name)
     {
         return;
@@ -1035,12 +1038,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
         };
         out.hit(input, CAT, "php.wrapper", Severity::Critical, level);
     }
-    if l.contains('$') || has("http_raw_post_data") {
+    if input.bytes.has(b'$') || has("http_raw_post_data") {
         if superglobal(l) {
             // A sentence naming one ("$_POST is empty in php 8") documents it; code indexes
             // or assigns it (`$_SERVER['x']`, `$_GET[0]`), or it stands alone: paranoia 2
             // for a mention in prose without `[`.
-            let mention = super::lfi::prose(l) && !l.contains('[');
+            let mention = super::lfi::prose(l) && !input.bytes.has(b'[');
             out.hit(
                 input,
                 CAT,
@@ -1056,13 +1059,13 @@ fn scan_input(input: &Input, out: &mut Findings) {
             hit(out, "php.variable-function");
         }
     }
-    if l.contains('=') && ini_directive(l) {
+    if input.bytes.has(b'=') && ini_directive(l) {
         hit(out, "php.ini-directive");
     }
-    if l.contains(':') && serialized_object(&input.value) {
+    if input.bytes.has(b':') && serialized_object(&input.value) {
         hit(out, "php.serialized-object");
     }
-    if l.contains('(') {
+    if input.bytes.has(b'(') {
         if function_call(l) {
             hit(out, "php.function-call");
         } else if out.wants(CAT, 2) && probe_call(l) {
@@ -1088,6 +1091,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     for input in p.inputs_from(INJECTION_SOURCES) {
+        if out.decided() {
+            break;
+        }
         if input.location.source == Source::Header
             && !super::java::is_upload_name(input.location.source, &input.location.name)
             && input.location.name == "user-agent"

@@ -454,7 +454,7 @@ fn is_command(w: &str) -> bool {
     DISTINCTIVE_SET.contains(base)
         || versioned_interpreter(base)
         // Every family ends with `-`.
-        || (base.contains('-')
+        || (base.as_bytes().contains(&b'-')
             && FAMILIES
                 .iter()
                 .any(|f| base.starts_with(f) && base.len() > f.len()))
@@ -502,14 +502,19 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
         lower.to_string()
     };
     let mut evasion = s.len() != lower.len();
-    // Expansions glued between letters: c${x}url, c$@at, w$()hoami.
+    // Expansions glued between letters: c${x}url, c$@at, w$()hoami. Only a `$` can start
+    // one: the text between two of them is copied as one run (a byte loop cost ~10 Wasm
+    // instructions per byte of every window).
     let mut out = String::with_capacity(s.len());
     let b = s.as_bytes();
+    let mut copied = 0;
     let mut i = 0;
-    while let Some(&c) = b.get(i) {
+    while let Some(p) = b.get(i..).and_then(|r| r.iter().position(|&c| c == b'$')) {
+        i += p;
         let prev_alpha = i > 0 && b.get(i - 1).is_some_and(u8::is_ascii_alphabetic);
-        if c == b'$' && prev_alpha {
+        if prev_alpha {
             let rest = s.get(i..).unwrap_or_default();
+            let mut word = None;
             let skip =
                 if rest.starts_with("$@") || rest.starts_with("$*") || rest.starts_with("$()") {
                     if rest.starts_with("$()") {
@@ -521,14 +526,11 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
                     // Bounded look-ahead: `${${${...` must not rescan the value per `${`.
                     let end = rest.bytes().take(32).position(|c| c == b'}');
                     // `${x:-a}`, `${x:=a}`: an unset variable expands to its default word.
-                    if let Some(word) = end
+                    word = end
                         .and_then(|e| rest.get(2..e))
                         .and_then(|inner| inner.split_once(":-").or(inner.split_once(":=")))
                         .map(|(_, w)| w)
-                        .filter(|w| w.bytes().all(|c| c.is_ascii_alphanumeric()))
-                    {
-                        out.push_str(word);
-                    }
+                        .filter(|w| w.bytes().all(|c| c.is_ascii_alphanumeric()));
                     end.map_or(0, |e| e + 1)
                 } else {
                     // `sh$xx -c`: an unset variable ending a word expands to nothing.
@@ -551,14 +553,20 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
                     }
                 };
             if skip > 0 {
+                // Every cut is next to ASCII bytes (`$`, `}`, a name): on char boundaries.
+                out.push_str(s.get(copied..i).unwrap_or_default());
+                out.push_str(word.unwrap_or_default());
                 evasion = true;
                 i += skip;
+                copied = i;
                 continue;
             }
         }
-        out.push(char::from(c));
         i += 1;
     }
+    out.push_str(s.get(copied..).unwrap_or_default());
+    // The byte loop pushed other bytes as Latin-1 chars and kept its text only when all were
+    // ASCII: copying runs, the text is the same exactly when it is ASCII.
     if out.is_ascii() {
         s = out;
     }
@@ -567,18 +575,26 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
     // looks at is ASCII, and the bytes of other characters are copied as they are).
     let b = s.as_bytes();
     let mut cleaned = Vec::with_capacity(b.len());
-    for (idx, &c) in b.iter().enumerate() {
-        match c {
-            b'\\' | b'\'' | b'"' | b'^' => {
-                let alnum = |i: Option<usize>| {
-                    i.and_then(|i| b.get(i))
-                        .is_some_and(u8::is_ascii_alphanumeric)
-                };
-                evasion |= alnum(idx.checked_sub(1)) && alnum(Some(idx + 1));
-            }
-            b'\t' | 0x0b | 0x0c => cleaned.push(b' '),
-            _ => cleaned.push(c),
+    let special = |c: &u8| matches!(c, b'\\' | b'\'' | b'"' | b'^' | b'\t' | 0x0b | 0x0c);
+    let mut idx = 0;
+    // Runs without those bytes are copied whole.
+    while let Some(run) = b.get(idx..) {
+        let p = run.iter().position(special).unwrap_or(run.len());
+        cleaned.extend_from_slice(run.get(..p).unwrap_or_default());
+        idx += p;
+        let Some(&c) = b.get(idx) else {
+            break;
+        };
+        if matches!(c, b'\t' | 0x0b | 0x0c) {
+            cleaned.push(b' ');
+        } else {
+            let alnum = |i: Option<usize>| {
+                i.and_then(|i| b.get(i))
+                    .is_some_and(u8::is_ascii_alphanumeric)
+            };
+            evasion |= alnum(idx.checked_sub(1)) && alnum(Some(idx + 1));
         }
+        idx += 1;
     }
     // Only ASCII bytes were dropped or replaced: the rest is still UTF-8.
     (String::from_utf8(cleaned).unwrap_or_default(), evasion)
@@ -683,7 +699,7 @@ fn is_option(a: &str) -> bool {
 fn markdown_code_spans(v: &str) -> bool {
     let b = v.as_bytes();
     let mut open = false;
-    for (p, _) in v.match_indices('`') {
+    for p in super::byte_offsets(v, b'`') {
         let before = p.checked_sub(1).and_then(|i| b.get(i)).copied();
         let after = b.get(p + 1).copied();
         let ok = if open {
@@ -847,7 +863,8 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     let mut prefixed = false;
     // Skip prefixes, `$var` expansions and VAR=value assignments.
     for _ in 0..4 {
-        let is_assign = first.contains('=') && !first.starts_with('=') && !first.starts_with('-');
+        let is_assign =
+            first.as_bytes().contains(&b'=') && !first.starts_with('=') && !first.starts_with('-');
         let is_var = first.starts_with('$') && first.len() > 1;
         let is_prefix = PREFIX_SET.contains(first);
         let next_is_option = words.peek().is_none_or(|w| w.starts_with('-'));
@@ -1132,7 +1149,7 @@ fn substitution(s: &str) -> bool {
         // `$HOME/.config`, `${PATH}/bin`: a directory variable opening a path names a file.
         let dir_var = var.has_lit("path") || var.has_lit("home");
         if set.has_all(var.as_bytes())
-            && s.match_indices(var).any(|(p, _)| {
+            && super::lit_offsets(s, var).any(|p| {
                 let next = s.as_bytes().get(p + var.len());
                 command_position(s, p)
                     && !next.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
@@ -1158,7 +1175,7 @@ fn substitution(s: &str) -> bool {
     // words like `fetch` or `npm install`).
     // A backtick glued to a word or shell syntax (`x`id``, `${`id`}`) substitutes whatever it
     // holds (Markdown puts a space or punctuation before a code span).
-    let glued = s.match_indices('`').step_by(2).any(|(p, _)| {
+    let glued = super::byte_offsets(s, b'`').step_by(2).any(|p| {
         p.checked_sub(1)
             .and_then(|i| s.as_bytes().get(i))
             .is_some_and(|c| {
@@ -1188,10 +1205,11 @@ fn command_position(s: &str, p: usize) -> bool {
 /// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
 /// `if "%a%"=="b" cmd`.
 pub(crate) fn windows_batch(s: &str) -> bool {
-    // `for` needs a `/x` flag or a `%` variable, `if` its word, the variables a `%`: most
-    // values have none of them.
-    if !(s.has_lit("if") || s.bytes().any(|b| b == b'/' || b == b'%')) {
-        return false;
+    // The word walk below answers only for an `if` or `for` word, the variables after it
+    // need a `%`: most values have none of them (a `/` alone, as in a `/*/*` run, used to
+    // start the walk).
+    if !(s.has_lit("if") || s.has_lit("for")) {
+        return s.contains('%') && batch_variable(s);
     }
     let words: Vec<&str> = s.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
@@ -1256,6 +1274,11 @@ pub(crate) fn windows_batch(s: &str) -> bool {
             }
         }
     }
+    batch_variable(s)
+}
+
+/// `%comspec%`, `%systemroot%`, `%windir%`: cmd.exe's variables for its own paths.
+fn batch_variable(s: &str) -> bool {
     s.has_lit("%comspec%") || s.has_lit("%systemroot%") || s.has_lit("%windir%")
 }
 
@@ -1345,7 +1368,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // A field name is a label (`uname`, `ping`), not a command line: only commands after a
     // shell separator count there.
     let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
-    let code_spans = v.contains('`') && markdown_code_spans(v);
+    let code_spans = input.bytes.has(b'`') && markdown_code_spans(v);
     // A sentence that opens with a capitalised program name (`Tail -f for cloud logs`,
     // `Grep -r replacement written in Rust`): package summaries are written that way, while
     // Unix shells find no program called `Tail`. Paranoia 2.
@@ -1371,28 +1394,31 @@ fn scan_input(input: &Input, out: &mut Findings) {
         .nth(3)
         .is_some();
     for (intro, seg) in segments(&s) {
+        // The first four branches report at paranoia 2 only: at 1 they skip their segment
+        // without reading it.
+        let pl2 = out.wants(CAT, 2);
         if sentence && intro == Intro::Start {
-            if command_in_segment(intro, seg).is_some() {
+            if pl2 && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.command-sentence", Severity::Critical, 2);
             }
             continue;
         }
         if code_spans && intro == Intro::Tick {
             // Paranoia 2: a command line in a Markdown code span of a sentence.
-            if command_in_segment(intro, seg).is_some() {
+            if pl2 && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.code-span-command", Severity::Critical, 2);
             }
             continue;
         }
         if prose_value && intro == Intro::Weak {
-            if command_in_segment(intro, seg).is_some() {
+            if pl2 && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.command-sentence", Severity::Critical, 2);
             }
             continue;
         }
         if is_name && intro == Intro::Start {
             // Paranoia 2: a name that is itself a command line (`uname -a`).
-            if seg.contains(' ') && command_in_segment(intro, seg).is_some() {
+            if pl2 && seg.contains(' ') && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.command-in-name", Severity::Critical, 2);
             }
             continue;
@@ -1417,13 +1443,15 @@ fn scan_input(input: &Input, out: &mut Findings) {
     let dollar = set.has(b'$');
     if slash
         && BIN_DIRS.iter().any(|d| {
-            s.find(d).is_some_and(|p| {
-                s.get(p + d.len()..).is_some_and(|r| {
-                    r.starts_with(|c: char| {
-                        c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
+            // The byte set first: a `/*/*` run holds no directory's letters.
+            set.has_all(d.as_bytes())
+                && s.find(d).is_some_and(|p| {
+                    s.get(p + d.len()..).is_some_and(|r| {
+                        r.starts_with(|c: char| {
+                            c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
+                        })
                     })
                 })
-            })
         })
     {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
@@ -1442,12 +1470,17 @@ fn scan_input(input: &Input, out: &mut Findings) {
         } else {
             substitution(&s)
         };
-    if substituted || set.has(b'(') && (s.has_lit("<(") || s.has_lit(">(") && s.contains(')')) {
+    if substituted
+        || set.has(b'(')
+            && (set.has(b'<') && s.has_lit("<(") || set.has_all(b">)") && s.has_lit(">("))
+    {
         out.hit(input, CAT, "rce.substitution", Severity::Critical, 1);
     }
-    if slash && (s.has_lit("/dev/tcp/") || s.has_lit("/dev/udp/"))
+    if slash && set.has_all(b"/dev") && (s.has_lit("/dev/tcp/") || s.has_lit("/dev/udp/"))
         || dollar
-            && (s.has_lit("$[") || s.has_lit("$((") || param_expansion(&s, super::lfi::prose(l)))
+            && (set.has(b'[') && s.has_lit("$[")
+                || set.has(b'(') && s.has_lit("$((")
+                || param_expansion(&s, || super::lfi::prose(l)))
     {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
@@ -1457,13 +1490,13 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         out.hit(input, CAT, "rce.alias-bypass", Severity::Critical, 1);
     }
-    if input.bytes.has(b'$') && (l.has_lit("${ifs}") || l.has_lit("$ifs")) {
+    if input.bytes.has(b'$') && (input.lower_has("${ifs}") || input.lower_has("$ifs")) {
         out.hit(input, CAT, "rce.ifs", Severity::Critical, 1);
     }
     if slash && glob_path(&s) {
         out.hit(input, CAT, "rce.glob-path", Severity::Critical, 1);
     }
-    if s.contains('{') && brace_expansion(&s) {
+    if set.has(b'{') && brace_expansion(&s) {
         out.hit(input, CAT, "rce.brace-expansion", Severity::Critical, 1);
     }
     if set.has_all(b"(){") {
@@ -1505,7 +1538,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         out.hit(input, CAT, "rce.evasion", Severity::Critical, 1);
     }
     // Paranoia 2: a word that becomes a command once quotes are removed (`w'h'o'am'i`).
-    if evasion && quoted_command(v) {
+    if evasion && out.wants(CAT, 2) && quoted_command(v) {
         out.hit(input, CAT, "rce.quote-evasion", Severity::Critical, 2);
     }
     // Paranoia 3: a program name (not an ordinary word) opening the value or a segment,
@@ -1578,8 +1611,11 @@ fn quoted_command(v: &str) -> bool {
 /// In prose (`supports ${VAR:-default} in config files`, template documentation) only an
 /// expansion glued to a word counts: that is how a command name is assembled
 /// (`c${x:-a}t /etc/passwd`); one standing alone is the syntax being described.
-fn param_expansion(s: &str, prose: bool) -> bool {
+fn param_expansion(s: &str, prose: impl Fn() -> bool) -> bool {
     let b = s.as_bytes();
+    // Whether the value is prose, asked once and only when an opener is there (a pass
+    // over the value).
+    let mut is_prose = None;
     let glued = |p: usize, end: Option<usize>| {
         let before = p.checked_sub(1).and_then(|i| b.get(i));
         let after = end.and_then(|e| b.get(e + 1));
@@ -1596,7 +1632,7 @@ fn param_expansion(s: &str, prose: bool) -> bool {
         .and_then(|h| h.find_lit("${"))
         .map(|p| p + from)
     {
-        if prose {
+        if *is_prose.get_or_insert_with(&prose) {
             let end = match close {
                 Some(Some(c)) if c >= p => Some(c),
                 Some(None) => None,
@@ -1633,7 +1669,7 @@ fn param_expansion(s: &str, prose: bool) -> bool {
 /// (`;gcc10.1<<<void main(){}`, `cat<<<$x`). Prose draws arrows as `<<<` between words, not
 /// glued after the first word of a command.
 fn here_string(s: &str) -> bool {
-    s.match_indices("<<<").any(|(p, _)| {
+    super::lit_offsets(s, "<<<").any(|p| {
         let before = s.get(..p).unwrap_or_default();
         let word_start = before
             .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))
@@ -1700,6 +1736,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     for input in p.inputs_from(INJECTION_SOURCES) {
+        if out.decided() {
+            break;
+        }
         // Structured headers like user agents hold `;` and `(`; only substitution syntax
         // counts there.
         if input.location.source == Source::Header

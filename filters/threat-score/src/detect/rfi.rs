@@ -204,6 +204,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     }
     let host = p.headers.host();
     for input in p.inputs_from(INJECTION_SOURCES) {
+        if out.decided() {
+            break;
+        }
         if input.location.source == Source::Header {
             continue;
         }

@@ -116,7 +116,7 @@ const GLOBALS: crate::detect::Words = crate::detect::Words::new(&[
 /// A parsed tag opening: its (lowercase) name and the text up to the next `<` (attributes).
 fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
     let b = l.as_bytes();
-    l.match_indices('<').filter_map(move |(at, _)| {
+    super::byte_offsets(l, b'<').filter_map(move |at| {
         let mut j = at + 1;
         // `< x:script` is parsed by some old engines; `</`, `<?`, `<!` too.
         while b
@@ -145,7 +145,11 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
         if b.get(at + 1..start).is_some_and(|p| p.contains(&b'?')) && name != "import" {
             return None;
         }
-        let rest_end = l.get(j..)?.find('<').map_or(l.len(), |p| p + j);
+        let rest_end = b
+            .get(j..)?
+            .iter()
+            .position(|&c| c == b'<')
+            .map_or(l.len(), |p| p + j);
         Some((name, l.get(j..rest_end)?))
     })
 }
@@ -154,7 +158,7 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
 /// `< x: script` is handled by the tag parser).
 fn spaced_tag(l: &str) -> bool {
     let b = l.as_bytes();
-    l.match_indices('<').any(|(p, _)| {
+    super::byte_offsets(l, b'<').any(|p| {
         let mut j = p + 1;
         let mut letters = 0;
         loop {
@@ -391,7 +395,7 @@ fn dom_property(l: &str) -> bool {
     ]);
     let prose = super::lfi::prose(l);
     PROPERTIES.iter().any(|m| {
-        l.match_indices(m).any(|(p, _)| {
+        super::lit_offsets(l, m).any(|p| {
             !prose
                 || super::generic::word_around(l, p)
                     .contains(['=', '+', '(', ')', ';', '\'', '"', '`', '['])
@@ -406,7 +410,7 @@ fn dom_property(l: &str) -> bool {
 fn dom_call(l: &str) -> bool {
     let b = l.as_bytes();
     let mut path_end = 0;
-    l.match_indices("document.").any(|(p, _)| {
+    super::lit_offsets(l, "document.").any(|p| {
         if p < path_end {
             return false;
         }
@@ -464,7 +468,7 @@ fn obfuscated_js(l: &str) -> bool {
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
     let hit = |out: &mut Findings, rule| out.hit(input, CAT, rule, Severity::Critical, 1);
-    if l.contains('<') {
+    if input.bytes.has(b'<') {
         for (name, attrs) in tags(l) {
             let base = tag_base(name);
             if ACTIVE_TAGS.contains(&base) {
@@ -534,11 +538,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
     let set = &input.bytes;
     if set.has_all(b"on=")
         && event_handler(l, true)
-        && (l.contains('"')
-            || l.contains('\'')
-            || l.contains('<')
-            || l.contains('/')
-            || l.contains('>'))
+        && (input.bytes.has(b'"')
+            || input.bytes.has(b'\'')
+            || input.bytes.has(b'<')
+            || input.bytes.has(b'/')
+            || input.bytes.has(b'>'))
     {
         hit(out, "xss.event-handler");
     }
@@ -549,7 +553,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         hit(out, "xss.event-handler");
     }
-    if l.contains('<') && out.wants(CAT, 2) {
+    if input.bytes.has(b'<') && out.wants(CAT, 2) {
         // Paranoia 2: any tag carrying an attribute (`<a href="x"`).
         if tags(l).any(|(_, attrs)| {
             attrs.split('>').next().is_some_and(|a| {
@@ -561,12 +565,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     // A tag name spelled with spaces between its letters (`<f o r m`), which some parsers
     // join; prose never writes three single letters after a `<`.
-    if l.contains('<') && spaced_tag(l) {
+    if input.bytes.has(b'<') && spaced_tag(l) {
         hit(out, "xss.spaced-tag");
     }
     // Paranoia 3: any HTML element (`<b>`, `<p class=x>`); paranoia 4: anything a browser
     // would start parsing as markup (`<x`, `</`, `<!`, `<?`).
-    if l.contains('<') && out.wants(CAT, 3) {
+    if input.bytes.has(b'<') && out.wants(CAT, 3) {
         if tags(l).any(|(name, _)| {
             let base = tag_base(name);
             ACTIVE_TAGS.contains(&base) || PASSIVE_TAGS.contains(&base)
@@ -574,7 +578,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             out.hit(input, CAT, "xss.html-tag", Severity::Critical, 3);
         }
         let b = l.as_bytes();
-        if l.match_indices('<').any(|(p, _)| {
+        if super::byte_offsets(l, b'<').any(|p| {
             b.get(p + 1)
                 .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'))
         }) {
@@ -582,22 +586,24 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
     }
     // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
-    if l.has_lit("-->") {
+    if out.wants(CAT, 2) && input.lower_has("-->") {
         out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
     }
-    if l.contains('<') && xml_include(l) {
+    if input.bytes.has(b'<') && xml_include(l) {
         hit(out, "xss.xml-include");
     }
-    if l.contains(':') && script_url(l) {
+    if input.bytes.has(b':') && script_url(l) {
         hit(out, "xss.script-url");
     }
     if (set.has(b'(') || set.has(b'-') || set.has(b'@')) && css_script(l) {
         hit(out, "xss.css-script");
     }
-    if l.has_lit("+adw-") && l.has_lit("+ad4-") {
+    if input.lower_has("+adw-") && input.lower_has("+ad4-") {
         hit(out, "xss.utf7");
     }
-    if (l.contains('[') || l.contains('`') || l.has_lit("/*")) && (jsfuck(l) || obfuscated_js(l)) {
+    if (input.bytes.has(b'[') || input.bytes.has(b'`') || input.lower_has("/*"))
+        && (jsfuck(l) || obfuscated_js(l))
+    {
         hit(out, "xss.obfuscated-js");
     }
     if (set.has(b'(')
@@ -620,13 +626,16 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .inputs_from(INJECTION_SOURCES)
         .chain(p.inputs_from(&[Source::Path]))
     {
+        if out.decided() {
+            break;
+        }
         if input.location.source == Source::Path {
             if tags(&input.lower).any(|(n, _)| ACTIVE_TAGS.contains(&tag_base(n))) {
                 out.hit(input, CAT, "xss.active-tag", Severity::Critical, 1);
             }
             continue;
         }
-        if super::is_plain(&input.value) && !input.value.contains('.') {
+        if super::is_plain_input(input) && !input.bytes.has(b'.') {
             continue;
         }
         scan_input(input, out);

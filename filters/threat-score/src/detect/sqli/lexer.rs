@@ -327,6 +327,11 @@ fn word_kind(w: &str) -> (Kind, Option<&'static str>) {
         "unknown" => (Kind::Num, Some("unknown")),
         "having" => (Kind::Group, Some("having")),
         "limit" => (Kind::Group, Some("limit")),
+        // Every listed word has two or more bytes and starts with a letter: the one-byte
+        // words and `$`/`_`-led words of a punctuation run (`${${`, `\u\u`) skip the search.
+        _ if w.len() < 2 || !w.as_bytes().first().is_some_and(u8::is_ascii_lowercase) => {
+            (Kind::Bare, None)
+        }
         _ => {
             let table = word_table();
             table
@@ -341,11 +346,15 @@ fn word_kind(w: &str) -> (Kind, Option<&'static str>) {
 /// A one-byte word (lowercase letter, digit, `_` or `$`) as static text.
 fn one_byte_word(w: &str) -> Option<&'static str> {
     const ONE: &str = "abcdefghijklmnopqrstuvwxyz0123456789_$";
-    if let [c] = w.as_bytes() {
-        let p = ONE.bytes().position(|x| x == *c)?;
-        return ONE.get(p..p + 1);
-    }
-    None
+    // The entry's index from the byte's class (no search through the string per token).
+    let p = match w.as_bytes() {
+        [c @ b'a'..=b'z'] => usize::from(c - b'a'),
+        [c @ b'0'..=b'9'] => 26 + usize::from(c - b'0'),
+        [b'_'] => 36,
+        [b'$'] => 37,
+        _ => return None,
+    };
+    ONE.get(p..p + 1)
 }
 
 /// Operators the lexer reads, as static text (a token borrows it).
@@ -358,12 +367,42 @@ fn static_operator(op: &str) -> Option<&'static str> {
     ];
     // One-byte operators (most operator tokens: a run of `%` is one per byte) from a string of
     // them, without a comparison per entry; the longer ones from the list.
-    const ONE: &str = "=<>!+-*/%&|^~:?.\\@#{}[]$";
     if let [c] = op.as_bytes() {
-        let p = ONE.bytes().position(|x| x == *c)?;
-        return ONE.get(p..p + 1);
+        // A `match` (a jump table), not a search through a string of them per token.
+        return Some(match c {
+            b'=' => "=",
+            b'<' => "<",
+            b'>' => ">",
+            b'!' => "!",
+            b'+' => "+",
+            b'-' => "-",
+            b'*' => "*",
+            b'/' => "/",
+            b'%' => "%",
+            b'&' => "&",
+            b'|' => "|",
+            b'^' => "^",
+            b'~' => "~",
+            b':' => ":",
+            b'?' => "?",
+            b'.' => ".",
+            b'\\' => "\\",
+            b'@' => "@",
+            b'#' => "#",
+            b'{' => "{",
+            b'}' => "}",
+            b'[' => "[",
+            b']' => "]",
+            b'$' => "$",
+            _ => return None,
+        });
     }
-    OPS.iter().find(|o| **o == op).copied()
+    // Compared byte by byte: a `str` comparison is a `memcmp` call per entry, and a `<<<<`
+    // run is one two-byte operator per two bytes.
+    let b = op.as_bytes();
+    OPS.iter()
+        .find(|o| o.len() == b.len() && o.bytes().zip(b).all(|(x, &y)| x == y))
+        .copied()
 }
 
 /// Tokenizes `input` (already decoded) in `ctx`. Case changes no token (only words hold
@@ -531,7 +570,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
             _ => {
                 let len = operator_len(b, i);
                 let text = input.get(i..i + len).unwrap_or_default();
-                let kind = if text == "&&" || text == "||" {
+                let kind = if matches!(text.as_bytes(), b"&&" | b"||") {
                     Kind::Logic
                 } else {
                     Kind::Op
@@ -657,6 +696,30 @@ fn skip_word(b: &[u8], mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `one_byte_word` gives every byte of its string, and nothing else.
+    #[test]
+    fn one_byte_words() {
+        const ONE: &str = "abcdefghijklmnopqrstuvwxyz0123456789_$";
+        for c in 0u8..128 {
+            let w = [c];
+            let Ok(w) = std::str::from_utf8(&w) else {
+                continue;
+            };
+            let want = ONE.find(w).and_then(|p| ONE.get(p..p + 1));
+            assert_eq!(one_byte_word(w), want, "{w}");
+        }
+        assert_eq!(one_byte_word("ab"), None);
+    }
+
+    /// `word_kind` skips its search for words shorter than two bytes or not led by a letter:
+    /// no listed word is one.
+    #[test]
+    fn listed_words_are_letter_led() {
+        for (w, _) in word_table() {
+            assert!(w.len() >= 2 && w.as_bytes()[0].is_ascii_lowercase(), "{w}");
+        }
+    }
 
     /// The lists `operator_len` and `static_operator` were written from.
     #[test]

@@ -1213,10 +1213,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         .inputs_from(INJECTION_SOURCES)
         .chain(p.inputs_from(&[Source::Path]))
     {
+        if out.decided() {
+            break;
+        }
         if input.value.is_empty() {
             continue;
         }
-        let plain = super::is_plain(&input.value);
+        let plain = super::is_plain_input(input);
         let is_header = input.location.source == Source::Header;
         // User agents and the path are prose-like; only unmistakable shapes count there.
         if input.location.source == Source::Path {
@@ -1258,19 +1261,19 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
         // Paranoia 2: a stored procedure or package of the database's own namespaces
         // (`xp_dirtree`, `sp_executesql`, `utl_http`, `dbms_pipe`), named even without a call.
-        if out.wants(CAT, 2) && l.contains('_') && system_procedure(l) {
+        if out.wants(CAT, 2) && input.bytes.has(b'_') && system_procedure(l) {
             out.hit(input, CAT, "sqli.system-procedure", Severity::Critical, 2);
         }
         if l.ends_with('(') && open_call_at_end(l) {
             out.hit(input, CAT, "sqli.open-call", Severity::Critical, 1);
         }
-        if l.contains('(') && sql_function_call(l) {
+        if input.bytes.has(b'(') && sql_function_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
         }
-        if l.has_lit("::") && pg_cast(l) {
+        if input.lower_has("::") && pg_cast(l) {
             out.hit(input, CAT, "sqli.pg-cast", Severity::Critical, 1);
         }
-        if l.has_lit("/*!") {
+        if input.lower_has("/*!") {
             out.hit(input, CAT, "sqli.mysql-comment", Severity::Critical, 1);
         }
         if matches!(input.location.source, Source::ArgName | Source::Arg) && mongo_operator(l) {
