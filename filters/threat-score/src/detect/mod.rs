@@ -236,6 +236,7 @@ pub(crate) fn build_tables() {
         let _ = set.table();
     }
     sqli::lexer::build_table();
+    let _ = rce::start_filter();
 }
 
 /// A constant word list that stays data in the module.

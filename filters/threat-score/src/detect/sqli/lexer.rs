@@ -543,6 +543,71 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
     out
 }
 
+/// Whether `lower` (a lowercase value) is made only of words, numbers, spaces and `- . , _`
+/// with no word that SQL reads as more than a name: no statement, `union`, logic operator,
+/// clause (`order by`, `having`, `limit`), operator word (`like`, `in`, `not`) or one of the
+/// keywords `as`, `from`, `case`, `procedure`, `set`, `values`, and no `--` comment.
+///
+/// Then [`tokenize`] gives only names, numbers, `-`, `.`, `,` and plain keywords (`for`,
+/// `on`, `end`), in which neither [`super::fingerprint`] (unquoted) nor `super::fragment`
+/// has a shape: every shape of theirs needs one of the excluded tokens, a quote, a bracket,
+/// a `;` or a variable (`"item number 3 for order"`, `"blue running shoes size 42"`). It
+/// walks the value as [`tokenize`] does (the same number and word boundaries) and looks each
+/// word up once, without building tokens: the `sqli` test `inert_phrases_match_nothing`
+/// compares it with the tokenizer and both rule sets on generated phrases.
+pub(crate) fn inert_phrase(lower: &str) -> bool {
+    let b = lower.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b' ' | b',' => i += 1,
+            b'-' if b.get(i + 1) == Some(&b'-') => return false,
+            b'0'..=b'9' => i = number_end(b, i),
+            b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => i = number_end(b, i),
+            b'-' | b'.' => i += 1,
+            b'a'..=b'z' | b'_' => {
+                let start = i;
+                while b
+                    .get(i)
+                    .is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.')
+                {
+                    i += 1;
+                }
+                let w = lower
+                    .get(start..i)
+                    .unwrap_or_default()
+                    .trim_end_matches('.');
+                let plain = match word_kind(w).0 {
+                    Kind::Bare | Kind::Func | Kind::Num => true,
+                    Kind::Keyword => {
+                        !matches!(w, "as" | "from" | "case" | "procedure" | "set" | "values")
+                    }
+                    _ => false,
+                };
+                // `order by`, `group by` (the next word after spaces, as `next_word` reads it).
+                let clause = (w == "order" || w == "group") && {
+                    let mut j = i;
+                    while b.get(j) == Some(&b' ') {
+                        j += 1;
+                    }
+                    let mut k = j;
+                    while b.get(k).is_some_and(u8::is_ascii_alphabetic) {
+                        k += 1;
+                    }
+                    b.get(j..k) == Some(b"by")
+                };
+                if !plain || clause {
+                    return false;
+                }
+            }
+            // Anything else (quotes, brackets, operators, `$`, `@`, other whitespace,
+            // non-ASCII): the tokenizer decides.
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// `w` lowercased: borrowed when it is lowercase already.
 fn lowercase(w: &str) -> Text<'_> {
     if w.bytes().any(|c| c.is_ascii_uppercase()) {
@@ -655,6 +720,162 @@ fn skip_word(b: &[u8], mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`inert_phrase`] is a shortcut, never a rule: whenever it says a value is inert, the
+    /// tokenizer and both rule sets (paranoia 1 `fingerprint`, paranoia 2 `fragment`) find
+    /// nothing in it. Phrases are drawn from every word of the lexer's tables, SQL's
+    /// two-word clauses, prose words and number spellings, joined by every separator the
+    /// phrase shape allows (and a few it does not, which must not count as inert).
+    #[test]
+    fn inert_phrases_match_nothing() {
+        let mut vocab: Vec<&str> = word_table().iter().map(|(w, _)| *w).collect();
+        vocab.extend([
+            "union",
+            "and",
+            "or",
+            "xor",
+            "true",
+            "false",
+            "null",
+            "unknown",
+            "having",
+            "limit",
+            "order",
+            "group",
+            "by",
+            "analyse",
+            "item",
+            "number",
+            "leave",
+            "at",
+            "the",
+            "door",
+            "blue",
+            "shoes",
+            "size",
+            "sys.tables",
+            "mysql.user",
+            "t.col",
+            "a_b",
+            "x",
+            "_",
+            "1",
+            "42",
+            "10.99",
+            ".5",
+            "0x1f",
+            "0xselect",
+            "1e5",
+            "1e-5",
+            "3rd",
+            "1union",
+            "9or",
+            "end.",
+            "from.",
+            "select.x",
+        ]);
+        const HOT: &[&str] = &[
+            "case",
+            "when",
+            "then",
+            "as",
+            "from",
+            "where",
+            "order",
+            "group",
+            "by",
+            "1",
+            "x",
+            "procedure",
+            "analyse",
+            "set",
+            "values",
+            "and",
+            "select",
+            "like",
+            "waitfor",
+            "delay",
+            "time",
+            "exec",
+            "limit",
+            "having",
+            "in",
+            "null",
+        ];
+        let seps = [
+            " ", "  ", ",", ", ", " - ", "-", ".", " . ", "--", " -- ", "", "(", "'", "=", ";",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as usize % n
+        };
+        let (mut inert, mut total) = (0, 0);
+        for _ in 0..200_000 {
+            let mut phrase = String::new();
+            for k in 0..1 + next(6) {
+                if k > 0 || next(4) == 0 {
+                    phrase.push_str(seps[next(seps.len())]);
+                }
+                // Half the words from the ones rules look at by text, so that their
+                // sequences (`case x when y then`, `a as b from c`) occur.
+                let word = if next(2) == 0 {
+                    HOT[next(HOT.len())]
+                } else {
+                    vocab[next(vocab.len())]
+                };
+                phrase.push_str(word);
+            }
+            total += 1;
+            if inert_phrase(&phrase) {
+                inert += 1;
+                let tokens = tokenize(&phrase, Context::None);
+                assert_eq!(
+                    super::super::fingerprint(&tokens, Context::None),
+                    None,
+                    "{phrase:?}"
+                );
+                assert_eq!(super::super::fragment(&tokens), None, "{phrase:?}");
+                assert!(!phrase.contains(['\'', '"']), "{phrase:?}");
+            }
+        }
+        // Both answers occur often enough for the comparison to mean something.
+        assert!(
+            inert > total / 10 && inert < total * 9 / 10,
+            "{inert} of {total}"
+        );
+        for plain in [
+            "item number 3 for order",
+            "blue running shoes size 42",
+            "leave at the door",
+        ] {
+            assert!(inert_phrase(plain), "{plain}");
+        }
+        // Phrase-shaped SQL, one per rule that needs no quote or bracket: found, not inert.
+        for sql in [
+            "1 union select 2",
+            "x or 1 is 1",
+            "sort order by 2",
+            "a as b from c",
+            "case when 1 then 2",
+            "1 procedure analyse",
+            "waitfor delay 5",
+            "select 1 from users",
+            "1 and 2",
+            "in 42",
+            "from users where",
+            "limit 5",
+            "exec xp_cmdshell",
+        ] {
+            let tokens = tokenize(sql, Context::None);
+            let found = super::super::fingerprint(&tokens, Context::None)
+                .or_else(|| super::super::fragment(&tokens));
+            assert!(found.is_some(), "{sql}");
+            assert!(!inert_phrase(sql), "{sql}");
+        }
+    }
 
     /// The lists `operator_len` and `static_operator` were written from.
     #[test]
