@@ -230,7 +230,7 @@ impl DetectorKind {
             // name opening it counts from paranoia 3.
             K::Rce => {
                 paranoia >= 3
-                    || (super::rce::may_start_command(l)
+                    || (super::rce::may_start_command(l, set)
                         && super::rce::command_in_segment(super::rce::Intro::Start, l).is_some())
                     // Every cmdlet verb is capitalised (`Invoke-`).
                     || (set.has(b'-')
