@@ -337,9 +337,9 @@ fn word_filter() -> &'static [u32] {
 /// borrows it instead of copying the value's spelling).
 fn word_kind(w: &str) -> (Kind, Option<&'static str>) {
     // Most words of a value are no SQL word: one read of [`word_filter`] says so.
-    if !word_filter()
+    if word_filter()
         .get(filter_key(w.as_bytes()))
-        .is_some_and(|lens| lens & (1 << w.len().min(31)) != 0)
+        .is_none_or(|lens| lens & (1 << w.len().min(31)) == 0)
     {
         return (Kind::Bare, None);
     }
