@@ -121,6 +121,12 @@ fn vocabulary() -> BTreeSet<String> {
     for extra in [
         "",
         "1",
+        // SQL in dotted shapes (a number glued to a keyword, commas for spaces) and a
+        // special-character count in a word.
+        "1union,2",
+        "select,a,from,b",
+        "insert,into,t,values",
+        "a-b-c-d-e-f-g-h-i-j-k-l-m",
         "0",
         "-1",
         "1-1",

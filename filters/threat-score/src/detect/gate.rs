@@ -233,13 +233,18 @@ impl DetectorKind {
             // name opening it counts from paranoia 3.
             K::Rce => {
                 paranoia >= 3
-                    || (super::rce::may_start_command(l)
+                    || (super::rce::may_start_command(l, set)
                         && super::rce::command_in_segment(super::rce::Intro::Start, l).is_some())
                     // Every cmdlet verb is capitalised (`Invoke-`).
                     || (set.has(b'-')
                         && input.value.bytes().any(|b| b.is_ascii_uppercase())
                         && super::rce::powershell_cmdlet(&input.value))
-                    || (shape == S::Phrase && super::rce::windows_batch(l))
+                    // A phrase has no `/` or `%`: only an `if` word can open cmd.exe
+                    // control flow there (`for` needs a `/x` flag or a `%` variable).
+                    || (shape == S::Phrase
+                        && set.has_all(b"if")
+                        && l.split(' ').any(|w| w == "if")
+                        && super::rce::windows_batch(l))
             }
             // Markup, script URLs and calls need `<`, `:`, `(`, quotes...: left are DOM
             // paths (`document.cookie`, `.innerhtml`) and `-moz-binding`.
@@ -264,10 +269,17 @@ impl DetectorKind {
             // Catalog names (`information_schema`, `msdb`, `sys.tables`); phrases of keywords (`1 union
             // select`); fragments (`all,and`) from paranoia 2; special-character counts
             // (`-` counts) from paranoia 3.
+            // A dotted value SQL reads as more than names (`1union,2`, `select,a,from,b`:
+            // a number glued to a keyword, commas for spaces) at every level, and 12 `-` (a
+            // special-character count) from paranoia 2.
             K::Sqli => {
                 shape == S::Phrase
                     || paranoia >= 3
-                    || (shape == S::Dotted && paranoia >= 2)
+                    || (shape == S::Dotted
+                        && (paranoia >= 2 || !super::sqli::lexer::inert_phrase(l)))
+                    || (paranoia >= 2
+                        && set.has(b'-')
+                        && l.bytes().filter(|&b| b == b'-').nth(11).is_some())
                     || set.has(b'_')
                     || has("--")
                     || has("sys.")

@@ -267,6 +267,7 @@ pub(crate) fn build_tables() {
     sqli::lexer::build_table();
     let _ = lfi::sensitive_sets();
     let _ = java::gadget_sets();
+    let _ = rce::start_filter();
 }
 
 /// A constant word list that stays data in the module.

@@ -470,14 +470,14 @@ fn versioned_interpreter(w: &str) -> bool {
     {
         return false;
     }
-    ["python", "perl", "php", "ruby", "node", "lua", "pip"]
-        .iter()
-        .any(|i| {
-            w.strip_prefix(i).is_some_and(|v| {
-                !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-            })
-        })
+    INTERPRETERS.iter().any(|i| {
+        w.strip_prefix(i)
+            .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    })
 }
+
+/// Interpreters that carry versions in their names ([`versioned_interpreter`]).
+const INTERPRETERS: &[&str] = &["python", "perl", "php", "ruby", "node", "lua", "pip"];
 
 fn wordlike(w: &str) -> bool {
     WORDLIKE_SET.contains(w)
@@ -747,11 +747,73 @@ fn seg_is_short(seg: &str) -> bool {
 /// `/` or `\\` (the gate's word, dotted and phrase shapes): nothing there is skipped but a
 /// prefix word, no program is glued to an option, so the first word must be a prefix or a
 /// program, or a long option (`--x`) must follow. One lookup instead of the whole walk.
-pub(crate) fn may_start_command(seg: &str) -> bool {
-    let first = seg.split_whitespace().next().unwrap_or_default();
-    PREFIX_SET.contains(first)
-        || is_command(first)
-        || super::find_bytes(seg.as_bytes(), b"--", 0).is_some()
+///
+/// Runs on most values of a request (through the gate), so the first word is found with a
+/// byte scan and checked against [`start_filter`] before any list is hashed: most words
+/// (`customer`, `value-3-abcdef`) are out after one table read.
+///
+/// `bytes` holds the bytes of `seg` ([`crate::extract::Input::bytes`]): without a `-` there
+/// is no `--` to look for.
+pub(crate) fn may_start_command(seg: &str, bytes: &crate::extract::ByteSet) -> bool {
+    let b = seg.as_bytes();
+    // ASCII whitespace as `char::is_whitespace` has it; a non-ASCII byte may start Unicode
+    // whitespace, so a first word holding one takes the general path below.
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let rest = b.get(start..).unwrap_or_default();
+    let len = rest.iter().position(ws).unwrap_or(rest.len());
+    let first = rest.get(..len).unwrap_or_default();
+    // `is_command` reads the last path component without `.exe`: such words take the
+    // general path too (the filter is keyed on the word itself).
+    let plain =
+        first.iter().all(|&c| c < 0x80 && c != b'/' && c != b'\\') && !first.ends_with(b".exe");
+    let named = if plain {
+        start_filter()
+            .get(start_key(first))
+            .is_some_and(|lens| lens & len_bit(first.len()) != 0)
+            && seg
+                .get(start..start + len)
+                .is_some_and(|w| PREFIX_SET.contains(w) || is_command(w))
+    } else {
+        let first = seg.split_whitespace().next().unwrap_or_default();
+        PREFIX_SET.contains(first) || is_command(first)
+    };
+    named || (bytes.has(b'-') && super::find_bytes(b, b"--", 0).is_some())
+}
+
+/// The index of a word in [`start_filter`]: its first two bytes (five bits each; the
+/// collisions of a fold only make the filter coarser).
+fn start_key(w: &[u8]) -> usize {
+    let bits = |i: usize| w.get(i).map_or(0, |&c| usize::from(c & 31));
+    (bits(0) << 5) | bits(1)
+}
+
+/// A word length as a bit of a [`start_filter`] entry (31: 31 bytes or more).
+fn len_bit(len: usize) -> u32 {
+    1 << len.min(31)
+}
+
+/// For each [`start_key`], the lengths of the words that [`PREFIX_SET`] or [`is_command`]
+/// can accept there (a plain word: no path, no `.exe`): the prefixes and distinctive names,
+/// and any length past a versioned interpreter's or a tool family's stem. A superset: a
+/// word it admits is still looked up. Built once ([`crate::detect::build_tables`]).
+pub(super) fn start_filter() -> &'static [u32] {
+    static FILTER: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    FILTER.get_or_init(|| {
+        let mut t = vec![0u32; 1 << 10];
+        let mut add = |w: &str, lens: u32| {
+            if let Some(e) = t.get_mut(start_key(w.as_bytes())) {
+                *e |= lens;
+            }
+        };
+        for w in PREFIXES.iter().chain(DISTINCTIVE) {
+            add(w, len_bit(w.len()));
+        }
+        for stem in INTERPRETERS.iter().chain(FAMILIES.iter()) {
+            add(stem, !0u32 << (stem.len() + 1).min(31));
+        }
+        t
+    })
 }
 
 /// The rule of a value that is only a program and its targets (`ping 127.0.0.1`): paranoia 2.
@@ -1284,6 +1346,15 @@ fn batch_variable(s: &str) -> bool {
 
 /// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
 pub(crate) fn powershell_cmdlet(v: &str) -> bool {
+    // Every cmdlet's noun follows its `-` with a capital: most values (`SKU-000-01`) have
+    // no such pair.
+    if !v
+        .as_bytes()
+        .windows(2)
+        .any(|p| p.first() == Some(&b'-') && p.get(1).is_some_and(u8::is_ascii_uppercase))
+    {
+        return false;
+    }
     const VERBS: &[&str] = &[
         "Invoke",
         "Start",
@@ -1790,6 +1861,75 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `may_start_command` answers as the two lookups it replaced (prefix list, then
+    /// `is_command` of the first whitespace-separated word, then `--`), for every listed
+    /// word and its variants: longer, shorter, versioned, a family member, with a path or
+    /// `.exe`, capitalised, after (Unicode) whitespace, followed by arguments.
+    #[test]
+    fn may_start_command_matches_the_lookups() {
+        let reference = |seg: &str| {
+            let first = seg.split_whitespace().next().unwrap_or_default();
+            PREFIX_SET.contains(first)
+                || is_command(first)
+                || super::super::find_bytes(seg.as_bytes(), b"--", 0).is_some()
+        };
+        let mut words: Vec<String> = Vec::new();
+        for w in DISTINCTIVE
+            .iter()
+            .chain(PREFIXES)
+            .chain(WORDLIKE)
+            .chain(RECON)
+            .chain(INTERPRETERS)
+            .chain(FAMILIES.iter())
+            .chain(&[
+                "",
+                "a",
+                "customer",
+                "value-3-abcdef",
+                "sku-000-01",
+                "é",
+                "ab\u{a0}",
+            ])
+        {
+            let upper = w.to_ascii_uppercase();
+            let chopped = w.get(..w.len().saturating_sub(1)).unwrap_or_default();
+            for v in [
+                w.to_string(),
+                format!("{w}x"),
+                format!("{w}3"),
+                format!("{w}3.10"),
+                format!("{w}-x"),
+                chopped.to_string(),
+                upper,
+                format!("{w}.exe"),
+                format!("/usr/bin/{w}"),
+                format!("c:\\x\\{w}"),
+                format!("x{w}"),
+            ] {
+                for seg in [
+                    v.clone(),
+                    format!("  {v} -la"),
+                    format!("\t{v}\nx"),
+                    format!("\u{a0}{v} a"),
+                    format!("{v}\u{2003}b"),
+                    format!("{v} --x"),
+                    format!("{v}\u{85}"),
+                ] {
+                    words.push(seg);
+                }
+            }
+        }
+        for seg in &words {
+            let bytes = crate::extract::ByteSet::of(seg.as_bytes());
+            assert_eq!(may_start_command(seg, &bytes), reference(seg), "{seg:?}");
+        }
+        let starts = words
+            .iter()
+            .filter(|s| may_start_command(s, &crate::extract::ByteSet::of(s.as_bytes())))
+            .count();
+        assert!(starts > words.len() / 4);
+    }
 
     /// `command_in_segment` skips segments without a letter or digit: no program name may
     /// be made of punctuation alone.

@@ -282,7 +282,7 @@ pub const MAX_TOKENS: usize = crate::extract::WINDOW + 1;
 
 /// Builds [`word_table`] now (see [`crate::detect::build_tables`]).
 pub(crate) fn build_table() {
-    let _ = word_table();
+    let _ = (word_filter(), kind_table());
 }
 
 /// Every listed word with its kind, sorted once: one binary search per word instead of one per
@@ -313,34 +313,90 @@ fn word_table() -> &'static [(&'static str, Kind)] {
     })
 }
 
+/// The index of a word in [`word_filter`]: its first two bytes, five bits each.
+fn filter_key(w: &[u8]) -> usize {
+    let bits = |i: usize| w.get(i).map_or(0, |&c| usize::from(c & 31));
+    (bits(0) << 5) | bits(1)
+}
+
+/// For each [`filter_key`], the lengths (bit `len`, 31 for 31 bytes or more) of the words of
+/// [`word_table`]: a superset test that sends most words of a value (`item`, `number`,
+/// `shoes`) straight to [`Kind::Bare`] without a binary search. Built with the table.
+fn word_filter() -> &'static [u32] {
+    static FILTER: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    FILTER.get_or_init(|| {
+        let mut f = vec![0u32; 1 << 10];
+        for w in word_table().iter().chain(MATCHED).map(|(w, _)| *w) {
+            if let Some(e) = f.get_mut(filter_key(w.as_bytes())) {
+                *e |= 1 << w.len().min(31);
+            }
+        }
+        f
+    })
+}
+
 /// The kind of the (lowercase) word `w`, and its text when a table holds it (so the token
 /// borrows it instead of copying the value's spelling).
 fn word_kind(w: &str) -> (Kind, Option<&'static str>) {
-    match w {
-        "union" => (Kind::Union, Some("union")),
-        "and" => (Kind::Logic, Some("and")),
-        "or" => (Kind::Logic, Some("or")),
-        "xor" => (Kind::Logic, Some("xor")),
-        "true" => (Kind::Num, Some("true")),
-        "false" => (Kind::Num, Some("false")),
-        "null" => (Kind::Num, Some("null")),
-        "unknown" => (Kind::Num, Some("unknown")),
-        "having" => (Kind::Group, Some("having")),
-        "limit" => (Kind::Group, Some("limit")),
-        // Every listed word has two or more bytes and starts with a letter: the one-byte
-        // words and `$`/`_`-led words of a punctuation run (`${${`, `\u\u`) skip the search.
-        _ if w.len() < 2 || !w.as_bytes().first().is_some_and(u8::is_ascii_lowercase) => {
-            (Kind::Bare, None)
-        }
-        _ => {
-            let table = word_table();
-            table
-                .binary_search_by(|(x, _)| (*x).cmp(w))
-                .ok()
-                .and_then(|i| table.get(i))
-                .map_or((Kind::Bare, None), |(x, k)| (*k, Some(*x)))
-        }
+    // Most words of a value are no SQL word: one read of [`word_filter`] says so.
+    if word_filter()
+        .get(filter_key(w.as_bytes()))
+        .is_none_or(|lens| lens & (1 << w.len().min(31)) == 0)
+    {
+        return (Kind::Bare, None);
     }
+    let t = kind_table();
+    let mask = t.len().wrapping_sub(1);
+    let mut i = (crate::detect::word_hash(w.as_bytes()) as usize) & mask;
+    while let Some(Some((e, k))) = t.get(i) {
+        if *e == w {
+            return (*k, Some(*e));
+        }
+        i = (i + 1) & mask;
+    }
+    (Kind::Bare, None)
+}
+
+/// Words whose kind is not their list's (they come before [`word_table`]'s).
+const MATCHED: &[(&str, Kind)] = &[
+    ("union", Kind::Union),
+    ("and", Kind::Logic),
+    ("or", Kind::Logic),
+    ("xor", Kind::Logic),
+    ("true", Kind::Num),
+    ("false", Kind::Num),
+    ("null", Kind::Num),
+    ("unknown", Kind::Num),
+    ("having", Kind::Group),
+    ("limit", Kind::Group),
+];
+
+/// [`MATCHED`] then [`word_table`] in an open-addressing table (FNV-1a, linear probing, at
+/// most half full; the first entry of a word wins): one hash and almost always one
+/// comparison per word, instead of a binary search's ~8 string comparisons. This runs for
+/// every word the tokenizer or [`inert_phrase`] reads that passes [`word_filter`].
+fn kind_table() -> &'static [Option<(&'static str, Kind)>] {
+    static TABLE: std::sync::OnceLock<Vec<Option<(&'static str, Kind)>>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let words: Vec<(&'static str, Kind)> =
+            MATCHED.iter().chain(word_table()).copied().collect();
+        let size = (words.len() * 2).next_power_of_two();
+        let mut t: Vec<Option<(&'static str, Kind)>> = vec![None; size];
+        for (w, k) in words {
+            let mut i = (crate::detect::word_hash(w.as_bytes()) as usize) & (size - 1);
+            while let Some(Some((e, _))) = t.get(i) {
+                if *e == w {
+                    break;
+                }
+                i = (i + 1) & (size - 1);
+            }
+            if let Some(slot @ None) = t.get_mut(i) {
+                *slot = Some((w, k));
+            }
+        }
+        t
+    })
 }
 
 /// A one-byte word (lowercase letter, digit, `_` or `$`) as static text.
@@ -584,6 +640,71 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
     out
 }
 
+/// Whether `lower` (a lowercase value) is made only of words, numbers, spaces and `- . , _`
+/// with no word that SQL reads as more than a name: no statement, `union`, logic operator,
+/// clause (`order by`, `having`, `limit`), operator word (`like`, `in`, `not`) or one of the
+/// keywords `as`, `from`, `case`, `procedure`, `set`, `values`, and no `--` comment.
+///
+/// Then [`tokenize`] gives only names, numbers, `-`, `.`, `,` and plain keywords (`for`,
+/// `on`, `end`), in which neither [`super::fingerprint`] (unquoted) nor `super::fragment`
+/// has a shape: every shape of theirs needs one of the excluded tokens, a quote, a bracket,
+/// a `;` or a variable (`"item number 3 for order"`, `"blue running shoes size 42"`). It
+/// walks the value as [`tokenize`] does (the same number and word boundaries) and looks each
+/// word up once, without building tokens: the `sqli` test `inert_phrases_match_nothing`
+/// compares it with the tokenizer and both rule sets on generated phrases.
+pub(crate) fn inert_phrase(lower: &str) -> bool {
+    let b = lower.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b' ' | b',' => i += 1,
+            b'-' if b.get(i + 1) == Some(&b'-') => return false,
+            b'0'..=b'9' => i = number_end(b, i),
+            b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => i = number_end(b, i),
+            b'-' | b'.' => i += 1,
+            b'a'..=b'z' | b'_' => {
+                let start = i;
+                while b
+                    .get(i)
+                    .is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.')
+                {
+                    i += 1;
+                }
+                let w = lower
+                    .get(start..i)
+                    .unwrap_or_default()
+                    .trim_end_matches('.');
+                let plain = match word_kind(w).0 {
+                    Kind::Bare | Kind::Func | Kind::Num => true,
+                    Kind::Keyword => {
+                        !matches!(w, "as" | "from" | "case" | "procedure" | "set" | "values")
+                    }
+                    _ => false,
+                };
+                // `order by`, `group by` (the next word after spaces, as `next_word` reads it).
+                let clause = (w == "order" || w == "group") && {
+                    let mut j = i;
+                    while b.get(j) == Some(&b' ') {
+                        j += 1;
+                    }
+                    let mut k = j;
+                    while b.get(k).is_some_and(u8::is_ascii_alphabetic) {
+                        k += 1;
+                    }
+                    b.get(j..k) == Some(b"by")
+                };
+                if !plain || clause {
+                    return false;
+                }
+            }
+            // Anything else (quotes, brackets, operators, `$`, `@`, other whitespace,
+            // non-ASCII): the tokenizer decides.
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// `w` lowercased: borrowed when it is lowercase already.
 fn lowercase(w: &str) -> Text<'_> {
     if w.bytes().any(|c| c.is_ascii_uppercase()) {
@@ -712,12 +833,179 @@ mod tests {
         assert_eq!(one_byte_word("ab"), None);
     }
 
-    /// `word_kind` skips its search for words shorter than two bytes or not led by a letter:
-    /// no listed word is one.
+    /// [`word_kind`] (its filter and hash table) gives every listed word its list's kind (the
+    /// [`MATCHED`] words theirs) and any other word none.
     #[test]
-    fn listed_words_are_letter_led() {
-        for (w, _) in word_table() {
-            assert!(w.len() >= 2 && w.as_bytes()[0].is_ascii_lowercase(), "{w}");
+    fn word_kinds_as_listed() {
+        for (w, k) in MATCHED {
+            assert_eq!(word_kind(w), (*k, Some(*w)), "{w}");
+        }
+        for (w, k) in word_table() {
+            if !MATCHED.iter().any(|(m, _)| m == w) {
+                assert_eq!(word_kind(w), (*k, Some(*w)), "{w}");
+            }
+            let longer = format!("{w}x");
+            if !word_table().iter().any(|(x, _)| *x == longer) {
+                assert_eq!(word_kind(&longer), (Kind::Bare, None), "{longer}");
+            }
+        }
+        assert_eq!(word_kind("item"), (Kind::Bare, None));
+        assert_eq!(word_kind(""), (Kind::Bare, None));
+    }
+
+    /// [`inert_phrase`] is a shortcut, never a rule: whenever it says a value is inert, the
+    /// tokenizer and both rule sets (paranoia 1 `fingerprint`, paranoia 2 `fragment`) find
+    /// nothing in it. Phrases are drawn from every word of the lexer's tables, SQL's
+    /// two-word clauses, prose words and number spellings, joined by every separator the
+    /// phrase shape allows (and a few it does not, which must not count as inert).
+    #[test]
+    fn inert_phrases_match_nothing() {
+        let mut vocab: Vec<&str> = word_table().iter().map(|(w, _)| *w).collect();
+        vocab.extend([
+            "union",
+            "and",
+            "or",
+            "xor",
+            "true",
+            "false",
+            "null",
+            "unknown",
+            "having",
+            "limit",
+            "order",
+            "group",
+            "by",
+            "analyse",
+            "item",
+            "number",
+            "leave",
+            "at",
+            "the",
+            "door",
+            "blue",
+            "shoes",
+            "size",
+            "sys.tables",
+            "mysql.user",
+            "t.col",
+            "a_b",
+            "x",
+            "_",
+            "1",
+            "42",
+            "10.99",
+            ".5",
+            "0x1f",
+            "0xselect",
+            "1e5",
+            "1e-5",
+            "3rd",
+            "1union",
+            "9or",
+            "end.",
+            "from.",
+            "select.x",
+        ]);
+        const HOT: &[&str] = &[
+            "case",
+            "when",
+            "then",
+            "as",
+            "from",
+            "where",
+            "order",
+            "group",
+            "by",
+            "1",
+            "x",
+            "procedure",
+            "analyse",
+            "set",
+            "values",
+            "and",
+            "select",
+            "like",
+            "waitfor",
+            "delay",
+            "time",
+            "exec",
+            "limit",
+            "having",
+            "in",
+            "null",
+        ];
+        let seps = [
+            " ", "  ", ",", ", ", " - ", "-", ".", " . ", "--", " -- ", "", "(", "'", "=", ";",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as usize % n
+        };
+        let (mut inert, mut total) = (0, 0);
+        for _ in 0..200_000 {
+            let mut phrase = String::new();
+            for k in 0..1 + next(6) {
+                if k > 0 || next(4) == 0 {
+                    phrase.push_str(seps[next(seps.len())]);
+                }
+                // Half the words from the ones rules look at by text, so that their
+                // sequences (`case x when y then`, `a as b from c`) occur.
+                let word = if next(2) == 0 {
+                    HOT[next(HOT.len())]
+                } else {
+                    vocab[next(vocab.len())]
+                };
+                phrase.push_str(word);
+            }
+            total += 1;
+            if inert_phrase(&phrase) {
+                inert += 1;
+                let tokens = tokenize(&phrase, Context::None);
+                assert_eq!(
+                    super::super::fingerprint(&tokens, Context::None),
+                    None,
+                    "{phrase:?}"
+                );
+                assert_eq!(super::super::fragment(&tokens), None, "{phrase:?}");
+                assert!(!phrase.contains(['\'', '"']), "{phrase:?}");
+            }
+        }
+        // Both answers occur often enough for the comparison to mean something.
+        assert!(
+            inert > total / 10 && inert < total * 9 / 10,
+            "{inert} of {total}"
+        );
+        for plain in [
+            "item number 3 for order",
+            "blue running shoes size 42",
+            "leave at the door",
+        ] {
+            assert!(inert_phrase(plain), "{plain}");
+        }
+        // Phrase-shaped SQL, one per rule that needs no quote or bracket: found, not inert.
+        for sql in [
+            "1 union select 2",
+            "x or 1 is 1",
+            "sort order by 2",
+            "a as b from c",
+            "case when 1 then 2",
+            "1 procedure analyse",
+            "waitfor delay 5",
+            "select 1 from users",
+            "1 and 2",
+            "in 42",
+            "from users where",
+            "limit 5",
+            "exec xp_cmdshell",
+        ] {
+            let tokens = tokenize(sql, Context::None);
+            let found = super::super::fingerprint(&tokens, Context::None)
+                .or_else(|| super::super::fragment(&tokens));
+            assert!(found.is_some(), "{sql}");
+            assert!(!inert_phrase(sql), "{sql}");
         }
     }
 

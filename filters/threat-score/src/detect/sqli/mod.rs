@@ -1100,6 +1100,10 @@ fn special_char_level(v: &str) -> Option<u8> {
 /// `lower` is `text` lowercased (the same offsets): the tokenizer reads it, so that its words
 /// are borrowed, not copied (case changes no token).
 fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
+    // Phrases of plain words (`Item number 3 for order`): nothing to tokenize.
+    if lexer::inert_phrase(lower) {
+        return;
+    }
     for ctx in [Context::None, Context::Single, Context::Double] {
         let has_quote = match ctx {
             Context::None => true,
