@@ -149,25 +149,10 @@ pub fn product_user_agent(ua: &str) -> bool {
     letters
 }
 
-/// Builds a [`ByteSet`] from byte ranges at compile time.
-const fn set_of(ranges: &[(u8, u8)]) -> ByteSet {
-    let mut words = [0u64; 4];
-    let mut r = 0;
-    while r < ranges.len() {
-        let (lo, hi) = ranges[r];
-        let mut c = lo as usize;
-        while c <= hi as usize {
-            words[c >> 6] |= 1 << (c & 63);
-            c += 1;
-        }
-        r += 1;
-    }
-    ByteSet::from_words(words)
-}
-
-const LETTERS: ByteSet = set_of(&[(b'a', b'z')]);
-const WORD: ByteSet = set_of(&[(b'a', b'z'), (b'0', b'9'), (b'-', b'-'), (b'_', b'_')]);
-const DOTTED: ByteSet = set_of(&[
+const LETTERS: ByteSet = ByteSet::from_ranges(&[(b'a', b'z')]);
+const WORD: ByteSet =
+    ByteSet::from_ranges(&[(b'a', b'z'), (b'0', b'9'), (b'-', b'-'), (b'_', b'_')]);
+const DOTTED: ByteSet = ByteSet::from_ranges(&[
     (b'a', b'z'),
     (b'0', b'9'),
     (b'-', b'-'),
@@ -175,7 +160,7 @@ const DOTTED: ByteSet = set_of(&[
     (b'.', b'.'),
     (b',', b','),
 ]);
-const PHRASE: ByteSet = set_of(&[
+const PHRASE: ByteSet = ByteSet::from_ranges(&[
     (b'a', b'z'),
     (b'0', b'9'),
     (b'-', b'-'),

@@ -628,13 +628,7 @@ fn broken_utf8_sequence(raw: &str) -> bool {
 
 /// Bytes a control character (`char::is_control`) is made of in UTF-8: C0, DEL, and the lead
 /// byte of C1.
-const CONTROL_BYTES: ByteSet = {
-    let mut words = [0u64; 4];
-    words[0] = 0xFFFF_FFFF; // 0x00-0x1F
-    words[1] |= 1 << (0x7F - 64);
-    words[3] |= 1 << (0xC2 - 192);
-    ByteSet::from_words(words)
-};
+const CONTROL_BYTES: ByteSet = ByteSet::from_ranges(&[(0x00, 0x1F), (0x7F, 0x7F), (0xC2, 0xC2)]);
 
 fn value_checks(input: &Input, out: &mut Findings) {
     let src = input.location.source;

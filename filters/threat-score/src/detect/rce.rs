@@ -904,12 +904,13 @@ fn is_option_or_plus(a: &str) -> bool {
 /// English-word program lines that are only options and plain arguments: at least one
 /// option, no variable, redirection, substitution or Windows variable, and no sensitive
 /// file (`;cat -n /etc/passwd` stays at paranoia 1).
-fn word_with_plain_options(base: &str, args: &[&str]) -> bool {
+fn word_with_plain_options<'a>(
+    base: &str,
+    mut args: impl Iterator<Item = &'a str> + Clone,
+) -> bool {
     english_program(base)
-        && args.iter().any(|a| is_option_or_plus(a))
-        && args
-            .iter()
-            .all(|a| !a.contains(['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
+        && args.clone().any(is_option_or_plus)
+        && args.all(|a| !a.contains(['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
 }
 
 /// Finds a command in one segment; returns the rule that fits, if any.
@@ -992,8 +993,7 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
             .next()
             .is_some_and(|b| b.is_ascii_alphabetic())
     {
-        let args: Vec<&str> = words.clone().collect();
-        if word_with_plain_options(first, &args) {
+        if word_with_plain_options(first, words) {
             return Some(WORD_OPTIONS);
         }
         return Some("rce.command-after-separator");
@@ -1037,7 +1037,9 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
             "rce.command-after-separator"
         });
     }
-    if matches!(intro, Intro::Strong | Intro::Start) && word_with_plain_options(base, &args) {
+    if matches!(intro, Intro::Strong | Intro::Start)
+        && word_with_plain_options(base, args.iter().copied())
+    {
         return Some(WORD_OPTIONS);
     }
     // A whole value (after a separator it counts at 1: `;docker run ...`).

@@ -253,6 +253,22 @@ impl ByteSet {
         ByteSet(words)
     }
 
+    /// The set of the bytes in `ranges` (inclusive), for `const` sets.
+    pub const fn from_ranges(ranges: &[(u8, u8)]) -> ByteSet {
+        let mut words = [0u64; 4];
+        let mut r = 0;
+        while r < ranges.len() {
+            let (lo, hi) = ranges[r];
+            let mut c = lo as usize;
+            while c <= hi as usize {
+                words[c >> 6] |= 1 << (c & 63);
+                c += 1;
+            }
+            r += 1;
+        }
+        ByteSet(words)
+    }
+
     /// Whether every byte of this set is also in `other`.
     pub fn is_subset_of(&self, other: &ByteSet) -> bool {
         self.0.iter().zip(other.0.iter()).all(|(a, b)| a & !b == 0)
