@@ -185,25 +185,82 @@ impl Shape {
     }
 }
 
+// One bit per detector in a `u16` mask.
+const _: () = assert!(DetectorKind::ALL.len() <= 16);
+
+/// The detectors that read every value (request-level checks).
+const REQUEST_LEVEL: u16 =
+    DetectorKind::Protocol.bit() | DetectorKind::Scanner.bit() | DetectorKind::Session.bit();
+
+/// Every detector.
+const ALL_DETECTORS: u16 = {
+    let mut m = 0;
+    let mut i = 0;
+    while i < DetectorKind::ALL.len() {
+        m |= DetectorKind::ALL[i].bit();
+        i += 1;
+    }
+    m
+};
+
+/// The answer for values whose shape decides alone: `Some(mask)` for a product `User-Agent`
+/// (request-level detectors only), a value of no gated shape and a file name (every
+/// detector); `None` when each detector's gate must look at the value.
+fn gated(input: &Input) -> Option<u16> {
+    match input.shape {
+        Shape::Product => Some(REQUEST_LEVEL),
+        Shape::Other => Some(ALL_DETECTORS),
+        // File names (multipart, `X-Filename`) are read whole by the upload rules of several
+        // families (`a.php`, `sess_...`, `x.jsp`): never gated.
+        _ if super::java::is_upload_name(input.location.source, &input.location.name) => {
+            Some(ALL_DETECTORS)
+        }
+        _ => None,
+    }
+}
+
+/// The detectors whose gate admits `input` at `paranoia`, one bit per [`DetectorKind`]
+/// ([`DetectorKind::bit`]): [`DetectorKind::admits`] of every detector, decided once per value
+/// (the engine builds each detector's list of values from it, see
+/// [`crate::Prepared::inputs_from`]). The shape's own answer is read once for all detectors.
+pub fn admitted(input: &Input, paranoia: u8) -> u16 {
+    if let Some(mask) = gated(input) {
+        return mask;
+    }
+    DetectorKind::ALL
+        .iter()
+        .filter(|k| k.bit() & REQUEST_LEVEL == 0)
+        .fold(REQUEST_LEVEL, |mask, k| {
+            if k.admits_gated(input, paranoia) {
+                mask | k.bit()
+            } else {
+                mask
+            }
+        })
+}
+
 impl DetectorKind {
     /// Whether this detector, at `paranoia`, must read `input` (false: it cannot match it,
     /// see the module docs). Only values of a gated [`Shape`] are ever skipped, and only by
     /// the checks below, each named after the rules that still need such a value.
     /// Request-level detectors (protocol, scanner, session) admit everything.
     pub fn admits(self, input: &Input, paranoia: u8) -> bool {
+        match gated(input) {
+            Some(set) => set & self.bit() != 0,
+            None => self.admits_gated(input, paranoia),
+        }
+    }
+
+    /// This detector's bit in an [`admitted`] mask.
+    pub(crate) const fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+
+    /// [`DetectorKind::admits`] for a value of a gated shape ([`gated`] is `None`).
+    fn admits_gated(self, input: &Input, paranoia: u8) -> bool {
         use DetectorKind as K;
         use Shape as S;
         let shape = input.shape;
-        if shape == S::Product {
-            return matches!(self, K::Protocol | K::Scanner | K::Session);
-        }
-        // File names (multipart, `X-Filename`) are read whole by the upload rules of several
-        // families (`a.php`, `sess_...`, `x.jsp`): never gated.
-        if shape == S::Other
-            || super::java::is_upload_name(input.location.source, &input.location.name)
-        {
-            return true;
-        }
         let l = input.lower.as_str();
         let set = &input.bytes;
         let has = |needle: &str| input.lower_has(needle);
@@ -397,6 +454,58 @@ mod tests {
         assert!(agreed_true > 100, "{agreed_true}");
         for ua in ["", "1", "E", "1E1", "1E", "..", "a..b", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"] {
             assert_eq!(product_user_agent(ua), reference(ua), "{ua:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::*;
+    use crate::extract::{Place, Text};
+    use crate::model::{CategorySet, Source};
+
+    /// Detector `k` of the run order is bit `k` of a mask (the engine's lists rely on it),
+    /// and [`admitted`] holds exactly the detectors whose [`DetectorKind::admits`] is true.
+    #[test]
+    fn admitted_is_every_detectors_admits() {
+        for (k, kind) in DetectorKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, k);
+            assert_eq!(kind.bit(), 1 << k);
+        }
+        let values = [
+            "", "asc", "SKU-000-01", "10.99", "app.3f9a1c.js", "leave at the door",
+            "1 union select", "ifconfig", "Invoke-WebRequest", "if exist x echo y",
+            "document.cookie", "-moz-binding", "../etc", ".env", "0x2e", "a_b",
+            "information_schema", "aced0005", "rO0AB", "sys.tables", "--", "a%2e",
+            "child_process", "instance-data", "eyJyY2UiOiJfJCRORF9GVU5DJCRfIn0=", "<x>",
+            "Mozilla/5.0 (X11; Linux x86_64)", "a-b-c-d-e-f-g-h-i-j-k-l-m",
+        ];
+        for v in values {
+            for (source, name) in [
+                (Source::Arg, "q"),
+                (Source::ArgName, v),
+                (Source::Header, "user-agent"),
+                (Source::Header, "x-filename"),
+                (Source::Filename, "f"),
+                (Source::Cookie, "c"),
+            ] {
+                let input = Input::new(
+                    Place::new(source, Text::from(name)),
+                    Text::from(v),
+                    Text::from(v),
+                    CategorySet::EMPTY,
+                );
+                for paranoia in 1..=4 {
+                    let mask = admitted(&input, paranoia);
+                    for kind in DetectorKind::ALL {
+                        assert_eq!(
+                            mask & kind.bit() != 0,
+                            kind.admits(&input, paranoia),
+                            "{v:?} {source:?} {kind:?} PL{paranoia}"
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -79,6 +79,14 @@ impl DetectorKind {
     /// Runs this detector over `p`, reading only the values whose shape it admits at the
     /// paranoia level of `out` ([`gate`]).
     pub(crate) fn run(self, p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
+        if matches!(
+            self,
+            DetectorKind::Protocol | DetectorKind::Scanner | DetectorKind::Session
+        ) {
+            // Request-level checks read every value: no list to build or walk.
+            return self.run_ungated(p, ctx, out);
+        }
+        p.gates(out.paranoia);
         p.gate.set(Some((self, out.paranoia)));
         self.dispatch(p, ctx, out);
         p.gate.set(None);

@@ -14,7 +14,7 @@ use crate::detect::Lit as _;
 use crate::model::{CategorySet, LimitKind, Location, Source};
 use crate::request::Request;
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 
 /// Text of one value: borrowed from the request when it needed no decoding (most values),
 /// owned otherwise. Reads as a `&str` (`Deref`), so detectors do not care which.
@@ -134,38 +134,6 @@ pub struct Input<'r> {
     /// What `lower` is made of (from `bytes`): detectors that cannot match this shape skip
     /// the value ([`crate::detect::gate`]).
     pub shape: Shape,
-    /// The gate's answers for this value, each asked once: detectors walk their inputs
-    /// several times, and some gates (rce's command lookup) are not free.
-    pub(crate) gate_memo: GateMemo,
-}
-
-// One bit per detector in a `u16`.
-const _: () = assert!(DetectorKind::ALL.len() <= 16);
-
-/// Per value, which detectors' gates were asked at which paranoia level, and their answers
-/// (one bit per [`DetectorKind`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct GateMemo(Cell<(u8, u16, u16)>);
-
-impl GateMemo {
-    /// [`DetectorKind::admits`] of `input`, computed at most once per detector and level.
-    fn admits(&self, kind: DetectorKind, input: &Input<'_>, paranoia: u8) -> bool {
-        let bit = 1u16 << (kind as u16);
-        let (level, mut known, mut yes) = self.0.get();
-        if level != paranoia {
-            (known, yes) = (0, 0);
-        }
-        if known & bit != 0 {
-            return yes & bit != 0;
-        }
-        let admits = kind.admits(input, paranoia);
-        known |= bit;
-        if admits {
-            yes |= bit;
-        }
-        self.0.set((paranoia, known, yes));
-        admits
-    }
 }
 
 impl<'r> Input<'r> {
@@ -218,7 +186,6 @@ impl<'r> Input<'r> {
             excluded,
             bytes,
             shape,
-            gate_memo: GateMemo::default(),
         }
     }
 
@@ -465,6 +432,77 @@ pub struct Prepared<'r> {
     /// The detector running now and the paranoia level, while one runs: [`Prepared::inputs_from`]
     /// then yields only the values whose shape that detector admits ([`crate::detect::gate`]).
     pub(crate) gate: Cell<Option<(DetectorKind, u8)>>,
+    /// Each detector's list of the values its gate admits, decided once per value when the
+    /// first gated detector runs ([`Prepared::gates`]).
+    gates: OnceCell<Gates>,
+}
+
+/// Which values each detector reads: [`crate::detect::gate::admitted`] asked once per value
+/// (all detectors at once), then each detector's admitted values as one list of indexes into
+/// [`Prepared::inputs`], in order. A detector then walks only its own list: no walk over every
+/// value asking whether it may read it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Gates {
+    /// The paranoia level the gates were asked at.
+    paranoia: u8,
+    /// `index[start[k]..start[k + 1]]` are detector `k`'s values.
+    start: [u32; DetectorKind::ALL.len() + 1],
+    index: Vec<u32>,
+}
+
+impl Gates {
+    fn new(inputs: &[Input<'_>], paranoia: u8) -> Gates {
+        let masks: Vec<u16> = inputs
+            .iter()
+            .map(|i| crate::detect::gate::admitted(i, paranoia))
+            .collect();
+        // Detector `k` is bit `k` (`DetectorKind::bit`): count each list's length, then
+        // place every value in the lists of its bits.
+        let bits = |m: u16| {
+            let mut m = m;
+            std::iter::from_fn(move || {
+                let k = m.trailing_zeros() as usize;
+                m &= m.wrapping_sub(1);
+                (k < 16).then_some(k)
+            })
+        };
+        let mut start = [0u32; DetectorKind::ALL.len() + 1];
+        for &m in &masks {
+            for k in bits(m) {
+                if let Some(n) = start.get_mut(k + 1) {
+                    *n += 1;
+                }
+            }
+        }
+        for k in 1..start.len() {
+            start[k] += start[k - 1];
+        }
+        let mut next = start;
+        let mut index = vec![0u32; start.last().map_or(0, |&n| n as usize)];
+        for (i, &m) in masks.iter().enumerate() {
+            for k in bits(m) {
+                let Some(n) = next.get_mut(k) else { continue };
+                if let Some(slot) = index.get_mut(*n as usize) {
+                    *slot = i as u32;
+                }
+                *n += 1;
+            }
+        }
+        Gates {
+            paranoia,
+            start,
+            index,
+        }
+    }
+
+    /// The indexes of the values `kind` reads.
+    fn of(&self, kind: DetectorKind) -> &[u32] {
+        let k = kind as usize;
+        match (self.start.get(k), self.start.get(k + 1)) {
+            (Some(&a), Some(&e)) => self.index.get(a as usize..e as usize).unwrap_or_default(),
+            _ => &[],
+        }
+    }
 }
 
 /// Longest piece of one value an injection detector reads at once ([`Prepared::windowed`]).
@@ -535,6 +573,7 @@ impl<'r> Prepared<'r> {
             excluded: self.excluded,
             body_start: 0,
             gate: Cell::new(None),
+            gates: OnceCell::new(),
         }
     }
 
@@ -589,10 +628,30 @@ impl<'r> Prepared<'r> {
     /// admits, see [`crate::detect::gate`]).
     pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> impl Iterator<Item = &'s Input<'r>> {
         let gate = self.gate.get();
-        self.inputs.iter().filter(move |i| {
-            sources.contains(&i.location.source)
-                && gate.is_none_or(|(kind, paranoia)| i.gate_memo.admits(kind, i, paranoia))
-        })
+        // The running detector's own list (built at this level), or every value: ungated,
+        // or (never in the engine) gated at another level than the lists were built at.
+        let list = gate.and_then(|(kind, paranoia)| {
+            let g = self.gates.get().filter(|g| g.paranoia == paranoia)?;
+            Some(g.of(kind).iter().filter_map(|&i| self.inputs.get(i as usize)))
+        });
+        let all = list.is_none().then(|| {
+            self.inputs.iter().filter(move |i| {
+                gate.is_none_or(|(kind, paranoia)| kind.admits(i, paranoia))
+            })
+        });
+        list.into_iter()
+            .flatten()
+            .chain(all.into_iter().flatten())
+            .filter(move |i| sources.contains(&i.location.source))
+    }
+
+    /// Builds the detectors' lists of admitted values at `paranoia` ([`Gates`]), once; a
+    /// later call at another level keeps the first lists (that detector then asks its gate
+    /// per value).
+    pub(crate) fn gates(&self, paranoia: u8) {
+        let _ = self
+            .gates
+            .get_or_init(|| Gates::new(&self.inputs, paranoia));
     }
 }
 
@@ -1167,6 +1226,7 @@ pub(crate) fn prepare_with<'r>(
         excluded: request_excluded,
         body_start,
         gate: Cell::new(None),
+        gates: OnceCell::new(),
     }
 }
 
