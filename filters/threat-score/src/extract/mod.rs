@@ -147,6 +147,18 @@ impl<'r> Input<'r> {
         // One pass for the value's bytes; lowercasing only maps `A-Z` to `a-z`, so the set of
         // `lower` follows from it (this runs for every value and every window of a long one).
         let value_bytes = ByteSet::of(value.as_bytes());
+        Input::with_value_bytes(location, raw, value, value_bytes, excluded)
+    }
+
+    /// [`Input::new`] when the set of `value`'s bytes is known already (the extractor's
+    /// decoding check computed it).
+    fn with_value_bytes(
+        location: Place<'r>,
+        raw: Text<'r>,
+        value: Text<'r>,
+        value_bytes: ByteSet,
+        excluded: CategorySet,
+    ) -> Input<'r> {
         let (lower, bytes) = if value_bytes.intersects(&ByteSet::ASCII_UPPERCASE) {
             (
                 Text::from(value.to_ascii_lowercase()),
@@ -452,9 +464,37 @@ pub(crate) struct Gates {
 
 impl Gates {
     fn new(inputs: &[Input<'_>], paranoia: u8) -> Gates {
+        // Argument names repeat (every object of a JSON array has the same members): a name
+        // the gates decided a few names ago has their answer again. An argument name's answer
+        // depends only on its text when it needed no decoding (its raw form is the same
+        // text): its shape and bytes follow from the text, and only header and file names
+        // are gated by name.
+        const RECENT: usize = 8;
+        let mut recent: [(&str, u16); RECENT] = [("", 0); RECENT];
+        let mut next_recent = 0usize;
         let masks: Vec<u16> = inputs
             .iter()
-            .map(|i| crate::detect::gate::admitted(i, paranoia))
+            .map(|i| {
+                let v = i.value.as_str();
+                let cacheable = i.location.source == Source::ArgName
+                    && i.raw.as_ptr() == v.as_ptr()
+                    && i.raw.len() == v.len();
+                if !cacheable {
+                    return crate::detect::gate::admitted(i, paranoia);
+                }
+                if let Some(&(_, m)) = recent.iter().take(next_recent).find(|(r, _)| {
+                    // Names of one length often differ last (`filter1`, `filter2`).
+                    r.len() == v.len() && r.as_bytes().last() == v.as_bytes().last() && *r == v
+                }) {
+                    return m;
+                }
+                let m = crate::detect::gate::admitted(i, paranoia);
+                if let Some(slot) = recent.get_mut(next_recent % RECENT) {
+                    *slot = (v, m);
+                }
+                next_recent += 1;
+                m
+            })
             .collect();
         // Detector `k` is bit `k` (`DetectorKind::bit`): count each list's length, then
         // place every value in the lists of its bits.
@@ -632,12 +672,16 @@ impl<'r> Prepared<'r> {
         // or (never in the engine) gated at another level than the lists were built at.
         let list = gate.and_then(|(kind, paranoia)| {
             let g = self.gates.get().filter(|g| g.paranoia == paranoia)?;
-            Some(g.of(kind).iter().filter_map(|&i| self.inputs.get(i as usize)))
+            Some(
+                g.of(kind)
+                    .iter()
+                    .filter_map(|&i| self.inputs.get(i as usize)),
+            )
         });
         let all = list.is_none().then(|| {
-            self.inputs.iter().filter(move |i| {
-                gate.is_none_or(|(kind, paranoia)| kind.admits(i, paranoia))
-            })
+            self.inputs
+                .iter()
+                .filter(move |i| gate.is_none_or(|(kind, paranoia)| kind.admits(i, paranoia)))
         });
         list.into_iter()
             .flatten()
@@ -740,24 +784,34 @@ impl<'r> Builder<'_, '_, 'r> {
     /// decode: no `%`, `&` or `\\` (nor `+` in a form), valid UTF-8. Exactly what
     /// [`deep_decode`] returns for such bytes, with the same flags (none but a NUL byte).
     fn text(&mut self, raw: Raw<'r, '_>, plus: bool) -> Text<'r> {
+        self.text_and_bytes(raw, plus).0
+    }
+
+    /// [`Builder::text`], and the [`ByteSet`] of the text when it was borrowed (the one pass
+    /// over the bytes that decides whether anything needs decoding also gives the set
+    /// [`Input::new`] would compute again).
+    fn text_and_bytes(&mut self, raw: Raw<'r, '_>, plus: bool) -> (Text<'r>, Option<ByteSet>) {
+        const DECODES: ByteSet =
+            ByteSet::from_ranges(&[(b'%', b'%'), (b'&', b'&'), (b'\\', b'\\')]);
+        const DECODES_FORM: ByteSet =
+            ByteSet::from_ranges(&[(b'%', b'%'), (b'&', b'&'), (b'\\', b'\\'), (b'+', b'+')]);
         if let Raw::Request(_) | Raw::RequestStr(_) = raw {
             let b = raw.bytes();
-            let plain = !b
-                .iter()
-                .any(|&c| matches!(c, b'%' | b'&' | b'\\') || (plus && c == b'+'));
+            let set = ByteSet::of(b);
+            let plain = !set.intersects(if plus { &DECODES_FORM } else { &DECODES });
             let utf8 = |raw: Raw<'r, '_>| match raw {
                 Raw::Request(b) => std::str::from_utf8(b).ok(),
                 Raw::RequestStr(s) => Some(s),
                 Raw::Temp(_) => None,
             };
             if let Some(s) = plain.then(|| utf8(raw)).flatten() {
-                if s.contains('\0') {
+                if set.has(0) {
                     self.flags.null_byte = true;
                 }
-                return Text::from(s);
+                return (Text::from(s), Some(set));
             }
         }
-        Text::from(self.decode(raw.bytes(), plus).text)
+        (Text::from(self.decode(raw.bytes(), plus).text), None)
     }
 
     /// The body as one text value: the fallback when it cannot be parsed as its media type
@@ -780,8 +834,8 @@ impl<'r> Builder<'_, '_, 'r> {
         plus: bool,
         excluded: CategorySet,
     ) {
-        let text = self.text(raw, plus);
-        self.push_decoded(source, name, raw, text, excluded);
+        let (text, bytes) = self.text_and_bytes(raw, plus);
+        self.push_decoded(source, name, raw, text, bytes, excluded);
     }
 
     /// Adds a value decoded already (`text` is `raw` after [`Builder::text`]).
@@ -791,6 +845,7 @@ impl<'r> Builder<'_, '_, 'r> {
         name: Text<'r>,
         raw: Raw<'r, '_>,
         text: Text<'r>,
+        text_bytes: Option<ByteSet>,
         excluded: CategorySet,
     ) {
         // Undecoded values (most) are their own raw form: no copy, no second conversion. A
@@ -805,8 +860,11 @@ impl<'r> Builder<'_, '_, 'r> {
                 Raw::Temp(b) => Text::from(String::from_utf8_lossy(b).into_owned()),
             }
         };
-        self.inputs
-            .push(Input::new(Place::new(source, name), raw, text, excluded));
+        let place = Place::new(source, name);
+        self.inputs.push(match text_bytes {
+            Some(bytes) => Input::with_value_bytes(place, raw, text, bytes, excluded),
+            None => Input::new(place, raw, text, excluded),
+        });
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
@@ -817,13 +875,14 @@ impl<'r> Builder<'_, '_, 'r> {
             return;
         }
         // The name is decoded once: it is both the location of its value and an input.
-        let name = self.text(name_raw, plus);
+        let (name, bytes) = self.text_and_bytes(name_raw, plus);
         let excluded = self.excl.for_arg(&name);
         self.push_decoded(
             Source::ArgName,
             name.clone(),
             name_raw,
             name.clone(),
+            bytes,
             excluded,
         );
         if !value_raw.bytes().is_empty() {
