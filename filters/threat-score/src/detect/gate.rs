@@ -279,7 +279,8 @@ impl DetectorKind {
                         && super::rce::command_in_segment(super::rce::Intro::Start, l).is_some())
                     // Every cmdlet verb is capitalised (`Invoke-`).
                     || (set.has(b'-')
-                        && input.value.bytes().any(|b| b.is_ascii_uppercase())
+                        // `lower` is `value` itself (the same text) when it has no capital.
+                        && input.lower.as_ptr() != input.value.as_ptr()
                         && super::rce::powershell_cmdlet(&input.value))
                     // A phrase has no `/` or `%`: only an `if` word can open cmd.exe
                     // control flow there (`for` needs a `/x` flag or a `%` variable).
@@ -300,14 +301,11 @@ impl DetectorKind {
             K::Lfi => {
                 (paranoia >= 3 && input.raw.contains('%'))
                     || (shape != S::Word && (has("..") || l.starts_with('.') || has("0x")))
-                    || (shape == S::Dotted && l.bytes().any(|b| b.is_ascii_alphabetic()))
+                    || (shape == S::Dotted && letters)
             }
             // Superglobals without `$` (`http_raw_post_data` in a phrase); script uploads
             // (`a.php` as a file name).
-            K::Php => {
-                (shape != S::Word && set.has(b'_'))
-                    || (shape == S::Dotted && l.bytes().any(|b| b.is_ascii_alphabetic()))
-            }
+            K::Php => (shape != S::Word && set.has(b'_')) || (shape == S::Dotted && letters),
             // Catalog names (`information_schema`, `msdb`, `sys.tables`); phrases of keywords (`1 union
             // select`); fragments (`all,and`) from paranoia 2; special-character counts
             // (`-` counts) from paranoia 3.

@@ -63,7 +63,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     for input in p.inputs_from(&[Source::ArgName]) {
         // `lower` is the name lowercased, as `session_like` compares it.
         let n = input.lower.as_str();
-        if !session_like_lower(n) {
+        // Every name `session_like` accepts holds an `s` (`sess`, `sid`, the framework
+        // ids), `token`, `cfid` or `cakephp`: the byte set rules most names out first.
+        let b = &input.bytes;
+        let may = b.has(b's') || b.has_all(b"token") || b.has_all(b"cfid") || b.has_all(b"cakephp");
+        if !may || !session_like_lower(n) {
             continue;
         }
         if offsite {

@@ -668,6 +668,8 @@ impl<'r> Prepared<'r> {
     /// admits, see [`crate::detect::gate`]).
     pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> impl Iterator<Item = &'s Input<'r>> {
         let gate = self.gate.get();
+        // The sources as one bit each (a test per value instead of a search of the list).
+        let wanted = sources.iter().fold(0u16, |m, &s| m | (1 << (s as u16)));
         // The running detector's own list (built at this level), or every value: ungated,
         // or (never in the engine) gated at another level than the lists were built at.
         let list = gate.and_then(|(kind, paranoia)| {
@@ -686,7 +688,7 @@ impl<'r> Prepared<'r> {
         list.into_iter()
             .flatten()
             .chain(all.into_iter().flatten())
-            .filter(move |i| sources.contains(&i.location.source))
+            .filter(move |i| wanted & (1 << (i.location.source as u16)) != 0)
     }
 
     /// Builds the detectors' lists of admitted values at `paranoia` ([`Gates`]), once; a
@@ -698,6 +700,9 @@ impl<'r> Prepared<'r> {
             .get_or_init(|| Gates::new(&self.inputs, paranoia));
     }
 }
+
+// `Prepared::inputs_from` keeps the sources it reads as one bit each in a `u16`.
+const _: () = assert!((Source::Request as u16) < 16);
 
 /// The exclusion view the extractor needs: categories silenced per argument/header name.
 pub(crate) trait ExclusionLookup {
