@@ -1477,6 +1477,48 @@ mod tests {
         assert_eq!(p.inputs.len() - p.body_start, 2);
     }
 
+    /// Each detector's list holds exactly the values its gate admits, in order, at every
+    /// level: repeated argument names (answered as their first copy) included, and names
+    /// that look alike but differ, or that needed decoding.
+    #[test]
+    fn gate_lists_are_the_gates_answers() {
+        let h = hdrs(&[
+            ("content-type", "application/json"),
+            ("user-agent", "Mozilla/5.0 (X11; Linux x86_64)"),
+            ("x-filename", "a.php"),
+        ]);
+        let mut body = String::from(r#"{"items":["#);
+        for n in 0..12 {
+            body.push_str(&format!(
+                r#"{{"sku":"SKU-{n:02}","ls":"ls -la","name":"Item {n}","quty":{n},"filter{n}":"a_b","sl":"1 union select 2"}},"#
+            ));
+        }
+        body.push_str(r#"{"cat":"ifconfig","cut":"x","ls":"y"}],"note":"leave at the door"}"#);
+        let req = Request::new("POST", "/a?ls=1&ls=2&id=../x")
+            .with_headers(&h)
+            .with_body(body.as_bytes());
+        for paranoia in 1..=4 {
+            let p = prepare(req, &Config::default(), &NoExcl, CategorySet::EMPTY);
+            p.gates(paranoia);
+            for &kind in DetectorKind::ALL {
+                p.gate.set(Some((kind, paranoia)));
+                let listed: Vec<*const Input<'_>> = p
+                    .inputs_from(crate::detect::INJECTION_SOURCES)
+                    .map(|i| i as *const _)
+                    .collect();
+                p.gate.set(None);
+                let expected: Vec<*const Input<'_>> = p
+                    .inputs
+                    .iter()
+                    .filter(|i| crate::detect::INJECTION_SOURCES.contains(&i.location.source))
+                    .filter(|i| kind.admits(i, paranoia))
+                    .map(|i| i as *const _)
+                    .collect();
+                assert_eq!(listed, expected, "{kind:?} PL{paranoia}");
+            }
+        }
+    }
+
     #[test]
     fn windows_cover_everything_and_overlap() {
         let s = "é".repeat(5000) + &"a".repeat(3001);
