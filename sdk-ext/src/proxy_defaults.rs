@@ -6,7 +6,8 @@
 //! status, and `clippy.toml` bans them (`disallowed-methods`). They are in every module anyway,
 //! because the dispatcher holds the contexts as trait objects and a trait object's vtable
 //! names every method, so each default was compiled once per context type, with its unwrap,
-//! its panic location and the `hostcalls` helper behind it (issue 13: about 8% of `noop`).
+//! its panic location and the `hostcalls` helper behind it (issue 13: 7.1 KB, 6% of `noop`;
+//! 7.5 KB of threat-score, 7.7 KB of the suite, after `wasm-opt`).
 //! The glue's context types override them with the macros below: each answers as a host that
 //! has nothing and refuses everything would (`None`, empty, `Err(InternalFailure)`, no-op),
 //! without a host call, so neither the unwraps nor the helpers only they used are linked.
