@@ -56,6 +56,8 @@ pub mod path;
 #[cfg(feature = "glue")]
 pub mod proxy;
 #[cfg(feature = "glue")]
+mod proxy_defaults;
+#[cfg(feature = "glue")]
 pub mod proxy_network;
 pub mod ratelimit;
 pub mod reply;

@@ -13,6 +13,9 @@ use crate::filter::{HeaderOps, HttpFilter, Setup};
 pub use crate::lifecycle::HostOp;
 use crate::lifecycle::{CallClose, HttpStream, Side, Step, Then};
 use crate::metrics::{Counter, MetricKind, MetricSink, Metrics};
+use crate::proxy_defaults::{
+    no_host_context_defaults, no_host_httpcontext_defaults, no_host_rootcontext_defaults,
+};
 use crate::shared::{Clock, Services, SharedStore, StoreError};
 use crate::view::{PropertySource, RequestView};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -233,9 +236,13 @@ pub struct FilterRoot<F: HttpFilter> {
     build: BuildInfo,
 }
 
-impl<F: HttpFilter> Context for FilterRoot<F> {}
+impl<F: HttpFilter> Context for FilterRoot<F> {
+    no_host_context_defaults!();
+}
 
 impl<F: HttpFilter> RootContext for FilterRoot<F> {
+    no_host_rootcontext_defaults!();
+
     fn on_vm_start(&mut self, _size: usize) -> bool {
         announce_build(F::NAME, &self.build);
         true
@@ -398,6 +405,8 @@ fn apply_ops(map: MapType, ops: &HeaderOps) -> Result<(), HostError> {
 }
 
 impl<F: HttpFilter> Context for FilterHttp<F> {
+    no_host_context_defaults!();
+
     fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
         // A failed call's status message tells Envoy's own timeout apart (read only now: the
         // host gives it during this callback only).
@@ -421,6 +430,8 @@ impl<F: HttpFilter> Context for FilterHttp<F> {
 }
 
 impl<F: HttpFilter> HttpContext for FilterHttp<F> {
+    no_host_httpcontext_defaults!();
+
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         // Bytes: Envoy's HTTP/1 codec accepts obs-text (bytes 0x80-0xFF) in header values;
         // invalid sequences become U+FFFD here instead of trapping the VM.

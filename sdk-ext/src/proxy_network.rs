@@ -28,6 +28,9 @@ use crate::config::parse_json;
 use crate::metrics::Metrics;
 use crate::network::{ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter};
 use crate::proxy::{host_services, init_logging, sync_log_level, HostMetrics, HostProperties};
+use crate::proxy_defaults::{
+    no_host_context_defaults, no_host_rootcontext_defaults, no_host_streamcontext_defaults,
+};
 use proxy_wasm::traits::{Context, RootContext, StreamContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, PeerType, StreamType};
 use std::cell::RefCell;
@@ -132,9 +135,13 @@ pub struct NetRoot<F: NetworkFilter> {
     build: BuildInfo,
 }
 
-impl<F: NetworkFilter> Context for NetRoot<F> {}
+impl<F: NetworkFilter> Context for NetRoot<F> {
+    no_host_context_defaults!();
+}
 
 impl<F: NetworkFilter> RootContext for NetRoot<F> {
+    no_host_rootcontext_defaults!();
+
     fn on_vm_start(&mut self, _size: usize) -> bool {
         crate::proxy::announce_build(F::NAME, &self.build);
         true
@@ -324,9 +331,13 @@ impl<F: NetworkFilter> NetStream<F> {
     }
 }
 
-impl<F: NetworkFilter> Context for NetStream<F> {}
+impl<F: NetworkFilter> Context for NetStream<F> {
+    no_host_context_defaults!();
+}
 
 impl<F: NetworkFilter> StreamContext for NetStream<F> {
+    no_host_streamcontext_defaults!();
+
     fn on_new_connection(&mut self) -> Action {
         let Some(filter) = self.filter.clone() else {
             log::warn!("{}: not configured; closing the connection", F::NAME);

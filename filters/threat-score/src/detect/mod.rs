@@ -444,41 +444,43 @@ impl WordSet {
     /// Whether `w` lowercased (ASCII) is in the list, whose entries are lowercase: hashed and
     /// compared case-insensitively, without a lowercase copy of `w`.
     pub fn contains_ignore_ascii_case(&self, w: &[u8]) -> bool {
-        let hash = w.iter().fold(WORD_HASH_START, |h, &b| {
-            word_hash_step(h, b.to_ascii_lowercase())
-        });
-        self.contains_ignore_ascii_case_hashed(hash, w)
+        self.probe(w, <[u8]>::eq_ignore_ascii_case, || {
+            w.iter().fold(WORD_HASH_START, |h, &b| {
+                word_hash_step(h, b.to_ascii_lowercase())
+            })
+        })
     }
 
     /// [`WordSet::contains_ignore_ascii_case`] when the caller computed `hash`, the
     /// [`word_hash`] of `w` lowercased, while reading `w` already.
     pub fn contains_ignore_ascii_case_hashed(&self, hash: u64, w: &[u8]) -> bool {
-        let (t, longest) = self.table();
-        if w.len() > *longest {
-            return false;
-        }
-        let mask = t.len().wrapping_sub(1);
-        let mut i = (hash as usize) & mask;
-        while let Some(Some(e)) = t.get(i) {
-            if e.as_bytes().eq_ignore_ascii_case(w) {
-                return true;
-            }
-            i = (i + 1) & mask;
-        }
-        false
+        self.probe(w, <[u8]>::eq_ignore_ascii_case, || hash)
     }
 
     /// Whether `w` is in the list.
     pub fn contains(&self, w: &str) -> bool {
+        self.probe(w.as_bytes(), <[u8]>::eq, || word_hash(w.as_bytes()))
+    }
+
+    /// The one probe loop of the lookups: from `hash()`'s slot to the first empty one, each
+    /// entry compared with `w` by `same`. A word longer than every entry is refused before it
+    /// is hashed (a long run without a space, a 4 KiB window of one hostile word, is no
+    /// entry). Inlined into each lookup, so each keeps its own comparison inline.
+    #[inline(always)]
+    fn probe(
+        &self,
+        w: &[u8],
+        same: impl Fn(&[u8], &[u8]) -> bool,
+        hash: impl FnOnce() -> u64,
+    ) -> bool {
         let (t, longest) = self.table();
         if w.len() > *longest {
-            // A long run without a space (a 4 KiB window of one hostile word) is no entry.
             return false;
         }
         let mask = t.len().wrapping_sub(1);
-        let mut i = (word_hash(w.as_bytes()) as usize) & mask;
+        let mut i = (hash() as usize) & mask;
         while let Some(Some(e)) = t.get(i) {
-            if *e == w {
+            if same(e.as_bytes(), w) {
                 return true;
             }
             i = (i + 1) & mask;
@@ -687,6 +689,33 @@ mod tests {
         }
         static EMPTY: WordSet = WordSet::new(&[]);
         assert!(!EMPTY.contains("") && !EMPTY.contains("a"));
+    }
+
+    #[test]
+    fn word_sets_ignoring_ascii_case() {
+        // The three lookups share one probe: exact, case-insensitive, and case-insensitive
+        // with the caller's hash (which must be the hash of the lowercased word).
+        static SET: WordSet = WordSet::new(&["curl", "wget", "python3", ""]);
+        let lower_hash = |w: &[u8]| word_hash(&w.to_ascii_lowercase());
+        for w in ["curl", "CURL", "wGeT", "Python3", ""] {
+            let b = w.as_bytes();
+            assert!(SET.contains_ignore_ascii_case(b), "{w}");
+            assert!(
+                SET.contains_ignore_ascii_case_hashed(lower_hash(b), b),
+                "{w}"
+            );
+            assert_eq!(SET.contains(w), w == w.to_ascii_lowercase(), "{w}");
+        }
+        // Longer than every entry: refused before hashing; the others probe and miss.
+        for w in ["curls", "pythonthree", "cur", "wget!", "CURLCURL"] {
+            let b = w.as_bytes();
+            assert!(!SET.contains_ignore_ascii_case(b), "{w}");
+            assert!(
+                !SET.contains_ignore_ascii_case_hashed(lower_hash(b), b),
+                "{w}"
+            );
+            assert!(!SET.contains(w), "{w}");
+        }
     }
 
     /// A packed list reads back word for word (empty and non-ASCII words too), and a set over
