@@ -97,6 +97,38 @@ fn first_matching_rule_wins_then_default() {
     assert_eq!(h.metric("default_denied"), 1);
 }
 
+/// Rules that need a header present are skipped by one pass over the request's header names
+/// (`PolicyFilter::screen`); the decisions are those of evaluating every rule: a needed header
+/// absent never matches, present it is evaluated (value, other conditions), an inverted one
+/// matches when absent, and a rule with several headers needs its first non-inverted one.
+#[test]
+fn header_screen_decides_as_every_rule_would() {
+    let h = policy(json!({
+        "default_action": "allow",
+        "rules": [
+            {"name": "blocked", "match": {"headers": [{"name": "x-blocked", "value": {"exact": "1"}}]}, "action": "deny"},
+            {"name": "present", "match": {"headers": [{"name": "x-any"}], "paths": [{"prefix": "/p"}]}, "action": "deny",
+             "deny": {"status": 401}},
+            {"name": "inverted", "match": {"headers": [{"name": "x-token", "invert": true}], "paths": [{"prefix": "/private"}]}, "action": "deny",
+             "deny": {"status": 402}},
+            {"name": "both", "match": {"headers": [{"name": "x-skip", "invert": true}, {"name": "x-blocked", "value": {"exact": "2"}}]}, "action": "deny",
+             "deny": {"status": 404}}
+        ]
+    }));
+    assert_eq!(h.status(get("/x")), 200);
+    assert_eq!(h.status(get("/x").header("x-blocked", "1")), 403);
+    assert_eq!(h.status(get("/x").header("x-blocked", "0")), 200);
+    assert_eq!(h.status(get("/x").header("x-blocked", "2")), 404);
+    assert_eq!(
+        h.status(get("/x").header("x-blocked", "2").header("x-skip", "y")),
+        200
+    );
+    assert_eq!(h.status(get("/p").header("x-any", "")), 401);
+    assert_eq!(h.status(get("/q").header("x-any", "")), 200);
+    assert_eq!(h.status(get("/private")), 402);
+    assert_eq!(h.status(get("/private").header("x-token", "t")), 200);
+}
+
 #[test]
 fn denial_body_is_json_with_request_id_and_no_request_data() {
     let h = policy(json!({"default_action": "deny"}));

@@ -108,6 +108,34 @@ pub(super) static PRODUCT_SET: super::WordSet =
 /// runs are all [`PRODUCT_WORDS`] (or one letter between digits, a build number): between them only digits, spaces and `. / ; ( ) , _ - :` (Firefox's `rv:128.0`), and
 /// no `..`. One pass over the bytes, no allocation; decided once per value at extraction.
 pub fn product_user_agent(ua: &str) -> bool {
+    // A client sends the same `User-Agent` on every request, and a worker serves a few
+    // browsers' strings most of the time: the last answer is kept, so a repeat costs one
+    // comparison instead of a lookup per letter run (a pure function: same answer either
+    // way; the `product_user_agent_memo_is_transparent` test). Strings over 512 bytes are
+    // not kept.
+    thread_local! {
+        static LAST: std::cell::RefCell<(String, bool)> =
+            const { std::cell::RefCell::new((String::new(), false)) };
+    }
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return product_user_agent_scan(ua);
+        };
+        if !ua.is_empty() && last.0 == ua {
+            return last.1;
+        }
+        let answer = product_user_agent_scan(ua);
+        if ua.len() <= 512 {
+            last.0.clear();
+            last.0.push_str(ua);
+            last.1 = answer;
+        }
+        answer
+    })
+}
+
+/// [`product_user_agent`] without the memo: one pass over the bytes.
+fn product_user_agent_scan(ua: &str) -> bool {
     let b = ua.as_bytes();
     let mut i = 0;
     let mut letters = false;
@@ -395,6 +423,37 @@ mod tests {
             i += 1;
         }
         letters
+    }
+
+    /// The memo answers as the scan does, whether the string repeats or alternates.
+    #[test]
+    fn product_user_agent_memo_is_transparent() {
+        let browser = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+        let sequence = [
+            browser,
+            browser,
+            "sqlmap/1.7",
+            browser,
+            "",
+            "",
+            "Mozilla/5.0",
+            "curl/8.0",
+            "curl/8.0",
+            browser,
+            "Mozilla/5.0 (X11; Linux x86_64) sqlmap",
+            browser,
+        ];
+        for ua in sequence.iter().chain(sequence.iter().rev()) {
+            assert_eq!(product_user_agent(ua), reference(ua), "{ua:?}");
+            assert_eq!(
+                product_user_agent(ua),
+                product_user_agent_scan(ua),
+                "{ua:?}"
+            );
+        }
+        let long = format!("{browser} {}", "Safari/537.36 ".repeat(50));
+        assert_eq!(product_user_agent(&long), reference(&long));
+        assert_eq!(product_user_agent(&long), reference(&long));
     }
 
     #[test]

@@ -653,6 +653,20 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
 /// word up once, without building tokens: the `sqli` test `inert_phrases_match_nothing`
 /// compares it with the tokenizer and both rule sets on generated phrases.
 pub(crate) fn inert_phrase(lower: &str) -> bool {
+    inert_words(lower, false)
+}
+
+/// [`inert_phrase`] for a URL path: `/` may also stand between the words (`/api/users/3`),
+/// where the tokenizer reads it as the division operator, which every rule treats like `-`
+/// (or does not name at all). A path the shortcut admits holds no SQL shape: the test
+/// `inert_paths_match_nothing` compares it with the tokenizer and both rule sets on
+/// generated paths. `sqli::scan` uses it to skip tokenizing the whole path of an ordinary
+/// request (its segments are still read one by one).
+pub(crate) fn inert_path(lower: &str) -> bool {
+    inert_words(lower, true)
+}
+
+fn inert_words(lower: &str, slash: bool) -> bool {
     let b = lower.as_bytes();
     let mut i = 0;
     while let Some(&c) = b.get(i) {
@@ -662,6 +676,8 @@ pub(crate) fn inert_phrase(lower: &str) -> bool {
             b'0'..=b'9' => i = number_end(b, i),
             b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => i = number_end(b, i),
             b'-' | b'.' => i += 1,
+            // Not `/*`, a comment opener.
+            b'/' if slash && b.get(i + 1) != Some(&b'*') => i += 1,
             b'a'..=b'z' | b'_' => {
                 let start = i;
                 while b
@@ -1006,6 +1022,129 @@ mod tests {
                 .or_else(|| super::super::fragment(&tokens));
             assert!(found.is_some(), "{sql}");
             assert!(!inert_phrase(sql), "{sql}");
+        }
+    }
+
+    /// [`inert_path`] is a shortcut, never a rule: whenever it says a path is inert, the
+    /// tokenizer and both rule sets find nothing in it. Paths are drawn as in
+    /// `inert_phrases_match_nothing`, with `/` (alone, doubled, beside `-`, `.`, `*`, spaces)
+    /// among the separators.
+    #[test]
+    fn inert_paths_match_nothing() {
+        let mut vocab: Vec<&str> = word_table().iter().map(|(w, _)| *w).collect();
+        vocab.extend([
+            "union",
+            "and",
+            "or",
+            "xor",
+            "true",
+            "false",
+            "null",
+            "having",
+            "limit",
+            "order",
+            "group",
+            "by",
+            "analyse",
+            "api",
+            "users",
+            "items",
+            "healthz",
+            "static",
+            "js",
+            "app.3f9a1c.js",
+            "v1",
+            "sys.tables",
+            "mysql.user",
+            "t.col",
+            "a_b",
+            "x",
+            "_",
+            "1",
+            "42",
+            "10.99",
+            ".5",
+            "0x1f",
+            "1e5",
+            "1e-5",
+            "1union",
+            "9or",
+            "end.",
+            "select.x",
+            "shutdown",
+            "drop",
+            "delete",
+            "exec",
+            "select",
+            "sleep",
+            "benchmark",
+            "waitfor",
+            "delay",
+            "case",
+            "when",
+            "then",
+            "as",
+            "from",
+            "where",
+            "in",
+            "like",
+            "set",
+            "values",
+            "procedure",
+            "is",
+            "not",
+            "div",
+            "mod",
+        ]);
+        let seps = [
+            "/", "/", "/", "//", "/-", "-/", "/.", "./", " / ", "/ ", "-", ".", ",", " ", "/*",
+            "*/", "--", "/--", "",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as usize % n
+        };
+        let (mut inert, mut total) = (0, 0);
+        for _ in 0..200_000 {
+            let mut path = String::new();
+            for k in 0..1 + next(6) {
+                if k > 0 || next(2) == 0 {
+                    path.push_str(seps[next(seps.len())]);
+                }
+                path.push_str(vocab[next(vocab.len())]);
+            }
+            if next(4) == 0 {
+                path.push_str(seps[next(seps.len())]);
+            }
+            total += 1;
+            if inert_path(&path) {
+                inert += 1;
+                let tokens = tokenize(&path, Context::None);
+                assert_eq!(
+                    super::super::fingerprint(&tokens, Context::None),
+                    None,
+                    "{path:?}"
+                );
+                assert_eq!(super::super::fragment(&tokens), None, "{path:?}");
+            }
+        }
+        assert!(
+            inert > total / 10 && inert < total * 9 / 10,
+            "{inert} of {total}"
+        );
+        for plain in [
+            "/healthz",
+            "/api/users/3/profile",
+            "/static/js/app.3f9a1c.js",
+            "/",
+        ] {
+            assert!(inert_path(plain), "{plain}");
+        }
+        for sql in ["/1/union/select/2", "/x/*", "/a--", "/1 and 2", "/x/or/1"] {
+            assert!(!inert_path(sql), "{sql}");
         }
     }
 

@@ -1228,7 +1228,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // User agents and the path are prose-like; only unmistakable shapes count there.
         if input.location.source == Source::Path {
             // Path segments carry injections in REST-style APIs: scan each decoded segment.
-            scan_value(input, &input.value, &input.lower, out);
+            // A path of plain words between `/` (`/api/users/3/profile`) holds no SQL shape
+            // as a whole (`lexer::inert_path`): only its segments are read.
+            if !lexer::inert_path(&input.lower) {
+                scan_value(input, &input.value, &input.lower, out);
+            }
             // `/` has no case: the lowercase form splits into the same segments.
             for (seg, lower) in input.value.split('/').zip(input.lower.split('/')) {
                 if !seg.is_empty() {
