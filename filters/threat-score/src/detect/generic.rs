@@ -380,7 +380,8 @@ fn template_injection(l: &str) -> bool {
     let inner_code = |inner: &str| {
         let t = inner.trim();
         !t.is_empty()
-            && (t.contains(['*', '(', '[', '+'])
+            && (t.contains(['*', '[', '+'])
+                || call_outside_filters(t)
                 || t.has_lit("__")
                 || TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w)))
     };
@@ -425,6 +426,33 @@ fn template_injection(l: &str) -> bool {
                 inner_prefix_code(inner)
             }
         })
+    })
+}
+
+/// A `(` in a template expression that is not the argument list of an output filter
+/// (`{{ price|round(2) }}`, `{{ items|join(', ') }}` format a value; `{{ self.__init__() }}`,
+/// `{{ cycler.__init__.__globals__.os.popen('id') }}` call code). Filters that take a
+/// callable or build names from character codes (`map`, `filter`, `reduce`, `sort`,
+/// `apply`, `attr`, `format`, Twig's `registerUndefinedFilterCallback` gadgets) count as calls.
+fn call_outside_filters(t: &str) -> bool {
+    super::byte_offsets(t, b'(').any(|p| {
+        let head = t.get(..p).unwrap_or_default().trim_end_matches(' ');
+        let name_start = head
+            .bytes()
+            .rposition(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
+            .map_or(0, |q| q + 1);
+        let name = head.get(name_start..).unwrap_or_default();
+        let pipe = head
+            .get(..name_start)
+            .unwrap_or_default()
+            .trim_end_matches(' ')
+            .ends_with('|');
+        !(pipe
+            && !name.is_empty()
+            && !matches!(
+                name,
+                "map" | "filter" | "reduce" | "sort" | "apply" | "attr" | "format" | "call"
+            ))
     })
 }
 
