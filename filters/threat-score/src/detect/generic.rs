@@ -618,7 +618,18 @@ fn ssrf(l: &str) -> bool {
             .trim_end_matches(']')
     }
     let url = l.has_lit("://");
-    let host = host_part(l.trim());
+    let t = l.trim();
+    // The value is the URL (`http://localhost:6379/`), as a fetch target is; a loopback URL
+    // inside a sentence ("open http://localhost:3000 in your browser") is documentation.
+    // Metadata addresses count wherever they stand.
+    let host = host_part(t);
+    let whole_url = t.find_lit("://").is_some_and(|p| {
+        t.get(..p).is_some_and(|scheme| {
+            scheme
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        })
+    }) && !host.bytes().any(|c| c.is_ascii_whitespace());
     let host_no_port = if host.bytes().filter(|&c| c == b':').count() == 1 {
         host.split(':').next().unwrap_or_default()
     } else {
@@ -630,7 +641,7 @@ fn ssrf(l: &str) -> bool {
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
         || INTERNAL_HOSTS.contains(&host_no_port)
-            && (url || l.trim().ends_with('/') || l.contains('/'))
+            && (if url { whole_url } else { l.contains('/') })
 }
 
 /// `__name__`: two underscores, an identifier, two underscores (or, for JavaScript's

@@ -366,10 +366,6 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                         Kind::Semi | Kind::Comment | Kind::Comma | Kind::RParen
                     ) || matches!(x.text.as_str(), "from" | "into")
                 });
-            let expr_start = sub
-                || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
-                || star
-                || quantifier;
             // `FROM` of the same statement: no `;` in between ("SELECT is a keyword; so is
             // FROM.").
             let same_statement = nc
@@ -378,6 +374,20 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                 .take(12)
                 .take_while(|x| x.kind != Kind::Semi)
                 .collect::<Vec<_>>();
+            // `Select 'Yes' to confirm`, `Select "Save" and exit`: a select list of literals
+            // without `FROM` names no column; a bare word there may only be an alias right
+            // after a value (`select 'x' a`). A word after another word or after `AND`/`OR`
+            // is a sentence, not a query any database runs.
+            let literal_prose = n.kind == Kind::Str
+                && !same_statement.iter().any(|x| x.text == "from")
+                && same_statement.windows(2).any(|w| {
+                    w[1].kind == Kind::Bare && matches!(w[0].kind, Kind::Bare | Kind::Logic)
+                });
+            let expr_start = sub
+                || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num)
+                || n.kind == Kind::Str && !literal_prose
+                || star
+                || quantifier;
             let has_from = same_statement.iter().any(|x| x.text == "from")
                 && same_statement.iter().any(|x| {
                     matches!(
