@@ -1312,3 +1312,31 @@ fn carriers_and_encodings_of_other_kinds() {
         });
     }
 }
+
+/// An SQL function named in a sentence (`char(10) is a newline`) is followed by words no
+/// query accepts after a call (two plain words in a row: an alias takes one); a call that
+/// goes on with an operator, a keyword or a comment is an injection.
+#[test]
+fn sql_call_in_a_sentence_versus_a_call_that_goes_on_as_sql() {
+    for text in [
+        "char(10) is a newline",
+        "concat(a, b) joins strings",
+        "Use concat(first, last) to build full names",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in [
+        "1 and sleep(5)# hello world",
+        "1 and char(65) is null",
+        "x' and char(65)='A",
+        "concat(0x7e,version()) from users where 1",
+        "ascii(substr(user(),1,1)) between 60 and 70",
+        "concat(username,0x3a,password) from users",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}

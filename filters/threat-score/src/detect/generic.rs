@@ -640,8 +640,7 @@ fn ssrf(l: &str) -> bool {
             .iter()
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
-        || INTERNAL_HOSTS.contains(&host_no_port)
-            && (if url { whole_url } else { l.contains('/') })
+        || INTERNAL_HOSTS.contains(&host_no_port) && (if url { whole_url } else { l.contains('/') })
 }
 
 /// `__name__`: two underscores, an identifier, two underscores (or, for JavaScript's

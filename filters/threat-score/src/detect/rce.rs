@@ -1190,9 +1190,14 @@ fn glob_path(s: &str) -> bool {
 /// of digits alone (`/bookstore/book[1]/title`, `/items[0]/name`: XPath and JSON paths)
 /// spells no program or file name.
 fn letter_bracket(path: &str) -> bool {
-    path.split('[')
-        .skip(1)
-        .any(|rest| !rest.split(']').next().unwrap_or_default().bytes().all(|b| b.is_ascii_digit()))
+    path.split('[').skip(1).any(|rest| {
+        !rest
+            .split(']')
+            .next()
+            .unwrap_or_default()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+    })
 }
 
 /// `/old/*`, `/var/log/*.log`: a `*` standing for every name (or every name with an

@@ -1309,13 +1309,106 @@ fn sql_function_call(l: &str) -> bool {
             while let Some(at) = super::find_word(l, f, from) {
                 let j = sk.skip(at + f.len());
                 let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
-                if b.get(j) == Some(&b'(') && !super::lfi::prose_arguments(b, j + 1) {
+                if b.get(j) == Some(&b'(')
+                    && !super::lfi::prose_arguments(b, j + 1)
+                    && !prose_after_call(b, j)
+                {
                     return true;
                 }
                 from = at + f.len();
             }
             false
         })
+}
+
+/// Whether the call opened at `open` is followed by words of a sentence: right after its
+/// `)`, two plain words in a row (after one relation word at most: `char(10) is a newline`,
+/// `concat(a, b) joins strings`). After a call SQL goes on with an operator, a keyword, a
+/// comment or one alias; a second word after an alias fails to parse, so such a value is a
+/// mention, not an injection. Reads at most 64 bytes to the `)` and three words after it.
+fn prose_after_call(b: &[u8], open: usize) -> bool {
+    const SQL_WORDS: &[&[u8]] = &[
+        b"and",
+        b"as",
+        b"asc",
+        b"between",
+        b"collate",
+        b"desc",
+        b"div",
+        b"else",
+        b"end",
+        b"escape",
+        b"for",
+        b"from",
+        b"group",
+        b"having",
+        b"in",
+        b"into",
+        b"is",
+        b"like",
+        b"limit",
+        b"mod",
+        b"not",
+        b"null",
+        b"or",
+        b"order",
+        b"procedure",
+        b"regexp",
+        b"rlike",
+        b"select",
+        b"sounds",
+        b"then",
+        b"union",
+        b"using",
+        b"when",
+        b"where",
+        b"xor",
+    ];
+    let mut depth = 0usize;
+    let mut close = None;
+    for (k, c) in b.iter().enumerate().skip(open).take(64) {
+        match c {
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    close = Some(k);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return false;
+    };
+    let rest = b.get(close + 1..).unwrap_or_default();
+    if rest.first() != Some(&b' ') {
+        return false;
+    }
+    let mut words = rest
+        .split(|c| *c == b' ')
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .map(|w| {
+            let w = w
+                .strip_suffix(b".")
+                .or_else(|| w.strip_suffix(b","))
+                .unwrap_or(w);
+            (!w.is_empty() && w.iter().all(u8::is_ascii_alphabetic)).then_some(w)
+        });
+    let sql = |w: &[u8]| SQL_WORDS.iter().any(|s| w.eq_ignore_ascii_case(s));
+    let plain =
+        |w: Option<&[u8]>, long: bool| w.is_some_and(|w| !sql(w) && (!long || w.len() >= 2));
+    let (w1, w2, w3) = (
+        words.next().flatten(),
+        words.next().flatten(),
+        words.next().flatten(),
+    );
+    (plain(w1, false) && plain(w2, true))
+        || (w1.is_some_and(|w| matches!(w, b"is" | b"in" | b"like"))
+            && plain(w2, false)
+            && plain(w3, true))
 }
 
 /// A value that is an SQL function name and an opening parenthesis, nothing after it
