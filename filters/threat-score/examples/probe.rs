@@ -11,8 +11,8 @@
 //! instead (`user-agent`, `referer`, `cookie`...), `--path` as a path segment (percent-encoded).
 //! `--query` takes the line as the raw query string (`user[$ne]=x&a=%252e`, sent as written),
 //! `--body TYPE` as the raw body of a POST with that `Content-Type` (JSON documents, XML,
-//! multipart with `\r\n` written as `\\r\\n`). `--header`/`--path`/`--query`/`--body` print one
-//! score.
+//! multipart, with each CR LF written as the four characters `\r\n`). `--header`, `--path`,
+//! `--query` and `--body` print one score.
 
 use std::io::BufRead;
 
