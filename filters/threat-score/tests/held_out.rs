@@ -1340,3 +1340,25 @@ fn sql_call_in_a_sentence_versus_a_call_that_goes_on_as_sql() {
         });
     }
 }
+
+/// `' or '1`: the value closes the query's string, then `OR` and a string the query's own
+/// quote completes, starting with a non-zero digit (true in MySQL and PostgreSQL). Words
+/// quoted on both sides and strings that read as false are not that shape.
+#[test]
+fn or_with_a_truthy_string_completed_by_the_query() {
+    for text in [
+        "Tom' or 'Jerry",
+        "yes' or 'no",
+        "choose '1' or '2'",
+        "' or '0",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in ["' or '1", "admin' oR '1", "x\" OR \"2", "' || '1"] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}

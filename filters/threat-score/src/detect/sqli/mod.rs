@@ -1287,6 +1287,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if input.lower_has("::") && pg_cast(l) {
             out.hit(input, CAT, "sqli.pg-cast", Severity::Critical, 1);
         }
+        if (input.bytes.has(b'\'') && or_truthy_string(l, b'\''))
+            || (input.bytes.has(b'"') && or_truthy_string(l, b'"'))
+        {
+            out.hit(input, CAT, "sqli.quote-logic", Severity::Critical, 1);
+        }
         if input.lower_has("/*!") {
             out.hit(input, CAT, "sqli.mysql-comment", Severity::Critical, 1);
         }
@@ -1409,6 +1414,26 @@ fn prose_after_call(b: &[u8], open: usize) -> bool {
         || (w1.is_some_and(|w| matches!(w, b"is" | b"in" | b"like"))
             && plain(w2, false)
             && plain(w3, true))
+}
+
+/// `' or '1`, `x" OR "2`: the value closes the query's string, then `OR` and a string the
+/// query's own closing quote completes, which starts with a non-zero digit: MySQL reads it as
+/// a number, PostgreSQL as `true`, so the condition holds for every row. The text before the
+/// break-out holds no quote and the last string none either ("choose 'yes' or 'no'" quotes
+/// words on both sides; `'x' or 'x` is false in MySQL). Reads the value once from each end.
+fn or_truthy_string(l: &str, q: u8) -> bool {
+    let b = l.trim_end().as_bytes();
+    let Some(last) = b.iter().rposition(|c| *c == q) else {
+        return false;
+    };
+    if !b.get(last + 1).is_some_and(|c| matches!(c, b'1'..=b'9')) {
+        return false;
+    }
+    let Some(first) = b.iter().position(|c| *c == q) else {
+        return false;
+    };
+    let mid = b.get(first + 1..last).unwrap_or_default().trim_ascii();
+    mid.eq_ignore_ascii_case(b"or") || mid == b"||"
 }
 
 /// A value that is an SQL function name and an opening parenthesis, nothing after it
