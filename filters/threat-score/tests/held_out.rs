@@ -1132,6 +1132,13 @@ fn template_filters_versus_template_injection() {
         "{% for x in items|sort %}{{ x|upper }}{% endfor %}",
         "Twig filters: {{ name|upper }} and {{ items|join(', ') }}",
         "{{- title|replace('-', ' ')|capitalize -}}",
+        // The application's own variables whose names start like an engine's objects, and
+        // Go's (Helm's) range loop.
+        "{{ requestId }}",
+        "{{ selfie_url }}",
+        "Hi {{ requestor }}, your order shipped",
+        "{{ settingsUrl }}",
+        "{{ range .Values.hosts }}- {{ . }}{{ end }}",
     ] {
         each_carrier(text, |carrier, a| {
             assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
@@ -1145,6 +1152,9 @@ fn template_filters_versus_template_injection() {
         "{{ '%c%c'|format(95,95) }}",
         "{{ request|attr('application') }}",
         "{{ self.__init__() }}",
+        "{{ config }}",
+        "{{request.application}}",
+        "{{ range(99999999) }}",
         "{{lipsum.__globals__['os'].popen('id').read()}}",
         "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
         "{{_self.env.registerUndefinedFilterCallback(\"exec\")}}{{_self.env.getFilter(\"id\")}}",

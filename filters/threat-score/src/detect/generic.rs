@@ -383,7 +383,7 @@ fn template_injection(l: &str) -> bool {
             && (t.contains(['*', '[', '+'])
                 || call_outside_filters(t)
                 || t.has_lit("__")
-                || TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w)))
+                || starts_with_object(t))
     };
     let pairs: [(&str, &str); 5] = [
         ("{{", "}}"),
@@ -459,18 +459,32 @@ fn call_outside_filters(t: &str) -> bool {
 /// The prefix tests of `inner_code` (`self`, `config`...): not monotone in the inner text, so
 /// they run for every opener, on a bounded prefix.
 fn inner_prefix_code(inner: &str) -> bool {
-    let t = inner.trim_start();
-    TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w))
+    starts_with_object(inner.trim_start())
 }
 
-/// Objects template engines expose (`{{config}}`, `{{self.__init__}}`).
+/// The expression starts with one of [`TEMPLATE_OBJECTS`] as a whole name (`{{ config }}`,
+/// `{{self.__init__}}`), not as the start of a longer one (`{{ requestId }}`,
+/// `{{ selfie_url }}`, `{{ settingsUrl }}` are the application's own variables).
+fn starts_with_object(t: &str) -> bool {
+    TEMPLATE_OBJECTS.iter().any(|w| {
+        t.strip_prefix(w).is_some_and(|rest| {
+            !rest
+                .bytes()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+        })
+    })
+}
+
+/// Objects template engines expose (`{{config}}`, `{{self.__init__}}`). Jinja's `range` is
+/// not one: it is harmful only called or through `__` attributes (both counted), and
+/// `{{ range .Items }}` is Go's (and Helm's) loop.
 const TEMPLATE_OBJECTS: &[&str] = &[
     "config",
     "self",
     "request",
     "settings",
     "constructor",
-    "range",
     "lipsum",
     "cycler",
     "joiner",
