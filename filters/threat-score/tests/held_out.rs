@@ -1372,3 +1372,41 @@ fn or_with_a_truthy_string_completed_by_the_query() {
         });
     }
 }
+
+/// A second copy of a download is named `report - Copy (2).pdf` or `file (1).txt`: a PHP
+/// function name, a space, a number in parentheses and an extension. As a value, an upload's
+/// file name or a path segment it passes; a real call (an argument that is code or a string,
+/// no extension after it) is still PHP injection.
+#[test]
+fn numbered_copies_of_files_are_not_calls() {
+    for text in [
+        "report - Copy (2).pdf",
+        "file (1).txt",
+        "mail (2).eml",
+        "include (1).zip",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+        let engine = Config::default().compile().unwrap();
+        let host = vec![("host".to_string(), "files.example".to_string())];
+        let uri = format!("/files/{}", enc(text));
+        let a = engine.inspect(&Request::new("GET", &uri).with_headers(&host));
+        assert_eq!(a.verdict, Verdict::Allow, "path: {text:?} -> {a:?}");
+        let body = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{text}\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\r\n--XyZ--\r\n"
+        );
+        let a = body_request("multipart/form-data; boundary=XyZ", &body);
+        assert_eq!(a.verdict, Verdict::Allow, "upload: {text:?} -> {a:?}");
+    }
+    for attack in [
+        "system ('id')",
+        "system(1).log",
+        "file (1).txt; system($_GET[1])",
+        "file('/etc/passwd')",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
