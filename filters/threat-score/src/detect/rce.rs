@@ -691,11 +691,10 @@ fn template_filter(b: &[u8], from: usize) -> bool {
     while b.get(i) == Some(&b' ') {
         i += 1;
     }
-    match (b.get(i), b.get(i + 1)) {
-        (Some(b'(' | b'|'), _) => true,
-        (Some(b'}' | b'%' | b'-'), Some(b'}')) => true,
-        _ => false,
-    }
+    matches!(
+        (b.get(i), b.get(i + 1)),
+        (Some(b'(' | b'|'), _) | (Some(b'}' | b'%' | b'-'), Some(b'}'))
+    )
 }
 
 /// Whether an argument is shell syntax no prose uses: an option (`-la`, `--help`), an
