@@ -509,7 +509,7 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
     let b = s.as_bytes();
     let mut copied = 0;
     let mut i = 0;
-    while let Some(p) = b.get(i..).and_then(|r| r.iter().position(|&c| c == b'$')) {
+    while let Some(p) = b.get(i..).and_then(|r| crate::detect::find_byte(r, b'$')) {
         i += p;
         let prev_alpha = i > 0 && b.get(i - 1).is_some_and(u8::is_ascii_alphabetic);
         if prev_alpha {
