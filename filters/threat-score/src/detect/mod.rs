@@ -744,7 +744,19 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let alphabet = [b'$', b'{', b'%', b'a', b'A', 0x00, 0x80, 0x81, 0xff, 0x7f, 0x24 ^ 1];
+        let alphabet = [
+            b'$',
+            b'{',
+            b'%',
+            b'a',
+            b'A',
+            0x00,
+            0x80,
+            0x81,
+            0xff,
+            0x7f,
+            0x24 ^ 1,
+        ];
         for round in 0..3000 {
             let len = (next() % 40) as usize;
             let hay: Vec<u8> = (0..len)
@@ -759,10 +771,21 @@ mod tests {
             for &c in &alphabet {
                 for from in 0..=len {
                     let r = &hay[from..];
-                    assert_eq!(find_byte(r, c), r.iter().position(|&x| x == c), "{hay:?} {c}");
+                    assert_eq!(
+                        find_byte(r, c),
+                        r.iter().position(|&x| x == c),
+                        "{hay:?} {c}"
+                    );
                 }
             }
-            for needle in [&b"${"[..], b"$", b"{%a", b"\x80\x00", b"aA", b"\xff\xff\xff"] {
+            for needle in [
+                &b"${"[..],
+                b"$",
+                b"{%a",
+                b"\x80\x00",
+                b"aA",
+                b"\xff\xff\xff",
+            ] {
                 for from in 0..=len + 1 {
                     let want = hay.get(from..).and_then(|r| {
                         r.windows(needle.len())
