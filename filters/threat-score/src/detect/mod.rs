@@ -533,28 +533,71 @@ fn find_lit(hay: &str, needle: &str) -> Option<usize> {
     find_bytes(hay.as_bytes(), needle.as_bytes(), 0)
 }
 
-/// A scan for the needle's first byte, then a comparison: for the short values and needles
-/// detectors deal with this beats setting up a `str::find` searcher per call, and it stays
-/// linear in `hay` (times the needle's length, a constant of the word lists).
+/// The first `needle` in `hay` at or after `from`. Candidates are the positions where the
+/// needle's first and last bytes both match, found eight positions per step (SWAR, two word
+/// reads); only they are compared in full. The first byte alone was the filter before, and a
+/// hostile run of it (`${${`, searched for `${ifs}` or `$((`) made every other position a
+/// candidate: a scan restarted per candidate. Linear in `hay` (times the needle's length, a
+/// constant of the word lists).
 pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let second = rest.first().copied();
-    let last = rest.last().copied();
-    let mut i = from;
-    while let Some(p) = find_byte(hay.get(i..)?, first) {
-        let at = i + p;
-        // The second and the last byte first: on a run of the first bytes (`$$$`, `${${`,
-        // `%%%` in a hostile body) most candidates fail there, without a slice comparison
-        // (a `memcmp` call on Wasm).
-        if second.is_none_or(|s| hay.get(at + 1) == Some(&s))
-            && last.is_none_or(|l| hay.get(at + needle.len() - 1) == Some(&l))
-            && hay.get(at + 1..at + needle.len()) == Some(rest)
-        {
-            return Some(at);
+    let hay = hay.get(from..)?;
+    let (&first, _) = needle.split_first()?;
+    let (&last, _) = needle.split_last()?;
+    let m = needle.len();
+    if m == 1 {
+        return find_byte(hay, first).map(|p| p + from);
+    }
+    let middle = needle.get(1..m - 1).unwrap_or_default();
+    // Starts `0..n` leave room for the needle.
+    let n = (hay.len() + 1).checked_sub(m)?;
+    let whole = |at: usize| hay.get(at + 1..at + m - 1) == Some(middle);
+    let (pf, pl) = (
+        LO.wrapping_mul(u64::from(first)),
+        LO.wrapping_mul(u64::from(last)),
+    );
+    let mut i = 0;
+    // Eight starts per step: the word at `i` holds their first bytes, the word at
+    // `i + m - 1` their last bytes (both in bounds while `i + 8 <= n`).
+    while i + 8 <= n {
+        let mut hits = zero_bytes(word_at(hay, i) ^ pf) & zero_bytes(word_at(hay, i + m - 1) ^ pl);
+        while hits != 0 {
+            let at = i + (hits.trailing_zeros() / 8) as usize;
+            if whole(at) {
+                return Some(at + from);
+            }
+            hits &= hits - 1;
         }
-        i = at + 1;
+        i += 8;
+    }
+    while i < n {
+        if hay.get(i) == Some(&first) && hay.get(i + m - 1) == Some(&last) && whole(i) {
+            return Some(i + from);
+        }
+        i += 1;
     }
     None
+}
+
+/// A byte of ones in every byte of a word ([`find_byte`], [`find_bytes`]).
+const LO: u64 = 0x0101_0101_0101_0101;
+
+/// The eight bytes of `hay` at `i` as a little-endian word (zero past the end: callers read
+/// in bounds).
+#[inline]
+fn word_at(hay: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    if let Some(b) = hay.get(i..i + 8) {
+        w.copy_from_slice(b);
+    }
+    u64::from_le_bytes(w)
+}
+
+/// The high bit of each zero byte of `x`, exactly (no borrow from byte to byte: the low
+/// seven bits are added within their byte).
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
 }
 
 /// The index of the first `c` in `hay`: what `hay.iter().position(|&x| x == c)` finds, eight
@@ -562,7 +605,6 @@ pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 /// `memchr`, and a byte loop is ~6 instructions per byte; every needle search of every
 /// window of a hostile body starts with this scan (a `${` run searched for `(){` or `$((`).
 pub fn find_byte(hay: &[u8], c: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let pattern = LO.wrapping_mul(u64::from(c));
     let mut chunks = hay.chunks_exact(8);
@@ -758,7 +800,7 @@ mod tests {
             0x24 ^ 1,
         ];
         for round in 0..3000 {
-            let len = (next() % 40) as usize;
+            let len = (next() % 48) as usize;
             let hay: Vec<u8> = (0..len)
                 .map(|_| {
                     if round % 2 == 0 {
@@ -785,6 +827,9 @@ mod tests {
                 b"\x80\x00",
                 b"aA",
                 b"\xff\xff\xff",
+                b"${%}",
+                b"$a$a$a$a$a",
+                b"\x00\x80\x7f\xff\x00",
             ] {
                 for from in 0..=len + 1 {
                     let want = hay.get(from..).and_then(|r| {
