@@ -533,12 +533,11 @@ fn find_lit(hay: &str, needle: &str) -> Option<usize> {
     find_bytes(hay.as_bytes(), needle.as_bytes(), 0)
 }
 
-/// The first `needle` in `hay` at or after `from`. Candidates are the positions where the
-/// needle's first and last bytes both match, found eight positions per step (SWAR, two word
-/// reads); only they are compared in full. The first byte alone was the filter before, and a
-/// hostile run of it (`${${`, searched for `${ifs}` or `$((`) made every other position a
-/// candidate: a scan restarted per candidate. Linear in `hay` (times the needle's length, a
-/// constant of the word lists).
+/// The first `needle` in `hay` at or after `from`: the needle's first byte found eight
+/// positions per step (SWAR), every hit of a word checked (last byte, then the rest) before
+/// the next word is read. A hostile run of the first byte (`${${`, searched for `${ifs}` or
+/// `$((`) makes every other position a candidate; a scan restarted per candidate cost a
+/// set-up each. Linear in `hay` (times the needle's length, a constant of the word lists).
 pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let hay = hay.get(from..)?;
     let (&first, _) = needle.split_first()?;
@@ -550,19 +549,19 @@ pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let middle = needle.get(1..m - 1).unwrap_or_default();
     // Starts `0..n` leave room for the needle.
     let n = (hay.len() + 1).checked_sub(m)?;
-    let whole = |at: usize| hay.get(at + 1..at + m - 1) == Some(middle);
-    let (pf, pl) = (
-        LO.wrapping_mul(u64::from(first)),
-        LO.wrapping_mul(u64::from(last)),
-    );
+    let fits = |at: usize| {
+        hay.get(at + m - 1) == Some(&last) && hay.get(at + 1..at + m - 1) == Some(middle)
+    };
+    let pattern = LO.wrapping_mul(u64::from(first));
     let mut i = 0;
-    // Eight starts per step: the word at `i` holds their first bytes, the word at
-    // `i + m - 1` their last bytes (both in bounds while `i + 8 <= n`).
-    while i + 8 <= n {
-        let mut hits = zero_bytes(word_at(hay, i) ^ pf) & zero_bytes(word_at(hay, i + m - 1) ^ pl);
+    while i + 8 <= hay.len() {
+        let mut hits = zero_bytes(word_at(hay, i) ^ pattern);
         while hits != 0 {
             let at = i + (hits.trailing_zeros() / 8) as usize;
-            if whole(at) {
+            if at >= n {
+                return None;
+            }
+            if fits(at) {
                 return Some(at + from);
             }
             hits &= hits - 1;
@@ -570,7 +569,7 @@ pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         i += 8;
     }
     while i < n {
-        if hay.get(i) == Some(&first) && hay.get(i + m - 1) == Some(&last) && whole(i) {
+        if hay.get(i) == Some(&first) && fits(i) {
             return Some(i + from);
         }
         i += 1;
