@@ -396,13 +396,21 @@ fn kind_table() -> &'static [Option<(&'static str, Kind)>] {
 
 /// A one-byte word (lowercase letter, digit, `_` or `$`) as static text.
 fn one_byte_word(w: &str) -> Option<&'static str> {
+    match w.as_bytes() {
+        [c] => one_byte(*c),
+        _ => None,
+    }
+}
+
+/// [`one_byte_word`] of the word made of the byte `c`.
+fn one_byte(c: u8) -> Option<&'static str> {
     const ONE: &str = "abcdefghijklmnopqrstuvwxyz0123456789_$";
     // The entry's index from the byte's class (no search through the string per token).
-    let p = match w.as_bytes() {
-        [c @ b'a'..=b'z'] => usize::from(c - b'a'),
-        [c @ b'0'..=b'9'] => 26 + usize::from(c - b'0'),
-        [b'_'] => 36,
-        [b'$'] => 37,
+    let p = match c {
+        b'a'..=b'z' => usize::from(c - b'a'),
+        b'0'..=b'9' => 26 + usize::from(c - b'0'),
+        b'_' => 36,
+        b'$' => 37,
         _ => return None,
     };
     ONE.get(p..p + 1)
@@ -590,16 +598,22 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                 }
                 let raw = input.get(start..i).unwrap_or_default();
                 let raw = raw.trim_end_matches('.');
-                // Lowercased in a stack buffer (a long word in a `String`).
+                // Lowercased in a stack buffer (a long word in a `String`); a one-byte word
+                // (`$` of `${`, `x`: one per two bytes of a hostile run) is its static text.
                 let mut buf = [0u8; 64];
                 let long;
-                let w: &str = match buf.get_mut(..raw.len()) {
-                    Some(lb) => {
+                let one = match raw.as_bytes() {
+                    [c] => one_byte(c.to_ascii_lowercase()),
+                    _ => None,
+                };
+                let w: &str = match (one, buf.get_mut(..raw.len())) {
+                    (Some(one), _) => one,
+                    (None, Some(lb)) => {
                         lb.copy_from_slice(raw.as_bytes());
                         lb.make_ascii_lowercase();
                         std::str::from_utf8(lb).unwrap_or_default()
                     }
-                    None => {
+                    (None, None) => {
                         long = raw.to_ascii_lowercase();
                         &long
                     }
@@ -844,6 +858,16 @@ mod tests {
             assert_eq!(one_byte_word(w), want, "{w}");
         }
         assert_eq!(one_byte_word("ab"), None);
+        // A one-byte word the tokenizer reads (a letter, `_`, `$`) is its lowercase text.
+        for c in (0u8..128).filter(|c| c.is_ascii_alphabetic() || matches!(c, b'_' | b'$')) {
+            let lower = (c.to_ascii_lowercase() as char).to_string();
+            assert_eq!(one_byte(c.to_ascii_lowercase()), Some(lower.as_str()));
+            let tokens = tokenize(&lower, Context::None);
+            assert_eq!(
+                tokens.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+                [&*lower]
+            );
+        }
     }
 
     /// [`word_kind`] (its filter and hash table) gives every listed word its list's kind (the
