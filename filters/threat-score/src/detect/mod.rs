@@ -552,11 +552,6 @@ pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let fits = |at: usize| {
         hay.get(at + m - 1) == Some(&last) && hay.get(at + 1..at + m - 1) == Some(middle)
     };
-    // A needle right at `from` first: in a run (`<%<%<%` read by `lit_offsets`) the next
-    // one is usually there, and the word set-up below is skipped.
-    if n > 0 && hay.first() == Some(&first) && fits(0) {
-        return Some(from);
-    }
     let pattern = LO.wrapping_mul(u64::from(first));
     let mut i = 0;
     while i + 8 <= hay.len() {
