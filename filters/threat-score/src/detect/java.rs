@@ -311,10 +311,11 @@ fn ognl(l: &str) -> bool {
 fn jndi(l: &str) -> bool {
     // Log4j substitutes a lookup only when its `}` closes it: "detects ${jndi: patterns in
     // logs" names the pattern.
+    // Some lookup before the last `}` exactly when the first one is: one search (a
+    // `${jndi:` run without a `}` was a two-way searcher step per lookup).
     let closed_lookup = |r: &str| {
-        let last_close = r.rfind('}');
-        r.match_indices("${jndi:")
-            .any(|(p, _)| last_close.is_some_and(|c| c > p))
+        r.rfind('}')
+            .is_some_and(|c| r.find_lit("${jndi:").is_some_and(|p| c > p))
     };
     if closed_lookup(l) {
         return true;

@@ -543,37 +543,111 @@ fn find_lit(hay: &str, needle: &str) -> Option<usize> {
     find_bytes(hay.as_bytes(), needle.as_bytes(), 0)
 }
 
-/// A scan for the needle's first byte, then a comparison: for the short values and needles
-/// detectors deal with this beats setting up a `str::find` searcher per call, and it stays
-/// linear in `hay` (times the needle's length, a constant of the word lists).
+/// The first `needle` in `hay` at or after `from`: the needle's first byte found eight
+/// positions per step (SWAR), every hit of a word checked (last byte, then the rest) before
+/// the next word is read. A hostile run of the first byte (`${${`, searched for `${ifs}` or
+/// `$((`) makes every other position a candidate; a scan restarted per candidate cost a
+/// set-up each. Linear in `hay` (times the needle's length, a constant of the word lists).
 pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let second = rest.first().copied();
-    let last = rest.last().copied();
-    let mut i = from;
-    while let Some(p) = hay.get(i..)?.iter().position(|&c| c == first) {
-        let at = i + p;
-        // The second and the last byte first: on a run of the first bytes (`$$$`, `${${`,
-        // `%%%` in a hostile body) most candidates fail there, without a slice comparison
-        // (a `memcmp` call on Wasm).
-        if second.is_none_or(|s| hay.get(at + 1) == Some(&s))
-            && last.is_none_or(|l| hay.get(at + needle.len() - 1) == Some(&l))
-            && hay.get(at + 1..at + needle.len()) == Some(rest)
-        {
-            return Some(at);
+    let hay = hay.get(from..)?;
+    let (&first, _) = needle.split_first()?;
+    let (&last, _) = needle.split_last()?;
+    let m = needle.len();
+    if m == 1 {
+        return find_byte(hay, first).map(|p| p + from);
+    }
+    let middle = needle.get(1..m - 1).unwrap_or_default();
+    // Starts `0..n` leave room for the needle.
+    let n = (hay.len() + 1).checked_sub(m)?;
+    let fits = |at: usize| {
+        hay.get(at + m - 1) == Some(&last) && hay.get(at + 1..at + m - 1) == Some(middle)
+    };
+    let pattern = LO.wrapping_mul(u64::from(first));
+    let mut i = 0;
+    while i + 8 <= hay.len() {
+        let mut hits = zero_bytes(word_at(hay, i) ^ pattern);
+        while hits != 0 {
+            let at = i + (hits.trailing_zeros() / 8) as usize;
+            if at >= n {
+                return None;
+            }
+            if fits(at) {
+                return Some(at + from);
+            }
+            hits &= hits - 1;
         }
-        i = at + 1;
+        i += 8;
+    }
+    while i < n {
+        if hay.get(i) == Some(&first) && fits(i) {
+            return Some(i + from);
+        }
+        i += 1;
     }
     None
+}
+
+/// A byte of ones in every byte of a word ([`find_byte`], [`find_bytes`]).
+const LO: u64 = 0x0101_0101_0101_0101;
+
+/// The eight bytes of `hay` at `i` as a little-endian word (zero past the end: callers read
+/// in bounds).
+#[inline]
+fn word_at(hay: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    if let Some(b) = hay.get(i..i + 8) {
+        w.copy_from_slice(b);
+    }
+    u64::from_le_bytes(w)
+}
+
+/// The high bit of each zero byte of `x`, exactly (no borrow from byte to byte: the low
+/// seven bits are added within their byte).
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+}
+
+/// The index of the first `c` in `hay`: what `hay.iter().position(|&x| x == c)` finds, eight
+/// bytes per step (SWAR: a word with a zero byte where `c` is). On Wasm there is no SIMD
+/// `memchr`, and a byte loop is ~6 instructions per byte; every needle search of every
+/// window of a hostile body starts with this scan (a `${` run searched for `(){` or `$((`).
+pub fn find_byte(hay: &[u8], c: u8) -> Option<usize> {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO.wrapping_mul(u64::from(c));
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w) ^ pattern;
+        // A zero byte of `x` sets its high bit here; borrows only run upwards from a
+        // lower zero byte, so the lowest set bit is the first match (exact, little endian).
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| x == c)
+        .map(|p| base + p)
 }
 
 /// The offsets of the ASCII byte `c` in `s`: what `s.match_indices(c)` finds, without a
 /// `CharSearcher` step per match (a `memchr` set-up and a `memcmp` call each: in a run of
 /// `<` or `:` in a hostile body that is one per byte).
 pub fn byte_offsets(s: &str, c: u8) -> impl Iterator<Item = usize> + '_ {
-    s.bytes()
-        .enumerate()
-        .filter_map(move |(i, x)| (x == c).then_some(i))
+    let b = s.as_bytes();
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let p = from + find_byte(b.get(from..)?, c)?;
+        from = p + 1;
+        Some(p)
+    })
 }
 
 /// The offsets of the non-overlapping occurrences of `needle` in `hay`, left to right: what
@@ -733,6 +807,76 @@ mod tests {
             assert_eq!(PACKED.contains(w), SLICE.contains(w), "{w}");
         }
         assert_eq!(PACKED.table().0.len(), SLICE.table().0.len());
+    }
+
+    /// `find_byte` (eight bytes per step) finds what the byte loop it replaced finds, and
+    /// `find_bytes` what a naive window search finds, at every start offset: bytes drawn so
+    /// that matches, near-matches (a byte one bit away, 0x80 and 0x00 around a borrow) and
+    /// runs fall at every position of a word and across word boundaries.
+    #[test]
+    fn byte_search_matches_naive() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = [
+            b'$',
+            b'{',
+            b'%',
+            b'a',
+            b'A',
+            0x00,
+            0x80,
+            0x81,
+            0xff,
+            0x7f,
+            0x24 ^ 1,
+        ];
+        for round in 0..3000 {
+            let len = (next() % 48) as usize;
+            let hay: Vec<u8> = (0..len)
+                .map(|_| {
+                    if round % 2 == 0 {
+                        alphabet[(next() % alphabet.len() as u64) as usize]
+                    } else {
+                        next() as u8
+                    }
+                })
+                .collect();
+            for &c in &alphabet {
+                for from in 0..=len {
+                    let r = &hay[from..];
+                    assert_eq!(
+                        find_byte(r, c),
+                        r.iter().position(|&x| x == c),
+                        "{hay:?} {c}"
+                    );
+                }
+            }
+            for needle in [
+                &b"${"[..],
+                b"$",
+                b"{%a",
+                b"\x80\x00",
+                b"aA",
+                b"\xff\xff\xff",
+                b"${%}",
+                b"$a$a$a$a$a",
+                b"\x00\x80\x7f\xff\x00",
+            ] {
+                for from in 0..=len + 1 {
+                    let want = hay.get(from..).and_then(|r| {
+                        r.windows(needle.len())
+                            .position(|w| w == needle)
+                            .map(|p| p + from)
+                    });
+                    assert_eq!(find_bytes(&hay, needle, from), want, "{hay:?} {needle:?}");
+                }
+            }
+        }
     }
 
     /// `lit_offsets` and `byte_offsets` find what `match_indices` finds (non-overlapping,

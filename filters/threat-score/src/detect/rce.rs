@@ -509,7 +509,7 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
     let b = s.as_bytes();
     let mut copied = 0;
     let mut i = 0;
-    while let Some(p) = b.get(i..).and_then(|r| r.iter().position(|&c| c == b'$')) {
+    while let Some(p) = b.get(i..).and_then(|r| crate::detect::find_byte(r, b'$')) {
         i += p;
         let prev_alpha = i > 0 && b.get(i - 1).is_some_and(u8::is_ascii_alphabetic);
         if prev_alpha {
@@ -616,57 +616,83 @@ pub(crate) enum Intro {
     Weak,
 }
 
-/// Splits a de-obfuscated value into (introducer, segment) pairs at shell separators.
-fn segments(s: &str) -> Vec<(Intro, &str)> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut intro = Intro::Start;
-    let mut i = 0;
-    // Inside a `{{ ... }}` or `{% ... %}` expression of a template language (Jinja, Twig,
-    // Liquid, Nunjucks), where `|` applies a filter.
-    let mut in_template = false;
-    while let Some(&c) = b.get(i) {
-        let next = b.get(i + 1).copied();
-        match (c, next) {
-            (b'{', Some(b'{' | b'%')) => in_template = true,
-            (b'}' | b'%', Some(b'}')) => in_template = false,
-            _ => {}
+/// Splits a de-obfuscated value into (introducer, segment) pairs at shell separators, one
+/// segment at a time: no `Vec` entry per separator (a window of `((((` or `${${` is thousands
+/// of segments, and the first command found usually ends the walk).
+fn segments(s: &str) -> Segments<'_> {
+    Segments {
+        s,
+        start: 0,
+        i: 0,
+        intro: Intro::Start,
+        in_template: false,
+        done: false,
+    }
+}
+
+/// The walk of [`segments`]: the current segment starts at `start`, the scan is at `i`.
+struct Segments<'a> {
+    s: &'a str,
+    start: usize,
+    i: usize,
+    intro: Intro,
+    /// Inside a `{{ ... }}` or `{% ... %}` expression of a template language (Jinja, Twig,
+    /// Liquid, Nunjucks), where `|` applies a filter.
+    in_template: bool,
+    done: bool,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = (Intro, &'a str);
+
+    fn next(&mut self) -> Option<(Intro, &'a str)> {
+        if self.done {
+            return None;
         }
-        let (sep_len, kind) = match (c, next) {
-            (b'<', Some(b'<')) if b.get(i + 2) == Some(&b'<') => (3, Intro::Strong),
-            (b'|', _) if in_template && template_filter(b, i + 1) => (0, Intro::Start),
-            (b'&', Some(b'&')) | (b'|', Some(b'|')) => (2, Intro::Strong),
-            (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (2, Intro::Strong),
-            (b';' | b'|' | b'\n' | b'\r', _) => (1, Intro::Strong),
-            (b'`', _) => (1, Intro::Tick),
-            (b'&', Some(n)) if !n.is_ascii_whitespace() => (1, Intro::Amp),
-            (b'&' | b'(' | b'{', _) => (1, Intro::Weak),
-            (b')' | b'}', _) => (1, Intro::Weak),
-            _ => (0, Intro::Start),
-        };
-        if sep_len > 0 {
-            let seg = s.get(start..i).unwrap_or_default();
-            out.push((intro, seg));
-            // A subshell right after a separator (`&&(sh)`, `;{ id; }`) keeps its strength.
-            let strong_before = intro == Intro::Strong && seg.trim().is_empty() && c == b'(';
-            intro = if c == b')' || c == b'}' {
-                Intro::Weak
-            } else if strong_before {
-                Intro::Strong
-            } else {
-                kind
+        let s = self.s;
+        let b = s.as_bytes();
+        while let Some(&c) = b.get(self.i) {
+            let i = self.i;
+            let next = b.get(i + 1).copied();
+            match (c, next) {
+                (b'{', Some(b'{' | b'%')) => self.in_template = true,
+                (b'}' | b'%', Some(b'}')) => self.in_template = false,
+                _ => {}
+            }
+            let (sep_len, kind) = match (c, next) {
+                (b'<', Some(b'<')) if b.get(i + 2) == Some(&b'<') => (3, Intro::Strong),
+                (b'|', _) if self.in_template && template_filter(b, i + 1) => (0, Intro::Start),
+                (b'&', Some(b'&')) | (b'|', Some(b'|')) => (2, Intro::Strong),
+                (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (2, Intro::Strong),
+                (b';' | b'|' | b'\n' | b'\r', _) => (1, Intro::Strong),
+                (b'`', _) => (1, Intro::Tick),
+                (b'&', Some(n)) if !n.is_ascii_whitespace() => (1, Intro::Amp),
+                (b'&' | b'(' | b'{', _) => (1, Intro::Weak),
+                (b')' | b'}', _) => (1, Intro::Weak),
+                _ => (0, Intro::Start),
             };
-            i += sep_len;
-            start = i;
-            continue;
+            if sep_len > 0 {
+                let seg = s.get(self.start..i).unwrap_or_default();
+                let item = (self.intro, seg);
+                // A subshell right after a separator (`&&(sh)`, `;{ id; }`) keeps its strength.
+                let strong_before =
+                    self.intro == Intro::Strong && seg.trim().is_empty() && c == b'(';
+                self.intro = if c == b')' || c == b'}' {
+                    Intro::Weak
+                } else if strong_before {
+                    Intro::Strong
+                } else {
+                    kind
+                };
+                self.i = i + sep_len;
+                self.start = self.i;
+                return Some(item);
+            }
+            self.i = i + 1;
         }
-        i += 1;
+        self.done = true;
+        s.get(self.start..).map(|seg| (self.intro, seg))
     }
-    if let Some(seg) = s.get(start..) {
-        out.push((intro, seg));
-    }
-    out
 }
 
 /// A template filter after the `|` at `from` (`{{ items|join(', ') }}`, `{{ list|sort|first
@@ -1002,11 +1028,14 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     }
     // Windows options glued to the program: `cmd/c`, `bcdboot/r`.
     let mut glued_option = None;
-    if !first.starts_with('/') && !is_command(first) {
+    // Asked once (a hash lookup; a `${${` window has thousands of segments to ask it for).
+    let mut first_is_command = is_command(first);
+    if !first.starts_with('/') && !first_is_command {
         if let Some((prog, opt)) = first.split_once('/') {
             if is_command(prog) && !opt.is_empty() && opt.len() <= 3 {
                 glued_option = Some(opt);
                 first = prog;
+                first_is_command = true;
             }
         }
     }
@@ -1035,10 +1064,10 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
         }
         return Some("rce.command-after-separator");
     }
-    let has_path = BIN_DIRS.iter().any(|d| first.starts_with(d));
-    if !is_command(first) {
+    if !first_is_command {
         return None;
     }
+    let has_path = BIN_DIRS.iter().any(|d| first.starts_with(d));
     let base = first.rsplit(['/', '\\']).next().unwrap_or(first);
     let base = base.strip_suffix(".exe").unwrap_or(base);
     let mut args: Vec<&str> = words.collect();
@@ -2084,6 +2113,81 @@ mod tests {
             prev = Some(c);
         }
         (cleaned, evasion)
+    }
+
+    /// The `Vec` version [`segments`] replaced.
+    fn segments_reference(s: &str) -> Vec<(Intro, &str)> {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut intro = Intro::Start;
+        let mut i = 0;
+        let mut in_template = false;
+        while let Some(&c) = b.get(i) {
+            let next = b.get(i + 1).copied();
+            match (c, next) {
+                (b'{', Some(b'{' | b'%')) => in_template = true,
+                (b'}' | b'%', Some(b'}')) => in_template = false,
+                _ => {}
+            }
+            let (sep_len, kind) = match (c, next) {
+                (b'<', Some(b'<')) if b.get(i + 2) == Some(&b'<') => (3, Intro::Strong),
+                (b'|', _) if in_template && template_filter(b, i + 1) => (0, Intro::Start),
+                (b'&', Some(b'&')) | (b'|', Some(b'|')) => (2, Intro::Strong),
+                (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (2, Intro::Strong),
+                (b';' | b'|' | b'\n' | b'\r', _) => (1, Intro::Strong),
+                (b'`', _) => (1, Intro::Tick),
+                (b'&', Some(n)) if !n.is_ascii_whitespace() => (1, Intro::Amp),
+                (b'&' | b'(' | b'{', _) => (1, Intro::Weak),
+                (b')' | b'}', _) => (1, Intro::Weak),
+                _ => (0, Intro::Start),
+            };
+            if sep_len > 0 {
+                let seg = s.get(start..i).unwrap_or_default();
+                out.push((intro, seg));
+                // A subshell right after a separator (`&&(sh)`, `;{ id; }`) keeps its strength.
+                let strong_before = intro == Intro::Strong && seg.trim().is_empty() && c == b'(';
+                intro = if c == b')' || c == b'}' {
+                    Intro::Weak
+                } else if strong_before {
+                    Intro::Strong
+                } else {
+                    kind
+                };
+                i += sep_len;
+                start = i;
+                continue;
+            }
+            i += 1;
+        }
+        if let Some(seg) = s.get(start..) {
+            out.push((intro, seg));
+        }
+        out
+    }
+
+    #[test]
+    fn segments_match_the_vec_version() {
+        const PIECES: &[&str] = &[
+            "c", "a", " ", "<", "<<<", "<(", ">(", "&", "&&", "& ", "|", "||", "$(", "$", ";",
+            "\n", "\r", "`", "(", ")", "{", "}", "é", "\t", "id", "{{", "}}", "{%", "%}", "join(",
+            "%",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..30_000 {
+            let mut v = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for k in 0..(seed % 12) {
+                v.push_str(PIECES[(seed >> (k * 5)) as usize % PIECES.len()]);
+            }
+            assert_eq!(
+                segments(&v).collect::<Vec<_>>(),
+                segments_reference(&v),
+                "{v:?}"
+            );
+        }
     }
 
     #[test]

@@ -280,14 +280,15 @@ const FUNCTIONS: &[&str] = &[
 /// values are never cut by it (no silent cap); it only bounds direct callers.
 pub const MAX_TOKENS: usize = crate::extract::WINDOW + 1;
 
-/// Builds [`word_table`] now (see [`crate::detect::build_tables`]).
+/// Builds the lexer's tables now (see [`crate::detect::build_tables`]).
 pub(crate) fn build_table() {
     let _ = (word_filter(), kind_table());
 }
 
-/// Every listed word with its kind, sorted once: one binary search per word instead of one per
-/// list. Earlier lists win (a word in several lists keeps the first kind, as the old chain of
-/// lookups did).
+/// Every listed word with its kind, in list order (statements, operator words, keywords,
+/// functions). A word in several lists appears once per list; [`kind_table`] keeps the first
+/// (so it has the first list's kind, as the old chain of lookups did). Read only at
+/// configure time, to build [`word_filter`] and [`kind_table`]: lookups go through those.
 fn word_table() -> &'static [(&'static str, Kind)] {
     static TABLE: std::sync::OnceLock<Vec<(&'static str, Kind)>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
@@ -300,14 +301,7 @@ fn word_table() -> &'static [(&'static str, Kind)] {
             (crate::detect::pack_words!(FUNCTIONS), Kind::Func),
         ];
         for (list, kind) in lists {
-            // Kept sorted by inserting in place (binary search), which also finds duplicates:
-            // a `sort_unstable_by` instantiation was ~10 KB of the module (issue 13).
-            for w in crate::detect::unpack(list) {
-                let at = v.partition_point(|(x, _)| *x < w);
-                if v.get(at).is_none_or(|(x, _)| *x != w) {
-                    v.insert(at, (w, kind));
-                }
-            }
+            v.extend(crate::detect::unpack(list).map(|w| (w, kind)));
         }
         v
     })
@@ -320,8 +314,9 @@ fn filter_key(w: &[u8]) -> usize {
 }
 
 /// For each [`filter_key`], the lengths (bit `len`, 31 for 31 bytes or more) of the words of
-/// [`word_table`]: a superset test that sends most words of a value (`item`, `number`,
-/// `shoes`) straight to [`Kind::Bare`] without a binary search. Built with the table.
+/// [`word_table`] and [`MATCHED`]: a superset test that sends most words of a value (`item`,
+/// `number`, `shoes`) straight to [`Kind::Bare`] without hashing them for [`kind_table`].
+/// Built with the tables.
 fn word_filter() -> &'static [u32] {
     static FILTER: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
     FILTER.get_or_init(|| {
@@ -401,13 +396,21 @@ fn kind_table() -> &'static [Option<(&'static str, Kind)>] {
 
 /// A one-byte word (lowercase letter, digit, `_` or `$`) as static text.
 fn one_byte_word(w: &str) -> Option<&'static str> {
+    match w.as_bytes() {
+        [c] => one_byte(*c),
+        _ => None,
+    }
+}
+
+/// [`one_byte_word`] of the word made of the byte `c`.
+fn one_byte(c: u8) -> Option<&'static str> {
     const ONE: &str = "abcdefghijklmnopqrstuvwxyz0123456789_$";
     // The entry's index from the byte's class (no search through the string per token).
-    let p = match w.as_bytes() {
-        [c @ b'a'..=b'z'] => usize::from(c - b'a'),
-        [c @ b'0'..=b'9'] => 26 + usize::from(c - b'0'),
-        [b'_'] => 36,
-        [b'$'] => 37,
+    let p = match c {
+        b'a'..=b'z' => usize::from(c - b'a'),
+        b'0'..=b'9' => 26 + usize::from(c - b'0'),
+        b'_' => 36,
+        b'$' => 37,
         _ => return None,
     };
     ONE.get(p..p + 1)
@@ -415,14 +418,7 @@ fn one_byte_word(w: &str) -> Option<&'static str> {
 
 /// Operators the lexer reads, as static text (a token borrows it).
 fn static_operator(op: &str) -> Option<&'static str> {
-    const OPS: &[&str] = &[
-        "<=>", "#>>", "->>", "!~*", "<=", ">=", "<>", "!=", "==", ":=", "::", "||", "&&", "<<",
-        ">>", "@>", "<@", "#>", "->", "?|", "?&", "~*", "!~", "^=", "|=", "&=", "=", "<", ">", "!",
-        "+", "-", "*", "/", "%", "&", "|", "^", "~", ":", "?", ".", "\\", "@", "#", "{", "}", "[",
-        "]", "$",
-    ];
-    // One-byte operators (most operator tokens: a run of `%` is one per byte) from a string of
-    // them, without a comparison per entry; the longer ones from the list.
+    // One-byte operators first (most operator tokens: a run of `%` is one per byte).
     if let [c] = op.as_bytes() {
         // A `match` (a jump table), not a search through a string of them per token.
         return Some(match c {
@@ -453,12 +449,37 @@ fn static_operator(op: &str) -> Option<&'static str> {
             _ => return None,
         });
     }
-    // Compared byte by byte: a `str` comparison is a `memcmp` call per entry, and a `<<<<`
-    // run is one two-byte operator per two bytes.
-    let b = op.as_bytes();
-    OPS.iter()
-        .find(|o| o.len() == b.len() && o.bytes().zip(b).all(|(x, &y)| x == y))
-        .copied()
+    // The longer ones by a `match` on the bytes too (a decision tree): a search through the
+    // list compared each entry, and a `<<<<` run is one two-byte operator per two bytes.
+    Some(match op.as_bytes() {
+        [b'<', b'=', b'>'] => "<=>",
+        [b'#', b'>', b'>'] => "#>>",
+        [b'-', b'>', b'>'] => "->>",
+        [b'!', b'~', b'*'] => "!~*",
+        [b'<', b'='] => "<=",
+        [b'>', b'='] => ">=",
+        [b'<', b'>'] => "<>",
+        [b'!', b'='] => "!=",
+        [b'=', b'='] => "==",
+        [b':', b'='] => ":=",
+        [b':', b':'] => "::",
+        [b'|', b'|'] => "||",
+        [b'&', b'&'] => "&&",
+        [b'<', b'<'] => "<<",
+        [b'>', b'>'] => ">>",
+        [b'@', b'>'] => "@>",
+        [b'<', b'@'] => "<@",
+        [b'#', b'>'] => "#>",
+        [b'-', b'>'] => "->",
+        [b'?', b'|'] => "?|",
+        [b'?', b'&'] => "?&",
+        [b'~', b'*'] => "~*",
+        [b'!', b'~'] => "!~",
+        [b'^', b'='] => "^=",
+        [b'|', b'='] => "|=",
+        [b'&', b'='] => "&=",
+        _ => return None,
+    })
 }
 
 /// Tokenizes `input` (already decoded) in `ctx`. Case changes no token (only words hold
@@ -577,16 +598,22 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                 }
                 let raw = input.get(start..i).unwrap_or_default();
                 let raw = raw.trim_end_matches('.');
-                // Lowercased in a stack buffer (a long word in a `String`).
+                // Lowercased in a stack buffer (a long word in a `String`); a one-byte word
+                // (`$` of `${`, `x`: one per two bytes of a hostile run) is its static text.
                 let mut buf = [0u8; 64];
                 let long;
-                let w: &str = match buf.get_mut(..raw.len()) {
-                    Some(lb) => {
+                let one = match raw.as_bytes() {
+                    [c] => one_byte(c.to_ascii_lowercase()),
+                    _ => None,
+                };
+                let w: &str = match (one, buf.get_mut(..raw.len())) {
+                    (Some(one), _) => one,
+                    (None, Some(lb)) => {
                         lb.copy_from_slice(raw.as_bytes());
                         lb.make_ascii_lowercase();
                         std::str::from_utf8(lb).unwrap_or_default()
                     }
-                    None => {
+                    (None, None) => {
                         long = raw.to_ascii_lowercase();
                         &long
                     }
@@ -847,6 +874,16 @@ mod tests {
             assert_eq!(one_byte_word(w), want, "{w}");
         }
         assert_eq!(one_byte_word("ab"), None);
+        // A one-byte word the tokenizer reads (a letter, `_`, `$`) is its lowercase text.
+        for c in (0u8..128).filter(|c| c.is_ascii_alphabetic() || matches!(c, b'_' | b'$')) {
+            let lower = (c.to_ascii_lowercase() as char).to_string();
+            assert_eq!(one_byte(c.to_ascii_lowercase()), Some(lower.as_str()));
+            let tokens = tokenize(&lower, Context::None);
+            assert_eq!(
+                tokens.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+                [&*lower]
+            );
+        }
     }
 
     /// [`word_kind`] (its filter and hash table) gives every listed word its list's kind (the
@@ -856,8 +893,10 @@ mod tests {
         for (w, k) in MATCHED {
             assert_eq!(word_kind(w), (*k, Some(*w)), "{w}");
         }
-        for (w, k) in word_table() {
-            if !MATCHED.iter().any(|(m, _)| m == w) {
+        for (i, (w, k)) in word_table().iter().enumerate() {
+            // A word in several lists has the first list's kind.
+            let first = word_table().iter().position(|(x, _)| x == w) == Some(i);
+            if first && !MATCHED.iter().any(|(m, _)| m == w) {
                 assert_eq!(word_kind(w), (*k, Some(*w)), "{w}");
             }
             let longer = format!("{w}x");
@@ -1145,6 +1184,34 @@ mod tests {
         }
         for sql in ["/1/union/select/2", "/x/*", "/a--", "/1 and 2", "/x/or/1"] {
             assert!(!inert_path(sql), "{sql}");
+        }
+    }
+
+    /// `static_operator` answers as the search through the list it replaced, for every
+    /// string of one to three bytes drawn from the operator bytes.
+    #[test]
+    fn static_operator_matches_the_list() {
+        const OPS: &[&str] = &[
+            "<=>", "#>>", "->>", "!~*", "<=", ">=", "<>", "!=", "==", ":=", "::", "||", "&&", "<<",
+            ">>", "@>", "<@", "#>", "->", "?|", "?&", "~*", "!~", "^=", "|=", "&=", "=", "<", ">",
+            "!", "+", "-", "*", "/", "%", "&", "|", "^", "~", ":", "?", ".", "\\", "@", "#", "{",
+            "}", "[", "]", "$",
+        ];
+        let alphabet = b"<=>#-!~*@:|&?^+/%.\\{}[]$a";
+        let mut strings: Vec<Vec<u8>> = Vec::new();
+        for &a in alphabet {
+            strings.push(vec![a]);
+            for &b in alphabet {
+                strings.push(vec![a, b]);
+                for &c in alphabet {
+                    strings.push(vec![a, b, c]);
+                }
+            }
+        }
+        for s in strings {
+            let op = std::str::from_utf8(&s).unwrap();
+            let listed = OPS.iter().find(|o| **o == op).copied();
+            assert_eq!(static_operator(op), listed, "{op}");
         }
     }
 
