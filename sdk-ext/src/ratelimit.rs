@@ -483,8 +483,13 @@ impl SlotBudget {
             return Ok(());
         }
         let free = Slot::FREE.encode();
+        // One key buffer for every slot (the first VM creates up to `MAX_TOTAL_SLOTS`: an
+        // allocation per key was a third of the bench policy's `on_configure`).
+        let mut key = slot_key(&self.namespace, 0);
+        let prefix = self.namespace.len() + 1;
         for index in u64::from(created)..u64::from(self.used) {
-            let key = slot_key(&self.namespace, index);
+            key.truncate(prefix);
+            crate::config::push_decimal(&mut key, index);
             if store.get(&key)?.is_none() {
                 store.set(&key, &free, None)?;
             }

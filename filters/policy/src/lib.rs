@@ -24,7 +24,7 @@ use global::{Answer, FailureMode, GlobalLimit, Scope};
 use sdk_ext::callout::CallOutcome;
 use sdk_ext::config::{header_name, http_status};
 use sdk_ext::jwt::{ClaimSource, Claims};
-use sdk_ext::matcher::{canonical_ip, MatchOptions, PathMatching, RequestMatcher};
+use sdk_ext::matcher::{canonical_ip, MatchFacts, MatchOptions, PathMatching, RequestMatcher};
 use sdk_ext::ratelimit::{Admission, SlotBudget, TokenBuckets};
 use sdk_ext::{
     ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView, Setup,
@@ -419,11 +419,12 @@ impl PolicyFilter {
                 }
             }
         }
+        let facts = MatchFacts::of(req);
         for rule in &self.rules {
             if rule.needs.is_some_and(|bit| present & bit == 0) {
                 continue;
             }
-            if !rule.matcher.matches_with(req, consumer, &claims) {
+            if !rule.matcher.matches_facts(&facts, consumer, &claims) {
                 continue;
             }
             let verdict = match &rule.action {
