@@ -619,7 +619,12 @@ impl RequestMatcher {
         consumer: Option<&str>,
         claims: &dyn Fn() -> Option<&'c Claims>,
     ) -> bool {
-        self.matches_facts(&MatchFacts::of(req), consumer, claims)
+        (self.methods.0.is_empty() || self.methods.matches(req.method()))
+            && (self.paths.is_empty() || {
+                let path = req.match_path(self.path_matching);
+                self.paths.iter().any(|m| m.matches(path))
+            })
+            && self.matches_rest(req, consumer, claims)
     }
 
     /// As [`Self::matches_with`], with the request line read once for all of a filter's
@@ -630,13 +635,22 @@ impl RequestMatcher {
         consumer: Option<&str>,
         claims: &dyn Fn() -> Option<&'c Claims>,
     ) -> bool {
-        let req = facts.req;
         (self.methods.0.is_empty() || self.methods.matches(facts.method))
             && (self.paths.is_empty() || {
                 let path = facts.path(self.path_matching);
                 self.paths.iter().any(|m| m.matches(path))
             })
-            && (self.hosts.is_empty() || self.hosts.iter().any(|m| m.matches(req.host())))
+            && self.matches_rest(facts.req, consumer, claims)
+    }
+
+    /// Every kind but methods and paths.
+    fn matches_rest<'c>(
+        &self,
+        req: &RequestView,
+        consumer: Option<&str>,
+        claims: &dyn Fn() -> Option<&'c Claims>,
+    ) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|m| m.matches(req.host())))
             && self.headers.iter().all(|m| m.matches(req))
             && self.query.iter().all(|m| m.matches(req))
             && (self.cidrs.is_empty() || req.source_ip().is_some_and(|ip| self.cidrs.matches(ip)))

@@ -357,3 +357,40 @@ fn request_matcher_new_kinds_report_json_paths() {
         ("consumers", "no API keys here")
     );
 }
+
+#[test]
+fn facts_read_once_decide_as_each_rule_reading_the_request() {
+    let specs = [
+        r#"{}"#,
+        r#"{"methods": ["DELETE"], "paths": [{"prefix": "/api/orders/1"}]}"#,
+        r#"{"paths": [{"prefix": "/admin"}]}"#,
+        r#"{"paths": [{"exact": "/x/../admin"}]}"#,
+        r#"{"methods": ["GET", "POST"]}"#,
+        r#"{"paths": [{"glob": "/static/**"}], "headers": [{"name": "x-a"}]}"#,
+    ];
+    let requests = [
+        RequestBuilder::get("/admin").build(),
+        RequestBuilder::get("/x/../admin?q=1").build(),
+        RequestBuilder::get("//%61dmin").header("x-a", "1").build(),
+        RequestBuilder::get("/static/a/b.css")
+            .header("x-a", "1")
+            .build(),
+        RequestBuilder::post("/api/orders/17").build(),
+        RequestBuilder::new("DELETE", "/api/orders/1").build(),
+    ];
+    for spec in specs {
+        let parsed = crate::config::from_str::<RequestMatchSpec>(spec).unwrap();
+        for mode in [PathMatching::Normalized, PathMatching::Raw] {
+            let m = parsed.compile().unwrap().with_path_matching(mode);
+            for req in &requests {
+                let facts = MatchFacts::of(req);
+                assert_eq!(
+                    m.matches_facts(&facts, None, &|| None),
+                    m.matches(req),
+                    "{spec} {mode:?} {:?}",
+                    req.raw_path()
+                );
+            }
+        }
+    }
+}

@@ -75,38 +75,6 @@ struct FromHeaders {
     /// Where [`RequestView::path`] ends in `:path` (at `?`, `#` or the end): every path
     /// matcher of every rule asks (50 rules of the bench policy, per request).
     path_end: OnceCell<usize>,
-    /// Where `:method` and `:path` are in the header list, found in one pass on first use:
-    /// every method and path matcher of every rule asks (the bench policy's 31 path rules
-    /// each scanned the list twice per request).
-    pseudo: OnceCell<Pseudo>,
-}
-
-/// Indexes of the first `:method` and `:path` in [`RequestView::headers`].
-#[derive(Debug, Clone, Copy, Default)]
-struct Pseudo {
-    method: Option<usize>,
-    path: Option<usize>,
-}
-
-impl Pseudo {
-    fn find(headers: &[(String, String)]) -> Self {
-        let mut p = Self::default();
-        for (i, (name, _)) in headers.iter().enumerate() {
-            // Pseudo-headers start with `:`; most names are rejected on that byte.
-            if !name.starts_with(':') {
-                continue;
-            }
-            match name.as_str() {
-                ":method" if p.method.is_none() => p.method = Some(i),
-                ":path" if p.path.is_none() => p.path = Some(i),
-                _ => {}
-            }
-            if p.method.is_some() && p.path.is_some() {
-                break;
-            }
-        }
-        p
-    }
 }
 
 impl std::fmt::Debug for RequestView {
@@ -169,27 +137,14 @@ impl RequestView {
             .map(|(_, v)| v.as_str())
     }
 
-    fn pseudo(&self) -> Pseudo {
-        *self
-            .derived
-            .pseudo
-            .get_or_init(|| Pseudo::find(&self.headers))
-    }
-
-    fn value_at(&self, index: Option<usize>) -> &str {
-        index
-            .and_then(|i| self.headers.get(i))
-            .map_or("", |(_, v)| v.as_str())
-    }
-
     /// `:method`, or `""` if missing.
     pub fn method(&self) -> &str {
-        self.value_at(self.pseudo().method)
+        self.header(":method").unwrap_or("")
     }
 
     /// `:path` as sent: path, query and all.
     pub fn raw_path(&self) -> &str {
-        self.value_at(self.pseudo().path)
+        self.header(":path").unwrap_or("")
     }
 
     /// The path without query string or fragment, as sent (not decoded, not normalised).
@@ -428,53 +383,6 @@ mod tests {
         assert_eq!(req.query_values("x").collect::<Vec<_>>(), ["1", "/"]);
         assert_eq!(req.query_values("y").next(), Some("two words"));
         assert_eq!(req.host(), "api.example.com");
-    }
-
-    #[test]
-    fn method_and_path_are_the_first_copies_wherever_they_are() {
-        use super::{NoProperties, RequestView};
-        let view = |h: &[(&str, &str)]| {
-            RequestView::new(
-                h.iter()
-                    .map(|(n, v)| (n.to_string(), v.to_string()))
-                    .collect(),
-                Box::new(NoProperties),
-            )
-        };
-        let cases: &[&[(&str, &str)]] = &[
-            &[],
-            &[("x-a", "1")],
-            &[(":path", "/p"), (":method", "GET")],
-            &[
-                ("accept", "*/*"),
-                (":method", "PUT"),
-                ("x", "y"),
-                (":path", "/q?a"),
-            ],
-            &[
-                (":path", "/first"),
-                (":path", "/second"),
-                (":method", "A"),
-                (":method", "B"),
-            ],
-            &[
-                (":authority", "h"),
-                (":scheme", "https"),
-                (":path", "/only"),
-            ],
-            &[(":method", "POST"), (":status", "200")],
-        ];
-        for h in cases {
-            let v = view(h);
-            assert_eq!(v.method(), v.header(":method").unwrap_or(""), "{h:?}");
-            assert_eq!(v.raw_path(), v.header(":path").unwrap_or(""), "{h:?}");
-            // A view with edits finds them again in its own list.
-            let mut ops = crate::HeaderOps::default();
-            ops.set(":path", "/edited");
-            let e = v.with_ops(&ops);
-            assert_eq!(e.raw_path(), "/edited", "{h:?}");
-            assert_eq!(e.method(), e.header(":method").unwrap_or(""), "{h:?}");
-        }
     }
 
     #[test]
