@@ -538,7 +538,22 @@ fn descriptor(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     for part in parts {
-        match key_value(part, req, consumer, paths) {
+        // Borrowed where the request holds the value (no `String` per part per request).
+        let borrowed = match part {
+            KeyPart::Consumer => Some(consumer),
+            KeyPart::Header(h) => Some(req.header(h)),
+            KeyPart::PathSegments(n) => Some(Some(path_prefix(req.match_path(paths), *n))),
+            KeyPart::SourceIp => None,
+        };
+        let owned;
+        let value = match borrowed {
+            Some(v) => v,
+            None => {
+                owned = key_value(part, req, consumer, paths);
+                owned.as_deref()
+            }
+        };
+        match value {
             Some(v) => {
                 out.push(1);
                 out.extend_from_slice(v.as_bytes());

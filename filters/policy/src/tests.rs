@@ -1054,3 +1054,49 @@ fn the_global_example_config_compiles() {
     let h = policy(serde_json::from_str(include_str!("../examples/global/policy.json")).unwrap());
     assert!(h.filter.calls_out());
 }
+
+#[test]
+fn descriptor_borrows_what_it_can_and_keeps_its_bytes() {
+    // The descriptor as it was built before: each part's owned value, tagged and separated.
+    let reference = |parts: &[KeyPart], req: &RequestView, consumer: Option<&str>| {
+        let mut out = Vec::new();
+        for part in parts {
+            match key_value(part, req, consumer, PathMatching::Normalized) {
+                Some(v) => {
+                    out.push(1);
+                    out.extend_from_slice(v.as_bytes());
+                }
+                None => out.push(0),
+            }
+            out.push(0x1f);
+        }
+        out
+    };
+    let parts = [
+        KeyPart::SourceIp,
+        KeyPart::Consumer,
+        KeyPart::Header("x-user-id".into()),
+        KeyPart::PathSegments(2),
+        KeyPart::Header("absent".into()),
+    ];
+    let requests = [
+        RequestBuilder::get("/api/v1/x?y=1")
+            .header("x-user-id", "u1")
+            .source("10.0.0.1:5")
+            .build(),
+        RequestBuilder::get("//api/./v2").build(),
+        RequestBuilder::get("/").header("x-user-id", "").build(),
+    ];
+    for req in &requests {
+        for consumer in [None, Some("team-a")] {
+            for n in 0..=parts.len() {
+                assert_eq!(
+                    descriptor(&parts[..n], req, consumer, PathMatching::Normalized),
+                    reference(&parts[..n], req, consumer),
+                    "{:?} {consumer:?} {n}",
+                    req.raw_path()
+                );
+            }
+        }
+    }
+}
