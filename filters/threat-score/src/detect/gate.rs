@@ -328,7 +328,11 @@ impl DetectorKind {
             // name opening it counts from paranoia 3.
             K::Rce => {
                 paranoia >= 3
-                    || (super::rce::may_start_command_dashed(l, || dashes)
+                    || (super::rce::may_start_command_dashed(
+                        l,
+                        matches!(shape, S::Word | S::Dotted),
+                        || dashes,
+                    )
                         && super::rce::command_in_segment(super::rce::Intro::Start, l).is_some())
                     // Every cmdlet verb is capitalised (`Invoke-`).
                     || (set.has(b'-')

@@ -822,15 +822,29 @@ fn seg_is_short(seg: &str) -> bool {
 /// gate; this form is what the equivalence test checks.)
 #[cfg(test)]
 pub(crate) fn may_start_command(seg: &str, bytes: &crate::extract::ByteSet) -> bool {
-    may_start_command_dashed(seg, || {
+    may_start_command_dashed(seg, false, || {
         bytes.has(b'-') && super::find_bytes(seg.as_bytes(), b"--", 0).is_some()
     })
 }
 
 /// `may_start_command` given whether `seg` holds `--` (asked only when the first word
 /// names nothing): the gate knows it already (sqli's gate asks the same of every value).
-pub(crate) fn may_start_command_dashed(seg: &str, dashes: impl FnOnce() -> bool) -> bool {
+///
+/// `one_word`: the caller knows `seg` is ASCII without whitespace, `/` or `\\` (the gate's
+/// word and dotted shapes): the first word is then all of it, found without reading it.
+pub(crate) fn may_start_command_dashed(
+    seg: &str,
+    one_word: bool,
+    dashes: impl FnOnce() -> bool,
+) -> bool {
     let b = seg.as_bytes();
+    if one_word && !b.ends_with(b".exe") {
+        let named = start_filter()
+            .get(start_key(b))
+            .is_some_and(|lens| lens & len_bit(b.len()) != 0)
+            && (PREFIX_SET.contains(seg) || is_command(seg));
+        return named || dashes();
+    }
     // ASCII whitespace as `char::is_whitespace` has it; a non-ASCII byte may start Unicode
     // whitespace, so a first word holding one takes the general path below.
     let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
@@ -2017,6 +2031,18 @@ mod tests {
         for seg in &words {
             let bytes = crate::extract::ByteSet::of(seg.as_bytes());
             assert_eq!(may_start_command(seg, &bytes), reference(seg), "{seg:?}");
+            // The gate's shortcut for one ASCII word without a path separator.
+            if seg
+                .bytes()
+                .all(|c| c.is_ascii() && !c.is_ascii_whitespace() && c != b'/' && c != b'\\')
+            {
+                let dashes = || super::super::find_bytes(seg.as_bytes(), b"--", 0).is_some();
+                assert_eq!(
+                    may_start_command_dashed(seg, true, dashes),
+                    reference(seg),
+                    "{seg:?}"
+                );
+            }
         }
         let starts = words
             .iter()
