@@ -177,6 +177,22 @@ fn product_user_agent_scan(ua: &str) -> bool {
     letters
 }
 
+/// Whether `w` is one of the space-separated words of `l` (`l.split(' ').any(|x| x == w)`,
+/// without a char search per word: the gate asks it of every phrase holding an `i` and an
+/// `f`, and most such phrases hold neither as a word).
+fn space_word(l: &[u8], w: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(at) = super::find_bytes(l, w, from) {
+        let end = at + w.len();
+        let before = at == 0 || l.get(at - 1) == Some(&b' ');
+        if before && l.get(end).is_none_or(|&c| c == b' ') {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
 const LETTERS: ByteSet = ByteSet::from_ranges(&[(b'a', b'z')]);
 const WORD: ByteSet =
     ByteSet::from_ranges(&[(b'a', b'z'), (b'0', b'9'), (b'-', b'-'), (b'_', b'_')]);
@@ -255,16 +271,23 @@ pub fn admitted(input: &Input, paranoia: u8) -> u16 {
     if let Some(mask) = gated(input) {
         return mask;
     }
+    let dashes = dashes(input);
     DetectorKind::ALL
         .iter()
         .filter(|k| k.bit() & REQUEST_LEVEL == 0)
         .fold(REQUEST_LEVEL, |mask, k| {
-            if k.admits_gated(input, paranoia) {
+            if k.admits_gated(input, paranoia, dashes) {
                 mask | k.bit()
             } else {
                 mask
             }
         })
+}
+
+/// Whether `input`'s lowercase form holds `--` (a SQL comment, a long option): the rce and
+/// sqli gates both need it, so it is searched once per value (and only when a `-` occurs).
+fn dashes(input: &Input) -> bool {
+    input.bytes.has(b'-') && super::find_bytes(input.lower.as_bytes(), b"--", 0).is_some()
 }
 
 impl DetectorKind {
@@ -275,7 +298,7 @@ impl DetectorKind {
     pub fn admits(self, input: &Input, paranoia: u8) -> bool {
         match gated(input) {
             Some(set) => set & self.bit() != 0,
-            None => self.admits_gated(input, paranoia),
+            None => self.admits_gated(input, paranoia, dashes(input)),
         }
     }
 
@@ -285,7 +308,9 @@ impl DetectorKind {
     }
 
     /// [`DetectorKind::admits`] for a value of a gated shape ([`gated`] is `None`).
-    fn admits_gated(self, input: &Input, paranoia: u8) -> bool {
+    ///
+    /// `dashes`: whether `lower` holds `--` ([`dashes`], asked once for the rce and sqli gates).
+    fn admits_gated(self, input: &Input, paranoia: u8, dashes: bool) -> bool {
         use DetectorKind as K;
         use Shape as S;
         let shape = input.shape;
@@ -303,7 +328,11 @@ impl DetectorKind {
             // name opening it counts from paranoia 3.
             K::Rce => {
                 paranoia >= 3
-                    || (super::rce::may_start_command(l, set)
+                    || (super::rce::may_start_command_dashed(
+                        l,
+                        matches!(shape, S::Word | S::Dotted),
+                        || dashes,
+                    )
                         && super::rce::command_in_segment(super::rce::Intro::Start, l).is_some())
                     // Every cmdlet verb is capitalised (`Invoke-`).
                     || (set.has(b'-')
@@ -314,7 +343,7 @@ impl DetectorKind {
                     // control flow there (`for` needs a `/x` flag or a `%` variable).
                     || (shape == S::Phrase
                         && set.has_all(b"if")
-                        && l.split(' ').any(|w| w == "if")
+                        && space_word(l.as_bytes(), b"if")
                         && super::rce::windows_batch(l))
             }
             // Markup, script URLs and calls need `<`, `:`, `(`, quotes...: left are DOM
@@ -340,21 +369,27 @@ impl DetectorKind {
             // A dotted value SQL reads as more than names (`1union,2`, `select,a,from,b`:
             // a number glued to a keyword, commas for spaces) at every level, and 12 `-` (a
             // special-character count) from paranoia 2.
+            // At paranoia 1 a phrase or dotted value of plain words (`Item number 3 for
+            // order`, `10.99`: `lexer::inert_phrase`) holds no SQL shape and none of the
+            // value rules' syntax (a catalog name needs `_`, `.` after `sys`/`mysql` or the
+            // letters below; calls, casts, quotes, comments and operators need punctuation
+            // these shapes lack): the scan would return at its own `inert_phrase` test.
+            // Asked last, after the byte tests.
             K::Sqli => {
-                shape == S::Phrase
-                    || paranoia >= 3
-                    || (shape == S::Dotted
-                        && (paranoia >= 2 || !super::sqli::lexer::inert_phrase(l)))
+                paranoia >= 3
+                    || (paranoia >= 2 && (shape == S::Phrase || shape == S::Dotted))
                     || (paranoia >= 2
                         && set.has(b'-')
                         && l.bytes().filter(|&b| b == b'-').nth(11).is_some())
                     || set.has(b'_')
-                    || has("--")
+                    || dashes
                     || has("sys.")
                     || has("mysql.")
                     || set.has_all(b"msdb")
                     || set.has_all(b"sysobjects")
                     || set.has_all(b"syscolumns")
+                    || ((shape == S::Phrase || shape == S::Dotted)
+                        && !super::sqli::lexer::inert_phrase(l))
             }
             // Serialized objects (`aced0005` hex, a value opening with base64 `rO0AB`) at
             // paranoia 1; gadget class names and base64 magic anywhere from paranoia 2; class
@@ -423,6 +458,30 @@ mod tests {
             i += 1;
         }
         letters
+    }
+
+    /// `space_word` is `split(' ').any(..)`.
+    #[test]
+    fn space_word_is_a_split_word() {
+        let pieces = ["if", "i", "f", " ", "  ", "x", "iff", "gif", "if if"];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize % n
+        };
+        for _ in 0..20_000 {
+            let mut l = String::new();
+            for _ in 0..next(8) {
+                l.push_str(pieces[next(pieces.len())]);
+            }
+            assert_eq!(
+                space_word(l.as_bytes(), b"if"),
+                l.split(' ').any(|w| w == "if"),
+                "{l:?}"
+            );
+        }
     }
 
     /// The memo answers as the scan does, whether the string repeats or alternates.

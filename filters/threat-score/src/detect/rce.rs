@@ -817,8 +817,34 @@ fn seg_is_short(seg: &str) -> bool {
 ///
 /// `bytes` holds the bytes of `seg` ([`crate::extract::Input::bytes`]): without a `-` there
 /// is no `--` to look for.
+///
+/// (The gate calls [`may_start_command_dashed`] with the `--` answer it shares with sqli's
+/// gate; this form is what the equivalence test checks.)
+#[cfg(test)]
 pub(crate) fn may_start_command(seg: &str, bytes: &crate::extract::ByteSet) -> bool {
+    may_start_command_dashed(seg, false, || {
+        bytes.has(b'-') && super::find_bytes(seg.as_bytes(), b"--", 0).is_some()
+    })
+}
+
+/// `may_start_command` given whether `seg` holds `--` (asked only when the first word
+/// names nothing): the gate knows it already (sqli's gate asks the same of every value).
+///
+/// `one_word`: the caller knows `seg` is ASCII without whitespace, `/` or `\\` (the gate's
+/// word and dotted shapes): the first word is then all of it, found without reading it.
+pub(crate) fn may_start_command_dashed(
+    seg: &str,
+    one_word: bool,
+    dashes: impl FnOnce() -> bool,
+) -> bool {
     let b = seg.as_bytes();
+    if one_word && !b.ends_with(b".exe") {
+        let named = start_filter()
+            .get(start_key(b))
+            .is_some_and(|lens| lens & len_bit(b.len()) != 0)
+            && (PREFIX_SET.contains(seg) || is_command(seg));
+        return named || dashes();
+    }
     // ASCII whitespace as `char::is_whitespace` has it; a non-ASCII byte may start Unicode
     // whitespace, so a first word holding one takes the general path below.
     let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
@@ -841,7 +867,7 @@ pub(crate) fn may_start_command(seg: &str, bytes: &crate::extract::ByteSet) -> b
         let first = seg.split_whitespace().next().unwrap_or_default();
         PREFIX_SET.contains(first) || is_command(first)
     };
-    named || (bytes.has(b'-') && super::find_bytes(b, b"--", 0).is_some())
+    named || dashes()
 }
 
 /// The index of a word in [`start_filter`]: its first two bytes (five bits each; the
@@ -2005,6 +2031,18 @@ mod tests {
         for seg in &words {
             let bytes = crate::extract::ByteSet::of(seg.as_bytes());
             assert_eq!(may_start_command(seg, &bytes), reference(seg), "{seg:?}");
+            // The gate's shortcut for one ASCII word without a path separator.
+            if seg
+                .bytes()
+                .all(|c| c.is_ascii() && !c.is_ascii_whitespace() && c != b'/' && c != b'\\')
+            {
+                let dashes = || super::super::find_bytes(seg.as_bytes(), b"--", 0).is_some();
+                assert_eq!(
+                    may_start_command_dashed(seg, true, dashes),
+                    reference(seg),
+                    "{seg:?}"
+                );
+            }
         }
         let starts = words
             .iter()

@@ -109,20 +109,26 @@ impl<'b> Reader<'b> {
         mut buf: Option<&mut String>,
     ) -> Result<Option<(usize, usize)>, JsonError> {
         let start = self.i;
-        // Fast scan to the first quote, backslash or control character.
-        loop {
-            match self.b.get(self.i) {
-                None => return Err(err(true)),
-                Some(b'"') => {
-                    let span = (start, self.i);
-                    self.i += 1;
-                    self.str_at(span.0, span.1).ok_or(err(false))?;
-                    return Ok(Some(span));
-                }
-                Some(b'\\') => break,
-                Some(&c) if c < 0x20 => return Err(err(false)),
-                Some(_) => self.i += 1,
+        // Fast scan to the first quote, backslash or control character (one slice walk, not
+        // a bounds-checked read per byte: every key and string of the body passes here).
+        let rest = self.b.get(start..).unwrap_or_default();
+        let Some(stop) = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        else {
+            self.i = self.b.len();
+            return Err(err(true));
+        };
+        self.i = start + stop;
+        match rest.get(stop) {
+            Some(b'"') => {
+                let span = (start, self.i);
+                self.i += 1;
+                self.str_at(span.0, span.1).ok_or(err(false))?;
+                return Ok(Some(span));
             }
+            Some(b'\\') => {}
+            _ => return Err(err(false)),
         }
         let plain = self.str_at(start, self.i).ok_or(err(false))?;
         if let Some(out) = buf.as_deref_mut() {

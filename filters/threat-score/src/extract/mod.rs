@@ -902,7 +902,19 @@ impl<'r> Builder<'_, '_, 'r> {
         let pairs = data.iter().filter(|&&c| c == b'&').count() + 1;
         let room = pairs.min(self.cfg.limits.args.max as usize + 1);
         self.inputs.reserve(2 * room);
-        let mut percent_bad = false;
+        // Asked of the whole string once instead of each name and value: an escape's bytes
+        // (`%XX`, `%uXXXX`) are never `&` or `=`, so an escape is valid in its piece exactly
+        // when it is valid here (and `%` in an empty pair does not occur).
+        let percent_bad = has_bad_percent(data);
+        // UTF-8 checked once for the whole string: its pieces, cut at ASCII `&` and `=`, are
+        // then text without validating each again.
+        let text = std::str::from_utf8(data).ok();
+        let raw = |piece: &'r [u8]| match text {
+            Some(t) => within(data, piece)
+                .and_then(|(a, e)| t.get(a..e))
+                .map_or(Raw::Request(piece), Raw::RequestStr),
+            None => Raw::Request(piece),
+        };
         for pair in data.split(|&b| b == b'&') {
             if pair.is_empty() {
                 continue;
@@ -914,8 +926,7 @@ impl<'r> Builder<'_, '_, 'r> {
                 ),
                 None => (pair, &b""[..]),
             };
-            percent_bad |= has_bad_percent(name) || has_bad_percent(value);
-            self.arg(Raw::Request(name), Raw::Request(value), true);
+            self.arg(raw(name), raw(value), true);
         }
         self.flags.invalid_percent |= percent_bad;
     }
