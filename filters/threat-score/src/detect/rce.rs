@@ -451,13 +451,23 @@ fn is_command(w: &str) -> bool {
         .and_then(|p| w.get(p + 1..))
         .unwrap_or(w);
     let base = base.strip_suffix(".exe").unwrap_or(base);
-    DISTINCTIVE_SET.contains(base)
+    // A listed name starts and ends with a name byte (a test checks the list): a piece of a
+    // `${jndi:${jndi:` run (`jndi:$`) is out without being hashed.
+    let ends_fit = |b: Option<&u8>| b.is_some_and(|&b| name_byte(b));
+    (ends_fit(base.as_bytes().first())
+        && ends_fit(base.as_bytes().last())
+        && DISTINCTIVE_SET.contains(base))
         || versioned_interpreter(base)
         // Every family ends with `-`.
         || (base.as_bytes().contains(&b'-')
             && FAMILIES
                 .iter()
                 .any(|f| base.starts_with(f) && base.len() > f.len()))
+}
+
+/// The bytes of [`DISTINCTIVE`] names: `a-z`, digits, `.`, `-`, `+`.
+fn name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+')
 }
 
 /// `python3.10`, `perl5.36`, `php8`: interpreters carry versions in their names.
@@ -984,6 +994,25 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     if !seg.bytes().any(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
+    // One word (the pieces of a `${jndi:${jndi:` run): no argument follows it, so it names a
+    // program only if it is one itself or glued to a Windows option (`cmd/c`); a prefix,
+    // variable or assignment alone names nothing. Decided without the walk below (its prefix
+    // lookup and word iterator) when it names nothing; otherwise the walk decides.
+    if seg.bytes().all(|b| b > b' ' && b < 0x80)
+        && !is_command(seg)
+        && (seg.starts_with('/')
+            || seg
+                .split_once('/')
+                .is_none_or(|(prog, opt)| opt.is_empty() || opt.len() > 3 || !is_command(prog)))
+    {
+        return None;
+    }
+    command_in_words(intro, seg)
+}
+
+/// [`command_in_segment`]'s walk over the words of `seg` (all of it, before the one-word
+/// shortcut).
+fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     let mut words = seg.split_whitespace().peekable();
     let mut first = words.next()?;
     let mut prefixed = false;
@@ -2164,6 +2193,119 @@ mod tests {
             out.push((intro, seg));
         }
         out
+    }
+
+    /// [`is_command`] before its end-byte screen.
+    fn is_command_before(w: &str) -> bool {
+        let base = w
+            .as_bytes()
+            .iter()
+            .rposition(|&c| c == b'/' || c == b'\\')
+            .and_then(|p| w.get(p + 1..))
+            .unwrap_or(w);
+        let base = base.strip_suffix(".exe").unwrap_or(base);
+        DISTINCTIVE_SET.contains(base)
+            || versioned_interpreter(base)
+            || (base.as_bytes().contains(&b'-')
+                && FAMILIES
+                    .iter()
+                    .any(|f| base.starts_with(f) && base.len() > f.len()))
+    }
+
+    /// The end-byte screen of [`is_command`] rests on this: every listed name is made of
+    /// name bytes.
+    #[test]
+    fn distinctive_names_are_made_of_name_bytes() {
+        for w in DISTINCTIVE {
+            assert!(w.bytes().all(name_byte), "{w}");
+        }
+    }
+
+    /// Segments of every listed name, prefix and word, glued to options, paths, `.exe`,
+    /// variables and assignments, with hostile pieces: the one-word shortcut and the end-byte
+    /// screen answer what the walk and the unscreened lookup answered.
+    #[test]
+    fn one_word_shortcut_equals_the_walk() {
+        let mut names: Vec<String> = DISTINCTIVE
+            .iter()
+            .chain(PREFIXES)
+            .chain(WORDLIKE)
+            .map(|w| w.to_string())
+            .collect();
+        names.extend(
+            [
+                "python3.10",
+                "perl5",
+                "ansible-vault",
+                "salt-",
+                "x",
+                "jndi",
+                "a",
+            ]
+            .map(String::from),
+        );
+        let decorations = [
+            "{w}",
+            "/usr/bin/{w}",
+            "{w}.exe",
+            "c:\\{w}",
+            "{w}/c",
+            "{w}/abcd",
+            "{w}/",
+            "/{w}/c",
+            "${w}",
+            "{w}=1",
+            "={w}",
+            "-{w}",
+            "{w}:$",
+            "jndi:{w}",
+            "{w} -la",
+            "{w} /etc/passwd",
+            "sudo {w}",
+            "{w}\t-x",
+            "{w}\u{a0}-x",
+            "{w}\u{1}",
+            "{w}%",
+            "<%{w}",
+            "{w}\u{e9}",
+            "{w} 5",
+            "{w} x y",
+        ];
+        let intros = [
+            Intro::Start,
+            Intro::Strong,
+            Intro::Tick,
+            Intro::Amp,
+            Intro::Weak,
+        ];
+        let mut n = 0;
+        for w in &names {
+            for d in decorations {
+                let seg = d.replace("{w}", w);
+                assert_eq!(is_command(&seg), is_command_before(&seg), "{seg:?}");
+                for intro in intros {
+                    let walk = if seg.bytes().any(|b| b.is_ascii_alphanumeric()) {
+                        command_in_words(intro, &seg)
+                    } else {
+                        None
+                    };
+                    assert_eq!(command_in_segment(intro, &seg), walk, "{intro:?} {seg:?}");
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 10_000, "{n}");
+        for (_, unit) in crate::hostile::GENERATORS {
+            let (s, _) = deobfuscate(&unit.repeat(300));
+            for (intro, seg) in segments(&s) {
+                let walk = if seg.bytes().any(|b| b.is_ascii_alphanumeric()) {
+                    command_in_words(intro, seg)
+                } else {
+                    None
+                };
+                assert_eq!(command_in_segment(intro, seg), walk, "{intro:?} {seg:?}");
+            }
+        }
     }
 
     #[test]
