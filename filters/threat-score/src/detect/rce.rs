@@ -1754,6 +1754,13 @@ fn obfuscated_command_word(l: &str) -> bool {
     .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
     .any(|w| {
         let core = w.trim_matches(['\'', '"']);
+        // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
+        // is part of `core`), and every program name holds a letter or digit: a word of
+        // punctuation (`:@/*\`, a piece of every trigger byte repeated) spells none,
+        // without a de-obfuscated copy per word.
+        if !core.bytes().any(|b| b.is_ascii_alphanumeric()) {
+            return false;
+        }
         let inner_quotes = core.matches(['\'', '"']).count();
         let other = core.contains(['$', '\\', '^']);
         if !other && inner_quotes < 2 {
@@ -2305,6 +2312,67 @@ mod tests {
                 };
                 assert_eq!(command_in_segment(intro, seg), walk, "{intro:?} {seg:?}");
             }
+        }
+    }
+
+    /// [`obfuscated_command_word`] before words without a letter or digit were skipped.
+    fn obfuscated_command_word_reference(l: &str) -> bool {
+        l.split(|c: char| {
+            c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',')
+        })
+        .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
+        .any(|w| {
+            let core = w.trim_matches(['\'', '"']);
+            let inner_quotes = core.matches(['\'', '"']).count();
+            let other = core.contains(['$', '\\', '^']);
+            if !other && inner_quotes < 2 {
+                return false;
+            }
+            // `l` is lowercase already, and so is `core`.
+            let (joined, _) = deobfuscate_lower(core);
+            let joined = joined.trim();
+            // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
+            // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
+            // `su''do reboot` counts at 1 as a prefixed command).
+            !joined.is_empty()
+                && !joined.contains(' ')
+                && joined != core
+                && is_command(joined)
+                && !PREFIX_SET.contains(joined)
+        })
+    }
+
+    #[test]
+    fn obfuscated_command_word_skips_only_words_that_spell_nothing() {
+        let pieces = [
+            "c", "a", "t", "id", "who", "ami", "sudo", "'", "\"", "\\", "^", "$", "${x}",
+            "${x:-a}", "$@", "$()", "$ifs", "${ifs}", "\t", " ", ";", "/", ":", "@", "*", "%", "#",
+            "é",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let (mut hits, mut n) = (0, 0);
+        for _ in 0..200_000 {
+            let mut l = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut r = seed;
+            for _ in 0..(r % 9) + 1 {
+                r = r.rotate_left(7) ^ seed.wrapping_mul(31);
+                l.push_str(pieces[(r as usize >> 3) % pieces.len()]);
+            }
+            let got = obfuscated_command_word(&l);
+            assert_eq!(got, obfuscated_command_word_reference(&l), "{l:?}");
+            hits += usize::from(got);
+            n += 1;
+        }
+        assert!(hits > 100 && n - hits > 100, "{hits} of {n}");
+        for (_, unit) in crate::hostile::GENERATORS {
+            let l = unit.repeat(500).to_ascii_lowercase();
+            assert_eq!(
+                obfuscated_command_word(&l),
+                obfuscated_command_word_reference(&l)
+            );
         }
     }
 
