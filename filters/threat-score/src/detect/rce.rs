@@ -574,19 +574,28 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
         }
         i += 1;
     }
-    out.push_str(s.get(copied..).unwrap_or_default());
-    // The byte loop pushed other bytes as Latin-1 chars and kept its text only when all were
-    // ASCII: copying runs, the text is the same exactly when it is ASCII.
-    if out.is_ascii() {
-        s = out;
+    // Nothing skipped: `out` would be `s` again (most values; a `${jndi:` run has no `$`
+    // after a letter), so neither the copy nor its ASCII check is made.
+    if copied > 0 {
+        out.push_str(s.get(copied..).unwrap_or_default());
+        // The byte loop pushed other bytes as Latin-1 chars and kept its text only when all
+        // were ASCII: copying runs, the text is the same exactly when it is ASCII.
+        if out.is_ascii() {
+            s = out;
+        }
     }
     // Quotes, backslashes and carets dropped (an evasion when glued between two letters or
     // digits), tabs and form feeds as spaces: one pass over the bytes (every byte this
     // looks at is ASCII, and the bytes of other characters are copied as they are).
     let b = s.as_bytes();
-    let mut cleaned = Vec::with_capacity(b.len());
     let special = |c: &u8| matches!(c, b'\\' | b'\'' | b'"' | b'^' | b'\t' | 0x0b | 0x0c);
-    let mut idx = 0;
+    // None of them: the text is the answer as it is (no copy, no second UTF-8 check).
+    let Some(first) = b.iter().position(special) else {
+        return (s, evasion);
+    };
+    let mut cleaned = Vec::with_capacity(b.len());
+    cleaned.extend_from_slice(b.get(..first).unwrap_or_default());
+    let mut idx = first;
     // Runs without those bytes are copied whole.
     while let Some(run) = b.get(idx..) {
         let p = run.iter().position(special).unwrap_or(run.len());
@@ -1816,11 +1825,7 @@ fn param_expansion(s: &str, prose: impl Fn() -> bool) -> bool {
     // the end of the value).
     let mut close: Option<Option<usize>> = None;
     let mut from = 0;
-    while let Some(p) = s
-        .get(from..)
-        .and_then(|h| h.find_lit("${"))
-        .map(|p| p + from)
-    {
+    while let Some(p) = dollar_brace(b, from) {
         if *is_prose.get_or_insert_with(&prose) {
             let end = match close {
                 Some(Some(c)) if c >= p => Some(c),
@@ -1852,6 +1857,18 @@ fn param_expansion(s: &str, prose: impl Fn() -> bool) -> bool {
         from = p + 2;
     }
     false
+}
+
+/// The first `${` at or after `from`: a `$` found eight bytes per step and its next byte
+/// checked (a `${jndi:` run was a substring search set up per opener).
+fn dollar_brace(b: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let p = from + crate::detect::find_byte(b.get(from..)?, b'$')?;
+        if b.get(p + 1) == Some(&b'{') {
+            return Some(p);
+        }
+        from = p + 1;
+    }
 }
 
 /// `prog<<<word`: a bash here-string feeding a program that stands in command position
@@ -2373,6 +2390,29 @@ mod tests {
                 obfuscated_command_word(&l),
                 obfuscated_command_word_reference(&l)
             );
+        }
+    }
+
+    #[test]
+    fn dollar_brace_finds_what_the_substring_search_found() {
+        let pieces = ["$", "{", "${", "$$", "x", "é", "}", "${{"];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        for _ in 0..50_000 {
+            let mut s = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut r = seed;
+            for _ in 0..(r % 24) {
+                r = r.rotate_left(5) ^ seed.wrapping_mul(0x2545_f491);
+                s.push_str(pieces[(r as usize >> 4) % pieces.len()]);
+            }
+            for from in 0..=s.len() {
+                let want = s.get(from..).and_then(|h| h.find("${")).map(|p| p + from);
+                if s.is_char_boundary(from) {
+                    assert_eq!(dollar_brace(s.as_bytes(), from), want, "{s:?} {from}");
+                }
+            }
         }
     }
 
