@@ -14,12 +14,23 @@ pub struct NormalPath {
 /// segments are counted and kept, ASCII is lowercased.
 ///
 /// One pass into one buffer: segments split at either separator (no copy with backslashes
-/// replaced first) and lowercased in place (a `\\u\\u...` body is 32k segments, and a
+/// replaced first) and lowercased in place (a `\u\u...` body is 32k segments, and a
 /// lowercase `String` per segment was a quarter of its inspection).
 pub fn normalize(s: &str) -> NormalPath {
-    let mut out = String::with_capacity(s.len());
+    // A `/` split is a byte search; a split at either separator reads char by char, so it is
+    // taken only when there is a backslash (most values have none).
+    if s.as_bytes().contains(&b'\\') {
+        normalize_segments(s.len(), s.split(['/', '\\']))
+    } else {
+        normalize_segments(s.len(), s.split('/'))
+    }
+}
+
+/// [`normalize`] over the segments between separators.
+fn normalize_segments<'a>(len: usize, segments: impl Iterator<Item = &'a str>) -> NormalPath {
+    let mut out = String::with_capacity(len);
     let mut parents = 0;
-    for (i, seg) in s.split(['/', '\\']).enumerate() {
+    for (i, seg) in segments.enumerate() {
         if seg.is_empty() && i != 0 {
             continue;
         }
