@@ -397,17 +397,18 @@ fn template_injection(l: &str) -> bool {
     // was quadratic; instead the closer is found once per group and the containment tests
     // (monotone: true for a later inner text implies true for the first) run once on the
     // widest inner text, while the later openers only get the prefix tests.
+    // An opener without a closer after it ends the pair's walk: no later opener has one
+    // either (a `<%<%<%` run was a `lit_offsets` step per opener after the search failed).
     pairs.iter().any(|(open, close)| {
-        let mut closer: Option<Option<usize>> = None; // (searched) absolute closer position
+        let mut closer: Option<usize> = None; // absolute position of the last closer found
         let mut group_start = usize::MAX;
-        super::lit_offsets(l, open).any(|p| {
+        for p in super::lit_offsets(l, open) {
             let from = p + open.len();
             let e = match closer {
-                Some(None) => return false, // no closer after an earlier opener: none here
-                Some(Some(c)) if c >= from => c,
+                Some(c) if c >= from => c,
                 _ => {
                     let found = l.get(from..).and_then(|r| r.find(close)).map(|e| e + from);
-                    closer = Some(found);
+                    closer = found;
                     group_start = p;
                     match found {
                         Some(c) => c,
@@ -420,12 +421,16 @@ fn template_injection(l: &str) -> bool {
             // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
             // expression itself is code.
             let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
-            if p == group_start {
+            let code = if p == group_start {
                 (scriptlet && !inner.trim().is_empty()) || inner_code(inner)
             } else {
                 inner_prefix_code(inner)
+            };
+            if code {
+                return true;
             }
-        })
+        }
+        false
     })
 }
 
@@ -581,7 +586,9 @@ fn erb_backticks(l: &str) -> bool {
     let mut tick: Option<Option<usize>> = None; // first backtick at or after the last asked
                                                 // (first backtick, the next one, whether text between them is more than space)
     let mut judged: Option<(usize, Option<usize>, bool)> = None;
-    super::lit_offsets(l, "<%").any(|p| {
+    // No backtick after an opener: none after any later one (a `<%<%` run ends the walk
+    // there instead of a `lit_offsets` step per opener).
+    for p in super::lit_offsets(l, "<%") {
         let mut end = (p + 258).min(l.len());
         while !l.is_char_boundary(end) {
             end -= 1;
@@ -600,9 +607,12 @@ fn erb_backticks(l: &str) -> bool {
             _ => find_from(from, b"`"),
         };
         tick = Some(t1);
-        let Some(t1) = t1.filter(|&t| t < code_end) else {
+        let Some(t1) = t1 else {
             return false;
         };
+        if t1 >= code_end {
+            continue;
+        }
         let (t2, filled) = match judged {
             Some((t, t2, filled)) if t == t1 => (t2, filled),
             _ => {
@@ -613,8 +623,11 @@ fn erb_backticks(l: &str) -> bool {
                 (t2, filled)
             }
         };
-        filled && t2.is_some_and(|t2| t2 < code_end)
-    })
+        if filled && t2.is_some_and(|t2| t2 < code_end) {
+            return true;
+        }
+    }
+    false
 }
 
 fn ssrf(l: &str) -> bool {
@@ -968,6 +981,83 @@ mod tests {
             hex || decimal || octal
         })
     }
+    /// [`template_injection`] before an opener without a closer ended its walk.
+    fn template_injection_reference(l: &str) -> bool {
+        let inner_code = |inner: &str| {
+            let t = inner.trim();
+            !t.is_empty()
+                && (t.contains(['*', '[', '+'])
+                    || call_outside_filters(t)
+                    || t.has_lit("__")
+                    || starts_with_object(t))
+        };
+        let pairs: [(&str, &str); 5] = [
+            ("{{", "}}"),
+            ("${", "}"),
+            ("#{", "}"),
+            ("<%", "%>"),
+            ("{%", "%}"),
+        ];
+        // Openers that share a closer (`{{{{ ... }}`) nest: the first one's inner text contains
+        // every later one's. Searching the closer and testing `inner_code` again for each of them
+        // was quadratic; instead the closer is found once per group and the containment tests
+        // (monotone: true for a later inner text implies true for the first) run once on the
+        // widest inner text, while the later openers only get the prefix tests.
+        pairs.iter().any(|(open, close)| {
+            let mut closer: Option<Option<usize>> = None; // (searched) absolute closer position
+            let mut group_start = usize::MAX;
+            crate::detect::lit_offsets(l, open).any(|p| {
+                let from = p + open.len();
+                let e = match closer {
+                    Some(None) => return false, // no closer after an earlier opener: none here
+                    Some(Some(c)) if c >= from => c,
+                    _ => {
+                        let found = l.get(from..).and_then(|r| r.find(close)).map(|e| e + from);
+                        closer = Some(found);
+                        group_start = p;
+                        match found {
+                            Some(c) => c,
+                            None => return false,
+                        }
+                    }
+                };
+                let raw_inner = l.get(from..e).unwrap_or_default();
+                let inner = raw_inner.trim_start_matches(['=', '-']);
+                // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
+                // expression itself is code.
+                let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
+                if p == group_start {
+                    (scriptlet && !inner.trim().is_empty()) || inner_code(inner)
+                } else {
+                    inner_prefix_code(inner)
+                }
+            })
+        })
+    }
+
+    #[test]
+    fn template_injection_matches_the_walk_over_every_opener() {
+        let pieces = [
+            "{{", "}}", "${", "}", "#{", "<%", "%>", "{%", "%}", "=", "-", " ", "7*7", "self",
+            "config", "__", "x|join(", "(", ")", "id", "é", "FILL",
+        ];
+        let (mut hits, mut misses) = (0, 0);
+        random_values(&pieces, 60_000, |l| {
+            let got = template_injection(l);
+            assert_eq!(got, template_injection_reference(l), "{l:?}");
+            if got {
+                hits += 1;
+            } else {
+                misses += 1;
+            }
+        });
+        assert!(hits > 1_000 && misses > 1_000, "{hits} / {misses}");
+        for (_, unit) in crate::hostile::GENERATORS {
+            let l = unit.repeat(2000);
+            assert_eq!(template_injection(&l), template_injection_reference(&l));
+        }
+    }
+
     fn erb_backticks_reference(l: &str) -> bool {
         l.match_indices("<%").any(|(p, _)| {
             let mut end = (p + 258).min(l.len());

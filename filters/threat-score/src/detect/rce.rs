@@ -451,13 +451,23 @@ fn is_command(w: &str) -> bool {
         .and_then(|p| w.get(p + 1..))
         .unwrap_or(w);
     let base = base.strip_suffix(".exe").unwrap_or(base);
-    DISTINCTIVE_SET.contains(base)
+    // A listed name starts and ends with a name byte (a test checks the list): a piece of a
+    // `${jndi:${jndi:` run (`jndi:$`) is out without being hashed.
+    let ends_fit = |b: Option<&u8>| b.is_some_and(|&b| name_byte(b));
+    (ends_fit(base.as_bytes().first())
+        && ends_fit(base.as_bytes().last())
+        && DISTINCTIVE_SET.contains(base))
         || versioned_interpreter(base)
         // Every family ends with `-`.
         || (base.as_bytes().contains(&b'-')
             && FAMILIES
                 .iter()
                 .any(|f| base.starts_with(f) && base.len() > f.len()))
+}
+
+/// The bytes of [`DISTINCTIVE`] names: `a-z`, digits, `.`, `-`, `+`.
+fn name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+')
 }
 
 /// `python3.10`, `perl5.36`, `php8`: interpreters carry versions in their names.
@@ -564,19 +574,28 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
         }
         i += 1;
     }
-    out.push_str(s.get(copied..).unwrap_or_default());
-    // The byte loop pushed other bytes as Latin-1 chars and kept its text only when all were
-    // ASCII: copying runs, the text is the same exactly when it is ASCII.
-    if out.is_ascii() {
-        s = out;
+    // Nothing skipped: `out` would be `s` again (most values; a `${jndi:` run has no `$`
+    // after a letter), so neither the copy nor its ASCII check is made.
+    if copied > 0 {
+        out.push_str(s.get(copied..).unwrap_or_default());
+        // The byte loop pushed other bytes as Latin-1 chars and kept its text only when all
+        // were ASCII: copying runs, the text is the same exactly when it is ASCII.
+        if out.is_ascii() {
+            s = out;
+        }
     }
     // Quotes, backslashes and carets dropped (an evasion when glued between two letters or
     // digits), tabs and form feeds as spaces: one pass over the bytes (every byte this
     // looks at is ASCII, and the bytes of other characters are copied as they are).
     let b = s.as_bytes();
-    let mut cleaned = Vec::with_capacity(b.len());
     let special = |c: &u8| matches!(c, b'\\' | b'\'' | b'"' | b'^' | b'\t' | 0x0b | 0x0c);
-    let mut idx = 0;
+    // None of them: the text is the answer as it is (no copy, no second UTF-8 check).
+    let Some(first) = b.iter().position(special) else {
+        return (s, evasion);
+    };
+    let mut cleaned = Vec::with_capacity(b.len());
+    cleaned.extend_from_slice(b.get(..first).unwrap_or_default());
+    let mut idx = first;
     // Runs without those bytes are copied whole.
     while let Some(run) = b.get(idx..) {
         let p = run.iter().position(special).unwrap_or(run.len());
@@ -1010,6 +1029,25 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     if !seg.bytes().any(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
+    // One word (the pieces of a `${jndi:${jndi:` run): no argument follows it, so it names a
+    // program only if it is one itself or glued to a Windows option (`cmd/c`); a prefix,
+    // variable or assignment alone names nothing. Decided without the walk below (its prefix
+    // lookup and word iterator) when it names nothing; otherwise the walk decides.
+    if seg.bytes().all(|b| b > b' ' && b < 0x80)
+        && !is_command(seg)
+        && (seg.starts_with('/')
+            || seg
+                .split_once('/')
+                .is_none_or(|(prog, opt)| opt.is_empty() || opt.len() > 3 || !is_command(prog)))
+    {
+        return None;
+    }
+    command_in_words(intro, seg)
+}
+
+/// [`command_in_segment`]'s walk over the words of `seg` (all of it, before the one-word
+/// shortcut).
+fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     let mut words = seg.split_whitespace().peekable();
     let mut first = words.next()?;
     let mut prefixed = false;
@@ -1751,6 +1789,13 @@ fn obfuscated_command_word(l: &str) -> bool {
     .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
     .any(|w| {
         let core = w.trim_matches(['\'', '"']);
+        // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
+        // is part of `core`), and every program name holds a letter or digit: a word of
+        // punctuation (`:@/*\`, a piece of every trigger byte repeated) spells none,
+        // without a de-obfuscated copy per word.
+        if !core.bytes().any(|b| b.is_ascii_alphanumeric()) {
+            return false;
+        }
         let inner_quotes = core.matches(['\'', '"']).count();
         let other = core.contains(['$', '\\', '^']);
         if !other && inner_quotes < 2 {
@@ -1806,11 +1851,7 @@ fn param_expansion(s: &str, prose: impl Fn() -> bool) -> bool {
     // the end of the value).
     let mut close: Option<Option<usize>> = None;
     let mut from = 0;
-    while let Some(p) = s
-        .get(from..)
-        .and_then(|h| h.find_lit("${"))
-        .map(|p| p + from)
-    {
+    while let Some(p) = dollar_brace(b, from) {
         if *is_prose.get_or_insert_with(&prose) {
             let end = match close {
                 Some(Some(c)) if c >= p => Some(c),
@@ -1842,6 +1883,18 @@ fn param_expansion(s: &str, prose: impl Fn() -> bool) -> bool {
         from = p + 2;
     }
     false
+}
+
+/// The first `${` at or after `from`: a `$` found eight bytes per step and its next byte
+/// checked (a `${jndi:` run was a substring search set up per opener).
+fn dollar_brace(b: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let p = from + crate::detect::find_byte(b.get(from..)?, b'$')?;
+        if b.get(p + 1) == Some(&b'{') {
+            return Some(p);
+        }
+        from = p + 1;
+    }
 }
 
 /// `prog<<<word`: a bash here-string feeding a program that stands in command position
@@ -2202,6 +2255,203 @@ mod tests {
             out.push((intro, seg));
         }
         out
+    }
+
+    /// [`is_command`] before its end-byte screen.
+    fn is_command_before(w: &str) -> bool {
+        let base = w
+            .as_bytes()
+            .iter()
+            .rposition(|&c| c == b'/' || c == b'\\')
+            .and_then(|p| w.get(p + 1..))
+            .unwrap_or(w);
+        let base = base.strip_suffix(".exe").unwrap_or(base);
+        DISTINCTIVE_SET.contains(base)
+            || versioned_interpreter(base)
+            || (base.as_bytes().contains(&b'-')
+                && FAMILIES
+                    .iter()
+                    .any(|f| base.starts_with(f) && base.len() > f.len()))
+    }
+
+    /// The end-byte screen of [`is_command`] rests on this: every listed name is made of
+    /// name bytes.
+    #[test]
+    fn distinctive_names_are_made_of_name_bytes() {
+        for w in DISTINCTIVE {
+            assert!(w.bytes().all(name_byte), "{w}");
+        }
+    }
+
+    /// Segments of every listed name, prefix and word, glued to options, paths, `.exe`,
+    /// variables and assignments, with hostile pieces: the one-word shortcut and the end-byte
+    /// screen answer what the walk and the unscreened lookup answered.
+    #[test]
+    fn one_word_shortcut_equals_the_walk() {
+        let mut names: Vec<String> = DISTINCTIVE
+            .iter()
+            .chain(PREFIXES)
+            .chain(WORDLIKE)
+            .map(|w| w.to_string())
+            .collect();
+        names.extend(
+            [
+                "python3.10",
+                "perl5",
+                "ansible-vault",
+                "salt-",
+                "x",
+                "jndi",
+                "a",
+            ]
+            .map(String::from),
+        );
+        let decorations = [
+            "{w}",
+            "/usr/bin/{w}",
+            "{w}.exe",
+            "c:\\{w}",
+            "{w}/c",
+            "{w}/abcd",
+            "{w}/",
+            "/{w}/c",
+            "${w}",
+            "{w}=1",
+            "={w}",
+            "-{w}",
+            "{w}:$",
+            "jndi:{w}",
+            "{w} -la",
+            "{w} /etc/passwd",
+            "sudo {w}",
+            "{w}\t-x",
+            "{w}\u{a0}-x",
+            "{w}\u{1}",
+            "{w}%",
+            "<%{w}",
+            "{w}\u{e9}",
+            "{w} 5",
+            "{w} x y",
+        ];
+        let intros = [
+            Intro::Start,
+            Intro::Strong,
+            Intro::Tick,
+            Intro::Amp,
+            Intro::Weak,
+        ];
+        let mut n = 0;
+        for w in &names {
+            for d in decorations {
+                let seg = d.replace("{w}", w);
+                assert_eq!(is_command(&seg), is_command_before(&seg), "{seg:?}");
+                for intro in intros {
+                    let walk = if seg.bytes().any(|b| b.is_ascii_alphanumeric()) {
+                        command_in_words(intro, &seg)
+                    } else {
+                        None
+                    };
+                    assert_eq!(command_in_segment(intro, &seg), walk, "{intro:?} {seg:?}");
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 10_000, "{n}");
+        for (_, unit) in crate::hostile::GENERATORS {
+            let (s, _) = deobfuscate(&unit.repeat(300));
+            for (intro, seg) in segments(&s) {
+                let walk = if seg.bytes().any(|b| b.is_ascii_alphanumeric()) {
+                    command_in_words(intro, seg)
+                } else {
+                    None
+                };
+                assert_eq!(command_in_segment(intro, seg), walk, "{intro:?} {seg:?}");
+            }
+        }
+    }
+
+    /// [`obfuscated_command_word`] before words without a letter or digit were skipped.
+    fn obfuscated_command_word_reference(l: &str) -> bool {
+        l.split(|c: char| {
+            c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',')
+        })
+        .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
+        .any(|w| {
+            let core = w.trim_matches(['\'', '"']);
+            let inner_quotes = core.matches(['\'', '"']).count();
+            let other = core.contains(['$', '\\', '^']);
+            if !other && inner_quotes < 2 {
+                return false;
+            }
+            // `l` is lowercase already, and so is `core`.
+            let (joined, _) = deobfuscate_lower(core);
+            let joined = joined.trim();
+            // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
+            // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
+            // `su''do reboot` counts at 1 as a prefixed command).
+            !joined.is_empty()
+                && !joined.contains(' ')
+                && joined != core
+                && is_command(joined)
+                && !PREFIX_SET.contains(joined)
+        })
+    }
+
+    #[test]
+    fn obfuscated_command_word_skips_only_words_that_spell_nothing() {
+        let pieces = [
+            "c", "a", "t", "id", "who", "ami", "sudo", "'", "\"", "\\", "^", "$", "${x}",
+            "${x:-a}", "$@", "$()", "$ifs", "${ifs}", "\t", " ", ";", "/", ":", "@", "*", "%", "#",
+            "é",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let (mut hits, mut n) = (0, 0);
+        for _ in 0..200_000 {
+            let mut l = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut r = seed;
+            for _ in 0..(r % 9) + 1 {
+                r = r.rotate_left(7) ^ seed.wrapping_mul(31);
+                l.push_str(pieces[(r as usize >> 3) % pieces.len()]);
+            }
+            let got = obfuscated_command_word(&l);
+            assert_eq!(got, obfuscated_command_word_reference(&l), "{l:?}");
+            hits += usize::from(got);
+            n += 1;
+        }
+        assert!(hits > 100 && n - hits > 100, "{hits} of {n}");
+        for (_, unit) in crate::hostile::GENERATORS {
+            let l = unit.repeat(500).to_ascii_lowercase();
+            assert_eq!(
+                obfuscated_command_word(&l),
+                obfuscated_command_word_reference(&l)
+            );
+        }
+    }
+
+    #[test]
+    fn dollar_brace_finds_what_the_substring_search_found() {
+        let pieces = ["$", "{", "${", "$$", "x", "é", "}", "${{"];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        for _ in 0..50_000 {
+            let mut s = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut r = seed;
+            for _ in 0..(r % 24) {
+                r = r.rotate_left(5) ^ seed.wrapping_mul(0x2545_f491);
+                s.push_str(pieces[(r as usize >> 4) % pieces.len()]);
+            }
+            for from in 0..=s.len() {
+                let want = s.get(from..).and_then(|h| h.find("${")).map(|p| p + from);
+                if s.is_char_boundary(from) {
+                    assert_eq!(dollar_brace(s.as_bytes(), from), want, "{s:?} {from}");
+                }
+            }
+        }
     }
 
     #[test]
