@@ -915,9 +915,7 @@ mod tests {
             let len = 8 + n % 40;
             let token: String = (0..len)
                 .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
+                    seed = crate::detect::xorshift(seed);
                     // Mostly the base64 alphabet, now and then a byte outside it.
                     let k = (seed >> 9) as usize % alphabet.len();
                     char::from(alphabet[if n % 7 == 0 { k } else { k % 66 }])
@@ -1079,9 +1077,7 @@ mod tests {
         for _ in 0..n {
             let mut l = String::new();
             let mut next = || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
+                seed = crate::detect::xorshift(seed);
                 seed
             };
             let k = next() % 16;

@@ -491,9 +491,7 @@ mod tests {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..20_000 {
             let mut l = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = crate::detect::xorshift(seed);
             let n = (seed % 12) as usize;
             for k in 0..n {
                 let r = (seed >> (k * 5)) as usize;

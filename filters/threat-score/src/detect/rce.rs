@@ -2408,9 +2408,7 @@ mod tests {
         let (mut hits, mut n) = (0, 0);
         for _ in 0..200_000 {
             let mut l = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = crate::detect::xorshift(seed);
             let mut r = seed;
             for _ in 0..(r % 9) + 1 {
                 r = r.rotate_left(7) ^ seed.wrapping_mul(31);
@@ -2437,9 +2435,7 @@ mod tests {
         let mut seed = 0x1234_5678_9abc_def1u64;
         for _ in 0..50_000 {
             let mut s = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = crate::detect::xorshift(seed);
             let mut r = seed;
             for _ in 0..(r % 24) {
                 r = r.rotate_left(5) ^ seed.wrapping_mul(0x2545_f491);
@@ -2464,9 +2460,7 @@ mod tests {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..30_000 {
             let mut v = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = crate::detect::xorshift(seed);
             for k in 0..(seed % 12) {
                 v.push_str(PIECES[(seed >> (k * 5)) as usize % PIECES.len()]);
             }
@@ -2487,9 +2481,7 @@ mod tests {
         let mut seed = 0x1234_5678_9abc_def1u64;
         for _ in 0..30_000 {
             let mut v = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = crate::detect::xorshift(seed);
             for k in 0..(seed % 12) {
                 v.push_str(PIECES[(seed >> (k * 5)) as usize % PIECES.len()]);
             }

@@ -681,9 +681,7 @@ mod tests {
         let mut hits = 0;
         for _ in 0..100_000 {
             let mut l = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = crate::detect::xorshift(seed);
             let mut r = seed;
             for _ in 0..(r % 8) + 1 {
                 r = r.rotate_left(9) ^ seed.wrapping_mul(0x5851_f42d);
@@ -775,9 +773,7 @@ mod tests {
         let mut hits = 0;
         for _ in 0..30_000 {
             let mut l = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = crate::detect::xorshift(seed);
             for k in 0..(seed % 12) {
                 l.push_str(PIECES[(seed >> (k * 5)) as usize % PIECES.len()]);
             }

@@ -1339,9 +1339,7 @@ mod tests {
             for _ in 0..20 {
                 let text: Vec<u8> = (0..n)
                     .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
+                        seed = crate::detect::xorshift(seed);
                         // Mostly a few bytes, sometimes any byte.
                         if seed.is_multiple_of(5) {
                             (seed >> 8) as u8

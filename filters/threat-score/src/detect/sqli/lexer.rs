@@ -994,9 +994,7 @@ mod tests {
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = crate::detect::xorshift(seed);
             (seed >> 11) as usize % n
         };
         let (mut inert, mut total) = (0, 0);
@@ -1141,9 +1139,7 @@ mod tests {
         ];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = crate::detect::xorshift(seed);
             (seed >> 11) as usize % n
         };
         let (mut inert, mut total) = (0, 0);

@@ -1570,9 +1570,7 @@ mod tests {
         let mut seed = 0x243f_6a88_85a3_08d3u64;
         for _ in 0..50_000 {
             let mut v = String::new();
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            seed = crate::detect::xorshift(seed);
             for k in 0..(seed % 10) {
                 v.push_str(PIECES[(seed >> (k * 6)) as usize % PIECES.len()]);
             }
