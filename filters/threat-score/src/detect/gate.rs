@@ -466,9 +466,7 @@ mod tests {
         let pieces = ["if", "i", "f", " ", "  ", "x", "iff", "gif", "if if"];
         let mut state: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = |n: usize| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            state = crate::detect::xorshift(state);
             (state >> 33) as usize % n
         };
         for _ in 0..20_000 {
@@ -552,9 +550,7 @@ mod tests {
         ];
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = |n: usize| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            state = crate::detect::xorshift(state);
             (state >> 33) as usize % n
         };
         let mut agreed_true = 0;
