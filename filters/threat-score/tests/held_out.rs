@@ -1455,6 +1455,17 @@ fn other_families_versus_their_look_alikes() {
         "http://169.254.43518/computeMetadata/v1/",
         "<xsl:value-of select=\"system-property('xsl:vendor')\"/>",
         "<xsl:include href=\"http://203.0.113.9/x.xsl\"/>",
+        // Loopback spelled in other notations, as the value (as `http://localhost/` is).
+        "http://127.1/admin",
+        "http://2130706433/",
+        "http://017700000001:6379/",
+        "http://0/server-status",
+        // Other languages' process and code-loading APIs, called with an argument; OGNL.
+        "System.Diagnostics.Process.Start(\"cmd.exe\", \"/c whoami\")",
+        "subprocess.Popen(['id'], shell=True)",
+        "pickle.loads(base64.b64decode(payload))",
+        "new ProcessBuilder(\"id\").start()",
+        "%{(#_='multipart/form-data').(#cmd='id')}",
     ] {
         each_carrier(attack, |carrier, a| {
             assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
@@ -1469,6 +1480,11 @@ fn other_families_versus_their_look_alikes() {
         "Version 2852039166 of the schema",
         "The <xsl:value-of> element writes a node's text",
         "嘊嘍 are rare characters",
+        "Use subprocess.run() instead of os.system() for new code",
+        "pickle.loads is unsafe on data you did not write",
+        "Process.Start() returns once the process has started",
+        "Ruby's %{#{name}} is a string literal with interpolation",
+        "Open http://127.1 and see",
     ] {
         each_carrier(text, |carrier, a| {
             assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");

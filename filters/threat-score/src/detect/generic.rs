@@ -165,6 +165,36 @@ fn call_with_argument(w: &str) -> bool {
     })
 }
 
+/// A call, with an argument, of another language's API that starts a process or
+/// deserializes code: Python's `subprocess.Popen(['id'])`, `pickle.loads(data)`, .NET's
+/// `System.Diagnostics.Process.Start("cmd.exe")`, Java's `new ProcessBuilder("id")`. The
+/// name alone (`use subprocess.run() instead`, a search for `pickle.loads`) is prose.
+fn process_api_call(l: &str) -> bool {
+    const CALLS: &[&str] = &[
+        "subprocess.popen(",
+        "subprocess.call(",
+        "subprocess.run(",
+        "subprocess.check_output(",
+        "subprocess.check_call(",
+        "subprocess.getoutput(",
+        "subprocess.getstatusoutput(",
+        "pickle.loads(",
+        "cpickle.loads(",
+        "marshal.loads(",
+        "yaml.unsafe_load(",
+        "process.start(",
+        "processbuilder(",
+    ];
+    let b = l.as_bytes();
+    CALLS.iter().any(|c| {
+        super::lit_offsets(l, c).any(|p| {
+            b.get(p + c.len()).is_some_and(|&n| {
+                n.is_ascii_alphanumeric() || matches!(n, b'\'' | b'"' | b'`' | b'$' | b'_' | b'[')
+            })
+        })
+    })
+}
+
 /// Base64 values that decode to a Node serialization marker (`_$$ND_FUNC$$_`).
 pub(crate) fn base64_marker(v: &str) -> bool {
     let t = v.trim();
@@ -664,6 +694,10 @@ fn ssrf(l: &str) -> bool {
     };
     (url && METADATA.iter().any(|m| host.contains(m)))
         || (url && link_local(host_no_port))
+        // A loopback address in any notation (`http://127.1/`, `http://0/`,
+        // `http://017700000001/`) is `localhost` spelled otherwise: counted where `localhost`
+        // is, as the value itself.
+        || (whole_url && inet_aton(host_no_port).is_some_and(|a| a >> 24 == 127 || a == 0))
         || METADATA
             .iter()
             .filter(|m| m.contains(char::is_alphabetic))
@@ -844,6 +878,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     if ruby_injection(l) {
         hit(out, "generic.ruby");
+    }
+    if set.has(b'(') && set.has(b'.') && process_api_call(l) {
+        hit(out, "generic.process-api");
     }
     // A Referer or Origin names the page the browser came from (`http://localhost:3000/`
     // in development): where a client was is not where it asks the server to go.

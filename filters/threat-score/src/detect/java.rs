@@ -307,7 +307,16 @@ fn base64_stream(v: &str) -> bool {
 
 /// OGNL expressions as used against Struts: member-access tampering, static calls.
 fn ognl(l: &str) -> bool {
-    (l.has_lit("%{") || l.has_lit("${") || l.has_lit("(#"))
+    // Struts' `%{` opens an OGNL expression; a `#name` variable right inside it, or in
+    // parentheses (`%{(#_='multipart/form-data').(#cmd='id')}`), is OGNL's own syntax
+    // (Ruby's `%{#{x}}` interpolates instead; Bash's `${#x}` is not `%{`).
+    super::lit_offsets(l, "%{").any(|p| {
+        let r = l.as_bytes().get(p + 2..).unwrap_or_default();
+        let r = r.strip_prefix(b"(").unwrap_or(r);
+        r.first() == Some(&b'#')
+            && r.get(1)
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+    }) || (l.has_lit("%{") || l.has_lit("${") || l.has_lit("(#"))
         && (l.has_lit("#_memberaccess")
             || l.has_lit("@ognl")
             || l.has_lit("#context")
