@@ -211,7 +211,8 @@ pub struct Config {
     /// critical protocol detection.
     pub allowed_methods: Vec<String>,
     /// Allowed request content types (the media type before `;`, lowercase). Default: form,
-    /// multipart, JSON, XML and `text/plain`.
+    /// multipart (form-data, related, mixed), JSON, XML, `text/plain` and vendor-tree
+    /// `+json`/`+xml` types.
     /// An entry with one `*` allows the types that start with what precedes it and end with
     /// what follows (`application/*+json`, the default `application/vnd.*+json`).
     pub allowed_content_types: Vec<String>,
@@ -234,6 +235,9 @@ impl Default for Config {
                 "application/x-www-form-urlencoded",
                 "multipart/form-data",
                 "multipart/related",
+                // Batch APIs (OData `$batch`, Google's batch endpoint) send one request per
+                // part; parsed and inspected part by part like form-data.
+                "multipart/mixed",
                 "application/json",
                 "application/xml",
                 "text/xml",

@@ -1512,3 +1512,58 @@ fn other_families_versus_their_look_alikes() {
         assert_eq!(a.verdict, verdict, "{query}: {a:?}");
     }
 }
+
+/// Types the filter parses are inspected as what they are, not refused for their name: a
+/// vendor-tree `+json` or `+xml` type (RFC 6838 3.2, RFC 6839) is JSON or XML, and a
+/// `multipart/mixed` body is read part by part like form-data. Attacks inside them count.
+#[test]
+fn vendor_structured_types_and_mixed_multipart_are_inspected() {
+    let mixed = "multipart/mixed; boundary=batch_1";
+    for (content_type, body, verdict) in [
+        (
+            "application/vnd.api+json",
+            r#"{"data":{"type":"articles","attributes":{"title":"Rails is Omakase"}}}"#,
+            Verdict::Allow,
+        ),
+        (
+            "application/vnd.github+json",
+            r#"{"title":"Found a bug","body":"Steps: run `make`; see the error","labels":["bug"]}"#,
+            Verdict::Allow,
+        ),
+        (
+            "application/vnd.api+json",
+            r#"{"data":{"attributes":{"title":"<script>alert(1)</script>"}}}"#,
+            Verdict::Block,
+        ),
+        (
+            "application/vnd.acme.order-v2+json",
+            r#"{"filter":{"user":{"$ne":null}}}"#,
+            Verdict::Block,
+        ),
+        (
+            "application/vnd.acme.invoice+xml",
+            "<invoice><to>O'Brien</to><total>12.50</total></invoice>",
+            Verdict::Allow,
+        ),
+        (
+            "application/vnd.acme.invoice+xml",
+            "<invoice><to>' or '1'='1</to></invoice>",
+            Verdict::Block,
+        ),
+        (
+            mixed,
+            "--batch_1\r\nContent-Type: application/json\r\n\r\n{\"name\":\"Ann\"}\r\n--batch_1\r\nContent-Type: application/json\r\n\r\n{\"name\":\"Bob\"}\r\n--batch_1--\r\n",
+            Verdict::Allow,
+        ),
+        (
+            mixed,
+            "--batch_1\r\nContent-Type: text/plain\r\n\r\n1 UNION SELECT password FROM users--\r\n--batch_1--\r\n",
+            Verdict::Block,
+        ),
+        // A type the filter does not parse stays refused, as in CRS.
+        ("application/x-amf", "\u{0}\u{3}binary", Verdict::Block),
+    ] {
+        let a = body_request(content_type, body);
+        assert_eq!(a.verdict, verdict, "{content_type}: {body} -> {a:?}");
+    }
+}
