@@ -185,13 +185,14 @@ fn process_api_call(l: &str) -> bool {
         "process.start(",
         "processbuilder(",
     ];
+    // One pass over the `(`s: the name before each is compared with the list.
     let b = l.as_bytes();
-    CALLS.iter().any(|c| {
-        super::lit_offsets(l, c).any(|p| {
-            b.get(p + c.len()).is_some_and(|&n| {
-                n.is_ascii_alphanumeric() || matches!(n, b'\'' | b'"' | b'`' | b'$' | b'_' | b'[')
-            })
-        })
+    super::byte_offsets(l, b'(').any(|p| {
+        b.get(p + 1).is_some_and(|&n| {
+            n.is_ascii_alphanumeric() || matches!(n, b'\'' | b'"' | b'`' | b'$' | b'_' | b'[')
+        }) && b
+            .get(..=p)
+            .is_some_and(|h| CALLS.iter().any(|c| h.ends_with(c.as_bytes())))
     })
 }
 
