@@ -1466,6 +1466,9 @@ fn other_families_versus_their_look_alikes() {
         "pickle.loads(base64.b64decode(payload))",
         "new ProcessBuilder(\"id\").start()",
         "%{(#_='multipart/form-data').(#cmd='id')}",
+        // Fullwidth dots and slashes, which NFKC makes ASCII.
+        "．．／．．／．．／etc／passwd",
+        "..／..／..／etc／shadow",
     ] {
         each_carrier(attack, |carrier, a| {
             assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
@@ -1485,6 +1488,7 @@ fn other_families_versus_their_look_alikes() {
         "Process.Start() returns once the process has started",
         "Ruby's %{#{name}} is a string literal with interpolation",
         "Open http://127.1 and see",
+        "東京／大阪の出張．．．明日／あさって",
     ] {
         each_carrier(text, |carrier, a| {
             assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
