@@ -46,6 +46,11 @@ const CHARSETS: &[&str] = &[
 /// Request headers no ordinary client sends and that have served attacks (WebDAV conditions,
 /// `Proxy` (httpoxy), method overrides). `Content-Range` is not one: partial `PUT`s
 /// (resumable uploads) send it. A `match` (a switch on the length, then one comparison).
+/// Also headers a framework trusts to change what it routes, set only inside it:
+/// `X-Middleware-Subrequest` (Next.js skips its middleware, the authorization check, for
+/// a request that carries it) and `X-Rewrite-Url` (Symfony's and Zend's path override: the
+/// proxy's path rules see one path, the application serves another). `X-Original-Url` is
+/// left out: IIS ARR and other proxies set it in front of applications.
 fn restricted_header(name: &str) -> bool {
     matches!(
         name,
@@ -57,6 +62,8 @@ fn restricted_header(name: &str) -> bool {
             | "x-http-method"
             | "request-range"
             | "translate"
+            | "x-middleware-subrequest"
+            | "x-rewrite-url"
     )
 }
 
