@@ -638,14 +638,12 @@ fn broken_utf8_sequence(raw: &str) -> bool {
 /// byte of C1.
 const CONTROL_BYTES: ByteSet = ByteSet::from_ranges(&[(0x00, 0x1F), (0x7F, 0x7F), (0xC2, 0xC2)]);
 
-/// UTF-8 lead bytes of characters from U+0100 on.
-const WIDE_LEADS: ByteSet = ByteSet::from_ranges(&[(0xC4, 0xF4)]);
-
 /// Response splitting spelled with characters whose low byte is CR or LF (U+560D, U+560A:
 /// `%E5%98%8D%E5%98%8A`): a server that writes a header by keeping each character's low
 /// byte (Java's `(byte) c`, Node.js' `latin1` writes) sends them as CR LF. The value is read
 /// the way such a server writes it (every character from U+0100 on as its low byte), then
-/// judged like a CR/LF in the value; only values holding such a CR or LF are read twice.
+/// judged like a CR/LF in the value; only values holding such a CR or LF are read twice
+/// (their last UTF-8 byte is 0x8A or 0x8D: the value's byte set screens them).
 fn truncated_splitting(v: &str) -> bool {
     let wide_break = |c: char| u32::from(c) >= 0x100 && matches!(u32::from(c) & 0xFF, 0x0A | 0x0D);
     if !v.chars().any(wide_break) {
@@ -738,7 +736,7 @@ fn value_checks(input: &Input, out: &mut Findings) {
             _ => {}
         }
     }
-    if set.intersects(&WIDE_LEADS) && truncated_splitting(v) {
+    if (set.has(0x8A) || set.has(0x8D)) && truncated_splitting(v) {
         out.hit(
             input,
             A,

@@ -27,9 +27,10 @@ pub struct Item<'v> {
     pub text: Option<&'v str>,
     /// `text` is a member name.
     pub is_key: bool,
-    /// For a member name, the name of the member whose value holds it (`"constructor"` for
-    /// the `"prototype"` of `{"constructor":{"prototype":{}}}`; `""` at the top or in an
-    /// array at the top): where a deep merge walks. `""` for other items.
+    /// For a `"prototype"` member name, the name of the member whose value holds it
+    /// (`"constructor"` in `{"constructor":{"prototype":{}}}`; `""` at the top): the one
+    /// name whose meaning to a deep merge depends on its parent. `""` for other items (not
+    /// looked up for every key: the walk stays as cheap as before).
     pub parent: &'v str,
     /// This fills one argument slot: an object member (reported with its key) or an array
     /// element. Callers count these against the value limit.
@@ -466,7 +467,11 @@ fn next_member(
             key: k,
             text: Some(k),
             is_key: true,
-            parent: key_of(r, saved, parent),
+            parent: if k == "prototype" {
+                key_of(r, saved, parent)
+            } else {
+                ""
+            },
             counts_as_arg: true,
         };
         if !visit(item) {
@@ -514,6 +519,30 @@ mod tests {
         })
         .unwrap();
         (seen, cut)
+    }
+
+    /// A `"prototype"` key comes with the name of the member that holds it; other keys and
+    /// values with none.
+    #[test]
+    fn prototype_keys_name_their_parent() {
+        let body = r#"{"constructor":{"a":1,"prototype":{"x":[{"prototype":2}]}},"prototype":3,"b":{"c":"prototype"}}"#;
+        let mut seen = Vec::new();
+        walk(body.as_bytes(), 16, &mut |i| {
+            if !i.parent.is_empty() || i.text == Some("prototype") {
+                seen.push(format!("{}<{}", i.text.unwrap_or("-"), i.parent));
+            }
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                "prototype<constructor",
+                "prototype<x",
+                "prototype<",
+                "prototype<"
+            ]
+        );
     }
 
     #[test]

@@ -1194,7 +1194,8 @@ pub(crate) fn prepare_with<'r>(
                     // `"prototype"` member inside `"constructor"` reaches
                     // `Object.prototype` (prototype pollution), so that name is
                     // inspected as the path it walks.
-                    let path = item.is_key && text == "prototype" && item.parent == "constructor";
+                    // (`parent` is given for `"prototype"` keys only.)
+                    let path = item.parent == "constructor";
                     // A leaf without escapes is a slice of the body: borrowed.
                     let raw = match (within(body, text.as_bytes()), body_str) {
                         _ if path => Raw::Temp(b"constructor.prototype"),
