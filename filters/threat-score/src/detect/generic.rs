@@ -693,8 +693,7 @@ fn ssrf(l: &str) -> bool {
     } else {
         host
     };
-    (url && METADATA.iter().any(|m| host.contains(m)))
-        || (url && link_local(host_no_port))
+    (url && (METADATA.iter().any(|m| host.contains(m)) || link_local(host_no_port)))
         // A loopback address in any notation (`http://127.1/`, `http://0/`,
         // `http://017700000001/`) is `localhost` spelled otherwise: counted where `localhost`
         // is, as the value itself.
