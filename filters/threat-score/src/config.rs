@@ -211,8 +211,10 @@ pub struct Config {
     /// critical protocol detection.
     pub allowed_methods: Vec<String>,
     /// Allowed request content types (the media type before `;`, lowercase). Default: form,
-    /// multipart, JSON, XML and `text/plain`.
-    /// An entry `type/*+suffix` (e.g. `application/*+json`) allows a structured-syntax family.
+    /// multipart (form-data, related, mixed), JSON, XML, `text/plain` and vendor-tree
+    /// `+json`/`+xml` types.
+    /// An entry with one `*` allows the types that start with what precedes it and end with
+    /// what follows (`application/*+json`, the default `application/vnd.*+json`).
     pub allowed_content_types: Vec<String>,
     /// File extensions refused in the URL path (backups, dumps, configs), lowercase with the dot.
     pub restricted_extensions: Vec<String>,
@@ -233,11 +235,19 @@ impl Default for Config {
                 "application/x-www-form-urlencoded",
                 "multipart/form-data",
                 "multipart/related",
+                // Batch APIs (OData `$batch`, Google's batch endpoint) send one request per
+                // part; parsed and inspected part by part like form-data.
+                "multipart/mixed",
                 "application/json",
                 "application/xml",
                 "text/xml",
                 "application/soap+xml",
                 "text/plain",
+                // Vendor-tree types with a structured-syntax suffix (RFC 6838 3.2, RFC
+                // 6839): how APIs version their bodies (`application/vnd.github+json`,
+                // `application/vnd.api+json`). Parsed and inspected as JSON or XML.
+                "application/vnd.*+json",
+                "application/vnd.*+xml",
             ]),
             restricted_extensions: list(&[
                 ".asa",

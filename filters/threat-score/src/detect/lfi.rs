@@ -359,6 +359,9 @@ fn hidden_segment(path: &str) -> bool {
     })
 }
 
+/// Fullwidth `.`, `/` and `\`.
+const FULLWIDTH: [char; 3] = ['\u{FF0E}', '\u{FF0F}', '\u{FF3C}'];
+
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if !out.wants(CAT, 1) {
         return;
@@ -370,7 +373,20 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if out.decided() {
             break;
         }
-        let v = &input.value;
+        // Fullwidth dots and slashes (`．．／etc／passwd`: U+FF0E, U+FF0F, U+FF3C) become
+        // ASCII under NFKC, which Java, Python and .NET path handling apply: read as what
+        // they become (a copy only when the value holds one).
+        let folded;
+        let v: &str = if input.bytes.has(0xEF) && input.value.contains(FULLWIDTH) {
+            folded = input
+                .value
+                .replace('\u{FF0E}', ".")
+                .replace('\u{FF0F}', "/")
+                .replace('\u{FF3C}', "\\");
+            folded.as_str()
+        } else {
+            input.value.as_str()
+        };
         let raw_dots = v.has_lit("..") || v.has_lit("0x2e") || v.has_lit("0x5c");
         // Hex-spelled dots and slashes (`0x2e0x2e0x2f`) are decoded by some path handlers.
         let hexed;
@@ -384,7 +400,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                 .replace("0x5C", "\\");
             hexed.as_str()
         } else {
-            v.as_str()
+            v
         };
         // NUL bytes dropped (a copy only when there is one).
         let n = if input.bytes.has(0) {

@@ -46,6 +46,11 @@ const CHARSETS: &[&str] = &[
 /// Request headers no ordinary client sends and that have served attacks (WebDAV conditions,
 /// `Proxy` (httpoxy), method overrides). `Content-Range` is not one: partial `PUT`s
 /// (resumable uploads) send it. A `match` (a switch on the length, then one comparison).
+/// Also headers a framework trusts to change what it routes, set only inside it:
+/// `X-Middleware-Subrequest` (Next.js skips its middleware, the authorization check, for
+/// a request that carries it) and `X-Rewrite-Url` (Symfony's and Zend's path override: the
+/// proxy's path rules see one path, the application serves another). `X-Original-Url` is
+/// left out: IIS ARR and other proxies set it in front of applications.
 fn restricted_header(name: &str) -> bool {
     matches!(
         name,
@@ -57,6 +62,8 @@ fn restricted_header(name: &str) -> bool {
             | "x-http-method"
             | "request-range"
             | "translate"
+            | "x-middleware-subrequest"
+            | "x-rewrite-url"
     )
 }
 
@@ -66,12 +73,13 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// An entry with one `*` matches the types that start with what comes before it and end
+/// with what follows, with something in between (`application/*+json`,
+/// `application/vnd.*+json`); others match exactly.
 fn media_type_allowed(mt: &str, allowed: &[String]) -> bool {
     allowed.iter().any(|a| {
-        if let Some((ty, suffix)) = a.split_once("/*+") {
-            mt.strip_prefix(ty)
-                .and_then(|r| r.strip_prefix('/'))
-                .is_some_and(|sub| sub.ends_with(&format!("+{suffix}")))
+        if let Some((head, tail)) = a.split_once('*') {
+            mt.len() > head.len() + tail.len() && mt.starts_with(head) && mt.ends_with(tail)
         } else {
             a == mt
         }
@@ -630,6 +638,30 @@ fn broken_utf8_sequence(raw: &str) -> bool {
 /// byte of C1.
 const CONTROL_BYTES: ByteSet = ByteSet::from_ranges(&[(0x00, 0x1F), (0x7F, 0x7F), (0xC2, 0xC2)]);
 
+/// Response splitting spelled with characters whose low byte is CR or LF (U+560D, U+560A:
+/// `%E5%98%8D%E5%98%8A`): a server that writes a header by keeping each character's low
+/// byte (Java's `(byte) c`, Node.js' `latin1` writes) sends them as CR LF. The value is read
+/// the way such a server writes it (every character from U+0100 on as its low byte), then
+/// judged like a CR/LF in the value; only values holding such a CR or LF are read twice
+/// (their last UTF-8 byte is 0x8A or 0x8D: the value's byte set screens them).
+fn truncated_splitting(v: &str) -> bool {
+    let wide_break = |c: char| u32::from(c) >= 0x100 && matches!(u32::from(c) & 0xFF, 0x0A | 0x0D);
+    if !v.chars().any(wide_break) {
+        return false;
+    }
+    let sent: String = v
+        .chars()
+        .map(|c| {
+            if u32::from(c) >= 0x100 {
+                char::from((u32::from(c) & 0xFF) as u8)
+            } else {
+                c
+            }
+        })
+        .collect();
+    response_splitting(&sent)
+}
+
 fn value_checks(input: &Input, out: &mut Findings) {
     let src = input.location.source;
     let v = &input.value;
@@ -703,6 +735,15 @@ fn value_checks(input: &Input, out: &mut Findings) {
             Source::Arg => out.hit(input, A, "protocol.newline-in-value", Severity::Critical, 2),
             _ => {}
         }
+    }
+    if (set.has(0x8A) || set.has(0x8D)) && truncated_splitting(v) {
+        out.hit(
+            input,
+            A,
+            "protocol.response-splitting",
+            Severity::Critical,
+            1,
+        );
     }
     if input.bytes.has(b')') && input.bytes.has(b'(') && ldap_injection(v) {
         out.hit(input, A, "protocol.ldap-injection", Severity::Critical, 1);

@@ -39,6 +39,12 @@ fn url_host(v: &str) -> Option<(&'static str, String)> {
     let l = v.trim_start().to_ascii_lowercase();
     let scheme = SCHEMES.iter().find(|s| l.starts_with(**s))?;
     let rest = l.get(scheme.len()..)?;
+    // A UNC path (`\\host\share\x.dll`) names its host up to the next backslash, with no
+    // user part; `\\host@SSL@443\x` and `\\host@80\x` are WebDAV's spellings of a port.
+    if *scheme == "\\\\" {
+        let end = rest.find(['\\', '/', '@']).unwrap_or(rest.len());
+        return Some((scheme, rest.get(..end).unwrap_or_default().to_string()));
+    }
     let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| {
         if h.contains('/') || !rest.contains('/') {
             h
@@ -167,9 +173,15 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     if out.wants(CAT, 4) && input.location.source == Source::Arg && protocol_relative(l) {
         out.hit(input, CAT, "rfi.protocol-relative", Severity::Critical, 4);
     }
-    let Some((_, host)) = url_host(v) else {
+    let Some((scheme, host)) = url_host(v) else {
         return;
     };
+    // A UNC path with a WebDAV port (`\\host@SSL@443\x`, `\\host@80\x`): Windows fetches
+    // it over HTTP and answers the server's NTLM challenge (hash theft and relay); file
+    // shares are written without one.
+    if scheme == "\\\\" && l.get(2 + host.len()..).is_some_and(|r| r.starts_with('@')) {
+        out.hit(input, CAT, "rfi.unc-webdav", Severity::Critical, 1);
+    }
     // Paranoia 3: any URL in an argument, even to this host.
     if input.location.source == Source::Arg {
         out.hit(input, CAT, "rfi.url-argument", Severity::Critical, 3);

@@ -27,6 +27,11 @@ pub struct Item<'v> {
     pub text: Option<&'v str>,
     /// `text` is a member name.
     pub is_key: bool,
+    /// For a `"prototype"` member name, the name of the member whose value holds it
+    /// (`"constructor"` in `{"constructor":{"prototype":{}}}`; `""` at the top): the one
+    /// name whose meaning to a deep merge depends on its parent. `""` for other items (not
+    /// looked up for every key: the walk stays as cheap as before).
+    pub parent: &'v str,
     /// This fills one argument slot: an object member (reported with its key) or an array
     /// element. Callers count these against the value limit.
     pub counts_as_arg: bool,
@@ -231,8 +236,8 @@ impl<'b> Reader<'b> {
 enum Frame {
     /// An array: its elements belong to the enclosing key.
     Array(KeyRef),
-    /// An object: each member belongs to its own key.
-    Object,
+    /// An object: each member belongs to its own key; the object itself to this one.
+    Object(KeyRef),
 }
 
 /// The key an element belongs to.
@@ -289,7 +294,11 @@ fn run(
             // An object's keys are visited when the object itself is within the depth (its
             // member values are one level deeper).
             let visible = stop.is_none() && stack.len() <= max_depth.saturating_add(1);
-            let (k, go_on) = next_member(&mut r, &mut scratch, &mut saved, visible, visit)?;
+            let parent = match stack.last() {
+                Some(Frame::Object(p)) => *p,
+                _ => top_key,
+            };
+            let (k, go_on) = next_member(&mut r, &mut scratch, &mut saved, visible, parent, visit)?;
             if !go_on {
                 stop.get_or_insert(truncated);
             }
@@ -308,6 +317,7 @@ fn run(
                 key: key_of(&r, &saved, key),
                 text: None,
                 is_key: false,
+                parent: "",
                 counts_as_arg: true,
             };
             if !visit(item) {
@@ -326,7 +336,7 @@ fn run(
                 // The key of the container's members: for an object each member's own key;
                 // for an array the enclosing key.
                 let frame = if open == b'{' {
-                    Frame::Object
+                    Frame::Object(key)
                 } else {
                     Frame::Array(key)
                 };
@@ -357,6 +367,7 @@ fn run(
                         key: key_of(&r, &saved, key),
                         text: Some(text),
                         is_key: false,
+                        parent: "",
                         counts_as_arg: false,
                     };
                     if !visit(item) {
@@ -372,6 +383,7 @@ fn run(
                         key: key_of(&r, &saved, key),
                         text: Some(text),
                         is_key: false,
+                        parent: "",
                         counts_as_arg: false,
                     };
                     if !visit(item) {
@@ -402,13 +414,13 @@ fn run(
                     element = true;
                     continue 'value;
                 }
-                (Frame::Object, b',') => {
+                (Frame::Object(_), b',') => {
                     r.i += 1;
                     r.skip_ws();
                     member = true;
                     continue 'value;
                 }
-                (Frame::Array(_), b']') | (Frame::Object, b'}') => {
+                (Frame::Array(_), b']') | (Frame::Object(_), b'}') => {
                     r.i += 1;
                     stack.pop();
                 }
@@ -444,6 +456,7 @@ fn next_member(
     scratch: &mut String,
     saved: &mut Vec<String>,
     visible: bool,
+    parent: KeyRef,
     visit: &mut dyn FnMut(Item<'_>) -> bool,
 ) -> Result<(KeyRef, bool), JsonError> {
     let (k, escaped) = member_key(r, scratch)?;
@@ -454,6 +467,11 @@ fn next_member(
             key: k,
             text: Some(k),
             is_key: true,
+            parent: if k == "prototype" {
+                key_of(r, saved, parent)
+            } else {
+                ""
+            },
             counts_as_arg: true,
         };
         if !visit(item) {
@@ -501,6 +519,30 @@ mod tests {
         })
         .unwrap();
         (seen, cut)
+    }
+
+    /// A `"prototype"` key comes with the name of the member that holds it; other keys and
+    /// values with none.
+    #[test]
+    fn prototype_keys_name_their_parent() {
+        let body = r#"{"constructor":{"a":1,"prototype":{"x":[{"prototype":2}]}},"prototype":3,"b":{"c":"prototype"}}"#;
+        let mut seen = Vec::new();
+        walk(body.as_bytes(), 16, &mut |i| {
+            if !i.parent.is_empty() || i.text == Some("prototype") {
+                seen.push(format!("{}<{}", i.text.unwrap_or("-"), i.parent));
+            }
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                "prototype<constructor",
+                "prototype<x",
+                "prototype<",
+                "prototype<"
+            ]
+        );
     }
 
     #[test]

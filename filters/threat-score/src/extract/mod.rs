@@ -1190,8 +1190,15 @@ pub(crate) fn prepare_with<'r>(
                     } else {
                         Source::Arg
                     };
+                    // A deep merge follows member names as property accesses: a
+                    // `"prototype"` member inside `"constructor"` reaches
+                    // `Object.prototype` (prototype pollution), so that name is
+                    // inspected as the path it walks.
+                    // (`parent` is given for `"prototype"` keys only.)
+                    let path = item.parent == "constructor";
                     // A leaf without escapes is a slice of the body: borrowed.
                     let raw = match (within(body, text.as_bytes()), body_str) {
+                        _ if path => Raw::Temp(b"constructor.prototype"),
                         (Some((a, e)), Some(s)) => s
                             .get(a..e)
                             .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),

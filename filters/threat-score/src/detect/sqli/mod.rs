@@ -1299,6 +1299,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if input.lower_has("/*!") {
             out.hit(input, CAT, "sqli.mysql-comment", Severity::Critical, 1);
         }
+        if input.bytes.has(b']') && xpath_breakout(l) {
+            out.hit(input, CAT, "sqli.xpath-breakout", Severity::Critical, 1);
+        }
         if matches!(input.location.source, Source::ArgName | Source::Arg) && mongo_operator(l) {
             out.hit(input, CAT, "sqli.nosql-operator", Severity::Critical, 1);
         }
@@ -1508,6 +1511,9 @@ fn mongo_operator(l: &str) -> bool {
     {
         return true;
     }
+    if operator_member(l) {
+        return true;
+    }
     let b = l.as_bytes();
     // The first `]` at or after `close_from` (`None`: none there, nor after any later start).
     let mut close: Option<(usize, Option<usize>)> = None;
@@ -1536,6 +1542,93 @@ fn mongo_operator(l: &str) -> bool {
         }
     }
     false
+}
+
+/// XPath injection that leaves a predicate: a quote closes the query's string, `]` (after
+/// `)`s) closes its predicate, and a location path (`/`) or a union (`|`) follows
+/// (`']/../user[position()=1]/password['`, `x'] | //*['`); the value ends by reopening
+/// what the query closes after it (a predicate or call and a quote: `['`, `('`, `='`), as
+/// such payloads must. Code that indexes and divides (`row['sum']/row['n']`) ends
+/// otherwise. Linear: a bounded look around each `]`.
+fn xpath_breakout(l: &str) -> bool {
+    let b = l.trim_end().as_bytes();
+    let (Some(&q), Some(&reopen)) = (b.last(), b.len().checked_sub(2).and_then(|i| b.get(i)))
+    else {
+        return false;
+    };
+    if !matches!(q, b'\'' | b'"') || !matches!(reopen, b'[' | b'(' | b'=' | b',') {
+        return false;
+    }
+    crate::detect::byte_offsets(l, b']').any(|p| {
+        let mut i = p;
+        while i > 0 && p - i < 4 && b.get(i - 1) == Some(&b')') {
+            i -= 1;
+        }
+        if i == 0 || b.get(i - 1) != Some(&q) {
+            return false;
+        }
+        let next = b
+            .get(p + 1..)
+            .unwrap_or_default()
+            .iter()
+            .take(8)
+            .find(|c| !c.is_ascii_whitespace());
+        matches!(next, Some(b'/' | b'|'))
+    })
+}
+
+/// An operator written as an object member inside text: a JSON or JavaScript document
+/// carried in a string (`{"user":{"$ne":null}}` as a query parameter, a JSON field holding
+/// `{'$where': ...}`), which the application parses and hands to the database. The operator
+/// opens a member: after `{` or `,` (spaces allowed), quoted or not, then `:`. A price
+/// (`"$in": ` is no price) or a `$` in prose has no such shape. Linear: a bounded look at
+/// each `$`.
+fn operator_member(l: &str) -> bool {
+    let b = l.as_bytes();
+    crate::detect::byte_offsets(l, b'$').any(|p| {
+        let quote = p
+            .checked_sub(1)
+            .and_then(|i| b.get(i))
+            .copied()
+            .filter(|&c| c == b'"' || c == b'\'');
+        // What opens the member: `{` or `,`, then spaces, then the quote if any.
+        let open = p - usize::from(quote.is_some());
+        let before = b
+            .get(open.saturating_sub(8)..open)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .find(|c| !c.is_ascii_whitespace());
+        if open == 0 || !matches!(before, Some(b'{' | b',')) {
+            return false;
+        }
+        let word = b
+            .get(p + 1..)
+            .unwrap_or_default()
+            .iter()
+            .take(12)
+            .take_while(|c| c.is_ascii_lowercase())
+            .count();
+        let Some(op) = l.get(p..p + 1 + word) else {
+            return false;
+        };
+        if !MONGO_OPERATORS.iter().any(|o| *o == op) {
+            return false;
+        }
+        let mut j = p + 1 + word;
+        if let Some(q) = quote {
+            if b.get(j) != Some(&q) {
+                return false;
+            }
+            j += 1;
+        }
+        b.get(j..)
+            .unwrap_or_default()
+            .iter()
+            .take(8)
+            .find(|c| !c.is_ascii_whitespace())
+            == Some(&b':')
+    })
 }
 
 #[cfg(test)]
