@@ -145,14 +145,17 @@ impl ThreatScoreFilter {
         ops: &mut HeaderOps,
     ) -> Decision {
         self.count(a, state);
-        let rid = req.request_id().unwrap_or("-");
+        // The request id is looked up (a header scan) only for a line that is logged: the
+        // `log` macros evaluate their arguments only at an enabled level.
+        let rid = || req.request_id().unwrap_or("-");
         match a.verdict {
             Verdict::Allow => {
                 if a.over_threshold {
                     // Mode detect: the would-be block is logged and counted, nothing else.
                     log::debug!(
-                        "{}: detected request_id={rid} score={} categories={} (mode detect, forwarded)",
+                        "{}: detected request_id={} score={} categories={} (mode detect, forwarded)",
                         Self::NAME,
+                        rid(),
                         a.score,
                         a.categories.to_header_value()
                     );
@@ -164,8 +167,9 @@ impl ThreatScoreFilter {
                     // The body took the request over the threshold, but its headers are already
                     // upstream (see `Decision::InspectBody`): log and count instead.
                     log::debug!(
-                        "{}: detected request_id={rid} score={} categories={} (mode tag, in the body: headers already forwarded)",
+                        "{}: detected request_id={} score={} categories={} (mode tag, in the body: headers already forwarded)",
                         Self::NAME,
+                        rid(),
                         a.score,
                         a.categories.to_header_value()
                     );
@@ -183,8 +187,9 @@ impl ThreatScoreFilter {
                 // the payload (attack text in logs is a second injection target and may hold
                 // personal data).
                 log::debug!(
-                    "{}: blocked request_id={rid} score={} categories={} rules={}",
+                    "{}: blocked request_id={} score={} categories={} rules={}",
                     Self::NAME,
+                    rid(),
                     a.score,
                     a.categories.to_header_value(),
                     rule_list(a)
