@@ -183,7 +183,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         None
     };
     for s in scenario::all() {
-        let wanted = opts.only.is_empty()
+        let wanted = (opts.only.is_empty() && !scenario::ON_REQUEST.contains(&s.name))
             || opts.only.iter().any(|o| o == s.name)
             || matches!(s.name, "baseline" | "noop-wasm");
         if !wanted {

@@ -129,6 +129,11 @@ fn chain(inputs: &Inputs) -> Result<Vec<FilterEntry>> {
     SUITE_MEMBERS.iter().map(|m| inputs.wasm(m)).collect()
 }
 
+/// Scenarios that run only when named (`cargo xtask bench NAME`): measurement builds made by
+/// hand (bench/README.md, "What threat-score pays outside the engine"), absent from a normal
+/// run rather than listed as missing.
+pub const ON_REQUEST: &[&str] = &["threat-score-engine-off", "suite-engine-off"];
+
 /// Every scenario, in the order each round runs them.
 pub fn all() -> Vec<Scenario> {
     vec![
@@ -250,6 +255,19 @@ pub fn all() -> Vec<Scenario> {
             chain: |i| Ok(vec![i.wasm("threat-score")?]),
         },
         Scenario {
+            name: "threat-score-engine-off",
+            kind: Kind::Wasm,
+            description: "threat-score's glue with the engine never called (a `bench-engine-off` build, threat-score's config): what it pays outside the engine",
+            needs: &["threat-score-engine-off"],
+            chain: |i| {
+                Ok(vec![FilterEntry::wasm(
+                    "threat-score-engine-off",
+                    i.module("threat-score-engine-off"),
+                    i.config("threat-score")?,
+                )])
+            },
+        },
+        Scenario {
             name: "lua-native",
             kind: Kind::Native,
             description:
@@ -274,6 +292,19 @@ pub fn all() -> Vec<Scenario> {
                 Ok(vec![FilterEntry::wasm(
                     "suite",
                     i.module("suite"),
+                    suite_config(i)?,
+                )])
+            },
+        },
+        Scenario {
+            name: "suite-engine-off",
+            kind: Kind::Wasm,
+            description: "the suite with threat-score's engine never called (a `bench-engine-off` build, the suite's config): policy, router and every glue cost",
+            needs: &["suite-engine-off"],
+            chain: |i| {
+                Ok(vec![FilterEntry::wasm(
+                    "suite-engine-off",
+                    i.module("suite-engine-off"),
                     suite_config(i)?,
                 )])
             },

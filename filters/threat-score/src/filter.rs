@@ -91,6 +91,20 @@ impl ThreatScoreFilter {
         !http1 && (seen.content_type || !matches!(req.method(), "GET" | "HEAD" | "OPTIONS"))
     }
 
+    /// Whether `request.protocol` can change what this request gets. It decides two things:
+    /// [`Self::may_have_body`] when there is neither `Content-Length` nor `Transfer-Encoding`
+    /// (and then only for a `Content-Type` or a method other than GET, HEAD and OPTIONS), and
+    /// the protocol checks' `protocol.missing-content-length` (a POST with neither header).
+    /// Their third use, `protocol.http-version` (a version other than HTTP/1.0, 1.1, 2 or 3),
+    /// cannot fire in Envoy, whose codecs accept only those and whose property names only
+    /// those. Elsewhere the value is not read: a host call per request saved (bench/README.md,
+    /// "What threat-score pays outside the engine").
+    fn protocol_matters(req: &RequestView, seen: &Seen<'_>) -> bool {
+        seen.content_length.is_none()
+            && !seen.transfer_encoding
+            && (seen.content_type || !matches!(req.method(), "GET" | "HEAD" | "OPTIONS"))
+    }
+
     fn request<'a>(
         &self,
         req: &'a RequestView,
@@ -113,6 +127,12 @@ impl ThreatScoreFilter {
         body: Option<BodyChunk<'_>>,
         protocol: Option<&str>,
     ) -> Assessment {
+        #[cfg(feature = "bench-engine-off")]
+        {
+            let _ = self.request(req, body, protocol);
+            return engine_off();
+        }
+        #[cfg(not(feature = "bench-engine-off"))]
         self.engine.inspect(&self.request(req, body, protocol))
     }
 
@@ -125,14 +145,17 @@ impl ThreatScoreFilter {
         ops: &mut HeaderOps,
     ) -> Decision {
         self.count(a, state);
-        let rid = req.request_id().unwrap_or("-");
+        // The request id is looked up (a header scan) only for a line that is logged: the
+        // `log` macros evaluate their arguments only at an enabled level.
+        let rid = || req.request_id().unwrap_or("-");
         match a.verdict {
             Verdict::Allow => {
                 if a.over_threshold {
                     // Mode detect: the would-be block is logged and counted, nothing else.
                     log::debug!(
-                        "{}: detected request_id={rid} score={} categories={} (mode detect, forwarded)",
+                        "{}: detected request_id={} score={} categories={} (mode detect, forwarded)",
                         Self::NAME,
+                        rid(),
                         a.score,
                         a.categories.to_header_value()
                     );
@@ -144,8 +167,9 @@ impl ThreatScoreFilter {
                     // The body took the request over the threshold, but its headers are already
                     // upstream (see `Decision::InspectBody`): log and count instead.
                     log::debug!(
-                        "{}: detected request_id={rid} score={} categories={} (mode tag, in the body: headers already forwarded)",
+                        "{}: detected request_id={} score={} categories={} (mode tag, in the body: headers already forwarded)",
                         Self::NAME,
+                        rid(),
                         a.score,
                         a.categories.to_header_value()
                     );
@@ -163,8 +187,9 @@ impl ThreatScoreFilter {
                 // the payload (attack text in logs is a second injection target and may hold
                 // personal data).
                 log::debug!(
-                    "{}: blocked request_id={rid} score={} categories={} rules={}",
+                    "{}: blocked request_id={} score={} categories={} rules={}",
                     Self::NAME,
+                    rid(),
                     a.score,
                     a.categories.to_header_value(),
                     rule_list(a)
@@ -198,6 +223,21 @@ impl ThreatScoreFilter {
             Verdict::Allow if a.over_threshold => m.detected.inc(),
             Verdict::Allow => {}
         }
+    }
+}
+
+/// What every request gets in a `bench-engine-off` build: a clean assessment without running
+/// the engine. Only for measuring what the filter costs outside its engine (bench/README.md,
+/// "What threat-score pays outside the engine"); never a module to deploy.
+#[cfg(feature = "bench-engine-off")]
+fn engine_off() -> Assessment {
+    Assessment {
+        score: 0,
+        categories: crate::model::CategorySet::default(),
+        detections: Vec::new(),
+        limit_hits: Vec::new(),
+        over_threshold: false,
+        verdict: Verdict::Allow,
     }
 }
 
@@ -249,7 +289,8 @@ impl<'a> Seen<'a> {
 /// Per-request state, from the headers phase to the body phase.
 #[derive(Default)]
 pub struct State {
-    /// `request.protocol`, read once.
+    /// `request.protocol`, read once, and only where it can matter
+    /// ([`ThreatScoreFilter::protocol_matters`]).
     protocol: Option<String>,
     /// Mode tag with a body: the headers went upstream before the body was inspected.
     headers_forwarded: bool,
@@ -310,7 +351,11 @@ impl HttpFilter for ThreatScoreFilter {
             ops.remove(SCORE_HEADER);
             ops.remove(CATEGORIES_HEADER);
         }
-        state.protocol = req.string_property(&["request", "protocol"]);
+        // One host call, made only where the answer can change a decision (see
+        // `protocol_matters`): a GET with no body headers, the bulk of traffic, skips it.
+        if Self::protocol_matters(req, &seen) {
+            state.protocol = req.string_property(&["request", "protocol"]);
+        }
         let wants_body =
             self.max_body > 0 && Self::may_have_body(req, &seen, state.protocol.as_deref());
         if wants_body && self.mode == Mode::Tag {
@@ -346,10 +391,13 @@ impl HttpFilter for ThreatScoreFilter {
         ops: &mut HeaderOps,
     ) -> Decision {
         let a = match state.headers_phase.take() {
+            #[cfg(not(feature = "bench-engine-off"))]
             Some(prior) => {
                 let request = self.request(req, Some(body), state.protocol.as_deref());
                 self.engine.inspect_body(&request, &prior)
             }
+            #[cfg(feature = "bench-engine-off")]
+            Some(_) => engine_off(),
             None => self.assess(req, Some(body), state.protocol.as_deref()),
         };
         self.apply(&a, req, state, ops)
@@ -490,6 +538,61 @@ mod tests {
 
         let (off, _) = filter(r#"{"limits": {"body_bytes": {"max": 0, "on_exceed": "pass"}}}"#);
         assert_eq!(headers(&off, &post).0, Decision::Continue);
+    }
+
+    /// `request.protocol` is read only where it can matter; everywhere else, every protocol
+    /// Envoy can name gives the same body decision and the same assessment as no protocol.
+    #[test]
+    fn the_protocol_is_read_only_where_it_can_change_the_answer() {
+        let (f, _) = filter("{}");
+        let methods = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"];
+        let body_headers: [&[(&str, &str)]; 6] = [
+            &[],
+            &[("content-length", "0")],
+            &[("content-length", "12")],
+            &[("transfer-encoding", "chunked")],
+            &[("content-type", "application/json")],
+            &[("content-type", "text/plain"), ("content-length", "12")],
+        ];
+        let mut read = 0;
+        for method in methods {
+            for extra in body_headers {
+                for path in ["/", "/a/b.php?x=1", "/search?q=1%27%20OR%20%271%27%3D%271"] {
+                    let mut b = RequestBuilder::new(method, path).header("host", "example.com");
+                    for (n, v) in extra {
+                        b = b.header(n, v);
+                    }
+                    let req = b.build();
+                    let seen = Seen::of(&req);
+                    if ThreatScoreFilter::protocol_matters(&req, &seen) {
+                        read += 1;
+                        continue;
+                    }
+                    let skipped = f.assess(&req, None, None);
+                    for p in ["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"] {
+                        let what = format!("{method} {path} {extra:?} {p}");
+                        assert_eq!(
+                            ThreatScoreFilter::may_have_body(&req, &seen, Some(p)),
+                            ThreatScoreFilter::may_have_body(&req, &seen, None),
+                            "{what}"
+                        );
+                        assert_eq!(f.assess(&req, None, Some(p)), skipped, "{what}");
+                        let body = BodyChunk {
+                            bytes: b"q=hello",
+                            truncated: false,
+                        };
+                        assert_eq!(
+                            f.assess(&req, Some(body), Some(p)),
+                            f.assess(&req, Some(body), None),
+                            "{what}"
+                        );
+                    }
+                }
+            }
+        }
+        // Read only without a length or chunking: for the 4 body-carrying methods, and for all 7
+        // with a Content-Type (3 paths each).
+        assert_eq!(read, 3 * (4 + 7), "{read}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! ```text
 //! host corpus RUNTIME MODULE.wasm CONFIG_JSON OUT.json FILE.jsonl...   per-row results as JSON
 //! host instructions MODULES_DIR OUT.json                              the instruction report
+//! host calls MODULES_DIR FILTER...                                    fuel and host calls per request kind
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -40,6 +41,20 @@ fn run() -> Result<()> {
             std::fs::write(&args[2], serde_json::to_vec_pretty(&report)?).with_context(|| format!("writing {}", args[2]))?;
             Ok(())
         }
-        _ => bail!("usage: host corpus RUNTIME MODULE.wasm CONFIG OUT.json FILE.jsonl... | host instructions MODULES_DIR OUT.json"),
+        Some("calls") if args.len() >= 3 => {
+            let root = envoy_harness::workspace_root();
+            for filter in &args[2..] {
+                let cost = wasm_host::instructions::measure(wasm_host::RuntimeKind::Wasmtime, &root, &PathBuf::from(&args[1]), filter)?;
+                println!("{filter}: mean {} Wasm instructions per request; per kind {:?}", cost.mean, cost.per_kind);
+                let calls = wasm_host::instructions::host_calls(&root, &PathBuf::from(&args[1]), filter)?;
+                for (kind, c) in calls {
+                    let total: f64 = c.values().sum();
+                    let list: Vec<String> = c.iter().map(|(n, v)| format!("{n} {v}")).collect();
+                    println!("{filter} {kind}: {total} calls: {}", list.join(", "));
+                }
+            }
+            Ok(())
+        }
+        _ => bail!("usage: host corpus RUNTIME MODULE.wasm CONFIG OUT.json FILE.jsonl... | host instructions MODULES_DIR OUT.json | host calls MODULES_DIR FILTER..."),
     }
 }

@@ -105,6 +105,8 @@ pub fn mix_requests() -> Vec<(String, Request)> {
 
 /// The benchmark configuration of `filter` (the suite's combined one for `suite`).
 pub fn config(root: &Path, modules_dir: &Path, filter: &str) -> anyhow::Result<String> {
+    // A measurement build (`threat-score-engine-off`, bench/README.md) runs its filter's config.
+    let filter = filter.strip_suffix("-engine-off").unwrap_or(filter);
     let inputs = Inputs {
         modules_dir: modules_dir.to_path_buf(),
         root: root.to_path_buf(),
@@ -227,4 +229,45 @@ pub fn regressions(committed: &Report, now: &Report) -> Vec<(String, u64, u64)> 
                 .then(|| (name.clone(), old, cost.mean))
         })
         .collect()
+}
+
+/// Host calls (imports, by name) per request of each kind of the mix, averaged over the
+/// requests of that kind, for `filter` with its benchmark configuration: what the filter asks
+/// of Envoy beyond its own instructions (header reads, properties, metrics, body reads,
+/// edits). `host calls MODULES_DIR FILTER...` prints it (`cargo run -p wasm-host --example
+/// host`).
+pub fn host_calls(
+    root: &Path,
+    modules_dir: &Path,
+    filter: &str,
+) -> anyhow::Result<BTreeMap<String, BTreeMap<String, f64>>> {
+    let wasm = std::fs::read(modules_dir.join(format!("{filter}.wasm")))
+        .with_context(|| format!("reading {filter}.wasm from {}", modules_dir.display()))?;
+    let plugin = Plugin::new(filter, config(root, modules_dir, filter)?);
+    let mut vm = Vm::start(RuntimeKind::Wasmtime, &wasm, &plugin)?;
+    let mut sums: BTreeMap<String, (BTreeMap<String, u64>, u64)> = BTreeMap::new();
+    for (kind, req) in &mix_requests() {
+        vm.advance(std::time::Duration::from_millis(1));
+        let before = vm.state_ref().call_counts.clone();
+        vm.http(req)
+            .with_context(|| format!("{filter}: {kind} request"))?;
+        let e = sums.entry(kind.clone()).or_default();
+        e.1 += 1;
+        for (name, n) in &vm.state_ref().call_counts {
+            let d = n - before.get(name).copied().unwrap_or(0);
+            if d > 0 {
+                *e.0.entry(name.clone()).or_default() += d;
+            }
+        }
+    }
+    Ok(sums
+        .into_iter()
+        .map(|(kind, (calls, n))| {
+            let avg = calls
+                .into_iter()
+                .map(|(c, v)| (c, v as f64 / n as f64))
+                .collect();
+            (kind, avg)
+        })
+        .collect())
 }
