@@ -398,7 +398,8 @@ impl DetectorKind {
                 paranoia >= 2
                     || (set.has(b'.') && letters)
                     || has("aced0005")
-                    || l.trim_start().starts_with("ro0ab")
+                    // Its bytes first: no Unicode whitespace walk for most values.
+                    || (set.has_all(b"ro0ab") && l.trim_start().starts_with("ro0ab"))
             }
             // `child_process`, `__proto__`, `class_eval` (an `_`), dotted paths
             // (`constructor.prototype`), metadata host names,

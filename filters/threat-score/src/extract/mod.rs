@@ -497,9 +497,11 @@ impl Gates {
             })
             .collect();
         // Detector `k` is bit `k` (`DetectorKind::bit`): count each list's length, then
-        // place every value in the lists of its bits.
+        // place every value in the lists of its bits. The request-level detectors read every
+        // value ungated (`DetectorKind::run`): they get no list ([`Gates::of`]), and their
+        // three bits, set in every mask, are not walked twice per value.
         let bits = |m: u16| {
-            let mut m = m;
+            let mut m = m & !REQUEST_LEVEL;
             std::iter::from_fn(move || {
                 let k = m.trailing_zeros() as usize;
                 m &= m.wrapping_sub(1);
@@ -535,15 +537,23 @@ impl Gates {
         }
     }
 
-    /// The indexes of the values `kind` reads.
-    fn of(&self, kind: DetectorKind) -> &[u32] {
+    /// The indexes of the values `kind` reads; `None` for a request-level detector (it reads
+    /// every value: no list is kept for it).
+    fn of(&self, kind: DetectorKind) -> Option<&[u32]> {
+        if kind.bit() & REQUEST_LEVEL != 0 {
+            return None;
+        }
         let k = kind as usize;
-        match (self.start.get(k), self.start.get(k + 1)) {
+        Some(match (self.start.get(k), self.start.get(k + 1)) {
             (Some(&a), Some(&e)) => self.index.get(a as usize..e as usize).unwrap_or_default(),
             _ => &[],
-        }
+        })
     }
 }
+
+/// The request-level detectors' bits: they read every value, gated or not.
+const REQUEST_LEVEL: u16 =
+    DetectorKind::Protocol.bit() | DetectorKind::Scanner.bit() | DetectorKind::Session.bit();
 
 /// Longest piece of one value an injection detector reads at once ([`Prepared::windowed`]).
 pub const WINDOW: usize = 4096;
@@ -675,7 +685,7 @@ impl<'r> Prepared<'r> {
         let list = gate.and_then(|(kind, paranoia)| {
             let g = self.gates.get().filter(|g| g.paranoia == paranoia)?;
             Some(
-                g.of(kind)
+                g.of(kind)?
                     .iter()
                     .filter_map(|&i| self.inputs.get(i as usize)),
             )
@@ -899,7 +909,7 @@ impl<'r> Builder<'_, '_, 'r> {
     fn form(&mut self, data: &'r [u8]) {
         // Room for every pair's name and value (within the `args` limit) at once: growing
         // the inputs one doubling at a time copies them all again each time.
-        let pairs = data.iter().filter(|&&c| c == b'&').count() + 1;
+        let pairs = count_byte(data, b'&') + 1;
         let room = pairs.min(self.cfg.limits.args.max as usize + 1);
         self.inputs.reserve(2 * room);
         // Asked of the whole string once instead of each name and value: an escape's bytes
@@ -915,17 +925,7 @@ impl<'r> Builder<'_, '_, 'r> {
                 .map_or(Raw::Request(piece), Raw::RequestStr),
             None => Raw::Request(piece),
         };
-        for pair in data.split(|&b| b == b'&') {
-            if pair.is_empty() {
-                continue;
-            }
-            let (name, value) = match pair.iter().position(|&b| b == b'=') {
-                Some(eq) => (
-                    pair.get(..eq).unwrap_or_default(),
-                    pair.get(eq + 1..).unwrap_or_default(),
-                ),
-                None => (pair, &b""[..]),
-            };
+        for (name, value) in pairs_of(data) {
             self.arg(raw(name), raw(value), true);
         }
         self.flags.invalid_percent |= percent_bad;
@@ -949,10 +949,54 @@ impl<'r> Builder<'_, '_, 'r> {
     }
 }
 
+/// The `(name, value)` pairs of an urlencoded string: its non-empty `&`-separated pieces,
+/// each cut at its first `=` (no `=`: the whole piece is the name, the value empty). Each
+/// separator is found eight bytes per step ([`crate::detect::find_byte`]) instead of a byte
+/// loop per piece (a form body is read here once, by every request that has one).
+fn pairs_of(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest = Some(data);
+    std::iter::from_fn(move || loop {
+        let r = rest?;
+        let (pair, next) = match crate::detect::find_byte(r, b'&') {
+            Some(at) => (r.get(..at).unwrap_or_default(), r.get(at + 1..)),
+            None => (r, None),
+        };
+        rest = next;
+        if pair.is_empty() {
+            continue;
+        }
+        return Some(match crate::detect::find_byte(pair, b'=') {
+            Some(eq) => (
+                pair.get(..eq).unwrap_or_default(),
+                pair.get(eq + 1..).unwrap_or_default(),
+            ),
+            None => (pair, &b""[..]),
+        });
+    })
+}
+
+/// How many times `c` occurs in `b`, eight bytes per step (SWAR; the zero-byte test is exact:
+/// the low seven bits are added within their byte, so no borrow reaches the next byte).
+fn count_byte(b: &[u8], c: u8) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let pattern = LO.wrapping_mul(u64::from(c));
+    let mut chunks = b.chunks_exact(8);
+    let mut n = 0usize;
+    for chunk in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w) ^ pattern;
+        n += (!(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)).count_ones() as usize;
+    }
+    n + chunks.remainder().iter().filter(|&&x| x == c).count()
+}
+
 /// Whether `b` holds a `%` that does not start a valid `%XX` (or `%uXXXX`) escape.
 pub fn has_bad_percent(b: &[u8]) -> bool {
     let mut i = 0;
-    while let Some(pos) = b.get(i..).and_then(|s| s.iter().position(|&c| c == b'%')) {
+    // Each `%` found eight bytes per step: most strings hold none.
+    while let Some(pos) = b.get(i..).and_then(|s| crate::detect::find_byte(s, b'%')) {
         let at = i + pos;
         let h = |k: usize| b.get(at + k).is_some_and(u8::is_ascii_hexdigit);
         let ok = (h(1) && h(2))
@@ -1543,6 +1587,58 @@ mod tests {
             assert!(s.is_char_boundary(b0) && s.is_char_boundary(a1));
         }
         assert_eq!(windows("short", 4096, 512), vec![(0, 5)]);
+    }
+
+    /// The SWAR splitter, counter and `%` search against the byte loops they replaced, on
+    /// generated strings over the bytes that matter (every alignment of every separator).
+    #[test]
+    fn form_pieces_match_the_byte_loops() {
+        let reference_pairs = |data: &[u8]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            data.split(|&b| b == b'&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| match pair.iter().position(|&b| b == b'=') {
+                    Some(eq) => (pair[..eq].to_vec(), pair[eq + 1..].to_vec()),
+                    None => (pair.to_vec(), Vec::new()),
+                })
+                .collect()
+        };
+        let reference_bad = |b: &[u8]| {
+            let mut i = 0;
+            while let Some(pos) = b.get(i..).and_then(|s| s.iter().position(|&c| c == b'%')) {
+                let at = i + pos;
+                let h = |k: usize| b.get(at + k).is_some_and(u8::is_ascii_hexdigit);
+                let ok = (h(1) && h(2))
+                    || (matches!(b.get(at + 1), Some(b'u' | b'U')) && h(2) && h(3) && h(4) && h(5));
+                if !ok {
+                    return true;
+                }
+                i = at + 1;
+            }
+            false
+        };
+        let alphabet = b"&=%a0uF+\x80&&==";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for n in 0..60_000usize {
+            let len = n % 41;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed >> 11) as usize % alphabet.len()]
+                })
+                .collect();
+            let ours: Vec<(Vec<u8>, Vec<u8>)> = pairs_of(&data)
+                .map(|(a, b)| (a.to_vec(), b.to_vec()))
+                .collect();
+            assert_eq!(ours, reference_pairs(&data), "{data:?}");
+            assert_eq!(
+                count_byte(&data, b'&'),
+                data.iter().filter(|&&c| c == b'&').count(),
+                "{data:?}"
+            );
+            assert_eq!(has_bad_percent(&data), reference_bad(&data), "{data:?}");
+        }
     }
 
     #[test]
