@@ -226,7 +226,7 @@ pub(crate) fn base64_marker(v: &str) -> bool {
             }
         }
     }
-    if !MARKER_NEEDS.iter().any(|&need| seen & need == need) {
+    if !MARKER_NEEDS.iter().any(|&need| need & !seen == 0) {
         return false;
     }
     let decoded = decode_base64(t);

@@ -612,7 +612,7 @@ mod tests {
                     seed ^= seed << 17;
                     // Mostly plain letters, so stops land at every offset.
                     let k = (seed >> 11) as usize;
-                    if k % 4 == 0 {
+                    if k.is_multiple_of(4) {
                         alphabet[k / 4 % alphabet.len()]
                     } else {
                         b'a' + (k % 26) as u8

@@ -746,6 +746,8 @@ struct Builder<'c, 'x, 'r> {
     flags: Flags,
     limit_hits: Vec<LimitKind>,
     arg_count: usize,
+    /// The body being split, and where its lowercase copy goes ([`Builder::shared_lower`]).
+    lower_body: Option<(&'r [u8], &'r OnceCell<String>)>,
 }
 
 /// What [`Builder::undo`] returns to: the builder's state before a body was walked.
@@ -876,10 +878,32 @@ impl<'r> Builder<'_, '_, 'r> {
             }
         };
         let place = Place::new(source, name);
-        self.inputs.push(match text_bytes {
-            Some(bytes) => Input::with_value_bytes(place, raw, text, bytes, excluded),
-            None => Input::new(place, raw, text, excluded),
+        let shared = text_bytes.and_then(|bytes| Some((self.shared_lower(&text, &bytes)?, bytes)));
+        self.inputs.push(match (shared, text_bytes) {
+            (Some((lower, bytes)), _) => {
+                Input::with_lower(place, raw, text, lower, bytes.ascii_lowercased(), excluded)
+            }
+            (None, Some(bytes)) => Input::with_value_bytes(place, raw, text, bytes, excluded),
+            (None, None) => Input::new(place, raw, text, excluded),
         });
+    }
+
+    /// The lowercase form of `text` (whose bytes are `bytes`) as a slice of the body's
+    /// lowercase copy, when `text` has a capital and is a slice of the body being split: the
+    /// body is lowercased once, on the first such value, instead of one copy per value
+    /// (ASCII lowercasing keeps every byte offset, so the slice at the value's offsets is the
+    /// value lowercased). `None`: the value has no capital (it is its own lowercase form), is
+    /// not part of the body (decoded), or the body is not UTF-8; [`Input::with_value_bytes`]
+    /// then decides as before.
+    fn shared_lower(&self, text: &Text<'r>, bytes: &ByteSet) -> Option<Text<'r>> {
+        let (body, cell) = self.lower_body?;
+        if !bytes.intersects(&ByteSet::ASCII_UPPERCASE) {
+            return None;
+        }
+        let (a, e) = within(body, text.as_bytes())?;
+        let lowered =
+            cell.get_or_init(|| String::from_utf8(body.to_ascii_lowercase()).unwrap_or_default());
+        lowered.get(a..e).map(Text::from)
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
@@ -1078,16 +1102,22 @@ pub(crate) fn prepare<'r>(
     request_excluded: CategorySet,
 ) -> Prepared<'r> {
     let headers = HeaderTable::new(&cfg.headers);
-    prepare_with(req, cfg, &headers, excl, request_excluded)
+    prepare_with(req, cfg, &headers, excl, request_excluded, None)
 }
 
 /// [`prepare`] with the configuration's [`HeaderTable`] built already (by the engine).
+///
+/// `lower_body`: where the body's lowercase copy may go, so that the values cut from the
+/// body share it instead of each getting a lowercase copy of its own (`None`: each value
+/// with a capital is copied). The inputs are the same either way (test
+/// `shared_lowercase_body_gives_the_same_inputs`).
 pub(crate) fn prepare_with<'r>(
     req: Request<'r>,
     cfg: &Config,
     header_table: &HeaderTable,
     excl: &dyn ExclusionLookup,
     request_excluded: CategorySet,
+    lower_body: Option<&'r OnceCell<String>>,
 ) -> Prepared<'r> {
     let method = req.effective_method();
     let uri = req.effective_uri();
@@ -1102,6 +1132,7 @@ pub(crate) fn prepare_with<'r>(
         flags: Flags::default(),
         limit_hits: Vec::new(),
         arg_count: 0,
+        lower_body: None,
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
     let path = b.text(Raw::RequestStr(path_raw), false);
@@ -1177,6 +1208,7 @@ pub(crate) fn prepare_with<'r>(
         if req.body_truncated {
             b.hit(LimitKind::BodySize);
         }
+        b.lower_body = lower_body.map(|cell| (body, cell));
         let mt = media_type.as_deref().unwrap_or("");
         body_kind = if mt.is_empty() || mt == "application/x-www-form-urlencoded" {
             BodyKind::Form
@@ -1570,6 +1602,57 @@ mod tests {
                     .map(|i| i as *const _)
                     .collect();
                 assert_eq!(listed, expected, "{kind:?} PL{paranoia}");
+            }
+        }
+    }
+
+    /// The body's values lowercased as slices of one lowercase copy of the body are the
+    /// inputs each value's own copy gives: same texts, byte sets, shapes, in the same order,
+    /// for JSON and form bodies with and without capitals, escapes, `+`, non-ASCII,
+    /// malformed JSON (one whole-body value) and a body that is not UTF-8.
+    #[test]
+    fn shared_lowercase_body_gives_the_same_inputs() {
+        let bodies: &[(&str, &[u8])] = &[
+            (
+                "application/json",
+                br#"{"Customer":"User-01","items":[{"sku":"SKU-1","name":"Item One"},{"n":10.5}],"note":"aAb"}"#,
+            ),
+            ("application/json", br#"{"a":"x","b":["Y","z"]}"#),
+            ("application/json", br#"{"a":"no capitals at all"}"#),
+            ("application/json", br#"{"A":"\u00e9T\u00c9","B":"\u00c9t\u00e9 \u00c9T\u00c9"}"#),
+            ("application/json", "{\"A\":\"\u{e9}T\u{c9}\",\"B\":\"\u{c9}t\u{e9}\"}".as_bytes()),
+            ("application/json", br#"{"Broken": "VALUE""#),
+            ("application/x-www-form-urlencoded", b"User=Bob&q=Blue+Shoes&X=%41b&Y=caf\xc3\xa9&Z=Caf\xc3\x89"),
+            ("application/x-www-form-urlencoded", b"a=b&c=d"),
+            ("application/x-www-form-urlencoded", b"A=\xff\xfe&B=Plain"),
+            ("text/plain", b"Some TEXT body"),
+            ("application/xml", b"<A>Text</A>"),
+        ];
+        let cfg = Config::default();
+        let table = HeaderTable::new(&cfg.headers);
+        for (ct, body) in bodies {
+            let h = hdrs(&[("content-type", ct), ("user-agent", "Mozilla/5.0 (X11)")]);
+            let req = Request::new("POST", "/P?Q=V&r=s")
+                .with_headers(&h)
+                .with_body(body);
+            let own = prepare_with(req, &cfg, &table, &NoExcl, CategorySet::EMPTY, None);
+            let cell = OnceCell::new();
+            let shared = prepare_with(req, &cfg, &table, &NoExcl, CategorySet::EMPTY, Some(&cell));
+            assert_eq!(
+                own.inputs,
+                shared.inputs,
+                "{ct} {:?}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(own.flags, shared.flags);
+            // The capital test the gates use (`lower` is not `value` itself) still holds.
+            for (o, s) in own.inputs.iter().zip(&shared.inputs) {
+                assert_eq!(
+                    o.lower.as_ptr() != o.value.as_ptr(),
+                    s.lower.as_ptr() != s.value.as_ptr(),
+                    "{:?}",
+                    o.value
+                );
             }
         }
     }
