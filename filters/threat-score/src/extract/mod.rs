@@ -902,7 +902,7 @@ impl<'r> Builder<'_, '_, 'r> {
         }
         let (a, e) = within(body, text.as_bytes())?;
         let lowered =
-            cell.get_or_init(|| String::from_utf8(body.to_ascii_lowercase()).unwrap_or_default());
+            cell.get_or_init(|| String::from_utf8(ascii_lowercase(body)).unwrap_or_default());
         lowered.get(a..e).map(Text::from)
     }
 
@@ -997,6 +997,30 @@ fn pairs_of(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
             None => (pair, &b""[..]),
         });
     })
+}
+
+/// `b.to_ascii_lowercase()`, eight bytes per step (SWAR): a copy, then each word's `A-Z`
+/// bytes get their `0x20` bit (the tests compare the byte `b >= 'A'` and `b > 'Z'` on the
+/// low seven bits, within each byte, and leave bytes from 0x80 alone).
+fn ascii_lowercase(b: &[u8]) -> Vec<u8> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let mut out = b.to_vec();
+    let mut chunks = out.chunks_exact_mut(8);
+    for chunk in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let low = x & LOW7;
+        // High bit set where the low seven bits are >= 'A', and where they are > 'Z'.
+        let ge_a = low.wrapping_add(LO.wrapping_mul(0x80 - u64::from(b'A')));
+        let gt_z = low.wrapping_add(LO.wrapping_mul(0x80 - u64::from(b'Z') - 1));
+        let upper = ge_a & !gt_z & !x & HI;
+        chunk.copy_from_slice(&(x | (upper >> 2)).to_le_bytes());
+    }
+    chunks.into_remainder().make_ascii_lowercase();
+    out
 }
 
 /// How many times `c` occurs in `b`, eight bytes per step (SWAR; the zero-byte test is exact:
@@ -1249,6 +1273,13 @@ pub(crate) fn prepare_with<'r>(
                 // without validating it again.
                 let body_str = std::str::from_utf8(body).ok();
                 b.inputs.reserve(body.len() / 8);
+                // Member names repeat (every object of an array has the same ones): a name
+                // read from the body as text, like one of the last few, is that name's input
+                // again (the same text through the same steps gives the same input, and the
+                // exclusions depend on the name alone), cloned instead of rebuilt.
+                const RECENT_KEYS: usize = 4;
+                let mut recent_keys = [usize::MAX; RECENT_KEYS];
+                let mut next_key = 0usize;
                 let walked = json::walk(body, depth, &mut |item| {
                     if item.counts_as_arg {
                         values += 1;
@@ -1260,6 +1291,20 @@ pub(crate) fn prepare_with<'r>(
                     let Some(text) = item.text else {
                         return true;
                     };
+                    let borrowed_key = item.is_key
+                        && body_str.is_some()
+                        && within(body, text.as_bytes()).is_some();
+                    if borrowed_key {
+                        let again = recent_keys.iter().find_map(|&k| {
+                            b.inputs.get(k).filter(|i| {
+                                i.location.source == Source::ArgName && i.raw.as_str() == text
+                            })
+                        });
+                        if let Some(input) = again.cloned() {
+                            b.inputs.push(input);
+                            return true;
+                        }
+                    }
                     let excluded = excl.for_arg(item.key);
                     let source = if item.is_key {
                         Source::ArgName
@@ -1281,6 +1326,12 @@ pub(crate) fn prepare_with<'r>(
                     }
                     .unwrap_or_else(|| Text::from(item.key.to_string()));
                     b.push(source, key, raw, false, excluded);
+                    if borrowed_key {
+                        if let Some(slot) = recent_keys.get_mut(next_key % RECENT_KEYS) {
+                            *slot = b.inputs.len() - 1;
+                        }
+                        next_key += 1;
+                    }
                     true
                 });
                 match walked {
@@ -1657,6 +1708,45 @@ mod tests {
         }
     }
 
+    /// Inputs reused for repeated JSON member names (and lowercase forms shared with the
+    /// body) are what `Input::new` computes from their texts, and a repeated name is its own
+    /// input each time, in document order: keys with escapes, with capitals, percent signs,
+    /// look-alikes that differ by one byte, and names that repeat past the cache.
+    #[test]
+    fn repeated_json_names_are_their_own_inputs() {
+        let body = br#"{"a":[{"sku":"X","Name":"Y","p%41":"1","kA":2,"sku2":3},
+            {"sku":"x2","Name":"y2","p%41":"2","kA":3,"sku2":4,"sk":5,"n1":1,"n2":2,"n3":3},
+            {"sku":"x3","Name":"y3","p%41":"3","kA":4,"sku2":5}]}"#;
+        let h = hdrs(&[("content-type", "application/json")]);
+        let req = Request::new("POST", "/").with_headers(&h).with_body(body);
+        let cfg = Config::default();
+        let table = HeaderTable::new(&cfg.headers);
+        let cell = OnceCell::new();
+        let p = prepare_with(req, &cfg, &table, &NoExcl, CategorySet::EMPTY, Some(&cell));
+        let names: Vec<&str> = p
+            .inputs
+            .iter()
+            .filter(|i| i.location.source == Source::ArgName)
+            .map(|i| i.raw.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "a", "sku", "Name", "p%41", "kA", "sku2", "sku", "Name", "p%41", "kA", "sku2",
+                "sk", "n1", "n2", "n3", "sku", "Name", "p%41", "kA", "sku2"
+            ]
+        );
+        for i in &p.inputs {
+            let fresh = Input::new(
+                i.location.clone(),
+                i.raw.clone(),
+                i.value.clone(),
+                i.excluded,
+            );
+            assert_eq!(*i, fresh, "{:?}", i.raw);
+        }
+    }
+
     #[test]
     fn windows_cover_everything_and_overlap() {
         let s = "é".repeat(5000) + &"a".repeat(3001);
@@ -1670,6 +1760,22 @@ mod tests {
             assert!(s.is_char_boundary(b0) && s.is_char_boundary(a1));
         }
         assert_eq!(windows("short", 4096, 512), vec![(0, 5)]);
+    }
+
+    /// The SWAR lowercasing is `to_ascii_lowercase`, for every byte value at every offset.
+    #[test]
+    fn ascii_lowercase_matches_std() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        for start in 0..9 {
+            for len in [0, 1, 7, 8, 9, 16, 100, 247] {
+                let b = all
+                    .get(start..(start + len).min(all.len()))
+                    .unwrap_or_default();
+                assert_eq!(ascii_lowercase(b), b.to_ascii_lowercase(), "{start} {len}");
+            }
+        }
+        let text = "Item Number 3 FOR Order \u{c9}t\u{e9} @[`{ AZaz".as_bytes();
+        assert_eq!(ascii_lowercase(text), text.to_ascii_lowercase());
     }
 
     /// The SWAR splitter, counter and `%` search against the byte loops they replaced, on
