@@ -676,7 +676,7 @@ pub fn windows(s: &str, window: usize, overlap: usize) -> Vec<(usize, usize)> {
 impl<'r> Prepared<'r> {
     /// Inputs whose source is one of `sources` (while a detector runs: those whose shape it
     /// admits, see [`crate::detect::gate`]).
-    pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> impl Iterator<Item = &'s Input<'r>> {
+    pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> InputsFrom<'s, 'r> {
         let gate = self.gate.get();
         // The sources as one bit each (a test per value instead of a search of the list).
         let wanted = sources.iter().fold(0u16, |m, &s| m | (1 << (s as u16)));
@@ -684,21 +684,15 @@ impl<'r> Prepared<'r> {
         // or (never in the engine) gated at another level than the lists were built at.
         let list = gate.and_then(|(kind, paranoia)| {
             let g = self.gates.get().filter(|g| g.paranoia == paranoia)?;
-            Some(
-                g.of(kind)?
-                    .iter()
-                    .filter_map(|&i| self.inputs.get(i as usize)),
-            )
+            g.of(kind)
         });
-        let all = list.is_none().then(|| {
-            self.inputs
-                .iter()
-                .filter(move |i| gate.is_none_or(|(kind, paranoia)| kind.admits(i, paranoia)))
-        });
-        list.into_iter()
-            .flatten()
-            .chain(all.into_iter().flatten())
-            .filter(move |i| wanted & (1 << (i.location.source as u16)) != 0)
+        InputsFrom {
+            inputs: &self.inputs,
+            list: list.map(<[u32]>::iter),
+            admits: if list.is_none() { gate } else { None },
+            at: 0,
+            wanted,
+        }
     }
 
     /// Builds the detectors' lists of admitted values at `paranoia` ([`Gates`]), once; a
@@ -708,6 +702,49 @@ impl<'r> Prepared<'r> {
         let _ = self
             .gates
             .get_or_init(|| Gates::new(&self.inputs, paranoia));
+    }
+}
+
+/// The values a detector reads ([`Prepared::inputs_from`]): the running detector's list of
+/// admitted values, or every value (ungated, or a gate asked per value), of the wanted
+/// sources, in order. One loop with the tests inline, not a chain of adapters: every
+/// detector walks its values through this on every request.
+#[derive(Debug, Clone)]
+pub struct InputsFrom<'s, 'r> {
+    inputs: &'s [Input<'r>],
+    /// The detector's list (indexes into `inputs`), when it has one.
+    list: Option<std::slice::Iter<'s, u32>>,
+    /// Without a list: the gate to ask of each value (`None`: every value).
+    admits: Option<(DetectorKind, u8)>,
+    /// Without a list: the next value of `inputs` to look at.
+    at: usize,
+    /// The wanted sources, one bit each.
+    wanted: u16,
+}
+
+impl<'s, 'r> Iterator for InputsFrom<'s, 'r> {
+    type Item = &'s Input<'r>;
+
+    fn next(&mut self) -> Option<&'s Input<'r>> {
+        let wanted = self.wanted;
+        let wants = |i: &Input<'_>| wanted & (1 << (i.location.source as u16)) != 0;
+        if let Some(list) = &mut self.list {
+            return list
+                .by_ref()
+                .filter_map(|&k| self.inputs.get(k as usize))
+                .find(|i| wants(i));
+        }
+        while let Some(input) = self.inputs.get(self.at) {
+            self.at += 1;
+            if wants(input)
+                && self
+                    .admits
+                    .is_none_or(|(kind, paranoia)| kind.admits(input, paranoia))
+            {
+                return Some(input);
+            }
+        }
+        None
     }
 }
 
@@ -1653,7 +1690,38 @@ mod tests {
                     .map(|i| i as *const _)
                     .collect();
                 assert_eq!(listed, expected, "{kind:?} PL{paranoia}");
+                // Gated at another level than the lists: each value's gate is asked.
+                let other = paranoia % 4 + 1;
+                p.gate.set(Some((kind, other)));
+                let asked: Vec<*const Input<'_>> = p
+                    .inputs_from(&[Source::Arg, Source::Header])
+                    .map(|i| i as *const _)
+                    .collect();
+                p.gate.set(None);
+                let expected: Vec<*const Input<'_>> = p
+                    .inputs
+                    .iter()
+                    .filter(|i| matches!(i.location.source, Source::Arg | Source::Header))
+                    .filter(|i| kind.admits(i, other))
+                    .map(|i| i as *const _)
+                    .collect();
+                assert_eq!(
+                    asked, expected,
+                    "{kind:?} PL{other} with lists at PL{paranoia}"
+                );
             }
+            // Ungated: every value of the wanted sources, in order.
+            let all: Vec<*const Input<'_>> = p
+                .inputs_from(&[Source::ArgName, Source::Path])
+                .map(|i| i as *const _)
+                .collect();
+            let expected: Vec<*const Input<'_>> = p
+                .inputs
+                .iter()
+                .filter(|i| matches!(i.location.source, Source::ArgName | Source::Path))
+                .map(|i| i as *const _)
+                .collect();
+            assert_eq!(all, expected);
         }
     }
 
