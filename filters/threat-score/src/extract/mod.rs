@@ -1317,7 +1317,7 @@ pub(crate) fn prepare_with<'r>(
                 const RECENT_KEYS: usize = 4;
                 let mut recent_keys = [usize::MAX; RECENT_KEYS];
                 let mut next_key = 0usize;
-                let walked = json::walk(body, depth, &mut |item| {
+                let mut visit = |item: json::Item<'_>| {
                     if item.counts_as_arg {
                         values += 1;
                         if values > max_values {
@@ -1370,7 +1370,12 @@ pub(crate) fn prepare_with<'r>(
                         next_key += 1;
                     }
                     true
-                });
+                };
+                // The body was validated above: the walk does not validate it again.
+                let walked = match body_str {
+                    Some(text) => json::walk_utf8(text, depth, &mut visit),
+                    None => json::walk(body, depth, &mut visit),
+                };
                 match walked {
                     Ok(truncated) => {
                         if truncated {
