@@ -7,6 +7,7 @@ use crate::detect::{Ctx, DetectorKind, Findings};
 use crate::extract::{prepare_with, ExclusionLookup, HeaderTable, Prepared};
 use crate::model::{Assessment, Category, CategorySet, Detection, LimitKind, Verdict};
 use crate::request::Request;
+use std::cell::OnceCell;
 
 /// A validated configuration, ready to inspect requests.
 #[derive(Debug, Clone)]
@@ -63,7 +64,8 @@ impl Engine {
 
     /// Scores `req` and decides. Never panics; work is bounded by the configured limits.
     pub fn inspect(&self, req: &Request<'_>) -> Assessment {
-        let prepared = self.prepare(req);
+        let lowered = OnceCell::new();
+        let prepared = self.prepare_in(req, &lowered);
         // Injection detectors read long values in windows (linear time by construction, see
         // `Prepared::windowed`); the protocol checks read whole values (they are linear).
         let windowed = prepared.windowed();
@@ -100,7 +102,8 @@ impl Engine {
     /// phases (each rule counts once), so a request is inspected once, not twice. Used by the
     /// glue in `tag` mode, where the headers must be tagged before the body is seen.
     pub fn inspect_body(&self, req: &Request<'_>, headers_phase: &Assessment) -> Assessment {
-        let prepared = self.prepare(req);
+        let lowered = OnceCell::new();
+        let prepared = self.prepare_in(req, &lowered);
         let mut findings = self.findings(&prepared);
         // The protocol checks run again on the whole request below: keep only the headers
         // phase's injection findings.
@@ -139,6 +142,21 @@ impl Engine {
     /// Decodes `req` into the inputs the detectors scan. Public so tools can time the stages
     /// separately ([`Engine::run_detector`]); the glue only needs [`Engine::inspect`].
     pub fn prepare<'r>(&self, req: &Request<'r>) -> Prepared<'r> {
+        self.prepare_with_lowered(req, None)
+    }
+
+    /// [`Engine::prepare`] with the body's values sharing one lowercase copy of the body,
+    /// kept in `lowered` (the same inputs; one copy per request instead of one per value
+    /// with a capital).
+    fn prepare_in<'r>(&self, req: &Request<'r>, lowered: &'r OnceCell<String>) -> Prepared<'r> {
+        self.prepare_with_lowered(req, Some(lowered))
+    }
+
+    fn prepare_with_lowered<'r>(
+        &self,
+        req: &Request<'r>,
+        lowered: Option<&'r OnceCell<String>>,
+    ) -> Prepared<'r> {
         let path = req.effective_uri();
         let active = ActiveExclusions {
             list: self
@@ -155,7 +173,14 @@ impl Engine {
             .fold(CategorySet::EMPTY, |acc, e| {
                 categories_of(e).iter().fold(acc, CategorySet::with)
             });
-        prepare_with(*req, &self.cfg, &self.headers, &active, request_excluded)
+        prepare_with(
+            *req,
+            &self.cfg,
+            &self.headers,
+            &active,
+            request_excluded,
+            lowered,
+        )
     }
 
     /// Runs one detector over a prepared request and returns what it found (after paranoia

@@ -198,16 +198,51 @@ fn process_api_call(l: &str) -> bool {
 
 /// Base64 values that decode to a Node serialization marker (`_$$ND_FUNC$$_`).
 pub(crate) fn base64_marker(v: &str) -> bool {
-    let t = v.trim();
+    // `trim` is the identity when both ends are ASCII and not whitespace (most tokens): no
+    // Unicode whitespace walk from each end then.
+    let plain_end =
+        |c: Option<&u8>| c.is_some_and(|&c| c.is_ascii() && !char::from(c).is_whitespace());
+    let b = v.as_bytes();
+    let t = if plain_end(b.first()) && plain_end(b.last()) {
+        v
+    } else {
+        v.trim()
+    };
     if t.len() < 12 || t.len() > 8192 {
         return false;
     }
-    // Every marker below holds a `(` or an `_`: without one in the decoded bytes, nothing is
-    // built. This runs on every long token of the request (through the gate), so the
-    // alphabet check and that test are one pass over one table ([`each_base64_byte`]'s
-    // decoding: `=` skipped, standard and URL alphabets).
-    let (mut acc, mut bits, mut marker_byte) = (0u32, 0u32, false);
-    for &c in t.as_bytes() {
+    // Every marker below needs all the bytes of one of [`MARKER_NEEDS`] in the decoded text
+    // (lowercased): without them, nothing is built (no decoded copy, no lowercase copy).
+    // This runs on every long token of the request (through the gate), so the alphabet check
+    // and that test are one pass over one table ([`each_base64_byte`]'s decoding: `=`
+    // skipped, standard and URL alphabets).
+    let (mut acc, mut bits, mut seen) = (0u32, 0u32, 0u32);
+    // Four digits at a time while no `=` or other byte interrupts them: each group is three
+    // whole bytes (the per-digit loop below is back at no pending bits after every fourth
+    // digit, so it resumes exactly there).
+    let b = t.as_bytes();
+    let mut done = 0;
+    for g in b.chunks_exact(4) {
+        let d = |i: usize| {
+            let c = g.get(i).copied().unwrap_or(b'=');
+            u32::from(BASE64.get(usize::from(c)).copied().unwrap_or(INVALID))
+        };
+        let (a, b, c, e) = (d(0), d(1), d(2), d(3));
+        // A digit is below 64; `=` and bytes outside the alphabet are not.
+        if (a | b | c | e) >= 64 {
+            break;
+        }
+        let n = (a << 18) | (b << 12) | (c << 6) | e;
+        let bit = |byte: u32| {
+            MARKER_BITS
+                .get((byte & 0xFF) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        seen |= bit(n >> 16) | bit(n >> 8) | bit(n);
+        done += 4;
+    }
+    for &c in b.get(done..).unwrap_or_default() {
         match BASE64.get(usize::from(c)).copied().unwrap_or(INVALID) {
             INVALID => return false,
             PAD => {}
@@ -217,12 +252,12 @@ pub(crate) fn base64_marker(v: &str) -> bool {
                 if bits >= 8 {
                     bits -= 8;
                     let byte = (acc >> bits) & 0xFF;
-                    marker_byte |= byte == u32::from(b'(') || byte == u32::from(b'_');
+                    seen |= MARKER_BITS.get(byte as usize).copied().unwrap_or(0);
                 }
             }
         }
     }
-    if !marker_byte {
+    if !MARKER_NEEDS.iter().any(|&need| need & !seen == 0) {
         return false;
     }
     let decoded = decode_base64(t);
@@ -233,6 +268,46 @@ pub(crate) fn base64_marker(v: &str) -> bool {
         || s.has_lit("child_process")
         || endless_loop(&s)
 }
+
+/// The bytes the markers of [`base64_marker`] are made of, one bit each (a capital letter
+/// has its lowercase letter's bit: the markers are matched on the lowercased text).
+const MARKER_CHARS: &[u8] = b"d_func$reqi(hlpos;)w";
+
+/// Each byte's bit in [`MARKER_CHARS`] (0 for the other bytes).
+const MARKER_BITS: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < MARKER_CHARS.len() {
+        let c = MARKER_CHARS[i];
+        t[c as usize] = 1 << i;
+        if c.is_ascii_lowercase() {
+            t[c.to_ascii_uppercase() as usize] = 1 << i;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The bits of `needle`'s bytes in [`MARKER_BITS`].
+const fn marker_need(needle: &[u8]) -> u32 {
+    let mut m = 0;
+    let mut i = 0;
+    while i < needle.len() {
+        m |= MARKER_BITS[needle[i] as usize];
+        i += 1;
+    }
+    m
+}
+
+/// What each marker of [`base64_marker`] needs in the decoded text, whitespace aside:
+/// `d_func$$_`, `require(`, `child_process`, and [`endless_loop`]'s `for(;;)` and `while(`.
+const MARKER_NEEDS: [u32; 5] = [
+    marker_need(b"d_func$$_"),
+    marker_need(b"require("),
+    marker_need(b"child_process"),
+    marker_need(b"for(;;)"),
+    marker_need(b"while("),
+];
 
 /// [`BASE64`]: not in the alphabet.
 const INVALID: u8 = 0xFF;
@@ -1028,10 +1103,50 @@ mod tests {
             "\u{a0}XyQkTkRfRlVOQyQkXwo=",
             "XyQkTkRfRlVOQyQkXwo=\u{e9}",
             "XyQkTkRf.RlVOQyQkXwo=",
+            "XyQkTkRfRlVOQyQkXwo=\u{b}",
+            "\u{b}XyQkTkRfRlVOQyQkXwo=\u{85}",
+            "\tcmVxdWlyZSgnY2hpbGRfcHJvY2VzcycpIA==\r\n",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // Every marker encoded, in capitals, spaced, and cut by one byte (the screen of the
+        // decoded bytes must let each through, and may reject the cut ones).
+        let b64 = |b: &[u8]| {
+            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut out = String::new();
+            for chunk in b.chunks(3) {
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |n, (i, &c)| n | u32::from(c) << (16 - 8 * i));
+                for k in 0..=chunk.len() {
+                    out.push(char::from(A[(n >> (18 - 6 * k) & 63) as usize]));
+                }
+            }
+            out
+        };
+        for marker in [
+            "_$$ND_FUNC$$_function(){}",
+            "_$$\\u004eD_FUNC$$_",
+            "var x = require('child_process')",
+            "REQUIRE('fs')",
+            "CHILD_PROCESS.exec",
+            "for (;;) {}",
+            "FOR(;;){}",
+            "while ( true ) {}",
+            "WHILE(1){}",
+            "while(!0)",
+            "while\u{a0}(true)",
+        ] {
+            for text in [marker.to_string(), format!("xx {marker} yy")] {
+                let b = text.as_bytes();
+                for cut in [b, &b[..b.len() - 1], &b[1..]] {
+                    cases.push(b64(cut));
+                    cases.push(format!(" {}=", b64(cut)));
+                }
+            }
+        }
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ .(";
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for n in 0..4000 {

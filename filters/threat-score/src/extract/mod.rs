@@ -497,9 +497,11 @@ impl Gates {
             })
             .collect();
         // Detector `k` is bit `k` (`DetectorKind::bit`): count each list's length, then
-        // place every value in the lists of its bits.
+        // place every value in the lists of its bits. The request-level detectors read every
+        // value ungated (`DetectorKind::run`): they get no list ([`Gates::of`]), and their
+        // three bits, set in every mask, are not walked twice per value.
         let bits = |m: u16| {
-            let mut m = m;
+            let mut m = m & !REQUEST_LEVEL;
             std::iter::from_fn(move || {
                 let k = m.trailing_zeros() as usize;
                 m &= m.wrapping_sub(1);
@@ -535,15 +537,23 @@ impl Gates {
         }
     }
 
-    /// The indexes of the values `kind` reads.
-    fn of(&self, kind: DetectorKind) -> &[u32] {
+    /// The indexes of the values `kind` reads; `None` for a request-level detector (it reads
+    /// every value: no list is kept for it).
+    fn of(&self, kind: DetectorKind) -> Option<&[u32]> {
+        if kind.bit() & REQUEST_LEVEL != 0 {
+            return None;
+        }
         let k = kind as usize;
-        match (self.start.get(k), self.start.get(k + 1)) {
+        Some(match (self.start.get(k), self.start.get(k + 1)) {
             (Some(&a), Some(&e)) => self.index.get(a as usize..e as usize).unwrap_or_default(),
             _ => &[],
-        }
+        })
     }
 }
+
+/// The request-level detectors' bits: they read every value, gated or not.
+const REQUEST_LEVEL: u16 =
+    DetectorKind::Protocol.bit() | DetectorKind::Scanner.bit() | DetectorKind::Session.bit();
 
 /// Longest piece of one value an injection detector reads at once ([`Prepared::windowed`]).
 pub const WINDOW: usize = 4096;
@@ -666,7 +676,7 @@ pub fn windows(s: &str, window: usize, overlap: usize) -> Vec<(usize, usize)> {
 impl<'r> Prepared<'r> {
     /// Inputs whose source is one of `sources` (while a detector runs: those whose shape it
     /// admits, see [`crate::detect::gate`]).
-    pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> impl Iterator<Item = &'s Input<'r>> {
+    pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> InputsFrom<'s, 'r> {
         let gate = self.gate.get();
         // The sources as one bit each (a test per value instead of a search of the list).
         let wanted = sources.iter().fold(0u16, |m, &s| m | (1 << (s as u16)));
@@ -674,21 +684,15 @@ impl<'r> Prepared<'r> {
         // or (never in the engine) gated at another level than the lists were built at.
         let list = gate.and_then(|(kind, paranoia)| {
             let g = self.gates.get().filter(|g| g.paranoia == paranoia)?;
-            Some(
-                g.of(kind)
-                    .iter()
-                    .filter_map(|&i| self.inputs.get(i as usize)),
-            )
+            g.of(kind)
         });
-        let all = list.is_none().then(|| {
-            self.inputs
-                .iter()
-                .filter(move |i| gate.is_none_or(|(kind, paranoia)| kind.admits(i, paranoia)))
-        });
-        list.into_iter()
-            .flatten()
-            .chain(all.into_iter().flatten())
-            .filter(move |i| wanted & (1 << (i.location.source as u16)) != 0)
+        InputsFrom {
+            inputs: &self.inputs,
+            list: list.map(<[u32]>::iter),
+            admits: if list.is_none() { gate } else { None },
+            at: 0,
+            wanted,
+        }
     }
 
     /// Builds the detectors' lists of admitted values at `paranoia` ([`Gates`]), once; a
@@ -698,6 +702,49 @@ impl<'r> Prepared<'r> {
         let _ = self
             .gates
             .get_or_init(|| Gates::new(&self.inputs, paranoia));
+    }
+}
+
+/// The values a detector reads ([`Prepared::inputs_from`]): the running detector's list of
+/// admitted values, or every value (ungated, or a gate asked per value), of the wanted
+/// sources, in order. One loop with the tests inline, not a chain of adapters: every
+/// detector walks its values through this on every request.
+#[derive(Debug, Clone)]
+pub struct InputsFrom<'s, 'r> {
+    inputs: &'s [Input<'r>],
+    /// The detector's list (indexes into `inputs`), when it has one.
+    list: Option<std::slice::Iter<'s, u32>>,
+    /// Without a list: the gate to ask of each value (`None`: every value).
+    admits: Option<(DetectorKind, u8)>,
+    /// Without a list: the next value of `inputs` to look at.
+    at: usize,
+    /// The wanted sources, one bit each.
+    wanted: u16,
+}
+
+impl<'s, 'r> Iterator for InputsFrom<'s, 'r> {
+    type Item = &'s Input<'r>;
+
+    fn next(&mut self) -> Option<&'s Input<'r>> {
+        let wanted = self.wanted;
+        let wants = |i: &Input<'_>| wanted & (1 << (i.location.source as u16)) != 0;
+        if let Some(list) = &mut self.list {
+            return list
+                .by_ref()
+                .filter_map(|&k| self.inputs.get(k as usize))
+                .find(|i| wants(i));
+        }
+        while let Some(input) = self.inputs.get(self.at) {
+            self.at += 1;
+            if wants(input)
+                && self
+                    .admits
+                    .is_none_or(|(kind, paranoia)| kind.admits(input, paranoia))
+            {
+                return Some(input);
+            }
+        }
+        None
     }
 }
 
@@ -736,6 +783,8 @@ struct Builder<'c, 'x, 'r> {
     flags: Flags,
     limit_hits: Vec<LimitKind>,
     arg_count: usize,
+    /// The body being split, and where its lowercase copy goes ([`Builder::shared_lower`]).
+    lower_body: Option<(&'r [u8], &'r OnceCell<String>)>,
 }
 
 /// What [`Builder::undo`] returns to: the builder's state before a body was walked.
@@ -866,10 +915,32 @@ impl<'r> Builder<'_, '_, 'r> {
             }
         };
         let place = Place::new(source, name);
-        self.inputs.push(match text_bytes {
-            Some(bytes) => Input::with_value_bytes(place, raw, text, bytes, excluded),
-            None => Input::new(place, raw, text, excluded),
+        let shared = text_bytes.and_then(|bytes| Some((self.shared_lower(&text, &bytes)?, bytes)));
+        self.inputs.push(match (shared, text_bytes) {
+            (Some((lower, bytes)), _) => {
+                Input::with_lower(place, raw, text, lower, bytes.ascii_lowercased(), excluded)
+            }
+            (None, Some(bytes)) => Input::with_value_bytes(place, raw, text, bytes, excluded),
+            (None, None) => Input::new(place, raw, text, excluded),
         });
+    }
+
+    /// The lowercase form of `text` (whose bytes are `bytes`) as a slice of the body's
+    /// lowercase copy, when `text` has a capital and is a slice of the body being split: the
+    /// body is lowercased once, on the first such value, instead of one copy per value
+    /// (ASCII lowercasing keeps every byte offset, so the slice at the value's offsets is the
+    /// value lowercased). `None`: the value has no capital (it is its own lowercase form), is
+    /// not part of the body (decoded), or the body is not UTF-8; [`Input::with_value_bytes`]
+    /// then decides as before.
+    fn shared_lower(&self, text: &Text<'r>, bytes: &ByteSet) -> Option<Text<'r>> {
+        let (body, cell) = self.lower_body?;
+        if !bytes.intersects(&ByteSet::ASCII_UPPERCASE) {
+            return None;
+        }
+        let (a, e) = within(body, text.as_bytes())?;
+        let lowered =
+            cell.get_or_init(|| String::from_utf8(ascii_lowercase(body)).unwrap_or_default());
+        lowered.get(a..e).map(Text::from)
     }
 
     /// Adds one argument (name and value) unless the `args` limit is reached.
@@ -899,7 +970,7 @@ impl<'r> Builder<'_, '_, 'r> {
     fn form(&mut self, data: &'r [u8]) {
         // Room for every pair's name and value (within the `args` limit) at once: growing
         // the inputs one doubling at a time copies them all again each time.
-        let pairs = data.iter().filter(|&&c| c == b'&').count() + 1;
+        let pairs = count_byte(data, b'&') + 1;
         let room = pairs.min(self.cfg.limits.args.max as usize + 1);
         self.inputs.reserve(2 * room);
         // Asked of the whole string once instead of each name and value: an escape's bytes
@@ -915,17 +986,7 @@ impl<'r> Builder<'_, '_, 'r> {
                 .map_or(Raw::Request(piece), Raw::RequestStr),
             None => Raw::Request(piece),
         };
-        for pair in data.split(|&b| b == b'&') {
-            if pair.is_empty() {
-                continue;
-            }
-            let (name, value) = match pair.iter().position(|&b| b == b'=') {
-                Some(eq) => (
-                    pair.get(..eq).unwrap_or_default(),
-                    pair.get(eq + 1..).unwrap_or_default(),
-                ),
-                None => (pair, &b""[..]),
-            };
+        for (name, value) in pairs_of(data) {
             self.arg(raw(name), raw(value), true);
         }
         self.flags.invalid_percent |= percent_bad;
@@ -949,10 +1010,78 @@ impl<'r> Builder<'_, '_, 'r> {
     }
 }
 
+/// The `(name, value)` pairs of an urlencoded string: its non-empty `&`-separated pieces,
+/// each cut at its first `=` (no `=`: the whole piece is the name, the value empty). Each
+/// separator is found eight bytes per step ([`crate::detect::find_byte`]) instead of a byte
+/// loop per piece (a form body is read here once, by every request that has one).
+fn pairs_of(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest = Some(data);
+    std::iter::from_fn(move || loop {
+        let r = rest?;
+        let (pair, next) = match crate::detect::find_byte(r, b'&') {
+            Some(at) => (r.get(..at).unwrap_or_default(), r.get(at + 1..)),
+            None => (r, None),
+        };
+        rest = next;
+        if pair.is_empty() {
+            continue;
+        }
+        return Some(match crate::detect::find_byte(pair, b'=') {
+            Some(eq) => (
+                pair.get(..eq).unwrap_or_default(),
+                pair.get(eq + 1..).unwrap_or_default(),
+            ),
+            None => (pair, &b""[..]),
+        });
+    })
+}
+
+/// `b.to_ascii_lowercase()`, eight bytes per step (SWAR): a copy, then each word's `A-Z`
+/// bytes get their `0x20` bit (the tests compare the byte `b >= 'A'` and `b > 'Z'` on the
+/// low seven bits, within each byte, and leave bytes from 0x80 alone).
+fn ascii_lowercase(b: &[u8]) -> Vec<u8> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let mut out = b.to_vec();
+    let mut chunks = out.chunks_exact_mut(8);
+    for chunk in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let low = x & LOW7;
+        // High bit set where the low seven bits are >= 'A', and where they are > 'Z'.
+        let ge_a = low.wrapping_add(LO.wrapping_mul(0x80 - u64::from(b'A')));
+        let gt_z = low.wrapping_add(LO.wrapping_mul(0x80 - u64::from(b'Z') - 1));
+        let upper = ge_a & !gt_z & !x & HI;
+        chunk.copy_from_slice(&(x | (upper >> 2)).to_le_bytes());
+    }
+    chunks.into_remainder().make_ascii_lowercase();
+    out
+}
+
+/// How many times `c` occurs in `b`, eight bytes per step (SWAR; the zero-byte test is exact:
+/// the low seven bits are added within their byte, so no borrow reaches the next byte).
+fn count_byte(b: &[u8], c: u8) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let pattern = LO.wrapping_mul(u64::from(c));
+    let mut chunks = b.chunks_exact(8);
+    let mut n = 0usize;
+    for chunk in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w) ^ pattern;
+        n += (!(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)).count_ones() as usize;
+    }
+    n + chunks.remainder().iter().filter(|&&x| x == c).count()
+}
+
 /// Whether `b` holds a `%` that does not start a valid `%XX` (or `%uXXXX`) escape.
 pub fn has_bad_percent(b: &[u8]) -> bool {
     let mut i = 0;
-    while let Some(pos) = b.get(i..).and_then(|s| s.iter().position(|&c| c == b'%')) {
+    // Each `%` found eight bytes per step: most strings hold none.
+    while let Some(pos) = b.get(i..).and_then(|s| crate::detect::find_byte(s, b'%')) {
         let at = i + pos;
         let h = |k: usize| b.get(at + k).is_some_and(u8::is_ascii_hexdigit);
         let ok = (h(1) && h(2))
@@ -1034,16 +1163,22 @@ pub(crate) fn prepare<'r>(
     request_excluded: CategorySet,
 ) -> Prepared<'r> {
     let headers = HeaderTable::new(&cfg.headers);
-    prepare_with(req, cfg, &headers, excl, request_excluded)
+    prepare_with(req, cfg, &headers, excl, request_excluded, None)
 }
 
 /// [`prepare`] with the configuration's [`HeaderTable`] built already (by the engine).
+///
+/// `lower_body`: where the body's lowercase copy may go, so that the values cut from the
+/// body share it instead of each getting a lowercase copy of its own (`None`: each value
+/// with a capital is copied). The inputs are the same either way (test
+/// `shared_lowercase_body_gives_the_same_inputs`).
 pub(crate) fn prepare_with<'r>(
     req: Request<'r>,
     cfg: &Config,
     header_table: &HeaderTable,
     excl: &dyn ExclusionLookup,
     request_excluded: CategorySet,
+    lower_body: Option<&'r OnceCell<String>>,
 ) -> Prepared<'r> {
     let method = req.effective_method();
     let uri = req.effective_uri();
@@ -1058,6 +1193,7 @@ pub(crate) fn prepare_with<'r>(
         flags: Flags::default(),
         limit_hits: Vec::new(),
         arg_count: 0,
+        lower_body: None,
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
     let path = b.text(Raw::RequestStr(path_raw), false);
@@ -1133,6 +1269,7 @@ pub(crate) fn prepare_with<'r>(
         if req.body_truncated {
             b.hit(LimitKind::BodySize);
         }
+        b.lower_body = lower_body.map(|cell| (body, cell));
         let mt = media_type.as_deref().unwrap_or("");
         body_kind = if mt.is_empty() || mt == "application/x-www-form-urlencoded" {
             BodyKind::Form
@@ -1173,7 +1310,14 @@ pub(crate) fn prepare_with<'r>(
                 // without validating it again.
                 let body_str = std::str::from_utf8(body).ok();
                 b.inputs.reserve(body.len() / 8);
-                let walked = json::walk(body, depth, &mut |item| {
+                // Member names repeat (every object of an array has the same ones): a name
+                // read from the body as text, like one of the last few, is that name's input
+                // again (the same text through the same steps gives the same input, and the
+                // exclusions depend on the name alone), cloned instead of rebuilt.
+                const RECENT_KEYS: usize = 4;
+                let mut recent_keys = [usize::MAX; RECENT_KEYS];
+                let mut next_key = 0usize;
+                let mut visit = |item: json::Item<'_>| {
                     if item.counts_as_arg {
                         values += 1;
                         if values > max_values {
@@ -1184,6 +1328,20 @@ pub(crate) fn prepare_with<'r>(
                     let Some(text) = item.text else {
                         return true;
                     };
+                    let borrowed_key = item.is_key
+                        && body_str.is_some()
+                        && within(body, text.as_bytes()).is_some();
+                    if borrowed_key {
+                        let again = recent_keys.iter().find_map(|&k| {
+                            b.inputs.get(k).filter(|i| {
+                                i.location.source == Source::ArgName && i.raw.as_str() == text
+                            })
+                        });
+                        if let Some(input) = again.cloned() {
+                            b.inputs.push(input);
+                            return true;
+                        }
+                    }
                     let excluded = excl.for_arg(item.key);
                     let source = if item.is_key {
                         Source::ArgName
@@ -1212,8 +1370,19 @@ pub(crate) fn prepare_with<'r>(
                     }
                     .unwrap_or_else(|| Text::from(item.key.to_string()));
                     b.push(source, key, raw, false, excluded);
+                    if borrowed_key {
+                        if let Some(slot) = recent_keys.get_mut(next_key % RECENT_KEYS) {
+                            *slot = b.inputs.len() - 1;
+                        }
+                        next_key += 1;
+                    }
                     true
-                });
+                };
+                // The body was validated above: the walk does not validate it again.
+                let walked = match body_str {
+                    Some(text) => json::walk_utf8(text, depth, &mut visit),
+                    None => json::walk(body, depth, &mut visit),
+                };
                 match walked {
                     Ok(truncated) => {
                         if truncated {
@@ -1531,7 +1700,128 @@ mod tests {
                     .map(|i| i as *const _)
                     .collect();
                 assert_eq!(listed, expected, "{kind:?} PL{paranoia}");
+                // Gated at another level than the lists: each value's gate is asked.
+                let other = paranoia % 4 + 1;
+                p.gate.set(Some((kind, other)));
+                let asked: Vec<*const Input<'_>> = p
+                    .inputs_from(&[Source::Arg, Source::Header])
+                    .map(|i| i as *const _)
+                    .collect();
+                p.gate.set(None);
+                let expected: Vec<*const Input<'_>> = p
+                    .inputs
+                    .iter()
+                    .filter(|i| matches!(i.location.source, Source::Arg | Source::Header))
+                    .filter(|i| kind.admits(i, other))
+                    .map(|i| i as *const _)
+                    .collect();
+                assert_eq!(
+                    asked, expected,
+                    "{kind:?} PL{other} with lists at PL{paranoia}"
+                );
             }
+            // Ungated: every value of the wanted sources, in order.
+            let all: Vec<*const Input<'_>> = p
+                .inputs_from(&[Source::ArgName, Source::Path])
+                .map(|i| i as *const _)
+                .collect();
+            let expected: Vec<*const Input<'_>> = p
+                .inputs
+                .iter()
+                .filter(|i| matches!(i.location.source, Source::ArgName | Source::Path))
+                .map(|i| i as *const _)
+                .collect();
+            assert_eq!(all, expected);
+        }
+    }
+
+    /// The body's values lowercased as slices of one lowercase copy of the body are the
+    /// inputs each value's own copy gives: same texts, byte sets, shapes, in the same order,
+    /// for JSON and form bodies with and without capitals, escapes, `+`, non-ASCII,
+    /// malformed JSON (one whole-body value) and a body that is not UTF-8.
+    #[test]
+    fn shared_lowercase_body_gives_the_same_inputs() {
+        let bodies: &[(&str, &[u8])] = &[
+            (
+                "application/json",
+                br#"{"Customer":"User-01","items":[{"sku":"SKU-1","name":"Item One"},{"n":10.5}],"note":"aAb"}"#,
+            ),
+            ("application/json", br#"{"a":"x","b":["Y","z"]}"#),
+            ("application/json", br#"{"a":"no capitals at all"}"#),
+            ("application/json", br#"{"A":"\u00e9T\u00c9","B":"\u00c9t\u00e9 \u00c9T\u00c9"}"#),
+            ("application/json", "{\"A\":\"\u{e9}T\u{c9}\",\"B\":\"\u{c9}t\u{e9}\"}".as_bytes()),
+            ("application/json", br#"{"Broken": "VALUE""#),
+            ("application/x-www-form-urlencoded", b"User=Bob&q=Blue+Shoes&X=%41b&Y=caf\xc3\xa9&Z=Caf\xc3\x89"),
+            ("application/x-www-form-urlencoded", b"a=b&c=d"),
+            ("application/x-www-form-urlencoded", b"A=\xff\xfe&B=Plain"),
+            ("text/plain", b"Some TEXT body"),
+            ("application/xml", b"<A>Text</A>"),
+        ];
+        let cfg = Config::default();
+        let table = HeaderTable::new(&cfg.headers);
+        for (ct, body) in bodies {
+            let h = hdrs(&[("content-type", ct), ("user-agent", "Mozilla/5.0 (X11)")]);
+            let req = Request::new("POST", "/P?Q=V&r=s")
+                .with_headers(&h)
+                .with_body(body);
+            let own = prepare_with(req, &cfg, &table, &NoExcl, CategorySet::EMPTY, None);
+            let cell = OnceCell::new();
+            let shared = prepare_with(req, &cfg, &table, &NoExcl, CategorySet::EMPTY, Some(&cell));
+            assert_eq!(
+                own.inputs,
+                shared.inputs,
+                "{ct} {:?}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(own.flags, shared.flags);
+            // The capital test the gates use (`lower` is not `value` itself) still holds.
+            for (o, s) in own.inputs.iter().zip(&shared.inputs) {
+                assert_eq!(
+                    o.lower.as_ptr() != o.value.as_ptr(),
+                    s.lower.as_ptr() != s.value.as_ptr(),
+                    "{:?}",
+                    o.value
+                );
+            }
+        }
+    }
+
+    /// Inputs reused for repeated JSON member names (and lowercase forms shared with the
+    /// body) are what `Input::new` computes from their texts, and a repeated name is its own
+    /// input each time, in document order: keys with escapes, with capitals, percent signs,
+    /// look-alikes that differ by one byte, and names that repeat past the cache.
+    #[test]
+    fn repeated_json_names_are_their_own_inputs() {
+        let body = br#"{"a":[{"sku":"X","Name":"Y","p%41":"1","kA":2,"sku2":3},
+            {"sku":"x2","Name":"y2","p%41":"2","kA":3,"sku2":4,"sk":5,"n1":1,"n2":2,"n3":3},
+            {"sku":"x3","Name":"y3","p%41":"3","kA":4,"sku2":5}]}"#;
+        let h = hdrs(&[("content-type", "application/json")]);
+        let req = Request::new("POST", "/").with_headers(&h).with_body(body);
+        let cfg = Config::default();
+        let table = HeaderTable::new(&cfg.headers);
+        let cell = OnceCell::new();
+        let p = prepare_with(req, &cfg, &table, &NoExcl, CategorySet::EMPTY, Some(&cell));
+        let names: Vec<&str> = p
+            .inputs
+            .iter()
+            .filter(|i| i.location.source == Source::ArgName)
+            .map(|i| i.raw.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "a", "sku", "Name", "p%41", "kA", "sku2", "sku", "Name", "p%41", "kA", "sku2",
+                "sk", "n1", "n2", "n3", "sku", "Name", "p%41", "kA", "sku2"
+            ]
+        );
+        for i in &p.inputs {
+            let fresh = Input::new(
+                i.location.clone(),
+                i.raw.clone(),
+                i.value.clone(),
+                i.excluded,
+            );
+            assert_eq!(*i, fresh, "{:?}", i.raw);
         }
     }
 
@@ -1548,6 +1838,74 @@ mod tests {
             assert!(s.is_char_boundary(b0) && s.is_char_boundary(a1));
         }
         assert_eq!(windows("short", 4096, 512), vec![(0, 5)]);
+    }
+
+    /// The SWAR lowercasing is `to_ascii_lowercase`, for every byte value at every offset.
+    #[test]
+    fn ascii_lowercase_matches_std() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        for start in 0..9 {
+            for len in [0, 1, 7, 8, 9, 16, 100, 247] {
+                let b = all
+                    .get(start..(start + len).min(all.len()))
+                    .unwrap_or_default();
+                assert_eq!(ascii_lowercase(b), b.to_ascii_lowercase(), "{start} {len}");
+            }
+        }
+        let text = "Item Number 3 FOR Order \u{c9}t\u{e9} @[`{ AZaz".as_bytes();
+        assert_eq!(ascii_lowercase(text), text.to_ascii_lowercase());
+    }
+
+    /// The SWAR splitter, counter and `%` search against the byte loops they replaced, on
+    /// generated strings over the bytes that matter (every alignment of every separator).
+    #[test]
+    fn form_pieces_match_the_byte_loops() {
+        let reference_pairs = |data: &[u8]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            data.split(|&b| b == b'&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| match pair.iter().position(|&b| b == b'=') {
+                    Some(eq) => (pair[..eq].to_vec(), pair[eq + 1..].to_vec()),
+                    None => (pair.to_vec(), Vec::new()),
+                })
+                .collect()
+        };
+        let reference_bad = |b: &[u8]| {
+            let mut i = 0;
+            while let Some(pos) = b.get(i..).and_then(|s| s.iter().position(|&c| c == b'%')) {
+                let at = i + pos;
+                let h = |k: usize| b.get(at + k).is_some_and(u8::is_ascii_hexdigit);
+                let ok = (h(1) && h(2))
+                    || (matches!(b.get(at + 1), Some(b'u' | b'U')) && h(2) && h(3) && h(4) && h(5));
+                if !ok {
+                    return true;
+                }
+                i = at + 1;
+            }
+            false
+        };
+        let alphabet = b"&=%a0uF+\x80&&==";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for n in 0..60_000usize {
+            let len = n % 41;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed >> 11) as usize % alphabet.len()]
+                })
+                .collect();
+            let ours: Vec<(Vec<u8>, Vec<u8>)> = pairs_of(&data)
+                .map(|(a, b)| (a.to_vec(), b.to_vec()))
+                .collect();
+            assert_eq!(ours, reference_pairs(&data), "{data:?}");
+            assert_eq!(
+                count_byte(&data, b'&'),
+                data.iter().filter(|&&c| c == b'&').count(),
+                "{data:?}"
+            );
+            assert_eq!(has_bad_percent(&data), reference_bad(&data), "{data:?}");
+        }
     }
 
     #[test]

@@ -693,6 +693,18 @@ pub(crate) fn inert_path(lower: &str) -> bool {
     inert_words(lower, true)
 }
 
+/// The bytes of a word as [`inert_words`] reads it: ASCII letters and digits, `_`, `.`.
+const INERT_WORD_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_' || b == b'.';
+        c += 1;
+    }
+    t
+};
+
 fn inert_words(lower: &str, slash: bool) -> bool {
     let b = lower.as_bytes();
     let mut i = 0;
@@ -707,16 +719,19 @@ fn inert_words(lower: &str, slash: bool) -> bool {
             b'/' if slash && b.get(i + 1) != Some(&b'*') => i += 1,
             b'a'..=b'z' | b'_' => {
                 let start = i;
+                // One table read per byte (ASCII letters, digits, `_`, `.`).
                 while b
                     .get(i)
-                    .is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.')
+                    .is_some_and(|&x| INERT_WORD_BYTE.get(usize::from(x)) == Some(&true))
                 {
                     i += 1;
                 }
-                let w = lower
-                    .get(start..i)
-                    .unwrap_or_default()
-                    .trim_end_matches('.');
+                // Without its trailing dots, by bytes (`trim_end_matches('.')` steps chars).
+                let mut end = i;
+                while end > start && b.get(end - 1) == Some(&b'.') {
+                    end -= 1;
+                }
+                let w = lower.get(start..end).unwrap_or_default();
                 let plain = match word_kind(w).0 {
                     Kind::Bare | Kind::Func | Kind::Num => true,
                     Kind::Keyword => {
@@ -906,6 +921,86 @@ mod tests {
         }
         assert_eq!(word_kind("item"), (Kind::Bare, None));
         assert_eq!(word_kind(""), (Kind::Bare, None));
+    }
+
+    /// [`inert_words`] as it was (a predicate per byte, `trim_end_matches('.')` per word),
+    /// against the table version, on generated phrases and paths over letters, digits, SQL
+    /// words, dots, dashes, slashes and bytes outside the phrase shape.
+    #[test]
+    fn inert_words_matches_the_predicate_version() {
+        fn reference(lower: &str, slash: bool) -> bool {
+            let b = lower.as_bytes();
+            let mut i = 0;
+            while let Some(&c) = b.get(i) {
+                match c {
+                    b' ' | b',' => i += 1,
+                    b'-' if b.get(i + 1) == Some(&b'-') => return false,
+                    b'0'..=b'9' => i = number_end(b, i),
+                    b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => i = number_end(b, i),
+                    b'-' | b'.' => i += 1,
+                    b'/' if slash && b.get(i + 1) != Some(&b'*') => i += 1,
+                    b'a'..=b'z' | b'_' => {
+                        let start = i;
+                        while b
+                            .get(i)
+                            .is_some_and(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.')
+                        {
+                            i += 1;
+                        }
+                        let w = lower
+                            .get(start..i)
+                            .unwrap_or_default()
+                            .trim_end_matches('.');
+                        let plain = match word_kind(w).0 {
+                            Kind::Bare | Kind::Func | Kind::Num => true,
+                            Kind::Keyword => !matches!(
+                                w,
+                                "as" | "from" | "case" | "procedure" | "set" | "values"
+                            ),
+                            _ => false,
+                        };
+                        let clause = (w == "order" || w == "group") && {
+                            let mut j = i;
+                            while b.get(j) == Some(&b' ') {
+                                j += 1;
+                            }
+                            let mut k = j;
+                            while b.get(k).is_some_and(u8::is_ascii_alphabetic) {
+                                k += 1;
+                            }
+                            b.get(j..k) == Some(b"by")
+                        };
+                        if !plain || clause {
+                            return false;
+                        }
+                    }
+                    _ => return false,
+                }
+            }
+            true
+        }
+        let pieces = [
+            "item", "number", "for", "order", "by", "group", "select", "union", "from", "as",
+            "sys.", "a.b.", "x..", "_id", "7", "10.99", "0x1f", "1e5", " ", " ", ",", "-", "--",
+            ".", "/", "/*", "é", "(", "'", "n1.", "values", "true", "and",
+        ];
+        let mut seed = 0x853c_49e6_748f_ea9bu64;
+        for n in 0..40_000 {
+            let mut v = String::new();
+            for _ in 0..(1 + n % 7) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                v.push_str(pieces[(seed >> 20) as usize % pieces.len()]);
+            }
+            for slash in [false, true] {
+                assert_eq!(
+                    inert_words(&v, slash),
+                    reference(&v, slash),
+                    "{v:?} {slash}"
+                );
+            }
+        }
     }
 
     /// [`inert_phrase`] is a shortcut, never a rule: whenever it says a value is inert, the
