@@ -265,6 +265,7 @@ pub(crate) fn build_tables() {
         &rce::PREFIX_SET,
         &scanner::SCANNER_SET,
         &gate::PRODUCT_SET,
+        &sqli::SQL_FUNCTION_SET,
     ] {
         let _ = set.table();
     }
