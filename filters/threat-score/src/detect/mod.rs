@@ -266,6 +266,8 @@ pub(crate) fn build_tables() {
         &scanner::SCANNER_SET,
         &gate::PRODUCT_SET,
         &sqli::SQL_FUNCTION_SET,
+        &xss::PASSIVE_TAG_SET,
+        &php::INI_DIRECTIVE_SET,
     ] {
         let _ = set.table();
     }
