@@ -119,9 +119,12 @@ pub struct HeaderConfig {
 
 impl Default for HeaderConfig {
     fn default() -> Self {
-        let list = |names: &[&str]| names.iter().map(|s| (*s).to_string()).collect();
+        // The default lists packed ([`crate::detect::pack_words!`]): one byte per name in the
+        // module instead of a `&str`'s 8, read once at configure time (issue 13).
+        let list =
+            |packed: &'static [u8]| crate::detect::unpack(packed).map(String::from).collect();
         HeaderConfig {
-            inspect: list(&[
+            inspect: list(crate::detect::pack_words!(&[
                 "user-agent",
                 "referer",
                 "x-forwarded-for",
@@ -133,9 +136,9 @@ impl Default for HeaderConfig {
                 "x-file-name",
                 "x_filename",
                 "x.filename",
-            ]),
+            ])),
             inspect_other: true,
-            skip: list(&[
+            skip: list(crate::detect::pack_words!(&[
                 "host",
                 "accept",
                 "accept-encoding",
@@ -185,7 +188,7 @@ impl Default for HeaderConfig {
                 "sec-ch-ua-platform",
                 "upgrade-insecure-requests",
                 "dnt",
-            ]),
+            ])),
         }
     }
 }
@@ -222,7 +225,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let list = |names: &[&str]| names.iter().map(|s| (*s).to_string()).collect();
+        // The default lists packed ([`crate::detect::pack_words!`]): one byte per name in the
+        // module instead of a `&str`'s 8, read once at configure time (issue 13).
+        let list =
+            |packed: &'static [u8]| crate::detect::unpack(packed).map(String::from).collect();
         Config {
             paranoia_level: 1,
             inbound_threshold: 5,
@@ -230,8 +236,10 @@ impl Default for Config {
             limits: Limits::default(),
             exclusions: Vec::new(),
             headers: HeaderConfig::default(),
-            allowed_methods: list(&["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
-            allowed_content_types: list(&[
+            allowed_methods: list(crate::detect::pack_words!(&[
+                "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
+            ])),
+            allowed_content_types: list(crate::detect::pack_words!(&[
                 "application/x-www-form-urlencoded",
                 "multipart/form-data",
                 "multipart/related",
@@ -248,8 +256,8 @@ impl Default for Config {
                 // `application/vnd.api+json`). Parsed and inspected as JSON or XML.
                 "application/vnd.*+json",
                 "application/vnd.*+xml",
-            ]),
-            restricted_extensions: list(&[
+            ])),
+            restricted_extensions: list(crate::detect::pack_words!(&[
                 ".asa",
                 ".asax",
                 ".ascx",
@@ -308,7 +316,7 @@ impl Default for Config {
                 ".tmp",
                 ".git",
                 ".svn",
-            ]),
+            ])),
         }
     }
 }

@@ -265,6 +265,9 @@ pub(crate) fn build_tables() {
         &rce::PREFIX_SET,
         &scanner::SCANNER_SET,
         &gate::PRODUCT_SET,
+        &sqli::SQL_FUNCTION_SET,
+        &xss::PASSIVE_TAG_SET,
+        &php::INI_DIRECTIVE_SET,
     ] {
         let _ = set.table();
     }
@@ -449,16 +452,24 @@ impl WordSet {
                 word_hash_step(h, b.to_ascii_lowercase())
             })
         })
+        .is_some()
     }
 
     /// [`WordSet::contains_ignore_ascii_case`] when the caller computed `hash`, the
     /// [`word_hash`] of `w` lowercased, while reading `w` already.
     pub fn contains_ignore_ascii_case_hashed(&self, hash: u64, w: &[u8]) -> bool {
         self.probe(w, <[u8]>::eq_ignore_ascii_case, || hash)
+            .is_some()
     }
 
     /// Whether `w` is in the list.
     pub fn contains(&self, w: &str) -> bool {
+        self.get(w).is_some()
+    }
+
+    /// The list's entry equal to `w`, if any (the `'static` word, for a caller that returns
+    /// it: the list then needs no `&str` table of its own in the module).
+    pub fn get(&self, w: &str) -> Option<&'static str> {
         self.probe(w.as_bytes(), <[u8]>::eq, || word_hash(w.as_bytes()))
     }
 
@@ -472,20 +483,20 @@ impl WordSet {
         w: &[u8],
         same: impl Fn(&[u8], &[u8]) -> bool,
         hash: impl FnOnce() -> u64,
-    ) -> bool {
+    ) -> Option<&'static str> {
         let (t, longest) = self.table();
         if w.len() > *longest {
-            return false;
+            return None;
         }
         let mask = t.len().wrapping_sub(1);
         let mut i = (hash() as usize) & mask;
         while let Some(Some(e)) = t.get(i) {
             if same(e.as_bytes(), w) {
-                return true;
+                return Some(*e);
             }
             i = (i + 1) & mask;
         }
-        false
+        None
     }
 }
 

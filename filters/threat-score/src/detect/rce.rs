@@ -386,8 +386,10 @@ const DISTINCTIVE: &[&str] = &[
 
 /// Tool families whose sub-commands are separate programs (`ansible-vault`, `chef-client`).
 /// [`DISTINCTIVE`] for lookups.
-pub(super) static DISTINCTIVE_SET: super::WordSet =
-    super::WordSet::packed(super::pack_words!(DISTINCTIVE));
+pub(super) static DISTINCTIVE_SET: super::WordSet = super::WordSet::packed(DISTINCTIVE_PACKED);
+/// [`DISTINCTIVE`] packed ([`super::pack_words!`]): the set and [`start_filter`] read it, so
+/// the module holds one byte per word instead of a `&str` (issue 13).
+const DISTINCTIVE_PACKED: &[u8] = super::pack_words!(DISTINCTIVE);
 /// [`WORDLIKE`] for lookups.
 pub(super) static WORDLIKE_SET: super::WordSet =
     super::WordSet::packed(super::pack_words!(WORDLIKE));
@@ -914,7 +916,11 @@ pub(super) fn start_filter() -> &'static [u32] {
                 *e |= lens;
             }
         };
-        for w in PREFIXES.iter().chain(DISTINCTIVE) {
+        for w in PREFIXES
+            .iter()
+            .copied()
+            .chain(super::unpack(DISTINCTIVE_PACKED))
+        {
             add(w, len_bit(w.len()));
         }
         for stem in INTERPRETERS.iter().chain(FAMILIES.iter()) {

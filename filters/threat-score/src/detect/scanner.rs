@@ -86,8 +86,9 @@ const SCANNERS: &[&str] = &[
     "tsunami",
 ];
 
-/// The scanner names, sorted once for binary search.
-pub(super) static SCANNER_SET: super::WordSet = super::WordSet::new(SCANNERS);
+/// The scanner names, hashed once; packed, so the names are no `&str` table in the module.
+pub(super) static SCANNER_SET: super::WordSet =
+    super::WordSet::packed(super::pack_words!(SCANNERS));
 
 /// The longest name in [`SCANNERS`]: a longer word cannot be one.
 const LONGEST: usize = 16;
@@ -148,10 +149,8 @@ fn scanner_word(chunk: &[u8]) -> Option<&'static str> {
         let Ok(lw) = std::str::from_utf8(lw) else {
             continue;
         };
-        if SCANNER_SET.contains(lw) {
-            if let Some(s) = SCANNERS.iter().find(|s| **s == lw) {
-                return Some(s);
-            }
+        if let Some(s) = SCANNER_SET.get(lw) {
+            return Some(s);
         }
     }
     None

@@ -78,6 +78,11 @@ const PASSIVE_TAGS: &[&str] = &[
     "del", "em", "strong", "x", "svg", "title", "head",
 ];
 
+/// [`PASSIVE_TAGS`] for lookups, packed ([`super::pack_words!`]): one hash instead of a scan of
+/// 50 names, and one byte per name in the module instead of a `&str` (issue 13).
+pub(super) static PASSIVE_TAG_SET: super::WordSet =
+    super::WordSet::packed(super::pack_words!(PASSIVE_TAGS));
+
 const SINKS: crate::detect::Words = crate::detect::Words::new(&[
     "alert",
     "prompt",
@@ -529,7 +534,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
                 hit(out, "xss.tag-event-handler");
                 break;
             }
-            if (PASSIVE_TAGS.contains(&base) || name.contains(':'))
+            if (PASSIVE_TAG_SET.contains(base) || name.contains(':'))
                 && (script_url(attrs)
                     || attrs.has_lit("src=") && attrs.has_lit("javascript")
                     || css_script(attrs))
@@ -578,7 +583,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if input.bytes.has(b'<') && out.wants(CAT, 3) {
         if tags(l).any(|(name, _)| {
             let base = tag_base(name);
-            ACTIVE_TAGS.contains(&base) || PASSIVE_TAGS.contains(&base)
+            ACTIVE_TAGS.contains(&base) || PASSIVE_TAG_SET.contains(base)
         }) {
             out.hit(input, CAT, "xss.html-tag", Severity::Critical, 3);
         }
