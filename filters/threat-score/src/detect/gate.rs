@@ -343,8 +343,7 @@ impl DetectorKind {
                         && super::rce::command_in_segment(super::rce::Intro::Start, l).is_some())
                     // Every cmdlet verb is capitalised (`Invoke-`).
                     || (set.has(b'-')
-                        // `lower` is `value` itself (the same text) when it has no capital.
-                        && input.lower.as_ptr() != input.value.as_ptr()
+                        && input.has_upper
                         && super::rce::powershell_cmdlet(&input.value))
                     // A phrase has no `/` or `%`: only an `if` word can open cmd.exe
                     // control flow there (`for` needs a `/x` flag or a `%` variable).

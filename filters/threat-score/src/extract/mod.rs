@@ -134,6 +134,9 @@ pub struct Input<'r> {
     /// What `lower` is made of (from `bytes`): detectors that cannot match this shape skip
     /// the value ([`crate::detect::gate`]).
     pub shape: Shape,
+    /// Whether `value` holds an ASCII capital, i.e. `lower` differs from it: rules about
+    /// capitalised spellings (PowerShell's `Verb-Noun`) skip the rest.
+    pub has_upper: bool,
 }
 
 impl<'r> Input<'r> {
@@ -159,7 +162,8 @@ impl<'r> Input<'r> {
         value_bytes: ByteSet,
         excluded: CategorySet,
     ) -> Input<'r> {
-        let (lower, bytes) = if value_bytes.intersects(&ByteSet::ASCII_UPPERCASE) {
+        let has_upper = value_bytes.intersects(&ByteSet::ASCII_UPPERCASE);
+        let (lower, bytes) = if has_upper {
             (
                 Text::from(value.to_ascii_lowercase()),
                 value_bytes.ascii_lowercased(),
@@ -167,16 +171,18 @@ impl<'r> Input<'r> {
         } else {
             (value.clone(), value_bytes)
         };
-        Input::with_lower(location, raw, value, lower, bytes, excluded)
+        Input::with_lower(location, raw, value, lower, bytes, has_upper, excluded)
     }
 
-    /// [`Input::new`] when `lower` (`value` lowercased) and its byte set are known already.
+    /// [`Input::new`] when `lower` (`value` lowercased), its byte set and whether `value` has
+    /// a capital are known already.
     fn with_lower(
         location: Place<'r>,
         raw: Text<'r>,
         value: Text<'r>,
         lower: Text<'r>,
         bytes: ByteSet,
+        has_upper: bool,
         excluded: CategorySet,
     ) -> Input<'r> {
         // A `User-Agent` received as plain product tokens (nothing decoded) has a shape of its
@@ -198,6 +204,7 @@ impl<'r> Input<'r> {
             excluded,
             bytes,
             shape,
+            has_upper,
         }
     }
 
@@ -588,12 +595,15 @@ impl<'r> Prepared<'r> {
                 let value = Text::from(input.value.get(start..end).unwrap_or_default());
                 let lower = Text::from(input.lower.get(start..end).unwrap_or_default());
                 let bytes = ByteSet::of(lower.as_bytes());
+                // A window has a capital when its lowercase form differs (one compare).
+                let has_upper = input.has_upper && value.as_bytes() != lower.as_bytes();
                 inputs.push(Input::with_lower(
                     input.location.clone(),
                     value.clone(),
                     value,
                     lower,
                     bytes,
+                    has_upper,
                     input.excluded,
                 ));
             }
@@ -917,9 +927,15 @@ impl<'r> Builder<'_, '_, 'r> {
         let place = Place::new(source, name);
         let shared = text_bytes.and_then(|bytes| Some((self.shared_lower(&text, &bytes)?, bytes)));
         self.inputs.push(match (shared, text_bytes) {
-            (Some((lower, bytes)), _) => {
-                Input::with_lower(place, raw, text, lower, bytes.ascii_lowercased(), excluded)
-            }
+            (Some((lower, bytes)), _) => Input::with_lower(
+                place,
+                raw,
+                text,
+                lower,
+                bytes.ascii_lowercased(),
+                bytes.intersects(&ByteSet::ASCII_UPPERCASE),
+                excluded,
+            ),
             (None, Some(bytes)) => Input::with_value_bytes(place, raw, text, bytes, excluded),
             (None, None) => Input::new(place, raw, text, excluded),
         });
@@ -1774,13 +1790,13 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
             assert_eq!(own.flags, shared.flags);
-            // The capital test the gates use (`lower` is not `value` itself) still holds.
-            for (o, s) in own.inputs.iter().zip(&shared.inputs) {
+            // The capital flag the gates read says what the value holds.
+            for s in &shared.inputs {
                 assert_eq!(
-                    o.lower.as_ptr() != o.value.as_ptr(),
-                    s.lower.as_ptr() != s.value.as_ptr(),
+                    s.has_upper,
+                    s.value.bytes().any(|b| b.is_ascii_uppercase()),
                     "{:?}",
-                    o.value
+                    s.value
                 );
             }
         }
@@ -1823,6 +1839,33 @@ mod tests {
             );
             assert_eq!(*i, fresh, "{:?}", i.raw);
         }
+    }
+
+    /// The capital flag is exact for every value and every window of a long one: a window
+    /// without a capital says so even when its value has one elsewhere.
+    #[test]
+    fn capital_flag_is_exact_per_value_and_window() {
+        let body = "a".repeat(2 * WINDOW) + "Invoke-Expression";
+        let h = hdrs(&[("content-type", "text/plain")]);
+        let req = Request::new("POST", "/x?q=lower&r=Upper")
+            .with_headers(&h)
+            .with_body(body.as_bytes());
+        let cfg = Config::default();
+        let table = HeaderTable::new(&cfg.headers);
+        let p = prepare_with(req, &cfg, &table, &NoExcl, CategorySet::EMPTY, None);
+        let windowed = p.windowed().expect("a value longer than a window");
+        let (mut with, mut without) = (0, 0);
+        for i in p.inputs.iter().chain(&windowed.inputs) {
+            let capital = i.value.bytes().any(|b| b.is_ascii_uppercase());
+            assert_eq!(i.has_upper, capital, "{:?}", i.value.get(..40));
+            if capital {
+                with += 1;
+            } else {
+                without += 1;
+            }
+        }
+        // `Upper`, the body, its last window; `lower`, `q`, the body's first windows...
+        assert!(with >= 3 && without >= 3, "{with} {without}");
     }
 
     #[test]
