@@ -503,7 +503,8 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
 
 /// [`deobfuscate`] of a value already ASCII-lowercased (an input's `lower`).
 fn deobfuscate_lower(lower: &str) -> (String, bool) {
-    let mut s = if lower.has_lit("$ifs") || lower.has_lit("${ifs}") {
+    // Both spellings hold `ifs`: one search when it is absent (every window of most bodies).
+    let mut s = if lower.has_lit("ifs") && (lower.has_lit("$ifs") || lower.has_lit("${ifs}")) {
         lower
             .replace("${ifs}", " ")
             .replace("$ifs$9", " ")
@@ -1340,16 +1341,17 @@ fn brace_expansion(s: &str) -> bool {
 
 /// `$(...)`, `${cmd}`/`$SHELL`-style expansions, and backticks around a command.
 fn substitution(s: &str) -> bool {
-    if let Some(p) = s.find_lit("$(") {
+    // Each needle is searched only when all its bytes occur (one pass for the set instead of
+    // a search per needle over a 4 KiB window of a hostile body that has none of them).
+    let set = crate::extract::ByteSet::of(s.as_bytes());
+    if let Some(p) = set.has_all(b"$(").then(|| s.find_lit("$(")).flatten() {
         let rest = s.get(p + 2..).unwrap_or_default();
         if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$') {
             return true;
         }
     }
     // `$SHELL -c ...`, `${BASH}`: a shell variable run as the command (a `$PATH` mentioned in
-    // prose is not). Each name is searched only when all its bytes occur (one pass for the
-    // set instead of ten searches over a long `${${...` run).
-    let set = crate::extract::ByteSet::of(s.as_bytes());
+    // prose is not). Each name is searched only when all its bytes occur.
     for var in [
         "$shell", "${shell}", "$bash", "${bash}", "$0", "${0}", "$path", "${path}", "$home",
         "${home}",
@@ -1367,7 +1369,7 @@ fn substitution(s: &str) -> bool {
             return true;
         }
     }
-    if let Some(p) = s.find_lit("${") {
+    if let Some(p) = set.has_all(b"${").then(|| s.find_lit("${")).flatten() {
         let rest = s.get(p + 2..).unwrap_or_default();
         let word: String = rest
             .chars()
@@ -1377,8 +1379,6 @@ fn substitution(s: &str) -> bool {
             return true;
         }
     }
-    let mut parts = s.split('`');
-    parts.next();
     // Backticks: a command line inside, judged like any command (Markdown code spans hold
     // words like `fetch` or `npm install`).
     // A backtick glued to a word or shell syntax (`x`id``, `${`id`}`) substitutes whatever it
@@ -1390,9 +1390,22 @@ fn substitution(s: &str) -> bool {
                 c.is_ascii_alphanumeric() || matches!(c, b'{' | b'$' | b'=' | b'(' | b'"' | b'\'')
             })
     });
-    parts.step_by(2).any(|inner| {
+    tick_spans(s).any(|inner| {
         command_in_segment(Intro::Tick, inner).is_some()
             || glued && inner.split_whitespace().next().is_some_and(is_command)
+    })
+}
+
+/// What each pair of backticks in `s` holds (the last one running to the end when it is
+/// unpaired): the odd pieces of `s.split('`')`, found by a byte scan. The split was a
+/// `CharSearcher` step per backtick (a `memchr` set-up each: on Wasm, with no SIMD, a
+/// run of backticks cost ~100 instructions per byte).
+fn tick_spans(s: &str) -> impl Iterator<Item = &str> + '_ {
+    let mut ticks = super::byte_offsets(s, b'`');
+    std::iter::from_fn(move || {
+        let open = ticks.next()?;
+        let end = ticks.next().unwrap_or(s.len());
+        s.get(open + 1..end)
     })
 }
 
@@ -1413,11 +1426,18 @@ fn command_position(s: &str, p: usize) -> bool {
 /// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
 /// `if "%a%"=="b" cmd`.
 pub(crate) fn windows_batch(s: &str) -> bool {
+    windows_batch_in(s, &crate::extract::ByteSet::of(s.as_bytes()))
+}
+
+/// [`windows_batch`] with the byte set of `s` (or a superset) known: a needle is searched
+/// only when all its bytes occur (`if`, `for` and the three variables were five searches of
+/// every 4 KiB window of a hostile body).
+fn windows_batch_in(s: &str, set: &crate::extract::ByteSet) -> bool {
     // The word walk below answers only for an `if` or `for` word, the variables after it
     // need a `%`: most values have none of them (a `/` alone, as in a `/*/*` run, used to
     // start the walk).
-    if !(s.has_lit("if") || s.has_lit("for")) {
-        return s.contains('%') && batch_variable(s);
+    if !(set.has_all(b"if") && s.has_lit("if") || set.has_all(b"for") && s.has_lit("for")) {
+        return set.has(b'%') && batch_variable(s, set);
     }
     let words: Vec<&str> = s.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
@@ -1482,12 +1502,14 @@ pub(crate) fn windows_batch(s: &str) -> bool {
             }
         }
     }
-    batch_variable(s)
+    batch_variable(s, set)
 }
 
 /// `%comspec%`, `%systemroot%`, `%windir%`: cmd.exe's variables for its own paths.
-fn batch_variable(s: &str) -> bool {
-    s.has_lit("%comspec%") || s.has_lit("%systemroot%") || s.has_lit("%windir%")
+fn batch_variable(s: &str, set: &crate::extract::ByteSet) -> bool {
+    ["%comspec%", "%systemroot%", "%windir%"]
+        .iter()
+        .any(|v| set.has_all(v.as_bytes()) && s.has_lit(v))
 }
 
 /// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
@@ -1737,7 +1759,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if set.has_all(b"alias") && alias_definition(&s) {
         out.hit(input, CAT, "rce.alias", Severity::Critical, 1);
     }
-    if windows_batch(&s) {
+    if windows_batch_in(&s, &set) {
         out.hit(input, CAT, "rce.windows-batch", Severity::Critical, 1);
     }
     if input.bytes.has(b'-') && powershell_cmdlet(v) {
@@ -2663,5 +2685,36 @@ mod tests {
         assert!(!windows_batch("ifq a==b foo"));
         assert!(powershell_cmdlet("Invoke-WebRequest http://x/y.ps1"));
         assert!(!powershell_cmdlet("get-started with Set-up"));
+    }
+
+    /// `tick_spans` yields exactly the odd pieces of `split('`')` (what it replaced), on
+    /// every string of up to 7 symbols over backticks, letters, spaces and a non-ASCII char,
+    /// and on the hostile generators' runs.
+    #[test]
+    fn tick_spans_match_the_split() {
+        fn split_version(s: &str) -> Vec<&str> {
+            let mut parts = s.split('`');
+            parts.next();
+            parts.step_by(2).collect()
+        }
+        const SYMBOLS: [&str; 5] = ["`", "a", " ", "é", "``"];
+        let mut strings = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..7 {
+            let mut next = Vec::new();
+            for s in &frontier {
+                for sym in SYMBOLS {
+                    next.push(format!("{s}{sym}"));
+                }
+            }
+            strings.extend(next.iter().cloned());
+            frontier = next;
+        }
+        for (_, unit) in crate::hostile::GENERATORS {
+            strings.push(crate::hostile::repeat(unit, 4096));
+        }
+        for s in &strings {
+            assert_eq!(tick_spans(s).collect::<Vec<_>>(), split_version(s), "{s:?}");
+        }
     }
 }

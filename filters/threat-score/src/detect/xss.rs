@@ -462,13 +462,19 @@ fn obfuscated_js(l: &str) -> bool {
     }
     stripped.push_str(rest);
     let c = compact(&stripped).replace("(document)", "document");
-    c.has_lit(".call`")
-        || c.has_lit(".apply`")
-        || c.has_lit(".bind`")
-        || c.has_lit("document.cookie")
-        || c.has_lit("document[")
-        || c.has_lit("document.domain")
+    OBFUSCATED_JS_NEEDLES.iter().any(|n| c.has_lit(n))
 }
+
+/// What [`obfuscated_js`] looks for in the compacted value. Building it only removes
+/// characters, so a value lacking a byte of every needle holds none of them.
+const OBFUSCATED_JS_NEEDLES: [&str; 6] = [
+    ".call`",
+    ".apply`",
+    ".bind`",
+    "document.cookie",
+    "document[",
+    "document.domain",
+];
 
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
@@ -594,7 +600,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if out.wants(CAT, 2) && input.lower_has("-->") {
         out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
     }
-    if input.bytes.has(b'<') && xml_include(l) {
+    if input.bytes.has(b'<') && input.may_contain("xmlns") && xml_include(l) {
         hit(out, "xss.xml-include");
     }
     if input.bytes.has(b':') && script_url(l) {
@@ -611,8 +617,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if input.lower_has("+adw-") && input.lower_has("+ad4-") {
         hit(out, "xss.utf7");
     }
+    // Both read a compacted copy, which holds no byte `l` lacks: `jsfuck` needs `[]`, and
+    // `obfuscated_js` one of its needles (a run of punctuation has no letters for them).
     if (input.bytes.has(b'[') || input.bytes.has(b'`') || input.lower_has("/*"))
-        && (jsfuck(l) || obfuscated_js(l))
+        && (input.may_contain("[]") && jsfuck(l)
+            || OBFUSCATED_JS_NEEDLES.iter().any(|n| input.may_contain(n)) && obfuscated_js(l))
     {
         hit(out, "xss.obfuscated-js");
     }
