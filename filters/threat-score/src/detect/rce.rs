@@ -600,7 +600,12 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
     // Runs without those bytes are copied whole.
     while let Some(run) = b.get(idx..) {
         let p = run.iter().position(special).unwrap_or(run.len());
-        cleaned.extend_from_slice(run.get(..p).unwrap_or_default());
+        // A one-byte run (`\u\u\u`, `\r\n` escapes: one per special byte) is pushed, not
+        // copied by a `memcpy` call.
+        match run.get(..p).unwrap_or_default() {
+            [x] => cleaned.push(*x),
+            r => cleaned.extend_from_slice(r),
+        }
         idx += p;
         let Some(&c) = b.get(idx) else {
             break;
@@ -1772,7 +1777,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     let b = &input.bytes;
     if (b.has(b'$') || b.has(b'\\') || b.has(b'^') || b.has(b'\'') || b.has(b'"'))
-        && obfuscated_command_word(l)
+        && obfuscated_command_word_in(l, &s)
     {
         out.hit(input, CAT, "rce.evasion", Severity::Critical, 1);
     }
@@ -1805,6 +1810,13 @@ fn scan_input(input: &Input, out: &mut Findings) {
 /// `w'h'o'am'i`). Prose never builds words that way (one apostrophe, as in `I'd`, is English),
 /// so this counts at paranoia 1 even in a sentence (`please run c${x:-a}t /etc/passwd`).
 fn obfuscated_command_word(l: &str) -> bool {
+    obfuscated_command_word_in(l, &deobfuscate_lower(l).0)
+}
+
+/// [`obfuscated_command_word`] with `deobfuscate_lower(l)` known (`scan_input` made it): a
+/// word that is all of `l` (a window of a `${jndi:` run holds no separator) is not
+/// de-obfuscated a second time.
+fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
     l.split(|c: char| {
         c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',')
     })
@@ -1823,8 +1835,15 @@ fn obfuscated_command_word(l: &str) -> bool {
         if !other && inner_quotes < 2 {
             return false;
         }
-        // `l` is lowercase already, and so is `core`.
-        let (joined, _) = deobfuscate_lower(core);
+        // `l` is lowercase already, and so is `core` (a slice of it: all of it when their
+        // lengths agree).
+        let copy;
+        let joined = if core.len() == l.len() {
+            l_deobfuscated
+        } else {
+            copy = deobfuscate_lower(core).0;
+            &copy
+        };
         let joined = joined.trim();
         // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
         // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
