@@ -458,8 +458,9 @@ fn is_command(w: &str) -> bool {
         && ends_fit(base.as_bytes().last())
         && DISTINCTIVE_SET.contains(base))
         || versioned_interpreter(base)
-        // Every family ends with `-`.
-        || (base.as_bytes().contains(&b'-')
+        // Every family ends with `-`. (A byte loop: a name is a few bytes, and `contains`
+        // was a `memchr` call per segment of a `${jndi:` run.)
+        || (base.bytes().any(|b| b == b'-')
             && FAMILIES
                 .iter()
                 .any(|f| base.starts_with(f) && base.len() > f.len()))
@@ -1039,12 +1040,15 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     // program only if it is one itself or glued to a Windows option (`cmd/c`); a prefix,
     // variable or assignment alone names nothing. Decided without the walk below (its prefix
     // lookup and word iterator) when it names nothing; otherwise the walk decides.
+    // (The `/` found by a byte loop: `split_once` set up a `CharSearcher` per segment.)
     if seg.bytes().all(|b| b > b' ' && b < 0x80)
         && !is_command(seg)
         && (seg.starts_with('/')
-            || seg
-                .split_once('/')
-                .is_none_or(|(prog, opt)| opt.is_empty() || opt.len() > 3 || !is_command(prog)))
+            || seg.bytes().position(|b| b == b'/').is_none_or(|p| {
+                let (prog, opt) = (seg.get(..p).unwrap_or_default(), seg.get(p + 1..));
+                let opt = opt.unwrap_or_default();
+                opt.is_empty() || opt.len() > 3 || !is_command(prog)
+            }))
     {
         return None;
     }
