@@ -1620,12 +1620,20 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // A sentence that opens with a capitalised program name (`Tail -f for cloud logs`,
     // `Grep -r replacement written in Rust`): package summaries are written that way, while
     // Unix shells find no program called `Tail`. Paranoia 2.
-    let sentence = v.split_whitespace().next().is_some_and(|w| {
-        let mut b = w.bytes();
-        b.next().is_some_and(|c| c.is_ascii_uppercase())
-            && w.len() >= 2
-            && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    }) && super::lfi::prose(v);
+    // The first word's first byte asked first: finding the word's end decoded every char
+    // of a window without whitespace (a hostile body's).
+    let first_word = v.trim_start();
+    let sentence = first_word
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_uppercase)
+        && first_word.split_whitespace().next().is_some_and(|w| {
+            let mut b = w.bytes();
+            b.next().is_some_and(|c| c.is_ascii_uppercase())
+                && w.len() >= 2
+                && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && super::lfi::prose(v);
     // In a sentence, `(` and `{` are punctuation: a shell opens a subshell or a group only
     // in command position (`;(id)`, `(id)` at the start), never after a word ("a server
     // (python -m http.server replacement)"). Paranoia 2 there.
@@ -1821,43 +1829,66 @@ fn obfuscated_command_word(l: &str) -> bool {
 /// word that is all of `l` (a window of a `${jndi:` run holds no separator) is not
 /// de-obfuscated a second time.
 fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
-    l.split(|c: char| {
+    let sep = |c: char| {
         c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',')
-    })
-    .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
-    .any(|w| {
-        let core = w.trim_matches(['\'', '"']);
-        // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
-        // is part of `core`), and every program name holds a letter or digit: a word of
-        // punctuation (`:@/*\`, a piece of every trigger byte repeated) spells none,
-        // without a de-obfuscated copy per word.
-        if !core.bytes().any(|b| b.is_ascii_alphanumeric()) {
-            return false;
-        }
-        let inner_quotes = core.matches(['\'', '"']).count();
-        let other = core.contains(['$', '\\', '^']);
-        if !other && inner_quotes < 2 {
-            return false;
-        }
-        // `l` is lowercase already, and so is `core` (a slice of it: all of it when their
-        // lengths agree).
-        let copy;
-        let joined = if core.len() == l.len() {
-            l_deobfuscated
-        } else {
-            copy = deobfuscate_lower(core).0;
-            &copy
-        };
-        let joined = joined.trim();
-        // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
-        // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
-        // `su''do reboot` counts at 1 as a prefixed command).
-        !joined.is_empty()
-            && !joined.contains(' ')
-            && joined != core
-            && is_command(joined)
-            && !PREFIX_SET.contains(joined)
-    })
+    };
+    // An ASCII value is split at its separator bytes (each byte is its char): `str::split`
+    // decoded every char of every 4 KiB window of a hostile body. Other values as before.
+    let mut start = 0;
+    let ascii = l.is_ascii();
+    let ascii_words = ascii.then(|| {
+        let b = l.as_bytes();
+        b.iter()
+            .enumerate()
+            .filter(move |(_, &c)| sep(char::from(c)))
+            .map(|(i, _)| i)
+            .chain(std::iter::once(b.len()))
+            .map(move |end| {
+                let w = l.get(start..end).unwrap_or_default();
+                start = end + 1;
+                w
+            })
+    });
+    let char_words = (!ascii).then(|| l.split(sep));
+    let words = ascii_words
+        .into_iter()
+        .flatten()
+        .chain(char_words.into_iter().flatten());
+    words
+        .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
+        .any(|w| {
+            let core = w.trim_matches(['\'', '"']);
+            // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
+            // is part of `core`), and every program name holds a letter or digit: a word of
+            // punctuation (`:@/*\`, a piece of every trigger byte repeated) spells none,
+            // without a de-obfuscated copy per word.
+            if !core.bytes().any(|b| b.is_ascii_alphanumeric()) {
+                return false;
+            }
+            let inner_quotes = core.matches(['\'', '"']).count();
+            let other = core.contains(['$', '\\', '^']);
+            if !other && inner_quotes < 2 {
+                return false;
+            }
+            // `l` is lowercase already, and so is `core` (a slice of it: all of it when their
+            // lengths agree).
+            let copy;
+            let joined = if core.len() == l.len() {
+                l_deobfuscated
+            } else {
+                copy = deobfuscate_lower(core).0;
+                &copy
+            };
+            let joined = joined.trim();
+            // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
+            // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
+            // `su''do reboot` counts at 1 as a prefixed command).
+            !joined.is_empty()
+                && !joined.contains(' ')
+                && joined != core
+                && is_command(joined)
+                && !PREFIX_SET.contains(joined)
+        })
 }
 
 /// Whether a whitespace-separated word with quotes, backslashes or carets inside it spells
@@ -2447,7 +2478,7 @@ mod tests {
         let pieces = [
             "c", "a", "t", "id", "who", "ami", "sudo", "'", "\"", "\\", "^", "$", "${x}",
             "${x:-a}", "$@", "$()", "$ifs", "${ifs}", "\t", " ", ";", "/", ":", "@", "*", "%", "#",
-            "é",
+            "é", "\u{b}", "\u{a0}", ",", "|", "(",
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let (mut hits, mut n) = (0, 0);
