@@ -1840,7 +1840,8 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
         let b = l.as_bytes();
         b.iter()
             .enumerate()
-            .filter(move |(_, &c)| sep(char::from(c)))
+            // `sep` for an ASCII char: its whitespace is `\t`..=`\r` and the space.
+            .filter(|(_, &c)| ascii_separator(c))
             .map(|(i, _)| i)
             .chain(std::iter::once(b.len()))
             .map(move |end| {
@@ -1889,6 +1890,16 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
                 && is_command(joined)
                 && !PREFIX_SET.contains(joined)
         })
+}
+
+/// [`obfuscated_command_word`]'s separator for an ASCII byte (`char::is_whitespace` of an
+/// ASCII char is `\t`..=`\r` and the space; a test checks every byte against the char
+/// version).
+fn ascii_separator(c: u8) -> bool {
+    matches!(
+        c,
+        b'\t'..=b'\r' | b' ' | b';' | b'|' | b'&' | b'`' | b'(' | b')' | b'<' | b'>' | b','
+    )
 }
 
 /// Whether a whitespace-separated word with quotes, backslashes or carets inside it spells
@@ -2471,6 +2482,16 @@ mod tests {
                 && is_command(joined)
                 && !PREFIX_SET.contains(joined)
         })
+    }
+
+    #[test]
+    fn ascii_separator_is_the_char_separator() {
+        for c in 0u8..0x80 {
+            let ch = char::from(c);
+            let sep = ch.is_whitespace()
+                || matches!(ch, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',');
+            assert_eq!(ascii_separator(c), sep, "{c:#x}");
+        }
     }
 
     #[test]
