@@ -1821,13 +1821,14 @@ fn scan_input(input: &Input, out: &mut Findings) {
 /// backslash or caret escape (`c\\at`, `w^h^o^a^m^i`), or two or more quotes (`ca''t`,
 /// `w'h'o'am'i`). Prose never builds words that way (one apostrophe, as in `I'd`, is English),
 /// so this counts at paranoia 1 even in a sentence (`please run c${x:-a}t /etc/passwd`).
+#[cfg(test)]
 fn obfuscated_command_word(l: &str) -> bool {
     obfuscated_command_word_in(l, &deobfuscate_lower(l).0)
 }
 
-/// [`obfuscated_command_word`] with `deobfuscate_lower(l)` known (`scan_input` made it): a
-/// word that is all of `l` (a window of a `${jndi:` run holds no separator) is not
-/// de-obfuscated a second time.
+/// What `obfuscated_command_word` (now a test helper) answers, with `deobfuscate_lower(l)`
+/// known (`scan_input` made it): a word that is all of `l` (a window of a `${jndi:` run
+/// holds no separator) is not de-obfuscated a second time.
 fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
     let sep = |c: char| {
         c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',')
