@@ -80,7 +80,9 @@ fn node_injection(l: &str) -> bool {
     MARKERS.iter().any(|m| {
         set.has_all(m.as_bytes())
             && super::lit_offsets(l, m).any(|p| !prose() || call_with_argument(word_around(l, p)))
-    }) || ((l.has_lit("function") || l.has_lit("=>")) && invoked_function(l))
+    }) || ((set.has_all(b"function") && l.has_lit("function")
+        || set.has_all(b"=>") && l.has_lit("=>"))
+        && invoked_function(l))
 }
 
 /// A function literal called where it is written: `function(){...}()`,
@@ -739,10 +741,14 @@ fn erb_backticks(l: &str) -> bool {
 fn ssrf(l: &str) -> bool {
     // Borrowed slices, counted in bytes: a long value without `/` (a 4 KiB window of a
     // hostile body) is its own "host", and was copied twice per window.
-    fn host_part(s: &str) -> &str {
-        let s = s
-            .find_lit("://")
-            .map_or(s, |p| s.get(p + 3..).unwrap_or_default());
+    // `url`: whether `s` holds `://` (asked once: three searches of every 4 KiB window).
+    fn host_part(s: &str, url: bool) -> &str {
+        let s = if url {
+            s.find_lit("://")
+                .map_or(s, |p| s.get(p + 3..).unwrap_or_default())
+        } else {
+            s
+        };
         let s = s.rsplit_once('@').map_or(s, |(_, r)| r);
         s.split(['/', '?', '#'])
             .next()
@@ -755,14 +761,15 @@ fn ssrf(l: &str) -> bool {
     // The value is the URL (`http://localhost:6379/`), as a fetch target is; a loopback URL
     // inside a sentence ("open http://localhost:3000 in your browser") is documentation.
     // Metadata addresses count wherever they stand.
-    let host = host_part(t);
-    let whole_url = t.find_lit("://").is_some_and(|p| {
-        t.get(..p).is_some_and(|scheme| {
-            scheme
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
-        })
-    }) && !host.bytes().any(|c| c.is_ascii_whitespace());
+    let host = host_part(t, url);
+    let whole_url =
+        url && t.find_lit("://").is_some_and(|p| {
+            t.get(..p).is_some_and(|scheme| {
+                scheme
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+            })
+        }) && !host.bytes().any(|c| c.is_ascii_whitespace());
     let host_no_port = if host.bytes().filter(|&c| c == b':').count() == 1 {
         host.split(':').next().unwrap_or_default()
     } else {

@@ -377,7 +377,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // ASCII under NFKC, which Java, Python and .NET path handling apply: read as what
         // they become (a copy only when the value holds one).
         let folded;
-        let v: &str = if input.bytes.has(0xEF) && input.value.contains(FULLWIDTH) {
+        let fullwidth = input.bytes.has(0xEF) && input.value.contains(FULLWIDTH);
+        let v: &str = if fullwidth {
             folded = input
                 .value
                 .replace('\u{FF0E}', ".")
@@ -387,10 +388,18 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         } else {
             input.value.as_str()
         };
-        let raw_dots = v.has_lit("..") || v.has_lit("0x2e") || v.has_lit("0x5c");
+        // A lowercase needle occurs in `v` only if all its bytes are in `lower`'s set: the
+        // set is asked first (each search was a pass over every 4 KiB window of a hostile
+        // body). `text` below is `v` with `0x..` spellings replaced by `.`, `/` or `\`: it
+        // holds no other byte than `v`. The fullwidth fold adds `.`, `/` and `\` too, so a
+        // folded value is searched for `..` whatever the set says.
+        let may = |needle: &str| input.may_contain(needle);
+        let has_0x = may("0x") && v.has_lit("0x");
+        let raw_dots = (fullwidth || may("..")) && v.has_lit("..")
+            || has_0x && (v.has_lit("0x2e") || v.has_lit("0x5c"));
         // Hex-spelled dots and slashes (`0x2e0x2e0x2f`) are decoded by some path handlers.
         let hexed;
-        let text = if v.has_lit("0x") {
+        let text = if has_0x {
             hexed = v
                 .replace("0x2e", ".")
                 .replace("0x2f", "/")
@@ -424,7 +433,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             };
             out.hit(input, CAT, "lfi.traversal", Severity::Critical, level);
         }
-        if text.has_lit("0x2e.") || (v.has_lit("0x") && n.parent_segments > 0) {
+        if has_0x && (text.has_lit("0x2e.") || n.parent_segments > 0) {
             out.hit(input, CAT, "lfi.encoded-traversal", Severity::Critical, 1);
         }
         // Paranoia 2: a `..` path segment anywhere, even one that stays inside the root
@@ -446,8 +455,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
         if (text.contains('/')
             || text.contains('\\')
-            || text.has_lit(".ini")
-            || text.has_lit("ntuser")
+            || may("ini") && text.has_lit(".ini")
+            || may("ntuser") && text.has_lit("ntuser")
             || text.starts_with('.'))
             && sensitive_target(&n.path)
         {

@@ -460,8 +460,9 @@ fn is_command(w: &str) -> bool {
         && ends_fit(base.as_bytes().last())
         && DISTINCTIVE_SET.contains(base))
         || versioned_interpreter(base)
-        // Every family ends with `-`.
-        || (base.as_bytes().contains(&b'-')
+        // Every family ends with `-`. (A byte loop: a name is a few bytes, and `contains`
+        // was a `memchr` call per segment of a `${jndi:` run.)
+        || (base.bytes().any(|b| b == b'-')
             && FAMILIES
                 .iter()
                 .any(|f| base.starts_with(f) && base.len() > f.len()))
@@ -505,7 +506,8 @@ pub fn deobfuscate(v: &str) -> (String, bool) {
 
 /// [`deobfuscate`] of a value already ASCII-lowercased (an input's `lower`).
 fn deobfuscate_lower(lower: &str) -> (String, bool) {
-    let mut s = if lower.has_lit("$ifs") || lower.has_lit("${ifs}") {
+    // Both spellings hold `ifs`: one search when it is absent (every window of most bodies).
+    let mut s = if lower.has_lit("ifs") && (lower.has_lit("$ifs") || lower.has_lit("${ifs}")) {
         lower
             .replace("${ifs}", " ")
             .replace("$ifs$9", " ")
@@ -601,7 +603,12 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
     // Runs without those bytes are copied whole.
     while let Some(run) = b.get(idx..) {
         let p = run.iter().position(special).unwrap_or(run.len());
-        cleaned.extend_from_slice(run.get(..p).unwrap_or_default());
+        // A one-byte run (`\u\u\u`, `\r\n` escapes: one per special byte) is pushed, not
+        // copied by a `memcpy` call.
+        match run.get(..p).unwrap_or_default() {
+            [x] => cleaned.push(*x),
+            r => cleaned.extend_from_slice(r),
+        }
         idx += p;
         let Some(&c) = b.get(idx) else {
             break;
@@ -1039,12 +1046,15 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
     // program only if it is one itself or glued to a Windows option (`cmd/c`); a prefix,
     // variable or assignment alone names nothing. Decided without the walk below (its prefix
     // lookup and word iterator) when it names nothing; otherwise the walk decides.
+    // (The `/` found by a byte loop: `split_once` set up a `CharSearcher` per segment.)
     if seg.bytes().all(|b| b > b' ' && b < 0x80)
         && !is_command(seg)
         && (seg.starts_with('/')
-            || seg
-                .split_once('/')
-                .is_none_or(|(prog, opt)| opt.is_empty() || opt.len() > 3 || !is_command(prog)))
+            || seg.bytes().position(|b| b == b'/').is_none_or(|p| {
+                let (prog, opt) = (seg.get(..p).unwrap_or_default(), seg.get(p + 1..));
+                let opt = opt.unwrap_or_default();
+                opt.is_empty() || opt.len() > 3 || !is_command(prog)
+            }))
     {
         return None;
     }
@@ -1346,16 +1356,17 @@ fn brace_expansion(s: &str) -> bool {
 
 /// `$(...)`, `${cmd}`/`$SHELL`-style expansions, and backticks around a command.
 fn substitution(s: &str) -> bool {
-    if let Some(p) = s.find_lit("$(") {
+    // Each needle is searched only when all its bytes occur (one pass for the set instead of
+    // a search per needle over a 4 KiB window of a hostile body that has none of them).
+    let set = crate::extract::ByteSet::of(s.as_bytes());
+    if let Some(p) = set.has_all(b"$(").then(|| s.find_lit("$(")).flatten() {
         let rest = s.get(p + 2..).unwrap_or_default();
         if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$') {
             return true;
         }
     }
     // `$SHELL -c ...`, `${BASH}`: a shell variable run as the command (a `$PATH` mentioned in
-    // prose is not). Each name is searched only when all its bytes occur (one pass for the
-    // set instead of ten searches over a long `${${...` run).
-    let set = crate::extract::ByteSet::of(s.as_bytes());
+    // prose is not). Each name is searched only when all its bytes occur.
     for var in [
         "$shell", "${shell}", "$bash", "${bash}", "$0", "${0}", "$path", "${path}", "$home",
         "${home}",
@@ -1373,7 +1384,7 @@ fn substitution(s: &str) -> bool {
             return true;
         }
     }
-    if let Some(p) = s.find_lit("${") {
+    if let Some(p) = set.has_all(b"${").then(|| s.find_lit("${")).flatten() {
         let rest = s.get(p + 2..).unwrap_or_default();
         let word: String = rest
             .chars()
@@ -1383,8 +1394,6 @@ fn substitution(s: &str) -> bool {
             return true;
         }
     }
-    let mut parts = s.split('`');
-    parts.next();
     // Backticks: a command line inside, judged like any command (Markdown code spans hold
     // words like `fetch` or `npm install`).
     // A backtick glued to a word or shell syntax (`x`id``, `${`id`}`) substitutes whatever it
@@ -1396,9 +1405,22 @@ fn substitution(s: &str) -> bool {
                 c.is_ascii_alphanumeric() || matches!(c, b'{' | b'$' | b'=' | b'(' | b'"' | b'\'')
             })
     });
-    parts.step_by(2).any(|inner| {
+    tick_spans(s).any(|inner| {
         command_in_segment(Intro::Tick, inner).is_some()
             || glued && inner.split_whitespace().next().is_some_and(is_command)
+    })
+}
+
+/// What each pair of backticks in `s` holds (the last one running to the end when it is
+/// unpaired): the odd pieces of `s.split('`')`, found by a byte scan. The split was a
+/// `CharSearcher` step per backtick (a `memchr` set-up each: on Wasm, with no SIMD, a
+/// run of backticks cost ~100 instructions per byte).
+fn tick_spans(s: &str) -> impl Iterator<Item = &str> + '_ {
+    let mut ticks = super::byte_offsets(s, b'`');
+    std::iter::from_fn(move || {
+        let open = ticks.next()?;
+        let end = ticks.next().unwrap_or(s.len());
+        s.get(open + 1..end)
     })
 }
 
@@ -1419,11 +1441,18 @@ fn command_position(s: &str, p: usize) -> bool {
 /// cmd.exe control flow: `for /f ... in (...) do`, `for %x in (...) do`, `if exist`,
 /// `if "%a%"=="b" cmd`.
 pub(crate) fn windows_batch(s: &str) -> bool {
+    windows_batch_in(s, &crate::extract::ByteSet::of(s.as_bytes()))
+}
+
+/// [`windows_batch`] with the byte set of `s` (or a superset) known: a needle is searched
+/// only when all its bytes occur (`if`, `for` and the three variables were five searches of
+/// every 4 KiB window of a hostile body).
+fn windows_batch_in(s: &str, set: &crate::extract::ByteSet) -> bool {
     // The word walk below answers only for an `if` or `for` word, the variables after it
     // need a `%`: most values have none of them (a `/` alone, as in a `/*/*` run, used to
     // start the walk).
-    if !(s.has_lit("if") || s.has_lit("for")) {
-        return s.contains('%') && batch_variable(s);
+    if !(set.has_all(b"if") && s.has_lit("if") || set.has_all(b"for") && s.has_lit("for")) {
+        return set.has(b'%') && batch_variable(s, set);
     }
     let words: Vec<&str> = s.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
@@ -1488,12 +1517,14 @@ pub(crate) fn windows_batch(s: &str) -> bool {
             }
         }
     }
-    batch_variable(s)
+    batch_variable(s, set)
 }
 
 /// `%comspec%`, `%systemroot%`, `%windir%`: cmd.exe's variables for its own paths.
-fn batch_variable(s: &str) -> bool {
-    s.has_lit("%comspec%") || s.has_lit("%systemroot%") || s.has_lit("%windir%")
+fn batch_variable(s: &str, set: &crate::extract::ByteSet) -> bool {
+    ["%comspec%", "%systemroot%", "%windir%"]
+        .iter()
+        .any(|v| set.has_all(v.as_bytes()) && s.has_lit(v))
 }
 
 /// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
@@ -1595,12 +1626,20 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // A sentence that opens with a capitalised program name (`Tail -f for cloud logs`,
     // `Grep -r replacement written in Rust`): package summaries are written that way, while
     // Unix shells find no program called `Tail`. Paranoia 2.
-    let sentence = v.split_whitespace().next().is_some_and(|w| {
-        let mut b = w.bytes();
-        b.next().is_some_and(|c| c.is_ascii_uppercase())
-            && w.len() >= 2
-            && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    }) && super::lfi::prose(v);
+    // The first word's first byte asked first: finding the word's end decoded every char
+    // of a window without whitespace (a hostile body's).
+    let first_word = v.trim_start();
+    let sentence = first_word
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_uppercase)
+        && first_word.split_whitespace().next().is_some_and(|w| {
+            let mut b = w.bytes();
+            b.next().is_some_and(|c| c.is_ascii_uppercase())
+                && w.len() >= 2
+                && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && super::lfi::prose(v);
     // In a sentence, `(` and `{` are punctuation: a shell opens a subshell or a group only
     // in command position (`;(id)`, `(id)` at the start), never after a word ("a server
     // (python -m http.server replacement)"). Paranoia 2 there.
@@ -1743,7 +1782,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if set.has_all(b"alias") && alias_definition(&s) {
         out.hit(input, CAT, "rce.alias", Severity::Critical, 1);
     }
-    if windows_batch(&s) {
+    if windows_batch_in(&s, &set) {
         out.hit(input, CAT, "rce.windows-batch", Severity::Critical, 1);
     }
     if input.bytes.has(b'-') && powershell_cmdlet(v) {
@@ -1756,7 +1795,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     let b = &input.bytes;
     if (b.has(b'$') || b.has(b'\\') || b.has(b'^') || b.has(b'\'') || b.has(b'"'))
-        && obfuscated_command_word(l)
+        && obfuscated_command_word_in(l, &s)
     {
         out.hit(input, CAT, "rce.evasion", Severity::Critical, 1);
     }
@@ -1788,37 +1827,86 @@ fn scan_input(input: &Input, out: &mut Findings) {
 /// backslash or caret escape (`c\\at`, `w^h^o^a^m^i`), or two or more quotes (`ca''t`,
 /// `w'h'o'am'i`). Prose never builds words that way (one apostrophe, as in `I'd`, is English),
 /// so this counts at paranoia 1 even in a sentence (`please run c${x:-a}t /etc/passwd`).
+#[cfg(test)]
 fn obfuscated_command_word(l: &str) -> bool {
-    l.split(|c: char| {
+    obfuscated_command_word_in(l, &deobfuscate_lower(l).0)
+}
+
+/// What `obfuscated_command_word` (now a test helper) answers, with `deobfuscate_lower(l)`
+/// known (`scan_input` made it): a word that is all of `l` (a window of a `${jndi:` run
+/// holds no separator) is not de-obfuscated a second time.
+fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
+    let sep = |c: char| {
         c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',')
-    })
-    .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
-    .any(|w| {
-        let core = w.trim_matches(['\'', '"']);
-        // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
-        // is part of `core`), and every program name holds a letter or digit: a word of
-        // punctuation (`:@/*\`, a piece of every trigger byte repeated) spells none,
-        // without a de-obfuscated copy per word.
-        if !core.bytes().any(|b| b.is_ascii_alphanumeric()) {
-            return false;
-        }
-        let inner_quotes = core.matches(['\'', '"']).count();
-        let other = core.contains(['$', '\\', '^']);
-        if !other && inner_quotes < 2 {
-            return false;
-        }
-        // `l` is lowercase already, and so is `core`.
-        let (joined, _) = deobfuscate_lower(core);
-        let joined = joined.trim();
-        // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
-        // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
-        // `su''do reboot` counts at 1 as a prefixed command).
-        !joined.is_empty()
-            && !joined.contains(' ')
-            && joined != core
-            && is_command(joined)
-            && !PREFIX_SET.contains(joined)
-    })
+    };
+    // An ASCII value is split at its separator bytes (each byte is its char): `str::split`
+    // decoded every char of every 4 KiB window of a hostile body. Other values as before.
+    let mut start = 0;
+    let ascii = l.is_ascii();
+    let ascii_words = ascii.then(|| {
+        let b = l.as_bytes();
+        b.iter()
+            .enumerate()
+            // `sep` for an ASCII char: its whitespace is `\t`..=`\r` and the space.
+            .filter(|(_, &c)| ascii_separator(c))
+            .map(|(i, _)| i)
+            .chain(std::iter::once(b.len()))
+            .map(move |end| {
+                let w = l.get(start..end).unwrap_or_default();
+                start = end + 1;
+                w
+            })
+    });
+    let char_words = (!ascii).then(|| l.split(sep));
+    let words = ascii_words
+        .into_iter()
+        .flatten()
+        .chain(char_words.into_iter().flatten());
+    words
+        .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
+        .any(|w| {
+            let core = w.trim_matches(['\'', '"']);
+            // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
+            // is part of `core`), and every program name holds a letter or digit: a word of
+            // punctuation (`:@/*\`, a piece of every trigger byte repeated) spells none,
+            // without a de-obfuscated copy per word.
+            if !core.bytes().any(|b| b.is_ascii_alphanumeric()) {
+                return false;
+            }
+            let inner_quotes = core.matches(['\'', '"']).count();
+            let other = core.contains(['$', '\\', '^']);
+            if !other && inner_quotes < 2 {
+                return false;
+            }
+            // `l` is lowercase already, and so is `core` (a slice of it: all of it when their
+            // lengths agree).
+            let copy;
+            let joined = if core.len() == l.len() {
+                l_deobfuscated
+            } else {
+                copy = deobfuscate_lower(core).0;
+                &copy
+            };
+            let joined = joined.trim();
+            // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
+            // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
+            // `su''do reboot` counts at 1 as a prefixed command).
+            !joined.is_empty()
+                && !joined.contains(' ')
+                && joined != core
+                && is_command(joined)
+                && !PREFIX_SET.contains(joined)
+        })
+}
+
+/// [`obfuscated_command_word`]'s separator for an ASCII byte (`char::is_whitespace` of an
+/// ASCII char is `\t`..=`\r` and the space; a test checks every byte against the char
+/// version).
+fn ascii_separator(c: u8) -> bool {
+    matches!(
+        c,
+        b'\t'..=b'\r' | b' ' | b';' | b'|' | b'&' | b'`' | b'(' | b')' | b'<' | b'>' | b','
+    )
 }
 
 /// Whether a whitespace-separated word with quotes, backslashes or carets inside it spells
@@ -2404,11 +2492,21 @@ mod tests {
     }
 
     #[test]
+    fn ascii_separator_is_the_char_separator() {
+        for c in 0u8..0x80 {
+            let ch = char::from(c);
+            let sep = ch.is_whitespace()
+                || matches!(ch, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',');
+            assert_eq!(ascii_separator(c), sep, "{c:#x}");
+        }
+    }
+
+    #[test]
     fn obfuscated_command_word_skips_only_words_that_spell_nothing() {
         let pieces = [
             "c", "a", "t", "id", "who", "ami", "sudo", "'", "\"", "\\", "^", "$", "${x}",
             "${x:-a}", "$@", "$()", "$ifs", "${ifs}", "\t", " ", ";", "/", ":", "@", "*", "%", "#",
-            "é",
+            "é", "\u{b}", "\u{a0}", ",", "|", "(",
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let (mut hits, mut n) = (0, 0);
@@ -2661,5 +2759,36 @@ mod tests {
         assert!(!windows_batch("ifq a==b foo"));
         assert!(powershell_cmdlet("Invoke-WebRequest http://x/y.ps1"));
         assert!(!powershell_cmdlet("get-started with Set-up"));
+    }
+
+    /// `tick_spans` yields exactly the odd pieces of `split('`')` (what it replaced), on
+    /// every string of up to 7 symbols over backticks, letters, spaces and a non-ASCII char,
+    /// and on the hostile generators' runs.
+    #[test]
+    fn tick_spans_match_the_split() {
+        fn split_version(s: &str) -> Vec<&str> {
+            let mut parts = s.split('`');
+            parts.next();
+            parts.step_by(2).collect()
+        }
+        const SYMBOLS: [&str; 5] = ["`", "a", " ", "é", "``"];
+        let mut strings = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..7 {
+            let mut next = Vec::new();
+            for s in &frontier {
+                for sym in SYMBOLS {
+                    next.push(format!("{s}{sym}"));
+                }
+            }
+            strings.extend(next.iter().cloned());
+            frontier = next;
+        }
+        for (_, unit) in crate::hostile::GENERATORS {
+            strings.push(crate::hostile::repeat(unit, 4096));
+        }
+        for s in &strings {
+            assert_eq!(tick_spans(s).collect::<Vec<_>>(), split_version(s), "{s:?}");
+        }
     }
 }
