@@ -672,9 +672,7 @@ mod tests {
             let len = n % 37;
             let b: Vec<u8> = (0..len)
                 .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
+                    seed = crate::detect::xorshift(seed);
                     // Mostly plain letters, so stops land at every offset.
                     let k = (seed >> 11) as usize;
                     if k.is_multiple_of(4) {

@@ -1932,9 +1932,7 @@ mod tests {
             let len = n % 41;
             let data: Vec<u8> = (0..len)
                 .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
+                    seed = crate::detect::xorshift(seed);
                     alphabet[(seed >> 11) as usize % alphabet.len()]
                 })
                 .collect();

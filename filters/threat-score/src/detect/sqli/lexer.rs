@@ -990,9 +990,7 @@ mod tests {
         for n in 0..40_000 {
             let mut v = String::new();
             for _ in 0..(1 + n % 7) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
+                seed = crate::detect::xorshift(seed);
                 v.push_str(pieces[(seed >> 20) as usize % pieces.len()]);
             }
             for slash in [false, true] {
