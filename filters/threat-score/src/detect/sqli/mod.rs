@@ -1615,6 +1615,11 @@ fn operator_member(l: &str) -> bool {
             .take(12)
             .take_while(|c| c.is_ascii_lowercase())
             .count();
+        // Every operator has two letters or more (`$in`): a `$` before `{` or a digit (a
+        // `${${...` run has one per `{`) is no operator, without a lookup.
+        if word < 2 {
+            return false;
+        }
         let Some(op) = l.get(p..p + 1 + word) else {
             return false;
         };
@@ -1640,6 +1645,22 @@ fn operator_member(l: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `operator_member` skips a `$` followed by fewer than two lowercase letters without a
+    /// lookup: no operator is that short, and each is `$` and lowercase letters only.
+    #[test]
+    fn every_operator_has_two_lowercase_letters() {
+        for op in MONGO_OPERATORS.iter() {
+            let name = op.strip_prefix('$').unwrap_or_default();
+            assert!(
+                name.len() >= 2 && name.bytes().all(|c| c.is_ascii_lowercase()),
+                "{op}"
+            );
+        }
+        assert!(operator_member(r#"{"user":{"$ne":null}}"#));
+        assert!(operator_member("{'$in': [1]}"));
+        assert!(!operator_member(&"${".repeat(100)));
+    }
 
     fn detect(s: &str) -> Option<&'static str> {
         [Context::None, Context::Single, Context::Double]
