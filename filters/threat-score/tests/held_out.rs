@@ -1583,3 +1583,57 @@ fn vendor_structured_types_and_mixed_multipart_are_inspected() {
         assert_eq!(a.verdict, verdict, "{content_type}: {body} -> {a:?}");
     }
 }
+
+/// A JSON document carried as a value (a form field `data={...}`, a JSON string member, a
+/// multipart part of type `application/json`, a cookie): the application parses it and reads
+/// its leaves, where the document's own quotes delimit the strings, so an SQL statement in a
+/// leaf needs no quote break-out. Its leaves are inspected as values; documents whose leaves
+/// are prose, names with apostrophes or SQL words in a sentence pass.
+#[test]
+fn json_documents_carried_as_values() {
+    for doc in [
+        r#"{"name":"1 UNION SELECT password FROM users--"}"#,
+        r#"{"filter":{"id":"1 AND (SELECT 1 FROM (SELECT SLEEP(3))t)"}}"#,
+        r#"[{"op":"replace","path":"/name","value":"x; DROP TABLE users--"}]"#,
+        r#"{"items":[{"q":"-1 union all select null,version(),null"}]}"#,
+        r#"{"a":"{\"b\":\"1 UNION SELECT password FROM users--\"}"}"#,
+    ] {
+        each_carrier(doc, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {doc} -> {a:?}");
+        });
+    }
+    for doc in [
+        r#"{"title":"Select the best option","owner":"O'Brien"}"#,
+        r#"{"q":"how to select distinct values from a table in postgres","page":2}"#,
+        r#"[{"op":"replace","path":"/name","value":"Ann & Bob's shop"}]"#,
+        r#"{"filter":{"status":"active","tags":["sql","union types"]}}"#,
+        r#"{"comment":"It's 5' tall; order by size","ids":[1,2,3]}"#,
+        r#"{"msg":"Tom' or 'Jerry","bio":"I'm learning SQL: SELECT, FROM, WHERE"}"#,
+        r#"{"note":"Drop me a line; update the table","nested":"{\"k\":\"v\"}"}"#,
+    ] {
+        each_carrier(doc, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {doc} -> {a:?}");
+        });
+    }
+    let part = |json: &str| {
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{json}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XyZ--\r\n"
+        )
+    };
+    let multipart = "multipart/form-data; boundary=XyZ";
+    let a = body_request(
+        multipart,
+        &part(r#"{"title":"x","owner":"1 UNION SELECT password FROM users--"}"#),
+    );
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+    let a = body_request(
+        multipart,
+        &part(r#"{"title":"Q3 report","owner":"O'Brien","tags":["select","union"]}"#),
+    );
+    assert_eq!(a.verdict, Verdict::Allow, "{a:?}");
+    let a = header_request(
+        "cookie",
+        "prefs={\"sort\":\"1 UNION SELECT password FROM users--\"}",
+    );
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+}
