@@ -1637,3 +1637,51 @@ fn json_documents_carried_as_values() {
     );
     assert_eq!(a.verdict, Verdict::Block, "{a:?}");
 }
+
+/// A cloud metadata URL in the `User-Agent` or `Referer`: applications fetch these headers'
+/// URLs (link previews, pingbacks, referrer resolvers) and no browser comes from such a page,
+/// so it is an SSRF probe in any notation; crawlers' own pages, development referrers and
+/// pages that merely name the address pass.
+#[test]
+fn metadata_urls_in_user_agent_and_referer() {
+    for (name, value) in [
+        ("user-agent", "http://169.254.169.254/latest/meta-data/"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (compatible; Probe/1.0; +http://169.254.169.254/latest/meta-data/iam/)",
+        ),
+        ("user-agent", "curl/8.4.0 http://[fd00:ec2::254]/latest/"),
+        (
+            "referer",
+            "http://metadata.google.internal/computeMetadata/v1/instance/",
+        ),
+        ("referer", "http://0xa9fea9fe/latest/user-data"),
+        ("referer", "https://x@100.100.100.200:80/latest/meta-data/"),
+    ] {
+        let a = header_request(name, value);
+        assert_eq!(a.verdict, Verdict::Block, "{name}: {value:?} -> {a:?}");
+    }
+    for (name, value) in [
+        (
+            "user-agent",
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+        ),
+        (
+            "user-agent",
+            "Mozilla/5.0 (compatible; Probe/1.0; +http://127.0.0.1/about.html)",
+        ),
+        ("referer", "http://localhost:3000/dashboard"),
+        ("referer", "http://192.168.1.20:8080/admin/settings"),
+        (
+            "referer",
+            "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html",
+        ),
+        (
+            "referer",
+            "https://blog.example/posts/what-is-169.254.169.254-and-why-imdsv2",
+        ),
+    ] {
+        let a = header_request(name, value);
+        assert_eq!(a.verdict, Verdict::Allow, "{name}: {value:?} -> {a:?}");
+    }
+}

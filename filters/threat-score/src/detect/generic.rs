@@ -868,6 +868,38 @@ fn metadata_target(l: &str) -> bool {
     METADATA.iter().any(|m| l.contains(m))
 }
 
+/// A URL anywhere in `l` whose host is a cloud metadata address ([`METADATA`], or any
+/// address of the link-local block in any notation, [`link_local`]):
+/// `+http://169.254.169.254/latest/meta-data/` in a `User-Agent` comment,
+/// `http://metadata.google.internal/...` as a `Referer`. No browser or crawler comes from
+/// such a page, and applications fetch these headers' URLs (link previews, pingbacks,
+/// analytics that resolve the referrer): an SSRF probe, wherever it stands. Each host is
+/// read to its first delimiter, at most 256 bytes, once per `://`: linear.
+fn metadata_url(l: &str) -> bool {
+    super::lit_offsets(l, "://").any(|p| {
+        let rest = l.get(p + 3..).unwrap_or_default();
+        let end = rest
+            .bytes()
+            .take(256)
+            .position(|c| {
+                c.is_ascii_whitespace()
+                    || matches!(c, b'/' | b'?' | b'#' | b')' | b';' | b',' | b'"' | b'\'')
+            })
+            .unwrap_or(rest.len().min(256));
+        let authority = rest.get(..end).unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = host.trim_start_matches('[');
+        let host = match host.split_once(']') {
+            Some((h, _)) => h,
+            None if host.bytes().filter(|&c| c == b':').count() == 1 => {
+                host.split(':').next().unwrap_or_default()
+            }
+            None => host,
+        };
+        METADATA.iter().any(|m| host.contains(m)) || link_local(host)
+    })
+}
+
 /// `<!ENTITY name SYSTEM "...">`, `<!ENTITY % name PUBLIC ...>`: an XML external entity
 /// declaration, which makes a parser read a file or fetch a URL (XXE).
 fn external_entity(l: &str) -> bool {
@@ -973,7 +1005,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // address still counts there.
     let browser_target =
         matches!(input.location.source, Source::Arg) && browser_redirect_name(&input.location.name);
-    if !origin_header && (!browser_target || metadata_target(l)) && ssrf(l) {
+    let ssrf_here = if origin_header {
+        set.has(b':') && metadata_url(l)
+    } else {
+        (!browser_target || metadata_target(l)) && ssrf(l)
+    };
+    if ssrf_here {
         hit(out, "generic.ssrf");
     }
     if set.has(b'<') && external_entity(l) {
@@ -1048,6 +1085,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             break;
         }
         if input.location.source == Source::Header && input.location.name == "user-agent" {
+            // Only a metadata URL counts in a `User-Agent` (a crawler's `+http://...` page
+            // is a public site; the rest of this family reads parameters).
+            if input.bytes.has(b':') && metadata_url(&input.lower) {
+                out.hit(input, CAT, "generic.ssrf", Severity::Critical, 1);
+            }
             continue;
         }
         scan_input(input, out);
