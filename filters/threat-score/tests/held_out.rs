@@ -1685,3 +1685,35 @@ fn metadata_urls_in_user_agent_and_referer() {
         assert_eq!(a.verdict, Verdict::Allow, "{name}: {value:?} -> {a:?}");
     }
 }
+
+/// Bash's parameter expansions (`${#files[@]}`, `${v:+--verbose}`, `${arr[i+1]}`) hold `[`,
+/// `*` or `+` as array subscripts, glob patterns and operators, not template code; template
+/// expressions that compute (`${7*7}`, `${7777+1}`), walk objects (`${users[0].name}`,
+/// `${x[__class__]}`) or nest another expression in a default still count.
+#[test]
+fn shell_parameter_expansions_versus_template_expressions() {
+    for text in [
+        "${#arr[@]}",
+        "echo ${#files[@]} files",
+        "Count with ${#items[*]} and loop over ${!map[@]}",
+        "${v:+--verbose}",
+        "${arr[i+1]}",
+        "Use ${name^^} to upper-case and ${name,,} to lower-case",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in [
+        "${7*7}",
+        "${7777+1}",
+        "${users[0].name}",
+        "${x[__class__]}",
+        "${a:-${7*7}}",
+        "${a:T(java.lang.Runtime).getRuntime().exec('id')}",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}

@@ -485,10 +485,10 @@ fn obfuscated_ip_url(l: &str) -> bool {
 
 /// Template expressions: `{{7*7}}`, `{{''.__class__}}`, `${7*7}`, `#{7*7}`, `<%= 7*7 %>`.
 fn template_injection(l: &str) -> bool {
-    let inner_code = |inner: &str| {
+    let inner_code = |open: &str, inner: &str| {
         let t = inner.trim();
         !t.is_empty()
-            && (t.contains(['*', '[', '+'])
+            && (t.contains(['*', '[', '+']) && !(open == "${" && shell_expansion(t))
                 || call_outside_filters(t)
                 || t.has_lit("__")
                 || starts_with_object(t))
@@ -530,7 +530,7 @@ fn template_injection(l: &str) -> bool {
             // expression itself is code.
             let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
             let code = if p == group_start {
-                (scriptlet && !inner.trim().is_empty()) || inner_code(inner)
+                (scriptlet && !inner.trim().is_empty()) || inner_code(open, inner)
             } else {
                 inner_prefix_code(inner)
             };
@@ -540,6 +540,63 @@ fn template_injection(l: &str) -> bool {
         }
         false
     })
+}
+
+/// A shell parameter expansion, the text inside `${...}` (POSIX and Bash): an optional `#`
+/// (length) or `!` (indirection), a variable name (a letter or `_` first), an optional
+/// array subscript (`[@]`, `[*]`, `[0]`, `[$i]`, `[i+1]`), then nothing or an operator and
+/// its word: `:-` `:=` `:+` `:?` `-` `=` `+` `?` (defaults), `#` `##` `%` `%%` (trimming,
+/// whose patterns are globs: `${f%.*}`, `${p##*/}`), `/` `//` (replacement), `^` `,` (case),
+/// `:` (slice), `@` (transform). `${#files[@]}`, `${name%%.*}`, `${v:+--flag}` are scripts,
+/// not template code. A word that holds a call, another expression opener or `__` is not
+/// taken as one (`${a:T(java.lang.Runtime)...}`, `${a:-${7*7}}` stay template code; a
+/// command substitution in a word is the shell detector's), and neither is arithmetic on a
+/// number (`${7*7}`): no name starts with a digit.
+fn shell_expansion(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'#' | b'!')));
+    let name_start = i;
+    if !b
+        .get(i)
+        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+    {
+        return false;
+    }
+    while b
+        .get(i)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        i += 1;
+    }
+    if i == name_start {
+        return false;
+    }
+    if b.get(i) == Some(&b'[') {
+        let sub = b.get(i + 1..).unwrap_or_default();
+        let Some(len) = sub.iter().position(|&c| c == b']') else {
+            return false;
+        };
+        let inside = sub.get(..len).unwrap_or_default();
+        if inside.is_empty()
+            || !inside.iter().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'_' | b'@' | b'*' | b'$' | b'+' | b'-')
+            })
+        {
+            return false;
+        }
+        i += len + 2;
+    }
+    let Some(&op) = b.get(i) else {
+        return true;
+    };
+    let word = b.get(i + 1..).unwrap_or_default();
+    matches!(
+        op,
+        b':' | b'-' | b'=' | b'+' | b'?' | b'#' | b'%' | b'/' | b'^' | b',' | b'@'
+    ) && !word.contains(&b'(')
+        && !word
+            .windows(2)
+            .any(|w| matches!(w, b"${" | b"#{" | b"{{" | b"__"))
 }
 
 /// A `(` in a template expression that is not the argument list of an output filter
@@ -1268,10 +1325,10 @@ mod tests {
     }
     /// [`template_injection`] before an opener without a closer ended its walk.
     fn template_injection_reference(l: &str) -> bool {
-        let inner_code = |inner: &str| {
+        let inner_code = |open: &str, inner: &str| {
             let t = inner.trim();
             !t.is_empty()
-                && (t.contains(['*', '[', '+'])
+                && (t.contains(['*', '[', '+']) && !(open == "${" && shell_expansion(t))
                     || call_outside_filters(t)
                     || t.has_lit("__")
                     || starts_with_object(t))
@@ -1312,7 +1369,7 @@ mod tests {
                 // expression itself is code.
                 let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
                 if p == group_start {
-                    (scriptlet && !inner.trim().is_empty()) || inner_code(inner)
+                    (scriptlet && !inner.trim().is_empty()) || inner_code(open, inner)
                 } else {
                     inner_prefix_code(inner)
                 }

@@ -1009,8 +1009,12 @@ impl<'r> Builder<'_, '_, 'r> {
                 return false;
             }
             // A leaf without escapes is a slice of the document: borrowed when it is.
-            let raw = match borrowed.and_then(|d| within(d.as_bytes(), text.as_bytes()).map(|r| (d, r))) {
-                Some((d, (a, e))) => d.get(a..e).map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
+            let raw = match borrowed
+                .and_then(|d| within(d.as_bytes(), text.as_bytes()).map(|r| (d, r)))
+            {
+                Some((d, (a, e))) => d
+                    .get(a..e)
+                    .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
                 None => Raw::Temp(text.as_bytes()),
             };
             self.push(source, name.clone(), raw, false, excluded);
@@ -1773,7 +1777,11 @@ mod tests {
         let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
         assert_eq!(leaves(&p, "m"), [r#"{"b":"deep"}"#, "deep"]);
         // Malformed or not a document: nothing more.
-        for q in ["/?d=%7B%22a%22%3A%22x%22", "/?d=%7Bnot%20json%7D", "/?d=x%7D"] {
+        for q in [
+            "/?d=%7B%22a%22%3A%22x%22",
+            "/?d=%7Bnot%20json%7D",
+            "/?d=x%7D",
+        ] {
             let p = prepare(Request::new("GET", q), &cfg, &NoExcl, CategorySet::EMPTY);
             assert!(leaves(&p, "d").is_empty(), "{q}");
             assert!(p.limit_hits.is_empty(), "{q}");
