@@ -1717,3 +1717,41 @@ fn shell_parameter_expansions_versus_template_expressions() {
         });
     }
 }
+
+/// Thymeleaf: a selection expression `*{...}` that computes or calls, and preprocessing
+/// `__${...}__` next to a fragment selector `::` (a view name taken from the request); a CSS
+/// universal rule and a JavaScript template literal building a dunder name pass. A value
+/// that is one backtick substitution of one program that is no English word (`` `id` ``)
+/// is the probe an injection echoes; the same name in a sentence's code span, or an English
+/// word quoted as a MySQL column, passes.
+#[test]
+fn thymeleaf_expressions_and_lone_substitutions() {
+    for attack in [
+        "*{7*7}",
+        "*{T(java.lang.Runtime).getRuntime().exec('id')}",
+        "__${param.lang}__::.x",
+        "__*{7*7}__::.x",
+        "home::__${x}__",
+        "`id`",
+        " `pwd` ",
+        "`uname`",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+    for text in [
+        "*{margin:0;padding:0}",
+        "*{box-sizing:border-box}",
+        "**{bold}**",
+        "const key = `__${prefix}__`",
+        "Use `id` to print your uid",
+        "The `id` and `name` columns are required",
+        "`date`",
+        "`user_id`",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+}

@@ -493,10 +493,13 @@ fn template_injection(l: &str) -> bool {
                 || t.has_lit("__")
                 || starts_with_object(t))
     };
-    let pairs: [(&str, &str); 5] = [
+    let pairs: [(&str, &str); 6] = [
         ("{{", "}}"),
         ("${", "}"),
         ("#{", "}"),
+        // Thymeleaf's selection expression (`*{7*7}`, `*{T(java.lang.Runtime)...}`); a CSS
+        // universal rule (`*{margin:0}`) holds no code.
+        ("*{", "}"),
         ("<%", "%>"),
         ("{%", "%}"),
     ];
@@ -540,6 +543,31 @@ fn template_injection(l: &str) -> bool {
         }
         false
     })
+}
+
+/// Thymeleaf's preprocessing, `__${...}__` (or `*{`, `#{`, `@{`, `~{`), next to a fragment
+/// selector `::`: the expression is evaluated first and its result parsed as a template
+/// name, which is how a view name taken from the request runs code (`__${7*7}__::.x`,
+/// `home::__${param.x}__`). The first opener decides: a closer `}__` after a later opener is
+/// after the first one too (linear). A `__${name}__` placeholder without `::` is left to
+/// the expression's own test.
+fn thymeleaf_preprocessing(l: &str) -> bool {
+    let b = l.as_bytes();
+    let Some(p) = super::lit_offsets(l, "__").find(|&p| {
+        matches!(b.get(p + 2), Some(b'$' | b'*' | b'#' | b'@' | b'~'))
+            && b.get(p + 3) == Some(&b'{')
+    }) else {
+        return false;
+    };
+    let fragment_before = l.get(..p).unwrap_or_default().trim_end().ends_with("::");
+    let Some(c) = super::find_bytes(b, b"}__", p + 4) else {
+        return false;
+    };
+    fragment_before
+        || l.get(c + 3..)
+            .unwrap_or_default()
+            .trim_start()
+            .starts_with("::")
 }
 
 /// A shell parameter expansion, the text inside `${...}` (POSIX and Bash): an optional `#`
@@ -1039,7 +1067,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (set.has(b'_') || set.has_all(b"constructor")) && prototype_pollution(l) {
         hit(out, "generic.prototype-pollution");
     }
-    if (set.has(b'{') || set.has(b'%')) && template_injection(l) {
+    if (set.has(b'{') || set.has(b'%')) && template_injection(l)
+        || set.has(b'{') && set.has(b':') && set.has(b'_') && thymeleaf_preprocessing(l)
+    {
         hit(out, "generic.template-injection");
     }
     if input.lower_has("while") && endless_loop(l)
@@ -1333,10 +1363,11 @@ mod tests {
                     || t.has_lit("__")
                     || starts_with_object(t))
         };
-        let pairs: [(&str, &str); 5] = [
+        let pairs: [(&str, &str); 6] = [
             ("{{", "}}"),
             ("${", "}"),
             ("#{", "}"),
+            ("*{", "}"),
             ("<%", "%>"),
             ("{%", "%}"),
         ];
@@ -1381,7 +1412,7 @@ mod tests {
     fn template_injection_matches_the_walk_over_every_opener() {
         let pieces = [
             "{{", "}}", "${", "}", "#{", "<%", "%>", "{%", "%}", "=", "-", " ", "7*7", "self",
-            "config", "__", "x|join(", "(", ")", "id", "é", "FILL",
+            "config", "__", "x|join(", "(", ")", "id", "é", "FILL", "*{", "#arr[@]",
         ];
         let (mut hits, mut misses) = (0, 0);
         random_values(&pieces, 60_000, |l| {
