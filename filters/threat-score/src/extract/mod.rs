@@ -945,19 +945,34 @@ impl<'r> Builder<'_, '_, 'r> {
             (None, Some(bytes)) => Input::with_value_bytes(place, raw, text, bytes, excluded),
             (None, None) => Input::new(place, raw, text, excluded),
         });
-        if !matches!(source, Source::Arg | Source::Cookie) {
+        // Most values are no document: the value's byte set, computed already, holds no `{`
+        // nor `[` (decoding never removes one the raw form has, so neither form is one).
+        let opens = |i: &Input<'_>| i.bytes.has(b'{') || i.bytes.has(b'[');
+        if matches!(source, Source::Arg | Source::Cookie) && self.inputs.last().is_some_and(opens) {
+            self.nested_of_last(source, excluded);
+        }
+    }
+
+    /// [`Builder::nested_document`] for the value just pushed, when it (or its raw form) is
+    /// written as a JSON document.
+    #[cold]
+    #[inline(never)]
+    fn nested_of_last(&mut self, source: Source, excluded: CategorySet) {
+        let Some(last) = self.inputs.last() else {
+            return;
+        };
+        let value_doc = is_document(&last.value);
+        let raw_doc = is_document(&last.raw);
+        if !(value_doc || raw_doc) {
             return;
         }
         // The document as the carrier delivers it: the decoded value (a percent-encoded form
         // field), or else the value as received when decoding broke it (a JSON member's
         // string, unescaped by the body walk, whose inner `\"` the value's escape decoding
         // turned into bare quotes).
-        let Some(last) = self.inputs.last() else {
-            return;
-        };
         let name = last.location.name.clone();
-        let value = is_document(&last.value).then(|| last.value.clone());
-        let raw = (last.raw != *last.value && is_document(&last.raw)).then(|| last.raw.clone());
+        let value = value_doc.then(|| last.value.clone());
+        let raw = (raw_doc && last.raw != *last.value).then(|| last.raw.clone());
         let walked = value.is_some_and(|v| self.nested_document(source, name.clone(), v, excluded));
         if let (false, Some(raw)) = (walked, raw) {
             self.nested_document(source, name, raw, excluded);
@@ -1593,8 +1608,19 @@ pub(crate) fn prepare_with<'r>(
 
 /// Whether `v` is written as a JSON object or array (`{...}` or `[...]`, surrounding
 /// whitespace aside): the two bytes that decide whether [`Builder::nested_document`] walks it.
+#[inline]
 fn is_document(v: &str) -> bool {
-    let b = v.trim_ascii().as_bytes();
+    let b = v.as_bytes();
+    // The first and last bytes first: nearly every value ends there.
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return false;
+    };
+    if !(matches!(first, b'{' | b'[') || first.is_ascii_whitespace())
+        || !(matches!(last, b'}' | b']') || last.is_ascii_whitespace())
+    {
+        return false;
+    }
+    let b = b.trim_ascii();
     matches!(
         (b.first(), b.last()),
         (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
