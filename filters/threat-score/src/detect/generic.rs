@@ -485,6 +485,12 @@ fn obfuscated_ip_url(l: &str) -> bool {
 
 /// Template expressions: `{{7*7}}`, `{{''.__class__}}`, `${7*7}`, `#{7*7}`, `<%= 7*7 %>`.
 fn template_injection(l: &str) -> bool {
+    template_injection_in(l, &crate::extract::ByteSet::of(l.as_bytes()))
+}
+
+/// [`template_injection`] when the set of `l`'s bytes is known (the input's): an opener with
+/// a byte the set lacks is not searched for (each opener's search reads the whole value).
+fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
     let inner_code = |open: &str, inner: &str| {
         let t = inner.trim();
         !t.is_empty()
@@ -511,6 +517,9 @@ fn template_injection(l: &str) -> bool {
     // An opener without a closer after it ends the pair's walk: no later opener has one
     // either (a `<%<%<%` run was a `lit_offsets` step per opener after the search failed).
     pairs.iter().any(|(open, close)| {
+        if !set.has_all(open.as_bytes()) {
+            return false;
+        }
         let mut closer: Option<usize> = None; // absolute position of the last closer found
         let mut group_start = usize::MAX;
         for p in super::lit_offsets(l, open) {
@@ -1067,7 +1076,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (set.has(b'_') || set.has_all(b"constructor")) && prototype_pollution(l) {
         hit(out, "generic.prototype-pollution");
     }
-    if (set.has(b'{') || set.has(b'%')) && template_injection(l)
+    if (set.has(b'{') || set.has(b'%')) && template_injection_in(l, set)
         || set.has(b'{') && set.has(b':') && set.has(b'_') && thymeleaf_preprocessing(l)
     {
         hit(out, "generic.template-injection");
