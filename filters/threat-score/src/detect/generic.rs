@@ -484,6 +484,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
 }
 
 /// Template expressions: `{{7*7}}`, `{{''.__class__}}`, `${7*7}`, `#{7*7}`, `<%= 7*7 %>`.
+#[cfg(test)]
 fn template_injection(l: &str) -> bool {
     template_injection_in(l, &crate::extract::ByteSet::of(l.as_bytes()))
 }
