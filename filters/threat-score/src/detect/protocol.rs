@@ -774,6 +774,14 @@ fn odd_part_name(s: &str) -> bool {
                 }
                 ref_start = None;
             }
+            // An apostrophe inside a word (`O'Brien's CV.pdf`, `l'été.jpg`) is how people
+            // name files; a quote next to anything else ends or opens a parameter.
+            b'\''
+                if i > 0
+                    && b.get(i - 1)
+                        .is_some_and(|&c| c.is_ascii_alphabetic() || c >= 0x80)
+                    && b.get(i + 1)
+                        .is_some_and(|&c| c.is_ascii_alphabetic() || c >= 0x80) => {}
             b'"' | b'=' | b'\'' | b'\\' => return true,
             c if c.is_ascii_control() => return true,
             c if c.is_ascii_alphanumeric() || c == b'#' => {}
@@ -822,6 +830,17 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
                 "protocol.multipart-name",
                 Severity::Critical,
                 1,
+                Source::Body,
+                &part.name,
+            );
+        } else if part.filename.as_deref().is_some_and(|f| f.contains('\'')) {
+            // Paranoia 2, as CRS 920121: an apostrophe inside a word of a file name
+            // (`O'Brien's CV.pdf`), which parsers that split on quotes could misread.
+            out.hit_request(
+                P,
+                "protocol.multipart-name-apostrophe",
+                Severity::Critical,
+                2,
                 Source::Body,
                 &part.name,
             );

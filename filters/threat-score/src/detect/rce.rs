@@ -1394,6 +1394,20 @@ fn substitution(s: &str) -> bool {
             return true;
         }
     }
+    // `` `id` ``, `` `pwd` ``: the whole value one substitution of one program whose name
+    // is no English word (two-letter Unix names count: `id`, `ls`, `ps`): the probe whose
+    // output an injection echoes. A lone English-word program (`` `date` ``, `` `sort` ``,
+    // also MySQL's quoting of such a column) is left to the rules below.
+    if let Some(inner) = s
+        .trim()
+        .strip_prefix('`')
+        .and_then(|r| r.strip_suffix('`'))
+        .map(str::trim)
+    {
+        if !inner.contains('`') && is_command(inner) && (!wordlike(inner) || inner.len() <= 2) {
+            return true;
+        }
+    }
     // Backticks: a command line inside, judged like any command (Markdown code spans hold
     // words like `fetch` or `npm install`).
     // A backtick glued to a word or shell syntax (`x`id``, `${`id`}`) substitutes whatever it

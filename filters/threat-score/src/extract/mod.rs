@@ -795,6 +795,12 @@ struct Builder<'c, 'x, 'r> {
     arg_count: usize,
     /// The body being split, and where its lowercase copy goes ([`Builder::shared_lower`]).
     lower_body: Option<(&'r [u8], &'r OnceCell<String>)>,
+    /// How many documents carried as values enclose the value being pushed
+    /// ([`Builder::nested_document`]): 0 for the request's own values.
+    nesting: u32,
+    /// Leaves of such documents taken so far in this request (bounded by
+    /// `limits.body_values`).
+    nested_values: usize,
 }
 
 /// What [`Builder::undo`] returns to: the builder's state before a body was walked.
@@ -939,6 +945,107 @@ impl<'r> Builder<'_, '_, 'r> {
             (None, Some(bytes)) => Input::with_value_bytes(place, raw, text, bytes, excluded),
             (None, None) => Input::new(place, raw, text, excluded),
         });
+        // Most values are no document: the value's byte set, computed already, holds no `{`
+        // nor `[` (decoding never removes one the raw form has, so neither form is one).
+        let opens = |i: &Input<'_>| i.bytes.has(b'{') || i.bytes.has(b'[');
+        if matches!(source, Source::Arg | Source::Cookie) && self.inputs.last().is_some_and(opens) {
+            self.nested_of_last(source, excluded);
+        }
+    }
+
+    /// [`Builder::nested_document`] for the value just pushed, when it (or its raw form) is
+    /// written as a JSON document.
+    #[cold]
+    #[inline(never)]
+    fn nested_of_last(&mut self, source: Source, excluded: CategorySet) {
+        let Some(last) = self.inputs.last() else {
+            return;
+        };
+        let value_doc = is_document(&last.value);
+        let raw_doc = is_document(&last.raw);
+        if !(value_doc || raw_doc) {
+            return;
+        }
+        // The document as the carrier delivers it: the decoded value (a percent-encoded form
+        // field), or else the value as received when decoding broke it (a JSON member's
+        // string, unescaped by the body walk, whose inner `\"` the value's escape decoding
+        // turned into bare quotes).
+        let name = last.location.name.clone();
+        let value = value_doc.then(|| last.value.clone());
+        let raw = (raw_doc && last.raw != *last.value).then(|| last.raw.clone());
+        let walked = value.is_some_and(|v| self.nested_document(source, name.clone(), v, excluded));
+        if let (false, Some(raw)) = (walked, raw) {
+            self.nested_document(source, name, raw, excluded);
+        }
+    }
+
+    /// A value that is itself a JSON document (`data={"name":"..."}`, a JSON string member
+    /// holding an encoded document, a multipart part of type `application/json`, a cookie
+    /// holding JSON): the application parses it and reads its leaves, so each string leaf is
+    /// inspected as a value of its own too (under the carrying value's name and exclusions),
+    /// as the body's own leaves are. Inside the document its own quotes delimit the strings:
+    /// `{"name":"1 UNION SELECT ..."}` holds no quote break-out, the leaf `1 UNION SELECT ...`
+    /// is the statement. The whole value is still inspected as text (it was pushed already).
+    ///
+    /// Bounded like the body: depth `limits.json_depth` (deeper values not visited: reported),
+    /// leaves of such documents at most `limits.body_values` per request (reported past it),
+    /// and a document inside a document inside ... counts as one more decoding round each
+    /// (past `limits.decode_rounds` levels: reported, not walked). Each level walks text
+    /// no longer than the value that held it, once: linear. A value that is not well-formed
+    /// JSON adds nothing (what the walk saw is dropped).
+    ///
+    /// Returns whether `doc` was walked (well-formed, within the rounds).
+    fn nested_document(
+        &mut self,
+        source: Source,
+        name: Text<'r>,
+        doc: Text<'r>,
+        excluded: CategorySet,
+    ) -> bool {
+        if self.nesting >= self.cfg.limits.decode_rounds.max {
+            self.hit(LimitKind::DecodeRounds);
+            return true;
+        }
+        let mark = self.mark();
+        let max_values = self.cfg.limits.body_values.max as usize;
+        let depth = self.cfg.limits.json_depth.max;
+        let borrowed: Option<&'r str> = match &doc.0 {
+            Cow::Borrowed(s) => Some(s),
+            Cow::Owned(_) => None,
+        };
+        self.nesting += 1;
+        let mut visit = |item: json::Item<'_>| {
+            let Some(text) = item.text.filter(|t| !item.is_key && !is_number(t)) else {
+                return true;
+            };
+            self.nested_values += 1;
+            if self.nested_values > max_values {
+                self.hit(LimitKind::BodyValues);
+                return false;
+            }
+            // A leaf without escapes is a slice of the document: borrowed when it is.
+            let raw = match borrowed
+                .and_then(|d| within(d.as_bytes(), text.as_bytes()).map(|r| (d, r)))
+            {
+                Some((d, (a, e))) => d
+                    .get(a..e)
+                    .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
+                None => Raw::Temp(text.as_bytes()),
+            };
+            self.push(source, name.clone(), raw, false, excluded);
+            true
+        };
+        let walked = json::walk_utf8(&doc, depth, &mut visit);
+        self.nesting -= 1;
+        match walked {
+            Ok(true) => self.hit(LimitKind::JsonDepth),
+            Ok(false) => {}
+            Err(_) => {
+                self.undo(mark);
+                return false;
+            }
+        }
+        true
     }
 
     /// The lowercase form of `text` (whose bytes are `bytes`) as a slice of the body's
@@ -1210,6 +1317,8 @@ pub(crate) fn prepare_with<'r>(
         limit_hits: Vec::new(),
         arg_count: 0,
         lower_body: None,
+        nesting: 0,
+        nested_values: 0,
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
     let path = b.text(Raw::RequestStr(path_raw), false);
@@ -1497,6 +1606,33 @@ pub(crate) fn prepare_with<'r>(
     }
 }
 
+/// Whether `v` is written as a JSON object or array (`{...}` or `[...]`, surrounding
+/// whitespace aside): the two bytes that decide whether [`Builder::nested_document`] walks it.
+#[inline]
+fn is_document(v: &str) -> bool {
+    let b = v.as_bytes();
+    // The first and last bytes first: nearly every value ends there.
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return false;
+    };
+    if !(matches!(first, b'{' | b'[') || first.is_ascii_whitespace())
+        || !(matches!(last, b'}' | b']') || last.is_ascii_whitespace())
+    {
+        return false;
+    }
+    let b = b.trim_ascii();
+    matches!(
+        (b.first(), b.last()),
+        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+    )
+}
+
+/// A JSON number leaf (`12`, `-0.5`, `1e5`): nothing to inspect.
+fn is_number(t: &str) -> bool {
+    t.bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+}
+
 /// The range of `whole` that `part` is, when it lies inside it (a slice of it, not a copy).
 fn within(whole: &[u8], part: &[u8]) -> Option<(usize, usize)> {
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
@@ -1639,6 +1775,84 @@ mod tests {
             .inputs
             .iter()
             .any(|i| i.location.source == Source::ArgName && i.value == "b"));
+    }
+
+    /// A JSON document carried as a value gives its string leaves as values of their own
+    /// (under the carrier's name; numbers and keys not), in every carrier; malformed ones
+    /// give nothing; each bound is reported: leaves per request (`body_values`), documents
+    /// inside documents (`decode_rounds`), depth (`json_depth`).
+    #[test]
+    fn nested_documents_give_their_leaves_within_reported_bounds() {
+        let leaves = |p: &Prepared<'_>, name: &str| -> Vec<String> {
+            p.inputs
+                .iter()
+                .filter(|i| i.location.source == Source::Arg && i.location.name == name)
+                .skip(1)
+                .map(|i| i.value.to_string())
+                .collect()
+        };
+        let cfg = Config::default();
+        let q = "/?d=%7B%22a%22%3A%22x%20y%22%2C%22n%22%3A12%2C%22l%22%3A%5B%22z%22%5D%7D";
+        let p = prepare(Request::new("GET", q), &cfg, &NoExcl, CategorySet::EMPTY);
+        assert_eq!(leaves(&p, "d"), ["x y", "z"]);
+        assert!(p.limit_hits.is_empty());
+        // A JSON body's string member holding a document, two levels down.
+        let h = hdrs(&[("content-type", "application/json")]);
+        let body = br#"{"m":"{\"a\":\"{\\\"b\\\":\\\"deep\\\"}\"}"}"#;
+        let req = Request::new("POST", "/").with_headers(&h).with_body(body);
+        let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+        assert_eq!(leaves(&p, "m"), [r#"{"b":"deep"}"#, "deep"]);
+        // Malformed or not a document: nothing more.
+        for q in [
+            "/?d=%7B%22a%22%3A%22x%22",
+            "/?d=%7Bnot%20json%7D",
+            "/?d=x%7D",
+        ] {
+            let p = prepare(Request::new("GET", q), &cfg, &NoExcl, CategorySet::EMPTY);
+            assert!(leaves(&p, "d").is_empty(), "{q}");
+            assert!(p.limit_hits.is_empty(), "{q}");
+        }
+        let limit = |max| crate::config::Limit {
+            max,
+            on_exceed: crate::config::OnExceed::Block,
+        };
+        // Leaves per request: the first `body_values` taken, the next one reported.
+        let cfg = Config {
+            limits: crate::config::Limits {
+                body_values: limit(2),
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let q = "/?d=[%22a%22,%22b%22]&e=[%22c%22]";
+        let p = prepare(Request::new("GET", q), &cfg, &NoExcl, CategorySet::EMPTY);
+        assert_eq!(leaves(&p, "d"), ["a", "b"]);
+        assert!(leaves(&p, "e").is_empty());
+        assert_eq!(p.limit_hits, vec![LimitKind::BodyValues]);
+        // Documents inside documents: one level per decoding round.
+        let cfg = Config {
+            limits: crate::config::Limits {
+                decode_rounds: limit(1),
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let q = "/?d=[%22[%5C%22x%5C%22]%22]";
+        let p = prepare(Request::new("GET", q), &cfg, &NoExcl, CategorySet::EMPTY);
+        assert_eq!(leaves(&p, "d"), [r#"["x"]"#]);
+        assert_eq!(p.limit_hits, vec![LimitKind::DecodeRounds]);
+        // Depth: values deeper than `json_depth` are not visited, and that is reported.
+        let cfg = Config {
+            limits: crate::config::Limits {
+                json_depth: limit(1),
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let q = "/?d=[%22a%22,[%22b%22]]";
+        let p = prepare(Request::new("GET", q), &cfg, &NoExcl, CategorySet::EMPTY);
+        assert_eq!(leaves(&p, "d"), ["a"]);
+        assert_eq!(p.limit_hits, vec![LimitKind::JsonDepth]);
     }
 
     /// JSON is checked and walked in one pass: a body found malformed after some values

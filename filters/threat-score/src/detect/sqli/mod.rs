@@ -1145,9 +1145,12 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
             }
             // A JSON document carried as a string (`{"and":[{"==":[{"var":"a"},1]}]}`,
             // `{"where":{"id":1},"select":["name"]}`): its own double quotes and keys make
-            // the unquoted and double-quoted readings; a single-quote break-out inside one of
-            // its strings still counts. Paranoia 2.
-            if ctx != Context::Single && json_document(text) {
+            // the unquoted and double-quoted readings, and a single quote in one string
+            // (`O'Brien`) makes a single-quoted reading run across the others. The extractor
+            // inspects each of its leaves as a value of its own
+            // (`extract::Builder::nested_document`): a break-out inside a leaf
+            // (`{"a":"1' or '1'='1"}`) counts there, at paranoia 1. The whole: paranoia 2.
+            if json_document(text) {
                 out.hit(input, CAT, "sqli.json-document", Severity::Critical, 2);
                 continue;
             }
