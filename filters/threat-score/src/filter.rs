@@ -88,7 +88,15 @@ impl ThreatScoreFilter {
             return true;
         }
         let http1 = protocol.is_none_or(|p| p.starts_with("HTTP/1"));
-        !http1 && (seen.content_type || !matches!(req.method(), "GET" | "HEAD" | "OPTIONS"))
+        !http1 && Self::body_hinted(req, seen)
+    }
+
+    /// A `Content-Type`, or a method other than GET, HEAD and OPTIONS: what says a request
+    /// without `Content-Length`/`Transfer-Encoding` may still carry a body (HTTP/2, HTTP/3).
+    /// One rule for [`Self::may_have_body`] and [`Self::protocol_matters`], so the protocol is
+    /// read exactly where the body decision asks for it.
+    fn body_hinted(req: &RequestView, seen: &Seen<'_>) -> bool {
+        seen.content_type || !matches!(req.method(), "GET" | "HEAD" | "OPTIONS")
     }
 
     /// Whether `request.protocol` can change what this request gets. It decides two things:
@@ -100,9 +108,7 @@ impl ThreatScoreFilter {
     /// those. Elsewhere the value is not read: a host call per request saved (bench/README.md,
     /// "What threat-score pays outside the engine").
     fn protocol_matters(req: &RequestView, seen: &Seen<'_>) -> bool {
-        seen.content_length.is_none()
-            && !seen.transfer_encoding
-            && (seen.content_type || !matches!(req.method(), "GET" | "HEAD" | "OPTIONS"))
+        seen.content_length.is_none() && !seen.transfer_encoding && Self::body_hinted(req, seen)
     }
 
     fn request<'a>(
