@@ -1,6 +1,6 @@
 //! Envoy CPU per hostile request: the threat-score module (default config, block mode) in a
 //! real Envoy in front of the echo upstream, each 64 KiB hostile body of
-//! `threat_score::hostile` sent ROUNDS times; the Envoy process's CPU time (user + system, from
+//! `threat_score::hostile::cases` sent ROUNDS times; the Envoy process's CPU time (user + system, from
 //! `/proc/PID/stat`) divided by the requests. Indicative (a shared machine), not a test.
 //!
 //! ```text
@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a measuring tool: fail loudly
 
 use envoy_harness::{modules, Client, EchoServer, Envoy, EnvoyConfig, FilterEntry};
-use threat_score::hostile::{Wrap, GENERATORS};
 
 /// User + system CPU of `pid`, in clock ticks (100 per second on Linux).
 fn cpu_ticks(pid: u32) -> u64 {
@@ -61,18 +60,17 @@ fn main() {
     };
     let (ms, _) = per_request("text/plain", b"hello");
     println!(
-        "{:>15} {:>4}: {ms:6.2} ms Envoy CPU/request",
+        "{:>19} {:>9}: {ms:6.2} ms Envoy CPU/request",
         "small", "text"
     );
-    for (name, unit) in GENERATORS {
-        for wrap in Wrap::ALL {
-            let (ct, body) = wrap.body(unit, 64 * 1024);
-            let (ms, status) = per_request(ct, &body);
-            println!(
-                "{name:>15} {:>4}: {ms:6.2} ms Envoy CPU/request (status {status}, {} bytes)",
-                wrap.name(),
-                body.len()
-            );
-        }
+    for case in threat_score::hostile::cases() {
+        let (ct, body) = case.body(64 * 1024);
+        let (ms, status) = per_request(ct, &body);
+        println!(
+            "{:>19} {:>9}: {ms:6.2} ms Envoy CPU/request (status {status}, {} bytes)",
+            case.name,
+            case.carrier,
+            body.len()
+        );
     }
 }

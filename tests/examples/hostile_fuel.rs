@@ -1,6 +1,7 @@
 //! Wasm instructions per hostile request: the built threat-score module (default config, block
 //! mode) in the in-process host (`tests/wasm-host`, Wasmtime with fuel metering), each 64 KiB
-//! hostile body of `threat_score::hostile` sent once. Fuel counts the Wasm instructions the
+//! hostile body of `threat_score::hostile::cases` (unit runs as text and JSON, structured
+//! documents in their own carriers) sent once. Fuel counts the Wasm instructions the
 //! module ran for the whole stream, deterministic on a shared machine: the exact companion of
 //! `hostile_cpu` (Envoy CPU time, noisy), and closer to what V8 runs than a native callgrind
 //! count (no SIMD `memchr`, the module's own allocator).
@@ -12,7 +13,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a measuring tool: fail loudly
 
-use threat_score::hostile::{Wrap, GENERATORS};
 use wasm_host::{Plugin, Request, RuntimeKind, Vm};
 
 fn main() {
@@ -36,26 +36,24 @@ fn main() {
     // The first request pays one-time work (allocator growth); not per-request cost.
     send("text/plain", b"warm up".to_vec());
     let (fuel, _) = send("text/plain", b"hello".to_vec());
-    println!("{:>15} {:>4}: {fuel:>12} instructions", "small", "text");
+    println!("{:>19} {:>9}: {fuel:>12} instructions", "small", "text");
     let mut total = 0u64;
     let mut cases = 0u64;
-    for (name, unit) in GENERATORS {
-        if !only.is_empty() && !only.iter().any(|o| o == name) {
+    for case in threat_score::hostile::cases() {
+        if !only.is_empty() && !only.iter().any(|o| o == case.name) {
             continue;
         }
-        for wrap in Wrap::ALL {
-            let (ct, body) = wrap.body(unit, 64 * 1024);
-            let len = body.len();
-            let (fuel, status) = send(ct, body);
-            total += fuel;
-            cases += 1;
-            println!(
-                "{name:>15} {:>4}: {fuel:>12} instructions (status {status}, {len} bytes)",
-                wrap.name()
-            );
-        }
+        let (ct, body) = case.body(64 * 1024);
+        let len = body.len();
+        let (fuel, status) = send(ct, body);
+        total += fuel;
+        cases += 1;
+        println!(
+            "{:>19} {:>9}: {fuel:>12} instructions (status {status}, {len} bytes)",
+            case.name, case.carrier
+        );
     }
     if let Some(mean) = total.checked_div(cases) {
-        println!("{:>20}: {:>12} instructions", "mean", mean);
+        println!("{:>29}: {:>12} instructions", "mean", mean);
     }
 }

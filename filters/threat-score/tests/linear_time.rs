@@ -9,13 +9,15 @@
 //! so (a skipped proof is not a pass).
 //!
 //! Generators: the ones that were quadratic before (`${`, `{{`, `<%`, `document.`, `'/*(`,
-//! `$/*`), plain `a`, and more of the engine's trigger characters, each as a `text/plain`
-//! body and as one JSON string (`threat_score::hostile`).
+//! `$/*`), plain `a`, more of the engine's trigger characters and runs of escapes, each as a
+//! `text/plain` body and as one JSON string, and every structured document of
+//! `threat_score::hostile::DOCUMENTS` (nested JSON documents, depth, many values, multipart,
+//! XML attributes) in its own carrier.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 use std::process::Command;
-use threat_score::hostile::{Wrap, GENERATORS};
+use threat_score::hostile::{Case, DOCUMENTS};
 use threat_score::{Config, Engine, Request};
 
 const CASE_ENV: &str = "LINEAR_TIME_CASE";
@@ -23,7 +25,8 @@ const SMALL: usize = 4 * 1024;
 const LARGE: usize = 64 * 1024;
 const MAX_RATIO: f64 = 20.0;
 
-/// The generators the issue names, then others that hit each detector's trigger characters.
+/// The unit generators the issue names, then others that hit each detector's trigger
+/// characters, then escape runs; every [`DOCUMENTS`] entry is checked as well.
 const CHECKED: &[&str] = &[
     "dollar-brace",
     "braces",
@@ -45,6 +48,14 @@ const CHECKED: &[&str] = &[
     "erb-tick",
     "pg-cast",
     "punct-mix",
+    "percent-lt",
+    "percent-25",
+    "percent-u",
+    "entity-lt",
+    "entity-hex",
+    "backslash-x",
+    "backslashes",
+    "base64",
 ];
 
 /// The only code callgrind counts.
@@ -56,10 +67,9 @@ pub extern "Rust" fn linear_time_measured(engine: &Engine, req: &Request<'_>) ->
 
 fn child(spec: &str) {
     let mut it = spec.split(' ');
-    let (name, wrap, size) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
-    let unit = GENERATORS.iter().find(|(n, _)| *n == name).unwrap().1;
-    let wrap = Wrap::ALL.into_iter().find(|w| w.name() == wrap).unwrap();
-    let (ct, body) = wrap.body(unit, size.parse().unwrap());
+    let (name, carrier, size) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+    let case = threat_score::hostile::case(name, carrier).unwrap();
+    let (ct, body) = case.body(size.parse().unwrap());
     let headers = vec![
         ("host".to_string(), "example.com".to_string()),
         ("content-type".to_string(), ct.to_string()),
@@ -78,27 +88,26 @@ fn child(spec: &str) {
 }
 
 /// Instructions callgrind counted in [`linear_time_measured`] for one case.
-fn instructions(name: &str, wrap: Wrap, size: usize) -> u64 {
+fn instructions(case: &Case, size: usize) -> u64 {
+    let (name, carrier) = (case.name, case.carrier);
     let exe = std::env::current_exe().unwrap();
     let out = std::env::temp_dir().join(format!(
-        "linear-time-{}-{name}-{}-{size}.callgrind",
+        "linear-time-{}-{name}-{carrier}-{size}.callgrind",
         std::process::id(),
-        wrap.name()
     ));
     let status = Command::new("valgrind")
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg("--toggle-collect=linear_time_measured")
         .arg(&exe)
-        .env(CASE_ENV, format!("{name} {} {size}", wrap.name()))
+        .env(CASE_ENV, format!("{name} {carrier} {size}"))
         .output()
         .unwrap_or_else(|e| {
             panic!("cannot run valgrind ({e}): install it (./setup.sh installs Debian's valgrind)")
         });
     assert!(
         status.status.success(),
-        "callgrind run of {name}/{} failed: {}",
-        wrap.name(),
+        "callgrind run of {name}/{carrier} failed: {}",
         String::from_utf8_lossy(&status.stderr)
     );
     let text = std::fs::read_to_string(&out).unwrap();
@@ -129,22 +138,24 @@ fn main() {
     println!("linear time: instructions in Engine::inspect, {LARGE} vs {SMALL} bytes");
     // `LINEAR_TIME_ONLY=name,name`: a subset, for investigating one generator.
     let only = std::env::var("LINEAR_TIME_ONLY").unwrap_or_default();
-    for name in CHECKED
+    let checked = |c: &Case| {
+        CHECKED.contains(&c.name) || DOCUMENTS.iter().any(|(name, _, _)| *name == c.name)
+    };
+    let selected = |c: &Case| only.is_empty() || only.split(',').any(|o| o == c.name);
+    for case in threat_score::hostile::cases()
         .iter()
-        .filter(|n| only.is_empty() || only.split(',').any(|o| o == **n))
+        .filter(|c| checked(c) && selected(c))
     {
-        for wrap in Wrap::ALL {
-            let small = instructions(name, wrap, SMALL);
-            let large = instructions(name, wrap, LARGE);
-            let ratio = large as f64 / small as f64;
-            cases += 1;
-            println!(
-                "  {name:>15} {:>4}: {small:>11} -> {large:>12} instructions, x{ratio:.1}",
-                wrap.name()
-            );
-            if ratio > MAX_RATIO {
-                failures.push(format!("{name}/{}: x{ratio:.1}", wrap.name()));
-            }
+        let small = instructions(case, SMALL);
+        let large = instructions(case, LARGE);
+        let ratio = large as f64 / small as f64;
+        cases += 1;
+        println!(
+            "  {:>19} {:>9}: {small:>11} -> {large:>12} instructions, x{ratio:.1}",
+            case.name, case.carrier
+        );
+        if ratio > MAX_RATIO {
+            failures.push(format!("{}/{}: x{ratio:.1}", case.name, case.carrier));
         }
     }
     assert!(
