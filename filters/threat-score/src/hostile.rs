@@ -119,9 +119,9 @@ pub type Build = fn(usize) -> (&'static str, Vec<u8>);
 /// at the edge of the limit that bounds it (the default [`Limits`]), so that nothing is cut
 /// short by a blocking limit before the detectors run, unless the name says `past`.
 pub const DOCUMENTS: &[(&str, &str, Build)] = &[
-    // A JSON string holding a JSON document holding ... (leaves of documents carried as
-    // values are inspected too): as many levels as `limits.decode_rounds` lets through, the
-    // innermost leaf a `${jndi:` run, so each level's value holds the whole run again.
+    // A JSON string holding a JSON document (leaves of documents carried as values are
+    // inspected too): as many levels as the nested allowance lets through, the innermost
+    // leaf a `${jndi:` run, so each level's value holds the whole run again.
     ("nested-jndi", "json", nested_jndi),
     // The same with every trigger byte: its quotes and backslashes double at each level.
     ("nested-punct", "json", nested_punct),
@@ -187,10 +187,12 @@ fn nested(leaf: &str, levels: u32) -> String {
     doc
 }
 
-/// Body levels the nested documents get: the body, then one level per decoding round
-/// (`limits.decode_rounds`: the next would be reported and, by default, block).
+/// Body levels the nested documents get: the body, then the one document its string carries.
+/// A document inside that one would have its leaves inspected past the nested allowance (the
+/// leaves of documents carried as values are at most as long as the outermost carrying value:
+/// one more level inspects the same bytes again), which is reported and, by default, blocks.
 fn nested_levels() -> u32 {
-    Limits::default().decode_rounds.max + 1
+    2
 }
 
 fn nested_jndi(size: usize) -> (&'static str, Vec<u8>) {
@@ -403,7 +405,9 @@ mod tests {
     #[test]
     fn one_more_level_is_past_the_limit() {
         use crate::model::LimitKind;
-        let doc = nested("${jndi:", nested_levels() + 1);
+        // A leaf longer than the wrapping of a level: the next level's leaves then exceed
+        // the allowance (short leaves nest up to `limits.decode_rounds` levels).
+        let doc = nested(&"${jndi:".repeat(64), nested_levels() + 1);
         let hits = limits_hit("application/json", doc.as_bytes());
         assert_eq!(hits, [LimitKind::DecodeRounds]);
         let depth = Limits::default().json_depth.max as usize;

