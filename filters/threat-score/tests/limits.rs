@@ -261,3 +261,40 @@ fn attacks_at_the_end_of_long_values_are_found() {
     );
     assert_eq!(a.verdict, Verdict::Block, "{a:?}");
 }
+
+/// Documents carried as values, nested: their string leaves are inspected up to the length of
+/// the outermost value carrying them. A statement in a document inside a document (inside a
+/// JSON body member) is found as a leaf while the two levels' leaves fit exactly; with one
+/// byte less of allowance (a shorter key in the outer document) the walk stops before it and
+/// `decode_rounds` is reported (and blocks by default; with `pass`, reported only).
+#[test]
+fn nested_documents_past_the_leaf_allowance() {
+    let ct = h(&[("host", "a.example"), ("content-type", "application/json")]);
+    let quoted = |s: &str| serde_json::to_string(s).unwrap();
+    // Inside the document its own quotes delimit the string: no break-out, only the leaf
+    // reads as a statement.
+    let payload = "1 UNION SELECT password FROM users--";
+    let inner = format!("{{\"b\":{}}}", quoted(payload));
+    let outer = |key: usize| format!("{{\"{}\":{}}}", "k".repeat(key), quoted(&inner));
+    let edge = inner.len() + payload.len() - outer(0).len();
+    let body = |key: usize| format!("{{\"m\":{}}}", quoted(&outer(key)));
+    let a = inspect("{}", "/", &ct, body(edge).as_bytes());
+    assert!(a.limit_hits.is_empty(), "{a:?}");
+    assert!(a.categories.contains(threat_score::Category::Sqli), "{a:?}");
+    limited(
+        &inspect("{}", "/", &ct, body(edge - 1).as_bytes()),
+        LimitKind::DecodeRounds,
+    );
+    let a = inspect(
+        &pass_cfg("decode_rounds", 4),
+        "/",
+        &ct,
+        body(edge - 1).as_bytes(),
+    );
+    assert_eq!(a.limit_hits, [LimitKind::DecodeRounds], "{a:?}");
+    // ... and the statement was the leaf's alone: the documents as text do not show it.
+    assert!(
+        !a.categories.contains(threat_score::Category::Sqli),
+        "{a:?}"
+    );
+}
