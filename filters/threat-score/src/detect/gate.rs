@@ -297,7 +297,7 @@ pub fn admitted(input: &Input, paranoia: u8) -> u16 {
 /// Whether `input`'s lowercase form holds `--` (a SQL comment, a long option): the rce and
 /// sqli gates both need it, so it is searched once per value (and only when a `-` occurs).
 fn dashes(input: &Input) -> bool {
-    input.bytes.has(b'-') && super::find_bytes(input.lower.as_bytes(), b"--", 0).is_some()
+    input.bytes.has(b'-') && super::has_pair(input.lower.as_bytes(), b'-')
 }
 
 impl DetectorKind {
