@@ -121,7 +121,7 @@ pub fn product_user_agent(ua: &str) -> bool {
         let Ok(mut last) = last.try_borrow_mut() else {
             return product_user_agent_scan(ua);
         };
-        if !ua.is_empty() && last.0 == ua {
+        if !ua.is_empty() && super::same_bytes(last.0.as_bytes(), ua.as_bytes()) {
             return last.1;
         }
         let answer = product_user_agent_scan(ua);

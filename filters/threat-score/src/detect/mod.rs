@@ -648,6 +648,26 @@ pub fn find_byte(hay: &[u8], c: u8) -> Option<usize> {
         .map(|p| base + p)
 }
 
+/// `a == b`, eight bytes per step. On Wasm a slice comparison is a call to the C library's
+/// `memcmp`, a byte loop of about eighteen instructions a byte: comparing a 100-byte
+/// `User-Agent` with the one remembered from the last request cost ~1,800 instructions;
+/// this costs about a tenth of that.
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (p, q) in x.by_ref().zip(y.by_ref()) {
+        let (mut u, mut v) = ([0u8; 8], [0u8; 8]);
+        u.copy_from_slice(p);
+        v.copy_from_slice(q);
+        if u64::from_le_bytes(u) != u64::from_le_bytes(v) {
+            return false;
+        }
+    }
+    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
+}
+
 /// Whether `hay` holds `c` twice in a row (`--`): what `find_bytes(hay, &[c, c], 0)` answers,
 /// eight bytes per step without a candidate check per `c`. The gates ask it of every value
 /// holding a `-` (`SKU-000-01`, `value-3-abcdef`, a date): each word's bytes equal to `c`
@@ -919,6 +939,26 @@ mod tests {
                     });
                     assert_eq!(find_bytes(&hay, needle, from), want, "{hay:?} {needle:?}");
                 }
+            }
+        }
+    }
+
+    /// `same_bytes` is `==` on slices of every length up to three words, equal or differing
+    /// at any one byte.
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let base: Vec<u8> = (0u8..30).map(|i| i.wrapping_mul(37)).collect();
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            assert!(same_bytes(a, a));
+            assert!(same_bytes(a, &a.to_vec()));
+            for k in 0..n {
+                let mut b = a.to_vec();
+                b[k] ^= 0x20;
+                assert!(!same_bytes(a, &b), "{n} {k}");
+            }
+            if n > 0 {
+                assert!(!same_bytes(a, &a[..n - 1]));
             }
         }
     }

@@ -187,9 +187,12 @@ impl<'r> Input<'r> {
     ) -> Input<'r> {
         // A `User-Agent` received as plain product tokens (nothing decoded) has a shape of its
         // own: the injection detectors skip it (`detect::gate`).
+        // `raw == value` asked of the place first: an undecoded value is its own raw form
+        // (same bytes), and a text comparison is a byte loop on Wasm.
         let product = location.source == Source::Header
             && location.name == "user-agent"
-            && raw == value
+            && ((raw.as_ptr() == value.as_ptr() && raw.len() == value.len())
+                || crate::detect::same_bytes(raw.as_bytes(), value.as_bytes()))
             && crate::detect::gate::product_user_agent(&value);
         let shape = if product {
             Shape::Product
