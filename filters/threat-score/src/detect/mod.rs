@@ -951,7 +951,9 @@ mod tests {
         for n in 0..=base.len() {
             let a = &base[..n];
             assert!(same_bytes(a, a));
-            assert!(same_bytes(a, &a.to_vec()));
+            // Another copy of the same bytes (not the same place).
+            let copy = a.to_vec();
+            assert!(same_bytes(a, &copy));
             for k in 0..n {
                 let mut b = a.to_vec();
                 b[k] ^= 0x20;
