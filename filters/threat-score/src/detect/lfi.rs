@@ -348,6 +348,11 @@ fn encoded_separator(raw: &str) -> bool {
 /// Dot-files and dot-directories in the URL path (`/.git/config`, `/.env`, `/.claude/...`),
 /// except the registered `/.well-known/`.
 fn hidden_segment(path: &str) -> bool {
+    // A segment opening with `.` is the first one or follows a `/`: a path with neither
+    // (most) is not split.
+    if !(path.starts_with('.') || super::find_bytes(path.as_bytes(), b"/.", 0).is_some()) {
+        return false;
+    }
     path.split('/').any(|seg| {
         seg.len() > 1
             && seg.starts_with('.')
@@ -502,6 +507,45 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `/.` screen of `hidden_segment` changes no answer: compared with the split alone
+    /// on paths built from segments that open with a dot or not.
+    #[test]
+    fn hidden_segment_screen_is_exact() {
+        let reference = |path: &str| {
+            path.split('/').any(|seg| {
+                seg.len() > 1
+                    && seg.starts_with('.')
+                    && seg
+                        .as_bytes()
+                        .get(1)
+                        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                    && seg != ".well-known"
+            })
+        };
+        let pieces = [
+            "/",
+            ".",
+            "a",
+            "_",
+            ".well-known",
+            ".git",
+            "x.y",
+            "..",
+            "é",
+            "-",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut path = String::new();
+            seed = crate::detect::xorshift(seed);
+            for _ in 0..seed % 7 {
+                seed = crate::detect::xorshift(seed);
+                path.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            assert_eq!(hidden_segment(&path), reference(&path), "{path:?}");
+        }
+    }
 
     #[test]
     fn prose_and_code_arguments() {
