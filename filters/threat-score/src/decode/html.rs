@@ -1,6 +1,8 @@
 //! HTML character references (`&lt;`, `&#60;`, `&#x3c;`, with or without the `;`), which
 //! browsers decode inside attributes and which attackers use to hide `javascript:` and tags.
 
+use crate::detect::Outlined as _;
+
 /// Named references worth knowing: the ones that produce syntax characters or whitespace.
 const NAMED: &[(&str, char)] = &[
     ("lt", '<'),
@@ -100,7 +102,7 @@ fn reference(s: &str) -> Option<(char, usize)> {
         .take_while(|b| b.is_ascii_alphabetic())
         .count();
     let name = s.get(..name_len)?;
-    let lower = name.to_ascii_lowercase();
+    let lower = name.ascii_lower();
     // Longest match first, so `&lpar` is not read as `&lt` + "par"... names here are distinct,
     // but `&ltx` style prefixes must still decode as browsers do (`&lt` without `;`).
     for len in (2..=lower.len()).rev() {

@@ -5,6 +5,7 @@
 
 use super::{Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{BodyKind, Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -208,7 +209,7 @@ pub(crate) fn base64_marker(v: &str) -> bool {
     let t = if plain_end(b.first()) && plain_end(b.last()) {
         v
     } else {
-        v.trim()
+        v.trimmed()
     };
     if t.len() < 12 || t.len() > 8192 {
         return false;
@@ -263,7 +264,7 @@ pub(crate) fn base64_marker(v: &str) -> bool {
         return false;
     }
     let decoded = decode_base64(t);
-    let s = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    let s = String::from_utf8_lossy(&decoded).ascii_lower();
     // `d_func$$_` also matches the marker with its first letter escaped (`_$$\u004eD_FUNC$$_`).
     s.has_lit("d_func$$_")
         || s.has_lit("require(")
@@ -493,7 +494,7 @@ fn template_injection(l: &str) -> bool {
 /// a byte the set lacks is not searched for (each opener's search reads the whole value).
 fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
     let inner_code = |open: &str, inner: &str| {
-        let t = inner.trim();
+        let t = inner.trimmed();
         !t.is_empty()
             && (t.contains(['*', '[', '+']) && !(open == "${" && shell_expansion(t))
                 || call_outside_filters(t)
@@ -543,7 +544,7 @@ fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
             // expression itself is code.
             let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
             let code = if p == group_start {
-                (scriptlet && !inner.trim().is_empty()) || inner_code(open, inner)
+                (scriptlet && !inner.trimmed().is_empty()) || inner_code(open, inner)
             } else {
                 inner_prefix_code(inner)
             };
@@ -569,14 +570,14 @@ fn thymeleaf_preprocessing(l: &str) -> bool {
     }) else {
         return false;
     };
-    let fragment_before = l.get(..p).unwrap_or_default().trim_end().ends_with("::");
+    let fragment_before = l.get(..p).unwrap_or_default().trimmed_end().ends_with("::");
     let Some(c) = super::find_bytes(b, b"}__", p + 4) else {
         return false;
     };
     fragment_before
         || l.get(c + 3..)
             .unwrap_or_default()
-            .trim_start()
+            .trimmed_start()
             .starts_with("::")
 }
 
@@ -667,7 +668,7 @@ fn call_outside_filters(t: &str) -> bool {
 /// The prefix tests of `inner_code` (`self`, `config`...): not monotone in the inner text, so
 /// they run for every opener, on a bounded prefix.
 fn inner_prefix_code(inner: &str) -> bool {
-    starts_with_object(inner.trim_start())
+    starts_with_object(inner.trimmed_start())
 }
 
 /// The expression starts with one of [`TEMPLATE_OBJECTS`] as a whole name (`{{ config }}`,
@@ -821,7 +822,7 @@ fn erb_backticks(l: &str) -> bool {
             _ => {
                 let t2 = find_from(t1 + 1, b"`");
                 let filled =
-                    t2.is_some_and(|t2| l.get(t1 + 1..t2).is_some_and(|i| !i.trim().is_empty()));
+                    t2.is_some_and(|t2| l.get(t1 + 1..t2).is_some_and(|i| !i.trimmed().is_empty()));
                 judged = Some((t1, t2, filled));
                 (t2, filled)
             }
@@ -852,7 +853,7 @@ fn ssrf(l: &str) -> bool {
             .trim_end_matches(']')
     }
     let url = l.has_lit("://");
-    let t = l.trim();
+    let t = l.trimmed();
     // The value is the URL (`http://localhost:6379/`), as a fetch target is; a loopback URL
     // inside a sentence ("open http://localhost:3000 in your browser") is documentation.
     // Metadata addresses count wherever they stand.
@@ -954,7 +955,7 @@ fn dunder_name(l: &str) -> bool {
 /// Parameter names that carry a URL the browser is redirected to (`redirect_uri`,
 /// `returnUrl`, `return_to`), which the server does not fetch.
 fn browser_redirect_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
+    let n = name.ascii_lower();
     n.has_lit("redirect") || n.has_lit("return")
 }
 
@@ -1154,11 +1155,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
             2,
         );
     }
-    if l.trim_start().starts_with("data:") && !l.trim_start().starts_with("data://") {
+    if l.trimmed_start().starts_with("data:") && !l.trimmed_start().starts_with("data://") {
         // A raster image, audio, video or font (`data:image/png;base64,...`: avatars and
         // attachments in JSON APIs) can carry neither script nor markup: paranoia 2. Every
         // other type (`text/html`, `image/svg+xml`, `text/plain`, none) counts at 1.
-        let media = l.trim_start().get(5..).unwrap_or_default();
+        let media = l.trimmed_start().get(5..).unwrap_or_default();
         let inert = ["image/", "audio/", "video/", "font/"]
             .iter()
             .any(|t| media.starts_with(t))
@@ -1200,9 +1201,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         let body = p.request.body.unwrap_or_default();
         let xxe = body.windows(2).enumerate().any(|(i, w)| {
             w == b"<!"
-                && body.get(i..(i + 112).min(body.len())).is_some_and(|d| {
-                    external_entity(&String::from_utf8_lossy(d).to_ascii_lowercase())
-                })
+                && body
+                    .get(i..(i + 112).min(body.len()))
+                    .is_some_and(|d| external_entity(&String::from_utf8_lossy(d).ascii_lower()))
         });
         if xxe {
             out.hit_request(CAT, "generic.xxe", Severity::Critical, 1, Source::Body, "");
@@ -1219,7 +1220,7 @@ mod tests {
     #[test]
     fn base64_marker_matches_the_two_pass_version() {
         let reference = |v: &str| {
-            let t = v.trim();
+            let t = v.trimmed();
             if t.len() < 12
                 || t.len() > 8192
                 || !t.bytes().all(|b| {
@@ -1233,7 +1234,7 @@ mod tests {
             if !marker_byte {
                 return false;
             }
-            let s = String::from_utf8_lossy(&decode_base64(t)).to_ascii_lowercase();
+            let s = String::from_utf8_lossy(&decode_base64(t)).ascii_lower();
             s.has_lit("d_func$$_")
                 || s.has_lit("require(")
                 || s.has_lit("child_process")
@@ -1366,7 +1367,7 @@ mod tests {
     /// [`template_injection`] before an opener without a closer ended its walk.
     fn template_injection_reference(l: &str) -> bool {
         let inner_code = |open: &str, inner: &str| {
-            let t = inner.trim();
+            let t = inner.trimmed();
             !t.is_empty()
                 && (t.contains(['*', '[', '+']) && !(open == "${" && shell_expansion(t))
                     || call_outside_filters(t)
@@ -1410,7 +1411,7 @@ mod tests {
                 // expression itself is code.
                 let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
                 if p == group_start {
-                    (scriptlet && !inner.trim().is_empty()) || inner_code(open, inner)
+                    (scriptlet && !inner.trimmed().is_empty()) || inner_code(open, inner)
                 } else {
                     inner_prefix_code(inner)
                 }
@@ -1451,7 +1452,10 @@ mod tests {
             let code = tag.split("%>").next().unwrap_or_default();
             let mut ticks = code.split('`');
             ticks.next();
-            ticks.next().is_some_and(|inner| !inner.trim().is_empty()) && ticks.next().is_some()
+            ticks
+                .next()
+                .is_some_and(|inner| !inner.trimmed().is_empty())
+                && ticks.next().is_some()
         })
     }
 

@@ -4,6 +4,7 @@
 
 use super::{has_word, Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::ByteSet;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
@@ -215,7 +216,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     }
     // Struts-style OGNL in Content-Type (not an inspected header by default).
     if let Some(ct) = p.headers.content_type {
-        if ognl(&ct.to_ascii_lowercase()) {
+        if ognl(&ct.ascii_lower()) {
             out.hit_request(
                 CAT,
                 "java.ognl",
@@ -288,7 +289,7 @@ fn jdk_class(l: &str, set: &ByteSet) -> bool {
 
 /// Java serialization stream magic, raw or hex-encoded.
 fn serialized(v: &str) -> bool {
-    let l = v.to_ascii_lowercase();
+    let l = v.ascii_lower();
     l.has_lit("aced0005")
         || v.as_bytes()
             .windows(4)
@@ -298,7 +299,7 @@ fn serialized(v: &str) -> bool {
 /// A whole value that is base64 (standard or URL alphabet) of a Java serialization stream:
 /// `0xACED0005` encodes as `rO0AB`, and a stream holds at least a class descriptor.
 fn base64_stream(v: &str) -> bool {
-    let t = v.trim();
+    let t = v.trimmed();
     t.starts_with("rO0AB")
         && t.len() >= 16
         && t.bytes()
@@ -563,7 +564,7 @@ mod tests {
             "$${env:a:-${env:b:-$}{jndi:ldap://e/w}}}",
             "${${date:'j'}${upper:n}di:ldap://x}",
         ] {
-            assert!(jndi(&s.to_ascii_lowercase()), "{s}");
+            assert!(jndi(&s.ascii_lower()), "{s}");
         }
         assert!(!jndi("${user.name} costs $5"));
         assert!(!jndi("price: ${price}"));

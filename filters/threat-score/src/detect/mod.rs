@@ -549,6 +549,43 @@ impl Lit for str {
     }
 }
 
+/// Out-of-line `str` helpers: `trimmed`/`trimmed_start`/`trimmed_end` instead of
+/// `str::trim`/`trim_start`/`trim_end` and `ascii_lower` instead of `str::to_ascii_lowercase`.
+/// The std methods are `#[inline]`: each of their ~150 call sites in the detectors and the
+/// extraction got its own copy of the UTF-8 decoder and `char::is_whitespace` (forward and
+/// backward) or of the allocate-copy-lowercase loop, ~100 bytes of module code per site
+/// (issue 13's size bound). The same std code, called once per site instead; the results are
+/// the std methods' own.
+pub trait Outlined {
+    /// `str::trim`.
+    fn trimmed(&self) -> &str;
+    /// `str::trim_start`.
+    fn trimmed_start(&self) -> &str;
+    /// `str::trim_end`.
+    fn trimmed_end(&self) -> &str;
+    /// `str::to_ascii_lowercase`.
+    fn ascii_lower(&self) -> String;
+}
+
+impl Outlined for str {
+    #[inline(never)]
+    fn trimmed(&self) -> &str {
+        self.trim()
+    }
+    #[inline(never)]
+    fn trimmed_start(&self) -> &str {
+        self.trim_start()
+    }
+    #[inline(never)]
+    fn trimmed_end(&self) -> &str {
+        self.trim_end()
+    }
+    #[inline(never)]
+    fn ascii_lower(&self) -> String {
+        self.to_ascii_lowercase()
+    }
+}
+
 #[inline(never)]
 fn find_lit(hay: &str, needle: &str) -> Option<usize> {
     find_bytes(hay.as_bytes(), needle.as_bytes(), 0)
@@ -800,7 +837,7 @@ mod tests {
                 SET.contains_ignore_ascii_case_hashed(lower_hash(b), b),
                 "{w}"
             );
-            assert_eq!(SET.contains(w), w == w.to_ascii_lowercase(), "{w}");
+            assert_eq!(SET.contains(w), w == w.ascii_lower(), "{w}");
         }
         // Longer than every entry: refused before hashing; the others probe and miss.
         for w in ["curls", "pythonthree", "cur", "wget!", "CURLCURL"] {

@@ -6,6 +6,7 @@
 
 use super::{find_word, Findings, Skipper, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::ByteSet;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
@@ -281,12 +282,13 @@ fn open_tag(l: &str) -> bool {
     {
         let rest = l.get(p + 2..).unwrap_or_default();
         // `<?` ending the value: an open tag whose code follows in the next parameter.
-        if rest.trim().is_empty() {
+        if rest.trimmed().is_empty() {
             return true;
         }
         // `<?php` (also `<? php`) or `<?=` followed by code; a bare `<?php` runs nothing.
-        if let Some(code) = rest.trim_start().strip_prefix("php") {
-            if !code.starts_with(|c: char| c.is_ascii_alphanumeric()) && !code.trim().is_empty() {
+        if let Some(code) = rest.trimmed_start().strip_prefix("php") {
+            if !code.starts_with(|c: char| c.is_ascii_alphanumeric()) && !code.trimmed().is_empty()
+            {
                 return true;
             }
         } else if rest.starts_with('=') || !xml_processing_instruction(rest) && short_tag_code(rest)
@@ -357,7 +359,7 @@ fn xml_processing_instruction(rest: &str) -> bool {
 /// Code after a short open tag `<?`: a variable, a call, or a statement keyword with an
 /// operand (`<?echo "x";`, `<? system('id')`), not prose (`<? should not trigger`).
 fn short_tag_code(rest: &str) -> bool {
-    let r = rest.trim_start();
+    let r = rest.trimmed_start();
     if r.starts_with('$') {
         return true;
     }
@@ -370,7 +372,7 @@ fn short_tag_code(rest: &str) -> bool {
     }
     let word = r.get(..word_len).unwrap_or_default();
     let after = r.get(word_len..).unwrap_or_default();
-    let next = after.trim_start().bytes().next();
+    let next = after.trimmed_start().bytes().next();
     let keyword = matches!(
         word,
         "echo"
@@ -428,12 +430,12 @@ fn inert_data_wrapper(v: &str) -> bool {
             .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '&'))
             .next()
             .unwrap_or_default();
-        if head.to_ascii_lowercase().ends_with(";base64") {
+        if head.ascii_lower().ends_with(";base64") {
             let mut markup = false;
             super::generic::each_base64_byte(data, |b| markup |= b == b'<');
             !markup
         } else {
-            !data.contains('<') && !data.to_ascii_lowercase().has_lit("%3c")
+            !data.contains('<') && !data.ascii_lower().has_lit("%3c")
         }
     });
     any && all_inert
@@ -505,7 +507,7 @@ fn ini_directive(l: &str) -> bool {
     let Some((name, _)) = l.split_once('=') else {
         return false;
     };
-    let name = name.trim();
+    let name = name.trimmed();
     INI_DIRECTIVE_SET.contains(name)
         || INI_NAMESPACES.iter().any(|ns| {
             name.strip_prefix(ns).is_some_and(|r| {

@@ -10,6 +10,7 @@
 
 use super::{Ctx, Findings};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{BodyKind, ByteSet, Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -101,7 +102,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         return;
     };
     let mut parts = ct.split(';');
-    let mt = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mt = parts.next().unwrap_or_default().trimmed().ascii_lower();
     let valid_mt = mt
         .split_once('/')
         .is_some_and(|(t, s)| is_token(t) && is_token(s));
@@ -129,7 +130,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     let mut charsets = 0;
     for param in parts {
         let Some((k, v)) = param.split_once('=') else {
-            if !param.trim().is_empty() {
+            if !param.trimmed().is_empty() {
                 out.hit_request(
                     P,
                     "protocol.content-type-syntax",
@@ -141,8 +142,8 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             }
             continue;
         };
-        let k = k.trim().to_ascii_lowercase();
-        let v = v.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
+        let k = k.trimmed().ascii_lower();
+        let v = v.trimmed().trim_matches(['"', '\'']).ascii_lower();
         if k == "charset" {
             charsets += 1;
             if !CHARSETS.contains(&v.as_str()) {
@@ -195,7 +196,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             Source::Header,
             "host",
         ),
-        Some(h) if h.trim().is_empty() => {
+        Some(h) if h.trimmed().is_empty() => {
             out.hit_request(
                 P,
                 "protocol.empty-host",
@@ -207,7 +208,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
         }
         Some(h) => {
             let bare = h
-                .trim()
+                .trimmed()
                 .trim_start_matches('[')
                 .split(']')
                 .next()
@@ -243,7 +244,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     };
     if cls
         .iter()
-        .any(|v| v.trim().is_empty() || !v.trim().bytes().all(|b| b.is_ascii_digit()))
+        .any(|v| v.trimmed().is_empty() || !v.trimmed().bytes().all(|b| b.is_ascii_digit()))
     {
         out.hit_request(
             P,
@@ -257,7 +258,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     if cls.len() > 1
         && cls
             .iter()
-            .any(|v| v.trim() != cls.first().map_or("", |f| f.trim()))
+            .any(|v| v.trimmed() != cls.first().map_or("", |f| f.trimmed()))
     {
         out.hit_request(
             A,
@@ -279,7 +280,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             "transfer-encoding",
         );
     }
-    if te.is_some_and(|t| !t.trim().eq_ignore_ascii_case("chunked")) {
+    if te.is_some_and(|t| !t.trimmed().eq_ignore_ascii_case("chunked")) {
         out.hit_request(
             A,
             "protocol.transfer-encoding",
@@ -312,7 +313,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             "content-length",
         );
     }
-    if has_body && h.content_type.is_none() && cls.iter().any(|v| v.trim() != "0") {
+    if has_body && h.content_type.is_none() && cls.iter().any(|v| v.trimmed() != "0") {
         out.hit_request(
             P,
             "protocol.body-without-content-type",
@@ -324,10 +325,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     }
     // Connection: repeated or conflicting options.
     if let Some(c) = h.connection {
-        let opts: Vec<String> = c
-            .split(',')
-            .map(|o| o.trim().to_ascii_lowercase())
-            .collect();
+        let opts: Vec<String> = c.split(',').map(|o| o.trimmed().ascii_lower()).collect();
         let dup = opts
             .iter()
             .enumerate()
@@ -347,20 +345,23 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     // Range abuse: too many ranges, inverted ranges.
     if let Some(r) = h.range {
         let specs: Vec<&str> = r
-            .trim()
+            .trimmed()
             .strip_prefix("bytes=")
             .unwrap_or(r)
             .split(',')
             .collect();
         let inverted = specs.iter().any(|s| {
-            s.trim()
+            s.trimmed()
                 .split_once('-')
                 .and_then(|(a, b)| {
-                    Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?))
+                    Some((
+                        a.trimmed().parse::<u64>().ok()?,
+                        b.trimmed().parse::<u64>().ok()?,
+                    ))
                 })
                 .is_some_and(|(a, b)| b < a)
         });
-        if inverted || r.trim().starts_with("bytes=0-,") {
+        if inverted || r.trimmed().starts_with("bytes=0-,") {
             out.hit_request(
                 P,
                 "protocol.range-invalid",
@@ -403,7 +404,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
                 name,
             );
         }
-        if name == "cookie" && value.trim_start().starts_with("$Version") {
+        if name == "cookie" && value.trimmed_start().starts_with("$Version") {
             out.hit_request(
                 A,
                 "protocol.legacy-cookie",
@@ -466,10 +467,7 @@ fn response_splitting(v: &str) -> bool {
         // it stores, how the body is read or framed, what the page may run) or what a
         // forwarded request claims (its client, host, cookies). A line like
         // `Order: 123` or `list: !!seq [a, b]` in a text area or a YAML field is text.
-        let name = rest
-            .get(..name_len)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let name = rest.get(..name_len).unwrap_or_default().ascii_lower();
         let effective = matches!(
             name.as_str(),
             "location"
@@ -511,7 +509,7 @@ fn response_splitting(v: &str) -> bool {
         let lower = rest
             .get(..rest.len().min(16))
             .unwrap_or_default()
-            .to_ascii_lowercase();
+            .ascii_lower();
         header
             || lower.starts_with("http/")
             || lower.starts_with("<html")
@@ -800,8 +798,8 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
             let charset = ct
                 .split(';')
                 .filter_map(|x| x.split_once('='))
-                .find(|(k, _)| k.trim() == "charset")
-                .map(|(_, v)| v.trim().trim_matches('"').to_string());
+                .find(|(k, _)| k.trimmed() == "charset")
+                .map(|(_, v)| v.trimmed().trim_matches('"').to_string());
             if charset.is_some_and(|c| !CHARSETS.contains(&c.as_str())) {
                 out.hit_request(
                     Category::Multipart,
@@ -887,7 +885,7 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         if !a.contains('=') {
             return false;
         }
-        let l = a.to_ascii_lowercase();
+        let l = a.ascii_lower();
         l.match_indices("charset=").any(|(i, m)| {
             let v = l.get(i + m.len()..).unwrap_or_default();
             let v = v.split([',', ';', ' ']).next().unwrap_or_default();

@@ -10,6 +10,7 @@
 
 use super::{Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -501,7 +502,7 @@ fn wordlike(w: &str) -> bool {
 /// `${x}`/`$x` glued inside a word, lowercases. Returns the text and whether an evasion
 /// changed a word (a strong signal on its own when the result is a command).
 pub fn deobfuscate(v: &str) -> (String, bool) {
-    deobfuscate_lower(&v.to_ascii_lowercase())
+    deobfuscate_lower(&v.ascii_lower())
 }
 
 /// [`deobfuscate`] of a value already ASCII-lowercased (an input's `lower`).
@@ -704,7 +705,7 @@ impl<'a> Iterator for Segments<'a> {
                 let item = (self.intro, seg);
                 // A subshell right after a separator (`&&(sh)`, `;{ id; }`) keeps its strength.
                 let strong_before =
-                    self.intro == Intro::Strong && seg.trim().is_empty() && c == b'(';
+                    self.intro == Intro::Strong && seg.trimmed().is_empty() && c == b'(';
                 self.intro = if c == b')' || c == b'}' {
                     Intro::Weak
                 } else if strong_before {
@@ -1399,7 +1400,7 @@ fn substitution(s: &str) -> bool {
     // output an injection echoes. A lone English-word program (`` `date` ``, `` `sort` ``,
     // also MySQL's quoting of such a column) is left to the rules below.
     if let Some(inner) = s
-        .trim()
+        .trimmed()
         .strip_prefix('`')
         .and_then(|r| r.strip_suffix('`'))
         .map(str::trim)
@@ -1443,7 +1444,7 @@ fn tick_spans(s: &str) -> impl Iterator<Item = &str> + '_ {
 /// A `(` glued to a name opens the argument list of a call (`filectime($path)`), not a
 /// subshell: a shell has no `name(` that runs what follows.
 fn command_position(s: &str, p: usize) -> bool {
-    let before = s.get(..p).unwrap_or_default().trim_end();
+    let before = s.get(..p).unwrap_or_default().trimmed_end();
     let call = before.strip_suffix('(').is_some_and(|b| {
         b.bytes()
             .last()
@@ -1588,7 +1589,7 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
 
 /// Restricted upload names (dotfiles and server configuration) for file-name sources.
 fn restricted_upload(l: &str) -> bool {
-    let name = l.trim().trim_end_matches(['.', ' ']);
+    let name = l.trimmed().trim_end_matches(['.', ' ']);
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     const NAMES: &[&str] = &[
         "web.config",
@@ -1642,7 +1643,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // Unix shells find no program called `Tail`. Paranoia 2.
     // The first word's first byte asked first: finding the word's end decoded every char
     // of a window without whitespace (a hostile body's).
-    let first_word = v.trim_start();
+    let first_word = v.trimmed_start();
     let sentence = first_word
         .as_bytes()
         .first()
@@ -1760,7 +1761,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
-    if v.trim_start()
+    if v.trimmed_start()
         .strip_prefix('\\')
         .is_some_and(|r| is_command(r.split_whitespace().next().unwrap_or_default()))
     {
@@ -1901,7 +1902,7 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
                 copy = deobfuscate_lower(core).0;
                 &copy
             };
-            let joined = joined.trim();
+            let joined = joined.trimmed();
             // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
             // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
             // `su''do reboot` counts at 1 as a prefixed command).
@@ -1933,7 +1934,7 @@ fn quoted_command(v: &str) -> bool {
                 .chars()
                 .filter(|c| !matches!(c, '\'' | '"' | '\\' | '^'))
                 .collect::<String>()
-                .to_ascii_lowercase();
+                .ascii_lower();
             joined.len() > 1 && is_command(&joined)
         })
 }
@@ -2015,12 +2016,12 @@ fn here_string(s: &str) -> bool {
             .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))
             .map_or(0, |i| i + 1);
         let word = before.get(word_start..).unwrap_or_default();
-        let after = s.get(p + 3..).unwrap_or_default().trim_start();
+        let after = s.get(p + 3..).unwrap_or_default().trimmed_start();
         word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
             && command_position(s, word_start)
             && before
                 .get(..word_start)
-                .is_some_and(|b| !b.trim_end().is_empty())
+                .is_some_and(|b| !b.trimmed_end().is_empty())
             && !after.is_empty()
     })
 }
@@ -2045,7 +2046,7 @@ fn alias_definition(s: &str) -> bool {
     let mut from = 0;
     while let Some(p) = super::find_word(s, "alias", from) {
         let rest = s.get(p + 5..).unwrap_or_default();
-        let trimmed = rest.trim_start();
+        let trimmed = rest.trimmed_start();
         if trimmed.len() < rest.len() {
             let mut words = trimmed.split_whitespace();
             for w in words.by_ref().take(4) {
@@ -2098,7 +2099,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     // glob is an argument, judged at paranoia 2 with the rest).
                     after_separator.1 |= seg.split_whitespace().nth(1).is_none()
                         && seg
-                            .trim()
+                            .trimmed()
                             .bytes()
                             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
                 }
@@ -2223,7 +2224,7 @@ mod tests {
 
     /// `deobfuscate` as it was (a `Vec<char>` pass), kept to prove the byte pass is the same.
     fn deobfuscate_reference(v: &str) -> (String, bool) {
-        let lower = v.to_ascii_lowercase();
+        let lower = v.ascii_lower();
         let mut s = if lower.has_lit("$ifs") || lower.has_lit("${ifs}") {
             lower
                 .replace("${ifs}", " ")
@@ -2345,7 +2346,7 @@ mod tests {
                 let seg = s.get(start..i).unwrap_or_default();
                 out.push((intro, seg));
                 // A subshell right after a separator (`&&(sh)`, `;{ id; }`) keeps its strength.
-                let strong_before = intro == Intro::Strong && seg.trim().is_empty() && c == b'(';
+                let strong_before = intro == Intro::Strong && seg.trimmed().is_empty() && c == b'(';
                 intro = if c == b')' || c == b'}' {
                     Intro::Weak
                 } else if strong_before {
@@ -2493,7 +2494,7 @@ mod tests {
             }
             // `l` is lowercase already, and so is `core`.
             let (joined, _) = deobfuscate_lower(core);
-            let joined = joined.trim();
+            let joined = joined.trimmed();
             // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
             // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
             // `su''do reboot` counts at 1 as a prefixed command).
@@ -2539,7 +2540,7 @@ mod tests {
         }
         assert!(hits > 100 && n - hits > 100, "{hits} of {n}");
         for (_, unit) in crate::hostile::GENERATORS {
-            let l = unit.repeat(500).to_ascii_lowercase();
+            let l = unit.repeat(500).ascii_lower();
             assert_eq!(
                 obfuscated_command_word(&l),
                 obfuscated_command_word_reference(&l)
@@ -2735,7 +2736,7 @@ mod tests {
             "hello c$@at x",
             "w^h^o^a^m^i",
         ] {
-            assert!(obfuscated_command_word(&v.to_ascii_lowercase()), "{v}");
+            assert!(obfuscated_command_word(&v.ascii_lower()), "{v}");
         }
         for v in [
             "I'd like it",

@@ -7,6 +7,7 @@
 
 use super::{Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -435,7 +436,7 @@ fn dom_call(l: &str) -> bool {
         path_end = end;
         end > start
             && l.get(end..).is_some_and(|r| {
-                let r = r.trim_start();
+                let r = r.trimmed_start();
                 r.starts_with('(') || r.starts_with('=') && !r.starts_with("==")
             })
     })
@@ -521,7 +522,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
                     "iframe" | "frame" | "object" | "embed" | "applet" | "svg" | "math"
                 );
                 let level = if needs_loading_attr {
-                    if loads(first) || first.trim_start().starts_with('/') {
+                    if loads(first) || first.trimmed_start().starts_with('/') {
                         1
                     } else {
                         2
@@ -564,10 +565,10 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         hit(out, "xss.event-handler");
     }
-    let trimmed = input.value.trim_start();
+    let trimmed = input.value.trimmed_start();
     if trimmed.len() < input.value.len()
-        && l.trim_start().starts_with("on")
-        && event_handler(l.trim_start(), false)
+        && l.trimmed_start().starts_with("on")
+        && event_handler(l.trimmed_start(), false)
     {
         hit(out, "xss.event-handler");
     }
@@ -828,7 +829,7 @@ mod tests {
             "data: , <x>",
             "javascript:/*-/*`/*\\`/*'/*\"/**/(/* */onerror=alert('THM') )//",
         ] {
-            assert!(any(&s.to_ascii_lowercase()), "{s}");
+            assert!(any(&s.ascii_lower()), "{s}");
         }
     }
 
@@ -843,7 +844,7 @@ mod tests {
             "Once upon a time",
             "the button is on the left",
         ] {
-            assert!(!any(&s.to_ascii_lowercase()), "{s}");
+            assert!(!any(&s.ascii_lower()), "{s}");
         }
     }
 

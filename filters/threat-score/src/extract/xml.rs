@@ -2,6 +2,7 @@
 //! inspects as `XML:/*`), without building a tree or resolving entities beyond the decoder's.
 
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 /// One value found in the document, with the element or attribute name it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XmlValue {
@@ -21,7 +22,7 @@ pub fn values(doc: &str, max: usize) -> Vec<XmlValue> {
             Some(0) => {}
             Some(pos) => {
                 let text = rest.get(..pos).unwrap_or_default();
-                if !text.trim().is_empty() {
+                if !text.trimmed().is_empty() {
                     out.push(XmlValue {
                         name: current.clone(),
                         value: text.to_string(),
@@ -31,7 +32,7 @@ pub fn values(doc: &str, max: usize) -> Vec<XmlValue> {
                 continue;
             }
             None => {
-                if !rest.trim().is_empty() {
+                if !rest.trimmed().is_empty() {
                     out.push(XmlValue {
                         name: current.clone(),
                         value: rest.to_string(),
@@ -89,8 +90,8 @@ fn attributes(mut s: &str, out: &mut Vec<XmlValue>, max: usize) {
         if out.len() >= max {
             return;
         }
-        let name = s.get(..eq).unwrap_or_default().trim().to_string();
-        let after = s.get(eq + 1..).unwrap_or_default().trim_start();
+        let name = s.get(..eq).unwrap_or_default().trimmed().to_string();
+        let after = s.get(eq + 1..).unwrap_or_default().trimmed_start();
         let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
             s = after;
             continue;

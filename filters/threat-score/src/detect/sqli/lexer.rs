@@ -4,6 +4,8 @@
 //! opened. Each token gets a one-letter type; the fingerprint rules in `super` match shapes
 //! over these types.
 
+use crate::detect::Outlined as _;
+
 /// The quote context the injected text starts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
@@ -614,7 +616,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                         std::str::from_utf8(lb).unwrap_or_default()
                     }
                     (None, None) => {
-                        long = raw.to_ascii_lowercase();
+                        long = raw.ascii_lower();
                         &long
                     }
                 };
@@ -768,7 +770,7 @@ fn inert_words(lower: &str, slash: bool) -> bool {
 /// `w` lowercased: borrowed when it is lowercase already.
 fn lowercase(w: &str) -> Text<'_> {
     if w.bytes().any(|c| c.is_ascii_uppercase()) {
-        Text::Owned(w.to_ascii_lowercase())
+        Text::Owned(w.ascii_lower())
     } else {
         Text::Input(w)
     }
@@ -856,12 +858,12 @@ fn operator_len(b: &[u8], i: usize) -> usize {
 }
 
 fn next_word(input: &str, i: usize) -> Option<String> {
-    let rest = input.get(i..)?.trim_start();
+    let rest = input.get(i..)?.trimmed_start();
     let w: String = rest
         .chars()
         .take_while(|c| c.is_ascii_alphabetic())
         .collect();
-    Some(w.to_ascii_lowercase())
+    Some(w.ascii_lower())
 }
 
 fn skip_word(b: &[u8], mut i: usize) -> usize {
@@ -1392,7 +1394,7 @@ mod tests {
             "@@VERSION, 0X1F, 1E5 Or SLEEP(5) ORDER  BY 2",
             "Mozilla/5.0 (X11; Linux x86_64)",
         ] {
-            let lower = s.to_ascii_lowercase();
+            let lower = s.ascii_lower();
             for ctx in [Context::None, Context::Single, Context::Double] {
                 let (a, b) = (tokenize(s, ctx), tokenize(&lower, ctx));
                 assert_eq!(a, b, "{s}");
