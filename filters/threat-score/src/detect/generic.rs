@@ -439,7 +439,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
             .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_'))
             .count();
         let scheme = l.get(p - scheme_len..p).unwrap_or_default();
-        if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        if scheme.len() < 2 || !scheme.first_char().is_some_and(|c| c.is_ascii_alphabetic()) {
             return false;
         }
         let after = l.get(p + 1..).unwrap_or_default();
@@ -702,7 +702,7 @@ const TEMPLATE_OBJECTS: &[&str] = &[
 
 /// `while(true)`, `while(!0)`, `for(;;)`: loops that never end, a cheap DoS in eval'd code.
 fn endless_loop(l: &str) -> bool {
-    let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+    let c: String = l.without_whitespace();
     c.has_lit("for(;;)")
         || c.match_indices("while(").any(|(p, _)| {
             let rest = c.get(p + 6..).unwrap_or_default();
@@ -1329,7 +1329,7 @@ mod tests {
                 .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_'))
                 .count();
             let scheme = l.get(p - scheme_len..p).unwrap_or_default();
-            if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            if scheme.len() < 2 || !scheme.first_char().is_some_and(|c| c.is_ascii_alphabetic()) {
                 return false;
             }
             let rest = l.get(p + 1..).unwrap_or_default().trim_start_matches('/');

@@ -88,11 +88,11 @@ fn qualified_class_name(v: &str) -> bool {
             };
             package.len() >= 2
                 && package.iter().all(|p| {
-                    p.starts_with(|c: char| c.is_ascii_lowercase())
+                    p.first_char().is_some_and(|c| c.is_ascii_lowercase())
                         && p.bytes()
                             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
                 })
-                && class.starts_with(|c: char| c.is_ascii_uppercase())
+                && class.first_char().is_some_and(|c| c.is_ascii_uppercase())
                 && class.bytes().any(|b| b.is_ascii_lowercase())
         })
 }
@@ -241,7 +241,7 @@ pub(crate) fn is_upload_name(source: Source, name: &str) -> bool {
 
 /// A file name ending in `.jsp`/`.jspx` once the padding servers ignore is removed.
 fn jsp_file(l: &str) -> bool {
-    let name: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+    let name: String = l.without_whitespace();
     let name = name.trim_end_matches(['.', '/', '\\', ':']);
     name.ends_with(".jsp") || name.ends_with(".jspx")
 }

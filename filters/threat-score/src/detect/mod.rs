@@ -550,12 +550,13 @@ impl Lit for str {
 }
 
 /// Out-of-line `str` helpers: `trimmed`/`trimmed_start`/`trimmed_end` instead of
-/// `str::trim`/`trim_start`/`trim_end` and `ascii_lower` instead of `str::to_ascii_lowercase`.
-/// The std methods are `#[inline]`: each of their ~150 call sites in the detectors and the
-/// extraction got its own copy of the UTF-8 decoder and `char::is_whitespace` (forward and
-/// backward) or of the allocate-copy-lowercase loop, ~100 bytes of module code per site
-/// (issue 13's size bound). The same std code, called once per site instead; the results are
-/// the std methods' own.
+/// `str::trim`/`trim_start`/`trim_end`, `ascii_lower` instead of `str::to_ascii_lowercase`,
+/// `first_char`/`first_word` instead of `chars().next()`/`split_whitespace().next()`. The std
+/// methods are `#[inline]`: each of their ~180 call sites in the detectors and the extraction
+/// got its own copy of the UTF-8 decoder and `char::is_whitespace` (forward and backward) or
+/// of the allocate-copy-lowercase loop, ~100 bytes of module code per site (issue 13's size
+/// bound). The same std code, called once per site instead; the results are the std methods'
+/// own.
 pub trait Outlined {
     /// `str::trim`.
     fn trimmed(&self) -> &str;
@@ -565,6 +566,15 @@ pub trait Outlined {
     fn trimmed_end(&self) -> &str;
     /// `str::to_ascii_lowercase`.
     fn ascii_lower(&self) -> String;
+    /// The first `char` (`self.chars().next()`; `s.first_char().is_some_and(|c| ..)` is
+    /// `s.first_char().is_some_and(|c| ..)`).
+    fn first_char(&self) -> Option<char>;
+    /// The first whitespace-separated word (`self.split_whitespace().next()`).
+    fn first_word(&self) -> Option<&str>;
+    /// `self` without its whitespace (`char::is_whitespace`), as a new `String`.
+    fn without_whitespace(&self) -> String;
+    /// `str::split_whitespace`, its `next` out of line ([`WsWords`]).
+    fn words(&self) -> WsWords<'_>;
 }
 
 impl Outlined for str {
@@ -583,6 +593,35 @@ impl Outlined for str {
     #[inline(never)]
     fn ascii_lower(&self) -> String {
         self.to_ascii_lowercase()
+    }
+    #[inline(never)]
+    fn first_char(&self) -> Option<char> {
+        self.chars().next()
+    }
+    #[inline(never)]
+    fn first_word(&self) -> Option<&str> {
+        self.split_whitespace().next()
+    }
+    #[inline(never)]
+    fn without_whitespace(&self) -> String {
+        self.chars().filter(|c| !c.is_whitespace()).collect()
+    }
+    fn words(&self) -> WsWords<'_> {
+        WsWords(self.split_whitespace())
+    }
+}
+
+/// [`Outlined::words`]: `str::split_whitespace` whose `next` (a UTF-8 decoder and
+/// `char::is_whitespace` on both ends of each word) is one function, not inlined at each of
+/// the detectors' `words.next()`.
+#[derive(Clone)]
+pub struct WsWords<'a>(std::str::SplitWhitespace<'a>);
+
+impl<'a> Iterator for WsWords<'a> {
+    type Item = &'a str;
+    #[inline(never)]
+    fn next(&mut self) -> Option<&'a str> {
+        self.0.next()
     }
 }
 

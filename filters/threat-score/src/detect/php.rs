@@ -287,7 +287,8 @@ fn open_tag(l: &str) -> bool {
         }
         // `<?php` (also `<? php`) or `<?=` followed by code; a bare `<?php` runs nothing.
         if let Some(code) = rest.trimmed_start().strip_prefix("php") {
-            if !code.starts_with(|c: char| c.is_ascii_alphanumeric()) && !code.trimmed().is_empty()
+            if !code.first_char().is_some_and(|c| c.is_ascii_alphanumeric())
+                && !code.trimmed().is_empty()
             {
                 return true;
             }
@@ -404,7 +405,7 @@ fn short_tag_code(rest: &str) -> bool {
     matches!(next, Some(b'(' | b';' | b'$' | b'"' | b'\'' | b'='))
         || ((keyword || !word_follows)
             && r.split("?>").next().is_some_and(|code| code.contains(';')))
-        || (keyword && after.starts_with(|c: char| c.is_whitespace()) && next.is_some())
+        || (keyword && after.first_char().is_some_and(|c| c.is_whitespace()) && next.is_some())
 }
 
 /// Every `data://` URL in `v` carries content without a `<` once its base64 is decoded
@@ -459,7 +460,7 @@ fn data_wrappers() {
 }
 
 fn php_file(l: &str) -> bool {
-    let name: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+    let name: String = l.without_whitespace();
     let name = name.trim_end_matches(['.', '/', '\\', ':']);
     let ext = name.rsplit('.').next().unwrap_or_default();
     name.contains('.')
@@ -693,7 +694,7 @@ fn extension_call(l: &str) -> bool {
         }
         let name = l.get(j..end).unwrap_or_default();
         name.len() >= 6
-            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.first_char().is_some_and(|c| c.is_ascii_alphabetic())
             && PREFIXES
                 .iter()
                 .any(|x| name.strip_prefix(x).is_some_and(|r| !r.is_empty()))

@@ -423,7 +423,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
 /// kept, case compared in place), the version word is checked first (most words fail it).
 fn embedded_request_line(v: &str) -> bool {
     let mut before: [&str; 2] = ["", ""];
-    for (n, w) in v.split_whitespace().enumerate() {
+    for (n, w) in v.words().enumerate() {
         let version = w
             .as_bytes()
             .get(..5)
@@ -520,7 +520,7 @@ fn response_splitting(v: &str) -> bool {
 
 /// LDAP filter syntax closing one filter and opening another: `)(uid=*`, `*)(|(`, `)!(sn=`.
 fn ldap_injection(v: &str) -> bool {
-    let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact: String = v.without_whitespace();
     let b = compact.as_bytes();
     // Whole, balanced filters (`(&(objectClass=user)(cn=x))`, a list of them
     // `(a=1)(&(b=2)(c=3))`, or one quoted in a sentence) are filters given as data; an

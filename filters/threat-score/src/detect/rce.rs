@@ -832,7 +832,7 @@ fn prose_clause(args: &[&str]) -> bool {
 
 /// A segment of at most four words: a command line, not a sentence.
 fn seg_is_short(seg: &str) -> bool {
-    seg.split_whitespace().nth(4).is_none()
+    seg.words().nth(4).is_none()
 }
 
 /// A necessary condition for [`command_in_segment`] at the start of a value without `=`, `$`,
@@ -893,7 +893,7 @@ pub(crate) fn may_start_command_dashed(
                 .get(start..start + len)
                 .is_some_and(|w| PREFIX_SET.contains(w) || is_command(w))
     } else {
-        let first = seg.split_whitespace().next().unwrap_or_default();
+        let first = seg.first_word().unwrap_or_default();
         PREFIX_SET.contains(first) || is_command(first)
     };
     named || dashes()
@@ -1065,7 +1065,7 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
 /// [`command_in_segment`]'s walk over the words of `seg` (all of it, before the one-word
 /// shortcut).
 fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
-    let mut words = seg.split_whitespace().peekable();
+    let mut words = seg.words().peekable();
     let mut first = words.next()?;
     let mut prefixed = false;
     // Skip prefixes, `$var` expansions and VAR=value assignments.
@@ -1362,7 +1362,10 @@ fn substitution(s: &str) -> bool {
     let set = crate::extract::ByteSet::of(s.as_bytes());
     if let Some(p) = set.has_all(b"$(").then(|| s.find_lit("$(")).flatten() {
         let rest = s.get(p + 2..).unwrap_or_default();
-        if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$') {
+        if rest
+            .first_char()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$')
+        {
             return true;
         }
     }
@@ -1422,7 +1425,7 @@ fn substitution(s: &str) -> bool {
     });
     tick_spans(s).any(|inner| {
         command_in_segment(Intro::Tick, inner).is_some()
-            || glued && inner.split_whitespace().next().is_some_and(is_command)
+            || glued && inner.first_word().is_some_and(is_command)
     })
 }
 
@@ -1469,7 +1472,7 @@ fn windows_batch_in(s: &str, set: &crate::extract::ByteSet) -> bool {
     if !(set.has_all(b"if") && s.has_lit("if") || set.has_all(b"for") && s.has_lit("for")) {
         return set.has(b'%') && batch_variable(s, set);
     }
-    let words: Vec<&str> = s.split_whitespace().collect();
+    let words: Vec<&str> = s.words().collect();
     for (i, w) in words.iter().enumerate() {
         let w = w.trim_start_matches(['&', '|', ';', '(', '@']);
         if w == "for" {
@@ -1581,7 +1584,7 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
             let camel = noun.bytes().filter(u8::is_ascii_uppercase).count() >= 2;
             VERBS.contains(&verb)
                 && noun.len() >= 4
-                && noun.starts_with(|c: char| c.is_ascii_uppercase())
+                && noun.first_char().is_some_and(|c| c.is_ascii_uppercase())
                 && noun.bytes().all(|b| b.is_ascii_alphabetic())
                 && (camel || !matches!(verb, "Get" | "Set" | "New" | "Add" | "Out"))
         })
@@ -1610,7 +1613,7 @@ fn restricted_upload(l: &str) -> bool {
         "shadow",
         "sudoers",
     ];
-    let compact: String = base.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact: String = base.without_whitespace();
     let stem = compact.split(['.', '_']).next().unwrap_or_default();
     let config_stem = matches!(
         stem,
@@ -1648,7 +1651,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         .as_bytes()
         .first()
         .is_some_and(u8::is_ascii_uppercase)
-        && first_word.split_whitespace().next().is_some_and(|w| {
+        && first_word.first_word().is_some_and(|w| {
             let mut b = w.bytes();
             b.next().is_some_and(|c| c.is_ascii_uppercase())
                 && w.len() >= 2
@@ -1665,7 +1668,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
                 .trim_start_matches('(')
                 .trim_end_matches([',', '.', ':', ';', '!', '?', ')']);
             w.len() >= 2
-                && w.starts_with(|c: char| c.is_ascii_alphabetic())
+                && w.first_char().is_some_and(|c| c.is_ascii_alphabetic())
                 && w.bytes().all(|b| b.is_ascii_alphabetic() || b == b'\'')
         })
         .nth(3)
@@ -1724,7 +1727,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             set.has_all(d.as_bytes())
                 && s.find(d).is_some_and(|p| {
                     s.get(p + d.len()..).is_some_and(|r| {
-                        r.starts_with(|c: char| {
+                        r.first_char().is_some_and(|c| {
                             c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
                         })
                     })
@@ -1736,7 +1739,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if slash
         && ["bin/", "sbin/", "usr/bin/"].iter().any(|d| {
             s.strip_prefix(d)
-                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+                .is_some_and(|r| r.first_char().is_some_and(|c| c.is_ascii_alphabetic()))
         })
     {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
@@ -1763,7 +1766,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     if v.trimmed_start()
         .strip_prefix('\\')
-        .is_some_and(|r| is_command(r.split_whitespace().next().unwrap_or_default()))
+        .is_some_and(|r| is_command(r.first_word().unwrap_or_default()))
     {
         out.hit(input, CAT, "rce.alias-bypass", Severity::Critical, 1);
     }
@@ -1777,7 +1780,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         out.hit(input, CAT, "rce.brace-expansion", Severity::Critical, 1);
     }
     if set.has_all(b"(){") {
-        let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        let compact: String = s.without_whitespace();
         // Bash imports a function from the environment only when the variable's value
         // starts with `() {`: that is the shellshock shape. A function definition further
         // in (`:(){ :|:& };:`, but also `fn main() {` or `jQuery(function() {` in code
@@ -1823,7 +1826,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // there, ordinary words included (`cat food`, `more`).
     if out.wants(CAT, 3) {
         for (_, seg) in segments(&s) {
-            let Some(first) = seg.split_whitespace().next() else {
+            let Some(first) = seg.first_word() else {
                 continue;
             };
             if is_command(first) {
@@ -1980,7 +1983,9 @@ fn param_expansion(s: &str, prose: impl Fn() -> bool) -> bool {
             .count();
         let name = rest.get(..name_len).unwrap_or_default();
         if !name.is_empty()
-            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .first_char()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && rest.get(name_len..).is_some_and(|r| {
                 r.starts_with(['#', '%', '/', '^', ',', '~'])
                     || r.starts_with(":-")
@@ -2017,7 +2022,8 @@ fn here_string(s: &str) -> bool {
             .map_or(0, |i| i + 1);
         let word = before.get(word_start..).unwrap_or_default();
         let after = s.get(p + 3..).unwrap_or_default().trimmed_start();
-        word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
+        word.first_char()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '/')
             && command_position(s, word_start)
             && before
                 .get(..word_start)
@@ -2048,7 +2054,7 @@ fn alias_definition(s: &str) -> bool {
         let rest = s.get(p + 5..).unwrap_or_default();
         let trimmed = rest.trimmed_start();
         if trimmed.len() < rest.len() {
-            let mut words = trimmed.split_whitespace();
+            let mut words = trimmed.words();
             for w in words.by_ref().take(4) {
                 if w.starts_with(['+', '-']) && !w.contains('=') {
                     continue;
@@ -2097,7 +2103,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     after_separator.0 = true;
                     // A program name alone: one word of letters and digits (a path or a
                     // glob is an argument, judged at paranoia 2 with the rest).
-                    after_separator.1 |= seg.split_whitespace().nth(1).is_none()
+                    after_separator.1 |= seg.words().nth(1).is_none()
                         && seg
                             .trimmed()
                             .bytes()
@@ -2139,7 +2145,7 @@ mod tests {
     #[test]
     fn may_start_command_matches_the_lookups() {
         let reference = |seg: &str| {
-            let first = seg.split_whitespace().next().unwrap_or_default();
+            let first = seg.first_word().unwrap_or_default();
             PREFIX_SET.contains(first)
                 || is_command(first)
                 || super::super::find_bytes(seg.as_bytes(), b"--", 0).is_some()

@@ -576,7 +576,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
         // Paranoia 2: any tag carrying an attribute (`<a href="x"`).
         if tags(l).any(|(_, attrs)| {
             attrs.split('>').next().is_some_and(|a| {
-                a.starts_with(|c: char| c.is_ascii_whitespace() || c == '/') && a.contains('=')
+                a.first_char()
+                    .is_some_and(|c| c.is_ascii_whitespace() || c == '/')
+                    && a.contains('=')
             })
         }) {
             out.hit(input, CAT, "xss.tag-attribute", Severity::Critical, 2);

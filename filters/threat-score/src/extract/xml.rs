@@ -92,7 +92,7 @@ fn attributes(mut s: &str, out: &mut Vec<XmlValue>, max: usize) {
         }
         let name = s.get(..eq).unwrap_or_default().trimmed().to_string();
         let after = s.get(eq + 1..).unwrap_or_default().trimmed_start();
-        let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+        let Some(q) = after.first_char().filter(|c| *c == '"' || *c == '\'') else {
             s = after;
             continue;
         };
