@@ -443,7 +443,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
             return false;
         }
         let after = l.get(p + 1..).unwrap_or_default();
-        let start = p + 1 + (after.len() - after.trim_start_matches('/').len());
+        let start = p + 1 + (after.len() - after.trim_start_set(&['/']).len());
         // The authority ends at the path, query or fragment, and is at most 300 bytes.
         stop = stop.max(start);
         let limit = (start + 300).min(b.len());
@@ -539,7 +539,7 @@ fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
                 }
             };
             let raw_inner = l.get(from..e).unwrap_or_default();
-            let inner = raw_inner.trim_start_matches(['=', '-']);
+            let inner = raw_inner.trim_start_set(&['=', '-']);
             // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
             // expression itself is code.
             let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
@@ -645,7 +645,7 @@ fn shell_expansion(t: &str) -> bool {
 /// `apply`, `attr`, `format`, Twig's `registerUndefinedFilterCallback` gadgets) count as calls.
 fn call_outside_filters(t: &str) -> bool {
     super::byte_offsets(t, b'(').any(|p| {
-        let head = t.get(..p).unwrap_or_default().trim_end_matches(' ');
+        let head = t.get(..p).unwrap_or_default().trim_end_set(&[' ']);
         let name_start = head
             .bytes()
             .rposition(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
@@ -654,7 +654,7 @@ fn call_outside_filters(t: &str) -> bool {
         let pipe = head
             .get(..name_start)
             .unwrap_or_default()
-            .trim_end_matches(' ')
+            .trim_end_set(&[' '])
             .ends_with('|');
         !(pipe
             && !name.is_empty()
@@ -712,7 +712,7 @@ fn endless_loop(l: &str) -> bool {
                 let cond = rest
                     .get(..e)
                     .unwrap_or_default()
-                    .trim_start_matches(['!', '-', '+']);
+                    .trim_start_set(&['!', '-', '+']);
                 matches!(
                     cond,
                     "true"
@@ -849,8 +849,8 @@ fn ssrf(l: &str) -> bool {
         s.split(['/', '?', '#'])
             .next()
             .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
+            .trim_start_set(&['['])
+            .trim_end_set(&[']'])
     }
     let url = l.has_lit("://");
     let t = l.trimmed();
@@ -984,7 +984,7 @@ fn metadata_url(l: &str) -> bool {
             .unwrap_or(rest.len().min(256));
         let authority = rest.get(..end).unwrap_or_default();
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let host = host.trim_start_matches('[');
+        let host = host.trim_start_set(&['[']);
         let host = match host.split_once(']') {
             Some((h, _)) => h,
             None if host.bytes().filter(|&c| c == b':').count() == 1 => {
@@ -1332,7 +1332,7 @@ mod tests {
             if scheme.len() < 2 || !scheme.first_char().is_some_and(|c| c.is_ascii_alphabetic()) {
                 return false;
             }
-            let rest = l.get(p + 1..).unwrap_or_default().trim_start_matches('/');
+            let rest = l.get(p + 1..).unwrap_or_default().trim_start_set(&['/']);
             // The authority ends at the path, query or fragment, and is at most 300 bytes.
             let end = rest
                 .bytes()
@@ -1406,7 +1406,7 @@ mod tests {
                     }
                 };
                 let raw_inner = l.get(from..e).unwrap_or_default();
-                let inner = raw_inner.trim_start_matches(['=', '-']);
+                let inner = raw_inner.trim_start_set(&['=', '-']);
                 // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
                 // expression itself is code.
                 let scriptlet = *open == "<%" && !raw_inner.starts_with('=');

@@ -224,7 +224,7 @@ fn file_parameter(source: Source, name: &str) -> bool {
 pub(crate) fn prose(v: &str) -> bool {
     v.split_ascii_whitespace()
         .filter(|w| {
-            let w = w.trim_end_matches([',', '.', ':', ';', '!', '?', ')']);
+            let w = w.trim_end_set(&[',', '.', ':', ';', '!', '?', ')']);
             w.len() >= 2
                 && w.bytes()
                     .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'\'')

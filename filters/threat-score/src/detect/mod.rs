@@ -551,7 +551,9 @@ impl Lit for str {
 
 /// Out-of-line `str` helpers: `trimmed`/`trimmed_start`/`trimmed_end` instead of
 /// `str::trim`/`trim_start`/`trim_end`, `ascii_lower` instead of `str::to_ascii_lowercase`,
-/// `first_char`/`first_word` instead of `chars().next()`/`split_whitespace().next()`. The std
+/// `first_char`/`first_word` instead of `chars().next()`/`split_whitespace().next()`,
+/// `trim_set`/`trim_start_set`/`trim_end_set` instead of `trim_matches` and its kin with a
+/// char or an array of chars (a type per array length). The std
 /// methods are `#[inline]`: each of their ~180 call sites in the detectors and the extraction
 /// got its own copy of the UTF-8 decoder and `char::is_whitespace` (forward and backward) or
 /// of the allocate-copy-lowercase loop, ~100 bytes of module code per site (issue 13's size
@@ -575,6 +577,12 @@ pub trait Outlined {
     fn without_whitespace(&self) -> String;
     /// `str::split_whitespace`, its `next` out of line ([`WsWords`]).
     fn words(&self) -> WsWords<'_>;
+    /// `str::trim_matches` with a set of chars.
+    fn trim_set(&self, set: &[char]) -> &str;
+    /// `str::trim_start_matches` with a set of chars.
+    fn trim_start_set(&self, set: &[char]) -> &str;
+    /// `str::trim_end_matches` with a set of chars.
+    fn trim_end_set(&self, set: &[char]) -> &str;
 }
 
 impl Outlined for str {
@@ -608,6 +616,18 @@ impl Outlined for str {
     }
     fn words(&self) -> WsWords<'_> {
         WsWords(self.split_whitespace())
+    }
+    #[inline(never)]
+    fn trim_set(&self, set: &[char]) -> &str {
+        self.trim_matches(set)
+    }
+    #[inline(never)]
+    fn trim_start_set(&self, set: &[char]) -> &str {
+        self.trim_start_matches(set)
+    }
+    #[inline(never)]
+    fn trim_end_set(&self, set: &[char]) -> &str {
+        self.trim_end_matches(set)
     }
 }
 

@@ -461,7 +461,7 @@ fn data_wrappers() {
 
 fn php_file(l: &str) -> bool {
     let name: String = l.without_whitespace();
-    let name = name.trim_end_matches(['.', '/', '\\', ':']);
+    let name = name.trim_end_set(&['.', '/', '\\', ':']);
     let ext = name.rsplit('.').next().unwrap_or_default();
     name.contains('.')
         && (matches!(

@@ -143,7 +143,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             continue;
         };
         let k = k.trimmed().ascii_lower();
-        let v = v.trimmed().trim_matches(['"', '\'']).ascii_lower();
+        let v = v.trimmed().trim_set(&['"', '\'']).ascii_lower();
         if k == "charset" {
             charsets += 1;
             if !CHARSETS.contains(&v.as_str()) {
@@ -209,7 +209,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
         Some(h) => {
             let bare = h
                 .trimmed()
-                .trim_start_matches('[')
+                .trim_start_set(&['['])
                 .split(']')
                 .next()
                 .unwrap_or_default();
@@ -455,7 +455,7 @@ fn response_splitting(v: &str) -> bool {
         let rest = v
             .get(p + 1..)
             .unwrap_or_default()
-            .trim_start_matches(['\r', '\n']);
+            .trim_start_set(&['\r', '\n']);
         let name_len = rest
             .bytes()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == b'-')
@@ -500,7 +500,7 @@ fn response_splitting(v: &str) -> bool {
         let header = effective
             && rest.get(name_len..).is_some_and(|r| {
                 r.strip_prefix(':').is_some_and(|v| {
-                    v.trim_start_matches([' ', '\t'])
+                    v.trim_start_set(&[' ', '\t'])
                         .bytes()
                         .next()
                         .is_some_and(|c| c != b'\r' && c != b'\n')
@@ -799,7 +799,7 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
                 .split(';')
                 .filter_map(|x| x.split_once('='))
                 .find(|(k, _)| k.trimmed() == "charset")
-                .map(|(_, v)| v.trimmed().trim_matches('"').to_string());
+                .map(|(_, v)| v.trimmed().trim_set(&['"']).to_string());
             if charset.is_some_and(|c| !CHARSETS.contains(&c.as_str())) {
                 out.hit_request(
                     Category::Multipart,
@@ -889,7 +889,7 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         l.match_indices("charset=").any(|(i, m)| {
             let v = l.get(i + m.len()..).unwrap_or_default();
             let v = v.split([',', ';', ' ']).next().unwrap_or_default();
-            !CHARSETS.contains(&v.trim_matches(['"', '\'']))
+            !CHARSETS.contains(&v.trim_set(&['"', '\'']))
         })
     }) {
         out.hit_request(

@@ -825,7 +825,7 @@ fn target_arg(a: &str) -> bool {
 fn prose_clause(args: &[&str]) -> bool {
     args.len() >= 3
         && args.iter().all(|a| {
-            let w = a.trim_end_matches(['.', ',', '!', '?']);
+            let w = a.trim_end_set(&['.', ',', '!', '?']);
             w.len() >= 2 && w.bytes().all(|b| b.is_ascii_alphabetic())
         })
 }
@@ -1283,7 +1283,7 @@ fn glob_path(s: &str) -> bool {
         c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '"' | '\'')
     })
     .any(|tok| {
-        let path = tok.trim_start_matches('~');
+        let path = tok.trim_start_set(&['~']);
         path.starts_with('/')
             && path.matches('/').count() >= 2
             && (path.contains(['?', '*']) || letter_bracket(path))
@@ -1474,7 +1474,7 @@ fn windows_batch_in(s: &str, set: &crate::extract::ByteSet) -> bool {
     }
     let words: Vec<&str> = s.words().collect();
     for (i, w) in words.iter().enumerate() {
-        let w = w.trim_start_matches(['&', '|', ';', '(', '@']);
+        let w = w.trim_start_set(&['&', '|', ';', '(', '@']);
         if w == "for" {
             let rest = words.get(i + 1..).unwrap_or_default();
             let flag = rest
@@ -1592,7 +1592,7 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
 
 /// Restricted upload names (dotfiles and server configuration) for file-name sources.
 fn restricted_upload(l: &str) -> bool {
-    let name = l.trimmed().trim_end_matches(['.', ' ']);
+    let name = l.trimmed().trim_end_set(&['.', ' ']);
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     const NAMES: &[&str] = &[
         "web.config",
@@ -1665,8 +1665,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
         .split_ascii_whitespace()
         .filter(|w| {
             let w = w
-                .trim_start_matches('(')
-                .trim_end_matches([',', '.', ':', ';', '!', '?', ')']);
+                .trim_start_set(&['('])
+                .trim_end_set(&[',', '.', ':', ';', '!', '?', ')']);
             w.len() >= 2
                 && w.first_char().is_some_and(|c| c.is_ascii_alphabetic())
                 && w.bytes().all(|b| b.is_ascii_alphabetic() || b == b'\'')
@@ -1785,7 +1785,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         // starts with `() {`: that is the shellshock shape. A function definition further
         // in (`:(){ :|:& };:`, but also `fn main() {` or `jQuery(function() {` in code
         // snippets) counts from paranoia 2.
-        if compact.trim_start_matches(['\'', '"']).starts_with("(){") {
+        if compact.trim_start_set(&['\'', '"']).starts_with("(){") {
             out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
         } else if compact.has_lit("(){") {
             out.hit(input, CAT, "rce.function-definition", Severity::Critical, 2);
@@ -1883,7 +1883,7 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
     words
         .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
         .any(|w| {
-            let core = w.trim_matches(['\'', '"']);
+            let core = w.trim_set(&['\'', '"']);
             // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
             // is part of `core`), and every program name holds a letter or digit: a word of
             // punctuation (`:@/*\`, a piece of every trigger byte repeated) spells none,
@@ -2059,9 +2059,9 @@ fn alias_definition(s: &str) -> bool {
                 if w.starts_with(['+', '-']) && !w.contains('=') {
                     continue;
                 }
-                let w = w.trim_start_matches(['\'', '"']);
+                let w = w.trim_start_set(&['\'', '"']);
                 if let Some((name, _)) = w.split_once('=') {
-                    let name = name.trim_end_matches(['\'', '"']);
+                    let name = name.trim_end_set(&['\'', '"']);
                     if !name.is_empty()
                         && name
                             .bytes()
@@ -2492,7 +2492,7 @@ mod tests {
         })
         .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
         .any(|w| {
-            let core = w.trim_matches(['\'', '"']);
+            let core = w.trim_set(&['\'', '"']);
             let inner_quotes = core.matches(['\'', '"']).count();
             let other = core.contains(['$', '\\', '^']);
             if !other && inner_quotes < 2 {

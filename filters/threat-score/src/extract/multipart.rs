@@ -33,7 +33,7 @@ pub fn boundary(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=')?;
         (k.trimmed().eq_ignore_ascii_case("boundary"))
-            .then(|| v.trimmed().trim_matches('"').to_string())
+            .then(|| v.trimmed().trim_set(&['"']).to_string())
     })
 }
 

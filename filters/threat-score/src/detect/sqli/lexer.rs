@@ -599,7 +599,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                     i += 1;
                 }
                 let raw = input.get(start..i).unwrap_or_default();
-                let raw = raw.trim_end_matches('.');
+                let raw = raw.trim_end_set(&['.']);
                 // Lowercased in a stack buffer (a long word in a `String`); a one-byte word
                 // (`$` of `${`, `x`: one per two bytes of a hostile run) is its static text.
                 let mut buf = [0u8; 64];
@@ -951,10 +951,7 @@ mod tests {
                         {
                             i += 1;
                         }
-                        let w = lower
-                            .get(start..i)
-                            .unwrap_or_default()
-                            .trim_end_matches('.');
+                        let w = lower.get(start..i).unwrap_or_default().trim_end_set(&['.']);
                         let plain = match word_kind(w).0 {
                             Kind::Bare | Kind::Func | Kind::Num => true,
                             Kind::Keyword => !matches!(

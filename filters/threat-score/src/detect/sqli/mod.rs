@@ -1456,7 +1456,7 @@ fn or_truthy_string(l: &str, q: u8) -> bool {
 /// A value that is an SQL function name and an opening parenthesis, nothing after it
 /// (`COS(`, `trim (`): a call the application's query is meant to complete.
 fn open_call_at_end(l: &str) -> bool {
-    let head = l.trimmed_end().trim_end_matches('(').trimmed_end();
+    let head = l.trimmed_end().trim_end_set(&['(']).trimmed_end();
     let name = head.trimmed_start();
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
