@@ -583,6 +583,9 @@ pub trait Outlined {
     fn trim_start_set(&self, set: &[char]) -> &str;
     /// `str::trim_end_matches` with a set of chars.
     fn trim_end_set(&self, set: &[char]) -> &str;
+    /// `str::split` at whitespace (`char::is_whitespace`) and at the chars of `set`, its
+    /// `next` out of line ([`SplitWsOr`]).
+    fn split_ws_or<'a>(&'a self, set: &'a [char]) -> SplitWsOr<'a>;
 }
 
 impl Outlined for str {
@@ -628,6 +631,43 @@ impl Outlined for str {
     #[inline(never)]
     fn trim_end_set(&self, set: &[char]) -> &str {
         self.trim_end_matches(set)
+    }
+    fn split_ws_or<'a>(&'a self, set: &'a [char]) -> SplitWsOr<'a> {
+        SplitWsOr {
+            rest: Some(self),
+            set,
+        }
+    }
+}
+
+/// [`Outlined::split_ws_or`]: the pieces of `str::split(|c: char| c.is_whitespace() ||
+/// set.contains(&c))`, empty ones and the last one included, from one `next` instead of a
+/// `str::split` with its own closure type (and decoder) at each site.
+#[derive(Clone)]
+pub struct SplitWsOr<'a> {
+    /// What is left to split (`None` once the last piece was given).
+    rest: Option<&'a str>,
+    set: &'a [char],
+}
+
+impl<'a> Iterator for SplitWsOr<'a> {
+    type Item = &'a str;
+    #[inline(never)]
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        match s
+            .char_indices()
+            .find(|&(_, c)| c.is_whitespace() || self.set.contains(&c))
+        {
+            Some((i, c)) => {
+                self.rest = s.get(i + c.len_utf8()..);
+                s.get(..i)
+            }
+            None => {
+                self.rest = None;
+                Some(s)
+            }
+        }
     }
 }
 

@@ -428,7 +428,7 @@ fn inert_data_wrapper(v: &str) -> bool {
         };
         // The data runs to the end of the URL (a space, a quote, `&` or the value's end).
         let data = data
-            .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '&'))
+            .split_ws_or(&['"', '\'', '&'])
             .next()
             .unwrap_or_default();
         if head.ascii_lower().ends_with(";base64") {

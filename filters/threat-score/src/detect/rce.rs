@@ -1279,20 +1279,18 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
 
 /// Glob paths a shell expands into real ones: `/???/c?t`, `/bi[n]/ba*h`, `/etc/pa[s]swd`.
 fn glob_path(s: &str) -> bool {
-    s.split(|c: char| {
-        c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '"' | '\'')
-    })
-    .any(|tok| {
-        let path = tok.trim_start_set(&['~']);
-        path.starts_with('/')
-            && path.matches('/').count() >= 2
-            && (path.contains(['?', '*']) || letter_bracket(path))
-            && path
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
-            && path.bytes().filter(u8::is_ascii_alphabetic).count() >= 1
-            && !wildcard_listing(path)
-    })
+    s.split_ws_or(&[';', '|', '&', '`', '(', ')', '"', '\''])
+        .any(|tok| {
+            let path = tok.trim_start_set(&['~']);
+            path.starts_with('/')
+                && path.matches('/').count() >= 2
+                && (path.contains(['?', '*']) || letter_bracket(path))
+                && path
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
+                && path.bytes().filter(u8::is_ascii_alphabetic).count() >= 1
+                && !wildcard_listing(path)
+        })
 }
 
 /// A bracket expression that stands for a letter (`c[a]t`, `/e[t]c`, `[!x]`); an index
@@ -1576,18 +1574,17 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
         "Copy",
         "Move",
     ];
-    v.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '(' | '&' | '='))
-        .any(|tok| {
-            let Some((verb, noun)) = tok.split_once('-') else {
-                return false;
-            };
-            let camel = noun.bytes().filter(u8::is_ascii_uppercase).count() >= 2;
-            VERBS.contains(&verb)
-                && noun.len() >= 4
-                && noun.first_char().is_some_and(|c| c.is_ascii_uppercase())
-                && noun.bytes().all(|b| b.is_ascii_alphabetic())
-                && (camel || !matches!(verb, "Get" | "Set" | "New" | "Add" | "Out"))
-        })
+    v.split_ws_or(&[';', '|', '(', '&', '=']).any(|tok| {
+        let Some((verb, noun)) = tok.split_once('-') else {
+            return false;
+        };
+        let camel = noun.bytes().filter(u8::is_ascii_uppercase).count() >= 2;
+        VERBS.contains(&verb)
+            && noun.len() >= 4
+            && noun.first_char().is_some_and(|c| c.is_ascii_uppercase())
+            && noun.bytes().all(|b| b.is_ascii_alphabetic())
+            && (camel || !matches!(verb, "Get" | "Set" | "New" | "Add" | "Out"))
+    })
 }
 
 /// Restricted upload names (dotfiles and server configuration) for file-name sources.
@@ -1930,7 +1927,7 @@ fn ascii_separator(c: u8) -> bool {
 /// Whether a whitespace-separated word with quotes, backslashes or carets inside it spells
 /// a command once they are removed ("you're" does not; "c'a't" does).
 fn quoted_command(v: &str) -> bool {
-    v.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')'))
+    v.split_ws_or(&[';', '|', '&', '`', '(', ')'])
         .filter(|w| w.contains(['\'', '"', '\\', '^']))
         .any(|w| {
             let joined: String = w
@@ -2034,17 +2031,16 @@ fn here_string(s: &str) -> bool {
 
 /// `~+`, `~-1` (directory stack) and `!-1`, `!!` (history) expansions at word starts.
 fn tilde_or_history(s: &str) -> bool {
-    s.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
-        .any(|w| {
-            // `~+1`, `~-2`: a directory-stack entry (a bare `~+`/`~-` is also an emoticon).
-            let tilde = w
-                .strip_prefix('~')
-                .and_then(|r| r.strip_prefix(['+', '-']))
-                .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
-            let hist = w.starts_with("!-") && w.as_bytes().get(2).is_some_and(u8::is_ascii_digit)
-                || w == "!!";
-            tilde || hist
-        })
+    s.split_ws_or(&[';', '|', '&']).any(|w| {
+        // `~+1`, `~-2`: a directory-stack entry (a bare `~+`/`~-` is also an emoticon).
+        let tilde = w
+            .strip_prefix('~')
+            .and_then(|r| r.strip_prefix(['+', '-']))
+            .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
+        let hist =
+            w.starts_with("!-") && w.as_bytes().get(2).is_some_and(u8::is_ascii_digit) || w == "!!";
+        tilde || hist
+    })
 }
 
 /// `alias name=command`.
@@ -2487,29 +2483,27 @@ mod tests {
 
     /// [`obfuscated_command_word`] before words without a letter or digit were skipped.
     fn obfuscated_command_word_reference(l: &str) -> bool {
-        l.split(|c: char| {
-            c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',')
-        })
-        .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
-        .any(|w| {
-            let core = w.trim_set(&['\'', '"']);
-            let inner_quotes = core.matches(['\'', '"']).count();
-            let other = core.contains(['$', '\\', '^']);
-            if !other && inner_quotes < 2 {
-                return false;
-            }
-            // `l` is lowercase already, and so is `core`.
-            let (joined, _) = deobfuscate_lower(core);
-            let joined = joined.trimmed();
-            // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
-            // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
-            // `su''do reboot` counts at 1 as a prefixed command).
-            !joined.is_empty()
-                && !joined.contains(' ')
-                && joined != core
-                && is_command(joined)
-                && !PREFIX_SET.contains(joined)
-        })
+        l.split_ws_or(&[';', '|', '&', '`', '(', ')', '<', '>', ','])
+            .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
+            .any(|w| {
+                let core = w.trim_set(&['\'', '"']);
+                let inner_quotes = core.matches(['\'', '"']).count();
+                let other = core.contains(['$', '\\', '^']);
+                if !other && inner_quotes < 2 {
+                    return false;
+                }
+                // `l` is lowercase already, and so is `core`.
+                let (joined, _) = deobfuscate_lower(core);
+                let joined = joined.trimmed();
+                // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
+                // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
+                // `su''do reboot` counts at 1 as a prefixed command).
+                !joined.is_empty()
+                    && !joined.contains(' ')
+                    && joined != core
+                    && is_command(joined)
+                    && !PREFIX_SET.contains(joined)
+            })
     }
 
     #[test]
