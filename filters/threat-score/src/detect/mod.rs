@@ -568,7 +568,7 @@ pub trait Outlined {
     fn trimmed_end(&self) -> &str;
     /// `str::to_ascii_lowercase`.
     fn ascii_lower(&self) -> String;
-    /// The first `char` (`self.chars().next()`; `s.first_char().is_some_and(|c| ..)` is
+    /// The first `char` (`self.chars().next()`; `s.starts_with(|c: char| ..)` is
     /// `s.first_char().is_some_and(|c| ..)`).
     fn first_char(&self) -> Option<char>;
     /// The first whitespace-separated word (`self.split_whitespace().next()`).
