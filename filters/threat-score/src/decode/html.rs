@@ -96,9 +96,8 @@ fn reference(s: &str) -> Option<(char, usize)> {
         }
         return Some((c, used));
     }
-    let name_len = bytes
+    let name_len = crate::detect::head(bytes, 8)
         .iter()
-        .take(8)
         .take_while(|b| b.is_ascii_alphabetic())
         .count();
     let name = s.get(..name_len)?;

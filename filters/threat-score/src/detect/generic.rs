@@ -1024,18 +1024,14 @@ fn xslt_instruction(l: &str) -> bool {
     let b = l.as_bytes();
     super::lit_offsets(l, "<xsl:").any(|p| {
         let rest = b.get(p + 5..).unwrap_or_default();
-        let name = rest
+        let name = super::head(rest, 24)
             .iter()
-            .take(24)
             .take_while(|c| c.is_ascii_lowercase() || **c == b'-')
             .count();
         let after = rest.get(name..).unwrap_or_default();
         let space = after.iter().take_while(|c| c.is_ascii_whitespace()).count();
-        let attr = after
-            .get(space..)
-            .unwrap_or_default()
+        let attr = super::head(after.get(space..).unwrap_or_default(), 24)
             .iter()
-            .take(24)
             .take_while(|c| c.is_ascii_lowercase() || **c == b'-')
             .count();
         name > 0 && space > 0 && attr > 0 && after.get(space + attr) == Some(&b'=')

@@ -507,6 +507,7 @@ pub fn has_word(hay: &str, needle: &str) -> bool {
 }
 
 /// Finds `needle` as a whole word in `hay`, starting at `from`.
+#[inline(never)]
 pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
     let hb = hay.as_bytes();
     let mut start = from;
@@ -523,6 +524,15 @@ pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
         }
     }
     None
+}
+
+/// The first `n` bytes of `b` (all of it when shorter): the bound of a look-ahead. Out of
+/// line so the bound is not a constant where the look-ahead loops: LLVM fully unrolls a loop
+/// over `b.iter().take(24)` (its trip count is at most 24), one copy of the loop body per
+/// position, ~1-2 KB of module code per site (issue 13's size bound).
+#[inline(never)]
+pub fn head(b: &[u8], n: usize) -> &[u8] {
+    b.get(..n).unwrap_or(b)
 }
 
 /// The first occurrence of `needle` in `hay` at or after `from` (`None` for an empty needle).
@@ -695,6 +705,7 @@ fn find_lit(hay: &str, needle: &str) -> Option<usize> {
 /// the next word is read. A hostile run of the first byte (`${${`, searched for `${ifs}` or
 /// `$((`) makes every other position a candidate; a scan restarted per candidate cost a
 /// set-up each. Linear in `hay` (times the needle's length, a constant of the word lists).
+#[inline(never)]
 pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let hay = hay.get(from..)?;
     let (&first, _) = needle.split_first()?;
@@ -760,6 +771,7 @@ fn zero_bytes(x: u64) -> u64 {
 /// bytes per step (SWAR: a word with a zero byte where `c` is). On Wasm there is no SIMD
 /// `memchr`, and a byte loop is ~6 instructions per byte; every needle search of every
 /// window of a hostile body starts with this scan (a `${` run searched for `(){` or `$((`).
+#[inline(never)]
 pub fn find_byte(hay: &[u8], c: u8) -> Option<usize> {
     const HI: u64 = 0x8080_8080_8080_8080;
     let pattern = LO.wrapping_mul(u64::from(c));

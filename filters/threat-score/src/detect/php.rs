@@ -990,7 +990,7 @@ fn string_callable(l: &str) -> bool {
         let quoted_arg = matches!(b.get(k), Some(b'\'' | b'"'));
         let closes = b
             .get(k..)
-            .and_then(|r| r.iter().take(80).position(|&x| x == b')'))
+            .and_then(|r| super::find_byte(super::head(r, 80), b')'))
             .map(|p| k + p);
         let Some(close) = closes else {
             return false;

@@ -539,7 +539,7 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
                     }
                 } else if rest.starts_with("${") {
                     // Bounded look-ahead: `${${${...` must not rescan the value per `${`.
-                    let end = rest.bytes().take(32).position(|c| c == b'}');
+                    let end = super::find_byte(super::head(rest.as_bytes(), 32), b'}');
                     // `${x:-a}`, `${x:=a}`: an unset variable expands to its default word.
                     word = end
                         .and_then(|e| rest.get(2..e))
@@ -2255,7 +2255,8 @@ mod tests {
                     }
                 } else if rest.starts_with("${") {
                     // Bounded look-ahead: `${${${...` must not rescan the value per `${`.
-                    let end = rest.bytes().take(32).position(|c| c == b'}');
+                    let end =
+                        crate::detect::find_byte(crate::detect::head(rest.as_bytes(), 32), b'}');
                     // `${x:-a}`, `${x:=a}`: an unset variable expands to its default word.
                     if let Some(word) = end
                         .and_then(|e| rest.get(2..e))
