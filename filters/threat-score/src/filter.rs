@@ -16,7 +16,6 @@
 //! | `stripped_total` | that arrived with a client copy of the headers the filter owns |
 
 use crate::config::{Config, Mode};
-use crate::detect::Outlined as _;
 use crate::engine::Engine;
 use crate::model::{Assessment, Category, LimitKind, Verdict};
 use crate::request::Request;
@@ -83,7 +82,7 @@ impl ThreatScoreFilter {
     /// bodiless request is harmless (the glue resumes at end of stream), but costs a callback.
     fn may_have_body(req: &RequestView, seen: &Seen<'_>, protocol: Option<&str>) -> bool {
         if let Some(cl) = seen.content_length {
-            return cl.trimmed() != "0";
+            return cl.trim() != "0";
         }
         if seen.transfer_encoding {
             return true;

@@ -91,7 +91,7 @@ impl<'a> Request<'a> {
             ct.split(';')
                 .next()
                 .unwrap_or_default()
-                .trimmed()
+                .trim()
                 .ascii_lower()
         })
     }

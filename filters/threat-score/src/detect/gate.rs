@@ -17,7 +17,6 @@
 //! gated shape fails that test until the gate below admits the shape.
 
 use super::DetectorKind;
-use crate::detect::Outlined as _;
 use crate::extract::{ByteSet, Input};
 
 /// What a value is made of, from the bytes of its lowercase form.
@@ -410,7 +409,7 @@ impl DetectorKind {
                     || (set.has(b'.') && letters)
                     || has("aced0005")
                     // Its bytes first: no Unicode whitespace walk for most values.
-                    || (set.has_all(b"ro0ab") && l.trimmed_start().starts_with("ro0ab"))
+                    || (set.has_all(b"ro0ab") && l.trim_start().starts_with("ro0ab"))
             }
             // `child_process`, `__proto__`, `class_eval` (an `_`), dotted paths
             // (`constructor.prototype`), metadata host names,

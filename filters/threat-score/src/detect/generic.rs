@@ -209,7 +209,7 @@ pub(crate) fn base64_marker(v: &str) -> bool {
     let t = if plain_end(b.first()) && plain_end(b.last()) {
         v
     } else {
-        v.trimmed()
+        v.trim()
     };
     if t.len() < 12 || t.len() > 8192 {
         return false;
@@ -494,7 +494,7 @@ fn template_injection(l: &str) -> bool {
 /// a byte the set lacks is not searched for (each opener's search reads the whole value).
 fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
     let inner_code = |open: &str, inner: &str| {
-        let t = inner.trimmed();
+        let t = inner.trim();
         !t.is_empty()
             && (t.contains(['*', '[', '+']) && !(open == "${" && shell_expansion(t))
                 || call_outside_filters(t)
@@ -544,7 +544,7 @@ fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
             // expression itself is code.
             let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
             let code = if p == group_start {
-                (scriptlet && !inner.trimmed().is_empty()) || inner_code(open, inner)
+                (scriptlet && !inner.trim().is_empty()) || inner_code(open, inner)
             } else {
                 inner_prefix_code(inner)
             };
@@ -570,14 +570,14 @@ fn thymeleaf_preprocessing(l: &str) -> bool {
     }) else {
         return false;
     };
-    let fragment_before = l.get(..p).unwrap_or_default().trimmed_end().ends_with("::");
+    let fragment_before = l.get(..p).unwrap_or_default().trim_end().ends_with("::");
     let Some(c) = super::find_bytes(b, b"}__", p + 4) else {
         return false;
     };
     fragment_before
         || l.get(c + 3..)
             .unwrap_or_default()
-            .trimmed_start()
+            .trim_start()
             .starts_with("::")
 }
 
@@ -668,7 +668,7 @@ fn call_outside_filters(t: &str) -> bool {
 /// The prefix tests of `inner_code` (`self`, `config`...): not monotone in the inner text, so
 /// they run for every opener, on a bounded prefix.
 fn inner_prefix_code(inner: &str) -> bool {
-    starts_with_object(inner.trimmed_start())
+    starts_with_object(inner.trim_start())
 }
 
 /// The expression starts with one of [`TEMPLATE_OBJECTS`] as a whole name (`{{ config }}`,
@@ -822,7 +822,7 @@ fn erb_backticks(l: &str) -> bool {
             _ => {
                 let t2 = find_from(t1 + 1, b"`");
                 let filled =
-                    t2.is_some_and(|t2| l.get(t1 + 1..t2).is_some_and(|i| !i.trimmed().is_empty()));
+                    t2.is_some_and(|t2| l.get(t1 + 1..t2).is_some_and(|i| !i.trim().is_empty()));
                 judged = Some((t1, t2, filled));
                 (t2, filled)
             }
@@ -853,7 +853,7 @@ fn ssrf(l: &str) -> bool {
             .trim_end_set(&[']'])
     }
     let url = l.has_lit("://");
-    let t = l.trimmed();
+    let t = l.trim();
     // The value is the URL (`http://localhost:6379/`), as a fetch target is; a loopback URL
     // inside a sentence ("open http://localhost:3000 in your browser") is documentation.
     // Metadata addresses count wherever they stand.
@@ -1151,11 +1151,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
             2,
         );
     }
-    if l.trimmed_start().starts_with("data:") && !l.trimmed_start().starts_with("data://") {
+    if l.trim_start().starts_with("data:") && !l.trim_start().starts_with("data://") {
         // A raster image, audio, video or font (`data:image/png;base64,...`: avatars and
         // attachments in JSON APIs) can carry neither script nor markup: paranoia 2. Every
         // other type (`text/html`, `image/svg+xml`, `text/plain`, none) counts at 1.
-        let media = l.trimmed_start().get(5..).unwrap_or_default();
+        let media = l.trim_start().get(5..).unwrap_or_default();
         let inert = ["image/", "audio/", "video/", "font/"]
             .iter()
             .any(|t| media.starts_with(t))
@@ -1216,7 +1216,7 @@ mod tests {
     #[test]
     fn base64_marker_matches_the_two_pass_version() {
         let reference = |v: &str| {
-            let t = v.trimmed();
+            let t = v.trim();
             if t.len() < 12
                 || t.len() > 8192
                 || !t.bytes().all(|b| {
@@ -1363,7 +1363,7 @@ mod tests {
     /// [`template_injection`] before an opener without a closer ended its walk.
     fn template_injection_reference(l: &str) -> bool {
         let inner_code = |open: &str, inner: &str| {
-            let t = inner.trimmed();
+            let t = inner.trim();
             !t.is_empty()
                 && (t.contains(['*', '[', '+']) && !(open == "${" && shell_expansion(t))
                     || call_outside_filters(t)
@@ -1407,7 +1407,7 @@ mod tests {
                 // expression itself is code.
                 let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
                 if p == group_start {
-                    (scriptlet && !inner.trimmed().is_empty()) || inner_code(open, inner)
+                    (scriptlet && !inner.trim().is_empty()) || inner_code(open, inner)
                 } else {
                     inner_prefix_code(inner)
                 }
@@ -1448,10 +1448,7 @@ mod tests {
             let code = tag.split("%>").next().unwrap_or_default();
             let mut ticks = code.split('`');
             ticks.next();
-            ticks
-                .next()
-                .is_some_and(|inner| !inner.trimmed().is_empty())
-                && ticks.next().is_some()
+            ticks.next().is_some_and(|inner| !inner.trim().is_empty()) && ticks.next().is_some()
         })
     }
 

@@ -299,7 +299,7 @@ fn serialized(v: &str) -> bool {
 /// A whole value that is base64 (standard or URL alphabet) of a Java serialization stream:
 /// `0xACED0005` encodes as `rO0AB`, and a stream holds at least a class descriptor.
 fn base64_stream(v: &str) -> bool {
-    let t = v.trimmed();
+    let t = v.trim();
     t.starts_with("rO0AB")
         && t.len() >= 16
         && t.bytes()

@@ -313,7 +313,7 @@ pub(crate) fn prose_arguments(b: &[u8], open: usize) -> bool {
 /// A value that is an absolute path of two or more segments: `/usr/share/x`, `C:\\x\\y`,
 /// `c:/x/y`.
 fn absolute_path(v: &str) -> bool {
-    let t = v.trimmed();
+    let t = v.trim();
     let b = t.as_bytes();
     let unix = t.starts_with('/')
         && b.get(1).is_some_and(u8::is_ascii_alphabetic)

@@ -282,13 +282,13 @@ fn open_tag(l: &str) -> bool {
     {
         let rest = l.get(p + 2..).unwrap_or_default();
         // `<?` ending the value: an open tag whose code follows in the next parameter.
-        if rest.trimmed().is_empty() {
+        if rest.trim().is_empty() {
             return true;
         }
         // `<?php` (also `<? php`) or `<?=` followed by code; a bare `<?php` runs nothing.
-        if let Some(code) = rest.trimmed_start().strip_prefix("php") {
+        if let Some(code) = rest.trim_start().strip_prefix("php") {
             if !code.first_char().is_some_and(|c| c.is_ascii_alphanumeric())
-                && !code.trimmed().is_empty()
+                && !code.trim().is_empty()
             {
                 return true;
             }
@@ -360,7 +360,7 @@ fn xml_processing_instruction(rest: &str) -> bool {
 /// Code after a short open tag `<?`: a variable, a call, or a statement keyword with an
 /// operand (`<?echo "x";`, `<? system('id')`), not prose (`<? should not trigger`).
 fn short_tag_code(rest: &str) -> bool {
-    let r = rest.trimmed_start();
+    let r = rest.trim_start();
     if r.starts_with('$') {
         return true;
     }
@@ -373,7 +373,7 @@ fn short_tag_code(rest: &str) -> bool {
     }
     let word = r.get(..word_len).unwrap_or_default();
     let after = r.get(word_len..).unwrap_or_default();
-    let next = after.trimmed_start().bytes().next();
+    let next = after.trim_start().bytes().next();
     let keyword = matches!(
         word,
         "echo"
@@ -508,7 +508,7 @@ fn ini_directive(l: &str) -> bool {
     let Some((name, _)) = l.split_once('=') else {
         return false;
     };
-    let name = name.trimmed();
+    let name = name.trim();
     INI_DIRECTIVE_SET.contains(name)
         || INI_NAMESPACES.iter().any(|ns| {
             name.strip_prefix(ns).is_some_and(|r| {

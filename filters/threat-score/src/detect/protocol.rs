@@ -102,7 +102,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         return;
     };
     let mut parts = ct.split(';');
-    let mt = parts.next().unwrap_or_default().trimmed().ascii_lower();
+    let mt = parts.next().unwrap_or_default().trim().ascii_lower();
     let valid_mt = mt
         .split_once('/')
         .is_some_and(|(t, s)| is_token(t) && is_token(s));
@@ -130,7 +130,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     let mut charsets = 0;
     for param in parts {
         let Some((k, v)) = param.split_once('=') else {
-            if !param.trimmed().is_empty() {
+            if !param.trim().is_empty() {
                 out.hit_request(
                     P,
                     "protocol.content-type-syntax",
@@ -142,8 +142,8 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             }
             continue;
         };
-        let k = k.trimmed().ascii_lower();
-        let v = v.trimmed().trim_set(&['"', '\'']).ascii_lower();
+        let k = k.trim().ascii_lower();
+        let v = v.trim().trim_set(&['"', '\'']).ascii_lower();
         if k == "charset" {
             charsets += 1;
             if !CHARSETS.contains(&v.as_str()) {
@@ -196,7 +196,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             Source::Header,
             "host",
         ),
-        Some(h) if h.trimmed().is_empty() => {
+        Some(h) if h.trim().is_empty() => {
             out.hit_request(
                 P,
                 "protocol.empty-host",
@@ -208,7 +208,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
         }
         Some(h) => {
             let bare = h
-                .trimmed()
+                .trim()
                 .trim_start_set(&['['])
                 .split(']')
                 .next()
@@ -244,7 +244,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     };
     if cls
         .iter()
-        .any(|v| v.trimmed().is_empty() || !v.trimmed().bytes().all(|b| b.is_ascii_digit()))
+        .any(|v| v.trim().is_empty() || !v.trim().bytes().all(|b| b.is_ascii_digit()))
     {
         out.hit_request(
             P,
@@ -258,7 +258,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     if cls.len() > 1
         && cls
             .iter()
-            .any(|v| v.trimmed() != cls.first().map_or("", |f| f.trimmed()))
+            .any(|v| v.trim() != cls.first().map_or("", |f| f.trim()))
     {
         out.hit_request(
             A,
@@ -280,7 +280,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             "transfer-encoding",
         );
     }
-    if te.is_some_and(|t| !t.trimmed().eq_ignore_ascii_case("chunked")) {
+    if te.is_some_and(|t| !t.trim().eq_ignore_ascii_case("chunked")) {
         out.hit_request(
             A,
             "protocol.transfer-encoding",
@@ -313,7 +313,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             "content-length",
         );
     }
-    if has_body && h.content_type.is_none() && cls.iter().any(|v| v.trimmed() != "0") {
+    if has_body && h.content_type.is_none() && cls.iter().any(|v| v.trim() != "0") {
         out.hit_request(
             P,
             "protocol.body-without-content-type",
@@ -325,7 +325,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     }
     // Connection: repeated or conflicting options.
     if let Some(c) = h.connection {
-        let opts: Vec<String> = c.split(',').map(|o| o.trimmed().ascii_lower()).collect();
+        let opts: Vec<String> = c.split(',').map(|o| o.trim().ascii_lower()).collect();
         let dup = opts
             .iter()
             .enumerate()
@@ -345,23 +345,20 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     // Range abuse: too many ranges, inverted ranges.
     if let Some(r) = h.range {
         let specs: Vec<&str> = r
-            .trimmed()
+            .trim()
             .strip_prefix("bytes=")
             .unwrap_or(r)
             .split(',')
             .collect();
         let inverted = specs.iter().any(|s| {
-            s.trimmed()
+            s.trim()
                 .split_once('-')
                 .and_then(|(a, b)| {
-                    Some((
-                        a.trimmed().parse::<u64>().ok()?,
-                        b.trimmed().parse::<u64>().ok()?,
-                    ))
+                    Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?))
                 })
                 .is_some_and(|(a, b)| b < a)
         });
-        if inverted || r.trimmed().starts_with("bytes=0-,") {
+        if inverted || r.trim().starts_with("bytes=0-,") {
             out.hit_request(
                 P,
                 "protocol.range-invalid",
@@ -404,7 +401,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
                 name,
             );
         }
-        if name == "cookie" && value.trimmed_start().starts_with("$Version") {
+        if name == "cookie" && value.trim_start().starts_with("$Version") {
             out.hit_request(
                 A,
                 "protocol.legacy-cookie",
@@ -798,8 +795,8 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
             let charset = ct
                 .split(';')
                 .filter_map(|x| x.split_once('='))
-                .find(|(k, _)| k.trimmed() == "charset")
-                .map(|(_, v)| v.trimmed().trim_set(&['"']).to_string());
+                .find(|(k, _)| k.trim() == "charset")
+                .map(|(_, v)| v.trim().trim_set(&['"']).to_string());
             if charset.is_some_and(|c| !CHARSETS.contains(&c.as_str())) {
                 out.hit_request(
                     Category::Multipart,

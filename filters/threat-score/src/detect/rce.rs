@@ -705,7 +705,7 @@ impl<'a> Iterator for Segments<'a> {
                 let item = (self.intro, seg);
                 // A subshell right after a separator (`&&(sh)`, `;{ id; }`) keeps its strength.
                 let strong_before =
-                    self.intro == Intro::Strong && seg.trimmed().is_empty() && c == b'(';
+                    self.intro == Intro::Strong && seg.trim().is_empty() && c == b'(';
                 self.intro = if c == b')' || c == b'}' {
                     Intro::Weak
                 } else if strong_before {
@@ -1401,7 +1401,7 @@ fn substitution(s: &str) -> bool {
     // output an injection echoes. A lone English-word program (`` `date` ``, `` `sort` ``,
     // also MySQL's quoting of such a column) is left to the rules below.
     if let Some(inner) = s
-        .trimmed()
+        .trim()
         .strip_prefix('`')
         .and_then(|r| r.strip_suffix('`'))
         .map(str::trim)
@@ -1445,7 +1445,7 @@ fn tick_spans(s: &str) -> impl Iterator<Item = &str> + '_ {
 /// A `(` glued to a name opens the argument list of a call (`filectime($path)`), not a
 /// subshell: a shell has no `name(` that runs what follows.
 fn command_position(s: &str, p: usize) -> bool {
-    let before = s.get(..p).unwrap_or_default().trimmed_end();
+    let before = s.get(..p).unwrap_or_default().trim_end();
     let call = before.strip_suffix('(').is_some_and(|b| {
         b.bytes()
             .last()
@@ -1589,7 +1589,7 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
 
 /// Restricted upload names (dotfiles and server configuration) for file-name sources.
 fn restricted_upload(l: &str) -> bool {
-    let name = l.trimmed().trim_end_set(&['.', ' ']);
+    let name = l.trim().trim_end_set(&['.', ' ']);
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     const NAMES: &[&str] = &[
         "web.config",
@@ -1643,7 +1643,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // Unix shells find no program called `Tail`. Paranoia 2.
     // The first word's first byte asked first: finding the word's end decoded every char
     // of a window without whitespace (a hostile body's).
-    let first_word = v.trimmed_start();
+    let first_word = v.trim_start();
     let sentence = first_word
         .as_bytes()
         .first()
@@ -1761,7 +1761,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         out.hit(input, CAT, "rce.shell-syntax", Severity::Critical, 1);
     }
-    if v.trimmed_start()
+    if v.trim_start()
         .strip_prefix('\\')
         .is_some_and(|r| is_command(r.first_word().unwrap_or_default()))
     {
@@ -1902,7 +1902,7 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
                 copy = deobfuscate_lower(core).0;
                 &copy
             };
-            let joined = joined.trimmed();
+            let joined = joined.trim();
             // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
             // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
             // `su''do reboot` counts at 1 as a prefixed command).
@@ -2018,13 +2018,13 @@ fn here_string(s: &str) -> bool {
             .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))
             .map_or(0, |i| i + 1);
         let word = before.get(word_start..).unwrap_or_default();
-        let after = s.get(p + 3..).unwrap_or_default().trimmed_start();
+        let after = s.get(p + 3..).unwrap_or_default().trim_start();
         word.first_char()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '/')
             && command_position(s, word_start)
             && before
                 .get(..word_start)
-                .is_some_and(|b| !b.trimmed_end().is_empty())
+                .is_some_and(|b| !b.trim_end().is_empty())
             && !after.is_empty()
     })
 }
@@ -2048,7 +2048,7 @@ fn alias_definition(s: &str) -> bool {
     let mut from = 0;
     while let Some(p) = super::find_word(s, "alias", from) {
         let rest = s.get(p + 5..).unwrap_or_default();
-        let trimmed = rest.trimmed_start();
+        let trimmed = rest.trim_start();
         if trimmed.len() < rest.len() {
             let mut words = trimmed.words();
             for w in words.by_ref().take(4) {
@@ -2101,7 +2101,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     // glob is an argument, judged at paranoia 2 with the rest).
                     after_separator.1 |= seg.words().nth(1).is_none()
                         && seg
-                            .trimmed()
+                            .trim()
                             .bytes()
                             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
                 }
@@ -2349,7 +2349,7 @@ mod tests {
                 let seg = s.get(start..i).unwrap_or_default();
                 out.push((intro, seg));
                 // A subshell right after a separator (`&&(sh)`, `;{ id; }`) keeps its strength.
-                let strong_before = intro == Intro::Strong && seg.trimmed().is_empty() && c == b'(';
+                let strong_before = intro == Intro::Strong && seg.trim().is_empty() && c == b'(';
                 intro = if c == b')' || c == b'}' {
                     Intro::Weak
                 } else if strong_before {
@@ -2495,7 +2495,7 @@ mod tests {
                 }
                 // `l` is lowercase already, and so is `core`.
                 let (joined, _) = deobfuscate_lower(core);
-                let joined = joined.trimmed();
+                let joined = joined.trim();
                 // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
                 // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
                 // `su''do reboot` counts at 1 as a prefixed command).

@@ -37,7 +37,7 @@ pub(crate) fn path_like_name(name: &str) -> bool {
 
 /// The host of a URL at the start of `v` (after the scheme), lowercase.
 fn url_host(v: &str) -> Option<(&'static str, String)> {
-    let l = v.trimmed_start().ascii_lower();
+    let l = v.trim_start().ascii_lower();
     let scheme = SCHEMES.iter().find(|s| l.starts_with(**s))?;
     let rest = l.get(scheme.len()..)?;
     // A UNC path (`\\host\share\x.dll`) names its host up to the next backslash, with no
@@ -94,7 +94,7 @@ fn odd_scheme(l: &str) -> bool {
         "ssh:",
         "telnet:",
     ];
-    let t = l.trimmed_start();
+    let t = l.trim_start();
     ODD.iter().any(|s| t.starts_with(s))
         || t.split_once("://").is_some_and(|(scheme, rest)| {
             let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -108,7 +108,7 @@ fn odd_scheme(l: &str) -> bool {
 
 /// `gopher://`, `dict://`, `ldap://`... whose host is an IP literal or `localhost`.
 fn server_scheme_to_address(l: &str) -> bool {
-    let Some((scheme, rest)) = l.trimmed_start().split_once("://") else {
+    let Some((scheme, rest)) = l.trim_start().split_once("://") else {
         return false;
     };
     if matches!(scheme, "http" | "https" | "ftp" | "ftps" | "file") {
@@ -140,8 +140,8 @@ fn is_ip(host: &str) -> bool {
 }
 
 fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
-    let v = input.value.trimmed();
-    let l = input.lower.trimmed();
+    let v = input.value.trim();
+    let l = input.lower.trim();
     if matches!(l, "http?" | "https?" | "ftp?" | "ftps?" | "file?") {
         out.hit(
             input,

@@ -436,7 +436,7 @@ fn dom_call(l: &str) -> bool {
         path_end = end;
         end > start
             && l.get(end..).is_some_and(|r| {
-                let r = r.trimmed_start();
+                let r = r.trim_start();
                 r.starts_with('(') || r.starts_with('=') && !r.starts_with("==")
             })
     })
@@ -522,7 +522,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
                     "iframe" | "frame" | "object" | "embed" | "applet" | "svg" | "math"
                 );
                 let level = if needs_loading_attr {
-                    if loads(first) || first.trimmed_start().starts_with('/') {
+                    if loads(first) || first.trim_start().starts_with('/') {
                         1
                     } else {
                         2
@@ -565,10 +565,10 @@ fn scan_input(input: &Input, out: &mut Findings) {
     {
         hit(out, "xss.event-handler");
     }
-    let trimmed = input.value.trimmed_start();
+    let trimmed = input.value.trim_start();
     if trimmed.len() < input.value.len()
-        && l.trimmed_start().starts_with("on")
-        && event_handler(l.trimmed_start(), false)
+        && l.trim_start().starts_with("on")
+        && event_handler(l.trim_start(), false)
     {
         hit(out, "xss.event-handler");
     }

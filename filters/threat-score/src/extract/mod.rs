@@ -1118,7 +1118,7 @@ impl<'r> Builder<'_, '_, 'r> {
 
     fn cookies(&mut self, header: &'r str) {
         for c in header.split(';') {
-            let c = c.trimmed();
+            let c = c.trim();
             if c.is_empty() {
                 continue;
             }
@@ -1379,7 +1379,7 @@ pub(crate) fn prepare_with<'r>(
         ct.split(';')
             .next()
             .unwrap_or_default()
-            .trimmed()
+            .trim()
             .ascii_lower()
     });
     let mut body_kind = BodyKind::None;

@@ -32,8 +32,7 @@ pub struct Multipart {
 pub fn boundary(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        (k.trimmed().eq_ignore_ascii_case("boundary"))
-            .then(|| v.trimmed().trim_set(&['"']).to_string())
+        (k.trim().eq_ignore_ascii_case("boundary")).then(|| v.trim().trim_set(&['"']).to_string())
     })
 }
 
@@ -86,7 +85,7 @@ pub fn parse(body: &[u8], boundary: &str, max_parts: usize) -> Multipart {
             let Some((k, v)) = line.split_once(':') else {
                 continue;
             };
-            let k = k.trimmed().ascii_lower();
+            let k = k.trim().ascii_lower();
             match k.as_str() {
                 "content-disposition" => {
                     for (pk, pv) in disposition_params(v) {
@@ -97,7 +96,7 @@ pub fn parse(body: &[u8], boundary: &str, max_parts: usize) -> Multipart {
                         }
                     }
                 }
-                "content-type" => part.content_type = Some(v.trimmed().ascii_lower()),
+                "content-type" => part.content_type = Some(v.trim().ascii_lower()),
                 "content-transfer-encoding" => part.transfer_encoding = true,
                 _ => {}
             }
@@ -122,9 +121,9 @@ fn disposition_params(v: &str) -> Vec<(String, String)> {
             .rsplit(';')
             .next()
             .unwrap_or_default()
-            .trimmed()
+            .trim()
             .ascii_lower();
-        let after = rest.get(eq + 1..).unwrap_or_default().trimmed_start();
+        let after = rest.get(eq + 1..).unwrap_or_default().trim_start();
         let (value, next) = if let Some(q) = after.strip_prefix('"') {
             match q.find('"') {
                 Some(end) => (
@@ -136,10 +135,10 @@ fn disposition_params(v: &str) -> Vec<(String, String)> {
         } else {
             match after.find(';') {
                 Some(end) => (
-                    after.get(..end).unwrap_or_default().trimmed(),
+                    after.get(..end).unwrap_or_default().trim(),
                     after.get(end..).unwrap_or_default(),
                 ),
-                None => (after.trimmed(), ""),
+                None => (after.trim(), ""),
             }
         };
         out.push((key, value.to_string()));

@@ -22,7 +22,7 @@ pub fn values(doc: &str, max: usize) -> Vec<XmlValue> {
             Some(0) => {}
             Some(pos) => {
                 let text = rest.get(..pos).unwrap_or_default();
-                if !text.trimmed().is_empty() {
+                if !text.trim().is_empty() {
                     out.push(XmlValue {
                         name: current.clone(),
                         value: text.to_string(),
@@ -32,7 +32,7 @@ pub fn values(doc: &str, max: usize) -> Vec<XmlValue> {
                 continue;
             }
             None => {
-                if !rest.trimmed().is_empty() {
+                if !rest.trim().is_empty() {
                     out.push(XmlValue {
                         name: current.clone(),
                         value: rest.to_string(),
@@ -90,8 +90,8 @@ fn attributes(mut s: &str, out: &mut Vec<XmlValue>, max: usize) {
         if out.len() >= max {
             return;
         }
-        let name = s.get(..eq).unwrap_or_default().trimmed().to_string();
-        let after = s.get(eq + 1..).unwrap_or_default().trimmed_start();
+        let name = s.get(..eq).unwrap_or_default().trim().to_string();
+        let after = s.get(eq + 1..).unwrap_or_default().trim_start();
         let Some(q) = after.first_char().filter(|c| *c == '"' || *c == '\'') else {
             s = after;
             continue;

@@ -858,7 +858,7 @@ fn operator_len(b: &[u8], i: usize) -> usize {
 }
 
 fn next_word(input: &str, i: usize) -> Option<String> {
-    let rest = input.get(i..)?.trimmed_start();
+    let rest = input.get(i..)?.trim_start();
     let w: String = rest
         .chars()
         .take_while(|c| c.is_ascii_alphabetic())

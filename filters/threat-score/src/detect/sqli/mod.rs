@@ -1203,7 +1203,7 @@ fn quoted_mention(text: &str, q: char) -> bool {
 /// A whole JSON object or array, as the body reader accepts one ([`crate::extract::json::check`]:
 /// serde_json's grammar, at most 127 levels deep; serde_json's parser is not in the module).
 fn json_document(text: &str) -> bool {
-    let t = text.trimmed();
+    let t = text.trim();
     (t.starts_with('{') && t.ends_with('}') || t.starts_with('[') && t.ends_with(']'))
         && crate::extract::json::check(t.as_bytes()).is_ok()
 }
@@ -1439,7 +1439,7 @@ fn prose_after_call(b: &[u8], open: usize) -> bool {
 /// break-out holds no quote and the last string none either ("choose 'yes' or 'no'" quotes
 /// words on both sides; `'x' or 'x` is false in MySQL). Reads the value once from each end.
 fn or_truthy_string(l: &str, q: u8) -> bool {
-    let b = l.trimmed_end().as_bytes();
+    let b = l.trim_end().as_bytes();
     let Some(last) = b.iter().rposition(|c| *c == q) else {
         return false;
     };
@@ -1456,8 +1456,8 @@ fn or_truthy_string(l: &str, q: u8) -> bool {
 /// A value that is an SQL function name and an opening parenthesis, nothing after it
 /// (`COS(`, `trim (`): a call the application's query is meant to complete.
 fn open_call_at_end(l: &str) -> bool {
-    let head = l.trimmed_end().trim_end_set(&['(']).trimmed_end();
-    let name = head.trimmed_start();
+    let head = l.trim_end().trim_end_set(&['(']).trim_end();
+    let name = head.trim_start();
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && SQL_FUNCTION_SET.contains(name)
@@ -1561,7 +1561,7 @@ fn mongo_operator(l: &str) -> bool {
 /// such payloads must. Code that indexes and divides (`row['sum']/row['n']`) ends
 /// otherwise. Linear: a bounded look around each `]`.
 fn xpath_breakout(l: &str) -> bool {
-    let b = l.trimmed_end().as_bytes();
+    let b = l.trim_end().as_bytes();
     let (Some(&q), Some(&reopen)) = (b.last(), b.len().checked_sub(2).and_then(|i| b.get(i)))
     else {
         return false;
