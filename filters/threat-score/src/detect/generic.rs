@@ -5,6 +5,7 @@
 
 use super::{Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{BodyKind, Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -263,7 +264,7 @@ pub(crate) fn base64_marker(v: &str) -> bool {
         return false;
     }
     let decoded = decode_base64(t);
-    let s = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    let s = String::from_utf8_lossy(&decoded).ascii_lower();
     // `d_func$$_` also matches the marker with its first letter escaped (`_$$\u004eD_FUNC$$_`).
     s.has_lit("d_func$$_")
         || s.has_lit("require(")
@@ -438,11 +439,11 @@ fn obfuscated_ip_url(l: &str) -> bool {
             .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_'))
             .count();
         let scheme = l.get(p - scheme_len..p).unwrap_or_default();
-        if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        if scheme.len() < 2 || !scheme.first_char().is_some_and(|c| c.is_ascii_alphabetic()) {
             return false;
         }
         let after = l.get(p + 1..).unwrap_or_default();
-        let start = p + 1 + (after.len() - after.trim_start_matches('/').len());
+        let start = p + 1 + (after.len() - after.trim_start_set(&['/']).len());
         // The authority ends at the path, query or fragment, and is at most 300 bytes.
         stop = stop.max(start);
         let limit = (start + 300).min(b.len());
@@ -538,7 +539,7 @@ fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
                 }
             };
             let raw_inner = l.get(from..e).unwrap_or_default();
-            let inner = raw_inner.trim_start_matches(['=', '-']);
+            let inner = raw_inner.trim_start_set(&['=', '-']);
             // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
             // expression itself is code.
             let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
@@ -644,7 +645,7 @@ fn shell_expansion(t: &str) -> bool {
 /// `apply`, `attr`, `format`, Twig's `registerUndefinedFilterCallback` gadgets) count as calls.
 fn call_outside_filters(t: &str) -> bool {
     super::byte_offsets(t, b'(').any(|p| {
-        let head = t.get(..p).unwrap_or_default().trim_end_matches(' ');
+        let head = t.get(..p).unwrap_or_default().trim_end_set(&[' ']);
         let name_start = head
             .bytes()
             .rposition(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
@@ -653,7 +654,7 @@ fn call_outside_filters(t: &str) -> bool {
         let pipe = head
             .get(..name_start)
             .unwrap_or_default()
-            .trim_end_matches(' ')
+            .trim_end_set(&[' '])
             .ends_with('|');
         !(pipe
             && !name.is_empty()
@@ -701,7 +702,7 @@ const TEMPLATE_OBJECTS: &[&str] = &[
 
 /// `while(true)`, `while(!0)`, `for(;;)`: loops that never end, a cheap DoS in eval'd code.
 fn endless_loop(l: &str) -> bool {
-    let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+    let c: String = l.without_whitespace();
     c.has_lit("for(;;)")
         || c.match_indices("while(").any(|(p, _)| {
             let rest = c.get(p + 6..).unwrap_or_default();
@@ -711,7 +712,7 @@ fn endless_loop(l: &str) -> bool {
                 let cond = rest
                     .get(..e)
                     .unwrap_or_default()
-                    .trim_start_matches(['!', '-', '+']);
+                    .trim_start_set(&['!', '-', '+']);
                 matches!(
                     cond,
                     "true"
@@ -848,8 +849,8 @@ fn ssrf(l: &str) -> bool {
         s.split(['/', '?', '#'])
             .next()
             .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
+            .trim_start_set(&['['])
+            .trim_end_set(&[']'])
     }
     let url = l.has_lit("://");
     let t = l.trim();
@@ -954,7 +955,7 @@ fn dunder_name(l: &str) -> bool {
 /// Parameter names that carry a URL the browser is redirected to (`redirect_uri`,
 /// `returnUrl`, `return_to`), which the server does not fetch.
 fn browser_redirect_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
+    let n = name.ascii_lower();
     n.has_lit("redirect") || n.has_lit("return")
 }
 
@@ -983,7 +984,7 @@ fn metadata_url(l: &str) -> bool {
             .unwrap_or(rest.len().min(256));
         let authority = rest.get(..end).unwrap_or_default();
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let host = host.trim_start_matches('[');
+        let host = host.trim_start_set(&['[']);
         let host = match host.split_once(']') {
             Some((h, _)) => h,
             None if host.bytes().filter(|&c| c == b':').count() == 1 => {
@@ -1023,18 +1024,14 @@ fn xslt_instruction(l: &str) -> bool {
     let b = l.as_bytes();
     super::lit_offsets(l, "<xsl:").any(|p| {
         let rest = b.get(p + 5..).unwrap_or_default();
-        let name = rest
+        let name = super::head(rest, 24)
             .iter()
-            .take(24)
             .take_while(|c| c.is_ascii_lowercase() || **c == b'-')
             .count();
         let after = rest.get(name..).unwrap_or_default();
         let space = after.iter().take_while(|c| c.is_ascii_whitespace()).count();
-        let attr = after
-            .get(space..)
-            .unwrap_or_default()
+        let attr = super::head(after.get(space..).unwrap_or_default(), 24)
             .iter()
-            .take(24)
             .take_while(|c| c.is_ascii_lowercase() || **c == b'-')
             .count();
         name > 0 && space > 0 && attr > 0 && after.get(space + attr) == Some(&b'=')
@@ -1200,9 +1197,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         let body = p.request.body.unwrap_or_default();
         let xxe = body.windows(2).enumerate().any(|(i, w)| {
             w == b"<!"
-                && body.get(i..(i + 112).min(body.len())).is_some_and(|d| {
-                    external_entity(&String::from_utf8_lossy(d).to_ascii_lowercase())
-                })
+                && body
+                    .get(i..(i + 112).min(body.len()))
+                    .is_some_and(|d| external_entity(&String::from_utf8_lossy(d).ascii_lower()))
         });
         if xxe {
             out.hit_request(CAT, "generic.xxe", Severity::Critical, 1, Source::Body, "");
@@ -1233,7 +1230,7 @@ mod tests {
             if !marker_byte {
                 return false;
             }
-            let s = String::from_utf8_lossy(&decode_base64(t)).to_ascii_lowercase();
+            let s = String::from_utf8_lossy(&decode_base64(t)).ascii_lower();
             s.has_lit("d_func$$_")
                 || s.has_lit("require(")
                 || s.has_lit("child_process")
@@ -1328,10 +1325,10 @@ mod tests {
                 .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_'))
                 .count();
             let scheme = l.get(p - scheme_len..p).unwrap_or_default();
-            if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            if scheme.len() < 2 || !scheme.first_char().is_some_and(|c| c.is_ascii_alphabetic()) {
                 return false;
             }
-            let rest = l.get(p + 1..).unwrap_or_default().trim_start_matches('/');
+            let rest = l.get(p + 1..).unwrap_or_default().trim_start_set(&['/']);
             // The authority ends at the path, query or fragment, and is at most 300 bytes.
             let end = rest
                 .bytes()
@@ -1405,7 +1402,7 @@ mod tests {
                     }
                 };
                 let raw_inner = l.get(from..e).unwrap_or_default();
-                let inner = raw_inner.trim_start_matches(['=', '-']);
+                let inner = raw_inner.trim_start_set(&['=', '-']);
                 // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
                 // expression itself is code.
                 let scriptlet = *open == "<%" && !raw_inner.starts_with('=');

@@ -7,6 +7,7 @@
 use super::{Findings, INJECTION_SOURCES};
 use crate::decode::path::normalize;
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{ByteSet, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -207,7 +208,7 @@ fn windows_directory_only(path: &str) -> bool {
 /// Parameters whose value an application opens as a file, by the naming conventions of
 /// include and download handlers (`file`, `page`, `doc`, `path`, `template`...).
 fn file_parameter(source: Source, name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
+    let n = name.ascii_lower();
     source == Source::Filename
         || super::rfi::path_like_name(&n)
         || [
@@ -223,7 +224,7 @@ fn file_parameter(source: Source, name: &str) -> bool {
 pub(crate) fn prose(v: &str) -> bool {
     v.split_ascii_whitespace()
         .filter(|w| {
-            let w = w.trim_end_matches([',', '.', ':', ';', '!', '?', ')']);
+            let w = w.trim_end_set(&[',', '.', ':', ';', '!', '?', ')']);
             w.len() >= 2
                 && w.bytes()
                     .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'\'')
@@ -336,7 +337,7 @@ fn dot_segment(v: &str) -> bool {
 /// A percent-encoded (also double, overlong UTF-8 or `%u`) dot, slash or backslash in the raw
 /// value.
 fn encoded_separator(raw: &str) -> bool {
-    let l = raw.to_ascii_lowercase();
+    let l = raw.ascii_lower();
     [
         "%2e", "%2f", "%5c", "%252e", "%252f", "%255c", "%c0%ae", "%c0%af", "%c1%9c", "%u002e",
         "%u2215", "%u2216",

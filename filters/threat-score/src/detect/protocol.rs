@@ -10,6 +10,7 @@
 
 use super::{Ctx, Findings};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{BodyKind, ByteSet, Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -101,7 +102,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         return;
     };
     let mut parts = ct.split(';');
-    let mt = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mt = parts.next().unwrap_or_default().trim().ascii_lower();
     let valid_mt = mt
         .split_once('/')
         .is_some_and(|(t, s)| is_token(t) && is_token(s));
@@ -141,8 +142,8 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             }
             continue;
         };
-        let k = k.trim().to_ascii_lowercase();
-        let v = v.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
+        let k = k.trim().ascii_lower();
+        let v = v.trim().trim_set(&['"', '\'']).ascii_lower();
         if k == "charset" {
             charsets += 1;
             if !CHARSETS.contains(&v.as_str()) {
@@ -208,7 +209,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
         Some(h) => {
             let bare = h
                 .trim()
-                .trim_start_matches('[')
+                .trim_start_set(&['['])
                 .split(']')
                 .next()
                 .unwrap_or_default();
@@ -324,10 +325,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     }
     // Connection: repeated or conflicting options.
     if let Some(c) = h.connection {
-        let opts: Vec<String> = c
-            .split(',')
-            .map(|o| o.trim().to_ascii_lowercase())
-            .collect();
+        let opts: Vec<String> = c.split(',').map(|o| o.trim().ascii_lower()).collect();
         let dup = opts
             .iter()
             .enumerate()
@@ -444,7 +442,7 @@ fn has_cr_lf_nul(b: &[u8]) -> bool {
 /// kept, case compared in place), the version word is checked first (most words fail it).
 fn embedded_request_line(v: &str) -> bool {
     let mut before: [&str; 2] = ["", ""];
-    for (n, w) in v.split_whitespace().enumerate() {
+    for (n, w) in v.words().enumerate() {
         let version = w
             .as_bytes()
             .get(..5)
@@ -476,7 +474,7 @@ fn response_splitting(v: &str) -> bool {
         let rest = v
             .get(p + 1..)
             .unwrap_or_default()
-            .trim_start_matches(['\r', '\n']);
+            .trim_start_set(&['\r', '\n']);
         let name_len = rest
             .bytes()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == b'-')
@@ -488,10 +486,7 @@ fn response_splitting(v: &str) -> bool {
         // it stores, how the body is read or framed, what the page may run) or what a
         // forwarded request claims (its client, host, cookies). A line like
         // `Order: 123` or `list: !!seq [a, b]` in a text area or a YAML field is text.
-        let name = rest
-            .get(..name_len)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let name = rest.get(..name_len).unwrap_or_default().ascii_lower();
         let effective = matches!(
             name.as_str(),
             "location"
@@ -524,7 +519,7 @@ fn response_splitting(v: &str) -> bool {
         let header = effective
             && rest.get(name_len..).is_some_and(|r| {
                 r.strip_prefix(':').is_some_and(|v| {
-                    v.trim_start_matches([' ', '\t'])
+                    v.trim_start_set(&[' ', '\t'])
                         .bytes()
                         .next()
                         .is_some_and(|c| c != b'\r' && c != b'\n')
@@ -533,7 +528,7 @@ fn response_splitting(v: &str) -> bool {
         let lower = rest
             .get(..rest.len().min(16))
             .unwrap_or_default()
-            .to_ascii_lowercase();
+            .ascii_lower();
         header
             || lower.starts_with("http/")
             || lower.starts_with("<html")
@@ -544,7 +539,7 @@ fn response_splitting(v: &str) -> bool {
 
 /// LDAP filter syntax closing one filter and opening another: `)(uid=*`, `*)(|(`, `)!(sn=`.
 fn ldap_injection(v: &str) -> bool {
-    let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact: String = v.without_whitespace();
     let b = compact.as_bytes();
     // Whole, balanced filters (`(&(objectClass=user)(cn=x))`, a list of them
     // `(a=1)(&(b=2)(c=3))`, or one quoted in a sentence) are filters given as data; an
@@ -850,7 +845,7 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
                 .split(';')
                 .filter_map(|x| x.split_once('='))
                 .find(|(k, _)| k.trim() == "charset")
-                .map(|(_, v)| v.trim().trim_matches('"').to_string());
+                .map(|(_, v)| v.trim().trim_set(&['"']).to_string());
             if charset.is_some_and(|c| !CHARSETS.contains(&c.as_str())) {
                 out.hit_request(
                     Category::Multipart,
@@ -936,11 +931,11 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         if !a.contains('=') {
             return false;
         }
-        let l = a.to_ascii_lowercase();
+        let l = a.ascii_lower();
         l.match_indices("charset=").any(|(i, m)| {
             let v = l.get(i + m.len()..).unwrap_or_default();
             let v = v.split([',', ';', ' ']).next().unwrap_or_default();
-            !CHARSETS.contains(&v.trim_matches(['"', '\'']))
+            !CHARSETS.contains(&v.trim_set(&['"', '\'']))
         })
     }) {
         out.hit_request(

@@ -11,6 +11,7 @@ use crate::decode::{deep_decode, Decoded};
 use crate::detect::gate::Shape;
 use crate::detect::DetectorKind;
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::model::{CategorySet, LimitKind, Location, Source};
 use crate::request::Request;
 use std::borrow::Cow;
@@ -165,7 +166,7 @@ impl<'r> Input<'r> {
         let has_upper = value_bytes.intersects(&ByteSet::ASCII_UPPERCASE);
         let (lower, bytes) = if has_upper {
             (
-                Text::from(value.to_ascii_lowercase()),
+                Text::from(value.ascii_lower()),
                 value_bytes.ascii_lowercased(),
             )
         } else {
@@ -1166,7 +1167,7 @@ fn pairs_of(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
-/// `b.to_ascii_lowercase()`, eight bytes per step (SWAR): a copy, then each word's `A-Z`
+/// `b.ascii_lower()`, eight bytes per step (SWAR): a copy, then each word's `A-Z`
 /// bytes get their `0x20` bit (the tests compare the byte `b >= 'A'` and `b > 'Z'` on the
 /// low seven bits, within each byte, and leave bytes from 0x80 alone).
 fn ascii_lowercase(b: &[u8]) -> Vec<u8> {
@@ -1386,7 +1387,7 @@ pub(crate) fn prepare_with<'r>(
             .next()
             .unwrap_or_default()
             .trim()
-            .to_ascii_lowercase()
+            .ascii_lower()
     });
     let mut body_kind = BodyKind::None;
     let mut multipart_info = None;

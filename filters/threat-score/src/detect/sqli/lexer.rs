@@ -4,6 +4,8 @@
 //! opened. Each token gets a one-letter type; the fingerprint rules in `super` match shapes
 //! over these types.
 
+use crate::detect::Outlined as _;
+
 /// The quote context the injected text starts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
@@ -597,7 +599,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                     i += 1;
                 }
                 let raw = input.get(start..i).unwrap_or_default();
-                let raw = raw.trim_end_matches('.');
+                let raw = raw.trim_end_set(&['.']);
                 // Lowercased in a stack buffer (a long word in a `String`); a one-byte word
                 // (`$` of `${`, `x`: one per two bytes of a hostile run) is its static text.
                 let mut buf = [0u8; 64];
@@ -614,7 +616,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                         std::str::from_utf8(lb).unwrap_or_default()
                     }
                     (None, None) => {
-                        long = raw.to_ascii_lowercase();
+                        long = raw.ascii_lower();
                         &long
                     }
                 };
@@ -768,7 +770,7 @@ fn inert_words(lower: &str, slash: bool) -> bool {
 /// `w` lowercased: borrowed when it is lowercase already.
 fn lowercase(w: &str) -> Text<'_> {
     if w.bytes().any(|c| c.is_ascii_uppercase()) {
-        Text::Owned(w.to_ascii_lowercase())
+        Text::Owned(w.ascii_lower())
     } else {
         Text::Input(w)
     }
@@ -861,7 +863,7 @@ fn next_word(input: &str, i: usize) -> Option<String> {
         .chars()
         .take_while(|c| c.is_ascii_alphabetic())
         .collect();
-    Some(w.to_ascii_lowercase())
+    Some(w.ascii_lower())
 }
 
 fn skip_word(b: &[u8], mut i: usize) -> usize {
@@ -949,10 +951,7 @@ mod tests {
                         {
                             i += 1;
                         }
-                        let w = lower
-                            .get(start..i)
-                            .unwrap_or_default()
-                            .trim_end_matches('.');
+                        let w = lower.get(start..i).unwrap_or_default().trim_end_set(&['.']);
                         let plain = match word_kind(w).0 {
                             Kind::Bare | Kind::Func | Kind::Num => true,
                             Kind::Keyword => !matches!(
@@ -1392,7 +1391,7 @@ mod tests {
             "@@VERSION, 0X1F, 1E5 Or SLEEP(5) ORDER  BY 2",
             "Mozilla/5.0 (X11; Linux x86_64)",
         ] {
-            let lower = s.to_ascii_lowercase();
+            let lower = s.ascii_lower();
             for ctx in [Context::None, Context::Single, Context::Double] {
                 let (a, b) = (tokenize(s, ctx), tokenize(&lower, ctx));
                 assert_eq!(a, b, "{s}");

@@ -10,6 +10,7 @@ pub mod lexer;
 
 use super::{Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 use lexer::{tokenize, Context, Kind, Token};
@@ -1455,7 +1456,7 @@ fn or_truthy_string(l: &str, q: u8) -> bool {
 /// A value that is an SQL function name and an opening parenthesis, nothing after it
 /// (`COS(`, `trim (`): a call the application's query is meant to complete.
 fn open_call_at_end(l: &str) -> bool {
-    let head = l.trim_end().trim_end_matches('(').trim_end();
+    let head = l.trim_end().trim_end_set(&['(']).trim_end();
     let name = head.trim_start();
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
