@@ -1272,9 +1272,12 @@ fn prose_breaks_query(text: &str, tokens: &[Token], ctx: Context) -> bool {
         },
     };
     let word = |t: &Token| {
-        t.kind == Kind::Bare && t.text.len() >= 2 && t.text.bytes().all(|c| c.is_ascii_alphabetic())
+        t.kind == Kind::Bare
+            && !t.text.is_empty()
+            && t.text.bytes().all(|c| c.is_ascii_alphabetic())
     };
-    // A word that can type the string after it (`date '2024-01-01' d`, `interval '1' day`).
+    // A word that can type the string after it (`date '2024-01-01' d`, `interval '1' day`,
+    // the prefixes of `N'...'`, `X'4a'`, `B'01'`, `E'...'`, `U&'...'`).
     let types = |t: &Token| {
         matches!(
             t.text.as_str(),
@@ -1289,6 +1292,11 @@ fn prose_breaks_query(text: &str, tokens: &[Token], ctx: Context) -> bool {
                 | "zone"
                 | "to"
                 | "using"
+                | "n"
+                | "x"
+                | "b"
+                | "e"
+                | "u"
         )
     };
     let mut run = 0;
