@@ -1277,35 +1277,6 @@ impl HeaderTable {
     }
 }
 
-/// Whether an `Accept-Language` value is a list of language ranges with weights, as RFC 9110
-/// 12.5.4 defines it (`en-US,en;q=0.9`, `*`, `zh-Hant-TW;q=0.5`; `_` for clients that send
-/// locale names, `en_US`). Browsers send nothing else, and such a value carries no attack:
-/// the header is skipped while it keeps to that grammar. Anything outside it (a quote, a
-/// `(`, a `/`, a word after a space) is no language list, and it is inspected like any
-/// header, as CRS inspects every header: skipping the header by name let a payload through.
-/// One pass over the value.
-fn language_ranges(v: &str) -> bool {
-    v.split(',').all(|element| {
-        let mut parts = element.split(';');
-        let range = parts.next().unwrap_or_default().trim_matches([' ', '\t']);
-        let range_ok = range == "*"
-            || range
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-        range_ok
-            && parts.all(|p| {
-                let p = p.trim_matches([' ', '\t']);
-                p.strip_prefix("q=")
-                    .or_else(|| p.strip_prefix("Q="))
-                    .is_some_and(|q| {
-                        !q.is_empty()
-                            && q.len() <= 5
-                            && q.bytes().all(|c| c.is_ascii_digit() || c == b'.')
-                    })
-            })
-    })
-}
-
 /// Decodes `req` into inputs under `cfg`'s limits and exclusions.
 #[cfg(test)]
 pub(crate) fn prepare<'r>(
@@ -1388,7 +1359,7 @@ pub(crate) fn prepare_with<'r>(
             b.cookies(value);
             continue;
         }
-        if header_table.inspects(name) || (name == "accept-language" && !language_ranges(value)) {
+        if header_table.inspects(name) {
             let excluded = excl.for_header(name);
             b.push(
                 Source::Header,
