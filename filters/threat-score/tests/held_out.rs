@@ -1857,3 +1857,40 @@ fn other_carriers_and_obfuscations_of_threat_precision8() {
     );
     assert_eq!(a.verdict, Verdict::Block, "{a:?}");
 }
+
+/// `nomatch9`: an SQL break-out counts only when the SQL it makes can run. In a value of
+/// several lines, a `--` or `#` comment ends at the line's end, so an article that quotes a
+/// payload on a line of its own leaves its paragraphs to the parser: words no dialect parses
+/// (four in a row, a word after a string alias, a number after a string) before the first
+/// `;` make the statement fail (paranoia 2). Lines that are SQL, prose inside a string or a
+/// `/* */` comment, and prose after a stacked statement's `;` still count at paranoia 1.
+/// `COLLATE` must name a collation (`_`-joined, SQLite's and PostgreSQL's bare names, quoted):
+/// `user'collate foo--` resolves nothing.
+#[test]
+fn sql_documents_and_collations_of_nomatch9() {
+    for text in [
+        "How login bypass works\nThe attacker types the classic payload below into the user name field\n' OR '1'='1' --\nThe comment mark hides the rest of the query from the database.",
+        "Release notes\nFixed a bug where searching for O'Brien returned every row\nThe query now binds the name as a parameter\nOld input that broke it: x' or 1=1 --",
+        "user'collate foo--",
+        "name' COLLATE nonsense --",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in [
+        "x' collate utf8mb4_bin--",
+        "x' COLLATE Latin1_General_CS_AS --",
+        "x' collate/**/nocase--",
+        "x' OR 1=1 --\nAND 2>1 --",
+        "x' or 1=1 -- note\nunion select password from users --",
+        "x' OR 'a'='a\nthis line is only text inside the string\n' OR 1=1 --",
+        "1'; DROP TABLE users; --\nthis is a normal looking sentence here",
+        "x' OR 1=1 /*\nfour plain words here\n*/ --",
+        "x' OR 1=1 #\n-- the rest of the line is gone",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}

@@ -604,13 +604,43 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
         }
         Kind::Keyword => {
             let kw = first.text.as_str();
-            (matches!(
-                kw,
-                "where" | "from" | "into" | "having" | "procedure" | "collate"
-            ) && k(i + 1).is_some())
-            .then_some("sqli.quote-keyword")
+            let follows = match kw {
+                "where" | "from" | "into" | "having" | "procedure" => k(i + 1).is_some(),
+                // Comments are spaces here (`collate/**/utf8_bin`).
+                "collate" => tokens
+                    .iter()
+                    .skip(i + 1)
+                    .find(|n| n.kind != Kind::Comment)
+                    .is_some_and(collation_name),
+                _ => false,
+            };
+            follows.then_some("sqli.quote-keyword")
         }
         _ => None,
+    }
+}
+
+/// Whether the token after `COLLATE` can name a collation, without which the statement fails
+/// to parse or to resolve and the break-out runs nothing (`user'collate foo--`). Collation
+/// names are a character set and qualifiers joined by `_` in MySQL, SQL Server and Oracle
+/// (`utf8mb4_bin`, `Latin1_General_CI_AS`, `BINARY_CI`), a few bare names (`binary`, SQLite's
+/// `nocase` and `rtrim`, PostgreSQL's `c`, `posix`, `unicode`, `default`), or a quoted
+/// identifier (`"C"`, `` `utf8_bin` ``, `[x]`, PostgreSQL's Unicode-escaped `U&"..."`, which
+/// the tokenizer reads as the word `u`). Anything else is not a collation in any
+/// dialect the filter knows, so the shape does not count.
+fn collation_name(t: &Token) -> bool {
+    match t.kind {
+        Kind::Bare | Kind::Keyword => {
+            let n = t.text.as_str();
+            n.contains('_')
+                || matches!(
+                    n,
+                    "binary" | "nocase" | "rtrim" | "c" | "posix" | "unicode" | "default" | "u"
+                )
+        }
+        Kind::Var | Kind::Num => false,
+        // A quoted name, or something the tokenizer reads otherwise: count it.
+        _ => true,
     }
 }
 
@@ -1155,6 +1185,12 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
                 out.hit(input, CAT, "sqli.json-document", Severity::Critical, 2);
                 continue;
             }
+            // Paranoia 2: prose the query would have to parse as SQL (an article about
+            // injection that quotes `' OR '1'='1' --` on a line of its own).
+            if prose_breaks_query(text, &tokens, ctx) {
+                out.hit(input, CAT, "sqli.prose-in-query", Severity::Critical, 2);
+                continue;
+            }
             out.hit(input, CAT, rule_for(rule), Severity::Critical, 1);
             return;
         }
@@ -1198,6 +1234,110 @@ fn quoted_mention(text: &str, q: char) -> bool {
         && !inside.contains('#')
         && !inside.has_lit("/*")
         && super::lfi::prose(&outside)
+}
+
+/// Whether the SQL this value makes, read from its break-out (the start of the value unquoted,
+/// the value's first quote in a quoted reading) to its first `;`, holds words no dialect
+/// parses, outside strings and comments: four plain words in a row (a name takes one alias;
+/// the longest keyword-free runs, `at time zone`, `day to second`, are three words), a word
+/// or number, a string and a word or number (the string is the first operand's alias, and
+/// the next has no place: `susan 'is data and' susan`, `1 '=' 1`; a word that types the
+/// string, `date '...' d`, is left out), or a string followed by a number (no alias is a
+/// number). The statement then fails before anything in it runs, wherever the shape was
+/// found. Only `;` ends a statement; a `--` or `#` comment ends at the line's end, so a
+/// payload line in an article (`' OR '1'='1' --` between paragraphs) leaves the next
+/// paragraph to the parser. What comes after the first `;` is not read: MySQL runs stacked
+/// statements one by one.
+///
+/// Only values of several lines: a document quoting SQL, the shape people paste; one line of
+/// prose and SQL stays at paranoia 1 as before, and so does a value whose other lines are SQL.
+/// Quoting the tokenizer does not know (Oracle's `q'[...]'`, PostgreSQL's `$$...$$`, a
+/// backslash that PostgreSQL does not read as an escape) could hide words from it or invent
+/// them: such values do not get this reading. Runs only once a shape matched: one pass over
+/// the tokens already built.
+fn prose_breaks_query(text: &str, tokens: &[Token], ctx: Context) -> bool {
+    if !text.contains('\n')
+        || text.contains('\\')
+        || text.contains("$$")
+        || text.contains("q'")
+        || text.contains("Q'")
+    {
+        return false;
+    }
+    let start = match ctx {
+        Context::None => 0,
+        // The first token is the query's own string, closed by the value's first quote.
+        Context::Single | Context::Double => match tokens.first() {
+            Some(t) if t.kind == Kind::Str && !t.open => 1,
+            _ => return false,
+        },
+    };
+    let word = |t: &Token| {
+        t.kind == Kind::Bare
+            && !t.text.is_empty()
+            && t.text.bytes().all(|c| c.is_ascii_alphabetic())
+    };
+    // A word that can type the string after it (`date '2024-01-01' d`, `interval '1' day`,
+    // the prefixes of `N'...'`, `X'4a'`, `B'01'`, `E'...'`, `U&'...'`).
+    let types = |t: &Token| {
+        matches!(
+            t.text.as_str(),
+            "date"
+                | "time"
+                | "timestamp"
+                | "interval"
+                | "datetime"
+                | "inet"
+                | "json"
+                | "uuid"
+                | "zone"
+                | "to"
+                | "using"
+                | "n"
+                | "x"
+                | "b"
+                | "e"
+                | "u"
+        )
+    };
+    let mut run = 0;
+    // SQL Server's `[a name with spaces]` is one identifier.
+    let mut bracket = false;
+    let rest: Vec<&Token> = tokens
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .filter(|t| t.kind != Kind::Comment)
+        .collect();
+    for (i, t) in rest.iter().enumerate() {
+        match t.kind {
+            Kind::Semi => return false,
+            Kind::Op if t.text == "[" => {
+                bracket = true;
+                run = 0;
+            }
+            Kind::Op if t.text == "]" => bracket = false,
+            _ if bracket => {}
+            _ if word(t) || t.kind == Kind::Num => {
+                run = if t.kind == Kind::Num { 0 } else { run + 1 };
+                // Four words in a row, or a word or number, a string and a word or number:
+                // an operand takes one alias, and a string after it is that alias, so what
+                // follows has no place (`susan 'is data and' susan`, `1 '=' 1`).
+                let alias_then_operand = !types(t)
+                    && rest.get(i + 1).is_some_and(|s| s.kind == Kind::Str)
+                    && rest
+                        .get(i + 2)
+                        .is_some_and(|w| word(w) || w.kind == Kind::Num);
+                if run >= 4 || alias_then_operand {
+                    return true;
+                }
+            }
+            // A string followed by a number: no alias is a number (`'OR' 1`).
+            Kind::Str if rest.get(i + 1).is_some_and(|n| n.kind == Kind::Num) => return true,
+            _ => run = 0,
+        }
+    }
+    false
 }
 
 /// A whole JSON object or array, as the body reader accepts one ([`crate::extract::json::check`]:
