@@ -42,7 +42,59 @@ const INTERNAL_HOSTS: &[&str] = &[
     "kubernetes.default",
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
+    // Google Compute Engine's metadata server by its short name (the resolver's search
+    // domain completes it), as the long `metadata.google.internal` is in [`METADATA`].
+    "metadata",
 ];
+
+/// Public DNS names whose every subdomain resolves to 127.0.0.1: `localhost` under another
+/// name, registered for local development, and the classic way around a filter that
+/// compares host names (`http://lvh.me:6379/`, `http://admin.localtest.me/`).
+const LOOPBACK_DOMAINS: &[&str] = &["lvh.me", "localtest.me", "vcap.me"];
+
+/// Wildcard DNS services that answer with the address written in the name
+/// (`10.0.0.1.nip.io`, `127-0-0-1.sslip.io`): the address counts as the host.
+const ADDRESS_DOMAINS: &[&str] = &["nip.io", "sslip.io", "xip.io"];
+
+/// The host a name stands for: a [`LOOPBACK_DOMAINS`] name (or a subdomain) is `localhost`,
+/// and an [`ADDRESS_DOMAINS`] name is the address it spells (its last four dotted labels
+/// before the domain, or a last label of four `-`-separated parts), so that the rules below
+/// judge `127.0.0.1.nip.io` as `127.0.0.1`.
+fn resolved_host(host: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let under = |d: &str| {
+        host.strip_suffix(d).and_then(|h| {
+            if h.is_empty() {
+                Some(h)
+            } else {
+                h.strip_suffix('.')
+            }
+        })
+    };
+    if LOOPBACK_DOMAINS.iter().any(|d| under(d).is_some()) {
+        return Cow::Borrowed("localhost");
+    }
+    for d in ADDRESS_DOMAINS {
+        let Some(name) = under(d).filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        let labels: Vec<&str> = name.rsplit('.').take(4).collect();
+        if labels.len() == 4 && labels.iter().all(|l| l.bytes().all(|c| c.is_ascii_digit())) {
+            let mut ip: Vec<&str> = labels;
+            ip.reverse();
+            return Cow::Owned(ip.join("."));
+        }
+        if let Some(last) = labels.first() {
+            let dashed: Vec<&str> = last.rsplit('-').take(4).collect();
+            if dashed.len() == 4 && dashed.iter().all(|l| l.bytes().all(|c| c.is_ascii_digit())) {
+                let mut ip = dashed;
+                ip.reverse();
+                return Cow::Owned(ip.join("."));
+            }
+        }
+    }
+    Cow::Borrowed(host)
+}
 
 /// Node.js injection: code that reaches the process, module loader or function constructor.
 fn node_injection(l: &str) -> bool {
@@ -837,10 +889,20 @@ fn ssrf(l: &str) -> bool {
     // Borrowed slices, counted in bytes: a long value without `/` (a 4 KiB window of a
     // hostile body) is its own "host", and was copied twice per window.
     // `url`: whether `s` holds `://` (asked once: three searches of every 4 KiB window).
-    fn host_part(s: &str, url: bool) -> &str {
+    // `rfc`: the authority ends at the first `/`, `?` or `#` and the host follows its last
+    // `@` (RFC 3986: `http://169.254.169.254#@x.example/` goes to the first host);
+    // otherwise the host follows the last `@` of the whole value
+    // (`http://x.example#@169.254.169.254/`, as lenient parsers read it). Where URL parsers
+    // disagree the request is an attack either way, so both readings are judged.
+    fn host_part(s: &str, url: bool, rfc: bool) -> &str {
         let s = if url {
             s.find_lit("://")
                 .map_or(s, |p| s.get(p + 3..).unwrap_or_default())
+        } else {
+            s
+        };
+        let s = if rfc {
+            s.split(['/', '?', '#']).next().unwrap_or_default()
         } else {
             s
         };
@@ -853,10 +915,17 @@ fn ssrf(l: &str) -> bool {
     }
     let url = l.has_lit("://");
     let t = l.trim();
+    let lenient = host_part(t, url, false);
+    let rfc = host_part(t, url, true);
+    ssrf_host(t, url, lenient) || rfc != lenient && ssrf_host(t, url, rfc)
+}
+
+/// [`ssrf`] for one reading of the value's host.
+fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
     // The value is the URL (`http://localhost:6379/`), as a fetch target is; a loopback URL
     // inside a sentence ("open http://localhost:3000 in your browser") is documentation.
     // Metadata addresses count wherever they stand.
-    let host = host_part(t, url);
+    let l = t;
     let whole_url =
         url && t.find_lit("://").is_some_and(|p| {
             t.get(..p).is_some_and(|scheme| {
@@ -870,6 +939,8 @@ fn ssrf(l: &str) -> bool {
     } else {
         host
     };
+    let resolved = resolved_host(host_no_port);
+    let host_no_port: &str = &resolved;
     (url && (METADATA.iter().any(|m| host.contains(m)) || link_local(host_no_port)))
         // A loopback address in any notation (`http://127.1/`, `http://0/`,
         // `http://017700000001/`) is `localhost` spelled otherwise: counted where `localhost`

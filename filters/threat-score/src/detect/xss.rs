@@ -138,6 +138,23 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
         {
             j += 1;
         }
+        // `< x: script`: old engines also join a namespace prefix of up to three letters
+        // and the local name across spaces. Up to four spaces, once per tag: linear.
+        if j > start + 1 && j <= start + 4 && b.get(j - 1) == Some(&b':') {
+            let mut k = j;
+            while b.get(k) == Some(&b' ') && k < j + 4 {
+                k += 1;
+            }
+            if k > j && b.get(k).is_some_and(u8::is_ascii_alphabetic) {
+                j = k;
+                while b
+                    .get(j)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+                {
+                    j += 1;
+                }
+            }
+        }
         if j == start
             || !b
                 .get(start)
@@ -184,7 +201,61 @@ fn spaced_tag(l: &str) -> bool {
 }
 
 fn tag_base(name: &str) -> &str {
-    name.rsplit(':').next().unwrap_or(name)
+    name.rsplit(':').next().unwrap_or(name).trim_start()
+}
+
+/// A tag closed with a character that a server writing text as US-ASCII (the high bit
+/// dropped: `¼` U+00BC is `<`) or truncating characters to bytes (`м` U+043C, `ļ` U+013C)
+/// turns into `<` (CRS 941310, the US-ASCII malformed encoding): `¼/name` closing an element
+/// opened before it with `¼name` or `<name` (`¼script¾alert(1)¼/script¾`). Without its end
+/// tag a script never runs; prose puts a space or a digit after `¼` (`¼ cup`, `¼in`), not an
+/// element and its end tag. Every such character's UTF-8 form ends with the byte `0xBC` (the
+/// caller asks the byte set first). Names kept: 64 at most, so the scan stays linear.
+fn low_byte_tag(l: &str) -> bool {
+    let lt = |c: char| {
+        let v = u32::from(c);
+        (0x80..0x100).contains(&v) && v & 0x7f == 0x3c || v >= 0x100 && v & 0xff == 0x3c
+    };
+    let mut folded = String::with_capacity(l.len());
+    // Byte offsets in `folded` of the `<` that stand for such a character.
+    let mut low = Vec::new();
+    for c in l.chars() {
+        if lt(c) {
+            low.push(folded.len());
+            folded.push('<');
+        } else {
+            folded.push(c);
+        }
+    }
+    if low.is_empty() {
+        return false;
+    }
+    let fb = folded.as_bytes();
+    let mut opened: Vec<&str> = Vec::new();
+    for p in super::byte_offsets(&folded, b'<') {
+        let close = fb.get(p + 1) == Some(&b'/');
+        let start = p + 1 + usize::from(close);
+        let len = fb
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        let Some(name) = folded.get(start..start + len) else {
+            continue;
+        };
+        if !name.bytes().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+            continue;
+        }
+        if close {
+            if low.binary_search(&p).is_ok() && opened.contains(&name) {
+                return true;
+            }
+        } else if opened.len() < 64 {
+            opened.push(name);
+        }
+    }
+    false
 }
 
 /// `on<event>=` as an attribute: preceded by whitespace, `/`, a quote or the tag name.
@@ -606,6 +677,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
     if out.wants(CAT, 2) && input.lower_has("-->") {
         out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
+    }
+    if input.bytes.has(0xbc) && low_byte_tag(l) {
+        hit(out, "xss.low-byte-tag");
     }
     if input.bytes.has(b'<') && input.may_contain("xmlns") && xml_include(l) {
         hit(out, "xss.xml-include");

@@ -1242,7 +1242,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if input.value.is_empty() {
             continue;
         }
-        let plain = super::is_plain_input(input);
+        // A plain token, unless a non-ASCII space separates its words (`1\u{a0}OR\u{a0}1=1`):
+        // the tokenizer reads that as a space.
+        let plain =
+            super::is_plain_input(input) && !lexer::has_unicode_space(&input.bytes, &input.value);
         let is_header = input.location.source == Source::Header;
         // User agents and the path are prose-like; only unmistakable shapes count there.
         if input.location.source == Source::Path {
