@@ -13,6 +13,9 @@ pub enum Context {
     Single,
     /// Inside `"..."`.
     Double,
+    /// Inside a MySQL quoted identifier `` `...` `` (a column or table name the
+    /// application quotes: `` ORDER BY `$col` ``).
+    Backtick,
 }
 
 /// Token types (the letters libinjection popularised).
@@ -502,6 +505,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
         Context::None => None,
         Context::Single => Some(b'\''),
         Context::Double => Some(b'"'),
+        Context::Backtick => Some(b'`'),
     } {
         let (end, closed) = string_end(b, 0, q);
         if !closed {

@@ -262,6 +262,7 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
 
     match ctx {
         Context::Single | Context::Double => quoted_break_out(tokens),
+        Context::Backtick => identifier_break_out(tokens),
         Context::None => numeric(&nc, nc.len() != tokens.len()),
     }
 }
@@ -531,6 +532,11 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
             let not = x == Kind::Op && t(i + 1).is_some_and(|o| o.text == "not" || o.text == "!");
             (strong || bare_cmp || not).then_some("sqli.quote-logic")
         }
+        // `' REGEXP `: a pattern-match operator only SQL has, whose operand is the query's
+        // own text after the value.
+        Kind::Op if matches!(first.text.as_str(), "regexp" | "rlike") && k(i + 1).is_none() => {
+            Some("sqli.quote-operator")
+        }
         Kind::Op => {
             let x = k(i + 1)?;
             let after = k(i + 2);
@@ -606,11 +612,43 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
             (matches!(
                 kw,
                 "where" | "from" | "into" | "having" | "procedure" | "collate"
-            ) && k(i + 1).is_some())
+            ) && k(i + 1).is_some()
+                || alias_from(tokens, i))
             .then_some("sqli.quote-keyword")
         }
         _ => None,
     }
+}
+
+/// `AS name FROM` at `i`: a column alias, then the table clause (`' AS x FROM`,
+/// `` ` AS `edit_user_id` from ``): the break-out ends a select list's column and goes on with
+/// the query.
+fn alias_from(tokens: &[Token], i: usize) -> bool {
+    let t = |j: usize| tokens.get(j);
+    t(i).is_some_and(|x| x.kind == Kind::Keyword && x.text == "as")
+        && t(i + 1).is_some_and(|x| matches!(x.kind, Kind::Bare | Kind::Str))
+        && t(i + 2).is_some_and(|x| x.text == "from")
+}
+
+/// The break-out from a MySQL quoted identifier (`` `...` ``, an application's column or
+/// table name): after the closing backtick, a statement end (`` admin`; ``), `UNION SELECT`,
+/// a statement, a column alias and `FROM`, or a pattern-match operator. Comments are not
+/// counted here: Markdown puts options in code spans (``use the `--force` flag``), which
+/// this reading would see as a break-out and a comment.
+fn identifier_break_out(tokens: &[Token]) -> Option<&'static str> {
+    let first = tokens.get(1)?;
+    let k = |j: usize| tokens.get(j).map(|x| x.kind);
+    let hit = match first.kind {
+        Kind::Semi => true,
+        Kind::Union => matches!(k(2), Some(Kind::Stmt | Kind::Keyword | Kind::LParen)),
+        Kind::Keyword => alias_from(tokens, 1),
+        Kind::Op => {
+            matches!(first.text.as_str(), "regexp" | "rlike")
+                && matches!(k(2), None | Some(Kind::Str | Kind::Num | Kind::LParen))
+        }
+        _ => false,
+    };
+    hit.then_some("sqli.identifier-break-out")
 }
 
 fn is_comparison_or_concat(op: &str) -> bool {
@@ -1120,11 +1158,17 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
     if lexer::inert_phrase(lower) {
         return;
     }
-    for ctx in [Context::None, Context::Single, Context::Double] {
+    for ctx in [
+        Context::None,
+        Context::Single,
+        Context::Double,
+        Context::Backtick,
+    ] {
         let has_quote = match ctx {
             Context::None => true,
             Context::Single => text.contains('\''),
             Context::Double => text.contains('"'),
+            Context::Backtick => text.contains('`'),
         };
         if !has_quote {
             continue;
@@ -1134,6 +1178,7 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
             let quote = match ctx {
                 Context::Single => Some('\''),
                 Context::Double => Some('"'),
+                Context::Backtick => Some('`'),
                 Context::None => None,
             };
             // Paranoia 2: SQL quoted in a sentence ("Use 'SELECT 1' as a health check"), and
@@ -1161,6 +1206,7 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
             let rule = match ctx {
                 Context::None => fragment(&tokens),
                 Context::Single | Context::Double => weak_break_out(&tokens),
+                Context::Backtick => None,
             };
             if let Some(rule) = rule {
                 out.hit(input, CAT, rule, Severity::Critical, 2);
