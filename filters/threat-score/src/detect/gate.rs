@@ -400,9 +400,6 @@ impl DetectorKind {
                     || set.has_all(b"syscolumns")
                     || ((shape == S::Phrase || shape == S::Dotted)
                         && !super::sqli::lexer::inert_phrase(l))
-                    // A number just past an integer type's range, or the double that hangs
-                    // old float parsers: a word or a dotted value of 10+ bytes.
-                    || (l.len() >= 10 && set.has(b'2') && super::sqli::overflow_number(l))
             }
             // Serialized objects (`aced0005` hex, a value opening with base64 `rO0AB`) at
             // paranoia 1; gadget class names and base64 magic anywhere from paranoia 2; class

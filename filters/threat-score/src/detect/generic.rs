@@ -52,48 +52,12 @@ const INTERNAL_HOSTS: &[&str] = &[
 /// compares host names (`http://lvh.me:6379/`, `http://admin.localtest.me/`).
 const LOOPBACK_DOMAINS: &[&str] = &["lvh.me", "localtest.me", "vcap.me"];
 
-/// Wildcard DNS services that answer with the address written in the name
-/// (`10.0.0.1.nip.io`, `127-0-0-1.sslip.io`): the address counts as the host.
-const ADDRESS_DOMAINS: &[&str] = &["nip.io", "sslip.io", "xip.io"];
-
-/// The host a name stands for: a [`LOOPBACK_DOMAINS`] name (or a subdomain) is `localhost`,
-/// and an [`ADDRESS_DOMAINS`] name is the address it spells (its last four dotted labels
-/// before the domain, or a last label of four `-`-separated parts), so that the rules below
-/// judge `127.0.0.1.nip.io` as `127.0.0.1`.
-fn resolved_host(host: &str) -> std::borrow::Cow<'_, str> {
-    use std::borrow::Cow;
-    let under = |d: &str| {
-        host.strip_suffix(d).and_then(|h| {
-            if h.is_empty() {
-                Some(h)
-            } else {
-                h.strip_suffix('.')
-            }
-        })
-    };
-    if LOOPBACK_DOMAINS.iter().any(|d| under(d).is_some()) {
-        return Cow::Borrowed("localhost");
-    }
-    for d in ADDRESS_DOMAINS {
-        let Some(name) = under(d).filter(|n| !n.is_empty()) else {
-            continue;
-        };
-        let labels: Vec<&str> = name.rsplit('.').take(4).collect();
-        if labels.len() == 4 && labels.iter().all(|l| l.bytes().all(|c| c.is_ascii_digit())) {
-            let mut ip: Vec<&str> = labels;
-            ip.reverse();
-            return Cow::Owned(ip.join("."));
-        }
-        if let Some(last) = labels.first() {
-            let dashed: Vec<&str> = last.rsplit('-').take(4).collect();
-            if dashed.len() == 4 && dashed.iter().all(|l| l.bytes().all(|c| c.is_ascii_digit())) {
-                let mut ip = dashed;
-                ip.reverse();
-                return Cow::Owned(ip.join("."));
-            }
-        }
-    }
-    Cow::Borrowed(host)
+/// Whether `host` is a [`LOOPBACK_DOMAINS`] name or a subdomain of one.
+fn loopback_alias(host: &str) -> bool {
+    LOOPBACK_DOMAINS.iter().any(|d| {
+        host.strip_suffix(d)
+            .is_some_and(|h| h.is_empty() || h.ends_with('.'))
+    })
 }
 
 /// Node.js injection: code that reaches the process, module loader or function constructor.
@@ -921,6 +885,7 @@ fn ssrf(l: &str) -> bool {
 }
 
 /// [`ssrf`] for one reading of the value's host.
+#[inline(never)]
 fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
     // The value is the URL (`http://localhost:6379/`), as a fetch target is; a loopback URL
     // inside a sentence ("open http://localhost:3000 in your browser") is documentation.
@@ -939,8 +904,6 @@ fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
     } else {
         host
     };
-    let resolved = resolved_host(host_no_port);
-    let host_no_port: &str = &resolved;
     (url && (METADATA.iter().any(|m| host.contains(m)) || link_local(host_no_port)))
         // A loopback address in any notation (`http://127.1/`, `http://0/`,
         // `http://017700000001/`) is `localhost` spelled otherwise: counted where `localhost`
@@ -950,7 +913,8 @@ fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
             .iter()
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
-        || INTERNAL_HOSTS.contains(&host_no_port) && (if url { whole_url } else { l.contains('/') })
+        || (INTERNAL_HOSTS.contains(&host_no_port) || loopback_alias(host_no_port))
+            && (if url { whole_url } else { l.contains('/') })
 }
 
 /// A URL host in IPv4's link-local block 169.254.0.0/16, where cloud metadata services

@@ -138,22 +138,8 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
         {
             j += 1;
         }
-        // `< x: script`: old engines also join a namespace prefix of up to three letters
-        // and the local name across spaces. Up to four spaces, once per tag: linear.
         if j > start + 1 && j <= start + 4 && b.get(j - 1) == Some(&b':') {
-            let mut k = j;
-            while b.get(k) == Some(&b' ') && k < j + 4 {
-                k += 1;
-            }
-            if k > j && b.get(k).is_some_and(u8::is_ascii_alphabetic) {
-                j = k;
-                while b
-                    .get(j)
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
-                {
-                    j += 1;
-                }
-            }
+            j = spaced_local_name(b, j);
         }
         if j == start
             || !b
@@ -200,6 +186,27 @@ fn spaced_tag(l: &str) -> bool {
     })
 }
 
+/// `< x: script`: old engines also join a namespace prefix of up to three letters (ending
+/// at `j`, after its `:`) and the local name across spaces. Returns the end of the local
+/// name, or `j` when none follows. Up to four spaces, once per tag: linear.
+#[inline(never)]
+fn spaced_local_name(b: &[u8], j: usize) -> usize {
+    let mut k = j;
+    while b.get(k) == Some(&b' ') && k < j + 4 {
+        k += 1;
+    }
+    if k == j || !b.get(k).is_some_and(u8::is_ascii_alphabetic) {
+        return j;
+    }
+    while b
+        .get(k)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+    {
+        k += 1;
+    }
+    k
+}
+
 fn tag_base(name: &str) -> &str {
     name.rsplit(':').next().unwrap_or(name).trim_start()
 }
@@ -211,51 +218,39 @@ fn tag_base(name: &str) -> &str {
 /// tag a script never runs; prose puts a space or a digit after `¼` (`¼ cup`, `¼in`), not an
 /// element and its end tag. Every such character's UTF-8 form ends with the byte `0xBC` (the
 /// caller asks the byte set first). Names kept: 64 at most, so the scan stays linear.
+#[inline(never)]
 fn low_byte_tag(l: &str) -> bool {
-    let lt = |c: char| {
-        let v = u32::from(c);
-        (0x80..0x100).contains(&v) && v & 0x7f == 0x3c || v >= 0x100 && v & 0xff == 0x3c
+    // The character ending at byte `end`, when it is one that becomes `<`.
+    let lt_at = |end: usize| {
+        l.get(..=end)
+            .and_then(|h| h.chars().next_back())
+            .filter(|c| {
+                let v = u32::from(*c);
+                (0x80..0x100).contains(&v) && v & 0x7f == 0x3c || v >= 0x100 && v & 0xff == 0x3c
+            })
+            .map(char::len_utf8)
     };
-    let mut folded = String::with_capacity(l.len());
-    // Byte offsets in `folded` of the `<` that stand for such a character.
-    let mut low = Vec::new();
-    for c in l.chars() {
-        if lt(c) {
-            low.push(folded.len());
-            folded.push('<');
-        } else {
-            folded.push(c);
-        }
-    }
-    if low.is_empty() {
-        return false;
-    }
-    let fb = folded.as_bytes();
-    let mut opened: Vec<&str> = Vec::new();
-    for p in super::byte_offsets(&folded, b'<') {
-        let close = fb.get(p + 1) == Some(&b'/');
-        let start = p + 1 + usize::from(close);
-        let len = fb
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .count();
-        let Some(name) = folded.get(start..start + len) else {
-            continue;
-        };
-        if !name.bytes().next().is_some_and(|c| c.is_ascii_alphabetic()) {
-            continue;
-        }
-        if close {
-            if low.binary_search(&p).is_ok() && opened.contains(&name) {
-                return true;
-            }
-        } else if opened.len() < 64 {
-            opened.push(name);
-        }
-    }
-    false
+    let b = l.as_bytes();
+    // End tags looked at: 16 at most, each a search of the text before it: linear.
+    super::byte_offsets(l, 0xbc)
+        .filter(|&p| b.get(p + 1) == Some(&b'/') && lt_at(p).is_some())
+        .take(16)
+        .any(|p| {
+            let rest = b.get(p + 2..).unwrap_or_default();
+            let len = rest
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .count();
+            let (Some(name), Some(before)) = (l.get(p + 2..p + 2 + len), l.get(..=p)) else {
+                return false;
+            };
+            name.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && before.match_indices(name).any(|(q, _)| {
+                    q > 0
+                        && (b.get(q - 1) == Some(&b'<')
+                            || b.get(q - 1) == Some(&0xbc) && lt_at(q - 1).is_some())
+                })
+        })
 }
 
 /// `on<event>=` as an attribute: preceded by whitespace, `/`, a quote or the tag name.

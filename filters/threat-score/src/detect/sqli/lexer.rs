@@ -521,12 +521,6 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
         let next = b.get(i + 1).copied();
         match c {
             _ if c.is_ascii_whitespace() || c == 0x0b || c == 0 || c == 0xa0 => i += 1,
-            // A no-break, em, ideographic... space between words: a separator, as databases
-            // that read the query in a Unicode or single-byte charset take it
-            // (`1\u{a0}UNION\u{a0}SELECT`), never part of a word.
-            _ if c >= 0xc2 && unicode_space_len(input, i) > 0 => {
-                i += unicode_space_len(input, i);
-            }
             b'\'' | b'"' => {
                 let (end, closed) = string_end(b, i + 1, c);
                 out.push(Token {
@@ -602,11 +596,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
             _ if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c >= 0x80 => {
                 let start = i;
                 while b.get(i).is_some_and(|&x| {
-                    x.is_ascii_alphanumeric()
-                        || x == b'_'
-                        || x == b'$'
-                        || x == b'.'
-                        || x >= 0x80 && (x < 0xc2 || unicode_space_len(input, i) == 0)
+                    x.is_ascii_alphanumeric() || x == b'_' || x == b'$' || x == b'.' || x >= 0x80
                 }) {
                     i += 1;
                 }
@@ -683,22 +673,31 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
     out
 }
 
-/// The length in bytes of the non-ASCII whitespace character starting at byte `i` of `s`
-/// (U+00A0, U+0085, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000), 0 when
-/// there is none (or `i` is inside a character).
-pub(crate) fn unicode_space_len(s: &str, i: usize) -> usize {
-    s.get(i..)
-        .and_then(|r| r.chars().next())
-        .filter(|c| !c.is_ascii() && c.is_whitespace())
-        .map_or(0, char::len_utf8)
+/// Unicode's `White_Space` characters outside ASCII.
+fn unicode_space(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x85 | 0xa0 | 0x1680 | 0x2000..=0x200a | 0x2028 | 0x2029 | 0x202f | 0x205f | 0x3000
+    )
 }
 
-/// Whether `s` holds a non-ASCII whitespace character, which [`tokenize`] reads as a
-/// separator. Every one is encoded with a lead byte `0xC2`, `0xE1`, `0xE2` or `0xE3`:
+/// `s` with each non-ASCII whitespace character replaced by a space: a no-break, em,
+/// ideographic... space between SQL words is a separator to databases that read the query
+/// in a Unicode or single-byte charset (`1\u{a0}UNION\u{a0}SELECT`), so the tokenizer reads
+/// this copy (made only for values that hold one, [`has_unicode_space`]).
+#[inline(never)]
+pub(crate) fn ascii_spaces(s: &str) -> String {
+    s.chars()
+        .map(|c| if unicode_space(c) { ' ' } else { c })
+        .collect()
+}
+
+/// Whether `s` holds a non-ASCII whitespace character ([`ascii_spaces`]). Every one is encoded with a lead byte `0xC2`, `0xE1`, `0xE2` or `0xE3`:
 /// a value without them is answered from its byte set alone.
+#[inline(never)]
 pub(crate) fn has_unicode_space(set: &crate::extract::ByteSet, s: &str) -> bool {
     (set.has(0xc2) || set.has(0xe1) || set.has(0xe2) || set.has(0xe3))
-        && s.chars().any(|c| !c.is_ascii() && c.is_whitespace())
+        && s.chars().any(unicode_space)
 }
 
 /// Whether `lower` (a lowercase value) is made only of words, numbers, spaces and `- . , _`

@@ -635,6 +635,7 @@ fn alias_from(tokens: &[Token], i: usize) -> bool {
 /// a statement, a column alias and `FROM`, or a pattern-match operator. Comments are not
 /// counted here: Markdown puts options in code spans (``use the `--force` flag``), which
 /// this reading would see as a break-out and a comment.
+#[inline(never)]
 fn identifier_break_out(tokens: &[Token]) -> Option<&'static str> {
     let first = tokens.get(1)?;
     let k = |j: usize| tokens.get(j).map(|x| x.kind);
@@ -1289,7 +1290,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             continue;
         }
         // A plain token, unless a non-ASCII space separates its words (`1\u{a0}OR\u{a0}1=1`):
-        // the tokenizer reads that as a space.
+        // the tokenizer reads that as a space (`lexer::ascii_spaces`).
         let plain =
             super::is_plain_input(input) && !lexer::has_unicode_space(&input.bytes, &input.value);
         let is_header = input.location.source == Source::Header;
@@ -1319,7 +1320,15 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // injection into a logged User-Agent starts (`Mozilla/5.0' or 1=1--`).
         let user_agent = is_header && input.location.name == "user-agent";
         if !plain && (!user_agent || input.value.contains(['\'', '"'])) {
-            scan_value(input, &input.value, &input.lower, out);
+            if lexer::has_unicode_space(&input.bytes, &input.value) {
+                let (v, lw) = (
+                    lexer::ascii_spaces(&input.value),
+                    lexer::ascii_spaces(&input.lower),
+                );
+                scan_value(input, &v, &lw, out);
+            } else {
+                scan_value(input, &input.value, &input.lower, out);
+            }
         }
         if matches!(input.location.source, Source::Arg | Source::ArgName) && out.wants(CAT, 2) {
             if let Some(level) = special_char_level(&input.value) {
@@ -1345,12 +1354,6 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
         if input.bytes.has(b'(') && sql_function_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
-        }
-        if matches!(input.location.source, Source::Arg | Source::Cookie)
-            && input.bytes.has(b'2')
-            && overflow_number(l)
-        {
-            out.hit(input, CAT, "sqli.overflow-number", Severity::Critical, 1);
         }
         if input.lower_has(".e(") && glued_number_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
@@ -1534,57 +1537,11 @@ fn system_procedure(l: &str) -> bool {
         })
 }
 
-/// A whole value that is a number just past the range of a 32- or 64-bit integer
-/// (`2147483648`, `4294967296`, `-9223372036854775809`), which no integer field can hold and
-/// which a client sends only to see it wrap around, or the double that sends the floating
-/// point parsers of older Java and PHP into an endless loop (2.2250738585072011e-308 in any
-/// spelling of its digits and exponent: `0.022250738585072012e-306`; CVE-2010-4476,
-/// CVE-2010-4645) (CRS 942220).
-pub(crate) fn overflow_number(l: &str) -> bool {
-    const PAST_RANGE: [&str; 6] = [
-        "2147483648",
-        "-2147483649",
-        "4294967296",
-        "9223372036854775808",
-        "-9223372036854775809",
-        "18446744073709551616",
-    ];
-    let t = l.trim();
-    if t.len() > 64 || t.len() < 10 {
-        return false;
-    }
-    let t = t.strip_prefix('+').unwrap_or(t);
-    if PAST_RANGE.contains(&t) {
-        return true;
-    }
-    // The mantissa's significant digits, then a negative exponent near -308.
-    let Some((mantissa, exp)) = t.split_once('e') else {
-        return false;
-    };
-    let Ok(exp) = exp.parse::<i32>() else {
-        return false;
-    };
-    if !mantissa.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
-        return false;
-    }
-    let int_digits = mantissa.split('.').next().unwrap_or_default().len() as i32;
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let lead_zeros = digits.bytes().take_while(|c| *c == b'0').count() as i32;
-    let significant = digits.trim_start_matches('0');
-    // The decimal exponent of the first significant digit.
-    let magnitude = exp + int_digits - lead_zeros - 1;
-    // Between the largest subnormal (2.2250738585072009e-308) and the smallest normal
-    // double (2.2250738585072014e-308, `DBL_MIN`, which parses fine): the hang's range.
-    magnitude == -308
-        && significant
-            .strip_prefix("2225073858507201")
-            .is_some_and(|r| r.bytes().next().is_none_or(|c| matches!(c, b'0'..=b'2')))
-}
-
 /// `1.e(ascii(...`: MySQL reads `1.e` as a number with an empty exponent and the next token
 /// starts right after it, so the number stands where a space would, glued to a call of an
 /// SQL function (or a subquery). No language writes a number with an empty exponent, and
 /// an outline's `1.e(i)` names no SQL function.
+#[inline(never)]
 fn glued_number_call(l: &str) -> bool {
     let b = l.as_bytes();
     super::lit_offsets(l, ".e(").any(|p| {
