@@ -43,7 +43,23 @@ const INTERNAL_HOSTS: &[&str] = &[
     "kubernetes.default",
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
+    // Google Compute Engine's metadata server by its short name (the resolver's search
+    // domain completes it), as the long `metadata.google.internal` is in [`METADATA`].
+    "metadata",
 ];
+
+/// Public DNS names whose every subdomain resolves to 127.0.0.1: `localhost` under another
+/// name, registered for local development, and the classic way around a filter that
+/// compares host names (`http://lvh.me:6379/`, `http://admin.localtest.me/`).
+const LOOPBACK_DOMAINS: &[&str] = &["lvh.me", "localtest.me", "vcap.me"];
+
+/// Whether `host` is a [`LOOPBACK_DOMAINS`] name or a subdomain of one.
+fn loopback_alias(host: &str) -> bool {
+    LOOPBACK_DOMAINS.iter().any(|d| {
+        host.strip_suffix(d)
+            .is_some_and(|h| h.is_empty() || h.ends_with('.'))
+    })
+}
 
 /// Node.js injection: code that reaches the process, module loader or function constructor.
 fn node_injection(l: &str) -> bool {
@@ -838,10 +854,20 @@ fn ssrf(l: &str) -> bool {
     // Borrowed slices, counted in bytes: a long value without `/` (a 4 KiB window of a
     // hostile body) is its own "host", and was copied twice per window.
     // `url`: whether `s` holds `://` (asked once: three searches of every 4 KiB window).
-    fn host_part(s: &str, url: bool) -> &str {
+    // `rfc`: the authority ends at the first `/`, `?` or `#` and the host follows its last
+    // `@` (RFC 3986: `http://169.254.169.254#@x.example/` goes to the first host);
+    // otherwise the host follows the last `@` of the whole value
+    // (`http://x.example#@169.254.169.254/`, as lenient parsers read it). Where URL parsers
+    // disagree the request is an attack either way, so both readings are judged.
+    fn host_part(s: &str, url: bool, rfc: bool) -> &str {
         let s = if url {
             s.find_lit("://")
                 .map_or(s, |p| s.get(p + 3..).unwrap_or_default())
+        } else {
+            s
+        };
+        let s = if rfc {
+            s.split(['/', '?', '#']).next().unwrap_or_default()
         } else {
             s
         };
@@ -854,10 +880,18 @@ fn ssrf(l: &str) -> bool {
     }
     let url = l.has_lit("://");
     let t = l.trim();
+    let lenient = host_part(t, url, false);
+    let rfc = host_part(t, url, true);
+    ssrf_host(t, url, lenient) || rfc != lenient && ssrf_host(t, url, rfc)
+}
+
+/// [`ssrf`] for one reading of the value's host.
+#[inline(never)]
+fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
     // The value is the URL (`http://localhost:6379/`), as a fetch target is; a loopback URL
     // inside a sentence ("open http://localhost:3000 in your browser") is documentation.
     // Metadata addresses count wherever they stand.
-    let host = host_part(t, url);
+    let l = t;
     let whole_url =
         url && t.find_lit("://").is_some_and(|p| {
             t.get(..p).is_some_and(|scheme| {
@@ -880,7 +914,8 @@ fn ssrf(l: &str) -> bool {
             .iter()
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
-        || INTERNAL_HOSTS.contains(&host_no_port) && (if url { whole_url } else { l.contains('/') })
+        || (INTERNAL_HOSTS.contains(&host_no_port) || loopback_alias(host_no_port))
+            && (if url { whole_url } else { l.contains('/') })
 }
 
 /// A URL host in IPv4's link-local block 169.254.0.0/16, where cloud metadata services

@@ -15,6 +15,9 @@ pub enum Context {
     Single,
     /// Inside `"..."`.
     Double,
+    /// Inside a MySQL quoted identifier `` `...` `` (a column or table name the
+    /// application quotes: `` ORDER BY `$col` ``).
+    Backtick,
 }
 
 /// Token types (the letters libinjection popularised).
@@ -504,6 +507,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
         Context::None => None,
         Context::Single => Some(b'\''),
         Context::Double => Some(b'"'),
+        Context::Backtick => Some(b'`'),
     } {
         let (end, closed) = string_end(b, 0, q);
         if !closed {
@@ -669,6 +673,33 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
         }
     }
     out
+}
+
+/// Unicode's `White_Space` characters outside ASCII.
+fn unicode_space(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x85 | 0xa0 | 0x1680 | 0x2000..=0x200a | 0x2028 | 0x2029 | 0x202f | 0x205f | 0x3000
+    )
+}
+
+/// `s` with each non-ASCII whitespace character replaced by a space: a no-break, em,
+/// ideographic... space between SQL words is a separator to databases that read the query
+/// in a Unicode or single-byte charset (`1\u{a0}UNION\u{a0}SELECT`), so the tokenizer reads
+/// this copy (made only for values that hold one, [`has_unicode_space`]).
+#[inline(never)]
+pub(crate) fn ascii_spaces(s: &str) -> String {
+    s.chars()
+        .map(|c| if unicode_space(c) { ' ' } else { c })
+        .collect()
+}
+
+/// Whether `s` holds a non-ASCII whitespace character ([`ascii_spaces`]). Every one is encoded with a lead byte `0xC2`, `0xE1`, `0xE2` or `0xE3`:
+/// a value without them is answered from its byte set alone.
+#[inline(never)]
+pub(crate) fn has_unicode_space(set: &crate::extract::ByteSet, s: &str) -> bool {
+    (set.has(0xc2) || set.has(0xe1) || set.has(0xe2) || set.has(0xe3))
+        && s.chars().any(unicode_space)
 }
 
 /// Whether `lower` (a lowercase value) is made only of words, numbers, spaces and `- . , _`

@@ -263,6 +263,7 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
 
     match ctx {
         Context::Single | Context::Double => quoted_break_out(tokens),
+        Context::Backtick => identifier_break_out(tokens),
         Context::None => numeric(&nc, nc.len() != tokens.len()),
     }
 }
@@ -532,6 +533,11 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
             let not = x == Kind::Op && t(i + 1).is_some_and(|o| o.text == "not" || o.text == "!");
             (strong || bare_cmp || not).then_some("sqli.quote-logic")
         }
+        // `' REGEXP `: a pattern-match operator only SQL has, whose operand is the query's
+        // own text after the value.
+        Kind::Op if matches!(first.text.as_str(), "regexp" | "rlike") && k(i + 1).is_none() => {
+            Some("sqli.quote-operator")
+        }
         Kind::Op => {
             let x = k(i + 1)?;
             let after = k(i + 2);
@@ -614,7 +620,7 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
                     .is_some_and(collation_name),
                 _ => false,
             };
-            follows.then_some("sqli.quote-keyword")
+            (follows || alias_from(tokens, i)).then_some("sqli.quote-keyword")
         }
         _ => None,
     }
@@ -642,6 +648,38 @@ fn collation_name(t: &Token) -> bool {
         // A quoted name, or something the tokenizer reads otherwise: count it.
         _ => true,
     }
+}
+
+/// `AS name FROM` at `i`: a column alias, then the table clause (`' AS x FROM`,
+/// `` ` AS `edit_user_id` from ``): the break-out ends a select list's column and goes on with
+/// the query.
+fn alias_from(tokens: &[Token], i: usize) -> bool {
+    let t = |j: usize| tokens.get(j);
+    t(i).is_some_and(|x| x.kind == Kind::Keyword && x.text == "as")
+        && t(i + 1).is_some_and(|x| matches!(x.kind, Kind::Bare | Kind::Str))
+        && t(i + 2).is_some_and(|x| x.text == "from")
+}
+
+/// The break-out from a MySQL quoted identifier (`` `...` ``, an application's column or
+/// table name): after the closing backtick, a statement end (`` admin`; ``), `UNION SELECT`,
+/// a statement, a column alias and `FROM`, or a pattern-match operator. Comments are not
+/// counted here: Markdown puts options in code spans (``use the `--force` flag``), which
+/// this reading would see as a break-out and a comment.
+#[inline(never)]
+fn identifier_break_out(tokens: &[Token]) -> Option<&'static str> {
+    let first = tokens.get(1)?;
+    let k = |j: usize| tokens.get(j).map(|x| x.kind);
+    let hit = match first.kind {
+        Kind::Semi => true,
+        Kind::Union => matches!(k(2), Some(Kind::Stmt | Kind::Keyword | Kind::LParen)),
+        Kind::Keyword => alias_from(tokens, 1),
+        Kind::Op => {
+            matches!(first.text.as_str(), "regexp" | "rlike")
+                && matches!(k(2), None | Some(Kind::Str | Kind::Num | Kind::LParen))
+        }
+        _ => false,
+    };
+    hit.then_some("sqli.identifier-break-out")
 }
 
 fn is_comparison_or_concat(op: &str) -> bool {
@@ -1151,11 +1189,17 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
     if lexer::inert_phrase(lower) {
         return;
     }
-    for ctx in [Context::None, Context::Single, Context::Double] {
+    for ctx in [
+        Context::None,
+        Context::Single,
+        Context::Double,
+        Context::Backtick,
+    ] {
         let has_quote = match ctx {
             Context::None => true,
             Context::Single => text.contains('\''),
             Context::Double => text.contains('"'),
+            Context::Backtick => text.contains('`'),
         };
         if !has_quote {
             continue;
@@ -1165,6 +1209,7 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
             let quote = match ctx {
                 Context::Single => Some('\''),
                 Context::Double => Some('"'),
+                Context::Backtick => Some('`'),
                 Context::None => None,
             };
             // Paranoia 2: SQL quoted in a sentence ("Use 'SELECT 1' as a health check"), and
@@ -1198,6 +1243,7 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
             let rule = match ctx {
                 Context::None => fragment(&tokens),
                 Context::Single | Context::Double => weak_break_out(&tokens),
+                Context::Backtick => None,
             };
             if let Some(rule) = rule {
                 out.hit(input, CAT, rule, Severity::Critical, 2);
@@ -1271,6 +1317,8 @@ fn prose_breaks_query(text: &str, tokens: &[Token], ctx: Context) -> bool {
             Some(t) if t.kind == Kind::Str && !t.open => 1,
             _ => return false,
         },
+        // A break-out from a quoted identifier keeps its finding: this reading is not made.
+        Context::Backtick => return false,
     };
     let word = |t: &Token| {
         t.kind == Kind::Bare
@@ -1383,7 +1431,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if input.value.is_empty() {
             continue;
         }
-        let plain = super::is_plain_input(input);
+        // A plain token, unless a non-ASCII space separates its words (`1\u{a0}OR\u{a0}1=1`):
+        // the tokenizer reads that as a space (`lexer::ascii_spaces`).
+        let plain =
+            super::is_plain_input(input) && !lexer::has_unicode_space(&input.bytes, &input.value);
         let is_header = input.location.source == Source::Header;
         // User agents and the path are prose-like; only unmistakable shapes count there.
         if input.location.source == Source::Path {
@@ -1411,7 +1462,15 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // injection into a logged User-Agent starts (`Mozilla/5.0' or 1=1--`).
         let user_agent = is_header && input.location.name == "user-agent";
         if !plain && (!user_agent || input.value.contains(['\'', '"'])) {
-            scan_value(input, &input.value, &input.lower, out);
+            if lexer::has_unicode_space(&input.bytes, &input.value) {
+                let (v, lw) = (
+                    lexer::ascii_spaces(&input.value),
+                    lexer::ascii_spaces(&input.lower),
+                );
+                scan_value(input, &v, &lw, out);
+            } else {
+                scan_value(input, &input.value, &input.lower, out);
+            }
         }
         if matches!(input.location.source, Source::Arg | Source::ArgName) && out.wants(CAT, 2) {
             if let Some(level) = special_char_level(&input.value) {
@@ -1436,6 +1495,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             out.hit(input, CAT, "sqli.open-call", Severity::Critical, 1);
         }
         if input.bytes.has(b'(') && sql_function_call(l) {
+            out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
+        }
+        if input.lower_has(".e(") && glued_number_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
         }
         if input.lower_has("::") && pg_cast(l) {
@@ -1615,6 +1677,28 @@ fn system_procedure(l: &str) -> bool {
                 })
             })
         })
+}
+
+/// `1.e(ascii(...`: MySQL reads `1.e` as a number with an empty exponent and the next token
+/// starts right after it, so the number stands where a space would, glued to a call of an
+/// SQL function (or a subquery). No language writes a number with an empty exponent, and
+/// an outline's `1.e(i)` names no SQL function.
+#[inline(never)]
+fn glued_number_call(l: &str) -> bool {
+    let b = l.as_bytes();
+    super::lit_offsets(l, ".e(").any(|p| {
+        let digit = p
+            .checked_sub(1)
+            .and_then(|i| b.get(i))
+            .is_some_and(u8::is_ascii_digit);
+        let rest = b.get(p + 3..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        let name = l.get(p + 3..p + 3 + len).unwrap_or_default();
+        digit && (name == "select" || SQL_FUNCTION_SET.contains(name))
+    })
 }
 
 /// `expr::type` casts (PostgreSQL).
