@@ -133,13 +133,15 @@ impl ThreatScoreFilter {
         body: Option<BodyChunk<'_>>,
         protocol: Option<&str>,
     ) -> Assessment {
+        let request = self.request(req, body, protocol);
         #[cfg(feature = "bench-engine-off")]
-        {
-            let _ = self.request(req, body, protocol);
-            return engine_off();
-        }
+        let assessment = {
+            let _ = request;
+            engine_off()
+        };
         #[cfg(not(feature = "bench-engine-off"))]
-        self.engine.inspect(&self.request(req, body, protocol))
+        let assessment = self.engine.inspect(&request);
+        assessment
     }
 
     /// Apply the mode to the final assessment of a request, count and log it.
@@ -316,6 +318,13 @@ impl HttpFilter for ThreatScoreFilter {
         let mode = config.mode;
         let max_body = config.limits.body_bytes.max as usize;
         let engine = config.compile()?;
+        // A measuring build must never pass for a deployable one: say so on every configuration.
+        #[cfg(feature = "bench-engine-off")]
+        log::warn!(
+            "{}: bench-engine-off build: the engine is never called and every request is \
+             allowed unscored; for measuring the glue only (bench/README.md), never deploy it",
+            Self::NAME
+        );
         let categories = Category::ALL
             .iter()
             .map(|c| metrics.counter(&format!("category_{}_total", metric_fragment(c.as_str()))))

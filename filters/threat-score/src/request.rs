@@ -1,6 +1,8 @@
 //! The request as the engine sees it: borrowed, plain data that the glue fills from Envoy
 //! (`get_http_request_headers`, `get_http_request_body`) and tests build by hand.
 
+use crate::detect::Outlined as _;
+
 /// A view of one HTTP request. Header names must be lowercase (Envoy delivers them so);
 /// HTTP/2-style pseudo headers (`:method`, `:path`, `:authority`) may be present and are used
 /// when `method`/`uri` are empty or the `host` header is missing.
@@ -90,7 +92,7 @@ impl<'a> Request<'a> {
                 .next()
                 .unwrap_or_default()
                 .trim()
-                .to_ascii_lowercase()
+                .ascii_lower()
         })
     }
 }

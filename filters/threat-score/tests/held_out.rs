@@ -1857,3 +1857,146 @@ fn other_carriers_and_obfuscations_of_threat_precision8() {
     );
     assert_eq!(a.verdict, Verdict::Block, "{a:?}");
 }
+
+/// `nomatch9`: an SQL break-out counts only when the SQL it makes can run. In a value of
+/// several lines, a `--` or `#` comment ends at the line's end, so an article that quotes a
+/// payload on a line of its own leaves its paragraphs to the parser: words no dialect parses
+/// (four in a row, a word after a string alias, a number after a string) before the first
+/// `;` make the statement fail (paranoia 2). Lines that are SQL, prose inside a string or a
+/// `/* */` comment, and prose after a stacked statement's `;` still count at paranoia 1.
+/// `COLLATE` must name a collation (`_`-joined, SQLite's and PostgreSQL's bare names, quoted):
+/// `user'collate foo--` resolves nothing.
+#[test]
+fn sql_documents_and_collations_of_nomatch9() {
+    for text in [
+        "How login bypass works\nThe attacker types the classic payload below into the user name field\n' OR '1'='1' --\nThe comment mark hides the rest of the query from the database.",
+        "Release notes\nFixed a bug where searching for O'Brien returned every row\nThe query now binds the name as a parameter\nOld input that broke it: x' or 1=1 --",
+        "user'collate foo--",
+        "name' COLLATE nonsense --",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+    for attack in [
+        "x' collate utf8mb4_bin--",
+        "x' COLLATE Latin1_General_CS_AS --",
+        "x' collate/**/nocase--",
+        "x' OR 1=1 --\nAND 2>1 --",
+        "x' or 1=1 -- note\nunion select password from users --",
+        "x' OR 'a'='a\nthis line is only text inside the string\n' OR 1=1 --",
+        "1'; DROP TABLE users; --\nthis is a normal looking sentence here",
+        "x' OR 1=1 /*\nfour plain words here\n*/ --",
+        "x' OR 1=1 #\n-- the rest of the line is gone",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+}
+
+/// Shapes generalised on `recall9` (issue 11 recall), each beside the text it must not
+/// catch: other whitespace between SQL words (no-break, em, ideographic spaces: the tokenizer
+/// reads them as spaces), a break-out from a MySQL quoted identifier, a column alias and its
+/// table after a break-out, a number glued to a call by an empty exponent, end tags written with characters that become `<` in US-ASCII or byte truncation, a
+/// namespace prefix spaced from its tag name, loopback DNS names, the two readings of a URL
+/// authority, GCE's short metadata name.
+#[test]
+fn recall9_shapes_versus_look_alikes() {
+    for attack in [
+        "1\u{a0}UNION\u{a0}SELECT\u{a0}password\u{a0}FROM\u{a0}users",
+        "-1\u{202f}UNION\u{202f}ALL\u{202f}SELECT\u{202f}NULL,NULL--",
+        "x'\u{2003}OR\u{2003}1=1--",
+        "1\u{3000}OR\u{3000}2>1",
+        "ops@shop.example`;",
+        "name` UNION SELECT password FROM users-- ",
+        "` AS `total` FROM orders",
+        "col` RLIKE ",
+        "' AS total FROM orders--",
+        "x\" REGEXP ",
+        "7.e(version())",
+        "1.e(select password from users)",
+        "¼script¾alert(1)¼/script¾",
+        "мscriptоalert(1)м/scriptо",
+        "¼iframe src=//evil.example/x¾¼/iframe¾",
+        "<x: script>alert(1)</x: script>",
+        "http://lvh.me:6379/",
+        "http://admin.localtest.me/server-status",
+        "http://169.254.169.254#@cdn.example/latest/meta-data/",
+        "http://metadata/computeMetadata/v1/instance/",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+    for text in [
+        "Prix\u{a0}: 12\u{a0}€ ou moins, livraison offerte",
+        "Select\u{a0}the best match from a list of candidates",
+        "Crème\u{a0}brûlée or tarte\u{a0}tatin, 2\u{a0}×\u{a0}dessert",
+        "Use the `--force` flag to overwrite",
+        "Run `npm test`; then `npm run build`",
+        "`id` as the key from now on",
+        "Rename `user_id` as `owner` from v2 on",
+        "¼ cup sugar, ¾ cup flour",
+        "Размер: м, цвет: синий, мой заказ",
+        "<note: script output below>",
+        "Section 1.e(i) covers appeals",
+        "Local subdomains: http://lvh.me:3000 is handy, so is localtest.me",
+        "https://metadata.example.com/schemas/v1",
+    ] {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text:?} -> {a:?}");
+        });
+    }
+}
+
+/// Attacks of kinds the dev set covers thinly, written on `recall9` from each kind's grammar
+/// (none is a corpus row): already caught, kept as a guard. SVG/MathML elements and their
+/// animation attributes, `javascript:` behind character references, template engines other
+/// than Jinja (FreeMarker, Velocity, Twig, ERB, Razor, Mako, Spring EL), NoSQL JavaScript
+/// break-outs, LDAP filter break-outs, CR LF before a header, metadata services in other
+/// notations, traversal in overlong and double encodings.
+#[test]
+fn thin_kinds_of_recall9_are_blocked() {
+    for attack in [
+        "<svg><animate onbegin=alert(1) attributeName=x dur=1s>",
+        "<svg><set attributeName=\"href\" to=\"javascript:alert(1)\"/>",
+        "<math><maction actiontype=\"statusline\" xlink:href=\"javascript:alert(1)\">x</maction></math>",
+        "<a href=\"&#x6A;&#x61;&#x76;&#x61;&#x73;&#x63;&#x72;&#x69;&#x70;&#x74;&#x3A;alert(1)\">x</a>",
+        "<a href=javascript&colon;alert&lpar;1&rpar;>x</a>",
+        "<details open ontoggle=confirm(1)>",
+        "\" autofocus onfocus=\"alert(document.domain)",
+        "<#assign ex=\"freemarker.template.utility.Execute\"?new()>${ex(\"id\")}",
+        "#set($x=$e.getClass().forName(\"java.lang.Runtime\"))",
+        "{{_self.env.registerUndefinedFilterCallback(\"exec\")}}",
+        "<%= `id` %>",
+        "@(System.Diagnostics.Process.Start(\"cmd.exe\",\"/c whoami\"))",
+        "${self.module.cache.util.os.system(\"id\")}",
+        "*{T(java.lang.Runtime).getRuntime().exec('id')}",
+        "';return true;var a='",
+        "*)(uid=*))(|(uid=*",
+        "x*)(|(password=*))",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://100.100.100.200/latest/meta-data/",
+        "http://169.254.170.2/v2/credentials/",
+        "http://[0:0:0:0:0:ffff:169.254.169.254]/",
+        "gopher://127.0.0.1:6379/_FLUSHALL",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack:?} -> {a:?}");
+        });
+    }
+    let engine = Config::default().compile().unwrap();
+    let host = vec![("host".to_string(), "files.example".to_string())];
+    for query in [
+        "file=%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd",
+        "file=..%c0%af..%c0%afetc/passwd",
+        "file=%252e%252e%252f%252e%252e%252fetc%252fpasswd",
+        "page=..%5c..%5cwindows%5cwin.ini",
+        "next=%0d%0aSet-Cookie:%20sid=x",
+        "next=%E5%98%8A%E5%98%8DSet-Cookie:%20a=b",
+    ] {
+        let a = engine.inspect(&Request::new("GET", &format!("/get?{query}")).with_headers(&host));
+        assert_eq!(a.verdict, Verdict::Block, "{query}: {a:?}");
+    }
+}

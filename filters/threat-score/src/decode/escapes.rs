@@ -40,7 +40,7 @@ fn escape(rest: &[u8]) -> Option<(u32, usize)> {
         b'x' | b'X' => Some((hex_value(rest.get(1..3)?)?, 3)),
         b'u' | b'U' => {
             if rest.get(1) == Some(&b'{') {
-                let close = rest.iter().take(9).position(|&b| b == b'}')?;
+                let close = crate::detect::find_byte(crate::detect::head(rest, 9), b'}')?;
                 Some((hex_value(rest.get(2..close)?)?, close + 1))
             } else {
                 Some((hex_value(rest.get(1..5)?)?, 5))

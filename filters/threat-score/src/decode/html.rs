@@ -1,6 +1,8 @@
 //! HTML character references (`&lt;`, `&#60;`, `&#x3c;`, with or without the `;`), which
 //! browsers decode inside attributes and which attackers use to hide `javascript:` and tags.
 
+use crate::detect::Outlined as _;
+
 /// Named references worth knowing: the ones that produce syntax characters or whitespace.
 const NAMED: &[(&str, char)] = &[
     ("lt", '<'),
@@ -80,7 +82,7 @@ fn reference(s: &str) -> Option<(char, usize)> {
         }
         let text = s.get(start..start + digits)?;
         // Leading zeros are a classic padding evasion; cap the value instead of overflowing.
-        let cp = u32::from_str_radix(text.trim_start_matches('0'), radix)
+        let cp = u32::from_str_radix(text.trim_start_set(&['0']), radix)
             .ok()
             .or(if text.bytes().all(|b| b == b'0') {
                 Some(0)
@@ -94,13 +96,12 @@ fn reference(s: &str) -> Option<(char, usize)> {
         }
         return Some((c, used));
     }
-    let name_len = bytes
+    let name_len = crate::detect::head(bytes, 8)
         .iter()
-        .take(8)
         .take_while(|b| b.is_ascii_alphabetic())
         .count();
     let name = s.get(..name_len)?;
-    let lower = name.to_ascii_lowercase();
+    let lower = name.ascii_lower();
     // Longest match first, so `&lpar` is not read as `&lt` + "par"... names here are distinct,
     // but `&ltx` style prefixes must still decode as browsers do (`&lt` without `;`).
     for len in (2..=lower.len()).rev() {

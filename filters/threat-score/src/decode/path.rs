@@ -1,6 +1,8 @@
 //! Path normalisation for traversal detection: unify separators, drop `.` and empty segments,
 //! and count `..` segments instead of resolving them (resolving would hide the attack).
 
+use crate::detect::Outlined as _;
+
 /// A normalised view of a path-like value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NormalPath {
@@ -37,7 +39,7 @@ fn normalize_segments<'a>(len: usize, segments: impl Iterator<Item = &'a str>) -
         if seg == "." {
             continue;
         }
-        let trimmed = seg.trim_end_matches([';', ' ', '\t']);
+        let trimmed = seg.trim_end_set(&[';', ' ', '\t']);
         let is_parent = trimmed.len() >= 2 && trimmed.bytes().all(|b| b == b'.');
         if i != 0 {
             out.push('/');

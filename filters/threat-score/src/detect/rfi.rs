@@ -4,6 +4,7 @@
 //! paranoia 2, any URL pointing to another host than the request's.
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -21,7 +22,7 @@ const SCHEMES: &[&str] = &[
 /// it (`pathname`, `config`). A substring elsewhere is another word: `redirect_uri` holds
 /// `dir`, `incoming` holds `inc`.
 pub(crate) fn path_like_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
+    let n = name.ascii_lower();
     n.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|part| !part.is_empty())
         .any(|part| {
@@ -36,7 +37,7 @@ pub(crate) fn path_like_name(name: &str) -> bool {
 
 /// The host of a URL at the start of `v` (after the scheme), lowercase.
 fn url_host(v: &str) -> Option<(&'static str, String)> {
-    let l = v.trim_start().to_ascii_lowercase();
+    let l = v.trim_start().ascii_lower();
     let scheme = SCHEMES.iter().find(|s| l.starts_with(**s))?;
     let rest = l.get(scheme.len()..)?;
     // A UNC path (`\\host\share\x.dll`) names its host up to the next backslash, with no
@@ -201,7 +202,7 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     if input.location.source == Source::Arg && path_like_name(&input.location.name) {
         out.hit(input, CAT, "rfi.include-parameter", Severity::Critical, 1);
     }
-    let own = request_host.map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+    let own = request_host.map(|h| h.split(':').next().unwrap_or(h).ascii_lower());
     if !host.is_empty()
         && own.as_deref() != Some(host.as_str())
         && input.location.source == Source::Arg

@@ -4,6 +4,7 @@
 
 use super::Findings;
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
 
@@ -21,7 +22,7 @@ const FRAMEWORK_IDS: &[&str] = &[
 
 /// Whether `name` follows a session-cookie naming convention.
 pub fn session_like(name: &str) -> bool {
-    session_like_lower(&name.to_ascii_lowercase())
+    session_like_lower(&name.ascii_lower())
 }
 
 /// [`session_like`] of a name already lowercased (an input's `lower`): no copy per name.
@@ -44,7 +45,7 @@ fn host_of(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let host = rest.split(['/', '?', '#']).next()?;
     let host = host.rsplit('@').next()?;
-    Some(host.split(':').next()?.to_ascii_lowercase())
+    Some(host.split(':').next()?.ascii_lower())
 }
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
@@ -54,7 +55,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     let own = p
         .headers
         .host()
-        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+        .map(|h| h.split(':').next().unwrap_or(h).ascii_lower());
     let referer = p.headers.referer;
     let offsite = referer.and_then(host_of).is_some_and(|h| {
         own.as_deref()

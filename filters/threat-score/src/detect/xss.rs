@@ -7,6 +7,7 @@
 
 use super::{Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 
@@ -138,6 +139,9 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
         {
             j += 1;
         }
+        if j > start + 1 && j <= start + 4 && b.get(j - 1) == Some(&b':') {
+            j = spaced_local_name(b, j);
+        }
         if j == start
             || !b
                 .get(start)
@@ -183,8 +187,71 @@ fn spaced_tag(l: &str) -> bool {
     })
 }
 
+/// `< x: script`: old engines also join a namespace prefix of up to three letters (ending
+/// at `j`, after its `:`) and the local name across spaces. Returns the end of the local
+/// name, or `j` when none follows. Up to four spaces, once per tag: linear.
+#[inline(never)]
+fn spaced_local_name(b: &[u8], j: usize) -> usize {
+    let mut k = j;
+    while b.get(k) == Some(&b' ') && k < j + 4 {
+        k += 1;
+    }
+    if k == j || !b.get(k).is_some_and(u8::is_ascii_alphabetic) {
+        return j;
+    }
+    while b
+        .get(k)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+    {
+        k += 1;
+    }
+    k
+}
+
 fn tag_base(name: &str) -> &str {
-    name.rsplit(':').next().unwrap_or(name)
+    name.rsplit(':').next().unwrap_or(name).trim_start()
+}
+
+/// A tag closed with a character that a server writing text as US-ASCII (the high bit
+/// dropped: `¼` U+00BC is `<`) or truncating characters to bytes (`м` U+043C, `ļ` U+013C)
+/// turns into `<` (CRS 941310, the US-ASCII malformed encoding): `¼/name` closing an element
+/// opened before it with `¼name` or `<name` (`¼script¾alert(1)¼/script¾`). Without its end
+/// tag a script never runs; prose puts a space or a digit after `¼` (`¼ cup`, `¼in`), not an
+/// element and its end tag. Every such character's UTF-8 form ends with the byte `0xBC` (the
+/// caller asks the byte set first). Names kept: 64 at most, so the scan stays linear.
+#[inline(never)]
+fn low_byte_tag(l: &str) -> bool {
+    // The character ending at byte `end`, when it is one that becomes `<`.
+    let lt_at = |end: usize| {
+        l.get(..=end)
+            .and_then(|h| h.chars().next_back())
+            .filter(|c| {
+                let v = u32::from(*c);
+                (0x80..0x100).contains(&v) && v & 0x7f == 0x3c || v >= 0x100 && v & 0xff == 0x3c
+            })
+            .map(char::len_utf8)
+    };
+    let b = l.as_bytes();
+    // End tags looked at: 16 at most, each a search of the text before it: linear.
+    super::byte_offsets(l, 0xbc)
+        .filter(|&p| b.get(p + 1) == Some(&b'/') && lt_at(p).is_some())
+        .take(16)
+        .any(|p| {
+            let rest = b.get(p + 2..).unwrap_or_default();
+            let len = rest
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .count();
+            let (Some(name), Some(before)) = (l.get(p + 2..p + 2 + len), l.get(..=p)) else {
+                return false;
+            };
+            name.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && before.match_indices(name).any(|(q, _)| {
+                    q > 0
+                        && (b.get(q - 1) == Some(&b'<')
+                            || b.get(q - 1) == Some(&0xbc) && lt_at(q - 1).is_some())
+                })
+        })
 }
 
 /// `on<event>=` as an attribute: preceded by whitespace, `/`, a quote or the tag name.
@@ -575,7 +642,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
         // Paranoia 2: any tag carrying an attribute (`<a href="x"`).
         if tags(l).any(|(_, attrs)| {
             attrs.split('>').next().is_some_and(|a| {
-                a.starts_with(|c: char| c.is_ascii_whitespace() || c == '/') && a.contains('=')
+                a.first_char()
+                    .is_some_and(|c| c.is_ascii_whitespace() || c == '/')
+                    && a.contains('=')
             })
         }) {
             out.hit(input, CAT, "xss.tag-attribute", Severity::Critical, 2);
@@ -606,6 +675,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // Paranoia 2: closing an HTML comment (`-->`) to leave a comment context.
     if out.wants(CAT, 2) && input.lower_has("-->") {
         out.hit(input, CAT, "xss.comment-close", Severity::Critical, 2);
+    }
+    if input.bytes.has(0xbc) && low_byte_tag(l) {
+        hit(out, "xss.low-byte-tag");
     }
     if input.bytes.has(b'<') && input.may_contain("xmlns") && xml_include(l) {
         hit(out, "xss.xml-include");
@@ -828,7 +900,7 @@ mod tests {
             "data: , <x>",
             "javascript:/*-/*`/*\\`/*'/*\"/**/(/* */onerror=alert('THM') )//",
         ] {
-            assert!(any(&s.to_ascii_lowercase()), "{s}");
+            assert!(any(&s.ascii_lower()), "{s}");
         }
     }
 
@@ -843,7 +915,7 @@ mod tests {
             "Once upon a time",
             "the button is on the left",
         ] {
-            assert!(!any(&s.to_ascii_lowercase()), "{s}");
+            assert!(!any(&s.ascii_lower()), "{s}");
         }
     }
 

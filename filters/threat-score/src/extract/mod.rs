@@ -11,6 +11,7 @@ use crate::decode::{deep_decode, Decoded};
 use crate::detect::gate::Shape;
 use crate::detect::DetectorKind;
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::model::{CategorySet, LimitKind, Location, Source};
 use crate::request::Request;
 use std::borrow::Cow;
@@ -165,7 +166,7 @@ impl<'r> Input<'r> {
         let has_upper = value_bytes.intersects(&ByteSet::ASCII_UPPERCASE);
         let (lower, bytes) = if has_upper {
             (
-                Text::from(value.to_ascii_lowercase()),
+                Text::from(value.ascii_lower()),
                 value_bytes.ascii_lowercased(),
             )
         } else {
@@ -187,9 +188,12 @@ impl<'r> Input<'r> {
     ) -> Input<'r> {
         // A `User-Agent` received as plain product tokens (nothing decoded) has a shape of its
         // own: the injection detectors skip it (`detect::gate`).
+        // `raw == value` asked of the place first: an undecoded value is its own raw form
+        // (same bytes), and a text comparison is a byte loop on Wasm.
         let product = location.source == Source::Header
-            && location.name == "user-agent"
-            && raw == value
+            && crate::detect::same_bytes(location.name.as_bytes(), b"user-agent")
+            && ((raw.as_ptr() == value.as_ptr() && raw.len() == value.len())
+                || crate::detect::same_bytes(raw.as_bytes(), value.as_bytes()))
             && crate::detect::gate::product_user_agent(&value);
         let shape = if product {
             Shape::Product
@@ -388,19 +392,23 @@ impl<'r> HeaderIndex<'r> {
         };
         for (n, v) in headers {
             let v = v.as_str();
-            match n.as_str() {
-                "host" => first(&mut x.host, v),
-                ":authority" => first(&mut x.authority, v),
-                "content-type" => {
+            // By length, then the bytes without `memcmp` (on Wasm a byte loop of ~18
+            // instructions a byte, and a name that matches is read to its end).
+            let n = n.as_bytes();
+            let is = |name: &[u8]| crate::detect::same_bytes(n, name);
+            match n.len() {
+                4 if is(b"host") => first(&mut x.host, v),
+                10 if is(b":authority") => first(&mut x.authority, v),
+                12 if is(b"content-type") => {
                     x.content_type_repeated |= x.content_type.is_some();
                     first(&mut x.content_type, v);
                 }
-                "content-length" => first(&mut x.content_length, v),
-                "transfer-encoding" => first(&mut x.transfer_encoding, v),
-                "connection" => first(&mut x.connection, v),
-                "range" => first(&mut x.range, v),
-                "accept" => first(&mut x.accept, v),
-                "referer" => first(&mut x.referer, v),
+                14 if is(b"content-length") => first(&mut x.content_length, v),
+                17 if is(b"transfer-encoding") => first(&mut x.transfer_encoding, v),
+                10 if is(b"connection") => first(&mut x.connection, v),
+                5 if is(b"range") => first(&mut x.range, v),
+                6 if is(b"accept") => first(&mut x.accept, v),
+                7 if is(b"referer") => first(&mut x.referer, v),
                 _ => {}
             }
         }
@@ -1183,7 +1191,7 @@ fn pairs_of(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
-/// `b.to_ascii_lowercase()`, eight bytes per step (SWAR): a copy, then each word's `A-Z`
+/// `b.ascii_lower()`, eight bytes per step (SWAR): a copy, then each word's `A-Z`
 /// bytes get their `0x20` bit (the tests compare the byte `b >= 'A'` and `b > 'Z'` on the
 /// low seven bits, within each byte, and leave bytes from 0x80 alone).
 fn ascii_lowercase(b: &[u8]) -> Vec<u8> {
@@ -1283,7 +1291,7 @@ impl HeaderTable {
         let mask = self.slots.len().wrapping_sub(1);
         let mut i = (crate::detect::word_hash(name.as_bytes()) as usize) & mask;
         while let Some(Some((n, _, _))) = self.slots.get(i) {
-            if **n == *name {
+            if crate::detect::same_bytes(n.as_bytes(), name.as_bytes()) {
                 break;
             }
             i = (i + 1) & mask;
@@ -1405,7 +1413,7 @@ pub(crate) fn prepare_with<'r>(
             .next()
             .unwrap_or_default()
             .trim()
-            .to_ascii_lowercase()
+            .ascii_lower()
     });
     let mut body_kind = BodyKind::None;
     let mut multipart_info = None;
@@ -1485,7 +1493,8 @@ pub(crate) fn prepare_with<'r>(
                     if borrowed_key {
                         let again = recent_keys.iter().find_map(|&k| {
                             b.inputs.get(k).filter(|i| {
-                                i.location.source == Source::ArgName && i.raw.as_str() == text
+                                i.location.source == Source::ArgName
+                                    && crate::detect::same_bytes(i.raw.as_bytes(), text.as_bytes())
                             })
                         });
                         if let Some(input) = again.cloned() {
@@ -1713,6 +1722,74 @@ mod tests {
                     text.iter().any(u8::is_ascii_uppercase)
                 );
             }
+        }
+    }
+
+    /// The header index found by length and bytes is the one the `match` on names found.
+    #[test]
+    fn header_index_matches_the_name_match() {
+        fn reference<'a>(headers: &'a [(String, String)]) -> HeaderIndex<'a> {
+            let mut x = HeaderIndex::default();
+            let first = |slot: &mut Option<&'a str>, v: &'a str| {
+                if slot.is_none() {
+                    *slot = Some(v);
+                }
+            };
+            for (n, v) in headers {
+                let v = v.as_str();
+                match n.as_str() {
+                    "host" => first(&mut x.host, v),
+                    ":authority" => first(&mut x.authority, v),
+                    "content-type" => {
+                        x.content_type_repeated |= x.content_type.is_some();
+                        first(&mut x.content_type, v);
+                    }
+                    "content-length" => first(&mut x.content_length, v),
+                    "transfer-encoding" => first(&mut x.transfer_encoding, v),
+                    "connection" => first(&mut x.connection, v),
+                    "range" => first(&mut x.range, v),
+                    "accept" => first(&mut x.accept, v),
+                    "referer" => first(&mut x.referer, v),
+                    _ => {}
+                }
+            }
+            x
+        }
+        let names = [
+            "host",
+            ":authority",
+            "content-type",
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "range",
+            "accept",
+            "referer",
+            "hosts",
+            "hist",
+            "cookie",
+            "accepT",
+            "content-typf",
+            ":authoritx",
+            "connectioN",
+            "user-agent",
+            "",
+            "rangex",
+        ];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        for _ in 0..3000 {
+            let mut headers = Vec::new();
+            seed = crate::detect::xorshift(seed);
+            for k in 0..seed % 9 {
+                seed = crate::detect::xorshift(seed);
+                let n = names[(seed % names.len() as u64) as usize];
+                headers.push((n.to_string(), format!("v{k}")));
+            }
+            assert_eq!(
+                HeaderIndex::of(&headers),
+                reference(&headers),
+                "{headers:?}"
+            );
         }
     }
 

@@ -2,6 +2,8 @@
 //! records the irregularities that CRS treats as evasion attempts (rule family 922/920120)
 //! instead of failing on them.
 
+use crate::detect::Outlined as _;
+
 /// One part of a multipart body.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Part {
@@ -30,7 +32,7 @@ pub struct Multipart {
 pub fn boundary(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        (k.trim().eq_ignore_ascii_case("boundary")).then(|| v.trim().trim_matches('"').to_string())
+        (k.trim().eq_ignore_ascii_case("boundary")).then(|| v.trim().trim_set(&['"']).to_string())
     })
 }
 
@@ -83,7 +85,7 @@ pub fn parse(body: &[u8], boundary: &str, max_parts: usize) -> Multipart {
             let Some((k, v)) = line.split_once(':') else {
                 continue;
             };
-            let k = k.trim().to_ascii_lowercase();
+            let k = k.trim().ascii_lower();
             match k.as_str() {
                 "content-disposition" => {
                     for (pk, pv) in disposition_params(v) {
@@ -94,7 +96,7 @@ pub fn parse(body: &[u8], boundary: &str, max_parts: usize) -> Multipart {
                         }
                     }
                 }
-                "content-type" => part.content_type = Some(v.trim().to_ascii_lowercase()),
+                "content-type" => part.content_type = Some(v.trim().ascii_lower()),
                 "content-transfer-encoding" => part.transfer_encoding = true,
                 _ => {}
             }
@@ -120,7 +122,7 @@ fn disposition_params(v: &str) -> Vec<(String, String)> {
             .next()
             .unwrap_or_default()
             .trim()
-            .to_ascii_lowercase();
+            .ascii_lower();
         let after = rest.get(eq + 1..).unwrap_or_default().trim_start();
         let (value, next) = if let Some(q) = after.strip_prefix('"') {
             match q.find('"') {

@@ -2,6 +2,7 @@
 //! inspects as `XML:/*`), without building a tree or resolving entities beyond the decoder's.
 
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 /// One value found in the document, with the element or attribute name it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XmlValue {
@@ -91,7 +92,7 @@ fn attributes(mut s: &str, out: &mut Vec<XmlValue>, max: usize) {
         }
         let name = s.get(..eq).unwrap_or_default().trim().to_string();
         let after = s.get(eq + 1..).unwrap_or_default().trim_start();
-        let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+        let Some(q) = after.first_char().filter(|c| *c == '"' || *c == '\'') else {
             s = after;
             continue;
         };

@@ -4,6 +4,8 @@
 //! opened. Each token gets a one-letter type; the fingerprint rules in `super` match shapes
 //! over these types.
 
+use crate::detect::Outlined as _;
+
 /// The quote context the injected text starts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Context {
@@ -13,6 +15,9 @@ pub enum Context {
     Single,
     /// Inside `"..."`.
     Double,
+    /// Inside a MySQL quoted identifier `` `...` `` (a column or table name the
+    /// application quotes: `` ORDER BY `$col` ``).
+    Backtick,
 }
 
 /// Token types (the letters libinjection popularised).
@@ -502,6 +507,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
         Context::None => None,
         Context::Single => Some(b'\''),
         Context::Double => Some(b'"'),
+        Context::Backtick => Some(b'`'),
     } {
         let (end, closed) = string_end(b, 0, q);
         if !closed {
@@ -597,7 +603,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                     i += 1;
                 }
                 let raw = input.get(start..i).unwrap_or_default();
-                let raw = raw.trim_end_matches('.');
+                let raw = raw.trim_end_set(&['.']);
                 // Lowercased in a stack buffer (a long word in a `String`); a one-byte word
                 // (`$` of `${`, `x`: one per two bytes of a hostile run) is its static text.
                 let mut buf = [0u8; 64];
@@ -614,7 +620,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                         std::str::from_utf8(lb).unwrap_or_default()
                     }
                     (None, None) => {
-                        long = raw.to_ascii_lowercase();
+                        long = raw.ascii_lower();
                         &long
                     }
                 };
@@ -667,6 +673,33 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
         }
     }
     out
+}
+
+/// Unicode's `White_Space` characters outside ASCII.
+fn unicode_space(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x85 | 0xa0 | 0x1680 | 0x2000..=0x200a | 0x2028 | 0x2029 | 0x202f | 0x205f | 0x3000
+    )
+}
+
+/// `s` with each non-ASCII whitespace character replaced by a space: a no-break, em,
+/// ideographic... space between SQL words is a separator to databases that read the query
+/// in a Unicode or single-byte charset (`1\u{a0}UNION\u{a0}SELECT`), so the tokenizer reads
+/// this copy (made only for values that hold one, [`has_unicode_space`]).
+#[inline(never)]
+pub(crate) fn ascii_spaces(s: &str) -> String {
+    s.chars()
+        .map(|c| if unicode_space(c) { ' ' } else { c })
+        .collect()
+}
+
+/// Whether `s` holds a non-ASCII whitespace character ([`ascii_spaces`]). Every one is encoded with a lead byte `0xC2`, `0xE1`, `0xE2` or `0xE3`:
+/// a value without them is answered from its byte set alone.
+#[inline(never)]
+pub(crate) fn has_unicode_space(set: &crate::extract::ByteSet, s: &str) -> bool {
+    (set.has(0xc2) || set.has(0xe1) || set.has(0xe2) || set.has(0xe3))
+        && s.chars().any(unicode_space)
 }
 
 /// Whether `lower` (a lowercase value) is made only of words, numbers, spaces and `- . , _`
@@ -768,7 +801,7 @@ fn inert_words(lower: &str, slash: bool) -> bool {
 /// `w` lowercased: borrowed when it is lowercase already.
 fn lowercase(w: &str) -> Text<'_> {
     if w.bytes().any(|c| c.is_ascii_uppercase()) {
-        Text::Owned(w.to_ascii_lowercase())
+        Text::Owned(w.ascii_lower())
     } else {
         Text::Input(w)
     }
@@ -861,7 +894,7 @@ fn next_word(input: &str, i: usize) -> Option<String> {
         .chars()
         .take_while(|c| c.is_ascii_alphabetic())
         .collect();
-    Some(w.to_ascii_lowercase())
+    Some(w.ascii_lower())
 }
 
 fn skip_word(b: &[u8], mut i: usize) -> usize {
@@ -949,10 +982,7 @@ mod tests {
                         {
                             i += 1;
                         }
-                        let w = lower
-                            .get(start..i)
-                            .unwrap_or_default()
-                            .trim_end_matches('.');
+                        let w = lower.get(start..i).unwrap_or_default().trim_end_set(&['.']);
                         let plain = match word_kind(w).0 {
                             Kind::Bare | Kind::Func | Kind::Num => true,
                             Kind::Keyword => !matches!(
@@ -1392,7 +1422,7 @@ mod tests {
             "@@VERSION, 0X1F, 1E5 Or SLEEP(5) ORDER  BY 2",
             "Mozilla/5.0 (X11; Linux x86_64)",
         ] {
-            let lower = s.to_ascii_lowercase();
+            let lower = s.ascii_lower();
             for ctx in [Context::None, Context::Single, Context::Double] {
                 let (a, b) = (tokenize(s, ctx), tokenize(&lower, ctx));
                 assert_eq!(a, b, "{s}");

@@ -10,6 +10,7 @@ pub mod lexer;
 
 use super::{Findings, INJECTION_SOURCES};
 use crate::detect::Lit as _;
+use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
 use lexer::{tokenize, Context, Kind, Token};
@@ -262,6 +263,7 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
 
     match ctx {
         Context::Single | Context::Double => quoted_break_out(tokens),
+        Context::Backtick => identifier_break_out(tokens),
         Context::None => numeric(&nc, nc.len() != tokens.len()),
     }
 }
@@ -531,6 +533,11 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
             let not = x == Kind::Op && t(i + 1).is_some_and(|o| o.text == "not" || o.text == "!");
             (strong || bare_cmp || not).then_some("sqli.quote-logic")
         }
+        // `' REGEXP `: a pattern-match operator only SQL has, whose operand is the query's
+        // own text after the value.
+        Kind::Op if matches!(first.text.as_str(), "regexp" | "rlike") && k(i + 1).is_none() => {
+            Some("sqli.quote-operator")
+        }
         Kind::Op => {
             let x = k(i + 1)?;
             let after = k(i + 2);
@@ -603,14 +610,76 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
         }
         Kind::Keyword => {
             let kw = first.text.as_str();
-            (matches!(
-                kw,
-                "where" | "from" | "into" | "having" | "procedure" | "collate"
-            ) && k(i + 1).is_some())
-            .then_some("sqli.quote-keyword")
+            let follows = match kw {
+                "where" | "from" | "into" | "having" | "procedure" => k(i + 1).is_some(),
+                // Comments are spaces here (`collate/**/utf8_bin`).
+                "collate" => tokens
+                    .iter()
+                    .skip(i + 1)
+                    .find(|n| n.kind != Kind::Comment)
+                    .is_some_and(collation_name),
+                _ => false,
+            };
+            (follows || alias_from(tokens, i)).then_some("sqli.quote-keyword")
         }
         _ => None,
     }
+}
+
+/// Whether the token after `COLLATE` can name a collation, without which the statement fails
+/// to parse or to resolve and the break-out runs nothing (`user'collate foo--`). Collation
+/// names are a character set and qualifiers joined by `_` in MySQL, SQL Server and Oracle
+/// (`utf8mb4_bin`, `Latin1_General_CI_AS`, `BINARY_CI`), a few bare names (`binary`, SQLite's
+/// `nocase` and `rtrim`, PostgreSQL's `c`, `posix`, `unicode`, `default`), or a quoted
+/// identifier (`"C"`, `` `utf8_bin` ``, `[x]`, PostgreSQL's Unicode-escaped `U&"..."`, which
+/// the tokenizer reads as the word `u`). Anything else is not a collation in any
+/// dialect the filter knows, so the shape does not count.
+fn collation_name(t: &Token) -> bool {
+    match t.kind {
+        Kind::Bare | Kind::Keyword => {
+            let n = t.text.as_str();
+            n.contains('_')
+                || matches!(
+                    n,
+                    "binary" | "nocase" | "rtrim" | "c" | "posix" | "unicode" | "default" | "u"
+                )
+        }
+        Kind::Var | Kind::Num => false,
+        // A quoted name, or something the tokenizer reads otherwise: count it.
+        _ => true,
+    }
+}
+
+/// `AS name FROM` at `i`: a column alias, then the table clause (`' AS x FROM`,
+/// `` ` AS `edit_user_id` from ``): the break-out ends a select list's column and goes on with
+/// the query.
+fn alias_from(tokens: &[Token], i: usize) -> bool {
+    let t = |j: usize| tokens.get(j);
+    t(i).is_some_and(|x| x.kind == Kind::Keyword && x.text == "as")
+        && t(i + 1).is_some_and(|x| matches!(x.kind, Kind::Bare | Kind::Str))
+        && t(i + 2).is_some_and(|x| x.text == "from")
+}
+
+/// The break-out from a MySQL quoted identifier (`` `...` ``, an application's column or
+/// table name): after the closing backtick, a statement end (`` admin`; ``), `UNION SELECT`,
+/// a statement, a column alias and `FROM`, or a pattern-match operator. Comments are not
+/// counted here: Markdown puts options in code spans (``use the `--force` flag``), which
+/// this reading would see as a break-out and a comment.
+#[inline(never)]
+fn identifier_break_out(tokens: &[Token]) -> Option<&'static str> {
+    let first = tokens.get(1)?;
+    let k = |j: usize| tokens.get(j).map(|x| x.kind);
+    let hit = match first.kind {
+        Kind::Semi => true,
+        Kind::Union => matches!(k(2), Some(Kind::Stmt | Kind::Keyword | Kind::LParen)),
+        Kind::Keyword => alias_from(tokens, 1),
+        Kind::Op => {
+            matches!(first.text.as_str(), "regexp" | "rlike")
+                && matches!(k(2), None | Some(Kind::Str | Kind::Num | Kind::LParen))
+        }
+        _ => false,
+    };
+    hit.then_some("sqli.identifier-break-out")
 }
 
 fn is_comparison_or_concat(op: &str) -> bool {
@@ -1120,11 +1189,17 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
     if lexer::inert_phrase(lower) {
         return;
     }
-    for ctx in [Context::None, Context::Single, Context::Double] {
+    for ctx in [
+        Context::None,
+        Context::Single,
+        Context::Double,
+        Context::Backtick,
+    ] {
         let has_quote = match ctx {
             Context::None => true,
             Context::Single => text.contains('\''),
             Context::Double => text.contains('"'),
+            Context::Backtick => text.contains('`'),
         };
         if !has_quote {
             continue;
@@ -1134,6 +1209,7 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
             let quote = match ctx {
                 Context::Single => Some('\''),
                 Context::Double => Some('"'),
+                Context::Backtick => Some('`'),
                 Context::None => None,
             };
             // Paranoia 2: SQL quoted in a sentence ("Use 'SELECT 1' as a health check"), and
@@ -1154,6 +1230,12 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
                 out.hit(input, CAT, "sqli.json-document", Severity::Critical, 2);
                 continue;
             }
+            // Paranoia 2: prose the query would have to parse as SQL (an article about
+            // injection that quotes `' OR '1'='1' --` on a line of its own).
+            if prose_breaks_query(text, &tokens, ctx) {
+                out.hit(input, CAT, "sqli.prose-in-query", Severity::Critical, 2);
+                continue;
+            }
             out.hit(input, CAT, rule_for(rule), Severity::Critical, 1);
             return;
         }
@@ -1161,6 +1243,7 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
             let rule = match ctx {
                 Context::None => fragment(&tokens),
                 Context::Single | Context::Double => weak_break_out(&tokens),
+                Context::Backtick => None,
             };
             if let Some(rule) = rule {
                 out.hit(input, CAT, rule, Severity::Critical, 2);
@@ -1197,6 +1280,112 @@ fn quoted_mention(text: &str, q: char) -> bool {
         && !inside.contains('#')
         && !inside.has_lit("/*")
         && super::lfi::prose(&outside)
+}
+
+/// Whether the SQL this value makes, read from its break-out (the start of the value unquoted,
+/// the value's first quote in a quoted reading) to its first `;`, holds words no dialect
+/// parses, outside strings and comments: four plain words in a row (a name takes one alias;
+/// the longest keyword-free runs, `at time zone`, `day to second`, are three words), a word
+/// or number, a string and a word or number (the string is the first operand's alias, and
+/// the next has no place: `susan 'is data and' susan`, `1 '=' 1`; a word that types the
+/// string, `date '...' d`, is left out), or a string followed by a number (no alias is a
+/// number). The statement then fails before anything in it runs, wherever the shape was
+/// found. Only `;` ends a statement; a `--` or `#` comment ends at the line's end, so a
+/// payload line in an article (`' OR '1'='1' --` between paragraphs) leaves the next
+/// paragraph to the parser. What comes after the first `;` is not read: MySQL runs stacked
+/// statements one by one.
+///
+/// Only values of several lines: a document quoting SQL, the shape people paste; one line of
+/// prose and SQL stays at paranoia 1 as before, and so does a value whose other lines are SQL.
+/// Quoting the tokenizer does not know (Oracle's `q'[...]'`, PostgreSQL's `$$...$$`, a
+/// backslash that PostgreSQL does not read as an escape) could hide words from it or invent
+/// them: such values do not get this reading. Runs only once a shape matched: one pass over
+/// the tokens already built.
+fn prose_breaks_query(text: &str, tokens: &[Token], ctx: Context) -> bool {
+    if !text.contains('\n')
+        || text.contains('\\')
+        || text.contains("$$")
+        || text.contains("q'")
+        || text.contains("Q'")
+    {
+        return false;
+    }
+    let start = match ctx {
+        Context::None => 0,
+        // The first token is the query's own string, closed by the value's first quote.
+        Context::Single | Context::Double => match tokens.first() {
+            Some(t) if t.kind == Kind::Str && !t.open => 1,
+            _ => return false,
+        },
+        // A break-out from a quoted identifier keeps its finding: this reading is not made.
+        Context::Backtick => return false,
+    };
+    let word = |t: &Token| {
+        t.kind == Kind::Bare
+            && !t.text.is_empty()
+            && t.text.bytes().all(|c| c.is_ascii_alphabetic())
+    };
+    // A word that can type the string after it (`date '2024-01-01' d`, `interval '1' day`,
+    // the prefixes of `N'...'`, `X'4a'`, `B'01'`, `E'...'`, `U&'...'`).
+    let types = |t: &Token| {
+        matches!(
+            t.text.as_str(),
+            "date"
+                | "time"
+                | "timestamp"
+                | "interval"
+                | "datetime"
+                | "inet"
+                | "json"
+                | "uuid"
+                | "zone"
+                | "to"
+                | "using"
+                | "n"
+                | "x"
+                | "b"
+                | "e"
+                | "u"
+        )
+    };
+    let mut run = 0;
+    // SQL Server's `[a name with spaces]` is one identifier.
+    let mut bracket = false;
+    let rest: Vec<&Token> = tokens
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .filter(|t| t.kind != Kind::Comment)
+        .collect();
+    for (i, t) in rest.iter().enumerate() {
+        match t.kind {
+            Kind::Semi => return false,
+            Kind::Op if t.text == "[" => {
+                bracket = true;
+                run = 0;
+            }
+            Kind::Op if t.text == "]" => bracket = false,
+            _ if bracket => {}
+            _ if word(t) || t.kind == Kind::Num => {
+                run = if t.kind == Kind::Num { 0 } else { run + 1 };
+                // Four words in a row, or a word or number, a string and a word or number:
+                // an operand takes one alias, and a string after it is that alias, so what
+                // follows has no place (`susan 'is data and' susan`, `1 '=' 1`).
+                let alias_then_operand = !types(t)
+                    && rest.get(i + 1).is_some_and(|s| s.kind == Kind::Str)
+                    && rest
+                        .get(i + 2)
+                        .is_some_and(|w| word(w) || w.kind == Kind::Num);
+                if run >= 4 || alias_then_operand {
+                    return true;
+                }
+            }
+            // A string followed by a number: no alias is a number (`'OR' 1`).
+            Kind::Str if rest.get(i + 1).is_some_and(|n| n.kind == Kind::Num) => return true,
+            _ => run = 0,
+        }
+    }
+    false
 }
 
 /// A whole JSON object or array, as the body reader accepts one ([`crate::extract::json::check`]:
@@ -1242,7 +1431,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         if input.value.is_empty() {
             continue;
         }
-        let plain = super::is_plain_input(input);
+        // A plain token, unless a non-ASCII space separates its words (`1\u{a0}OR\u{a0}1=1`):
+        // the tokenizer reads that as a space (`lexer::ascii_spaces`).
+        let plain =
+            super::is_plain_input(input) && !lexer::has_unicode_space(&input.bytes, &input.value);
         let is_header = input.location.source == Source::Header;
         // User agents and the path are prose-like; only unmistakable shapes count there.
         if input.location.source == Source::Path {
@@ -1270,7 +1462,15 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // injection into a logged User-Agent starts (`Mozilla/5.0' or 1=1--`).
         let user_agent = is_header && input.location.name == "user-agent";
         if !plain && (!user_agent || input.value.contains(['\'', '"'])) {
-            scan_value(input, &input.value, &input.lower, out);
+            if lexer::has_unicode_space(&input.bytes, &input.value) {
+                let (v, lw) = (
+                    lexer::ascii_spaces(&input.value),
+                    lexer::ascii_spaces(&input.lower),
+                );
+                scan_value(input, &v, &lw, out);
+            } else {
+                scan_value(input, &input.value, &input.lower, out);
+            }
         }
         if matches!(input.location.source, Source::Arg | Source::ArgName) && out.wants(CAT, 2) {
             if let Some(level) = special_char_level(&input.value) {
@@ -1295,6 +1495,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             out.hit(input, CAT, "sqli.open-call", Severity::Critical, 1);
         }
         if input.bytes.has(b'(') && sql_function_call(l) {
+            out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
+        }
+        if input.lower_has(".e(") && glued_number_call(l) {
             out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
         }
         if input.lower_has("::") && pg_cast(l) {
@@ -1455,7 +1658,7 @@ fn or_truthy_string(l: &str, q: u8) -> bool {
 /// A value that is an SQL function name and an opening parenthesis, nothing after it
 /// (`COS(`, `trim (`): a call the application's query is meant to complete.
 fn open_call_at_end(l: &str) -> bool {
-    let head = l.trim_end().trim_end_matches('(').trim_end();
+    let head = l.trim_end().trim_end_set(&['(']).trim_end();
     let name = head.trim_start();
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -1474,6 +1677,28 @@ fn system_procedure(l: &str) -> bool {
                 })
             })
         })
+}
+
+/// `1.e(ascii(...`: MySQL reads `1.e` as a number with an empty exponent and the next token
+/// starts right after it, so the number stands where a space would, glued to a call of an
+/// SQL function (or a subquery). No language writes a number with an empty exponent, and
+/// an outline's `1.e(i)` names no SQL function.
+#[inline(never)]
+fn glued_number_call(l: &str) -> bool {
+    let b = l.as_bytes();
+    super::lit_offsets(l, ".e(").any(|p| {
+        let digit = p
+            .checked_sub(1)
+            .and_then(|i| b.get(i))
+            .is_some_and(u8::is_ascii_digit);
+        let rest = b.get(p + 3..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        let name = l.get(p + 3..p + 3 + len).unwrap_or_default();
+        digit && (name == "select" || SQL_FUNCTION_SET.contains(name))
+    })
 }
 
 /// `expr::type` casts (PostgreSQL).
