@@ -37,13 +37,8 @@ fn run() -> Result<(), String> {
             .ok_or_else(|| format!("unknown generator `{name}` in carrier `{carrier}`"))?;
         let size = size.parse().map_err(|e| format!("size `{size}`: {e}"))?;
         let (ct, body) = case.body(size);
-        let headers = vec![
-            ("host".to_string(), "example.com".to_string()),
-            ("content-type".to_string(), ct.to_string()),
-        ];
-        let req = Request::new("POST", "/upload")
-            .with_headers(&headers)
-            .with_body(&body);
+        let headers = upload_headers(ct);
+        let req = upload(&headers, &body);
         for _ in 1..repeat {
             std::hint::black_box(engine.inspect(std::hint::black_box(&req)));
         }
@@ -56,13 +51,8 @@ fn run() -> Result<(), String> {
         let mut prev = 0.0;
         for size in [4096usize, 16384, 65536] {
             let (ct, body) = case.body(size);
-            let headers = vec![
-                ("host".to_string(), "example.com".to_string()),
-                ("content-type".to_string(), ct.to_string()),
-            ];
-            let req = Request::new("POST", "/upload")
-                .with_headers(&headers)
-                .with_body(&body);
+            let headers = upload_headers(ct);
+            let req = upload(&headers, &body);
             let start = Instant::now();
             let n = if size < 65536 { 5 } else { 1 };
             for _ in 0..n {
@@ -84,4 +74,19 @@ fn run() -> Result<(), String> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// The headers every hostile body is sent with: a host and the body's content type.
+fn upload_headers(content_type: &str) -> Vec<(String, String)> {
+    vec![
+        ("host".to_string(), "example.com".to_string()),
+        ("content-type".to_string(), content_type.to_string()),
+    ]
+}
+
+/// The request a hostile body is sent as: `POST /upload`.
+fn upload<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> Request<'a> {
+    Request::new("POST", "/upload")
+        .with_headers(headers)
+        .with_body(body)
 }
