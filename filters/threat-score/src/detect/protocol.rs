@@ -391,7 +391,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             );
         }
         // One pass for CR, LF and NUL, eight bytes per step.
-        if !name.starts_with(':') && has_cr_lf_nul(value.as_bytes()) {
+        if !name.starts_with(':') && super::has_cr_lf_nul(value.as_bytes()) {
             out.hit_request(
                 A,
                 "protocol.header-injection",
@@ -412,28 +412,6 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             );
         }
     }
-}
-
-/// Whether `b` holds a CR, LF or NUL byte: what `b.iter().any(..)` over those three finds,
-/// eight bytes per step. Every header value of every request is read here, and no ordinary
-/// one holds a byte below 0x0E: each word is first asked whether any of its bytes is (the
-/// SWAR "has less" test: no false negative, since the lowest such byte borrows from no lower
-/// byte), and only a word that may is read byte by byte. On Wasm a byte loop costs about six
-/// instructions a byte; this about one.
-fn has_cr_lf_nul(b: &[u8]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let exact = |c: &[u8]| c.iter().any(|&c| matches!(c, b'\r' | b'\n' | 0));
-    let mut chunks = b.chunks_exact(8);
-    for chunk in chunks.by_ref() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w);
-        if x.wrapping_sub(LO.wrapping_mul(0x0E)) & !x & HI != 0 && exact(chunk) {
-            return true;
-        }
-    }
-    exact(chunks.remainder())
 }
 
 /// `METHOD target HTTP/x.y` inside a value: a request smuggled in a parameter.
@@ -1065,32 +1043,6 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `has_cr_lf_nul` finds what the byte loop finds, at every length and position, with
-    /// bytes around the test's borders (0x0D, 0x0E, 0x8D, 0x80, 0xFF) next to each other.
-    #[test]
-    fn cr_lf_nul_matches_the_byte_loop() {
-        let alphabet = [
-            b'a', 0x00, b'\n', b'\r', 0x09, 0x0E, 0x0F, 0x8D, 0x80, 0xFF, 0x01, b' ',
-        ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for round in 0..20_000 {
-            seed = crate::detect::xorshift(seed);
-            let len = (seed % 40) as usize;
-            let b: Vec<u8> = (0..len)
-                .map(|k| {
-                    seed = crate::detect::xorshift(seed);
-                    if round % 3 == 0 && k % 9 != 4 {
-                        b'a'
-                    } else {
-                        alphabet[(seed % alphabet.len() as u64) as usize]
-                    }
-                })
-                .collect();
-            let want = b.iter().any(|&c| matches!(c, b'\r' | b'\n' | 0));
-            assert_eq!(has_cr_lf_nul(&b), want, "{b:?}");
-        }
-    }
 
     /// The byte screen of `value_checks` changes no finding: on values holding each
     /// character (every byte alone, and the multi-byte characters the checks look for) in
