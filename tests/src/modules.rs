@@ -50,9 +50,44 @@ pub fn module(name: &str) -> Result<PathBuf> {
 /// for +1.25% Wasm instructions per request on threat-score, +1.12% on the suite, 0 on the
 /// others (branch `threat-size3`). Module size is cold-start time, paid on every push and every
 /// new VM.
+///
+/// Panics abort at once (`-Cpanic=immediate-abort`, with std built from source by
+/// [`BUILD_STD`]): no panic message formatting, no `Location` records, no unwinding or hook
+/// machinery in the module (threat-score -39 KB, suite -54 KB after wasm-opt; bench/README.md,
+/// "Module size and cold start"). The filters' request paths do not panic by construction
+/// (`clippy::unwrap_used`, `expect_used`, `panic` and `disallowed_methods` deny every
+/// panicking call the workspace could make); what a panic would have logged is lost, the trap
+/// itself is not: V8 reports `RuntimeError: unreachable` with the hook's name in Envoy's log and
+/// the plugin's `fail_open` decides, exactly as after a panic with the message.
 pub const MODULE_RUSTFLAGS: &[&str] = &[
     "-Cllvm-args=-inline-threshold=100",
     "-Cllvm-args=-unroll-runtime=false",
+    "-Zunstable-options",
+    "-Cpanic=immediate-abort",
+];
+
+/// Cargo's arguments that compile std (and core, alloc) from the pinned toolchain's `rust-src`
+/// with the module, so that `-Cpanic=immediate-abort` reaches std's own panics and std's code
+/// is optimised with the module's settings. Unstable cargo and rustc options on the pinned
+/// stable compiler, allowed by `RUSTC_BOOTSTRAP=1` for these builds only ([`build`]); the
+/// toolchain is pinned (rust-toolchain.toml), so their behaviour cannot change under us.
+/// `setup.sh` installs `rust-src`.
+///
+/// std, core and alloc at `opt-level = 3`, as the prebuilt std is: the workspace's
+/// `[profile.release.package."*"]` (`"z"`, meant for crates.io dependencies) would otherwise
+/// reach them. Measured (`cargo xtask build`, `cargo xtask bench --instructions`): at 3 they
+/// are both smaller and faster than at `"z"` under the module's inline threshold (threat-score
+/// 420,209 -> 418,511 bytes, 143,653 -> 142,673 instructions per request; the suite 667,356 ->
+/// 662,277, 157,968 -> 156,631). On the command line rather than in Cargo.toml, where every
+/// build without `-Zbuild-std` would warn that the packages are not in its graph.
+pub const BUILD_STD: &[&str] = &[
+    "-Zbuild-std=std,panic_abort",
+    "--config",
+    "profile.release.package.std.opt-level=3",
+    "--config",
+    "profile.release.package.core.opt-level=3",
+    "--config",
+    "profile.release.package.alloc.opt-level=3",
 ];
 
 /// The rustflags of module builds (`CARGO_ENCODED_RUSTFLAGS`: `\x1f`-separated):
@@ -91,8 +126,36 @@ pub fn reproducible_rustflags(target_dir: &std::path::Path) -> String {
     };
     remap(root, "/workspace");
     remap(cargo_home(), "/cargo");
+    // std's sources (BUILD_STD), where the prebuilt std says they are.
+    if let Some((src, to)) = std_sources() {
+        remap(src, &to);
+    }
     remap(target_dir.to_path_buf(), "/target");
     flags.join("\x1f")
+}
+
+/// The pinned toolchain's library sources (`SYSROOT/lib/rustlib/src/rust`, what
+/// [`BUILD_STD`] compiles) and `/rustc/COMMIT`, the prefix the prebuilt std's own paths carry:
+/// rustup's home (and the toolchain's folder name) would otherwise be in the module.
+fn std_sources() -> Option<(PathBuf, String)> {
+    let rustc = |arg: &str| {
+        Command::new("rustc")
+            .current_dir(crate::workspace_root())
+            .arg(arg)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let sysroot = rustc("--print=sysroot")?;
+    let version = rustc("-vV")?;
+    let commit = version
+        .lines()
+        .find_map(|l| l.strip_prefix("commit-hash: "))?
+        .trim()
+        .to_string();
+    let src = PathBuf::from(sysroot.trim()).join("lib/rustlib/src/rust");
+    Some((src, format!("/rustc/{commit}")))
 }
 
 /// `$CARGO_HOME`, else `~/.cargo` (cargo's own rule).
@@ -123,6 +186,7 @@ pub fn build(name: &str, target_dir: &std::path::Path) -> Result<PathBuf> {
             crate::build_id::commit(&crate::workspace_root(), name)?,
         )
         .env_remove("RUSTFLAGS")
+        .env("RUSTC_BOOTSTRAP", "1")
         .args([
             "build",
             "--quiet",
@@ -132,6 +196,7 @@ pub fn build(name: &str, target_dir: &std::path::Path) -> Result<PathBuf> {
             "-p",
             name,
         ])
+        .args(BUILD_STD)
         .arg("--target-dir")
         .arg(target_dir)
         .status()
