@@ -42,13 +42,13 @@ const NAMED: &[(&str, char)] = &[
 /// Decodes character references in `s`. Returns `None` when there is nothing to decode, so
 /// callers avoid an allocation for the common case.
 pub fn decode(s: &str) -> Option<String> {
-    if !s.contains('&') {
+    if !s.has_char('&') {
         return None;
     }
     let mut out = String::with_capacity(s.len());
     let mut changed = false;
     let mut rest = s;
-    while let Some(pos) = rest.find('&') {
+    while let Some(pos) = rest.find_char('&') {
         out.push_str(rest.get(..pos).unwrap_or_default());
         let after = rest.get(pos + 1..).unwrap_or_default();
         if let Some((c, used)) = reference(after) {

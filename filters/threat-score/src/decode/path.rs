@@ -24,7 +24,7 @@ pub fn normalize(s: &str) -> NormalPath {
     if s.as_bytes().contains(&b'\\') {
         normalize_segments(s.len(), s.split(['/', '\\']))
     } else {
-        normalize_segments(s.len(), s.split('/'))
+        normalize_segments(s.len(), s.split_char('/'))
     }
 }
 

@@ -490,7 +490,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
         let mut parts = 0;
         let mut leading_zero = false;
         let mut numeric = true;
-        for x in host.split('.') {
+        for x in host.split_char('.') {
             parts += 1;
             numeric &= !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
             leading_zero |= x.len() > 1 && x.starts_with('0');
@@ -901,7 +901,7 @@ fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
             })
         }) && !host.bytes().any(|c| c.is_ascii_whitespace());
     let host_no_port = if host.bytes().filter(|&c| c == b':').count() == 1 {
-        host.split(':').next().unwrap_or_default()
+        host.split_char(':').next().unwrap_or_default()
     } else {
         host
     };
@@ -915,7 +915,7 @@ fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
         || (INTERNAL_HOSTS.contains(&host_no_port) || loopback_alias(host_no_port))
-            && (if url { whole_url } else { l.contains('/') })
+            && (if url { whole_url } else { l.has_char('/') })
 }
 
 /// A URL host in IPv4's link-local block 169.254.0.0/16, where cloud metadata services
@@ -924,7 +924,7 @@ fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
 /// (`::ffff:a9fe:a9fe`). The dotted-decimal spellings of the known addresses are in
 /// [`METADATA`] already; this catches the rest of the block and the other spellings.
 fn link_local(host: &str) -> bool {
-    if host.contains(':') {
+    if host.has_char(':') {
         return host
             .parse::<std::net::Ipv6Addr>()
             .ok()
@@ -940,7 +940,7 @@ fn inet_aton(host: &str) -> Option<u32> {
     let host = host.strip_suffix('.').unwrap_or(host);
     let mut parts = [0u64; 4];
     let mut n = 0;
-    for part in host.split('.') {
+    for part in host.split_char('.') {
         let slot = parts.get_mut(n)?;
         n += 1;
         let (digits, radix) = if let Some(h) = part.strip_prefix("0x") {
@@ -1020,10 +1020,10 @@ fn metadata_url(l: &str) -> bool {
         let authority = rest.get(..end).unwrap_or_default();
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         let host = host.trim_start_set(&['[']);
-        let host = match host.split_once(']') {
+        let host = match host.split_once_char(']') {
             Some((h, _)) => h,
             None if host.bytes().filter(|&c| c == b':').count() == 1 => {
-                host.split(':').next().unwrap_or_default()
+                host.split_char(':').next().unwrap_or_default()
             }
             None => host,
         };

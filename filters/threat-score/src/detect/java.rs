@@ -82,7 +82,7 @@ const LOOKUPS: &[&str] = &[
 fn qualified_class_name(v: &str) -> bool {
     v.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$')))
         .any(|tok| {
-            let parts: Vec<&str> = tok.split('.').collect();
+            let parts: Vec<&str> = tok.split_char('.').collect();
             let Some((class, package)) = parts.split_last() else {
                 return false;
             };
@@ -352,7 +352,7 @@ fn jndi(l: &str) -> bool {
     // `$&lbrace;jndi:ldap://...}`: a lookup whose brace a decoder we do not know produces.
     // Without a `${`, or without a `}` to close one, nothing resolves: `l` is its own
     // resolution (this skips the rebuild on a long unclosed `${jndi:${jndi:...` run).
-    if !l.has_lit("${") || !l.contains('}') {
+    if !l.has_lit("${") || !l.has_char('}') {
         return found(l);
     }
     let resolved = resolve(l);

@@ -147,7 +147,7 @@ pub(crate) fn sensitive_target(path: &str) -> bool {
         .any(|(dir, entries)| {
             with_root.match_indices(dir).any(|(p, _)| {
                 let rest = with_root.get(p + dir.len()..).unwrap_or_default();
-                let entry = rest.split('/').next().unwrap_or_default();
+                let entry = rest.split_char('/').next().unwrap_or_default();
                 !entry.is_empty()
                     && (entries.is_empty() || entries.contains(&entry))
                     && entry.bytes().next().is_some_and(|b| {
@@ -193,9 +193,9 @@ pub(crate) fn sensitive_target(path: &str) -> bool {
 fn system32_file(path: &str) -> bool {
     path.match_indices("/system32/").any(|(p, m)| {
         let rest = path.get(p + m.len()..).unwrap_or_default();
-        match rest.split_once('/') {
+        match rest.split_once_char('/') {
             Some((dir, more)) => !dir.is_empty() && !more.is_empty(),
-            None => rest.contains('.') && !rest.ends_with('.'),
+            None => rest.has_char('.') && !rest.ends_with('.'),
         }
     })
 }
@@ -317,7 +317,7 @@ fn absolute_path(v: &str) -> bool {
     let b = t.as_bytes();
     let unix = t.starts_with('/')
         && b.get(1).is_some_and(u8::is_ascii_alphabetic)
-        && t.get(1..).is_some_and(|r| r.contains('/'));
+        && t.get(1..).is_some_and(|r| r.has_char('/'));
     let drive = matches!(b, [d, b':', b'\\' | b'/', c, ..] if d.is_ascii_alphabetic() && c.is_ascii_alphanumeric());
     unix || drive
 }
@@ -359,7 +359,7 @@ fn hidden_segment(path: &str) -> bool {
 
 /// [`hidden_segment`] without its screen: every segment tested.
 fn any_hidden_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
+    path.split_char('/').any(|seg| {
         seg.len() > 1
             && seg.starts_with('.')
             && seg
@@ -464,8 +464,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         {
             out.hit(input, CAT, "lfi.absolute-path", Severity::Critical, 4);
         }
-        if (text.contains('/')
-            || text.contains('\\')
+        if (text.has_char('/')
+            || text.has_char('\\')
             || may("ini") && text.has_lit(".ini")
             || may("ntuser") && text.has_lit("ntuser")
             || text.starts_with('.'))

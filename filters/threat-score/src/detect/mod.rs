@@ -591,6 +591,14 @@ pub trait Outlined {
     /// `str::split` at whitespace (`char::is_whitespace`) and at the chars of `set`, its
     /// `next` out of line ([`SplitWsOr`]).
     fn split_ws_or<'a>(&'a self, set: &'a [char]) -> SplitWsOr<'a>;
+    /// `str::contains` with a `char` (a `CharSearcher` set up inline at each of ~40 sites).
+    fn has_char(&self, c: char) -> bool;
+    /// `str::find` with a `char`.
+    fn find_char(&self, c: char) -> Option<usize>;
+    /// `str::split_once` with a `char`.
+    fn split_once_char(&self, c: char) -> Option<(&str, &str)>;
+    /// `str::split` at a `char`, its `next` out of line ([`SplitChar`]).
+    fn split_char(&self, c: char) -> SplitChar<'_>;
 }
 
 impl Outlined for str {
@@ -631,6 +639,21 @@ impl Outlined for str {
             set,
         }
     }
+    #[inline(never)]
+    fn has_char(&self, c: char) -> bool {
+        self.contains(c)
+    }
+    #[inline(never)]
+    fn find_char(&self, c: char) -> Option<usize> {
+        self.find(c)
+    }
+    #[inline(never)]
+    fn split_once_char(&self, c: char) -> Option<(&str, &str)> {
+        self.split_once(c)
+    }
+    fn split_char(&self, c: char) -> SplitChar<'_> {
+        SplitChar(self.split(c))
+    }
 }
 
 /// [`Outlined::split_ws_or`]: the pieces of `str::split(|c: char| c.is_whitespace() ||
@@ -669,6 +692,18 @@ impl<'a> Iterator for SplitWsOr<'a> {
 /// the detectors' `words.next()`.
 #[derive(Clone)]
 pub struct WsWords<'a>(std::str::SplitWhitespace<'a>);
+
+/// [`Outlined::split_char`]: `str::split` at a `char` whose `next` (a `CharSearcher` step
+/// with its UTF-8 handling) is one function instead of a copy per call site.
+pub struct SplitChar<'a>(core::str::Split<'a, char>);
+
+impl<'a> Iterator for SplitChar<'a> {
+    type Item = &'a str;
+    #[inline(never)]
+    fn next(&mut self) -> Option<&'a str> {
+        self.0.next()
+    }
+}
 
 impl<'a> Iterator for WsWords<'a> {
     type Item = &'a str;

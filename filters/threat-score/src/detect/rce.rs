@@ -1112,7 +1112,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     // Asked once (a hash lookup; a `${${` window has thousands of segments to ask it for).
     let mut first_is_command = is_command(first);
     if !first.starts_with('/') && !first_is_command {
-        if let Some((prog, opt)) = first.split_once('/') {
+        if let Some((prog, opt)) = first.split_once_char('/') {
             if is_command(prog) && !opt.is_empty() && opt.len() <= 3 {
                 glued_option = Some(opt);
                 first = prog;
@@ -1297,9 +1297,9 @@ fn glob_path(s: &str) -> bool {
 /// of digits alone (`/bookstore/book[1]/title`, `/items[0]/name`: XPath and JSON paths)
 /// spells no program or file name.
 fn letter_bracket(path: &str) -> bool {
-    path.split('[').skip(1).any(|rest| {
+    path.split_char('[').skip(1).any(|rest| {
         !rest
-            .split(']')
+            .split_char(']')
             .next()
             .unwrap_or_default()
             .bytes()
@@ -1323,12 +1323,20 @@ fn wildcard_listing(path: &str) -> bool {
 /// `{,ip,a}`.
 fn brace_expansion(s: &str) -> bool {
     let mut from = 0;
-    while let Some(open) = s.get(from..).and_then(|h| h.find('{')).map(|o| o + from) {
-        let Some(close) = s.get(open..).and_then(|h| h.find('}')).map(|c| c + open) else {
+    while let Some(open) = s
+        .get(from..)
+        .and_then(|h| h.find_char('{'))
+        .map(|o| o + from)
+    {
+        let Some(close) = s
+            .get(open..)
+            .and_then(|h| h.find_char('}'))
+            .map(|c| c + open)
+        else {
             return false;
         };
         let inner = s.get(open + 1..close).unwrap_or_default();
-        if inner.contains(',') && !inner.contains(char::is_whitespace) && inner.len() < 200 {
+        if inner.has_char(',') && !inner.contains(char::is_whitespace) && inner.len() < 200 {
             let word_start = s
                 .get(..open)
                 .unwrap_or_default()
@@ -1341,7 +1349,7 @@ fn brace_expansion(s: &str) -> bool {
                 .chars()
                 .take_while(char::is_ascii_alphanumeric)
                 .collect();
-            for alt in inner.split(',') {
+            for alt in inner.split_char(',') {
                 let w = format!("{prefix}{alt}{suffix}");
                 if (is_command(&w) && w.len() >= 2) || alt.starts_with('/') && alt.len() > 1 {
                     return true;
@@ -1406,7 +1414,7 @@ fn substitution(s: &str) -> bool {
         .and_then(|r| r.strip_suffix('`'))
         .map(str::trim)
     {
-        if !inner.contains('`') && is_command(inner) && (!wordlike(inner) || inner.len() <= 2) {
+        if !inner.has_char('`') && is_command(inner) && (!wordlike(inner) || inner.len() <= 2) {
             return true;
         }
     }
@@ -1428,7 +1436,7 @@ fn substitution(s: &str) -> bool {
 }
 
 /// What each pair of backticks in `s` holds (the last one running to the end when it is
-/// unpaired): the odd pieces of `s.split('`')`, found by a byte scan. The split was a
+/// unpaired): the odd pieces of `s.split_char('`')`, found by a byte scan. The split was a
 /// `CharSearcher` step per backtick (a `memchr` set-up each: on Wasm, with no SIMD, a
 /// run of backticks cost ~100 instructions per byte).
 fn tick_spans(s: &str) -> impl Iterator<Item = &str> + '_ {
@@ -1511,7 +1519,7 @@ fn windows_batch_in(s: &str, set: &crate::extract::ByteSet) -> bool {
                 let glued = t.has_lit("==") && !t.ends_with("==");
                 let tail = rest.get(k + 1..).unwrap_or_default();
                 // A batch variable (`%1`, `%x%`) in the comparison marks cmd.exe syntax.
-                let batch_var = rest.iter().take(k).any(|w| w.contains('%'));
+                let batch_var = rest.iter().take(k).any(|w| w.has_char('%'));
                 // `if (a == b) { ... }`, `if x == 3: pass`: C-family and Python conditions
                 // (cmd.exe runs the word after the comparison; no command starts with `{`).
                 let (operand, action) = if glued {
@@ -1575,7 +1583,7 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
         "Move",
     ];
     v.split_ws_or(&[';', '|', '(', '&', '=']).any(|tok| {
-        let Some((verb, noun)) = tok.split_once('-') else {
+        let Some((verb, noun)) = tok.split_once_char('-') else {
             return false;
         };
         let camel = noun.bytes().filter(u8::is_ascii_uppercase).count() >= 2;
@@ -1695,7 +1703,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
         if is_name && intro == Intro::Start {
             // Paranoia 2: a name that is itself a command line (`uname -a`).
-            if pl2 && seg.contains(' ') && command_in_segment(intro, seg).is_some() {
+            if pl2 && seg.has_char(' ') && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.command-in-name", Severity::Critical, 2);
             }
             continue;
@@ -1907,7 +1915,7 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
             // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
             // `su''do reboot` counts at 1 as a prefixed command).
             !joined.is_empty()
-                && !joined.contains(' ')
+                && !joined.has_char(' ')
                 && joined != core
                 && is_command(joined)
                 && !PREFIX_SET.contains(joined)
@@ -2052,11 +2060,11 @@ fn alias_definition(s: &str) -> bool {
         if trimmed.len() < rest.len() {
             let mut words = trimmed.words();
             for w in words.by_ref().take(4) {
-                if w.starts_with(['+', '-']) && !w.contains('=') {
+                if w.starts_with(['+', '-']) && !w.has_char('=') {
                     continue;
                 }
                 let w = w.trim_start_set(&['\'', '"']);
-                if let Some((name, _)) = w.split_once('=') {
+                if let Some((name, _)) = w.split_once_char('=') {
                     let name = name.trim_end_set(&['\'', '"']);
                     if !name.is_empty()
                         && name

@@ -47,14 +47,14 @@ fn url_host(v: &str) -> Option<(&'static str, String)> {
         return Some((scheme, rest.get(..end).unwrap_or_default().to_string()));
     }
     let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| {
-        if h.contains('/') || !rest.contains('/') {
+        if h.has_char('/') || !rest.has_char('/') {
             h
         } else {
             rest
         }
     });
     let host = if let Some(v6) = rest.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default().to_string()
+        v6.split_char(']').next().unwrap_or_default().to_string()
     } else {
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let hostport = rest.get(..end).unwrap_or_default();
@@ -62,7 +62,11 @@ fn url_host(v: &str) -> Option<(&'static str, String)> {
         if hostport.matches(':').count() > 1 {
             hostport.to_string()
         } else {
-            hostport.split(':').next().unwrap_or_default().to_string()
+            hostport
+                .split_char(':')
+                .next()
+                .unwrap_or_default()
+                .to_string()
         }
     };
     Some((scheme, host))
@@ -117,9 +121,9 @@ fn server_scheme_to_address(l: &str) -> bool {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = if let Some(v6) = host.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
+        v6.split_char(']').next().unwrap_or_default()
     } else {
-        host.split(':').next().unwrap_or_default()
+        host.split_char(':').next().unwrap_or_default()
     };
     host == "localhost" || is_ip(host)
 }
@@ -128,7 +132,7 @@ fn server_scheme_to_address(l: &str) -> bool {
 fn protocol_relative(l: &str) -> bool {
     l.strip_prefix("//").is_some_and(|r| {
         let host = r.split(['/', '?', '#']).next().unwrap_or_default();
-        host.contains('.')
+        host.has_char('.')
             && host
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
@@ -154,7 +158,7 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     }
     // Paranoia 2: URL schemes a web parameter has no business carrying (SSRF and
     // inclusion through `gopher://`, `jar:`, `dict://`, `local_file://`...).
-    if l.contains(':') && odd_scheme(l) {
+    if l.has_char(':') && odd_scheme(l) {
         out.hit(input, CAT, "rfi.unusual-scheme", Severity::Critical, 2);
         // Paranoia 1: such a scheme aimed at a loopback or literal address
         // (`gopher://127.0.0.1:6379/_SET`, `dict://10.0.0.5:11211/stats`) is a request
@@ -202,7 +206,7 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     if input.location.source == Source::Arg && path_like_name(&input.location.name) {
         out.hit(input, CAT, "rfi.include-parameter", Severity::Critical, 1);
     }
-    let own = request_host.map(|h| h.split(':').next().unwrap_or(h).ascii_lower());
+    let own = request_host.map(|h| h.split_char(':').next().unwrap_or(h).ascii_lower());
     if !host.is_empty()
         && own.as_deref() != Some(host.as_str())
         && input.location.source == Source::Arg

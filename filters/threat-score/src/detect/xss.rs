@@ -301,7 +301,7 @@ fn compact(l: &str) -> String {
 /// `javascript:`, `vbscript:`, `data:text/html` URLs with code after the colon.
 fn script_url(l: &str) -> bool {
     // Every scheme below ends with `:`, and `compact` only removes characters.
-    if !l.contains(':') {
+    if !l.has_char(':') {
         return false;
     }
     // Nor can `compact` add a byte: a scheme whose bytes are not all in `l` is not in it.
@@ -348,7 +348,7 @@ fn script_url(l: &str) -> bool {
     }
     let data_markup = c.find_lit("data:").is_some_and(|p| {
         c.get(p..).is_some_and(|r| {
-            r.get(..48.min(r.len())).is_some_and(|w| w.contains(',')) && r.contains('<')
+            r.get(..48.min(r.len())).is_some_and(|w| w.has_char(',')) && r.has_char('<')
         })
     });
     data_markup
@@ -561,8 +561,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
                 // the <iframe> sandbox attribute" loads nothing), and an `<svg>` or `<math>`
                 // runs script only through a handler, a link or a child (`<svg width="10">`
                 // drawing an icon does not): those need such an attribute.
-                let first = attrs.split('>').next().unwrap_or_default();
-                let has_attr = first.contains('=');
+                let first = attrs.split_char('>').next().unwrap_or_default();
+                let has_attr = first.has_char('=');
                 let loads = |a: &str| {
                     [
                         "src",
@@ -609,7 +609,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
                 hit(out, "xss.tag-event-handler");
                 break;
             }
-            if (PASSIVE_TAG_SET.contains(base) || name.contains(':'))
+            if (PASSIVE_TAG_SET.contains(base) || name.has_char(':'))
                 && (script_url(attrs)
                     || attrs.has_lit("src=") && attrs.has_lit("javascript")
                     || css_script(attrs))
@@ -641,10 +641,10 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if input.bytes.has(b'<') && out.wants(CAT, 2) {
         // Paranoia 2: any tag carrying an attribute (`<a href="x"`).
         if tags(l).any(|(_, attrs)| {
-            attrs.split('>').next().is_some_and(|a| {
+            attrs.split_char('>').next().is_some_and(|a| {
                 a.first_char()
                     .is_some_and(|c| c.is_ascii_whitespace() || c == '/')
-                    && a.contains('=')
+                    && a.has_char('=')
             })
         }) {
             out.hit(input, CAT, "xss.tag-attribute", Severity::Critical, 2);

@@ -628,8 +628,8 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                 // `schema.table` references: classify by the first part when it is known.
                 // (A one-byte word is no `.`: a word starts with a letter, `_`, `$` or a
                 // non-ASCII byte; asking cost a `memchr` call per `$` of a `${` run.)
-                if kind == Kind::Bare && w.len() > 1 && w.contains('.') {
-                    let first = w.split('.').next().unwrap_or_default();
+                if kind == Kind::Bare && w.len() > 1 && w.has_char('.') {
+                    let first = w.split_char('.').next().unwrap_or_default();
                     if first == "information_schema"
                         || first == "sys"
                         || first == "mysql"
