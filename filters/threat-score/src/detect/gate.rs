@@ -178,7 +178,7 @@ fn product_user_agent_scan(ua: &str) -> bool {
     letters
 }
 
-/// Whether `w` is one of the space-separated words of `l` (`l.split_char(' ').any(|x| x == w)`,
+/// Whether `w` is one of the space-separated words of `l` (`l.split(' ').any(|x| x == w)`,
 /// without a char search per word: the gate asks it of every phrase holding an `i` and an
 /// `f`, and most such phrases hold neither as a word).
 fn space_word(l: &[u8], w: &[u8]) -> bool {

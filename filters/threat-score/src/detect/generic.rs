@@ -871,7 +871,7 @@ fn ssrf(l: &str) -> bool {
         } else {
             s
         };
-        let s = s.rsplit_once('@').map_or(s, |(_, r)| r);
+        let s = s.rsplit_once_char('@').map_or(s, |(_, r)| r);
         s.split(['/', '?', '#'])
             .next()
             .unwrap_or_default()
@@ -1018,7 +1018,9 @@ fn metadata_url(l: &str) -> bool {
             })
             .unwrap_or(rest.len().min(256));
         let authority = rest.get(..end).unwrap_or_default();
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = authority
+            .rsplit_once_char('@')
+            .map_or(authority, |(_, h)| h);
         let host = host.trim_start_set(&['[']);
         let host = match host.split_once_char(']') {
             Some((h, _)) => h,

@@ -342,7 +342,7 @@ fn jndi(l: &str) -> bool {
     // Some lookup before the last `}` exactly when the first one is: one search (a
     // `${jndi:` run without a `}` was a two-way searcher step per lookup).
     let closed_lookup = |r: &str| {
-        r.rfind('}')
+        r.rfind_char('}')
             .is_some_and(|c| r.find_lit("${jndi:").is_some_and(|p| c > p))
     };
     if closed_lookup(l) {

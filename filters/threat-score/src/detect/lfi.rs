@@ -109,7 +109,7 @@ const BACKUP_EXTENSIONS: &[&str] = &[
 /// Archives are downloads (`/releases/app-1.2.tar.gz`) unless named for a backup or a dump
 /// (`/backup.tar.gz`, `/site-backup.zip`, `/db_dump.tgz`).
 fn backup_archive(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
+    let name = path.rsplit_first('/').unwrap_or(path);
     [
         ".tar.gz", ".tgz", ".tar", ".zip", ".rar", ".7z", ".tar.bz2", ".tar.xz",
     ]

@@ -599,6 +599,14 @@ pub trait Outlined {
     fn split_once_char(&self, c: char) -> Option<(&str, &str)>;
     /// `str::split` at a `char`, its `next` out of line ([`SplitChar`]).
     fn split_char(&self, c: char) -> SplitChar<'_>;
+    /// `str::rsplit_once` with a `char`.
+    fn rsplit_once_char(&self, c: char) -> Option<(&str, &str)>;
+    /// `str::rfind` with a `char`.
+    fn rfind_char(&self, c: char) -> Option<usize>;
+    /// `self.rsplit(c).next()`: the part after the last `c` (all of `self` without one).
+    fn rsplit_first(&self, c: char) -> Option<&str>;
+    /// `self.matches(c).count()`.
+    fn count_char(&self, c: char) -> usize;
 }
 
 impl Outlined for str {
@@ -653,6 +661,22 @@ impl Outlined for str {
     }
     fn split_char(&self, c: char) -> SplitChar<'_> {
         SplitChar(self.split(c))
+    }
+    #[inline(never)]
+    fn rsplit_once_char(&self, c: char) -> Option<(&str, &str)> {
+        self.rsplit_once(c)
+    }
+    #[inline(never)]
+    fn rfind_char(&self, c: char) -> Option<usize> {
+        self.rfind(c)
+    }
+    #[inline(never)]
+    fn rsplit_first(&self, c: char) -> Option<&str> {
+        self.rsplit(c).next()
+    }
+    #[inline(never)]
+    fn count_char(&self, c: char) -> usize {
+        self.matches(c).count()
     }
 }
 

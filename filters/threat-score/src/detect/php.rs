@@ -462,7 +462,7 @@ fn data_wrappers() {
 fn php_file(l: &str) -> bool {
     let name: String = l.without_whitespace();
     let name = name.trim_end_set(&['.', '/', '\\', ':']);
-    let ext = name.rsplit('.').next().unwrap_or_default();
+    let ext = name.rsplit_first('.').unwrap_or_default();
     name.has_char('.')
         && (matches!(
             ext,

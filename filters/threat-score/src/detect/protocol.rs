@@ -213,7 +213,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
                 .split_char(']')
                 .next()
                 .unwrap_or_default();
-            let bare = if bare.matches(':').count() == 1 {
+            let bare = if bare.count_char(':') == 1 {
                 bare.split_char(':').next().unwrap_or(bare)
             } else {
                 bare
@@ -999,8 +999,8 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     // Compared with the lowercased extension (no lowercase copy of the whole path: `/` and
     // `~` have no case).
     let path = p.path.as_str();
-    let last = path.rsplit('/').next().unwrap_or_default();
-    if let Some(dot) = last.rfind('.') {
+    let last = path.rsplit_first('/').unwrap_or_default();
+    if let Some(dot) = last.rfind_char('.') {
         let ext = last.get(dot..).unwrap_or_default().as_bytes();
         let lower_eq = |e: &String| {
             e.len() == ext.len()

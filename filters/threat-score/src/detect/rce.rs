@@ -1283,7 +1283,7 @@ fn glob_path(s: &str) -> bool {
         .any(|tok| {
             let path = tok.trim_start_set(&['~']);
             path.starts_with('/')
-                && path.matches('/').count() >= 2
+                && path.count_char('/') >= 2
                 && (path.contains(['?', '*']) || letter_bracket(path))
                 && path
                     .bytes()
@@ -1311,7 +1311,7 @@ fn letter_bracket(path: &str) -> bool {
 /// extension) in one directory is how people write URL rules and log paths. Globs that
 /// stand for letters of a name (`/bin/c?t`, `/et*/pa??wd`, `/usr/bin/ca*`) are not.
 fn wildcard_listing(path: &str) -> bool {
-    let (dir, last) = path.rsplit_once('/').unwrap_or(("", path));
+    let (dir, last) = path.rsplit_once_char('/').unwrap_or(("", path));
     let ext = last.strip_prefix("*.").unwrap_or_default();
     !dir.contains(['?', '*', '['])
         && (last == "*"
@@ -1436,7 +1436,7 @@ fn substitution(s: &str) -> bool {
 }
 
 /// What each pair of backticks in `s` holds (the last one running to the end when it is
-/// unpaired): the odd pieces of `s.split_char('`')`, found by a byte scan. The split was a
+/// unpaired): the odd pieces of `s.split('`')`, found by a byte scan. The split was a
 /// `CharSearcher` step per backtick (a `memchr` set-up each: on Wasm, with no SIMD, a
 /// run of backticks cost ~100 instructions per byte).
 fn tick_spans(s: &str) -> impl Iterator<Item = &str> + '_ {

@@ -46,7 +46,7 @@ fn url_host(v: &str) -> Option<(&'static str, String)> {
         let end = rest.find(['\\', '/', '@']).unwrap_or(rest.len());
         return Some((scheme, rest.get(..end).unwrap_or_default().to_string()));
     }
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| {
+    let rest = rest.rsplit_once_char('@').map_or(rest, |(_, h)| {
         if h.has_char('/') || !rest.has_char('/') {
             h
         } else {
@@ -59,7 +59,7 @@ fn url_host(v: &str) -> Option<(&'static str, String)> {
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let hostport = rest.get(..end).unwrap_or_default();
         // IPv6 without brackets has several colons; keep it whole.
-        if hostport.matches(':').count() > 1 {
+        if hostport.count_char(':') > 1 {
             hostport.to_string()
         } else {
             hostport
@@ -104,7 +104,7 @@ fn odd_scheme(l: &str) -> bool {
             let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
             scheme.starts_with("http")
                 && !host.starts_with('[')
-                && host.rsplit_once(':').is_some_and(|(_, port)| {
+                && host.rsplit_once_char(':').is_some_and(|(_, port)| {
                     !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
                 })
         })
@@ -119,7 +119,9 @@ fn server_scheme_to_address(l: &str) -> bool {
         return false;
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = authority
+        .rsplit_once_char('@')
+        .map_or(authority, |(_, h)| h);
     let host = if let Some(v6) = host.strip_prefix('[') {
         v6.split_char(']').next().unwrap_or_default()
     } else {

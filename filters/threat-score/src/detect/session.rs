@@ -44,7 +44,7 @@ fn session_like_lower(n: &str) -> bool {
 fn host_of(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let host = rest.split(['/', '?', '#']).next()?;
-    let host = host.rsplit('@').next()?;
+    let host = host.rsplit_first('@')?;
     Some(host.split_char(':').next()?.ascii_lower())
 }
 

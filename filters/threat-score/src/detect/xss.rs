@@ -209,7 +209,7 @@ fn spaced_local_name(b: &[u8], j: usize) -> usize {
 }
 
 fn tag_base(name: &str) -> &str {
-    name.rsplit(':').next().unwrap_or(name).trim_start()
+    name.rsplit_first(':').unwrap_or(name).trim_start()
 }
 
 /// A tag closed with a character that a server writing text as US-ASCII (the high bit

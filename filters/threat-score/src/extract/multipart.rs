@@ -118,8 +118,7 @@ fn disposition_params(v: &str) -> Vec<(String, String)> {
         let key = rest
             .get(..eq)
             .unwrap_or_default()
-            .rsplit(';')
-            .next()
+            .rsplit_first(';')
             .unwrap_or_default()
             .trim()
             .ascii_lower();
