@@ -4,6 +4,7 @@
 //! include targets.
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{BodyKind, Input, Prepared};
@@ -479,7 +480,9 @@ fn obfuscated_ip_url(l: &str) -> bool {
         if rest.starts_with("[::ffff:") {
             return true;
         }
-        let host = rest.split(['/', '?', '#', ':']).next().unwrap_or_default();
+        let host = rest
+            .split_first_any(&['/', '?', '#', ':'])
+            .unwrap_or_default();
         if host.chars().any(|c| ('\u{2460}'..='\u{24ff}').contains(&c)) {
             return true;
         }
@@ -512,7 +515,7 @@ fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
     let inner_code = |open: &str, inner: &str| {
         let t = inner.trim();
         !t.is_empty()
-            && (t.contains(['*', '[', '+']) && !(open == "${" && shell_expansion(t))
+            && (t.has_any(&['*', '[', '+']) && !(open == "${" && shell_expansion(t))
                 || call_outside_filters(t)
                 || t.has_lit("__")
                 || starts_with_object(t))
@@ -648,7 +651,7 @@ fn shell_expansion(t: &str) -> bool {
     matches!(
         op,
         b':' | b'-' | b'=' | b'+' | b'?' | b'#' | b'%' | b'/' | b'^' | b',' | b'@'
-    ) && !word.contains(&b'(')
+    ) && !word.has_byte(b'(')
         && !word
             .windows(2)
             .any(|w| matches!(w, b"${" | b"#{" | b"{{" | b"__"))
@@ -867,7 +870,7 @@ fn ssrf(l: &str) -> bool {
             s
         };
         let s = if rfc {
-            s.split(['/', '?', '#']).next().unwrap_or_default()
+            s.split_first_any(&['/', '?', '#']).unwrap_or_default()
         } else {
             s
         };

@@ -476,7 +476,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             // A bare name (`.env`, `web.config`: no directory, no traversal) is a file only
             // where the application expects one (`?file=.env`, `?page=.htaccess`); elsewhere
             // it is a word (a package's tags `[".env", "dotenv"]`).
-            let bare = n.parent_segments == 0 && !text.contains(['/', '\\']);
+            let bare = n.parent_segments == 0 && !text.has_any(&['/', '\\']);
             // A request header other than an upload name names no file the application
             // opens (`Referer: x/?p=;/bin/ca?+/et*/passwd`): paranoia 2, as CRS 930121;
             // a traversal to the file still counts at 1 (`lfi.traversal`).

@@ -607,6 +607,15 @@ pub trait Outlined {
     fn rsplit_first(&self, c: char) -> Option<&str>;
     /// `self.matches(c).count()`.
     fn count_char(&self, c: char) -> usize;
+    /// `str::contains` with a set of chars (`contains(['a', 'b'])`).
+    fn has_any(&self, set: &[char]) -> bool;
+    /// `str::find` with a set of chars.
+    fn find_any(&self, set: &[char]) -> Option<usize>;
+    /// `self.split(set).next()`: the part before the first char of `set` (all of `self`
+    /// without one).
+    fn split_first_any(&self, set: &[char]) -> Option<&str>;
+    /// `self.rsplit(set).next()`: the part after the last char of `set`.
+    fn rsplit_first_any(&self, set: &[char]) -> Option<&str>;
 }
 
 impl Outlined for str {
@@ -678,6 +687,22 @@ impl Outlined for str {
     fn count_char(&self, c: char) -> usize {
         self.matches(c).count()
     }
+    #[inline(never)]
+    fn has_any(&self, set: &[char]) -> bool {
+        self.contains(set)
+    }
+    #[inline(never)]
+    fn find_any(&self, set: &[char]) -> Option<usize> {
+        self.find(set)
+    }
+    #[inline(never)]
+    fn split_first_any(&self, set: &[char]) -> Option<&str> {
+        self.split(set).next()
+    }
+    #[inline(never)]
+    fn rsplit_first_any(&self, set: &[char]) -> Option<&str> {
+        self.rsplit(set).next()
+    }
 }
 
 /// [`Outlined::split_ws_or`]: the pieces of `str::split(|c: char| c.is_whitespace() ||
@@ -716,6 +741,20 @@ impl<'a> Iterator for SplitWsOr<'a> {
 /// the detectors' `words.next()`.
 #[derive(Clone)]
 pub struct WsWords<'a>(std::str::SplitWhitespace<'a>);
+
+/// `[u8]::contains` with one byte out of line: inline, core's `memchr` unrolls its short-slice
+/// loop at every call site.
+pub trait HasByte {
+    /// `self.contains(&c)`.
+    fn has_byte(&self, c: u8) -> bool;
+}
+
+impl HasByte for [u8] {
+    #[inline(never)]
+    fn has_byte(&self, c: u8) -> bool {
+        self.contains(&c)
+    }
+}
 
 /// [`Outlined::split_char`]: `str::split` at a `char` whose `next` (a `CharSearcher` step
 /// with its UTF-8 handling) is one function instead of a copy per call site.

@@ -5,6 +5,7 @@
 //! uploads.
 
 use super::{find_word, Findings, Skipper, INJECTION_SOURCES};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::ByteSet;
@@ -772,7 +773,7 @@ fn probe_call(l: &str) -> bool {
 fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
     let b = l.as_bytes();
     // Every call below is a name followed by `(`.
-    if !b.contains(&b'(') {
+    if !b.has_byte(b'(') {
         return false;
     }
     let sk = Skipper::new(b);
@@ -1016,14 +1017,14 @@ fn string_callable(l: &str) -> bool {
             _ => {
                 quoted_arg
                     && b.get(i + 1..j)
-                        .is_some_and(|gap| gap.is_empty() || gap.contains(&b'/'))
+                        .is_some_and(|gap| gap.is_empty() || gap.has_byte(b'/'))
             }
         }
     })
 }
 
 fn session_file(l: &str) -> bool {
-    l.rsplit(['/', '\\']).next().is_some_and(|base| {
+    l.rsplit_first_any(&['/', '\\']).is_some_and(|base| {
         base.strip_prefix("sess_").is_some_and(|id| {
             id.len() >= 20
                 && id

@@ -9,6 +9,7 @@
 //! Content-Length, odd Connection lists) are warnings that only block in combination.
 
 use super::{Ctx, Findings};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{BodyKind, ByteSet, Input, Prepared};
@@ -108,7 +109,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         .is_some_and(|(t, s)| is_token(t) && is_token(s));
     // Only the media type is checked for stray syntax; parameter values may be quoted
     // strings holding anything (`action="urn:x#op"`).
-    if !valid_mt || mt.contains(['(', '{', '#', '@']) {
+    if !valid_mt || mt.has_any(&['(', '{', '#', '@']) {
         out.hit_request(
             P,
             "protocol.content-type-syntax",
@@ -740,7 +741,7 @@ fn value_checks_screened(input: &Input, out: &mut Findings) {
     if input.may_contain("http/") && embedded_request_line(v) {
         out.hit(input, A, "protocol.embedded-request", Severity::Critical, 1);
     }
-    if (set.has(b'\r') || set.has(b'\n')) && v.contains(['\r', '\n']) {
+    if (set.has(b'\r') || set.has(b'\n')) && v.has_any(&['\r', '\n']) {
         if response_splitting(v) {
             out.hit(
                 input,
@@ -912,7 +913,7 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         let l = a.ascii_lower();
         l.match_indices("charset=").any(|(i, m)| {
             let v = l.get(i + m.len()..).unwrap_or_default();
-            let v = v.split([',', ';', ' ']).next().unwrap_or_default();
+            let v = v.split_first_any(&[',', ';', ' ']).unwrap_or_default();
             !CHARSETS.contains(&v.trim_set(&['"', '\'']))
         })
     }) {
@@ -1020,7 +1021,7 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         }
     }
     // Only a path with a `~` can have a segment ending in one (most have none: no split).
-    if path.as_bytes().contains(&b'~')
+    if path.as_bytes().has_byte(b'~')
         && path
             .split_char('/')
             .any(|seg| seg.len() > 1 && seg.ends_with('~'))

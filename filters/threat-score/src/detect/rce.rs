@@ -9,6 +9,7 @@
 //! expansion, `for /f`, `if exist`) is detected on its own.
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
@@ -816,7 +817,7 @@ fn target_arg(a: &str) -> bool {
     };
     !matches!(last, b'.' | b',' | b':' | b')' | b'!' | b'?')
         && (a.bytes().all(|b| b.is_ascii_digit())
-            || a.contains(['.', ':', '/', '\\', '@'])
+            || a.has_any(&['.', ':', '/', '\\', '@'])
                 && a.bytes().any(|b| b.is_ascii_alphanumeric()))
 }
 
@@ -987,7 +988,7 @@ fn tool_with_subcommand(base: &str, args: &[&str]) -> bool {
             .is_some_and(|a| a.len() >= 2 && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
         && args
             .iter()
-            .all(|a| !a.contains(['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
+            .all(|a| !a.has_any(&['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
 }
 
 /// A program name that is also an English word: the common words of [`WORDLIKE`] of
@@ -1032,7 +1033,7 @@ fn word_with_plain_options<'a>(
 ) -> bool {
     english_program(base)
         && args.clone().any(is_option_or_plus)
-        && args.all(|a| !a.contains(['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
+        && args.all(|a| !a.has_any(&['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
 }
 
 /// Finds a command in one segment; returns the rule that fits, if any.
@@ -1071,7 +1072,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     // Skip prefixes, `$var` expansions and VAR=value assignments.
     for _ in 0..4 {
         let is_assign =
-            first.as_bytes().contains(&b'=') && !first.starts_with('=') && !first.starts_with('-');
+            first.as_bytes().has_byte(b'=') && !first.starts_with('=') && !first.starts_with('-');
         let is_var = first.starts_with('$') && first.len() > 1;
         let is_prefix = PREFIX_SET.contains(first);
         let next_is_option = words.peek().is_none_or(|w| w.starts_with('-'));
@@ -1149,7 +1150,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
         return None;
     }
     let has_path = BIN_DIRS.iter().any(|d| first.starts_with(d));
-    let base = first.rsplit(['/', '\\']).next().unwrap_or(first);
+    let base = first.rsplit_first_any(&['/', '\\']).unwrap_or(first);
     let base = base.strip_suffix(".exe").unwrap_or(base);
     let mut args: Vec<&str> = words.collect();
     if glued_option.is_some() {
@@ -1198,7 +1199,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     // Compound names (`aa-disable`, `redis-cli`, `apt-get`) are not prose words either.
     let strong_name = (versioned_interpreter(base)
         || FAMILIES.iter().any(|f| base.starts_with(f))
-        || base.contains(['-', '_']) && DISTINCTIVE_SET.contains(base))
+        || base.has_any(&['-', '_']) && DISTINCTIVE_SET.contains(base))
         && args.len() <= 4;
     // `; sleep 5`, `| timeout 5`, `` `sleep 5` ``: a program and one number and nothing
     // else is how a time-based blind injection waits; prose after a separator goes on with
@@ -1233,7 +1234,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
                 !word
                     || any_shellish
                     || args.is_empty()
-                    || all_targets && args.iter().any(|a| a.contains(['.', ':', '/']))
+                    || all_targets && args.iter().any(|a| a.has_any(&['.', ':', '/']))
                     || count_only
             }
             Intro::Amp => {
@@ -1284,7 +1285,7 @@ fn glob_path(s: &str) -> bool {
             let path = tok.trim_start_set(&['~']);
             path.starts_with('/')
                 && path.count_char('/') >= 2
-                && (path.contains(['?', '*']) || letter_bracket(path))
+                && (path.has_any(&['?', '*']) || letter_bracket(path))
                 && path
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
@@ -1313,7 +1314,7 @@ fn letter_bracket(path: &str) -> bool {
 fn wildcard_listing(path: &str) -> bool {
     let (dir, last) = path.rsplit_once_char('/').unwrap_or(("", path));
     let ext = last.strip_prefix("*.").unwrap_or_default();
-    !dir.contains(['?', '*', '['])
+    !dir.has_any(&['?', '*', '['])
         && (last == "*"
             || last == "**"
             || !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
@@ -1598,7 +1599,7 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
 /// Restricted upload names (dotfiles and server configuration) for file-name sources.
 fn restricted_upload(l: &str) -> bool {
     let name = l.trim().trim_end_set(&['.', ' ']);
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let base = name.rsplit_first_any(&['/', '\\']).unwrap_or(name);
     const NAMES: &[&str] = &[
         "web.config",
         "php.ini",
@@ -1619,7 +1620,7 @@ fn restricted_upload(l: &str) -> bool {
         "sudoers",
     ];
     let compact: String = base.without_whitespace();
-    let stem = compact.split(['.', '_']).next().unwrap_or_default();
+    let stem = compact.split_first_any(&['.', '_']).unwrap_or_default();
     let config_stem = matches!(
         stem,
         "wp-config"
@@ -1886,7 +1887,7 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
         .flatten()
         .chain(char_words.into_iter().flatten());
     words
-        .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
+        .filter(|w| w.len() >= 3 && w.has_any(&['$', '\\', '^', '\'', '"']))
         .any(|w| {
             let core = w.trim_set(&['\'', '"']);
             // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
@@ -1897,7 +1898,7 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
                 return false;
             }
             let inner_quotes = core.matches(['\'', '"']).count();
-            let other = core.contains(['$', '\\', '^']);
+            let other = core.has_any(&['$', '\\', '^']);
             if !other && inner_quotes < 2 {
                 return false;
             }
@@ -1936,7 +1937,7 @@ fn ascii_separator(c: u8) -> bool {
 /// a command once they are removed ("you're" does not; "c'a't" does).
 fn quoted_command(v: &str) -> bool {
     v.split_ws_or(&[';', '|', '&', '`', '(', ')'])
-        .filter(|w| w.contains(['\'', '"', '\\', '^']))
+        .filter(|w| w.has_any(&['\'', '"', '\\', '^']))
         .any(|w| {
             let joined: String = w
                 .chars()

@@ -6,6 +6,7 @@
 //! already decoded by the extractor.
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
@@ -151,7 +152,7 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
         }
         let name = l.get(start..j)?;
         // HTML parses `<?...>` as a bogus comment: only IE's `<?import` ever acted on it.
-        if b.get(at + 1..start).is_some_and(|p| p.contains(&b'?')) && name != "import" {
+        if b.get(at + 1..start).is_some_and(|p| p.has_byte(b'?')) && name != "import" {
             return None;
         }
         let rest_end = b
@@ -390,7 +391,7 @@ fn js_sink(l: &str) -> bool {
             }
             let open = b.get(j).copied();
             // A tagged template call: ``alert`1` `` (a closing backtick follows).
-            if open == Some(b'`') && b.get(j + 1..).is_some_and(|r| r.contains(&b'`')) {
+            if open == Some(b'`') && b.get(j + 1..).is_some_and(|r| r.has_byte(b'`')) {
                 return true;
             }
             if open == Some(b'(') {
@@ -475,7 +476,7 @@ fn dom_property(l: &str) -> bool {
         super::lit_offsets(l, m).any(|p| {
             !prose
                 || super::generic::word_around(l, p)
-                    .contains(['=', '+', '(', ')', ';', '\'', '"', '`', '['])
+                    .has_any(&['=', '+', '(', ')', ';', '\'', '"', '`', '['])
         })
     })
 }

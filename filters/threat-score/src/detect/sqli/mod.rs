@@ -1461,7 +1461,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // it carries a quote, which no browser or library puts there and which is how an
         // injection into a logged User-Agent starts (`Mozilla/5.0' or 1=1--`).
         let user_agent = is_header && input.location.name == "user-agent";
-        if !plain && (!user_agent || input.value.contains(['\'', '"'])) {
+        if !plain && (!user_agent || input.value.has_any(&['\'', '"'])) {
             if lexer::has_unicode_space(&input.bytes, &input.value) {
                 let (v, lw) = (
                     lexer::ascii_spaces(&input.value),
