@@ -658,34 +658,55 @@ impl Outlined for str {
     }
     #[inline(never)]
     fn has_char(&self, c: char) -> bool {
-        self.contains(c)
+        self.find_char(c).is_some()
     }
     #[inline(never)]
     fn find_char(&self, c: char) -> Option<usize> {
-        self.find(c)
+        // Every call site asks for an ASCII char: one SWAR scan, no `CharSearcher`.
+        if c.is_ascii() {
+            find_byte(self.as_bytes(), c as u8)
+        } else {
+            self.find(c)
+        }
     }
     #[inline(never)]
     fn split_once_char(&self, c: char) -> Option<(&str, &str)> {
-        self.split_once(c)
+        let at = self.find_char(c)?;
+        Some((self.get(..at)?, self.get(at + c.len_utf8()..)?))
     }
     fn split_char(&self, c: char) -> SplitChar<'_> {
-        SplitChar(self.split(c))
+        SplitChar {
+            rest: Some(self),
+            c,
+        }
     }
     #[inline(never)]
     fn rsplit_once_char(&self, c: char) -> Option<(&str, &str)> {
-        self.rsplit_once(c)
+        let at = self.rfind_char(c)?;
+        Some((self.get(..at)?, self.get(at + c.len_utf8()..)?))
     }
     #[inline(never)]
     fn rfind_char(&self, c: char) -> Option<usize> {
-        self.rfind(c)
+        if c.is_ascii() {
+            self.as_bytes().iter().rposition(|&b| b == c as u8)
+        } else {
+            self.rfind(c)
+        }
     }
     #[inline(never)]
     fn rsplit_first(&self, c: char) -> Option<&str> {
-        self.rsplit(c).next()
+        match self.rfind_char(c) {
+            Some(at) => self.get(at + c.len_utf8()..),
+            None => Some(self),
+        }
     }
     #[inline(never)]
     fn count_char(&self, c: char) -> usize {
-        self.matches(c).count()
+        if c.is_ascii() {
+            self.bytes().filter(|&b| b == c as u8).count()
+        } else {
+            self.matches(c).count()
+        }
     }
     #[inline(never)]
     fn has_any(&self, set: &[char]) -> bool {
@@ -756,15 +777,28 @@ impl HasByte for [u8] {
     }
 }
 
-/// [`Outlined::split_char`]: `str::split` at a `char` whose `next` (a `CharSearcher` step
-/// with its UTF-8 handling) is one function instead of a copy per call site.
-pub struct SplitChar<'a>(core::str::Split<'a, char>);
+/// [`Outlined::split_char`]: `str::split` at a `char`, its `next` one function (a byte scan
+/// for an ASCII char) instead of a `CharSearcher` step inlined at each call site.
+pub struct SplitChar<'a> {
+    rest: Option<&'a str>,
+    c: char,
+}
 
 impl<'a> Iterator for SplitChar<'a> {
     type Item = &'a str;
     #[inline(never)]
     fn next(&mut self) -> Option<&'a str> {
-        self.0.next()
+        let rest = self.rest?;
+        match rest.find_char(self.c) {
+            Some(at) => {
+                self.rest = rest.get(at + self.c.len_utf8()..);
+                rest.get(..at)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
     }
 }
 
@@ -1067,6 +1101,44 @@ pub(crate) fn xorshift(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The out-of-line `str` helpers answer as the `std` calls they replace, for ASCII and
+    /// non-ASCII separators, on random strings over a small alphabet (separators, multibyte
+    /// chars, empty pieces at both ends).
+    #[test]
+    fn outlined_char_helpers_match_std() {
+        let alphabet = ['a', '/', ';', ':', '=', ' ', '\u{e9}', '\u{FFFD}', '.', '\0'];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..20_000 {
+            let len = n % 24;
+            let s: String = (0..len)
+                .map(|_| {
+                    seed = xorshift(seed);
+                    alphabet[(seed >> 11) as usize % alphabet.len()]
+                })
+                .collect();
+            for c in alphabet {
+                assert_eq!(s.has_char(c), s.contains(c), "{s:?} {c:?}");
+                assert_eq!(s.find_char(c), s.find(c), "{s:?} {c:?}");
+                assert_eq!(s.rfind_char(c), s.rfind(c), "{s:?} {c:?}");
+                assert_eq!(s.split_once_char(c), s.split_once(c), "{s:?} {c:?}");
+                assert_eq!(s.rsplit_once_char(c), s.rsplit_once(c), "{s:?} {c:?}");
+                assert_eq!(s.rsplit_first(c), s.rsplit(c).next(), "{s:?} {c:?}");
+                assert_eq!(s.count_char(c), s.matches(c).count(), "{s:?} {c:?}");
+                assert!(s.split_char(c).eq(s.split(c)), "{s:?} {c:?}");
+            }
+            let sets: [&[char]; 3] = [&['/', '?', '#'], &['/', '\\'], &['\u{e9}', ';']];
+            for set in sets {
+                assert_eq!(s.has_any(set), s.contains(set), "{s:?} {set:?}");
+                assert_eq!(s.find_any(set), s.find(set), "{s:?} {set:?}");
+                assert_eq!(s.split_first_any(set), s.split(set).next(), "{s:?} {set:?}");
+                assert_eq!(s.rsplit_first_any(set), s.rsplit(set).next(), "{s:?} {set:?}");
+            }
+            for b in [b'a', b'/', 0xC3, 0] {
+                assert_eq!(s.as_bytes().has_byte(b), s.as_bytes().contains(&b), "{s:?} {b}");
+            }
+        }
+    }
 
     #[test]
     fn word_sets() {
