@@ -82,7 +82,7 @@ fn reference(s: &str) -> Option<(char, usize)> {
         }
         let text = s.get(start..start + digits)?;
         // Leading zeros are a classic padding evasion; cap the value instead of overflowing.
-        let cp = u32::from_str_radix(text.trim_start_set(&['0']), radix)
+        let cp = u32::from_str_radix(text.trim_start_set(b"0"), radix)
             .ok()
             .or(if text.bytes().all(|b| b == b'0') {
                 Some(0)

@@ -40,7 +40,7 @@ fn normalize_segments<'a>(len: usize, segments: impl Iterator<Item = &'a str>) -
         if seg == "." {
             continue;
         }
-        let trimmed = seg.trim_end_set(&[';', ' ', '\t']);
+        let trimmed = seg.trim_end_set(b"; \t");
         let is_parent = trimmed.len() >= 2 && trimmed.bytes().all(|b| b == b'.');
         if i != 0 {
             out.push('/');

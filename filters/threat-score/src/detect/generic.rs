@@ -460,7 +460,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
             return false;
         }
         let after = l.get(p + 1..).unwrap_or_default();
-        let start = p + 1 + (after.len() - after.trim_start_set(&['/']).len());
+        let start = p + 1 + (after.len() - after.trim_start_set(b"/").len());
         // The authority ends at the path, query or fragment, and is at most 300 bytes.
         stop = stop.max(start);
         let limit = (start + 300).min(b.len());
@@ -480,9 +480,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
         if rest.starts_with("[::ffff:") {
             return true;
         }
-        let host = rest
-            .split_first_any(&['/', '?', '#', ':'])
-            .unwrap_or_default();
+        let host = rest.split_first_any(b"/?#:").unwrap_or_default();
         if host.chars().any(|c| ('\u{2460}'..='\u{24ff}').contains(&c)) {
             return true;
         }
@@ -515,7 +513,7 @@ fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
     let inner_code = |open: &str, inner: &str| {
         let t = inner.trim();
         !t.is_empty()
-            && (t.has_any(&['*', '[', '+']) && !(open == "${" && shell_expansion(t))
+            && (t.has_any(b"*[+") && !(open == "${" && shell_expansion(t))
                 || call_outside_filters(t)
                 || t.has_lit("__")
                 || starts_with_object(t))
@@ -558,7 +556,7 @@ fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
                 }
             };
             let raw_inner = l.get(from..e).unwrap_or_default();
-            let inner = raw_inner.trim_start_set(&['=', '-']);
+            let inner = raw_inner.trim_start_set(b"=-");
             // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
             // expression itself is code.
             let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
@@ -664,7 +662,7 @@ fn shell_expansion(t: &str) -> bool {
 /// `apply`, `attr`, `format`, Twig's `registerUndefinedFilterCallback` gadgets) count as calls.
 fn call_outside_filters(t: &str) -> bool {
     super::byte_offsets(t, b'(').any(|p| {
-        let head = t.get(..p).unwrap_or_default().trim_end_set(&[' ']);
+        let head = t.get(..p).unwrap_or_default().trim_end_set(b" ");
         let name_start = head
             .bytes()
             .rposition(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
@@ -673,7 +671,7 @@ fn call_outside_filters(t: &str) -> bool {
         let pipe = head
             .get(..name_start)
             .unwrap_or_default()
-            .trim_end_set(&[' '])
+            .trim_end_set(b" ")
             .ends_with('|');
         !(pipe
             && !name.is_empty()
@@ -728,10 +726,7 @@ fn endless_loop(l: &str) -> bool {
             // Constant conditions are short: look for the `)` in the next 16 bytes only.
             let near = rest.as_bytes().get(..16).unwrap_or(rest.as_bytes());
             near.iter().position(|&b| b == b')').is_some_and(|e| {
-                let cond = rest
-                    .get(..e)
-                    .unwrap_or_default()
-                    .trim_start_set(&['!', '-', '+']);
+                let cond = rest.get(..e).unwrap_or_default().trim_start_set(b"!-+");
                 matches!(
                     cond,
                     "true"
@@ -870,7 +865,7 @@ fn ssrf(l: &str) -> bool {
             s
         };
         let s = if rfc {
-            s.split_first_any(&['/', '?', '#']).unwrap_or_default()
+            s.split_first_any(b"/?#").unwrap_or_default()
         } else {
             s
         };
@@ -878,8 +873,8 @@ fn ssrf(l: &str) -> bool {
         s.split(['/', '?', '#'])
             .next()
             .unwrap_or_default()
-            .trim_start_set(&['['])
-            .trim_end_set(&[']'])
+            .trim_start_set(b"[")
+            .trim_end_set(b"]")
     }
     let url = l.has_lit("://");
     let t = l.trim();
@@ -1024,7 +1019,7 @@ fn metadata_url(l: &str) -> bool {
         let host = authority
             .rsplit_once_char('@')
             .map_or(authority, |(_, h)| h);
-        let host = host.trim_start_set(&['[']);
+        let host = host.trim_start_set(b"[");
         let host = match host.split_once_char(']') {
             Some((h, _)) => h,
             None if host.bytes().filter(|&c| c == b':').count() == 1 => {
@@ -1368,7 +1363,7 @@ mod tests {
             if scheme.len() < 2 || !scheme.first_char().is_some_and(|c| c.is_ascii_alphabetic()) {
                 return false;
             }
-            let rest = l.get(p + 1..).unwrap_or_default().trim_start_set(&['/']);
+            let rest = l.get(p + 1..).unwrap_or_default().trim_start_set(b"/");
             // The authority ends at the path, query or fragment, and is at most 300 bytes.
             let end = rest
                 .bytes()
@@ -1442,7 +1437,7 @@ mod tests {
                     }
                 };
                 let raw_inner = l.get(from..e).unwrap_or_default();
-                let inner = raw_inner.trim_start_set(&['=', '-']);
+                let inner = raw_inner.trim_start_set(b"=-");
                 // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
                 // expression itself is code.
                 let scriptlet = *open == "<%" && !raw_inner.starts_with('=');

@@ -242,7 +242,7 @@ pub(crate) fn is_upload_name(source: Source, name: &str) -> bool {
 /// A file name ending in `.jsp`/`.jspx` once the padding servers ignore is removed.
 fn jsp_file(l: &str) -> bool {
     let name: String = l.without_whitespace();
-    let name = name.trim_end_set(&['.', '/', '\\', ':']);
+    let name = name.trim_end_set(b"./\\:");
     name.ends_with(".jsp") || name.ends_with(".jspx")
 }
 
@@ -427,7 +427,7 @@ fn substitute(inner: &str) -> Option<&str> {
     {
         rest
     } else if let Some(rest) = inner.strip_prefix("date:") {
-        rest.trim_set(&['\''])
+        rest.trim_set(b"'")
     } else {
         ""
     })

@@ -224,7 +224,7 @@ fn file_parameter(source: Source, name: &str) -> bool {
 pub(crate) fn prose(v: &str) -> bool {
     v.split_ascii_whitespace()
         .filter(|w| {
-            let w = w.trim_end_set(&[',', '.', ':', ';', '!', '?', ')']);
+            let w = w.trim_end_set(b",.:;!?)");
             w.len() >= 2
                 && w.bytes()
                     .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'\'')
@@ -476,7 +476,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             // A bare name (`.env`, `web.config`: no directory, no traversal) is a file only
             // where the application expects one (`?file=.env`, `?page=.htaccess`); elsewhere
             // it is a word (a package's tags `[".env", "dotenv"]`).
-            let bare = n.parent_segments == 0 && !text.has_any(&['/', '\\']);
+            let bare = n.parent_segments == 0 && !text.has_any(b"/\\");
             // A request header other than an upload name names no file the application
             // opens (`Referer: x/?p=;/bin/ca?+/et*/passwd`): paranoia 2, as CRS 930121;
             // a traversal to the file still counts at 1 (`lfi.traversal`).

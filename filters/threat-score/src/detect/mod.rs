@@ -561,13 +561,19 @@ impl Lit for str {
 
 /// Out-of-line `str` helpers: `ascii_lower` instead of `str::to_ascii_lowercase`,
 /// `first_char`/`first_word`/`words` instead of `chars().next()`/`split_whitespace()`,
-/// `without_whitespace` for the `chars().filter(..).collect()` copy, `trim_set` and its kin
-/// instead of `trim_matches` and its kin with a char or an array of chars (a type per array
-/// length), `split_ws_or` instead of `split` with a char predicate (a type per closure). The
-/// std methods are `#[inline]`: each of their ~130 call sites in the detectors and the
-/// extraction got its own copy of the UTF-8 decoder (and `char::is_whitespace`) or of the
-/// allocate-copy-lowercase loop, ~100 bytes of module code per site (issue 13's size bound).
-/// The same std code, called once per site instead; the results are the std methods' own.
+/// `without_whitespace` for the `chars().filter(..).collect()` copy, `split_ws_or` instead of
+/// `split` with a char predicate (a type per closure); and the searches with a char or a set
+/// of chars: `has_char`, `find_char`, `split_char`, `split_once_char` and their reverse kin
+/// instead of `contains`/`find`/`split`/`split_once`/`rfind`/... with a `char`, `has_any`,
+/// `find_any`, `split_first_any`, `rsplit_first_any`, `trim_set` and its kin with a set of
+/// ASCII bytes (`b"/?#"`) instead of the same methods with an array of chars. The std methods
+/// are `#[inline]`: each of their ~250 call sites in the detectors and the extraction got its
+/// own copy of the UTF-8 decoder (and `char::is_whitespace`), of a `CharSearcher` or
+/// `MultiCharEqSearcher` with `memchr`, or of the allocate-copy-lowercase loop, ~100-300
+/// bytes of module code per site (issue 13's size bound). The searches scan bytes: every
+/// call site asks for an ASCII char or set (a UTF-8 sequence's bytes are never ASCII, so
+/// each offset found is a char boundary, and the results are the std methods' own; a test
+/// compares them), which is also cheaper than the searchers were inline.
 /// (`str::trim` stays inline: its copies are small, it runs on every header, and out of line
 /// it cost 0.09% of the Wasm instructions per request for 0.2 KB.)
 pub trait Outlined {
@@ -582,16 +588,16 @@ pub trait Outlined {
     fn without_whitespace(&self) -> String;
     /// `str::split_whitespace`, its `next` out of line ([`WsWords`]).
     fn words(&self) -> WsWords<'_>;
-    /// `str::trim_matches` with a set of chars.
-    fn trim_set(&self, set: &[char]) -> &str;
-    /// `str::trim_start_matches` with a set of chars.
-    fn trim_start_set(&self, set: &[char]) -> &str;
-    /// `str::trim_end_matches` with a set of chars.
-    fn trim_end_set(&self, set: &[char]) -> &str;
+    /// `str::trim_matches` with a set of ASCII bytes.
+    fn trim_set(&self, set: &[u8]) -> &str;
+    /// `str::trim_start_matches` with a set of ASCII bytes.
+    fn trim_start_set(&self, set: &[u8]) -> &str;
+    /// `str::trim_end_matches` with a set of ASCII bytes.
+    fn trim_end_set(&self, set: &[u8]) -> &str;
     /// `str::split` at whitespace (`char::is_whitespace`) and at the chars of `set`, its
     /// `next` out of line ([`SplitWsOr`]).
     fn split_ws_or<'a>(&'a self, set: &'a [char]) -> SplitWsOr<'a>;
-    /// `str::contains` with a `char` (a `CharSearcher` set up inline at each of ~40 sites).
+    /// `str::contains` with a `char`.
     fn has_char(&self, c: char) -> bool;
     /// `str::find` with a `char`.
     fn find_char(&self, c: char) -> Option<usize>;
@@ -607,15 +613,15 @@ pub trait Outlined {
     fn rsplit_first(&self, c: char) -> Option<&str>;
     /// `self.matches(c).count()`.
     fn count_char(&self, c: char) -> usize;
-    /// `str::contains` with a set of chars (`contains(['a', 'b'])`).
-    fn has_any(&self, set: &[char]) -> bool;
-    /// `str::find` with a set of chars.
-    fn find_any(&self, set: &[char]) -> Option<usize>;
+    /// `str::contains` with a set of ASCII bytes (`contains(['a', 'b'])` is `has_any(b"ab")`).
+    fn has_any(&self, set: &[u8]) -> bool;
+    /// `str::find` with a set of ASCII bytes.
+    fn find_any(&self, set: &[u8]) -> Option<usize>;
     /// `self.split(set).next()`: the part before the first char of `set` (all of `self`
     /// without one).
-    fn split_first_any(&self, set: &[char]) -> Option<&str>;
+    fn split_first_any(&self, set: &[u8]) -> Option<&str>;
     /// `self.rsplit(set).next()`: the part after the last char of `set`.
-    fn rsplit_first_any(&self, set: &[char]) -> Option<&str>;
+    fn rsplit_first_any(&self, set: &[u8]) -> Option<&str>;
 }
 
 impl Outlined for str {
@@ -639,16 +645,18 @@ impl Outlined for str {
         WsWords(self.split_whitespace())
     }
     #[inline(never)]
-    fn trim_set(&self, set: &[char]) -> &str {
-        self.trim_matches(set)
+    fn trim_set(&self, set: &[u8]) -> &str {
+        self.trim_start_set(set).trim_end_set(set)
     }
     #[inline(never)]
-    fn trim_start_set(&self, set: &[char]) -> &str {
-        self.trim_start_matches(set)
+    fn trim_start_set(&self, set: &[u8]) -> &str {
+        let n = self.bytes().take_while(|b| in_set(set, *b)).count();
+        self.get(n..).unwrap_or_default()
     }
     #[inline(never)]
-    fn trim_end_set(&self, set: &[char]) -> &str {
-        self.trim_end_matches(set)
+    fn trim_end_set(&self, set: &[u8]) -> &str {
+        let n = self.bytes().rev().take_while(|b| in_set(set, *b)).count();
+        self.get(..self.len() - n).unwrap_or_default()
     }
     fn split_ws_or<'a>(&'a self, set: &'a [char]) -> SplitWsOr<'a> {
         SplitWsOr {
@@ -662,7 +670,7 @@ impl Outlined for str {
     }
     #[inline(never)]
     fn find_char(&self, c: char) -> Option<usize> {
-        // Every call site asks for an ASCII char: one SWAR scan, no `CharSearcher`.
+        // An ASCII char (every call site but the U+FFFD checks): one SWAR scan.
         if c.is_ascii() {
             find_byte(self.as_bytes(), c as u8)
         } else {
@@ -709,20 +717,26 @@ impl Outlined for str {
         }
     }
     #[inline(never)]
-    fn has_any(&self, set: &[char]) -> bool {
-        self.contains(set)
+    fn has_any(&self, set: &[u8]) -> bool {
+        self.find_any(set).is_some()
     }
     #[inline(never)]
-    fn find_any(&self, set: &[char]) -> Option<usize> {
-        self.find(set)
+    fn find_any(&self, set: &[u8]) -> Option<usize> {
+        self.bytes().position(|b| in_set(set, b))
     }
     #[inline(never)]
-    fn split_first_any(&self, set: &[char]) -> Option<&str> {
-        self.split(set).next()
+    fn split_first_any(&self, set: &[u8]) -> Option<&str> {
+        match self.find_any(set) {
+            Some(at) => self.get(..at),
+            None => Some(self),
+        }
     }
     #[inline(never)]
-    fn rsplit_first_any(&self, set: &[char]) -> Option<&str> {
-        self.rsplit(set).next()
+    fn rsplit_first_any(&self, set: &[u8]) -> Option<&str> {
+        match self.bytes().rposition(|b| in_set(set, b)) {
+            Some(at) => self.get(at + 1..),
+            None => Some(self),
+        }
     }
 }
 
@@ -775,6 +789,12 @@ impl HasByte for [u8] {
     fn has_byte(&self, c: u8) -> bool {
         self.contains(&c)
     }
+}
+
+/// Whether byte `b` is in `set`: the sets of [`Outlined`] are ASCII bytes (`b"/?#"`), so a
+/// match is a whole char and every offset found starts or ends one.
+fn in_set(set: &[u8], b: u8) -> bool {
+    set.contains(&b)
 }
 
 /// [`Outlined::split_char`]: `str::split` at a `char`, its `next` one function (a byte scan
@@ -1107,7 +1127,9 @@ mod tests {
     /// chars, empty pieces at both ends).
     #[test]
     fn outlined_char_helpers_match_std() {
-        let alphabet = ['a', '/', ';', ':', '=', ' ', '\u{e9}', '\u{FFFD}', '.', '\0'];
+        let alphabet = [
+            'a', '/', ';', ':', '=', ' ', '\u{e9}', '\u{FFFD}', '.', '\0',
+        ];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for n in 0..20_000 {
             let len = n % 24;
@@ -1127,15 +1149,39 @@ mod tests {
                 assert_eq!(s.count_char(c), s.matches(c).count(), "{s:?} {c:?}");
                 assert!(s.split_char(c).eq(s.split(c)), "{s:?} {c:?}");
             }
-            let sets: [&[char]; 3] = [&['/', '?', '#'], &['/', '\\'], &['\u{e9}', ';']];
-            for set in sets {
-                assert_eq!(s.has_any(set), s.contains(set), "{s:?} {set:?}");
-                assert_eq!(s.find_any(set), s.find(set), "{s:?} {set:?}");
-                assert_eq!(s.split_first_any(set), s.split(set).next(), "{s:?} {set:?}");
-                assert_eq!(s.rsplit_first_any(set), s.rsplit(set).next(), "{s:?} {set:?}");
+            let sets: [&[u8]; 3] = [b"/?#", b"/\\", b"; \0"];
+            for bytes in sets {
+                let set: &[char] = &bytes.iter().map(|&b| char::from(b)).collect::<Vec<_>>();
+                assert_eq!(s.has_any(bytes), s.contains(set), "{s:?} {set:?}");
+                assert_eq!(s.find_any(bytes), s.find(set), "{s:?} {set:?}");
+                assert_eq!(
+                    s.split_first_any(bytes),
+                    s.split(set).next(),
+                    "{s:?} {set:?}"
+                );
+                assert_eq!(
+                    s.rsplit_first_any(bytes),
+                    s.rsplit(set).next(),
+                    "{s:?} {set:?}"
+                );
+                assert_eq!(s.trim_set(bytes), s.trim_matches(set), "{s:?} {set:?}");
+                assert_eq!(
+                    s.trim_start_set(bytes),
+                    s.trim_start_matches(set),
+                    "{s:?} {set:?}"
+                );
+                assert_eq!(
+                    s.trim_end_set(bytes),
+                    s.trim_end_matches(set),
+                    "{s:?} {set:?}"
+                );
             }
             for b in [b'a', b'/', 0xC3, 0] {
-                assert_eq!(s.as_bytes().has_byte(b), s.as_bytes().contains(&b), "{s:?} {b}");
+                assert_eq!(
+                    s.as_bytes().has_byte(b),
+                    s.as_bytes().contains(&b),
+                    "{s:?} {b}"
+                );
             }
         }
     }

@@ -462,7 +462,7 @@ fn data_wrappers() {
 
 fn php_file(l: &str) -> bool {
     let name: String = l.without_whitespace();
-    let name = name.trim_end_set(&['.', '/', '\\', ':']);
+    let name = name.trim_end_set(b"./\\:");
     let ext = name.rsplit_first('.').unwrap_or_default();
     name.has_char('.')
         && (matches!(
@@ -1024,7 +1024,7 @@ fn string_callable(l: &str) -> bool {
 }
 
 fn session_file(l: &str) -> bool {
-    l.rsplit_first_any(&['/', '\\']).is_some_and(|base| {
+    l.rsplit_first_any(b"/\\").is_some_and(|base| {
         base.strip_prefix("sess_").is_some_and(|id| {
             id.len() >= 20
                 && id

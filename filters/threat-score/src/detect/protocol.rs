@@ -109,7 +109,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         .is_some_and(|(t, s)| is_token(t) && is_token(s));
     // Only the media type is checked for stray syntax; parameter values may be quoted
     // strings holding anything (`action="urn:x#op"`).
-    if !valid_mt || mt.has_any(&['(', '{', '#', '@']) {
+    if !valid_mt || mt.has_any(b"({#@") {
         out.hit_request(
             P,
             "protocol.content-type-syntax",
@@ -144,7 +144,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             continue;
         };
         let k = k.trim().ascii_lower();
-        let v = v.trim().trim_set(&['"', '\'']).ascii_lower();
+        let v = v.trim().trim_set(b"\"'").ascii_lower();
         if k == "charset" {
             charsets += 1;
             if !CHARSETS.contains(&v.as_str()) {
@@ -210,7 +210,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
         Some(h) => {
             let bare = h
                 .trim()
-                .trim_start_set(&['['])
+                .trim_start_set(b"[")
                 .split_char(']')
                 .next()
                 .unwrap_or_default();
@@ -450,10 +450,7 @@ fn response_splitting(v: &str) -> bool {
         if p > 0 && matches!(b.get(p - 1), Some(b'\r' | b'\n')) {
             return false;
         }
-        let rest = v
-            .get(p + 1..)
-            .unwrap_or_default()
-            .trim_start_set(&['\r', '\n']);
+        let rest = v.get(p + 1..).unwrap_or_default().trim_start_set(b"\r\n");
         let name_len = rest
             .bytes()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == b'-')
@@ -498,7 +495,7 @@ fn response_splitting(v: &str) -> bool {
         let header = effective
             && rest.get(name_len..).is_some_and(|r| {
                 r.strip_prefix(':').is_some_and(|v| {
-                    v.trim_start_set(&[' ', '\t'])
+                    v.trim_start_set(b" \t")
                         .bytes()
                         .next()
                         .is_some_and(|c| c != b'\r' && c != b'\n')
@@ -741,7 +738,7 @@ fn value_checks_screened(input: &Input, out: &mut Findings) {
     if input.may_contain("http/") && embedded_request_line(v) {
         out.hit(input, A, "protocol.embedded-request", Severity::Critical, 1);
     }
-    if (set.has(b'\r') || set.has(b'\n')) && v.has_any(&['\r', '\n']) {
+    if (set.has(b'\r') || set.has(b'\n')) && v.has_any(b"\r\n") {
         if response_splitting(v) {
             out.hit(
                 input,
@@ -824,7 +821,7 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
                 .split_char(';')
                 .filter_map(|x| x.split_once_char('='))
                 .find(|(k, _)| k.trim() == "charset")
-                .map(|(_, v)| v.trim().trim_set(&['"']).to_string());
+                .map(|(_, v)| v.trim().trim_set(b"\"").to_string());
             if charset.is_some_and(|c| !CHARSETS.contains(&c.as_str())) {
                 out.hit_request(
                     Category::Multipart,
@@ -913,8 +910,8 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         let l = a.ascii_lower();
         l.match_indices("charset=").any(|(i, m)| {
             let v = l.get(i + m.len()..).unwrap_or_default();
-            let v = v.split_first_any(&[',', ';', ' ']).unwrap_or_default();
-            !CHARSETS.contains(&v.trim_set(&['"', '\'']))
+            let v = v.split_first_any(b",; ").unwrap_or_default();
+            !CHARSETS.contains(&v.trim_set(b"\"'"))
         })
     }) {
         out.hit_request(

@@ -817,8 +817,7 @@ fn target_arg(a: &str) -> bool {
     };
     !matches!(last, b'.' | b',' | b':' | b')' | b'!' | b'?')
         && (a.bytes().all(|b| b.is_ascii_digit())
-            || a.has_any(&['.', ':', '/', '\\', '@'])
-                && a.bytes().any(|b| b.is_ascii_alphanumeric()))
+            || a.has_any(b".:/\\@") && a.bytes().any(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Arguments that are three or more plain words (letters only, the last may end a
@@ -826,7 +825,7 @@ fn target_arg(a: &str) -> bool {
 fn prose_clause(args: &[&str]) -> bool {
     args.len() >= 3
         && args.iter().all(|a| {
-            let w = a.trim_end_set(&['.', ',', '!', '?']);
+            let w = a.trim_end_set(b".,!?");
             w.len() >= 2 && w.bytes().all(|b| b.is_ascii_alphabetic())
         })
 }
@@ -988,7 +987,7 @@ fn tool_with_subcommand(base: &str, args: &[&str]) -> bool {
             .is_some_and(|a| a.len() >= 2 && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
         && args
             .iter()
-            .all(|a| !a.has_any(&['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
+            .all(|a| !a.has_any(b"$`><%") && !super::lfi::sensitive_target(a))
 }
 
 /// A program name that is also an English word: the common words of [`WORDLIKE`] of
@@ -1033,7 +1032,7 @@ fn word_with_plain_options<'a>(
 ) -> bool {
     english_program(base)
         && args.clone().any(is_option_or_plus)
-        && args.all(|a| !a.has_any(&['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
+        && args.all(|a| !a.has_any(b"$`><%") && !super::lfi::sensitive_target(a))
 }
 
 /// Finds a command in one segment; returns the rule that fits, if any.
@@ -1150,7 +1149,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
         return None;
     }
     let has_path = BIN_DIRS.iter().any(|d| first.starts_with(d));
-    let base = first.rsplit_first_any(&['/', '\\']).unwrap_or(first);
+    let base = first.rsplit_first_any(b"/\\").unwrap_or(first);
     let base = base.strip_suffix(".exe").unwrap_or(base);
     let mut args: Vec<&str> = words.collect();
     if glued_option.is_some() {
@@ -1199,7 +1198,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     // Compound names (`aa-disable`, `redis-cli`, `apt-get`) are not prose words either.
     let strong_name = (versioned_interpreter(base)
         || FAMILIES.iter().any(|f| base.starts_with(f))
-        || base.has_any(&['-', '_']) && DISTINCTIVE_SET.contains(base))
+        || base.has_any(b"-_") && DISTINCTIVE_SET.contains(base))
         && args.len() <= 4;
     // `; sleep 5`, `| timeout 5`, `` `sleep 5` ``: a program and one number and nothing
     // else is how a time-based blind injection waits; prose after a separator goes on with
@@ -1234,7 +1233,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
                 !word
                     || any_shellish
                     || args.is_empty()
-                    || all_targets && args.iter().any(|a| a.has_any(&['.', ':', '/']))
+                    || all_targets && args.iter().any(|a| a.has_any(b".:/"))
                     || count_only
             }
             Intro::Amp => {
@@ -1282,10 +1281,10 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
 fn glob_path(s: &str) -> bool {
     s.split_ws_or(&[';', '|', '&', '`', '(', ')', '"', '\''])
         .any(|tok| {
-            let path = tok.trim_start_set(&['~']);
+            let path = tok.trim_start_set(b"~");
             path.starts_with('/')
                 && path.count_char('/') >= 2
-                && (path.has_any(&['?', '*']) || letter_bracket(path))
+                && (path.has_any(b"?*") || letter_bracket(path))
                 && path
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
@@ -1314,7 +1313,7 @@ fn letter_bracket(path: &str) -> bool {
 fn wildcard_listing(path: &str) -> bool {
     let (dir, last) = path.rsplit_once_char('/').unwrap_or(("", path));
     let ext = last.strip_prefix("*.").unwrap_or_default();
-    !dir.has_any(&['?', '*', '['])
+    !dir.has_any(b"?*[")
         && (last == "*"
             || last == "**"
             || !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
@@ -1481,7 +1480,7 @@ fn windows_batch_in(s: &str, set: &crate::extract::ByteSet) -> bool {
     }
     let words: Vec<&str> = s.words().collect();
     for (i, w) in words.iter().enumerate() {
-        let w = w.trim_start_set(&['&', '|', ';', '(', '@']);
+        let w = w.trim_start_set(b"&|;(@");
         if w == "for" {
             let rest = words.get(i + 1..).unwrap_or_default();
             let flag = rest
@@ -1598,8 +1597,8 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
 
 /// Restricted upload names (dotfiles and server configuration) for file-name sources.
 fn restricted_upload(l: &str) -> bool {
-    let name = l.trim().trim_end_set(&['.', ' ']);
-    let base = name.rsplit_first_any(&['/', '\\']).unwrap_or(name);
+    let name = l.trim().trim_end_set(b". ");
+    let base = name.rsplit_first_any(b"/\\").unwrap_or(name);
     const NAMES: &[&str] = &[
         "web.config",
         "php.ini",
@@ -1620,7 +1619,7 @@ fn restricted_upload(l: &str) -> bool {
         "sudoers",
     ];
     let compact: String = base.without_whitespace();
-    let stem = compact.split_first_any(&['.', '_']).unwrap_or_default();
+    let stem = compact.split_first_any(b"._").unwrap_or_default();
     let config_stem = matches!(
         stem,
         "wp-config"
@@ -1670,9 +1669,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     let prose_value = v
         .split_ascii_whitespace()
         .filter(|w| {
-            let w = w
-                .trim_start_set(&['('])
-                .trim_end_set(&[',', '.', ':', ';', '!', '?', ')']);
+            let w = w.trim_start_set(b"(").trim_end_set(b",.:;!?)");
             w.len() >= 2
                 && w.first_char().is_some_and(|c| c.is_ascii_alphabetic())
                 && w.bytes().all(|b| b.is_ascii_alphabetic() || b == b'\'')
@@ -1791,7 +1788,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         // starts with `() {`: that is the shellshock shape. A function definition further
         // in (`:(){ :|:& };:`, but also `fn main() {` or `jQuery(function() {` in code
         // snippets) counts from paranoia 2.
-        if compact.trim_start_set(&['\'', '"']).starts_with("(){") {
+        if compact.trim_start_set(b"'\"").starts_with("(){") {
             out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
         } else if compact.has_lit("(){") {
             out.hit(input, CAT, "rce.function-definition", Severity::Critical, 2);
@@ -1887,9 +1884,9 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
         .flatten()
         .chain(char_words.into_iter().flatten());
     words
-        .filter(|w| w.len() >= 3 && w.has_any(&['$', '\\', '^', '\'', '"']))
+        .filter(|w| w.len() >= 3 && w.has_any(b"$\\^'\""))
         .any(|w| {
-            let core = w.trim_set(&['\'', '"']);
+            let core = w.trim_set(b"'\"");
             // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
             // is part of `core`), and every program name holds a letter or digit: a word of
             // punctuation (`:@/*\`, a piece of every trigger byte repeated) spells none,
@@ -1898,7 +1895,7 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
                 return false;
             }
             let inner_quotes = core.matches(['\'', '"']).count();
-            let other = core.has_any(&['$', '\\', '^']);
+            let other = core.has_any(b"$\\^");
             if !other && inner_quotes < 2 {
                 return false;
             }
@@ -1937,7 +1934,7 @@ fn ascii_separator(c: u8) -> bool {
 /// a command once they are removed ("you're" does not; "c'a't" does).
 fn quoted_command(v: &str) -> bool {
     v.split_ws_or(&[';', '|', '&', '`', '(', ')'])
-        .filter(|w| w.has_any(&['\'', '"', '\\', '^']))
+        .filter(|w| w.has_any(b"'\"\\^"))
         .any(|w| {
             let joined: String = w
                 .chars()
@@ -2064,9 +2061,9 @@ fn alias_definition(s: &str) -> bool {
                 if w.starts_with(['+', '-']) && !w.has_char('=') {
                     continue;
                 }
-                let w = w.trim_start_set(&['\'', '"']);
+                let w = w.trim_start_set(b"'\"");
                 if let Some((name, _)) = w.split_once_char('=') {
-                    let name = name.trim_end_set(&['\'', '"']);
+                    let name = name.trim_end_set(b"'\"");
                     if !name.is_empty()
                         && name
                             .bytes()
@@ -2496,7 +2493,7 @@ mod tests {
         l.split_ws_or(&[';', '|', '&', '`', '(', ')', '<', '>', ','])
             .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
             .any(|w| {
-                let core = w.trim_set(&['\'', '"']);
+                let core = w.trim_set(b"'\"");
                 let inner_quotes = core.matches(['\'', '"']).count();
                 let other = core.contains(['$', '\\', '^']);
                 if !other && inner_quotes < 2 {

@@ -43,7 +43,7 @@ fn url_host(v: &str) -> Option<(&'static str, String)> {
     // A UNC path (`\\host\share\x.dll`) names its host up to the next backslash, with no
     // user part; `\\host@SSL@443\x` and `\\host@80\x` are WebDAV's spellings of a port.
     if *scheme == "\\\\" {
-        let end = rest.find_any(&['\\', '/', '@']).unwrap_or(rest.len());
+        let end = rest.find_any(b"\\/@").unwrap_or(rest.len());
         return Some((scheme, rest.get(..end).unwrap_or_default().to_string()));
     }
     let rest = rest.rsplit_once_char('@').map_or(rest, |(_, h)| {
@@ -56,7 +56,7 @@ fn url_host(v: &str) -> Option<(&'static str, String)> {
     let host = if let Some(v6) = rest.strip_prefix('[') {
         v6.split_char(']').next().unwrap_or_default().to_string()
     } else {
-        let end = rest.find_any(&['/', '?', '#']).unwrap_or(rest.len());
+        let end = rest.find_any(b"/?#").unwrap_or(rest.len());
         let hostport = rest.get(..end).unwrap_or_default();
         // IPv6 without brackets has several colons; keep it whole.
         if hostport.count_char(':') > 1 {
@@ -101,7 +101,7 @@ fn odd_scheme(l: &str) -> bool {
     let t = l.trim_start();
     ODD.iter().any(|s| t.starts_with(s))
         || t.split_once("://").is_some_and(|(scheme, rest)| {
-            let host = rest.split_first_any(&['/', '?', '#']).unwrap_or_default();
+            let host = rest.split_first_any(b"/?#").unwrap_or_default();
             scheme.starts_with("http")
                 && !host.starts_with('[')
                 && host.rsplit_once_char(':').is_some_and(|(_, port)| {
@@ -118,7 +118,7 @@ fn server_scheme_to_address(l: &str) -> bool {
     if matches!(scheme, "http" | "https" | "ftp" | "ftps" | "file") {
         return false;
     }
-    let authority = rest.split_first_any(&['/', '?', '#']).unwrap_or_default();
+    let authority = rest.split_first_any(b"/?#").unwrap_or_default();
     let host = authority
         .rsplit_once_char('@')
         .map_or(authority, |(_, h)| h);
@@ -133,7 +133,7 @@ fn server_scheme_to_address(l: &str) -> bool {
 /// `//host.tld/...`: two slashes, then a host name with a dot.
 fn protocol_relative(l: &str) -> bool {
     l.strip_prefix("//").is_some_and(|r| {
-        let host = r.split_first_any(&['/', '?', '#']).unwrap_or_default();
+        let host = r.split_first_any(b"/?#").unwrap_or_default();
         host.has_char('.')
             && host
                 .bytes()

@@ -43,7 +43,7 @@ fn session_like_lower(n: &str) -> bool {
 
 fn host_of(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
-    let host = rest.split_first_any(&['/', '?', '#'])?;
+    let host = rest.split_first_any(b"/?#")?;
     let host = host.rsplit_first('@')?;
     Some(host.split_char(':').next()?.ascii_lower())
 }

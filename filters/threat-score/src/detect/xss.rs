@@ -473,11 +473,8 @@ fn dom_property(l: &str) -> bool {
     ]);
     let prose = super::lfi::prose(l);
     PROPERTIES.iter().any(|m| {
-        super::lit_offsets(l, m).any(|p| {
-            !prose
-                || super::generic::word_around(l, p)
-                    .has_any(&['=', '+', '(', ')', ';', '\'', '"', '`', '['])
-        })
+        super::lit_offsets(l, m)
+            .any(|p| !prose || super::generic::word_around(l, p).has_any(b"=+();'\"`["))
     })
 }
 

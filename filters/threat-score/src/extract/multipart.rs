@@ -32,7 +32,7 @@ pub struct Multipart {
 pub fn boundary(content_type: &str) -> Option<String> {
     content_type.split_char(';').skip(1).find_map(|p| {
         let (k, v) = p.split_once_char('=')?;
-        (k.trim().eq_ignore_ascii_case("boundary")).then(|| v.trim().trim_set(&['"']).to_string())
+        (k.trim().eq_ignore_ascii_case("boundary")).then(|| v.trim().trim_set(b"\"").to_string())
     })
 }
 

@@ -603,7 +603,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                     i += 1;
                 }
                 let raw = input.get(start..i).unwrap_or_default();
-                let raw = raw.trim_end_set(&['.']);
+                let raw = raw.trim_end_set(b".");
                 // Lowercased in a stack buffer (a long word in a `String`); a one-byte word
                 // (`$` of `${`, `x`: one per two bytes of a hostile run) is its static text.
                 let mut buf = [0u8; 64];
@@ -982,7 +982,7 @@ mod tests {
                         {
                             i += 1;
                         }
-                        let w = lower.get(start..i).unwrap_or_default().trim_end_set(&['.']);
+                        let w = lower.get(start..i).unwrap_or_default().trim_end_set(b".");
                         let plain = match word_kind(w).0 {
                             Kind::Bare | Kind::Func | Kind::Num => true,
                             Kind::Keyword => !matches!(

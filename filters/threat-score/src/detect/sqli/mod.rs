@@ -1461,7 +1461,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // it carries a quote, which no browser or library puts there and which is how an
         // injection into a logged User-Agent starts (`Mozilla/5.0' or 1=1--`).
         let user_agent = is_header && input.location.name == "user-agent";
-        if !plain && (!user_agent || input.value.has_any(&['\'', '"'])) {
+        if !plain && (!user_agent || input.value.has_any(b"'\"")) {
             if lexer::has_unicode_space(&input.bytes, &input.value) {
                 let (v, lw) = (
                     lexer::ascii_spaces(&input.value),
@@ -1658,7 +1658,7 @@ fn or_truthy_string(l: &str, q: u8) -> bool {
 /// A value that is an SQL function name and an opening parenthesis, nothing after it
 /// (`COS(`, `trim (`): a call the application's query is meant to complete.
 fn open_call_at_end(l: &str) -> bool {
-    let head = l.trim_end().trim_end_set(&['(']).trim_end();
+    let head = l.trim_end().trim_end_set(b"(").trim_end();
     let name = head.trim_start();
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
