@@ -409,8 +409,8 @@ fn any_template(l: &str) -> bool {
     ]
     .iter()
     .any(|(open, close)| {
-        l.find(open)
-            .is_some_and(|p| l.get(p + open.len()..).is_some_and(|r| r.contains(close)))
+        l.find_lit(open)
+            .is_some_and(|p| l.get(p + open.len()..).is_some_and(|r| r.has_lit(close)))
     })
 }
 
@@ -903,7 +903,7 @@ fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
     } else {
         host
     };
-    (url && (METADATA.iter().any(|m| host.contains(m)) || link_local(host_no_port)))
+    (url && (METADATA.iter().any(|m| host.has_lit(m)) || link_local(host_no_port)))
         // A loopback address in any notation (`http://127.1/`, `http://0/`,
         // `http://017700000001/`) is `localhost` spelled otherwise: counted where `localhost`
         // is, as the value itself.
@@ -994,7 +994,7 @@ fn browser_redirect_name(name: &str) -> bool {
 
 /// A cloud metadata address as the URL's host.
 fn metadata_target(l: &str) -> bool {
-    METADATA.iter().any(|m| l.contains(m))
+    METADATA.iter().any(|m| l.has_lit(m))
 }
 
 /// A URL anywhere in `l` whose host is a cloud metadata address ([`METADATA`], or any
@@ -1027,7 +1027,7 @@ fn metadata_url(l: &str) -> bool {
             }
             None => host,
         };
-        METADATA.iter().any(|m| host.contains(m)) || link_local(host)
+        METADATA.iter().any(|m| host.has_lit(m)) || link_local(host)
     })
 }
 

@@ -216,7 +216,7 @@ fn file_parameter(source: Source, name: &str) -> bool {
             "name", "lang", "locale", "skin", "theme", "style", "layout", "cat",
         ]
         .iter()
-        .any(|w| n.contains(w))
+        .any(|w| n.has_lit(w))
 }
 
 /// Whether `v` reads as a sentence: at least four words of letters (trailing punctuation
@@ -343,7 +343,7 @@ fn encoded_separator(raw: &str) -> bool {
         "%u2215", "%u2216",
     ]
     .iter()
-    .any(|e| l.contains(e))
+    .any(|e| l.has_lit(e))
 }
 
 /// Dot-files and dot-directories in the URL path (`/.git/config`, `/.env`, `/.claude/...`),

@@ -1140,7 +1140,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if let Some(path) = p.inputs.iter().find(|i| i.location.source == Source::Path) {
         if WRAPPERS
             .iter()
-            .any(|w| path.may_contain(w) && path.lower.contains(w))
+            .any(|w| path.may_contain(w) && path.lower.has_lit(w))
             || (may_hold_open_tag(path) && open_tag(&path.lower))
             || function_call(&path.lower)
         {

@@ -330,7 +330,7 @@ fn script_url(l: &str) -> bool {
         let raw_colon_space = l
             .match_indices(scheme)
             .any(|(q, _)| l.as_bytes().get(q + scheme.len()) == Some(&b' '));
-        let hidden = !l.contains(scheme);
+        let hidden = !l.has_lit(scheme);
         let mut from = 0;
         while let Some(p) = c.get(from..).and_then(|h| h.find(scheme)).map(|p| p + from) {
             let at = p + scheme.len();

@@ -1304,9 +1304,9 @@ fn quoted_mention(text: &str, q: char) -> bool {
 fn prose_breaks_query(text: &str, tokens: &[Token], ctx: Context) -> bool {
     if !text.has_char('\n')
         || text.has_char('\\')
-        || text.contains("$$")
-        || text.contains("q'")
-        || text.contains("Q'")
+        || text.has_lit("$$")
+        || text.has_lit("q'")
+        || text.has_lit("Q'")
     {
         return false;
     }
