@@ -88,7 +88,7 @@ impl<'a> Request<'a> {
     /// The media type of `content-type`, lowercase, without parameters.
     pub fn media_type(&self) -> Option<String> {
         self.header("content-type").map(|ct| {
-            ct.split(';')
+            ct.split_char(';')
                 .next()
                 .unwrap_or_default()
                 .trim()

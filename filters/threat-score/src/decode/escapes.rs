@@ -1,10 +1,12 @@
 //! JavaScript/JSON string escapes (`\xHH`, `\uHHHH`, `\u{H..}`), which also smuggle payloads
 //! into Java (log4j `\u0024{`), PHP and JSON bodies.
 
+use crate::detect::Outlined as _;
+
 /// Decodes `\x`, `\u` and `\u{}` escapes; other backslashes are kept, since shells and paths
 /// give them other meanings that later stages want to see. `None` when nothing changed.
 pub fn decode(s: &str) -> Option<String> {
-    if !s.contains('\\') {
+    if !s.has_char('\\') {
         return None;
     }
     let bytes = s.as_bytes();

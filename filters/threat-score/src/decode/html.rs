@@ -42,13 +42,13 @@ const NAMED: &[(&str, char)] = &[
 /// Decodes character references in `s`. Returns `None` when there is nothing to decode, so
 /// callers avoid an allocation for the common case.
 pub fn decode(s: &str) -> Option<String> {
-    if !s.contains('&') {
+    if !s.has_char('&') {
         return None;
     }
     let mut out = String::with_capacity(s.len());
     let mut changed = false;
     let mut rest = s;
-    while let Some(pos) = rest.find('&') {
+    while let Some(pos) = rest.find_char('&') {
         out.push_str(rest.get(..pos).unwrap_or_default());
         let after = rest.get(pos + 1..).unwrap_or_default();
         if let Some((c, used)) = reference(after) {
@@ -82,7 +82,7 @@ fn reference(s: &str) -> Option<(char, usize)> {
         }
         let text = s.get(start..start + digits)?;
         // Leading zeros are a classic padding evasion; cap the value instead of overflowing.
-        let cp = u32::from_str_radix(text.trim_start_set(&['0']), radix)
+        let cp = u32::from_str_radix(text.trim_start_set(b"0"), radix)
             .ok()
             .or(if text.bytes().all(|b| b == b'0') {
                 Some(0)

@@ -1,6 +1,7 @@
 //! Path normalisation for traversal detection: unify separators, drop `.` and empty segments,
 //! and count `..` segments instead of resolving them (resolving would hide the attack).
 
+use crate::detect::HasByte as _;
 use crate::detect::Outlined as _;
 
 /// A normalised view of a path-like value.
@@ -21,10 +22,10 @@ pub struct NormalPath {
 pub fn normalize(s: &str) -> NormalPath {
     // A `/` split is a byte search; a split at either separator reads char by char, so it is
     // taken only when there is a backslash (most values have none).
-    if s.as_bytes().contains(&b'\\') {
+    if s.as_bytes().has_byte(b'\\') {
         normalize_segments(s.len(), s.split(['/', '\\']))
     } else {
-        normalize_segments(s.len(), s.split('/'))
+        normalize_segments(s.len(), s.split_char('/'))
     }
 }
 
@@ -39,7 +40,7 @@ fn normalize_segments<'a>(len: usize, segments: impl Iterator<Item = &'a str>) -
         if seg == "." {
             continue;
         }
-        let trimmed = seg.trim_end_set(&[';', ' ', '\t']);
+        let trimmed = seg.trim_end_set(b"; \t");
         let is_parent = trimmed.len() >= 2 && trimmed.bytes().all(|b| b == b'.');
         if i != 0 {
             out.push('/');

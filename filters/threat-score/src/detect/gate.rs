@@ -17,6 +17,7 @@
 //! gated shape fails that test until the gate below admits the shape.
 
 use super::DetectorKind;
+use super::Outlined as _;
 use crate::extract::{ByteSet, Input};
 
 /// What a value is made of, from the bytes of its lowercase form.
@@ -366,7 +367,7 @@ impl DetectorKind {
             // (`boot.ini`), and at paranoia 3 an encoded dot or separator in the value as sent.
             // Left out: single words, numbers (`10.99`) and phrases without `..` or `0x`.
             K::Lfi => {
-                (paranoia >= 3 && input.raw.contains('%'))
+                (paranoia >= 3 && input.raw.has_char('%'))
                     || (shape != S::Word && (has("..") || l.starts_with('.') || has("0x")))
                     || (shape == S::Dotted && letters)
             }

@@ -4,6 +4,7 @@
 //! include targets.
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{BodyKind, Input, Prepared};
@@ -408,8 +409,8 @@ fn any_template(l: &str) -> bool {
     ]
     .iter()
     .any(|(open, close)| {
-        l.find(open)
-            .is_some_and(|p| l.get(p + open.len()..).is_some_and(|r| r.contains(close)))
+        l.find_lit(open)
+            .is_some_and(|p| l.get(p + open.len()..).is_some_and(|r| r.has_lit(close)))
     })
 }
 
@@ -459,7 +460,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
             return false;
         }
         let after = l.get(p + 1..).unwrap_or_default();
-        let start = p + 1 + (after.len() - after.trim_start_set(&['/']).len());
+        let start = p + 1 + (after.len() - after.trim_start_set(b"/").len());
         // The authority ends at the path, query or fragment, and is at most 300 bytes.
         stop = stop.max(start);
         let limit = (start + 300).min(b.len());
@@ -479,7 +480,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
         if rest.starts_with("[::ffff:") {
             return true;
         }
-        let host = rest.split(['/', '?', '#', ':']).next().unwrap_or_default();
+        let host = rest.split_first_any(b"/?#:").unwrap_or_default();
         if host.chars().any(|c| ('\u{2460}'..='\u{24ff}').contains(&c)) {
             return true;
         }
@@ -490,7 +491,7 @@ fn obfuscated_ip_url(l: &str) -> bool {
         let mut parts = 0;
         let mut leading_zero = false;
         let mut numeric = true;
-        for x in host.split('.') {
+        for x in host.split_char('.') {
             parts += 1;
             numeric &= !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
             leading_zero |= x.len() > 1 && x.starts_with('0');
@@ -512,7 +513,7 @@ fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
     let inner_code = |open: &str, inner: &str| {
         let t = inner.trim();
         !t.is_empty()
-            && (t.contains(['*', '[', '+']) && !(open == "${" && shell_expansion(t))
+            && (t.has_any(b"*[+") && !(open == "${" && shell_expansion(t))
                 || call_outside_filters(t)
                 || t.has_lit("__")
                 || starts_with_object(t))
@@ -555,7 +556,7 @@ fn template_injection_in(l: &str, set: &crate::extract::ByteSet) -> bool {
                 }
             };
             let raw_inner = l.get(from..e).unwrap_or_default();
-            let inner = raw_inner.trim_start_set(&['=', '-']);
+            let inner = raw_inner.trim_start_set(b"=-");
             // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
             // expression itself is code.
             let scriptlet = *open == "<%" && !raw_inner.starts_with('=');
@@ -648,7 +649,7 @@ fn shell_expansion(t: &str) -> bool {
     matches!(
         op,
         b':' | b'-' | b'=' | b'+' | b'?' | b'#' | b'%' | b'/' | b'^' | b',' | b'@'
-    ) && !word.contains(&b'(')
+    ) && !word.has_byte(b'(')
         && !word
             .windows(2)
             .any(|w| matches!(w, b"${" | b"#{" | b"{{" | b"__"))
@@ -661,7 +662,7 @@ fn shell_expansion(t: &str) -> bool {
 /// `apply`, `attr`, `format`, Twig's `registerUndefinedFilterCallback` gadgets) count as calls.
 fn call_outside_filters(t: &str) -> bool {
     super::byte_offsets(t, b'(').any(|p| {
-        let head = t.get(..p).unwrap_or_default().trim_end_set(&[' ']);
+        let head = t.get(..p).unwrap_or_default().trim_end_set(b" ");
         let name_start = head
             .bytes()
             .rposition(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
@@ -670,7 +671,7 @@ fn call_outside_filters(t: &str) -> bool {
         let pipe = head
             .get(..name_start)
             .unwrap_or_default()
-            .trim_end_set(&[' '])
+            .trim_end_set(b" ")
             .ends_with('|');
         !(pipe
             && !name.is_empty()
@@ -725,10 +726,7 @@ fn endless_loop(l: &str) -> bool {
             // Constant conditions are short: look for the `)` in the next 16 bytes only.
             let near = rest.as_bytes().get(..16).unwrap_or(rest.as_bytes());
             near.iter().position(|&b| b == b')').is_some_and(|e| {
-                let cond = rest
-                    .get(..e)
-                    .unwrap_or_default()
-                    .trim_start_set(&['!', '-', '+']);
+                let cond = rest.get(..e).unwrap_or_default().trim_start_set(b"!-+");
                 matches!(
                     cond,
                     "true"
@@ -867,16 +865,16 @@ fn ssrf(l: &str) -> bool {
             s
         };
         let s = if rfc {
-            s.split(['/', '?', '#']).next().unwrap_or_default()
+            s.split_first_any(b"/?#").unwrap_or_default()
         } else {
             s
         };
-        let s = s.rsplit_once('@').map_or(s, |(_, r)| r);
+        let s = s.rsplit_once_char('@').map_or(s, |(_, r)| r);
         s.split(['/', '?', '#'])
             .next()
             .unwrap_or_default()
-            .trim_start_set(&['['])
-            .trim_end_set(&[']'])
+            .trim_start_set(b"[")
+            .trim_end_set(b"]")
     }
     let url = l.has_lit("://");
     let t = l.trim();
@@ -901,11 +899,11 @@ fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
             })
         }) && !host.bytes().any(|c| c.is_ascii_whitespace());
     let host_no_port = if host.bytes().filter(|&c| c == b':').count() == 1 {
-        host.split(':').next().unwrap_or_default()
+        host.split_char(':').next().unwrap_or_default()
     } else {
         host
     };
-    (url && (METADATA.iter().any(|m| host.contains(m)) || link_local(host_no_port)))
+    (url && (METADATA.iter().any(|m| host.has_lit(m)) || link_local(host_no_port)))
         // A loopback address in any notation (`http://127.1/`, `http://0/`,
         // `http://017700000001/`) is `localhost` spelled otherwise: counted where `localhost`
         // is, as the value itself.
@@ -915,7 +913,7 @@ fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
         || (INTERNAL_HOSTS.contains(&host_no_port) || loopback_alias(host_no_port))
-            && (if url { whole_url } else { l.contains('/') })
+            && (if url { whole_url } else { l.has_char('/') })
 }
 
 /// A URL host in IPv4's link-local block 169.254.0.0/16, where cloud metadata services
@@ -924,7 +922,7 @@ fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
 /// (`::ffff:a9fe:a9fe`). The dotted-decimal spellings of the known addresses are in
 /// [`METADATA`] already; this catches the rest of the block and the other spellings.
 fn link_local(host: &str) -> bool {
-    if host.contains(':') {
+    if host.has_char(':') {
         return host
             .parse::<std::net::Ipv6Addr>()
             .ok()
@@ -940,7 +938,7 @@ fn inet_aton(host: &str) -> Option<u32> {
     let host = host.strip_suffix('.').unwrap_or(host);
     let mut parts = [0u64; 4];
     let mut n = 0;
-    for part in host.split('.') {
+    for part in host.split_char('.') {
         let slot = parts.get_mut(n)?;
         n += 1;
         let (digits, radix) = if let Some(h) = part.strip_prefix("0x") {
@@ -996,7 +994,7 @@ fn browser_redirect_name(name: &str) -> bool {
 
 /// A cloud metadata address as the URL's host.
 fn metadata_target(l: &str) -> bool {
-    METADATA.iter().any(|m| l.contains(m))
+    METADATA.iter().any(|m| l.has_lit(m))
 }
 
 /// A URL anywhere in `l` whose host is a cloud metadata address ([`METADATA`], or any
@@ -1018,16 +1016,18 @@ fn metadata_url(l: &str) -> bool {
             })
             .unwrap_or(rest.len().min(256));
         let authority = rest.get(..end).unwrap_or_default();
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let host = host.trim_start_set(&['[']);
-        let host = match host.split_once(']') {
+        let host = authority
+            .rsplit_once_char('@')
+            .map_or(authority, |(_, h)| h);
+        let host = host.trim_start_set(b"[");
+        let host = match host.split_once_char(']') {
             Some((h, _)) => h,
             None if host.bytes().filter(|&c| c == b':').count() == 1 => {
-                host.split(':').next().unwrap_or_default()
+                host.split_char(':').next().unwrap_or_default()
             }
             None => host,
         };
-        METADATA.iter().any(|m| host.contains(m)) || link_local(host)
+        METADATA.iter().any(|m| host.has_lit(m)) || link_local(host)
     })
 }
 
@@ -1363,7 +1363,7 @@ mod tests {
             if scheme.len() < 2 || !scheme.first_char().is_some_and(|c| c.is_ascii_alphabetic()) {
                 return false;
             }
-            let rest = l.get(p + 1..).unwrap_or_default().trim_start_set(&['/']);
+            let rest = l.get(p + 1..).unwrap_or_default().trim_start_set(b"/");
             // The authority ends at the path, query or fragment, and is at most 300 bytes.
             let end = rest
                 .bytes()
@@ -1437,7 +1437,7 @@ mod tests {
                     }
                 };
                 let raw_inner = l.get(from..e).unwrap_or_default();
-                let inner = raw_inner.trim_start_set(&['=', '-']);
+                let inner = raw_inner.trim_start_set(b"=-");
                 // `<% code %>` runs code; `<%= name %>` only prints a variable unless the
                 // expression itself is code.
                 let scriptlet = *open == "<%" && !raw_inner.starts_with('=');

@@ -82,7 +82,7 @@ const LOOKUPS: &[&str] = &[
 fn qualified_class_name(v: &str) -> bool {
     v.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$')))
         .any(|tok| {
-            let parts: Vec<&str> = tok.split('.').collect();
+            let parts: Vec<&str> = tok.split_char('.').collect();
             let Some((class, package)) = parts.split_last() else {
                 return false;
             };
@@ -242,7 +242,7 @@ pub(crate) fn is_upload_name(source: Source, name: &str) -> bool {
 /// A file name ending in `.jsp`/`.jspx` once the padding servers ignore is removed.
 fn jsp_file(l: &str) -> bool {
     let name: String = l.without_whitespace();
-    let name = name.trim_end_set(&['.', '/', '\\', ':']);
+    let name = name.trim_end_set(b"./\\:");
     name.ends_with(".jsp") || name.ends_with(".jspx")
 }
 
@@ -342,7 +342,7 @@ fn jndi(l: &str) -> bool {
     // Some lookup before the last `}` exactly when the first one is: one search (a
     // `${jndi:` run without a `}` was a two-way searcher step per lookup).
     let closed_lookup = |r: &str| {
-        r.rfind('}')
+        r.rfind_char('}')
             .is_some_and(|c| r.find_lit("${jndi:").is_some_and(|p| c > p))
     };
     if closed_lookup(l) {
@@ -352,7 +352,7 @@ fn jndi(l: &str) -> bool {
     // `$&lbrace;jndi:ldap://...}`: a lookup whose brace a decoder we do not know produces.
     // Without a `${`, or without a `}` to close one, nothing resolves: `l` is its own
     // resolution (this skips the rebuild on a long unclosed `${jndi:${jndi:...` run).
-    if !l.has_lit("${") || !l.contains('}') {
+    if !l.has_lit("${") || !l.has_char('}') {
         return found(l);
     }
     let resolved = resolve(l);
@@ -427,7 +427,7 @@ fn substitute(inner: &str) -> Option<&str> {
     {
         rest
     } else if let Some(rest) = inner.strip_prefix("date:") {
-        rest.trim_set(&['\''])
+        rest.trim_set(b"'")
     } else {
         ""
     })

@@ -109,7 +109,7 @@ const BACKUP_EXTENSIONS: &[&str] = &[
 /// Archives are downloads (`/releases/app-1.2.tar.gz`) unless named for a backup or a dump
 /// (`/backup.tar.gz`, `/site-backup.zip`, `/db_dump.tgz`).
 fn backup_archive(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
+    let name = path.rsplit_first('/').unwrap_or(path);
     [
         ".tar.gz", ".tgz", ".tar", ".zip", ".rar", ".7z", ".tar.bz2", ".tar.xz",
     ]
@@ -147,7 +147,7 @@ pub(crate) fn sensitive_target(path: &str) -> bool {
         .any(|(dir, entries)| {
             with_root.match_indices(dir).any(|(p, _)| {
                 let rest = with_root.get(p + dir.len()..).unwrap_or_default();
-                let entry = rest.split('/').next().unwrap_or_default();
+                let entry = rest.split_char('/').next().unwrap_or_default();
                 !entry.is_empty()
                     && (entries.is_empty() || entries.contains(&entry))
                     && entry.bytes().next().is_some_and(|b| {
@@ -193,9 +193,9 @@ pub(crate) fn sensitive_target(path: &str) -> bool {
 fn system32_file(path: &str) -> bool {
     path.match_indices("/system32/").any(|(p, m)| {
         let rest = path.get(p + m.len()..).unwrap_or_default();
-        match rest.split_once('/') {
+        match rest.split_once_char('/') {
             Some((dir, more)) => !dir.is_empty() && !more.is_empty(),
-            None => rest.contains('.') && !rest.ends_with('.'),
+            None => rest.has_char('.') && !rest.ends_with('.'),
         }
     })
 }
@@ -216,7 +216,7 @@ fn file_parameter(source: Source, name: &str) -> bool {
             "name", "lang", "locale", "skin", "theme", "style", "layout", "cat",
         ]
         .iter()
-        .any(|w| n.contains(w))
+        .any(|w| n.has_lit(w))
 }
 
 /// Whether `v` reads as a sentence: at least four words of letters (trailing punctuation
@@ -224,7 +224,7 @@ fn file_parameter(source: Source, name: &str) -> bool {
 pub(crate) fn prose(v: &str) -> bool {
     v.split_ascii_whitespace()
         .filter(|w| {
-            let w = w.trim_end_set(&[',', '.', ':', ';', '!', '?', ')']);
+            let w = w.trim_end_set(b",.:;!?)");
             w.len() >= 2
                 && w.bytes()
                     .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'\'')
@@ -317,7 +317,7 @@ fn absolute_path(v: &str) -> bool {
     let b = t.as_bytes();
     let unix = t.starts_with('/')
         && b.get(1).is_some_and(u8::is_ascii_alphabetic)
-        && t.get(1..).is_some_and(|r| r.contains('/'));
+        && t.get(1..).is_some_and(|r| r.has_char('/'));
     let drive = matches!(b, [d, b':', b'\\' | b'/', c, ..] if d.is_ascii_alphabetic() && c.is_ascii_alphanumeric());
     unix || drive
 }
@@ -343,7 +343,7 @@ fn encoded_separator(raw: &str) -> bool {
         "%u2215", "%u2216",
     ]
     .iter()
-    .any(|e| l.contains(e))
+    .any(|e| l.has_lit(e))
 }
 
 /// Dot-files and dot-directories in the URL path (`/.git/config`, `/.env`, `/.claude/...`),
@@ -359,7 +359,7 @@ fn hidden_segment(path: &str) -> bool {
 
 /// [`hidden_segment`] without its screen: every segment tested.
 fn any_hidden_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
+    path.split_char('/').any(|seg| {
         seg.len() > 1
             && seg.starts_with('.')
             && seg
@@ -464,8 +464,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         {
             out.hit(input, CAT, "lfi.absolute-path", Severity::Critical, 4);
         }
-        if (text.contains('/')
-            || text.contains('\\')
+        if (text.has_char('/')
+            || text.has_char('\\')
             || may("ini") && text.has_lit(".ini")
             || may("ntuser") && text.has_lit("ntuser")
             || text.starts_with('.'))
@@ -476,7 +476,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             // A bare name (`.env`, `web.config`: no directory, no traversal) is a file only
             // where the application expects one (`?file=.env`, `?page=.htaccess`); elsewhere
             // it is a word (a package's tags `[".env", "dotenv"]`).
-            let bare = n.parent_segments == 0 && !text.contains(['/', '\\']);
+            let bare = n.parent_segments == 0 && !text.has_any(b"/\\");
             // A request header other than an upload name names no file the application
             // opens (`Referer: x/?p=;/bin/ca?+/et*/passwd`): paranoia 2, as CRS 930121;
             // a traversal to the file still counts at 1 (`lfi.traversal`).

@@ -561,13 +561,19 @@ impl Lit for str {
 
 /// Out-of-line `str` helpers: `ascii_lower` instead of `str::to_ascii_lowercase`,
 /// `first_char`/`first_word`/`words` instead of `chars().next()`/`split_whitespace()`,
-/// `without_whitespace` for the `chars().filter(..).collect()` copy, `trim_set` and its kin
-/// instead of `trim_matches` and its kin with a char or an array of chars (a type per array
-/// length), `split_ws_or` instead of `split` with a char predicate (a type per closure). The
-/// std methods are `#[inline]`: each of their ~130 call sites in the detectors and the
-/// extraction got its own copy of the UTF-8 decoder (and `char::is_whitespace`) or of the
-/// allocate-copy-lowercase loop, ~100 bytes of module code per site (issue 13's size bound).
-/// The same std code, called once per site instead; the results are the std methods' own.
+/// `without_whitespace` for the `chars().filter(..).collect()` copy, `split_ws_or` instead of
+/// `split` with a char predicate (a type per closure); and the searches with a char or a set
+/// of chars: `has_char`, `find_char`, `split_char`, `split_once_char` and their reverse kin
+/// instead of `contains`/`find`/`split`/`split_once`/`rfind`/... with a `char`, `has_any`,
+/// `find_any`, `split_first_any`, `rsplit_first_any`, `trim_set` and its kin with a set of
+/// ASCII bytes (`b"/?#"`) instead of the same methods with an array of chars. The std methods
+/// are `#[inline]`: each of their ~250 call sites in the detectors and the extraction got its
+/// own copy of the UTF-8 decoder (and `char::is_whitespace`), of a `CharSearcher` or
+/// `MultiCharEqSearcher` with `memchr`, or of the allocate-copy-lowercase loop, ~100-300
+/// bytes of module code per site (issue 13's size bound). The searches scan bytes: every
+/// call site asks for an ASCII char or set (a UTF-8 sequence's bytes are never ASCII, so
+/// each offset found is a char boundary, and the results are the std methods' own; a test
+/// compares them), which is also cheaper than the searchers were inline.
 /// (`str::trim` stays inline: its copies are small, it runs on every header, and out of line
 /// it cost 0.09% of the Wasm instructions per request for 0.2 KB.)
 pub trait Outlined {
@@ -582,15 +588,40 @@ pub trait Outlined {
     fn without_whitespace(&self) -> String;
     /// `str::split_whitespace`, its `next` out of line ([`WsWords`]).
     fn words(&self) -> WsWords<'_>;
-    /// `str::trim_matches` with a set of chars.
-    fn trim_set(&self, set: &[char]) -> &str;
-    /// `str::trim_start_matches` with a set of chars.
-    fn trim_start_set(&self, set: &[char]) -> &str;
-    /// `str::trim_end_matches` with a set of chars.
-    fn trim_end_set(&self, set: &[char]) -> &str;
+    /// `str::trim_matches` with a set of ASCII bytes.
+    fn trim_set(&self, set: &[u8]) -> &str;
+    /// `str::trim_start_matches` with a set of ASCII bytes.
+    fn trim_start_set(&self, set: &[u8]) -> &str;
+    /// `str::trim_end_matches` with a set of ASCII bytes.
+    fn trim_end_set(&self, set: &[u8]) -> &str;
     /// `str::split` at whitespace (`char::is_whitespace`) and at the chars of `set`, its
     /// `next` out of line ([`SplitWsOr`]).
     fn split_ws_or<'a>(&'a self, set: &'a [char]) -> SplitWsOr<'a>;
+    /// `str::contains` with a `char`.
+    fn has_char(&self, c: char) -> bool;
+    /// `str::find` with a `char`.
+    fn find_char(&self, c: char) -> Option<usize>;
+    /// `str::split_once` with a `char`.
+    fn split_once_char(&self, c: char) -> Option<(&str, &str)>;
+    /// `str::split` at a `char`, its `next` out of line ([`SplitChar`]).
+    fn split_char(&self, c: char) -> SplitChar<'_>;
+    /// `str::rsplit_once` with a `char`.
+    fn rsplit_once_char(&self, c: char) -> Option<(&str, &str)>;
+    /// `str::rfind` with a `char`.
+    fn rfind_char(&self, c: char) -> Option<usize>;
+    /// `self.rsplit(c).next()`: the part after the last `c` (all of `self` without one).
+    fn rsplit_first(&self, c: char) -> Option<&str>;
+    /// `self.matches(c).count()`.
+    fn count_char(&self, c: char) -> usize;
+    /// `str::contains` with a set of ASCII bytes (`contains(['a', 'b'])` is `has_any(b"ab")`).
+    fn has_any(&self, set: &[u8]) -> bool;
+    /// `str::find` with a set of ASCII bytes.
+    fn find_any(&self, set: &[u8]) -> Option<usize>;
+    /// `self.split(set).next()`: the part before the first char of `set` (all of `self`
+    /// without one).
+    fn split_first_any(&self, set: &[u8]) -> Option<&str>;
+    /// `self.rsplit(set).next()`: the part after the last char of `set`.
+    fn rsplit_first_any(&self, set: &[u8]) -> Option<&str>;
 }
 
 impl Outlined for str {
@@ -614,21 +645,97 @@ impl Outlined for str {
         WsWords(self.split_whitespace())
     }
     #[inline(never)]
-    fn trim_set(&self, set: &[char]) -> &str {
-        self.trim_matches(set)
+    fn trim_set(&self, set: &[u8]) -> &str {
+        self.trim_start_set(set).trim_end_set(set)
     }
     #[inline(never)]
-    fn trim_start_set(&self, set: &[char]) -> &str {
-        self.trim_start_matches(set)
+    fn trim_start_set(&self, set: &[u8]) -> &str {
+        let n = self.bytes().take_while(|b| in_set(set, *b)).count();
+        self.get(n..).unwrap_or_default()
     }
     #[inline(never)]
-    fn trim_end_set(&self, set: &[char]) -> &str {
-        self.trim_end_matches(set)
+    fn trim_end_set(&self, set: &[u8]) -> &str {
+        let n = self.bytes().rev().take_while(|b| in_set(set, *b)).count();
+        self.get(..self.len() - n).unwrap_or_default()
     }
     fn split_ws_or<'a>(&'a self, set: &'a [char]) -> SplitWsOr<'a> {
         SplitWsOr {
             rest: Some(self),
             set,
+        }
+    }
+    #[inline(never)]
+    fn has_char(&self, c: char) -> bool {
+        self.find_char(c).is_some()
+    }
+    #[inline(never)]
+    fn find_char(&self, c: char) -> Option<usize> {
+        // An ASCII char (every call site but the U+FFFD checks): one SWAR scan.
+        if c.is_ascii() {
+            find_byte(self.as_bytes(), c as u8)
+        } else {
+            self.find(c)
+        }
+    }
+    #[inline(never)]
+    fn split_once_char(&self, c: char) -> Option<(&str, &str)> {
+        let at = self.find_char(c)?;
+        Some((self.get(..at)?, self.get(at + c.len_utf8()..)?))
+    }
+    fn split_char(&self, c: char) -> SplitChar<'_> {
+        SplitChar {
+            rest: Some(self),
+            c,
+        }
+    }
+    #[inline(never)]
+    fn rsplit_once_char(&self, c: char) -> Option<(&str, &str)> {
+        let at = self.rfind_char(c)?;
+        Some((self.get(..at)?, self.get(at + c.len_utf8()..)?))
+    }
+    #[inline(never)]
+    fn rfind_char(&self, c: char) -> Option<usize> {
+        if c.is_ascii() {
+            self.as_bytes().iter().rposition(|&b| b == c as u8)
+        } else {
+            self.rfind(c)
+        }
+    }
+    #[inline(never)]
+    fn rsplit_first(&self, c: char) -> Option<&str> {
+        match self.rfind_char(c) {
+            Some(at) => self.get(at + c.len_utf8()..),
+            None => Some(self),
+        }
+    }
+    #[inline(never)]
+    fn count_char(&self, c: char) -> usize {
+        if c.is_ascii() {
+            self.bytes().filter(|&b| b == c as u8).count()
+        } else {
+            self.matches(c).count()
+        }
+    }
+    #[inline(never)]
+    fn has_any(&self, set: &[u8]) -> bool {
+        self.find_any(set).is_some()
+    }
+    #[inline(never)]
+    fn find_any(&self, set: &[u8]) -> Option<usize> {
+        self.bytes().position(|b| in_set(set, b))
+    }
+    #[inline(never)]
+    fn split_first_any(&self, set: &[u8]) -> Option<&str> {
+        match self.find_any(set) {
+            Some(at) => self.get(..at),
+            None => Some(self),
+        }
+    }
+    #[inline(never)]
+    fn rsplit_first_any(&self, set: &[u8]) -> Option<&str> {
+        match self.bytes().rposition(|b| in_set(set, b)) {
+            Some(at) => self.get(at + 1..),
+            None => Some(self),
         }
     }
 }
@@ -669,6 +776,51 @@ impl<'a> Iterator for SplitWsOr<'a> {
 /// the detectors' `words.next()`.
 #[derive(Clone)]
 pub struct WsWords<'a>(std::str::SplitWhitespace<'a>);
+
+/// `[u8]::contains` with one byte out of line: inline, core's `memchr` unrolls its short-slice
+/// loop at every call site.
+pub trait HasByte {
+    /// `self.contains(&c)`.
+    fn has_byte(&self, c: u8) -> bool;
+}
+
+impl HasByte for [u8] {
+    #[inline(never)]
+    fn has_byte(&self, c: u8) -> bool {
+        self.contains(&c)
+    }
+}
+
+/// Whether byte `b` is in `set`: the sets of [`Outlined`] are ASCII bytes (`b"/?#"`), so a
+/// match is a whole char and every offset found starts or ends one.
+fn in_set(set: &[u8], b: u8) -> bool {
+    set.contains(&b)
+}
+
+/// [`Outlined::split_char`]: `str::split` at a `char`, its `next` one function (a byte scan
+/// for an ASCII char) instead of a `CharSearcher` step inlined at each call site.
+pub struct SplitChar<'a> {
+    rest: Option<&'a str>,
+    c: char,
+}
+
+impl<'a> Iterator for SplitChar<'a> {
+    type Item = &'a str;
+    #[inline(never)]
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match rest.find_char(self.c) {
+            Some(at) => {
+                self.rest = rest.get(at + self.c.len_utf8()..);
+                rest.get(..at)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
 
 impl<'a> Iterator for WsWords<'a> {
     type Item = &'a str;
@@ -969,6 +1121,70 @@ pub(crate) fn xorshift(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The out-of-line `str` helpers answer as the `std` calls they replace, for ASCII and
+    /// non-ASCII separators, on random strings over a small alphabet (separators, multibyte
+    /// chars, empty pieces at both ends).
+    #[test]
+    fn outlined_char_helpers_match_std() {
+        let alphabet = [
+            'a', '/', ';', ':', '=', ' ', '\u{e9}', '\u{FFFD}', '.', '\0',
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..20_000 {
+            let len = n % 24;
+            let s: String = (0..len)
+                .map(|_| {
+                    seed = xorshift(seed);
+                    alphabet[(seed >> 11) as usize % alphabet.len()]
+                })
+                .collect();
+            for c in alphabet {
+                assert_eq!(s.has_char(c), s.contains(c), "{s:?} {c:?}");
+                assert_eq!(s.find_char(c), s.find(c), "{s:?} {c:?}");
+                assert_eq!(s.rfind_char(c), s.rfind(c), "{s:?} {c:?}");
+                assert_eq!(s.split_once_char(c), s.split_once(c), "{s:?} {c:?}");
+                assert_eq!(s.rsplit_once_char(c), s.rsplit_once(c), "{s:?} {c:?}");
+                assert_eq!(s.rsplit_first(c), s.rsplit(c).next(), "{s:?} {c:?}");
+                assert_eq!(s.count_char(c), s.matches(c).count(), "{s:?} {c:?}");
+                assert!(s.split_char(c).eq(s.split(c)), "{s:?} {c:?}");
+            }
+            let sets: [&[u8]; 3] = [b"/?#", b"/\\", b"; \0"];
+            for bytes in sets {
+                let set: &[char] = &bytes.iter().map(|&b| char::from(b)).collect::<Vec<_>>();
+                assert_eq!(s.has_any(bytes), s.contains(set), "{s:?} {set:?}");
+                assert_eq!(s.find_any(bytes), s.find(set), "{s:?} {set:?}");
+                assert_eq!(
+                    s.split_first_any(bytes),
+                    s.split(set).next(),
+                    "{s:?} {set:?}"
+                );
+                assert_eq!(
+                    s.rsplit_first_any(bytes),
+                    s.rsplit(set).next(),
+                    "{s:?} {set:?}"
+                );
+                assert_eq!(s.trim_set(bytes), s.trim_matches(set), "{s:?} {set:?}");
+                assert_eq!(
+                    s.trim_start_set(bytes),
+                    s.trim_start_matches(set),
+                    "{s:?} {set:?}"
+                );
+                assert_eq!(
+                    s.trim_end_set(bytes),
+                    s.trim_end_matches(set),
+                    "{s:?} {set:?}"
+                );
+            }
+            for b in [b'a', b'/', 0xC3, 0] {
+                assert_eq!(
+                    s.as_bytes().has_byte(b),
+                    s.as_bytes().contains(&b),
+                    "{s:?} {b}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn word_sets() {

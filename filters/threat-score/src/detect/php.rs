@@ -5,6 +5,7 @@
 //! uploads.
 
 use super::{find_word, Findings, Skipper, INJECTION_SOURCES};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::ByteSet;
@@ -404,7 +405,7 @@ fn short_tag_code(rest: &str) -> bool {
     let word_follows = next.is_some_and(|c| c.is_ascii_alphabetic() || c == b'_');
     matches!(next, Some(b'(' | b';' | b'$' | b'"' | b'\'' | b'='))
         || ((keyword || !word_follows)
-            && r.split("?>").next().is_some_and(|code| code.contains(';')))
+            && r.split("?>").next().is_some_and(|code| code.has_char(';')))
         || (keyword && after.first_char().is_some_and(|c| c.is_whitespace()) && next.is_some())
 }
 
@@ -423,7 +424,7 @@ fn inert_data_wrapper(v: &str) -> bool {
             return true;
         }
         any = true;
-        let Some((head, data)) = rest.split_once(',') else {
+        let Some((head, data)) = rest.split_once_char(',') else {
             return false;
         };
         // The data runs to the end of the URL (a space, a quote, `&` or the value's end).
@@ -436,7 +437,7 @@ fn inert_data_wrapper(v: &str) -> bool {
             super::generic::each_base64_byte(data, |b| markup |= b == b'<');
             !markup
         } else {
-            !data.contains('<') && !data.ascii_lower().has_lit("%3c")
+            !data.has_char('<') && !data.ascii_lower().has_lit("%3c")
         }
     });
     any && all_inert
@@ -461,9 +462,9 @@ fn data_wrappers() {
 
 fn php_file(l: &str) -> bool {
     let name: String = l.without_whitespace();
-    let name = name.trim_end_set(&['.', '/', '\\', ':']);
-    let ext = name.rsplit('.').next().unwrap_or_default();
-    name.contains('.')
+    let name = name.trim_end_set(b"./\\:");
+    let ext = name.rsplit_first('.').unwrap_or_default();
+    name.has_char('.')
         && (matches!(
             ext,
             "php" | "phtml" | "phar" | "phps" | "pht" | "pgif" | "shtml" | "inc"
@@ -505,7 +506,7 @@ fn superglobal(l: &str) -> bool {
 }
 
 fn ini_directive(l: &str) -> bool {
-    let Some((name, _)) = l.split_once('=') else {
+    let Some((name, _)) = l.split_once_char('=') else {
         return false;
     };
     let name = name.trim();
@@ -772,7 +773,7 @@ fn probe_call(l: &str) -> bool {
 fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
     let b = l.as_bytes();
     // Every call below is a name followed by `(`.
-    if !b.contains(&b'(') {
+    if !b.has_byte(b'(') {
         return false;
     }
     let sk = Skipper::new(b);
@@ -812,7 +813,7 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
                 let after_word = !b
                     .get(p + f.len())
                     .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
-                let bare_call_ok = f.contains('_') || f.len() >= 7;
+                let bare_call_ok = f.has_char('_') || f.len() >= 7;
                 // A PHP-only name called even without arguments (`strrev()`) is a probe;
                 // in a sentence ("shell_exec() in PHP returns output") it is the name of the
                 // function, so there the call needs an argument.
@@ -831,7 +832,7 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
                 // syntax no sentence has: then even an empty call counts.
                 let end = p + f.len();
                 let gap = l.get(end..sk.skip(end)).unwrap_or_default();
-                let commented = gap.has_lit("/*") || gap.contains('#') || gap.has_lit("//");
+                let commented = gap.has_lit("/*") || gap.has_char('#') || gap.has_lit("//");
                 // Output and pure functions (`print`, `strlen`) also exist in Python and
                 // other languages (`print(i)`, `print(os.getcwd())`): with an identifier
                 // argument they count only around a nested call (`print(md5(1))`).
@@ -1016,14 +1017,14 @@ fn string_callable(l: &str) -> bool {
             _ => {
                 quoted_arg
                     && b.get(i + 1..j)
-                        .is_some_and(|gap| gap.is_empty() || gap.contains(&b'/'))
+                        .is_some_and(|gap| gap.is_empty() || gap.has_byte(b'/'))
             }
         }
     })
 }
 
 fn session_file(l: &str) -> bool {
-    l.rsplit(['/', '\\']).next().is_some_and(|base| {
+    l.rsplit_first_any(b"/\\").is_some_and(|base| {
         base.strip_prefix("sess_").is_some_and(|id| {
             id.len() >= 20
                 && id
@@ -1139,13 +1140,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if let Some(path) = p.inputs.iter().find(|i| i.location.source == Source::Path) {
         if WRAPPERS
             .iter()
-            .any(|w| path.may_contain(w) && path.lower.contains(w))
+            .any(|w| path.may_contain(w) && path.lower.has_lit(w))
             || (may_hold_open_tag(path) && open_tag(&path.lower))
             || function_call(&path.lower)
         {
             out.hit(path, CAT, "php.wrapper", Severity::Critical, 1);
         }
-        if path.lower.contains('(') && extension_call(&path.lower) {
+        if path.lower.has_char('(') && extension_call(&path.lower) {
             out.hit(path, CAT, "php.extension-call", Severity::Critical, 2);
         }
     }

@@ -9,6 +9,7 @@
 //! Content-Length, odd Connection lists) are warnings that only block in combination.
 
 use super::{Ctx, Findings};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{BodyKind, ByteSet, Input, Prepared};
@@ -79,7 +80,7 @@ fn is_token(s: &str) -> bool {
 /// `application/vnd.*+json`); others match exactly.
 fn media_type_allowed(mt: &str, allowed: &[String]) -> bool {
     allowed.iter().any(|a| {
-        if let Some((head, tail)) = a.split_once('*') {
+        if let Some((head, tail)) = a.split_once_char('*') {
             mt.len() > head.len() + tail.len() && mt.starts_with(head) && mt.ends_with(tail)
         } else {
             a == mt
@@ -101,14 +102,14 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     let Some(ct) = p.headers.content_type else {
         return;
     };
-    let mut parts = ct.split(';');
+    let mut parts = ct.split_char(';');
     let mt = parts.next().unwrap_or_default().trim().ascii_lower();
     let valid_mt = mt
-        .split_once('/')
+        .split_once_char('/')
         .is_some_and(|(t, s)| is_token(t) && is_token(s));
     // Only the media type is checked for stray syntax; parameter values may be quoted
     // strings holding anything (`action="urn:x#op"`).
-    if !valid_mt || mt.contains(['(', '{', '#', '@']) {
+    if !valid_mt || mt.has_any(b"({#@") {
         out.hit_request(
             P,
             "protocol.content-type-syntax",
@@ -129,7 +130,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     }
     let mut charsets = 0;
     for param in parts {
-        let Some((k, v)) = param.split_once('=') else {
+        let Some((k, v)) = param.split_once_char('=') else {
             if !param.trim().is_empty() {
                 out.hit_request(
                     P,
@@ -143,7 +144,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             continue;
         };
         let k = k.trim().ascii_lower();
-        let v = v.trim().trim_set(&['"', '\'']).ascii_lower();
+        let v = v.trim().trim_set(b"\"'").ascii_lower();
         if k == "charset" {
             charsets += 1;
             if !CHARSETS.contains(&v.as_str()) {
@@ -160,7 +161,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         if v.has_lit("charset") {
             charsets += 2;
         }
-        if !mt.starts_with("multipart/") && v.contains('/') {
+        if !mt.starts_with("multipart/") && v.has_char('/') {
             out.hit_request(
                 A,
                 "protocol.content-type-confusion",
@@ -209,12 +210,12 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
         Some(h) => {
             let bare = h
                 .trim()
-                .trim_start_set(&['['])
-                .split(']')
+                .trim_start_set(b"[")
+                .split_char(']')
                 .next()
                 .unwrap_or_default();
-            let bare = if bare.matches(':').count() == 1 {
-                bare.split(':').next().unwrap_or(bare)
+            let bare = if bare.count_char(':') == 1 {
+                bare.split_char(':').next().unwrap_or(bare)
             } else {
                 bare
             };
@@ -325,7 +326,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
     }
     // Connection: repeated or conflicting options.
     if let Some(c) = h.connection {
-        let opts: Vec<String> = c.split(',').map(|o| o.trim().ascii_lower()).collect();
+        let opts: Vec<String> = c.split_char(',').map(|o| o.trim().ascii_lower()).collect();
         let dup = opts
             .iter()
             .enumerate()
@@ -348,11 +349,11 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             .trim()
             .strip_prefix("bytes=")
             .unwrap_or(r)
-            .split(',')
+            .split_char(',')
             .collect();
         let inverted = specs.iter().any(|s| {
             s.trim()
-                .split_once('-')
+                .split_once_char('-')
                 .and_then(|(a, b)| {
                     Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?))
                 })
@@ -449,10 +450,7 @@ fn response_splitting(v: &str) -> bool {
         if p > 0 && matches!(b.get(p - 1), Some(b'\r' | b'\n')) {
             return false;
         }
-        let rest = v
-            .get(p + 1..)
-            .unwrap_or_default()
-            .trim_start_set(&['\r', '\n']);
+        let rest = v.get(p + 1..).unwrap_or_default().trim_start_set(b"\r\n");
         let name_len = rest
             .bytes()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == b'-')
@@ -497,7 +495,7 @@ fn response_splitting(v: &str) -> bool {
         let header = effective
             && rest.get(name_len..).is_some_and(|r| {
                 r.strip_prefix(':').is_some_and(|v| {
-                    v.trim_start_set(&[' ', '\t'])
+                    v.trim_start_set(b" \t")
                         .bytes()
                         .next()
                         .is_some_and(|c| c != b'\r' && c != b'\n')
@@ -695,15 +693,15 @@ fn value_checks_screened(input: &Input, out: &mut Findings) {
     // Each check below first asks the value's byte set (`input.bytes`, computed once) for
     // the bytes it needs: most values have none of them.
     let set = &input.bytes;
-    if src != Source::Body && src != Source::Filename && set.has(0) && v.contains('\0') {
+    if src != Source::Body && src != Source::Filename && set.has(0) && v.has_char('\0') {
         out.hit(input, P, "protocol.null-byte", Severity::Critical, 1);
     }
     if matches!(
         src,
         Source::Arg | Source::ArgName | Source::Path | Source::Cookie
     ) && set.has(0xEF)
-        && v.contains('\u{FFFD}')
-        && !input.raw.contains('\u{FFFD}')
+        && v.has_char('\u{FFFD}')
+        && !input.raw.has_char('\u{FFFD}')
     {
         // Legacy clients percent-encode forms in Latin-1 (`%F1` for n-tilde): not an attack
         // by itself, so only from paranoia 2 (CRS's UTF-8 check 920250 is off by default).
@@ -740,7 +738,7 @@ fn value_checks_screened(input: &Input, out: &mut Findings) {
     if input.may_contain("http/") && embedded_request_line(v) {
         out.hit(input, A, "protocol.embedded-request", Severity::Critical, 1);
     }
-    if (set.has(b'\r') || set.has(b'\n')) && v.contains(['\r', '\n']) {
+    if (set.has(b'\r') || set.has(b'\n')) && v.has_any(b"\r\n") {
         if response_splitting(v) {
             out.hit(
                 input,
@@ -820,10 +818,10 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
     for part in &m.parts {
         if let Some(ct) = &part.content_type {
             let charset = ct
-                .split(';')
-                .filter_map(|x| x.split_once('='))
+                .split_char(';')
+                .filter_map(|x| x.split_once_char('='))
                 .find(|(k, _)| k.trim() == "charset")
-                .map(|(_, v)| v.trim().trim_set(&['"']).to_string());
+                .map(|(_, v)| v.trim().trim_set(b"\"").to_string());
             if charset.is_some_and(|c| !CHARSETS.contains(&c.as_str())) {
                 out.hit_request(
                     Category::Multipart,
@@ -855,7 +853,7 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
                 Source::Body,
                 &part.name,
             );
-        } else if part.filename.as_deref().is_some_and(|f| f.contains('\'')) {
+        } else if part.filename.as_deref().is_some_and(|f| f.has_char('\'')) {
             // Paranoia 2, as CRS 920121: an apostrophe inside a word of a file name
             // (`O'Brien's CV.pdf`), which parsers that split on quotes could misread.
             out.hit_request(
@@ -906,14 +904,14 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     // are evaded on the response side.
     if p.headers.accept.is_some_and(|a| {
         // No `=`, no parameter (most `Accept` headers): nothing to lowercase.
-        if !a.contains('=') {
+        if !a.has_char('=') {
             return false;
         }
         let l = a.ascii_lower();
         l.match_indices("charset=").any(|(i, m)| {
             let v = l.get(i + m.len()..).unwrap_or_default();
-            let v = v.split([',', ';', ' ']).next().unwrap_or_default();
-            !CHARSETS.contains(&v.trim_set(&['"', '\'']))
+            let v = v.split_first_any(b",; ").unwrap_or_default();
+            !CHARSETS.contains(&v.trim_set(b"\"'"))
         })
     }) {
         out.hit_request(
@@ -999,8 +997,8 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     // Compared with the lowercased extension (no lowercase copy of the whole path: `/` and
     // `~` have no case).
     let path = p.path.as_str();
-    let last = path.rsplit('/').next().unwrap_or_default();
-    if let Some(dot) = last.rfind('.') {
+    let last = path.rsplit_first('/').unwrap_or_default();
+    if let Some(dot) = last.rfind_char('.') {
         let ext = last.get(dot..).unwrap_or_default().as_bytes();
         let lower_eq = |e: &String| {
             e.len() == ext.len()
@@ -1020,9 +1018,9 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         }
     }
     // Only a path with a `~` can have a segment ending in one (most have none: no split).
-    if path.as_bytes().contains(&b'~')
+    if path.as_bytes().has_byte(b'~')
         && path
-            .split('/')
+            .split_char('/')
             .any(|seg| seg.len() > 1 && seg.ends_with('~'))
     {
         out.hit_request(

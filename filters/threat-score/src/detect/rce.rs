@@ -9,6 +9,7 @@
 //! expansion, `for /f`, `if exist`) is detected on its own.
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
@@ -816,8 +817,7 @@ fn target_arg(a: &str) -> bool {
     };
     !matches!(last, b'.' | b',' | b':' | b')' | b'!' | b'?')
         && (a.bytes().all(|b| b.is_ascii_digit())
-            || a.contains(['.', ':', '/', '\\', '@'])
-                && a.bytes().any(|b| b.is_ascii_alphanumeric()))
+            || a.has_any(b".:/\\@") && a.bytes().any(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Arguments that are three or more plain words (letters only, the last may end a
@@ -825,7 +825,7 @@ fn target_arg(a: &str) -> bool {
 fn prose_clause(args: &[&str]) -> bool {
     args.len() >= 3
         && args.iter().all(|a| {
-            let w = a.trim_end_set(&['.', ',', '!', '?']);
+            let w = a.trim_end_set(b".,!?");
             w.len() >= 2 && w.bytes().all(|b| b.is_ascii_alphabetic())
         })
 }
@@ -987,7 +987,7 @@ fn tool_with_subcommand(base: &str, args: &[&str]) -> bool {
             .is_some_and(|a| a.len() >= 2 && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
         && args
             .iter()
-            .all(|a| !a.contains(['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
+            .all(|a| !a.has_any(b"$`><%") && !super::lfi::sensitive_target(a))
 }
 
 /// A program name that is also an English word: the common words of [`WORDLIKE`] of
@@ -1032,7 +1032,7 @@ fn word_with_plain_options<'a>(
 ) -> bool {
     english_program(base)
         && args.clone().any(is_option_or_plus)
-        && args.all(|a| !a.contains(['$', '`', '>', '<', '%']) && !super::lfi::sensitive_target(a))
+        && args.all(|a| !a.has_any(b"$`><%") && !super::lfi::sensitive_target(a))
 }
 
 /// Finds a command in one segment; returns the rule that fits, if any.
@@ -1071,7 +1071,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     // Skip prefixes, `$var` expansions and VAR=value assignments.
     for _ in 0..4 {
         let is_assign =
-            first.as_bytes().contains(&b'=') && !first.starts_with('=') && !first.starts_with('-');
+            first.as_bytes().has_byte(b'=') && !first.starts_with('=') && !first.starts_with('-');
         let is_var = first.starts_with('$') && first.len() > 1;
         let is_prefix = PREFIX_SET.contains(first);
         let next_is_option = words.peek().is_none_or(|w| w.starts_with('-'));
@@ -1112,7 +1112,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     // Asked once (a hash lookup; a `${${` window has thousands of segments to ask it for).
     let mut first_is_command = is_command(first);
     if !first.starts_with('/') && !first_is_command {
-        if let Some((prog, opt)) = first.split_once('/') {
+        if let Some((prog, opt)) = first.split_once_char('/') {
             if is_command(prog) && !opt.is_empty() && opt.len() <= 3 {
                 glued_option = Some(opt);
                 first = prog;
@@ -1149,7 +1149,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
         return None;
     }
     let has_path = BIN_DIRS.iter().any(|d| first.starts_with(d));
-    let base = first.rsplit(['/', '\\']).next().unwrap_or(first);
+    let base = first.rsplit_first_any(b"/\\").unwrap_or(first);
     let base = base.strip_suffix(".exe").unwrap_or(base);
     let mut args: Vec<&str> = words.collect();
     if glued_option.is_some() {
@@ -1198,7 +1198,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     // Compound names (`aa-disable`, `redis-cli`, `apt-get`) are not prose words either.
     let strong_name = (versioned_interpreter(base)
         || FAMILIES.iter().any(|f| base.starts_with(f))
-        || base.contains(['-', '_']) && DISTINCTIVE_SET.contains(base))
+        || base.has_any(b"-_") && DISTINCTIVE_SET.contains(base))
         && args.len() <= 4;
     // `; sleep 5`, `| timeout 5`, `` `sleep 5` ``: a program and one number and nothing
     // else is how a time-based blind injection waits; prose after a separator goes on with
@@ -1233,7 +1233,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
                 !word
                     || any_shellish
                     || args.is_empty()
-                    || all_targets && args.iter().any(|a| a.contains(['.', ':', '/']))
+                    || all_targets && args.iter().any(|a| a.has_any(b".:/"))
                     || count_only
             }
             Intro::Amp => {
@@ -1281,10 +1281,10 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
 fn glob_path(s: &str) -> bool {
     s.split_ws_or(&[';', '|', '&', '`', '(', ')', '"', '\''])
         .any(|tok| {
-            let path = tok.trim_start_set(&['~']);
+            let path = tok.trim_start_set(b"~");
             path.starts_with('/')
-                && path.matches('/').count() >= 2
-                && (path.contains(['?', '*']) || letter_bracket(path))
+                && path.count_char('/') >= 2
+                && (path.has_any(b"?*") || letter_bracket(path))
                 && path
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"/?*[]-_.!^".contains(&b))
@@ -1297,9 +1297,9 @@ fn glob_path(s: &str) -> bool {
 /// of digits alone (`/bookstore/book[1]/title`, `/items[0]/name`: XPath and JSON paths)
 /// spells no program or file name.
 fn letter_bracket(path: &str) -> bool {
-    path.split('[').skip(1).any(|rest| {
+    path.split_char('[').skip(1).any(|rest| {
         !rest
-            .split(']')
+            .split_char(']')
             .next()
             .unwrap_or_default()
             .bytes()
@@ -1311,9 +1311,9 @@ fn letter_bracket(path: &str) -> bool {
 /// extension) in one directory is how people write URL rules and log paths. Globs that
 /// stand for letters of a name (`/bin/c?t`, `/et*/pa??wd`, `/usr/bin/ca*`) are not.
 fn wildcard_listing(path: &str) -> bool {
-    let (dir, last) = path.rsplit_once('/').unwrap_or(("", path));
+    let (dir, last) = path.rsplit_once_char('/').unwrap_or(("", path));
     let ext = last.strip_prefix("*.").unwrap_or_default();
-    !dir.contains(['?', '*', '['])
+    !dir.has_any(b"?*[")
         && (last == "*"
             || last == "**"
             || !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
@@ -1323,12 +1323,20 @@ fn wildcard_listing(path: &str) -> bool {
 /// `{,ip,a}`.
 fn brace_expansion(s: &str) -> bool {
     let mut from = 0;
-    while let Some(open) = s.get(from..).and_then(|h| h.find('{')).map(|o| o + from) {
-        let Some(close) = s.get(open..).and_then(|h| h.find('}')).map(|c| c + open) else {
+    while let Some(open) = s
+        .get(from..)
+        .and_then(|h| h.find_char('{'))
+        .map(|o| o + from)
+    {
+        let Some(close) = s
+            .get(open..)
+            .and_then(|h| h.find_char('}'))
+            .map(|c| c + open)
+        else {
             return false;
         };
         let inner = s.get(open + 1..close).unwrap_or_default();
-        if inner.contains(',') && !inner.contains(char::is_whitespace) && inner.len() < 200 {
+        if inner.has_char(',') && !inner.contains(char::is_whitespace) && inner.len() < 200 {
             let word_start = s
                 .get(..open)
                 .unwrap_or_default()
@@ -1341,7 +1349,7 @@ fn brace_expansion(s: &str) -> bool {
                 .chars()
                 .take_while(char::is_ascii_alphanumeric)
                 .collect();
-            for alt in inner.split(',') {
+            for alt in inner.split_char(',') {
                 let w = format!("{prefix}{alt}{suffix}");
                 if (is_command(&w) && w.len() >= 2) || alt.starts_with('/') && alt.len() > 1 {
                     return true;
@@ -1406,7 +1414,7 @@ fn substitution(s: &str) -> bool {
         .and_then(|r| r.strip_suffix('`'))
         .map(str::trim)
     {
-        if !inner.contains('`') && is_command(inner) && (!wordlike(inner) || inner.len() <= 2) {
+        if !inner.has_char('`') && is_command(inner) && (!wordlike(inner) || inner.len() <= 2) {
             return true;
         }
     }
@@ -1472,7 +1480,7 @@ fn windows_batch_in(s: &str, set: &crate::extract::ByteSet) -> bool {
     }
     let words: Vec<&str> = s.words().collect();
     for (i, w) in words.iter().enumerate() {
-        let w = w.trim_start_set(&['&', '|', ';', '(', '@']);
+        let w = w.trim_start_set(b"&|;(@");
         if w == "for" {
             let rest = words.get(i + 1..).unwrap_or_default();
             let flag = rest
@@ -1511,7 +1519,7 @@ fn windows_batch_in(s: &str, set: &crate::extract::ByteSet) -> bool {
                 let glued = t.has_lit("==") && !t.ends_with("==");
                 let tail = rest.get(k + 1..).unwrap_or_default();
                 // A batch variable (`%1`, `%x%`) in the comparison marks cmd.exe syntax.
-                let batch_var = rest.iter().take(k).any(|w| w.contains('%'));
+                let batch_var = rest.iter().take(k).any(|w| w.has_char('%'));
                 // `if (a == b) { ... }`, `if x == 3: pass`: C-family and Python conditions
                 // (cmd.exe runs the word after the comparison; no command starts with `{`).
                 let (operand, action) = if glued {
@@ -1575,7 +1583,7 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
         "Move",
     ];
     v.split_ws_or(&[';', '|', '(', '&', '=']).any(|tok| {
-        let Some((verb, noun)) = tok.split_once('-') else {
+        let Some((verb, noun)) = tok.split_once_char('-') else {
             return false;
         };
         let camel = noun.bytes().filter(u8::is_ascii_uppercase).count() >= 2;
@@ -1589,8 +1597,8 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
 
 /// Restricted upload names (dotfiles and server configuration) for file-name sources.
 fn restricted_upload(l: &str) -> bool {
-    let name = l.trim().trim_end_set(&['.', ' ']);
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let name = l.trim().trim_end_set(b". ");
+    let base = name.rsplit_first_any(b"/\\").unwrap_or(name);
     const NAMES: &[&str] = &[
         "web.config",
         "php.ini",
@@ -1611,7 +1619,7 @@ fn restricted_upload(l: &str) -> bool {
         "sudoers",
     ];
     let compact: String = base.without_whitespace();
-    let stem = compact.split(['.', '_']).next().unwrap_or_default();
+    let stem = compact.split_first_any(b"._").unwrap_or_default();
     let config_stem = matches!(
         stem,
         "wp-config"
@@ -1661,9 +1669,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     let prose_value = v
         .split_ascii_whitespace()
         .filter(|w| {
-            let w = w
-                .trim_start_set(&['('])
-                .trim_end_set(&[',', '.', ':', ';', '!', '?', ')']);
+            let w = w.trim_start_set(b"(").trim_end_set(b",.:;!?)");
             w.len() >= 2
                 && w.first_char().is_some_and(|c| c.is_ascii_alphabetic())
                 && w.bytes().all(|b| b.is_ascii_alphabetic() || b == b'\'')
@@ -1695,7 +1701,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         }
         if is_name && intro == Intro::Start {
             // Paranoia 2: a name that is itself a command line (`uname -a`).
-            if pl2 && seg.contains(' ') && command_in_segment(intro, seg).is_some() {
+            if pl2 && seg.has_char(' ') && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.command-in-name", Severity::Critical, 2);
             }
             continue;
@@ -1782,7 +1788,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
         // starts with `() {`: that is the shellshock shape. A function definition further
         // in (`:(){ :|:& };:`, but also `fn main() {` or `jQuery(function() {` in code
         // snippets) counts from paranoia 2.
-        if compact.trim_start_set(&['\'', '"']).starts_with("(){") {
+        if compact.trim_start_set(b"'\"").starts_with("(){") {
             out.hit(input, CAT, "rce.shellshock", Severity::Critical, 1);
         } else if compact.has_lit("(){") {
             out.hit(input, CAT, "rce.function-definition", Severity::Critical, 2);
@@ -1878,9 +1884,9 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
         .flatten()
         .chain(char_words.into_iter().flatten());
     words
-        .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
+        .filter(|w| w.len() >= 3 && w.has_any(b"$\\^'\""))
         .any(|w| {
-            let core = w.trim_set(&['\'', '"']);
+            let core = w.trim_set(b"'\"");
             // De-obfuscation only drops bytes or turns them into spaces (a default word it keeps
             // is part of `core`), and every program name holds a letter or digit: a word of
             // punctuation (`:@/*\`, a piece of every trigger byte repeated) spells none,
@@ -1889,7 +1895,7 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
                 return false;
             }
             let inner_quotes = core.matches(['\'', '"']).count();
-            let other = core.contains(['$', '\\', '^']);
+            let other = core.has_any(b"$\\^");
             if !other && inner_quotes < 2 {
                 return false;
             }
@@ -1907,7 +1913,7 @@ fn obfuscated_command_word_in(l: &str, l_deobfuscated: &str) -> bool {
             // prefixes decides (`ti''me curl host` is a program and its target, paranoia 2;
             // `su''do reboot` counts at 1 as a prefixed command).
             !joined.is_empty()
-                && !joined.contains(' ')
+                && !joined.has_char(' ')
                 && joined != core
                 && is_command(joined)
                 && !PREFIX_SET.contains(joined)
@@ -1928,7 +1934,7 @@ fn ascii_separator(c: u8) -> bool {
 /// a command once they are removed ("you're" does not; "c'a't" does).
 fn quoted_command(v: &str) -> bool {
     v.split_ws_or(&[';', '|', '&', '`', '(', ')'])
-        .filter(|w| w.contains(['\'', '"', '\\', '^']))
+        .filter(|w| w.has_any(b"'\"\\^"))
         .any(|w| {
             let joined: String = w
                 .chars()
@@ -2052,12 +2058,12 @@ fn alias_definition(s: &str) -> bool {
         if trimmed.len() < rest.len() {
             let mut words = trimmed.words();
             for w in words.by_ref().take(4) {
-                if w.starts_with(['+', '-']) && !w.contains('=') {
+                if w.starts_with(['+', '-']) && !w.has_char('=') {
                     continue;
                 }
-                let w = w.trim_start_set(&['\'', '"']);
-                if let Some((name, _)) = w.split_once('=') {
-                    let name = name.trim_end_set(&['\'', '"']);
+                let w = w.trim_start_set(b"'\"");
+                if let Some((name, _)) = w.split_once_char('=') {
+                    let name = name.trim_end_set(b"'\"");
                     if !name.is_empty()
                         && name
                             .bytes()
@@ -2487,7 +2493,7 @@ mod tests {
         l.split_ws_or(&[';', '|', '&', '`', '(', ')', '<', '>', ','])
             .filter(|w| w.len() >= 3 && w.contains(['$', '\\', '^', '\'', '"']))
             .any(|w| {
-                let core = w.trim_set(&['\'', '"']);
+                let core = w.trim_set(b"'\"");
                 let inner_quotes = core.matches(['\'', '"']).count();
                 let other = core.contains(['$', '\\', '^']);
                 if !other && inner_quotes < 2 {

@@ -43,26 +43,30 @@ fn url_host(v: &str) -> Option<(&'static str, String)> {
     // A UNC path (`\\host\share\x.dll`) names its host up to the next backslash, with no
     // user part; `\\host@SSL@443\x` and `\\host@80\x` are WebDAV's spellings of a port.
     if *scheme == "\\\\" {
-        let end = rest.find(['\\', '/', '@']).unwrap_or(rest.len());
+        let end = rest.find_any(b"\\/@").unwrap_or(rest.len());
         return Some((scheme, rest.get(..end).unwrap_or_default().to_string()));
     }
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| {
-        if h.contains('/') || !rest.contains('/') {
+    let rest = rest.rsplit_once_char('@').map_or(rest, |(_, h)| {
+        if h.has_char('/') || !rest.has_char('/') {
             h
         } else {
             rest
         }
     });
     let host = if let Some(v6) = rest.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default().to_string()
+        v6.split_char(']').next().unwrap_or_default().to_string()
     } else {
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let end = rest.find_any(b"/?#").unwrap_or(rest.len());
         let hostport = rest.get(..end).unwrap_or_default();
         // IPv6 without brackets has several colons; keep it whole.
-        if hostport.matches(':').count() > 1 {
+        if hostport.count_char(':') > 1 {
             hostport.to_string()
         } else {
-            hostport.split(':').next().unwrap_or_default().to_string()
+            hostport
+                .split_char(':')
+                .next()
+                .unwrap_or_default()
+                .to_string()
         }
     };
     Some((scheme, host))
@@ -97,10 +101,10 @@ fn odd_scheme(l: &str) -> bool {
     let t = l.trim_start();
     ODD.iter().any(|s| t.starts_with(s))
         || t.split_once("://").is_some_and(|(scheme, rest)| {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let host = rest.split_first_any(b"/?#").unwrap_or_default();
             scheme.starts_with("http")
                 && !host.starts_with('[')
-                && host.rsplit_once(':').is_some_and(|(_, port)| {
+                && host.rsplit_once_char(':').is_some_and(|(_, port)| {
                     !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
                 })
         })
@@ -114,12 +118,14 @@ fn server_scheme_to_address(l: &str) -> bool {
     if matches!(scheme, "http" | "https" | "ftp" | "ftps" | "file") {
         return false;
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let authority = rest.split_first_any(b"/?#").unwrap_or_default();
+    let host = authority
+        .rsplit_once_char('@')
+        .map_or(authority, |(_, h)| h);
     let host = if let Some(v6) = host.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
+        v6.split_char(']').next().unwrap_or_default()
     } else {
-        host.split(':').next().unwrap_or_default()
+        host.split_char(':').next().unwrap_or_default()
     };
     host == "localhost" || is_ip(host)
 }
@@ -127,8 +133,8 @@ fn server_scheme_to_address(l: &str) -> bool {
 /// `//host.tld/...`: two slashes, then a host name with a dot.
 fn protocol_relative(l: &str) -> bool {
     l.strip_prefix("//").is_some_and(|r| {
-        let host = r.split(['/', '?', '#']).next().unwrap_or_default();
-        host.contains('.')
+        let host = r.split_first_any(b"/?#").unwrap_or_default();
+        host.has_char('.')
             && host
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
@@ -154,7 +160,7 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     }
     // Paranoia 2: URL schemes a web parameter has no business carrying (SSRF and
     // inclusion through `gopher://`, `jar:`, `dict://`, `local_file://`...).
-    if l.contains(':') && odd_scheme(l) {
+    if l.has_char(':') && odd_scheme(l) {
         out.hit(input, CAT, "rfi.unusual-scheme", Severity::Critical, 2);
         // Paranoia 1: such a scheme aimed at a loopback or literal address
         // (`gopher://127.0.0.1:6379/_SET`, `dict://10.0.0.5:11211/stats`) is a request
@@ -202,7 +208,7 @@ fn scan_input(input: &Input, request_host: Option<&str>, out: &mut Findings) {
     if input.location.source == Source::Arg && path_like_name(&input.location.name) {
         out.hit(input, CAT, "rfi.include-parameter", Severity::Critical, 1);
     }
-    let own = request_host.map(|h| h.split(':').next().unwrap_or(h).ascii_lower());
+    let own = request_host.map(|h| h.split_char(':').next().unwrap_or(h).ascii_lower());
     if !host.is_empty()
         && own.as_deref() != Some(host.as_str())
         && input.location.source == Source::Arg

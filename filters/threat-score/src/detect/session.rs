@@ -43,9 +43,9 @@ fn session_like_lower(n: &str) -> bool {
 
 fn host_of(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
-    let host = rest.split(['/', '?', '#']).next()?;
-    let host = host.rsplit('@').next()?;
-    Some(host.split(':').next()?.ascii_lower())
+    let host = rest.split_first_any(b"/?#")?;
+    let host = host.rsplit_first('@')?;
+    Some(host.split_char(':').next()?.ascii_lower())
 }
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
@@ -55,7 +55,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     let own = p
         .headers
         .host()
-        .map(|h| h.split(':').next().unwrap_or(h).ascii_lower());
+        .map(|h| h.split_char(':').next().unwrap_or(h).ascii_lower());
     let referer = p.headers.referer;
     let offsite = referer.and_then(host_of).is_some_and(|h| {
         own.as_deref()
@@ -81,12 +81,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     for input in p.inputs_from(&[Source::Arg, Source::Cookie]) {
         let l = &input.lower;
         // Every rule needs `sess` and `=`: the byte set rules most values out first.
-        if !(input.may_contain("sess=") && l.contains('=')) {
+        if !(input.may_contain("sess=") && l.has_char('=')) {
             continue;
         }
         if (l.has_lit("document.cookie") || l.has_lit("http-equiv") || l.has_lit("set-cookie"))
             && l.has_lit("sess")
-            && l.contains('=')
+            && l.has_char('=')
         {
             out.hit(input, CAT, "session.set-cookie", Severity::Critical, 1);
         }

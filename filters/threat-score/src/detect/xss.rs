@@ -6,6 +6,7 @@
 //! already decoded by the extractor.
 
 use super::{Findings, INJECTION_SOURCES};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
@@ -151,7 +152,7 @@ fn tags(l: &str) -> impl Iterator<Item = (&str, &str)> {
         }
         let name = l.get(start..j)?;
         // HTML parses `<?...>` as a bogus comment: only IE's `<?import` ever acted on it.
-        if b.get(at + 1..start).is_some_and(|p| p.contains(&b'?')) && name != "import" {
+        if b.get(at + 1..start).is_some_and(|p| p.has_byte(b'?')) && name != "import" {
             return None;
         }
         let rest_end = b
@@ -209,7 +210,7 @@ fn spaced_local_name(b: &[u8], j: usize) -> usize {
 }
 
 fn tag_base(name: &str) -> &str {
-    name.rsplit(':').next().unwrap_or(name).trim_start()
+    name.rsplit_first(':').unwrap_or(name).trim_start()
 }
 
 /// A tag closed with a character that a server writing text as US-ASCII (the high bit
@@ -301,7 +302,7 @@ fn compact(l: &str) -> String {
 /// `javascript:`, `vbscript:`, `data:text/html` URLs with code after the colon.
 fn script_url(l: &str) -> bool {
     // Every scheme below ends with `:`, and `compact` only removes characters.
-    if !l.contains(':') {
+    if !l.has_char(':') {
         return false;
     }
     // Nor can `compact` add a byte: a scheme whose bytes are not all in `l` is not in it.
@@ -329,7 +330,7 @@ fn script_url(l: &str) -> bool {
         let raw_colon_space = l
             .match_indices(scheme)
             .any(|(q, _)| l.as_bytes().get(q + scheme.len()) == Some(&b' '));
-        let hidden = !l.contains(scheme);
+        let hidden = !l.has_lit(scheme);
         let mut from = 0;
         while let Some(p) = c.get(from..).and_then(|h| h.find(scheme)).map(|p| p + from) {
             let at = p + scheme.len();
@@ -348,7 +349,7 @@ fn script_url(l: &str) -> bool {
     }
     let data_markup = c.find_lit("data:").is_some_and(|p| {
         c.get(p..).is_some_and(|r| {
-            r.get(..48.min(r.len())).is_some_and(|w| w.contains(',')) && r.contains('<')
+            r.get(..48.min(r.len())).is_some_and(|w| w.has_char(',')) && r.has_char('<')
         })
     });
     data_markup
@@ -390,7 +391,7 @@ fn js_sink(l: &str) -> bool {
             }
             let open = b.get(j).copied();
             // A tagged template call: ``alert`1` `` (a closing backtick follows).
-            if open == Some(b'`') && b.get(j + 1..).is_some_and(|r| r.contains(&b'`')) {
+            if open == Some(b'`') && b.get(j + 1..).is_some_and(|r| r.has_byte(b'`')) {
                 return true;
             }
             if open == Some(b'(') {
@@ -472,11 +473,8 @@ fn dom_property(l: &str) -> bool {
     ]);
     let prose = super::lfi::prose(l);
     PROPERTIES.iter().any(|m| {
-        super::lit_offsets(l, m).any(|p| {
-            !prose
-                || super::generic::word_around(l, p)
-                    .contains(['=', '+', '(', ')', ';', '\'', '"', '`', '['])
-        })
+        super::lit_offsets(l, m)
+            .any(|p| !prose || super::generic::word_around(l, p).has_any(b"=+();'\"`["))
     })
 }
 
@@ -561,8 +559,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
                 // the <iframe> sandbox attribute" loads nothing), and an `<svg>` or `<math>`
                 // runs script only through a handler, a link or a child (`<svg width="10">`
                 // drawing an icon does not): those need such an attribute.
-                let first = attrs.split('>').next().unwrap_or_default();
-                let has_attr = first.contains('=');
+                let first = attrs.split_char('>').next().unwrap_or_default();
+                let has_attr = first.has_char('=');
                 let loads = |a: &str| {
                     [
                         "src",
@@ -609,7 +607,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
                 hit(out, "xss.tag-event-handler");
                 break;
             }
-            if (PASSIVE_TAG_SET.contains(base) || name.contains(':'))
+            if (PASSIVE_TAG_SET.contains(base) || name.has_char(':'))
                 && (script_url(attrs)
                     || attrs.has_lit("src=") && attrs.has_lit("javascript")
                     || css_script(attrs))
@@ -641,10 +639,10 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if input.bytes.has(b'<') && out.wants(CAT, 2) {
         // Paranoia 2: any tag carrying an attribute (`<a href="x"`).
         if tags(l).any(|(_, attrs)| {
-            attrs.split('>').next().is_some_and(|a| {
+            attrs.split_char('>').next().is_some_and(|a| {
                 a.first_char()
                     .is_some_and(|c| c.is_ascii_whitespace() || c == '/')
-                    && a.contains('=')
+                    && a.has_char('=')
             })
         }) {
             out.hit(input, CAT, "xss.tag-attribute", Severity::Critical, 2);

@@ -860,7 +860,7 @@ impl<'r> Builder<'_, '_, 'r> {
         self.flags.invalid_utf8 |= d.invalid_utf8;
         self.flags.unicode_escape |= d.unicode_escape;
         self.flags.multi_encoded |= d.rounds > 1;
-        if d.text.contains('\0') {
+        if d.text.has_char('\0') {
             self.flags.null_byte = true;
         }
         d
@@ -1148,12 +1148,12 @@ impl<'r> Builder<'_, '_, 'r> {
     }
 
     fn cookies(&mut self, header: &'r str) {
-        for c in header.split(';') {
+        for c in header.split_char(';') {
             let c = c.trim();
             if c.is_empty() {
                 continue;
             }
-            let (name, value) = c.split_once('=').unwrap_or((c, ""));
+            let (name, value) = c.split_once_char('=').unwrap_or((c, ""));
             let excluded = self.excl.for_arg(name);
             // Parts of a header value: UTF-8 already, nothing to validate again.
             let (n, v) = (Raw::RequestStr(name), Raw::RequestStr(value));
@@ -1337,7 +1337,7 @@ pub(crate) fn prepare_with<'r>(
 ) -> Prepared<'r> {
     let method = req.effective_method();
     let uri = req.effective_uri();
-    let (path_raw, query_raw) = uri.split_once('?').unwrap_or((uri, ""));
+    let (path_raw, query_raw) = uri.split_once_char('?').unwrap_or((uri, ""));
     let headers = HeaderIndex::of(req.headers);
     // A fragment is never sent by browsers; if present, it is part of the attack surface.
     let mut b = Builder {
@@ -1409,7 +1409,7 @@ pub(crate) fn prepare_with<'r>(
     let body_start = b.inputs.len();
     // `Request::media_type`, from the index.
     let media_type = headers.content_type.map(|ct| {
-        ct.split(';')
+        ct.split_char(';')
             .next()
             .unwrap_or_default()
             .trim()

@@ -30,9 +30,9 @@ pub struct Multipart {
 
 /// Extracts `boundary` from a Content-Type header value.
 pub fn boundary(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        (k.trim().eq_ignore_ascii_case("boundary")).then(|| v.trim().trim_set(&['"']).to_string())
+    content_type.split_char(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once_char('=')?;
+        (k.trim().eq_ignore_ascii_case("boundary")).then(|| v.trim().trim_set(b"\"").to_string())
     })
 }
 
@@ -82,7 +82,7 @@ pub fn parse(body: &[u8], boundary: &str, max_parts: usize) -> Multipart {
             ..Part::default()
         };
         for line in head.lines() {
-            let Some((k, v)) = line.split_once(':') else {
+            let Some((k, v)) = line.split_once_char(':') else {
                 continue;
             };
             let k = k.trim().ascii_lower();
@@ -114,18 +114,17 @@ pub fn parse(body: &[u8], boundary: &str, max_parts: usize) -> Multipart {
 fn disposition_params(v: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = v;
-    while let Some(eq) = rest.find('=') {
+    while let Some(eq) = rest.find_char('=') {
         let key = rest
             .get(..eq)
             .unwrap_or_default()
-            .rsplit(';')
-            .next()
+            .rsplit_first(';')
             .unwrap_or_default()
             .trim()
             .ascii_lower();
         let after = rest.get(eq + 1..).unwrap_or_default().trim_start();
         let (value, next) = if let Some(q) = after.strip_prefix('"') {
-            match q.find('"') {
+            match q.find_char('"') {
                 Some(end) => (
                     q.get(..end).unwrap_or_default(),
                     q.get(end + 1..).unwrap_or_default(),
@@ -133,7 +132,7 @@ fn disposition_params(v: &str) -> Vec<(String, String)> {
                 None => (q, ""),
             }
         } else {
-            match after.find(';') {
+            match after.find_char(';') {
                 Some(end) => (
                     after.get(..end).unwrap_or_default().trim(),
                     after.get(end..).unwrap_or_default(),

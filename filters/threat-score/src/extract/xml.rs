@@ -18,7 +18,7 @@ pub fn values(doc: &str, max: usize) -> Vec<XmlValue> {
     let mut rest = doc;
     let mut current = String::new();
     while !rest.is_empty() && out.len() < max {
-        match rest.find('<') {
+        match rest.find_char('<') {
             Some(0) => {}
             Some(pos) => {
                 let text = rest.get(..pos).unwrap_or_default();
@@ -86,7 +86,7 @@ fn tag_end(s: &str) -> usize {
 }
 
 fn attributes(mut s: &str, out: &mut Vec<XmlValue>, max: usize) {
-    while let Some(eq) = s.find('=') {
+    while let Some(eq) = s.find_char('=') {
         if out.len() >= max {
             return;
         }

@@ -603,7 +603,7 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                     i += 1;
                 }
                 let raw = input.get(start..i).unwrap_or_default();
-                let raw = raw.trim_end_set(&['.']);
+                let raw = raw.trim_end_set(b".");
                 // Lowercased in a stack buffer (a long word in a `String`); a one-byte word
                 // (`$` of `${`, `x`: one per two bytes of a hostile run) is its static text.
                 let mut buf = [0u8; 64];
@@ -628,8 +628,8 @@ pub fn tokenize<'a>(input: &'a str, ctx: Context) -> Vec<Token<'a>> {
                 // `schema.table` references: classify by the first part when it is known.
                 // (A one-byte word is no `.`: a word starts with a letter, `_`, `$` or a
                 // non-ASCII byte; asking cost a `memchr` call per `$` of a `${` run.)
-                if kind == Kind::Bare && w.len() > 1 && w.contains('.') {
-                    let first = w.split('.').next().unwrap_or_default();
+                if kind == Kind::Bare && w.len() > 1 && w.has_char('.') {
+                    let first = w.split_char('.').next().unwrap_or_default();
                     if first == "information_schema"
                         || first == "sys"
                         || first == "mysql"
@@ -982,7 +982,7 @@ mod tests {
                         {
                             i += 1;
                         }
-                        let w = lower.get(start..i).unwrap_or_default().trim_end_set(&['.']);
+                        let w = lower.get(start..i).unwrap_or_default().trim_end_set(b".");
                         let plain = match word_kind(w).0 {
                             Kind::Bare | Kind::Func | Kind::Num => true,
                             Kind::Keyword => !matches!(

@@ -638,7 +638,7 @@ fn collation_name(t: &Token) -> bool {
     match t.kind {
         Kind::Bare | Kind::Keyword => {
             let n = t.text.as_str();
-            n.contains('_')
+            n.has_char('_')
                 || matches!(
                     n,
                     "binary" | "nocase" | "rtrim" | "c" | "posix" | "unicode" | "default" | "u"
@@ -1197,9 +1197,9 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
     ] {
         let has_quote = match ctx {
             Context::None => true,
-            Context::Single => text.contains('\''),
-            Context::Double => text.contains('"'),
-            Context::Backtick => text.contains('`'),
+            Context::Single => text.has_char('\''),
+            Context::Double => text.has_char('"'),
+            Context::Backtick => text.has_char('`'),
         };
         if !has_quote {
             continue;
@@ -1277,7 +1277,7 @@ fn quoted_mention(text: &str, q: char) -> bool {
             c.is_ascii_whitespace() || matches!(c, b'.' | b',' | b';' | b':' | b'!' | b'?' | b')')
         })
         && !inside.has_lit("--")
-        && !inside.contains('#')
+        && !inside.has_char('#')
         && !inside.has_lit("/*")
         && super::lfi::prose(&outside)
 }
@@ -1302,11 +1302,11 @@ fn quoted_mention(text: &str, q: char) -> bool {
 /// them: such values do not get this reading. Runs only once a shape matched: one pass over
 /// the tokens already built.
 fn prose_breaks_query(text: &str, tokens: &[Token], ctx: Context) -> bool {
-    if !text.contains('\n')
-        || text.contains('\\')
-        || text.contains("$$")
-        || text.contains("q'")
-        || text.contains("Q'")
+    if !text.has_char('\n')
+        || text.has_char('\\')
+        || text.has_lit("$$")
+        || text.has_lit("q'")
+        || text.has_lit("Q'")
     {
         return false;
     }
@@ -1445,14 +1445,14 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                 scan_value(input, &input.value, &input.lower, out);
             }
             // `/` has no case: the lowercase form splits into the same segments.
-            for (seg, lower) in input.value.split('/').zip(input.lower.split('/')) {
+            for (seg, lower) in input.value.split_char('/').zip(input.lower.split_char('/')) {
                 if !seg.is_empty() {
                     scan_value(input, seg, lower, out);
                 }
             }
             // A call needs `(`, a cast `::` (as for arguments below).
             let l = &input.lower;
-            if (l.contains('(') && sql_function_call(l)) || (l.has_lit("::") && pg_cast(l)) {
+            if (l.has_char('(') && sql_function_call(l)) || (l.has_lit("::") && pg_cast(l)) {
                 out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
             }
             continue;
@@ -1461,7 +1461,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         // it carries a quote, which no browser or library puts there and which is how an
         // injection into a logged User-Agent starts (`Mozilla/5.0' or 1=1--`).
         let user_agent = is_header && input.location.name == "user-agent";
-        if !plain && (!user_agent || input.value.contains(['\'', '"'])) {
+        if !plain && (!user_agent || input.value.has_any(b"'\"")) {
             if lexer::has_unicode_space(&input.bytes, &input.value) {
                 let (v, lw) = (
                     lexer::ascii_spaces(&input.value),
@@ -1658,7 +1658,7 @@ fn or_truthy_string(l: &str, q: u8) -> bool {
 /// A value that is an SQL function name and an opening parenthesis, nothing after it
 /// (`COS(`, `trim (`): a call the application's query is meant to complete.
 fn open_call_at_end(l: &str) -> bool {
-    let head = l.trim_end().trim_end_set(&['(']).trim_end();
+    let head = l.trim_end().trim_end_set(b"(").trim_end();
     let name = head.trim_start();
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -1669,7 +1669,7 @@ fn open_call_at_end(l: &str) -> bool {
 /// Oracle's supplied packages (`utl_`, `dbms_`): the prefix, then letters and `_` only.
 fn system_procedure(l: &str) -> bool {
     l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-        .flat_map(|w| w.split('.'))
+        .flat_map(|w| w.split_char('.'))
         .any(|w| {
             ["xp_", "sp_", "utl_", "dbms_"].iter().any(|p| {
                 w.strip_prefix(p).is_some_and(|rest| {
@@ -1736,7 +1736,7 @@ fn pg_cast(l: &str) -> bool {
 /// is read once): what the operator between them is asked of the list, instead of a search
 /// of the value per operator (26 two-way searches per 4 KiB window of a `$` run).
 fn mongo_operator(l: &str) -> bool {
-    if !l.contains('$') {
+    if !l.has_char('$') {
         return false;
     }
     if MONGO_OPERATORS
