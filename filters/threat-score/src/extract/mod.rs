@@ -1121,6 +1121,44 @@ impl<'r> Builder<'_, '_, 'r> {
         }
     }
 
+    /// A request carried whole in a multipart part of type `application/http` (each request
+    /// of an OData `$batch`): the application runs it as a request of its own, so it is
+    /// inspected as one, piece by piece: the target's path (percent-decoded, `+` kept) and
+    /// query arguments, each header field as an argument (name and value), and the content
+    /// (a JSON document's leaves as values, as for any value). Its request line and header
+    /// lines are the part's declared syntax, not a request smuggled into a value or headers
+    /// injected into one; read as one text value they counted as both. Header fields and
+    /// query arguments count against the `args` limit.
+    #[cold]
+    #[inline(never)]
+    fn carried_request(&mut self, name: &str, message: &multipart::Message<'_>) {
+        let (path, query) = message
+            .target
+            .split_once('?')
+            .unwrap_or((message.target, ""));
+        let excluded = self.excl.for_arg(name);
+        let name = Text::from(name.to_string());
+        self.push(
+            Source::Arg,
+            name.clone(),
+            Raw::Temp(path.as_bytes()),
+            false,
+            excluded,
+        );
+        let query = query.as_bytes();
+        for (k, v) in pairs_of(query) {
+            self.arg(Raw::Temp(k), Raw::Temp(v), true);
+        }
+        self.flags.invalid_percent |= has_bad_percent(query);
+        for (k, v) in &message.headers {
+            self.arg(Raw::Temp(k.as_bytes()), Raw::Temp(v.as_bytes()), false);
+        }
+        if !message.body.is_empty() {
+            let body = message.body.as_bytes();
+            self.push(Source::Arg, name, Raw::Temp(body), false, excluded);
+        }
+    }
+
     /// Splits an urlencoded string into arguments (`&`-separated; `;` is not a separator).
     fn form(&mut self, data: &'r [u8]) {
         // Room for every pair's name and value (within the `args` limit) at once: growing
@@ -1571,11 +1609,19 @@ pub(crate) fn prepare_with<'r>(
                         let m = multipart::parse(body, &boundary, max.saturating_add(1));
                         b.flags.body_malformed |= m.malformed;
                         for part in &m.parts {
-                            b.arg(
-                                Raw::Temp(part.name.as_bytes()),
-                                Raw::Temp(part.value.as_bytes()),
-                                false,
-                            );
+                            let message = part
+                                .content_type
+                                .as_deref()
+                                .filter(|ct| ct.starts_with("application/http"))
+                                .and_then(|_| multipart::http_message(&part.value));
+                            match message {
+                                Some(message) => b.carried_request(&part.name, &message),
+                                None => b.arg(
+                                    Raw::Temp(part.name.as_bytes()),
+                                    Raw::Temp(part.value.as_bytes()),
+                                    false,
+                                ),
+                            }
                             if let Some(f) = &part.filename {
                                 let excluded = excl.for_arg(&part.name);
                                 let f = Raw::Temp(f.as_bytes());

@@ -15,6 +15,9 @@ pub struct Part {
     pub content_type: Option<String>,
     /// The part carried a Content-Transfer-Encoding header (deprecated by RFC 7578).
     pub transfer_encoding: bool,
+    /// That header named an identity encoding (`7bit`, `8bit`, `binary`, RFC 2045 6.1): the
+    /// content is as sent, nothing is decoded before the application reads it.
+    pub identity_encoding: bool,
     /// The body of the part (lossy UTF-8).
     pub value: String,
 }
@@ -37,18 +40,28 @@ pub fn boundary(content_type: &str) -> Option<String> {
 }
 
 /// Parses `body` with `boundary`, keeping at most `max_parts` parts.
+///
+/// A part that is itself `multipart/mixed` (an OData `$batch` change set, RFC 2046 5.1.1;
+/// the old way to send several files under one form field) is read part by part in its
+/// place, one level deep: its parts are the application's values, as the outer ones are.
+/// Deeper nesting stays one text value.
 pub fn parse(body: &[u8], boundary: &str, max_parts: usize) -> Multipart {
     let mut out = Multipart::default();
+    let text = String::from_utf8_lossy(body);
+    parse_into(&text, boundary, max_parts, 1, &mut out);
+    out
+}
+
+fn parse_into(text: &str, boundary: &str, max_parts: usize, nest: u8, out: &mut Multipart) {
     if boundary.is_empty() {
         out.malformed = true;
-        return out;
+        return;
     }
-    let text = String::from_utf8_lossy(body);
     let delim = format!("--{boundary}");
     let mut sections = text.split(delim.as_str());
     if sections.next().is_none() {
         out.malformed = true;
-        return out;
+        return;
     }
     let mut saw_any = false;
     for section in sections {
@@ -97,16 +110,107 @@ pub fn parse(body: &[u8], boundary: &str, max_parts: usize) -> Multipart {
                     }
                 }
                 "content-type" => part.content_type = Some(v.trim().ascii_lower()),
-                "content-transfer-encoding" => part.transfer_encoding = true,
+                "content-transfer-encoding" => {
+                    part.transfer_encoding = true;
+                    part.identity_encoding = ["7bit", "8bit", "binary"]
+                        .iter()
+                        .any(|e| v.trim().eq_ignore_ascii_case(e));
+                }
                 _ => {}
             }
         }
-        out.parts.push(part);
+        let inner = part
+            .content_type
+            .as_deref()
+            .filter(|ct| nest > 0 && ct.starts_with("multipart/mixed"))
+            .and_then(self::boundary);
+        match inner {
+            Some(b) => parse_into(value, &b, max_parts, nest - 1, out),
+            None => out.parts.push(part),
+        }
     }
     if !saw_any {
         out.malformed = true;
     }
-    out
+}
+
+/// An HTTP request message carried as a part of type `application/http` (RFC 9112 10.1;
+/// each request of an OData `$batch`): the request line, its header fields and its content.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// The request target as written (`Customers('ALFKI')`, `/orders?$top=5`).
+    pub target: &'a str,
+    /// Header fields in order, name and value trimmed.
+    pub headers: Vec<(&'a str, &'a str)>,
+    /// The content after the empty line (may be empty).
+    pub body: &'a str,
+}
+
+/// Reads `text` as a request message: `METHOD SP target SP HTTP/d.d`, header fields (a token,
+/// `:`, a value) up to an empty line, then the content. `None` when it is not one (another
+/// line first, a header line without a name): the part is then one text value, and a request
+/// line inside it counts as smuggled, as in any other value.
+pub fn http_message(text: &str) -> Option<Message<'_>> {
+    let (line, mut rest) = split_line(text)?;
+    let mut words = line.split(' ');
+    let method = words.next()?;
+    let target = words.next()?;
+    let version = words.next()?;
+    let token = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+    };
+    let version_ok = matches!(
+        version.as_bytes(),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit()
+    );
+    if words.next().is_some() || !token(method) || target.is_empty() || !version_ok {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let Some((line, after)) = split_line(rest) else {
+            // No empty line: the head runs to the end, no content.
+            if !rest.is_empty() {
+                let (k, v) = rest.split_once(':')?;
+                if !token(k) {
+                    return None;
+                }
+                headers.push((k, v.trim()));
+            }
+            return Some(Message {
+                target,
+                headers,
+                body: "",
+            });
+        };
+        rest = after;
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':')?;
+        if !token(k) {
+            return None;
+        }
+        headers.push((k, v.trim()));
+    }
+    Some(Message {
+        target,
+        headers,
+        body: rest,
+    })
+}
+
+/// The first line of `text` (without its CR LF or LF) and the rest; `None` without a line end.
+fn split_line(text: &str) -> Option<(&str, &str)> {
+    let nl = text.find('\n')?;
+    let line = text.get(..nl)?;
+    Some((
+        line.strip_suffix('\r').unwrap_or(line),
+        text.get(nl + 1..)?,
+    ))
 }
 
 /// Splits `form-data; name="a"; filename="b"` into lowercase keys and unquoted values.
