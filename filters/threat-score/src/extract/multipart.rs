@@ -207,10 +207,7 @@ pub fn http_message(text: &str) -> Option<Message<'_>> {
 fn split_line(text: &str) -> Option<(&str, &str)> {
     let nl = text.find('\n')?;
     let line = text.get(..nl)?;
-    Some((
-        line.strip_suffix('\r').unwrap_or(line),
-        text.get(nl + 1..)?,
-    ))
+    Some((line.strip_suffix('\r').unwrap_or(line), text.get(nl + 1..)?))
 }
 
 /// Splits `form-data; name="a"; filename="b"` into lowercase keys and unquoted values.
@@ -277,6 +274,46 @@ mod tests {
             Some("abc")
         );
         assert_eq!(boundary("multipart/form-data"), None);
+    }
+
+    #[test]
+    fn change_sets_are_read_part_by_part_one_level_deep() {
+        let body = "--b\r\nContent-Type: application/http\r\n\r\nGET /a HTTP/1.1\r\n\r\n\r\n--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nPOST /b HTTP/1.1\r\n\r\n{}\r\n--c\r\nContent-Type: multipart/mixed; boundary=d\r\n\r\n--d\r\n\r\ndeep\r\n--d--\r\n--c--\r\n--b--\r\n";
+        let m = parse(body.as_bytes(), "b", 10);
+        assert!(!m.malformed);
+        assert_eq!(m.parts.len(), 3);
+        assert_eq!(m.parts[1].value, "POST /b HTTP/1.1\r\n\r\n{}");
+        assert!(m.parts[1].transfer_encoding && m.parts[1].identity_encoding);
+        // A change set inside a change set stays one text value.
+        assert!(m.parts[2].value.contains("--d\r\n"));
+        // The part limit counts the change set's parts.
+        assert_eq!(parse(body.as_bytes(), "b", 2).parts.len(), 2);
+    }
+
+    #[test]
+    fn request_messages_and_what_is_not_one() {
+        let m = http_message("PATCH Orders('1') HTTP/1.1\r\nContent-Type: application/json\r\nIf-Match: *\r\n\r\n{\"a\":1}")
+            .unwrap();
+        assert_eq!(m.target, "Orders('1')");
+        assert_eq!(
+            m.headers,
+            vec![("Content-Type", "application/json"), ("If-Match", "*")]
+        );
+        assert_eq!(m.body, "{\"a\":1}");
+        let m = http_message("GET /x?a=1 HTTP/1.1\nAccept: */*").unwrap();
+        assert_eq!((m.target, m.body, m.headers.len()), ("/x?a=1", "", 1));
+        for text in [
+            "GET /x HTTP/1.1",
+            "GET /x y HTTP/1.1\r\n\r\n",
+            "GET /x HTTP/1\r\n\r\n",
+            "GET  HTTP/1.1\r\n\r\n",
+            "G(T /x HTTP/1.1\r\n\r\n",
+            "GET /x HTTP/1.1\r\nno colon here\r\n\r\n",
+            "GET /x HTTP/1.1\r\n folded: x\r\n\r\n",
+            "hello\r\n\r\n",
+        ] {
+            assert_eq!(http_message(text), None, "{text:?}");
+        }
     }
 
     #[test]
