@@ -840,7 +840,7 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
         // multipart types (`multipart/mixed`: MIME, an OData `$batch`) it is standard, and an
         // identity encoding (`binary`, RFC 2045 6.1) changes no byte the filter reads.
         // `base64` and `quoted-printable` hide the content from it in every type.
-        if part.transfer_encoding && !(part.identity_encoding && !form_data) {
+        if part.transfer_encoding && (form_data || !part.identity_encoding) {
             out.hit_request(
                 Category::Multipart,
                 "multipart.transfer-encoding",
