@@ -1123,40 +1123,30 @@ impl<'r> Builder<'_, '_, 'r> {
 
     /// A request carried whole in a multipart part of type `application/http` (each request
     /// of an OData `$batch`): the application runs it as a request of its own, so it is
-    /// inspected as one, piece by piece: the target's path (percent-decoded, `+` kept) and
-    /// query arguments, each header field as an argument (name and value), and the content
-    /// (a JSON document's leaves as values, as for any value). Its request line and header
-    /// lines are the part's declared syntax, not a request smuggled into a value or headers
-    /// injected into one; read as one text value they counted as both. Header fields and
-    /// query arguments count against the `args` limit.
+    /// inspected as one, piece by piece, each an argument: the target's path under the part's
+    /// name (percent-decoded, `+` kept), its query arguments, each header field (name and
+    /// value), and the content under the part's name (a JSON document's leaves as values, as
+    /// for any value). Its request line and header lines are the part's declared syntax, not
+    /// a request smuggled into a value or headers injected into one; read as one text value
+    /// they counted as both. All count against the `args` limit.
     #[cold]
     #[inline(never)]
     fn carried_request(&mut self, name: &str, message: &multipart::Message<'_>) {
+        let name = name.as_bytes();
         let (path, query) = message
             .target
             .split_once('?')
             .unwrap_or((message.target, ""));
-        let excluded = self.excl.for_arg(name);
-        let name = Text::from(name.to_string());
-        self.push(
-            Source::Arg,
-            name.clone(),
-            Raw::Temp(path.as_bytes()),
-            false,
-            excluded,
-        );
+        self.arg(Raw::Temp(name), Raw::Temp(path.as_bytes()), false);
         let query = query.as_bytes();
         for (k, v) in pairs_of(query) {
             self.arg(Raw::Temp(k), Raw::Temp(v), true);
         }
         self.flags.invalid_percent |= has_bad_percent(query);
-        for (k, v) in &message.headers {
+        for (k, v) in message.fields() {
             self.arg(Raw::Temp(k.as_bytes()), Raw::Temp(v.as_bytes()), false);
         }
-        if !message.body.is_empty() {
-            let body = message.body.as_bytes();
-            self.push(Source::Arg, name, Raw::Temp(body), false, excluded);
-        }
+        self.arg(Raw::Temp(name), Raw::Temp(message.body.as_bytes()), false);
     }
 
     /// Splits an urlencoded string into arguments (`&`-separated; `;` is not a separator).

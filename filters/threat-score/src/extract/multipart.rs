@@ -140,10 +140,27 @@ fn parse_into(text: &str, boundary: &str, max_parts: usize, nest: u8, out: &mut 
 pub struct Message<'a> {
     /// The request target as written (`Customers('ALFKI')`, `/orders?$top=5`).
     pub target: &'a str,
-    /// Header fields in order, name and value trimmed.
-    pub headers: Vec<(&'a str, &'a str)>,
+    /// The header section, lines checked by [`http_message`].
+    head: &'a str,
     /// The content after the empty line (may be empty).
     pub body: &'a str,
+}
+
+impl<'a> Message<'a> {
+    /// Header fields in order, name and value trimmed.
+    pub fn fields(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.head
+            .split('\n')
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k, v.trim()))
+    }
+}
+
+/// A header field name: an RFC 9110 token.
+fn token(w: &str) -> bool {
+    !w.is_empty()
+        && w.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
 }
 
 /// Reads `text` as a request message: `METHOD SP target SP HTTP/d.d`, header fields (a token,
@@ -151,16 +168,9 @@ pub struct Message<'a> {
 /// line first, a header line without a name): the part is then one text value, and a request
 /// line inside it counts as smuggled, as in any other value.
 pub fn http_message(text: &str) -> Option<Message<'_>> {
-    let (line, mut rest) = split_line(text)?;
+    let (line, rest) = split_line(text)?;
     let mut words = line.split(' ');
-    let method = words.next()?;
-    let target = words.next()?;
-    let version = words.next()?;
-    let token = |w: &str| {
-        !w.is_empty()
-            && w.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
-    };
+    let (method, target, version) = (words.next()?, words.next()?, words.next()?);
     let version_ok = matches!(
         version.as_bytes(),
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
@@ -169,38 +179,24 @@ pub fn http_message(text: &str) -> Option<Message<'_>> {
     if words.next().is_some() || !token(method) || target.is_empty() || !version_ok {
         return None;
     }
-    let mut headers = Vec::new();
+    // Field lines up to the first empty line (or the end of the text).
+    let mut tail = rest;
     loop {
-        let Some((line, after)) = split_line(rest) else {
-            // No empty line: the head runs to the end, no content.
-            if !rest.is_empty() {
-                let (k, v) = rest.split_once(':')?;
-                if !token(k) {
-                    return None;
-                }
-                headers.push((k, v.trim()));
-            }
+        let (line, after) = split_line(tail).unwrap_or((tail, ""));
+        if line.is_empty() {
+            let head = rest.get(..rest.len() - tail.len())?;
             return Some(Message {
                 target,
-                headers,
-                body: "",
+                head,
+                body: after,
             });
-        };
-        rest = after;
-        if line.is_empty() {
-            break;
         }
-        let (k, v) = line.split_once(':')?;
-        if !token(k) {
+        let (name, _) = line.split_once(':')?;
+        if !token(name) {
             return None;
         }
-        headers.push((k, v.trim()));
+        tail = after;
     }
-    Some(Message {
-        target,
-        headers,
-        body: rest,
-    })
 }
 
 /// The first line of `text` (without its CR LF or LF) and the rest; `None` without a line end.
@@ -296,12 +292,12 @@ mod tests {
             .unwrap();
         assert_eq!(m.target, "Orders('1')");
         assert_eq!(
-            m.headers,
+            m.fields().collect::<Vec<_>>(),
             vec![("Content-Type", "application/json"), ("If-Match", "*")]
         );
         assert_eq!(m.body, "{\"a\":1}");
         let m = http_message("GET /x?a=1 HTTP/1.1\nAccept: */*").unwrap();
-        assert_eq!((m.target, m.body, m.headers.len()), ("/x?a=1", "", 1));
+        assert_eq!((m.target, m.body, m.fields().count()), ("/x?a=1", "", 1));
         for text in [
             "GET /x HTTP/1.1",
             "GET /x y HTTP/1.1\r\n\r\n",
