@@ -143,38 +143,6 @@ fn multipart_parts_past_the_argument_limit() {
     assert!(a.limit_hits.contains(&LimitKind::ArgCount));
 }
 
-/// A request carried in a batch part (`application/http`) adds its target, header fields,
-/// query arguments and content to the request's arguments (target and content each one
-/// argument under the part's name): past `limits.args` the rest is not inspected and the
-/// limit is reported. Exactly at the limit, the attack in the last header field is found.
-#[test]
-fn carried_request_fields_past_the_argument_limit() {
-    let ct = h(&[
-        ("host", "a.example"),
-        ("content-type", "multipart/mixed; boundary=b"),
-    ]);
-    let batch = |fields: usize| {
-        let mut body =
-            String::from("--b\r\nContent-Type: application/http\r\n\r\nGET /x HTTP/1.1\r\n");
-        for i in 0..fields {
-            body += &format!("X-F{i}: v\r\n");
-        }
-        body += &format!("X-Last: {XSS}\r\n\r\n\r\n--b--\r\n");
-        body
-    };
-    // The target, the fields, the last field and the (empty) content: fields + 3.
-    let at = inspect("{}", "/", &ct, batch(MAX_ARGS - 3).as_bytes());
-    assert!(at.limit_hits.is_empty(), "{at:?}");
-    assert_eq!(at.verdict, Verdict::Block, "{at:?}");
-    let past = batch(MAX_ARGS - 2);
-    limited(
-        &inspect("{}", "/", &ct, past.as_bytes()),
-        LimitKind::ArgCount,
-    );
-    let a = inspect(&pass_cfg("args", MAX_ARGS), "/", &ct, past.as_bytes());
-    assert!(a.limit_hits.contains(&LimitKind::ArgCount));
-}
-
 #[test]
 fn xml_values_past_the_value_limit() {
     let ct = h(&[("host", "a.example"), ("content-type", "application/xml")]);

@@ -817,7 +817,6 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
     let Some(m) = &p.multipart else {
         return;
     };
-    let form_data = p.media_type.as_deref() == Some("multipart/form-data");
     for part in &m.parts {
         if let Some(ct) = &part.content_type {
             let charset = ct
@@ -836,11 +835,7 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
                 );
             }
         }
-        // RFC 7578 4.7 deprecates the header in form-data, where any value is odd; in other
-        // multipart types (`multipart/mixed`: MIME, an OData `$batch`) it is standard, and an
-        // identity encoding (`binary`, RFC 2045 6.1) changes no byte the filter reads.
-        // `base64` and `quoted-printable` hide the content from it in every type.
-        if part.transfer_encoding && (form_data || !part.identity_encoding) {
+        if part.transfer_encoding {
             out.hit_request(
                 Category::Multipart,
                 "multipart.transfer-encoding",

@@ -1121,34 +1121,6 @@ impl<'r> Builder<'_, '_, 'r> {
         }
     }
 
-    /// A request carried whole in a multipart part of type `application/http` (each request
-    /// of an OData `$batch`): the application runs it as a request of its own, so it is
-    /// inspected as one, piece by piece, each an argument: the target's path under the part's
-    /// name (percent-decoded, `+` kept), its query arguments, each header field (name and
-    /// value), and the content under the part's name (a JSON document's leaves as values, as
-    /// for any value). Its request line and header lines are the part's declared syntax, not
-    /// a request smuggled into a value or headers injected into one; read as one text value
-    /// they counted as both. All count against the `args` limit.
-    #[cold]
-    #[inline(never)]
-    fn carried_request(&mut self, name: &str, message: &multipart::Message<'_>) {
-        let name = name.as_bytes();
-        let (path, query) = message
-            .target
-            .split_once('?')
-            .unwrap_or((message.target, ""));
-        self.arg(Raw::Temp(name), Raw::Temp(path.as_bytes()), false);
-        let query = query.as_bytes();
-        for (k, v) in pairs_of(query) {
-            self.arg(Raw::Temp(k), Raw::Temp(v), true);
-        }
-        self.flags.invalid_percent |= has_bad_percent(query);
-        for (k, v) in message.fields() {
-            self.arg(Raw::Temp(k.as_bytes()), Raw::Temp(v.as_bytes()), false);
-        }
-        self.arg(Raw::Temp(name), Raw::Temp(message.body.as_bytes()), false);
-    }
-
     /// Splits an urlencoded string into arguments (`&`-separated; `;` is not a separator).
     fn form(&mut self, data: &'r [u8]) {
         // Room for every pair's name and value (within the `args` limit) at once: growing
@@ -1599,19 +1571,11 @@ pub(crate) fn prepare_with<'r>(
                         let m = multipart::parse(body, &boundary, max.saturating_add(1));
                         b.flags.body_malformed |= m.malformed;
                         for part in &m.parts {
-                            let message = part
-                                .content_type
-                                .as_deref()
-                                .filter(|ct| ct.starts_with("application/http"))
-                                .and_then(|_| multipart::http_message(&part.value));
-                            match message {
-                                Some(message) => b.carried_request(&part.name, &message),
-                                None => b.arg(
-                                    Raw::Temp(part.name.as_bytes()),
-                                    Raw::Temp(part.value.as_bytes()),
-                                    false,
-                                ),
-                            }
+                            b.arg(
+                                Raw::Temp(part.name.as_bytes()),
+                                Raw::Temp(part.value.as_bytes()),
+                                false,
+                            );
                             if let Some(f) = &part.filename {
                                 let excluded = excl.for_arg(&part.name);
                                 let f = Raw::Temp(f.as_bytes());
