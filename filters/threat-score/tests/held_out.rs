@@ -2000,3 +2000,45 @@ fn thin_kinds_of_recall9_are_blocked() {
         assert_eq!(a.verdict, Verdict::Block, "{query}: {a:?}");
     }
 }
+
+/// `CONNECT host:port` is a well-formed request line (authority-form, RFC 9112 3.2.3): a
+/// deployment that allows the method (a forward proxy) passes it; the default refuses the
+/// method, as CRS 911100. Authority-form with another method, or a `CONNECT` target that is
+/// no authority, is a malformed request line either way.
+#[test]
+fn connect_targets_are_authorities() {
+    let mut config = Config::default();
+    config.allowed_methods.push("CONNECT".to_string());
+    let proxy = config.compile().unwrap();
+    let default = Config::default().compile().unwrap();
+    let hs = vec![("host".to_string(), "www.example.org:443".to_string())];
+    let inspect = |engine: &threat_score::Engine, method: &str, target: &str| {
+        engine
+            .inspect(&Request::new(method, target).with_headers(&hs))
+            .verdict
+    };
+    for target in ["www.example.org:443", "10.1.2.3:8443", "[2001:db8::1]:443"] {
+        assert_eq!(
+            inspect(&proxy, "CONNECT", target),
+            Verdict::Allow,
+            "{target}"
+        );
+        assert_eq!(
+            inspect(&default, "CONNECT", target),
+            Verdict::Block,
+            "{target}"
+        );
+    }
+    for (method, target) in [
+        ("CONNECT", "user:pw@www.example.org:443"),
+        ("CONNECT", "www.example.org"),
+        ("CONNECT", "www.example.org:443/admin"),
+        ("GET", "www.example.org:443"),
+    ] {
+        assert_eq!(
+            inspect(&proxy, method, target),
+            Verdict::Block,
+            "{method} {target}"
+        );
+    }
+}

@@ -878,6 +878,31 @@ fn multipart_checks(p: &Prepared<'_>, out: &mut Findings) {
     }
 }
 
+/// `host:port` (RFC 9112 3.2.3): a registered name or IPv4 address of unreserved characters
+/// and escapes, or a bracketed IP literal, then a port of one to five digits. No user info,
+/// no path.
+fn authority_form(target: &str) -> bool {
+    let Some((host, port)) = target.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = (1..=5).contains(&port.len()) && port.bytes().all(|c| c.is_ascii_digit());
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(literal) => {
+            !literal.is_empty()
+                && literal
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit() || matches!(c, b':' | b'.'))
+        }
+        None => {
+            !host.is_empty()
+                && host.bytes().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'%')
+                })
+        }
+    };
+    port_ok && host_ok
+}
+
 pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     let method = p.method;
     if !is_token(method) || method.len() > 24 {
@@ -924,7 +949,14 @@ pub(crate) fn scan(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         );
     }
     let uri = p.uri;
-    if !(uri.starts_with('/') || (uri == "*" && method == "OPTIONS")) {
+    // Origin-form, `*` for `OPTIONS`, or authority-form for `CONNECT` (RFC 9112 3.2): the
+    // three forms a server is sent. `CONNECT host:port` is a well-formed request line; whether
+    // the method is allowed is the method check's finding, counted once (a forward proxy that
+    // allows `CONNECT` must not see it refused for its request line).
+    if !(uri.starts_with('/')
+        || (uri == "*" && method == "OPTIONS")
+        || (method == "CONNECT" && authority_form(uri)))
+    {
         out.hit_request(
             P,
             "protocol.request-line",
@@ -1123,6 +1155,31 @@ mod tests {
             "protocol.method-override",
         ] {
             assert!(fired.contains(rule), "{rule} never fired");
+        }
+    }
+
+    #[test]
+    fn authority_form_is_host_and_port() {
+        for t in [
+            "www.example.org:443",
+            "10.0.0.1:8080",
+            "[::1]:443",
+            "host_1:80",
+        ] {
+            assert!(authority_form(t), "{t}");
+        }
+        for t in [
+            "www.example.org",
+            "user@host:443",
+            "host:443/x",
+            "http://host:80",
+            ":443",
+            "host:",
+            "host:123456",
+            "[]:80",
+            "host name:80",
+        ] {
+            assert!(!authority_form(t), "{t}");
         }
     }
 
