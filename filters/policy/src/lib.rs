@@ -17,6 +17,7 @@
 mod apikey;
 pub mod config;
 pub mod global;
+mod sha256;
 
 use apikey::{ApiKeys, KeyCheck};
 use config::{Action, Config, DefaultAction, DenyResponse, KeyPart, RateLimitSpec, RuleSpec};
@@ -30,7 +31,8 @@ use sdk_ext::{
     ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView, Setup,
 };
 use std::cell::OnceCell;
-use std::collections::HashSet;
+// proxy-wasm's hash set (see `apikey`), not std's.
+use hashbrown::HashSet;
 
 /// `WWW-Authenticate` of a 401 when no API keys are configured.
 const BEARER_CHALLENGE: &str = "Bearer realm=\"api\"";
