@@ -8,9 +8,7 @@
 use crate::config::{ApiKeysSpec, MAX_API_KEYS, MAX_CONSUMER_LEN};
 use sdk_ext::config::header_name;
 use sdk_ext::{ConfigError, HeaderOps, RequestView};
-// proxy-wasm's hash map (foldhash), already in every module: std's `HashMap` would add a
-// second table implementation and SipHash-1-3 with its random keys (module size).
-use hashbrown::HashMap;
+use std::collections::HashMap;
 
 /// What the request presented.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,8 +31,7 @@ use sdk_ext::{
     ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView, Setup,
 };
 use std::cell::OnceCell;
-// proxy-wasm's hash set (see `apikey`), not std's.
-use hashbrown::HashSet;
+use std::collections::HashSet;
 
 /// `WWW-Authenticate` of a 401 when no API keys are configured.
 const BEARER_CHALLENGE: &str = "Bearer realm=\"api\"";
