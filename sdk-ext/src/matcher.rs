@@ -22,9 +22,8 @@ use crate::config::{header_name, ConfigError, FromJson, Node};
 use crate::cookie::{CookieMatchSpec, CookieMatcher};
 use crate::jwt::{ClaimMatchSpec, ClaimMatcher, Claims};
 use crate::view::RequestView;
-use ipnet::IpNet;
 use regex_lite::{Regex, RegexBuilder};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Upper bound on a compiled regex's size, so a hostile config cannot exhaust VM memory.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -360,7 +359,7 @@ impl MethodMatcher {
 /// Source address ranges, IPv4 and IPv6. A bare address is a single-host range. IPv4-mapped
 /// IPv6 sources (`::ffff:10.0.0.1`) are matched as IPv4.
 #[derive(Debug, Clone, Default)]
-pub struct CidrMatcher(Vec<IpNet>);
+pub struct CidrMatcher(Vec<Cidr>);
 
 impl CidrMatcher {
     pub fn compile(cidrs: &[String]) -> Result<Self, ConfigError> {
@@ -381,15 +380,199 @@ impl CidrMatcher {
     }
 }
 
-/// Parse `10.0.0.0/8`, `2001:db8::/32` or a bare address.
-pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
-    let t = text.trim();
-    if let Ok(net) = t.parse::<IpNet>() {
-        return Ok(net.trunc());
+/// An address range: a network address (host bits zero) and a prefix length (at most 32 for
+/// IPv4, 128 for IPv6). Displayed as `10.0.0.0/8`.
+///
+/// Why not the `ipnet` crate: its parser (a copy of an older std's, behind boxed closures) was
+/// ~4.5 KB of Wasm code in every module with matchers, beside std's own address parser, which
+/// [`parse_cidr`] uses. `matcher_tests` checks [`parse_cidr`] against `ipnet` on generated
+/// text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    len: u8,
+}
+
+impl Cidr {
+    /// The range of `addr`'s first `len` bits (host bits cleared); `None` when `len` is longer
+    /// than the address.
+    pub fn new(addr: IpAddr, len: u8) -> Option<Self> {
+        let addr = match addr {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & Self::mask32(len)?)),
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & Self::mask128(len)?)),
+        };
+        Some(Self { addr, len })
     }
-    t.parse::<IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| format!("`{text}` is not an IP address or CIDR range"))
+
+    fn mask32(len: u8) -> Option<u32> {
+        (len <= 32).then(|| u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0))
+    }
+
+    fn mask128(len: u8) -> Option<u128> {
+        (len <= 128).then(|| u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0))
+    }
+
+    /// Whether `ip` is in the range (an address of the other family never is).
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                Self::mask32(self.len).is_some_and(|m| u32::from(*ip) & m == u32::from(net))
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                Self::mask128(self.len).is_some_and(|m| u128::from(*ip) & m == u128::from(net))
+            }
+            _ => false,
+        }
+    }
+
+    /// The network address.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The prefix length.
+    pub fn prefix_len(&self) -> u8 {
+        self.len
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Parse `10.0.0.0/8`, `2001:db8::/32` or a bare address; host bits of a range are cleared.
+///
+/// The grammar is the one this function had with the `ipnet` crate: a bare address as std
+/// parses it; a range's address as `ipnet` parses it, which is std's grammar except that
+/// dotted-quad octets may have leading zeros (`010.0.0.0/8` is 10.0.0.0/8), and its length 1-2
+/// decimal digits up to 32 (IPv4) or 1-3 up to 128 (IPv6).
+pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    let t = text.trim();
+    let parsed = match t.split_once('/') {
+        None => t.parse::<IpAddr>().ok().and_then(|a| match a {
+            IpAddr::V4(_) => Cidr::new(a, 32),
+            IpAddr::V6(_) => Cidr::new(a, 128),
+        }),
+        Some((addr, len)) => {
+            let len_of = |digits, upto| {
+                read_number(len.as_bytes(), 0, 10, digits, upto)
+                    .filter(|&(_, end)| end == len.len())
+                    .map(|(n, _)| n as u8)
+            };
+            match lenient_v4(addr) {
+                Some(a) => len_of(2, 33).and_then(|n| Cidr::new(IpAddr::V4(a), n)),
+                None => lenient_v6(addr)
+                    .and_then(|a| len_of(3, 129).and_then(|n| Cidr::new(IpAddr::V6(a), n))),
+            }
+        }
+    };
+    parsed.ok_or_else(|| format!("`{text}` is not an IP address or CIDR range"))
+}
+
+/// A dotted quad whose octets are 1-3 decimal digits below 256, leading zeros allowed.
+fn lenient_v4(text: &str) -> Option<Ipv4Addr> {
+    read_v4(text.as_bytes(), 0)
+        .filter(|&(_, end)| end == text.len())
+        .map(|(a, _)| a)
+}
+
+/// An IPv6 address in `ipnet`'s grammar: std's, except that an embedded dotted quad may have
+/// leading zeros ([`read_v4`]) and a `::` may stand for no group at all between eight groups
+/// (`1:2::3:4:5:6:7:8`), which std refuses.
+fn lenient_v6(text: &str) -> Option<Ipv6Addr> {
+    let b = text.as_bytes();
+    let mut pos = 0;
+    let mut head = [0u16; 8];
+    let (n, head_v4) = read_groups(b, &mut pos, &mut head, 8);
+    let groups = if n == 8 {
+        head
+    } else {
+        // A dotted quad only ends an address: none before `::`.
+        if head_v4 || b.get(pos..pos + 2) != Some(b"::".as_slice()) {
+            return None;
+        }
+        pos += 2;
+        let mut tail = [0u16; 8];
+        let (m, _) = read_groups(b, &mut pos, &mut tail, 8 - n);
+        let mut all = [0u16; 8];
+        all[..n].copy_from_slice(&head[..n]);
+        all[8 - m..].copy_from_slice(&tail[..m]);
+        all
+    };
+    (pos == b.len()).then(|| Ipv6Addr::from(groups))
+}
+
+/// Up to `limit` groups separated by `:` from `*pos` (moved past what was read); a dotted
+/// quad, where two groups fit, ends the list. Returns how many groups, and whether the last two
+/// were a dotted quad.
+fn read_groups(b: &[u8], pos: &mut usize, groups: &mut [u16; 8], limit: usize) -> (usize, bool) {
+    let mut i = 0;
+    while i < limit {
+        let start = match (i, b.get(*pos)) {
+            (0, _) => *pos,
+            (_, Some(b':')) => *pos + 1,
+            _ => break,
+        };
+        if i + 1 < limit {
+            if let Some((v4, end)) = read_v4(b, start) {
+                let [o0, o1, o2, o3] = v4.octets();
+                groups[i] = u16::from_be_bytes([o0, o1]);
+                groups[i + 1] = u16::from_be_bytes([o2, o3]);
+                *pos = end;
+                return (i + 2, true);
+            }
+        }
+        match read_number(b, start, 16, 4, 0x1_0000) {
+            Some((g, end)) => {
+                groups[i] = g as u16;
+                *pos = end;
+            }
+            None => break,
+        }
+        i += 1;
+    }
+    (i, false)
+}
+
+/// A dotted quad at `start` (octets as [`read_number`] reads them, below 256) and where it ends.
+fn read_v4(b: &[u8], start: usize) -> Option<(Ipv4Addr, usize)> {
+    let mut octets = [0u8; 4];
+    let mut pos = start;
+    for (i, o) in octets.iter_mut().enumerate() {
+        if i > 0 {
+            if b.get(pos) != Some(&b'.') {
+                return None;
+            }
+            pos += 1;
+        }
+        let (n, end) = read_number(b, pos, 10, 3, 256)?;
+        *o = n as u8;
+        pos = end;
+    }
+    Some((Ipv4Addr::from(octets), pos))
+}
+
+/// The digits in `radix` at `start`: at least one, and `None` as soon as there are more than
+/// `max_digits` or the value reaches `upto` (a longer run of digits is not cut short).
+fn read_number(
+    b: &[u8],
+    start: usize,
+    radix: u32,
+    max_digits: usize,
+    upto: u32,
+) -> Option<(u32, usize)> {
+    let mut value = 0u32;
+    let mut pos = start;
+    while let Some(d) = b.get(pos).and_then(|&c| char::from(c).to_digit(radix)) {
+        value = value * radix + d;
+        pos += 1;
+        if pos - start > max_digits || value >= upto {
+            return None;
+        }
+    }
+    (pos > start).then_some((value, pos))
 }
 
 /// IPv4-mapped IPv6 addresses become IPv4 so one v4 rule covers dual-stack listeners.

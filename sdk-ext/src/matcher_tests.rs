@@ -188,6 +188,136 @@ fn cidrs_v4_v6_and_mapped() {
     assert!(CidrMatcher::compile(&["nonsense".into()]).is_err());
 }
 
+/// What `parse_cidr` gave with the `ipnet` crate: a range through `ipnet`'s parser (host
+/// bits cleared), else a bare address through std's.
+fn ipnet_reference(text: &str) -> Option<(IpAddr, u8)> {
+    let t = text.trim();
+    if let Ok(net) = t.parse::<ipnet::IpNet>() {
+        let net = net.trunc();
+        return Some((net.addr(), net.prefix_len()));
+    }
+    t.parse::<IpAddr>()
+        .ok()
+        .map(|a| (a, if a.is_ipv4() { 32 } else { 128 }))
+}
+
+/// `parse_cidr` accepts exactly what it accepted with `ipnet` and gives the same range: on
+/// hand-picked edge cases (leading zeros, embedded dotted quads, prefix digits) and on 200,000
+/// strings made by mutating valid ranges; and a range contains what `ipnet`'s contains.
+#[test]
+fn cidr_parsing_agrees_with_ipnet() {
+    let check = |t: &str| {
+        let ours = parse_cidr(t).ok().map(|c| (c.addr(), c.prefix_len()));
+        assert_eq!(ours, ipnet_reference(t), "{t:?}");
+        if let Ok(c) = parse_cidr(t) {
+            assert_eq!(c.to_string(), format!("{}/{}", c.addr(), c.prefix_len()));
+        }
+    };
+    let seeds = [
+        "10.0.0.0/8",
+        "010.0.0.0/8",
+        "10.0.0.0/08",
+        "10.0.0.0/008",
+        "10.0.0.1/32",
+        "10.0.0.1/33",
+        "0.0.0.0/0",
+        "255.255.255.255/32",
+        "256.0.0.0/8",
+        "1.2.3/24",
+        "1.2.3.4.5/24",
+        "1.2.3.4/",
+        "1.2.3.4//8",
+        "1.2.3.4/+8",
+        "1.2.3.4/-0",
+        " 1.2.3.4/24 ",
+        "0001.2.3.4/24",
+        "01.02.03.04",
+        "2001:db8::/32",
+        "2001:db8::/032",
+        "2001:db8::/0032",
+        "::/0",
+        "::/128",
+        "::/129",
+        "::ffff:10.0.0.1/128",
+        "::ffff:010.0.0.1/128",
+        "::ffff:010.0.0.1",
+        "1:2:3:4:5:6:7:8/64",
+        "1:2:3:4:5:6:7::/64",
+        "::1:2:3:4:5:6:7/64",
+        "1:2:3:4:5:6:1.2.3.4/96",
+        "1:2:3:4:5:6:7:1.2.3.4/96",
+        "1.2.3.4::/8",
+        "::1.2.3.4:5/8",
+        "1::2::3/8",
+        "12345::/8",
+        "fe80::1%eth0/64",
+        "::ffff:1.2.3.04/120",
+        "a:b:c:d:e:f:0:1",
+        "",
+        "/",
+        "nonsense",
+        "1:2::3:4:5:6:7:8/64",
+        "::1:2:3:4:5:6:7:8/64",
+        "1:2:3:4:5:6:7:8::/64",
+        ":::1/8",
+        "1:2:3:4:5::6:1.2.3.4/64",
+        "::1:2:3:4:5:6:01.2.3.4/120",
+    ];
+    for t in seeds {
+        check(t);
+    }
+    let alphabet = b"0123456789abcdef:./ ";
+    let mut x = 0x1234_5678u32;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for _ in 0..200_000 {
+        let mut t: Vec<u8> = seeds[(next() as usize) % seeds.len()].bytes().collect();
+        for _ in 0..=(next() % 3) {
+            let at = (next() as usize) % (t.len() + 1);
+            let c = alphabet[(next() as usize) % alphabet.len()];
+            match next() % 3 {
+                0 => t.insert(at, c),
+                1 if at < t.len() => t[at] = c,
+                _ if at < t.len() => {
+                    t.remove(at);
+                }
+                _ => {}
+            }
+        }
+        check(std::str::from_utf8(&t).unwrap());
+    }
+    // Containment, against ipnet's, for addresses around each range's edges.
+    for (net, ip) in [
+        ("10.0.0.0/8", "10.255.255.255"),
+        ("10.0.0.0/8", "11.0.0.0"),
+        ("0.0.0.0/0", "1.2.3.4"),
+        ("0.0.0.0/0", "::1"),
+        ("::/0", "1.2.3.4"),
+        ("::/0", "::1"),
+        ("2001:db8::/32", "2001:db8:ffff::1"),
+        ("2001:db8::/32", "2001:db9::"),
+        ("1.2.3.4", "1.2.3.4"),
+        ("1.2.3.4", "1.2.3.5"),
+        ("::1/128", "::1"),
+        ("172.16.5.9/12", "172.31.255.255"),
+    ] {
+        let ip: IpAddr = ip.parse().unwrap();
+        let reference: ipnet::IpNet = match net.parse() {
+            Ok(n) => n,
+            Err(_) => ipnet::IpNet::from(net.parse::<IpAddr>().unwrap()),
+        };
+        assert_eq!(
+            parse_cidr(net).unwrap().contains(&ip),
+            reference.trunc().contains(&ip),
+            "{net} {ip}"
+        );
+    }
+}
+
 #[test]
 fn request_matcher_combines_kinds() {
     let spec: RequestMatchSpec = crate::config::from_str(

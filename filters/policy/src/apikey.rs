@@ -8,7 +8,6 @@
 use crate::config::{ApiKeysSpec, MAX_API_KEYS, MAX_CONSUMER_LEN};
 use sdk_ext::config::header_name;
 use sdk_ext::{ConfigError, HeaderOps, RequestView};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// What the request presented.
@@ -131,7 +130,7 @@ impl ApiKeys {
         match from_header.or_else(from_query).filter(|k| !k.is_empty()) {
             None => KeyCheck::Missing,
             Some(key) => {
-                let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+                let hash = crate::sha256::digest(key.as_bytes());
                 match self.consumers.get(&hash) {
                     Some(c) => KeyCheck::Valid(c),
                     None => KeyCheck::Invalid,

@@ -17,6 +17,7 @@
 mod apikey;
 pub mod config;
 pub mod global;
+mod sha256;
 
 use apikey::{ApiKeys, KeyCheck};
 use config::{Action, Config, DefaultAction, DenyResponse, KeyPart, RateLimitSpec, RuleSpec};
@@ -104,14 +105,25 @@ struct Outcomes {
 impl Outcomes {
     fn define(metrics: &mut Metrics, scope: &str) -> Result<Self, ConfigError> {
         // `concat`, not `format!`: six per rule, at configure time (instructions).
-        let mut c = |what: &str| metrics.counter(&[scope, "_", what].concat());
+        let [allowed, denied, rate_limited, shadow_allowed, shadow_denied, shadow_rate_limited] =
+            metrics.counters(
+                &[scope, "_"].concat(),
+                [
+                    "allowed",
+                    "denied",
+                    "rate_limited",
+                    "shadow_allowed",
+                    "shadow_denied",
+                    "shadow_rate_limited",
+                ],
+            )?;
         Ok(Self {
-            allowed: c("allowed")?,
-            denied: c("denied")?,
-            rate_limited: c("rate_limited")?,
-            shadow_allowed: c("shadow_allowed")?,
-            shadow_denied: c("shadow_denied")?,
-            shadow_rate_limited: c("shadow_rate_limited")?,
+            allowed,
+            denied,
+            rate_limited,
+            shadow_allowed,
+            shadow_denied,
+            shadow_rate_limited,
         })
     }
 }
@@ -196,15 +208,27 @@ struct GlobalCounts {
 
 impl GlobalCounts {
     fn define(metrics: &mut Metrics) -> Result<Self, ConfigError> {
-        let mut c = |n: &str| metrics.counter(&format!("ratelimit_global_{n}"));
+        let [ok, over_limit, error, timeout, failure_mode_allowed, failure_mode_denied, local_first_limited] =
+            metrics.counters(
+                "ratelimit_global_",
+                [
+                    "ok",
+                    "over_limit",
+                    "error",
+                    "timeout",
+                    "failure_mode_allowed",
+                    "failure_mode_denied",
+                    "local_first_limited",
+                ],
+            )?;
         Ok(Self {
-            ok: c("ok")?,
-            over_limit: c("over_limit")?,
-            error: c("error")?,
-            timeout: c("timeout")?,
-            failure_mode_allowed: c("failure_mode_allowed")?,
-            failure_mode_denied: c("failure_mode_denied")?,
-            local_first_limited: c("local_first_limited")?,
+            ok,
+            over_limit,
+            error,
+            timeout,
+            failure_mode_allowed,
+            failure_mode_denied,
+            local_first_limited,
         })
     }
 }
@@ -661,14 +685,25 @@ impl HttpFilter for PolicyFilter {
         budget.prepare().map_err(|e| {
             ConfigError::new("rules", format!("cannot create rate-limit slots: {e}"))
         })?;
-        let mut c = |n: &str| metrics.counter(n);
+        let [api_key_valid, api_key_invalid, api_key_missing, api_key_shadow_rejected, ratelimit_store_errors, ratelimit_shared_slots] =
+            metrics.counters(
+                "",
+                [
+                    "api_key_valid",
+                    "api_key_invalid",
+                    "api_key_missing",
+                    "api_key_shadow_rejected",
+                    "ratelimit_store_errors",
+                    "ratelimit_shared_slots",
+                ],
+            )?;
         let totals = Totals {
-            api_key_valid: c("api_key_valid")?,
-            api_key_invalid: c("api_key_invalid")?,
-            api_key_missing: c("api_key_missing")?,
-            api_key_shadow_rejected: c("api_key_shadow_rejected")?,
-            ratelimit_store_errors: c("ratelimit_store_errors")?,
-            ratelimit_shared_slots: c("ratelimit_shared_slots")?,
+            api_key_valid,
+            api_key_invalid,
+            api_key_missing,
+            api_key_shadow_rejected,
+            ratelimit_store_errors,
+            ratelimit_shared_slots,
             global: GlobalCounts::define(metrics)?,
         };
         Ok(Self {
