@@ -456,15 +456,15 @@ pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
             IpAddr::V6(_) => Cidr::new(a, 128),
         }),
         Some((addr, len)) => {
-            let len_of = |digits, upto| {
-                read_number(len.as_bytes(), 0, 10, digits, upto)
-                    .filter(|&(_, end)| end == len.len())
-                    .map(|(n, _)| n as u8)
+            let len_of = |digits: usize| {
+                (!len.is_empty() && len.len() <= digits && len.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| len.parse::<u8>().ok())
+                    .flatten()
             };
             match lenient_v4(addr) {
-                Some(a) => len_of(2, 33).and_then(|n| Cidr::new(IpAddr::V4(a), n)),
+                Some(a) => len_of(2).and_then(|n| Cidr::new(IpAddr::V4(a), n)),
                 None => lenient_v6(addr)
-                    .and_then(|a| len_of(3, 129).and_then(|n| Cidr::new(IpAddr::V6(a), n))),
+                    .and_then(|a| len_of(3).and_then(|n| Cidr::new(IpAddr::V6(a), n))),
             }
         }
     };
@@ -473,106 +473,47 @@ pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
 
 /// A dotted quad whose octets are 1-3 decimal digits below 256, leading zeros allowed.
 fn lenient_v4(text: &str) -> Option<Ipv4Addr> {
-    read_v4(text.as_bytes(), 0)
-        .filter(|&(_, end)| end == text.len())
-        .map(|(a, _)| a)
-}
-
-/// An IPv6 address in `ipnet`'s grammar: std's, except that an embedded dotted quad may have
-/// leading zeros ([`read_v4`]) and a `::` may stand for no group at all between eight groups
-/// (`1:2::3:4:5:6:7:8`), which std refuses.
-fn lenient_v6(text: &str) -> Option<Ipv6Addr> {
-    let b = text.as_bytes();
-    let mut pos = 0;
-    let mut head = [0u16; 8];
-    let (n, head_v4) = read_groups(b, &mut pos, &mut head, 8);
-    let groups = if n == 8 {
-        head
-    } else {
-        // A dotted quad only ends an address: none before `::`.
-        if head_v4 || b.get(pos..pos + 2) != Some(b"::".as_slice()) {
-            return None;
-        }
-        pos += 2;
-        let mut tail = [0u16; 8];
-        let (m, _) = read_groups(b, &mut pos, &mut tail, 8 - n);
-        let mut all = [0u16; 8];
-        all[..n].copy_from_slice(&head[..n]);
-        all[8 - m..].copy_from_slice(&tail[..m]);
-        all
-    };
-    (pos == b.len()).then(|| Ipv6Addr::from(groups))
-}
-
-/// Up to `limit` groups separated by `:` from `*pos` (moved past what was read); a dotted
-/// quad, where two groups fit, ends the list. Returns how many groups, and whether the last two
-/// were a dotted quad.
-fn read_groups(b: &[u8], pos: &mut usize, groups: &mut [u16; 8], limit: usize) -> (usize, bool) {
-    let mut i = 0;
-    while i < limit {
-        let start = match (i, b.get(*pos)) {
-            (0, _) => *pos,
-            (_, Some(b':')) => *pos + 1,
-            _ => break,
-        };
-        if i + 1 < limit {
-            if let Some((v4, end)) = read_v4(b, start) {
-                let [o0, o1, o2, o3] = v4.octets();
-                groups[i] = u16::from_be_bytes([o0, o1]);
-                groups[i + 1] = u16::from_be_bytes([o2, o3]);
-                *pos = end;
-                return (i + 2, true);
-            }
-        }
-        match read_number(b, start, 16, 4, 0x1_0000) {
-            Some((g, end)) => {
-                groups[i] = g as u16;
-                *pos = end;
-            }
-            None => break,
-        }
-        i += 1;
-    }
-    (i, false)
-}
-
-/// A dotted quad at `start` (octets as [`read_number`] reads them, below 256) and where it ends.
-fn read_v4(b: &[u8], start: usize) -> Option<(Ipv4Addr, usize)> {
     let mut octets = [0u8; 4];
-    let mut pos = start;
-    for (i, o) in octets.iter_mut().enumerate() {
-        if i > 0 {
-            if b.get(pos) != Some(&b'.') {
-                return None;
-            }
-            pos += 1;
-        }
-        let (n, end) = read_number(b, pos, 10, 3, 256)?;
-        *o = n as u8;
-        pos = end;
-    }
-    Some((Ipv4Addr::from(octets), pos))
-}
-
-/// The digits in `radix` at `start`: at least one, and `None` as soon as there are more than
-/// `max_digits` or the value reaches `upto` (a longer run of digits is not cut short).
-fn read_number(
-    b: &[u8],
-    start: usize,
-    radix: u32,
-    max_digits: usize,
-    upto: u32,
-) -> Option<(u32, usize)> {
-    let mut value = 0u32;
-    let mut pos = start;
-    while let Some(d) = b.get(pos).and_then(|&c| char::from(c).to_digit(radix)) {
-        value = value * radix + d;
-        pos += 1;
-        if pos - start > max_digits || value >= upto {
+    let mut parts = text.split('.');
+    for o in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
+        *o = part.parse().ok()?;
     }
-    (pos > start).then_some((value, pos))
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
+/// An IPv6 address as `ipnet` read it: std's grammar, except that an embedded dotted quad
+/// (always the last component) may have leading zeros (it is read by [`lenient_v4`] and
+/// written back plainly), and a `::` may stand for no group at all between eight groups
+/// (`1:2::3:4:5:6:7:8`, `::1:2:3:4:5:6:7:8`), which std refuses.
+fn lenient_v6(text: &str) -> Option<Ipv6Addr> {
+    let owned;
+    let text = match text.rsplit_once(':') {
+        Some((head, quad)) if quad.contains('.') => {
+            owned = format!("{head}:{}", lenient_v4(quad)?);
+            owned.as_str()
+        }
+        _ => text,
+    };
+    if let Ok(a) = text.parse() {
+        return Some(a);
+    }
+    let groups: usize = text
+        .split(':')
+        .filter(|g| !g.is_empty())
+        .map(|g| if g.contains('.') { 2 } else { 1 })
+        .sum();
+    if groups != 8 || text.matches("::").count() != 1 || text.ends_with("::") {
+        return None;
+    }
+    let plain = match text.strip_prefix("::") {
+        Some(rest) => rest.to_string(),
+        None => text.replacen("::", ":", 1),
+    };
+    plain.parse().ok()
 }
 
 /// IPv4-mapped IPv6 addresses become IPv4 so one v4 rule covers dual-stack listeners.
