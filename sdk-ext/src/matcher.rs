@@ -22,8 +22,9 @@ use crate::config::{header_name, ConfigError, FromJson, Node};
 use crate::cookie::{CookieMatchSpec, CookieMatcher};
 use crate::jwt::{ClaimMatchSpec, ClaimMatcher, Claims};
 use crate::view::RequestView;
+use ipnet::IpNet;
 use regex_lite::{Regex, RegexBuilder};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// Upper bound on a compiled regex's size, so a hostile config cannot exhaust VM memory.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -359,7 +360,7 @@ impl MethodMatcher {
 /// Source address ranges, IPv4 and IPv6. A bare address is a single-host range. IPv4-mapped
 /// IPv6 sources (`::ffff:10.0.0.1`) are matched as IPv4.
 #[derive(Debug, Clone, Default)]
-pub struct CidrMatcher(Vec<Cidr>);
+pub struct CidrMatcher(Vec<IpNet>);
 
 impl CidrMatcher {
     pub fn compile(cidrs: &[String]) -> Result<Self, ConfigError> {
@@ -380,140 +381,15 @@ impl CidrMatcher {
     }
 }
 
-/// An address range: a network address (host bits zero) and a prefix length (at most 32 for
-/// IPv4, 128 for IPv6). Displayed as `10.0.0.0/8`.
-///
-/// Why not the `ipnet` crate: its parser (a copy of an older std's, behind boxed closures) was
-/// ~4.5 KB of Wasm code in every module with matchers, beside std's own address parser, which
-/// [`parse_cidr`] uses. `matcher_tests` checks [`parse_cidr`] against `ipnet` on generated
-/// text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    len: u8,
-}
-
-impl Cidr {
-    /// The range of `addr`'s first `len` bits (host bits cleared); `None` when `len` is longer
-    /// than the address.
-    pub fn new(addr: IpAddr, len: u8) -> Option<Self> {
-        let addr = match addr {
-            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & Self::mask32(len)?)),
-            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & Self::mask128(len)?)),
-        };
-        Some(Self { addr, len })
-    }
-
-    fn mask32(len: u8) -> Option<u32> {
-        (len <= 32).then(|| u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0))
-    }
-
-    fn mask128(len: u8) -> Option<u128> {
-        (len <= 128).then(|| u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0))
-    }
-
-    /// Whether `ip` is in the range (an address of the other family never is).
-    pub fn contains(&self, ip: &IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                Self::mask32(self.len).is_some_and(|m| u32::from(*ip) & m == u32::from(net))
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                Self::mask128(self.len).is_some_and(|m| u128::from(*ip) & m == u128::from(net))
-            }
-            _ => false,
-        }
-    }
-
-    /// The network address.
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    /// The prefix length.
-    pub fn prefix_len(&self) -> u8 {
-        self.len
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
-    }
-}
-
-/// Parse `10.0.0.0/8`, `2001:db8::/32` or a bare address; host bits of a range are cleared.
-///
-/// The grammar is the one this function had with the `ipnet` crate: a bare address as std
-/// parses it; a range's address as `ipnet` parses it, which is std's grammar except that
-/// dotted-quad octets may have leading zeros (`010.0.0.0/8` is 10.0.0.0/8), and its length 1-2
-/// decimal digits up to 32 (IPv4) or 1-3 up to 128 (IPv6).
-pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
+/// Parse `10.0.0.0/8`, `2001:db8::/32` or a bare address.
+pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
     let t = text.trim();
-    let parsed = match t.split_once('/') {
-        None => t.parse::<IpAddr>().ok().and_then(|a| match a {
-            IpAddr::V4(_) => Cidr::new(a, 32),
-            IpAddr::V6(_) => Cidr::new(a, 128),
-        }),
-        Some((addr, len)) => {
-            let len_of = |digits: usize| {
-                (!len.is_empty() && len.len() <= digits && len.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| len.parse::<u8>().ok())
-                    .flatten()
-            };
-            match lenient_v4(addr) {
-                Some(a) => len_of(2).and_then(|n| Cidr::new(IpAddr::V4(a), n)),
-                None => lenient_v6(addr)
-                    .and_then(|a| len_of(3).and_then(|n| Cidr::new(IpAddr::V6(a), n))),
-            }
-        }
-    };
-    parsed.ok_or_else(|| format!("`{text}` is not an IP address or CIDR range"))
-}
-
-/// A dotted quad whose octets are 1-3 decimal digits below 256, leading zeros allowed.
-fn lenient_v4(text: &str) -> Option<Ipv4Addr> {
-    let mut octets = [0u8; 4];
-    let mut parts = text.split('.');
-    for o in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        *o = part.parse().ok()?;
+    if let Ok(net) = t.parse::<IpNet>() {
+        return Ok(net.trunc());
     }
-    parts.next().is_none().then_some(Ipv4Addr::from(octets))
-}
-
-/// An IPv6 address as `ipnet` read it: std's grammar, except that an embedded dotted quad
-/// (always the last component) may have leading zeros (it is read by [`lenient_v4`] and
-/// written back plainly), and a `::` may stand for no group at all between eight groups
-/// (`1:2::3:4:5:6:7:8`, `::1:2:3:4:5:6:7:8`), which std refuses.
-fn lenient_v6(text: &str) -> Option<Ipv6Addr> {
-    let owned;
-    let text = match text.rsplit_once(':') {
-        Some((head, quad)) if quad.contains('.') => {
-            owned = format!("{head}:{}", lenient_v4(quad)?);
-            owned.as_str()
-        }
-        _ => text,
-    };
-    if let Ok(a) = text.parse() {
-        return Some(a);
-    }
-    let groups: usize = text
-        .split(':')
-        .filter(|g| !g.is_empty())
-        .map(|g| if g.contains('.') { 2 } else { 1 })
-        .sum();
-    if groups != 8 || text.matches("::").count() != 1 || text.ends_with("::") {
-        return None;
-    }
-    let plain = match text.strip_prefix("::") {
-        Some(rest) => rest.to_string(),
-        None => text.replacen("::", ":", 1),
-    };
-    plain.parse().ok()
+    t.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("`{text}` is not an IP address or CIDR range"))
 }
 
 /// IPv4-mapped IPv6 addresses become IPv4 so one v4 rule covers dual-stack listeners.

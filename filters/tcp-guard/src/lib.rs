@@ -16,8 +16,8 @@ pub mod sni;
 pub mod sniff;
 pub mod tls;
 
+use ipnet::IpNet;
 use sdk_ext::conn_limit::{Held, Outcome, SlotCounters};
-use sdk_ext::matcher::Cidr;
 use sdk_ext::matcher::{canonical_ip, parse_cidr};
 use sdk_ext::metrics::metric_safe;
 use sdk_ext::network::{ConnOps, ConnectionView, DataChunk, NetDecision, NetworkFilter, Setup};
@@ -189,7 +189,7 @@ struct Stats {
 /// One CIDR rule and where it was configured (`source.deny[1]`), for log lines.
 #[derive(Debug, Clone)]
 struct CidrRule {
-    net: Cidr,
+    net: IpNet,
     path: String,
 }
 
