@@ -521,8 +521,16 @@ mod tests {
         use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
         let symbols: &[u8] = b"AQZagz09-_+/=. \xc3";
         let check = |t: &[u8]| {
-            assert_eq!(base64_decode(t, b'-', b'_'), URL_SAFE_NO_PAD.decode(t).ok(), "{t:?}");
-            assert_eq!(base64_decode(t, b'+', b'/'), STANDARD_NO_PAD.decode(t).ok(), "{t:?}");
+            assert_eq!(
+                base64_decode(t, b'-', b'_'),
+                URL_SAFE_NO_PAD.decode(t).ok(),
+                "{t:?}"
+            );
+            assert_eq!(
+                base64_decode(t, b'+', b'/'),
+                STANDARD_NO_PAD.decode(t).ok(),
+                "{t:?}"
+            );
         };
         check(b"");
         for &a in symbols {
@@ -534,7 +542,8 @@ mod tests {
                 }
             }
         }
-        let alphabet: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=";
+        let alphabet: &[u8] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=";
         let mut x = 0x2545_f491u32;
         let mut next = || {
             x ^= x << 13;
