@@ -8,6 +8,8 @@
 use crate::config::{ApiKeysSpec, MAX_API_KEYS, MAX_CONSUMER_LEN};
 use sdk_ext::config::header_name;
 use sdk_ext::{ConfigError, HeaderOps, RequestView};
+use sha2::Digest;
+use sha2::Digest;
 use std::collections::HashMap;
 
 /// What the request presented.
@@ -130,7 +132,7 @@ impl ApiKeys {
         match from_header.or_else(from_query).filter(|k| !k.is_empty()) {
             None => KeyCheck::Missing,
             Some(key) => {
-                let hash = crate::sha256::digest(key.as_bytes());
+                let hash: [u8; 32] = sha2::Sha256::digest(key.as_bytes()).into();
                 match self.consumers.get(&hash) {
                     Some(c) => KeyCheck::Valid(c),
                     None => KeyCheck::Invalid,

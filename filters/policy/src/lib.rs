@@ -17,7 +17,6 @@
 mod apikey;
 pub mod config;
 pub mod global;
-mod sha256;
 
 use apikey::{ApiKeys, KeyCheck};
 use config::{Action, Config, DefaultAction, DenyResponse, KeyPart, RateLimitSpec, RuleSpec};
