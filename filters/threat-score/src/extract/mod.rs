@@ -456,6 +456,10 @@ pub struct Prepared<'r> {
     pub excluded: CategorySet,
     /// `inputs[body_start..]` came from the body (the rest from the URI and headers).
     pub body_start: usize,
+    /// Spans of long values inspected again, verbatim, as values of their own (the long
+    /// string leaves of JSON documents carried as values): [`Prepared::windowed`] leaves out
+    /// the windows of the carrying value that lie inside one.
+    pub(crate) leaf_spans: Vec<LeafSpan>,
     /// The detector running now and the paranoia level, while one runs: [`Prepared::inputs_from`]
     /// then yields only the values whose shape that detector admits ([`crate::detect::gate`]).
     pub(crate) gate: Cell<Option<(DetectorKind, u8)>>,
@@ -594,12 +598,24 @@ impl<'r> Prepared<'r> {
             return None;
         }
         let mut inputs = Vec::with_capacity(self.inputs.len() + 16);
-        for input in &self.inputs {
+        for (k, input) in self.inputs.iter().enumerate() {
             if input.value.len() <= WINDOW {
                 inputs.push(input.clone());
                 continue;
             }
+            // A window inside a leaf span is text the leaf's own windows read, under the same
+            // name, source and exclusions (every piece of it up to `WINDOW_OVERLAP` bytes lies
+            // whole in one of them); a window reaching past the leaf holds what the leaf lacks
+            // (the document around it) and is read.
+            let inside = |start: usize, end: usize| {
+                self.leaf_spans
+                    .iter()
+                    .any(|s| s.input == k && s.start <= start && end <= s.end)
+            };
             for (start, end) in windows(&input.value, WINDOW, WINDOW_OVERLAP) {
+                if inside(start, end) {
+                    continue;
+                }
                 let value = Text::from(input.value.get(start..end).unwrap_or_default());
                 let lower = Text::from(input.lower.get(start..end).unwrap_or_default());
                 let bytes = ByteSet::of(lower.as_bytes());
@@ -640,6 +656,7 @@ impl<'r> Prepared<'r> {
             arg_count: self.arg_count,
             excluded: self.excluded,
             body_start: 0,
+            leaf_spans: Vec::new(),
             gate: Cell::new(None),
             gates: OnceCell::new(),
         }
@@ -648,15 +665,36 @@ impl<'r> Prepared<'r> {
     /// This request with only the inputs that came from the body (for
     /// [`crate::Engine::inspect_body`]).
     pub fn body_only(&self) -> Prepared<'r> {
+        let leaf_spans = self
+            .leaf_spans
+            .iter()
+            .filter_map(|s| {
+                Some(LeafSpan {
+                    input: s.input.checked_sub(self.body_start)?,
+                    ..*s
+                })
+            })
+            .collect();
         Prepared {
             inputs: self
                 .inputs
                 .get(self.body_start..)
                 .unwrap_or_default()
                 .to_vec(),
+            leaf_spans,
             ..self.clone_without_inputs()
         }
     }
+}
+
+/// Bytes `start..end` of the value of `inputs[input]` are, verbatim, the value of another
+/// input with the same location and exclusions: a string leaf of a JSON document carried as
+/// that value ([`Builder::nested_document`]), recorded when longer than [`WINDOW`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LeafSpan {
+    pub input: usize,
+    pub start: usize,
+    pub end: usize,
 }
 
 /// `(start, end)` byte ranges of windows of at most `window` bytes over `s`, consecutive ones
@@ -817,11 +855,14 @@ struct Builder<'c, 'x, 'r> {
     nested_allowance: usize,
     /// Bytes of such leaves taken so far (bounded by `nested_allowance`).
     nested_bytes: usize,
+    /// [`Prepared::leaf_spans`].
+    leaf_spans: Vec<LeafSpan>,
 }
 
 /// What [`Builder::undo`] returns to: the builder's state before a body was walked.
 struct Mark {
     inputs: usize,
+    leaf_spans: usize,
     limit_hits: usize,
     flags: Flags,
     arg_count: usize,
@@ -832,6 +873,7 @@ impl<'r> Builder<'_, '_, 'r> {
     fn mark(&self) -> Mark {
         Mark {
             inputs: self.inputs.len(),
+            leaf_spans: self.leaf_spans.len(),
             limit_hits: self.limit_hits.len(),
             flags: self.flags,
             arg_count: self.arg_count,
@@ -841,6 +883,7 @@ impl<'r> Builder<'_, '_, 'r> {
     /// Drops the inputs, limits and flags added since `m`.
     fn undo(&mut self, m: Mark) {
         self.inputs.truncate(m.inputs);
+        self.leaf_spans.truncate(m.leaf_spans);
         self.limit_hits.truncate(m.limit_hits);
         self.flags = m.flags;
         self.arg_count = m.arg_count;
@@ -989,9 +1032,13 @@ impl<'r> Builder<'_, '_, 'r> {
         let name = last.location.name.clone();
         let value = value_doc.then(|| last.value.clone());
         let raw = (raw_doc && last.raw != *last.value).then(|| last.raw.clone());
-        let walked = value.is_some_and(|v| self.nested_document(source, name.clone(), v, excluded));
+        // The value's own offsets are the document's when the value is the document.
+        let carrier = self.inputs.len() - 1;
+        let walked = value.is_some_and(|v| {
+            self.nested_document(source, name.clone(), v, excluded, Some(carrier))
+        });
         if let (false, Some(raw)) = (walked, raw) {
-            self.nested_document(source, name, raw, excluded);
+            self.nested_document(source, name, raw, excluded, None);
         }
     }
 
@@ -1015,6 +1062,10 @@ impl<'r> Builder<'_, '_, 'r> {
     /// the application reads of an ordinary `data={...}` is inspected in full. A value that
     /// is not well-formed JSON adds nothing (what the walk saw is dropped).
     ///
+    /// A leaf longer than a detector window whose value is, verbatim, a slice of the document
+    /// is recorded in [`Prepared::leaf_spans`] when `carrier` (the index of the input whose
+    /// value `doc` is) is given: the carrier's windows inside it are not read twice.
+    ///
     /// Returns whether `doc` was walked (well-formed, within the rounds).
     fn nested_document(
         &mut self,
@@ -1022,6 +1073,7 @@ impl<'r> Builder<'_, '_, 'r> {
         name: Text<'r>,
         doc: Text<'r>,
         excluded: CategorySet,
+        carrier: Option<usize>,
     ) -> bool {
         if self.nesting >= self.cfg.limits.decode_rounds.max {
             self.hit(LimitKind::DecodeRounds);
@@ -1063,7 +1115,11 @@ impl<'r> Builder<'_, '_, 'r> {
                     .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
                 None => Raw::Temp(text.as_bytes()),
             };
+            let at = self.inputs.len();
             self.push(source, name.clone(), raw, false, excluded);
+            if let Some(input) = carrier.filter(|_| text.len() > WINDOW) {
+                self.note_leaf_span(input, doc.as_bytes(), text, at);
+            }
             true
         };
         let walked = json::walk_utf8(&doc, depth, &mut visit);
@@ -1078,6 +1134,27 @@ impl<'r> Builder<'_, '_, 'r> {
             }
         }
         true
+    }
+
+    /// Records the leaf `text` of the document `doc` (the value of `inputs[carrier]`) in
+    /// [`Prepared::leaf_spans`] when it is a slice of `doc` (no escapes) and the input pushed
+    /// for it (`inputs[leaf]`) holds the same bytes (nothing decoded).
+    #[cold]
+    #[inline(never)]
+    fn note_leaf_span(&mut self, carrier: usize, doc: &[u8], text: &str, leaf: usize) {
+        let Some((start, end)) = within(doc, text.as_bytes()) else {
+            return;
+        };
+        let same = self.inputs.get(leaf).is_some_and(|i| {
+            crate::detect::same_bytes(i.value.as_bytes(), doc.get(start..end).unwrap_or_default())
+        });
+        if same {
+            self.leaf_spans.push(LeafSpan {
+                input: carrier,
+                start,
+                end,
+            });
+        }
     }
 
     /// The lowercase form of `text` (whose bytes are `bytes`) as a slice of the body's
@@ -1353,6 +1430,7 @@ pub(crate) fn prepare_with<'r>(
         nested_values: 0,
         nested_allowance: 0,
         nested_bytes: 0,
+        leaf_spans: Vec::new(),
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
     let path = b.text(Raw::RequestStr(path_raw), false);
@@ -1636,6 +1714,7 @@ pub(crate) fn prepare_with<'r>(
         arg_count: b.arg_count,
         excluded: request_excluded,
         body_start,
+        leaf_spans: b.leaf_spans,
         gate: Cell::new(None),
         gates: OnceCell::new(),
     }
