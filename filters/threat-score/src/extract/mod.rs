@@ -460,6 +460,9 @@ pub struct Prepared<'r> {
     /// string leaves of JSON documents carried as values): [`Prepared::windowed`] leaves out
     /// the windows of the carrying value that lie inside one.
     pub(crate) leaf_spans: Vec<LeafSpan>,
+    /// What to add to an index of `inputs` to get the index `leaf_spans` give the same value
+    /// (the inputs before `body_start` when only the body's are kept).
+    leaf_spans_base: usize,
     /// The detector running now and the paranoia level, while one runs: [`Prepared::inputs_from`]
     /// then yields only the values whose shape that detector admits ([`crate::detect::gate`]).
     pub(crate) gate: Cell<Option<(DetectorKind, u8)>>,
@@ -608,9 +611,9 @@ impl<'r> Prepared<'r> {
             // whole in one of them); a window reaching past the leaf holds what the leaf lacks
             // (the document around it) and is read.
             let inside = |start: usize, end: usize| {
-                self.leaf_spans
-                    .iter()
-                    .any(|s| s.input == k && s.start <= start && end <= s.end)
+                self.leaf_spans.iter().any(|s| {
+                    s.input == k + self.leaf_spans_base && s.start <= start && end <= s.end
+                })
             };
             for (start, end) in windows(&input.value, WINDOW, WINDOW_OVERLAP) {
                 if inside(start, end) {
@@ -657,6 +660,7 @@ impl<'r> Prepared<'r> {
             excluded: self.excluded,
             body_start: 0,
             leaf_spans: Vec::new(),
+            leaf_spans_base: 0,
             gate: Cell::new(None),
             gates: OnceCell::new(),
         }
@@ -665,23 +669,14 @@ impl<'r> Prepared<'r> {
     /// This request with only the inputs that came from the body (for
     /// [`crate::Engine::inspect_body`]).
     pub fn body_only(&self) -> Prepared<'r> {
-        let leaf_spans = self
-            .leaf_spans
-            .iter()
-            .filter_map(|s| {
-                Some(LeafSpan {
-                    input: s.input.checked_sub(self.body_start)?,
-                    ..*s
-                })
-            })
-            .collect();
         Prepared {
             inputs: self
                 .inputs
                 .get(self.body_start..)
                 .unwrap_or_default()
                 .to_vec(),
-            leaf_spans,
+            leaf_spans: self.leaf_spans.clone(),
+            leaf_spans_base: self.leaf_spans_base + self.body_start,
             ..self.clone_without_inputs()
         }
     }
@@ -1715,6 +1710,7 @@ pub(crate) fn prepare_with<'r>(
         excluded: request_excluded,
         body_start,
         leaf_spans: b.leaf_spans,
+        leaf_spans_base: 0,
         gate: Cell::new(None),
         gates: OnceCell::new(),
     }
@@ -1991,6 +1987,56 @@ mod tests {
                 &[LimitKind::DecodeRounds]
             };
             assert_eq!(p.limit_hits, limits, "key {key}");
+        }
+    }
+
+    /// The windows of a document carried as a value that lie inside one of its long string
+    /// leaves are not read (the leaf is read, verbatim, as a value of its own), in both phases
+    /// (the whole request, the body alone): every piece of the carrier up to
+    /// `WINDOW_OVERLAP` bytes long still lies whole in a window read under the carrier's name
+    /// (its own or the leaf's). A leaf with an escape is not the carrier's bytes: every window
+    /// of the carrier is read.
+    #[test]
+    fn carrier_windows_inside_a_long_leaf_are_read_once() {
+        let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let text: String = (0..3 * WINDOW)
+            .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+            .collect();
+        let escaped = format!("{}\"{}", &text[..WINDOW], &text[WINDOW..]);
+        let h = hdrs(&[("content-type", "application/json")]);
+        let cfg = Config::default();
+        for (leaf, skips) in [(&text, true), (&escaped, false)] {
+            let doc = format!("{{\"a\":{},\"b\":\"x\"}}", quoted(leaf));
+            let body = format!("{{\"m\":{}}}", quoted(&doc));
+            let req = Request::new("POST", "/?q=1")
+                .with_headers(&h)
+                .with_body(body.as_bytes());
+            let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+            for p in [&p, &p.body_only()] {
+                let w = p.windowed().expect("values longer than a window");
+                let read: Vec<&str> = w
+                    .inputs
+                    .iter()
+                    .filter(|i| i.location.source == Source::Arg && i.location.name == "m")
+                    .map(|i| i.value.as_str())
+                    .collect();
+                let all = windows(&doc, WINDOW, WINDOW_OVERLAP).len()
+                    + windows(leaf, WINDOW, WINDOW_OVERLAP).len()
+                    + 1;
+                if skips {
+                    // The carrier's first and last windows hold the document around the leaf.
+                    assert_eq!(
+                        read.len(),
+                        all - (windows(&doc, WINDOW, WINDOW_OVERLAP).len() - 2)
+                    );
+                } else {
+                    assert_eq!(read.len(), all);
+                }
+                for start in (0..doc.len()).step_by(61) {
+                    let piece = &doc[start..(start + WINDOW_OVERLAP).min(doc.len())];
+                    assert!(read.iter().any(|r| r.contains(piece)), "{start}");
+                }
+            }
         }
     }
 
