@@ -1307,7 +1307,9 @@ mod tests {
     /// with sets of ASCII chars, of a non-ASCII char, of both and none.
     #[test]
     fn outlined_splits_and_trims_are_std() {
-        let symbols = ["a", ";", " ", "\t", "|", "\u{a0}", "\u{3000}", "é", "中", "\u{0}"];
+        let symbols = [
+            "a", ";", " ", "\t", "|", "\u{a0}", "\u{3000}", "é", "中", "\u{0}",
+        ];
         let sets: [&[char]; 5] = [&[], &[';'], &[';', '|', 'é'], &['中'], &['a', '\u{0}']];
         let mut strings = vec![String::new()];
         let mut last = vec![String::new()];

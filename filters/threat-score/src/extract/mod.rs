@@ -138,6 +138,11 @@ pub struct Input<'r> {
     /// Whether `value` holds an ASCII capital, i.e. `lower` differs from it: rules about
     /// capitalised spellings (PowerShell's `Verb-Noun`) skip the rest.
     pub has_upper: bool,
+    /// Bytes `start..end` of `value` that are, verbatim, the value of another input with
+    /// the same location and exclusions (the longest string leaf, longer than [`WINDOW`], of
+    /// a JSON document carried as this value: [`Builder::nested_document`]); `(0, 0)`: none.
+    /// [`Prepared::windowed`] leaves out the windows inside it.
+    pub leaf: (usize, usize),
 }
 
 impl<'r> Input<'r> {
@@ -209,6 +214,7 @@ impl<'r> Input<'r> {
             bytes,
             shape,
             has_upper,
+            leaf: (0, 0),
         }
     }
 
@@ -456,13 +462,6 @@ pub struct Prepared<'r> {
     pub excluded: CategorySet,
     /// `inputs[body_start..]` came from the body (the rest from the URI and headers).
     pub body_start: usize,
-    /// Spans of long values inspected again, verbatim, as values of their own (the long
-    /// string leaves of JSON documents carried as values): [`Prepared::windowed`] leaves out
-    /// the windows of the carrying value that lie inside one.
-    pub(crate) leaf_spans: Vec<LeafSpan>,
-    /// What to add to an index of `inputs` to get the index `leaf_spans` give the same value
-    /// (the inputs before `body_start` when only the body's are kept).
-    leaf_spans_base: usize,
     /// The detector running now and the paranoia level, while one runs: [`Prepared::inputs_from`]
     /// then yields only the values whose shape that detector admits ([`crate::detect::gate`]).
     pub(crate) gate: Cell<Option<(DetectorKind, u8)>>,
@@ -601,22 +600,17 @@ impl<'r> Prepared<'r> {
             return None;
         }
         let mut inputs = Vec::with_capacity(self.inputs.len() + 16);
-        for (k, input) in self.inputs.iter().enumerate() {
+        for input in &self.inputs {
             if input.value.len() <= WINDOW {
                 inputs.push(input.clone());
                 continue;
             }
-            // A window inside a leaf span is text the leaf's own windows read, under the same
-            // name, source and exclusions (every piece of it up to `WINDOW_OVERLAP` bytes lies
-            // whole in one of them); a window reaching past the leaf holds what the leaf lacks
-            // (the document around it) and is read.
-            let inside = |start: usize, end: usize| {
-                self.leaf_spans.iter().any(|s| {
-                    s.input == k + self.leaf_spans_base && s.start <= start && end <= s.end
-                })
-            };
             for (start, end) in windows(&input.value, WINDOW, WINDOW_OVERLAP) {
-                if inside(start, end) {
+                // A window inside the leaf is text the leaf's own windows read, under the same
+                // name, source and exclusions (every piece of it up to `WINDOW_OVERLAP` bytes
+                // lies whole in one of them); a window reaching past the leaf holds what the
+                // leaf lacks (the document around it) and is read.
+                if input.leaf.0 <= start && end <= input.leaf.1 {
                     continue;
                 }
                 let value = Text::from(input.value.get(start..end).unwrap_or_default());
@@ -659,8 +653,6 @@ impl<'r> Prepared<'r> {
             arg_count: self.arg_count,
             excluded: self.excluded,
             body_start: 0,
-            leaf_spans: Vec::new(),
-            leaf_spans_base: 0,
             gate: Cell::new(None),
             gates: OnceCell::new(),
         }
@@ -675,21 +667,9 @@ impl<'r> Prepared<'r> {
                 .get(self.body_start..)
                 .unwrap_or_default()
                 .to_vec(),
-            leaf_spans: self.leaf_spans.clone(),
-            leaf_spans_base: self.leaf_spans_base + self.body_start,
             ..self.clone_without_inputs()
         }
     }
-}
-
-/// Bytes `start..end` of the value of `inputs[input]` are, verbatim, the value of another
-/// input with the same location and exclusions: a string leaf of a JSON document carried as
-/// that value ([`Builder::nested_document`]), recorded when longer than [`WINDOW`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LeafSpan {
-    pub input: usize,
-    pub start: usize,
-    pub end: usize,
 }
 
 /// `(start, end)` byte ranges of windows of at most `window` bytes over `s`, consecutive ones
@@ -850,14 +830,11 @@ struct Builder<'c, 'x, 'r> {
     nested_allowance: usize,
     /// Bytes of such leaves taken so far (bounded by `nested_allowance`).
     nested_bytes: usize,
-    /// [`Prepared::leaf_spans`].
-    leaf_spans: Vec<LeafSpan>,
 }
 
 /// What [`Builder::undo`] returns to: the builder's state before a body was walked.
 struct Mark {
     inputs: usize,
-    leaf_spans: usize,
     limit_hits: usize,
     flags: Flags,
     arg_count: usize,
@@ -868,7 +845,6 @@ impl<'r> Builder<'_, '_, 'r> {
     fn mark(&self) -> Mark {
         Mark {
             inputs: self.inputs.len(),
-            leaf_spans: self.leaf_spans.len(),
             limit_hits: self.limit_hits.len(),
             flags: self.flags,
             arg_count: self.arg_count,
@@ -878,7 +854,6 @@ impl<'r> Builder<'_, '_, 'r> {
     /// Drops the inputs, limits and flags added since `m`.
     fn undo(&mut self, m: Mark) {
         self.inputs.truncate(m.inputs);
-        self.leaf_spans.truncate(m.leaf_spans);
         self.limit_hits.truncate(m.limit_hits);
         self.flags = m.flags;
         self.arg_count = m.arg_count;
@@ -1057,9 +1032,9 @@ impl<'r> Builder<'_, '_, 'r> {
     /// the application reads of an ordinary `data={...}` is inspected in full. A value that
     /// is not well-formed JSON adds nothing (what the walk saw is dropped).
     ///
-    /// A leaf longer than a detector window whose value is, verbatim, a slice of the document
-    /// is recorded in [`Prepared::leaf_spans`] when `carrier` (the index of the input whose
-    /// value `doc` is) is given: the carrier's windows inside it are not read twice.
+    /// The longest leaf longer than a detector window whose value is, verbatim, a slice of
+    /// the document is recorded in [`Input::leaf`] of `carrier` (the index of the input whose
+    /// value `doc` is), when given: the carrier's windows inside it are not read twice.
     ///
     /// Returns whether `doc` was walked (well-formed, within the rounds).
     fn nested_document(
@@ -1112,8 +1087,8 @@ impl<'r> Builder<'_, '_, 'r> {
             };
             let at = self.inputs.len();
             self.push(source, name.clone(), raw, false, excluded);
-            if let Some(input) = carrier.filter(|_| text.len() > WINDOW) {
-                self.note_leaf_span(input, doc.as_bytes(), text, at);
+            if let Some(c) = carrier.filter(|_| text.len() > WINDOW) {
+                self.note_leaf(c, doc.as_bytes(), text, at);
             }
             true
         };
@@ -1125,6 +1100,9 @@ impl<'r> Builder<'_, '_, 'r> {
             Err(_) => {
                 self.undo(mark);
                 (self.nested_allowance, self.nested_bytes) = (allowance, taken);
+                if let Some(c) = carrier.and_then(|c| self.inputs.get_mut(c)) {
+                    c.leaf = (0, 0);
+                }
                 return false;
             }
         }
@@ -1132,23 +1110,24 @@ impl<'r> Builder<'_, '_, 'r> {
     }
 
     /// Records the leaf `text` of the document `doc` (the value of `inputs[carrier]`) in
-    /// [`Prepared::leaf_spans`] when it is a slice of `doc` (no escapes) and the input pushed
-    /// for it (`inputs[leaf]`) holds the same bytes (nothing decoded).
+    /// [`Input::leaf`] of the carrier when it is a slice of `doc` (no escapes), the input
+    /// pushed for it (`inputs[leaf]`) holds the same bytes (nothing decoded), and it is the
+    /// carrier's longest such leaf.
     #[cold]
     #[inline(never)]
-    fn note_leaf_span(&mut self, carrier: usize, doc: &[u8], text: &str, leaf: usize) {
+    fn note_leaf(&mut self, carrier: usize, doc: &[u8], text: &str, leaf: usize) {
         let Some((start, end)) = within(doc, text.as_bytes()) else {
             return;
         };
         let same = self.inputs.get(leaf).is_some_and(|i| {
             crate::detect::same_bytes(i.value.as_bytes(), doc.get(start..end).unwrap_or_default())
         });
-        if same {
-            self.leaf_spans.push(LeafSpan {
-                input: carrier,
-                start,
-                end,
-            });
+        if let Some(c) = self
+            .inputs
+            .get_mut(carrier)
+            .filter(|c| same && c.leaf.1 - c.leaf.0 < end - start)
+        {
+            c.leaf = (start, end);
         }
     }
 
@@ -1425,7 +1404,6 @@ pub(crate) fn prepare_with<'r>(
         nested_values: 0,
         nested_allowance: 0,
         nested_bytes: 0,
-        leaf_spans: Vec::new(),
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
     let path = b.text(Raw::RequestStr(path_raw), false);
@@ -1709,8 +1687,6 @@ pub(crate) fn prepare_with<'r>(
         arg_count: b.arg_count,
         excluded: request_excluded,
         body_start,
-        leaf_spans: b.leaf_spans,
-        leaf_spans_base: 0,
         gate: Cell::new(None),
         gates: OnceCell::new(),
     }
