@@ -2042,3 +2042,53 @@ fn connect_targets_are_authorities() {
         );
     }
 }
+
+/// A long leaf of a JSON document carried as a value (a form field or a JSON string holding
+/// a document with a 12 KB string): the carrier's windows inside the leaf are read once, as
+/// the leaf's own, so a statement at its start, in its middle or at its end is found
+/// whatever the carrier, and the same prose with SQL words in sentences passes.
+#[test]
+fn long_leaves_of_carried_documents() {
+    let prose =
+        "Release notes for the build pipeline: caching, retries and clearer logs. ".repeat(170);
+    let cut = prose.len() / 2;
+    let (head, tail) = prose.split_at(cut);
+    let documents = |inner: &str| {
+        [
+            format!(r#"{{"title":"notes","body":{}}}"#, json_string(inner)),
+            format!(
+                r#"{{"title":"notes","sections":[{{"text":{}}}],"n":2}}"#,
+                json_string(inner)
+            ),
+        ]
+    };
+    let statement = "1 UNION SELECT password FROM users--";
+    for leaf in [
+        format!("{statement} {prose}"),
+        format!("{head}{statement} {tail}"),
+        format!("{prose}{statement}"),
+    ] {
+        for doc in documents(&leaf) {
+            each_carrier(&doc, |carrier, a| {
+                assert_eq!(a.verdict, Verdict::Block, "{carrier}: {} bytes", doc.len());
+            });
+        }
+    }
+    let sentence = "Select the union of both lists from the users page. ";
+    for leaf in [
+        format!("{sentence}{prose}"),
+        format!("{head}{sentence}{tail}"),
+        format!("{prose}{sentence}"),
+    ] {
+        for doc in documents(&leaf) {
+            each_carrier(&doc, |carrier, a| {
+                assert_eq!(
+                    a.verdict,
+                    Verdict::Allow,
+                    "{carrier}: {} bytes -> {a:?}",
+                    doc.len()
+                );
+            });
+        }
+    }
+}

@@ -138,6 +138,11 @@ pub struct Input<'r> {
     /// Whether `value` holds an ASCII capital, i.e. `lower` differs from it: rules about
     /// capitalised spellings (PowerShell's `Verb-Noun`) skip the rest.
     pub has_upper: bool,
+    /// Bytes `start..end` of `value` that are, verbatim, the value of another input with
+    /// the same location and exclusions (the longest string leaf, longer than [`WINDOW`], of
+    /// a JSON document carried as this value: [`Builder::nested_document`]); `(0, 0)`: none.
+    /// [`Prepared::windowed`] leaves out the windows inside it.
+    pub leaf: (usize, usize),
 }
 
 impl<'r> Input<'r> {
@@ -209,6 +214,7 @@ impl<'r> Input<'r> {
             bytes,
             shape,
             has_upper,
+            leaf: (0, 0),
         }
     }
 
@@ -600,6 +606,13 @@ impl<'r> Prepared<'r> {
                 continue;
             }
             for (start, end) in windows(&input.value, WINDOW, WINDOW_OVERLAP) {
+                // A window inside the leaf is text the leaf's own windows read, under the same
+                // name, source and exclusions (every piece of it up to `WINDOW_OVERLAP` bytes
+                // lies whole in one of them); a window reaching past the leaf holds what the
+                // leaf lacks (the document around it) and is read.
+                if input.leaf.0 <= start && end <= input.leaf.1 {
+                    continue;
+                }
                 let value = Text::from(input.value.get(start..end).unwrap_or_default());
                 let lower = Text::from(input.lower.get(start..end).unwrap_or_default());
                 let bytes = ByteSet::of(lower.as_bytes());
@@ -989,9 +1002,13 @@ impl<'r> Builder<'_, '_, 'r> {
         let name = last.location.name.clone();
         let value = value_doc.then(|| last.value.clone());
         let raw = (raw_doc && last.raw != *last.value).then(|| last.raw.clone());
-        let walked = value.is_some_and(|v| self.nested_document(source, name.clone(), v, excluded));
+        // The value's own offsets are the document's when the value is the document.
+        let carrier = self.inputs.len() - 1;
+        let walked = value.is_some_and(|v| {
+            self.nested_document(source, name.clone(), v, excluded, Some(carrier))
+        });
         if let (false, Some(raw)) = (walked, raw) {
-            self.nested_document(source, name, raw, excluded);
+            self.nested_document(source, name, raw, excluded, None);
         }
     }
 
@@ -1015,6 +1032,10 @@ impl<'r> Builder<'_, '_, 'r> {
     /// the application reads of an ordinary `data={...}` is inspected in full. A value that
     /// is not well-formed JSON adds nothing (what the walk saw is dropped).
     ///
+    /// The longest leaf longer than a detector window whose value is, verbatim, a slice of
+    /// the document is recorded in [`Input::leaf`] of `carrier` (the index of the input whose
+    /// value `doc` is), when given: the carrier's windows inside it are not read twice.
+    ///
     /// Returns whether `doc` was walked (well-formed, within the rounds).
     fn nested_document(
         &mut self,
@@ -1022,6 +1043,7 @@ impl<'r> Builder<'_, '_, 'r> {
         name: Text<'r>,
         doc: Text<'r>,
         excluded: CategorySet,
+        carrier: Option<usize>,
     ) -> bool {
         if self.nesting >= self.cfg.limits.decode_rounds.max {
             self.hit(LimitKind::DecodeRounds);
@@ -1063,7 +1085,11 @@ impl<'r> Builder<'_, '_, 'r> {
                     .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
                 None => Raw::Temp(text.as_bytes()),
             };
+            let at = self.inputs.len();
             self.push(source, name.clone(), raw, false, excluded);
+            if let Some(c) = carrier.filter(|_| text.len() > WINDOW) {
+                self.note_leaf(c, doc.as_bytes(), text, at);
+            }
             true
         };
         let walked = json::walk_utf8(&doc, depth, &mut visit);
@@ -1074,10 +1100,35 @@ impl<'r> Builder<'_, '_, 'r> {
             Err(_) => {
                 self.undo(mark);
                 (self.nested_allowance, self.nested_bytes) = (allowance, taken);
+                if let Some(c) = carrier.and_then(|c| self.inputs.get_mut(c)) {
+                    c.leaf = (0, 0);
+                }
                 return false;
             }
         }
         true
+    }
+
+    /// Records the leaf `text` of the document `doc` (the value of `inputs[carrier]`) in
+    /// [`Input::leaf`] of the carrier when it is a slice of `doc` (no escapes), the input
+    /// pushed for it (`inputs[leaf]`) holds the same bytes (nothing decoded), and it is the
+    /// carrier's longest such leaf.
+    #[cold]
+    #[inline(never)]
+    fn note_leaf(&mut self, carrier: usize, doc: &[u8], text: &str, leaf: usize) {
+        let Some((start, end)) = within(doc, text.as_bytes()) else {
+            return;
+        };
+        let same = self.inputs.get(leaf).is_some_and(|i| {
+            crate::detect::same_bytes(i.value.as_bytes(), doc.get(start..end).unwrap_or_default())
+        });
+        if let Some(c) = self
+            .inputs
+            .get_mut(carrier)
+            .filter(|c| same && c.leaf.1 - c.leaf.0 < end - start)
+        {
+            c.leaf = (start, end);
+        }
     }
 
     /// The lowercase form of `text` (whose bytes are `bytes`) as a slice of the body's
@@ -1912,6 +1963,56 @@ mod tests {
                 &[LimitKind::DecodeRounds]
             };
             assert_eq!(p.limit_hits, limits, "key {key}");
+        }
+    }
+
+    /// The windows of a document carried as a value that lie inside one of its long string
+    /// leaves are not read (the leaf is read, verbatim, as a value of its own), in both phases
+    /// (the whole request, the body alone): every piece of the carrier up to
+    /// `WINDOW_OVERLAP` bytes long still lies whole in a window read under the carrier's name
+    /// (its own or the leaf's). A leaf with an escape is not the carrier's bytes: every window
+    /// of the carrier is read.
+    #[test]
+    fn carrier_windows_inside_a_long_leaf_are_read_once() {
+        let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let text: String = (0..3 * WINDOW)
+            .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+            .collect();
+        let escaped = format!("{}\"{}", &text[..WINDOW], &text[WINDOW..]);
+        let h = hdrs(&[("content-type", "application/json")]);
+        let cfg = Config::default();
+        for (leaf, skips) in [(&text, true), (&escaped, false)] {
+            let doc = format!("{{\"a\":{},\"b\":\"x\"}}", quoted(leaf));
+            let body = format!("{{\"m\":{}}}", quoted(&doc));
+            let req = Request::new("POST", "/?q=1")
+                .with_headers(&h)
+                .with_body(body.as_bytes());
+            let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+            for p in [&p, &p.body_only()] {
+                let w = p.windowed().expect("values longer than a window");
+                let read: Vec<&str> = w
+                    .inputs
+                    .iter()
+                    .filter(|i| i.location.source == Source::Arg && i.location.name == "m")
+                    .map(|i| i.value.as_str())
+                    .collect();
+                let all = windows(&doc, WINDOW, WINDOW_OVERLAP).len()
+                    + windows(leaf, WINDOW, WINDOW_OVERLAP).len()
+                    + 1;
+                if skips {
+                    // The carrier's first and last windows hold the document around the leaf.
+                    assert_eq!(
+                        read.len(),
+                        all - (windows(&doc, WINDOW, WINDOW_OVERLAP).len() - 2)
+                    );
+                } else {
+                    assert_eq!(read.len(), all);
+                }
+                for start in (0..doc.len()).step_by(61) {
+                    let piece = &doc[start..(start + WINDOW_OVERLAP).min(doc.len())];
+                    assert!(read.iter().any(|r| r.contains(piece)), "{start}");
+                }
+            }
         }
     }
 
