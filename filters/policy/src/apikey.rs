@@ -9,7 +9,6 @@ use crate::config::{ApiKeysSpec, MAX_API_KEYS, MAX_CONSUMER_LEN};
 use sdk_ext::config::header_name;
 use sdk_ext::{ConfigError, HeaderOps, RequestView};
 use sha2::Digest;
-use sha2::Digest;
 use std::collections::HashMap;
 
 /// What the request presented.
