@@ -136,8 +136,15 @@ pub fn reproducible_rustflags(target_dir: &std::path::Path) -> String {
 
 /// The pinned toolchain's library sources (`SYSROOT/lib/rustlib/src/rust`, what
 /// [`BUILD_STD`] compiles) and `/rustc/COMMIT`, the prefix the prebuilt std's own paths carry:
-/// rustup's home (and the toolchain's folder name) would otherwise be in the module.
+/// rustup's home (and the toolchain's folder name) would otherwise be in the module. Asked of
+/// rustc once per process (every module build needs the same answer).
 fn std_sources() -> Option<(PathBuf, String)> {
+    static SOURCES: std::sync::OnceLock<Option<(PathBuf, String)>> = std::sync::OnceLock::new();
+    SOURCES.get_or_init(ask_rustc_for_std_sources).clone()
+}
+
+/// [`std_sources`], from `rustc --print=sysroot` and `rustc -vV`.
+fn ask_rustc_for_std_sources() -> Option<(PathBuf, String)> {
     let rustc = |arg: &str| {
         Command::new("rustc")
             .current_dir(crate::workspace_root())
