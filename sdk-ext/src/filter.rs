@@ -119,6 +119,13 @@ pub trait HttpFilter: Sized + 'static {
     type State: Default + 'static;
     /// What the glue does when a host call on the request path fails. Default: fail closed.
     const ON_HOST_ERROR: HostErrorPolicy = HostErrorPolicy::FailClosed;
+    /// Whether this filter type can ever return [`Decision::Call`] (whatever its
+    /// configuration; [`HttpFilter::calls_out`] says whether a configured one does). The glue
+    /// links the gRPC call machinery only for such filters, so the others do not pay for it in
+    /// module bytes (cold start); a `Call` from a filter that declared `false` is treated as a
+    /// host refusal (status 12, UNIMPLEMENTED) and follows [`HttpFilter::ON_HOST_ERROR`].
+    /// Default: false.
+    const MAY_CALL: bool = false;
 
     /// Phase: plugin (re)configuration. Validate and compile `config`; define metrics with
     /// `setup.metrics`; keep `setup.services` (shared data, clock) for filters that keep state

@@ -158,11 +158,16 @@ impl log::Log for HostLogger {
 /// without a message, `tests/src/modules.rs` `MODULE_RUSTFLAGS`). Starts at info: the host's level cannot be read during `_initialize` (Envoy refuses
 /// host calls there); [`sync_log_level`] adopts it once the VM is running.
 pub fn init_logging() {
+    // A module built with `-Cpanic=immediate-abort` (`cargo xtask build`) traps at the panic
+    // site and never runs a hook: installing one there only links the hook's formatting.
+    #[cfg(not(panic = "immediate-abort"))]
     if log::set_logger(&HOST_LOGGER).is_ok() {
         std::panic::set_hook(Box::new(|info| {
             let _ = abi::log(5, &info.to_string());
         }));
     }
+    #[cfg(panic = "immediate-abort")]
+    let _ = log::set_logger(&HOST_LOGGER);
     log::set_max_level(log::LevelFilter::Info);
 }
 
@@ -358,6 +363,10 @@ impl<F: HttpFilter> FilterHttp<F> {
                     Err(e) => self.refused(HostOp::ReadBody, &e),
                 },
                 Then::NoBody => self.stream.on_body_read(Vec::new()),
+                // A filter type that cannot call has no call machinery linked (`MAY_CALL`).
+                Then::Call(_) if !F::MAY_CALL => {
+                    self.refused(HostOp::GrpcCall, &HostError::Status(12))
+                }
                 Then::Call(call) => match send_call(&call) {
                     Ok(token) => self.stream.on_call_dispatched(token, HostClock.now_nanos()),
                     Err(e) => self.refused(HostOp::GrpcCall, &e),
@@ -409,6 +418,10 @@ impl<F: HttpFilter> Context for FilterHttp<F> {
     no_host_context_defaults!();
 
     fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        if !F::MAY_CALL {
+            // Never dispatched a call: nothing of this context waits for an answer.
+            return;
+        }
         // A failed call's status message tells Envoy's own timeout apart (read only now: the
         // host gives it during this callback only).
         let message = if status_code == 0 {

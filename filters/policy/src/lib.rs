@@ -619,6 +619,8 @@ fn path_prefix(path: &str, n: u32) -> &str {
 
 impl HttpFilter for PolicyFilter {
     const NAME: &'static str = env!("CARGO_PKG_NAME");
+    /// Global rate limits ask the rate-limit service (`calls_out`).
+    const MAY_CALL: bool = true;
     type Config = Config;
     type State = PolicyState;
 
