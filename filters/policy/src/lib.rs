@@ -420,6 +420,112 @@ impl PolicyFilter {
         }
     }
 
+    /// [`HttpFilter::configure`]'s work.
+    #[inline(never)]
+    fn build(
+        config: &Config,
+        metrics: &mut Metrics,
+        services: &sdk_ext::Services,
+    ) -> Result<Self, ConfigError> {
+        let deny = Denial::compile(&config.deny).map_err(|e| e.within("deny"))?;
+        let default_deny = (config.default_action == DefaultAction::Deny).then_some(deny);
+        let api_keys = match &config.api_keys {
+            Some(k) => Some(ApiKeys::compile(k).map_err(|e| e.within("api_keys"))?),
+            None => None,
+        };
+        let claim_source = config.jwt.compile().map_err(|e| e.within("jwt"))?;
+        let (rules, screen) = Self::compile_rules(config, api_keys.as_ref(), metrics, services)?;
+        let [api_key_valid, api_key_invalid, api_key_missing, api_key_shadow_rejected, ratelimit_store_errors, ratelimit_shared_slots] =
+            metrics.counters(
+                "",
+                [
+                    "api_key_valid",
+                    "api_key_invalid",
+                    "api_key_missing",
+                    "api_key_shadow_rejected",
+                    "ratelimit_store_errors",
+                    "ratelimit_shared_slots",
+                ],
+            )?;
+        let totals = Totals {
+            api_key_valid,
+            api_key_invalid,
+            api_key_missing,
+            api_key_shadow_rejected,
+            ratelimit_store_errors,
+            ratelimit_shared_slots,
+            global: GlobalCounts::define(metrics)?,
+        };
+        Ok(Self {
+            shadow: config.shadow,
+            default_deny,
+            default_counts: Outcomes::define(metrics, "default")?,
+            api_keys,
+            claim_source,
+            path_matching: config.path_matching,
+            rules,
+            screen,
+            totals,
+        })
+    }
+
+    /// The rules, and the header names they need present ([`PolicyFilter::screen`]).
+    #[inline(never)]
+    fn compile_rules(
+        config: &Config,
+        api_keys: Option<&ApiKeys>,
+        metrics: &mut Metrics,
+        services: &sdk_ext::Services,
+    ) -> Result<(Vec<Rule>, Vec<String>), ConfigError> {
+        if config.rules.len() > config::MAX_RULES {
+            return Err(ConfigError::new(
+                "rules",
+                format!(
+                    "{} rules; at most {}",
+                    config.rules.len(),
+                    config::MAX_RULES
+                ),
+            ));
+        }
+        let mut metric_names = HashSet::new();
+        let mut rules = Vec::with_capacity(config.rules.len());
+        let mut screen: Vec<String> = Vec::new();
+        // One slot budget for every rate-limit rule (shared data cannot free keys).
+        let mut budget = SlotBudget::new("policy", sdk_ext::ratelimit::MAX_TOTAL_SLOTS, services)
+            .map_err(|e| ConfigError::new("rules", e.reason))?;
+        for (i, r) in config.rules.iter().enumerate() {
+            let name = metric_name(&r.name);
+            if metric_names.contains(&name) {
+                return Err(ConfigError::new(
+                    format!("rules[{i}].name"),
+                    format!(
+                        "rule `{}`: another rule has the same name or metric name `{name}`",
+                        r.name,
+                    ),
+                ));
+            }
+            let mut rule = Self::compile_rule(r, config, api_keys, metrics, &mut budget)
+                .map_err(|e| rule_error(e, i, &r.name))?;
+            metric_names.insert(name);
+            if let Some(name) = rule.matcher.required_header() {
+                let bit = match screen.iter().position(|s| s == name) {
+                    Some(b) => Some(b),
+                    None if screen.len() < 64 => {
+                        screen.push(name.to_string());
+                        Some(screen.len() - 1)
+                    }
+                    None => None,
+                };
+                rule.needs = bit.map(|b| 1u64 << b);
+            }
+            rules.push(rule);
+        }
+        budget.prepare().map_err(|e| {
+            ConfigError::new("rules", format!("cannot create rate-limit slots: {e}"))
+        })?;
+        Ok((rules, screen))
+    }
+
     /// The first non-shadow rule that matches, or the default action. Shadow rules that match
     /// are counted here.
     fn evaluate<'a>(
@@ -551,6 +657,15 @@ impl PolicyFilter {
     }
 }
 
+/// An error of rule `i` (named `name`): `rules[i].<path>`, the reason prefixed with the name.
+#[inline(never)]
+fn rule_error(e: ConfigError, i: usize, name: &str) -> ConfigError {
+    ConfigError {
+        path: sdk_ext::config::join_path(&format!("rules[{i}]"), &e.path),
+        reason: format!("rule `{name}`: {}", e.reason),
+    }
+}
+
 /// The bucket key: each part tagged and separated, so `("a", "bc")` and `("ab", "c")` differ
 /// and a missing value differs from an empty one.
 fn descriptor(
@@ -625,97 +740,9 @@ impl HttpFilter for PolicyFilter {
     /// Rate-limit buckets live in `setup.services`' shared data (every worker's), read with its
     /// clock; with [`sdk_ext::Services::local`] (native use) they are private to this thread.
     fn configure(config: Config, setup: Setup<'_>) -> Result<Self, ConfigError> {
-        let Setup { metrics, services } = setup;
-        let services = &services;
-        let deny = Denial::compile(&config.deny).map_err(|e| e.within("deny"))?;
-        let default_deny = (config.default_action == DefaultAction::Deny).then_some(deny);
-        let api_keys = config
-            .api_keys
-            .as_ref()
-            .map(|k| ApiKeys::compile(k).map_err(|e| e.within("api_keys")))
-            .transpose()?;
-        let claim_source = config.jwt.compile().map_err(|e| e.within("jwt"))?;
-        if config.rules.len() > config::MAX_RULES {
-            return Err(ConfigError::new(
-                "rules",
-                format!(
-                    "{} rules; at most {}",
-                    config.rules.len(),
-                    config::MAX_RULES
-                ),
-            ));
-        }
-        let mut metric_names = HashSet::new();
-        let mut rules = Vec::with_capacity(config.rules.len());
-        let mut screen: Vec<String> = Vec::new();
-        // One slot budget for every rate-limit rule (shared data cannot free keys).
-        let mut budget = SlotBudget::new("policy", sdk_ext::ratelimit::MAX_TOTAL_SLOTS, services)
-            .map_err(|e| ConfigError::new("rules", e.reason))?;
-        for (i, r) in config.rules.iter().enumerate() {
-            let at = format!("rules[{i}]");
-            if !metric_names.insert(metric_name(&r.name)) {
-                return Err(ConfigError::new(
-                    format!("{at}.name"),
-                    format!(
-                        "rule `{}`: another rule has the same name or metric name `{}`",
-                        r.name,
-                        metric_name(&r.name)
-                    ),
-                ));
-            }
-            let mut rule = Self::compile_rule(r, &config, api_keys.as_ref(), metrics, &mut budget)
-                .map_err(|mut e| {
-                    e.reason = format!("rule `{}`: {}", r.name, e.reason);
-                    e.within(&at)
-                })?;
-            if let Some(name) = rule.matcher.required_header() {
-                let bit = match screen.iter().position(|s| s == name) {
-                    Some(b) => Some(b),
-                    None if screen.len() < 64 => {
-                        screen.push(name.to_string());
-                        Some(screen.len() - 1)
-                    }
-                    None => None,
-                };
-                rule.needs = bit.map(|b| 1u64 << b);
-            }
-            rules.push(rule);
-        }
-        budget.prepare().map_err(|e| {
-            ConfigError::new("rules", format!("cannot create rate-limit slots: {e}"))
-        })?;
-        let [api_key_valid, api_key_invalid, api_key_missing, api_key_shadow_rejected, ratelimit_store_errors, ratelimit_shared_slots] =
-            metrics.counters(
-                "",
-                [
-                    "api_key_valid",
-                    "api_key_invalid",
-                    "api_key_missing",
-                    "api_key_shadow_rejected",
-                    "ratelimit_store_errors",
-                    "ratelimit_shared_slots",
-                ],
-            )?;
-        let totals = Totals {
-            api_key_valid,
-            api_key_invalid,
-            api_key_missing,
-            api_key_shadow_rejected,
-            ratelimit_store_errors,
-            ratelimit_shared_slots,
-            global: GlobalCounts::define(metrics)?,
-        };
-        Ok(Self {
-            shadow: config.shadow,
-            default_deny,
-            default_counts: Outcomes::define(metrics, "default")?,
-            api_keys,
-            claim_source,
-            path_matching: config.path_matching,
-            rules,
-            screen,
-            totals,
-        })
+        // By reference from here: `config` and the services are dropped once, here, instead
+        // of on every error path of the compiler (module size).
+        Self::build(&config, setup.metrics, &setup.services)
     }
 
     fn on_request_headers(
