@@ -9,7 +9,6 @@ use crate::config::{ApiKeysSpec, MAX_API_KEYS, MAX_CONSUMER_LEN};
 use sdk_ext::config::header_name;
 use sdk_ext::{ConfigError, HeaderOps, RequestView};
 use sha2::Digest;
-use std::collections::HashMap;
 
 /// What the request presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +28,9 @@ pub struct ApiKeys {
     query: Option<String>,
     pub required: bool,
     pub consumer_header: String,
-    consumers: HashMap<[u8; 32], String>,
+    /// Key hashes and their consumers, sorted by hash (binary search: a SHA-256 digest is
+    /// compared in a few 32-byte comparisons, and no hash table is instantiated for it).
+    consumers: Vec<([u8; 32], String)>,
     /// `WWW-Authenticate` of a 401 (RFC 9110 section 11.6.1: a 401 must carry a challenge):
     /// scheme `ApiKey` with where the key goes, e.g. `ApiKey realm="api", header="x-api-key"`.
     pub challenge: String,
@@ -88,28 +89,47 @@ impl ApiKeys {
                 format!("{} keys; at most {MAX_API_KEYS}", cfg.keys.len()),
             ));
         }
-        let mut consumers = HashMap::with_capacity(cfg.keys.len());
+        // Validate in order up to the first bad entry, then look for repeated hashes among the
+        // entries before it: the error is whichever the entries, read in order, meet first.
+        let mut hashes: Vec<([u8; 32], u32)> = Vec::with_capacity(cfg.keys.len());
+        let mut first_bad = None;
         for (i, k) in cfg.keys.iter().enumerate() {
-            let at = |f: &str| format!("keys[{i}].{f}");
             let valid_name = !k.consumer.is_empty()
                 && k.consumer.len() <= MAX_CONSUMER_LEN
                 && k.consumer.bytes().all(|b| b.is_ascii_graphic());
             if !valid_name {
-                return Err(ConfigError::new(
-                    at("consumer"),
+                first_bad = Some(key_error(
+                    i,
+                    "consumer",
                     format!("1 to {MAX_CONSUMER_LEN} visible ASCII characters, no spaces"),
                 ));
+                break;
             }
-            let hash = decode_sha256(&k.sha256).ok_or_else(|| {
-                ConfigError::new(at("sha256"), "not a SHA-256 hash (64 hex digits)")
-            })?;
-            if consumers.insert(hash, k.consumer.clone()).is_some() {
-                return Err(ConfigError::new(
-                    at("sha256"),
-                    "the same key is listed twice",
+            let Some(hash) = decode_sha256(&k.sha256) else {
+                first_bad = Some(key_error(
+                    i,
+                    "sha256",
+                    "not a SHA-256 hash (64 hex digits)".into(),
                 ));
-            }
+                break;
+            };
+            // `keys` is at most `MAX_API_KEYS` long.
+            hashes.push((hash, u32::try_from(i).unwrap_or(u32::MAX)));
         }
+        heap_sort(&mut hashes);
+        if let Some(i) = first_repeat(&hashes) {
+            return Err(key_error(i, "sha256", "the same key is listed twice".into()));
+        }
+        if let Some(e) = first_bad {
+            return Err(e);
+        }
+        let consumers = hashes
+            .iter()
+            .map(|(hash, i)| {
+                let consumer = cfg.keys.get(*i as usize).map_or("", |k| &k.consumer);
+                (*hash, consumer.to_string())
+            })
+            .collect();
         Ok(Self {
             challenge: challenge(header.as_deref(), cfg.query.as_deref()),
             header,
@@ -132,9 +152,12 @@ impl ApiKeys {
             None => KeyCheck::Missing,
             Some(key) => {
                 let hash: [u8; 32] = sha2::Sha256::digest(key.as_bytes()).into();
-                match self.consumers.get(&hash) {
-                    Some(c) => KeyCheck::Valid(c),
-                    None => KeyCheck::Invalid,
+                match self.consumers.binary_search_by(|(h, _)| h.cmp(&hash)) {
+                    Ok(at) => self
+                        .consumers
+                        .get(at)
+                        .map_or(KeyCheck::Invalid, |(_, c)| KeyCheck::Valid(c)),
+                    Err(_) => KeyCheck::Invalid,
                 }
             }
         }
@@ -154,6 +177,53 @@ impl ApiKeys {
             }
         }
     }
+}
+
+/// An error at `keys[i].field`.
+#[inline(never)]
+fn key_error(i: usize, field: &str, reason: String) -> ConfigError {
+    ConfigError {
+        path: format!("keys[{i}].{field}"),
+        reason,
+    }
+}
+
+/// Sort by hash, then index: in place, O(n log n), no allocation (a heap sort: one small
+/// function instead of the standard library's sort instantiated for this type).
+fn heap_sort(v: &mut [([u8; 32], u32)]) {
+    fn sift_down(v: &mut [([u8; 32], u32)], mut root: usize, end: usize) {
+        loop {
+            let mut child = 2 * root + 1;
+            if child >= end {
+                return;
+            }
+            if child + 1 < end && v[child] < v[child + 1] {
+                child += 1;
+            }
+            if v[root] >= v[child] {
+                return;
+            }
+            v.swap(root, child);
+            root = child;
+        }
+    }
+    let n = v.len();
+    for root in (0..n / 2).rev() {
+        sift_down(v, root, n);
+    }
+    for end in (1..n).rev() {
+        v.swap(0, end);
+        sift_down(v, 0, end);
+    }
+}
+
+/// In `sorted` (by hash, then index), the smallest index whose hash an earlier index has.
+fn first_repeat(sorted: &[([u8; 32], u32)]) -> Option<usize> {
+    sorted
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| w[1].1 as usize)
+        .min()
 }
 
 fn decode_sha256(hex: &str) -> Option<[u8; 32]> {
@@ -242,5 +312,105 @@ mod tests {
         assert!(decode_sha256(&ok[1..]).is_none());
         assert!(decode_sha256(&ok.replace('2', "g")).is_none());
         assert!(decode_sha256(&"é".repeat(32)).is_none());
+    }
+
+    fn spec(keys: &[(&str, String)]) -> ApiKeysSpec {
+        ApiKeysSpec {
+            header: Some("x-api-key".into()),
+            query: None,
+            required: false,
+            consumer_header: "x-api-consumer".into(),
+            keys: keys
+                .iter()
+                .map(|(c, h)| crate::config::ApiKeySpec {
+                    consumer: c.to_string(),
+                    sha256: h.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn hex_of(key: &str) -> String {
+        sha2::Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The errors a key list gets are the ones a single pass in order meets first (a repeated
+    /// hash at its second occurrence, a bad consumer or hash where it stands).
+    #[test]
+    fn key_list_errors_are_met_in_order() {
+        let (a, b, c) = (hex_of("a"), hex_of("b"), hex_of("c"));
+        let cases: Vec<(Vec<(&str, String)>, Option<(&str, &str)>)> = vec![
+            (vec![("x", a.clone()), ("y", b.clone()), ("z", c.clone())], None),
+            (
+                vec![("x", a.clone()), ("y", b.clone()), ("z", a.to_uppercase())],
+                Some(("keys[2].sha256", "listed twice")),
+            ),
+            (
+                vec![("x", b.clone()), ("y", a.clone()), ("bad name", c.clone()), ("z", a.clone())],
+                Some(("keys[2].consumer", "visible ASCII")),
+            ),
+            (
+                vec![("x", b.clone()), ("y", b.clone()), ("bad name", c.clone())],
+                Some(("keys[1].sha256", "listed twice")),
+            ),
+            (
+                vec![("x", a.clone()), ("y", "00".into()), ("z", a.clone())],
+                Some(("keys[1].sha256", "not a SHA-256")),
+            ),
+            (
+                vec![("x", c.clone()), ("y", a.clone()), ("z", b.clone()), ("w", a.clone()), ("v", c.clone())],
+                Some(("keys[3].sha256", "listed twice")),
+            ),
+        ];
+        for (keys, want) in cases {
+            let got = ApiKeys::compile(&spec(&keys)).err();
+            match (got, want) {
+                (None, None) => {}
+                (Some(e), Some((path, why))) => {
+                    assert_eq!(e.path, path, "{keys:?}");
+                    assert!(e.reason.contains(why), "{keys:?}: {}", e.reason);
+                }
+                (got, want) => panic!("{keys:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    /// Every configured key finds its consumer, and other keys find none, across list sizes
+    /// (the sorted table's binary search), and the heap sort agrees with the standard sort.
+    #[test]
+    fn keys_are_found_in_the_sorted_table() {
+        for n in [1usize, 2, 3, 7, 64, 301] {
+            let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+            let keys: Vec<(&str, String)> = names
+                .iter()
+                .map(|c| (c.as_str(), hex_of(&format!("key-{c}"))))
+                .collect();
+            let compiled = ApiKeys::compile(&spec(&keys)).unwrap();
+            for c in &names {
+                let req = sdk_ext::testing::RequestBuilder::get("/")
+                    .header("x-api-key", &format!("key-{c}"))
+                    .build();
+                assert_eq!(compiled.check(&req), KeyCheck::Valid(c), "{n} {c}");
+            }
+            let req = sdk_ext::testing::RequestBuilder::get("/")
+                .header("x-api-key", "key-none")
+                .build();
+            assert_eq!(compiled.check(&req), KeyCheck::Invalid);
+            let mut v: Vec<([u8; 32], u32)> = (0..n as u32)
+                .map(|i| {
+                    let mut h = [0u8; 32];
+                    h[0] = (i.wrapping_mul(2_654_435_761) >> 24) as u8;
+                    h[31] = (i % 3) as u8;
+                    (h, i)
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort();
+            heap_sort(&mut v);
+            assert_eq!(v, want, "{n}");
+        }
     }
 }

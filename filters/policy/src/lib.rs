@@ -30,7 +30,6 @@ use sdk_ext::{
     ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView, Setup,
 };
 use std::cell::OnceCell;
-use std::collections::HashSet;
 
 /// `WWW-Authenticate` of a 401 when no API keys are configured.
 const BEARER_CHALLENGE: &str = "Bearer realm=\"api\"";
@@ -487,7 +486,9 @@ impl PolicyFilter {
                 ),
             ));
         }
-        let mut metric_names = HashSet::new();
+        // Sorted, for the duplicate check (at most `MAX_RULES`: a binary search and a short
+        // move per rule; no hash set instantiated for it).
+        let mut metric_names: Vec<String> = Vec::with_capacity(config.rules.len());
         let mut rules = Vec::with_capacity(config.rules.len());
         let mut screen: Vec<String> = Vec::new();
         // One slot budget for every rate-limit rule (shared data cannot free keys).
@@ -495,7 +496,8 @@ impl PolicyFilter {
             .map_err(|e| ConfigError::new("rules", e.reason))?;
         for (i, r) in config.rules.iter().enumerate() {
             let name = metric_name(&r.name);
-            if metric_names.contains(&name) {
+            let at = metric_names.partition_point(|n| *n < name);
+            if metric_names.get(at) == Some(&name) {
                 return Err(ConfigError::new(
                     format!("rules[{i}].name"),
                     format!(
@@ -504,9 +506,9 @@ impl PolicyFilter {
                     ),
                 ));
             }
+            metric_names.insert(at, name);
             let mut rule = Self::compile_rule(r, config, api_keys, metrics, &mut budget)
                 .map_err(|e| rule_error(e, i, &r.name))?;
-            metric_names.insert(name);
             if let Some(name) = rule.matcher.required_header() {
                 let bit = match screen.iter().position(|s| s == name) {
                     Some(b) => Some(b),

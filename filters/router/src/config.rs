@@ -578,7 +578,7 @@ fn compile_split(
 /// as basis points of [`hash::BUCKETS`], exactly: decimal digits shifted, no floating point.
 #[inline(never)]
 fn basis_points(text: &str) -> Result<u32, String> {
-    let range = || format!("{text} is not between 0 and 100");
+    let range = || out_of_range(text);
     let (mantissa, exp) = match text.find(['e', 'E']) {
         Some(i) => (&text[..i], exponent(&text[i + 1..]).ok_or_else(range)?),
         None => (text, 0),
@@ -621,6 +621,12 @@ fn basis_points(text: &str) -> Result<u32, String> {
         return Err(range());
     }
     u32::try_from(bp).map_err(|_| range())
+}
+
+/// Why a percentage is refused (one copy for the five places that say it).
+#[inline(never)]
+fn out_of_range(text: &str) -> String {
+    format!("{text} is not between 0 and 100")
 }
 
 /// A JSON number's exponent (`[+-]?digits`) as `i64`; `None` when it does not fit, as
