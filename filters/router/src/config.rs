@@ -446,7 +446,9 @@ fn compile_rule(
     let request = compile_match(&spec.matches, route_header, paths)
         .map_err(|e| e.within("match").within(at))?;
     let action = match (&spec.tag, &spec.weights) {
-        (Some(_), Some(_)) => return Err(fixed_at(&[at], "give either `tag` or `weights`, not both")),
+        (Some(_), Some(_)) => {
+            return Err(fixed_at(&[at], "give either `tag` or `weights`, not both"))
+        }
         (None, None) => {
             return Err(fixed_at(
                 &[at],
@@ -647,9 +649,13 @@ fn exponent(text: &str) -> Option<i64> {
         }
         let d = i64::from(b - b'0');
         // Accumulated negatively for a negative exponent, so `i64::MIN` is read too.
-        n = n
-            .checked_mul(10)
-            .and_then(|n| if negative { n.checked_sub(d) } else { n.checked_add(d) })?;
+        n = n.checked_mul(10).and_then(|n| {
+            if negative {
+                n.checked_sub(d)
+            } else {
+                n.checked_add(d)
+            }
+        })?;
     }
     Some(n)
 }
@@ -691,7 +697,8 @@ fn compile_edits(
         if let Some(h) = &rw.host {
             let ok = !h.is_empty()
                 && h.bytes().all(|c| {
-                    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b':' | b'[' | b']' | b'_')
+                    c.is_ascii_alphanumeric()
+                        || matches!(c, b'-' | b'.' | b':' | b'[' | b']' | b'_')
                 });
             if !ok {
                 return Err(error_at(
@@ -706,8 +713,18 @@ fn compile_edits(
         let at = indexed("request_headers.remove", j);
         edits.remove.push(edit_name(&at, name, route_header)?);
     }
-    compile_sets("request_headers.set.", &headers.set, &mut edits.set, route_header)?;
-    compile_sets("request_headers.add.", &headers.add, &mut edits.add, route_header)?;
+    compile_sets(
+        "request_headers.set.",
+        &headers.set,
+        &mut edits.set,
+        route_header,
+    )?;
+    compile_sets(
+        "request_headers.add.",
+        &headers.add,
+        &mut edits.add,
+        route_header,
+    )?;
     Ok(edits)
 }
 
@@ -846,13 +863,30 @@ mod tests {
     /// the same answer (value or message) as the `str::parse` version.
     #[test]
     fn percentages_match_the_parse_based_reader() {
-        let ints = ["", "0", "-0", "1", "-1", "00", "10", "33", "100", "101", "999999", "1234567"];
+        let ints = [
+            "", "0", "-0", "1", "-1", "00", "10", "33", "100", "101", "999999", "1234567",
+        ];
         let fracs = ["", ".0", ".5", ".01", ".001", ".50", ".125", ".0000"];
         let exps = [
-            "", "e0", "E1", "e+2", "e-1", "e-2", "e-3", "e3", "e7", "e19",
-            "e9223372036854775807", "e-9223372036854775808", "e9223372036854775808",
-            "e-9223372036854775809", "e99999999999999999999", "e-99999999999999999999", "e+",
-            "e-", "e",
+            "",
+            "e0",
+            "E1",
+            "e+2",
+            "e-1",
+            "e-2",
+            "e-3",
+            "e3",
+            "e7",
+            "e19",
+            "e9223372036854775807",
+            "e-9223372036854775808",
+            "e9223372036854775808",
+            "e-9223372036854775809",
+            "e99999999999999999999",
+            "e-99999999999999999999",
+            "e+",
+            "e-",
+            "e",
         ];
         let mut n = 0;
         for i in ints {
@@ -865,8 +899,20 @@ mod tests {
             }
         }
         assert_eq!(n, 12 * 8 * 19);
-        for e in ["5", "-5", "+5", "", "+", "-", "1x", "9223372036854775807",
-            "-9223372036854775808", "9223372036854775808", "-9223372036854775809", "007"] {
+        for e in [
+            "5",
+            "-5",
+            "+5",
+            "",
+            "+",
+            "-",
+            "1x",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "007",
+        ] {
             assert_eq!(super::exponent(e), e.parse::<i64>().ok(), "{e}");
         }
     }
