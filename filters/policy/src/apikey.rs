@@ -267,6 +267,7 @@ fn decode_sha256(hex: &str) -> Option<[u8; 32]> {
 
 /// `:path` without every occurrence of query parameter `name` (compared after decoding, as
 /// the key was read), other parameters byte-for-byte as sent; `None` if `name` is absent.
+#[inline(never)]
 pub fn remove_query_param(raw_path: &str, name: &str) -> Option<String> {
     let (path, rest) = raw_path.split_once('?')?;
     let (query, fragment) = match rest.split_once('#') {

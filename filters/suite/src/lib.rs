@@ -58,11 +58,9 @@ macro_rules! compose {
                 node: &$crate::sdk_ext::Node<'_>,
             ) -> Result<Self, $crate::sdk_ext::ConfigError> {
                 let o = node.object(&[$(stringify!($field)),+])?;
-                // Filled in place: an error drops `out` with one call, not the members read
-                // so far one by one at each member's error path (module size).
-                let mut out = Self { $( $field: None, )+ };
-                $( out.$field = o.opt(stringify!($field))?; )+
-                Ok(out)
+                Ok(Self {
+                    $( $field: o.opt(stringify!($field))?, )+
+                })
             }
         }
 
@@ -201,27 +199,46 @@ macro_rules! compose {
                 setup: $crate::sdk_ext::Setup<'_>,
             ) -> Result<Self, $crate::sdk_ext::ConfigError> {
                 let $crate::sdk_ext::Setup { metrics, services } = setup;
-                let $config { $($field),+ } = config;
-                // Filled in place, each member by [`configure_member`] (out of line, one copy
-                // per member type): an error drops what was built with one call.
-                let mut filter = Self { $( $field: None, )+ max_body: 0 };
                 $(
-                    filter.$field = $crate::configure_member::<$member>(
-                        $field,
-                        metrics,
-                        &services,
-                        stringify!($field),
-                    )?;
+                    let $field = match config.$field {
+                        Some(c) => {
+                            let mut scoped = metrics
+                                .scoped(<$member as $crate::sdk_ext::HttpFilter>::NAME);
+                            let member_setup = $crate::sdk_ext::Setup {
+                                metrics: &mut scoped,
+                                services: services.clone(),
+                            };
+                            Some(
+                                <$member as $crate::sdk_ext::HttpFilter>::configure(
+                                    c,
+                                    member_setup,
+                                )
+                                .map_err(|e| e.within(stringify!($field)))?,
+                            )
+                        }
+                        None => None,
+                    };
+                    if $field
+                        .as_ref()
+                        .is_some_and($crate::sdk_ext::HttpFilter::calls_out)
+                    {
+                        return Err($crate::sdk_ext::ConfigError::new(
+                            stringify!($field),
+                            "this configuration makes gRPC calls (e.g. policy's global rate \
+                             limits), which the suite cannot wait for: run the filter as its own \
+                             module",
+                        ));
+                    }
                 )+
-                filter.max_body = [$(
-                    filter.$field
+                let max_body = [$(
+                    $field
                         .as_ref()
                         .map_or(0, $crate::sdk_ext::HttpFilter::max_body_bytes)
                 ),+]
                 .into_iter()
                 .max()
                 .unwrap_or(0);
-                Ok(filter)
+                Ok(Self { $($field,)+ max_body })
             }
 
             fn on_request_headers(
@@ -283,36 +300,6 @@ compose! {
 
 #[cfg(all(target_arch = "wasm32", feature = "export"))]
 sdk_ext::export_http_filter!(SuiteFilter);
-
-/// A present member's `configure` ([`compose!`]), with its own metric scope and the host's
-/// services; errors are prefixed with its key. A member that would make calls is refused: the
-/// suite cannot hold its other members for an answer.
-#[doc(hidden)]
-#[inline(never)]
-pub fn configure_member<F: sdk_ext::HttpFilter>(
-    config: Option<F::Config>,
-    metrics: &sdk_ext::Metrics,
-    services: &sdk_ext::Services,
-    key: &str,
-) -> Result<Option<F>, sdk_ext::ConfigError> {
-    let Some(config) = config else {
-        return Ok(None);
-    };
-    let mut scoped = metrics.scoped(F::NAME);
-    let setup = sdk_ext::Setup {
-        metrics: &mut scoped,
-        services: services.clone(),
-    };
-    let filter = F::configure(config, setup).map_err(|e| e.within(key))?;
-    if filter.calls_out() {
-        return Err(sdk_ext::ConfigError::new(
-            key,
-            "this configuration makes gRPC calls (e.g. policy's global rate limits), which the \
-             suite cannot wait for: run the filter as its own module",
-        ));
-    }
-    Ok(Some(filter))
-}
 
 /// One hook of a composed filter's members ([`compose!`]): `call` runs it on a member (`None`:
 /// the member is off). With it one dispatch ladder per composition serves every hook.
