@@ -259,10 +259,24 @@ fn decode_sha256(hex: &str) -> Option<[u8; 32]> {
     }
     let mut out = [0u8; 32];
     for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let text = std::str::from_utf8(pair).ok()?;
-        *out.get_mut(i)? = u8::from_str_radix(text, 16).ok()?;
+        // What `u8::from_str_radix(pair, 16)` accepts: two hex digits, or `+` and one.
+        *out.get_mut(i)? = match *pair {
+            [b'+', d] => nibble(d)?,
+            [h, l] => nibble(h)? << 4 | nibble(l)?,
+            _ => return None,
+        };
     }
     Some(out)
+}
+
+/// A hex digit's value.
+fn nibble(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// `:path` without every occurrence of query parameter `name` (compared after decoding, as
@@ -520,5 +534,23 @@ mod tests {
             }
         }
         assert_eq!(n, 3000);
+    }
+
+    /// Every two-byte pair decodes as `u8::from_str_radix` (after UTF-8) decodes it.
+    #[test]
+    fn hex_pairs_decode_as_from_str_radix() {
+        for h in 0..=255u8 {
+            for l in 0..=255u8 {
+                let want = std::str::from_utf8(&[h, l])
+                    .ok()
+                    .and_then(|t| u8::from_str_radix(t, 16).ok());
+                let text = [[h, l]; 32].concat();
+                let got = std::str::from_utf8(&text).ok().and_then(decode_sha256);
+                match std::str::from_utf8(&text) {
+                    Ok(_) => assert_eq!(got.map(|g| g[0]), want, "{h} {l}"),
+                    Err(_) => assert_eq!(want, None, "{h} {l}"),
+                }
+            }
+        }
     }
 }
