@@ -177,20 +177,21 @@ impl FromJson for WeightSpec {
 
 impl FromJson for HashKey {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
+        const WITH_VALUE: [&str; 4] = ["header", "cookie", "query", "claim"];
         let (name, value) = node.variant()?;
-        let text = |v: &Node<'_>| v.str().map(str::to_string);
-        match (name, &value) {
-            ("source_ip", None) => Ok(HashKey::SourceIp),
-            ("header", Some(v)) => text(v).map(HashKey::Header),
-            ("cookie", Some(v)) => text(v).map(HashKey::Cookie),
-            ("query", Some(v)) => text(v).map(HashKey::Query),
-            ("claim", Some(v)) => text(v).map(HashKey::Claim),
-            _ => Err(node.bad_variant(
-                name,
-                value.as_ref(),
-                &["source_ip"],
-                &["header", "cookie", "query", "claim"],
-            )),
+        match (WITH_VALUE.iter().position(|k| *k == name), &value) {
+            (Some(kind), Some(v)) => {
+                // One string read for the four kinds that name something.
+                let text = v.str()?.to_string();
+                Ok(match kind {
+                    0 => HashKey::Header(text),
+                    1 => HashKey::Cookie(text),
+                    2 => HashKey::Query(text),
+                    _ => HashKey::Claim(text),
+                })
+            }
+            (None, None) if name == "source_ip" => Ok(HashKey::SourceIp),
+            _ => Err(node.bad_variant(name, value.as_ref(), &["source_ip"], &WITH_VALUE)),
         }
     }
 }
