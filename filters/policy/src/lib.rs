@@ -165,14 +165,28 @@ enum Decider<'a> {
     ApiKey,
 }
 
-impl Decider<'_> {
-    fn label(&self) -> String {
+/// Who decided, for logs: "rule `name`", "the default action", "API key check".
+impl std::fmt::Display for Decider<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Decider::Rule(r) => format!("rule `{}`", r.name),
-            Decider::Default => "the default action".into(),
-            Decider::ApiKey => "API key check".into(),
+            Decider::Rule(r) => write!(f, "rule `{}`", r.name),
+            Decider::Default => f.write_str("the default action"),
+            Decider::ApiKey => f.write_str("API key check"),
         }
     }
+}
+
+/// A debug line: one out-of-line copy of `log`'s call for every site (module size). The glue's
+/// logger prints the message only, so the lines are what `log::debug!` at the site printed.
+#[inline(never)]
+fn debug(args: std::fmt::Arguments<'_>) {
+    log::debug!("{args}");
+}
+
+/// A warning line, as [`debug`].
+#[inline(never)]
+fn warn(args: std::fmt::Arguments<'_>) {
+    log::warn!("{args}");
 }
 
 /// Other counters.
@@ -578,12 +592,12 @@ impl PolicyFilter {
                 Verdict::Ask(..) => {}
             }
             if !verdict.is_allow() {
-                log::debug!(
+                debug(format_args!(
                     "{}: shadow rule `{}` would deny the request (request id {})",
                     Self::NAME,
                     rule.name,
                     req.request_id().unwrap_or("-")
-                );
+                ));
             }
         }
         match &self.default_deny {
@@ -626,11 +640,11 @@ impl PolicyFilter {
                 Err(e) => {
                     // The service still decides.
                     self.totals.ratelimit_store_errors.inc();
-                    log::warn!(
+                    warn(format_args!(
                         "{}: rule `{}`: local-first bucket unavailable ({e}); asking the service",
                         Self::NAME,
                         rule.name
-                    );
+                    ));
                 }
             }
         }
@@ -665,11 +679,11 @@ impl PolicyFilter {
                 // Fail open, as Envoy's rate-limit filters do by default: a broken limiter must
                 // not take the service down. Counted and logged.
                 self.totals.ratelimit_store_errors.inc();
-                log::warn!(
+                warn(format_args!(
                     "{}: rule `{}`: rate limiter unavailable ({e}); request admitted",
                     Self::NAME,
                     rule.name
-                );
+                ));
                 Verdict::Allow
             }
         }
@@ -838,12 +852,12 @@ impl HttpFilter for PolicyFilter {
                 (Some(c), _) => c.shadow_denied.inc(),
                 (None, _) => self.totals.api_key_shadow_rejected.inc(),
             }
-            log::debug!(
+            debug(format_args!(
                 "{}: {} would deny the request (shadow mode; request id {})",
                 Self::NAME,
-                decider.label(),
+                decider,
                 request_id.unwrap_or("-")
-            );
+            ));
             return forward(ops);
         }
         let reply = match verdict {
@@ -876,13 +890,13 @@ impl HttpFilter for PolicyFilter {
         } else {
             reply
         };
-        log::debug!(
+        debug(format_args!(
             "{}: {} denied the request with {} (request id {})",
             Self::NAME,
-            decider.label(),
+            decider,
             reply.status,
             request_id.unwrap_or("-")
-        );
+        ));
         Decision::Respond(reply)
     }
 
@@ -930,12 +944,12 @@ impl HttpFilter for PolicyFilter {
                 t.over_limit.inc();
                 if self.shadow {
                     c.shadow_rate_limited.inc();
-                    log::debug!(
+                    debug(format_args!(
                         "{}: rule `{}` would rate-limit the request (shadow mode; request id {})",
                         Self::NAME,
                         rule.name,
                         request_id.unwrap_or("-")
-                    );
+                    ));
                     return Decision::Continue;
                 }
                 c.rate_limited.inc();
@@ -950,14 +964,14 @@ impl HttpFilter for PolicyFilter {
                 if timeout {
                     t.timeout.inc();
                 }
-                log::debug!(
+                debug(format_args!(
                     "{}: rule `{}`: rate-limit service failed ({reason}); failure mode {} \
                      (request id {})",
                     Self::NAME,
                     rule.name,
                     g.limit.failure_mode.as_str(),
                     request_id.unwrap_or("-")
-                );
+                ));
                 match g.limit.failure_mode {
                     FailureMode::Allow => {
                         t.failure_mode_allowed.inc();
