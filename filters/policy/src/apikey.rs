@@ -40,21 +40,26 @@ pub struct ApiKeys {
 /// strings escape `"` and `\` (RFC 9110 section 5.6.4) and keep printable ASCII only (a
 /// header value cannot carry control characters).
 fn challenge(header: Option<&str>, query: Option<&str>) -> String {
-    let quote = |v: &str| {
-        v.chars()
-            .filter(|c| matches!(c, ' '..='~'))
-            .collect::<String>()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-    };
     let mut out = String::from("ApiKey realm=\"api\"");
-    if let Some(h) = header {
-        out.push_str(&format!(", header=\"{}\"", quote(h)));
-    }
-    if let Some(q) = query {
-        out.push_str(&format!(", query=\"{}\"", quote(q)));
+    for (param, value) in [(", header=\"", header), (", query=\"", query)] {
+        if let Some(v) = value {
+            out.push_str(param);
+            quote_into(&mut out, v);
+            out.push('"');
+        }
     }
     out
+}
+
+/// `v`'s printable ASCII, with `\` and `"` escaped, appended to `out` (a quoted string's
+/// content).
+fn quote_into(out: &mut String, v: &str) {
+    for c in v.chars().filter(|c| matches!(c, ' '..='~')) {
+        if matches!(c, '\\' | '"') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
 }
 
 impl ApiKeys {
@@ -550,6 +555,35 @@ mod tests {
                     Ok(_) => assert_eq!(got.map(|g| g[0]), want, "{h} {l}"),
                     Err(_) => assert_eq!(want, None, "{h} {l}"),
                 }
+            }
+        }
+    }
+
+    /// The challenge as it was built before (filter, then two `replace`s), for every pair of
+    /// locations over awkward characters.
+    #[test]
+    fn challenge_quotes_as_before() {
+        let quote = |v: &str| {
+            v.chars()
+                .filter(|c| matches!(c, ' '..='~'))
+                .collect::<String>()
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+        };
+        let reference = |h: Option<&str>, q: Option<&str>| {
+            let mut out = String::from("ApiKey realm=\"api\"");
+            if let Some(h) = h {
+                out.push_str(&format!(", header=\"{}\"", quote(h)));
+            }
+            if let Some(q) = q {
+                out.push_str(&format!(", query=\"{}\"", quote(q)));
+            }
+            out
+        };
+        let values = [None, Some(""), Some("x-api-key"), Some("a\"b\\c"), Some("é\u{7f}\t~ "), Some("\\\"")];
+        for h in values {
+            for q in values {
+                assert_eq!(challenge(h, q), reference(h, q), "{h:?} {q:?}");
             }
         }
     }

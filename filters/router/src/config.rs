@@ -313,7 +313,7 @@ impl Edits {
             // exactly as sent.
             let suffix = req.raw_path().get(req.path().len()..).unwrap_or("");
             if let Some(rest) = req.match_path(self.paths).strip_prefix(from.as_str()) {
-                ops.set(":path", format!("{to}{rest}{suffix}"));
+                ops.set(":path", [to.as_str(), rest, suffix].concat());
             }
         }
         if let Some(host) = &self.host {
