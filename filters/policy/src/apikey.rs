@@ -54,11 +54,12 @@ fn challenge(header: Option<&str>, query: Option<&str>) -> String {
 /// `v`'s printable ASCII, with `\` and `"` escaped, appended to `out` (a quoted string's
 /// content).
 fn quote_into(out: &mut String, v: &str) {
-    for c in v.chars().filter(|c| matches!(c, ' '..='~')) {
-        if matches!(c, '\\' | '"') {
+    // Bytes: a non-ASCII character's bytes are all above `~`.
+    for c in v.bytes().filter(|c| matches!(c, b' '..=b'~')) {
+        if matches!(c, b'\\' | b'"') {
             out.push('\\');
         }
-        out.push(c);
+        out.push(char::from(c));
     }
 }
 

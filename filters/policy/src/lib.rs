@@ -287,8 +287,8 @@ impl PolicyFilter {
             && cfg.name.len() <= config::MAX_NAME_LEN
             && cfg
                 .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
         if !name_ok {
             return Err(ConfigError::new(
                 "name",
