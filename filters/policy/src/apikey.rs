@@ -428,7 +428,8 @@ mod tests {
     #[test]
     fn key_list_errors_are_met_in_order() {
         let (a, b, c) = (hex_of("a"), hex_of("b"), hex_of("c"));
-        let cases: Vec<(Vec<(&str, String)>, Option<(&str, &str)>)> = vec![
+        type Case<'a> = (Vec<(&'a str, String)>, Option<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             (
                 vec![("x", a.clone()), ("y", b.clone()), ("z", c.clone())],
                 None,
