@@ -37,6 +37,17 @@ pub struct Config {
     pub rules: Vec<RuleSpec>,
 }
 
+/// The index in `names` of the string `node` holds ([`Node::choice`]'s errors): one copy for
+/// every unit-only enum of the configuration instead of one `choice` per enum type.
+#[inline(never)]
+pub(crate) fn choice(node: &Node<'_>, names: &[&str]) -> Result<usize, ConfigError> {
+    let name = node.str()?;
+    names
+        .iter()
+        .position(|n| *n == name)
+        .ok_or_else(|| node.unknown_variant(name, names))
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DefaultAction {
     #[default]
@@ -46,10 +57,10 @@ pub enum DefaultAction {
 
 impl FromJson for DefaultAction {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        node.choice(&[
-            ("allow", DefaultAction::Allow),
-            ("deny", DefaultAction::Deny),
-        ])
+        Ok(match choice(node, &["allow", "deny"])? {
+            0 => DefaultAction::Allow,
+            _ => DefaultAction::Deny,
+        })
     }
 }
 
@@ -152,11 +163,11 @@ impl FromJson for RuleSpec {
 
 impl FromJson for Action {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        node.choice(&[
-            ("allow", Action::Allow),
-            ("deny", Action::Deny),
-            ("rate_limit", Action::RateLimit),
-        ])
+        Ok(match choice(node, &["allow", "deny", "rate_limit"])? {
+            0 => Action::Allow,
+            1 => Action::Deny,
+            _ => Action::RateLimit,
+        })
     }
 }
 

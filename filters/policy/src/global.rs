@@ -106,13 +106,19 @@ pub struct EntrySpec {
 
 impl FromJson for Scope {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        node.choice(&[("local", Scope::Local), ("global", Scope::Global)])
+        Ok(match crate::config::choice(node, &["local", "global"])? {
+            0 => Scope::Local,
+            _ => Scope::Global,
+        })
     }
 }
 
 impl FromJson for FailureMode {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        node.choice(&[("allow", FailureMode::Allow), ("deny", FailureMode::Deny)])
+        Ok(match crate::config::choice(node, &["allow", "deny"])? {
+            0 => FailureMode::Allow,
+            _ => FailureMode::Deny,
+        })
     }
 }
 

@@ -30,7 +30,6 @@ use sdk_ext::{
     ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView, Setup,
 };
 use std::cell::OnceCell;
-use std::collections::HashSet;
 
 /// `WWW-Authenticate` of a 401 when no API keys are configured.
 const BEARER_CHALLENGE: &str = "Bearer realm=\"api\"";
@@ -78,6 +77,7 @@ struct Limiter {
 #[derive(Debug)]
 struct GlobalLimiter {
     limit: GlobalLimit,
+    #[cfg_attr(not(feature = "callouts"), allow(dead_code))]
     key: Vec<KeyPart>,
     message: String,
 }
@@ -165,14 +165,28 @@ enum Decider<'a> {
     ApiKey,
 }
 
-impl Decider<'_> {
-    fn label(&self) -> String {
+/// Who decided, for logs: "rule `name`", "the default action", "API key check".
+impl std::fmt::Display for Decider<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Decider::Rule(r) => format!("rule `{}`", r.name),
-            Decider::Default => "the default action".into(),
-            Decider::ApiKey => "API key check".into(),
+            Decider::Rule(r) => write!(f, "rule `{}`", r.name),
+            Decider::Default => f.write_str("the default action"),
+            Decider::ApiKey => f.write_str("API key check"),
         }
     }
+}
+
+/// A debug line: one out-of-line copy of `log`'s call for every site (module size). The glue's
+/// logger prints the message only, so the lines are what `log::debug!` at the site printed.
+#[inline(never)]
+fn debug(args: std::fmt::Arguments<'_>) {
+    log::debug!("{args}");
+}
+
+/// A warning line, as [`debug`].
+#[inline(never)]
+fn warn(args: std::fmt::Arguments<'_>) {
+    log::warn!("{args}");
 }
 
 /// Other counters.
@@ -202,6 +216,7 @@ struct GlobalCounts {
     failure_mode_allowed: Counter,
     failure_mode_denied: Counter,
     /// Refused by the `local_first` bucket without a callout.
+    #[cfg_attr(not(feature = "callouts"), allow(dead_code))]
     local_first_limited: Counter,
 }
 
@@ -272,8 +287,8 @@ impl PolicyFilter {
             && cfg.name.len() <= config::MAX_NAME_LEN
             && cfg
                 .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
         if !name_ok {
             return Err(ConfigError::new(
                 "name",
@@ -420,6 +435,115 @@ impl PolicyFilter {
         }
     }
 
+    /// [`HttpFilter::configure`]'s work.
+    #[inline(never)]
+    fn build(
+        config: &Config,
+        metrics: &mut Metrics,
+        services: &sdk_ext::Services,
+    ) -> Result<Self, ConfigError> {
+        let deny = Denial::compile(&config.deny).map_err(|e| e.within("deny"))?;
+        let default_deny = (config.default_action == DefaultAction::Deny).then_some(deny);
+        let api_keys = match &config.api_keys {
+            Some(k) => Some(ApiKeys::compile(k).map_err(|e| e.within("api_keys"))?),
+            None => None,
+        };
+        let claim_source = config.jwt.compile().map_err(|e| e.within("jwt"))?;
+        let (rules, screen) = Self::compile_rules(config, api_keys.as_ref(), metrics, services)?;
+        let [api_key_valid, api_key_invalid, api_key_missing, api_key_shadow_rejected, ratelimit_store_errors, ratelimit_shared_slots] =
+            metrics.counters(
+                "",
+                [
+                    "api_key_valid",
+                    "api_key_invalid",
+                    "api_key_missing",
+                    "api_key_shadow_rejected",
+                    "ratelimit_store_errors",
+                    "ratelimit_shared_slots",
+                ],
+            )?;
+        let totals = Totals {
+            api_key_valid,
+            api_key_invalid,
+            api_key_missing,
+            api_key_shadow_rejected,
+            ratelimit_store_errors,
+            ratelimit_shared_slots,
+            global: GlobalCounts::define(metrics)?,
+        };
+        Ok(Self {
+            shadow: config.shadow,
+            default_deny,
+            default_counts: Outcomes::define(metrics, "default")?,
+            api_keys,
+            claim_source,
+            path_matching: config.path_matching,
+            rules,
+            screen,
+            totals,
+        })
+    }
+
+    /// The rules, and the header names they need present ([`PolicyFilter::screen`]).
+    #[inline(never)]
+    fn compile_rules(
+        config: &Config,
+        api_keys: Option<&ApiKeys>,
+        metrics: &mut Metrics,
+        services: &sdk_ext::Services,
+    ) -> Result<(Vec<Rule>, Vec<String>), ConfigError> {
+        if config.rules.len() > config::MAX_RULES {
+            return Err(ConfigError::new(
+                "rules",
+                format!(
+                    "{} rules; at most {}",
+                    config.rules.len(),
+                    config::MAX_RULES
+                ),
+            ));
+        }
+        // Sorted, for the duplicate check (at most `MAX_RULES`: a binary search and a short
+        // move per rule; no hash set instantiated for it).
+        let mut metric_names: Vec<String> = Vec::with_capacity(config.rules.len());
+        let mut rules = Vec::with_capacity(config.rules.len());
+        let mut screen: Vec<String> = Vec::new();
+        // One slot budget for every rate-limit rule (shared data cannot free keys).
+        let mut budget = SlotBudget::new("policy", sdk_ext::ratelimit::MAX_TOTAL_SLOTS, services)
+            .map_err(|e| ConfigError::new("rules", e.reason))?;
+        for (i, r) in config.rules.iter().enumerate() {
+            let name = metric_name(&r.name);
+            let at = metric_names.partition_point(|n| *n < name);
+            if metric_names.get(at) == Some(&name) {
+                return Err(ConfigError::new(
+                    format!("rules[{i}].name"),
+                    format!(
+                        "rule `{}`: another rule has the same name or metric name `{name}`",
+                        r.name,
+                    ),
+                ));
+            }
+            metric_names.insert(at, name);
+            let mut rule = Self::compile_rule(r, config, api_keys, metrics, &mut budget)
+                .map_err(|e| rule_error(e, i, &r.name))?;
+            if let Some(name) = rule.matcher.required_header() {
+                let bit = match screen.iter().position(|s| s == name) {
+                    Some(b) => Some(b),
+                    None if screen.len() < 64 => {
+                        screen.push(name.to_string());
+                        Some(screen.len() - 1)
+                    }
+                    None => None,
+                };
+                rule.needs = bit.map(|b| 1u64 << b);
+            }
+            rules.push(rule);
+        }
+        budget.prepare().map_err(|e| {
+            ConfigError::new("rules", format!("cannot create rate-limit slots: {e}"))
+        })?;
+        Ok((rules, screen))
+    }
+
     /// The first non-shadow rule that matches, or the default action. Shadow rules that match
     /// are counted here.
     fn evaluate<'a>(
@@ -468,12 +592,12 @@ impl PolicyFilter {
                 Verdict::Ask(..) => {}
             }
             if !verdict.is_allow() {
-                log::debug!(
+                debug(format_args!(
                     "{}: shadow rule `{}` would deny the request (request id {})",
                     Self::NAME,
                     rule.name,
                     req.request_id().unwrap_or("-")
-                );
+                ));
             }
         }
         match &self.default_deny {
@@ -482,7 +606,22 @@ impl PolicyFilter {
         }
     }
 
+    /// A global rule without the `callouts` feature (the suite, which refuses global rules at
+    /// configure time through `calls_out`): never reached; [`Verdict::Ask`] is answered as the
+    /// suite answers a call it cannot wait for.
+    #[cfg(not(feature = "callouts"))]
+    fn global_first<'a>(
+        &self,
+        _rule: &Rule,
+        g: &'a GlobalLimiter,
+        _req: &RequestView,
+        _consumer: Option<&str>,
+    ) -> Verdict<'a> {
+        Verdict::Ask(g, Vec::new())
+    }
+
     /// A global rule: the `local_first` bucket, then the service.
+    #[cfg(feature = "callouts")]
     fn global_first<'a>(
         &self,
         rule: &Rule,
@@ -501,11 +640,11 @@ impl PolicyFilter {
                 Err(e) => {
                     // The service still decides.
                     self.totals.ratelimit_store_errors.inc();
-                    log::warn!(
+                    warn(format_args!(
                         "{}: rule `{}`: local-first bucket unavailable ({e}); asking the service",
                         Self::NAME,
                         rule.name
-                    );
+                    ));
                 }
             }
         }
@@ -540,14 +679,23 @@ impl PolicyFilter {
                 // Fail open, as Envoy's rate-limit filters do by default: a broken limiter must
                 // not take the service down. Counted and logged.
                 self.totals.ratelimit_store_errors.inc();
-                log::warn!(
+                warn(format_args!(
                     "{}: rule `{}`: rate limiter unavailable ({e}); request admitted",
                     Self::NAME,
                     rule.name
-                );
+                ));
                 Verdict::Allow
             }
         }
+    }
+}
+
+/// An error of rule `i` (named `name`): `rules[i].<path>`, the reason prefixed with the name.
+#[inline(never)]
+fn rule_error(e: ConfigError, i: usize, name: &str) -> ConfigError {
+    ConfigError {
+        path: sdk_ext::config::join_path(&format!("rules[{i}]"), &e.path),
+        reason: format!("rule `{name}`: {}", e.reason),
     }
 }
 
@@ -627,97 +775,9 @@ impl HttpFilter for PolicyFilter {
     /// Rate-limit buckets live in `setup.services`' shared data (every worker's), read with its
     /// clock; with [`sdk_ext::Services::local`] (native use) they are private to this thread.
     fn configure(config: Config, setup: Setup<'_>) -> Result<Self, ConfigError> {
-        let Setup { metrics, services } = setup;
-        let services = &services;
-        let deny = Denial::compile(&config.deny).map_err(|e| e.within("deny"))?;
-        let default_deny = (config.default_action == DefaultAction::Deny).then_some(deny);
-        let api_keys = config
-            .api_keys
-            .as_ref()
-            .map(|k| ApiKeys::compile(k).map_err(|e| e.within("api_keys")))
-            .transpose()?;
-        let claim_source = config.jwt.compile().map_err(|e| e.within("jwt"))?;
-        if config.rules.len() > config::MAX_RULES {
-            return Err(ConfigError::new(
-                "rules",
-                format!(
-                    "{} rules; at most {}",
-                    config.rules.len(),
-                    config::MAX_RULES
-                ),
-            ));
-        }
-        let mut metric_names = HashSet::new();
-        let mut rules = Vec::with_capacity(config.rules.len());
-        let mut screen: Vec<String> = Vec::new();
-        // One slot budget for every rate-limit rule (shared data cannot free keys).
-        let mut budget = SlotBudget::new("policy", sdk_ext::ratelimit::MAX_TOTAL_SLOTS, services)
-            .map_err(|e| ConfigError::new("rules", e.reason))?;
-        for (i, r) in config.rules.iter().enumerate() {
-            let at = format!("rules[{i}]");
-            if !metric_names.insert(metric_name(&r.name)) {
-                return Err(ConfigError::new(
-                    format!("{at}.name"),
-                    format!(
-                        "rule `{}`: another rule has the same name or metric name `{}`",
-                        r.name,
-                        metric_name(&r.name)
-                    ),
-                ));
-            }
-            let mut rule = Self::compile_rule(r, &config, api_keys.as_ref(), metrics, &mut budget)
-                .map_err(|mut e| {
-                    e.reason = format!("rule `{}`: {}", r.name, e.reason);
-                    e.within(&at)
-                })?;
-            if let Some(name) = rule.matcher.required_header() {
-                let bit = match screen.iter().position(|s| s == name) {
-                    Some(b) => Some(b),
-                    None if screen.len() < 64 => {
-                        screen.push(name.to_string());
-                        Some(screen.len() - 1)
-                    }
-                    None => None,
-                };
-                rule.needs = bit.map(|b| 1u64 << b);
-            }
-            rules.push(rule);
-        }
-        budget.prepare().map_err(|e| {
-            ConfigError::new("rules", format!("cannot create rate-limit slots: {e}"))
-        })?;
-        let [api_key_valid, api_key_invalid, api_key_missing, api_key_shadow_rejected, ratelimit_store_errors, ratelimit_shared_slots] =
-            metrics.counters(
-                "",
-                [
-                    "api_key_valid",
-                    "api_key_invalid",
-                    "api_key_missing",
-                    "api_key_shadow_rejected",
-                    "ratelimit_store_errors",
-                    "ratelimit_shared_slots",
-                ],
-            )?;
-        let totals = Totals {
-            api_key_valid,
-            api_key_invalid,
-            api_key_missing,
-            api_key_shadow_rejected,
-            ratelimit_store_errors,
-            ratelimit_shared_slots,
-            global: GlobalCounts::define(metrics)?,
-        };
-        Ok(Self {
-            shadow: config.shadow,
-            default_deny,
-            default_counts: Outcomes::define(metrics, "default")?,
-            api_keys,
-            claim_source,
-            path_matching: config.path_matching,
-            rules,
-            screen,
-            totals,
-        })
+        // By reference from here: `config` and the services are dropped once, here, instead
+        // of on every error path of the compiler (module size).
+        Self::build(&config, setup.metrics, &setup.services)
     }
 
     fn on_request_headers(
@@ -773,7 +833,19 @@ impl HttpFilter for PolicyFilter {
             // it before the call.
             state.pending = self.rules.iter().position(|r| std::ptr::eq(r, rule));
             forward(ops);
+            #[cfg(feature = "callouts")]
             return Decision::Call(g.limit.call(&g.key, values));
+            // What the suite answers for a member's call (refused at configure time there).
+            #[cfg(not(feature = "callouts"))]
+            return {
+                let _ = (g, values);
+                Decision::Respond(LocalReply::json(
+                    503,
+                    "unavailable",
+                    "filter could not run",
+                    req.request_id(),
+                ))
+            };
         }
         let request_id = req.request_id();
         if self.shadow {
@@ -782,12 +854,12 @@ impl HttpFilter for PolicyFilter {
                 (Some(c), _) => c.shadow_denied.inc(),
                 (None, _) => self.totals.api_key_shadow_rejected.inc(),
             }
-            log::debug!(
+            debug(format_args!(
                 "{}: {} would deny the request (shadow mode; request id {})",
                 Self::NAME,
-                decider.label(),
+                decider,
                 request_id.unwrap_or("-")
-            );
+            ));
             return forward(ops);
         }
         let reply = match verdict {
@@ -820,13 +892,13 @@ impl HttpFilter for PolicyFilter {
         } else {
             reply
         };
-        log::debug!(
+        debug(format_args!(
             "{}: {} denied the request with {} (request id {})",
             Self::NAME,
-            decider.label(),
+            decider,
             reply.status,
             request_id.unwrap_or("-")
-        );
+        ));
         Decision::Respond(reply)
     }
 
@@ -874,12 +946,12 @@ impl HttpFilter for PolicyFilter {
                 t.over_limit.inc();
                 if self.shadow {
                     c.shadow_rate_limited.inc();
-                    log::debug!(
+                    debug(format_args!(
                         "{}: rule `{}` would rate-limit the request (shadow mode; request id {})",
                         Self::NAME,
                         rule.name,
                         request_id.unwrap_or("-")
-                    );
+                    ));
                     return Decision::Continue;
                 }
                 c.rate_limited.inc();
@@ -894,14 +966,14 @@ impl HttpFilter for PolicyFilter {
                 if timeout {
                     t.timeout.inc();
                 }
-                log::debug!(
+                debug(format_args!(
                     "{}: rule `{}`: rate-limit service failed ({reason}); failure mode {} \
                      (request id {})",
                     Self::NAME,
                     rule.name,
                     g.limit.failure_mode.as_str(),
                     request_id.unwrap_or("-")
-                );
+                ));
                 match g.limit.failure_mode {
                     FailureMode::Allow => {
                         t.failure_mode_allowed.inc();
