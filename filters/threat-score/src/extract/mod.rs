@@ -274,27 +274,68 @@ impl ByteSet {
     pub const ASCII_UPPERCASE: ByteSet = ByteSet([0, 0x07ff_fffe, 0, 0]);
 
     /// The bytes of `b`.
+    ///
+    /// Every value of every request (and many pieces the detectors cut) goes through this, so
+    /// its cost per byte counts on Wasm, where a bit update of an array word indexed by the
+    /// byte is about 27 instructions (address, load, shift, or, store, loop). Texts of
+    /// [`ByteSet::TABLE_FROM`] bytes or more store one flag per byte into a table instead
+    /// (about 8 a byte, four bytes per loop step) and gather the 256 flags into the four
+    /// words once (a multiply per eight flags, a few hundred instructions); shorter ones take
+    /// the bit loop four bytes per step. Same set either way
+    /// (`byte_sets_short_and_long_and_lowercased` compares both with a plain loop).
     pub fn of(b: &[u8]) -> ByteSet {
+        if b.len() >= Self::TABLE_FROM {
+            return Self::of_table(b);
+        }
         let mut set = [0u64; 4];
-        if b.len() < 256 {
-            for &c in b {
-                if let Some(w) = set.get_mut(usize::from(c >> 6)) {
-                    *w |= 1 << (c & 63);
-                }
-            }
-            return ByteSet(set);
-        }
-        // Long texts (4 KiB detector windows, whole bodies): one store per byte into a table,
-        // then one pass over the table (about half the work per byte of the bit updates).
-        let mut seen = [false; 256];
-        for &c in b {
-            if let Some(s) = seen.get_mut(usize::from(c)) {
-                *s = true;
-            }
-        }
-        for (c, _) in seen.iter().enumerate().filter(|(_, s)| **s) {
-            if let Some(w) = set.get_mut(c >> 6) {
+        let mut add = |c: u8| {
+            if let Some(w) = set.get_mut(usize::from(c >> 6)) {
                 *w |= 1 << (c & 63);
+            }
+        };
+        let mut quads = b.chunks_exact(4);
+        for q in quads.by_ref() {
+            for &c in q {
+                add(c);
+            }
+        }
+        for &c in quads.remainder() {
+            add(c);
+        }
+        ByteSet(set)
+    }
+
+    /// Length from which [`ByteSet::of`] fills a flag table (its fixed cost, the gather,
+    /// is paid back by the cheaper bytes from about 20 bytes on).
+    const TABLE_FROM: usize = 32;
+
+    /// [`ByteSet::of`] through a table of one flag per byte value.
+    fn of_table(b: &[u8]) -> ByteSet {
+        let mut seen = [0u8; 256];
+        let mut mark = |c: u8| {
+            if let Some(s) = seen.get_mut(usize::from(c)) {
+                *s = 1;
+            }
+        };
+        let mut quads = b.chunks_exact(4);
+        for q in quads.by_ref() {
+            for &c in q {
+                mark(c);
+            }
+        }
+        for &c in quads.remainder() {
+            mark(c);
+        }
+        // Eight flags (bytes 0 or 1, byte `k` for value `base + k`) to eight bits: the
+        // product with this constant puts flag `k` at bit `56 + k` and nothing else in the
+        // top byte (every carry stays below it or leaves the word).
+        const GATHER: u64 = 0x0102_0408_1020_4080;
+        let mut set = [0u64; 4];
+        for (w, flags) in set.iter_mut().zip(seen.chunks_exact(64)) {
+            for (k, f) in flags.chunks_exact(8).enumerate() {
+                let mut x = [0u8; 8];
+                x.copy_from_slice(f);
+                *w |= (u64::from_le_bytes(x).wrapping_mul(GATHER) >> 56) << (8 * k);
             }
         }
         ByteSet(set)
@@ -1749,7 +1790,9 @@ mod tests {
             ByteSet::from_words(set)
         };
         let mut seed = 0x5151_7a7a_0101_ffffu64;
-        for n in [0, 1, 7, 255, 256, 257, 1000, 4096] {
+        for n in [
+            0, 1, 3, 4, 5, 7, 8, 31, 32, 33, 35, 64, 255, 256, 257, 1000, 4096,
+        ] {
             for _ in 0..20 {
                 let text: Vec<u8> = (0..n)
                     .map(|_| {
