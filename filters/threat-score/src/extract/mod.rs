@@ -748,10 +748,20 @@ pub fn windows(s: &str, window: usize, overlap: usize) -> Vec<(usize, usize)> {
 impl<'r> Prepared<'r> {
     /// Inputs whose source is one of `sources` (while a detector runs: those whose shape it
     /// admits, see [`crate::detect::gate`]).
-    pub fn inputs_from<'s>(&'s self, sources: &'s [Source]) -> InputsFrom<'s, 'r> {
+    ///
+    /// For tools and tests; the detectors pass their sources' mask, computed at compile time
+    /// ([`Prepared::inputs_of`]).
+    pub fn inputs_from<'s>(&'s self, sources: &[Source]) -> InputsFrom<'s, 'r> {
+        self.inputs_of(source_mask(sources))
+    }
+
+    /// [`Prepared::inputs_from`] with the sources as a bit mask ([`source_mask`]): the
+    /// detectors read their values through this about fifteen times a request, and folding
+    /// the list into the mask on each call was a loop per call.
+    /// Out of line: sixteen call sites.
+    #[inline(never)]
+    pub(crate) fn inputs_of<'s>(&'s self, wanted: u16) -> InputsFrom<'s, 'r> {
         let gate = self.gate.get();
-        // The sources as one bit each (a test per value instead of a search of the list).
-        let wanted = sources.iter().fold(0u16, |m, &s| m | (1 << (s as u16)));
         // The running detector's own list (built at this level), or every value: ungated,
         // or (never in the engine) gated at another level than the lists were built at.
         let list = gate.and_then(|(kind, paranoia)| {
@@ -775,6 +785,18 @@ impl<'r> Prepared<'r> {
             .gates
             .get_or_init(|| Gates::new(&self.inputs, paranoia));
     }
+}
+
+/// The sources as one bit each (bit `source as u16`), for [`Prepared::inputs_of`]; `const`, so
+/// that a detector's list of sources is its mask at compile time.
+pub(crate) const fn source_mask(sources: &[Source]) -> u16 {
+    let mut wanted = 0u16;
+    let mut rest = sources;
+    while let [s, tail @ ..] = rest {
+        wanted |= 1 << (*s as u16);
+        rest = tail;
+    }
+    wanted
 }
 
 /// The values a detector reads ([`Prepared::inputs_from`]): the running detector's list of
