@@ -483,8 +483,8 @@ pub struct Prepared<'r> {
     pub path_raw: &'r str,
     /// Query part of the URI as sent (without `?`).
     pub query_raw: &'r str,
-    /// The decoded path.
-    pub path: String,
+    /// The decoded path (borrowed from the request when nothing in it needed decoding).
+    pub path: Text<'r>,
     /// Every value to scan.
     pub inputs: Vec<Input<'r>>,
     /// Lowercase media type of the body.
@@ -1476,7 +1476,6 @@ pub(crate) fn prepare_with<'r>(
         path.clone(),
         CategorySet::EMPTY,
     ));
-    let path = path.to_string();
     b.form(query_raw.as_bytes());
 
     // Headers.
