@@ -3,7 +3,7 @@
 //! calls, SSRF to cloud metadata services and internal host names, and `data:` URIs used as
 //! include targets.
 
-use super::{Findings, INJECTION_SOURCES};
+use super::{Findings, INJECTION};
 use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
@@ -1209,7 +1209,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if !out.wants(CAT, 1) {
         return;
     }
-    for input in p.inputs_from(INJECTION_SOURCES) {
+    for input in p.inputs_of(INJECTION) {
         if out.decided() {
             break;
         }

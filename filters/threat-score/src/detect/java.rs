@@ -2,7 +2,7 @@
 //! log4j resolves it), serialized-object markers, process-execution classes, deserialization
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
-use super::{has_word, Findings, INJECTION_SOURCES};
+use super::{has_word, Findings, INJECTION};
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::ByteSet;
@@ -117,8 +117,8 @@ fn gadget_in(input: &crate::extract::Input<'_>) -> bool {
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     for input in p
-        .inputs_from(INJECTION_SOURCES)
-        .chain(p.inputs_from(&[Source::Path]))
+        .inputs_of(INJECTION)
+        .chain(p.inputs_of(const { crate::extract::source_mask(&[Source::Path]) }))
     {
         if out.decided() {
             break;

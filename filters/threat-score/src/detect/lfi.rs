@@ -4,7 +4,7 @@
 //! and credentials, web server configuration, dot-directories of tools) rather than a list
 //! of payloads.
 
-use super::{Findings, INJECTION_SOURCES};
+use super::{Findings, INJECTION};
 use crate::decode::path::normalize;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
@@ -378,8 +378,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     for input in p
-        .inputs_from(INJECTION_SOURCES)
-        .chain(p.inputs_from(&[Source::Path]))
+        .inputs_of(INJECTION)
+        .chain(p.inputs_of(const { crate::extract::source_mask(&[Source::Path]) }))
     {
         if out.decided() {
             break;

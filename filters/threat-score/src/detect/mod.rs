@@ -238,6 +238,9 @@ pub const INJECTION_SOURCES: &[Source] = &[
     Source::Body,
 ];
 
+/// [`INJECTION_SOURCES`] as the mask [`crate::Prepared::inputs_from`] tests each value with.
+pub(crate) const INJECTION: u16 = crate::extract::source_mask(INJECTION_SOURCES);
+
 /// True when an input's value is a plain token (letters, digits, `-_.@`, non-ASCII) without
 /// `..`: most parameter values are, and no injection shape fits in one, so detectors skip them
 /// cheaply. Asked of the value's byte set (no pass over the value): case changes no answer

@@ -4,7 +4,7 @@
 //! callables (`"sys"."tem"(...)`), variable variables (`${'x'}`), script and session-file
 //! uploads.
 
-use super::{find_word, Findings, Skipper, INJECTION_SOURCES};
+use super::{find_word, Findings, Skipper, INJECTION};
 use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
@@ -1122,7 +1122,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if !out.wants(CAT, 1) {
         return;
     }
-    for input in p.inputs_from(INJECTION_SOURCES) {
+    for input in p.inputs_of(INJECTION) {
         if out.decided() {
             break;
         }

@@ -8,7 +8,7 @@
 //! substitution, `${IFS}`, brace expansion, glob paths like `/???/c?t`, shellshock, history
 //! expansion, `for /f`, `if exist`) is detected on its own.
 
-use super::{Findings, INJECTION_SOURCES};
+use super::{Findings, INJECTION};
 use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
@@ -2084,7 +2084,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if !out.wants(CAT, 1) {
         return;
     }
-    for input in p.inputs_from(INJECTION_SOURCES) {
+    for input in p.inputs_of(INJECTION) {
         if out.decided() {
             break;
         }

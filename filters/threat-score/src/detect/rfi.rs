@@ -3,7 +3,7 @@
 //! appends, or a remote URL in a parameter whose name says it is a path or an include. At
 //! paranoia 2, any URL pointing to another host than the request's.
 
-use super::{Findings, INJECTION_SOURCES};
+use super::{Findings, INJECTION};
 use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
 use crate::model::{Category, Severity, Source};
@@ -222,7 +222,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     let host = p.headers.host();
-    for input in p.inputs_from(INJECTION_SOURCES) {
+    for input in p.inputs_of(INJECTION) {
         if out.decided() {
             break;
         }

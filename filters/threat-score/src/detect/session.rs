@@ -61,7 +61,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         own.as_deref()
             .is_none_or(|o| h != o && !h.ends_with(&format!(".{o}")))
     });
-    for input in p.inputs_from(&[Source::ArgName]) {
+    for input in p.inputs_of(const { crate::extract::source_mask(&[Source::ArgName]) }) {
         // `lower` is the name lowercased, as `session_like` compares it.
         let n = input.lower.as_str();
         // Every name `session_like` accepts holds an `s` (`sess`, `sid`, the framework
@@ -78,7 +78,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             out.hit(input, CAT, "session.id-in-parameter", Severity::Critical, 1);
         }
     }
-    for input in p.inputs_from(&[Source::Arg, Source::Cookie]) {
+    for input in p.inputs_of(const { crate::extract::source_mask(&[Source::Arg, Source::Cookie]) })
+    {
         let l = &input.lower;
         // Every rule needs `sess` and `=`: the byte set rules most values out first.
         if !(input.may_contain("sess=") && l.has_char('=')) {

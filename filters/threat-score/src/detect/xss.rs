@@ -5,7 +5,7 @@
 //! sinks are recognised by call shape (`alert(1)`, `self['x']`). Entities and escapes are
 //! already decoded by the extractor.
 
-use super::{Findings, INJECTION_SOURCES};
+use super::{Findings, INJECTION};
 use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
@@ -719,8 +719,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     for input in p
-        .inputs_from(INJECTION_SOURCES)
-        .chain(p.inputs_from(&[Source::Path]))
+        .inputs_of(INJECTION)
+        .chain(p.inputs_of(const { crate::extract::source_mask(&[Source::Path]) }))
     {
         if out.decided() {
             break;

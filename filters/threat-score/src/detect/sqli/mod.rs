@@ -8,7 +8,7 @@
 
 pub mod lexer;
 
-use super::{Findings, INJECTION_SOURCES};
+use super::{Findings, INJECTION};
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{Input, Prepared};
@@ -1422,8 +1422,8 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     for input in p
-        .inputs_from(INJECTION_SOURCES)
-        .chain(p.inputs_from(&[Source::Path]))
+        .inputs_of(INJECTION)
+        .chain(p.inputs_of(const { crate::extract::source_mask(&[Source::Path]) }))
     {
         if out.decided() {
             break;
