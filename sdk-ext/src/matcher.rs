@@ -103,26 +103,16 @@ impl StringMatchSpec {
 
     /// Validate and compile. Errors name the match kind's field (`regex`, `glob`, ...).
     pub fn compile(&self) -> Result<StringMatcher, ConfigError> {
-        let given: Vec<&str> = [
-            ("exact", self.exact.is_some()),
-            ("prefix", self.prefix.is_some()),
-            ("suffix", self.suffix.is_some()),
-            ("contains", self.contains.is_some()),
-            ("regex", self.regex.is_some()),
-            ("glob", self.glob.is_some()),
-        ]
-        .iter()
-        .filter(|(_, set)| *set)
-        .map(|(n, _)| *n)
-        .collect();
-        if given.len() != 1 {
-            return Err(ConfigError::new(
-                "$",
-                format!(
-                    "exactly one of exact, prefix, suffix, contains, regex, glob is required (found {})",
-                    if given.is_empty() { "none".to_string() } else { given.join(", ") }
-                ),
-            ));
+        let kinds = [
+            ("exact", &self.exact),
+            ("prefix", &self.prefix),
+            ("suffix", &self.suffix),
+            ("contains", &self.contains),
+            ("regex", &self.regex),
+            ("glob", &self.glob),
+        ];
+        if kinds.iter().filter(|(_, v)| v.is_some()).count() != 1 {
+            return Err(one_kind_error(&kinds));
         }
         let ic = self.ignore_case;
         let fold = |s: &String| {
@@ -156,6 +146,30 @@ impl StringMatchSpec {
         }
         Err(ConfigError::new("$", "no match kind given"))
     }
+}
+
+/// `exactly one of .. is required (found ..)`: out of line, without a `Vec` or `format!` in
+/// `compile` (module size).
+#[inline(never)]
+fn one_kind_error(kinds: &[(&str, &Option<String>)]) -> ConfigError {
+    let mut reason = String::from(
+        "exactly one of exact, prefix, suffix, contains, regex, glob is required (found ",
+    );
+    let mut found = false;
+    for (name, v) in kinds {
+        if v.is_some() {
+            if found {
+                reason.push_str(", ");
+            }
+            reason.push_str(name);
+            found = true;
+        }
+    }
+    if !found {
+        reason.push_str("none");
+    }
+    reason.push(')');
+    ConfigError::new("$", reason)
 }
 
 /// Compile `pattern` anchored at both ends, with a size limit.
@@ -342,9 +356,10 @@ impl MethodMatcher {
         let mut out = Vec::with_capacity(methods.len());
         for (i, m) in methods.iter().enumerate() {
             if m.is_empty() || !m.chars().all(|c| c.is_ascii_alphabetic() || c == '-') {
-                return Err(ConfigError::new(
-                    format!("[{i}]"),
-                    format!("`{m}` is not an HTTP method"),
+                return Err(within_index(
+                    ConfigError::new("", format!("`{m}` is not an HTTP method")),
+                    "",
+                    i,
                 ));
             }
             out.push(m.to_ascii_uppercase());
@@ -366,7 +381,10 @@ impl CidrMatcher {
     pub fn compile(cidrs: &[String]) -> Result<Self, ConfigError> {
         let mut out = Vec::with_capacity(cidrs.len());
         for (i, c) in cidrs.iter().enumerate() {
-            out.push(parse_cidr(c).map_err(|reason| ConfigError::new(format!("[{i}]"), reason))?);
+            match parse_cidr(c) {
+                Ok(net) => out.push(net),
+                Err(reason) => return Err(within_index(ConfigError::new("", reason), "", i)),
+            }
         }
         Ok(Self(out))
     }
@@ -534,22 +552,49 @@ pub struct RequestMatcher {
     path_matching: PathMatching,
 }
 
+// A plain loop with the error path out of line: `collect::<Result<Vec<_>, _>>()` built a
+// `GenericShunt` adapter per element type (~600 bytes each) and a `format!` per instance
+// (module size; configure time only).
 fn compile_list<S, T>(
     field: &str,
     specs: &[S],
     f: impl Fn(&S) -> Result<T, ConfigError>,
 ) -> Result<Vec<T>, ConfigError> {
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| f(s).map_err(|e| e.within(&format!("{field}[{i}]"))))
-        .collect()
+    let mut out = Vec::with_capacity(specs.len());
+    for (i, s) in specs.iter().enumerate() {
+        match f(s) {
+            Ok(t) => out.push(t),
+            Err(e) => return Err(within_index(e, field, i)),
+        }
+    }
+    Ok(out)
+}
+
+/// `e` under `field[i]` (`field` may be empty: `[i]`).
+#[inline(never)]
+pub(crate) fn within_index(e: ConfigError, field: &str, i: usize) -> ConfigError {
+    let mut at = String::with_capacity(field.len() + 4);
+    at.push_str(field);
+    at.push('[');
+    crate::config::push_decimal(&mut at, i as u64);
+    at.push(']');
+    e.within(&at)
 }
 
 impl RequestMatchSpec {
     /// True when nothing is configured (the matcher would match every request).
     pub fn is_empty(&self) -> bool {
-        self == &Self::default()
+        // Field by field (the default has every list empty): `== Self::default()` kept a
+        // `PartialEq` of every spec type in the module.
+        self.methods.is_empty()
+            && self.paths.is_empty()
+            && self.hosts.is_empty()
+            && self.headers.is_empty()
+            && self.query.is_empty()
+            && self.source_cidrs.is_empty()
+            && self.cookies.is_empty()
+            && self.claims.is_empty()
+            && self.consumers.is_empty()
     }
 
     /// Compile with the default options: normalized paths, `consumers` refused (a filter that
