@@ -410,11 +410,17 @@ impl<'a> Object<'a> {
         self.get(key).is_some_and(|n| !n.is_null())
     }
 
+    /// Member `key` unless absent or `null`.
+    #[inline(never)]
+    fn present(&self, key: &str) -> Option<Node<'a>> {
+        self.get(key).filter(|n| !n.is_null())
+    }
+
     /// Member `key`; absent and `null` are `None` (serde's `Option` field).
     pub fn opt<T: FromJson>(&self, key: &str) -> Result<Option<T>, ConfigError> {
-        match self.get(key) {
-            Some(n) if !n.is_null() => T::from_json(&n).map(Some),
-            _ => Ok(None),
+        match self.present(key) {
+            Some(n) => T::from_json(&n).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -447,8 +453,14 @@ impl<'a> Object<'a> {
     pub fn req<T: FromJson>(&self, key: &str) -> Result<T, ConfigError> {
         match self.get(key) {
             Some(n) => T::from_json(&n),
-            None => Err(self.node.error(format!("missing field `{key}`"))),
+            None => Err(self.missing(key)),
         }
+    }
+
+    /// `missing field `key`` (at the object's path).
+    #[inline(never)]
+    fn missing(&self, key: &str) -> ConfigError {
+        self.node.error(["missing field `", key, "`"].concat())
     }
 
     /// Member `key`, required, read by `read` instead of a [`FromJson`] impl (for a member
@@ -460,7 +472,7 @@ impl<'a> Object<'a> {
     ) -> Result<T, ConfigError> {
         match self.get(key) {
             Some(n) => read(&n),
-            None => Err(self.node.error(format!("missing field `{key}`"))),
+            None => Err(self.missing(key)),
         }
     }
 }
@@ -541,7 +553,10 @@ macro_rules! read_object {
     }};
 }
 
+// Leaf readers out of line: read in every configuration type's reader, one copy each instead
+// of one inlined per member (module size; configure time only).
 impl FromJson for String {
+    #[inline(never)]
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
         node.str().map(str::to_string)
     }
@@ -562,6 +577,7 @@ impl FromJson for f64 {
 macro_rules! from_json_uint {
     ($($t:ty),*) => {$(
         impl FromJson for $t {
+            #[inline(never)]
             fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
                 let n = node.uint(<$t>::MAX as u64, stringify!($t))?;
                 // `uint` bounded it by the type's maximum.
