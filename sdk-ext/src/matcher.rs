@@ -103,6 +103,11 @@ impl StringMatchSpec {
 
     /// Validate and compile. Errors name the match kind's field (`regex`, `glob`, ...).
     pub fn compile(&self) -> Result<StringMatcher, ConfigError> {
+        self.compile_case(self.ignore_case)
+    }
+
+    /// [`Self::compile`] with `ignore_case` given (hosts force it without a copy of the spec).
+    fn compile_case(&self, ic: bool) -> Result<StringMatcher, ConfigError> {
         let kinds = [
             ("exact", &self.exact),
             ("prefix", &self.prefix),
@@ -114,7 +119,6 @@ impl StringMatchSpec {
         if kinds.iter().filter(|(_, v)| v.is_some()).count() != 1 {
             return Err(one_kind_error(&kinds));
         }
-        let ic = self.ignore_case;
         let fold = |s: &String| {
             if ic {
                 s.to_ascii_lowercase()
@@ -606,14 +610,8 @@ impl RequestMatchSpec {
     /// Validate and compile. Errors name the field relative to this spec
     /// (`cookies[1].value.regex`).
     pub fn compile_with(&self, options: MatchOptions) -> Result<RequestMatcher, ConfigError> {
-        let host_spec = |s: &StringMatchSpec| {
-            // Hosts are case-insensitive (RFC 9110 section 4.2.3).
-            StringMatchSpec {
-                ignore_case: true,
-                ..s.clone()
-            }
-            .compile()
-        };
+        // Hosts are case-insensitive (RFC 9110 section 4.2.3).
+        let host_spec = |s: &StringMatchSpec| s.compile_case(true);
         if let (Some(why), false) = (options.no_consumers, self.consumers.is_empty()) {
             return Err(ConfigError::new("consumers", why));
         }
