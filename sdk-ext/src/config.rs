@@ -85,8 +85,8 @@ impl ConfigError {
 /// Join a parent path and a child path (`a` + `b` = `a.b`, `a` + `[0]` = `a[0]`, `$` is empty).
 // Every member read builds its path: plain appends, not `format!` (its machinery was most of
 // policy's `on_configure` instructions).
-pub fn join_path(parent: &str, child: &str) -> String {
-    match (parent, child) {
+pub fn join_path(parent: impl AsRef<str>, child: &str) -> String {
+    match (parent.as_ref(), child) {
         ("" | "$", c) => c.to_string(),
         (p, "" | "$") => p.to_string(),
         (p, c) => {
@@ -135,11 +135,21 @@ pub trait FromJson: Sized {
 }
 
 /// A value of the configuration document and its JSON path.
-#[derive(Debug, Clone)]
+// The path is the chain of parents and steps, written out only for an error: a `String` per
+// node was an allocation per member read, and its drop in every reader (module size).
+#[derive(Debug, Clone, Copy)]
 pub struct Node<'a> {
     value: &'a Json,
-    /// Empty for the document itself.
-    path: String,
+    parent: Option<&'a Node<'a>>,
+    step: Step<'a>,
+}
+
+/// How a [`Node`] is reached from its parent.
+#[derive(Debug, Clone, Copy)]
+enum Step<'a> {
+    Root,
+    Member(&'a str),
+    Index(usize),
 }
 
 /// `expected `a``, `expected `a` or `b``, `expected one of `a`, `b`, `c``, as serde words it.
@@ -158,7 +168,8 @@ impl<'a> Node<'a> {
     pub fn root(value: &'a Json) -> Self {
         Node {
             value,
-            path: String::new(),
+            parent: None,
+            step: Step::Root,
         }
     }
 
@@ -168,11 +179,29 @@ impl<'a> Node<'a> {
     }
 
     /// The JSON path (`$` for the document).
-    pub fn path(&self) -> &str {
-        if self.path.is_empty() {
-            "$"
-        } else {
-            &self.path
+    #[inline(never)]
+    pub fn path(&self) -> String {
+        let mut out = String::new();
+        self.write_path(&mut out);
+        if out.is_empty() {
+            out.push('$');
+        }
+        out
+    }
+
+    /// The path, empty for the document (`a.b` = `a` joined with `b` as [`join_path`] joins).
+    fn write_path(&self, out: &mut String) {
+        if let Some(parent) = self.parent {
+            parent.write_path(out);
+        }
+        match self.step {
+            Step::Root => {}
+            Step::Member(key) => *out = join_path(out.as_str(), key),
+            Step::Index(i) => {
+                out.push('[');
+                push_decimal(out, i as u64);
+                out.push(']');
+            }
         }
     }
 
@@ -193,21 +222,19 @@ impl<'a> Node<'a> {
         ))
     }
 
-    #[inline(never)]
-    fn member(&self, key: &str, value: &'a Json) -> Node<'a> {
+    fn member<'s>(&'s self, key: &'s str, value: &'s Json) -> Node<'s> {
         Node {
             value,
-            path: join_path(&self.path, key),
+            parent: Some(self),
+            step: Step::Member(key),
         }
     }
 
-    #[inline(never)]
-    fn index(&self, i: usize, value: &'a Json) -> Node<'a> {
-        let mut digits = String::new();
-        push_decimal(&mut digits, i as u64);
+    fn index<'s>(&'s self, i: usize, value: &'s Json) -> Node<'s> {
         Node {
             value,
-            path: [self.path.as_str(), "[", &digits, "]"].concat(),
+            parent: Some(self),
+            step: Step::Index(i),
         }
     }
 
@@ -263,7 +290,7 @@ impl<'a> Node<'a> {
     }
 
     /// The elements of an array, each with its path (`rules[3]`).
-    pub fn items(&self) -> Result<Vec<Node<'a>>, ConfigError> {
+    pub fn items(&self) -> Result<Vec<Node<'_>>, ConfigError> {
         match self.value {
             Json::Array(items) => Ok(items
                 .iter()
@@ -308,13 +335,13 @@ impl<'a> Node<'a> {
             )));
         }
         Ok(Object {
-            node: self.clone(),
+            node: *self,
             members,
         })
     }
 
     /// The members of an object with free-form names (a map), in document order.
-    pub fn entries(&self) -> Result<Vec<(&'a str, Node<'a>)>, ConfigError> {
+    pub fn entries(&self) -> Result<Vec<(&'a str, Node<'_>)>, ConfigError> {
         match self.value {
             Json::Object(members) => Ok(members
                 .iter()
@@ -339,7 +366,7 @@ impl<'a> Node<'a> {
     /// An externally tagged enum variant: `"source_ip"` gives `("source_ip", None)`,
     /// `{"header": "x-user"}` gives `("header", Some(node))` (path `...header`). Match on
     /// both and answer anything else with [`Node::bad_variant`].
-    pub fn variant(&self) -> Result<(&'a str, Option<Node<'a>>), ConfigError> {
+    pub fn variant(&self) -> Result<(&'a str, Option<Node<'_>>), ConfigError> {
         match self.value {
             Json::String(s) => Ok((s, None)),
             Json::Object(members) if members.len() == 1 => {
@@ -363,7 +390,7 @@ impl<'a> Node<'a> {
     pub fn bad_variant(
         &self,
         name: &str,
-        value: Option<&Node<'a>>,
+        value: Option<&Node<'_>>,
         units: &[&str],
         with_value: &[&str],
     ) -> ConfigError {
@@ -398,7 +425,7 @@ impl<'a> Object<'a> {
 
     /// Member `key`, `null` included; `None` when absent.
     #[inline(never)]
-    pub fn get(&self, key: &str) -> Option<Node<'a>> {
+    pub fn get(&self, key: &str) -> Option<Node<'_>> {
         self.members
             .iter()
             .find(|(k, _)| k == key)
@@ -412,7 +439,7 @@ impl<'a> Object<'a> {
 
     /// Member `key` unless absent or `null`.
     #[inline(never)]
-    fn present(&self, key: &str) -> Option<Node<'a>> {
+    fn present(&self, key: &str) -> Option<Node<'_>> {
         self.get(key).filter(|n| !n.is_null())
     }
 
@@ -468,7 +495,7 @@ impl<'a> Object<'a> {
     pub fn req_with<T>(
         &self,
         key: &str,
-        read: impl FnOnce(&Node<'a>) -> Result<T, ConfigError>,
+        read: impl FnOnce(&Node<'_>) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
         match self.get(key) {
             Some(n) => read(&n),
