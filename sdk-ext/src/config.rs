@@ -119,7 +119,7 @@ pub fn parse_json<T: FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
     } else {
         bytes
     };
-    let doc = crate::json::parse(text)?;
+    let doc = crate::json::Document::new(crate::json::parse(text)?);
     T::from_json(&Node::root(&doc))
 }
 
