@@ -312,7 +312,7 @@ impl<'a> Node<'a> {
     /// Read each element of an array into `out`, with its path (`rules[3]`), stopping at the
     /// first error; not an array: `invalid type`.
     #[inline(never)]
-    fn each_item(&self, out: &mut dyn Items) -> Result<(), ConfigError> {
+    pub(crate) fn each_item(&self, out: &mut dyn Items) -> Result<(), ConfigError> {
         let Json::Array(items) = self.value else {
             return Err(self.invalid_type("a sequence"));
         };
@@ -468,6 +468,16 @@ impl<'a> Object<'a> {
         match self.get(key) {
             Some(n) => T::from_json(&n),
             None => Ok(default()),
+        }
+    }
+
+    /// Member `key`, a list, read into `out` (which is left as it is when `key` is absent):
+    /// `or_default` of a `Vec` without a copy of the read per member (module size).
+    #[inline(never)]
+    pub(crate) fn read_list(&self, key: &str, out: &mut dyn Items) -> Result<(), ConfigError> {
+        match self.get(key) {
+            Some(n) => n.each_item(out),
+            None => Ok(()),
         }
     }
 
@@ -628,7 +638,7 @@ impl<T: FromJson> FromJson for Vec<T> {
 
 /// Where [`Node::each_item`] puts the elements it reads. A trait of its own rather than
 /// `dyn FnMut`: a closure's vtable carries a second copy of its body (`call_once`).
-trait Items {
+pub(crate) trait Items {
     fn item(&mut self, node: &Node<'_>) -> Result<(), ConfigError>;
 }
 
