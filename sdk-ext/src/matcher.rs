@@ -747,7 +747,8 @@ impl RequestMatcher {
         (self.0.hosts.is_empty() || self.0.hosts.iter().any(|m| m.matches(req.host())))
             && self.0.headers.iter().all(|m| m.matches(req))
             && self.0.query.iter().all(|m| m.matches(req))
-            && (self.0.cidrs.is_empty() || req.source_ip().is_some_and(|ip| self.0.cidrs.matches(ip)))
+            && (self.0.cidrs.is_empty()
+                || req.source_ip().is_some_and(|ip| self.0.cidrs.matches(ip)))
             && (self.0.consumers.is_empty()
                 || consumer.is_some_and(|c| self.0.consumers.iter().any(|r| r == "*" || r == c)))
             && self.0.cookies.iter().all(|m| m.matches(req))
@@ -761,7 +762,8 @@ impl RequestMatcher {
     /// any: a request without that header cannot match, whatever the other conditions say.
     /// Lets a filter with many rules skip them by one pass over the request's header names.
     pub fn required_header(&self) -> Option<&str> {
-        self.0.headers
+        self.0
+            .headers
             .iter()
             .find(|h| !h.invert)
             .map(|h| h.name.as_str())
