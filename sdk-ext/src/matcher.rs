@@ -136,36 +136,38 @@ impl StringMatchSpec {
         if kinds.iter().filter(|(_, v)| v.is_some()).count() != 1 {
             return Err(one_kind_error(&kinds));
         }
-        let fold = |s: &String| {
-            if ic {
-                s.to_ascii_lowercase()
-            } else {
-                s.clone()
-            }
+        // The one kind given, and its value folded once (one copy of the fold, not one per
+        // kind: module size).
+        let Some((at, v)) = kinds
+            .iter()
+            .enumerate()
+            .find_map(|(at, (_, v))| v.as_ref().map(|v| (at, v)))
+        else {
+            return Err(ConfigError::new("$", "no match kind given"));
         };
-        if let Some(v) = &self.exact {
-            return Ok(StringMatcher::Exact(fold(v), ic));
-        }
-        if let Some(v) = &self.prefix {
-            return Ok(StringMatcher::Prefix(fold(v), ic));
-        }
-        if let Some(v) = &self.suffix {
-            return Ok(StringMatcher::Suffix(fold(v), ic));
-        }
-        if let Some(v) = &self.contains {
-            return Ok(StringMatcher::Contains(fold(v), ic));
-        }
-        if let Some(v) = &self.regex {
+        // `at` indexes `kinds`: 4 is `regex`, 5 `glob`.
+        if at == 4 {
             return compile_regex(v, ic)
                 .map(StringMatcher::Regex)
                 .map_err(|reason| ConfigError::new("regex", reason));
         }
-        if let Some(v) = &self.glob {
-            let pattern = crate::glob::Glob::new(&fold(v))
-                .map_err(|e| ConfigError::new("glob", format!("invalid glob `{v}`: {}", e.msg)))?;
-            return Ok(StringMatcher::Glob(pattern, ic));
-        }
-        Err(ConfigError::new("$", "no match kind given"))
+        let folded = if ic {
+            v.to_ascii_lowercase()
+        } else {
+            v.clone()
+        };
+        Ok(match at {
+            0 => StringMatcher::Exact(folded, ic),
+            1 => StringMatcher::Prefix(folded, ic),
+            2 => StringMatcher::Suffix(folded, ic),
+            3 => StringMatcher::Contains(folded, ic),
+            _ => {
+                let pattern = crate::glob::Glob::new(&folded).map_err(|e| {
+                    ConfigError::new("glob", format!("invalid glob `{v}`: {}", e.msg))
+                })?;
+                StringMatcher::Glob(pattern, ic)
+            }
+        })
     }
 }
 
