@@ -663,8 +663,9 @@ impl RequestMatchSpec {
     /// Validate and compile. Errors name the field relative to this spec
     /// (`cookies[1].value.regex`).
     pub fn compile_with(&self, options: MatchOptions) -> Result<RequestMatcher, ConfigError> {
-        // Hosts are case-insensitive (RFC 9110 section 4.2.3).
-        let host_spec = |s: &StringMatchSpec| s.compile_case(true);
+        // Hosts are case-insensitive (RFC 9110 section 4.2.3). Paths and hosts share one
+        // instance of `compile_list` (one closure type, module size).
+        let strings = |host: bool| move |s: &StringMatchSpec| s.compile_case(host || s.ignore_case);
         if let (Some(why), false) = (options.no_consumers, self.consumers.is_empty()) {
             return Err(ConfigError::new("consumers", why));
         }
@@ -677,8 +678,8 @@ impl RequestMatchSpec {
         };
         Ok(RequestMatcher(std::mem::ManuallyDrop::new(Compiled {
             methods: MethodMatcher::compile(&self.methods).map_err(|e| e.within("methods"))?,
-            paths: compile_list("paths", &self.paths, StringMatchSpec::compile)?,
-            hosts: compile_list("hosts", &self.hosts, host_spec)?,
+            paths: compile_list("paths", &self.paths, strings(false))?,
+            hosts: compile_list("hosts", &self.hosts, strings(true))?,
             headers: compile_list("headers", &self.headers, HeaderMatchSpec::compile)?,
             query: compile_list("query", &self.query, QueryMatchSpec::compile)?,
             cidrs: CidrMatcher::compile(&self.source_cidrs)
