@@ -85,8 +85,8 @@ impl ConfigError {
 /// Join a parent path and a child path (`a` + `b` = `a.b`, `a` + `[0]` = `a[0]`, `$` is empty).
 // Every member read builds its path: plain appends, not `format!` (its machinery was most of
 // policy's `on_configure` instructions).
-pub fn join_path(parent: &str, child: &str) -> String {
-    match (parent, child) {
+pub fn join_path(parent: impl AsRef<str>, child: &str) -> String {
+    match (parent.as_ref(), child) {
         ("" | "$", c) => c.to_string(),
         (p, "" | "$") => p.to_string(),
         (p, c) => {
@@ -119,7 +119,7 @@ pub fn parse_json<T: FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
     } else {
         bytes
     };
-    let doc = crate::json::parse(text)?;
+    let doc = crate::json::Document::new(crate::json::parse(text)?);
     T::from_json(&Node::root(&doc))
 }
 
@@ -135,11 +135,21 @@ pub trait FromJson: Sized {
 }
 
 /// A value of the configuration document and its JSON path.
-#[derive(Debug, Clone)]
+// The path is the chain of parents and steps, written out only for an error: a `String` per
+// node was an allocation per member read, and its drop in every reader (module size).
+#[derive(Debug, Clone, Copy)]
 pub struct Node<'a> {
     value: &'a Json,
-    /// Empty for the document itself.
-    path: String,
+    parent: Option<&'a Node<'a>>,
+    step: Step<'a>,
+}
+
+/// How a [`Node`] is reached from its parent.
+#[derive(Debug, Clone, Copy)]
+enum Step<'a> {
+    Root,
+    Member(&'a str),
+    Index(usize),
 }
 
 /// `expected `a``, `expected `a` or `b``, `expected one of `a`, `b`, `c``, as serde words it.
@@ -158,7 +168,8 @@ impl<'a> Node<'a> {
     pub fn root(value: &'a Json) -> Self {
         Node {
             value,
-            path: String::new(),
+            parent: None,
+            step: Step::Root,
         }
     }
 
@@ -168,11 +179,29 @@ impl<'a> Node<'a> {
     }
 
     /// The JSON path (`$` for the document).
-    pub fn path(&self) -> &str {
-        if self.path.is_empty() {
-            "$"
-        } else {
-            &self.path
+    #[inline(never)]
+    pub fn path(&self) -> String {
+        let mut out = String::new();
+        self.write_path(&mut out);
+        if out.is_empty() {
+            out.push('$');
+        }
+        out
+    }
+
+    /// The path, empty for the document (`a.b` = `a` joined with `b` as [`join_path`] joins).
+    fn write_path(&self, out: &mut String) {
+        if let Some(parent) = self.parent {
+            parent.write_path(out);
+        }
+        match self.step {
+            Step::Root => {}
+            Step::Member(key) => *out = join_path(out.as_str(), key),
+            Step::Index(i) => {
+                out.push('[');
+                push_decimal(out, i as u64);
+                out.push(']');
+            }
         }
     }
 
@@ -193,21 +222,19 @@ impl<'a> Node<'a> {
         ))
     }
 
-    #[inline(never)]
-    fn member(&self, key: &str, value: &'a Json) -> Node<'a> {
+    fn member<'s>(&'s self, key: &'s str, value: &'s Json) -> Node<'s> {
         Node {
             value,
-            path: join_path(&self.path, key),
+            parent: Some(self),
+            step: Step::Member(key),
         }
     }
 
-    #[inline(never)]
-    fn index(&self, i: usize, value: &'a Json) -> Node<'a> {
-        let mut digits = String::new();
-        push_decimal(&mut digits, i as u64);
+    fn index<'s>(&'s self, i: usize, value: &'s Json) -> Node<'s> {
         Node {
             value,
-            path: [self.path.as_str(), "[", &digits, "]"].concat(),
+            parent: Some(self),
+            step: Step::Index(i),
         }
     }
 
@@ -263,7 +290,7 @@ impl<'a> Node<'a> {
     }
 
     /// The elements of an array, each with its path (`rules[3]`).
-    pub fn items(&self) -> Result<Vec<Node<'a>>, ConfigError> {
+    pub fn items(&self) -> Result<Vec<Node<'_>>, ConfigError> {
         match self.value {
             Json::Array(items) => Ok(items
                 .iter()
@@ -272,6 +299,27 @@ impl<'a> Node<'a> {
                 .collect()),
             _ => Err(self.invalid_type("a sequence")),
         }
+    }
+
+    /// The number of elements of an array (0 for any other value).
+    fn array_len(&self) -> usize {
+        match self.value {
+            Json::Array(items) => items.len(),
+            _ => 0,
+        }
+    }
+
+    /// Read each element of an array into `out`, with its path (`rules[3]`), stopping at the
+    /// first error; not an array: `invalid type`.
+    #[inline(never)]
+    pub(crate) fn each_item(&self, out: &mut dyn Items) -> Result<(), ConfigError> {
+        let Json::Array(items) = self.value else {
+            return Err(self.invalid_type("a sequence"));
+        };
+        for (i, v) in items.iter().enumerate() {
+            out.item(&self.index(i, v))?;
+        }
+        Ok(())
     }
 
     /// An object whose members may only be `fields` (any other is refused, as serde's
@@ -287,13 +335,13 @@ impl<'a> Node<'a> {
             )));
         }
         Ok(Object {
-            node: self.clone(),
+            node: *self,
             members,
         })
     }
 
     /// The members of an object with free-form names (a map), in document order.
-    pub fn entries(&self) -> Result<Vec<(&'a str, Node<'a>)>, ConfigError> {
+    pub fn entries(&self) -> Result<Vec<(&'a str, Node<'_>)>, ConfigError> {
         match self.value {
             Json::Object(members) => Ok(members
                 .iter()
@@ -318,7 +366,7 @@ impl<'a> Node<'a> {
     /// An externally tagged enum variant: `"source_ip"` gives `("source_ip", None)`,
     /// `{"header": "x-user"}` gives `("header", Some(node))` (path `...header`). Match on
     /// both and answer anything else with [`Node::bad_variant`].
-    pub fn variant(&self) -> Result<(&'a str, Option<Node<'a>>), ConfigError> {
+    pub fn variant(&self) -> Result<(&'a str, Option<Node<'_>>), ConfigError> {
         match self.value {
             Json::String(s) => Ok((s, None)),
             Json::Object(members) if members.len() == 1 => {
@@ -342,7 +390,7 @@ impl<'a> Node<'a> {
     pub fn bad_variant(
         &self,
         name: &str,
-        value: Option<&Node<'a>>,
+        value: Option<&Node<'_>>,
         units: &[&str],
         with_value: &[&str],
     ) -> ConfigError {
@@ -377,7 +425,7 @@ impl<'a> Object<'a> {
 
     /// Member `key`, `null` included; `None` when absent.
     #[inline(never)]
-    pub fn get(&self, key: &str) -> Option<Node<'a>> {
+    pub fn get(&self, key: &str) -> Option<Node<'_>> {
         self.members
             .iter()
             .find(|(k, _)| k == key)
@@ -389,11 +437,17 @@ impl<'a> Object<'a> {
         self.get(key).is_some_and(|n| !n.is_null())
     }
 
+    /// Member `key` unless absent or `null`.
+    #[inline(never)]
+    fn present(&self, key: &str) -> Option<Node<'_>> {
+        self.get(key).filter(|n| !n.is_null())
+    }
+
     /// Member `key`; absent and `null` are `None` (serde's `Option` field).
     pub fn opt<T: FromJson>(&self, key: &str) -> Result<Option<T>, ConfigError> {
-        match self.get(key) {
-            Some(n) if !n.is_null() => T::from_json(&n).map(Some),
-            _ => Ok(None),
+        match self.present(key) {
+            Some(n) => T::from_json(&n).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -417,6 +471,16 @@ impl<'a> Object<'a> {
         }
     }
 
+    /// Member `key`, a list, read into `out` (which is left as it is when `key` is absent):
+    /// `or_default` of a `Vec` without a copy of the read per member (module size).
+    #[inline(never)]
+    pub(crate) fn read_list(&self, key: &str, out: &mut dyn Items) -> Result<(), ConfigError> {
+        match self.get(key) {
+            Some(n) => n.each_item(out),
+            None => Ok(()),
+        }
+    }
+
     /// Member `key`, `T::default()` when absent.
     pub fn or_default<T: FromJson + Default>(&self, key: &str) -> Result<T, ConfigError> {
         self.or_else(key, T::default)
@@ -426,8 +490,14 @@ impl<'a> Object<'a> {
     pub fn req<T: FromJson>(&self, key: &str) -> Result<T, ConfigError> {
         match self.get(key) {
             Some(n) => T::from_json(&n),
-            None => Err(self.node.error(format!("missing field `{key}`"))),
+            None => Err(self.missing(key)),
         }
+    }
+
+    /// `missing field `key`` (at the object's path).
+    #[inline(never)]
+    fn missing(&self, key: &str) -> ConfigError {
+        self.node.error(["missing field `", key, "`"].concat())
     }
 
     /// Member `key`, required, read by `read` instead of a [`FromJson`] impl (for a member
@@ -435,11 +505,11 @@ impl<'a> Object<'a> {
     pub fn req_with<T>(
         &self,
         key: &str,
-        read: impl FnOnce(&Node<'a>) -> Result<T, ConfigError>,
+        read: impl FnOnce(&Node<'_>) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
         match self.get(key) {
             Some(n) => read(&n),
-            None => Err(self.node.error(format!("missing field `{key}`"))),
+            None => Err(self.missing(key)),
         }
     }
 }
@@ -520,7 +590,10 @@ macro_rules! read_object {
     }};
 }
 
+// Leaf readers out of line: read in every configuration type's reader, one copy each instead
+// of one inlined per member (module size; configure time only).
 impl FromJson for String {
+    #[inline(never)]
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
         node.str().map(str::to_string)
     }
@@ -541,6 +614,7 @@ impl FromJson for f64 {
 macro_rules! from_json_uint {
     ($($t:ty),*) => {$(
         impl FromJson for $t {
+            #[inline(never)]
             fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
                 let n = node.uint(<$t>::MAX as u64, stringify!($t))?;
                 // `uint` bounded it by the type's maximum.
@@ -553,15 +627,25 @@ from_json_uint!(u8, u16, u32, u64, usize);
 
 impl<T: FromJson> FromJson for Vec<T> {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        // A plain loop: `collect::<Result<..>>` adds an adapter per element type.
-        let Json::Array(items) = node.value else {
-            return Err(node.invalid_type("a sequence"));
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for (i, v) in items.iter().enumerate() {
-            out.push(T::from_json(&node.index(i, v))?);
-        }
+        // The walk (type check, each element's path) is one function for every element type;
+        // what is left per `T` is `Items::item`, the read and the push (module size: the loop
+        // was ~600-900 bytes per `T`).
+        let mut out = Vec::with_capacity(node.array_len());
+        node.each_item(&mut out)?;
         Ok(out)
+    }
+}
+
+/// Where [`Node::each_item`] puts the elements it reads. A trait of its own rather than
+/// `dyn FnMut`: a closure's vtable carries a second copy of its body (`call_once`).
+pub(crate) trait Items {
+    fn item(&mut self, node: &Node<'_>) -> Result<(), ConfigError>;
+}
+
+impl<T: FromJson> Items for Vec<T> {
+    fn item(&mut self, node: &Node<'_>) -> Result<(), ConfigError> {
+        self.push(T::from_json(node)?);
+        Ok(())
     }
 }
 

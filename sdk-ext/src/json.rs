@@ -63,6 +63,33 @@ impl Json {
     }
 }
 
+/// A parsed document that is dropped in one place. Without a `Drop` of its own a `Json` tree
+/// is dropped by glue compiled into every crate that drops one (a parsed configuration in each
+/// filter's `on_configure`, JWT claims in policy and router): ~250 bytes each (module size).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Document(std::mem::ManuallyDrop<Json>);
+
+impl Document {
+    pub(crate) fn new(json: Json) -> Self {
+        Self(std::mem::ManuallyDrop::new(json))
+    }
+}
+
+impl std::ops::Deref for Document {
+    type Target = Json;
+    fn deref(&self) -> &Json {
+        &self.0
+    }
+}
+
+impl Drop for Document {
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: the only place the field is dropped, and it is not used after.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.0) }
+    }
+}
+
 /// At most 64 bytes of a string for an error message (on a character boundary).
 fn clip(s: &str) -> String {
     if s.len() <= 64 {

@@ -173,7 +173,7 @@ fn base64_decode(text: &[u8], c62: u8, c63: u8) -> Option<Vec<u8>> {
 
 /// Decoded claims.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Claims(Json);
+pub struct Claims(crate::json::Document);
 
 impl Claims {
     /// Decode a payload header: base64url (padded or not) or standard base64 of a JSON object.
@@ -190,7 +190,7 @@ impl Claims {
         // The configuration's parser: strict RFC 8259, and a payload with a duplicate claim is
         // refused (no claims) rather than read as whichever copy a parser keeps.
         match crate::json::parse(&bytes).ok()? {
-            v @ Json::Object(_) => Some(Self(v)),
+            v @ Json::Object(_) => Some(Self(crate::json::Document::new(v))),
             _ => None,
         }
     }
@@ -206,7 +206,7 @@ impl Claims {
         let fields = pb::filter_metadata(bytes, namespace)?;
         match pb::decode_struct(fields, 0)? {
             Json::Object(members) => match members.into_iter().find(|(k, _)| k == key)?.1 {
-                v @ Json::Object(_) => Some(Self(v)),
+                v @ Json::Object(_) => Some(Self(crate::json::Document::new(v))),
                 _ => None,
             },
             _ => None,
@@ -215,7 +215,7 @@ impl Claims {
 
     /// Build from a JSON object (tests).
     pub fn from_json(v: Json) -> Self {
-        Self(v)
+        Self(crate::json::Document::new(v))
     }
 
     /// A claim by name; dots descend into objects (`realm_access.roles`).
@@ -223,7 +223,7 @@ impl Claims {
         if let Some(v) = self.0.get(path) {
             return Some(v);
         }
-        path.split('.').try_fold(&self.0, |v, k| v.get(k))
+        path.split('.').try_fold(&*self.0, |v, k| v.get(k))
     }
 
     /// A claim's string values: a string is one value, except `scope`/`scp` which are

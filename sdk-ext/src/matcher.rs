@@ -52,15 +52,32 @@ pub struct StringMatchSpec {
 
 impl FromJson for StringMatchSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        crate::read_object!(node => Self {
-            exact: opt("exact"),
-            prefix: opt("prefix"),
-            suffix: opt("suffix"),
-            contains: opt("contains"),
-            regex: opt("regex"),
-            glob: opt("glob"),
-            ignore_case: or("ignore_case", false),
-        })
+        // Six optional strings read by one loop (one `opt::<String>` call site instead of six
+        // inlined reads, each with the drops of the ones before it: module size).
+        const FIELDS: [&str; 7] = [
+            "exact",
+            "prefix",
+            "suffix",
+            "contains",
+            "regex",
+            "glob",
+            "ignore_case",
+        ];
+        let o = node.object(&FIELDS)?;
+        let mut spec = Self::default();
+        let kinds = [
+            &mut spec.exact,
+            &mut spec.prefix,
+            &mut spec.suffix,
+            &mut spec.contains,
+            &mut spec.regex,
+            &mut spec.glob,
+        ];
+        for (key, kind) in FIELDS.iter().zip(kinds) {
+            *kind = o.opt(key)?;
+        }
+        spec.ignore_case = o.or("ignore_case", false)?;
+        Ok(spec)
     }
 }
 
@@ -103,59 +120,79 @@ impl StringMatchSpec {
 
     /// Validate and compile. Errors name the match kind's field (`regex`, `glob`, ...).
     pub fn compile(&self) -> Result<StringMatcher, ConfigError> {
-        let given: Vec<&str> = [
-            ("exact", self.exact.is_some()),
-            ("prefix", self.prefix.is_some()),
-            ("suffix", self.suffix.is_some()),
-            ("contains", self.contains.is_some()),
-            ("regex", self.regex.is_some()),
-            ("glob", self.glob.is_some()),
-        ]
-        .iter()
-        .filter(|(_, set)| *set)
-        .map(|(n, _)| *n)
-        .collect();
-        if given.len() != 1 {
-            return Err(ConfigError::new(
-                "$",
-                format!(
-                    "exactly one of exact, prefix, suffix, contains, regex, glob is required (found {})",
-                    if given.is_empty() { "none".to_string() } else { given.join(", ") }
-                ),
-            ));
+        self.compile_case(self.ignore_case)
+    }
+
+    /// [`Self::compile`] with `ignore_case` given (hosts force it without a copy of the spec).
+    fn compile_case(&self, ic: bool) -> Result<StringMatcher, ConfigError> {
+        let kinds = [
+            ("exact", &self.exact),
+            ("prefix", &self.prefix),
+            ("suffix", &self.suffix),
+            ("contains", &self.contains),
+            ("regex", &self.regex),
+            ("glob", &self.glob),
+        ];
+        if kinds.iter().filter(|(_, v)| v.is_some()).count() != 1 {
+            return Err(one_kind_error(&kinds));
         }
-        let ic = self.ignore_case;
-        let fold = |s: &String| {
-            if ic {
-                s.to_ascii_lowercase()
-            } else {
-                s.clone()
-            }
+        // The one kind given, and its value folded once (one copy of the fold, not one per
+        // kind: module size).
+        let Some((at, v)) = kinds
+            .iter()
+            .enumerate()
+            .find_map(|(at, (_, v))| v.as_ref().map(|v| (at, v)))
+        else {
+            return Err(ConfigError::new("$", "no match kind given"));
         };
-        if let Some(v) = &self.exact {
-            return Ok(StringMatcher::Exact(fold(v), ic));
-        }
-        if let Some(v) = &self.prefix {
-            return Ok(StringMatcher::Prefix(fold(v), ic));
-        }
-        if let Some(v) = &self.suffix {
-            return Ok(StringMatcher::Suffix(fold(v), ic));
-        }
-        if let Some(v) = &self.contains {
-            return Ok(StringMatcher::Contains(fold(v), ic));
-        }
-        if let Some(v) = &self.regex {
+        // `at` indexes `kinds`: 4 is `regex`, 5 `glob`.
+        if at == 4 {
             return compile_regex(v, ic)
                 .map(StringMatcher::Regex)
                 .map_err(|reason| ConfigError::new("regex", reason));
         }
-        if let Some(v) = &self.glob {
-            let pattern = crate::glob::Glob::new(&fold(v))
-                .map_err(|e| ConfigError::new("glob", format!("invalid glob `{v}`: {}", e.msg)))?;
-            return Ok(StringMatcher::Glob(pattern, ic));
-        }
-        Err(ConfigError::new("$", "no match kind given"))
+        let folded = if ic {
+            v.to_ascii_lowercase()
+        } else {
+            v.clone()
+        };
+        Ok(match at {
+            0 => StringMatcher::Exact(folded, ic),
+            1 => StringMatcher::Prefix(folded, ic),
+            2 => StringMatcher::Suffix(folded, ic),
+            3 => StringMatcher::Contains(folded, ic),
+            _ => {
+                let pattern = crate::glob::Glob::new(&folded).map_err(|e| {
+                    ConfigError::new("glob", format!("invalid glob `{v}`: {}", e.msg))
+                })?;
+                StringMatcher::Glob(pattern, ic)
+            }
+        })
     }
+}
+
+/// `exactly one of .. is required (found ..)`: out of line, without a `Vec` or `format!` in
+/// `compile` (module size).
+#[inline(never)]
+fn one_kind_error(kinds: &[(&str, &Option<String>)]) -> ConfigError {
+    let mut reason = String::from(
+        "exactly one of exact, prefix, suffix, contains, regex, glob is required (found ",
+    );
+    let mut found = false;
+    for (name, v) in kinds {
+        if v.is_some() {
+            if found {
+                reason.push_str(", ");
+            }
+            reason.push_str(name);
+            found = true;
+        }
+    }
+    if !found {
+        reason.push_str("none");
+    }
+    reason.push(')');
+    ConfigError::new("$", reason)
 }
 
 /// Compile `pattern` anchored at both ends, with a size limit.
@@ -342,9 +379,10 @@ impl MethodMatcher {
         let mut out = Vec::with_capacity(methods.len());
         for (i, m) in methods.iter().enumerate() {
             if m.is_empty() || !m.chars().all(|c| c.is_ascii_alphabetic() || c == '-') {
-                return Err(ConfigError::new(
-                    format!("[{i}]"),
-                    format!("`{m}` is not an HTTP method"),
+                return Err(within_index(
+                    ConfigError::new("", format!("`{m}` is not an HTTP method")),
+                    "",
+                    i,
                 ));
             }
             out.push(m.to_ascii_uppercase());
@@ -366,7 +404,10 @@ impl CidrMatcher {
     pub fn compile(cidrs: &[String]) -> Result<Self, ConfigError> {
         let mut out = Vec::with_capacity(cidrs.len());
         for (i, c) in cidrs.iter().enumerate() {
-            out.push(parse_cidr(c).map_err(|reason| ConfigError::new(format!("[{i}]"), reason))?);
+            match parse_cidr(c) {
+                Ok(net) => out.push(net),
+                Err(reason) => return Err(within_index(ConfigError::new("", reason), "", i)),
+            }
         }
         Ok(Self(out))
     }
@@ -445,17 +486,36 @@ pub struct RequestMatchSpec {
 
 impl FromJson for RequestMatchSpec {
     fn from_json(node: &Node<'_>) -> Result<Self, ConfigError> {
-        crate::read_object!(node => Self {
-            methods: or_default("methods"),
-            paths: or_default("paths"),
-            hosts: or_default("hosts"),
-            headers: or_default("headers"),
-            query: or_default("query"),
-            source_cidrs: or_default("source_cidrs"),
-            cookies: or_default("cookies"),
-            claims: or_default("claims"),
-            consumers: or_default("consumers"),
-        })
+        // Every member is a list: one loop over (name, list) instead of `read_object!`'s read
+        // per member, each with the drops of the members read before it (module size).
+        const FIELDS: [&str; 9] = [
+            "methods",
+            "paths",
+            "hosts",
+            "headers",
+            "query",
+            "source_cidrs",
+            "cookies",
+            "claims",
+            "consumers",
+        ];
+        let o = node.object(&FIELDS)?;
+        let mut spec = Self::default();
+        let lists: [&mut dyn crate::config::Items; 9] = [
+            &mut spec.methods,
+            &mut spec.paths,
+            &mut spec.hosts,
+            &mut spec.headers,
+            &mut spec.query,
+            &mut spec.source_cidrs,
+            &mut spec.cookies,
+            &mut spec.claims,
+            &mut spec.consumers,
+        ];
+        for (key, list) in FIELDS.iter().zip(lists) {
+            o.read_list(key, list)?;
+        }
+        Ok(spec)
     }
 }
 
@@ -521,7 +581,22 @@ impl<'r> MatchFacts<'r> {
 
 /// A compiled [`RequestMatchSpec`].
 #[derive(Debug, Clone, Default)]
-pub struct RequestMatcher {
+pub struct RequestMatcher(std::mem::ManuallyDrop<Compiled>);
+
+/// Dropped in one place: the drop glue of a type with this many lists is ~500 bytes, and
+/// without a `Drop` of its own every crate holding a matcher (policy, router, the suite)
+/// compiled its own copy of it (module size).
+impl Drop for RequestMatcher {
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: the only place the field is dropped, and it is not used after.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.0) }
+    }
+}
+
+/// What a [`RequestMatcher`] holds.
+#[derive(Debug, Clone, Default)]
+struct Compiled {
     methods: MethodMatcher,
     paths: Vec<StringMatcher>,
     hosts: Vec<StringMatcher>,
@@ -534,22 +609,49 @@ pub struct RequestMatcher {
     path_matching: PathMatching,
 }
 
+// A plain loop with the error path out of line: `collect::<Result<Vec<_>, _>>()` built a
+// `GenericShunt` adapter per element type (~600 bytes each) and a `format!` per instance
+// (module size; configure time only).
 fn compile_list<S, T>(
     field: &str,
     specs: &[S],
     f: impl Fn(&S) -> Result<T, ConfigError>,
 ) -> Result<Vec<T>, ConfigError> {
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| f(s).map_err(|e| e.within(&format!("{field}[{i}]"))))
-        .collect()
+    let mut out = Vec::with_capacity(specs.len());
+    for (i, s) in specs.iter().enumerate() {
+        match f(s) {
+            Ok(t) => out.push(t),
+            Err(e) => return Err(within_index(e, field, i)),
+        }
+    }
+    Ok(out)
+}
+
+/// `e` under `field[i]` (`field` may be empty: `[i]`).
+#[inline(never)]
+pub(crate) fn within_index(e: ConfigError, field: &str, i: usize) -> ConfigError {
+    let mut at = String::with_capacity(field.len() + 4);
+    at.push_str(field);
+    at.push('[');
+    crate::config::push_decimal(&mut at, i as u64);
+    at.push(']');
+    e.within(&at)
 }
 
 impl RequestMatchSpec {
     /// True when nothing is configured (the matcher would match every request).
     pub fn is_empty(&self) -> bool {
-        self == &Self::default()
+        // Field by field (the default has every list empty): `== Self::default()` kept a
+        // `PartialEq` of every spec type in the module.
+        self.methods.is_empty()
+            && self.paths.is_empty()
+            && self.hosts.is_empty()
+            && self.headers.is_empty()
+            && self.query.is_empty()
+            && self.source_cidrs.is_empty()
+            && self.cookies.is_empty()
+            && self.claims.is_empty()
+            && self.consumers.is_empty()
     }
 
     /// Compile with the default options: normalized paths, `consumers` refused (a filter that
@@ -561,14 +663,9 @@ impl RequestMatchSpec {
     /// Validate and compile. Errors name the field relative to this spec
     /// (`cookies[1].value.regex`).
     pub fn compile_with(&self, options: MatchOptions) -> Result<RequestMatcher, ConfigError> {
-        let host_spec = |s: &StringMatchSpec| {
-            // Hosts are case-insensitive (RFC 9110 section 4.2.3).
-            StringMatchSpec {
-                ignore_case: true,
-                ..s.clone()
-            }
-            .compile()
-        };
+        // Hosts are case-insensitive (RFC 9110 section 4.2.3). Paths and hosts share one
+        // instance of `compile_list` (one closure type, module size).
+        let strings = |host: bool| move |s: &StringMatchSpec| s.compile_case(host || s.ignore_case);
         if let (Some(why), false) = (options.no_consumers, self.consumers.is_empty()) {
             return Err(ConfigError::new("consumers", why));
         }
@@ -579,10 +676,10 @@ impl RequestMatchSpec {
                 Ok(c.clone())
             }
         };
-        Ok(RequestMatcher {
+        Ok(RequestMatcher(std::mem::ManuallyDrop::new(Compiled {
             methods: MethodMatcher::compile(&self.methods).map_err(|e| e.within("methods"))?,
-            paths: compile_list("paths", &self.paths, StringMatchSpec::compile)?,
-            hosts: compile_list("hosts", &self.hosts, host_spec)?,
+            paths: compile_list("paths", &self.paths, strings(false))?,
+            hosts: compile_list("hosts", &self.hosts, strings(true))?,
             headers: compile_list("headers", &self.headers, HeaderMatchSpec::compile)?,
             query: compile_list("query", &self.query, QueryMatchSpec::compile)?,
             cidrs: CidrMatcher::compile(&self.source_cidrs)
@@ -591,7 +688,7 @@ impl RequestMatchSpec {
             claims: compile_list("claims", &self.claims, ClaimMatchSpec::compile)?,
             consumers: compile_list("consumers", &self.consumers, consumer)?,
             path_matching: options.path_matching,
-        })
+        })))
     }
 }
 
@@ -599,7 +696,7 @@ impl RequestMatcher {
     /// Match paths in `mode` instead of the one compiled in.
     #[must_use]
     pub fn with_path_matching(mut self, mode: PathMatching) -> Self {
-        self.path_matching = mode;
+        self.0.path_matching = mode;
         self
     }
 
@@ -619,10 +716,10 @@ impl RequestMatcher {
         consumer: Option<&str>,
         claims: &dyn Fn() -> Option<&'c Claims>,
     ) -> bool {
-        (self.methods.0.is_empty() || self.methods.matches(req.method()))
-            && (self.paths.is_empty() || {
-                let path = req.match_path(self.path_matching);
-                self.paths.iter().any(|m| m.matches(path))
+        (self.0.methods.0.is_empty() || self.0.methods.matches(req.method()))
+            && (self.0.paths.is_empty() || {
+                let path = req.match_path(self.0.path_matching);
+                self.0.paths.iter().any(|m| m.matches(path))
             })
             && self.matches_rest(req, consumer, claims)
     }
@@ -635,10 +732,10 @@ impl RequestMatcher {
         consumer: Option<&str>,
         claims: &dyn Fn() -> Option<&'c Claims>,
     ) -> bool {
-        (self.methods.0.is_empty() || self.methods.matches(facts.method))
-            && (self.paths.is_empty() || {
-                let path = facts.path(self.path_matching);
-                self.paths.iter().any(|m| m.matches(path))
+        (self.0.methods.0.is_empty() || self.0.methods.matches(facts.method))
+            && (self.0.paths.is_empty() || {
+                let path = facts.path(self.0.path_matching);
+                self.0.paths.iter().any(|m| m.matches(path))
             })
             && self.matches_rest(facts.req, consumer, claims)
     }
@@ -650,16 +747,17 @@ impl RequestMatcher {
         consumer: Option<&str>,
         claims: &dyn Fn() -> Option<&'c Claims>,
     ) -> bool {
-        (self.hosts.is_empty() || self.hosts.iter().any(|m| m.matches(req.host())))
-            && self.headers.iter().all(|m| m.matches(req))
-            && self.query.iter().all(|m| m.matches(req))
-            && (self.cidrs.is_empty() || req.source_ip().is_some_and(|ip| self.cidrs.matches(ip)))
-            && (self.consumers.is_empty()
-                || consumer.is_some_and(|c| self.consumers.iter().any(|r| r == "*" || r == c)))
-            && self.cookies.iter().all(|m| m.matches(req))
-            && (self.claims.is_empty() || {
+        (self.0.hosts.is_empty() || self.0.hosts.iter().any(|m| m.matches(req.host())))
+            && self.0.headers.iter().all(|m| m.matches(req))
+            && self.0.query.iter().all(|m| m.matches(req))
+            && (self.0.cidrs.is_empty()
+                || req.source_ip().is_some_and(|ip| self.0.cidrs.matches(ip)))
+            && (self.0.consumers.is_empty()
+                || consumer.is_some_and(|c| self.0.consumers.iter().any(|r| r == "*" || r == c)))
+            && self.0.cookies.iter().all(|m| m.matches(req))
+            && (self.0.claims.is_empty() || {
                 let c = claims();
-                self.claims.iter().all(|m| m.matches(c))
+                self.0.claims.iter().all(|m| m.matches(c))
             })
     }
 
@@ -667,7 +765,8 @@ impl RequestMatcher {
     /// any: a request without that header cannot match, whatever the other conditions say.
     /// Lets a filter with many rules skip them by one pass over the request's header names.
     pub fn required_header(&self) -> Option<&str> {
-        self.headers
+        self.0
+            .headers
             .iter()
             .find(|h| !h.invert)
             .map(|h| h.name.as_str())
@@ -675,7 +774,7 @@ impl RequestMatcher {
 
     /// Whether any condition reads JWT claims.
     pub fn needs_claims(&self) -> bool {
-        !self.claims.is_empty()
+        !self.0.claims.is_empty()
     }
 }
 
