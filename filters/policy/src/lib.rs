@@ -708,7 +708,7 @@ impl PolicyFilter {
 #[inline(never)]
 fn rule_error(e: ConfigError, i: usize, name: &str) -> ConfigError {
     ConfigError {
-        path: sdk_ext::config::join_path(&format!("rules[{i}]"), &e.path),
+        path: sdk_ext::config::join_path(format!("rules[{i}]"), &e.path),
         reason: format!("rule `{name}`: {}", e.reason),
     }
 }
