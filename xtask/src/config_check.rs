@@ -170,10 +170,14 @@ fn manifest(root: &Path, filters: &[FilterEntry]) -> String {
         root.join("sdk-ext").display().to_string()
     );
     for f in filters {
+        let dir = root.join("filters").join(&f.name);
+        let features = std::fs::read_to_string(dir.join("Cargo.toml"))
+            .map(|t| library_features(&t))
+            .unwrap_or_default();
         deps.push_str(&format!(
-            "{} = {{ path = {:?}, default-features = false }}\n",
+            "{} = {{ path = {:?}, default-features = false, features = {features:?} }}\n",
             f.name,
-            root.join("filters").join(&f.name).display().to_string()
+            dir.display().to_string()
         ));
     }
     format!(
@@ -181,6 +185,36 @@ fn manifest(root: &Path, filters: &[FilterEntry]) -> String {
          [package]\nname = \"filter-config-check\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
          [workspace]\n\n[dependencies]\n{deps}"
     )
+}
+
+/// A filter crate's default features but `export` (its proxy-wasm entry point, which a native
+/// program cannot link): what its own module is built with, so the checker refuses exactly what
+/// the module refuses (policy's `callouts`, say: without it a global rate limit is refused).
+fn library_features(cargo_toml: &str) -> Vec<String> {
+    let mut in_features = false;
+    for (i, line) in cargo_toml.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_features = line == "[features]";
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("default") else {
+            continue;
+        };
+        if !in_features || !rest.trim_start().starts_with('=') {
+            continue;
+        }
+        // The array may span lines: take the text up to its closing bracket.
+        let text: String = cargo_toml.lines().skip(i).collect::<Vec<_>>().join("\n");
+        let list = text.split_once('[').map_or("", |(_, r)| r);
+        let list = list.split_once(']').map_or("", |(l, _)| l);
+        return list
+            .split(',')
+            .map(|f| f.trim().trim_matches('"').to_string())
+            .filter(|f| !f.is_empty() && f != "export")
+            .collect();
+    }
+    Vec::new()
 }
 
 fn main_rs(filters: &[FilterEntry]) -> String {
@@ -236,6 +270,22 @@ fn main() {{
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn library_features_are_the_defaults_but_the_entry_point() {
+        let toml = "[package]\nname = \"p\"\n\n[features]\ndefault = [\"export\", \"callouts\"]\nexport = []\ncallouts = []\n";
+        assert_eq!(library_features(toml), ["callouts"]);
+        let multi = "[features]\ndefault = [\n  \"export\",\n  \"a\",\n  \"b\",\n]\n";
+        assert_eq!(library_features(multi), ["a", "b"]);
+        assert!(library_features("[features]\ndefault = [\"export\"]\n").is_empty());
+        assert!(library_features("[dependencies]\ndefault = [\"x\"]\n").is_empty());
+        assert!(library_features("[package]\nname = \"q\"\n").is_empty());
+        // The workspace's filters: policy's module keeps `callouts`.
+        let root = envoy_harness::workspace_root();
+        let policy =
+            std::fs::read_to_string(root.join("filters/policy/Cargo.toml")).unwrap_or_default();
+        assert_eq!(library_features(&policy), ["callouts"]);
+    }
 
     #[test]
     fn finds_the_entry_point_of_each_kind() {
