@@ -394,7 +394,7 @@ pub fn grpc_call_status() -> Result<(u32, String), HostError> {
     // SAFETY: out-pointers to locals.
     status(unsafe { imports::proxy_get_status(&mut code, &mut data, &mut size) })?;
     let message = take_host_buffer(data, size).unwrap_or_default();
-    Ok((code, String::from_utf8_lossy(&message).into_owned()))
+    Ok((code, crate::view::text_lossy(message)))
 }
 
 /// The longest cluster name [`grpc_call`] takes (its encoding stays ASCII); defined with the

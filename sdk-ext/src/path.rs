@@ -117,7 +117,7 @@ fn decode_unreserved(path: &str) -> String {
         i += 1;
     }
     // Only ASCII bytes were replaced by ASCII bytes, so the input's UTF-8 is intact.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    crate::view::text_lossy(out)
 }
 
 /// Remove `.` and `..` segments and empty segments (merged slashes) from an absolute path. A

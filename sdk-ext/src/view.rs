@@ -25,6 +25,14 @@ impl PropertySource for NoProperties {
     }
 }
 
+/// Bytes from the host (or a decoder) as text: the bytes themselves when they are UTF-8
+/// (nearly always; no copy, and core's validation runs a word at a time), else each invalid
+/// sequence replaced by U+FFFD, as `String::from_utf8_lossy` does.
+#[inline]
+pub fn text_lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// Decode a string property.
 pub fn prop_string(bytes: Vec<u8>) -> Option<String> {
     String::from_utf8(bytes).ok()
@@ -371,6 +379,24 @@ pub fn strip_port(authority: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use crate::testing::RequestBuilder;
+
+    #[test]
+    fn text_lossy_is_from_utf8_lossy() {
+        for bytes in [
+            &b"plain"[..],
+            "caf\u{e9} \u{1f600}".as_bytes(),
+            b"latin-1 \xe9t\xe9",
+            b"\xff\xfe",
+            b"cut \xe2\x82",
+            b"",
+        ] {
+            assert_eq!(
+                super::text_lossy(bytes.to_vec()),
+                String::from_utf8_lossy(bytes),
+                "{bytes:?}"
+            );
+        }
+    }
 
     #[test]
     fn request_line_from_pseudo_headers() {
