@@ -192,27 +192,28 @@ fn manifest(root: &Path, filters: &[FilterEntry]) -> String {
 /// the module refuses (policy's `callouts`, say: without it a global rate limit is refused).
 fn library_features(cargo_toml: &str) -> Vec<String> {
     let mut in_features = false;
-    for (i, line) in cargo_toml.lines().enumerate() {
+    let mut offset = 0;
+    for line in cargo_toml.split_inclusive('\n') {
+        let at = offset;
+        offset += line.len();
         let line = line.trim();
         if line.starts_with('[') {
             in_features = line == "[features]";
-            continue;
+        } else if in_features
+            && line
+                .strip_prefix("default")
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        {
+            // The array may span lines: the text from `default` to its closing bracket.
+            let rest = &cargo_toml[at..];
+            let list = rest.split_once('[').and_then(|(_, r)| r.split_once(']'));
+            return list.map_or(Vec::new(), |(list, _)| {
+                list.split(',')
+                    .map(|f| f.trim().trim_matches('"').to_string())
+                    .filter(|f| !f.is_empty() && f != "export")
+                    .collect()
+            });
         }
-        let Some(rest) = line.strip_prefix("default") else {
-            continue;
-        };
-        if !in_features || !rest.trim_start().starts_with('=') {
-            continue;
-        }
-        // The array may span lines: take the text up to its closing bracket.
-        let text: String = cargo_toml.lines().skip(i).collect::<Vec<_>>().join("\n");
-        let list = text.split_once('[').map_or("", |(_, r)| r);
-        let list = list.split_once(']').map_or("", |(l, _)| l);
-        return list
-            .split(',')
-            .map(|f| f.trim().trim_matches('"').to_string())
-            .filter(|f| !f.is_empty() && f != "export")
-            .collect();
     }
     Vec::new()
 }
