@@ -15,13 +15,39 @@
 use proxy_wasm::types::{BufferType, MapType, StreamType};
 
 /// A host call that did not succeed: the ABI status, or no host at all (native build).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostError {
-    #[error("host status {0} ({name})", name = status_name(*.0))]
+    /// `host status 12 (Unimplemented)`.
     Status(u32),
-    #[error("no proxy host (native build)")]
+    /// `no proxy host (native build)`.
     NoHost,
 }
+
+impl HostError {
+    /// The error as text, built without `core::fmt` (whose integer and padding code every
+    /// module would otherwise link for this one message; V8 compiles all of it at each push).
+    pub fn text(&self) -> String {
+        match self {
+            HostError::Status(code) => {
+                let mut out = String::from("host status ");
+                crate::config::push_decimal(&mut out, u64::from(*code));
+                out.push_str(" (");
+                out.push_str(status_name(*code));
+                out.push(')');
+                out
+            }
+            HostError::NoHost => "no proxy host (native build)".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+impl std::error::Error for HostError {}
 
 /// Names of ABI 0.2.1 statuses, for logs.
 pub fn status_name(status: u32) -> &'static str {
@@ -429,7 +455,13 @@ pub fn reset_stream() -> Result<(), HostError> {
 /// A property (`["source", "address"]`); `Ok(None)` when it is not set (`NotFound`).
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
     // Segments joined by NUL, as the `proxy-wasm` crate serializes them.
-    let serialized = path.join("\0");
+    let mut serialized = Vec::new();
+    for (i, segment) in path.iter().enumerate() {
+        if i > 0 {
+            serialized.push(0);
+        }
+        serialized.extend_from_slice(segment.as_bytes());
+    }
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: a live slice in, out-pointers to locals.

@@ -32,17 +32,22 @@ impl BuildInfo {
     /// The gauge's name without the filter prefix: `build_<version>_<commit>`, in metric-safe
     /// characters (`0.1.0` -> `0_1_0`, `-dirty` -> `_dirty`).
     pub fn metric_name(&self) -> String {
-        format!(
-            "build_{}_{}",
-            metric_safe(self.version),
-            metric_safe(self.commit)
-        )
+        crate::config::cat(&[
+            "build_",
+            &metric_safe(self.version),
+            "_",
+            &metric_safe(self.commit),
+        ])
     }
 }
 
 impl std::fmt::Display for BuildInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {} ({})", self.name, self.version, self.commit)
+        // Pieces, not `write!` with `{}` (see `ConfigError`'s `Display`).
+        for piece in [self.name, " ", self.version, " (", self.commit, ")"] {
+            f.write_str(piece)?;
+        }
+        Ok(())
     }
 }
 

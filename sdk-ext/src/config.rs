@@ -56,15 +56,27 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid configuration at `{}`: {}",
-            self.path, self.reason
-        )
+        // Pieces, not `write!` with `{}` (`str`'s `Display` pads: `core::fmt`'s largest
+        // function, compiled by V8 in every module that links it).
+        f.write_str("invalid configuration at `")?;
+        f.write_str(&self.path)?;
+        f.write_str("`: ")?;
+        f.write_str(&self.reason)
     }
 }
 
 impl ConfigError {
+    /// The error as its `Display` writes it, built without `core::fmt` (for the glue's log
+    /// lines).
+    pub fn text(&self) -> String {
+        cat(&[
+            "invalid configuration at `",
+            &self.path,
+            "`: ",
+            &self.reason,
+        ])
+    }
+
     /// An error at `path` (use `$` for the whole document).
     pub fn new(path: impl Into<String>, reason: impl fmt::Display) -> Self {
         Self {
@@ -86,14 +98,40 @@ impl ConfigError {
 // Every member read builds its path: plain appends, not `format!` (its machinery was most of
 // policy's `on_configure` instructions).
 pub fn join_path(parent: impl AsRef<str>, child: &str) -> String {
-    match (parent.as_ref(), child) {
-        ("" | "$", c) => c.to_string(),
-        (p, "" | "$") => p.to_string(),
-        (p, c) => {
-            let dot = if c.starts_with('[') { "" } else { "." };
-            [p, dot, c].concat()
+    let mut out = parent.as_ref().to_string();
+    push_path(&mut out, child);
+    out
+}
+
+/// [`join_path`] in place: `out` becomes `out` joined with `child`. Pushes, not `concat`
+/// (its generic join was one more function for V8 to compile in every module).
+fn push_path(out: &mut String, child: &str) {
+    match (out.as_str(), child) {
+        ("" | "$", c) => {
+            out.clear();
+            out.push_str(c);
+        }
+        (_, "" | "$") => {}
+        (_, c) => {
+            if !c.starts_with('[') {
+                out.push('.');
+            }
+            out.push_str(c);
         }
     }
+}
+
+/// `parts` joined: the messages every module can produce (configuration errors, the glue's log
+/// lines) are built with this one out-of-line function instead of `format!`, so a module whose
+/// own code formats nothing links none of `core::fmt`'s `Display` machinery (V8 compiles every
+/// function of a module at each push: bench/README.md, "Module size and cold start").
+#[inline(never)]
+pub fn cat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
 }
 
 /// `n` in decimal, appended (without `format!`, see [`join_path`]).
@@ -154,13 +192,21 @@ enum Step<'a> {
 
 /// `expected `a``, `expected `a` or `b``, `expected one of `a`, `b`, `c``, as serde words it.
 fn expected_one_of(names: &[&str], none: &str) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    match quoted.as_slice() {
-        [] => none.to_string(),
-        [one] => format!("expected {one}"),
-        [a, b] => format!("expected {a} or {b}"),
-        all => format!("expected one of {}", all.join(", ")),
+    let (mut out, between) = match names {
+        [] => return none.to_string(),
+        [_] => (String::from("expected "), ""),
+        [_, _] => (String::from("expected "), " or "),
+        _ => (String::from("expected one of "), ", "),
+    };
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push_str(between);
+        }
+        out.push('`');
+        out.push_str(name);
+        out.push('`');
     }
+    out
 }
 
 impl<'a> Node<'a> {
@@ -196,7 +242,7 @@ impl<'a> Node<'a> {
         }
         match self.step {
             Step::Root => {}
-            Step::Member(key) => *out = join_path(out.as_str(), key),
+            Step::Member(key) => push_path(out, key),
             Step::Index(i) => {
                 out.push('[');
                 push_decimal(out, i as u64);
@@ -216,10 +262,12 @@ impl<'a> Node<'a> {
     /// `invalid type: <what this is>, expected <expected>`.
     #[inline(never)]
     pub fn invalid_type(&self, expected: &str) -> ConfigError {
-        self.error(format!(
-            "invalid type: {}, expected {expected}",
-            self.value.describe()
-        ))
+        self.error(cat(&[
+            "invalid type: ",
+            &self.value.describe(),
+            ", expected ",
+            expected,
+        ]))
     }
 
     fn member<'s>(&'s self, key: &'s str, value: &'s Json) -> Node<'s> {
@@ -329,10 +377,12 @@ impl<'a> Node<'a> {
             return Err(self.invalid_type("an object"));
         };
         if let Some((k, v)) = members.iter().find(|(k, _)| !fields.contains(&k.as_str())) {
-            return Err(self.member(k, v).error(format!(
-                "unknown field `{k}`, {}",
-                expected_one_of(fields, "there are no fields")
-            )));
+            return Err(self.member(k, v).error(cat(&[
+                "unknown field `",
+                k,
+                "`, ",
+                &expected_one_of(fields, "there are no fields"),
+            ])));
         }
         Ok(Object {
             node: *self,
@@ -497,7 +547,7 @@ impl<'a> Object<'a> {
     /// `missing field `key`` (at the object's path).
     #[inline(never)]
     fn missing(&self, key: &str) -> ConfigError {
-        self.node.error(["missing field `", key, "`"].concat())
+        self.node.error(cat(&["missing field `", key, "`"]))
     }
 
     /// Member `key`, required, read by `read` instead of a [`FromJson`] impl (for a member

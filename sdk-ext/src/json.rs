@@ -19,7 +19,8 @@
 //! Errors carry the JSON path of what was being read (`rules[1].match`, `$` for the document)
 //! and a reason.
 
-use crate::config::ConfigError;
+use crate::config::{cat, ConfigError};
+use std::borrow::Cow;
 
 /// Deepest nesting accepted: 127 containers, as serde_json (its recursion limit of 128 refuses
 /// the 128th).
@@ -51,12 +52,13 @@ impl Json {
     pub fn describe(&self) -> String {
         match self {
             Json::Null => "null".into(),
-            Json::Bool(b) => format!("boolean `{b}`"),
+            Json::Bool(true) => "boolean `true`".into(),
+            Json::Bool(false) => "boolean `false`".into(),
             Json::Number(n) if n.bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
-                format!("integer `{n}`")
+                cat(&["integer `", n, "`"])
             }
-            Json::Number(n) => format!("floating point `{n}`"),
-            Json::String(s) => format!("string `{}`", clip(s)),
+            Json::Number(n) => cat(&["floating point `", n, "`"]),
+            Json::String(s) => cat(&["string `", &clip(s), "`"]),
             Json::Array(_) => "a sequence".into(),
             Json::Object(_) => "a map".into(),
         }
@@ -91,15 +93,15 @@ impl Drop for Document {
 }
 
 /// At most 64 bytes of a string for an error message (on a character boundary).
-fn clip(s: &str) -> String {
+fn clip(s: &str) -> Cow<'_, str> {
     if s.len() <= 64 {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let mut end = 64;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}...", &s[..end])
+    Cow::Owned(cat(&[&s[..end], "..."]))
 }
 
 /// One step of the path being parsed.
@@ -143,7 +145,7 @@ impl Parser<'_> {
                 }
                 Seg::Index(i) => {
                     path.push('[');
-                    path.push_str(&i.to_string());
+                    crate::config::push_decimal(&mut path, *i as u64);
                     path.push(']');
                 }
             }
@@ -165,7 +167,7 @@ impl Parser<'_> {
     }
 
     fn eof(&self, what: &str) -> ConfigError {
-        self.err(&format!("EOF while parsing {what}"))
+        self.err(&cat(&["EOF while parsing ", what]))
     }
 
     fn value(&mut self) -> Result<Json, ConfigError> {
@@ -175,19 +177,24 @@ impl Parser<'_> {
             Some(b'[') => self.array(),
             Some(b'"') => self.string().map(Json::String),
             Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(b't') => self.literal("true", Json::Bool(true)),
-            Some(b'f') => self.literal("false", Json::Bool(false)),
-            Some(b'n') => self.literal("null", Json::Null),
+            Some(b't' | b'f' | b'n') => self.literal(),
             Some(_) => Err(self.err("expected value")),
         }
     }
 
-    fn literal(&mut self, word: &str, v: Json) -> Result<Json, ConfigError> {
+    /// `true`, `false` or `null` (the cursor on its first letter; one call site, not three
+    /// inlined copies).
+    fn literal(&mut self) -> Result<Json, ConfigError> {
+        let (word, v): (&[u8], Json) = match self.peek() {
+            Some(b't') => (b"true", Json::Bool(true)),
+            Some(b'f') => (b"false", Json::Bool(false)),
+            _ => (b"null", Json::Null),
+        };
         let end = (self.i + word.len()).min(self.b.len());
-        if &self.b[self.i..end] == word.as_bytes() {
+        if &self.b[self.i..end] == word {
             self.i = end;
             Ok(v)
-        } else if word.as_bytes().starts_with(&self.b[self.i..end]) {
+        } else if word.starts_with(&self.b[self.i..end]) {
             Err(self.eof("a value"))
         } else {
             Err(self.err("expected value"))
@@ -286,7 +293,7 @@ impl Parser<'_> {
     }
 
     fn duplicate(&mut self, key: String) -> ConfigError {
-        let reason = format!("duplicate key `{key}`");
+        let reason = cat(&["duplicate key `", &key, "`"]);
         self.path.push(Seg::Key(key));
         self.err(&reason)
     }
@@ -328,8 +335,12 @@ impl Parser<'_> {
             }
             some_digits(self)?;
         }
-        // Only ASCII digits, signs, `.` and exponents were consumed.
-        let text = String::from_utf8_lossy(&self.b[start..self.i]).into_owned();
+        // Only ASCII digits, signs, `.` and exponents were consumed, so the text is ASCII (a
+        // lossy conversion linked its whole machinery for nothing).
+        let text = self.b[start..self.i]
+            .iter()
+            .map(|&b| char::from(b))
+            .collect();
         Ok(Json::Number(text))
     }
 
@@ -451,27 +462,33 @@ fn first_duplicate(members: &[(String, Json)]) -> Option<String> {
 
 /// Write `s` as a JSON string literal (quotes included), escaping as serde_json does: `"`,
 /// `\`, and control characters (`\n`, `\t`, ... or `\u00XX`).
+// Over bytes, copying the runs between escapes: every byte to escape is ASCII, so each run is
+// whole characters (decoding and re-encoding each `char` was twice the code).
 pub fn write_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                let n = c as usize;
-                out.push_str("\\u00");
-                out.push(char::from(HEX[n >> 4]));
-                out.push(char::from(HEX[n & 0xf]));
-            }
-            c => out.push(c),
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "\\u00",
+            _ => continue,
+        };
+        out.push_str(s.get(from..i).unwrap_or_default());
+        out.push_str(escape);
+        if escape.len() == 4 {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
+        from = i + 1;
     }
+    out.push_str(s.get(from..).unwrap_or_default());
     out.push('"');
 }
 
@@ -692,11 +709,19 @@ mod tests {
             "\u{0}\u{1f}\u{7f}",
             "é😀",
             "\u{8}\u{c}",
+            "a\u{1}b\u{1f}\u{7f}\"é\\\u{10}😀\n",
+            "\"\"\\",
         ] {
             let mut ours = String::new();
             write_str(&mut ours, s);
             assert_eq!(ours, serde_json::to_string(s).unwrap(), "{s:?}");
             assert_eq!(parse(ours.as_bytes()).unwrap(), Json::String(s.into()));
+        }
+        for b in 0u8..=0x7f {
+            let s = format!("x{}y", char::from(b));
+            let mut ours = String::new();
+            write_str(&mut ours, &s);
+            assert_eq!(ours, serde_json::to_string(&s).unwrap(), "{b}");
         }
     }
 }

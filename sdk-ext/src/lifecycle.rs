@@ -44,6 +44,27 @@ pub enum HostOp {
     ResumeRequest,
 }
 
+impl HostOp {
+    /// The variant's name, as `{:?}` writes it (for log lines built without `core::fmt`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HostOp::ReadConfig => "ReadConfig",
+            HostOp::ReadHeaders => "ReadHeaders",
+            HostOp::EditRequestHeaders => "EditRequestHeaders",
+            HostOp::EditResponseHeaders => "EditResponseHeaders",
+            HostOp::ReadBody => "ReadBody",
+            HostOp::SendReply => "SendReply",
+            HostOp::ResetStream => "ResetStream",
+            HostOp::Property => "Property",
+            HostOp::Metric => "Metric",
+            HostOp::Clock => "Clock",
+            HostOp::GrpcCall => "GrpcCall",
+            HostOp::ReadCallAnswer => "ReadCallAnswer",
+            HostOp::ResumeRequest => "ResumeRequest",
+        }
+    }
+}
+
 /// Which header map [`Edits`] apply to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {

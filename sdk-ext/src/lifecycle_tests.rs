@@ -430,3 +430,25 @@ fn hooks_see_their_own_edits_in_the_step() {
     );
     assert!(matches!(stream.phase(), Phase::Headers));
 }
+
+#[test]
+fn host_op_names_are_their_debug_forms() {
+    use HostOp::*;
+    for op in [
+        ReadConfig,
+        ReadHeaders,
+        EditRequestHeaders,
+        EditResponseHeaders,
+        ReadBody,
+        SendReply,
+        ResetStream,
+        Property,
+        Metric,
+        Clock,
+        GrpcCall,
+        ReadCallAnswer,
+        ResumeRequest,
+    ] {
+        assert_eq!(op.name(), format!("{op:?}"));
+    }
+}

@@ -16,16 +16,18 @@ use std::rc::Rc;
 /// digits lowercased, everything else `_` (`Admin-Only.v2` -> `admin_only_v2`,
 /// `outbound|443||a.svc` -> `outbound_443__a_svc`). Distinct names can collide; filters that
 /// derive metrics from names reject collisions at configure time.
+// Over bytes: one `_` per character is one per byte that does not continue a UTF-8 sequence
+// (decoding each `char` and encoding it back was twice the code).
 pub fn metric_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(char::from(b.to_ascii_lowercase()));
+        } else if b & 0xc0 != 0x80 {
+            out.push('_');
+        }
+    }
+    out
 }
 
 /// The three metric types proxy-wasm defines.
@@ -87,7 +89,11 @@ impl Metrics {
         if !valid {
             return Err(ConfigError::new(
                 "$",
-                format!("metric name `{name}` must be lowercase letters, digits and `_`"),
+                crate::config::cat(&[
+                    "metric name `",
+                    name,
+                    "` must be lowercase letters, digits and `_`",
+                ]),
             ));
         }
         let mut full = String::with_capacity(self.prefix.len() + 1 + name.len());
@@ -95,7 +101,10 @@ impl Metrics {
         full.push('_');
         full.push_str(name);
         let id = self.sink.define(kind, &full).ok_or_else(|| {
-            ConfigError::new("$", format!("the proxy refused to define metric `{full}`"))
+            ConfigError::new(
+                "$",
+                crate::config::cat(&["the proxy refused to define metric `", &full, "`"]),
+            )
         })?;
         self.defined.push((full, kind));
         Ok((id, Rc::clone(&self.sink)))
@@ -120,7 +129,7 @@ impl Metrics {
     ) -> Result<[Counter; N], ConfigError> {
         let mut out = Vec::with_capacity(N);
         for name in names {
-            out.push(self.counter(&[prefix, name].concat())?);
+            out.push(self.counter(&crate::config::cat(&[prefix, name]))?);
         }
         // `out` has exactly `N` counters.
         out.try_into()
@@ -232,6 +241,28 @@ mod tests {
         assert_eq!(metric_safe("Admin-Only.v2"), "admin_only_v2");
         assert_eq!(metric_safe("outbound|443||a.svc"), "outbound_443__a_svc");
         assert_eq!(metric_safe("é"), "_");
+        // The byte loop against the character map it replaces, on ASCII, two-, three- and
+        // four-byte characters in every order.
+        let reference = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        let pieces = ["a", "Z", "9", "-", ".", "_", "é", "€", "😀", " ", "|", "ß"];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let s = [a, b, c].concat();
+                    assert_eq!(metric_safe(&s), reference(&s), "{s}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use crate::abi::{self, HostError};
 use crate::build_info::BuildInfo;
 use crate::callout::GrpcCall;
-use crate::config::parse_json;
+use crate::config::{cat, parse_json};
 use crate::filter::{HeaderOps, HttpFilter, Setup};
 pub use crate::lifecycle::HostOp;
 use crate::lifecycle::{CallClose, HttpStream, Side, Step, Then};
@@ -70,7 +70,7 @@ pub struct HostSharedStore;
 
 impl SharedStore for HostSharedStore {
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        abi::shared_data(key).map_err(|e| StoreError::Host(e.to_string()))
+        abi::shared_data(key).map_err(|e| StoreError::Host(e.text()))
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
@@ -78,7 +78,7 @@ impl SharedStore for HostSharedStore {
         match abi::set_shared_data(key, value, cas.unwrap_or(0)) {
             Ok(()) => Ok(()),
             Err(HostError::Status(abi::CAS_MISMATCH)) => Err(StoreError::CasMismatch),
-            Err(e) => Err(StoreError::Host(e.to_string())),
+            Err(e) => Err(StoreError::Host(e.text())),
         }
     }
 }
@@ -110,9 +110,39 @@ pub fn log_once(op: HostOp, err: &HostError) {
         seen & bit == 0
     });
     if first {
-        log::error!(
-            "host call failed ({op:?}): {err}; later failures of this kind are only counted"
+        host_log(
+            log::Level::Error,
+            &[
+                "host call failed (",
+                op.name(),
+                "): ",
+                &err.text(),
+                "; later failures of this kind are only counted",
+            ],
         );
+    }
+}
+
+/// Log `parts`, joined, at `level` when the proxy's level lets it through: the glue's own lines
+/// (the same text as through the `log` crate, which [`HostLogger`] prints unchanged), built
+/// without `core::fmt`. A module whose filter formats nothing then links none of `fmt`'s
+/// `Display` code (`str`'s padding, integers), which V8 compiled at every push
+/// (bench/README.md, "Module size and cold start").
+#[inline(never)]
+pub fn host_log(level: log::Level, parts: &[&str]) {
+    if level <= log::max_level() {
+        let _ = abi::log(level_code(level), &cat(parts));
+    }
+}
+
+/// The ABI's code of a `log` level.
+fn level_code(level: log::Level) -> u32 {
+    match level {
+        log::Level::Trace => 0,
+        log::Level::Debug => 1,
+        log::Level::Info => 2,
+        log::Level::Warn => 3,
+        log::Level::Error => 4,
     }
 }
 
@@ -140,14 +170,7 @@ impl log::Log for HostLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let level = match record.level() {
-            log::Level::Trace => 0,
-            log::Level::Debug => 1,
-            log::Level::Info => 2,
-            log::Level::Warn => 3,
-            log::Level::Error => 4,
-        };
-        let _ = abi::log(level, &record.args().to_string());
+        let _ = abi::log(level_code(record.level()), &record.args().to_string());
     }
 
     fn flush(&self) {}
@@ -226,11 +249,15 @@ pub fn module_build(name: &'static str) -> BuildInfo {
 /// `<filter>_build_<version>_<commit>` to 1 (see [`crate::build_info`]).
 pub fn announce_build(filter_name: &str, build: &BuildInfo) {
     sync_log_level();
-    log::info!("{build} started");
+    let build_parts = [build.name, " ", build.version, " (", build.commit, ")"];
+    host_log(log::Level::Info, &[&cat(&build_parts), " started"]);
     let mut metrics = Metrics::new(filter_name, Rc::new(HostMetrics));
     match metrics.gauge(&build.metric_name()) {
         Ok(gauge) => gauge.set(1),
-        Err(e) => log::warn!("{build}: build gauge not defined: {e}"),
+        Err(e) => host_log(
+            log::Level::Warn,
+            &[&cat(&build_parts), ": build gauge not defined: ", &e.text()],
+        ),
     }
 }
 
@@ -260,9 +287,12 @@ impl<F: HttpFilter> RootContext for FilterRoot<F> {
             Ok(b) => b.unwrap_or_default(),
             Err(e) => {
                 log_once(HostOp::ReadConfig, &e);
-                log::error!(
-                    "{}: cannot read the plugin configuration; configuration rejected",
-                    F::NAME
+                host_log(
+                    log::Level::Error,
+                    &[
+                        F::NAME,
+                        ": cannot read the plugin configuration; configuration rejected",
+                    ],
                 );
                 return false;
             }
@@ -277,7 +307,7 @@ impl<F: HttpFilter> RootContext for FilterRoot<F> {
         });
         match built {
             Ok(filter) => {
-                log::info!("{}: configuration accepted", F::NAME);
+                host_log(log::Level::Info, &[F::NAME, ": configuration accepted"]);
                 self.host_errors = self
                     .host_errors
                     .take()
@@ -287,7 +317,10 @@ impl<F: HttpFilter> RootContext for FilterRoot<F> {
             }
             Err(err) => {
                 // Envoy rejects the plugin config; on a live update it keeps the old one.
-                log::error!("{}: {err}; configuration rejected", F::NAME);
+                host_log(
+                    log::Level::Error,
+                    &[F::NAME, ": ", &err.text(), "; configuration rejected"],
+                );
                 false
             }
         }
