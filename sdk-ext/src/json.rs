@@ -116,24 +116,40 @@ pub fn parse(bytes: &[u8]) -> Result<Json, ConfigError> {
         b: bytes,
         i: 0,
         path: Vec::new(),
+        error: None,
     };
     p.ws();
-    let v = p.value()?;
-    p.ws();
-    if p.i < p.b.len() {
-        return Err(p.err("trailing characters"));
-    }
-    Ok(v)
+    let parsed = p.value().and_then(|v| {
+        p.ws();
+        if p.i < p.b.len() {
+            return Err(p.err("trailing characters"));
+        }
+        Ok(v)
+    });
+    parsed.map_err(|Failed| {
+        p.error
+            .take()
+            .unwrap_or_else(|| ConfigError::new("$", "internal error: no error recorded"))
+    })
 }
 
 struct Parser<'a> {
     b: &'a [u8],
     i: usize,
     path: Vec<Seg>,
+    /// The error that stopped the parse (the first: every error returns at once).
+    error: Option<ConfigError>,
 }
 
+/// The parser's `Err`: the error itself is in [`Parser::error`]. A zero-sized `Err` keeps each
+/// `Result` the size of its value; a `ConfigError` (two `String`s) in every `Result` was moved
+/// through every step of the parser, which was ~1 KB more code for V8 to compile in every
+/// module (bench/README.md, "Module size and cold start").
+struct Failed;
+
 impl Parser<'_> {
-    fn err(&self, reason: &str) -> ConfigError {
+    /// Record the error at the current path; the marker to return.
+    fn err(&mut self, reason: &str) -> Failed {
         let mut path = String::new();
         for seg in &self.path {
             match seg {
@@ -153,7 +169,8 @@ impl Parser<'_> {
         if path.is_empty() {
             path.push('$');
         }
-        ConfigError::new(path, reason)
+        self.error = Some(ConfigError::new(path, reason));
+        Failed
     }
 
     fn peek(&self) -> Option<u8> {
@@ -166,11 +183,11 @@ impl Parser<'_> {
         }
     }
 
-    fn eof(&self, what: &str) -> ConfigError {
+    fn eof(&mut self, what: &str) -> Failed {
         self.err(&cat(&["EOF while parsing ", what]))
     }
 
-    fn value(&mut self) -> Result<Json, ConfigError> {
+    fn value(&mut self) -> Result<Json, Failed> {
         match self.peek() {
             None => Err(self.eof("a value")),
             Some(b'{') => self.object(),
@@ -184,7 +201,7 @@ impl Parser<'_> {
 
     /// `true`, `false` or `null` (the cursor on its first letter; one call site, not three
     /// inlined copies).
-    fn literal(&mut self) -> Result<Json, ConfigError> {
+    fn literal(&mut self) -> Result<Json, Failed> {
         let (word, v): (&[u8], Json) = match self.peek() {
             Some(b't') => (b"true", Json::Bool(true)),
             Some(b'f') => (b"false", Json::Bool(false)),
@@ -201,7 +218,7 @@ impl Parser<'_> {
         }
     }
 
-    fn enter(&mut self) -> Result<(), ConfigError> {
+    fn enter(&mut self) -> Result<(), Failed> {
         if self.path.len() >= MAX_DEPTH {
             return Err(self.err("recursion limit exceeded"));
         }
@@ -210,7 +227,7 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn array(&mut self) -> Result<Json, ConfigError> {
+    fn array(&mut self) -> Result<Json, Failed> {
         self.enter()?;
         let mut items = Vec::new();
         if self.peek() == Some(b']') {
@@ -230,7 +247,7 @@ impl Parser<'_> {
 
     /// After an element or a member: `,` (not followed by `close`: no trailing comma) gives
     /// `false`, `close` gives `true`; anything else is an error about the container (`what`).
-    fn separator(&mut self, close: u8, expected: &str, what: &str) -> Result<bool, ConfigError> {
+    fn separator(&mut self, close: u8, expected: &str, what: &str) -> Result<bool, Failed> {
         self.ws();
         match self.peek() {
             Some(b',') => {
@@ -250,7 +267,7 @@ impl Parser<'_> {
         }
     }
 
-    fn object(&mut self) -> Result<Json, ConfigError> {
+    fn object(&mut self) -> Result<Json, Failed> {
         self.enter()?;
         let mut members: Vec<(String, Json)> = Vec::new();
         if self.peek() == Some(b'}') {
@@ -292,13 +309,13 @@ impl Parser<'_> {
         }
     }
 
-    fn duplicate(&mut self, key: String) -> ConfigError {
+    fn duplicate(&mut self, key: String) -> Failed {
         let reason = cat(&["duplicate key `", &key, "`"]);
         self.path.push(Seg::Key(key));
         self.err(&reason)
     }
 
-    fn number(&mut self) -> Result<Json, ConfigError> {
+    fn number(&mut self) -> Result<Json, Failed> {
         let start = self.i;
         let digits = |p: &mut Self| {
             let from = p.i;
@@ -345,7 +362,7 @@ impl Parser<'_> {
     }
 
     /// A string starting at the `"` under the cursor; escapes decoded.
-    fn string(&mut self) -> Result<String, ConfigError> {
+    fn string(&mut self) -> Result<String, Failed> {
         self.i += 1;
         let mut out: Vec<u8> = Vec::new();
         loop {
@@ -389,26 +406,28 @@ impl Parser<'_> {
         String::from_utf8(out).map_err(|_| self.err("invalid unicode code point"))
     }
 
-    fn hex4(&mut self) -> Result<u32, ConfigError> {
+    // Over the digits present (up to four): a loop of four was unrolled four times.
+    fn hex4(&mut self) -> Result<u32, Failed> {
+        let end = (self.i + 4).min(self.b.len());
         let mut n = 0u32;
-        for _ in 0..4 {
-            let Some(c) = self.peek() else {
-                return Err(self.eof("a string"));
-            };
+        for &c in self.b.get(self.i..end).unwrap_or_default() {
             let d = match c {
                 b'0'..=b'9' => c - b'0',
                 b'a'..=b'f' => c - b'a' + 10,
                 b'A'..=b'F' => c - b'A' + 10,
                 _ => return Err(self.err("invalid escape")),
             };
-            self.i += 1;
             n = n * 16 + u32::from(d);
         }
+        if end - self.i < 4 {
+            return Err(self.eof("a string"));
+        }
+        self.i = end;
         Ok(n)
     }
 
     /// `\uXXXX` (cursor after the `u`), with a following `\uXXXX` for a surrogate pair.
-    fn unicode_escape(&mut self) -> Result<char, ConfigError> {
+    fn unicode_escape(&mut self) -> Result<char, Failed> {
         let first = self.hex4()?;
         let code = match first {
             0xD800..=0xDBFF => {
@@ -462,34 +481,38 @@ fn first_duplicate(members: &[(String, Json)]) -> Option<String> {
 
 /// Write `s` as a JSON string literal (quotes included), escaping as serde_json does: `"`,
 /// `\`, and control characters (`\n`, `\t`, ... or `\u00XX`).
-// Over bytes, copying the runs between escapes: every byte to escape is ASCII, so each run is
-// whole characters (decoding and re-encoding each `char` was twice the code).
+// Over bytes into the string's buffer: every byte to escape is ASCII, so the bytes between
+// escapes are whole characters (decoding and re-encoding each `char`, or copying the runs with
+// their boundary checks, was twice the code).
 pub fn write_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    let mut from = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "\\u00",
-            _ => continue,
+    let mut bytes = std::mem::take(out).into_bytes();
+    bytes.push(b'"');
+    for &b in s.as_bytes() {
+        let short = match b {
+            b'"' | b'\\' => b,
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            0x00..=0x1f => b'u',
+            _ => {
+                bytes.push(b);
+                continue;
+            }
         };
-        out.push_str(s.get(from..i).unwrap_or_default());
-        out.push_str(escape);
-        if escape.len() == 4 {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        bytes.push(b'\\');
+        bytes.push(short);
+        if short == b'u' {
+            for digit in [b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]] {
+                bytes.push(digit);
+            }
         }
-        from = i + 1;
     }
-    out.push_str(s.get(from..).unwrap_or_default());
-    out.push('"');
+    bytes.push(b'"');
+    // UTF-8 still (whole characters of `out` and `s`, ASCII between them): never the default.
+    *out = String::from_utf8(bytes).unwrap_or_default();
 }
 
 #[cfg(test)]
