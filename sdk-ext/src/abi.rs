@@ -29,12 +29,9 @@ impl HostError {
     pub fn text(&self) -> String {
         match self {
             HostError::Status(code) => {
-                let mut out = String::from("host status ");
-                crate::config::push_decimal(&mut out, u64::from(*code));
-                out.push_str(" (");
-                out.push_str(status_name(*code));
-                out.push(')');
-                out
+                let mut digits = String::new();
+                crate::config::push_decimal(&mut digits, u64::from(*code));
+                crate::config::cat(&["host status ", &digits, " (", status_name(*code), ")"])
             }
             HostError::NoHost => "no proxy host (native build)".into(),
         }
