@@ -352,13 +352,10 @@ impl Parser<'_> {
             }
             some_digits(self)?;
         }
-        // Only ASCII digits, signs, `.` and exponents were consumed, so the text is ASCII (a
+        // Only ASCII digits, signs, `.` and exponents were consumed, so the text is UTF-8 (a
         // lossy conversion linked its whole machinery for nothing).
-        let text = self.b[start..self.i]
-            .iter()
-            .map(|&b| char::from(b))
-            .collect();
-        Ok(Json::Number(text))
+        let text = std::str::from_utf8(&self.b[start..self.i]).unwrap_or_default();
+        Ok(Json::Number(text.to_owned()))
     }
 
     /// A string starting at the `"` under the cursor; escapes decoded.

@@ -96,10 +96,7 @@ impl Metrics {
                 ]),
             ));
         }
-        let mut full = String::with_capacity(self.prefix.len() + 1 + name.len());
-        full.push_str(&self.prefix);
-        full.push('_');
-        full.push_str(name);
+        let full = crate::config::cat(&[&self.prefix, "_", name]);
         let id = self.sink.define(kind, &full).ok_or_else(|| {
             ConfigError::new(
                 "$",

@@ -417,6 +417,14 @@ impl<F: HttpFilter> FilterHttp<F> {
                     Ok(token) => self.stream.on_call_dispatched(token, HostClock.now_nanos()),
                     Err(e) => self.refused(HostOp::GrpcCall, &e),
                 },
+                // Steps that only follow a call (its answer, the held request's resumption): a
+                // filter type that cannot call never gets them, and links neither host call.
+                Then::ReadCallAnswer(_) if !F::MAY_CALL => {
+                    self.refused(HostOp::ReadCallAnswer, &HostError::Status(12))
+                }
+                Then::Resume if !F::MAY_CALL => {
+                    self.refused(HostOp::ResumeRequest, &HostError::Status(12))
+                }
                 Then::ReadCallAnswer(len) => {
                     match abi::buffer(BufferType::GrpcReceiveBuffer, 0, len) {
                         Ok(answer) => self.stream.on_call_answer(answer.unwrap_or_default()),
