@@ -192,12 +192,13 @@ enum Step<'a> {
 
 /// `expected `a``, `expected `a` or `b``, `expected one of `a`, `b`, `c``, as serde words it.
 fn expected_one_of(names: &[&str], none: &str) -> String {
-    let (mut out, between) = match names {
+    let (lead, between) = match names {
         [] => return none.to_string(),
-        [_] => (String::from("expected "), ""),
-        [_, _] => (String::from("expected "), " or "),
-        _ => (String::from("expected one of "), ", "),
+        [_] => ("expected ", ""),
+        [_, _] => ("expected ", " or "),
+        _ => ("expected one of ", ", "),
     };
+    let mut out = String::from(lead);
     for (i, name) in names.iter().enumerate() {
         if i > 0 {
             out.push_str(between);

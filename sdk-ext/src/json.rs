@@ -50,17 +50,22 @@ impl Json {
     /// What kind of value this is and, for scalars, the value itself, as error messages say
     /// it: ``string `abc` ``, ``integer `5` ``, ``floating point `1.5` ``, `a map`, ...
     pub fn describe(&self) -> String {
-        match self {
-            Json::Null => "null".into(),
-            Json::Bool(true) => "boolean `true`".into(),
-            Json::Bool(false) => "boolean `false`".into(),
+        // The kind and the value's text, joined once.
+        let (kind, text) = match self {
+            Json::Null => ("null", None),
+            Json::Bool(true) => ("boolean", Some(Cow::Borrowed("true"))),
+            Json::Bool(false) => ("boolean", Some(Cow::Borrowed("false"))),
             Json::Number(n) if n.bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
-                cat(&["integer `", n, "`"])
+                ("integer", Some(Cow::Borrowed(n.as_str())))
             }
-            Json::Number(n) => cat(&["floating point `", n, "`"]),
-            Json::String(s) => cat(&["string `", &clip(s), "`"]),
-            Json::Array(_) => "a sequence".into(),
-            Json::Object(_) => "a map".into(),
+            Json::Number(n) => ("floating point", Some(Cow::Borrowed(n.as_str()))),
+            Json::String(s) => ("string", Some(clip(s))),
+            Json::Array(_) => ("a sequence", None),
+            Json::Object(_) => ("a map", None),
+        };
+        match text {
+            Some(text) => cat(&[kind, " `", &text, "`"]),
+            None => kind.to_string(),
         }
     }
 }
