@@ -507,7 +507,12 @@ pub fn write_str(out: &mut String, s: &str) {
         bytes.push(b'\\');
         bytes.push(short);
         if short == b'u' {
-            for digit in [b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]] {
+            for digit in [
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ] {
                 bytes.push(digit);
             }
         }
