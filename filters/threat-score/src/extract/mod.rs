@@ -1322,7 +1322,7 @@ impl<'r> Builder<'_, '_, 'r> {
 
     fn cookies(&mut self, header: &'r str) {
         for c in header.split_char(';') {
-            let c = c.trim();
+            let c = trim_unicode(c);
             if c.is_empty() {
                 continue;
             }
@@ -1335,6 +1335,19 @@ impl<'r> Builder<'_, '_, 'r> {
                 self.push(Source::Cookie, Text::from(name), v, false, excluded);
             }
         }
+    }
+}
+
+/// `s.trim()`, with its two ends asked first: a piece that opens and closes with an ASCII
+/// byte other than whitespace (nearly every cookie) is its own trim, and std's Unicode trim
+/// decodes a char at each end through a table lookup.
+fn trim_unicode(s: &str) -> &str {
+    // The ASCII bytes `char::is_whitespace` accepts.
+    let plain = |b: Option<&u8>| b.is_some_and(|&b| b < 0x80 && !matches!(b, 9..=13 | b' '));
+    if plain(s.as_bytes().first()) && plain(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
     }
 }
 
@@ -2485,6 +2498,23 @@ mod tests {
         }
         // `Upper`, the body, its last window; `lower`, `q`, the body's first windows...
         assert!(with >= 3 && without >= 3, "{with} {without}");
+    }
+
+    /// `trim_unicode` is `str::trim` (ASCII and Unicode whitespace at either end).
+    #[test]
+    fn trim_unicode_is_trim() {
+        let pieces = [
+            " ", "\t", "\u{b}", "\u{c}", "\r", "\n", "\u{1c}", "\u{85}", "\u{a0}", "\u{3000}", "a",
+            "=", "\u{e9}", "",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let s = format!("{a}{b}{c}");
+                    assert_eq!(trim_unicode(&s), s.trim(), "{s:?}");
+                }
+            }
+        }
     }
 
     #[test]
