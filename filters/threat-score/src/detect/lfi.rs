@@ -6,6 +6,7 @@
 
 use super::{Findings, INJECTION};
 use crate::decode::path::{already_normal, normalize};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{ByteSet, Prepared};
@@ -108,13 +109,13 @@ const BACKUP_EXTENSIONS: &[&str] = &[
 
 /// Archives are downloads (`/releases/app-1.2.tar.gz`) unless named for a backup or a dump
 /// (`/backup.tar.gz`, `/site-backup.zip`, `/db_dump.tgz`).
+const ARCHIVE_EXTENSIONS: &[&str] = &[
+    ".tar.gz", ".tgz", ".tar", ".zip", ".rar", ".7z", ".tar.bz2", ".tar.xz",
+];
+
 fn backup_archive(path: &str) -> bool {
     let name = path.rsplit_first('/').unwrap_or(path);
-    [
-        ".tar.gz", ".tgz", ".tar", ".zip", ".rar", ".7z", ".tar.bz2", ".tar.xz",
-    ]
-    .iter()
-    .any(|e| name.ends_with(e))
+    ARCHIVE_EXTENSIONS.iter().any(|e| name.ends_with(e))
         && (name.has_lit("backup") || name.has_lit("dump"))
 }
 
@@ -533,7 +534,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             if hidden_segment(n.path) {
                 out.hit(input, CAT, "lfi.hidden-path", Severity::Critical, 1);
             }
-            if BACKUP_EXTENSIONS.iter().any(|e| n.path.ends_with(e)) || backup_archive(n.path) {
+            // Every backup and archive extension holds `.` (`backup_extensions_hold_a_dot`).
+            if n.path.as_bytes().has_byte(b'.')
+                && (BACKUP_EXTENSIONS.iter().any(|e| n.path.ends_with(e)) || backup_archive(n.path))
+            {
                 out.hit(input, CAT, "lfi.backup-file", Severity::Critical, 1);
             }
         }
@@ -543,6 +547,15 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The extension lists asked only of paths with a `.`: every entry holds one.
+    #[test]
+    fn backup_extensions_hold_a_dot() {
+        assert!(BACKUP_EXTENSIONS
+            .iter()
+            .chain(ARCHIVE_EXTENSIONS)
+            .all(|e| e.contains('.')));
+    }
 
     /// The `/.` screen of `hidden_segment` changes no answer: compared with the split alone
     /// on paths built from segments that open with a dot or not.

@@ -1339,9 +1339,9 @@ impl<'r> Builder<'_, '_, 'r> {
 }
 
 /// `s.trim()`, with its two ends asked first: a piece that opens and closes with an ASCII
-/// byte other than whitespace (nearly every cookie) is its own trim, and std's Unicode trim
+/// byte other than whitespace (nearly every cookie, a `Host`) is its own trim, and std's Unicode trim
 /// decodes a char at each end through a table lookup.
-fn trim_unicode(s: &str) -> &str {
+pub(crate) fn trim_unicode(s: &str) -> &str {
     // The ASCII bytes `char::is_whitespace` accepts.
     let plain = |b: Option<&u8>| b.is_some_and(|&b| b < 0x80 && !matches!(b, 9..=13 | b' '));
     if plain(s.as_bytes().first()) && plain(s.as_bytes().last()) {
