@@ -8,8 +8,15 @@
 //! Each row becomes a [`Request`] the way `eval` builds it; each detector runs on its own
 //! (`Engine::run_detector`, or `run_detector_ungated` with `--ungated`), so nothing stops at a
 //! threshold. A line: `id<TAB>paranoia<TAB>rule@source:name ...` (sorted).
+//!
+//! `--inspect` dumps the whole engine instead ([`threat_score::Engine::inspect`], as the glue
+//! calls it): per row and paranoia level, modes `detect`, `block` (which stops at the
+//! threshold) and `tag` (the body inspected apart, `inspect_body`), the headers phase (no body)
+//! and the whole request, each as score, verdict,
+//! detections in their order and limit hits. For changes to the engine's per-request path
+//! (which `run_detector` alone does not take).
 
-use threat_score::{Config, DetectorKind, Request};
+use threat_score::{Config, DetectorKind, Mode, Request};
 
 #[derive(serde::Deserialize)]
 struct Row {
@@ -25,10 +32,13 @@ struct Row {
 
 fn main() {
     let mut ungated = false;
+    let mut inspect = false;
     let mut files = Vec::new();
     for a in std::env::args().skip(1) {
         if a == "--ungated" {
             ungated = true;
+        } else if a == "--inspect" {
+            inspect = true;
         } else {
             files.push(a);
         }
@@ -45,6 +55,10 @@ fn main() {
                 Err(e) => eprintln!("{f}: skipped a row: {e}"),
             }
         }
+    }
+    if inspect {
+        dump_inspect(&rows);
+        return;
     }
     for paranoia in 1..=4u8 {
         let Ok(engine) = (Config {
@@ -85,6 +99,60 @@ fn main() {
             }
             found.sort();
             println!("{}\t{paranoia}\t{}", r.id, found.join(" "));
+        }
+    }
+}
+
+/// `--inspect`: the assessment of every row, paranoia level, mode and phase.
+fn dump_inspect(rows: &[Row]) {
+    for paranoia in 1..=4u8 {
+        for mode in [Mode::Detect, Mode::Block, Mode::Tag] {
+            let Ok(engine) = (Config {
+                paranoia_level: paranoia,
+                mode,
+                ..Config::default()
+            })
+            .compile() else {
+                std::process::exit(2);
+            };
+            for r in rows {
+                let headers: Vec<(String, String)> = r
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+                    .collect();
+                let mut req = Request {
+                    method: &r.method,
+                    uri: &r.uri,
+                    protocol: (!r.version.is_empty()).then_some(r.version.as_str()),
+                    headers: &headers,
+                    body: None,
+                    body_truncated: false,
+                };
+                let head = engine.inspect(&req);
+                req.body = Some(r.body.as_bytes());
+                // Tag mode inspects the body apart and merges it with the headers phase.
+                let whole = if mode == Mode::Tag {
+                    engine.inspect_body(&req, &head)
+                } else {
+                    engine.inspect(&req)
+                };
+                for (phase, a) in [("head", head), ("whole", whole)] {
+                    let found: Vec<String> = a
+                        .detections
+                        .iter()
+                        .map(|d| format!("{}@{:?}:{}", d.rule, d.location.source, d.location.name))
+                        .collect();
+                    println!(
+                        "{}\t{paranoia}\t{mode:?}\t{phase}\t{}\t{:?}\t{:?}\t{}",
+                        r.id,
+                        a.score,
+                        a.verdict,
+                        a.limit_hits,
+                        found.join(" ")
+                    );
+                }
+            }
         }
     }
 }

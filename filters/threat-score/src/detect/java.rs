@@ -248,43 +248,47 @@ fn jsp_file(l: &str) -> bool {
 
 /// A `java.lang.Foo`-style reference into the JDK's dangerous packages.
 fn jdk_class(l: &str, set: &ByteSet) -> bool {
-    PACKAGES
-        .iter()
-        .filter(|p| set.has_all(p.as_bytes()))
-        .any(|p| {
-            let mut from = 0;
-            while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
-                let at = from + pos;
-                let before_ok = at == 0
-                    || l.as_bytes()
-                        .get(at - 1)
-                        .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
-                let after = l.as_bytes().get(at + p.len());
-                // Exception and error classes in stack traces are never an exploit's vehicle.
-                // (A class name is looked at over at most 128 bytes: bounded work per match.)
-                let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
-                let len = rest
-                    .iter()
-                    .take(128)
-                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
-                    .count();
-                let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
-                if class.ends_with("exception") || class.ends_with("error") {
+    // Every package name holds `.` (`packages_hold_a_dot`): one byte asked for the list.
+    set.has(b'.')
+        && PACKAGES
+            .iter()
+            .filter(|p| set.has_all(p.as_bytes()))
+            .any(|p| {
+                let mut from = 0;
+                while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
+                    let at = from + pos;
+                    let before_ok = at == 0
+                        || l.as_bytes()
+                            .get(at - 1)
+                            .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
+                    let after = l.as_bytes().get(at + p.len());
+                    // Exception and error classes in stack traces are never an exploit's vehicle.
+                    // (A class name is looked at over at most 128 bytes: bounded work per match.)
+                    let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
+                    let len = rest
+                        .iter()
+                        .take(128)
+                        .take_while(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$')
+                        })
+                        .count();
+                    let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
+                    if class.ends_with("exception") || class.ends_with("error") {
+                        from = at + 1;
+                        continue;
+                    }
+                    let after_ok = if p.ends_with('.') {
+                        after.is_some_and(u8::is_ascii_alphabetic)
+                    } else {
+                        after.is_none_or(|b| !b.is_ascii_alphanumeric())
+                    };
+                    if before_ok && after_ok {
+                        return true;
+                    }
                     from = at + 1;
-                    continue;
                 }
-                let after_ok = if p.ends_with('.') {
-                    after.is_some_and(u8::is_ascii_alphabetic)
-                } else {
-                    after.is_none_or(|b| !b.is_ascii_alphanumeric())
-                };
-                if before_ok && after_ok {
-                    return true;
-                }
-                from = at + 1;
-            }
-            false
-        })
+                false
+            })
 }
 
 /// Java serialization stream magic, raw or hex-encoded.
@@ -578,6 +582,12 @@ mod tests {
         assert!(!jdk_class("my.java.lang."));
         assert!(!jdk_class("java.io"));
         assert!(!jdk_class("i like java and coffee"));
+    }
+
+    /// `jdk_class` asks the value for `.` before the list: every package name holds one.
+    #[test]
+    fn packages_hold_a_dot() {
+        assert!(PACKAGES.iter().all(|p| p.contains('.')));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! of payloads.
 
 use super::{Findings, INJECTION};
-use crate::decode::path::normalize;
+use crate::decode::path::{already_normal, normalize};
+use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
 use crate::extract::{ByteSet, Prepared};
@@ -108,13 +109,13 @@ const BACKUP_EXTENSIONS: &[&str] = &[
 
 /// Archives are downloads (`/releases/app-1.2.tar.gz`) unless named for a backup or a dump
 /// (`/backup.tar.gz`, `/site-backup.zip`, `/db_dump.tgz`).
+const ARCHIVE_EXTENSIONS: &[&str] = &[
+    ".tar.gz", ".tgz", ".tar", ".zip", ".rar", ".7z", ".tar.bz2", ".tar.xz",
+];
+
 fn backup_archive(path: &str) -> bool {
     let name = path.rsplit_first('/').unwrap_or(path);
-    [
-        ".tar.gz", ".tgz", ".tar", ".zip", ".rar", ".7z", ".tar.bz2", ".tar.xz",
-    ]
-    .iter()
-    .any(|e| name.ends_with(e))
+    ARCHIVE_EXTENSIONS.iter().any(|e| name.ends_with(e))
         && (name.has_lit("backup") || name.has_lit("dump"))
 }
 
@@ -132,6 +133,13 @@ pub(crate) fn sensitive_sets() -> &'static [ByteSet] {
     })
 }
 
+/// A normalised path as [`scan`] reads it: the value's own lowercase form when it is
+/// already normal, else [`normalize`]'s copy.
+struct NormalRef<'a> {
+    path: &'a str,
+    parent_segments: usize,
+}
+
 pub(crate) fn sensitive_target(path: &str) -> bool {
     // Borrowed when it has its root already (the URL path, most values).
     let with_root: std::borrow::Cow<'_, str> = if path.starts_with('/') {
@@ -140,7 +148,12 @@ pub(crate) fn sensitive_target(path: &str) -> bool {
         format!("/{path}").into()
     };
     let with_root = with_root.as_ref();
-    let set = ByteSet::of(with_root.as_bytes());
+    sensitive_target_in(with_root, &ByteSet::of(with_root.as_bytes()))
+}
+
+/// [`sensitive_target`] of a path that opens with `/`, whose bytes are `set`.
+fn sensitive_target_in(with_root: &str, set: &ByteSet) -> bool {
+    let set = *set;
     let tree = SYSTEM_TREES
         .iter()
         .filter(|(dir, _)| set.has_all(dir.as_bytes()))
@@ -422,11 +435,26 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         } else {
             v
         };
-        // NUL bytes dropped (a copy only when there is one).
-        let n = if input.bytes.has(0) {
-            normalize(&text.replace('\0', ""))
+        // NUL bytes dropped (a copy only when there is one). A value that is its own
+        // normal form (most paths: `already_normal`) is read as its lowercase form, with its
+        // byte set, instead of a normalised copy and the set of the copy.
+        let normal;
+        let (n_path, parent_segments, n_set) = if !input.bytes.has(0)
+            && std::ptr::eq(text, input.value.as_str())
+            && already_normal(text)
+        {
+            (input.lower.as_str(), 0, Some(&input.bytes))
         } else {
-            normalize(text)
+            normal = if input.bytes.has(0) {
+                normalize(&text.replace('\0', ""))
+            } else {
+                normalize(text)
+            };
+            (normal.path.as_str(), normal.parent_segments, None)
+        };
+        let n = NormalRef {
+            path: n_path,
+            parent_segments,
         };
         if raw_dots && n.parent_segments > 0 {
             // One `..` climbs into a sibling directory: that is how documents link
@@ -469,7 +497,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             || may("ini") && text.has_lit(".ini")
             || may("ntuser") && text.has_lit("ntuser")
             || text.starts_with('.'))
-            && sensitive_target(&n.path)
+            && match n_set {
+                Some(set) if n.path.starts_with('/') => sensitive_target_in(n.path, set),
+                _ => sensitive_target(n.path),
+            }
         {
             // A path mentioned in a sentence ("check /etc/fstab syntax") is documentation;
             // an inclusion puts the path in the value itself, or reaches it by traversal.
@@ -500,10 +531,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             );
         }
         if input.location.source == Source::Path {
-            if hidden_segment(&n.path) {
+            if hidden_segment(n.path) {
                 out.hit(input, CAT, "lfi.hidden-path", Severity::Critical, 1);
             }
-            if BACKUP_EXTENSIONS.iter().any(|e| n.path.ends_with(e)) || backup_archive(&n.path) {
+            // Every backup and archive extension holds `.` (`backup_extensions_hold_a_dot`).
+            if n.path.as_bytes().has_byte(b'.')
+                && (BACKUP_EXTENSIONS.iter().any(|e| n.path.ends_with(e)) || backup_archive(n.path))
+            {
                 out.hit(input, CAT, "lfi.backup-file", Severity::Critical, 1);
             }
         }
@@ -513,6 +547,15 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The extension lists asked only of paths with a `.`: every entry holds one.
+    #[test]
+    fn backup_extensions_hold_a_dot() {
+        assert!(BACKUP_EXTENSIONS
+            .iter()
+            .chain(ARCHIVE_EXTENSIONS)
+            .all(|e| e.contains('.')));
+    }
 
     /// The `/.` screen of `hidden_segment` changes no answer: compared with the split alone
     /// on paths built from segments that open with a dot or not.

@@ -628,9 +628,14 @@ pub trait Outlined {
 }
 
 impl Outlined for str {
+    /// Eight bytes per step ([`crate::extract::ascii_lowercase`]) and one check that the
+    /// result is text (ASCII lowercasing keeps UTF-8 valid, so the check always passes; std's
+    /// ASCII path reads it a word at a time): std's `to_ascii_lowercase` is a byte loop, and
+    /// every value with a capital (a browser's `User-Agent` on every request) is lowercased.
     #[inline(never)]
     fn ascii_lower(&self) -> String {
-        self.to_ascii_lowercase()
+        String::from_utf8(crate::extract::ascii_lowercase(self.as_bytes()))
+            .unwrap_or_else(|_| self.to_ascii_lowercase())
     }
     #[inline(never)]
     fn first_char(&self) -> Option<char> {

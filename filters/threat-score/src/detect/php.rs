@@ -1057,7 +1057,8 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if (has("<?") || has("php]") || has("php}")) && open_tag(l) {
         hit(out, "php.open-tag");
     }
-    if WRAPPERS.iter().any(|w| has(w)) {
+    // Every wrapper holds `:` (`wrappers_hold_a_colon`): one byte asked for the list.
+    if input.bytes.has(b':') && WRAPPERS.iter().any(|w| has(w)) {
         // `data://` alone, carrying no markup: paranoia 2 (see `inert_data_wrapper`).
         let only_data = WRAPPERS
             .iter()
@@ -1138,9 +1139,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         scan_input(input, out);
     }
     if let Some(path) = p.inputs.iter().find(|i| i.location.source == Source::Path) {
-        if WRAPPERS
-            .iter()
-            .any(|w| path.may_contain(w) && path.lower.has_lit(w))
+        if path.bytes.has(b':')
+            && WRAPPERS
+                .iter()
+                .any(|w| path.may_contain(w) && path.lower.has_lit(w))
             || (may_hold_open_tag(path) && open_tag(&path.lower))
             || function_call(&path.lower)
         {
@@ -1155,6 +1157,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The wrapper screens ask the value for `:` before the list: every wrapper holds one.
+    #[test]
+    fn wrappers_hold_a_colon() {
+        assert!(WRAPPERS.iter().all(|w| w.contains(':')));
+    }
 
     #[test]
     fn tags() {

@@ -197,7 +197,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             Source::Header,
             "host",
         ),
-        Some(h) if h.trim().is_empty() => {
+        Some(h) if crate::extract::trim_unicode(h).is_empty() => {
             out.hit_request(
                 P,
                 "protocol.empty-host",
@@ -208,8 +208,7 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
             );
         }
         Some(h) => {
-            let bare = h
-                .trim()
+            let bare = crate::extract::trim_unicode(h)
                 .trim_start_set(b"[")
                 .split_char(']')
                 .next()
@@ -402,7 +401,16 @@ fn header_checks(p: &Prepared<'_>, out: &mut Findings) {
                 name,
             );
         }
-        if name == "cookie" && value.trim_start().starts_with("$Version") {
+        // `$Version` opens with `$`: a value opening with another ASCII byte than
+        // whitespace (every cookie header of a browser) has no `trim_start` to walk.
+        if name == "cookie"
+            && (value.as_bytes().first() == Some(&b'$')
+                || !value
+                    .as_bytes()
+                    .first()
+                    .is_some_and(|&b| b < 0x80 && !matches!(b, 9..=13 | b' ')))
+            && value.trim_start().starts_with("$Version")
+        {
             out.hit_request(
                 A,
                 "protocol.legacy-cookie",

@@ -52,12 +52,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if !out.wants(CAT, 1) {
         return;
     }
-    let own = p
-        .headers
-        .host()
-        .map(|h| h.split_char(':').next().unwrap_or(h).ascii_lower());
     let referer = p.headers.referer;
     let offsite = referer.and_then(host_of).is_some_and(|h| {
+        // The own host lowercased only for a request with a referer (most have none).
+        let own = p
+            .headers
+            .host()
+            .map(|h| h.split_char(':').next().unwrap_or(h).ascii_lower());
         own.as_deref()
             .is_none_or(|o| h != o && !h.ends_with(&format!(".{o}")))
     });

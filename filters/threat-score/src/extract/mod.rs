@@ -527,11 +527,44 @@ pub(crate) struct Gates {
     paranoia: u8,
     /// `index[start[k]..start[k + 1]]` are detector `k`'s values.
     start: [u32; DetectorKind::ALL.len() + 1],
-    index: Vec<u32>,
+    index: Index,
+}
+
+/// Up to this many values' masks, and list entries, are kept on the stack ([`Gates::new`]).
+const INLINE: usize = 32;
+
+/// [`Gates`]' list entries: inline for the usual request (a few values, each read by a few
+/// detectors), allocated only past [`INLINE`] entries.
+#[derive(Debug, Clone)]
+enum Index {
+    Inline([u32; INLINE]),
+    Heap(Vec<u32>),
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index::Heap(Vec::new())
+    }
+}
+
+impl Index {
+    fn slots(&self) -> &[u32] {
+        match self {
+            Index::Inline(a) => a,
+            Index::Heap(v) => v,
+        }
+    }
+
+    fn slots_mut(&mut self) -> &mut [u32] {
+        match self {
+            Index::Inline(a) => a,
+            Index::Heap(v) => v,
+        }
+    }
 }
 
 impl Gates {
-    fn new(inputs: &[Input<'_>], paranoia: u8) -> Gates {
+    fn new<'i, 'r>(inputs: &'i [Input<'r>], paranoia: u8) -> Gates {
         // Argument names repeat (every object of a JSON array has the same members): a name
         // the gates decided a few names ago has their answer again. An argument name's answer
         // depends only on its text when it needed no decoding (its raw form is the same
@@ -540,30 +573,40 @@ impl Gates {
         const RECENT: usize = 8;
         let mut recent: [(&str, u16); RECENT] = [("", 0); RECENT];
         let mut next_recent = 0usize;
-        let masks: Vec<u16> = inputs
-            .iter()
-            .map(|i| {
-                let v = i.value.as_str();
-                let cacheable = i.location.source == Source::ArgName
-                    && i.raw.as_ptr() == v.as_ptr()
-                    && i.raw.len() == v.len();
-                if !cacheable {
-                    return crate::detect::gate::admitted(i, paranoia);
-                }
-                if let Some(&(_, m)) = recent.iter().take(next_recent).find(|(r, _)| {
-                    // Names of one length often differ last (`filter1`, `filter2`).
-                    r.len() == v.len() && r.as_bytes().last() == v.as_bytes().last() && *r == v
-                }) {
-                    return m;
-                }
-                let m = crate::detect::gate::admitted(i, paranoia);
-                if let Some(slot) = recent.get_mut(next_recent % RECENT) {
-                    *slot = (v, m);
-                }
-                next_recent += 1;
-                m
-            })
-            .collect();
+        let mut mask_of = |i: &'i Input<'r>| {
+            let v = i.value.as_str();
+            let cacheable = i.location.source == Source::ArgName
+                && i.raw.as_ptr() == v.as_ptr()
+                && i.raw.len() == v.len();
+            if !cacheable {
+                return crate::detect::gate::admitted(i, paranoia);
+            }
+            if let Some(&(_, m)) = recent.iter().take(next_recent).find(|(r, _)| {
+                // Names of one length often differ last (`filter1`, `filter2`).
+                r.len() == v.len() && r.as_bytes().last() == v.as_bytes().last() && *r == v
+            }) {
+                return m;
+            }
+            let m = crate::detect::gate::admitted(i, paranoia);
+            if let Some(slot) = recent.get_mut(next_recent % RECENT) {
+                *slot = (v, m);
+            }
+            next_recent += 1;
+            m
+        };
+        // The masks of a request's usual few values on the stack, not in a `Vec` (an
+        // allocation and a free per request are a few hundred Wasm instructions).
+        let mut inline = [0u16; INLINE];
+        let heap: Vec<u16>;
+        let masks: &[u16] = if inputs.len() <= INLINE {
+            for (slot, i) in inline.iter_mut().zip(inputs) {
+                *slot = mask_of(i);
+            }
+            inline.get(..inputs.len()).unwrap_or_default()
+        } else {
+            heap = inputs.iter().map(mask_of).collect();
+            &heap
+        };
         // Detector `k` is bit `k` (`DetectorKind::bit`): count each list's length, then
         // place every value in the lists of its bits. The request-level detectors read every
         // value ungated (`DetectorKind::run`): they get no list ([`Gates::of`]), and their
@@ -577,7 +620,7 @@ impl Gates {
             })
         };
         let mut start = [0u32; DetectorKind::ALL.len() + 1];
-        for &m in &masks {
+        for &m in masks {
             for k in bits(m) {
                 if let Some(n) = start.get_mut(k + 1) {
                     *n += 1;
@@ -588,11 +631,17 @@ impl Gates {
             start[k] += start[k - 1];
         }
         let mut next = start;
-        let mut index = vec![0u32; start.last().map_or(0, |&n| n as usize)];
+        let total = start.last().map_or(0, |&n| n as usize);
+        let mut index = if total <= INLINE {
+            Index::Inline([0; INLINE])
+        } else {
+            Index::Heap(vec![0u32; total])
+        };
+        let list = index.slots_mut();
         for (i, &m) in masks.iter().enumerate() {
             for k in bits(m) {
                 let Some(n) = next.get_mut(k) else { continue };
-                if let Some(slot) = index.get_mut(*n as usize) {
+                if let Some(slot) = list.get_mut(*n as usize) {
                     *slot = i as u32;
                 }
                 *n += 1;
@@ -613,7 +662,11 @@ impl Gates {
         }
         let k = kind as usize;
         Some(match (self.start.get(k), self.start.get(k + 1)) {
-            (Some(&a), Some(&e)) => self.index.get(a as usize..e as usize).unwrap_or_default(),
+            (Some(&a), Some(&e)) => self
+                .index
+                .slots()
+                .get(a as usize..e as usize)
+                .unwrap_or_default(),
             _ => &[],
         })
     }
@@ -1269,7 +1322,7 @@ impl<'r> Builder<'_, '_, 'r> {
 
     fn cookies(&mut self, header: &'r str) {
         for c in header.split_char(';') {
-            let c = c.trim();
+            let c = trim_unicode(c);
             if c.is_empty() {
                 continue;
             }
@@ -1282,6 +1335,19 @@ impl<'r> Builder<'_, '_, 'r> {
                 self.push(Source::Cookie, Text::from(name), v, false, excluded);
             }
         }
+    }
+}
+
+/// `s.trim()`, with its two ends asked first: a piece that opens and closes with an ASCII
+/// byte other than whitespace (nearly every cookie, a `Host`) is its own trim, and std's Unicode trim
+/// decodes a char at each end through a table lookup.
+pub(crate) fn trim_unicode(s: &str) -> &str {
+    // The ASCII bytes `char::is_whitespace` accepts.
+    let plain = |b: Option<&u8>| b.is_some_and(|&b| b < 0x80 && !matches!(b, 9..=13 | b' '));
+    if plain(s.as_bytes().first()) && plain(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
     }
 }
 
@@ -1314,7 +1380,7 @@ fn pairs_of(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 /// `b.ascii_lower()`, eight bytes per step (SWAR): a copy, then each word's `A-Z`
 /// bytes get their `0x20` bit (the tests compare the byte `b >= 'A'` and `b > 'Z'` on the
 /// low seven bits, within each byte, and leave bytes from 0x80 alone).
-fn ascii_lowercase(b: &[u8]) -> Vec<u8> {
+pub(crate) fn ascii_lowercase(b: &[u8]) -> Vec<u8> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
@@ -1409,7 +1475,7 @@ impl HeaderTable {
     /// The slot holding `name`, or the empty slot where it would go.
     fn slot(&self, name: &str) -> usize {
         let mask = self.slots.len().wrapping_sub(1);
-        let mut i = (crate::detect::word_hash(name.as_bytes()) as usize) & mask;
+        let mut i = (Self::hash(name.as_bytes()) as usize) & mask;
         while let Some(Some((n, _, _))) = self.slots.get(i) {
             if crate::detect::same_bytes(n.as_bytes(), name.as_bytes()) {
                 break;
@@ -1417,6 +1483,27 @@ impl HeaderTable {
             i = (i + 1) & mask;
         }
         i
+    }
+
+    /// The slot hash of a header name from its length and its first and last eight bytes
+    /// (fewer: zero-padded), not from every byte: every header of every request is looked up
+    /// here, and a byte-at-a-time hash (FNV-1a) was ~10 Wasm instructions a byte, most of
+    /// this lookup's cost. Names that agree on all three (none among the configured ones)
+    /// only share a probe sequence; the slot is still found by comparing the whole name.
+    fn hash(name: &[u8]) -> u64 {
+        let word = |b: &[u8]| {
+            let mut w = [0u8; 8];
+            if let Some(head) = w.get_mut(..b.len()) {
+                head.copy_from_slice(b);
+            }
+            u64::from_le_bytes(w)
+        };
+        let n = name.len();
+        let first = word(crate::detect::head(name, 8));
+        let last = word(name.get(n.saturating_sub(8)..).unwrap_or_default());
+        let h = (first ^ (n as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ last.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+        h ^ (h >> 29)
     }
 
     /// Whether header `name` is inspected: listed in `inspect`, or `inspect_other` and not
@@ -2411,6 +2498,23 @@ mod tests {
         }
         // `Upper`, the body, its last window; `lower`, `q`, the body's first windows...
         assert!(with >= 3 && without >= 3, "{with} {without}");
+    }
+
+    /// `trim_unicode` is `str::trim` (ASCII and Unicode whitespace at either end).
+    #[test]
+    fn trim_unicode_is_trim() {
+        let pieces = [
+            " ", "\t", "\u{b}", "\u{c}", "\r", "\n", "\u{1c}", "\u{85}", "\u{a0}", "\u{3000}", "a",
+            "=", "\u{e9}", "",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let s = format!("{a}{b}{c}");
+                    assert_eq!(trim_unicode(&s), s.trim(), "{s:?}");
+                }
+            }
+        }
     }
 
     #[test]

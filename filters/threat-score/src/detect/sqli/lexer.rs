@@ -1192,6 +1192,35 @@ mod tests {
     /// `inert_phrases_match_nothing`, with `/` (alone, doubled, beside `-`, `.`, `*`, spaces)
     /// among the separators.
     #[test]
+    fn inert_path_segments_are_inert() {
+        // Pieces that cross the readings' look-aheads at a `/`: numbers (`1e-`, `0x`, `.5`),
+        // `--`, `/*`, trailing dots, `order by`, keywords and bytes outside the shape.
+        let pieces = [
+            "/", "/", "a", "order", " ", "by", "1", "e", "-", "+", ".", "0", "x", "5", "*",
+            "union", "select", "as", "_", ",", "'", "(", "1e", "end.", "group",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            state = crate::detect::xorshift(state);
+            (state >> 33) as usize % n
+        };
+        let mut inert = 0;
+        for _ in 0..200_000 {
+            let mut path = String::new();
+            for _ in 0..next(9) {
+                path.push_str(pieces[next(pieces.len())]);
+            }
+            if inert_path(&path) {
+                inert += 1;
+                for seg in path.split('/') {
+                    assert!(inert_phrase(seg), "{path:?}: {seg:?}");
+                }
+            }
+        }
+        assert!(inert > 10_000, "{inert}");
+    }
+
+    #[test]
     fn inert_paths_match_nothing() {
         let mut vocab: Vec<&str> = word_table().iter().map(|(w, _)| *w).collect();
         vocab.extend([

@@ -1441,13 +1441,16 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             // Path segments carry injections in REST-style APIs: scan each decoded segment.
             // A path of plain words between `/` (`/api/users/3/profile`) holds no SQL shape
             // as a whole (`lexer::inert_path`): only its segments are read.
+            // An inert path's segments are inert phrases (`lexer::inert_path` reads each
+            // segment as `inert_phrase` does: test `inert_path_segments_are_inert`), where
+            // `scan_value` returns at once: they are read only when the whole is not inert.
             if !lexer::inert_path(&input.lower) {
                 scan_value(input, &input.value, &input.lower, out);
-            }
-            // `/` has no case: the lowercase form splits into the same segments.
-            for (seg, lower) in input.value.split_char('/').zip(input.lower.split_char('/')) {
-                if !seg.is_empty() {
-                    scan_value(input, seg, lower, out);
+                // `/` has no case: the lowercase form splits into the same segments.
+                for (seg, lower) in input.value.split_char('/').zip(input.lower.split_char('/')) {
+                    if !seg.is_empty() {
+                        scan_value(input, seg, lower, out);
+                    }
                 }
             }
             // A call needs `(`, a cast `::` (as for arguments below).
