@@ -19,8 +19,22 @@ use std::cell::{Cell, OnceCell};
 
 /// Text of one value: borrowed from the request when it needed no decoding (most values),
 /// owned otherwise. Reads as a `&str` (`Deref`), so detectors do not care which.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, PartialEq, Eq, Default)]
 pub struct Text<'r>(Cow<'r, str>);
+
+/// A borrowed text is copied in line (a pointer and a length); only an owned one calls
+/// `String::clone`. Every value is cloned two or three times at extraction (its raw and
+/// lowercase forms are usually the value itself), and std's `Cow::clone` is an out-of-line
+/// call with its own dispatch on Wasm.
+impl Clone for Text<'_> {
+    #[inline]
+    fn clone(&self) -> Self {
+        match &self.0 {
+            Cow::Borrowed(s) => Text(Cow::Borrowed(s)),
+            Cow::Owned(s) => Text(Cow::Owned(s.clone())),
+        }
+    }
+}
 
 impl Text<'_> {
     /// The text.
