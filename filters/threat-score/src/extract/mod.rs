@@ -27,7 +27,6 @@ pub struct Text<'r>(Cow<'r, str>);
 /// lowercase forms are usually the value itself), and std's `Cow::clone` is an out-of-line
 /// call with its own dispatch on Wasm.
 impl Clone for Text<'_> {
-    #[inline]
     fn clone(&self) -> Self {
         match &self.0 {
             Cow::Borrowed(s) => Text(Cow::Borrowed(s)),
