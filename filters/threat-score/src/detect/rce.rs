@@ -455,13 +455,6 @@ fn is_command(w: &str) -> bool {
         .and_then(|p| w.get(p + 1..))
         .unwrap_or(w);
     let base = base.strip_suffix(".exe").unwrap_or(base);
-    is_command_base(base)
-}
-
-/// [`is_command`] of a word that is its own last path component, without `.exe` (no `/`
-/// nor `\\` in it, not ending in `.exe`): the gate's one-word shapes, where the scan for a
-/// separator and the suffix test would find nothing.
-fn is_command_base(base: &str) -> bool {
     // A listed name starts and ends with a name byte (a test checks the list): a piece of a
     // `${jndi:${jndi:` run (`jndi:$`) is out without being hashed.
     let ends_fit = |b: Option<&u8>| b.is_some_and(|&b| name_byte(b));
@@ -875,11 +868,10 @@ pub(crate) fn may_start_command_dashed(
 ) -> bool {
     let b = seg.as_bytes();
     if one_word && !b.ends_with(b".exe") {
-        // `seg` is its own last path component without `.exe`: `is_command`'s own base.
         let named = start_filter()
             .get(start_key(b))
             .is_some_and(|lens| lens & len_bit(b.len()) != 0)
-            && (PREFIX_SET.contains(seg) || is_command_base(seg));
+            && (PREFIX_SET.contains(seg) || is_command(seg));
         return named || dashes();
     }
     // ASCII whitespace as `char::is_whitespace` has it; a non-ASCII byte may start Unicode
