@@ -5,7 +5,7 @@
 use super::Findings;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
-use crate::extract::Prepared;
+use crate::extract::{ByteSet, Prepared};
 use crate::model::{Category, Severity, Source};
 
 const CAT: Category = Category::SessionFixation;
@@ -41,6 +41,37 @@ fn session_like_lower(n: &str) -> bool {
         || n == "cakephp"
 }
 
+/// The letters of a word as a byte set ([`ByteSet::is_subset_of`] of a value's set: whether
+/// the value holds them all).
+const fn letters(w: &[u8]) -> ByteSet {
+    let mut words = [0u64; 4];
+    let mut i = 0;
+    while i < w.len() {
+        let c = w[i] as usize;
+        words[c >> 6] |= 1 << (c & 63);
+        i += 1;
+    }
+    ByteSet::from_words(words)
+}
+
+/// Whether a name whose lowercase form holds the bytes `b` may be [`session_like`]: every
+/// name it accepts holds the letters of `se` (`sess` and the framework ids with it), `sid`
+/// (`sid`, `.sid`...), `token`, `cfid` or `cakephp`. The byte set rules most names out first
+/// (`sku`, `qty`, `filter7`: a JSON body's member names repeat once per object), one word
+/// test per set.
+fn may_be_session_name(b: &ByteSet) -> bool {
+    [&SE, &SID, &TOKEN, &CFID, &CAKEPHP]
+        .iter()
+        .any(|need| need.is_subset_of(b))
+}
+
+const SE: ByteSet = letters(b"se");
+const SID: ByteSet = letters(b"sid");
+const TOKEN: ByteSet = letters(b"token");
+const CFID: ByteSet = letters(b"cfid");
+const CAKEPHP: ByteSet = letters(b"cakephp");
+const SESS_EQ: ByteSet = letters(b"sess=");
+
 fn host_of(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let host = rest.split_first_any(b"/?#")?;
@@ -65,11 +96,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     for input in p.inputs_of(const { crate::extract::source_mask(&[Source::ArgName]) }) {
         // `lower` is the name lowercased, as `session_like` compares it.
         let n = input.lower.as_str();
-        // Every name `session_like` accepts holds an `s` (`sess`, `sid`, the framework
-        // ids), `token`, `cfid` or `cakephp`: the byte set rules most names out first.
-        let b = &input.bytes;
-        let may = b.has(b's') || b.has_all(b"token") || b.has_all(b"cfid") || b.has_all(b"cakephp");
-        if !may || !session_like_lower(n) {
+        if !may_be_session_name(&input.bytes) || !session_like_lower(n) {
             continue;
         }
         if offsite {
@@ -83,7 +110,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     {
         let l = &input.lower;
         // Every rule needs `sess` and `=`: the byte set rules most values out first.
-        if !(input.may_contain("sess=") && l.has_char('=')) {
+        if !(SESS_EQ.is_subset_of(&input.bytes) && l.has_char('=')) {
             continue;
         }
         if (l.has_lit("document.cookie") || l.has_lit("http-equiv") || l.has_lit("set-cookie"))
@@ -115,6 +142,68 @@ mod tests {
         }
         for n in ["username", "password", "q", "sort"] {
             assert!(!session_like(n), "{n}");
+        }
+    }
+
+    /// The byte-set screen lets through every name `session_like` accepts: the names above,
+    /// and every name built from pieces of the conventions, lowercase and capitalised.
+    #[test]
+    fn name_screen_keeps_every_session_name() {
+        let pieces = [
+            "sess",
+            "sid",
+            ".",
+            "_",
+            "-",
+            "token",
+            "session",
+            "login",
+            "auth",
+            "shiny",
+            "cf",
+            "id",
+            "jsessionid",
+            "phpsessid",
+            "asp.net_sessionid",
+            "cfid",
+            "cftoken",
+            "aspsessionid",
+            "cakephp",
+            "s",
+            "e",
+            "sku",
+            "x",
+            "ion",
+        ];
+        let mut state: u64 = 0x5851_f42d_4c95_7f2d;
+        let mut next = |n: usize| {
+            state = crate::detect::xorshift(state);
+            (state >> 33) as usize % n
+        };
+        let mut accepted = 0;
+        for i in 0..50_000 {
+            let mut name = String::new();
+            for _ in 0..1 + next(4) {
+                name.push_str(pieces[next(pieces.len())]);
+            }
+            if i % 2 == 1 {
+                name = name.to_ascii_uppercase();
+            }
+            let lower = name.to_ascii_lowercase();
+            let bytes = ByteSet::of(lower.as_bytes());
+            if session_like(&name) {
+                accepted += 1;
+                assert!(may_be_session_name(&bytes), "{name:?}");
+            }
+            assert_eq!(
+                SESS_EQ.is_subset_of(&bytes),
+                ["s", "e", "="].iter().all(|c| lower.contains(c)),
+                "{name:?}"
+            );
+        }
+        assert!(accepted > 1000, "{accepted}");
+        for n in ["sku", "qty", "price", "filter7", "q"] {
+            assert!(!may_be_session_name(&ByteSet::of(n.as_bytes())), "{n}");
         }
     }
 

@@ -19,8 +19,21 @@ use std::cell::{Cell, OnceCell};
 
 /// Text of one value: borrowed from the request when it needed no decoding (most values),
 /// owned otherwise. Reads as a `&str` (`Deref`), so detectors do not care which.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, PartialEq, Eq, Default)]
 pub struct Text<'r>(Cow<'r, str>);
+
+/// A borrowed text is copied in line (a pointer and a length); only an owned one calls
+/// `String::clone`. Every value is cloned two or three times at extraction (its raw and
+/// lowercase forms are usually the value itself), and std's `Cow::clone` is an out-of-line
+/// call with its own dispatch on Wasm.
+impl Clone for Text<'_> {
+    fn clone(&self) -> Self {
+        match &self.0 {
+            Cow::Borrowed(s) => Text(Cow::Borrowed(s)),
+            Cow::Owned(s) => Text(Cow::Owned(s.clone())),
+        }
+    }
+}
 
 impl Text<'_> {
     /// The text.
@@ -582,8 +595,12 @@ impl Gates {
                 return crate::detect::gate::admitted(i, paranoia);
             }
             if let Some(&(_, m)) = recent.iter().take(next_recent).find(|(r, _)| {
+                // A JSON member name seen again is a clone of the first one's input (the
+                // same slice of the body): equal by address and length, no byte compare.
                 // Names of one length often differ last (`filter1`, `filter2`).
-                r.len() == v.len() && r.as_bytes().last() == v.as_bytes().last() && *r == v
+                r.len() == v.len()
+                    && (r.as_ptr() == v.as_ptr()
+                        || (r.as_bytes().last() == v.as_bytes().last() && *r == v))
             }) {
                 return m;
             }
