@@ -475,6 +475,10 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
 /// Shared data status for a version mismatch.
 pub const CAS_MISMATCH: u32 = 8;
 
+/// The status a host gives for a call it does not implement; the glue answers with it for a
+/// call the filter type cannot make (`HttpFilter::MAY_CALL`).
+pub const UNIMPLEMENTED: u32 = 12;
+
 /// A shared-data value and its version; `Ok(None)` when the key was never set.
 pub fn shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
     let mut data: *mut u8 = std::ptr::null_mut();

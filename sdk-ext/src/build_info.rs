@@ -39,15 +39,17 @@ impl BuildInfo {
             &metric_safe(self.commit),
         ])
     }
+
+    /// `NAME VERSION (COMMIT)`, built without `core::fmt` (the glue's log lines use it; see
+    /// `ConfigError::text`).
+    pub fn text(&self) -> String {
+        crate::config::cat(&[self.name, " ", self.version, " (", self.commit, ")"])
+    }
 }
 
 impl std::fmt::Display for BuildInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Pieces, not `write!` with `{}` (see `ConfigError`'s `Display`).
-        for piece in [self.name, " ", self.version, " (", self.commit, ")"] {
-            f.write_str(piece)?;
-        }
-        Ok(())
+        f.write_str(&self.text())
     }
 }
 

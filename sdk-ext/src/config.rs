@@ -56,12 +56,9 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Pieces, not `write!` with `{}` (`str`'s `Display` pads: `core::fmt`'s largest
+        // `text()`, not `write!` with `{}` (`str`'s `Display` pads: `core::fmt`'s largest
         // function, compiled by V8 in every module that links it).
-        f.write_str("invalid configuration at `")?;
-        f.write_str(&self.path)?;
-        f.write_str("`: ")?;
-        f.write_str(&self.reason)
+        f.write_str(&self.text())
     }
 }
 

@@ -260,14 +260,14 @@ pub fn module_build(name: &'static str) -> BuildInfo {
 /// `<filter>_build_<version>_<commit>` to 1 (see [`crate::build_info`]).
 pub fn announce_build(filter_name: &str, build: &BuildInfo) {
     sync_log_level();
-    let build_parts = [build.name, " ", build.version, " (", build.commit, ")"];
-    host_log(log::Level::Info, &[&cat(&build_parts), " started"]);
+    let text = build.text();
+    host_log(log::Level::Info, &[&text, " started"]);
     let mut metrics = Metrics::new(filter_name, Rc::new(HostMetrics));
     match metrics.gauge(&build.metric_name()) {
         Ok(gauge) => gauge.set(1),
         Err(e) => host_log(
             log::Level::Warn,
-            &[&cat(&build_parts), ": build gauge not defined: ", &e.text()],
+            &[&text, ": build gauge not defined: ", &e.text()],
         ),
     }
 }
@@ -411,7 +411,7 @@ impl<F: HttpFilter> FilterHttp<F> {
                 Then::NoBody => self.stream.on_body_read(Vec::new()),
                 // A filter type that cannot call has no call machinery linked (`MAY_CALL`).
                 Then::Call(_) if !F::MAY_CALL => {
-                    self.refused(HostOp::GrpcCall, &HostError::Status(12))
+                    self.refused(HostOp::GrpcCall, &HostError::Status(abi::UNIMPLEMENTED))
                 }
                 Then::Call(call) => match send_call(&call) {
                     Ok(token) => self.stream.on_call_dispatched(token, HostClock.now_nanos()),
@@ -419,12 +419,14 @@ impl<F: HttpFilter> FilterHttp<F> {
                 },
                 // Steps that only follow a call (its answer, the held request's resumption): a
                 // filter type that cannot call never gets them, and links neither host call.
-                Then::ReadCallAnswer(_) if !F::MAY_CALL => {
-                    self.refused(HostOp::ReadCallAnswer, &HostError::Status(12))
-                }
-                Then::Resume if !F::MAY_CALL => {
-                    self.refused(HostOp::ResumeRequest, &HostError::Status(12))
-                }
+                Then::ReadCallAnswer(_) if !F::MAY_CALL => self.refused(
+                    HostOp::ReadCallAnswer,
+                    &HostError::Status(abi::UNIMPLEMENTED),
+                ),
+                Then::Resume if !F::MAY_CALL => self.refused(
+                    HostOp::ResumeRequest,
+                    &HostError::Status(abi::UNIMPLEMENTED),
+                ),
                 Then::ReadCallAnswer(len) => {
                     match abi::buffer(BufferType::GrpcReceiveBuffer, 0, len) {
                         Ok(answer) => self.stream.on_call_answer(answer.unwrap_or_default()),
@@ -436,8 +438,8 @@ impl<F: HttpFilter> FilterHttp<F> {
                     Ok(()) => return Action::Continue,
                     Err(e) => self.refused(HostOp::ResumeRequest, &e),
                 },
-                // Status 12: UNIMPLEMENTED, what the host would say.
-                Then::Unsupported(op) => self.refused(op, &HostError::Status(12)),
+                // UNIMPLEMENTED, what the host would say.
+                Then::Unsupported(op) => self.refused(op, &HostError::Status(abi::UNIMPLEMENTED)),
             };
         }
     }
