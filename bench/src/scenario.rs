@@ -132,11 +132,64 @@ fn chain(inputs: &Inputs) -> Result<Vec<FilterEntry>> {
 /// Scenarios that run only when named (`cargo xtask bench NAME`): measurement builds made by
 /// hand (bench/README.md, "What threat-score pays outside the engine"), absent from a normal
 /// run rather than listed as missing.
-pub const ON_REQUEST: &[&str] = &["threat-score-engine-off", "suite-engine-off"];
+pub const ON_REQUEST: &[&str] = &[
+    "threat-score-engine-off",
+    "suite-engine-off",
+    "probe-0",
+    "probe-metric",
+    "probe-clock",
+    "probe-shared-get",
+    "probe-shared-set",
+    "probe-property",
+    "probe-request-header",
+    "probe-response-header",
+    "probe-body",
+];
+
+/// Host calls of one kind each probe scenario makes per request (bench/README.md, "Host calls:
+/// what each costs in Envoy"): enough for the calls' CPU to stand well above the noise of one
+/// no-op floor.
+pub const PROBE_CALLS: u32 = 20;
+
+/// The host-call probe (`filters/noop` built with feature `bench-host-calls`, module
+/// `noop-probe.wasm`) making `count` calls of `kind` per request.
+fn probe(inputs: &Inputs, kind: &str, count: u32) -> Result<Vec<FilterEntry>> {
+    Ok(vec![FilterEntry::wasm(
+        "noop-probe",
+        inputs.module("noop-probe"),
+        json!({"kind": kind, "count": count}).to_string(),
+    )])
+}
+
+/// The probe scenarios: `probe-0` (the probe module making no call) and one per kind.
+fn probes() -> Vec<Scenario> {
+    macro_rules! probe {
+        ($name:literal, $kind:literal, $count:expr, $what:literal) => {
+            Scenario {
+                name: $name,
+                kind: Kind::Wasm,
+                description: $what,
+                needs: &["noop-probe"],
+                chain: |i| probe(i, $kind, $count),
+            }
+        };
+    }
+    vec![
+        probe!("probe-0", "metric", 0, "the host-call probe making no call (its floor)"),
+        probe!("probe-metric", "metric", PROBE_CALLS, "the probe: 20 proxy_increment_metric per request"),
+        probe!("probe-clock", "clock", PROBE_CALLS, "the probe: 20 proxy_get_current_time_nanoseconds per request"),
+        probe!("probe-shared-get", "shared_get", PROBE_CALLS, "the probe: 20 proxy_get_shared_data per request"),
+        probe!("probe-shared-set", "shared_set", PROBE_CALLS, "the probe: 20 proxy_set_shared_data per request"),
+        probe!("probe-property", "property", PROBE_CALLS, "the probe: 20 proxy_get_property (request.protocol) per request"),
+        probe!("probe-request-header", "request_header", PROBE_CALLS, "the probe: 20 proxy_replace_header_map_value on the request headers (each clears the route cache)"),
+        probe!("probe-response-header", "response_header", PROBE_CALLS, "the probe: 20 proxy_replace_header_map_value on the response headers"),
+        probe!("probe-body", "body", 0, "the probe: each request body buffered and read once (8 of the 40 requests)"),
+    ]
+}
 
 /// Every scenario, in the order each round runs them.
 pub fn all() -> Vec<Scenario> {
-    vec![
+    let mut all = vec![
         Scenario {
             name: "baseline",
             kind: Kind::Baseline,
@@ -309,7 +362,9 @@ pub fn all() -> Vec<Scenario> {
                 )])
             },
         },
-    ]
+    ];
+    all.extend(probes());
+    all
 }
 
 /// One anchor scenario: Debian's nginx, one process pinned like Envoy, answering 200 from the

@@ -29,8 +29,18 @@ impl HttpFilter for NoopFilter {
     }
 }
 
-#[cfg(all(target_arch = "wasm32", feature = "export"))]
+#[cfg(feature = "bench-host-calls")]
+pub mod probe;
+
+#[cfg(all(
+    target_arch = "wasm32",
+    feature = "export",
+    not(feature = "bench-host-calls")
+))]
 sdk_ext::export_http_filter!(NoopFilter);
+
+#[cfg(all(target_arch = "wasm32", feature = "export", feature = "bench-host-calls"))]
+sdk_ext::export_http_filter!(probe::HostCallProbe);
 
 #[cfg(test)]
 mod tests {
