@@ -387,3 +387,104 @@ fn renaming_a_set_reuses_its_slots() {
         "idle slots are taken over"
     );
 }
+
+/// Shared-data accesses (compare-and-swap writes) and admissions of `n` leased takes.
+fn leased(w: &World, b: &TokenBuckets, key: &[u8], n: usize) -> (u32, usize) {
+    let before = w.store.cas_writes.get();
+    let ok = (0..n)
+        .filter(|_| b.take_leased(key, 1).unwrap().allowed)
+        .count();
+    (w.store.cas_writes.get() - before, ok)
+}
+
+#[test]
+fn a_lease_serves_the_next_requests_without_the_shared_bucket() {
+    let w = World::new();
+    let b = w.buckets(spec(1_000_000, None, "1s"), 16);
+    // The first take writes the bucket once and leases LEASE_MAX more tokens.
+    assert_eq!(leased(&w, &b, b"k", 1), (1, 1));
+    assert_eq!(
+        leased(&w, &b, b"k", LEASE_MAX as usize),
+        (0, LEASE_MAX as usize)
+    );
+    // Spent: the next request goes to the shared bucket again.
+    assert_eq!(leased(&w, &b, b"k", 1), (1, 1));
+    // The shared bucket was debited for every token leased, spent or not.
+    let other = w.buckets(spec(1_000_000, None, "1s"), 16);
+    let a = other.take(b"k", 1).unwrap();
+    assert_eq!(a.remaining, 1_000_000 - 2 * (1 + LEASE_MAX) - 1);
+}
+
+#[test]
+fn small_buckets_are_never_leased_from() {
+    let w = World::new();
+    let b = w.buckets(spec(2 * LEASE_FRACTION, None, "1s"), 16);
+    // Each admitted request is one shared write: exact request by request, as `take`.
+    assert_eq!(leased(&w, &b, b"k", 10), (10, 10));
+    let w = World::new();
+    let b = w.buckets(spec(5, Some(2), "10s"), 16);
+    assert_eq!(leased(&w, &b, b"k", 8), (5, 5));
+    let refused = b.take_leased(b"k", 1).unwrap();
+    assert_eq!((refused.allowed, refused.remaining), (false, 0));
+    assert_eq!(refused.reset_secs(), 10);
+}
+
+#[test]
+fn leases_never_admit_more_than_the_bucket_and_lose_at_most_one_lease_per_worker() {
+    // Each interval: both workers take a lease, then the second drains the bucket, so the
+    // first ends the interval with an unspent lease (which must not carry into the next). The
+    // admissions of an interval never exceed what the bucket holds, and fall short of it by at
+    // most one lease per worker (the unspent tokens dropped at the interval's end).
+    let w = World::new();
+    let max = 10_000;
+    let workers = [
+        w.buckets(spec(max, None, "1s"), 16),
+        w.buckets(spec(max, None, "1s"), 16),
+    ];
+    for interval in 0..3 {
+        let mut admitted = 0u64;
+        for i in 0..(2 * max) {
+            let worker = if i < 2 { i as usize } else { 1 };
+            if workers[worker].take_leased(b"k", 1).unwrap().allowed {
+                admitted += 1;
+            }
+        }
+        assert!(admitted <= max, "interval {interval}: {admitted} > {max}");
+        assert!(
+            admitted >= max - 2 * LEASE_MAX,
+            "interval {interval}: {admitted} admitted, more than two leases short of {max}"
+        );
+        w.clock.advance(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_lease_ends_with_its_fill_interval_and_with_a_clock_step_back() {
+    let w = World::new();
+    let b = w.buckets(spec(1_000_000, None, "1s"), 16);
+    assert_eq!(leased(&w, &b, b"k", 2), (1, 2));
+    // The bucket's fill interval ends: the unspent lease is dropped, the bucket asked again.
+    w.clock.advance(Duration::from_millis(1_000));
+    assert_eq!(leased(&w, &b, b"k", 1), (1, 1));
+    assert_eq!(leased(&w, &b, b"k", 1), (0, 1));
+    // The clock steps back: the lease is not trusted.
+    w.clock.set(w.clock.now_nanos() - SEC / 2);
+    assert_eq!(leased(&w, &b, b"k", 1), (1, 1));
+}
+
+#[test]
+fn a_descriptor_does_not_evict_another_live_lease() {
+    let w = World::new();
+    let b = w.buckets(spec(1_000_000, None, "1s"), 4096);
+    // Two descriptors on the same lease entry: the second takes no lease (each of its requests
+    // is a shared write) and the first keeps spending its own.
+    let first = b"a".to_vec();
+    let fp = |k: &[u8]| b.table().fingerprint(k) as usize % LEASE_SLOTS;
+    let second = (0u32..)
+        .map(|i| format!("d{i}").into_bytes())
+        .find(|k| fp(k) == fp(&first))
+        .unwrap();
+    assert_eq!(leased(&w, &b, &first, 1), (1, 1));
+    assert_eq!(leased(&w, &b, &second, 3), (3, 3));
+    assert_eq!(leased(&w, &b, &first, 3), (0, 3));
+}

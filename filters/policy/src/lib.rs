@@ -678,7 +678,9 @@ impl PolicyFilter {
         consumer: Option<&str>,
     ) -> Verdict<'a> {
         let descriptor = descriptor(&limiter.key, req, consumer, self.path_matching);
-        match limiter.buckets.take(&descriptor, 1) {
+        // Leased: large buckets skip the shared-data round trip on most requests, never
+        // admitting more than the bucket gives (README, "Rate limits across workers").
+        match limiter.buckets.take_leased(&descriptor, 1) {
             Ok(a) => {
                 if a.shared_slot {
                     self.totals.ratelimit_shared_slots.inc();
