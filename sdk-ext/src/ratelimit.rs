@@ -683,7 +683,8 @@ impl TokenBuckets {
     /// Take `cost` tokens from the bucket of `descriptor`.
     pub fn take(&self, descriptor: &[u8], cost: u64) -> Result<Admission, StoreError> {
         let fp = self.table.fingerprint(descriptor);
-        self.take_shared(fp, cost, false).map(|(a, _)| a)
+        self.take_shared(fp, cost, false, self.clock.now_nanos())
+            .map(|(a, _)| a)
     }
 
     /// [`TokenBuckets::take`], served where it can be from tokens this VM took from the shared
@@ -730,7 +731,7 @@ impl TokenBuckets {
                 None => false,
             }
         };
-        let (admission, lease) = self.take_shared(fp, cost, may_lease)?;
+        let (admission, lease) = self.take_shared(fp, cost, may_lease, now)?;
         if may_lease {
             if let Some(slot) = self.leases.borrow_mut().get_mut(entry) {
                 *slot = lease.unwrap_or_default();
@@ -741,16 +742,20 @@ impl TokenBuckets {
 
     /// One take from the shared bucket of fingerprint `fp`; with `lease`, an admitted request
     /// on the descriptor's own slot also takes the lease [`TokenBuckets::take_leased`]
-    /// describes, returned for this VM to spend.
+    /// describes, returned for this VM to spend. `now` is the clock for the first attempt (a
+    /// retry after a compare-and-swap conflict reads it again).
     fn take_shared(
         &self,
         fp: u64,
         cost: u64,
         lease: bool,
+        mut now: u64,
     ) -> Result<(Admission, Option<Lease>), StoreError> {
         let spec = self.spec;
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let now = self.clock.now_nanos();
+        for attempt in 0..MAX_CAS_ATTEMPTS {
+            if attempt > 0 {
+                now = self.clock.now_nanos();
+            }
             let idle = |s: &Slot| s.refill(&spec, now).tokens >= spec.max_tokens;
             let (probed, mut slot, shared) = match self.table.pick(fp, idle)? {
                 Pick::Own(p) => {
