@@ -39,7 +39,11 @@ pub mod probe;
 ))]
 sdk_ext::export_http_filter!(NoopFilter);
 
-#[cfg(all(target_arch = "wasm32", feature = "export", feature = "bench-host-calls"))]
+#[cfg(all(
+    target_arch = "wasm32",
+    feature = "export",
+    feature = "bench-host-calls"
+))]
 sdk_ext::export_http_filter!(probe::HostCallProbe);
 
 #[cfg(test)]

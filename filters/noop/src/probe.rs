@@ -21,8 +21,8 @@
 //!   threat-score does.
 
 use sdk_ext::{
-    BodyChunk, ConfigError, Counter, Decision, FromJson, HeaderOps, HttpFilter, Node,
-    RequestView, Services, Setup,
+    BodyChunk, ConfigError, Counter, Decision, FromJson, HeaderOps, HttpFilter, Node, RequestView,
+    Services, Setup,
 };
 
 /// What the probe calls.
@@ -179,8 +179,8 @@ mod tests {
 
     #[test]
     fn makes_the_configured_calls() {
-        let (f, _) = configure::<HostCallProbe>(r#"{"kind": "request_header", "count": 3}"#)
-            .unwrap();
+        let (f, _) =
+            configure::<HostCallProbe>(r#"{"kind": "request_header", "count": 3}"#).unwrap();
         let req = RequestBuilder::get("/").build();
         let mut ops = HeaderOps::default();
         assert_eq!(
@@ -189,7 +189,9 @@ mod tests {
         );
         assert_eq!(ops.set.len(), 3);
         let (f, _) = configure::<HostCallProbe>(r#"{"kind": "body", "count": 0}"#).unwrap();
-        let post = RequestBuilder::post("/").header("content-length", "2").build();
+        let post = RequestBuilder::post("/")
+            .header("content-length", "2")
+            .build();
         assert_eq!(
             f.on_request_headers(&post, &mut (), &mut HeaderOps::default()),
             Decision::InspectBody
