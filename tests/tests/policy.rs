@@ -599,3 +599,76 @@ fn rate_limit_is_shared_by_two_workers() {
     assert_eq!(wasm_stat(&envoy, "rule_global_rate_limited"), limited);
     assert_eq!(wasm_stat(&envoy, "ratelimit_store_errors"), 0);
 }
+
+#[test]
+fn a_leased_bucket_never_admits_more_across_two_workers_and_at_most_two_leases_fewer() {
+    // A bucket large enough to be leased from (sdk_ext::ratelimit::take_leased): each worker
+    // takes up to min(32, tokens / 64) tokens ahead and spends them without shared data. The
+    // limit must still hold exactly as an upper bound across both workers, and the tokens lost
+    // (leases unspent when the requests stop) are at most one lease per worker.
+    const R: u64 = 1280;
+    // The largest lease: 1/64 (`LEASE_FRACTION`) of the tokens left after the first request.
+    const LEASE: u64 = (R - 1) / 64;
+    const CLIENTS: usize = 16;
+    const PER_CLIENT: usize = 100;
+    let config = json!({"rules": [{"name": "global", "match": {"paths": [{"prefix": "/"}]}, "action": "rate_limit",
+        "rate_limit": {"max_tokens": R, "fill_interval": "1h"}}]});
+    let echo = EchoServer::start("echo").unwrap();
+    let direct = json!([{"name": "direct", "domains": ["*"], "routes": [
+        {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]);
+    let envoy = Arc::new(
+        Envoy::start(
+            EnvoyConfig::new(echo.addr())
+                .concurrency(2)
+                .virtual_hosts(direct)
+                .filter(policy(&config)),
+        )
+        .unwrap(),
+    );
+    let ok = Arc::new(AtomicU64::new(0));
+    let limited = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (envoy, ok, limited) = (Arc::clone(&envoy), Arc::clone(&ok), Arc::clone(&limited));
+            std::thread::spawn(move || {
+                for _ in 0..PER_CLIENT {
+                    // A new connection per request, so the kernel spreads them over both workers.
+                    let r = Client::new().get(&envoy.url("/")).unwrap();
+                    match r.status {
+                        200 => ok.fetch_add(1, Ordering::Relaxed),
+                        429 => limited.fetch_add(1, Ordering::Relaxed),
+                        other => panic!("unexpected status {other}"),
+                    };
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let (ok, limited) = (ok.load(Ordering::Relaxed), limited.load(Ordering::Relaxed));
+    let stats = envoy.stats().unwrap();
+    let workers = stats
+        .iter()
+        .filter(|(k, v)| {
+            k.starts_with("listener.127.0.0.1_")
+                && k.ends_with(".downstream_cx_total")
+                && k.contains(".worker_")
+                && **v > 0
+        })
+        .count();
+    eprintln!(
+        "leased: {ok} admitted, {limited} limited of {} (R = {R}, lease {LEASE}); {workers} workers served",
+        CLIENTS * PER_CLIENT
+    );
+    assert_eq!(workers, 2, "both workers must serve");
+    assert_eq!(ok + limited, (CLIENTS * PER_CLIENT) as u64);
+    assert!(ok <= R, "{ok} admitted: over the bucket's {R}");
+    assert!(
+        ok >= R - 2 * LEASE,
+        "{ok} admitted: more than one lease ({LEASE}) per worker short of {R}"
+    );
+    assert_eq!(wasm_stat(&envoy, "rule_global_allowed"), ok);
+    assert_eq!(wasm_stat(&envoy, "rule_global_rate_limited"), limited);
+    assert_eq!(wasm_stat(&envoy, "ratelimit_store_errors"), 0);
+}
