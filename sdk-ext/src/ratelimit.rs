@@ -619,6 +619,11 @@ pub const LEASE_SLOTS: usize = 64;
 struct Lease {
     fp: u64,
     tokens: u64,
+    /// What a local spend reports as `remaining`: the shared bucket's tokens after the request
+    /// that took the lease (the lease included, as unspent tokens are this client's to use),
+    /// less what this VM spent from the lease since: the figure `take` would have reported
+    /// had no other worker taken from the bucket meanwhile.
+    remaining: u64,
     since: u64,
     until: u64,
 }
@@ -719,10 +724,11 @@ impl TokenBuckets {
             match leases.get_mut(entry) {
                 Some(l) if l.fp == fp && l.live(now) && l.tokens >= cost => {
                     l.tokens -= cost;
+                    l.remaining = l.remaining.saturating_sub(cost);
                     return Ok(Admission {
                         allowed: true,
                         limit: self.spec.max_tokens,
-                        remaining: l.tokens,
+                        remaining: l.remaining,
                         reset_nanos: l.until - now,
                         shared_slot: false,
                     });
@@ -793,6 +799,7 @@ impl TokenBuckets {
                     leased = Some(Lease {
                         fp,
                         tokens: extra,
+                        remaining,
                         since: now,
                         until: slot.last_fill.saturating_add(spec.fill_interval_nanos),
                     });

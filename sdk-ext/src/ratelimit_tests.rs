@@ -407,8 +407,12 @@ fn a_lease_serves_the_next_requests_without_the_shared_bucket() {
         leased(&w, &b, b"k", LEASE_MAX as usize),
         (0, LEASE_MAX as usize)
     );
-    // Spent: the next request goes to the shared bucket again.
+    // Spent: the next request goes to the shared bucket again. Each local spend reported
+    // what a shared take would have: one token fewer than the one before.
     assert_eq!(leased(&w, &b, b"k", 1), (1, 1));
+    // 35 admitted so far, two of them shared takes.
+    let next = b.take_leased(b"k", 1).unwrap();
+    assert_eq!(next.remaining, 1_000_000 - (LEASE_MAX + 3));
     // The shared bucket was debited for every token leased, spent or not.
     let other = w.buckets(spec(1_000_000, None, "1s"), 16);
     let a = other.take(b"k", 1).unwrap();
