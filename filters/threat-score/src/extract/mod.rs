@@ -936,6 +936,12 @@ const _: () = assert!((Source::Request as u16) < 16);
 pub(crate) trait ExclusionLookup {
     fn for_arg(&self, name: &str) -> CategorySet;
     fn for_header(&self, name: &str) -> CategorySet;
+    /// True when [`ExclusionLookup::for_arg`] is empty for every name (no exclusion names an
+    /// argument): the extractor then asks nothing per argument (a call through the trait
+    /// object per value otherwise).
+    fn no_arg_exclusions(&self) -> bool {
+        false
+    }
 }
 
 /// Bytes of one value as received: part of the request (a value needing no decoding is then
@@ -960,6 +966,8 @@ impl Raw<'_, '_> {
 struct Builder<'c, 'x, 'r> {
     cfg: &'c Config,
     excl: &'x dyn ExclusionLookup,
+    /// `excl.no_arg_exclusions()`, asked once.
+    no_arg_exclusions: bool,
     inputs: Vec<Input<'r>>,
     flags: Flags,
     limit_hits: Vec<LimitKind>,
@@ -1007,6 +1015,15 @@ impl<'r> Builder<'_, '_, 'r> {
         self.limit_hits.truncate(m.limit_hits);
         self.flags = m.flags;
         self.arg_count = m.arg_count;
+    }
+
+    /// The categories exclusions silence for argument `name` ([`ExclusionLookup::for_arg`]).
+    fn arg_excluded(&self, name: &str) -> CategorySet {
+        if self.no_arg_exclusions {
+            CategorySet::EMPTY
+        } else {
+            self.excl.for_arg(name)
+        }
     }
 
     fn hit(&mut self, kind: LimitKind) {
@@ -1319,7 +1336,7 @@ impl<'r> Builder<'_, '_, 'r> {
         }
         // The name is decoded once: it is both the location of its value and an input.
         let (name, bytes) = self.text_and_bytes(name_raw, plus);
-        let excluded = self.excl.for_arg(&name);
+        let excluded = self.arg_excluded(&name);
         self.push_decoded(
             Source::ArgName,
             name.clone(),
@@ -1368,7 +1385,7 @@ impl<'r> Builder<'_, '_, 'r> {
                 continue;
             }
             let (name, value) = c.split_once_char('=').unwrap_or((c, ""));
-            let excluded = self.excl.for_arg(name);
+            let excluded = self.arg_excluded(name);
             // Parts of a header value: UTF-8 already, nothing to validate again.
             let (n, v) = (Raw::RequestStr(name), Raw::RequestStr(value));
             self.push(Source::CookieName, Text::from(name), n, false, excluded);
@@ -1608,6 +1625,7 @@ pub(crate) fn prepare_with<'r>(
     let mut b = Builder {
         cfg,
         excl,
+        no_arg_exclusions: excl.no_arg_exclusions(),
         // Room for the usual values (path, a few arguments, headers, cookies) without regrowing.
         inputs: Vec::with_capacity(17 + req.headers.len()),
         flags: Flags::default(),
@@ -1766,7 +1784,11 @@ pub(crate) fn prepare_with<'r>(
                             return true;
                         }
                     }
-                    let excluded = excl.for_arg(item.key);
+                    let excluded = if b.no_arg_exclusions {
+                        CategorySet::EMPTY
+                    } else {
+                        excl.for_arg(item.key)
+                    };
                     let source = if item.is_key {
                         Source::ArgName
                     } else {
