@@ -172,8 +172,8 @@ impl<'r> Input<'r> {
         Input::with_value_bytes(location, raw, value, value_bytes, excluded)
     }
 
-    /// [`Input::new`] when the set of `value`'s bytes is known already (the extractor's
-    /// decoding check computed it).
+    /// [`Input::new`] once the set of `value`'s bytes is known (the extractor builds its
+    /// inputs in place instead, [`Builder::push_decoded`]).
     fn with_value_bytes(
         location: Place<'r>,
         raw: Text<'r>,
