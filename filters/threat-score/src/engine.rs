@@ -40,6 +40,10 @@ impl ExclusionLookup for ActiveExclusions<'_> {
             })
     }
 
+    fn no_arg_exclusions(&self) -> bool {
+        self.list.iter().all(|e| e.args.is_empty())
+    }
+
     fn for_header(&self, name: &str) -> CategorySet {
         self.list
             .iter()

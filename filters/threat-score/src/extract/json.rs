@@ -109,7 +109,27 @@ impl<'b> Reader<'b> {
     /// Reads a string after its opening quote. Returns its span in the body when it holds
     /// no escape; otherwise writes the unescaped text into `buf` (when given) and returns
     /// `None`.
-    fn string(
+    ///
+    /// In line: every key and string of a body passes here, and nearly all of them end at
+    /// their first stop byte (the closing quote of a UTF-8 body); the rest (escapes, a body
+    /// that is not UTF-8, errors) is [`Reader::string_rest`], out of line.
+    #[inline(always)]
+    fn string(&mut self, buf: Option<&mut String>) -> Result<Option<(usize, usize)>, JsonError> {
+        let start = self.i;
+        let rest = self.b.get(start..).unwrap_or_default();
+        if let Some(stop) = string_stop(rest) {
+            if self.text.is_some() && rest.get(stop) == Some(&b'"') {
+                // Between two ASCII bytes of a UTF-8 body: on char boundaries.
+                self.i = start + stop + 1;
+                return Ok(Some((start, start + stop)));
+            }
+        }
+        self.string_rest(buf)
+    }
+
+    /// [`Reader::string`] from the string's start: the general case.
+    #[inline(never)]
+    fn string_rest(
         &mut self,
         mut buf: Option<&mut String>,
     ) -> Result<Option<(usize, usize)>, JsonError> {

@@ -172,8 +172,8 @@ impl<'r> Input<'r> {
         Input::with_value_bytes(location, raw, value, value_bytes, excluded)
     }
 
-    /// [`Input::new`] when the set of `value`'s bytes is known already (the extractor's
-    /// decoding check computed it).
+    /// [`Input::new`] once the set of `value`'s bytes is known (the extractor builds its
+    /// inputs in place instead, [`Builder::push_decoded`]).
     fn with_value_bytes(
         location: Place<'r>,
         raw: Text<'r>,
@@ -181,7 +181,7 @@ impl<'r> Input<'r> {
         value_bytes: ByteSet,
         excluded: CategorySet,
     ) -> Input<'r> {
-        let has_upper = value_bytes.intersects(&ByteSet::ASCII_UPPERCASE);
+        let has_upper = value_bytes.has_ascii_upper();
         let (lower, bytes) = if has_upper {
             (
                 Text::from(value.ascii_lower()),
@@ -204,20 +204,7 @@ impl<'r> Input<'r> {
         has_upper: bool,
         excluded: CategorySet,
     ) -> Input<'r> {
-        // A `User-Agent` received as plain product tokens (nothing decoded) has a shape of its
-        // own: the injection detectors skip it (`detect::gate`).
-        // `raw == value` asked of the place first: an undecoded value is its own raw form
-        // (same bytes), and a text comparison is a byte loop on Wasm.
-        let product = location.source == Source::Header
-            && crate::detect::same_bytes(location.name.as_bytes(), b"user-agent")
-            && ((raw.as_ptr() == value.as_ptr() && raw.len() == value.len())
-                || crate::detect::same_bytes(raw.as_bytes(), value.as_bytes()))
-            && crate::detect::gate::product_user_agent(&value);
-        let shape = if product {
-            Shape::Product
-        } else {
-            Shape::of(&bytes)
-        };
+        let shape = Input::shape_of(&location, &raw, &value, &bytes);
         Input {
             location,
             raw,
@@ -228,6 +215,25 @@ impl<'r> Input<'r> {
             shape,
             has_upper,
             leaf: (0, 0),
+        }
+    }
+
+    /// The shape of a value at `location` whose lowercase form holds `bytes`.
+    #[inline(always)]
+    fn shape_of(location: &Place<'_>, raw: &str, value: &str, bytes: &ByteSet) -> Shape {
+        // A `User-Agent` received as plain product tokens (nothing decoded) has a shape of its
+        // own: the injection detectors skip it (`detect::gate`).
+        // `raw == value` asked of the place first: an undecoded value is its own raw form
+        // (same bytes), and a text comparison is a byte loop on Wasm.
+        let product = location.source == Source::Header
+            && crate::detect::same_bytes(location.name.as_bytes(), b"user-agent")
+            && ((raw.as_ptr() == value.as_ptr() && raw.len() == value.len())
+                || crate::detect::same_bytes(raw.as_bytes(), value.as_bytes()))
+            && crate::detect::gate::product_user_agent(value);
+        if product {
+            Shape::Product
+        } else {
+            Shape::of(bytes)
         }
     }
 
@@ -365,6 +371,11 @@ impl ByteSet {
         let [a, up, c, d] = self.0;
         let upper = up & Self::ASCII_UPPERCASE.0[1];
         ByteSet([a, (up & !upper) | (upper << 32), c, d])
+    }
+
+    /// Whether an ASCII capital (`A` to `Z`) occurs: one word test.
+    pub fn has_ascii_upper(&self) -> bool {
+        self.0[1] & Self::ASCII_UPPERCASE.0[1] != 0
     }
 
     /// Whether any byte of `other` occurs.
@@ -925,6 +936,12 @@ const _: () = assert!((Source::Request as u16) < 16);
 pub(crate) trait ExclusionLookup {
     fn for_arg(&self, name: &str) -> CategorySet;
     fn for_header(&self, name: &str) -> CategorySet;
+    /// True when [`ExclusionLookup::for_arg`] is empty for every name (no exclusion names an
+    /// argument): the extractor then asks nothing per argument (a call through the trait
+    /// object per value otherwise).
+    fn no_arg_exclusions(&self) -> bool {
+        false
+    }
 }
 
 /// Bytes of one value as received: part of the request (a value needing no decoding is then
@@ -949,6 +966,8 @@ impl Raw<'_, '_> {
 struct Builder<'c, 'x, 'r> {
     cfg: &'c Config,
     excl: &'x dyn ExclusionLookup,
+    /// `excl.no_arg_exclusions()`, asked once.
+    no_arg_exclusions: bool,
     inputs: Vec<Input<'r>>,
     flags: Flags,
     limit_hits: Vec<LimitKind>,
@@ -996,6 +1015,15 @@ impl<'r> Builder<'_, '_, 'r> {
         self.limit_hits.truncate(m.limit_hits);
         self.flags = m.flags;
         self.arg_count = m.arg_count;
+    }
+
+    /// The categories exclusions silence for argument `name` ([`ExclusionLookup::for_arg`]).
+    fn arg_excluded(&self, name: &str) -> CategorySet {
+        if self.no_arg_exclusions {
+            CategorySet::EMPTY
+        } else {
+            self.excl.for_arg(name)
+        }
     }
 
     fn hit(&mut self, kind: LimitKind) {
@@ -1098,20 +1126,35 @@ impl<'r> Builder<'_, '_, 'r> {
                 Raw::Temp(b) => Text::from(String::from_utf8_lossy(b).into_owned()),
             }
         };
-        let place = Place::new(source, name);
-        let shared = text_bytes.and_then(|bytes| Some((self.shared_lower(&text, &bytes)?, bytes)));
-        self.inputs.push(match (shared, text_bytes) {
-            (Some((lower, bytes)), _) => Input::with_lower(
-                place,
-                raw,
-                text,
-                lower,
-                bytes.ascii_lowercased(),
-                bytes.intersects(&ByteSet::ASCII_UPPERCASE),
-                excluded,
-            ),
-            (None, Some(bytes)) => Input::with_value_bytes(place, raw, text, bytes, excluded),
-            (None, None) => Input::new(place, raw, text, excluded),
+        let location = Place::new(source, name);
+        // What `Input::new` computes, built here and written once into the list (through
+        // `Input::new` the ~100-byte input was moved two or three times per value).
+        let value_bytes = match text_bytes {
+            Some(bytes) => bytes,
+            None => ByteSet::of(text.as_bytes()),
+        };
+        let has_upper = value_bytes.has_ascii_upper();
+        let (lower, bytes) = if has_upper {
+            // A slice of the body's shared lowercase copy when the text is borrowed from it.
+            let shared = text_bytes.and_then(|_| self.shared_lower(&text));
+            (
+                shared.unwrap_or_else(|| Text::from(text.ascii_lower())),
+                value_bytes.ascii_lowercased(),
+            )
+        } else {
+            (text.clone(), value_bytes)
+        };
+        let shape = Input::shape_of(&location, &raw, &text, &bytes);
+        self.inputs.push(Input {
+            location,
+            raw,
+            value: text,
+            lower,
+            excluded,
+            bytes,
+            shape,
+            has_upper,
+            leaf: (0, 0),
         });
         // Most values are no document: the value's byte set, computed already, holds no `{`
         // nor `[` (decoding never removes one the raw form has, so neither form is one).
@@ -1274,14 +1317,10 @@ impl<'r> Builder<'_, '_, 'r> {
     /// lowercase copy, when `text` has a capital and is a slice of the body being split: the
     /// body is lowercased once, on the first such value, instead of one copy per value
     /// (ASCII lowercasing keeps every byte offset, so the slice at the value's offsets is the
-    /// value lowercased). `None`: the value has no capital (it is its own lowercase form), is
-    /// not part of the body (decoded), or the body is not UTF-8; [`Input::with_value_bytes`]
-    /// then decides as before.
-    fn shared_lower(&self, text: &Text<'r>, bytes: &ByteSet) -> Option<Text<'r>> {
+    /// value lowercased). Asked only of a value with a capital. `None`: the value is not part
+    /// of the body (decoded), or the body is not UTF-8; the value is then lowercased alone.
+    fn shared_lower(&self, text: &Text<'r>) -> Option<Text<'r>> {
         let (body, cell) = self.lower_body?;
-        if !bytes.intersects(&ByteSet::ASCII_UPPERCASE) {
-            return None;
-        }
         let (a, e) = within(body, text.as_bytes())?;
         let lowered =
             cell.get_or_init(|| String::from_utf8(ascii_lowercase(body)).unwrap_or_default());
@@ -1297,7 +1336,7 @@ impl<'r> Builder<'_, '_, 'r> {
         }
         // The name is decoded once: it is both the location of its value and an input.
         let (name, bytes) = self.text_and_bytes(name_raw, plus);
-        let excluded = self.excl.for_arg(&name);
+        let excluded = self.arg_excluded(&name);
         self.push_decoded(
             Source::ArgName,
             name.clone(),
@@ -1315,13 +1354,15 @@ impl<'r> Builder<'_, '_, 'r> {
     fn form(&mut self, data: &'r [u8]) {
         // Room for every pair's name and value (within the `args` limit) at once: growing
         // the inputs one doubling at a time copies them all again each time.
-        let pairs = count_byte(data, b'&') + 1;
+        // One pass over the string for the three questions asked of all of it.
+        let scan = FormScan::of(data);
+        let pairs = scan.amps + 1;
         let room = pairs.min(self.cfg.limits.args.max as usize + 1);
         self.inputs.reserve(2 * room);
         // Asked of the whole string once instead of each name and value: an escape's bytes
         // (`%XX`, `%uXXXX`) are never `&` or `=`, so an escape is valid in its piece exactly
         // when it is valid here (and `%` in an empty pair does not occur).
-        let percent_bad = has_bad_percent(data);
+        let percent_bad = scan.percent && has_bad_percent(data);
         // UTF-8 checked once for the whole string: its pieces, cut at ASCII `&` and `=`, are
         // then text without validating each again.
         let text = std::str::from_utf8(data).ok();
@@ -1344,7 +1385,7 @@ impl<'r> Builder<'_, '_, 'r> {
                 continue;
             }
             let (name, value) = c.split_once_char('=').unwrap_or((c, ""));
-            let excluded = self.excl.for_arg(name);
+            let excluded = self.arg_excluded(name);
             // Parts of a header value: UTF-8 already, nothing to validate again.
             let (n, v) = (Raw::RequestStr(name), Raw::RequestStr(value));
             self.push(Source::CookieName, Text::from(name), n, false, excluded);
@@ -1418,21 +1459,38 @@ pub(crate) fn ascii_lowercase(b: &[u8]) -> Vec<u8> {
     out
 }
 
-/// How many times `c` occurs in `b`, eight bytes per step (SWAR; the zero-byte test is exact:
-/// the low seven bits are added within their byte, so no borrow reaches the next byte).
-fn count_byte(b: &[u8], c: u8) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let pattern = LO.wrapping_mul(u64::from(c));
-    let mut chunks = b.chunks_exact(8);
-    let mut n = 0usize;
-    for chunk in chunks.by_ref() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w) ^ pattern;
-        n += (!(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)).count_ones() as usize;
+/// What [`Builder::form`] asks of the whole urlencoded string, in one pass of eight bytes
+/// per step (SWAR) instead of two (the count of `&`, then a search for `%`).
+struct FormScan {
+    /// How many `&`.
+    amps: usize,
+    /// Whether a `%` occurs.
+    percent: bool,
+}
+
+impl FormScan {
+    fn of(b: &[u8]) -> FormScan {
+        const LO: u64 = 0x0101_0101_0101_0101;
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        let amp = LO.wrapping_mul(u64::from(b'&'));
+        let pct = LO.wrapping_mul(u64::from(b'%'));
+        // The high bit of each zero byte of `x`, exactly (no borrow between bytes).
+        let zero = |x: u64| !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
+        let mut chunks = b.chunks_exact(8);
+        let (mut amps, mut pcts) = (0usize, 0u64);
+        for chunk in chunks.by_ref() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(w);
+            amps += zero(x ^ amp).count_ones() as usize;
+            pcts |= zero(x ^ pct);
+        }
+        let rest = chunks.remainder();
+        FormScan {
+            amps: amps + rest.iter().filter(|&&c| c == b'&').count(),
+            percent: pcts != 0 || rest.contains(&b'%'),
+        }
     }
-    n + chunks.remainder().iter().filter(|&&x| x == c).count()
 }
 
 /// Whether `b` holds a `%` that does not start a valid `%XX` (or `%uXXXX`) escape.
@@ -1567,6 +1625,7 @@ pub(crate) fn prepare_with<'r>(
     let mut b = Builder {
         cfg,
         excl,
+        no_arg_exclusions: excl.no_arg_exclusions(),
         // Room for the usual values (path, a few arguments, headers, cookies) without regrowing.
         inputs: Vec::with_capacity(17 + req.headers.len()),
         flags: Flags::default(),
@@ -1725,7 +1784,11 @@ pub(crate) fn prepare_with<'r>(
                             return true;
                         }
                     }
-                    let excluded = excl.for_arg(item.key);
+                    let excluded = if b.no_arg_exclusions {
+                        CategorySet::EMPTY
+                    } else {
+                        excl.for_arg(item.key)
+                    };
                     let source = if item.is_key {
                         Source::ArgName
                     } else {
@@ -2606,11 +2669,13 @@ mod tests {
                 .map(|(a, b)| (a.to_vec(), b.to_vec()))
                 .collect();
             assert_eq!(ours, reference_pairs(&data), "{data:?}");
+            let scan = FormScan::of(&data);
             assert_eq!(
-                count_byte(&data, b'&'),
+                scan.amps,
                 data.iter().filter(|&&c| c == b'&').count(),
                 "{data:?}"
             );
+            assert_eq!(scan.percent, data.contains(&b'%'), "{data:?}");
             assert_eq!(has_bad_percent(&data), reference_bad(&data), "{data:?}");
         }
     }
