@@ -223,6 +223,8 @@ fn lower_has(input: &Input, needle_set: &ByteSet, needle: &[u8]) -> bool {
         && super::find_bytes(input.lower.as_bytes(), needle, 0).is_some()
 }
 
+/// A byte of every PowerShell cmdlet verb ([`super::rce::powershell_cmdlet`]).
+const CMDLET_VOWELS: ByteSet = bytes_of(b"aeo");
 const LETTERS: ByteSet = ByteSet::from_ranges(&[(b'a', b'z')]);
 const WORD: ByteSet =
     ByteSet::from_ranges(&[(b'a', b'z'), (b'0', b'9'), (b'-', b'-'), (b'_', b'_')]);
@@ -386,9 +388,11 @@ impl DetectorKind {
                         || dashes,
                     )
                         && super::rce::command_in_segment(super::rce::Intro::Start, l).is_some())
-                    // Every cmdlet verb is capitalised (`Invoke-`).
+                    // Every cmdlet verb is capitalised (`Invoke-`) and holds `a`, `e` or
+                    // `o` (`every_cmdlet_verb_holds_a_e_or_o`): `SKU-000-01` is out.
                     || (set.has(b'-')
                         && input.has_upper
+                        && set.intersects(&CMDLET_VOWELS)
                         && super::rce::powershell_cmdlet(&input.value))
                     // A phrase has no `/` or `%`: only an `if` word can open cmd.exe
                     // control flow there (`for` needs a `/x` flag or a `%` variable).

@@ -1556,6 +1556,28 @@ fn batch_variable(s: &str, set: &crate::extract::ByteSet) -> bool {
         .any(|v| set.has_all(v.as_bytes()) && s.has_lit(v))
 }
 
+/// The verbs of [`powershell_cmdlet`].
+const VERBS: &[&str] = &[
+    "Invoke",
+    "Start",
+    "New",
+    "Get",
+    "Set",
+    "Remove",
+    "Add",
+    "Import",
+    "Export",
+    "Out",
+    "ConvertTo",
+    "ConvertFrom",
+    "Register",
+    "Enable",
+    "Disable",
+    "Stop",
+    "Copy",
+    "Move",
+];
+
 /// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
 pub(crate) fn powershell_cmdlet(v: &str) -> bool {
     // Every cmdlet's noun follows its `-` with a capital: most values (`SKU-000-01`) have
@@ -1567,26 +1589,6 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
     {
         return false;
     }
-    const VERBS: &[&str] = &[
-        "Invoke",
-        "Start",
-        "New",
-        "Get",
-        "Set",
-        "Remove",
-        "Add",
-        "Import",
-        "Export",
-        "Out",
-        "ConvertTo",
-        "ConvertFrom",
-        "Register",
-        "Enable",
-        "Disable",
-        "Stop",
-        "Copy",
-        "Move",
-    ];
     v.split_ws_or(&[';', '|', '(', '&', '=']).any(|tok| {
         let Some((verb, noun)) = tok.split_once_char('-') else {
             return false;
@@ -2144,6 +2146,20 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The gate reads a value for [`powershell_cmdlet`] only when its lowercase form holds
+    /// `a`, `e` or `o` (`gate::CMDLET_VOWELS`): every verb, lowercased, holds one (`Add`,
+    /// `Out` only once lowercased).
+    #[test]
+    fn every_cmdlet_verb_holds_a_e_or_o() {
+        for v in VERBS {
+            let lower = v.to_ascii_lowercase();
+            assert!(
+                lower.bytes().any(|b| matches!(b, b'a' | b'e' | b'o')),
+                "{v}"
+            );
+        }
+    }
 
     /// `may_start_command` answers as the two lookups it replaced (prefix list, then
     /// `is_command` of the first whitespace-separated word, then `--`), for every listed
