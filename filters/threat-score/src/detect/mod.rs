@@ -366,6 +366,16 @@ impl WordBits {
         self
     }
 
+    /// Adds `w` in place (a screen built at configure time: no 512-byte copy per word).
+    pub(crate) fn insert(&mut self, w: &[u8]) {
+        let (i, j) = Self::bits(w);
+        for k in [i, j] {
+            if let Some(x) = self.0.get_mut(k >> 6) {
+                *x |= 1 << (k & 63);
+            }
+        }
+    }
+
     /// [`WordBits::with`] for every word of `list`.
     pub(crate) const fn with_all(mut self, list: &[&str]) -> WordBits {
         let mut k = 0;

@@ -757,10 +757,12 @@ fn plain_word(w: &str, kind: Kind) -> bool {
 fn stop_words() -> &'static crate::detect::WordBits {
     static BITS: std::sync::OnceLock<crate::detect::WordBits> = std::sync::OnceLock::new();
     BITS.get_or_init(|| {
-        let mut bits = crate::detect::WordBits::EMPTY.with(b"order").with(b"group");
+        let mut bits = crate::detect::WordBits::EMPTY;
+        bits.insert(b"order");
+        bits.insert(b"group");
         for (w, _) in MATCHED.iter().chain(word_table()) {
             if !plain_word(w, word_kind(w).0) {
-                bits = bits.with(w.as_bytes());
+                bits.insert(w.as_bytes());
             }
         }
         bits
