@@ -194,6 +194,37 @@ fn space_word(l: &[u8], w: &[u8]) -> bool {
     false
 }
 
+/// The set of the bytes of `s`, at compile time: the gates' needle tests below are one
+/// straight-line subset test each ([`ByteSet::is_subset_of`], four words) instead of a loop
+/// asking the value's set one byte at a time (`has_all`, ~12 Wasm instructions a byte,
+/// asked of nearly every value of a request).
+const fn bytes_of(s: &[u8]) -> ByteSet {
+    let mut words = [0u64; 4];
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i] as usize;
+        words[c >> 6] |= 1 << (c & 63);
+        i += 1;
+    }
+    ByteSet::from_words(words)
+}
+
+/// Whether `set` holds every byte of `needle` (a [`bytes_of`] set).
+#[inline(always)]
+fn holds(set: &ByteSet, needle: &ByteSet) -> bool {
+    needle.is_subset_of(set)
+}
+
+/// Whether `input`'s lowercase form contains `needle` ([`Input::lower_has`]), its bytes
+/// asked as one subset test (`needle_set`: [`bytes_of`] `needle`).
+#[inline(always)]
+fn lower_has(input: &Input, needle_set: &ByteSet, needle: &[u8]) -> bool {
+    holds(&input.bytes, needle_set)
+        && super::find_bytes(input.lower.as_bytes(), needle, 0).is_some()
+}
+
+/// A byte of every PowerShell cmdlet verb ([`super::rce::powershell_cmdlet`]).
+const CMDLET_VOWELS: ByteSet = bytes_of(b"aeo");
 const LETTERS: ByteSet = ByteSet::from_ranges(&[(b'a', b'z')]);
 const WORD: ByteSet =
     ByteSet::from_ranges(&[(b'a', b'z'), (b'0', b'9'), (b'-', b'-'), (b'_', b'_')]);
@@ -328,7 +359,18 @@ impl DetectorKind {
         let shape = input.shape;
         let l = input.lower.as_str();
         let set = &input.bytes;
-        let has = |needle: &str| input.lower_has(needle);
+        // `lower` contains the literal / `lower` holds every byte of it: the bytes asked as
+        // one subset test of a set built at compile time.
+        macro_rules! has {
+            ($n:literal) => {
+                lower_has(input, &const { bytes_of($n.as_bytes()) }, $n.as_bytes())
+            };
+        }
+        macro_rules! holds {
+            ($n:literal) => {
+                holds(set, &const { bytes_of($n.as_bytes()) })
+            };
+        }
         // Numbers (`10.99`, `127.0.0.1`) hold no class name, DOM path or module path.
         let letters = set.intersects(&LETTERS);
         match self {
@@ -346,21 +388,23 @@ impl DetectorKind {
                         || dashes,
                     )
                         && super::rce::command_in_segment(super::rce::Intro::Start, l).is_some())
-                    // Every cmdlet verb is capitalised (`Invoke-`).
+                    // Every cmdlet verb is capitalised (`Invoke-`) and holds `a`, `e` or
+                    // `o` (`every_cmdlet_verb_holds_a_e_or_o`): `SKU-000-01` is out.
                     || (set.has(b'-')
                         && input.has_upper
+                        && set.intersects(&CMDLET_VOWELS)
                         && super::rce::powershell_cmdlet(&input.value))
                     // A phrase has no `/` or `%`: only an `if` word can open cmd.exe
                     // control flow there (`for` needs a `/x` flag or a `%` variable).
                     || (shape == S::Phrase
-                        && set.has_all(b"if")
+                        && holds!("if")
                         && space_word(l.as_bytes(), b"if")
                         && super::rce::windows_batch(l))
             }
             // Markup, script URLs and calls need `<`, `:`, `(`, quotes...: left are DOM
             // paths (`document.cookie`, `.innerhtml`) and `-moz-binding`.
             // A number (`10.99`) is no DOM path.
-            K::Xss => shape != S::Word && ((set.has(b'.') && letters) || set.has_all(b"-moz")),
+            K::Xss => shape != S::Word && ((set.has(b'.') && letters) || holds!("-moz")),
             // Remote URLs need `:` or `/`.
             K::Rfi => false,
             // Traversal (`..`, hex-spelled `0x2e`), dot-files (`.env`), Windows files
@@ -368,7 +412,7 @@ impl DetectorKind {
             // Left out: single words, numbers (`10.99`) and phrases without `..` or `0x`.
             K::Lfi => {
                 (paranoia >= 3 && input.raw.has_char('%'))
-                    || (shape != S::Word && (has("..") || l.starts_with('.') || has("0x")))
+                    || (shape != S::Word && (has!("..") || l.starts_with('.') || has!("0x")))
                     || (shape == S::Dotted && letters)
             }
             // Superglobals without `$` (`http_raw_post_data` in a phrase); script uploads
@@ -394,11 +438,11 @@ impl DetectorKind {
                         && l.bytes().filter(|&b| b == b'-').nth(11).is_some())
                     || set.has(b'_')
                     || dashes
-                    || has("sys.")
-                    || has("mysql.")
-                    || set.has_all(b"msdb")
-                    || set.has_all(b"sysobjects")
-                    || set.has_all(b"syscolumns")
+                    || has!("sys.")
+                    || has!("mysql.")
+                    || holds!("msdb")
+                    || holds!("sysobjects")
+                    || holds!("syscolumns")
                     || ((shape == S::Phrase || shape == S::Dotted)
                         && !super::sqli::lexer::inert_phrase(l))
             }
@@ -408,9 +452,9 @@ impl DetectorKind {
             K::Java => {
                 paranoia >= 2
                     || (set.has(b'.') && letters)
-                    || has("aced0005")
+                    || has!("aced0005")
                     // Its bytes first: no Unicode whitespace walk for most values.
-                    || (set.has_all(b"ro0ab") && l.trim_start().starts_with("ro0ab"))
+                    || (holds!("ro0ab") && l.trim_start().starts_with("ro0ab"))
             }
             // `child_process`, `__proto__`, `class_eval` (an `_`), dotted paths
             // (`constructor.prototype`), metadata host names,
@@ -418,7 +462,7 @@ impl DetectorKind {
             K::Generic => {
                 set.has(b'_')
                     || (set.has(b'.') && letters)
-                    || has("instance-data")
+                    || has!("instance-data")
                     || (l.len() >= 12 && super::generic::base64_marker(&input.value))
             }
         }

@@ -868,10 +868,7 @@ pub(crate) fn may_start_command_dashed(
 ) -> bool {
     let b = seg.as_bytes();
     if one_word && !b.ends_with(b".exe") {
-        let named = start_filter()
-            .get(start_key(b))
-            .is_some_and(|lens| lens & len_bit(b.len()) != 0)
-            && (PREFIX_SET.contains(seg) || is_command(seg));
+        let named = may_name_command(b) && (PREFIX_SET.contains(seg) || is_command(seg));
         return named || dashes();
     }
     // ASCII whitespace as `char::is_whitespace` has it; a non-ASCII byte may start Unicode
@@ -886,9 +883,7 @@ pub(crate) fn may_start_command_dashed(
     let plain =
         first.iter().all(|&c| c < 0x80 && c != b'/' && c != b'\\') && !first.ends_with(b".exe");
     let named = if plain {
-        start_filter()
-            .get(start_key(first))
-            .is_some_and(|lens| lens & len_bit(first.len()) != 0)
+        may_name_command(first)
             && seg
                 .get(start..start + len)
                 .is_some_and(|w| PREFIX_SET.contains(w) || is_command(w))
@@ -898,6 +893,23 @@ pub(crate) fn may_start_command_dashed(
     };
     named || dashes()
 }
+
+/// Whether the plain word `w` (ASCII, no `/` or `\\`, not ending in `.exe`) may be a
+/// [`PREFIXES`] entry or a name [`is_command`] accepts: a listed word ([`START_WORDS`]), or a
+/// versioned interpreter or a tool family's member ([`start_filter`]: the stems' first two
+/// bytes and the lengths past them). A superset: a word it admits is still looked up.
+#[inline(always)]
+fn may_name_command(w: &[u8]) -> bool {
+    START_WORDS.may_hold(w)
+        || start_filter()
+            .get(start_key(w))
+            .is_some_and(|lens| lens & len_bit(w.len()) != 0)
+}
+
+/// The words [`PREFIX_SET`] and [`DISTINCTIVE_SET`] hold, as a screen ([`may_name_command`]).
+static START_WORDS: super::WordBits = super::WordBits::EMPTY
+    .with_all(PREFIXES)
+    .with_all(DISTINCTIVE);
 
 /// The index of a word in [`start_filter`]: its first two bytes (five bits each; the
 /// collisions of a fold only make the filter coarser).
@@ -911,10 +923,10 @@ fn len_bit(len: usize) -> u32 {
     1 << len.min(31)
 }
 
-/// For each [`start_key`], the lengths of the words that [`PREFIX_SET`] or [`is_command`]
-/// can accept there (a plain word: no path, no `.exe`): the prefixes and distinctive names,
-/// and any length past a versioned interpreter's or a tool family's stem. A superset: a
-/// word it admits is still looked up. Built once ([`crate::detect::build_tables`]).
+/// For each [`start_key`], the lengths of the words that [`is_command`] can accept there as
+/// a versioned interpreter or a tool family's member (a plain word: no path, no `.exe`): any
+/// length past the stem. The listed words are screened by [`START_WORDS`]. Built once
+/// ([`crate::detect::build_tables`]).
 pub(super) fn start_filter() -> &'static [u32] {
     static FILTER: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
     FILTER.get_or_init(|| {
@@ -924,13 +936,6 @@ pub(super) fn start_filter() -> &'static [u32] {
                 *e |= lens;
             }
         };
-        for w in PREFIXES
-            .iter()
-            .copied()
-            .chain(super::unpack(DISTINCTIVE_PACKED))
-        {
-            add(w, len_bit(w.len()));
-        }
         for stem in INTERPRETERS.iter().chain(FAMILIES.iter()) {
             add(stem, !0u32 << (stem.len() + 1).min(31));
         }
@@ -1551,6 +1556,28 @@ fn batch_variable(s: &str, set: &crate::extract::ByteSet) -> bool {
         .any(|v| set.has_all(v.as_bytes()) && s.has_lit(v))
 }
 
+/// The verbs of [`powershell_cmdlet`].
+const VERBS: &[&str] = &[
+    "Invoke",
+    "Start",
+    "New",
+    "Get",
+    "Set",
+    "Remove",
+    "Add",
+    "Import",
+    "Export",
+    "Out",
+    "ConvertTo",
+    "ConvertFrom",
+    "Register",
+    "Enable",
+    "Disable",
+    "Stop",
+    "Copy",
+    "Move",
+];
+
 /// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
 pub(crate) fn powershell_cmdlet(v: &str) -> bool {
     // Every cmdlet's noun follows its `-` with a capital: most values (`SKU-000-01`) have
@@ -1562,26 +1589,6 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
     {
         return false;
     }
-    const VERBS: &[&str] = &[
-        "Invoke",
-        "Start",
-        "New",
-        "Get",
-        "Set",
-        "Remove",
-        "Add",
-        "Import",
-        "Export",
-        "Out",
-        "ConvertTo",
-        "ConvertFrom",
-        "Register",
-        "Enable",
-        "Disable",
-        "Stop",
-        "Copy",
-        "Move",
-    ];
     v.split_ws_or(&[';', '|', '(', '&', '=']).any(|tok| {
         let Some((verb, noun)) = tok.split_once_char('-') else {
             return false;
@@ -2139,6 +2146,20 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The gate reads a value for [`powershell_cmdlet`] only when its lowercase form holds
+    /// `a`, `e` or `o` (`gate::CMDLET_VOWELS`): every verb, lowercased, holds one (`Add`,
+    /// `Out` only once lowercased).
+    #[test]
+    fn every_cmdlet_verb_holds_a_e_or_o() {
+        for v in VERBS {
+            let lower = v.to_ascii_lowercase();
+            assert!(
+                lower.bytes().any(|b| matches!(b, b'a' | b'e' | b'o')),
+                "{v}"
+            );
+        }
+    }
 
     /// `may_start_command` answers as the two lookups it replaced (prefix list, then
     /// `is_command` of the first whitespace-separated word, then `--`), for every listed

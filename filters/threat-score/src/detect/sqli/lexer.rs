@@ -287,7 +287,7 @@ pub const MAX_TOKENS: usize = crate::extract::WINDOW + 1;
 
 /// Builds the lexer's tables now (see [`crate::detect::build_tables`]).
 pub(crate) fn build_table() {
-    let _ = (word_filter(), kind_table());
+    let _ = (word_filter(), kind_table(), stop_words());
 }
 
 /// Every listed word with its kind, in list order (statements, operator words, keywords,
@@ -740,6 +740,35 @@ const INERT_WORD_BYTE: [bool; 256] = {
     t
 };
 
+/// Whether the word `w` of kind `kind` ([`word_kind`]) leaves a phrase inert
+/// ([`inert_phrase`]): no statement, `union`, logic operator, clause, operator word, or one of
+/// the keywords SQL reads as more than a name.
+fn plain_word(w: &str, kind: Kind) -> bool {
+    match kind {
+        Kind::Bare | Kind::Func | Kind::Num => true,
+        Kind::Keyword => !matches!(w, "as" | "from" | "case" | "procedure" | "set" | "values"),
+        _ => false,
+    }
+}
+
+/// The listed words that are not [`plain_word`]s, and `order` and `group` (which open a
+/// clause before `by`), as a screen for [`inert_words`]: every other word (not listed, or a
+/// plain kind) is read as plain without hashing it. Built with the lexer's tables, from them.
+fn stop_words() -> &'static crate::detect::WordBits {
+    static BITS: std::sync::OnceLock<crate::detect::WordBits> = std::sync::OnceLock::new();
+    BITS.get_or_init(|| {
+        let mut bits = crate::detect::WordBits::EMPTY;
+        bits.insert(b"order");
+        bits.insert(b"group");
+        for (w, _) in MATCHED.iter().chain(word_table()) {
+            if !plain_word(w, word_kind(w).0) {
+                bits.insert(w.as_bytes());
+            }
+        }
+        bits
+    })
+}
+
 fn inert_words(lower: &str, slash: bool) -> bool {
     let b = lower.as_bytes();
     let mut i = 0;
@@ -767,13 +796,11 @@ fn inert_words(lower: &str, slash: bool) -> bool {
                     end -= 1;
                 }
                 let w = lower.get(start..end).unwrap_or_default();
-                let plain = match word_kind(w).0 {
-                    Kind::Bare | Kind::Func | Kind::Num => true,
-                    Kind::Keyword => {
-                        !matches!(w, "as" | "from" | "case" | "procedure" | "set" | "values")
-                    }
-                    _ => false,
-                };
+                // Most words are no listed word that stops a phrase: out after two bits.
+                if !stop_words().may_hold(w.as_bytes()) {
+                    continue;
+                }
+                let plain = plain_word(w, word_kind(w).0);
                 // `order by`, `group by` (the next word after spaces, as `next_word` reads it).
                 let clause = (w == "order" || w == "group") && {
                     let mut j = i;
@@ -1029,6 +1056,28 @@ mod tests {
                     reference(&v, slash),
                     "{v:?} {slash}"
                 );
+            }
+        }
+        // Every listed word, alone, before `by` and after a plain word: the [`stop_words`]
+        // screen must let each word that stops a phrase through (and only changes the cost).
+        let listed = MATCHED.iter().chain(word_table()).map(|(w, _)| *w);
+        for w in listed.chain(["order", "group", "orders", "by", "x"]) {
+            for v in [
+                w.to_string(),
+                format!("{w} by"),
+                format!("item {w}."),
+                format!("{w}."),
+            ] {
+                for slash in [false, true] {
+                    assert_eq!(
+                        inert_words(&v, slash),
+                        reference(&v, slash),
+                        "{v:?} {slash}"
+                    );
+                }
+            }
+            if !plain_word(w, word_kind(w).0) || w == "order" || w == "group" {
+                assert!(stop_words().may_hold(w.as_bytes()), "{w}");
             }
         }
     }
