@@ -2,6 +2,7 @@
 //! log4j resolves it), serialized-object markers, process-execution classes, deserialization
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
+use super::lfi::KeyedSets;
 use super::{has_word, Findings, INJECTION};
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
@@ -13,7 +14,7 @@ const CAT: Category = Category::Java;
 
 /// Gadget classes of the well-known deserialization chains (commons-collections, JDK XML
 /// decoding, Xalan templates): their names in a request are never innocent.
-const GADGETS: crate::detect::Words = crate::detect::Words::new(&[
+pub(crate) const GADGETS: crate::detect::Words = crate::detect::Words::new(&[
     "clonetransformer",
     "forclosure",
     "instantiatefactory",
@@ -97,22 +98,29 @@ fn qualified_class_name(v: &str) -> bool {
         })
 }
 
-/// The byte sets of [`GADGETS`], in its order, computed once: a gadget name whose bytes are
-/// not all in a value cannot occur in it (four word operations per name instead of a lookup
-/// per byte of the name, for every value Java reads).
-static GADGET_SETS: std::sync::OnceLock<Vec<ByteSet>> = std::sync::OnceLock::new();
+/// The screens of [`GADGETS`] and [`PACKAGES`] ([`KeyedSets`]), built once (at configure
+/// time, [`crate::detect::build_tables`]): a name whose bytes are not all in a value cannot
+/// occur in it, and a value is asked only for the names filed under a byte it holds (a
+/// test per key instead of a set test per name, for every value Java reads).
+static GADGET_SETS: std::sync::OnceLock<(KeyedSets, KeyedSets)> = std::sync::OnceLock::new();
 
-pub(crate) fn gadget_sets() -> &'static [ByteSet] {
-    GADGET_SETS.get_or_init(|| GADGETS.iter().map(|g| ByteSet::of(g.as_bytes())).collect())
+pub(crate) fn gadget_sets() -> &'static (KeyedSets, KeyedSets) {
+    GADGET_SETS.get_or_init(|| {
+        (
+            KeyedSets::new(GADGETS.iter().copied()),
+            KeyedSets::new(PACKAGES.iter().copied()),
+        )
+    })
 }
 
 /// `input.lower_contains_any(GADGETS)`, each name screened by its precomputed byte set.
 fn gadget_in(input: &crate::extract::Input<'_>) -> bool {
-    GADGETS
-        .iter()
-        .zip(gadget_sets())
-        .filter(|(_, needs)| needs.is_subset_of(&input.bytes))
-        .any(|(g, _)| super::find_bytes(input.lower.as_bytes(), g.as_bytes(), 0).is_some())
+    let names = GADGETS.as_slice();
+    gadget_sets().0.any_candidate(&input.bytes, &mut |i| {
+        names
+            .get(i)
+            .is_some_and(|g| super::find_bytes(input.lower.as_bytes(), g.as_bytes(), 0).is_some())
+    })
 }
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
@@ -249,46 +257,45 @@ fn jsp_file(l: &str) -> bool {
 /// A `java.lang.Foo`-style reference into the JDK's dangerous packages.
 fn jdk_class(l: &str, set: &ByteSet) -> bool {
     // Every package name holds `.` (`packages_hold_a_dot`): one byte asked for the list.
+    let names = PACKAGES.as_slice();
     set.has(b'.')
-        && PACKAGES
-            .iter()
-            .filter(|p| set.has_all(p.as_bytes()))
-            .any(|p| {
-                let mut from = 0;
-                while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
-                    let at = from + pos;
-                    let before_ok = at == 0
-                        || l.as_bytes()
-                            .get(at - 1)
-                            .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
-                    let after = l.as_bytes().get(at + p.len());
-                    // Exception and error classes in stack traces are never an exploit's vehicle.
-                    // (A class name is looked at over at most 128 bytes: bounded work per match.)
-                    let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
-                    let len = rest
-                        .iter()
-                        .take(128)
-                        .take_while(|c| {
-                            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$')
-                        })
-                        .count();
-                    let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
-                    if class.ends_with("exception") || class.ends_with("error") {
-                        from = at + 1;
-                        continue;
-                    }
-                    let after_ok = if p.ends_with('.') {
-                        after.is_some_and(u8::is_ascii_alphabetic)
-                    } else {
-                        after.is_none_or(|b| !b.is_ascii_alphanumeric())
-                    };
-                    if before_ok && after_ok {
-                        return true;
-                    }
+        && gadget_sets().1.any_candidate(set, &mut |i| {
+            let Some(p) = names.get(i) else {
+                return false;
+            };
+            let mut from = 0;
+            while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
+                let at = from + pos;
+                let before_ok = at == 0
+                    || l.as_bytes()
+                        .get(at - 1)
+                        .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
+                let after = l.as_bytes().get(at + p.len());
+                // Exception and error classes in stack traces are never an exploit's vehicle.
+                // (A class name is looked at over at most 128 bytes: bounded work per match.)
+                let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
+                let len = rest
+                    .iter()
+                    .take(128)
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
+                    .count();
+                let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
+                if class.ends_with("exception") || class.ends_with("error") {
                     from = at + 1;
+                    continue;
                 }
-                false
-            })
+                let after_ok = if p.ends_with('.') {
+                    after.is_some_and(u8::is_ascii_alphabetic)
+                } else {
+                    after.is_none_or(|b| !b.is_ascii_alphanumeric())
+                };
+                if before_ok && after_ok {
+                    return true;
+                }
+                from = at + 1;
+            }
+            false
+        })
 }
 
 /// Java serialization stream magic, raw or hex-encoded.

@@ -119,16 +119,113 @@ fn backup_archive(path: &str) -> bool {
         && (name.has_lit("backup") || name.has_lit("dump"))
 }
 
-/// The byte sets of [`SENSITIVE`]'s entries, in its order, computed once: an entry whose
-/// bytes are not all in the path cannot occur in it (four word operations per entry instead
-/// of a lookup per byte of the entry, for every path and every value with a `/`).
-static SENSITIVE_SETS: std::sync::OnceLock<Vec<ByteSet>> = std::sync::OnceLock::new();
+/// Bytes ordered from the most to the least common in URL paths and parameter values (a
+/// rough order: only the cost of [`KeyedSets`] depends on it, never an answer). A byte not
+/// listed counts as rarer than every listed one.
+const BY_FREQUENCY: &[u8] = b"/.e-tasiornlcdmpuh0123456789_gfbywkvxzjq";
 
-pub(crate) fn sensitive_sets() -> &'static [ByteSet] {
+/// A word list screened by byte set without walking the list: each word is filed under its
+/// rarest byte ([`BY_FREQUENCY`]), its key, and a text is asked only for the words whose key
+/// it holds, then for each of those whether it holds all the word's bytes. Most texts lack
+/// most keys (`/healthz` holds two of the ~20 keys of lfi's 53 names), so a path costs a test
+/// per key instead of a set test per word (round 12 measured the walk at ~55 Wasm
+/// instructions a word). Which words are candidates does not depend on the key choice: a
+/// word whose bytes are all in the text has its key there too (`keyed_sets_are_the_subset_test`).
+pub(crate) struct KeyedSets {
+    /// The byte set of each word, in list order.
+    sets: Vec<ByteSet>,
+    /// The distinct keys, each with its words: `order[from..to]` (indexes into `sets`).
+    keys: Vec<(u8, u16, u16)>,
+    order: Vec<u16>,
+    /// Empty words (no key; in every text).
+    empty: Vec<u16>,
+}
+
+impl KeyedSets {
+    /// The screen of `words`.
+    pub(crate) fn new<'w>(words: impl Iterator<Item = &'w str>) -> KeyedSets {
+        let rank = |c: u8| {
+            BY_FREQUENCY
+                .iter()
+                .position(|&f| f == c)
+                .unwrap_or(BY_FREQUENCY.len())
+        };
+        let mut sets = Vec::new();
+        let mut keyed: Vec<(u8, u16)> = Vec::new();
+        let mut empty = Vec::new();
+        for (i, w) in words.enumerate() {
+            sets.push(ByteSet::of(w.as_bytes()));
+            // The rarest byte (the last of equals: any choice is exact).
+            match w.bytes().max_by_key(|&c| rank(c)) {
+                Some(key) => keyed.push((key, i as u16)),
+                None => empty.push(i as u16),
+            }
+        }
+        // Grouped by key, a pass per byte value (once per configuration; no sort code).
+        let mut keys: Vec<(u8, u16, u16)> = Vec::new();
+        let mut order = Vec::with_capacity(keyed.len());
+        for key in 0..=u8::MAX {
+            let from = order.len() as u16;
+            order.extend(keyed.iter().filter(|(k, _)| *k == key).map(|(_, i)| *i));
+            let to = order.len() as u16;
+            if to > from {
+                keys.push((key, from, to));
+            }
+        }
+        KeyedSets {
+            sets,
+            keys,
+            order,
+            empty,
+        }
+    }
+
+    /// Whether `f` holds for one of the words whose bytes are all in `set` (their indexes;
+    /// asked in key order, not list order). Out of line, `f` behind a reference: one copy of
+    /// the walk for every list (issue 13's size bound).
+    #[inline(never)]
+    pub(crate) fn any_candidate(&self, set: &ByteSet, f: &mut dyn FnMut(usize) -> bool) -> bool {
+        if self.empty.iter().any(|&i| f(usize::from(i))) {
+            return true;
+        }
+        for &(key, from, to) in &self.keys {
+            if !set.has(key) {
+                continue;
+            }
+            for &i in self
+                .order
+                .get(usize::from(from)..usize::from(to))
+                .unwrap_or_default()
+            {
+                let i = usize::from(i);
+                if self.sets.get(i).is_some_and(|s| s.is_subset_of(set)) && f(i) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// [`SENSITIVE`]'s screen, built once (at configure time, [`crate::detect::build_tables`]).
+static SENSITIVE_SETS: std::sync::OnceLock<KeyedSets> = std::sync::OnceLock::new();
+
+pub(crate) fn sensitive_sets() -> &'static KeyedSets {
     SENSITIVE_SETS.get_or_init(|| {
-        SENSITIVE
+        let _ = tree_sets();
+        KeyedSets::new(SENSITIVE.iter().copied())
+    })
+}
+
+/// The byte sets of [`SYSTEM_TREES`]' directories, in its order, built with
+/// [`sensitive_sets`]: a directory whose bytes are not all in the path is not in it.
+static TREE_SETS: std::sync::OnceLock<Vec<ByteSet>> = std::sync::OnceLock::new();
+
+fn tree_sets() -> &'static [ByteSet] {
+    TREE_SETS.get_or_init(|| {
+        SYSTEM_TREES
             .iter()
-            .map(|s| ByteSet::of(s.as_bytes()))
+            .map(|(dir, _)| ByteSet::of(dir.as_bytes()))
             .collect()
     })
 }
@@ -156,8 +253,9 @@ fn sensitive_target_in(with_root: &str, set: &ByteSet) -> bool {
     let set = *set;
     let tree = SYSTEM_TREES
         .iter()
-        .filter(|(dir, _)| set.has_all(dir.as_bytes()))
-        .any(|(dir, entries)| {
+        .zip(tree_sets())
+        .filter(|(_, needs)| needs.is_subset_of(&set))
+        .any(|((dir, entries), _)| {
             with_root.match_indices(dir).any(|(p, _)| {
                 let rest = with_root.get(p + dir.len()..).unwrap_or_default();
                 let entry = rest.split_char('/').next().unwrap_or_default();
@@ -172,11 +270,11 @@ fn sensitive_target_in(with_root: &str, set: &ByteSet) -> bool {
                     })
             })
         });
-    tree || SENSITIVE
-        .iter()
-        .zip(sensitive_sets())
-        .filter(|(_, needs)| needs.is_subset_of(&set))
-        .any(|(s, _)| {
+    let names = SENSITIVE.as_slice();
+    tree || sensitive_sets().any_candidate(&set, &mut |i| {
+        let Some(s) = names.get(i) else {
+            return false;
+        };
             with_root.match_indices(s).any(|(p, _)| {
                 // Names must stand as whole path segments (or segment prefixes for dirs).
                 let before = p
@@ -193,7 +291,8 @@ fn sensitive_target_in(with_root: &str, set: &ByteSet) -> bool {
                 starts && ends
             })
         })
-        || with_root.has_lit(":/windows/")
+        || set.has(b':')
+            && with_root.has_lit(":/windows/")
             && with_root.has_lit("/system")
             && !windows_directory_only(with_root)
         // Its bytes first: a Two-Way search set up for every path otherwise.
@@ -547,6 +646,61 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`KeyedSets::candidates`] are exactly the words whose bytes are all in the set (the
+    /// walk over every word it replaces), whatever the text: on lfi's names, java's gadget and
+    /// package names, and random words, against the sets of random texts over their bytes.
+    #[test]
+    fn keyed_sets_are_the_subset_test() {
+        let lists: [Vec<&str>; 3] = [
+            SENSITIVE.iter().copied().collect(),
+            crate::detect::java::GADGETS.iter().copied().collect(),
+            vec![
+                "a",
+                "ab",
+                "ba",
+                "zq",
+                "q",
+                "/x:",
+                "\u{e9}t\u{e9}",
+                "",
+                "..",
+                "a.b/c",
+            ],
+        ];
+        let alphabet: Vec<u8> = lists
+            .iter()
+            .flatten()
+            .flat_map(|w| w.bytes())
+            .chain(*b"/.-_09az")
+            .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for words in &lists {
+            let screen = KeyedSets::new(words.iter().copied());
+            for round in 0..20_000 {
+                seed = crate::detect::xorshift(seed);
+                // Short texts (few bytes: most words out) to long ones (most words in).
+                let len = (seed % (1 + round % 64)) as usize;
+                let text: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = crate::detect::xorshift(seed);
+                        alphabet[(seed % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                let set = ByteSet::of(&text);
+                let mut got: Vec<usize> = Vec::new();
+                screen.any_candidate(&set, &mut |i| {
+                    got.push(i);
+                    false
+                });
+                got.sort_unstable();
+                let want: Vec<usize> = (0..words.len())
+                    .filter(|&i| ByteSet::of(words[i].as_bytes()).is_subset_of(&set))
+                    .collect();
+                assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&text));
+            }
+        }
+    }
 
     /// The extension lists asked only of paths with a `.`: every entry holds one.
     #[test]
