@@ -134,7 +134,20 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         let l = input.lower.as_str();
         let has = |needle: &str| input.lower_has(needle);
         if input.location.source != Source::Filename {
-            if has("${") || has("jndi:") {
+            // The rules marked "keyed" each need one of [`KEYED`]'s bytes; a value with none
+            // (`/healthz`, `/api/items/3`) is asked only the four others (gadget names,
+            // serialization magic, Spring's context).
+            let keyed = input.bytes.intersects(&KEYED);
+            let mut exec_memo = None;
+            let mut exec = || {
+                *exec_memo.get_or_insert_with(|| {
+                    input.may_contain("runtime") && has_word(l, "runtime")
+                        || has("processbuilder")
+                        || has("getruntime")
+                })
+            };
+            // Keyed (`$`, `j`).
+            if keyed && (has("${") || has("jndi:")) {
                 if jndi(l) {
                     out.hit(input, CAT, "java.jndi-lookup", Severity::Critical, 1);
                 }
@@ -150,27 +163,31 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     out.hit(input, CAT, "java.lookup", Severity::Critical, 2);
                 }
             }
-            if has("java.lang.runtime") || has("java.lang.processbuilder") {
+            // Keyed (`j`).
+            if keyed && (has("java.lang.runtime") || has("java.lang.processbuilder")) {
                 out.hit(input, CAT, "java.process-class", Severity::Critical, 1);
             }
-            let exec = input.may_contain("runtime") && has_word(l, "runtime")
-                || has("processbuilder")
-                || has("getruntime");
-            if exec && has("java.") {
-                out.hit(input, CAT, "java.process-reference", Severity::Critical, 1);
-            } else if exec && input.may_contain("java") && has_word(l, "java") {
-                out.hit(input, CAT, "java.process-reference", Severity::Critical, 2);
+            // Keyed (`j`): both need `java`.
+            if keyed {
+                let exec = exec();
+                if exec && has("java.") {
+                    out.hit(input, CAT, "java.process-reference", Severity::Critical, 1);
+                } else if exec && input.may_contain("java") && has_word(l, "java") {
+                    out.hit(input, CAT, "java.process-reference", Severity::Critical, 2);
+                }
             }
             if gadget_in(input) {
-                if exec {
+                if exec() {
                     out.hit(input, CAT, "java.gadget-exec", Severity::Critical, 1);
                 } else {
                     out.hit(input, CAT, "java.gadget", Severity::Critical, 2);
                 }
             }
-            if jdk_class(l, &input.bytes) {
+            // Keyed (`.`): every package name holds one, and so does a qualified class name.
+            if keyed && jdk_class(l, &input.bytes) {
                 out.hit(input, CAT, "java.jdk-class", Severity::Critical, 1);
-            } else if out.wants(CAT, 3)
+            } else if keyed
+                && out.wants(CAT, 3)
                 && ["java.", "javax.", "sun.", "jdk."].iter().any(|p| {
                     input.may_contain(p)
                         && super::lit_offsets(l, p).any(|i| {
@@ -186,7 +203,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             // Paranoia 4: any fully qualified class name (`com.example.app.Main`), the
             // currency of deserialization and expression-language payloads.
-            if out.wants(CAT, 4) && qualified_class_name(&input.value) {
+            if keyed && out.wants(CAT, 4) && qualified_class_name(&input.value) {
                 out.hit(input, CAT, "java.class-name", Severity::Critical, 4);
             }
             if (input.may_contain("aced0005") || input.bytes.has_all(&[0xAC, 0xED, 0x00, 0x05]))
@@ -207,11 +224,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     level,
                 );
             }
-            // Every OGNL opener (`%{`, `${`, `(#`) holds `{` or `#`.
-            if (input.bytes.has(b'{') || input.bytes.has(b'#')) && ognl_in(l, &input.bytes) {
+            // Keyed: every OGNL opener (`%{`, `${`, `(#`) holds `{` or `#`.
+            if keyed && (input.bytes.has(b'{') || input.bytes.has(b'#')) && ognl_in(l, &input.bytes)
+            {
                 out.hit(input, CAT, "java.ognl", Severity::Critical, 1);
             }
-            if has("class.module.classloader") || has("class.classloader") {
+            // Keyed (`.`).
+            if keyed && (has("class.module.classloader") || has("class.classloader")) {
                 out.hit(input, CAT, "java.classloader", Severity::Critical, 1);
             }
             if has("springframework") && has("applicationcontext") {
@@ -236,6 +255,18 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         }
     }
 }
+
+/// One of these is in every value the keyed rules of [`scan`] can match: `${` or `jndi:`
+/// (log4j), `java` (process classes and references), `.` (package, class and class-loader
+/// names), `{` or `#` (OGNL). Asked of the value's byte set once, before ~12 needle tests;
+/// test `keyed_rules_need_a_key` runs the rules on values with and without them.
+const KEYED: ByteSet = ByteSet::from_ranges(&[
+    (b'.', b'.'),
+    (b'$', b'$'),
+    (b'{', b'{'),
+    (b'#', b'#'),
+    (b'j', b'j'),
+]);
 
 /// Multipart file names and the upload-name headers some frameworks use.
 pub(crate) fn is_upload_name(source: Source, name: &str) -> bool {
@@ -589,6 +620,53 @@ mod tests {
         assert!(!jdk_class("my.java.lang."));
         assert!(!jdk_class("java.io"));
         assert!(!jdk_class("i like java and coffee"));
+    }
+
+    /// What the keyed rules of `scan` need holds a [`KEYED`] byte: each needle they search
+    /// first (the jndi block is entered on `${` or `jndi:`; `has_word(l, "java")`), every
+    /// package name (`jdk_class`, the paranoia 3 prefixes), the OGNL openers, the class-loader
+    /// names; and a qualified class name needs two dots (random values without one are none).
+    #[test]
+    fn keyed_rules_need_a_key() {
+        let key = |s: &str| s.bytes().any(|c| KEYED.has(c));
+        let needles = [
+            "${",
+            "jndi:",
+            "java.lang.runtime",
+            "java.lang.processbuilder",
+            "java.",
+            "java",
+            "javax.",
+            "sun.",
+            "jdk.",
+            "%{",
+            "(#",
+            "class.module.classloader",
+            "class.classloader",
+        ];
+        for n in needles.iter().copied().chain(PACKAGES.iter().copied()) {
+            assert!(key(n), "{n}");
+        }
+        // Without a key none of the keyed predicates holds, whatever the rest.
+        let alphabet = b"aAbcCeOlmnoprsStuvxz019_-:/()%@ \"<>;=,+";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            seed = crate::detect::xorshift(seed);
+            let len = (seed % 48) as usize;
+            let v: String = (0..len)
+                .map(|_| {
+                    seed = crate::detect::xorshift(seed);
+                    char::from(alphabet[(seed % alphabet.len() as u64) as usize])
+                })
+                .collect();
+            let l = v.to_ascii_lowercase();
+            let set = ByteSet::of(l.as_bytes());
+            assert!(!set.intersects(&KEYED));
+            assert!(!qualified_class_name(&v), "{v}");
+            assert!(!jdk_class(&l, &set), "{v}");
+            assert!(!ognl_in(&l, &set), "{v}");
+            assert!(!jndi(&l) && !lookup(&l) && !has_word(&l, "java"), "{v}");
+        }
     }
 
     /// `jdk_class` asks the value for `.` before the list: every package name holds one.
