@@ -107,8 +107,8 @@ static GADGET_SETS: std::sync::OnceLock<(KeyedSets, KeyedSets)> = std::sync::Onc
 pub(crate) fn gadget_sets() -> &'static (KeyedSets, KeyedSets) {
     GADGET_SETS.get_or_init(|| {
         (
-            KeyedSets::new(GADGETS.iter().copied()),
-            KeyedSets::new(PACKAGES.iter().copied()),
+            KeyedSets::new(GADGETS.as_slice()),
+            KeyedSets::new(PACKAGES.as_slice()),
         )
     })
 }
@@ -138,13 +138,10 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             // (`/healthz`, `/api/items/3`) is asked only the four others (gadget names,
             // serialization magic, Spring's context).
             let keyed = input.bytes.intersects(&KEYED);
-            let mut exec_memo = None;
-            let mut exec = || {
-                *exec_memo.get_or_insert_with(|| {
-                    input.may_contain("runtime") && has_word(l, "runtime")
-                        || has("processbuilder")
-                        || has("getruntime")
-                })
+            let exec = || {
+                input.may_contain("runtime") && has_word(l, "runtime")
+                    || has("processbuilder")
+                    || has("getruntime")
             };
             // Keyed (`$`, `j`).
             if keyed && (has("${") || has("jndi:")) {

@@ -136,47 +136,66 @@ pub(crate) struct KeyedSets {
     sets: Vec<ByteSet>,
     /// The distinct keys, each with its words: `order[from..to]` (indexes into `sets`).
     keys: Vec<(u8, u16, u16)>,
+    /// Word indexes, the empty words (no key: in every text) first, then by key.
     order: Vec<u16>,
-    /// Empty words (no key; in every text).
-    empty: Vec<u16>,
+    /// How many empty words open `order`.
+    empty: u16,
 }
 
 impl KeyedSets {
-    /// The screen of `words`.
-    pub(crate) fn new<'w>(words: impl Iterator<Item = &'w str>) -> KeyedSets {
+    /// The screen of `words` (at most `u16::MAX`). Built by counting (no sort, no growing
+    /// vector: issue 13's size bound; it runs once per configuration).
+    pub(crate) fn new(words: &[&str]) -> KeyedSets {
         let rank = |c: u8| {
             BY_FREQUENCY
                 .iter()
                 .position(|&f| f == c)
                 .unwrap_or(BY_FREQUENCY.len())
         };
-        let mut sets = Vec::new();
-        let mut keyed: Vec<(u8, u16)> = Vec::new();
-        let mut empty = Vec::new();
-        for (i, w) in words.enumerate() {
-            sets.push(ByteSet::of(w.as_bytes()));
-            // The rarest byte (the last of equals: any choice is exact).
-            match w.bytes().max_by_key(|&c| rank(c)) {
-                Some(key) => keyed.push((key, i as u16)),
-                None => empty.push(i as u16),
+        // Bucket 0: empty words; bucket `k + 1`: the words keyed `k`, the rarest byte (the
+        // last of equals: any choice is exact).
+        let bucket: Vec<usize> = words
+            .iter()
+            .map(|w| {
+                w.bytes()
+                    .max_by_key(|&c| rank(c))
+                    .map_or(0, |k| usize::from(k) + 1)
+            })
+            .collect();
+        let mut start = [0u16; 258];
+        for &k in &bucket {
+            if let Some(n) = start.get_mut(k + 1) {
+                *n += 1;
             }
         }
-        // Grouped by key, a pass per byte value (once per configuration; no sort code).
-        let mut keys: Vec<(u8, u16, u16)> = Vec::new();
-        let mut order = Vec::with_capacity(keyed.len());
-        for key in 0..=u8::MAX {
-            let from = order.len() as u16;
-            order.extend(keyed.iter().filter(|(k, _)| *k == key).map(|(_, i)| *i));
-            let to = order.len() as u16;
-            if to > from {
-                keys.push((key, from, to));
+        for k in 1..start.len() {
+            start[k] += start[k - 1];
+        }
+        let mut order = vec![0u16; words.len()];
+        let mut next = start;
+        for (i, &k) in bucket.iter().enumerate() {
+            if let Some(n) = next.get_mut(k) {
+                if let Some(slot) = order.get_mut(usize::from(*n)) {
+                    *slot = i as u16;
+                }
+                *n += 1;
+            }
+        }
+        let distinct = (1..257).filter(|&k| start[k + 1] > start[k]).count();
+        let mut keys = vec![(0u8, 0u16, 0u16); distinct];
+        let mut slots = keys.iter_mut();
+        for k in 1..257 {
+            if start[k + 1] > start[k] {
+                if let Some(slot) = slots.next() {
+                    *slot = ((k - 1) as u8, start[k], start[k + 1]);
+                }
             }
         }
         KeyedSets {
-            sets,
+            sets: words.iter().map(|w| ByteSet::of(w.as_bytes())).collect(),
             keys,
             order,
-            empty,
+            empty: start[1],
         }
     }
 
@@ -185,7 +204,11 @@ impl KeyedSets {
     /// the walk for every list (issue 13's size bound).
     #[inline(never)]
     pub(crate) fn any_candidate(&self, set: &ByteSet, f: &mut dyn FnMut(usize) -> bool) -> bool {
-        if self.empty.iter().any(|&i| f(usize::from(i))) {
+        let empty = self
+            .order
+            .get(..usize::from(self.empty))
+            .unwrap_or_default();
+        if empty.iter().any(|&i| f(usize::from(i))) {
             return true;
         }
         for &(key, from, to) in &self.keys {
@@ -211,23 +234,7 @@ impl KeyedSets {
 static SENSITIVE_SETS: std::sync::OnceLock<KeyedSets> = std::sync::OnceLock::new();
 
 pub(crate) fn sensitive_sets() -> &'static KeyedSets {
-    SENSITIVE_SETS.get_or_init(|| {
-        let _ = tree_sets();
-        KeyedSets::new(SENSITIVE.iter().copied())
-    })
-}
-
-/// The byte sets of [`SYSTEM_TREES`]' directories, in its order, built with
-/// [`sensitive_sets`]: a directory whose bytes are not all in the path is not in it.
-static TREE_SETS: std::sync::OnceLock<Vec<ByteSet>> = std::sync::OnceLock::new();
-
-fn tree_sets() -> &'static [ByteSet] {
-    TREE_SETS.get_or_init(|| {
-        SYSTEM_TREES
-            .iter()
-            .map(|(dir, _)| ByteSet::of(dir.as_bytes()))
-            .collect()
-    })
+    SENSITIVE_SETS.get_or_init(|| KeyedSets::new(SENSITIVE.as_slice()))
 }
 
 /// A normalised path as [`scan`] reads it: the value's own lowercase form when it is
@@ -253,9 +260,8 @@ fn sensitive_target_in(with_root: &str, set: &ByteSet) -> bool {
     let set = *set;
     let tree = SYSTEM_TREES
         .iter()
-        .zip(tree_sets())
-        .filter(|(_, needs)| needs.is_subset_of(&set))
-        .any(|((dir, entries), _)| {
+        .filter(|(dir, _)| set.has_all(dir.as_bytes()))
+        .any(|(dir, entries)| {
             with_root.match_indices(dir).any(|(p, _)| {
                 let rest = with_root.get(p + dir.len()..).unwrap_or_default();
                 let entry = rest.split_char('/').next().unwrap_or_default();
@@ -676,7 +682,7 @@ mod tests {
             .collect();
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for words in &lists {
-            let screen = KeyedSets::new(words.iter().copied());
+            let screen = KeyedSets::new(words);
             for round in 0..20_000 {
                 seed = crate::detect::xorshift(seed);
                 // Short texts (few bytes: most words out) to long ones (most words in).

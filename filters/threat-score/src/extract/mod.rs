@@ -1288,6 +1288,34 @@ impl<'r> Builder<'_, '_, 'r> {
         lowered.get(a..e).map(Text::from)
     }
 
+    /// Pushes an inspected `User-Agent` as [`Builder::push`] does, its byte set taken from
+    /// [`user_agent_bytes`] (a client sends the same string on every request); false when
+    /// the value needs decoding (then nothing was pushed: [`Builder::push`] decodes it).
+    #[inline(never)]
+    fn push_user_agent(&mut self, name: &'r str, value: &'r str, excluded: CategorySet) -> bool {
+        // What `text_and_bytes` decodes (`%`, `&`, `\\`; no `+`: not a form).
+        const DECODES: ByteSet =
+            ByteSet::from_ranges(&[(b'%', b'%'), (b'&', b'&'), (b'\\', b'\\')]);
+        let set = user_agent_bytes(value);
+        if set.intersects(&DECODES) {
+            return false;
+        }
+        if set.has(0) {
+            self.flags.null_byte = true;
+        }
+        let raw = Raw::RequestStr(value);
+        let name = Text::from(name);
+        self.push_decoded(
+            Source::Header,
+            name,
+            raw,
+            Text::from(value),
+            Some(set),
+            excluded,
+        );
+        true
+    }
+
     /// Adds one argument (name and value) unless the `args` limit is reached.
     fn arg(&mut self, name_raw: Raw<'r, '_>, value_raw: Raw<'r, '_>, plus: bool) {
         self.arg_count += 1;
@@ -1353,6 +1381,34 @@ impl<'r> Builder<'_, '_, 'r> {
             }
         }
     }
+}
+
+/// `ByteSet::of(ua)`, the last answer kept: a client sends the same `User-Agent` on every
+/// request, and a worker serves a few clients' strings most of the time, so a repeat costs
+/// one comparison of the string (eight bytes per step) instead of the set's pass (~11 Wasm
+/// instructions a byte, ~1,100 for a browser's). The same memo as
+/// [`crate::detect::gate::product_user_agent`]'s: a pure function, same answer either way
+/// (test `user_agent_inputs_are_push`); strings over 512 bytes are not kept.
+fn user_agent_bytes(ua: &str) -> ByteSet {
+    thread_local! {
+        static LAST: std::cell::RefCell<(String, ByteSet)> =
+            const { std::cell::RefCell::new((String::new(), ByteSet::from_words([0; 4]))) };
+    }
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return ByteSet::of(ua.as_bytes());
+        };
+        if !ua.is_empty() && crate::detect::same_bytes(last.0.as_bytes(), ua.as_bytes()) {
+            return last.1;
+        }
+        let set = ByteSet::of(ua.as_bytes());
+        if ua.len() <= 512 {
+            last.0.clear();
+            last.0.push_str(ua);
+            last.1 = set;
+        }
+        set
+    })
 }
 
 /// `s.trim()`, with its two ends asked first: a piece that opens and closes with an ASCII
@@ -1616,6 +1672,9 @@ pub(crate) fn prepare_with<'r>(
         }
         if header_table.inspects(name) {
             let excluded = excl.for_header(name);
+            if name == "user-agent" && b.push_user_agent(name, value, excluded) {
+                continue;
+            }
             b.push(
                 Source::Header,
                 Text::from(name.as_str()),
@@ -2095,6 +2154,71 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    /// An inspected `User-Agent` (its byte set from [`user_agent_bytes`]'s memo, hit or
+    /// missed) is the input `Builder::push` makes of it: for a value with nothing to decode,
+    /// [`Input::new`] of the value; otherwise decoded; the NUL flag as for any header.
+    #[test]
+    fn user_agent_inputs_are_push() {
+        let long = "Mozilla/5.0 ".repeat(50);
+        let uas = [
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+            "curl/8.4.0",
+            "",
+            "A\0B",
+            "x%41y",
+            "x&amp;y",
+            "back\\slash",
+            "\u{c9}CLAIR/1 (Fr)",
+            long.as_str(),
+            "sqlmap/1.7 ' or 1=1--",
+        ];
+        let cfg = Config::default();
+        for round in 0..3 {
+            for (k, ua) in uas.iter().enumerate() {
+                // Repeats (memo hits) and alternations (misses).
+                let ua = if round == 1 {
+                    uas[(k + 3) % uas.len()]
+                } else {
+                    *ua
+                };
+                let h = hdrs(&[("host", "x"), ("user-agent", ua), ("x-ref", ua)]);
+                let p = prepare(
+                    Request::new("GET", "/").with_headers(&h),
+                    &cfg,
+                    &NoExcl,
+                    CategorySet::EMPTY,
+                );
+                let got = p
+                    .inputs
+                    .iter()
+                    .find(|i| i.location.source == Source::Header)
+                    .unwrap();
+                if !ua.contains(['%', '&', '\\']) {
+                    let want = Input::new(
+                        Place::new(Source::Header, Text::from("user-agent")),
+                        Text::from(ua),
+                        Text::from(ua),
+                        CategorySet::EMPTY,
+                    );
+                    assert_eq!(*got, want, "{ua:?}");
+                } else {
+                    // As any inspected header's value is pushed (a custom one's, same text).
+                    let want = p
+                        .inputs
+                        .iter()
+                        .find(|i| i.location.name == "x-ref")
+                        .unwrap();
+                    let want = Input {
+                        location: got.location.clone(),
+                        ..want.clone()
+                    };
+                    assert_eq!(*got, want, "{ua:?}");
+                }
+                assert_eq!(p.flags.null_byte, ua.contains('\0'), "{ua:?}");
+            }
+        }
     }
 
     #[test]
