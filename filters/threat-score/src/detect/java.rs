@@ -2,6 +2,7 @@
 //! log4j resolves it), serialized-object markers, process-execution classes, deserialization
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
+use super::lfi::KeyedSets;
 use super::{has_word, Findings, INJECTION};
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
@@ -13,7 +14,7 @@ const CAT: Category = Category::Java;
 
 /// Gadget classes of the well-known deserialization chains (commons-collections, JDK XML
 /// decoding, Xalan templates): their names in a request are never innocent.
-const GADGETS: crate::detect::Words = crate::detect::Words::new(&[
+pub(crate) const GADGETS: crate::detect::Words = crate::detect::Words::new(&[
     "clonetransformer",
     "forclosure",
     "instantiatefactory",
@@ -97,22 +98,29 @@ fn qualified_class_name(v: &str) -> bool {
         })
 }
 
-/// The byte sets of [`GADGETS`], in its order, computed once: a gadget name whose bytes are
-/// not all in a value cannot occur in it (four word operations per name instead of a lookup
-/// per byte of the name, for every value Java reads).
-static GADGET_SETS: std::sync::OnceLock<Vec<ByteSet>> = std::sync::OnceLock::new();
+/// The screens of [`GADGETS`] and [`PACKAGES`] ([`KeyedSets`]), built once (at configure
+/// time, [`crate::detect::build_tables`]): a name whose bytes are not all in a value cannot
+/// occur in it, and a value is asked only for the names filed under a byte it holds (a
+/// test per key instead of a set test per name, for every value Java reads).
+static GADGET_SETS: std::sync::OnceLock<(KeyedSets, KeyedSets)> = std::sync::OnceLock::new();
 
-pub(crate) fn gadget_sets() -> &'static [ByteSet] {
-    GADGET_SETS.get_or_init(|| GADGETS.iter().map(|g| ByteSet::of(g.as_bytes())).collect())
+pub(crate) fn gadget_sets() -> &'static (KeyedSets, KeyedSets) {
+    GADGET_SETS.get_or_init(|| {
+        (
+            KeyedSets::new(GADGETS.as_slice()),
+            KeyedSets::new(PACKAGES.as_slice()),
+        )
+    })
 }
 
 /// `input.lower_contains_any(GADGETS)`, each name screened by its precomputed byte set.
 fn gadget_in(input: &crate::extract::Input<'_>) -> bool {
-    GADGETS
-        .iter()
-        .zip(gadget_sets())
-        .filter(|(_, needs)| needs.is_subset_of(&input.bytes))
-        .any(|(g, _)| super::find_bytes(input.lower.as_bytes(), g.as_bytes(), 0).is_some())
+    let names = GADGETS.as_slice();
+    gadget_sets().0.any_candidate(&input.bytes, &mut |i| {
+        names
+            .get(i)
+            .is_some_and(|g| super::find_bytes(input.lower.as_bytes(), g.as_bytes(), 0).is_some())
+    })
 }
 
 pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
@@ -126,7 +134,17 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         let l = input.lower.as_str();
         let has = |needle: &str| input.lower_has(needle);
         if input.location.source != Source::Filename {
-            if has("${") || has("jndi:") {
+            // The rules marked "keyed" each need one of [`KEYED`]'s bytes; a value with none
+            // (`/healthz`, `/api/items/3`) is asked only the four others (gadget names,
+            // serialization magic, Spring's context).
+            let keyed = input.bytes.intersects(&KEYED);
+            let exec = || {
+                input.may_contain("runtime") && has_word(l, "runtime")
+                    || has("processbuilder")
+                    || has("getruntime")
+            };
+            // Keyed (`$`, `j`).
+            if keyed && (has("${") || has("jndi:")) {
                 if jndi(l) {
                     out.hit(input, CAT, "java.jndi-lookup", Severity::Critical, 1);
                 }
@@ -142,27 +160,31 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     out.hit(input, CAT, "java.lookup", Severity::Critical, 2);
                 }
             }
-            if has("java.lang.runtime") || has("java.lang.processbuilder") {
+            // Keyed (`j`).
+            if keyed && (has("java.lang.runtime") || has("java.lang.processbuilder")) {
                 out.hit(input, CAT, "java.process-class", Severity::Critical, 1);
             }
-            let exec = input.may_contain("runtime") && has_word(l, "runtime")
-                || has("processbuilder")
-                || has("getruntime");
-            if exec && has("java.") {
-                out.hit(input, CAT, "java.process-reference", Severity::Critical, 1);
-            } else if exec && input.may_contain("java") && has_word(l, "java") {
-                out.hit(input, CAT, "java.process-reference", Severity::Critical, 2);
+            // Keyed (`j`): both need `java`.
+            if keyed {
+                let exec = exec();
+                if exec && has("java.") {
+                    out.hit(input, CAT, "java.process-reference", Severity::Critical, 1);
+                } else if exec && input.may_contain("java") && has_word(l, "java") {
+                    out.hit(input, CAT, "java.process-reference", Severity::Critical, 2);
+                }
             }
             if gadget_in(input) {
-                if exec {
+                if exec() {
                     out.hit(input, CAT, "java.gadget-exec", Severity::Critical, 1);
                 } else {
                     out.hit(input, CAT, "java.gadget", Severity::Critical, 2);
                 }
             }
-            if jdk_class(l, &input.bytes) {
+            // Keyed (`.`): every package name holds one, and so does a qualified class name.
+            if keyed && jdk_class(l, &input.bytes) {
                 out.hit(input, CAT, "java.jdk-class", Severity::Critical, 1);
-            } else if out.wants(CAT, 3)
+            } else if keyed
+                && out.wants(CAT, 3)
                 && ["java.", "javax.", "sun.", "jdk."].iter().any(|p| {
                     input.may_contain(p)
                         && super::lit_offsets(l, p).any(|i| {
@@ -178,7 +200,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             }
             // Paranoia 4: any fully qualified class name (`com.example.app.Main`), the
             // currency of deserialization and expression-language payloads.
-            if out.wants(CAT, 4) && qualified_class_name(&input.value) {
+            if keyed && out.wants(CAT, 4) && qualified_class_name(&input.value) {
                 out.hit(input, CAT, "java.class-name", Severity::Critical, 4);
             }
             if (input.may_contain("aced0005") || input.bytes.has_all(&[0xAC, 0xED, 0x00, 0x05]))
@@ -199,11 +221,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     level,
                 );
             }
-            // Every OGNL opener (`%{`, `${`, `(#`) holds `{` or `#`.
-            if (input.bytes.has(b'{') || input.bytes.has(b'#')) && ognl_in(l, &input.bytes) {
+            // Keyed: every OGNL opener (`%{`, `${`, `(#`) holds `{` or `#`.
+            if keyed && (input.bytes.has(b'{') || input.bytes.has(b'#')) && ognl_in(l, &input.bytes)
+            {
                 out.hit(input, CAT, "java.ognl", Severity::Critical, 1);
             }
-            if has("class.module.classloader") || has("class.classloader") {
+            // Keyed (`.`).
+            if keyed && (has("class.module.classloader") || has("class.classloader")) {
                 out.hit(input, CAT, "java.classloader", Severity::Critical, 1);
             }
             if has("springframework") && has("applicationcontext") {
@@ -229,6 +253,18 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     }
 }
 
+/// One of these is in every value the keyed rules of [`scan`] can match: `${` or `jndi:`
+/// (log4j), `java` (process classes and references), `.` (package, class and class-loader
+/// names), `{` or `#` (OGNL). Asked of the value's byte set once, before ~12 needle tests;
+/// test `keyed_rules_need_a_key` runs the rules on values with and without them.
+const KEYED: ByteSet = ByteSet::from_ranges(&[
+    (b'.', b'.'),
+    (b'$', b'$'),
+    (b'{', b'{'),
+    (b'#', b'#'),
+    (b'j', b'j'),
+]);
+
 /// Multipart file names and the upload-name headers some frameworks use.
 pub(crate) fn is_upload_name(source: Source, name: &str) -> bool {
     source == Source::Filename
@@ -249,46 +285,45 @@ fn jsp_file(l: &str) -> bool {
 /// A `java.lang.Foo`-style reference into the JDK's dangerous packages.
 fn jdk_class(l: &str, set: &ByteSet) -> bool {
     // Every package name holds `.` (`packages_hold_a_dot`): one byte asked for the list.
+    let names = PACKAGES.as_slice();
     set.has(b'.')
-        && PACKAGES
-            .iter()
-            .filter(|p| set.has_all(p.as_bytes()))
-            .any(|p| {
-                let mut from = 0;
-                while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
-                    let at = from + pos;
-                    let before_ok = at == 0
-                        || l.as_bytes()
-                            .get(at - 1)
-                            .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
-                    let after = l.as_bytes().get(at + p.len());
-                    // Exception and error classes in stack traces are never an exploit's vehicle.
-                    // (A class name is looked at over at most 128 bytes: bounded work per match.)
-                    let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
-                    let len = rest
-                        .iter()
-                        .take(128)
-                        .take_while(|c| {
-                            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$')
-                        })
-                        .count();
-                    let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
-                    if class.ends_with("exception") || class.ends_with("error") {
-                        from = at + 1;
-                        continue;
-                    }
-                    let after_ok = if p.ends_with('.') {
-                        after.is_some_and(u8::is_ascii_alphabetic)
-                    } else {
-                        after.is_none_or(|b| !b.is_ascii_alphanumeric())
-                    };
-                    if before_ok && after_ok {
-                        return true;
-                    }
+        && gadget_sets().1.any_candidate(set, &mut |i| {
+            let Some(p) = names.get(i) else {
+                return false;
+            };
+            let mut from = 0;
+            while let Some(pos) = l.get(from..).and_then(|h| h.find(p)) {
+                let at = from + pos;
+                let before_ok = at == 0
+                    || l.as_bytes()
+                        .get(at - 1)
+                        .is_some_and(|b| !b.is_ascii_alphanumeric() && *b != b'.');
+                let after = l.as_bytes().get(at + p.len());
+                // Exception and error classes in stack traces are never an exploit's vehicle.
+                // (A class name is looked at over at most 128 bytes: bounded work per match.)
+                let rest = l.as_bytes().get(at + p.len()..).unwrap_or_default();
+                let len = rest
+                    .iter()
+                    .take(128)
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
+                    .count();
+                let class = l.get(at + p.len()..at + p.len() + len).unwrap_or_default();
+                if class.ends_with("exception") || class.ends_with("error") {
                     from = at + 1;
+                    continue;
                 }
-                false
-            })
+                let after_ok = if p.ends_with('.') {
+                    after.is_some_and(u8::is_ascii_alphabetic)
+                } else {
+                    after.is_none_or(|b| !b.is_ascii_alphanumeric())
+                };
+                if before_ok && after_ok {
+                    return true;
+                }
+                from = at + 1;
+            }
+            false
+        })
 }
 
 /// Java serialization stream magic, raw or hex-encoded.
@@ -582,6 +617,53 @@ mod tests {
         assert!(!jdk_class("my.java.lang."));
         assert!(!jdk_class("java.io"));
         assert!(!jdk_class("i like java and coffee"));
+    }
+
+    /// What the keyed rules of `scan` need holds a [`KEYED`] byte: each needle they search
+    /// first (the jndi block is entered on `${` or `jndi:`; `has_word(l, "java")`), every
+    /// package name (`jdk_class`, the paranoia 3 prefixes), the OGNL openers, the class-loader
+    /// names; and a qualified class name needs two dots (random values without one are none).
+    #[test]
+    fn keyed_rules_need_a_key() {
+        let key = |s: &str| s.bytes().any(|c| KEYED.has(c));
+        let needles = [
+            "${",
+            "jndi:",
+            "java.lang.runtime",
+            "java.lang.processbuilder",
+            "java.",
+            "java",
+            "javax.",
+            "sun.",
+            "jdk.",
+            "%{",
+            "(#",
+            "class.module.classloader",
+            "class.classloader",
+        ];
+        for n in needles.iter().copied().chain(PACKAGES.iter().copied()) {
+            assert!(key(n), "{n}");
+        }
+        // Without a key none of the keyed predicates holds, whatever the rest.
+        let alphabet = b"aAbcCeOlmnoprsStuvxz019_-:/()%@ \"<>;=,+";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            seed = crate::detect::xorshift(seed);
+            let len = (seed % 48) as usize;
+            let v: String = (0..len)
+                .map(|_| {
+                    seed = crate::detect::xorshift(seed);
+                    char::from(alphabet[(seed % alphabet.len() as u64) as usize])
+                })
+                .collect();
+            let l = v.to_ascii_lowercase();
+            let set = ByteSet::of(l.as_bytes());
+            assert!(!set.intersects(&KEYED));
+            assert!(!qualified_class_name(&v), "{v}");
+            assert!(!jdk_class(&l, &set), "{v}");
+            assert!(!ognl_in(&l, &set), "{v}");
+            assert!(!jndi(&l) && !lookup(&l) && !has_word(&l, "java"), "{v}");
+        }
     }
 
     /// `jdk_class` asks the value for `.` before the list: every package name holds one.

@@ -1083,19 +1083,26 @@ pub fn has_pair(hay: &[u8], c: u8) -> bool {
 /// one holds a byte below 0x0E: each word is first asked whether any of its bytes is (the
 /// SWAR "has less" test: no false negative, since the lowest such byte borrows from no lower
 /// byte), and only a word that may is read byte by byte. On Wasm a byte loop costs about six
-/// instructions a byte; this about one.
+/// instructions a byte; this about one. The last 1-7 bytes are one more word, padded with
+/// spaces (no CR, LF or NUL; the byte loop over them was most of the cost of a short value).
 pub fn has_cr_lf_nul(b: &[u8]) -> bool {
     let exact = |c: &[u8]| c.iter().any(|&c| matches!(c, b'\r' | b'\n' | 0));
+    let may = |c: &[u8]| {
+        let mut w = [b' '; 8];
+        if let Some(head) = w.get_mut(..c.len()) {
+            head.copy_from_slice(c);
+        }
+        let x = u64::from_le_bytes(w);
+        x.wrapping_sub(LO.wrapping_mul(0x0E)) & !x & HI_BITS != 0
+    };
     let mut chunks = b.chunks_exact(8);
     for chunk in chunks.by_ref() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w);
-        if x.wrapping_sub(LO.wrapping_mul(0x0E)) & !x & HI_BITS != 0 && exact(chunk) {
+        if may(chunk) && exact(chunk) {
             return true;
         }
     }
-    exact(chunks.remainder())
+    let rest = chunks.remainder();
+    !rest.is_empty() && may(rest) && exact(rest)
 }
 
 /// The offsets of the ASCII byte `c` in `s`: what `s.match_indices(c)` finds, without a
