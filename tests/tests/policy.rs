@@ -530,18 +530,21 @@ fn differential_against_native_rbac() {
     assert_eq!(native.stat("http.ingress.rbac.denied"), denied);
 }
 
-#[test]
-fn rate_limit_is_shared_by_two_workers() {
-    const R: u64 = 40;
-    const CLIENTS: usize = 16;
-    const PER_CLIENT: usize = 25;
-    // A fill interval far longer than the test: no refill can happen, so exactly R must pass.
+/// A global rate-limit rule of `max_tokens` per hour (no refill during a test) on an Envoy with
+/// two workers, hammered by `clients` threads sending `per_client` requests each, a new
+/// connection per request so the kernel spreads them over both workers. Admitted requests get
+/// a direct response from Envoy's router: the tests measure the filter, not the echo upstream
+/// (which, under 16 parallel connections from two workers, was seen to stall some requests into
+/// 504s). Returns Envoy (for its stats), the admitted and the limited counts, and the
+/// connections each worker served.
+fn hammer_two_workers(
+    max_tokens: u64,
+    clients: usize,
+    per_client: usize,
+) -> (Arc<Envoy>, u64, u64, Vec<(String, u64)>) {
     let config = json!({"rules": [{"name": "global", "match": {"paths": [{"prefix": "/"}]}, "action": "rate_limit",
-        "rate_limit": {"max_tokens": R, "fill_interval": "1h"}}]});
+        "rate_limit": {"max_tokens": max_tokens, "fill_interval": "1h"}}]});
     let echo = EchoServer::start("echo").unwrap();
-    // Admitted requests get a direct response from Envoy's router: the test measures the
-    // filter, not the echo upstream (which, under 16 parallel connections from two workers,
-    // was seen to stall some requests into 504s).
     let direct = json!([{"name": "direct", "domains": ["*"], "routes": [
         {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]);
     let envoy = Arc::new(
@@ -555,12 +558,11 @@ fn rate_limit_is_shared_by_two_workers() {
     );
     let ok = Arc::new(AtomicU64::new(0));
     let limited = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..CLIENTS)
+    let threads: Vec<_> = (0..clients)
         .map(|_| {
             let (envoy, ok, limited) = (Arc::clone(&envoy), Arc::clone(&ok), Arc::clone(&limited));
             std::thread::spawn(move || {
-                for _ in 0..PER_CLIENT {
-                    // A new connection per request, so the kernel spreads them over both workers.
+                for _ in 0..per_client {
                     let r = Client::new().get(&envoy.url("/")).unwrap();
                     match r.status {
                         200 => ok.fetch_add(1, Ordering::Relaxed),
@@ -575,17 +577,27 @@ fn rate_limit_is_shared_by_two_workers() {
         t.join().unwrap();
     }
     let (ok, limited) = (ok.load(Ordering::Relaxed), limited.load(Ordering::Relaxed));
-    let stats = envoy.stats().unwrap();
-    let mut per_worker: Vec<(String, u64)> = stats
-        .iter()
+    let mut per_worker: Vec<(String, u64)> = envoy
+        .stats()
+        .unwrap()
+        .into_iter()
         .filter(|(k, _)| {
             k.starts_with("listener.127.0.0.1_")
                 && k.ends_with(".downstream_cx_total")
                 && k.contains(".worker_")
         })
-        .map(|(k, v)| (k.clone(), *v))
         .collect();
     per_worker.sort();
+    (envoy, ok, limited, per_worker)
+}
+
+#[test]
+fn rate_limit_is_shared_by_two_workers() {
+    const R: u64 = 40;
+    const CLIENTS: usize = 16;
+    const PER_CLIENT: usize = 25;
+    // A fill interval far longer than the test: no refill can happen, so exactly R must pass.
+    let (envoy, ok, limited, per_worker) = hammer_two_workers(R, CLIENTS, PER_CLIENT);
     eprintln!("concurrency: {ok} admitted, {limited} limited of {} (R = {R}); connections per worker {per_worker:?}",
         CLIENTS * PER_CLIENT);
     assert_eq!(per_worker.len(), 2, "{per_worker:?}");
@@ -611,52 +623,8 @@ fn a_leased_bucket_never_admits_more_across_two_workers_and_at_most_two_leases_f
     const LEASE: u64 = (R - 1) / 64;
     const CLIENTS: usize = 16;
     const PER_CLIENT: usize = 100;
-    let config = json!({"rules": [{"name": "global", "match": {"paths": [{"prefix": "/"}]}, "action": "rate_limit",
-        "rate_limit": {"max_tokens": R, "fill_interval": "1h"}}]});
-    let echo = EchoServer::start("echo").unwrap();
-    let direct = json!([{"name": "direct", "domains": ["*"], "routes": [
-        {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]);
-    let envoy = Arc::new(
-        Envoy::start(
-            EnvoyConfig::new(echo.addr())
-                .concurrency(2)
-                .virtual_hosts(direct)
-                .filter(policy(&config)),
-        )
-        .unwrap(),
-    );
-    let ok = Arc::new(AtomicU64::new(0));
-    let limited = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (envoy, ok, limited) = (Arc::clone(&envoy), Arc::clone(&ok), Arc::clone(&limited));
-            std::thread::spawn(move || {
-                for _ in 0..PER_CLIENT {
-                    // A new connection per request, so the kernel spreads them over both workers.
-                    let r = Client::new().get(&envoy.url("/")).unwrap();
-                    match r.status {
-                        200 => ok.fetch_add(1, Ordering::Relaxed),
-                        429 => limited.fetch_add(1, Ordering::Relaxed),
-                        other => panic!("unexpected status {other}"),
-                    };
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    let (ok, limited) = (ok.load(Ordering::Relaxed), limited.load(Ordering::Relaxed));
-    let stats = envoy.stats().unwrap();
-    let workers = stats
-        .iter()
-        .filter(|(k, v)| {
-            k.starts_with("listener.127.0.0.1_")
-                && k.ends_with(".downstream_cx_total")
-                && k.contains(".worker_")
-                && **v > 0
-        })
-        .count();
+    let (envoy, ok, limited, per_worker) = hammer_two_workers(R, CLIENTS, PER_CLIENT);
+    let workers = per_worker.iter().filter(|(_, v)| *v > 0).count();
     eprintln!(
         "leased: {ok} admitted, {limited} limited of {} (R = {R}, lease {LEASE}); {workers} workers served",
         CLIENTS * PER_CLIENT
