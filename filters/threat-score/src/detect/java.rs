@@ -2,7 +2,7 @@
 //! log4j resolves it), serialized-object markers, process-execution classes, deserialization
 //! gadget classes, JSP uploads, OGNL and Spring class-loader manipulation.
 
-use super::lfi::KeyedSets;
+use super::KeyedSets;
 use super::{has_word, Findings, INJECTION};
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;

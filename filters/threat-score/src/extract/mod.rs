@@ -1841,11 +1841,7 @@ pub(crate) fn prepare_with<'r>(
                             return true;
                         }
                     }
-                    let excluded = if b.no_arg_exclusions {
-                        CategorySet::EMPTY
-                    } else {
-                        excl.for_arg(item.key)
-                    };
+                    let excluded = b.arg_excluded(item.key);
                     let source = if item.is_key {
                         Source::ArgName
                     } else {
