@@ -441,6 +441,73 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// [`canonical_ip`]'s text, exactly what `canonical_ip(ip).to_string()` gives (IPv4 dotted
+/// decimal; IPv6 in lowercase hex with the longest run of two or more zero groups, the first of
+/// equal runs, as `::`): the source-IP key of policy's rate limits and router's hash splits.
+/// Written here instead of through `Display` because core's IPv6 formatter (its `Formatter`
+/// buffers, hex and padding paths) was ~3 KB of every module keying on the client address
+/// (bench/README.md, "Suite size and glue, round 14"); `ip_key_matches_display` compares the
+/// two.
+pub fn ip_key(ip: IpAddr) -> String {
+    let mut out = String::with_capacity(39);
+    match canonical_ip(ip) {
+        IpAddr::V4(v4) => push_ipv4(&mut out, v4.octets()),
+        IpAddr::V6(v6) => {
+            let groups = v6.segments();
+            // The longest run of zero groups (the first of equal length), as core finds it.
+            let (mut best, mut best_len, mut run) = (0usize, 0usize, 0usize);
+            for (i, &g) in groups.iter().enumerate() {
+                run = if g == 0 { run + 1 } else { 0 };
+                if run > best_len {
+                    best_len = run;
+                    best = i + 1 - run;
+                }
+            }
+            let (head, tail) = if best_len > 1 {
+                (&groups[..best], Some(&groups[best + best_len..]))
+            } else {
+                (&groups[..], None)
+            };
+            push_groups(&mut out, head);
+            if let Some(tail) = tail {
+                out.push_str("::");
+                push_groups(&mut out, tail);
+            }
+        }
+    }
+    out
+}
+
+/// `a.b.c.d` in decimal.
+fn push_ipv4(out: &mut String, octets: [u8; 4]) {
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        crate::config::push_decimal(out, u64::from(o));
+    }
+}
+
+/// IPv6 groups in lowercase hex without leading zeros, `:` between them.
+fn push_groups(out: &mut String, groups: &[u16]) {
+    for (i, &g) in groups.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        let mut shift = 12;
+        while shift > 0 && (g >> shift) == 0 {
+            shift -= 4;
+        }
+        loop {
+            out.push(char::from(b"0123456789abcdef"[usize::from((g >> shift) & 0xf)]));
+            if shift == 0 {
+                break;
+            }
+            shift -= 4;
+        }
+    }
+}
+
 /// Which form of the path path matchers (and path-derived keys) see. A filter's top-level
 /// config field `path_matching`: `"normalized"` (default) or `"raw"`.
 ///

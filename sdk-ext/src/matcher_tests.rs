@@ -394,3 +394,46 @@ fn facts_read_once_decide_as_each_rule_reading_the_request() {
         }
     }
 }
+
+/// `ip_key` is `canonical_ip(ip).to_string()`: every zero-group pattern of an IPv6 address
+/// (the run choice, ties, edges, mapped and compatible forms), group values of every hex
+/// width, and generated addresses of both families.
+#[test]
+fn ip_key_matches_display() {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let check = |ip: IpAddr| assert_eq!(ip_key(ip), canonical_ip(ip).to_string(), "{ip:?}");
+    let widths = [0u16, 1, 0xa, 0x10, 0xff, 0x100, 0xfff, 0x1000, 0xabcd, 0xffff];
+    for mask in 0u32..256 {
+        for &w in &widths[1..] {
+            let mut g = [0u16; 8];
+            for (i, s) in g.iter_mut().enumerate() {
+                if mask & (1 << i) != 0 {
+                    *s = w.wrapping_add(i as u16);
+                }
+            }
+            check(IpAddr::V6(Ipv6Addr::from(g)));
+        }
+    }
+    for &w in &widths {
+        check(IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, w, w)));
+        check(IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, w, w)));
+        check(IpAddr::V6(Ipv6Addr::new(w, w, w, w, w, w, w, w)));
+    }
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..100_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Sparse groups so zero runs of every length occur.
+        let mut g = [0u16; 8];
+        for (i, s) in g.iter_mut().enumerate() {
+            let r = (x >> (i * 8)) as u16;
+            *s = if r & 3 == 0 { r >> 2 } else { 0 };
+        }
+        check(IpAddr::V6(Ipv6Addr::from(g)));
+        check(IpAddr::V4(Ipv4Addr::from(x as u32)));
+    }
+    for v4 in ["0.0.0.0", "255.255.255.255", "10.0.0.1", "1.20.255.9"] {
+        check(IpAddr::V4(v4.parse().unwrap()));
+    }
+}

@@ -24,7 +24,7 @@ use global::{Answer, FailureMode, GlobalLimit, Scope};
 use sdk_ext::callout::CallOutcome;
 use sdk_ext::config::{header_name, http_status};
 use sdk_ext::jwt::{ClaimSource, Claims};
-use sdk_ext::matcher::{canonical_ip, MatchFacts, MatchOptions, PathMatching, RequestMatcher};
+use sdk_ext::matcher::{ip_key, MatchFacts, MatchOptions, PathMatching, RequestMatcher};
 use sdk_ext::ratelimit::{Admission, SlotBudget, TokenBuckets};
 use sdk_ext::{
     ConfigError, Counter, Decision, HeaderOps, HttpFilter, LocalReply, Metrics, RequestView, Setup,
@@ -760,7 +760,7 @@ fn key_value(
     paths: PathMatching,
 ) -> Option<String> {
     match part {
-        KeyPart::SourceIp => req.source_ip().map(|ip| canonical_ip(ip).to_string()),
+        KeyPart::SourceIp => req.source_ip().map(ip_key),
         KeyPart::Consumer => consumer.map(String::from),
         KeyPart::Header(h) => req.header(h).map(String::from),
         KeyPart::PathSegments(n) => Some(path_prefix(req.match_path(paths), *n).to_string()),

@@ -178,9 +178,7 @@ fn key_value<'c>(
             .map(str::to_string),
         HashKey::Query(name) => req.query_values(name).next().map(str::to_string),
         HashKey::Claim(name) => claims().and_then(|c| c.values(name).into_iter().next()),
-        HashKey::SourceIp => req
-            .source_ip()
-            .map(|ip| sdk_ext::matcher::canonical_ip(ip).to_string()),
+        HashKey::SourceIp => req.source_ip().map(sdk_ext::matcher::ip_key),
     };
     v.filter(|s| !s.is_empty())
 }
