@@ -60,11 +60,19 @@ impl HeaderOps {
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
     }
-    /// Append `other`'s edits (each list keeps its order).
+    /// Append `other`'s edits (each list keeps its order). An empty list takes `other`'s as
+    /// it is (no new allocation and copy: the suite hands its one editor's edits on this way).
     pub fn extend(&mut self, other: HeaderOps) {
-        self.remove.extend(other.remove);
-        self.set.extend(other.set);
-        self.add.extend(other.add);
+        fn append<T>(to: &mut Vec<T>, from: Vec<T>) {
+            if to.is_empty() {
+                *to = from;
+            } else {
+                to.extend(from);
+            }
+        }
+        append(&mut self.remove, other.remove);
+        append(&mut self.set, other.set);
+        append(&mut self.add, other.add);
     }
     /// Every header name these edits touch, lowercase (possibly repeated).
     pub fn touched_names(&self) -> impl Iterator<Item = String> + '_ {

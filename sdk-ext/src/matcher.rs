@@ -499,7 +499,9 @@ fn push_groups(out: &mut String, groups: &[u16]) {
             shift -= 4;
         }
         loop {
-            out.push(char::from(b"0123456789abcdef"[usize::from((g >> shift) & 0xf)]));
+            out.push(char::from(
+                b"0123456789abcdef"[usize::from((g >> shift) & 0xf)],
+            ));
             if shift == 0 {
                 break;
             }

@@ -402,7 +402,9 @@ fn facts_read_once_decide_as_each_rule_reading_the_request() {
 fn ip_key_matches_display() {
     use std::net::{Ipv4Addr, Ipv6Addr};
     let check = |ip: IpAddr| assert_eq!(ip_key(ip), canonical_ip(ip).to_string(), "{ip:?}");
-    let widths = [0u16, 1, 0xa, 0x10, 0xff, 0x100, 0xfff, 0x1000, 0xabcd, 0xffff];
+    let widths = [
+        0u16, 1, 0xa, 0x10, 0xff, 0x100, 0xfff, 0x1000, 0xabcd, 0xffff,
+    ];
     for mask in 0u32..256 {
         for &w in &widths[1..] {
             let mut g = [0u16; 8];

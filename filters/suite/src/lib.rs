@@ -154,7 +154,12 @@ macro_rules! compose {
                     let stop = matches!(decision, Decision::Respond(_));
                     if !mine.is_empty() {
                         editors += 1;
-                        touched.extend(mine.touched_names());
+                        // The names the net change compares; the first editor's are read from
+                        // `first_ops` at the end, and only when a second editor comes (the
+                        // usual single editor, the router, allocates none).
+                        if editors > 1 {
+                            touched.extend(mine.touched_names());
+                        }
                         // A later member will read the view, or the net change needs it.
                         if (i + 1 < n && !stop) || editors > 1 {
                             let next = view.with_ops(&mine);
@@ -173,11 +178,15 @@ macro_rules! compose {
                     (1, Some(mine), _) => ops.extend(mine),
                     // Several: the net change, so a later member's removal is not undone by an
                     // earlier member's set (the glue applies removals, then sets, then adds).
-                    (2.., _, Some(fin)) => ops.extend($crate::sdk_ext::view::diff_headers(
-                        req.headers(),
-                        fin.headers(),
-                        &touched,
-                    )),
+                    (2.., Some(first), Some(fin)) => {
+                        let mut names: Vec<String> = first.touched_names().collect();
+                        names.append(&mut touched);
+                        ops.extend($crate::sdk_ext::view::diff_headers(
+                            req.headers(),
+                            fin.headers(),
+                            &names,
+                        ))
+                    }
                     _ => {}
                 }
                 match decision {
