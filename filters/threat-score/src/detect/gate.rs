@@ -438,11 +438,15 @@ impl DetectorKind {
                         && l.bytes().filter(|&b| b == b'-').nth(11).is_some())
                     || set.has(b'_')
                     || dashes
-                    || has!("sys.")
-                    || has!("mysql.")
-                    || holds!("msdb")
-                    || holds!("sysobjects")
-                    || holds!("syscolumns")
+                    // Each catalog name holds `s` and `y` or `m` (`value-3-abcdef`,
+                    // `filter7`: one test).
+                    || (holds!("s")
+                        && set.intersects(&const { bytes_of(b"ym") })
+                        && (has!("sys.")
+                            || has!("mysql.")
+                            || holds!("msdb")
+                            || holds!("sysobjects")
+                            || holds!("syscolumns")))
                     || ((shape == S::Phrase || shape == S::Dotted)
                         && !super::sqli::lexer::inert_phrase(l))
             }
