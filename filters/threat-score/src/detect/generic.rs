@@ -228,7 +228,7 @@ pub(crate) fn base64_marker(v: &str) -> bool {
     } else {
         v.trim()
     };
-    if t.len() < 12 || t.len() > 8192 || !may_decode_paren_or_underscore(t.as_bytes()) {
+    if t.len() < 12 || t.len() > 8192 {
         return false;
     }
     // Every marker below needs all the bytes of one of [`MARKER_NEEDS`] in the decoded text
@@ -288,71 +288,6 @@ pub(crate) fn base64_marker(v: &str) -> bool {
         || s.has_lit("child_process")
         || endless_loop(&s)
 }
-
-/// Whether the base64 digits of `t` (`=` skipped, as [`base64_marker`] decodes them) can
-/// decode to a `(` or an `_` at some position: every marker needs one of the two
-/// ([`MARKER_NEEDS`]), and a decoded byte is made of two consecutive digits `x`, `y` in one of
-/// three phases (`x<<2 | y>>4`, `(x&15)<<4 | y>>2`, `(x&3)<<6 | y`). One table read per byte
-/// ([`DIGIT_PAIRS`]) and one `and` with the previous digit's bits, instead of the decoding
-/// pass with its three marker-table reads per group: the gate asks this of every token of 12
-/// bytes or more, and an ordinary one (`value-3-abcdef`, all digits of the URL alphabet)
-/// forms neither byte in any phase. A byte outside the alphabet answers `false`, as
-/// [`base64_marker`] does. A superset of the decoding's answer (`digit_pairs_are_the_decoding`).
-fn may_decode_paren_or_underscore(t: &[u8]) -> bool {
-    let mut prev = 0u8;
-    for &c in t {
-        let d = BASE64.get(usize::from(c)).copied().unwrap_or(INVALID);
-        if d == PAD {
-            continue;
-        }
-        let Some(&(starts, ends)) = DIGIT_PAIRS.get(usize::from(d)) else {
-            return false;
-        };
-        if prev & ends != 0 {
-            return true;
-        }
-        prev = starts;
-    }
-    false
-}
-
-/// For each base64 digit: the (phase, byte) pairs ([`may_decode_paren_or_underscore`]) it can
-/// start as the first digit of a pair, and those it can end as the second, one bit each:
-/// bit `2p` for `(` in phase `p`, bit `2p + 1` for `_`.
-const DIGIT_PAIRS: [(u8, u8); 64] = {
-    let mut t = [(0u8, 0u8); 64];
-    let mut d = 0;
-    while d < 64 {
-        let mut p = 0;
-        while p < 3 {
-            let mut k = 0;
-            while k < 2 {
-                let byte: usize = if k == 0 { 0x28 } else { 0x5f };
-                // The first digit's share of `byte` in phase `p`, and the second's range.
-                let (first, second_lo, second_hi) = match p {
-                    0 => (d == byte >> 2, (byte & 3) << 4, ((byte & 3) << 4) | 15),
-                    1 => (
-                        d & 15 == byte >> 4,
-                        (byte & 15) << 2,
-                        ((byte & 15) << 2) | 3,
-                    ),
-                    _ => (d & 3 == byte >> 6, byte & 63, byte & 63),
-                };
-                let bit = 1u8 << (2 * p + k);
-                if first {
-                    t[d].0 |= bit;
-                }
-                if second_lo <= d && d <= second_hi {
-                    t[d].1 |= bit;
-                }
-                k += 1;
-            }
-            p += 1;
-        }
-        d += 1;
-    }
-    t
-};
 
 /// The bytes the markers of [`base64_marker`] are made of, one bit each (a capital letter
 /// has its lowercase letter's bit: the markers are matched on the lowercased text).
@@ -1408,97 +1343,6 @@ mod tests {
             assert_eq!(base64_marker(c), reference(c), "{c:?}");
         }
         assert!(cases.iter().any(|c| base64_marker(c)));
-    }
-
-    /// [`DIGIT_PAIRS`] is the decoding: for every two digits and phase, the pair's bits meet
-    /// exactly when that phase decodes them to `(` or `_`.
-    #[test]
-    fn digit_pairs_are_the_decoding() {
-        for x in 0..64usize {
-            for y in 0..64usize {
-                let bytes = [
-                    (x << 2 | y >> 4) & 0xFF,
-                    ((x & 15) << 4 | y >> 2) & 0xFF,
-                    ((x & 3) << 6 | y) & 0xFF,
-                ];
-                for (p, byte) in bytes.into_iter().enumerate() {
-                    for (k, want) in [0x28usize, 0x5f].into_iter().enumerate() {
-                        let bit = 1u8 << (2 * p + k);
-                        let met = DIGIT_PAIRS[x].0 & DIGIT_PAIRS[y].1 & bit != 0;
-                        assert_eq!(met, byte == want, "{x} {y} phase {p} {want:#x}");
-                    }
-                }
-            }
-        }
-    }
-
-    /// The screen never refuses a token the decoding accepts: every marker encoded at each
-    /// of the three alignments, inside random base64 and with `=` inside, and random tokens
-    /// over the digits that form `(` and `_`, against the two-pass reference.
-    #[test]
-    fn paren_underscore_screen_keeps_every_marker() {
-        let b64 = |b: &[u8]| {
-            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-            let mut out = String::new();
-            for chunk in b.chunks(3) {
-                let n = chunk
-                    .iter()
-                    .enumerate()
-                    .fold(0u32, |n, (i, &c)| n | u32::from(c) << (16 - 8 * i));
-                for k in 0..=chunk.len() {
-                    out.push(char::from(A[(n >> (18 - 6 * k) & 63) as usize]));
-                }
-            }
-            out
-        };
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            seed = crate::detect::xorshift(seed);
-            (seed >> 11) as usize % n
-        };
-        let mut accepted = 0;
-        for marker in [
-            "_$$ND_FUNC$$_",
-            "require('x')",
-            "child_process",
-            "for(;;)",
-            "while(1)",
-        ] {
-            for pad in ["", "a", "ab", "abc", "{\"k\":"] {
-                let text = format!("{pad}{marker}");
-                let enc = b64(text.as_bytes());
-                let mid = enc.len() / 2;
-                for token in [
-                    enc.clone(),
-                    enc.replace('+', "-").replace('/', "_"),
-                    format!("{}={}", &enc[..mid], &enc[mid..]),
-                ] {
-                    assert!(may_decode_paren_or_underscore(token.as_bytes()), "{token}");
-                    accepted += usize::from(base64_marker(&token));
-                }
-            }
-        }
-        assert!(accepted > 10, "{accepted}");
-        let digits = b"KXCFSVilyghij89+/-_ofAwz01=";
-        for _ in 0..20_000 {
-            let len = 12 + next(24);
-            let token: String = (0..len)
-                .map(|_| char::from(digits[next(digits.len())]))
-                .collect();
-            if base64_marker_unscreened(&token) {
-                assert!(may_decode_paren_or_underscore(token.as_bytes()), "{token}");
-            }
-        }
-    }
-
-    /// [`base64_marker`] without the pair screen (the decoding pass decides alone).
-    fn base64_marker_unscreened(t: &str) -> bool {
-        let s = String::from_utf8_lossy(&decode_base64(t)).ascii_lower();
-        t.bytes().all(|c| BASE64[usize::from(c)] != INVALID)
-            && (s.has_lit("d_func$$_")
-                || s.has_lit("require(")
-                || s.has_lit("child_process")
-                || endless_loop(&s))
     }
 
     /// `erb_backticks` and `obfuscated_ip_url` as they were (a look-ahead per opener or
