@@ -303,6 +303,113 @@ pub fn admitted(input: &Input, paranoia: u8) -> u16 {
     if let Some(mask) = gated(input) {
         return mask;
     }
+    let Some(key) = MemoKey::of(input, paranoia) else {
+        return admitted_by_value(input, paranoia);
+    };
+    // A value seen a few requests ago (a currency, a product line, a form's filter values)
+    // has its answer again: one hash of at most four words and one compare instead of the
+    // eight gates (~600-1,500 Wasm instructions per value). A pure function of the key
+    // (`admitted_memo_is_transparent`, `admitted_depends_on_the_value_only`).
+    let slot = key.slot();
+    let hit = MEMO.with(|m| {
+        m.try_borrow()
+            .ok()
+            .and_then(|m| m.get(slot).filter(|e| e.key == key).map(|e| e.mask))
+    });
+    if let Some(mask) = hit {
+        return mask;
+    }
+    let mask = admitted_by_value(input, paranoia);
+    MEMO.with(|m| {
+        if let Some(e) = m
+            .try_borrow_mut()
+            .ok()
+            .as_deref_mut()
+            .and_then(|m| m.get_mut(slot))
+        {
+            *e = MemoEntry { key, mask };
+        }
+    });
+    mask
+}
+
+/// Longest value [`admitted`] keeps an answer for (four words).
+const MEMO_BYTES: usize = 32;
+
+/// What [`admitted`] asks of a value it may remember: the paranoia level and the value's
+/// bytes, zero-padded to four words, with its length. For a value of no header or file name
+/// at paranoia 1 or 2, every gate reads only `value` and what the extractor derives from it
+/// (its lowercase form, byte set, shape and capital test; `raw` is read from paranoia 3,
+/// the location only for header and file names, [`gated`]): same key, same answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct MemoKey {
+    words: [u64; MEMO_BYTES / 8],
+    len: u8,
+    paranoia: u8,
+}
+
+impl MemoKey {
+    #[inline(always)]
+    fn of(input: &Input, paranoia: u8) -> Option<MemoKey> {
+        use crate::model::Source;
+        let v = input.value.as_bytes();
+        if paranoia > 2
+            || v.len() > MEMO_BYTES
+            || matches!(input.location.source, Source::Header | Source::Filename)
+        {
+            return None;
+        }
+        let mut buf = [0u8; MEMO_BYTES];
+        buf.get_mut(..v.len())?.copy_from_slice(v);
+        let mut words = [0u64; MEMO_BYTES / 8];
+        for (w, c) in words.iter_mut().zip(buf.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            *w = u64::from_le_bytes(b);
+        }
+        Some(MemoKey {
+            words,
+            len: v.len() as u8,
+            paranoia,
+        })
+    }
+
+    /// The key's slot in [`MEMO`] (a multiplicative hash of the words, top bits).
+    #[inline(always)]
+    fn slot(&self) -> usize {
+        let h = self.words.iter().fold(u64::from(self.len), |h, &w| {
+            (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        });
+        (h >> (64 - MEMO_SLOTS.trailing_zeros())) as usize
+    }
+}
+
+/// Slots of [`MEMO`] (direct-mapped: a new value replaces the one in its slot). 256 slots
+/// held the bench mix's ~200 distinct values with a third of them colliding (search-form
+/// 248,386 Wasm instructions); 1,024: 230,140.
+const MEMO_SLOTS: usize = 1024;
+
+#[derive(Clone, Copy)]
+struct MemoEntry {
+    key: MemoKey,
+    /// 0: empty (a mask always holds the request-level detectors).
+    mask: u16,
+}
+
+thread_local! {
+    /// [`admitted`]'s answers for recent values (~40 KB per VM, zero at start).
+    static MEMO: std::cell::RefCell<[MemoEntry; MEMO_SLOTS]> = const {
+        std::cell::RefCell::new(
+            [MemoEntry {
+                key: MemoKey { words: [0; MEMO_BYTES / 8], len: 0, paranoia: 0 },
+                mask: 0,
+            }; MEMO_SLOTS],
+        )
+    };
+}
+
+/// [`admitted`] without the memo, for a value of a gated shape ([`gated`] is `None`).
+fn admitted_by_value(input: &Input, paranoia: u8) -> u16 {
     let dashes = dashes(input);
     // Each detector's test inlined here with its kind a constant (the list unrolled, the
     // `match` on the kind resolved at compile time): one pass of straight-line tests per value
@@ -438,11 +545,15 @@ impl DetectorKind {
                         && l.bytes().filter(|&b| b == b'-').nth(11).is_some())
                     || set.has(b'_')
                     || dashes
-                    || has!("sys.")
-                    || has!("mysql.")
-                    || holds!("msdb")
-                    || holds!("sysobjects")
-                    || holds!("syscolumns")
+                    // Each catalog name holds `s` and `y` or `m` (`value-3-abcdef`,
+                    // `filter7`: one test).
+                    || (holds!("s")
+                        && set.intersects(&const { bytes_of(b"ym") })
+                        && (has!("sys.")
+                            || has!("mysql.")
+                            || holds!("msdb")
+                            || holds!("sysobjects")
+                            || holds!("syscolumns")))
                     || ((shape == S::Phrase || shape == S::Dotted)
                         && !super::sqli::lexer::inert_phrase(l))
             }
@@ -631,6 +742,178 @@ mod mask_tests {
     use super::*;
     use crate::extract::{Place, Text};
     use crate::model::{CategorySet, Source};
+
+    /// Values for the memo tests: plain tokens, phrases, numbers, near misses of each gate's
+    /// needles, capitals, long values (past [`MEMO_BYTES`]) and values that differ in one
+    /// byte, joined at random.
+    fn memo_values(n: usize) -> Vec<String> {
+        let pieces = [
+            "value-",
+            "3",
+            "abcdef",
+            "SKU-",
+            "001",
+            "-02",
+            "Item number ",
+            "for order",
+            "10.99",
+            "EUR",
+            "leave at the door",
+            "if ",
+            "exist ",
+            "ping ",
+            "ifconfig",
+            "--",
+            "_",
+            ".",
+            "sys.",
+            "msdb",
+            "union select ",
+            "Invoke-WebRequest",
+            "document.cookie",
+            "-moz",
+            "..",
+            "0x2e",
+            "aced0005",
+            "rO0AB",
+            "instance-data",
+            "XyQkTkRfRlVOQyQkXwo=",
+            " ",
+            ",",
+            "%2e",
+            "A",
+            "a",
+            "user-07",
+            "filter",
+            "category",
+            "sports",
+        ];
+        let mut state: u64 = 0x6a09_e667_f3bc_c908;
+        let mut next = |k: usize| {
+            state = crate::detect::xorshift(state);
+            (state >> 33) as usize % k
+        };
+        (0..n)
+            .map(|_| {
+                let mut v = String::new();
+                for _ in 0..1 + next(5) {
+                    v.push_str(pieces[next(pieces.len())]);
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// [`admitted`] with its memo answers as the gates do without it: values repeated,
+    /// interleaved, colliding in slots, at every paranoia level and from every source
+    /// (header and file names and paranoia 3 and 4 bypass it).
+    #[test]
+    fn admitted_memo_is_transparent() {
+        let values = memo_values(400);
+        let places = [
+            (Source::Arg, "q"),
+            (Source::ArgName, "n"),
+            (Source::Cookie, "c"),
+            (Source::Path, ""),
+            (Source::Header, "user-agent"),
+            (Source::Header, "x-filename"),
+            (Source::Filename, "f"),
+        ];
+        let mut state: u64 = 0xbb67_ae85_84ca_a73b;
+        let mut next = |k: usize| {
+            state = crate::detect::xorshift(state);
+            (state >> 33) as usize % k
+        };
+        let mut hits = 0;
+        for _ in 0..30_000 {
+            let v = &values[next(values.len())];
+            let (source, name) = places[next(places.len())];
+            let paranoia = 1 + next(4) as u8;
+            let input = Input::new(
+                Place::new(source, Text::from(name)),
+                Text::from(v.as_str()),
+                Text::from(v.as_str()),
+                CategorySet::EMPTY,
+            );
+            let expected = gated(&input).unwrap_or_else(|| admitted_by_value(&input, paranoia));
+            let key = MemoKey::of(&input, paranoia);
+            hits += usize::from(key.is_some_and(|k| {
+                MEMO.with(|m| m.borrow()[k.slot()].key == k) && gated(&input).is_none()
+            }));
+            assert_eq!(
+                admitted(&input, paranoia),
+                expected,
+                "{v:?} {source:?} PL{paranoia}"
+            );
+        }
+        assert!(hits > 1_000, "{hits}");
+    }
+
+    /// What the memo relies on: at paranoia 1 and 2, a value's answer is the same wherever
+    /// the extractor found it (query, form and JSON bodies, cookies, argument names) and in
+    /// whatever form it was sent (percent-encoded, `+` for spaces, JSON escapes): the gates
+    /// read the decoded value and what is derived from it, never the raw form or the name.
+    #[test]
+    fn admitted_depends_on_the_value_only() {
+        let engine = crate::Config::default()
+            .compile()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let form = crate::Request::new("POST", "/f");
+        let mut checked = 0;
+        for v in memo_values(300) {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b' ' => "+".to_string(),
+                    b'a'..=b'z' | b'0'..=b'9' => char::from(b).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            let json = format!("{{\"k\":\"{}\",\"{}\":1}}", v.replace('"', "\\u0022"), v);
+            let form_body = format!("{enc}={enc}");
+            let uri = format!("/p?a={enc}&{enc}=1");
+            let cookie = vec![
+                (
+                    "cookie".to_string(),
+                    format!("c={}", v.replace([';', ' ', ','], "x")),
+                ),
+                ("content-type".to_string(), "application/json".to_string()),
+            ];
+            let form_headers = vec![(
+                "content-type".to_string(),
+                "application/x-www-form-urlencoded".to_string(),
+            )];
+            let requests = [
+                crate::Request::new("POST", &uri)
+                    .with_headers(&cookie)
+                    .with_body(json.as_bytes()),
+                form.with_headers(&form_headers)
+                    .with_body(form_body.as_bytes()),
+            ];
+            for req in requests {
+                let prepared = engine.prepare(&req);
+                for input in &prepared.inputs {
+                    if matches!(input.location.source, Source::Header | Source::Filename) {
+                        continue;
+                    }
+                    let plain = Input::new(
+                        Place::new(Source::Arg, Text::from("x")),
+                        Text::from(input.value.as_str()),
+                        Text::from(input.value.as_str()),
+                        CategorySet::EMPTY,
+                    );
+                    for paranoia in 1..=2 {
+                        let a = gated(input).unwrap_or_else(|| admitted_by_value(input, paranoia));
+                        let b =
+                            gated(&plain).unwrap_or_else(|| admitted_by_value(&plain, paranoia));
+                        assert_eq!(a, b, "{:?} {:?} PL{paranoia}", input.value, input.location);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 2_000, "{checked}");
+    }
 
     /// Detector `k` of the run order is bit `k` of a mask (the engine's lists rely on it),
     /// and [`admitted`] holds exactly the detectors whose [`DetectorKind::admits`] is true.

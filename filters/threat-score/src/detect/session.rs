@@ -60,11 +60,15 @@ const fn letters(w: &[u8]) -> ByteSet {
 /// (`sku`, `qty`, `filter7`: a JSON body's member names repeat once per object), one word
 /// test per set.
 fn may_be_session_name(b: &ByteSet) -> bool {
-    [&SE, &SID, &TOKEN, &CFID, &CAKEPHP]
-        .iter()
-        .any(|need| need.is_subset_of(b))
+    // Each holds `s` (`se`, `sid`), `k` (`token`, `cakephp`) or `d` (`cfid`): most names
+    // (`name`, `qty`, `price`) hold none, one test.
+    b.intersects(&SKD)
+        && [&SE, &SID, &TOKEN, &CFID, &CAKEPHP]
+            .iter()
+            .any(|need| need.is_subset_of(b))
 }
 
+const SKD: ByteSet = letters(b"skd");
 const SE: ByteSet = letters(b"se");
 const SID: ByteSet = letters(b"sid");
 const TOKEN: ByteSet = letters(b"token");
@@ -93,32 +97,50 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         own.as_deref()
             .is_none_or(|o| h != o && !h.ends_with(&format!(".{o}")))
     });
-    for input in p.inputs_of(const { crate::extract::source_mask(&[Source::ArgName]) }) {
-        // `lower` is the name lowercased, as `session_like` compares it.
-        let n = input.lower.as_str();
-        if !may_be_session_name(&input.bytes) || !session_like_lower(n) {
-            continue;
-        }
-        if offsite {
-            out.hit(input, CAT, "session.id-from-offsite", Severity::Critical, 1);
-        }
-        if referer.is_none() && FRAMEWORK_IDS.iter().any(|f| n.starts_with(f)) {
-            out.hit(input, CAT, "session.id-in-parameter", Severity::Critical, 1);
+    // One walk over the values (names and values together; the two walks through
+    // `inputs_of` cost ~100 Wasm instructions a value on a body of a hundred values, for a
+    // byte-set test each). The names' hits are reported as they are met; `session.set-cookie`
+    // after the walk, at its first value, so the findings come in the order they did when
+    // the values were walked after the names.
+    let mut set_cookie = None;
+    for input in &p.inputs {
+        match input.location.source {
+            Source::ArgName => {
+                // `lower` is the name lowercased, as `session_like` compares it.
+                let n = input.lower.as_str();
+                if !may_be_session_name(&input.bytes) || !session_like_lower(n) {
+                    continue;
+                }
+                if offsite {
+                    out.hit(input, CAT, "session.id-from-offsite", Severity::Critical, 1);
+                }
+                if referer.is_none() && FRAMEWORK_IDS.iter().any(|f| n.starts_with(f)) {
+                    out.hit(input, CAT, "session.id-in-parameter", Severity::Critical, 1);
+                }
+            }
+            // Every rule needs `sess` and `=`: the byte set rules most values out first.
+            // The first value that sets a cookie and is not excluded is the one reported
+            // (`Findings::hit` skips an excluded one and keeps the first per rule).
+            Source::Arg | Source::Cookie
+                if set_cookie.is_none()
+                    && SESS_EQ.is_subset_of(&input.bytes)
+                    && !input.excluded.contains(CAT) =>
+            {
+                let l = &input.lower;
+                if l.has_char('=')
+                    && (l.has_lit("document.cookie")
+                        || l.has_lit("http-equiv")
+                        || l.has_lit("set-cookie"))
+                    && l.has_lit("sess")
+                {
+                    set_cookie = Some(input);
+                }
+            }
+            _ => {}
         }
     }
-    for input in p.inputs_of(const { crate::extract::source_mask(&[Source::Arg, Source::Cookie]) })
-    {
-        let l = &input.lower;
-        // Every rule needs `sess` and `=`: the byte set rules most values out first.
-        if !(SESS_EQ.is_subset_of(&input.bytes) && l.has_char('=')) {
-            continue;
-        }
-        if (l.has_lit("document.cookie") || l.has_lit("http-equiv") || l.has_lit("set-cookie"))
-            && l.has_lit("sess")
-            && l.has_char('=')
-        {
-            out.hit(input, CAT, "session.set-cookie", Severity::Critical, 1);
-        }
+    if let Some(input) = set_cookie {
+        out.hit(input, CAT, "session.set-cookie", Severity::Critical, 1);
     }
 }
 

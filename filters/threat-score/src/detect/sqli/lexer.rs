@@ -771,6 +771,8 @@ fn stop_words() -> &'static crate::detect::WordBits {
 
 fn inert_words(lower: &str, slash: bool) -> bool {
     let b = lower.as_bytes();
+    // Read once per value, not per word.
+    let stops = stop_words();
     let mut i = 0;
     while let Some(&c) = b.get(i) {
         match c {
@@ -795,14 +797,20 @@ fn inert_words(lower: &str, slash: bool) -> bool {
                 while end > start && b.get(end - 1) == Some(&b'.') {
                     end -= 1;
                 }
-                let w = lower.get(start..end).unwrap_or_default();
+                let wb = b.get(start..end).unwrap_or_default();
                 // Most words are no listed word that stops a phrase: out after two bits.
-                if !stop_words().may_hold(w.as_bytes()) {
+                if !stops.may_hold(wb) {
                     continue;
                 }
-                let plain = plain_word(w, word_kind(w).0);
+                // `order` and `group` are plain keywords (`order_and_group_are_plain`): only
+                // a `by` after them stops the phrase, and they need no lookup.
+                let order_or_group = wb == b"order" || wb == b"group";
+                let plain = order_or_group || {
+                    let w = lower.get(start..end).unwrap_or_default();
+                    plain_word(w, word_kind(w).0)
+                };
                 // `order by`, `group by` (the next word after spaces, as `next_word` reads it).
-                let clause = (w == "order" || w == "group") && {
+                let clause = order_or_group && {
                     let mut j = i;
                     while b.get(j) == Some(&b' ') {
                         j += 1;
@@ -965,6 +973,14 @@ mod tests {
 
     /// [`word_kind`] (its filter and hash table) gives every listed word its list's kind (the
     /// [`MATCHED`] words theirs) and any other word none.
+    /// [`inert_words`] reads `order` and `group` as plain words without their lookup.
+    #[test]
+    fn order_and_group_are_plain() {
+        for w in ["order", "group"] {
+            assert!(plain_word(w, word_kind(w).0), "{w}");
+        }
+    }
+
     #[test]
     fn word_kinds_as_listed() {
         for (w, k) in MATCHED {
