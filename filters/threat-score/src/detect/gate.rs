@@ -384,10 +384,8 @@ impl MemoKey {
     }
 }
 
-/// Slots of [`MEMO`] (direct-mapped: a new value replaces the one in its slot). 256 slots
-/// held the bench mix's ~200 distinct values with a third of them colliding (search-form
-/// 248,386 Wasm instructions); 1,024: 230,140.
-const MEMO_SLOTS: usize = 1024;
+/// Slots of [`MEMO`] (direct-mapped: a new value replaces the one in its slot).
+const MEMO_SLOTS: usize = 256;
 
 #[derive(Clone, Copy)]
 struct MemoEntry {
@@ -397,7 +395,7 @@ struct MemoEntry {
 }
 
 thread_local! {
-    /// [`admitted`]'s answers for recent values (~40 KB per VM, zero at start).
+    /// [`admitted`]'s answers for recent values (~10 KB, zero at start).
     static MEMO: std::cell::RefCell<[MemoEntry; MEMO_SLOTS]> = const {
         std::cell::RefCell::new(
             [MemoEntry {
