@@ -1811,7 +1811,7 @@ pub(crate) fn prepare_with<'r>(
                 // Member names repeat (every object of an array has the same ones): a name
                 // read from the body as text, like one of the last few, is that name's input
                 // again (the same text through the same steps gives the same input, and the
-                // exclusions depend on the name alone), cloned instead of rebuilt.
+                // exclusions depend on the name alone), and is not pushed twice.
                 const RECENT_KEYS: usize = 4;
                 let mut recent_keys = [usize::MAX; RECENT_KEYS];
                 let mut next_key = 0usize;
@@ -1826,18 +1826,31 @@ pub(crate) fn prepare_with<'r>(
                     let Some(text) = item.text else {
                         return true;
                     };
+                    // A deep merge follows member names as property accesses: a
+                    // `"prototype"` member inside `"constructor"` reaches
+                    // `Object.prototype` (prototype pollution), so that name is
+                    // inspected as the path it walks.
+                    // (`parent` is given for `"prototype"` keys only.)
+                    let path = item.parent == "constructor";
+                    // Such a name is not the plain name's input (asked before the cache, so a
+                    // `"prototype"` seen elsewhere first does not stand for it).
                     let borrowed_key = item.is_key
+                        && !path
                         && body_str.is_some()
                         && within(body, text.as_bytes()).is_some();
                     if borrowed_key {
-                        let again = recent_keys.iter().find_map(|&k| {
-                            b.inputs.get(k).filter(|i| {
+                        let again = recent_keys.iter().any(|&k| {
+                            b.inputs.get(k).is_some_and(|i| {
                                 i.location.source == Source::ArgName
                                     && crate::detect::same_bytes(i.raw.as_bytes(), text.as_bytes())
                             })
                         });
-                        if let Some(input) = again.cloned() {
-                            b.inputs.push(input);
+                        // The same name again is the same input again (same text, same
+                        // steps, exclusions by name): every detector reads each value on its
+                        // own and a rule counts once per request, so a second copy can add
+                        // no finding (test `repeated_member_names_add_no_finding`). Not
+                        // pushed: the request's values are its distinct names.
+                        if again {
                             return true;
                         }
                     }
@@ -1847,12 +1860,6 @@ pub(crate) fn prepare_with<'r>(
                     } else {
                         Source::Arg
                     };
-                    // A deep merge follows member names as property accesses: a
-                    // `"prototype"` member inside `"constructor"` reaches
-                    // `Object.prototype` (prototype pollution), so that name is
-                    // inspected as the path it walks.
-                    // (`parent` is given for `"prototype"` keys only.)
-                    let path = item.parent == "constructor";
                     // A leaf without escapes is a slice of the body: borrowed.
                     let raw = match (within(body, text.as_bytes()), body_str) {
                         _ if path => Raw::Temp(b"constructor.prototype"),
@@ -2213,6 +2220,110 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    /// A value read twice adds no finding: every detector reads each value on its own and a
+    /// rule counts once per request. The JSON walk relies on it to push a repeated member
+    /// name once. Here every input of each request is appended again (names and values,
+    /// attacks among them) and every detector, gated and ungated, at paranoia 1 to 4, finds
+    /// exactly what it found without the copies. Then the walk itself: a name like one of the
+    /// last four is not pushed again, every value is, and the
+    /// `"prototype"` under `"constructor"` as its path even after a plain `"prototype"`.
+    #[test]
+    fn repeated_member_names_add_no_finding() {
+        let bodies: &[(&str, &str)] = &[
+            (
+                "application/json",
+                r#"{"items":[{"<script>":"x","sku":"1 OR 1=1--"},{"<script>":"y","sku":"2"}],"jsessionid":"a","jsessionid":"b"}"#,
+            ),
+            (
+                "application/json",
+                r#"{"a":{"prototype":1},"constructor":{"prototype":{"isAdmin":true}}}"#,
+            ),
+            (
+                "application/json",
+                r#"{"_method":"DELETE","_method":"PUT","x":"; cat /etc/passwd"}"#,
+            ),
+            (
+                "application/json",
+                r#"[{"../../etc/passwd":1},{"../../etc/passwd":"${jndi:ldap://x/a}"}]"#,
+            ),
+            (
+                "application/x-www-form-urlencoded",
+                "a=1&a=2&;ls=x&;ls=y&q=<svg/onload=alert(1)>",
+            ),
+        ];
+        let dump = |engine: &crate::Engine, p: &Prepared<'_>, ungated: bool| {
+            DetectorKind::ALL
+                .iter()
+                .flat_map(|&k| {
+                    if ungated {
+                        engine.run_detector_ungated(k, p)
+                    } else {
+                        engine.run_detector(k, p)
+                    }
+                })
+                .map(|d| format!("{}@{:?}:{}", d.rule, d.location.source, d.location.name))
+                .collect::<Vec<_>>()
+        };
+        let mut fired = 0;
+        for paranoia in 1..=4u8 {
+            let engine = Config {
+                paranoia_level: paranoia,
+                ..Config::default()
+            }
+            .compile()
+            .unwrap();
+            for (ct, body) in bodies {
+                let h = hdrs(&[("content-type", ct)]);
+                let req = Request::new("POST", "/p?Z=1")
+                    .with_headers(&h)
+                    .with_body(body.as_bytes());
+                for ungated in [false, true] {
+                    let once = engine.prepare(&req);
+                    let mut twice = engine.prepare(&req);
+                    let copies = twice.inputs.clone();
+                    twice.inputs.extend(copies);
+                    let found = dump(&engine, &once, ungated);
+                    fired += found.len();
+                    assert_eq!(found, dump(&engine, &twice, ungated), "{body}");
+                }
+            }
+        }
+        assert!(fired > 40, "the requests are attacks: {fired}");
+        let cfg = Config::default();
+        let body = br#"{"n":[{"a":"x","b":"y"},{"a":"z","b":"y"},{"c":{"prototype":1}},{"constructor":{"prototype":2}}],"a":"w"}"#;
+        let h = hdrs(&[("content-type", "application/json")]);
+        let req = Request::new("POST", "/").with_headers(&h).with_body(body);
+        let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+        let seen: Vec<String> = p
+            .inputs
+            .get(p.body_start..)
+            .unwrap_or_default()
+            .iter()
+            .map(|i| format!("{:?}:{}={}", i.location.source, i.location.name, i.value))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                "ArgName:n=n",
+                "ArgName:a=a",
+                "Arg:a=x",
+                "ArgName:b=b",
+                "Arg:b=y",
+                "Arg:a=z",
+                "Arg:b=y",
+                "ArgName:c=c",
+                "ArgName:prototype=prototype",
+                "Arg:prototype=1",
+                "ArgName:constructor=constructor",
+                "ArgName:prototype=constructor.prototype",
+                "Arg:prototype=2",
+                // Out of the last four names by now: pushed again.
+                "ArgName:a=a",
+                "Arg:a=w",
+            ]
+        );
     }
 
     /// An inspected `User-Agent` (its byte set from [`user_agent_bytes`]'s memo, hit or
