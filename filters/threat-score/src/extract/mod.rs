@@ -27,6 +27,7 @@ pub struct Text<'r>(Cow<'r, str>);
 /// lowercase forms are usually the value itself), and std's `Cow::clone` is an out-of-line
 /// call with its own dispatch on Wasm.
 impl Clone for Text<'_> {
+    #[inline(never)]
     fn clone(&self) -> Self {
         match &self.0 {
             Cow::Borrowed(s) => Text(Cow::Borrowed(s)),
@@ -1057,13 +1058,27 @@ impl<'r> Builder<'_, '_, 'r> {
     /// over the bytes that decides whether anything needs decoding also gives the set
     /// [`Input::new`] would compute again).
     fn text_and_bytes(&mut self, raw: Raw<'r, '_>, plus: bool) -> (Text<'r>, Option<ByteSet>) {
+        let set = match raw {
+            Raw::Request(b) => Some(ByteSet::of(b)),
+            Raw::RequestStr(s) => Some(ByteSet::of(s.as_bytes())),
+            Raw::Temp(_) => None,
+        };
+        self.text_of_set(raw, set, plus)
+    }
+
+    /// [`Builder::text_and_bytes`] when the set of `raw`'s bytes is known already (`None`
+    /// for a temporary, which is decoded).
+    fn text_of_set(
+        &mut self,
+        raw: Raw<'r, '_>,
+        set: Option<ByteSet>,
+        plus: bool,
+    ) -> (Text<'r>, Option<ByteSet>) {
         const DECODES: ByteSet =
             ByteSet::from_ranges(&[(b'%', b'%'), (b'&', b'&'), (b'\\', b'\\')]);
         const DECODES_FORM: ByteSet =
             ByteSet::from_ranges(&[(b'%', b'%'), (b'&', b'&'), (b'\\', b'\\'), (b'+', b'+')]);
-        if let Raw::Request(_) | Raw::RequestStr(_) = raw {
-            let b = raw.bytes();
-            let set = ByteSet::of(b);
+        if let (Some(set), Raw::Request(_) | Raw::RequestStr(_)) = (set, raw) {
             let plain = !set.intersects(if plus { &DECODES_FORM } else { &DECODES });
             let utf8 = |raw: Raw<'r, '_>| match raw {
                 Raw::Request(b) => std::str::from_utf8(b).ok(),
@@ -1100,8 +1115,55 @@ impl<'r> Builder<'_, '_, 'r> {
         plus: bool,
         excluded: CategorySet,
     ) {
+        if let Raw::RequestStr(s) = raw {
+            match plain_set(s, plus) {
+                Ok(set) => self.push_plain(source, name, s, set, excluded),
+                Err(set) => {
+                    let (text, bytes) = self.text_of_set(raw, Some(set), plus);
+                    self.push_decoded(source, name, raw, text, bytes, excluded);
+                }
+            }
+            return;
+        }
         let (text, bytes) = self.text_and_bytes(raw, plus);
         self.push_decoded(source, name, raw, text, bytes, excluded);
+    }
+
+    /// The common value in one step: text of the request (`s`, UTF-8) with nothing to decode
+    /// and no capital ([`plain_set`] said so; `set` is its bytes), which is its own raw,
+    /// decoded and lowercase form. What [`Builder::text_and_bytes`] and
+    /// [`Builder::push_decoded`] make of it, without their general cases (the decoding, the
+    /// raw form kept apart, the lowercase copy) or the tuples and options passed between
+    /// them: a form's or a JSON body's ~100 values each came through both (test
+    /// `plain_values_are_push_decoded`).
+    #[inline(always)]
+    fn push_plain(
+        &mut self,
+        source: Source,
+        name: Text<'r>,
+        s: &'r str,
+        set: ByteSet,
+        excluded: CategorySet,
+    ) {
+        if set.has(0) {
+            self.flags.null_byte = true;
+        }
+        let location = Place::new(source, name);
+        let shape = Input::shape_of(&location, s, s, &set);
+        self.inputs.push(Input {
+            location,
+            raw: Text::from(s),
+            value: Text::from(s),
+            lower: Text::from(s),
+            excluded,
+            bytes: set,
+            shape,
+            has_upper: false,
+            leaf: (0, 0),
+        });
+        if matches!(source, Source::Arg | Source::Cookie) && (set.has(b'{') || set.has(b'[')) {
+            self.nested_of_last(source, excluded);
+        }
     }
 
     /// Adds a value decoded already (`text` is `raw` after [`Builder::text`]).
@@ -1363,16 +1425,33 @@ impl<'r> Builder<'_, '_, 'r> {
             return;
         }
         // The name is decoded once: it is both the location of its value and an input.
-        let (name, bytes) = self.text_and_bytes(name_raw, plus);
-        let excluded = self.arg_excluded(&name);
-        self.push_decoded(
-            Source::ArgName,
-            name.clone(),
-            name_raw,
-            name.clone(),
-            bytes,
-            excluded,
-        );
+        let plain = match name_raw {
+            Raw::RequestStr(s) => Some((s, plain_set(s, plus))),
+            _ => None,
+        };
+        let (name, excluded) = match plain {
+            Some((s, Ok(set))) => {
+                let excluded = self.arg_excluded(s);
+                self.push_plain(Source::ArgName, Text::from(s), s, set, excluded);
+                (Text::from(s), excluded)
+            }
+            other => {
+                let (name, bytes) = match other {
+                    Some((_, Err(set))) => self.text_of_set(name_raw, Some(set), plus),
+                    _ => self.text_and_bytes(name_raw, plus),
+                };
+                let excluded = self.arg_excluded(&name);
+                self.push_decoded(
+                    Source::ArgName,
+                    name.clone(),
+                    name_raw,
+                    name.clone(),
+                    bytes,
+                    excluded,
+                );
+                (name, excluded)
+            }
+        };
         if !value_raw.bytes().is_empty() {
             self.push(Source::Arg, name, value_raw, plus, excluded);
         }
@@ -1421,6 +1500,23 @@ impl<'r> Builder<'_, '_, 'r> {
                 self.push(Source::Cookie, Text::from(name), v, false, excluded);
             }
         }
+    }
+}
+
+/// The set of `s`'s bytes, `Ok` when `s` is a plain value ([`Builder::push_plain`]): nothing
+/// that [`Builder::text_and_bytes`] decodes (`%`, `&`, `\\`, and `+` in a form) and no capital
+/// (its lowercase form is itself). Two word tests on the set.
+#[inline(always)]
+fn plain_set(s: &str, plus: bool) -> Result<ByteSet, ByteSet> {
+    let set = ByteSet::of(s.as_bytes());
+    let [w0, w1, _, _] = set.0;
+    // `%`, `&` (and `+`) are in the first word, `\\` and the capitals in the second.
+    let decodes0 = (1u64 << b'%') | (1 << b'&') | if plus { 1 << b'+' } else { 0 };
+    let decodes1 = (1u64 << (b'\\' - 64)) | ByteSet::ASCII_UPPERCASE.0[1];
+    if w0 & decodes0 != 0 || w1 & decodes1 != 0 {
+        Err(set)
+    } else {
+        Ok(set)
     }
 }
 
@@ -2220,6 +2316,108 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    /// A value of the request pushed through [`Builder::push`] (the plain values in one step,
+    /// [`Builder::push_plain`]) and a name through [`Builder::arg`] give the inputs, flags and
+    /// nested documents of the general path ([`Builder::text_and_bytes`] then
+    /// [`Builder::push_decoded`]), on generated values over the bytes that decide the path
+    /// (escapes, `+`, `&`, `\\`, capitals, NUL, non-ASCII, brackets, whole documents), in every
+    /// source, with and without `+` decoding, under a plain name and `user-agent`.
+    #[test]
+    fn plain_values_are_push_decoded() {
+        let cfg = Config::default();
+        let new = || Builder {
+            cfg: &cfg,
+            excl: &NoExcl,
+            no_arg_exclusions: true,
+            inputs: Vec::new(),
+            flags: Flags::default(),
+            limit_hits: Vec::new(),
+            arg_count: 0,
+            lower_body: None,
+            nesting: 0,
+            nested_values: 0,
+            nested_allowance: 0,
+            nested_bytes: 0,
+        };
+        let pieces = [
+            "a",
+            "Z",
+            "0",
+            "%",
+            "%41",
+            "&",
+            "+",
+            "\\",
+            "\0",
+            "{",
+            "[",
+            "]",
+            "}",
+            "\u{e9}",
+            "-",
+            " ",
+            "=",
+            "\"",
+            "Mozilla/5.0",
+            r#"{"a":"b"}"#,
+            "[1,\"x\"]",
+            "\u{7f}",
+        ];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut values: Vec<String> = pieces.iter().map(|p| p.to_string()).collect();
+        for _ in 0..3000 {
+            seed = crate::detect::xorshift(seed);
+            let n = (seed % 6) as usize;
+            let mut v = String::new();
+            for _ in 0..n {
+                seed = crate::detect::xorshift(seed);
+                v.push_str(pieces[(seed >> 8) as usize % pieces.len()]);
+            }
+            values.push(v);
+        }
+        let sources = [
+            Source::Arg,
+            Source::ArgName,
+            Source::Cookie,
+            Source::CookieName,
+            Source::Header,
+            Source::Body,
+        ];
+        let mut plain = 0;
+        for v in &values {
+            for &source in &sources {
+                for plus in [false, true] {
+                    for name in ["q", "user-agent"] {
+                        let (mut fast, mut slow) = (new(), new());
+                        let raw = Raw::RequestStr(v);
+                        fast.push(source, Text::from(name), raw, plus, CategorySet::EMPTY);
+                        let (text, bytes) = slow.text_and_bytes(raw, plus);
+                        plain += usize::from(plain_set(v, plus).is_ok());
+                        let e = CategorySet::EMPTY;
+                        slow.push_decoded(source, Text::from(name), raw, text, bytes, e);
+                        assert_eq!(fast.inputs, slow.inputs, "{v:?} {source:?} {plus}");
+                        assert_eq!(fast.flags, slow.flags, "{v:?}");
+                        assert_eq!(fast.limit_hits, slow.limit_hits, "{v:?}");
+                    }
+                }
+            }
+            for plus in [false, true] {
+                let (mut fast, mut slow) = (new(), new());
+                fast.arg(Raw::RequestStr(v), Raw::RequestStr("x"), plus);
+                let raw = Raw::RequestStr(v);
+                let (name, bytes) = slow.text_and_bytes(raw, plus);
+                let e = CategorySet::EMPTY;
+                slow.push_decoded(Source::ArgName, name.clone(), raw, name.clone(), bytes, e);
+                let (text, bytes) = slow.text_and_bytes(Raw::RequestStr("x"), plus);
+                slow.push_decoded(Source::Arg, name, Raw::RequestStr("x"), text, bytes, e);
+                assert_eq!(fast.inputs, slow.inputs, "{v:?} {plus}");
+                assert_eq!(fast.flags, slow.flags, "{v:?}");
+            }
+        }
+        // Both paths were taken.
+        assert!(plain > 1000 && plain < values.len() * 20, "{plain}");
     }
 
     /// A value read twice adds no finding: every detector reads each value on its own and a
