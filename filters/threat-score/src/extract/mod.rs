@@ -742,15 +742,20 @@ impl<'r> Prepared<'r> {
                 if input.leaf.0 <= start && end <= input.leaf.1 {
                     continue;
                 }
-                let value = Text::from(input.value.get(start..end).unwrap_or_default());
+                let value = input.value.get(start..end).unwrap_or_default();
                 let lower = Text::from(input.lower.get(start..end).unwrap_or_default());
                 let bytes = ByteSet::of(lower.as_bytes());
                 // A window has a capital when its lowercase form differs (one compare).
                 let has_upper = input.has_upper && value.as_bytes() != lower.as_bytes();
+                // The name borrowed from the value's own (no copy per window, owned or not).
+                let location = Place {
+                    source: input.location.source,
+                    name: Text::from(input.location.name.as_str()),
+                };
                 inputs.push(Input::with_lower(
-                    input.location.clone(),
-                    value.clone(),
-                    value,
+                    location,
+                    Text::from(value),
+                    Text::from(value),
                     lower,
                     bytes,
                     has_upper,
