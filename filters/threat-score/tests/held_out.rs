@@ -1425,6 +1425,9 @@ fn other_families_versus_their_look_alikes() {
         r#"{"q":"{\"user\":{\"$ne\":null},\"pass\":{\"$ne\":null}}"}"#,
         r#"{"filter":"{'$where': 'sleep(5000) || true'}"}"#,
         r#"{"search":"{ \"name\" : { \"$regex\" : \"^adm\" } }"}"#,
+        // A plain `"prototype"` member first: the one under `"constructor"` is still the
+        // path a deep merge walks (round 14: it was taken for the plain name seen before).
+        r#"{"a":{"prototype":1},"constructor":{"prototype":{"isAdmin":true}}}"#,
     ] {
         let a = body_request(json, body);
         assert_eq!(a.verdict, Verdict::Block, "{body}: {a:?}");
@@ -1433,6 +1436,7 @@ fn other_families_versus_their_look_alikes() {
         r#"{"constructor":{"name":"Acme Builders","country":"DE"}}"#,
         r#"{"product":{"prototype":true,"stage":"beta","constructor":"Acme"}}"#,
         r#"{"prototype":{"id":3,"name":"v2 board"}}"#,
+        r#"{"a":{"prototype":1},"b":{"prototype":2},"constructor":"Acme"}"#,
         r#"{"note":"Save $5, $10 or more: {$name}, your order is {$status}"}"#,
         r#"{"query":"{\"name\":\"Ann\",\"tags\":[\"$in-store\"]}"}"#,
     ] {

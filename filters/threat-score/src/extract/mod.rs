@@ -27,6 +27,7 @@ pub struct Text<'r>(Cow<'r, str>);
 /// lowercase forms are usually the value itself), and std's `Cow::clone` is an out-of-line
 /// call with its own dispatch on Wasm.
 impl Clone for Text<'_> {
+    #[inline(never)]
     fn clone(&self) -> Self {
         match &self.0 {
             Cow::Borrowed(s) => Text(Cow::Borrowed(s)),
@@ -741,15 +742,20 @@ impl<'r> Prepared<'r> {
                 if input.leaf.0 <= start && end <= input.leaf.1 {
                     continue;
                 }
-                let value = Text::from(input.value.get(start..end).unwrap_or_default());
+                let value = input.value.get(start..end).unwrap_or_default();
                 let lower = Text::from(input.lower.get(start..end).unwrap_or_default());
                 let bytes = ByteSet::of(lower.as_bytes());
                 // A window has a capital when its lowercase form differs (one compare).
                 let has_upper = input.has_upper && value.as_bytes() != lower.as_bytes();
+                // The name borrowed from the value's own (no copy per window, owned or not).
+                let location = Place {
+                    source: input.location.source,
+                    name: Text::from(input.location.name.as_str()),
+                };
                 inputs.push(Input::with_lower(
-                    input.location.clone(),
-                    value.clone(),
-                    value,
+                    location,
+                    Text::from(value),
+                    Text::from(value),
                     lower,
                     bytes,
                     has_upper,
@@ -1057,13 +1063,27 @@ impl<'r> Builder<'_, '_, 'r> {
     /// over the bytes that decides whether anything needs decoding also gives the set
     /// [`Input::new`] would compute again).
     fn text_and_bytes(&mut self, raw: Raw<'r, '_>, plus: bool) -> (Text<'r>, Option<ByteSet>) {
+        let set = match raw {
+            Raw::Request(b) => Some(ByteSet::of(b)),
+            Raw::RequestStr(s) => Some(ByteSet::of(s.as_bytes())),
+            Raw::Temp(_) => None,
+        };
+        self.text_of_set(raw, set, plus)
+    }
+
+    /// [`Builder::text_and_bytes`] when the set of `raw`'s bytes is known already (`None`
+    /// for a temporary, which is decoded).
+    fn text_of_set(
+        &mut self,
+        raw: Raw<'r, '_>,
+        set: Option<ByteSet>,
+        plus: bool,
+    ) -> (Text<'r>, Option<ByteSet>) {
         const DECODES: ByteSet =
             ByteSet::from_ranges(&[(b'%', b'%'), (b'&', b'&'), (b'\\', b'\\')]);
         const DECODES_FORM: ByteSet =
             ByteSet::from_ranges(&[(b'%', b'%'), (b'&', b'&'), (b'\\', b'\\'), (b'+', b'+')]);
-        if let Raw::Request(_) | Raw::RequestStr(_) = raw {
-            let b = raw.bytes();
-            let set = ByteSet::of(b);
+        if let (Some(set), Raw::Request(_) | Raw::RequestStr(_)) = (set, raw) {
             let plain = !set.intersects(if plus { &DECODES_FORM } else { &DECODES });
             let utf8 = |raw: Raw<'r, '_>| match raw {
                 Raw::Request(b) => std::str::from_utf8(b).ok(),
@@ -1100,8 +1120,58 @@ impl<'r> Builder<'_, '_, 'r> {
         plus: bool,
         excluded: CategorySet,
     ) {
+        if let Raw::RequestStr(s) = raw {
+            match plain_set(s, plus) {
+                Ok(set) => self.push_plain(source, name, s, set, excluded),
+                Err(set) if !needs_decoding(&set, plus) => {
+                    self.push_capital(source, name, s, set, excluded);
+                }
+                Err(set) => {
+                    let (text, bytes) = self.text_of_set(raw, Some(set), plus);
+                    self.push_decoded(source, name, raw, text, bytes, excluded);
+                }
+            }
+            return;
+        }
         let (text, bytes) = self.text_and_bytes(raw, plus);
         self.push_decoded(source, name, raw, text, bytes, excluded);
+    }
+
+    /// The common value in one step: text of the request (`s`, UTF-8) with nothing to decode
+    /// and no capital ([`plain_set`] said so; `set` is its bytes), which is its own raw,
+    /// decoded and lowercase form. What [`Builder::text_and_bytes`] and
+    /// [`Builder::push_decoded`] make of it, without their general cases (the decoding, the
+    /// raw form kept apart, the lowercase copy) or the tuples and options passed between
+    /// them: a form's or a JSON body's ~100 values each came through both (test
+    /// `plain_values_are_push_decoded`).
+    #[inline(always)]
+    fn push_plain(
+        &mut self,
+        source: Source,
+        name: Text<'r>,
+        s: &'r str,
+        set: ByteSet,
+        excluded: CategorySet,
+    ) {
+        if set.has(0) {
+            self.flags.null_byte = true;
+        }
+        let location = Place::new(source, name);
+        let shape = Input::shape_of(&location, s, s, &set);
+        self.inputs.push(Input {
+            location,
+            raw: Text::from(s),
+            value: Text::from(s),
+            lower: Text::from(s),
+            excluded,
+            bytes: set,
+            shape,
+            has_upper: false,
+            leaf: (0, 0),
+        });
+        if matches!(source, Source::Arg | Source::Cookie) && (set.has(b'{') || set.has(b'[')) {
+            self.nested_of_last(source, excluded);
+        }
     }
 
     /// Adds a value decoded already (`text` is `raw` after [`Builder::text`]).
@@ -1327,6 +1397,44 @@ impl<'r> Builder<'_, '_, 'r> {
         lowered.get(a..e).map(Text::from)
     }
 
+    /// [`Builder::push_plain`] for text of the request with a capital (and nothing to decode):
+    /// its lowercase form a slice of the body's shared lowercase copy when it is a slice of
+    /// the body ([`Builder::shared_lower`]), else its own copy; what
+    /// [`Builder::push_decoded`] makes of it (test `plain_values_are_push_decoded`). Out of
+    /// line: kept apart from the values without a capital (most).
+    #[inline(never)]
+    fn push_capital(
+        &mut self,
+        source: Source,
+        name: Text<'r>,
+        s: &'r str,
+        set: ByteSet,
+        excluded: CategorySet,
+    ) {
+        if set.has(0) {
+            self.flags.null_byte = true;
+        }
+        let location = Place::new(source, name);
+        let lower = self.shared_lower(&Text::from(s));
+        let lower = lower.unwrap_or_else(|| Text::from(s.ascii_lower()));
+        let bytes = set.ascii_lowercased();
+        let shape = Input::shape_of(&location, s, s, &bytes);
+        self.inputs.push(Input {
+            location,
+            raw: Text::from(s),
+            value: Text::from(s),
+            lower,
+            excluded,
+            bytes,
+            shape,
+            has_upper: true,
+            leaf: (0, 0),
+        });
+        if matches!(source, Source::Arg | Source::Cookie) && (set.has(b'{') || set.has(b'[')) {
+            self.nested_of_last(source, excluded);
+        }
+    }
+
     /// Pushes an inspected `User-Agent` as [`Builder::push`] does, its byte set taken from
     /// [`user_agent_bytes`] (a client sends the same string on every request); false when
     /// the value needs decoding (then nothing was pushed: [`Builder::push`] decodes it).
@@ -1363,16 +1471,33 @@ impl<'r> Builder<'_, '_, 'r> {
             return;
         }
         // The name is decoded once: it is both the location of its value and an input.
-        let (name, bytes) = self.text_and_bytes(name_raw, plus);
-        let excluded = self.arg_excluded(&name);
-        self.push_decoded(
-            Source::ArgName,
-            name.clone(),
-            name_raw,
-            name.clone(),
-            bytes,
-            excluded,
-        );
+        let plain = match name_raw {
+            Raw::RequestStr(s) => Some((s, plain_set(s, plus))),
+            _ => None,
+        };
+        let (name, excluded) = match plain {
+            Some((s, Ok(set))) => {
+                let excluded = self.arg_excluded(s);
+                self.push_plain(Source::ArgName, Text::from(s), s, set, excluded);
+                (Text::from(s), excluded)
+            }
+            other => {
+                let (name, bytes) = match other {
+                    Some((_, Err(set))) => self.text_of_set(name_raw, Some(set), plus),
+                    _ => self.text_and_bytes(name_raw, plus),
+                };
+                let excluded = self.arg_excluded(&name);
+                self.push_decoded(
+                    Source::ArgName,
+                    name.clone(),
+                    name_raw,
+                    name.clone(),
+                    bytes,
+                    excluded,
+                );
+                (name, excluded)
+            }
+        };
         if !value_raw.bytes().is_empty() {
             self.push(Source::Arg, name, value_raw, plus, excluded);
         }
@@ -1422,6 +1547,30 @@ impl<'r> Builder<'_, '_, 'r> {
             }
         }
     }
+}
+
+/// The set of `s`'s bytes, `Ok` when `s` is a plain value ([`Builder::push_plain`]): nothing
+/// that [`Builder::text_and_bytes`] decodes (`%`, `&`, `\\`, and `+` in a form) and no capital
+/// (its lowercase form is itself). Two word tests on the set.
+#[inline(always)]
+fn plain_set(s: &str, plus: bool) -> Result<ByteSet, ByteSet> {
+    let set = ByteSet::of(s.as_bytes());
+    let [w0, w1, _, _] = set.0;
+    // `%`, `&` (and `+`) are in the first word, `\\` and the capitals in the second.
+    let decodes0 = (1u64 << b'%') | (1 << b'&') | if plus { 1 << b'+' } else { 0 };
+    let decodes1 = (1u64 << (b'\\' - 64)) | ByteSet::ASCII_UPPERCASE.0[1];
+    if w0 & decodes0 != 0 || w1 & decodes1 != 0 {
+        Err(set)
+    } else {
+        Ok(set)
+    }
+}
+
+/// Whether text whose bytes are `set` holds what [`Builder::text_and_bytes`] decodes (`%`,
+/// `&`, `\\`, and `+` in a form).
+fn needs_decoding(set: &ByteSet, plus: bool) -> bool {
+    let decodes0 = (1u64 << b'%') | (1 << b'&') | if plus { 1 << b'+' } else { 0 };
+    set.0[0] & decodes0 != 0 || set.has(b'\\')
 }
 
 /// `ByteSet::of(ua)`, the last answer kept: a client sends the same `User-Agent` on every
@@ -1811,7 +1960,7 @@ pub(crate) fn prepare_with<'r>(
                 // Member names repeat (every object of an array has the same ones): a name
                 // read from the body as text, like one of the last few, is that name's input
                 // again (the same text through the same steps gives the same input, and the
-                // exclusions depend on the name alone), cloned instead of rebuilt.
+                // exclusions depend on the name alone), and is not pushed twice.
                 const RECENT_KEYS: usize = 4;
                 let mut recent_keys = [usize::MAX; RECENT_KEYS];
                 let mut next_key = 0usize;
@@ -1826,18 +1975,31 @@ pub(crate) fn prepare_with<'r>(
                     let Some(text) = item.text else {
                         return true;
                     };
+                    // A deep merge follows member names as property accesses: a
+                    // `"prototype"` member inside `"constructor"` reaches
+                    // `Object.prototype` (prototype pollution), so that name is
+                    // inspected as the path it walks.
+                    // (`parent` is given for `"prototype"` keys only.)
+                    let path = item.parent == "constructor";
+                    // Such a name is not the plain name's input (asked before the cache, so a
+                    // `"prototype"` seen elsewhere first does not stand for it).
                     let borrowed_key = item.is_key
+                        && !path
                         && body_str.is_some()
                         && within(body, text.as_bytes()).is_some();
                     if borrowed_key {
-                        let again = recent_keys.iter().find_map(|&k| {
-                            b.inputs.get(k).filter(|i| {
+                        let again = recent_keys.iter().any(|&k| {
+                            b.inputs.get(k).is_some_and(|i| {
                                 i.location.source == Source::ArgName
                                     && crate::detect::same_bytes(i.raw.as_bytes(), text.as_bytes())
                             })
                         });
-                        if let Some(input) = again.cloned() {
-                            b.inputs.push(input);
+                        // The same name again is the same input again (same text, same
+                        // steps, exclusions by name): every detector reads each value on its
+                        // own and a rule counts once per request, so a second copy can add
+                        // no finding (test `repeated_member_names_add_no_finding`). Not
+                        // pushed: the request's values are its distinct names.
+                        if again {
                             return true;
                         }
                     }
@@ -1847,12 +2009,6 @@ pub(crate) fn prepare_with<'r>(
                     } else {
                         Source::Arg
                     };
-                    // A deep merge follows member names as property accesses: a
-                    // `"prototype"` member inside `"constructor"` reaches
-                    // `Object.prototype` (prototype pollution), so that name is
-                    // inspected as the path it walks.
-                    // (`parent` is given for `"prototype"` keys only.)
-                    let path = item.parent == "constructor";
                     // A leaf without escapes is a slice of the body: borrowed.
                     let raw = match (within(body, text.as_bytes()), body_str) {
                         _ if path => Raw::Temp(b"constructor.prototype"),
@@ -2213,6 +2369,228 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    /// A value of the request pushed through [`Builder::push`] (the plain values in one step,
+    /// [`Builder::push_plain`], [`Builder::push_capital`]) and a name through [`Builder::arg`] give the inputs, flags and
+    /// nested documents of the general path ([`Builder::text_and_bytes`] then
+    /// [`Builder::push_decoded`]), on generated values over the bytes that decide the path
+    /// (escapes, `+`, `&`, `\\`, capitals, NUL, non-ASCII, brackets, whole documents), in every
+    /// source, with and without `+` decoding, under a plain name and `user-agent`.
+    #[test]
+    fn plain_values_are_push_decoded() {
+        let cfg = Config::default();
+        let new = || Builder {
+            cfg: &cfg,
+            excl: &NoExcl,
+            no_arg_exclusions: true,
+            inputs: Vec::new(),
+            flags: Flags::default(),
+            limit_hits: Vec::new(),
+            arg_count: 0,
+            lower_body: None,
+            nesting: 0,
+            nested_values: 0,
+            nested_allowance: 0,
+            nested_bytes: 0,
+        };
+        let pieces = [
+            "a",
+            "Z",
+            "0",
+            "%",
+            "%41",
+            "&",
+            "+",
+            "\\",
+            "\0",
+            "{",
+            "[",
+            "]",
+            "}",
+            "\u{e9}",
+            "-",
+            " ",
+            "=",
+            "\"",
+            "Mozilla/5.0",
+            r#"{"a":"b"}"#,
+            "[1,\"x\"]",
+            "\u{7f}",
+        ];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut values: Vec<String> = pieces.iter().map(|p| p.to_string()).collect();
+        for _ in 0..3000 {
+            seed = crate::detect::xorshift(seed);
+            let n = (seed % 6) as usize;
+            let mut v = String::new();
+            for _ in 0..n {
+                seed = crate::detect::xorshift(seed);
+                v.push_str(pieces[(seed >> 8) as usize % pieces.len()]);
+            }
+            values.push(v);
+        }
+        let sources = [
+            Source::Arg,
+            Source::ArgName,
+            Source::Cookie,
+            Source::CookieName,
+            Source::Header,
+            Source::Body,
+        ];
+        // Values as slices of one body whose lowercase copy they share (as a body's values
+        // do), and as text of their own.
+        let body = values.concat();
+        let mut at = 0;
+        let mut slices: Vec<&str> = Vec::new();
+        for v in &values {
+            slices.push(&body[at..at + v.len()]);
+            at += v.len();
+        }
+        slices.extend(values.iter().map(String::as_str));
+        let (fast_cell, slow_cell) = (OnceCell::new(), OnceCell::new());
+        let new = |cell| Builder {
+            lower_body: Some((body.as_bytes(), cell)),
+            ..new()
+        };
+        let mut plain = 0;
+        for v in slices {
+            for &source in &sources {
+                for plus in [false, true] {
+                    for name in ["q", "user-agent"] {
+                        let (mut fast, mut slow) = (new(&fast_cell), new(&slow_cell));
+                        let raw = Raw::RequestStr(v);
+                        fast.push(source, Text::from(name), raw, plus, CategorySet::EMPTY);
+                        let (text, bytes) = slow.text_and_bytes(raw, plus);
+                        plain += usize::from(plain_set(v, plus).is_ok());
+                        let e = CategorySet::EMPTY;
+                        slow.push_decoded(source, Text::from(name), raw, text, bytes, e);
+                        assert_eq!(fast.inputs, slow.inputs, "{v:?} {source:?} {plus}");
+                        assert_eq!(fast.flags, slow.flags, "{v:?}");
+                        assert_eq!(fast.limit_hits, slow.limit_hits, "{v:?}");
+                    }
+                }
+            }
+            for plus in [false, true] {
+                let (mut fast, mut slow) = (new(&fast_cell), new(&slow_cell));
+                fast.arg(Raw::RequestStr(v), Raw::RequestStr("x"), plus);
+                let raw = Raw::RequestStr(v);
+                let (name, bytes) = slow.text_and_bytes(raw, plus);
+                let e = CategorySet::EMPTY;
+                slow.push_decoded(Source::ArgName, name.clone(), raw, name.clone(), bytes, e);
+                let (text, bytes) = slow.text_and_bytes(Raw::RequestStr("x"), plus);
+                slow.push_decoded(Source::Arg, name, Raw::RequestStr("x"), text, bytes, e);
+                assert_eq!(fast.inputs, slow.inputs, "{v:?} {plus}");
+                assert_eq!(fast.flags, slow.flags, "{v:?}");
+            }
+        }
+        // Both paths were taken.
+        assert!(plain > 1000 && plain < values.len() * 40, "{plain}");
+        assert!(fast_cell.get().is_some() && slow_cell.get().is_some());
+    }
+
+    /// A value read twice adds no finding: every detector reads each value on its own and a
+    /// rule counts once per request. The JSON walk relies on it to push a repeated member
+    /// name once. Here every input of each request is appended again (names and values,
+    /// attacks among them) and every detector, gated and ungated, at paranoia 1 to 4, finds
+    /// exactly what it found without the copies. Then the walk itself: a name like one of the
+    /// last four is not pushed again, every value is, and the
+    /// `"prototype"` under `"constructor"` as its path even after a plain `"prototype"`.
+    #[test]
+    fn repeated_member_names_add_no_finding() {
+        let bodies: &[(&str, &str)] = &[
+            (
+                "application/json",
+                r#"{"items":[{"<script>":"x","sku":"1 OR 1=1--"},{"<script>":"y","sku":"2"}],"jsessionid":"a","jsessionid":"b"}"#,
+            ),
+            (
+                "application/json",
+                r#"{"a":{"prototype":1},"constructor":{"prototype":{"isAdmin":true}}}"#,
+            ),
+            (
+                "application/json",
+                r#"{"_method":"DELETE","_method":"PUT","x":"; cat /etc/passwd"}"#,
+            ),
+            (
+                "application/json",
+                r#"[{"../../etc/passwd":1},{"../../etc/passwd":"${jndi:ldap://x/a}"}]"#,
+            ),
+            (
+                "application/x-www-form-urlencoded",
+                "a=1&a=2&;ls=x&;ls=y&q=<svg/onload=alert(1)>",
+            ),
+        ];
+        let dump = |engine: &crate::Engine, p: &Prepared<'_>, ungated: bool| {
+            DetectorKind::ALL
+                .iter()
+                .flat_map(|&k| {
+                    if ungated {
+                        engine.run_detector_ungated(k, p)
+                    } else {
+                        engine.run_detector(k, p)
+                    }
+                })
+                .map(|d| format!("{}@{:?}:{}", d.rule, d.location.source, d.location.name))
+                .collect::<Vec<_>>()
+        };
+        let mut fired = 0;
+        for paranoia in 1..=4u8 {
+            let engine = Config {
+                paranoia_level: paranoia,
+                ..Config::default()
+            }
+            .compile()
+            .unwrap();
+            for (ct, body) in bodies {
+                let h = hdrs(&[("content-type", ct)]);
+                let req = Request::new("POST", "/p?Z=1")
+                    .with_headers(&h)
+                    .with_body(body.as_bytes());
+                for ungated in [false, true] {
+                    let once = engine.prepare(&req);
+                    let mut twice = engine.prepare(&req);
+                    let copies = twice.inputs.clone();
+                    twice.inputs.extend(copies);
+                    let found = dump(&engine, &once, ungated);
+                    fired += found.len();
+                    assert_eq!(found, dump(&engine, &twice, ungated), "{body}");
+                }
+            }
+        }
+        assert!(fired > 40, "the requests are attacks: {fired}");
+        let cfg = Config::default();
+        let body = br#"{"n":[{"a":"x","b":"y"},{"a":"z","b":"y"},{"c":{"prototype":1}},{"constructor":{"prototype":2}}],"a":"w"}"#;
+        let h = hdrs(&[("content-type", "application/json")]);
+        let req = Request::new("POST", "/").with_headers(&h).with_body(body);
+        let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+        let seen: Vec<String> = p
+            .inputs
+            .get(p.body_start..)
+            .unwrap_or_default()
+            .iter()
+            .map(|i| format!("{:?}:{}={}", i.location.source, i.location.name, i.value))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                "ArgName:n=n",
+                "ArgName:a=a",
+                "Arg:a=x",
+                "ArgName:b=b",
+                "Arg:b=y",
+                "Arg:a=z",
+                "Arg:b=y",
+                "ArgName:c=c",
+                "ArgName:prototype=prototype",
+                "Arg:prototype=1",
+                "ArgName:constructor=constructor",
+                "ArgName:prototype=constructor.prototype",
+                "Arg:prototype=2",
+                // Out of the last four names by now: pushed again.
+                "ArgName:a=a",
+                "Arg:a=w",
+            ]
+        );
     }
 
     /// An inspected `User-Agent` (its byte set from [`user_agent_bytes`]'s memo, hit or
