@@ -1745,11 +1745,14 @@ pub(crate) fn prepare_with<'r>(
         nested_bytes: 0,
     };
     b.flags.invalid_percent |= has_bad_percent(path_raw.as_bytes());
-    let path = b.text(Raw::RequestStr(path_raw), false);
-    b.inputs.push(Input::new(
+    // A path with nothing to decode (most) comes with its byte set: not computed again.
+    let (path, path_bytes) = b.text_and_bytes(Raw::RequestStr(path_raw), false);
+    let path_bytes = path_bytes.unwrap_or_else(|| ByteSet::of(path.as_bytes()));
+    b.inputs.push(Input::with_value_bytes(
         Place::new(Source::Path, Text::default()),
         Text::from(path_raw),
         path.clone(),
+        path_bytes,
         CategorySet::EMPTY,
     ));
     b.form(query_raw.as_bytes());
