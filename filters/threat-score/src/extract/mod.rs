@@ -456,6 +456,9 @@ pub struct HeaderIndex<'r> {
     pub accept: Option<&'r str>,
     /// `referer`.
     pub referer: Option<&'r str>,
+    /// Headers whose name does not open with `:` (what `limits.header_count` counts), counted
+    /// in the same pass.
+    pub real: usize,
 }
 
 impl<'r> HeaderIndex<'r> {
@@ -473,6 +476,7 @@ impl<'r> HeaderIndex<'r> {
             // instructions a byte, and a name that matches is read to its end).
             let n = n.as_bytes();
             let is = |name: &[u8]| crate::detect::same_bytes(n, name);
+            x.real += usize::from(n.first() != Some(&b':'));
             match n.len() {
                 4 if is(b"host") => first(&mut x.host, v),
                 10 if is(b":authority") => first(&mut x.authority, v),
@@ -1102,13 +1106,9 @@ impl<'r> Builder<'_, '_, 'r> {
     /// [`Builder::decode`]'s text, borrowed from the request when there is nothing to
     /// decode: no `%`, `&` or `\\` (nor `+` in a form), valid UTF-8. Exactly what
     /// [`deep_decode`] returns for such bytes, with the same flags (none but a NUL byte).
-    fn text(&mut self, raw: Raw<'r, '_>, plus: bool) -> Text<'r> {
-        self.text_and_bytes(raw, plus).0
-    }
-
-    /// [`Builder::text`], and the [`ByteSet`] of the text when it was borrowed (the one pass
-    /// over the bytes that decides whether anything needs decoding also gives the set
-    /// [`Input::new`] would compute again).
+    /// With it the [`ByteSet`] of the text when it was borrowed (the one pass over the bytes
+    /// that decides whether anything needs decoding also gives the set [`Input::new`] would
+    /// compute again).
     fn text_and_bytes(&mut self, raw: Raw<'r, '_>, plus: bool) -> (Text<'r>, Option<ByteSet>) {
         const DECODES: ByteSet =
             ByteSet::from_ranges(&[(b'%', b'%'), (b'&', b'&'), (b'\\', b'\\')]);
@@ -1157,7 +1157,7 @@ impl<'r> Builder<'_, '_, 'r> {
         self.push_decoded(source, name, raw, text, bytes, excluded);
     }
 
-    /// Adds a value decoded already (`text` is `raw` after [`Builder::text`]).
+    /// Adds a value decoded already (`text` is `raw` after [`Builder::text_and_bytes`]).
     fn push_decoded(
         &mut self,
         source: Source,
@@ -1759,12 +1759,7 @@ pub(crate) fn prepare_with<'r>(
 
     // Headers.
     let max_header = cfg.limits.header_bytes.max as usize;
-    let real_headers = req
-        .headers
-        .iter()
-        .filter(|(n, _)| !n.starts_with(':'))
-        .count();
-    if real_headers > cfg.limits.header_count.max as usize {
+    if headers.real > cfg.limits.header_count.max as usize {
         b.hit(LimitKind::HeaderCount);
     }
     for (name, value) in req
@@ -2198,6 +2193,7 @@ mod tests {
             };
             for (n, v) in headers {
                 let v = v.as_str();
+                x.real += usize::from(!n.starts_with(':'));
                 match n.as_str() {
                     "host" => first(&mut x.host, v),
                     ":authority" => first(&mut x.authority, v),
@@ -2236,6 +2232,8 @@ mod tests {
             "user-agent",
             "",
             "rangex",
+            ":method",
+            ":",
         ];
         let mut seed = 0x1234_5678_9abc_def1u64;
         for _ in 0..3000 {
