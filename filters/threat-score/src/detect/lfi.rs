@@ -147,7 +147,10 @@ pub(crate) fn sensitive_target(path: &str) -> bool {
 /// [`sensitive_target`] of a path that opens with `/`, whose bytes are `set`.
 fn sensitive_target_in(with_root: &str, set: &ByteSet) -> bool {
     let set = *set;
-    let tree = may_open_tree(with_root.as_bytes())
+    // The screen costs a pass over the value: asked only of a short one (a URL path), where
+    // it is cheaper than the ten byte-set tests it saves (on a 4 KiB window of a hostile
+    // body it cost +4.6%).
+    let tree = (with_root.len() > 64 || may_open_tree(with_root.as_bytes()))
         && SYSTEM_TREES
             .iter()
             .filter(|(dir, _)| set.has_all(dir.as_bytes()))
