@@ -119,7 +119,10 @@ fn instructions(case: &Case, size: usize) -> u64 {
     let n: u64 = summary.trim().split(' ').next().unwrap().parse().unwrap();
     assert!(
         n > 0,
-        "callgrind counted nothing for {name}: symbol not found?"
+        "callgrind counted nothing for {name}: the symbol `linear_time_measured` was not \
+         found. The release profile strips symbols (`strip` in the workspace Cargo.toml), so \
+         this test runs in the dev profile: `cargo test -p threat-score --test linear_time` \
+         (as `cargo xtask test` does), not with `--release`"
     );
     n
 }
