@@ -1206,20 +1206,37 @@ impl<'r> Builder<'_, '_, 'r> {
         set: ByteSet,
         excluded: CategorySet,
     ) {
+        self.push_undecoded(source, name, s, set, (Text::from(s), set, false), excluded);
+    }
+
+    /// The one-step push shared by [`Builder::push_plain`] and [`Builder::push_capital`]:
+    /// `s` is its own raw and decoded form, `set` its byte set; `folded` is its lowercase form,
+    /// that form's byte set and whether `s` has a capital (`s`, `set` and `false` when not).
+    #[inline(always)]
+    fn push_undecoded(
+        &mut self,
+        source: Source,
+        name: Text<'r>,
+        s: &'r str,
+        set: ByteSet,
+        folded: (Text<'r>, ByteSet, bool),
+        excluded: CategorySet,
+    ) {
+        let (lower, bytes, has_upper) = folded;
         if set.has(0) {
             self.flags.null_byte = true;
         }
         let location = Place::new(source, name);
-        let shape = Input::shape_of(&location, s, s, &set);
+        let shape = Input::shape_of(&location, s, s, &bytes);
         self.inputs.push(Input {
             location,
             raw: Text::from(s),
             value: Text::from(s),
-            lower: Text::from(s),
+            lower,
             excluded,
-            bytes: set,
+            bytes,
             shape,
-            has_upper: false,
+            has_upper,
             leaf: (0, 0),
         });
         if matches!(source, Source::Arg | Source::Cookie) && (set.has(b'{') || set.has(b'[')) {
@@ -1464,28 +1481,10 @@ impl<'r> Builder<'_, '_, 'r> {
         set: ByteSet,
         excluded: CategorySet,
     ) {
-        if set.has(0) {
-            self.flags.null_byte = true;
-        }
-        let location = Place::new(source, name);
         let lower = self.shared_lower(&Text::from(s));
         let lower = lower.unwrap_or_else(|| Text::from(s.ascii_lower()));
         let bytes = set.ascii_lowercased();
-        let shape = Input::shape_of(&location, s, s, &bytes);
-        self.inputs.push(Input {
-            location,
-            raw: Text::from(s),
-            value: Text::from(s),
-            lower,
-            excluded,
-            bytes,
-            shape,
-            has_upper: true,
-            leaf: (0, 0),
-        });
-        if matches!(source, Source::Arg | Source::Cookie) && (set.has(b'{') || set.has(b'[')) {
-            self.nested_of_last(source, excluded);
-        }
+        self.push_undecoded(source, name, s, set, (lower, bytes, true), excluded);
     }
 
     /// Pushes an inspected `User-Agent` as [`Builder::push`] does, its byte set taken from
