@@ -19,7 +19,7 @@ pub const MAX_NESTING: usize = 127;
 
 /// One thing [`walk`] found.
 #[derive(Debug, Clone, Copy)]
-pub struct Item<'v> {
+pub struct Item<'b, 'v> {
     /// The member name the value belongs to (the nearest enclosing key; `""` at the top).
     pub key: &'v str,
     /// The text to inspect: a key, a string leaf or a number leaf; `None` for other values
@@ -35,6 +35,12 @@ pub struct Item<'v> {
     /// This fills one argument slot: an object member (reported with its key) or an array
     /// element. Callers count these against the value limit.
     pub counts_as_arg: bool,
+    /// `key` when it is a slice of the body (written without escapes), with the body's
+    /// lifetime: the caller borrows it as it is instead of finding it in the body again.
+    pub body_key: Option<&'b str>,
+    /// `text` when it is a slice of the body (a key, string or number written without
+    /// escapes), likewise.
+    pub body_text: Option<&'b str>,
 }
 
 /// Why a body is not one JSON value.
@@ -66,15 +72,34 @@ impl<'b> Reader<'b> {
     }
 
     /// `b[a..e]` as text (`a`, `e` on quote or delimiter bytes, so on char boundaries of a
-    /// UTF-8 body), `None` when it is not UTF-8.
+    /// UTF-8 body), `None` when it is not UTF-8. In line for a UTF-8 body (every key and leaf
+    /// passes here); the validation of a span of another body is [`Reader::str_at_bytes`].
+    #[inline(always)]
     fn str_at(&self, a: usize, e: usize) -> Option<&'b str> {
         match self.text {
             Some(t) => t.get(a..e),
-            None => std::str::from_utf8(self.b.get(a..e)?).ok(),
+            None => self.str_at_bytes(a, e),
         }
     }
 
+    /// [`Reader::str_at`] for a body that is not UTF-8 as a whole.
+    #[inline(never)]
+    fn str_at_bytes(&self, a: usize, e: usize) -> Option<&'b str> {
+        std::str::from_utf8(self.b.get(a..e)?).ok()
+    }
+
+    /// Skips JSON whitespace. The byte after a token is nearly always the next token (no
+    /// whitespace in a compact body): one test of it before the loop.
+    #[inline(always)]
     fn skip_ws(&mut self) {
+        if self.b.get(self.i).is_some_and(|&c| c > b' ') {
+            return;
+        }
+        self.skip_ws_loop();
+    }
+
+    #[inline(never)]
+    fn skip_ws_loop(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
@@ -307,6 +332,16 @@ enum KeyRef<'b> {
     Saved(usize),
 }
 
+impl<'b> KeyRef<'b> {
+    /// The key as a slice of the body, when it is one.
+    fn body(self) -> Option<&'b str> {
+        match self {
+            KeyRef::Text(t) => Some(t),
+            KeyRef::Saved(_) => None,
+        }
+    }
+}
+
 /// Proves `body` is one JSON value (nothing but whitespace after it), at most
 /// [`MAX_NESTING`] levels deep; linear, allocation-free apart from the nesting stack.
 pub fn check(body: &[u8]) -> Result<(), JsonError> {
@@ -319,20 +354,20 @@ pub fn check(body: &[u8]) -> Result<(), JsonError> {
 /// for a malformed body wherever its error is (after visiting what came before the error;
 /// callers that must not act on a malformed body undo what they saw). Values deeper than
 /// `max_depth` are not visited; returns whether any was skipped (up to the stop).
-pub fn walk(
-    body: &[u8],
+pub fn walk<'b>(
+    body: &'b [u8],
     max_depth: u32,
-    visit: &mut dyn FnMut(Item<'_>) -> bool,
+    visit: &mut dyn FnMut(Item<'b, '_>) -> bool,
 ) -> Result<bool, JsonError> {
     run(body, max_depth as usize, visit)
 }
 
 /// [`walk`] over a body known to be UTF-8 (the caller validated it already): the same walk,
 /// without validating the body a second time.
-pub fn walk_utf8(
-    body: &str,
+pub fn walk_utf8<'b>(
+    body: &'b str,
     max_depth: u32,
-    visit: &mut dyn FnMut(Item<'_>) -> bool,
+    visit: &mut dyn FnMut(Item<'b, '_>) -> bool,
 ) -> Result<bool, JsonError> {
     let r = Reader {
         b: body.as_bytes(),
@@ -342,18 +377,18 @@ pub fn walk_utf8(
     run_with(r, max_depth as usize, visit)
 }
 
-fn run(
-    body: &[u8],
+fn run<'b>(
+    body: &'b [u8],
     max_depth: usize,
-    visit: &mut dyn FnMut(Item<'_>) -> bool,
+    visit: &mut dyn FnMut(Item<'b, '_>) -> bool,
 ) -> Result<bool, JsonError> {
     run_with(Reader::new(body), max_depth, visit)
 }
 
-fn run_with(
-    mut r: Reader<'_>,
+fn run_with<'b>(
+    mut r: Reader<'b>,
     max_depth: usize,
-    visit: &mut dyn FnMut(Item<'_>) -> bool,
+    visit: &mut dyn FnMut(Item<'b, '_>) -> bool,
 ) -> Result<bool, JsonError> {
     let body = r.b;
     let mut stack: Vec<Frame> = Vec::new();
@@ -402,6 +437,8 @@ fn run_with(
                 is_key: false,
                 parent: "",
                 counts_as_arg: true,
+                body_key: key.body(),
+                body_text: None,
             };
             if !visit(item) {
                 stop.get_or_insert(truncated);
@@ -442,8 +479,9 @@ fn run_with(
                 r.i += 1;
                 let span = r.string(Some(&mut scratch))?;
                 if visible {
+                    let body_text = span.and_then(|(a, b)| r.str_at(a, b));
                     let text = match span {
-                        Some((a, b)) => r.str_at(a, b).unwrap_or_default(),
+                        Some(_) => body_text.unwrap_or_default(),
                         None => scratch.as_str(),
                     };
                     let item = Item {
@@ -452,6 +490,8 @@ fn run_with(
                         is_key: false,
                         parent: "",
                         counts_as_arg: false,
+                        body_key: key.body(),
+                        body_text,
                     };
                     if !visit(item) {
                         stop.get_or_insert(truncated);
@@ -461,13 +501,15 @@ fn run_with(
             b'-' | b'0'..=b'9' => {
                 let (a, b) = r.number()?;
                 if visible {
-                    let text = r.str_at(a, b).unwrap_or_default();
+                    let body_text = r.str_at(a, b);
                     let item = Item {
                         key: key_of(&saved, key),
-                        text: Some(text),
+                        text: Some(body_text.unwrap_or_default()),
                         is_key: false,
                         parent: "",
                         counts_as_arg: false,
+                        body_key: key.body(),
+                        body_text,
                     };
                     if !visit(item) {
                         stop.get_or_insert(truncated);
@@ -543,7 +585,7 @@ fn next_member<'b>(
     saved: &mut Vec<String>,
     visible: bool,
     parent: KeyRef<'b>,
-    visit: &mut dyn FnMut(Item<'_>) -> bool,
+    visit: &mut dyn FnMut(Item<'b, '_>) -> bool,
 ) -> Result<(KeyRef<'b>, bool), JsonError> {
     let (k, escaped) = member_key(r, scratch)?;
     let key = remember(k, escaped, scratch, saved);
@@ -559,6 +601,8 @@ fn next_member<'b>(
                 ""
             },
             counts_as_arg: true,
+            body_key: key.body(),
+            body_text: key.body(),
         };
         if !visit(item) {
             return Ok((key, false));
@@ -669,7 +713,7 @@ mod tests {
     #[test]
     fn stop_ends_visits_not_the_check() {
         let mut calls = 0;
-        let mut count = |_: Item<'_>| {
+        let mut count = |_: Item<'_, '_>| {
             calls += 1;
             false
         };
@@ -684,7 +728,7 @@ mod tests {
         // fuzz target: `[3\r\r\r\r]` visited the element and then its number).
         for body in [&b"[3\r\r\r\r]"[..], b"[\"a\"]", b"[[1]]", b"[1,2]"] {
             let mut calls = 0;
-            let mut once = |_: Item<'_>| {
+            let mut once = |_: Item<'_, '_>| {
                 calls += 1;
                 false
             };
@@ -693,7 +737,7 @@ mod tests {
         }
         // The depth cut is reported as seen up to the stop.
         let mut seen = 0;
-        let mut two = |_: Item<'_>| {
+        let mut two = |_: Item<'_, '_>| {
             seen += 1;
             seen < 2
         };

@@ -1383,7 +1383,7 @@ impl<'r> Builder<'_, '_, 'r> {
             Cow::Owned(_) => None,
         };
         self.nesting += 1;
-        let mut visit = |item: json::Item<'_>| {
+        let mut visit = |item: json::Item<'_, '_>| {
             let Some(text) = item.text.filter(|t| !item.is_key && !is_number(t)) else {
                 return true;
             };
@@ -2012,9 +2012,10 @@ pub(crate) fn prepare_with<'r>(
                 // again (the same text through the same steps gives the same input, and the
                 // exclusions depend on the name alone), and is not pushed twice.
                 const RECENT_KEYS: usize = 4;
-                let mut recent_keys = [usize::MAX; RECENT_KEYS];
+                // The names pushed last (as read from the body: the raw form of their inputs).
+                let mut recent_keys: [Option<&'r str>; RECENT_KEYS] = [None; RECENT_KEYS];
                 let mut next_key = 0usize;
-                let mut visit = |item: json::Item<'_>| {
+                let mut visit = |item: json::Item<'r, '_>| {
                     if item.counts_as_arg {
                         values += 1;
                         if values > max_values {
@@ -2031,17 +2032,17 @@ pub(crate) fn prepare_with<'r>(
                     // inspected as the path it walks.
                     // (`parent` is given for `"prototype"` keys only.)
                     let path = item.parent == "constructor";
+                    // The text as a slice of the body (UTF-8), borrowed as it is: the walk
+                    // gives it (no escapes).
+                    let in_body = item.body_text.filter(|_| body_str.is_some());
                     // Such a name is not the plain name's input (asked before the cache, so a
                     // `"prototype"` seen elsewhere first does not stand for it).
-                    let borrowed_key = item.is_key
-                        && !path
-                        && body_str.is_some()
-                        && within(body, text.as_bytes()).is_some();
-                    if borrowed_key {
-                        let again = recent_keys.iter().any(|&k| {
-                            b.inputs.get(k).is_some_and(|i| {
-                                i.location.source == Source::ArgName
-                                    && crate::detect::same_bytes(i.raw.as_bytes(), text.as_bytes())
+                    let borrowed_key = in_body.filter(|_| item.is_key && !path);
+                    if let Some(name) = borrowed_key {
+                        let again = recent_keys.iter().any(|k| {
+                            k.is_some_and(|k| {
+                                k.len() == name.len()
+                                    && crate::detect::same_bytes(k.as_bytes(), name.as_bytes())
                             })
                         });
                         // The same name again is the same input again (same text, same
@@ -2060,24 +2061,26 @@ pub(crate) fn prepare_with<'r>(
                         Source::Arg
                     };
                     // A leaf without escapes is a slice of the body: borrowed.
-                    let raw = match (within(body, text.as_bytes()), body_str) {
+                    let raw = match (in_body, within(body, text.as_bytes()), body_str) {
                         _ if path => Raw::Temp(b"constructor.prototype"),
-                        (Some((a, e)), Some(s)) => s
+                        (Some(s), _, _) => Raw::RequestStr(s),
+                        (None, Some((a, e)), Some(s)) => s
                             .get(a..e)
                             .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
-                        (Some((a, e)), None) => Raw::Request(body.get(a..e).unwrap_or_default()),
-                        (None, _) => Raw::Temp(text.as_bytes()),
+                        (None, Some((a, e)), None) => {
+                            Raw::Request(body.get(a..e).unwrap_or_default())
+                        }
+                        (None, None, _) => Raw::Temp(text.as_bytes()),
                     };
                     // So is a key without escapes.
-                    let key = match (within(body, item.key.as_bytes()), body_str) {
-                        (Some((a, e)), Some(s)) => s.get(a..e).map(Text::from),
-                        _ => None,
-                    }
-                    .unwrap_or_else(|| Text::from(item.key.to_string()));
+                    let key = match (item.body_key, body_str) {
+                        (Some(k), Some(_)) => Text::from(k),
+                        _ => Text::from(item.key.to_string()),
+                    };
                     b.push(source, key, raw, false, excluded);
-                    if borrowed_key {
+                    if let Some(name) = borrowed_key {
                         if let Some(slot) = recent_keys.get_mut(next_key % RECENT_KEYS) {
-                            *slot = b.inputs.len() - 1;
+                            *slot = Some(name);
                         }
                         next_key += 1;
                     }
