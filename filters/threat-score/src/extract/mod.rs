@@ -1569,13 +1569,11 @@ impl<'r> Builder<'_, '_, 'r> {
         // when it is valid here (and `%` in an empty pair does not occur).
         let percent_bad = scan.percent && has_bad_percent(data);
         // UTF-8 checked once for the whole string: its pieces, cut at ASCII `&` and `=`, are
-        // then text without validating each again.
+        // then text without validating each again (cut from it by their offsets).
         let text = std::str::from_utf8(data).ok();
-        let raw = |piece: &'r [u8]| match text {
-            Some(t) => within(data, piece)
-                .and_then(|(a, e)| t.get(a..e))
-                .map_or(Raw::Request(piece), Raw::RequestStr),
-            None => Raw::Request(piece),
+        let raw = |(a, e): (usize, usize)| match text.and_then(|t| t.get(a..e)) {
+            Some(s) => Raw::RequestStr(s),
+            None => Raw::Request(data.get(a..e).unwrap_or_default()),
         };
         for (name, value) in pairs_of(data) {
             self.arg(raw(name), raw(value), true);
@@ -1666,28 +1664,29 @@ pub(crate) fn trim_unicode(s: &str) -> &str {
     }
 }
 
-/// The `(name, value)` pairs of an urlencoded string: its non-empty `&`-separated pieces,
-/// each cut at its first `=` (no `=`: the whole piece is the name, the value empty). Each
-/// separator is found eight bytes per step ([`crate::detect::find_byte`]) instead of a byte
-/// loop per piece (a form body is read here once, by every request that has one).
-fn pairs_of(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let mut rest = Some(data);
+/// A piece of a string: its start and end offsets.
+type Span = (usize, usize);
+
+/// The `(name, value)` pairs of an urlencoded string, as ranges of it: its non-empty
+/// `&`-separated pieces, each cut at its first `=` (no `=`: the whole piece is the name, the
+/// value empty, at the piece's end). Each separator is found eight bytes per step
+/// ([`crate::detect::find_byte`]) instead of a byte loop per piece (a form body is read here
+/// once, by every request that has one); offsets, not slices, so that the caller cuts each
+/// piece once, as text when the string is UTF-8.
+fn pairs_of(data: &[u8]) -> impl Iterator<Item = (Span, Span)> + '_ {
+    let mut at = 0usize;
     std::iter::from_fn(move || loop {
-        let r = rest?;
-        let (pair, next) = match crate::detect::find_byte(r, b'&') {
-            Some(at) => (r.get(..at).unwrap_or_default(), r.get(at + 1..)),
-            None => (r, None),
-        };
-        rest = next;
-        if pair.is_empty() {
+        let rest = data.get(at..)?;
+        let start = at;
+        let end = crate::detect::find_byte(rest, b'&').map_or(data.len(), |p| start + p);
+        at = end + 1;
+        if end == start {
             continue;
         }
+        let pair = data.get(start..end).unwrap_or_default();
         return Some(match crate::detect::find_byte(pair, b'=') {
-            Some(eq) => (
-                pair.get(..eq).unwrap_or_default(),
-                pair.get(eq + 1..).unwrap_or_default(),
-            ),
-            None => (pair, &b""[..]),
+            Some(eq) => ((start, start + eq), (start + eq + 1, end)),
+            None => ((start, end), (end, end)),
         });
     })
 }
@@ -2032,9 +2031,9 @@ pub(crate) fn prepare_with<'r>(
                     // inspected as the path it walks.
                     // (`parent` is given for `"prototype"` keys only.)
                     let path = item.parent == "constructor";
-                    // The text as a slice of the body (UTF-8), borrowed as it is: the walk
-                    // gives it (no escapes).
-                    let in_body = item.body_text.filter(|_| body_str.is_some());
+                    // The text as a slice of the body, borrowed as it is: the walk gives it
+                    // (no escapes).
+                    let in_body = item.body_text;
                     // Such a name is not the plain name's input (asked before the cache, so a
                     // `"prototype"` seen elsewhere first does not stand for it).
                     let borrowed_key = in_body.filter(|_| item.is_key && !path);
@@ -2061,22 +2060,15 @@ pub(crate) fn prepare_with<'r>(
                         Source::Arg
                     };
                     // A leaf without escapes is a slice of the body: borrowed.
-                    let raw = match (in_body, within(body, text.as_bytes()), body_str) {
+                    let raw = match in_body {
                         _ if path => Raw::Temp(b"constructor.prototype"),
-                        (Some(s), _, _) => Raw::RequestStr(s),
-                        (None, Some((a, e)), Some(s)) => s
-                            .get(a..e)
-                            .map_or(Raw::Temp(text.as_bytes()), Raw::RequestStr),
-                        (None, Some((a, e)), None) => {
-                            Raw::Request(body.get(a..e).unwrap_or_default())
-                        }
-                        (None, None, _) => Raw::Temp(text.as_bytes()),
+                        Some(s) => Raw::RequestStr(s),
+                        None => Raw::Temp(text.as_bytes()),
                     };
                     // So is a key without escapes.
-                    let key = match (item.body_key, body_str) {
-                        (Some(k), Some(_)) => Text::from(k),
-                        _ => Text::from(item.key.to_string()),
-                    };
+                    let key = item
+                        .body_key
+                        .map_or_else(|| Text::from(item.key.to_string()), Text::from);
                     b.push(source, key, raw, false, excluded);
                     if let Some(name) = borrowed_key {
                         if let Some(slot) = recent_keys.get_mut(next_key % RECENT_KEYS) {
@@ -2086,10 +2078,13 @@ pub(crate) fn prepare_with<'r>(
                     }
                     true
                 };
-                // The body was validated above: the walk does not validate it again.
+                // The body was validated above: the walk does not validate it again. A body
+                // that is not UTF-8 is no JSON (every byte outside a string is ASCII, every
+                // string is checked): only its error is wanted, which `check` finds where the
+                // walk would (test `json_body_that_is_not_utf8_is_text`).
                 let walked = match body_str {
                     Some(text) => json::walk_utf8(text, depth, &mut visit),
-                    None => json::walk(body, depth, &mut visit),
+                    None => json::check(body).map(|()| false),
                 };
                 match walked {
                     Ok(truncated) => {
@@ -2984,6 +2979,31 @@ mod tests {
         assert_eq!(p.inputs.len() - p.body_start, 2);
     }
 
+    /// A JSON body that is not UTF-8 is inspected as one text value, malformed (or, cut by
+    /// the body limit, not), without being walked: `check` gives its error.
+    #[test]
+    fn json_body_that_is_not_utf8_is_text() {
+        let h = hdrs(&[("content-type", "application/json")]);
+        let cfg = Config::default();
+        for (body, malformed) in [
+            (&b"{\"a\":\"x\xffy\",\"b\":1}"[..], true),
+            (b"{\"a\":1,\"\xc3\":2}", true),
+            (b"[1,2]\x80", true),
+            (b"{\"a\":\"\xff", false),
+        ] {
+            let mut req = Request::new("POST", "/").with_headers(&h).with_body(body);
+            req.body_truncated = !malformed;
+            let p = prepare(req, &cfg, &NoExcl, CategorySet::EMPTY);
+            assert_eq!(p.body_kind, BodyKind::Json);
+            assert_eq!(p.flags.body_malformed, malformed, "{body:?}");
+            let sources: Vec<Source> = p.inputs[p.body_start..]
+                .iter()
+                .map(|i| i.location.source)
+                .collect();
+            assert_eq!(sources, vec![Source::Body], "{body:?}");
+        }
+    }
+
     /// Each detector's list holds exactly the values its gate admits, in order, at every
     /// level: repeated argument names (answered as their first copy) included, and names
     /// that look alike but differ, or that needed decoding.
@@ -3281,7 +3301,7 @@ mod tests {
                 })
                 .collect();
             let ours: Vec<(Vec<u8>, Vec<u8>)> = pairs_of(&data)
-                .map(|(a, b)| (a.to_vec(), b.to_vec()))
+                .map(|((a, e), (c, d))| (data[a..e].to_vec(), data[c..d].to_vec()))
                 .collect();
             assert_eq!(ours, reference_pairs(&data), "{data:?}");
             let scan = FormScan::of(&data);
