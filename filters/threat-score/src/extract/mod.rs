@@ -1226,7 +1226,12 @@ impl<'r> Builder<'_, '_, 'r> {
         if set.has(0) {
             self.flags.null_byte = true;
         }
-        let location = Place::new(source, name);
+        // A name within the limit (nearly all) is the place's name as it is: no call.
+        let location = if name.len() <= Location::MAX_NAME {
+            Place { source, name }
+        } else {
+            Place::new(source, name)
+        };
         let shape = Input::shape_of(&location, s, s, &bytes);
         self.inputs.push(Input {
             location,
