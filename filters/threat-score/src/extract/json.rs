@@ -72,20 +72,12 @@ impl<'b> Reader<'b> {
     }
 
     /// `b[a..e]` as text (`a`, `e` on quote or delimiter bytes, so on char boundaries of a
-    /// UTF-8 body), `None` when it is not UTF-8. In line for a UTF-8 body (every key and leaf
-    /// passes here); the validation of a span of another body is [`Reader::str_at_bytes`].
-    #[inline(always)]
+    /// UTF-8 body), `None` when it is not UTF-8.
     fn str_at(&self, a: usize, e: usize) -> Option<&'b str> {
         match self.text {
             Some(t) => t.get(a..e),
-            None => self.str_at_bytes(a, e),
+            None => std::str::from_utf8(self.b.get(a..e)?).ok(),
         }
-    }
-
-    /// [`Reader::str_at`] for a body that is not UTF-8 as a whole.
-    #[inline(never)]
-    fn str_at_bytes(&self, a: usize, e: usize) -> Option<&'b str> {
-        std::str::from_utf8(self.b.get(a..e)?).ok()
     }
 
     /// Skips JSON whitespace. The byte after a token is nearly always the next token (no
