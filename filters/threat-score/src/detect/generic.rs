@@ -228,7 +228,7 @@ pub(crate) fn base64_marker(v: &str) -> bool {
     } else {
         v.trim()
     };
-    if t.len() < 12 || t.len() > 8192 {
+    if t.len() < 12 || t.len() > 8192 || !may_decode_to_marker_byte(t.as_bytes()) {
         return false;
     }
     // Every marker below needs all the bytes of one of [`MARKER_NEEDS`] in the decoded text
@@ -288,6 +288,88 @@ pub(crate) fn base64_marker(v: &str) -> bool {
         || s.has_lit("child_process")
         || endless_loop(&s)
 }
+
+/// Whether `t` (trimmed) may decode, as [`base64_marker`] decodes it, to a `(` or `_`: every
+/// marker needs one ([`MARKER_NEEDS`]). One table read per byte ([`GROUP_CLASS`]) instead of
+/// the decoding's digit, shift and marker-bit reads: most long tokens (`value-3-abcdef`, a
+/// session id) are out here. A byte outside both alphabets means no marker at all (the
+/// decoding gives up on it); a `=` inside shifts the groups, so the decoding decides.
+/// A superset: `marker_byte_screen_keeps_every_paren_and_underscore` decodes generated
+/// tokens and checks it.
+fn may_decode_to_marker_byte(t: &[u8]) -> bool {
+    let c = |b: u8| GROUP_CLASS[usize::from(b)];
+    let (mut found, mut pad) = (0u8, 0u8);
+    let mut rest = t;
+    loop {
+        let (a, b, d, e, after) = match rest {
+            [a, b, d, e, after @ ..] => (c(*a), c(*b), c(*d), c(*e), after),
+            [a, b, d] => (c(*a), c(*b), c(*d), 0, &[][..]),
+            [a, b] => (c(*a), c(*b), 0, 0, &[][..]),
+            [a] => (c(*a), 0, 0, 0, &[][..]),
+            [] => break,
+        };
+        let any = a | b | d | e;
+        if any & NOT_DIGIT != 0 {
+            return false;
+        }
+        pad |= any;
+        found |= (a & AT0) | (b & (d >> 1) & AT1) | (e & AT3);
+        rest = after;
+    }
+    found != 0 || pad & PAD_BYTE != 0
+}
+
+/// [`GROUP_CLASS`]: a digit that, first of its group of four, gives a decoded `(` or `_`
+/// its top six bits.
+const AT0: u8 = 1;
+/// [`GROUP_CLASS`]: second of a group, the top four bits of the group's second byte.
+const AT1: u8 = 2;
+/// [`GROUP_CLASS`]: third of a group, the low four bits of the second byte (`AT1 << 1`).
+const AT2: u8 = 4;
+/// [`GROUP_CLASS`]: fourth of a group, the low six bits of the third byte.
+const AT3: u8 = 8;
+/// [`GROUP_CLASS`]: `=`.
+const PAD_BYTE: u8 = 16;
+/// [`GROUP_CLASS`]: in neither alphabet.
+const NOT_DIGIT: u8 = 32;
+
+/// For each byte, where in a group of four digits it can help decode a `(` or `_`
+/// ([`may_decode_to_marker_byte`]), from [`BASE64`] and the two bytes' bits.
+const GROUP_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let d = BASE64[c];
+        t[c] = if d == INVALID {
+            NOT_DIGIT
+        } else if d == PAD {
+            PAD_BYTE
+        } else {
+            let mut k = 0;
+            let mut class = 0;
+            let targets = [b'(', b'_'];
+            while k < targets.len() {
+                let x = targets[k];
+                if d == x >> 2 {
+                    class |= AT0;
+                }
+                if d & 15 == x >> 4 {
+                    class |= AT1;
+                }
+                if d >> 2 == x & 15 {
+                    class |= AT2;
+                }
+                if d == x & 63 {
+                    class |= AT3;
+                }
+                k += 1;
+            }
+            class
+        };
+        c += 1;
+    }
+    t
+};
 
 /// The bytes the markers of [`base64_marker`] are made of, one bit each (a capital letter
 /// has its lowercase letter's bit: the markers are matched on the lowercased text).
@@ -1248,6 +1330,41 @@ mod tests {
 
     /// `base64_marker` as it was (an alphabet pass, then a decoding pass), against the
     /// one-pass table version, on encoded markers, near misses and random tokens.
+    /// The screen of [`base64_marker`] keeps every token that decodes to a `(` or `_`: generated
+    /// tokens over both alphabets, `=` and a few other bytes, of every length and alignment.
+    #[test]
+    fn marker_byte_screen_keeps_every_paren_and_underscore() {
+        let alphabet =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=KXCSiyFVlgh89of.";
+        let mut state: u64 = 0x0dd_ba11_cafe_f00d;
+        let (mut kept, mut out) = (0, 0);
+        for round in 0..300_000 {
+            state = crate::detect::xorshift(state);
+            let len = 1 + (state % 24) as usize;
+            let mut t = Vec::new();
+            for k in 0..len {
+                let r = state.rotate_left((k * 7) as u32) as usize;
+                // Mostly digits, `=` and other bytes now and then.
+                let n = if round % 4 == 0 { alphabet.len() } else { 64 };
+                t.push(alphabet[r % n]);
+            }
+            let Ok(t) = std::str::from_utf8(&t) else {
+                continue;
+            };
+            let valid = t.bytes().all(|b| BASE64[usize::from(b)] != INVALID);
+            let mut marker_byte = false;
+            each_base64_byte(t, |c| marker_byte |= c == b'(' || c == b'_');
+            if valid && marker_byte {
+                kept += 1;
+                assert!(may_decode_to_marker_byte(t.as_bytes()), "{t:?}");
+            } else if !may_decode_to_marker_byte(t.as_bytes()) {
+                out += 1;
+            }
+        }
+        // Both sides of the screen are reached.
+        assert!(kept > 1_000 && out > 1_000, "{kept} {out}");
+    }
+
     #[test]
     fn base64_marker_matches_the_two_pass_version() {
         let reference = |v: &str| {
