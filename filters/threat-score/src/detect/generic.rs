@@ -232,37 +232,11 @@ pub(crate) fn base64_marker(v: &str) -> bool {
         return false;
     }
     // Every marker below needs all the bytes of one of [`MARKER_NEEDS`] in the decoded text
-    // (lowercased): without them, nothing is built (no decoded copy, no lowercase copy).
-    // This runs on every long token of the request (through the gate), so the alphabet check
-    // and that test are one pass over one table ([`each_base64_byte`]'s decoding: `=`
-    // skipped, standard and URL alphabets).
+    // (lowercased): without them, nothing is built (no decoded copy, no lowercase copy). One
+    // pass over one table ([`each_base64_byte`]'s decoding: `=` skipped, standard and URL
+    // alphabets), one digit at a time: the screen above lets few tokens this far.
     let (mut acc, mut bits, mut seen) = (0u32, 0u32, 0u32);
-    // Four digits at a time while no `=` or other byte interrupts them: each group is three
-    // whole bytes (the per-digit loop below is back at no pending bits after every fourth
-    // digit, so it resumes exactly there).
-    let b = t.as_bytes();
-    let mut done = 0;
-    for g in b.chunks_exact(4) {
-        let d = |i: usize| {
-            let c = g.get(i).copied().unwrap_or(b'=');
-            u32::from(BASE64.get(usize::from(c)).copied().unwrap_or(INVALID))
-        };
-        let (a, b, c, e) = (d(0), d(1), d(2), d(3));
-        // A digit is below 64; `=` and bytes outside the alphabet are not.
-        if (a | b | c | e) >= 64 {
-            break;
-        }
-        let n = (a << 18) | (b << 12) | (c << 6) | e;
-        let bit = |byte: u32| {
-            MARKER_BITS
-                .get((byte & 0xFF) as usize)
-                .copied()
-                .unwrap_or(0)
-        };
-        seen |= bit(n >> 16) | bit(n >> 8) | bit(n);
-        done += 4;
-    }
-    for &c in b.get(done..).unwrap_or_default() {
+    for &c in t.as_bytes() {
         match BASE64.get(usize::from(c)).copied().unwrap_or(INVALID) {
             INVALID => return false,
             PAD => {}
@@ -301,18 +275,18 @@ fn may_decode_to_marker_byte(t: &[u8]) -> bool {
     let (mut found, mut pad) = (0u8, 0u8);
     let mut rest = t;
     loop {
+        // A missing digit of the last group is no `(`, `_` or `=`, and not out of the alphabet.
         let (a, b, d, e, after) = match rest {
             [a, b, d, e, after @ ..] => (c(*a), c(*b), c(*d), c(*e), after),
-            [a, b, d] => (c(*a), c(*b), c(*d), 0, &[][..]),
-            [a, b] => (c(*a), c(*b), 0, 0, &[][..]),
-            [a] => (c(*a), 0, 0, 0, &[][..]),
+            [a, b, d] => (c(*a), c(*b), c(*d), VALID, &[][..]),
+            [a, b] => (c(*a), c(*b), VALID, VALID, &[][..]),
+            [a] => (c(*a), VALID, VALID, VALID, &[][..]),
             [] => break,
         };
-        let any = a | b | d | e;
-        if any & NOT_DIGIT != 0 {
+        if a & b & d & e & VALID == 0 {
             return false;
         }
-        pad |= any;
+        pad |= a | b | d | e;
         found |= (a & AT0) | (b & (d >> 1) & AT1) | (e & AT3);
         rest = after;
     }
@@ -330,8 +304,9 @@ const AT2: u8 = 4;
 const AT3: u8 = 8;
 /// [`GROUP_CLASS`]: `=`.
 const PAD_BYTE: u8 = 16;
-/// [`GROUP_CLASS`]: in neither alphabet.
-const NOT_DIGIT: u8 = 32;
+/// [`GROUP_CLASS`]: a digit of either alphabet, or `=` (the other bytes are 0: most of the
+/// table, which the module then does not store).
+const VALID: u8 = 32;
 
 /// For each byte, where in a group of four digits it can help decode a `(` or `_`
 /// ([`may_decode_to_marker_byte`]), from [`BASE64`] and the two bytes' bits.
@@ -341,9 +316,9 @@ const GROUP_CLASS: [u8; 256] = {
     while c < 256 {
         let d = BASE64[c];
         t[c] = if d == INVALID {
-            NOT_DIGIT
+            0
         } else if d == PAD {
-            PAD_BYTE
+            PAD_BYTE | VALID
         } else {
             let mut k = 0;
             let mut class = 0;
@@ -364,7 +339,7 @@ const GROUP_CLASS: [u8; 256] = {
                 }
                 k += 1;
             }
-            class
+            class | VALID
         };
         c += 1;
     }
