@@ -232,21 +232,37 @@ pub(crate) fn base64_marker(v: &str) -> bool {
         return false;
     }
     // Every marker below needs all the bytes of one of [`MARKER_NEEDS`] in the decoded text
-    // (lowercased): without them, nothing is built (no decoded copy, no lowercase copy). One
-    // pass over one table ([`each_base64_byte`]'s decoding: `=` skipped, standard and URL
-    // alphabets), one digit at a time: the screen above lets few tokens this far.
+    // (lowercased): without them, nothing is built (no decoded copy, no lowercase copy).
+    // One pass over one table ([`each_base64_byte`]'s decoding: `=` skipped, standard and URL
+    // alphabets).
     let (mut acc, mut bits, mut seen) = (0u32, 0u32, 0u32);
-    for &c in t.as_bytes() {
-        match BASE64.get(usize::from(c)).copied().unwrap_or(INVALID) {
+    // Four digits at a time while no `=` or other byte interrupts them: each group is three
+    // whole bytes (the per-digit loop below is back at no pending bits after every fourth
+    // digit, so it resumes exactly there).
+    let digit = |c: u8| BASE64[usize::from(c)].wrapping_sub(1);
+    let mut rest = t.as_bytes();
+    while let [a, b, c, e, after @ ..] = rest {
+        let (a, b, c, e) = (digit(*a), digit(*b), digit(*c), digit(*e));
+        // A digit is below 64; `=` and bytes outside the alphabet are not.
+        if (a | b | c | e) >= 64 {
+            break;
+        }
+        let n = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(e);
+        let bit = |byte: u32| MARKER_BITS[(byte & 0xFF) as usize];
+        seen |= bit(n >> 16) | bit(n >> 8) | bit(n);
+        rest = after;
+    }
+    for &c in rest {
+        match BASE64[usize::from(c)] {
             INVALID => return false,
             PAD => {}
             d => {
-                acc = (acc << 6) | u32::from(d);
+                acc = (acc << 6) | u32::from(d - 1);
                 bits += 6;
                 if bits >= 8 {
                     bits -= 8;
                     let byte = (acc >> bits) & 0xFF;
-                    seen |= MARKER_BITS.get(byte as usize).copied().unwrap_or(0);
+                    seen |= MARKER_BITS[byte as usize];
                 }
             }
         }
@@ -272,7 +288,6 @@ pub(crate) fn base64_marker(v: &str) -> bool {
 /// tokens and checks it.
 fn may_decode_to_marker_byte(t: &[u8]) -> bool {
     let c = |b: u8| GROUP_CLASS[usize::from(b)];
-    let (mut found, mut pad) = (0u8, 0u8);
     let mut rest = t;
     loop {
         // A missing digit of the last group is no `(`, `_` or `=`, and not out of the alphabet.
@@ -281,16 +296,18 @@ fn may_decode_to_marker_byte(t: &[u8]) -> bool {
             [a, b, d] => (c(*a), c(*b), c(*d), VALID, &[][..]),
             [a, b] => (c(*a), c(*b), VALID, VALID, &[][..]),
             [a] => (c(*a), VALID, VALID, VALID, &[][..]),
-            [] => break,
+            [] => return false,
         };
         if a & b & d & e & VALID == 0 {
             return false;
         }
-        pad |= a | b | d | e;
-        found |= (a & AT0) | (b & (d >> 1) & AT1) | (e & AT3);
+        // Out at the first possible byte or `=`: the decoding reads the rest (and still
+        // rejects a byte out of the alphabet there).
+        if (a & AT0) | (b & (d >> 1) & AT1) | (e & AT3) | ((a | b | d | e) & PAD_BYTE) != 0 {
+            return true;
+        }
         rest = after;
     }
-    found != 0 || pad & PAD_BYTE != 0
 }
 
 /// [`GROUP_CLASS`]: a digit that, first of its group of four, gives a decoded `(` or `_`
@@ -314,10 +331,10 @@ const GROUP_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut c = 0;
     while c < 256 {
-        let d = BASE64[c];
-        t[c] = if d == INVALID {
+        let d = BASE64[c].wrapping_sub(1);
+        t[c] = if BASE64[c] == INVALID {
             0
-        } else if d == PAD {
+        } else if BASE64[c] == PAD {
             PAD_BYTE | VALID
         } else {
             let mut k = 0;
@@ -386,22 +403,23 @@ const MARKER_NEEDS: [u32; 5] = [
     marker_need(b"while("),
 ];
 
-/// [`BASE64`]: not in the alphabet.
-const INVALID: u8 = 0xFF;
+/// [`BASE64`]: not in the alphabet (0: the module stores only the table's middle, from `+`
+/// to `z`).
+const INVALID: u8 = 0;
 /// [`BASE64`]: `=`, skipped.
-const PAD: u8 = 0x40;
-/// Each byte's base64 digit (standard and URL alphabets), [`PAD`] or [`INVALID`].
+const PAD: u8 = 65;
+/// Each byte's base64 digit plus one (standard and URL alphabets), [`PAD`] or [`INVALID`].
 const BASE64: [u8; 256] = {
     let mut t = [INVALID; 256];
     let mut c = 0;
     while c < 256 {
         let b = c as u8;
         t[c] = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
+            b'A'..=b'Z' => b - b'A' + 1,
+            b'a'..=b'z' => b - b'a' + 27,
+            b'0'..=b'9' => b - b'0' + 53,
+            b'+' | b'-' => 63,
+            b'/' | b'_' => 64,
             b'=' => PAD,
             _ => INVALID,
         };
