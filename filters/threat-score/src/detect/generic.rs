@@ -228,51 +228,41 @@ pub(crate) fn base64_marker(v: &str) -> bool {
     } else {
         v.trim()
     };
-    if t.len() < 12 || t.len() > 8192 {
+    if t.len() < 12 || t.len() > 8192 || !may_decode_to_marker_byte(t.as_bytes()) {
         return false;
     }
     // Every marker below needs all the bytes of one of [`MARKER_NEEDS`] in the decoded text
     // (lowercased): without them, nothing is built (no decoded copy, no lowercase copy).
-    // This runs on every long token of the request (through the gate), so the alphabet check
-    // and that test are one pass over one table ([`each_base64_byte`]'s decoding: `=`
-    // skipped, standard and URL alphabets).
+    // One pass over one table ([`each_base64_byte`]'s decoding: `=` skipped, standard and URL
+    // alphabets).
     let (mut acc, mut bits, mut seen) = (0u32, 0u32, 0u32);
     // Four digits at a time while no `=` or other byte interrupts them: each group is three
     // whole bytes (the per-digit loop below is back at no pending bits after every fourth
     // digit, so it resumes exactly there).
-    let b = t.as_bytes();
-    let mut done = 0;
-    for g in b.chunks_exact(4) {
-        let d = |i: usize| {
-            let c = g.get(i).copied().unwrap_or(b'=');
-            u32::from(BASE64.get(usize::from(c)).copied().unwrap_or(INVALID))
-        };
-        let (a, b, c, e) = (d(0), d(1), d(2), d(3));
+    let digit = |c: u8| BASE64[usize::from(c)].wrapping_sub(1);
+    let mut rest = t.as_bytes();
+    while let [a, b, c, e, after @ ..] = rest {
+        let (a, b, c, e) = (digit(*a), digit(*b), digit(*c), digit(*e));
         // A digit is below 64; `=` and bytes outside the alphabet are not.
         if (a | b | c | e) >= 64 {
             break;
         }
-        let n = (a << 18) | (b << 12) | (c << 6) | e;
-        let bit = |byte: u32| {
-            MARKER_BITS
-                .get((byte & 0xFF) as usize)
-                .copied()
-                .unwrap_or(0)
-        };
+        let n = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(e);
+        let bit = |byte: u32| MARKER_BITS[(byte & 0xFF) as usize];
         seen |= bit(n >> 16) | bit(n >> 8) | bit(n);
-        done += 4;
+        rest = after;
     }
-    for &c in b.get(done..).unwrap_or_default() {
-        match BASE64.get(usize::from(c)).copied().unwrap_or(INVALID) {
+    for &c in rest {
+        match BASE64[usize::from(c)] {
             INVALID => return false,
             PAD => {}
             d => {
-                acc = (acc << 6) | u32::from(d);
+                acc = (acc << 6) | u32::from(d - 1);
                 bits += 6;
                 if bits >= 8 {
                     bits -= 8;
                     let byte = (acc >> bits) & 0xFF;
-                    seen |= MARKER_BITS.get(byte as usize).copied().unwrap_or(0);
+                    seen |= MARKER_BITS[byte as usize];
                 }
             }
         }
@@ -288,6 +278,90 @@ pub(crate) fn base64_marker(v: &str) -> bool {
         || s.has_lit("child_process")
         || endless_loop(&s)
 }
+
+/// Whether `t` (trimmed) may decode, as [`base64_marker`] decodes it, to a `(` or `_`: every
+/// marker needs one ([`MARKER_NEEDS`]). One table read per byte ([`GROUP_CLASS`]) instead of
+/// the decoding's digit, shift and marker-bit reads: most long tokens (`value-3-abcdef`, a
+/// session id) are out here. A byte outside both alphabets means no marker at all (the
+/// decoding gives up on it); a `=` inside shifts the groups, so the decoding decides.
+/// A superset: `marker_byte_screen_keeps_every_paren_and_underscore` decodes generated
+/// tokens and checks it.
+fn may_decode_to_marker_byte(t: &[u8]) -> bool {
+    let c = |b: u8| GROUP_CLASS[usize::from(b)];
+    let mut rest = t;
+    loop {
+        // A missing digit of the last group is no `(`, `_` or `=`, and not out of the alphabet.
+        let (a, b, d, e, after) = match rest {
+            [a, b, d, e, after @ ..] => (c(*a), c(*b), c(*d), c(*e), after),
+            [a, b, d] => (c(*a), c(*b), c(*d), VALID, &[][..]),
+            [a, b] => (c(*a), c(*b), VALID, VALID, &[][..]),
+            [a] => (c(*a), VALID, VALID, VALID, &[][..]),
+            [] => return false,
+        };
+        if a & b & d & e & VALID == 0 {
+            return false;
+        }
+        // Out at the first possible byte or `=`: the decoding reads the rest (and still
+        // rejects a byte out of the alphabet there).
+        if (a & AT0) | (b & (d >> 1) & AT1) | (e & AT3) | ((a | b | d | e) & PAD_BYTE) != 0 {
+            return true;
+        }
+        rest = after;
+    }
+}
+
+/// [`GROUP_CLASS`]: a digit that, first of its group of four, gives a decoded `(` or `_`
+/// its top six bits.
+const AT0: u8 = 1;
+/// [`GROUP_CLASS`]: second of a group, the top four bits of the group's second byte.
+const AT1: u8 = 2;
+/// [`GROUP_CLASS`]: third of a group, the low four bits of the second byte (`AT1 << 1`).
+const AT2: u8 = 4;
+/// [`GROUP_CLASS`]: fourth of a group, the low six bits of the third byte.
+const AT3: u8 = 8;
+/// [`GROUP_CLASS`]: `=`.
+const PAD_BYTE: u8 = 16;
+/// [`GROUP_CLASS`]: a digit of either alphabet, or `=` (the other bytes are 0: most of the
+/// table, which the module then does not store).
+const VALID: u8 = 32;
+
+/// For each byte, where in a group of four digits it can help decode a `(` or `_`
+/// ([`may_decode_to_marker_byte`]), from [`BASE64`] and the two bytes' bits.
+const GROUP_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let d = BASE64[c].wrapping_sub(1);
+        t[c] = if BASE64[c] == INVALID {
+            0
+        } else if BASE64[c] == PAD {
+            PAD_BYTE | VALID
+        } else {
+            let mut k = 0;
+            let mut class = 0;
+            let targets = [b'(', b'_'];
+            while k < targets.len() {
+                let x = targets[k];
+                if d == x >> 2 {
+                    class |= AT0;
+                }
+                if d & 15 == x >> 4 {
+                    class |= AT1;
+                }
+                if d >> 2 == x & 15 {
+                    class |= AT2;
+                }
+                if d == x & 63 {
+                    class |= AT3;
+                }
+                k += 1;
+            }
+            class | VALID
+        };
+        c += 1;
+    }
+    t
+};
 
 /// The bytes the markers of [`base64_marker`] are made of, one bit each (a capital letter
 /// has its lowercase letter's bit: the markers are matched on the lowercased text).
@@ -329,22 +403,23 @@ const MARKER_NEEDS: [u32; 5] = [
     marker_need(b"while("),
 ];
 
-/// [`BASE64`]: not in the alphabet.
-const INVALID: u8 = 0xFF;
+/// [`BASE64`]: not in the alphabet (0: the module stores only the table's middle, from `+`
+/// to `z`).
+const INVALID: u8 = 0;
 /// [`BASE64`]: `=`, skipped.
-const PAD: u8 = 0x40;
-/// Each byte's base64 digit (standard and URL alphabets), [`PAD`] or [`INVALID`].
+const PAD: u8 = 65;
+/// Each byte's base64 digit plus one (standard and URL alphabets), [`PAD`] or [`INVALID`].
 const BASE64: [u8; 256] = {
     let mut t = [INVALID; 256];
     let mut c = 0;
     while c < 256 {
         let b = c as u8;
         t[c] = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
+            b'A'..=b'Z' => b - b'A' + 1,
+            b'a'..=b'z' => b - b'a' + 27,
+            b'0'..=b'9' => b - b'0' + 53,
+            b'+' | b'-' => 63,
+            b'/' | b'_' => 64,
             b'=' => PAD,
             _ => INVALID,
         };
@@ -1248,6 +1323,41 @@ mod tests {
 
     /// `base64_marker` as it was (an alphabet pass, then a decoding pass), against the
     /// one-pass table version, on encoded markers, near misses and random tokens.
+    /// The screen of [`base64_marker`] keeps every token that decodes to a `(` or `_`: generated
+    /// tokens over both alphabets, `=` and a few other bytes, of every length and alignment.
+    #[test]
+    fn marker_byte_screen_keeps_every_paren_and_underscore() {
+        let alphabet =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=KXCSiyFVlgh89of.";
+        let mut state: u64 = 0x0dd_ba11_cafe_f00d;
+        let (mut kept, mut out) = (0, 0);
+        for round in 0..300_000 {
+            state = crate::detect::xorshift(state);
+            let len = 1 + (state % 24) as usize;
+            let mut t = Vec::new();
+            for k in 0..len {
+                let r = state.rotate_left((k * 7) as u32) as usize;
+                // Mostly digits, `=` and other bytes now and then.
+                let n = if round % 4 == 0 { alphabet.len() } else { 64 };
+                t.push(alphabet[r % n]);
+            }
+            let Ok(t) = std::str::from_utf8(&t) else {
+                continue;
+            };
+            let valid = t.bytes().all(|b| BASE64[usize::from(b)] != INVALID);
+            let mut marker_byte = false;
+            each_base64_byte(t, |c| marker_byte |= c == b'(' || c == b'_');
+            if valid && marker_byte {
+                kept += 1;
+                assert!(may_decode_to_marker_byte(t.as_bytes()), "{t:?}");
+            } else if !may_decode_to_marker_byte(t.as_bytes()) {
+                out += 1;
+            }
+        }
+        // Both sides of the screen are reached.
+        assert!(kept > 1_000 && out > 1_000, "{kept} {out}");
+    }
+
     #[test]
     fn base64_marker_matches_the_two_pass_version() {
         let reference = |v: &str| {

@@ -396,8 +396,9 @@ const DISTINCTIVE_PACKED: &[u8] = super::pack_words!(DISTINCTIVE);
 pub(super) static WORDLIKE_SET: super::WordSet =
     super::WordSet::packed(super::pack_words!(WORDLIKE));
 
-const FAMILIES: crate::detect::Words =
-    crate::detect::Words::new(&["ansible-", "chef-", "puppet-", "salt-"]);
+const FAMILIES: crate::detect::Words = crate::detect::Words::new(FAMILY_STEMS);
+/// The tool families' stems ([`FAMILIES`], [`START_LENGTHS`]).
+const FAMILY_STEMS: &[&str] = &["ansible-", "chef-", "puppet-", "salt-"];
 
 /// Commands that are also common words ("more than", "time warner", "a hero; set out"): they
 /// count only with a shell-looking argument or standing alone after a strong separator.
@@ -898,13 +899,51 @@ pub(crate) fn may_start_command_dashed(
 /// [`PREFIXES`] entry or a name [`is_command`] accepts: a listed word ([`START_WORDS`]), or a
 /// versioned interpreter or a tool family's member ([`start_filter`]: the stems' first two
 /// bytes and the lengths past them). A superset: a word it admits is still looked up.
+///
+/// [`START_LENGTHS`] first: a word whose first byte and length no name has (`value-3-abcdef`,
+/// a 16-byte session id) is out after one table read, without the word's hash.
 #[inline(always)]
 fn may_name_command(w: &[u8]) -> bool {
-    START_WORDS.may_hold(w)
-        || start_filter()
-            .get(start_key(w))
-            .is_some_and(|lens| lens & len_bit(w.len()) != 0)
+    START_LENGTHS
+        .get(usize::from(w.first().map_or(0, |&c| c & 31)))
+        .is_some_and(|lens| lens & len_bit(w.len()) != 0)
+        && (START_WORDS.may_hold(w)
+            || start_filter()
+                .get(start_key(w))
+                .is_some_and(|lens| lens & len_bit(w.len()) != 0))
 }
+
+/// For each first byte (its low five bits: case and a few other bytes fold together, which
+/// only makes the screen coarser), the lengths ([`len_bit`]) of the words that may be a
+/// [`PREFIXES`] entry or a name [`is_command`] accepts as a plain word: each listed name's
+/// length, and every length past a versioned interpreter's or tool family's stem. 128 bytes
+/// of data, built at compile time; the test `start_lengths_hold_every_name` checks it.
+static START_LENGTHS: [u32; 32] = {
+    let mut t = [0u32; 32];
+    let lists: [&[&str]; 4] = [PREFIXES, DISTINCTIVE, INTERPRETERS, FAMILY_STEMS];
+    let mut l = 0;
+    while l < lists.len() {
+        let list = lists[l];
+        let mut k = 0;
+        while k < list.len() {
+            let w = list[k].as_bytes();
+            let key = if w.is_empty() {
+                0
+            } else {
+                (w[0] & 31) as usize
+            };
+            // A stem (interpreters, families) names any word longer than itself.
+            t[key] |= if l >= 2 {
+                !0u32 << if w.len() + 1 < 31 { w.len() + 1 } else { 31 }
+            } else {
+                len_bit(w.len())
+            };
+            k += 1;
+        }
+        l += 1;
+    }
+    t
+};
 
 /// The words [`PREFIX_SET`] and [`DISTINCTIVE_SET`] hold, as a screen ([`may_name_command`]).
 static START_WORDS: super::WordBits = super::WordBits::EMPTY
@@ -919,8 +958,8 @@ fn start_key(w: &[u8]) -> usize {
 }
 
 /// A word length as a bit of a [`start_filter`] entry (31: 31 bytes or more).
-fn len_bit(len: usize) -> u32 {
-    1 << len.min(31)
+const fn len_bit(len: usize) -> u32 {
+    1 << if len < 31 { len } else { 31 }
 }
 
 /// For each [`start_key`], the lengths of the words that [`is_command`] can accept there as
@@ -2165,6 +2204,44 @@ mod tests {
     /// `is_command` of the first whitespace-separated word, then `--`), for every listed
     /// word and its variants: longer, shorter, versioned, a family member, with a path or
     /// `.exe`, capitalised, after (Unicode) whitespace, followed by arguments.
+    #[test]
+    fn start_lengths_hold_every_name() {
+        let holds = |w: &[u8]| {
+            START_LENGTHS
+                .get(usize::from(w.first().map_or(0, |&c| c & 31)))
+                .is_some_and(|lens| lens & len_bit(w.len()) != 0)
+        };
+        for w in PREFIXES.iter().chain(DISTINCTIVE) {
+            assert!(holds(w.as_bytes()), "{w:?}");
+            assert!(holds(w.to_ascii_uppercase().as_bytes()), "{w:?}");
+        }
+        // Every word a stem's family or versions accept, up to 40 bytes.
+        for stem in INTERPRETERS.iter().chain(FAMILY_STEMS) {
+            for n in 1..40 - stem.len() {
+                let w = format!("{stem}{}", "3".repeat(n));
+                assert!(holds(w.as_bytes()), "{w:?}");
+            }
+        }
+        // Generated words over the names' bytes: a word the lookups accept passes the screen.
+        let bytes = b"abcdefghijklmnopqrstuvwxyz0123456789.-+";
+        let mut state: u64 = 0x51f1_5eed_0bad_cafe;
+        let mut accepted = 0;
+        for _ in 0..200_000 {
+            state = crate::detect::xorshift(state);
+            let len = 1 + (state >> 59) as usize;
+            let mut w = String::new();
+            for k in 0..len {
+                let r = (state >> (k * 3 % 50)) as usize;
+                w.push(char::from(bytes[r % bytes.len()]));
+            }
+            if PREFIX_SET.contains(&w) || is_command(&w) {
+                accepted += 1;
+                assert!(holds(w.as_bytes()), "{w:?}");
+            }
+        }
+        assert!(accepted > 0);
+    }
+
     #[test]
     fn may_start_command_matches_the_lookups() {
         let reference = |seg: &str| {
