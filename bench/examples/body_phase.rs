@@ -86,6 +86,52 @@ fn main() -> Result<()> {
             n as f64 / body_requests
         );
     }
+    // Every VM entry, by export (Envoy's `wasm` trace: `[host->vm] proxy_on_request_body(..)`),
+    // the `malloc` re-entries of host calls that hand data back included.
+    let mut entries = std::collections::BTreeMap::<String, usize>::new();
+    let mut body_calls = std::collections::BTreeMap::<String, usize>::new();
+    for l in log.lines() {
+        let Some(at) = l.find("[host->vm] ") else {
+            continue;
+        };
+        let call = &l[at + "[host->vm] ".len()..];
+        let name = call.split('(').next().unwrap_or(call).to_string();
+        if name == "proxy_on_request_body" || name == "proxy_on_response_body" {
+            // (context, size, end_of_stream): which frames carry data, which only end the stream.
+            let args: Vec<&str> = call
+                .trim_start_matches(|c| c != '(')
+                .trim_matches(|c| c == '(' || c == ')')
+                .split(", ")
+                .collect();
+            let size = if args.get(1).is_some_and(|s| *s != "0") {
+                "data"
+            } else {
+                "empty"
+            };
+            let eos = if args.get(2) == Some(&"1") {
+                "end"
+            } else {
+                "more"
+            };
+            *body_calls
+                .entry(format!("{name} {size} {eos}"))
+                .or_default() += 1;
+        }
+        *entries.entry(name).or_default() += 1;
+    }
+    let mut all = 0;
+    for (name, n) in &entries {
+        all += n;
+        println!(
+            "VM entries {name:>26}: {n}, {:.3} per request, {:.3} per body request",
+            *n as f64 / requests,
+            *n as f64 / body_requests
+        );
+    }
+    println!("VM entries, all: {:.3} per request", all as f64 / requests);
+    for (kind, n) in &body_calls {
+        println!("  {kind}: {n}, {:.3} per request", *n as f64 / requests);
+    }
     // The status each body callback answered (0 Continue, 1 StopIterationAndBuffer, ...).
     let mut statuses = std::collections::BTreeMap::<String, usize>::new();
     for l in log.lines().filter(|l| l.contains("decode data called")) {
