@@ -639,6 +639,11 @@ impl<'r> MatchFacts<'r> {
         }
     }
 
+    /// `:method`, or `""`.
+    pub fn method(&self) -> &'r str {
+        self.method
+    }
+
     /// The path as [`RequestView::match_path`] gives it for `mode`.
     pub fn path(&self, mode: PathMatching) -> &'r str {
         match mode {
@@ -844,6 +849,52 @@ impl RequestMatcher {
     /// Whether any condition reads JWT claims.
     pub fn needs_claims(&self) -> bool {
         !self.0.claims.is_empty()
+    }
+
+    /// The methods this matcher accepts (uppercase, compared exactly); empty: any method.
+    pub fn methods(&self) -> &[String] {
+        &self.0.methods.0
+    }
+
+    /// A necessary condition of this matcher's paths, when they allow one ([`PathLead`]).
+    pub fn path_lead(&self) -> Option<PathLead> {
+        let mut set = [0u64; 4];
+        for m in &self.0.paths {
+            let p = match m {
+                StringMatcher::Exact(p, false) | StringMatcher::Prefix(p, false) => p,
+                _ => return None,
+            };
+            let b = *p.as_bytes().get(1)?;
+            set[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+        (!self.0.paths.is_empty()).then_some(PathLead {
+            mode: self.0.path_matching,
+            set,
+        })
+    }
+}
+
+/// The second byte a matched path can have, for a matcher whose path conditions are all
+/// case-sensitive `exact` or `prefix` values of two bytes or more: a path whose second byte is
+/// none of theirs (or that is shorter) matches none of them, whatever the other conditions say.
+/// Paths start with `/`, so the second byte is the first that tells `/internal/...` from
+/// `/api/...`. A filter with many path rules checks it (a few operators) before the matcher
+/// (~110 operators a rule: the call, the method and path lists, the prefix compare).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathLead {
+    mode: PathMatching,
+    /// Bit `b` set: some condition's second byte is `b`.
+    set: [u64; 4],
+}
+
+impl PathLead {
+    /// Whether the request's path (as the matcher sees it) can match.
+    pub fn admits(&self, facts: &MatchFacts<'_>) -> bool {
+        facts.path(self.mode).as_bytes().get(1).is_some_and(|&b| {
+            self.set
+                .get(usize::from(b >> 6))
+                .is_some_and(|w| w >> (b & 63) & 1 == 1)
+        })
     }
 }
 

@@ -439,3 +439,75 @@ fn ip_key_matches_display() {
         check(IpAddr::V4(v4.parse().unwrap()));
     }
 }
+
+/// `PathLead` is a necessary condition: on every request a matcher matches, its lead admits
+/// the path; it turns requests away only where the matcher does too; matchers whose paths it
+/// cannot summarise (one-byte, case-insensitive, suffix, regex, glob) have none.
+#[test]
+fn path_lead_never_turns_away_a_match() {
+    let matcher = |json: &str| {
+        crate::config::from_str::<RequestMatchSpec>(json)
+            .unwrap()
+            .compile()
+            .unwrap()
+    };
+    let specs = [
+        r#"{"paths":[{"prefix":"/internal/"}]}"#,
+        r#"{"paths":[{"prefix":"/internal/"},{"exact":"/admin"}]}"#,
+        r#"{"methods":["DELETE"],"paths":[{"prefix":"/api/orders/1"}]}"#,
+        r#"{"paths":[{"exact":"/é"}]}"#,
+        r#"{"paths":[{"prefix":"/a"}],"headers":[{"name":"x","invert":true}]}"#,
+    ];
+    let paths = [
+        "/",
+        "",
+        "/i",
+        "/internal",
+        "/internal/",
+        "/internal/x",
+        "//internal/x",
+        "/./internal/x",
+        "/%69nternal/x",
+        "/x/../internal/x",
+        "/admin",
+        "/admin/",
+        "/Admin",
+        "/api/orders/12",
+        "/api/orders/2",
+        "/é",
+        "/éa",
+        "/e",
+        "/a",
+        "/ab?q",
+        "/x/../a",
+    ];
+    let mut turned_away = 0;
+    for spec in specs {
+        let m = matcher(spec);
+        let lead = m.path_lead().expect(spec);
+        for path in paths {
+            for method in ["GET", "DELETE"] {
+                let req = RequestBuilder::new(method, path).build();
+                let facts = MatchFacts::of(&req);
+                let matched = m.matches_facts(&facts, None, &|| None);
+                let admitted = lead.admits(&facts);
+                assert!(admitted || !matched, "{spec} {method} {path}");
+                turned_away += usize::from(!admitted);
+            }
+        }
+    }
+    assert!(
+        turned_away > 50,
+        "the lead turns requests away ({turned_away})"
+    );
+    for spec in [
+        r#"{"paths":[{"prefix":"/"}]}"#,
+        r#"{"paths":[{"prefix":"/a","ignore_case":true}]}"#,
+        r#"{"paths":[{"prefix":"/a"},{"suffix":".js"}]}"#,
+        r#"{"paths":[{"regex":"/a.*"}]}"#,
+        r#"{"paths":[{"glob":"/a/*"}]}"#,
+        r#"{"methods":["GET"]}"#,
+    ] {
+        assert_eq!(matcher(spec).path_lead(), None, "{spec}");
+    }
+}

@@ -97,6 +97,70 @@ fn first_matching_rule_wins_then_default() {
     assert_eq!(h.metric("default_denied"), 1);
 }
 
+/// The method screen and the path lead (`Rule::methods`, `Rule::lead`) skip rules without
+/// evaluating them; the decision is always the first rule whose matcher matches, found here by
+/// asking every rule's matcher directly, over methods the rules name and do not, and paths the
+/// leads tell apart, share a lead with, or reach only after normalization.
+#[test]
+fn method_screen_and_path_lead_decide_as_every_rule_would() {
+    let h = policy(json!({
+        "default_action": "allow",
+        "rules": [
+            {"name": "del", "match": {"methods": ["DELETE", "PURGE"], "paths": [{"prefix": "/api/orders/1"}]}, "action": "deny",
+             "deny": {"status": 401}},
+            {"name": "internal", "match": {"paths": [{"prefix": "/internal/"}, {"exact": "/admin"}]}, "action": "deny",
+             "deny": {"status": 402}},
+            {"name": "put", "match": {"methods": ["PUT"]}, "action": "deny", "deny": {"status": 404}},
+            {"name": "ic", "match": {"paths": [{"prefix": "/SECRET", "ignore_case": true}]}, "action": "deny",
+             "deny": {"status": 405}},
+            {"name": "post-a", "match": {"methods": ["POST"], "paths": [{"prefix": "/a"}]}, "action": "deny",
+             "deny": {"status": 406}}
+        ]
+    }));
+    let statuses = [401, 402, 404, 405, 406];
+    let mut seen = std::collections::BTreeSet::new();
+    for method in ["GET", "DELETE", "PURGE", "PUT", "POST", "delete", "OPTIONS"] {
+        for path in [
+            "/",
+            "/api/orders/1",
+            "/api/orders/12",
+            "/api/orders/2",
+            "/internal/x",
+            "//internal/x",
+            "/%69nternal/x",
+            "/x/../internal/y",
+            "/admin",
+            "/admin/x",
+            "/secret/x",
+            "/Secret",
+            "/a",
+            "/ab",
+            "/b",
+            "/i",
+        ] {
+            let req = RequestBuilder::new(method, path);
+            let view = req.clone().build();
+            let want = h
+                .filter
+                .rules
+                .iter()
+                .position(|r| r.matcher.matches(&view))
+                .map_or(200, |i| statuses[i]);
+            assert_eq!(h.status(req), want, "{method} {path}");
+            seen.insert(want);
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        statuses.len() + 1,
+        "every rule decides some request: {seen:?}"
+    );
+    let rule = |name: &str| h.filter.rules.iter().find(|r| r.name == name).unwrap();
+    assert_ne!(rule("del").methods, 0);
+    assert!(rule("internal").lead.is_some() && rule("del").lead.is_some());
+    assert!(rule("ic").lead.is_none() && rule("put").lead.is_none());
+}
+
 /// Rules that need a header present are skipped by one pass over the request's header names
 /// (`PolicyFilter::screen`); the decisions are those of evaluating every rule: a needed header
 /// absent never matches, present it is evaluated (value, other conditions), an inverted one

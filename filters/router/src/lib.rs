@@ -21,6 +21,7 @@ pub mod hash;
 use config::{Action, Fallback, HashKey, Rule};
 use sdk_ext::jwt::{ClaimSource, Claims};
 use sdk_ext::{ConfigError, Counter, Decision, HeaderOps, HttpFilter, RequestView, Setup};
+use std::borrow::Cow;
 use std::cell::OnceCell;
 
 pub use config::Config;
@@ -166,19 +167,24 @@ impl RouterFilter {
 
 /// The split key from the first configured source present in the request. Empty values count
 /// as absent (an empty cookie is not a user).
-fn key_value<'c>(
+fn key_value<'r, 'c>(
     key: &HashKey,
-    req: &RequestView,
+    req: &'r RequestView,
     claims: &dyn Fn() -> Option<&'c Claims>,
-) -> Option<String> {
+) -> Option<Cow<'r, str>> {
+    // Borrowed where the request holds the value: no copy of a header per request.
     let v = match key {
-        HashKey::Header(name) => req.header(name).map(str::to_string),
+        HashKey::Header(name) => req.header(name).map(Cow::Borrowed),
         HashKey::Cookie(name) => sdk_ext::cookie::cookie_values(req, name)
             .next()
-            .map(str::to_string),
-        HashKey::Query(name) => req.query_values(name).next().map(str::to_string),
-        HashKey::Claim(name) => claims().and_then(|c| c.values(name).into_iter().next()),
-        HashKey::SourceIp => req.source_ip().map(sdk_ext::matcher::ip_key),
+            .map(Cow::Borrowed),
+        HashKey::Query(name) => req.query_values(name).next().map(Cow::Borrowed),
+        HashKey::Claim(name) => claims()
+            .and_then(|c| c.values(name).into_iter().next())
+            .map(Cow::Owned),
+        HashKey::SourceIp => req
+            .source_ip()
+            .map(|ip| Cow::Owned(sdk_ext::matcher::ip_key(ip))),
     };
     v.filter(|s| !s.is_empty())
 }
