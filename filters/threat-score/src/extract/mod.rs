@@ -1487,34 +1487,6 @@ impl<'r> Builder<'_, '_, 'r> {
         self.push_undecoded(source, name, s, set, (lower, bytes, true), excluded);
     }
 
-    /// Pushes an inspected `User-Agent` as [`Builder::push`] does, its byte set taken from
-    /// [`user_agent_bytes`] (a client sends the same string on every request); false when
-    /// the value needs decoding (then nothing was pushed: [`Builder::push`] decodes it).
-    #[inline(never)]
-    fn push_user_agent(&mut self, name: &'r str, value: &'r str, excluded: CategorySet) -> bool {
-        // What `text_and_bytes` decodes (`%`, `&`, `\\`; no `+`: not a form).
-        const DECODES: ByteSet =
-            ByteSet::from_ranges(&[(b'%', b'%'), (b'&', b'&'), (b'\\', b'\\')]);
-        let set = user_agent_bytes(value);
-        if set.intersects(&DECODES) {
-            return false;
-        }
-        if set.has(0) {
-            self.flags.null_byte = true;
-        }
-        let raw = Raw::RequestStr(value);
-        let name = Text::from(name);
-        self.push_decoded(
-            Source::Header,
-            name,
-            raw,
-            Text::from(value),
-            Some(set),
-            excluded,
-        );
-        true
-    }
-
     /// Adds one argument (name and value) unless the `args` limit is reached.
     fn arg(&mut self, name_raw: Raw<'r, '_>, value_raw: Raw<'r, '_>, plus: bool) {
         self.arg_count += 1;
@@ -1663,11 +1635,13 @@ fn inert_token(s: &str) -> bool {
         m
     }
     let has = |m: u32| letters & m == m;
-    !(has(bits(b"s")) && letters & bits(b"ym") != 0)
-        && !has(bits(b"aced"))
-        && !has(bits(b"roab"))
-        && !crate::detect::rce::may_name_word(s)
-        && (b.len() < 12 || !crate::detect::generic::base64_marker(s))
+    // What the paranoia-1 gates still read in such a word.
+    let read = (has(bits(b"s")) && letters & bits(b"ym") != 0)
+        || has(bits(b"aced"))
+        || has(bits(b"roab"))
+        || crate::detect::rce::may_name_word(s)
+        || (b.len() >= 12 && crate::detect::generic::base64_marker(s));
+    !read
 }
 
 /// Whether text whose bytes are `set` holds what [`Builder::text_and_bytes`] decodes (`%`,
@@ -1675,34 +1649,6 @@ fn inert_token(s: &str) -> bool {
 fn needs_decoding(set: &ByteSet, plus: bool) -> bool {
     let decodes0 = (1u64 << b'%') | (1 << b'&') | if plus { 1 << b'+' } else { 0 };
     set.0[0] & decodes0 != 0 || set.has(b'\\')
-}
-
-/// `ByteSet::of(ua)`, the last answer kept: a client sends the same `User-Agent` on every
-/// request, and a worker serves a few clients' strings most of the time, so a repeat costs
-/// one comparison of the string (eight bytes per step) instead of the set's pass (~11 Wasm
-/// instructions a byte, ~1,100 for a browser's). The same memo as
-/// [`crate::detect::gate::product_user_agent`]'s: a pure function, same answer either way
-/// (test `user_agent_inputs_are_push`); strings over 512 bytes are not kept.
-fn user_agent_bytes(ua: &str) -> ByteSet {
-    thread_local! {
-        static LAST: std::cell::RefCell<(String, ByteSet)> =
-            const { std::cell::RefCell::new((String::new(), ByteSet::from_words([0; 4]))) };
-    }
-    LAST.with(|last| {
-        let Ok(mut last) = last.try_borrow_mut() else {
-            return ByteSet::of(ua.as_bytes());
-        };
-        if !ua.is_empty() && crate::detect::same_bytes(last.0.as_bytes(), ua.as_bytes()) {
-            return last.1;
-        }
-        let set = ByteSet::of(ua.as_bytes());
-        if ua.len() <= 512 {
-            last.0.clear();
-            last.0.push_str(ua);
-            last.1 = set;
-        }
-        set
-    })
 }
 
 /// `s.trim()`, with its two ends asked first: a piece that opens and closes with an ASCII
@@ -1990,10 +1936,14 @@ pub(crate) fn prepare_with<'r>(
             {
                 continue;
             }
-            let excluded = excl.for_header(name);
-            if name == "user-agent" && b.push_user_agent(name, value, excluded) {
+            // A `User-Agent` of browser product tokens (`gate::product_user_agent`: nothing
+            // to decode in one) is read by no injection detector (the `gates` test) and
+            // fires no request-level rule (no `=`, control byte or NUL in one; `scanner`
+            // asks the same of the header): not pushed (test `product_user_agents_fire_nothing`).
+            if name == "user-agent" && crate::detect::gate::product_user_agent(value) {
                 continue;
             }
+            let excluded = excl.for_header(name);
             b.push(
                 Source::Header,
                 Text::from(name.as_str()),
@@ -2604,6 +2554,130 @@ mod tests {
         }
     }
 
+    /// The `User-Agent`s the extractor leaves out fire nothing: random strings of browser
+    /// product pieces and of attack pieces; for each one left out, the input it was before is
+    /// added back, and every detector, ungated, at every paranoia level, finds exactly what it
+    /// finds without it (the scanner reads the header itself). Fails when the screen lets out
+    /// a `User-Agent` that is not product tokens.
+    #[test]
+    fn product_user_agents_fire_nothing() {
+        let pieces = [
+            "Mozilla",
+            "5.0",
+            " ",
+            "(",
+            ")",
+            ";",
+            "X11",
+            "Linux",
+            "x86_64",
+            "AppleWebKit",
+            "537.36",
+            "KHTML",
+            "like",
+            "Gecko",
+            "Chrome",
+            "126.0",
+            "Safari",
+            "Firefox",
+            "rv:",
+            "Windows",
+            "NT",
+            "10.0",
+            "Win64",
+            "x64",
+            "Android",
+            "Mobile",
+            "iPhone",
+            "CPU",
+            "OS",
+            "Mac",
+            "Intel",
+            "Version",
+            "Edg",
+            "/",
+            ".",
+            ",",
+            "_",
+            "-",
+            ":",
+            "1",
+            "15E148",
+            "sqlmap",
+            "nikto",
+            "'",
+            "<script>",
+            "${jndi:",
+            "() {",
+            "../",
+            "etc",
+            "passwd",
+            "--",
+            "select",
+            "union",
+            "=",
+            "%27",
+            "&",
+            "\\",
+            "\0",
+            "curl",
+            "..",
+            "eval",
+            "php",
+        ];
+        let mut seed = 0x7b1d_3c55_a0e2_9f41u64;
+        let mut uas = Vec::new();
+        for _ in 0..6_000 {
+            seed = crate::detect::xorshift(seed);
+            let n = 1 + (seed % 16) as usize;
+            let ua: String = (0..n)
+                .map(|_| {
+                    seed = crate::detect::xorshift(seed);
+                    pieces[(seed >> 9) as usize % pieces.len()]
+                })
+                .collect();
+            uas.push(ua);
+        }
+        uas.push(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+                .to_string(),
+        );
+        let mut left_out = 0;
+        for paranoia in 1..=4 {
+            let engine = Config {
+                paranoia_level: paranoia,
+                ..Config::default()
+            }
+            .compile()
+            .unwrap();
+            for ua in &uas {
+                let headers = hdrs(&[("host", "shop.example.com"), ("user-agent", ua)]);
+                let req = Request::new("GET", "/a").with_headers(&headers);
+                let p = engine.prepare(&req);
+                if p.inputs.iter().any(|i| i.location.name == "user-agent") {
+                    continue;
+                }
+                left_out += 1;
+                let mut with = p.clone();
+                with.inputs.push(Input::new(
+                    Place::new(Source::Header, Text::from("user-agent")),
+                    Text::from(ua.as_str()),
+                    Text::from(ua.as_str()),
+                    CategorySet::EMPTY,
+                ));
+                with.body_start = with.inputs.len();
+                for &k in DetectorKind::ALL {
+                    assert_eq!(
+                        engine.run_detector_ungated(k, &with),
+                        engine.run_detector_ungated(k, &p),
+                        "{ua:?} {k:?} PL{paranoia}"
+                    );
+                }
+            }
+        }
+        assert!(left_out > 400, "{left_out}");
+    }
+
     struct NoExcl;
     impl ExclusionLookup for NoExcl {
         fn for_arg(&self, _: &str) -> CategorySet {
@@ -2843,8 +2917,8 @@ mod tests {
         );
     }
 
-    /// An inspected `User-Agent` (its byte set from [`user_agent_bytes`]'s memo, hit or
-    /// missed) is the input `Builder::push` makes of it: for a value with nothing to decode,
+    /// An inspected `User-Agent` other than product tokens (those are left out) is the input
+    /// `Builder::push` makes of it: for a value with nothing to decode,
     /// [`Input::new`] of the value; otherwise decoded; the NUL flag as for any header.
     #[test]
     fn user_agent_inputs_are_push() {
@@ -2877,11 +2951,13 @@ mod tests {
                     &NoExcl,
                     CategorySet::EMPTY,
                 );
-                let got = p
-                    .inputs
-                    .iter()
-                    .find(|i| i.location.source == Source::Header)
-                    .unwrap();
+                let got = p.inputs.iter().find(|i| i.location.name == "user-agent");
+                // Product tokens are not pushed (`product_user_agents_fire_nothing`).
+                if crate::detect::gate::product_user_agent(ua) {
+                    assert!(got.is_none(), "{ua:?}");
+                    continue;
+                }
+                let got = got.unwrap();
                 if !ua.contains(['%', '&', '\\']) {
                     let want = Input::new(
                         Place::new(Source::Header, Text::from("user-agent")),
