@@ -1901,7 +1901,10 @@ pub(crate) fn prepare_with<'r>(
         path_bytes,
         CategorySet::EMPTY,
     ));
-    b.form(query_raw.as_bytes());
+    // No query (most requests): nothing to split (`form` of nothing adds nothing).
+    if !query_raw.is_empty() {
+        b.form(query_raw.as_bytes());
+    }
 
     // Headers.
     let max_header = cfg.limits.header_bytes.max as usize;
