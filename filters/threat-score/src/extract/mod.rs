@@ -1644,6 +1644,36 @@ fn inert_token(s: &str) -> bool {
     !read
 }
 
+/// Whether the path `raw` (as sent) is a URL path of plain segments that only lfi and the
+/// request-level detectors can fire on at paranoia 1: `/` and then only `a-z`, `0-9`, `-`
+/// and `/` (so nothing to decode), no `//`, no letter right after a digit (`0xselect`, `1union`:
+/// a number glued to a keyword is SQL), no `aced` (a serialized Java object's magic) and no
+/// word SQL reads as more than a name (`/shutdown`: `sqli::lexer::inert_path`). No
+/// injection rule of the other families fits in one (test `plain_paths_fire_only_lfi`), so
+/// their gates leave it out ([`crate::detect::gate::Shape::PlainPath`]): the path of most
+/// requests was read by every detector (its `/` made it of no gated shape).
+fn plain_path(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    let mut prev = 0u8;
+    for &c in b {
+        let plain = match c {
+            b'a'..=b'z' => !prev.is_ascii_digit(),
+            b'0'..=b'9' | b'-' => true,
+            b'/' => prev != b'/',
+            _ => false,
+        };
+        if !plain {
+            return false;
+        }
+        prev = c;
+    }
+    crate::detect::find_bytes(b, b"aced", 0).is_none()
+        && crate::detect::sqli::lexer::inert_path(raw)
+}
+
 /// Whether text whose bytes are `set` holds what [`Builder::text_and_bytes`] decodes (`%`,
 /// `&`, `\\`, and `+` in a form).
 fn needs_decoding(set: &ByteSet, plus: bool) -> bool {
@@ -1894,13 +1924,19 @@ pub(crate) fn prepare_with<'r>(
     // A path with nothing to decode (most) comes with its byte set: not computed again.
     let (path, path_bytes) = b.text_and_bytes(Raw::RequestStr(path_raw), false);
     let path_bytes = path_bytes.unwrap_or_else(|| ByteSet::of(path.as_bytes()));
-    b.inputs.push(Input::with_value_bytes(
+    let mut path_input = Input::with_value_bytes(
         Place::new(Source::Path, Text::default()),
         Text::from(path_raw),
         path.clone(),
         path_bytes,
         CategorySet::EMPTY,
-    ));
+    );
+    // A path of plain segments is left to lfi and the request-level detectors (see
+    // `plain_path`).
+    if cfg.paranoia_level == 1 && plain_path(path_raw) {
+        path_input.shape = crate::detect::gate::Shape::PlainPath;
+    }
+    b.inputs.push(path_input);
     // No query (most requests): nothing to split (`form` of nothing adds nothing).
     if !query_raw.is_empty() {
         b.form(query_raw.as_bytes());
@@ -2679,6 +2715,114 @@ mod tests {
             }
         }
         assert!(left_out > 400, "{left_out}");
+    }
+
+    /// The paths [`plain_path`] gives the `PlainPath` shape fire only lfi and request-level
+    /// rules: every other detector, ungated, at paranoia 1, finds nothing on a request of
+    /// such a path alone. The paths: one to three segments of the detectors' words (command
+    /// names and paths, SQL, class names...), with digits and dashes, and 20,000 random ones.
+    #[test]
+    fn plain_paths_fire_only_lfi() {
+        let sources = [
+            include_str!("../detect/generic.rs"),
+            include_str!("../detect/java.rs"),
+            include_str!("../detect/lfi.rs"),
+            include_str!("../detect/mod.rs"),
+            include_str!("../detect/php.rs"),
+            include_str!("../detect/protocol.rs"),
+            include_str!("../detect/rce.rs"),
+            include_str!("../detect/rfi.rs"),
+            include_str!("../detect/scanner.rs"),
+            include_str!("../detect/session.rs"),
+            include_str!("../detect/sqli/mod.rs"),
+            include_str!("../detect/sqli/lexer.rs"),
+            include_str!("../detect/xss.rs"),
+        ];
+        let mut words = std::collections::BTreeSet::new();
+        for src in sources {
+            let lower = src.to_ascii_lowercase();
+            for w in lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+                if !w.is_empty() && w.len() <= 40 {
+                    words.insert(w.to_string());
+                }
+            }
+        }
+        let list: Vec<String> = words.into_iter().collect();
+        let mut paths = Vec::new();
+        for (i, w) in list.iter().enumerate() {
+            let next = list.get(i + 1).map_or("x", String::as_str);
+            let third = list.get(i + 2).map_or("y", String::as_str);
+            paths.extend([
+                format!("/{w}"),
+                format!("/{w}/"),
+                format!("/{w}/{next}"),
+                format!("/{w}/{next}/{third}"),
+                format!("/api/{w}/1"),
+                format!("/{w}-{next}"),
+                format!("/1/{w}"),
+            ]);
+        }
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789-/";
+        let mut seed = 0x2d35_8a1f_c6e9_0b47u64;
+        for _ in 0..20_000 {
+            seed = crate::detect::xorshift(seed);
+            let len = 1 + (seed % 40) as usize;
+            let mut t = String::from("/");
+            for _ in 0..len {
+                seed = crate::detect::xorshift(seed);
+                t.push(char::from(alphabet[(seed >> 7) as usize % alphabet.len()]));
+            }
+            paths.push(t);
+        }
+        let engine = Config {
+            paranoia_level: 1,
+            ..Config::default()
+        }
+        .compile()
+        .unwrap();
+        let headers = hdrs(&[("host", "shop.example.com")]);
+        let mut plain = 0;
+        for path in &paths {
+            let req = Request::new("GET", path).with_headers(&headers);
+            let p = engine.prepare(&req);
+            let Some(input) = p.inputs.first() else {
+                continue;
+            };
+            if input.shape != crate::detect::gate::Shape::PlainPath {
+                continue;
+            }
+            plain += 1;
+            for &k in DetectorKind::ALL {
+                if matches!(
+                    k,
+                    DetectorKind::Lfi
+                        | DetectorKind::Protocol
+                        | DetectorKind::Scanner
+                        | DetectorKind::Session
+                ) {
+                    continue;
+                }
+                assert_eq!(engine.run_detector_ungated(k, &p), vec![], "{path:?} {k:?}");
+            }
+        }
+        assert!(plain > 15_000, "{plain}");
+        for path in ["/healthz", "/api/items/3", "/api/users/3/profile", "/"] {
+            assert!(plain_path(path), "{path}");
+        }
+        for path in [
+            "/static/js/app.js",
+            "/a_b",
+            "//x",
+            "/a%2fb",
+            "x/y",
+            "/A",
+            "/a..b",
+            "",
+            "/0xselect",
+            "/x/aced0005",
+        ] {
+            assert!(!plain_path(path), "{path}");
+        }
     }
 
     struct NoExcl;
