@@ -196,7 +196,7 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 mod tests {
     use super::scanner_in;
 
-    /// [`super::is_product_input`] skips product `User-Agent`s: sound only while no scanner
+    /// `scan` skips product `User-Agent`s (`gate::product_user_agent`): sound only while no scanner
     /// name is made of product words (`gate::product_user_agent`'s letter runs), so that no
     /// product string can hold a scanner name as a word.
     #[test]
