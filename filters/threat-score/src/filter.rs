@@ -214,14 +214,19 @@ impl ThreatScoreFilter {
 
     fn count(&self, a: &Assessment, state: &State) {
         let m = &self.metrics;
-        for (c, counter) in Category::ALL.iter().zip(&m.categories) {
-            if a.categories.contains(*c) {
-                counter.inc();
+        // A clean request (most) has no category or limit to count: no walk over the lists.
+        if !a.categories.is_empty() {
+            for (c, counter) in Category::ALL.iter().zip(&m.categories) {
+                if a.categories.contains(*c) {
+                    counter.inc();
+                }
             }
         }
-        for (k, counter) in LIMITS.iter().zip(&m.limits) {
-            if a.limit_hits.contains(k) {
-                counter.inc();
+        if !a.limit_hits.is_empty() {
+            for (k, counter) in LIMITS.iter().zip(&m.limits) {
+                if a.limit_hits.contains(k) {
+                    counter.inc();
+                }
             }
         }
         match a.verdict {

@@ -37,6 +37,9 @@ pub enum Shape {
     /// Safari/537.36`), see [`product_user_agent`]: no injection detector finds anything in
     /// one (proved by the `gates` test), so only the request-level detectors read it.
     Product,
+    /// A URL path of plain segments (`/healthz`, `/api/items/3`: see
+    /// `extract::plain_path`), at paranoia 1: only lfi and the request-level detectors read it.
+    PlainPath,
     /// Anything else: every detector reads it.
     Other,
 }
@@ -285,6 +288,7 @@ const ALL_DETECTORS: u16 = {
 fn gated(input: &Input) -> Option<u16> {
     match input.shape {
         Shape::Product => Some(REQUEST_LEVEL),
+        Shape::PlainPath => Some(REQUEST_LEVEL | DetectorKind::Lfi.bit()),
         Shape::Other => Some(ALL_DETECTORS),
         // File names (multipart, `X-Filename`) are read whole by the upload rules of several
         // families (`a.php`, `sess_...`, `x.jsp`): never gated.

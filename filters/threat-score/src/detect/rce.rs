@@ -895,6 +895,13 @@ pub(crate) fn may_start_command_dashed(
     named || dashes()
 }
 
+/// [`may_start_command_dashed`]'s one-word answer without the `--` question, for a word of
+/// `a-z`, `0-9` and `-`: the extractor's inert-token screen (`extract::inert_token`) asks it
+/// without a closure of its own (a second copy of that function).
+pub(crate) fn may_name_word(w: &str) -> bool {
+    may_name_command(w.as_bytes()) && (PREFIX_SET.contains(w) || is_command(w))
+}
+
 /// Whether the plain word `w` (ASCII, no `/` or `\\`, not ending in `.exe`) may be a
 /// [`PREFIXES`] entry or a name [`is_command`] accepts: a listed word ([`START_WORDS`]), or a
 /// versioned interpreter or a tool family's member ([`start_filter`]: the stems' first two

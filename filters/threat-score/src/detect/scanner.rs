@@ -4,7 +4,6 @@
 //! products do not match.
 
 use super::Findings;
-use crate::detect::gate::Shape;
 use crate::extract::Prepared;
 use crate::model::{Category, Severity, Source};
 
@@ -172,11 +171,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
         return;
     }
     for ua in p.request.header_all("user-agent") {
-        // A `User-Agent` the extractor found to be plain browser product tokens
-        // ([`Shape::Product`]) names no scanner: every letter run of it is a product word
-        // and no scanner name is made of those (`names_are_not_product_words`). Its shape
-        // was computed once; the word walk below would cost as much again.
-        if is_product_input(p, ua) {
+        // A `User-Agent` of plain browser product tokens names no scanner: every letter
+        // run of it is a product word and no scanner name is made of those
+        // (`names_are_not_product_words`). The extractor asked the same of it (and leaves
+        // such a value out): the answer is remembered, and the word walk below would cost
+        // as much again.
+        if crate::detect::gate::product_user_agent(ua) {
             continue;
         }
         if scanner_in(ua).is_some() {
@@ -192,21 +192,11 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     }
 }
 
-/// Whether `ua` is, whole and as received, the value of an input of shape
-/// [`Shape::Product`] (an inspected `User-Agent`, not truncated by the header size limit).
-fn is_product_input(p: &Prepared<'_>, ua: &str) -> bool {
-    p.inputs.iter().any(|i| {
-        i.shape == Shape::Product
-            && i.location.source == Source::Header
-            && std::ptr::eq(i.raw.as_str(), ua)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::scanner_in;
 
-    /// [`super::is_product_input`] skips product `User-Agent`s: sound only while no scanner
+    /// `scan` skips product `User-Agent`s (`gate::product_user_agent`): sound only while no scanner
     /// name is made of product words (`gate::product_user_agent`'s letter runs), so that no
     /// product string can hold a scanner name as a word.
     #[test]

@@ -1492,34 +1492,6 @@ impl<'r> Builder<'_, '_, 'r> {
         self.push_undecoded(source, name, s, set, (lower, bytes, true), excluded);
     }
 
-    /// Pushes an inspected `User-Agent` as [`Builder::push`] does, its byte set taken from
-    /// [`user_agent_bytes`] (a client sends the same string on every request); false when
-    /// the value needs decoding (then nothing was pushed: [`Builder::push`] decodes it).
-    #[inline(never)]
-    fn push_user_agent(&mut self, name: &'r str, value: &'r str, excluded: CategorySet) -> bool {
-        // What `text_and_bytes` decodes (`%`, `&`, `\\`; no `+`: not a form).
-        const DECODES: ByteSet =
-            ByteSet::from_ranges(&[(b'%', b'%'), (b'&', b'&'), (b'\\', b'\\')]);
-        let set = user_agent_bytes(value);
-        if set.intersects(&DECODES) {
-            return false;
-        }
-        if set.has(0) {
-            self.flags.null_byte = true;
-        }
-        let raw = Raw::RequestStr(value);
-        let name = Text::from(name);
-        self.push_decoded(
-            Source::Header,
-            name,
-            raw,
-            Text::from(value),
-            Some(set),
-            excluded,
-        );
-        true
-    }
-
     /// Adds one argument (name and value) unless the `args` limit is reached.
     fn arg(&mut self, name_raw: Raw<'r, '_>, value_raw: Raw<'r, '_>, plus: bool) {
         self.arg_count += 1;
@@ -1587,12 +1559,18 @@ impl<'r> Builder<'_, '_, 'r> {
     }
 
     fn cookies(&mut self, header: &'r str) {
+        let inert = self.cfg.paranoia_level == 1;
         for c in header.split_char(';') {
             let c = trim_unicode(c);
             if c.is_empty() {
                 continue;
             }
             let (name, value) = c.split_once_char('=').unwrap_or((c, ""));
+            // A pair of inert tokens can fire nothing at paranoia 1: not pushed (test
+            // `inert_tokens_fire_nothing`).
+            if inert && inert_token(name) && (value.is_empty() || inert_token(value)) {
+                continue;
+            }
             let excluded = self.arg_excluded(name);
             // Parts of a header value: UTF-8 already, nothing to validate again.
             let (n, v) = (Raw::RequestStr(name), Raw::RequestStr(value));
@@ -1621,39 +1599,89 @@ fn plain_set(s: &str, plus: bool) -> Result<ByteSet, ByteSet> {
     }
 }
 
+/// Whether `s` is a token no detector can fire on at paranoia 1, read whole as a cookie
+/// name, a cookie value or a header value (not a file name): 1-64 bytes of `a-z`, `0-9` and
+/// `-` without `--` or `0x` (hex-spelled traversal, which lfi reads in a word), so of the
+/// gates' `Word` shape ([`crate::detect::gate`]), and none of
+/// what the paranoia-1 gates still read in such a word: a command name (rce), the letters of
+/// a catalog name (`s` with `y` or `m`: sqli), of `aced0005` or `rO0AB` (java, and
+/// `instance-data` for generic) or a base64 node-serialize marker (generic); request-level
+/// rules need `=`, control bytes or a `User-Agent`'s words. Such a value is not pushed: its
+/// byte set, input and gate mask cost ~1,400 Wasm instructions, and a session cookie's name
+/// and value are two of them on most requests. Proved over generated tokens against every
+/// detector, ungated (test `inert_tokens_fire_nothing`). Out of line: one copy for its two
+/// callers.
+#[inline(never)]
+fn inert_token(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 64 {
+        return false;
+    }
+    let (mut letters, mut prev) = (0u32, 0u8);
+    for &c in b {
+        match c {
+            b'x' if prev == b'0' => return false,
+            b'a'..=b'z' => letters |= 1 << (c - b'a'),
+            b'0'..=b'9' => {}
+            b'-' if prev != b'-' => {}
+            _ => return false,
+        }
+        prev = c;
+    }
+    // Each letter's bit in `letters`.
+    const fn bits(w: &[u8]) -> u32 {
+        let (mut m, mut i) = (0, 0);
+        while i < w.len() {
+            m |= 1 << (w[i] - b'a');
+            i += 1;
+        }
+        m
+    }
+    let has = |m: u32| letters & m == m;
+    // What the paranoia-1 gates still read in such a word.
+    let read = (has(bits(b"s")) && letters & bits(b"ym") != 0)
+        || has(bits(b"aced"))
+        || has(bits(b"roab"))
+        || crate::detect::rce::may_name_word(s)
+        || (b.len() >= 12 && crate::detect::generic::base64_marker(s));
+    !read
+}
+
+/// Whether the path `raw` (as sent) is a URL path of plain segments that only lfi and the
+/// request-level detectors can fire on at paranoia 1: `/` and then only `a-z`, `0-9`, `-`
+/// and `/` (so nothing to decode), no `//`, no letter right after a digit (`0xselect`, `1union`:
+/// a number glued to a keyword is SQL), no `aced` (a serialized Java object's magic) and no
+/// word SQL reads as more than a name (`/shutdown`: `sqli::lexer::inert_path`). No
+/// injection rule of the other families fits in one (test `plain_paths_fire_only_lfi`), so
+/// their gates leave it out ([`crate::detect::gate::Shape::PlainPath`]): the path of most
+/// requests was read by every detector (its `/` made it of no gated shape).
+fn plain_path(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    let mut prev = 0u8;
+    for &c in b {
+        let plain = match c {
+            b'a'..=b'z' => !prev.is_ascii_digit(),
+            b'0'..=b'9' | b'-' => true,
+            b'/' => prev != b'/',
+            _ => false,
+        };
+        if !plain {
+            return false;
+        }
+        prev = c;
+    }
+    crate::detect::find_bytes(b, b"aced", 0).is_none()
+        && crate::detect::sqli::lexer::inert_path(raw)
+}
+
 /// Whether text whose bytes are `set` holds what [`Builder::text_and_bytes`] decodes (`%`,
 /// `&`, `\\`, and `+` in a form).
 fn needs_decoding(set: &ByteSet, plus: bool) -> bool {
     let decodes0 = (1u64 << b'%') | (1 << b'&') | if plus { 1 << b'+' } else { 0 };
     set.0[0] & decodes0 != 0 || set.has(b'\\')
-}
-
-/// `ByteSet::of(ua)`, the last answer kept: a client sends the same `User-Agent` on every
-/// request, and a worker serves a few clients' strings most of the time, so a repeat costs
-/// one comparison of the string (eight bytes per step) instead of the set's pass (~11 Wasm
-/// instructions a byte, ~1,100 for a browser's). The same memo as
-/// [`crate::detect::gate::product_user_agent`]'s: a pure function, same answer either way
-/// (test `user_agent_inputs_are_push`); strings over 512 bytes are not kept.
-fn user_agent_bytes(ua: &str) -> ByteSet {
-    thread_local! {
-        static LAST: std::cell::RefCell<(String, ByteSet)> =
-            const { std::cell::RefCell::new((String::new(), ByteSet::from_words([0; 4]))) };
-    }
-    LAST.with(|last| {
-        let Ok(mut last) = last.try_borrow_mut() else {
-            return ByteSet::of(ua.as_bytes());
-        };
-        if !ua.is_empty() && crate::detect::same_bytes(last.0.as_bytes(), ua.as_bytes()) {
-            return last.1;
-        }
-        let set = ByteSet::of(ua.as_bytes());
-        if ua.len() <= 512 {
-            last.0.clear();
-            last.0.push_str(ua);
-            last.1 = set;
-        }
-        set
-    })
 }
 
 /// `s.trim()`, with its two ends asked first: a piece that opens and closes with an ASCII
@@ -1900,14 +1928,23 @@ pub(crate) fn prepare_with<'r>(
     // A path with nothing to decode (most) comes with its byte set: not computed again.
     let (path, path_bytes) = b.text_and_bytes(Raw::RequestStr(path_raw), false);
     let path_bytes = path_bytes.unwrap_or_else(|| ByteSet::of(path.as_bytes()));
-    b.inputs.push(Input::with_value_bytes(
+    let mut path_input = Input::with_value_bytes(
         Place::new(Source::Path, Text::default()),
         Text::from(path_raw),
         path.clone(),
         path_bytes,
         CategorySet::EMPTY,
-    ));
-    b.form(query_raw.as_bytes());
+    );
+    // A path of plain segments is left to lfi and the request-level detectors (see
+    // `plain_path`).
+    if cfg.paranoia_level == 1 && plain_path(path_raw) {
+        path_input.shape = crate::detect::gate::Shape::PlainPath;
+    }
+    b.inputs.push(path_input);
+    // No query (most requests): nothing to split (`form` of nothing adds nothing).
+    if !query_raw.is_empty() {
+        b.form(query_raw.as_bytes());
+    }
 
     // Headers.
     let max_header = cfg.limits.header_bytes.max as usize;
@@ -1933,10 +1970,23 @@ pub(crate) fn prepare_with<'r>(
             continue;
         }
         if header_table.inspects(name) {
-            let excluded = excl.for_header(name);
-            if name == "user-agent" && b.push_user_agent(name, value, excluded) {
+            // An inert token fires nothing at paranoia 1 (see `inert_token`); a file name
+            // header (`x-filename`, `x-file-name`, ...: `java::is_upload_name`) is read
+            // whole by the upload rules, so no `x...` name of 10 or 11 bytes is skipped.
+            if cfg.paranoia_level == 1
+                && inert_token(value)
+                && !(name.starts_with('x') && matches!(name.len(), 10 | 11))
+            {
                 continue;
             }
+            // A `User-Agent` of browser product tokens (`gate::product_user_agent`: nothing
+            // to decode in one) is read by no injection detector (the `gates` test) and
+            // fires no request-level rule (no `=`, control byte or NUL in one; `scanner`
+            // asks the same of the header): not pushed (test `product_user_agents_fire_nothing`).
+            if name == "user-agent" && crate::detect::gate::product_user_agent(value) {
+                continue;
+            }
+            let excluded = excl.for_header(name);
             b.push(
                 Source::Header,
                 Text::from(name.as_str()),
@@ -2410,6 +2460,374 @@ mod tests {
         }
     }
 
+    /// The tokens [`inert_token`] lets the extractor leave out fire nothing: each, as a cookie
+    /// name, a cookie value and the value of several headers, is added to a request as the
+    /// input the extractor made of it before, and every detector, ungated, at paranoia 1,
+    /// finds on that request exactly what it finds without it. The tokens: every word and
+    /// dash-joined pair of words of the detectors' string literals (command names, SQL
+    /// catalogs, class names, ...), with digits around them, and 20,000 random tokens.
+    #[test]
+    fn inert_tokens_fire_nothing() {
+        let sources = [
+            include_str!("../detect/generic.rs"),
+            include_str!("../detect/java.rs"),
+            include_str!("../detect/lfi.rs"),
+            include_str!("../detect/mod.rs"),
+            include_str!("../detect/php.rs"),
+            include_str!("../detect/protocol.rs"),
+            include_str!("../detect/rce.rs"),
+            include_str!("../detect/rfi.rs"),
+            include_str!("../detect/scanner.rs"),
+            include_str!("../detect/session.rs"),
+            include_str!("../detect/sqli/mod.rs"),
+            include_str!("../detect/sqli/lexer.rs"),
+            include_str!("../detect/xss.rs"),
+        ];
+        let mut words = std::collections::BTreeSet::new();
+        for src in sources {
+            let lower = src.to_ascii_lowercase();
+            for w in lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+                if !w.is_empty() && w.len() <= 40 {
+                    words.insert(w.to_string());
+                }
+            }
+        }
+        let list: Vec<String> = words.into_iter().collect();
+        let mut tokens = Vec::new();
+        for (i, w) in list.iter().enumerate() {
+            let next = list.get(i + 1).map_or("x", String::as_str);
+            tokens.extend([
+                w.clone(),
+                format!("{w}-{next}"),
+                format!("{w}1"),
+                format!("1{w}"),
+                format!("{w}-1"),
+            ]);
+        }
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789-";
+        let mut seed = 0x51ed_2701_9bd3_c4a5u64;
+        for _ in 0..20_000 {
+            seed = crate::detect::xorshift(seed);
+            let len = 1 + (seed % 40) as usize;
+            let t: String = (0..len)
+                .map(|_| {
+                    seed = crate::detect::xorshift(seed);
+                    char::from(alphabet[(seed >> 7) as usize % alphabet.len()])
+                })
+                .collect();
+            tokens.push(t);
+        }
+        let engine = Config {
+            paranoia_level: 1,
+            ..Config::default()
+        }
+        .compile()
+        .unwrap();
+        let headers = hdrs(&[("host", "shop.example.com"), ("accept", "*/*")]);
+        let req = Request::new("GET", "/a").with_headers(&headers);
+        let base = engine.prepare(&req);
+        let found = |p: &Prepared<'_>| -> Vec<Vec<crate::model::Detection>> {
+            DetectorKind::ALL
+                .iter()
+                .map(|&k| engine.run_detector_ungated(k, p))
+                .collect()
+        };
+        let expected = found(&base);
+        let mut inert = 0;
+        for t in &tokens {
+            if !inert_token(t) {
+                continue;
+            }
+            inert += 1;
+            let places = [
+                (Source::CookieName, t.as_str()),
+                (Source::Cookie, "session"),
+                (Source::Cookie, t.as_str()),
+                (Source::Header, "x-user-id"),
+                (Source::Header, "user-agent"),
+                (Source::Header, "referer"),
+                (Source::Header, "x-forwarded-for"),
+                (Source::Header, "x-http-method-override"),
+                (Source::Header, "accept-language"),
+            ];
+            for (source, name) in places {
+                let mut p = base.clone();
+                p.inputs.push(Input::new(
+                    Place::new(source, Text::from(name)),
+                    Text::from(t.as_str()),
+                    Text::from(t.as_str()),
+                    CategorySet::EMPTY,
+                ));
+                p.body_start = p.inputs.len();
+                assert_eq!(found(&p), expected, "{t:?} as {source:?} {name}");
+            }
+        }
+        // The screen lets most of them through (so the proof covers what is skipped) and
+        // keeps out what the paranoia-1 gates read.
+        assert!(inert > 15_000, "{inert}");
+        for t in [
+            "session",
+            "theme",
+            "dark",
+            "user-00-7f3a9c2e",
+            "user-00",
+            "en",
+        ] {
+            assert!(inert_token(t), "{t}");
+        }
+        for t in [
+            "",
+            "id",
+            "ls",
+            "curl",
+            "a--b",
+            "sysobjects",
+            "msdb",
+            "aced0005",
+            "ro0ab",
+            "instance-data",
+            "a_b",
+            "a.b",
+            "Abc",
+            "a=b",
+            "0x2e0x2e0x2f",
+        ] {
+            assert!(!inert_token(t), "{t}");
+        }
+    }
+
+    /// The `User-Agent`s the extractor leaves out fire nothing: random strings of browser
+    /// product pieces and of attack pieces; for each one left out, the input it was before is
+    /// added back, and every detector, ungated, at every paranoia level, finds exactly what it
+    /// finds without it (the scanner reads the header itself). Fails when the screen lets out
+    /// a `User-Agent` that is not product tokens.
+    #[test]
+    fn product_user_agents_fire_nothing() {
+        let pieces = [
+            "Mozilla",
+            "5.0",
+            " ",
+            "(",
+            ")",
+            ";",
+            "X11",
+            "Linux",
+            "x86_64",
+            "AppleWebKit",
+            "537.36",
+            "KHTML",
+            "like",
+            "Gecko",
+            "Chrome",
+            "126.0",
+            "Safari",
+            "Firefox",
+            "rv:",
+            "Windows",
+            "NT",
+            "10.0",
+            "Win64",
+            "x64",
+            "Android",
+            "Mobile",
+            "iPhone",
+            "CPU",
+            "OS",
+            "Mac",
+            "Intel",
+            "Version",
+            "Edg",
+            "/",
+            ".",
+            ",",
+            "_",
+            "-",
+            ":",
+            "1",
+            "15E148",
+            "sqlmap",
+            "nikto",
+            "'",
+            "<script>",
+            "${jndi:",
+            "() {",
+            "../",
+            "etc",
+            "passwd",
+            "--",
+            "select",
+            "union",
+            "=",
+            "%27",
+            "&",
+            "\\",
+            "\0",
+            "curl",
+            "..",
+            "eval",
+            "php",
+        ];
+        let mut seed = 0x7b1d_3c55_a0e2_9f41u64;
+        let mut uas = Vec::new();
+        for _ in 0..6_000 {
+            seed = crate::detect::xorshift(seed);
+            let n = 1 + (seed % 16) as usize;
+            let ua: String = (0..n)
+                .map(|_| {
+                    seed = crate::detect::xorshift(seed);
+                    pieces[(seed >> 9) as usize % pieces.len()]
+                })
+                .collect();
+            uas.push(ua);
+        }
+        uas.push(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+                .to_string(),
+        );
+        let mut left_out = 0;
+        for paranoia in 1..=4 {
+            let engine = Config {
+                paranoia_level: paranoia,
+                ..Config::default()
+            }
+            .compile()
+            .unwrap();
+            for ua in &uas {
+                let headers = hdrs(&[("host", "shop.example.com"), ("user-agent", ua)]);
+                let req = Request::new("GET", "/a").with_headers(&headers);
+                let p = engine.prepare(&req);
+                if p.inputs.iter().any(|i| i.location.name == "user-agent") {
+                    continue;
+                }
+                left_out += 1;
+                let mut with = p.clone();
+                with.inputs.push(Input::new(
+                    Place::new(Source::Header, Text::from("user-agent")),
+                    Text::from(ua.as_str()),
+                    Text::from(ua.as_str()),
+                    CategorySet::EMPTY,
+                ));
+                with.body_start = with.inputs.len();
+                for &k in DetectorKind::ALL {
+                    assert_eq!(
+                        engine.run_detector_ungated(k, &with),
+                        engine.run_detector_ungated(k, &p),
+                        "{ua:?} {k:?} PL{paranoia}"
+                    );
+                }
+            }
+        }
+        assert!(left_out > 400, "{left_out}");
+    }
+
+    /// The paths [`plain_path`] gives the `PlainPath` shape fire only lfi and request-level
+    /// rules: every other detector, ungated, at paranoia 1, finds nothing on a request of
+    /// such a path alone. The paths: one to three segments of the detectors' words (command
+    /// names and paths, SQL, class names...), with digits and dashes, and 20,000 random ones.
+    #[test]
+    fn plain_paths_fire_only_lfi() {
+        let sources = [
+            include_str!("../detect/generic.rs"),
+            include_str!("../detect/java.rs"),
+            include_str!("../detect/lfi.rs"),
+            include_str!("../detect/mod.rs"),
+            include_str!("../detect/php.rs"),
+            include_str!("../detect/protocol.rs"),
+            include_str!("../detect/rce.rs"),
+            include_str!("../detect/rfi.rs"),
+            include_str!("../detect/scanner.rs"),
+            include_str!("../detect/session.rs"),
+            include_str!("../detect/sqli/mod.rs"),
+            include_str!("../detect/sqli/lexer.rs"),
+            include_str!("../detect/xss.rs"),
+        ];
+        let mut words = std::collections::BTreeSet::new();
+        for src in sources {
+            let lower = src.to_ascii_lowercase();
+            for w in lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+                if !w.is_empty() && w.len() <= 40 {
+                    words.insert(w.to_string());
+                }
+            }
+        }
+        let list: Vec<String> = words.into_iter().collect();
+        let mut paths = Vec::new();
+        for (i, w) in list.iter().enumerate() {
+            let next = list.get(i + 1).map_or("x", String::as_str);
+            let third = list.get(i + 2).map_or("y", String::as_str);
+            paths.extend([
+                format!("/{w}"),
+                format!("/{w}/"),
+                format!("/{w}/{next}"),
+                format!("/{w}/{next}/{third}"),
+                format!("/api/{w}/1"),
+                format!("/{w}-{next}"),
+                format!("/1/{w}"),
+            ]);
+        }
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789-/";
+        let mut seed = 0x2d35_8a1f_c6e9_0b47u64;
+        for _ in 0..20_000 {
+            seed = crate::detect::xorshift(seed);
+            let len = 1 + (seed % 40) as usize;
+            let mut t = String::from("/");
+            for _ in 0..len {
+                seed = crate::detect::xorshift(seed);
+                t.push(char::from(alphabet[(seed >> 7) as usize % alphabet.len()]));
+            }
+            paths.push(t);
+        }
+        let engine = Config {
+            paranoia_level: 1,
+            ..Config::default()
+        }
+        .compile()
+        .unwrap();
+        let headers = hdrs(&[("host", "shop.example.com")]);
+        let mut plain = 0;
+        for path in &paths {
+            let req = Request::new("GET", path).with_headers(&headers);
+            let p = engine.prepare(&req);
+            let Some(input) = p.inputs.first() else {
+                continue;
+            };
+            if input.shape != crate::detect::gate::Shape::PlainPath {
+                continue;
+            }
+            plain += 1;
+            for &k in DetectorKind::ALL {
+                if matches!(
+                    k,
+                    DetectorKind::Lfi
+                        | DetectorKind::Protocol
+                        | DetectorKind::Scanner
+                        | DetectorKind::Session
+                ) {
+                    continue;
+                }
+                assert_eq!(engine.run_detector_ungated(k, &p), vec![], "{path:?} {k:?}");
+            }
+        }
+        assert!(plain > 15_000, "{plain}");
+        for path in ["/healthz", "/api/items/3", "/api/users/3/profile", "/"] {
+            assert!(plain_path(path), "{path}");
+        }
+        for path in [
+            "/static/js/app.js",
+            "/a_b",
+            "//x",
+            "/a%2fb",
+            "x/y",
+            "/A",
+            "/a..b",
+            "",
+            "/0xselect",
+            "/x/aced0005",
+        ] {
+            assert!(!plain_path(path), "{path}");
+        }
+    }
+
     struct NoExcl;
     impl ExclusionLookup for NoExcl {
         fn for_arg(&self, _: &str) -> CategorySet {
@@ -2649,8 +3067,8 @@ mod tests {
         );
     }
 
-    /// An inspected `User-Agent` (its byte set from [`user_agent_bytes`]'s memo, hit or
-    /// missed) is the input `Builder::push` makes of it: for a value with nothing to decode,
+    /// An inspected `User-Agent` other than product tokens (those are left out) is the input
+    /// `Builder::push` makes of it: for a value with nothing to decode,
     /// [`Input::new`] of the value; otherwise decoded; the NUL flag as for any header.
     #[test]
     fn user_agent_inputs_are_push() {
@@ -2683,11 +3101,13 @@ mod tests {
                     &NoExcl,
                     CategorySet::EMPTY,
                 );
-                let got = p
-                    .inputs
-                    .iter()
-                    .find(|i| i.location.source == Source::Header)
-                    .unwrap();
+                let got = p.inputs.iter().find(|i| i.location.name == "user-agent");
+                // Product tokens are not pushed (`product_user_agents_fire_nothing`).
+                if crate::detect::gate::product_user_agent(ua) {
+                    assert!(got.is_none(), "{ua:?}");
+                    continue;
+                }
+                let got = got.unwrap();
                 if !ua.contains(['%', '&', '\\']) {
                     let want = Input::new(
                         Place::new(Source::Header, Text::from("user-agent")),
@@ -3183,12 +3603,16 @@ mod tests {
             ]
         );
         for i in &p.inputs {
-            let fresh = Input::new(
+            let mut fresh = Input::new(
                 i.location.clone(),
                 i.raw.clone(),
                 i.value.clone(),
                 i.excluded,
             );
+            // A plain path's shape is set by the extractor (`plain_path`), not by its bytes.
+            if i.location.source == Source::Path && plain_path(&i.raw) {
+                fresh.shape = crate::detect::gate::Shape::PlainPath;
+            }
             assert_eq!(*i, fresh, "{:?}", i.raw);
         }
     }
