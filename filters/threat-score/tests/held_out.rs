@@ -2096,3 +2096,24 @@ fn long_leaves_of_carried_documents() {
         }
     }
 }
+
+/// A traversal spelled in hex (`0x2e` for `.`, `0x2f` for `/`) is one word of letters and
+/// digits: the gates must still hand such a word to lfi (they once left every plain word
+/// out). Hex numbers and ids that only start with `0x` stay ordinary.
+#[test]
+fn hex_spelled_traversal_in_one_word() {
+    for attack in [
+        "0x2e0x2e0x2fetc0x2fpasswd",
+        "0x2e0x2e0x2f0x2e0x2e0x2fwindows0x2fwin.ini",
+        "0x2e0x2e0x5c0x2e0x2e0x5cboot.ini",
+    ] {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack} -> {a:?}");
+        });
+    }
+    for ordinary in ["0x1f", "0xdeadbeef", "color-0x2e2e2e", "0x2e"] {
+        each_carrier(ordinary, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {ordinary} -> {a:?}");
+        });
+    }
+}

@@ -413,10 +413,13 @@ impl DetectorKind {
             K::Rfi => false,
             // Traversal (`..`, hex-spelled `0x2e`), dot-files (`.env`), Windows files
             // (`boot.ini`), and at paranoia 3 an encoded dot or separator in the value as sent.
-            // Left out: single words, numbers (`10.99`) and phrases without `..` or `0x`.
+            // A hex-spelled traversal is one word (`0x2e0x2e0x2fetc0x2fpasswd`: letters and
+            // digits only), so `0x` is asked of words too.
+            // Left out: words, numbers (`10.99`) and phrases without `..` or `0x`.
             K::Lfi => {
                 (paranoia >= 3 && input.raw.has_char('%'))
-                    || (shape != S::Word && (has!("..") || l.starts_with('.') || has!("0x")))
+                    || has!("0x")
+                    || (shape != S::Word && (has!("..") || l.starts_with('.')))
                     || (shape == S::Dotted && letters)
             }
             // Superglobals without `$` (`http_raw_post_data` in a phrase); script uploads
