@@ -869,8 +869,7 @@ pub(crate) fn may_start_command_dashed(
 ) -> bool {
     let b = seg.as_bytes();
     if one_word && !b.ends_with(b".exe") {
-        let named = may_name_command(b) && (PREFIX_SET.contains(seg) || is_command(seg));
-        return named || dashes();
+        return may_name_word(seg) || dashes();
     }
     // ASCII whitespace as `char::is_whitespace` has it; a non-ASCII byte may start Unicode
     // whitespace, so a first word holding one takes the general path below.
@@ -884,10 +883,7 @@ pub(crate) fn may_start_command_dashed(
     let plain =
         first.iter().all(|&c| c < 0x80 && c != b'/' && c != b'\\') && !first.ends_with(b".exe");
     let named = if plain {
-        may_name_command(first)
-            && seg
-                .get(start..start + len)
-                .is_some_and(|w| PREFIX_SET.contains(w) || is_command(w))
+        seg.get(start..start + len).is_some_and(may_name_word)
     } else {
         let first = seg.first_word().unwrap_or_default();
         PREFIX_SET.contains(first) || is_command(first)
@@ -895,9 +891,9 @@ pub(crate) fn may_start_command_dashed(
     named || dashes()
 }
 
-/// [`may_start_command_dashed`]'s one-word answer without the `--` question, for a word of
-/// `a-z`, `0-9` and `-`: the extractor's inert-token screen (`extract::inert_token`) asks it
-/// without a closure of its own (a second copy of that function).
+/// Whether the word `w` may name a command (a [`PREFIXES`] entry or a name [`is_command`]
+/// accepts), the byte screen first: [`may_start_command_dashed`]'s answer for a word before
+/// its `--` question, and the extractor's inert-token screen (`extract::inert_token`).
 pub(crate) fn may_name_word(w: &str) -> bool {
     may_name_command(w.as_bytes()) && (PREFIX_SET.contains(w) || is_command(w))
 }
@@ -911,9 +907,7 @@ pub(crate) fn may_name_word(w: &str) -> bool {
 /// a 16-byte session id) is out after one table read, without the word's hash.
 #[inline(always)]
 fn may_name_command(w: &[u8]) -> bool {
-    START_LENGTHS
-        .get(usize::from(w.first().map_or(0, |&c| c & 31)))
-        .is_some_and(|lens| lens & len_bit(w.len()) != 0)
+    start_lengths_admit(w)
         && (START_WORDS.may_hold(w)
             || start_filter()
                 .get(start_key(w))
@@ -925,6 +919,14 @@ fn may_name_command(w: &[u8]) -> bool {
 /// [`PREFIXES`] entry or a name [`is_command`] accepts as a plain word: each listed name's
 /// length, and every length past a versioned interpreter's or tool family's stem. 128 bytes
 /// of data, built at compile time; the test `start_lengths_hold_every_name` checks it.
+/// Whether [`START_LENGTHS`] has `w`'s length under its first byte.
+#[inline(always)]
+fn start_lengths_admit(w: &[u8]) -> bool {
+    START_LENGTHS
+        .get(usize::from(w.first().map_or(0, |&c| c & 31)))
+        .is_some_and(|lens| lens & len_bit(w.len()) != 0)
+}
+
 static START_LENGTHS: [u32; 32] = {
     let mut t = [0u32; 32];
     let lists: [&[&str]; 4] = [PREFIXES, DISTINCTIVE, INTERPRETERS, FAMILY_STEMS];
@@ -2213,11 +2215,7 @@ mod tests {
     /// `.exe`, capitalised, after (Unicode) whitespace, followed by arguments.
     #[test]
     fn start_lengths_hold_every_name() {
-        let holds = |w: &[u8]| {
-            START_LENGTHS
-                .get(usize::from(w.first().map_or(0, |&c| c & 31)))
-                .is_some_and(|lens| lens & len_bit(w.len()) != 0)
-        };
+        let holds = start_lengths_admit;
         for w in PREFIXES.iter().chain(DISTINCTIVE) {
             assert!(holds(w.as_bytes()), "{w:?}");
             assert!(holds(w.to_ascii_uppercase().as_bytes()), "{w:?}");

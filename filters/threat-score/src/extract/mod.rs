@@ -1971,11 +1971,10 @@ pub(crate) fn prepare_with<'r>(
         }
         if header_table.inspects(name) {
             // An inert token fires nothing at paranoia 1 (see `inert_token`); a file name
-            // header (`x-filename`, `x-file-name`, ...: `java::is_upload_name`) is read
-            // whole by the upload rules, so no `x...` name of 10 or 11 bytes is skipped.
+            // header (`x-filename`, `x-file-name`, ...) is read whole by the upload rules.
             if cfg.paranoia_level == 1
                 && inert_token(value)
-                && !(name.starts_with('x') && matches!(name.len(), 10 | 11))
+                && !crate::detect::java::is_upload_name(Source::Header, name)
             {
                 continue;
             }
