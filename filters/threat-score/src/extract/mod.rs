@@ -1499,6 +1499,20 @@ impl<'r> Builder<'_, '_, 'r> {
             self.hit(LimitKind::ArgCount);
             return;
         }
+        // At paranoia 1 an inert name or value is not pushed (see `inert_token`,
+        // `inert_leaf`); the value keeps its name as its place.
+        let inert = self.cfg.paranoia_level == 1;
+        let value_left = value_raw.bytes().is_empty()
+            || inert && matches!(value_raw, Raw::RequestStr(v) if inert_leaf(v));
+        if let (true, Raw::RequestStr(n)) = (inert, name_raw) {
+            if inert_name(n) {
+                if !value_left {
+                    let excluded = self.arg_excluded(n);
+                    self.push(Source::Arg, Text::from(n), value_raw, plus, excluded);
+                }
+                return;
+            }
+        }
         // The name is decoded once: it is both the location of its value and an input.
         let plain = match name_raw {
             Raw::RequestStr(s) => Some((s, plain_set(s, plus))),
@@ -1527,7 +1541,7 @@ impl<'r> Builder<'_, '_, 'r> {
                 (name, excluded)
             }
         };
-        if !value_raw.bytes().is_empty() {
+        if !value_left {
             self.push(Source::Arg, name, value_raw, plus, excluded);
         }
     }
@@ -1600,16 +1614,18 @@ fn plain_set(s: &str, plus: bool) -> Result<ByteSet, ByteSet> {
 }
 
 /// Whether `s` is a token no detector can fire on at paranoia 1, read whole as a cookie
-/// name, a cookie value or a header value (not a file name): 1-64 bytes of `a-z`, `0-9` and
-/// `-` without `--` or `0x` (hex-spelled traversal, which lfi reads in a word), so of the
-/// gates' `Word` shape ([`crate::detect::gate`]), and none of
-/// what the paranoia-1 gates still read in such a word: a command name (rce), the letters of
-/// a catalog name (`s` with `y` or `m`: sqli), of `aced0005` or `rO0AB` (java, and
-/// `instance-data` for generic) or a base64 node-serialize marker (generic); request-level
-/// rules need `=`, control bytes or a `User-Agent`'s words. Such a value is not pushed: its
-/// byte set, input and gate mask cost ~1,400 Wasm instructions, and a session cookie's name
-/// and value are two of them on most requests. Proved over generated tokens against every
-/// detector, ungated (test `inert_tokens_fire_nothing`). Out of line: one copy for its two
+/// name, a cookie value, a header value (not a file name) or an argument's value (under any
+/// name; an argument's name also asks [`inert_name`]): 1-64 bytes of `a-z`, `0-9` and `-`
+/// without `--` or `0x` (hex-spelled traversal, which lfi reads in a word), so of the gates'
+/// `Word` shape ([`crate::detect::gate`]), and none of what the detectors still read in such
+/// a word: a command name (rce), the letters of a catalog name (`s` with `y` or `m`: sqli),
+/// the bytes of `rO0AB` and of `aced0005` (java's serialized objects, as its gate asks), the
+/// letters of `instance-data` (generic) or a base64 node-serialize marker (generic);
+/// request-level rules need `=`, control bytes or a `User-Agent`'s words. Such a value is
+/// not pushed: its byte set, input and gate mask cost ~1,000-1,400 Wasm instructions, and a
+/// session cookie's name and value are two of them on most requests, the words and numbers
+/// of a form or JSON body most of its values. Proved over generated tokens against every
+/// detector, ungated (test `inert_tokens_fire_nothing`). Out of line: one copy for its
 /// callers.
 #[inline(never)]
 fn inert_token(s: &str) -> bool {
@@ -1622,6 +1638,9 @@ fn inert_token(s: &str) -> bool {
         match c {
             b'x' if prev == b'0' => return false,
             b'a'..=b'z' => letters |= 1 << (c - b'a'),
+            // `0` and `5` as bits 26 and 27 (for `aced0005`).
+            b'0' => letters |= 1 << 26,
+            b'5' => letters |= 1 << 27,
             b'0'..=b'9' => {}
             b'-' if prev != b'-' => {}
             _ => return false,
@@ -1640,11 +1659,52 @@ fn inert_token(s: &str) -> bool {
     let has = |m: u32| letters & m == m;
     // What the paranoia-1 gates still read in such a word.
     let read = (has(bits(b"s")) && letters & bits(b"ym") != 0)
-        || has(bits(b"aced"))
+        || has(bits(b"instance"))
+        || has(bits(b"aced") | 3 << 26)
         || has(bits(b"roab"))
         || crate::detect::rce::may_name_word(s)
         || (b.len() >= 12 && crate::detect::generic::base64_marker(s));
     !read
+}
+
+/// Whether an argument's name `n` (as sent) can fire nothing at paranoia 1: an
+/// [`inert_token`] without `s` or `k` that does not open with `cfid`: session's rules read an
+/// argument's name, and every session-id naming convention `session::session_like` knows
+/// needs one of those in a token (`sess`, `sid`, `token`, `cakephp`, `cfid`). Proved with the
+/// values (tests `inert_tokens_fire_nothing`, `inert_numbers_fire_nothing`).
+fn inert_name(n: &str) -> bool {
+    !n.bytes().any(|c| c == b's' || c == b'k') && !n.starts_with("cfid") && inert_token(n)
+}
+
+/// Whether an argument's value `s` (as sent: nothing decoded from it) can fire nothing at
+/// paranoia 1, under any name: an [`inert_token`] (`12`, `-1`, `1e5`, `sports`), or a
+/// decimal fraction (`10.99`, `-0.5`; up to 32 bytes), which no detector reads anything in. The rules that read
+/// an argument's name with its value (lfi's file parameters, rfi's include parameters,
+/// protocol's `_method` at paranoia 2, ...) need bytes neither has (`.` with `/`, `:`,
+/// letters). Proved over generated tokens and numbers under the names those rules read and
+/// against every detector, ungated (tests `inert_tokens_fire_nothing`,
+/// `inert_numbers_fire_nothing`). The numbers and words of a JSON or form body (`qty`,
+/// `10.99`, `sports`) were most of its values, each ~1,000 Wasm instructions pushed.
+#[inline(never)]
+fn inert_leaf(s: &str) -> bool {
+    inert_token(s) || decimal(s)
+}
+
+/// Whether `s` is a decimal fraction as JSON writes one (`10.99`, `-0.5`: digits, one `.`,
+/// digits), of at most 32 bytes. Integers and `1e5` are tokens already.
+fn decimal(s: &str) -> bool {
+    let b = s.as_bytes();
+    let b = b.strip_prefix(b"-").unwrap_or(b);
+    // The offset of the one `.` (never the first byte), 0 while none.
+    let mut dot = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'.' && dot == 0 && i > 0 {
+            dot = i;
+        } else if !c.is_ascii_digit() {
+            return false;
+        }
+    }
+    b.len() <= 32 && dot > 0 && dot + 1 < b.len()
 }
 
 /// Whether the path `raw` (as sent) is a URL path of plain segments that only lfi and the
@@ -2068,6 +2128,7 @@ pub(crate) fn prepare_with<'r>(
                 // The names pushed last (as read from the body: the raw form of their inputs).
                 let mut recent_keys: [Option<&'r str>; RECENT_KEYS] = [None; RECENT_KEYS];
                 let mut next_key = 0usize;
+                let inert = cfg.paranoia_level == 1;
                 let mut visit = |item: json::Item<'r, '_>| {
                     if item.counts_as_arg {
                         values += 1;
@@ -2107,23 +2168,33 @@ pub(crate) fn prepare_with<'r>(
                             return true;
                         }
                     }
-                    let excluded = b.arg_excluded(item.key);
-                    let source = if item.is_key {
-                        Source::ArgName
-                    } else {
-                        Source::Arg
-                    };
-                    // A leaf without escapes is a slice of the body: borrowed.
-                    let raw = match in_body {
-                        _ if path => Raw::Temp(b"constructor.prototype"),
-                        Some(s) => Raw::RequestStr(s),
-                        None => Raw::Temp(text.as_bytes()),
-                    };
-                    // So is a key without escapes.
-                    let key = item
-                        .body_key
-                        .map_or_else(|| Text::from(item.key.to_string()), Text::from);
-                    b.push(source, key, raw, false, excluded);
+                    // At paranoia 1 an inert name or leaf (written without escapes) is not
+                    // pushed (see `inert_token`, `inert_leaf`).
+                    let left = inert
+                        && match (item.is_key, in_body) {
+                            (true, _) => borrowed_key.is_some_and(inert_name),
+                            (false, Some(s)) => inert_leaf(s),
+                            (false, None) => false,
+                        };
+                    if !left {
+                        let excluded = b.arg_excluded(item.key);
+                        let source = if item.is_key {
+                            Source::ArgName
+                        } else {
+                            Source::Arg
+                        };
+                        // A leaf without escapes is a slice of the body: borrowed.
+                        let raw = match in_body {
+                            _ if path => Raw::Temp(b"constructor.prototype"),
+                            Some(s) => Raw::RequestStr(s),
+                            None => Raw::Temp(text.as_bytes()),
+                        };
+                        // So is a key without escapes.
+                        let key = item
+                            .body_key
+                            .map_or_else(|| Text::from(item.key.to_string()), Text::from);
+                        b.push(source, key, raw, false, excluded);
+                    }
                     if let Some(name) = borrowed_key {
                         if let Some(slot) = recent_keys.get_mut(next_key % RECENT_KEYS) {
                             *slot = Some(name);
@@ -2545,7 +2616,7 @@ mod tests {
                 continue;
             }
             inert += 1;
-            let places = [
+            let mut places = vec![
                 (Source::CookieName, t.as_str()),
                 (Source::Cookie, "session"),
                 (Source::Cookie, t.as_str()),
@@ -2556,17 +2627,8 @@ mod tests {
                 (Source::Header, "x-http-method-override"),
                 (Source::Header, "accept-language"),
             ];
-            for (source, name) in places {
-                let mut p = base.clone();
-                p.inputs.push(Input::new(
-                    Place::new(source, Text::from(name)),
-                    Text::from(t.as_str()),
-                    Text::from(t.as_str()),
-                    CategorySet::EMPTY,
-                ));
-                p.body_start = p.inputs.len();
-                assert_eq!(found(&p), expected, "{t:?} as {source:?} {name}");
-            }
+            places.extend(arg_places(t));
+            assert_leaf_fires_nothing(&engine, &base, &expected, t, &places);
         }
         // The screen lets most of them through (so the proof covers what is skipped) and
         // keeps out what the paranoia-1 gates read.
@@ -2600,6 +2662,224 @@ mod tests {
         ] {
             assert!(!inert_token(t), "{t}");
         }
+        // Argument names: a session id's names are read by session's rules.
+        for t in ["filter7", "category", "qty", "price", "name", "page"] {
+            assert!(inert_name(t), "{t}");
+        }
+        for t in [
+            "sid",
+            "phpsessid",
+            "jsessionid",
+            "cfid",
+            "cftoken",
+            "auth-token",
+            "cakephp",
+        ] {
+            assert!(inert_token(t) && !inert_name(t), "{t}");
+        }
+        for t in ["value-3-abcdef", "sports", "asc", "10", "user-07"] {
+            assert!(inert_leaf(t), "{t}");
+        }
+    }
+
+    /// The places an argument name or value `t` is read at: `t` as an argument name (a
+    /// query's, a form's or a JSON member's), as the value of an argument named `t`, and as
+    /// the value of the names the detectors read with a value (lfi's file parameters, rfi's
+    /// include parameters, generic's redirect targets, protocol's `_method`, a search `q`).
+    fn arg_places(t: &str) -> Vec<(Source, &str)> {
+        let mut places = vec![(Source::Arg, t)];
+        if inert_name(t) {
+            places.push((Source::ArgName, t));
+        }
+        for name in [
+            "file",
+            "page",
+            "doc",
+            "download",
+            "src",
+            "source",
+            "view",
+            "read",
+            "show",
+            "open",
+            "name",
+            "lang",
+            "locale",
+            "skin",
+            "theme",
+            "style",
+            "layout",
+            "cat",
+            "path",
+            "dir",
+            "include",
+            "inc",
+            "root",
+            "template",
+            "tpl",
+            "module",
+            "lib",
+            "require",
+            "load",
+            "conf",
+            "redirect_uri",
+            "return_to",
+            "_method",
+            "q",
+            "id",
+            "url",
+            "cmd",
+            "exec",
+            "query",
+            "callback",
+            "jsessionid",
+            "phpsessid",
+            "user-agent",
+            "referer",
+        ] {
+            places.push((Source::Arg, name));
+        }
+        places
+    }
+
+    /// Adds `t` to `base` at each of `places` (one at a time, before the body and in it) as
+    /// the input the extractor made of it before, and requires every detector, ungated at
+    /// paranoia 1, to find `expected` (what it finds without it).
+    fn assert_leaf_fires_nothing(
+        engine: &crate::engine::Engine,
+        base: &Prepared<'_>,
+        expected: &[Vec<crate::model::Detection>],
+        t: &str,
+        places: &[(Source, &str)],
+    ) {
+        for &(source, name) in places {
+            for in_body in [false, true] {
+                let mut p = base.clone();
+                p.inputs.push(Input::new(
+                    Place::new(source, Text::from(name)),
+                    Text::from(t),
+                    Text::from(t),
+                    CategorySet::EMPTY,
+                ));
+                if !in_body {
+                    p.body_start = p.inputs.len();
+                }
+                let found: Vec<_> = DetectorKind::ALL
+                    .iter()
+                    .map(|&k| engine.run_detector_ungated(k, &p))
+                    .collect();
+                assert_eq!(
+                    found, expected,
+                    "{t:?} as {source:?} {name} (body {in_body})"
+                );
+            }
+        }
+    }
+
+    /// The numbers [`inert_leaf`] lets the extractor leave out of a body or query fire
+    /// nothing: JSON numbers of every form (sign, fraction, exponent, leading zeros, the
+    /// lengths around the 32-byte limit; those with `+`, `E` or a fraction and an exponent are
+    /// kept) and 5,000 random ones, each at the argument places of
+    /// [`arg_places`], before the body and in it, every detector ungated at paranoia 1.
+    #[test]
+    fn inert_numbers_fire_nothing() {
+        let mut numbers: Vec<String> = [
+            "0",
+            "-0",
+            "1",
+            "42",
+            "10.99",
+            "-1.5",
+            "1e5",
+            "1E5",
+            "1e+5",
+            "1E-5",
+            "-0.5e-3",
+            "0e123",
+            "0e0",
+            "00",
+            "007",
+            "1.0e10",
+            "9999999999999999999999",
+            "2024",
+            "127",
+            "169",
+            "254",
+            "80",
+            "443",
+            "8080",
+            "65535",
+            "4294967295",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        numbers.push("9".repeat(32));
+        numbers.push("9".repeat(33));
+        let mut seed = 0x2f6b_91c3_77d0_e1a5u64;
+        let mut next = |n: u64| {
+            seed = crate::detect::xorshift(seed);
+            seed % n
+        };
+        for _ in 0..5_000 {
+            let digits = |n: u64, next: &mut dyn FnMut(u64) -> u64| -> String {
+                (0..n).map(|_| char::from(b'0' + next(10) as u8)).collect()
+            };
+            let mut t = String::new();
+            if next(3) == 0 {
+                t.push('-');
+            }
+            let n = 1 + next(12);
+            t += &digits(n, &mut next);
+            if next(2) == 0 {
+                t.push('.');
+                let n = 1 + next(8);
+                t += &digits(n, &mut next);
+            }
+            if next(3) == 0 {
+                t.push(if next(2) == 0 { 'e' } else { 'E' });
+                match next(3) {
+                    0 => t.push('+'),
+                    1 => t.push('-'),
+                    _ => {}
+                }
+                let n = 1 + next(3);
+                t += &digits(n, &mut next);
+            }
+            numbers.push(t);
+        }
+        let engine = Config {
+            paranoia_level: 1,
+            ..Config::default()
+        }
+        .compile()
+        .unwrap();
+        let headers = hdrs(&[("host", "shop.example.com"), ("accept", "*/*")]);
+        let req = Request::new("GET", "/a").with_headers(&headers);
+        let base = engine.prepare(&req);
+        let expected: Vec<_> = DetectorKind::ALL
+            .iter()
+            .map(|&k| engine.run_detector_ungated(k, &base))
+            .collect();
+        let mut left = 0;
+        for t in &numbers {
+            // Every number without `+`, `E` or `e` after a `.` is left out.
+            let plain = !t.contains(['+', 'E']) && !(t.contains('.') && t.contains('e'));
+            assert!(inert_leaf(t) || !plain || t.len() > 32, "{t}");
+            if !inert_leaf(t) {
+                continue;
+            }
+            left += 1;
+            assert_leaf_fires_nothing(&engine, &base, &expected, t, &arg_places(t));
+        }
+        assert!(left > 3_000, "{left}");
+        for t in [
+            "", "-", "1.", ".5", "..5", ".5.5", "1.e5", "+1", "0.0.0", "1..2", "-.5", "1.5e3",
+            "--1.5",
+        ] {
+            assert!(!decimal(t), "{t}");
+        }
+        assert!(!decimal(&format!("{}.5", "9".repeat(31))));
     }
 
     /// The `User-Agent`s the extractor leaves out fire nothing: random strings of browser
