@@ -1678,10 +1678,10 @@ fn inert_name(n: &str) -> bool {
 
 /// Whether an argument's value `s` (as sent: nothing decoded from it) can fire nothing at
 /// paranoia 1, under any name: an [`inert_token`] (`12`, `-1`, `1e5`, `sports`), or a
-/// decimal fraction (`10.99`, `-0.5`; up to 32 bytes), which no detector reads anything in. The rules that read
-/// an argument's name with its value (lfi's file parameters, rfi's include parameters,
-/// protocol's `_method` at paranoia 2, ...) need bytes neither has (`.` with `/`, `:`,
-/// letters). Proved over generated tokens and numbers under the names those rules read and
+/// decimal fraction (`10.99`, `-0.5`; up to 32 bytes), which no detector reads anything in.
+/// The rules that read an argument's name with its value (lfi's file parameters, rfi's
+/// include parameters, protocol's `_method` at paranoia 2, ...) need bytes neither has (`.`
+/// with `/`, `:`, letters). Proved over generated tokens and numbers under the names those rules read and
 /// against every detector, ungated (tests `inert_tokens_fire_nothing`,
 /// `inert_numbers_fire_nothing`). The numbers and words of a JSON or form body (`qty`,
 /// `10.99`, `sports`) were most of its values, each ~1,000 Wasm instructions pushed.
