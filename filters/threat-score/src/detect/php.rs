@@ -817,7 +817,10 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
                 // A PHP-only name called even without arguments (`strrev()`) is a probe;
                 // in a sentence ("shell_exec() in PHP returns output") it is the name of the
                 // function, so there the call needs an argument.
-                if after_word && call_after(p + f.len(), !bare_call_ok || prose, !prose, false) {
+                if after_word
+                    && !(prose && member_call(b, p) || constructed(b, p))
+                    && call_after(p + f.len(), !bare_call_ok || prose, !prose, false)
+                {
                     return true;
                 }
                 from = p + 1;
@@ -868,7 +871,9 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
                 let literal = b.get(open) == Some(&b'(')
                     && b.get(sk.skip(open + 1))
                         .is_some_and(|c| matches!(c, b'\'' | b'"' | b'0'..=b'9'));
-                if !(output && literal && !commented) && call_after(end, true, commented, harmless)
+                if !(output && literal && !commented)
+                    && !(prose && member_call(b, p) || constructed(b, p))
+                    && call_after(end, true, commented, harmless)
                 {
                     return true;
                 }
@@ -876,6 +881,42 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
             }
             false
         })
+}
+
+/// Whether the name at `p` is a member of a bare name (`os.system('ls')`,
+/// `child_process.exec(cmd)`): a module's or object's method in Python, JavaScript, Go or
+/// Java. PHP reads `os.` as an undefined constant and concatenation (an Error since PHP 8), so
+/// in a sentence, which PHP could not parse around it anyway, it is another language's call.
+/// A variable or a string before the `.` (`$a.system(`, `'x'.system(`) is PHP's
+/// concatenation and still counts, as does the same member call as the whole value.
+fn member_call(b: &[u8], p: usize) -> bool {
+    let Some(dot) = p.checked_sub(1).filter(|d| b.get(*d) == Some(&b'.')) else {
+        return false;
+    };
+    let start = (dot.saturating_sub(64)..dot)
+        .rev()
+        .take_while(|i| {
+            b.get(*i)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        })
+        .last();
+    start.is_some_and(|s| {
+        b.get(s).is_some_and(u8::is_ascii_alphabetic)
+            && !s.checked_sub(1).is_some_and(|d| b.get(d) == Some(&b'$'))
+    })
+}
+
+/// Whether the name at `p` follows `new` (`new File("/tmp")`): a class instantiated in PHP,
+/// Java, C# or JavaScript, not a call of PHP's function of that name.
+fn constructed(b: &[u8], p: usize) -> bool {
+    let before = b.get(..p).unwrap_or_default().trim_ascii_end();
+    before.len() < p
+        && before.ends_with(b"new")
+        && !before
+            .len()
+            .checked_sub(4)
+            .and_then(|i| before.get(i))
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 /// Skips spaces, `/* */` comments and `//` or `#` line comments (PHP's comment forms).

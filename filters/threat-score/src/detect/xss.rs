@@ -478,10 +478,27 @@ fn dom_property(l: &str) -> bool {
     })
 }
 
-/// `document.x(`, `document.x.y =`: scripting the DOM.
+/// Members through which a script on the page does harm, used in a call or an assignment:
+/// writing markup or nodes, running code, sending the user away or data out (`write`,
+/// `appendChild`, `location`, `cookie`). Reading the tree (`getElementById`,
+/// `querySelector`, `classList.add`, `title`) is what every page and every question about
+/// one does; CRS's node-validator list (941180) names sinks too, not readers.
+const DOM_SINKS: &str = "write writeln open cookie domain location appendchild insertbefore \
+replacechild replacewith append prepend insertadjacenthtml execcommand setattribute submit eval";
+
+/// Properties that load, run or rewrite content when assigned (`.src=`, `.textContent=`,
+/// `on*=` handlers); read, they are data (`document.links[0].href` in a question).
+const DOM_WRITES: &str =
+    "src href action srcdoc innerhtml outerhtml textcontent innertext outertext";
+
+/// `document.x(`, `document.x.y =` when the chain reaches a sink ([`DOM_SINKS`]; also in its
+/// arguments, `document.body.x(document.createElement('script'))`) or assigns a property of
+/// [`DOM_WRITES`] last (`document.querySelector('p').textContent = 'x'`): scripting the DOM.
+/// `document.createElement` counts with an active tag's name or a computed one.
 ///
-/// A `document.` inside the member path of an earlier one (`document.document.x(`) ends where
-/// that path ends, so it has the same answer: it is skipped, which keeps the scan linear.
+/// A chain is read from `document.` through member names, argument lists and brackets
+/// (quoted text in them is data: `querySelector('.open')` names a class); a `document.`
+/// inside an earlier chain is skipped, which keeps the scan linear.
 fn dom_call(l: &str) -> bool {
     let b = l.as_bytes();
     let mut path_end = 0;
@@ -489,20 +506,60 @@ fn dom_call(l: &str) -> bool {
         if p < path_end {
             return false;
         }
-        let start = p + 9;
-        let mut end = start;
-        while b
-            .get(end)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'_')
-        {
-            end += 1;
+        let (mut j, mut depth, mut quote, mut sink, mut call, mut write) =
+            (p + 8, 0u32, 0u8, false, false, false);
+        while let Some(&c) = b.get(j) {
+            if quote != 0 {
+                quote = if c == quote { 0 } else { quote };
+            } else if c == b'.' {
+                let start = j + 1;
+                j = start;
+                while b
+                    .get(j)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                {
+                    j += 1;
+                }
+                let m = l.get(start..j).unwrap_or_default();
+                write = m.len() > 2 && m.starts_with("on") || DOM_WRITES.split(' ').any(|w| w == m);
+                sink |= m.len() > 2 && DOM_SINKS.split(' ').any(|w| w == m)
+                    || m == "createelement" && {
+                        let r = l.get(j..).unwrap_or_default().trim_start();
+                        match r.strip_prefix('(').map(str::trim_start) {
+                            Some(a) if a.starts_with(['\'', '"', '`']) => {
+                                let n = a.get(1..).unwrap_or_default();
+                                let n = n.get(..n.find(['\'', '"', '`']).unwrap_or(n.len()));
+                                ACTIVE_TAGS.contains(&n.unwrap_or_default())
+                            }
+                            _ => true,
+                        }
+                    };
+                continue;
+            } else if matches!(c, b'(' | b'[') {
+                depth += 1;
+                call |= c == b'(';
+            } else if matches!(c, b')' | b']') && depth > 0 {
+                depth -= 1;
+            } else if depth > 0 && matches!(c, b'\'' | b'"' | b'`') {
+                quote = c;
+            } else if depth == 0 && c == b' ' {
+                // `document.write (x)`: spaces only before an argument list.
+                while b.get(j) == Some(&b' ') {
+                    j += 1;
+                }
+                if b.get(j) != Some(&b'(') {
+                    break;
+                }
+                continue;
+            } else if depth == 0 && !(c.is_ascii_alphanumeric() || c == b'_') {
+                break;
+            }
+            j += 1;
         }
-        path_end = end;
-        end > start
-            && l.get(end..).is_some_and(|r| {
-                let r = r.trim_start();
-                r.starts_with('(') || r.starts_with('=') && !r.starts_with("==")
-            })
+        path_end = j;
+        let r = l.get(j..).unwrap_or_default().trim_start();
+        let assigned = r.starts_with('=') && !r.starts_with("==");
+        sink && (call || assigned) || write && assigned
     })
 }
 

@@ -582,7 +582,18 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
                 }),
                 _ => true,
             };
+            // `"-Xmx2g -Dlog4j2...=true"`, `"-L/opt/lib"`: a `-` glued to a word right after
+            // the quote is a command-line option, and options follow each other or take a
+            // path or value; a query goes on from `'-col` with logic, a comment, `;` or
+            // `UNION` (`'-1-'`, `'-sleep(5)-'` have a number or a call).
+            let option = first.text == "-"
+                && x == Kind::Bare
+                && !matches!(
+                    after,
+                    Some(Kind::Logic | Kind::Comment | Kind::Union | Kind::Semi)
+                );
             (operand
+                && !option
                 && operand_fits
                 && ends
                 && !only_string
@@ -2104,5 +2115,27 @@ mod tests {
         assert!(mongo_operator("$ne"));
         assert!(mongo_operator("user[$gt]"));
         assert!(!mongo_operator("price$"));
+    }
+}
+#[cfg(test)]
+mod dbg_tmp {
+    #[test]
+    fn dbg_tokens() {
+        let v = std::env::var("DBG").unwrap_or_default();
+        for line in v.lines() {
+            let l = line.to_ascii_lowercase();
+            for ctx in [
+                super::Context::None,
+                super::Context::Single,
+                super::Context::Double,
+            ] {
+                let t = super::lexer::tokenize(&l, ctx);
+                let s: Vec<String> = t
+                    .iter()
+                    .map(|t| format!("{:?}({})", t.kind, t.text.as_str()))
+                    .collect();
+                println!("{ctx:?} {:?} {}", super::fingerprint(&t, ctx), s.join(" "));
+            }
+        }
     }
 }
