@@ -884,13 +884,16 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
 }
 
 /// Whether the name at `p` is a member of a bare name (`os.system('ls')`,
-/// `child_process.exec(cmd)`): a module's or object's method in Python, JavaScript, Go or
-/// Java. PHP reads `os.` as an undefined constant and concatenation (an Error since PHP 8), so
+/// `child_process.exec(cmd)`, Ruby's `Kernel#system('make')`): a module's or object's method
+/// in Python, JavaScript, Go, Java or Ruby (after `#` PHP reads a comment). PHP reads `os.` as an undefined constant and concatenation (an Error since PHP 8), so
 /// in a sentence, which PHP could not parse around it anyway, it is another language's call.
 /// A variable or a string before the `.` (`$a.system(`, `'x'.system(`) is PHP's
 /// concatenation and still counts, as does the same member call as the whole value.
 fn member_call(b: &[u8], p: usize) -> bool {
-    let Some(dot) = p.checked_sub(1).filter(|d| b.get(*d) == Some(&b'.')) else {
+    let Some(dot) = p
+        .checked_sub(1)
+        .filter(|d| matches!(b.get(*d), Some(b'.' | b'#')))
+    else {
         return false;
     };
     let start = (dot.saturating_sub(64)..dot)

@@ -1415,18 +1415,36 @@ fn brace_expansion(s: &str) -> bool {
 }
 
 /// `$(...)`, `${cmd}`/`$SHELL`-style expansions, and backticks around a command.
+/// `$(this).closest('tr')`, `$(document).on(...)` (`rest` follows the `$(`): jQuery's `$`
+/// called on a name, then a method of the wrapped object. No shell parses a `(` glued to a
+/// word outside a substitution (`$(id).x(` is a syntax error, so nothing of the line runs);
+/// a substitution glued to a name goes on with text (`$(whoami).evil.example`).
+fn jquery_call(rest: &[u8]) -> bool {
+    let name = |from: usize| {
+        rest.iter()
+            .skip(from)
+            .take(64)
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count()
+    };
+    let n = name(0);
+    let m = name(n + 2);
+    n > 0 && rest.get(n..n + 2) == Some(b").") && m > 0 && rest.get(n + 2 + m) == Some(&b'(')
+}
+
 fn substitution(s: &str) -> bool {
     // Each needle is searched only when all its bytes occur (one pass for the set instead of
     // a search per needle over a 4 KiB window of a hostile body that has none of them).
     let set = crate::extract::ByteSet::of(s.as_bytes());
-    if let Some(p) = set.has_all(b"$(").then(|| s.find_lit("$(")).flatten() {
-        let rest = s.get(p + 2..).unwrap_or_default();
-        if rest
-            .first_char()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$')
-        {
-            return true;
-        }
+    if set.has_all(b"$(")
+        && super::lit_offsets(s, "$(").any(|p| {
+            let rest = s.get(p + 2..).unwrap_or_default();
+            rest.first_char()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$')
+                && !jquery_call(rest.as_bytes())
+        })
+    {
+        return true;
     }
     // `$SHELL -c ...`, `${BASH}`: a shell variable run as the command (a `$PATH` mentioned in
     // prose is not). Each name is searched only when all its bytes occur.

