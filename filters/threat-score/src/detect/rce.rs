@@ -1430,6 +1430,10 @@ fn jquery_call(rest: &[u8]) -> bool {
     let n = name(0);
     let m = name(n + 2);
     n > 0 && rest.get(n..n + 2) == Some(b").") && m > 0 && rest.get(n + 2 + m) == Some(&b'(')
+        // `$(function () { ... })`: jQuery's ready handler; a shell's `function` keyword
+        // needs a name before `(`.
+        || rest.starts_with(b"function")
+            && rest.get(8..).is_some_and(|r| r.trim_ascii_start().starts_with(b"("))
 }
 
 fn substitution(s: &str) -> bool {
