@@ -871,8 +871,9 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
                 let literal = b.get(open) == Some(&b'(')
                     && b.get(sk.skip(open + 1))
                         .is_some_and(|c| matches!(c, b'\'' | b'"' | b'0'..=b'9'));
-                if !(output && literal && !commented)
-                    && !(prose && member_call(b, p) || constructed(b, p))
+                if !(output && literal && !commented
+                    || prose && member_call(b, p)
+                    || constructed(b, p))
                     && call_after(end, true, commented, harmless)
                 {
                     return true;
@@ -905,7 +906,7 @@ fn member_call(b: &[u8], p: usize) -> bool {
         .last();
     start.is_some_and(|s| {
         b.get(s).is_some_and(u8::is_ascii_alphabetic)
-            && !s.checked_sub(1).is_some_and(|d| b.get(d) == Some(&b'$'))
+            && s.checked_sub(1).is_none_or(|d| b.get(d) != Some(&b'$'))
     })
 }
 
