@@ -149,12 +149,13 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
 /// `<meta http-equiv="Set-Cookie" ...>` is looked for apart.
 fn header_line(l: &str) -> bool {
     super::lit_offsets(l, "set-cookie").any(|p| {
-        l.get(..p)
+        l.as_bytes()
+            .get(..p)
             .unwrap_or_default()
-            .trim_end_matches([' ', '\t'])
-            .bytes()
-            .next_back()
-            .is_none_or(|c| c == b'\n' || c == b'\r')
+            .iter()
+            .rev()
+            .find(|c| **c != b' ' && **c != b'\t')
+            .is_none_or(|c| *c == b'\n' || *c == b'\r')
     })
 }
 

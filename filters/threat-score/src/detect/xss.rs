@@ -532,15 +532,12 @@ fn dom_call(l: &str) -> bool {
                 write = m.len() > 2 && m.starts_with("on") || DOM_WRITES.split(' ').any(|w| w == m);
                 sink |= m.len() > 2 && DOM_SINKS.split(' ').any(|w| w == m)
                     || m == "createelement" && {
-                        let r = l.get(j..).unwrap_or_default().trim_start();
-                        match r.strip_prefix('(').map(str::trim_start) {
-                            Some(a) if a.starts_with(['\'', '"', '`']) => {
-                                let n = a.get(1..).unwrap_or_default();
-                                let n = n.get(..n.find(['\'', '"', '`']).unwrap_or(n.len()));
-                                ACTIVE_TAGS.contains(&n.unwrap_or_default())
-                            }
-                            _ => true,
-                        }
+                        // `createElement('script')`: the name right after `('`.
+                        let a = b.get(j..j + 2).unwrap_or_default();
+                        let n = b.get(j + 2..).unwrap_or_default();
+                        let n = n.get(..n.iter().take_while(|c| c.is_ascii_alphanumeric()).count());
+                        !matches!(a, [b'(', b'\'' | b'"' | b'`'])
+                            || ACTIVE_TAGS.iter().any(|t| Some(t.as_bytes()) == n)
                     };
                 continue;
             } else if matches!(c, b'(' | b'[') {
