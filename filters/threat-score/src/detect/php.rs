@@ -818,7 +818,7 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
                 // in a sentence ("shell_exec() in PHP returns output") it is the name of the
                 // function, so there the call needs an argument.
                 if after_word
-                    && !(prose && member_call(b, p) || constructed(b, p))
+                    && !other_language(b, p, prose)
                     && call_after(p + f.len(), !bare_call_ok || prose, !prose, false)
                 {
                     return true;
@@ -871,9 +871,7 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
                 let literal = b.get(open) == Some(&b'(')
                     && b.get(sk.skip(open + 1))
                         .is_some_and(|c| matches!(c, b'\'' | b'"' | b'0'..=b'9'));
-                if !(output && literal && !commented
-                    || prose && member_call(b, p)
-                    || constructed(b, p))
+                if !(output && literal && !commented || other_language(b, p, prose))
                     && call_after(end, true, commented, harmless)
                 {
                     return true;
@@ -884,43 +882,42 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
         })
 }
 
-/// Whether the name at `p` is a member of a bare name (`os.system('ls')`,
-/// `child_process.exec(cmd)`, Ruby's `Kernel#system('make')`): a module's or object's method
-/// in Python, JavaScript, Go, Java or Ruby (after `#` PHP reads a comment). PHP reads `os.` as an undefined constant and concatenation (an Error since PHP 8), so
-/// in a sentence, which PHP could not parse around it anyway, it is another language's call.
-/// A variable or a string before the `.` (`$a.system(`, `'x'.system(`) is PHP's
-/// concatenation and still counts, as does the same member call as the whole value.
-fn member_call(b: &[u8], p: usize) -> bool {
-    let Some(dot) = p
-        .checked_sub(1)
-        .filter(|d| matches!(b.get(*d), Some(b'.' | b'#')))
-    else {
+/// Whether the name at `p` is called in another language: a member of a bare name in a
+/// sentence (`os.system('ls')`, `child_process.exec(cmd)`, Ruby's `Kernel#system('make')`),
+/// a module's or object's method in Python, JavaScript, Go, Java or Ruby; or a class
+/// instantiated (`new File("/tmp")`). PHP reads `os.` as an undefined constant and
+/// concatenation (an Error since PHP 8) and a comment after `#`, and could not parse the
+/// sentence around the call anyway. A variable or a string before the `.` (`$a.system(`,
+/// `'x'.system(`) is PHP's concatenation and still counts, as does a member call as the
+/// whole value.
+#[inline(never)]
+fn other_language(b: &[u8], p: usize, prose: bool) -> bool {
+    let mut s = p;
+    while s > 0 && b.get(s - 1) == Some(&b' ') {
+        s -= 1;
+    }
+    if s < p
+        && s >= 3
+        && b.get(s - 3..s) == Some(b"new")
+        && s.checked_sub(4)
+            .is_none_or(|i| !b.get(i).is_some_and(u8::is_ascii_alphanumeric))
+    {
+        return true;
+    }
+    if !prose || p == 0 || !matches!(b.get(p - 1), Some(b'.' | b'#')) {
         return false;
-    };
-    let start = (dot.saturating_sub(64)..dot)
-        .rev()
-        .take_while(|i| {
-            b.get(*i)
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        })
-        .last();
-    start.is_some_and(|s| {
-        b.get(s).is_some_and(u8::is_ascii_alphabetic)
-            && s.checked_sub(1).is_none_or(|d| b.get(d) != Some(&b'$'))
-    })
-}
-
-/// Whether the name at `p` follows `new` (`new File("/tmp")`): a class instantiated in PHP,
-/// Java, C# or JavaScript, not a call of PHP's function of that name.
-fn constructed(b: &[u8], p: usize) -> bool {
-    let before = b.get(..p).unwrap_or_default().trim_ascii_end();
-    before.len() < p
-        && before.ends_with(b"new")
-        && !before
-            .len()
-            .checked_sub(4)
-            .and_then(|i| before.get(i))
+    }
+    let mut s = p - 1;
+    while s > 0
+        && p - s < 64
+        && b.get(s - 1)
             .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        s -= 1;
+    }
+    s < p - 1
+        && b.get(s).is_some_and(u8::is_ascii_alphabetic)
+        && (s == 0 || b.get(s - 1) != Some(&b'$'))
 }
 
 /// Skips spaces, `/* */` comments and `//` or `#` line comments (PHP's comment forms).

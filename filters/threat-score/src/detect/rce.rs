@@ -1420,16 +1420,21 @@ fn brace_expansion(s: &str) -> bool {
 /// word outside a substitution (`$(id).x(` is a syntax error, so nothing of the line runs);
 /// a substitution glued to a name goes on with text (`$(whoami).evil.example`).
 fn jquery_call(rest: &[u8]) -> bool {
-    let name = |from: usize| {
-        rest.iter()
-            .skip(from)
-            .take(64)
-            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-            .count()
+    let name = |mut j: usize| {
+        let from = j;
+        while j < from + 64
+            && rest
+                .get(j)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        {
+            j += 1;
+        }
+        (j > from).then_some(j)
     };
-    let n = name(0);
-    let m = name(n + 2);
-    n > 0 && rest.get(n..n + 2) == Some(b").") && m > 0 && rest.get(n + 2 + m) == Some(&b'(')
+    name(0).is_some_and(|n| {
+        rest.get(n..n + 2) == Some(b").")
+            && name(n + 2).is_some_and(|m| rest.get(m) == Some(&b'('))
+    })
         // `$(function () { ... })`: jQuery's ready handler; a shell's `function` keyword
         // needs a name before `(`.
         || rest.starts_with(b"function")

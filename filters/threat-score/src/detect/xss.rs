@@ -486,27 +486,52 @@ fn dom_property(l: &str) -> bool {
     })
 }
 
-/// Members through which a script on the page does harm, used in a call or an assignment:
-/// writing markup or nodes, running code, sending the user away or data out (`write`,
-/// `appendChild`, `location`, `cookie`). Reading the tree (`getElementById`,
-/// `querySelector`, `classList.add`, `title`) is what every page and every question about
-/// one does; CRS's node-validator list (941180) names sinks too, not readers.
-const DOM_SINKS: &str = "write writeln open cookie domain location appendchild insertbefore \
-replacechild replacewith append prepend insertadjacenthtml execcommand setattribute submit eval";
+/// Members through which a script on the page does harm, as the last member of a chain
+/// that calls or assigns it: writing markup or nodes, running code, sending the user away or
+/// data out (`write(`, `appendChild(`, `location=`, `cookie=`), and properties that load,
+/// run or rewrite content when assigned (`.src=`, `.textContent=`). Reading the tree
+/// (`getElementById`, `querySelector`, `classList.add`, `title`, a `.href` read) is what
+/// every page and every question about one does; CRS's node-validator list (941180) names
+/// sinks too, not readers.
+static DOM_SINKS: super::WordSet = super::WordSet::packed(super::pack_words!(&[
+    "write",
+    "writeln",
+    "open",
+    "cookie",
+    "domain",
+    "location",
+    "appendchild",
+    "insertbefore",
+    "replacechild",
+    "replacewith",
+    "append",
+    "prepend",
+    "insertadjacenthtml",
+    "execcommand",
+    "setattribute",
+    "submit",
+    "eval",
+    "src",
+    "href",
+    "action",
+    "srcdoc",
+    "innerhtml",
+    "outerhtml",
+    "textcontent",
+    "innertext",
+    "outertext",
+    "createelement",
+]));
 
-/// Properties that load, run or rewrite content when assigned (`.src=`, `.textContent=`,
-/// `on*=` handlers); read, they are data (`document.links[0].href` in a question).
-const DOM_WRITES: &str =
-    "src href action srcdoc innerhtml outerhtml textcontent innertext outertext";
-
-/// `document.x(`, `document.x.y =` when the chain reaches a sink ([`DOM_SINKS`]; also in its
-/// arguments, `document.body.x(document.createElement('script'))`) or assigns a property of
-/// [`DOM_WRITES`] last (`document.querySelector('p').textContent = 'x'`): scripting the DOM.
-/// `document.createElement` counts with an active tag's name or a computed one.
+/// `document.x(`, `document.x.y =` when the chain's last member is a sink ([`DOM_SINKS`],
+/// or an `on*` handler) it calls or assigns: `document.write(`,
+/// `document.body.appendChild(x)`, `document.querySelector('p').textContent = 'x'`.
+/// `document.createElement(` counts with an active tag's name or a computed one.
 ///
-/// A chain is read from `document.` through member names, argument lists and brackets
-/// (quoted text in them is data: `querySelector('.open')` names a class); a `document.`
-/// inside an earlier chain is skipped, which keeps the scan linear.
+/// The chain goes on through a short argument list or index (`getElementById('x').src`,
+/// `forms[0].action`), whose text is data (`querySelector('.open')` names a class); a
+/// `document.` inside an earlier chain is skipped, which keeps the scan linear.
+#[inline(never)]
 fn dom_call(l: &str) -> bool {
     let b = l.as_bytes();
     let mut path_end = 0;
@@ -514,57 +539,38 @@ fn dom_call(l: &str) -> bool {
         if p < path_end {
             return false;
         }
-        let (mut j, mut depth, mut quote, mut sink, mut call, mut write) =
-            (p + 8, 0u32, 0u8, false, false, false);
+        // The last member (`m..j` once the loop ends).
+        let (mut j, mut m) = (p + 8, p + 9);
         while let Some(&c) = b.get(j) {
-            if quote != 0 {
-                quote = if c == quote { 0 } else { quote };
-            } else if c == b'.' {
-                let start = j + 1;
-                j = start;
-                while b
-                    .get(j)
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-                {
-                    j += 1;
-                }
-                let m = l.get(start..j).unwrap_or_default();
-                write = m.len() > 2 && m.starts_with("on") || DOM_WRITES.split(' ').any(|w| w == m);
-                sink |= m.len() > 2 && DOM_SINKS.split(' ').any(|w| w == m)
-                    || m == "createelement" && {
-                        // `createElement('script')`: the name right after `('`.
-                        let a = b.get(j..j + 2).unwrap_or_default();
-                        let n = b.get(j + 2..).unwrap_or_default();
-                        let n = n.get(..n.iter().take_while(|c| c.is_ascii_alphanumeric()).count());
-                        !matches!(a, [b'(', b'\'' | b'"' | b'`'])
-                            || ACTIVE_TAGS.iter().any(|t| Some(t.as_bytes()) == n)
-                    };
-                continue;
+            if c == b'.' {
+                m = j + 1;
             } else if matches!(c, b'(' | b'[') {
-                depth += 1;
-                call |= c == b'(';
-            } else if matches!(c, b')' | b']') && depth > 0 {
-                depth -= 1;
-            } else if depth > 0 && matches!(c, b'\'' | b'"' | b'`') {
-                quote = c;
-            } else if depth == 0 && c == b' ' {
-                // `document.write (x)`: spaces only before an argument list.
-                while b.get(j) == Some(&b' ') {
-                    j += 1;
+                match b
+                    .get(j..(j + 64).min(b.len()))
+                    .and_then(|w| w.iter().position(|c| matches!(c, b')' | b']')))
+                {
+                    Some(k) if b.get(j + k + 1) == Some(&b'.') => j += k,
+                    _ => break,
                 }
-                if b.get(j) != Some(&b'(') {
-                    break;
-                }
-                continue;
-            } else if depth == 0 && !(c.is_ascii_alphanumeric() || c == b'_') {
+            } else if !(c.is_ascii_alphanumeric() || c == b'_') {
                 break;
             }
             j += 1;
         }
         path_end = j;
         let r = l.get(j..).unwrap_or_default().trim_start();
-        let assigned = r.starts_with('=') && !r.starts_with("==");
-        sink && (call || assigned) || write && assigned
+        let member = l.get(m..j).unwrap_or_default();
+        (r.starts_with('(') || r.starts_with('=') && !r.starts_with("=="))
+            && (DOM_SINKS.contains(member) || member.len() > 2 && member.starts_with("on"))
+            && (member != "createelement" || {
+                // `createElement('script')`: the name right after `('`.
+                let mut k = j + 2;
+                while b.get(k).is_some_and(u8::is_ascii_alphanumeric) {
+                    k += 1;
+                }
+                !matches!(b.get(j..j + 2), Some([b'(', b'\'' | b'"' | b'`']))
+                    || ACTIVE_TAGS.contains(&l.get(j + 2..k).unwrap_or_default())
+            })
     })
 }
 
