@@ -1415,45 +1415,18 @@ fn brace_expansion(s: &str) -> bool {
 }
 
 /// `$(...)`, `${cmd}`/`$SHELL`-style expansions, and backticks around a command.
-/// `$(this).closest('tr')`, `$(document).on(...)` (`rest` follows the `$(`): jQuery's `$`
-/// called on a name, then a method of the wrapped object. No shell parses a `(` glued to a
-/// word outside a substitution (`$(id).x(` is a syntax error, so nothing of the line runs);
-/// a substitution glued to a name goes on with text (`$(whoami).evil.example`).
-fn jquery_call(rest: &[u8]) -> bool {
-    let name = |mut j: usize| {
-        let from = j;
-        while j < from + 64
-            && rest
-                .get(j)
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-        {
-            j += 1;
-        }
-        (j > from).then_some(j)
-    };
-    name(0).is_some_and(|n| {
-        rest.get(n..n + 2) == Some(b").")
-            && name(n + 2).is_some_and(|m| rest.get(m) == Some(&b'('))
-    })
-        // `$(function () { ... })`: jQuery's ready handler; a shell's `function` keyword
-        // needs a name before `(`.
-        || rest.starts_with(b"function")
-            && rest.get(8..).is_some_and(|r| r.trim_ascii_start().starts_with(b"("))
-}
-
 fn substitution(s: &str) -> bool {
     // Each needle is searched only when all its bytes occur (one pass for the set instead of
     // a search per needle over a 4 KiB window of a hostile body that has none of them).
     let set = crate::extract::ByteSet::of(s.as_bytes());
-    if set.has_all(b"$(")
-        && super::lit_offsets(s, "$(").any(|p| {
-            let rest = s.get(p + 2..).unwrap_or_default();
-            rest.first_char()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$')
-                && !jquery_call(rest.as_bytes())
-        })
-    {
-        return true;
+    if let Some(p) = set.has_all(b"$(").then(|| s.find_lit("$(")).flatten() {
+        let rest = s.get(p + 2..).unwrap_or_default();
+        if rest
+            .first_char()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '(' || c == '/' || c == '$')
+        {
+            return true;
+        }
     }
     // `$SHELL -c ...`, `${BASH}`: a shell variable run as the command (a `$PATH` mentioned in
     // prose is not). Each name is searched only when all its bytes occur.

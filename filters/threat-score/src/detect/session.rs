@@ -128,7 +128,9 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             {
                 let l = &input.lower;
                 if l.has_char('=')
-                    && (l.has_lit("document.cookie") || l.has_lit("http-equiv") || header_line(l))
+                    && (l.has_lit("document.cookie")
+                        || l.has_lit("http-equiv")
+                        || l.has_lit("set-cookie"))
                     && l.has_lit("sess")
                 {
                     set_cookie = Some(input);
@@ -140,23 +142,6 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
     if let Some(input) = set_cookie {
         out.hit(input, CAT, "session.set-cookie", Severity::Critical, 1);
     }
-}
-
-/// A `Set-Cookie` header line: at the value's start or after a line break, where a response
-/// splitting payload or a value written as a header (PHP's `header($v)`) puts it
-/// (`%0d%0aSet-Cookie: sessid=x`). Inside a sentence ("our server sends Set-Cookie:
-/// session=abc; HttpOnly") it names the header;
-/// `<meta http-equiv="Set-Cookie" ...>` is looked for apart.
-fn header_line(l: &str) -> bool {
-    super::lit_offsets(l, "set-cookie").any(|p| {
-        l.as_bytes()
-            .get(..p)
-            .unwrap_or_default()
-            .iter()
-            .rev()
-            .find(|c| **c != b' ' && **c != b'\t')
-            .is_none_or(|c| *c == b'\n' || *c == b'\r')
-    })
 }
 
 #[cfg(test)]

@@ -531,7 +531,6 @@ static DOM_SINKS: super::WordSet = super::WordSet::packed(super::pack_words!(&[
 /// The chain goes on through a short argument list or index (`getElementById('x').src`,
 /// `forms[0].action`), whose text is data (`querySelector('.open')` names a class); a
 /// `document.` inside an earlier chain is skipped, which keeps the scan linear.
-#[inline(never)]
 fn dom_call(l: &str) -> bool {
     let b = l.as_bytes();
     let mut path_end = 0;

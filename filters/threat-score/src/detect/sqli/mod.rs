@@ -212,10 +212,6 @@ pub fn fingerprint(tokens: &[Token], ctx: Context) -> Option<&'static str> {
             if a.is_some_and(is_literal)
                 && o.is_some_and(|t| t.kind == Kind::Op && is_comparison(&t.text))
                 && b.is_some_and(is_literal)
-                // `3-1 or 2-0, I can't remember`: a score or a range between words is no
-                // condition; arithmetic makes a number, and a number alone is PL2 (`7 or 8`).
-                && !(o.is_some_and(|t| matches!(t.text.as_str(), "-" | "+"))
-                    && matches!(kind(i + 4), Some(Kind::Comma | Kind::Bare)))
             {
                 return Some("sqli.tautology");
             }
@@ -587,17 +583,13 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
                 _ => true,
             };
             // `"-Xmx2g -Dlog4j2...=true"`, `"-L/opt/lib"`: a `-` and a word right after the
-            // quote is a command-line option, and options follow each other or take a path or
-            // value; a query goes on from `'-col` with logic, a comment, `;`, `UNION` or an
-            // operator that reopens the string (`'-col-'`; `'-1-'`, `'-sleep(5)-'` have a
-            // number or a call).
+            // quote, then an operator, is a command-line option: options follow each other or
+            // take a path or value. A query reopens its string after such an operator
+            // (`'-col-'`); `'-1-'`, `'-sleep(5)-'` have a number or a call.
             let option = first.text == "-"
                 && x == Kind::Bare
-                && !matches!(
-                    after,
-                    Some(Kind::Logic | Kind::Comment | Kind::Union | Kind::Semi)
-                )
-                && !(after == Some(Kind::Op) && k(i + 3) == Some(Kind::Str));
+                && after == Some(Kind::Op)
+                && k(i + 3) != Some(Kind::Str);
             (operand
                 && !option
                 && operand_fits
