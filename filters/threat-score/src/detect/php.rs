@@ -882,42 +882,24 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
         })
 }
 
-/// Whether the name at `p` is called in another language: a member of a bare name in a
-/// sentence (`os.system('ls')`, `child_process.exec(cmd)`, Ruby's `Kernel#system('make')`),
-/// a module's or object's method in Python, JavaScript, Go, Java or Ruby; or a class
-/// instantiated (`new File("/tmp")`). PHP reads `os.` as an undefined constant and
+/// Whether the name at `p` is called in another language: a class instantiated
+/// (`new File("/tmp")`), or in a sentence a member of a name (`os.system('ls')`,
+/// `child_process.exec(cmd)`, Ruby's `Kernel#system('make')`): a module's or object's method
+/// in Python, JavaScript, Go, Java or Ruby. PHP reads `os.` as an undefined constant and
 /// concatenation (an Error since PHP 8) and a comment after `#`, and could not parse the
-/// sentence around the call anyway. A variable or a string before the `.` (`$a.system(`,
-/// `'x'.system(`) is PHP's concatenation and still counts, as does a member call as the
-/// whole value.
-#[inline(never)]
+/// sentence around the call anyway. A string or a call before the `.` (`'x'.system(`,
+/// `).system(`) is PHP's concatenation and counts, as does any member call as the whole
+/// value (`os.system('id')`, `$a.system('id')`).
 fn other_language(b: &[u8], p: usize, prose: bool) -> bool {
-    let mut s = p;
-    while s > 0 && b.get(s - 1) == Some(&b' ') {
-        s -= 1;
-    }
-    if s < p
-        && s >= 3
-        && b.get(s - 3..s) == Some(b"new")
-        && s.checked_sub(4)
-            .is_none_or(|i| !b.get(i).is_some_and(u8::is_ascii_alphanumeric))
-    {
-        return true;
-    }
-    if !prose || p == 0 || !matches!(b.get(p - 1), Some(b'.' | b'#')) {
-        return false;
-    }
-    let mut s = p - 1;
-    while s > 0
-        && p - s < 64
-        && b.get(s - 1)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-    {
-        s -= 1;
-    }
-    s < p - 1
-        && b.get(s).is_some_and(u8::is_ascii_alphabetic)
-        && (s == 0 || b.get(s - 1) != Some(&b'$'))
+    let before = b.get(..p).unwrap_or_default();
+    before.ends_with(b"new ")
+        || prose
+            && matches!(before.last(), Some(b'.' | b'#'))
+            && before
+                .len()
+                .checked_sub(2)
+                .and_then(|i| before.get(i))
+                .is_some_and(u8::is_ascii_alphanumeric)
 }
 
 /// Skips spaces, `/* */` comments and `//` or `#` line comments (PHP's comment forms).

@@ -101,8 +101,6 @@ const SINKS: crate::detect::Words = crate::detect::Words::new(&[
     "import",
     "constructor",
     "function",
-    "document.write",
-    "document.writeln",
     "window.open",
     "top.location",
     "unescape",
@@ -557,9 +555,12 @@ fn dom_call(l: &str) -> bool {
             j += 1;
         }
         path_end = j;
-        let r = l.get(j..).unwrap_or_default().trim_start();
         let member = l.get(m..j).unwrap_or_default();
-        (r.starts_with('(') || r.starts_with('=') && !r.starts_with("=="))
+        let mut k = j;
+        while b.get(k) == Some(&b' ') {
+            k += 1;
+        }
+        (b.get(k) == Some(&b'(') || b.get(k) == Some(&b'=') && b.get(k + 1) != Some(&b'='))
             && (DOM_SINKS.contains(member) || member.len() > 2 && member.starts_with("on"))
             && (member != "createelement" || {
                 // `createElement('script')`: the name right after `('`.
