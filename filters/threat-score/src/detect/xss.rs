@@ -101,8 +101,6 @@ const SINKS: crate::detect::Words = crate::detect::Words::new(&[
     "import",
     "constructor",
     "function",
-    "document.write",
-    "document.writeln",
     "window.open",
     "top.location",
     "unescape",
@@ -394,7 +392,15 @@ fn js_sink(l: &str) -> bool {
             if open == Some(b'`') && b.get(j + 1..).is_some_and(|r| r.has_byte(b'`')) {
                 return true;
             }
-            if open == Some(b'(') {
+            // `fetch('/api/me')`: the page's own API, read as every front end does; sending
+            // data away needs another origin (`fetch('//evil/?'+x)`, `fetch(url)`).
+            if open == Some(b'(')
+                && !(*s == "fetch"
+                    && b.get(j + 1)
+                        .is_some_and(|q| matches!(q, b'\'' | b'"' | b'`'))
+                    && b.get(j + 2) == Some(&b'/')
+                    && b.get(j + 3) != Some(&b'/'))
+            {
                 let arg = b.get(j + 1).copied();
                 let any_arg = matches!(
                     *s,
@@ -478,10 +484,51 @@ fn dom_property(l: &str) -> bool {
     })
 }
 
-/// `document.x(`, `document.x.y =`: scripting the DOM.
+/// Members through which a script on the page does harm, as the last member of a chain
+/// that calls or assigns it: writing markup or nodes, running code, sending the user away or
+/// data out (`write(`, `appendChild(`, `location=`, `cookie=`), and properties that load,
+/// run or rewrite content when assigned (`.src=`, `.textContent=`). Reading the tree
+/// (`getElementById`, `querySelector`, `classList.add`, `title`, a `.href` read) is what
+/// every page and every question about one does; CRS's node-validator list (941180) names
+/// sinks too, not readers.
+static DOM_SINKS: super::WordSet = super::WordSet::packed(super::pack_words!(&[
+    "write",
+    "writeln",
+    "open",
+    "cookie",
+    "domain",
+    "location",
+    "appendchild",
+    "insertbefore",
+    "replacechild",
+    "replacewith",
+    "append",
+    "prepend",
+    "insertadjacenthtml",
+    "execcommand",
+    "setattribute",
+    "submit",
+    "eval",
+    "src",
+    "href",
+    "action",
+    "srcdoc",
+    "innerhtml",
+    "outerhtml",
+    "textcontent",
+    "innertext",
+    "outertext",
+    "createelement",
+]));
+
+/// `document.x(`, `document.x.y =` when the chain's last member is a sink ([`DOM_SINKS`],
+/// or an `on*` handler) it calls or assigns: `document.write(`,
+/// `document.body.appendChild(x)`, `document.querySelector('p').textContent = 'x'`.
+/// `document.createElement(` counts with an active tag's name or a computed one.
 ///
-/// A `document.` inside the member path of an earlier one (`document.document.x(`) ends where
-/// that path ends, so it has the same answer: it is skipped, which keeps the scan linear.
+/// The chain goes on through a short argument list or index (`getElementById('x').src`,
+/// `forms[0].action`), whose text is data (`querySelector('.open')` names a class); a
+/// `document.` inside an earlier chain is skipped, which keeps the scan linear.
 fn dom_call(l: &str) -> bool {
     let b = l.as_bytes();
     let mut path_end = 0;
@@ -489,19 +536,40 @@ fn dom_call(l: &str) -> bool {
         if p < path_end {
             return false;
         }
-        let start = p + 9;
-        let mut end = start;
-        while b
-            .get(end)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'_')
-        {
-            end += 1;
+        // The last member (`m..j` once the loop ends).
+        let (mut j, mut m) = (p + 8, p + 9);
+        while let Some(&c) = b.get(j) {
+            if c == b'.' {
+                m = j + 1;
+            } else if matches!(c, b'(' | b'[') {
+                match b
+                    .get(j..(j + 64).min(b.len()))
+                    .and_then(|w| w.iter().position(|c| matches!(c, b')' | b']')))
+                {
+                    Some(k) if b.get(j + k + 1) == Some(&b'.') => j += k,
+                    _ => break,
+                }
+            } else if !(c.is_ascii_alphanumeric() || c == b'_') {
+                break;
+            }
+            j += 1;
         }
-        path_end = end;
-        end > start
-            && l.get(end..).is_some_and(|r| {
-                let r = r.trim_start();
-                r.starts_with('(') || r.starts_with('=') && !r.starts_with("==")
+        path_end = j;
+        let member = l.get(m..j).unwrap_or_default();
+        let mut k = j;
+        while b.get(k) == Some(&b' ') {
+            k += 1;
+        }
+        (b.get(k) == Some(&b'(') || b.get(k) == Some(&b'=') && b.get(k + 1) != Some(&b'='))
+            && (DOM_SINKS.contains(member) || member.len() > 2 && member.starts_with("on"))
+            && (member != "createelement" || {
+                // `createElement('script')`: the name right after `('`.
+                let mut k = j + 2;
+                while b.get(k).is_some_and(u8::is_ascii_alphanumeric) {
+                    k += 1;
+                }
+                !matches!(b.get(j..j + 2), Some([b'(', b'\'' | b'"' | b'`']))
+                    || ACTIVE_TAGS.contains(&l.get(j + 2..k).unwrap_or_default())
             })
     })
 }

@@ -582,7 +582,16 @@ fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
                 }),
                 _ => true,
             };
+            // `"-Xmx2g -Dlog4j2...=true"`, `"-L/opt/lib"`: a `-` and a word right after the
+            // quote, then an operator, is a command-line option: options follow each other or
+            // take a path or value. A query reopens its string after such an operator
+            // (`'-col-'`); `'-1-'`, `'-sleep(5)-'` have a number or a call.
+            let option = first.text == "-"
+                && x == Kind::Bare
+                && after == Some(Kind::Op)
+                && k(i + 3) != Some(Kind::Str);
             (operand
+                && !option
                 && operand_fits
                 && ends
                 && !only_string
@@ -1819,9 +1828,10 @@ fn xpath_breakout(l: &str) -> bool {
 /// `{'$where': ...}`), which the application parses and hands to the database. The operator
 /// opens a member: after `{` or `,` (spaces allowed), quoted or not, then `:`. A price
 /// (`"$in": ` is no price) or a `$` in prose has no such shape. Linear: a bounded look at
-/// each `$`.
+/// each `$` (and at most one [`prose`](crate::detect::lfi::prose) reading of the value).
 fn operator_member(l: &str) -> bool {
     let b = l.as_bytes();
+    let mut prose = None;
     crate::detect::byte_offsets(l, b'$').any(|p| {
         let quote = p
             .checked_sub(1)
@@ -1836,7 +1846,13 @@ fn operator_member(l: &str) -> bool {
             .iter()
             .rev()
             .find(|c| !c.is_ascii_whitespace());
-        if open == 0 || !matches!(before, Some(b'{' | b',')) {
+        // Unquoted (`{ $gte: 100 }`) it is JavaScript's object syntax, which a JSON parser
+        // refuses: in a sentence it is shell or driver code quoted in a question
+        // ("db.orders.find({ total: { $gte: 100 } }) is slow").
+        if open == 0
+            || !matches!(before, Some(b'{' | b','))
+            || quote.is_none() && *prose.get_or_insert_with(|| crate::detect::lfi::prose(l))
+        {
             return false;
         }
         let word = b
