@@ -129,6 +129,21 @@ fn main() -> Result<()> {
         );
     }
     println!("VM entries, all: {:.3} per request", all as f64 / requests);
+    // Every host call, by import (`[vm->host] env.proxy_get_shared_data(..)`): the policy's
+    // shared-data reads and writes per request say how many requests its leases served.
+    let mut calls = std::collections::BTreeMap::<&str, usize>::new();
+    for l in log.lines() {
+        if let Some(at) = l.find("[vm->host] ") {
+            let call = &l[at + "[vm->host] ".len()..];
+            *calls.entry(call.split('(').next().unwrap_or(call)).or_default() += 1;
+        }
+    }
+    for (name, n) in &calls {
+        println!(
+            "host calls {name:>40}: {n}, {:.3} per request",
+            *n as f64 / requests
+        );
+    }
     for (kind, n) in &body_calls {
         println!("  {kind}: {n}, {:.3} per request", *n as f64 / requests);
     }
