@@ -658,9 +658,9 @@ pub struct TokenBuckets {
     clock: Rc<dyn Clock>,
     /// This VM's leases ([`TokenBuckets::take_leased`]); empty until the first one.
     leases: std::cell::RefCell<Vec<Lease>>,
-    /// Key of the lease table's home hash: a fingerprint, so the cheap hash over it reveals
-    /// nothing of the slot seed.
-    lease_key: u64,
+    /// Key of the lease table's home hash, set with the table: a fingerprint, so the cheap
+    /// hash over it reveals nothing of the slot seed.
+    lease_key: std::cell::Cell<u64>,
 }
 
 impl std::fmt::Debug for TokenBuckets {
@@ -686,7 +686,7 @@ impl TokenBuckets {
     ) -> Result<Self, ConfigError> {
         let table = budget.reserve(set, max_keys)?;
         Ok(Self {
-            lease_key: table.fingerprint(b"lease"),
+            lease_key: std::cell::Cell::new(0),
             table,
             spec,
             clock: Rc::clone(&budget.services.clock),
@@ -743,6 +743,7 @@ impl TokenBuckets {
                 // A count the compiler cannot see: it unrolled the 64 default entries into
                 // 3 KB of stores.
                 leases.resize(std::hint::black_box(LEASE_SLOTS), Lease::default());
+                self.lease_key.set(self.table.fingerprint(b"lease"));
             }
             let home = self.lease_home(descriptor);
             let mut open = None;
@@ -789,14 +790,16 @@ impl TokenBuckets {
         Ok(admission)
     }
 
-    /// The home entry of `descriptor` in the lease table: FNV-1a keyed with `lease_key`, its
-    /// high bits (a multiply carries every input bit upwards only).
+    /// The home entry of `descriptor` in the lease table: each byte mixed in by a multiply
+    /// with a 64-bit odd constant (Fibonacci hashing), keyed with `lease_key`, the top bits
+    /// taken (a multiply carries every bit upwards only). FNV-1a's prime, `2^40 + 0x1b3`,
+    /// left descriptors that differ in one digit on one home entry.
     fn lease_home(&self, descriptor: &[u8]) -> usize {
-        let mut h = self.lease_key;
+        let mut h = self.lease_key.get();
         for &b in descriptor {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            h = (h ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
-        (h >> 40) as usize % LEASE_SLOTS
+        (h >> 58) as usize % LEASE_SLOTS
     }
 
     /// One take from the shared bucket of fingerprint `fp`; with `lease`, an admitted request
