@@ -135,7 +135,9 @@ fn main() -> Result<()> {
     for l in log.lines() {
         if let Some(at) = l.find("[vm->host] ") {
             let call = &l[at + "[vm->host] ".len()..];
-            *calls.entry(call.split('(').next().unwrap_or(call)).or_default() += 1;
+            *calls
+                .entry(call.split('(').next().unwrap_or(call))
+                .or_default() += 1;
         }
     }
     for (name, n) in &calls {

@@ -735,16 +735,10 @@ impl TokenBuckets {
     /// the lease.
     pub fn take_leased(&self, descriptor: &[u8], cost: u64) -> Result<Admission, StoreError> {
         let now = self.clock.now_nanos();
-        let mut leases = self.leases.borrow_mut();
+        let mut leases = self.lease_table();
         let entry = if descriptor.len() > LEASE_KEY_MAX {
             None
         } else {
-            if leases.is_empty() {
-                // A count the compiler cannot see: it unrolled the 64 default entries into
-                // 3 KB of stores.
-                leases.resize(std::hint::black_box(LEASE_SLOTS), Lease::default());
-                self.lease_key.set(self.table.fingerprint(b"lease"));
-            }
             let home = self.lease_home(descriptor);
             let mut open = None;
             let mut own = None;
@@ -788,6 +782,18 @@ impl TokenBuckets {
             l.grant = lease.unwrap_or_default();
         }
         Ok(admission)
+    }
+
+    /// The lease table, made (with its hash key) on first use.
+    fn lease_table(&self) -> std::cell::RefMut<'_, Vec<Lease>> {
+        let mut leases = self.leases.borrow_mut();
+        if leases.is_empty() {
+            // A count the compiler cannot see: it unrolled the 64 default entries into 3 KB
+            // of stores.
+            leases.resize(std::hint::black_box(LEASE_SLOTS), Lease::default());
+            self.lease_key.set(self.table.fingerprint(b"lease"));
+        }
+        leases
     }
 
     /// The home entry of `descriptor` in the lease table: each byte mixed in by a multiply
