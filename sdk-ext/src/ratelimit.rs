@@ -611,6 +611,7 @@ pub const LEASE_MAX: u64 = 32;
 pub const LEASE_FRACTION: u64 = 64;
 /// Lease entries per bucket set and VM: at most this many descriptors hold a lease at once.
 pub const LEASE_SLOTS: usize = 64;
+const _: () = assert!(LEASE_SLOTS == 64, "the home entry is the hash's top 6 bits");
 /// Entries a descriptor may use, from its home entry on (linear probing): its own entry
 /// anywhere in the window, else the first one holding no live lease. A descriptor whose
 /// window holds only other descriptors' live leases takes no lease (every one of its requests
@@ -644,9 +645,12 @@ impl Grant {
     }
 }
 
-/// A lease entry: the descriptor it was taken for and what is left of it.
+/// A lease entry: the descriptor it was taken for (and its [`TokenBuckets::lease_hash`],
+/// compared first, so a probe past other descriptors' entries reads a word each) and what is
+/// left of it.
 #[derive(Debug, Clone, Default)]
 struct Lease {
+    hash: u64,
     key: Vec<u8>,
     grant: Grant,
 }
@@ -739,7 +743,8 @@ impl TokenBuckets {
         let entry = if descriptor.len() > LEASE_KEY_MAX {
             None
         } else {
-            let home = self.lease_home(descriptor);
+            let hash = self.lease_hash(descriptor);
+            let home = (hash >> 58) as usize;
             let mut open = None;
             let mut own = None;
             // Bounded by the table's length, which the compiler cannot know: a loop of a
@@ -748,19 +753,19 @@ impl TokenBuckets {
             for i in 0..LEASE_PROBES.min(len) {
                 let e = (home + i) % len;
                 let Some(l) = leases.get(e) else { break };
-                if l.key == descriptor {
-                    own = Some(e);
+                if l.hash == hash && l.key == descriptor {
+                    own = Some((e, true));
                     break;
                 }
                 if open.is_none() && !l.grant.live(now) {
-                    open = Some(e);
+                    open = Some((e, false));
                 }
             }
-            own.or(open)
+            own.or(open).map(|(e, own)| (e, own, hash))
         };
-        if let Some(l) = entry.and_then(|e| leases.get_mut(e)) {
+        if let Some((l, true)) = entry.and_then(|(e, own, _)| Some((leases.get_mut(e)?, own))) {
             let g = &mut l.grant;
-            if l.key == descriptor && g.live(now) && g.tokens >= cost {
+            if g.live(now) && g.tokens >= cost {
                 g.tokens -= cost;
                 g.remaining = g.remaining.saturating_sub(cost);
                 return Ok(Admission {
@@ -774,8 +779,12 @@ impl TokenBuckets {
         }
         let fp = self.table.fingerprint(descriptor);
         let (admission, lease) = self.take_shared(fp, cost, entry.is_some(), now)?;
-        if let Some(l) = entry.and_then(|e| leases.get_mut(e)) {
-            if l.key != descriptor {
+        if let Some((e, own, hash)) = entry {
+            let Some(l) = leases.get_mut(e) else {
+                return Ok(admission);
+            };
+            if !own {
+                l.hash = hash;
                 l.key.clear();
                 l.key.extend_from_slice(descriptor);
             }
@@ -796,16 +805,22 @@ impl TokenBuckets {
         leases
     }
 
-    /// The home entry of `descriptor` in the lease table: each byte mixed in by a multiply
-    /// with a 64-bit odd constant (Fibonacci hashing), keyed with `lease_key`, the top bits
-    /// taken (a multiply carries every bit upwards only). FNV-1a's prime, `2^40 + 0x1b3`,
-    /// left descriptors that differ in one digit on one home entry.
-    fn lease_home(&self, descriptor: &[u8]) -> usize {
+    /// The lease-table hash of `descriptor`: each byte mixed in by a multiply with a 64-bit
+    /// odd constant (Fibonacci hashing), keyed with `lease_key`. Its top 6 bits are the home
+    /// entry (a multiply carries every bit upwards only; FNV-1a's prime, `2^40 + 0x1b3`, left
+    /// descriptors that differ in one digit on one home entry).
+    fn lease_hash(&self, descriptor: &[u8]) -> u64 {
         let mut h = self.lease_key.get();
         for &b in descriptor {
             h = (h ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
-        (h >> 58) as usize % LEASE_SLOTS
+        h
+    }
+
+    /// The home entry of `descriptor` in the lease table.
+    #[cfg(test)]
+    fn lease_home(&self, descriptor: &[u8]) -> usize {
+        (self.lease_hash(descriptor) >> 58) as usize
     }
 
     /// One take from the shared bucket of fingerprint `fp`; with `lease`, an admitted request
