@@ -12,7 +12,7 @@ use crate::view::RequestView;
 
 /// Every `(name, value)` cookie pair in the request, in header order.
 pub fn cookies(req: &RequestView) -> impl Iterator<Item = (&str, &str)> {
-    req.header_values("cookie").flat_map(parse_cookie_header)
+    pairs(req, "")
 }
 
 /// Every value of cookie `name` (names are case-sensitive, RFC 6265 section 5.4).
@@ -20,14 +20,23 @@ pub fn cookie_values<'a, 'n>(
     req: &'a RequestView,
     name: &'n str,
 ) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-    req.header_values("cookie")
-        // A pair named `name` holds the name as it is in the header: a header without it
-        // has none, and is not split into pairs (the bench's two-cookie header cost the
-        // router's cookie rule ~2,200 Wasm operators per request to parse).
-        .filter(move |h| holds(h.as_bytes(), name.as_bytes()))
-        .flat_map(parse_cookie_header)
+    pairs(req, name)
         .filter(move |(n, _)| *n == name)
         .map(|(_, v)| v)
+}
+
+/// The pairs of the `cookie` headers that hold `screen`: a pair named `name` holds the name
+/// as it is in the header, so a header without it has none and is not split into pairs (the
+/// bench's two-cookie header cost the router's cookie rule ~2,200 Wasm operators per request
+/// to parse). One iterator type for [`cookies`] (empty screen) and [`cookie_values`], so the
+/// module holds one copy of the splitting.
+fn pairs<'a, 'n>(
+    req: &'a RequestView,
+    screen: &'n str,
+) -> impl Iterator<Item = (&'a str, &'a str)> + use<'a, 'n> {
+    req.header_values("cookie")
+        .filter(move |h| holds(h.as_bytes(), screen.as_bytes()))
+        .flat_map(parse_cookie_header)
 }
 
 /// Does `header` hold `name` anywhere? Its first byte found, then the rest compared: at most
