@@ -42,6 +42,7 @@ fn pairs<'a, 'n>(
 /// Does `header` hold `name` anywhere? Its first byte found, then the rest compared: at most
 /// `name.len()` compares per header byte, `name` being a configured cookie name (core's
 /// substring search cost the router 1.9 KB of module).
+#[inline(never)]
 fn holds(header: &[u8], name: &[u8]) -> bool {
     let Some((&first, rest)) = name.split_first() else {
         return true;

@@ -799,7 +799,7 @@ impl TokenBuckets {
         if leases.is_empty() {
             // A count the compiler cannot see: it unrolled the 64 default entries into 3 KB
             // of stores.
-            leases.resize(std::hint::black_box(LEASE_SLOTS), Lease::default());
+            leases.resize_with(std::hint::black_box(LEASE_SLOTS), Lease::default);
             self.lease_key.set(self.table.fingerprint(b"lease"));
         }
         leases
