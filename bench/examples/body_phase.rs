@@ -129,6 +129,28 @@ fn main() -> Result<()> {
         );
     }
     println!("VM entries, all: {:.3} per request", all as f64 / requests);
+    // Every host call from the first request on, by import (`[vm->host]
+    // env.proxy_get_shared_data(..)`): the policy's shared-data reads and writes per request
+    // say how many requests its leases served. Calls before the first request are the VMs'
+    // configuration (the first VM creates every rate-limit slot: a read and a write each).
+    let mut calls = std::collections::BTreeMap::<&str, usize>::new();
+    let first = log
+        .find("[host->vm] proxy_on_request_headers")
+        .map_or(log.len(), |at| log[..at].rfind('\n').map_or(0, |n| n + 1));
+    for l in log[first..].lines() {
+        if let Some(at) = l.find("[vm->host] ") {
+            let call = &l[at + "[vm->host] ".len()..];
+            *calls
+                .entry(call.split('(').next().unwrap_or(call))
+                .or_default() += 1;
+        }
+    }
+    for (name, n) in &calls {
+        println!(
+            "host calls {name:>40}: {n}, {:.3} per request",
+            *n as f64 / requests
+        );
+    }
     for (kind, n) in &body_calls {
         println!("  {kind}: {n}, {:.3} per request", *n as f64 / requests);
     }
