@@ -740,13 +740,11 @@ impl TokenBuckets {
     pub fn take_leased(&self, descriptor: &[u8], cost: u64) -> Result<Admission, StoreError> {
         let now = self.clock.now_nanos();
         let mut leases = self.lease_table();
-        let entry = if descriptor.len() > LEASE_KEY_MAX {
-            None
-        } else {
+        // The descriptor's entry: (index, whether it holds the descriptor, hash).
+        let mut entry = None;
+        if descriptor.len() <= LEASE_KEY_MAX {
             let hash = self.lease_hash(descriptor);
             let home = (hash >> 58) as usize;
-            let mut open = None;
-            let mut own = None;
             // Bounded by the table's length, which the compiler cannot know: a loop of a
             // constant 8 was unrolled into 4 KB of module.
             let len = leases.len();
@@ -754,35 +752,33 @@ impl TokenBuckets {
                 let e = (home + i) % len;
                 let Some(l) = leases.get(e) else { break };
                 if l.hash == hash && l.key == descriptor {
-                    own = Some((e, true));
+                    entry = Some((e, true, hash));
                     break;
                 }
-                if open.is_none() && !l.grant.live(now) {
-                    open = Some((e, false));
+                if entry.is_none() && !l.grant.live(now) {
+                    entry = Some((e, false, hash));
                 }
             }
-            own.or(open).map(|(e, own)| (e, own, hash))
-        };
-        if let Some((l, true)) = entry.and_then(|(e, own, _)| Some((leases.get_mut(e)?, own))) {
-            let g = &mut l.grant;
-            if g.live(now) && g.tokens >= cost {
-                g.tokens -= cost;
-                g.remaining = g.remaining.saturating_sub(cost);
-                return Ok(Admission {
-                    allowed: true,
-                    limit: self.spec.max_tokens,
-                    remaining: g.remaining,
-                    reset_nanos: g.until - now,
-                    shared_slot: false,
-                });
+        }
+        if let Some((e, true, _)) = entry {
+            if let Some(l) = leases.get_mut(e) {
+                let g = &mut l.grant;
+                if g.live(now) && g.tokens >= cost {
+                    g.tokens -= cost;
+                    g.remaining = g.remaining.saturating_sub(cost);
+                    return Ok(Admission {
+                        allowed: true,
+                        limit: self.spec.max_tokens,
+                        remaining: g.remaining,
+                        reset_nanos: g.until - now,
+                        shared_slot: false,
+                    });
+                }
             }
         }
         let fp = self.table.fingerprint(descriptor);
         let (admission, lease) = self.take_shared(fp, cost, entry.is_some(), now)?;
-        if let Some((e, own, hash)) = entry {
-            let Some(l) = leases.get_mut(e) else {
-                return Ok(admission);
-            };
+        if let Some((l, own, hash)) = entry.and_then(|(e, o, h)| Some((leases.get_mut(e)?, o, h))) {
             if !own {
                 l.hash = hash;
                 l.key.clear();

@@ -1504,24 +1504,23 @@ impl<'r> Builder<'_, '_, 'r> {
         let inert = self.cfg.paranoia_level == 1;
         let value_left = value_raw.bytes().is_empty()
             || inert && matches!(value_raw, Raw::RequestStr(v) if inert_leaf(v));
-        if let (true, Raw::RequestStr(n)) = (inert, name_raw) {
-            if inert_name(n) {
-                if !value_left {
-                    let excluded = self.arg_excluded(n);
-                    self.push(Source::Arg, Text::from(n), value_raw, plus, excluded);
-                }
-                return;
-            }
+        let name_left = inert && matches!(name_raw, Raw::RequestStr(n) if inert_name(n));
+        if name_left && value_left {
+            return;
         }
-        // The name is decoded once: it is both the location of its value and an input.
+        // The name is decoded once: it is both the location of its value and an input (an
+        // inert one is plain, and only the location).
         let plain = match name_raw {
+            Raw::RequestStr(s) if name_left => Some((s, Ok(ByteSet::default()))),
             Raw::RequestStr(s) => Some((s, plain_set(s, plus))),
             _ => None,
         };
         let (name, excluded) = match plain {
             Some((s, Ok(set))) => {
                 let excluded = self.arg_excluded(s);
-                self.push_plain(Source::ArgName, Text::from(s), s, set, excluded);
+                if !name_left {
+                    self.push_plain(Source::ArgName, Text::from(s), s, set, excluded);
+                }
                 (Text::from(s), excluded)
             }
             other => {
