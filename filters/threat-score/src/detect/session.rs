@@ -68,6 +68,15 @@ fn may_be_session_name(b: &ByteSet) -> bool {
             .any(|need| need.is_subset_of(b))
 }
 
+/// Whether the lowercase token `n` (`a-z 0-9 -`, as the extractor's inert screen reads it)
+/// may name a session id in any convention [`session_like`] knows: each holds an `s` (`sess`,
+/// `sid`), a `k` (`token`, `cakephp`), or opens with `cfid`. The extractor leaves names that
+/// cannot out at paranoia 1 without building their byte set ([`may_be_session_name`] asks the
+/// same of a name it has one for).
+pub(crate) fn may_name_session(n: &str) -> bool {
+    n.bytes().any(|c| c == b's' || c == b'k') || n.starts_with("cfid")
+}
+
 const SKD: ByteSet = letters(b"skd");
 const SE: ByteSet = letters(b"se");
 const SID: ByteSet = letters(b"sid");

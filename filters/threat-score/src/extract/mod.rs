@@ -1667,12 +1667,11 @@ fn inert_token(s: &str) -> bool {
 }
 
 /// Whether an argument's name `n` (as sent) can fire nothing at paranoia 1: an
-/// [`inert_token`] without `s` or `k` that does not open with `cfid`: session's rules read an
-/// argument's name, and every session-id naming convention `session::session_like` knows
-/// needs one of those in a token (`sess`, `sid`, `token`, `cakephp`, `cfid`). Proved with the
+/// [`inert_token`] that cannot name a session id (session's rules read an argument's name;
+/// [`crate::detect::session::may_name_session`] says which tokens may). Proved with the
 /// values (tests `inert_tokens_fire_nothing`, `inert_numbers_fire_nothing`).
 fn inert_name(n: &str) -> bool {
-    !n.bytes().any(|c| c == b's' || c == b'k') && !n.starts_with("cfid") && inert_token(n)
+    !crate::detect::session::may_name_session(n) && inert_token(n)
 }
 
 /// Whether an argument's value `s` (as sent: nothing decoded from it) can fire nothing at
@@ -2593,22 +2592,11 @@ mod tests {
                 .collect();
             tokens.push(t);
         }
-        let engine = Config {
-            paranoia_level: 1,
-            ..Config::default()
-        }
-        .compile()
-        .unwrap();
+        let engine = pl1_engine();
         let headers = hdrs(&[("host", "shop.example.com"), ("accept", "*/*")]);
         let req = Request::new("GET", "/a").with_headers(&headers);
         let base = engine.prepare(&req);
-        let found = |p: &Prepared<'_>| -> Vec<Vec<crate::model::Detection>> {
-            DetectorKind::ALL
-                .iter()
-                .map(|&k| engine.run_detector_ungated(k, p))
-                .collect()
-        };
-        let expected = found(&base);
+        let expected = ungated(&engine, &base);
         let mut inert = 0;
         for t in &tokens {
             if !inert_token(t) {
@@ -2741,6 +2729,28 @@ mod tests {
         places
     }
 
+    /// The engine the inert-value proofs run: default configuration at paranoia 1, where
+    /// the extractor leaves inert values out.
+    fn pl1_engine() -> crate::engine::Engine {
+        Config {
+            paranoia_level: 1,
+            ..Config::default()
+        }
+        .compile()
+        .unwrap()
+    }
+
+    /// What every detector finds in `p`, each run on its own with its gate off.
+    fn ungated(
+        engine: &crate::engine::Engine,
+        p: &Prepared<'_>,
+    ) -> Vec<Vec<crate::model::Detection>> {
+        DetectorKind::ALL
+            .iter()
+            .map(|&k| engine.run_detector_ungated(k, p))
+            .collect()
+    }
+
     /// Adds `t` to `base` at each of `places` (one at a time, before the body and in it) as
     /// the input the extractor made of it before, and requires every detector, ungated at
     /// paranoia 1, to find `expected` (what it finds without it).
@@ -2763,12 +2773,9 @@ mod tests {
                 if !in_body {
                     p.body_start = p.inputs.len();
                 }
-                let found: Vec<_> = DetectorKind::ALL
-                    .iter()
-                    .map(|&k| engine.run_detector_ungated(k, &p))
-                    .collect();
                 assert_eq!(
-                    found, expected,
+                    ungated(engine, &p),
+                    expected,
                     "{t:?} as {source:?} {name} (body {in_body})"
                 );
             }
@@ -2847,19 +2854,11 @@ mod tests {
             }
             numbers.push(t);
         }
-        let engine = Config {
-            paranoia_level: 1,
-            ..Config::default()
-        }
-        .compile()
-        .unwrap();
+        let engine = pl1_engine();
         let headers = hdrs(&[("host", "shop.example.com"), ("accept", "*/*")]);
         let req = Request::new("GET", "/a").with_headers(&headers);
         let base = engine.prepare(&req);
-        let expected: Vec<_> = DetectorKind::ALL
-            .iter()
-            .map(|&k| engine.run_detector_ungated(k, &base))
-            .collect();
+        let expected = ungated(&engine, &base);
         let mut left = 0;
         for t in &numbers {
             // Every number without `+`, `E` or `e` after a `.` is left out.
