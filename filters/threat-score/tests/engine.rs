@@ -150,3 +150,61 @@ fn pseudo_headers_are_understood() {
     };
     assert_eq!(engine.inspect(&req).verdict, Verdict::Block);
 }
+
+/// The media-type and charset allow-lists (CRS 920420, 920480) guard the parsers a body goes
+/// through: a request that carries no body (no bytes, no `Transfer-Encoding`, no
+/// `Content-Length` other than `0`) is not refused for its `Content-Type`, while one that
+/// announces or sends a body still is, and the header's attack shapes count either way.
+#[test]
+fn content_type_allow_lists_apply_to_requests_with_a_body() {
+    let engine = Config::from_json(br#"{"mode": "detect"}"#)
+        .unwrap()
+        .compile()
+        .unwrap();
+    let rules = |method: &str, headers: &[(&str, &str)], body: Option<&[u8]>| {
+        let headers = h(headers);
+        let mut req = Request::new(method, "/api/x").with_headers(&headers);
+        req.body = body;
+        let a = engine.inspect(&req);
+        a.detections.iter().map(|d| d.rule).collect::<Vec<_>>()
+    };
+    let odd = [
+        ("host", "example.com"),
+        ("content-type", "text/vcard; charset=koi8-u"),
+    ];
+    let not_allowed = [
+        "protocol.content-type-not-allowed",
+        "protocol.charset-not-allowed",
+    ];
+    // Bodiless: a GET, an empty POST with `Content-Length: 0`.
+    let cl0 = [odd[0], odd[1], ("content-length", "0")];
+    for (method, headers, body) in [("GET", &odd[..], None), ("POST", &cl0[..], Some(&b""[..]))] {
+        let fired = rules(method, headers, body);
+        for rule in not_allowed {
+            assert!(!fired.contains(&rule), "{method} {headers:?}: {fired:?}");
+        }
+    }
+    // With a body: sent, announced by `Content-Length` (body not buffered), or chunked.
+    let cl = [odd[0], odd[1], ("content-length", "5")];
+    let te = [odd[0], odd[1], ("transfer-encoding", "chunked")];
+    for (headers, body) in [
+        (&cl[..], Some(&b"BEGIN"[..])),
+        (&cl[..], None),
+        (&te[..], None),
+    ] {
+        let fired = rules("POST", headers, body);
+        for rule in not_allowed {
+            assert!(fired.contains(&rule), "{headers:?} {body:?}: {fired:?}");
+        }
+    }
+    // The confusion shape (a `/` in a parameter) counts without a body too.
+    let confused = [
+        ("host", "example.com"),
+        ("content-type", "text/plain; charset=/gar/bage"),
+    ];
+    let fired = rules("GET", &confused, None);
+    assert!(
+        fired.contains(&"protocol.content-type-confusion"),
+        "{fired:?}"
+    );
+}

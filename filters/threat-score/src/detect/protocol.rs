@@ -88,6 +88,18 @@ fn media_type_allowed(mt: &str, allowed: &[String]) -> bool {
     })
 }
 
+/// Whether the request may carry a body: bytes of it arrived, or its framing announces some
+/// (a `Transfer-Encoding`, a `Content-Length` other than `0`). The allow-lists of media types
+/// and charsets (920420, 920480) exist so that no body reaches the application under a parser
+/// the rules do not read; without a body there is nothing to parse, and clients send a
+/// `Content-Type` on bodiless GETs and empty POSTs (axios's defaults, `text/html` from form
+/// tools). The syntax and confusion checks still read such a header (they are attack shapes).
+fn carries_body(p: &Prepared<'_>) -> bool {
+    p.request.body.is_some_and(|b| !b.is_empty())
+        || p.headers.transfer_encoding.is_some()
+        || p.headers.content_length.is_some_and(|cl| cl != "0")
+}
+
 fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     if p.headers.content_type_repeated {
         out.hit_request(
@@ -102,6 +114,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
     let Some(ct) = p.headers.content_type else {
         return;
     };
+    let body = carries_body(p);
     let mut parts = ct.split_char(';');
     let mt = parts.next().unwrap_or_default().trim().ascii_lower();
     let valid_mt = mt
@@ -118,7 +131,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
             Source::Header,
             "content-type",
         );
-    } else if !media_type_allowed(&mt, ctx.allowed_content_types) {
+    } else if body && !media_type_allowed(&mt, ctx.allowed_content_types) {
         out.hit_request(
             P,
             "protocol.content-type-not-allowed",
@@ -147,7 +160,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
         let v = v.trim().trim_set(b"\"'").ascii_lower();
         if k == "charset" {
             charsets += 1;
-            if !CHARSETS.contains(&v.as_str()) {
+            if body && !CHARSETS.contains(&v.as_str()) {
                 out.hit_request(
                     P,
                     "protocol.charset-not-allowed",
