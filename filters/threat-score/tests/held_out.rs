@@ -2178,6 +2178,31 @@ fn quoted_options_versus_minus_extensions() {
     );
 }
 
+/// A method of another language's module in a sentence is no PHP call, nor is a class
+/// instantiated with `new`; PHP's own call, its concatenation forms and the same member
+/// call as the whole value still count.
+#[test]
+fn member_calls_in_sentences_versus_php_calls() {
+    both_ways(
+        &[
+            "In Python, use os.system('ls') only if you trust the input.",
+            "os.system(\"clear\") works on Linux, use os.system(\"cls\") on Windows",
+            "Go: fmt.Println(os.Getenv(\"PORT\")) prints an empty line under Docker",
+            "Ruby's Kernel#system('make') returns nil if the command is not found",
+            "Java lets you set the working directory with directory(new File(\"/tmp\"))",
+        ],
+        &[
+            "system('id')",
+            "'.system('id').'",
+            "$a.system('id')",
+            "os.system('id')",
+            "__import__('os').system('id')",
+            "x#system('id')",
+            "passthru($_GET['c'])",
+        ],
+    );
+}
+
 /// A front end reading its own API (`fetch('/api/me')`) and a Mongo shell query quoted in a
 /// sentence are no attacks; exfiltration and operators in a JSON document are.
 #[test]

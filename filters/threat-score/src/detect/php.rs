@@ -817,7 +817,10 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
                 // A PHP-only name called even without arguments (`strrev()`) is a probe;
                 // in a sentence ("shell_exec() in PHP returns output") it is the name of the
                 // function, so there the call needs an argument.
-                if after_word && call_after(p + f.len(), !bare_call_ok || prose, !prose, false) {
+                if after_word
+                    && !other_language(b, p, prose)
+                    && call_after(p + f.len(), !bare_call_ok || prose, !prose, false)
+                {
                     return true;
                 }
                 from = p + 1;
@@ -868,7 +871,8 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
                 let literal = b.get(open) == Some(&b'(')
                     && b.get(sk.skip(open + 1))
                         .is_some_and(|c| matches!(c, b'\'' | b'"' | b'0'..=b'9'));
-                if !(output && literal && !commented) && call_after(end, true, commented, harmless)
+                if !(output && literal && !commented || other_language(b, p, prose))
+                    && call_after(end, true, commented, harmless)
                 {
                     return true;
                 }
@@ -876,6 +880,26 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
             }
             false
         })
+}
+
+/// Whether the name at `p` is called in another language: a class instantiated
+/// (`new File("/tmp")`), or in a sentence a member of a name (`os.system('ls')`,
+/// `child_process.exec(cmd)`, Ruby's `Kernel#system('make')`): a module's or object's method
+/// in Python, JavaScript, Go, Java or Ruby. PHP reads `os.` as an undefined constant and
+/// concatenation (an Error since PHP 8) and a comment after `#`, and could not parse the
+/// sentence around the call anyway. A string or a call before the `.` (`'x'.system(`,
+/// `).system(`) is PHP's concatenation and counts, as does any member call as the whole
+/// value (`os.system('id')`, `$a.system('id')`).
+fn other_language(b: &[u8], p: usize, prose: bool) -> bool {
+    let before = b.get(..p).unwrap_or_default();
+    before.ends_with(b"new ")
+        || prose
+            && matches!(before.last(), Some(b'.' | b'#'))
+            && before
+                .len()
+                .checked_sub(2)
+                .and_then(|i| before.get(i))
+                .is_some_and(u8::is_ascii_alphanumeric)
 }
 
 /// Skips spaces, `/* */` comments and `//` or `#` line comments (PHP's comment forms).
