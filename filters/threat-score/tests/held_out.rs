@@ -2220,3 +2220,31 @@ fn api_reads_and_quoted_queries_versus_their_attacks() {
         ],
     );
 }
+
+/// Server-side include directives run when a page that stores or reflects the value is
+/// served with includes on; HTML comments that merely start with `#` (editor regions,
+/// numbered notes) are comments. A .NET `BinaryFormatter` stream in base64 is a
+/// deserialization payload; ASP.NET's own ViewState (`/wE...`) and the same letters in
+/// lowercase are not that header.
+#[test]
+fn server_side_includes_and_dotnet_streams_versus_comments_and_viewstate() {
+    both_ways(
+        &[
+            "<!-- #region Helpers -->",
+            "<!--#endregion-->",
+            "<!--#1: keep this block in sync with the footer-->",
+            "see note <!--#todo--> below",
+            "/wEPDwUKLTI2NjY4NzQ3Ng9kFgICAw9kFgICAQ8PFgIeBFRleHQFBUhlbGxvZGRk",
+            "aaeaaad/////aqaaaaaaaaam",
+        ],
+        &[
+            "<!--#exec cmd=\"id\" -->",
+            "<!--#exec cgi=\"/cgi-bin/x.cgi\"-->",
+            "<!--#include virtual=\"/web.config\" -->",
+            "<!--#echo var=\"DOCUMENT_ROOT\" -->",
+            "Nice post <!--#printenv -->",
+            "AAEAAAD/////AQAAAAAAAAAMAgAAAFdTeXN0ZW0uV2luZG93cw==",
+            "AAEAAAD_____AQAAAAAAAAAMAgAAAFdTeXN0ZW0uV2luZG93cw",
+        ],
+    );
+}

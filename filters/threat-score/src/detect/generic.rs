@@ -1148,6 +1148,47 @@ fn xslt_instruction(l: &str) -> bool {
     })
 }
 
+/// A server-side include directive (`<!--#exec cmd="id" -->`, `<!--#include
+/// virtual="/etc/passwd" -->`, `<!--#echo var="DOCUMENT_ROOT" -->`): Apache's mod_include,
+/// nginx's `ssi on` and IIS run it when a page that stores or reflects the value is served
+/// with includes on. An HTML comment opening with `#` and the name of a directive those
+/// servers know, then a space or the comment's end; `<!-- #region -->`, `<!--#1-->` and
+/// `<!--#endregion-->` are comments. Linear: a bounded look after each `<!--#`.
+fn ssi_directive(l: &str) -> bool {
+    super::lit_offsets(l, "<!--#").any(|p| {
+        let rest = l.as_bytes().get(p + 5..).unwrap_or_default();
+        let n = super::head(rest, 9)
+            .iter()
+            .take_while(|c| c.is_ascii_lowercase())
+            .count();
+        matches!(
+            rest.get(..n).unwrap_or_default(),
+            b"exec"
+                | b"include"
+                | b"echo"
+                | b"printenv"
+                | b"config"
+                | b"set"
+                | b"fsize"
+                | b"flastmod"
+                | b"if"
+                | b"elif"
+        ) && rest
+            .get(n)
+            .is_some_and(|c| c.is_ascii_whitespace() || *c == b'-')
+    })
+}
+
+/// A .NET `BinaryFormatter` stream in base64 at the start of a value (`AAEAAAD/////`: the
+/// serialization header record, root id 1, header id -1; `_` for `/` in the URL-safe
+/// alphabet): the payload ysoserial.net builds for `BinaryFormatter`, `LosFormatter` and
+/// `ObjectStateFormatter` sinks (cookies, hidden fields, a `__VIEWSTATE` without a MAC).
+/// ASP.NET's own ViewState starts `/wE` and passes. Case matters: read on the value as sent.
+fn dotnet_serialized(v: &str) -> bool {
+    let t = v.trim_start().as_bytes();
+    t.starts_with(b"AAEAAAD/////") || t.starts_with(b"AAEAAAD_____")
+}
+
 /// A YAML tag that makes the loader build a native object or call a function
 /// (`!!python/object/apply:os.system`, `!ruby/object:Gem::Installer`, `!!js/function`):
 /// deserialization gadgets of PyYAML, Psych and js-yaml. YAML's own tags (`!!str`, `!!map`)
@@ -1225,6 +1266,12 @@ fn scan_input(input: &Input, out: &mut Findings) {
     }
     if set.has(b'!') && yaml_object_tag(l) {
         hit(out, "generic.yaml-object");
+    }
+    if set.has(b'#') && set.has(b'<') && ssi_directive(l) {
+        hit(out, "generic.ssi");
+    }
+    if input.has_upper && (set.has(b'/') || set.has(b'_')) && dotnet_serialized(&input.value) {
+        hit(out, "generic.dotnet-serialized");
     }
     // Paranoia 2: Perl code interpolated into a string (`@{[ system 'id' ]}`), and URLs whose
     // host is an IP address in an obfuscated notation (decimal, octal, hex, circled digits).
