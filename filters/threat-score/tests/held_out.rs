@@ -2248,3 +2248,24 @@ fn server_side_includes_and_dotnet_streams_versus_comments_and_viewstate() {
         ],
     );
 }
+
+/// A PHP function that calls another by name, passed as a parameter's whole value, is a
+/// callable injected into a dispatcher (ThinkPHP's `function=call_user_func_array`); the
+/// same name inside a sentence, or snake_case values of ordinary APIs, are not.
+#[test]
+fn callable_names_as_values_versus_snake_case_values() {
+    both_ways(
+        &[
+            "created_at",
+            "user_id",
+            "call_user_func_array is deprecated in favour of the spread operator",
+            "shell_exec_timeout",
+        ],
+        &[
+            "call_user_func_array",
+            "create_function",
+            "shell_exec",
+            "pcntl_exec",
+        ],
+    );
+}

@@ -178,6 +178,24 @@ mod tests {
         }
     }
 
+    /// lfi reads a value that ends with one `/` after an already-normal head as that head,
+    /// lowercased: exactly what `normalize` gives (it drops the empty last segment).
+    #[test]
+    fn normal_without_trailing_slash() {
+        const ALPHABET: [&str; 9] = ["/", "\\", ".", ";", " ", "A", "b", "\u{e9}", ".."];
+        let mut yes = 0usize;
+        each_string(&ALPHABET, 6, |s| {
+            let t = format!("{s}/");
+            if already_normal(s) {
+                yes += 1;
+                let n = normalize(&t);
+                assert_eq!(n.path, s.to_ascii_lowercase(), "{t:?}");
+                assert_eq!(n.parent_segments, 0, "{t:?}");
+            }
+        });
+        assert!(yes > 10_000, "{yes}");
+    }
+
     #[test]
     fn counts_parents_across_separator_styles() {
         let n = normalize("..\\..//./Windows/win.ini");

@@ -424,7 +424,12 @@ impl DetectorKind {
             }
             // Superglobals without `$` (`http_raw_post_data` in a phrase); script uploads
             // (`a.php` as a file name).
-            K::Php => (shape != S::Word && set.has(b'_')) || (shape == S::Dotted && letters),
+            // A callable's name as a whole value (`call_user_func_array`).
+            K::Php => {
+                (shape != S::Word && set.has(b'_'))
+                    || (shape == S::Dotted && letters)
+                    || (shape == S::Word && super::php::callable_name(l))
+            }
             // Catalog names (`information_schema`, `msdb`, `sys.tables`); phrases of keywords (`1 union
             // select`); fragments (`all,and`) from paranoia 2; special-character counts
             // (`-` counts) from paranoia 3.

@@ -902,6 +902,26 @@ fn other_language(b: &[u8], p: usize, prose: bool) -> bool {
                 .is_some_and(u8::is_ascii_alphanumeric)
 }
 
+/// Whether an argument's whole value (lowercase) names a PHP function that calls another
+/// by name or runs a command (`call_user_func_array`, `create_function`, `shell_exec`...):
+/// a callable passed as data, which frameworks that dispatch on a parameter then call with
+/// the request's other parameters (ThinkPHP's `function=call_user_func_array&vars[0]=system`,
+/// callbacks handed to `array_map` or `usort`). Only names no other language or word has;
+/// `system` or `exec` alone is a word. Each holds `_`, so the extractor's inert tokens
+/// (`a-z`, `0-9`, `-`) stay inert; the php gate admits such a word ([`crate::detect::gate`]).
+pub(crate) fn callable_name(l: &str) -> bool {
+    matches!(
+        l.trim(),
+        "call_user_func"
+            | "call_user_func_array"
+            | "create_function"
+            | "shell_exec"
+            | "proc_open"
+            | "pcntl_exec"
+            | "forward_static_call_array"
+    )
+}
+
 /// Skips spaces, `/* */` comments and `//` or `#` line comments (PHP's comment forms).
 fn skip_php_space(sk: &Skipper<'_>, b: &[u8], mut j: usize) -> usize {
     loop {
@@ -1060,6 +1080,9 @@ fn session_file(l: &str) -> bool {
 
 fn scan_input(input: &Input, out: &mut Findings) {
     let l = input.lower.as_str();
+    if input.location.source == Source::Arg && callable_name(l) {
+        out.hit(input, CAT, "php.callable-name", Severity::Critical, 1);
+    }
     if super::is_plain_input(input)
         && !super::java::is_upload_name(input.location.source, &input.location.name)
     {
