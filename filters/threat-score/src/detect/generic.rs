@@ -1267,7 +1267,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
     if set.has(b'!') && yaml_object_tag(l) {
         hit(out, "generic.yaml-object");
     }
-    if set.has(b'#') && set.has(b'<') && ssi_directive(l) {
+    if input.may_contain("<!--#") && ssi_directive(l) {
         hit(out, "generic.ssi");
     }
     if input.has_upper && (set.has(b'/') || set.has(b'_')) && dotnet_serialized(&input.value) {

@@ -5,7 +5,7 @@
 //! of payloads.
 
 use super::{Findings, KeyedSets, INJECTION};
-use crate::decode::path::{already_normal, normalize};
+use crate::decode::path::{normal_len, normalize};
 use crate::detect::HasByte as _;
 use crate::detect::Lit as _;
 use crate::detect::Outlined as _;
@@ -455,22 +455,15 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
             v
         };
         // NUL bytes dropped (a copy only when there is one). A value that is its own
-        // normal form (most paths: `already_normal`) is read as its lowercase form, with its
-        // byte set, instead of a normalised copy and the set of the copy.
-        // A trailing `/` is read the same way: dropping it is all `normalize` does to such a
-        // value (`normal_without_trailing_slash`), and the windows of a long value end
-        // anywhere, after a `/` too.
+        // normal form (most paths), or is that and a trailing `/` (`normal_len`), is read as
+        // its lowercase form, with its byte set, instead of a normalised copy and the set of
+        // the copy.
         let normal;
-        let cut = usize::from(text.ends_with('/'));
-        let lower_head = input
-            .lower
-            .as_str()
-            .get(..input.lower.len().saturating_sub(cut));
-        let (n_path, parent_segments, n_set) = if let Some(head) = lower_head.filter(|_| {
-            !input.bytes.has(0)
-                && std::ptr::eq(text, input.value.as_str())
-                && text.get(..text.len() - cut).is_some_and(already_normal)
-        }) {
+        let head = (!input.bytes.has(0) && std::ptr::eq(text, input.value.as_str()))
+            .then(|| normal_len(text))
+            .flatten()
+            .and_then(|n| input.lower.get(..n));
+        let (n_path, parent_segments, n_set) = if let Some(head) = head {
             (head, 0, Some(&input.bytes))
         } else {
             normal = if input.bytes.has(0) {
