@@ -197,14 +197,59 @@ fn content_type_allow_lists_apply_to_requests_with_a_body() {
             assert!(fired.contains(&rule), "{headers:?} {body:?}: {fired:?}");
         }
     }
-    // The confusion shape (a `/` in a parameter) counts without a body too.
+    // The confusion shape (a parser's media type in a parameter) counts without a body too.
     let confused = [
         ("host", "example.com"),
-        ("content-type", "text/plain; charset=/gar/bage"),
+        ("content-type", "text/plain; boundary=\"application/json\""),
     ];
     let fired = rules("GET", &confused, None);
     assert!(
         fired.contains(&"protocol.content-type-confusion"),
         "{fired:?}"
     );
+}
+
+/// Content-Type confusion at paranoia 1 is a parameter naming a body syntax that parsers
+/// dispatch on (JSON, XML, a form, multipart), in any spelling of a media type; any other
+/// `/` in a parameter (SOAP 1.2's `action` URL, a JSON-LD `profile`, `charset=/gar/bage`)
+/// counts from paranoia 2 only.
+#[test]
+fn content_type_confusion_names_a_parser_at_paranoia_1() {
+    let fires = |paranoia: u8, ct: &str| {
+        let engine = Config::from_json(
+            format!(r#"{{"mode": "detect", "paranoia_level": {paranoia}}}"#).as_bytes(),
+        )
+        .unwrap()
+        .compile()
+        .unwrap();
+        let headers = h(&[("host", "example.com"), ("content-type", ct)]);
+        let req = Request::new("GET", "/api/x").with_headers(&headers);
+        let a = engine.inspect(&req);
+        a.detections
+            .iter()
+            .any(|d| d.rule == "protocol.content-type-confusion")
+    };
+    for ct in [
+        "application/x-www-form-urlencoded;boundary=\"application/json\"",
+        "application/x-www-form-urlencoded; boundary=\"application/vnd.acme.order-v2+json\"",
+        "text/plain; a=text/xml",
+        "application/json; x=\"multipart/form-data\"",
+        "text/plain; a=application/soap+xml",
+        "application/json; b=\"application/x-www-form-urlencoded\"",
+        "text/plain; A=Application/JSON",
+    ] {
+        assert!(fires(1, ct), "{ct}");
+    }
+    for ct in [
+        "application/soap+xml; charset=utf-8; action=\"http://tempuri.org/IService/GetData\"",
+        "application/ld+json; profile=\"http://www.w3.org/ns/json-ld#expanded\"",
+        "text/plain; charset=/gar/bage",
+        "application/x-www-form-urlencoded;boundary=\"image/jpeg\"",
+        "text/plain; a=json/",
+        "text/plain; a=/json",
+        "text/plain; a=x/xjson",
+    ] {
+        assert!(!fires(1, ct), "{ct}");
+        assert!(fires(2, ct), "{ct}");
+    }
 }

@@ -69,10 +69,44 @@ fn restricted_header(name: &str) -> bool {
     )
 }
 
+/// An RFC 9110 `tchar`: a byte of a token (a media type's type or subtype, a method).
+fn tchar(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b)
+}
+
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.as_bytes().iter().all(tchar)
+}
+
+/// Whether a Content-Type parameter value holds a media type of a body syntax that parsers
+/// dispatch on: JSON or XML (`*/json`, `*/*+json`, `*/xml`, `*/*+xml`), a form
+/// (`*/x-www-form-urlencoded`) or `multipart/*`. That is Content-Type confusion (CRS 921421,
+/// paranoia 1): an application that looks for such a name anywhere in the header parses the
+/// body with another parser than the declared type's. Any other `/` in a parameter
+/// (`charset=/gar/bage`; SOAP 1.2's `action="http://tempuri.org/IService/Op"`, a JSON-LD
+/// `profile` URL) names no parser and counts from paranoia 2 (CRS 921422). Each piece between
+/// two `/` is read twice at most: linear.
+fn names_body_syntax(v: &str) -> bool {
+    let mut pieces = v.as_bytes().split(|&b| b == b'/');
+    let Some(mut before) = pieces.next() else {
+        return false;
+    };
+    pieces.any(|after| {
+        let ty_len = before.iter().rev().take_while(|b| tchar(b)).count();
+        let ty = &before[before.len() - ty_len..];
+        let sub = &after[..after.iter().take_while(|b| tchar(b)).count()];
+        before = after;
+        !ty.is_empty()
+            && (ty == b"multipart" && !sub.is_empty()
+                || [&b"json"[..], b"xml", b"x-www-form-urlencoded"]
+                    .iter()
+                    .any(|s| {
+                        sub == *s
+                            || sub.len() > s.len()
+                                && sub.ends_with(s)
+                                && sub[sub.len() - s.len() - 1] == b'+'
+                    }))
+    })
 }
 
 /// An entry with one `*` matches the types that start with what comes before it and end
@@ -179,7 +213,7 @@ fn content_type_checks(p: &Prepared<'_>, ctx: &Ctx<'_>, out: &mut Findings) {
                 A,
                 "protocol.content-type-confusion",
                 Severity::Critical,
-                1,
+                if names_body_syntax(&v) { 1 } else { 2 },
                 Source::Header,
                 "content-type",
             );
