@@ -2300,3 +2300,25 @@ fn mentions_paths_and_assignments_versus_command_lines() {
         ],
     );
 }
+
+/// Python's `print` around one of its value builtins is a code snippet; PHP probes print a
+/// PHP function's result, and Python's own code-running builtins still count.
+#[test]
+fn python_prints_versus_php_probes() {
+    both_ways(
+        &[
+            "print(type(x))",
+            "print(len(items))",
+            "for k in keys: print(sorted(d[k]))",
+            "print(sum([1, 2, 3]))",
+        ],
+        &[
+            "print(md5(1))",
+            "echo(md5(31337))",
+            "print(phpinfo())",
+            "print(system(\"id\"))",
+            "print(eval(\"1\"))",
+            "print(open(\"/etc/passwd\").read())",
+        ],
+    );
+}

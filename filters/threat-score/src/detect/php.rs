@@ -722,8 +722,45 @@ fn constant_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
     }
 }
 
-/// An identifier argument that is itself a call (`md5(1)`, `chr (65)`).
+/// An identifier argument that is itself a call (`md5(1)`, `chr (65)`), unless the callee is
+/// one of Python's builtins that read or convert a value (`print(type(x))`,
+/// `print(len(items))`, `print(sorted(d))`): Python's `print` around them is a code snippet,
+/// and no PHP probe wraps them (it shows `md5(1)` or `phpinfo()`). Python's builtins that
+/// run code or open files (`eval`, `exec`, `open`, `__import__`) are not among them.
 fn nested_call_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
+    const PYTHON_VALUE_BUILTINS: &[u8] = super::pack_words!(&[
+        "type",
+        "str",
+        "repr",
+        "len",
+        "list",
+        "dict",
+        "set",
+        "tuple",
+        "int",
+        "float",
+        "bool",
+        "bytes",
+        "sorted",
+        "reversed",
+        "sum",
+        "min",
+        "max",
+        "abs",
+        "round",
+        "range",
+        "enumerate",
+        "zip",
+        "map",
+        "filter",
+        "any",
+        "all",
+        "isinstance",
+        "hasattr",
+        "id",
+        "hex",
+        "format",
+    ]);
     let mut j = k;
     while b
         .get(j)
@@ -732,6 +769,9 @@ fn nested_call_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
         j += 1;
     }
     b.get(sk.skip(j)) == Some(&b'(')
+        && !b
+            .get(k..j)
+            .is_some_and(|name| super::unpack(PYTHON_VALUE_BUILTINS).any(|w| w.as_bytes() == name))
 }
 
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
