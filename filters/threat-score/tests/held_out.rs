@@ -2322,3 +2322,24 @@ fn python_prints_versus_php_probes() {
         ],
     );
 }
+
+/// An upload named as a page IIS, ASP.NET or server-side includes run (`cmd.aspx`,
+/// `x.ashx`, `shell.asp`) is a web shell when it lands under the web root; documents and
+/// images, even with such a name inside (`report.aspx.pdf`), are not.
+#[test]
+fn server_page_uploads_versus_documents() {
+    let upload = |filename: &str| {
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: image/jpeg\r\n\r\nGIF89a\r\n--XyZ--\r\n"
+        )
+    };
+    let multipart = "multipart/form-data; boundary=XyZ";
+    for name in ["photo.jpg", "report.aspx.pdf", "notes.txt", "index.html"] {
+        let a = body_request(multipart, &upload(name));
+        assert_eq!(a.verdict, Verdict::Allow, "{name}: {a:?}");
+    }
+    for name in ["cmd.aspx", "x.ashx", "shell.asp", "Service.ASMX", "view.cshtml"] {
+        let a = body_request(multipart, &upload(name));
+        assert_eq!(a.verdict, Verdict::Block, "{name}: {a:?}");
+    }
+}
