@@ -2301,45 +2301,38 @@ fn mentions_paths_and_assignments_versus_command_lines() {
     );
 }
 
-/// Python's `print` around one of its value builtins is a code snippet; PHP probes print a
-/// PHP function's result, and Python's own code-running builtins still count.
+/// Package descriptions name JavaScript APIs, CSS rules and systems in the grammar of prose:
+/// a name in a Markdown code span (`` `window.alert` ``), the keyword `function` before a
+/// code span, an empty call among other words ("Browser fetch() API"), `@import` as a word,
+/// an acronym in parentheses after "System". The code they name still counts: a tagged
+/// template call, an empty call as the whole value, `@import` before a URL, a PHP call with a
+/// quoted or variable argument.
 #[test]
-fn python_prints_versus_php_probes() {
+fn api_names_in_descriptions_versus_the_calls() {
     both_ways(
         &[
-            "print(type(x))",
-            "print(len(items))",
-            "for k in keys: print(sorted(d[k]))",
-            "print(sum([1, 2, 3]))",
+            "The internal lodash function `baseFlatten` exported as a module.",
+            "A simple but elegant `fetch` API wrapper, use `fetch` like a charm",
+            "alternates `window.confirm` and `window.alert`.",
+            "Browser fetch() API",
+            "Like setTimeout() but using requestAnimationFrame()",
+            "importModule() is a polyfill of import().",
+            "Parse CSS @import statements",
+            "Turn css @import statements into full urls",
+            "Open Source, Content Management System (CMS) for geospatial data.",
+            "FluentUI System (filled) icons available as Styled Components",
         ],
         &[
-            "print(md5(1))",
-            "echo(md5(31337))",
-            "print(phpinfo())",
-            "print(system(\"id\"))",
-            "print(eval(\"1\"))",
-            "print(open(\"/etc/passwd\").read())",
+            "alert`1`",
+            "top.alert `1`",
+            "Function`a${1}`",
+            "new Function()",
+            "atob()",
+            "eval();",
+            "<style>@import'//evil.example/x.css';</style>",
+            "x{} @import url(//evil.example/x.css)",
+            "please run the command system('id') now",
+            "system(ls)",
         ],
     );
-}
-
-/// An upload named as a page IIS, ASP.NET or server-side includes run (`cmd.aspx`,
-/// `x.ashx`, `shell.asp`) is a web shell when it lands under the web root; documents and
-/// images, even with such a name inside (`report.aspx.pdf`), are not.
-#[test]
-fn server_page_uploads_versus_documents() {
-    let upload = |filename: &str| {
-        format!(
-            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: image/jpeg\r\n\r\nGIF89a\r\n--XyZ--\r\n"
-        )
-    };
-    let multipart = "multipart/form-data; boundary=XyZ";
-    for name in ["photo.jpg", "report.aspx.pdf", "notes.txt", "index.html"] {
-        let a = body_request(multipart, &upload(name));
-        assert_eq!(a.verdict, Verdict::Allow, "{name}: {a:?}");
-    }
-    for name in ["cmd.aspx", "x.ashx", "shell.asp", "Service.ASMX", "view.cshtml"] {
-        let a = body_request(multipart, &upload(name));
-        assert_eq!(a.verdict, Verdict::Block, "{name}: {a:?}");
-    }
 }

@@ -722,45 +722,8 @@ fn constant_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
     }
 }
 
-/// An identifier argument that is itself a call (`md5(1)`, `chr (65)`), unless the callee is
-/// one of Python's builtins that read or convert a value (`print(type(x))`,
-/// `print(len(items))`, `print(sorted(d))`): Python's `print` around them is a code snippet,
-/// and no PHP probe wraps them (it shows `md5(1)` or `phpinfo()`). Python's builtins that
-/// run code or open files (`eval`, `exec`, `open`, `__import__`) are not among them.
+/// An identifier argument that is itself a call (`md5(1)`, `chr (65)`).
 fn nested_call_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
-    const PYTHON_VALUE_BUILTINS: &[u8] = super::pack_words!(&[
-        "type",
-        "str",
-        "repr",
-        "len",
-        "list",
-        "dict",
-        "set",
-        "tuple",
-        "int",
-        "float",
-        "bool",
-        "bytes",
-        "sorted",
-        "reversed",
-        "sum",
-        "min",
-        "max",
-        "abs",
-        "round",
-        "range",
-        "enumerate",
-        "zip",
-        "map",
-        "filter",
-        "any",
-        "all",
-        "isinstance",
-        "hasattr",
-        "id",
-        "hex",
-        "format",
-    ]);
     let mut j = k;
     while b
         .get(j)
@@ -769,9 +732,6 @@ fn nested_call_arg(sk: &Skipper<'_>, b: &[u8], k: usize) -> bool {
         j += 1;
     }
     b.get(sk.skip(j)) == Some(&b'(')
-        && !b
-            .get(k..j)
-            .is_some_and(|name| super::unpack(PYTHON_VALUE_BUILTINS).any(|w| w.as_bytes() == name))
 }
 
 /// A dangerous function called: `name` + optional whitespace/comments + `(` + argument.
@@ -817,8 +777,13 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
         return false;
     }
     let sk = Skipper::new(b);
+    let prose = super::lfi::prose(l);
     let call_after = |end: usize, need_arg: bool, empty_ok: bool, call_arg_only: bool| {
         let j = sk.skip(end);
+        // In a sentence, a name, a space and one bare word in parentheses is a remark
+        // ("Content Management System (CMS)", "Design System (filled) icons"): PHP reads
+        // that word as a constant, which no probe passes to a function.
+        let remark = prose && b.get(end) == Some(&b' ');
         if b.get(j) != Some(&b'(')
             || super::lfi::prose_arguments(b, j + 1)
             || numbered_copy(b, end, j)
@@ -838,12 +803,11 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
             && if call_arg_only {
                 nested_call_arg(&sk, b, k)
             } else {
-                constant_arg(&sk, b, k)
+                !remark && constant_arg(&sk, b, k)
             }
             || empty_ok && b.get(k) == Some(&b')')
     };
     let set = ByteSet::of(b);
-    let prose = super::lfi::prose(l);
     let found = distinctive
         .iter()
         .filter(|f| set.has_all(f.as_bytes()))

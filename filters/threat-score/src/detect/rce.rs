@@ -1657,8 +1657,7 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
     })
 }
 
-/// Restricted upload names (dotfiles, server configuration, server-side pages) for file-name
-/// sources.
+/// Restricted upload names (dotfiles and server configuration) for file-name sources.
 fn restricted_upload(l: &str) -> bool {
     let name = l.trim().trim_end_set(b". ");
     let base = name.rsplit_first_any(b"/\\").unwrap_or(name);
@@ -1694,17 +1693,7 @@ fn restricted_upload(l: &str) -> bool {
             | "credentials"
             | "database"
     ) && compact.len() > stem.len();
-    // Server-side pages IIS, ASP.NET or a web server's includes run when the upload lands
-    // under the web root (a web shell: `cmd.aspx`, `x.ashx`, `page.shtml`); PHP and JSP have
-    // their own families' checks.
-    let server_page = compact.rsplit_once_char('.').is_some_and(|(_, ext)| {
-        [
-            "asp", "aspx", "ashx", "asmx", "asa", "cshtml", "vbhtml", "shtml", "stm",
-        ]
-        .contains(&ext)
-    });
     config_stem
-        || server_page
         || (base.starts_with('.')
             && base.len() > 1
             && base.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic))

@@ -366,13 +366,18 @@ fn css_script(l: &str) -> bool {
     CSS_NEEDLES.iter().any(|n| c.has_lit(n))
 }
 
-/// What [`css_script`] looks for in the compacted value.
-const CSS_NEEDLES: [&str; 5] = [
+/// What [`css_script`] looks for in the compacted value. `@import` counts as CSS grammar has
+/// it, before a string, a `url(` or a comment (`@import'//evil/x.css'`): prose names the
+/// rule ("Parse CSS @import statements").
+const CSS_NEEDLES: [&str; 8] = [
     ":expression(",
     "-moz-binding",
     "behavior:url(",
     "url(javascript",
-    "@import",
+    "@import'",
+    "@import\"",
+    "@importurl(",
+    "@import/*",
 ];
 
 /// JS sinks called with a literal or an expression: `alert(1)`, `eval('x')`,
@@ -388,8 +393,23 @@ fn js_sink(l: &str) -> bool {
                 j += 1;
             }
             let open = b.get(j).copied();
-            // A tagged template call: ``alert`1` `` (a closing backtick follows).
-            if open == Some(b'`') && b.get(j + 1..).is_some_and(|r| r.has_byte(b'`')) {
+            // A tagged template call: ``alert`1` `` (a closing backtick follows). Not after
+            // the keyword `import` (no JavaScript parses ``import`x` ``), nor `function` with
+            // a space (only the constructor is called so: ``Function`x` ``), nor when a
+            // backtick opens the name's dotted token: that is a Markdown code span closing
+            // (`` `window.alert` ``, "the lodash function `baseEach`").
+            let token = b
+                .get(..p)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$')));
+            if open == Some(b'`')
+                && *s != "import"
+                && (*s != "function" || j == p + s.len())
+                && token != Some(&b'`')
+                && b.get(j + 1..).is_some_and(|r| r.has_byte(b'`'))
+            {
                 return true;
             }
             // `fetch('/api/me')`: the page's own API, read as every front end does; sending
@@ -413,8 +433,18 @@ fn js_sink(l: &str) -> bool {
                     )
                 }) || any_arg && arg.is_some_and(|a| a.is_ascii_alphabetic())
                     // `alert()`: an empty call counts unless a sentence mentions it
-                    // ("Using alert() for debugging").
-                    || arg == Some(b')') && !super::lfi::prose(l) && !definition(b, j + 2)
+                    // ("Using alert() for debugging"). Only a dialog shows anything empty:
+                    // `eval()`, `fetch()`, `new Function()` run nothing, and count as the
+                    // probe they are only as the whole value ("Browser fetch() API" names
+                    // one).
+                    || arg == Some(b')')
+                        && !definition(b, j + 2)
+                        && if matches!(*s, "alert" | "prompt" | "confirm" | "msgbox") {
+                            !super::lfi::prose(l)
+                        } else {
+                            matches!(b.get(..p).map(<[u8]>::trim_ascii), Some(b"" | b"new"))
+                                && matches!(b.get(j + 2..).map(<[u8]>::trim_ascii), Some(b"" | b";"))
+                        }
                     || l.get(j + 1..).is_some_and(|r| {
                         r.starts_with("document")
                             || r.starts_with("window")
