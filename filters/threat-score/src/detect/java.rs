@@ -73,6 +73,12 @@ const PACKAGES: crate::detect::Words = crate::detect::Words::new(&[
 ]);
 
 /// Lookup prefixes log4j understands; `${prefix:` in input is a lookup attempt.
+/// Whether `prefix` is one of [`LOOKUPS`]; outlined for its two callers.
+#[inline(never)]
+fn lookup_prefix(prefix: &str) -> bool {
+    LOOKUPS.contains(&prefix)
+}
+
 const LOOKUPS: &[&str] = &[
     "jndi", "env", "sys", "lower", "upper", "ctx", "main", "date", "java", "base64", "bundle",
     "k8s", "docker", "log4j", "marker", "spring", "web", "map", "sd", "event", "",
@@ -483,7 +489,7 @@ fn lookup(l: &str) -> bool {
             .take_while(|c| c.is_ascii_alphanumeric())
             .count();
         let prefix = rest.get(..prefix_len).unwrap_or_default();
-        if rest.get(prefix_len..).is_some_and(|r| r.starts_with(':')) && LOOKUPS.contains(&prefix) {
+        if rest.get(prefix_len..).is_some_and(|r| r.starts_with(':')) && lookup_prefix(prefix) {
             return true;
         }
         if rest.starts_with("${") {
@@ -511,7 +517,7 @@ fn log4j_lookup(l: &str, env: bool) -> bool {
         rest.get(n) == Some(&b':')
             && !prefix.is_empty()
             && (env || prefix != "env")
-            && LOOKUPS.contains(&prefix)
+            && lookup_prefix(prefix)
     });
     first.is_some_and(|p| {
         b.get(p..)
