@@ -2336,3 +2336,77 @@ fn api_names_in_descriptions_versus_the_calls() {
         ],
     );
 }
+
+/// SQL's grammar read against sentences that use its words: after `FROM` a table, an alias
+/// and a clause (not "from your data set"); `REPLACE` names a table then `VALUES (`, `SELECT`
+/// or `SET` (not "replace missing values in your data"); `CREATE USER` names a user then
+/// `IDENTIFIED`... (not "create user interfaces for lab automation"); `SHUTDOWN` is a
+/// statement of its own; `EXECUTE 'x'` is not followed by words. The statements themselves,
+/// as injected, still count.
+#[test]
+fn sql_words_in_descriptions_versus_statements() {
+    both_ways(
+        &[
+            "Select Best Features from your data set - any size - now with XGBoost!",
+            "Select items randomly from a list with weighted probability of selection",
+            "Use this package to replace missing values in your data by mean of columns",
+            "Replace known values in Titanium apps to allow for further simplification",
+            "Multi-select drop-down control to replace regular select element",
+            "A small library to create user interfaces for lab automation.",
+            "Cross platform Python module for easy system restart reboot and shutdown",
+            "A very simple fix for Failed to execute 'define' on 'CustomElementRegistry'",
+        ],
+        &[
+            "' union select username, password from users where id=1--",
+            "1 UNION SELECT user,password FROM mysql.user#",
+            "' union select name from sysobjects with (nolock)--",
+            "x' UNION SELECT null FROM users u WHERE 1=1--",
+            "'; replace into users values (1,'admin','x')--",
+            "1; replace into t (a,b) select a,b from s--",
+            "'; create user hacker identified by 'pw'--",
+            "'; shutdown--",
+            "'; exec 'xp_cmdshell'--",
+        ],
+    );
+}
+
+/// One word in a parameter named as a name or title is a label: package names that are also
+/// programs (`redis-cli`, `ansible-vault`, `tasklist`, `@tsconfig/node21`) pass there, while
+/// shell syntax in the same parameter, and the same word where a command is expected, count.
+#[test]
+fn program_names_as_labels_versus_commands() {
+    let engine = Config::default().compile().unwrap();
+    let form = vec![
+        ("host".to_string(), "api.example".to_string()),
+        (
+            "content-type".to_string(),
+            "application/x-www-form-urlencoded".to_string(),
+        ),
+    ];
+    let post = |body: &str| {
+        engine.inspect(
+            &Request::new("POST", "/api/packages")
+                .with_headers(&form)
+                .with_body(body.as_bytes()),
+        )
+    };
+    for body in [
+        "name=redis-cli&version=2.1.2",
+        "name=ansible-vault",
+        "package_name=tasklist",
+        "title=new-object",
+        "name=%40tsconfig%2Fnode21",
+    ] {
+        assert_eq!(post(body).verdict, Verdict::Allow, "{body}");
+    }
+    for body in [
+        "name=%3Bid",
+        "name=x%7Ccat%20/etc/passwd",
+        "name=%24(id)",
+        "name=bash%20-c%20id",
+        "code=ansible-vault",
+        "cmd=tasklist",
+    ] {
+        assert_eq!(post(body).verdict, Verdict::Block, "{body}");
+    }
+}

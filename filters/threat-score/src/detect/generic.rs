@@ -28,7 +28,7 @@ const METADATA: crate::detect::Words = crate::detect::Words::new(&[
 ]);
 
 /// Names that resolve to the host or its container runtime.
-const INTERNAL_HOSTS: &[&str] = &[
+const INTERNAL_HOSTS: crate::detect::Words = crate::detect::Words::new(&[
     "localhost",
     "localhost4",
     "localhost6",
@@ -47,7 +47,7 @@ const INTERNAL_HOSTS: &[&str] = &[
     // Google Compute Engine's metadata server by its short name (the resolver's search
     // domain completes it), as the long `metadata.google.internal` is in [`METADATA`].
     "metadata",
-];
+]);
 
 /// Public DNS names whose every subdomain resolves to 127.0.0.1: `localhost` under another
 /// name, registered for local development, and the classic way around a filter that
@@ -987,7 +987,7 @@ fn ssrf_host(t: &str, url: bool, host: &str) -> bool {
             .iter()
             .filter(|m| m.contains(char::is_alphabetic))
             .any(|m| host_no_port == *m)
-        || (INTERNAL_HOSTS.contains(&host_no_port) || loopback_alias(host_no_port))
+        || (INTERNAL_HOSTS.iter().any(|h| *h == host_no_port) || loopback_alias(host_no_port))
             && (if url { whole_url } else { l.has_char('/') })
 }
 

@@ -37,13 +37,13 @@ const METHODS_RFC: &[&str] = &[
     "UNLOCK",
 ];
 
-const CHARSETS: &[&str] = &[
+const CHARSETS: crate::detect::Words = crate::detect::Words::new(&[
     "utf-8",
     "iso-8859-1",
     "iso-8859-15",
     "windows-1252",
     "us-ascii",
-];
+]);
 
 /// Request headers no ordinary client sends and that have served attacks (WebDAV conditions,
 /// `Proxy` (httpoxy), method overrides). `Content-Range` is not one: partial `PUT`s
@@ -72,7 +72,7 @@ fn restricted_header(name: &str) -> bool {
 /// Whether `charset` (lowercase) is one of [`CHARSETS`]; outlined for its three callers.
 #[inline(never)]
 fn allowed_charset(charset: &str) -> bool {
-    CHARSETS.contains(&charset)
+    CHARSETS.iter().any(|c| *c == charset)
 }
 
 /// An RFC 9110 `tchar`: a byte of a token (a media type's type or subtype, a method).

@@ -416,7 +416,7 @@ const WORDLIKE: &[&str] = &[
 ];
 
 /// Reconnaissance commands that attackers send without arguments.
-const RECON: &[&str] = &[
+const RECON: crate::detect::Words = crate::detect::Words::new(&[
     "whoami",
     "ifconfig",
     "ipconfig",
@@ -425,7 +425,7 @@ const RECON: &[&str] = &[
     "tasklist",
     "uname",
     "printenv",
-];
+]);
 
 /// [`PREFIXES`] for lookups (one hash instead of a comparison per entry, for every segment).
 pub(super) static PREFIX_SET: super::WordSet = super::WordSet::new(PREFIXES);
@@ -1012,7 +1012,7 @@ pub(crate) const TOOL_COMMAND: &str = "rce.tool-command";
 /// paranoia-1 lists as well: `npm`, `docker`, `apt-get`, `gem`, `pip`, `composer`; a
 /// configuration tool that runs commands on hosts, `ansible all -m ping`, stays at 1).
 /// (Only names of [`DISTINCTIVE`]: the others are no commands to begin with.)
-const DEV_TOOLS: &[&str] = &[
+const DEV_TOOLS: crate::detect::Words = crate::detect::Words::new(&[
     "npm",
     "pip",
     "pip3",
@@ -1029,12 +1029,12 @@ const DEV_TOOLS: &[&str] = &[
     "yum",
     "gcloud",
     "puppet",
-];
+]);
 
 /// `tool verb args...` with nothing of a shell in the arguments: the sub-command a plain
 /// word (`install`, `run`, `get`), no variable, redirection, substitution or sensitive file.
 fn tool_with_subcommand(base: &str, args: &[&str]) -> bool {
-    DEV_TOOLS.contains(&base)
+    DEV_TOOLS.iter().any(|t| *t == base)
         && args
             .first()
             .is_some_and(|a| a.len() >= 2 && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
@@ -1226,7 +1226,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     // slow"); an attack puts options, paths or targets there.
     let all_targets = !args.is_empty() && args.len() <= 3 && args.iter().all(|a| target_arg(a));
     let word = wordlike(base) && !has_path;
-    let recon_alone = args.is_empty() && RECON.contains(&base);
+    let recon_alone = args.is_empty() && RECON.iter().any(|r| *r == base);
     // `& net user x y /add`, `(type x -n)`: a program that is also a word, given an option or
     // a Windows switch in a short segment, is a command line after `&`, `(` or a backtick.
     let word_with_switches = word
@@ -1612,7 +1612,7 @@ fn batch_variable(s: &str, set: &crate::extract::ByteSet) -> bool {
 }
 
 /// The verbs of [`powershell_cmdlet`].
-const VERBS: &[&str] = &[
+const VERBS: crate::detect::Words = crate::detect::Words::new(&[
     "Invoke",
     "Start",
     "New",
@@ -1631,7 +1631,7 @@ const VERBS: &[&str] = &[
     "Stop",
     "Copy",
     "Move",
-];
+]);
 
 /// PowerShell `Verb-Noun` cmdlets (capitalised, as PowerShell writes them).
 pub(crate) fn powershell_cmdlet(v: &str) -> bool {
@@ -1649,7 +1649,7 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
             return false;
         };
         let camel = noun.bytes().filter(u8::is_ascii_uppercase).count() >= 2;
-        VERBS.contains(&verb)
+        VERBS.iter().any(|v| *v == verb)
             && noun.len() >= 4
             && noun.first_char().is_some_and(|c| c.is_ascii_uppercase())
             && noun.bytes().all(|b| b.is_ascii_alphabetic())
@@ -1700,6 +1700,12 @@ fn restricted_upload(l: &str) -> bool {
         || NAMES.contains(&base)
 }
 
+/// A parameter named as a name or a title: `name`, `package_name`, `userName`, `title`,
+/// `label`, `slug`.
+fn label_parameter(n: &[u8]) -> bool {
+    n.ends_with(b"name") || n.ends_with(b"Name") || matches!(n, b"title" | b"label" | b"slug")
+}
+
 fn scan_input(input: &Input, out: &mut Findings) {
     let v = &input.value;
     let l = input.lower.as_str();
@@ -1707,6 +1713,13 @@ fn scan_input(input: &Input, out: &mut Findings) {
     // A field name is a label (`uname`, `ping`), not a command line: only commands after a
     // shell separator count there.
     let is_name = matches!(input.location.source, Source::ArgName | Source::CookieName);
+    // One word in a parameter named as a name or a title (`name`, `package_name`,
+    // `username`, `title`, `slug`) is a label: `redis-cli`, `ansible-vault`, `tasklist` as a
+    // package's name run nothing. A command there needs shell syntax (a separator, a
+    // substitution), which is still read at paranoia 1.
+    let label = input.location.source == Source::Arg
+        && !input.bytes.has(b' ')
+        && label_parameter(input.location.name.as_bytes());
     let code_spans = input.bytes.has(b'`') && markdown_code_spans(v);
     // A sentence that opens with a capitalised program name (`Tail -f for cloud logs`,
     // `Grep -r replacement written in Rust`): package summaries are written that way, while
@@ -1761,9 +1774,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
             }
             continue;
         }
-        if is_name && intro == Intro::Start {
-            // Paranoia 2: a name that is itself a command line (`uname -a`).
-            if pl2 && seg.has_char(' ') && command_in_segment(intro, seg).is_some() {
+        if (is_name || label) && intro == Intro::Start {
+            // Paranoia 2: a name or label that is itself a command line (`uname -a`).
+            if pl2 && (label || seg.has_char(' ')) && command_in_segment(intro, seg).is_some() {
                 out.hit(input, CAT, "rce.command-in-name", Severity::Critical, 2);
             }
             continue;
@@ -2217,7 +2230,7 @@ mod tests {
     /// `Out` only once lowercased).
     #[test]
     fn every_cmdlet_verb_holds_a_e_or_o() {
-        for v in VERBS {
+        for v in VERBS.iter() {
             let lower = v.to_ascii_lowercase();
             assert!(
                 lower.bytes().any(|b| matches!(b, b'a' | b'e' | b'o')),
@@ -2277,7 +2290,7 @@ mod tests {
             .iter()
             .chain(PREFIXES)
             .chain(WORDLIKE)
-            .chain(RECON)
+            .chain(RECON.iter())
             .chain(INTERPRETERS)
             .chain(FAMILIES.iter())
             .chain(&[

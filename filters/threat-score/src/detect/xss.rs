@@ -57,7 +57,7 @@ fn active_tag(name: &str) -> bool {
 }
 
 /// Active tags that run or load code without any attribute.
-const SELF_ACTIVE_TAGS: &[&str] = &[
+const SELF_ACTIVE_TAGS: crate::detect::Words = crate::detect::Words::new(&[
     "script",
     "iframe",
     "frame",
@@ -76,7 +76,7 @@ const SELF_ACTIVE_TAGS: &[&str] = &[
     "plaintext",
     "xmp",
     "style",
-];
+]);
 
 /// Tags that become dangerous with an event handler or a script URL.
 const PASSIVE_TAGS: &[&str] = &[
@@ -696,7 +696,7 @@ fn scan_input(input: &Input, out: &mut Findings) {
                     } else {
                         2
                     }
-                } else if SELF_ACTIVE_TAGS.contains(&base) || has_attr {
+                } else if SELF_ACTIVE_TAGS.iter().any(|t| *t == base) || has_attr {
                     1
                 } else {
                     2

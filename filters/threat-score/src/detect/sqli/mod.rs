@@ -409,13 +409,35 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                     .any(|x| x.text == "values" || x.text == "select")
         }
         // MySQL `REPLACE [INTO] t (cols) VALUES (...)`; `replace(a, b, c)` is a function.
+        // `REPLACE [INTO] t [(cols)] VALUES (...)`, `... SELECT ...`, `... SET ...`: after the
+        // table only a column list comes before them ("replace missing values in your data",
+        // "replace known values in apps" go on with words).
         "replace" => {
-            next.is_some_and(|n| matches!(n.kind, Kind::Bare | Kind::Keyword) && n.text != "(")
-                && nc
+            let mut j = i + 1 + usize::from(next.is_some_and(|n| n.text == "into"));
+            if !t(j).is_some_and(|x| matches!(x.kind, Kind::Bare | Kind::Keyword)) {
+                return false;
+            }
+            j += 1;
+            if t(j).is_some_and(|x| x.kind == Kind::LParen) {
+                match nc
                     .iter()
-                    .skip(i + 1)
+                    .skip(j)
                     .take(12)
-                    .any(|x| x.text == "values" || x.text == "select")
+                    .position(|x| x.kind == Kind::RParen)
+                {
+                    Some(p) => j += p + 1,
+                    None => return false,
+                }
+            }
+            t(j).is_some_and(|x| match x.text.as_str() {
+                "values" => t(j + 1).is_some_and(|y| y.kind == Kind::LParen),
+                "select" => t(j + 1).is_some_and(|y| {
+                    matches!(y.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
+                        || y.text == "*"
+                }),
+                "set" => true,
+                _ => false,
+            })
         }
         "update" => {
             next.is_some_and(|n| n.kind == Kind::Bare) && t(i + 2).is_some_and(|x| x.text == "set")
@@ -451,15 +473,10 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                 // A last word after the name is prose too ("Create table reservations
                 // online").
                 && !(t(i + 3).is_some_and(|x| {
-                    x.kind == Kind::Bare
-                        && !matches!(
-                            x.text.as_str(),
-                            "add" | "change" | "modify" | "rename" | "column" | "constraint"
-                                | "engine" | "cascade" | "restrict" | "purge" | "owner" | "to"
-                                | "if" | "exists" | "as" | "like"
-                        )
+                    matches!(x.kind, Kind::Bare | Kind::Keyword)
+                        && !AFTER_OBJECT.iter().any(|w| x.text == *w)
                 }) && t(i + 4).is_none_or(|x| {
-                    matches!(x.kind, Kind::Bare | Kind::Keyword | Kind::Op)
+                    matches!(x.kind, Kind::Bare | Kind::Keyword | Kind::Op | Kind::Logic)
                 }))
         }
         // T-SQL runs a string or a variable (`EXEC('SELECT 1')`, `EXEC (@q)`); `exec (` with
@@ -471,10 +488,18 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                 || n.text == "immediate"
                 || (n.kind == Kind::LParen
                     && t(i + 2).is_some_and(|x| matches!(x.kind, Kind::Str | Kind::Var)))
+                // `EXEC 'proc'` ends there or goes on with SQL, not with a word ("Failed
+                // to execute 'define' on 'X'").
                 || n.kind == Kind::Str
+                    && t(i + 2).is_none_or(|x| !matches!(x.kind, Kind::Bare | Kind::Keyword))
         }),
         "declare" => next.is_some_and(|n| n.kind == Kind::Var),
-        "shutdown" => at_boundary && next.is_none_or(|n| n.kind == Kind::Semi || n.text == "with"),
+        // A statement of its own: at the start, after `;` or a comment ("... restart,
+        // reboot and shutdown" ends a sentence).
+        "shutdown" => {
+            prev.is_none_or(|p| matches!(p.kind, Kind::Semi | Kind::Comment))
+                && next.is_none_or(|n| n.kind == Kind::Semi || n.text == "with")
+        }
         "waitfor" => next.is_some_and(|n| n.text == "delay" || n.text == "time"),
         _ => false,
     }
@@ -500,8 +525,89 @@ fn prose_around_from(nc: &[&Token], select: usize) -> bool {
     else {
         return false;
     };
-    three_words(select + 1, from) || three_words(from + 1, from + 4)
+    // After `FROM` a table (a name or keyword-like name; a subquery is no prose), an optional
+    // alias, then the statement ends or goes on with punctuation or a clause: "from your
+    // data set", "from a list with weighted..." go on with words.
+    let table = nc
+        .get(from + 1)
+        .is_some_and(|x| matches!(x.kind, Kind::Bare | Kind::Keyword));
+    three_words(select + 1, from)
+        || table
+            && !after_table(nc, from + 2)
+            && !(nc.get(from + 2).is_some_and(|x| x.kind == Kind::Bare)
+                && after_table(nc, from + 3))
 }
+
+/// Whether the token at `k` may follow a table (and its alias) in a `FROM` clause: the end,
+/// punctuation, a comment, `UNION`, `GROUP BY`/`ORDER BY`/`LIMIT`, a clause keyword
+/// ([`FROM_CLAUSE`]) or a table hint (`WITH (NOLOCK)`).
+fn after_table(nc: &[&Token], k: usize) -> bool {
+    nc.get(k).is_none_or(|x| {
+        matches!(
+            x.kind,
+            Kind::Semi | Kind::Comment | Kind::Comma | Kind::RParen | Kind::Union | Kind::Group
+        ) || FROM_CLAUSE.iter().any(|w| x.text == *w)
+            || x.text == "with" && nc.get(k + 1).is_some_and(|y| y.kind == Kind::LParen)
+    })
+}
+
+/// Words that may follow a table (and its alias) in a `FROM` clause.
+const FROM_CLAUSE: crate::detect::Words = crate::detect::Words::new(&[
+    "where",
+    "join",
+    "inner",
+    "left",
+    "right",
+    "cross",
+    "natural",
+    "straight_join",
+    "full",
+    "outer",
+    "into",
+    "for",
+    "procedure",
+    "offset",
+    "fetch",
+    "on",
+    "using",
+    "as",
+    "intersect",
+    "except",
+    "minus",
+    "returning",
+    "lock",
+    "window",
+]);
+
+/// Words that may follow the object's name in `CREATE`/`DROP`/`ALTER`/`TRUNCATE`.
+const AFTER_OBJECT: crate::detect::Words = crate::detect::Words::new(&[
+    "add",
+    "change",
+    "modify",
+    "rename",
+    "column",
+    "constraint",
+    "engine",
+    "cascade",
+    "restrict",
+    "purge",
+    "owner",
+    "to",
+    "if",
+    "exists",
+    "as",
+    "like",
+    "identified",
+    "on",
+    "character",
+    "charset",
+    "default",
+    "with",
+    "set",
+    "before",
+    "after",
+    "from",
+]);
 
 /// Shapes after the context's string is closed by the input (`tokens[0]` is that string).
 fn quoted_break_out(tokens: &[Token]) -> Option<&'static str> {
