@@ -2410,3 +2410,27 @@ fn program_names_as_labels_versus_commands() {
         assert_eq!(post(body).verdict, Verdict::Block, "{body}");
     }
 }
+
+/// A tag named as a noun ("Inline <script> tags", "Vue SFC <style> blocks") and a word in
+/// parentheses after a function's name where no query puts one ("database(s)", "the
+/// Forecast Database (NDFD)") are prose; the tag with code or a closing tag, and the
+/// function called as queries call it, count.
+#[test]
+fn named_tags_and_remarks_versus_markup_and_calls() {
+    both_ways(
+        &[
+            "Inline <script> tags in HTML files.",
+            "Programatically create <style> elements in the browser",
+            "Automatically @reference your Tailwind CSS file in Vue SFC <style> blocks.",
+            "Quart-DB provides managed connection(s) to database(s).",
+            "Python Bindings to the NOAA National Digital Forecast Database (NDFD)",
+        ],
+        &[
+            "<script> tag=1;alert(1)</script>",
+            "<script>alert(1)</script>",
+            "<script src=//evil.example/x.js> tag",
+            "' union select database()--",
+            "1 and ascii(substr(database(),1,1))>64",
+        ],
+    );
+}

@@ -49,6 +49,24 @@ const ACTIVE_TAGS: &[&str] = &[
     "plaintext",
 ];
 
+/// A bare tag named as a noun: "Inline <script> tags in HTML files", "create <style>
+/// elements", "Vue SFC <style> blocks". No attribute, the next word says what the tag is, and
+/// no closing tag follows anywhere (`<script> tag=1;alert(1)</script>` runs): paranoia 2.
+fn named_in_prose(l: &str, first: &str, attrs: &str) -> bool {
+    first.trim().is_empty()
+        && !l.has_lit("</")
+        && attrs.get(first.len() + 1..).is_some_and(|rest| {
+            let word = rest
+                .trim_start()
+                .split_first_any(b" .,;:!?)")
+                .unwrap_or_default();
+            matches!(
+                word,
+                "tag" | "tags" | "element" | "elements" | "block" | "blocks"
+            )
+        })
+}
+
 /// Whether `name` is one of [`ACTIVE_TAGS`]: one comparison switch in the module for the
 /// five places that ask (each `contains` on the constant list was unrolled where it stood).
 #[inline(never)]
@@ -696,7 +714,9 @@ fn scan_input(input: &Input, out: &mut Findings) {
                     } else {
                         2
                     }
-                } else if SELF_ACTIVE_TAGS.iter().any(|t| *t == base) || has_attr {
+                } else if (SELF_ACTIVE_TAGS.iter().any(|t| *t == base) || has_attr)
+                    && !named_in_prose(l, first, attrs)
+                {
                     1
                 } else {
                     2

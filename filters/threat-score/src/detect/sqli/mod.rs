@@ -1643,6 +1643,7 @@ fn sql_function_call(l: &str) -> bool {
     let b = l.as_bytes();
     let sk = super::Skipper::new(b);
     let set = crate::extract::ByteSet::of(b);
+    let prose = std::cell::OnceCell::new();
     SQL_ONLY_FUNCTIONS
         .iter()
         .filter(|f| set.has_all(f.as_bytes()))
@@ -1651,7 +1652,18 @@ fn sql_function_call(l: &str) -> bool {
             while let Some(at) = super::find_word(l, f, from) {
                 let j = sk.skip(at + f.len());
                 let j = if b.get(j) == Some(&b'\\') { j + 1 } else { j };
+                // A word in parentheses is a remark where the function takes no argument
+                // ("connection(s) to database(s)") or, in a sentence, after a space ("the
+                // Forecast Database (NDFD)"): no query passes a bare word there.
+                let word_arg = b.get(j + 1).is_some_and(u8::is_ascii_alphabetic);
+                let remark = word_arg
+                    && (matches!(
+                        *f,
+                        "database" | "current_user" | "system_user" | "session_user"
+                    ) || b.get(at + f.len()) == Some(&b' ')
+                        && *prose.get_or_init(|| super::lfi::prose(l)));
                 if b.get(j) == Some(&b'(')
+                    && !remark
                     && !super::lfi::prose_arguments(b, j + 1)
                     && !prose_after_call(b, j)
                 {
