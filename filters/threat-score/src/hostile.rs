@@ -61,6 +61,9 @@ pub const GENERATORS: &[(&str, &str)] = &[
     // A base64-looking run (generic decodes base64 values looking for Node's serialisation
     // marker): `_$$ND_FUNC$$_` encoded, repeated.
     ("base64", "XyQkTkRfRlVOQyQkXw"),
+    // A chain of JavaScript sinks as one dotted name: each sink's tagged-template check
+    // looked back over the whole chain before it.
+    ("sink-chain", "alert."),
 ];
 
 /// How a generated payload is carried.

@@ -56,6 +56,7 @@ const CHECKED: &[&str] = &[
     "backslash-x",
     "backslashes",
     "base64",
+    "sink-chain",
 ];
 
 /// The only code callgrind counts.

@@ -73,16 +73,16 @@ const PACKAGES: crate::detect::Words = crate::detect::Words::new(&[
 ]);
 
 /// Lookup prefixes log4j understands; `${prefix:` in input is a lookup attempt.
+const LOOKUPS: crate::detect::Words = crate::detect::Words::new(&[
+    "jndi", "env", "sys", "lower", "upper", "ctx", "main", "date", "java", "base64", "bundle",
+    "k8s", "docker", "log4j", "marker", "spring", "web", "map", "sd", "event", "",
+]);
+
 /// Whether `prefix` is one of [`LOOKUPS`]; outlined for its two callers.
 #[inline(never)]
 fn lookup_prefix(prefix: &str) -> bool {
     LOOKUPS.iter().any(|l| *l == prefix)
 }
-
-const LOOKUPS: crate::detect::Words = crate::detect::Words::new(&[
-    "jndi", "env", "sys", "lower", "upper", "ctx", "main", "date", "java", "base64", "bundle",
-    "k8s", "docker", "log4j", "marker", "spring", "web", "map", "sd", "event", "",
-]);
 
 /// `org.apache.commons.Foo`, `com.example.App`: three or more dotted identifiers, the
 /// package parts lowercase, the class capitalised.

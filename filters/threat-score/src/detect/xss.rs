@@ -423,17 +423,19 @@ fn js_sink(l: &str) -> bool {
             // a space (only the constructor is called so: ``Function`x` ``), nor when a
             // backtick opens the name's dotted token: that is a Markdown code span closing
             // (`` `window.alert` ``, "the lodash function `baseEach`").
-            let token = b
-                .get(..p)
-                .unwrap_or_default()
-                .iter()
-                .rev()
-                .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$')));
+            // The look back runs only for a name followed by a backtick, and stops at the
+            // first byte outside a dotted name: a backtick or space ends the previous such
+            // name's token, so each byte is looked at once (linear).
             if open == Some(b'`')
                 && *s != "import"
                 && (*s != "function" || j == p + s.len())
-                && token != Some(&b'`')
                 && b.get(j + 1..).is_some_and(|r| r.has_byte(b'`'))
+                && b.get(..p)
+                    .unwrap_or_default()
+                    .iter()
+                    .rev()
+                    .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$')))
+                    != Some(&b'`')
             {
                 return true;
             }
