@@ -269,6 +269,19 @@ pub(crate) fn prose(v: &str) -> bool {
         .is_some()
 }
 
+/// A remark in parentheses: in a sentence, a name, a space, then `(` and a bare word at
+/// `arg` ("Content Management System (CMS)", "the Forecast Database (NDFD)", "Design System
+/// (filled) icons"). No query or PHP call passes a bare word after a spaced name in prose.
+/// `prose` is asked last (a pass over the value), only when the shape is there.
+pub(crate) fn parenthetical_remark(
+    b: &[u8],
+    name_end: usize,
+    arg: usize,
+    prose: impl FnOnce() -> bool,
+) -> bool {
+    b.get(name_end) == Some(&b' ') && b.get(arg).is_some_and(u8::is_ascii_alphabetic) && prose()
+}
+
 /// Whether the argument list that starts after the `(` at `open` reads as words of a
 /// sentence rather than code: two words side by side with only spaces between them, the
 /// second a word of letters and neither a keyword that joins operands inside a call

@@ -780,10 +780,6 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
     let prose = super::lfi::prose(l);
     let call_after = |end: usize, need_arg: bool, empty_ok: bool, call_arg_only: bool| {
         let j = sk.skip(end);
-        // In a sentence, a name, a space and one bare word in parentheses is a remark
-        // ("Content Management System (CMS)", "Design System (filled) icons"): PHP reads
-        // that word as a constant, which no probe passes to a function.
-        let remark = prose && b.get(end) == Some(&b' ');
         if b.get(j) != Some(&b'(')
             || super::lfi::prose_arguments(b, j + 1)
             || numbered_copy(b, end, j)
@@ -803,7 +799,8 @@ fn calls(l: &str, distinctive: &[&str], words: &[&str]) -> bool {
             && if call_arg_only {
                 nested_call_arg(&sk, b, k)
             } else {
-                !remark && constant_arg(&sk, b, k)
+                // PHP reads a bare word as a constant, which no probe passes to a function.
+                !super::lfi::parenthetical_remark(b, end, k, || prose) && constant_arg(&sk, b, k)
             }
             || empty_ok && b.get(k) == Some(&b')')
     };

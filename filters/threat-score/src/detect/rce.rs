@@ -1161,13 +1161,13 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
         }
     }
     // Windows options glued to the program: `cmd/c`, `bcdboot/r`.
-    let mut glued_option = None;
+    let mut glued_option = false;
     // Asked once (a hash lookup; a `${${` window has thousands of segments to ask it for).
     let mut first_is_command = is_command(first);
     if !first.starts_with('/') && !first_is_command {
         if let Some((prog, opt)) = first.split_once_char('/') {
             if is_command(prog) && !opt.is_empty() && opt.len() <= 3 {
-                glued_option = Some(opt);
+                glued_option = true;
                 first = prog;
                 first_is_command = true;
             }
@@ -1204,7 +1204,7 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     let has_path = BIN_DIRS.iter().any(|d| first.starts_with(d));
     let base = first.rsplit_first_any(b"/\\").unwrap_or(first);
     let base = base.strip_suffix(".exe").unwrap_or(base);
-    if glued_option.is_some() {
+    if glued_option {
         return Some(if intro == Intro::Start {
             "rce.command"
         } else {

@@ -408,10 +408,10 @@ fn statement(nc: &[&Token], i: usize) -> bool {
                     .take(12)
                     .any(|x| x.text == "values" || x.text == "select")
         }
-        // MySQL `REPLACE [INTO] t (cols) VALUES (...)`; `replace(a, b, c)` is a function.
-        // `REPLACE [INTO] t [(cols)] VALUES (...)`, `... SELECT ...`, `... SET ...`: after the
-        // table only a column list comes before them ("replace missing values in your data",
-        // "replace known values in apps" go on with words).
+        // MySQL `REPLACE [INTO] t [(cols)] VALUES (...)`, `... SELECT ...`, `... SET ...`:
+        // after the table only a column list comes before them ("replace missing values in
+        // your data", "replace known values in apps" go on with words); `replace(a, b, c)`
+        // is a function.
         "replace" => {
             let mut j = i + 1 + usize::from(next.is_some_and(|n| n.text == "into"));
             if !t(j).is_some_and(|x| matches!(x.kind, Kind::Bare | Kind::Keyword)) {
@@ -431,10 +431,7 @@ fn statement(nc: &[&Token], i: usize) -> bool {
             }
             t(j).is_some_and(|x| match x.text.as_str() {
                 "values" => t(j + 1).is_some_and(|y| y.kind == Kind::LParen),
-                "select" => t(j + 1).is_some_and(|y| {
-                    matches!(y.kind, Kind::Var | Kind::Func | Kind::Num | Kind::Str)
-                        || y.text == "*"
-                }),
+                "select" => statement(nc, j),
                 "set" => true,
                 _ => false,
             })
@@ -1655,13 +1652,14 @@ fn sql_function_call(l: &str) -> bool {
                 // A word in parentheses is a remark where the function takes no argument
                 // ("connection(s) to database(s)") or, in a sentence, after a space ("the
                 // Forecast Database (NDFD)"): no query passes a bare word there.
-                let word_arg = b.get(j + 1).is_some_and(u8::is_ascii_alphabetic);
-                let remark = word_arg
-                    && (matches!(
+                let remark = b.get(j + 1).is_some_and(u8::is_ascii_alphabetic)
+                    && matches!(
                         *f,
                         "database" | "current_user" | "system_user" | "session_user"
-                    ) || b.get(at + f.len()) == Some(&b' ')
-                        && *prose.get_or_init(|| super::lfi::prose(l)));
+                    )
+                    || super::lfi::parenthetical_remark(b, at + f.len(), j + 1, || {
+                        *prose.get_or_init(|| super::lfi::prose(l))
+                    });
                 if b.get(j) == Some(&b'(')
                     && !remark
                     && !super::lfi::prose_arguments(b, j + 1)
