@@ -1211,7 +1211,9 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
             "rce.command-after-separator"
         });
     }
-    let args: Vec<&str> = words.collect();
+    // A word that starts with `#` begins a comment: the shell ignores the rest of the line
+    // (`| sh #` leaves the application's own arguments unrun).
+    let args: Vec<&str> = words.take_while(|w| !w.starts_with('#')).collect();
     // `df = pd.read_csv(f)`, `id += 1`: a name and an assignment operator is a statement in
     // every language but the shell, where it would run `df` with an argument `=`, which no
     // command line does (a shell assignment has no spaces: `df=x`, one word).

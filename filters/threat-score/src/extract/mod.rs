@@ -1546,7 +1546,12 @@ impl<'r> Builder<'_, '_, 'r> {
     }
 
     /// Splits an urlencoded string into arguments (`&`-separated; `;` is not a separator).
-    fn form(&mut self, data: &'r [u8]) {
+    /// `declared`: the Content-Type (or the query string) says this is a form. A body that
+    /// nobody declared one is still read as a form for the injection detectors, but no
+    /// application parses it so: a piece without `=` is text, inspected as a value, not as
+    /// the name of an empty field (`requests.post(url, data="a line\n")` sends no
+    /// Content-Type; its newline ends no header-injecting name).
+    fn form(&mut self, data: &'r [u8], declared: bool) {
         // Room for every pair's name and value (within the `args` limit) at once: growing
         // the inputs one doubling at a time copies them all again each time.
         // One pass over the string for the three questions asked of all of it.
@@ -1566,7 +1571,11 @@ impl<'r> Builder<'_, '_, 'r> {
             None => Raw::Request(data.get(a..e).unwrap_or_default()),
         };
         for (name, value) in pairs_of(data) {
-            self.arg(raw(name), raw(value), true);
+            if !declared && name.1 == value.0 {
+                self.arg(raw((name.0, name.0)), raw(name), true);
+            } else {
+                self.arg(raw(name), raw(value), true);
+            }
         }
         self.flags.invalid_percent |= percent_bad;
     }
@@ -2001,7 +2010,7 @@ pub(crate) fn prepare_with<'r>(
     b.inputs.push(path_input);
     // No query (most requests): nothing to split (`form` of nothing adds nothing).
     if !query_raw.is_empty() {
-        b.form(query_raw.as_bytes());
+        b.form(query_raw.as_bytes(), true);
     }
 
     // Headers.
@@ -2098,10 +2107,10 @@ pub(crate) fn prepare_with<'r>(
                 // Read as a form for the injection detectors, but nobody declared it one: a
                 // `%` in it (`survival is unlikely (~2% if ...)`) is text, not a bad escape.
                 let declared_bad = b.flags.invalid_percent;
-                b.form(body);
+                b.form(body, false);
                 b.flags.invalid_percent = declared_bad;
             }
-            BodyKind::Form => b.form(body),
+            BodyKind::Form => b.form(body, true),
             // Checked once, then walked over the body's own bytes: no document tree.
             // One pass over the body's own bytes checks and walks it (no document tree).
             // Every object member and every array element is one value (CRS counts JSON

@@ -1348,6 +1348,14 @@ fn scan_value(input: &Input, text: &str, lower: &str, out: &mut Findings) {
                 out.hit(input, CAT, "sqli.prose-in-query", Severity::Critical, 2);
                 continue;
             }
+            // A path is prose-like (`/wiki/Sleep_(film`): a call counts there once closed.
+            if rule == "sqli.function"
+                && input.location.source == Source::Path
+                && text.has_char('(')
+                && !text.has_char(')')
+            {
+                continue;
+            }
             out.hit(input, CAT, rule_for(rule), Severity::Critical, 1);
             return;
         }
@@ -1565,9 +1573,12 @@ pub(crate) fn scan(p: &Prepared<'_>, out: &mut Findings) {
                     }
                 }
             }
-            // A call needs `(`, a cast `::` (as for arguments below).
+            // A call needs `(`, a cast `::` (as for arguments below). In a path only a
+            // closed call is that unmistakable (`/wiki/Sleep_(film`: the `(` of a title).
             let l = &input.lower;
-            if (l.has_char('(') && sql_function_call(l)) || (l.has_lit("::") && pg_cast(l)) {
+            if (l.has_char('(') && l.has_char(')') && sql_function_call(l))
+                || (l.has_lit("::") && pg_cast(l))
+            {
                 out.hit(input, CAT, "sqli.function-call", Severity::Critical, 1);
             }
             continue;
