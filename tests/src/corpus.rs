@@ -4,7 +4,7 @@
 //! A raw client, not an HTTP library: rows carry malformed request lines, odd header names and
 //! values, missing `Host` and such on purpose, and must reach Envoy byte for byte (only the
 //! framing is fixed: `Content-Length` is set to the body's real length unless the row brings its
-//! own `Transfer-Encoding`). Each row gets a fresh connection, so one row that makes Envoy close
+//! own `Transfer-Encoding`, or declares fewer bytes than its body, as CRS's own runner sends it). Each row gets a fresh connection, so one row that makes Envoy close
 //! the connection cannot affect the next; rows run in parallel over several threads.
 
 use anyhow::{bail, Context, Result};
@@ -83,7 +83,11 @@ pub fn load(paths: &[impl AsRef<Path>]) -> Result<Vec<Row>> {
 /// The bytes sent for a row: request line and headers as given, body as given, with a correct
 /// `Content-Length` (replacing the row's own values in place, or appended when the body is not
 /// empty). A row with `Transfer-Encoding` is sent exactly as written (its body is already
-/// chunked).
+/// chunked). A row whose first `Content-Length` declares fewer bytes than its body keeps that
+/// length: the bytes after it are no part of this request but the next ones on the connection
+/// (CRS's test 920170-4 sends `Content-Length: 0` with data after it, to check that a `GET`
+/// is read without a body). A longer or unreadable declared length is replaced: sent as
+/// written, the connection would wait for bytes that never come.
 pub fn raw_request(row: &Row) -> Vec<u8> {
     let version = if row.version.is_empty() {
         "HTTP/1.1"
@@ -94,7 +98,9 @@ pub fn raw_request(row: &Row) -> Vec<u8> {
         .headers
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
-    let len = row.body.len().to_string();
+    let len = declared_length(row)
+        .unwrap_or(row.body.len())
+        .to_string();
     let mut out = Vec::with_capacity(row.uri.len() + row.body.len() + 512);
     out.extend_from_slice(format!("{} {} {}\r\n", row.method, row.uri, version).as_bytes());
     let mut has_length = false;
@@ -119,6 +125,15 @@ pub fn raw_request(row: &Row) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(row.body.as_bytes());
     out
+}
+
+/// The row's first `Content-Length`, when it is a number below the body's length.
+pub fn declared_length(row: &Row) -> Option<usize> {
+    row.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .filter(|&n| n < row.body.len())
 }
 
 /// A response read off the wire.
@@ -368,6 +383,25 @@ mod tests {
         );
         let r = row(&[], "");
         assert_eq!(raw_request(&r), b"POST /a?b=%27 HTTP/1.1\r\n\r\n");
+    }
+
+    #[test]
+    fn a_shorter_declared_length_is_kept() {
+        // `Content-Length: 0` and data: a request without a body, then other bytes.
+        let r = row(&[("Content-Length", "0"), ("X", "y")], "hi=test");
+        let text = String::from_utf8(raw_request(&r)).unwrap();
+        assert!(
+            text.ends_with("Content-Length: 0\r\nX: y\r\n\r\nhi=test"),
+            "{text}"
+        );
+        assert_eq!(declared_length(&r), Some(0));
+        // Longer than the body, or not a number: the body's length.
+        for declared in ["64200", "abc", "7"] {
+            let r = row(&[("Content-Length", declared)], "1234567");
+            assert_eq!(declared_length(&r), None, "{declared}");
+            let text = String::from_utf8(raw_request(&r)).unwrap();
+            assert!(text.contains("Content-Length: 7\r\n"), "{text}");
+        }
     }
 
     #[test]

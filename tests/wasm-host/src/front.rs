@@ -356,6 +356,9 @@ pub fn filter_input(
     let mut authority: Option<String> = None;
     let mut chunked = false;
     let mut has_length = false;
+    // The first declared length: fewer bytes than the body end the request there (the rest is
+    // the next request on the connection, answered after this one).
+    let mut declared: Option<usize> = None;
     // ENVOY's codec ends a header line at a bare CR too: what follows it is the next header
     // line (a response-splitting attempt never reaches the filter inside one value).
     let mut expanded: Vec<(String, String)> = Vec::with_capacity(headers.len());
@@ -399,6 +402,9 @@ pub fn filter_input(
                 continue;
             }
             "content-length" => {
+                if !has_length {
+                    declared = value.parse().ok();
+                }
                 has_length = true;
                 continue;
             }
@@ -484,7 +490,8 @@ pub fn filter_input(
             None => return Err(reject("malformed chunked body")),
         }
     } else {
-        body.to_vec()
+        let end = declared.map_or(body.len(), |n| n.min(body.len()));
+        body.get(..end).unwrap_or(body).to_vec()
     };
 
     let mut all = vec![

@@ -1213,7 +1213,10 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     }
     // A word that starts with `#` begins a comment: the shell ignores the rest of the line
     // (`| sh #` leaves the application's own arguments unrun).
-    let args: Vec<&str> = words.take_while(|w| !w.starts_with('#')).collect();
+    let mut args: Vec<&str> = words.collect();
+    if let Some(comment) = args.iter().position(|w| w.starts_with('#')) {
+        args.truncate(comment);
+    }
     // `df = pd.read_csv(f)`, `id += 1`: a name and an assignment operator is a statement in
     // every language but the shell, where it would run `df` with an argument `=`, which no
     // command line does (a shell assignment has no spaces: `df=x`, one word).
@@ -1663,7 +1666,7 @@ pub(crate) fn powershell_cmdlet(v: &str) -> bool {
 fn restricted_upload(l: &str) -> bool {
     let name = l.trim().trim_end_set(b". ");
     let base = name.rsplit_first_any(b"/\\").unwrap_or(name);
-    const NAMES: &[&str] = &[
+    const NAMES: crate::detect::Words = crate::detect::Words::new(&[
         "web.config",
         "php.ini",
         "wp-config.php",
@@ -1681,7 +1684,7 @@ fn restricted_upload(l: &str) -> bool {
         "passwd",
         "shadow",
         "sudoers",
-    ];
+    ]);
     let compact: String = base.without_whitespace();
     let stem = compact.split_first_any(b"._").unwrap_or_default();
     let config_stem = matches!(
@@ -1699,7 +1702,7 @@ fn restricted_upload(l: &str) -> bool {
         || (base.starts_with('.')
             && base.len() > 1
             && base.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic))
-        || NAMES.contains(&base)
+        || NAMES.iter().any(|n| *n == base)
 }
 
 /// A parameter named as a name or a title: `name`, `package_name`, `userName`, `title`,

@@ -1571,11 +1571,12 @@ impl<'r> Builder<'_, '_, 'r> {
             None => Raw::Request(data.get(a..e).unwrap_or_default()),
         };
         for (name, value) in pairs_of(data) {
-            if !declared && name.1 == value.0 {
-                self.arg(raw((name.0, name.0)), raw(name), true);
+            let (name, value) = if !declared && name.1 == value.0 {
+                ((name.0, name.0), name)
             } else {
-                self.arg(raw(name), raw(value), true);
-            }
+                (name, value)
+            };
+            self.arg(raw(name), raw(value), true);
         }
         self.flags.invalid_percent |= percent_bad;
     }

@@ -98,10 +98,10 @@ const SQL_ONLY_FUNCTIONS: crate::detect::Words = crate::detect::Words::new(&[
 ]);
 
 /// PostgreSQL type names: `x::int` casts are a staple of error-based injection.
-const PG_TYPES: &[&str] = &[
+const PG_TYPES: crate::detect::Words = crate::detect::Words::new(&[
     "int", "int4", "int8", "integer", "bigint", "smallint", "text", "varchar", "json", "jsonb",
     "numeric", "bool", "boolean", "regclass", "oid", "bytea", "float", "real", "xml", "char",
-];
+]);
 
 /// System catalogs that only reconnaissance queries name.
 const CATALOGS: crate::detect::Words = crate::detect::Words::new(&[
@@ -1855,7 +1855,7 @@ fn pg_cast(l: &str) -> bool {
             .unwrap_or_default();
         let after = l.as_bytes().get(p + 2 + ty.len()).copied();
         if before.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b')' | b'\'' | b'"'))
-            && PG_TYPES.contains(&ty)
+            && PG_TYPES.iter().any(|t| *t == ty)
             && after
                 .is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'_' && c != b'(' && c != b':')
         {
