@@ -98,9 +98,7 @@ pub fn raw_request(row: &Row) -> Vec<u8> {
         .headers
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
-    let len = declared_length(row)
-        .unwrap_or(row.body.len())
-        .to_string();
+    let len = declared_length(row).unwrap_or(row.body.len()).to_string();
     let mut out = Vec::with_capacity(row.uri.len() + row.body.len() + 512);
     out.extend_from_slice(format!("{} {} {}\r\n", row.method, row.uri, version).as_bytes());
     let mut has_length = false;

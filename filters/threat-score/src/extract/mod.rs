@@ -2089,10 +2089,20 @@ pub(crate) fn prepare_with<'r>(
         }
         b.lower_body = lower_body.map(|cell| (body, cell));
         let mt = media_type.as_deref().unwrap_or("");
-        body_kind = if mt.is_empty() || mt == "application/x-www-form-urlencoded" {
-            BodyKind::Form
-        } else if mt.has_lit("json") {
+        // Without a Content-Type, a JSON document is read as one: servers that decode whatever
+        // arrives (Express's `type: '*/*'`, Go's `json.NewDecoder(r.Body)`) see its members,
+        // where a form reading would cut `{"q":"1' or '1'='1"}` at its `=`.
+        let document = mt.is_empty() && {
+            let t = body.trim_ascii();
+            matches!(
+                (t.first(), t.last()),
+                (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+            )
+        };
+        body_kind = if document || mt.has_lit("json") {
             BodyKind::Json
+        } else if mt.is_empty() || mt == "application/x-www-form-urlencoded" {
+            BodyKind::Form
         } else if mt == "multipart/form-data"
             || mt == "multipart/related"
             || mt == "multipart/mixed"
@@ -3464,6 +3474,45 @@ mod tests {
         );
         assert_eq!(p.limit_hits, vec![LimitKind::ArgCount]);
         assert!(!p.inputs.iter().any(|i| i.location.name == "c"));
+    }
+
+    /// A body without a Content-Type: a piece without `=` is a value (text), not the name of
+    /// an empty field; a JSON document is read as JSON. A declared form keeps its names.
+    #[test]
+    fn undeclared_bodies_are_text_or_documents() {
+        let sources = |h: &[(String, String)], body: &'static [u8]| {
+            let req = Request::new("POST", "/").with_headers(h).with_body(body);
+            let p = prepare(req, &every_value(), &NoExcl, CategorySet::EMPTY);
+            let got: Vec<(Source, String)> = p
+                .inputs
+                .iter()
+                .filter(|i| i.location.source != Source::Path && !i.value.is_empty())
+                .map(|i| (i.location.source, i.value.to_string()))
+                .collect();
+            (p.body_kind, got)
+        };
+        let none = hdrs(&[]);
+        let (kind, got) = sources(&none, b"a line%0A&k=v");
+        assert_eq!(kind, BodyKind::Form);
+        assert_eq!(
+            got,
+            vec![
+                (Source::Arg, "a line\n".to_string()),
+                (Source::ArgName, "k".to_string()),
+                (Source::Arg, "v".to_string()),
+            ]
+        );
+        let form = hdrs(&[("content-type", "application/x-www-form-urlencoded")]);
+        let (_, got) = sources(&form, b"a line%0A&k=v");
+        assert_eq!(got[0], (Source::ArgName, "a line\n".to_string()));
+        let (kind, got) = sources(&none, br#" {"q":"1' or '1'='1"} "#);
+        assert_eq!(kind, BodyKind::Json);
+        assert!(
+            got.contains(&(Source::Arg, "1' or '1'='1".to_string())),
+            "{got:?}"
+        );
+        // Not a document (no closing brace): a form reading, as before.
+        assert_eq!(sources(&none, br#"{"q":"1""#).0, BodyKind::Form);
     }
 
     #[test]
