@@ -2091,13 +2091,15 @@ pub(crate) fn prepare_with<'r>(
         let mt = media_type.as_deref().unwrap_or("");
         // Without a Content-Type, a JSON document is read as one: servers that decode whatever
         // arrives (Express's `type: '*/*'`, Go's `json.NewDecoder(r.Body)`) see its members,
-        // where a form reading would cut `{"q":"1' or '1'='1"}` at its `=`.
+        // where a form reading would cut `{"q":"1' or '1'='1"}` at its `=`. Only a valid one
+        // (checked first, one linear pass): nobody claimed JSON, so `{foo}` is no malformed
+        // body but text, read as a form as before.
         let document = mt.is_empty() && {
             let t = body.trim_ascii();
             matches!(
                 (t.first(), t.last()),
                 (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
-            )
+            ) && json::check(body).is_ok()
         };
         body_kind = if document || mt.has_lit("json") {
             BodyKind::Json
@@ -3511,8 +3513,16 @@ mod tests {
             got.contains(&(Source::Arg, "1' or '1'='1".to_string())),
             "{got:?}"
         );
-        // Not a document (no closing brace): a form reading, as before.
-        assert_eq!(sources(&none, br#"{"q":"1""#).0, BodyKind::Form);
+        // Not a document (no closing brace, or not JSON): a form reading, as before, and no
+        // malformed body (nobody claimed JSON).
+        for body in [&br#"{"q":"1""#[..], b"{foo}", b"[1,2,]"] {
+            let req = Request::new("POST", "/")
+                .with_headers(&none)
+                .with_body(body);
+            let p = prepare(req, &every_value(), &NoExcl, CategorySet::EMPTY);
+            assert_eq!(p.body_kind, BodyKind::Form, "{body:?}");
+            assert!(!p.flags.body_malformed, "{body:?}");
+        }
     }
 
     #[test]
