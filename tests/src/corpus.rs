@@ -3,9 +3,10 @@
 //!
 //! A raw client, not an HTTP library: rows carry malformed request lines, odd header names and
 //! values, missing `Host` and such on purpose, and must reach Envoy byte for byte (only the
-//! framing is fixed: `Content-Length` is set to the body's real length unless the row brings its
-//! own `Transfer-Encoding`, or declares fewer bytes than its body, as CRS's own runner sends it). Each row gets a fresh connection, so one row that makes Envoy close
-//! the connection cannot affect the next; rows run in parallel over several threads.
+//! framing is fixed: `Content-Length` is set to the body's real length unless the row brings
+//! its own `Transfer-Encoding`, or declares fewer bytes than its body, which is sent as written,
+//! as CRS's own runner sends it). Each row gets a fresh connection, so one row that makes Envoy
+//! close the connection cannot affect the next; rows run in parallel over several threads.
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
