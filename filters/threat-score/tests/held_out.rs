@@ -2513,3 +2513,26 @@ fn path_calls_count_once_closed() {
         assert_eq!(get(path).verdict, Verdict::Block, "{path}: {:?}", get(path));
     }
 }
+
+/// A versioned interpreter followed by plain words names it ("Python3 bindings for libfoo",
+/// a package summary's first words): a command line gives it a script, a path, an option or
+/// code, and one word after it is a script run by name.
+#[test]
+fn versioned_interpreters_in_titles_versus_command_lines() {
+    both_ways(
+        &[
+            "Python3 bindings for libfoo",
+            "Node18 runtime helpers",
+            "Perl5 module for parsing dates",
+            "PHP8 extension for fast hashing",
+        ],
+        &[
+            "python3 x.py",
+            "python3 -c 'import os;os.system(\"id\")'",
+            "perl5 -e 'print 1'",
+            "ruby3.2 backdoor",
+            "a; python3 evil run",
+            "php8 /tmp/s.php",
+        ],
+    );
+}

@@ -486,7 +486,8 @@ fn versioned_interpreter(w: &str) -> bool {
     {
         return false;
     }
-    INTERPRETERS.iter().any(|i| {
+    // Read through a table: unrolled, the list stood in each of the callers it is inlined in.
+    crate::detect::Words::new(INTERPRETERS).iter().any(|i| {
         w.strip_prefix(i)
             .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
     })
@@ -1261,7 +1262,23 @@ fn command_in_words(intro: Intro, seg: &str) -> Option<&'static str> {
     // Versioned interpreters (`python3.10`) and tool families (`ansible-vault`) are program
     // names that prose does not use.
     // Compound names (`aa-disable`, `redis-cli`, `apt-get`) are not prose words either.
-    let strong_name = (versioned_interpreter(base)
+    let versioned = versioned_interpreter(base);
+    // A value that opens with a versioned interpreter and goes on with plain words only
+    // ("Python3 bindings for libfoo", "Node18 runtime helpers") names it: a command line
+    // gives it a script (`x.py`), a path, an option or code. Paranoia 2, like a program and
+    // its targets; one word after it (`python3.10 cmd`, a script run by name) stays at 1.
+    if versioned
+        && intro == Intro::Start
+        && args.len() >= 2
+        && args.iter().all(|a| {
+            let w = a.trim_end_set(b".,");
+            w.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+                && w.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+    {
+        return Some(TARGET_ONLY);
+    }
+    let strong_name = (versioned
         || FAMILIES.iter().any(|f| base.starts_with(f))
         || base.has_any(b"-_") && DISTINCTIVE_SET.contains(base))
         && args.len() <= 4;
