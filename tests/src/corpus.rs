@@ -99,7 +99,9 @@ pub fn raw_request(row: &Row) -> Vec<u8> {
         .headers
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
-    let len = declared_length(row).unwrap_or(row.body.len()).to_string();
+    let len = declared_length(&row.headers, row.body.len())
+        .unwrap_or(row.body.len())
+        .to_string();
     let mut out = Vec::with_capacity(row.uri.len() + row.body.len() + 512);
     out.extend_from_slice(format!("{} {} {}\r\n", row.method, row.uri, version).as_bytes());
     let mut has_length = false;
@@ -126,13 +128,14 @@ pub fn raw_request(row: &Row) -> Vec<u8> {
     out
 }
 
-/// The row's first `Content-Length`, when it is a number below the body's length.
-pub fn declared_length(row: &Row) -> Option<usize> {
-    row.headers
+/// The first `Content-Length` of `headers`, when it is a number below `body_len`: where the
+/// request ends on the wire ([`raw_request`]; the in-process model of Envoy reads it too).
+pub fn declared_length(headers: &[(String, String)], body_len: usize) -> Option<usize> {
+    headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .filter(|&n| n < row.body.len())
+        .filter(|&n| n < body_len)
 }
 
 /// A response read off the wire.
@@ -393,11 +396,15 @@ mod tests {
             text.ends_with("Content-Length: 0\r\nX: y\r\n\r\nhi=test"),
             "{text}"
         );
-        assert_eq!(declared_length(&r), Some(0));
+        assert_eq!(declared_length(&r.headers, r.body.len()), Some(0));
         // Longer than the body, or not a number: the body's length.
         for declared in ["64200", "abc", "7"] {
             let r = row(&[("Content-Length", declared)], "1234567");
-            assert_eq!(declared_length(&r), None, "{declared}");
+            assert_eq!(
+                declared_length(&r.headers, r.body.len()),
+                None,
+                "{declared}"
+            );
             let text = String::from_utf8(raw_request(&r)).unwrap();
             assert!(text.contains("Content-Length: 7\r\n"), "{text}");
         }

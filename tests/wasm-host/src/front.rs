@@ -356,9 +356,6 @@ pub fn filter_input(
     let mut authority: Option<String> = None;
     let mut chunked = false;
     let mut has_length = false;
-    // The first declared length: fewer bytes than the body end the request there (the rest is
-    // the next request on the connection, answered after this one).
-    let mut declared: Option<usize> = None;
     // ENVOY's codec ends a header line at a bare CR too: what follows it is the next header
     // line (a response-splitting attempt never reaches the filter inside one value).
     let mut expanded: Vec<(String, String)> = Vec::with_capacity(headers.len());
@@ -402,9 +399,6 @@ pub fn filter_input(
                 continue;
             }
             "content-length" => {
-                if !has_length {
-                    declared = value.parse().ok();
-                }
                 has_length = true;
                 continue;
             }
@@ -490,7 +484,9 @@ pub fn filter_input(
             None => return Err(reject("malformed chunked body")),
         }
     } else {
-        let end = declared.map_or(body.len(), |n| n.min(body.len()));
+        // A declared length shorter than the body ends the request there (the rest is the
+        // next request on the connection, answered after this one), as the replay sends it.
+        let end = envoy_harness::corpus::declared_length(headers, body.len()).unwrap_or(body.len());
         body.get(..end).unwrap_or(body).to_vec()
     };
 

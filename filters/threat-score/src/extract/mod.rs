@@ -1317,8 +1317,8 @@ impl<'r> Builder<'_, '_, 'r> {
         let Some(last) = self.inputs.last() else {
             return;
         };
-        let value_doc = is_document(&last.value);
-        let raw_doc = is_document(&last.raw);
+        let value_doc = is_document(last.value.as_bytes());
+        let raw_doc = is_document(last.raw.as_bytes());
         if !(value_doc || raw_doc) {
             return;
         }
@@ -1550,7 +1550,8 @@ impl<'r> Builder<'_, '_, 'r> {
     /// nobody declared one is still read as a form for the injection detectors, but no
     /// application parses it so: a piece without `=` is text, inspected as a value, not as
     /// the name of an empty field (`requests.post(url, data="a line\n")` sends no
-    /// Content-Type; its newline ends no header-injecting name).
+    /// Content-Type; its newline ends no header-injecting name), and a `%` in it (`survival is
+    /// unlikely (~2% if ...)`) is text, not a bad escape.
     fn form(&mut self, data: &'r [u8], declared: bool) {
         // Room for every pair's name and value (within the `args` limit) at once: growing
         // the inputs one doubling at a time copies them all again each time.
@@ -1562,7 +1563,7 @@ impl<'r> Builder<'_, '_, 'r> {
         // Asked of the whole string once instead of each name and value: an escape's bytes
         // (`%XX`, `%uXXXX`) are never `&` or `=`, so an escape is valid in its piece exactly
         // when it is valid here (and `%` in an empty pair does not occur).
-        let percent_bad = scan.percent && has_bad_percent(data);
+        let percent_bad = declared && scan.percent && has_bad_percent(data);
         // UTF-8 checked once for the whole string: its pieces, cut at ASCII `&` and `=`, are
         // then text without validating each again (cut from it by their offsets).
         let text = std::str::from_utf8(data).ok();
@@ -2094,13 +2095,7 @@ pub(crate) fn prepare_with<'r>(
         // where a form reading would cut `{"q":"1' or '1'='1"}` at its `=`. Only a valid one
         // (checked first, one linear pass): nobody claimed JSON, so `{foo}` is no malformed
         // body but text, read as a form as before.
-        let document = mt.is_empty() && {
-            let t = body.trim_ascii();
-            matches!(
-                (t.first(), t.last()),
-                (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
-            ) && json::check(body).is_ok()
-        };
+        let document = mt.is_empty() && is_document(body) && json::check(body).is_ok();
         body_kind = if document || mt.has_lit("json") {
             BodyKind::Json
         } else if mt.is_empty() || mt == "application/x-www-form-urlencoded" {
@@ -2116,14 +2111,7 @@ pub(crate) fn prepare_with<'r>(
             BodyKind::Raw
         };
         match body_kind {
-            BodyKind::Form if mt.is_empty() => {
-                // Read as a form for the injection detectors, but nobody declared it one: a
-                // `%` in it (`survival is unlikely (~2% if ...)`) is text, not a bad escape.
-                let declared_bad = b.flags.invalid_percent;
-                b.form(body, false);
-                b.flags.invalid_percent = declared_bad;
-            }
-            BodyKind::Form => b.form(body, true),
+            BodyKind::Form => b.form(body, !mt.is_empty()),
             // Checked once, then walked over the body's own bytes: no document tree.
             // One pass over the body's own bytes checks and walks it (no document tree).
             // Every object member and every array element is one value (CRS counts JSON
@@ -2329,11 +2317,10 @@ pub(crate) fn prepare_with<'r>(
     }
 }
 
-/// Whether `v` is written as a JSON object or array (`{...}` or `[...]`, surrounding
+/// Whether `b` is written as a JSON object or array (`{...}` or `[...]`, surrounding
 /// whitespace aside): the two bytes that decide whether [`Builder::nested_document`] walks it.
 #[inline]
-fn is_document(v: &str) -> bool {
-    let b = v.as_bytes();
+fn is_document(b: &[u8]) -> bool {
     // The first and last bytes first: nearly every value ends there.
     let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
         return false;
